@@ -1,0 +1,68 @@
+//! Smart Alarm's pure domain: validated value types, entities, and the DST-correct schedule engine.
+//!
+//! This crate does no I/O: no runtime, no database, no network, no clock
+//! reads inside the engine. Time is always an argument and the time-zone
+//! database is handed in by the application.
+//!
+//! # Schedule semantics (product promises)
+//!
+//! * **Civil-time expansion.** Schedules and RFC 5545 rules are expanded in
+//!   local (civil) time; every wall time is then resolved on its own in the
+//!   alarm's zone. Nothing steps a zoned value by days, so a gap-shifted time
+//!   never drifts into the following days.
+//! * **Gaps and folds.** A wall time inside a spring-forward gap fires shifted
+//!   forward by the gap's length (02:30 in a one-hour gap fires at 03:30), the
+//!   "compatible" rule of RFC 5545, java.time and Temporal. A wall time that
+//!   occurs twice fires once, at the earlier instant. A zone whose midnight
+//!   is skipped (America/Santiago) loses no day: 00:30 fires at 01:30. Zones
+//!   with half-hour shifts (Australia/Lord_Howe), odd offsets
+//!   (Pacific/Chatham, +12:45/+13:45), historic rules (America/Sao_Paulo's DST
+//!   until 2019) and dates after 2100 (the zone's POSIX rule) are resolved by
+//!   the same code.
+//! * **One ring per instant.** Occurrences that resolve to the same UTC
+//!   instant (two schedules at the same time, or a gap-shifted 02:30 meeting
+//!   a scheduled 03:30) merge into one occurrence listing every schedule that
+//!   produced it. Its nominal wall time is the one the clock shows at that
+//!   instant.
+//! * **Rules.** DTSTART counts as an occurrence only when it matches the rule.
+//!   COUNT counts the rule's occurrences before any suppression. UNTIL may be
+//!   UTC (`Z`, compared with the resolved instant) or local (compared in civil
+//!   time; a date alone means the end of that day). A rule with no occurrence
+//!   within 400 × INTERVAL years of DTSTART (the Gregorian calendar repeats
+//!   every 400 years) is rejected as `rule-never-fires`; rare but valid rules
+//!   (February 29 on a Monday) are accepted. Because the zone is not known
+//!   when a rule is parsed, a UTC UNTIL is judged there with a day's slack.
+//! * **No start date for daily and weekly.** They may be previewed from any
+//!   instant (1900..2200 and beyond), including before the alarm existed.
+//!   `Once` must be in the future when created or changed; an unchanged
+//!   `Once` that already fired stays in the alarm without blocking edits.
+//! * **Suppression.** Exception periods and holidays are judged on the
+//!   nominal local date in the alarm's zone. A holiday `skip` suppresses; a
+//!   `delay` moves the fire later by its minutes and, when the delayed instant
+//!   reaches the following occurrence, merges into it. A disabled alarm yields
+//!   only suppressed occurrences.
+//! * **Bounded work.** One preview examines at most [`schedule::SCAN_BUDGET`]
+//!   units (each day/week/month/year period walked and each wall time
+//!   resolved costs one), never walks past 9999-12-31, and returns at most
+//!   [`schedule::MAX_PREVIEW_LIMIT`] occurrences; when the budget runs out
+//!   the answer says it is incomplete instead of looping.
+//!
+//! # Layout
+//! * [`error`]: [`ValidationError`] (field, stable code, reason).
+//! * [`ids`]: UUID v7 newtypes.
+//! * [`tz`]: IANA zone names resolved against a handed-in database.
+//! * [`model`]: users, alarms, exception periods, holidays (and Brazil's),
+//!   routines, webhooks, alarm events, audit records.
+//! * [`schedule`]: schedules, the RRULE subset, and the occurrence engine.
+
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod schedule;
+pub mod tz;
+
+pub use error::ValidationError;
+
+/// The date-time library the domain speaks, re-exported so adapters use the
+/// same version.
+pub use jiff;

@@ -1,0 +1,21 @@
+//! Entities and value types: alarms, exception periods, holidays, routines, webhooks, events, audit.
+
+mod alarm;
+mod audit;
+pub mod brazil;
+mod exception;
+mod holiday;
+mod routine;
+mod user;
+mod webhook;
+
+pub use alarm::{
+    Alarm, AlarmDraft, AlarmName, AlarmVersion, Channel, ChannelSet, Description, EscalationPolicy,
+    MAX_SCHEDULES, Schedules, SnoozePolicy,
+};
+pub use audit::{AlarmEvent, AlarmEventKind, AuditRecord};
+pub use exception::{ExceptionKind, ExceptionPeriod, MAX_EXCEPTION_DAYS};
+pub use holiday::{DelayMinutes, Holiday, HolidayDate, HolidayName, HolidayPreference};
+pub use routine::{MAX_ROUTINE_ACTIONS, Routine, RoutineAction, RoutineName};
+pub use user::{Country, DisplayName, Email, Locale, Role, StateCode, User};
+pub use webhook::{WebhookEvent, WebhookEventSet, WebhookRegistration, WebhookUrl};

@@ -1,0 +1,291 @@
+//! Webhook registrations: where to POST which alarm events, signed with a per-registration secret.
+
+use std::fmt;
+
+use secrecy::SecretString;
+
+use crate::error::{ValidationError, codes};
+use crate::ids::{UserId, WebhookId};
+
+/// An absolute `http` or `https` URL of at most 2048 characters, with a host
+/// and without embedded credentials.
+///
+/// Whether the host is a private or loopback address is a delivery-time
+/// question (DNS can change); the notify adapter guards that.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct WebhookUrl(url::Url);
+
+impl WebhookUrl {
+    /// # Errors
+    /// `url` with `too-long` or `invalid-format`.
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        let value = value.trim();
+        let bad = |why: &str| ValidationError::new("url", codes::INVALID_FORMAT, why.to_owned());
+        if value.len() > 2048 {
+            return Err(ValidationError::new(
+                "url",
+                codes::TOO_LONG,
+                "must have at most 2048 characters",
+            ));
+        }
+        let url =
+            url::Url::parse(value).map_err(|e| bad(&format!("is not an absolute URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("must use http or https"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("must have a host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(
+                "must not embed credentials; the signature authenticates requests",
+            ));
+        }
+        if url.fragment().is_some() {
+            return Err(bad("must not have a #fragment"));
+        }
+        Ok(Self(url))
+    }
+    /// The URL text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+    /// The parsed URL.
+    pub fn as_url(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WebhookUrl({})", self.0)
+    }
+}
+
+/// An alarm event a webhook can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WebhookEvent {
+    /// `alarm.created`
+    Created,
+    /// `alarm.updated`
+    Updated,
+    /// `alarm.deleted`
+    Deleted,
+    /// `alarm.triggered`
+    Triggered,
+    /// `alarm.snoozed`
+    Snoozed,
+    /// `alarm.dismissed`
+    Dismissed,
+    /// `alarm.escalated`
+    Escalated,
+    /// `alarm.missed`
+    Missed,
+    /// `alarm.expired`
+    Expired,
+}
+
+const WEBHOOK_EVENTS: [(WebhookEvent, &str); 9] = [
+    (WebhookEvent::Created, "alarm.created"),
+    (WebhookEvent::Updated, "alarm.updated"),
+    (WebhookEvent::Deleted, "alarm.deleted"),
+    (WebhookEvent::Triggered, "alarm.triggered"),
+    (WebhookEvent::Snoozed, "alarm.snoozed"),
+    (WebhookEvent::Dismissed, "alarm.dismissed"),
+    (WebhookEvent::Escalated, "alarm.escalated"),
+    (WebhookEvent::Missed, "alarm.missed"),
+    (WebhookEvent::Expired, "alarm.expired"),
+];
+
+impl WebhookEvent {
+    /// The wire name, e.g. `alarm.triggered`.
+    pub fn as_str(self) -> &'static str {
+        WEBHOOK_EVENTS
+            .iter()
+            .find(|(e, _)| *e == self)
+            .map_or("alarm.updated", |(_, n)| n)
+    }
+    /// # Errors
+    /// `events` with `unknown-value`.
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        WEBHOOK_EVENTS
+            .iter()
+            .find(|(_, n)| *n == value)
+            .map(|(e, _)| *e)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "events",
+                    codes::UNKNOWN_VALUE,
+                    format!(
+                        "`{value}` is not one of {}",
+                        WEBHOOK_EVENTS
+                            .iter()
+                            .map(|(_, n)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+/// A non-empty set of subscribed events.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WebhookEventSet(u16);
+
+impl WebhookEventSet {
+    /// # Errors
+    /// `events` with `bad-count` when empty, `events[i]` with `duplicate`.
+    pub fn new(events: &[WebhookEvent]) -> Result<Self, ValidationError> {
+        if events.is_empty() {
+            return Err(ValidationError::new(
+                "events",
+                codes::BAD_COUNT,
+                "must name at least one event",
+            ));
+        }
+        let mut bits = 0u16;
+        for (i, e) in events.iter().enumerate() {
+            let bit = 1 << *e as u16;
+            if bits & bit != 0 {
+                return Err(ValidationError::new(
+                    format!("events[{i}]"),
+                    codes::DUPLICATE,
+                    format!("`{}` is listed twice", e.as_str()),
+                ));
+            }
+            bits |= bit;
+        }
+        Ok(Self(bits))
+    }
+    /// Whether `event` is subscribed.
+    pub fn contains(&self, event: WebhookEvent) -> bool {
+        self.0 & (1 << event as u16) != 0
+    }
+    /// The subscribed events in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = WebhookEvent> + '_ {
+        WEBHOOK_EVENTS
+            .iter()
+            .map(|(e, _)| *e)
+            .filter(|e| self.contains(*e))
+    }
+}
+
+impl fmt::Debug for WebhookEventSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set()
+            .entries(self.iter().map(WebhookEvent::as_str))
+            .finish()
+    }
+}
+
+/// A user's webhook endpoint. The signing secret is a [`SecretString`]: it
+/// never appears in `Debug` output or logs.
+#[derive(Debug, Clone)]
+pub struct WebhookRegistration {
+    id: WebhookId,
+    owner: UserId,
+    url: WebhookUrl,
+    events: WebhookEventSet,
+    secret: SecretString,
+    active: bool,
+    failure_count: u32,
+}
+
+impl WebhookRegistration {
+    /// Assembles a registration from validated parts.
+    pub fn new(
+        id: WebhookId,
+        owner: UserId,
+        url: WebhookUrl,
+        events: WebhookEventSet,
+        secret: SecretString,
+        active: bool,
+        failure_count: u32,
+    ) -> Self {
+        Self {
+            id,
+            owner,
+            url,
+            events,
+            secret,
+            active,
+            failure_count,
+        }
+    }
+    /// The id.
+    pub fn id(&self) -> WebhookId {
+        self.id
+    }
+    /// The owner.
+    pub fn owner(&self) -> UserId {
+        self.owner
+    }
+    /// The endpoint.
+    pub fn url(&self) -> &WebhookUrl {
+        &self.url
+    }
+    /// The subscribed events.
+    pub fn events(&self) -> WebhookEventSet {
+        self.events
+    }
+    /// The signing secret.
+    pub fn secret(&self) -> &SecretString {
+        &self.secret
+    }
+    /// Whether deliveries are made.
+    pub fn active(&self) -> bool {
+        self.active
+    }
+    /// Consecutive failed deliveries.
+    pub fn failure_count(&self) -> u32 {
+        self.failure_count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_absolute_http_without_credentials() {
+        assert!(WebhookUrl::parse("https://hooks.example.com/alarm?x=1").is_ok());
+        for bad in [
+            "/relative",
+            "ftp://example.com",
+            "https://user:pw@example.com/",
+            "https://example.com/#frag",
+            "not a url",
+        ] {
+            assert_eq!(WebhookUrl::parse(bad).unwrap_err().field(), "url", "{bad}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(2040));
+        assert_eq!(
+            WebhookUrl::parse(&long).unwrap_err().code(),
+            codes::TOO_LONG
+        );
+    }
+
+    #[test]
+    fn event_sets_and_secret_redaction() {
+        let set = WebhookEventSet::new(&[WebhookEvent::Triggered, WebhookEvent::Missed]).unwrap();
+        assert!(set.contains(WebhookEvent::Missed) && !set.contains(WebhookEvent::Created));
+        assert!(WebhookEventSet::new(&[]).is_err());
+        assert_eq!(
+            WebhookEvent::parse("alarm.expired").unwrap(),
+            WebhookEvent::Expired
+        );
+        assert!(WebhookEvent::parse("alarm.exploded").is_err());
+        let reg = WebhookRegistration::new(
+            WebhookId::generate(),
+            UserId::generate(),
+            WebhookUrl::parse("https://example.com/h").unwrap(),
+            set,
+            SecretString::from("s3cr3t-value".to_owned()),
+            true,
+            0,
+        );
+        let debug = format!("{reg:?}");
+        assert!(!debug.contains("s3cr3t-value"), "{debug}");
+    }
+}
