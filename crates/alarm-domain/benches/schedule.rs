@@ -1,1 +1,2 @@
+//! Placeholder replaced by the schedule benchmark.
 fn main() {}

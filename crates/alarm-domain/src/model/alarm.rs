@@ -6,7 +6,7 @@ use jiff::Timestamp;
 
 use crate::error::{ValidationError, check_text, codes};
 use crate::ids::{AlarmId, BlobId, UserId};
-use crate::schedule::{self, Calendar, OccurrenceQuery, Preview, Schedule};
+use crate::schedule::{self, Calendar, OccurrenceQuery, Preview, RecurrenceRule, Schedule};
 use crate::tz::TimeZoneName;
 
 /// An alarm's name: 1..=100 characters after trimming.
@@ -370,16 +370,16 @@ pub struct Alarm {
     updated_at: Timestamp,
 }
 
-/// Checks that every `Once` schedule not already in `previous` lies after `now`.
-fn check_once_in_future(
+/// Checks what depends on the zone or the clock, for every schedule not
+/// already in `previous`: a `Once` must lie after `now`, and a rule must
+/// produce at least one occurrence in the alarm's zone (parsing alone cannot
+/// judge a UTC `UNTIL` exactly, since the zone was not known then).
+fn check_schedules(
     draft: &AlarmDraft,
     previous: Option<&AlarmDraft>,
     now: Timestamp,
 ) -> Result<(), ValidationError> {
     for (i, s) in draft.schedules.as_slice().iter().enumerate() {
-        let Schedule::Once { date, time } = s else {
-            continue;
-        };
         // An unchanged one-off schedule (same zone) may have fired already;
         // it must not block editing the rest of the alarm.
         let unchanged = previous
@@ -387,6 +387,12 @@ fn check_once_in_future(
         if unchanged {
             continue;
         }
+        let Schedule::Once { date, time } = s else {
+            if let Schedule::Rule(rule) = s {
+                check_rule_fires(rule, draft).map_err(|e| e.within(&format!("schedules[{i}]")))?;
+            }
+            continue;
+        };
         let at = date
             .to_datetime(time.as_civil())
             .to_zoned(draft.time_zone.zone().clone())
@@ -402,18 +408,40 @@ fn check_once_in_future(
     Ok(())
 }
 
+fn check_rule_fires(rule: &RecurrenceRule, draft: &AlarmDraft) -> Result<(), ValidationError> {
+    let zone = draft.time_zone.zone();
+    // Start a little before DTSTART's earliest possible instant.
+    let after = rule
+        .dtstart()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp() - jiff::SignedDuration::from_hours(48))
+        .unwrap_or(Timestamp::MIN);
+    let query = OccurrenceQuery { after, limit: 1, include_suppressed: false };
+    let preview = schedule::occurrences(std::slice::from_ref(&Schedule::Rule(rule.clone())), zone, true, &Calendar::default(), &query);
+    if preview.items.is_empty() && preview.complete {
+        return Err(ValidationError::new(
+            "rrule",
+            codes::RULE_NEVER_FIRES,
+            format!("the rule has no occurrence in {} before its UNTIL", draft.time_zone),
+        ));
+    }
+    Ok(())
+}
+
 impl Alarm {
     /// Creates version 1 of a new alarm at `now`.
     ///
     /// # Errors
-    /// `schedules[i]` with `in-the-past` for a `Once` schedule not after `now`.
+    /// `schedules[i]` with `in-the-past` for a `Once` schedule not after
+    /// `now`; `schedules[i].rrule` with `rule-never-fires` for a rule with no
+    /// occurrence in the alarm's zone.
     pub fn create(
         id: AlarmId,
         owner: UserId,
         draft: AlarmDraft,
         now: Timestamp,
     ) -> Result<Self, ValidationError> {
-        check_once_in_future(&draft, None, now)?;
+        check_schedules(&draft, None, now)?;
         Ok(Self {
             id,
             owner,
@@ -430,7 +458,7 @@ impl Alarm {
     /// `schedules[i]` with `in-the-past` for a new or changed `Once` schedule
     /// not after `now`.
     pub fn revise(&self, draft: AlarmDraft, now: Timestamp) -> Result<Self, ValidationError> {
-        check_once_in_future(&draft, Some(&self.draft), now)?;
+        check_schedules(&draft, Some(&self.draft), now)?;
         Ok(Self {
             draft,
             version: self.version.next(),

@@ -1,0 +1,260 @@
+//! Project automation behind `cargo xtask`: the CI gate, the architecture check and benchmarks.
+
+use std::env;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+const USAGE: &str = "\
+Usage: cargo xtask <command>
+
+Commands:
+  ci                      fmt, clippy, tests, cargo-deny and the architecture check, in order
+  arch                    only the architecture check: alarm-domain must not pull in I/O crates
+  bench <target> [args]   run a benchmark program; extra args go to the bench binary
+  help                    this text
+";
+
+/// Crates that mean I/O or a runtime. The domain is pure, so none of them may appear anywhere in
+/// its normal dependency tree, not even transitively, which `deny.toml` cannot express.
+const FORBIDDEN_IN_DOMAIN: &[&str] = &[
+    "tokio",
+    "hyper",
+    "sqlx",
+    "sea-orm",
+    "poem",
+    "object_store",
+    "reqwest",
+    "lettre",
+    "vaultrs",
+];
+
+/// A benchmark program that `cargo xtask bench <name>` knows how to run.
+struct Bench {
+    name: &'static str,
+    package: &'static str,
+    bench: &'static str,
+}
+
+/// Benchmarks print figures instead of asserting on timings, so each one is a separate program;
+/// adding a new one (store, worker) is one entry here.
+const BENCHES: &[Bench] = &[Bench {
+    name: "schedule",
+    package: "alarm-domain",
+    bench: "schedule",
+}];
+
+/// A CI step: its name for the banner and the summary, and the work itself.
+type Step = (&'static str, fn() -> Result<(), String>);
+
+/// Cheap, local checks come first so that a formatting slip fails in seconds, not minutes.
+const CI_STEPS: &[Step] = &[
+    ("fmt", fmt),
+    ("clippy", clippy),
+    ("test", test),
+    ("deny", deny),
+    ("arch", arch),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        None | Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some("ci") => ci(),
+        Some("arch") => arch(),
+        Some("bench") => bench(&args[1..]),
+        Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ci() -> Result<(), String> {
+    let mut timings = Vec::with_capacity(CI_STEPS.len());
+    for &(name, step) in CI_STEPS {
+        println!("==> xtask ci: {name}");
+        let started = Instant::now();
+        step().map_err(|e| format!("xtask ci: step `{name}` failed: {e}"))?;
+        timings.push(format!("{name} {:.1}s", started.elapsed().as_secs_f64()));
+    }
+    println!(
+        "==> xtask ci: all {} steps passed ({})",
+        CI_STEPS.len(),
+        timings.join(", ")
+    );
+    Ok(())
+}
+
+fn fmt() -> Result<(), String> {
+    run(cargo(["fmt", "--all", "--", "--check"]))
+}
+
+fn clippy() -> Result<(), String> {
+    run(cargo([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+fn test() -> Result<(), String> {
+    if succeeds(cargo(["nextest", "--version"])) {
+        run(cargo(["nextest", "run", "--workspace", "--locked"]))?;
+    } else {
+        println!("    cargo-nextest not found, falling back to cargo test");
+        run(cargo(["test", "--workspace", "--locked"]))?;
+    }
+    // Neither runner above covers doctests (nextest cannot run them at all), and they are the
+    // examples readers copy, so they get their own pass.
+    run(cargo(["test", "--workspace", "--doc", "--locked"]))
+}
+
+fn deny() -> Result<(), String> {
+    if !succeeds(cargo(["deny", "--version"])) {
+        println!("    cargo-deny not found, installing it");
+        run(cargo(["install", "cargo-deny", "--locked"]))?;
+    }
+    // Advisories are left out: they need the network and would make the gate flaky offline.
+    run(cargo([
+        "deny",
+        "--all-features",
+        "check",
+        "bans",
+        "licenses",
+        "sources",
+    ]))
+}
+
+fn arch() -> Result<(), String> {
+    let mut tree = cargo([
+        "tree",
+        "-p",
+        "alarm-domain",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ]);
+    let output = tree
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start `{}`: {e}", describe(&tree)))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`{}` exited with {}",
+            describe(&tree),
+            output.status
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut offending: Vec<&str> = stdout
+        .lines()
+        // `(*)` only marks a repeated subtree; without it each crate is reported once.
+        .map(|line| line.trim_end_matches(" (*)"))
+        .filter(|line| {
+            // Compare the whole name: `tokio-util` or `hyper-util` alone are not the violation.
+            let name = line.split_whitespace().next().unwrap_or_default();
+            FORBIDDEN_IN_DOMAIN.contains(&name)
+        })
+        .collect();
+    offending.sort_unstable();
+    offending.dedup();
+    if offending.is_empty() {
+        println!("    alarm-domain's normal dependency tree is free of I/O crates");
+        return Ok(());
+    }
+    for line in &offending {
+        eprintln!("    forbidden in alarm-domain: {line}");
+    }
+    Err(format!(
+        "alarm-domain must stay pure, but its dependency tree contains {} forbidden crate(s); \
+         see `cargo tree -p alarm-domain -e normal -i <crate>` for the path",
+        offending.len()
+    ))
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let known = BENCHES
+        .iter()
+        .map(|b| b.name)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some((target, extra)) = args.split_first() else {
+        return Err(format!("missing bench target; known targets: {known}"));
+    };
+    let Some(bench) = BENCHES.iter().find(|b| b.name == target) else {
+        return Err(format!(
+            "unknown bench target `{target}`; known targets: {known}"
+        ));
+    };
+    let mut command = cargo(["bench", "-p", bench.package, "--bench", bench.bench]);
+    if !extra.is_empty() {
+        command.arg("--").args(extra);
+    }
+    run(command)
+}
+
+/// A cargo invocation rooted at the workspace, so that xtask behaves the same from any directory.
+/// `CARGO` is honoured because it names the toolchain that is running us.
+fn cargo<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let program = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root");
+    let mut command = Command::new(program);
+    command.args(args).current_dir(root);
+    command
+}
+
+fn run(mut command: Command) -> Result<(), String> {
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot start `{}`: {e}", describe(&command)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` exited with {status}", describe(&command)))
+    }
+}
+
+/// Probes whether a tool works without letting its output clutter the log.
+fn succeeds(mut command: Command) -> bool {
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn describe(command: &Command) -> String {
+    // Show `cargo`, not the toolchain's absolute path, so the message reads like the command a
+    // person would type to reproduce the failure.
+    let program = Path::new(command.get_program())
+        .file_name()
+        .unwrap_or(command.get_program())
+        .to_string_lossy()
+        .into_owned();
+    command
+        .get_args()
+        .map(|arg| arg.to_string_lossy())
+        .fold(program, |line, arg| line + " " + &arg)
+}
