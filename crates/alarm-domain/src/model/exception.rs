@@ -170,7 +170,7 @@ mod tests {
             "Trip",
             ExceptionKind::Travel,
             date(2023, 1, 1),
-            date(2024, 1, 1),
+            date(2024, 1, 2),
         );
         assert_eq!(long.unwrap_err().code(), codes::OUT_OF_RANGE);
         let inverted = ExceptionPeriod::new(
