@@ -13,26 +13,54 @@ fn p(local: &str, utc: &str) -> (String, String) {
 
 #[test]
 fn once_fires_once_and_never_again() {
-    let s = Schedule::Once { date: "2030-05-01".parse().unwrap(), time: t("06:15") };
+    let s = Schedule::Once {
+        date: "2030-05-01".parse().unwrap(),
+        time: t("06:15"),
+    };
     let items = run(&[s.clone()], "Europe/Lisbon", "2026-01-01T00:00:00Z", 5);
-    assert_eq!(pairs(&items), vec![p("2030-05-01 06:15", "2030-05-01T05:15Z")]);
-    assert!(run(&[s], "Europe/Lisbon", "2030-05-01T05:15:00Z", 5).is_empty(), "`after` is exclusive");
+    assert_eq!(
+        pairs(&items),
+        vec![p("2030-05-01 06:15", "2030-05-01T05:15Z")]
+    );
+    assert!(
+        run(&[s], "Europe/Lisbon", "2030-05-01T05:15:00Z", 5).is_empty(),
+        "`after` is exclusive"
+    );
 }
 
 #[test]
 fn weekly_and_presets() {
     let days = WeekdaySet::parse(&["mon", "WED", "fri"]).unwrap();
-    let s = Schedule::Weekly { days, time: t("07:00") };
+    let s = Schedule::Weekly {
+        days,
+        time: t("07:00"),
+    };
     // 2026-11-22 is a Sunday.
     let items = run(&[s], "UTC", "2026-11-22T00:00:00Z", 4);
-    assert_eq!(dates(&items), ["2026-11-23", "2026-11-25", "2026-11-27", "2026-11-30"]);
-    let weekend = run(&[Schedule::weekends(t("09:00"))], "UTC", "2026-11-22T00:00:00Z", 3);
+    assert_eq!(
+        dates(&items),
+        ["2026-11-23", "2026-11-25", "2026-11-27", "2026-11-30"]
+    );
+    let weekend = run(
+        &[Schedule::weekends(t("09:00"))],
+        "UTC",
+        "2026-11-22T00:00:00Z",
+        3,
+    );
     assert_eq!(dates(&weekend), ["2026-11-22", "2026-11-28", "2026-11-29"]);
-    let weekdays = run(&[Schedule::weekdays(t("09:00"))], "UTC", "2026-11-21T00:00:00Z", 2);
+    let weekdays = run(
+        &[Schedule::weekdays(t("09:00"))],
+        "UTC",
+        "2026-11-21T00:00:00Z",
+        2,
+    );
     assert_eq!(dates(&weekdays), ["2026-11-23", "2026-11-24"]);
     let err = WeekdaySet::parse(&["mon", "mon"]).unwrap_err();
     assert_eq!((err.field(), err.code()), ("days[1]", codes::DUPLICATE));
-    assert_eq!(WeekdaySet::parse::<&str>(&[]).unwrap_err().code(), codes::BAD_COUNT);
+    assert_eq!(
+        WeekdaySet::parse::<&str>(&[]).unwrap_err().code(),
+        codes::BAD_COUNT
+    );
 }
 
 #[test]
@@ -41,41 +69,125 @@ fn daily_previews_any_instant_from_1900_to_2200() {
     // Paris used local mean time (+00:09:21) until 1911.
     assert_eq!(pairs(&items)[0].0, "1900-01-01 08:00");
     let late = run(&[daily("08:00")], "Europe/Paris", "2199-12-31T12:00:00Z", 1);
-    assert_eq!(pairs(&late), vec![p("2200-01-01 08:00", "2200-01-01T07:00Z")]);
+    assert_eq!(
+        pairs(&late),
+        vec![p("2200-01-01 08:00", "2200-01-01T07:00Z")]
+    );
 }
 
 #[test]
 fn rule_table() {
     let cases: &[(&str, &str, &str, &[&str])] = &[
         // Last Friday of the month.
-        ("FREQ=MONTHLY;BYDAY=-1FR", "2026-01-01T09:00", "2025-12-31T00:00:00Z", &["2026-01-30", "2026-02-27", "2026-03-27", "2026-04-24"]),
+        (
+            "FREQ=MONTHLY;BYDAY=-1FR",
+            "2026-01-01T09:00",
+            "2025-12-31T00:00:00Z",
+            &["2026-01-30", "2026-02-27", "2026-03-27", "2026-04-24"],
+        ),
         // Last day of the month.
-        ("FREQ=MONTHLY;BYMONTHDAY=-1", "2026-01-01T09:00", "2025-12-31T00:00:00Z", &["2026-01-31", "2026-02-28", "2026-03-31"]),
+        (
+            "FREQ=MONTHLY;BYMONTHDAY=-1",
+            "2026-01-01T09:00",
+            "2025-12-31T00:00:00Z",
+            &["2026-01-31", "2026-02-28", "2026-03-31"],
+        ),
         // US Thanksgiving.
-        ("FREQ=YEARLY;BYMONTH=11;BYDAY=4TH", "2026-01-01T09:00", "2025-12-31T00:00:00Z", &["2026-11-26", "2027-11-25", "2028-11-23"]),
+        (
+            "FREQ=YEARLY;BYMONTH=11;BYDAY=4TH",
+            "2026-01-01T09:00",
+            "2025-12-31T00:00:00Z",
+            &["2026-11-26", "2027-11-25", "2028-11-23"],
+        ),
         // Last weekday of the month.
-        ("FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1", "2026-01-01T09:00", "2025-12-31T00:00:00Z", &["2026-01-30", "2026-02-27", "2026-03-31"]),
+        (
+            "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+            "2026-01-01T09:00",
+            "2025-12-31T00:00:00Z",
+            &["2026-01-30", "2026-02-27", "2026-03-31"],
+        ),
         // DTSTART (a Thursday) is not an occurrence of a Monday rule.
-        ("FREQ=WEEKLY;BYDAY=MO", "2026-01-01T09:00", "2025-12-31T00:00:00Z", &["2026-01-05", "2026-01-12"]),
+        (
+            "FREQ=WEEKLY;BYDAY=MO",
+            "2026-01-01T09:00",
+            "2025-12-31T00:00:00Z",
+            &["2026-01-05", "2026-01-12"],
+        ),
         // RFC 5545's WKST example, both week starts.
-        ("FREQ=WEEKLY;INTERVAL=2;COUNT=4;BYDAY=TU,SU;WKST=MO", "1997-08-05T09:00", "1997-01-01T00:00:00Z", &["1997-08-05", "1997-08-10", "1997-08-19", "1997-08-24"]),
-        ("FREQ=WEEKLY;INTERVAL=2;COUNT=4;BYDAY=TU,SU;WKST=SU", "1997-08-05T09:00", "1997-01-01T00:00:00Z", &["1997-08-05", "1997-08-17", "1997-08-19", "1997-08-31"]),
+        (
+            "FREQ=WEEKLY;INTERVAL=2;COUNT=4;BYDAY=TU,SU;WKST=MO",
+            "1997-08-05T09:00",
+            "1997-01-01T00:00:00Z",
+            &["1997-08-05", "1997-08-10", "1997-08-19", "1997-08-24"],
+        ),
+        (
+            "FREQ=WEEKLY;INTERVAL=2;COUNT=4;BYDAY=TU,SU;WKST=SU",
+            "1997-08-05T09:00",
+            "1997-01-01T00:00:00Z",
+            &["1997-08-05", "1997-08-17", "1997-08-19", "1997-08-31"],
+        ),
         // COUNT counts from DTSTART even when the preview starts later.
-        ("FREQ=DAILY;COUNT=3", "2026-01-01T07:00", "2026-01-02T12:00:00Z", &["2026-01-03"]),
+        (
+            "FREQ=DAILY;COUNT=3",
+            "2026-01-01T07:00",
+            "2026-01-02T12:00:00Z",
+            &["2026-01-03"],
+        ),
         // A local UNTIL date includes that whole day.
-        ("FREQ=DAILY;UNTIL=20260103", "2026-01-01T07:00", "2025-12-31T00:00:00Z", &["2026-01-01", "2026-01-02", "2026-01-03"]),
+        (
+            "FREQ=DAILY;UNTIL=20260103",
+            "2026-01-01T07:00",
+            "2025-12-31T00:00:00Z",
+            &["2026-01-01", "2026-01-02", "2026-01-03"],
+        ),
         // The 31st of every other month (January, March, May…).
-        ("FREQ=MONTHLY;INTERVAL=2;BYMONTHDAY=31", "2026-01-31T07:00", "2026-01-01T00:00:00Z", &["2026-01-31", "2026-03-31", "2026-05-31"]),
+        (
+            "FREQ=MONTHLY;INTERVAL=2;BYMONTHDAY=31",
+            "2026-01-31T07:00",
+            "2026-01-01T00:00:00Z",
+            &["2026-01-31", "2026-03-31", "2026-05-31"],
+        ),
         // The 31st of every month skips short months.
-        ("FREQ=MONTHLY;BYMONTHDAY=31", "2026-01-31T07:00", "2026-01-01T00:00:00Z", &["2026-01-31", "2026-03-31", "2026-05-31", "2026-07-31"]),
+        (
+            "FREQ=MONTHLY;BYMONTHDAY=31",
+            "2026-01-31T07:00",
+            "2026-01-01T00:00:00Z",
+            &["2026-01-31", "2026-03-31", "2026-05-31", "2026-07-31"],
+        ),
         // The first Monday of each year (ordinal within the year).
-        ("FREQ=YEARLY;BYDAY=1MO", "2026-01-01T07:00", "2026-01-01T00:00:00Z", &["2026-01-05", "2027-01-04"]),
+        (
+            "FREQ=YEARLY;BYDAY=1MO",
+            "2026-01-01T07:00",
+            "2026-01-01T00:00:00Z",
+            &["2026-01-05", "2027-01-04"],
+        ),
         // The 20th Monday of the year.
-        ("FREQ=YEARLY;BYDAY=20MO", "2026-01-01T07:00", "2026-01-01T00:00:00Z", &["2026-05-18", "2027-05-17"]),
+        (
+            "FREQ=YEARLY;BYDAY=20MO",
+            "2026-01-01T07:00",
+            "2026-01-01T00:00:00Z",
+            &["2026-05-18", "2027-05-17"],
+        ),
         // Leap day only in leap years.
-        ("FREQ=YEARLY", "2024-02-29T07:00", "2024-01-01T00:00:00Z", &["2024-02-29", "2028-02-29"]),
+        (
+            "FREQ=YEARLY",
+            "2024-02-29T07:00",
+            "2024-01-01T00:00:00Z",
+            &["2024-02-29", "2028-02-29"],
+        ),
         // DAILY limited by BYMONTH and BYDAY.
-        ("FREQ=DAILY;BYMONTH=2;BYDAY=SA", "2026-01-01T07:00", "2026-01-01T00:00:00Z", &["2026-02-07", "2026-02-14", "2026-02-21", "2026-02-28", "2027-02-06"]),
+        (
+            "FREQ=DAILY;BYMONTH=2;BYDAY=SA",
+            "2026-01-01T07:00",
+            "2026-01-01T00:00:00Z",
+            &[
+                "2026-02-07",
+                "2026-02-14",
+                "2026-02-21",
+                "2026-02-28",
+                "2027-02-06",
+            ],
+        ),
     ];
     for (rrule, dtstart, after, want) in cases {
         let items = run(&[rule(rrule, dtstart)], "UTC", after, want.len() + 1);
@@ -88,30 +200,79 @@ fn rule_table() {
 
 #[test]
 fn count_rules_end() {
-    let items = run(&[rule("FREQ=WEEKLY;INTERVAL=2;COUNT=4;BYDAY=TU,SU;WKST=MO", "1997-08-05T09:00")], "America/New_York", "1997-01-01T00:00:00Z", 10);
+    let items = run(
+        &[rule(
+            "FREQ=WEEKLY;INTERVAL=2;COUNT=4;BYDAY=TU,SU;WKST=MO",
+            "1997-08-05T09:00",
+        )],
+        "America/New_York",
+        "1997-01-01T00:00:00Z",
+        10,
+    );
     assert_eq!(items.len(), 4, "COUNT=4 ends the rule");
     assert_eq!(pairs(&items)[0], p("1997-08-05 09:00", "1997-08-05T13:00Z"));
 }
 
 #[test]
 fn by_hour_and_minute_expand_within_the_day() {
-    let items = run(&[rule("FREQ=DAILY;BYHOUR=8,20;BYMINUTE=0,30", "2026-01-01T00:00")], "UTC", "2026-01-01T00:00:00Z", 5);
+    let items = run(
+        &[rule(
+            "FREQ=DAILY;BYHOUR=8,20;BYMINUTE=0,30",
+            "2026-01-01T00:00",
+        )],
+        "UTC",
+        "2026-01-01T00:00:00Z",
+        5,
+    );
     let times: Vec<String> = pairs(&items).into_iter().map(|(l, _)| l).collect();
-    assert_eq!(times, ["2026-01-01 08:00", "2026-01-01 08:30", "2026-01-01 20:00", "2026-01-01 20:30", "2026-01-02 08:00"]);
+    assert_eq!(
+        times,
+        [
+            "2026-01-01 08:00",
+            "2026-01-01 08:30",
+            "2026-01-01 20:00",
+            "2026-01-01 20:30",
+            "2026-01-02 08:00"
+        ]
+    );
 }
 
 #[test]
 fn utc_until_is_compared_with_the_instant() {
     // 07:00 in New York in January is 12:00Z.
-    let incl = run(&[rule("FREQ=DAILY;UNTIL=20260103T120000Z", "2026-01-01T07:00")], "America/New_York", "2025-12-31T00:00:00Z", 10);
+    let incl = run(
+        &[rule(
+            "FREQ=DAILY;UNTIL=20260103T120000Z",
+            "2026-01-01T07:00",
+        )],
+        "America/New_York",
+        "2025-12-31T00:00:00Z",
+        10,
+    );
     assert_eq!(incl.len(), 3);
-    let excl = run(&[rule("FREQ=DAILY;UNTIL=20260103T115959Z", "2026-01-01T07:00")], "America/New_York", "2025-12-31T00:00:00Z", 10);
+    let excl = run(
+        &[rule(
+            "FREQ=DAILY;UNTIL=20260103T115959Z",
+            "2026-01-01T07:00",
+        )],
+        "America/New_York",
+        "2025-12-31T00:00:00Z",
+        10,
+    );
     assert_eq!(excl.len(), 2);
 }
 
 #[test]
 fn feb_29_on_a_monday_is_rare_but_valid() {
-    let items = run(&[rule("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO", "2000-01-01T08:00")], "UTC", "2000-01-01T00:00:00Z", 3);
+    let items = run(
+        &[rule(
+            "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO",
+            "2000-01-01T08:00",
+        )],
+        "UTC",
+        "2000-01-01T00:00:00Z",
+        3,
+    );
     assert_eq!(dates(&items), ["2016-02-29", "2044-02-29", "2072-02-29"]);
 }
 
@@ -120,12 +281,22 @@ fn rules_that_never_fire_are_rejected() {
     for (rrule, dtstart) in [
         ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "2026-01-01T07:00"),
         ("FREQ=MONTHLY;BYMONTH=4;BYMONTHDAY=31", "2026-01-01T07:00"),
-        ("FREQ=DAILY;BYMONTHDAY=31;BYMONTH=2,4,6,9,11", "2026-01-01T07:00"),
+        (
+            "FREQ=DAILY;BYMONTHDAY=31;BYMONTH=2,4,6,9,11",
+            "2026-01-01T07:00",
+        ),
         ("FREQ=WEEKLY;BYDAY=MO;UNTIL=20260104", "2026-01-01T07:00"),
-        ("FREQ=MONTHLY;BYDAY=5MO;BYMONTH=2;BYMONTHDAY=1", "2026-01-01T07:00"),
+        (
+            "FREQ=MONTHLY;BYDAY=5MO;BYMONTH=2;BYMONTHDAY=1",
+            "2026-01-01T07:00",
+        ),
     ] {
         let err = RecurrenceRule::parse(rrule, dtstart).unwrap_err();
-        assert_eq!((err.field(), err.code()), ("rrule", codes::RULE_NEVER_FIRES), "{rrule}");
+        assert_eq!(
+            (err.field(), err.code()),
+            ("rrule", codes::RULE_NEVER_FIRES),
+            "{rrule}"
+        );
     }
 }
 
@@ -160,12 +331,29 @@ fn parse_errors_name_the_offending_part() {
         let err = RecurrenceRule::parse(rrule, "2026-01-01T07:00").unwrap_err();
         assert_eq!(err.field(), "rrule", "{rrule}");
         assert_eq!(err.code(), codes::INVALID_RULE, "{rrule}");
-        assert!(err.message().starts_with(part), "{rrule}: {}", err.message());
+        assert!(
+            err.message().starts_with(part),
+            "{rrule}: {}",
+            err.message()
+        );
     }
-    for bad in ["2026-01-01T07:00Z", "2026-01-01T07:00-03:00", "2026-01-01", "2026-13-01T07:00", "1850-01-01T07:00"] {
-        assert_eq!(RecurrenceRule::parse("FREQ=DAILY", bad).unwrap_err().field(), "dtstart", "{bad}");
+    for bad in [
+        "2026-01-01T07:00Z",
+        "2026-01-01T07:00-03:00",
+        "2026-01-01",
+        "2026-13-01T07:00",
+        "1850-01-01T07:00",
+    ] {
+        assert_eq!(
+            RecurrenceRule::parse("FREQ=DAILY", bad)
+                .unwrap_err()
+                .field(),
+            "dtstart",
+            "{bad}"
+        );
     }
-    let r = RecurrenceRule::parse("freq=monthly;byday=-1fr;interval=1", "2026-01-01T07:00").unwrap();
+    let r =
+        RecurrenceRule::parse("freq=monthly;byday=-1fr;interval=1", "2026-01-01T07:00").unwrap();
     assert_eq!(r.as_str(), "FREQ=MONTHLY;BYDAY=-1FR");
 }
 
@@ -173,7 +361,12 @@ fn parse_errors_name_the_offending_part() {
 
 #[test]
 fn new_york_gap_shifts_forward_and_fold_fires_once_at_the_earlier_instant() {
-    let items = run(&[daily("02:30")], "America/New_York", "2026-03-07T00:00:00Z", 3);
+    let items = run(
+        &[daily("02:30")],
+        "America/New_York",
+        "2026-03-07T00:00:00Z",
+        3,
+    );
     assert_eq!(
         pairs(&items),
         vec![
@@ -182,10 +375,18 @@ fn new_york_gap_shifts_forward_and_fold_fires_once_at_the_earlier_instant() {
             p("2026-03-09 02:30", "2026-03-09T06:30Z"),
         ]
     );
-    assert_eq!(items[1].adjustment().gap_shift, Some(SignedDuration::from_hours(1)));
+    assert_eq!(
+        items[1].adjustment().gap_shift,
+        Some(SignedDuration::from_hours(1))
+    );
     assert!(items[0].adjustment().is_none());
 
-    let fold = run(&[daily("01:30")], "America/New_York", "2026-10-31T12:00:00Z", 3);
+    let fold = run(
+        &[daily("01:30")],
+        "America/New_York",
+        "2026-10-31T12:00:00Z",
+        3,
+    );
     assert_eq!(
         pairs(&fold),
         vec![
@@ -198,28 +399,65 @@ fn new_york_gap_shifts_forward_and_fold_fires_once_at_the_earlier_instant() {
 
 #[test]
 fn a_shifted_time_meeting_a_scheduled_one_merges() {
-    let items = run(&[daily("02:30"), daily("03:30")], "America/New_York", "2026-03-08T00:00:00Z", 3);
+    let items = run(
+        &[daily("02:30"), daily("03:30")],
+        "America/New_York",
+        "2026-03-08T00:00:00Z",
+        3,
+    );
     assert_eq!(pairs(&items)[0], p("2026-03-08 03:30", "2026-03-08T07:30Z"));
     assert_eq!(items[0].schedules().indexes(), [0, 1]);
-    assert!(items[0].adjustment().gap_shift.is_none(), "the nominal time is the one the clock shows");
+    assert!(
+        items[0].adjustment().gap_shift.is_none(),
+        "the nominal time is the one the clock shows"
+    );
     assert_eq!(pairs(&items)[1], p("2026-03-09 02:30", "2026-03-09T06:30Z"));
     // Two identical schedules ring once.
-    let same = run(&[daily("07:00"), daily("07:00")], "UTC", "2026-01-01T00:00:00Z", 2);
+    let same = run(
+        &[daily("07:00"), daily("07:00")],
+        "UTC",
+        "2026-01-01T00:00:00Z",
+        2,
+    );
     assert_eq!(dates(&same), ["2026-01-01", "2026-01-02"]);
 }
 
 #[test]
 fn london() {
-    let gap = run(&[daily("01:30")], "Europe/London", "2026-03-29T00:00:00Z", 1);
-    assert_eq!(pairs(&gap), vec![p("2026-03-29 01:30", "2026-03-29T01:30Z")]);
-    let fold = run(&[daily("01:30")], "Europe/London", "2026-10-25T00:00:00Z", 2);
-    assert_eq!(pairs(&fold), vec![p("2026-10-25 01:30", "2026-10-25T00:30Z"), p("2026-10-26 01:30", "2026-10-26T01:30Z")]);
+    let gap = run(
+        &[daily("01:30")],
+        "Europe/London",
+        "2026-03-29T00:00:00Z",
+        1,
+    );
+    assert_eq!(
+        pairs(&gap),
+        vec![p("2026-03-29 01:30", "2026-03-29T01:30Z")]
+    );
+    let fold = run(
+        &[daily("01:30")],
+        "Europe/London",
+        "2026-10-25T00:00:00Z",
+        2,
+    );
+    assert_eq!(
+        pairs(&fold),
+        vec![
+            p("2026-10-25 01:30", "2026-10-25T00:30Z"),
+            p("2026-10-26 01:30", "2026-10-26T01:30Z")
+        ]
+    );
 }
 
 #[test]
 fn santiago_skipped_midnight_loses_no_day() {
     // Chile springs forward at 24:00 on the first Saturday of September 2026.
-    let items = run(&[daily("00:30")], "America/Santiago", "2026-09-04T00:00:00Z", 4);
+    let items = run(
+        &[daily("00:30")],
+        "America/Santiago",
+        "2026-09-04T00:00:00Z",
+        4,
+    );
     assert_eq!(
         pairs(&items),
         vec![
@@ -229,33 +467,96 @@ fn santiago_skipped_midnight_loses_no_day() {
             p("2026-09-07 00:30", "2026-09-07T03:30Z"),
         ]
     );
-    assert_eq!(items[2].adjustment().gap_shift, Some(SignedDuration::from_hours(1)));
+    assert_eq!(
+        items[2].adjustment().gap_shift,
+        Some(SignedDuration::from_hours(1))
+    );
     // Falling back at midnight repeats 23:00..24:00 of the Saturday.
-    let fold = run(&[daily("23:30")], "America/Santiago", "2026-04-04T12:00:00Z", 2);
-    assert_eq!(pairs(&fold), vec![p("2026-04-04 23:30", "2026-04-05T02:30Z"), p("2026-04-05 23:30", "2026-04-06T03:30Z")]);
+    let fold = run(
+        &[daily("23:30")],
+        "America/Santiago",
+        "2026-04-04T12:00:00Z",
+        2,
+    );
+    assert_eq!(
+        pairs(&fold),
+        vec![
+            p("2026-04-04 23:30", "2026-04-05T02:30Z"),
+            p("2026-04-05 23:30", "2026-04-06T03:30Z")
+        ]
+    );
 }
 
 #[test]
 fn lord_howe_half_hour_shift() {
-    let gap = run(&[daily("02:15")], "Australia/Lord_Howe", "2026-10-03T00:00:00Z", 2);
-    assert_eq!(pairs(&gap), vec![p("2026-10-04 02:15", "2026-10-03T15:45Z"), p("2026-10-05 02:15", "2026-10-04T15:15Z")]);
-    assert_eq!(gap[0].adjustment().gap_shift, Some(SignedDuration::from_mins(30)));
-    let fold = run(&[daily("01:45")], "Australia/Lord_Howe", "2026-04-04T00:00:00Z", 2);
-    assert_eq!(pairs(&fold), vec![p("2026-04-05 01:45", "2026-04-04T14:45Z"), p("2026-04-06 01:45", "2026-04-05T15:15Z")]);
+    let gap = run(
+        &[daily("02:15")],
+        "Australia/Lord_Howe",
+        "2026-10-03T00:00:00Z",
+        2,
+    );
+    assert_eq!(
+        pairs(&gap),
+        vec![
+            p("2026-10-04 02:15", "2026-10-03T15:45Z"),
+            p("2026-10-05 02:15", "2026-10-04T15:15Z")
+        ]
+    );
+    assert_eq!(
+        gap[0].adjustment().gap_shift,
+        Some(SignedDuration::from_mins(30))
+    );
+    let fold = run(
+        &[daily("01:45")],
+        "Australia/Lord_Howe",
+        "2026-04-04T00:00:00Z",
+        2,
+    );
+    assert_eq!(
+        pairs(&fold),
+        vec![
+            p("2026-04-05 01:45", "2026-04-04T14:45Z"),
+            p("2026-04-06 01:45", "2026-04-05T15:15Z")
+        ]
+    );
 }
 
 #[test]
 fn chatham_quarter_hour_offsets() {
-    let winter = run(&[daily("07:00")], "Pacific/Chatham", "2026-06-13T00:00:00Z", 1);
-    assert_eq!(pairs(&winter), vec![p("2026-06-14 07:00", "2026-06-13T18:15Z")]);
-    let gap = run(&[daily("03:00")], "Pacific/Chatham", "2026-09-26T00:00:00Z", 2);
-    assert_eq!(pairs(&gap), vec![p("2026-09-27 03:00", "2026-09-26T14:15Z"), p("2026-09-28 03:00", "2026-09-27T13:15Z")]);
+    let winter = run(
+        &[daily("07:00")],
+        "Pacific/Chatham",
+        "2026-06-13T00:00:00Z",
+        1,
+    );
+    assert_eq!(
+        pairs(&winter),
+        vec![p("2026-06-14 07:00", "2026-06-13T18:15Z")]
+    );
+    let gap = run(
+        &[daily("03:00")],
+        "Pacific/Chatham",
+        "2026-09-26T00:00:00Z",
+        2,
+    );
+    assert_eq!(
+        pairs(&gap),
+        vec![
+            p("2026-09-27 03:00", "2026-09-26T14:15Z"),
+            p("2026-09-28 03:00", "2026-09-27T13:15Z")
+        ]
+    );
 }
 
 #[test]
 fn sao_paulo_historic_dst() {
     // 2018: midnight skipped on November 4.
-    let start = run(&[daily("00:30")], "America/Sao_Paulo", "2018-11-03T00:00:00Z", 3);
+    let start = run(
+        &[daily("00:30")],
+        "America/Sao_Paulo",
+        "2018-11-03T00:00:00Z",
+        3,
+    );
     assert_eq!(
         pairs(&start),
         vec![
@@ -265,18 +566,48 @@ fn sao_paulo_historic_dst() {
         ]
     );
     // 2019: the last fall-back repeated 23:00..24:00 of February 16.
-    let end = run(&[daily("23:30")], "America/Sao_Paulo", "2019-02-16T12:00:00Z", 2);
-    assert_eq!(pairs(&end), vec![p("2019-02-16 23:30", "2019-02-17T01:30Z"), p("2019-02-17 23:30", "2019-02-18T02:30Z")]);
+    let end = run(
+        &[daily("23:30")],
+        "America/Sao_Paulo",
+        "2019-02-16T12:00:00Z",
+        2,
+    );
+    assert_eq!(
+        pairs(&end),
+        vec![
+            p("2019-02-16 23:30", "2019-02-17T01:30Z"),
+            p("2019-02-17 23:30", "2019-02-18T02:30Z")
+        ]
+    );
     // No DST since: November 2020 stays at -03.
-    let after = run(&[daily("00:30")], "America/Sao_Paulo", "2020-11-01T00:00:00Z", 1);
-    assert_eq!(pairs(&after), vec![p("2020-11-01 00:30", "2020-11-01T03:30Z")]);
+    let after = run(
+        &[daily("00:30")],
+        "America/Sao_Paulo",
+        "2020-11-01T00:00:00Z",
+        1,
+    );
+    assert_eq!(
+        pairs(&after),
+        vec![p("2020-11-01 00:30", "2020-11-01T03:30Z")]
+    );
 }
 
 #[test]
 fn after_2100_the_posix_rule_applies() {
     // 2101-03-13 is the second Sunday of March.
-    let items = run(&[daily("02:30")], "America/New_York", "2101-03-12T12:00:00Z", 2);
-    assert_eq!(pairs(&items), vec![p("2101-03-13 02:30", "2101-03-13T07:30Z"), p("2101-03-14 02:30", "2101-03-14T06:30Z")]);
+    let items = run(
+        &[daily("02:30")],
+        "America/New_York",
+        "2101-03-12T12:00:00Z",
+        2,
+    );
+    assert_eq!(
+        pairs(&items),
+        vec![
+            p("2101-03-13 02:30", "2101-03-13T07:30Z"),
+            p("2101-03-14 02:30", "2101-03-14T06:30Z")
+        ]
+    );
 }
 
 #[test]

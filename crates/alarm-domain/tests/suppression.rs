@@ -10,9 +10,7 @@ use alarm_domain::model::{
     ExceptionKind, ExceptionPeriod, Holiday, HolidayDate, HolidayName, HolidayPreference,
     Schedules, SnoozePolicy,
 };
-use alarm_domain::schedule::{
-    Calendar, OccurrenceQuery, Schedule, SuppressionReason, occurrences,
-};
+use alarm_domain::schedule::{Calendar, OccurrenceQuery, Schedule, SuppressionReason, occurrences};
 use alarm_domain::tz::TimeZoneName;
 use common::*;
 
@@ -28,7 +26,11 @@ fn holiday(name: &str, when: HolidayDate) -> Holiday {
 }
 
 fn query(after: &str, limit: usize, include_suppressed: bool) -> OccurrenceQuery {
-    OccurrenceQuery { after: ts(after), limit, include_suppressed }
+    OccurrenceQuery {
+        after: ts(after),
+        limit,
+        include_suppressed,
+    }
 }
 
 #[test]
@@ -46,13 +48,40 @@ fn exception_periods_suppress_by_local_date() {
     // 23:30 in São Paulo is already the next UTC day: the local date decides.
     let zone = zone("America/Sao_Paulo");
     let schedules = [daily("23:30")];
-    let active = occurrences(&schedules, &zone, true, &calendar, &query("2026-01-04T12:00:00Z", 3, false));
-    assert_eq!(dates(&active.items), ["2026-01-04", "2026-01-08", "2026-01-09"]);
-    let all = occurrences(&schedules, &zone, true, &calendar, &query("2026-01-04T12:00:00Z", 5, true));
-    assert_eq!(dates(&all.items), ["2026-01-04", "2026-01-05", "2026-01-06", "2026-01-07", "2026-01-08"]);
+    let active = occurrences(
+        &schedules,
+        &zone,
+        true,
+        &calendar,
+        &query("2026-01-04T12:00:00Z", 3, false),
+    );
+    assert_eq!(
+        dates(&active.items),
+        ["2026-01-04", "2026-01-08", "2026-01-09"]
+    );
+    let all = occurrences(
+        &schedules,
+        &zone,
+        true,
+        &calendar,
+        &query("2026-01-04T12:00:00Z", 5, true),
+    );
+    assert_eq!(
+        dates(&all.items),
+        [
+            "2026-01-04",
+            "2026-01-05",
+            "2026-01-06",
+            "2026-01-07",
+            "2026-01-08"
+        ]
+    );
     assert_eq!(
         all.items[1].suppressed(),
-        Some(&SuppressionReason::ExceptionPeriod { id: period.id(), name: "Beach".into() })
+        Some(&SuppressionReason::ExceptionPeriod {
+            id: period.id(),
+            name: "Beach".into()
+        })
     );
     assert!(all.items[0].suppressed().is_none() && all.items[4].suppressed().is_none());
 }
@@ -64,20 +93,50 @@ fn holiday_skip_and_delay() {
     let delay = HolidayPreference::Delay(DelayMinutes::new(90).unwrap());
     let calendar = Calendar::new([], [(&xmas, HolidayPreference::Skip), (&new_year, delay)]);
     let zone = zone("America/Sao_Paulo");
-    let items = occurrences(&[daily("07:00")], &zone, true, &calendar, &query("2026-12-24T00:00:00Z", 10, true)).items;
-    let by_date = |d: &str| items.iter().find(|o| o.local().date().to_string() == d).unwrap();
+    let items = occurrences(
+        &[daily("07:00")],
+        &zone,
+        true,
+        &calendar,
+        &query("2026-12-24T00:00:00Z", 10, true),
+    )
+    .items;
+    let by_date = |d: &str| {
+        items
+            .iter()
+            .find(|o| o.local().date().to_string() == d)
+            .unwrap()
+    };
     assert_eq!(
         by_date("2026-12-25").suppressed(),
-        Some(&SuppressionReason::HolidaySkip { holiday: "Natal".into() })
+        Some(&SuppressionReason::HolidaySkip {
+            holiday: "Natal".into()
+        })
     );
     let ny = by_date("2027-01-01");
     assert!(ny.suppressed().is_none());
-    assert_eq!(ny.fire_at(), ts("2027-01-01T11:30:00Z"), "07:00 -03 plus 90 minutes");
-    assert_eq!(ny.adjustment().holiday_delay.as_ref().map(|d| d.minutes), Some(90));
+    assert_eq!(
+        ny.fire_at(),
+        ts("2027-01-01T11:30:00Z"),
+        "07:00 -03 plus 90 minutes"
+    );
+    assert_eq!(
+        ny.adjustment().holiday_delay.as_ref().map(|d| d.minutes),
+        Some(90)
+    );
     assert_eq!(by_date("2027-01-02").fire_at(), ts("2027-01-02T10:00:00Z"));
     // Without suppressed items the skipped day is simply absent.
-    let active = occurrences(&[daily("07:00")], &zone, true, &calendar, &query("2026-12-24T00:00:00Z", 3, false));
-    assert_eq!(dates(&active.items), ["2026-12-24", "2026-12-26", "2026-12-27"]);
+    let active = occurrences(
+        &[daily("07:00")],
+        &zone,
+        true,
+        &calendar,
+        &query("2026-12-24T00:00:00Z", 3, false),
+    );
+    assert_eq!(
+        dates(&active.items),
+        ["2026-12-24", "2026-12-26", "2026-12-27"]
+    );
 }
 
 #[test]
@@ -87,12 +146,25 @@ fn a_delay_that_reaches_the_next_occurrence_merges_into_it() {
     let calendar = Calendar::new([], [(&eve, delay)]);
     // 23:30 on the 31st delayed by two hours passes 00:30 on January 1st.
     let schedules = [daily("23:30"), daily("00:30")];
-    let items = occurrences(&schedules, &zone("UTC"), true, &calendar, &query("2026-12-31T12:00:00Z", 2, false)).items;
+    let items = occurrences(
+        &schedules,
+        &zone("UTC"),
+        true,
+        &calendar,
+        &query("2026-12-31T12:00:00Z", 2, false),
+    )
+    .items;
     assert_eq!(
         pairs(&items),
         [
-            ("2027-01-01 00:30".to_owned(), "2027-01-01T00:30Z".to_owned()),
-            ("2027-01-01 23:30".to_owned(), "2027-01-01T23:30Z".to_owned()),
+            (
+                "2027-01-01 00:30".to_owned(),
+                "2027-01-01T00:30Z".to_owned()
+            ),
+            (
+                "2027-01-01 23:30".to_owned(),
+                "2027-01-01T23:30Z".to_owned()
+            ),
         ]
     );
     assert_eq!(items[0].schedules().indexes(), [0, 1]);
@@ -100,7 +172,14 @@ fn a_delay_that_reaches_the_next_occurrence_merges_into_it() {
     // A short delay does not reach it and rings on its own, in order.
     let short = HolidayPreference::Delay(DelayMinutes::new(30).unwrap());
     let calendar = Calendar::new([], [(&eve, short)]);
-    let items = occurrences(&schedules, &zone("UTC"), true, &calendar, &query("2026-12-31T12:00:00Z", 2, false)).items;
+    let items = occurrences(
+        &schedules,
+        &zone("UTC"),
+        true,
+        &calendar,
+        &query("2026-12-31T12:00:00Z", 2, false),
+    )
+    .items;
     assert_eq!(items[0].fire_at(), ts("2027-01-01T00:00:00Z"));
     assert_eq!(items[1].fire_at(), ts("2027-01-01T00:30:00Z"));
 }
@@ -111,7 +190,14 @@ fn a_delay_pushes_an_early_occurrence_past_after() {
     let delay = HolidayPreference::Delay(DelayMinutes::new(60).unwrap());
     let calendar = Calendar::new([], [(&eve, delay)]);
     // Asked at 07:10, the 07:00 occurrence delayed to 08:00 is still ahead.
-    let items = occurrences(&[daily("07:00")], &zone("UTC"), true, &calendar, &query("2026-12-31T07:10:00Z", 1, false)).items;
+    let items = occurrences(
+        &[daily("07:00")],
+        &zone("UTC"),
+        true,
+        &calendar,
+        &query("2026-12-31T07:10:00Z", 1, false),
+    )
+    .items;
     assert_eq!(items[0].fire_at(), ts("2026-12-31T08:00:00Z"));
 }
 
@@ -119,11 +205,27 @@ fn a_delay_pushes_an_early_occurrence_past_after() {
 fn a_disabled_alarm_yields_only_suppressed_occurrences() {
     let schedules = [daily("07:00")];
     let calendar = Calendar::default();
-    let none = occurrences(&schedules, &zone("UTC"), false, &calendar, &query("2026-01-01T00:00:00Z", 3, false));
+    let none = occurrences(
+        &schedules,
+        &zone("UTC"),
+        false,
+        &calendar,
+        &query("2026-01-01T00:00:00Z", 3, false),
+    );
     assert!(none.items.is_empty() && none.complete);
-    let all = occurrences(&schedules, &zone("UTC"), false, &calendar, &query("2026-01-01T00:00:00Z", 3, true));
+    let all = occurrences(
+        &schedules,
+        &zone("UTC"),
+        false,
+        &calendar,
+        &query("2026-01-01T00:00:00Z", 3, true),
+    );
     assert_eq!(all.items.len(), 3);
-    assert!(all.items.iter().all(|o| o.suppressed() == Some(&SuppressionReason::Disabled)));
+    assert!(
+        all.items
+            .iter()
+            .all(|o| o.suppressed() == Some(&SuppressionReason::Disabled))
+    );
 }
 
 #[test]
@@ -132,20 +234,45 @@ fn total_suppression_is_bounded_and_reported() {
     let owner = UserId::generate();
     let periods: Vec<ExceptionPeriod> = (0..20)
         .map(|i| {
-            let start = date(2026, 1, 1).checked_add(alarm_domain::jiff::Span::new().days(i * 366)).unwrap();
-            let end = start.checked_add(alarm_domain::jiff::Span::new().days(365)).unwrap();
-            ExceptionPeriod::new(ExceptionPeriodId::generate(), owner, "Away", ExceptionKind::Travel, start, end).unwrap()
+            let start = date(2026, 1, 1)
+                .checked_add(alarm_domain::jiff::Span::new().days(i * 366))
+                .unwrap();
+            let end = start
+                .checked_add(alarm_domain::jiff::Span::new().days(365))
+                .unwrap();
+            ExceptionPeriod::new(
+                ExceptionPeriodId::generate(),
+                owner,
+                "Away",
+                ExceptionKind::Travel,
+                start,
+                end,
+            )
+            .unwrap()
         })
         .collect();
     let calendar = Calendar::new(&periods, []);
     // Every minute of every day: 1440 wall times a day, 20 years of them.
     let hours: Vec<String> = (0..24).map(|h| h.to_string()).collect();
     let minutes: Vec<String> = (0..60).map(|m| m.to_string()).collect();
-    let every_minute = format!("FREQ=DAILY;BYHOUR={};BYMINUTE={}", hours.join(","), minutes.join(","));
+    let every_minute = format!(
+        "FREQ=DAILY;BYHOUR={};BYMINUTE={}",
+        hours.join(","),
+        minutes.join(",")
+    );
     let schedules = [rule(&every_minute, "2026-01-01T00:00")];
-    let preview = occurrences(&schedules, &zone("UTC"), true, &calendar, &query("2026-01-01T00:00:00Z", 1, false));
+    let preview = occurrences(
+        &schedules,
+        &zone("UTC"),
+        true,
+        &calendar,
+        &query("2026-01-01T00:00:00Z", 1, false),
+    );
     assert!(preview.items.is_empty());
-    assert!(!preview.complete, "the budget ran out, and the preview says so");
+    assert!(
+        !preview.complete,
+        "the budget ran out, and the preview says so"
+    );
 }
 
 fn draft(zone: &str, schedules: Vec<Schedule>) -> AlarmDraft {
@@ -164,9 +291,18 @@ fn draft(zone: &str, schedules: Vec<Schedule>) -> AlarmDraft {
 
 #[test]
 fn once_must_be_in_the_future_but_a_fired_one_does_not_block_edits() {
-    let once = Schedule::Once { date: date(2026, 12, 1), time: t("07:00") };
+    let once = Schedule::Once {
+        date: date(2026, 12, 1),
+        time: t("07:00"),
+    };
     let now = ts("2026-11-22T04:00:00Z");
-    let alarm = Alarm::create(AlarmId::generate(), UserId::generate(), draft("Europe/Berlin", vec![once.clone()]), now).unwrap();
+    let alarm = Alarm::create(
+        AlarmId::generate(),
+        UserId::generate(),
+        draft("Europe/Berlin", vec![once.clone()]),
+        now,
+    )
+    .unwrap();
     assert_eq!(alarm.version().get(), 1);
     let later = ts("2026-12-02T00:00:00Z");
     let mut renamed = alarm.draft().clone();
@@ -175,10 +311,24 @@ fn once_must_be_in_the_future_but_a_fired_one_does_not_block_edits() {
     assert_eq!(revised.version().get(), 2);
     assert_eq!(revised.name().as_str(), "Renamed");
     // Moving the one-off into the past is refused, naming the schedule.
-    let past = Schedule::Once { date: date(2026, 12, 1), time: t("08:00") };
-    let err = alarm.revise(draft("Europe/Berlin", vec![past]), later).unwrap_err();
-    assert_eq!((err.field(), err.code()), ("schedules[0]", codes::IN_THE_PAST));
-    let err = Alarm::create(AlarmId::generate(), UserId::generate(), draft("UTC", vec![once]), later).unwrap_err();
+    let past = Schedule::Once {
+        date: date(2026, 12, 1),
+        time: t("08:00"),
+    };
+    let err = alarm
+        .revise(draft("Europe/Berlin", vec![past]), later)
+        .unwrap_err();
+    assert_eq!(
+        (err.field(), err.code()),
+        ("schedules[0]", codes::IN_THE_PAST)
+    );
+    let err = Alarm::create(
+        AlarmId::generate(),
+        UserId::generate(),
+        draft("UTC", vec![once]),
+        later,
+    )
+    .unwrap_err();
     assert_eq!(err.code(), codes::IN_THE_PAST);
 }
 
@@ -188,7 +338,24 @@ fn a_rule_whose_utc_until_ends_before_its_first_local_occurrence_is_refused_for_
     // in São Paulo it is 02:00Z on the 2nd, after it.
     let r = rule("FREQ=DAILY;UNTIL=20260101T150000Z", "2026-01-01T23:00");
     let now = ts("2025-12-01T00:00:00Z");
-    assert!(Alarm::create(AlarmId::generate(), UserId::generate(), draft("Asia/Tokyo", vec![r.clone()]), now).is_ok());
-    let err = Alarm::create(AlarmId::generate(), UserId::generate(), draft("America/Sao_Paulo", vec![r]), now).unwrap_err();
-    assert_eq!((err.field(), err.code()), ("schedules[0].rrule", codes::RULE_NEVER_FIRES));
+    assert!(
+        Alarm::create(
+            AlarmId::generate(),
+            UserId::generate(),
+            draft("Asia/Tokyo", vec![r.clone()]),
+            now
+        )
+        .is_ok()
+    );
+    let err = Alarm::create(
+        AlarmId::generate(),
+        UserId::generate(),
+        draft("America/Sao_Paulo", vec![r]),
+        now,
+    )
+    .unwrap_err();
+    assert_eq!(
+        (err.field(), err.code()),
+        ("schedules[0].rrule", codes::RULE_NEVER_FIRES)
+    );
 }

@@ -416,13 +416,26 @@ fn check_rule_fires(rule: &RecurrenceRule, draft: &AlarmDraft) -> Result<(), Val
         .to_zoned(jiff::tz::TimeZone::UTC)
         .map(|z| z.timestamp() - jiff::SignedDuration::from_hours(48))
         .unwrap_or(Timestamp::MIN);
-    let query = OccurrenceQuery { after, limit: 1, include_suppressed: false };
-    let preview = schedule::occurrences(std::slice::from_ref(&Schedule::Rule(rule.clone())), zone, true, &Calendar::default(), &query);
+    let query = OccurrenceQuery {
+        after,
+        limit: 1,
+        include_suppressed: false,
+    };
+    let preview = schedule::occurrences(
+        std::slice::from_ref(&Schedule::Rule(rule.clone())),
+        zone,
+        true,
+        &Calendar::default(),
+        &query,
+    );
     if preview.items.is_empty() && preview.complete {
         return Err(ValidationError::new(
             "rrule",
             codes::RULE_NEVER_FIRES,
-            format!("the rule has no occurrence in {} before its UNTIL", draft.time_zone),
+            format!(
+                "the rule has no occurrence in {} before its UNTIL",
+                draft.time_zone
+            ),
         ));
     }
     Ok(())

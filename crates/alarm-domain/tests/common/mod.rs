@@ -13,7 +13,10 @@ pub fn db() -> TimeZoneDatabase {
 }
 
 pub fn zone(name: &str) -> TimeZone {
-    TimeZoneName::resolve(name, &db()).expect("zone in the bundled database").zone().clone()
+    TimeZoneName::resolve(name, &db())
+        .expect("zone in the bundled database")
+        .zone()
+        .clone()
 }
 
 pub fn ts(s: &str) -> Timestamp {
@@ -29,12 +32,24 @@ pub fn daily(s: &str) -> Schedule {
 }
 
 pub fn rule(rrule: &str, dtstart: &str) -> Schedule {
-    Schedule::Rule(alarm_domain::schedule::RecurrenceRule::parse(rrule, dtstart).expect("valid rule"))
+    Schedule::Rule(
+        alarm_domain::schedule::RecurrenceRule::parse(rrule, dtstart).expect("valid rule"),
+    )
 }
 
 pub fn run(schedules: &[Schedule], zone_name: &str, after: &str, limit: usize) -> Vec<Occurrence> {
-    let query = OccurrenceQuery { after: ts(after), limit, include_suppressed: false };
-    let preview = occurrences(schedules, &zone(zone_name), true, &Calendar::default(), &query);
+    let query = OccurrenceQuery {
+        after: ts(after),
+        limit,
+        include_suppressed: false,
+    };
+    let preview = occurrences(
+        schedules,
+        &zone(zone_name),
+        true,
+        &Calendar::default(),
+        &query,
+    );
     assert!(preview.complete, "preview must not run out of budget");
     preview.items
 }
@@ -43,7 +58,12 @@ pub fn run(schedules: &[Schedule], zone_name: &str, after: &str, limit: usize) -
 pub fn pairs(items: &[Occurrence]) -> Vec<(String, String)> {
     items
         .iter()
-        .map(|o| (o.local().strftime("%Y-%m-%d %H:%M").to_string(), o.fire_at().strftime("%Y-%m-%dT%H:%MZ").to_string()))
+        .map(|o| {
+            (
+                o.local().strftime("%Y-%m-%d %H:%M").to_string(),
+                o.fire_at().strftime("%Y-%m-%dT%H:%MZ").to_string(),
+            )
+        })
         .collect()
 }
 
@@ -54,5 +74,8 @@ pub fn dates(items: &[Occurrence]) -> Vec<String> {
 
 /// The oracle for one wall time: jiff's own "compatible" resolution.
 pub fn compatible(date: civil::Date, time: WallTime, zone: &TimeZone) -> Timestamp {
-    date.to_datetime(time.as_civil()).to_zoned(zone.clone()).expect("in range").timestamp()
+    date.to_datetime(time.as_civil())
+        .to_zoned(zone.clone())
+        .expect("in range")
+        .timestamp()
 }
