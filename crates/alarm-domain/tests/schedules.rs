@@ -17,7 +17,12 @@ fn once_fires_once_and_never_again() {
         date: "2030-05-01".parse().unwrap(),
         time: t("06:15"),
     };
-    let items = run(std::slice::from_ref(&s), "Europe/Lisbon", "2026-01-01T00:00:00Z", 5);
+    let items = run(
+        std::slice::from_ref(&s),
+        "Europe/Lisbon",
+        "2026-01-01T00:00:00Z",
+        5,
+    );
     assert_eq!(
         pairs(&items),
         vec![p("2030-05-01 06:15", "2030-05-01T05:15Z")]
