@@ -12,7 +12,7 @@
 //!    (disabled, exception period, holiday skip or delay), delayed ones are
 //!    held until it is known whether they reach the following occurrence.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use jiff::civil::DateTime;
 use jiff::tz::{AmbiguousOffset, TimeZone};
@@ -200,27 +200,21 @@ impl Calendar {
         }
     }
 
-    /// Suppression or delay for a nominal local date (a day number).
-    fn judge(&self, day: i32) -> (Option<SuppressionReason>, Option<HolidayDelay>) {
-        if let Some((_, _, id, name)) = self
-            .exceptions
-            .iter()
-            .find(|(s, e, _, _)| (*s..=*e).contains(&day))
-        {
-            return (
-                Some(SuppressionReason::ExceptionPeriod {
-                    id: *id,
-                    name: name.clone(),
-                }),
-                None,
-            );
+    /// Suppression or delay for a nominal local date (a day number), as
+    /// indexes into this calendar so the hot path copies no strings.
+    fn judge(&self, day: i32) -> Verdict {
+        if self.exceptions.is_empty() && self.holidays.is_empty() {
+            return Verdict::Ring { delay: None };
+        }
+        if let Some(i) = self.exceptions.iter().position(|(s, e, _, _)| (*s..=*e).contains(&day)) {
+            return Verdict::Suppressed(Suppression::Exception(i));
         }
         if self.holidays.is_empty() {
-            return (None, None);
+            return Verdict::Ring { delay: None };
         }
         let (_, m, d) = civil_from_days(day);
-        let mut delay: Option<HolidayDelay> = None;
-        for h in &self.holidays {
+        let mut delay: Option<(u16, usize)> = None;
+        for (i, h) in self.holidays.iter().enumerate() {
             let hit = match h.date {
                 HolidayDate::Fixed(date) => day_of(date) == day,
                 HolidayDate::Recurring { month, day: md } => month == m && md == d,
@@ -229,29 +223,46 @@ impl Calendar {
                 continue;
             }
             match h.preference {
-                HolidayPreference::Skip => {
-                    return (
-                        Some(SuppressionReason::HolidaySkip {
-                            holiday: h.name.clone(),
-                        }),
-                        None,
-                    );
-                }
+                HolidayPreference::Skip => return Verdict::Suppressed(Suppression::Holiday(i)),
                 HolidayPreference::Delay(minutes) => {
-                    let minutes = minutes.get();
                     // Two delayed holidays on one date: the longer delay wins.
-                    if delay.as_ref().is_none_or(|cur| cur.minutes < minutes) {
-                        delay = Some(HolidayDelay {
-                            minutes,
-                            holiday: h.name.clone(),
-                        });
+                    let minutes = minutes.get();
+                    if delay.is_none_or(|(cur, _)| cur < minutes) {
+                        delay = Some((minutes, i));
                     }
                 }
                 HolidayPreference::Fire => {}
             }
         }
-        (None, delay)
+        Verdict::Ring { delay }
     }
+
+    fn reason(&self, s: Suppression) -> SuppressionReason {
+        match s {
+            Suppression::Disabled => SuppressionReason::Disabled,
+            Suppression::Exception(i) => {
+                let (_, _, id, name) = &self.exceptions[i];
+                SuppressionReason::ExceptionPeriod { id: *id, name: name.clone() }
+            }
+            Suppression::Holiday(i) => SuppressionReason::HolidaySkip {
+                holiday: self.holidays[i].name.clone(),
+            },
+        }
+    }
+}
+
+/// A compact suppression, resolved to names only for occurrences returned.
+#[derive(Debug, Clone, Copy)]
+enum Suppression {
+    Disabled,
+    Exception(usize),
+    Holiday(usize),
+}
+
+enum Verdict {
+    Suppressed(Suppression),
+    /// Rings, possibly delayed by (minutes, holiday index).
+    Ring { delay: Option<(u16, usize)> },
 }
 
 /// What to compute.
@@ -286,42 +297,94 @@ struct Resolved {
     shift: i64,
 }
 
-fn resolve(zone: &TimeZone, local: i64) -> Option<Resolved> {
-    let dt = datetime_of(local)?;
-    let r = match zone.to_ambiguous_timestamp(dt).offset() {
-        AmbiguousOffset::Unambiguous { offset } => {
-            let at = local - i64::from(offset.seconds());
-            Resolved {
-                at,
-                floor: at,
-                shift: 0,
-            }
-        }
-        AmbiguousOffset::Gap { before, after } => Resolved {
-            at: local - i64::from(before.seconds()),
-            floor: local - i64::from(after.seconds()),
-            shift: i64::from(after.seconds() - before.seconds()),
-        },
-        AmbiguousOffset::Fold { before, .. } => {
-            let at = local - i64::from(before.seconds());
-            Resolved {
-                at,
-                floor: at,
-                shift: 0,
-            }
-        }
-    };
-    // Keep within jiff's timestamp range so conversions later cannot fail.
-    Timestamp::from_second(r.at).ok()?;
-    Some(r)
+/// Resolves wall times in one zone, remembering the offset of the last
+/// stretch without transitions. Far from any transition a wall time has
+/// exactly one instant, `local - offset`, so most resolutions skip the
+/// zone's transition search entirely.
+struct Resolver<'z> {
+    zone: &'z TimeZone,
+    offset: i64,
+    /// Instants in `lo..hi` are at least two days from any transition of the
+    /// cached stretch. Offsets differ by at most 26 hours, so no other
+    /// offset can map a wall time to an instant in there: the wall time is
+    /// unambiguous.
+    lo: i64,
+    hi: i64,
 }
 
-/// A resolved, merged occurrence before suppression is judged.
-struct Base {
+/// Margin kept from transitions by the fast path (more than any offset swing).
+const TRANSITION_MARGIN: i64 = 2 * SECS_PER_DAY;
+
+impl<'z> Resolver<'z> {
+    fn new(zone: &'z TimeZone) -> Self {
+        Self { zone, offset: 0, lo: 0, hi: 0 }
+    }
+
+    fn resolve(&mut self, local: i64) -> Option<Resolved> {
+        let at = local - self.offset;
+        if (self.lo..self.hi).contains(&at) {
+            return Some(Resolved { at, floor: at, shift: 0 });
+        }
+        let dt = datetime_of(local)?;
+        let r = match self.zone.to_ambiguous_timestamp(dt).offset() {
+            AmbiguousOffset::Unambiguous { offset } => {
+                let at = local - i64::from(offset.seconds());
+                self.remember(at, offset.seconds());
+                Resolved { at, floor: at, shift: 0 }
+            }
+            AmbiguousOffset::Gap { before, after } => Resolved {
+                at: local - i64::from(before.seconds()),
+                floor: local - i64::from(after.seconds()),
+                shift: i64::from(after.seconds() - before.seconds()),
+            },
+            AmbiguousOffset::Fold { before, .. } => {
+                let at = local - i64::from(before.seconds());
+                Resolved { at, floor: at, shift: 0 }
+            }
+        };
+        // Keep within jiff's timestamp range so conversions later cannot fail.
+        Timestamp::from_second(r.at).ok()?;
+        Some(r)
+    }
+
+    /// Caches the transition-free stretch around instant `at`.
+    fn remember(&mut self, at: i64, offset: i32) {
+        let Ok(ts) = Timestamp::from_second(at) else { return };
+        let after_ts = ts.checked_add(SignedDuration::from_secs(1)).unwrap_or(ts);
+        let start = self.zone.preceding(after_ts).next().map_or(Timestamp::MIN, |t| t.timestamp());
+        let end = self.zone.following(ts).next().map_or(Timestamp::MAX, |t| t.timestamp());
+        self.offset = i64::from(offset);
+        self.lo = start.as_second() + TRANSITION_MARGIN;
+        self.hi = end.as_second() - TRANSITION_MARGIN;
+    }
+}
+
+/// An occurrence in flight: integers and indexes only, turned into an
+/// [`Occurrence`] (with names) only if it is returned.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// Nominal wall time, local seconds.
     local: i64,
+    /// The resolved instant before any delay.
     at: i64,
+    /// When it rings (after a holiday delay).
+    fin: i64,
     mask: u16,
     shift: i64,
+    suppressed: Option<Suppression>,
+    delay: Option<(u16, usize)>,
+    absorbed: bool,
+}
+
+/// Keeps `items` ordered by `key`, inserting after equal keys. Arrivals are
+/// almost always in order, so the search from the back is one comparison.
+fn insert_ordered(items: &mut VecDeque<Pending>, p: Pending, key: fn(&Pending) -> i64) {
+    let k = key(&p);
+    let mut idx = items.len();
+    while idx > 0 && key(&items[idx - 1]) > k {
+        idx -= 1;
+    }
+    items.insert(idx, p);
 }
 
 /// Computes the occurrences of `schedules` in `zone` after `query.after`.
@@ -337,21 +400,16 @@ pub fn occurrences(
 ) -> Preview {
     let limit = query.limit.min(MAX_PREVIEW_LIMIT);
     if limit == 0 || (!enabled && !query.include_suppressed) || schedules.is_empty() {
-        return Preview {
-            items: Vec::new(),
-            complete: true,
-        };
+        return Preview { items: Vec::new(), complete: true };
     }
     let after = query.after.as_second();
     let after_local = after + i64::from(zone.to_offset(query.after).seconds());
     let from_local = after_local - LOOKBACK_SECS;
     let mut budget = SCAN_BUDGET;
+    let mut resolver = Resolver::new(zone);
 
-    let mut cursors: Vec<ScheduleCursor<'_>> = schedules
-        .iter()
-        .take(16)
-        .map(|s| s.cursor(from_local))
-        .collect();
+    let schedules = &schedules[..schedules.len().min(16)];
+    let mut cursors: Vec<ScheduleCursor<'_>> = schedules.iter().map(|s| s.cursor(from_local)).collect();
     let until_utc: Vec<Option<i64>> = schedules
         .iter()
         .map(|s| match s {
@@ -362,12 +420,10 @@ pub fn occurrences(
             _ => None,
         })
         .collect();
-    let mut heads: Vec<Option<i64>> = Vec::with_capacity(cursors.len());
-    for c in &mut cursors {
-        heads.push(next_from(c, &mut budget, from_local));
-    }
+    let mut heads: Vec<Option<i64>> = cursors.iter_mut().map(|c| next_from(c, &mut budget, from_local)).collect();
 
-    let mut pending: BTreeMap<i64, Base> = BTreeMap::new();
+    // Resolved occurrences waiting until no later wall time can land before them.
+    let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut judge = Judge {
         calendar,
         enabled,
@@ -375,9 +431,8 @@ pub fn occurrences(
         after,
         limit,
         held: None,
-        out: BTreeMap::new(),
-        seq: 0,
-        items: Vec::with_capacity(limit.min(64)),
+        out: VecDeque::new(),
+        items: Vec::with_capacity(limit),
     };
 
     loop {
@@ -386,17 +441,12 @@ pub fn occurrences(
             .enumerate()
             .filter_map(|(i, h)| h.map(|t| (i, t)))
             .min_by_key(|&(_, t)| t);
-        let resolved = next.and_then(|(_, local)| resolve(zone, local));
+        let resolved = next.and_then(|(_, local)| resolver.resolve(local));
         let floor = resolved.as_ref().map_or(i64::MAX, |r| r.floor);
-        while let Some(entry) = pending.first_entry() {
-            if *entry.key() >= floor {
-                break;
-            }
-            if judge.push(entry.remove()) {
-                return Preview {
-                    items: judge.items,
-                    complete: true,
-                };
+        while pending.front().is_some_and(|p| p.at < floor) {
+            let p = pending.pop_front().expect("checked non-empty");
+            if judge.push(p) {
+                return Preview { items: judge.items, complete: true };
             }
         }
         let (Some((i, local)), Some(r)) = (next, resolved) else {
@@ -411,38 +461,36 @@ pub fn occurrences(
             continue;
         }
         let bit = 1u16 << i;
-        pending
-            .entry(r.at)
-            .and_modify(|b| {
-                b.mask |= bit;
-                // Keep as nominal the wall time the clock actually shows at
-                // the instant (the unshifted one), else the earliest.
-                if (r.shift == 0 && b.shift != 0) || (r.shift == b.shift && local < b.local) {
-                    b.local = local;
-                    b.shift = r.shift;
-                }
-            })
-            .or_insert(Base {
-                local,
-                at: r.at,
-                mask: bit,
-                shift: r.shift,
-            });
+        if let Some(same) = pending.iter_mut().rev().find(|p| p.at == r.at) {
+            same.mask |= bit;
+            // Keep as nominal the wall time the clock actually shows at the
+            // instant (the unshifted one), else the earliest.
+            if (r.shift == 0 && same.shift != 0) || (r.shift == same.shift && local < same.local) {
+                same.local = local;
+                same.shift = r.shift;
+            }
+            continue;
+        }
+        let p = Pending {
+            local,
+            at: r.at,
+            fin: r.at,
+            mask: bit,
+            shift: r.shift,
+            suppressed: None,
+            delay: None,
+            absorbed: false,
+        };
+        insert_ordered(&mut pending, p, |p| p.at);
     }
     let complete = budget > 0;
-    for (_, base) in std::mem::take(&mut pending) {
-        if judge.push(base) {
-            return Preview {
-                items: judge.items,
-                complete: true,
-            };
+    while let Some(p) = pending.pop_front() {
+        if judge.push(p) {
+            return Preview { items: judge.items, complete: true };
         }
     }
     judge.finish();
-    Preview {
-        items: judge.items,
-        complete,
-    }
+    Preview { items: judge.items, complete }
 }
 
 fn next_from(cursor: &mut ScheduleCursor<'_>, budget: &mut u64, from_local: i64) -> Option<i64> {
@@ -463,92 +511,86 @@ struct Judge<'c> {
     after: i64,
     limit: usize,
     /// An active, delayed occurrence waiting to learn whether it reaches the next one.
-    held: Option<(i64, Occurrence)>,
-    /// Decided occurrences keyed by (instant, arrival), released in order.
-    out: BTreeMap<(i64, u64), Occurrence>,
-    seq: u64,
+    held: Option<Pending>,
+    /// Decided occurrences ordered by the instant they ring.
+    out: VecDeque<Pending>,
     items: Vec<Occurrence>,
 }
 
 impl Judge<'_> {
-    /// Takes the next base occurrence (in instant order); true when the limit is reached.
-    fn push(&mut self, base: Base) -> bool {
-        let x = base.at;
-        let day = base.local.div_euclid(SECS_PER_DAY) as i32;
-        let (suppressed, delay) = if self.enabled {
+    /// Takes the next occurrence (in instant order); true when the limit is reached.
+    fn push(&mut self, mut p: Pending) -> bool {
+        let x = p.at;
+        let day = p.local.div_euclid(SECS_PER_DAY) as i32;
+        let verdict = if self.enabled {
             self.calendar.judge(day)
         } else {
-            (Some(SuppressionReason::Disabled), None)
+            Verdict::Suppressed(Suppression::Disabled)
         };
-        let (Some(local), Ok(fire_at)) = (datetime_of(base.local), Timestamp::from_second(x))
-        else {
-            return false;
-        };
-        let mut occ = Occurrence {
-            local,
-            fire_at,
-            schedules: ScheduleMask(base.mask),
-            adjustment: Adjustment {
-                gap_shift: (base.shift != 0).then(|| SignedDuration::from_secs(base.shift)),
-                ..Adjustment::default()
-            },
-            suppressed,
-        };
-        if self.held.as_ref().is_some_and(|(fin, _)| *fin < x) {
-            let (fin, h) = self.held.take().expect("checked above");
-            self.insert(fin, h);
+        if self.held.is_some_and(|h| h.fin < x) {
+            let h = self.held.take().expect("checked above");
+            insert_ordered(&mut self.out, h, |p| p.fin);
         }
-        if occ.suppressed.is_none() {
-            if let Some((_, h)) = self.held.take() {
-                // The delayed occurrence reaches this one: ring once, here.
-                occ.schedules.0 |= h.schedules.0;
-                occ.adjustment.absorbed_delayed = true;
-            }
-            match delay {
-                Some(d) => {
-                    let fin = x + i64::from(d.minutes) * 60;
-                    occ.adjustment.holiday_delay = Some(d);
-                    match Timestamp::from_second(fin) {
-                        Ok(ts) => occ.fire_at = ts,
-                        Err(_) => return false,
-                    }
-                    self.held = Some((fin, occ));
+        match verdict {
+            Verdict::Ring { delay } => {
+                if let Some(h) = self.held.take() {
+                    // The delayed occurrence reaches this one: ring once, here.
+                    p.mask |= h.mask;
+                    p.absorbed = true;
                 }
-                None => self.insert(x, occ),
+                match delay {
+                    Some((minutes, holiday)) => {
+                        p.fin = x + i64::from(minutes) * 60;
+                        p.delay = Some((minutes, holiday));
+                        self.held = Some(p);
+                    }
+                    None => insert_ordered(&mut self.out, p, |p| p.fin),
+                }
             }
-        } else if self.include_suppressed {
-            self.insert(x, occ);
+            Verdict::Suppressed(s) if self.include_suppressed => {
+                p.suppressed = Some(s);
+                insert_ordered(&mut self.out, p, |p| p.fin);
+            }
+            Verdict::Suppressed(_) => {}
         }
         self.release(x)
-    }
-
-    fn insert(&mut self, at: i64, occ: Occurrence) {
-        self.seq += 1;
-        self.out.insert((at, self.seq), occ);
     }
 
     /// Emits every decided occurrence before `watermark`: nothing still to
     /// come can land before it.
     fn release(&mut self, watermark: i64) -> bool {
-        while let Some(entry) = self.out.first_entry() {
-            if entry.key().0 >= watermark {
-                break;
+        while self.out.front().is_some_and(|p| p.fin < watermark) {
+            let p = self.out.pop_front().expect("checked non-empty");
+            if p.fin <= self.after {
+                continue;
             }
-            let at = entry.key().0;
-            let occ = entry.remove();
-            if at > self.after {
-                self.items.push(occ);
-                if self.items.len() >= self.limit {
-                    return true;
-                }
+            let (Some(local), Ok(fire_at)) = (datetime_of(p.local), Timestamp::from_second(p.fin)) else {
+                continue;
+            };
+            self.items.push(Occurrence {
+                local,
+                fire_at,
+                schedules: ScheduleMask(p.mask),
+                adjustment: Adjustment {
+                    gap_shift: (p.shift != 0).then(|| SignedDuration::from_secs(p.shift)),
+                    holiday_delay: p.delay.map(|(minutes, i)| HolidayDelay {
+                        minutes,
+                        holiday: self.calendar.holidays[i].name.clone(),
+                    }),
+                    absorbed_delayed: p.absorbed,
+                },
+                suppressed: p.suppressed.map(|s| self.calendar.reason(s)),
+            });
+            if self.items.len() >= self.limit {
+                return true;
             }
         }
         false
     }
 
     fn finish(&mut self) {
-        if let Some((fin, h)) = self.held.take() {
-            self.insert(fin, h);
+        if let Some(h) = self.held.take() {
+            insert_ordered(&mut self.out, h, |p| p.fin);
         }
         self.release(i64::MAX);
     }

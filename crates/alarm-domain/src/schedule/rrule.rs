@@ -70,6 +70,37 @@ pub struct RecurrenceRule {
     count: Option<u32>,
     until: Option<Until>,
     wkst: u8,
+    /// DTSTART taken apart once, since every period needs its pieces.
+    start: StartParts,
+}
+
+/// DTSTART's day number, date and time of day, precomputed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct StartParts {
+    day: i32,
+    year: i32,
+    month: u8,
+    day_of_month: u8,
+    hour: u8,
+    minute: u8,
+    second: i64,
+}
+
+impl StartParts {
+    fn of(local: i64) -> Self {
+        let day = local.div_euclid(SECS_PER_DAY) as i32;
+        let secs = local.rem_euclid(SECS_PER_DAY);
+        let (year, month, day_of_month) = civil_from_days(day);
+        Self {
+            day,
+            year,
+            month,
+            day_of_month,
+            hour: (secs / 3600) as u8,
+            minute: ((secs / 60) % 60) as u8,
+            second: secs % 60,
+        }
+    }
 }
 
 impl fmt::Debug for RecurrenceRule {
@@ -233,6 +264,7 @@ impl RecurrenceRule {
             count: None,
             until: None,
             wkst: 0,
+            start: StartParts::of(local_seconds(dtstart)),
         };
         let mut seen: Vec<String> = Vec::new();
         let mut freq = None;
@@ -660,7 +692,7 @@ impl RecurrenceRule {
             }
             Frequency::Monthly => {
                 let (y, m, _) = civil_from_days(day);
-                let (y0, m0, _) = civil_from_days(start_day);
+                let (y0, m0) = (self.start.year, self.start.month);
                 (i64::from(y) * 12 + i64::from(m)) - (i64::from(y0) * 12 + i64::from(m0))
             }
             Frequency::Yearly => {
@@ -676,8 +708,7 @@ impl RecurrenceRule {
     /// `None` past the supported calendar.
     fn expand_period(&self, index: i64, days: &mut Vec<i32>, out: &mut Vec<i64>) -> Option<i64> {
         let step = index.checked_mul(i64::from(self.interval))?;
-        let start_day = self.dtstart_local.div_euclid(SECS_PER_DAY) as i32;
-        let (y0, m0, d0) = civil_from_days(start_day);
+        let StartParts { day: start_day, year: y0, month: m0, day_of_month: d0, .. } = self.start;
         let days = &mut *days;
         days.clear();
         let period_start_day: i64 = match self.freq {
@@ -731,18 +762,16 @@ impl RecurrenceRule {
         };
         self.times_of(days, out);
         if !self.by_set_pos.is_empty() {
-            let all = std::mem::take(out);
-            let n = all.len() as i64;
+            // Picks are appended after the period's set, then moved to the
+            // front; the cursor reuses `out`, so this allocates nothing.
+            let n = out.len();
             for &pos in &self.by_set_pos {
-                let idx = if pos > 0 {
-                    i64::from(pos) - 1
-                } else {
-                    n + i64::from(pos)
-                };
-                if (0..n).contains(&idx) {
-                    out.push(all[idx as usize]);
+                let idx = if pos > 0 { i64::from(pos) - 1 } else { n as i64 + i64::from(pos) };
+                if (0..n as i64).contains(&idx) {
+                    out.push(out[idx as usize]);
                 }
             }
+            out.drain(..n);
             out.sort_unstable();
             out.dedup();
         }
@@ -801,20 +830,10 @@ impl RecurrenceRule {
                 }
             }
             if !self.by_day.is_empty() {
-                let mut allowed: u32 = 0;
-                for d in 1..=dim {
-                    if self.by_day_matches(first, i32::from(dim), i32::from(d)) {
-                        allowed |= 1 << d;
-                    }
-                }
-                mask &= allowed;
+                mask &= self.month_by_day_mask(first, dim);
             }
         } else if !self.by_day.is_empty() {
-            for d in 1..=dim {
-                if self.by_day_matches(first, i32::from(dim), i32::from(d)) {
-                    mask |= 1 << d;
-                }
-            }
+            mask = self.month_by_day_mask(first, dim);
         } else if use_default && default_day <= dim {
             mask |= 1 << default_day;
         }
@@ -823,6 +842,42 @@ impl RecurrenceRule {
             mask &= mask - 1;
             days.push(first + d - 1);
         }
+    }
+
+    /// BYDAY within one month as a bitmask of days (bit d = day d): computed
+    /// from the month's first and last weekday, not by testing every day.
+    fn month_by_day_mask(&self, first: i32, dim: u8) -> u32 {
+        let dim = i32::from(dim);
+        let first_wd = i32::from(weekday(first));
+        let last_wd = i32::from(weekday(first + dim - 1));
+        let mut mask = 0u32;
+        for bd in &self.by_day {
+            let wd = i32::from(bd.weekday);
+            let first_hit = 1 + (wd - first_wd).rem_euclid(7);
+            match bd.ordinal {
+                None => {
+                    let mut d = first_hit;
+                    while d <= dim {
+                        mask |= 1 << d;
+                        d += 7;
+                    }
+                }
+                Some(n) if n > 0 => {
+                    let d = first_hit + 7 * (i32::from(n) - 1);
+                    if d <= dim {
+                        mask |= 1 << d;
+                    }
+                }
+                Some(n) => {
+                    let last_hit = dim - (last_wd - wd).rem_euclid(7);
+                    let d = last_hit - 7 * (-i32::from(n) - 1);
+                    if d >= 1 {
+                        mask |= 1 << d;
+                    }
+                }
+            }
+        }
+        mask
     }
 
     /// Whether day `d` of a month (or year) starting at day number `first`
@@ -864,12 +919,7 @@ impl RecurrenceRule {
 
     /// Every selected day at every BYHOUR × BYMINUTE (or DTSTART's), sorted.
     fn times_of(&self, days: &[i32], out: &mut Vec<i64>) {
-        let start_secs = self.dtstart_local.rem_euclid(SECS_PER_DAY);
-        let (h0, mi0, s0) = (
-            (start_secs / 3600) as u8,
-            ((start_secs / 60) % 60) as u8,
-            start_secs % 60,
-        );
+        let (h0, mi0, s0) = (self.start.hour, self.start.minute, self.start.second);
         let hours: &[u8] = if self.by_hour.is_empty() {
             std::slice::from_ref(&h0)
         } else {
