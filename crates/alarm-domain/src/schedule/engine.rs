@@ -13,12 +13,14 @@
 //!    held until it is known whether they reach the following occurrence.
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use jiff::civil::DateTime;
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp};
 
 use super::civil::{SECS_PER_DAY, civil_from_days, datetime_of, day_of};
+use super::rrule::END_OF_TIME;
 use super::{Schedule, ScheduleCursor, Until};
 use crate::ids::ExceptionPeriodId;
 use crate::model::{ExceptionPeriod, Holiday, HolidayDate, HolidayPreference};
@@ -120,9 +122,12 @@ impl SuppressionReason {
 }
 
 /// One time an alarm rings (or would have rung, when suppressed).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Occurrence {
-    local: DateTime,
+    /// Local seconds of the nominal wall time, always within jiff's civil
+    /// range (checked when the occurrence is made); turned into a jiff
+    /// value only when asked, which keeps a long preview cheap.
+    local: i64,
     fire_at: Timestamp,
     schedules: ScheduleMask,
     adjustment: Adjustment,
@@ -132,7 +137,7 @@ pub struct Occurrence {
 impl Occurrence {
     /// The nominal local date and time the schedule asked for.
     pub fn local(&self) -> DateTime {
-        self.local
+        datetime_of(self.local).unwrap_or(DateTime::MAX)
     }
     /// The UTC instant it fires.
     pub fn fire_at(&self) -> Timestamp {
@@ -149,6 +154,18 @@ impl Occurrence {
     /// Why it does not ring, when suppressed.
     pub fn suppressed(&self) -> Option<&SuppressionReason> {
         self.suppressed.as_ref()
+    }
+}
+
+impl fmt::Debug for Occurrence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Occurrence")
+            .field("local", &self.local())
+            .field("fire_at", &self.fire_at)
+            .field("schedules", &self.schedules.indexes())
+            .field("adjustment", &self.adjustment)
+            .field("suppressed", &self.suppressed)
+            .finish()
     }
 }
 
@@ -312,6 +329,9 @@ struct Resolver<'z> {
     hi: i64,
 }
 
+/// The first local second jiff can represent: -9999-01-01T00:00.
+const LOCAL_MIN: i64 = -377_705_116_800;
+
 /// Margin kept from transitions by the fast path (more than any offset swing).
 const TRANSITION_MARGIN: i64 = 2 * SECS_PER_DAY;
 
@@ -378,8 +398,12 @@ struct Pending {
 
 /// Keeps `items` ordered by `key`, inserting after equal keys. Arrivals are
 /// almost always in order, so the search from the back is one comparison.
-fn insert_ordered(items: &mut VecDeque<Pending>, p: Pending, key: fn(&Pending) -> i64) {
+fn insert_ordered(items: &mut VecDeque<Pending>, p: Pending, key: impl Fn(&Pending) -> i64) {
     let k = key(&p);
+    if items.back().is_none_or(|last| key(last) <= k) {
+        items.push_back(p);
+        return;
+    }
     let mut idx = items.len();
     while idx > 0 && key(&items[idx - 1]) > k {
         idx -= 1;
@@ -564,9 +588,13 @@ impl Judge<'_> {
             if p.fin <= self.after {
                 continue;
             }
-            let (Some(local), Ok(fire_at)) = (datetime_of(p.local), Timestamp::from_second(p.fin)) else {
+            let Ok(fire_at) = Timestamp::from_second(p.fin) else {
                 continue;
             };
+            if !(LOCAL_MIN..END_OF_TIME).contains(&p.local) {
+                continue;
+            }
+            let local = p.local;
             self.items.push(Occurrence {
                 local,
                 fire_at,
@@ -593,5 +621,17 @@ impl Judge<'_> {
             insert_ordered(&mut self.out, h, |p| p.fin);
         }
         self.release(i64::MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::civil::local_seconds;
+
+    #[test]
+    fn local_bounds_match_jiff() {
+        assert_eq!(local_seconds(DateTime::MIN), LOCAL_MIN);
+        assert_eq!(local_seconds(DateTime::MAX) + 1, END_OF_TIME);
     }
 }
