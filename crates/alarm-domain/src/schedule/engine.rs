@@ -130,9 +130,22 @@ pub struct Occurrence {
     local: i64,
     fire_at: Timestamp,
     schedules: ScheduleMask,
+    /// Adjustments and suppression are rare; boxing them keeps the common
+    /// occurrence small and cheap to move.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Extra {
     adjustment: Adjustment,
     suppressed: Option<SuppressionReason>,
 }
+
+static NO_ADJUSTMENT: Adjustment = Adjustment {
+    gap_shift: None,
+    holiday_delay: None,
+    absorbed_delayed: false,
+};
 
 impl Occurrence {
     /// The nominal local date and time the schedule asked for.
@@ -149,11 +162,11 @@ impl Occurrence {
     }
     /// Gap shift and holiday delay, if any.
     pub fn adjustment(&self) -> &Adjustment {
-        &self.adjustment
+        self.extra.as_ref().map_or(&NO_ADJUSTMENT, |e| &e.adjustment)
     }
     /// Why it does not ring, when suppressed.
     pub fn suppressed(&self) -> Option<&SuppressionReason> {
-        self.suppressed.as_ref()
+        self.extra.as_ref().and_then(|e| e.suppressed.as_ref())
     }
 }
 
@@ -163,8 +176,8 @@ impl fmt::Debug for Occurrence {
             .field("local", &self.local())
             .field("fire_at", &self.fire_at)
             .field("schedules", &self.schedules.indexes())
-            .field("adjustment", &self.adjustment)
-            .field("suppressed", &self.suppressed)
+            .field("adjustment", self.adjustment())
+            .field("suppressed", &self.suppressed())
             .finish()
     }
 }
@@ -224,13 +237,13 @@ impl Calendar {
             return Verdict::Ring { delay: None };
         }
         if let Some(i) = self.exceptions.iter().position(|(s, e, _, _)| (*s..=*e).contains(&day)) {
-            return Verdict::Suppressed(Suppression::Exception(i));
+            return Verdict::Suppressed(Suppression::Exception(i as u32));
         }
         if self.holidays.is_empty() {
             return Verdict::Ring { delay: None };
         }
         let (_, m, d) = civil_from_days(day);
-        let mut delay: Option<(u16, usize)> = None;
+        let mut delay: Option<(u16, u32)> = None;
         for (i, h) in self.holidays.iter().enumerate() {
             let hit = match h.date {
                 HolidayDate::Fixed(date) => day_of(date) == day,
@@ -240,12 +253,12 @@ impl Calendar {
                 continue;
             }
             match h.preference {
-                HolidayPreference::Skip => return Verdict::Suppressed(Suppression::Holiday(i)),
+                HolidayPreference::Skip => return Verdict::Suppressed(Suppression::Holiday(i as u32)),
                 HolidayPreference::Delay(minutes) => {
                     // Two delayed holidays on one date: the longer delay wins.
                     let minutes = minutes.get();
                     if delay.is_none_or(|(cur, _)| cur < minutes) {
-                        delay = Some((minutes, i));
+                        delay = Some((minutes, i as u32));
                     }
                 }
                 HolidayPreference::Fire => {}
@@ -258,11 +271,11 @@ impl Calendar {
         match s {
             Suppression::Disabled => SuppressionReason::Disabled,
             Suppression::Exception(i) => {
-                let (_, _, id, name) = &self.exceptions[i];
+                let (_, _, id, name) = &self.exceptions[i as usize];
                 SuppressionReason::ExceptionPeriod { id: *id, name: name.clone() }
             }
             Suppression::Holiday(i) => SuppressionReason::HolidaySkip {
-                holiday: self.holidays[i].name.clone(),
+                holiday: self.holidays[i as usize].name.clone(),
             },
         }
     }
@@ -272,14 +285,14 @@ impl Calendar {
 #[derive(Debug, Clone, Copy)]
 enum Suppression {
     Disabled,
-    Exception(usize),
-    Holiday(usize),
+    Exception(u32),
+    Holiday(u32),
 }
 
 enum Verdict {
     Suppressed(Suppression),
     /// Rings, possibly delayed by (minutes, holiday index).
-    Ring { delay: Option<(u16, usize)> },
+    Ring { delay: Option<(u16, u32)> },
 }
 
 /// What to compute.
@@ -311,7 +324,7 @@ struct Resolved {
     /// The earliest instant any wall time at or after this one can resolve to.
     floor: i64,
     /// Gap shift in seconds (0 when the wall time exists).
-    shift: i64,
+    shift: i32,
 }
 
 /// Resolves wall times in one zone, remembering the offset of the last
@@ -355,7 +368,7 @@ impl<'z> Resolver<'z> {
             AmbiguousOffset::Gap { before, after } => Resolved {
                 at: local - i64::from(before.seconds()),
                 floor: local - i64::from(after.seconds()),
-                shift: i64::from(after.seconds() - before.seconds()),
+                shift: after.seconds() - before.seconds(),
             },
             AmbiguousOffset::Fold { before, .. } => {
                 let at = local - i64::from(before.seconds());
@@ -389,11 +402,12 @@ struct Pending {
     at: i64,
     /// When it rings (after a holiday delay).
     fin: i64,
+    /// Gap shift in seconds (a gap is at most a day or so).
+    shift: i32,
     mask: u16,
-    shift: i64,
-    suppressed: Option<Suppression>,
-    delay: Option<(u16, usize)>,
     absorbed: bool,
+    suppressed: Option<Suppression>,
+    delay: Option<(u16, u32)>,
 }
 
 /// Keeps `items` ordered by `key`, inserting after equal keys. Arrivals are
@@ -594,21 +608,21 @@ impl Judge<'_> {
             if !(LOCAL_MIN..END_OF_TIME).contains(&p.local) {
                 continue;
             }
-            let local = p.local;
-            self.items.push(Occurrence {
-                local,
-                fire_at,
-                schedules: ScheduleMask(p.mask),
-                adjustment: Adjustment {
-                    gap_shift: (p.shift != 0).then(|| SignedDuration::from_secs(p.shift)),
-                    holiday_delay: p.delay.map(|(minutes, i)| HolidayDelay {
-                        minutes,
-                        holiday: self.calendar.holidays[i].name.clone(),
-                    }),
-                    absorbed_delayed: p.absorbed,
-                },
-                suppressed: p.suppressed.map(|s| self.calendar.reason(s)),
+            let plain = p.shift == 0 && p.delay.is_none() && !p.absorbed && p.suppressed.is_none();
+            let extra = (!plain).then(|| {
+                Box::new(Extra {
+                    adjustment: Adjustment {
+                        gap_shift: (p.shift != 0).then(|| SignedDuration::from_secs(i64::from(p.shift))),
+                        holiday_delay: p.delay.map(|(minutes, i)| HolidayDelay {
+                            minutes,
+                            holiday: self.calendar.holidays[i as usize].name.clone(),
+                        }),
+                        absorbed_delayed: p.absorbed,
+                    },
+                    suppressed: p.suppressed.map(|s| self.calendar.reason(s)),
+                })
             });
+            self.items.push(Occurrence { local: p.local, fire_at, schedules: ScheduleMask(p.mask), extra });
             if self.items.len() >= self.limit {
                 return true;
             }

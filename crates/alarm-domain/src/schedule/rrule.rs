@@ -586,6 +586,25 @@ impl RecurrenceRule {
     }
 }
 
+/// Keeps only the BYSETPOS positions (1-based, negative from the end) of a
+/// sorted period set. Picks are appended after the set, then moved to the
+/// front, so the reused buffer needs no allocation.
+fn select_positions<T: Copy + Ord>(items: &mut Vec<T>, positions: &[i16]) {
+    if positions.is_empty() {
+        return;
+    }
+    let n = items.len();
+    for &pos in positions {
+        let idx = if pos > 0 { i64::from(pos) - 1 } else { n as i64 + i64::from(pos) };
+        if (0..n as i64).contains(&idx) {
+            items.push(items[idx as usize]);
+        }
+    }
+    items.drain(..n);
+    items.sort_unstable();
+    items.dedup();
+}
+
 /// The end of every expansion: 10000-01-01T00:00 local, past jiff's range.
 pub(crate) const END_OF_TIME: i64 = 253_402_300_800;
 
@@ -731,8 +750,11 @@ impl RecurrenceRule {
                 }
                 let week_start = week_start as i32;
                 let mask = self.weekday_mask().unwrap_or(1 << weekday(start_day));
-                for day in week_start..week_start + 7 {
-                    if mask & (1 << weekday(day)) != 0 && self.month_allowed(day) {
+                let first_wd = weekday(week_start);
+                for i in 0..7u8 {
+                    let wd = (first_wd + i) % 7;
+                    let day = week_start + i32::from(i);
+                    if mask & (1 << wd) != 0 && self.month_allowed(day) {
                         days.push(day);
                     }
                 }
@@ -760,20 +782,16 @@ impl RecurrenceRule {
                 i64::from(days_from_civil(y, 1, 1))
             }
         };
-        self.times_of(days, out);
-        if !self.by_set_pos.is_empty() {
-            // Picks are appended after the period's set, then moved to the
-            // front; the cursor reuses `out`, so this allocates nothing.
-            let n = out.len();
-            for &pos in &self.by_set_pos {
-                let idx = if pos > 0 { i64::from(pos) - 1 } else { n as i64 + i64::from(pos) };
-                if (0..n as i64).contains(&idx) {
-                    out.push(out[idx as usize]);
-                }
-            }
-            out.drain(..n);
-            out.sort_unstable();
-            out.dedup();
+        // BYSETPOS picks from the period's sorted date-times. With one time
+        // per day, positions among days are positions among date-times, so
+        // picking first avoids expanding days that are thrown away.
+        let one_time_a_day = self.by_hour.len() <= 1 && self.by_minute.len() <= 1;
+        if one_time_a_day {
+            select_positions(days, &self.by_set_pos);
+            self.times_of(days, out);
+        } else {
+            self.times_of(days, out);
+            select_positions(out, &self.by_set_pos);
         }
         out.retain(|&t| t >= self.dtstart_local);
         Some(period_start_day * SECS_PER_DAY)
