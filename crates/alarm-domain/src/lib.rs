@@ -27,7 +27,13 @@
 //! * **Rules.** DTSTART counts as an occurrence only when it matches the rule.
 //!   COUNT counts the rule's occurrences before any suppression. UNTIL may be
 //!   UTC (`Z`, compared with the resolved instant) or local (compared in civil
-//!   time; a date alone means the end of that day). A rule with no occurrence
+//!   time; a date alone means the end of that day). Plain and ordinal
+//!   weekdays in one BYDAY are a union (`MO,-1FR`: every Monday and the last
+//!   Friday). Ordinals count within the month for MONTHLY and for YEARLY with
+//!   BYMONTH, within the year otherwise. BYSETPOS picks from a period's whole
+//!   set before DTSTART bounds it, as python-dateutil does: "the first
+//!   weekday of the month" starting on the 15th next fires in the following
+//!   month, not on the 15th. A rule with no occurrence
 //!   within 400 × INTERVAL years of DTSTART (the Gregorian calendar repeats
 //!   every 400 years) is rejected as `rule-never-fires`; rare but valid rules
 //!   (February 29 on a Monday) are accepted. Because the zone is not known

@@ -180,6 +180,36 @@ fn rule_table() {
             "2024-01-01T00:00:00Z",
             &["2024-02-29", "2028-02-29"],
         ),
+        // BYSETPOS picks from the whole month, then DTSTART bounds: January's
+        // first weekday (the 1st) is before DTSTART, so February's is next.
+        (
+            "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=1",
+            "2026-01-15T09:00",
+            "2026-01-01T00:00:00Z",
+            &["2026-02-02", "2026-03-02"],
+        ),
+        // Plain and ordinal weekdays in one BYDAY are a union.
+        (
+            "FREQ=MONTHLY;BYDAY=-1FR,MO",
+            "2026-01-01T09:00",
+            "2026-01-01T00:00:00Z",
+            &[
+                "2026-01-05",
+                "2026-01-12",
+                "2026-01-19",
+                "2026-01-26",
+                "2026-01-30",
+                "2026-02-02",
+            ],
+        ),
+        // Without BYMONTH a YEARLY ordinal counts within the year, even with
+        // BYMONTHDAY: the year's first Monday, when it is the 1st of a month.
+        (
+            "FREQ=YEARLY;BYMONTHDAY=1;BYDAY=1MO",
+            "2020-01-01T09:00",
+            "2020-01-01T00:00:00Z",
+            &["2024-01-01", "2029-01-01"],
+        ),
         // DAILY limited by BYMONTH and BYDAY.
         (
             "FREQ=DAILY;BYMONTH=2;BYDAY=SA",

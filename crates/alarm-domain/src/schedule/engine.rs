@@ -162,7 +162,9 @@ impl Occurrence {
     }
     /// Gap shift and holiday delay, if any.
     pub fn adjustment(&self) -> &Adjustment {
-        self.extra.as_ref().map_or(&NO_ADJUSTMENT, |e| &e.adjustment)
+        self.extra
+            .as_ref()
+            .map_or(&NO_ADJUSTMENT, |e| &e.adjustment)
     }
     /// Why it does not ring, when suppressed.
     pub fn suppressed(&self) -> Option<&SuppressionReason> {
@@ -236,7 +238,11 @@ impl Calendar {
         if self.exceptions.is_empty() && self.holidays.is_empty() {
             return Verdict::Ring { delay: None };
         }
-        if let Some(i) = self.exceptions.iter().position(|(s, e, _, _)| (*s..=*e).contains(&day)) {
+        if let Some(i) = self
+            .exceptions
+            .iter()
+            .position(|(s, e, _, _)| (*s..=*e).contains(&day))
+        {
             return Verdict::Suppressed(Suppression::Exception(i as u32));
         }
         if self.holidays.is_empty() {
@@ -253,7 +259,9 @@ impl Calendar {
                 continue;
             }
             match h.preference {
-                HolidayPreference::Skip => return Verdict::Suppressed(Suppression::Holiday(i as u32)),
+                HolidayPreference::Skip => {
+                    return Verdict::Suppressed(Suppression::Holiday(i as u32));
+                }
                 HolidayPreference::Delay(minutes) => {
                     // Two delayed holidays on one date: the longer delay wins.
                     let minutes = minutes.get();
@@ -272,7 +280,10 @@ impl Calendar {
             Suppression::Disabled => SuppressionReason::Disabled,
             Suppression::Exception(i) => {
                 let (_, _, id, name) = &self.exceptions[i as usize];
-                SuppressionReason::ExceptionPeriod { id: *id, name: name.clone() }
+                SuppressionReason::ExceptionPeriod {
+                    id: *id,
+                    name: name.clone(),
+                }
             }
             Suppression::Holiday(i) => SuppressionReason::HolidaySkip {
                 holiday: self.holidays[i as usize].name.clone(),
@@ -292,7 +303,9 @@ enum Suppression {
 enum Verdict {
     Suppressed(Suppression),
     /// Rings, possibly delayed by (minutes, holiday index).
-    Ring { delay: Option<(u16, u32)> },
+    Ring {
+        delay: Option<(u16, u32)>,
+    },
 }
 
 /// What to compute.
@@ -350,20 +363,33 @@ const TRANSITION_MARGIN: i64 = 2 * SECS_PER_DAY;
 
 impl<'z> Resolver<'z> {
     fn new(zone: &'z TimeZone) -> Self {
-        Self { zone, offset: 0, lo: 0, hi: 0 }
+        Self {
+            zone,
+            offset: 0,
+            lo: 0,
+            hi: 0,
+        }
     }
 
     fn resolve(&mut self, local: i64) -> Option<Resolved> {
         let at = local - self.offset;
         if (self.lo..self.hi).contains(&at) {
-            return Some(Resolved { at, floor: at, shift: 0 });
+            return Some(Resolved {
+                at,
+                floor: at,
+                shift: 0,
+            });
         }
         let dt = datetime_of(local)?;
         let r = match self.zone.to_ambiguous_timestamp(dt).offset() {
             AmbiguousOffset::Unambiguous { offset } => {
                 let at = local - i64::from(offset.seconds());
                 self.remember(at, offset.seconds());
-                Resolved { at, floor: at, shift: 0 }
+                Resolved {
+                    at,
+                    floor: at,
+                    shift: 0,
+                }
             }
             AmbiguousOffset::Gap { before, after } => Resolved {
                 at: local - i64::from(before.seconds()),
@@ -372,7 +398,11 @@ impl<'z> Resolver<'z> {
             },
             AmbiguousOffset::Fold { before, .. } => {
                 let at = local - i64::from(before.seconds());
-                Resolved { at, floor: at, shift: 0 }
+                Resolved {
+                    at,
+                    floor: at,
+                    shift: 0,
+                }
             }
         };
         // Keep within jiff's timestamp range so conversions later cannot fail.
@@ -382,10 +412,20 @@ impl<'z> Resolver<'z> {
 
     /// Caches the transition-free stretch around instant `at`.
     fn remember(&mut self, at: i64, offset: i32) {
-        let Ok(ts) = Timestamp::from_second(at) else { return };
+        let Ok(ts) = Timestamp::from_second(at) else {
+            return;
+        };
         let after_ts = ts.checked_add(SignedDuration::from_secs(1)).unwrap_or(ts);
-        let start = self.zone.preceding(after_ts).next().map_or(Timestamp::MIN, |t| t.timestamp());
-        let end = self.zone.following(ts).next().map_or(Timestamp::MAX, |t| t.timestamp());
+        let start = self
+            .zone
+            .preceding(after_ts)
+            .next()
+            .map_or(Timestamp::MIN, |t| t.timestamp());
+        let end = self
+            .zone
+            .following(ts)
+            .next()
+            .map_or(Timestamp::MAX, |t| t.timestamp());
         self.offset = i64::from(offset);
         self.lo = start.as_second() + TRANSITION_MARGIN;
         self.hi = end.as_second() - TRANSITION_MARGIN;
@@ -438,7 +478,10 @@ pub fn occurrences(
 ) -> Preview {
     let limit = query.limit.min(MAX_PREVIEW_LIMIT);
     if limit == 0 || (!enabled && !query.include_suppressed) || schedules.is_empty() {
-        return Preview { items: Vec::new(), complete: true };
+        return Preview {
+            items: Vec::new(),
+            complete: true,
+        };
     }
     let after = query.after.as_second();
     let after_local = after + i64::from(zone.to_offset(query.after).seconds());
@@ -447,7 +490,8 @@ pub fn occurrences(
     let mut resolver = Resolver::new(zone);
 
     let schedules = &schedules[..schedules.len().min(16)];
-    let mut cursors: Vec<ScheduleCursor<'_>> = schedules.iter().map(|s| s.cursor(from_local)).collect();
+    let mut cursors: Vec<ScheduleCursor<'_>> =
+        schedules.iter().map(|s| s.cursor(from_local)).collect();
     let until_utc: Vec<Option<i64>> = schedules
         .iter()
         .map(|s| match s {
@@ -458,7 +502,10 @@ pub fn occurrences(
             _ => None,
         })
         .collect();
-    let mut heads: Vec<Option<i64>> = cursors.iter_mut().map(|c| next_from(c, &mut budget, from_local)).collect();
+    let mut heads: Vec<Option<i64>> = cursors
+        .iter_mut()
+        .map(|c| next_from(c, &mut budget, from_local))
+        .collect();
 
     // Resolved occurrences waiting until no later wall time can land before them.
     let mut pending: VecDeque<Pending> = VecDeque::new();
@@ -484,7 +531,10 @@ pub fn occurrences(
         while pending.front().is_some_and(|p| p.at < floor) {
             let p = pending.pop_front().expect("checked non-empty");
             if judge.push(p) {
-                return Preview { items: judge.items, complete: true };
+                return Preview {
+                    items: judge.items,
+                    complete: true,
+                };
             }
         }
         let (Some((i, local)), Some(r)) = (next, resolved) else {
@@ -524,11 +574,17 @@ pub fn occurrences(
     let complete = budget > 0;
     while let Some(p) = pending.pop_front() {
         if judge.push(p) {
-            return Preview { items: judge.items, complete: true };
+            return Preview {
+                items: judge.items,
+                complete: true,
+            };
         }
     }
     judge.finish();
-    Preview { items: judge.items, complete }
+    Preview {
+        items: judge.items,
+        complete,
+    }
 }
 
 fn next_from(cursor: &mut ScheduleCursor<'_>, budget: &mut u64, from_local: i64) -> Option<i64> {
@@ -612,7 +668,8 @@ impl Judge<'_> {
             let extra = (!plain).then(|| {
                 Box::new(Extra {
                     adjustment: Adjustment {
-                        gap_shift: (p.shift != 0).then(|| SignedDuration::from_secs(i64::from(p.shift))),
+                        gap_shift: (p.shift != 0)
+                            .then(|| SignedDuration::from_secs(i64::from(p.shift))),
                         holiday_delay: p.delay.map(|(minutes, i)| HolidayDelay {
                             minutes,
                             holiday: self.calendar.holidays[i as usize].name.clone(),
@@ -622,7 +679,12 @@ impl Judge<'_> {
                     suppressed: p.suppressed.map(|s| self.calendar.reason(s)),
                 })
             });
-            self.items.push(Occurrence { local: p.local, fire_at, schedules: ScheduleMask(p.mask), extra });
+            self.items.push(Occurrence {
+                local: p.local,
+                fire_at,
+                schedules: ScheduleMask(p.mask),
+                extra,
+            });
             if self.items.len() >= self.limit {
                 return true;
             }

@@ -595,7 +595,11 @@ fn select_positions<T: Copy + Ord>(items: &mut Vec<T>, positions: &[i16]) {
     }
     let n = items.len();
     for &pos in positions {
-        let idx = if pos > 0 { i64::from(pos) - 1 } else { n as i64 + i64::from(pos) };
+        let idx = if pos > 0 {
+            i64::from(pos) - 1
+        } else {
+            n as i64 + i64::from(pos)
+        };
         if (0..n as i64).contains(&idx) {
             items.push(items[idx as usize]);
         }
@@ -727,7 +731,13 @@ impl RecurrenceRule {
     /// `None` past the supported calendar.
     fn expand_period(&self, index: i64, days: &mut Vec<i32>, out: &mut Vec<i64>) -> Option<i64> {
         let step = index.checked_mul(i64::from(self.interval))?;
-        let StartParts { day: start_day, year: y0, month: m0, day_of_month: d0, .. } = self.start;
+        let StartParts {
+            day: start_day,
+            year: y0,
+            month: m0,
+            day_of_month: d0,
+            ..
+        } = self.start;
         let days = &mut *days;
         days.clear();
         let period_start_day: i64 = match self.freq {
@@ -837,16 +847,7 @@ impl RecurrenceRule {
         let dim = days_in_month(y, m);
         let mut mask: u32 = 0;
         if !self.by_month_day.is_empty() {
-            for &md in &self.by_month_day {
-                let d = if md > 0 {
-                    md as i32
-                } else {
-                    i32::from(dim) + 1 + md as i32
-                };
-                if (1..=i32::from(dim)).contains(&d) {
-                    mask |= 1 << d;
-                }
-            }
+            mask = self.month_day_mask(dim);
             if !self.by_day.is_empty() {
                 mask &= self.month_by_day_mask(first, dim);
             }
@@ -860,6 +861,23 @@ impl RecurrenceRule {
             mask &= mask - 1;
             days.push(first + d - 1);
         }
+    }
+
+    /// BYMONTHDAY within a month of `dim` days as a bitmask (bit d = day d).
+    fn month_day_mask(&self, dim: u8) -> u32 {
+        let dim = i32::from(dim);
+        self.by_month_day.iter().fold(0u32, |mask, &md| {
+            let d = if md > 0 {
+                i32::from(md)
+            } else {
+                dim + 1 + i32::from(md)
+            };
+            if (1..=dim).contains(&d) {
+                mask | (1 << d)
+            } else {
+                mask
+            }
+        })
     }
 
     /// BYDAY within one month as a bitmask of days (bit d = day d): computed
@@ -913,18 +931,30 @@ impl RecurrenceRule {
     }
 
     fn year_days(&self, y: i32, m0: u8, d0: u8, days: &mut Vec<i32>) {
-        if self.by_month != 0 || !self.by_month_day.is_empty() {
+        let first = days_from_civil(y, 1, 1);
+        let len = days_in_year(y);
+        if self.by_month != 0 {
+            // With BYMONTH, BYDAY ordinals count within each month, and a rule
+            // with neither BYMONTHDAY nor BYDAY uses DTSTART's day of month.
+            for m in (1..=12u8).filter(|m| self.by_month & (1 << m) != 0) {
+                self.month_days(y, m, d0, true, days);
+            }
+        } else if !self.by_month_day.is_empty() {
+            // Without BYMONTH, BYMONTHDAY applies to every month and BYDAY
+            // (ordinals counted within the year, RFC 5545) limits the days.
             for m in 1..=12u8 {
-                if self.by_month != 0 && self.by_month & (1 << m) == 0 {
-                    continue;
+                let month_first = days_from_civil(y, m, 1);
+                let mut mask = self.month_day_mask(days_in_month(y, m));
+                while mask != 0 {
+                    let d = mask.trailing_zeros() as i32;
+                    mask &= mask - 1;
+                    let day = month_first + d - 1;
+                    if self.by_day.is_empty() || self.by_day_matches(first, len, day - first + 1) {
+                        days.push(day);
+                    }
                 }
-                // Without BYMONTH, BYMONTHDAY applies to every month; with only
-                // BYMONTH, DTSTART's day of month is used in each listed month.
-                self.month_days(y, m, d0, self.by_month != 0, days);
             }
         } else if !self.by_day.is_empty() {
-            let first = days_from_civil(y, 1, 1);
-            let len = days_in_year(y);
             for d in 1..=len {
                 if self.by_day_matches(first, len, d) {
                     days.push(first + d - 1);
