@@ -169,7 +169,7 @@ fn prepare(case: &'static Case) -> Result<Prepared, String> {
         .map_err(|e| format!("{}: rrule parser: {e}", case.name))?;
     Ok(Prepared {
         case,
-        ours: vec![Schedule::Rule(ours)],
+        ours: vec![Schedule::Rule(Box::new(ours))],
         theirs,
     })
 }

@@ -39,7 +39,7 @@ proptest! {
         let theirs: Vec<i64> = set.all(25).dates.iter().map(|d| d.timestamp()).collect();
         let start = rule.dtstart().to_zoned(alarm_domain::jiff::tz::TimeZone::UTC).unwrap().timestamp();
         let q = OccurrenceQuery { after: start - SignedDuration::from_secs(1), limit: 25, include_suppressed: false };
-        let schedules = [Schedule::Rule(rule)];
+        let schedules = [Schedule::Rule(Box::new(rule))];
         let ours: Vec<i64> = occurrences(&schedules, &common::zone("UTC"), true, &Calendar::default(), &q)
             .items
             .iter()

@@ -219,7 +219,7 @@ proptest! {
         };
         let start = rule.dtstart().to_zoned(alarm_domain::jiff::tz::TimeZone::UTC).unwrap().timestamp();
         let q = OccurrenceQuery { after: start - SignedDuration::from_secs(1), limit: 20, include_suppressed: false };
-        let schedules = [Schedule::Rule(rule.clone())];
+        let schedules = [Schedule::Rule(Box::new(rule.clone()))];
         let preview = occurrences(&schedules, &common::zone("UTC"), true, &Calendar::default(), &q);
         prop_assert!(!preview.items.is_empty(), "{rrule} from {dtstart} was accepted but never fires");
         for o in &preview.items {

@@ -422,7 +422,7 @@ fn check_rule_fires(rule: &RecurrenceRule, draft: &AlarmDraft) -> Result<(), Val
         include_suppressed: false,
     };
     let preview = schedule::occurrences(
-        std::slice::from_ref(&Schedule::Rule(rule.clone())),
+        std::slice::from_ref(&Schedule::Rule(Box::new(rule.clone()))),
         zone,
         true,
         &Calendar::default(),

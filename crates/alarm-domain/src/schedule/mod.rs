@@ -182,7 +182,7 @@ pub enum Schedule {
         time: WallTime,
     },
     /// An RFC 5545 recurrence rule from a local DTSTART.
-    Rule(RecurrenceRule),
+    Rule(Box<RecurrenceRule>),
 }
 
 impl Schedule {

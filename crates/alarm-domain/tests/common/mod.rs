@@ -33,9 +33,9 @@ pub fn daily(s: &str) -> Schedule {
 }
 
 pub fn rule(rrule: &str, dtstart: &str) -> Schedule {
-    Schedule::Rule(
+    Schedule::Rule(Box::new(
         alarm_domain::schedule::RecurrenceRule::parse(rrule, dtstart).expect("valid rule"),
-    )
+    ))
 }
 
 pub fn run(schedules: &[Schedule], zone_name: &str, after: &str, limit: usize) -> Vec<Occurrence> {
