@@ -53,6 +53,35 @@
 //!   [`schedule::MAX_PREVIEW_LIMIT`] occurrences; when the budget runs out
 //!   the answer says it is incomplete instead of looping.
 //!
+//! # Example
+//!
+//! An alarm at 02:30 on weekdays and 03:30 every day in New York, asked on
+//! Saturday 2026-03-07 for its next occurrences across the spring-forward
+//! night (Sunday the 8th has no 02:30, but only the daily 03:30 rings then).
+//!
+//! ```
+//! use alarm_domain::jiff::tz::TimeZoneDatabase;
+//! use alarm_domain::schedule::{occurrences, Calendar, OccurrenceQuery, Schedule, WallTime};
+//! use alarm_domain::tz::TimeZoneName;
+//!
+//! let db = TimeZoneDatabase::bundled();
+//! let zone = TimeZoneName::resolve("America/New_York", &db)?;
+//! let schedules = [
+//!     Schedule::weekdays(WallTime::parse("02:30")?),
+//!     Schedule::Daily { time: WallTime::parse("03:30")? },
+//! ];
+//! let query = OccurrenceQuery {
+//!     after: "2026-03-07T12:00:00Z".parse()?,
+//!     limit: 3,
+//!     include_suppressed: false,
+//! };
+//! let preview = occurrences(&schedules, zone.zone(), true, &Calendar::default(), &query);
+//! let fired: Vec<String> = preview.items.iter().map(|o| o.fire_at().to_string()).collect();
+//! // Sunday 03:30 EDT, then Monday 02:30 and 03:30 EDT.
+//! assert_eq!(fired, ["2026-03-08T07:30:00Z", "2026-03-09T06:30:00Z", "2026-03-09T07:30:00Z"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Layout
 //! * [`error`]: [`ValidationError`] (field, stable code, reason).
 //! * [`ids`]: UUID v7 newtypes.
