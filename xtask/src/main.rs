@@ -111,15 +111,22 @@ fn clippy() -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
+    // nextest cannot run doctests, and they are the examples readers copy, so they get their own
+    // pass. It goes first so that the main runner's summary is the last word of the log.
+    run(cargo(["test", "--workspace", "--doc", "--locked"]))?;
     if succeeds(cargo(["nextest", "--version"])) {
-        run(cargo(["nextest", "run", "--workspace", "--locked"]))?;
+        run(cargo(["nextest", "run", "--workspace", "--locked"]))
     } else {
         println!("    cargo-nextest not found, falling back to cargo test");
-        run(cargo(["test", "--workspace", "--locked"]))?;
+        run(cargo([
+            "test",
+            "--workspace",
+            "--locked",
+            "--lib",
+            "--bins",
+            "--tests",
+        ]))
     }
-    // Neither runner above covers doctests (nextest cannot run them at all), and they are the
-    // examples readers copy, so they get their own pass.
-    run(cargo(["test", "--workspace", "--doc", "--locked"]))
 }
 
 fn deny() -> Result<(), String> {
