@@ -93,7 +93,10 @@
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod ports;
 pub mod schedule;
+pub mod services;
+pub mod trigger;
 pub mod tz;
 
 pub use error::ValidationError;

@@ -1,0 +1,189 @@
+//! Ports: the traits adapters implement, the change sets they commit atomically, and their errors.
+//!
+//! Two rules keep the ports honest:
+//! * **One call per unit of work.** A mutating use case hands one
+//!   [`ChangeSet`] to one port method: the entity change, its audit record,
+//!   its alarm events and the trigger plans it implies. The adapter commits
+//!   all of it or none of it. No transaction object crosses a port.
+//! * **Time is an argument.** Every time-dependent method takes `now`;
+//!   nothing behind a port reads a clock.
+//!
+//! Every store is scoped: a method that takes an owner treats another
+//! owner's id exactly like a missing one ([`StoreError::NotFound`]).
+
+mod queue;
+mod services;
+mod stores;
+
+pub use queue::{FireOutcome, RingingOp, TriggerQueue};
+pub use services::{
+    BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SecretError, SecretProvider,
+};
+pub use stores::{
+    AlarmEventStore, AlarmOp, AlarmStore, AuditLog, ExceptionOp, ExceptionPeriodStore, HolidayOp,
+    HolidayPreferences, HolidayStore, PreferenceOp, RefreshFamily, RefreshTokenStore, RoutineOp,
+    RoutineStore, UserOp, UserStore, WebhookOp, WebhookStore,
+};
+
+#[cfg(feature = "mocks")]
+pub use queue::MockTriggerQueue;
+#[cfg(feature = "mocks")]
+pub use services::{MockBlobStore, MockNotifier, MockSecretProvider};
+#[cfg(feature = "mocks")]
+pub use stores::{
+    MockAlarmEventStore, MockAlarmStore, MockAuditLog, MockExceptionPeriodStore, MockHolidayStore,
+    MockRefreshTokenStore, MockRoutineStore, MockUserStore, MockWebhookStore,
+};
+
+use crate::error::{ValidationError, codes};
+use crate::ids::AlarmId;
+use crate::model::{AlarmEvent, AuditRecord};
+use crate::trigger::Trigger;
+
+/// The current time. Services read it once per use case and pass it down;
+/// ports never call it.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> jiff::Timestamp;
+}
+
+/// New ids (UUID v7). Deterministic sources make tests reproducible.
+pub trait IdSource: Send + Sync {
+    /// A fresh UUID v7.
+    fn next_uuid(&self) -> uuid::Uuid;
+}
+
+/// The operating system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+}
+
+/// v7 ids from the system clock and the OS random source.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn next_uuid(&self) -> uuid::Uuid {
+        uuid::Uuid::now_v7()
+    }
+}
+
+/// Why a store call failed. Adapters translate driver errors into these at
+/// their boundary; no driver type leaks through.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The entity does not exist, or belongs to another owner.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was violated (same id, same email, same trigger key…).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Optimistic concurrency: the entity changed since it was read.
+    #[error("stale version: expected {expected}, found {actual}")]
+    StaleVersion {
+        /// The version the caller based its change on.
+        expected: u64,
+        /// The version stored now.
+        actual: u64,
+    },
+    /// The lease token is no longer current: the claim was rescued, released
+    /// or completed already. The caller must not act on the trigger.
+    #[error("lease lost")]
+    LeaseLost,
+    /// A transient failure (serialization failure, lost connection): the
+    /// whole unit of work may be retried.
+    #[error("temporarily unavailable")]
+    Retryable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Anything else; logged with a correlation id, shown as an opaque 500.
+    #[error("unexpected store failure")]
+    Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A page request for cursor pagination: items after `after` (exclusive,
+/// in id order, which for v7 ids is creation order), at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest<C> {
+    after: Option<C>,
+    limit: u32,
+}
+
+impl<C: Copy> PageRequest<C> {
+    /// The largest page.
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// # Errors
+    /// `limit` with `out-of-range` unless 1..=100.
+    pub fn new(after: Option<C>, limit: u32) -> Result<Self, ValidationError> {
+        if !(1..=Self::MAX_LIMIT).contains(&limit) {
+            return Err(ValidationError::new(
+                "limit",
+                codes::OUT_OF_RANGE,
+                format!("must be 1..={}, got {limit}", Self::MAX_LIMIT),
+            ));
+        }
+        Ok(Self { after, limit })
+    }
+    /// The first page of the largest size.
+    pub fn first() -> Self {
+        Self {
+            after: None,
+            limit: Self::MAX_LIMIT,
+        }
+    }
+    /// The cursor.
+    pub fn after(&self) -> Option<C> {
+        self.after
+    }
+    /// The page size.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+}
+
+/// One page; `next` is the cursor for the following page, `None` at the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T, C> {
+    /// The items, in id order.
+    pub items: Vec<T>,
+    /// Pass as `after` to get the next page.
+    pub next: Option<C>,
+}
+
+/// What a change does to an alarm's pending triggers, in the same commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TriggerPlan {
+    /// Replace the alarm's unclaimed `fire` trigger by `next` (`None`: the
+    /// alarm will not fire again, or is disabled). Snooze and escalation
+    /// triggers of a ringing occurrence stay; the runner re-checks the
+    /// alarm's version before ringing them.
+    Reschedule {
+        /// The alarm.
+        alarm: AlarmId,
+        /// Its next fire trigger.
+        next: Option<Trigger>,
+    },
+    /// Remove every unclaimed trigger and ringing record of the alarm (deletion).
+    CancelAll {
+        /// The alarm.
+        alarm: AlarmId,
+    },
+}
+
+/// One unit of work for a store: the entity operation plus everything it
+/// implies, committed atomically or not at all.
+#[derive(Debug, Clone)]
+pub struct ChangeSet<Op> {
+    /// The entity change.
+    pub op: Op,
+    /// Who did what (one record per unit of work).
+    pub audit: AuditRecord,
+    /// Alarm events to append.
+    pub events: Vec<AlarmEvent>,
+    /// Trigger changes for every affected alarm.
+    pub triggers: Vec<TriggerPlan>,
+}

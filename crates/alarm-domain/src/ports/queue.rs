@@ -1,0 +1,119 @@
+//! The trigger queue port: claim due triggers under a lease, complete with fencing, rescue expired leases.
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+
+use super::{ChangeSet, StoreError, TriggerPlan};
+use crate::ids::{AlarmId, UserId};
+use crate::model::AlarmEvent;
+use crate::trigger::{Claimed, Delivery, LeaseToken, Ringing, RingingChange, Trigger};
+
+/// Everything a fired (or skipped) trigger leaves behind, committed together
+/// with the removal of the trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FireOutcome {
+    /// Events to append (`triggered`, `escalated`, `missed`, `expired`…).
+    pub events: Vec<AlarmEvent>,
+    /// Notifications to make.
+    pub deliveries: Vec<Delivery>,
+    /// The next follow-up of this occurrence (next escalation), if any.
+    pub follow_up: Option<Trigger>,
+    /// The alarm's next occurrence, for a `fire` trigger.
+    pub next: Option<TriggerPlan>,
+    /// How the ringing state changes.
+    pub ringing: RingingChange,
+}
+
+/// A user acting on a ringing occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RingingOp {
+    /// Snooze: the ringing record becomes snoozed with `snoozes` used, the
+    /// occurrence's pending escalations are cancelled and `trigger` (a
+    /// `snooze(n)` trigger) is inserted.
+    Snooze {
+        /// The updated ringing record.
+        ringing: Ringing,
+        /// The snooze trigger.
+        trigger: Trigger,
+    },
+    /// Dismiss: every ringing record of the alarm and every pending
+    /// follow-up (snooze, escalation) of those occurrences are removed.
+    Dismiss {
+        /// The owner.
+        owner: UserId,
+        /// The alarm.
+        alarm: AlarmId,
+    },
+}
+
+/// Triggers, leases and ringing occurrences.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait TriggerQueue: Send + Sync {
+    /// Claims up to `limit` unleased triggers due at or before `now`, earliest
+    /// first, leasing each until `now + lease`. Concurrent claimers never
+    /// receive the same trigger.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease: SignedDuration,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Removes the claimed trigger and commits its whole outcome atomically.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::LeaseLost`] when `token` is not the trigger's
+    /// current lease (rescued, released or completed already); nothing is
+    /// stored then.
+    async fn complete(&self, token: LeaseToken, outcome: FireOutcome) -> Result<(), StoreError>;
+
+    /// Gives a claimed trigger back, unchanged, for another claimer.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::LeaseLost`] when `token` is not current.
+    async fn release(&self, token: LeaseToken) -> Result<(), StoreError>;
+
+    /// Makes every trigger whose lease expired at or before `now` claimable
+    /// again, killing the old tokens. Returns how many were rescued.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn rescue(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// When the earliest unleased trigger is due, if any (for precise sleeping).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// The alarm's pending triggers (leased or not), by due time.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn pending(&self, alarm: AlarmId) -> Result<Vec<Trigger>, StoreError>;
+
+    /// The owner's ringing occurrences of `alarm`, oldest first.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn ringing(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Ringing>, StoreError>;
+
+    /// Commits a snooze or dismissal with its audit record and events.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when nothing of the alarm is
+    /// ringing (or it belongs to another owner), and [`StoreError::Conflict`]
+    /// when a snooze's count is not the stored count + 1 (a concurrent snooze
+    /// won). Nothing is stored on error.
+    async fn commit_ringing(&self, change: ChangeSet<RingingOp>) -> Result<(), StoreError>;
+
+    /// Deliveries committed for `owner` (newest last), for the in-app channel and tests.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn deliveries(&self, owner: UserId) -> Result<Vec<Delivery>, StoreError>;
+}

@@ -1,0 +1,115 @@
+//! Ports to outside services: blob storage, secrets and notification channels (implemented in later issues).
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use secrecy::SecretString;
+
+use crate::ids::{BlobId, UserId};
+use crate::trigger::Delivery;
+
+/// Why a blob operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// No such blob (or another owner's).
+    #[error("blob not found")]
+    NotFound,
+    /// The blob is larger than the store accepts.
+    #[error("blob too large: {size} bytes, limit {limit}")]
+    TooLarge {
+        /// The size offered.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Anything else.
+    #[error("unexpected blob store failure")]
+    Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What is known about a stored blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// The id.
+    pub id: BlobId,
+    /// The owner.
+    pub owner: UserId,
+    /// The media type, e.g. `audio/mpeg`.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was stored.
+    pub created_at: Timestamp,
+}
+
+/// Object storage for alarm sounds and uploads.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Stores `bytes` under `meta.id`.
+    ///
+    /// # Errors
+    /// MUST return [`BlobError::TooLarge`] over the store's limit.
+    async fn put(&self, meta: BlobMeta, bytes: Vec<u8>) -> Result<(), BlobError>;
+
+    /// The owner's blob.
+    ///
+    /// # Errors
+    /// MUST return [`BlobError::NotFound`] when missing or another owner's.
+    async fn get(&self, owner: UserId, id: BlobId) -> Result<(BlobMeta, Vec<u8>), BlobError>;
+
+    /// Removes the owner's blob.
+    ///
+    /// # Errors
+    /// MUST return [`BlobError::NotFound`] when missing or another owner's.
+    async fn delete(&self, owner: UserId, id: BlobId) -> Result<(), BlobError>;
+}
+
+/// Why a secret could not be read. Never carries the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// No secret of that name.
+    #[error("secret `{0}` not found")]
+    NotFound(String),
+    /// The provider could not be reached or refused.
+    #[error("secret provider failure")]
+    Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Reads named secrets (env, file, Vault, OCI Vault).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait SecretProvider: Send + Sync {
+    /// The secret called `name`.
+    ///
+    /// # Errors
+    /// MUST return [`SecretError::NotFound`] when it does not exist.
+    async fn get(&self, name: &str) -> Result<SecretString, SecretError>;
+}
+
+/// Why a notification was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// Worth retrying (timeout, 5xx, 408, 429), optionally not before a time.
+    #[error("transient delivery failure")]
+    Transient {
+        /// `Retry-After`, when the receiver gave one.
+        retry_after: Option<Timestamp>,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Final (4xx other than 408/429, refused target).
+    #[error("permanent delivery failure")]
+    Permanent(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// One notification channel (webhook, email, push).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Delivers one notification at `now`.
+    ///
+    /// # Errors
+    /// [`NotifyError::Transient`] or [`NotifyError::Permanent`].
+    async fn deliver(&self, delivery: &Delivery, now: Timestamp) -> Result<(), NotifyError>;
+}

@@ -1,0 +1,393 @@
+//! Store ports: users, alarms, exception periods, holidays and preferences, routines, webhooks, events, audit, refresh tokens.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use secrecy::SecretString;
+
+use super::{ChangeSet, Page, PageRequest, StoreError};
+use crate::ids::{
+    AlarmId, AuditId, EventId, ExceptionPeriodId, HolidayId, RoutineId, UserId, WebhookId,
+};
+use crate::model::{
+    Alarm, AlarmEvent, AlarmVersion, AuditRecord, Country, Email, ExceptionPeriod, Holiday,
+    HolidayPreference, Routine, User, WebhookRegistration,
+};
+
+/// A user-store operation.
+#[derive(Debug, Clone)]
+pub enum UserOp {
+    /// A new account with its password hash (a PHC string; secret because it
+    /// enables offline guessing).
+    Register {
+        /// The account.
+        user: User,
+        /// The password hash.
+        password_hash: SecretString,
+    },
+    /// Profile fields changed (display name, zone, locale, role).
+    Update(User),
+}
+
+/// Accounts and their credentials.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// The user with `id`.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when no such user exists.
+    async fn get(&self, id: UserId) -> Result<User, StoreError>;
+
+    /// The user whose email equals `email` case-insensitively, if any.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+
+    /// The user and password hash for a login, if the email is registered.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn credentials(&self, email: &Email) -> Result<Option<(User, SecretString)>, StoreError>;
+
+    /// Commits a registration or profile change with its audit record.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] when registering an id or an
+    /// email (case-insensitively) that exists, and [`StoreError::NotFound`]
+    /// when updating a missing user; nothing is stored then.
+    async fn commit(&self, change: ChangeSet<UserOp>) -> Result<(), StoreError>;
+}
+
+/// An alarm-store operation.
+#[derive(Debug, Clone)]
+pub enum AlarmOp {
+    /// A new alarm (version 1).
+    Create(Alarm),
+    /// A new version of an existing alarm, based on `expected`.
+    Update {
+        /// The new state (its version is `expected + 1`).
+        alarm: Alarm,
+        /// The version the change was computed from.
+        expected: AlarmVersion,
+    },
+    /// Removal, based on `expected`.
+    Delete {
+        /// The owner.
+        owner: UserId,
+        /// The alarm.
+        id: AlarmId,
+        /// The version the deletion was decided on.
+        expected: AlarmVersion,
+    },
+}
+
+/// Alarms, scoped to their owner.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait AlarmStore: Send + Sync {
+    /// The owner's alarm `id`.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when it does not exist or belongs
+    /// to another owner.
+    async fn get(&self, owner: UserId, id: AlarmId) -> Result<Alarm, StoreError>;
+
+    /// The alarm `id` whoever owns it (for the trigger runner).
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when it does not exist.
+    async fn get_any(&self, id: AlarmId) -> Result<Alarm, StoreError>;
+
+    /// The owner's alarms in id order, optionally only enabled or disabled ones.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn list(
+        &self,
+        owner: UserId,
+        enabled: Option<bool>,
+        page: PageRequest<AlarmId>,
+    ) -> Result<Page<Alarm, AlarmId>, StoreError>;
+
+    /// Commits an alarm change with its audit record, events and trigger plans.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] when creating an existing id,
+    /// [`StoreError::NotFound`] when updating or deleting a missing (or
+    /// another owner's) alarm, and [`StoreError::StaleVersion`] when the
+    /// stored version is not `expected`. Nothing is stored on error.
+    async fn commit(&self, change: ChangeSet<AlarmOp>) -> Result<(), StoreError>;
+}
+
+/// An exception-period operation.
+#[derive(Debug, Clone)]
+pub enum ExceptionOp {
+    /// A new period.
+    Create(ExceptionPeriod),
+    /// Replace a period (same id and owner).
+    Update(ExceptionPeriod),
+    /// Remove a period.
+    Delete {
+        /// The owner.
+        owner: UserId,
+        /// The period.
+        id: ExceptionPeriodId,
+    },
+}
+
+/// Exception periods, scoped to their owner.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait ExceptionPeriodStore: Send + Sync {
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when missing or another owner's.
+    async fn get(
+        &self,
+        owner: UserId,
+        id: ExceptionPeriodId,
+    ) -> Result<ExceptionPeriod, StoreError>;
+
+    /// All of the owner's periods, ordered by start date then id.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn list(&self, owner: UserId) -> Result<Vec<ExceptionPeriod>, StoreError>;
+
+    /// Commits the change with its audit record and the recomputed triggers
+    /// of the owner's alarms.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] for an existing id on create and
+    /// [`StoreError::NotFound`] for a missing or another owner's period on
+    /// update or delete. Nothing is stored on error.
+    async fn commit(&self, change: ChangeSet<ExceptionOp>) -> Result<(), StoreError>;
+}
+
+/// A holiday operation (administrators only; enforced by the service).
+#[derive(Debug, Clone)]
+pub enum HolidayOp {
+    /// A new holiday.
+    Create(Holiday),
+    /// Remove a holiday.
+    Delete(HolidayId),
+}
+
+/// A user's holiday preferences: a default and per-holiday overrides.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HolidayPreferences {
+    /// What happens on holidays without an override.
+    pub default: HolidayPreference,
+    /// Overrides, one per holiday.
+    pub overrides: Vec<(HolidayId, HolidayPreference)>,
+}
+
+impl HolidayPreferences {
+    /// The effective preference for `holiday`.
+    pub fn for_holiday(&self, holiday: HolidayId) -> HolidayPreference {
+        self.overrides
+            .iter()
+            .find(|(id, _)| *id == holiday)
+            .map_or(self.default, |(_, p)| *p)
+    }
+}
+
+/// A preference operation.
+#[derive(Debug, Clone)]
+pub enum PreferenceOp {
+    /// Replace the owner's preferences.
+    Set {
+        /// The owner.
+        owner: UserId,
+        /// The new preferences.
+        preferences: HolidayPreferences,
+    },
+}
+
+/// Shared holidays and per-user holiday preferences.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait HolidayStore: Send + Sync {
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when missing.
+    async fn get(&self, id: HolidayId) -> Result<Holiday, StoreError>;
+
+    /// Holidays of `country` (all states), ordered by id.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn list(&self, country: Country) -> Result<Vec<Holiday>, StoreError>;
+
+    /// Commits a holiday change with its audit record and recomputed triggers.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] for an existing id, or for the
+    /// same name on the same date in the same country and state;
+    /// [`StoreError::NotFound`] when deleting a missing holiday.
+    async fn commit(&self, change: ChangeSet<HolidayOp>) -> Result<(), StoreError>;
+
+    /// The owner's preferences (the default `fire` with no overrides when
+    /// never set).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn preferences(&self, owner: UserId) -> Result<HolidayPreferences, StoreError>;
+
+    /// Commits new preferences with their audit record and recomputed triggers.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when an override names a missing holiday.
+    async fn commit_preferences(&self, change: ChangeSet<PreferenceOp>) -> Result<(), StoreError>;
+}
+
+/// A routine operation.
+#[derive(Debug, Clone)]
+pub enum RoutineOp {
+    /// A new routine.
+    Create(Routine),
+    /// Replace a routine (same id and owner).
+    Update(Routine),
+    /// Remove a routine.
+    Delete {
+        /// The owner.
+        owner: UserId,
+        /// The routine.
+        id: RoutineId,
+    },
+}
+
+/// Routines, scoped to their owner.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait RoutineStore: Send + Sync {
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when missing or another owner's.
+    async fn get(&self, owner: UserId, id: RoutineId) -> Result<Routine, StoreError>;
+
+    /// The owner's routines in id order.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn list(
+        &self,
+        owner: UserId,
+        page: PageRequest<RoutineId>,
+    ) -> Result<Page<Routine, RoutineId>, StoreError>;
+
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] for an existing id on create and
+    /// [`StoreError::NotFound`] for a missing or another owner's routine.
+    async fn commit(&self, change: ChangeSet<RoutineOp>) -> Result<(), StoreError>;
+}
+
+/// A webhook-registration operation.
+#[derive(Debug, Clone)]
+pub enum WebhookOp {
+    /// A new registration.
+    Create(WebhookRegistration),
+    /// Replace a registration (same id and owner).
+    Update(WebhookRegistration),
+    /// Remove a registration.
+    Delete {
+        /// The owner.
+        owner: UserId,
+        /// The registration.
+        id: WebhookId,
+    },
+}
+
+/// Webhook registrations, scoped to their owner.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when missing or another owner's.
+    async fn get(&self, owner: UserId, id: WebhookId) -> Result<WebhookRegistration, StoreError>;
+
+    /// The owner's registrations in id order.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn list(&self, owner: UserId) -> Result<Vec<WebhookRegistration>, StoreError>;
+
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] for an existing id on create and
+    /// [`StoreError::NotFound`] for a missing or another owner's registration.
+    async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError>;
+}
+
+/// Alarm history (written only through change sets and fire outcomes).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait AlarmEventStore: Send + Sync {
+    /// The owner's events of `alarm`, oldest first, in id order. Events of a
+    /// deleted alarm remain readable by its owner.
+    ///
+    /// # Errors
+    /// Only infrastructure failures (another owner's alarm yields an empty page).
+    async fn list(
+        &self,
+        owner: UserId,
+        alarm: AlarmId,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<AlarmEvent, EventId>, StoreError>;
+}
+
+/// The audit log (append-only, written through change sets).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Records in id order, optionally only those of one actor.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn list(
+        &self,
+        actor: Option<UserId>,
+        page: PageRequest<AuditId>,
+    ) -> Result<Page<AuditRecord, AuditId>, StoreError>;
+}
+
+/// A refresh-token family: the chain of rotated tokens of one login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFamily {
+    /// The family id.
+    pub id: uuid::Uuid,
+    /// The user.
+    pub user: UserId,
+    /// When the family stops being usable.
+    pub expires_at: Timestamp,
+    /// Whether it was revoked (logout or reuse).
+    pub revoked: bool,
+}
+
+/// Refresh tokens, stored as hashes only.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync {
+    /// Starts a family whose current token has `token_hash`.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] when the family id or hash exists.
+    async fn create(&self, family: RefreshFamily, token_hash: [u8; 32]) -> Result<(), StoreError>;
+
+    /// Spends the current token `old_hash` and makes `new_hash` current.
+    /// Presenting a spent token revokes the whole family.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] for an unknown hash, and
+    /// [`StoreError::LeaseLost`] when the hash was already spent (the family
+    /// is then revoked) or the family is revoked or expired at `now`.
+    async fn rotate(
+        &self,
+        old_hash: [u8; 32],
+        new_hash: [u8; 32],
+        now: Timestamp,
+    ) -> Result<RefreshFamily, StoreError>;
+
+    /// Revokes the family of `token_hash` (logout).
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] for an unknown hash.
+    async fn revoke(&self, token_hash: [u8; 32]) -> Result<(), StoreError>;
+}

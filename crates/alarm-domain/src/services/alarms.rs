@@ -1,0 +1,383 @@
+//! Alarm use cases: create, read, update, delete, enable/disable, preview, snooze and dismiss.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::calendar::next_fire;
+use super::{Actor, CalendarService, Ports, ServiceError};
+use crate::ids::AlarmId;
+use crate::model::{Alarm, AlarmDraft, AlarmEventKind, AlarmVersion};
+use crate::ports::{AlarmOp, ChangeSet, Page, PageRequest, RingingOp, TriggerPlan};
+use crate::schedule::{OccurrenceQuery, Preview};
+use crate::trigger::{Ringing, Trigger, TriggerKind};
+
+/// Alarm use cases.
+#[derive(Clone)]
+pub struct AlarmService {
+    ports: Ports,
+    calendar: CalendarService,
+}
+
+fn summary(a: &Alarm) -> String {
+    format!(
+        "name={:?} enabled={} zone={} schedules={} version={}",
+        a.name().as_str(),
+        a.enabled(),
+        a.time_zone(),
+        a.schedules().len(),
+        a.version().get()
+    )
+}
+
+impl AlarmService {
+    /// A service over `ports`.
+    pub fn new(ports: Ports) -> Self {
+        Self {
+            calendar: CalendarService::new(ports.clone()),
+            ports,
+        }
+    }
+
+    /// The actor's alarm.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when missing or another owner's.
+    pub async fn get(&self, actor: &Actor, id: AlarmId) -> Result<Alarm, ServiceError> {
+        Ok(self.ports.alarms.get(actor.user, id).await?)
+    }
+
+    /// The actor's alarms, a page at a time.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        enabled: Option<bool>,
+        page: PageRequest<AlarmId>,
+    ) -> Result<Page<Alarm, AlarmId>, ServiceError> {
+        Ok(self.ports.alarms.list(actor.user, enabled, page).await?)
+    }
+
+    /// When the alarm rings next (`None`: never again, or disabled).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn next_fire_at(&self, alarm: &Alarm) -> Result<Option<Timestamp>, ServiceError> {
+        let calendar = self.calendar.calendar_for(alarm.owner()).await?;
+        Ok(next_fire(alarm, &calendar, self.ports.clock.now()).map(|t| t.due_at))
+    }
+
+    /// Creates an alarm for the actor and schedules its first fire.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a `Once` in the past or a rule that
+    /// never fires in the alarm's zone.
+    pub async fn create(&self, actor: &Actor, draft: AlarmDraft) -> Result<Alarm, ServiceError> {
+        let now = self.ports.clock.now();
+        let id = self.ports.new_id(AlarmId::from_uuid, AlarmId::generate);
+        let alarm = Alarm::create(id, actor.user, draft, now)?;
+        let calendar = self.calendar.calendar_for(actor.user).await?;
+        let change = ChangeSet {
+            audit: self.ports.audit(
+                actor,
+                "alarm.create",
+                "alarm",
+                id.as_uuid(),
+                None,
+                Some(summary(&alarm)),
+                now,
+            ),
+            events: vec![self.ports.event(
+                id,
+                actor.user,
+                AlarmEventKind::Created,
+                now,
+                None,
+                None,
+            )],
+            triggers: vec![TriggerPlan::Reschedule {
+                alarm: id,
+                next: next_fire(&alarm, &calendar, now),
+            }],
+            op: AlarmOp::Create(alarm.clone()),
+        };
+        self.ports.alarms.commit(change).await?;
+        Ok(alarm)
+    }
+
+    /// Replaces the editable fields, based on `expected` (optimistic concurrency).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`], [`ServiceError::StaleVersion`] when the
+    /// alarm changed since `expected`, [`ServiceError::Invalid`].
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: AlarmId,
+        draft: AlarmDraft,
+        expected: AlarmVersion,
+    ) -> Result<Alarm, ServiceError> {
+        let current = self.ports.alarms.get(actor.user, id).await?;
+        if current.version() != expected {
+            return Err(ServiceError::StaleVersion {
+                expected: expected.get(),
+                actual: current.version().get(),
+            });
+        }
+        self.revise(
+            actor,
+            &current,
+            draft,
+            AlarmEventKind::Updated,
+            "alarm.update",
+        )
+        .await
+    }
+
+    /// Turns the alarm on or off (no-op versions are not created).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`].
+    pub async fn set_enabled(
+        &self,
+        actor: &Actor,
+        id: AlarmId,
+        enabled: bool,
+    ) -> Result<Alarm, ServiceError> {
+        let current = self.ports.alarms.get(actor.user, id).await?;
+        if current.enabled() == enabled {
+            return Ok(current);
+        }
+        let mut draft = current.draft().clone();
+        draft.enabled = enabled;
+        let (kind, action) = if enabled {
+            (AlarmEventKind::Enabled, "alarm.enable")
+        } else {
+            (AlarmEventKind::Disabled, "alarm.disable")
+        };
+        self.revise(actor, &current, draft, kind, action).await
+    }
+
+    async fn revise(
+        &self,
+        actor: &Actor,
+        current: &Alarm,
+        draft: AlarmDraft,
+        kind: AlarmEventKind,
+        action: &str,
+    ) -> Result<Alarm, ServiceError> {
+        let now = self.ports.clock.now();
+        let alarm = current.revise(draft, now)?;
+        let calendar = self.calendar.calendar_for(actor.user).await?;
+        let change = ChangeSet {
+            audit: self.ports.audit(
+                actor,
+                action,
+                "alarm",
+                alarm.id().as_uuid(),
+                Some(summary(current)),
+                Some(summary(&alarm)),
+                now,
+            ),
+            events: vec![
+                self.ports
+                    .event(alarm.id(), actor.user, kind, now, None, None),
+            ],
+            triggers: vec![TriggerPlan::Reschedule {
+                alarm: alarm.id(),
+                next: next_fire(&alarm, &calendar, now),
+            }],
+            op: AlarmOp::Update {
+                alarm: alarm.clone(),
+                expected: current.version(),
+            },
+        };
+        self.ports.alarms.commit(change).await?;
+        Ok(alarm)
+    }
+
+    /// Deletes the alarm and everything pending for it; its events stay.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`]; [`ServiceError::StaleVersion`] when
+    /// `expected` is given and the alarm changed since.
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        id: AlarmId,
+        expected: Option<AlarmVersion>,
+    ) -> Result<(), ServiceError> {
+        let now = self.ports.clock.now();
+        let current = self.ports.alarms.get(actor.user, id).await?;
+        if let Some(expected) = expected
+            && expected != current.version()
+        {
+            return Err(ServiceError::StaleVersion {
+                expected: expected.get(),
+                actual: current.version().get(),
+            });
+        }
+        let change = ChangeSet {
+            audit: self.ports.audit(
+                actor,
+                "alarm.delete",
+                "alarm",
+                id.as_uuid(),
+                Some(summary(&current)),
+                None,
+                now,
+            ),
+            events: vec![self.ports.event(
+                id,
+                actor.user,
+                AlarmEventKind::Deleted,
+                now,
+                None,
+                None,
+            )],
+            triggers: vec![TriggerPlan::CancelAll { alarm: id }],
+            op: AlarmOp::Delete {
+                owner: actor.user,
+                id,
+                expected: current.version(),
+            },
+        };
+        self.ports.alarms.commit(change).await?;
+        Ok(())
+    }
+
+    /// The alarm's occurrences after `after` (exclusive), judged against
+    /// the actor's calendar.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`].
+    pub async fn preview(
+        &self,
+        actor: &Actor,
+        id: AlarmId,
+        query: OccurrenceQuery,
+    ) -> Result<Preview, ServiceError> {
+        let alarm = self.ports.alarms.get(actor.user, id).await?;
+        let calendar = self.calendar.calendar_for(actor.user).await?;
+        Ok(alarm.occurrences(&calendar, &query))
+    }
+
+    /// Snoozes the alarm's most recent ringing (not already snoozed)
+    /// occurrence: it rings again after the alarm's snooze minutes.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotRinging`] when nothing rings;
+    /// [`ServiceError::SnoozeLimit`] when the occurrence was snoozed as often
+    /// as allowed; [`ServiceError::NotFound`].
+    pub async fn snooze(&self, actor: &Actor, id: AlarmId) -> Result<Ringing, ServiceError> {
+        let now = self.ports.clock.now();
+        let alarm = self.ports.alarms.get(actor.user, id).await?;
+        let ringing = self.ports.queue.ringing(actor.user, id).await?;
+        let Some(current) = ringing
+            .into_iter()
+            .filter(|r| !r.snoozed)
+            .max_by_key(|r| r.occurrence.at)
+        else {
+            return Err(ServiceError::NotRinging);
+        };
+        let policy = alarm.draft().snooze;
+        if current.snoozes >= policy.max_snoozes() {
+            return Err(ServiceError::SnoozeLimit {
+                max: policy.max_snoozes(),
+            });
+        }
+        let n = current.snoozes + 1;
+        let updated = Ringing {
+            snoozes: n,
+            snoozed: true,
+            ..current
+        };
+        let trigger = Trigger {
+            alarm: id,
+            owner: actor.user,
+            occurrence: updated.occurrence,
+            kind: TriggerKind::Snooze(n),
+            due_at: now + SignedDuration::from_mins(i64::from(policy.minutes())),
+            alarm_version: alarm.version(),
+        };
+        let detail = format!("snooze {n} of {}", policy.max_snoozes());
+        let change = ChangeSet {
+            audit: self.ports.audit(
+                actor,
+                "alarm.snooze",
+                "alarm",
+                id.as_uuid(),
+                None,
+                Some(detail.clone()),
+                now,
+            ),
+            events: vec![self.ports.event(
+                id,
+                actor.user,
+                AlarmEventKind::Snoozed,
+                now,
+                Some(updated.occurrence.at),
+                Some(detail),
+            )],
+            triggers: Vec::new(),
+            op: RingingOp::Snooze {
+                ringing: updated.clone(),
+                trigger,
+            },
+        };
+        self.ports.queue.commit_ringing(change).await?;
+        Ok(updated)
+    }
+
+    /// Dismisses every ringing occurrence of the alarm and cancels their
+    /// follow-ups (snoozes, escalations).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotRinging`] when nothing rings; [`ServiceError::NotFound`].
+    pub async fn dismiss(&self, actor: &Actor, id: AlarmId) -> Result<(), ServiceError> {
+        let now = self.ports.clock.now();
+        self.ports.alarms.get(actor.user, id).await?;
+        let ringing = self.ports.queue.ringing(actor.user, id).await?;
+        if ringing.is_empty() {
+            return Err(ServiceError::NotRinging);
+        }
+        let events = ringing
+            .iter()
+            .map(|r| {
+                self.ports.event(
+                    id,
+                    actor.user,
+                    AlarmEventKind::Dismissed,
+                    now,
+                    Some(r.occurrence.at),
+                    None,
+                )
+            })
+            .collect();
+        let change = ChangeSet {
+            audit: self.ports.audit(
+                actor,
+                "alarm.dismiss",
+                "alarm",
+                id.as_uuid(),
+                None,
+                Some(format!("{} occurrence(s)", ringing.len())),
+                now,
+            ),
+            events,
+            triggers: Vec::new(),
+            op: RingingOp::Dismiss {
+                owner: actor.user,
+                alarm: id,
+            },
+        };
+        self.ports
+            .queue
+            .commit_ringing(change)
+            .await
+            .map_err(|e| match ServiceError::from(e) {
+                ServiceError::NotFound => ServiceError::NotRinging,
+                other => other,
+            })
+    }
+}

@@ -1,0 +1,440 @@
+//! Exception periods, holidays and holiday preferences, and the per-owner calendar the engine judges by.
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+
+use super::{Actor, Ports, ServiceError};
+use crate::ids::{AlarmId, ExceptionPeriodId, HolidayId, UserId};
+use crate::model::{
+    Alarm, Country, ExceptionKind, ExceptionPeriod, Holiday, HolidayDate, HolidayName, Role,
+    StateCode,
+};
+use crate::ports::{
+    ChangeSet, ExceptionOp, HolidayOp, HolidayPreferences, PageRequest, PreferenceOp, TriggerPlan,
+};
+use crate::schedule::{Calendar, OccurrenceQuery};
+use crate::trigger::{OccurrenceRef, Trigger, TriggerKind};
+
+/// Exception periods, holidays and preferences.
+#[derive(Clone)]
+pub struct CalendarService {
+    ports: Ports,
+}
+
+/// The next `fire` trigger of `alarm` after `now` under `calendar`, or
+/// `None` when it is disabled or will not ring again.
+pub(crate) fn next_fire(alarm: &Alarm, calendar: &Calendar, now: Timestamp) -> Option<Trigger> {
+    if !alarm.enabled() {
+        return None;
+    }
+    let query = OccurrenceQuery {
+        after: now,
+        limit: 1,
+        include_suppressed: false,
+    };
+    let occ = alarm
+        .occurrences(calendar, &query)
+        .items
+        .into_iter()
+        .next()?;
+    Some(Trigger {
+        alarm: alarm.id(),
+        owner: alarm.owner(),
+        occurrence: OccurrenceRef {
+            at: occ.fire_at(),
+            local: occ.local(),
+        },
+        kind: TriggerKind::Fire,
+        due_at: occ.fire_at(),
+        alarm_version: alarm.version(),
+    })
+}
+
+fn summary(p: &ExceptionPeriod) -> String {
+    format!(
+        "name={:?} type={} {}..={}",
+        p.name(),
+        p.kind().as_str(),
+        p.start(),
+        p.end()
+    )
+}
+
+impl CalendarService {
+    /// A service over `ports`.
+    pub fn new(ports: Ports) -> Self {
+        Self { ports }
+    }
+
+    /// The calendar the engine judges `owner`'s alarms by: their exception
+    /// periods, and the holidays of their country and state with their
+    /// preference for each.
+    ///
+    /// # Errors
+    /// Store failures; [`ServiceError::NotFound`] for an unknown owner.
+    pub async fn calendar_for(&self, owner: UserId) -> Result<Calendar, ServiceError> {
+        self.calendar_with(owner, |_| {}, None).await
+    }
+
+    /// The owner's calendar with `edit` applied to the stored exception
+    /// periods and `prefs` (when given) instead of the stored preferences:
+    /// how it will be once a pending change commits.
+    async fn calendar_with(
+        &self,
+        owner: UserId,
+        edit: impl FnOnce(&mut Vec<ExceptionPeriod>),
+        prefs: Option<&HolidayPreferences>,
+    ) -> Result<Calendar, ServiceError> {
+        let user = self.ports.users.get(owner).await?;
+        let mut exceptions = self.ports.exceptions.list(owner).await?;
+        edit(&mut exceptions);
+        let Some(locale) = user.locale() else {
+            return Ok(Calendar::new(&exceptions, []));
+        };
+        let holidays: Vec<Holiday> = self
+            .ports
+            .holidays
+            .list(locale.country())
+            .await?
+            .into_iter()
+            .filter(|h| h.applies_to(locale.country(), locale.state()))
+            .collect();
+        let stored;
+        let prefs = match prefs {
+            Some(p) => p,
+            None => {
+                stored = self.ports.holidays.preferences(owner).await?;
+                &stored
+            }
+        };
+        Ok(Calendar::new(
+            &exceptions,
+            holidays.iter().map(|h| (h, prefs.for_holiday(h.id()))),
+        ))
+    }
+
+    /// Trigger plans that reschedule every alarm of `owner` under `calendar`.
+    pub(crate) async fn plans_for_owner(
+        &self,
+        owner: UserId,
+        calendar: &Calendar,
+        now: Timestamp,
+    ) -> Result<Vec<TriggerPlan>, ServiceError> {
+        let mut plans = Vec::new();
+        let mut after: Option<AlarmId> = None;
+        loop {
+            let page = self
+                .ports
+                .alarms
+                .list(owner, None, PageRequest::new(after, 100)?)
+                .await?;
+            for alarm in &page.items {
+                plans.push(TriggerPlan::Reschedule {
+                    alarm: alarm.id(),
+                    next: next_fire(alarm, calendar, now),
+                });
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(plans),
+            }
+        }
+    }
+
+    /// Recomputes the owner's triggers as they will be once a change to the
+    /// exception list (`edit`) or the preferences (`prefs`) commits.
+    async fn plans_after(
+        &self,
+        owner: UserId,
+        now: Timestamp,
+        edit: impl FnOnce(&mut Vec<ExceptionPeriod>),
+        prefs: Option<&HolidayPreferences>,
+    ) -> Result<Vec<TriggerPlan>, ServiceError> {
+        let calendar = self.calendar_with(owner, edit, prefs).await?;
+        self.plans_for_owner(owner, &calendar, now).await
+    }
+
+    /// The actor's exception periods.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn list_exceptions(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<ExceptionPeriod>, ServiceError> {
+        Ok(self.ports.exceptions.list(actor.user).await?)
+    }
+
+    /// Creates an exception period and reschedules the actor's alarms.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a bad name or range.
+    pub async fn create_exception(
+        &self,
+        actor: &Actor,
+        name: &str,
+        kind: ExceptionKind,
+        start: Date,
+        end: Date,
+    ) -> Result<ExceptionPeriod, ServiceError> {
+        let now = self.ports.clock.now();
+        let id = self
+            .ports
+            .new_id(ExceptionPeriodId::from_uuid, ExceptionPeriodId::generate);
+        let period = ExceptionPeriod::new(id, actor.user, name, kind, start, end)?;
+        let added = period.clone();
+        let triggers = self
+            .plans_after(actor.user, now, |list| list.push(added), None)
+            .await?;
+        let audit = self.ports.audit(
+            actor,
+            "exception_period.create",
+            "exception_period",
+            id.as_uuid(),
+            None,
+            Some(summary(&period)),
+            now,
+        );
+        self.ports
+            .exceptions
+            .commit(ChangeSet {
+                op: ExceptionOp::Create(period.clone()),
+                audit,
+                events: Vec::new(),
+                triggers,
+            })
+            .await?;
+        Ok(period)
+    }
+
+    /// Replaces one of the actor's exception periods.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] for a missing or another owner's period.
+    pub async fn update_exception(
+        &self,
+        actor: &Actor,
+        id: ExceptionPeriodId,
+        name: &str,
+        kind: ExceptionKind,
+        start: Date,
+        end: Date,
+    ) -> Result<ExceptionPeriod, ServiceError> {
+        let now = self.ports.clock.now();
+        let before = self.ports.exceptions.get(actor.user, id).await?;
+        let period = ExceptionPeriod::new(id, actor.user, name, kind, start, end)?;
+        let replaced = period.clone();
+        let triggers = self
+            .plans_after(
+                actor.user,
+                now,
+                |list| {
+                    list.retain(|p| p.id() != id);
+                    list.push(replaced);
+                },
+                None,
+            )
+            .await?;
+        let audit = self.ports.audit(
+            actor,
+            "exception_period.update",
+            "exception_period",
+            id.as_uuid(),
+            Some(summary(&before)),
+            Some(summary(&period)),
+            now,
+        );
+        self.ports
+            .exceptions
+            .commit(ChangeSet {
+                op: ExceptionOp::Update(period.clone()),
+                audit,
+                events: Vec::new(),
+                triggers,
+            })
+            .await?;
+        Ok(period)
+    }
+
+    /// Deletes one of the actor's exception periods.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] for a missing or another owner's period.
+    pub async fn delete_exception(
+        &self,
+        actor: &Actor,
+        id: ExceptionPeriodId,
+    ) -> Result<(), ServiceError> {
+        let now = self.ports.clock.now();
+        let before = self.ports.exceptions.get(actor.user, id).await?;
+        let triggers = self
+            .plans_after(actor.user, now, |list| list.retain(|p| p.id() != id), None)
+            .await?;
+        let audit = self.ports.audit(
+            actor,
+            "exception_period.delete",
+            "exception_period",
+            id.as_uuid(),
+            Some(summary(&before)),
+            None,
+            now,
+        );
+        self.ports
+            .exceptions
+            .commit(ChangeSet {
+                op: ExceptionOp::Delete {
+                    owner: actor.user,
+                    id,
+                },
+                audit,
+                events: Vec::new(),
+                triggers,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Holidays of a country.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn list_holidays(&self, country: Country) -> Result<Vec<Holiday>, ServiceError> {
+        Ok(self.ports.holidays.list(country).await?)
+    }
+
+    /// Creates a holiday (administrators only).
+    ///
+    /// Triggers of affected users are not recomputed in this commit (there
+    /// is no port listing users by country yet); the runner re-checks
+    /// suppressions at fire time, so a new holiday is still honoured.
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] for non-admins; [`ServiceError::Conflict`]
+    /// for a duplicate.
+    pub async fn create_holiday(
+        &self,
+        actor: &Actor,
+        name: &str,
+        date: HolidayDate,
+        country: Country,
+        state: Option<StateCode>,
+        optional: bool,
+    ) -> Result<Holiday, ServiceError> {
+        if actor.role != Role::Admin {
+            return Err(ServiceError::Forbidden);
+        }
+        let now = self.ports.clock.now();
+        let id = self.ports.new_id(HolidayId::from_uuid, HolidayId::generate);
+        let holiday = Holiday::new(
+            id,
+            HolidayName::parse(name)?,
+            date,
+            country,
+            state,
+            optional,
+        );
+        let audit = self.ports.audit(
+            actor,
+            "holiday.create",
+            "holiday",
+            id.as_uuid(),
+            None,
+            Some(format!("name={:?} country={}", holiday.name(), country)),
+            now,
+        );
+        self.ports
+            .holidays
+            .commit(ChangeSet {
+                op: HolidayOp::Create(holiday.clone()),
+                audit,
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await?;
+        Ok(holiday)
+    }
+
+    /// Deletes a holiday (administrators only).
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] for non-admins; [`ServiceError::NotFound`].
+    pub async fn delete_holiday(&self, actor: &Actor, id: HolidayId) -> Result<(), ServiceError> {
+        if actor.role != Role::Admin {
+            return Err(ServiceError::Forbidden);
+        }
+        let now = self.ports.clock.now();
+        let before = self.ports.holidays.get(id).await?;
+        let audit = self.ports.audit(
+            actor,
+            "holiday.delete",
+            "holiday",
+            id.as_uuid(),
+            Some(format!("name={:?}", before.name())),
+            None,
+            now,
+        );
+        self.ports
+            .holidays
+            .commit(ChangeSet {
+                op: HolidayOp::Delete(id),
+                audit,
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The actor's holiday preferences.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn preferences(&self, actor: &Actor) -> Result<HolidayPreferences, ServiceError> {
+        Ok(self.ports.holidays.preferences(actor.user).await?)
+    }
+
+    /// Replaces the actor's holiday preferences and reschedules their alarms.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when an override names a missing holiday.
+    pub async fn set_preferences(
+        &self,
+        actor: &Actor,
+        preferences: HolidayPreferences,
+    ) -> Result<(), ServiceError> {
+        let now = self.ports.clock.now();
+        for (id, _) in &preferences.overrides {
+            self.ports.holidays.get(*id).await?;
+        }
+        let triggers = self
+            .plans_after(actor.user, now, |_| {}, Some(&preferences))
+            .await?;
+        let audit = self.ports.audit(
+            actor,
+            "holiday_preferences.set",
+            "user",
+            actor.user.as_uuid(),
+            None,
+            Some(format!(
+                "default={} overrides={}",
+                preferences.default.as_str(),
+                preferences.overrides.len()
+            )),
+            now,
+        );
+        let op = PreferenceOp::Set {
+            owner: actor.user,
+            preferences,
+        };
+        self.ports
+            .holidays
+            .commit_preferences(ChangeSet {
+                op,
+                audit,
+                events: Vec::new(),
+                triggers,
+            })
+            .await?;
+        Ok(())
+    }
+}

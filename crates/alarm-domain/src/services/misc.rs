@@ -1,0 +1,384 @@
+//! Routine and webhook-registration use cases (a webhook's signing secret is generated here).
+
+use secrecy::SecretString;
+
+use super::{Actor, Ports, ServiceError};
+use crate::error::{ValidationError, codes};
+use crate::ids::{RoutineId, WebhookId};
+use crate::model::{
+    Routine, RoutineAction, RoutineName, WebhookEventSet, WebhookRegistration, WebhookUrl,
+};
+use crate::ports::{ChangeSet, Page, PageRequest, RoutineOp, WebhookOp};
+
+/// Routine use cases.
+#[derive(Clone)]
+pub struct RoutineService {
+    ports: Ports,
+}
+
+fn routine_summary(r: &Routine) -> String {
+    format!(
+        "name={:?} actions={} active={}",
+        r.name().as_str(),
+        r.actions().len(),
+        r.active()
+    )
+}
+
+impl RoutineService {
+    /// A service over `ports`.
+    pub fn new(ports: Ports) -> Self {
+        Self { ports }
+    }
+
+    /// # Errors
+    /// [`ServiceError::NotFound`] when missing or another owner's.
+    pub async fn get(&self, actor: &Actor, id: RoutineId) -> Result<Routine, ServiceError> {
+        Ok(self.ports.routines.get(actor.user, id).await?)
+    }
+
+    /// # Errors
+    /// Store failures.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        page: PageRequest<RoutineId>,
+    ) -> Result<Page<Routine, RoutineId>, ServiceError> {
+        Ok(self.ports.routines.list(actor.user, page).await?)
+    }
+
+    /// # Errors
+    /// [`ServiceError::Invalid`] for an empty or duplicated action list.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        name: RoutineName,
+        actions: Vec<RoutineAction>,
+        active: bool,
+    ) -> Result<Routine, ServiceError> {
+        let now = self.ports.clock.now();
+        let id = self.ports.new_id(RoutineId::from_uuid, RoutineId::generate);
+        let routine = Routine::new(id, actor.user, name, actions, active)?;
+        let audit = self.ports.audit(
+            actor,
+            "routine.create",
+            "routine",
+            id.as_uuid(),
+            None,
+            Some(routine_summary(&routine)),
+            now,
+        );
+        self.ports
+            .routines
+            .commit(ChangeSet {
+                op: RoutineOp::Create(routine.clone()),
+                audit,
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await?;
+        Ok(routine)
+    }
+
+    /// # Errors
+    /// [`ServiceError::NotFound`]; [`ServiceError::Invalid`].
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: RoutineId,
+        name: RoutineName,
+        actions: Vec<RoutineAction>,
+        active: bool,
+    ) -> Result<Routine, ServiceError> {
+        let now = self.ports.clock.now();
+        let before = self.ports.routines.get(actor.user, id).await?;
+        let routine = Routine::new(id, actor.user, name, actions, active)?;
+        let audit = self.ports.audit(
+            actor,
+            "routine.update",
+            "routine",
+            id.as_uuid(),
+            Some(routine_summary(&before)),
+            Some(routine_summary(&routine)),
+            now,
+        );
+        self.ports
+            .routines
+            .commit(ChangeSet {
+                op: RoutineOp::Update(routine.clone()),
+                audit,
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await?;
+        Ok(routine)
+    }
+
+    /// # Errors
+    /// [`ServiceError::NotFound`].
+    pub async fn delete(&self, actor: &Actor, id: RoutineId) -> Result<(), ServiceError> {
+        let now = self.ports.clock.now();
+        let before = self.ports.routines.get(actor.user, id).await?;
+        let audit = self.ports.audit(
+            actor,
+            "routine.delete",
+            "routine",
+            id.as_uuid(),
+            Some(routine_summary(&before)),
+            None,
+            now,
+        );
+        self.ports
+            .routines
+            .commit(ChangeSet {
+                op: RoutineOp::Delete {
+                    owner: actor.user,
+                    id,
+                },
+                audit,
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// A new webhook registration and its secret, shown to the owner once.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    /// The stored registration.
+    pub registration: WebhookRegistration,
+    /// The signing secret (`whsec_` + base64 of 32 random bytes).
+    pub secret: SecretString,
+}
+
+/// Webhook-registration use cases.
+#[derive(Clone)]
+pub struct WebhookService {
+    ports: Ports,
+}
+
+/// Standard base64 with padding; the only encoding the domain needs.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A fresh signing secret: 32 bytes from the OS random source.
+fn new_secret() -> Result<SecretString, ServiceError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        ServiceError::Unexpected(crate::ports::StoreError::Unexpected(
+            format!("random source: {e}").into(),
+        ))
+    })?;
+    Ok(SecretString::from(format!("whsec_{}", base64(&bytes))))
+}
+
+fn webhook_summary(w: &WebhookRegistration) -> String {
+    format!(
+        "url={} events={} active={}",
+        w.url().as_str(),
+        w.events().iter().count(),
+        w.active()
+    )
+}
+
+/// The most registrations one user may have.
+pub const MAX_WEBHOOKS_PER_USER: usize = 20;
+
+impl WebhookService {
+    /// A service over `ports`.
+    pub fn new(ports: Ports) -> Self {
+        Self { ports }
+    }
+
+    /// # Errors
+    /// [`ServiceError::NotFound`] when missing or another owner's.
+    pub async fn get(
+        &self,
+        actor: &Actor,
+        id: WebhookId,
+    ) -> Result<WebhookRegistration, ServiceError> {
+        Ok(self.ports.webhooks.get(actor.user, id).await?)
+    }
+
+    /// # Errors
+    /// Store failures.
+    pub async fn list(&self, actor: &Actor) -> Result<Vec<WebhookRegistration>, ServiceError> {
+        Ok(self.ports.webhooks.list(actor.user).await?)
+    }
+
+    /// Registers an endpoint with a freshly generated secret.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] (`webhooks` / `bad-count`) past
+    /// [`MAX_WEBHOOKS_PER_USER`] registrations.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        url: WebhookUrl,
+        events: WebhookEventSet,
+    ) -> Result<NewWebhook, ServiceError> {
+        let now = self.ports.clock.now();
+        if self.ports.webhooks.list(actor.user).await?.len() >= MAX_WEBHOOKS_PER_USER {
+            return Err(ValidationError::new(
+                "webhooks",
+                codes::BAD_COUNT,
+                format!("at most {MAX_WEBHOOKS_PER_USER} registrations per user"),
+            )
+            .into());
+        }
+        let id = self.ports.new_id(WebhookId::from_uuid, WebhookId::generate);
+        let secret = new_secret()?;
+        let registration =
+            WebhookRegistration::new(id, actor.user, url, events, secret.clone(), true, 0);
+        let audit = self.ports.audit(
+            actor,
+            "webhook.create",
+            "webhook",
+            id.as_uuid(),
+            None,
+            Some(webhook_summary(&registration)),
+            now,
+        );
+        self.ports
+            .webhooks
+            .commit(ChangeSet {
+                op: WebhookOp::Create(registration.clone()),
+                audit,
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await?;
+        Ok(NewWebhook {
+            registration,
+            secret,
+        })
+    }
+
+    /// Changes the URL, events or active flag; re-activating resets the failure count.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`].
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: WebhookId,
+        url: WebhookUrl,
+        events: WebhookEventSet,
+        active: bool,
+    ) -> Result<WebhookRegistration, ServiceError> {
+        let now = self.ports.clock.now();
+        let before = self.ports.webhooks.get(actor.user, id).await?;
+        let failures = if active && !before.active() {
+            0
+        } else {
+            before.failure_count()
+        };
+        let registration = WebhookRegistration::new(
+            id,
+            actor.user,
+            url,
+            events,
+            before.secret().clone(),
+            active,
+            failures,
+        );
+        let audit = self.ports.audit(
+            actor,
+            "webhook.update",
+            "webhook",
+            id.as_uuid(),
+            Some(webhook_summary(&before)),
+            Some(webhook_summary(&registration)),
+            now,
+        );
+        self.ports
+            .webhooks
+            .commit(ChangeSet {
+                op: WebhookOp::Update(registration.clone()),
+                audit,
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await?;
+        Ok(registration)
+    }
+
+    /// # Errors
+    /// [`ServiceError::NotFound`].
+    pub async fn delete(&self, actor: &Actor, id: WebhookId) -> Result<(), ServiceError> {
+        let now = self.ports.clock.now();
+        let before = self.ports.webhooks.get(actor.user, id).await?;
+        let audit = self.ports.audit(
+            actor,
+            "webhook.delete",
+            "webhook",
+            id.as_uuid(),
+            Some(webhook_summary(&before)),
+            None,
+            now,
+        );
+        self.ports
+            .webhooks
+            .commit(ChangeSet {
+                op: WebhookOp::Delete {
+                    owner: actor.user,
+                    id,
+                },
+                audit,
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+
+    #[test]
+    fn secrets_are_32_random_bytes() {
+        let a = new_secret().unwrap();
+        let b = new_secret().unwrap();
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        let body = a.expose_secret().strip_prefix("whsec_").unwrap();
+        assert_eq!(body.len(), 44, "32 bytes in base64");
+    }
+}

@@ -1,0 +1,177 @@
+//! Use-case services: validate, check ownership, compute triggers, and submit one change set per use case.
+
+mod alarms;
+mod calendar;
+mod firing;
+mod misc;
+mod users;
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+pub use alarms::AlarmService;
+pub use calendar::CalendarService;
+pub use firing::{FireDecision, decide_fire};
+pub use misc::{MAX_WEBHOOKS_PER_USER, NewWebhook, RoutineService, WebhookService};
+pub use users::{NewUser, UserService};
+
+use crate::error::ValidationError;
+use crate::ids::{AuditId, EventId, UserId};
+use crate::model::{AlarmEvent, AlarmEventKind, AuditRecord, Role};
+use crate::ports::{
+    AlarmEventStore, AlarmStore, AuditLog, Clock, ExceptionPeriodStore, HolidayStore, IdSource,
+    RoutineStore, StoreError, TriggerQueue, UserStore, WebhookStore,
+};
+
+/// Everything the services need, as shared trait objects. Adapters that
+/// share one database hand out ports backed by it; the testkit hands out
+/// its in-memory fakes.
+#[derive(Clone)]
+pub struct Ports {
+    /// Accounts.
+    pub users: Arc<dyn UserStore>,
+    /// Alarms.
+    pub alarms: Arc<dyn AlarmStore>,
+    /// Exception periods.
+    pub exceptions: Arc<dyn ExceptionPeriodStore>,
+    /// Holidays and preferences.
+    pub holidays: Arc<dyn HolidayStore>,
+    /// Routines.
+    pub routines: Arc<dyn RoutineStore>,
+    /// Webhook registrations.
+    pub webhooks: Arc<dyn WebhookStore>,
+    /// Alarm history.
+    pub events: Arc<dyn AlarmEventStore>,
+    /// Audit log.
+    pub audit: Arc<dyn AuditLog>,
+    /// Triggers, leases, ringing occurrences.
+    pub queue: Arc<dyn TriggerQueue>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The id source.
+    pub ids: Arc<dyn IdSource>,
+}
+
+/// Who is acting, and under which request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The authenticated user.
+    pub user: UserId,
+    /// Their role.
+    pub role: Role,
+    /// The request id, copied into audit records.
+    pub correlation_id: String,
+}
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The input is invalid.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Missing, or another owner's.
+    #[error("not found")]
+    NotFound,
+    /// The actor may not do this (e.g. holiday writes by a non-admin).
+    #[error("forbidden")]
+    Forbidden,
+    /// A uniqueness rule or a concurrent change got in the way.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The entity changed since the client read it.
+    #[error("stale version: expected {expected}, found {actual}")]
+    StaleVersion {
+        /// The client's version.
+        expected: u64,
+        /// The stored version.
+        actual: u64,
+    },
+    /// Snooze or dismiss with nothing ringing.
+    #[error("the alarm is not ringing")]
+    NotRinging,
+    /// The occurrence was snoozed as often as the alarm allows.
+    #[error("snooze limit reached ({max})")]
+    SnoozeLimit {
+        /// The alarm's limit.
+        max: u8,
+    },
+    /// A transient store failure; retrying may succeed.
+    #[error("temporarily unavailable")]
+    Unavailable(#[source] StoreError),
+    /// Anything else.
+    #[error("unexpected failure")]
+    Unexpected(#[source] StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ServiceError::NotFound,
+            StoreError::Conflict(what) => ServiceError::Conflict(what),
+            StoreError::StaleVersion { expected, actual } => {
+                ServiceError::StaleVersion { expected, actual }
+            }
+            StoreError::LeaseLost => ServiceError::Conflict("a concurrent change won".to_owned()),
+            e @ StoreError::Retryable(_) => ServiceError::Unavailable(e),
+            e @ StoreError::Unexpected(_) => ServiceError::Unexpected(e),
+        }
+    }
+}
+
+impl Ports {
+    /// An audit record for `actor` at `now`.
+    pub(crate) fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        entity_type: &str,
+        entity_id: uuid::Uuid,
+        before: Option<String>,
+        after: Option<String>,
+        now: Timestamp,
+    ) -> AuditRecord {
+        AuditRecord {
+            id: AuditId::from_uuid(self.ids.next_uuid()).unwrap_or_else(|_| AuditId::generate()),
+            actor: Some(actor.user),
+            action: action.to_owned(),
+            entity_type: entity_type.to_owned(),
+            entity_id,
+            before,
+            after,
+            at: now,
+            correlation_id: actor.correlation_id.clone(),
+        }
+    }
+
+    /// An alarm event at `now`.
+    pub(crate) fn event(
+        &self,
+        alarm: crate::ids::AlarmId,
+        owner: UserId,
+        kind: AlarmEventKind,
+        now: Timestamp,
+        occurrence: Option<Timestamp>,
+        detail: Option<String>,
+    ) -> AlarmEvent {
+        AlarmEvent {
+            id: EventId::from_uuid(self.ids.next_uuid()).unwrap_or_else(|_| EventId::generate()),
+            alarm,
+            owner,
+            kind,
+            at: now,
+            occurrence,
+            detail,
+        }
+    }
+
+    /// A typed id from the id source (which must produce v7 UUIDs; a
+    /// misbehaving source falls back to a generated one rather than fail).
+    pub(crate) fn new_id<T>(
+        &self,
+        from: fn(uuid::Uuid) -> Result<T, ValidationError>,
+        fallback: fn() -> T,
+    ) -> T {
+        from(self.ids.next_uuid()).unwrap_or_else(|_| fallback())
+    }
+}
