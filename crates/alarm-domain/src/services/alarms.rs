@@ -81,7 +81,6 @@ impl AlarmService {
             audit: self.ports.audit(
                 actor,
                 "alarm.create",
-                "alarm",
                 id.as_uuid(),
                 None,
                 Some(summary(&alarm)),
@@ -173,7 +172,6 @@ impl AlarmService {
             audit: self.ports.audit(
                 actor,
                 action,
-                "alarm",
                 alarm.id().as_uuid(),
                 Some(summary(current)),
                 Some(summary(&alarm)),
@@ -221,7 +219,6 @@ impl AlarmService {
             audit: self.ports.audit(
                 actor,
                 "alarm.delete",
-                "alarm",
                 id.as_uuid(),
                 Some(summary(&current)),
                 None,
@@ -305,7 +302,6 @@ impl AlarmService {
             audit: self.ports.audit(
                 actor,
                 "alarm.snooze",
-                "alarm",
                 id.as_uuid(),
                 None,
                 Some(detail.clone()),
@@ -358,7 +354,6 @@ impl AlarmService {
             audit: self.ports.audit(
                 actor,
                 "alarm.dismiss",
-                "alarm",
                 id.as_uuid(),
                 None,
                 Some(format!("{} occurrence(s)", ringing.len())),

@@ -189,7 +189,6 @@ impl CalendarService {
         let audit = self.ports.audit(
             actor,
             "exception_period.create",
-            "exception_period",
             id.as_uuid(),
             None,
             Some(summary(&period)),
@@ -238,7 +237,6 @@ impl CalendarService {
         let audit = self.ports.audit(
             actor,
             "exception_period.update",
-            "exception_period",
             id.as_uuid(),
             Some(summary(&before)),
             Some(summary(&period)),
@@ -273,7 +271,6 @@ impl CalendarService {
         let audit = self.ports.audit(
             actor,
             "exception_period.delete",
-            "exception_period",
             id.as_uuid(),
             Some(summary(&before)),
             None,
@@ -336,7 +333,6 @@ impl CalendarService {
         let audit = self.ports.audit(
             actor,
             "holiday.create",
-            "holiday",
             id.as_uuid(),
             None,
             Some(format!("name={:?} country={}", holiday.name(), country)),
@@ -367,7 +363,6 @@ impl CalendarService {
         let audit = self.ports.audit(
             actor,
             "holiday.delete",
-            "holiday",
             id.as_uuid(),
             Some(format!("name={:?}", before.name())),
             None,
@@ -411,8 +406,7 @@ impl CalendarService {
             .await?;
         let audit = self.ports.audit(
             actor,
-            "holiday_preferences.set",
-            "user",
+            "user.set_holiday_preferences",
             actor.user.as_uuid(),
             None,
             Some(format!(

@@ -62,7 +62,6 @@ impl RoutineService {
         let audit = self.ports.audit(
             actor,
             "routine.create",
-            "routine",
             id.as_uuid(),
             None,
             Some(routine_summary(&routine)),
@@ -96,7 +95,6 @@ impl RoutineService {
         let audit = self.ports.audit(
             actor,
             "routine.update",
-            "routine",
             id.as_uuid(),
             Some(routine_summary(&before)),
             Some(routine_summary(&routine)),
@@ -122,7 +120,6 @@ impl RoutineService {
         let audit = self.ports.audit(
             actor,
             "routine.delete",
-            "routine",
             id.as_uuid(),
             Some(routine_summary(&before)),
             None,
@@ -253,7 +250,6 @@ impl WebhookService {
         let audit = self.ports.audit(
             actor,
             "webhook.create",
-            "webhook",
             id.as_uuid(),
             None,
             Some(webhook_summary(&registration)),
@@ -305,7 +301,6 @@ impl WebhookService {
         let audit = self.ports.audit(
             actor,
             "webhook.update",
-            "webhook",
             id.as_uuid(),
             Some(webhook_summary(&before)),
             Some(webhook_summary(&registration)),
@@ -331,7 +326,6 @@ impl WebhookService {
         let audit = self.ports.audit(
             actor,
             "webhook.delete",
-            "webhook",
             id.as_uuid(),
             Some(webhook_summary(&before)),
             None,

@@ -21,7 +21,7 @@ use crate::ids::{AuditId, EventId, UserId};
 use crate::model::{AlarmEvent, AlarmEventKind, AuditRecord, Role};
 use crate::ports::{
     AlarmEventStore, AlarmStore, AuditLog, Clock, ExceptionPeriodStore, HolidayStore, IdSource,
-    RoutineStore, StoreError, TriggerQueue, UserStore, WebhookStore,
+    RefreshTokenStore, RoutineStore, StoreError, TriggerQueue, UserStore, WebhookStore,
 };
 
 /// Everything the services need, as shared trait objects. Adapters that
@@ -47,6 +47,8 @@ pub struct Ports {
     pub audit: Arc<dyn AuditLog>,
     /// Triggers, leases, ringing occurrences.
     pub queue: Arc<dyn TriggerQueue>,
+    /// Refresh-token families (used by the API's auth).
+    pub refresh_tokens: Arc<dyn RefreshTokenStore>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The id source.
@@ -120,12 +122,12 @@ impl From<StoreError> for ServiceError {
 }
 
 impl Ports {
-    /// An audit record for `actor` at `now`.
+    /// An audit record for `actor` at `now`; the entity type is the
+    /// action's prefix (`alarm.update` → `alarm`).
     pub(crate) fn audit(
         &self,
         actor: &Actor,
         action: &str,
-        entity_type: &str,
         entity_id: uuid::Uuid,
         before: Option<String>,
         after: Option<String>,
@@ -135,7 +137,7 @@ impl Ports {
             id: AuditId::from_uuid(self.ids.next_uuid()).unwrap_or_else(|_| AuditId::generate()),
             actor: Some(actor.user),
             action: action.to_owned(),
-            entity_type: entity_type.to_owned(),
+            entity_type: action.split('.').next().unwrap_or(action).to_owned(),
             entity_id,
             before,
             after,

@@ -74,7 +74,6 @@ impl UserService {
         let audit = self.ports.audit(
             &actor,
             "user.register",
-            "user",
             id.as_uuid(),
             None,
             Some(format!("role={}", role.as_str())),

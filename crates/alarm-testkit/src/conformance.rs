@@ -1,0 +1,1609 @@
+//! One conformance suite per port: async functions that take a factory of fresh [`Ports`] and assert the port's whole contract.
+//!
+//! Each suite panics (like `assert!`) on the first broken promise, naming
+//! it. Every check gets fresh ports from the factory, so an adapter's
+//! factory must hand out an empty, isolated backend each call (a new
+//! database per call for SQL). All ports of one call must share that
+//! backend, because change sets span stores (an alarm commit writes
+//! triggers, events and audit records).
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use std::sync::Arc;
+//! use alarm_testkit::{conformance, InMemory, ManualClock, SequentialIds, fixtures};
+//!
+//! let factory = || async {
+//!     InMemory::new().ports(Arc::new(ManualClock::new(fixtures::t0())), Arc::new(SequentialIds::new()))
+//! };
+//! conformance::all(factory).await;
+//! # }
+//! ```
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use alarm_domain::ids::{AlarmId, ExceptionPeriodId, HolidayId, RoutineId, UserId, WebhookId};
+use alarm_domain::jiff::SignedDuration;
+use alarm_domain::jiff::civil::date;
+use alarm_domain::model::{
+    AlarmEventKind, Country, DelayMinutes, DisplayName, Email, ExceptionKind, ExceptionPeriod,
+    Holiday, HolidayDate, HolidayName, HolidayPreference, Role, Routine, RoutineAction,
+    RoutineName, User, WebhookEvent, WebhookEventSet, WebhookRegistration, WebhookUrl,
+};
+use alarm_domain::ports::{
+    AlarmOp, ChangeSet, ExceptionOp, FireOutcome, HolidayOp, HolidayPreferences, PageRequest,
+    PreferenceOp, RefreshFamily, RingingOp, RoutineOp, StoreError, TriggerPlan, UserOp, WebhookOp,
+};
+use alarm_domain::services::Ports;
+use alarm_domain::trigger::{Delivery, Ringing, RingingChange, TriggerKind};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::fixtures::{self, at, audit, event, t0, trigger};
+
+/// Runs every suite.
+pub async fn all<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    user_store(&new_ports).await;
+    alarm_store(&new_ports).await;
+    exception_period_store(&new_ports).await;
+    holiday_store(&new_ports).await;
+    routine_store(&new_ports).await;
+    webhook_store(&new_ports).await;
+    event_store_and_audit_log(&new_ports).await;
+    refresh_token_store(&new_ports).await;
+    trigger_queue(&new_ports).await;
+}
+
+fn is<T: std::fmt::Debug>(r: Result<T, StoreError>, want: fn(&StoreError) -> bool, what: &str) {
+    match r {
+        Err(e) if want(&e) => {}
+        other => panic!("{what}: got {other:?}"),
+    }
+}
+
+fn not_found(e: &StoreError) -> bool {
+    matches!(e, StoreError::NotFound)
+}
+fn conflict(e: &StoreError) -> bool {
+    matches!(e, StoreError::Conflict(_))
+}
+fn stale(e: &StoreError) -> bool {
+    matches!(e, StoreError::StaleVersion { .. })
+}
+fn lease_lost(e: &StoreError) -> bool {
+    matches!(e, StoreError::LeaseLost)
+}
+
+async fn audit_count(ports: &Ports) -> usize {
+    let mut n = 0;
+    let mut after = None;
+    loop {
+        let page = ports
+            .audit
+            .list(None, PageRequest::new(after, 100).expect("limit"))
+            .await
+            .expect("audit list");
+        n += page.items.len();
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return n,
+        }
+    }
+}
+
+/// [`alarm_domain::ports::UserStore`].
+pub async fn user_store<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "Ana@Example.com").await;
+    assert_eq!(
+        ports.users.get(ana.id()).await.expect("get"),
+        ana,
+        "get returns what was registered"
+    );
+    let lower = Email::parse("ana@example.com").expect("email");
+    assert_eq!(
+        ports
+            .users
+            .find_by_email(&lower)
+            .await
+            .expect("find")
+            .map(|u| u.id()),
+        Some(ana.id()),
+        "email look-up ignores case"
+    );
+    let (user, hash) = ports
+        .users
+        .credentials(&lower)
+        .await
+        .expect("credentials")
+        .expect("registered");
+    assert_eq!(user.id(), ana.id());
+    assert_eq!(
+        hash.expose_secret(),
+        "$argon2id$fixture",
+        "the password hash is kept"
+    );
+    assert!(
+        ports
+            .users
+            .find_by_email(&Email::parse("nobody@example.com").expect("email"))
+            .await
+            .expect("find")
+            .is_none()
+    );
+    is(
+        ports.users.get(UserId::generate()).await,
+        not_found,
+        "get of a missing user",
+    );
+
+    // Same email in other case: conflict, and nothing of the change set is stored.
+    let before = audit_count(&ports).await;
+    let twin = User::new(
+        UserId::generate(),
+        Email::parse("ANA@example.COM").expect("email"),
+        DisplayName::parse("Twin").expect("name"),
+        Role::User,
+        fixtures::zone("UTC"),
+        None,
+    );
+    let change = ChangeSet {
+        op: UserOp::Register {
+            user: twin.clone(),
+            password_hash: SecretString::from("x"),
+        },
+        audit: audit(&ports, None, "user.register", twin.id().as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    is(
+        ports.users.commit(change).await,
+        conflict,
+        "registering a taken email in other case",
+    );
+    assert_eq!(
+        audit_count(&ports).await,
+        before,
+        "a refused registration writes no audit record"
+    );
+    is(
+        ports.users.get(twin.id()).await,
+        not_found,
+        "a refused registration stores no user",
+    );
+
+    let ghost = User::new(
+        UserId::generate(),
+        Email::parse("ghost@example.com").expect("email"),
+        DisplayName::parse("G").expect("name"),
+        Role::User,
+        fixtures::zone("UTC"),
+        None,
+    );
+    let change = ChangeSet {
+        op: UserOp::Update(ghost.clone()),
+        audit: audit(&ports, None, "user.update", ghost.id().as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    is(
+        ports.users.commit(change).await,
+        not_found,
+        "updating a missing user",
+    );
+}
+
+/// [`alarm_domain::ports::AlarmStore`], including atomic change sets, optimistic versions and pagination.
+pub async fn alarm_store<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let bob = fixtures::user(&ports, "bob@example.com").await;
+    let alarm = fixtures::alarm(&ports, ana.id(), "Wake", Some(at(3600))).await;
+
+    assert_eq!(
+        ports.alarms.get(ana.id(), alarm.id()).await.expect("get"),
+        alarm
+    );
+    is(
+        ports.alarms.get(bob.id(), alarm.id()).await,
+        not_found,
+        "another owner's alarm is not found",
+    );
+    assert_eq!(
+        ports
+            .alarms
+            .get_any(alarm.id())
+            .await
+            .expect("get_any")
+            .id(),
+        alarm.id()
+    );
+    let pending = ports.queue.pending(alarm.id()).await.expect("pending");
+    assert_eq!(pending.len(), 1, "the create committed its trigger plan");
+    assert_eq!(pending[0].due_at, at(3600));
+
+    // Duplicate id.
+    let dup = ChangeSet {
+        op: AlarmOp::Create(alarm.clone()),
+        audit: audit(&ports, Some(ana.id()), "alarm.create", alarm.id().as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    is(
+        ports.alarms.commit(dup).await,
+        conflict,
+        "creating an existing alarm id",
+    );
+
+    // Optimistic update.
+    let mut draft = alarm.draft().clone();
+    draft.name = alarm_domain::model::AlarmName::parse("Renamed").expect("name");
+    let v2 = alarm.revise(draft.clone(), at(10)).expect("revise");
+    let update = |expected, next: &alarm_domain::model::Alarm, fire| ChangeSet {
+        op: AlarmOp::Update {
+            alarm: next.clone(),
+            expected,
+        },
+        audit: audit(&ports, Some(ana.id()), "alarm.update", alarm.id().as_uuid()),
+        events: vec![event(&ports, alarm.id(), ana.id(), AlarmEventKind::Updated)],
+        triggers: vec![TriggerPlan::Reschedule {
+            alarm: alarm.id(),
+            next: Some(trigger(next, fire, TriggerKind::Fire)),
+        }],
+    };
+    ports
+        .alarms
+        .commit(update(alarm.version(), &v2, at(7200)))
+        .await
+        .expect("update at the current version");
+    let stored = ports.alarms.get(ana.id(), alarm.id()).await.expect("get");
+    assert_eq!(stored.version().get(), 2);
+    assert_eq!(stored.name().as_str(), "Renamed");
+    let pending = ports.queue.pending(alarm.id()).await.expect("pending");
+    assert_eq!(
+        pending.iter().map(|t| t.due_at).collect::<Vec<_>>(),
+        [at(7200)],
+        "reschedule replaced the fire trigger"
+    );
+
+    // A stale update stores nothing: not the alarm, not the audit record, not the event, not the trigger.
+    let audits = audit_count(&ports).await;
+    let events_before = ports
+        .events
+        .list(ana.id(), alarm.id(), PageRequest::first())
+        .await
+        .expect("events")
+        .items
+        .len();
+    let v2_again = alarm.revise(alarm.draft().clone(), at(20)).expect("revise");
+    is(
+        ports
+            .alarms
+            .commit(update(alarm.version(), &v2_again, at(9999)))
+            .await,
+        stale,
+        "update based on an old version",
+    );
+    assert_eq!(
+        ports
+            .alarms
+            .get(ana.id(), alarm.id())
+            .await
+            .expect("get")
+            .name()
+            .as_str(),
+        "Renamed"
+    );
+    assert_eq!(
+        audit_count(&ports).await,
+        audits,
+        "a refused change set writes no audit record"
+    );
+    assert_eq!(
+        ports
+            .events
+            .list(ana.id(), alarm.id(), PageRequest::first())
+            .await
+            .expect("events")
+            .items
+            .len(),
+        events_before,
+        "… and no event"
+    );
+    assert_eq!(
+        ports
+            .queue
+            .pending(alarm.id())
+            .await
+            .expect("pending")
+            .iter()
+            .map(|t| t.due_at)
+            .collect::<Vec<_>>(),
+        [at(7200)],
+        "… and no trigger change"
+    );
+
+    // All or nothing: a change set whose audit id already exists is refused whole.
+    let v3 = stored.revise(draft, at(30)).expect("revise");
+    let mut reused = update(stored.version(), &v3, at(5000));
+    reused.audit.id = ports
+        .audit
+        .list(None, PageRequest::first())
+        .await
+        .expect("audit")
+        .items[0]
+        .id;
+    is(
+        ports.alarms.commit(reused).await,
+        conflict,
+        "a change set with a duplicate audit id",
+    );
+    assert_eq!(
+        ports
+            .alarms
+            .get(ana.id(), alarm.id())
+            .await
+            .expect("get")
+            .version()
+            .get(),
+        2,
+        "the alarm change was rolled back with it"
+    );
+
+    // Updating or deleting another owner's alarm is not found.
+    let foreign = alarm_domain::model::Alarm::restore(
+        alarm.id(),
+        bob.id(),
+        v3.draft().clone(),
+        v3.version(),
+        t0(),
+        t0(),
+    );
+    let change = ChangeSet {
+        op: AlarmOp::Update {
+            alarm: foreign,
+            expected: stored.version(),
+        },
+        audit: audit(&ports, Some(bob.id()), "alarm.update", alarm.id().as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    is(
+        ports.alarms.commit(change).await,
+        not_found,
+        "updating another owner's alarm",
+    );
+    let del = |owner, expected| ChangeSet {
+        op: AlarmOp::Delete {
+            owner,
+            id: alarm.id(),
+            expected,
+        },
+        audit: audit(&ports, Some(owner), "alarm.delete", alarm.id().as_uuid()),
+        events: vec![event(&ports, alarm.id(), ana.id(), AlarmEventKind::Deleted)],
+        triggers: vec![TriggerPlan::CancelAll { alarm: alarm.id() }],
+    };
+    is(
+        ports.alarms.commit(del(bob.id(), stored.version())).await,
+        not_found,
+        "deleting another owner's alarm",
+    );
+    is(
+        ports.alarms.commit(del(ana.id(), alarm.version())).await,
+        stale,
+        "deleting based on an old version",
+    );
+    ports
+        .alarms
+        .commit(del(ana.id(), stored.version()))
+        .await
+        .expect("delete");
+    is(
+        ports.alarms.get(ana.id(), alarm.id()).await,
+        not_found,
+        "a deleted alarm is gone",
+    );
+    assert!(
+        ports
+            .queue
+            .pending(alarm.id())
+            .await
+            .expect("pending")
+            .is_empty(),
+        "deletion cancelled its triggers"
+    );
+    assert!(
+        !ports
+            .events
+            .list(ana.id(), alarm.id(), PageRequest::first())
+            .await
+            .expect("events")
+            .items
+            .is_empty(),
+        "a deleted alarm's events stay readable"
+    );
+
+    // Pagination: id order, no gaps, no repeats; the enabled filter.
+    let ports = new_ports().await;
+    let owner = fixtures::user(&ports, "pages@example.com").await;
+    let other = fixtures::user(&ports, "other@example.com").await;
+    fixtures::alarm(&ports, other.id(), "Not mine", None).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            fixtures::alarm(&ports, owner.id(), &format!("A{i}"), None)
+                .await
+                .id(),
+        );
+    }
+    let mut seen: Vec<AlarmId> = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = ports
+            .alarms
+            .list(owner.id(), None, PageRequest::new(after, 2).expect("limit"))
+            .await
+            .expect("list");
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|a| a.id()));
+        pages += 1;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    ids.sort();
+    assert_eq!(
+        seen, ids,
+        "pages walk the owner's alarms in id order, each once"
+    );
+    assert_eq!(pages, 3);
+    let first = ports.alarms.get(owner.id(), ids[0]).await.expect("get");
+    let mut off = first.draft().clone();
+    off.enabled = false;
+    let disabled = first.revise(off, at(1)).expect("revise");
+    let change = ChangeSet {
+        op: AlarmOp::Update {
+            alarm: disabled,
+            expected: first.version(),
+        },
+        audit: audit(
+            &ports,
+            Some(owner.id()),
+            "alarm.disable",
+            first.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    ports.alarms.commit(change).await.expect("disable");
+    let on = ports
+        .alarms
+        .list(owner.id(), Some(true), PageRequest::first())
+        .await
+        .expect("list");
+    let off = ports
+        .alarms
+        .list(owner.id(), Some(false), PageRequest::first())
+        .await
+        .expect("list");
+    assert_eq!(
+        (on.items.len(), off.items.len()),
+        (4, 1),
+        "the enabled filter"
+    );
+}
+
+/// [`alarm_domain::ports::ExceptionPeriodStore`].
+pub async fn exception_period_store<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let bob = fixtures::user(&ports, "bob@example.com").await;
+    let alarm = fixtures::alarm(&ports, ana.id(), "Wake", Some(at(60))).await;
+    let period = |start, end| {
+        ExceptionPeriod::new(
+            ExceptionPeriodId::generate(),
+            ana.id(),
+            "Trip",
+            ExceptionKind::Travel,
+            start,
+            end,
+        )
+        .expect("period")
+    };
+    let later = period(date(2026, 3, 1), date(2026, 3, 5));
+    let sooner = period(date(2026, 2, 1), date(2026, 2, 2));
+    for p in [&later, &sooner] {
+        let change = ChangeSet {
+            op: ExceptionOp::Create(p.clone()),
+            audit: audit(
+                &ports,
+                Some(ana.id()),
+                "exception_period.create",
+                p.id().as_uuid(),
+            ),
+            events: Vec::new(),
+            triggers: vec![TriggerPlan::Reschedule {
+                alarm: alarm.id(),
+                next: Some(trigger(&alarm, at(120), TriggerKind::Fire)),
+            }],
+        };
+        ports
+            .exceptions
+            .commit(change)
+            .await
+            .expect("create period");
+    }
+    let list = ports.exceptions.list(ana.id()).await.expect("list");
+    assert_eq!(
+        list.iter().map(ExceptionPeriod::id).collect::<Vec<_>>(),
+        [sooner.id(), later.id()],
+        "ordered by start date"
+    );
+    assert!(
+        ports
+            .exceptions
+            .list(bob.id())
+            .await
+            .expect("list")
+            .is_empty(),
+        "scoped to the owner"
+    );
+    assert_eq!(
+        ports.queue.pending(alarm.id()).await.expect("pending")[0].due_at,
+        at(120),
+        "the period's commit rescheduled the owner's alarm"
+    );
+    is(
+        ports.exceptions.get(bob.id(), later.id()).await,
+        not_found,
+        "another owner's period",
+    );
+    let dup = ChangeSet {
+        op: ExceptionOp::Create(later.clone()),
+        audit: audit(
+            &ports,
+            Some(ana.id()),
+            "exception_period.create",
+            later.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    is(
+        ports.exceptions.commit(dup).await,
+        conflict,
+        "creating an existing period id",
+    );
+    let del = |owner| ChangeSet {
+        op: ExceptionOp::Delete {
+            owner,
+            id: later.id(),
+        },
+        audit: audit(
+            &ports,
+            Some(owner),
+            "exception_period.delete",
+            later.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    is(
+        ports.exceptions.commit(del(bob.id())).await,
+        not_found,
+        "deleting another owner's period",
+    );
+    let moved = ExceptionPeriod::new(
+        later.id(),
+        ana.id(),
+        "Trip",
+        ExceptionKind::Vacation,
+        date(2026, 1, 1),
+        date(2026, 1, 2),
+    )
+    .expect("period");
+    let change = ChangeSet {
+        op: ExceptionOp::Update(moved.clone()),
+        audit: audit(
+            &ports,
+            Some(ana.id()),
+            "exception_period.update",
+            later.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    ports.exceptions.commit(change).await.expect("update");
+    assert_eq!(
+        ports
+            .exceptions
+            .get(ana.id(), later.id())
+            .await
+            .expect("get"),
+        moved
+    );
+    ports
+        .exceptions
+        .commit(del(ana.id()))
+        .await
+        .expect("delete");
+    is(
+        ports.exceptions.get(ana.id(), later.id()).await,
+        not_found,
+        "deleted",
+    );
+}
+
+/// [`alarm_domain::ports::HolidayStore`], holidays and preferences.
+pub async fn holiday_store<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    let ports = new_ports().await;
+    let admin = fixtures::user(&ports, "admin@example.com").await;
+    let br = Country::parse("BR").expect("BR");
+    let xmas = Holiday::new(
+        HolidayId::generate(),
+        HolidayName::parse("Natal").expect("name"),
+        HolidayDate::recurring(12, 25).expect("date"),
+        br,
+        None,
+        false,
+    );
+    let create = |h: &Holiday| ChangeSet {
+        op: HolidayOp::Create(h.clone()),
+        audit: audit(&ports, Some(admin.id()), "holiday.create", h.id().as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    ports.holidays.commit(create(&xmas)).await.expect("create");
+    assert_eq!(ports.holidays.get(xmas.id()).await.expect("get"), xmas);
+    assert_eq!(
+        ports.holidays.list(br).await.expect("list"),
+        std::slice::from_ref(&xmas)
+    );
+    assert!(
+        ports
+            .holidays
+            .list(Country::parse("PT").expect("PT"))
+            .await
+            .expect("list")
+            .is_empty(),
+        "listed by country"
+    );
+    let twin = Holiday::new(
+        HolidayId::generate(),
+        HolidayName::parse("Natal").expect("name"),
+        HolidayDate::recurring(12, 25).expect("date"),
+        br,
+        None,
+        false,
+    );
+    is(
+        ports.holidays.commit(create(&twin)).await,
+        conflict,
+        "the same holiday twice",
+    );
+
+    assert_eq!(
+        ports.holidays.preferences(admin.id()).await.expect("prefs"),
+        HolidayPreferences::default(),
+        "never set: fire, no overrides"
+    );
+    let prefs = HolidayPreferences {
+        default: HolidayPreference::Skip,
+        overrides: vec![(
+            xmas.id(),
+            HolidayPreference::Delay(DelayMinutes::new(30).expect("delay")),
+        )],
+    };
+    let set = |p: HolidayPreferences| ChangeSet {
+        op: PreferenceOp::Set {
+            owner: admin.id(),
+            preferences: p,
+        },
+        audit: audit(
+            &ports,
+            Some(admin.id()),
+            "holiday_preferences.set",
+            admin.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    ports
+        .holidays
+        .commit_preferences(set(prefs.clone()))
+        .await
+        .expect("set prefs");
+    assert_eq!(
+        ports.holidays.preferences(admin.id()).await.expect("prefs"),
+        prefs
+    );
+    let unknown = HolidayPreferences {
+        default: HolidayPreference::Fire,
+        overrides: vec![(HolidayId::generate(), HolidayPreference::Skip)],
+    };
+    is(
+        ports.holidays.commit_preferences(set(unknown)).await,
+        not_found,
+        "an override naming a missing holiday",
+    );
+    assert_eq!(
+        ports.holidays.preferences(admin.id()).await.expect("prefs"),
+        prefs,
+        "a refused change leaves the preferences as they were"
+    );
+
+    let delete = |id| ChangeSet {
+        op: HolidayOp::Delete(id),
+        audit: audit(
+            &ports,
+            Some(admin.id()),
+            "holiday.delete",
+            xmas.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    ports
+        .holidays
+        .commit(delete(xmas.id()))
+        .await
+        .expect("delete");
+    is(ports.holidays.get(xmas.id()).await, not_found, "deleted");
+    is(
+        ports.holidays.commit(delete(xmas.id())).await,
+        not_found,
+        "deleting a missing holiday",
+    );
+}
+
+/// [`alarm_domain::ports::RoutineStore`].
+pub async fn routine_store<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let bob = fixtures::user(&ports, "bob@example.com").await;
+    let routine = |name: &str| {
+        Routine::new(
+            RoutineId::generate(),
+            ana.id(),
+            RoutineName::parse(name).expect("name"),
+            vec![RoutineAction::parse("Lights").expect("action")],
+            true,
+        )
+        .expect("routine")
+    };
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let r = routine(&format!("R{i}"));
+        ids.push(r.id());
+        let change = ChangeSet {
+            op: RoutineOp::Create(r.clone()),
+            audit: audit(&ports, Some(ana.id()), "routine.create", r.id().as_uuid()),
+            events: Vec::new(),
+            triggers: Vec::new(),
+        };
+        ports.routines.commit(change.clone()).await.expect("create");
+        let mut again = change;
+        again.audit = audit(&ports, Some(ana.id()), "routine.create", r.id().as_uuid());
+        is(
+            ports.routines.commit(again).await,
+            conflict,
+            "creating an existing routine id",
+        );
+    }
+    ids.sort();
+    let first = ports
+        .routines
+        .list(ana.id(), PageRequest::new(None, 2).expect("limit"))
+        .await
+        .expect("list");
+    let second = ports
+        .routines
+        .list(ana.id(), PageRequest::new(first.next, 2).expect("limit"))
+        .await
+        .expect("list");
+    let walked: Vec<RoutineId> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(Routine::id)
+        .collect();
+    assert_eq!(walked, ids, "pages in id order");
+    assert!(second.next.is_none());
+    is(
+        ports.routines.get(bob.id(), ids[0]).await,
+        not_found,
+        "another owner's routine",
+    );
+    let del = ChangeSet {
+        op: RoutineOp::Delete {
+            owner: bob.id(),
+            id: ids[0],
+        },
+        audit: audit(&ports, Some(bob.id()), "routine.delete", ids[0].as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    is(
+        ports.routines.commit(del).await,
+        not_found,
+        "deleting another owner's routine",
+    );
+}
+
+/// [`alarm_domain::ports::WebhookStore`].
+pub async fn webhook_store<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let bob = fixtures::user(&ports, "bob@example.com").await;
+    let hook = WebhookRegistration::new(
+        WebhookId::generate(),
+        ana.id(),
+        WebhookUrl::parse("https://hooks.example.com/alarm").expect("url"),
+        WebhookEventSet::new(&[WebhookEvent::Triggered]).expect("events"),
+        SecretString::from("whsec_conformance"),
+        true,
+        0,
+    );
+    let change = ChangeSet {
+        op: WebhookOp::Create(hook.clone()),
+        audit: audit(
+            &ports,
+            Some(ana.id()),
+            "webhook.create",
+            hook.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    ports.webhooks.commit(change).await.expect("create");
+    let stored = ports.webhooks.get(ana.id(), hook.id()).await.expect("get");
+    assert_eq!(
+        stored.secret().expose_secret(),
+        "whsec_conformance",
+        "the signing secret is kept"
+    );
+    assert_eq!(stored.url(), hook.url());
+    is(
+        ports.webhooks.get(bob.id(), hook.id()).await,
+        not_found,
+        "another owner's registration",
+    );
+    assert!(
+        ports
+            .webhooks
+            .list(bob.id())
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let disabled = WebhookRegistration::new(
+        hook.id(),
+        ana.id(),
+        hook.url().clone(),
+        hook.events(),
+        hook.secret().clone(),
+        false,
+        7,
+    );
+    let change = ChangeSet {
+        op: WebhookOp::Update(disabled),
+        audit: audit(
+            &ports,
+            Some(ana.id()),
+            "webhook.update",
+            hook.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    ports.webhooks.commit(change).await.expect("update");
+    let stored = ports.webhooks.get(ana.id(), hook.id()).await.expect("get");
+    assert_eq!((stored.active(), stored.failure_count()), (false, 7));
+    let del = |owner| ChangeSet {
+        op: WebhookOp::Delete {
+            owner,
+            id: hook.id(),
+        },
+        audit: audit(&ports, Some(owner), "webhook.delete", hook.id().as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    is(
+        ports.webhooks.commit(del(bob.id())).await,
+        not_found,
+        "deleting another owner's registration",
+    );
+    ports.webhooks.commit(del(ana.id())).await.expect("delete");
+    is(
+        ports.webhooks.get(ana.id(), hook.id()).await,
+        not_found,
+        "deleted",
+    );
+}
+
+/// [`alarm_domain::ports::AlarmEventStore`] and [`alarm_domain::ports::AuditLog`].
+pub async fn event_store_and_audit_log<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let bob = fixtures::user(&ports, "bob@example.com").await;
+    let alarm = fixtures::alarm(&ports, ana.id(), "Wake", None).await;
+    let mut expected = ports
+        .events
+        .list(ana.id(), alarm.id(), PageRequest::first())
+        .await
+        .expect("events")
+        .items;
+    for kind in [
+        AlarmEventKind::Disabled,
+        AlarmEventKind::Enabled,
+        AlarmEventKind::Updated,
+    ] {
+        let current = ports.alarms.get(ana.id(), alarm.id()).await.expect("get");
+        let next = current
+            .revise(current.draft().clone(), at(1))
+            .expect("revise");
+        let e = event(&ports, alarm.id(), ana.id(), kind);
+        expected.push(e.clone());
+        let change = ChangeSet {
+            op: AlarmOp::Update {
+                alarm: next,
+                expected: current.version(),
+            },
+            audit: audit(&ports, Some(ana.id()), "alarm.update", alarm.id().as_uuid()),
+            events: vec![e],
+            triggers: Vec::new(),
+        };
+        ports.alarms.commit(change).await.expect("update");
+    }
+    let first = ports
+        .events
+        .list(
+            ana.id(),
+            alarm.id(),
+            PageRequest::new(None, 3).expect("limit"),
+        )
+        .await
+        .expect("events");
+    let rest = ports
+        .events
+        .list(
+            ana.id(),
+            alarm.id(),
+            PageRequest::new(first.next, 3).expect("limit"),
+        )
+        .await
+        .expect("events");
+    let all: Vec<_> = first.items.into_iter().chain(rest.items).collect();
+    assert_eq!(all, expected, "events oldest first, paginated");
+    assert!(
+        ports
+            .events
+            .list(bob.id(), alarm.id(), PageRequest::first())
+            .await
+            .expect("events")
+            .items
+            .is_empty(),
+        "another owner sees no events"
+    );
+
+    let mine = ports
+        .audit
+        .list(Some(ana.id()), PageRequest::first())
+        .await
+        .expect("audit");
+    assert_eq!(mine.items.len(), 5, "register + create + three updates");
+    assert!(mine.items.iter().all(|r| r.actor == Some(ana.id())));
+    assert!(
+        mine.items.windows(2).all(|w| w[0].id < w[1].id),
+        "in id order"
+    );
+    let bobs = ports
+        .audit
+        .list(Some(bob.id()), PageRequest::first())
+        .await
+        .expect("audit");
+    assert_eq!(bobs.items.len(), 1);
+}
+
+/// [`alarm_domain::ports::RefreshTokenStore`]: rotation, reuse detection, expiry, revocation.
+pub async fn refresh_token_store<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let tokens = ports.refresh_tokens.clone();
+    let family = RefreshFamily {
+        id: ports.ids.next_uuid(),
+        user: ana.id(),
+        expires_at: at(3600),
+        revoked: false,
+    };
+    let (t1, t2, t3, t4) = ([1u8; 32], [2u8; 32], [3u8; 32], [4u8; 32]);
+    tokens.create(family.clone(), t1).await.expect("create");
+    is(
+        tokens.create(family.clone(), [9u8; 32]).await,
+        conflict,
+        "the same family twice",
+    );
+    assert_eq!(
+        tokens.rotate(t1, t2, at(10)).await.expect("rotate").id,
+        family.id
+    );
+    is(
+        tokens.rotate([8u8; 32], t3, at(10)).await,
+        not_found,
+        "an unknown token",
+    );
+    // Reusing the spent t1 revokes the family: even the current t2 dies.
+    is(
+        tokens.rotate(t1, t3, at(20)).await,
+        lease_lost,
+        "reuse of a spent token",
+    );
+    is(
+        tokens.rotate(t2, t3, at(20)).await,
+        lease_lost,
+        "the family was revoked by the reuse",
+    );
+
+    let family = RefreshFamily {
+        id: ports.ids.next_uuid(),
+        user: ana.id(),
+        expires_at: at(100),
+        revoked: false,
+    };
+    tokens.create(family, t3).await.expect("create");
+    is(
+        tokens.rotate(t3, t4, at(100)).await,
+        lease_lost,
+        "an expired family",
+    );
+    let family = RefreshFamily {
+        id: ports.ids.next_uuid(),
+        user: ana.id(),
+        expires_at: at(1000),
+        revoked: false,
+    };
+    tokens.create(family, [5u8; 32]).await.expect("create");
+    tokens.revoke([5u8; 32]).await.expect("revoke");
+    is(
+        tokens.rotate([5u8; 32], [6u8; 32], at(1)).await,
+        lease_lost,
+        "a revoked family (logout)",
+    );
+    is(
+        tokens.revoke([7u8; 32]).await,
+        not_found,
+        "revoking an unknown token",
+    );
+}
+
+/// [`alarm_domain::ports::TriggerQueue`]: claims, leases, fencing, rescue, uniqueness, ringing, concurrency.
+pub async fn trigger_queue<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    let lease = SignedDuration::from_secs(30);
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let early = fixtures::alarm(&ports, ana.id(), "Early", Some(at(10))).await;
+    let late = fixtures::alarm(&ports, ana.id(), "Late", Some(at(20))).await;
+    let future = fixtures::alarm(&ports, ana.id(), "Future", Some(at(1000))).await;
+
+    assert_eq!(
+        ports.queue.next_due().await.expect("next_due"),
+        Some(at(10)),
+        "next_due is the earliest trigger"
+    );
+    assert!(
+        ports
+            .queue
+            .claim(at(9), 10, lease)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "nothing is due before its time"
+    );
+    let claimed = ports.queue.claim(at(20), 1, lease).await.expect("claim");
+    assert_eq!(claimed.len(), 1, "the limit is respected");
+    assert_eq!(claimed[0].trigger.alarm, early.id(), "earliest first");
+    assert_eq!(claimed[0].lease_until, at(50));
+    assert_eq!(
+        ports.queue.next_due().await.expect("next_due"),
+        Some(at(20)),
+        "a leased trigger is not next"
+    );
+    let second = ports.queue.claim(at(20), 10, lease).await.expect("claim");
+    assert_eq!(
+        second.iter().map(|c| c.trigger.alarm).collect::<Vec<_>>(),
+        [late.id()],
+        "a claimed trigger is not handed out again"
+    );
+
+    // Complete commits the whole outcome and removes the trigger.
+    let first = &claimed[0];
+    let occurrence = first.trigger.occurrence;
+    let follow_up = alarm_domain::trigger::Trigger {
+        kind: TriggerKind::Escalate(1),
+        due_at: at(310),
+        ..first.trigger.clone()
+    };
+    let delivery = Delivery {
+        id: ports.ids.next_uuid(),
+        owner: ana.id(),
+        alarm: early.id(),
+        occurrence,
+        kind: TriggerKind::Fire,
+        channel: alarm_domain::model::Channel::InApp,
+        created_at: at(20),
+    };
+    let ringing = Ringing {
+        alarm: early.id(),
+        owner: ana.id(),
+        occurrence,
+        since: at(20),
+        snoozes: 0,
+        level: 0,
+        snoozed: false,
+    };
+    let next = trigger(&early, at(86_410), TriggerKind::Fire);
+    let outcome = FireOutcome {
+        events: vec![event(
+            &ports,
+            early.id(),
+            ana.id(),
+            AlarmEventKind::Triggered,
+        )],
+        deliveries: vec![delivery.clone()],
+        follow_up: Some(follow_up.clone()),
+        next: Some(TriggerPlan::Reschedule {
+            alarm: early.id(),
+            next: Some(next.clone()),
+        }),
+        ringing: RingingChange::Upsert(ringing.clone()),
+    };
+    ports
+        .queue
+        .complete(first.token, outcome.clone())
+        .await
+        .expect("complete");
+    let pending = ports.queue.pending(early.id()).await.expect("pending");
+    assert_eq!(
+        pending,
+        [follow_up.clone(), next.clone()],
+        "the fired trigger is gone; follow-up and next occurrence are in"
+    );
+    assert_eq!(
+        ports.queue.deliveries(ana.id()).await.expect("deliveries"),
+        [delivery]
+    );
+    assert_eq!(
+        ports
+            .queue
+            .ringing(ana.id(), early.id())
+            .await
+            .expect("ringing"),
+        std::slice::from_ref(&ringing)
+    );
+    let events = ports
+        .events
+        .list(ana.id(), early.id(), PageRequest::first())
+        .await
+        .expect("events")
+        .items;
+    assert_eq!(
+        events.last().map(|e| e.kind),
+        Some(AlarmEventKind::Triggered)
+    );
+    let mut again = outcome.clone();
+    again.events = vec![event(
+        &ports,
+        early.id(),
+        ana.id(),
+        AlarmEventKind::Triggered,
+    )];
+    is(
+        ports.queue.complete(first.token, again).await,
+        lease_lost,
+        "completing twice",
+    );
+    assert_eq!(
+        ports
+            .events
+            .list(ana.id(), early.id(), PageRequest::first())
+            .await
+            .expect("events")
+            .items
+            .len(),
+        events.len(),
+        "a refused completion writes no event"
+    );
+
+    // Lease expiry, rescue and fencing.
+    let stale = &second[0];
+    assert_eq!(
+        ports.queue.rescue(at(49)).await.expect("rescue"),
+        0,
+        "leases run until they expire"
+    );
+    assert_eq!(
+        ports.queue.rescue(at(50)).await.expect("rescue"),
+        1,
+        "an expired lease is rescued"
+    );
+    let retaken = ports.queue.claim(at(50), 10, lease).await.expect("claim");
+    assert_eq!(retaken.len(), 1);
+    assert_ne!(
+        retaken[0].token, stale.token,
+        "a new claim gets a new token"
+    );
+    let stale_outcome = FireOutcome {
+        events: vec![event(
+            &ports,
+            late.id(),
+            ana.id(),
+            AlarmEventKind::Triggered,
+        )],
+        deliveries: Vec::new(),
+        follow_up: None,
+        next: None,
+        ringing: RingingChange::None,
+    };
+    is(
+        ports
+            .queue
+            .complete(stale.token, stale_outcome.clone())
+            .await,
+        lease_lost,
+        "a rescued claim's token cannot commit (fencing)",
+    );
+    is(
+        ports.queue.release(stale.token).await,
+        lease_lost,
+        "… nor release",
+    );
+    ports
+        .queue
+        .release(retaken[0].token)
+        .await
+        .expect("release");
+    assert_eq!(
+        ports.queue.next_due().await.expect("next_due"),
+        Some(at(20)),
+        "a released trigger is claimable again"
+    );
+    let retaken = ports.queue.claim(at(50), 10, lease).await.expect("claim");
+    ports
+        .queue
+        .complete(retaken[0].token, stale_outcome)
+        .await
+        .expect("complete with the current token");
+
+    // Uniqueness on (alarm, occurrence, kind): the same key twice is one trigger.
+    let dup_plan = TriggerPlan::Reschedule {
+        alarm: future.id(),
+        next: Some(trigger(&future, at(1000), TriggerKind::Fire)),
+    };
+    let current = ports.alarms.get(ana.id(), future.id()).await.expect("get");
+    let next_version = current
+        .revise(current.draft().clone(), at(1))
+        .expect("revise");
+    let change = ChangeSet {
+        op: AlarmOp::Update {
+            alarm: next_version,
+            expected: current.version(),
+        },
+        audit: audit(
+            &ports,
+            Some(ana.id()),
+            "alarm.update",
+            future.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: vec![dup_plan.clone(), dup_plan],
+    };
+    ports.alarms.commit(change).await.expect("update");
+    assert_eq!(
+        ports
+            .queue
+            .pending(future.id())
+            .await
+            .expect("pending")
+            .len(),
+        1,
+        "one trigger per (alarm, occurrence, kind)"
+    );
+
+    // A leased fire trigger survives a reschedule (it is being fired) and is not duplicated.
+    let firing = ports.queue.claim(at(1000), 10, lease).await.expect("claim");
+    let fire = firing
+        .iter()
+        .find(|c| c.trigger.alarm == future.id())
+        .expect("the future alarm's trigger is due");
+    let current = ports.alarms.get(ana.id(), future.id()).await.expect("get");
+    let next_version = current
+        .revise(current.draft().clone(), at(1))
+        .expect("revise");
+    let change = ChangeSet {
+        op: AlarmOp::Update {
+            alarm: next_version,
+            expected: current.version(),
+        },
+        audit: audit(
+            &ports,
+            Some(ana.id()),
+            "alarm.update",
+            future.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: vec![TriggerPlan::Reschedule {
+            alarm: future.id(),
+            next: Some(trigger(&future, at(1000), TriggerKind::Fire)),
+        }],
+    };
+    ports.alarms.commit(change).await.expect("update");
+    assert_eq!(
+        ports
+            .queue
+            .pending(future.id())
+            .await
+            .expect("pending")
+            .len(),
+        1,
+        "the leased trigger was neither removed nor duplicated"
+    );
+    ports
+        .queue
+        .complete(
+            fire.token,
+            FireOutcome {
+                events: Vec::new(),
+                deliveries: Vec::new(),
+                follow_up: None,
+                next: None,
+                ringing: RingingChange::None,
+            },
+        )
+        .await
+        .expect("complete");
+
+    ringing_ops(&new_ports).await;
+    concurrent_claimers(&new_ports).await;
+}
+
+async fn ringing_ops<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    let lease = SignedDuration::from_secs(30);
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let bob = fixtures::user(&ports, "bob@example.com").await;
+    let alarm = fixtures::alarm(&ports, ana.id(), "Wake", Some(at(10))).await;
+    let claimed = ports.queue.claim(at(10), 1, lease).await.expect("claim");
+    let occurrence = claimed[0].trigger.occurrence;
+    let ringing = Ringing {
+        alarm: alarm.id(),
+        owner: ana.id(),
+        occurrence,
+        since: at(10),
+        snoozes: 0,
+        level: 0,
+        snoozed: false,
+    };
+    let escalation = alarm_domain::trigger::Trigger {
+        kind: TriggerKind::Escalate(1),
+        due_at: at(310),
+        ..claimed[0].trigger.clone()
+    };
+    let outcome = FireOutcome {
+        events: Vec::new(),
+        deliveries: Vec::new(),
+        follow_up: Some(escalation),
+        next: None,
+        ringing: RingingChange::Upsert(ringing.clone()),
+    };
+    ports
+        .queue
+        .complete(claimed[0].token, outcome)
+        .await
+        .expect("complete");
+
+    let snooze = |r: Ringing, n: u8| ChangeSet {
+        op: RingingOp::Snooze {
+            ringing: Ringing {
+                snoozes: n,
+                snoozed: true,
+                ..r
+            },
+            trigger: alarm_domain::trigger::Trigger {
+                kind: TriggerKind::Snooze(n),
+                due_at: at(310),
+                ..claimed[0].trigger.clone()
+            },
+        },
+        audit: audit(&ports, Some(ana.id()), "alarm.snooze", alarm.id().as_uuid()),
+        events: vec![event(&ports, alarm.id(), ana.id(), AlarmEventKind::Snoozed)],
+        triggers: Vec::new(),
+    };
+    is(
+        ports.queue.commit_ringing(snooze(ringing.clone(), 2)).await,
+        conflict,
+        "a snooze count that skips one",
+    );
+    let foreign = Ringing {
+        owner: bob.id(),
+        ..ringing.clone()
+    };
+    is(
+        ports.queue.commit_ringing(snooze(foreign, 1)).await,
+        not_found,
+        "snoozing another owner's ringing",
+    );
+    ports
+        .queue
+        .commit_ringing(snooze(ringing.clone(), 1))
+        .await
+        .expect("snooze");
+    let kinds: Vec<TriggerKind> = ports
+        .queue
+        .pending(alarm.id())
+        .await
+        .expect("pending")
+        .iter()
+        .map(|t| t.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [TriggerKind::Snooze(1)],
+        "a snooze cancels the pending escalation and schedules the snooze"
+    );
+    assert_eq!(
+        ports
+            .queue
+            .ringing(ana.id(), alarm.id())
+            .await
+            .expect("ringing")[0]
+            .snoozes,
+        1
+    );
+    is(
+        ports.queue.commit_ringing(snooze(ringing.clone(), 1)).await,
+        conflict,
+        "the same snooze twice (a concurrent snooze won)",
+    );
+
+    let dismiss = |owner| ChangeSet {
+        op: RingingOp::Dismiss {
+            owner,
+            alarm: alarm.id(),
+        },
+        audit: audit(&ports, Some(owner), "alarm.dismiss", alarm.id().as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    is(
+        ports.queue.commit_ringing(dismiss(bob.id())).await,
+        not_found,
+        "dismissing another owner's alarm",
+    );
+    ports
+        .queue
+        .commit_ringing(dismiss(ana.id()))
+        .await
+        .expect("dismiss");
+    assert!(
+        ports
+            .queue
+            .ringing(ana.id(), alarm.id())
+            .await
+            .expect("ringing")
+            .is_empty(),
+        "nothing rings after a dismissal"
+    );
+    assert!(
+        ports
+            .queue
+            .pending(alarm.id())
+            .await
+            .expect("pending")
+            .is_empty(),
+        "the dismissal cancelled the snooze"
+    );
+    is(
+        ports.queue.commit_ringing(dismiss(ana.id())).await,
+        not_found,
+        "dismissing when nothing rings",
+    );
+}
+
+async fn concurrent_claimers<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    const TRIGGERS: usize = 120;
+    const CLAIMERS: usize = 8;
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    for i in 0..TRIGGERS {
+        fixtures::alarm(&ports, ana.id(), &format!("A{i}"), Some(at(i as i64 % 7))).await;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CLAIMERS {
+        let queue = ports.queue.clone();
+        tasks.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = queue
+                    .claim(at(60), 5, SignedDuration::from_secs(30))
+                    .await
+                    .expect("claim");
+                if batch.is_empty() {
+                    return mine;
+                }
+                for c in batch {
+                    queue
+                        .complete(
+                            c.token,
+                            FireOutcome {
+                                events: Vec::new(),
+                                deliveries: Vec::new(),
+                                follow_up: None,
+                                next: None,
+                                ringing: RingingChange::None,
+                            },
+                        )
+                        .await
+                        .expect("complete own claim");
+                    mine.push(c.trigger.key());
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        all.extend(done.expect("claimer task"));
+    }
+    let distinct: HashSet<_> = all.iter().collect();
+    assert_eq!(distinct.len(), all.len(), "no trigger was claimed twice");
+    assert_eq!(all.len(), TRIGGERS, "every trigger was claimed once");
+}

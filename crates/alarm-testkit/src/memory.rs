@@ -1,0 +1,882 @@
+//! In-memory implementations of every store port and the trigger queue, sharing one state behind one lock.
+//!
+//! One mutex guards the whole state, so a change set is validated and
+//! applied under the same lock: all or nothing, and concurrent callers see
+//! each other's commits in a single order, as with a serializable database.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use alarm_domain::ids::{
+    AlarmId, AuditId, EventId, ExceptionPeriodId, HolidayId, RoutineId, UserId, WebhookId,
+};
+use alarm_domain::jiff::{SignedDuration, Timestamp};
+use alarm_domain::model::{
+    Alarm, AlarmEvent, AuditRecord, Country, Email, ExceptionPeriod, Holiday, Routine, User,
+    WebhookRegistration,
+};
+use alarm_domain::ports::{
+    AlarmEventStore, AlarmOp, AlarmStore, AuditLog, ChangeSet, Clock, ExceptionOp,
+    ExceptionPeriodStore, FireOutcome, HolidayOp, HolidayPreferences, HolidayStore, IdSource, Page,
+    PageRequest, PreferenceOp, RefreshFamily, RefreshTokenStore, RingingOp, RoutineOp,
+    RoutineStore, StoreError, TriggerPlan, TriggerQueue, UserOp, UserStore, WebhookOp,
+    WebhookStore,
+};
+use alarm_domain::services::Ports;
+use alarm_domain::trigger::{
+    Claimed, Delivery, LeaseToken, Ringing, RingingChange, Trigger, TriggerKind,
+};
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+type TriggerKey = (AlarmId, Timestamp, TriggerKind);
+
+#[derive(Debug, Clone)]
+struct StoredTrigger {
+    trigger: Trigger,
+    lease: Option<(LeaseToken, Timestamp)>,
+}
+
+#[derive(Default)]
+struct State {
+    users: BTreeMap<UserId, (User, SecretString)>,
+    alarms: BTreeMap<AlarmId, Alarm>,
+    exceptions: BTreeMap<ExceptionPeriodId, ExceptionPeriod>,
+    holidays: BTreeMap<HolidayId, Holiday>,
+    preferences: HashMap<UserId, HolidayPreferences>,
+    routines: BTreeMap<RoutineId, Routine>,
+    webhooks: BTreeMap<WebhookId, WebhookRegistration>,
+    events: BTreeMap<EventId, AlarmEvent>,
+    audit: BTreeMap<AuditId, AuditRecord>,
+    triggers: HashMap<TriggerKey, StoredTrigger>,
+    ringing: BTreeMap<(AlarmId, Timestamp), Ringing>,
+    deliveries: Vec<Delivery>,
+    families: HashMap<uuid::Uuid, RefreshFamily>,
+    /// Token hash → (family, spent).
+    tokens: HashMap<[u8; 32], (uuid::Uuid, bool)>,
+    leases_issued: u64,
+}
+
+/// The in-memory backend. Cheap to clone (clones share the state); hand
+/// its ports to the services with [`InMemory::ports`].
+#[derive(Clone, Default)]
+pub struct InMemory {
+    state: Arc<Mutex<State>>,
+}
+
+fn page<K: Ord + Copy, T: Clone>(
+    items: impl Iterator<Item = (K, T)>,
+    request: PageRequest<K>,
+) -> Page<T, K> {
+    let limit = request.limit() as usize;
+    let mut out: Vec<(K, T)> = items
+        .filter(|(k, _)| request.after().is_none_or(|after| *k > after))
+        .take(limit + 1)
+        .collect();
+    let next = if out.len() > limit {
+        out.truncate(limit);
+        out.last().map(|(k, _)| *k)
+    } else {
+        None
+    };
+    Page {
+        items: out.into_iter().map(|(_, t)| t).collect(),
+        next,
+    }
+}
+
+impl State {
+    /// Checks the parts every change set shares; nothing is written.
+    fn check_common<Op>(&self, change: &ChangeSet<Op>) -> Result<(), StoreError> {
+        if self.audit.contains_key(&change.audit.id) {
+            return Err(StoreError::Conflict(format!(
+                "audit record {} exists",
+                change.audit.id
+            )));
+        }
+        self.check_events(&change.events)
+    }
+
+    fn check_events(&self, events: &[AlarmEvent]) -> Result<(), StoreError> {
+        for (i, e) in events.iter().enumerate() {
+            if self.events.contains_key(&e.id) || events[..i].iter().any(|o| o.id == e.id) {
+                return Err(StoreError::Conflict(format!("event {} exists", e.id)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the shared parts; call only after every check passed.
+    fn apply_common<Op>(&mut self, change: ChangeSet<Op>) {
+        self.audit.insert(change.audit.id, change.audit);
+        self.append_events(change.events);
+        for plan in change.triggers {
+            self.apply_plan(plan);
+        }
+    }
+
+    fn append_events(&mut self, events: Vec<AlarmEvent>) {
+        for e in events {
+            self.events.insert(e.id, e);
+        }
+    }
+
+    /// Inserts or replaces a trigger by key, unless that key is leased right
+    /// now (it is being fired; replacing it would double-fire).
+    fn upsert_trigger(&mut self, trigger: Trigger) {
+        let key = trigger.key();
+        if self.triggers.get(&key).is_some_and(|t| t.lease.is_some()) {
+            return;
+        }
+        self.triggers.insert(
+            key,
+            StoredTrigger {
+                trigger,
+                lease: None,
+            },
+        );
+    }
+
+    fn apply_plan(&mut self, plan: TriggerPlan) {
+        match plan {
+            TriggerPlan::Reschedule { alarm, next } => {
+                self.triggers.retain(|(a, _, kind), t| {
+                    !(*a == alarm && *kind == TriggerKind::Fire && t.lease.is_none())
+                });
+                if let Some(next) = next {
+                    self.upsert_trigger(next);
+                }
+            }
+            TriggerPlan::CancelAll { alarm } => {
+                self.triggers
+                    .retain(|(a, _, _), t| !(*a == alarm && t.lease.is_none()));
+                self.ringing.retain(|(a, _), _| *a != alarm);
+            }
+        }
+    }
+
+    fn find_lease(&self, token: LeaseToken) -> Option<TriggerKey> {
+        self.triggers
+            .iter()
+            .find(|(_, t)| t.lease.is_some_and(|(tok, _)| tok == token))
+            .map(|(k, _)| *k)
+    }
+}
+
+impl InMemory {
+    /// An empty backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in another test thread must not cascade into every later
+        // call; the state itself is never left half-written (all writes
+        // happen after all checks).
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every port of this backend, with the given clock and id source.
+    pub fn ports(&self, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>) -> Ports {
+        let me = Arc::new(self.clone());
+        Ports {
+            users: me.clone(),
+            alarms: me.clone(),
+            exceptions: me.clone(),
+            holidays: me.clone(),
+            routines: me.clone(),
+            webhooks: me.clone(),
+            events: me.clone(),
+            audit: me.clone(),
+            refresh_tokens: me.clone(),
+            queue: me,
+            clock,
+            ids,
+        }
+    }
+
+    /// How many triggers are stored (leased or not); for assertions.
+    pub fn trigger_count(&self) -> usize {
+        self.lock().triggers.len()
+    }
+}
+
+#[async_trait]
+impl UserStore for InMemory {
+    async fn get(&self, id: UserId) -> Result<User, StoreError> {
+        self.lock()
+            .users
+            .get(&id)
+            .map(|(u, _)| u.clone())
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .values()
+            .find(|(u, _)| u.email() == email)
+            .map(|(u, _)| u.clone()))
+    }
+
+    async fn credentials(&self, email: &Email) -> Result<Option<(User, SecretString)>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .values()
+            .find(|(u, _)| u.email() == email)
+            .cloned())
+    }
+
+    async fn commit(&self, change: ChangeSet<UserOp>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.check_common(&change)?;
+        match &change.op {
+            UserOp::Register { user, .. } => {
+                if s.users.contains_key(&user.id()) {
+                    return Err(StoreError::Conflict(format!("user {} exists", user.id())));
+                }
+                if s.users.values().any(|(u, _)| u.email() == user.email()) {
+                    return Err(StoreError::Conflict("email already registered".to_owned()));
+                }
+            }
+            UserOp::Update(user) => {
+                if !s.users.contains_key(&user.id()) {
+                    return Err(StoreError::NotFound);
+                }
+                if s.users
+                    .values()
+                    .any(|(u, _)| u.email() == user.email() && u.id() != user.id())
+                {
+                    return Err(StoreError::Conflict("email already registered".to_owned()));
+                }
+            }
+        }
+        match change.op.clone() {
+            UserOp::Register {
+                user,
+                password_hash,
+            } => {
+                s.users.insert(user.id(), (user, password_hash));
+            }
+            UserOp::Update(user) => {
+                if let Some(entry) = s.users.get_mut(&user.id()) {
+                    entry.0 = user;
+                }
+            }
+        }
+        s.apply_common(change);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AlarmStore for InMemory {
+    async fn get(&self, owner: UserId, id: AlarmId) -> Result<Alarm, StoreError> {
+        self.lock()
+            .alarms
+            .get(&id)
+            .filter(|a| a.owner() == owner)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn get_any(&self, id: AlarmId) -> Result<Alarm, StoreError> {
+        self.lock()
+            .alarms
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list(
+        &self,
+        owner: UserId,
+        enabled: Option<bool>,
+        request: PageRequest<AlarmId>,
+    ) -> Result<Page<Alarm, AlarmId>, StoreError> {
+        let s = self.lock();
+        let items = s
+            .alarms
+            .iter()
+            .filter(|(_, a)| a.owner() == owner && enabled.is_none_or(|e| a.enabled() == e))
+            .map(|(k, a)| (*k, a.clone()));
+        Ok(page(items, request))
+    }
+
+    async fn commit(&self, change: ChangeSet<AlarmOp>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.check_common(&change)?;
+        let stored_version = |s: &State, owner: UserId, id: AlarmId| {
+            s.alarms
+                .get(&id)
+                .filter(|a| a.owner() == owner)
+                .map(Alarm::version)
+                .ok_or(StoreError::NotFound)
+        };
+        match &change.op {
+            AlarmOp::Create(alarm) => {
+                if s.alarms.contains_key(&alarm.id()) {
+                    return Err(StoreError::Conflict(format!("alarm {} exists", alarm.id())));
+                }
+            }
+            AlarmOp::Update { alarm, expected } => {
+                let actual = stored_version(&s, alarm.owner(), alarm.id())?;
+                if actual != *expected {
+                    return Err(StoreError::StaleVersion {
+                        expected: expected.get(),
+                        actual: actual.get(),
+                    });
+                }
+                if alarm.version() != expected.next() {
+                    return Err(StoreError::Conflict(
+                        "an update must carry version expected + 1".to_owned(),
+                    ));
+                }
+            }
+            AlarmOp::Delete {
+                owner,
+                id,
+                expected,
+            } => {
+                let actual = stored_version(&s, *owner, *id)?;
+                if actual != *expected {
+                    return Err(StoreError::StaleVersion {
+                        expected: expected.get(),
+                        actual: actual.get(),
+                    });
+                }
+            }
+        }
+        match change.op.clone() {
+            AlarmOp::Create(alarm) | AlarmOp::Update { alarm, .. } => {
+                s.alarms.insert(alarm.id(), alarm);
+            }
+            AlarmOp::Delete { id, .. } => {
+                s.alarms.remove(&id);
+            }
+        }
+        s.apply_common(change);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ExceptionPeriodStore for InMemory {
+    async fn get(
+        &self,
+        owner: UserId,
+        id: ExceptionPeriodId,
+    ) -> Result<ExceptionPeriod, StoreError> {
+        self.lock()
+            .exceptions
+            .get(&id)
+            .filter(|p| p.owner() == owner)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list(&self, owner: UserId) -> Result<Vec<ExceptionPeriod>, StoreError> {
+        let mut list: Vec<ExceptionPeriod> = self
+            .lock()
+            .exceptions
+            .values()
+            .filter(|p| p.owner() == owner)
+            .cloned()
+            .collect();
+        list.sort_by_key(|p| (p.start(), p.id()));
+        Ok(list)
+    }
+
+    async fn commit(&self, change: ChangeSet<ExceptionOp>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.check_common(&change)?;
+        let owned = |s: &State, owner: UserId, id: ExceptionPeriodId| {
+            s.exceptions.get(&id).is_some_and(|p| p.owner() == owner)
+        };
+        match &change.op {
+            ExceptionOp::Create(p) if s.exceptions.contains_key(&p.id()) => {
+                return Err(StoreError::Conflict(format!(
+                    "exception period {} exists",
+                    p.id()
+                )));
+            }
+            ExceptionOp::Update(p) if !owned(&s, p.owner(), p.id()) => {
+                return Err(StoreError::NotFound);
+            }
+            ExceptionOp::Delete { owner, id } if !owned(&s, *owner, *id) => {
+                return Err(StoreError::NotFound);
+            }
+            _ => {}
+        }
+        match change.op.clone() {
+            ExceptionOp::Create(p) | ExceptionOp::Update(p) => {
+                s.exceptions.insert(p.id(), p);
+            }
+            ExceptionOp::Delete { id, .. } => {
+                s.exceptions.remove(&id);
+            }
+        }
+        s.apply_common(change);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HolidayStore for InMemory {
+    async fn get(&self, id: HolidayId) -> Result<Holiday, StoreError> {
+        self.lock()
+            .holidays
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list(&self, country: Country) -> Result<Vec<Holiday>, StoreError> {
+        Ok(self
+            .lock()
+            .holidays
+            .values()
+            .filter(|h| h.country() == country)
+            .cloned()
+            .collect())
+    }
+
+    async fn commit(&self, change: ChangeSet<HolidayOp>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.check_common(&change)?;
+        match &change.op {
+            HolidayOp::Create(h) => {
+                if s.holidays.contains_key(&h.id()) {
+                    return Err(StoreError::Conflict(format!("holiday {} exists", h.id())));
+                }
+                let same = |o: &Holiday| {
+                    o.name() == h.name()
+                        && o.date() == h.date()
+                        && o.country() == h.country()
+                        && o.state() == h.state()
+                };
+                if s.holidays.values().any(same) {
+                    return Err(StoreError::Conflict("the same holiday exists".to_owned()));
+                }
+            }
+            HolidayOp::Delete(id) if !s.holidays.contains_key(id) => {
+                return Err(StoreError::NotFound);
+            }
+            HolidayOp::Delete(_) => {}
+        }
+        match change.op.clone() {
+            HolidayOp::Create(h) => {
+                s.holidays.insert(h.id(), h);
+            }
+            HolidayOp::Delete(id) => {
+                s.holidays.remove(&id);
+                // Overrides of a deleted holiday mean nothing any more.
+                for prefs in s.preferences.values_mut() {
+                    prefs.overrides.retain(|(h, _)| *h != id);
+                }
+            }
+        }
+        s.apply_common(change);
+        Ok(())
+    }
+
+    async fn preferences(&self, owner: UserId) -> Result<HolidayPreferences, StoreError> {
+        Ok(self
+            .lock()
+            .preferences
+            .get(&owner)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn commit_preferences(&self, change: ChangeSet<PreferenceOp>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.check_common(&change)?;
+        let PreferenceOp::Set { owner, preferences } = change.op.clone();
+        if preferences
+            .overrides
+            .iter()
+            .any(|(id, _)| !s.holidays.contains_key(id))
+        {
+            return Err(StoreError::NotFound);
+        }
+        s.preferences.insert(owner, preferences);
+        s.apply_common(change);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RoutineStore for InMemory {
+    async fn get(&self, owner: UserId, id: RoutineId) -> Result<Routine, StoreError> {
+        self.lock()
+            .routines
+            .get(&id)
+            .filter(|r| r.owner() == owner)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list(
+        &self,
+        owner: UserId,
+        request: PageRequest<RoutineId>,
+    ) -> Result<Page<Routine, RoutineId>, StoreError> {
+        let s = self.lock();
+        Ok(page(
+            s.routines
+                .iter()
+                .filter(|(_, r)| r.owner() == owner)
+                .map(|(k, r)| (*k, r.clone())),
+            request,
+        ))
+    }
+
+    async fn commit(&self, change: ChangeSet<RoutineOp>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.check_common(&change)?;
+        let owned = |s: &State, owner: UserId, id: RoutineId| {
+            s.routines.get(&id).is_some_and(|r| r.owner() == owner)
+        };
+        match &change.op {
+            RoutineOp::Create(r) if s.routines.contains_key(&r.id()) => {
+                return Err(StoreError::Conflict(format!("routine {} exists", r.id())));
+            }
+            RoutineOp::Update(r) if !owned(&s, r.owner(), r.id()) => {
+                return Err(StoreError::NotFound);
+            }
+            RoutineOp::Delete { owner, id } if !owned(&s, *owner, *id) => {
+                return Err(StoreError::NotFound);
+            }
+            _ => {}
+        }
+        match change.op.clone() {
+            RoutineOp::Create(r) | RoutineOp::Update(r) => {
+                s.routines.insert(r.id(), r);
+            }
+            RoutineOp::Delete { id, .. } => {
+                s.routines.remove(&id);
+            }
+        }
+        s.apply_common(change);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl WebhookStore for InMemory {
+    async fn get(&self, owner: UserId, id: WebhookId) -> Result<WebhookRegistration, StoreError> {
+        self.lock()
+            .webhooks
+            .get(&id)
+            .filter(|w| w.owner() == owner)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list(&self, owner: UserId) -> Result<Vec<WebhookRegistration>, StoreError> {
+        Ok(self
+            .lock()
+            .webhooks
+            .values()
+            .filter(|w| w.owner() == owner)
+            .cloned()
+            .collect())
+    }
+
+    async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.check_common(&change)?;
+        let owned = |s: &State, owner: UserId, id: WebhookId| {
+            s.webhooks.get(&id).is_some_and(|w| w.owner() == owner)
+        };
+        match &change.op {
+            WebhookOp::Create(w) if s.webhooks.contains_key(&w.id()) => {
+                return Err(StoreError::Conflict(format!("webhook {} exists", w.id())));
+            }
+            WebhookOp::Update(w) if !owned(&s, w.owner(), w.id()) => {
+                return Err(StoreError::NotFound);
+            }
+            WebhookOp::Delete { owner, id } if !owned(&s, *owner, *id) => {
+                return Err(StoreError::NotFound);
+            }
+            _ => {}
+        }
+        match change.op.clone() {
+            WebhookOp::Create(w) | WebhookOp::Update(w) => {
+                s.webhooks.insert(w.id(), w);
+            }
+            WebhookOp::Delete { id, .. } => {
+                s.webhooks.remove(&id);
+            }
+        }
+        s.apply_common(change);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AlarmEventStore for InMemory {
+    async fn list(
+        &self,
+        owner: UserId,
+        alarm: AlarmId,
+        request: PageRequest<EventId>,
+    ) -> Result<Page<AlarmEvent, EventId>, StoreError> {
+        let s = self.lock();
+        Ok(page(
+            s.events
+                .iter()
+                .filter(|(_, e)| e.owner == owner && e.alarm == alarm)
+                .map(|(k, e)| (*k, e.clone())),
+            request,
+        ))
+    }
+}
+
+#[async_trait]
+impl AuditLog for InMemory {
+    async fn list(
+        &self,
+        actor: Option<UserId>,
+        request: PageRequest<AuditId>,
+    ) -> Result<Page<AuditRecord, AuditId>, StoreError> {
+        let s = self.lock();
+        Ok(page(
+            s.audit
+                .iter()
+                .filter(|(_, r)| actor.is_none_or(|a| r.actor == Some(a)))
+                .map(|(k, r)| (*k, r.clone())),
+            request,
+        ))
+    }
+}
+
+#[async_trait]
+impl RefreshTokenStore for InMemory {
+    async fn create(&self, family: RefreshFamily, token_hash: [u8; 32]) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.families.contains_key(&family.id) || s.tokens.contains_key(&token_hash) {
+            return Err(StoreError::Conflict(
+                "refresh family or token exists".to_owned(),
+            ));
+        }
+        s.tokens.insert(token_hash, (family.id, false));
+        s.families.insert(family.id, family);
+        Ok(())
+    }
+
+    async fn rotate(
+        &self,
+        old_hash: [u8; 32],
+        new_hash: [u8; 32],
+        now: Timestamp,
+    ) -> Result<RefreshFamily, StoreError> {
+        let mut s = self.lock();
+        let (family_id, spent) = *s.tokens.get(&old_hash).ok_or(StoreError::NotFound)?;
+        let family = s
+            .families
+            .get(&family_id)
+            .cloned()
+            .ok_or(StoreError::NotFound)?;
+        if spent {
+            // Reuse of a spent token means it leaked: the whole family dies.
+            if let Some(f) = s.families.get_mut(&family_id) {
+                f.revoked = true;
+            }
+            return Err(StoreError::LeaseLost);
+        }
+        if family.revoked || now >= family.expires_at {
+            return Err(StoreError::LeaseLost);
+        }
+        if s.tokens.contains_key(&new_hash) {
+            return Err(StoreError::Conflict("refresh token exists".to_owned()));
+        }
+        s.tokens.insert(old_hash, (family_id, true));
+        s.tokens.insert(new_hash, (family_id, false));
+        Ok(family)
+    }
+
+    async fn revoke(&self, token_hash: [u8; 32]) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let (family_id, _) = *s.tokens.get(&token_hash).ok_or(StoreError::NotFound)?;
+        if let Some(f) = s.families.get_mut(&family_id) {
+            f.revoked = true;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TriggerQueue for InMemory {
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease: SignedDuration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut s = self.lock();
+        let mut due: Vec<TriggerKey> = s
+            .triggers
+            .iter()
+            .filter(|(_, t)| t.lease.is_none() && t.trigger.due_at <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        due.sort_by_key(|k| (s.triggers[k].trigger.due_at, *k));
+        due.truncate(limit as usize);
+        let until = now.checked_add(lease).unwrap_or(Timestamp::MAX);
+        let mut claimed = Vec::with_capacity(due.len());
+        for key in due {
+            s.leases_issued += 1;
+            let token = LeaseToken::from_uuid(uuid::Uuid::from_u64_pair(
+                0x7e57_0000_0000_0000,
+                s.leases_issued,
+            ));
+            if let Some(t) = s.triggers.get_mut(&key) {
+                t.lease = Some((token, until));
+                claimed.push(Claimed {
+                    trigger: t.trigger.clone(),
+                    token,
+                    lease_until: until,
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn complete(&self, token: LeaseToken, outcome: FireOutcome) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let key = s.find_lease(token).ok_or(StoreError::LeaseLost)?;
+        s.check_events(&outcome.events)?;
+        s.triggers.remove(&key);
+        s.append_events(outcome.events);
+        s.deliveries.extend(outcome.deliveries);
+        if let Some(follow_up) = outcome.follow_up {
+            s.upsert_trigger(follow_up);
+        }
+        if let Some(plan) = outcome.next {
+            s.apply_plan(plan);
+        }
+        match outcome.ringing {
+            RingingChange::None => {}
+            RingingChange::Upsert(r) => {
+                s.ringing.insert((r.alarm, r.occurrence.at), r);
+            }
+            RingingChange::End { alarm, occurrence } => {
+                s.ringing.remove(&(alarm, occurrence));
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, token: LeaseToken) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let key = s.find_lease(token).ok_or(StoreError::LeaseLost)?;
+        if let Some(t) = s.triggers.get_mut(&key) {
+            t.lease = None;
+        }
+        Ok(())
+    }
+
+    async fn rescue(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut s = self.lock();
+        let mut rescued = 0;
+        for t in s.triggers.values_mut() {
+            if t.lease.is_some_and(|(_, until)| until <= now) {
+                t.lease = None;
+                rescued += 1;
+            }
+        }
+        Ok(rescued)
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self
+            .lock()
+            .triggers
+            .values()
+            .filter(|t| t.lease.is_none())
+            .map(|t| t.trigger.due_at)
+            .min())
+    }
+
+    async fn pending(&self, alarm: AlarmId) -> Result<Vec<Trigger>, StoreError> {
+        let s = self.lock();
+        let mut list: Vec<Trigger> = s
+            .triggers
+            .values()
+            .filter(|t| t.trigger.alarm == alarm)
+            .map(|t| t.trigger.clone())
+            .collect();
+        list.sort_by_key(|t| (t.due_at, t.key()));
+        Ok(list)
+    }
+
+    async fn ringing(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Ringing>, StoreError> {
+        let s = self.lock();
+        Ok(s.ringing
+            .range((alarm, Timestamp::MIN)..=(alarm, Timestamp::MAX))
+            .map(|(_, r)| r.clone())
+            .filter(|r| r.owner == owner)
+            .collect())
+    }
+
+    async fn commit_ringing(&self, change: ChangeSet<RingingOp>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.check_common(&change)?;
+        match change.op.clone() {
+            RingingOp::Snooze { ringing, trigger } => {
+                let key = (ringing.alarm, ringing.occurrence.at);
+                let stored = s
+                    .ringing
+                    .get(&key)
+                    .filter(|r| r.owner == ringing.owner)
+                    .ok_or(StoreError::NotFound)?;
+                if ringing.snoozes != stored.snoozes + 1 {
+                    return Err(StoreError::Conflict("a concurrent snooze won".to_owned()));
+                }
+                let occurrence = ringing.occurrence.at;
+                s.triggers.retain(|(a, at, kind), t| {
+                    !(*a == ringing.alarm
+                        && *at == occurrence
+                        && matches!(kind, TriggerKind::Escalate(_))
+                        && t.lease.is_none())
+                });
+                s.upsert_trigger(trigger);
+                s.ringing.insert(key, ringing);
+            }
+            RingingOp::Dismiss { owner, alarm } => {
+                let occurrences: Vec<Timestamp> = s
+                    .ringing
+                    .values()
+                    .filter(|r| r.alarm == alarm && r.owner == owner)
+                    .map(|r| r.occurrence.at)
+                    .collect();
+                if occurrences.is_empty() {
+                    return Err(StoreError::NotFound);
+                }
+                s.ringing.retain(|(a, _), _| *a != alarm);
+                s.triggers.retain(|(a, at, kind), t| {
+                    !(*a == alarm
+                        && occurrences.contains(at)
+                        && *kind != TriggerKind::Fire
+                        && t.lease.is_none())
+                });
+            }
+        }
+        s.apply_common(change);
+        Ok(())
+    }
+
+    async fn deliveries(&self, owner: UserId) -> Result<Vec<Delivery>, StoreError> {
+        Ok(self
+            .lock()
+            .deliveries
+            .iter()
+            .filter(|d| d.owner == owner)
+            .cloned()
+            .collect())
+    }
+}
