@@ -89,6 +89,11 @@
 //! * [`model`]: users, alarms, exception periods, holidays (and Brazil's),
 //!   routines, webhooks, alarm events, audit records.
 //! * [`schedule`]: schedules, the RRULE subset, and the occurrence engine.
+//! * [`trigger`]: the trigger model (fire, snooze, escalation), leases, ringing.
+//! * [`ports`]: the traits adapters implement and the change sets they commit
+//!   atomically (one call per unit of work; time is an argument).
+//! * [`services`]: the use cases, which check ownership, compute triggers and
+//!   submit one change set each.
 
 pub mod error;
 pub mod ids;
