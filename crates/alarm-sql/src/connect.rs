@@ -1,0 +1,159 @@
+//! Opening the pool: SQLite pragmas for the embedded default, retries with backoff and jitter for transient failures only.
+
+use std::path::Path;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr};
+
+use crate::config::{DbConfig, Engine, redact};
+
+/// Why the database could not be opened. Messages carry the redacted URL only.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Still unreachable after the retries (server down, network).
+    #[error("cannot reach the database at {url} after {attempts} attempts: {reason}")]
+    Unreachable {
+        /// The redacted URL.
+        url: String,
+        /// How many attempts were made.
+        attempts: usize,
+        /// The last failure.
+        reason: String,
+    },
+    /// The server answered and refused (bad credentials, unknown database,
+    /// TLS required…): retrying cannot help, so it is reported at once.
+    #[error("the database at {url} refused the connection: {reason}")]
+    Refused {
+        /// The redacted URL.
+        url: String,
+        /// The server's reason.
+        reason: String,
+    },
+    /// The SQLite file's folder could not be created.
+    #[error("cannot create the folder for {path}: {reason}")]
+    Folder {
+        /// The folder.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Attempts before giving up on a transient failure.
+const ATTEMPTS: usize = 6;
+
+/// Whether a connect error is worth retrying: I/O and pool time-outs are;
+/// anything the server said (authentication, missing database) is not.
+pub(crate) fn is_transient(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                e.as_ref(),
+                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
+            )
+        }
+        _ => false,
+    }
+}
+
+/// The SQLite file path of a `sqlite:` URL, when it names a file.
+fn sqlite_path(url: &str) -> Option<&Path> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
+}
+
+/// Opens a pool for `config`.
+///
+/// SQLite: the file (and its folder) is created on first use, in WAL mode
+/// with foreign keys on, a 5 s busy timeout and `synchronous = NORMAL` (safe
+/// with WAL). PostgreSQL: TLS as the URL's `sslmode` says.
+///
+/// # Errors
+/// [`ConnectError::Refused`] at once for permanent failures,
+/// [`ConnectError::Unreachable`] after retries with exponential backoff and
+/// jitter for transient ones.
+pub(crate) async fn connect(config: &DbConfig) -> Result<DatabaseConnection, ConnectError> {
+    let url = config.url().to_owned();
+    if config.engine() == Engine::Sqlite
+        && let Some(parent) = sqlite_path(&url).and_then(Path::parent)
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| ConnectError::Folder {
+            path: parent.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        .max_connections(config.max_connections())
+        .min_connections(0)
+        .connect_timeout(config.connect_timeout())
+        .acquire_timeout(config.connect_timeout())
+        .sqlx_logging(false);
+    if config.engine() == Engine::Sqlite {
+        options.map_sqlx_sqlite_opts(|o| {
+            o.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+        });
+    }
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_max_times(ATTEMPTS - 1)
+        .with_jitter();
+    let attempt = || Database::connect(options.clone());
+    attempt
+        .retry(backoff)
+        .when(is_transient)
+        .await
+        .map_err(|e| {
+            let reason = redact_in(&e.to_string(), &url);
+            if is_transient(&e) {
+                ConnectError::Unreachable {
+                    url: redact(&url),
+                    attempts: ATTEMPTS,
+                    reason,
+                }
+            } else {
+                ConnectError::Refused {
+                    url: redact(&url),
+                    reason,
+                }
+            }
+        })
+}
+
+/// Drivers sometimes echo the URL in their messages; never the password.
+fn redact_in(message: &str, url: &str) -> String {
+    message.replace(url, &redact(url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://data/alarms.db?mode=rwc"),
+            Some(Path::new("data/alarms.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(
+            sqlite_path("sqlite:/tmp/x.db"),
+            Some(Path::new("/tmp/x.db"))
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! Schema migrations (sea-orm-migration), written for expand/contract: each one only adds, and removals wait until no running version reads the old shape.
+
+mod m0001_initial;
+
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+/// Every migration, oldest first.
+pub(crate) struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+}

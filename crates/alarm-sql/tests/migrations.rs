@@ -1,0 +1,89 @@
+//! Migrations apply on an empty database, are idempotent, roll back and rebuild, on SQLite and PostgreSQL.
+
+mod common;
+
+use alarm_sql::Sql;
+
+async fn exercise(sql: &Sql) {
+    let before = sql.migration_status().await.expect("status");
+    assert!(
+        !before.is_empty() && before.iter().all(|m| !m.applied),
+        "an empty database has everything pending: {before:?}"
+    );
+    sql.migrate_up().await.expect("up");
+    sql.migrate_up().await.expect("up again is a no-op");
+    assert!(
+        sql.migration_status()
+            .await
+            .expect("status")
+            .iter()
+            .all(|m| m.applied)
+    );
+    sql.migrate_down(1).await.expect("down");
+    let after_down = sql.migration_status().await.expect("status");
+    assert!(
+        !after_down.last().expect("one").applied,
+        "the last migration was rolled back"
+    );
+    sql.migrate_fresh().await.expect("fresh");
+    assert!(
+        sql.migration_status()
+            .await
+            .expect("status")
+            .iter()
+            .all(|m| m.applied)
+    );
+}
+
+#[tokio::test]
+async fn sqlite_file_is_created_on_first_use_and_migrates() {
+    let (config, dir) = common::sqlite_config("migrations");
+    assert!(!dir.exists());
+    let sql = Sql::connect(&config)
+        .await
+        .expect("connect creates the file");
+    assert!(dir.join("alarms.db").exists());
+    exercise(&sql).await;
+    sql.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_empty_database_migrates() {
+    if !common::postgres_available("migrations").await {
+        return;
+    }
+    // An empty database (not the template), as an operator's would be.
+    let db = common::PgTestDb::new().await;
+    let sql = Sql::connect(&db.config()).await.expect("connect");
+    sql.migrate_fresh().await.expect("fresh");
+    sql.migrate_down(1).await.expect("down to empty");
+    exercise(&sql).await;
+    sql.close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn refused_connections_fail_at_once_with_a_redacted_url() {
+    if !common::postgres_available("refused connection").await {
+        return;
+    }
+    let url = format!(
+        "{}/no_such_database_here",
+        common::pg_admin_url().rsplit_once('/').expect("path").0
+    )
+    .replace("postgres@", "postgres:hunter2@");
+    let config = alarm_sql::DbConfig::from_url(&url).expect("url");
+    let err = Sql::connect(&config)
+        .await
+        .err()
+        .expect("a missing database is refused");
+    let message = err.to_string();
+    // `Refused`, not `Unreachable`: a permanent error is reported at once,
+    // without the backoff series transient errors get.
+    assert!(
+        matches!(err, alarm_sql::ConnectError::Refused { .. }),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+}
