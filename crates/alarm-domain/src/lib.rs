@@ -37,7 +37,8 @@
 //!   within 400 × INTERVAL years of DTSTART (the Gregorian calendar repeats
 //!   every 400 years) is rejected as `rule-never-fires`; rare but valid rules
 //!   (February 29 on a Monday) are accepted. Because the zone is not known
-//!   when a rule is parsed, a UTC UNTIL is judged there with a day's slack.
+//!   when a rule is parsed, a UTC UNTIL is judged there with two days' slack,
+//!   and again exactly in the alarm's zone by `Alarm::create`/`revise`.
 //! * **No start date for daily and weekly.** They may be previewed from any
 //!   instant (1900..2200 and beyond), including before the alarm existed.
 //!   `Once` must be in the future when created or changed; an unchanged

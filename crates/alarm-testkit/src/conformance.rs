@@ -259,6 +259,7 @@ where
         events: vec![event(&ports, alarm.id(), ana.id(), AlarmEventKind::Updated)],
         triggers: vec![TriggerPlan::Reschedule {
             alarm: alarm.id(),
+            version: next.version(),
             next: Some(trigger(next, fire, TriggerKind::Fire)),
         }],
     };
@@ -541,6 +542,7 @@ where
             events: Vec::new(),
             triggers: vec![TriggerPlan::Reschedule {
                 alarm: alarm.id(),
+                version: alarm.version(),
                 next: Some(trigger(&alarm, at(120), TriggerKind::Fire)),
             }],
         };
@@ -609,6 +611,57 @@ where
         ports.exceptions.commit(del(bob.id())).await,
         not_found,
         "deleting another owner's period",
+    );
+    let foreign = ExceptionPeriod::new(
+        later.id(),
+        bob.id(),
+        "Trip",
+        ExceptionKind::Travel,
+        date(2026, 3, 1),
+        date(2026, 3, 5),
+    )
+    .expect("period");
+    let change = ChangeSet {
+        op: ExceptionOp::Update(foreign),
+        audit: audit(
+            &ports,
+            Some(bob.id()),
+            "exception_period.update",
+            later.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    is(
+        ports.exceptions.commit(change).await,
+        not_found,
+        "updating another owner's period",
+    );
+    // A plan computed from another version of the alarm than the stored one is skipped.
+    let stale_plan = ChangeSet {
+        op: ExceptionOp::Update(later.clone()),
+        audit: audit(
+            &ports,
+            Some(ana.id()),
+            "exception_period.update",
+            later.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: vec![TriggerPlan::Reschedule {
+            alarm: alarm.id(),
+            version: alarm.version().next(),
+            next: Some(trigger(&alarm, at(999), TriggerKind::Fire)),
+        }],
+    };
+    ports
+        .exceptions
+        .commit(stale_plan)
+        .await
+        .expect("the period change itself commits");
+    assert_eq!(
+        ports.queue.pending(alarm.id()).await.expect("pending")[0].due_at,
+        at(120),
+        "a plan stamped with a version the alarm does not have must not replace its trigger"
     );
     let moved = ExceptionPeriod::new(
         later.id(),
@@ -701,6 +754,11 @@ where
         ports.holidays.commit(create(&twin)).await,
         conflict,
         "the same holiday twice",
+    );
+    is(
+        ports.holidays.commit(create(&xmas)).await,
+        conflict,
+        "an existing holiday id",
     );
 
     assert_eq!(
@@ -853,6 +911,25 @@ where
         not_found,
         "deleting another owner's routine",
     );
+    let foreign = Routine::new(
+        ids[0],
+        bob.id(),
+        RoutineName::parse("Mine now").expect("name"),
+        vec![RoutineAction::parse("Lights").expect("action")],
+        true,
+    )
+    .expect("routine");
+    let change = ChangeSet {
+        op: RoutineOp::Update(foreign),
+        audit: audit(&ports, Some(bob.id()), "routine.update", ids[0].as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    is(
+        ports.routines.commit(change).await,
+        not_found,
+        "updating another owner's routine",
+    );
 }
 
 /// [`alarm_domain::ports::WebhookStore`].
@@ -941,6 +1018,31 @@ where
         ports.webhooks.commit(del(bob.id())).await,
         not_found,
         "deleting another owner's registration",
+    );
+    let foreign = WebhookRegistration::new(
+        hook.id(),
+        bob.id(),
+        hook.url().clone(),
+        hook.events(),
+        SecretString::from("whsec_x"),
+        true,
+        0,
+    );
+    let change = ChangeSet {
+        op: WebhookOp::Update(foreign),
+        audit: audit(
+            &ports,
+            Some(bob.id()),
+            "webhook.update",
+            hook.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    is(
+        ports.webhooks.commit(change).await,
+        not_found,
+        "updating another owner's registration",
     );
     ports.webhooks.commit(del(ana.id())).await.expect("delete");
     is(
@@ -1060,6 +1162,17 @@ where
         conflict,
         "the same family twice",
     );
+    let other = RefreshFamily {
+        id: ports.ids.next_uuid(),
+        user: ana.id(),
+        expires_at: at(3600),
+        revoked: false,
+    };
+    is(
+        tokens.create(other, t1).await,
+        conflict,
+        "a token hash that exists",
+    );
     assert_eq!(
         tokens.rotate(t1, t2, at(10)).await.expect("rotate").id,
         family.id
@@ -1114,6 +1227,10 @@ where
 }
 
 /// [`alarm_domain::ports::TriggerQueue`]: claims, leases, fencing, rescue, uniqueness, ringing, concurrency.
+///
+/// Run it on a multi-thread runtime (`#[tokio::test(flavor = "multi_thread")]`):
+/// its concurrent claimers are spawned tasks, and only real parallelism
+/// makes "never the same trigger twice" a meaningful check.
 pub async fn trigger_queue<F, Fut>(new_ports: F)
 where
     F: Fn() -> Fut,
@@ -1194,6 +1311,7 @@ where
         follow_up: Some(follow_up.clone()),
         next: Some(TriggerPlan::Reschedule {
             alarm: early.id(),
+            version: early.version(),
             next: Some(next.clone()),
         }),
         ringing: RingingChange::Upsert(ringing.clone()),
@@ -1316,14 +1434,15 @@ where
         .expect("complete with the current token");
 
     // Uniqueness on (alarm, occurrence, kind): the same key twice is one trigger.
-    let dup_plan = TriggerPlan::Reschedule {
-        alarm: future.id(),
-        next: Some(trigger(&future, at(1000), TriggerKind::Fire)),
-    };
     let current = ports.alarms.get(ana.id(), future.id()).await.expect("get");
     let next_version = current
         .revise(current.draft().clone(), at(1))
         .expect("revise");
+    let dup_plan = TriggerPlan::Reschedule {
+        alarm: future.id(),
+        version: next_version.version(),
+        next: Some(trigger(&future, at(1000), TriggerKind::Fire)),
+    };
     let change = ChangeSet {
         op: AlarmOp::Update {
             alarm: next_version,
@@ -1362,7 +1481,7 @@ where
         .expect("revise");
     let change = ChangeSet {
         op: AlarmOp::Update {
-            alarm: next_version,
+            alarm: next_version.clone(),
             expected: current.version(),
         },
         audit: audit(
@@ -1374,6 +1493,7 @@ where
         events: Vec::new(),
         triggers: vec![TriggerPlan::Reschedule {
             alarm: future.id(),
+            version: next_version.version(),
             next: Some(trigger(&future, at(1000), TriggerKind::Fire)),
         }],
     };
@@ -1402,6 +1522,47 @@ where
         )
         .await
         .expect("complete");
+
+    // Deleting an alarm kills even a leased trigger: the runner rings nothing.
+    let doomed = fixtures::alarm(&ports, ana.id(), "Doomed", Some(at(2000))).await;
+    let firing = ports.queue.claim(at(2000), 10, lease).await.expect("claim");
+    let doomed_claim = firing
+        .iter()
+        .find(|c| c.trigger.alarm == doomed.id())
+        .expect("due");
+    let change = ChangeSet {
+        op: AlarmOp::Delete {
+            owner: ana.id(),
+            id: doomed.id(),
+            expected: doomed.version(),
+        },
+        audit: audit(
+            &ports,
+            Some(ana.id()),
+            "alarm.delete",
+            doomed.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: vec![TriggerPlan::CancelAll { alarm: doomed.id() }],
+    };
+    ports.alarms.commit(change).await.expect("delete");
+    is(
+        ports
+            .queue
+            .complete(
+                doomed_claim.token,
+                FireOutcome {
+                    events: Vec::new(),
+                    deliveries: Vec::new(),
+                    follow_up: None,
+                    next: None,
+                    ringing: RingingChange::None,
+                },
+            )
+            .await,
+        lease_lost,
+        "a trigger leased before its alarm was deleted cannot complete",
+    );
 
     ringing_ops(&new_ports).await;
     concurrent_claimers(&new_ports).await;
@@ -1477,6 +1638,17 @@ where
         not_found,
         "snoozing another owner's ringing",
     );
+    let audits = audit_count(&ports).await;
+    let mut wrong = snooze(ringing.clone(), 1);
+    if let RingingOp::Snooze { trigger, .. } = &mut wrong.op {
+        // A well-counted snooze whose trigger points at another occurrence.
+        trigger.occurrence.at = at(77);
+    }
+    is(
+        ports.queue.commit_ringing(wrong).await,
+        conflict,
+        "a snooze trigger for another occurrence",
+    );
     ports
         .queue
         .commit_ringing(snooze(ringing.clone(), 1))
@@ -1509,6 +1681,17 @@ where
         conflict,
         "the same snooze twice (a concurrent snooze won)",
     );
+    assert_eq!(
+        audit_count(&ports).await,
+        audits + 1,
+        "only the accepted snooze wrote an audit record"
+    );
+    // A follow-up being fired when the user dismisses loses its lease.
+    let leased = ports.queue.claim(at(400), 10, lease).await.expect("claim");
+    let snooze_claim = leased
+        .iter()
+        .find(|c| c.trigger.kind == TriggerKind::Snooze(1))
+        .expect("the snooze is due");
 
     let dismiss = |owner| ChangeSet {
         op: RingingOp::Dismiss {
@@ -1537,6 +1720,23 @@ where
             .expect("ringing")
             .is_empty(),
         "nothing rings after a dismissal"
+    );
+    is(
+        ports
+            .queue
+            .complete(
+                snooze_claim.token,
+                FireOutcome {
+                    events: Vec::new(),
+                    deliveries: Vec::new(),
+                    follow_up: None,
+                    next: None,
+                    ringing: RingingChange::None,
+                },
+            )
+            .await,
+        lease_lost,
+        "a follow-up leased before the dismissal cannot ring after it",
     );
     assert!(
         ports

@@ -147,7 +147,11 @@ pub async fn alarm(ports: &Ports, owner: UserId, name: &str, fire_at: Option<Tim
         op: AlarmOp::Create(alarm.clone()),
         audit: audit(ports, Some(owner), "alarm.create", id.as_uuid()),
         events: vec![event(ports, id, owner, AlarmEventKind::Created)],
-        triggers: vec![TriggerPlan::Reschedule { alarm: id, next }],
+        triggers: vec![TriggerPlan::Reschedule {
+            alarm: id,
+            version: alarm.version(),
+            next,
+        }],
     };
     ports
         .alarms

@@ -139,7 +139,16 @@ impl State {
 
     fn apply_plan(&mut self, plan: TriggerPlan) {
         match plan {
-            TriggerPlan::Reschedule { alarm, next } => {
+            TriggerPlan::Reschedule {
+                alarm,
+                version,
+                next,
+            } => {
+                if self.alarms.get(&alarm).map(Alarm::version) != Some(version) {
+                    // Computed from an alarm that changed (or went) since:
+                    // the newer commit's own plan stands.
+                    return;
+                }
                 self.triggers.retain(|(a, _, kind), t| {
                     !(*a == alarm && *kind == TriggerKind::Fire && t.lease.is_none())
                 });
@@ -148,8 +157,7 @@ impl State {
                 }
             }
             TriggerPlan::CancelAll { alarm } => {
-                self.triggers
-                    .retain(|(a, _, _), t| !(*a == alarm && t.lease.is_none()));
+                self.triggers.retain(|(a, _, _), _| *a != alarm);
                 self.ringing.retain(|(a, _), _| *a != alarm);
             }
         }
@@ -834,15 +842,26 @@ impl TriggerQueue for InMemory {
                     .get(&key)
                     .filter(|r| r.owner == ringing.owner)
                     .ok_or(StoreError::NotFound)?;
-                if ringing.snoozes != stored.snoozes + 1 {
+                if ringing.snoozes != stored.snoozes + 1 || stored.snoozed {
                     return Err(StoreError::Conflict("a concurrent snooze won".to_owned()));
                 }
+                let consistent = ringing.snoozed
+                    && trigger.alarm == ringing.alarm
+                    && trigger.owner == ringing.owner
+                    && trigger.occurrence == ringing.occurrence
+                    && trigger.kind == TriggerKind::Snooze(ringing.snoozes);
+                if !consistent {
+                    return Err(StoreError::Conflict(
+                        "the snooze trigger does not match the ringing occurrence".to_owned(),
+                    ));
+                }
                 let occurrence = ringing.occurrence.at;
-                s.triggers.retain(|(a, at, kind), t| {
+                // Leased escalations go too: their tokens die, so a runner
+                // mid-escalation cannot ring over the user's snooze.
+                s.triggers.retain(|(a, at, kind), _| {
                     !(*a == ringing.alarm
                         && *at == occurrence
-                        && matches!(kind, TriggerKind::Escalate(_))
-                        && t.lease.is_none())
+                        && matches!(kind, TriggerKind::Escalate(_)))
                 });
                 s.upsert_trigger(trigger);
                 s.ringing.insert(key, ringing);
@@ -858,11 +877,8 @@ impl TriggerQueue for InMemory {
                     return Err(StoreError::NotFound);
                 }
                 s.ringing.retain(|(a, _), _| *a != alarm);
-                s.triggers.retain(|(a, at, kind), t| {
-                    !(*a == alarm
-                        && occurrences.contains(at)
-                        && *kind != TriggerKind::Fire
-                        && t.lease.is_none())
+                s.triggers.retain(|(a, at, kind), _| {
+                    !(*a == alarm && occurrences.contains(at) && *kind != TriggerKind::Fire)
                 });
             }
         }

@@ -13,7 +13,7 @@ use alarm_domain::ports::{
 use alarm_domain::schedule::{OccurrenceQuery, Schedule, SuppressionReason, WallTime};
 use alarm_domain::services::{
     Actor, AlarmService, CalendarService, FireDecision, NewUser, Ports, RoutineService,
-    ServiceError, UserService, WebhookService, decide_fire,
+    ServiceError, SkipReason, UserService, WebhookService, decide_fire, next_fire_plan,
 };
 use alarm_domain::trigger::{Ringing, RingingChange, TriggerKind};
 use alarm_domain::tz::TimeZoneName;
@@ -579,7 +579,7 @@ async fn snooze_and_dismiss_act_on_ringing_occurrences() {
 }
 
 #[tokio::test]
-async fn the_fire_time_recheck_drops_stale_and_suppressed_triggers() {
+async fn the_fire_time_recheck_skips_stale_moved_and_suppressed_triggers() {
     let w = world();
     let ana = register(&w, "ana@example.com").await;
     let alarm = w.alarms.create(&ana, daily_seven()).await.unwrap();
@@ -591,8 +591,7 @@ async fn the_fire_time_recheck_drops_stale_and_suppressed_triggers() {
     );
     assert_eq!(
         decide_fire(&trigger, None, &calendar),
-        FireDecision::Stale,
-        "a deleted alarm does not ring"
+        FireDecision::Skip(SkipReason::AlarmGone)
     );
     let edited = w
         .alarms
@@ -601,12 +600,32 @@ async fn the_fire_time_recheck_drops_stale_and_suppressed_triggers() {
         .unwrap();
     assert_eq!(
         decide_fire(&trigger, Some(&edited), &calendar),
-        FireDecision::Stale,
-        "an edited alarm's old trigger does not ring"
+        FireDecision::Skip(SkipReason::AlarmChanged)
     );
-    // A holiday added after scheduling (no reschedule for holidays) is still honoured at fire time.
+    // A snooze survives an edit: the user still wants to be woken.
+    let snooze = alarm_domain::trigger::Trigger {
+        kind: TriggerKind::Snooze(1),
+        ..trigger.clone()
+    };
+    assert_eq!(
+        decide_fire(&snooze, Some(&edited), &calendar),
+        FireDecision::Ring
+    );
+    let off = w.alarms.set_enabled(&ana, alarm.id(), false).await.unwrap();
+    assert_eq!(
+        decide_fire(&snooze, Some(&off), &calendar),
+        FireDecision::Skip(SkipReason::AlarmDisabled)
+    );
+    let on = w.alarms.set_enabled(&ana, alarm.id(), true).await.unwrap();
+    let current = alarm_domain::trigger::Trigger {
+        alarm_version: on.version(),
+        ..trigger.clone()
+    };
+
+    // Holiday writes do not reschedule: the check at fire time honours them.
     let root = register(&w, "root@example.com").await;
-    w.calendar
+    let holiday = w
+        .calendar
         .create_holiday(
             &root,
             "Surprise",
@@ -627,19 +646,37 @@ async fn the_fire_time_recheck_drops_stale_and_suppressed_triggers() {
         )
         .await
         .unwrap();
-    let calendar = w.calendar.calendar_for(ana.user).await.unwrap();
-    let fresh = AlarmService::new(w.ports.clone())
-        .get(&ana, alarm.id())
-        .await
-        .unwrap();
-    let old = alarm_domain::trigger::Trigger {
-        alarm_version: fresh.version(),
-        ..trigger
-    };
+    let skip_calendar = w.calendar.calendar_for(ana.user).await.unwrap();
     assert!(matches!(
-        decide_fire(&old, Some(&fresh), &calendar),
+        decide_fire(&current, Some(&on), &skip_calendar),
         FireDecision::Suppressed(SuppressionReason::HolidaySkip { .. })
     ));
+    // A delay moves the occurrence: skip it, and the runner's plan puts the
+    // delayed fire in place.
+    let delay = HolidayPreferences {
+        default: HolidayPreference::Skip,
+        overrides: vec![(
+            holiday.id(),
+            HolidayPreference::Delay(DelayMinutes::new(60).unwrap()),
+        )],
+    };
+    w.calendar.set_preferences(&ana, delay).await.unwrap();
+    let delay_calendar = w.calendar.calendar_for(ana.user).await.unwrap();
+    assert_eq!(
+        decide_fire(&current, Some(&on), &delay_calendar),
+        FireDecision::Skip(SkipReason::OccurrenceMoved)
+    );
+    match next_fire_plan(&on, &delay_calendar, start()) {
+        alarm_domain::ports::TriggerPlan::Reschedule {
+            next: Some(t),
+            version,
+            ..
+        } => {
+            assert_eq!(t.due_at, ts("2026-11-22T11:00:00Z"));
+            assert_eq!(version, on.version());
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

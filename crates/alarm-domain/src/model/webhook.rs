@@ -56,9 +56,23 @@ impl WebhookUrl {
     }
 }
 
+impl WebhookUrl {
+    /// Scheme, host and port only, for logs and audit records: receivers
+    /// often carry a credential in the path or query (`/services/T…/B…/X…`,
+    /// `?token=`), which must not end up there.
+    pub fn redacted(&self) -> String {
+        let port = self.0.port().map(|p| format!(":{p}")).unwrap_or_default();
+        format!(
+            "{}://{}{port}/…",
+            self.0.scheme(),
+            self.0.host_str().unwrap_or("")
+        )
+    }
+}
+
 impl fmt::Debug for WebhookUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WebhookUrl({})", self.0)
+        write!(f, "WebhookUrl({})", self.redacted())
     }
 }
 
@@ -287,5 +301,10 @@ mod tests {
         );
         let debug = format!("{reg:?}");
         assert!(!debug.contains("s3cr3t-value"), "{debug}");
+        let hook =
+            WebhookUrl::parse("https://hooks.example.com:8443/services/T00/B00/XXXX?token=abc")
+                .unwrap();
+        assert_eq!(hook.redacted(), "https://hooks.example.com:8443/…");
+        assert!(!format!("{hook:?}").contains("XXXX"));
     }
 }

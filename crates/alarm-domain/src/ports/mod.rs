@@ -158,16 +158,23 @@ pub struct Page<T, C> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TriggerPlan {
     /// Replace the alarm's unclaimed `fire` trigger by `next` (`None`: the
-    /// alarm will not fire again, or is disabled). Snooze and escalation
-    /// triggers of a ringing occurrence stay; the runner re-checks the
-    /// alarm's version before ringing them.
+    /// alarm will not fire again, or is disabled), **only if** the stored
+    /// alarm (after this commit's own entity change) has `version`. A plan
+    /// computed from an alarm that changed since is skipped: the newer
+    /// commit already rescheduled it, and a stale plan must never replace
+    /// a fresher trigger. Snooze and escalation triggers of a ringing
+    /// occurrence stay; a leased `fire` trigger stays (it is being fired).
     Reschedule {
         /// The alarm.
         alarm: AlarmId,
+        /// The alarm version the plan was computed from.
+        version: crate::model::AlarmVersion,
         /// Its next fire trigger.
         next: Option<Trigger>,
     },
-    /// Remove every unclaimed trigger and ringing record of the alarm (deletion).
+    /// Remove every trigger of the alarm, leased ones included (their
+    /// tokens die, so a runner mid-fire gets `LeaseLost` and rings nothing),
+    /// and its ringing records (deletion).
     CancelAll {
         /// The alarm.
         alarm: AlarmId,

@@ -28,16 +28,17 @@ pub struct FireOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RingingOp {
     /// Snooze: the ringing record becomes snoozed with `snoozes` used, the
-    /// occurrence's pending escalations are cancelled and `trigger` (a
-    /// `snooze(n)` trigger) is inserted.
+    /// occurrence's escalations (leased ones included) are cancelled and
+    /// `trigger` (its `Snooze(snoozes)` trigger) is inserted.
     Snooze {
         /// The updated ringing record.
         ringing: Ringing,
         /// The snooze trigger.
         trigger: Trigger,
     },
-    /// Dismiss: every ringing record of the alarm and every pending
-    /// follow-up (snooze, escalation) of those occurrences are removed.
+    /// Dismiss: every ringing record of the alarm and every follow-up
+    /// (snooze, escalation; leased ones included, so a runner mid-fire gets
+    /// `LeaseLost`) of those occurrences are removed.
     Dismiss {
         /// The owner.
         owner: UserId,
@@ -107,8 +108,11 @@ pub trait TriggerQueue: Send + Sync {
     /// # Errors
     /// MUST return [`StoreError::NotFound`] when nothing of the alarm is
     /// ringing (or it belongs to another owner), and [`StoreError::Conflict`]
-    /// when a snooze's count is not the stored count + 1 (a concurrent snooze
-    /// won). Nothing is stored on error.
+    /// when a snooze's count is not the stored count + 1, the stored record is
+    /// already snoozed (a concurrent snooze won), or the snooze trigger does
+    /// not belong to the ringing occurrence (other alarm, owner or
+    /// occurrence, or a kind other than `Snooze(snoozes)`). Nothing is
+    /// stored on error.
     async fn commit_ringing(&self, change: ChangeSet<RingingOp>) -> Result<(), StoreError>;
 
     /// Deliveries committed for `owner` (newest last), for the in-app channel and tests.

@@ -113,7 +113,8 @@ pub trait AlarmStore: Send + Sync {
     /// Commits an alarm change with its audit record, events and trigger plans.
     ///
     /// # Errors
-    /// MUST return [`StoreError::Conflict`] when creating an existing id,
+    /// MUST return [`StoreError::Conflict`] when creating an existing id or
+    /// when an update's new version is not `expected + 1`,
     /// [`StoreError::NotFound`] when updating or deleting a missing (or
     /// another owner's) alarm, and [`StoreError::StaleVersion`] when the
     /// stored version is not `expected`. Nothing is stored on error.
@@ -223,7 +224,8 @@ pub trait HolidayStore: Send + Sync {
     /// # Errors
     /// MUST return [`StoreError::Conflict`] for an existing id, or for the
     /// same name on the same date in the same country and state;
-    /// [`StoreError::NotFound`] when deleting a missing holiday.
+    /// [`StoreError::NotFound`] when deleting a missing holiday. Deleting a
+    /// holiday also removes every preference override that names it.
     async fn commit(&self, change: ChangeSet<HolidayOp>) -> Result<(), StoreError>;
 
     /// The owner's preferences (the default `fire` with no overrides when
@@ -375,9 +377,10 @@ pub trait RefreshTokenStore: Send + Sync {
     /// Presenting a spent token revokes the whole family.
     ///
     /// # Errors
-    /// MUST return [`StoreError::NotFound`] for an unknown hash, and
+    /// MUST return [`StoreError::NotFound`] for an unknown hash,
     /// [`StoreError::LeaseLost`] when the hash was already spent (the family
-    /// is then revoked) or the family is revoked or expired at `now`.
+    /// is then revoked) or the family is revoked or expired at `now`, and
+    /// [`StoreError::Conflict`] when `new_hash` exists already.
     async fn rotate(
         &self,
         old_hash: [u8; 32],

@@ -36,9 +36,11 @@ pub const MAX_PREVIEW_LIMIT: usize = 500;
 pub const SCAN_BUDGET: u64 = 2_000_000;
 
 /// How far before `after` (in civil time) the walk starts: a wall time can
-/// resolve up to a day later than it reads (a skipped calendar day), zones'
-/// offsets differ by up to 26 hours, and a holiday delay adds up to a day.
-const LOOKBACK_SECS: i64 = 4 * SECS_PER_DAY;
+/// resolve up to a day later than it reads (a skipped calendar day), two
+/// offsets jiff accepts differ by less than 52 hours (real tzdb offsets,
+/// local mean times included, by about 31), and a holiday delay adds up to
+/// a day.
+const LOOKBACK_SECS: i64 = 5 * SECS_PER_DAY;
 
 /// The schedules (by index in the alarm, 0..16) that produced an occurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -347,10 +349,10 @@ struct Resolved {
 struct Resolver<'z> {
     zone: &'z TimeZone,
     offset: i64,
-    /// Instants in `lo..hi` are at least two days from any transition of the
-    /// cached stretch. Offsets differ by at most 26 hours, so no other
-    /// offset can map a wall time to an instant in there: the wall time is
-    /// unambiguous.
+    /// Instants in `lo..hi` are at least [`TRANSITION_MARGIN`] from any
+    /// transition of the cached stretch. Any two offsets jiff accepts
+    /// (±25:59:59) differ by less than that, so no other offset can map a
+    /// wall time to an instant in there: the wall time is unambiguous.
     lo: i64,
     hi: i64,
 }
@@ -358,8 +360,9 @@ struct Resolver<'z> {
 /// The first local second jiff can represent: -9999-01-01T00:00.
 const LOCAL_MIN: i64 = -377_705_116_800;
 
-/// Margin kept from transitions by the fast path (more than any offset swing).
-const TRANSITION_MARGIN: i64 = 2 * SECS_PER_DAY;
+/// Margin kept from transitions by the fast path: more than any difference
+/// between two offsets jiff accepts (under 52 hours).
+const TRANSITION_MARGIN: i64 = 3 * SECS_PER_DAY;
 
 impl<'z> Resolver<'z> {
     fn new(zone: &'z TimeZone) -> Self {

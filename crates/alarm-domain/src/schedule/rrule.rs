@@ -572,8 +572,9 @@ impl RecurrenceRule {
     /// so the rule's pattern, repeats.
     fn fires_at_all(&self) -> bool {
         let mut cursor = RuleCursor::new(self, i64::MIN);
-        // A UTC UNTIL is judged with a day of slack here because the zone is
-        // not known yet; the engine applies it exactly.
+        // A UTC UNTIL is judged with two days of slack here (more than any
+        // offset) because the zone is not known yet; the engine applies it
+        // exactly, and `Alarm::create` re-checks in the alarm's zone.
         let mut budget = u64::MAX;
         cursor.next_local(&mut budget, self.cycle_end()).is_some()
     }

@@ -96,6 +96,7 @@ impl AlarmService {
             )],
             triggers: vec![TriggerPlan::Reschedule {
                 alarm: id,
+                version: alarm.version(),
                 next: next_fire(&alarm, &calendar, now),
             }],
             op: AlarmOp::Create(alarm.clone()),
@@ -183,6 +184,7 @@ impl AlarmService {
             ],
             triggers: vec![TriggerPlan::Reschedule {
                 alarm: alarm.id(),
+                version: alarm.version(),
                 next: next_fire(&alarm, &calendar, now),
             }],
             op: AlarmOp::Update {
@@ -321,7 +323,16 @@ impl AlarmService {
                 trigger,
             },
         };
-        self.ports.queue.commit_ringing(change).await?;
+        // The record can vanish between the read and the commit (a
+        // dismissal, an expiry): that is "not ringing", as for dismiss.
+        self.ports
+            .queue
+            .commit_ringing(change)
+            .await
+            .map_err(|e| match ServiceError::from(e) {
+                ServiceError::NotFound => ServiceError::NotRinging,
+                other => other,
+            })?;
         Ok(updated)
     }
 

@@ -131,6 +131,7 @@ impl CalendarService {
             for alarm in &page.items {
                 plans.push(TriggerPlan::Reschedule {
                     alarm: alarm.id(),
+                    version: alarm.version(),
                     next: next_fire(alarm, calendar, now),
                 });
             }

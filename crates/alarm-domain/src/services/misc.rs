@@ -192,7 +192,7 @@ fn new_secret() -> Result<SecretString, ServiceError> {
 fn webhook_summary(w: &WebhookRegistration) -> String {
     format!(
         "url={} events={} active={}",
-        w.url().as_str(),
+        w.url().redacted(),
         w.events().iter().count(),
         w.active()
     )

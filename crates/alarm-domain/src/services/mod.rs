@@ -12,7 +12,7 @@ use jiff::Timestamp;
 
 pub use alarms::AlarmService;
 pub use calendar::CalendarService;
-pub use firing::{FireDecision, decide_fire};
+pub use firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
 pub use misc::{MAX_WEBHOOKS_PER_USER, NewWebhook, RoutineService, WebhookService};
 pub use users::{NewUser, UserService};
 
@@ -134,7 +134,7 @@ impl Ports {
         now: Timestamp,
     ) -> AuditRecord {
         AuditRecord {
-            id: AuditId::from_uuid(self.ids.next_uuid()).unwrap_or_else(|_| AuditId::generate()),
+            id: self.new_id(AuditId::from_uuid, AuditId::generate),
             actor: Some(actor.user),
             action: action.to_owned(),
             entity_type: action.split('.').next().unwrap_or(action).to_owned(),
@@ -157,7 +157,7 @@ impl Ports {
         detail: Option<String>,
     ) -> AlarmEvent {
         AlarmEvent {
-            id: EventId::from_uuid(self.ids.next_uuid()).unwrap_or_else(|_| EventId::generate()),
+            id: self.new_id(EventId::from_uuid, EventId::generate),
             alarm,
             owner,
             kind,
