@@ -1807,3 +1807,80 @@ where
     assert_eq!(distinct.len(), all.len(), "no trigger was claimed twice");
     assert_eq!(all.len(), TRIGGERS, "every trigger was claimed once");
 }
+
+/// [`alarm_domain::ports::BlobStore`]. `new_store(limit)` must return an
+/// empty store refusing blobs over `limit` bytes.
+pub async fn blob_store<F, Fut>(new_store: F)
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = std::sync::Arc<dyn alarm_domain::ports::BlobStore>>,
+{
+    use alarm_domain::ids::BlobId;
+    use alarm_domain::ports::{BlobError, BlobMeta};
+    let store = new_store(1024).await;
+    let (ana, bob) = (UserId::generate(), UserId::generate());
+    let meta = |id, owner, size| BlobMeta {
+        id,
+        owner,
+        content_type: "audio/mpeg".to_owned(),
+        size,
+        created_at: t0(),
+    };
+    let id = BlobId::generate();
+    store
+        .put(meta(id, ana, 3), vec![1, 2, 3])
+        .await
+        .expect("put");
+    let (got, bytes) = store.get(ana, id).await.expect("get");
+    assert_eq!(
+        (got.content_type.as_str(), got.size, bytes),
+        ("audio/mpeg", 3, vec![1, 2, 3])
+    );
+    assert!(
+        matches!(store.get(bob, id).await, Err(BlobError::NotFound)),
+        "another owner's blob is not found"
+    );
+    assert!(
+        matches!(store.delete(bob, id).await, Err(BlobError::NotFound)),
+        "… nor deletable"
+    );
+    let big = BlobId::generate();
+    assert!(matches!(
+        store.put(meta(big, ana, 2048), vec![0; 2048]).await,
+        Err(BlobError::TooLarge {
+            size: 2048,
+            limit: 1024
+        })
+    ));
+    assert!(
+        matches!(store.get(ana, big).await, Err(BlobError::NotFound)),
+        "a refused blob is not stored"
+    );
+    store.delete(ana, id).await.expect("delete");
+    assert!(matches!(store.get(ana, id).await, Err(BlobError::NotFound)));
+}
+
+/// [`alarm_domain::ports::SecretProvider`]. `new_provider(secrets)` must
+/// return a provider that knows exactly `secrets` (name, value).
+pub async fn secret_provider<F, Fut>(new_provider: F)
+where
+    F: Fn(Vec<(String, String)>) -> Fut,
+    Fut: Future<Output = std::sync::Arc<dyn alarm_domain::ports::SecretProvider>>,
+{
+    use alarm_domain::ports::SecretError;
+    let provider = new_provider(vec![(
+        "JWT_SECRET_KEY".to_owned(),
+        "k3y-material".to_owned(),
+    )])
+    .await;
+    let secret = provider.get("JWT_SECRET_KEY").await.expect("known secret");
+    assert_eq!(secret.expose_secret(), "k3y-material");
+    assert!(
+        !format!("{secret:?}").contains("k3y-material"),
+        "a secret's Debug is redacted"
+    );
+    match provider.get("NOPE").await {
+        Err(SecretError::NotFound(name)) => assert_eq!(name, "NOPE"),
+        other => panic!("an unknown secret: got {other:?}"),
+    }
+}

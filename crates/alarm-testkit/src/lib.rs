@@ -3,6 +3,8 @@
 //! * [`InMemory`]: every store port and the trigger queue over one shared
 //!   state, safe to use from many tasks at once. Change sets are applied
 //!   all-or-nothing under one lock.
+//! * [`InMemoryBlobs`], [`StaticSecrets`], [`RecordingNotifier`]: the ports
+//!   to outside services (the notifier records deliveries and fails on cue).
 //! * [`ManualClock`] and [`SequentialIds`]: time and ids that only change
 //!   when the test says so.
 //! * [`conformance`]: one async suite per port, taking a factory for fresh
@@ -76,6 +78,8 @@ mod clock;
 pub mod conformance;
 pub mod fixtures;
 mod memory;
+mod outside;
 
 pub use clock::{ManualClock, SequentialIds};
 pub use memory::InMemory;
+pub use outside::{InMemoryBlobs, RecordingNotifier, Scripted, StaticSecrets};

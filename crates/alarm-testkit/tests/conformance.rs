@@ -56,3 +56,25 @@ async fn refresh_token_store() {
 async fn trigger_queue() {
     conformance::trigger_queue(fresh).await;
 }
+
+#[tokio::test]
+async fn blob_store() {
+    conformance::blob_store(|limit| async move {
+        Arc::new(alarm_testkit::InMemoryBlobs::new(limit))
+            as Arc<dyn alarm_domain::ports::BlobStore>
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn secret_provider() {
+    conformance::secret_provider(|secrets| async move {
+        let pairs: Vec<(&str, &str)> = secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Arc::new(alarm_testkit::StaticSecrets::new(pairs))
+            as Arc<dyn alarm_domain::ports::SecretProvider>
+    })
+    .await;
+}

@@ -1,0 +1,187 @@
+//! Fakes of the ports to outside services: blob storage, secrets, and a notifier that records what it was asked to send.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use alarm_domain::ids::{BlobId, UserId};
+use alarm_domain::jiff::Timestamp;
+use alarm_domain::ports::{
+    BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SecretError, SecretProvider,
+};
+use alarm_domain::trigger::Delivery;
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Blobs in memory, with a size limit like a real bucket's upload limit.
+#[derive(Debug)]
+pub struct InMemoryBlobs {
+    limit: u64,
+    blobs: Mutex<HashMap<BlobId, (BlobMeta, Vec<u8>)>>,
+}
+
+impl InMemoryBlobs {
+    /// A store refusing blobs larger than `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            blobs: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for InMemoryBlobs {
+    async fn put(&self, mut meta: BlobMeta, bytes: Vec<u8>) -> Result<(), BlobError> {
+        let size = bytes.len() as u64;
+        if size > self.limit {
+            return Err(BlobError::TooLarge {
+                size,
+                limit: self.limit,
+            });
+        }
+        // The stored size is the real one, whatever the caller claimed.
+        meta.size = size;
+        lock(&self.blobs).insert(meta.id, (meta, bytes));
+        Ok(())
+    }
+
+    async fn get(&self, owner: UserId, id: BlobId) -> Result<(BlobMeta, Vec<u8>), BlobError> {
+        lock(&self.blobs)
+            .get(&id)
+            .filter(|(m, _)| m.owner == owner)
+            .cloned()
+            .ok_or(BlobError::NotFound)
+    }
+
+    async fn delete(&self, owner: UserId, id: BlobId) -> Result<(), BlobError> {
+        let mut blobs = lock(&self.blobs);
+        if blobs.get(&id).is_none_or(|(m, _)| m.owner != owner) {
+            return Err(BlobError::NotFound);
+        }
+        blobs.remove(&id);
+        Ok(())
+    }
+}
+
+/// Secrets from a fixed table.
+#[derive(Debug, Default)]
+pub struct StaticSecrets {
+    secrets: HashMap<String, SecretString>,
+}
+
+impl StaticSecrets {
+    /// A provider knowing `secrets` (name, value).
+    pub fn new<'a>(secrets: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            secrets: secrets
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), SecretString::from(v.to_owned())))
+                .collect(),
+        }
+    }
+}
+
+#[async_trait]
+impl SecretProvider for StaticSecrets {
+    async fn get(&self, name: &str) -> Result<SecretString, SecretError> {
+        self.secrets
+            .get(name)
+            .cloned()
+            .ok_or_else(|| SecretError::NotFound(name.to_owned()))
+    }
+}
+
+/// What a scripted delivery attempt should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scripted {
+    /// Fail with a transient error.
+    Transient,
+    /// Fail with a permanent error.
+    Permanent,
+}
+
+/// A notifier that records deliveries and fails on cue, for runner tests.
+#[derive(Debug, Default)]
+pub struct RecordingNotifier {
+    sent: Mutex<Vec<(Delivery, Timestamp)>>,
+    script: Mutex<VecDeque<Scripted>>,
+}
+
+impl RecordingNotifier {
+    /// A notifier that succeeds until told otherwise.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the next attempts fail in this order (then succeed again).
+    pub fn fail_next(&self, outcomes: impl IntoIterator<Item = Scripted>) {
+        lock(&self.script).extend(outcomes);
+    }
+
+    /// Every successful delivery with the `now` it was made at, in order.
+    pub fn sent(&self) -> Vec<(Delivery, Timestamp)> {
+        lock(&self.sent).clone()
+    }
+}
+
+#[async_trait]
+impl Notifier for RecordingNotifier {
+    async fn deliver(&self, delivery: &Delivery, now: Timestamp) -> Result<(), NotifyError> {
+        match lock(&self.script).pop_front() {
+            Some(Scripted::Transient) => Err(NotifyError::Transient {
+                retry_after: None,
+                source: "scripted transient failure".into(),
+            }),
+            Some(Scripted::Permanent) => {
+                Err(NotifyError::Permanent("scripted permanent failure".into()))
+            }
+            None => {
+                lock(&self.sent).push((delivery.clone(), now));
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alarm_domain::ids::AlarmId;
+    use alarm_domain::model::Channel;
+    use alarm_domain::trigger::{OccurrenceRef, TriggerKind};
+
+    #[tokio::test]
+    async fn the_notifier_fails_on_cue_then_records() {
+        let notifier = RecordingNotifier::new();
+        let at = Timestamp::UNIX_EPOCH;
+        let d = Delivery {
+            id: uuid::Uuid::nil(),
+            owner: UserId::generate(),
+            alarm: AlarmId::generate(),
+            occurrence: OccurrenceRef {
+                at,
+                local: at
+                    .to_zoned(alarm_domain::jiff::tz::TimeZone::UTC)
+                    .datetime(),
+            },
+            kind: TriggerKind::Fire,
+            channel: Channel::Webhook,
+            created_at: at,
+        };
+        notifier.fail_next([Scripted::Transient, Scripted::Permanent]);
+        assert!(matches!(
+            notifier.deliver(&d, at).await,
+            Err(NotifyError::Transient { .. })
+        ));
+        assert!(matches!(
+            notifier.deliver(&d, at).await,
+            Err(NotifyError::Permanent(_))
+        ));
+        notifier.deliver(&d, at).await.unwrap();
+        assert_eq!(notifier.sent(), [(d, at)]);
+    }
+}
