@@ -5,15 +5,25 @@
 //! milestone (see docs/ARCHITECTURE.md). sea-orm types never leave this
 //! crate: callers hold a [`Sql`] handle.
 
+mod codec;
 mod config;
 mod connect;
+mod db;
 mod migration;
+mod queue;
+mod stores;
 
-use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+
+use alarm_domain::jiff::tz::TimeZoneDatabase;
+use alarm_domain::ports::{Clock, IdSource};
+use alarm_domain::services::Ports;
+use sea_orm::{DatabaseConnection, DbBackend};
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
 pub use config::{ConfigError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DbConfig, Engine};
 pub use connect::ConnectError;
+pub use stores::SqlStores;
 
 /// Why a migration command failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,19 +51,77 @@ pub fn migration_names() -> Vec<String> {
 #[derive(Clone)]
 pub struct Sql {
     db: DatabaseConnection,
+    /// On SQLite, a pool of one connection that every write transaction
+    /// goes through, so read-then-write transactions never meet "database
+    /// is locked"; on PostgreSQL the same pool as reads.
+    writer: DatabaseConnection,
     engine: Engine,
 }
 
 impl Sql {
-    /// Opens the pool: SQLite files are created on first use (WAL, foreign keys, busy timeout); transient failures are retried with backoff and jitter.
+    /// Opens the pool: SQLite files are created on first use (WAL, foreign
+    /// keys, busy timeout); transient failures are retried with backoff and
+    /// jitter.
     ///
     /// # Errors
     /// [`ConnectError`].
     pub async fn connect(config: &DbConfig) -> Result<Self, ConnectError> {
+        let db = connect::connect(config).await?;
+        let writer =
+            match config.engine() {
+                Engine::Sqlite => {
+                    let one = config.clone().with_max_connections(1).map_err(|e| {
+                        ConnectError::Refused {
+                            url: config.redacted_url(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    connect::connect(&one).await?
+                }
+                Engine::Postgres => db.clone(),
+            };
         Ok(Self {
-            db: connect::connect(config).await?,
+            db,
+            writer,
             engine: config.engine(),
         })
+    }
+
+    /// Every store port and the trigger queue over this database, with the
+    /// time-zone database alarms are resolved against and the given clock and
+    /// id source.
+    pub fn ports(
+        &self,
+        tzdb: TimeZoneDatabase,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+    ) -> Ports {
+        let backend = match self.engine {
+            Engine::Postgres => DbBackend::Postgres,
+            Engine::Sqlite => DbBackend::Sqlite,
+        };
+        let stores = Arc::new(SqlStores {
+            db: db::Db {
+                read: self.db.clone(),
+                write: self.writer.clone(),
+                backend,
+            },
+            tzdb,
+        });
+        Ports {
+            users: stores.clone(),
+            alarms: stores.clone(),
+            exceptions: stores.clone(),
+            holidays: stores.clone(),
+            routines: stores.clone(),
+            webhooks: stores.clone(),
+            events: stores.clone(),
+            audit: stores.clone(),
+            refresh_tokens: stores.clone(),
+            queue: stores,
+            clock,
+            ids,
+        }
     }
 
     /// The engine.
@@ -93,6 +161,7 @@ impl Sql {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(self) {
+        let _ = self.writer.close().await;
         let _ = self.db.close().await;
     }
 

@@ -1,0 +1,185 @@
+//! Statement helpers shared by the stores: one SQL text for both engines, error translation, and time/ID codecs.
+
+use alarm_domain::jiff::Timestamp;
+use alarm_domain::ports::StoreError;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, QueryResult,
+    RuntimeErr, Statement, TransactionTrait, Value,
+};
+
+/// SQL is written with `?` placeholders (SQLite's); PostgreSQL gets `$1…`.
+/// Our statements never contain a `?` inside a string literal.
+pub(crate) fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DbBackend::Postgres {
+        let mut out = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Translates a driver error into the ports' vocabulary: unique violations
+/// are conflicts, serialization failures and lost connections retryable,
+/// everything else unexpected. Driver types never cross the port.
+pub(crate) fn store_err(e: DbErr) -> StoreError {
+    use sea_orm::sqlx::Error as Sqlx;
+    if crate::connect::is_transient(&e) {
+        return StoreError::Retryable(Box::new(e));
+    }
+    let sqlx = match &e {
+        DbErr::Exec(RuntimeErr::SqlxError(s))
+        | DbErr::Query(RuntimeErr::SqlxError(s))
+        | DbErr::Conn(RuntimeErr::SqlxError(s)) => Some(s.clone()),
+        _ => None,
+    };
+    if let Some(s) = sqlx
+        && let Sqlx::Database(db) = s.as_ref()
+    {
+        let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+        let message = db.message().to_owned();
+        // PostgreSQL SQLSTATEs; SQLite extended result codes.
+        match code.as_str() {
+            "23505" | "2067" | "1555" => return StoreError::Conflict(message),
+            "40001" | "40P01" | "5" | "517" | "6" => return StoreError::Retryable(Box::new(e)),
+            _ => {}
+        }
+    }
+    StoreError::Unexpected(Box::new(e))
+}
+
+/// Unix microseconds, the storage form of every instant.
+pub(crate) fn us(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+/// The instant of stored microseconds.
+pub(crate) fn ts(us: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(us).map_err(|e| StoreError::Unexpected(Box::new(e)))
+}
+
+/// A column of a row, with a driver error turned into `Unexpected`.
+pub(crate) fn col<T: sea_orm::TryGetable>(row: &QueryResult, name: &str) -> Result<T, StoreError> {
+    row.try_get::<T>("", name)
+        .map_err(|e| StoreError::Unexpected(format!("column {name}: {e}").into()))
+}
+
+/// A stored value that no longer parses as a domain value: the database
+/// holds something the domain would never have written.
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unexpected(format!("stored {what} is invalid: {e}").into())
+}
+
+/// Reads run on the shared pool; writes on the writer (one connection on
+/// SQLite, so read-then-write transactions never meet "database is
+/// locked"; the same pool on PostgreSQL).
+#[derive(Clone)]
+pub(crate) struct Db {
+    pub(crate) read: DatabaseConnection,
+    pub(crate) write: DatabaseConnection,
+    pub(crate) backend: DbBackend,
+}
+
+impl Db {
+    pub(crate) async fn query_all(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        self.read
+            .query_all_raw(stmt(self.backend, sql, values))
+            .await
+            .map_err(store_err)
+    }
+
+    pub(crate) async fn query_one(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Option<QueryResult>, StoreError> {
+        self.read
+            .query_one_raw(stmt(self.backend, sql, values))
+            .await
+            .map_err(store_err)
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(Tx {
+            tx: self.write.begin().await.map_err(store_err)?,
+            backend: self.backend,
+        })
+    }
+}
+
+/// A write transaction; dropped without `commit`, it rolls back.
+pub(crate) struct Tx {
+    tx: DatabaseTransaction,
+    pub(crate) backend: DbBackend,
+}
+
+impl Tx {
+    pub(crate) async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64, StoreError> {
+        self.tx
+            .execute_raw(stmt(self.backend, sql, values))
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(store_err)
+    }
+
+    pub(crate) async fn query_all(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        self.tx
+            .query_all_raw(stmt(self.backend, sql, values))
+            .await
+            .map_err(store_err)
+    }
+
+    pub(crate) async fn query_one(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Option<QueryResult>, StoreError> {
+        self.tx
+            .query_one_raw(stmt(self.backend, sql, values))
+            .await
+            .map_err(store_err)
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(store_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        let s = stmt(
+            DbBackend::Postgres,
+            "SELECT ? + ?",
+            vec![1i64.into(), 2i64.into()],
+        );
+        assert_eq!(s.sql, "SELECT $1 + $2");
+        let s = stmt(
+            DbBackend::Sqlite,
+            "SELECT ? + ?",
+            vec![1i64.into(), 2i64.into()],
+        );
+        assert_eq!(s.sql, "SELECT ? + ?");
+    }
+}

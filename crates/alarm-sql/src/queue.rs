@@ -1,0 +1,321 @@
+//! The trigger queue on SQL: `FOR UPDATE SKIP LOCKED` claims on PostgreSQL, the single writer on SQLite, per-trigger lease tokens for fencing.
+
+use alarm_domain::ids::{AlarmId, UserId};
+use alarm_domain::jiff::{SignedDuration, Timestamp};
+use alarm_domain::model::{AlarmVersion, Channel};
+use alarm_domain::ports::{ChangeSet, FireOutcome, RingingOp, StoreError, TriggerQueue};
+use alarm_domain::trigger::{
+    Claimed, Delivery, LeaseToken, OccurrenceRef, Ringing, RingingChange, Trigger, TriggerKind,
+};
+use async_trait::async_trait;
+use sea_orm::{DbBackend, QueryResult, Value};
+use uuid::Uuid;
+
+use crate::codec::{kind_from_text, kind_to_text, local_from_text, local_to_text};
+use crate::db::{Tx, col, corrupt, ts, us};
+use crate::stores::{SqlStores, apply_common, apply_plan, insert_events, upsert_trigger};
+
+fn v<T: Into<Value>>(x: T) -> Value {
+    x.into()
+}
+
+fn trigger_from(row: &QueryResult) -> Result<Trigger, StoreError> {
+    Ok(Trigger {
+        alarm: AlarmId::from_uuid(col(row, "alarm_id")?).map_err(|e| corrupt("alarm id", e))?,
+        owner: UserId::from_uuid(col(row, "owner_id")?).map_err(|e| corrupt("owner id", e))?,
+        occurrence: OccurrenceRef {
+            at: ts(col(row, "occurrence_us")?)?,
+            local: local_from_text(&col::<String>(row, "occurrence_local")?)?,
+        },
+        kind: kind_from_text(&col::<String>(row, "kind")?)?,
+        due_at: ts(col(row, "due_us")?)?,
+        alarm_version: AlarmVersion::new(
+            u64::try_from(col::<i64>(row, "alarm_version")?).unwrap_or(0),
+        )
+        .map_err(|e| corrupt("version", e))?,
+    })
+}
+
+fn ringing_from(row: &QueryResult) -> Result<Ringing, StoreError> {
+    let small =
+        |n: &str| -> Result<u8, StoreError> { Ok(u8::try_from(col::<i16>(row, n)?).unwrap_or(0)) };
+    Ok(Ringing {
+        alarm: AlarmId::from_uuid(col(row, "alarm_id")?).map_err(|e| corrupt("alarm id", e))?,
+        owner: UserId::from_uuid(col(row, "owner_id")?).map_err(|e| corrupt("owner id", e))?,
+        occurrence: OccurrenceRef {
+            at: ts(col(row, "occurrence_us")?)?,
+            local: local_from_text(&col::<String>(row, "occurrence_local")?)?,
+        },
+        since: ts(col(row, "since_us")?)?,
+        snoozes: small("snoozes")?,
+        level: small("level")?,
+        snoozed: col(row, "snoozed")?,
+    })
+}
+
+fn channel_from(text: &str) -> Result<Channel, StoreError> {
+    Channel::parse(text).map_err(|e| corrupt("channel", e))
+}
+
+async fn upsert_ringing(tx: &Tx, r: &Ringing) -> Result<(), StoreError> {
+    tx.exec(
+        "INSERT INTO ringing (alarm_id, occurrence_us, owner_id, occurrence_local, since_us, snoozes, level, snoozed) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (alarm_id, occurrence_us) DO UPDATE SET owner_id = excluded.owner_id, occurrence_local = excluded.occurrence_local, \
+         since_us = excluded.since_us, snoozes = excluded.snoozes, level = excluded.level, snoozed = excluded.snoozed",
+        vec![
+            v(r.alarm.as_uuid()),
+            v(us(r.occurrence.at)),
+            v(r.owner.as_uuid()),
+            v(local_to_text(r.occurrence.local)),
+            v(us(r.since)),
+            v(i16::from(r.snoozes)),
+            v(i16::from(r.level)),
+            v(r.snoozed),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl TriggerQueue for SqlStores {
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease: SignedDuration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let until = now.checked_add(lease).unwrap_or(Timestamp::MAX);
+        // Each trigger gets its own token, made by the database in the same
+        // statement; `SKIP LOCKED` lets concurrent claimers pass over rows
+        // another transaction is claiming instead of waiting or sharing.
+        let sql = match self.db.backend {
+            DbBackend::Postgres => {
+                "UPDATE triggers SET lease_token = gen_random_uuid(), lease_until_us = ? \
+                 WHERE (alarm_id, occurrence_us, kind) IN ( \
+                   SELECT alarm_id, occurrence_us, kind FROM triggers WHERE lease_token IS NULL AND due_us <= ? \
+                   ORDER BY due_us LIMIT ? FOR UPDATE SKIP LOCKED) \
+                 RETURNING *"
+            }
+            _ => {
+                "UPDATE triggers SET lease_token = randomblob(16), lease_until_us = ? \
+                 WHERE (alarm_id, occurrence_us, kind) IN ( \
+                   SELECT alarm_id, occurrence_us, kind FROM triggers WHERE lease_token IS NULL AND due_us <= ? \
+                   ORDER BY due_us LIMIT ?) \
+                 RETURNING *"
+            }
+        };
+        let tx = self.db.begin().await?;
+        let rows = tx
+            .query_all(sql, vec![v(us(until)), v(us(now)), v(i64::from(limit))])
+            .await?;
+        tx.commit().await?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| {
+                Ok(Claimed {
+                    trigger: trigger_from(r)?,
+                    token: LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),
+                    lease_until: until,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        claimed.sort_by_key(|c| (c.trigger.due_at, c.trigger.key()));
+        Ok(claimed)
+    }
+
+    async fn complete(&self, token: LeaseToken, outcome: FireOutcome) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        if tx
+            .exec(
+                "DELETE FROM triggers WHERE lease_token = ?",
+                vec![v(token.as_uuid())],
+            )
+            .await?
+            == 0
+        {
+            return Err(StoreError::LeaseLost);
+        }
+        insert_events(&tx, &outcome.events).await?;
+        for d in &outcome.deliveries {
+            tx.exec(
+                "INSERT INTO deliveries (id, owner_id, alarm_id, occurrence_us, occurrence_local, trigger_kind, channel, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                vec![
+                    v(d.id),
+                    v(d.owner.as_uuid()),
+                    v(d.alarm.as_uuid()),
+                    v(us(d.occurrence.at)),
+                    v(local_to_text(d.occurrence.local)),
+                    v(kind_to_text(d.kind)),
+                    v(d.channel.as_str()),
+                    v(us(d.created_at)),
+                ],
+            )
+            .await?;
+        }
+        if let Some(follow_up) = &outcome.follow_up {
+            upsert_trigger(&tx, follow_up).await?;
+        }
+        if let Some(plan) = &outcome.next {
+            apply_plan(&tx, plan).await?;
+        }
+        match &outcome.ringing {
+            RingingChange::None => {}
+            RingingChange::Upsert(r) => upsert_ringing(&tx, r).await?,
+            RingingChange::End { alarm, occurrence } => {
+                tx.exec(
+                    "DELETE FROM ringing WHERE alarm_id = ? AND occurrence_us = ?",
+                    vec![v(alarm.as_uuid()), v(us(*occurrence))],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    async fn release(&self, token: LeaseToken) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        let n = tx.exec("UPDATE triggers SET lease_token = NULL, lease_until_us = NULL WHERE lease_token = ?", vec![v(token.as_uuid())]).await?;
+        if n == 0 {
+            return Err(StoreError::LeaseLost);
+        }
+        tx.commit().await
+    }
+
+    async fn rescue(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let tx = self.db.begin().await?;
+        let n = tx
+            .exec("UPDATE triggers SET lease_token = NULL, lease_until_us = NULL WHERE lease_token IS NOT NULL AND lease_until_us <= ?", vec![v(us(now))])
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                "SELECT MIN(due_us) AS next FROM triggers WHERE lease_token IS NULL",
+                Vec::new(),
+            )
+            .await?;
+        row.map(|r| col::<Option<i64>>(&r, "next"))
+            .transpose()?
+            .flatten()
+            .map(ts)
+            .transpose()
+    }
+
+    async fn pending(&self, alarm: AlarmId) -> Result<Vec<Trigger>, StoreError> {
+        let rows = self
+            .db
+            .query_all(
+                "SELECT * FROM triggers WHERE alarm_id = ?",
+                vec![v(alarm.as_uuid())],
+            )
+            .await?;
+        let mut list = rows
+            .iter()
+            .map(trigger_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        list.sort_by_key(|t| (t.due_at, t.key()));
+        Ok(list)
+    }
+
+    async fn ringing(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Ringing>, StoreError> {
+        let rows = self
+            .db
+            .query_all(
+                "SELECT * FROM ringing WHERE alarm_id = ? AND owner_id = ? ORDER BY occurrence_us",
+                vec![v(alarm.as_uuid()), v(owner.as_uuid())],
+            )
+            .await?;
+        rows.iter().map(ringing_from).collect()
+    }
+
+    async fn commit_ringing(&self, change: ChangeSet<RingingOp>) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        match &change.op {
+            RingingOp::Snooze { ringing, trigger } => {
+                let row = tx
+                    .query_one(
+                        "SELECT * FROM ringing WHERE alarm_id = ? AND occurrence_us = ? AND owner_id = ?",
+                        vec![v(ringing.alarm.as_uuid()), v(us(ringing.occurrence.at)), v(ringing.owner.as_uuid())],
+                    )
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                let stored = ringing_from(&row)?;
+                if ringing.snoozes != stored.snoozes + 1 || stored.snoozed {
+                    return Err(StoreError::Conflict("a concurrent snooze won".to_owned()));
+                }
+                let consistent = ringing.snoozed
+                    && trigger.alarm == ringing.alarm
+                    && trigger.owner == ringing.owner
+                    && trigger.occurrence == ringing.occurrence
+                    && trigger.kind == TriggerKind::Snooze(ringing.snoozes);
+                if !consistent {
+                    return Err(StoreError::Conflict(
+                        "the snooze trigger does not match the ringing occurrence".to_owned(),
+                    ));
+                }
+                tx.exec(
+                    "DELETE FROM triggers WHERE alarm_id = ? AND occurrence_us = ? AND kind LIKE 'escalate:%'",
+                    vec![v(ringing.alarm.as_uuid()), v(us(ringing.occurrence.at))],
+                )
+                .await?;
+                upsert_trigger(&tx, trigger).await?;
+                upsert_ringing(&tx, ringing).await?;
+            }
+            RingingOp::Dismiss { owner, alarm } => {
+                let rows = tx
+                    .query_all(
+                        "SELECT occurrence_us FROM ringing WHERE alarm_id = ? AND owner_id = ?",
+                        vec![v(alarm.as_uuid()), v(owner.as_uuid())],
+                    )
+                    .await?;
+                if rows.is_empty() {
+                    return Err(StoreError::NotFound);
+                }
+                for row in &rows {
+                    let at: i64 = col(row, "occurrence_us")?;
+                    tx.exec("DELETE FROM triggers WHERE alarm_id = ? AND occurrence_us = ? AND kind <> 'fire'", vec![v(alarm.as_uuid()), v(at)]).await?;
+                }
+                tx.exec(
+                    "DELETE FROM ringing WHERE alarm_id = ? AND owner_id = ?",
+                    vec![v(alarm.as_uuid()), v(owner.as_uuid())],
+                )
+                .await?;
+            }
+        }
+        apply_common(&tx, &change).await?;
+        tx.commit().await
+    }
+
+    async fn deliveries(&self, owner: UserId) -> Result<Vec<Delivery>, StoreError> {
+        let rows = self
+            .db
+            .query_all(
+                "SELECT * FROM deliveries WHERE owner_id = ? ORDER BY created_us, id",
+                vec![v(owner.as_uuid())],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Delivery {
+                    id: col(r, "id")?,
+                    owner: UserId::from_uuid(col(r, "owner_id")?)
+                        .map_err(|e| corrupt("owner id", e))?,
+                    alarm: AlarmId::from_uuid(col(r, "alarm_id")?)
+                        .map_err(|e| corrupt("alarm id", e))?,
+                    occurrence: OccurrenceRef {
+                        at: ts(col(r, "occurrence_us")?)?,
+                        local: local_from_text(&col::<String>(r, "occurrence_local")?)?,
+                    },
+                    kind: kind_from_text(&col::<String>(r, "trigger_kind")?)?,
+                    channel: channel_from(&col::<String>(r, "channel")?)?,
+                    created_at: ts(col(r, "created_us")?)?,
+                })
+            })
+            .collect()
+    }
+}
