@@ -44,8 +44,9 @@ pub enum ConnectError {
 /// Attempts before giving up on a transient failure.
 const ATTEMPTS: usize = 6;
 
-/// Whether a connect error is worth retrying: I/O and pool time-outs are;
-/// anything the server said (authentication, missing database) is not.
+/// Whether a connect error is worth retrying: network failures and pool
+/// time-outs are; anything the server said (authentication, missing
+/// database) or TLS decided (an untrusted certificate) is not.
 pub(crate) fn is_transient(err: &DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
     match err {
@@ -53,10 +54,30 @@ pub(crate) fn is_transient(err: &DbErr) -> bool {
         DbErr::Conn(RuntimeErr::SqlxError(e))
         | DbErr::Exec(RuntimeErr::SqlxError(e))
         | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            matches!(
-                e.as_ref(),
-                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
-            )
+            match e.as_ref() {
+                // Only network trouble is worth another try; an I/O error
+                // carrying a TLS verdict (an untrusted certificate) is not.
+                Sqlx::Io(io) => {
+                    use std::io::ErrorKind as K;
+                    matches!(
+                        io.kind(),
+                        K::ConnectionRefused
+                            | K::ConnectionReset
+                            | K::ConnectionAborted
+                            | K::NotConnected
+                            | K::TimedOut
+                            | K::BrokenPipe
+                            | K::UnexpectedEof
+                            | K::AddrNotAvailable
+                            | K::Interrupted
+                            | K::HostUnreachable
+                            | K::NetworkUnreachable
+                            | K::NetworkDown
+                    )
+                }
+                Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+                _ => false,
+            }
         }
         _ => false,
     }

@@ -87,3 +87,38 @@ async fn refused_connections_fail_at_once_with_a_redacted_url() {
     );
     assert!(!message.contains("hunter2"), "{message}");
 }
+
+#[tokio::test]
+async fn postgres_tls_settings_are_honoured() {
+    if !common::postgres_available("TLS").await {
+        return;
+    }
+    let db = common::PgTestDb::new().await;
+    // The local server offers TLS with a self-signed certificate: `require`
+    // encrypts without checking it, `verify-full` must refuse it.
+    let require =
+        alarm_sql::DbConfig::from_url(&format!("{}?sslmode=require", db.url)).expect("url");
+    let sql = Sql::connect(&require)
+        .await
+        .expect("sslmode=require connects over TLS");
+    assert!(!sql.migration_status().await.expect("status").is_empty());
+    sql.close().await;
+    let verify =
+        alarm_sql::DbConfig::from_url(&format!("{}?sslmode=verify-full", db.url)).expect("url");
+    let err = Sql::connect(&verify)
+        .await
+        .err()
+        .expect("an unverifiable certificate is refused");
+    assert!(
+        matches!(err, alarm_sql::ConnectError::Refused { .. }),
+        "a certificate failure is permanent: {err}"
+    );
+    let disable =
+        alarm_sql::DbConfig::from_url(&format!("{}?sslmode=disable", db.url)).expect("url");
+    Sql::connect(&disable)
+        .await
+        .expect("sslmode=disable connects in clear")
+        .close()
+        .await;
+    db.drop_db().await;
+}
