@@ -39,11 +39,18 @@ struct Bench {
 
 /// Benchmarks print figures instead of asserting on timings, so each one is a separate program;
 /// adding a new one (store, worker) is one entry here.
-const BENCHES: &[Bench] = &[Bench {
-    name: "schedule",
-    package: "alarm-domain",
-    bench: "schedule",
-}];
+const BENCHES: &[Bench] = &[
+    Bench {
+        name: "schedule",
+        package: "alarm-domain",
+        bench: "schedule",
+    },
+    Bench {
+        name: "store",
+        package: "alarm-sql",
+        bench: "store",
+    },
+];
 
 /// A CI step: its name for the banner and the summary, and the work itself.
 type Step = (&'static str, fn() -> Result<(), String>);

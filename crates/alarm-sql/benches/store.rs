@@ -1,0 +1,284 @@
+//! `cargo xtask bench store`: alarm creations through the adapter against pgbench replaying the same transaction, and claim + complete throughput with 1M alarms loaded.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use alarm_domain::ids::{AlarmId, AuditId, EventId, UserId};
+use alarm_domain::jiff::SignedDuration;
+use alarm_domain::jiff::tz::TimeZoneDatabase;
+use alarm_domain::model::{Alarm, AlarmEvent, AlarmEventKind, AuditRecord};
+use alarm_domain::ports::{AlarmOp, ChangeSet, FireOutcome, TriggerPlan};
+use alarm_domain::services::Ports;
+use alarm_domain::trigger::{RingingChange, TriggerKind};
+use alarm_sql::{DbConfig, Sql};
+use alarm_testkit::{ManualClock, SequentialIds, fixtures};
+use sea_orm::{ConnectionTrait, Database};
+
+const ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const DB: &str = "alarm_bench";
+
+fn base() -> String {
+    let admin = std::env::var("ALARM_TEST_PG_URL").unwrap_or_else(|_| ADMIN.to_owned());
+    admin
+        .rsplit_once('/')
+        .map_or(admin.clone(), |(b, _)| b.to_owned())
+}
+
+async fn admin(sql: &str) {
+    let db = Database::connect(format!("{}/postgres", base()))
+        .await
+        .expect("admin connection");
+    db.execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = db.close().await;
+}
+
+async fn fresh(pool: u32) -> (Sql, Ports) {
+    admin(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)")).await;
+    admin(&format!("CREATE DATABASE {DB}")).await;
+    let config = DbConfig::from_url(&format!("{}/{DB}", base()))
+        .expect("url")
+        .with_max_connections(pool)
+        .expect("pool");
+    let sql = Sql::connect(&config).await.expect("connect");
+    sql.migrate_up().await.expect("migrate");
+    let ports = sql.ports(
+        TimeZoneDatabase::bundled(),
+        Arc::new(ManualClock::new(fixtures::t0())),
+        Arc::new(SequentialIds::new()),
+    );
+    (sql, ports)
+}
+
+fn create_change(owner: UserId, n: u64) -> ChangeSet<AlarmOp> {
+    let id = AlarmId::generate();
+    let alarm = Alarm::create(id, owner, fixtures::draft("Bench"), fixtures::t0()).expect("alarm");
+    let next = fixtures::trigger(
+        &alarm,
+        fixtures::at(3600 + (n % 86_400) as i64),
+        TriggerKind::Fire,
+    );
+    ChangeSet {
+        audit: AuditRecord {
+            id: AuditId::generate(),
+            actor: Some(owner),
+            action: "alarm.create".into(),
+            entity_type: "alarm".into(),
+            entity_id: id.as_uuid(),
+            before: None,
+            after: Some("bench".into()),
+            at: fixtures::t0(),
+            correlation_id: "bench".into(),
+        },
+        events: vec![AlarmEvent {
+            id: EventId::generate(),
+            alarm: id,
+            owner,
+            kind: AlarmEventKind::Created,
+            at: fixtures::t0(),
+            occurrence: None,
+            detail: None,
+        }],
+        triggers: vec![TriggerPlan::Reschedule {
+            alarm: id,
+            version: alarm.version(),
+            next: Some(next),
+        }],
+        op: AlarmOp::Create(alarm),
+    }
+}
+
+/// The adapter's alarm-creation transaction, statement for statement, as a
+/// pgbench script (values inlined where the adapter binds them).
+const PGBENCH_SCRIPT: &str = r#"
+SELECT gen_random_uuid() AS id, gen_random_uuid() AS audit, gen_random_uuid() AS event \gset
+BEGIN;
+INSERT INTO alarms (id, owner_id, name, description, enabled, time_zone, schedules, snooze_minutes, max_snoozes, escalation_max_level, escalation_first_delay_min, escalation_repeat_delay_min, channels, sound_id, version, created_us, updated_us) VALUES (:id, :owner, 'Bench', '', true, 'UTC', '[{"kind":"daily","time":"07:00"}]', 5, 3, 3, 5, 10, 1, NULL, 1, 1767592800000000, 1767592800000000);
+INSERT INTO audit_log (id, actor_id, action, entity_type, entity_id, before_summary, after_summary, at_us, correlation_id) VALUES (:audit, :owner, 'alarm.create', 'alarm', :id, NULL, 'bench', 1767592800000000, 'bench');
+INSERT INTO alarm_events (id, alarm_id, owner_id, kind, at_us, occurrence_us, detail) VALUES (:event, :id, :owner, 'created', 1767592800000000, NULL, NULL);
+SELECT version FROM alarms WHERE id = :id;
+DELETE FROM triggers WHERE alarm_id = :id AND kind = 'fire' AND lease_token IS NULL;
+INSERT INTO triggers (alarm_id, occurrence_us, kind, owner_id, occurrence_local, due_us, alarm_version, lease_token, lease_until_us) VALUES (:id, 1767596400000000, 'fire', :owner, '2026-01-05T07:00:00', 1767596400000000, 1, NULL, NULL) ON CONFLICT (alarm_id, occurrence_us, kind) DO UPDATE SET owner_id = excluded.owner_id, occurrence_local = excluded.occurrence_local, due_us = excluded.due_us, alarm_version = excluded.alarm_version WHERE triggers.lease_token IS NULL;
+COMMIT;
+"#;
+
+async fn creations(seconds: u64) -> (f64, f64) {
+    const TASKS: u64 = 16;
+    let (sql, ports) = fresh(16).await;
+    let owner = fixtures::user(&ports, "bench@example.com").await.id();
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..TASKS {
+        let (ports, done) = (ports.clone(), done.clone());
+        tasks.spawn(async move {
+            let mut n = t;
+            while Instant::now() < deadline {
+                ports
+                    .alarms
+                    .commit(create_change(owner, n))
+                    .await
+                    .expect("create");
+                done.fetch_add(1, Ordering::Relaxed);
+                n += TASKS;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let ours = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    sql.close().await;
+
+    let script = std::env::temp_dir().join("alarm-bench-create.sql");
+    std::fs::write(&script, PGBENCH_SCRIPT).expect("write script");
+    let out = Command::new("pgbench")
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            "16",
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
+        .arg(&script)
+        .args([
+            "-D",
+            &format!("owner={owner}"),
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            DB,
+        ])
+        .output()
+        .expect("run pgbench (Debian package postgresql-contrib / postgresql client)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tps = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench printed no tps:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    (ours, tps)
+}
+
+async fn load_million(sql_admin: &sea_orm::DatabaseConnection, owner: UserId, due_now: u64) {
+    // 1M alarms (UUID v7 ids built in SQL: PostgreSQL 15 has no uuidv7()),
+    // each with one fire trigger; `due_now` of them due at t0,
+    // the rest spread over the next 30 days (so the claim scans a range of
+    // a large index, as in production).
+    let t0 = fixtures::t0().as_microsecond();
+    let owner = owner.as_uuid();
+    sql_admin
+        .execute_unprepared(&format!(
+            "INSERT INTO alarms SELECT (lpad(to_hex(1767592800000 + g), 12, '0') || '7' || substr(md5(g::text), 1, 3) || '8' || substr(md5(g::text), 4, 15))::uuid, '{owner}', 'Load ' || g, '', true, 'UTC', '[{{\"kind\":\"daily\",\"time\":\"07:00\"}}]', 5, 3, 3, 5, 10, 1, NULL, 1, {t0}, {t0} FROM generate_series(1, 1000000) g"
+        ))
+        .await
+        .expect("load alarms");
+    sql_admin
+        .execute_unprepared(&format!(
+            "INSERT INTO triggers SELECT id, {t0} + (row_number() OVER ()) , 'fire', owner_id, '2026-01-05T06:00:00', \
+             CASE WHEN row_number() OVER () <= {due_now} THEN {t0} ELSE {t0} + 1000000 * (1 + (row_number() OVER ()) % 2592000) END, 1, NULL, NULL FROM alarms"
+        ))
+        .await
+        .expect("load triggers");
+    sql_admin
+        .execute_unprepared("ANALYZE")
+        .await
+        .expect("analyze");
+}
+
+async fn claims(batch: u32, seconds: u64, workers: usize, ports: &Ports) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (ports, done) = (ports.clone(), done.clone());
+        tasks.spawn(async move {
+            while Instant::now() < deadline {
+                let claimed = ports
+                    .queue
+                    .claim(fixtures::t0(), batch, SignedDuration::from_secs(60))
+                    .await
+                    .expect("claim");
+                if claimed.is_empty() {
+                    return;
+                }
+                for c in claimed {
+                    let outcome = FireOutcome {
+                        events: Vec::new(),
+                        deliveries: Vec::new(),
+                        follow_up: None,
+                        next: None,
+                        ringing: RingingChange::None,
+                    };
+                    ports
+                        .queue
+                        .complete(c.token, outcome)
+                        .await
+                        .expect("complete");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let seconds = if quick { 3 } else { 10 };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        println!("store benchmark on PostgreSQL at {} (2 cores shared by client and server)", base());
+        let (ours, pg) = creations(seconds).await;
+        println!("\n(a) alarm creations, 16 concurrent tasks, {seconds} s each side");
+        println!("    adapter (full change set)      {ours:>9.0} creations/s");
+        println!("    pgbench, same transaction      {pg:>9.0} tps");
+        println!("    ratio adapter / pgbench        {:>9.2}   (goal >= 0.6)", ours / pg);
+
+        let due_now: u64 = if quick { 50_000 } else { 200_000 };
+        let (sql, ports) = fresh(8).await;
+        let owner = fixtures::user(&ports, "load@example.com").await;
+        let raw = Database::connect(format!("{}/{DB}", base())).await.expect("connect");
+        let started = Instant::now();
+        load_million(&raw, owner.id(), due_now).await;
+        println!("\n(b) claim + complete, 1,000,000 alarms loaded in {:.1} s, {due_now} due", started.elapsed().as_secs_f64());
+        let plan = raw
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!("EXPLAIN SELECT alarm_id, occurrence_us, kind FROM triggers WHERE lease_token IS NULL AND due_us <= {} ORDER BY due_us LIMIT 1000 FOR UPDATE SKIP LOCKED", fixtures::t0().as_microsecond()),
+            ))
+            .await
+            .expect("explain");
+        println!("    EXPLAIN of the claim's inner select:");
+        for row in plan {
+            println!("      {}", row.try_get::<String>("", "QUERY PLAN").unwrap_or_default());
+        }
+        for batch in [1u32, 100, 1000] {
+            let rate = claims(batch, seconds, 4, &ports).await;
+            println!("    batch {batch:>4}, 4 workers           {rate:>9.0} completions/s{}", if batch == 1000 { "   (goal >= 20000)" } else { "" });
+        }
+        let _ = raw.close().await;
+        sql.close().await;
+        admin(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)")).await;
+    });
+}
