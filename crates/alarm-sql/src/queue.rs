@@ -57,6 +57,73 @@ fn channel_from(text: &str) -> Result<Channel, StoreError> {
     Channel::parse(text).map_err(|e| corrupt("channel", e))
 }
 
+const DELIVERY_COLUMNS: &str = "deliveries (id, owner_id, alarm_id, occurrence_us, occurrence_local, trigger_kind, channel, created_us)";
+
+fn delivery_values(d: &Delivery) -> Vec<Value> {
+    vec![
+        v(d.id),
+        v(d.owner.as_uuid()),
+        v(d.alarm.as_uuid()),
+        v(us(d.occurrence.at)),
+        v(local_to_text(d.occurrence.local)),
+        v(kind_to_text(d.kind)),
+        v(d.channel.as_str()),
+        v(us(d.created_at)),
+    ]
+}
+
+/// Multi-row `INSERT INTO table (columns) VALUES (…), (…)`, in chunks that
+/// stay far below both engines' limits on bound parameters.
+async fn insert_rows(
+    tx: &Tx,
+    table_and_columns: &str,
+    rows: Vec<Vec<Value>>,
+) -> Result<(), StoreError> {
+    const MAX_PARAMS: usize = 8000;
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    let row_marks = format!("({})", vec!["?"; width].join(", "));
+    for chunk in rows.chunks((MAX_PARAMS / width).max(1)) {
+        let marks = vec![row_marks.as_str(); chunk.len()].join(", ");
+        tx.exec(
+            &format!("INSERT INTO {table_and_columns} VALUES {marks}"),
+            chunk.iter().flatten().cloned().collect(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes a fired trigger's outcome inside the caller's transaction.
+async fn apply_outcome(tx: &Tx, outcome: &FireOutcome) -> Result<(), StoreError> {
+    insert_events(tx, &outcome.events).await?;
+    insert_rows(
+        tx,
+        DELIVERY_COLUMNS,
+        outcome.deliveries.iter().map(delivery_values).collect(),
+    )
+    .await?;
+    if let Some(follow_up) = &outcome.follow_up {
+        upsert_trigger(tx, follow_up).await?;
+    }
+    if let Some(plan) = &outcome.next {
+        apply_plan(tx, plan).await?;
+    }
+    match &outcome.ringing {
+        RingingChange::None => {}
+        RingingChange::Upsert(r) => upsert_ringing(tx, r).await?,
+        RingingChange::End { alarm, occurrence } => {
+            tx.exec(
+                "DELETE FROM ringing WHERE alarm_id = ? AND occurrence_us = ?",
+                vec![v(alarm.as_uuid()), v(us(*occurrence))],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 async fn upsert_ringing(tx: &Tx, r: &Ringing) -> Result<(), StoreError> {
     tx.exec(
         "INSERT INTO ringing (alarm_id, occurrence_us, owner_id, occurrence_local, since_us, snoozes, level, snoozed) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
@@ -136,41 +203,79 @@ impl TriggerQueue for SqlStores {
         {
             return Err(StoreError::LeaseLost);
         }
-        insert_events(&tx, &outcome.events).await?;
-        for d in &outcome.deliveries {
-            tx.exec(
-                "INSERT INTO deliveries (id, owner_id, alarm_id, occurrence_us, occurrence_local, trigger_kind, channel, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                vec![
-                    v(d.id),
-                    v(d.owner.as_uuid()),
-                    v(d.alarm.as_uuid()),
-                    v(us(d.occurrence.at)),
-                    v(local_to_text(d.occurrence.local)),
-                    v(kind_to_text(d.kind)),
-                    v(d.channel.as_str()),
-                    v(us(d.created_at)),
-                ],
-            )
-            .await?;
-        }
-        if let Some(follow_up) = &outcome.follow_up {
-            upsert_trigger(&tx, follow_up).await?;
-        }
-        if let Some(plan) = &outcome.next {
-            apply_plan(&tx, plan).await?;
-        }
-        match &outcome.ringing {
-            RingingChange::None => {}
-            RingingChange::Upsert(r) => upsert_ringing(&tx, r).await?,
-            RingingChange::End { alarm, occurrence } => {
-                tx.exec(
-                    "DELETE FROM ringing WHERE alarm_id = ? AND occurrence_us = ?",
-                    vec![v(alarm.as_uuid()), v(us(*occurrence))],
+        apply_outcome(&tx, &outcome).await?;
+        tx.commit().await
+    }
+
+    async fn complete_many(
+        &self,
+        items: Vec<(LeaseToken, FireOutcome)>,
+    ) -> Result<Vec<LeaseToken>, StoreError> {
+        // One transaction (one commit, one fsync) for the whole batch; the
+        // fencing deletes go in chunks of a few hundred tokens per statement.
+        const CHUNK: usize = 400;
+        let tx = self.db.begin().await?;
+        let mut current = std::collections::HashSet::new();
+        for chunk in items.chunks(CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let rows = tx
+                .query_all(
+                    &format!(
+                        "DELETE FROM triggers WHERE lease_token IN ({marks}) RETURNING lease_token"
+                    ),
+                    chunk.iter().map(|(t, _)| v(t.as_uuid())).collect(),
                 )
                 .await?;
+            for row in &rows {
+                current.insert(col::<Uuid>(row, "lease_token")?);
             }
         }
-        tx.commit().await
+        let mut lost = Vec::new();
+        let mut events = Vec::new();
+        let mut deliveries = Vec::new();
+        for (token, outcome) in &items {
+            if !current.remove(&token.as_uuid()) {
+                lost.push(*token);
+                continue;
+            }
+            // Events and deliveries of the whole batch go in multi-row
+            // inserts; the rarer parts (follow-ups, plans, ringing) one by one.
+            events.extend(outcome.events.iter().cloned());
+            deliveries.extend(outcome.deliveries.iter().cloned());
+            let rest = FireOutcome {
+                events: Vec::new(),
+                deliveries: Vec::new(),
+                ..outcome.clone()
+            };
+            apply_outcome(&tx, &rest).await?;
+        }
+        insert_rows(
+            &tx,
+            "alarm_events (id, alarm_id, owner_id, kind, at_us, occurrence_us, detail)",
+            events
+                .iter()
+                .map(|e| {
+                    vec![
+                        v(e.id.as_uuid()),
+                        v(e.alarm.as_uuid()),
+                        v(e.owner.as_uuid()),
+                        v(e.kind.as_str()),
+                        v(us(e.at)),
+                        v(e.occurrence.map(us)),
+                        v(e.detail.clone()),
+                    ]
+                })
+                .collect(),
+        )
+        .await?;
+        insert_rows(
+            &tx,
+            DELIVERY_COLUMNS,
+            deliveries.iter().map(delivery_values).collect(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(lost)
     }
 
     async fn release(&self, token: LeaseToken) -> Result<(), StoreError> {

@@ -1523,6 +1523,85 @@ where
         .await
         .expect("complete");
 
+    // Batch completion: current tokens commit in one go; a dead token is
+    // reported and nothing of its outcome is stored.
+    let mut batch = Vec::new();
+    for name in ["B0", "B1", "B2"] {
+        batch.push(fixtures::alarm(&ports, ana.id(), name, Some(at(3000))).await);
+    }
+    let claimed: Vec<_> = ports
+        .queue
+        .claim(at(3000), 10, lease)
+        .await
+        .expect("claim")
+        .into_iter()
+        .filter(|c| batch.iter().any(|a| a.id() == c.trigger.alarm))
+        .collect();
+    assert_eq!(claimed.len(), 3);
+    let empty = || FireOutcome {
+        events: Vec::new(),
+        deliveries: Vec::new(),
+        follow_up: None,
+        next: None,
+        ringing: RingingChange::None,
+    };
+    ports
+        .queue
+        .complete(claimed[0].token, empty())
+        .await
+        .expect("complete the first alone");
+    let items = claimed
+        .iter()
+        .map(|c| {
+            (
+                c.token,
+                FireOutcome {
+                    events: vec![event(
+                        &ports,
+                        c.trigger.alarm,
+                        ana.id(),
+                        AlarmEventKind::Triggered,
+                    )],
+                    ..empty()
+                },
+            )
+        })
+        .collect();
+    let lost = ports
+        .queue
+        .complete_many(items)
+        .await
+        .expect("complete_many");
+    assert_eq!(
+        lost,
+        [claimed[0].token],
+        "the spent token is reported, the others committed"
+    );
+    for (i, c) in claimed.iter().enumerate() {
+        let kinds: Vec<AlarmEventKind> = ports
+            .events
+            .list(ana.id(), c.trigger.alarm, PageRequest::first())
+            .await
+            .expect("events")
+            .items
+            .iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds.contains(&AlarmEventKind::Triggered),
+            i != 0,
+            "outcome stored only for current tokens ({i})"
+        );
+        assert!(
+            ports
+                .queue
+                .pending(c.trigger.alarm)
+                .await
+                .expect("pending")
+                .is_empty()
+        );
+    }
+
     // Deleting an alarm kills even a leased trigger: the runner rings nothing.
     let doomed = fixtures::alarm(&ports, ana.id(), "Doomed", Some(at(2000))).await;
     let firing = ports.queue.claim(at(2000), 10, lease).await.expect("claim");

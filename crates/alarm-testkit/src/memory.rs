@@ -163,6 +163,27 @@ impl State {
         }
     }
 
+    /// Writes a fired trigger's outcome; call only after its checks passed.
+    fn apply_outcome(&mut self, outcome: FireOutcome) {
+        self.append_events(outcome.events);
+        self.deliveries.extend(outcome.deliveries);
+        if let Some(follow_up) = outcome.follow_up {
+            self.upsert_trigger(follow_up);
+        }
+        if let Some(plan) = outcome.next {
+            self.apply_plan(plan);
+        }
+        match outcome.ringing {
+            RingingChange::None => {}
+            RingingChange::Upsert(r) => {
+                self.ringing.insert((r.alarm, r.occurrence.at), r);
+            }
+            RingingChange::End { alarm, occurrence } => {
+                self.ringing.remove(&(alarm, occurrence));
+            }
+        }
+    }
+
     fn find_lease(&self, token: LeaseToken) -> Option<TriggerKey> {
         self.triggers
             .iter()
@@ -759,24 +780,30 @@ impl TriggerQueue for InMemory {
         let key = s.find_lease(token).ok_or(StoreError::LeaseLost)?;
         s.check_events(&outcome.events)?;
         s.triggers.remove(&key);
-        s.append_events(outcome.events);
-        s.deliveries.extend(outcome.deliveries);
-        if let Some(follow_up) = outcome.follow_up {
-            s.upsert_trigger(follow_up);
-        }
-        if let Some(plan) = outcome.next {
-            s.apply_plan(plan);
-        }
-        match outcome.ringing {
-            RingingChange::None => {}
-            RingingChange::Upsert(r) => {
-                s.ringing.insert((r.alarm, r.occurrence.at), r);
-            }
-            RingingChange::End { alarm, occurrence } => {
-                s.ringing.remove(&(alarm, occurrence));
-            }
-        }
+        s.apply_outcome(outcome);
         Ok(())
+    }
+
+    async fn complete_many(
+        &self,
+        items: Vec<(LeaseToken, FireOutcome)>,
+    ) -> Result<Vec<LeaseToken>, StoreError> {
+        let mut s = self.lock();
+        let mut lost = Vec::new();
+        let mut keep = Vec::new();
+        for (token, outcome) in items {
+            match s.find_lease(token) {
+                Some(key) if !keep.iter().any(|(k, _)| *k == key) => keep.push((key, outcome)),
+                _ => lost.push(token),
+            }
+        }
+        let all_events: Vec<AlarmEvent> = keep.iter().flat_map(|(_, o)| o.events.clone()).collect();
+        s.check_events(&all_events)?;
+        for (key, outcome) in keep {
+            s.triggers.remove(&key);
+            s.apply_outcome(outcome);
+        }
+        Ok(lost)
     }
 
     async fn release(&self, token: LeaseToken) -> Result<(), StoreError> {

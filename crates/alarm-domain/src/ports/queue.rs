@@ -72,6 +72,19 @@ pub trait TriggerQueue: Send + Sync {
     /// stored then.
     async fn complete(&self, token: LeaseToken, outcome: FireOutcome) -> Result<(), StoreError>;
 
+    /// Completes many claimed triggers in one transaction, as a worker does
+    /// with a batch: every item whose token is current is removed and its
+    /// outcome committed; items whose token is not current are skipped
+    /// (nothing of their outcome is stored) and their tokens returned. A
+    /// store failure commits none of them.
+    ///
+    /// # Errors
+    /// Only infrastructure failures; fencing is reported per item.
+    async fn complete_many(
+        &self,
+        items: Vec<(LeaseToken, FireOutcome)>,
+    ) -> Result<Vec<LeaseToken>, StoreError>;
+
     /// Gives a claimed trigger back, unchanged, for another claimer.
     ///
     /// # Errors
