@@ -1,9 +1,8 @@
 //! Smart Alarm's SQL adapter: PostgreSQL and the embedded SQLite default through sea-orm, and the schema migrations.
 //!
-//! Status: connection handling, the schema and migrations exist; the store
-//! and queue ports are implemented in the following steps of the SQL
-//! milestone (see docs/ARCHITECTURE.md). sea-orm types never leave this
-//! crate: callers hold a [`Sql`] handle.
+//! [`Sql::ports`] hands out every store port and the trigger queue; each
+//! commit is one transaction. sea-orm types never leave this crate:
+//! callers hold a [`Sql`] handle and the domain's ports.
 
 mod codec;
 mod config;
