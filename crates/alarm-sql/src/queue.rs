@@ -5,7 +5,7 @@ use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::{AlarmVersion, Channel};
 use alarm_domain::ports::{ChangeSet, FireOutcome, RingingOp, StoreError, TriggerQueue};
 use alarm_domain::trigger::{
-    Claimed, Delivery, LeaseToken, OccurrenceRef, Ringing, RingingChange, Trigger, TriggerKind,
+    Claimed, Delivery, LeaseToken, OccurrenceRef, Ringing, RingingChange, Trigger,
 };
 use async_trait::async_trait;
 use sea_orm::{DbBackend, QueryResult, Value};
@@ -350,19 +350,7 @@ impl TriggerQueue for SqlStores {
                     .await?
                     .ok_or(StoreError::NotFound)?;
                 let stored = ringing_from(&row)?;
-                if ringing.snoozes != stored.snoozes + 1 || stored.snoozed {
-                    return Err(StoreError::Conflict("a concurrent snooze won".to_owned()));
-                }
-                let consistent = ringing.snoozed
-                    && trigger.alarm == ringing.alarm
-                    && trigger.owner == ringing.owner
-                    && trigger.occurrence == ringing.occurrence
-                    && trigger.kind == TriggerKind::Snooze(ringing.snoozes);
-                if !consistent {
-                    return Err(StoreError::Conflict(
-                        "the snooze trigger does not match the ringing occurrence".to_owned(),
-                    ));
-                }
+                alarm_domain::ports::check_snooze(&stored, ringing, trigger)?;
                 tx.exec(
                     "DELETE FROM triggers WHERE alarm_id = ? AND occurrence_us = ? AND kind LIKE 'escalate:%'",
                     vec![v(ringing.alarm.as_uuid()), v(us(ringing.occurrence.at))],

@@ -869,19 +869,7 @@ impl TriggerQueue for InMemory {
                     .get(&key)
                     .filter(|r| r.owner == ringing.owner)
                     .ok_or(StoreError::NotFound)?;
-                if ringing.snoozes != stored.snoozes + 1 || stored.snoozed {
-                    return Err(StoreError::Conflict("a concurrent snooze won".to_owned()));
-                }
-                let consistent = ringing.snoozed
-                    && trigger.alarm == ringing.alarm
-                    && trigger.owner == ringing.owner
-                    && trigger.occurrence == ringing.occurrence
-                    && trigger.kind == TriggerKind::Snooze(ringing.snoozes);
-                if !consistent {
-                    return Err(StoreError::Conflict(
-                        "the snooze trigger does not match the ringing occurrence".to_owned(),
-                    ));
-                }
+                alarm_domain::ports::check_snooze(stored, &ringing, &trigger)?;
                 let occurrence = ringing.occurrence.at;
                 // Leased escalations go too: their tokens die, so a runner
                 // mid-escalation cannot ring over the user's snooze.

@@ -15,7 +15,7 @@ mod queue;
 mod services;
 mod stores;
 
-pub use queue::{FireOutcome, RingingOp, TriggerQueue};
+pub use queue::{FireOutcome, RingingOp, TriggerQueue, check_snooze};
 pub use services::{
     BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SecretError, SecretProvider,
 };

@@ -47,6 +47,36 @@ pub enum RingingOp {
     },
 }
 
+/// The checks every adapter applies to a snooze against the stored ringing
+/// record, inside its transaction: the contract of
+/// [`TriggerQueue::commit_ringing`] written once.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when the count is not the stored count + 1, the
+/// stored record is already snoozed, or the trigger is not the
+/// `Snooze(snoozes)` trigger of the same alarm, owner and occurrence.
+pub fn check_snooze(
+    stored: &Ringing,
+    ringing: &Ringing,
+    trigger: &Trigger,
+) -> Result<(), StoreError> {
+    if ringing.snoozes != stored.snoozes + 1 || stored.snoozed {
+        return Err(StoreError::Conflict("a concurrent snooze won".to_owned()));
+    }
+    let consistent = ringing.snoozed
+        && trigger.alarm == ringing.alarm
+        && trigger.owner == ringing.owner
+        && trigger.occurrence == ringing.occurrence
+        && trigger.kind == crate::trigger::TriggerKind::Snooze(ringing.snoozes);
+    if consistent {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(
+            "the snooze trigger does not match the ringing occurrence".to_owned(),
+        ))
+    }
+}
+
 /// Triggers, leases and ringing occurrences.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
