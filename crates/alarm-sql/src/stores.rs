@@ -163,6 +163,22 @@ pub(crate) async fn apply_common<Op>(tx: &Tx, change: &ChangeSet<Op>) -> Result<
     Ok(())
 }
 
+/// Commits a change set whose entity change is one statement that must
+/// touch a row (an owner-scoped update or delete of a missing or foreign row
+/// touches none: `NotFound`), with the shared parts, in one transaction.
+async fn commit_one<Op>(
+    db: &Db,
+    change: &ChangeSet<Op>,
+    (sql, values): (&str, Vec<Value>),
+) -> Result<(), StoreError> {
+    let tx = db.begin().await?;
+    if tx.exec(sql, values).await? == 0 {
+        return Err(StoreError::NotFound);
+    }
+    apply_common(&tx, change).await?;
+    tx.commit().await
+}
+
 /// `WHERE` + cursor + order + limit for id-ordered pages.
 fn page_sql(base: &str, after: Option<Uuid>, limit: u32, values: &mut Vec<Value>) -> String {
     let mut sql = base.to_owned();
@@ -543,7 +559,6 @@ impl ExceptionPeriodStore for SqlStores {
     }
 
     async fn commit(&self, change: ChangeSet<ExceptionOp>) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
         let values = |p: &ExceptionPeriod| {
             vec![
                 v(p.name()),
@@ -554,16 +569,21 @@ impl ExceptionPeriodStore for SqlStores {
                 v(p.owner().as_uuid()),
             ]
         };
-        let n = match &change.op {
-            ExceptionOp::Create(p) => tx.exec("INSERT INTO exception_periods (name, kind, start_date, end_date, id, owner_id) VALUES (?, ?, ?, ?, ?, ?)", values(p)).await?,
-            ExceptionOp::Update(p) => tx.exec("UPDATE exception_periods SET name = ?, kind = ?, start_date = ?, end_date = ? WHERE id = ? AND owner_id = ?", values(p)).await?,
-            ExceptionOp::Delete { owner, id } => tx.exec("DELETE FROM exception_periods WHERE id = ? AND owner_id = ?", vec![v(id.as_uuid()), v(owner.as_uuid())]).await?,
+        let statement = match &change.op {
+            ExceptionOp::Create(p) => (
+                "INSERT INTO exception_periods (name, kind, start_date, end_date, id, owner_id) VALUES (?, ?, ?, ?, ?, ?)",
+                values(p),
+            ),
+            ExceptionOp::Update(p) => (
+                "UPDATE exception_periods SET name = ?, kind = ?, start_date = ?, end_date = ? WHERE id = ? AND owner_id = ?",
+                values(p),
+            ),
+            ExceptionOp::Delete { owner, id } => (
+                "DELETE FROM exception_periods WHERE id = ? AND owner_id = ?",
+                vec![v(id.as_uuid()), v(owner.as_uuid())],
+            ),
         };
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        apply_common(&tx, &change).await?;
-        tx.commit().await
+        commit_one(&self.db, &change, statement).await
     }
 }
 
@@ -784,7 +804,6 @@ impl RoutineStore for SqlStores {
     }
 
     async fn commit(&self, change: ChangeSet<RoutineOp>) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
         let values = |r: &Routine| {
             let actions: Vec<&str> = r.actions().iter().map(RoutineAction::as_str).collect();
             vec![
@@ -795,16 +814,21 @@ impl RoutineStore for SqlStores {
                 v(r.owner().as_uuid()),
             ]
         };
-        let n = match &change.op {
-            RoutineOp::Create(r) => tx.exec("INSERT INTO routines (name, actions, active, id, owner_id) VALUES (?, ?, ?, ?, ?)", values(r)).await?,
-            RoutineOp::Update(r) => tx.exec("UPDATE routines SET name = ?, actions = ?, active = ? WHERE id = ? AND owner_id = ?", values(r)).await?,
-            RoutineOp::Delete { owner, id } => tx.exec("DELETE FROM routines WHERE id = ? AND owner_id = ?", vec![v(id.as_uuid()), v(owner.as_uuid())]).await?,
+        let statement = match &change.op {
+            RoutineOp::Create(r) => (
+                "INSERT INTO routines (name, actions, active, id, owner_id) VALUES (?, ?, ?, ?, ?)",
+                values(r),
+            ),
+            RoutineOp::Update(r) => (
+                "UPDATE routines SET name = ?, actions = ?, active = ? WHERE id = ? AND owner_id = ?",
+                values(r),
+            ),
+            RoutineOp::Delete { owner, id } => (
+                "DELETE FROM routines WHERE id = ? AND owner_id = ?",
+                vec![v(id.as_uuid()), v(owner.as_uuid())],
+            ),
         };
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        apply_common(&tx, &change).await?;
-        tx.commit().await
+        commit_one(&self.db, &change, statement).await
     }
 }
 
@@ -847,7 +871,6 @@ impl WebhookStore for SqlStores {
     }
 
     async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
         let values = |w: &WebhookRegistration| {
             vec![
                 v(w.url().as_str()),
@@ -859,18 +882,21 @@ impl WebhookStore for SqlStores {
                 v(w.owner().as_uuid()),
             ]
         };
-        let n = match &change.op {
-            WebhookOp::Create(w) => tx.exec("INSERT INTO webhooks (url, events, secret, active, failure_count, id, owner_id) VALUES (?, ?, ?, ?, ?, ?, ?)", values(w)).await?,
-            WebhookOp::Update(w) => {
-                tx.exec("UPDATE webhooks SET url = ?, events = ?, secret = ?, active = ?, failure_count = ? WHERE id = ? AND owner_id = ?", values(w)).await?
-            }
-            WebhookOp::Delete { owner, id } => tx.exec("DELETE FROM webhooks WHERE id = ? AND owner_id = ?", vec![v(id.as_uuid()), v(owner.as_uuid())]).await?,
+        let statement = match &change.op {
+            WebhookOp::Create(w) => (
+                "INSERT INTO webhooks (url, events, secret, active, failure_count, id, owner_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                values(w),
+            ),
+            WebhookOp::Update(w) => (
+                "UPDATE webhooks SET url = ?, events = ?, secret = ?, active = ?, failure_count = ? WHERE id = ? AND owner_id = ?",
+                values(w),
+            ),
+            WebhookOp::Delete { owner, id } => (
+                "DELETE FROM webhooks WHERE id = ? AND owner_id = ?",
+                vec![v(id.as_uuid()), v(owner.as_uuid())],
+            ),
         };
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        apply_common(&tx, &change).await?;
-        tx.commit().await
+        commit_one(&self.db, &change, statement).await
     }
 }
 
