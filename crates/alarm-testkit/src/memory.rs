@@ -192,6 +192,76 @@ impl State {
     }
 }
 
+/// An owner-scoped entity (exception period, routine, webhook).
+trait OwnedEntity: Clone {
+    type Id: Ord + Copy + std::fmt::Display;
+    fn key(&self) -> Self::Id;
+    fn owned_by(&self) -> UserId;
+}
+
+macro_rules! owned_entity {
+    ($t:ty, $id:ty) => {
+        impl OwnedEntity for $t {
+            type Id = $id;
+            fn key(&self) -> $id {
+                self.id()
+            }
+            fn owned_by(&self) -> UserId {
+                self.owner()
+            }
+        }
+    };
+}
+owned_entity!(ExceptionPeriod, ExceptionPeriodId);
+owned_entity!(Routine, RoutineId);
+owned_entity!(WebhookRegistration, WebhookId);
+
+/// The three operations every owner-scoped store has.
+enum Owned<T: OwnedEntity> {
+    Create(T),
+    Update(T),
+    Delete(UserId, T::Id),
+}
+
+impl State {
+    /// Create/update/delete of an owner-scoped entity with the change set's
+    /// shared parts: every check first, then every write.
+    fn commit_owned<T: OwnedEntity, Op>(
+        &mut self,
+        map: fn(&mut State) -> &mut BTreeMap<T::Id, T>,
+        op: Owned<T>,
+        change: ChangeSet<Op>,
+    ) -> Result<(), StoreError> {
+        self.check_common(&change)?;
+        let entities = map(self);
+        let owned = |m: &BTreeMap<T::Id, T>, owner: UserId, id: T::Id| {
+            m.get(&id).is_some_and(|e| e.owned_by() == owner)
+        };
+        match &op {
+            Owned::Create(e) if entities.contains_key(&e.key()) => {
+                return Err(StoreError::Conflict(format!("{} exists", e.key())));
+            }
+            Owned::Update(e) if !owned(entities, e.owned_by(), e.key()) => {
+                return Err(StoreError::NotFound);
+            }
+            Owned::Delete(owner, id) if !owned(entities, *owner, *id) => {
+                return Err(StoreError::NotFound);
+            }
+            _ => {}
+        }
+        match op {
+            Owned::Create(e) | Owned::Update(e) => {
+                entities.insert(e.key(), e);
+            }
+            Owned::Delete(_, id) => {
+                entities.remove(&id);
+            }
+        }
+        self.apply_common(change);
+        Ok(())
+    }
+}
+
 impl InMemory {
     /// An empty backend.
     pub fn new() -> Self {
@@ -419,36 +489,12 @@ impl ExceptionPeriodStore for InMemory {
     }
 
     async fn commit(&self, change: ChangeSet<ExceptionOp>) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        s.check_common(&change)?;
-        let owned = |s: &State, owner: UserId, id: ExceptionPeriodId| {
-            s.exceptions.get(&id).is_some_and(|p| p.owner() == owner)
+        let op = match &change.op {
+            ExceptionOp::Create(x) => Owned::Create(x.clone()),
+            ExceptionOp::Update(x) => Owned::Update(x.clone()),
+            ExceptionOp::Delete { owner, id } => Owned::Delete(*owner, *id),
         };
-        match &change.op {
-            ExceptionOp::Create(p) if s.exceptions.contains_key(&p.id()) => {
-                return Err(StoreError::Conflict(format!(
-                    "exception period {} exists",
-                    p.id()
-                )));
-            }
-            ExceptionOp::Update(p) if !owned(&s, p.owner(), p.id()) => {
-                return Err(StoreError::NotFound);
-            }
-            ExceptionOp::Delete { owner, id } if !owned(&s, *owner, *id) => {
-                return Err(StoreError::NotFound);
-            }
-            _ => {}
-        }
-        match change.op.clone() {
-            ExceptionOp::Create(p) | ExceptionOp::Update(p) => {
-                s.exceptions.insert(p.id(), p);
-            }
-            ExceptionOp::Delete { id, .. } => {
-                s.exceptions.remove(&id);
-            }
-        }
-        s.apply_common(change);
-        Ok(())
+        self.lock().commit_owned(|s| &mut s.exceptions, op, change)
     }
 }
 
@@ -564,33 +610,12 @@ impl RoutineStore for InMemory {
     }
 
     async fn commit(&self, change: ChangeSet<RoutineOp>) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        s.check_common(&change)?;
-        let owned = |s: &State, owner: UserId, id: RoutineId| {
-            s.routines.get(&id).is_some_and(|r| r.owner() == owner)
+        let op = match &change.op {
+            RoutineOp::Create(x) => Owned::Create(x.clone()),
+            RoutineOp::Update(x) => Owned::Update(x.clone()),
+            RoutineOp::Delete { owner, id } => Owned::Delete(*owner, *id),
         };
-        match &change.op {
-            RoutineOp::Create(r) if s.routines.contains_key(&r.id()) => {
-                return Err(StoreError::Conflict(format!("routine {} exists", r.id())));
-            }
-            RoutineOp::Update(r) if !owned(&s, r.owner(), r.id()) => {
-                return Err(StoreError::NotFound);
-            }
-            RoutineOp::Delete { owner, id } if !owned(&s, *owner, *id) => {
-                return Err(StoreError::NotFound);
-            }
-            _ => {}
-        }
-        match change.op.clone() {
-            RoutineOp::Create(r) | RoutineOp::Update(r) => {
-                s.routines.insert(r.id(), r);
-            }
-            RoutineOp::Delete { id, .. } => {
-                s.routines.remove(&id);
-            }
-        }
-        s.apply_common(change);
-        Ok(())
+        self.lock().commit_owned(|s| &mut s.routines, op, change)
     }
 }
 
@@ -616,33 +641,12 @@ impl WebhookStore for InMemory {
     }
 
     async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        s.check_common(&change)?;
-        let owned = |s: &State, owner: UserId, id: WebhookId| {
-            s.webhooks.get(&id).is_some_and(|w| w.owner() == owner)
+        let op = match &change.op {
+            WebhookOp::Create(x) => Owned::Create(x.clone()),
+            WebhookOp::Update(x) => Owned::Update(x.clone()),
+            WebhookOp::Delete { owner, id } => Owned::Delete(*owner, *id),
         };
-        match &change.op {
-            WebhookOp::Create(w) if s.webhooks.contains_key(&w.id()) => {
-                return Err(StoreError::Conflict(format!("webhook {} exists", w.id())));
-            }
-            WebhookOp::Update(w) if !owned(&s, w.owner(), w.id()) => {
-                return Err(StoreError::NotFound);
-            }
-            WebhookOp::Delete { owner, id } if !owned(&s, *owner, *id) => {
-                return Err(StoreError::NotFound);
-            }
-            _ => {}
-        }
-        match change.op.clone() {
-            WebhookOp::Create(w) | WebhookOp::Update(w) => {
-                s.webhooks.insert(w.id(), w);
-            }
-            WebhookOp::Delete { id, .. } => {
-                s.webhooks.remove(&id);
-            }
-        }
-        s.apply_common(change);
-        Ok(())
+        self.lock().commit_owned(|s| &mut s.webhooks, op, change)
     }
 }
 
