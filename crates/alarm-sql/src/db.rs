@@ -4,7 +4,7 @@ use alarm_domain::jiff::Timestamp;
 use alarm_domain::ports::StoreError;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, QueryResult,
-    RuntimeErr, Statement, TransactionTrait, Value,
+    RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 
 /// SQL is written with `?` placeholders (SQLite's); PostgreSQL gets `$1…`.
@@ -49,9 +49,18 @@ pub(crate) fn store_err(e: DbErr) -> StoreError {
         let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
         let message = db.message().to_owned();
         // PostgreSQL SQLSTATEs; SQLite extended result codes.
+        // The driver's text names tables and constraints: callers get a
+        // neutral sentence (the full error stays inside `Unexpected` cases).
+        let _ = message;
         match code.as_str() {
-            "23505" | "2067" | "1555" => return StoreError::Conflict(message),
-            "40001" | "40P01" | "5" | "517" | "6" => return StoreError::Retryable(Box::new(e)),
+            "23505" | "2067" | "1555" => {
+                return StoreError::Conflict("a unique value is already taken".to_owned());
+            }
+            // A referenced row is gone (deleted concurrently): not found.
+            "23503" | "787" => return StoreError::NotFound,
+            "40001" | "40P01" | "5" | "261" | "517" | "773" | "6" | "262" => {
+                return StoreError::Retryable(Box::new(e));
+            }
             _ => {}
         }
     }
@@ -113,9 +122,33 @@ impl Db {
             .map_err(store_err)
     }
 
+    /// Starts a write transaction. A transient failure to get a connection
+    /// (the server restarting, a dropped socket) is retried with backoff and
+    /// jitter: nothing was written yet, so retrying is always safe here.
+    ///
+    /// SQLite: `BEGIN IMMEDIATE` takes the write lock up front, so a
+    /// read-then-write transaction never fails half-way with
+    /// SQLITE_BUSY_SNAPSHOT when another process (the worker, the migrator)
+    /// writes the same file; the busy timeout applies instead.
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+        use backon::{ExponentialBuilder, Retryable};
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(std::time::Duration::from_millis(50))
+            .with_max_delay(std::time::Duration::from_secs(2))
+            .with_max_times(4)
+            .with_jitter();
+        let options = TransactionOptions {
+            sqlite_transaction_mode: (self.backend == DbBackend::Sqlite)
+                .then_some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        let tx = (|| self.write.begin_with_options(options))
+            .retry(backoff)
+            .when(crate::connect::is_transient)
+            .await
+            .map_err(store_err)?;
         Ok(Tx {
-            tx: self.write.begin().await.map_err(store_err)?,
+            tx,
             backend: self.backend,
         })
     }
@@ -128,6 +161,21 @@ pub(crate) struct Tx {
 }
 
 impl Tx {
+    /// Locks the alarm's row until commit (PostgreSQL; SQLite's single
+    /// writer already serialises every write). Every transaction that
+    /// writes an alarm's triggers or ringing records takes this lock first,
+    /// so work on one alarm happens one transaction at a time and checks
+    /// (versions, snooze counts) stay true until commit. Returns the
+    /// committed version, `None` when the alarm is gone.
+    pub(crate) async fn lock_alarm(&self, alarm: uuid::Uuid) -> Result<Option<i64>, StoreError> {
+        let sql = match self.backend {
+            DbBackend::Postgres => "SELECT version FROM alarms WHERE id = ? FOR UPDATE",
+            _ => "SELECT version FROM alarms WHERE id = ?",
+        };
+        let row = self.query_one(sql, vec![alarm.into()]).await?;
+        row.map(|r| col::<i64>(&r, "version")).transpose()
+    }
+
     pub(crate) async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64, StoreError> {
         self.tx
             .execute_raw(stmt(self.backend, sql, values))

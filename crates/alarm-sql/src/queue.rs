@@ -95,6 +95,25 @@ async fn insert_rows(
     Ok(())
 }
 
+/// Locks (PostgreSQL) the alarms whose triggers these tokens lease, in id
+/// order so two batches cannot deadlock on each other, before the fencing
+/// delete: the runner's completion then serialises with edits, snoozes and
+/// dismissals of the same alarm.
+async fn lock_alarms_of(tx: &Tx, tokens: &[LeaseToken]) -> Result<(), StoreError> {
+    if tx.backend != DbBackend::Postgres || tokens.is_empty() {
+        return Ok(());
+    }
+    for chunk in tokens.chunks(400) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        tx.query_all(
+            &format!("SELECT id FROM alarms WHERE id IN (SELECT alarm_id FROM triggers WHERE lease_token IN ({marks})) ORDER BY id FOR UPDATE"),
+            chunk.iter().map(|t| v(t.as_uuid())).collect(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Writes a fired trigger's outcome inside the caller's transaction.
 async fn apply_outcome(tx: &Tx, outcome: &FireOutcome) -> Result<(), StoreError> {
     insert_events(tx, &outcome.events).await?;
@@ -193,6 +212,7 @@ impl TriggerQueue for SqlStores {
 
     async fn complete(&self, token: LeaseToken, outcome: FireOutcome) -> Result<(), StoreError> {
         let tx = self.db.begin().await?;
+        lock_alarms_of(&tx, &[token]).await?;
         if tx
             .exec(
                 "DELETE FROM triggers WHERE lease_token = ?",
@@ -215,6 +235,8 @@ impl TriggerQueue for SqlStores {
         // fencing deletes go in chunks of a few hundred tokens per statement.
         const CHUNK: usize = 400;
         let tx = self.db.begin().await?;
+        let tokens: Vec<LeaseToken> = items.iter().map(|(t, _)| *t).collect();
+        lock_alarms_of(&tx, &tokens).await?;
         let mut current = std::collections::HashSet::new();
         for chunk in items.chunks(CHUNK) {
             let marks = vec!["?"; chunk.len()].join(", ");
@@ -340,6 +362,13 @@ impl TriggerQueue for SqlStores {
 
     async fn commit_ringing(&self, change: ChangeSet<RingingOp>) -> Result<(), StoreError> {
         let tx = self.db.begin().await?;
+        // The alarm's lock serialises this with concurrent snoozes,
+        // dismissals and the runner's completions for the same alarm.
+        let alarm = match &change.op {
+            RingingOp::Snooze { ringing, .. } => ringing.alarm,
+            RingingOp::Dismiss { alarm, .. } => *alarm,
+        };
+        tx.lock_alarm(alarm.as_uuid()).await?;
         match &change.op {
             RingingOp::Snooze { ringing, trigger } => {
                 let row = tx
@@ -360,9 +389,10 @@ impl TriggerQueue for SqlStores {
                 upsert_ringing(&tx, ringing).await?;
             }
             RingingOp::Dismiss { owner, alarm } => {
+                // Exactly the records deleted get their follow-ups deleted.
                 let rows = tx
                     .query_all(
-                        "SELECT occurrence_us FROM ringing WHERE alarm_id = ? AND owner_id = ?",
+                        "DELETE FROM ringing WHERE alarm_id = ? AND owner_id = ? RETURNING occurrence_us",
                         vec![v(alarm.as_uuid()), v(owner.as_uuid())],
                     )
                     .await?;
@@ -373,11 +403,6 @@ impl TriggerQueue for SqlStores {
                     let at: i64 = col(row, "occurrence_us")?;
                     tx.exec("DELETE FROM triggers WHERE alarm_id = ? AND occurrence_us = ? AND kind <> 'fire'", vec![v(alarm.as_uuid()), v(at)]).await?;
                 }
-                tx.exec(
-                    "DELETE FROM ringing WHERE alarm_id = ? AND owner_id = ?",
-                    vec![v(alarm.as_uuid()), v(owner.as_uuid())],
-                )
-                .await?;
             }
         }
         apply_common(&tx, &change).await?;

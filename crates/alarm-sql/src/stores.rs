@@ -117,13 +117,9 @@ pub(crate) async fn apply_plan(tx: &Tx, plan: &TriggerPlan) -> Result<(), StoreE
             version,
             next,
         } => {
-            let stored = tx
-                .query_one(
-                    "SELECT version FROM alarms WHERE id = ?",
-                    vec![v(alarm.as_uuid())],
-                )
-                .await?;
-            let stored: Option<i64> = stored.map(|r| col(&r, "version")).transpose()?;
+            // Locked: a concurrent edit either committed before (and its
+            // version is what we read) or waits for this transaction.
+            let stored = tx.lock_alarm(alarm.as_uuid()).await?;
             if stored != Some(version.get() as i64) {
                 // Computed from an alarm that changed (or went) since: the
                 // newer commit's own plan stands.
@@ -390,12 +386,15 @@ impl SqlStores {
     }
 }
 
+/// The owner's alarm's version, with the row locked until commit.
 async fn stored_version(tx: &Tx, owner: UserId, id: AlarmId) -> Result<AlarmVersion, StoreError> {
+    let sql = if tx.backend == sea_orm::DbBackend::Postgres {
+        "SELECT version FROM alarms WHERE id = ? AND owner_id = ? FOR UPDATE"
+    } else {
+        "SELECT version FROM alarms WHERE id = ? AND owner_id = ?"
+    };
     let row = tx
-        .query_one(
-            "SELECT version FROM alarms WHERE id = ? AND owner_id = ?",
-            vec![v(id.as_uuid()), v(owner.as_uuid())],
-        )
+        .query_one(sql, vec![v(id.as_uuid()), v(owner.as_uuid())])
         .await?;
     let version: i64 = col(&row.ok_or(StoreError::NotFound)?, "version")?;
     AlarmVersion::new(u64::try_from(version).unwrap_or(0)).map_err(|e| corrupt("version", e))
@@ -505,8 +504,12 @@ impl AlarmStore for SqlStores {
                     });
                 }
                 tx.exec(
-                    "DELETE FROM alarms WHERE id = ? AND owner_id = ?",
-                    vec![v(id.as_uuid()), v(owner.as_uuid())],
+                    "DELETE FROM alarms WHERE id = ? AND owner_id = ? AND version = ?",
+                    vec![
+                        v(id.as_uuid()),
+                        v(owner.as_uuid()),
+                        v(expected.get() as i64),
+                    ],
                 )
                 .await?;
             }
