@@ -74,6 +74,11 @@ impl DbConfig {
                 "must start with postgres://, postgresql:// or sqlite:".to_owned(),
             ));
         };
+        if engine == Engine::Sqlite && url.contains(":memory:") {
+            // Each pool (readers, the writer) would get its own empty
+            // in-memory database, and it vanishes with its last connection.
+            return Err(ConfigError::Url("an in-memory SQLite database is not supported; name a file, e.g. sqlite://data/alarms.db".to_owned()));
+        }
         if engine == Engine::Postgres {
             let parsed = url::Url::parse(url)
                 .map_err(|e| ConfigError::Url(format!("not a valid URL ({e})")))?;
@@ -209,10 +214,13 @@ mod tests {
             matches!(DbConfig::from_url("postgres://h/db?sslmode=sometimes"), Err(ConfigError::Url(m)) if m.contains("sslmode"))
         );
         assert!(
-            DbConfig::from_url("sqlite::memory:")
+            DbConfig::from_url("sqlite://x.db")
                 .unwrap()
                 .with_max_connections(0)
                 .is_err()
+        );
+        assert!(
+            matches!(DbConfig::from_url("sqlite::memory:"), Err(ConfigError::Url(m)) if m.contains("in-memory"))
         );
     }
 }

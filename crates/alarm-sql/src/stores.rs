@@ -717,17 +717,19 @@ impl HolidayStore for SqlStores {
         let tx = self.db.begin().await?;
         let PreferenceOp::Set { owner, preferences } = &change.op;
         let (kind, delay) = preference_to_columns(preferences.default);
+        // The upsert comes first: it locks the owner's row, so two saves for
+        // one owner run one after the other instead of colliding on keys.
+        tx.exec(
+            "INSERT INTO holiday_preferences (owner_id, default_kind, default_delay_min) VALUES (?, ?, ?) \
+             ON CONFLICT (owner_id) DO UPDATE SET default_kind = excluded.default_kind, default_delay_min = excluded.default_delay_min",
+            vec![v(owner.as_uuid()), v(kind), v(delay)],
+        )
+        .await?;
         tx.exec(
             "DELETE FROM holiday_preference_overrides WHERE owner_id = ?",
             vec![v(owner.as_uuid())],
         )
         .await?;
-        tx.exec(
-            "DELETE FROM holiday_preferences WHERE owner_id = ?",
-            vec![v(owner.as_uuid())],
-        )
-        .await?;
-        tx.exec("INSERT INTO holiday_preferences (owner_id, default_kind, default_delay_min) VALUES (?, ?, ?)", vec![v(owner.as_uuid()), v(kind), v(delay)]).await?;
         for (holiday, pref) in &preferences.overrides {
             if tx
                 .query_one(
@@ -1028,7 +1030,12 @@ impl RefreshTokenStore for SqlStores {
         let tx = self.db.begin().await?;
         let row = tx
             .query_one(
-                "SELECT t.spent, f.id, f.user_id, f.expires_us, f.revoked FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?",
+                &format!(
+                    "SELECT t.spent, f.id, f.user_id, f.expires_us, f.revoked FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?{}",
+                    // Lock the token and its family: a concurrent rotation
+                    // or logout waits, then sees this one's result.
+                    if tx.backend == sea_orm::DbBackend::Postgres { " FOR UPDATE" } else { "" }
+                ),
                 vec![v(old_hash.to_vec())],
             )
             .await?
@@ -1061,6 +1068,13 @@ impl RefreshTokenStore for SqlStores {
             )
             .await?;
         if n == 0 {
+            // Spent by a concurrent rotation: that is reuse too.
+            tx.exec(
+                "UPDATE refresh_families SET revoked = ? WHERE id = ?",
+                vec![v(true), v(family.id)],
+            )
+            .await?;
+            tx.commit().await?;
             return Err(StoreError::LeaseLost);
         }
         tx.exec(

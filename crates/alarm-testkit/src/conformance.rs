@@ -1728,11 +1728,15 @@ where
         conflict,
         "a snooze trigger for another occurrence",
     );
-    ports
-        .queue
-        .commit_ringing(snooze(ringing.clone(), 1))
-        .await
-        .expect("snooze");
+    // Two snoozes at once (two devices): exactly one wins.
+    let (first, second) = tokio::join!(
+        ports.queue.commit_ringing(snooze(ringing.clone(), 1)),
+        ports.queue.commit_ringing(snooze(ringing.clone(), 1)),
+    );
+    match (first, second) {
+        (Ok(()), Err(StoreError::Conflict(_))) | (Err(StoreError::Conflict(_)), Ok(())) => {}
+        other => panic!("two concurrent snoozes: exactly one must win, got {other:?}"),
+    }
     let kinds: Vec<TriggerKind> = ports
         .queue
         .pending(alarm.id())

@@ -228,6 +228,13 @@ fn statements(backend: DbBackend) -> Vec<String> {
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// In a transaction on SQLite too (sea-orm-migration's default is only
+    /// PostgreSQL), so a failure half-way leaves no table behind and `up`
+    /// can simply be run again.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         for statement in statements(manager.get_database_backend()) {
