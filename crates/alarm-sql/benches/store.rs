@@ -295,18 +295,30 @@ fn main() {
         let due_now: u64 = if quick { 100_000 } else { 600_000 };
         let (sql, ports) = fresh(8).await;
         let owner = fixtures::user(&ports, "load@example.com").await;
-        let raw = Database::connect(format!("{}/{DB}", base())).await.expect("connect");
+        // One connection, so the session's PREPARE and SET stay together.
+        let mut options = sea_orm::ConnectOptions::new(format!("{}/{DB}", base()));
+        options.max_connections(1).sqlx_logging(false);
+        let raw = Database::connect(options).await.expect("connect");
         let started = Instant::now();
         load_million(&raw, owner.id(), due_now).await;
         println!("\n(b) claim + complete, 1,000,000 alarms loaded in {:.1} s, {due_now} due", started.elapsed().as_secs_f64());
+        // The plan of the claim exactly as the adapter sends it: a prepared
+        // UPDATE with parameters, forced to the generic plan PostgreSQL
+        // switches to after a few executions (no literal LIMIT to lean on).
+        for setup in [
+            "SET plan_cache_mode = force_generic_plan",
+            "PREPARE claim(bigint, bigint, bigint) AS UPDATE triggers SET lease_token = gen_random_uuid(), lease_until_us = $1 \
+             WHERE ctid = ANY(ARRAY(SELECT ctid FROM triggers \
+             WHERE lease_token IS NULL AND due_us <= $2 ORDER BY due_us LIMIT $3 FOR UPDATE SKIP LOCKED)) RETURNING *",
+        ] {
+            raw.execute_unprepared(setup).await.expect("prepare the claim");
+        }
+        let t0 = fixtures::t0().as_microsecond();
         let plan = raw
-            .query_all_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                format!("EXPLAIN SELECT alarm_id, occurrence_us, kind FROM triggers WHERE lease_token IS NULL AND due_us <= {} ORDER BY due_us LIMIT 1000 FOR UPDATE SKIP LOCKED", fixtures::t0().as_microsecond()),
-            ))
+            .query_all_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, format!("EXPLAIN EXECUTE claim({t0}, {t0}, 1000)")))
             .await
             .expect("explain");
-        println!("    EXPLAIN of the claim's inner select:");
+        println!("    EXPLAIN EXECUTE of the prepared claim (generic plan):");
         for row in plan {
             println!("      {}", row.try_get::<String>("", "QUERY PLAN").unwrap_or_default());
         }

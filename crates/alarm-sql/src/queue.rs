@@ -177,10 +177,15 @@ impl TriggerQueue for SqlStores {
         // another transaction is claiming instead of waiting or sharing.
         let sql = match self.db.backend {
             DbBackend::Postgres => {
+                // `ctid = ANY(ARRAY(…))` makes the outer update a TID scan of
+                // exactly the locked rows; a key `IN (…)` lets the generic
+                // plan of the prepared statement hash-join a sequential scan
+                // of the whole table. The rows are locked by the inner
+                // `FOR UPDATE`, so their ctids cannot move under us.
                 "UPDATE triggers SET lease_token = gen_random_uuid(), lease_until_us = ? \
-                 WHERE (alarm_id, occurrence_us, kind) IN ( \
-                   SELECT alarm_id, occurrence_us, kind FROM triggers WHERE lease_token IS NULL AND due_us <= ? \
-                   ORDER BY due_us LIMIT ? FOR UPDATE SKIP LOCKED) \
+                 WHERE ctid = ANY(ARRAY( \
+                   SELECT ctid FROM triggers WHERE lease_token IS NULL AND due_us <= ? \
+                   ORDER BY due_us LIMIT ? FOR UPDATE SKIP LOCKED)) \
                  RETURNING *"
             }
             _ => {

@@ -109,7 +109,9 @@ pub trait TriggerQueue: Send + Sync {
     /// store failure commits none of them.
     ///
     /// # Errors
-    /// Only infrastructure failures; fencing is reported per item.
+    /// Infrastructure failures, and [`StoreError::Conflict`] when an item's
+    /// outcome itself conflicts (a duplicate event id): the batch is then
+    /// refused whole, like a single `complete`. Fencing is reported per item.
     async fn complete_many(
         &self,
         items: Vec<(LeaseToken, FireOutcome)>,
