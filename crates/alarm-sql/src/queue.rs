@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use crate::codec::{kind_from_text, kind_to_text, local_from_text, local_to_text};
 use crate::db::{Tx, col, corrupt, ts, us};
-use crate::stores::{SqlStores, apply_common, apply_plan, insert_events, upsert_trigger};
+use crate::stores::{
+    SqlStores, apply_common, apply_plan, insert_events, insert_rows, upsert_trigger,
+};
 
 fn v<T: Into<Value>>(x: T) -> Value {
     x.into()
@@ -70,29 +72,6 @@ fn delivery_values(d: &Delivery) -> Vec<Value> {
         v(d.channel.as_str()),
         v(us(d.created_at)),
     ]
-}
-
-/// Multi-row `INSERT INTO table (columns) VALUES (…), (…)`, in chunks that
-/// stay far below both engines' limits on bound parameters.
-async fn insert_rows(
-    tx: &Tx,
-    table_and_columns: &str,
-    rows: Vec<Vec<Value>>,
-) -> Result<(), StoreError> {
-    const MAX_PARAMS: usize = 8000;
-    let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(());
-    };
-    let row_marks = format!("({})", vec!["?"; width].join(", "));
-    for chunk in rows.chunks((MAX_PARAMS / width).max(1)) {
-        let marks = vec![row_marks.as_str(); chunk.len()].join(", ");
-        tx.exec(
-            &format!("INSERT INTO {table_and_columns} VALUES {marks}"),
-            chunk.iter().flatten().cloned().collect(),
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Locks (PostgreSQL) the alarms whose triggers these tokens lease, in id
@@ -276,25 +255,7 @@ impl TriggerQueue for SqlStores {
             };
             apply_outcome(&tx, &rest).await?;
         }
-        insert_rows(
-            &tx,
-            "alarm_events (id, alarm_id, owner_id, kind, at_us, occurrence_us, detail)",
-            events
-                .iter()
-                .map(|e| {
-                    vec![
-                        v(e.id.as_uuid()),
-                        v(e.alarm.as_uuid()),
-                        v(e.owner.as_uuid()),
-                        v(e.kind.as_str()),
-                        v(us(e.at)),
-                        v(e.occurrence.map(us)),
-                        v(e.detail.clone()),
-                    ]
-                })
-                .collect(),
-        )
-        .await?;
+        insert_events(&tx, &events).await?;
         insert_rows(
             &tx,
             DELIVERY_COLUMNS,

@@ -68,10 +68,34 @@ pub(crate) async fn insert_audit(tx: &Tx, a: &AuditRecord) -> Result<(), StoreEr
     Ok(())
 }
 
-pub(crate) async fn insert_events(tx: &Tx, events: &[AlarmEvent]) -> Result<(), StoreError> {
-    for e in events {
+/// Multi-row `INSERT INTO table (columns) VALUES (…), (…)`, in chunks that
+/// stay far below both engines' limits on bound parameters.
+pub(crate) async fn insert_rows(
+    tx: &Tx,
+    table_and_columns: &str,
+    rows: Vec<Vec<Value>>,
+) -> Result<(), StoreError> {
+    const MAX_PARAMS: usize = 8000;
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    let row_marks = format!("({})", vec!["?"; width].join(", "));
+    for chunk in rows.chunks((MAX_PARAMS / width).max(1)) {
+        let marks = vec![row_marks.as_str(); chunk.len()].join(", ");
         tx.exec(
-            "INSERT INTO alarm_events (id, alarm_id, owner_id, kind, at_us, occurrence_us, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            &format!("INSERT INTO {table_and_columns} VALUES {marks}"),
+            chunk.iter().flatten().cloned().collect(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Appends events in multi-row inserts.
+pub(crate) async fn insert_events(tx: &Tx, events: &[AlarmEvent]) -> Result<(), StoreError> {
+    let rows = events
+        .iter()
+        .map(|e| {
             vec![
                 v(e.id.as_uuid()),
                 v(e.alarm.as_uuid()),
@@ -80,11 +104,15 @@ pub(crate) async fn insert_events(tx: &Tx, events: &[AlarmEvent]) -> Result<(), 
                 v(us(e.at)),
                 v(e.occurrence.map(us)),
                 v(e.detail.clone()),
-            ],
-        )
-        .await?;
-    }
-    Ok(())
+            ]
+        })
+        .collect();
+    insert_rows(
+        tx,
+        "alarm_events (id, alarm_id, owner_id, kind, at_us, occurrence_us, detail)",
+        rows,
+    )
+    .await
 }
 
 /// Inserts or replaces a trigger by key, unless that key is leased (it is
