@@ -206,8 +206,16 @@ impl Tx {
             .map_err(store_err)
     }
 
+    /// Commits. A connection lost *during* COMMIT leaves the outcome
+    /// unknown (the server may have committed), so it is not reported as
+    /// retryable: a blind retry could apply the unit of work twice.
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await.map_err(store_err)
+        self.tx.commit().await.map_err(|e| match store_err(e) {
+            StoreError::Retryable(source) => {
+                StoreError::Unexpected(format!("commit outcome unknown: {source}").into())
+            }
+            other => other,
+        })
     }
 }
 
