@@ -92,7 +92,7 @@ fn create_change(owner: UserId, n: u64) -> ChangeSet<AlarmOp> {
 }
 
 /// The adapter's alarm-creation transaction, statement for statement, as a
-/// pgbench script (values inlined where the adapter binds them).
+/// pgbench script, used only when the server log cannot be read.
 const PGBENCH_SCRIPT: &str = r#"
 SELECT gen_random_uuid() AS id, gen_random_uuid() AS audit, gen_random_uuid() AS event \gset
 BEGIN;
@@ -104,6 +104,152 @@ DELETE FROM triggers WHERE alarm_id = :id AND kind = 'fire' AND lease_token IS N
 INSERT INTO triggers (alarm_id, occurrence_us, kind, owner_id, occurrence_local, due_us, alarm_version, lease_token, lease_until_us) VALUES (:id, 1767596400000000, 'fire', :owner, '2026-01-05T07:00:00', 1767596400000000, 1, NULL, NULL) ON CONFLICT (alarm_id, occurrence_us, kind) DO UPDATE SET owner_id = excluded.owner_id, occurrence_local = excluded.occurrence_local, due_us = excluded.due_us, alarm_version = excluded.alarm_version WHERE triggers.lease_token IS NULL;
 COMMIT;
 "#;
+
+/// The server log to read captured statements from.
+fn server_log() -> Option<std::path::PathBuf> {
+    if let Ok(path) = std::env::var("ALARM_BENCH_PG_LOG") {
+        return Some(path.into());
+    }
+    let mut logs: Vec<_> = std::fs::read_dir("/var/log/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    logs.pop()
+}
+
+/// Parses `$1 = 'a', $2 = NULL, …` (values quoted with '' escapes).
+fn parse_parameters(detail: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    let mut rest = detail;
+    while let Some(eq) = rest.find(" = ") {
+        rest = &rest[eq + 3..];
+        if let Some(after) = rest.strip_prefix("NULL") {
+            values.push("NULL".to_owned());
+            rest = after;
+        } else if let Some(body) = rest.strip_prefix('\'') {
+            let mut value = String::from("'");
+            let mut chars = body.char_indices().peekable();
+            let mut end = body.len();
+            while let Some((i, c)) = chars.next() {
+                if c == '\'' {
+                    if chars.peek().is_some_and(|(_, n)| *n == '\'') {
+                        value.push_str("''");
+                        chars.next();
+                        continue;
+                    }
+                    end = i + 1;
+                    break;
+                }
+                value.push(c);
+            }
+            value.push('\'');
+            values.push(value);
+            rest = &body[end..];
+        } else {
+            break;
+        }
+    }
+    values
+}
+
+/// Runs one alarm creation through the adapter with statement logging on,
+/// and turns the transaction the server logged into a pgbench script: the
+/// exact statements, with the per-alarm ids made pgbench variables.
+async fn captured_script(owner: UserId) -> Result<String, String> {
+    let log = server_log().ok_or("no PostgreSQL server log found (set ALARM_BENCH_PG_LOG)")?;
+    let start = std::fs::metadata(&log)
+        .map_err(|e| format!("{}: {e}", log.display()))?
+        .len();
+    admin(&format!("ALTER DATABASE {DB} SET log_statement = 'all'")).await;
+    let config = DbConfig::from_url(&format!("{}/{DB}", base()))
+        .expect("url")
+        .with_max_connections(1)
+        .expect("pool");
+    let sql = Sql::connect(&config).await.expect("connect");
+    let ports = sql.ports(
+        TimeZoneDatabase::bundled(),
+        Arc::new(ManualClock::new(fixtures::t0())),
+        Arc::new(SequentialIds::new()),
+    );
+    let change = create_change(owner, 7);
+    let (AlarmOp::Create(alarm), audit, event) = (&change.op, change.audit.id, change.events[0].id)
+    else {
+        return Err("unexpected change set".into());
+    };
+    let ids = [
+        (alarm.id().as_uuid(), ":id"),
+        (audit.as_uuid(), ":audit"),
+        (event.as_uuid(), ":event"),
+    ];
+    ports
+        .alarms
+        .commit(change.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    sql.close().await;
+    admin(&format!("ALTER DATABASE {DB} RESET log_statement")).await;
+    // The log is written asynchronously by the server; give it its flush.
+    let mut text = String::new();
+    for _ in 0..50 {
+        let bytes = std::fs::read(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        text =
+            String::from_utf8_lossy(&bytes[usize::try_from(start).unwrap_or(0).min(bytes.len())..])
+                .into_owned();
+        if text.contains("statement: COMMIT") {
+            break;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut script = vec!["SELECT gen_random_uuid() AS id, gen_random_uuid() AS audit, gen_random_uuid() AS event \\gset".to_owned()];
+    let mut pending: Option<String> = None;
+    let mut inside = false;
+    for line in text.lines().filter(|l| l.contains(&format!("@{DB} "))) {
+        if let Some(stmt) = line.split("LOG:  statement: ").nth(1) {
+            if stmt == "BEGIN" || stmt.starts_with("BEGIN") {
+                inside = true;
+            }
+            if inside {
+                script.push(format!("{stmt};"));
+            }
+            if stmt == "COMMIT" && inside {
+                break;
+            }
+        } else if let Some(exec) = line.split("LOG:  execute ").nth(1) {
+            pending = exec.split_once(": ").map(|(_, sql)| sql.to_owned());
+            if let Some(sql) = pending.as_ref().filter(|s| inside && !s.contains('$')) {
+                script.push(format!("{sql};"));
+                pending = None;
+            }
+        } else if let (Some(detail), Some(sql)) =
+            (line.split("DETAIL:  parameters: ").nth(1), pending.take())
+        {
+            if !inside {
+                continue;
+            }
+            let values = parse_parameters(detail);
+            let mut sql = sql;
+            // Highest first, so `$1` does not eat the start of `$10`.
+            for (n, value) in values.iter().enumerate().rev() {
+                sql = sql.replace(&format!("${}", n + 1), value);
+            }
+            for (uuid, var) in ids {
+                sql = sql.replace(&format!("'{uuid}'"), var);
+            }
+            script.push(format!("{sql};"));
+        }
+    }
+    if script.last().is_none_or(|l| l != "COMMIT;") {
+        return Err(format!(
+            "the transaction was not found in {}",
+            log.display()
+        ));
+    }
+    Ok(script.join("\n") + "\n")
+}
 
 async fn creations(seconds: u64) -> (f64, f64) {
     const TASKS: u64 = 16;
@@ -132,8 +278,19 @@ async fn creations(seconds: u64) -> (f64, f64) {
     let ours = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
     sql.close().await;
 
+    let (text, origin) = match captured_script(owner).await {
+        Ok(text) => (text, "captured from the server log".to_owned()),
+        Err(why) => (
+            PGBENCH_SCRIPT.to_owned(),
+            format!("hand-written copy ({why})"),
+        ),
+    };
+    println!("    pgbench script: {origin}");
+    for line in text.lines() {
+        println!("      {line}");
+    }
     let script = std::env::temp_dir().join("alarm-bench-create.sql");
-    std::fs::write(&script, PGBENCH_SCRIPT).expect("write script");
+    std::fs::write(&script, &text).expect("write script");
     let out = Command::new("pgbench")
         .args([
             "-n",
