@@ -8,6 +8,7 @@ mod codec;
 mod config;
 mod connect;
 mod db;
+mod idempotency;
 mod migration;
 mod queue;
 mod stores;
@@ -117,6 +118,7 @@ impl Sql {
             events: stores.clone(),
             audit: stores.clone(),
             refresh_tokens: stores.clone(),
+            idempotency: stores.clone(),
             queue: stores,
             clock,
             ids,
@@ -153,9 +155,14 @@ impl Sql {
     /// # Errors
     /// [`MigrationError`].
     pub async fn migrate_fresh(&self) -> Result<(), MigrationError> {
-        migration::Migrator::fresh(&self.db)
+        // Every migration's own `down`, newest first, rather than
+        // sea-orm-migration's `fresh`: that one drops tables in catalogue
+        // order, and SQLite's foreign-key checks then trip over a table
+        // whose parent is already gone.
+        migration::Migrator::down(&self.db, None)
             .await
-            .map_err(|e| MigrationError(e.to_string()))
+            .map_err(|e| MigrationError(e.to_string()))?;
+        self.migrate_up().await
     }
 
     /// Closes the pool, waiting for connections to be returned.

@@ -1131,4 +1131,35 @@ impl RefreshTokenStore for SqlStores {
         .await?;
         tx.commit().await
     }
+
+    async fn family(&self, id: Uuid) -> Result<RefreshFamily, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                "SELECT id, user_id, expires_us, revoked FROM refresh_families WHERE id = ?",
+                vec![v(id)],
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(RefreshFamily {
+            id: col(&row, "id")?,
+            user: id_of(&row, "user_id", UserId::from_uuid)?,
+            expires_at: ts(col(&row, "expires_us")?)?,
+            revoked: col(&row, "revoked")?,
+        })
+    }
+
+    async fn revoke_family(&self, id: Uuid) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        let n = tx
+            .exec(
+                "UPDATE refresh_families SET revoked = ? WHERE id = ?",
+                vec![v(true), v(id)],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await
+    }
 }

@@ -54,6 +54,7 @@ where
     webhook_store(&new_ports).await;
     event_store_and_audit_log(&new_ports).await;
     refresh_token_store(&new_ports).await;
+    idempotency_store(&new_ports).await;
     trigger_queue(&new_ports).await;
 }
 
@@ -1212,8 +1213,16 @@ where
         expires_at: at(1000),
         revoked: false,
     };
-    tokens.create(family, [5u8; 32]).await.expect("create");
+    tokens
+        .create(family.clone(), [5u8; 32])
+        .await
+        .expect("create");
+    assert!(!tokens.family(family.id).await.expect("family").revoked);
     tokens.revoke([5u8; 32]).await.expect("revoke");
+    assert!(
+        tokens.family(family.id).await.expect("family").revoked,
+        "revoke by token marks the family"
+    );
     is(
         tokens.rotate([5u8; 32], [6u8; 32], at(1)).await,
         lease_lost,
@@ -1223,6 +1232,147 @@ where
         tokens.revoke([7u8; 32]).await,
         not_found,
         "revoking an unknown token",
+    );
+    let session = RefreshFamily {
+        id: ports.ids.next_uuid(),
+        user: ana.id(),
+        expires_at: at(1000),
+        revoked: false,
+    };
+    tokens
+        .create(session.clone(), [10u8; 32])
+        .await
+        .expect("create");
+    assert_eq!(tokens.family(session.id).await.expect("family"), session);
+    tokens
+        .revoke_family(session.id)
+        .await
+        .expect("revoke family");
+    assert!(tokens.family(session.id).await.expect("family").revoked);
+    is(
+        tokens.rotate([10u8; 32], [11u8; 32], at(1)).await,
+        lease_lost,
+        "a family revoked by id",
+    );
+    let unknown = ports.ids.next_uuid();
+    is(tokens.family(unknown).await, not_found, "an unknown family");
+    is(
+        tokens.revoke_family(unknown).await,
+        not_found,
+        "revoking an unknown family",
+    );
+}
+
+/// [`alarm_domain::ports::IdempotencyStore`]: reservation, replay, mismatch, expiry, abandonment, concurrency, purge.
+///
+/// # Panics
+/// When the store breaks its contract.
+pub async fn idempotency_store<F, Fut>(new_ports: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Ports>,
+{
+    use alarm_domain::ports::{
+        IDEMPOTENCY_IN_FLIGHT_TIMEOUT, IdempotencyKey, Reservation, StoredResponse,
+    };
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let bob = fixtures::user(&ports, "bob@example.com").await;
+    let store = ports.idempotency.clone();
+    let day = SignedDuration::from_hours(24);
+    let key = |owner: UserId, scope: &str, k: &str| IdempotencyKey {
+        owner,
+        scope: scope.to_owned(),
+        key: k.to_owned(),
+    };
+    let k1 = key(ana.id(), "POST /alarms", "k-1");
+    let answer = StoredResponse {
+        status: 201,
+        headers: vec![("etag".to_owned(), "\"1\"".to_owned())],
+        body: "{\"id\":1}".to_owned(),
+    };
+    let reserve = |k: IdempotencyKey, fp: u8, secs: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .reserve(&k, [fp; 32], at(secs), day)
+                .await
+                .expect("reserve")
+        }
+    };
+    assert_eq!(reserve(k1.clone(), 1, 0).await, Reservation::Fresh);
+    assert_eq!(
+        reserve(k1.clone(), 1, 1).await,
+        Reservation::InFlight,
+        "a second request while the first runs"
+    );
+    assert_eq!(reserve(k1.clone(), 2, 1).await, Reservation::Mismatch);
+    store.finish(&k1, answer.clone()).await.expect("finish");
+    assert_eq!(
+        reserve(k1.clone(), 1, 2).await,
+        Reservation::Replay(answer.clone())
+    );
+    assert_eq!(reserve(k1.clone(), 2, 2).await, Reservation::Mismatch);
+    // Keys are per owner and per scope.
+    assert_eq!(
+        reserve(key(bob.id(), "POST /alarms", "k-1"), 2, 2).await,
+        Reservation::Fresh
+    );
+    assert_eq!(
+        reserve(key(ana.id(), "POST /other", "k-1"), 2, 2).await,
+        Reservation::Fresh
+    );
+    // After the ttl the key is new again.
+    assert_eq!(
+        reserve(k1.clone(), 2, 24 * 3600).await,
+        Reservation::Fresh,
+        "an expired record is replaced"
+    );
+    // A reservation without an answer blocks only for the in-flight timeout.
+    let k2 = key(ana.id(), "POST /alarms", "k-2");
+    assert_eq!(reserve(k2.clone(), 3, 0).await, Reservation::Fresh);
+    let timeout = IDEMPOTENCY_IN_FLIGHT_TIMEOUT.as_secs();
+    assert_eq!(
+        reserve(k2.clone(), 3, timeout - 1).await,
+        Reservation::InFlight
+    );
+    assert_eq!(reserve(k2.clone(), 3, timeout).await, Reservation::Fresh);
+    // Abandoning frees the key at once.
+    store.abandon(&k2).await.expect("abandon");
+    store.abandon(&k2).await.expect("abandon twice");
+    assert_eq!(reserve(k2.clone(), 4, timeout).await, Reservation::Fresh);
+    is(
+        store
+            .finish(&key(ana.id(), "POST /alarms", "never"), answer.clone())
+            .await,
+        not_found,
+        "finishing an unreserved key",
+    );
+    // Concurrent reservations of one key: exactly one is fresh.
+    let k3 = key(ana.id(), "POST /alarms", "k-3");
+    let tries: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let k = k3.clone();
+            tokio::spawn(async move { store.reserve(&k, [5; 32], at(10), day).await })
+        })
+        .collect();
+    let mut fresh = 0;
+    for t in tries {
+        match t.await.expect("join") {
+            Ok(Reservation::Fresh) => fresh += 1,
+            Ok(Reservation::InFlight) | Err(StoreError::Retryable(_)) => {}
+            other => panic!("concurrent reserve: {other:?}"),
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one concurrent reservation wins");
+    // Purge removes what was created before the cut.
+    let purged = store.purge(at(5)).await.expect("purge");
+    assert_eq!(purged, 2, "bob's k-1 and ana's other scope were older");
+    assert_eq!(
+        reserve(key(bob.id(), "POST /alarms", "k-1"), 9, 20).await,
+        Reservation::Fresh,
+        "purged records are gone"
     );
 }
 

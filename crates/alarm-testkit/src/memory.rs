@@ -17,10 +17,11 @@ use alarm_domain::model::{
 };
 use alarm_domain::ports::{
     AlarmEventStore, AlarmOp, AlarmStore, AuditLog, ChangeSet, Clock, ExceptionOp,
-    ExceptionPeriodStore, FireOutcome, HolidayOp, HolidayPreferences, HolidayStore, IdSource, Page,
-    PageRequest, PreferenceOp, RefreshFamily, RefreshTokenStore, RingingOp, RoutineOp,
-    RoutineStore, StoreError, TriggerPlan, TriggerQueue, UserOp, UserStore, WebhookOp,
-    WebhookStore,
+    ExceptionPeriodStore, FireOutcome, HolidayOp, HolidayPreferences, HolidayStore,
+    IDEMPOTENCY_IN_FLIGHT_TIMEOUT, IdSource, IdempotencyKey, IdempotencyStore, Page, PageRequest,
+    PreferenceOp, RefreshFamily, RefreshTokenStore, Reservation, RingingOp, RoutineOp,
+    RoutineStore, StoreError, StoredResponse, TriggerPlan, TriggerQueue, UserOp, UserStore,
+    WebhookOp, WebhookStore,
 };
 use alarm_domain::services::Ports;
 use alarm_domain::trigger::{
@@ -54,6 +55,8 @@ struct State {
     families: HashMap<uuid::Uuid, RefreshFamily>,
     /// Token hash → (family, spent).
     tokens: HashMap<[u8; 32], (uuid::Uuid, bool)>,
+    /// (owner, scope, key) → (fingerprint, created, answer).
+    idempotency: HashMap<(UserId, String, String), IdemRecord>,
     leases_issued: u64,
 }
 
@@ -288,6 +291,7 @@ impl InMemory {
             events: me.clone(),
             audit: me.clone(),
             refresh_tokens: me.clone(),
+            idempotency: me.clone(),
             queue: me,
             clock,
             ids,
@@ -739,6 +743,83 @@ impl RefreshTokenStore for InMemory {
             f.revoked = true;
         }
         Ok(())
+    }
+
+    async fn family(&self, id: uuid::Uuid) -> Result<RefreshFamily, StoreError> {
+        self.lock()
+            .families
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn revoke_family(&self, id: uuid::Uuid) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let f = s.families.get_mut(&id).ok_or(StoreError::NotFound)?;
+        f.revoked = true;
+        Ok(())
+    }
+}
+
+type IdemRecord = ([u8; 32], Timestamp, Option<StoredResponse>);
+
+fn idem_key(k: &IdempotencyKey) -> (UserId, String, String) {
+    (k.owner, k.scope.clone(), k.key.clone())
+}
+
+#[async_trait]
+impl IdempotencyStore for InMemory {
+    async fn reserve(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: [u8; 32],
+        now: Timestamp,
+        ttl: SignedDuration,
+    ) -> Result<Reservation, StoreError> {
+        let mut s = self.lock();
+        let k = idem_key(key);
+        if let Some((stored, created, answer)) = s.idempotency.get(&k) {
+            let expired = *created + ttl <= now
+                || (answer.is_none() && *created + IDEMPOTENCY_IN_FLIGHT_TIMEOUT <= now);
+            if !expired {
+                return Ok(if *stored != fingerprint {
+                    Reservation::Mismatch
+                } else if let Some(answer) = answer {
+                    Reservation::Replay(answer.clone())
+                } else {
+                    Reservation::InFlight
+                });
+            }
+        }
+        s.idempotency.insert(k, (fingerprint, now, None));
+        Ok(Reservation::Fresh)
+    }
+
+    async fn finish(
+        &self,
+        key: &IdempotencyKey,
+        response: StoredResponse,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let record = s
+            .idempotency
+            .get_mut(&idem_key(key))
+            .ok_or(StoreError::NotFound)?;
+        record.2 = Some(response);
+        Ok(())
+    }
+
+    async fn abandon(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+        self.lock().idempotency.remove(&idem_key(key));
+        Ok(())
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut s = self.lock();
+        let n = s.idempotency.len();
+        s.idempotency
+            .retain(|_, (_, created, _)| *created >= before);
+        Ok((n - s.idempotency.len()) as u64)
     }
 }
 

@@ -11,10 +11,14 @@
 //! Every store is scoped: a method that takes an owner treats another
 //! owner's id exactly like a missing one ([`StoreError::NotFound`]).
 
+mod idempotency;
 mod queue;
 mod services;
 mod stores;
 
+pub use idempotency::{
+    IDEMPOTENCY_IN_FLIGHT_TIMEOUT, IdempotencyKey, IdempotencyStore, Reservation, StoredResponse,
+};
 pub use queue::{FireOutcome, RingingOp, TriggerQueue, check_snooze};
 pub use services::{
     BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SecretError, SecretProvider,
@@ -25,6 +29,8 @@ pub use stores::{
     RoutineStore, UserOp, UserStore, WebhookOp, WebhookStore,
 };
 
+#[cfg(feature = "mocks")]
+pub use idempotency::MockIdempotencyStore;
 #[cfg(feature = "mocks")]
 pub use queue::MockTriggerQueue;
 #[cfg(feature = "mocks")]

@@ -393,4 +393,17 @@ pub trait RefreshTokenStore: Send + Sync {
     /// # Errors
     /// MUST return [`StoreError::NotFound`] for an unknown hash.
     async fn revoke(&self, token_hash: [u8; 32]) -> Result<(), StoreError>;
+
+    /// The family `id` as stored (the API checks it on every request, so an
+    /// access token dies with its session at logout or on reuse).
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] for an unknown family.
+    async fn family(&self, id: uuid::Uuid) -> Result<RefreshFamily, StoreError>;
+
+    /// Revokes the family `id` (logout with only an access token).
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] for an unknown family.
+    async fn revoke_family(&self, id: uuid::Uuid) -> Result<(), StoreError>;
 }

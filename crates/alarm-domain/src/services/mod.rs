@@ -21,7 +21,8 @@ use crate::ids::{AuditId, EventId, UserId};
 use crate::model::{AlarmEvent, AlarmEventKind, AuditRecord, Role};
 use crate::ports::{
     AlarmEventStore, AlarmStore, AuditLog, Clock, ExceptionPeriodStore, HolidayStore, IdSource,
-    RefreshTokenStore, RoutineStore, StoreError, TriggerQueue, UserStore, WebhookStore,
+    IdempotencyStore, RefreshTokenStore, RoutineStore, StoreError, TriggerQueue, UserStore,
+    WebhookStore,
 };
 
 /// Everything the services need, as shared trait objects. Adapters that
@@ -49,6 +50,8 @@ pub struct Ports {
     pub queue: Arc<dyn TriggerQueue>,
     /// Refresh-token families (used by the API's auth).
     pub refresh_tokens: Arc<dyn RefreshTokenStore>,
+    /// Idempotency records (used by the API for `Idempotency-Key`).
+    pub idempotency: Arc<dyn IdempotencyStore>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The id source.

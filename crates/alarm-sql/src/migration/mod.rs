@@ -1,6 +1,7 @@
 //! Schema migrations (sea-orm-migration), written for expand/contract: each one only adds, and removals wait until no running version reads the old shape.
 
 mod m0001_initial;
+mod m0002_idempotency;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -9,6 +10,9 @@ pub(crate) struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_initial::Migration)]
+        vec![
+            Box::new(m0001_initial::Migration),
+            Box::new(m0002_idempotency::Migration),
+        ]
     }
 }

@@ -1,0 +1,149 @@
+//! The idempotency store over SQL: one row per (owner, scope, key); the primary key decides which of two concurrent requests goes first.
+
+use alarm_domain::jiff::{SignedDuration, Timestamp};
+use alarm_domain::ports::{
+    IDEMPOTENCY_IN_FLIGHT_TIMEOUT, IdempotencyKey, IdempotencyStore, Reservation, StoreError,
+    StoredResponse,
+};
+use async_trait::async_trait;
+use sea_orm::{DbBackend, Value};
+
+use crate::SqlStores;
+use crate::db::{col, corrupt, us};
+
+fn key_values(k: &IdempotencyKey) -> Vec<Value> {
+    vec![
+        k.owner.as_uuid().into(),
+        k.scope.clone().into(),
+        k.key.clone().into(),
+    ]
+}
+
+const WHERE_KEY: &str = "owner_id = ? AND scope = ? AND idem_key = ?";
+
+#[async_trait]
+impl IdempotencyStore for SqlStores {
+    async fn reserve(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: [u8; 32],
+        now: Timestamp,
+        ttl: SignedDuration,
+    ) -> Result<Reservation, StoreError> {
+        let tx = self.db.begin().await?;
+        let mut values = key_values(key);
+        values.push(fingerprint.to_vec().into());
+        values.push(us(now).into());
+        // The insert either wins the key or finds it taken; a concurrent
+        // inserter on PostgreSQL waits on the key's index entry, then sees it.
+        let inserted = tx
+            .exec(
+                "INSERT INTO idempotency_keys (owner_id, scope, idem_key, fingerprint, created_us) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner_id, scope, idem_key) DO NOTHING",
+                values,
+            )
+            .await?;
+        if inserted == 1 {
+            tx.commit().await?;
+            return Ok(Reservation::Fresh);
+        }
+        let lock = if tx.backend == DbBackend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let row = tx
+            .query_one(
+                &format!(
+                    "SELECT fingerprint, created_us, status, headers, body FROM idempotency_keys WHERE {WHERE_KEY}{lock}"
+                ),
+                key_values(key),
+            )
+            .await?
+            .ok_or_else(|| StoreError::Retryable("idempotency record vanished".into()))?;
+        let stored: Vec<u8> = col(&row, "fingerprint")?;
+        let created: i64 = col(&row, "created_us")?;
+        let status: Option<i32> = col(&row, "status")?;
+        let age_us = us(now).saturating_sub(created);
+        let expired = age_us >= ttl.as_micros() as i64
+            || (status.is_none() && age_us >= IDEMPOTENCY_IN_FLIGHT_TIMEOUT.as_micros() as i64);
+        if expired {
+            let mut values = vec![fingerprint.to_vec().into(), us(now).into()];
+            values.extend(key_values(key));
+            tx.exec(
+                &format!(
+                    "UPDATE idempotency_keys SET fingerprint = ?, created_us = ?, status = NULL, headers = NULL, body = NULL WHERE {WHERE_KEY}"
+                ),
+                values,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(Reservation::Fresh);
+        }
+        tx.commit().await?;
+        if stored.as_slice() != fingerprint.as_slice() {
+            return Ok(Reservation::Mismatch);
+        }
+        let Some(status) = status else {
+            return Ok(Reservation::InFlight);
+        };
+        let headers: String = col(&row, "headers")?;
+        let headers: Vec<(String, String)> =
+            serde_json::from_str(&headers).map_err(|e| corrupt("idempotency headers", e))?;
+        Ok(Reservation::Replay(StoredResponse {
+            status: u16::try_from(status).map_err(|e| corrupt("idempotency status", e))?,
+            headers,
+            body: col(&row, "body")?,
+        }))
+    }
+
+    async fn finish(
+        &self,
+        key: &IdempotencyKey,
+        response: StoredResponse,
+    ) -> Result<(), StoreError> {
+        let headers = serde_json::to_string(&response.headers)
+            .map_err(|e| StoreError::Unexpected(e.into()))?;
+        let mut values: Vec<Value> = vec![
+            i32::from(response.status).into(),
+            headers.into(),
+            response.body.into(),
+        ];
+        values.extend(key_values(key));
+        let tx = self.db.begin().await?;
+        let n = tx
+            .exec(
+                &format!(
+                    "UPDATE idempotency_keys SET status = ?, headers = ?, body = ? WHERE {WHERE_KEY}"
+                ),
+                values,
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await
+    }
+
+    async fn abandon(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        tx.exec(
+            &format!("DELETE FROM idempotency_keys WHERE {WHERE_KEY}"),
+            key_values(key),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let tx = self.db.begin().await?;
+        let n = tx
+            .exec(
+                "DELETE FROM idempotency_keys WHERE created_us < ?",
+                vec![us(before).into()],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
