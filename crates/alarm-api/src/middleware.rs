@@ -1,0 +1,123 @@
+//! Cross-cutting request handling: the request id, the access log, and turning every error (parse failures, unknown routes, panics) into a problem.
+
+use std::time::Instant;
+
+use tracing::Instrument;
+
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::error::{
+    AuthorizationError, ContentTypeError, ParseMultipartError, ParseParamError,
+    ParseRequestPayloadError,
+};
+
+use crate::problem::{PROBLEM_JSON, Problem, ProblemType, REQUEST_ID};
+
+/// The header carrying the request id, in and out.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A client's id is kept when it is short and plain (it ends up in logs).
+fn accepted_id(req: &Request) -> Option<String> {
+    let v = req.headers().get(REQUEST_ID_HEADER)?.to_str().ok()?;
+    let ok = (1..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then(|| v.to_owned())
+}
+
+/// Maps an error that escaped the operations to a problem.
+fn problem_for(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        // Our own `ApiError`s and the security checker's answers: already problems.
+        return err.into_response();
+    }
+    let status = err.status();
+    let problem = if let Some(e) = err.downcast_ref::<ParseParamError>() {
+        Problem::invalid(e.name, e.reason.clone()).with_status(400)
+    } else if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
+        Problem::new(ProblemType::MalformedJson, e.reason.clone())
+    } else if let Some(e) = err.downcast_ref::<ContentTypeError>() {
+        Problem::new(ProblemType::UnsupportedMediaType, e.to_string())
+    } else if err.is::<AuthorizationError>() || status == StatusCode::UNAUTHORIZED {
+        Problem::new(
+            ProblemType::Unauthorized,
+            "send `Authorization: Bearer <access token>`",
+        )
+    } else if let Some(e) = err.downcast_ref::<ParseMultipartError>() {
+        Problem::new(ProblemType::Validation, e.to_string()).with_status(400)
+    } else {
+        match status {
+            StatusCode::NOT_FOUND => Problem::new(ProblemType::NotFound, "no such route"),
+            StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+                ProblemType::MethodNotAllowed,
+                "this route does not accept this method",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Problem::new(ProblemType::PayloadTooLarge, err.to_string())
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                Problem::new(ProblemType::UnsupportedMediaType, err.to_string())
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                Problem::new(ProblemType::RateLimited, err.to_string())
+            }
+            s if s.is_client_error() => {
+                Problem::new(ProblemType::Validation, err.to_string()).with_status(s.as_u16())
+            }
+            _ => {
+                tracing::error!(error = %err, "unhandled error");
+                Problem::new(
+                    ProblemType::Internal,
+                    "an unexpected error occurred; quote the request id when reporting it",
+                )
+            }
+        }
+    };
+    problem.into_http()
+}
+
+/// Wraps every request: id, log line, problem mapping.
+pub(crate) async fn around<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let id = accepted_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), async {
+            match next.call(req).await {
+                Ok(r) => {
+                    let mut r = r.into_response();
+                    if r.status() == StatusCode::PAYLOAD_TOO_LARGE
+                        && r.content_type() != Some(PROBLEM_JSON)
+                    {
+                        r = Problem::new(ProblemType::PayloadTooLarge, "the body is too large")
+                            .into_http();
+                    }
+                    r
+                }
+                Err(e) => problem_for(e),
+            }
+        })
+        .instrument(span.clone())
+        .await;
+    if resp.status() == StatusCode::UNAUTHORIZED
+        && !resp.headers().contains_key(header::WWW_AUTHENTICATE)
+    {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    let status = resp.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, elapsed_ms, "request failed");
+        } else {
+            tracing::info!(status, elapsed_ms, "request");
+        }
+    });
+    Ok(resp)
+}

@@ -1,0 +1,83 @@
+//! What every handler shares: the services, the token keys, the configuration and the health checks.
+
+use std::sync::Arc;
+
+use alarm_domain::jiff::SignedDuration;
+use alarm_domain::jiff::tz::TimeZoneDatabase;
+use alarm_domain::model::Email;
+use alarm_domain::services::{AlarmService, Ports, UserService};
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use crate::auth::{TokenConfig, Tokens};
+
+/// A readiness check (the database, later the queue and the blob store).
+#[async_trait]
+pub trait HealthCheck: Send + Sync {
+    /// The check's name in `/health` and in a 503's detail.
+    fn name(&self) -> &'static str;
+    /// `Ok` when the dependency works; the reason otherwise. The caller
+    /// bounds the time it may take.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// The API's settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Access and refresh tokens.
+    pub tokens: TokenConfig,
+    /// Origins allowed by CORS (empty: no CORS headers at all).
+    pub cors_origins: Vec<String>,
+    /// Accounts registered with these emails are administrators.
+    pub admin_emails: Vec<Email>,
+    /// The public base URL (for `Location` headers and the spec's server).
+    pub base_url: Option<String>,
+    /// The time-zone database's release, reported by `/health`.
+    pub tzdb_version: String,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_ttl: SignedDuration,
+    /// How long each health check may take.
+    pub health_timeout: SignedDuration,
+}
+
+/// The shared state.
+pub struct AppState {
+    pub(crate) ports: Ports,
+    pub(crate) alarms: AlarmService,
+    pub(crate) users: UserService,
+    pub(crate) tokens: Tokens,
+    pub(crate) tzdb: TimeZoneDatabase,
+    pub(crate) decoy_hash: SecretString,
+    pub(crate) config: ApiConfig,
+    pub(crate) checks: Vec<Arc<dyn HealthCheck>>,
+}
+
+impl AppState {
+    /// Builds the state; hashes the decoy password once (about one argon2 hash).
+    ///
+    /// # Errors
+    /// When the token settings are invalid (e.g. a short secret).
+    pub async fn new(
+        ports: Ports,
+        tzdb: TimeZoneDatabase,
+        config: ApiConfig,
+        checks: Vec<Arc<dyn HealthCheck>>,
+    ) -> Result<Arc<Self>, String> {
+        let tokens = Tokens::new(config.tokens.clone())?;
+        Ok(Arc::new(Self {
+            alarms: AlarmService::new(ports.clone()),
+            users: UserService::new(ports.clone(), config.admin_emails.clone()),
+            decoy_hash: crate::auth::decoy_hash().await,
+            ports,
+            tokens,
+            tzdb,
+            config,
+            checks,
+        }))
+    }
+
+    /// The ports (for the embedding app's housekeeping).
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+}
