@@ -44,6 +44,9 @@ pub(crate) struct Args {
     /// Print the effective configuration (secrets redacted) and exit.
     #[arg(long)]
     pub(crate) print_config: bool,
+    /// Print the OpenAPI document (JSON) and exit; `cargo xtask codegen` uses it.
+    #[arg(long)]
+    pub(crate) openapi: bool,
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "LISTEN_ADDR")]
     listen: Option<String>,

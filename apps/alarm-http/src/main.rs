@@ -23,6 +23,10 @@ use config::{Args, LogFormat, Settings, key_path};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.openapi {
+        println!("{}", alarm_api::openapi_json());
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::load(&args) {
         Ok(s) => s,
         Err(e) => {

@@ -91,7 +91,22 @@ fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Probl
             .to_owned();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_owned() } else { path };
+                let mut field = if path == "." { String::new() } else { path };
+                // Inside a tagged union serde loses the path's last step;
+                // an unknown member is still named in the message.
+                if let Some(name) = reason
+                    .strip_prefix("unknown field `")
+                    .and_then(|r| r.split('`').next())
+                    && !field.ends_with(name)
+                {
+                    if !field.is_empty() {
+                        field.push('.');
+                    }
+                    field.push_str(name);
+                }
+                if field.is_empty() {
+                    field = "body".to_owned();
+                }
                 Problem::invalid(field, reason)
             }
             _ => Problem::new(ProblemType::MalformedJson, message),
@@ -227,7 +242,7 @@ mod tests {
         let p =
             problem(r#"{"name": "a", "items": [{"kind": "daily", "time": "07:00", "extra": 1}]}"#);
         let e = &p.errors.expect("errors")[0];
-        assert_eq!(e.field, "items[0]");
+        assert_eq!(e.field, "items[0].extra");
         assert!(e.reason.contains("unknown field `extra`"), "{}", e.reason);
         let p = problem(r#"{"name": "a", "items": [{"kind": "weekly"}]}"#);
         assert!(

@@ -92,3 +92,67 @@ pub fn app(state: Arc<AppState>) -> BoxEndpoint<'static> {
         .around(middleware::around);
     route.boxed()
 }
+
+/// The API served on a real socket, for tests and for embedding in another
+/// binary; stopped gracefully by [`Running::stop`].
+pub struct Running {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// The bound address (useful after binding port 0).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 5 s), waits.
+    ///
+    /// # Errors
+    /// The server's I/O error, if it failed.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// Binds `addr` and serves [`app`] in a background task.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn serve(state: Arc<AppState>, addr: std::net::SocketAddr) -> std::io::Result<Running> {
+    use poem::listener::{Acceptor, Listener, TcpListener};
+    let acceptor = TcpListener::bind(addr).into_acceptor().await?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(addr);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app(state),
+                async {
+                    let _ = stopped.await;
+                },
+                Some(std::time::Duration::from_secs(5)),
+            )
+            .await
+    });
+    Ok(Running {
+        addr,
+        stop: Some(stop),
+        task,
+    })
+}

@@ -12,6 +12,7 @@ mod idempotency;
 mod migration;
 mod queue;
 mod stores;
+pub mod testing;
 
 use std::sync::Arc;
 
