@@ -118,3 +118,76 @@ fn every_operation_is_documented() {
     }
     assert!(count >= 16, "{count} operations");
 }
+
+struct Hangs;
+#[async_trait::async_trait]
+impl alarm_api::HealthCheck for Hangs {
+    fn name(&self) -> &'static str {
+        "queue"
+    }
+    async fn check(&self) -> Result<(), String> {
+        std::future::pending().await
+    }
+}
+
+struct Fails;
+#[async_trait::async_trait]
+impl alarm_api::HealthCheck for Fails {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+    async fn check(&self) -> Result<(), String> {
+        Err("bucket missing".to_owned())
+    }
+}
+
+/// A hanging dependency turns into a `timeout` check and a 503 naming it,
+/// instead of a request that never ends; liveness is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_when_a_dependency_hangs() {
+    use std::sync::Arc;
+    let memory = alarm_testkit::InMemory::default();
+    let ports = memory.ports(
+        Arc::new(alarm_domain::ports::SystemClock),
+        Arc::new(alarm_domain::ports::RandomIds),
+    );
+    let config = alarm_api::ApiConfig {
+        tokens: crate::support::token_config(crate::support::SECRET, crate::support::AUDIENCE),
+        cors_origins: Vec::new(),
+        admin_emails: Vec::new(),
+        base_url: None,
+        tzdb_version: "test".to_owned(),
+        idempotency_ttl: jiff::SignedDuration::from_hours(24),
+        health_timeout: jiff::SignedDuration::from_millis(200),
+    };
+    let checks: Vec<Arc<dyn alarm_api::HealthCheck>> = vec![Arc::new(Hangs), Arc::new(Fails)];
+    let state =
+        alarm_api::AppState::new(ports, jiff::tz::TimeZoneDatabase::bundled(), config, checks)
+            .await
+            .expect("state");
+    let server = alarm_api::serve(state, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let http = reqwest::Client::new();
+    for path in ["/health/ready", "/health"] {
+        let r = http
+            .get(format!("{}{path}", server.base_url()))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(r.status().as_u16(), 503, "{path}");
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(body["status"], "unavailable");
+        assert_eq!(body["checks"][0]["name"], "queue");
+        assert_eq!(body["checks"][0]["status"], "timeout");
+        assert_eq!(body["checks"][1]["status"], "failed");
+        assert_eq!(body["checks"][1]["error"], "bucket missing");
+    }
+    let live = http
+        .get(format!("{}/health/live", server.base_url()))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(live.status().as_u16(), 200);
+    server.stop().await.expect("stop");
+}

@@ -12,6 +12,7 @@ Usage: cargo xtask <command>
 Commands:
   ci                      fmt, clippy, tests, cargo-deny and the architecture check, in order
   arch                    only the architecture check: alarm-domain must not pull in I/O crates
+  codegen                 write the OpenAPI document to docs/openapi.json
   bench <target> [args]   run a benchmark program; extra args go to the bench binary
   help                    this text
 ";
@@ -73,6 +74,7 @@ fn main() -> ExitCode {
         }
         Some("ci") => ci(),
         Some("arch") => arch(),
+        Some("codegen") => codegen(),
         Some("bench") => bench(&args[1..]),
         Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
     };
@@ -203,6 +205,32 @@ fn arch() -> Result<(), String> {
          see `cargo tree -p alarm-domain -e normal -i <crate>` for the path",
         offending.len()
     ))
+}
+
+/// The spec comes from the server binary itself (`alarm-http --openapi`), so
+/// xtask needs no dependency on the API crate; a test in alarm-it fails when
+/// the committed file drifts from the code.
+fn codegen() -> Result<(), String> {
+    let mut command = cargo(["run", "--quiet", "-p", "alarm-http", "--", "--openapi"]);
+    let output = command
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start `{}`: {e}", describe(&command)))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`{}` exited with {}",
+            describe(&command),
+            output.status
+        ));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root");
+    let target = root.join("docs").join("openapi.json");
+    std::fs::write(&target, &output.stdout)
+        .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+    println!("wrote {} ({} bytes)", target.display(), output.stdout.len());
+    Ok(())
 }
 
 fn bench(args: &[String]) -> Result<(), String> {

@@ -1,0 +1,229 @@
+//! The `alarm-http` binary as an operator meets it: `--help`, `--print-config`, refusal of bad settings, and the embedded default starting, serving and stopping on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alarm-http"));
+    // Only what each test sets: the developer's own DATABASE_URL or key must not leak in.
+    c.env_clear();
+    c
+}
+
+fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("alarm-http-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// `GET path` over a plain socket; returns the status and body.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[test]
+fn help_documents_every_setting() {
+    let out = bin().arg("--help").output().expect("run");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for setting in [
+        "--config",
+        "--print-config",
+        "LISTEN_ADDR",
+        "DATA_DIR",
+        "DB_MAX_CONNECTIONS",
+        "AUTO_MIGRATE",
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "JWT_ACCESS_MINUTES",
+        "JWT_REFRESH_DAYS",
+        "CORS_ORIGINS",
+        "API_BASE_URL",
+        "ADMIN_EMAILS",
+        "LOG_FORMAT",
+        "LOG_LEVEL",
+        "SHUTDOWN_TIMEOUT_SECONDS",
+        "DATABASE_URL",
+        "DATABASE_URL_FILE",
+        "JWT_SECRET_KEY",
+        "JWT_SECRET_KEY_FILE",
+    ] {
+        assert!(
+            help.contains(setting),
+            "--help does not mention {setting}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn print_config_redacts_secrets() {
+    let secret = "super-secret-signing-key-that-is-long-enough-123";
+    let out = bin()
+        .arg("--print-config")
+        .env(
+            "DATABASE_URL",
+            "postgres://alarm:hunter2-password@db.internal:5432/alarms",
+        )
+        .env("JWT_SECRET_KEY", secret)
+        .env("ADMIN_EMAILS", "root@example.com, ops@example.com")
+        .env("CORS_ORIGINS", "https://app.example.com")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains(secret) && !text.contains("hunter2"),
+        "{text}"
+    );
+    assert!(text.contains("jwt_secret_key = \"[redacted]\""), "{text}");
+    assert!(
+        text.contains("db.internal"),
+        "the host stays visible: {text}"
+    );
+    assert!(text.contains("embedded = false"));
+    assert!(text.contains("\"ops@example.com\""));
+    assert!(text.contains("listen = \"127.0.0.1:8080\""));
+}
+
+#[test]
+fn invalid_configuration_fails_naming_the_setting() {
+    let dir = temp_dir("badcfg");
+    let toml = dir.join("bad.toml");
+    std::fs::write(&toml, "listen = \"127.0.0.1:1\"\nnot_a_setting = 3\n").expect("write");
+    let long_key = "k".repeat(40);
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<String>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (vec![("LISTEN_ADDR", "nowhere")], vec![], "LISTEN_ADDR"),
+        (vec![("JWT_SECRET_KEY", "short")], vec![], "JWT_SECRET_KEY"),
+        (
+            vec![("DATABASE_URL", "postgres://h/db")],
+            vec![],
+            "JWT_SECRET_KEY",
+        ),
+        (
+            vec![
+                ("DATABASE_URL", "mysql://h/db"),
+                ("JWT_SECRET_KEY", &long_key),
+            ],
+            vec![],
+            "DATABASE_URL",
+        ),
+        (
+            vec![("CORS_ORIGINS", "not an origin")],
+            vec![],
+            "CORS_ORIGINS",
+        ),
+        (vec![("ADMIN_EMAILS", "nope")], vec![], "ADMIN_EMAILS"),
+        (
+            vec![("JWT_ACCESS_MINUTES", "0")],
+            vec![],
+            "JWT_ACCESS_MINUTES",
+        ),
+        (vec![("API_BASE_URL", "ftp://x")], vec![], "API_BASE_URL"),
+        (
+            vec![],
+            vec!["--config".to_owned(), toml.display().to_string()],
+            "--config",
+        ),
+        (
+            vec![("JWT_SECRET_KEY_FILE", "/nonexistent/key")],
+            vec![],
+            "JWT_SECRET_KEY_FILE",
+        ),
+    ];
+    for (env, args, setting) in cases {
+        let out = bin()
+            .envs(env.clone())
+            .args(&args)
+            .arg("--print-config")
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?} {args:?}: {err}");
+        assert!(
+            err.contains(setting),
+            "{env:?}: stderr does not name {setting}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Starts the embedded default in `dir`; returns the child and its address.
+fn start(dir: &PathBuf) -> (std::process::Child, String) {
+    let mut child = bin()
+        .current_dir(dir)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the banner");
+    // "Smart Alarm API on http://127.0.0.1:PORT (docs: …)"
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    assert!(line.contains("/docs"), "{line}");
+    (child, addr)
+}
+
+fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    child.wait().expect("wait")
+}
+
+#[test]
+fn embedded_default_starts_serves_and_stops_on_sigterm() {
+    let dir = temp_dir("embedded");
+    let (mut child, addr) = start(&dir);
+    let (status, body) = get(&addr, "/health/ready");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"database\""), "{body}");
+    assert_eq!(get(&addr, "/docs").0, 200);
+    assert_eq!(get(&addr, "/openapi.json").0, 200);
+    let status = sigterm(&mut child);
+    assert!(status.success(), "graceful exit: {status}");
+
+    // The database and a 0600 key were created under ./data.
+    let key = dir.join("data/jwt-secret");
+    assert!(dir.join("data/alarms.db").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let first = std::fs::read_to_string(&key).expect("key");
+    assert!(first.len() >= 32);
+
+    // A restart keeps the key (sessions survive restarts) and the data.
+    let (mut child, addr) = start(&dir);
+    assert_eq!(get(&addr, "/health/ready").0, 200);
+    assert_eq!(std::fs::read_to_string(&key).expect("key"), first);
+    assert!(sigterm(&mut child).success());
+    let _ = std::fs::remove_dir_all(dir);
+}
