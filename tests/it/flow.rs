@@ -244,6 +244,21 @@ async fn flow(h: &Harness) {
         .send()
         .await;
     assert_eq!(page.body["items"].as_array().map(Vec::len), Some(3));
+    for item in page.body["items"].as_array().expect("items") {
+        let one = h
+            .req(
+                "GET",
+                &format!("/api/v1/alarms/{}", item["id"].as_str().unwrap_or("")),
+            )
+            .bearer(&ana.access)
+            .send()
+            .await;
+        assert!(item["next_fire_at"].is_string(), "{item}");
+        assert_eq!(
+            item["next_fire_at"], one.body["next_fire_at"],
+            "a listed alarm's next fire is the one GET shows"
+        );
+    }
     let cursor = page.body["next_cursor"].as_str().expect("more");
     let rest = h
         .req("GET", &format!("/api/v1/alarms?limit=3&cursor={cursor}"))
@@ -269,6 +284,7 @@ async fn flow(h: &Harness) {
         .map(|a| a["id"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(only, [ids[0].as_str()]);
+    assert_eq!(disabled.body["items"][0]["next_fire_at"], Value::Null);
 
     // Idempotent creation.
     let body = alarm(

@@ -304,10 +304,15 @@ impl AlarmsApi {
         let after = self::cursor::<AlarmId>(cursor.0.as_deref())?;
         let page = PageRequest::new(after, limit)?;
         let page = state.alarms.list(&auth.0.actor(), enabled.0, page).await?;
-        let mut items = Vec::with_capacity(page.items.len());
-        for a in &page.items {
-            items.push(Self::view(&state, a).await?);
-        }
+        // The page's owner is the caller, so one calendar serves every alarm.
+        let actor = auth.0.actor();
+        let next = state.alarms.next_fire_at_all(&actor, &page.items).await?;
+        let items = page
+            .items
+            .iter()
+            .zip(next)
+            .map(|(a, next)| AlarmView::new(a, next))
+            .collect();
         Ok(AlarmList::Ok(Json(AlarmPage {
             items,
             next_cursor: page.next.map(|c| c.to_string()),

@@ -67,6 +67,27 @@ impl AlarmService {
         Ok(next_fire(alarm, &calendar, self.ports.clock.now()).map(|t| t.due_at))
     }
 
+    /// When each of the actor's `alarms` rings next, reading the actor's
+    /// calendar once (a page of alarms costs one calendar read, not one per alarm).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn next_fire_at_all(
+        &self,
+        actor: &Actor,
+        alarms: &[Alarm],
+    ) -> Result<Vec<Option<Timestamp>>, ServiceError> {
+        if alarms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let calendar = self.calendar.calendar_for(actor.user).await?;
+        let now = self.ports.clock.now();
+        Ok(alarms
+            .iter()
+            .map(|a| next_fire(a, &calendar, now).map(|t| t.due_at))
+            .collect())
+    }
+
     /// Creates an alarm for the actor and schedules its first fire.
     ///
     /// # Errors
