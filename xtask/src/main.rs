@@ -51,6 +51,11 @@ const BENCHES: &[Bench] = &[
         package: "alarm-sql",
         bench: "store",
     },
+    Bench {
+        name: "api",
+        package: "alarm-http",
+        bench: "api",
+    },
 ];
 
 /// A CI step: its name for the banner and the summary, and the work itself.

@@ -1,0 +1,387 @@
+//! `cargo xtask bench api`: alarm-http (release) on the local PostgreSQL — cold start, idle and loaded RSS, closed-loop maximum rate and open-loop latency at half of it, beside a poem hello-world as the framework's ceiling. Prints figures; asserts nothing about time.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const API: &str = "127.0.0.1:18080";
+const HELLO: &str = "127.0.0.1:18081";
+const DB: &str = "alarm_bench_api";
+const SECRET: &str = "bench-signing-key-bench-signing-key-bench-signing-key";
+
+fn pg_admin() -> String {
+    std::env::var("ALARM_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn db_url() -> String {
+    let admin = pg_admin();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{DB}")
+}
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn must(c: &mut Command, what: &str) {
+    let status = c.status().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(status.success(), "{what} failed: {status}");
+}
+
+/// One HTTP/1.1 request over a fresh connection.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let text = out.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(text).unwrap_or(Value::Null))
+}
+
+fn ready(addr: &str, path: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200")
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn start_api(migrate: bool) -> (Child, Duration) {
+    let bin = root().join("target/release/alarm-http");
+    let started = Instant::now();
+    let child = Command::new(bin)
+        .env_clear()
+        .env("DATABASE_URL", db_url())
+        .env("JWT_SECRET_KEY", SECRET)
+        .env("LISTEN_ADDR", API)
+        .env("LOG_LEVEL", "warn")
+        .env("LOG_FORMAT", "json")
+        .env("AUTO_MIGRATE", if migrate { "true" } else { "false" })
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn alarm-http");
+    while !ready(API, "/health/ready") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "alarm-http did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (child, started.elapsed())
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    ok: u64,
+    errors: u64,
+}
+
+fn oha(args: &[&str], url: &str) -> Load {
+    let out = Command::new("oha")
+        .args(["--no-tui", "--output-format", "json"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("oha");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("oha output: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let codes = v["statusCodeDistribution"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let ok: u64 = codes
+        .iter()
+        .filter(|(k, _)| k.starts_with('2'))
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum();
+    let all: u64 = codes.values().map(|n| n.as_u64().unwrap_or(0)).sum();
+    let errors = all - ok
+        + v["errorDistribution"]
+            .as_object()
+            .map(|e| e.values().map(|n| n.as_u64().unwrap_or(0)).sum::<u64>())
+            .unwrap_or(0);
+    Load {
+        rps: v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
+        p50_ms: v["latencyPercentiles"]["p50"].as_f64().unwrap_or(0.0) * 1000.0,
+        p99_ms: v["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0,
+        ok,
+        errors,
+    }
+}
+
+/// Samples a process's RSS while `f` runs; returns the peak (KiB).
+fn peak_rss_during<T>(pid: u32, f: impl FnOnce() -> T) -> (T, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let out = f();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    (out, peak.load(Ordering::Relaxed))
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let secs = if quick { "3s" } else { "10s" };
+    if Command::new("oha")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        println!("oha not found: installing it from crates.io (one-time, a few minutes)");
+        must(
+            cargo().args(["install", "oha", "--locked"]),
+            "cargo install oha",
+        );
+    }
+    must(
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "alarm-http",
+            "--bin",
+            "alarm-http",
+            "--example",
+            "hello",
+        ]),
+        "release build",
+    );
+    let psql = |sql: &str| {
+        must(
+            Command::new("psql").args([pg_admin().as_str(), "-q", "-c", sql]),
+            sql,
+        );
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"));
+    psql(&format!("CREATE DATABASE {DB}"));
+
+    // First start migrates; the measured cold starts find the schema current.
+    let (child, _) = start_api(true);
+    stop(child);
+    let mut starts = Vec::new();
+    for _ in 0..5 {
+        let (child, t) = start_api(false);
+        starts.push(t);
+        stop(child);
+    }
+    starts.sort();
+    let (api, _) = start_api(false);
+    let pid = api.id();
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_rss = rss_kib(pid);
+
+    // A user with 1,000 alarms.
+    let (s, b) = http(
+        API,
+        "POST",
+        "/api/v1/auth/register",
+        None,
+        Some(&json!({
+        "email": "bench@example.com", "password": "bench password 123", "display_name": "Bench"})),
+    );
+    assert_eq!(s, 201, "{b}");
+    let (_, b) = http(
+        API,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(&json!({
+        "email": "bench@example.com", "password": "bench password 123"})),
+    );
+    let token = b["access_token"].as_str().expect("token").to_owned();
+    let alarm = json!({"name": "bench", "time_zone": "America/Sao_Paulo",
+        "schedules": [{"kind": "weekly", "days": ["mon", "wed", "fri"], "time": "07:00"}]});
+    let mut id = String::new();
+    for _ in 0..1000 {
+        let (s, b) = http(API, "POST", "/api/v1/alarms", Some(&token), Some(&alarm));
+        assert_eq!(s, 201, "{b}");
+        id = b["id"].as_str().expect("id").to_owned();
+    }
+    let auth = format!("authorization: Bearer {token}");
+    let get_url = format!("http://{API}/api/v1/alarms/{id}");
+    let list_url = format!("http://{API}/api/v1/alarms?limit=50");
+    let create_url = format!("http://{API}/api/v1/alarms");
+    let body = alarm.to_string();
+
+    let closed = |url: &str, extra: &[&str]| {
+        let mut args = vec!["-z", secs, "-c", "32", "-H", auth.as_str()];
+        args.extend_from_slice(extra);
+        oha(&args, url)
+    };
+    let open = |url: &str, rate: f64| {
+        let q = format!("{:.0}", rate.max(1.0));
+        oha(
+            &[
+                "-z",
+                secs,
+                "-c",
+                "64",
+                "-q",
+                &q,
+                "--latency-correction",
+                "-H",
+                auth.as_str(),
+            ],
+            url,
+        )
+    };
+
+    let ((get_max, list_max, create_max), loaded_rss) = peak_rss_during(pid, || {
+        let g = closed(&get_url, &[]);
+        let l = closed(&list_url, &[]);
+        let c = closed(
+            &create_url,
+            &["-m", "POST", "-T", "application/json", "-d", body.as_str()],
+        );
+        (g, l, c)
+    });
+    let get_half = open(&get_url, get_max.rps / 2.0);
+    let list_half = open(&list_url, list_max.rps / 2.0);
+    stop(api);
+
+    let mut hello = Command::new(root().join("target/release/examples/hello"))
+        .env("LISTEN_ADDR", HELLO)
+        .spawn()
+        .expect("hello");
+    while !ready(HELLO, "/") {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let hello_rss = rss_kib(hello.id());
+    let hello_max = oha(&["-z", secs, "-c", "32"], &format!("http://{HELLO}/"));
+    let hello_half = {
+        let q = format!("{:.0}", hello_max.rps / 2.0);
+        oha(
+            &["-z", secs, "-c", "64", "-q", &q, "--latency-correction"],
+            &format!("http://{HELLO}/"),
+        )
+    };
+    let _ = hello.kill();
+    let _ = hello.wait();
+    psql(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"));
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "\nalarm-http (release) on PostgreSQL, 1,000 alarms for the caller; oha on the same 2-core machine"
+    );
+    println!(
+        "cold start to /health/ready = 200: median {:.1} ms (min {:.1}, max {:.1}, 5 starts)   goal <= 100 ms",
+        ms(starts[2]),
+        ms(starts[0]),
+        ms(starts[4])
+    );
+    println!(
+        "idle RSS: {:.1} MB   goal <= 30 MB   (hello-world idle: {:.1} MB)",
+        idle_rss as f64 / 1024.0,
+        hello_rss as f64 / 1024.0
+    );
+    println!(
+        "RSS peak under closed-loop load: {:.1} MB",
+        loaded_rss as f64 / 1024.0
+    );
+    println!(
+        "\n{:<28} {:>10} {:>9} {:>9} {:>8} {:>7}",
+        "closed loop, 32 conns", "req/s", "p50 ms", "p99 ms", "ok", "errors"
+    );
+    for (name, l) in [
+        ("GET /alarms/{id}", &get_max),
+        ("GET /alarms?limit=50", &list_max),
+        ("POST /alarms", &create_max),
+        ("hello-world (ceiling)", &hello_max),
+    ] {
+        println!(
+            "{name:<28} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>7}",
+            l.rps, l.p50_ms, l.p99_ms, l.ok, l.errors
+        );
+    }
+    println!(
+        "\n{:<28} {:>10} {:>9} {:>9} {:>8} {:>7}",
+        "open loop at 50% of max", "req/s", "p50 ms", "p99 ms", "ok", "errors"
+    );
+    for (name, l) in [
+        ("GET /alarms/{id}", &get_half),
+        ("GET /alarms?limit=50", &list_half),
+        ("hello-world", &hello_half),
+    ] {
+        println!(
+            "{name:<28} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>7}",
+            l.rps, l.p50_ms, l.p99_ms, l.ok, l.errors
+        );
+    }
+    println!(
+        "\nratios: GET alarm / hello-world max rate = {:.3}; list / GET = {:.3}; create / GET = {:.3}",
+        get_max.rps / hello_max.rps,
+        list_max.rps / get_max.rps,
+        create_max.rps / get_max.rps
+    );
+    println!(
+        "goal: GET alarm p99 <= 5 ms at 50% load: measured {:.2} ms",
+        get_half.p99_ms
+    );
+}
