@@ -126,3 +126,39 @@ async fn tampered_tokens(h: &Harness) {
 }
 
 crate::on_both!(tampered_tokens);
+
+/// Password guessing is throttled per account: the 11th attempt within the
+/// window is 429 with `Retry-After`, even with the right password; other
+/// accounts are unaffected.
+async fn login_throttle(h: &Harness) {
+    h.account("ana@example.com").await;
+    h.account("bob@example.com").await;
+    let login = |email: &str, password: &str| {
+        h.req("POST", "/api/v1/auth/login")
+            .json(serde_json::json!({"email": email, "password": password}))
+    };
+    for _ in 0..alarm_api::throttle::MAX_FAILURES_PER_EMAIL {
+        login("ana@example.com", "wrong guess 123")
+            .send()
+            .await
+            .problem(401, "unauthorized");
+    }
+    let r = login("ANA@example.com", "correct horse battery staple")
+        .send()
+        .await;
+    r.problem(429, "rate-limited");
+    let wait: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=900).contains(&wait), "{wait}");
+    assert_eq!(
+        login("bob@example.com", "correct horse battery staple")
+            .send()
+            .await
+            .status,
+        200
+    );
+}
+
+crate::on_both!(login_throttle);

@@ -144,17 +144,14 @@ async fn run(settings: Settings) -> Result<(), String> {
     };
     let db_config = settings.db_config().map_err(|e| e.to_string())?;
     let sql = Sql::connect(&db_config).await.map_err(|e| e.to_string())?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "database connected"
+    );
     if settings.auto_migrate {
         sql.migrate_up().await.map_err(|e| e.to_string())?;
     } else {
-        let pending: Vec<String> = sql
-            .migration_status()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|m| !m.applied)
-            .map(|m| m.name)
-            .collect();
+        let pending = sql.pending_migrations().await.map_err(|e| e.to_string())?;
         if !pending.is_empty() {
             return Err(format!(
                 "the database schema is behind ({} pending: {}); run `alarm-migrate up` or set AUTO_MIGRATE=true",
@@ -163,6 +160,7 @@ async fn run(settings: Settings) -> Result<(), String> {
             ));
         }
     }
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "schema checked");
     let tzdb = TimeZoneDatabase::bundled();
     let ports = sql.ports(tzdb.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
     let admin_emails = settings
@@ -187,6 +185,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     };
     let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(sql.clone()))];
     let state = AppState::new(ports.clone(), tzdb, config, checks).await?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "state built");
 
     // Housekeeping: forget idempotency keys older than their 24 h window.
     let purge_ports = ports.clone();

@@ -103,6 +103,30 @@ fn print_config_redacts_secrets() {
 }
 
 #[test]
+fn config_file_is_read_and_the_environment_wins_over_it() {
+    let dir = temp_dir("goodcfg");
+    let toml = dir.join("alarm.toml");
+    std::fs::write(
+        &toml,
+        "listen = \"0.0.0.0:9000\"\nadmin_emails = [\"boss@example.com\"]\njwt_issuer = \"from-file\"\nlog_format = \"json\"\n",
+    )
+    .expect("write");
+    let out = bin()
+        .args(["--config", &toml.display().to_string(), "--print-config"])
+        .env("JWT_ISSUER", "from-env")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("listen = \"0.0.0.0:9000\""), "{text}");
+    assert!(text.contains("\"boss@example.com\""), "{text}");
+    assert!(text.contains("jwt_issuer = \"from-env\""), "{text}");
+    assert!(text.contains("log_format = \"json\""), "{text}");
+    assert!(text.contains("embedded = true"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn invalid_configuration_fails_naming_the_setting() {
     let dir = temp_dir("badcfg");
     let toml = dir.join("bad.toml");

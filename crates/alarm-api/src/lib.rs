@@ -14,6 +14,7 @@ pub mod body;
 pub mod dto;
 pub mod problem;
 pub mod state;
+pub mod throttle;
 
 mod api;
 mod middleware;

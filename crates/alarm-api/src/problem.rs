@@ -264,9 +264,9 @@ pub enum ApiError {
     /// `If-Match` is required.
     #[oai(status = 428, content_type = "application/problem+json")]
     PreconditionRequired(Json<Problem>),
-    /// Too many requests.
+    /// Too many requests; `Retry-After` says when to retry (seconds).
     #[oai(status = 429, content_type = "application/problem+json")]
-    RateLimited(Json<Problem>),
+    RateLimited(Json<Problem>, #[oai(header = "Retry-After")] Option<u64>),
     /// An unexpected failure.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -289,7 +289,7 @@ impl From<Problem> for ApiError {
             415 => ApiError::UnsupportedMediaType(j),
             422 => ApiError::Unprocessable(j),
             428 => ApiError::PreconditionRequired(j),
-            429 => ApiError::RateLimited(j),
+            429 => ApiError::RateLimited(j, None),
             503 => ApiError::Unavailable(j),
             _ => ApiError::Internal(j),
         }
@@ -310,7 +310,7 @@ impl ApiError {
             | ApiError::UnsupportedMediaType(j)
             | ApiError::Unprocessable(j)
             | ApiError::PreconditionRequired(j)
-            | ApiError::RateLimited(j)
+            | ApiError::RateLimited(j, _)
             | ApiError::Internal(j)
             | ApiError::Unavailable(j) => &j.0,
         }
@@ -319,6 +319,14 @@ impl ApiError {
     /// Shorthand for a problem of `kind`.
     pub fn of(kind: ProblemType, detail: impl Into<String>) -> Self {
         Problem::new(kind, detail).into()
+    }
+
+    /// A 429 asking the client to wait `seconds`.
+    pub fn rate_limited(seconds: u64, detail: impl Into<String>) -> Self {
+        ApiError::RateLimited(
+            Json(Problem::new(ProblemType::RateLimited, detail)),
+            Some(seconds),
+        )
     }
 
     /// The 404 every owner-scoped miss answers.

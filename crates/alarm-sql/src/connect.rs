@@ -119,6 +119,11 @@ pub(crate) async fn connect(config: &DbConfig) -> Result<DatabaseConnection, Con
         .min_connections(0)
         .connect_timeout(config.connect_timeout())
         .acquire_timeout(config.connect_timeout())
+        // sqlx pings every connection on every checkout by default: one
+        // extra round trip per query. Only connections idle long enough to
+        // have been dropped by the server or a firewall are pinged now; a
+        // connection that breaks while hot fails its query as `Retryable`.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false);
     if config.engine() == Engine::Sqlite {
         options.map_sqlx_sqlite_opts(|o| {

@@ -143,14 +143,26 @@ impl AccountsApi {
 
     /// Log in with email and password.
     ///
-    /// An unknown email and a wrong password get the same answer in the same time.
+    /// An unknown email and a wrong password get the same answer in the same
+    /// time. After 10 failures for one email (or 50 from one address) in
+    /// 15 minutes, attempts are refused with 429 and `Retry-After` until the
+    /// window passes.
     #[oai(path = "/login", method = "post")]
     async fn login(
         &self,
         state: Data<&Arc<AppState>>,
+        remote: &poem::web::RemoteAddr,
         body: JsonBody<LoginInput>,
     ) -> Result<Issued, ApiError> {
         let input = body.into_inner()?;
+        let address = remote.0.to_string();
+        let now = state.ports.clock.now();
+        if let Some(wait) = state.throttle.blocked(&input.email, &address, now) {
+            return Err(ApiError::rate_limited(
+                wait,
+                "too many failed logins for this account or address; wait and retry",
+            ));
+        }
         let password = SecretString::from(input.password);
         let found = match Email::parse(&input.email) {
             Ok(email) => state
@@ -163,12 +175,16 @@ impl AccountsApi {
         };
         let Some((user, hash)) = found else {
             // Spend the same effort as a real check before answering.
-            let _ = auth::verify_password(password, state.decoy_hash.clone()).await;
+            let decoy = state.decoy_hash.get_or_init(auth::decoy_hash).await.clone();
+            let _ = auth::verify_password(password, decoy).await;
+            state.throttle.failed(&input.email, &address, now);
             return Err(bad_credentials());
         };
         if !auth::verify_password(password, hash).await {
+            state.throttle.failed(&input.email, &address, now);
             return Err(bad_credentials());
         }
+        state.throttle.succeeded(&input.email, &address);
         Ok(Issued::Ok(Json(issue(&state, &user).await?)))
     }
 

@@ -1,0 +1,122 @@
+//! Login throttling: after too many failed logins for one email, or from one client address, within a window, further attempts get 429 until the window passes.
+//!
+//! The counters live in this process. Behind a load balancer with several
+//! instances each one counts on its own, so the effective limit is the
+//! limit times the number of instances; a shared store (the database or
+//! Redis) is the follow-up when that matters.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use jiff::{SignedDuration, Timestamp};
+
+/// Failed attempts allowed per email in a window.
+pub const MAX_FAILURES_PER_EMAIL: u32 = 10;
+/// Failed attempts allowed per client address in a window.
+pub const MAX_FAILURES_PER_ADDRESS: u32 = 50;
+/// The window.
+pub const WINDOW: SignedDuration = SignedDuration::from_mins(15);
+/// Keys tracked before expired ones are swept (bounds memory under a spray).
+const MAX_KEYS: usize = 100_000;
+
+#[derive(Default)]
+pub(crate) struct LoginThrottle {
+    failures: Mutex<HashMap<String, (u32, Timestamp)>>,
+}
+
+fn keys(email: &str, address: &str) -> [(String, u32); 2] {
+    [
+        (
+            format!("email:{}", email.trim().to_lowercase()),
+            MAX_FAILURES_PER_EMAIL,
+        ),
+        (format!("addr:{address}"), MAX_FAILURES_PER_ADDRESS),
+    ]
+}
+
+impl LoginThrottle {
+    /// `Some(seconds to wait)` when the email or the address is over its limit.
+    pub(crate) fn blocked(&self, email: &str, address: &str, now: Timestamp) -> Option<u64> {
+        let map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        keys(email, address)
+            .iter()
+            .filter_map(|(key, limit)| {
+                let (count, since) = map.get(key)?;
+                let ends = *since + WINDOW;
+                (*count >= *limit && ends > now)
+                    .then(|| now.duration_until(ends).as_secs().max(1).unsigned_abs())
+            })
+            .max()
+    }
+
+    /// Counts a failed attempt.
+    pub(crate) fn failed(&self, email: &str, address: &str, now: Timestamp) {
+        let mut map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= MAX_KEYS {
+            map.retain(|_, (_, since)| *since + WINDOW > now);
+            if map.len() >= MAX_KEYS {
+                tracing::warn!(keys = map.len(), "login throttle full; resetting it");
+                map.clear();
+            }
+        }
+        for (key, _) in keys(email, address) {
+            let entry = map.entry(key).or_insert((0, now));
+            if entry.1 + WINDOW <= now {
+                *entry = (0, now);
+            }
+            entry.0 += 1;
+        }
+    }
+
+    /// A successful login clears the email's failures (not the address's).
+    pub(crate) fn succeeded(&self, email: &str, address: &str) {
+        let mut map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let [(email_key, _), _] = keys(email, address);
+        map.remove(&email_key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_after_the_limit_until_the_window_passes() {
+        let t = LoginThrottle::default();
+        let t0 = Timestamp::UNIX_EPOCH;
+        for _ in 0..MAX_FAILURES_PER_EMAIL {
+            assert_eq!(t.blocked("Ana@x.com", "1.2.3.4", t0), None);
+            t.failed("ana@x.com", "1.2.3.4", t0);
+        }
+        assert_eq!(t.blocked("ANA@x.com", "5.6.7.8", t0), Some(900));
+        assert_eq!(
+            t.blocked("bob@x.com", "1.2.3.4", t0),
+            None,
+            "the address is under its own limit"
+        );
+        assert_eq!(t.blocked("ana@x.com", "1.2.3.4", t0 + WINDOW), None);
+        t.failed("ana@x.com", "1.2.3.4", t0 + WINDOW);
+        assert_eq!(
+            t.blocked("ana@x.com", "1.2.3.4", t0 + WINDOW),
+            None,
+            "a new window starts at one"
+        );
+        t.succeeded("ana@x.com", "1.2.3.4");
+        for i in 0..MAX_FAILURES_PER_ADDRESS {
+            t.failed(&format!("u{i}@x.com"), "9.9.9.9", t0);
+        }
+        assert!(
+            t.blocked("new@x.com", "9.9.9.9", t0).is_some(),
+            "a spray from one address"
+        );
+    }
+}
