@@ -270,10 +270,13 @@ async fn bad_input(h: &Harness) {
     )
     .send()
     .await;
+    r.problem(422, "validation");
     assert_eq!(r.field(), "email");
     let r = reg(json!({"email": "y@example.com", "password": "long enough password", "display_name": "Y", "time_zone": "Nowhere/Land"})).send().await;
+    r.problem(422, "validation");
     assert_eq!(r.field(), "time_zone");
     let r = reg(json!({"email": "z@example.com", "password": "long enough password", "display_name": "Z", "country": "ZZ"})).send().await;
+    r.problem(422, "validation");
     assert_eq!(r.field(), "country");
     let r =
         reg(json!({"email": "w@example.com", "password": "x".repeat(257), "display_name": "W"}))

@@ -61,6 +61,16 @@ async fn operations(h: &Harness) {
         .send()
         .await;
     assert_eq!(r.header("access-control-allow-origin"), None);
+    r.problem(403, "forbidden");
+    let r = h
+        .req("GET", "/health/live")
+        .header("origin", "https://app.example.com")
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.header("access-control-allow-origin")),
+        (200, Some("https://app.example.com"))
+    );
 }
 
 crate::on_both!(operations);

@@ -287,7 +287,9 @@ impl Settings {
             let ok = url::Url::parse(o).is_ok_and(|u| {
                 matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/"
             });
-            if !ok && o != "*" {
+            // `*` is refused: poem would take it as a literal origin that no
+            // browser sends, and a credentialed API should name its origins.
+            if !ok {
                 return Err(bad(
                     "CORS_ORIGINS",
                     format!("`{o}` is not an origin like https://app.example.com"),

@@ -85,9 +85,19 @@ fn init_logging(settings: &Settings) {
 fn embedded_key(data_dir: &Path) -> Result<SecretString, String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let path = key_path(data_dir);
     match std::fs::read_to_string(&path) {
         Ok(key) => {
+            let mode = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
+            if mode & 0o077 != 0 {
+                return Err(format!(
+                    "{} is readable by other users (mode {mode:o}); run `chmod 600` on it",
+                    path.display()
+                ));
+            }
             let key = key.trim().to_owned();
             if key.len() < alarm_api::auth::MIN_SECRET_BYTES {
                 return Err(format!(
@@ -103,12 +113,21 @@ fn embedded_key(data_dir: &Path) -> Result<SecretString, String> {
     let mut raw = [0u8; 48];
     getrandom::fill(&mut raw).map_err(|e| format!("random generator: {e}"))?;
     let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    {
+        Ok(f) => f,
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return std::fs::read_to_string(&path)
+                .map(|k| SecretString::from(k.trim().to_owned()))
+                .map_err(|e| format!("cannot read {}: {e}", path.display()));
+        }
+        Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
+    };
     file.write_all(key.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

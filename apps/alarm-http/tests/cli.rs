@@ -154,6 +154,7 @@ fn invalid_configuration_fails_naming_the_setting() {
             vec![],
             "CORS_ORIGINS",
         ),
+        (vec![("CORS_ORIGINS", "*")], vec![], "CORS_ORIGINS"),
         (vec![("ADMIN_EMAILS", "nope")], vec![], "ADMIN_EMAILS"),
         (
             vec![("JWT_ACCESS_MINUTES", "0")],

@@ -34,6 +34,23 @@ pub const ARGON2_LANES: u32 = 1;
 /// Accepted password lengths, in characters.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 12..=256;
 
+/// Hashes and verifications running at once. Each holds 19 MiB and a core
+/// for ~15 ms; without a bound, a burst of logins or registrations would
+/// queue hundreds of them on the blocking pool and its memory. Waiting
+/// requests queue here; both login outcomes wait alike.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cores.clamp(1, 8))
+    })
+}
+
+/// The hash verified against when the email is unknown, so that an unknown
+/// account costs the same argon2 work (same parameters) as a wrong password.
+/// Its password was random and thrown away when it was made.
+pub(crate) const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Oau0uqtpiCib9k7c3FDZpA$p8NN7WnHByOzFQMAFv4iSPYpXgQr8jpmMVEpUktP6NE";
+
 fn argon2() -> Argon2<'static> {
     // The constants are valid parameters; `Params::new` only fails outside
     // argon2's documented bounds.
@@ -67,6 +84,10 @@ pub fn check_password_policy(password: &str) -> Result<(), Problem> {
 /// # Errors
 /// When hashing fails (it does not with valid parameters) or the pool is gone.
 pub async fn hash_password(password: SecretString) -> Result<SecretString, String> {
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::task::spawn_blocking(move || {
         argon2()
             .hash_password(password.expose_secret().as_bytes())
@@ -80,6 +101,9 @@ pub async fn hash_password(password: SecretString) -> Result<SecretString, Strin
 /// Whether `password` matches `hash`. A hash that does not parse does not
 /// match. Runs on the blocking pool.
 pub async fn verify_password(password: SecretString, hash: SecretString) -> bool {
+    let Ok(_permit) = hashing_permits().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(hash.expose_secret()).is_ok_and(|parsed| {
             argon2()
@@ -89,16 +113,6 @@ pub async fn verify_password(password: SecretString, hash: SecretString) -> bool
     })
     .await
     .unwrap_or(false)
-}
-
-/// A hash of a random password, verified against when the email is unknown
-/// so that an unknown account costs the same time as a wrong password.
-pub(crate) async fn decoy_hash() -> SecretString {
-    let mut random = [0u8; 24];
-    let _ = getrandom::fill(&mut random);
-    hash_password(SecretString::from(URL_SAFE_NO_PAD.encode(random)))
-        .await
-        .unwrap_or_else(|_| SecretString::from(String::new()))
 }
 
 /// Token settings.
@@ -394,4 +408,95 @@ pub(crate) async fn authenticate(
         session,
         expires_at: Timestamp::from_second(claims.exp).unwrap_or(now),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_decoy_costs_what_a_real_hash_costs() {
+        // Same algorithm and parameters as `argon2()`, so verifying against
+        // it takes the time a wrong password takes.
+        let parsed = PasswordHash::new(DECOY_HASH).expect("a PHC string");
+        let real = argon2().hash_password(b"a real password").expect("hash");
+        assert_eq!(parsed.algorithm, real.algorithm);
+        let params = |h: &PasswordHash| {
+            h.params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(params(&parsed), params(&real));
+        assert_eq!(params(&parsed), ["m=19456", "t=2", "p=1"]);
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_and_wrong_passwords_do_not() {
+        let hash = hash_password(SecretString::from("correct horse battery".to_owned()))
+            .await
+            .expect("hash");
+        assert!(
+            verify_password(
+                SecretString::from("correct horse battery".to_owned()),
+                hash.clone()
+            )
+            .await
+        );
+        assert!(!verify_password(SecretString::from("wrong".to_owned()), hash).await);
+        assert!(
+            !verify_password(
+                SecretString::from("anything".to_owned()),
+                SecretString::from(DECOY_HASH.to_owned())
+            )
+            .await
+        );
+    }
+
+    fn tokens() -> Tokens {
+        Tokens::new(TokenConfig {
+            secret: SecretString::from("k".repeat(32)),
+            issuer: "iss".to_owned(),
+            audience: "aud".to_owned(),
+            access_ttl: SignedDuration::from_mins(15),
+            refresh_ttl: SignedDuration::from_hours(1),
+        })
+        .expect("tokens")
+    }
+
+    #[test]
+    fn tokens_round_trip_and_refuse_tampering() {
+        let t = tokens();
+        let now = Timestamp::from_second(1_800_000_000).expect("ts");
+        let user = UserId::generate();
+        let token = t
+            .issue(user, Role::User, uuid::Uuid::now_v7(), now)
+            .expect("sign");
+        let claims = t.verify(&token, now).expect("valid");
+        assert_eq!(claims.sub, user.to_string());
+        let expiry = now + SignedDuration::from_secs(15 * 60 + LEEWAY_SECS);
+        assert!(
+            t.verify(&token, expiry - SignedDuration::from_secs(1))
+                .is_ok(),
+            "within the leeway"
+        );
+        assert!(t.verify(&token, expiry).is_err(), "expired");
+        assert!(
+            t.verify(&token, now - SignedDuration::from_mins(1))
+                .is_err(),
+            "not yet valid"
+        );
+        let mut bytes = token.into_bytes();
+        let last = bytes.len() - 2;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).expect("ascii");
+        assert!(t.verify(&tampered, now).is_err(), "signature");
+        assert!(
+            Tokens::new(TokenConfig {
+                secret: SecretString::from("short".to_owned()),
+                ..t.config().clone()
+            })
+            .is_err()
+        );
+    }
 }

@@ -479,7 +479,7 @@ pub struct EventPage {
 }
 
 /// Registration.
-#[derive(Debug, Clone, Object, Deserialize)]
+#[derive(Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterInput {
     /// Login email.
@@ -500,7 +500,7 @@ pub struct RegisterInput {
 }
 
 /// Login.
-#[derive(Debug, Clone, Object, Deserialize)]
+#[derive(Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginInput {
     /// Login email.
@@ -510,7 +510,7 @@ pub struct LoginInput {
 }
 
 /// Refresh.
-#[derive(Debug, Clone, Object, Deserialize)]
+#[derive(Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshInput {
     /// The current refresh token.
@@ -518,7 +518,7 @@ pub struct RefreshInput {
 }
 
 /// Issued tokens.
-#[derive(Debug, Clone, Object)]
+#[derive(Clone, Object)]
 pub struct TokenView {
     /// JWT for `Authorization: Bearer`.
     pub access_token: String,
@@ -562,5 +562,79 @@ impl UserView {
                 .locale()
                 .and_then(|l| l.state().map(|s| s.as_str().to_owned())),
         }
+    }
+}
+
+// Credentials pass through these shapes as plain strings (poem-openapi needs
+// them for the schema); their `Debug` never shows them, so a stray `{:?}`
+// in a log line cannot leak a password or a token.
+impl std::fmt::Debug for RegisterInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterInput")
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .field("display_name", &self.display_name)
+            .field("time_zone", &self.time_zone)
+            .field("country", &self.country)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LoginInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginInput")
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RefreshInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshInput")
+            .field("refresh_token", &"[redacted]")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TokenView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenView")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &"[redacted]")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_show_in_debug() {
+        let login = LoginInput {
+            email: "a@example.com".to_owned(),
+            password: "hunter2-hunter2".to_owned(),
+        };
+        let tokens = TokenView {
+            access_token: "eyJ-secret".to_owned(),
+            token_type: "Bearer".to_owned(),
+            expires_in: 900,
+            refresh_token: "rt_secret".to_owned(),
+        };
+        let shown = format!(
+            "{login:?} {tokens:?} {:?}",
+            RefreshInput {
+                refresh_token: "rt_secret".to_owned()
+            }
+        );
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("secret"),
+            "{shown}"
+        );
+        assert!(shown.contains("a@example.com"));
     }
 }

@@ -48,6 +48,8 @@ fn problem_for(err: poem::Error) -> Response {
     } else {
         match status {
             StatusCode::NOT_FOUND => Problem::new(ProblemType::NotFound, "no such route"),
+            // poem's CORS middleware refuses an origin it was not given.
+            StatusCode::FORBIDDEN => Problem::new(ProblemType::Forbidden, err.to_string()),
             StatusCode::METHOD_NOT_ALLOWED => Problem::new(
                 ProblemType::MethodNotAllowed,
                 "this route does not accept this method",

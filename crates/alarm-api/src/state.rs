@@ -2,14 +2,12 @@
 
 use std::sync::Arc;
 
+use crate::auth::{TokenConfig, Tokens};
 use alarm_domain::jiff::SignedDuration;
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::model::Email;
 use alarm_domain::services::{AlarmService, Ports, UserService};
 use async_trait::async_trait;
-use secrecy::SecretString;
-
-use crate::auth::{TokenConfig, Tokens};
 
 /// A readiness check (the database, later the queue and the blob store).
 #[async_trait]
@@ -47,16 +45,13 @@ pub struct AppState {
     pub(crate) users: UserService,
     pub(crate) tokens: Tokens,
     pub(crate) tzdb: TimeZoneDatabase,
-    /// Filled in the background at start so that start-up does not wait
-    /// for an argon2 hash; the first login computes it if it is not there yet.
-    pub(crate) decoy_hash: Arc<tokio::sync::OnceCell<SecretString>>,
     pub(crate) throttle: crate::throttle::LoginThrottle,
     pub(crate) config: ApiConfig,
     pub(crate) checks: Vec<Arc<dyn HealthCheck>>,
 }
 
 impl AppState {
-    /// Builds the state (and, in the background, the decoy password hash).
+    /// Builds the state.
     ///
     /// # Errors
     /// When the token settings are invalid (e.g. a short secret).
@@ -67,15 +62,9 @@ impl AppState {
         checks: Vec<Arc<dyn HealthCheck>>,
     ) -> Result<Arc<Self>, String> {
         let tokens = Tokens::new(config.tokens.clone())?;
-        let decoy_hash = Arc::new(tokio::sync::OnceCell::new());
-        let filling = decoy_hash.clone();
-        tokio::spawn(async move {
-            filling.get_or_init(crate::auth::decoy_hash).await;
-        });
         Ok(Arc::new(Self {
             alarms: AlarmService::new(ports.clone()),
             users: UserService::new(ports.clone(), config.admin_emails.clone()),
-            decoy_hash,
             throttle: crate::throttle::LoginThrottle::default(),
             ports,
             tokens,

@@ -17,11 +17,29 @@ pub const MAX_FAILURES_PER_ADDRESS: u32 = 50;
 /// The window.
 pub const WINDOW: SignedDuration = SignedDuration::from_mins(15);
 /// Keys tracked before expired ones are swept (bounds memory under a spray).
+/// Addresses are keyed by IP (an IPv6 client by its /64), never by port:
+/// every new connection has a new port.
 const MAX_KEYS: usize = 100_000;
 
 #[derive(Default)]
 pub(crate) struct LoginThrottle {
     failures: Mutex<HashMap<String, (u32, Timestamp)>>,
+}
+
+/// The throttle's key for a client address: the IP, or an IPv6 /64.
+pub(crate) fn client_key(addr: &poem::web::RemoteAddr) -> String {
+    match addr.0.as_socket_addr().map(std::net::SocketAddr::ip) {
+        Some(std::net::IpAddr::V4(ip)) => ip.to_string(),
+        Some(std::net::IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = ip.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        // Unix sockets and the like: one bucket.
+        None => "local".to_owned(),
+    }
 }
 
 fn keys(email: &str, address: &str) -> [(String, u32); 2] {
@@ -60,12 +78,18 @@ impl LoginThrottle {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MAX_KEYS {
             map.retain(|_, (_, since)| *since + WINDOW > now);
-            if map.len() >= MAX_KEYS {
-                tracing::warn!(keys = map.len(), "login throttle full; resetting it");
-                map.clear();
-            }
         }
         for (key, _) in keys(email, address) {
+            // When full of live entries, existing counters keep counting and
+            // new keys wait for the sweep: a spray of fresh keys cannot
+            // reset the counters of the account under attack.
+            if map.len() >= MAX_KEYS && !map.contains_key(&key) {
+                tracing::warn!(
+                    keys = map.len(),
+                    "login throttle full; not tracking new keys"
+                );
+                continue;
+            }
             let entry = map.entry(key).or_insert((0, now));
             if entry.1 + WINDOW <= now {
                 *entry = (0, now);

@@ -174,7 +174,7 @@ async fn another_owners_alarm_is_not_found_everywhere() {
         Err(ServiceError::NotFound)
     ));
     assert!(matches!(
-        w.alarms.set_enabled(&bob, alarm.id(), false).await,
+        w.alarms.set_enabled(&bob, alarm.id(), false, None).await,
         Err(ServiceError::NotFound)
     ));
     assert!(matches!(
@@ -241,20 +241,31 @@ async fn disable_enable_and_delete() {
     let w = world();
     let ana = register(&w, "ana@example.com").await;
     let alarm = w.alarms.create(&ana, daily_seven()).await.unwrap();
-    let off = w.alarms.set_enabled(&ana, alarm.id(), false).await.unwrap();
+    let off = w
+        .alarms
+        .set_enabled(&ana, alarm.id(), false, None)
+        .await
+        .unwrap();
     assert!(!off.enabled());
     assert!(
         fire_due(&w, alarm.id()).await.is_empty(),
         "a disabled alarm has no fire trigger"
     );
     assert_eq!(w.alarms.next_fire_at(&off).await.unwrap(), None);
-    let same = w.alarms.set_enabled(&ana, alarm.id(), false).await.unwrap();
+    let same = w
+        .alarms
+        .set_enabled(&ana, alarm.id(), false, None)
+        .await
+        .unwrap();
     assert_eq!(
         same.version(),
         off.version(),
         "disabling twice creates no version"
     );
-    w.alarms.set_enabled(&ana, alarm.id(), true).await.unwrap();
+    w.alarms
+        .set_enabled(&ana, alarm.id(), true, None)
+        .await
+        .unwrap();
     assert_eq!(fire_due(&w, alarm.id()).await, [ts("2026-11-22T10:00:00Z")]);
     w.alarms
         .delete(&ana, alarm.id(), Some(AlarmVersion::new(1).unwrap()))
@@ -611,12 +622,20 @@ async fn the_fire_time_recheck_skips_stale_moved_and_suppressed_triggers() {
         decide_fire(&snooze, Some(&edited), &calendar),
         FireDecision::Ring
     );
-    let off = w.alarms.set_enabled(&ana, alarm.id(), false).await.unwrap();
+    let off = w
+        .alarms
+        .set_enabled(&ana, alarm.id(), false, None)
+        .await
+        .unwrap();
     assert_eq!(
         decide_fire(&snooze, Some(&off), &calendar),
         FireDecision::Skip(SkipReason::AlarmDisabled)
     );
-    let on = w.alarms.set_enabled(&ana, alarm.id(), true).await.unwrap();
+    let on = w
+        .alarms
+        .set_enabled(&ana, alarm.id(), true, None)
+        .await
+        .unwrap();
     let current = alarm_domain::trigger::Trigger {
         alarm_version: on.version(),
         ..trigger.clone()

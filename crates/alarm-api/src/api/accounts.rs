@@ -155,7 +155,7 @@ impl AccountsApi {
         body: JsonBody<LoginInput>,
     ) -> Result<Issued, ApiError> {
         let input = body.into_inner()?;
-        let address = remote.0.to_string();
+        let address = crate::throttle::client_key(remote);
         let now = state.ports.clock.now();
         if let Some(wait) = state.throttle.blocked(&input.email, &address, now) {
             return Err(ApiError::rate_limited(
@@ -175,7 +175,7 @@ impl AccountsApi {
         };
         let Some((user, hash)) = found else {
             // Spend the same effort as a real check before answering.
-            let decoy = state.decoy_hash.get_or_init(auth::decoy_hash).await.clone();
+            let decoy = SecretString::from(auth::DECOY_HASH.to_owned());
             let _ = auth::verify_password(password, decoy).await;
             state.throttle.failed(&input.email, &address, now);
             return Err(bad_credentials());

@@ -88,8 +88,13 @@ fn alarm_id(raw: &str) -> Result<AlarmId, ApiError> {
 }
 
 /// `If-Match` judged against the current version (RFC 9110 §13.1.1:
-/// strong comparison, so weak tags never match; `*` matches any).
-fn check_if_match(header: Option<&str>, current: AlarmVersion) -> Result<(), ApiError> {
+/// strong comparison, so weak tags never match; `*` matches any). Returns
+/// the version the change must be based on (`None` for `*`), so that a
+/// change landing between this read and the write is still a 412.
+fn check_if_match(
+    header: Option<&str>,
+    current: AlarmVersion,
+) -> Result<Option<AlarmVersion>, ApiError> {
     let Some(header) = header else {
         return Err(ApiError::of(
             ProblemType::PreconditionRequired,
@@ -100,12 +105,11 @@ fn check_if_match(header: Option<&str>, current: AlarmVersion) -> Result<(), Api
         ));
     };
     let want = etag(current);
-    let matches = header
-        .split(',')
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag == want);
-    if matches {
-        Ok(())
+    let tags: Vec<&str> = header.split(',').map(str::trim).collect();
+    if tags.contains(&"*") {
+        Ok(None)
+    } else if tags.contains(&want.as_str()) {
+        Ok(Some(current))
     } else {
         Err(ApiError::of(
             ProblemType::PreconditionFailed,
@@ -351,11 +355,19 @@ impl AlarmsApi {
         body: JsonBody<AlarmInput>,
     ) -> Result<AlarmResponse, ApiError> {
         let current = Self::owned(&state, &auth.0, &id.0).await?;
-        check_if_match(if_match.0.as_deref(), current.version())?;
+        // A replacement is always based on a version: the one named, or
+        // for `*` the one just read (a concurrent edit then answers 412
+        // rather than being overwritten unseen).
+        let expected = check_if_match(if_match.0.as_deref(), current.version())?;
         let draft = body.into_inner()?.to_draft(&state.tzdb)?;
         let alarm = state
             .alarms
-            .update(&auth.0.actor(), current.id(), draft, current.version())
+            .update(
+                &auth.0.actor(),
+                current.id(),
+                draft,
+                expected.unwrap_or(current.version()),
+            )
             .await?;
         Ok(AlarmResponse::Ok(
             Json(Self::view(&state, &alarm).await?),
@@ -378,10 +390,10 @@ impl AlarmsApi {
         if_match: Header<Option<String>>,
     ) -> Result<Deleted, ApiError> {
         let current = Self::owned(&state, &auth.0, &id.0).await?;
-        check_if_match(if_match.0.as_deref(), current.version())?;
+        let expected = check_if_match(if_match.0.as_deref(), current.version())?;
         state
             .alarms
-            .delete(&auth.0.actor(), current.id(), Some(current.version()))
+            .delete(&auth.0.actor(), current.id(), expected)
             .await?;
         Ok(Deleted::Done)
     }
@@ -506,10 +518,10 @@ impl AlarmsApi {
         enabled: bool,
     ) -> Result<AlarmResponse, ApiError> {
         let current = Self::owned(state, caller, id).await?;
-        check_if_match(if_match, current.version())?;
+        let expected = check_if_match(if_match, current.version())?;
         let alarm = state
             .alarms
-            .set_enabled(&caller.actor(), current.id(), enabled)
+            .set_enabled(&caller.actor(), current.id(), enabled, expected)
             .await?;
         Ok(AlarmResponse::Ok(
             Json(Self::view(state, &alarm).await?),

@@ -86,21 +86,22 @@ async fn run_checks(state: &AppState) -> Vec<CheckView> {
             }
         }
     });
-    join_all(runs).await
-}
-
-/// Runs futures concurrently and keeps their order (a few checks only).
-async fn join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    // Each check in its own task, so they run concurrently and a check
+    // that panics is reported as failed rather than silently dropped.
+    let handles: Vec<_> = state
+        .checks
+        .iter()
+        .map(|c| c.name())
+        .zip(runs.map(tokio::spawn))
+        .collect();
     let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        if let Ok(v) = h.await {
-            out.push(v);
-        }
+    for (name, handle) in handles {
+        out.push(handle.await.unwrap_or_else(|e| CheckView {
+            name: name.to_owned(),
+            status: "failed".to_owned(),
+            duration_ms: 0,
+            error: Some(format!("the check crashed: {e}")),
+        }));
     }
     out
 }

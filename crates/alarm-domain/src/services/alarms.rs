@@ -155,17 +155,28 @@ impl AlarmService {
         .await
     }
 
-    /// Turns the alarm on or off (no-op versions are not created).
+    /// Turns the alarm on or off (no-op versions are not created), based on
+    /// `expected` when given (optimistic concurrency, as for `update`).
     ///
     /// # Errors
-    /// [`ServiceError::NotFound`].
+    /// [`ServiceError::NotFound`]; [`ServiceError::StaleVersion`] when
+    /// `expected` is given and the alarm changed since.
     pub async fn set_enabled(
         &self,
         actor: &Actor,
         id: AlarmId,
         enabled: bool,
+        expected: Option<AlarmVersion>,
     ) -> Result<Alarm, ServiceError> {
         let current = self.ports.alarms.get(actor.user, id).await?;
+        if let Some(expected) = expected
+            && expected != current.version()
+        {
+            return Err(ServiceError::StaleVersion {
+                expected: expected.get(),
+                actual: current.version().get(),
+            });
+        }
         if current.enabled() == enabled {
             return Ok(current);
         }
