@@ -27,6 +27,7 @@ impl IdempotencyStore for SqlStores {
         &self,
         key: &IdempotencyKey,
         fingerprint: [u8; 32],
+        holder: uuid::Uuid,
         now: Timestamp,
         ttl: SignedDuration,
     ) -> Result<Reservation, StoreError> {
@@ -34,12 +35,13 @@ impl IdempotencyStore for SqlStores {
         let mut values = key_values(key);
         values.push(fingerprint.to_vec().into());
         values.push(us(now).into());
+        values.push(holder.into());
         // The insert either wins the key or finds it taken; a concurrent
         // inserter on PostgreSQL waits on the key's index entry, then sees it.
         let inserted = tx
             .exec(
-                "INSERT INTO idempotency_keys (owner_id, scope, idem_key, fingerprint, created_us) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner_id, scope, idem_key) DO NOTHING",
+                "INSERT INTO idempotency_keys (owner_id, scope, idem_key, fingerprint, created_us, holder) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, scope, idem_key) DO NOTHING",
                 values,
             )
             .await?;
@@ -68,11 +70,11 @@ impl IdempotencyStore for SqlStores {
         let expired = age_us >= ttl.as_micros() as i64
             || (status.is_none() && age_us >= IDEMPOTENCY_IN_FLIGHT_TIMEOUT.as_micros() as i64);
         if expired {
-            let mut values = vec![fingerprint.to_vec().into(), us(now).into()];
+            let mut values = vec![fingerprint.to_vec().into(), us(now).into(), holder.into()];
             values.extend(key_values(key));
             tx.exec(
                 &format!(
-                    "UPDATE idempotency_keys SET fingerprint = ?, created_us = ?, status = NULL, headers = NULL, body = NULL WHERE {WHERE_KEY}"
+                    "UPDATE idempotency_keys SET fingerprint = ?, created_us = ?, holder = ?, status = NULL, headers = NULL, body = NULL WHERE {WHERE_KEY}"
                 ),
                 values,
             )
@@ -100,6 +102,7 @@ impl IdempotencyStore for SqlStores {
     async fn finish(
         &self,
         key: &IdempotencyKey,
+        holder: uuid::Uuid,
         response: StoredResponse,
     ) -> Result<(), StoreError> {
         let headers = serde_json::to_string(&response.headers)
@@ -110,11 +113,12 @@ impl IdempotencyStore for SqlStores {
             response.body.into(),
         ];
         values.extend(key_values(key));
+        values.push(holder.into());
         let tx = self.db.begin().await?;
         let n = tx
             .exec(
                 &format!(
-                    "UPDATE idempotency_keys SET status = ?, headers = ?, body = ? WHERE {WHERE_KEY}"
+                    "UPDATE idempotency_keys SET status = ?, headers = ?, body = ? WHERE {WHERE_KEY} AND holder = ?"
                 ),
                 values,
             )
@@ -125,11 +129,13 @@ impl IdempotencyStore for SqlStores {
         tx.commit().await
     }
 
-    async fn abandon(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+    async fn abandon(&self, key: &IdempotencyKey, holder: uuid::Uuid) -> Result<(), StoreError> {
+        let mut values = key_values(key);
+        values.push(holder.into());
         let tx = self.db.begin().await?;
         tx.exec(
-            &format!("DELETE FROM idempotency_keys WHERE {WHERE_KEY}"),
-            key_values(key),
+            &format!("DELETE FROM idempotency_keys WHERE {WHERE_KEY} AND holder = ?"),
+            values,
         )
         .await?;
         tx.commit().await

@@ -1291,59 +1291,92 @@ where
         headers: vec![("etag".to_owned(), "\"1\"".to_owned())],
         body: "{\"id\":1}".to_owned(),
     };
-    let reserve = |k: IdempotencyKey, fp: u8, secs: i64| {
+    let holder = |n: u128| uuid::Uuid::from_u128(n);
+    let reserve = |k: IdempotencyKey, fp: u8, who: u128, secs: i64| {
         let store = store.clone();
         async move {
             store
-                .reserve(&k, [fp; 32], at(secs), day)
+                .reserve(&k, [fp; 32], holder(who), at(secs), day)
                 .await
                 .expect("reserve")
         }
     };
-    assert_eq!(reserve(k1.clone(), 1, 0).await, Reservation::Fresh);
+    assert_eq!(reserve(k1.clone(), 1, 1, 0).await, Reservation::Fresh);
     assert_eq!(
-        reserve(k1.clone(), 1, 1).await,
+        reserve(k1.clone(), 1, 2, 1).await,
         Reservation::InFlight,
         "a second request while the first runs"
     );
-    assert_eq!(reserve(k1.clone(), 2, 1).await, Reservation::Mismatch);
-    store.finish(&k1, answer.clone()).await.expect("finish");
-    assert_eq!(
-        reserve(k1.clone(), 1, 2).await,
-        Reservation::Replay(answer.clone())
+    assert_eq!(reserve(k1.clone(), 2, 2, 1).await, Reservation::Mismatch);
+    is(
+        store.finish(&k1, holder(2), answer.clone()).await,
+        not_found,
+        "finishing another holder's reservation",
     );
-    assert_eq!(reserve(k1.clone(), 2, 2).await, Reservation::Mismatch);
+    store
+        .abandon(&k1, holder(2))
+        .await
+        .expect("abandon by another holder");
+    store
+        .finish(&k1, holder(1), answer.clone())
+        .await
+        .expect("finish");
+    assert_eq!(
+        reserve(k1.clone(), 1, 3, 2).await,
+        Reservation::Replay(answer.clone()),
+        "another holder's abandon left the reservation alone"
+    );
+    assert_eq!(reserve(k1.clone(), 2, 3, 2).await, Reservation::Mismatch);
     // Keys are per owner and per scope.
     assert_eq!(
-        reserve(key(bob.id(), "POST /alarms", "k-1"), 2, 2).await,
+        reserve(key(bob.id(), "POST /alarms", "k-1"), 2, 4, 2).await,
         Reservation::Fresh
     );
     assert_eq!(
-        reserve(key(ana.id(), "POST /other", "k-1"), 2, 2).await,
+        reserve(key(ana.id(), "POST /other", "k-1"), 2, 5, 2).await,
         Reservation::Fresh
     );
     // After the ttl the key is new again.
     assert_eq!(
-        reserve(k1.clone(), 2, 24 * 3600).await,
+        reserve(k1.clone(), 2, 6, 24 * 3600).await,
         Reservation::Fresh,
         "an expired record is replaced"
     );
-    // A reservation without an answer blocks only for the in-flight timeout.
+    // A reservation without an answer blocks only for the in-flight
+    // timeout; the late first holder can then neither answer nor abandon.
     let k2 = key(ana.id(), "POST /alarms", "k-2");
-    assert_eq!(reserve(k2.clone(), 3, 0).await, Reservation::Fresh);
+    assert_eq!(reserve(k2.clone(), 3, 7, 0).await, Reservation::Fresh);
     let timeout = IDEMPOTENCY_IN_FLIGHT_TIMEOUT.as_secs();
     assert_eq!(
-        reserve(k2.clone(), 3, timeout - 1).await,
+        reserve(k2.clone(), 3, 8, timeout - 1).await,
         Reservation::InFlight
     );
-    assert_eq!(reserve(k2.clone(), 3, timeout).await, Reservation::Fresh);
+    assert_eq!(reserve(k2.clone(), 3, 8, timeout).await, Reservation::Fresh);
+    is(
+        store.finish(&k2, holder(7), answer.clone()).await,
+        not_found,
+        "the first holder after a take-over",
+    );
+    store.abandon(&k2, holder(7)).await.expect("abandon");
+    assert_eq!(
+        reserve(k2.clone(), 3, 9, timeout).await,
+        Reservation::InFlight,
+        "the take-over's reservation survived the late abandon"
+    );
     // Abandoning frees the key at once.
-    store.abandon(&k2).await.expect("abandon");
-    store.abandon(&k2).await.expect("abandon twice");
-    assert_eq!(reserve(k2.clone(), 4, timeout).await, Reservation::Fresh);
+    store.abandon(&k2, holder(8)).await.expect("abandon");
+    store.abandon(&k2, holder(8)).await.expect("abandon twice");
+    assert_eq!(
+        reserve(k2.clone(), 4, 10, timeout).await,
+        Reservation::Fresh
+    );
     is(
         store
-            .finish(&key(ana.id(), "POST /alarms", "never"), answer.clone())
+            .finish(
+                &key(ana.id(), "POST /alarms", "never"),
+                holder(1),
+                answer.clone(),
+            )
             .await,
         not_found,
         "finishing an unreserved key",
@@ -1354,7 +1387,8 @@ where
         .map(|_| {
             let store = store.clone();
             let k = k3.clone();
-            tokio::spawn(async move { store.reserve(&k, [5; 32], at(10), day).await })
+            let who = uuid::Uuid::now_v7();
+            tokio::spawn(async move { store.reserve(&k, [5; 32], who, at(10), day).await })
         })
         .collect();
     let mut fresh = 0;
@@ -1370,7 +1404,7 @@ where
     let purged = store.purge(at(5)).await.expect("purge");
     assert_eq!(purged, 2, "bob's k-1 and ana's other scope were older");
     assert_eq!(
-        reserve(key(bob.id(), "POST /alarms", "k-1"), 9, 20).await,
+        reserve(key(bob.id(), "POST /alarms", "k-1"), 9, 11, 20).await,
         Reservation::Fresh,
         "purged records are gone"
     );

@@ -761,7 +761,8 @@ impl RefreshTokenStore for InMemory {
     }
 }
 
-type IdemRecord = ([u8; 32], Timestamp, Option<StoredResponse>);
+/// (fingerprint, created, answer, holder).
+type IdemRecord = ([u8; 32], Timestamp, Option<StoredResponse>, uuid::Uuid);
 
 fn idem_key(k: &IdempotencyKey) -> (UserId, String, String) {
     (k.owner, k.scope.clone(), k.key.clone())
@@ -773,12 +774,13 @@ impl IdempotencyStore for InMemory {
         &self,
         key: &IdempotencyKey,
         fingerprint: [u8; 32],
+        holder: uuid::Uuid,
         now: Timestamp,
         ttl: SignedDuration,
     ) -> Result<Reservation, StoreError> {
         let mut s = self.lock();
         let k = idem_key(key);
-        if let Some((stored, created, answer)) = s.idempotency.get(&k) {
+        if let Some((stored, created, answer, _)) = s.idempotency.get(&k) {
             let expired = *created + ttl <= now
                 || (answer.is_none() && *created + IDEMPOTENCY_IN_FLIGHT_TIMEOUT <= now);
             if !expired {
@@ -791,26 +793,32 @@ impl IdempotencyStore for InMemory {
                 });
             }
         }
-        s.idempotency.insert(k, (fingerprint, now, None));
+        s.idempotency.insert(k, (fingerprint, now, None, holder));
         Ok(Reservation::Fresh)
     }
 
     async fn finish(
         &self,
         key: &IdempotencyKey,
+        holder: uuid::Uuid,
         response: StoredResponse,
     ) -> Result<(), StoreError> {
         let mut s = self.lock();
         let record = s
             .idempotency
             .get_mut(&idem_key(key))
+            .filter(|r| r.3 == holder)
             .ok_or(StoreError::NotFound)?;
         record.2 = Some(response);
         Ok(())
     }
 
-    async fn abandon(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
-        self.lock().idempotency.remove(&idem_key(key));
+    async fn abandon(&self, key: &IdempotencyKey, holder: uuid::Uuid) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let k = idem_key(key);
+        if s.idempotency.get(&k).is_some_and(|r| r.3 == holder) {
+            s.idempotency.remove(&k);
+        }
         Ok(())
     }
 
@@ -818,7 +826,7 @@ impl IdempotencyStore for InMemory {
         let mut s = self.lock();
         let n = s.idempotency.len();
         s.idempotency
-            .retain(|_, (_, created, _)| *created >= before);
+            .retain(|_, (_, created, _, _)| *created >= before);
         Ok((n - s.idempotency.len()) as u64)
     }
 }

@@ -224,6 +224,9 @@ impl AlarmsApi {
             }
         };
         let fingerprint = body.fingerprint();
+        // This request's claim on the key: a late finish or abandon after a
+        // take-over cannot touch the retry's reservation.
+        let holder = uuid::Uuid::now_v7();
         let input = body.into_inner()?;
         let draft = input.to_draft(&state.tzdb)?;
         if let Some(key) = &key {
@@ -233,6 +236,7 @@ impl AlarmsApi {
                 .reserve(
                     key,
                     fingerprint,
+                    holder,
                     state.ports.clock.now(),
                     state.config.idempotency_ttl,
                 )
@@ -266,7 +270,7 @@ impl AlarmsApi {
             Err(e) => {
                 if let Some(key) = &key {
                     // A failed attempt must not pin its key: the retry runs afresh.
-                    let _ = state.ports.idempotency.abandon(key).await;
+                    let _ = state.ports.idempotency.abandon(key, holder).await;
                 }
                 return Err(e);
             }
@@ -282,7 +286,7 @@ impl AlarmsApi {
                 ],
                 body: view.to_json_string(),
             };
-            if let Err(e) = state.ports.idempotency.finish(key, stored).await {
+            if let Err(e) = state.ports.idempotency.finish(key, holder, stored).await {
                 // The alarm exists; a retry within the in-flight window is
                 // told to wait, after it a second alarm could be made.
                 tracing::warn!(error = %e, "idempotency answer not stored");

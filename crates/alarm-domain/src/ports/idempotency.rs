@@ -51,7 +51,8 @@ pub enum Reservation {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// Reserves `key` for a request whose body hashes to `fingerprint`.
+    /// Reserves `key` for a request whose body hashes to `fingerprint`; the
+    /// reservation is fenced by `holder` (a fresh id per request).
     ///
     /// A record older than `ttl`, or a reservation without an answer older
     /// than [`IDEMPOTENCY_IN_FLIGHT_TIMEOUT`], is replaced as if absent.
@@ -64,25 +65,30 @@ pub trait IdempotencyStore: Send + Sync {
         &self,
         key: &IdempotencyKey,
         fingerprint: [u8; 32],
+        holder: uuid::Uuid,
         now: Timestamp,
         ttl: SignedDuration,
     ) -> Result<Reservation, StoreError>;
 
-    /// Stores the answer of a reserved request.
+    /// Stores the answer of the request that reserved `key` as `holder`.
     ///
     /// # Errors
-    /// MUST return [`StoreError::NotFound`] when the key is not reserved.
+    /// MUST return [`StoreError::NotFound`] when `key` is not reserved by
+    /// `holder` (never reserved, or taken over after the in-flight timeout):
+    /// a late first request must not overwrite its retry's answer.
     async fn finish(
         &self,
         key: &IdempotencyKey,
+        holder: uuid::Uuid,
         response: StoredResponse,
     ) -> Result<(), StoreError>;
 
-    /// Drops a reservation whose request failed in a way worth retrying.
+    /// Drops `holder`'s reservation of `key` (its request failed in a way
+    /// worth retrying); another holder's reservation is left alone.
     ///
     /// # Errors
     /// Only infrastructure failures (an unknown key is fine).
-    async fn abandon(&self, key: &IdempotencyKey) -> Result<(), StoreError>;
+    async fn abandon(&self, key: &IdempotencyKey, holder: uuid::Uuid) -> Result<(), StoreError>;
 
     /// Deletes records created before `before`; returns how many.
     ///

@@ -8,7 +8,7 @@ pub(super) struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m0002_idempotency"
+        "m0002_idempotency_keys"
     }
 }
 
@@ -32,6 +32,7 @@ impl MigrationTrait for Migration {
                 idem_key TEXT NOT NULL,
                 fingerprint {bytes} NOT NULL,
                 created_us BIGINT NOT NULL,
+                holder {uuid} NOT NULL,
                 status INTEGER,
                 headers TEXT,
                 body TEXT,
