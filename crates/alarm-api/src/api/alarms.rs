@@ -336,16 +336,9 @@ impl AlarmsApi {
         /// Alarm id.
         id: Path<String>,
     ) -> Result<AlarmResponse, ApiError> {
-        let id = alarm_id(&id.0)?;
-        let actor = auth.0.actor();
-        // The alarm and the caller's calendar are independent reads: done
-        // together, a GET waits for one round trip fewer.
-        let (alarm, calendar) =
-            tokio::join!(state.alarms.get(&actor, id), state.alarms.calendar(&actor));
-        let alarm = alarm?;
-        let next = state.alarms.next_fire_in(&alarm, &calendar?);
+        let alarm = Self::owned(&state, &auth.0, &id.0).await?;
         Ok(AlarmResponse::Ok(
-            Json(AlarmView::new(&alarm, next)),
+            Json(Self::view(&state, &alarm).await?),
             etag(alarm.version()),
         ))
     }

@@ -7,7 +7,7 @@ use super::{Actor, CalendarService, Ports, ServiceError};
 use crate::ids::AlarmId;
 use crate::model::{Alarm, AlarmDraft, AlarmEventKind, AlarmVersion};
 use crate::ports::{AlarmOp, ChangeSet, Page, PageRequest, RingingOp, TriggerPlan};
-use crate::schedule::{Calendar, OccurrenceQuery, Preview};
+use crate::schedule::{OccurrenceQuery, Preview};
 use crate::trigger::{Ringing, Trigger, TriggerKind};
 
 /// Alarm use cases.
@@ -65,21 +65,6 @@ impl AlarmService {
     pub async fn next_fire_at(&self, alarm: &Alarm) -> Result<Option<Timestamp>, ServiceError> {
         let calendar = self.calendar.calendar_for(alarm.owner()).await?;
         Ok(next_fire(alarm, &calendar, self.ports.clock.now()).map(|t| t.due_at))
-    }
-
-    /// The actor's calendar (exception periods, holidays and preferences),
-    /// for callers that read it beside the alarm rather than after it.
-    ///
-    /// # Errors
-    /// Store failures.
-    pub async fn calendar(&self, actor: &Actor) -> Result<Calendar, ServiceError> {
-        self.calendar.calendar_for(actor.user).await
-    }
-
-    /// When `alarm` rings next against `calendar` (`None`: never again, or
-    /// disabled).
-    pub fn next_fire_in(&self, alarm: &Alarm, calendar: &Calendar) -> Option<Timestamp> {
-        next_fire(alarm, calendar, self.ports.clock.now()).map(|t| t.due_at)
     }
 
     /// When each of the actor's `alarms` rings next, reading the actor's
