@@ -106,6 +106,14 @@ async fn run_checks(state: &AppState) -> Vec<CheckView> {
     out
 }
 
+fn answer(v: HealthView) -> Ready {
+    if v.status == "ok" {
+        Ready::Ok(Json(v))
+    } else {
+        Ready::Unavailable(Json(v))
+    }
+}
+
 fn view(state: &AppState, checks: Vec<CheckView>) -> HealthView {
     let ok = checks.iter().all(|c| c.status == "ok");
     HealthView {
@@ -124,20 +132,23 @@ impl HealthApi {
         Live::Ok(Json(view(&state, Vec::new())))
     }
 
-    /// Readiness: every dependency answers; 503 names the failing check.
+    /// Readiness: every dependency answers; 503 names the failing check
+    /// (without its error text, which load balancers do not need and which
+    /// may name internal hosts; `/health` has it).
     #[oai(path = "/ready", method = "get")]
     async fn ready(&self, state: Data<&Arc<AppState>>) -> Ready {
-        let v = view(&state, run_checks(&state).await);
-        if v.status == "ok" {
-            Ready::Ok(Json(v))
-        } else {
-            Ready::Unavailable(Json(v))
+        let mut checks = run_checks(&state).await;
+        for c in &mut checks {
+            if let Some(e) = c.error.take() {
+                tracing::warn!(check = %c.name, error = %e, "readiness check failed");
+            }
         }
+        answer(view(&state, checks))
     }
 
-    /// Every check in detail, with the time-zone database release.
+    /// Every check in detail (errors included), with the time-zone database release.
     #[oai(path = "/", method = "get")]
     async fn detail(&self, state: Data<&Arc<AppState>>) -> Ready {
-        self.ready(state).await
+        answer(view(&state, run_checks(&state).await))
     }
 }
