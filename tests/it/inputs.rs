@@ -219,6 +219,15 @@ async fn bad_input(h: &Harness) {
         ),
         (&format!("/api/v1/alarms/{id}/occurrences?limit=0"), "limit"),
         (
+            &format!("/api/v1/alarms/{id}/occurrences?limit=ten"),
+            "limit",
+        ),
+        (
+            &format!("/api/v1/alarms/{id}/occurrences?include_suppressed=maybe"),
+            "include_suppressed",
+        ),
+        (&format!("/api/v1/alarms/{id}/events?limit=-1"), "limit"),
+        (
             &format!("/api/v1/alarms/{id}/occurrences?from=yesterday"),
             "from",
         ),

@@ -34,7 +34,12 @@ async fn ownership(h: &Harness) {
             ("POST", format!("{base}/enable")),
             ("POST", format!("{base}/disable")),
             ("GET", format!("{base}/occurrences?limit=3")),
+            (
+                "GET",
+                format!("{base}/occurrences?limit=abc&from=never&include_suppressed=maybe"),
+            ),
             ("GET", format!("{base}/events")),
+            ("GET", format!("{base}/events?limit=x&cursor=y")),
         ] {
             for if_match in [None, Some("\"1\""), Some("*")] {
                 let mut r = h.req(method, &path).bearer(&bob.access);

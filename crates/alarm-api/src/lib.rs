@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod body;
 pub mod dto;
+pub mod lenient;
 pub mod problem;
 pub mod state;
 pub mod throttle;

@@ -19,6 +19,7 @@ use crate::body::JsonBody;
 use crate::dto::{
     AlarmInput, AlarmPage, AlarmView, EventPage, EventView, OccurrenceList, OccurrenceView,
 };
+use crate::lenient::{self, Lenient};
 use crate::problem::{ApiError, Problem, ProblemType};
 use crate::state::AppState;
 
@@ -451,12 +452,14 @@ impl AlarmsApi {
         /// Exclusive start, an RFC 3339 instant between 1900 and 2200 (default now).
         from: Query<Option<String>>,
         /// How many, 1..=500 (default 10).
-        limit: Query<Option<u32>>,
+        limit: Query<Option<Lenient<u32>>>,
         /// Also list suppressed occurrences, with the reason (default false).
-        include_suppressed: Query<Option<bool>>,
+        include_suppressed: Query<Option<Lenient<bool>>>,
     ) -> Result<Occurrences, ApiError> {
         let alarm = Self::owned(&state, &auth.0, &id.0).await?;
-        let limit = limit.0.unwrap_or(10);
+        let limit = lenient::optional(limit.0, "limit")?.unwrap_or(10);
+        let include_suppressed =
+            lenient::optional(include_suppressed.0, "include_suppressed")?.unwrap_or(false);
         if !(1..=MAX_PREVIEW_LIMIT).contains(&(limit as usize)) {
             return Err(Problem::invalid(
                 "limit",
@@ -474,7 +477,7 @@ impl AlarmsApi {
                 OccurrenceQuery {
                     after,
                     limit: limit as usize,
-                    include_suppressed: include_suppressed.0.unwrap_or(false),
+                    include_suppressed,
                 },
             )
             .await?;
@@ -493,12 +496,12 @@ impl AlarmsApi {
         /// Alarm id.
         id: Path<String>,
         /// Page size, 1..=100 (default 50).
-        limit: Query<Option<u32>>,
+        limit: Query<Option<Lenient<u32>>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Events, ApiError> {
         let alarm = Self::owned(&state, &auth.0, &id.0).await?;
-        let limit = page_limit(limit.0, 50)?;
+        let limit = page_limit(lenient::optional(limit.0, "limit")?, 50)?;
         let after = self::cursor::<EventId>(cursor.0.as_deref())?;
         let page = state
             .ports
