@@ -127,9 +127,9 @@ async fn tampered_tokens(h: &Harness) {
 
 crate::on_both!(tampered_tokens);
 
-/// Password guessing is throttled per account: the 11th attempt within the
-/// window is 429 with `Retry-After`, even with the right password; other
-/// accounts are unaffected.
+/// Password guessing is throttled: the 11th attempt on one account from one
+/// address within the window is 429 with `Retry-After`, even with the right
+/// password; other accounts are unaffected.
 async fn login_throttle(h: &Harness) {
     h.account("ana@example.com").await;
     h.account("bob@example.com").await;
@@ -137,7 +137,7 @@ async fn login_throttle(h: &Harness) {
         h.req("POST", "/api/v1/auth/login")
             .json(serde_json::json!({"email": email, "password": password}))
     };
-    for _ in 0..alarm_api::throttle::MAX_FAILURES_PER_EMAIL {
+    for _ in 0..alarm_api::throttle::MAX_FAILURES_PER_EMAIL_AND_ADDRESS {
         login("ana@example.com", "wrong guess 123")
             .send()
             .await

@@ -1,4 +1,10 @@
-//! Login throttling: after too many failed logins for one email, or from one client address, within a window, further attempts get 429 until the window passes.
+//! Login throttling: after too many failed logins for one email from one client address, for one email from anywhere, or from one address for any email, within a window, further attempts get 429 until the window passes.
+//!
+//! The tight limit is per (email, address): a guesser at one address is
+//! stopped after a few tries without locking the account's owner out from
+//! elsewhere. The per-email limit is ten times higher, against guessing
+//! spread over many addresses (reaching it does lock the account for the
+//! rest of the window: the price of bounding distributed guessing).
 //!
 //! The counters live in this process. Behind a load balancer with several
 //! instances each one counts on its own, so the effective limit is the
@@ -10,8 +16,10 @@ use std::sync::Mutex;
 
 use jiff::{SignedDuration, Timestamp};
 
-/// Failed attempts allowed per email in a window.
-pub const MAX_FAILURES_PER_EMAIL: u32 = 10;
+/// Failed attempts allowed per email from one address in a window.
+pub const MAX_FAILURES_PER_EMAIL_AND_ADDRESS: u32 = 10;
+/// Failed attempts allowed per email from all addresses in a window.
+pub const MAX_FAILURES_PER_EMAIL: u32 = 100;
 /// Failed attempts allowed per client address in a window.
 pub const MAX_FAILURES_PER_ADDRESS: u32 = 50;
 /// The window.
@@ -42,18 +50,20 @@ pub(crate) fn client_key(addr: &poem::web::RemoteAddr) -> String {
     }
 }
 
-fn keys(email: &str, address: &str) -> [(String, u32); 2] {
+fn keys(email: &str, address: &str) -> [(String, u32); 3] {
+    let email = email.trim().to_lowercase();
     [
         (
-            format!("email:{}", email.trim().to_lowercase()),
-            MAX_FAILURES_PER_EMAIL,
+            format!("pair:{email} {address}"),
+            MAX_FAILURES_PER_EMAIL_AND_ADDRESS,
         ),
+        (format!("email:{email}"), MAX_FAILURES_PER_EMAIL),
         (format!("addr:{address}"), MAX_FAILURES_PER_ADDRESS),
     ]
 }
 
 impl LoginThrottle {
-    /// `Some(seconds to wait)` when the email or the address is over its limit.
+    /// `Some(seconds to wait)` when the pair, the email or the address is over its limit.
     pub(crate) fn blocked(&self, email: &str, address: &str, now: Timestamp) -> Option<u64> {
         let map = self
             .failures
@@ -98,14 +108,15 @@ impl LoginThrottle {
         }
     }
 
-    /// A successful login clears the email's failures (not the address's).
+    /// A successful login clears the pair's failures (not the email's nor
+    /// the address's, which count other guessers too).
     pub(crate) fn succeeded(&self, email: &str, address: &str) {
         let mut map = self
             .failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let [(email_key, _), _] = keys(email, address);
-        map.remove(&email_key);
+        let [(pair, _), _, _] = keys(email, address);
+        map.remove(&pair);
     }
 }
 
@@ -117,11 +128,16 @@ mod tests {
     fn blocks_after_the_limit_until_the_window_passes() {
         let t = LoginThrottle::default();
         let t0 = Timestamp::UNIX_EPOCH;
-        for _ in 0..MAX_FAILURES_PER_EMAIL {
+        for _ in 0..MAX_FAILURES_PER_EMAIL_AND_ADDRESS {
             assert_eq!(t.blocked("Ana@x.com", "1.2.3.4", t0), None);
             t.failed("ana@x.com", "1.2.3.4", t0);
         }
-        assert_eq!(t.blocked("ANA@x.com", "5.6.7.8", t0), Some(900));
+        assert_eq!(t.blocked("ANA@x.com", "1.2.3.4", t0), Some(900));
+        assert_eq!(
+            t.blocked("ana@x.com", "5.6.7.8", t0),
+            None,
+            "the owner elsewhere is not locked out"
+        );
         assert_eq!(
             t.blocked("bob@x.com", "1.2.3.4", t0),
             None,
@@ -135,6 +151,16 @@ mod tests {
             "a new window starts at one"
         );
         t.succeeded("ana@x.com", "1.2.3.4");
+        // Guessing one account from many addresses.
+        let u = LoginThrottle::default();
+        for i in 0..MAX_FAILURES_PER_EMAIL {
+            u.failed("carol@x.com", &format!("10.0.{}.{}", i / 250, i % 250), t0);
+        }
+        assert!(
+            u.blocked("carol@x.com", "192.0.2.1", t0).is_some(),
+            "a distributed guess"
+        );
+        // Spraying many accounts from one address.
         for i in 0..MAX_FAILURES_PER_ADDRESS {
             t.failed(&format!("u{i}@x.com"), "9.9.9.9", t0);
         }

@@ -144,8 +144,9 @@ impl AccountsApi {
     /// Log in with email and password.
     ///
     /// An unknown email and a wrong password get the same answer in the same
-    /// time. After 10 failures for one email (or 50 from one address) in
-    /// 15 minutes, attempts are refused with 429 and `Retry-After` until the
+    /// time. After 10 failures for one email from one address (100 for one
+    /// email from anywhere, 50 from one address for any email) in 15
+    /// minutes, attempts are refused with 429 and `Retry-After` until the
     /// window passes.
     #[oai(path = "/login", method = "post")]
     async fn login(
