@@ -31,15 +31,19 @@ pub enum TriggerKind {
     Snooze(u8),
     /// Re-notify at this escalation level (1-based).
     Escalate(u8),
+    /// The occurrence went unanswered past the last escalation plus the
+    /// expiry window: record it `expired` and stop ringing.
+    Expire,
 }
 
 impl TriggerKind {
-    /// Stable text form: `fire`, `snooze:2`, `escalate:1`.
+    /// Stable text form: `fire`, `snooze:2`, `escalate:1`, `expire`.
     pub fn code(&self) -> String {
         match self {
             TriggerKind::Fire => "fire".to_owned(),
             TriggerKind::Snooze(n) => format!("snooze:{n}"),
             TriggerKind::Escalate(n) => format!("escalate:{n}"),
+            TriggerKind::Expire => "expire".to_owned(),
         }
     }
 }

@@ -117,6 +117,7 @@ pub(crate) fn kind_from_text(text: &str) -> Result<TriggerKind, StoreError> {
     let level = |n: &str| n.parse::<u8>().map_err(|e| corrupt("trigger kind", e));
     match text.split_once(':') {
         None if text == "fire" => Ok(TriggerKind::Fire),
+        None if text == "expire" => Ok(TriggerKind::Expire),
         Some(("snooze", n)) => Ok(TriggerKind::Snooze(level(n)?)),
         Some(("escalate", n)) => Ok(TriggerKind::Escalate(level(n)?)),
         _ => Err(corrupt("trigger kind", text)),

@@ -123,7 +123,58 @@ impl Sql {
             queue: stores,
             clock,
             ids,
+            wake: Arc::new(alarm_domain::ports::NoWake),
         }
+    }
+
+    /// On PostgreSQL, listens for the database's notice that a claimable
+    /// trigger was written (by any process) and calls `on_notice` for each;
+    /// also after every reconnection, since notices sent while the
+    /// connection was down are lost. Runs until the returned task is
+    /// aborted. `None` on SQLite, where the API and the engine share a
+    /// process and the in-process signal suffices.
+    pub fn listen_for_triggers(
+        &self,
+        on_notice: impl Fn() + Send + Sync + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        if self.engine != Engine::Postgres {
+            return None;
+        }
+        let pool = self.db.get_postgres_connection_pool().clone();
+        Some(tokio::spawn(async move {
+            use sea_orm::sqlx::postgres::PgListener;
+            let pause = std::time::Duration::from_millis(500);
+            loop {
+                let mut listener = match PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(_) => {
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                };
+                if listener
+                    .listen(migration::m0003_engine::TRIGGER_CHANNEL)
+                    .await
+                    .is_err()
+                {
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+                on_notice();
+                // `try_recv` yields `None` when the connection dropped; the
+                // next call reconnects and re-subscribes.
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(_)) => on_notice(),
+                        Ok(None) => on_notice(),
+                        Err(_) => {
+                            tokio::time::sleep(pause).await;
+                            break;
+                        }
+                    }
+                }
+            }
+        }))
     }
 
     /// The engine.

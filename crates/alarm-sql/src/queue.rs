@@ -347,7 +347,7 @@ impl TriggerQueue for SqlStores {
                 let stored = ringing_from(&row)?;
                 alarm_domain::ports::check_snooze(&stored, ringing, trigger)?;
                 tx.exec(
-                    "DELETE FROM triggers WHERE alarm_id = ? AND occurrence_us = ? AND kind LIKE 'escalate:%'",
+                    "DELETE FROM triggers WHERE alarm_id = ? AND occurrence_us = ? AND (kind LIKE 'escalate:%' OR kind = 'expire')",
                     vec![v(ringing.alarm.as_uuid()), v(us(ringing.occurrence.at))],
                 )
                 .await?;
@@ -372,6 +372,94 @@ impl TriggerQueue for SqlStores {
             }
         }
         apply_common(&tx, &change).await?;
+        tx.commit().await
+    }
+
+    async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError> {
+        let rows = self
+            .db
+            .query_all(
+                "SELECT * FROM ringing WHERE owner_id = ? ORDER BY occurrence_us, alarm_id",
+                vec![v(owner.as_uuid())],
+            )
+            .await?;
+        rows.iter().map(ringing_from).collect()
+    }
+
+    async fn renew(
+        &self,
+        tokens: Vec<LeaseToken>,
+        until: Timestamp,
+    ) -> Result<Vec<LeaseToken>, StoreError> {
+        let tx = self.db.begin().await?;
+        let mut current = std::collections::HashSet::new();
+        for chunk in tokens.chunks(400) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut values = vec![v(us(until))];
+            values.extend(chunk.iter().map(|t| v(t.as_uuid())));
+            let rows = tx
+                .query_all(
+                    &format!("UPDATE triggers SET lease_until_us = ? WHERE lease_token IN ({marks}) RETURNING lease_token"),
+                    values,
+                )
+                .await?;
+            for row in &rows {
+                current.insert(col::<Uuid>(row, "lease_token")?);
+            }
+        }
+        tx.commit().await?;
+        Ok(tokens
+            .into_iter()
+            .filter(|t| !current.contains(&t.as_uuid()))
+            .collect())
+    }
+
+    async fn store_time(&self) -> Result<Timestamp, StoreError> {
+        let sql = match self.db.backend {
+            DbBackend::Postgres => {
+                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS now_us"
+            }
+            // SQLite has no clock of its own beyond the host's; `unixepoch`
+            // with `subsec` gives milliseconds.
+            _ => "SELECT CAST(unixepoch('subsec') * 1000000 AS INTEGER) AS now_us",
+        };
+        let row = self
+            .db
+            .query_one(sql, Vec::new())
+            .await?
+            .ok_or_else(|| corrupt("clock", "no row"))?;
+        ts(col::<i64>(&row, "now_us")?)
+    }
+
+    async fn engine_lease(
+        &self,
+        holder: Uuid,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if self.db.backend == DbBackend::Postgres {
+            return Ok(true);
+        }
+        let tx = self.db.begin().await?;
+        let n = tx
+            .exec(
+                "INSERT INTO engine_locks (name, holder, until_us) VALUES ('engine', ?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_us = excluded.until_us \
+                 WHERE engine_locks.holder = excluded.holder OR engine_locks.until_us <= ?",
+                vec![v(holder), v(us(until)), v(us(now))],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn engine_unlease(&self, holder: Uuid) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        tx.exec(
+            "DELETE FROM engine_locks WHERE name = 'engine' AND holder = ?",
+            vec![v(holder)],
+        )
+        .await?;
         tx.commit().await
     }
 

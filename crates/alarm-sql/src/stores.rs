@@ -452,6 +452,24 @@ impl AlarmStore for SqlStores {
         self.alarm_from(&row.ok_or(StoreError::NotFound)?)
     }
 
+    async fn get_many(&self, ids: Vec<AlarmId>) -> Result<Vec<Alarm>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(400) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let rows = self
+                .db
+                .query_all(
+                    &format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE id IN ({marks})"),
+                    chunk.iter().map(|id| v(id.as_uuid())).collect(),
+                )
+                .await?;
+            for row in &rows {
+                found.push(self.alarm_from(row)?);
+            }
+        }
+        Ok(found)
+    }
+
     async fn list(
         &self,
         owner: UserId,

@@ -82,4 +82,45 @@ suites!(
     event_store_and_audit_log,
     refresh_token_store,
     trigger_queue,
+    engine_support,
 );
+
+/// SQLite allows one engine per database file: a second holder is refused
+/// while the first one's right is live.
+#[tokio::test]
+async fn sqlite_engine_right_is_exclusive() {
+    let ports = sqlite_ports().await;
+    let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let t = fixtures::at;
+    assert!(
+        ports
+            .queue
+            .engine_lease(a, t(0), t(30))
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !ports
+            .queue
+            .engine_lease(b, t(10), t(40))
+            .await
+            .expect("lease"),
+        "a second engine on the same file is refused while the first holds the right"
+    );
+    assert!(
+        ports
+            .queue
+            .engine_lease(b, t(30), t(60))
+            .await
+            .expect("lease"),
+        "the right passes on once the first holder stops renewing"
+    );
+    assert!(
+        !ports
+            .queue
+            .engine_lease(a, t(31), t(61))
+            .await
+            .expect("lease"),
+        "the old holder does not get it back while the new one is live"
+    );
+}

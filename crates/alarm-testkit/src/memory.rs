@@ -58,6 +58,8 @@ struct State {
     /// (owner, scope, key) → (fingerprint, created, answer).
     idempotency: HashMap<(UserId, String, String), IdemRecord>,
     leases_issued: u64,
+    /// The engine right: (holder, until).
+    engine_lease: Option<(uuid::Uuid, Timestamp)>,
 }
 
 /// The in-memory backend. Cheap to clone (clones share the state); hand
@@ -295,6 +297,7 @@ impl InMemory {
             queue: me,
             clock,
             ids,
+            wake: Arc::new(alarm_domain::ports::NoWake),
         }
     }
 
@@ -391,6 +394,14 @@ impl AlarmStore for InMemory {
             .get(&id)
             .cloned()
             .ok_or(StoreError::NotFound)
+    }
+
+    async fn get_many(&self, ids: Vec<AlarmId>) -> Result<Vec<Alarm>, StoreError> {
+        let s = self.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| s.alarms.get(id).cloned())
+            .collect())
     }
 
     async fn list(
@@ -969,7 +980,7 @@ impl TriggerQueue for InMemory {
                 s.triggers.retain(|(a, at, kind), _| {
                     !(*a == ringing.alarm
                         && *at == occurrence
-                        && matches!(kind, TriggerKind::Escalate(_)))
+                        && matches!(kind, TriggerKind::Escalate(_) | TriggerKind::Expire))
                 });
                 s.upsert_trigger(trigger);
                 s.ringing.insert(key, ringing);
@@ -991,6 +1002,67 @@ impl TriggerQueue for InMemory {
             }
         }
         s.apply_common(change);
+        Ok(())
+    }
+
+    async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError> {
+        let s = self.lock();
+        let mut list: Vec<Ringing> = s
+            .ringing
+            .values()
+            .filter(|r| r.owner == owner)
+            .cloned()
+            .collect();
+        list.sort_by_key(|r| (r.occurrence.at, r.alarm));
+        Ok(list)
+    }
+
+    async fn renew(
+        &self,
+        tokens: Vec<LeaseToken>,
+        until: Timestamp,
+    ) -> Result<Vec<LeaseToken>, StoreError> {
+        let mut s = self.lock();
+        let mut lost = Vec::new();
+        for token in tokens {
+            match s.find_lease(token) {
+                Some(key) => {
+                    if let Some(t) = s.triggers.get_mut(&key) {
+                        t.lease = Some((token, until));
+                    }
+                }
+                None => lost.push(token),
+            }
+        }
+        Ok(lost)
+    }
+
+    async fn store_time(&self) -> Result<Timestamp, StoreError> {
+        // The fake lives in one process: its clock is the machine's.
+        Ok(Timestamp::now())
+    }
+
+    async fn engine_lease(
+        &self,
+        holder: uuid::Uuid,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        match s.engine_lease {
+            Some((other, expires)) if other != holder && expires > now => Ok(false),
+            _ => {
+                s.engine_lease = Some((holder, until));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn engine_unlease(&self, holder: uuid::Uuid) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.engine_lease.is_some_and(|(h, _)| h == holder) {
+            s.engine_lease = None;
+        }
         Ok(())
     }
 

@@ -58,6 +58,11 @@ async fn trigger_queue() {
 }
 
 #[tokio::test]
+async fn engine_support() {
+    conformance::engine_support(fresh).await;
+}
+
+#[tokio::test]
 async fn blob_store() {
     conformance::blob_store(|limit| async move {
         Arc::new(alarm_testkit::InMemoryBlobs::new(limit))

@@ -59,6 +59,23 @@ pub trait IdSource: Send + Sync {
     fn next_uuid(&self) -> uuid::Uuid;
 }
 
+/// Told when a committed change created or moved a trigger, so an engine in
+/// the same process can wake before its next poll. Purely an optimisation:
+/// an engine that is never told still finds the trigger within its poll
+/// interval (and other processes hear of it from the database).
+pub trait TriggerWake: Send + Sync {
+    /// A trigger is now due at `at`.
+    fn due(&self, at: jiff::Timestamp);
+}
+
+/// Tells nobody (no engine in this process).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoWake;
+
+impl TriggerWake for NoWake {
+    fn due(&self, _at: jiff::Timestamp) {}
+}
+
 /// The operating system's clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;

@@ -28,7 +28,8 @@ pub struct FireOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RingingOp {
     /// Snooze: the ringing record becomes snoozed with `snoozes` used, the
-    /// occurrence's escalations (leased ones included) are cancelled and
+    /// occurrence's escalations and its expiry (leased ones included) are
+    /// cancelled and
     /// `trigger` (its `Snooze(snoozes)` trigger) is inserted.
     Snooze {
         /// The updated ringing record.
@@ -159,6 +160,55 @@ pub trait TriggerQueue: Send + Sync {
     /// occurrence, or a kind other than `Snooze(snoozes)`). Nothing is
     /// stored on error.
     async fn commit_ringing(&self, change: ChangeSet<RingingOp>) -> Result<(), StoreError>;
+
+    /// Every ringing occurrence of `owner` (snoozed ones included), oldest
+    /// first, for the ringing list.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError>;
+
+    /// Extends the leases of the claims whose tokens are still current to
+    /// `until` (the heartbeat) and returns the tokens that are not current
+    /// any more (rescued, released, completed or cancelled): their holder
+    /// must not act on them.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn renew(
+        &self,
+        tokens: Vec<LeaseToken>,
+        until: Timestamp,
+    ) -> Result<Vec<LeaseToken>, StoreError>;
+
+    /// The store's own clock. The one exception to "time is an argument":
+    /// engines on several machines agree on `now` by asking the database,
+    /// so skew between their clocks cannot fire a trigger early or twice.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn store_time(&self) -> Result<Timestamp, StoreError>;
+
+    /// Takes or renews the right to run the one engine a store allows
+    /// (SQLite: one per database file), held by `holder` until `until`;
+    /// `false` while another holder's right has not expired at `now`.
+    /// Stores that let many engines share the work (PostgreSQL) always
+    /// return `true`.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn engine_lease(
+        &self,
+        holder: uuid::Uuid,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives the engine right up (graceful shutdown), if `holder` has it.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn engine_unlease(&self, holder: uuid::Uuid) -> Result<(), StoreError>;
 
     /// Deliveries committed for `owner` (newest last), for the in-app channel and tests.
     ///

@@ -99,6 +99,13 @@ pub trait AlarmStore: Send + Sync {
     /// MUST return [`StoreError::NotFound`] when it does not exist.
     async fn get_any(&self, id: AlarmId) -> Result<Alarm, StoreError>;
 
+    /// The alarms among `ids` that exist, whoever owns them, in any order
+    /// (the trigger runner loads a batch at once).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn get_many(&self, ids: Vec<AlarmId>) -> Result<Vec<Alarm>, StoreError>;
+
     /// The owner's alarms in id order, optionally only enabled or disabled ones.
     ///
     /// # Errors

@@ -122,7 +122,9 @@ impl AlarmService {
             }],
             op: AlarmOp::Create(alarm.clone()),
         };
+        let plans = change.triggers.clone();
         self.ports.alarms.commit(change).await?;
+        self.ports.woke(&plans);
         Ok(alarm)
     }
 
@@ -224,7 +226,9 @@ impl AlarmService {
                 expected: current.version(),
             },
         };
+        let plans = change.triggers.clone();
         self.ports.alarms.commit(change).await?;
+        self.ports.woke(&plans);
         Ok(alarm)
     }
 
@@ -331,6 +335,7 @@ impl AlarmService {
             due_at: now + SignedDuration::from_mins(i64::from(policy.minutes())),
             alarm_version: alarm.version(),
         };
+        let due = trigger.due_at;
         let detail = format!("snooze {n} of {}", policy.max_snoozes());
         let change = ChangeSet {
             audit: self.ports.audit(
@@ -365,6 +370,7 @@ impl AlarmService {
                 ServiceError::NotFound => ServiceError::NotRinging,
                 other => other,
             })?;
+        self.ports.wake.due(due);
         Ok(updated)
     }
 

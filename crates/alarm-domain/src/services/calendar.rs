@@ -201,9 +201,10 @@ impl CalendarService {
                 op: ExceptionOp::Create(period.clone()),
                 audit,
                 events: Vec::new(),
-                triggers,
+                triggers: triggers.clone(),
             })
             .await?;
+        self.ports.woke(&triggers);
         Ok(period)
     }
 
@@ -249,9 +250,10 @@ impl CalendarService {
                 op: ExceptionOp::Update(period.clone()),
                 audit,
                 events: Vec::new(),
-                triggers,
+                triggers: triggers.clone(),
             })
             .await?;
+        self.ports.woke(&triggers);
         Ok(period)
     }
 
@@ -286,9 +288,10 @@ impl CalendarService {
                 },
                 audit,
                 events: Vec::new(),
-                triggers,
+                triggers: triggers.clone(),
             })
             .await?;
+        self.ports.woke(&triggers);
         Ok(())
     }
 
@@ -427,9 +430,10 @@ impl CalendarService {
                 op,
                 audit,
                 events: Vec::new(),
-                triggers,
+                triggers: triggers.clone(),
             })
             .await?;
+        self.ports.woke(&triggers);
         Ok(())
     }
 }

@@ -21,8 +21,8 @@ use crate::ids::{AuditId, EventId, UserId};
 use crate::model::{AlarmEvent, AlarmEventKind, AuditRecord, Role};
 use crate::ports::{
     AlarmEventStore, AlarmStore, AuditLog, Clock, ExceptionPeriodStore, HolidayStore, IdSource,
-    IdempotencyStore, RefreshTokenStore, RoutineStore, StoreError, TriggerQueue, UserStore,
-    WebhookStore,
+    IdempotencyStore, RefreshTokenStore, RoutineStore, StoreError, TriggerPlan, TriggerQueue,
+    TriggerWake, UserStore, WebhookStore,
 };
 
 /// Everything the services need, as shared trait objects. Adapters that
@@ -56,6 +56,8 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     /// The id source.
     pub ids: Arc<dyn IdSource>,
+    /// Told after a commit that created or moved a trigger.
+    pub wake: Arc<dyn TriggerWake>,
 }
 
 /// Who is acting, and under which request.
@@ -125,6 +127,25 @@ impl From<StoreError> for ServiceError {
 }
 
 impl Ports {
+    /// The same ports, telling `wake` about new triggers.
+    #[must_use]
+    pub fn with_wake(mut self, wake: Arc<dyn TriggerWake>) -> Self {
+        self.wake = wake;
+        self
+    }
+
+    /// Tells the in-process engine about the triggers `plans` committed.
+    pub(crate) fn woke(&self, plans: &[TriggerPlan]) {
+        for plan in plans {
+            if let TriggerPlan::Reschedule {
+                next: Some(next), ..
+            } = plan
+            {
+                self.wake.due(next.due_at);
+            }
+        }
+    }
+
     /// An audit record for `actor` at `now`; the entity type is the
     /// action's prefix (`alarm.update` → `alarm`).
     pub(crate) fn audit(

@@ -2,6 +2,7 @@
 
 mod m0001_initial;
 mod m0002_idempotency;
+pub(crate) mod m0003_engine;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0002_idempotency::Migration),
+            Box::new(m0003_engine::Migration),
         ]
     }
 }
