@@ -2,6 +2,7 @@
 
 mod support;
 
+mod engine;
 mod flow;
 mod inputs;
 mod operations;

@@ -1,0 +1,44 @@
+//! The engine's settings and their defaults.
+
+use std::time::Duration;
+
+/// How the engine claims, leases and judges lateness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerConfig {
+    /// How far ahead of their instant triggers are claimed, so the claim's
+    /// round trip is paid before the instant, not after it.
+    pub prefetch: Duration,
+    /// Most triggers claimed, and completed, per database round trip.
+    pub batch: u32,
+    /// How long a claim is leased; the heartbeat renews it every third of
+    /// this, and a crashed engine's claims are rescued after it.
+    pub lease: Duration,
+    /// An occurrence found later than this after its instant is recorded
+    /// `missed` and does not ring.
+    pub grace: Duration,
+    /// How long an occurrence rings unanswered after its last escalation
+    /// before it is recorded `expired`.
+    pub expiry_window: Duration,
+    /// The longest sleep between two looks at the queue when nothing wakes
+    /// the engine.
+    pub idle_poll: Duration,
+    /// Most claimed triggers held at once.
+    pub max_in_flight: usize,
+    /// How long graceful shutdown may take to finish or release work.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            prefetch: Duration::from_secs(2),
+            batch: 1000,
+            lease: Duration::from_secs(30),
+            grace: Duration::from_secs(600),
+            expiry_window: Duration::from_secs(1800),
+            idle_poll: Duration::from_secs(1),
+            max_in_flight: 20_000,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}

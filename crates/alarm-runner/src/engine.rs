@@ -1,0 +1,533 @@
+//! The engine loop: measure the database's clock, claim a little ahead, wait on the monotonic clock, fire in batches, renew leases, shut down cleanly.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use alarm_domain::ids::{AlarmId, UserId};
+use alarm_domain::jiff::{SignedDuration, Timestamp};
+use alarm_domain::model::Alarm;
+use alarm_domain::ports::{StoreError, TriggerWake};
+use alarm_domain::schedule::Calendar;
+use alarm_domain::services::{CalendarService, Ports, ServiceError};
+use alarm_domain::trigger::{Claimed, LeaseToken, Ringing, TriggerKind};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::RunnerConfig;
+use crate::outcome::{Judge, Verdict};
+
+fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+/// Wakes the engine early: the API calls it (through the domain's
+/// [`TriggerWake`] port) when it commits a trigger, and the PostgreSQL
+/// listener when another process did.
+#[derive(Debug, Default)]
+pub struct EngineWake {
+    notify: Notify,
+}
+
+impl EngineWake {
+    /// Look at the queue now.
+    pub fn poke(&self) {
+        // `notify_one` keeps a permit when the engine is busy, so a wake
+        // during a fire is not lost.
+        self.notify.notify_one();
+    }
+}
+
+impl TriggerWake for EngineWake {
+    fn due(&self, _at: Timestamp) {
+        self.poke();
+    }
+}
+
+/// Counts of what a batch (or a [`Engine::tick`]) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Occurrences that rang (fires, snooze ends, escalations).
+    pub rang: u64,
+    /// Occurrences recorded `missed`.
+    pub missed: u64,
+    /// Occurrences recorded `expired`.
+    pub expired: u64,
+    /// Triggers completed without ringing.
+    pub skipped: u64,
+    /// Claims whose lease was lost before completion (another engine has them).
+    pub lost: u64,
+}
+
+impl std::ops::AddAssign for TickReport {
+    fn add_assign(&mut self, o: Self) {
+        self.rang += o.rang;
+        self.missed += o.missed;
+        self.expired += o.expired;
+        self.skipped += o.skipped;
+        self.lost += o.lost;
+    }
+}
+
+/// What the engine's readiness check reads.
+#[derive(Debug, Default)]
+pub struct EngineHealth {
+    /// Unix milliseconds of the last claim cycle that reached the database.
+    last_ok_ms: AtomicI64,
+    /// Whether this engine holds the store's engine right.
+    holds_right: AtomicBool,
+    rang: AtomicU64,
+    missed: AtomicU64,
+}
+
+impl EngineHealth {
+    /// `Ok` while the last successful claim cycle is recent (within
+    /// `window`); the error names what is wrong.
+    ///
+    /// # Errors
+    /// A short reason.
+    pub fn check(&self, window: Duration) -> Result<(), String> {
+        let last = self.last_ok_ms.load(Ordering::Relaxed);
+        if last == 0 {
+            return Err("the engine has not reached the database yet".to_owned());
+        }
+        let age = Timestamp::now().as_millisecond() - last;
+        if age > i64::try_from(window.as_millis()).unwrap_or(i64::MAX) {
+            return Err(format!(
+                "the engine has not reached the database for {age} ms"
+            ));
+        }
+        Ok(())
+    }
+    /// Whether this engine holds the engine right (always, on PostgreSQL).
+    pub fn holds_right(&self) -> bool {
+        self.holds_right.load(Ordering::Relaxed)
+    }
+    /// Occurrences rung since start.
+    pub fn rang(&self) -> u64 {
+        self.rang.load(Ordering::Relaxed)
+    }
+    /// Occurrences recorded missed since start.
+    pub fn missed(&self) -> u64 {
+        self.missed.load(Ordering::Relaxed)
+    }
+    fn ok(&self) {
+        self.last_ok_ms
+            .store(Timestamp::now().as_millisecond(), Ordering::Relaxed);
+    }
+}
+
+/// The database's time, read once per claim cycle and carried forward on
+/// the local monotonic clock: the wall clock of this machine is never read
+/// for a firing decision.
+#[derive(Debug, Clone, Copy)]
+struct DbClock {
+    at_db: Timestamp,
+    at: Instant,
+}
+
+impl DbClock {
+    fn now(&self) -> Timestamp {
+        self.at_db + signed(self.at.elapsed())
+    }
+    fn instant_of(&self, t: Timestamp) -> Instant {
+        let d = t.duration_since(self.at_db);
+        if d.is_negative() {
+            return self.at;
+        }
+        self.at + Duration::try_from(d).unwrap_or(Duration::from_secs(86_400))
+    }
+}
+
+/// The trigger engine over a set of ports.
+pub struct Engine {
+    ports: Ports,
+    calendars: CalendarService,
+    config: RunnerConfig,
+    wake: Arc<EngineWake>,
+    health: Arc<EngineHealth>,
+    holder: Uuid,
+}
+
+type Key = (Timestamp, u64);
+
+impl Engine {
+    /// An engine over `ports` (their clock is not used by [`Engine::run`],
+    /// which goes by the database's clock).
+    pub fn new(ports: Ports, config: RunnerConfig) -> Self {
+        Self {
+            calendars: CalendarService::new(ports.clone()),
+            ports,
+            config,
+            wake: Arc::default(),
+            health: Arc::default(),
+            holder: Uuid::now_v7(),
+        }
+    }
+
+    /// The handle that wakes this engine; give it to the API's ports
+    /// ([`Ports::with_wake`]) and to a database listener.
+    pub fn wake(&self) -> Arc<EngineWake> {
+        self.wake.clone()
+    }
+
+    /// The engine's health, for readiness checks.
+    pub fn health(&self) -> Arc<EngineHealth> {
+        self.health.clone()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RunnerConfig {
+        &self.config
+    }
+
+    /// Rescues expired leases and fires everything due at or before `now`,
+    /// batch after batch, without sleeping: the deterministic step tests
+    /// drive with a manual clock.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn tick(&self, now: Timestamp) -> Result<TickReport, ServiceError> {
+        self.ports.queue.rescue(now).await?;
+        let mut report = TickReport::default();
+        loop {
+            let claimed = self
+                .ports
+                .queue
+                .claim(now, self.config.batch, signed(self.config.lease))
+                .await?;
+            if claimed.is_empty() {
+                return Ok(report);
+            }
+            report += self.fire(now, claimed).await?;
+        }
+    }
+
+    /// Judges and completes one batch of claims at `now` in one transaction.
+    ///
+    /// # Errors
+    /// Store failures; nothing of the batch is committed then and the
+    /// claims stay leased.
+    pub async fn fire(
+        &self,
+        now: Timestamp,
+        claims: Vec<Claimed>,
+    ) -> Result<TickReport, ServiceError> {
+        let ids: Vec<AlarmId> = claims
+            .iter()
+            .map(|c| c.trigger.alarm)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let alarms: HashMap<AlarmId, Alarm> = self
+            .ports
+            .alarms
+            .get_many(ids)
+            .await?
+            .into_iter()
+            .map(|a| (a.id(), a))
+            .collect();
+        let mut calendars: HashMap<UserId, Option<Calendar>> = HashMap::new();
+        for alarm in alarms.values() {
+            if calendars.contains_key(&alarm.owner()) {
+                continue;
+            }
+            let calendar = match self.calendars.calendar_for(alarm.owner()).await {
+                Ok(c) => Some(c),
+                Err(ServiceError::NotFound) => None,
+                Err(e) => return Err(e),
+            };
+            calendars.insert(alarm.owner(), calendar);
+        }
+        let judge = Judge {
+            config: &self.config,
+            now,
+            ids: self.ports.ids.as_ref(),
+        };
+        let mut items = Vec::with_capacity(claims.len());
+        let mut verdicts = HashMap::with_capacity(claims.len());
+        for claim in &claims {
+            let t = &claim.trigger;
+            let ringing: Option<Ringing> = if t.kind == TriggerKind::Fire {
+                None
+            } else {
+                self.ports
+                    .queue
+                    .ringing(t.owner, t.alarm)
+                    .await?
+                    .into_iter()
+                    .find(|r| r.occurrence.at == t.occurrence.at)
+            };
+            let alarm = alarms.get(&t.alarm).filter(|a| a.owner() == t.owner);
+            let calendar = alarm
+                .and_then(|a| calendars.get(&a.owner()))
+                .and_then(Option::as_ref);
+            let (outcome, verdict) = judge.judge(t, alarm, calendar, ringing.as_ref());
+            match verdict {
+                Verdict::Rang => {
+                    tracing::debug!(alarm = %t.alarm, kind = %t.kind.code(), lateness_ms = now.duration_since(t.due_at).as_millis(), "rang")
+                }
+                Verdict::Missed => {
+                    tracing::info!(alarm = %t.alarm, kind = %t.kind.code(), lateness_ms = now.duration_since(t.due_at).as_millis(), "missed: found past the grace window")
+                }
+                _ => {}
+            }
+            verdicts.insert(claim.token, verdict);
+            items.push((claim.token, outcome));
+        }
+        let lost = self.ports.queue.complete_many(items).await?;
+        let mut report = TickReport {
+            lost: lost.len() as u64,
+            ..TickReport::default()
+        };
+        let lost: HashSet<LeaseToken> = lost.into_iter().collect();
+        for (token, verdict) in verdicts {
+            if lost.contains(&token) {
+                continue;
+            }
+            match verdict {
+                Verdict::Rang => report.rang += 1,
+                Verdict::Missed => report.missed += 1,
+                Verdict::Expired => report.expired += 1,
+                Verdict::Skipped => report.skipped += 1,
+            }
+        }
+        if report.lost > 0 {
+            tracing::warn!(
+                lost = report.lost,
+                "claims were rescued by another engine before completion; not rung here"
+            );
+        }
+        self.health.rang.fetch_add(report.rang, Ordering::Relaxed);
+        self.health
+            .missed
+            .fetch_add(report.missed, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Runs until `shutdown` resolves, then stops claiming, fires what is
+    /// due, releases the rest of its claims (bounded by the shutdown
+    /// timeout) and gives up the engine right.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let cfg = self.config.clone();
+        let third = cfg.lease / 3;
+        let mut inflight: BTreeMap<Key, Claimed> = BTreeMap::new();
+        let mut seq = 0u64;
+        let mut clock: Option<DbClock> = None;
+        let start = Instant::now();
+        let mut next_claim = start;
+        let mut next_beat = start + third;
+        let mut next_right = start;
+        let mut next_rescue = start;
+        let mut claim_backoff = Duration::ZERO;
+        let mut fire_retry: Option<Instant> = None;
+        let mut fire_backoff = Duration::ZERO;
+        let mut stopping = false;
+        loop {
+            // 1. Fire whatever is due.
+            if let (Some(c), Some((&(due, _), _))) = (clock, inflight.first_key_value()) {
+                let now_i = Instant::now();
+                if c.instant_of(due) <= now_i && fire_retry.is_none_or(|r| r <= now_i) {
+                    let now = c.now();
+                    let keys: Vec<Key> = inflight
+                        .range(..=(now, u64::MAX))
+                        .map(|(k, _)| *k)
+                        .take(cfg.batch as usize)
+                        .collect();
+                    let claims: Vec<Claimed> =
+                        keys.iter().filter_map(|k| inflight.remove(k)).collect();
+                    match self.fire(now, claims.clone()).await {
+                        Ok(_) => {
+                            fire_retry = None;
+                            fire_backoff = Duration::ZERO;
+                        }
+                        Err(e) => {
+                            fire_backoff = backoff(fire_backoff);
+                            tracing::warn!(error = %e, retry_in_ms = fire_backoff.as_millis(), "firing failed; the claims stay leased and are retried");
+                            for (k, c) in keys.into_iter().zip(claims) {
+                                inflight.insert(k, c);
+                            }
+                            fire_retry = Some(Instant::now() + fire_backoff);
+                        }
+                    }
+                    continue;
+                }
+            }
+            if stopping {
+                break;
+            }
+            let now_i = Instant::now();
+            // 2. Claim: measure the database's clock, hold the engine right,
+            //    rescue expired leases, claim up to `prefetch` ahead.
+            if now_i >= next_claim {
+                match self
+                    .claim_cycle(
+                        &mut clock,
+                        &mut inflight,
+                        &mut seq,
+                        &mut next_right,
+                        &mut next_rescue,
+                    )
+                    .await
+                {
+                    Ok(next) => {
+                        if claim_backoff > Duration::ZERO {
+                            tracing::info!("the database is reachable again");
+                        }
+                        claim_backoff = Duration::ZERO;
+                        next_claim = next;
+                    }
+                    Err(e) => {
+                        claim_backoff = backoff(claim_backoff);
+                        tracing::warn!(error = %e, retry_in_ms = claim_backoff.as_millis(), "claim cycle failed");
+                        next_claim = Instant::now() + claim_backoff;
+                    }
+                }
+                continue;
+            }
+            // 3. Heartbeat: renew the leases of what is held.
+            if now_i >= next_beat {
+                next_beat = now_i + third;
+                if !inflight.is_empty() {
+                    self.heartbeat(clock, &mut inflight).await;
+                }
+                continue;
+            }
+            // 4. Sleep until the first of: the next claim, the next fire,
+            //    the heartbeat; or a wake-up; or shutdown.
+            let mut deadline = next_claim.min(next_beat);
+            if let (Some(c), Some((&(due, _), _))) = (clock, inflight.first_key_value()) {
+                let at = c.instant_of(due).max(fire_retry.unwrap_or(now_i));
+                deadline = deadline.min(at);
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = self.wake.notify.notified() => next_claim = Instant::now(),
+                () = &mut shutdown => stopping = true,
+            }
+        }
+        self.stop(inflight).await;
+    }
+
+    async fn claim_cycle(
+        &self,
+        clock: &mut Option<DbClock>,
+        inflight: &mut BTreeMap<Key, Claimed>,
+        seq: &mut u64,
+        next_right: &mut Instant,
+        next_rescue: &mut Instant,
+    ) -> Result<Instant, StoreError> {
+        let cfg = &self.config;
+        let queue = &self.ports.queue;
+        let sent = Instant::now();
+        let at_db = queue.store_time().await?;
+        let c = DbClock {
+            at_db,
+            at: sent + sent.elapsed() / 2,
+        };
+        *clock = Some(c);
+        let now = c.now();
+        if Instant::now() >= *next_right || !self.health.holds_right() {
+            let held = queue
+                .engine_lease(self.holder, now, now + signed(cfg.lease))
+                .await?;
+            if held != self.health.holds_right() {
+                if held {
+                    tracing::info!(holder = %self.holder, "engine right taken: this engine runs the triggers");
+                } else {
+                    tracing::warn!(
+                        "another engine holds this database's engine right; standing by"
+                    );
+                }
+            }
+            self.health.holds_right.store(held, Ordering::Relaxed);
+            *next_right = Instant::now() + cfg.lease / 3;
+            if !held {
+                self.health.ok();
+                return Ok(Instant::now() + cfg.lease / 3);
+            }
+        }
+        if Instant::now() >= *next_rescue {
+            let n = queue.rescue(now).await?;
+            if n > 0 {
+                tracing::warn!(
+                    rescued = n,
+                    "claims of a stopped engine were rescued after their lease expired"
+                );
+            }
+            *next_rescue = Instant::now() + Duration::from_secs(1);
+        }
+        self.health.ok();
+        if inflight.len() >= cfg.max_in_flight {
+            return Ok(Instant::now() + Duration::from_millis(50));
+        }
+        let claimed = queue
+            .claim(now + signed(cfg.prefetch), cfg.batch, signed(cfg.lease))
+            .await?;
+        let full = claimed.len() as u64 >= u64::from(cfg.batch);
+        for claim in claimed {
+            *seq += 1;
+            inflight.insert((claim.trigger.due_at, *seq), claim);
+        }
+        if full {
+            return Ok(Instant::now());
+        }
+        let idle = Instant::now() + cfg.idle_poll;
+        Ok(match queue.next_due().await? {
+            Some(due) => c.instant_of(due - signed(cfg.prefetch)).min(idle),
+            None => idle,
+        })
+    }
+
+    async fn heartbeat(&self, clock: Option<DbClock>, inflight: &mut BTreeMap<Key, Claimed>) {
+        let Some(c) = clock else { return };
+        let tokens: Vec<LeaseToken> = inflight.values().map(|c| c.token).collect();
+        match self
+            .ports
+            .queue
+            .renew(tokens, c.now() + signed(self.config.lease))
+            .await
+        {
+            Ok(lost) if lost.is_empty() => {}
+            Ok(lost) => {
+                tracing::warn!(
+                    lost = lost.len(),
+                    "leases lost before firing (rescued or cancelled); dropping them"
+                );
+                let lost: HashSet<LeaseToken> = lost.into_iter().collect();
+                inflight.retain(|_, c| !lost.contains(&c.token));
+            }
+            Err(e) => tracing::warn!(error = %e, "lease renewal failed; retrying at the next beat"),
+        }
+    }
+
+    async fn stop(&self, inflight: BTreeMap<Key, Claimed>) {
+        let n = inflight.len();
+        let release = async {
+            for claim in inflight.into_values() {
+                // LeaseLost just means someone else has it now.
+                let _ = self.ports.queue.release(claim.token).await;
+            }
+            let _ = self.ports.queue.engine_unlease(self.holder).await;
+        };
+        if tokio::time::timeout(self.config.shutdown_timeout, release)
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown timed out releasing claims; their leases expire on their own");
+        }
+        tracing::info!(released = n, "engine stopped");
+    }
+}
+
+fn backoff(previous: Duration) -> Duration {
+    if previous.is_zero() {
+        Duration::from_millis(100)
+    } else {
+        (previous * 2).min(Duration::from_secs(5))
+    }
+}

@@ -1,0 +1,387 @@
+//! What a due trigger leaves behind, decided without I/O from the trigger, the alarm and calendar as stored now, and the occurrence's ringing record.
+
+use alarm_domain::ids::{AlarmId, EventId};
+use alarm_domain::jiff::{SignedDuration, Timestamp};
+use alarm_domain::model::{Alarm, AlarmEvent, AlarmEventKind};
+use alarm_domain::ports::{FireOutcome, IdSource};
+use alarm_domain::schedule::{Calendar, OccurrenceQuery};
+use alarm_domain::services::{FireDecision, decide_fire, next_fire_plan};
+use alarm_domain::trigger::{Delivery, Ringing, RingingChange, Trigger, TriggerKind};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::RunnerConfig;
+
+/// What became of a due trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// It rang (a fire, a snooze's end or an escalation).
+    Rang,
+    /// It was found past the grace window and recorded `missed`.
+    Missed,
+    /// The occurrence went unanswered and was recorded `expired`.
+    Expired,
+    /// Nothing to ring: the alarm was deleted, disabled or changed, the
+    /// occurrence moved or is suppressed now, or the user answered first.
+    Skipped,
+}
+
+/// The idempotency key of a delivery: the same on every retry and after
+/// any rescue, because it is derived from what the delivery is about and
+/// not from who made it or when. A UUID (version 8) so receivers can store
+/// it in a UUID column; SHA-256 so keys of different inputs never collide
+/// in practice.
+pub fn delivery_key(
+    alarm: AlarmId,
+    occurrence: Timestamp,
+    kind: TriggerKind,
+    event: AlarmEventKind,
+    destination: &str,
+) -> Uuid {
+    let mut h = Sha256::new();
+    h.update(b"smart-alarm delivery v1\0");
+    h.update(alarm.as_uuid().as_bytes());
+    h.update(occurrence.as_microsecond().to_be_bytes());
+    for part in [kind.code().as_str(), event.as_str(), destination] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// The moment and the settings a batch is judged by.
+pub(crate) struct Judge<'a> {
+    pub(crate) config: &'a RunnerConfig,
+    pub(crate) now: Timestamp,
+    pub(crate) ids: &'a dyn IdSource,
+}
+
+fn signed(d: std::time::Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+impl Judge<'_> {
+    fn event(
+        &self,
+        trigger: &Trigger,
+        kind: AlarmEventKind,
+        occurrence: Timestamp,
+        detail: String,
+    ) -> AlarmEvent {
+        AlarmEvent {
+            id: EventId::from_uuid(self.ids.next_uuid()).unwrap_or_else(|_| EventId::generate()),
+            alarm: trigger.alarm,
+            owner: trigger.owner,
+            kind,
+            at: self.now,
+            occurrence: Some(occurrence),
+            detail: Some(detail),
+        }
+    }
+
+    fn lateness(&self, trigger: &Trigger) -> SignedDuration {
+        self.now.duration_since(trigger.due_at)
+    }
+
+    fn too_late(&self, trigger: &Trigger) -> bool {
+        trigger.kind != TriggerKind::Expire && self.lateness(trigger) > signed(self.config.grace)
+    }
+
+    /// Decides `trigger`'s outcome. `alarm` and `calendar` are as stored
+    /// now (`None`: deleted); `ringing` is the occurrence's ringing record.
+    pub(crate) fn judge(
+        &self,
+        trigger: &Trigger,
+        alarm: Option<&Alarm>,
+        calendar: Option<&Calendar>,
+        ringing: Option<&Ringing>,
+    ) -> (FireOutcome, Verdict) {
+        let mut out = FireOutcome {
+            events: Vec::new(),
+            deliveries: Vec::new(),
+            follow_up: None,
+            next: None,
+            ringing: RingingChange::None,
+        };
+        let (Some(alarm), Some(calendar)) = (alarm, calendar) else {
+            // Deleted: the deletion cancelled everything else already.
+            return (out, Verdict::Skipped);
+        };
+        let mut decision = decide_fire(trigger, Some(alarm), calendar);
+        if decision == FireDecision::Skip(alarm_domain::services::SkipReason::AlarmChanged) {
+            // A stale fire trigger survives an edit only when it was
+            // claimed during it (the store leaves leased triggers alone), so
+            // the edit's own plan could not replace it. Judge it against the
+            // alarm as it is now: an edit that kept this occurrence (a new
+            // name, a new sound, off and on again) must not swallow it.
+            let current = Trigger {
+                alarm_version: alarm.version(),
+                ..trigger.clone()
+            };
+            decision = decide_fire(&current, Some(alarm), calendar);
+        }
+        match trigger.kind {
+            TriggerKind::Fire => self.fire(trigger, alarm, calendar, decision, out),
+            TriggerKind::Expire => {
+                let unanswered = ringing.is_some_and(|r| !r.snoozed);
+                if !unanswered {
+                    return (out, Verdict::Skipped);
+                }
+                out.events.push(self.event(
+                    trigger,
+                    AlarmEventKind::Expired,
+                    trigger.occurrence.at,
+                    "unanswered after the last escalation".to_owned(),
+                ));
+                out.ringing = end(trigger);
+                (out, Verdict::Expired)
+            }
+            TriggerKind::Snooze(_) | TriggerKind::Escalate(_) => {
+                let Some(stored) = ringing else {
+                    // Dismissed meanwhile (the dismissal removes follow-ups;
+                    // this only guards a record removed by other means).
+                    return (out, Verdict::Skipped);
+                };
+                if decision != FireDecision::Ring {
+                    out.ringing = end(trigger);
+                    return (out, Verdict::Skipped);
+                }
+                if self.too_late(trigger) {
+                    out.events.push(self.event(
+                        trigger,
+                        AlarmEventKind::Missed,
+                        trigger.occurrence.at,
+                        format!(
+                            "{} not rung: found {} ms late, past the grace window",
+                            trigger.kind.code(),
+                            self.lateness(trigger).as_millis()
+                        ),
+                    ));
+                    out.ringing = end(trigger);
+                    return (out, Verdict::Missed);
+                }
+                let updated = match trigger.kind {
+                    TriggerKind::Snooze(n) => Ringing {
+                        snoozes: n.max(stored.snoozes),
+                        snoozed: false,
+                        ..stored.clone()
+                    },
+                    TriggerKind::Escalate(n) => {
+                        if stored.snoozed {
+                            // A snooze won the race; its own trigger rings.
+                            return (out, Verdict::Skipped);
+                        }
+                        Ringing {
+                            level: n,
+                            ..stored.clone()
+                        }
+                    }
+                    _ => stored.clone(),
+                };
+                let event = match trigger.kind {
+                    TriggerKind::Escalate(_) => AlarmEventKind::Escalated,
+                    _ => AlarmEventKind::Triggered,
+                };
+                self.ring(trigger, alarm, event, &updated, &mut out);
+                out.ringing = RingingChange::Upsert(updated);
+                (out, Verdict::Rang)
+            }
+        }
+    }
+
+    fn fire(
+        &self,
+        trigger: &Trigger,
+        alarm: &Alarm,
+        calendar: &Calendar,
+        decision: FireDecision,
+        mut out: FireOutcome,
+    ) -> (FireOutcome, Verdict) {
+        match decision {
+            FireDecision::Ring if self.too_late(trigger) => {
+                // Only the newest missed occurrence is reported, however long
+                // the engine was away: no storm of stale alarms. The alarm
+                // resumes with its first occurrence still inside the grace
+                // window (it rings at once) or else its next one.
+                let cutoff = self.now - signed(self.config.grace);
+                let (count, newest) = missed_since(alarm, calendar, trigger, cutoff);
+                out.events.push(self.event(
+                    trigger,
+                    AlarmEventKind::Missed,
+                    newest,
+                    format!(
+                        "{count} occurrence(s) not rung in time; the first was found {} ms late",
+                        self.lateness(trigger).as_millis()
+                    ),
+                ));
+                out.next = Some(next_fire_plan(alarm, calendar, cutoff.max(newest)));
+                (out, Verdict::Missed)
+            }
+            FireDecision::Ring => {
+                let ringing = Ringing {
+                    alarm: trigger.alarm,
+                    owner: trigger.owner,
+                    occurrence: trigger.occurrence,
+                    since: self.now,
+                    snoozes: 0,
+                    level: 0,
+                    snoozed: false,
+                };
+                self.ring(
+                    trigger,
+                    alarm,
+                    AlarmEventKind::Triggered,
+                    &ringing,
+                    &mut out,
+                );
+                out.ringing = RingingChange::Upsert(ringing);
+                out.next = Some(next_fire_plan(alarm, calendar, trigger.occurrence.at));
+                (out, Verdict::Rang)
+            }
+            FireDecision::Skip(_) | FireDecision::Suppressed(_) => {
+                // Whatever happened, the alarm keeps its next fire (the plan
+                // is version-stamped, so it never overwrites a fresher one).
+                out.next = Some(next_fire_plan(alarm, calendar, trigger.occurrence.at));
+                (out, Verdict::Skipped)
+            }
+        }
+    }
+
+    /// The `triggered`/`escalated` event, one delivery per channel, and the
+    /// single next follow-up: the next escalation level, or the expiry.
+    fn ring(
+        &self,
+        trigger: &Trigger,
+        alarm: &Alarm,
+        event: AlarmEventKind,
+        ringing: &Ringing,
+        out: &mut FireOutcome,
+    ) {
+        let lateness = self.lateness(trigger).as_millis().max(0);
+        out.events.push(self.event(
+            trigger,
+            event,
+            trigger.occurrence.at,
+            format!("{} lateness_ms={lateness}", trigger.kind.code()),
+        ));
+        for channel in alarm.draft().channels.iter() {
+            out.deliveries.push(Delivery {
+                id: delivery_key(
+                    trigger.alarm,
+                    trigger.occurrence.at,
+                    trigger.kind,
+                    event,
+                    channel.as_str(),
+                ),
+                owner: trigger.owner,
+                alarm: trigger.alarm,
+                occurrence: trigger.occurrence,
+                kind: trigger.kind,
+                channel,
+                created_at: self.now,
+            });
+        }
+        let policy = alarm.draft().escalation;
+        let level = ringing.level;
+        out.follow_up = Some(if level < policy.max_level() {
+            let minutes = if level == 0 {
+                policy.first_delay_minutes()
+            } else {
+                policy.repeat_delay_minutes()
+            };
+            Trigger {
+                kind: TriggerKind::Escalate(level + 1),
+                due_at: self.now + SignedDuration::from_mins(i64::from(minutes)),
+                ..trigger.clone()
+            }
+        } else {
+            Trigger {
+                kind: TriggerKind::Expire,
+                due_at: self.now + signed(self.config.expiry_window),
+                ..trigger.clone()
+            }
+        });
+    }
+}
+
+fn end(trigger: &Trigger) -> RingingChange {
+    RingingChange::End {
+        alarm: trigger.alarm,
+        occurrence: trigger.occurrence.at,
+    }
+}
+
+/// How many occurrences from `trigger`'s up to `cutoff` went unrung, and
+/// the newest of them (counting stops at 10,000: an every-minute alarm
+/// after a week away).
+fn missed_since(
+    alarm: &Alarm,
+    calendar: &Calendar,
+    trigger: &Trigger,
+    cutoff: Timestamp,
+) -> (usize, Timestamp) {
+    let query = OccurrenceQuery {
+        after: trigger.occurrence.at,
+        limit: 10_000,
+        include_suppressed: false,
+    };
+    let later: Vec<Timestamp> = alarm
+        .occurrences(calendar, &query)
+        .items
+        .iter()
+        .map(|o| o.fire_at())
+        .take_while(|at| *at <= cutoff)
+        .collect();
+    (
+        1 + later.len(),
+        later.last().copied().unwrap_or(trigger.occurrence.at),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_keys_are_stable_and_distinct() {
+        let alarm = AlarmId::generate();
+        let at: Timestamp = "2027-01-01T07:00:00Z".parse().expect("ts");
+        let key = |kind, event, dest| delivery_key(alarm, at, kind, event, dest);
+        let a = key(TriggerKind::Fire, AlarmEventKind::Triggered, "in-app");
+        assert_eq!(
+            a,
+            key(TriggerKind::Fire, AlarmEventKind::Triggered, "in-app")
+        );
+        assert_eq!(a.get_version_num(), 8);
+        let others = [
+            key(TriggerKind::Snooze(1), AlarmEventKind::Triggered, "in-app"),
+            key(TriggerKind::Snooze(2), AlarmEventKind::Triggered, "in-app"),
+            key(
+                TriggerKind::Escalate(1),
+                AlarmEventKind::Escalated,
+                "in-app",
+            ),
+            key(TriggerKind::Fire, AlarmEventKind::Triggered, "email"),
+            delivery_key(
+                alarm,
+                at + SignedDuration::from_secs(60),
+                TriggerKind::Fire,
+                AlarmEventKind::Triggered,
+                "in-app",
+            ),
+            delivery_key(
+                AlarmId::generate(),
+                at,
+                TriggerKind::Fire,
+                AlarmEventKind::Triggered,
+                "in-app",
+            ),
+        ];
+        for (i, o) in others.iter().enumerate() {
+            assert_ne!(a, *o, "input {i} must give another key");
+        }
+    }
+}
