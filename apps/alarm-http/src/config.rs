@@ -90,6 +90,10 @@ pub(crate) struct Args {
     /// Seconds in-flight requests get after SIGTERM/SIGINT [default: 10].
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS")]
     shutdown_timeout_seconds: Option<u64>,
+    /// Do not run the trigger engine in this process (run `alarm-worker`
+    /// instead). Without it the API rings alarms itself.
+    #[arg(long, env = "NO_WORKER")]
+    no_worker: bool,
 }
 
 /// The same settings in the TOML file.
@@ -110,6 +114,7 @@ struct FileSettings {
     log_format: Option<LogFormat>,
     log_level: Option<String>,
     shutdown_timeout_seconds: Option<u64>,
+    no_worker: Option<bool>,
 }
 
 /// The effective configuration.
@@ -132,6 +137,8 @@ pub(crate) struct Settings {
     pub(crate) log_format: LogFormat,
     pub(crate) log_level: String,
     pub(crate) shutdown_timeout_seconds: u64,
+    /// Whether the trigger engine runs in this process.
+    pub(crate) worker: bool,
 }
 
 /// A setting that cannot be used, named.
@@ -357,6 +364,7 @@ impl Settings {
                 .unwrap_or(LogFormat::Auto),
             log_level,
             shutdown_timeout_seconds,
+            worker: !(args.no_worker || file.no_worker.unwrap_or(false)),
         })
     }
 
@@ -427,6 +435,7 @@ impl Settings {
                 "shutdown_timeout_seconds = {}",
                 self.shutdown_timeout_seconds
             ),
+            format!("no_worker = {}", !self.worker),
         ];
         lines.join("\n")
     }

@@ -13,11 +13,13 @@ use alarm_domain::jiff::SignedDuration;
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::model::Email;
 use alarm_domain::ports::{RandomIds, SystemClock};
+use alarm_runner::{Engine, EngineHealth, RunnerConfig};
 use alarm_sql::Sql;
 use clap::Parser;
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use secrecy::SecretString;
+use tokio::sync::watch;
 
 use config::{Args, LogFormat, Settings, key_path};
 
@@ -138,6 +140,18 @@ fn embedded_key(data_dir: &Path) -> Result<SecretString, String> {
     Ok(SecretString::from(key))
 }
 
+struct EngineCheck(Arc<EngineHealth>);
+
+#[async_trait::async_trait]
+impl HealthCheck for EngineCheck {
+    fn name(&self) -> &'static str {
+        "engine"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.check(Duration::from_secs(10))
+    }
+}
+
 struct DatabaseCheck(Sql);
 
 #[async_trait::async_trait]
@@ -202,8 +216,24 @@ async fn run(settings: Settings) -> Result<(), String> {
         idempotency_ttl: SignedDuration::from_hours(24),
         health_timeout: SignedDuration::from_secs(1),
     };
-    let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(sql.clone()))];
-    let state = AppState::new(ports.clone(), tzdb, config, checks).await?;
+    let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(sql.clone()))];
+    // The engine rings in this process unless `--no-worker`: the API's
+    // commits wake it directly, and on PostgreSQL so do other processes'.
+    let engine = settings
+        .worker
+        .then(|| Engine::new(ports.clone(), RunnerConfig::default()));
+    let api_ports = match &engine {
+        Some(e) => {
+            checks.push(Arc::new(EngineCheck(e.health())));
+            ports.clone().with_wake(e.wake())
+        }
+        None => ports.clone(),
+    };
+    let listener = engine.as_ref().and_then(|e| {
+        let wake = e.wake();
+        sql.listen_for_triggers(move || wake.poke())
+    });
+    let state = AppState::new(api_ports, tzdb, config, checks).await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "state built");
 
     // Housekeeping: forget idempotency keys older than their 24 h window.
@@ -240,9 +270,25 @@ async fn run(settings: Settings) -> Result<(), String> {
     );
     println!("Smart Alarm API on {base} (docs: {base}/docs)");
     let timeout = Duration::from_secs(settings.shutdown_timeout_seconds);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let engine_task = engine.map(|e| tokio::spawn(e.run(stopped(stop_rx.clone()))));
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
     let served = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(alarm_api::app(state), shutdown_signal(), Some(timeout))
+        .run_with_graceful_shutdown(alarm_api::app(state), stopped(stop_rx), Some(timeout))
         .await;
+    signal.abort();
+    if let Some(task) = engine_task {
+        let _ = task.await;
+    }
+    if let Some(l) = listener {
+        l.abort();
+    }
     housekeeping.abort();
     sql.close().await;
     tracing::info!("stopped");

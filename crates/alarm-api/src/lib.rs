@@ -18,6 +18,7 @@ pub mod state;
 pub mod throttle;
 
 mod api;
+mod idem;
 mod middleware;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use state::{ApiConfig, AppState, HealthCheck};
 type Apis = (
     api::accounts::AccountsApi,
     api::alarms::AlarmsApi,
+    api::ringing::RingingApi,
     api::health::HealthApi,
 );
 
@@ -43,6 +45,7 @@ fn service(server: Option<&str>) -> OpenApiService<Apis, ()> {
         (
             api::accounts::AccountsApi,
             api::alarms::AlarmsApi,
+            api::ringing::RingingApi,
             api::health::HealthApi,
         ),
         "Smart Alarm API",

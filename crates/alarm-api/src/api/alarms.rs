@@ -5,7 +5,7 @@ use std::sync::Arc;
 use alarm_domain::ids::{AlarmId, EventId};
 use alarm_domain::jiff::Timestamp;
 use alarm_domain::model::{Alarm, AlarmVersion};
-use alarm_domain::ports::{IdempotencyKey, PageRequest, Reservation, StoredResponse};
+use alarm_domain::ports::{PageRequest, StoredResponse};
 use alarm_domain::schedule::{MAX_PREVIEW_LIMIT, OccurrenceQuery};
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
@@ -19,6 +19,7 @@ use crate::body::JsonBody;
 use crate::dto::{
     AlarmInput, AlarmPage, AlarmView, EventPage, EventView, OccurrenceList, OccurrenceView,
 };
+use crate::idem;
 use crate::lenient::{self, Lenient};
 use crate::problem::{ApiError, Problem, ProblemType};
 use crate::state::AppState;
@@ -203,64 +204,21 @@ impl AlarmsApi {
         body: JsonBody<AlarmInput>,
     ) -> Result<Created, ApiError> {
         let actor = auth.0.actor();
-        let key = match idempotency_key.0 {
-            None => None,
-            Some(k)
-                if (1..=255).contains(&k.len())
-                    && k.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
-            {
-                Some(IdempotencyKey {
-                    owner: actor.user,
-                    scope: "POST /api/v1/alarms".to_owned(),
-                    key: k,
-                })
-            }
-            Some(_) => {
-                return Err(Problem::invalid(
-                    "Idempotency-Key",
-                    "must be 1..=255 visible ASCII characters",
-                )
-                .with_status(400)
-                .into());
-            }
-        };
         let fingerprint = body.fingerprint();
-        // This request's claim on the key: a late finish or abandon after a
-        // take-over cannot touch the retry's reservation.
-        let holder = uuid::Uuid::now_v7();
         let input = body.into_inner()?;
         let draft = input.to_draft(&state.tzdb)?;
-        if let Some(key) = &key {
-            let reservation = state
-                .ports
-                .idempotency
-                .reserve(
-                    key,
-                    fingerprint,
-                    holder,
-                    state.ports.clock.now(),
-                    state.config.idempotency_ttl,
-                )
-                .await
-                .map_err(|e| ApiError::from(alarm_domain::services::ServiceError::from(e)))?;
-            match reservation {
-                Reservation::Fresh => {}
-                Reservation::Replay(stored) => return replay(stored),
-                Reservation::InFlight => {
-                    return Err(ApiError::of(
-                        ProblemType::Conflict,
-                        "a request with this Idempotency-Key is still being processed",
-                    ));
-                }
-                Reservation::Mismatch => {
-                    return Err(Problem::invalid(
-                        "Idempotency-Key",
-                        "this key was used with a different request body",
-                    )
-                    .into());
-                }
-            }
-        }
+        let claim = match idem::begin(
+            &state,
+            actor.user,
+            "POST /api/v1/alarms".to_owned(),
+            idempotency_key.0,
+            fingerprint,
+        )
+        .await?
+        {
+            idem::Begin::Replay(stored) => return replay(stored),
+            idem::Begin::Proceed(claim) => claim,
+        };
         let result = async {
             let alarm = state.alarms.create(&actor, draft).await?;
             Ok::<_, ApiError>((Self::view(&state, &alarm).await?, alarm))
@@ -269,16 +227,15 @@ impl AlarmsApi {
         let (view, alarm) = match result {
             Ok(v) => v,
             Err(e) => {
-                if let Some(key) = &key {
-                    // A failed attempt must not pin its key: the retry runs afresh.
-                    let _ = state.ports.idempotency.abandon(key, holder).await;
+                if let Some(claim) = claim {
+                    claim.abandon(&state).await;
                 }
                 return Err(e);
             }
         };
         let tag = etag(alarm.version());
         let location = Self::location(&state, alarm.id());
-        if let Some(key) = &key {
+        if let Some(claim) = claim {
             let stored = StoredResponse {
                 status: 201,
                 headers: vec![
@@ -287,11 +244,7 @@ impl AlarmsApi {
                 ],
                 body: view.to_json_string(),
             };
-            if let Err(e) = state.ports.idempotency.finish(key, holder, stored).await {
-                // The alarm exists; a retry within the in-flight window is
-                // told to wait, after it a second alarm could be made.
-                tracing::warn!(error = %e, "idempotency answer not stored");
-            }
+            claim.finish(&state, stored).await;
         }
         Ok(Created::Created(Json(view), tag, location))
     }
@@ -539,21 +492,13 @@ impl AlarmsApi {
 
 /// The stored first answer to a repeated `Idempotency-Key`.
 fn replay(stored: StoredResponse) -> Result<Created, ApiError> {
-    let header = |name: &str| {
-        stored
-            .headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
     let value: serde_json::Value =
         serde_json::from_str(&stored.body).map_err(|e| ApiError::internal(&e))?;
     let view = AlarmView::parse_from_json(Some(value))
         .map_err(|e| ApiError::internal(&*Box::<dyn std::error::Error>::from(e.into_message())))?;
     Ok(Created::Created(
         Json(view),
-        header("etag"),
-        header("location"),
+        idem::header(&stored, "etag"),
+        idem::header(&stored, "location"),
     ))
 }

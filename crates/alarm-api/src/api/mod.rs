@@ -3,6 +3,7 @@
 pub(crate) mod accounts;
 pub(crate) mod alarms;
 pub(crate) mod health;
+pub(crate) mod ringing;
 
 use poem_openapi::Tags;
 
@@ -13,6 +14,8 @@ pub(crate) enum ApiTags {
     Auth,
     /// Alarms: schedules, occurrences, history.
     Alarms,
+    /// The in-app channel: what is ringing now, snooze and dismiss.
+    Ringing,
     /// Liveness, readiness and dependency health for operators.
     Operations,
 }
