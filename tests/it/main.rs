@@ -7,6 +7,7 @@ mod flow;
 mod inputs;
 mod operations;
 mod ownership;
+mod ringing;
 mod tokens;
 
 /// Runs `$body(harness)` once on each backend as `<name>_sqlite` and `<name>_postgres`.

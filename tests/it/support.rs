@@ -56,6 +56,7 @@ pub(crate) struct Harness {
     server: Running,
     sql: Sql,
     cleanup: Cleanup,
+    engine: (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>),
 }
 
 enum Cleanup {
@@ -84,6 +85,14 @@ impl Harness {
         sql.migrate_up().await.expect("migrate");
         let tzdb = TimeZoneDatabase::bundled();
         let ports = sql.ports(tzdb.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
+        // The engine runs in-process, as in alarm-http's default.
+        let engine = alarm_runner::Engine::new(ports.clone(), alarm_runner::RunnerConfig::default());
+        let ports = ports.with_wake(engine.wake());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let engine = tokio::spawn(engine.run(async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
         let api = ApiConfig {
             tokens: token_config(SECRET, AUDIENCE),
             cors_origins: vec!["https://app.example.com".to_owned()],
@@ -106,11 +115,14 @@ impl Harness {
             server,
             sql,
             cleanup,
+            engine: (stop, engine),
         })
     }
 
     pub(crate) async fn stop(self) {
         self.server.stop().await.expect("server stops cleanly");
+        let _ = self.engine.0.send(true);
+        self.engine.1.await.expect("the engine stops cleanly");
         self.sql.close().await;
         match self.cleanup {
             Cleanup::Dir(dir) => {
