@@ -1,0 +1,447 @@
+//! Worker processes against a real PostgreSQL: a separate worker rings on time, four share a burst without a double ring, `kill -9` loses nothing, and a database outage (a TCP proxy cut and restored) is survived.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alarm_domain::ids::AlarmId;
+use alarm_domain::jiff::tz::{TimeZone, TimeZoneDatabase};
+use alarm_domain::jiff::{SignedDuration, Timestamp, Unit};
+use alarm_domain::model::{AlarmEventKind, Channel};
+use alarm_domain::ports::{PageRequest, RandomIds, SystemClock};
+use alarm_domain::model::Schedules;
+use alarm_domain::schedule::{Schedule, WallTime};
+use alarm_domain::services::{Actor, AlarmService, Ports};
+use alarm_domain::trigger::TriggerKind;
+use alarm_runner::delivery_key;
+use alarm_sql::Sql;
+use alarm_sql::testing::{PgTestDb, postgres_available};
+use alarm_testkit::fixtures;
+use tokio::net::{TcpListener, TcpStream};
+
+struct Worker {
+    child: Child,
+    ops: String,
+    log: std::path::PathBuf,
+}
+
+impl Worker {
+    /// Starts `alarm-worker` on `url` and waits for its ops address.
+    fn start(url: &str, label: &str, extra: &[(&str, &str)]) -> Self {
+        let log = std::env::temp_dir().join(format!(
+            "alarm-worker-{label}-{}-{}.log",
+            std::process::id(),
+            Timestamp::now().as_microsecond()
+        ));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_alarm-worker"));
+        cmd.env_clear()
+            .env("DATABASE_URL", url)
+            .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .env("LOG_LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn alarm-worker");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        let ops = line
+            .trim()
+            .rsplit_once("ops on ")
+            .map(|(_, a)| a.to_owned())
+            .unwrap_or_else(|| panic!("no ops address in {line:?}; log: {}", log.display()));
+        Self { child, ops, log }
+    }
+
+    async fn ready(&self) -> (u16, serde_json::Value) {
+        let r = reqwest_get(&format!("{}/health/ready", self.ops)).await;
+        (r.0, serde_json::from_str(&r.1).unwrap_or_default())
+    }
+
+    fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(ok.success());
+        self.child.wait().expect("wait")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A bare HTTP GET (the worker's ops port speaks plain HTTP/1.1).
+async fn reqwest_get(url: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').expect("path");
+    let mut s = TcpStream::connect(host).await.expect("connect");
+    s.write_all(format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned())
+}
+
+struct Db {
+    pg: PgTestDb,
+    sql: Sql,
+    ports: Ports,
+}
+
+async fn db(label: &str) -> Option<Db> {
+    if !postgres_available(label).await {
+        return None;
+    }
+    let pg = PgTestDb::new().await;
+    let sql = Sql::connect(&pg.config().with_max_connections(8).expect("pool"))
+        .await
+        .expect("connect");
+    let ports = sql.ports(
+        TimeZoneDatabase::bundled(),
+        Arc::new(SystemClock),
+        Arc::new(RandomIds),
+    );
+    Some(Db { pg, sql, ports })
+}
+
+impl Db {
+    async fn close(self) {
+        self.sql.close().await;
+        self.pg.drop_db().await;
+    }
+
+    async fn users(&self, n: usize) -> Vec<Actor> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let u = fixtures::user(&self.ports, &format!("user{i}@example.com")).await;
+            out.push(Actor {
+                user: u.id(),
+                role: u.role(),
+                correlation_id: "worker-test".to_owned(),
+            });
+        }
+        out
+    }
+
+    /// `n` one-off alarms ringing at `at`, spread over `owners`, made
+    /// through the service (8 at a time).
+    async fn alarms_at(
+        &self,
+        owners: &[Actor],
+        n: usize,
+        at: Timestamp,
+    ) -> Vec<(AlarmId, Timestamp)> {
+        let local = at.to_zoned(TimeZone::UTC);
+        let mut draft = fixtures::draft("Burst");
+        draft.schedules = Schedules::new(vec![Schedule::Once {
+            date: local.date(),
+            time: WallTime::from_civil(local.time()),
+        }])
+        .expect("schedule");
+        let service = AlarmService::new(self.ports.clone());
+        let mut ids = Vec::with_capacity(n);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
+            let mut set = tokio::task::JoinSet::new();
+            for i in chunk {
+                let (service, draft, who) =
+                    (service.clone(), draft.clone(), owners[i % owners.len()].clone());
+                set.spawn(async move { service.create(&who, draft).await.expect("create").id() });
+            }
+            while let Some(id) = set.join_next().await {
+                ids.push((id.expect("task"), at));
+            }
+        }
+        ids
+    }
+
+    async fn delivered(&self, owners: &[Actor]) -> Vec<alarm_domain::trigger::Delivery> {
+        let mut all = Vec::new();
+        for o in owners {
+            all.extend(self.ports.queue.deliveries(o.user).await.expect("deliveries"));
+        }
+        all
+    }
+
+    /// Waits (polling: the workers are other processes) until `n`
+    /// deliveries exist; gives up after `limit`.
+    async fn wait_delivered(&self, owners: &[Actor], n: usize, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let got = self.delivered(owners).await.len();
+            if got >= n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {got} of {n} occurrences rang within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every alarm rang exactly once: one delivery with the derived key,
+    /// one `triggered` event, nothing left pending.
+    async fn assert_each_rang_once(&self, owners: &[Actor], ids: &[(AlarmId, Timestamp)]) {
+        let due: HashMap<AlarmId, Timestamp> = ids.iter().copied().collect();
+        let delivered = self.delivered(owners).await;
+        let mut per_alarm: HashMap<AlarmId, usize> = HashMap::new();
+        for d in &delivered {
+            *per_alarm.entry(d.alarm).or_default() += 1;
+            assert_eq!(
+                d.id,
+                delivery_key(
+                    d.alarm,
+                    due[&d.alarm],
+                    TriggerKind::Fire,
+                    AlarmEventKind::Triggered,
+                    "in-app"
+                ),
+                "every delivery carries its derived idempotency key"
+            );
+            assert_eq!(d.channel, Channel::InApp);
+        }
+        assert_eq!(delivered.len(), ids.len(), "one delivery per occurrence");
+        for (id, _) in ids {
+            assert_eq!(per_alarm.get(id), Some(&1), "alarm {id} rang once");
+        }
+        let owner_of: HashMap<AlarmId, _> = delivered.iter().map(|d| (d.alarm, d.owner)).collect();
+        let mut lateness = Vec::new();
+        for (id, at) in ids {
+            let at = *at;
+            let events = self
+                .ports
+                .events
+                .list(owner_of[id], *id, PageRequest::first())
+                .await
+                .expect("events")
+                .items;
+            let triggered: Vec<_> = events
+                .iter()
+                .filter(|e| e.kind == AlarmEventKind::Triggered)
+                .collect();
+            assert_eq!(triggered.len(), 1, "alarm {id}: {events:?}");
+            assert!(triggered[0].at >= at, "never early");
+            lateness.push(triggered[0].at.duration_since(at).as_millis());
+            assert!(
+                self.ports.queue.pending(*id).await.expect("pending").iter().all(|t| t.kind != TriggerKind::Fire),
+                "a one-off alarm has no further fire"
+            );
+        }
+        lateness.sort_unstable();
+        println!(
+            "lateness over {} occurrences: p50 {} ms, max {} ms",
+            lateness.len(),
+            lateness[lateness.len() / 2],
+            lateness[lateness.len() - 1]
+        );
+    }
+}
+
+fn whole_second(from_now: i64) -> Timestamp {
+    (Timestamp::now() + SignedDuration::from_secs(from_now))
+        .round(Unit::Second)
+        .expect("round")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_worker_rings_on_time() {
+    let Some(db) = db("a_separate_worker_rings_on_time").await else {
+        return;
+    };
+    let worker = Worker::start(&db.pg.url, "on-time", &[]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while worker.ready().await.0 != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "worker never ready: {}", worker.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let owners = db.users(1).await;
+    // Created after the worker went idle: the database's NOTIFY tells it.
+    let at = whole_second(2);
+    let ids = db.alarms_at(&owners, 1, at).await;
+    db.wait_delivered(&owners, 1, Duration::from_secs(20)).await;
+    db.assert_each_rang_once(&owners, &ids).await;
+    let (status, body) = worker.ready().await;
+    assert_eq!(status, 200);
+    assert_eq!(body["rang"], 1);
+    let exit = worker.terminate();
+    assert!(exit.success(), "SIGTERM stops the worker cleanly: {exit:?}");
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_share_a_burst_and_ring_each_occurrence_once() {
+    let Some(db) = db("four_workers").await else {
+        return;
+    };
+    const N: usize = 2000;
+    let owners = db.users(4).await;
+    let opts = [("WORKER_BATCH", "100")];
+    let workers: Vec<Worker> = (0..4)
+        .map(|i| Worker::start(&db.pg.url, &format!("four-{i}"), &opts))
+        .collect();
+    // Due over five consecutive seconds once all four are running, so
+    // they race for each second's claims.
+    let start = whole_second(8);
+    let mut ids = Vec::new();
+    for s in 0..5 {
+        ids.extend(
+            db.alarms_at(&owners, N / 5, start + SignedDuration::from_secs(s))
+                .await,
+        );
+    }
+    db.wait_delivered(&owners, N, Duration::from_secs(90)).await;
+    db.assert_each_rang_once(&owners, &ids).await;
+    let mut shares = Vec::new();
+    for w in &workers {
+        shares.push(w.ready().await.1["rang"].as_u64().unwrap_or(0));
+    }
+    println!("occurrences rung per worker: {shares:?}");
+    assert_eq!(shares.iter().sum::<u64>(), N as u64, "the workers' own counts add up: {shares:?}");
+    for w in workers {
+        assert!(w.terminate().success());
+    }
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_nothing() {
+    let Some(db) = db("kill_9").await else {
+        return;
+    };
+    const N: usize = 1500;
+    let owners = db.users(2).await;
+    let at = whole_second(4);
+    let ids = db.alarms_at(&owners, N, at).await;
+    let opts = [("WORKER_LEASE_SECONDS", "3"), ("WORKER_BATCH", "100")];
+    let mut first = Worker::start(&db.pg.url, "kill-first", &opts);
+    // Wait until the first worker holds every trigger (claimed ahead of
+    // their instant), or has begun ringing them, then kill it without a
+    // chance to release anything.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let unclaimed = db.ports.queue.next_due().await.expect("next_due");
+        if unclaimed.is_none() || !db.delivered(&owners).await.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the first worker never claimed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill_9();
+    let rang_before = db.delivered(&owners).await.len();
+    let killed_at = Timestamp::now();
+    let second = Worker::start(&db.pg.url, "kill-second", &opts);
+    db.wait_delivered(&owners, N, Duration::from_secs(60)).await;
+    println!(
+        "killed with {rang_before} of {N} rung; the rest rang {} ms after the kill",
+        Timestamp::now().duration_since(killed_at).as_millis()
+    );
+    db.assert_each_rang_once(&owners, &ids).await;
+    if rang_before < N {
+        assert!(
+            second.log().contains("rescued"),
+            "the second worker rescued the dead one's claims: {}",
+            second.log()
+        );
+    }
+    assert!(second.terminate().success());
+    db.close().await;
+}
+
+/// A TCP proxy in front of PostgreSQL that the test can cut (every
+/// connection dropped, new ones refused) and restore.
+struct Proxy {
+    addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let cut = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (c, k) = (cut.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                if c.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection close
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut up) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                k.lock().expect("conns").push(task.abort_handle());
+            }
+        });
+        Self { addr, cut, conns }
+    }
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for c in self.conns.lock().expect("conns").drain(..) {
+            c.abort();
+        }
+    }
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_a_database_outage() {
+    let Some(db) = db("outage").await else {
+        return;
+    };
+    let upstream = "127.0.0.1:5432";
+    assert!(db.pg.url.contains(upstream), "the test database is on {upstream}: {}", db.pg.url);
+    let proxy = Proxy::start(upstream).await;
+    let url = db.pg.url.replace(upstream, &proxy.addr.to_string());
+    let worker = Worker::start(&url, "outage", &[]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while worker.ready().await.0 != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "worker never ready: {}", worker.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let owners = db.users(2).await;
+    // Claimed ahead by the worker, then the database goes away before
+    // their instant: the fire fails and must be retried, not lost.
+    let first = db.alarms_at(&owners, 200, whole_second(3)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while db.ports.queue.next_due().await.expect("next_due").is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the worker never claimed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    proxy.cut();
+    // More alarms come due while the worker cannot reach the database.
+    let second = db.alarms_at(&owners, 100, whole_second(2)).await;
+    // The outage lasts past both instants: held on purpose, not awaited.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(db.delivered(&owners).await.is_empty(), "nothing can ring during the outage");
+    proxy.restore();
+    db.wait_delivered(&owners, 300, Duration::from_secs(60)).await;
+    let all: Vec<_> = first.into_iter().chain(second).collect();
+    db.assert_each_rang_once(&owners, &all).await;
+    let mut worker = worker;
+    assert!(worker.child.try_wait().expect("status").is_none(), "the worker survived");
+    let (status, body) = worker.ready().await;
+    assert_eq!(status, 200, "ready again: {body}");
+    assert!(worker.terminate().success());
+    db.close().await;
+}
