@@ -67,7 +67,11 @@ async fn rings_snoozes_and_dismisses(h: &Harness) {
     assert_eq!(item["alarm_id"], json!(id));
     assert_eq!(item["alarm_name"], "Tea");
     assert_eq!(item["occurrence_at"], json!(due.to_string()));
-    let since: Timestamp = item["ringing_since"].as_str().expect("since").parse().expect("ts");
+    let since: Timestamp = item["ringing_since"]
+        .as_str()
+        .expect("since")
+        .parse()
+        .expect("ts");
     assert!(since >= due, "never early: rang at {since}, due {due}");
     let r = h
         .req("GET", &format!("/api/v1/alarms/{id}/events"))
@@ -87,15 +91,27 @@ async fn rings_snoozes_and_dismisses(h: &Harness) {
         triggered["detail"]
     );
 
-    let bob_list = h.req("GET", "/api/v1/ringing").bearer(&bob.access).send().await;
-    assert_eq!(bob_list.body["items"], json!([]), "another user sees nothing");
+    let bob_list = h
+        .req("GET", "/api/v1/ringing")
+        .bearer(&bob.access)
+        .send()
+        .await;
+    assert_eq!(
+        bob_list.body["items"],
+        json!([]),
+        "another user sees nothing"
+    );
     for action in ["snooze", "dismiss"] {
         let r = h
             .req("POST", &format!("/api/v1/alarms/{id}/{action}"))
             .bearer(&bob.access)
             .send()
             .await;
-        assert_eq!(r.status, 404, "{action} of another user's alarm: {}", r.body);
+        assert_eq!(
+            r.status, 404,
+            "{action} of another user's alarm: {}",
+            r.body
+        );
     }
 
     let snooze = |key: &'static str| {
@@ -120,11 +136,26 @@ async fn rings_snoozes_and_dismisses(h: &Harness) {
     );
     let replay = snooze("s-1").await;
     assert_eq!(replay.status, 200);
-    assert_eq!(replay.body, first.body, "a retried snooze returns the first answer");
-    let list = h.req("GET", "/api/v1/ringing").bearer(&ana.access).send().await;
-    assert_eq!(list.body["items"], json!([]), "a snoozed occurrence is not ringing");
+    assert_eq!(
+        replay.body, first.body,
+        "a retried snooze returns the first answer"
+    );
+    let list = h
+        .req("GET", "/api/v1/ringing")
+        .bearer(&ana.access)
+        .send()
+        .await;
+    assert_eq!(
+        list.body["items"],
+        json!([]),
+        "a snoozed occurrence is not ringing"
+    );
     let second = snooze("s-2").await;
-    assert_eq!(second.status, 409, "nothing is ringing while snoozed: {}", second.body);
+    assert_eq!(
+        second.status, 409,
+        "nothing is ringing while snoozed: {}",
+        second.body
+    );
 
     let dismiss = |key: Option<&'static str>| {
         let req = h
@@ -136,8 +167,16 @@ async fn rings_snoozes_and_dismisses(h: &Harness) {
         }
         .send()
     };
-    assert_eq!(dismiss(Some("d-1")).await.status, 204, "a snoozed occurrence can be dismissed");
-    assert_eq!(dismiss(Some("d-1")).await.status, 204, "a retried dismissal answers the same");
+    assert_eq!(
+        dismiss(Some("d-1")).await.status,
+        204,
+        "a snoozed occurrence can be dismissed"
+    );
+    assert_eq!(
+        dismiss(Some("d-1")).await.status,
+        204,
+        "a retried dismissal answers the same"
+    );
     let r = dismiss(None).await;
     assert_eq!(r.status, 409, "nothing left to dismiss: {}", r.body);
     let r = h
@@ -145,5 +184,9 @@ async fn rings_snoozes_and_dismisses(h: &Harness) {
         .bearer(&ana.access)
         .send()
         .await;
-    assert_eq!(r.body["next_fire_at"], json!(null), "a one-off alarm that rang is done");
+    assert_eq!(
+        r.body["next_fire_at"],
+        json!(null),
+        "a one-off alarm that rang is done"
+    );
 }

@@ -56,7 +56,10 @@ pub(crate) struct Harness {
     server: Running,
     sql: Sql,
     cleanup: Cleanup,
-    engine: (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>),
+    engine: (
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ),
 }
 
 enum Cleanup {
@@ -86,7 +89,8 @@ impl Harness {
         let tzdb = TimeZoneDatabase::bundled();
         let ports = sql.ports(tzdb.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
         // The engine runs in-process, as in alarm-http's default.
-        let engine = alarm_runner::Engine::new(ports.clone(), alarm_runner::RunnerConfig::default());
+        let engine =
+            alarm_runner::Engine::new(ports.clone(), alarm_runner::RunnerConfig::default());
         let ports = ports.with_wake(engine.wake());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let engine = tokio::spawn(engine.run(async move {

@@ -3,7 +3,9 @@
 use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::{AlarmVersion, Channel};
-use alarm_domain::ports::{ChangeSet, FireOutcome, RingingOp, StoreError, TriggerQueue};
+use alarm_domain::ports::{
+    ChangeSet, FireOutcome, RingingOp, StoreError, TriggerPlan, TriggerQueue,
+};
 use alarm_domain::trigger::{
     Claimed, Delivery, LeaseToken, OccurrenceRef, Ringing, RingingChange, Trigger,
 };
@@ -14,7 +16,8 @@ use uuid::Uuid;
 use crate::codec::{kind_from_text, kind_to_text, local_from_text, local_to_text};
 use crate::db::{Tx, col, corrupt, ts, us};
 use crate::stores::{
-    SqlStores, apply_common, apply_plan, insert_events, insert_rows, upsert_trigger,
+    SqlStores, apply_common, apply_plan, insert_events, insert_rows, insert_rows_then,
+    upsert_trigger,
 };
 
 fn v<T: Into<Value>>(x: T) -> Value {
@@ -122,24 +125,151 @@ async fn apply_outcome(tx: &Tx, outcome: &FireOutcome) -> Result<(), StoreError>
     Ok(())
 }
 
-async fn upsert_ringing(tx: &Tx, r: &Ringing) -> Result<(), StoreError> {
-    tx.exec(
-        "INSERT INTO ringing (alarm_id, occurrence_us, owner_id, occurrence_local, since_us, snoozes, level, snoozed) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (alarm_id, occurrence_us) DO UPDATE SET owner_id = excluded.owner_id, occurrence_local = excluded.occurrence_local, \
-         since_us = excluded.since_us, snoozes = excluded.snoozes, level = excluded.level, snoozed = excluded.snoozed",
-        vec![
-            v(r.alarm.as_uuid()),
-            v(us(r.occurrence.at)),
-            v(r.owner.as_uuid()),
-            v(local_to_text(r.occurrence.local)),
-            v(us(r.since)),
-            v(i16::from(r.snoozes)),
-            v(i16::from(r.level)),
-            v(r.snoozed),
-        ],
+/// Whether no two outcomes touch the same trigger, plan or ringing row, so
+/// that applying them statement by statement (all plan deletions, then all
+/// upserts) equals applying them one after the other.
+fn independent(kept: &[&FireOutcome]) -> bool {
+    use std::collections::HashSet;
+    let mut triggers = HashSet::new();
+    let mut plans = HashSet::new();
+    let mut ringing = HashSet::new();
+    for o in kept {
+        if let Some(t) = &o.follow_up
+            && !triggers.insert(t.key())
+        {
+            return false;
+        }
+        match &o.next {
+            None => {}
+            Some(TriggerPlan::Reschedule { alarm, next, .. }) => {
+                if !plans.insert(*alarm) {
+                    return false;
+                }
+                if let Some(t) = next
+                    && !triggers.insert(t.key())
+                {
+                    return false;
+                }
+            }
+            Some(TriggerPlan::CancelAll { .. }) => return false,
+        }
+        let key = match &o.ringing {
+            RingingChange::None => continue,
+            RingingChange::Upsert(r) => (r.alarm, r.occurrence.at),
+            RingingChange::End { alarm, occurrence } => (*alarm, *occurrence),
+        };
+        if !ringing.insert(key) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Applies the follow-ups, plans and ringing changes of a batch in a few
+/// multi-row statements instead of a few statements per trigger.
+async fn apply_in_bulk(tx: &Tx, kept: &[&FireOutcome]) -> Result<(), StoreError> {
+    const CHUNK: usize = 400;
+    let plans: Vec<(AlarmId, AlarmVersion, Option<&Trigger>)> = kept
+        .iter()
+        .filter_map(|o| match &o.next {
+            Some(TriggerPlan::Reschedule {
+                alarm,
+                version,
+                next,
+            }) => Some((*alarm, *version, next.as_ref())),
+            _ => None,
+        })
+        .collect();
+    // A plan applies only if the alarm still has the version it was
+    // computed from (the alarms are locked on PostgreSQL; SQLite has one
+    // writer).
+    let mut stored = std::collections::HashMap::new();
+    for chunk in plans.chunks(CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let rows = tx
+            .query_all(
+                &format!("SELECT id, version FROM alarms WHERE id IN ({marks})"),
+                chunk.iter().map(|(a, _, _)| v(a.as_uuid())).collect(),
+            )
+            .await?;
+        for row in &rows {
+            stored.insert(col::<Uuid>(row, "id")?, col::<i64>(row, "version")?);
+        }
+    }
+    let current: Vec<_> = plans
+        .iter()
+        .filter(|(a, ver, _)| stored.get(&a.as_uuid()) == Some(&(ver.get() as i64)))
+        .collect();
+    for chunk in current.chunks(CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        tx.exec(
+            &format!("DELETE FROM triggers WHERE kind = 'fire' AND lease_token IS NULL AND alarm_id IN ({marks})"),
+            chunk.iter().map(|(a, _, _)| v(a.as_uuid())).collect(),
+        )
+        .await?;
+    }
+    let upserts: Vec<Vec<Value>> = kept
+        .iter()
+        .filter_map(|o| o.follow_up.as_ref())
+        .chain(current.iter().filter_map(|(_, _, next)| *next))
+        .map(crate::stores::trigger_values)
+        .collect();
+    insert_rows_then(
+        tx,
+        crate::stores::TRIGGER_COLUMNS,
+        upserts,
+        crate::stores::TRIGGER_UPSERT,
     )
     .await?;
+    let ringing: Vec<Vec<Value>> = kept
+        .iter()
+        .filter_map(|o| match &o.ringing {
+            RingingChange::Upsert(r) => Some(ringing_values(r)),
+            _ => None,
+        })
+        .collect();
+    insert_rows_then(tx, RINGING_COLUMNS, ringing, RINGING_UPSERT).await?;
+    let ends: Vec<(AlarmId, Timestamp)> = kept
+        .iter()
+        .filter_map(|o| match &o.ringing {
+            RingingChange::End { alarm, occurrence } => Some((*alarm, *occurrence)),
+            _ => None,
+        })
+        .collect();
+    for chunk in ends.chunks(CHUNK) {
+        let marks = vec!["(?, ?)"; chunk.len()].join(", ");
+        tx.exec(
+            &format!("DELETE FROM ringing WHERE (alarm_id, occurrence_us) IN (VALUES {marks})"),
+            chunk
+                .iter()
+                .flat_map(|(a, at)| [v(a.as_uuid()), v(us(*at))])
+                .collect(),
+        )
+        .await?;
+    }
     Ok(())
+}
+
+const RINGING_COLUMNS: &str = "ringing (alarm_id, occurrence_us, owner_id, occurrence_local, since_us, snoozes, level, snoozed)";
+
+const RINGING_UPSERT: &str = "ON CONFLICT (alarm_id, occurrence_us) DO UPDATE SET owner_id = excluded.owner_id, occurrence_local = excluded.occurrence_local, \
+     since_us = excluded.since_us, snoozes = excluded.snoozes, level = excluded.level, snoozed = excluded.snoozed";
+
+fn ringing_values(r: &Ringing) -> Vec<Value> {
+    vec![
+        v(r.alarm.as_uuid()),
+        v(us(r.occurrence.at)),
+        v(r.owner.as_uuid()),
+        v(local_to_text(r.occurrence.local)),
+        v(us(r.since)),
+        v(i16::from(r.snoozes)),
+        v(i16::from(r.level)),
+        v(r.snoozed),
+    ]
+}
+
+async fn upsert_ringing(tx: &Tx, r: &Ringing) -> Result<(), StoreError> {
+    insert_rows_then(tx, RINGING_COLUMNS, vec![ringing_values(r)], RINGING_UPSERT).await
 }
 
 #[async_trait]
@@ -237,31 +367,39 @@ impl TriggerQueue for SqlStores {
             }
         }
         let mut lost = Vec::new();
-        let mut events = Vec::new();
-        let mut deliveries = Vec::new();
+        let mut kept = Vec::with_capacity(items.len());
         for (token, outcome) in &items {
-            if !current.remove(&token.as_uuid()) {
+            if current.remove(&token.as_uuid()) {
+                kept.push(outcome);
+            } else {
                 lost.push(*token);
-                continue;
             }
-            // Events and deliveries of the whole batch go in multi-row
-            // inserts; the rarer parts (follow-ups, plans, ringing) one by one.
-            events.extend(outcome.events.iter().cloned());
-            deliveries.extend(outcome.deliveries.iter().cloned());
-            let rest = FireOutcome {
-                events: Vec::new(),
-                deliveries: Vec::new(),
-                ..outcome.clone()
-            };
-            apply_outcome(&tx, &rest).await?;
         }
+        let events: Vec<_> = kept.iter().flat_map(|o| o.events.iter().cloned()).collect();
         insert_events(&tx, &events).await?;
         insert_rows(
             &tx,
             DELIVERY_COLUMNS,
-            deliveries.iter().map(delivery_values).collect(),
+            kept.iter()
+                .flat_map(|o| o.deliveries.iter().map(delivery_values))
+                .collect(),
         )
         .await?;
+        if independent(&kept) {
+            apply_in_bulk(&tx, &kept).await?;
+        } else {
+            // Two outcomes touch the same row (an escalation and the expiry
+            // of one occurrence, found together after downtime): apply them
+            // one by one, in order.
+            for outcome in &kept {
+                let rest = FireOutcome {
+                    events: Vec::new(),
+                    deliveries: Vec::new(),
+                    ..(*outcome).clone()
+                };
+                apply_outcome(&tx, &rest).await?;
+            }
+        }
         tx.commit().await?;
         Ok(lost)
     }

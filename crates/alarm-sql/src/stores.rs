@@ -75,6 +75,16 @@ pub(crate) async fn insert_rows(
     table_and_columns: &str,
     rows: Vec<Vec<Value>>,
 ) -> Result<(), StoreError> {
+    insert_rows_then(tx, table_and_columns, rows, "").await
+}
+
+/// Multi-row inserts followed by `suffix` (an `ON CONFLICT` clause).
+pub(crate) async fn insert_rows_then(
+    tx: &Tx,
+    table_and_columns: &str,
+    rows: Vec<Vec<Value>>,
+    suffix: &str,
+) -> Result<(), StoreError> {
     const MAX_PARAMS: usize = 8000;
     let Some(width) = rows.first().map(Vec::len) else {
         return Ok(());
@@ -83,7 +93,7 @@ pub(crate) async fn insert_rows(
     for chunk in rows.chunks((MAX_PARAMS / width).max(1)) {
         let marks = vec![row_marks.as_str(); chunk.len()].join(", ");
         tx.exec(
-            &format!("INSERT INTO {table_and_columns} VALUES {marks}"),
+            &format!("INSERT INTO {table_and_columns} VALUES {marks} {suffix}"),
             chunk.iter().flatten().cloned().collect(),
         )
         .await?;
@@ -117,25 +127,28 @@ pub(crate) async fn insert_events(tx: &Tx, events: &[AlarmEvent]) -> Result<(), 
 
 /// Inserts or replaces a trigger by key, unless that key is leased (it is
 /// being fired; replacing it would double-fire).
+pub(crate) const TRIGGER_COLUMNS: &str =
+    "triggers (alarm_id, occurrence_us, kind, owner_id, occurrence_local, due_us, alarm_version)";
+
+/// A leased trigger is being fired: an upsert leaves it alone.
+pub(crate) const TRIGGER_UPSERT: &str = "ON CONFLICT (alarm_id, occurrence_us, kind) DO UPDATE SET \
+     owner_id = excluded.owner_id, occurrence_local = excluded.occurrence_local, due_us = excluded.due_us, alarm_version = excluded.alarm_version \
+     WHERE triggers.lease_token IS NULL";
+
+pub(crate) fn trigger_values(t: &Trigger) -> Vec<Value> {
+    vec![
+        v(t.alarm.as_uuid()),
+        v(us(t.occurrence.at)),
+        v(kind_to_text(t.kind)),
+        v(t.owner.as_uuid()),
+        v(local_to_text(t.occurrence.local)),
+        v(us(t.due_at)),
+        v(t.alarm_version.get() as i64),
+    ]
+}
+
 pub(crate) async fn upsert_trigger(tx: &Tx, t: &Trigger) -> Result<(), StoreError> {
-    tx.exec(
-        "INSERT INTO triggers (alarm_id, occurrence_us, kind, owner_id, occurrence_local, due_us, alarm_version, lease_token, lease_until_us) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL) \
-         ON CONFLICT (alarm_id, occurrence_us, kind) DO UPDATE SET \
-         owner_id = excluded.owner_id, occurrence_local = excluded.occurrence_local, due_us = excluded.due_us, alarm_version = excluded.alarm_version \
-         WHERE triggers.lease_token IS NULL",
-        vec![
-            v(t.alarm.as_uuid()),
-            v(us(t.occurrence.at)),
-            v(kind_to_text(t.kind)),
-            v(t.owner.as_uuid()),
-            v(local_to_text(t.occurrence.local)),
-            v(us(t.due_at)),
-            v(t.alarm_version.get() as i64),
-        ],
-    )
-    .await?;
-    Ok(())
+    insert_rows_then(tx, TRIGGER_COLUMNS, vec![trigger_values(t)], TRIGGER_UPSERT).await
 }
 
 pub(crate) async fn apply_plan(tx: &Tx, plan: &TriggerPlan) -> Result<(), StoreError> {
