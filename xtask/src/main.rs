@@ -56,6 +56,11 @@ const BENCHES: &[Bench] = &[
         package: "alarm-http",
         bench: "api",
     },
+    Bench {
+        name: "worker",
+        package: "alarm-worker",
+        bench: "worker",
+    },
 ];
 
 /// A CI step: its name for the banner and the summary, and the work itself.

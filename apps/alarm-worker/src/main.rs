@@ -81,12 +81,14 @@ fn live() -> Json<serde_json::Value> {
 #[handler]
 fn ready(health: Data<&Arc<EngineHealth>>) -> poem::Response {
     let body = |status: &str, reason: Option<String>| {
+        let late = health.lateness();
         serde_json::json!({
             "status": status,
             "reason": reason,
             "holds_engine_right": health.holds_right(),
             "rang": health.rang(),
             "missed": health.missed(),
+            "lateness_ms": {"count": late.count, "p50": late.p50_ms, "p99": late.p99_ms, "max": late.max_ms},
         })
     };
     match health.check(Duration::from_secs(10)) {

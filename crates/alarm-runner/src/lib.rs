@@ -30,5 +30,5 @@ mod engine;
 mod outcome;
 
 pub use config::RunnerConfig;
-pub use engine::{Engine, EngineHealth, EngineWake, TickReport};
+pub use engine::{Engine, EngineHealth, EngineWake, Lateness, TickReport};
 pub use outcome::{Verdict, delivery_key};

@@ -11,7 +11,7 @@ pub(crate) const TRIGGER_CHANNEL: &str = "alarm_triggers";
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m0003_engine_coordination"
+        "m0003_engine_lock_and_notify"
     }
 }
 
@@ -40,23 +40,30 @@ impl MigrationTrait for Migration {
         .await?;
         if backend == DbBackend::Postgres {
             // Written by the database itself, so every writer (the API, a
-            // script, a restore) wakes the workers. The payload is empty:
-            // PostgreSQL folds identical notifications of one transaction
-            // into one, so a 100k-row insert sends a single message. Claims
-            // and lease renewals set a token and do not notify.
+            // script, a restore) wakes the workers. Once per statement, not
+            // per row, and only when the statement left a claimable row:
+            // claims and lease renewals set a token and stay silent, a
+            // rescue speaks. PostgreSQL folds identical notifications of
+            // one transaction into one.
             db.execute_unprepared(&format!(
                 "CREATE FUNCTION alarm_triggers_notify() RETURNS trigger LANGUAGE plpgsql AS $$
                  BEGIN
-                   PERFORM pg_notify('{TRIGGER_CHANNEL}', '');
+                   IF EXISTS (SELECT 1 FROM claimable WHERE lease_token IS NULL) THEN
+                     PERFORM pg_notify('{TRIGGER_CHANNEL}', '');
+                   END IF;
                    RETURN NULL;
                  END $$"
             ))
             .await?;
-            db.execute_unprepared(
-                "CREATE TRIGGER triggers_notify AFTER INSERT OR UPDATE OF due_us ON triggers
-                 FOR EACH ROW WHEN (NEW.lease_token IS NULL) EXECUTE FUNCTION alarm_triggers_notify()",
-            )
-            .await?;
+            for event in ["INSERT", "UPDATE"] {
+                db.execute_unprepared(&format!(
+                    "CREATE TRIGGER triggers_notify_{} AFTER {event} ON triggers
+                     REFERENCING NEW TABLE AS claimable
+                     FOR EACH STATEMENT EXECUTE FUNCTION alarm_triggers_notify()",
+                    event.to_lowercase()
+                ))
+                .await?;
+            }
         }
         Ok(())
     }
@@ -64,8 +71,10 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         if manager.get_database_backend() == DbBackend::Postgres {
-            db.execute_unprepared("DROP TRIGGER IF EXISTS triggers_notify ON triggers")
-                .await?;
+            for name in ["triggers_notify_insert", "triggers_notify_update"] {
+                db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {name} ON triggers"))
+                    .await?;
+            }
             db.execute_unprepared("DROP FUNCTION IF EXISTS alarm_triggers_notify()")
                 .await?;
         }
