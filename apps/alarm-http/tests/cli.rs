@@ -64,6 +64,8 @@ fn help_documents_every_setting() {
         "DATABASE_URL_FILE",
         "JWT_SECRET_KEY",
         "JWT_SECRET_KEY_FILE",
+        "--no-worker",
+        "NO_WORKER",
     ] {
         assert!(
             help.contains(setting),
@@ -100,6 +102,10 @@ fn print_config_redacts_secrets() {
     assert!(text.contains("embedded = false"));
     assert!(text.contains("\"ops@example.com\""));
     assert!(text.contains("listen = \"127.0.0.1:8080\""));
+    assert!(
+        text.contains("no_worker = false"),
+        "the engine runs in-process by default: {text}"
+    );
 }
 
 #[test]

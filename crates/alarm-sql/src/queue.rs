@@ -88,7 +88,11 @@ async fn lock_alarms_of(tx: &Tx, tokens: &[LeaseToken]) -> Result<(), StoreError
     for chunk in tokens.chunks(400) {
         let marks = vec!["?"; chunk.len()].join(", ");
         tx.query_all(
-            &format!("SELECT id FROM alarms WHERE id IN (SELECT alarm_id FROM triggers WHERE lease_token IN ({marks})) ORDER BY id FOR UPDATE"),
+            // `= ANY(ARRAY(…))` keeps this a primary-key lookup per alarm;
+            // as `IN (SELECT …)` the generic plan of the prepared statement
+            // hash-joined a sequential scan of every alarm (hundreds of
+            // milliseconds per batch with 200k alarms).
+            &format!("SELECT id FROM alarms WHERE id = ANY(ARRAY(SELECT alarm_id FROM triggers WHERE lease_token IN ({marks}))) ORDER BY id FOR UPDATE"),
             chunk.iter().map(|t| v(t.as_uuid())).collect(),
         )
         .await?;

@@ -1,0 +1,159 @@
+//! The `alarm-worker` binary as an operator meets it: `--help`, `--print-config` with the URL's password redacted, bad settings refused by name, and the embedded default starting and stopping on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alarm-worker"));
+    // Only what each test sets: the developer's own DATABASE_URL must not leak in.
+    c.env_clear();
+    c
+}
+
+#[test]
+fn help_documents_every_setting() {
+    let out = bin().arg("--help").output().expect("run");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for setting in [
+        "--config",
+        "--print-config",
+        "OPS_LISTEN_ADDR",
+        "DATA_DIR",
+        "DB_MAX_CONNECTIONS",
+        "WORKER_GRACE_SECONDS",
+        "WORKER_LEASE_SECONDS",
+        "WORKER_EXPIRY_MINUTES",
+        "WORKER_PREFETCH_MS",
+        "WORKER_BATCH",
+        "LOG_FORMAT",
+        "LOG_LEVEL",
+        "SHUTDOWN_TIMEOUT_SECONDS",
+        "DATABASE_URL",
+        "DATABASE_URL_FILE",
+    ] {
+        assert!(
+            help.contains(setting),
+            "--help does not mention {setting}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn print_config_redacts_the_database_password_and_layers_sources() {
+    let dir = std::env::temp_dir().join(format!("alarm-worker-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let toml = dir.join("worker.toml");
+    std::fs::write(&toml, "grace_seconds = 120\nbatch = 200\n").expect("write");
+    let out = bin()
+        .args(["--config", &toml.display().to_string(), "--print-config"])
+        .env(
+            "DATABASE_URL",
+            "postgres://alarm:hunter2-password@db.internal:5432/alarms",
+        )
+        .env("WORKER_BATCH", "300")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("db.internal"), "{text}");
+    assert!(
+        text.contains("grace_seconds = 120"),
+        "the file is read: {text}"
+    );
+    assert!(text.contains("batch = 300"), "the environment wins: {text}");
+    assert!(text.contains("lease_seconds = 30"), "defaults: {text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn invalid_configuration_fails_naming_the_setting() {
+    for (var, value) in [
+        ("OPS_LISTEN_ADDR", "nowhere"),
+        ("WORKER_GRACE_SECONDS", "0"),
+        ("WORKER_LEASE_SECONDS", "2"),
+        ("WORKER_EXPIRY_MINUTES", "1441"),
+        ("WORKER_PREFETCH_MS", "10001"),
+        ("WORKER_BATCH", "0"),
+        ("DB_MAX_CONNECTIONS", "0"),
+        ("SHUTDOWN_TIMEOUT_SECONDS", "0"),
+        ("LOG_LEVEL", "[[["),
+        ("DATABASE_URL", "mysql://h/db"),
+    ] {
+        let out = bin().env(var, value).output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {err}");
+        assert!(err.contains(var), "{var}={value} is not named: {err}");
+    }
+}
+
+#[test]
+fn embedded_default_starts_reports_ready_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("alarm-worker-embedded-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = bin()
+        .env("DATA_DIR", &dir)
+        .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    let addr = line
+        .trim()
+        .rsplit_once("http://")
+        .map(|(_, a)| a.to_owned())
+        .expect("ops address");
+    let get = |path: &str| -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        let status = out
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (
+            status,
+            out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
+        )
+    };
+    assert_eq!(get("/health/live").0, 200);
+    // The engine's first claim cycle runs right after start; readiness
+    // follows it (polled: it is another process).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = get("/health/ready");
+        if status == 200 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready: {body}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(body.contains("\"holds_engine_right\":true"), "{body}");
+    assert!(
+        dir.join("alarms.db").exists(),
+        "the embedded database is created"
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
