@@ -10,7 +10,6 @@ use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::Alarm;
 use alarm_domain::ports::{StoreError, TriggerWake};
-use alarm_domain::schedule::Calendar;
 use alarm_domain::services::{CalendarService, Ports, ServiceError};
 use alarm_domain::trigger::{Claimed, LeaseToken, Ringing, TriggerKind};
 use tokio::sync::Notify;
@@ -217,7 +216,7 @@ type Key = (Timestamp, u64);
 
 /// Most claims committed in one transaction: big enough to amortise the
 /// commit, small enough that several run at once.
-pub(crate) const COMMIT_CHUNK: usize = 250;
+pub(crate) const COMMIT_CHUNK: usize = 500;
 
 impl Engine {
     /// An engine over `ports` (their clock is not used by [`Engine::run`],
@@ -272,8 +271,8 @@ impl Engine {
     }
 
     /// Judges and completes a batch of claims at `now`: the alarms are
-    /// loaded in one query per 400, the owners' calendars a few at a time,
-    /// and the outcomes committed in transactions of up to
+    /// loaded in one query per 400, the owners' calendars in a handful of
+    /// queries for all of them, and the outcomes committed in transactions of up to
     /// 250 claims, several at once.
     ///
     /// # Errors
@@ -299,7 +298,13 @@ impl Engine {
             .into_iter()
             .map(|a| (a.id(), a))
             .collect();
-        let calendars = self.calendars(alarms.values().map(Alarm::owner)).await?;
+        let owners: Vec<UserId> = alarms
+            .values()
+            .map(Alarm::owner)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let calendars = self.calendars.calendars_for(owners).await?;
         let judge = Judge {
             config: &self.config,
             now,
@@ -320,9 +325,7 @@ impl Engine {
                     .find(|r| r.occurrence.at == t.occurrence.at)
             };
             let alarm = alarms.get(&t.alarm).filter(|a| a.owner() == t.owner);
-            let calendar = alarm
-                .and_then(|a| calendars.get(&a.owner()))
-                .and_then(Option::as_ref);
+            let calendar = alarm.and_then(|a| calendars.get(&a.owner()));
             let (outcome, verdict) = judge.judge(t, alarm, calendar, ringing.as_ref());
             match verdict {
                 Verdict::Rang => {
@@ -382,45 +385,13 @@ impl Engine {
         Ok(report)
     }
 
-    /// The calendars of `owners` (`None` for a deleted owner), loaded a few
-    /// at a time: each is a handful of small queries, and waiting for them
-    /// one after the other would dominate a batch.
-    async fn calendars(
-        &self,
-        owners: impl Iterator<Item = UserId>,
-    ) -> Result<HashMap<UserId, Option<Calendar>>, ServiceError> {
-        const AT_ONCE: usize = 8;
-        let owners: Vec<UserId> = owners.collect::<HashSet<_>>().into_iter().collect();
-        let mut out = HashMap::with_capacity(owners.len());
-        let mut set = tokio::task::JoinSet::new();
-        let mut pending = owners.into_iter();
-        loop {
-            while set.len() < AT_ONCE {
-                let Some(owner) = pending.next() else { break };
-                let service = self.calendars.clone();
-                set.spawn(async move { (owner, service.calendar_for(owner).await) });
-            }
-            let Some(done) = set.join_next().await else {
-                return Ok(out);
-            };
-            let (owner, result) =
-                done.map_err(|e| ServiceError::Unexpected(StoreError::Unexpected(Box::new(e))))?;
-            let calendar = match result {
-                Ok(c) => Some(c),
-                Err(ServiceError::NotFound) => None,
-                Err(e) => return Err(e),
-            };
-            out.insert(owner, calendar);
-        }
-    }
-
     /// Commits the outcomes in chunks, a few transactions at once; returns
     /// the fenced tokens.
     async fn commit(
         &self,
         items: Vec<(LeaseToken, alarm_domain::ports::FireOutcome)>,
     ) -> Result<Vec<LeaseToken>, ServiceError> {
-        const AT_ONCE: usize = 4;
+        const AT_ONCE: usize = 2;
         if items.len() <= COMMIT_CHUNK {
             return Ok(self.ports.queue.complete_many(items).await?);
         }

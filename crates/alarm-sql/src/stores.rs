@@ -293,6 +293,24 @@ impl UserStore for SqlStores {
         Ok(self.user_from(&row.ok_or(StoreError::NotFound)?)?.0)
     }
 
+    async fn get_many(&self, ids: Vec<UserId>) -> Result<Vec<User>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(400) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let rows = self
+                .db
+                .query_all(
+                    &format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ({marks})"),
+                    chunk.iter().map(|id| v(id.as_uuid())).collect(),
+                )
+                .await?;
+            for row in &rows {
+                found.push(self.user_from(row)?.0);
+            }
+        }
+        Ok(found)
+    }
+
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         Ok(self.credentials(email).await?.map(|(u, _)| u))
     }
@@ -620,6 +638,24 @@ impl ExceptionPeriodStore for SqlStores {
         rows.iter().map(exception_from).collect()
     }
 
+    async fn list_many(&self, owners: Vec<UserId>) -> Result<Vec<ExceptionPeriod>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in owners.chunks(400) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let rows = self
+                .db
+                .query_all(
+                    &format!("SELECT * FROM exception_periods WHERE owner_id IN ({marks}) ORDER BY owner_id, start_date, id"),
+                    chunk.iter().map(|o| v(o.as_uuid())).collect(),
+                )
+                .await?;
+            for row in &rows {
+                out.push(exception_from(row)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn commit(&self, change: ChangeSet<ExceptionOp>) -> Result<(), StoreError> {
         let values = |p: &ExceptionPeriod| {
             vec![
@@ -770,6 +806,55 @@ impl HolidayStore for SqlStores {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(HolidayPreferences { default, overrides })
+    }
+
+    async fn preferences_many(
+        &self,
+        owners: Vec<UserId>,
+    ) -> Result<Vec<(UserId, HolidayPreferences)>, StoreError> {
+        let mut prefs: std::collections::HashMap<UserId, HolidayPreferences> = owners
+            .iter()
+            .map(|o| (*o, HolidayPreferences::default()))
+            .collect();
+        for chunk in owners.chunks(400) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let ids: Vec<Value> = chunk.iter().map(|o| v(o.as_uuid())).collect();
+            let rows = self
+                .db
+                .query_all(
+                    &format!("SELECT owner_id, default_kind, default_delay_min FROM holiday_preferences WHERE owner_id IN ({marks})"),
+                    ids.clone(),
+                )
+                .await?;
+            for row in &rows {
+                let owner = id_of(row, "owner_id", UserId::from_uuid)?;
+                let default = preference_from_columns(
+                    &col::<String>(row, "default_kind")?,
+                    col(row, "default_delay_min")?,
+                )?;
+                if let Some(p) = prefs.get_mut(&owner) {
+                    p.default = default;
+                }
+            }
+            let rows = self
+                .db
+                .query_all(
+                    &format!("SELECT owner_id, holiday_id, kind, delay_min FROM holiday_preference_overrides WHERE owner_id IN ({marks}) ORDER BY owner_id, holiday_id"),
+                    ids,
+                )
+                .await?;
+            for row in &rows {
+                let owner = id_of(row, "owner_id", UserId::from_uuid)?;
+                let item = (
+                    id_of(row, "holiday_id", HolidayId::from_uuid)?,
+                    preference_from_columns(&col::<String>(row, "kind")?, col(row, "delay_min")?)?,
+                );
+                if let Some(p) = prefs.get_mut(&owner) {
+                    p.overrides.push(item);
+                }
+            }
+        }
+        Ok(prefs.into_iter().collect())
     }
 
     async fn commit_preferences(&self, change: ChangeSet<PreferenceOp>) -> Result<(), StoreError> {

@@ -554,6 +554,67 @@ where
             .await
             .expect("create period");
     }
+    let bobs = ExceptionPeriod::new(
+        ExceptionPeriodId::generate(),
+        bob.id(),
+        "Bob's",
+        ExceptionKind::Travel,
+        date(2026, 1, 10),
+        date(2026, 1, 11),
+    )
+    .expect("period");
+    ports
+        .exceptions
+        .commit(ChangeSet {
+            op: ExceptionOp::Create(bobs.clone()),
+            audit: audit(
+                &ports,
+                Some(bob.id()),
+                "exception_period.create",
+                bobs.id().as_uuid(),
+            ),
+            events: Vec::new(),
+            triggers: Vec::new(),
+        })
+        .await
+        .expect("bob's period");
+    let many = ports
+        .exceptions
+        .list_many(vec![ana.id()])
+        .await
+        .expect("list_many");
+    assert_eq!(
+        many.iter().map(|p| p.id()).collect::<Vec<_>>(),
+        [sooner.id(), later.id()],
+        "list_many: only the named owners' periods, each owner's by start date"
+    );
+    assert_eq!(
+        ports
+            .exceptions
+            .list_many(vec![ana.id(), bob.id()])
+            .await
+            .expect("list_many")
+            .len(),
+        3
+    );
+    ports
+        .exceptions
+        .commit(ChangeSet {
+            op: ExceptionOp::Delete {
+                owner: bob.id(),
+                id: bobs.id(),
+            },
+            audit: audit(
+                &ports,
+                Some(bob.id()),
+                "exception_period.delete",
+                bobs.id().as_uuid(),
+            ),
+            events: Vec::new(),
+            triggers: Vec::new(),
+        })
+        .await
+        .expect("bob's period removed again");
     let list = ports.exceptions.list(ana.id()).await.expect("list");
     assert_eq!(
         list.iter().map(ExceptionPeriod::id).collect::<Vec<_>>(),
@@ -797,6 +858,21 @@ where
     assert_eq!(
         ports.holidays.preferences(admin.id()).await.expect("prefs"),
         prefs
+    );
+    let other = fixtures::user(&ports, "never-set@example.com").await;
+    let mut many = ports
+        .holidays
+        .preferences_many(vec![other.id(), admin.id()])
+        .await
+        .expect("preferences_many");
+    many.sort_by_key(|(o, _)| *o != admin.id());
+    assert_eq!(
+        many,
+        [
+            (admin.id(), prefs.clone()),
+            (other.id(), HolidayPreferences::default())
+        ],
+        "preferences_many: the stored ones, and the default for whoever never set any"
     );
     let unknown = HolidayPreferences {
         default: HolidayPreference::Fire,
@@ -1441,6 +1517,19 @@ where
         loaded, want,
         "get_many loads every owner's alarms and skips unknown ids"
     );
+
+    let mut users: Vec<UserId> = ports
+        .users
+        .get_many(vec![bob.id(), UserId::generate(), ana.id()])
+        .await
+        .expect("users get_many")
+        .iter()
+        .map(|u| u.id())
+        .collect();
+    users.sort();
+    let mut want_users = vec![ana.id(), bob.id()];
+    want_users.sort();
+    assert_eq!(users, want_users, "users get_many skips unknown ids");
 
     let store_now = ports.queue.store_time().await.expect("store_time");
     let drift = store_now

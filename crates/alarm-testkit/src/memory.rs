@@ -317,6 +317,14 @@ impl UserStore for InMemory {
             .ok_or(StoreError::NotFound)
     }
 
+    async fn get_many(&self, ids: Vec<UserId>) -> Result<Vec<User>, StoreError> {
+        let s = self.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| s.users.get(id).map(|(u, _)| u.clone()))
+            .collect())
+    }
+
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         Ok(self
             .lock()
@@ -503,6 +511,18 @@ impl ExceptionPeriodStore for InMemory {
         Ok(list)
     }
 
+    async fn list_many(&self, owners: Vec<UserId>) -> Result<Vec<ExceptionPeriod>, StoreError> {
+        let mut list: Vec<ExceptionPeriod> = self
+            .lock()
+            .exceptions
+            .values()
+            .filter(|p| owners.contains(&p.owner()))
+            .cloned()
+            .collect();
+        list.sort_by_key(|p| (p.owner(), p.start(), p.id()));
+        Ok(list)
+    }
+
     async fn commit(&self, change: ChangeSet<ExceptionOp>) -> Result<(), StoreError> {
         let op = match &change.op {
             ExceptionOp::Create(x) => Owned::Create(x.clone()),
@@ -579,6 +599,17 @@ impl HolidayStore for InMemory {
             .get(&owner)
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn preferences_many(
+        &self,
+        owners: Vec<UserId>,
+    ) -> Result<Vec<(UserId, HolidayPreferences)>, StoreError> {
+        let s = self.lock();
+        Ok(owners
+            .into_iter()
+            .map(|o| (o, s.preferences.get(&o).cloned().unwrap_or_default()))
+            .collect())
     }
 
     async fn commit_preferences(&self, change: ChangeSet<PreferenceOp>) -> Result<(), StoreError> {

@@ -38,6 +38,13 @@ pub trait UserStore: Send + Sync {
     /// MUST return [`StoreError::NotFound`] when no such user exists.
     async fn get(&self, id: UserId) -> Result<User, StoreError>;
 
+    /// The users among `ids` that exist, in any order (the trigger engine
+    /// loads a batch's owners at once).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn get_many(&self, ids: Vec<UserId>) -> Result<Vec<User>, StoreError>;
+
     /// The user whose email equals `email` case-insensitively, if any.
     ///
     /// # Errors
@@ -162,6 +169,13 @@ pub trait ExceptionPeriodStore: Send + Sync {
     /// Only infrastructure failures.
     async fn list(&self, owner: UserId) -> Result<Vec<ExceptionPeriod>, StoreError>;
 
+    /// Every period of every owner in `owners`, each owner's ordered by
+    /// start date then id (the trigger engine loads a batch's at once).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn list_many(&self, owners: Vec<UserId>) -> Result<Vec<ExceptionPeriod>, StoreError>;
+
     /// Commits the change with its audit record and the recomputed triggers
     /// of the owner's alarms.
     ///
@@ -241,6 +255,16 @@ pub trait HolidayStore: Send + Sync {
     /// # Errors
     /// Only infrastructure failures.
     async fn preferences(&self, owner: UserId) -> Result<HolidayPreferences, StoreError>;
+
+    /// The preferences of every owner in `owners` (the default for those
+    /// who never set any), in any order.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn preferences_many(
+        &self,
+        owners: Vec<UserId>,
+    ) -> Result<Vec<(UserId, HolidayPreferences)>, StoreError>;
 
     /// Commits new preferences with their audit record and recomputed triggers.
     ///
