@@ -2,12 +2,15 @@
 
 use std::sync::Arc;
 
+use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::{Alarm, AlarmEventKind, Channel, EscalationPolicy, SnoozePolicy};
-use alarm_domain::ports::PageRequest;
+use alarm_domain::ports::{
+    ChangeSet, FireOutcome, PageRequest, RingingOp, StoreError, TriggerPlan, TriggerQueue,
+};
 use alarm_domain::services::{Actor, AlarmService, Ports, ServiceError};
-use alarm_domain::trigger::TriggerKind;
+use alarm_domain::trigger::{Claimed, Delivery, LeaseToken, Ringing, Trigger, TriggerKind};
 use alarm_runner::{Engine, RunnerConfig, TickReport, delivery_key};
 use alarm_sql::Sql;
 use alarm_sql::testing::{PgTestDb, postgres_available, sqlite_config};
@@ -476,5 +479,133 @@ async fn edits_and_deletions_win_over_claims(w: &World) {
             .iter()
             .any(|(k, _)| *k == TriggerKind::Fire),
         "a disabled alarm has no fire trigger"
+    );
+}
+
+/// The queue, with a change slipped in just before the engine's commit:
+/// what happens when a user edits an alarm after the engine loaded it and
+/// before it committed the fire.
+struct EditBeforeCommit {
+    inner: Arc<dyn TriggerQueue>,
+    edit:
+        tokio::sync::Mutex<Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>,
+}
+
+#[async_trait::async_trait]
+impl TriggerQueue for EditBeforeCommit {
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease: SignedDuration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.inner.claim(now, limit, lease).await
+    }
+    async fn complete(&self, token: LeaseToken, outcome: FireOutcome) -> Result<(), StoreError> {
+        self.inner.complete(token, outcome).await
+    }
+    async fn complete_many(
+        &self,
+        items: Vec<(LeaseToken, FireOutcome)>,
+    ) -> Result<Vec<LeaseToken>, StoreError> {
+        if let Some(edit) = self.edit.lock().await.take() {
+            edit.await;
+        }
+        self.inner.complete_many(items).await
+    }
+    async fn release(&self, token: LeaseToken) -> Result<(), StoreError> {
+        self.inner.release(token).await
+    }
+    async fn rescue(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.inner.rescue(now).await
+    }
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.next_due().await
+    }
+    async fn pending(&self, alarm: AlarmId) -> Result<Vec<Trigger>, StoreError> {
+        self.inner.pending(alarm).await
+    }
+    async fn ringing(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Ringing>, StoreError> {
+        self.inner.ringing(owner, alarm).await
+    }
+    async fn commit_ringing(&self, change: ChangeSet<RingingOp>) -> Result<(), StoreError> {
+        self.inner.commit_ringing(change).await
+    }
+    async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError> {
+        self.inner.reschedule(plans).await
+    }
+    async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError> {
+        self.inner.ringing_of(owner).await
+    }
+    async fn renew(
+        &self,
+        tokens: Vec<LeaseToken>,
+        until: Timestamp,
+    ) -> Result<Vec<LeaseToken>, StoreError> {
+        self.inner.renew(tokens, until).await
+    }
+    async fn store_time(&self) -> Result<Timestamp, StoreError> {
+        self.inner.store_time().await
+    }
+    async fn engine_lease(
+        &self,
+        holder: uuid::Uuid,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.engine_lease(holder, now, until).await
+    }
+    async fn engine_unlease(&self, holder: uuid::Uuid) -> Result<(), StoreError> {
+        self.inner.engine_unlease(holder).await
+    }
+    async fn deliveries(&self, owner: UserId) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.deliveries(owner).await
+    }
+}
+
+on_both_dbs!(an_edit_between_load_and_commit_keeps_the_next_fire);
+async fn an_edit_between_load_and_commit_keeps_the_next_fire(w: &World) {
+    let ana = w.user("ana@example.com").await;
+    let alarm = w
+        .alarm(&ana, SnoozePolicy::default(), EscalationPolicy::default())
+        .await;
+    // The user renames the alarm one second before 07:00, while the engine
+    // holds the claim: the edit's own plan (07:00 again) cannot replace the
+    // leased trigger, and the engine's plan comes from the older version.
+    let (ports, who, id) = (w.ports.clone(), ana.clone(), alarm.id());
+    let clock = w.clock.clone();
+    let edit = async move {
+        clock.set(seven(0) - SignedDuration::from_secs(1));
+        let service = AlarmService::new(ports);
+        let current = service.get(&who, id).await.expect("get");
+        let mut draft = current.draft().clone();
+        draft.name = alarm_domain::model::AlarmName::parse("Renamed").expect("name");
+        service
+            .update(&who, id, draft, current.version())
+            .await
+            .expect("edit");
+    };
+    let queue = Arc::new(EditBeforeCommit {
+        inner: w.ports.queue.clone(),
+        edit: tokio::sync::Mutex::new(Some(Box::pin(edit))),
+    });
+    let ports = Ports {
+        queue,
+        ..w.ports.clone()
+    };
+    let engine = Engine::new(ports, RunnerConfig::default());
+    let r = engine.tick(seven(0)).await.expect("tick");
+    assert_eq!(r.rang, 1, "07:00 rings");
+    let fires: Vec<Timestamp> = w
+        .kinds(&alarm)
+        .await
+        .into_iter()
+        .filter(|(k, _)| *k == TriggerKind::Fire)
+        .map(|(_, at)| at)
+        .collect();
+    assert_eq!(
+        fires,
+        [seven(1)],
+        "the edited alarm still has tomorrow's fire"
     );
 }

@@ -10,7 +10,8 @@ use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::Alarm;
 use alarm_domain::ports::{StoreError, TriggerWake};
-use alarm_domain::services::{CalendarService, Ports, ServiceError};
+use alarm_domain::schedule::Calendar;
+use alarm_domain::services::{CalendarService, Ports, ServiceError, next_fire_plan};
 use alarm_domain::trigger::{Claimed, LeaseToken, Ringing, TriggerKind};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -215,8 +216,10 @@ pub struct Engine {
 type Key = (Timestamp, u64);
 
 /// Most claims committed in one transaction: big enough to amortise the
-/// commit, small enough that several run at once.
-pub(crate) const COMMIT_CHUNK: usize = 500;
+/// commit, small enough that several run at once, and no more than the
+/// 400 tokens the SQL adapter locks alarms for in one sorted statement (so
+/// two commits running at once always lock in the same order).
+pub(crate) const COMMIT_CHUNK: usize = 400;
 
 impl Engine {
     /// An engine over `ports` (their clock is not used by [`Engine::run`],
@@ -310,23 +313,36 @@ impl Engine {
             now,
             ids: self.ports.ids.as_ref(),
         };
+        // Follow-ups need their occurrence's ringing record: one read per
+        // owner in the batch, not one per trigger.
+        let mut ringing_by_owner: HashMap<UserId, HashMap<(AlarmId, Timestamp), Ringing>> =
+            HashMap::new();
+        for claim in claims
+            .iter()
+            .filter(|c| c.trigger.kind != TriggerKind::Fire)
+        {
+            let owner = claim.trigger.owner;
+            if !ringing_by_owner.contains_key(&owner) {
+                let records = self.ports.queue.ringing_of(owner).await?;
+                ringing_by_owner.insert(
+                    owner,
+                    records
+                        .into_iter()
+                        .map(|r| ((r.alarm, r.occurrence.at), r))
+                        .collect(),
+                );
+            }
+        }
         let mut items = Vec::with_capacity(claims.len());
         let mut verdicts = HashMap::with_capacity(claims.len());
         for claim in &claims {
             let t = &claim.trigger;
-            let ringing: Option<Ringing> = if t.kind == TriggerKind::Fire {
-                None
-            } else {
-                self.ports
-                    .queue
-                    .ringing(t.owner, t.alarm)
-                    .await?
-                    .into_iter()
-                    .find(|r| r.occurrence.at == t.occurrence.at)
-            };
+            let ringing: Option<&Ringing> = ringing_by_owner
+                .get(&t.owner)
+                .and_then(|m| m.get(&(t.alarm, t.occurrence.at)));
             let alarm = alarms.get(&t.alarm).filter(|a| a.owner() == t.owner);
             let calendar = alarm.and_then(|a| calendars.get(&a.owner()));
-            let (outcome, verdict) = judge.judge(t, alarm, calendar, ringing.as_ref());
+            let (outcome, verdict) = judge.judge(t, alarm, calendar, ringing);
             match verdict {
                 Verdict::Rang => {
                     tracing::debug!(alarm = %t.alarm, kind = %t.kind.code(), lateness_ms = now.duration_since(t.due_at).as_millis(), "rang")
@@ -342,6 +358,8 @@ impl Engine {
         let committing = Instant::now();
         let lost = self.commit(items).await?;
         let commit = signed(committing.elapsed());
+        self.replan_edited(&claims, &lost, &alarms, &calendars)
+            .await?;
         tracing::debug!(
             claims = claims.len(),
             owners = calendars.len(),
@@ -383,6 +401,58 @@ impl Engine {
             .missed
             .fetch_add(report.missed, Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// Re-plans the alarms that were edited while one of their `fire`
+    /// triggers was claimed: the edit could not replace the leased trigger,
+    /// and the plan just committed was computed from the version loaded
+    /// before the edit, so the store skipped it. Without this the alarm
+    /// would be left without a next fire.
+    async fn replan_edited(
+        &self,
+        claims: &[Claimed],
+        lost: &[LeaseToken],
+        loaded: &HashMap<AlarmId, Alarm>,
+        calendars: &HashMap<UserId, Calendar>,
+    ) -> Result<(), ServiceError> {
+        let lost: HashSet<&LeaseToken> = lost.iter().collect();
+        let fired: Vec<&Claimed> = claims
+            .iter()
+            .filter(|c| c.trigger.kind == TriggerKind::Fire && !lost.contains(&c.token))
+            .filter(|c| loaded.contains_key(&c.trigger.alarm))
+            .collect();
+        if fired.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<AlarmId> = fired.iter().map(|c| c.trigger.alarm).collect();
+        let now: HashMap<AlarmId, Alarm> = self
+            .ports
+            .alarms
+            .get_many(ids)
+            .await?
+            .into_iter()
+            .map(|a| (a.id(), a))
+            .collect();
+        let plans: Vec<_> = fired
+            .iter()
+            .filter_map(|c| {
+                let current = now.get(&c.trigger.alarm)?;
+                let before = loaded.get(&c.trigger.alarm)?;
+                if current.version() == before.version() {
+                    return None;
+                }
+                let calendar = calendars.get(&current.owner())?;
+                Some(next_fire_plan(current, calendar, c.trigger.occurrence.at))
+            })
+            .collect();
+        if !plans.is_empty() {
+            tracing::info!(
+                alarms = plans.len(),
+                "re-planned alarms edited while their trigger was being fired"
+            );
+            self.ports.queue.reschedule(plans).await?;
+        }
+        Ok(())
     }
 
     /// Commits the outcomes in chunks, a few transactions at once; returns
@@ -448,8 +518,17 @@ impl Engine {
         let mut claim_backoff = Duration::ZERO;
         let mut fire_retry: Option<Instant> = None;
         let mut fire_backoff = Duration::ZERO;
+        let mut fire_failures = 0u32;
         let mut stopping = false;
         loop {
+            // 0. Heartbeat first: a backlog of fires and claims must not
+            //    starve the renewal of what is held.
+            if Instant::now() >= next_beat {
+                next_beat = Instant::now() + third;
+                if !inflight.is_empty() {
+                    self.heartbeat(clock, &mut inflight).await;
+                }
+            }
             // 1. Fire whatever is due.
             if let (Some(c), Some((&(due, _), _))) = (clock, inflight.first_key_value()) {
                 let now_i = Instant::now();
@@ -468,8 +547,27 @@ impl Engine {
                         Ok(_) => {
                             fire_retry = None;
                             fire_backoff = Duration::ZERO;
+                            fire_failures = 0;
+                        }
+                        Err(e) if fire_failures >= 2 && claim_backoff.is_zero() => {
+                            // The database answers claims but this batch keeps
+                            // failing: one trigger in it cannot be fired (a
+                            // row that no longer decodes, say). Fire them one
+                            // by one so the rest ring; the bad one stays
+                            // leased and comes back after its lease.
+                            tracing::error!(error = %e, claims = claims.len(), "a batch failed three times; firing its triggers one by one");
+                            for claim in claims {
+                                let alarm = claim.trigger.alarm;
+                                if let Err(e) = self.fire(now, vec![claim]).await {
+                                    tracing::error!(%alarm, error = %e, "this trigger cannot be fired; retried after its lease");
+                                }
+                            }
+                            fire_retry = None;
+                            fire_backoff = Duration::ZERO;
+                            fire_failures = 0;
                         }
                         Err(e) => {
+                            fire_failures += 1;
                             fire_backoff = backoff(fire_backoff);
                             tracing::warn!(error = %e, retry_in_ms = fire_backoff.as_millis(), "firing failed; the claims stay leased and are retried");
                             for (k, c) in keys.into_iter().zip(claims) {
@@ -513,15 +611,7 @@ impl Engine {
                 }
                 continue;
             }
-            // 3. Heartbeat: renew the leases of what is held.
-            if now_i >= next_beat {
-                next_beat = now_i + third;
-                if !inflight.is_empty() {
-                    self.heartbeat(clock, &mut inflight).await;
-                }
-                continue;
-            }
-            // 4. Sleep until the first of: the next claim, the next fire,
+            // 3. Sleep until the first of: the next claim, the next fire,
             //    the heartbeat; or a wake-up; or shutdown.
             let mut deadline = next_claim.min(next_beat);
             if let (Some(c), Some((&(due, _), _))) = (clock, inflight.first_key_value()) {
@@ -534,7 +624,7 @@ impl Engine {
                 () = &mut shutdown => stopping = true,
             }
         }
-        self.stop(inflight).await;
+        self.stop(inflight, clock).await;
     }
 
     async fn claim_cycle(
@@ -593,6 +683,7 @@ impl Engine {
             .claim(now + signed(cfg.prefetch), cfg.batch, signed(cfg.lease))
             .await?;
         let full = claimed.len() as u64 >= u64::from(cfg.batch);
+        let none = claimed.is_empty();
         for claim in claimed {
             *seq += 1;
             inflight.insert((claim.trigger.due_at, *seq), claim);
@@ -601,8 +692,19 @@ impl Engine {
             return Ok(Instant::now());
         }
         let idle = Instant::now() + cfg.idle_poll;
+        // A due row that the claim skipped is locked by another engine's
+        // claim in progress: look again shortly rather than at once.
+        let soonest = Instant::now()
+            + if none {
+                Duration::from_millis(20)
+            } else {
+                Duration::ZERO
+            };
         Ok(match queue.next_due().await? {
-            Some(due) => c.instant_of(due - signed(cfg.prefetch)).min(idle),
+            Some(due) => c
+                .instant_of(due - signed(cfg.prefetch))
+                .max(soonest)
+                .min(idle),
             None => idle,
         })
     }
@@ -629,14 +731,23 @@ impl Engine {
         }
     }
 
-    async fn stop(&self, inflight: BTreeMap<Key, Claimed>) {
+    async fn stop(&self, inflight: BTreeMap<Key, Claimed>, clock: Option<DbClock>) {
+        // The database's time, as everywhere else: the leases are judged by it.
+        let now = clock.map_or_else(Timestamp::now, |c| c.now());
         let n = inflight.len();
         let release = async {
-            for claim in inflight.into_values() {
-                // LeaseLost just means someone else has it now.
-                let _ = self.ports.queue.release(claim.token).await;
-            }
+            // The right first, so that a slow release cannot keep a SQLite
+            // standby waiting for a whole lease.
             let _ = self.ports.queue.engine_unlease(self.holder).await;
+            // Ending the leases now (one statement per 400 claims) makes
+            // them claimable at any engine's next rescue, within a second;
+            // releasing them one by one would take a transaction each.
+            let tokens: Vec<LeaseToken> = inflight.into_values().map(|c| c.token).collect();
+            let _ = self
+                .ports
+                .queue
+                .renew(tokens, now - SignedDuration::from_secs(1))
+                .await;
         };
         if tokio::time::timeout(self.config.shutdown_timeout, release)
             .await

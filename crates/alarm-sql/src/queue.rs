@@ -16,8 +16,7 @@ use uuid::Uuid;
 use crate::codec::{kind_from_text, kind_to_text, local_from_text, local_to_text};
 use crate::db::{Tx, col, corrupt, ts, us};
 use crate::stores::{
-    SqlStores, apply_common, apply_plan, insert_events, insert_rows, insert_rows_then,
-    upsert_trigger,
+    SqlStores, apply_common, apply_plan, insert_events, insert_rows_then, upsert_trigger,
 };
 
 fn v<T: Into<Value>>(x: T) -> Value {
@@ -62,6 +61,11 @@ fn channel_from(text: &str) -> Result<Channel, StoreError> {
     Channel::parse(text).map_err(|e| corrupt("channel", e))
 }
 
+/// A delivery's id is its idempotency key, derived from what it is about:
+/// the same delivery committed again (it cannot be, short of a bug) is
+/// the one already there, and must not stop the rest of the batch.
+const DELIVERY_ONCE: &str = "ON CONFLICT (id) DO NOTHING";
+
 const DELIVERY_COLUMNS: &str = "deliveries (id, owner_id, alarm_id, occurrence_us, occurrence_local, trigger_kind, channel, created_us)";
 
 fn delivery_values(d: &Delivery) -> Vec<Value> {
@@ -103,10 +107,11 @@ async fn lock_alarms_of(tx: &Tx, tokens: &[LeaseToken]) -> Result<(), StoreError
 /// Writes a fired trigger's outcome inside the caller's transaction.
 async fn apply_outcome(tx: &Tx, outcome: &FireOutcome) -> Result<(), StoreError> {
     insert_events(tx, &outcome.events).await?;
-    insert_rows(
+    insert_rows_then(
         tx,
         DELIVERY_COLUMNS,
         outcome.deliveries.iter().map(delivery_values).collect(),
+        DELIVERY_ONCE,
     )
     .await?;
     if let Some(follow_up) = &outcome.follow_up {
@@ -381,12 +386,13 @@ impl TriggerQueue for SqlStores {
         }
         let events: Vec<_> = kept.iter().flat_map(|o| o.events.iter().cloned()).collect();
         insert_events(&tx, &events).await?;
-        insert_rows(
+        insert_rows_then(
             &tx,
             DELIVERY_COLUMNS,
             kept.iter()
                 .flat_map(|o| o.deliveries.iter().map(delivery_values))
                 .collect(),
+            DELIVERY_ONCE,
         )
         .await?;
         if independent(&kept) {
@@ -517,6 +523,14 @@ impl TriggerQueue for SqlStores {
         tx.commit().await
     }
 
+    async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        for plan in &plans {
+            apply_plan(&tx, plan).await?;
+        }
+        tx.commit().await
+    }
+
     async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError> {
         let rows = self
             .db
@@ -561,9 +575,9 @@ impl TriggerQueue for SqlStores {
             DbBackend::Postgres => {
                 "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS now_us"
             }
-            // SQLite has no clock of its own beyond the host's; `unixepoch`
-            // with `subsec` gives milliseconds.
-            _ => "SELECT CAST(unixepoch('subsec') * 1000000 AS INTEGER) AS now_us",
+            // SQLite has no clock of its own beyond the host's; Julian days
+            // work on every SQLite version (`unixepoch('subsec')` needs 3.42).
+            _ => "SELECT CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER) AS now_us",
         };
         let row = self
             .db

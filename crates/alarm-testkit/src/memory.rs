@@ -1036,6 +1036,14 @@ impl TriggerQueue for InMemory {
         Ok(())
     }
 
+    async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        for plan in plans {
+            s.apply_plan(plan);
+        }
+        Ok(())
+    }
+
     async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError> {
         let s = self.lock();
         let mut list: Vec<Ringing> = s

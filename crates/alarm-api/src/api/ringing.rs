@@ -6,7 +6,6 @@ use std::sync::Arc;
 use alarm_domain::ids::AlarmId;
 use alarm_domain::ports::StoredResponse;
 use alarm_domain::services::ServiceError;
-use alarm_domain::trigger::TriggerKind;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
@@ -133,7 +132,7 @@ impl RingingApi {
             }
             idem::Begin::Proceed(claim) => claim,
         };
-        let ringing = match state.alarms.snooze(&actor, id).await {
+        let (ringing, again) = match state.alarms.snooze_until(&actor, id).await {
             Ok(r) => r,
             Err(e) => {
                 if let Some(claim) = claim {
@@ -142,19 +141,7 @@ impl RingingApi {
                 return Err(e.into());
             }
         };
-        let again = state
-            .ports
-            .queue
-            .pending(id)
-            .await
-            .map_err(store_err)?
-            .into_iter()
-            .find(|t| {
-                t.occurrence.at == ringing.occurrence.at
-                    && t.kind == TriggerKind::Snooze(ringing.snoozes)
-            })
-            .map(|t| t.due_at);
-        let view = RingingView::new(&ringing, &alarm, again);
+        let view = RingingView::new(&ringing, &alarm, Some(again));
         if let Some(claim) = claim {
             let stored = StoredResponse {
                 status: 200,

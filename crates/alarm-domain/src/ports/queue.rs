@@ -161,6 +161,16 @@ pub trait TriggerQueue: Send + Sync {
     /// stored on error.
     async fn commit_ringing(&self, change: ChangeSet<RingingOp>) -> Result<(), StoreError>;
 
+    /// Applies trigger plans on their own, with the usual version rule (a
+    /// plan whose version is not the stored alarm's is skipped). The engine
+    /// uses it to re-plan an alarm edited while one of its triggers was
+    /// claimed: the edit's own plan could not replace the leased trigger,
+    /// and the completion's plan was computed from the older version.
+    ///
+    /// # Errors
+    /// Only infrastructure failures; nothing is stored on error.
+    async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError>;
+
     /// Every ringing occurrence of `owner` (snoozed ones included), oldest
     /// first, for the ringing list.
     ///

@@ -305,6 +305,18 @@ impl AlarmService {
     /// [`ServiceError::SnoozeLimit`] when the occurrence was snoozed as often
     /// as allowed; [`ServiceError::NotFound`].
     pub async fn snooze(&self, actor: &Actor, id: AlarmId) -> Result<Ringing, ServiceError> {
+        Ok(self.snooze_until(actor, id).await?.0)
+    }
+
+    /// [`AlarmService::snooze`], also telling when the occurrence rings again.
+    ///
+    /// # Errors
+    /// As [`AlarmService::snooze`].
+    pub async fn snooze_until(
+        &self,
+        actor: &Actor,
+        id: AlarmId,
+    ) -> Result<(Ringing, Timestamp), ServiceError> {
         let now = self.ports.clock.now();
         let alarm = self.ports.alarms.get(actor.user, id).await?;
         let ringing = self.ports.queue.ringing(actor.user, id).await?;
@@ -371,7 +383,7 @@ impl AlarmService {
                 other => other,
             })?;
         self.ports.wake.due(due);
-        Ok(updated)
+        Ok((updated, due))
     }
 
     /// Dismisses every ringing occurrence of the alarm and cancels their
