@@ -609,3 +609,49 @@ async fn an_edit_between_load_and_commit_keeps_the_next_fire(w: &World) {
         "the edited alarm still has tomorrow's fire"
     );
 }
+
+on_both_dbs!(a_backlog_rings_only_the_newest_due_occurrence);
+async fn a_backlog_rings_only_the_newest_due_occurrence(w: &World) {
+    use alarm_domain::schedule::{Schedule, WallTime};
+    let ana = w.user("ana@example.com").await;
+    let mut draft = fixtures::draft("Every minute from seven");
+    draft.schedules = alarm_domain::model::Schedules::new(
+        (0..6)
+            .map(|m| Schedule::Daily {
+                time: WallTime::parse(&format!("07:0{m}")).expect("time"),
+            })
+            .collect(),
+    )
+    .expect("schedules");
+    let alarm = AlarmService::new(w.ports.clone())
+        .create(&ana, draft)
+        .await
+        .expect("create");
+    // Back five and a half minutes after 07:00: inside the grace window,
+    // but six occurrences are due. One rings, the others are one report.
+    let r = w.at(seven(0) + SignedDuration::from_secs(330)).await;
+    assert_eq!((r.rang, r.missed), (1, 0), "{r:?}");
+    let events = w.events(&ana, &alarm).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].0, AlarmEventKind::Missed);
+    assert_eq!(events[0].1, Some(seven(0) + mins(4)));
+    assert!(
+        events[0].2.starts_with("5 occurrence(s)"),
+        "{}",
+        events[0].2
+    );
+    assert_eq!(events[1].0, AlarmEventKind::Triggered);
+    assert_eq!(events[1].1, Some(seven(0) + mins(5)), "the newest rings");
+    assert_eq!(
+        w.ports.queue.ringing_of(ana.user).await.expect("r")[0]
+            .occurrence
+            .at,
+        seven(0) + mins(5)
+    );
+    assert!(
+        w.kinds(&alarm)
+            .await
+            .contains(&(TriggerKind::Fire, seven(1))),
+        "then tomorrow's first"
+    );
+}

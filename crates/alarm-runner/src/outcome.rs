@@ -221,24 +221,52 @@ impl Judge<'_> {
                 (out, Verdict::Missed)
             }
             FireDecision::Ring => {
+                // Behind by more than the alarm's period (a short outage, a
+                // backlog): later occurrences are due too. Only the newest
+                // rings; the older ones are reported once as missed, so a
+                // minutely alarm does not ring five times in a row.
+                let later = due_after(alarm, calendar, trigger, self.now);
+                let current = match later.last() {
+                    None => trigger.clone(),
+                    Some(newest) => {
+                        let skipped_newest = later
+                            .len()
+                            .checked_sub(2)
+                            .map_or(trigger.occurrence.at, |i| later[i].at);
+                        out.events.push(self.event(
+                            trigger,
+                            AlarmEventKind::Missed,
+                            skipped_newest,
+                            format!(
+                                "{} occurrence(s) not rung: a newer one was already due",
+                                later.len()
+                            ),
+                        ));
+                        Trigger {
+                            occurrence: *newest,
+                            due_at: newest.at,
+                            ..trigger.clone()
+                        }
+                    }
+                };
                 let ringing = Ringing {
-                    alarm: trigger.alarm,
-                    owner: trigger.owner,
-                    occurrence: trigger.occurrence,
+                    alarm: current.alarm,
+                    owner: current.owner,
+                    occurrence: current.occurrence,
                     since: self.now,
                     snoozes: 0,
                     level: 0,
                     snoozed: false,
                 };
                 self.ring(
-                    trigger,
+                    &current,
                     alarm,
                     AlarmEventKind::Triggered,
                     &ringing,
                     &mut out,
                 );
                 out.ringing = RingingChange::Upsert(ringing);
-                out.next = Some(next_fire_plan(alarm, calendar, trigger.occurrence.at));
+                out.next = Some(next_fire_plan(alarm, calendar, current.occurrence.at));
                 (out, Verdict::Rang)
             }
             FireDecision::Skip(_) | FireDecision::Suppressed(_) => {
@@ -314,6 +342,52 @@ fn end(trigger: &Trigger) -> RingingChange {
     }
 }
 
+/// The occurrences after `after` up to `until` (inclusive), oldest first,
+/// at most 10,000, read a page at a time so that the usual answer (none,
+/// or a few) costs a few occurrences, not 10,000.
+fn occurrences_until(
+    alarm: &Alarm,
+    calendar: &Calendar,
+    after: Timestamp,
+    until: Timestamp,
+) -> Vec<alarm_domain::trigger::OccurrenceRef> {
+    const CAP: usize = 10_000;
+    let mut out = Vec::new();
+    let mut query = OccurrenceQuery {
+        after,
+        limit: 1,
+        include_suppressed: false,
+    };
+    loop {
+        let page = alarm.occurrences(calendar, &query).items;
+        let full = page.len() == query.limit;
+        for o in &page {
+            if o.fire_at() > until || out.len() >= CAP {
+                return out;
+            }
+            out.push(alarm_domain::trigger::OccurrenceRef {
+                at: o.fire_at(),
+                local: o.local(),
+            });
+        }
+        match out.last() {
+            Some(last) if full => query.after = last.at,
+            _ => return out,
+        }
+        query.limit = 64;
+    }
+}
+
+/// The occurrences after `trigger`'s that are already due at `now`.
+fn due_after(
+    alarm: &Alarm,
+    calendar: &Calendar,
+    trigger: &Trigger,
+    now: Timestamp,
+) -> Vec<alarm_domain::trigger::OccurrenceRef> {
+    occurrences_until(alarm, calendar, trigger.occurrence.at, now)
+}
+
 /// How many occurrences from `trigger`'s up to `cutoff` went unrung, and
 /// the newest of them (counting stops at 10,000: an every-minute alarm
 /// after a week away).
@@ -323,21 +397,10 @@ fn missed_since(
     trigger: &Trigger,
     cutoff: Timestamp,
 ) -> (usize, Timestamp) {
-    let query = OccurrenceQuery {
-        after: trigger.occurrence.at,
-        limit: 10_000,
-        include_suppressed: false,
-    };
-    let later: Vec<Timestamp> = alarm
-        .occurrences(calendar, &query)
-        .items
-        .iter()
-        .map(|o| o.fire_at())
-        .take_while(|at| *at <= cutoff)
-        .collect();
+    let later = occurrences_until(alarm, calendar, trigger.occurrence.at, cutoff);
     (
         1 + later.len(),
-        later.last().copied().unwrap_or(trigger.occurrence.at),
+        later.last().map_or(trigger.occurrence.at, |o| o.at),
     )
 }
 
