@@ -322,10 +322,9 @@ impl Engine {
             .filter(|c| c.trigger.kind != TriggerKind::Fire)
         {
             let owner = claim.trigger.owner;
-            if !ringing_by_owner.contains_key(&owner) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = ringing_by_owner.entry(owner) {
                 let records = self.ports.queue.ringing_of(owner).await?;
-                ringing_by_owner.insert(
-                    owner,
+                slot.insert(
                     records
                         .into_iter()
                         .map(|r| ((r.alarm, r.occurrence.at), r))

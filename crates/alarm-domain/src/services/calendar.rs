@@ -107,9 +107,10 @@ impl CalendarService {
                 out.insert(user.id(), Calendar::new(&periods, []));
                 continue;
             };
-            if !by_country.contains_key(&locale.country()) {
-                let list = self.ports.holidays.list(locale.country()).await?;
-                by_country.insert(locale.country(), list);
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                by_country.entry(locale.country())
+            {
+                slot.insert(self.ports.holidays.list(locale.country()).await?);
             }
             let default = HolidayPreferences::default();
             let pref = prefs.get(&user.id()).unwrap_or(&default);
