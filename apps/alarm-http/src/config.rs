@@ -3,21 +3,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use alarm_appkit::{
+    ConfigError, LogFormat, bad, check_log_level, read_config_file, secret_env, socket_addr,
+};
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum LogFormat {
-    /// Pretty on a terminal, JSON otherwise.
-    Auto,
-    /// One JSON object per line.
-    Json,
-    /// Human-readable.
-    Pretty,
-}
 
 const SECRETS_HELP: &str = "\
 Secrets (environment only, never on the command line or in the TOML file):
@@ -141,73 +132,16 @@ pub(crate) struct Settings {
     pub(crate) worker: bool,
 }
 
-/// A setting that cannot be used, named.
-#[derive(Debug)]
-pub(crate) struct ConfigError {
-    pub(crate) setting: &'static str,
-    pub(crate) reason: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "invalid configuration: {}: {}",
-            self.setting, self.reason
-        )
-    }
-}
-
-fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        setting,
-        reason: reason.into(),
-    }
-}
-
-/// A secret from `NAME` or from the file named by `NAME_FILE`.
-fn secret_env(
-    name: &'static str,
-    file_var: &'static str,
-) -> Result<Option<SecretString>, ConfigError> {
-    if let Ok(v) = std::env::var(name) {
-        return Ok(Some(SecretString::from(v)));
-    }
-    match std::env::var(file_var) {
-        Ok(path) => std::fs::read_to_string(&path)
-            .map(|s| {
-                Some(SecretString::from(
-                    s.trim_end_matches(['\n', '\r']).to_owned(),
-                ))
-            })
-            .map_err(|e| bad(file_var, format!("cannot read `{path}`: {e}"))),
-        Err(_) => Ok(None),
-    }
-}
-
 impl Settings {
     /// Merges the sources and validates every value.
     pub(crate) fn load(args: &Args) -> Result<Self, ConfigError> {
-        let file: FileSettings = match &args.config {
-            None => FileSettings::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    bad("--config", format!("cannot read `{}`: {e}", path.display()))
-                })?;
-                toml::from_str(&text).map_err(|e| bad("--config", e.to_string()))?
-            }
-        };
+        let file: FileSettings = read_config_file(args.config.as_deref())?;
         let listen = args
             .listen
             .clone()
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        let listen: SocketAddr = listen.parse().map_err(|_| {
-            bad(
-                "LISTEN_ADDR",
-                format!("`{listen}` is not an address like 127.0.0.1:8080"),
-            )
-        })?;
+        let listen = socket_addr("LISTEN_ADDR", &listen)?;
         let database_url = secret_env("DATABASE_URL", "DATABASE_URL_FILE")?;
         if let Some(url) = &database_url {
             alarm_sql::DbConfig::from_url(url.expose_secret()).map_err(|e| {
@@ -331,8 +265,7 @@ impl Settings {
             .clone()
             .or(file.log_level)
             .unwrap_or_else(|| "info".to_owned());
-        tracing_subscriber::EnvFilter::try_new(&log_level)
-            .map_err(|e| bad("LOG_LEVEL", e.to_string()))?;
+        check_log_level(&log_level)?;
         let shutdown_timeout_seconds = args
             .shutdown_timeout_seconds
             .or(file.shutdown_timeout_seconds)

@@ -2,7 +2,6 @@
 
 mod config;
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,9 +18,8 @@ use clap::Parser;
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use secrecy::SecretString;
-use tokio::sync::watch;
 
-use config::{Args, LogFormat, Settings, key_path};
+use config::{Args, Settings, key_path};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -40,47 +38,8 @@ fn main() -> ExitCode {
         println!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    init_logging(&settings);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("alarm-http: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "alarm-http stopped");
-            eprintln!("alarm-http: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = match settings.log_format {
-        LogFormat::Json => true,
-        LogFormat::Pretty => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder
-            .json()
-            .with_current_span(true)
-            .flatten_event(true)
-            .init();
-    } else {
-        builder.init();
-    }
+    alarm_appkit::init_logging(&settings.log_level, settings.log_format);
+    alarm_appkit::run("alarm-http", run(settings))
 }
 
 /// The embedded default's signing key: generated once, kept with mode 0600.
@@ -270,19 +229,11 @@ async fn run(settings: Settings) -> Result<(), String> {
     );
     println!("Smart Alarm API on {base} (docs: {base}/docs)");
     let timeout = Duration::from_secs(settings.shutdown_timeout_seconds);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let engine_task = engine.map(|e| tokio::spawn(e.run(stopped(stop_rx.clone()))));
-    let signal = tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
+    let stop = alarm_appkit::Stop::on_signals();
+    let engine_task = engine.map(|e| tokio::spawn(e.run(stop.clone().wait())));
     let served = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(alarm_api::app(state), stopped(stop_rx), Some(timeout))
+        .run_with_graceful_shutdown(alarm_api::app(state), stop.wait(), Some(timeout))
         .await;
-    signal.abort();
     if let Some(task) = engine_task {
         let _ = task.await;
     }
@@ -293,21 +244,4 @@ async fn run(settings: Settings) -> Result<(), String> {
     sql.close().await;
     tracing::info!("stopped");
     served.map_err(|e| format!("server: {e}"))
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    tracing::info!("shutdown requested; finishing in-flight requests");
 }

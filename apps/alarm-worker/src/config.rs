@@ -4,22 +4,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use alarm_appkit::{
+    ConfigError, LogFormat, bad, check_log_level, ranged, read_config_file, secret_env, socket_addr,
+};
 use alarm_runner::RunnerConfig;
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum LogFormat {
-    /// Pretty on a terminal, JSON otherwise.
-    Auto,
-    /// One JSON object per line.
-    Json,
-    /// Human-readable.
-    Pretty,
-}
 
 const SECRETS_HELP: &str = "\
 Secrets (environment only, never on the command line or in the TOML file):
@@ -112,82 +103,17 @@ pub(crate) struct Settings {
     pub(crate) log_level: String,
 }
 
-/// A setting that cannot be used, named.
-#[derive(Debug)]
-pub(crate) struct ConfigError {
-    setting: &'static str,
-    reason: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "invalid configuration: {}: {}",
-            self.setting, self.reason
-        )
-    }
-}
-
-fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        setting,
-        reason: reason.into(),
-    }
-}
-
-fn ranged<T: PartialOrd + std::fmt::Display + Copy>(
-    setting: &'static str,
-    value: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, ConfigError> {
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        Err(bad(
-            setting,
-            format!("must be {}..={}, got {value}", range.start(), range.end()),
-        ))
-    }
-}
-
 impl Settings {
     /// Merges the sources and validates every value.
     pub(crate) fn load(args: &Args) -> Result<Self, ConfigError> {
-        let file: FileSettings = match &args.config {
-            None => FileSettings::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    bad("--config", format!("cannot read `{}`: {e}", path.display()))
-                })?;
-                toml::from_str(&text).map_err(|e| bad("--config", e.to_string()))?
-            }
-        };
+        let file: FileSettings = read_config_file(args.config.as_deref())?;
         let ops = args
             .ops_listen
             .clone()
             .or(file.ops_listen)
             .unwrap_or_else(|| "127.0.0.1:9090".to_owned());
-        let ops_listen: SocketAddr = ops.parse().map_err(|_| {
-            bad(
-                "OPS_LISTEN_ADDR",
-                format!("`{ops}` is not an address like 127.0.0.1:9090"),
-            )
-        })?;
-        let database_url = match std::env::var("DATABASE_URL") {
-            Ok(v) => Some(SecretString::from(v)),
-            Err(_) => match std::env::var("DATABASE_URL_FILE") {
-                Ok(path) => Some(SecretString::from(
-                    std::fs::read_to_string(&path)
-                        .map_err(|e| {
-                            bad("DATABASE_URL_FILE", format!("cannot read `{path}`: {e}"))
-                        })?
-                        .trim_end_matches(['\n', '\r'])
-                        .to_owned(),
-                )),
-                Err(_) => None,
-            },
-        };
+        let ops_listen = socket_addr("OPS_LISTEN_ADDR", &ops)?;
+        let database_url = secret_env("DATABASE_URL", "DATABASE_URL_FILE")?;
         if let Some(url) = &database_url {
             alarm_sql::DbConfig::from_url(url.expose_secret()).map_err(|e| {
                 bad(
@@ -243,8 +169,7 @@ impl Settings {
             .clone()
             .or(file.log_level)
             .unwrap_or_else(|| "info".to_owned());
-        tracing_subscriber::EnvFilter::try_new(&log_level)
-            .map_err(|e| bad("LOG_LEVEL", e.to_string()))?;
+        check_log_level(&log_level)?;
         Ok(Self {
             ops_listen,
             data_dir: args

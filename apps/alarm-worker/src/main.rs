@@ -2,7 +2,6 @@
 
 mod config;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +14,8 @@ use clap::Parser;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::{Data, Json};
 use poem::{EndpointExt, IntoResponse, Route, Server, get, handler, http::StatusCode};
-use tokio::sync::watch;
 
-use config::{Args, LogFormat, Settings};
+use config::{Args, Settings};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -32,43 +30,8 @@ fn main() -> ExitCode {
         println!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    init_logging(&settings);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("alarm-worker: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "alarm-worker stopped");
-            eprintln!("alarm-worker: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = match settings.log_format {
-        LogFormat::Json => true,
-        LogFormat::Pretty => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.init();
-    }
+    alarm_appkit::init_logging(&settings.log_level, settings.log_format);
+    alarm_appkit::run("alarm-worker", run(settings))
 }
 
 /// Liveness: the process answers.
@@ -138,10 +101,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .unwrap_or(settings.ops_listen);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    let stop = alarm_appkit::Stop::on_signals();
     let ops = Route::new()
         .at("/health/live", get(live))
         .at("/health/ready", get(ready))
@@ -149,7 +109,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     let ops_server = tokio::spawn(
         Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
             ops,
-            stopped(stop_rx.clone()),
+            stop.clone().wait(),
             Some(Duration::from_secs(2)),
         ),
     );
@@ -161,12 +121,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         "Smart Alarm worker running"
     );
     println!("Smart Alarm worker; ops on http://{addr}");
-    let signal = tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    engine.run(stopped(stop_rx)).await;
-    signal.abort();
+    engine.run(stop.wait()).await;
     if let Some(l) = listener {
         l.abort();
     }
@@ -174,21 +129,4 @@ async fn run(settings: Settings) -> Result<(), String> {
     sql.close().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    tracing::info!("shutdown requested; releasing claimed work");
 }

@@ -1,0 +1,236 @@
+//! What the Smart Alarm apps share, and nothing else: settings plumbing, logging, signals and the runtime, so `alarm-http` and `alarm-worker` read their configuration and stop the same way.
+//!
+//! Business logic never lives here (the apps have none either); this crate
+//! knows no port, adapter or domain type.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+impl LogFormat {
+    /// The lowercase name, as written in the settings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Auto => "auto",
+            LogFormat::Json => "json",
+            LogFormat::Pretty => "pretty",
+        }
+    }
+}
+
+/// A setting that cannot be used, named as the operator wrote it.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The setting (environment name or option).
+    pub setting: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invalid configuration: {}: {}",
+            self.setting, self.reason
+        )
+    }
+}
+
+/// A [`ConfigError`].
+pub fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+/// `value` if it lies in `range`, else an error naming `setting`.
+///
+/// # Errors
+/// Out of range.
+pub fn ranged<T: PartialOrd + std::fmt::Display + Copy>(
+    setting: &'static str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(bad(
+            setting,
+            format!("must be {}..={}, got {value}", range.start(), range.end()),
+        ))
+    }
+}
+
+/// A listening address (`host:port`), or an error naming `setting`.
+///
+/// # Errors
+/// Not an address.
+pub fn socket_addr(
+    setting: &'static str,
+    value: &str,
+) -> Result<std::net::SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        bad(
+            setting,
+            format!("`{value}` is not an address like 127.0.0.1:8080"),
+        )
+    })
+}
+
+/// A secret from the environment variable `name`, or from the file named
+/// by `file_var` (one trailing newline dropped), straight into a
+/// [`SecretString`]; `None` when neither is set.
+///
+/// # Errors
+/// The file cannot be read (named by `file_var`; the secret never appears).
+pub fn secret_env(
+    name: &'static str,
+    file_var: &'static str,
+) -> Result<Option<SecretString>, ConfigError> {
+    if let Ok(v) = std::env::var(name) {
+        return Ok(Some(SecretString::from(v)));
+    }
+    match std::env::var(file_var) {
+        Ok(path) => std::fs::read_to_string(&path)
+            .map(|s| {
+                Some(SecretString::from(
+                    s.trim_end_matches(['\n', '\r']).to_owned(),
+                ))
+            })
+            .map_err(|e| bad(file_var, format!("cannot read `{path}`: {e}"))),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The `--config` TOML file's settings, or the defaults without one.
+///
+/// # Errors
+/// Unreadable file or bad TOML (unknown keys included), named `--config`.
+pub fn read_config_file<T: DeserializeOwned + Default>(
+    path: Option<&Path>,
+) -> Result<T, ConfigError> {
+    let Some(path) = path else {
+        return Ok(T::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad("--config", format!("cannot read `{}`: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| bad("--config", e.to_string()))
+}
+
+/// Checks a `LOG_LEVEL` filter.
+///
+/// # Errors
+/// Not a tracing filter.
+pub fn check_log_level(level: &str) -> Result<(), ConfigError> {
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(|_| ())
+        .map_err(|e| bad("LOG_LEVEL", e.to_string()))
+}
+
+/// Installs the tracing subscriber on stderr.
+pub fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .flatten_event(true)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Runs `work` on a multi-threaded runtime; an error is logged and printed
+/// as `<app>: <error>` and becomes exit code 1.
+pub fn run<F>(app: &str, work: F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<(), String>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{app}: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "{app} stopped");
+            eprintln!("{app}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// A stop signal shared by the parts of an app (server, engine): it fires
+/// on SIGTERM/SIGINT, and each part awaits [`Stop::wait`].
+#[derive(Clone)]
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    /// Starts listening for the signals.
+    pub fn on_signals() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        Self(rx)
+    }
+
+    /// Resolves once the stop was signalled.
+    pub async fn wait(self) {
+        let mut rx = self.0;
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
