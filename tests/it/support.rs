@@ -89,8 +89,15 @@ impl Harness {
         let tzdb = TimeZoneDatabase::bundled();
         let ports = sql.ports(tzdb.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
         // The engine runs in-process, as in alarm-http's default.
-        let engine =
-            alarm_runner::Engine::new(ports.clone(), alarm_runner::RunnerConfig::default());
+        // Polling once a minute: what rings within a test was woken by the
+        // API's commit (the in-process signal), not found by a poll.
+        let engine = alarm_runner::Engine::new(
+            ports.clone(),
+            alarm_runner::RunnerConfig {
+                idle_poll: std::time::Duration::from_secs(60),
+                ..alarm_runner::RunnerConfig::default()
+            },
+        );
         let ports = ports.with_wake(engine.wake());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let engine = tokio::spawn(engine.run(async move {

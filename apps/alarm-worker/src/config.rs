@@ -64,6 +64,12 @@ pub(crate) struct Args {
     /// Triggers claimed and completed per round trip, 1..=5000 [default: 1000].
     #[arg(long, env = "WORKER_BATCH")]
     batch: Option<u32>,
+    /// Longest sleep between looks at the queue when nothing wakes the
+    /// worker, in milliseconds, 10..=60000 [default: 1000]. New and moved
+    /// triggers wake it at once (PostgreSQL NOTIFY), so this only bounds
+    /// how late a missed notification is noticed.
+    #[arg(long, env = "WORKER_IDLE_POLL_MS")]
+    idle_poll_ms: Option<u64>,
     /// Log format [default: auto].
     #[arg(long, env = "LOG_FORMAT")]
     log_format: Option<LogFormat>,
@@ -87,6 +93,7 @@ struct FileSettings {
     expiry_minutes: Option<u64>,
     prefetch_ms: Option<u64>,
     batch: Option<u32>,
+    idle_poll_ms: Option<u64>,
     log_format: Option<LogFormat>,
     log_level: Option<String>,
     shutdown_timeout_seconds: Option<u64>,
@@ -157,6 +164,11 @@ impl Settings {
             args.batch.or(file.batch).unwrap_or(1000),
             1..=5000,
         )?;
+        let idle_poll = ranged(
+            "WORKER_IDLE_POLL_MS",
+            args.idle_poll_ms.or(file.idle_poll_ms).unwrap_or(1000),
+            10..=60_000,
+        )?;
         let shutdown = ranged(
             "SHUTDOWN_TIMEOUT_SECONDS",
             args.shutdown_timeout_seconds
@@ -186,6 +198,7 @@ impl Settings {
                 grace: Duration::from_secs(grace),
                 expiry_window: Duration::from_secs(expiry * 60),
                 shutdown_timeout: Duration::from_secs(shutdown),
+                idle_poll: Duration::from_millis(idle_poll),
                 ..defaults
             },
             log_format: args
@@ -224,6 +237,7 @@ impl Settings {
             format!("expiry_minutes = {}", r.expiry_window.as_secs() / 60),
             format!("prefetch_ms = {}", r.prefetch.as_millis()),
             format!("batch = {}", r.batch),
+            format!("idle_poll_ms = {}", r.idle_poll.as_millis()),
             format!(
                 "log_format = {:?}",
                 format!("{:?}", self.log_format).to_lowercase()

@@ -26,6 +26,7 @@ fn help_documents_every_setting() {
         "WORKER_EXPIRY_MINUTES",
         "WORKER_PREFETCH_MS",
         "WORKER_BATCH",
+        "WORKER_IDLE_POLL_MS",
         "LOG_FORMAT",
         "LOG_LEVEL",
         "SHUTDOWN_TIMEOUT_SECONDS",

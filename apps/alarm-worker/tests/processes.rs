@@ -297,7 +297,9 @@ async fn a_separate_worker_rings_on_time() {
     let Some(db) = db("a_separate_worker_rings_on_time").await else {
         return;
     };
-    let worker = Worker::start(&db.pg.url, "on-time", &[]);
+    // Polling only once a minute: the alarm below can only ring on time if
+    // the database's NOTIFY wakes the worker.
+    let worker = Worker::start(&db.pg.url, "on-time", &[("WORKER_IDLE_POLL_MS", "60000")]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while worker.ready().await.0 != 200 {
         assert!(
@@ -309,10 +311,16 @@ async fn a_separate_worker_rings_on_time() {
     }
     let owners = db.users(1).await;
     // Created after the worker went idle: the database's NOTIFY tells it.
+    let made = Timestamp::now();
     let at = whole_second(2);
     let ids = db.alarms_at(&owners, 1, at).await;
     db.wait_delivered(&owners, 1, Duration::from_secs(20)).await;
     db.assert_each_rang_once(&owners, &ids).await;
+    let rang = db.delivered(&owners).await[0].created_at;
+    assert!(
+        rang.duration_since(made) < SignedDuration::from_secs(30),
+        "rang at {rang}, made at {made}: woken by NOTIFY, not by the minute's poll"
+    );
     let (status, body) = worker.ready().await;
     assert_eq!(status, 200);
     assert_eq!(body["rang"], 1);
