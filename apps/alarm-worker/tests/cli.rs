@@ -158,3 +158,72 @@ fn embedded_default_starts_reports_ready_and_stops_on_sigterm() {
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Starts an embedded worker on `dir`; returns it and its ops address.
+fn embedded(dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = bin()
+        .env("DATA_DIR", dir)
+        .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
+        .env("WORKER_LEASE_SECONDS", "3")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    let addr = line
+        .trim()
+        .rsplit_once("http://")
+        .map(|(_, a)| a.to_owned())
+        .expect("ops address");
+    (child, addr)
+}
+
+/// Polls `/health/ready` (another process) until `want` holds its body.
+fn ready_until(addr: &str, want: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        write!(
+            s,
+            "GET /health/ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        if out.starts_with("HTTP/1.1 200") && out.contains(want) {
+            return out;
+        }
+        assert!(std::time::Instant::now() < deadline, "never {want}: {out}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn one_engine_per_sqlite_file_and_the_standby_takes_over() {
+    let dir = std::env::temp_dir().join(format!("alarm-worker-standby-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut first, first_addr) = embedded(&dir);
+    ready_until(&first_addr, "\"holds_engine_right\":true");
+    let (mut second, second_addr) = embedded(&dir);
+    ready_until(&second_addr, "\"holds_engine_right\":false");
+    ready_until(&first_addr, "\"holds_engine_right\":true");
+    let pid = first.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    assert!(first.wait().expect("wait").success());
+    // The first gave the right up on its way out; the standby takes it at
+    // its next look (a third of the 3 s lease).
+    ready_until(&second_addr, "\"holds_engine_right\":true");
+    let _ = second.kill();
+    let _ = second.wait();
+    let _ = std::fs::remove_dir_all(dir);
+}
