@@ -215,6 +215,21 @@ pub struct Engine {
 
 type Key = (Timestamp, u64);
 
+/// A batch handed to a firing task, and what became of it.
+struct Fired {
+    now: Timestamp,
+    claims: Vec<(Key, Claimed)>,
+    result: Result<TickReport, ServiceError>,
+}
+
+/// Backoff state of failing fires.
+#[derive(Default)]
+struct FireRetry {
+    at: Option<Instant>,
+    backoff: Duration,
+    failures: u32,
+}
+
 /// Most claims committed in one transaction: big enough to amortise the
 /// commit, small enough that several run at once, and no more than the
 /// 400 tokens the SQL adapter locks alarms for in one sorted statement (so
@@ -502,7 +517,15 @@ impl Engine {
     /// Runs until `shutdown` resolves, then stops claiming, fires what is
     /// due, releases the rest of its claims (bounded by the shutdown
     /// timeout) and gives up the engine right.
+    ///
+    /// One batch is fired at a time, in its own task, while this loop
+    /// claims the next: the database commits one batch while it hands out
+    /// the next.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        Arc::new(self).run_loop(shutdown).await;
+    }
+
+    async fn run_loop(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let cfg = self.config.clone();
         let third = cfg.lease / 3;
@@ -515,9 +538,8 @@ impl Engine {
         let mut next_right = start;
         let mut next_rescue = start;
         let mut claim_backoff = Duration::ZERO;
-        let mut fire_retry: Option<Instant> = None;
-        let mut fire_backoff = Duration::ZERO;
-        let mut fire_failures = 0u32;
+        let mut retry = FireRetry::default();
+        let mut firing: Option<tokio::task::JoinHandle<Fired>> = None;
         let mut stopping = false;
         loop {
             // 0. Heartbeat first: a backlog of fires and claims must not
@@ -528,10 +550,24 @@ impl Engine {
                     self.heartbeat(clock, &mut inflight).await;
                 }
             }
-            // 1. Fire whatever is due.
-            if let (Some(c), Some((&(due, _), _))) = (clock, inflight.first_key_value()) {
+            // 1. A finished batch: count it, or put its claims back.
+            if firing
+                .as_ref()
+                .is_some_and(tokio::task::JoinHandle::is_finished)
+            {
+                if let Some(handle) = firing.take() {
+                    let fired = handle.await;
+                    self.settle(fired, &mut inflight, &mut retry, claim_backoff)
+                        .await;
+                }
+                continue;
+            }
+            // 2. Fire whatever is due, unless a batch is still committing.
+            if firing.is_none()
+                && let (Some(c), Some((&(due, _), _))) = (clock, inflight.first_key_value())
+            {
                 let now_i = Instant::now();
-                if c.instant_of(due) <= now_i && fire_retry.is_none_or(|r| r <= now_i) {
+                if c.instant_of(due) <= now_i && retry.at.is_none_or(|r| r <= now_i) {
                     let now = c.now();
                     let keys: Vec<Key> = inflight
                         .range(..=(now, u64::MAX))
@@ -540,49 +576,34 @@ impl Engine {
                         // owner's calendar once and commits in parallel chunks.
                         .take(cfg.batch as usize * 8)
                         .collect();
-                    let claims: Vec<Claimed> =
-                        keys.iter().filter_map(|k| inflight.remove(k)).collect();
-                    match self.fire(now, claims.clone()).await {
-                        Ok(_) => {
-                            fire_retry = None;
-                            fire_backoff = Duration::ZERO;
-                            fire_failures = 0;
+                    let claims: Vec<(Key, Claimed)> = keys
+                        .iter()
+                        .filter_map(|k| inflight.remove(k).map(|c| (*k, c)))
+                        .collect();
+                    let engine = self.clone();
+                    firing = Some(tokio::spawn(async move {
+                        let batch: Vec<Claimed> = claims.iter().map(|(_, c)| c.clone()).collect();
+                        let result = engine.fire(now, batch).await;
+                        Fired {
+                            now,
+                            claims,
+                            result,
                         }
-                        Err(e) if fire_failures >= 2 && claim_backoff.is_zero() => {
-                            // The database answers claims but this batch keeps
-                            // failing: one trigger in it cannot be fired (a
-                            // row that no longer decodes, say). Fire them one
-                            // by one so the rest ring; the bad one stays
-                            // leased and comes back after its lease.
-                            tracing::error!(error = %e, claims = claims.len(), "a batch failed three times; firing its triggers one by one");
-                            for claim in claims {
-                                let alarm = claim.trigger.alarm;
-                                if let Err(e) = self.fire(now, vec![claim]).await {
-                                    tracing::error!(%alarm, error = %e, "this trigger cannot be fired; retried after its lease");
-                                }
-                            }
-                            fire_retry = None;
-                            fire_backoff = Duration::ZERO;
-                            fire_failures = 0;
-                        }
-                        Err(e) => {
-                            fire_failures += 1;
-                            fire_backoff = backoff(fire_backoff);
-                            tracing::warn!(error = %e, retry_in_ms = fire_backoff.as_millis(), "firing failed; the claims stay leased and are retried");
-                            for (k, c) in keys.into_iter().zip(claims) {
-                                inflight.insert(k, c);
-                            }
-                            fire_retry = Some(Instant::now() + fire_backoff);
-                        }
-                    }
+                    }));
                     continue;
                 }
             }
             if stopping {
+                if let Some(handle) = firing.take() {
+                    let fired = handle.await;
+                    self.settle(fired, &mut inflight, &mut retry, claim_backoff)
+                        .await;
+                    continue;
+                }
                 break;
             }
             let now_i = Instant::now();
-            // 2. Claim: measure the database's clock, hold the engine right,
+            // 3. Claim: measure the database's clock, hold the engine right,
             //    rescue expired leases, claim up to `prefetch` ahead.
             if now_i >= next_claim {
                 match self
@@ -610,20 +631,78 @@ impl Engine {
                 }
                 continue;
             }
-            // 3. Sleep until the first of: the next claim, the next fire,
-            //    the heartbeat; or a wake-up; or shutdown.
+            // 4. Sleep until the first of: the next claim, the next fire,
+            //    the heartbeat, the end of the batch being committed; or a
+            //    wake-up; or shutdown.
             let mut deadline = next_claim.min(next_beat);
-            if let (Some(c), Some((&(due, _), _))) = (clock, inflight.first_key_value()) {
-                let at = c.instant_of(due).max(fire_retry.unwrap_or(now_i));
+            if firing.is_none()
+                && let (Some(c), Some((&(due, _), _))) = (clock, inflight.first_key_value())
+            {
+                let at = c.instant_of(due).max(retry.at.unwrap_or(now_i));
                 deadline = deadline.min(at);
             }
             tokio::select! {
                 () = tokio::time::sleep_until(deadline) => {}
+                fired = async { firing.as_mut().expect("guarded").await }, if firing.is_some() => {
+                    firing = None;
+                    self.settle(fired, &mut inflight, &mut retry, claim_backoff).await;
+                }
                 () = self.wake.notify.notified() => next_claim = Instant::now(),
                 () = &mut shutdown => stopping = true,
             }
         }
         self.stop(inflight, clock).await;
+    }
+
+    /// Accounts for a finished batch: on failure its claims go back to be
+    /// retried with backoff, and a batch that keeps failing while the
+    /// database answers is fired one trigger at a time.
+    async fn settle(
+        &self,
+        fired: Result<Fired, tokio::task::JoinError>,
+        inflight: &mut BTreeMap<Key, Claimed>,
+        retry: &mut FireRetry,
+        claim_backoff: Duration,
+    ) {
+        let Fired {
+            now,
+            claims,
+            result,
+        } = match fired {
+            Ok(f) => f,
+            Err(e) => {
+                // A panic in `fire`: its claims stay leased and come back
+                // after their lease.
+                tracing::error!(error = %e, "a firing task failed");
+                return;
+            }
+        };
+        match result {
+            Ok(_) => *retry = FireRetry::default(),
+            Err(e) if retry.failures >= 2 && claim_backoff.is_zero() => {
+                // The database answers claims but this batch keeps failing:
+                // one trigger in it cannot be fired (a row that no longer
+                // decodes, say). Fire them one by one so the rest ring; the
+                // bad one stays leased and comes back after its lease.
+                tracing::error!(error = %e, claims = claims.len(), "a batch failed three times; firing its triggers one by one");
+                for (_, claim) in claims {
+                    let alarm = claim.trigger.alarm;
+                    if let Err(e) = self.fire(now, vec![claim]).await {
+                        tracing::error!(%alarm, error = %e, "this trigger cannot be fired; retried after its lease");
+                    }
+                }
+                *retry = FireRetry::default();
+            }
+            Err(e) => {
+                retry.failures += 1;
+                retry.backoff = backoff(retry.backoff);
+                tracing::warn!(error = %e, retry_in_ms = retry.backoff.as_millis(), "firing failed; the claims stay leased and are retried");
+                for (k, c) in claims {
+                    inflight.insert(k, c);
+                }
+                retry.at = Some(Instant::now() + retry.backoff);
+            }
+        }
     }
 
     async fn claim_cycle(
