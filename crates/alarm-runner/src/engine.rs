@@ -603,9 +603,13 @@ impl Engine {
                 break;
             }
             let now_i = Instant::now();
+            // While a batch commits, claim only to have the next batch
+            // ready: claiming more would compete with the commit for the
+            // database and make both late.
+            let may_claim = firing.is_none() || inflight.len() < cfg.batch as usize;
             // 3. Claim: measure the database's clock, hold the engine right,
             //    rescue expired leases, claim up to `prefetch` ahead.
-            if now_i >= next_claim {
+            if may_claim && now_i >= next_claim {
                 match self
                     .claim_cycle(
                         &mut clock,
@@ -634,7 +638,11 @@ impl Engine {
             // 4. Sleep until the first of: the next claim, the next fire,
             //    the heartbeat, the end of the batch being committed; or a
             //    wake-up; or shutdown.
-            let mut deadline = next_claim.min(next_beat);
+            let mut deadline = if may_claim {
+                next_claim.min(next_beat)
+            } else {
+                next_beat
+            };
             if firing.is_none()
                 && let (Some(c), Some((&(due, _), _))) = (clock, inflight.first_key_value())
             {
@@ -647,7 +655,7 @@ impl Engine {
                     firing = None;
                     self.settle(fired, &mut inflight, &mut retry, claim_backoff).await;
                 }
-                () = self.wake.notify.notified() => next_claim = Instant::now(),
+                () = self.wake.notify.notified(), if may_claim => next_claim = Instant::now(),
                 () = &mut shutdown => stopping = true,
             }
         }
