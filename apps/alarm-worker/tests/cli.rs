@@ -93,55 +93,12 @@ fn invalid_configuration_fails_naming_the_setting() {
 fn embedded_default_starts_reports_ready_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("alarm-worker-embedded-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut child = bin()
-        .env("DATA_DIR", &dir)
-        .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    let addr = line
-        .trim()
-        .rsplit_once("http://")
-        .map(|(_, a)| a.to_owned())
-        .expect("ops address");
-    let get = |path: &str| -> (u16, String) {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read");
-        let status = out
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        (
-            status,
-            out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
-        )
-    };
-    assert_eq!(get("/health/live").0, 200);
+    let (mut child, addr) = embedded(&dir);
+    let live = get(&addr, "/health/live");
+    assert!(live.starts_with("HTTP/1.1 200"), "{live}");
     // The engine's first claim cycle runs right after start; readiness
-    // follows it (polled: it is another process).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let body = loop {
-        let (status, body) = get("/health/ready");
-        if status == 200 {
-            break body;
-        }
-        assert!(std::time::Instant::now() < deadline, "never ready: {body}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    assert!(body.contains("\"holds_engine_right\":true"), "{body}");
+    // follows it, with the engine right (one engine on this file).
+    ready_until(&addr, "\"holds_engine_right\":true");
     assert!(
         dir.join("alarms.db").exists(),
         "the embedded database is created"
@@ -181,19 +138,26 @@ fn embedded(dir: &std::path::Path) -> (std::process::Child, String) {
     (child, addr)
 }
 
-/// Polls `/health/ready` (another process) until `want` holds its body.
-fn ready_until(addr: &str, want: &str) -> String {
+/// `GET path` on the ops port over a plain socket: the raw response.
+fn get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+/// Polls `/health/ready` (another process: there is nothing to await)
+/// until it answers 200 with `want` in its body.
+fn ready_until(addr: &str, want: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let mut s = std::net::TcpStream::connect(addr).expect("connect");
-        write!(
-            s,
-            "GET /health/ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read");
+        let out = get(addr, "/health/ready");
         if out.starts_with("HTTP/1.1 200") && out.contains(want) {
             return out;
         }
