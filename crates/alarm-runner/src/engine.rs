@@ -291,7 +291,7 @@ impl Engine {
     /// Judges and completes a batch of claims at `now`: the alarms are
     /// loaded in one query per 400, the owners' calendars in a handful of
     /// queries for all of them, and the outcomes committed in transactions of up to
-    /// 250 claims, several at once.
+    /// 400 claims, two at once.
     ///
     /// # Errors
     /// Store failures. Chunks committed before the failure stay committed;
