@@ -111,6 +111,28 @@ impl Db {
             .map_err(store_err)
     }
 
+    /// Runs `sql`, whose `IN` list is written `IN ({ids})`, once per 400
+    /// ids (a prepared statement's parameters are bounded), and returns
+    /// every row.
+    pub(crate) async fn query_in(
+        &self,
+        sql: &str,
+        ids: &[uuid::Uuid],
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in ids.chunks(400) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            rows.extend(
+                self.query_all(
+                    &sql.replace("{ids}", &marks),
+                    chunk.iter().map(|id| Value::from(*id)).collect(),
+                )
+                .await?,
+            );
+        }
+        Ok(rows)
+    }
+
     pub(crate) async fn query_one(
         &self,
         sql: &str,

@@ -294,21 +294,14 @@ impl UserStore for SqlStores {
     }
 
     async fn get_many(&self, ids: Vec<UserId>) -> Result<Vec<User>, StoreError> {
-        let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(400) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let rows = self
-                .db
-                .query_all(
-                    &format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ({marks})"),
-                    chunk.iter().map(|id| v(id.as_uuid())).collect(),
-                )
-                .await?;
-            for row in &rows {
-                found.push(self.user_from(row)?.0);
-            }
-        }
-        Ok(found)
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ({{ids}})");
+        self.db
+            .query_in(&sql, &ids)
+            .await?
+            .iter()
+            .map(|row| Ok(self.user_from(row)?.0))
+            .collect()
     }
 
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
@@ -484,21 +477,14 @@ impl AlarmStore for SqlStores {
     }
 
     async fn get_many(&self, ids: Vec<AlarmId>) -> Result<Vec<Alarm>, StoreError> {
-        let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(400) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let rows = self
-                .db
-                .query_all(
-                    &format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE id IN ({marks})"),
-                    chunk.iter().map(|id| v(id.as_uuid())).collect(),
-                )
-                .await?;
-            for row in &rows {
-                found.push(self.alarm_from(row)?);
-            }
-        }
-        Ok(found)
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let sql = format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE id IN ({{ids}})");
+        self.db
+            .query_in(&sql, &ids)
+            .await?
+            .iter()
+            .map(|row| self.alarm_from(row))
+            .collect()
     }
 
     async fn list(
@@ -639,21 +625,16 @@ impl ExceptionPeriodStore for SqlStores {
     }
 
     async fn list_many(&self, owners: Vec<UserId>) -> Result<Vec<ExceptionPeriod>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in owners.chunks(400) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let rows = self
-                .db
-                .query_all(
-                    &format!("SELECT * FROM exception_periods WHERE owner_id IN ({marks}) ORDER BY owner_id, start_date, id"),
-                    chunk.iter().map(|o| v(o.as_uuid())).collect(),
-                )
-                .await?;
-            for row in &rows {
-                out.push(exception_from(row)?);
-            }
-        }
-        Ok(out)
+        let owners: Vec<uuid::Uuid> = owners.iter().map(|o| o.as_uuid()).collect();
+        self.db
+            .query_in(
+                "SELECT * FROM exception_periods WHERE owner_id IN ({ids}) ORDER BY owner_id, start_date, id",
+                &owners,
+            )
+            .await?
+            .iter()
+            .map(exception_from)
+            .collect()
     }
 
     async fn commit(&self, change: ChangeSet<ExceptionOp>) -> Result<(), StoreError> {
@@ -816,42 +797,39 @@ impl HolidayStore for SqlStores {
             .iter()
             .map(|o| (*o, HolidayPreferences::default()))
             .collect();
-        for chunk in owners.chunks(400) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let ids: Vec<Value> = chunk.iter().map(|o| v(o.as_uuid())).collect();
-            let rows = self
-                .db
-                .query_all(
-                    &format!("SELECT owner_id, default_kind, default_delay_min FROM holiday_preferences WHERE owner_id IN ({marks})"),
-                    ids.clone(),
-                )
-                .await?;
-            for row in &rows {
-                let owner = id_of(row, "owner_id", UserId::from_uuid)?;
-                let default = preference_from_columns(
-                    &col::<String>(row, "default_kind")?,
-                    col(row, "default_delay_min")?,
-                )?;
-                if let Some(p) = prefs.get_mut(&owner) {
-                    p.default = default;
-                }
+        let ids: Vec<uuid::Uuid> = owners.iter().map(|o| o.as_uuid()).collect();
+        let defaults = self
+            .db
+            .query_in(
+                "SELECT owner_id, default_kind, default_delay_min FROM holiday_preferences WHERE owner_id IN ({ids})",
+                &ids,
+            )
+            .await?;
+        for row in &defaults {
+            let owner = id_of(row, "owner_id", UserId::from_uuid)?;
+            let default = preference_from_columns(
+                &col::<String>(row, "default_kind")?,
+                col(row, "default_delay_min")?,
+            )?;
+            if let Some(p) = prefs.get_mut(&owner) {
+                p.default = default;
             }
-            let rows = self
-                .db
-                .query_all(
-                    &format!("SELECT owner_id, holiday_id, kind, delay_min FROM holiday_preference_overrides WHERE owner_id IN ({marks}) ORDER BY owner_id, holiday_id"),
-                    ids,
-                )
-                .await?;
-            for row in &rows {
-                let owner = id_of(row, "owner_id", UserId::from_uuid)?;
-                let item = (
-                    id_of(row, "holiday_id", HolidayId::from_uuid)?,
-                    preference_from_columns(&col::<String>(row, "kind")?, col(row, "delay_min")?)?,
-                );
-                if let Some(p) = prefs.get_mut(&owner) {
-                    p.overrides.push(item);
-                }
+        }
+        let overrides = self
+            .db
+            .query_in(
+                "SELECT owner_id, holiday_id, kind, delay_min FROM holiday_preference_overrides WHERE owner_id IN ({ids}) ORDER BY owner_id, holiday_id",
+                &ids,
+            )
+            .await?;
+        for row in &overrides {
+            let owner = id_of(row, "owner_id", UserId::from_uuid)?;
+            let item = (
+                id_of(row, "holiday_id", HolidayId::from_uuid)?,
+                preference_from_columns(&col::<String>(row, "kind")?, col(row, "delay_min")?)?,
+            );
+            if let Some(p) = prefs.get_mut(&owner) {
+                p.overrides.push(item);
             }
         }
         Ok(prefs.into_iter().collect())
