@@ -97,6 +97,8 @@ pub mod codes {
     pub const INVALID_RULE: &str = "invalid-rule";
     /// The time zone name is not in the time-zone database.
     pub const UNKNOWN_TIME_ZONE: &str = "unknown-time-zone";
+    /// A webhook URL whose host is, or resolves to, an address the operator does not allow (SSRF guard).
+    pub const REFUSED_TARGET: &str = "refused-target";
 }
 
 /// Checks a trimmed string's length in characters; the shared rule behind

@@ -10,6 +10,7 @@ mod connect;
 mod db;
 mod idempotency;
 mod migration;
+mod outbox;
 mod queue;
 mod stores;
 pub mod testing;
@@ -120,10 +121,12 @@ impl Sql {
             audit: stores.clone(),
             refresh_tokens: stores.clone(),
             idempotency: stores.clone(),
+            outbox: stores.clone(),
             queue: stores,
             clock,
             ids,
             wake: Arc::new(alarm_domain::ports::NoWake),
+            targets: Arc::new(alarm_domain::ports::AnyTarget),
         }
     }
 

@@ -114,6 +114,7 @@ async fn apply_outcome(tx: &Tx, outcome: &FireOutcome) -> Result<(), StoreError>
         DELIVERY_ONCE,
     )
     .await?;
+    crate::outbox::fan_out(tx, &outcome.deliveries.iter().collect::<Vec<_>>()).await?;
     if let Some(follow_up) = &outcome.follow_up {
         upsert_trigger(tx, follow_up).await?;
     }
@@ -393,6 +394,14 @@ impl TriggerQueue for SqlStores {
                 .flat_map(|o| o.deliveries.iter().map(delivery_values))
                 .collect(),
             DELIVERY_ONCE,
+        )
+        .await?;
+        crate::outbox::fan_out(
+            &tx,
+            &kept
+                .iter()
+                .flat_map(|o| o.deliveries.iter())
+                .collect::<Vec<_>>(),
         )
         .await?;
         if independent(&kept) {

@@ -961,7 +961,7 @@ impl RoutineStore for SqlStores {
 
 // ---- webhooks -------------------------------------------------------------
 
-fn webhook_from(row: &QueryResult) -> Result<WebhookRegistration, StoreError> {
+pub(crate) fn webhook_from(row: &QueryResult) -> Result<WebhookRegistration, StoreError> {
     Ok(WebhookRegistration::new(
         id_of(row, "id", WebhookId::from_uuid)?,
         id_of(row, "owner_id", UserId::from_uuid)?,

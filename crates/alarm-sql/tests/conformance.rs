@@ -83,6 +83,7 @@ suites!(
     refresh_token_store,
     trigger_queue,
     engine_support,
+    outbox,
 );
 
 /// SQLite allows one engine per database file: a second holder is refused

@@ -12,8 +12,8 @@ use alarm_domain::ids::{
 };
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::{
-    Alarm, AlarmEvent, AuditRecord, Country, Email, ExceptionPeriod, Holiday, Routine, User,
-    WebhookRegistration,
+    Alarm, AlarmEvent, AuditRecord, Channel, Country, Email, ExceptionPeriod, Holiday, Routine,
+    User, WebhookRegistration,
 };
 use alarm_domain::ports::{
     AlarmEventStore, AlarmOp, AlarmStore, AuditLog, ChangeSet, Clock, ExceptionOp,
@@ -22,6 +22,9 @@ use alarm_domain::ports::{
     PreferenceOp, RefreshFamily, RefreshTokenStore, Reservation, RingingOp, RoutineOp,
     RoutineStore, StoreError, StoredResponse, TriggerPlan, TriggerQueue, UserOp, UserStore,
     WebhookOp, WebhookStore,
+};
+use alarm_domain::ports::{
+    AnyTarget, ClaimedSend, FinishReport, Outbox, OutboxItem, SendResult, SendStatus, SendTopic,
 };
 use alarm_domain::services::Ports;
 use alarm_domain::trigger::{
@@ -52,6 +55,8 @@ struct State {
     triggers: HashMap<TriggerKey, StoredTrigger>,
     ringing: BTreeMap<(AlarmId, Timestamp), Ringing>,
     deliveries: Vec<Delivery>,
+    /// (message, target) → (row, lease).
+    outbox: BTreeMap<(uuid::Uuid, uuid::Uuid), (OutboxItem, Option<(LeaseToken, Timestamp)>)>,
     families: HashMap<uuid::Uuid, RefreshFamily>,
     /// Token hash → (family, spent).
     tokens: HashMap<[u8; 32], (uuid::Uuid, bool)>,
@@ -171,6 +176,9 @@ impl State {
     /// Writes a fired trigger's outcome; call only after its checks passed.
     fn apply_outcome(&mut self, outcome: FireOutcome) {
         self.append_events(outcome.events);
+        for d in &outcome.deliveries {
+            self.fan_out(d);
+        }
         self.deliveries.extend(outcome.deliveries);
         if let Some(follow_up) = outcome.follow_up {
             self.upsert_trigger(follow_up);
@@ -187,6 +195,130 @@ impl State {
                 self.ringing.remove(&(alarm, occurrence));
             }
         }
+    }
+
+    /// The outbox rows a committed delivery makes: one per active
+    /// registration of the owner subscribed to its event (webhook), or one
+    /// to the owner (email).
+    fn fan_out(&mut self, d: &Delivery) {
+        let event = SendTopic::of_kind(d.kind);
+        let targets: Vec<uuid::Uuid> = match d.channel {
+            Channel::Webhook => self
+                .webhooks
+                .values()
+                .filter(|w| w.owner() == d.owner && w.active() && w.events().contains(event))
+                .map(|w| w.id().as_uuid())
+                .collect(),
+            Channel::Email => vec![d.owner.as_uuid()],
+            Channel::InApp | Channel::Push => Vec::new(),
+        };
+        for target in targets {
+            let item = OutboxItem {
+                message: d.id,
+                target,
+                channel: d.channel,
+                owner: d.owner,
+                alarm: Some((d.alarm, d.occurrence)),
+                topic: SendTopic::Alarm(event),
+                fallback: false,
+                status: SendStatus::Pending,
+                attempts: 0,
+                due: d.created_at,
+                last_code: None,
+                last_error: None,
+                latency_ms: None,
+                created_at: d.created_at,
+                updated_at: d.created_at,
+            };
+            self.outbox.entry((d.id, target)).or_insert((item, None));
+        }
+    }
+
+    /// Counts a dead webhook row against its registration, disabling it
+    /// (and queueing the owner's notice) at `disable_after`; returns whether
+    /// this call disabled it.
+    fn count_failure(&mut self, id: WebhookId, now: Timestamp, disable_after: u32) -> bool {
+        let Some(w) = self.webhooks.get(&id).cloned() else {
+            return false;
+        };
+        let failures = w.failure_count().saturating_add(1);
+        let disable = w.active() && failures >= disable_after;
+        self.webhooks.insert(
+            id,
+            WebhookRegistration::new(
+                id,
+                w.owner(),
+                w.url().clone(),
+                w.events(),
+                w.secret().clone(),
+                w.active() && !disable,
+                failures,
+            ),
+        );
+        if disable {
+            let notice = OutboxItem {
+                message: uuid::Uuid::now_v7(),
+                target: id.as_uuid(),
+                channel: Channel::Email,
+                owner: w.owner(),
+                alarm: None,
+                topic: SendTopic::WebhookDisabled,
+                fallback: false,
+                status: SendStatus::Pending,
+                attempts: 0,
+                due: now,
+                last_code: None,
+                last_error: None,
+                latency_ms: None,
+                created_at: now,
+                updated_at: now,
+            };
+            self.outbox
+                .insert((notice.message, notice.target), (notice, None));
+        }
+        disable
+    }
+
+    /// Queues the fallback email of a dead external row when it was the last
+    /// live one of its occurrence's event and there is no email row yet.
+    fn fall_back(&mut self, dead: &OutboxItem, now: Timestamp) -> bool {
+        let Some((alarm, occurrence)) = dead.alarm else {
+            return false;
+        };
+        let siblings = self.outbox.values().map(|(i, _)| i).filter(|i| {
+            i.alarm
+                .is_some_and(|(a, o)| a == alarm && o.at == occurrence.at)
+                && i.topic == dead.topic
+        });
+        let mut live_or_email = false;
+        for i in siblings {
+            if i.channel == Channel::Email || i.status != SendStatus::Dead {
+                live_or_email = true;
+            }
+        }
+        if live_or_email || dead.channel == Channel::Email {
+            return false;
+        }
+        let item = OutboxItem {
+            message: dead.message,
+            target: dead.owner.as_uuid(),
+            channel: Channel::Email,
+            owner: dead.owner,
+            alarm: dead.alarm,
+            topic: dead.topic,
+            fallback: true,
+            status: SendStatus::Pending,
+            attempts: 0,
+            due: now,
+            last_code: None,
+            last_error: None,
+            latency_ms: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.outbox
+            .insert((item.message, item.target), (item, None));
+        true
     }
 
     fn find_lease(&self, token: LeaseToken) -> Option<TriggerKey> {
@@ -294,10 +426,12 @@ impl InMemory {
             audit: me.clone(),
             refresh_tokens: me.clone(),
             idempotency: me.clone(),
+            outbox: me.clone(),
             queue: me,
             clock,
             ids,
             wake: Arc::new(alarm_domain::ports::NoWake),
+            targets: Arc::new(AnyTarget),
         }
     }
 
@@ -1112,6 +1246,208 @@ impl TriggerQueue for InMemory {
             .iter()
             .filter(|d| d.owner == owner)
             .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Outbox for InMemory {
+    async fn claim(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedSend>, StoreError> {
+        let mut s = self.lock();
+        let mut due: Vec<(Timestamp, (uuid::Uuid, uuid::Uuid))> = s
+            .outbox
+            .iter()
+            .filter(|(_, (i, lease))| {
+                i.status == SendStatus::Pending
+                    && i.due <= now
+                    && lease.is_none_or(|(_, u)| u <= now)
+            })
+            .map(|(k, (i, _))| (i.due, *k))
+            .collect();
+        due.sort();
+        due.truncate(limit as usize);
+        let mut out = Vec::with_capacity(due.len());
+        for (_, key) in due {
+            s.leases_issued += 1;
+            let token = LeaseToken::from_uuid(uuid::Uuid::from_u64_pair(
+                0x5e4d_0000_0000_0000,
+                s.leases_issued,
+            ));
+            if let Some((item, lease)) = s.outbox.get_mut(&key) {
+                *lease = Some((token, until));
+                out.push(ClaimedSend {
+                    item: item.clone(),
+                    token,
+                    lease_until: until,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn finish(
+        &self,
+        now: Timestamp,
+        results: Vec<(LeaseToken, SendResult)>,
+        disable_after: u32,
+    ) -> Result<FinishReport, StoreError> {
+        let mut s = self.lock();
+        let mut report = FinishReport::default();
+        for (token, result) in results {
+            let Some(key) = s
+                .outbox
+                .iter()
+                .find(|(_, (_, l))| l.is_some_and(|(t, _)| t == token))
+                .map(|(k, _)| *k)
+            else {
+                report.lost.push(token);
+                continue;
+            };
+            let Some((item, lease)) = s.outbox.get_mut(&key) else {
+                continue;
+            };
+            *lease = None;
+            item.updated_at = now;
+            match result {
+                SendResult::Delivered { code, latency_ms } => {
+                    item.status = SendStatus::Delivered;
+                    item.attempts += 1;
+                    item.last_code = code;
+                    item.last_error = None;
+                    item.latency_ms = Some(latency_ms);
+                }
+                SendResult::Retry {
+                    due,
+                    counted,
+                    code,
+                    error,
+                    latency_ms,
+                } => {
+                    item.due = due;
+                    item.attempts += u32::from(counted);
+                    item.last_code = code;
+                    item.last_error = Some(error);
+                    item.latency_ms = Some(latency_ms);
+                }
+                SendResult::Dead {
+                    code,
+                    error,
+                    latency_ms,
+                } => {
+                    item.status = SendStatus::Dead;
+                    item.attempts += 1;
+                    item.last_code = code;
+                    item.last_error = Some(error);
+                    item.latency_ms = Some(latency_ms);
+                }
+            }
+            let item = item.clone();
+            let counts = matches!(item.topic, SendTopic::Alarm(_));
+            if let (Some(id), true) = (item.webhook(), counts) {
+                match item.status {
+                    SendStatus::Delivered => {
+                        if let Some(w) = s.webhooks.get(&id).cloned() {
+                            s.webhooks.insert(
+                                id,
+                                WebhookRegistration::new(
+                                    id,
+                                    w.owner(),
+                                    w.url().clone(),
+                                    w.events(),
+                                    w.secret().clone(),
+                                    w.active(),
+                                    0,
+                                ),
+                            );
+                        }
+                    }
+                    SendStatus::Dead => {
+                        if s.count_failure(id, now, disable_after) {
+                            report.disabled.push(id);
+                        }
+                    }
+                    SendStatus::Pending => {}
+                }
+            }
+            if item.status == SendStatus::Dead && s.fall_back(&item, now) {
+                report.fallbacks += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn list(
+        &self,
+        owner: UserId,
+        target: uuid::Uuid,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let s = self.lock();
+        let mut rows: Vec<&OutboxItem> = s
+            .outbox
+            .values()
+            .map(|(i, _)| i)
+            .filter(|i| i.owner == owner && i.target == target)
+            .collect();
+        rows.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.message)));
+        let cursor = before.and_then(|m| {
+            s.outbox
+                .get(&(m, target))
+                .map(|(i, _)| (i.created_at, i.message))
+        });
+        Ok(rows
+            .into_iter()
+            .filter(|i| cursor.is_none_or(|c| (i.created_at, i.message) < c))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn redeliver(
+        &self,
+        owner: UserId,
+        target: uuid::Uuid,
+        message: uuid::Uuid,
+        now: Timestamp,
+    ) -> Result<OutboxItem, StoreError> {
+        let mut s = self.lock();
+        let (item, lease) = s
+            .outbox
+            .get_mut(&(message, target))
+            .filter(|(i, _)| i.owner == owner)
+            .ok_or(StoreError::NotFound)?;
+        if item.status == SendStatus::Pending {
+            return Err(StoreError::Conflict(
+                "the delivery is still pending".to_owned(),
+            ));
+        }
+        *lease = None;
+        item.status = SendStatus::Pending;
+        item.attempts = 0;
+        item.due = now;
+        item.updated_at = now;
+        Ok(item.clone())
+    }
+
+    async fn enqueue(&self, item: OutboxItem) -> Result<(), StoreError> {
+        self.lock()
+            .outbox
+            .entry((item.message, item.target))
+            .or_insert((item, None));
+        Ok(())
+    }
+
+    async fn webhooks(&self, ids: Vec<WebhookId>) -> Result<Vec<WebhookRegistration>, StoreError> {
+        let s = self.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| s.webhooks.get(id).cloned())
             .collect())
     }
 }

@@ -83,3 +83,8 @@ async fn secret_provider() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn outbox() {
+    conformance::outbox(fresh).await;
+}

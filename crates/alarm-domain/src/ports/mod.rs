@@ -12,12 +12,17 @@
 //! owner's id exactly like a missing one ([`StoreError::NotFound`]).
 
 mod idempotency;
+mod outbox;
 mod queue;
 mod services;
 mod stores;
 
 pub use idempotency::{
     IDEMPOTENCY_IN_FLIGHT_TIMEOUT, IdempotencyKey, IdempotencyStore, Reservation, StoredResponse,
+};
+pub use outbox::{
+    AnyTarget, ClaimedSend, FinishReport, Outbox, OutboxItem, SendResult, SendStatus, SendTopic,
+    TargetGuard,
 };
 pub use queue::{FireOutcome, RingingOp, TriggerQueue, check_snooze};
 pub use services::{
@@ -31,6 +36,8 @@ pub use stores::{
 
 #[cfg(feature = "mocks")]
 pub use idempotency::MockIdempotencyStore;
+#[cfg(feature = "mocks")]
+pub use outbox::MockOutbox;
 #[cfg(feature = "mocks")]
 pub use queue::MockTriggerQueue;
 #[cfg(feature = "mocks")]

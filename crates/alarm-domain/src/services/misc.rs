@@ -5,10 +5,13 @@ use secrecy::SecretString;
 use super::{Actor, Ports, ServiceError};
 use crate::error::{ValidationError, codes};
 use crate::ids::{RoutineId, WebhookId};
+use crate::model::Channel;
 use crate::model::{
     Routine, RoutineAction, RoutineName, WebhookEventSet, WebhookRegistration, WebhookUrl,
 };
-use crate::ports::{ChangeSet, Page, PageRequest, RoutineOp, WebhookOp};
+use crate::ports::{
+    ChangeSet, OutboxItem, Page, PageRequest, RoutineOp, SendStatus, SendTopic, WebhookOp,
+};
 
 /// Routine use cases.
 #[derive(Clone)]
@@ -235,6 +238,7 @@ impl WebhookService {
         events: WebhookEventSet,
     ) -> Result<NewWebhook, ServiceError> {
         let now = self.ports.clock.now();
+        self.check_target(&url).await?;
         if self.ports.webhooks.list(actor.user).await?.len() >= MAX_WEBHOOKS_PER_USER {
             return Err(ValidationError::new(
                 "webhooks",
@@ -284,6 +288,9 @@ impl WebhookService {
     ) -> Result<WebhookRegistration, ServiceError> {
         let now = self.ports.clock.now();
         let before = self.ports.webhooks.get(actor.user, id).await?;
+        if url != *before.url() {
+            self.check_target(&url).await?;
+        }
         let failures = if active && !before.active() {
             0
         } else {
@@ -316,6 +323,126 @@ impl WebhookService {
             })
             .await?;
         Ok(registration)
+    }
+
+    async fn check_target(&self, url: &WebhookUrl) -> Result<(), ServiceError> {
+        self.ports
+            .targets
+            .check(url.as_url())
+            .await
+            .map_err(|why| ValidationError::new("url", codes::REFUSED_TARGET, why).into())
+    }
+
+    /// Replaces the signing secret; the new one is shown once, the old one
+    /// stops signing at once.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`].
+    pub async fn rotate_secret(
+        &self,
+        actor: &Actor,
+        id: WebhookId,
+    ) -> Result<NewWebhook, ServiceError> {
+        let now = self.ports.clock.now();
+        let before = self.ports.webhooks.get(actor.user, id).await?;
+        let secret = new_secret()?;
+        let registration = WebhookRegistration::new(
+            id,
+            actor.user,
+            before.url().clone(),
+            before.events(),
+            secret.clone(),
+            before.active(),
+            before.failure_count(),
+        );
+        let audit = self.ports.audit(
+            actor,
+            "webhook.rotate-secret",
+            id.as_uuid(),
+            Some(webhook_summary(&before)),
+            Some(webhook_summary(&registration)),
+            now,
+        );
+        self.ports
+            .webhooks
+            .commit(ChangeSet {
+                op: WebhookOp::Update(registration.clone()),
+                audit,
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await?;
+        Ok(NewWebhook {
+            registration,
+            secret,
+        })
+    }
+
+    /// The registration's deliveries, newest first.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`].
+    pub async fn deliveries(
+        &self,
+        actor: &Actor,
+        id: WebhookId,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, ServiceError> {
+        self.ports.webhooks.get(actor.user, id).await?;
+        Ok(self
+            .ports
+            .outbox
+            .list(actor.user, id.as_uuid(), before, limit)
+            .await?)
+    }
+
+    /// Sends a delivered or dead-lettered delivery again, from attempt one.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`]; [`ServiceError::Conflict`] while it is pending.
+    pub async fn retry(
+        &self,
+        actor: &Actor,
+        id: WebhookId,
+        message: uuid::Uuid,
+    ) -> Result<OutboxItem, ServiceError> {
+        let now = self.ports.clock.now();
+        self.ports.webhooks.get(actor.user, id).await?;
+        Ok(self
+            .ports
+            .outbox
+            .redeliver(actor.user, id.as_uuid(), message, now)
+            .await?)
+    }
+
+    /// Queues a signed `webhook.test` ping to the registration (even an
+    /// inactive one, so its owner can check the receiver before enabling it).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`].
+    pub async fn test(&self, actor: &Actor, id: WebhookId) -> Result<OutboxItem, ServiceError> {
+        let now = self.ports.clock.now();
+        self.ports.webhooks.get(actor.user, id).await?;
+        let item = OutboxItem {
+            message: self.ports.ids.next_uuid(),
+            target: id.as_uuid(),
+            channel: Channel::Webhook,
+            owner: actor.user,
+            alarm: None,
+            topic: SendTopic::Test,
+            fallback: false,
+            status: SendStatus::Pending,
+            attempts: 0,
+            due: now,
+            last_code: None,
+            last_error: None,
+            latency_ms: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.ports.outbox.enqueue(item.clone()).await?;
+        Ok(item)
     }
 
     /// # Errors

@@ -21,8 +21,8 @@ use crate::ids::{AuditId, EventId, UserId};
 use crate::model::{AlarmEvent, AlarmEventKind, AuditRecord, Role};
 use crate::ports::{
     AlarmEventStore, AlarmStore, AuditLog, Clock, ExceptionPeriodStore, HolidayStore, IdSource,
-    IdempotencyStore, RefreshTokenStore, RoutineStore, StoreError, TriggerPlan, TriggerQueue,
-    TriggerWake, UserStore, WebhookStore,
+    IdempotencyStore, Outbox, RefreshTokenStore, RoutineStore, StoreError, TargetGuard,
+    TriggerPlan, TriggerQueue, TriggerWake, UserStore, WebhookStore,
 };
 
 /// Everything the services need, as shared trait objects. Adapters that
@@ -58,6 +58,12 @@ pub struct Ports {
     pub ids: Arc<dyn IdSource>,
     /// Told after a commit that created or moved a trigger.
     pub wake: Arc<dyn TriggerWake>,
+    /// Notifications waiting to be sent (webhooks, email).
+    pub outbox: Arc<dyn Outbox>,
+    /// Which webhook targets may be registered (the SSRF guard);
+    /// [`crate::ports::AnyTarget`] unless an app installs a real guard with
+    /// [`Ports::with_targets`].
+    pub targets: Arc<dyn TargetGuard>,
 }
 
 /// Who is acting, and under which request.
@@ -135,6 +141,13 @@ impl Ports {
     }
 
     /// Tells the in-process engine about the triggers `plans` committed.
+    /// The same ports with `targets` as the webhook target guard.
+    #[must_use]
+    pub fn with_targets(mut self, targets: Arc<dyn TargetGuard>) -> Self {
+        self.targets = targets;
+        self
+    }
+
     pub(crate) fn woke(&self, plans: &[TriggerPlan]) {
         for plan in plans {
             if let TriggerPlan::Reschedule {

@@ -3,6 +3,7 @@
 mod m0001_initial;
 mod m0002_idempotency;
 pub(crate) mod m0003_engine;
+mod m0004_outbox;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_idempotency::Migration),
             Box::new(m0003_engine::Migration),
+            Box::new(m0004_outbox::Migration),
         ]
     }
 }
