@@ -1,4 +1,20 @@
-//! Smart Alarm's notification channels. What exists so far is the part every webhook delivery will rest on: [`signature`] (Standard Webhooks signing and verification) and [`ssrf`] (which addresses a webhook may reach). The delivery workers, retries, breaker, dead letters and SMTP are still to come (issue 7); nothing calls this crate yet.
+//! Smart Alarm's notification channels: the outbox [`dispatch`]er that sends what the engine committed, signed [`webhook`]s (Standard Webhooks [`signature`]s, the [`ssrf`] address policy applied through [`resolve`], retries, a breaker per host) and [`email`] over SMTP.
+//!
+//! Nothing here decides *what* to send: the engine's fire commits the
+//! outbox rows in its own transaction (see `alarm_domain::ports::Outbox`).
+//! The dispatcher only claims due rows under a lease, sends them, and
+//! records each result; a killed dispatcher's rows go out again after the
+//! lease, with the same `webhook-id`, so receivers can drop the duplicate.
 
+pub mod dispatch;
+pub mod email;
+pub mod resolve;
 pub mod signature;
 pub mod ssrf;
+pub mod webhook;
+
+pub use dispatch::{DispatchConfig, DispatchStats, Dispatcher};
+pub use email::{Mailer, SmtpConfig, SmtpTls};
+pub use resolve::{Resolve, SsrfGuard, StaticResolver, SystemResolver};
+pub use ssrf::AddressPolicy;
+pub use webhook::{BreakerConfig, WebhookConfig, WebhookSender};

@@ -1,0 +1,447 @@
+//! The delivery worker: claims due outbox rows under a lease, sends them concurrently (webhook or e-mail), and records each result with retries, dead letters and the failure policy.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use alarm_domain::ids::{AlarmId, UserId, WebhookId};
+use alarm_domain::jiff::{SignedDuration, Timestamp};
+use alarm_domain::model::{Alarm, Channel, User, WebhookRegistration};
+use alarm_domain::ports::{ClaimedSend, OutboxItem, SendResult, SendTopic, StoreError};
+use alarm_domain::services::Ports;
+use alarm_domain::trigger::LeaseToken;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+
+use crate::email::{AlarmMail, Mailer, alarm_mail, disabled_mail};
+use crate::webhook::{Attempt, WebhookSender, millis_since};
+
+/// How the worker behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchConfig {
+    /// Rows claimed per round.
+    pub batch: u32,
+    /// Sends in flight at once.
+    pub concurrency: usize,
+    /// How long a claim is held; a killed worker's rows are sent again after it.
+    pub lease: Duration,
+    /// How often an idle worker looks for due rows (a poke wakes it sooner).
+    pub idle_poll: Duration,
+    /// Attempts before a row is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay (doubling, with jitter).
+    pub retry_min: Duration,
+    /// Longest retry delay, and the most a `Retry-After` is honoured for.
+    pub retry_max: Duration,
+    /// Consecutive dead deliveries that disable a registration.
+    pub disable_after: u32,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            batch: 256,
+            concurrency: 64,
+            lease: Duration::from_secs(120),
+            idle_poll: Duration::from_millis(200),
+            max_attempts: 8,
+            retry_min: Duration::from_secs(5),
+            retry_max: Duration::from_secs(3600),
+            disable_after: 10,
+        }
+    }
+}
+
+impl DispatchConfig {
+    /// Whether a whole batch surely ends inside its lease: at worst every
+    /// round of `concurrency` sends takes the full `timeout`.
+    pub fn fits_lease(&self, timeout: Duration) -> bool {
+        let rounds = u32::try_from((self.batch as usize).div_ceil(self.concurrency.max(1)))
+            .unwrap_or(u32::MAX);
+        timeout
+            .saturating_mul(rounds)
+            .saturating_add(Duration::from_secs(5))
+            < self.lease
+    }
+}
+
+/// Counters for health output and benchmarks.
+#[derive(Debug, Default)]
+pub struct DispatchStats {
+    /// Rows delivered.
+    pub delivered: AtomicU64,
+    /// Attempts that will be retried (breaker deferrals included).
+    pub retried: AtomicU64,
+    /// Rows dead-lettered.
+    pub dead: AtomicU64,
+    /// Rounds that failed on the store.
+    pub store_errors: AtomicU64,
+}
+
+/// The delivery worker.
+pub struct Dispatcher {
+    ports: Ports,
+    config: DispatchConfig,
+    webhooks: WebhookSender,
+    mailer: Option<Mailer>,
+    poke: Notify,
+    stats: DispatchStats,
+}
+
+/// What one round needs besides the rows: loaded once per round.
+struct Context {
+    hooks: HashMap<WebhookId, WebhookRegistration>,
+    alarms: HashMap<AlarmId, Alarm>,
+    users: HashMap<UserId, User>,
+}
+
+impl Dispatcher {
+    /// A worker over `ports` (its outbox, alarms and users).
+    pub fn new(
+        ports: Ports,
+        config: DispatchConfig,
+        webhooks: WebhookSender,
+        mailer: Option<Mailer>,
+    ) -> Self {
+        Self {
+            ports,
+            config,
+            webhooks,
+            mailer,
+            poke: Notify::new(),
+            stats: DispatchStats::default(),
+        }
+    }
+
+    /// Wakes an idle worker now (new rows were committed in this process).
+    pub fn poke(&self) {
+        self.poke.notify_one();
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &DispatchStats {
+        &self.stats
+    }
+
+    /// Runs rounds until `stop` resolves; a round in progress is finished
+    /// first (cut short, its rows would only be sent again after their lease).
+    pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut failures: u32 = 0;
+        loop {
+            let busy = match self.round().await {
+                Ok(more) => {
+                    failures = 0;
+                    more
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, failures, "outbox round failed");
+                    false
+                }
+            };
+            let pause = if busy {
+                Duration::ZERO
+            } else if failures > 0 {
+                Duration::from_millis(200u64 << failures.min(5))
+            } else {
+                self.config.idle_poll
+            };
+            tokio::select! {
+                () = &mut stop => return,
+                () = self.poke.notified(), if !busy => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// One round: claim, send, record. Returns whether there may be more due
+    /// right away (a full batch, or rows this round queued).
+    ///
+    /// # Errors
+    /// Store failures (claimed rows are sent again after their lease).
+    pub async fn round(&self) -> Result<bool, StoreError> {
+        let now = self.ports.clock.now();
+        let until = now
+            .checked_add(SignedDuration::try_from(self.config.lease).unwrap_or(SignedDuration::MAX))
+            .unwrap_or(Timestamp::MAX);
+        let claims = self
+            .ports
+            .outbox
+            .claim(now, until, self.config.batch)
+            .await?;
+        if claims.is_empty() {
+            return Ok(false);
+        }
+        let full = claims.len() >= self.config.batch as usize;
+        let context = self.context(&claims).await?;
+        let results: Vec<(LeaseToken, SendResult)> = futures_util::stream::iter(claims.iter())
+            .map(|c| self.attempt(c, &context))
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        let report = self
+            .ports
+            .outbox
+            .finish(self.ports.clock.now(), results, self.config.disable_after)
+            .await?;
+        if !report.lost.is_empty() {
+            tracing::warn!(
+                lost = report.lost.len(),
+                "outbox leases ran out before the results were recorded; those rows were sent again by another worker"
+            );
+        }
+        for id in &report.disabled {
+            tracing::warn!(webhook = %id, "webhook disabled after consecutive failed deliveries; owner notified by e-mail");
+        }
+        Ok(full || report.fallbacks > 0 || !report.disabled.is_empty())
+    }
+
+    async fn context(&self, claims: &[ClaimedSend]) -> Result<Context, StoreError> {
+        let mut hook_ids = Vec::new();
+        let mut alarm_ids = Vec::new();
+        let mut user_ids = Vec::new();
+        for c in claims {
+            let item = &c.item;
+            match item.channel {
+                Channel::Webhook => hook_ids.extend(item.webhook()),
+                _ => {
+                    user_ids.push(item.owner);
+                    if item.topic == SendTopic::WebhookDisabled {
+                        hook_ids.extend(WebhookId::from_uuid(item.target).ok());
+                    }
+                }
+            }
+            if let Some((alarm, _)) = item.alarm {
+                alarm_ids.push(alarm);
+            }
+        }
+        alarm_ids.sort_unstable();
+        alarm_ids.dedup();
+        hook_ids.sort_unstable();
+        hook_ids.dedup();
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        let hooks = if hook_ids.is_empty() {
+            Vec::new()
+        } else {
+            self.ports.outbox.webhooks(hook_ids).await?
+        };
+        let alarms = if alarm_ids.is_empty() {
+            Vec::new()
+        } else {
+            self.ports.alarms.get_many(alarm_ids).await?
+        };
+        let users = if user_ids.is_empty() {
+            Vec::new()
+        } else {
+            self.ports.users.get_many(user_ids).await?
+        };
+        Ok(Context {
+            hooks: hooks.into_iter().map(|h| (h.id(), h)).collect(),
+            alarms: alarms.into_iter().map(|a| (a.id(), a)).collect(),
+            users: users.into_iter().map(|u| (u.id(), u)).collect(),
+        })
+    }
+
+    async fn attempt(&self, claim: &ClaimedSend, context: &Context) -> (LeaseToken, SendResult) {
+        let started = Instant::now();
+        let item = &claim.item;
+        let attempt = match item.channel {
+            Channel::Webhook => self.send_webhook(item, context).await,
+            Channel::Email => self.send_email(item, context).await,
+            other => Attempt::Permanent {
+                code: None,
+                error: format!("the {} channel has no sender", other.as_str()),
+            },
+        };
+        let latency_ms = millis_since(started);
+        let result = self.judge(item, attempt, latency_ms);
+        match &result {
+            SendResult::Delivered { .. } => {
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            SendResult::Retry { error, .. } => {
+                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(message = %item.message, target = %item.target, channel = item.channel.as_str(), attempts = item.attempts + 1, error, "delivery will be retried");
+            }
+            SendResult::Dead { error, .. } => {
+                self.stats.dead.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(message = %item.message, target = %item.target, channel = item.channel.as_str(), attempts = item.attempts + 1, error, "delivery dead-lettered");
+            }
+        }
+        (claim.token, result)
+    }
+
+    /// The delay before retry number `attempt` (1-based): exponential from
+    /// `retry_min`, capped at `retry_max`, with jitter so a receiver coming
+    /// back is not hit by every retry in the same instant.
+    fn backoff(&self, attempt: u32) -> Duration {
+        ExponentialBuilder::default()
+            .with_min_delay(self.config.retry_min)
+            .with_max_delay(self.config.retry_max)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build()
+            .nth(attempt.saturating_sub(1) as usize)
+            .unwrap_or(self.config.retry_max)
+    }
+
+    fn judge(&self, item: &OutboxItem, attempt: Attempt, latency_ms: u64) -> SendResult {
+        let now = self.ports.clock.now();
+        let later = |d: Duration| {
+            now.checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
+                .unwrap_or(Timestamp::MAX)
+        };
+        match attempt {
+            Attempt::Delivered { code } => SendResult::Delivered {
+                code: Some(code),
+                latency_ms,
+            },
+            Attempt::Rejected { wait } => SendResult::Retry {
+                due: later(wait),
+                counted: false,
+                code: None,
+                error: "circuit breaker open for this host; not sent".to_owned(),
+                latency_ms,
+            },
+            Attempt::Permanent { code, error } => SendResult::Dead {
+                code,
+                error,
+                latency_ms,
+            },
+            Attempt::Transient {
+                code,
+                retry_after,
+                error,
+            } => {
+                let made = item.attempts + 1;
+                if made >= self.config.max_attempts {
+                    SendResult::Dead {
+                        code,
+                        error: format!("{error} (gave up after {made} attempts)"),
+                        latency_ms,
+                    }
+                } else {
+                    let wait = self
+                        .backoff(made)
+                        .max(retry_after.unwrap_or_default().min(self.config.retry_max));
+                    SendResult::Retry {
+                        due: later(wait),
+                        counted: true,
+                        code,
+                        error,
+                        latency_ms,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_webhook(&self, item: &OutboxItem, context: &Context) -> Attempt {
+        let Some(hook) = item.webhook().and_then(|id| context.hooks.get(&id)) else {
+            return Attempt::Permanent {
+                code: None,
+                error: "the registration no longer exists".to_owned(),
+            };
+        };
+        if !hook.active() && item.topic != SendTopic::Test {
+            return Attempt::Permanent {
+                code: None,
+                error: "the registration is disabled".to_owned(),
+            };
+        }
+        let now = self.ports.clock.now();
+        let body = payload(item, context, now);
+        self.webhooks
+            .send(hook, &item.message.to_string(), body, now)
+            .await
+    }
+
+    async fn send_email(&self, item: &OutboxItem, context: &Context) -> Attempt {
+        let Some(mailer) = &self.mailer else {
+            return Attempt::Permanent {
+                code: None,
+                error: "no SMTP server is configured".to_owned(),
+            };
+        };
+        let Some(user) = context.users.get(&item.owner) else {
+            return Attempt::Permanent {
+                code: None,
+                error: "the recipient no longer exists".to_owned(),
+            };
+        };
+        let mail = match (item.topic, item.alarm) {
+            (SendTopic::Alarm(event), Some((alarm, occurrence))) => {
+                let alarm = context.alarms.get(&alarm);
+                alarm_mail(&AlarmMail {
+                    name: alarm.map(|a| a.name().as_str()),
+                    time_zone: alarm.map(|a| a.time_zone().as_str()),
+                    local: occurrence.local,
+                    at: occurrence.at,
+                    event: event.as_str(),
+                    fallback: item.fallback,
+                })
+            }
+            (SendTopic::WebhookDisabled, _) => {
+                let hook = WebhookId::from_uuid(item.target)
+                    .ok()
+                    .and_then(|id| context.hooks.get(&id));
+                disabled_mail(
+                    &hook.map_or_else(|| "(deleted)".to_owned(), |h| h.url().redacted()),
+                    hook.map_or(0, WebhookRegistration::failure_count),
+                )
+            }
+            _ => {
+                return Attempt::Permanent {
+                    code: None,
+                    error: format!("nothing to e-mail for {}", item.topic.as_str()),
+                };
+            }
+        };
+        match mailer.send(user.email().as_str(), &mail).await {
+            Ok(()) => Attempt::Delivered { code: 250 },
+            Err(f) if f.transient => Attempt::Transient {
+                code: None,
+                retry_after: None,
+                error: f.error,
+            },
+            Err(f) => Attempt::Permanent {
+                code: None,
+                error: f.error,
+            },
+        }
+    }
+}
+
+/// The webhook body: `{type, timestamp, data}` as the Standard Webhooks
+/// spec suggests; `data.delivery_id` equals the `webhook-id` header.
+fn payload(item: &OutboxItem, context: &Context, now: Timestamp) -> Vec<u8> {
+    let data = match item.alarm {
+        Some((alarm_id, occurrence)) => {
+            let alarm = context.alarms.get(&alarm_id);
+            serde_json::json!({
+                "delivery_id": item.message.to_string(),
+                "alarm_id": alarm_id.to_string(),
+                "alarm_name": alarm.map(|a| a.name().as_str()),
+                "time_zone": alarm.map(|a| a.time_zone().as_str()),
+                "occurrence_at": occurrence.at.to_string(),
+                "local_time": occurrence.local.to_string(),
+            })
+        }
+        None => serde_json::json!({
+            "delivery_id": item.message.to_string(),
+            "webhook_id": item.target.to_string(),
+        }),
+    };
+    serde_json::to_vec(&serde_json::json!({
+        "type": item.topic.as_str(),
+        "timestamp": now.to_string(),
+        "data": data,
+    }))
+    .unwrap_or_default()
+}
