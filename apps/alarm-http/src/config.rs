@@ -27,7 +27,7 @@ The TOML file uses the long option names with underscores, e.g.
 
 /// Smart Alarm HTTP server: the API, its docs at /docs and health endpoints.
 #[derive(Debug, Parser)]
-#[command(name = "alarm-http", version, after_help = SECRETS_HELP)]
+#[command(name = "alarm-http", version, after_help = format!("{SECRETS_HELP}\n\n{}", alarm_notify::settings::HELP))]
 pub(crate) struct Args {
     /// TOML file with settings (see below).
     #[arg(long, env = "ALARM_CONFIG")]
@@ -130,6 +130,9 @@ pub(crate) struct Settings {
     pub(crate) shutdown_timeout_seconds: u64,
     /// Whether the trigger engine runs in this process.
     pub(crate) worker: bool,
+    /// Webhook, delivery and SMTP settings (environment only); the SSRF
+    /// policy applies to registrations even with `--no-worker`.
+    pub(crate) notify: alarm_notify::NotifySettings,
 }
 
 impl Settings {
@@ -273,7 +276,13 @@ impl Settings {
         if !(1..=300).contains(&shutdown_timeout_seconds) {
             return Err(bad("SHUTDOWN_TIMEOUT_SECONDS", "must be 1..=300"));
         }
+        let notify = alarm_notify::NotifySettings::load(
+            &|name| std::env::var(name).ok(),
+            secret_env("SMTP_PASSWORD", "SMTP_PASSWORD_FILE")?,
+        )
+        .map_err(|(name, reason)| bad(name, reason))?;
         Ok(Self {
+            notify,
             listen,
             data_dir: args
                 .data_dir
@@ -370,7 +379,11 @@ impl Settings {
             ),
             format!("no_worker = {}", !self.worker),
         ];
-        lines.join("\n")
+        lines
+            .into_iter()
+            .chain(self.notify.describe())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

@@ -178,15 +178,33 @@ async fn run(settings: Settings) -> Result<(), String> {
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(sql.clone()))];
     // The engine rings in this process unless `--no-worker`: the API's
     // commits wake it directly, and on PostgreSQL so do other processes'.
-    let engine = settings
-        .worker
-        .then(|| Engine::new(ports.clone(), RunnerConfig::default()));
+    // So does the delivery worker that sends what the engine commits.
+    let resolver = alarm_notify::settings::system_resolver();
+    let dispatcher = if settings.worker {
+        Some(
+            settings
+                .notify
+                .dispatcher(ports.clone(), resolver.clone())?,
+        )
+    } else {
+        None
+    };
+    let engine = settings.worker.then(|| {
+        let engine = Engine::new(ports.clone(), RunnerConfig::default());
+        match dispatcher.clone() {
+            Some(d) => engine.on_deliveries(Arc::new(move || d.poke())),
+            None => engine,
+        }
+    });
+    let guarded = ports
+        .clone()
+        .with_targets(Arc::new(settings.notify.guard(resolver)));
     let api_ports = match &engine {
         Some(e) => {
             checks.push(Arc::new(EngineCheck(e.health())));
-            ports.clone().with_wake(e.wake())
+            guarded.with_wake(e.wake())
         }
-        None => ports.clone(),
+        None => guarded,
     };
     let listener = engine.as_ref().and_then(|e| {
         let wake = e.wake();
@@ -231,10 +249,14 @@ async fn run(settings: Settings) -> Result<(), String> {
     let timeout = Duration::from_secs(settings.shutdown_timeout_seconds);
     let stop = alarm_appkit::Stop::on_signals();
     let engine_task = engine.map(|e| tokio::spawn(e.run(stop.clone().wait())));
+    let delivery_task = dispatcher.map(|d| tokio::spawn(d.run(stop.clone().wait())));
     let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(alarm_api::app(state), stop.wait(), Some(timeout))
         .await;
     if let Some(task) = engine_task {
+        let _ = task.await;
+    }
+    if let Some(task) = delivery_task {
         let _ = task.await;
     }
     if let Some(l) = listener {

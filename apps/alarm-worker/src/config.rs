@@ -29,7 +29,7 @@ The TOML file uses the long option names with underscores, e.g.
 
 /// Smart Alarm worker: rings due alarms; /health/live and /health/ready on the ops port.
 #[derive(Debug, Parser)]
-#[command(name = "alarm-worker", version, after_help = SECRETS_HELP)]
+#[command(name = "alarm-worker", version, after_help = format!("{SECRETS_HELP}\n\n{}", alarm_notify::settings::HELP))]
 pub(crate) struct Args {
     /// TOML file with settings (see below).
     #[arg(long, env = "ALARM_CONFIG")]
@@ -108,6 +108,8 @@ pub(crate) struct Settings {
     pub(crate) runner: RunnerConfig,
     pub(crate) log_format: LogFormat,
     pub(crate) log_level: String,
+    /// Webhook, delivery and SMTP settings (environment only).
+    pub(crate) notify: alarm_notify::NotifySettings,
 }
 
 impl Settings {
@@ -182,7 +184,13 @@ impl Settings {
             .or(file.log_level)
             .unwrap_or_else(|| "info".to_owned());
         check_log_level(&log_level)?;
+        let notify = alarm_notify::NotifySettings::load(
+            &|name| std::env::var(name).ok(),
+            secret_env("SMTP_PASSWORD", "SMTP_PASSWORD_FILE")?,
+        )
+        .map_err(|(name, reason)| bad(name, reason))?;
         Ok(Self {
+            notify,
             ops_listen,
             data_dir: args
                 .data_dir
@@ -248,6 +256,9 @@ impl Settings {
                 r.shutdown_timeout.as_secs()
             ),
         ]
+        .into_iter()
+        .chain(self.notify.describe())
+        .collect::<Vec<_>>()
         .join("\n")
     }
 }

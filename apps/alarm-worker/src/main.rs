@@ -1,4 +1,4 @@
-//! `alarm-worker`: reads the configuration, opens the database, runs the trigger engine and its ops endpoints until SIGTERM/SIGINT.
+//! `alarm-worker`: reads the configuration, opens the database, runs the trigger engine, the delivery worker (webhooks, e-mail) and the ops endpoints until SIGTERM/SIGINT.
 
 mod config;
 
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::ports::{RandomIds, SystemClock};
+use alarm_notify::Dispatcher;
 use alarm_runner::{Engine, EngineHealth};
 use alarm_sql::Sql;
 use clap::Parser;
@@ -42,10 +43,18 @@ fn live() -> Json<serde_json::Value> {
 
 /// Readiness: the engine reached the database recently.
 #[handler]
-fn ready(health: Data<&Arc<EngineHealth>>) -> poem::Response {
+fn ready(health: Data<&Arc<EngineHealth>>, dispatcher: Data<&Arc<Dispatcher>>) -> poem::Response {
     let body = |status: &str, reason: Option<String>| {
         let late = health.lateness();
+        let sent = dispatcher.stats();
+        let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         serde_json::json!({
+            "deliveries": {
+                "delivered": count(&sent.delivered),
+                "retried": count(&sent.retried),
+                "dead": count(&sent.dead),
+                "store_errors": count(&sent.store_errors),
+            },
             "status": status,
             "reason": reason,
             "holds_engine_right": health.holds_right(),
@@ -87,7 +96,12 @@ async fn run(settings: Settings) -> Result<(), String> {
         Arc::new(SystemClock),
         Arc::new(RandomIds),
     );
-    let engine = Engine::new(ports, settings.runner.clone());
+    let dispatcher = settings
+        .notify
+        .dispatcher(ports.clone(), alarm_notify::settings::system_resolver())?;
+    let poke = dispatcher.clone();
+    let engine =
+        Engine::new(ports, settings.runner.clone()).on_deliveries(Arc::new(move || poke.poke()));
     let health = engine.health();
     let wake = engine.wake();
     let listener = sql.listen_for_triggers(move || wake.poke());
@@ -105,7 +119,9 @@ async fn run(settings: Settings) -> Result<(), String> {
     let ops = Route::new()
         .at("/health/live", get(live))
         .at("/health/ready", get(ready))
-        .data(health);
+        .data(health)
+        .data(dispatcher.clone());
+    let delivery = tokio::spawn(dispatcher.clone().run(stop.clone().wait()));
     let ops_server = tokio::spawn(
         Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
             ops,
@@ -122,6 +138,9 @@ async fn run(settings: Settings) -> Result<(), String> {
     );
     println!("Smart Alarm worker; ops on http://{addr}");
     engine.run(stop.wait()).await;
+    // The delivery worker finishes its round (bounded by the request
+    // timeout); rows it has not reached stay pending for the next start.
+    let _ = delivery.await;
     if let Some(l) = listener {
         l.abort();
     }

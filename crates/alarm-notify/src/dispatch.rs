@@ -178,8 +178,11 @@ impl Dispatcher {
         }
         let full = claims.len() >= self.config.batch as usize;
         let context = self.context(&claims).await?;
-        let results: Vec<(LeaseToken, SendResult)> = futures_util::stream::iter(claims.iter())
-            .map(|c| self.attempt(c, &context))
+        // Made up front, not in a stream closure: a closure over borrowed
+        // claims makes the round's future unprovably `Send` (rustc's
+        // higher-ranked lifetime limitation), and the worker is spawned.
+        let attempts: Vec<_> = claims.iter().map(|c| self.attempt(c, &context)).collect();
+        let results: Vec<(LeaseToken, SendResult)> = futures_util::stream::iter(attempts)
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;

@@ -9,6 +9,7 @@
 pub mod dispatch;
 pub mod email;
 pub mod resolve;
+pub mod settings;
 pub mod signature;
 pub mod ssrf;
 pub mod webhook;
@@ -16,5 +17,6 @@ pub mod webhook;
 pub use dispatch::{DispatchConfig, DispatchStats, Dispatcher};
 pub use email::{Mailer, SmtpConfig, SmtpTls};
 pub use resolve::{Resolve, SsrfGuard, StaticResolver, SystemResolver};
+pub use settings::NotifySettings;
 pub use ssrf::AddressPolicy;
 pub use webhook::{BreakerConfig, WebhookConfig, WebhookSender};

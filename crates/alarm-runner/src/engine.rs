@@ -211,6 +211,9 @@ pub struct Engine {
     wake: Arc<EngineWake>,
     health: Arc<EngineHealth>,
     holder: Uuid,
+    /// Called after each commit that wrote deliveries (wakes an in-process
+    /// delivery worker instead of leaving the rows to its next poll).
+    after_deliveries: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 type Key = (Timestamp, u64);
@@ -247,7 +250,15 @@ impl Engine {
             wake: Arc::default(),
             health: Arc::default(),
             holder: Uuid::now_v7(),
+            after_deliveries: None,
         }
+    }
+
+    /// Calls `poke` after every commit that wrote deliveries.
+    #[must_use]
+    pub fn on_deliveries(mut self, poke: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.after_deliveries = Some(poke);
+        self
     }
 
     /// The handle that wakes this engine; give it to the API's ports
@@ -472,6 +483,18 @@ impl Engine {
     /// Commits the outcomes in chunks, a few transactions at once; returns
     /// the fenced tokens.
     async fn commit(
+        &self,
+        items: Vec<(LeaseToken, alarm_domain::ports::FireOutcome)>,
+    ) -> Result<Vec<LeaseToken>, ServiceError> {
+        let delivers = items.iter().any(|(_, o)| !o.deliveries.is_empty());
+        let lost = self.commit_chunks(items).await?;
+        if delivers && let Some(poke) = &self.after_deliveries {
+            poke();
+        }
+        Ok(lost)
+    }
+
+    async fn commit_chunks(
         &self,
         items: Vec<(LeaseToken, alarm_domain::ports::FireOutcome)>,
     ) -> Result<Vec<LeaseToken>, ServiceError> {
