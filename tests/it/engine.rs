@@ -66,7 +66,7 @@ impl World {
         }
     }
 
-    async fn user(&self, email: &str) -> Actor {
+    pub(crate) async fn user(&self, email: &str) -> Actor {
         let user = fixtures::user(&self.ports, email).await;
         Actor {
             user: user.id(),

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod delivery;
 mod engine;
 mod flow;
 mod inputs;
@@ -9,6 +10,7 @@ mod operations;
 mod ownership;
 mod ringing;
 mod tokens;
+mod webhooks_api;
 
 /// Runs `$body(harness)` once on each backend as `<name>_sqlite` and `<name>_postgres`.
 #[macro_export]

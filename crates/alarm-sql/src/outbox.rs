@@ -400,11 +400,12 @@ impl Outbox for SqlStores {
     async fn list(
         &self,
         owner: UserId,
+        channel: Channel,
         target: Uuid,
         before: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        let mut values = vec![v(owner.as_uuid()), v(target)];
+        let mut values = vec![v(owner.as_uuid()), v(channel.as_str()), v(target)];
         let cursor = if let Some(before) = before {
             values.extend([v(before), v(target)]);
             "AND (created_us, message_id) < (SELECT created_us, message_id FROM outbox WHERE message_id = ? AND target_id = ?)"
@@ -415,7 +416,7 @@ impl Outbox for SqlStores {
         self.db
             .query_all(
                 &format!(
-                    "SELECT * FROM outbox WHERE owner_id = ? AND target_id = ? {cursor} \
+                    "SELECT * FROM outbox WHERE owner_id = ? AND channel = ? AND target_id = ? {cursor} \
                      ORDER BY created_us DESC, message_id DESC LIMIT ?"
                 ),
                 values,
@@ -429,15 +430,21 @@ impl Outbox for SqlStores {
     async fn redeliver(
         &self,
         owner: UserId,
+        channel: Channel,
         target: Uuid,
         message: Uuid,
         now: Timestamp,
     ) -> Result<OutboxItem, StoreError> {
         let tx = self.db.begin().await?;
-        let key = vec![v(message), v(target), v(owner.as_uuid())];
+        let key = vec![
+            v(message),
+            v(target),
+            v(owner.as_uuid()),
+            v(channel.as_str()),
+        ];
         let row = tx
             .query_one(
-                "SELECT status FROM outbox WHERE message_id = ? AND target_id = ? AND owner_id = ?",
+                "SELECT status FROM outbox WHERE message_id = ? AND target_id = ? AND owner_id = ? AND channel = ?",
                 key.clone(),
             )
             .await?
@@ -453,7 +460,7 @@ impl Outbox for SqlStores {
             .query_one(
                 "UPDATE outbox SET status = 'pending', attempts = 0, due_us = ?, updated_us = ?, \
                  lease_token = NULL, lease_until_us = NULL \
-                 WHERE message_id = ? AND target_id = ? AND owner_id = ? RETURNING *",
+                 WHERE message_id = ? AND target_id = ? AND owner_id = ? AND channel = ? RETURNING *",
                 values,
             )
             .await?

@@ -2568,7 +2568,7 @@ where
         .expect("finish retry");
     assert!(report.lost.is_empty() && report.disabled.is_empty() && report.fallbacks == 0);
     let listed = out
-        .list(ana.id(), wanted.id().as_uuid(), None, 10)
+        .list(ana.id(), Channel::Webhook, wanted.id().as_uuid(), None, 10)
         .await
         .expect("list");
     assert_eq!(listed.len(), 1);
@@ -2672,6 +2672,7 @@ where
     is(
         out.redeliver(
             bob.id(),
+            Channel::Webhook,
             wanted.id().as_uuid(),
             uuid::Uuid::from_u128(1),
             at(30),
@@ -2683,6 +2684,7 @@ where
     is(
         out.redeliver(
             ana.id(),
+            Channel::Webhook,
             wanted.id().as_uuid(),
             uuid::Uuid::from_u128(9),
             at(30),
@@ -2694,6 +2696,7 @@ where
     let again = out
         .redeliver(
             ana.id(),
+            Channel::Webhook,
             wanted.id().as_uuid(),
             uuid::Uuid::from_u128(1),
             at(30),
@@ -2707,6 +2710,7 @@ where
     is(
         out.redeliver(
             ana.id(),
+            Channel::Webhook,
             wanted.id().as_uuid(),
             uuid::Uuid::from_u128(1),
             at(30),
@@ -2764,6 +2768,14 @@ where
         ),
         "the owner's notice names the registration"
     );
+    assert_eq!(
+        out.list(ana.id(), Channel::Webhook, wanted.id().as_uuid(), None, 10)
+            .await
+            .expect("list")
+            .len(),
+        1,
+        "the notice is not one of the registration's deliveries"
+    );
     out.finish(
         at(32),
         vec![(
@@ -2801,7 +2813,7 @@ where
         .expect("enqueue");
     }
     let page = out
-        .list(bob.id(), bobs.id().as_uuid(), None, 2)
+        .list(bob.id(), Channel::Webhook, bobs.id().as_uuid(), None, 2)
         .await
         .expect("list");
     let ids: Vec<u128> = page.iter().map(|i| i.message.as_u128()).collect();
@@ -2809,6 +2821,7 @@ where
     let rest = out
         .list(
             bob.id(),
+            Channel::Webhook,
             bobs.id().as_uuid(),
             Some(uuid::Uuid::from_u128(102)),
             2,
@@ -2820,7 +2833,7 @@ where
         vec![101]
     );
     assert!(
-        out.list(ana.id(), bobs.id().as_uuid(), None, 10)
+        out.list(ana.id(), Channel::Webhook, bobs.id().as_uuid(), None, 10)
             .await
             .expect("list")
             .is_empty(),

@@ -1384,6 +1384,7 @@ impl Outbox for InMemory {
     async fn list(
         &self,
         owner: UserId,
+        channel: Channel,
         target: uuid::Uuid,
         before: Option<uuid::Uuid>,
         limit: u32,
@@ -1393,7 +1394,7 @@ impl Outbox for InMemory {
             .outbox
             .values()
             .map(|(i, _)| i)
-            .filter(|i| i.owner == owner && i.target == target)
+            .filter(|i| i.owner == owner && i.channel == channel && i.target == target)
             .collect();
         rows.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.message)));
         let cursor = before.and_then(|m| {
@@ -1412,6 +1413,7 @@ impl Outbox for InMemory {
     async fn redeliver(
         &self,
         owner: UserId,
+        channel: Channel,
         target: uuid::Uuid,
         message: uuid::Uuid,
         now: Timestamp,
@@ -1420,7 +1422,7 @@ impl Outbox for InMemory {
         let (item, lease) = s
             .outbox
             .get_mut(&(message, target))
-            .filter(|(i, _)| i.owner == owner)
+            .filter(|(i, _)| i.owner == owner && i.channel == channel)
             .ok_or(StoreError::NotFound)?;
         if item.status == SendStatus::Pending {
             return Err(StoreError::Conflict(

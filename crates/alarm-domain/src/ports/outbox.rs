@@ -220,14 +220,15 @@ pub trait Outbox: Send + Sync {
         disable_after: u32,
     ) -> Result<FinishReport, StoreError>;
 
-    /// The rows sent to `target` of `owner`, newest first, at most `limit`,
-    /// optionally older than the row `before` (a message id).
+    /// The `channel` rows sent to `target` of `owner`, newest first, at
+    /// most `limit`, optionally older than the row `before` (a message id).
     ///
     /// # Errors
     /// Only infrastructure failures.
     async fn list(
         &self,
         owner: UserId,
+        channel: Channel,
         target: Uuid,
         before: Option<Uuid>,
         limit: u32,
@@ -242,6 +243,7 @@ pub trait Outbox: Send + Sync {
     async fn redeliver(
         &self,
         owner: UserId,
+        channel: Channel,
         target: Uuid,
         message: Uuid,
         now: Timestamp,

@@ -393,7 +393,7 @@ impl WebhookService {
         Ok(self
             .ports
             .outbox
-            .list(actor.user, id.as_uuid(), before, limit)
+            .list(actor.user, Channel::Webhook, id.as_uuid(), before, limit)
             .await?)
     }
 
@@ -412,7 +412,7 @@ impl WebhookService {
         Ok(self
             .ports
             .outbox
-            .redeliver(actor.user, id.as_uuid(), message, now)
+            .redeliver(actor.user, Channel::Webhook, id.as_uuid(), message, now)
             .await?)
     }
 
