@@ -518,3 +518,212 @@ async fn survives_a_database_outage() {
     assert!(worker.terminate().success());
     db.close().await;
 }
+
+/// A webhook receiver on a loopback port (poem, as the worker's own ops
+/// server): records every request's `webhook-id` after checking its
+/// signature, then answers 204 after `delay`, like a slow real receiver.
+#[derive(Clone)]
+struct Sink {
+    got: Arc<Mutex<Vec<String>>>,
+    bad: Arc<Mutex<Vec<String>>>,
+    secrets: Arc<Mutex<Vec<secrecy::SecretString>>>,
+    /// Milliseconds each answer waits.
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[poem::handler]
+async fn sink_hook(
+    headers: &poem::http::HeaderMap,
+    body: Vec<u8>,
+    sink: poem::web::Data<&Sink>,
+) -> poem::http::StatusCode {
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let id = h("webhook-id");
+    let stamp: i64 = h("webhook-timestamp").parse().unwrap_or(0);
+    let now = Timestamp::now().as_second();
+    let signed = sink.secrets.lock().expect("secrets").iter().any(|s| {
+        alarm_notify::signature::verify(s, &id, stamp, &body, &h("webhook-signature"), now, 300)
+            .is_ok()
+    });
+    if signed {
+        sink.got.lock().expect("got").push(id);
+    } else {
+        sink.bad.lock().expect("bad").push(id);
+    }
+    // Recorded on arrival: a request in flight when its sender dies counts
+    // as received, as it would at a real receiver that acted on it.
+    tokio::time::sleep(Duration::from_millis(sink.delay_ms.load(Ordering::Relaxed))).await;
+    poem::http::StatusCode::NO_CONTENT
+}
+
+impl Sink {
+    async fn start(delay: Duration) -> (Self, SocketAddr) {
+        use poem::EndpointExt;
+        use poem::listener::{Acceptor, Listener};
+        let sink = Self {
+            got: Arc::default(),
+            bad: Arc::default(),
+            secrets: Arc::default(),
+            delay_ms: Arc::new(std::sync::atomic::AtomicU64::new(
+                u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            )),
+        };
+        let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("bind sink");
+        let addr = *acceptor.local_addr()[0]
+            .as_socket_addr()
+            .expect("socket address");
+        let app = poem::Route::new()
+            .at("/hook", poem::post(sink_hook))
+            .data(sink.clone());
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+        (sink, addr)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_delivery_worker_loses_no_webhook() {
+    let Some(db) = db("kill_9_webhooks").await else {
+        return;
+    };
+    const N: usize = 120;
+    let (sink, addr) = Sink::start(Duration::from_millis(500)).await;
+    let owners = db.users(2).await;
+    let hooks = alarm_domain::services::WebhookService::new(db.ports.clone());
+    for o in &owners {
+        let made = hooks
+            .create(
+                o,
+                alarm_domain::model::WebhookUrl::parse(&format!("http://{addr}/hook"))
+                    .expect("url"),
+                alarm_domain::model::WebhookEventSet::new(&[
+                    alarm_domain::model::WebhookEvent::Triggered,
+                ])
+                .expect("events"),
+            )
+            .await
+            .expect("register");
+        sink.secrets.lock().expect("secrets").push(made.secret);
+    }
+    let at = whole_second(3);
+    let local = at.to_zoned(TimeZone::UTC);
+    let mut draft = fixtures::draft("Webhook burst");
+    draft.channels = alarm_domain::model::ChannelSet::new(&[Channel::Webhook]).expect("channels");
+    draft.schedules = Schedules::new(vec![Schedule::Once {
+        date: local.date(),
+        time: WallTime::from_civil(local.time()),
+    }])
+    .expect("schedule");
+    let service = AlarmService::new(db.ports.clone());
+    let mut expected = std::collections::HashSet::new();
+    for i in 0..N {
+        let alarm = service
+            .create(&owners[i % 2], draft.clone())
+            .await
+            .expect("create");
+        expected.insert(
+            delivery_key(
+                alarm.id(),
+                at,
+                TriggerKind::Fire,
+                AlarmEventKind::Triggered,
+                "webhook",
+            )
+            .to_string(),
+        );
+    }
+    // Small rounds and a short lease, so the survivor takes the killed
+    // worker's claimed rows over within seconds.
+    let settings = [
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("WEBHOOK_TIMEOUT_SECONDS", "2"),
+        ("DELIVERY_LEASE_SECONDS", "10"),
+        ("DELIVERY_BATCH", "16"),
+        ("DELIVERY_CONCURRENCY", "8"),
+        ("WORKER_LEASE_SECONDS", "3"),
+    ];
+    let mut first = Worker::start(&db.pg.url, "kill-webhooks-1", &settings);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while sink.got.lock().expect("got").len() < 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no webhook arrived: {}",
+            first.log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill_9();
+    // Slow until the kill (so requests are in flight when it lands), then quick.
+    sink.delay_ms.store(0, Ordering::Relaxed);
+    let before = sink.got.lock().expect("got").len();
+    assert!(before < N, "killed mid-burst ({before} of {N} received)");
+    let second = Worker::start(&db.pg.url, "kill-webhooks-2", &settings);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: std::collections::HashSet<String> =
+            sink.got.lock().expect("got").iter().cloned().collect();
+        if got.len() >= N {
+            assert_eq!(
+                got, expected,
+                "every delivery, under its derived webhook-id"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {N} webhooks received; log: {}",
+            got.len(),
+            second.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sink.bad.lock().expect("bad").is_empty(),
+        "every request was correctly signed"
+    );
+    // The survivor records every row delivered, the killed worker's claimed
+    // rows after their lease ran out.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut delivered = 0;
+        for o in &owners {
+            for hook in hooks.list(o).await.expect("hooks") {
+                delivered += hooks
+                    .deliveries(o, hook.id(), None, 100)
+                    .await
+                    .expect("deliveries")
+                    .iter()
+                    .filter(|r| r.status == alarm_domain::ports::SendStatus::Delivered)
+                    .count();
+            }
+        }
+        if delivered == N {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{delivered} of {N} rows recorded delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = sink.got.lock().expect("got").len();
+    assert!(
+        total > N,
+        "the rows in flight at the kill were sent again (under the same webhook-id)"
+    );
+    println!(
+        "kill -9 mid-burst: {N} webhooks, {before} before the kill, {} duplicates (same webhook-id), 0 lost",
+        total - N
+    );
+    let exit = second.terminate();
+    assert!(exit.success(), "{exit:?}");
+    db.close().await;
+}
