@@ -32,6 +32,24 @@ fn help_documents_every_setting() {
         "SHUTDOWN_TIMEOUT_SECONDS",
         "DATABASE_URL",
         "DATABASE_URL_FILE",
+        "WEBHOOK_ALLOW_PRIVATE",
+        "WEBHOOK_TIMEOUT_SECONDS",
+        "WEBHOOK_MAX_ATTEMPTS",
+        "WEBHOOK_RETRY_MIN_MS",
+        "WEBHOOK_RETRY_MAX_SECONDS",
+        "WEBHOOK_DISABLE_AFTER",
+        "WEBHOOK_BREAKER_WINDOW",
+        "WEBHOOK_BREAKER_OPEN_MS",
+        "DELIVERY_BATCH",
+        "DELIVERY_CONCURRENCY",
+        "DELIVERY_LEASE_SECONDS",
+        "DELIVERY_IDLE_POLL_MS",
+        "SMTP_HOST",
+        "SMTP_PORT",
+        "SMTP_TLS",
+        "SMTP_USERNAME",
+        "SMTP_PASSWORD",
+        "SMTP_FROM",
     ] {
         assert!(
             help.contains(setting),
@@ -53,6 +71,10 @@ fn print_config_redacts_the_database_password_and_layers_sources() {
             "postgres://alarm:hunter2-password@db.internal:5432/alarms",
         )
         .env("WORKER_BATCH", "300")
+        .env("SMTP_HOST", "smtp.example.com")
+        .env("SMTP_FROM", "alarms@example.com")
+        .env("SMTP_USERNAME", "mailer")
+        .env("SMTP_PASSWORD", "smtp-hunter3")
         .output()
         .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -65,6 +87,10 @@ fn print_config_redacts_the_database_password_and_layers_sources() {
     );
     assert!(text.contains("batch = 300"), "the environment wins: {text}");
     assert!(text.contains("lease_seconds = 30"), "defaults: {text}");
+    assert!(!text.contains("smtp-hunter3"), "the SMTP password is redacted: {text}");
+    assert!(text.contains("smtp_password = \"[redacted]\""), "{text}");
+    assert!(text.contains("smtp_port = 587"), "STARTTLS by default: {text}");
+    assert!(text.contains("webhook_allow_private = false"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -81,6 +107,9 @@ fn invalid_configuration_fails_naming_the_setting() {
         ("SHUTDOWN_TIMEOUT_SECONDS", "0"),
         ("LOG_LEVEL", "[[["),
         ("DATABASE_URL", "mysql://h/db"),
+        ("WEBHOOK_MAX_ATTEMPTS", "0"),
+        ("WEBHOOK_ALLOW_PRIVATE", "perhaps"),
+        ("DELIVERY_CONCURRENCY", "0"),
     ] {
         let out = bin().env(var, value).output().expect("run");
         let err = String::from_utf8_lossy(&out.stderr);
