@@ -23,6 +23,13 @@ pub(crate) enum Backend {
     Postgres,
 }
 
+/// Installs ring as the process's rustls provider before any reqwest
+/// client is built: alarm-notify turns on reqwest's `rustls-no-provider`,
+/// and a client built without a provider panics. A second call is a no-op.
+pub(crate) fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub(crate) fn token_config(secret: &str, audience: &str) -> TokenConfig {
     TokenConfig {
         secret: SecretString::from(secret.to_owned()),
@@ -122,7 +129,10 @@ impl Harness {
             .expect("bind");
         Some(Self {
             base: server.base_url(),
-            http: reqwest::Client::new(),
+            http: {
+                install_tls_provider();
+                reqwest::Client::new()
+            },
             server,
             sql,
             cleanup,
@@ -141,6 +151,16 @@ impl Harness {
             }
             Cleanup::Pg(db) => db.drop_db().await,
         }
+    }
+
+    /// The stores behind the server, for a test to set up what no endpoint
+    /// can (e.g. a delivery given up on, which only a sender makes).
+    pub(crate) fn ports(&self) -> alarm_domain::services::Ports {
+        self.sql.ports(
+            TimeZoneDatabase::bundled(),
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+        )
     }
 
     /// A request; `body` is sent as JSON.

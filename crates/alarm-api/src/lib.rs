@@ -37,6 +37,7 @@ type Apis = (
     api::accounts::AccountsApi,
     api::alarms::AlarmsApi,
     api::ringing::RingingApi,
+    api::webhooks::WebhooksApi,
     api::health::HealthApi,
 );
 
@@ -46,6 +47,7 @@ fn service(server: Option<&str>) -> OpenApiService<Apis, ()> {
             api::accounts::AccountsApi,
             api::alarms::AlarmsApi,
             api::ringing::RingingApi,
+            api::webhooks::WebhooksApi,
             api::health::HealthApi,
         ),
         "Smart Alarm API",

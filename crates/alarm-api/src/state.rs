@@ -6,7 +6,7 @@ use crate::auth::{TokenConfig, Tokens};
 use alarm_domain::jiff::SignedDuration;
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::model::Email;
-use alarm_domain::services::{AlarmService, Ports, UserService};
+use alarm_domain::services::{AlarmService, Ports, UserService, WebhookService};
 use async_trait::async_trait;
 
 /// A readiness check (the database, later the queue and the blob store).
@@ -43,6 +43,7 @@ pub struct AppState {
     pub(crate) ports: Ports,
     pub(crate) alarms: AlarmService,
     pub(crate) users: UserService,
+    pub(crate) webhooks: WebhookService,
     pub(crate) tokens: Tokens,
     pub(crate) tzdb: TimeZoneDatabase,
     pub(crate) throttle: crate::throttle::LoginThrottle,
@@ -65,6 +66,7 @@ impl AppState {
         Ok(Arc::new(Self {
             alarms: AlarmService::new(ports.clone()),
             users: UserService::new(ports.clone(), config.admin_emails.clone()),
+            webhooks: WebhookService::new(ports.clone()),
             throttle: crate::throttle::LoginThrottle::default(),
             ports,
             tokens,

@@ -4,6 +4,7 @@ pub(crate) mod accounts;
 pub(crate) mod alarms;
 pub(crate) mod health;
 pub(crate) mod ringing;
+pub(crate) mod webhooks;
 
 use poem_openapi::Tags;
 
@@ -16,6 +17,8 @@ pub(crate) enum ApiTags {
     Alarms,
     /// The in-app channel: what is ringing now, snooze and dismiss.
     Ringing,
+    /// Webhook endpoints: signed deliveries of alarm events, their secrets and delivery history.
+    Webhooks,
     /// Liveness, readiness and dependency health for operators.
     Operations,
 }
