@@ -1,4 +1,4 @@
-//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL, in-app channel — (a) a burst of 100k alarms due at one instant, (b) 2k fires/s for 60 s — with duplicates and losses counted. Prints figures; asserts nothing about time.
+//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant, (b) 2k fires/s for 60 s, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (c).
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use alarm_domain::ids::{AlarmId, AuditId, EventId};
 use alarm_domain::jiff::tz::{TimeZone, TimeZoneDatabase};
 use alarm_domain::jiff::{SignedDuration, Timestamp, Unit};
-use alarm_domain::model::{Alarm, AlarmEvent, AlarmEventKind, AuditRecord, Schedules};
+use alarm_domain::model::{
+    Alarm, AlarmEvent, AlarmEventKind, AuditRecord, Channel, ChannelSet, Schedules,
+};
 use alarm_domain::ports::{AlarmOp, ChangeSet, RandomIds, TriggerPlan};
 use alarm_domain::schedule::{Schedule, WallTime};
 use alarm_domain::services::Ports;
@@ -21,10 +23,15 @@ use alarm_testkit::{ManualClock, fixtures};
 
 const OWNERS: usize = 100;
 
-fn change(owner: &alarm_domain::model::User, at: Timestamp) -> ChangeSet<AlarmOp> {
+fn change(
+    owner: &alarm_domain::model::User,
+    at: Timestamp,
+    channel: Channel,
+) -> ChangeSet<AlarmOp> {
     let id = AlarmId::generate();
     let local = at.to_zoned(TimeZone::UTC);
     let mut draft = fixtures::draft("Bench");
+    draft.channels = ChannelSet::new(&[channel]).expect("channels");
     draft.schedules = Schedules::new(vec![Schedule::Once {
         date: local.date(),
         time: WallTime::from_civil(local.time()),
@@ -79,6 +86,7 @@ async fn seed(
     owners: &[alarm_domain::model::User],
     instants: &[Timestamp],
     per_instant: usize,
+    channel: Channel,
 ) -> f64 {
     let started = Instant::now();
     let jobs: Vec<(usize, Timestamp)> = instants
@@ -96,7 +104,7 @@ async fn seed(
                 };
                 ports
                     .alarms
-                    .commit(change(&owners[i % owners.len()], at))
+                    .commit(change(&owners[i % owners.len()], at, channel))
                     .await
                     .expect("seed");
             }
@@ -113,8 +121,13 @@ struct Worker {
 
 impl Worker {
     fn start(url: &str) -> Self {
+        Self::start_with(url, &[])
+    }
+
+    fn start_with(url: &str, extra: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_alarm-worker"))
             .env_clear()
+            .envs(extra.iter().copied())
             .env("DATABASE_URL", url)
             .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
@@ -211,8 +224,262 @@ async fn audit(
     (rows, alarms.len(), last)
 }
 
+/// What the sink saw.
+#[derive(Default)]
+struct SinkLog {
+    /// Per `webhook-id`, how many times it arrived correctly signed.
+    ids: std::collections::HashMap<String, u32>,
+    /// Receipt minus the occurrence's nominal instant, per request, in ms.
+    lateness_ms: Vec<i64>,
+    bad_signatures: u64,
+    last: Option<Timestamp>,
+}
+
+#[derive(Clone)]
+struct Sink {
+    log: Arc<std::sync::Mutex<SinkLog>>,
+    secrets: Arc<Vec<secrecy::SecretString>>,
+}
+
+/// `POST /hook/{i}`: checks the Standard Webhooks signature against
+/// registration `i`'s secret and counts the delivery.
+#[poem::handler]
+async fn sink_hook(
+    poem::web::Path(i): poem::web::Path<usize>,
+    headers: &poem::http::HeaderMap,
+    body: Vec<u8>,
+    sink: poem::web::Data<&Sink>,
+) -> poem::http::StatusCode {
+    let received = Timestamp::now();
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let id = h("webhook-id");
+    let stamp: i64 = h("webhook-timestamp").parse().unwrap_or(0);
+    let ok = sink.secrets.get(i).is_some_and(|secret| {
+        alarm_notify::signature::verify(
+            secret,
+            &id,
+            stamp,
+            &body,
+            &h("webhook-signature"),
+            received.as_second(),
+            300,
+        )
+        .is_ok()
+    });
+    let nominal: Option<Timestamp> = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v["data"]["occurrence_at"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+        });
+    let mut log = sink.log.lock().expect("sink log");
+    if !ok {
+        log.bad_signatures += 1;
+        return poem::http::StatusCode::UNAUTHORIZED;
+    }
+    *log.ids.entry(id).or_default() += 1;
+    if let Some(at) = nominal {
+        log.lateness_ms
+            .push(received.duration_since(at).as_millis() as i64);
+    }
+    log.last = Some(log.last.map_or(received, |l| l.max(received)));
+    poem::http::StatusCode::NO_CONTENT
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() as f64) * p).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Phase (c): `n` alarms due at one future instant, each delivered as a
+/// signed webhook (one registration per owner) to a sink in this process.
+async fn webhooks(ports: &Ports, owners: &[alarm_domain::model::User], url: &str, n: usize) {
+    use poem::EndpointExt;
+    use poem::listener::{Acceptor, Listener};
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .expect("bind sink");
+    let addr = *acceptor.local_addr()[0].as_socket_addr().expect("address");
+    let hooks = alarm_domain::services::WebhookService::new(ports.clone());
+    let mut secrets = Vec::new();
+    for (i, owner) in owners.iter().enumerate() {
+        let actor = alarm_domain::services::Actor {
+            user: owner.id(),
+            role: owner.role(),
+            correlation_id: "bench".to_owned(),
+        };
+        let made = hooks
+            .create(
+                &actor,
+                alarm_domain::model::WebhookUrl::parse(&format!("http://{addr}/hook/{i}"))
+                    .expect("url"),
+                alarm_domain::model::WebhookEventSet::new(&[
+                    alarm_domain::model::WebhookEvent::Triggered,
+                ])
+                .expect("events"),
+            )
+            .await
+            .expect("register");
+        secrets.push(made.secret);
+    }
+    let sink = Sink {
+        log: Arc::default(),
+        secrets: Arc::new(secrets),
+    };
+    let app = poem::Route::new()
+        .at("/hook/:i", poem::post(sink_hook))
+        .data(sink.clone());
+    let server = tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+
+    // Seeding speed decides how far ahead the instant must lie.
+    let probe = (n / 20).max(100);
+    let probe_at = (Timestamp::now() + SignedDuration::from_hours(24))
+        .round(Unit::Second)
+        .expect("round");
+    let probe_secs = seed(ports, owners, &[probe_at], probe, Channel::InApp).await;
+    let lead = (n as f64 * probe_secs / probe as f64) * 1.5 + 10.0;
+    let at = (Timestamp::now() + SignedDuration::from_secs_f64(lead))
+        .round(Unit::Second)
+        .expect("round");
+    let worker = Worker::start_with(url, &[("WEBHOOK_ALLOW_PRIVATE", "true")]);
+    let seeded = seed(ports, owners, &[at], n, Channel::Webhook).await;
+    settle(url);
+    let slack = at.duration_since(Timestamp::now()).as_secs_f64();
+    println!(
+        "(c) webhooks: {n} alarms with the webhook channel due at one instant, {} registrations (one per owner) to a local sink verifying every signature; seeded in {seeded:.1} s, {slack:.1} s to spare; worker defaults (batch 256, 64 in flight)",
+        owners.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let distinct = sink.log.lock().expect("log").ids.len();
+        if distinct >= n || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Late duplicates (a retry racing a slow answer) would arrive after the
+    // last first-time delivery: give them a moment before counting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ready = worker.ready();
+    worker.stop();
+    server.abort();
+    let mut log = sink.log.lock().expect("log");
+    let distinct = log.ids.len();
+    let total: u64 = log.ids.values().map(|c| u64::from(*c)).sum();
+    let span = log
+        .last
+        .map_or(f64::NAN, |l| l.duration_since(at).as_secs_f64());
+    log.lateness_ms.sort_unstable();
+    println!(
+        "    {distinct} delivered {span:.2} s after the instant: {:.0} deliveries/s end to end (fire + send)",
+        distinct as f64 / span
+    );
+    println!(
+        "    lateness from the nominal instant to receipt: p50 {} ms, p99 {} ms, max {} ms",
+        percentile(&log.lateness_ms, 0.50),
+        percentile(&log.lateness_ms, 0.99),
+        log.lateness_ms.last().copied().unwrap_or(0)
+    );
+    println!(
+        "    requests {total}, distinct webhook-ids {distinct}: duplicates {}, losses {}, bad signatures {}; worker counters {}",
+        total - distinct as u64,
+        n - distinct,
+        log.bad_signatures,
+        ready["deliveries"]
+    );
+}
+
+/// Phases (a) and (b): the in-app channel only.
+async fn in_app(
+    ports: &Ports,
+    owners: &[alarm_domain::model::User],
+    url: &str,
+    burst_n: usize,
+    steady_rate: usize,
+    steady_secs: usize,
+) {
+    // (a) Burst: every alarm due at one instant, already due when the
+    // worker starts; measured from the worker's start.
+    let at = Timestamp::now().round(Unit::Second).expect("round");
+    let seeded = seed(ports, owners, &[at], burst_n, Channel::InApp).await;
+    println!(
+        "(a) burst: seeded {burst_n} alarms in {seeded:.1} s ({:.0}/s through the adapter)",
+        burst_n as f64 / seeded
+    );
+    settle(url);
+    let started = Timestamp::now();
+    let clock = Instant::now();
+    let worker = Worker::start(url);
+    let r = worker.wait_done(burst_n as u64, Duration::from_secs(600));
+    let took = clock.elapsed().as_secs_f64();
+    let (rows, distinct, last) = audit(ports, owners, at).await;
+    let span = last.duration_since(started).as_secs_f64();
+    println!(
+        "    all {} rung {span:.2} s after the worker started (observed {took:.2} s): {:.0} fires/s",
+        r["rang"],
+        burst_n as f64 / span
+    );
+    println!(
+        "    deliveries {rows}, distinct occurrences {distinct}: duplicates {}, losses {}, missed {}",
+        rows - distinct,
+        burst_n - distinct,
+        r["missed"]
+    );
+    worker.stop();
+
+    // (b) Steady: `steady_rate` alarms due at each whole second for
+    // `steady_secs` seconds, the worker idle and waiting when they come due.
+    let per_second = steady_rate;
+    let total = per_second * steady_secs;
+    let lead = (total as f64 / (burst_n as f64 / seeded)) * 1.5 + 5.0;
+    let first = (Timestamp::now() + SignedDuration::from_secs_f64(lead))
+        .round(Unit::Second)
+        .expect("round");
+    let instants: Vec<Timestamp> = (0..steady_secs as i64)
+        .map(|s| first + SignedDuration::from_secs(s))
+        .collect();
+    let worker = Worker::start(url);
+    let seeded = seed(ports, owners, &instants, per_second, Channel::InApp).await;
+    settle(url);
+    let slack = first.duration_since(Timestamp::now()).as_secs_f64();
+    println!(
+        "(b) steady: seeded {total} alarms ({per_second} at each of {steady_secs} whole seconds) in {seeded:.1} s; {slack:.1} s to spare before the first"
+    );
+    let r = worker.wait_done(
+        total as u64,
+        Duration::from_secs(steady_secs as u64 + lead as u64 + 120),
+    );
+    let (rows, distinct, _) = audit(ports, owners, first).await;
+    println!(
+        "    lateness at commit over {} rings: p50 {} ms, p99 {} ms, max {} ms",
+        r["lateness_ms"]["count"],
+        r["lateness_ms"]["p50"],
+        r["lateness_ms"]["p99"],
+        r["lateness_ms"]["max"]
+    );
+    println!(
+        "    deliveries {rows}, distinct occurrences {distinct}: duplicates {}, losses {}, missed {}",
+        rows - distinct,
+        total - distinct,
+        r["missed"]
+    );
+    worker.stop();
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let webhooks_only = std::env::args().any(|a| a == "--webhooks");
     let (burst_n, steady_rate, steady_secs) = if quick {
         (10_000usize, 2000usize, 10usize)
     } else {
@@ -240,66 +507,10 @@ fn main() {
         }
         println!("worker bench: 1 alarm-worker (release), PostgreSQL on loopback, {OWNERS} owners, in-app channel, batch 1000, prefetch 2 s");
 
-        // (a) Burst: every alarm due at one instant, already due when the
-        // worker starts; measured from the worker's start.
-        let at = Timestamp::now().round(Unit::Second).expect("round");
-        let seeded = seed(&ports, &owners, &[at], burst_n).await;
-        println!(
-            "(a) burst: seeded {burst_n} alarms in {seeded:.1} s ({:.0}/s through the adapter)",
-            burst_n as f64 / seeded
-        );
-        settle(&url);
-        let started = Timestamp::now();
-        let clock = Instant::now();
-        let worker = Worker::start(&url);
-        let r = worker.wait_done(burst_n as u64, Duration::from_secs(600));
-        let took = clock.elapsed().as_secs_f64();
-        let (rows, distinct, last) = audit(&ports, &owners, at).await;
-        let span = last.duration_since(started).as_secs_f64();
-        println!(
-            "    all {} rung {span:.2} s after the worker started (observed {took:.2} s): {:.0} fires/s",
-            r["rang"],
-            burst_n as f64 / span
-        );
-        println!(
-            "    deliveries {rows}, distinct occurrences {distinct}: duplicates {}, losses {}, missed {}",
-            rows - distinct,
-            burst_n - distinct,
-            r["missed"]
-        );
-        worker.stop();
-
-        // (b) Steady: `steady_rate` alarms due at each whole second for
-        // `steady_secs` seconds, the worker idle and waiting when they come due.
-        let per_second = steady_rate;
-        let total = per_second * steady_secs;
-        let lead = (total as f64 / (burst_n as f64 / seeded)) * 1.5 + 5.0;
-        let first = (Timestamp::now() + SignedDuration::from_secs_f64(lead))
-            .round(Unit::Second)
-            .expect("round");
-        let instants: Vec<Timestamp> = (0..steady_secs as i64)
-            .map(|s| first + SignedDuration::from_secs(s))
-            .collect();
-        let worker = Worker::start(&url);
-        let seeded = seed(&ports, &owners, &instants, per_second).await;
-        settle(&url);
-        let slack = first.duration_since(Timestamp::now()).as_secs_f64();
-        println!(
-            "(b) steady: seeded {total} alarms ({per_second} at each of {steady_secs} whole seconds) in {seeded:.1} s; {slack:.1} s to spare before the first"
-        );
-        let r = worker.wait_done(total as u64, Duration::from_secs(steady_secs as u64 + lead as u64 + 120));
-        let (rows, distinct, _) = audit(&ports, &owners, first).await;
-        println!(
-            "    lateness at commit over {} rings: p50 {} ms, p99 {} ms, max {} ms",
-            r["lateness_ms"]["count"], r["lateness_ms"]["p50"], r["lateness_ms"]["p99"], r["lateness_ms"]["max"]
-        );
-        println!(
-            "    deliveries {rows}, distinct occurrences {distinct}: duplicates {}, losses {}, missed {}",
-            rows - distinct,
-            total - distinct,
-            r["missed"]
-        );
-        worker.stop();
+        if !webhooks_only {
+            in_app(&ports, &owners, &url, burst_n, steady_rate, steady_secs).await;
+        }
+        webhooks(&ports, &owners, &url, burst_n).await;
         sql.close().await;
         pg.drop_db().await;
     });

@@ -35,6 +35,9 @@ use secrecy::SecretString;
 
 type TriggerKey = (AlarmId, Timestamp, TriggerKind);
 
+/// An outbox row and its lease, if claimed.
+type OutboxRow = (OutboxItem, Option<(LeaseToken, Timestamp)>);
+
 #[derive(Debug, Clone)]
 struct StoredTrigger {
     trigger: Trigger,
@@ -56,7 +59,7 @@ struct State {
     ringing: BTreeMap<(AlarmId, Timestamp), Ringing>,
     deliveries: Vec<Delivery>,
     /// (message, target) → (row, lease).
-    outbox: BTreeMap<(uuid::Uuid, uuid::Uuid), (OutboxItem, Option<(LeaseToken, Timestamp)>)>,
+    outbox: BTreeMap<(uuid::Uuid, uuid::Uuid), OutboxRow>,
     families: HashMap<uuid::Uuid, RefreshFamily>,
     /// Token hash → (family, spent).
     tokens: HashMap<[u8; 32], (uuid::Uuid, bool)>,
