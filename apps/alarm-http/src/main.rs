@@ -257,7 +257,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         let _ = task.await;
     }
     if let Some(task) = delivery_task {
-        let _ = task.await;
+        let _ = tokio::time::timeout(timeout, task).await;
     }
     if let Some(l) = listener {
         l.abort();

@@ -11,7 +11,8 @@ use alarm_domain::ids::{AlarmId, AuditId, EventId};
 use alarm_domain::jiff::tz::{TimeZone, TimeZoneDatabase};
 use alarm_domain::jiff::{SignedDuration, Timestamp, Unit};
 use alarm_domain::model::{
-    Alarm, AlarmEvent, AlarmEventKind, AuditRecord, Channel, ChannelSet, Schedules,
+    Alarm, AlarmEvent, AlarmEventKind, AuditRecord, Channel, ChannelSet, EscalationPolicy,
+    Schedules,
 };
 use alarm_domain::ports::{AlarmOp, ChangeSet, RandomIds, TriggerPlan};
 use alarm_domain::schedule::{Schedule, WallTime};
@@ -32,6 +33,9 @@ fn change(
     let local = at.to_zoned(TimeZone::UTC);
     let mut draft = fixtures::draft("Bench");
     draft.channels = ChannelSet::new(&[channel]).expect("channels");
+    // No escalation: a ring's re-notifications five minutes later would
+    // land in the next phase and be measured with it.
+    draft.escalation = EscalationPolicy::new(0, 5, 5).expect("no escalation");
     draft.schedules = Schedules::new(vec![Schedule::Once {
         date: local.date(),
         time: WallTime::from_civil(local.time()),

@@ -138,9 +138,9 @@ async fn run(settings: Settings) -> Result<(), String> {
     );
     println!("Smart Alarm worker; ops on http://{addr}");
     engine.run(stop.wait()).await;
-    // The delivery worker finishes its round (bounded by the request
-    // timeout); rows it has not reached stay pending for the next start.
-    let _ = delivery.await;
+    // The delivery worker finishes its round, within the shutdown timeout;
+    // rows it has not recorded are sent again after their lease.
+    let _ = tokio::time::timeout(settings.runner.shutdown_timeout, delivery).await;
     if let Some(l) = listener {
         l.abort();
     }

@@ -87,9 +87,15 @@ fn print_config_redacts_the_database_password_and_layers_sources() {
     );
     assert!(text.contains("batch = 300"), "the environment wins: {text}");
     assert!(text.contains("lease_seconds = 30"), "defaults: {text}");
-    assert!(!text.contains("smtp-hunter3"), "the SMTP password is redacted: {text}");
+    assert!(
+        !text.contains("smtp-hunter3"),
+        "the SMTP password is redacted: {text}"
+    );
     assert!(text.contains("smtp_password = \"[redacted]\""), "{text}");
-    assert!(text.contains("smtp_port = 587"), "STARTTLS by default: {text}");
+    assert!(
+        text.contains("smtp_port = 587"),
+        "STARTTLS by default: {text}"
+    );
     assert!(text.contains("webhook_allow_private = false"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
 }

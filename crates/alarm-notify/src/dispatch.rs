@@ -267,8 +267,13 @@ impl Dispatcher {
             SendResult::Delivered { .. } => {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
             }
-            SendResult::Retry { error, .. } => {
+            SendResult::Retry { error, counted, .. } => {
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                // Breaker deferrals come by the thousand while a host is down.
+                if !counted {
+                    tracing::debug!(message = %item.message, target = %item.target, error, "delivery deferred");
+                    return (claim.token, result);
+                }
                 tracing::info!(message = %item.message, target = %item.target, channel = item.channel.as_str(), attempts = item.attempts + 1, error, "delivery will be retried");
             }
             SendResult::Dead { error, .. } => {
@@ -292,6 +297,8 @@ impl Dispatcher {
             .build()
             .nth(attempt.saturating_sub(1) as usize)
             .unwrap_or(self.config.retry_max)
+            // backon adds the jitter after its own cap.
+            .min(self.config.retry_max)
     }
 
     fn judge(&self, item: &OutboxItem, attempt: Attempt, latency_ms: u64) -> SendResult {
@@ -406,7 +413,18 @@ impl Dispatcher {
                 };
             }
         };
-        match mailer.send(user.email().as_str(), &mail).await {
+        // lettre's timeout is per socket operation; this bounds the whole
+        // conversation, so a batch always ends inside its lease.
+        let sent =
+            tokio::time::timeout(mailer.deadline(), mailer.send(user.email().as_str(), &mail))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(crate::email::MailFailure {
+                        transient: true,
+                        error: "SMTP conversation timed out".to_owned(),
+                    })
+                });
+        match sent {
             Ok(()) => Attempt::Delivered { code: 250 },
             Err(f) if f.transient => Attempt::Transient {
                 code: None,

@@ -87,10 +87,23 @@ pub struct Mail {
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    deadline: Duration,
+}
+
+/// Checks a sender mailbox (`Name <addr>` or `addr`) without building a
+/// transport (which needs a running runtime, settings are read before one).
+///
+/// # Errors
+/// [`MailConfigError::From`].
+pub fn check_from(from: &str) -> Result<(), MailConfigError> {
+    from.parse::<Mailbox>()
+        .map(|_| ())
+        .map_err(|e| MailConfigError::From(e.to_string()))
 }
 
 impl Mailer {
-    /// A mailer for `config` (no connection is made yet).
+    /// A mailer for `config` (no connection is made yet; call it inside
+    /// the tokio runtime: the connection pool starts a task).
     ///
     /// # Errors
     /// [`MailConfigError`].
@@ -125,7 +138,13 @@ impl Mailer {
         Ok(Self {
             transport: builder.build(),
             from,
+            deadline: config.timeout,
         })
+    }
+
+    /// The most one message may take, whole conversation included.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     /// Sends `mail` to `to`.

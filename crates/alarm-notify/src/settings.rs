@@ -37,7 +37,7 @@ Notifications (environment only):
   SMTP_TLS                   starttls | tls | none [starttls]
   SMTP_USERNAME, SMTP_PASSWORD (or SMTP_PASSWORD_FILE)
   SMTP_FROM                  sender mailbox, required with SMTP_HOST
-  SMTP_TIMEOUT_SECONDS       1..=300 [30]";
+  SMTP_TIMEOUT_SECONDS       whole conversation per message, 1..=300 [20]";
 
 /// Validated notification settings.
 #[derive(Debug, Clone)]
@@ -145,15 +145,16 @@ impl NotifySettings {
                 )?),
             },
         };
-        if !dispatch.fits_lease(webhook.timeout) {
+        let smtp_timeout = Duration::from_secs(number(get, "SMTP_TIMEOUT_SECONDS", 20, 1..=300)?);
+        if !dispatch.fits_lease(webhook.timeout.max(smtp_timeout)) {
             return Err((
                 "DELIVERY_LEASE_SECONDS",
                 format!(
-                    "{} s is too short for DELIVERY_BATCH {} at DELIVERY_CONCURRENCY {} with WEBHOOK_TIMEOUT_SECONDS {}: a slow batch would be sent twice",
+                    "{} s is too short for DELIVERY_BATCH {} at DELIVERY_CONCURRENCY {} with a {} s send timeout (WEBHOOK_TIMEOUT_SECONDS, SMTP_TIMEOUT_SECONDS): a slow batch would be sent twice",
                     dispatch.lease.as_secs(),
                     dispatch.batch,
                     dispatch.concurrency,
-                    webhook.timeout.as_secs()
+                    webhook.timeout.max(smtp_timeout).as_secs()
                 ),
             ));
         }
@@ -181,7 +182,7 @@ impl NotifySettings {
                     username: get("SMTP_USERNAME"),
                     password: smtp_password,
                     from,
-                    timeout: Duration::from_secs(number(get, "SMTP_TIMEOUT_SECONDS", 30, 1..=300)?),
+                    timeout: smtp_timeout,
                 };
                 if config.username.is_some() != config.password.is_some() {
                     return Err((
@@ -189,7 +190,7 @@ impl NotifySettings {
                         "SMTP_USERNAME and SMTP_PASSWORD go together".to_owned(),
                     ));
                 }
-                Mailer::new(&config).map_err(|e| ("SMTP_FROM", e.to_string()))?;
+                crate::email::check_from(&config.from).map_err(|e| ("SMTP_FROM", e.to_string()))?;
                 Some(config)
             }
         };

@@ -34,7 +34,10 @@ fn class_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("not unicast")
     } else if a == 100 && (64..128).contains(&b) {
         Some("carrier-grade NAT (shared)")
-    } else if ip.is_documentation() || (a == 198 && (18..20).contains(&b)) {
+    } else if ip.is_documentation()
+        || (a == 198 && (18..20).contains(&b))
+        || (a == 192 && b == 0 && ip.octets()[2] == 0)
+    {
         Some("reserved")
     } else {
         None
@@ -45,7 +48,20 @@ fn class_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return class_v4(v4);
     }
-    let first = ip.segments()[0];
+    let seg = ip.segments();
+    let first = seg[0];
+    let low32 = Ipv4Addr::from(u32::from(seg[6]) << 16 | u32::from(seg[7]));
+    // Addresses that carry an IPv4 address inside are judged by it: NAT64
+    // (64:ff9b::/96) and the deprecated IPv4-compatible form (::a.b.c.d)
+    // reach that IPv4 host, 6to4 (2002::/16) its network.
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+        || (seg[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified())
+    {
+        return class_v4(low32);
+    }
+    if first == 0x2002 {
+        return class_v4(Ipv4Addr::from(u32::from(seg[1]) << 16 | u32::from(seg[2])));
+    }
     if ip.is_loopback() {
         Some("loopback")
     } else if ip.is_unspecified() {
@@ -56,6 +72,12 @@ fn class_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some("private (unique local)")
     } else if first & 0xffc0 == 0xfe80 {
         Some("link-local")
+    } else if first & 0xffc0 == 0xfec0 {
+        Some("private (site-local)")
+    } else if first == 0x64 && seg[1] == 0xff9b && seg[2] == 1 {
+        Some("private (local NAT64)")
+    } else if first == 0x2001 && seg[1] == 0 {
+        Some("a tunnel (Teredo)")
     } else if first == 0x2001 && ip.segments()[1] == 0x0db8 {
         Some("reserved")
     } else {
@@ -106,6 +128,29 @@ impl AddressPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_forms_that_embed_ipv4_are_judged_by_the_ipv4_inside() {
+        let p = AddressPolicy::default();
+        for refused in [
+            "64:ff9b::a00:5",      // NAT64 → 10.0.0.5
+            "64:ff9b::7f00:1",     // NAT64 → 127.0.0.1
+            "::a00:5",             // IPv4-compatible → 10.0.0.5
+            "2002:a00:5::1",       // 6to4 of 10.0.0.5
+            "2002:c0a8:101::1",    // 6to4 of 192.168.1.1
+            "64:ff9b:1::1",        // local-use NAT64
+            "2001:0:4136:e378::1", // Teredo
+            "fec0::1",             // site-local
+        ] {
+            let ip: IpAddr = refused.parse().unwrap();
+            assert!(p.check(ip).is_err(), "{refused} must be refused");
+        }
+        assert!(p.check("192.0.0.8".parse().unwrap()).is_err());
+        for allowed in ["64:ff9b::5db8:d822", "2002:5db8:d822::1", "2606:4700::1111"] {
+            let ip: IpAddr = allowed.parse().unwrap();
+            assert!(p.check(ip).is_ok(), "{allowed} is public");
+        }
+    }
 
     #[test]
     fn inward_addresses_are_refused_and_public_ones_allowed() {

@@ -194,8 +194,17 @@ impl WebhookSender {
             match request.send().await {
                 Ok(response) => {
                     let attempt = judge(response.status().as_u16(), response.headers(), now);
-                    // Read the (small) answer so the connection can be reused.
-                    let _ = response.bytes().await;
+                    // Read a small answer so the connection can be reused;
+                    // a receiver streaming more is cut off (the connection
+                    // is dropped), never buffered.
+                    let mut response = response;
+                    let mut read = 0usize;
+                    while let Ok(Some(chunk)) = response.chunk().await {
+                        read += chunk.len();
+                        if read > 64 * 1024 {
+                            break;
+                        }
+                    }
                     match attempt {
                         a @ Attempt::Transient { .. } => Err(a),
                         other => Ok(other),

@@ -118,16 +118,17 @@ fn item_values(i: &OutboxItem) -> Vec<Value> {
     ]
 }
 
-async fn insert_item(tx: &Tx, item: &OutboxItem) -> Result<(), StoreError> {
+/// Inserts a row unless (message, target) exists; whether it did.
+async fn insert_item(tx: &Tx, item: &OutboxItem) -> Result<bool, StoreError> {
     let marks = vec!["?"; 14].join(", ");
-    tx.exec(
+    let n = tx.exec(
         &format!(
             "INSERT INTO outbox ({COLUMNS}) VALUES ({marks}) ON CONFLICT (message_id, target_id) DO NOTHING"
         ),
         item_values(item),
     )
     .await?;
-    Ok(())
+    Ok(n > 0)
 }
 
 fn small(n: Option<u64>) -> Option<i64> {
@@ -156,14 +157,15 @@ impl SqlStores {
         &self,
         tx: &Tx,
         id: Uuid,
+        by: u32,
         now: Timestamp,
         disable_after: u32,
     ) -> Result<Option<WebhookId>, StoreError> {
         let Some(row) = tx
             .query_one(
-                "UPDATE webhooks SET failure_count = failure_count + 1 WHERE id = ? \
+                "UPDATE webhooks SET failure_count = failure_count + ? WHERE id = ? \
                  RETURNING owner_id, failure_count, active",
-                vec![v(id)],
+                vec![v(i64::from(by)), v(id)],
             )
             .await?
         else {
@@ -205,7 +207,11 @@ impl SqlStores {
     }
 
     /// Queues the fallback email when `dead` was the last live external row
-    /// of its occurrence's event and the occurrence has no email row.
+    /// of its ring and the ring has no email row. A ring's rows are the ones
+    /// its fire committed together: same alarm, occurrence and creation
+    /// instant (the first ring, each snooze and each escalation are rings
+    /// of their own, so an earlier ring's success does not hide this one's
+    /// failure).
     async fn fall_back(
         &self,
         tx: &Tx,
@@ -221,18 +227,19 @@ impl SqlStores {
         lock_occurrence(tx, alarm, occurrence.at).await?;
         let row = tx
             .query_one(
-                "SELECT count(*) AS n FROM outbox WHERE alarm_id = ? AND occurrence_us = ? AND topic = ? \
+                "SELECT count(*) AS n FROM outbox WHERE alarm_id = ? AND occurrence_us = ? AND created_us = ? \
                  AND (channel = 'email' OR status <> 'dead')",
                 vec![
                     v(alarm.as_uuid()),
                     v(us(occurrence.at)),
-                    v(dead.topic.as_str()),
+                    v(us(dead.created_at)),
                 ],
             )
             .await?;
         if row.map(|r| col::<i64>(&r, "n")).transpose()?.unwrap_or(0) > 0 {
             return Ok(false);
         }
+        // A redelivered row that dies again finds its fallback made already.
         insert_item(
             tx,
             &OutboxItem {
@@ -253,8 +260,7 @@ impl SqlStores {
                 updated_at: now,
             },
         )
-        .await?;
-        Ok(true)
+        .await
     }
 }
 
@@ -317,6 +323,7 @@ impl Outbox for SqlStores {
         let tx = self.db.begin().await?;
         let mut report = FinishReport::default();
         let mut succeeded = Vec::new();
+        let mut dead = Vec::new();
         // Deliveries, the common case, are recorded in bulk (one statement
         // per 400 rows instead of one per row); what is retried or dead
         // needs its row back for the failure policy and goes one by one.
@@ -427,34 +434,59 @@ impl Outbox for SqlStores {
                 continue;
             };
             let item = item_from(&row)?;
-            let counts =
-                matches!(item.topic, SendTopic::Alarm(_)) && item.channel == Channel::Webhook;
-            match item.status {
-                SendStatus::Delivered if counts => succeeded.push(item.target),
-                SendStatus::Dead => {
-                    if counts
-                        && let Some(id) = self
-                            .count_failure(&tx, item.target, now, disable_after)
-                            .await?
-                    {
-                        report.disabled.push(id);
-                    }
-                    if self.fall_back(&tx, &item, now).await? {
-                        report.fallbacks += 1;
-                    }
-                }
-                _ => {}
+            if item.status == SendStatus::Dead {
+                dead.push(item);
             }
         }
+        // The failure policy, on rows locked in one global order (webhook
+        // ids ascending, then occurrences ascending) so that two
+        // dispatchers finishing overlapping batches cannot deadlock. A
+        // registration that succeeded in this batch is not failing "in a
+        // row": its dead rows here do not count.
         succeeded.sort_unstable();
         succeeded.dedup();
-        for chunk in succeeded.chunks(400) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            tx.exec(
-                &format!("UPDATE webhooks SET failure_count = 0 WHERE failure_count <> 0 AND id IN ({marks})"),
-                chunk.iter().map(|id| v(*id)).collect(),
+        let mut failures: BTreeMap<Uuid, u32> = BTreeMap::new();
+        for item in &dead {
+            if matches!(item.topic, SendTopic::Alarm(_))
+                && item.channel == Channel::Webhook
+                && succeeded.binary_search(&item.target).is_err()
+            {
+                *failures.entry(item.target).or_default() += 1;
+            }
+        }
+        let mut touched: Vec<Uuid> = succeeded.iter().chain(failures.keys()).copied().collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for id in touched {
+            match failures.get(&id) {
+                Some(n) => {
+                    if let Some(disabled) =
+                        self.count_failure(&tx, id, *n, now, disable_after).await?
+                    {
+                        report.disabled.push(disabled);
+                    }
+                }
+                None => {
+                    tx.exec(
+                        "UPDATE webhooks SET failure_count = 0 WHERE failure_count <> 0 AND id = ?",
+                        vec![v(id)],
+                    )
+                    .await?;
+                }
+            }
+        }
+        dead.sort_by_key(|i| {
+            (
+                i.alarm.map(|(a, o)| (a, o.at)),
+                i.created_at,
+                i.message,
+                i.target,
             )
-            .await?;
+        });
+        for item in &dead {
+            if self.fall_back(&tx, item, now).await? {
+                report.fallbacks += 1;
+            }
         }
         tx.commit().await?;
         Ok(report)
@@ -523,11 +555,12 @@ impl Outbox for SqlStores {
             .query_one(
                 "UPDATE outbox SET status = 'pending', attempts = 0, due_us = ?, updated_us = ?, \
                  lease_token = NULL, lease_until_us = NULL \
-                 WHERE message_id = ? AND target_id = ? AND owner_id = ? AND channel = ? RETURNING *",
+                 WHERE message_id = ? AND target_id = ? AND owner_id = ? AND channel = ? \
+                 AND status <> 'pending' RETURNING *",
                 values,
             )
             .await?
-            .ok_or(StoreError::NotFound)?;
+            .ok_or_else(|| StoreError::Conflict("the delivery is still pending".to_owned()))?;
         let item = item_from(&row)?;
         tx.commit().await?;
         Ok(item)

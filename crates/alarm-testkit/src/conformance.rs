@@ -2866,6 +2866,127 @@ where
         "failed test pings neither count against the registration nor fall back"
     );
 
+    // Each ring is judged on its own: an escalation whose only external
+    // row dies falls back even though an earlier ring of the same
+    // occurrence was delivered; and a registration that also succeeded in
+    // the same batch is not "failing in a row".
+    let two = fixtures::alarm(&ports, bob.id(), "Two", None).await;
+    let occurrence = alarm_domain::trigger::OccurrenceRef {
+        at: at(500),
+        local: at(500)
+            .to_zoned(alarm_domain::jiff::tz::TimeZone::UTC)
+            .datetime(),
+    };
+    let ring = |n: u128, created: i64, event| OutboxItem {
+        message: uuid::Uuid::from_u128(n),
+        target: bobs.id().as_uuid(),
+        channel: Channel::Webhook,
+        owner: bob.id(),
+        alarm: Some((two.id(), occurrence)),
+        topic: SendTopic::Alarm(event),
+        fallback: false,
+        status: SendStatus::Pending,
+        attempts: 0,
+        due: at(created),
+        last_code: None,
+        last_error: None,
+        latency_ms: None,
+        created_at: at(created),
+        updated_at: at(created),
+    };
+    out.enqueue(ring(200, 500, WebhookEvent::Triggered))
+        .await
+        .expect("enqueue first ring");
+    let first_ring = out.claim(at(500), at(600), 10).await.expect("claim");
+    assert_eq!(first_ring.len(), 1);
+    out.finish(
+        at(501),
+        vec![(
+            first_ring[0].token,
+            SendResult::Delivered {
+                code: Some(200),
+                latency_ms: 1,
+            },
+        )],
+        1,
+    )
+    .await
+    .expect("first ring delivered");
+    let dead_ring = |c: &alarm_domain::ports::ClaimedSend| {
+        (
+            c.token,
+            SendResult::Dead {
+                code: Some(500),
+                error: "HTTP 500".to_owned(),
+                latency_ms: 1,
+            },
+        )
+    };
+    out.enqueue(ring(201, 800, WebhookEvent::Escalated))
+        .await
+        .expect("enqueue escalation");
+    let escalation = out.claim(at(800), at(900), 10).await.expect("claim");
+    assert_eq!(escalation.len(), 1);
+    let report = out
+        .finish(at(801), vec![dead_ring(&escalation[0])], 5)
+        .await
+        .expect("finish escalation");
+    assert_eq!(
+        report.fallbacks, 1,
+        "the escalation's own ring failed: fallback, whatever the first ring did"
+    );
+    let mail = out.claim(at(801), at(900), 10).await.expect("claim");
+    assert_eq!(
+        mail.iter()
+            .map(|c| (c.item.channel, c.item.message.as_u128()))
+            .collect::<Vec<_>>(),
+        [(Channel::Email, 201)]
+    );
+    out.finish(
+        at(802),
+        vec![(
+            mail[0].token,
+            SendResult::Delivered {
+                code: None,
+                latency_ms: 1,
+            },
+        )],
+        5,
+    )
+    .await
+    .expect("mail sent");
+    out.enqueue(ring(202, 900, WebhookEvent::Triggered))
+        .await
+        .expect("enqueue ring");
+    out.enqueue(ring(203, 901, WebhookEvent::Triggered))
+        .await
+        .expect("enqueue ring");
+    let batch = out.claim(at(901), at(1000), 10).await.expect("claim");
+    assert_eq!(batch.len(), 2);
+    let results = batch
+        .iter()
+        .map(|c| {
+            if c.item.message.as_u128() == 203 {
+                dead_ring(c)
+            } else {
+                (
+                    c.token,
+                    SendResult::Delivered {
+                        code: Some(200),
+                        latency_ms: 1,
+                    },
+                )
+            }
+        })
+        .collect();
+    let mixed = out.finish(at(902), results, 1).await.expect("finish");
+    assert!(
+        mixed.disabled.is_empty(),
+        "a success in the same batch keeps the registration enabled (threshold 1)"
+    );
+    let hook_now = ports.webhooks.get(bob.id(), bobs.id()).await.expect("hook");
+    assert_eq!((hook_now.active(), hook_now.failure_count()), (true, 0));
+
     let mut loaded: Vec<WebhookId> = out
         .webhooks(vec![bobs.id(), WebhookId::generate(), wanted.id()])
         .await

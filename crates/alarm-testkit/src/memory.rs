@@ -240,11 +240,17 @@ impl State {
     /// Counts a dead webhook row against its registration, disabling it
     /// (and queueing the owner's notice) at `disable_after`; returns whether
     /// this call disabled it.
-    fn count_failure(&mut self, id: WebhookId, now: Timestamp, disable_after: u32) -> bool {
+    fn count_failure(
+        &mut self,
+        id: WebhookId,
+        by: u32,
+        now: Timestamp,
+        disable_after: u32,
+    ) -> bool {
         let Some(w) = self.webhooks.get(&id).cloned() else {
             return false;
         };
-        let failures = w.failure_count().saturating_add(1);
+        let failures = w.failure_count().saturating_add(by);
         let disable = w.active() && failures >= disable_after;
         self.webhooks.insert(
             id,
@@ -283,7 +289,8 @@ impl State {
     }
 
     /// Queues the fallback email of a dead external row when it was the last
-    /// live one of its occurrence's event and there is no email row yet.
+    /// live one of its ring (same alarm, occurrence and creation instant)
+    /// and the ring has no email row yet.
     fn fall_back(&mut self, dead: &OutboxItem, now: Timestamp) -> bool {
         let Some((alarm, occurrence)) = dead.alarm else {
             return false;
@@ -291,7 +298,7 @@ impl State {
         let siblings = self.outbox.values().map(|(i, _)| i).filter(|i| {
             i.alarm
                 .is_some_and(|(a, o)| a == alarm && o.at == occurrence.at)
-                && i.topic == dead.topic
+                && i.created_at == dead.created_at
         });
         let mut live_or_email = false;
         for i in siblings {
@@ -319,6 +326,10 @@ impl State {
             created_at: now,
             updated_at: now,
         };
+        // A redelivered row that dies again finds its fallback made already.
+        if self.outbox.contains_key(&(item.message, item.target)) {
+            return false;
+        }
         self.outbox
             .insert((item.message, item.target), (item, None));
         true
@@ -1301,6 +1312,7 @@ impl Outbox for InMemory {
     ) -> Result<FinishReport, StoreError> {
         let mut s = self.lock();
         let mut report = FinishReport::default();
+        let mut done = Vec::new();
         for (token, result) in results {
             let Some(key) = s
                 .outbox
@@ -1349,35 +1361,48 @@ impl Outbox for InMemory {
                     item.latency_ms = Some(latency_ms);
                 }
             }
-            let item = item.clone();
-            let counts = matches!(item.topic, SendTopic::Alarm(_));
-            if let (Some(id), true) = (item.webhook(), counts) {
-                match item.status {
-                    SendStatus::Delivered => {
-                        if let Some(w) = s.webhooks.get(&id).cloned() {
-                            s.webhooks.insert(
-                                id,
-                                WebhookRegistration::new(
-                                    id,
-                                    w.owner(),
-                                    w.url().clone(),
-                                    w.events(),
-                                    w.secret().clone(),
-                                    w.active(),
-                                    0,
-                                ),
-                            );
-                        }
-                    }
-                    SendStatus::Dead => {
-                        if s.count_failure(id, now, disable_after) {
-                            report.disabled.push(id);
-                        }
-                    }
-                    SendStatus::Pending => {}
+            done.push(item.clone());
+        }
+        // As the SQL adapter: successes first, then failures of the
+        // registrations that did not also succeed in this batch, then the
+        // fallbacks.
+        let counts = |i: &OutboxItem| matches!(i.topic, SendTopic::Alarm(_));
+        let succeeded: std::collections::BTreeSet<WebhookId> = done
+            .iter()
+            .filter(|i| i.status == SendStatus::Delivered && counts(i))
+            .filter_map(OutboxItem::webhook)
+            .collect();
+        let mut failures: BTreeMap<WebhookId, u32> = BTreeMap::new();
+        for i in &done {
+            if i.status == SendStatus::Dead && counts(i) {
+                if let Some(id) = i.webhook().filter(|id| !succeeded.contains(id)) {
+                    *failures.entry(id).or_default() += 1;
                 }
             }
-            if item.status == SendStatus::Dead && s.fall_back(&item, now) {
+        }
+        for id in &succeeded {
+            if let Some(w) = s.webhooks.get(id).cloned() {
+                s.webhooks.insert(
+                    *id,
+                    WebhookRegistration::new(
+                        *id,
+                        w.owner(),
+                        w.url().clone(),
+                        w.events(),
+                        w.secret().clone(),
+                        w.active(),
+                        0,
+                    ),
+                );
+            }
+        }
+        for (id, n) in failures {
+            if s.count_failure(id, n, now, disable_after) {
+                report.disabled.push(id);
+            }
+        }
+        for item in done.iter().filter(|i| i.status == SendStatus::Dead) {
+            if s.fall_back(item, now) {
                 report.fallbacks += 1;
             }
         }
@@ -1400,11 +1425,14 @@ impl Outbox for InMemory {
             .filter(|i| i.owner == owner && i.channel == channel && i.target == target)
             .collect();
         rows.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.message)));
-        let cursor = before.and_then(|m| {
-            s.outbox
-                .get(&(m, target))
-                .map(|(i, _)| (i.created_at, i.message))
-        });
+        let cursor = match before {
+            None => None,
+            // An unknown cursor is an empty page, as in SQL.
+            Some(m) => match s.outbox.get(&(m, target)) {
+                Some((i, _)) => Some((i.created_at, i.message)),
+                None => return Ok(Vec::new()),
+            },
+        };
         Ok(rows
             .into_iter()
             .filter(|i| cursor.is_none_or(|c| (i.created_at, i.message) < c))

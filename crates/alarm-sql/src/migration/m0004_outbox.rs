@@ -58,8 +58,8 @@ impl MigrationTrait for Migration {
             "CREATE INDEX outbox_due ON outbox (due_us) WHERE status = 'pending'",
             "CREATE UNIQUE INDEX outbox_lease ON outbox (lease_token)",
             "CREATE INDEX outbox_target ON outbox (target_id, created_us, message_id)",
-            // The fallback check looks at one occurrence's rows.
-            "CREATE INDEX outbox_occurrence ON outbox (alarm_id, occurrence_us, topic)",
+            // The fallback check looks at one ring's rows.
+            "CREATE INDEX outbox_ring ON outbox (alarm_id, occurrence_us, created_us)",
         ] {
             db.execute_unprepared(index).await?;
         }
