@@ -1374,10 +1374,11 @@ impl Outbox for InMemory {
             .collect();
         let mut failures: BTreeMap<WebhookId, u32> = BTreeMap::new();
         for i in &done {
-            if i.status == SendStatus::Dead && counts(i) {
-                if let Some(id) = i.webhook().filter(|id| !succeeded.contains(id)) {
-                    *failures.entry(id).or_default() += 1;
-                }
+            if i.status == SendStatus::Dead
+                && counts(i)
+                && let Some(id) = i.webhook().filter(|id| !succeeded.contains(id))
+            {
+                *failures.entry(id).or_default() += 1;
             }
         }
         for id in &succeeded {
