@@ -57,6 +57,22 @@ pub(crate) async fn fan_out(tx: &Tx, deliveries: &[&Delivery]) -> Result<(), Sto
             );
             let values: Vec<Value> = chunk.iter().chain(chunk).map(|id| v(*id)).collect();
             tx.exec(&sql, values).await?;
+            // Every registration subscribed to the event is disabled (they
+            // failed): the webhook channel has already failed, so the ring
+            // falls back to e-mail at once, unless it e-mails anyway.
+            let fallback = format!(
+                "INSERT INTO outbox ({COLUMNS}) \
+                 SELECT d.id, d.owner_id, 'email', d.owner_id, d.alarm_id, d.occurrence_us, d.occurrence_local, \
+                 '{topic}', true, 'pending', 0, d.created_us, d.created_us, d.created_us FROM deliveries d \
+                 WHERE d.channel = 'webhook' AND d.id IN ({marks}) \
+                 AND EXISTS (SELECT 1 FROM webhooks w WHERE w.owner_id = d.owner_id AND NOT w.active AND (w.events & {bit}) <> 0) \
+                 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.owner_id = d.owner_id AND w.active AND (w.events & {bit}) <> 0) \
+                 AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.owner_id = d.owner_id AND e.created_us = d.created_us \
+                   AND e.alarm_id = d.alarm_id AND e.occurrence_us = d.occurrence_us AND e.channel = 'email') \
+                 ON CONFLICT (message_id, target_id) DO NOTHING"
+            );
+            tx.exec(&fallback, chunk.iter().map(|id| v(*id)).collect())
+                .await?;
         }
     }
     Ok(())
@@ -457,22 +473,41 @@ impl Outbox for SqlStores {
         let mut touched: Vec<Uuid> = succeeded.iter().chain(failures.keys()).copied().collect();
         touched.sort_unstable();
         touched.dedup();
-        for id in touched {
-            match failures.get(&id) {
-                Some(n) => {
-                    if let Some(disabled) =
-                        self.count_failure(&tx, id, *n, now, disable_after).await?
-                    {
-                        report.disabled.push(disabled);
-                    }
-                }
-                None => {
-                    tx.exec(
-                        "UPDATE webhooks SET failure_count = 0 WHERE failure_count <> 0 AND id = ?",
-                        vec![v(id)],
-                    )
-                    .await?;
-                }
+        if tx.backend == DbBackend::Postgres {
+            // Lock, in id order, only the rows that will change (healthy
+            // registrations with nothing to reset take no lock at all).
+            for chunk in touched.chunks(400) {
+                let failing: Vec<Uuid> = chunk
+                    .iter()
+                    .filter(|id| failures.contains_key(id))
+                    .copied()
+                    .collect();
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let either = if failing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" OR id IN ({})", vec!["?"; failing.len()].join(", "))
+                };
+                tx.query_all(
+                    &format!(
+                        "SELECT id FROM webhooks WHERE id IN ({marks}) AND (failure_count <> 0{either}) ORDER BY id FOR UPDATE"
+                    ),
+                    chunk.iter().chain(&failing).map(|id| v(*id)).collect(),
+                )
+                .await?;
+            }
+        }
+        for chunk in succeeded.chunks(400) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            tx.exec(
+                &format!("UPDATE webhooks SET failure_count = 0 WHERE failure_count <> 0 AND id IN ({marks})"),
+                chunk.iter().map(|id| v(*id)).collect(),
+            )
+            .await?;
+        }
+        for (id, n) in &failures {
+            if let Some(disabled) = self.count_failure(&tx, *id, *n, now, disable_after).await? {
+                report.disabled.push(disabled);
             }
         }
         dead.sort_by_key(|i| {

@@ -2987,6 +2987,49 @@ where
     let hook_now = ports.webhooks.get(bob.id(), bobs.id()).await.expect("hook");
     assert_eq!((hook_now.active(), hook_now.failure_count()), (true, 0));
 
+    // Ana's only registration for alarm.triggered is disabled now: her
+    // next webhook ring falls back to e-mail at once.
+    fixtures::alarm(&ports, ana.id(), "Three", Some(at(2000))).await;
+    let third = ports
+        .queue
+        .claim(at(2000), 10, SignedDuration::from_secs(30))
+        .await
+        .expect("claim third");
+    assert_eq!(third.len(), 1);
+    let t3 = &third[0];
+    ports
+        .queue
+        .complete_many(vec![(
+            t3.token,
+            FireOutcome {
+                events: Vec::new(),
+                deliveries: vec![Delivery {
+                    id: uuid::Uuid::from_u128(300),
+                    owner: ana.id(),
+                    alarm: t3.trigger.alarm,
+                    occurrence: t3.trigger.occurrence,
+                    kind: TriggerKind::Fire,
+                    channel: Channel::Webhook,
+                    created_at: at(2000),
+                }],
+                follow_up: None,
+                next: None,
+                ringing: RingingChange::None,
+            },
+        )])
+        .await
+        .expect("complete third");
+    let now_due = out.claim(at(2000), at(2100), 10).await.expect("claim");
+    assert_eq!(
+        now_due
+            .iter()
+            .filter(|c| c.item.owner == ana.id())
+            .map(|c| (c.item.channel, c.item.message.as_u128(), c.item.fallback))
+            .collect::<Vec<_>>(),
+        [(Channel::Email, 300, true)],
+        "no webhook row (all disabled), an e-mail fallback instead"
+    );
+
     let mut loaded: Vec<WebhookId> = out
         .webhooks(vec![bobs.id(), WebhookId::generate(), wanted.id()])
         .await

@@ -179,8 +179,12 @@ impl State {
     /// Writes a fired trigger's outcome; call only after its checks passed.
     fn apply_outcome(&mut self, outcome: FireOutcome) {
         self.append_events(outcome.events);
+        let emails = outcome
+            .deliveries
+            .iter()
+            .any(|d| d.channel == Channel::Email);
         for d in &outcome.deliveries {
-            self.fan_out(d);
+            self.fan_out(d, emails);
         }
         self.deliveries.extend(outcome.deliveries);
         if let Some(follow_up) = outcome.follow_up {
@@ -203,8 +207,42 @@ impl State {
     /// The outbox rows a committed delivery makes: one per active
     /// registration of the owner subscribed to its event (webhook), or one
     /// to the owner (email).
-    fn fan_out(&mut self, d: &Delivery) {
+    fn fan_out(&mut self, d: &Delivery, ring_emails: bool) {
         let event = SendTopic::of_kind(d.kind);
+        let subscribed =
+            |w: &&WebhookRegistration| w.owner() == d.owner && w.events().contains(event);
+        // Every subscribed registration disabled: the channel has failed
+        // already; fall back to e-mail now unless the ring e-mails anyway.
+        let all_disabled = d.channel == Channel::Webhook
+            && !ring_emails
+            && self.webhooks.values().filter(subscribed).count() > 0
+            && !self
+                .webhooks
+                .values()
+                .filter(subscribed)
+                .any(|w| w.active());
+        if all_disabled {
+            let item = OutboxItem {
+                message: d.id,
+                target: d.owner.as_uuid(),
+                channel: Channel::Email,
+                owner: d.owner,
+                alarm: Some((d.alarm, d.occurrence)),
+                topic: SendTopic::Alarm(event),
+                fallback: true,
+                status: SendStatus::Pending,
+                attempts: 0,
+                due: d.created_at,
+                last_code: None,
+                last_error: None,
+                latency_ms: None,
+                created_at: d.created_at,
+                updated_at: d.created_at,
+            };
+            self.outbox
+                .entry((d.id, item.target))
+                .or_insert((item, None));
+        }
         let targets: Vec<uuid::Uuid> = match d.channel {
             Channel::Webhook => self
                 .webhooks
