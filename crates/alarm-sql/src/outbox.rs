@@ -309,6 +309,15 @@ impl Outbox for SqlStores {
             }
         };
         let tx = self.db.begin().await?;
+        if self.db.backend == DbBackend::Postgres {
+            // The outbox fills in bursts (a fire of 100k rows in seconds)
+            // between two autovacuum analyses; on such stale statistics the
+            // planner chose a bitmap scan of every pending row plus a sort
+            // for each claim (41 ms at 68k pending, measured), where the
+            // due-ordered partial index stops after `limit` rows (9 ms).
+            tx.exec("SET LOCAL enable_bitmapscan = off", Vec::new())
+                .await?;
+        }
         let rows = tx
             .query_all(
                 sql,
