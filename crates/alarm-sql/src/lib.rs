@@ -109,6 +109,7 @@ impl Sql {
                 backend,
             },
             tzdb,
+            outbox_cursor: Arc::default(),
         });
         Ports {
             users: stores.clone(),

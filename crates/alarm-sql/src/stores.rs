@@ -35,6 +35,10 @@ use crate::db::{Db, Tx, col, corrupt, ts, us};
 pub struct SqlStores {
     pub(crate) db: Db,
     pub(crate) tzdb: TimeZoneDatabase,
+    /// Where this process's last outbox claim ended (PostgreSQL): the next
+    /// claim starts there (see `outbox.rs`).
+    pub(crate) outbox_cursor:
+        std::sync::Arc<std::sync::Mutex<Option<(i64, uuid::Uuid, uuid::Uuid)>>>,
 }
 
 fn v<T: Into<Value>>(x: T) -> Value {

@@ -55,7 +55,7 @@ impl MigrationTrait for Migration {
         .await?;
         for index in [
             // Claims scan only what is pending, oldest due first.
-            "CREATE INDEX outbox_due ON outbox (due_us) WHERE status = 'pending'",
+            "CREATE INDEX outbox_due ON outbox (due_us, message_id, target_id) WHERE status = 'pending'",
             "CREATE UNIQUE INDEX outbox_lease ON outbox (lease_token)",
             "CREATE INDEX outbox_target ON outbox (target_id, created_us, message_id)",
             // The fallback check looks at one ring's rows.
