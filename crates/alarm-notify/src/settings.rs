@@ -145,19 +145,6 @@ impl NotifySettings {
                 )?),
             },
         };
-        let smtp_timeout = Duration::from_secs(number(get, "SMTP_TIMEOUT_SECONDS", 20, 1..=300)?);
-        if !dispatch.fits_lease(webhook.timeout.max(smtp_timeout)) {
-            return Err((
-                "DELIVERY_LEASE_SECONDS",
-                format!(
-                    "{} s is too short for DELIVERY_BATCH {} at DELIVERY_CONCURRENCY {} with a {} s send timeout (WEBHOOK_TIMEOUT_SECONDS, SMTP_TIMEOUT_SECONDS): a slow batch would be sent twice",
-                    dispatch.lease.as_secs(),
-                    dispatch.batch,
-                    dispatch.concurrency,
-                    webhook.timeout.max(smtp_timeout).as_secs()
-                ),
-            ));
-        }
         let smtp = match get("SMTP_HOST").filter(|h| !h.trim().is_empty()) {
             None => None,
             Some(host) => {
@@ -182,7 +169,7 @@ impl NotifySettings {
                     username: get("SMTP_USERNAME"),
                     password: smtp_password,
                     from,
-                    timeout: smtp_timeout,
+                    timeout: Duration::from_secs(number(get, "SMTP_TIMEOUT_SECONDS", 20, 1..=300)?),
                 };
                 if config.username.is_some() != config.password.is_some() {
                     return Err((
@@ -194,6 +181,22 @@ impl NotifySettings {
                 Some(config)
             }
         };
+        // E-mail sends count only where e-mail is configured.
+        let send_timeout = webhook
+            .timeout
+            .max(smtp.as_ref().map_or(Duration::ZERO, |s| s.timeout));
+        if !dispatch.fits_lease(send_timeout) {
+            return Err((
+                "DELIVERY_LEASE_SECONDS",
+                format!(
+                    "{} s is too short for DELIVERY_BATCH {} at DELIVERY_CONCURRENCY {} with a {} s send timeout (WEBHOOK_TIMEOUT_SECONDS, SMTP_TIMEOUT_SECONDS): a slow batch would be sent twice",
+                    dispatch.lease.as_secs(),
+                    dispatch.batch,
+                    dispatch.concurrency,
+                    send_timeout.as_secs()
+                ),
+            ));
+        }
         Ok(Self {
             dispatch,
             webhook,
