@@ -200,23 +200,15 @@ impl SqlStores {
             UserId::from_uuid(col(&row, "owner_id")?).map_err(|e| corrupt("owner id", e))?;
         insert_item(
             tx,
-            &OutboxItem {
-                message: Uuid::now_v7(),
-                target: id,
-                channel: Channel::Email,
+            &OutboxItem::pending(
+                Uuid::now_v7(),
+                id,
+                Channel::Email,
                 owner,
-                alarm: None,
-                topic: SendTopic::WebhookDisabled,
-                fallback: false,
-                status: SendStatus::Pending,
-                attempts: 0,
-                due: now,
-                last_code: None,
-                last_error: None,
-                latency_ms: None,
-                created_at: now,
-                updated_at: now,
-            },
+                None,
+                SendTopic::WebhookDisabled,
+                now,
+            ),
         )
         .await?;
         Ok(WebhookId::from_uuid(id).ok())
@@ -259,21 +251,16 @@ impl SqlStores {
         insert_item(
             tx,
             &OutboxItem {
-                message: dead.message,
-                target: dead.owner.as_uuid(),
-                channel: Channel::Email,
-                owner: dead.owner,
-                alarm: dead.alarm,
-                topic: dead.topic,
                 fallback: true,
-                status: SendStatus::Pending,
-                attempts: 0,
-                due: now,
-                last_code: None,
-                last_error: None,
-                latency_ms: None,
-                created_at: now,
-                updated_at: now,
+                ..OutboxItem::pending(
+                    dead.message,
+                    dead.owner.as_uuid(),
+                    Channel::Email,
+                    dead.owner,
+                    dead.alarm,
+                    dead.topic,
+                    now,
+                )
             },
         )
         .await

@@ -2792,23 +2792,15 @@ where
 
     // Test pings, listing newest first with a cursor, owner scoping.
     for n in 1..=3u8 {
-        out.enqueue(OutboxItem {
-            message: uuid::Uuid::from_u128(100 + u128::from(n)),
-            target: bobs.id().as_uuid(),
-            channel: Channel::Webhook,
-            owner: bob.id(),
-            alarm: None,
-            topic: SendTopic::Test,
-            fallback: false,
-            status: SendStatus::Pending,
-            attempts: 0,
-            due: at(100 + i64::from(n)),
-            last_code: None,
-            last_error: None,
-            latency_ms: None,
-            created_at: at(100 + i64::from(n)),
-            updated_at: at(100 + i64::from(n)),
-        })
+        out.enqueue(OutboxItem::pending(
+            uuid::Uuid::from_u128(100 + u128::from(n)),
+            bobs.id().as_uuid(),
+            Channel::Webhook,
+            bob.id(),
+            None,
+            SendTopic::Test,
+            at(100 + i64::from(n)),
+        ))
         .await
         .expect("enqueue");
     }
@@ -2877,22 +2869,16 @@ where
             .to_zoned(alarm_domain::jiff::tz::TimeZone::UTC)
             .datetime(),
     };
-    let ring = |n: u128, created: i64, event| OutboxItem {
-        message: uuid::Uuid::from_u128(n),
-        target: bobs.id().as_uuid(),
-        channel: Channel::Webhook,
-        owner: bob.id(),
-        alarm: Some((two.id(), occurrence)),
-        topic: SendTopic::Alarm(event),
-        fallback: false,
-        status: SendStatus::Pending,
-        attempts: 0,
-        due: at(created),
-        last_code: None,
-        last_error: None,
-        latency_ms: None,
-        created_at: at(created),
-        updated_at: at(created),
+    let ring = |n: u128, created: i64, event| {
+        OutboxItem::pending(
+            uuid::Uuid::from_u128(n),
+            bobs.id().as_uuid(),
+            Channel::Webhook,
+            bob.id(),
+            Some((two.id(), occurrence)),
+            SendTopic::Alarm(event),
+            at(created),
+        )
     };
     out.enqueue(ring(200, 500, WebhookEvent::Triggered))
         .await

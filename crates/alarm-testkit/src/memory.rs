@@ -223,21 +223,16 @@ impl State {
                 .any(|w| w.active());
         if all_disabled {
             let item = OutboxItem {
-                message: d.id,
-                target: d.owner.as_uuid(),
-                channel: Channel::Email,
-                owner: d.owner,
-                alarm: Some((d.alarm, d.occurrence)),
-                topic: SendTopic::Alarm(event),
                 fallback: true,
-                status: SendStatus::Pending,
-                attempts: 0,
-                due: d.created_at,
-                last_code: None,
-                last_error: None,
-                latency_ms: None,
-                created_at: d.created_at,
-                updated_at: d.created_at,
+                ..OutboxItem::pending(
+                    d.id,
+                    d.owner.as_uuid(),
+                    Channel::Email,
+                    d.owner,
+                    Some((d.alarm, d.occurrence)),
+                    SendTopic::Alarm(event),
+                    d.created_at,
+                )
             };
             self.outbox
                 .entry((d.id, item.target))
@@ -254,23 +249,15 @@ impl State {
             Channel::InApp | Channel::Push => Vec::new(),
         };
         for target in targets {
-            let item = OutboxItem {
-                message: d.id,
+            let item = OutboxItem::pending(
+                d.id,
                 target,
-                channel: d.channel,
-                owner: d.owner,
-                alarm: Some((d.alarm, d.occurrence)),
-                topic: SendTopic::Alarm(event),
-                fallback: false,
-                status: SendStatus::Pending,
-                attempts: 0,
-                due: d.created_at,
-                last_code: None,
-                last_error: None,
-                latency_ms: None,
-                created_at: d.created_at,
-                updated_at: d.created_at,
-            };
+                d.channel,
+                d.owner,
+                Some((d.alarm, d.occurrence)),
+                SendTopic::Alarm(event),
+                d.created_at,
+            );
             self.outbox.entry((d.id, target)).or_insert((item, None));
         }
     }
@@ -303,23 +290,15 @@ impl State {
             ),
         );
         if disable {
-            let notice = OutboxItem {
-                message: uuid::Uuid::now_v7(),
-                target: id.as_uuid(),
-                channel: Channel::Email,
-                owner: w.owner(),
-                alarm: None,
-                topic: SendTopic::WebhookDisabled,
-                fallback: false,
-                status: SendStatus::Pending,
-                attempts: 0,
-                due: now,
-                last_code: None,
-                last_error: None,
-                latency_ms: None,
-                created_at: now,
-                updated_at: now,
-            };
+            let notice = OutboxItem::pending(
+                uuid::Uuid::now_v7(),
+                id.as_uuid(),
+                Channel::Email,
+                w.owner(),
+                None,
+                SendTopic::WebhookDisabled,
+                now,
+            );
             self.outbox
                 .insert((notice.message, notice.target), (notice, None));
         }
@@ -348,21 +327,16 @@ impl State {
             return false;
         }
         let item = OutboxItem {
-            message: dead.message,
-            target: dead.owner.as_uuid(),
-            channel: Channel::Email,
-            owner: dead.owner,
-            alarm: dead.alarm,
-            topic: dead.topic,
             fallback: true,
-            status: SendStatus::Pending,
-            attempts: 0,
-            due: now,
-            last_code: None,
-            last_error: None,
-            latency_ms: None,
-            created_at: now,
-            updated_at: now,
+            ..OutboxItem::pending(
+                dead.message,
+                dead.owner.as_uuid(),
+                Channel::Email,
+                dead.owner,
+                dead.alarm,
+                dead.topic,
+                now,
+            )
         };
         // A redelivered row that dies again finds its fallback made already.
         if self.outbox.contains_key(&(item.message, item.target)) {

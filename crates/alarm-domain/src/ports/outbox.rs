@@ -120,6 +120,35 @@ pub struct OutboxItem {
 }
 
 impl OutboxItem {
+    /// A new row, due at `at`, with no attempt made.
+    pub fn pending(
+        message: Uuid,
+        target: Uuid,
+        channel: Channel,
+        owner: UserId,
+        alarm: Option<(AlarmId, OccurrenceRef)>,
+        topic: SendTopic,
+        at: Timestamp,
+    ) -> Self {
+        Self {
+            message,
+            target,
+            channel,
+            owner,
+            alarm,
+            topic,
+            fallback: false,
+            status: SendStatus::Pending,
+            attempts: 0,
+            due: at,
+            last_code: None,
+            last_error: None,
+            latency_ms: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
     /// The webhook registration this row goes to, when it is a webhook row.
     pub fn webhook(&self) -> Option<WebhookId> {
         if self.channel == Channel::Webhook {

@@ -9,9 +9,7 @@ use crate::model::Channel;
 use crate::model::{
     Routine, RoutineAction, RoutineName, WebhookEventSet, WebhookRegistration, WebhookUrl,
 };
-use crate::ports::{
-    ChangeSet, OutboxItem, Page, PageRequest, RoutineOp, SendStatus, SendTopic, WebhookOp,
-};
+use crate::ports::{ChangeSet, OutboxItem, Page, PageRequest, RoutineOp, SendTopic, WebhookOp};
 
 /// Routine use cases.
 #[derive(Clone)]
@@ -424,23 +422,15 @@ impl WebhookService {
     pub async fn test(&self, actor: &Actor, id: WebhookId) -> Result<OutboxItem, ServiceError> {
         let now = self.ports.clock.now();
         self.ports.webhooks.get(actor.user, id).await?;
-        let item = OutboxItem {
-            message: self.ports.ids.next_uuid(),
-            target: id.as_uuid(),
-            channel: Channel::Webhook,
-            owner: actor.user,
-            alarm: None,
-            topic: SendTopic::Test,
-            fallback: false,
-            status: SendStatus::Pending,
-            attempts: 0,
-            due: now,
-            last_code: None,
-            last_error: None,
-            latency_ms: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let item = OutboxItem::pending(
+            self.ports.ids.next_uuid(),
+            id.as_uuid(),
+            Channel::Webhook,
+            actor.user,
+            None,
+            SendTopic::Test,
+            now,
+        );
         self.ports.outbox.enqueue(item.clone()).await?;
         Ok(item)
     }
