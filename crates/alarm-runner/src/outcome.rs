@@ -207,7 +207,11 @@ impl Judge<'_> {
                 // resumes with its first occurrence still inside the grace
                 // window (it rings at once) or else its next one.
                 let cutoff = self.now - signed(self.config.grace);
-                let (count, newest) = missed_since(alarm, calendar, trigger, cutoff);
+                // An occurrence exactly at the cutoff is exactly `grace` late,
+                // and a trigger found exactly that late rings: it is neither
+                // counted missed nor passed over by the next plan.
+                let last_missed = cutoff - SignedDuration::from_nanos(1);
+                let (count, newest) = missed_since(alarm, calendar, trigger, last_missed);
                 out.events.push(self.event(
                     trigger,
                     AlarmEventKind::Missed,
@@ -217,7 +221,7 @@ impl Judge<'_> {
                         self.lateness(trigger).as_millis()
                     ),
                 ));
-                out.next = Some(next_fire_plan(alarm, calendar, cutoff.max(newest)));
+                out.next = Some(next_fire_plan(alarm, calendar, last_missed.max(newest)));
                 (out, Verdict::Missed)
             }
             FireDecision::Ring => {
@@ -388,9 +392,9 @@ fn due_after(
     occurrences_until(alarm, calendar, trigger.occurrence.at, now)
 }
 
-/// How many occurrences from `trigger`'s up to `cutoff` went unrung, and
-/// the newest of them (counting stops at 10,000: an every-minute alarm
-/// after a week away).
+/// How many occurrences from `trigger`'s up to `cutoff` (inclusive) went
+/// unrung, and the newest of them (counting stops at 10,000: an
+/// every-minute alarm after a week away).
 fn missed_since(
     alarm: &Alarm,
     calendar: &Calendar,
@@ -405,46 +409,4 @@ fn missed_since(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delivery_keys_are_stable_and_distinct() {
-        let alarm = AlarmId::generate();
-        let at: Timestamp = "2027-01-01T07:00:00Z".parse().expect("ts");
-        let key = |kind, event, dest| delivery_key(alarm, at, kind, event, dest);
-        let a = key(TriggerKind::Fire, AlarmEventKind::Triggered, "in-app");
-        assert_eq!(
-            a,
-            key(TriggerKind::Fire, AlarmEventKind::Triggered, "in-app")
-        );
-        assert_eq!(a.get_version_num(), 8);
-        let others = [
-            key(TriggerKind::Snooze(1), AlarmEventKind::Triggered, "in-app"),
-            key(TriggerKind::Snooze(2), AlarmEventKind::Triggered, "in-app"),
-            key(
-                TriggerKind::Escalate(1),
-                AlarmEventKind::Escalated,
-                "in-app",
-            ),
-            key(TriggerKind::Fire, AlarmEventKind::Triggered, "email"),
-            delivery_key(
-                alarm,
-                at + SignedDuration::from_secs(60),
-                TriggerKind::Fire,
-                AlarmEventKind::Triggered,
-                "in-app",
-            ),
-            delivery_key(
-                AlarmId::generate(),
-                at,
-                TriggerKind::Fire,
-                AlarmEventKind::Triggered,
-                "in-app",
-            ),
-        ];
-        for (i, o) in others.iter().enumerate() {
-            assert_ne!(a, *o, "input {i} must give another key");
-        }
-    }
-}
+mod tests;

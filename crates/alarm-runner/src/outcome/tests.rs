@@ -1,0 +1,1011 @@
+//! The judge's decisions, table by table: the grace window, backlogs, escalation levels, expiry, snoozes, and alarms deleted, disabled or edited while their trigger was claimed.
+
+use std::time::Duration;
+
+use alarm_domain::ids::{AlarmId, ExceptionPeriodId, UserId};
+use alarm_domain::jiff::civil::date;
+use alarm_domain::jiff::{SignedDuration, Timestamp};
+use alarm_domain::model::{
+    Alarm, AlarmDraft, AlarmEventKind, AlarmName, AlarmVersion, Channel, ChannelSet,
+    EscalationPolicy, ExceptionKind, ExceptionPeriod, Schedules,
+};
+use alarm_domain::ports::{FireOutcome, TriggerPlan};
+use alarm_domain::schedule::{Calendar, RecurrenceRule, Schedule, WallTime};
+use alarm_domain::trigger::{Ringing, RingingChange, Trigger, TriggerKind};
+use alarm_testkit::{SequentialIds, fixtures};
+
+use super::{Judge, Verdict, delivery_key};
+use crate::RunnerConfig;
+
+// ------------------------------------------------------------------ values
+
+/// 07:00 UTC on the `day`-th day after `t0` (2026-01-05, a Monday).
+fn seven(day: i64) -> Timestamp {
+    fixtures::t0() + SignedDuration::from_hours(1 + 24 * day)
+}
+
+fn mins(n: i64) -> SignedDuration {
+    SignedDuration::from_mins(n)
+}
+
+fn grace() -> SignedDuration {
+    SignedDuration::try_from(RunnerConfig::default().grace).expect("grace fits")
+}
+
+/// A daily 07:00 UTC alarm (the testkit's draft) after `edit`.
+fn alarm_with(edit: impl FnOnce(&mut AlarmDraft)) -> Alarm {
+    let mut draft = fixtures::draft("Wake up");
+    edit(&mut draft);
+    Alarm::create(
+        AlarmId::generate(),
+        UserId::generate(),
+        draft,
+        fixtures::t0(),
+    )
+    .expect("valid alarm")
+}
+
+fn daily() -> Alarm {
+    alarm_with(|_| {})
+}
+
+fn escalating(max_level: u32, first: u32, repeat: u32) -> Alarm {
+    alarm_with(|d| d.escalation = EscalationPolicy::new(max_level, first, repeat).expect("policy"))
+}
+
+/// Every minute from 07:00 to 07:59 UTC.
+fn minutely() -> Alarm {
+    let minutes: Vec<String> = (0..60).map(|m| m.to_string()).collect();
+    let rule = RecurrenceRule::parse(
+        &format!("FREQ=DAILY;BYHOUR=7;BYMINUTE={}", minutes.join(",")),
+        "2026-01-05T07:00",
+    )
+    .expect("rule");
+    alarm_with(|d| {
+        d.schedules = Schedules::new(vec![Schedule::Rule(Box::new(rule))]).expect("schedules");
+    })
+}
+
+/// `alarm`'s next version with `edit` applied to its draft.
+fn revised(alarm: &Alarm, edit: impl FnOnce(&mut AlarmDraft)) -> Alarm {
+    let mut draft = alarm.draft().clone();
+    edit(&mut draft);
+    alarm
+        .revise(draft, fixtures::t0() + mins(1))
+        .expect("valid edit")
+}
+
+/// The occurrence's ringing record as the fire at `since` left it.
+fn ringing(trigger: &Trigger, since: Timestamp, snoozes: u8, level: u8, snoozed: bool) -> Ringing {
+    Ringing {
+        alarm: trigger.alarm,
+        owner: trigger.owner,
+        occurrence: trigger.occurrence,
+        since,
+        snoozes,
+        level,
+        snoozed,
+    }
+}
+
+/// A follow-up trigger of the 07:00 occurrence of day 0, due at `due`.
+fn follow(alarm: &Alarm, kind: TriggerKind, due: Timestamp) -> Trigger {
+    Trigger {
+        due_at: due,
+        ..fixtures::trigger(alarm, seven(0), kind)
+    }
+}
+
+fn empty() -> FireOutcome {
+    FireOutcome {
+        events: Vec::new(),
+        deliveries: Vec::new(),
+        follow_up: None,
+        next: None,
+        ringing: RingingChange::None,
+    }
+}
+
+// ----------------------------------------------------------------- judging
+
+fn judge_with(
+    config: &RunnerConfig,
+    now: Timestamp,
+    trigger: &Trigger,
+    alarm: Option<&Alarm>,
+    calendar: &Calendar,
+    ringing: Option<&Ringing>,
+) -> (FireOutcome, Verdict) {
+    let ids = SequentialIds::new();
+    let judge = Judge {
+        config,
+        now,
+        ids: &ids,
+    };
+    // As the engine does: no calendar is loaded for an alarm that is gone.
+    judge.judge(trigger, alarm, alarm.and(Some(calendar)), ringing)
+}
+
+fn judge(
+    now: Timestamp,
+    trigger: &Trigger,
+    alarm: Option<&Alarm>,
+    ringing: Option<&Ringing>,
+) -> (FireOutcome, Verdict) {
+    judge_with(
+        &RunnerConfig::default(),
+        now,
+        trigger,
+        alarm,
+        &Calendar::default(),
+        ringing,
+    )
+}
+
+// --------------------------------------------------------------- summaries
+
+/// (kind, occurrence, detail) of each event, after checking the fields
+/// every event shares.
+fn events(
+    out: &FireOutcome,
+    trigger: &Trigger,
+    now: Timestamp,
+) -> Vec<(AlarmEventKind, Option<Timestamp>, String)> {
+    out.events
+        .iter()
+        .map(|e| {
+            assert_eq!(
+                (e.alarm, e.owner, e.at),
+                (trigger.alarm, trigger.owner, now),
+                "{e:?}"
+            );
+            (e.kind, e.occurrence, e.detail.clone().unwrap_or_default())
+        })
+        .collect()
+}
+
+/// (kind, occurrence, due) of the follow-up.
+fn follow_up(out: &FireOutcome) -> Option<(TriggerKind, Timestamp, Timestamp)> {
+    out.follow_up
+        .as_ref()
+        .map(|t| (t.kind, t.occurrence.at, t.due_at))
+}
+
+/// The plan's version and the next fire it leaves (`None`: no plan). A
+/// plan's trigger is always a `fire` of the plan's version, due at its
+/// occurrence.
+fn next(out: &FireOutcome) -> Option<(AlarmVersion, Option<Timestamp>)> {
+    out.next.as_ref().map(|plan| match plan {
+        TriggerPlan::Reschedule {
+            version,
+            next: Some(t),
+            ..
+        } => {
+            assert_eq!(
+                (t.kind, t.due_at, t.alarm_version),
+                (TriggerKind::Fire, t.occurrence.at, *version),
+                "{t:?}"
+            );
+            (*version, Some(t.occurrence.at))
+        }
+        TriggerPlan::Reschedule {
+            version,
+            next: None,
+            ..
+        } => (*version, None),
+        other => panic!("a fire never cancels everything: {other:?}"),
+    })
+}
+
+/// (channel, kind, occurrence, id) of each delivery, after checking the
+/// fields every delivery shares.
+fn deliveries(
+    out: &FireOutcome,
+    trigger: &Trigger,
+    now: Timestamp,
+) -> Vec<(Channel, TriggerKind, Timestamp, uuid::Uuid)> {
+    out.deliveries
+        .iter()
+        .map(|d| {
+            assert_eq!(
+                (d.alarm, d.owner, d.created_at),
+                (trigger.alarm, trigger.owner, now),
+                "{d:?}"
+            );
+            (d.channel, d.kind, d.occurrence.at, d.id)
+        })
+        .collect()
+}
+
+fn in_app(alarm: &Alarm, at: Timestamp, kind: TriggerKind, event: AlarmEventKind) -> uuid::Uuid {
+    delivery_key(alarm.id(), at, kind, event, "in-app")
+}
+
+// ------------------------------------------------------------------- tests
+
+#[test]
+fn the_grace_window_is_inclusive() {
+    let short = RunnerConfig {
+        grace: Duration::from_secs(120),
+        ..RunnerConfig::default()
+    };
+    let default = RunnerConfig::default();
+    let nano = SignedDuration::from_nanos(1);
+    // (settings, lateness, verdict)
+    let table = [
+        (&default, SignedDuration::ZERO, Verdict::Rang),
+        (&default, SignedDuration::from_millis(1), Verdict::Rang),
+        (&default, grace() - nano, Verdict::Rang),
+        (&default, grace(), Verdict::Rang),
+        (&default, grace() + nano, Verdict::Missed),
+        (
+            &default,
+            grace() + SignedDuration::from_secs(1),
+            Verdict::Missed,
+        ),
+        (&short, mins(2), Verdict::Rang),
+        (&short, mins(2) + nano, Verdict::Missed),
+        (&short, mins(5), Verdict::Missed),
+    ];
+    let alarm = daily();
+    let fire = fixtures::trigger(&alarm, seven(0), TriggerKind::Fire);
+    for (config, lateness, want) in table {
+        let now = seven(0) + lateness;
+        let (out, verdict) =
+            judge_with(config, now, &fire, Some(&alarm), &Calendar::default(), None);
+        let case = format!("{lateness:?} late, grace {:?}", config.grace);
+        assert_eq!(verdict, want, "{case}");
+        let ms = lateness.as_millis();
+        assert_eq!(
+            next(&out),
+            Some((alarm.version(), Some(seven(1)))),
+            "{case}: the alarm keeps tomorrow's fire"
+        );
+        match want {
+            Verdict::Rang => {
+                assert_eq!(
+                    events(&out, &fire, now),
+                    [(
+                        AlarmEventKind::Triggered,
+                        Some(seven(0)),
+                        format!("fire lateness_ms={ms}")
+                    )],
+                    "{case}"
+                );
+                assert_eq!(out.deliveries.len(), 1, "{case}");
+                assert_eq!(
+                    follow_up(&out),
+                    Some((TriggerKind::Escalate(1), seven(0), now + mins(5))),
+                    "{case}"
+                );
+                assert_eq!(
+                    out.ringing,
+                    RingingChange::Upsert(ringing(&fire, now, 0, 0, false)),
+                    "{case}"
+                );
+            }
+            _ => {
+                assert_eq!(
+                    events(&out, &fire, now),
+                    [(
+                        AlarmEventKind::Missed,
+                        Some(seven(0)),
+                        format!(
+                            "1 occurrence(s) not rung in time; the first was found {ms} ms late"
+                        )
+                    )],
+                    "{case}"
+                );
+                assert!(out.deliveries.is_empty(), "{case}: nothing is sent");
+                assert_eq!(follow_up(&out), None, "{case}: nothing follows up");
+                assert_eq!(out.ringing, RingingChange::None, "{case}: nothing rings");
+            }
+        }
+    }
+}
+
+#[test]
+fn downtime_reports_the_newest_missed_occurrence_and_resumes_inside_the_window() {
+    // (alarm, first unrung occurrence, back at, missed count, newest missed, next fire)
+    let (daily, minutely) = (daily(), minutely());
+    let table = [
+        // Three days away: one report, tomorrow's fire.
+        (&daily, seven(0), seven(2) + mins(20), 3, seven(2), seven(3)),
+        // Back five minutes after an occurrence: it is next, already due.
+        (&daily, seven(0), seven(2) + mins(5), 2, seven(1), seven(2)),
+        // Back exactly `grace` after one: it still rings, like a trigger
+        // found exactly that late.
+        (&daily, seven(0), seven(2) + grace(), 2, seven(1), seven(2)),
+        (&daily, seven(0), seven(0) + mins(11), 1, seven(0), seven(1)),
+        // Twenty minutes of a minutely alarm: the ten older than the
+        // grace window are one report; the next plan is the first inside it.
+        (
+            &minutely,
+            seven(0),
+            seven(0) + mins(20),
+            10,
+            seven(0) + mins(9),
+            seven(0) + mins(10),
+        ),
+    ];
+    for (alarm, first, now, count, newest, resume) in table {
+        let fire = fixtures::trigger(alarm, first, TriggerKind::Fire);
+        let (out, verdict) = judge(now, &fire, Some(alarm), None);
+        let case = format!("back at {now}");
+        assert_eq!(verdict, Verdict::Missed, "{case}");
+        assert_eq!(
+            events(&out, &fire, now),
+            [(
+                AlarmEventKind::Missed,
+                Some(newest),
+                format!(
+                    "{count} occurrence(s) not rung in time; the first was found {} ms late",
+                    now.duration_since(first).as_millis()
+                )
+            )],
+            "{case}"
+        );
+        assert!(
+            out.deliveries.is_empty() && out.follow_up.is_none(),
+            "{case}"
+        );
+        assert_eq!(out.ringing, RingingChange::None, "{case}");
+        assert_eq!(next(&out), Some((alarm.version(), Some(resume))), "{case}");
+
+        // A plan already due is the first occurrence inside the window: it
+        // rings at once.
+        if resume <= now {
+            let resumed = fixtures::trigger(alarm, resume, TriggerKind::Fire);
+            let (_, verdict) = judge(now, &resumed, Some(alarm), None);
+            assert_eq!(verdict, Verdict::Rang, "{case}: the resumed fire");
+        }
+    }
+}
+
+#[test]
+fn a_resumed_minutely_alarm_rings_its_newest_occurrence_once() {
+    // The plan of the downtime case above, judged at the same moment: ten
+    // more are due, the newest rings, the other nine and the plan's own
+    // occurrence are one `missed` report.
+    let alarm = minutely();
+    let now = seven(0) + mins(20);
+    let resumed = fixtures::trigger(&alarm, seven(0) + mins(10), TriggerKind::Fire);
+    let (out, verdict) = judge(now, &resumed, Some(&alarm), None);
+    assert_eq!(verdict, Verdict::Rang);
+    assert_eq!(
+        events(&out, &resumed, now),
+        [
+            (
+                AlarmEventKind::Missed,
+                Some(seven(0) + mins(19)),
+                "10 occurrence(s) not rung: a newer one was already due".to_owned()
+            ),
+            (
+                AlarmEventKind::Triggered,
+                Some(now),
+                "fire lateness_ms=0".to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_backlog_rings_only_the_newest_due_occurrence() {
+    // (seconds after 07:00, the occurrence that rings, the older ones reported: (count, newest))
+    let table = [
+        (0, mins(0), None),
+        (59, mins(0), None),
+        (60, mins(1), Some((1, mins(0)))),
+        (61, mins(1), Some((1, mins(0)))),
+        (330, mins(5), Some((5, mins(4)))),
+        (600, mins(10), Some((10, mins(9)))),
+    ];
+    let alarm = alarm_with(|d| {
+        d.schedules = minutely().draft().schedules.clone();
+        d.channels = ChannelSet::new(&[Channel::InApp, Channel::Email]).expect("channels");
+    });
+    let fire = fixtures::trigger(&alarm, seven(0), TriggerKind::Fire);
+    for (secs, rung, missed) in table {
+        let now = seven(0) + SignedDuration::from_secs(secs);
+        let rung = seven(0) + rung;
+        let (out, verdict) = judge(now, &fire, Some(&alarm), None);
+        let case = format!("{secs} s after 07:00");
+        assert_eq!(verdict, Verdict::Rang, "{case}");
+        let mut want = Vec::new();
+        if let Some((count, newest)) = missed {
+            want.push((
+                AlarmEventKind::Missed,
+                Some(seven(0) + newest),
+                format!("{count} occurrence(s) not rung: a newer one was already due"),
+            ));
+        }
+        want.push((
+            AlarmEventKind::Triggered,
+            Some(rung),
+            format!("fire lateness_ms={}", now.duration_since(rung).as_millis()),
+        ));
+        assert_eq!(events(&out, &fire, now), want, "{case}");
+        let newest = fixtures::trigger(&alarm, rung, TriggerKind::Fire);
+        assert_eq!(
+            out.ringing,
+            RingingChange::Upsert(ringing(&newest, now, 0, 0, false)),
+            "{case}: the newest occurrence is the one ringing"
+        );
+        assert_eq!(
+            deliveries(&out, &fire, now),
+            [Channel::InApp, Channel::Email].map(|c| (
+                c,
+                TriggerKind::Fire,
+                rung,
+                delivery_key(
+                    alarm.id(),
+                    rung,
+                    TriggerKind::Fire,
+                    AlarmEventKind::Triggered,
+                    c.as_str()
+                )
+            )),
+            "{case}: one delivery per channel, for the newest only"
+        );
+        assert_eq!(
+            follow_up(&out),
+            Some((TriggerKind::Escalate(1), rung, now + mins(5))),
+            "{case}"
+        );
+        assert_eq!(
+            next(&out),
+            Some((alarm.version(), Some(rung + mins(1)))),
+            "{case}: then the minute after the newest"
+        );
+    }
+}
+
+#[test]
+fn escalation_climbs_level_by_level_then_expires() {
+    let config = RunnerConfig {
+        expiry_window: Duration::from_secs(45 * 60),
+        ..RunnerConfig::default()
+    };
+    // ((max level, first delay, repeat delay), what is due, the level stored, the follow-up and its delay)
+    let table = [
+        (
+            (3, 5, 10),
+            TriggerKind::Fire,
+            0,
+            TriggerKind::Escalate(1),
+            5,
+        ),
+        (
+            (3, 5, 10),
+            TriggerKind::Escalate(1),
+            0,
+            TriggerKind::Escalate(2),
+            10,
+        ),
+        (
+            (3, 5, 10),
+            TriggerKind::Escalate(2),
+            1,
+            TriggerKind::Escalate(3),
+            10,
+        ),
+        (
+            (3, 5, 10),
+            TriggerKind::Escalate(3),
+            2,
+            TriggerKind::Expire,
+            45,
+        ),
+        (
+            (1, 7, 20),
+            TriggerKind::Fire,
+            0,
+            TriggerKind::Escalate(1),
+            7,
+        ),
+        (
+            (1, 7, 20),
+            TriggerKind::Escalate(1),
+            0,
+            TriggerKind::Expire,
+            45,
+        ),
+        ((0, 5, 10), TriggerKind::Fire, 0, TriggerKind::Expire, 45),
+    ];
+    for ((max, first, repeat), kind, stored_level, then, delay) in table {
+        let alarm = escalating(max, first, repeat);
+        let case = format!("{} of max {max} ({first}, {repeat})", kind.code());
+        // Each level is found on time: `now` is its due instant.
+        let now = seven(0) + mins(2);
+        let trigger = follow(&alarm, kind, now);
+        let stored = ringing(&trigger, seven(0), 0, stored_level, false);
+        let (out, verdict) = judge_with(
+            &config,
+            now,
+            &trigger,
+            Some(&alarm),
+            &Calendar::default(),
+            Some(&stored),
+        );
+        assert_eq!(verdict, Verdict::Rang, "{case}");
+        assert_eq!(
+            follow_up(&out),
+            Some((then, seven(0), now + mins(delay))),
+            "{case}"
+        );
+        let (event, level, plan) = match kind {
+            TriggerKind::Escalate(n) => (AlarmEventKind::Escalated, n, None),
+            _ => (
+                AlarmEventKind::Triggered,
+                0,
+                Some((alarm.version(), Some(seven(1)))),
+            ),
+        };
+        assert_eq!(
+            events(&out, &trigger, now),
+            [(
+                event,
+                Some(seven(0)),
+                format!("{} lateness_ms=0", kind.code())
+            )],
+            "{case}"
+        );
+        assert_eq!(
+            deliveries(&out, &trigger, now),
+            [(
+                Channel::InApp,
+                kind,
+                seven(0),
+                in_app(&alarm, seven(0), kind, event)
+            )],
+            "{case}"
+        );
+        let since = if kind == TriggerKind::Fire {
+            now
+        } else {
+            seven(0)
+        };
+        assert_eq!(
+            out.ringing,
+            RingingChange::Upsert(ringing(&trigger, since, 0, level, false)),
+            "{case}: the record climbs to the level rung"
+        );
+        assert_eq!(next(&out), plan, "{case}: only a fire plans the next one");
+    }
+}
+
+#[test]
+fn expiry_ends_only_an_unanswered_ringing() {
+    let alarm = daily();
+    let due = seven(0) + mins(45);
+    let expire = follow(&alarm, TriggerKind::Expire, due);
+    let unanswered = ringing(&expire, seven(0), 1, 3, false);
+    let snoozed = Ringing {
+        snoozed: true,
+        ..unanswered.clone()
+    };
+    // (the record, found how late, verdict)
+    let table = [
+        (Some(&unanswered), SignedDuration::ZERO, Verdict::Expired),
+        // The grace window is about ringing late; an expiry found late is
+        // still an expiry.
+        (Some(&unanswered), grace() + mins(60), Verdict::Expired),
+        (Some(&snoozed), SignedDuration::ZERO, Verdict::Skipped),
+        (None, SignedDuration::ZERO, Verdict::Skipped),
+    ];
+    for (record, late, want) in table {
+        let now = due + late;
+        let case = format!("{record:?} found {late:?} late");
+        let (out, verdict) = judge(now, &expire, Some(&alarm), record);
+        assert_eq!(verdict, want, "{case}");
+        if want == Verdict::Expired {
+            assert_eq!(
+                events(&out, &expire, now),
+                [(
+                    AlarmEventKind::Expired,
+                    Some(seven(0)),
+                    "unanswered after the last escalation".to_owned()
+                )],
+                "{case}"
+            );
+            assert_eq!(
+                out.ringing,
+                RingingChange::End {
+                    alarm: alarm.id(),
+                    occurrence: seven(0)
+                },
+                "{case}"
+            );
+            assert!(
+                out.deliveries.is_empty() && out.follow_up.is_none() && out.next.is_none(),
+                "{case}: {out:?}"
+            );
+        } else {
+            assert_eq!(
+                out,
+                empty(),
+                "{case}: a snoozed or gone record is left alone"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_snooze_rings_again_at_its_escalation_level() {
+    let config = RunnerConfig::default();
+    let expiry = SignedDuration::try_from(config.expiry_window).expect("fits");
+    // (n, snoozes stored, level stored, snoozes after, the follow-up and its delay)
+    let table = [
+        (1, 1, 0, 1, TriggerKind::Escalate(1), mins(5)),
+        (2, 2, 1, 2, TriggerKind::Escalate(2), mins(10)),
+        // A count already past n (a later snooze committed first) never
+        // goes down.
+        (2, 3, 1, 3, TriggerKind::Escalate(2), mins(10)),
+        // The count was lost (a record rebuilt by other means): n restores it.
+        (3, 1, 2, 3, TriggerKind::Escalate(3), mins(10)),
+        // At the last level it expires, as an unanswered ring does.
+        (1, 1, 3, 1, TriggerKind::Expire, expiry),
+    ];
+    let alarm = daily();
+    for (n, stored_snoozes, level, snoozes, then, delay) in table {
+        let case = format!("snooze:{n} of a record with {stored_snoozes} snoozes at level {level}");
+        let now = seven(0) + mins(21);
+        let snooze = follow(&alarm, TriggerKind::Snooze(n), now);
+        let stored = ringing(&snooze, seven(0), stored_snoozes, level, true);
+        let (out, verdict) = judge(now, &snooze, Some(&alarm), Some(&stored));
+        assert_eq!(verdict, Verdict::Rang, "{case}");
+        assert_eq!(
+            out.ringing,
+            RingingChange::Upsert(ringing(&snooze, seven(0), snoozes, level, false)),
+            "{case}: ringing again, at the level it had"
+        );
+        assert_eq!(
+            events(&out, &snooze, now),
+            [(
+                AlarmEventKind::Triggered,
+                Some(seven(0)),
+                format!("snooze:{n} lateness_ms=0")
+            )],
+            "{case}"
+        );
+        assert_eq!(
+            deliveries(&out, &snooze, now),
+            [(
+                Channel::InApp,
+                TriggerKind::Snooze(n),
+                seven(0),
+                in_app(
+                    &alarm,
+                    seven(0),
+                    TriggerKind::Snooze(n),
+                    AlarmEventKind::Triggered
+                )
+            )],
+            "{case}"
+        );
+        assert_eq!(
+            follow_up(&out),
+            Some((then, seven(0), now + delay)),
+            "{case}"
+        );
+        assert_eq!(next(&out), None, "{case}: a snooze plans no fire");
+    }
+}
+
+#[test]
+fn follow_ups_with_nothing_to_ring_are_skipped() {
+    let alarm = daily();
+    let now = seven(0) + mins(5);
+    let disabled = revised(&alarm, |d| d.enabled = false);
+    for kind in [TriggerKind::Snooze(1), TriggerKind::Escalate(1)] {
+        let trigger = follow(&alarm, kind, now);
+        let code = kind.code();
+        let record = ringing(&trigger, seven(0), 0, 0, false);
+
+        // Dismissed meanwhile: no record.
+        let (out, verdict) = judge(now, &trigger, Some(&alarm), None);
+        assert_eq!((out, verdict), (empty(), Verdict::Skipped), "{code}");
+
+        // Disabled meanwhile: the occurrence stops ringing.
+        let (out, verdict) = judge(now, &trigger, Some(&disabled), Some(&record));
+        assert_eq!(verdict, Verdict::Skipped, "{code}");
+        assert_eq!(
+            out,
+            FireOutcome {
+                ringing: RingingChange::End {
+                    alarm: alarm.id(),
+                    occurrence: seven(0)
+                },
+                ..empty()
+            },
+            "{code}"
+        );
+    }
+    // An escalation that finds the occurrence snoozed lost a race with the
+    // snooze: the snooze's own trigger rings, the record stays as it is.
+    let escalate = follow(&alarm, TriggerKind::Escalate(1), now);
+    let snoozed = ringing(&escalate, seven(0), 1, 0, true);
+    let (out, verdict) = judge(now, &escalate, Some(&alarm), Some(&snoozed));
+    assert_eq!((out, verdict), (empty(), Verdict::Skipped));
+}
+
+#[test]
+fn late_follow_ups_are_missed_and_end_the_ringing() {
+    let alarm = daily();
+    let due = seven(0) + mins(5);
+    // (kind, found how late, verdict)
+    let table = [
+        (TriggerKind::Snooze(1), grace(), Verdict::Rang),
+        (TriggerKind::Snooze(1), grace() + mins(1), Verdict::Missed),
+        (TriggerKind::Escalate(2), grace(), Verdict::Rang),
+        (
+            TriggerKind::Escalate(2),
+            grace() + SignedDuration::from_millis(1),
+            Verdict::Missed,
+        ),
+    ];
+    for (kind, late, want) in table {
+        let now = due + late;
+        let trigger = follow(&alarm, kind, due);
+        let record = ringing(&trigger, seven(0), 1, 1, kind != TriggerKind::Escalate(2));
+        let (out, verdict) = judge(now, &trigger, Some(&alarm), Some(&record));
+        let case = format!("{} found {late:?} late", kind.code());
+        assert_eq!(verdict, want, "{case}");
+        if want == Verdict::Missed {
+            assert_eq!(
+                events(&out, &trigger, now),
+                [(
+                    AlarmEventKind::Missed,
+                    Some(seven(0)),
+                    format!(
+                        "{} not rung: found {} ms late, past the grace window",
+                        kind.code(),
+                        late.as_millis()
+                    )
+                )],
+                "{case}"
+            );
+            assert_eq!(
+                out.ringing,
+                RingingChange::End {
+                    alarm: alarm.id(),
+                    occurrence: seven(0)
+                },
+                "{case}"
+            );
+            assert!(
+                out.deliveries.is_empty() && out.follow_up.is_none() && out.next.is_none(),
+                "{case}: {out:?}"
+            );
+        } else {
+            assert_eq!(out.deliveries.len(), 1, "{case}");
+        }
+    }
+}
+
+#[test]
+fn a_deleted_alarm_leaves_nothing_behind() {
+    let alarm = daily();
+    let now = seven(0) + mins(5);
+    for kind in [
+        TriggerKind::Fire,
+        TriggerKind::Snooze(1),
+        TriggerKind::Escalate(1),
+        TriggerKind::Expire,
+    ] {
+        let trigger = follow(&alarm, kind, now);
+        let record = ringing(&trigger, seven(0), 0, 0, false);
+        // The deletion already cancelled the alarm's triggers and records.
+        let (out, verdict) = judge(now, &trigger, None, Some(&record));
+        assert_eq!(
+            (out, verdict),
+            (empty(), Verdict::Skipped),
+            "{}",
+            kind.code()
+        );
+    }
+}
+
+#[test]
+fn stale_fire_claims_are_judged_against_the_alarm_as_it_is_now() {
+    let alarm = daily();
+    let renamed = revised(&alarm, |d| {
+        d.name = AlarmName::parse("Renamed").expect("name")
+    });
+    let off = revised(&alarm, |d| d.enabled = false);
+    let off_and_on = revised(&off, |d| d.enabled = true);
+    let moved = revised(&alarm, |d| {
+        d.schedules = Schedules::new(vec![Schedule::Daily {
+            time: WallTime::parse("07:30").expect("time"),
+        }])
+        .expect("schedules");
+    });
+    assert_eq!(off_and_on.version().get(), 3);
+    // (the alarm now, verdict, next fire)
+    let table = [
+        (&renamed, Verdict::Rang, Some(seven(1))),
+        (&off_and_on, Verdict::Rang, Some(seven(1))),
+        (&off, Verdict::Skipped, None),
+        (&moved, Verdict::Skipped, Some(seven(0) + mins(30))),
+    ];
+    // Claimed from version 1, judged on time.
+    let fire = fixtures::trigger(&alarm, seven(0), TriggerKind::Fire);
+    for (now_alarm, want, then) in table {
+        let case = format!("version {}", now_alarm.version().get());
+        let (out, verdict) = judge(seven(0), &fire, Some(now_alarm), None);
+        assert_eq!(verdict, want, "{case}");
+        assert_eq!(
+            next(&out),
+            Some((now_alarm.version(), then)),
+            "{case}: the plan carries the current version"
+        );
+        if want == Verdict::Rang {
+            assert_eq!(
+                events(&out, &fire, seven(0)),
+                [(
+                    AlarmEventKind::Triggered,
+                    Some(seven(0)),
+                    "fire lateness_ms=0".to_owned()
+                )],
+                "{case}: an edit that kept the occurrence does not swallow it"
+            );
+            assert_eq!(out.deliveries.len(), 1, "{case}");
+        } else {
+            assert!(out.events.is_empty() && out.deliveries.is_empty(), "{case}");
+            assert_eq!(
+                (out.follow_up, out.ringing),
+                (None, RingingChange::None),
+                "{case}"
+            );
+        }
+    }
+    // A stale claim found past the grace window is missed, not rung.
+    let late = seven(0) + grace() + mins(1);
+    let (out, verdict) = judge(late, &fire, Some(&renamed), None);
+    assert_eq!(verdict, Verdict::Missed);
+    assert_eq!(next(&out), Some((renamed.version(), Some(seven(1)))));
+
+    // Follow-ups belong to an occurrence that already rang: they ring
+    // across any edit that leaves the alarm enabled, even one that moved
+    // its schedule.
+    let now = seven(0) + mins(5);
+    let snooze = follow(&alarm, TriggerKind::Snooze(1), now);
+    let record = ringing(&snooze, seven(0), 1, 0, true);
+    let (_, verdict) = judge(now, &snooze, Some(&moved), Some(&record));
+    assert_eq!(verdict, Verdict::Rang);
+}
+
+#[test]
+fn disabled_and_suppressed_fires_are_skipped_and_keep_the_next_fire() {
+    let alarm = daily();
+    let disabled = revised(&alarm, |d| d.enabled = false);
+    let fire_v2 = fixtures::trigger(&disabled, seven(0), TriggerKind::Fire);
+    let (out, verdict) = judge(seven(0), &fire_v2, Some(&disabled), None);
+    assert_eq!(verdict, Verdict::Skipped);
+    assert_eq!(
+        out,
+        FireOutcome {
+            next: Some(TriggerPlan::Reschedule {
+                alarm: alarm.id(),
+                version: disabled.version(),
+                next: None,
+            }),
+            ..empty()
+        },
+        "a disabled alarm rings nothing and has no next fire"
+    );
+
+    // A vacation over Monday and Tuesday, added after the trigger was
+    // planned: Monday's occurrence is skipped, Wednesday's is next.
+    let vacation = ExceptionPeriod::new(
+        ExceptionPeriodId::generate(),
+        alarm.owner(),
+        "Beach",
+        ExceptionKind::Vacation,
+        date(2026, 1, 5),
+        date(2026, 1, 6),
+    )
+    .expect("period");
+    let calendar = Calendar::new([&vacation], []);
+    let fire = fixtures::trigger(&alarm, seven(0), TriggerKind::Fire);
+    let (out, verdict) = judge_with(
+        &RunnerConfig::default(),
+        seven(0),
+        &fire,
+        Some(&alarm),
+        &calendar,
+        None,
+    );
+    assert_eq!(verdict, Verdict::Skipped);
+    assert_eq!(
+        (out.events.len(), out.deliveries.len(), follow_up(&out)),
+        (0, 0, None)
+    );
+    assert_eq!(out.ringing, RingingChange::None);
+    assert_eq!(next(&out), Some((alarm.version(), Some(seven(2)))));
+}
+
+#[test]
+fn a_ring_leaves_one_delivery_per_channel() {
+    // (channels, in the order deliveries are made)
+    let table: [&[Channel]; 4] = [
+        &[Channel::InApp],
+        &[Channel::Email],
+        &[Channel::Webhook, Channel::InApp],
+        &[
+            Channel::Push,
+            Channel::Webhook,
+            Channel::Email,
+            Channel::InApp,
+        ],
+    ];
+    for channels in table {
+        let alarm = alarm_with(|d| d.channels = ChannelSet::new(channels).expect("channels"));
+        let mut want: Vec<Channel> = channels.to_vec();
+        want.sort();
+        for (kind, event) in [
+            (TriggerKind::Fire, AlarmEventKind::Triggered),
+            (TriggerKind::Snooze(2), AlarmEventKind::Triggered),
+            (TriggerKind::Escalate(1), AlarmEventKind::Escalated),
+        ] {
+            let trigger = follow(&alarm, kind, seven(0));
+            let record = ringing(&trigger, seven(0), 2, 0, kind != TriggerKind::Escalate(1));
+            let (out, verdict) = judge(seven(0), &trigger, Some(&alarm), Some(&record));
+            assert_eq!(verdict, Verdict::Rang, "{channels:?} {}", kind.code());
+            let got = deliveries(&out, &trigger, seven(0));
+            assert_eq!(
+                got,
+                want.iter()
+                    .map(|c| (
+                        *c,
+                        kind,
+                        seven(0),
+                        delivery_key(alarm.id(), seven(0), kind, event, c.as_str())
+                    ))
+                    .collect::<Vec<_>>(),
+                "{channels:?} {}",
+                kind.code()
+            );
+        }
+    }
+}
+
+#[test]
+fn delivery_keys_are_stable_and_distinct() {
+    let alarm = AlarmId::generate();
+    let at: Timestamp = "2027-01-01T07:00:00Z".parse().expect("ts");
+    let key = |kind, event, dest| delivery_key(alarm, at, kind, event, dest);
+    let a = key(TriggerKind::Fire, AlarmEventKind::Triggered, "in-app");
+    assert_eq!(
+        a,
+        key(TriggerKind::Fire, AlarmEventKind::Triggered, "in-app")
+    );
+    assert_eq!(a.get_version_num(), 8);
+    let others = [
+        key(TriggerKind::Snooze(1), AlarmEventKind::Triggered, "in-app"),
+        key(TriggerKind::Snooze(2), AlarmEventKind::Triggered, "in-app"),
+        key(
+            TriggerKind::Escalate(1),
+            AlarmEventKind::Escalated,
+            "in-app",
+        ),
+        key(TriggerKind::Fire, AlarmEventKind::Triggered, "email"),
+        delivery_key(
+            alarm,
+            at + SignedDuration::from_secs(60),
+            TriggerKind::Fire,
+            AlarmEventKind::Triggered,
+            "in-app",
+        ),
+        delivery_key(
+            AlarmId::generate(),
+            at,
+            TriggerKind::Fire,
+            AlarmEventKind::Triggered,
+            "in-app",
+        ),
+    ];
+    for (i, o) in others.iter().enumerate() {
+        assert_ne!(a, *o, "input {i} must give another key");
+    }
+}
