@@ -13,6 +13,7 @@ mod migration;
 mod outbox;
 mod queue;
 mod stores;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 use std::sync::Arc;

@@ -42,6 +42,32 @@ pub async fn postgres_available(suite: &str) -> bool {
     }
 }
 
+/// For test programs that list their trials before running any: `Some(why)`
+/// when PostgreSQL cannot be reached and the trials should be listed as
+/// ignored (counted as skipped); `None` when it answers, and always under
+/// `CI=true`, where the trials then run and fail on the missing server.
+pub fn postgres_unreachable() -> Option<String> {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        return None;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the reachability probe");
+    runtime.block_on(async {
+        match Database::connect(pg_admin_url()).await {
+            Ok(db) => {
+                let _ = db.close().await;
+                None
+            }
+            Err(e) => Some(format!(
+                "PostgreSQL at {} is unreachable ({e})",
+                pg_admin_url()
+            )),
+        }
+    })
+}
+
 static TEMPLATE: OnceCell<String> = OnceCell::const_new();
 static SEQ: AtomicU32 = AtomicU32::new(0);
 

@@ -1,0 +1,92 @@
+//! Conformance checks of [`alarm_domain::ports::AlarmEventStore`].
+
+use super::*;
+
+/// [`alarm_domain::ports::AlarmEventStore`] and [`alarm_domain::ports::AuditLog`].
+async fn event_store_and_audit_log(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let bob = fixtures::user(&ports, "bob@example.com").await;
+    let alarm = fixtures::alarm(&ports, ana.id(), "Wake", None).await;
+    let mut expected = ports
+        .events
+        .list(ana.id(), alarm.id(), PageRequest::first())
+        .await
+        .expect("events")
+        .items;
+    for kind in [
+        AlarmEventKind::Disabled,
+        AlarmEventKind::Enabled,
+        AlarmEventKind::Updated,
+    ] {
+        let current = ports.alarms.get(ana.id(), alarm.id()).await.expect("get");
+        let next = current
+            .revise(current.draft().clone(), at(1))
+            .expect("revise");
+        let e = event(&ports, alarm.id(), ana.id(), kind);
+        expected.push(e.clone());
+        let change = ChangeSet {
+            op: AlarmOp::Update {
+                alarm: next,
+                expected: current.version(),
+            },
+            audit: audit(&ports, Some(ana.id()), "alarm.update", alarm.id().as_uuid()),
+            events: vec![e],
+            triggers: Vec::new(),
+        };
+        ports.alarms.commit(change).await.expect("update");
+    }
+    let first = ports
+        .events
+        .list(
+            ana.id(),
+            alarm.id(),
+            PageRequest::new(None, 3).expect("limit"),
+        )
+        .await
+        .expect("events");
+    let rest = ports
+        .events
+        .list(
+            ana.id(),
+            alarm.id(),
+            PageRequest::new(first.next, 3).expect("limit"),
+        )
+        .await
+        .expect("events");
+    let all: Vec<_> = first.items.into_iter().chain(rest.items).collect();
+    assert_eq!(all, expected, "events oldest first, paginated");
+    assert!(
+        ports
+            .events
+            .list(bob.id(), alarm.id(), PageRequest::first())
+            .await
+            .expect("events")
+            .items
+            .is_empty(),
+        "another owner sees no events"
+    );
+
+    let mine = ports
+        .audit
+        .list(Some(ana.id()), PageRequest::first())
+        .await
+        .expect("audit");
+    assert_eq!(mine.items.len(), 5, "register + create + three updates");
+    assert!(mine.items.iter().all(|r| r.actor == Some(ana.id())));
+    assert!(
+        mine.items.windows(2).all(|w| w[0].id < w[1].id),
+        "in id order"
+    );
+    let bobs = ports
+        .audit
+        .list(Some(bob.id()), PageRequest::first())
+        .await
+        .expect("audit");
+    assert_eq!(bobs.items.len(), 1);
+}
+
+/// The checks of this module, in the order they are listed.
+pub(super) fn checks() -> Vec<Check> {
+    checks!(Ports: event_store_and_audit_log)
+}
