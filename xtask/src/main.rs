@@ -10,7 +10,8 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  ci                      fmt, clippy, tests, cargo-deny and the architecture check, in order
+  ci                      start/install the test servers (PostgreSQL, aiosmtpd), then fmt, clippy,
+                          tests, cargo-deny and the architecture check, in order
   arch                    only the architecture check: alarm-domain must not pull in I/O crates
   codegen                 write the OpenAPI document to docs/openapi.json
   bench <target> [args]   run a benchmark program; extra args go to the bench binary
@@ -68,6 +69,7 @@ type Step = (&'static str, fn() -> Result<(), String>);
 
 /// Cheap, local checks come first so that a formatting slip fails in seconds, not minutes.
 const CI_STEPS: &[Step] = &[
+    ("services", services),
     ("fmt", fmt),
     ("clippy", clippy),
     ("test", test),
@@ -111,6 +113,71 @@ fn ci() -> Result<(), String> {
         timings.join(", ")
     );
     Ok(())
+}
+
+/// The tests talk to real servers: PostgreSQL on 127.0.0.1:5432 (started here when this
+/// machine's local cluster is stopped) and aiosmtpd, a real SMTP server that the e-mail tests
+/// start themselves (installed here with pip when missing). Tests never install anything.
+fn services() -> Result<(), String> {
+    if succeeds(command(
+        "pg_isready",
+        ["-q", "-h", "127.0.0.1", "-p", "5432"],
+    )) {
+        println!("    PostgreSQL is accepting connections on 127.0.0.1:5432");
+    } else if env::var("ALARM_TEST_PG_URL").is_ok() {
+        println!("    ALARM_TEST_PG_URL is set: its server is not started here");
+    } else {
+        let versions = std::fs::read_dir("/etc/postgresql")
+            .map_err(|e| format!("PostgreSQL is down and no local cluster is installed: {e}"))?;
+        let mut versions: Vec<String> = versions
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        // Numeric order: 9.6 < 15 < 17.
+        versions.sort_by_key(|v| {
+            v.split('.')
+                .map(|part| part.parse::<u32>().unwrap_or(0))
+                .collect::<Vec<_>>()
+        });
+        let version = versions
+            .last()
+            .ok_or("PostgreSQL is down and /etc/postgresql names no cluster")?;
+        println!("    starting the local PostgreSQL {version} cluster");
+        run(command(
+            "pg_ctlcluster",
+            [
+                "--skip-systemctl-redirect",
+                version.as_str(),
+                "main",
+                "start",
+            ],
+        ))?;
+        run(command(
+            "pg_isready",
+            ["-h", "127.0.0.1", "-p", "5432", "-t", "30"],
+        ))?;
+    }
+    if succeeds(command("python3", ["-c", "import aiosmtpd"])) {
+        println!("    aiosmtpd is installed");
+    } else {
+        println!("    installing aiosmtpd (the e-mail tests' SMTP server)");
+        run(command(
+            "python3",
+            ["-m", "pip", "install", "--quiet", "aiosmtpd"],
+        ))?;
+    }
+    Ok(())
+}
+
+/// Any program, with arguments.
+fn command<I, S>(program: &str, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(program);
+    command.args(args);
+    command
 }
 
 fn fmt() -> Result<(), String> {
