@@ -9,7 +9,7 @@ use alarm_domain::schedule::{RecurrenceRule, Schedule, WallTime, WeekdaySet};
 use alarm_domain::trigger::TriggerKind;
 use serde_json::{Value as Json, json};
 
-use crate::db::corrupt;
+use crate::db::{corrupt, narrow};
 
 pub(crate) fn schedules_to_json(schedules: &[Schedule]) -> String {
     let list: Vec<Json> = schedules
@@ -151,7 +151,7 @@ pub(crate) fn preference_from_columns(
         ("fire", _) => Ok(HolidayPreference::Fire),
         ("skip", _) => Ok(HolidayPreference::Skip),
         ("delay", Some(m)) => Ok(HolidayPreference::Delay(
-            DelayMinutes::new(u32::try_from(m).unwrap_or(0)).map_err(|e| corrupt("delay", e))?,
+            DelayMinutes::new(narrow(m, "delay")?).map_err(|e| corrupt("delay", e))?,
         )),
         _ => Err(corrupt("holiday preference", kind)),
     }

@@ -47,11 +47,9 @@ pub(crate) fn store_err(e: DbErr) -> StoreError {
         && let Sqlx::Database(db) = s.as_ref()
     {
         let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-        let message = db.message().to_owned();
         // PostgreSQL SQLSTATEs; SQLite extended result codes.
         // The driver's text names tables and constraints: callers get a
         // neutral sentence (the full error stays inside `Unexpected` cases).
-        let _ = message;
         match code.as_str() {
             "23505" | "2067" | "1555" => {
                 return StoreError::Conflict("a unique value is already taken".to_owned());
@@ -75,6 +73,25 @@ pub(crate) fn us(t: Timestamp) -> i64 {
 /// The instant of stored microseconds.
 pub(crate) fn ts(us: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_microsecond(us).map_err(|e| StoreError::Unexpected(Box::new(e)))
+}
+
+/// A stored integer narrowed to the domain's type: a value out of range is
+/// corrupt data, reported as such, never silently read as 0.
+pub(crate) fn narrow<S, T>(stored: S, what: &str) -> Result<T, StoreError>
+where
+    S: Copy + std::fmt::Display,
+    T: TryFrom<S>,
+{
+    T::try_from(stored).map_err(|_| corrupt(what, format!("{stored} is out of range")))
+}
+
+/// An integer column narrowed to the domain's type (see [`narrow`]).
+pub(crate) fn num<S, T>(row: &QueryResult, name: &str) -> Result<T, StoreError>
+where
+    S: sea_orm::TryGetable + Copy + std::fmt::Display,
+    T: TryFrom<S>,
+{
+    narrow(col::<S>(row, name)?, name)
 }
 
 /// A column of a row, with a driver error turned into `Unexpected`.

@@ -14,7 +14,7 @@ use sea_orm::{DbBackend, QueryResult, Value};
 use uuid::Uuid;
 
 use crate::codec::{local_from_text, local_to_text};
-use crate::db::{Tx, col, corrupt, ts, us};
+use crate::db::{Tx, col, corrupt, narrow, num, ts, us};
 use crate::stores::{SqlStores, webhook_from};
 
 fn v<T: Into<Value>>(x: T) -> Value {
@@ -105,9 +105,11 @@ fn item_from(row: &QueryResult) -> Result<OutboxItem, StoreError> {
         topic: SendTopic::parse(&topic).ok_or_else(|| corrupt("topic", &topic))?,
         fallback: col(row, "fallback")?,
         status: SendStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-        attempts: u32::try_from(col::<i32>(row, "attempts")?).unwrap_or(0),
+        attempts: num::<i32, u32>(row, "attempts")?,
         due: ts(col(row, "due_us")?)?,
-        last_code: col::<Option<i32>>(row, "last_code")?.and_then(|c| u16::try_from(c).ok()),
+        last_code: col::<Option<i32>>(row, "last_code")?
+            .map(|c| narrow(c, "last_code"))
+            .transpose()?,
         last_error: col(row, "last_error")?,
         latency_ms: col::<Option<i64>>(row, "latency_ms")?.and_then(|l| u64::try_from(l).ok()),
         created_at: ts(col(row, "created_us")?)?,
@@ -187,7 +189,7 @@ impl SqlStores {
         else {
             return Ok(None);
         };
-        let failures = u32::try_from(col::<i32>(&row, "failure_count")?).unwrap_or(0);
+        let failures = num::<i32, u32>(&row, "failure_count")?;
         if !col::<bool>(&row, "active")? || failures < disable_after {
             return Ok(None);
         }

@@ -14,7 +14,7 @@ use sea_orm::{DbBackend, QueryResult, Value};
 use uuid::Uuid;
 
 use crate::codec::{kind_from_text, kind_to_text, local_from_text, local_to_text};
-use crate::db::{Tx, col, corrupt, ts, us};
+use crate::db::{Tx, col, corrupt, num, ts, us};
 use crate::stores::{
     SqlStores, apply_common, apply_plan, insert_events, insert_rows_then, upsert_trigger,
 };
@@ -33,16 +33,13 @@ fn trigger_from(row: &QueryResult) -> Result<Trigger, StoreError> {
         },
         kind: kind_from_text(&col::<String>(row, "kind")?)?,
         due_at: ts(col(row, "due_us")?)?,
-        alarm_version: AlarmVersion::new(
-            u64::try_from(col::<i64>(row, "alarm_version")?).unwrap_or(0),
-        )
-        .map_err(|e| corrupt("version", e))?,
+        alarm_version: AlarmVersion::new(num::<i64, u64>(row, "alarm_version")?)
+            .map_err(|e| corrupt("version", e))?,
     })
 }
 
 fn ringing_from(row: &QueryResult) -> Result<Ringing, StoreError> {
-    let small =
-        |n: &str| -> Result<u8, StoreError> { Ok(u8::try_from(col::<i16>(row, n)?).unwrap_or(0)) };
+    let small = |n: &str| -> Result<u8, StoreError> { num::<i16, u8>(row, n) };
     Ok(Ringing {
         alarm: AlarmId::from_uuid(col(row, "alarm_id")?).map_err(|e| corrupt("alarm id", e))?,
         owner: UserId::from_uuid(col(row, "owner_id")?).map_err(|e| corrupt("owner id", e))?,

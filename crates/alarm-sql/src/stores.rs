@@ -28,7 +28,7 @@ use crate::codec::{
     kind_to_text, local_to_text, preference_from_columns, preference_to_columns,
     schedules_from_json, schedules_to_json,
 };
-use crate::db::{Db, Tx, col, corrupt, ts, us};
+use crate::db::{Db, Tx, col, corrupt, narrow, num, ts, us};
 
 /// Every store port (and, in `queue.rs`, the trigger queue) over one database.
 #[derive(Clone)]
@@ -405,9 +405,7 @@ fn alarm_values(a: &Alarm) -> Vec<Value> {
 
 impl SqlStores {
     fn alarm_from(&self, row: &QueryResult) -> Result<Alarm, StoreError> {
-        let small = |name: &str| -> Result<u32, StoreError> {
-            Ok(u32::try_from(col::<i16>(row, name)?).unwrap_or(0))
-        };
+        let small = |name: &str| -> Result<u32, StoreError> { num::<i16, u32>(row, name) };
         let draft = AlarmDraft {
             name: AlarmName::parse(&col::<String>(row, "name")?).map_err(|e| corrupt("name", e))?,
             description: Description::parse(&col::<String>(row, "description")?)
@@ -430,7 +428,7 @@ impl SqlStores {
                 .transpose()
                 .map_err(|e| corrupt("sound", e))?,
         };
-        let version = u64::try_from(col::<i64>(row, "version")?).unwrap_or(0);
+        let version = num::<i64, u64>(row, "version")?;
         Ok(Alarm::restore(
             id_of(row, "id", AlarmId::from_uuid)?,
             id_of(row, "owner_id", UserId::from_uuid)?,
@@ -453,7 +451,7 @@ async fn stored_version(tx: &Tx, owner: UserId, id: AlarmId) -> Result<AlarmVers
         .query_one(sql, vec![v(id.as_uuid()), v(owner.as_uuid())])
         .await?;
     let version: i64 = col(&row.ok_or(StoreError::NotFound)?, "version")?;
-    AlarmVersion::new(u64::try_from(version).unwrap_or(0)).map_err(|e| corrupt("version", e))
+    AlarmVersion::new(narrow(version, "version")?).map_err(|e| corrupt("version", e))
 }
 
 #[async_trait]
@@ -676,8 +674,14 @@ fn holiday_from(row: &QueryResult) -> Result<Holiday, StoreError> {
     let date = match col::<Option<String>>(row, "fixed_date")? {
         Some(d) => HolidayDate::Fixed(date_from_text(&d)?),
         None => HolidayDate::recurring(
-            u8::try_from(col::<Option<i16>>(row, "month")?.unwrap_or(0)).unwrap_or(0),
-            u8::try_from(col::<Option<i16>>(row, "day")?.unwrap_or(0)).unwrap_or(0),
+            narrow(
+                col::<Option<i16>>(row, "month")?.ok_or_else(|| corrupt("month", "missing"))?,
+                "month",
+            )?,
+            narrow(
+                col::<Option<i16>>(row, "day")?.ok_or_else(|| corrupt("day", "missing"))?,
+                "day",
+            )?,
         )
         .map_err(|e| corrupt("holiday date", e))?,
     };
@@ -973,7 +977,7 @@ pub(crate) fn webhook_from(row: &QueryResult) -> Result<WebhookRegistration, Sto
         events_from_bits(col(row, "events")?)?,
         SecretString::from(col::<String>(row, "secret")?),
         col(row, "active")?,
-        u32::try_from(col::<i32>(row, "failure_count")?).unwrap_or(0),
+        num::<i32, u32>(row, "failure_count")?,
     ))
 }
 
