@@ -174,6 +174,12 @@ async fn bad_input(h: &Harness) {
             "",
         ),
         (with(&["channels"], json!(["pigeon"])), "channels[0]", ""),
+        // Known but not delivered yet: refused, never stored and dropped.
+        (
+            with(&["channels"], json!(["in-app", "push"])),
+            "channels",
+            "`push` is not delivered yet",
+        ),
         (with(&["enabled"], json!("yes")), "enabled", "invalid type"),
     ];
     for (body, field, reason) in cases {

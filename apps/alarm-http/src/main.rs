@@ -153,6 +153,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         }
     }
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "schema checked");
+    report_unsupported(&sql).await;
     let tzdb = TimeZoneDatabase::bundled();
     let ports = sql.ports(tzdb.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
     let admin_emails = settings
@@ -266,4 +267,19 @@ async fn run(settings: Settings) -> Result<(), String> {
     sql.close().await;
     tracing::info!("stopped");
     served.map_err(|e| format!("server: {e}"))
+}
+
+/// Reports, once at start, stored values accepted before the API refused
+/// them (a `push` channel, webhook events nothing emits): they stay
+/// readable, and an operator learns they do nothing yet.
+async fn report_unsupported(sql: &Sql) {
+    match sql.unsupported_stored().await {
+        Ok(found) if found.alarms > 0 || found.webhooks > 0 => tracing::warn!(
+            alarms = found.alarms,
+            webhooks = found.webhooks,
+            "stored alarms ask for the push channel or webhooks subscribe to events that nothing delivers or emits yet; they stay readable, and new ones are refused"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot count unsupported stored values"),
+    }
 }

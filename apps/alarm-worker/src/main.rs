@@ -91,6 +91,7 @@ async fn run(settings: Settings) -> Result<(), String> {
             ));
         }
     }
+    report_unsupported(&sql).await;
     let ports = sql.ports(
         TimeZoneDatabase::bundled(),
         Arc::new(SystemClock),
@@ -148,4 +149,19 @@ async fn run(settings: Settings) -> Result<(), String> {
     sql.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reports, once at start, stored values accepted before the API refused
+/// them (a `push` channel, webhook events nothing emits): they stay
+/// readable, and an operator learns they do nothing yet.
+async fn report_unsupported(sql: &Sql) {
+    match sql.unsupported_stored().await {
+        Ok(found) if found.alarms > 0 || found.webhooks > 0 => tracing::warn!(
+            alarms = found.alarms,
+            webhooks = found.webhooks,
+            "stored alarms ask for the push channel or webhooks subscribe to events that nothing delivers or emits yet; they stay readable, and new ones are refused"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot count unsupported stored values"),
+    }
 }

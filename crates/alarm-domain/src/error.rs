@@ -99,6 +99,9 @@ pub mod codes {
     pub const UNKNOWN_TIME_ZONE: &str = "unknown-time-zone";
     /// A webhook URL whose host is, or resolves to, an address the operator does not allow (SSRF guard).
     pub const REFUSED_TARGET: &str = "refused-target";
+    /// A known value the product accepts in its vocabulary but cannot act on yet (the `push`
+    /// channel, webhook events nothing emits): refused rather than stored and silently ignored.
+    pub const NOT_SUPPORTED: &str = "not-supported";
 }
 
 /// Checks a trimmed string's length in characters; the shared rule behind

@@ -72,14 +72,41 @@ pub(crate) fn channels_to_bits(set: ChannelSet) -> i16 {
     set.iter().fold(0i16, |bits, c| bits | (1 << c as u8))
 }
 
+const ALL_CHANNELS: [Channel; 4] = [
+    Channel::InApp,
+    Channel::Email,
+    Channel::Webhook,
+    Channel::Push,
+];
+
+const ALL_EVENTS: [WebhookEvent; 9] = [
+    WebhookEvent::Created,
+    WebhookEvent::Updated,
+    WebhookEvent::Deleted,
+    WebhookEvent::Triggered,
+    WebhookEvent::Snoozed,
+    WebhookEvent::Dismissed,
+    WebhookEvent::Escalated,
+    WebhookEvent::Missed,
+    WebhookEvent::Expired,
+];
+
+/// The stored bits of the channels nothing delivers on and of the events
+/// nothing emits, as the domain judges them.
+pub(crate) fn unsupported_masks() -> (i16, i32) {
+    let channels = ALL_CHANNELS
+        .into_iter()
+        .filter(|c| !c.is_delivered())
+        .fold(0i16, |bits, c| bits | (1 << c as u8));
+    let events = ALL_EVENTS
+        .into_iter()
+        .filter(|e| !e.is_emitted())
+        .fold(0i32, |bits, e| bits | (1 << e as u16));
+    (channels, events)
+}
+
 pub(crate) fn channels_from_bits(bits: i16) -> Result<ChannelSet, StoreError> {
-    let all = [
-        Channel::InApp,
-        Channel::Email,
-        Channel::Webhook,
-        Channel::Push,
-    ];
-    let list: Vec<Channel> = all
+    let list: Vec<Channel> = ALL_CHANNELS
         .into_iter()
         .filter(|c| bits & (1 << *c as u8) != 0)
         .collect();
@@ -91,18 +118,7 @@ pub(crate) fn events_to_bits(set: WebhookEventSet) -> i32 {
 }
 
 pub(crate) fn events_from_bits(bits: i32) -> Result<WebhookEventSet, StoreError> {
-    let all = [
-        WebhookEvent::Created,
-        WebhookEvent::Updated,
-        WebhookEvent::Deleted,
-        WebhookEvent::Triggered,
-        WebhookEvent::Snoozed,
-        WebhookEvent::Dismissed,
-        WebhookEvent::Escalated,
-        WebhookEvent::Missed,
-        WebhookEvent::Expired,
-    ];
-    let list: Vec<WebhookEvent> = all
+    let list: Vec<WebhookEvent> = ALL_EVENTS
         .into_iter()
         .filter(|e| bits & (1 << *e as u16) != 0)
         .collect();

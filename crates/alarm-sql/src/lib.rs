@@ -33,6 +33,16 @@ pub use stores::SqlStores;
 #[error("migration failed: {0}")]
 pub struct MigrationError(String);
 
+/// Stored values the product no longer accepts because nothing acts on them
+/// yet (see [`Sql::unsupported_stored`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsupportedStored {
+    /// Alarms with a channel nothing delivers on (`push`).
+    pub alarms: u64,
+    /// Webhook registrations subscribed to an event nothing emits.
+    pub webhooks: u64,
+}
+
 /// One migration and whether it is applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationState {
@@ -220,6 +230,42 @@ impl Sql {
             .await
             .map_err(|e| MigrationError(e.to_string()))?;
         self.migrate_up().await
+    }
+
+    /// How many stored alarms ask for a channel nothing delivers on yet, and
+    /// how many webhook registrations subscribe to an event nothing emits
+    /// yet: values accepted before the API refused them. They stay readable;
+    /// the apps report them once at start so an operator knows.
+    ///
+    /// # Errors
+    /// Why the database could not be read, with the URL redacted.
+    pub async fn unsupported_stored(&self) -> Result<UnsupportedStored, String> {
+        use sea_orm::ConnectionTrait;
+        let (channels, events) = codec::unsupported_masks();
+        let backend = match self.engine {
+            Engine::Postgres => DbBackend::Postgres,
+            Engine::Sqlite => DbBackend::Sqlite,
+        };
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                backend,
+                format!(
+                    "SELECT (SELECT count(*) FROM alarms WHERE (channels & {channels}) <> 0) AS alarms, \
+                     (SELECT count(*) FROM webhooks WHERE (events & {events}) <> 0) AS webhooks"
+                ),
+            ))
+            .await
+            .map_err(|e| format!("cannot count unsupported stored values: {e}"))?
+            .ok_or("cannot count unsupported stored values: no row")?;
+        let count = |name: &str| -> Result<u64, String> {
+            let n: i64 = row.try_get("", name).map_err(|e| e.to_string())?;
+            u64::try_from(n).map_err(|e| e.to_string())
+        };
+        Ok(UnsupportedStored {
+            alarms: count("alarms")?,
+            webhooks: count("webhooks")?,
+        })
     }
 
     /// Checks that the database answers (`SELECT 1` on the shared pool).

@@ -202,6 +202,11 @@ impl Channel {
             .find(|(c, _)| *c == self)
             .map_or("in-app", |(_, n)| n)
     }
+    /// Whether the product delivers on this channel today. `push` has no
+    /// sender yet: new alarms may not ask for it (stored ones stay readable).
+    pub fn is_delivered(self) -> bool {
+        !matches!(self, Self::Push)
+    }
     /// # Errors
     /// `channels` with `unknown-value`.
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
@@ -253,6 +258,28 @@ impl ChannelSet {
             bits |= bit;
         }
         Ok(Self(bits))
+    }
+    /// The channels of the set the product does not deliver on yet.
+    pub fn undelivered(&self) -> Vec<Channel> {
+        self.iter().filter(|c| !c.is_delivered()).collect()
+    }
+    /// Refuses a set that asks for a channel nothing delivers on, so a
+    /// client is told instead of the channel being dropped at fire time.
+    ///
+    /// # Errors
+    /// `channels` with `not-supported`, naming the channel.
+    pub fn require_delivered(&self) -> Result<(), ValidationError> {
+        match self.undelivered().first() {
+            None => Ok(()),
+            Some(channel) => Err(ValidationError::new(
+                "channels",
+                codes::NOT_SUPPORTED,
+                format!(
+                    "`{}` is not delivered yet; use in-app, email or webhook",
+                    channel.as_str()
+                ),
+            )),
+        }
     }
     /// Whether `channel` is in the set.
     pub fn contains(&self, channel: Channel) -> bool {

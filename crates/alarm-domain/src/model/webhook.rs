@@ -119,6 +119,12 @@ impl WebhookEvent {
             .find(|(e, _)| *e == self)
             .map_or("alarm.updated", |(_, n)| n)
     }
+    /// Whether anything emits this event today: only rings (`alarm.triggered`,
+    /// `alarm.escalated`) are produced so far. Subscriptions to the others
+    /// are refused; stored ones stay readable.
+    pub fn is_emitted(self) -> bool {
+        matches!(self, Self::Triggered | Self::Escalated)
+    }
     /// # Errors
     /// `events` with `unknown-value`.
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
@@ -171,6 +177,28 @@ impl WebhookEventSet {
             bits |= bit;
         }
         Ok(Self(bits))
+    }
+    /// The subscribed events that nothing emits yet.
+    pub fn unemitted(&self) -> Vec<WebhookEvent> {
+        self.iter().filter(|e| !e.is_emitted()).collect()
+    }
+    /// Refuses a subscription to an event nothing emits, so a client is
+    /// told instead of waiting for deliveries that never come.
+    ///
+    /// # Errors
+    /// `events` with `not-supported`, naming the event.
+    pub fn require_emitted(&self) -> Result<(), ValidationError> {
+        match self.unemitted().first() {
+            None => Ok(()),
+            Some(event) => Err(ValidationError::new(
+                "events",
+                codes::NOT_SUPPORTED,
+                format!(
+                    "`{}` is not emitted yet; subscribe to alarm.triggered or alarm.escalated",
+                    event.as_str()
+                ),
+            )),
+        }
     }
     /// Whether `event` is subscribed.
     pub fn contains(&self, event: WebhookEvent) -> bool {

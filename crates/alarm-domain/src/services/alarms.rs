@@ -94,6 +94,7 @@ impl AlarmService {
     /// [`ServiceError::Invalid`] for a `Once` in the past or a rule that
     /// never fires in the alarm's zone.
     pub async fn create(&self, actor: &Actor, draft: AlarmDraft) -> Result<Alarm, ServiceError> {
+        draft.channels.require_delivered()?;
         let now = self.ports.clock.now();
         let id = self.ports.new_id(AlarmId::from_uuid, AlarmId::generate);
         let alarm = Alarm::create(id, actor.user, draft, now)?;
@@ -140,6 +141,7 @@ impl AlarmService {
         draft: AlarmDraft,
         expected: AlarmVersion,
     ) -> Result<Alarm, ServiceError> {
+        draft.channels.require_delivered()?;
         let current = self.ports.alarms.get(actor.user, id).await?;
         if current.version() != expected {
             return Err(ServiceError::StaleVersion {

@@ -235,6 +235,7 @@ impl WebhookService {
         url: WebhookUrl,
         events: WebhookEventSet,
     ) -> Result<NewWebhook, ServiceError> {
+        events.require_emitted()?;
         let now = self.ports.clock.now();
         self.check_target(&url).await?;
         if self.ports.webhooks.list(actor.user).await?.len() >= MAX_WEBHOOKS_PER_USER {
@@ -284,6 +285,7 @@ impl WebhookService {
         events: WebhookEventSet,
         active: bool,
     ) -> Result<WebhookRegistration, ServiceError> {
+        events.require_emitted()?;
         let now = self.ports.clock.now();
         let before = self.ports.webhooks.get(actor.user, id).await?;
         if url != *before.url() {
