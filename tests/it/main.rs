@@ -9,6 +9,7 @@ mod inputs;
 mod operations;
 mod ownership;
 mod ringing;
+mod spec_answers;
 mod tokens;
 mod webhooks_api;
 

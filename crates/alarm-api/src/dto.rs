@@ -1,4 +1,11 @@
 //! HTTP shapes (snake_case JSON) and their conversions to and from the domain; nothing here leaves the crate's API surface.
+//!
+//! Answers never carry `null`: every response shape with an optional member
+//! is `#[oai(skip_serializing_if_is_none)]`, so a member without a value is
+//! left out, which is what the spec's optional (not required, not nullable)
+//! properties promise a generated client. OpenAPI 3.0's `nullable` was the
+//! other way, but on a `$ref` member it sits beside an `allOf`, where tools
+//! disagree on what it means.
 
 use alarm_domain::error::ValidationError;
 use alarm_domain::jiff::Timestamp;
@@ -291,6 +298,7 @@ pub struct EscalationView {
 
 /// An alarm.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AlarmView {
     /// Id (UUID v7).
     pub id: String,
@@ -316,7 +324,7 @@ pub struct AlarmView {
     pub created_at: String,
     /// Last change (UTC).
     pub updated_at: String,
-    /// When it rings next (UTC); null when it never rings again or is disabled.
+    /// When it rings next (UTC); absent when it never rings again or is disabled.
     pub next_fire_at: Option<String>,
 }
 
@@ -350,15 +358,17 @@ impl AlarmView {
 
 /// A page of alarms.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AlarmPage {
     /// The alarms, oldest first.
     pub items: Vec<AlarmView>,
-    /// Pass as `cursor` for the next page; null on the last page.
+    /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
 }
 
 /// How an occurrence's instant differs from its nominal wall time.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AdjustmentView {
     /// The wall time fell in a daylight-saving gap and fires this many
     /// seconds later on the clock.
@@ -373,6 +383,7 @@ pub struct AdjustmentView {
 
 /// One time the alarm rings (or would, when suppressed).
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OccurrenceView {
     /// Nominal local date.
     pub local_date: String,
@@ -382,15 +393,13 @@ pub struct OccurrenceView {
     pub fire_at: String,
     /// Which schedules (0-based) produced it.
     pub schedule_indexes: Vec<u32>,
-    /// Null when the instant is the nominal wall time.
+    /// Absent when the instant is the nominal wall time.
     pub adjustment: Option<AdjustmentView>,
     /// Whether it is suppressed (listed only with `include_suppressed=true`).
     pub suppressed: bool,
     /// Why it is suppressed: `disabled`, `exception-period`, `holiday-skip`.
-    #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,
     /// The exception period or holiday behind `reason`.
-    #[oai(skip_serializing_if_is_none)]
     pub reason_detail: Option<String>,
 }
 
@@ -446,6 +455,7 @@ pub struct OccurrenceList {
 
 /// Something that happened to an alarm.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EventView {
     /// Id.
     pub id: String,
@@ -474,10 +484,11 @@ impl EventView {
 
 /// A page of events.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EventPage {
     /// Oldest first.
     pub items: Vec<EventView>,
-    /// Pass as `cursor` for the next page; null on the last page.
+    /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
 }
 
@@ -535,6 +546,7 @@ pub struct TokenView {
 
 /// An account.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct UserView {
     /// Id.
     pub id: String,
@@ -644,6 +656,7 @@ mod tests {
 
 /// An occurrence that rang and is waiting for an answer.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RingingView {
     /// The alarm.
     pub alarm_id: String,
@@ -663,7 +676,7 @@ pub struct RingingView {
     pub escalation_level: u8,
     /// Snoozed: silent until `rings_again_at`.
     pub snoozed: bool,
-    /// When a snoozed occurrence rings again (UTC); null otherwise.
+    /// When a snoozed occurrence rings again (UTC); absent otherwise.
     pub rings_again_at: Option<String>,
 }
 
@@ -811,6 +824,7 @@ pub struct WebhookList {
 
 /// One message to a webhook endpoint and how sending it went.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DeliveryView {
     /// The message id (sent as `webhook-id`; the same on every attempt).
     pub id: String,
@@ -826,11 +840,11 @@ pub struct DeliveryView {
     pub latency_ms: Option<u64>,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
-    /// When the next attempt is due (UTC); null unless pending.
+    /// When the next attempt is due (UTC); absent unless pending.
     pub next_attempt_at: Option<String>,
-    /// The alarm the event is about; null for `webhook.test`.
+    /// The alarm the event is about; absent for `webhook.test`.
     pub alarm_id: Option<String>,
-    /// The occurrence the event is about (UTC); null for `webhook.test`.
+    /// The occurrence the event is about (UTC); absent for `webhook.test`.
     pub occurrence_at: Option<String>,
     /// When the message was queued (UTC).
     pub created_at: String,
@@ -868,10 +882,11 @@ impl DeliveryView {
 
 /// A page of deliveries.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DeliveryPage {
     /// Newest first.
     pub items: Vec<DeliveryView>,
-    /// Pass as `before` for the next (older) page; null on the last page.
+    /// Pass as `before` for the next (older) page; absent on the last page.
     pub next_before: Option<String>,
 }
 
