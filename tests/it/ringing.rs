@@ -1,17 +1,21 @@
-//! The in-app channel over HTTP with the engine in-process: an alarm due in two seconds rings, then snooze, dismiss, idempotent retries and ownership.
+//! The in-app channel over HTTP with the engine in-process: an alarm set a few seconds ahead of the database's clock rings, then snooze, dismiss, idempotent retries and ownership.
 
 use std::time::Duration;
 
-use alarm_domain::jiff::{SignedDuration, Timestamp, ToSpan};
+use alarm_domain::jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use crate::on_both;
 use crate::support::Harness;
 
 /// Polls the caller's ringing list until it holds something (the engine
-/// is another task; there is no push channel to await). Gives up after 15 s.
-async fn wait_ringing(h: &Harness, token: &str) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+/// is another task; there is no push channel to await), failing at
+/// `deadline`.
+async fn wait_ringing(
+    h: &Harness,
+    token: &str,
+    deadline: tokio::time::Instant,
+) -> serde_json::Value {
     loop {
         let r = h.req("GET", "/api/v1/ringing").bearer(token).send().await;
         assert_eq!(r.status, 200, "{}", r.body);
@@ -20,49 +24,86 @@ async fn wait_ringing(h: &Harness, token: &str) -> serde_json::Value {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the alarm did not ring within 15 s"
+            "the alarm did not ring by its deadline"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
+/// How far ahead of the database's clock the alarm is set: the create
+/// request must reach the API before that instant, or a one-off alarm in
+/// the past is refused.
+const AHEAD: SignedDuration = SignedDuration::from_secs(3);
+
 on_both!(rings_snoozes_and_dismisses);
 async fn rings_snoozes_and_dismisses(h: &Harness) {
     let ana = h.account("ana@example.com").await;
     let bob = h.account("bob@example.com").await;
-    let due = Timestamp::now()
-        .round(alarm_domain::jiff::Unit::Second)
-        .expect("round")
-        .checked_add(2.seconds())
-        .expect("due");
-    let local = due.to_zoned(alarm_domain::jiff::tz::TimeZone::UTC);
+    // The engine rings on the database's clock, so the instant is taken
+    // from it, rounded up to the whole second a schedule can name.
+    let db_now = h
+        .ports()
+        .queue
+        .store_time()
+        .await
+        .expect("the database's time");
+    let due = Timestamp::from_second((db_now + AHEAD).as_second() + 1).expect("due");
+    let once = |at: Timestamp| {
+        let local = at.to_zoned(alarm_domain::jiff::tz::TimeZone::UTC);
+        json!([{
+            "kind": "once",
+            "date": local.date().to_string(),
+            "time": local.time().strftime("%H:%M:%S").to_string(),
+        }])
+    };
     let r = h
         .req("POST", "/api/v1/alarms")
         .bearer(&ana.access)
         .json(json!({
             "name": "Tea",
             "time_zone": "UTC",
-            "schedules": [{
-                "kind": "once",
-                "date": local.date().to_string(),
-                "time": local.time().strftime("%H:%M:%S").to_string(),
-            }],
+            "schedules": once(due),
+        }))
+        .send()
+        .await;
+    assert_eq!(
+        r.status, 201,
+        "created less than {AHEAD:?} before {due}: {}",
+        r.body
+    );
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    assert_eq!(r.body["next_fire_at"], json!(due.to_string()));
+    // An alarm that cannot ring during the test: snoozing what does not
+    // ring is a conflict.
+    let r = h
+        .req("POST", "/api/v1/alarms")
+        .bearer(&ana.access)
+        .json(json!({
+            "name": "Tomorrow",
+            "time_zone": "UTC",
+            "schedules": once(due + SignedDuration::from_hours(24)),
         }))
         .send()
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["id"].as_str().expect("id").to_owned();
-    assert_eq!(r.body["next_fire_at"], json!(due.to_string()));
-
+    let tomorrow = r.body["id"].as_str().expect("id").to_owned();
     let r = h
-        .req("POST", &format!("/api/v1/alarms/{id}/snooze"))
+        .req("POST", &format!("/api/v1/alarms/{tomorrow}/snooze"))
         .bearer(&ana.access)
         .send()
         .await;
     assert_eq!(r.status, 409, "nothing rings yet: {}", r.body);
     assert_eq!(r.body["type"], "conflict");
 
-    let list = wait_ringing(h, &ana.access).await;
+    // Up to the instant, then 15 s for the engine to ring it.
+    let wait =
+        Duration::try_from(due.duration_since(db_now)).expect("ahead") + Duration::from_secs(15);
+    let list = wait_ringing(h, &ana.access, tokio::time::Instant::now() + wait).await;
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(1),
+        "only the alarm that was due rings: {list}"
+    );
     let item = &list["items"][0];
     assert_eq!(item["alarm_id"], json!(id));
     assert_eq!(item["alarm_name"], "Tea");

@@ -6,6 +6,7 @@
 //! records each result; a killed dispatcher's rows go out again after the
 //! lease, with the same `webhook-id`, so receivers can drop the duplicate.
 
+mod breaker;
 pub mod dispatch;
 pub mod email;
 pub mod resolve;

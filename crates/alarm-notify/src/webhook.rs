@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use alarm_domain::jiff::Timestamp;
 use alarm_domain::model::WebhookRegistration;
-use recloser::{AsyncRecloser, Recloser};
 
+use crate::breaker::Breaker;
 use crate::resolve::{GuardedResolver, Resolve};
 use crate::signature;
 use crate::ssrf::{AddressPolicy, Refused};
@@ -19,7 +19,8 @@ pub struct BreakerConfig {
     pub failure_rate: f32,
     /// Attempts the rate is measured over (also the minimum before it can open).
     pub window: usize,
-    /// How long it stays open before letting trial requests through.
+    /// How long it stays open before letting trial requests through, on
+    /// the dispatcher's clock (the `now` each send is made at).
     pub open_for: Duration,
 }
 
@@ -94,7 +95,7 @@ pub struct BuildError(String);
 pub struct WebhookSender {
     client: reqwest::Client,
     config: WebhookConfig,
-    breakers: Mutex<HashMap<String, Arc<AsyncRecloser>>>,
+    breakers: Mutex<HashMap<String, Arc<Breaker>>>,
 }
 
 /// Installs the process's rustls provider (`ring`, already linked for
@@ -132,24 +133,15 @@ impl WebhookSender {
         })
     }
 
-    fn breaker(&self, host: &str) -> Arc<AsyncRecloser> {
+    fn breaker(&self, host: &str) -> Arc<Breaker> {
         let mut map = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
         map.entry(host.to_owned())
-            .or_insert_with(|| {
-                let b = self.config.breaker;
-                Arc::new(AsyncRecloser::from(
-                    Recloser::custom()
-                        .error_rate(b.failure_rate)
-                        .closed_len(b.window)
-                        .half_open_len(b.window.clamp(1, 3))
-                        .open_wait(b.open_for)
-                        .build(),
-                ))
-            })
+            .or_insert_with(|| Arc::new(Breaker::new(self.config.breaker)))
             .clone()
     }
 
-    /// POSTs `body` to the registration, signed as message `id` at `now`.
+    /// POSTs `body` to the registration, signed as message `id` at `now`;
+    /// the host's breaker judges its open period by `now` too.
     pub async fn send(
         &self,
         registration: &WebhookRegistration,
@@ -188,9 +180,13 @@ impl WebhookSender {
             .header("webhook-timestamp", stamp.to_string())
             .header("webhook-signature", signature)
             .body(body);
-        // Only failures that say the host is unwell count against its
-        // breaker; a 4xx is the receiver answering.
-        let call = async move {
+        let breaker = self.breaker(&host);
+        if !breaker.permit(now) {
+            return Attempt::Rejected {
+                wait: self.config.breaker.open_for,
+            };
+        }
+        let attempt = async move {
             match request.send().await {
                 Ok(response) => {
                     let attempt = judge(response.status().as_u16(), response.headers(), now);
@@ -205,30 +201,26 @@ impl WebhookSender {
                             break;
                         }
                     }
-                    match attempt {
-                        a @ Attempt::Transient { .. } => Err(a),
-                        other => Ok(other),
-                    }
+                    attempt
                 }
                 Err(e) => match refused_in(&e) {
-                    Some(refused) => Ok(Attempt::Permanent {
+                    Some(refused) => Attempt::Permanent {
                         code: None,
                         error: refused.to_string(),
-                    }),
-                    None => Err(Attempt::Transient {
+                    },
+                    None => Attempt::Transient {
                         code: None,
                         retry_after: None,
                         error: describe(&e),
-                    }),
+                    },
                 },
             }
-        };
-        match self.breaker(&host).call(call).await {
-            Ok(a) | Err(recloser::Error::Inner(a)) => a,
-            Err(recloser::Error::Rejected) => Attempt::Rejected {
-                wait: self.config.breaker.open_for,
-            },
         }
+        .await;
+        // Only failures that say the host is unwell count against its
+        // breaker; a 4xx is the receiver answering.
+        breaker.record(matches!(attempt, Attempt::Transient { .. }), now);
+        attempt
     }
 }
 
