@@ -2,12 +2,14 @@
 
 use super::*;
 
-/// [`alarm_domain::ports::AlarmEventStore`] and [`alarm_domain::ports::AuditLog`].
-async fn event_store_and_audit_log(new_ports: Fresh) {
-    let ports = new_ports().await;
-    let ana = fixtures::user(&ports, "ana@example.com").await;
-    let bob = fixtures::user(&ports, "bob@example.com").await;
-    let alarm = fixtures::alarm(&ports, ana.id(), "Wake", None).await;
+use alarm_domain::model::{Alarm, AlarmEvent};
+
+/// Ana and Bob, and Ana's alarm updated three times (disabled, enabled,
+/// updated events); returns the alarm's events as committed, oldest first.
+async fn alarm_updated_three_times(ports: &Ports) -> (User, User, Alarm, Vec<AlarmEvent>) {
+    let ana = fixtures::user(ports, "ana@example.com").await;
+    let bob = fixtures::user(ports, "bob@example.com").await;
+    let alarm = fixtures::alarm(ports, ana.id(), "Wake", None).await;
     let mut expected = ports
         .events
         .list(ana.id(), alarm.id(), PageRequest::first())
@@ -23,19 +25,26 @@ async fn event_store_and_audit_log(new_ports: Fresh) {
         let next = current
             .revise(current.draft().clone(), at(1))
             .expect("revise");
-        let e = event(&ports, alarm.id(), ana.id(), kind);
+        let e = event(ports, alarm.id(), ana.id(), kind);
         expected.push(e.clone());
         let change = ChangeSet {
             op: AlarmOp::Update {
                 alarm: next,
                 expected: current.version(),
             },
-            audit: audit(&ports, Some(ana.id()), "alarm.update", alarm.id().as_uuid()),
+            audit: audit(ports, Some(ana.id()), "alarm.update", alarm.id().as_uuid()),
             events: vec![e],
             triggers: Vec::new(),
         };
         ports.alarms.commit(change).await.expect("update");
     }
+    (ana, bob, alarm, expected)
+}
+
+/// An alarm's events are listed oldest first, in pages.
+async fn events_are_listed_oldest_first_in_pages(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (ana, _, alarm, expected) = alarm_updated_three_times(&ports).await;
     let first = ports
         .events
         .list(
@@ -56,6 +65,12 @@ async fn event_store_and_audit_log(new_ports: Fresh) {
         .expect("events");
     let all: Vec<_> = first.items.into_iter().chain(rest.items).collect();
     assert_eq!(all, expected, "events oldest first, paginated");
+}
+
+/// Another owner sees none of an alarm's events.
+async fn another_owner_sees_no_events(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (_, bob, alarm, _) = alarm_updated_three_times(&ports).await;
     assert!(
         ports
             .events
@@ -66,7 +81,12 @@ async fn event_store_and_audit_log(new_ports: Fresh) {
             .is_empty(),
         "another owner sees no events"
     );
+}
 
+/// The audit log lists an actor's records, and only theirs, in id order.
+async fn audit_is_listed_per_actor_in_id_order(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (ana, bob, _, _) = alarm_updated_three_times(&ports).await;
     let mine = ports
         .audit
         .list(Some(ana.id()), PageRequest::first())
@@ -88,5 +108,9 @@ async fn event_store_and_audit_log(new_ports: Fresh) {
 
 /// The checks of this module, in the order they are listed.
 pub(super) fn checks() -> Vec<Check> {
-    checks!(Ports: event_store_and_audit_log)
+    checks!(Ports:
+        events_are_listed_oldest_first_in_pages,
+        another_owner_sees_no_events,
+        audit_is_listed_per_actor_in_id_order,
+    )
 }

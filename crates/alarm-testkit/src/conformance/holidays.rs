@@ -2,29 +2,90 @@
 
 use super::*;
 
-/// [`alarm_domain::ports::HolidayStore`], holidays and preferences.
-async fn holiday_store(new_ports: Fresh) {
-    let ports = new_ports().await;
-    let admin = fixtures::user(&ports, "admin@example.com").await;
-    let br = Country::parse("BR").expect("BR");
-    let xmas = Holiday::new(
+fn br() -> Country {
+    Country::parse("BR").expect("BR")
+}
+
+/// Christmas in Brazil, recurring, with an id of its own (not stored).
+fn natal() -> Holiday {
+    Holiday::new(
         HolidayId::generate(),
         HolidayName::parse("Natal").expect("name"),
         HolidayDate::recurring(12, 25).expect("date"),
-        br,
+        br(),
         None,
         false,
-    );
-    let create = |h: &Holiday| ChangeSet {
+    )
+}
+
+fn create(ports: &Ports, admin: &User, h: &Holiday) -> ChangeSet<HolidayOp> {
+    ChangeSet {
         op: HolidayOp::Create(h.clone()),
-        audit: audit(&ports, Some(admin.id()), "holiday.create", h.id().as_uuid()),
+        audit: audit(ports, Some(admin.id()), "holiday.create", h.id().as_uuid()),
         events: Vec::new(),
         triggers: Vec::new(),
-    };
-    ports.holidays.commit(create(&xmas)).await.expect("create");
+    }
+}
+
+/// An admin and the stored Christmas holiday.
+async fn admin_with_xmas(ports: &Ports) -> (User, Holiday) {
+    let admin = fixtures::user(ports, "admin@example.com").await;
+    let xmas = natal();
+    ports
+        .holidays
+        .commit(create(ports, &admin, &xmas))
+        .await
+        .expect("create");
+    (admin, xmas)
+}
+
+/// Skip by default, Christmas delayed by 30 minutes.
+fn prefs(xmas: &Holiday) -> HolidayPreferences {
+    HolidayPreferences {
+        default: HolidayPreference::Skip,
+        overrides: vec![(
+            xmas.id(),
+            HolidayPreference::Delay(DelayMinutes::new(30).expect("delay")),
+        )],
+    }
+}
+
+fn set(ports: &Ports, admin: &User, p: HolidayPreferences) -> ChangeSet<PreferenceOp> {
+    ChangeSet {
+        op: PreferenceOp::Set {
+            owner: admin.id(),
+            preferences: p,
+        },
+        audit: audit(
+            ports,
+            Some(admin.id()),
+            "holiday_preferences.set",
+            admin.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    }
+}
+
+/// The admin with Christmas stored and [`prefs`] set.
+async fn admin_with_prefs(ports: &Ports) -> (User, Holiday, HolidayPreferences) {
+    let (admin, xmas) = admin_with_xmas(ports).await;
+    let prefs = prefs(&xmas);
+    ports
+        .holidays
+        .commit_preferences(set(ports, &admin, prefs.clone()))
+        .await
+        .expect("set prefs");
+    (admin, xmas, prefs)
+}
+
+/// A created holiday is read back by id and listed by its country only.
+async fn created_holiday_is_read_back_and_listed_by_country(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (_, xmas) = admin_with_xmas(&ports).await;
     assert_eq!(ports.holidays.get(xmas.id()).await.expect("get"), xmas);
     assert_eq!(
-        ports.holidays.list(br).await.expect("list"),
+        ports.holidays.list(br()).await.expect("list"),
         std::slice::from_ref(&xmas)
     );
     assert!(
@@ -36,60 +97,50 @@ async fn holiday_store(new_ports: Fresh) {
             .is_empty(),
         "listed by country"
     );
-    let twin = Holiday::new(
-        HolidayId::generate(),
-        HolidayName::parse("Natal").expect("name"),
-        HolidayDate::recurring(12, 25).expect("date"),
-        br,
-        None,
-        false,
-    );
+}
+
+/// The same holiday under another id, or an existing id, conflicts.
+async fn the_same_holiday_or_id_twice_conflicts(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (admin, xmas) = admin_with_xmas(&ports).await;
+    let twin = natal();
     is(
-        ports.holidays.commit(create(&twin)).await,
+        ports.holidays.commit(create(&ports, &admin, &twin)).await,
         conflict,
         "the same holiday twice",
     );
     is(
-        ports.holidays.commit(create(&xmas)).await,
+        ports.holidays.commit(create(&ports, &admin, &xmas)).await,
         conflict,
         "an existing holiday id",
     );
+}
 
+/// Preferences never set are the default: fire, no overrides.
+async fn preferences_never_set_are_the_default(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (admin, _) = admin_with_xmas(&ports).await;
     assert_eq!(
         ports.holidays.preferences(admin.id()).await.expect("prefs"),
         HolidayPreferences::default(),
         "never set: fire, no overrides"
     );
-    let prefs = HolidayPreferences {
-        default: HolidayPreference::Skip,
-        overrides: vec![(
-            xmas.id(),
-            HolidayPreference::Delay(DelayMinutes::new(30).expect("delay")),
-        )],
-    };
-    let set = |p: HolidayPreferences| ChangeSet {
-        op: PreferenceOp::Set {
-            owner: admin.id(),
-            preferences: p,
-        },
-        audit: audit(
-            &ports,
-            Some(admin.id()),
-            "holiday_preferences.set",
-            admin.id().as_uuid(),
-        ),
-        events: Vec::new(),
-        triggers: Vec::new(),
-    };
-    ports
-        .holidays
-        .commit_preferences(set(prefs.clone()))
-        .await
-        .expect("set prefs");
+}
+
+/// Preferences set are read back as they were set.
+async fn preferences_set_are_read_back(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (admin, _, prefs) = admin_with_prefs(&ports).await;
     assert_eq!(
         ports.holidays.preferences(admin.id()).await.expect("prefs"),
         prefs
     );
+}
+
+/// `preferences_many` returns the stored ones, and the default for whoever never set any.
+async fn preferences_many_defaults_whoever_never_set_any(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (admin, _, prefs) = admin_with_prefs(&ports).await;
     let other = fixtures::user(&ports, "never-set@example.com").await;
     let mut many = ports
         .holidays
@@ -105,12 +156,21 @@ async fn holiday_store(new_ports: Fresh) {
         ],
         "preferences_many: the stored ones, and the default for whoever never set any"
     );
+}
+
+/// An override naming a missing holiday is not found, and the preferences stay as they were.
+async fn override_naming_a_missing_holiday_is_refused(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (admin, _, prefs) = admin_with_prefs(&ports).await;
     let unknown = HolidayPreferences {
         default: HolidayPreference::Fire,
         overrides: vec![(HolidayId::generate(), HolidayPreference::Skip)],
     };
     is(
-        ports.holidays.commit_preferences(set(unknown)).await,
+        ports
+            .holidays
+            .commit_preferences(set(&ports, &admin, unknown))
+            .await,
         not_found,
         "an override naming a missing holiday",
     );
@@ -119,7 +179,12 @@ async fn holiday_store(new_ports: Fresh) {
         prefs,
         "a refused change leaves the preferences as they were"
     );
+}
 
+/// A deletion removes the holiday (even one named in preferences), and deleting it again is not found.
+async fn delete_removes_the_holiday_once(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (admin, xmas, _) = admin_with_prefs(&ports).await;
     let delete = |id| ChangeSet {
         op: HolidayOp::Delete(id),
         audit: audit(
@@ -146,5 +211,13 @@ async fn holiday_store(new_ports: Fresh) {
 
 /// The checks of this module, in the order they are listed.
 pub(super) fn checks() -> Vec<Check> {
-    checks!(Ports: holiday_store)
+    checks!(Ports:
+        created_holiday_is_read_back_and_listed_by_country,
+        the_same_holiday_or_id_twice_conflicts,
+        preferences_never_set_are_the_default,
+        preferences_set_are_read_back,
+        preferences_many_defaults_whoever_never_set_any,
+        override_naming_a_missing_holiday_is_refused,
+        delete_removes_the_holiday_once,
+    )
 }

@@ -2,6 +2,12 @@
 
 use super::*;
 
+use alarm_domain::model::{Alarm, Channel};
+use alarm_domain::ports::{
+    ClaimedSend, FinishReport, OutboxItem, SendResult, SendStatus, SendTopic,
+};
+use alarm_domain::trigger::{LeaseToken, OccurrenceRef};
+
 async fn hook(
     ports: &Ports,
     owner: UserId,
@@ -27,22 +33,49 @@ async fn hook(
     hook
 }
 
-/// [`alarm_domain::ports::Outbox`]: fan-out at fire time, lease claims,
-/// fenced finishes, failure counting and disabling, the email fallback,
-/// redelivery and listing.
-async fn outbox(new_ports: Fresh) {
-    use alarm_domain::model::Channel;
-    use alarm_domain::ports::{OutboxItem, SendResult, SendStatus, SendTopic};
+fn delivered(c: &ClaimedSend, code: Option<u16>) -> (LeaseToken, SendResult) {
+    (
+        c.token,
+        SendResult::Delivered {
+            code,
+            latency_ms: 1,
+        },
+    )
+}
 
-    let ports = new_ports().await;
-    let ana = fixtures::user(&ports, "ana@example.com").await;
-    let bob = fixtures::user(&ports, "bob@example.com").await;
-    let one = fixtures::alarm(&ports, ana.id(), "One", Some(at(10))).await;
-    let wanted = hook(&ports, ana.id(), &[WebhookEvent::Triggered], true).await;
-    hook(&ports, ana.id(), &[WebhookEvent::Escalated], true).await;
-    hook(&ports, ana.id(), &[WebhookEvent::Triggered], false).await;
-    let bobs = hook(&ports, bob.id(), &[WebhookEvent::Triggered], true).await;
+fn dead_500(c: &ClaimedSend) -> (LeaseToken, SendResult) {
+    (
+        c.token,
+        SendResult::Dead {
+            code: Some(500),
+            error: "HTTP 500".to_owned(),
+            latency_ms: 1,
+        },
+    )
+}
 
+/// Ana's alarm "One" fired at `at(10)` with a webhook delivery (message 1)
+/// and an in-app one (message 2). Ana has an active registration for
+/// `alarm.triggered` (`wanted`), one for `alarm.escalated` only and an
+/// inactive one for `alarm.triggered`; Bob has an active one for
+/// `alarm.triggered` (`bobs`).
+struct Fired {
+    ana: User,
+    bob: User,
+    one: Alarm,
+    wanted: WebhookRegistration,
+    bobs: WebhookRegistration,
+    occurrence: OccurrenceRef,
+}
+
+async fn fired(ports: &Ports) -> Fired {
+    let ana = fixtures::user(ports, "ana@example.com").await;
+    let bob = fixtures::user(ports, "bob@example.com").await;
+    let one = fixtures::alarm(ports, ana.id(), "One", Some(at(10))).await;
+    let wanted = hook(ports, ana.id(), &[WebhookEvent::Triggered], true).await;
+    hook(ports, ana.id(), &[WebhookEvent::Escalated], true).await;
+    hook(ports, ana.id(), &[WebhookEvent::Triggered], false).await;
+    let bobs = hook(ports, bob.id(), &[WebhookEvent::Triggered], true).await;
     let claimed = ports
         .queue
         .claim(at(10), 10, SignedDuration::from_secs(30))
@@ -71,43 +104,23 @@ async fn outbox(new_ports: Fresh) {
         .complete_many(vec![(t.token, outcome)])
         .await
         .expect("complete");
+    Fired {
+        ana,
+        bob,
+        one,
+        wanted,
+        bobs,
+        occurrence: t.trigger.occurrence,
+    }
+}
 
-    let out = &ports.outbox;
-    assert!(
-        out.claim(at(9), at(40), 10)
-            .await
-            .expect("claim")
-            .is_empty(),
-        "nothing is due before the fire's time"
-    );
-    let first = out.claim(at(10), at(40), 10).await.expect("claim");
-    assert_eq!(
-        first.len(),
-        1,
-        "one row: the active registration subscribed to alarm.triggered (not the escalation-only one, the inactive one, bob's, or in-app)"
-    );
-    let row = &first[0].item;
-    assert_eq!(
-        (row.message, row.target, row.channel, row.owner),
-        (
-            uuid::Uuid::from_u128(1),
-            wanted.id().as_uuid(),
-            Channel::Webhook,
-            ana.id()
-        )
-    );
-    assert_eq!(row.topic, SendTopic::Alarm(WebhookEvent::Triggered));
-    assert_eq!(row.alarm, Some((one.id(), t.trigger.occurrence)));
-    assert_eq!((row.status, row.attempts), (SendStatus::Pending, 0));
-    assert!(
-        out.claim(at(11), at(40), 10)
-            .await
-            .expect("claim")
-            .is_empty(),
-        "a leased row is not handed out twice"
-    );
-
-    let report = out
+/// The fired webhook row claimed at `at(10)` and retried (counted, HTTP 503), due again at `at(20)`.
+async fn retried(ports: &Ports) -> (Fired, FinishReport) {
+    let f = fired(ports).await;
+    let first = ports.outbox.claim(at(10), at(40), 10).await.expect("claim");
+    assert_eq!(first.len(), 1);
+    let report = ports
+        .outbox
         .finish(
             at(11),
             vec![(
@@ -124,9 +137,172 @@ async fn outbox(new_ports: Fresh) {
         )
         .await
         .expect("finish retry");
+    (f, report)
+}
+
+/// The retried row claimed at `at(20)` by a slow sender (lease until
+/// `at(25)`), then taken over at `at(25)` (lease until `at(60)`).
+async fn reclaimed(ports: &Ports) -> (Fired, ClaimedSend, ClaimedSend) {
+    let (f, _) = retried(ports).await;
+    let slow = ports.outbox.claim(at(20), at(25), 10).await.expect("claim");
+    assert_eq!(slow.len(), 1, "due again at the retry time");
+    let taken = ports.outbox.claim(at(25), at(60), 10).await.expect("claim");
+    assert_eq!(
+        taken.len(),
+        1,
+        "a row whose lease ran out is claimable again"
+    );
+    (f, slow[0].clone(), taken[0].clone())
+}
+
+/// The slow sender's late "delivered" (fenced), then the taking sender's
+/// "dead" (HTTP 410) at `at(27)`, threshold 3.
+async fn dead_lettered(ports: &Ports) -> (Fired, FinishReport) {
+    let (f, slow, taken) = reclaimed(ports).await;
+    ports
+        .outbox
+        .finish(at(26), vec![delivered(&slow, Some(200))], 3)
+        .await
+        .expect("late finish");
+    let dead = ports
+        .outbox
+        .finish(
+            at(27),
+            vec![(
+                taken.token,
+                SendResult::Dead {
+                    code: Some(410),
+                    error: "HTTP 410".to_owned(),
+                    latency_ms: 3,
+                },
+            )],
+            3,
+        )
+        .await
+        .expect("finish dead");
+    (f, dead)
+}
+
+/// The dead-lettered row's fallback email claimed and delivered at `at(28)`.
+async fn mailed(ports: &Ports) -> Fired {
+    let (f, _) = dead_lettered(ports).await;
+    let fallback = ports.outbox.claim(at(27), at(60), 10).await.expect("claim");
+    assert_eq!(fallback.len(), 1);
+    ports
+        .outbox
+        .finish(at(28), vec![delivered(&fallback[0], None)], 3)
+        .await
+        .expect("mail delivered");
+    f
+}
+
+/// `ana`'s redelivery of webhook message `n` of `wanted` at `at(30)`.
+async fn redeliver(
+    ports: &Ports,
+    f: &Fired,
+    owner: UserId,
+    n: u128,
+) -> Result<OutboxItem, StoreError> {
+    ports
+        .outbox
+        .redeliver(
+            owner,
+            Channel::Webhook,
+            f.wanted.id().as_uuid(),
+            uuid::Uuid::from_u128(n),
+            at(30),
+        )
+        .await
+}
+
+/// The mailed row redelivered at `at(30)`, claimed, and dead again (timed out) at `at(31)`, threshold 2.
+async fn disabled(ports: &Ports) -> (Fired, FinishReport) {
+    let f = mailed(ports).await;
+    redeliver(ports, &f, f.ana.id(), 1)
+        .await
+        .expect("redeliver");
+    let retried = ports.outbox.claim(at(30), at(60), 10).await.expect("claim");
+    assert_eq!(retried.len(), 1);
+    let report = ports
+        .outbox
+        .finish(
+            at(31),
+            vec![(
+                retried[0].token,
+                SendResult::Dead {
+                    code: None,
+                    error: "timed out".to_owned(),
+                    latency_ms: 10_000,
+                },
+            )],
+            2,
+        )
+        .await
+        .expect("finish dead again");
+    (f, report)
+}
+
+/// A fire queues one row: the active registration subscribed to `alarm.triggered`, pending.
+async fn a_fire_fans_out_to_subscribed_active_registrations(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let f = fired(&ports).await;
+    let first = ports.outbox.claim(at(10), at(40), 10).await.expect("claim");
+    assert_eq!(
+        first.len(),
+        1,
+        "one row: the active registration subscribed to alarm.triggered (not the escalation-only one, the inactive one, bob's, or in-app)"
+    );
+    let row = &first[0].item;
+    assert_eq!(
+        (row.message, row.target, row.channel, row.owner),
+        (
+            uuid::Uuid::from_u128(1),
+            f.wanted.id().as_uuid(),
+            Channel::Webhook,
+            f.ana.id()
+        )
+    );
+    assert_eq!(row.topic, SendTopic::Alarm(WebhookEvent::Triggered));
+    assert_eq!(row.alarm, Some((f.one.id(), f.occurrence)));
+    assert_eq!((row.status, row.attempts), (SendStatus::Pending, 0));
+}
+
+/// Nothing is due before the fire's time, and a leased row is not handed out twice.
+async fn nothing_is_due_early_and_a_leased_row_is_not_claimed_twice(new_ports: Fresh) {
+    let ports = new_ports().await;
+    fired(&ports).await;
+    let out = &ports.outbox;
+    assert!(
+        out.claim(at(9), at(40), 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "nothing is due before the fire's time"
+    );
+    assert_eq!(out.claim(at(10), at(40), 10).await.expect("claim").len(), 1);
+    assert!(
+        out.claim(at(11), at(40), 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "a leased row is not handed out twice"
+    );
+}
+
+/// A counted retry is recorded (attempt, code, due) and the row is due again at the retry time, not before.
+async fn a_counted_retry_is_recorded_and_due_again_at_its_time(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (f, report) = retried(&ports).await;
+    let out = &ports.outbox;
     assert!(report.lost.is_empty() && report.disabled.is_empty() && report.fallbacks == 0);
     let listed = out
-        .list(ana.id(), Channel::Webhook, wanted.id().as_uuid(), None, 10)
+        .list(
+            f.ana.id(),
+            Channel::Webhook,
+            f.wanted.id().as_uuid(),
+            None,
+            10,
+        )
         .await
         .expect("list");
     assert_eq!(listed.len(), 1);
@@ -147,47 +323,29 @@ async fn outbox(new_ports: Fresh) {
     );
     let slow = out.claim(at(20), at(25), 10).await.expect("claim");
     assert_eq!(slow.len(), 1, "due again at the retry time");
-    let taken = out.claim(at(25), at(60), 10).await.expect("claim");
-    assert_eq!(
-        taken.len(),
-        1,
-        "a row whose lease ran out is claimable again"
-    );
-    let late = out
-        .finish(
-            at(26),
-            vec![(
-                slow[0].token,
-                SendResult::Delivered {
-                    code: Some(200),
-                    latency_ms: 1,
-                },
-            )],
-            3,
-        )
+}
+
+/// A row whose lease ran out is claimable again, and the first sender's finish is fenced.
+async fn a_late_finish_after_a_take_over_is_fenced(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (_, slow, _) = reclaimed(&ports).await;
+    let late = ports
+        .outbox
+        .finish(at(26), vec![delivered(&slow, Some(200))], 3)
         .await
         .expect("late finish");
     assert_eq!(
         late.lost,
-        vec![slow[0].token],
+        vec![slow.token],
         "the first sender's finish is fenced"
     );
+}
 
-    let dead = out
-        .finish(
-            at(27),
-            vec![(
-                taken[0].token,
-                SendResult::Dead {
-                    code: Some(410),
-                    error: "HTTP 410".to_owned(),
-                    latency_ms: 3,
-                },
-            )],
-            3,
-        )
-        .await
-        .expect("finish dead");
+/// A dead row that was the alarm's only external row queues a fallback
+/// email; one failure of three counts but does not disable.
+async fn a_dead_only_external_row_falls_back_to_email(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (f, dead) = dead_lettered(&ports).await;
     assert_eq!(
         dead.fallbacks, 1,
         "the alarm's only external row failed and it has no email row: a fallback email is queued"
@@ -195,70 +353,41 @@ async fn outbox(new_ports: Fresh) {
     assert!(dead.disabled.is_empty(), "one failure of three");
     let stored = ports
         .webhooks
-        .get(ana.id(), wanted.id())
+        .get(f.ana.id(), f.wanted.id())
         .await
         .expect("hook");
     assert_eq!((stored.failure_count(), stored.active()), (1, true));
-    let fallback = out.claim(at(27), at(60), 10).await.expect("claim");
+    let fallback = ports.outbox.claim(at(27), at(60), 10).await.expect("claim");
     assert_eq!(fallback.len(), 1);
     let mail = &fallback[0].item;
     assert_eq!(
         (mail.channel, mail.target, mail.message, mail.fallback),
         (
             Channel::Email,
-            ana.id().as_uuid(),
+            f.ana.id().as_uuid(),
             uuid::Uuid::from_u128(1),
             true
         )
     );
-    assert_eq!(mail.alarm, Some((one.id(), t.trigger.occurrence)));
-    out.finish(
-        at(28),
-        vec![(
-            fallback[0].token,
-            SendResult::Delivered {
-                code: None,
-                latency_ms: 2,
-            },
-        )],
-        3,
-    )
-    .await
-    .expect("mail delivered");
+    assert_eq!(mail.alarm, Some((f.one.id(), f.occurrence)));
+}
 
-    // Redelivery of the dead-lettered row, scoped to its owner.
+/// Redelivery of a dead-lettered row is scoped to its owner: it resets the
+/// row to pending, and a pending row cannot be redelivered.
+async fn redelivery_resets_only_the_owners_dead_row(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let f = mailed(&ports).await;
     is(
-        out.redeliver(
-            bob.id(),
-            Channel::Webhook,
-            wanted.id().as_uuid(),
-            uuid::Uuid::from_u128(1),
-            at(30),
-        )
-        .await,
+        redeliver(&ports, &f, f.bob.id(), 1).await,
         not_found,
         "another owner's delivery",
     );
     is(
-        out.redeliver(
-            ana.id(),
-            Channel::Webhook,
-            wanted.id().as_uuid(),
-            uuid::Uuid::from_u128(9),
-            at(30),
-        )
-        .await,
+        redeliver(&ports, &f, f.ana.id(), 9).await,
         not_found,
         "an unknown delivery",
     );
-    let again = out
-        .redeliver(
-            ana.id(),
-            Channel::Webhook,
-            wanted.id().as_uuid(),
-            uuid::Uuid::from_u128(1),
-            at(30),
-        )
+    let again = redeliver(&ports, &f, f.ana.id(), 1)
         .await
         .expect("redeliver");
     assert_eq!(
@@ -266,37 +395,20 @@ async fn outbox(new_ports: Fresh) {
         (SendStatus::Pending, 0, at(30))
     );
     is(
-        out.redeliver(
-            ana.id(),
-            Channel::Webhook,
-            wanted.id().as_uuid(),
-            uuid::Uuid::from_u128(1),
-            at(30),
-        )
-        .await,
+        redeliver(&ports, &f, f.ana.id(), 1).await,
         conflict,
         "a pending delivery",
     );
-    let retried = out.claim(at(30), at(60), 10).await.expect("claim");
-    assert_eq!(retried.len(), 1);
-    let disabled = out
-        .finish(
-            at(31),
-            vec![(
-                retried[0].token,
-                SendResult::Dead {
-                    code: None,
-                    error: "timed out".to_owned(),
-                    latency_ms: 10_000,
-                },
-            )],
-            2,
-        )
-        .await
-        .expect("finish dead again");
+}
+
+/// Consecutive dead rows disable the registration on reaching the threshold
+/// (no second fallback: the occurrence already has its email).
+async fn dead_row_disables_registration_after_threshold(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (f, disabled) = disabled(&ports).await;
     assert_eq!(
         disabled.disabled,
-        vec![wanted.id()],
+        vec![f.wanted.id()],
         "the second consecutive failure disables"
     );
     assert_eq!(
@@ -305,10 +417,17 @@ async fn outbox(new_ports: Fresh) {
     );
     let stored = ports
         .webhooks
-        .get(ana.id(), wanted.id())
+        .get(f.ana.id(), f.wanted.id())
         .await
         .expect("hook");
     assert_eq!((stored.failure_count(), stored.active()), (2, false));
+}
+
+/// Disabling queues the owner a notice email naming the registration, not one of its deliveries.
+async fn disabling_emails_the_owner_a_notice(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (f, _) = disabled(&ports).await;
+    let out = &ports.outbox;
     let notice = out.claim(at(31), at(60), 10).await.expect("claim");
     assert_eq!(notice.len(), 1);
     assert_eq!(
@@ -321,47 +440,60 @@ async fn outbox(new_ports: Fresh) {
         (
             Channel::Email,
             SendTopic::WebhookDisabled,
-            wanted.id().as_uuid(),
-            ana.id()
+            f.wanted.id().as_uuid(),
+            f.ana.id()
         ),
         "the owner's notice names the registration"
     );
     assert_eq!(
-        out.list(ana.id(), Channel::Webhook, wanted.id().as_uuid(), None, 10)
-            .await
-            .expect("list")
-            .len(),
+        out.list(
+            f.ana.id(),
+            Channel::Webhook,
+            f.wanted.id().as_uuid(),
+            None,
+            10
+        )
+        .await
+        .expect("list")
+        .len(),
         1,
         "the notice is not one of the registration's deliveries"
     );
-    out.finish(
-        at(32),
-        vec![(
-            notice[0].token,
-            SendResult::Delivered {
-                code: None,
-                latency_ms: 2,
-            },
-        )],
-        2,
-    )
-    .await
-    .expect("notice sent");
+}
 
-    // Test pings, listing newest first with a cursor, owner scoping.
+/// Ana, and Bob with an active registration for `alarm.triggered`.
+async fn bob_with_hook(ports: &Ports) -> (User, User, WebhookRegistration) {
+    let ana = fixtures::user(ports, "ana@example.com").await;
+    let bob = fixtures::user(ports, "bob@example.com").await;
+    let bobs = hook(ports, bob.id(), &[WebhookEvent::Triggered], true).await;
+    (ana, bob, bobs)
+}
+
+/// Three test pings (messages 101..=103) to Bob's registration.
+async fn three_test_pings(ports: &Ports, bob: &User, bobs: &WebhookRegistration) {
     for n in 1..=3u8 {
-        out.enqueue(OutboxItem::pending(
-            uuid::Uuid::from_u128(100 + u128::from(n)),
-            bobs.id().as_uuid(),
-            Channel::Webhook,
-            bob.id(),
-            None,
-            SendTopic::Test,
-            at(100 + i64::from(n)),
-        ))
-        .await
-        .expect("enqueue");
+        ports
+            .outbox
+            .enqueue(OutboxItem::pending(
+                uuid::Uuid::from_u128(100 + u128::from(n)),
+                bobs.id().as_uuid(),
+                Channel::Webhook,
+                bob.id(),
+                None,
+                SendTopic::Test,
+                at(100 + i64::from(n)),
+            ))
+            .await
+            .expect("enqueue");
     }
+}
+
+/// A registration's rows are listed newest first with a cursor, to its owner only.
+async fn listing_is_newest_first_with_a_cursor_per_owner(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (ana, bob, bobs) = bob_with_hook(&ports).await;
+    three_test_pings(&ports, &bob, &bobs).await;
+    let out = &ports.outbox;
     let page = out
         .list(bob.id(), Channel::Webhook, bobs.id().as_uuid(), None, 2)
         .await
@@ -389,137 +521,134 @@ async fn outbox(new_ports: Fresh) {
             .is_empty(),
         "another owner's registration lists nothing"
     );
+}
+
+/// Failed test pings neither count against the registration nor fall back.
+async fn failed_test_pings_neither_count_nor_fall_back(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (_, bob, bobs) = bob_with_hook(&ports).await;
+    three_test_pings(&ports, &bob, &bobs).await;
+    let out = &ports.outbox;
     let test_claim = out.claim(at(103), at(200), 10).await.expect("claim");
     assert_eq!(test_claim.len(), 3);
     let done = out
-        .finish(
-            at(104),
-            test_claim
-                .iter()
-                .map(|c| {
-                    (
-                        c.token,
-                        SendResult::Dead {
-                            code: Some(500),
-                            error: "HTTP 500".to_owned(),
-                            latency_ms: 1,
-                        },
-                    )
-                })
-                .collect(),
-            1,
-        )
+        .finish(at(104), test_claim.iter().map(dead_500).collect(), 1)
         .await
         .expect("finish tests");
     assert!(
         done.disabled.is_empty() && done.fallbacks == 0,
         "failed test pings neither count against the registration nor fall back"
     );
+}
 
-    // Each ring is judged on its own: an escalation whose only external
-    // row dies falls back even though an earlier ring of the same
-    // occurrence was delivered; and a registration that also succeeded in
-    // the same batch is not "failing in a row".
-    let two = fixtures::alarm(&ports, bob.id(), "Two", None).await;
-    let occurrence = alarm_domain::trigger::OccurrenceRef {
+/// Bob's registration and his alarm "Two" with an occurrence at `at(500)`.
+struct BobRings {
+    bob: User,
+    bobs: WebhookRegistration,
+    two: Alarm,
+    occurrence: OccurrenceRef,
+}
+
+impl BobRings {
+    /// Webhook message `n` of the occurrence, created (and due) at `at(created)`.
+    fn ring(&self, n: u128, created: i64, event: WebhookEvent) -> OutboxItem {
+        OutboxItem::pending(
+            uuid::Uuid::from_u128(n),
+            self.bobs.id().as_uuid(),
+            Channel::Webhook,
+            self.bob.id(),
+            Some((self.two.id(), self.occurrence)),
+            SendTopic::Alarm(event),
+            at(created),
+        )
+    }
+}
+
+/// Bob's occurrence whose first ring (message 200) was delivered at
+/// `at(501)`, and whose escalation (message 201) died at `at(801)`,
+/// threshold 5.
+async fn escalation_died(ports: &Ports) -> (BobRings, FinishReport) {
+    let (_, bob, bobs) = bob_with_hook(ports).await;
+    let two = fixtures::alarm(ports, bob.id(), "Two", None).await;
+    let occurrence = OccurrenceRef {
         at: at(500),
         local: at(500)
             .to_zoned(alarm_domain::jiff::tz::TimeZone::UTC)
             .datetime(),
     };
-    let ring = |n: u128, created: i64, event| {
-        OutboxItem::pending(
-            uuid::Uuid::from_u128(n),
-            bobs.id().as_uuid(),
-            Channel::Webhook,
-            bob.id(),
-            Some((two.id(), occurrence)),
-            SendTopic::Alarm(event),
-            at(created),
-        )
+    let rings = BobRings {
+        bob,
+        bobs,
+        two,
+        occurrence,
     };
-    out.enqueue(ring(200, 500, WebhookEvent::Triggered))
+    let out = &ports.outbox;
+    out.enqueue(rings.ring(200, 500, WebhookEvent::Triggered))
         .await
         .expect("enqueue first ring");
     let first_ring = out.claim(at(500), at(600), 10).await.expect("claim");
     assert_eq!(first_ring.len(), 1);
-    out.finish(
-        at(501),
-        vec![(
-            first_ring[0].token,
-            SendResult::Delivered {
-                code: Some(200),
-                latency_ms: 1,
-            },
-        )],
-        1,
-    )
-    .await
-    .expect("first ring delivered");
-    let dead_ring = |c: &alarm_domain::ports::ClaimedSend| {
-        (
-            c.token,
-            SendResult::Dead {
-                code: Some(500),
-                error: "HTTP 500".to_owned(),
-                latency_ms: 1,
-            },
-        )
-    };
-    out.enqueue(ring(201, 800, WebhookEvent::Escalated))
+    out.finish(at(501), vec![delivered(&first_ring[0], Some(200))], 1)
+        .await
+        .expect("first ring delivered");
+    out.enqueue(rings.ring(201, 800, WebhookEvent::Escalated))
         .await
         .expect("enqueue escalation");
     let escalation = out.claim(at(800), at(900), 10).await.expect("claim");
     assert_eq!(escalation.len(), 1);
     let report = out
-        .finish(at(801), vec![dead_ring(&escalation[0])], 5)
+        .finish(at(801), vec![dead_500(&escalation[0])], 5)
         .await
         .expect("finish escalation");
+    (rings, report)
+}
+
+/// Each ring is judged on its own: an escalation whose only external row
+/// dies falls back even though an earlier ring of the same occurrence was delivered.
+async fn each_ring_is_judged_on_its_own_for_the_fallback(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (_, report) = escalation_died(&ports).await;
     assert_eq!(
         report.fallbacks, 1,
         "the escalation's own ring failed: fallback, whatever the first ring did"
     );
-    let mail = out.claim(at(801), at(900), 10).await.expect("claim");
+    let mail = ports
+        .outbox
+        .claim(at(801), at(900), 10)
+        .await
+        .expect("claim");
     assert_eq!(
         mail.iter()
             .map(|c| (c.item.channel, c.item.message.as_u128()))
             .collect::<Vec<_>>(),
         [(Channel::Email, 201)]
     );
-    out.finish(
-        at(802),
-        vec![(
-            mail[0].token,
-            SendResult::Delivered {
-                code: None,
-                latency_ms: 1,
-            },
-        )],
-        5,
-    )
-    .await
-    .expect("mail sent");
-    out.enqueue(ring(202, 900, WebhookEvent::Triggered))
+}
+
+/// A registration that also succeeded in the same batch is not "failing in a row".
+async fn a_success_in_the_same_batch_keeps_the_registration_enabled(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (rings, _) = escalation_died(&ports).await;
+    let out = &ports.outbox;
+    let mail = out.claim(at(801), at(900), 10).await.expect("claim");
+    assert_eq!(mail.len(), 1);
+    out.finish(at(802), vec![delivered(&mail[0], None)], 5)
         .await
-        .expect("enqueue ring");
-    out.enqueue(ring(203, 901, WebhookEvent::Triggered))
-        .await
-        .expect("enqueue ring");
+        .expect("mail sent");
+    for (n, created) in [(202, 900), (203, 901)] {
+        out.enqueue(rings.ring(n, created, WebhookEvent::Triggered))
+            .await
+            .expect("enqueue ring");
+    }
     let batch = out.claim(at(901), at(1000), 10).await.expect("claim");
     assert_eq!(batch.len(), 2);
     let results = batch
         .iter()
         .map(|c| {
             if c.item.message.as_u128() == 203 {
-                dead_ring(c)
+                dead_500(c)
             } else {
-                (
-                    c.token,
-                    SendResult::Delivered {
-                        code: Some(200),
-                        latency_ms: 1,
-                    },
-                )
+                delivered(c, Some(200))
             }
         })
         .collect();
@@ -528,12 +657,26 @@ async fn outbox(new_ports: Fresh) {
         mixed.disabled.is_empty(),
         "a success in the same batch keeps the registration enabled (threshold 1)"
     );
-    let hook_now = ports.webhooks.get(bob.id(), bobs.id()).await.expect("hook");
+    let hook_now = ports
+        .webhooks
+        .get(rings.bob.id(), rings.bobs.id())
+        .await
+        .expect("hook");
     assert_eq!((hook_now.active(), hook_now.failure_count()), (true, 0));
+}
 
-    // Ana's only registration for alarm.triggered is disabled now: her
-    // next webhook ring falls back to e-mail at once.
-    fixtures::alarm(&ports, ana.id(), "Three", Some(at(2000))).await;
+/// Once the owner's only registration for `alarm.triggered` is disabled,
+/// their next webhook ring falls back to e-mail at once.
+async fn with_every_registration_disabled_a_ring_falls_back_at_once(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (f, _) = disabled(&ports).await;
+    let out = &ports.outbox;
+    let notice = out.claim(at(31), at(60), 10).await.expect("claim");
+    assert_eq!(notice.len(), 1);
+    out.finish(at(32), vec![delivered(&notice[0], None)], 2)
+        .await
+        .expect("notice sent");
+    fixtures::alarm(&ports, f.ana.id(), "Three", Some(at(2000))).await;
     let third = ports
         .queue
         .claim(at(2000), 10, SignedDuration::from_secs(30))
@@ -549,7 +692,7 @@ async fn outbox(new_ports: Fresh) {
                 events: Vec::new(),
                 deliveries: vec![Delivery {
                     id: uuid::Uuid::from_u128(300),
-                    owner: ana.id(),
+                    owner: f.ana.id(),
                     alarm: t3.trigger.alarm,
                     occurrence: t3.trigger.occurrence,
                     kind: TriggerKind::Fire,
@@ -567,22 +710,28 @@ async fn outbox(new_ports: Fresh) {
     assert_eq!(
         now_due
             .iter()
-            .filter(|c| c.item.owner == ana.id())
+            .filter(|c| c.item.owner == f.ana.id())
             .map(|c| (c.item.channel, c.item.message.as_u128(), c.item.fallback))
             .collect::<Vec<_>>(),
         [(Channel::Email, 300, true)],
         "no webhook row (all disabled), an e-mail fallback instead"
     );
+}
 
-    let mut loaded: Vec<WebhookId> = out
-        .webhooks(vec![bobs.id(), WebhookId::generate(), wanted.id()])
+/// `webhooks` loads any owner's registrations and skips unknown ids.
+async fn webhooks_loads_any_owners_registrations(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let f = fired(&ports).await;
+    let mut loaded: Vec<WebhookId> = ports
+        .outbox
+        .webhooks(vec![f.bobs.id(), WebhookId::generate(), f.wanted.id()])
         .await
         .expect("webhooks")
         .iter()
         .map(WebhookRegistration::id)
         .collect();
     loaded.sort();
-    let mut want = vec![bobs.id(), wanted.id()];
+    let mut want = vec![f.bobs.id(), f.wanted.id()];
     want.sort();
     assert_eq!(
         loaded, want,
@@ -592,5 +741,20 @@ async fn outbox(new_ports: Fresh) {
 
 /// The checks of this module, in the order they are listed.
 pub(super) fn checks() -> Vec<Check> {
-    checks!(Ports: outbox)
+    checks!(Ports:
+        a_fire_fans_out_to_subscribed_active_registrations,
+        nothing_is_due_early_and_a_leased_row_is_not_claimed_twice,
+        a_counted_retry_is_recorded_and_due_again_at_its_time,
+        a_late_finish_after_a_take_over_is_fenced,
+        a_dead_only_external_row_falls_back_to_email,
+        redelivery_resets_only_the_owners_dead_row,
+        dead_row_disables_registration_after_threshold,
+        disabling_emails_the_owner_a_notice,
+        listing_is_newest_first_with_a_cursor_per_owner,
+        failed_test_pings_neither_count_nor_fall_back,
+        each_ring_is_judged_on_its_own_for_the_fallback,
+        a_success_in_the_same_batch_keeps_the_registration_enabled,
+        with_every_registration_disabled_a_ring_falls_back_at_once,
+        webhooks_loads_any_owners_registrations,
+    )
 }

@@ -2,31 +2,51 @@
 
 use super::*;
 
-/// [`alarm_domain::ports::RoutineStore`].
-async fn routine_store(new_ports: Fresh) {
-    let ports = new_ports().await;
-    let ana = fixtures::user(&ports, "ana@example.com").await;
-    let bob = fixtures::user(&ports, "bob@example.com").await;
-    let routine = |name: &str| {
-        Routine::new(
-            RoutineId::generate(),
-            ana.id(),
-            RoutineName::parse(name).expect("name"),
-            vec![RoutineAction::parse("Lights").expect("action")],
-            true,
-        )
-        .expect("routine")
-    };
+fn routine(owner: UserId, id: RoutineId, name: &str) -> Routine {
+    Routine::new(
+        id,
+        owner,
+        RoutineName::parse(name).expect("name"),
+        vec![RoutineAction::parse("Lights").expect("action")],
+        true,
+    )
+    .expect("routine")
+}
+
+fn create(ports: &Ports, r: &Routine) -> ChangeSet<RoutineOp> {
+    ChangeSet {
+        op: RoutineOp::Create(r.clone()),
+        audit: audit(ports, Some(r.owner()), "routine.create", r.id().as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    }
+}
+
+/// Ana and Bob, and three routines of Ana's ("R0".."R2"); returns their ids, sorted.
+async fn ana_with_three_routines(ports: &Ports) -> (User, User, Vec<RoutineId>) {
+    let ana = fixtures::user(ports, "ana@example.com").await;
+    let bob = fixtures::user(ports, "bob@example.com").await;
     let mut ids = Vec::new();
     for i in 0..3 {
-        let r = routine(&format!("R{i}"));
+        let r = routine(ana.id(), RoutineId::generate(), &format!("R{i}"));
         ids.push(r.id());
-        let change = ChangeSet {
-            op: RoutineOp::Create(r.clone()),
-            audit: audit(&ports, Some(ana.id()), "routine.create", r.id().as_uuid()),
-            events: Vec::new(),
-            triggers: Vec::new(),
-        };
+        ports
+            .routines
+            .commit(create(ports, &r))
+            .await
+            .expect("create");
+    }
+    ids.sort();
+    (ana, bob, ids)
+}
+
+/// Creating a routine whose id exists conflicts.
+async fn creating_an_existing_routine_id_conflicts(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    for i in 0..3 {
+        let r = routine(ana.id(), RoutineId::generate(), &format!("R{i}"));
+        let change = create(&ports, &r);
         ports.routines.commit(change.clone()).await.expect("create");
         let mut again = change;
         again.audit = audit(&ports, Some(ana.id()), "routine.create", r.id().as_uuid());
@@ -36,7 +56,12 @@ async fn routine_store(new_ports: Fresh) {
             "creating an existing routine id",
         );
     }
-    ids.sort();
+}
+
+/// Pages walk the owner's routines in id order.
+async fn list_pages_in_id_order(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (ana, _, ids) = ana_with_three_routines(&ports).await;
     let first = ports
         .routines
         .list(ana.id(), PageRequest::new(None, 2).expect("limit"))
@@ -55,6 +80,12 @@ async fn routine_store(new_ports: Fresh) {
         .collect();
     assert_eq!(walked, ids, "pages in id order");
     assert!(second.next.is_none());
+}
+
+/// Another owner can neither read, delete nor update a routine.
+async fn another_owner_can_neither_get_delete_nor_update(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (_, bob, ids) = ana_with_three_routines(&ports).await;
     is(
         ports.routines.get(bob.id(), ids[0]).await,
         not_found,
@@ -74,14 +105,7 @@ async fn routine_store(new_ports: Fresh) {
         not_found,
         "deleting another owner's routine",
     );
-    let foreign = Routine::new(
-        ids[0],
-        bob.id(),
-        RoutineName::parse("Mine now").expect("name"),
-        vec![RoutineAction::parse("Lights").expect("action")],
-        true,
-    )
-    .expect("routine");
+    let foreign = routine(bob.id(), ids[0], "Mine now");
     let change = ChangeSet {
         op: RoutineOp::Update(foreign),
         audit: audit(&ports, Some(bob.id()), "routine.update", ids[0].as_uuid()),
@@ -97,5 +121,9 @@ async fn routine_store(new_ports: Fresh) {
 
 /// The checks of this module, in the order they are listed.
 pub(super) fn checks() -> Vec<Check> {
-    checks!(Ports: routine_store)
+    checks!(Ports:
+        creating_an_existing_routine_id_conflicts,
+        list_pages_in_id_order,
+        another_owner_can_neither_get_delete_nor_update,
+    )
 }

@@ -2,37 +2,56 @@
 
 use super::*;
 
-/// [`alarm_domain::ports::UserStore`].
-async fn user_store(new_ports: Fresh) {
+/// The fixture user, registered with a mixed-case email.
+async fn ana(ports: &Ports) -> User {
+    fixtures::user(ports, "Ana@Example.com").await
+}
+
+fn lower() -> Email {
+    Email::parse("ana@example.com").expect("email")
+}
+
+/// A user with an id of its own and `email`, not stored.
+fn unstored(email: &str, name: &str) -> User {
+    User::new(
+        UserId::generate(),
+        Email::parse(email).expect("email"),
+        DisplayName::parse(name).expect("name"),
+        Role::User,
+        fixtures::zone("UTC"),
+        None,
+    )
+}
+
+/// `get` returns the user as registered; a missing id is not found.
+async fn get_returns_what_was_registered(new_ports: Fresh) {
     let ports = new_ports().await;
-    let ana = fixtures::user(&ports, "Ana@Example.com").await;
+    let ana = ana(&ports).await;
     assert_eq!(
         ports.users.get(ana.id()).await.expect("get"),
         ana,
         "get returns what was registered"
     );
-    let lower = Email::parse("ana@example.com").expect("email");
+    is(
+        ports.users.get(UserId::generate()).await,
+        not_found,
+        "get of a missing user",
+    );
+}
+
+/// Looking a user up by email ignores case; an unknown email finds no one.
+async fn email_lookup_ignores_case(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = ana(&ports).await;
     assert_eq!(
         ports
             .users
-            .find_by_email(&lower)
+            .find_by_email(&lower())
             .await
             .expect("find")
             .map(|u| u.id()),
         Some(ana.id()),
         "email look-up ignores case"
-    );
-    let (user, hash) = ports
-        .users
-        .credentials(&lower)
-        .await
-        .expect("credentials")
-        .expect("registered");
-    assert_eq!(user.id(), ana.id());
-    assert_eq!(
-        hash.expose_secret(),
-        "$argon2id$fixture",
-        "the password hash is kept"
     );
     assert!(
         ports
@@ -42,22 +61,32 @@ async fn user_store(new_ports: Fresh) {
             .expect("find")
             .is_none()
     );
-    is(
-        ports.users.get(UserId::generate()).await,
-        not_found,
-        "get of a missing user",
-    );
+}
 
-    // Same email in other case: conflict, and nothing of the change set is stored.
-    let before = audit_count(&ports).await;
-    let twin = User::new(
-        UserId::generate(),
-        Email::parse("ANA@example.COM").expect("email"),
-        DisplayName::parse("Twin").expect("name"),
-        Role::User,
-        fixtures::zone("UTC"),
-        None,
+/// `credentials` returns the user with the password hash it was registered with.
+async fn credentials_keep_the_password_hash(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = ana(&ports).await;
+    let (user, hash) = ports
+        .users
+        .credentials(&lower())
+        .await
+        .expect("credentials")
+        .expect("registered");
+    assert_eq!(user.id(), ana.id());
+    assert_eq!(
+        hash.expose_secret(),
+        "$argon2id$fixture",
+        "the password hash is kept"
     );
+}
+
+/// Registering a taken email in other case conflicts, and nothing of the change set is stored.
+async fn taken_email_in_other_case_conflicts_and_stores_nothing(new_ports: Fresh) {
+    let ports = new_ports().await;
+    ana(&ports).await;
+    let before = audit_count(&ports).await;
+    let twin = unstored("ANA@example.COM", "Twin");
     let change = ChangeSet {
         op: UserOp::Register {
             user: twin.clone(),
@@ -82,15 +111,13 @@ async fn user_store(new_ports: Fresh) {
         not_found,
         "a refused registration stores no user",
     );
+}
 
-    let ghost = User::new(
-        UserId::generate(),
-        Email::parse("ghost@example.com").expect("email"),
-        DisplayName::parse("G").expect("name"),
-        Role::User,
-        fixtures::zone("UTC"),
-        None,
-    );
+/// Updating a user that was never registered is not found.
+async fn updating_a_missing_user_is_not_found(new_ports: Fresh) {
+    let ports = new_ports().await;
+    ana(&ports).await;
+    let ghost = unstored("ghost@example.com", "G");
     let change = ChangeSet {
         op: UserOp::Update(ghost.clone()),
         audit: audit(&ports, None, "user.update", ghost.id().as_uuid()),
@@ -106,5 +133,11 @@ async fn user_store(new_ports: Fresh) {
 
 /// The checks of this module, in the order they are listed.
 pub(super) fn checks() -> Vec<Check> {
-    checks!(Ports: user_store)
+    checks!(Ports:
+        get_returns_what_was_registered,
+        email_lookup_ignores_case,
+        credentials_keep_the_password_hash,
+        taken_email_in_other_case_conflicts_and_stores_nothing,
+        updating_a_missing_user_is_not_found,
+    )
 }

@@ -2,11 +2,10 @@
 
 use super::*;
 
-/// [`alarm_domain::ports::WebhookStore`].
-async fn webhook_store(new_ports: Fresh) {
-    let ports = new_ports().await;
-    let ana = fixtures::user(&ports, "ana@example.com").await;
-    let bob = fixtures::user(&ports, "bob@example.com").await;
+/// Ana and Bob, and Ana's active registration for `alarm.triggered`, stored.
+async fn ana_with_hook(ports: &Ports) -> (User, User, WebhookRegistration) {
+    let ana = fixtures::user(ports, "ana@example.com").await;
+    let bob = fixtures::user(ports, "bob@example.com").await;
     let hook = WebhookRegistration::new(
         WebhookId::generate(),
         ana.id(),
@@ -18,16 +17,37 @@ async fn webhook_store(new_ports: Fresh) {
     );
     let change = ChangeSet {
         op: WebhookOp::Create(hook.clone()),
-        audit: audit(
-            &ports,
-            Some(ana.id()),
-            "webhook.create",
-            hook.id().as_uuid(),
-        ),
+        audit: audit(ports, Some(ana.id()), "webhook.create", hook.id().as_uuid()),
         events: Vec::new(),
         triggers: Vec::new(),
     };
     ports.webhooks.commit(change).await.expect("create");
+    (ana, bob, hook)
+}
+
+fn update(ports: &Ports, actor: UserId, hook: WebhookRegistration) -> ChangeSet<WebhookOp> {
+    let id = hook.id();
+    ChangeSet {
+        op: WebhookOp::Update(hook),
+        audit: audit(ports, Some(actor), "webhook.update", id.as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    }
+}
+
+fn delete(ports: &Ports, owner: UserId, id: WebhookId) -> ChangeSet<WebhookOp> {
+    ChangeSet {
+        op: WebhookOp::Delete { owner, id },
+        audit: audit(ports, Some(owner), "webhook.delete", id.as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    }
+}
+
+/// A registration is read back with its signing secret and URL.
+async fn the_signing_secret_and_url_are_kept(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (ana, _, hook) = ana_with_hook(&ports).await;
     let stored = ports.webhooks.get(ana.id(), hook.id()).await.expect("get");
     assert_eq!(
         stored.secret().expose_secret(),
@@ -35,6 +55,12 @@ async fn webhook_store(new_ports: Fresh) {
         "the signing secret is kept"
     );
     assert_eq!(stored.url(), hook.url());
+}
+
+/// Another owner neither gets nor lists a registration.
+async fn another_owners_registration_is_not_found(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (_, bob, hook) = ana_with_hook(&ports).await;
     is(
         ports.webhooks.get(bob.id(), hook.id()).await,
         not_found,
@@ -48,6 +74,12 @@ async fn webhook_store(new_ports: Fresh) {
             .expect("list")
             .is_empty()
     );
+}
+
+/// An update stores the registration's active flag and failure count.
+async fn update_stores_active_and_failure_count(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (ana, _, hook) = ana_with_hook(&ports).await;
     let disabled = WebhookRegistration::new(
         hook.id(),
         ana.id(),
@@ -57,31 +89,24 @@ async fn webhook_store(new_ports: Fresh) {
         false,
         7,
     );
-    let change = ChangeSet {
-        op: WebhookOp::Update(disabled),
-        audit: audit(
-            &ports,
-            Some(ana.id()),
-            "webhook.update",
-            hook.id().as_uuid(),
-        ),
-        events: Vec::new(),
-        triggers: Vec::new(),
-    };
-    ports.webhooks.commit(change).await.expect("update");
+    ports
+        .webhooks
+        .commit(update(&ports, ana.id(), disabled))
+        .await
+        .expect("update");
     let stored = ports.webhooks.get(ana.id(), hook.id()).await.expect("get");
     assert_eq!((stored.active(), stored.failure_count()), (false, 7));
-    let del = |owner| ChangeSet {
-        op: WebhookOp::Delete {
-            owner,
-            id: hook.id(),
-        },
-        audit: audit(&ports, Some(owner), "webhook.delete", hook.id().as_uuid()),
-        events: Vec::new(),
-        triggers: Vec::new(),
-    };
+}
+
+/// Another owner can neither delete nor update a registration.
+async fn another_owner_can_neither_delete_nor_update(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (ana, bob, hook) = ana_with_hook(&ports).await;
     is(
-        ports.webhooks.commit(del(bob.id())).await,
+        ports
+            .webhooks
+            .commit(delete(&ports, bob.id(), hook.id()))
+            .await,
         not_found,
         "deleting another owner's registration",
     );
@@ -94,23 +119,31 @@ async fn webhook_store(new_ports: Fresh) {
         true,
         0,
     );
-    let change = ChangeSet {
-        op: WebhookOp::Update(foreign),
-        audit: audit(
-            &ports,
-            Some(bob.id()),
-            "webhook.update",
-            hook.id().as_uuid(),
-        ),
-        events: Vec::new(),
-        triggers: Vec::new(),
-    };
     is(
-        ports.webhooks.commit(change).await,
+        ports
+            .webhooks
+            .commit(update(&ports, bob.id(), foreign))
+            .await,
         not_found,
         "updating another owner's registration",
     );
-    ports.webhooks.commit(del(ana.id())).await.expect("delete");
+    let stored = ports.webhooks.get(ana.id(), hook.id()).await.expect("get");
+    assert_eq!(
+        (stored.secret().expose_secret(), stored.active()),
+        ("whsec_conformance", true),
+        "the refused delete and update left the owner's registration as it was"
+    );
+}
+
+/// A deletion by the owner removes the registration.
+async fn delete_removes_the_registration(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (ana, _, hook) = ana_with_hook(&ports).await;
+    ports
+        .webhooks
+        .commit(delete(&ports, ana.id(), hook.id()))
+        .await
+        .expect("delete");
     is(
         ports.webhooks.get(ana.id(), hook.id()).await,
         not_found,
@@ -120,5 +153,11 @@ async fn webhook_store(new_ports: Fresh) {
 
 /// The checks of this module, in the order they are listed.
 pub(super) fn checks() -> Vec<Check> {
-    checks!(Ports: webhook_store)
+    checks!(Ports:
+        the_signing_secret_and_url_are_kept,
+        another_owners_registration_is_not_found,
+        update_stores_active_and_failure_count,
+        another_owner_can_neither_delete_nor_update,
+        delete_removes_the_registration,
+    )
 }
