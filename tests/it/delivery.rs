@@ -390,34 +390,8 @@ async fn rows(w: &World, who: &Actor, hook: WebhookId) -> Vec<OutboxItem> {
         .expect("list")
 }
 
-macro_rules! on_both_worlds {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                if let Some(w) =
-                    crate::engine::World::new(false, concat!(stringify!($name), "-sqlite")).await
-                {
-                    super::$name(&w).await;
-                    w.close().await;
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(w) =
-                    crate::engine::World::new(true, concat!(stringify!($name), "-postgres")).await
-                {
-                    super::$name(&w).await;
-                    w.close().await;
-                }
-            }
-        }
-    };
-}
-
 // ------------------------------------------------------------------- tests
 
-on_both_worlds!(a_ringing_alarm_posts_a_signed_webhook);
 async fn a_ringing_alarm_posts_a_signed_webhook(w: &World) {
     let receiver = Receiver::start().await;
     let ana = w.user("ana@example.com").await;
@@ -480,7 +454,6 @@ async fn a_ringing_alarm_posts_a_signed_webhook(w: &World) {
     assert_eq!(receiver.got().len(), 1, "a delivered row is not sent again");
 }
 
-on_both_worlds!(failures_are_retried_honouring_retry_after);
 async fn failures_are_retried_honouring_retry_after(w: &World) {
     let receiver = Receiver::start().await;
     receiver.script(&[(503, None), (429, Some("120")), (204, None)]);
@@ -532,7 +505,6 @@ async fn failures_are_retried_honouring_retry_after(w: &World) {
     }
 }
 
-on_both_worlds!(a_4xx_is_final_and_falls_back_to_email);
 async fn a_4xx_is_final_and_falls_back_to_email(w: &World) {
     let smtp = Smtp::start("fallback").await;
     let receiver = Receiver::start().await;
@@ -580,7 +552,6 @@ async fn a_4xx_is_final_and_falls_back_to_email(w: &World) {
     assert!(m.contains("multipart/alternative"), "{m}");
 }
 
-on_both_worlds!(an_email_alarm_sends_mail);
 async fn an_email_alarm_sends_mail(w: &World) {
     let smtp = Smtp::start("email").await;
     let ana = w.user("ana@example.com").await;
@@ -622,7 +593,6 @@ async fn an_email_alarm_sends_mail(w: &World) {
     );
 }
 
-on_both_worlds!(dead_letters_disable_the_registration_and_tell_the_owner);
 async fn dead_letters_disable_the_registration_and_tell_the_owner(w: &World) {
     let smtp = Smtp::start("disable").await;
     let receiver = Receiver::start().await;
@@ -740,7 +710,6 @@ async fn dead_letters_disable_the_registration_and_tell_the_owner(w: &World) {
     assert_eq!((redone.status, redone.attempts), (SendStatus::Delivered, 1));
 }
 
-on_both_worlds!(the_breaker_opens_and_recovers);
 async fn the_breaker_opens_and_recovers(w: &World) {
     let receiver = Receiver::start().await;
     receiver.always(503);
@@ -819,7 +788,6 @@ async fn the_breaker_opens_and_recovers(w: &World) {
     );
 }
 
-on_both_worlds!(ssrf_is_refused_at_registration_and_at_delivery);
 async fn ssrf_is_refused_at_registration_and_at_delivery(w: &World) {
     let receiver = Receiver::start().await;
     let dns = StaticResolver::new();
@@ -891,4 +859,8 @@ async fn ssrf_is_refused_at_registration_and_at_delivery(w: &World) {
             .contains("127.0.0.1 is loopback"),
         "{row:?}"
     );
+}
+
+crate::trials! {
+    world: [a_ringing_alarm_posts_a_signed_webhook, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, ssrf_is_refused_at_registration_and_at_delivery],
 }

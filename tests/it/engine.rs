@@ -134,32 +134,6 @@ fn mins(n: i64) -> SignedDuration {
     SignedDuration::from_mins(n)
 }
 
-macro_rules! on_both_dbs {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                if let Some(w) =
-                    super::World::new(false, concat!(stringify!($name), "-sqlite")).await
-                {
-                    super::$name(&w).await;
-                    w.close().await;
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(w) =
-                    super::World::new(true, concat!(stringify!($name), "-postgres")).await
-                {
-                    super::$name(&w).await;
-                    w.close().await;
-                }
-            }
-        }
-    };
-}
-
-on_both_dbs!(rings_escalates_and_expires);
 async fn rings_escalates_and_expires(w: &World) {
     let ana = w.user("ana@example.com").await;
     let alarm = w
@@ -253,7 +227,6 @@ async fn rings_escalates_and_expires(w: &World) {
     );
 }
 
-on_both_dbs!(snooze_limits_and_dismissal);
 async fn snooze_limits_and_dismissal(w: &World) {
     let ana = w.user("ana@example.com").await;
     let alarm = w
@@ -356,7 +329,6 @@ async fn snooze_limits_and_dismissal(w: &World) {
     assert_eq!(ids.len(), 3, "each ring has its own idempotency key");
 }
 
-on_both_dbs!(downtime_past_the_grace_window);
 async fn downtime_past_the_grace_window(w: &World) {
     let ana = w.user("ana@example.com").await;
     let alarm = w
@@ -400,7 +372,6 @@ async fn downtime_past_the_grace_window(w: &World) {
     assert_eq!(events[2].2, "fire lateness_ms=300000");
 }
 
-on_both_dbs!(edits_and_deletions_win_over_claims);
 async fn edits_and_deletions_win_over_claims(w: &World) {
     let ana = w.user("ana@example.com").await;
     let service = AlarmService::new(w.ports.clone());
@@ -563,7 +534,6 @@ impl TriggerQueue for EditBeforeCommit {
     }
 }
 
-on_both_dbs!(an_edit_between_load_and_commit_keeps_the_next_fire);
 async fn an_edit_between_load_and_commit_keeps_the_next_fire(w: &World) {
     let ana = w.user("ana@example.com").await;
     let alarm = w
@@ -610,7 +580,6 @@ async fn an_edit_between_load_and_commit_keeps_the_next_fire(w: &World) {
     );
 }
 
-on_both_dbs!(a_backlog_rings_only_the_newest_due_occurrence);
 async fn a_backlog_rings_only_the_newest_due_occurrence(w: &World) {
     use alarm_domain::schedule::{Schedule, WallTime};
     let ana = w.user("ana@example.com").await;
@@ -654,4 +623,8 @@ async fn a_backlog_rings_only_the_newest_due_occurrence(w: &World) {
             .contains(&(TriggerKind::Fire, seven(1))),
         "then tomorrow's first"
     );
+}
+
+crate::trials! {
+    world: [rings_escalates_and_expires, snooze_limits_and_dismissal, downtime_past_the_grace_window, edits_and_deletions_win_over_claims, an_edit_between_load_and_commit_keeps_the_next_fire, a_backlog_rings_only_the_newest_due_occurrence],
 }

@@ -454,4 +454,6 @@ async fn flow(h: &Harness) {
     );
 }
 
-crate::on_both!(flow);
+crate::trials! {
+    api: [flow],
+}

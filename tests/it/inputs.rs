@@ -314,4 +314,6 @@ async fn bad_input(h: &Harness) {
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
 }
 
-crate::on_both!(bad_input);
+crate::trials! {
+    api: [bad_input],
+}

@@ -73,10 +73,7 @@ async fn operations(h: &Harness) {
     );
 }
 
-crate::on_both!(operations);
-
 /// The committed spec is what the code serves; `cargo xtask codegen` rewrites it.
-#[test]
 fn openapi_json_has_not_drifted() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
     let committed = std::fs::read_to_string(path).unwrap_or_default();
@@ -89,7 +86,6 @@ fn openapi_json_has_not_drifted() {
 
 /// Every operation has a summary and a tag, declares the bearer scheme when
 /// it needs one, and documents its error responses as problems.
-#[test]
 fn every_operation_is_documented() {
     let spec: serde_json::Value = serde_json::from_str(&alarm_api::openapi_json()).expect("json");
     assert!(spec["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer");
@@ -154,7 +150,6 @@ impl alarm_api::HealthCheck for Fails {
 
 /// A hanging dependency turns into a `timeout` check and a 503 naming it,
 /// instead of a request that never ends; liveness is unaffected.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_answers_when_a_dependency_hangs() {
     use std::sync::Arc;
     let memory = alarm_testkit::InMemory::default();
@@ -210,4 +205,10 @@ async fn health_answers_when_a_dependency_hangs() {
         .expect("answer");
     assert_eq!(live.status().as_u16(), 200);
     server.stop().await.expect("stop");
+}
+
+crate::trials! {
+    api: [operations],
+    tokio: [health_answers_when_a_dependency_hangs],
+    sync: [openapi_json_has_not_drifted, every_operation_is_documented],
 }

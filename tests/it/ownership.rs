@@ -108,4 +108,6 @@ async fn ownership(h: &Harness) {
         .problem(400, "malformed-json");
 }
 
-crate::on_both!(ownership);
+crate::trials! {
+    api: [ownership],
+}

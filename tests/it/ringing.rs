@@ -5,7 +5,6 @@ use std::time::Duration;
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
-use crate::on_both;
 use crate::support::Harness;
 
 /// Polls the caller's ringing list until it holds something (the engine
@@ -35,7 +34,6 @@ async fn wait_ringing(
 /// the past is refused.
 const AHEAD: SignedDuration = SignedDuration::from_secs(3);
 
-on_both!(rings_snoozes_and_dismisses);
 async fn rings_snoozes_and_dismisses(h: &Harness) {
     let ana = h.account("ana@example.com").await;
     let bob = h.account("bob@example.com").await;
@@ -230,4 +228,8 @@ async fn rings_snoozes_and_dismisses(h: &Harness) {
         json!(null),
         "a one-off alarm that rang is done"
     );
+}
+
+crate::trials! {
+    api: [rings_snoozes_and_dismisses],
 }

@@ -17,11 +17,7 @@ pub(crate) const ISSUER: &str = "smart-alarm";
 pub(crate) const AUDIENCE: &str = "smart-alarm-api";
 pub(crate) const ADMIN: &str = "root@example.com";
 
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub(crate) use crate::Db as Backend;
 
 /// Installs ring as the process's rustls provider before any reqwest
 /// client is built: alarm-notify turns on reqwest's `rustls-no-provider`,

@@ -125,8 +125,6 @@ async fn tampered_tokens(h: &Harness) {
     r.problem(401, "unauthorized");
 }
 
-crate::on_both!(tampered_tokens);
-
 /// Password guessing is throttled: the 11th attempt on one account from one
 /// address within the window is 429 with `Retry-After`, even with the right
 /// password; other accounts are unaffected.
@@ -161,4 +159,6 @@ async fn login_throttle(h: &Harness) {
     );
 }
 
-crate::on_both!(login_throttle);
+crate::trials! {
+    api: [tampered_tokens, login_throttle],
+}

@@ -202,8 +202,6 @@ async fn webhooks_crud(h: &Harness) {
         .problem(401, "unauthorized");
 }
 
-crate::on_both!(webhooks_crud);
-
 async fn webhooks_validation(h: &Harness) {
     let ana = h.account("ana@example.com").await;
     let t = ana.access.as_str();
@@ -303,8 +301,6 @@ async fn webhooks_validation(h: &Harness) {
         (json!(URL), ok)
     );
 }
-
-crate::on_both!(webhooks_validation);
 
 async fn webhooks_ownership(h: &Harness) {
     let ana = h.account("ana@example.com").await;
@@ -424,8 +420,6 @@ async fn webhooks_ownership(h: &Harness) {
         .await
         .problem(400, "malformed-json");
 }
-
-crate::on_both!(webhooks_ownership);
 
 async fn webhooks_deliveries(h: &Harness) {
     let ana = h.account("ana@example.com").await;
@@ -606,4 +600,6 @@ async fn webhooks_deliveries(h: &Harness) {
     }
 }
 
-crate::on_both!(webhooks_deliveries);
+crate::trials! {
+    api: [webhooks_crud, webhooks_validation, webhooks_ownership, webhooks_deliveries],
+}

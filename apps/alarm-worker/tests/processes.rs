@@ -1,5 +1,6 @@
 //! Worker processes against a real PostgreSQL: a separate worker rings on time, four share a burst without a double ring, `kill -9` loses nothing, and a database outage (a TCP proxy cut and restored) is survived.
 
+use alarm_sql::testing::{Test, run_tests};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -292,7 +293,6 @@ fn whole_second(from_now: i64) -> Timestamp {
         .expect("round")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_separate_worker_rings_on_time() {
     let Some(db) = db("a_separate_worker_rings_on_time").await else {
         return;
@@ -329,7 +329,6 @@ async fn a_separate_worker_rings_on_time() {
     db.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_workers_share_a_burst_and_ring_each_occurrence_once() {
     let Some(db) = db("four_workers").await else {
         return;
@@ -368,7 +367,6 @@ async fn four_workers_share_a_burst_and_ring_each_occurrence_once() {
     db.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_nothing() {
     let Some(db) = db("kill_9").await else {
         return;
@@ -459,7 +457,6 @@ impl Proxy {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_a_database_outage() {
     let Some(db) = db("outage").await else {
         return;
@@ -589,7 +586,6 @@ impl Sink {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_delivery_worker_loses_no_webhook() {
     let Some(db) = db("kill_9_webhooks").await else {
         return;
@@ -726,4 +722,23 @@ async fn kill_9_of_the_delivery_worker_loses_no_webhook() {
     let exit = second.terminate();
     assert!(exit.success(), "{exit:?}");
     db.close().await;
+}
+
+fn main() {
+    run_tests(vec![
+        Test::postgres("a_separate_worker_rings_on_time", || {
+            Box::pin(a_separate_worker_rings_on_time())
+        }),
+        Test::postgres(
+            "four_workers_share_a_burst_and_ring_each_occurrence_once",
+            || Box::pin(four_workers_share_a_burst_and_ring_each_occurrence_once()),
+        ),
+        Test::postgres("kill_9_loses_nothing", || Box::pin(kill_9_loses_nothing())),
+        Test::postgres("survives_a_database_outage", || {
+            Box::pin(survives_a_database_outage())
+        }),
+        Test::postgres("kill_9_of_the_delivery_worker_loses_no_webhook", || {
+            Box::pin(kill_9_of_the_delivery_worker_loses_no_webhook())
+        }),
+    ]);
 }

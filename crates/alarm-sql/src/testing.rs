@@ -21,7 +21,13 @@ fn base_url(admin: &str) -> &str {
 /// Whether PostgreSQL suites run. Without a server they are skipped loudly,
 /// except under `CI=true`, where a missing server fails the run.
 pub async fn postgres_available(suite: &str) -> bool {
-    match Database::connect(pg_admin_url()).await {
+    let probe = match port_answers() {
+        Err(e) => Err(e),
+        Ok(()) => Database::connect(pg_admin_url())
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    match probe {
         Ok(db) => {
             let _ = db.close().await;
             true
@@ -50,12 +56,25 @@ pub fn postgres_unreachable() -> Option<String> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         return None;
     }
+    // Every test process asks (nextest runs one per trial): a refused or
+    // silent port must answer in a second, not after the pool's retries.
+    if let Err(e) = port_answers() {
+        return Some(format!(
+            "PostgreSQL at {} is unreachable ({e})",
+            pg_admin_url()
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime for the reachability probe");
     runtime.block_on(async {
-        match Database::connect(pg_admin_url()).await {
+        let mut options = sea_orm::ConnectOptions::new(pg_admin_url());
+        options
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .sqlx_logging(false);
+        match Database::connect(options).await {
             Ok(db) => {
                 let _ = db.close().await;
                 None
@@ -66,6 +85,86 @@ pub fn postgres_unreachable() -> Option<String> {
             )),
         }
     })
+}
+
+/// Whether the admin URL's host and port accept a TCP connection within a second.
+fn port_answers() -> Result<(), String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let url = url::Url::parse(&pg_admin_url()).map_err(|e| e.to_string())?;
+    let host = url.host_str().unwrap_or("localhost").to_owned();
+    let port = url.port().unwrap_or(5432);
+    let addrs = (host.trim_matches(['[', ']']), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("{host}: {e}"))?;
+    let mut last = format!("{host}:{port} resolves to no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// A test of a `harness = false` target: its body runs on a multi-thread
+/// runtime of its own.
+pub struct Test {
+    name: &'static str,
+    postgres: bool,
+    body: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+}
+
+impl Test {
+    /// A test that needs no server.
+    pub fn local(
+        name: &'static str,
+        body: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+    ) -> Self {
+        Self {
+            name,
+            postgres: false,
+            body,
+        }
+    }
+
+    /// A test that needs PostgreSQL: listed as ignored (counted as skipped,
+    /// never passed) when the server is unreachable outside CI.
+    pub fn postgres(
+        name: &'static str,
+        body: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+    ) -> Self {
+        Self {
+            name,
+            postgres: true,
+            body,
+        }
+    }
+}
+
+/// The whole `main` of a test target whose tests may need PostgreSQL.
+pub fn run_tests(tests: Vec<Test>) -> ! {
+    let args = libtest_mimic::Arguments::from_args();
+    let skipped = postgres_unreachable();
+    if let Some(why) = &skipped {
+        eprintln!("\n********** SKIPPED every PostgreSQL test: {why} **********\n");
+    }
+    let trials = tests
+        .into_iter()
+        .map(|test| {
+            let body = test.body;
+            libtest_mimic::Trial::test(test.name, move || {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the test")
+                    .block_on(body());
+                Ok(())
+            })
+            .with_ignored_flag(test.postgres && skipped.is_some())
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
 }
 
 static TEMPLATE: OnceCell<String> = OnceCell::const_new();

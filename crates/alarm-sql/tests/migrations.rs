@@ -3,6 +3,7 @@
 mod common;
 
 use alarm_sql::Sql;
+use alarm_sql::testing::{Test, run_tests};
 
 async fn exercise(sql: &Sql) {
     let before = sql.migration_status().await.expect("status");
@@ -35,7 +36,6 @@ async fn exercise(sql: &Sql) {
     );
 }
 
-#[tokio::test]
 async fn sqlite_file_is_created_on_first_use_and_migrates() {
     let (config, dir) = common::sqlite_config("migrations");
     assert!(!dir.exists());
@@ -48,7 +48,6 @@ async fn sqlite_file_is_created_on_first_use_and_migrates() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
 async fn postgres_empty_database_migrates() {
     if !common::postgres_available("migrations").await {
         return;
@@ -64,7 +63,6 @@ async fn postgres_empty_database_migrates() {
     db.drop_db().await;
 }
 
-#[tokio::test]
 async fn refused_connections_fail_at_once_with_a_redacted_url() {
     if !common::postgres_available("refused connection").await {
         return;
@@ -89,7 +87,6 @@ async fn refused_connections_fail_at_once_with_a_redacted_url() {
     assert!(!message.contains("hunter2"), "{message}");
 }
 
-#[tokio::test]
 async fn postgres_tls_settings_are_honoured() {
     if !common::postgres_available("TLS").await {
         return;
@@ -122,4 +119,22 @@ async fn postgres_tls_settings_are_honoured() {
         .close()
         .await;
     db.drop_db().await;
+}
+
+fn main() {
+    run_tests(vec![
+        Test::local("sqlite_file_is_created_on_first_use_and_migrates", || {
+            Box::pin(sqlite_file_is_created_on_first_use_and_migrates())
+        }),
+        Test::postgres("postgres_empty_database_migrates", || {
+            Box::pin(postgres_empty_database_migrates())
+        }),
+        Test::postgres(
+            "refused_connections_fail_at_once_with_a_redacted_url",
+            || Box::pin(refused_connections_fail_at_once_with_a_redacted_url()),
+        ),
+        Test::postgres("postgres_tls_settings_are_honoured", || {
+            Box::pin(postgres_tls_settings_are_honoured())
+        }),
+    ]);
 }

@@ -2,6 +2,7 @@
 
 mod common;
 
+use alarm_sql::testing::{Test, run_tests};
 use std::sync::Arc;
 
 use alarm_domain::ids::{AlarmId, WebhookId};
@@ -126,13 +127,11 @@ async fn counts_and_corruption(sql: &Sql, ports: &Ports, url: &str) {
     }
 }
 
-#[tokio::test]
 async fn sqlite_counts_unsupported_values_and_refuses_out_of_range_integers() {
     let (sql, ports, url) = sqlite().await;
     counts_and_corruption(&sql, &ports, &url).await;
 }
 
-#[tokio::test]
 async fn postgres_counts_unsupported_values_and_refuses_out_of_range_integers() {
     if !common::postgres_available("stored values").await {
         return;
@@ -147,4 +146,17 @@ async fn postgres_counts_unsupported_values_and_refuses_out_of_range_integers() 
     counts_and_corruption(&sql, &ports, &db.url).await;
     sql.close().await;
     db.drop_db().await;
+}
+
+fn main() {
+    run_tests(vec![
+        Test::local(
+            "sqlite_counts_unsupported_values_and_refuses_out_of_range_integers",
+            || Box::pin(sqlite_counts_unsupported_values_and_refuses_out_of_range_integers()),
+        ),
+        Test::postgres(
+            "postgres_counts_unsupported_values_and_refuses_out_of_range_integers",
+            || Box::pin(postgres_counts_unsupported_values_and_refuses_out_of_range_integers()),
+        ),
+    ]);
 }
