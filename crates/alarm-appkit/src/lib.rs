@@ -3,13 +3,13 @@
 //! Business logic never lives here (the apps have none either); this crate
 //! knows no port, adapter or domain type.
 
+pub mod settings;
+
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -61,41 +61,6 @@ pub fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// `value` if it lies in `range`, else an error naming `setting`.
-///
-/// # Errors
-/// Out of range.
-pub fn ranged<T: PartialOrd + std::fmt::Display + Copy>(
-    setting: &'static str,
-    value: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, ConfigError> {
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        Err(bad(
-            setting,
-            format!("must be {}..={}, got {value}", range.start(), range.end()),
-        ))
-    }
-}
-
-/// A listening address (`host:port`), or an error naming `setting`.
-///
-/// # Errors
-/// Not an address.
-pub fn socket_addr(
-    setting: &'static str,
-    value: &str,
-) -> Result<std::net::SocketAddr, ConfigError> {
-    value.parse().map_err(|_| {
-        bad(
-            setting,
-            format!("`{value}` is not an address like 127.0.0.1:8080"),
-        )
-    })
-}
-
 /// A secret from the environment variable `name`, or from the file named
 /// by `file_var` (one trailing newline dropped), straight into a
 /// [`SecretString`]; `None` when neither is set.
@@ -121,19 +86,39 @@ pub fn secret_env(
     }
 }
 
-/// The `--config` TOML file's settings, or the defaults without one.
-///
-/// # Errors
-/// Unreadable file or bad TOML (unknown keys included), named `--config`.
-pub fn read_config_file<T: DeserializeOwned + Default>(
-    path: Option<&Path>,
-) -> Result<T, ConfigError> {
-    let Some(path) = path else {
-        return Ok(T::default());
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| bad("--config", format!("cannot read `{}`: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| bad("--config", e.to_string()))
+settings! {
+    /// What every app process has: logging and shutdown.
+    pub struct ProcessArgs => ProcessValues {
+        /// Log format: auto (pretty on a terminal, JSON otherwise), json or pretty
+        log_format: LogFormat = "auto", "LOG_FORMAT";
+        /// Log filter, e.g. `info` or `alarm_runner=debug`
+        log_level: String = "info", "LOG_LEVEL";
+        /// Seconds given to finish or release in-flight work after SIGTERM/SIGINT
+        shutdown_timeout_seconds: u64 = "10", "SHUTDOWN_TIMEOUT_SECONDS", 1..=300;
+    }
+}
+
+impl ProcessArgs {
+    /// The process settings, the log filter checked.
+    ///
+    /// # Errors
+    /// The first bad setting.
+    pub fn load(
+        &self,
+        file: &mut settings::ConfigFile,
+        resolver: &dyn settings::Resolve,
+    ) -> Result<ProcessValues, ConfigError> {
+        let values = self.resolve(file, resolver)?;
+        check_log_level(&values.log_level)?;
+        Ok(values)
+    }
+}
+
+impl ProcessValues {
+    /// The shutdown timeout.
+    pub fn shutdown_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_timeout_seconds)
+    }
 }
 
 /// Checks a `LOG_LEVEL` filter.

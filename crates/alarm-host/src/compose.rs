@@ -1,0 +1,148 @@
+//! The one composition both apps run: connect, the schema gate, the ports, the delivery worker, the trigger engine and its wake-ups, and their shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alarm_appkit::Stop;
+use alarm_domain::jiff::tz::TimeZoneDatabase;
+use alarm_domain::ports::{RandomIds, SystemClock};
+use alarm_domain::services::Ports;
+use alarm_notify::{Dispatcher, NotifySettings};
+use alarm_runner::{Engine, EngineHealth, EngineWake, RunnerConfig};
+use alarm_sql::{DbConfig, Sql};
+
+use crate::groups::{Database, SchemaValues};
+
+/// An open database with its ports.
+pub struct Opened {
+    /// The adapter (pool, migrations, NOTIFY).
+    pub sql: Sql,
+    /// Every store port and the trigger queue, on the system clock.
+    pub ports: Ports,
+    /// What was connected to (its URL redacted when shown).
+    pub config: DbConfig,
+    /// The time-zone database the ports resolve zones with.
+    pub tzdb: TimeZoneDatabase,
+}
+
+/// Connects and passes the schema gate, one rule for both apps: with
+/// `AUTO_MIGRATE` (the default only on the embedded SQLite file, which no
+/// other process migrates) pending migrations are applied; otherwise a
+/// schema that is behind stops the start, because on a shared database
+/// `alarm-migrate up` runs once on deploy and two versions of the app must
+/// never race over it. Stored values nothing acts on are reported once.
+///
+/// # Errors
+/// The database cannot be reached, migrated, or is behind.
+pub async fn open(db: &Database, schema: &SchemaValues) -> Result<Opened, String> {
+    let config = db.config().map_err(|e| e.to_string())?;
+    if db.embedded() {
+        let dir = &db.values.data_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let sql = Sql::connect(&config).await.map_err(|e| e.to_string())?;
+    if schema.auto_migrate(db) {
+        sql.migrate_up().await.map_err(|e| e.to_string())?;
+    } else {
+        let pending = sql.pending_migrations().await.map_err(|e| e.to_string())?;
+        if !pending.is_empty() {
+            return Err(format!(
+                "the database schema is behind ({} pending: {}); run `alarm-migrate up` or set AUTO_MIGRATE=true",
+                pending.len(),
+                pending.join(", ")
+            ));
+        }
+    }
+    report_unsupported(&sql).await;
+    let tzdb = TimeZoneDatabase::bundled();
+    let ports = sql.ports(tzdb.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
+    Ok(Opened {
+        sql,
+        ports,
+        config,
+        tzdb,
+    })
+}
+
+/// Reports, once at start, stored values accepted before the API refused
+/// them (a `push` channel, webhook events nothing emits): they stay
+/// readable, and an operator learns they do nothing yet.
+async fn report_unsupported(sql: &Sql) {
+    match sql.unsupported_stored().await {
+        Ok(found) if found.alarms > 0 || found.webhooks > 0 => tracing::warn!(
+            alarms = found.alarms,
+            webhooks = found.webhooks,
+            "stored alarms ask for the push channel or webhooks subscribe to events that nothing delivers or emits yet; they stay readable, and new ones are refused"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot count unsupported stored values"),
+    }
+}
+
+/// A process's background work: the delivery worker, the trigger engine
+/// that pokes it after each commit with deliveries, and on PostgreSQL the
+/// NOTIFY listener that wakes the engine when other processes move
+/// triggers.
+pub struct Background {
+    engine: Engine,
+    dispatcher: Arc<Dispatcher>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+    shutdown: Duration,
+}
+
+impl Background {
+    /// Wires the engine and the delivery worker over `opened`'s ports.
+    ///
+    /// # Errors
+    /// The TLS stack or the mailer cannot be set up.
+    pub fn new(
+        opened: &Opened,
+        runner: RunnerConfig,
+        notify: &NotifySettings,
+    ) -> Result<Self, String> {
+        let dispatcher = notify.dispatcher(
+            opened.ports.clone(),
+            alarm_notify::settings::system_resolver(),
+        )?;
+        let poke = dispatcher.clone();
+        let shutdown = runner.shutdown_timeout;
+        let engine =
+            Engine::new(opened.ports.clone(), runner).on_deliveries(Arc::new(move || poke.poke()));
+        let wake = engine.wake();
+        let listener = opened.sql.listen_for_triggers(move || wake.poke());
+        Ok(Self {
+            engine,
+            dispatcher,
+            listener,
+            shutdown,
+        })
+    }
+
+    /// The engine's health, for readiness.
+    pub fn health(&self) -> Arc<EngineHealth> {
+        self.engine.health()
+    }
+
+    /// The engine's in-process wake-up, for ports whose commits move triggers.
+    pub fn wake(&self) -> Arc<EngineWake> {
+        self.engine.wake()
+    }
+
+    /// The delivery worker, for its counters.
+    pub fn dispatcher(&self) -> Arc<Dispatcher> {
+        self.dispatcher.clone()
+    }
+
+    /// Runs until `stop`: the engine fires what is due and releases its
+    /// claims; the delivery worker finishes its round within the shutdown
+    /// timeout (rows it has not recorded go out again after their lease).
+    pub async fn run(self, stop: Stop) {
+        let delivery = tokio::spawn(self.dispatcher.clone().run(stop.clone().wait()));
+        self.engine.run(stop.wait()).await;
+        let _ = tokio::time::timeout(self.shutdown, delivery).await;
+        if let Some(listener) = self.listener {
+            listener.abort();
+        }
+    }
+}

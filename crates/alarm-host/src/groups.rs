@@ -1,0 +1,403 @@
+//! The settings groups both apps flatten into their command line: the database, the trigger engine and notifications, each setting declared once with [`alarm_appkit::settings!`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alarm_appkit::{ConfigError, bad, secret_env};
+use alarm_notify::NotifySettings;
+use alarm_notify::dispatch::DispatchConfig;
+use alarm_notify::email::{SmtpConfig, SmtpTls};
+use alarm_notify::ssrf::AddressPolicy;
+use alarm_notify::webhook::{BreakerConfig, WebhookConfig};
+use alarm_runner::RunnerConfig;
+use secrecy::{ExposeSecret, SecretString};
+
+alarm_appkit::settings! {
+    /// Where the data lives.
+    pub struct DatabaseArgs => DatabaseValues {
+        /// Folder of the embedded SQLite database (and alarm-http's generated key)
+        data_dir: PathBuf = "data", "DATA_DIR";
+        /// Database pool size
+        db_max_connections: u32 = "20", "DB_MAX_CONNECTIONS", 1..=1000;
+    }
+}
+
+alarm_appkit::settings! {
+    /// What a server does with the schema at start.
+    pub struct SchemaArgs => SchemaValues {
+        /// Apply pending migrations at start [default: true on the embedded SQLite default, which only this process uses; false with DATABASE_URL, where `alarm-migrate up` runs on deploy so two versions never race over the schema]
+        auto_migrate: Option<bool>, "AUTO_MIGRATE";
+    }
+}
+
+impl SchemaValues {
+    /// Whether migrations run at start: as set, else only on the embedded
+    /// default.
+    pub fn auto_migrate(&self, db: &Database) -> bool {
+        self.auto_migrate.unwrap_or(db.embedded())
+    }
+}
+
+alarm_appkit::settings! {
+    /// The trigger engine.
+    pub struct EngineArgs => EngineValues {
+        /// An occurrence found later than this many seconds is recorded `missed` instead of ringing
+        grace_seconds: u64 = "600", "WORKER_GRACE_SECONDS", 1..=86_400;
+        /// Lease of a claim in seconds; a crashed engine's claims are rescued after it
+        lease_seconds: u64 = "30", "WORKER_LEASE_SECONDS", 3..=600;
+        /// Minutes an unanswered occurrence rings after its last escalation before it is recorded `expired`
+        expiry_minutes: u64 = "30", "WORKER_EXPIRY_MINUTES", 1..=1440;
+        /// How far ahead triggers are claimed, in milliseconds
+        prefetch_ms: u64 = "2000", "WORKER_PREFETCH_MS", 0..=10_000;
+        /// Triggers claimed and completed per round trip
+        batch: u32 = "1000", "WORKER_BATCH", 1..=5000;
+        /// Longest sleep between looks at the queue when nothing wakes the engine, in milliseconds (new and moved triggers wake it at once)
+        idle_poll_ms: u64 = "1000", "WORKER_IDLE_POLL_MS", 10..=60_000;
+    }
+}
+
+alarm_appkit::settings! {
+    /// Webhooks, the delivery worker and SMTP.
+    pub struct NotifyArgs => NotifyValues {
+        /// true = webhooks may reach loopback, private and link-local addresses (refused otherwise, at registration and on every delivery's resolved address)
+        webhook_allow_private: bool = "false", "WEBHOOK_ALLOW_PRIVATE", switch;
+        /// Webhook request timeout in seconds
+        webhook_timeout_seconds: u64 = "10", "WEBHOOK_TIMEOUT_SECONDS", 1..=60;
+        /// Attempts before a delivery is dead-lettered
+        webhook_max_attempts: u32 = "8", "WEBHOOK_MAX_ATTEMPTS", 1..=50;
+        /// First retry delay in milliseconds (doubling, jittered)
+        webhook_retry_min_ms: u64 = "5000", "WEBHOOK_RETRY_MIN_MS", 10..=3_600_000;
+        /// Longest retry delay and Retry-After honoured, in seconds
+        webhook_retry_max_seconds: u64 = "3600", "WEBHOOK_RETRY_MAX_SECONDS", 1..=86_400;
+        /// Consecutive dead deliveries that disable a registration (its owner is e-mailed)
+        webhook_disable_after: u32 = "10", "WEBHOOK_DISABLE_AFTER", 1..=1000;
+        /// Attempts per host the failure rate is measured over; half failing opens the host's breaker
+        webhook_breaker_window: usize = "20", "WEBHOOK_BREAKER_WINDOW", 2..=1000;
+        /// How long an open breaker holds deliveries back, in milliseconds
+        webhook_breaker_open_ms: u64 = "30000", "WEBHOOK_BREAKER_OPEN_MS", 100..=3_600_000;
+        /// Outbox rows claimed per round
+        delivery_batch: u32 = "256", "DELIVERY_BATCH", 1..=2000;
+        /// Sends in flight
+        delivery_concurrency: usize = "64", "DELIVERY_CONCURRENCY", 1..=512;
+        /// Claim lease in seconds; a killed worker's rows go out again after it
+        delivery_lease_seconds: u64 = "120", "DELIVERY_LEASE_SECONDS", 10..=3600;
+        /// Idle look at the outbox, in milliseconds
+        delivery_idle_poll_ms: u64 = "200", "DELIVERY_IDLE_POLL_MS", 10..=60_000;
+        /// SMTP server; unset = no e-mail (e-mail deliveries are dead-lettered)
+        smtp_host: Option<String>, "SMTP_HOST";
+        /// SMTP port [default: 587 with starttls, 465 with tls, 25 with none]
+        smtp_port: Option<u16>, "SMTP_PORT", 1..=65_535;
+        /// starttls, tls or none
+        smtp_tls: String = "starttls", "SMTP_TLS";
+        /// SMTP login (with SMTP_PASSWORD or SMTP_PASSWORD_FILE)
+        smtp_username: Option<String>, "SMTP_USERNAME";
+        /// Sender mailbox, required with SMTP_HOST
+        smtp_from: Option<String>, "SMTP_FROM";
+        /// Whole SMTP conversation per message, in seconds
+        smtp_timeout_seconds: u64 = "20", "SMTP_TIMEOUT_SECONDS", 1..=300;
+    }
+}
+
+/// The help text of the secrets, which never come from the command line or
+/// the `--config` file.
+pub const SECRETS_HELP: &str = "\
+Secrets (environment only, never on the command line or in the --config file):
+  DATABASE_URL          postgres://… or sqlite://path; unset = the embedded
+                        default, SQLite at <DATA_DIR>/alarms.db
+  DATABASE_URL_FILE     a file holding DATABASE_URL
+  SMTP_PASSWORD         with SMTP_USERNAME
+  SMTP_PASSWORD_FILE    a file holding SMTP_PASSWORD
+
+Precedence: command line, environment, --config file, defaults. The --config
+TOML file takes the long option names with underscores as keys, e.g.
+  grace_seconds = 300
+  cors_origins = [\"https://app.example.com\"]";
+
+/// The database settings with the URL, which only the environment or a
+/// file it names may give.
+#[derive(Debug)]
+pub struct Database {
+    /// `None`: the embedded default, SQLite under `data_dir`.
+    pub url: Option<SecretString>,
+    /// The declared settings.
+    pub values: DatabaseValues,
+}
+
+impl Database {
+    /// Reads `DATABASE_URL` (or `DATABASE_URL_FILE`) and checks it.
+    ///
+    /// # Errors
+    /// An unreadable file or a URL that is not a database URL.
+    pub fn new(values: DatabaseValues) -> Result<Self, ConfigError> {
+        let url = secret_env("DATABASE_URL", "DATABASE_URL_FILE")?;
+        let this = Self { url, values };
+        this.config()?;
+        Ok(this)
+    }
+
+    /// The embedded default: no `DATABASE_URL`.
+    pub fn embedded(&self) -> bool {
+        self.url.is_none()
+    }
+
+    /// The adapter's settings.
+    ///
+    /// # Errors
+    /// Not a database URL (the URL itself never appears).
+    pub fn config(&self) -> Result<alarm_sql::DbConfig, ConfigError> {
+        let url = match &self.url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!(
+                "sqlite://{}",
+                self.values.data_dir.join("alarms.db").display()
+            ),
+        };
+        alarm_sql::DbConfig::from_url(&url)
+            .and_then(|c| c.with_max_connections(self.values.db_max_connections))
+            .map_err(|e| {
+                bad(
+                    "DATABASE_URL",
+                    e.to_string()
+                        .trim_start_matches("DATABASE_URL: ")
+                        .to_owned(),
+                )
+            })
+    }
+
+    /// The lines of `--print-config`, the URL redacted.
+    pub fn describe(&self) -> Vec<String> {
+        let url = match self.config() {
+            Ok(c) => c.redacted_url(),
+            Err(e) => e.to_string(),
+        };
+        let mut lines = vec![
+            format!("database_url = {url:?}"),
+            format!("embedded = {}", self.embedded()),
+        ];
+        lines.extend(self.values.describe());
+        lines
+    }
+}
+
+impl EngineValues {
+    /// The runner's configuration, with the process's shutdown timeout.
+    pub fn runner(&self, shutdown: Duration) -> RunnerConfig {
+        RunnerConfig {
+            prefetch: Duration::from_millis(self.prefetch_ms),
+            batch: self.batch,
+            lease: Duration::from_secs(self.lease_seconds),
+            grace: Duration::from_secs(self.grace_seconds),
+            expiry_window: Duration::from_secs(self.expiry_minutes * 60),
+            shutdown_timeout: shutdown,
+            idle_poll: Duration::from_millis(self.idle_poll_ms),
+            ..RunnerConfig::default()
+        }
+    }
+}
+
+/// The notification settings with the SMTP password, which only the
+/// environment or a file it names may give.
+#[derive(Debug)]
+pub struct Notify {
+    /// What the delivery worker and the API's SSRF guard run with.
+    pub settings: NotifySettings,
+    /// The declared settings.
+    pub values: NotifyValues,
+}
+
+impl Notify {
+    /// Checks the settings that depend on each other and builds the
+    /// delivery worker's configuration.
+    ///
+    /// # Errors
+    /// The first bad setting, named.
+    pub fn new(values: NotifyValues) -> Result<Self, ConfigError> {
+        let password = secret_env("SMTP_PASSWORD", "SMTP_PASSWORD_FILE")?;
+        let v = &values;
+        let dispatch = DispatchConfig {
+            batch: v.delivery_batch,
+            concurrency: v.delivery_concurrency,
+            lease: Duration::from_secs(v.delivery_lease_seconds),
+            idle_poll: Duration::from_millis(v.delivery_idle_poll_ms),
+            max_attempts: v.webhook_max_attempts,
+            retry_min: Duration::from_millis(v.webhook_retry_min_ms),
+            retry_max: Duration::from_secs(v.webhook_retry_max_seconds),
+            disable_after: v.webhook_disable_after,
+        };
+        let webhook = WebhookConfig {
+            timeout: Duration::from_secs(v.webhook_timeout_seconds),
+            policy: AddressPolicy {
+                allow_private: v.webhook_allow_private,
+            },
+            breaker: BreakerConfig {
+                window: v.webhook_breaker_window,
+                open_for: Duration::from_millis(v.webhook_breaker_open_ms),
+                ..BreakerConfig::default()
+            },
+        };
+        let tls = SmtpTls::parse(&v.smtp_tls).ok_or_else(|| {
+            bad(
+                "SMTP_TLS",
+                format!("must be starttls, tls or none, got {:?}", v.smtp_tls),
+            )
+        })?;
+        let smtp = match &v.smtp_host {
+            None => None,
+            Some(host) => {
+                let from = v
+                    .smtp_from
+                    .clone()
+                    .ok_or_else(|| bad("SMTP_FROM", "is required with SMTP_HOST"))?;
+                alarm_notify::email::check_from(&from)
+                    .map_err(|e| bad("SMTP_FROM", e.to_string()))?;
+                if v.smtp_username.is_some() != password.is_some() {
+                    return Err(bad(
+                        "SMTP_USERNAME",
+                        "SMTP_USERNAME and SMTP_PASSWORD go together",
+                    ));
+                }
+                Some(SmtpConfig {
+                    host: host.clone(),
+                    port: v.smtp_port.unwrap_or(match tls {
+                        SmtpTls::StartTls => 587,
+                        SmtpTls::Implicit => 465,
+                        SmtpTls::None => 25,
+                    }),
+                    tls,
+                    username: v.smtp_username.clone(),
+                    password,
+                    from,
+                    timeout: Duration::from_secs(v.smtp_timeout_seconds),
+                })
+            }
+        };
+        // E-mail sends count only where e-mail is configured.
+        let send_timeout = webhook
+            .timeout
+            .max(smtp.as_ref().map_or(Duration::ZERO, |s| s.timeout));
+        if !dispatch.fits_lease(send_timeout) {
+            return Err(bad(
+                "DELIVERY_LEASE_SECONDS",
+                format!(
+                    "{} s is too short for DELIVERY_BATCH {} at DELIVERY_CONCURRENCY {} with a {} s send timeout (WEBHOOK_TIMEOUT_SECONDS, SMTP_TIMEOUT_SECONDS): a slow batch would be sent twice",
+                    dispatch.lease.as_secs(),
+                    dispatch.batch,
+                    dispatch.concurrency,
+                    send_timeout.as_secs()
+                ),
+            ));
+        }
+        Ok(Self {
+            settings: NotifySettings {
+                dispatch,
+                webhook,
+                smtp,
+            },
+            values,
+        })
+    }
+
+    /// The lines of `--print-config`, the password only as set or not.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = self.values.describe();
+        // The port in effect, which the TLS mode decides when unset.
+        if let Some(smtp) = &self.settings.smtp {
+            for line in &mut lines {
+                if line.starts_with("smtp_port = ") {
+                    *line = format!("smtp_port = {}", smtp.port);
+                }
+            }
+        }
+        let password = self
+            .settings
+            .smtp
+            .as_ref()
+            .is_some_and(|s| s.password.is_some());
+        lines.push(format!(
+            "smtp_password = {:?}",
+            if password { "[redacted]" } else { "" }
+        ));
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alarm_appkit::settings::{AsWritten, ConfigFile};
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        notify: NotifyArgs,
+    }
+
+    fn notify(args: &[&str]) -> Result<Notify, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("test").chain(args.iter().copied()))
+            .expect("arguments");
+        let values = cli.notify.resolve(&mut ConfigFile::default(), &AsWritten)?;
+        Notify::new(values)
+    }
+
+    fn refused(args: &[&str]) -> &'static str {
+        notify(args).expect_err("refused").setting
+    }
+
+    #[test]
+    fn defaults_and_named_errors() {
+        let n = notify(&[]).expect("defaults");
+        assert!(n.settings.smtp.is_none());
+        assert!(!n.settings.webhook.policy.allow_private);
+        assert_eq!(n.settings.dispatch.max_attempts, 8);
+        assert_eq!(n.settings.dispatch.lease, Duration::from_secs(120));
+        assert_eq!(
+            refused(&["--webhook-max-attempts", "0"]),
+            "WEBHOOK_MAX_ATTEMPTS"
+        );
+        assert_eq!(
+            refused(&["--webhook-allow-private", "maybe"]),
+            "WEBHOOK_ALLOW_PRIVATE"
+        );
+        assert!(
+            notify(&["--webhook-allow-private"])
+                .expect("a switch")
+                .settings
+                .webhook
+                .policy
+                .allow_private
+        );
+        assert_eq!(refused(&["--smtp-host", "mail.test"]), "SMTP_FROM");
+        assert_eq!(
+            refused(&[
+                "--smtp-host",
+                "mail.test",
+                "--smtp-from",
+                "a@b.test",
+                "--smtp-tls",
+                "ssl"
+            ]),
+            "SMTP_TLS"
+        );
+        assert_eq!(
+            refused(&[
+                "--delivery-lease-seconds",
+                "10",
+                "--delivery-concurrency",
+                "1"
+            ]),
+            "DELIVERY_LEASE_SECONDS"
+        );
+        let n = notify(&[
+            "--smtp-host",
+            "mail.test",
+            "--smtp-from",
+            "Alarms <a@b.test>",
+            "--smtp-tls",
+            "tls",
+        ])
+        .expect("implicit TLS");
+        assert_eq!(n.settings.smtp.expect("smtp").port, 465);
+    }
+}

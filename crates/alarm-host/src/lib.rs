@@ -1,0 +1,10 @@
+//! What hosts the engine in `alarm-http` and `alarm-worker`: the settings groups both apps share, each setting declared once, and the one composition of database, schema gate, ports, delivery worker, trigger engine and wake-ups.
+//!
+//! The only library besides the apps allowed to depend on adapters
+//! (`deny.toml`): it wires `alarm-sql`, `alarm-runner` and `alarm-notify`
+//! together so the apps' `main.rs` files stay short compositions of it.
+
+mod compose;
+pub mod groups;
+
+pub use compose::{Background, Opened, open};
