@@ -18,6 +18,10 @@ use tokio::sync::Notify;
 use crate::email::{AlarmMail, Mailer, alarm_mail, disabled_mail};
 use crate::webhook::{Attempt, WebhookSender, millis_since};
 
+/// The first pause after a failed round, and the longest.
+const STORE_RETRY_MIN: Duration = Duration::from_millis(400);
+const STORE_RETRY_MAX: Duration = Duration::from_millis(6400);
+
 /// How the worker behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchConfig {
@@ -129,26 +133,36 @@ impl Dispatcher {
     /// first (cut short, its rows would only be sent again after their lease).
     pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
-        let mut failures: u32 = 0;
+        // While the store fails, rounds are retried after growing, jittered
+        // pauses (so many workers do not hammer a recovering database in
+        // step); the first success starts the sequence over.
+        let mut failing: Option<backon::ExponentialBackoff> = None;
         loop {
-            let busy = match self.round().await {
-                Ok(more) => {
-                    failures = 0;
-                    more
+            let (busy, pause) = match self.round().await {
+                Ok(true) => {
+                    failing = None;
+                    (true, Duration::ZERO)
+                }
+                Ok(false) => {
+                    failing = None;
+                    (false, self.config.idle_poll)
                 }
                 Err(e) => {
-                    failures = failures.saturating_add(1);
                     self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, failures, "outbox round failed");
-                    false
+                    let pause = failing
+                        .get_or_insert_with(|| {
+                            ExponentialBuilder::default()
+                                .with_min_delay(STORE_RETRY_MIN)
+                                .with_max_delay(STORE_RETRY_MAX)
+                                .with_jitter()
+                                .without_max_times()
+                                .build()
+                        })
+                        .next()
+                        .unwrap_or(STORE_RETRY_MAX);
+                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "outbox round failed");
+                    (false, pause)
                 }
-            };
-            let pause = if busy {
-                Duration::ZERO
-            } else if failures > 0 {
-                Duration::from_millis(200u64 << failures.min(5))
-            } else {
-                self.config.idle_poll
             };
             tokio::select! {
                 () = &mut stop => return,

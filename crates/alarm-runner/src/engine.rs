@@ -229,7 +229,7 @@ struct Fired {
 #[derive(Default)]
 struct FireRetry {
     at: Option<Instant>,
-    backoff: Duration,
+    backoff: Backoff,
     failures: u32,
 }
 
@@ -560,7 +560,7 @@ impl Engine {
         let mut next_beat = start + third;
         let mut next_right = start;
         let mut next_rescue = start;
-        let mut claim_backoff = Duration::ZERO;
+        let mut claim_backoff = Backoff::default();
         let mut retry = FireRetry::default();
         let mut firing: Option<tokio::task::JoinHandle<Fired>> = None;
         let mut stopping = false;
@@ -580,7 +580,7 @@ impl Engine {
             {
                 if let Some(handle) = firing.take() {
                     let fired = handle.await;
-                    self.settle(fired, &mut inflight, &mut retry, claim_backoff)
+                    self.settle(fired, &mut inflight, &mut retry, claim_backoff.failing())
                         .await;
                 }
                 continue;
@@ -619,7 +619,7 @@ impl Engine {
             if stopping {
                 if let Some(handle) = firing.take() {
                     let fired = handle.await;
-                    self.settle(fired, &mut inflight, &mut retry, claim_backoff)
+                    self.settle(fired, &mut inflight, &mut retry, claim_backoff.failing())
                         .await;
                     continue;
                 }
@@ -644,16 +644,16 @@ impl Engine {
                     .await
                 {
                     Ok(next) => {
-                        if claim_backoff > Duration::ZERO {
+                        if claim_backoff.failing() {
                             tracing::info!("the database is reachable again");
                         }
-                        claim_backoff = Duration::ZERO;
+                        claim_backoff.reset();
                         next_claim = next;
                     }
                     Err(e) => {
-                        claim_backoff = backoff(claim_backoff);
-                        tracing::warn!(error = %e, retry_in_ms = claim_backoff.as_millis(), "claim cycle failed");
-                        next_claim = Instant::now() + claim_backoff;
+                        let pause = claim_backoff.next();
+                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "claim cycle failed");
+                        next_claim = Instant::now() + pause;
                     }
                 }
                 continue;
@@ -676,7 +676,7 @@ impl Engine {
                 () = tokio::time::sleep_until(deadline) => {}
                 fired = async { firing.as_mut().expect("guarded").await }, if firing.is_some() => {
                     firing = None;
-                    self.settle(fired, &mut inflight, &mut retry, claim_backoff).await;
+                    self.settle(fired, &mut inflight, &mut retry, claim_backoff.failing()).await;
                 }
                 () = self.wake.notify.notified(), if may_claim => next_claim = Instant::now(),
                 () = &mut shutdown => stopping = true,
@@ -693,7 +693,7 @@ impl Engine {
         fired: Result<Fired, tokio::task::JoinError>,
         inflight: &mut BTreeMap<Key, Claimed>,
         retry: &mut FireRetry,
-        claim_backoff: Duration,
+        claims_failing: bool,
     ) {
         let Fired {
             now,
@@ -710,7 +710,7 @@ impl Engine {
         };
         match result {
             Ok(_) => *retry = FireRetry::default(),
-            Err(e) if retry.failures >= 2 && claim_backoff.is_zero() => {
+            Err(e) if retry.failures >= 2 && !claims_failing => {
                 // The database answers claims but this batch keeps failing:
                 // one trigger in it cannot be fired (a row that no longer
                 // decodes, say). Fire them one by one so the rest ring; the
@@ -726,12 +726,12 @@ impl Engine {
             }
             Err(e) => {
                 retry.failures += 1;
-                retry.backoff = backoff(retry.backoff);
-                tracing::warn!(error = %e, retry_in_ms = retry.backoff.as_millis(), "firing failed; the claims stay leased and are retried");
+                let pause = retry.backoff.next();
+                tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "firing failed; the claims stay leased and are retried");
                 for (k, c) in claims {
                     inflight.insert(k, c);
                 }
-                retry.at = Some(Instant::now() + retry.backoff);
+                retry.at = Some(Instant::now() + pause);
             }
         }
     }
@@ -868,10 +868,36 @@ impl Engine {
     }
 }
 
-fn backoff(previous: Duration) -> Duration {
-    if previous.is_zero() {
-        Duration::from_millis(100)
-    } else {
-        (previous * 2).min(Duration::from_secs(5))
+/// The pauses between failed attempts: 100 ms doubling to 5 s, jittered so
+/// that engines sharing a database do not retry in step. Each failure takes
+/// the next pause; a success starts over.
+#[derive(Default)]
+struct Backoff(Option<backon::ExponentialBackoff>);
+
+impl Backoff {
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn next(&mut self) -> Duration {
+        use backon::BackoffBuilder;
+        self.0
+            .get_or_insert_with(|| {
+                backon::ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Self::MAX)
+                    .with_jitter()
+                    .without_max_times()
+                    .build()
+            })
+            .next()
+            .unwrap_or(Self::MAX)
+    }
+
+    fn reset(&mut self) {
+        self.0 = None;
+    }
+
+    /// Whether the last attempt failed.
+    fn failing(&self) -> bool {
+        self.0.is_some()
     }
 }
