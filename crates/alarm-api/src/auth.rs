@@ -167,9 +167,12 @@ pub struct Claims {
 }
 
 /// Signs and checks access tokens: HS256 JWTs (RFC 7519) written here on
-/// the `hmac`/`sha2` versions the database driver already brings, instead
-/// of jsonwebtoken, whose RustCrypto backend would add a second copy of the
-/// digest stack plus RSA and elliptic-curve crates for one algorithm.
+/// `hmac`/`sha2`, which the tree already has, instead of jsonwebtoken: its
+/// two crypto backends are aws-lc-rs (banned: ring is the workspace's one
+/// provider) and RustCrypto, which brings RSA, P-256/P-384, Ed25519 and
+/// their random-number stack for algorithms this API refuses anyway. The
+/// MAC is checked against RFC 7515's own example (appendix A.1) in the
+/// tests below.
 ///
 /// Verification accepts exactly `{"alg":"HS256"}` headers (so `none` and
 /// algorithm swaps fail), compares the MAC in constant time, and requires
@@ -218,10 +221,8 @@ impl Tokens {
         &self.config
     }
 
-    fn mac(&self) -> HmacSha256 {
-        // HMAC takes keys of any length; the minimum is enforced in `new`.
-        <HmacSha256 as hmac::KeyInit>::new_from_slice(self.config.secret.expose_secret().as_bytes())
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+    fn key(&self) -> &[u8] {
+        self.config.secret.expose_secret().as_bytes()
     }
 
     /// A signed access token for `user` in session `sid`, valid from `now`.
@@ -235,7 +236,6 @@ impl Tokens {
         sid: uuid::Uuid,
         now: Timestamp,
     ) -> Result<String, String> {
-        use hmac::Mac;
         let claims = Claims {
             sub: user.to_string(),
             iss: self.config.issuer.clone(),
@@ -251,9 +251,7 @@ impl Tokens {
         let payload =
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(|e| e.to_string())?);
         let signing_input = format!("{header}.{payload}");
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let signature = hs256(self.key(), signing_input.as_bytes());
         Ok(format!("{signing_input}.{signature}"))
     }
 
@@ -263,7 +261,6 @@ impl Tokens {
     /// # Errors
     /// Why the token is refused (for the log, not for the client).
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<Claims, String> {
-        use hmac::Mac;
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -281,12 +278,10 @@ impl Tokens {
             return Err(format!("algorithm `{}` is not accepted", jose.alg));
         }
         let signature = decode(signature, "signature")?;
-        let mut mac = self.mac();
-        mac.update(header.as_bytes());
-        mac.update(b".");
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&signature)
-            .map_err(|_| "bad signature".to_owned())?;
+        let signing_input = &token[..header.len() + 1 + payload.len()];
+        if !hs256_verify(self.key(), signing_input.as_bytes(), &signature) {
+            return Err("bad signature".to_owned());
+        }
         let claims: Claims = serde_json::from_slice(&decode(payload, "payload")?)
             .map_err(|e| format!("claims: {e}"))?;
         let now = now.as_second();
@@ -304,6 +299,30 @@ impl Tokens {
         }
         Ok(claims)
     }
+}
+
+/// HMAC takes keys of any length (the minimum is enforced in `Tokens::new`).
+fn mac_for(key: &[u8]) -> HmacSha256 {
+    <HmacSha256 as hmac::KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+}
+
+/// The HS256 signature (RFC 7515 §3.1) of a JWS signing input, base64url
+/// without padding.
+fn hs256(key: &[u8], signing_input: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = mac_for(key);
+    mac.update(signing_input);
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// Whether `signature` is the HS256 MAC of `signing_input`, compared in
+/// constant time.
+fn hs256_verify(key: &[u8], signing_input: &[u8], signature: &[u8]) -> bool {
+    use hmac::Mac;
+    let mut mac = mac_for(key);
+    mac.update(signing_input);
+    mac.verify_slice(signature).is_ok()
 }
 
 /// A new refresh token and its stored hash.
@@ -413,6 +432,32 @@ pub(crate) async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 7515, appendix A.1: the HS256 example's key, signing input and
+    /// signature (the header decodes to `{"typ":"JWT",\r\n "alg":"HS256"}`).
+    const RFC_KEY: &str =
+        "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+    const RFC_INPUT: &str = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+    const RFC_SIGNATURE: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+    #[test]
+    fn hs256_matches_rfc_7515_appendix_a1() {
+        let key = URL_SAFE_NO_PAD.decode(RFC_KEY).expect("key");
+        assert_eq!(hs256(&key, RFC_INPUT.as_bytes()), RFC_SIGNATURE);
+        let signature = URL_SAFE_NO_PAD.decode(RFC_SIGNATURE).expect("signature");
+        assert!(hs256_verify(&key, RFC_INPUT.as_bytes(), &signature));
+        let mut flipped = signature.clone();
+        flipped[31] ^= 1;
+        assert!(!hs256_verify(&key, RFC_INPUT.as_bytes(), &flipped));
+        assert!(
+            !hs256_verify(&key[1..], RFC_INPUT.as_bytes(), &signature),
+            "another key"
+        );
+        assert!(
+            !hs256_verify(&key, &RFC_INPUT.as_bytes()[1..], &signature),
+            "another input"
+        );
+    }
 
     #[test]
     fn the_decoy_costs_what_a_real_hash_costs() {
