@@ -4,12 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use alarm_appkit::settings::{AsWritten, ConfigFile};
-use alarm_appkit::{ConfigError, ProcessArgs, ProcessValues, bad, secret_env};
-use alarm_host::groups::{
-    Database, DatabaseArgs, EngineArgs, EngineValues, Notify, NotifyArgs, SECRETS_HELP, SchemaArgs,
-    SchemaValues,
-};
-use alarm_runner::RunnerConfig;
+use alarm_appkit::{ConfigError, bad, secret_env};
+use alarm_host::groups::{SECRETS_HELP, Server, ServerArgs};
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -36,15 +32,7 @@ pub(crate) struct Args {
     #[command(flatten)]
     api: ApiArgs,
     #[command(flatten)]
-    process: ProcessArgs,
-    #[command(flatten)]
-    database: DatabaseArgs,
-    #[command(flatten)]
-    schema: SchemaArgs,
-    #[command(flatten)]
-    engine: EngineArgs,
-    #[command(flatten)]
-    notify: NotifyArgs,
+    server: ServerArgs,
 }
 
 alarm_appkit::settings! {
@@ -74,11 +62,7 @@ alarm_appkit::settings! {
 /// The effective configuration.
 pub(crate) struct Settings {
     pub(crate) api: ApiValues,
-    pub(crate) process: ProcessValues,
-    pub(crate) database: Database,
-    pub(crate) schema: SchemaValues,
-    engine: EngineValues,
-    pub(crate) notify: Notify,
+    pub(crate) server: Server,
     /// `None` only in the embedded default before the key file is read.
     pub(crate) jwt_secret: Option<SecretString>,
 }
@@ -89,11 +73,7 @@ impl Settings {
         let mut file = ConfigFile::read(args.config.as_deref())?;
         let resolver = &AsWritten;
         let mut api = args.api.resolve(&mut file, resolver)?;
-        let process = args.process.load(&mut file, resolver)?;
-        let database = Database::new(args.database.resolve(&mut file, resolver)?)?;
-        let schema = args.schema.resolve(&mut file, resolver)?;
-        let engine = args.engine.resolve(&mut file, resolver)?;
-        let notify = Notify::new(args.notify.resolve(&mut file, resolver)?)?;
+        let server = args.server.load(&mut file, resolver)?;
         file.finish()?;
         let jwt_secret = secret_env("JWT_SECRET_KEY", "JWT_SECRET_KEY_FILE")?;
         match &jwt_secret {
@@ -106,7 +86,7 @@ impl Settings {
                     ),
                 ));
             }
-            None if !database.embedded() => {
+            None if !server.database.embedded() => {
                 return Err(bad(
                     "JWT_SECRET_KEY",
                     "is required when DATABASE_URL is set (only the embedded default generates one)",
@@ -147,11 +127,7 @@ impl Settings {
         }
         Ok(Self {
             api,
-            process,
-            database,
-            schema,
-            engine,
-            notify,
+            server,
             jwt_secret,
         })
     }
@@ -161,28 +137,19 @@ impl Settings {
         !self.api.no_worker
     }
 
-    /// The engine's configuration.
-    pub(crate) fn runner(&self) -> RunnerConfig {
-        self.engine.runner(self.process.shutdown_timeout())
-    }
-
     /// The effective configuration as TOML-like lines, secrets redacted.
     pub(crate) fn describe(&self) -> String {
         let key = match &self.jwt_secret {
             Some(_) => "\"[redacted]\"".to_owned(),
             None => format!(
                 "\"(generated in {})\"",
-                key_path(&self.database.values.data_dir).display()
+                key_path(&self.server.database.values.data_dir).display()
             ),
         };
         [
             self.api.describe(),
             vec![format!("jwt_secret_key = {key}")],
-            self.process.describe(),
-            self.database.describe(),
-            self.schema.describe(),
-            self.engine.describe(),
-            self.notify.describe(),
+            self.server.describe(),
         ]
         .concat()
         .join("\n")

@@ -36,7 +36,10 @@ fn main() -> ExitCode {
         println!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    alarm_appkit::init_logging(&settings.process.log_level, settings.process.log_format);
+    alarm_appkit::init_logging(
+        &settings.server.process.log_level,
+        settings.server.process.log_format,
+    );
     alarm_appkit::run("alarm-http", run(settings))
 }
 
@@ -123,8 +126,8 @@ impl HealthCheck for DatabaseCheck {
 
 async fn run(settings: Settings) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let data_dir = &settings.database.values.data_dir;
-    let jwt_secret = match (&settings.jwt_secret, settings.database.embedded()) {
+    let data_dir = &settings.server.database.values.data_dir;
+    let jwt_secret = match (&settings.jwt_secret, settings.server.database.embedded()) {
         (Some(s), _) => s.clone(),
         (None, true) => {
             std::fs::create_dir_all(data_dir)
@@ -133,7 +136,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         }
         (None, false) => return Err("JWT_SECRET_KEY is required".to_owned()),
     };
-    let opened = alarm_host::open(&settings.database, &settings.schema).await?;
+    let opened = alarm_host::open(&settings.server.database, &settings.server.schema).await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "database open");
     let api = &settings.api;
     let admin_emails = api
@@ -163,14 +166,15 @@ async fn run(settings: Settings) -> Result<(), String> {
     let background = if settings.worker() {
         Some(Background::new(
             &opened,
-            settings.runner(),
-            &settings.notify.settings,
+            settings.server.runner(),
+            &settings.server.notify.settings,
         )?)
     } else {
         None
     };
     let guarded = opened.ports.clone().with_targets(Arc::new(
         settings
+            .server
             .notify
             .settings
             .guard(alarm_notify::settings::system_resolver()),
@@ -213,12 +217,12 @@ async fn run(settings: Settings) -> Result<(), String> {
     tracing::info!(
         listen = %addr,
         database = %opened.config.redacted_url(),
-        embedded = settings.database.embedded(),
+        embedded = settings.server.database.embedded(),
         startup_ms = started.elapsed().as_millis() as u64,
         "Smart Alarm API listening on {base}; docs at {base}/docs"
     );
     println!("Smart Alarm API on {base} (docs: {base}/docs)");
-    let timeout = settings.process.shutdown_timeout();
+    let timeout = settings.server.process.shutdown_timeout();
     let stop = alarm_appkit::Stop::on_signals();
     let background = background.map(|b| tokio::spawn(b.run(stop.clone())));
     let served = Server::new_with_acceptor(acceptor)

@@ -3,13 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use alarm_appkit::ConfigError;
 use alarm_appkit::settings::{AsWritten, ConfigFile};
-use alarm_appkit::{ConfigError, ProcessArgs, ProcessValues};
-use alarm_host::groups::{
-    Database, DatabaseArgs, EngineArgs, EngineValues, Notify, NotifyArgs, SECRETS_HELP, SchemaArgs,
-    SchemaValues,
-};
-use alarm_runner::RunnerConfig;
+use alarm_host::groups::{SECRETS_HELP, Server, ServerArgs};
 use clap::Parser;
 
 /// Smart Alarm worker: rings due alarms and sends their notifications; /health/live and
@@ -28,15 +24,7 @@ pub(crate) struct Args {
     #[command(flatten)]
     worker: WorkerArgs,
     #[command(flatten)]
-    process: ProcessArgs,
-    #[command(flatten)]
-    database: DatabaseArgs,
-    #[command(flatten)]
-    schema: SchemaArgs,
-    #[command(flatten)]
-    engine: EngineArgs,
-    #[command(flatten)]
-    notify: NotifyArgs,
+    server: ServerArgs,
 }
 
 alarm_appkit::settings! {
@@ -50,46 +38,25 @@ alarm_appkit::settings! {
 /// The effective configuration.
 pub(crate) struct Settings {
     pub(crate) worker: WorkerValues,
-    pub(crate) process: ProcessValues,
-    pub(crate) database: Database,
-    pub(crate) schema: SchemaValues,
-    engine: EngineValues,
-    pub(crate) notify: Notify,
+    pub(crate) server: Server,
 }
 
 impl Settings {
     /// Merges the sources and validates every value.
     pub(crate) fn load(args: &Args) -> Result<Self, ConfigError> {
         let mut file = ConfigFile::read(args.config.as_deref())?;
-        let resolver = &AsWritten;
         let settings = Self {
-            worker: args.worker.resolve(&mut file, resolver)?,
-            process: args.process.load(&mut file, resolver)?,
-            database: Database::new(args.database.resolve(&mut file, resolver)?)?,
-            schema: args.schema.resolve(&mut file, resolver)?,
-            engine: args.engine.resolve(&mut file, resolver)?,
-            notify: Notify::new(args.notify.resolve(&mut file, resolver)?)?,
+            worker: args.worker.resolve(&mut file, &AsWritten)?,
+            server: args.server.load(&mut file, &AsWritten)?,
         };
         file.finish()?;
         Ok(settings)
     }
 
-    /// The engine's configuration.
-    pub(crate) fn runner(&self) -> RunnerConfig {
-        self.engine.runner(self.process.shutdown_timeout())
-    }
-
     /// The effective configuration, secrets redacted.
     pub(crate) fn describe(&self) -> String {
-        [
-            self.worker.describe(),
-            self.process.describe(),
-            self.database.describe(),
-            self.schema.describe(),
-            self.engine.describe(),
-            self.notify.describe(),
-        ]
-        .concat()
-        .join("\n")
+        [self.worker.describe(), self.server.describe()]
+            .concat()
+            .join("\n")
     }
 }

@@ -29,7 +29,10 @@ fn main() -> ExitCode {
         println!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    alarm_appkit::init_logging(&settings.process.log_level, settings.process.log_format);
+    alarm_appkit::init_logging(
+        &settings.server.process.log_level,
+        settings.server.process.log_format,
+    );
     alarm_appkit::run("alarm-worker", run(settings))
 }
 
@@ -70,9 +73,9 @@ fn ready(health: Data<&Arc<EngineHealth>>, dispatcher: Data<&Arc<Dispatcher>>) -
 }
 
 async fn run(settings: Settings) -> Result<(), String> {
-    let opened = alarm_host::open(&settings.database, &settings.schema).await?;
-    let runner = settings.runner();
-    let background = Background::new(&opened, runner.clone(), &settings.notify.settings)?;
+    let opened = alarm_host::open(&settings.server.database, &settings.server.schema).await?;
+    let runner = settings.server.runner();
+    let background = Background::new(&opened, runner.clone(), &settings.server.notify.settings)?;
     let ops_listen = settings.worker.ops_listen;
     let acceptor = TcpListener::bind(ops_listen)
         .into_acceptor()

@@ -321,6 +321,76 @@ impl Notify {
     }
 }
 
+/// Every group a server takes besides its own: process, database, schema,
+/// engine and notifications, flattened into its command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    process: alarm_appkit::ProcessArgs,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(flatten)]
+    schema: SchemaArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+    #[command(flatten)]
+    notify: NotifyArgs,
+}
+
+/// The resolved [`ServerArgs`].
+#[derive(Debug)]
+pub struct Server {
+    /// Logging and shutdown.
+    pub process: alarm_appkit::ProcessValues,
+    /// The database.
+    pub database: Database,
+    /// The schema gate.
+    pub schema: SchemaValues,
+    /// The engine.
+    pub engine: EngineValues,
+    /// Notifications.
+    pub notify: Notify,
+}
+
+impl ServerArgs {
+    /// Resolves every group (see [`alarm_appkit::settings!`]).
+    ///
+    /// # Errors
+    /// The first bad setting, named.
+    pub fn load(
+        &self,
+        file: &mut alarm_appkit::settings::ConfigFile,
+        resolver: &dyn alarm_appkit::settings::Resolve,
+    ) -> Result<Server, ConfigError> {
+        Ok(Server {
+            process: self.process.load(file, resolver)?,
+            database: Database::new(self.database.resolve(file, resolver)?)?,
+            schema: self.schema.resolve(file, resolver)?,
+            engine: self.engine.resolve(file, resolver)?,
+            notify: Notify::new(self.notify.resolve(file, resolver)?)?,
+        })
+    }
+}
+
+impl Server {
+    /// The engine's configuration, with the process's shutdown timeout.
+    pub fn runner(&self) -> RunnerConfig {
+        self.engine.runner(self.process.shutdown_timeout())
+    }
+
+    /// The lines of `--print-config`, secrets redacted.
+    pub fn describe(&self) -> Vec<String> {
+        [
+            self.process.describe(),
+            self.database.describe(),
+            self.schema.describe(),
+            self.engine.describe(),
+            self.notify.describe(),
+        ]
+        .concat()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use alarm_appkit::settings::{AsWritten, ConfigFile};
