@@ -27,8 +27,10 @@
 
 mod config;
 mod engine;
+mod health;
 mod outcome;
 
 pub use config::RunnerConfig;
-pub use engine::{Engine, EngineHealth, EngineWake, Lateness, TickReport};
+pub use engine::{Engine, EngineWake, TickReport};
+pub use health::{EngineHealth, Lateness};
 pub use outcome::{Verdict, delivery_key};

@@ -3,8 +3,9 @@
 mod alarms;
 mod calendar;
 mod firing;
-mod misc;
+mod routines;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -13,8 +14,9 @@ use jiff::Timestamp;
 pub use alarms::AlarmService;
 pub use calendar::CalendarService;
 pub use firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
-pub use misc::{MAX_WEBHOOKS_PER_USER, NewWebhook, RoutineService, WebhookService};
+pub use routines::RoutineService;
 pub use users::{NewUser, UserService};
+pub use webhooks::{MAX_WEBHOOKS_PER_USER, NewWebhook, WebhookService};
 
 use crate::error::ValidationError;
 use crate::ids::{AuditId, EventId, UserId};

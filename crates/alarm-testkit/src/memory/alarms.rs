@@ -1,0 +1,107 @@
+//! [`AlarmStore`] over the in-memory state: owner-scoped reads and versioned commits.
+
+use alarm_domain::ids::{AlarmId, UserId};
+use alarm_domain::model::Alarm;
+use alarm_domain::ports::{AlarmOp, AlarmStore, ChangeSet, Page, PageRequest, StoreError};
+use async_trait::async_trait;
+
+use super::{InMemory, State, page};
+
+#[async_trait]
+impl AlarmStore for InMemory {
+    async fn get(&self, owner: UserId, id: AlarmId) -> Result<Alarm, StoreError> {
+        self.lock()
+            .alarms
+            .get(&id)
+            .filter(|a| a.owner() == owner)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn get_any(&self, id: AlarmId) -> Result<Alarm, StoreError> {
+        self.lock()
+            .alarms
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn get_many(&self, ids: Vec<AlarmId>) -> Result<Vec<Alarm>, StoreError> {
+        let s = self.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| s.alarms.get(id).cloned())
+            .collect())
+    }
+
+    async fn list(
+        &self,
+        owner: UserId,
+        enabled: Option<bool>,
+        request: PageRequest<AlarmId>,
+    ) -> Result<Page<Alarm, AlarmId>, StoreError> {
+        let s = self.lock();
+        let items = s
+            .alarms
+            .iter()
+            .filter(|(_, a)| a.owner() == owner && enabled.is_none_or(|e| a.enabled() == e))
+            .map(|(k, a)| (*k, a.clone()));
+        Ok(page(items, request))
+    }
+
+    async fn commit(&self, change: ChangeSet<AlarmOp>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.check_common(&change)?;
+        let stored_version = |s: &State, owner: UserId, id: AlarmId| {
+            s.alarms
+                .get(&id)
+                .filter(|a| a.owner() == owner)
+                .map(Alarm::version)
+                .ok_or(StoreError::NotFound)
+        };
+        match &change.op {
+            AlarmOp::Create(alarm) => {
+                if s.alarms.contains_key(&alarm.id()) {
+                    return Err(StoreError::Conflict(format!("alarm {} exists", alarm.id())));
+                }
+            }
+            AlarmOp::Update { alarm, expected } => {
+                let actual = stored_version(&s, alarm.owner(), alarm.id())?;
+                if actual != *expected {
+                    return Err(StoreError::StaleVersion {
+                        expected: expected.get(),
+                        actual: actual.get(),
+                    });
+                }
+                if alarm.version() != expected.next() {
+                    return Err(StoreError::Conflict(
+                        "an update must carry version expected + 1".to_owned(),
+                    ));
+                }
+            }
+            AlarmOp::Delete {
+                owner,
+                id,
+                expected,
+            } => {
+                let actual = stored_version(&s, *owner, *id)?;
+                if actual != *expected {
+                    return Err(StoreError::StaleVersion {
+                        expected: expected.get(),
+                        actual: actual.get(),
+                    });
+                }
+            }
+        }
+        match change.op.clone() {
+            AlarmOp::Create(alarm) | AlarmOp::Update { alarm, .. } => {
+                s.alarms.insert(alarm.id(), alarm);
+            }
+            AlarmOp::Delete { id, .. } => {
+                s.alarms.remove(&id);
+            }
+        }
+        s.apply_common(change);
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! [`HolidayStore`] over the in-memory state: holidays per country and each owner's preferences.
+
+use alarm_domain::ids::{HolidayId, UserId};
+use alarm_domain::model::{Country, Holiday};
+use alarm_domain::ports::{
+    ChangeSet, HolidayOp, HolidayPreferences, HolidayStore, PreferenceOp, StoreError,
+};
+use async_trait::async_trait;
+
+use super::InMemory;
+
+#[async_trait]
+impl HolidayStore for InMemory {
+    async fn get(&self, id: HolidayId) -> Result<Holiday, StoreError> {
+        self.lock()
+            .holidays
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list(&self, country: Country) -> Result<Vec<Holiday>, StoreError> {
+        Ok(self
+            .lock()
+            .holidays
+            .values()
+            .filter(|h| h.country() == country)
+            .cloned()
+            .collect())
+    }
+
+    async fn commit(&self, change: ChangeSet<HolidayOp>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.check_common(&change)?;
+        match &change.op {
+            HolidayOp::Create(h) => {
+                if s.holidays.contains_key(&h.id()) {
+                    return Err(StoreError::Conflict(format!("holiday {} exists", h.id())));
+                }
+                let same = |o: &Holiday| {
+                    o.name() == h.name()
+                        && o.date() == h.date()
+                        && o.country() == h.country()
+                        && o.state() == h.state()
+                };
+                if s.holidays.values().any(same) {
+                    return Err(StoreError::Conflict("the same holiday exists".to_owned()));
+                }
+            }
+            HolidayOp::Delete(id) if !s.holidays.contains_key(id) => {
+                return Err(StoreError::NotFound);
+            }
+            HolidayOp::Delete(_) => {}
+        }
+        match change.op.clone() {
+            HolidayOp::Create(h) => {
+                s.holidays.insert(h.id(), h);
+            }
+            HolidayOp::Delete(id) => {
+                s.holidays.remove(&id);
+                // Overrides of a deleted holiday mean nothing any more.
+                for prefs in s.preferences.values_mut() {
+                    prefs.overrides.retain(|(h, _)| *h != id);
+                }
+            }
+        }
+        s.apply_common(change);
+        Ok(())
+    }
+
+    async fn preferences(&self, owner: UserId) -> Result<HolidayPreferences, StoreError> {
+        Ok(self
+            .lock()
+            .preferences
+            .get(&owner)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn preferences_many(
+        &self,
+        owners: Vec<UserId>,
+    ) -> Result<Vec<(UserId, HolidayPreferences)>, StoreError> {
+        let s = self.lock();
+        Ok(owners
+            .into_iter()
+            .map(|o| (o, s.preferences.get(&o).cloned().unwrap_or_default()))
+            .collect())
+    }
+
+    async fn commit_preferences(&self, change: ChangeSet<PreferenceOp>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.check_common(&change)?;
+        let PreferenceOp::Set { owner, preferences } = change.op.clone();
+        if preferences
+            .overrides
+            .iter()
+            .any(|(id, _)| !s.holidays.contains_key(id))
+        {
+            return Err(StoreError::NotFound);
+        }
+        s.preferences.insert(owner, preferences);
+        s.apply_common(change);
+        Ok(())
+    }
+}

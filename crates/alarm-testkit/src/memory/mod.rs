@@ -1,0 +1,226 @@
+//! The in-memory backend: the state behind one lock, the checks and writes every change set shares, and the ports it hands to the services.
+//!
+//! One mutex guards the whole state, so a change set is validated and
+//! applied under the same lock: all or nothing, and concurrent callers see
+//! each other's commits in a single order, as with a serializable database.
+
+mod alarms;
+mod audit;
+mod events;
+mod exception_periods;
+mod holidays;
+mod idempotency;
+mod outbox;
+mod owned;
+mod refresh_tokens;
+mod routines;
+mod trigger_queue;
+mod users;
+mod webhooks;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use alarm_domain::ids::{
+    AlarmId, AuditId, EventId, ExceptionPeriodId, HolidayId, RoutineId, UserId, WebhookId,
+};
+use alarm_domain::jiff::Timestamp;
+use alarm_domain::model::{
+    Alarm, AlarmEvent, AuditRecord, ExceptionPeriod, Holiday, Routine, User, WebhookRegistration,
+};
+use alarm_domain::ports::{
+    AnyTarget, ChangeSet, Clock, HolidayPreferences, IdSource, OutboxItem, Page, PageRequest,
+    RefreshFamily, StoreError, StoredResponse, TriggerPlan,
+};
+use alarm_domain::services::Ports;
+use alarm_domain::trigger::{Delivery, LeaseToken, Ringing, Trigger, TriggerKind};
+use secrecy::SecretString;
+
+type TriggerKey = (AlarmId, Timestamp, TriggerKind);
+
+/// An outbox row and its lease, if claimed.
+type OutboxRow = (OutboxItem, Option<(LeaseToken, Timestamp)>);
+
+/// (fingerprint, created, answer, holder).
+type IdemRecord = ([u8; 32], Timestamp, Option<StoredResponse>, uuid::Uuid);
+
+#[derive(Debug, Clone)]
+struct StoredTrigger {
+    trigger: Trigger,
+    lease: Option<(LeaseToken, Timestamp)>,
+}
+
+#[derive(Default)]
+struct State {
+    users: BTreeMap<UserId, (User, SecretString)>,
+    alarms: BTreeMap<AlarmId, Alarm>,
+    exceptions: BTreeMap<ExceptionPeriodId, ExceptionPeriod>,
+    holidays: BTreeMap<HolidayId, Holiday>,
+    preferences: HashMap<UserId, HolidayPreferences>,
+    routines: BTreeMap<RoutineId, Routine>,
+    webhooks: BTreeMap<WebhookId, WebhookRegistration>,
+    events: BTreeMap<EventId, AlarmEvent>,
+    audit: BTreeMap<AuditId, AuditRecord>,
+    triggers: HashMap<TriggerKey, StoredTrigger>,
+    ringing: BTreeMap<(AlarmId, Timestamp), Ringing>,
+    deliveries: Vec<Delivery>,
+    /// (message, target) → (row, lease).
+    outbox: BTreeMap<(uuid::Uuid, uuid::Uuid), OutboxRow>,
+    families: HashMap<uuid::Uuid, RefreshFamily>,
+    /// Token hash → (family, spent).
+    tokens: HashMap<[u8; 32], (uuid::Uuid, bool)>,
+    /// (owner, scope, key) → (fingerprint, created, answer).
+    idempotency: HashMap<(UserId, String, String), IdemRecord>,
+    leases_issued: u64,
+    /// The engine right: (holder, until).
+    engine_lease: Option<(uuid::Uuid, Timestamp)>,
+}
+
+/// The in-memory backend. Cheap to clone (clones share the state); hand
+/// its ports to the services with [`InMemory::ports`].
+#[derive(Clone, Default)]
+pub struct InMemory {
+    state: Arc<Mutex<State>>,
+}
+
+fn page<K: Ord + Copy, T: Clone>(
+    items: impl Iterator<Item = (K, T)>,
+    request: PageRequest<K>,
+) -> Page<T, K> {
+    let limit = request.limit() as usize;
+    let mut out: Vec<(K, T)> = items
+        .filter(|(k, _)| request.after().is_none_or(|after| *k > after))
+        .take(limit + 1)
+        .collect();
+    let next = if out.len() > limit {
+        out.truncate(limit);
+        out.last().map(|(k, _)| *k)
+    } else {
+        None
+    };
+    Page {
+        items: out.into_iter().map(|(_, t)| t).collect(),
+        next,
+    }
+}
+
+impl State {
+    /// Checks the parts every change set shares; nothing is written.
+    fn check_common<Op>(&self, change: &ChangeSet<Op>) -> Result<(), StoreError> {
+        if self.audit.contains_key(&change.audit.id) {
+            return Err(StoreError::Conflict(format!(
+                "audit record {} exists",
+                change.audit.id
+            )));
+        }
+        self.check_events(&change.events)
+    }
+
+    fn check_events(&self, events: &[AlarmEvent]) -> Result<(), StoreError> {
+        for (i, e) in events.iter().enumerate() {
+            if self.events.contains_key(&e.id) || events[..i].iter().any(|o| o.id == e.id) {
+                return Err(StoreError::Conflict(format!("event {} exists", e.id)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the shared parts; call only after every check passed.
+    fn apply_common<Op>(&mut self, change: ChangeSet<Op>) {
+        self.audit.insert(change.audit.id, change.audit);
+        self.append_events(change.events);
+        for plan in change.triggers {
+            self.apply_plan(plan);
+        }
+    }
+
+    fn append_events(&mut self, events: Vec<AlarmEvent>) {
+        for e in events {
+            self.events.insert(e.id, e);
+        }
+    }
+
+    /// Inserts or replaces a trigger by key, unless that key is leased right
+    /// now (it is being fired; replacing it would double-fire).
+    fn upsert_trigger(&mut self, trigger: Trigger) {
+        let key = trigger.key();
+        if self.triggers.get(&key).is_some_and(|t| t.lease.is_some()) {
+            return;
+        }
+        self.triggers.insert(
+            key,
+            StoredTrigger {
+                trigger,
+                lease: None,
+            },
+        );
+    }
+
+    fn apply_plan(&mut self, plan: TriggerPlan) {
+        match plan {
+            TriggerPlan::Reschedule {
+                alarm,
+                version,
+                next,
+            } => {
+                if self.alarms.get(&alarm).map(Alarm::version) != Some(version) {
+                    // Computed from an alarm that changed (or went) since:
+                    // the newer commit's own plan stands.
+                    return;
+                }
+                self.triggers.retain(|(a, _, kind), t| {
+                    !(*a == alarm && *kind == TriggerKind::Fire && t.lease.is_none())
+                });
+                if let Some(next) = next {
+                    self.upsert_trigger(next);
+                }
+            }
+            TriggerPlan::CancelAll { alarm } => {
+                self.triggers.retain(|(a, _, _), _| *a != alarm);
+                self.ringing.retain(|(a, _), _| *a != alarm);
+            }
+        }
+    }
+}
+
+impl InMemory {
+    /// An empty backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in another test thread must not cascade into every later
+        // call; the state itself is never left half-written (all writes
+        // happen after all checks).
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every port of this backend, with the given clock and id source.
+    pub fn ports(&self, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>) -> Ports {
+        let me = Arc::new(self.clone());
+        Ports {
+            users: me.clone(),
+            alarms: me.clone(),
+            exceptions: me.clone(),
+            holidays: me.clone(),
+            routines: me.clone(),
+            webhooks: me.clone(),
+            events: me.clone(),
+            audit: me.clone(),
+            refresh_tokens: me.clone(),
+            idempotency: me.clone(),
+            outbox: me.clone(),
+            queue: me,
+            clock,
+            ids,
+            wake: Arc::new(alarm_domain::ports::NoWake),
+            targets: Arc::new(AnyTarget),
+        }
+    }
+
+    /// How many triggers are stored (leased or not); for assertions.
+    pub fn trigger_count(&self) -> usize {
+        self.lock().triggers.len()
+    }
+}

@@ -1,0 +1,40 @@
+//! [`WebhookStore`] over the in-memory state.
+
+use alarm_domain::ids::{UserId, WebhookId};
+use alarm_domain::model::WebhookRegistration;
+use alarm_domain::ports::{ChangeSet, StoreError, WebhookOp, WebhookStore};
+use async_trait::async_trait;
+
+use super::InMemory;
+use super::owned::Owned;
+
+#[async_trait]
+impl WebhookStore for InMemory {
+    async fn get(&self, owner: UserId, id: WebhookId) -> Result<WebhookRegistration, StoreError> {
+        self.lock()
+            .webhooks
+            .get(&id)
+            .filter(|w| w.owner() == owner)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list(&self, owner: UserId) -> Result<Vec<WebhookRegistration>, StoreError> {
+        Ok(self
+            .lock()
+            .webhooks
+            .values()
+            .filter(|w| w.owner() == owner)
+            .cloned()
+            .collect())
+    }
+
+    async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError> {
+        let op = match &change.op {
+            WebhookOp::Create(x) => Owned::Create(x.clone()),
+            WebhookOp::Update(x) => Owned::Update(x.clone()),
+            WebhookOp::Delete { owner, id } => Owned::Delete(*owner, *id),
+        };
+        self.lock().commit_owned(|s| &mut s.webhooks, op, change)
+    }
+}
