@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-/// Which engine a URL names.
+/// Which kind of database a URL names (not to be confused with
+/// `alarm_runner::Engine`, the trigger engine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
+pub enum DbKind {
     /// `postgres://` or `postgresql://`.
     Postgres,
     /// `sqlite://path` or `sqlite::memory:`.
@@ -35,7 +36,7 @@ pub enum ConfigError {
 #[derive(Clone)]
 pub struct DbConfig {
     url: SecretString,
-    engine: Engine,
+    kind: DbKind,
     max_connections: u32,
     connect_timeout: Duration,
 }
@@ -65,21 +66,21 @@ impl DbConfig {
     /// [`ConfigError::Url`] for an unsupported scheme, an unparsable URL or
     /// an unknown `sslmode`.
     pub fn from_url(url: &str) -> Result<Self, ConfigError> {
-        let engine = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Engine::Postgres
+        let kind = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            DbKind::Postgres
         } else if url.starts_with("sqlite:") {
-            Engine::Sqlite
+            DbKind::Sqlite
         } else {
             return Err(ConfigError::Url(
                 "must start with postgres://, postgresql:// or sqlite:".to_owned(),
             ));
         };
-        if engine == Engine::Sqlite && url.contains(":memory:") {
+        if kind == DbKind::Sqlite && url.contains(":memory:") {
             // Each pool (readers, the writer) would get its own empty
             // in-memory database, and it vanishes with its last connection.
             return Err(ConfigError::Url("an in-memory SQLite database is not supported; name a file, e.g. sqlite://data/alarms.db".to_owned()));
         }
-        if engine == Engine::Postgres {
+        if kind == DbKind::Postgres {
             let parsed = url::Url::parse(url)
                 .map_err(|e| ConfigError::Url(format!("not a valid URL ({e})")))?;
             if parsed.host_str().is_none_or(str::is_empty) {
@@ -96,7 +97,7 @@ impl DbConfig {
         }
         Ok(Self {
             url: SecretString::from(url.to_owned()),
-            engine,
+            kind,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         })
@@ -132,9 +133,9 @@ impl DbConfig {
         Ok(self)
     }
 
-    /// The engine.
-    pub fn engine(&self) -> Engine {
-        self.engine
+    /// The kind of database.
+    pub fn kind(&self) -> DbKind {
+        self.kind
     }
 
     /// The pool size.
@@ -173,7 +174,7 @@ impl fmt::Debug for DbConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DbConfig")
             .field("url", &self.redacted_url())
-            .field("engine", &self.engine)
+            .field("kind", &self.kind)
             .field("max_connections", &self.max_connections)
             .field("connect_timeout", &self.connect_timeout)
             .finish()
@@ -185,12 +186,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_engines_and_redaction() {
+    fn urls_kinds_and_redaction() {
         let pg = DbConfig::from_url(
             "postgres://app:s3cret@db.example.com:5432/alarms?sslmode=verify-full",
         )
         .unwrap();
-        assert_eq!(pg.engine(), Engine::Postgres);
+        assert_eq!(pg.kind(), DbKind::Postgres);
         assert_eq!(
             (pg.max_connections(), pg.connect_timeout()),
             (20, Duration::from_secs(30))
@@ -203,8 +204,8 @@ mod tests {
         assert_eq!(
             DbConfig::from_url("sqlite://data/alarms.db")
                 .unwrap()
-                .engine(),
-            Engine::Sqlite
+                .kind(),
+            DbKind::Sqlite
         );
         assert!(matches!(
             DbConfig::from_url("mysql://x"),

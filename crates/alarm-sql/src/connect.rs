@@ -7,7 +7,7 @@ use backon::{ExponentialBuilder, Retryable};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr};
 
-use crate::config::{DbConfig, Engine, redact};
+use crate::config::{DbConfig, DbKind, redact};
 
 /// Why the database could not be opened. Messages carry the redacted URL only.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +104,7 @@ fn sqlite_path(url: &str) -> Option<&Path> {
 /// jitter for transient ones.
 pub(crate) async fn connect(config: &DbConfig) -> Result<DatabaseConnection, ConnectError> {
     let url = config.url().to_owned();
-    if config.engine() == Engine::Sqlite
+    if config.kind() == DbKind::Sqlite
         && let Some(parent) = sqlite_path(&url).and_then(Path::parent)
         && !parent.as_os_str().is_empty()
     {
@@ -125,7 +125,7 @@ pub(crate) async fn connect(config: &DbConfig) -> Result<DatabaseConnection, Con
         // connection that breaks while hot fails its query as `Retryable`.
         .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false);
-    if config.engine() == Engine::Sqlite {
+    if config.kind() == DbKind::Sqlite {
         options.map_sqlx_sqlite_opts(|o| {
             o.create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)

@@ -7,26 +7,150 @@ use sea_orm::{
     RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 
-/// SQL is written with `?` placeholders (SQLite's); PostgreSQL gets `$1…`.
-/// Our statements never contain a `?` inside a string literal.
-pub(crate) fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+/// SQL is written once with `?` placeholders (SQLite's); PostgreSQL gets
+/// `$1…`. Only a `?` that is a token of its own is a placeholder: the text is
+/// scanned the way PostgreSQL's lexer reads it, so a `?` inside a string
+/// literal, a quoted identifier, a comment or a dollar-quoted body is left
+/// alone. The scan also enforces that the text holds exactly one placeholder
+/// per bound value, on both engines: a `?` the scan misjudged, or a value
+/// bound to nothing, fails here instead of binding values to the wrong
+/// places.
+///
+/// # Errors
+/// [`StoreError::Unexpected`] for a text that cannot be numbered safely (an
+/// unterminated literal or comment, a `$n` or `?n` of its own, a
+/// placeholder count that differs from the number of values): a
+/// programming error, never something a caller can fix.
+pub(crate) fn stmt(
+    backend: DbBackend,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Statement, StoreError> {
+    let unsafe_text =
+        |why: String| StoreError::Unexpected(format!("SQL text {sql:?}: {why}").into());
+    let marks = placeholders(sql).map_err(unsafe_text)?;
+    if marks.len() != values.len() {
+        return Err(unsafe_text(format!(
+            "{} placeholders but {} values",
+            marks.len(),
+            values.len()
+        )));
+    }
     let sql = if backend == DbBackend::Postgres {
-        let mut out = String::with_capacity(sql.len() + 8);
-        let mut n = 0;
-        for c in sql.chars() {
-            if c == '?' {
-                n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
-            } else {
-                out.push(c);
-            }
+        let mut out = String::with_capacity(sql.len() + 2 * marks.len());
+        let mut from = 0;
+        for (n, at) in marks.iter().enumerate() {
+            out.push_str(&sql[from..*at]);
+            out.push('$');
+            out.push_str(&(n + 1).to_string());
+            from = at + 1;
         }
+        out.push_str(&sql[from..]);
         out
     } else {
         sql.to_owned()
     };
-    Statement::from_sql_and_values(backend, sql, values)
+    Ok(Statement::from_sql_and_values(backend, sql, values))
+}
+
+/// The byte offsets of the placeholders of `sql`, read with PostgreSQL's
+/// lexical rules (the stricter of the two engines, and the one whose text is
+/// rewritten): `'…'` with `''` (and, after an `E` prefix, backslash)
+/// escapes; `"…"` with `""`; `--` to the end of the line; `/* … */`, which
+/// nests; `$tag$ … $tag$`. Scanning bytes is sound for UTF-8 text: every
+/// byte of a multi-byte character is ≥ 0x80, so none is mistaken for a
+/// delimiter.
+///
+/// # Errors
+/// Why the text is ambiguous: an unterminated literal, identifier or
+/// comment, a `$n` (mixing numbering styles would bind values twice) or a
+/// `?n` (SQLite's numbered form, which `$` numbering would garble).
+fn placeholders(sql: &str) -> Result<Vec<usize>, String> {
+    let b = sql.as_bytes();
+    // A letter, digit, `_`, `$` or non-ASCII byte continues an identifier or
+    // keyword, so `e'…'` in `name'…'` and `$` in `a$b` are not prefixes.
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+    let after_word = |i: usize| i > 0 && word(b[i - 1]);
+    let mut marks = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' => {
+                let escapes =
+                    after_word(i) && matches!(b[i - 1], b'E' | b'e') && !(i >= 2 && word(b[i - 2]));
+                i = skip_quoted(b, i, b'\'', escapes)
+                    .ok_or_else(|| format!("unterminated string literal at byte {i}"))?;
+            }
+            b'"' => {
+                i = skip_quoted(b, i, b'"', false)
+                    .ok_or_else(|| format!("unterminated quoted identifier at byte {i}"))?;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = b[i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(b.len(), |n| i + n + 1);
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let (mut depth, mut j) = (1, i + 2);
+                while depth > 0 {
+                    match (b.get(j), b.get(j + 1)) {
+                        (None, _) => return Err(format!("unterminated comment at byte {i}")),
+                        (Some(b'/'), Some(b'*')) => (depth, j) = (depth + 1, j + 2),
+                        (Some(b'*'), Some(b'/')) => (depth, j) = (depth - 1, j + 2),
+                        _ => j += 1,
+                    }
+                }
+                i = j;
+            }
+            b'$' if !after_word(i) => {
+                if b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                    return Err(format!("`$n` at byte {i}: write `?`"));
+                }
+                let tag_len = b[i + 1..]
+                    .iter()
+                    .enumerate()
+                    .take_while(|&(n, &c)| word(c) && c != b'$' && !(n == 0 && c.is_ascii_digit()))
+                    .count();
+                if b.get(i + 1 + tag_len) == Some(&b'$') {
+                    let delimiter = &b[i..i + tag_len + 2];
+                    let body = i + delimiter.len();
+                    let close = b[body..]
+                        .windows(delimiter.len())
+                        .position(|w| w == delimiter)
+                        .ok_or_else(|| format!("unterminated dollar-quoted text at byte {i}"))?;
+                    i = body + close + delimiter.len();
+                } else {
+                    i += 1;
+                }
+            }
+            b'?' => {
+                if b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                    return Err(format!("`?n` at byte {i}: write `?`"));
+                }
+                marks.push(i);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(marks)
+}
+
+/// The offset just past the literal or identifier opened by the quote at
+/// `open`: a doubled quote stands for itself, and with `backslash` (an
+/// `E'…'` string) a backslash escapes the byte after it. `None` when the
+/// text ends first.
+fn skip_quoted(b: &[u8], open: usize, quote: u8, backslash: bool) -> Option<usize> {
+    let mut j = open + 1;
+    loop {
+        match *b.get(j)? {
+            b'\\' if backslash => j += 2,
+            c if c == quote && b.get(j + 1) == Some(&quote) => j += 2,
+            c if c == quote => return Some(j + 1),
+            _ => j += 1,
+        }
+    }
 }
 
 /// Translates a driver error into the ports' vocabulary: unique violations
@@ -123,7 +247,7 @@ impl Db {
         values: Vec<Value>,
     ) -> Result<Vec<QueryResult>, StoreError> {
         self.read
-            .query_all_raw(stmt(self.backend, sql, values))
+            .query_all_raw(stmt(self.backend, sql, values)?)
             .await
             .map_err(store_err)
     }
@@ -156,7 +280,7 @@ impl Db {
         values: Vec<Value>,
     ) -> Result<Option<QueryResult>, StoreError> {
         self.read
-            .query_one_raw(stmt(self.backend, sql, values))
+            .query_one_raw(stmt(self.backend, sql, values)?)
             .await
             .map_err(store_err)
     }
@@ -217,7 +341,7 @@ impl Tx {
 
     pub(crate) async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64, StoreError> {
         self.tx
-            .execute_raw(stmt(self.backend, sql, values))
+            .execute_raw(stmt(self.backend, sql, values)?)
             .await
             .map(|r| r.rows_affected())
             .map_err(store_err)
@@ -229,7 +353,7 @@ impl Tx {
         values: Vec<Value>,
     ) -> Result<Vec<QueryResult>, StoreError> {
         self.tx
-            .query_all_raw(stmt(self.backend, sql, values))
+            .query_all_raw(stmt(self.backend, sql, values)?)
             .await
             .map_err(store_err)
     }
@@ -240,7 +364,7 @@ impl Tx {
         values: Vec<Value>,
     ) -> Result<Option<QueryResult>, StoreError> {
         self.tx
-            .query_one_raw(stmt(self.backend, sql, values))
+            .query_one_raw(stmt(self.backend, sql, values)?)
             .await
             .map_err(store_err)
     }
@@ -262,19 +386,116 @@ impl Tx {
 mod tests {
     use super::*;
 
+    /// The PostgreSQL text of `sql` bound to `n` values.
+    fn pg(sql: &str, n: usize) -> String {
+        stmt(DbBackend::Postgres, sql, vec![Value::from(0i64); n])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .sql
+    }
+
+    /// Why `sql` with `n` values is refused.
+    fn refused(sql: &str, n: usize) -> String {
+        match stmt(DbBackend::Postgres, sql, vec![Value::from(0i64); n]) {
+            Ok(s) => panic!("{sql} was accepted as {}", s.sql),
+            Err(StoreError::Unexpected(why)) => why.to_string(),
+            Err(other) => panic!("{sql}: {other:?}"),
+        }
+    }
+
     #[test]
     fn placeholders_are_numbered_for_postgres() {
-        let s = stmt(
-            DbBackend::Postgres,
-            "SELECT ? + ?",
-            vec![1i64.into(), 2i64.into()],
-        );
-        assert_eq!(s.sql, "SELECT $1 + $2");
+        assert_eq!(pg("SELECT ? + ?", 2), "SELECT $1 + $2");
         let s = stmt(
             DbBackend::Sqlite,
             "SELECT ? + ?",
             vec![1i64.into(), 2i64.into()],
-        );
+        )
+        .unwrap();
         assert_eq!(s.sql, "SELECT ? + ?");
+    }
+
+    #[test]
+    fn a_question_mark_in_a_string_literal_is_text() {
+        assert_eq!(
+            pg("SELECT '?' , ? FROM t WHERE a = ?", 2),
+            "SELECT '?' , $1 FROM t WHERE a = $2"
+        );
+        // A doubled quote stays inside the literal.
+        assert_eq!(
+            pg("SELECT 'it''s ?', ? WHERE b = ''''", 1),
+            "SELECT 'it''s ?', $1 WHERE b = ''''"
+        );
+        // A backslash is an ordinary character in a standard string…
+        assert_eq!(pg(r"SELECT 'C:\', ?", 1), r"SELECT 'C:\', $1");
+        // …and an escape in an E'…' string, where `\'` does not end it.
+        assert_eq!(
+            pg(r"SELECT E'it\'s ?', e'\\', ?", 1),
+            r"SELECT E'it\'s ?', e'\\', $1"
+        );
+        // An `e` that ends a word is no prefix: the backslash is ordinary.
+        assert_eq!(
+            pg(r"SELECT x FROM type'\' WHERE a = ?", 1),
+            r"SELECT x FROM type'\' WHERE a = $1"
+        );
+        assert_eq!(pg("SELECT 'é?ü', ?", 1), "SELECT 'é?ü', $1");
+    }
+
+    #[test]
+    fn a_question_mark_in_a_quoted_identifier_is_text() {
+        assert_eq!(
+            pg(r#"SELECT "a?b", "say ""?""" FROM t WHERE c = ?"#, 1),
+            r#"SELECT "a?b", "say ""?""" FROM t WHERE c = $1"#
+        );
+    }
+
+    #[test]
+    fn a_question_mark_in_a_comment_is_text() {
+        assert_eq!(
+            pg(
+                "SELECT ? -- why? 'unbalanced\nFROM t WHERE a = ? -- last?",
+                2
+            ),
+            "SELECT $1 -- why? 'unbalanced\nFROM t WHERE a = $2 -- last?"
+        );
+        // PostgreSQL's block comments nest.
+        assert_eq!(
+            pg("SELECT /* ? /* inner ? */ still ? */ ?, '/*', ?", 2),
+            "SELECT /* ? /* inner ? */ still ? */ $1, '/*', $2"
+        );
+        // A single `-` or `/` is an operator.
+        assert_eq!(pg("SELECT ? - ?, ? / ?", 4), "SELECT $1 - $2, $3 / $4");
+    }
+
+    #[test]
+    fn a_question_mark_in_dollar_quoted_text_is_text() {
+        assert_eq!(
+            pg("SELECT $$ ? ' $$, $tag$ ? $other$ ? $tag$, ?", 1),
+            "SELECT $$ ? ' $$, $tag$ ? $other$ ? $tag$, $1"
+        );
+        // `$` inside a word belongs to an identifier: no delimiter, no `$n`.
+        assert_eq!(
+            pg("SELECT a$b, c$1 FROM t WHERE d = ?", 1),
+            "SELECT a$b, c$1 FROM t WHERE d = $1"
+        );
+    }
+
+    #[test]
+    fn ambiguous_texts_are_refused_rather_than_numbered() {
+        assert!(refused("SELECT 'open, ?", 1).contains("unterminated string"));
+        assert!(refused(r"SELECT E'open\', ?", 1).contains("unterminated string"));
+        assert!(refused(r#"SELECT "open, ?"#, 1).contains("unterminated quoted identifier"));
+        assert!(refused("SELECT /* open /* */ ?", 1).contains("unterminated comment"));
+        assert!(refused("SELECT $x$ open ?", 1).contains("unterminated dollar"));
+        assert!(refused("SELECT $1, ?", 1).contains("`$n`"));
+        assert!(refused("SELECT ?1", 1).contains("`?n`"));
+    }
+
+    #[test]
+    fn every_value_has_exactly_one_placeholder_on_both_engines() {
+        assert!(refused("SELECT '?'", 1).contains("0 placeholders but 1 values"));
+        assert!(refused("SELECT ?, ?", 1).contains("2 placeholders but 1 values"));
+        let sqlite = stmt(DbBackend::Sqlite, "SELECT '?', ?", vec![Value::from(1i64)]).unwrap();
+        assert_eq!(sqlite.sql, "SELECT '?', ?");
+        assert!(stmt(DbBackend::Sqlite, "SELECT '?', ?", vec![]).is_err());
     }
 }

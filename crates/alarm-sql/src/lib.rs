@@ -24,7 +24,7 @@ use alarm_domain::services::Ports;
 use sea_orm::{DatabaseConnection, DbBackend};
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
-pub use config::{ConfigError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DbConfig, Engine};
+pub use config::{ConfigError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DbConfig, DbKind};
 pub use connect::ConnectError;
 pub use stores::SqlStores;
 
@@ -68,7 +68,7 @@ pub struct Sql {
     /// goes through, so read-then-write transactions never meet "database
     /// is locked"; on PostgreSQL the same pool as reads.
     writer: DatabaseConnection,
-    engine: Engine,
+    kind: DbKind,
 }
 
 impl Sql {
@@ -81,8 +81,8 @@ impl Sql {
     pub async fn connect(config: &DbConfig) -> Result<Self, ConnectError> {
         let db = connect::connect(config).await?;
         let writer =
-            match config.engine() {
-                Engine::Sqlite => {
+            match config.kind() {
+                DbKind::Sqlite => {
                     let one = config.clone().with_max_connections(1).map_err(|e| {
                         ConnectError::Refused {
                             url: config.redacted_url(),
@@ -91,12 +91,12 @@ impl Sql {
                     })?;
                     connect::connect(&one).await?
                 }
-                Engine::Postgres => db.clone(),
+                DbKind::Postgres => db.clone(),
             };
         Ok(Self {
             db,
             writer,
-            engine: config.engine(),
+            kind: config.kind(),
         })
     }
 
@@ -109,9 +109,9 @@ impl Sql {
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdSource>,
     ) -> Ports {
-        let backend = match self.engine {
-            Engine::Postgres => DbBackend::Postgres,
-            Engine::Sqlite => DbBackend::Sqlite,
+        let backend = match self.kind {
+            DbKind::Postgres => DbBackend::Postgres,
+            DbKind::Sqlite => DbBackend::Sqlite,
         };
         let stores = Arc::new(SqlStores {
             db: db::Db {
@@ -152,7 +152,7 @@ impl Sql {
         &self,
         on_notice: impl Fn() + Send + Sync + 'static,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        if self.engine != Engine::Postgres {
+        if self.kind != DbKind::Postgres {
             return None;
         }
         let pool = self.db.get_postgres_connection_pool().clone();
@@ -192,9 +192,9 @@ impl Sql {
         }))
     }
 
-    /// The engine.
-    pub fn engine(&self) -> Engine {
-        self.engine
+    /// The kind of database.
+    pub fn kind(&self) -> DbKind {
+        self.kind
     }
 
     /// Applies every pending migration (idempotent: nothing pending, nothing done).
@@ -242,9 +242,9 @@ impl Sql {
     pub async fn unsupported_stored(&self) -> Result<UnsupportedStored, String> {
         use sea_orm::ConnectionTrait;
         let (channels, events) = codec::unsupported_masks();
-        let backend = match self.engine {
-            Engine::Postgres => DbBackend::Postgres,
-            Engine::Sqlite => DbBackend::Sqlite,
+        let backend = match self.kind {
+            DbKind::Postgres => DbBackend::Postgres,
+            DbKind::Sqlite => DbBackend::Sqlite,
         };
         let row = self
             .db
@@ -290,9 +290,9 @@ impl Sql {
     /// [`MigrationError`] when the database cannot be read.
     pub async fn pending_migrations(&self) -> Result<Vec<String>, MigrationError> {
         use sea_orm::ConnectionTrait;
-        let backend = match self.engine {
-            Engine::Postgres => DbBackend::Postgres,
-            Engine::Sqlite => DbBackend::Sqlite,
+        let backend = match self.kind {
+            DbKind::Postgres => DbBackend::Postgres,
+            DbKind::Sqlite => DbBackend::Sqlite,
         };
         let applied: std::collections::HashSet<String> = match self
             .db

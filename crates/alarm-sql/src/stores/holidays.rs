@@ -1,0 +1,226 @@
+//! The holiday store on SQL: holidays, their natural key, and each owner's holiday preferences.
+
+use alarm_domain::ids::{HolidayId, UserId};
+use alarm_domain::model::{Country, Holiday, HolidayDate, HolidayName, StateCode};
+use alarm_domain::ports::{
+    ChangeSet, HolidayOp, HolidayPreferences, HolidayStore, PreferenceOp, StoreError,
+};
+use async_trait::async_trait;
+use sea_orm::QueryResult;
+
+use super::{SqlStores, apply_common, id_of, v};
+use crate::codec::{date_from_text, preference_from_columns, preference_to_columns};
+use crate::db::{col, corrupt, narrow};
+
+fn holiday_from(row: &QueryResult) -> Result<Holiday, StoreError> {
+    let date = match col::<Option<String>>(row, "fixed_date")? {
+        Some(d) => HolidayDate::Fixed(date_from_text(&d)?),
+        None => HolidayDate::recurring(
+            narrow(
+                col::<Option<i16>>(row, "month")?.ok_or_else(|| corrupt("month", "missing"))?,
+                "month",
+            )?,
+            narrow(
+                col::<Option<i16>>(row, "day")?.ok_or_else(|| corrupt("day", "missing"))?,
+                "day",
+            )?,
+        )
+        .map_err(|e| corrupt("holiday date", e))?,
+    };
+    Ok(Holiday::new(
+        id_of(row, "id", HolidayId::from_uuid)?,
+        HolidayName::parse(&col::<String>(row, "name")?).map_err(|e| corrupt("name", e))?,
+        date,
+        Country::parse(&col::<String>(row, "country")?).map_err(|e| corrupt("country", e))?,
+        col::<Option<String>>(row, "state")?
+            .map(|s| StateCode::parse(&s))
+            .transpose()
+            .map_err(|e| corrupt("state", e))?,
+        col(row, "optional")?,
+    ))
+}
+
+/// One text that is equal exactly when two holidays are "the same holiday".
+fn natural_key(h: &Holiday) -> String {
+    let date = match h.date() {
+        HolidayDate::Fixed(d) => d.to_string(),
+        HolidayDate::Recurring { month, day } => format!("--{month:02}-{day:02}"),
+    };
+    format!(
+        "{}|{}|{}|{}",
+        h.country(),
+        h.state().map_or("", StateCode::as_str),
+        date,
+        h.name()
+    )
+}
+
+#[async_trait]
+impl HolidayStore for SqlStores {
+    async fn get(&self, id: HolidayId) -> Result<Holiday, StoreError> {
+        let row = self
+            .db
+            .query_one("SELECT * FROM holidays WHERE id = ?", vec![v(id.as_uuid())])
+            .await?;
+        holiday_from(&row.ok_or(StoreError::NotFound)?)
+    }
+
+    async fn list(&self, country: Country) -> Result<Vec<Holiday>, StoreError> {
+        let rows = self
+            .db
+            .query_all(
+                "SELECT * FROM holidays WHERE country = ? ORDER BY id",
+                vec![v(country.as_str())],
+            )
+            .await?;
+        rows.iter().map(holiday_from).collect()
+    }
+
+    async fn commit(&self, change: ChangeSet<HolidayOp>) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        match &change.op {
+            HolidayOp::Create(h) => {
+                let (fixed, month, day) = match h.date() {
+                    HolidayDate::Fixed(d) => (Some(d.to_string()), None, None),
+                    HolidayDate::Recurring { month, day } => {
+                        (None, Some(i16::from(month)), Some(i16::from(day)))
+                    }
+                };
+                tx.exec(
+                    "INSERT INTO holidays (id, name, fixed_date, month, day, country, state, optional, natural_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    vec![
+                        v(h.id().as_uuid()),
+                        v(h.name()),
+                        v(fixed),
+                        v(month),
+                        v(day),
+                        v(h.country().as_str()),
+                        v(h.state().map(|s| s.as_str().to_owned())),
+                        v(h.is_optional()),
+                        v(natural_key(h)),
+                    ],
+                )
+                .await?;
+            }
+            HolidayOp::Delete(id) => {
+                // Overrides go with it (ON DELETE CASCADE).
+                if tx
+                    .exec("DELETE FROM holidays WHERE id = ?", vec![v(id.as_uuid())])
+                    .await?
+                    == 0
+                {
+                    return Err(StoreError::NotFound);
+                }
+            }
+        }
+        apply_common(&tx, &change).await?;
+        tx.commit().await
+    }
+
+    async fn preferences(&self, owner: UserId) -> Result<HolidayPreferences, StoreError> {
+        let row = self.db.query_one("SELECT default_kind, default_delay_min FROM holiday_preferences WHERE owner_id = ?", vec![v(owner.as_uuid())]).await?;
+        let Some(row) = row else {
+            return Ok(HolidayPreferences::default());
+        };
+        let default = preference_from_columns(
+            &col::<String>(&row, "default_kind")?,
+            col(&row, "default_delay_min")?,
+        )?;
+        let rows = self.db.query_all("SELECT holiday_id, kind, delay_min FROM holiday_preference_overrides WHERE owner_id = ? ORDER BY holiday_id", vec![v(owner.as_uuid())]).await?;
+        let overrides = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    id_of(r, "holiday_id", HolidayId::from_uuid)?,
+                    preference_from_columns(&col::<String>(r, "kind")?, col(r, "delay_min")?)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(HolidayPreferences { default, overrides })
+    }
+
+    async fn preferences_many(
+        &self,
+        owners: Vec<UserId>,
+    ) -> Result<Vec<(UserId, HolidayPreferences)>, StoreError> {
+        let mut prefs: std::collections::HashMap<UserId, HolidayPreferences> = owners
+            .iter()
+            .map(|o| (*o, HolidayPreferences::default()))
+            .collect();
+        let ids: Vec<uuid::Uuid> = owners.iter().map(|o| o.as_uuid()).collect();
+        let defaults = self
+            .db
+            .query_in(
+                "SELECT owner_id, default_kind, default_delay_min FROM holiday_preferences WHERE owner_id IN ({ids})",
+                &ids,
+            )
+            .await?;
+        for row in &defaults {
+            let owner = id_of(row, "owner_id", UserId::from_uuid)?;
+            let default = preference_from_columns(
+                &col::<String>(row, "default_kind")?,
+                col(row, "default_delay_min")?,
+            )?;
+            if let Some(p) = prefs.get_mut(&owner) {
+                p.default = default;
+            }
+        }
+        let overrides = self
+            .db
+            .query_in(
+                "SELECT owner_id, holiday_id, kind, delay_min FROM holiday_preference_overrides WHERE owner_id IN ({ids}) ORDER BY owner_id, holiday_id",
+                &ids,
+            )
+            .await?;
+        for row in &overrides {
+            let owner = id_of(row, "owner_id", UserId::from_uuid)?;
+            let item = (
+                id_of(row, "holiday_id", HolidayId::from_uuid)?,
+                preference_from_columns(&col::<String>(row, "kind")?, col(row, "delay_min")?)?,
+            );
+            if let Some(p) = prefs.get_mut(&owner) {
+                p.overrides.push(item);
+            }
+        }
+        Ok(prefs.into_iter().collect())
+    }
+
+    async fn commit_preferences(&self, change: ChangeSet<PreferenceOp>) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        let PreferenceOp::Set { owner, preferences } = &change.op;
+        let (kind, delay) = preference_to_columns(preferences.default);
+        // The upsert comes first: it locks the owner's row, so two saves for
+        // one owner run one after the other instead of colliding on keys.
+        tx.exec(
+            "INSERT INTO holiday_preferences (owner_id, default_kind, default_delay_min) VALUES (?, ?, ?) \
+             ON CONFLICT (owner_id) DO UPDATE SET default_kind = excluded.default_kind, default_delay_min = excluded.default_delay_min",
+            vec![v(owner.as_uuid()), v(kind), v(delay)],
+        )
+        .await?;
+        tx.exec(
+            "DELETE FROM holiday_preference_overrides WHERE owner_id = ?",
+            vec![v(owner.as_uuid())],
+        )
+        .await?;
+        for (holiday, pref) in &preferences.overrides {
+            if tx
+                .query_one(
+                    "SELECT id FROM holidays WHERE id = ?",
+                    vec![v(holiday.as_uuid())],
+                )
+                .await?
+                .is_none()
+            {
+                return Err(StoreError::NotFound);
+            }
+            let (kind, delay) = preference_to_columns(*pref);
+            tx.exec(
+                "INSERT INTO holiday_preference_overrides (owner_id, holiday_id, kind, delay_min) VALUES (?, ?, ?, ?)",
+                vec![v(owner.as_uuid()), v(holiday.as_uuid()), v(kind), v(delay)],
+            )
+            .await?;
+        }
+        apply_common(&tx, &change).await?;
+        tx.commit().await
+    }
+}

@@ -1,0 +1,146 @@
+//! The refresh-token store on SQL: token families, rotation that spends a token once, and revocation.
+
+use alarm_domain::ids::UserId;
+use alarm_domain::ports::{RefreshFamily, RefreshTokenStore, StoreError};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{SqlStores, id_of, v};
+use crate::db::{col, ts, us};
+
+#[async_trait]
+impl RefreshTokenStore for SqlStores {
+    async fn create(&self, family: RefreshFamily, token_hash: [u8; 32]) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        tx.exec(
+            "INSERT INTO refresh_families (id, user_id, expires_us, revoked) VALUES (?, ?, ?, ?)",
+            vec![
+                v(family.id),
+                v(family.user.as_uuid()),
+                v(us(family.expires_at)),
+                v(family.revoked),
+            ],
+        )
+        .await?;
+        tx.exec(
+            "INSERT INTO refresh_tokens (hash, family_id, spent) VALUES (?, ?, ?)",
+            vec![v(token_hash.to_vec()), v(family.id), v(false)],
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    async fn rotate(
+        &self,
+        old_hash: [u8; 32],
+        new_hash: [u8; 32],
+        now: alarm_domain::jiff::Timestamp,
+    ) -> Result<RefreshFamily, StoreError> {
+        let tx = self.db.begin().await?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "SELECT t.spent, f.id, f.user_id, f.expires_us, f.revoked FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?{}",
+                    // Lock the token and its family: a concurrent rotation
+                    // or logout waits, then sees this one's result.
+                    if tx.backend == sea_orm::DbBackend::Postgres { " FOR UPDATE" } else { "" }
+                ),
+                vec![v(old_hash.to_vec())],
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let family = RefreshFamily {
+            id: col(&row, "id")?,
+            user: id_of(&row, "user_id", UserId::from_uuid)?,
+            expires_at: ts(col(&row, "expires_us")?)?,
+            revoked: col(&row, "revoked")?,
+        };
+        if col::<bool>(&row, "spent")? {
+            // Reuse of a spent token means it leaked: the whole family dies,
+            // and that must stick even though the call fails.
+            tx.exec(
+                "UPDATE refresh_families SET revoked = ? WHERE id = ?",
+                vec![v(true), v(family.id)],
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(StoreError::LeaseLost);
+        }
+        if family.revoked || now >= family.expires_at {
+            return Err(StoreError::LeaseLost);
+        }
+        // Spend only if still unspent: two concurrent rotations, one winner.
+        let n = tx
+            .exec(
+                "UPDATE refresh_tokens SET spent = ? WHERE hash = ? AND spent = ?",
+                vec![v(true), v(old_hash.to_vec()), v(false)],
+            )
+            .await?;
+        if n == 0 {
+            // Spent by a concurrent rotation: that is reuse too.
+            tx.exec(
+                "UPDATE refresh_families SET revoked = ? WHERE id = ?",
+                vec![v(true), v(family.id)],
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(StoreError::LeaseLost);
+        }
+        tx.exec(
+            "INSERT INTO refresh_tokens (hash, family_id, spent) VALUES (?, ?, ?)",
+            vec![v(new_hash.to_vec()), v(family.id), v(false)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(family)
+    }
+
+    async fn revoke(&self, token_hash: [u8; 32]) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        let row = tx
+            .query_one(
+                "SELECT family_id FROM refresh_tokens WHERE hash = ?",
+                vec![v(token_hash.to_vec())],
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let family: Uuid = col(&row, "family_id")?;
+        tx.exec(
+            "UPDATE refresh_families SET revoked = ? WHERE id = ?",
+            vec![v(true), v(family)],
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    async fn family(&self, id: Uuid) -> Result<RefreshFamily, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                "SELECT id, user_id, expires_us, revoked FROM refresh_families WHERE id = ?",
+                vec![v(id)],
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(RefreshFamily {
+            id: col(&row, "id")?,
+            user: id_of(&row, "user_id", UserId::from_uuid)?,
+            expires_at: ts(col(&row, "expires_us")?)?,
+            revoked: col(&row, "revoked")?,
+        })
+    }
+
+    async fn revoke_family(&self, id: Uuid) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        let n = tx
+            .exec(
+                "UPDATE refresh_families SET revoked = ? WHERE id = ?",
+                vec![v(true), v(id)],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await
+    }
+}

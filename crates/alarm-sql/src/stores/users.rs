@@ -1,0 +1,135 @@
+//! The user store on SQL: accounts, the e-mail look-up and the password hash kept beside each user.
+
+use alarm_domain::ids::UserId;
+use alarm_domain::model::{Country, DisplayName, Email, Locale, Role, StateCode, User};
+use alarm_domain::ports::{ChangeSet, StoreError, UserOp, UserStore};
+use async_trait::async_trait;
+use sea_orm::QueryResult;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{SqlStores, apply_common, id_of, v};
+use crate::db::{col, corrupt, us};
+
+const USER_COLUMNS: &str =
+    "id, email, display_name, role, time_zone, country, state, password_hash";
+
+impl SqlStores {
+    fn user_from(&self, row: &QueryResult) -> Result<(User, SecretString), StoreError> {
+        let country: Option<String> = col(row, "country")?;
+        let state: Option<String> = col(row, "state")?;
+        let locale = match country {
+            Some(c) => Some(Locale::new(
+                Country::parse(&c).map_err(|e| corrupt("country", e))?,
+                state
+                    .map(|s| StateCode::parse(&s))
+                    .transpose()
+                    .map_err(|e| corrupt("state", e))?,
+            )),
+            None => None,
+        };
+        let user = User::new(
+            id_of(row, "id", UserId::from_uuid)?,
+            Email::parse(&col::<String>(row, "email")?).map_err(|e| corrupt("email", e))?,
+            DisplayName::parse(&col::<String>(row, "display_name")?)
+                .map_err(|e| corrupt("display name", e))?,
+            Role::parse(&col::<String>(row, "role")?).map_err(|e| corrupt("role", e))?,
+            self.zone(&col::<String>(row, "time_zone")?)?,
+            locale,
+        );
+        Ok((
+            user,
+            SecretString::from(col::<String>(row, "password_hash")?),
+        ))
+    }
+}
+
+#[async_trait]
+impl UserStore for SqlStores {
+    async fn get(&self, id: UserId) -> Result<User, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"),
+                vec![v(id.as_uuid())],
+            )
+            .await?;
+        Ok(self.user_from(&row.ok_or(StoreError::NotFound)?)?.0)
+    }
+
+    async fn get_many(&self, ids: Vec<UserId>) -> Result<Vec<User>, StoreError> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ({{ids}})");
+        self.db
+            .query_in(&sql, &ids)
+            .await?
+            .iter()
+            .map(|row| Ok(self.user_from(row)?.0))
+            .collect()
+    }
+
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        Ok(self.credentials(email).await?.map(|(u, _)| u))
+    }
+
+    async fn credentials(&self, email: &Email) -> Result<Option<(User, SecretString)>, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE email_key = ?"),
+                vec![v(email.key())],
+            )
+            .await?;
+        row.map(|r| self.user_from(&r)).transpose()
+    }
+
+    async fn commit(&self, change: ChangeSet<UserOp>) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        match &change.op {
+            UserOp::Register {
+                user,
+                password_hash,
+            } => {
+                let locale = user.locale();
+                tx.exec(
+                    "INSERT INTO users (id, email, email_key, display_name, role, time_zone, country, state, password_hash, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    vec![
+                        v(user.id().as_uuid()),
+                        v(user.email().as_str()),
+                        v(user.email().key()),
+                        v(user.display_name().as_str()),
+                        v(user.role().as_str()),
+                        v(user.time_zone().as_str()),
+                        v(locale.map(|l| l.country().as_str().to_owned())),
+                        v(locale.and_then(|l| l.state()).map(|s| s.as_str().to_owned())),
+                        v(password_hash.expose_secret()),
+                        v(us(change.audit.at)),
+                    ],
+                )
+                .await?;
+            }
+            UserOp::Update(user) => {
+                let locale = user.locale();
+                let n = tx
+                    .exec(
+                        "UPDATE users SET email = ?, email_key = ?, display_name = ?, role = ?, time_zone = ?, country = ?, state = ? WHERE id = ?",
+                        vec![
+                            v(user.email().as_str()),
+                            v(user.email().key()),
+                            v(user.display_name().as_str()),
+                            v(user.role().as_str()),
+                            v(user.time_zone().as_str()),
+                            v(locale.map(|l| l.country().as_str().to_owned())),
+                            v(locale.and_then(|l| l.state()).map(|s| s.as_str().to_owned())),
+                            v(user.id().as_uuid()),
+                        ],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+            }
+        }
+        apply_common(&tx, &change).await?;
+        tx.commit().await
+    }
+}

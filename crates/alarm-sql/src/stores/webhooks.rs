@@ -1,0 +1,78 @@
+//! The webhook store on SQL: each owner's registrations, their events and signing secrets.
+
+use alarm_domain::ids::{UserId, WebhookId};
+use alarm_domain::model::{WebhookRegistration, WebhookUrl};
+use alarm_domain::ports::{ChangeSet, StoreError, WebhookOp, WebhookStore};
+use async_trait::async_trait;
+use sea_orm::QueryResult;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{SqlStores, commit_one, id_of, v};
+use crate::codec::{events_from_bits, events_to_bits};
+use crate::db::{col, corrupt, num};
+
+pub(crate) fn webhook_from(row: &QueryResult) -> Result<WebhookRegistration, StoreError> {
+    Ok(WebhookRegistration::new(
+        id_of(row, "id", WebhookId::from_uuid)?,
+        id_of(row, "owner_id", UserId::from_uuid)?,
+        WebhookUrl::parse(&col::<String>(row, "url")?).map_err(|e| corrupt("url", e))?,
+        events_from_bits(col(row, "events")?)?,
+        SecretString::from(col::<String>(row, "secret")?),
+        col(row, "active")?,
+        num::<i32, u32>(row, "failure_count")?,
+    ))
+}
+
+#[async_trait]
+impl WebhookStore for SqlStores {
+    async fn get(&self, owner: UserId, id: WebhookId) -> Result<WebhookRegistration, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                "SELECT * FROM webhooks WHERE id = ? AND owner_id = ?",
+                vec![v(id.as_uuid()), v(owner.as_uuid())],
+            )
+            .await?;
+        webhook_from(&row.ok_or(StoreError::NotFound)?)
+    }
+
+    async fn list(&self, owner: UserId) -> Result<Vec<WebhookRegistration>, StoreError> {
+        let rows = self
+            .db
+            .query_all(
+                "SELECT * FROM webhooks WHERE owner_id = ? ORDER BY id",
+                vec![v(owner.as_uuid())],
+            )
+            .await?;
+        rows.iter().map(webhook_from).collect()
+    }
+
+    async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError> {
+        let values = |w: &WebhookRegistration| {
+            vec![
+                v(w.url().as_str()),
+                v(events_to_bits(w.events())),
+                v(w.secret().expose_secret()),
+                v(w.active()),
+                v(i32::try_from(w.failure_count()).unwrap_or(i32::MAX)),
+                v(w.id().as_uuid()),
+                v(w.owner().as_uuid()),
+            ]
+        };
+        let statement = match &change.op {
+            WebhookOp::Create(w) => (
+                "INSERT INTO webhooks (url, events, secret, active, failure_count, id, owner_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                values(w),
+            ),
+            WebhookOp::Update(w) => (
+                "UPDATE webhooks SET url = ?, events = ?, secret = ?, active = ?, failure_count = ? WHERE id = ? AND owner_id = ?",
+                values(w),
+            ),
+            WebhookOp::Delete { owner, id } => (
+                "DELETE FROM webhooks WHERE id = ? AND owner_id = ?",
+                vec![v(id.as_uuid()), v(owner.as_uuid())],
+            ),
+        };
+        commit_one(&self.db, &change, statement).await
+    }
+}
