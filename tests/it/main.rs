@@ -15,6 +15,7 @@ mod inputs;
 mod operations;
 mod ownership;
 mod ringing;
+mod sessions;
 mod spec_answers;
 mod tokens;
 mod webhooks_api;
@@ -137,6 +138,7 @@ fn main() {
         operations::trials(),
         ownership::trials(),
         ringing::trials(),
+        sessions::trials(),
         spec_answers::trials(),
         tokens::trials(),
         webhooks_api::trials(),

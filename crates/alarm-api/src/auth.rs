@@ -59,17 +59,17 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Checks a password's length.
+/// Checks a password's length; problems name `field`.
 ///
 /// # Errors
-/// A validation problem on `password`.
-pub fn check_password_policy(password: &str) -> Result<(), Problem> {
+/// A validation problem on `field`.
+pub fn check_password_policy(field: &str, password: &str) -> Result<(), Problem> {
     let n = password.chars().count();
     if PASSWORD_CHARS.contains(&n) {
         Ok(())
     } else {
         Err(Problem::invalid(
-            "password",
+            field,
             format!(
                 "must be {} to {} characters long (got {n})",
                 PASSWORD_CHARS.start(),
@@ -298,6 +298,28 @@ impl Tokens {
             return Err("wrong audience".to_owned());
         }
         Ok(claims)
+    }
+}
+
+/// The domain's password hasher: argon2id behind the hashing permits; an
+/// unknown account is checked against [`DECOY_HASH`] at the same cost.
+pub(crate) struct Argon2Hasher;
+
+#[async_trait::async_trait]
+impl alarm_domain::services::PasswordHasher for Argon2Hasher {
+    async fn hash(&self, password: SecretString) -> Result<SecretString, String> {
+        hash_password(password).await
+    }
+
+    async fn verify(&self, password: SecretString, hash: Option<SecretString>) -> bool {
+        match hash {
+            Some(hash) => verify_password(password, hash).await,
+            None => {
+                let decoy = SecretString::from(DECOY_HASH.to_owned());
+                let _ = verify_password(password, decoy).await;
+                false
+            }
+        }
     }
 }
 

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use crate::auth::{TokenConfig, Tokens};
+use crate::auth::{Argon2Hasher, TokenConfig, Tokens};
 use alarm_domain::jiff::SignedDuration;
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::model::Email;
-use alarm_domain::services::{AlarmService, Ports, UserService, WebhookService};
+use alarm_domain::services::{AlarmService, AuthService, Ports, UserService, WebhookService};
 use async_trait::async_trait;
 
 /// A readiness check (the database, later the queue and the blob store).
@@ -43,6 +43,7 @@ pub struct AppState {
     pub(crate) ports: Ports,
     pub(crate) alarms: AlarmService,
     pub(crate) users: UserService,
+    pub(crate) auth: AuthService,
     pub(crate) webhooks: WebhookService,
     pub(crate) tokens: Tokens,
     pub(crate) tzdb: TimeZoneDatabase,
@@ -66,6 +67,11 @@ impl AppState {
         Ok(Arc::new(Self {
             alarms: AlarmService::new(ports.clone()),
             users: UserService::new(ports.clone(), config.admin_emails.clone()),
+            auth: AuthService::new(
+                ports.clone(),
+                Arc::new(Argon2Hasher),
+                config.tokens.refresh_ttl,
+            ),
             webhooks: WebhookService::new(ports.clone()),
             throttle: crate::throttle::LoginThrottle::default(),
             ports,

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use alarm_domain::model::{Country, DisplayName, Email, Locale, StateCode};
-use alarm_domain::ports::{RefreshFamily, StoreError};
-use alarm_domain::services::NewUser;
+use alarm_domain::services::{AuthError, NewUser};
 use alarm_domain::tz::TimeZoneName;
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -14,7 +13,9 @@ use secrecy::{ExposeSecret, SecretString};
 use super::ApiTags;
 use crate::auth::{self, BearerAuth};
 use crate::body::JsonBody;
-use crate::dto::{LoginInput, RefreshInput, RegisterInput, TokenView, UserView};
+use crate::dto::{
+    LoginInput, PasswordChangeInput, RefreshInput, RegisterInput, TokenView, UserView,
+};
 use crate::problem::{ApiError, Problem, ProblemType};
 use crate::state::AppState;
 
@@ -52,27 +53,22 @@ pub(crate) enum Me {
 
 pub(crate) struct AccountsApi;
 
-fn bad_credentials() -> ApiError {
-    ApiError::of(ProblemType::Unauthorized, "the email or password is wrong")
+/// The answer to a refused authentication; the 401s never say more than
+/// the client needs to know what to do next.
+fn auth_error(e: AuthError) -> ApiError {
+    match e {
+        AuthError::BadCredentials => bad_credentials(),
+        AuthError::SessionInvalid | AuthError::TokenReused => ApiError::of(
+            ProblemType::Unauthorized,
+            "the refresh token is unknown, spent, expired or revoked; log in again",
+        ),
+        AuthError::AccountGone => ApiError::of(ProblemType::Unauthorized, "the account is gone"),
+        AuthError::Service(e) => e.into(),
+    }
 }
 
-async fn issue(state: &AppState, user: &alarm_domain::model::User) -> Result<TokenView, ApiError> {
-    let now = state.ports.clock.now();
-    let family = RefreshFamily {
-        id: uuid::Uuid::now_v7(),
-        user: user.id(),
-        expires_at: now + state.tokens.config().refresh_ttl,
-        revoked: false,
-    };
-    let (refresh, hash) = auth::new_refresh_token()
-        .map_err(|e| ApiError::internal(&*Box::<dyn std::error::Error>::from(e)))?;
-    state
-        .ports
-        .refresh_tokens
-        .create(family.clone(), hash)
-        .await
-        .map_err(|e| ApiError::from(alarm_domain::services::ServiceError::from(e)))?;
-    token_view(state, user, family.id, refresh)
+fn bad_credentials() -> ApiError {
+    ApiError::of(ProblemType::Unauthorized, "the email or password is wrong")
 }
 
 fn token_view(
@@ -106,7 +102,7 @@ impl AccountsApi {
     ) -> Result<Registered, ApiError> {
         let input = body.into_inner()?;
         let email = Email::parse(&input.email)?;
-        auth::check_password_policy(&input.password).map_err(ApiError::from)?;
+        auth::check_password_policy("password", &input.password).map_err(ApiError::from)?;
         let display_name = DisplayName::parse(&input.display_name)?;
         let time_zone = match &input.time_zone {
             None => TimeZoneName::utc(),
@@ -164,29 +160,32 @@ impl AccountsApi {
                 "too many failed logins for this account or address; wait and retry",
             ));
         }
-        let password = SecretString::from(input.password);
-        let found = match Email::parse(&input.email) {
-            Ok(email) => state
-                .ports
-                .users
-                .credentials(&email)
-                .await
-                .map_err(|e| ApiError::from(alarm_domain::services::ServiceError::from(e)))?,
-            Err(_) => None,
+        let (refresh, hash) = auth::new_refresh_token()
+            .map_err(|e| ApiError::internal(&*Box::<dyn std::error::Error>::from(e)))?;
+        let session = match state
+            .auth
+            .login(
+                &input.email,
+                SecretString::from(input.password),
+                hash,
+                &crate::problem::request_id(),
+            )
+            .await
+        {
+            Ok(session) => session,
+            Err(AuthError::BadCredentials) => {
+                state.throttle.failed(&input.email, &address, now);
+                return Err(bad_credentials());
+            }
+            Err(e) => return Err(auth_error(e)),
         };
-        let Some((user, hash)) = found else {
-            // Spend the same effort as a real check before answering.
-            let decoy = SecretString::from(auth::DECOY_HASH.to_owned());
-            let _ = auth::verify_password(password, decoy).await;
-            state.throttle.failed(&input.email, &address, now);
-            return Err(bad_credentials());
-        };
-        if !auth::verify_password(password, hash).await {
-            state.throttle.failed(&input.email, &address, now);
-            return Err(bad_credentials());
-        }
         state.throttle.succeeded(&input.email, &address);
-        Ok(Issued::Ok(Json(issue(&state, &user).await?)))
+        Ok(Issued::Ok(Json(token_view(
+            &state,
+            &session.user,
+            session.family.id,
+            refresh,
+        )?)))
     }
 
     /// Exchange a refresh token for new tokens.
@@ -202,29 +201,16 @@ impl AccountsApi {
         let old = auth::refresh_hash(&input.refresh_token);
         let (refresh, new) = auth::new_refresh_token()
             .map_err(|e| ApiError::internal(&*Box::<dyn std::error::Error>::from(e)))?;
-        let now = state.ports.clock.now();
-        let family = match state.ports.refresh_tokens.rotate(old, new, now).await {
-            Ok(f) => f,
-            Err(StoreError::NotFound | StoreError::LeaseLost) => {
-                return Err(ApiError::of(
-                    ProblemType::Unauthorized,
-                    "the refresh token is unknown, spent, expired or revoked; log in again",
-                ));
-            }
-            Err(e) => return Err(alarm_domain::services::ServiceError::from(e).into()),
-        };
-        let user = match state.ports.users.get(family.user).await {
-            Ok(u) => u,
-            Err(StoreError::NotFound) => {
-                return Err(ApiError::of(
-                    ProblemType::Unauthorized,
-                    "the account is gone",
-                ));
-            }
-            Err(e) => return Err(alarm_domain::services::ServiceError::from(e).into()),
-        };
+        let session = state
+            .auth
+            .refresh(old, new, &crate::problem::request_id())
+            .await
+            .map_err(auth_error)?;
         Ok(Issued::Ok(Json(token_view(
-            &state, &user, family.id, refresh,
+            &state,
+            &session.user,
+            session.family.id,
+            refresh,
         )?)))
     }
 
@@ -235,14 +221,58 @@ impl AccountsApi {
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
     ) -> Result<LoggedOut, ApiError> {
+        state
+            .auth
+            .logout(&auth.0.actor(), auth.0.session)
+            .await
+            .map_err(auth_error)?;
+        Ok(LoggedOut::Done)
+    }
+
+    /// Ends every session of the caller, this one included (a lost device,
+    /// a suspected leak). Audited.
+    #[oai(path = "/logout-all", method = "post")]
+    async fn logout_all(
+        &self,
+        auth: BearerAuth,
+        state: Data<&Arc<AppState>>,
+    ) -> Result<LoggedOut, ApiError> {
+        state
+            .auth
+            .logout_everywhere(&auth.0.actor())
+            .await
+            .map_err(auth_error)?;
+        Ok(LoggedOut::Done)
+    }
+
+    /// Changes the caller's password after checking the current one; every
+    /// other session ends, this one stays. Audited. A wrong current
+    /// password is 403.
+    #[oai(path = "/password", method = "post")]
+    async fn change_password(
+        &self,
+        auth: BearerAuth,
+        state: Data<&Arc<AppState>>,
+        body: JsonBody<PasswordChangeInput>,
+    ) -> Result<LoggedOut, ApiError> {
+        let input = body.into_inner()?;
+        auth::check_password_policy("new_password", &input.new_password).map_err(ApiError::from)?;
         match state
-            .ports
-            .refresh_tokens
-            .revoke_family(auth.0.session)
+            .auth
+            .change_password(
+                &auth.0.actor(),
+                auth.0.session,
+                SecretString::from(input.current_password),
+                SecretString::from(input.new_password),
+            )
             .await
         {
-            Ok(()) | Err(StoreError::NotFound) => Ok(LoggedOut::Done),
-            Err(e) => Err(alarm_domain::services::ServiceError::from(e).into()),
+            Ok(_) => Ok(LoggedOut::Done),
+            Err(AuthError::BadCredentials) => Err(ApiError::of(
+                ProblemType::Forbidden,
+                "the current password is wrong",
+            )),
+            Err(e) => Err(auth_error(e)),
         }
     }
 

@@ -35,6 +35,17 @@ pub struct LoginInput {
     pub password: String,
 }
 
+/// A password change: the current password, and the new one (12 to 256
+/// characters, like at registration).
+#[derive(Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeInput {
+    /// The password in use now.
+    pub current_password: String,
+    /// The new password.
+    pub new_password: String,
+}
+
 /// Refresh.
 #[derive(Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +124,15 @@ impl std::fmt::Debug for LoginInput {
         f.debug_struct("LoginInput")
             .field("email", &self.email)
             .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PasswordChangeInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordChangeInput")
+            .field("current_password", &"[redacted]")
+            .field("new_password", &"[redacted]")
             .finish()
     }
 }

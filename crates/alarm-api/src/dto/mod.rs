@@ -16,7 +16,9 @@ mod ringing;
 mod schedules;
 mod webhooks;
 
-pub use accounts::{LoginInput, RefreshInput, RegisterInput, TokenView, UserView};
+pub use accounts::{
+    LoginInput, PasswordChangeInput, RefreshInput, RegisterInput, TokenView, UserView,
+};
 pub use alarms::{
     AlarmInput, AlarmPage, AlarmView, EscalationDto, EscalationView, SnoozeDto, SnoozeView,
 };

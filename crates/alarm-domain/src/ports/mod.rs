@@ -30,8 +30,8 @@ pub use services::{
 };
 pub use stores::{
     AlarmEventStore, AlarmOp, AlarmStore, AuditLog, ExceptionOp, ExceptionPeriodStore, HolidayOp,
-    HolidayPreferences, HolidayStore, PreferenceOp, RefreshFamily, RefreshTokenStore, RoutineOp,
-    RoutineStore, UserOp, UserStore, WebhookOp, WebhookStore,
+    HolidayPreferences, HolidayStore, PreferenceOp, RefreshFamily, RefreshTokenStore, Rotation,
+    RoutineOp, RoutineStore, UserOp, UserStore, WebhookOp, WebhookStore,
 };
 
 #[cfg(feature = "mocks")]

@@ -26,6 +26,13 @@ pub enum UserOp {
     },
     /// Profile fields changed (display name, zone, locale, role).
     Update(User),
+    /// A new password hash for the account.
+    SetPassword {
+        /// The account.
+        user: UserId,
+        /// The new hash.
+        password_hash: SecretString,
+    },
 }
 
 /// Accounts and their credentials.
@@ -370,6 +377,13 @@ pub trait AlarmEventStore: Send + Sync {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait AuditLog: Send + Sync {
+    /// Stores one record that goes with no entity change (a login, a
+    /// logout); records that do are part of their change set.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::Conflict`] when the record's id exists.
+    async fn record(&self, record: AuditRecord) -> Result<(), StoreError>;
+
     /// Records in id order, optionally only those of one actor.
     ///
     /// # Errors
@@ -394,6 +408,17 @@ pub struct RefreshFamily {
     pub revoked: bool,
 }
 
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was current: spent now, the new one is current.
+    Rotated(RefreshFamily),
+    /// It was spent already: it leaked, so the family is revoked now.
+    Reused(RefreshFamily),
+    /// The family is revoked or expired; nothing changed.
+    Refused,
+}
+
 /// Refresh tokens, stored as hashes only.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
@@ -404,20 +429,28 @@ pub trait RefreshTokenStore: Send + Sync {
     /// MUST return [`StoreError::Conflict`] when the family id or hash exists.
     async fn create(&self, family: RefreshFamily, token_hash: [u8; 32]) -> Result<(), StoreError>;
 
-    /// Spends the current token `old_hash` and makes `new_hash` current.
-    /// Presenting a spent token revokes the whole family.
+    /// Spends the current token `old_hash` and makes `new_hash` current
+    /// ([`Rotation::Rotated`]). A spent token presented again revokes the
+    /// whole family ([`Rotation::Reused`]: it leaked); a revoked or expired
+    /// family is [`Rotation::Refused`] and nothing changes.
     ///
     /// # Errors
-    /// MUST return [`StoreError::NotFound`] for an unknown hash,
-    /// [`StoreError::LeaseLost`] when the hash was already spent (the family
-    /// is then revoked) or the family is revoked or expired at `now`, and
+    /// MUST return [`StoreError::NotFound`] for an unknown hash and
     /// [`StoreError::Conflict`] when `new_hash` exists already.
     async fn rotate(
         &self,
         old_hash: [u8; 32],
         new_hash: [u8; 32],
         now: Timestamp,
-    ) -> Result<RefreshFamily, StoreError>;
+    ) -> Result<Rotation, StoreError>;
+
+    /// Revokes every family of `user` except `keep` (logout everywhere;
+    /// a password change keeps the session that made it), returning how
+    /// many were live before.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn revoke_user(&self, user: UserId, keep: Option<uuid::Uuid>) -> Result<u64, StoreError>;
 
     /// Revokes the family of `token_hash` (logout).
     ///

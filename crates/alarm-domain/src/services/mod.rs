@@ -1,6 +1,7 @@
 //! Use-case services: validate, check ownership, compute triggers, and submit one change set per use case.
 
 mod alarms;
+mod auth;
 mod calendar;
 mod firing;
 mod routines;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 pub use alarms::AlarmService;
+pub use auth::{AuthError, AuthService, PasswordHasher, Session};
 pub use calendar::CalendarService;
 pub use firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
 pub use routines::RoutineService;

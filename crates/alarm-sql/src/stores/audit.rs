@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sea_orm::QueryResult;
 use uuid::Uuid;
 
-use super::{SqlStores, finish_page, id_of, page_sql, v};
+use super::{SqlStores, finish_page, id_of, insert_audit, page_sql, v};
 use crate::db::{col, corrupt, ts};
 
 fn audit_from(row: &QueryResult) -> Result<AuditRecord, StoreError> {
@@ -29,6 +29,12 @@ fn audit_from(row: &QueryResult) -> Result<AuditRecord, StoreError> {
 
 #[async_trait]
 impl AuditLog for SqlStores {
+    async fn record(&self, record: AuditRecord) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        insert_audit(&tx, &record).await?;
+        tx.commit().await
+    }
+
     async fn list(
         &self,
         actor: Option<UserId>,

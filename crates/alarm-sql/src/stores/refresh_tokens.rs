@@ -1,7 +1,7 @@
 //! The refresh-token store on SQL: token families, rotation that spends a token once, and revocation.
 
 use alarm_domain::ids::UserId;
-use alarm_domain::ports::{RefreshFamily, RefreshTokenStore, StoreError};
+use alarm_domain::ports::{RefreshFamily, RefreshTokenStore, Rotation, StoreError};
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -35,7 +35,7 @@ impl RefreshTokenStore for SqlStores {
         old_hash: [u8; 32],
         new_hash: [u8; 32],
         now: alarm_domain::jiff::Timestamp,
-    ) -> Result<RefreshFamily, StoreError> {
+    ) -> Result<Rotation, StoreError> {
         let tx = self.db.begin().await?;
         let row = tx
             .query_one(
@@ -64,10 +64,13 @@ impl RefreshTokenStore for SqlStores {
             )
             .await?;
             tx.commit().await?;
-            return Err(StoreError::LeaseLost);
+            return Ok(Rotation::Reused(RefreshFamily {
+                revoked: true,
+                ..family
+            }));
         }
         if family.revoked || now >= family.expires_at {
-            return Err(StoreError::LeaseLost);
+            return Ok(Rotation::Refused);
         }
         // Spend only if still unspent: two concurrent rotations, one winner.
         let n = tx
@@ -84,7 +87,10 @@ impl RefreshTokenStore for SqlStores {
             )
             .await?;
             tx.commit().await?;
-            return Err(StoreError::LeaseLost);
+            return Ok(Rotation::Reused(RefreshFamily {
+                revoked: true,
+                ..family
+            }));
         }
         tx.exec(
             "INSERT INTO refresh_tokens (hash, family_id, spent) VALUES (?, ?, ?)",
@@ -92,7 +98,26 @@ impl RefreshTokenStore for SqlStores {
         )
         .await?;
         tx.commit().await?;
-        Ok(family)
+        Ok(Rotation::Rotated(family))
+    }
+
+    async fn revoke_user(&self, user: UserId, keep: Option<Uuid>) -> Result<u64, StoreError> {
+        let tx = self.db.begin().await?;
+        // The nil UUID is never a family id (families get v7 ids), so it
+        // stands for "keep none" in one statement.
+        let n = tx
+            .exec(
+                "UPDATE refresh_families SET revoked = ? WHERE user_id = ? AND revoked = ? AND id <> ?",
+                vec![
+                    v(true),
+                    v(user.as_uuid()),
+                    v(false),
+                    v(keep.unwrap_or(Uuid::nil())),
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn revoke(&self, token_hash: [u8; 32]) -> Result<(), StoreError> {

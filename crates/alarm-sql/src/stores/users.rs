@@ -128,6 +128,20 @@ impl UserStore for SqlStores {
                     return Err(StoreError::NotFound);
                 }
             }
+            UserOp::SetPassword {
+                user,
+                password_hash,
+            } => {
+                let n = tx
+                    .exec(
+                        "UPDATE users SET password_hash = ? WHERE id = ?",
+                        vec![v(password_hash.expose_secret()), v(user.as_uuid())],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+            }
         }
         apply_common(&tx, &change).await?;
         tx.commit().await

@@ -106,11 +106,38 @@ async fn audit_is_listed_per_actor_in_id_order(new_ports: Fresh) {
     assert_eq!(bobs.items.len(), 1);
 }
 
+/// A standalone record (a login) is listed with the others; its id twice conflicts.
+async fn a_standalone_record_is_stored_once(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let record = audit(&ports, Some(ana.id()), "session.login", ana.id().as_uuid());
+    ports.audit.record(record.clone()).await.expect("record");
+    is(
+        ports.audit.record(record.clone()).await,
+        conflict,
+        "the same record id twice",
+    );
+    let mine = ports
+        .audit
+        .list(Some(ana.id()), PageRequest::first())
+        .await
+        .expect("audit")
+        .items;
+    assert_eq!(
+        mine.iter()
+            .filter(|r| r.id == record.id)
+            .collect::<Vec<_>>(),
+        [&record],
+        "stored once, as given"
+    );
+}
+
 /// The checks of this module, in the order they are listed.
 pub(super) fn checks() -> Vec<Check> {
     checks!(Ports:
         events_are_listed_oldest_first_in_pages,
         another_owner_sees_no_events,
         audit_is_listed_per_actor_in_id_order,
+        a_standalone_record_is_stored_once,
     )
 }

@@ -44,9 +44,8 @@ async fn creating_a_taken_family_or_token_conflicts(new_ports: Fresh) {
         tokens
             .rotate([1u8; 32], [2u8; 32], at(10))
             .await
-            .expect("rotate")
-            .id,
-        family.id,
+            .expect("rotate"),
+        Rotation::Rotated(family),
         "the refused creates left the family and its token as they were"
     );
 }
@@ -60,9 +59,8 @@ async fn rotating_returns_the_tokens_family(new_ports: Fresh) {
             .refresh_tokens
             .rotate([1u8; 32], [2u8; 32], at(10))
             .await
-            .expect("rotate")
-            .id,
-        family.id
+            .expect("rotate"),
+        Rotation::Rotated(family)
     );
 }
 
@@ -70,19 +68,23 @@ async fn rotating_returns_the_tokens_family(new_ports: Fresh) {
 async fn reusing_a_spent_token_revokes_the_family(new_ports: Fresh) {
     let ports = new_ports().await;
     let (t1, t2, t3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
-    ana_with_family(&ports).await;
+    let (_, family) = ana_with_family(&ports).await;
     let tokens = ports.refresh_tokens.clone();
     tokens.rotate(t1, t2, at(10)).await.expect("rotate");
-    is(
-        tokens.rotate(t1, t3, at(20)).await,
-        lease_lost,
-        "reuse of a spent token",
+    assert_eq!(
+        tokens.rotate(t1, t3, at(20)).await.expect("reuse"),
+        Rotation::Reused(RefreshFamily {
+            revoked: true,
+            ..family.clone()
+        }),
+        "reuse of a spent token names its family, revoked"
     );
-    is(
-        tokens.rotate(t2, t3, at(20)).await,
-        lease_lost,
-        "the family was revoked by the reuse",
+    assert_eq!(
+        tokens.rotate(t2, t3, at(20)).await.expect("rotate"),
+        Rotation::Refused,
+        "the family was revoked by the reuse"
     );
+    assert!(tokens.family(family.id).await.expect("family").revoked);
 }
 
 /// A family rotates no more once it has expired.
@@ -94,10 +96,18 @@ async fn an_expired_family_cannot_rotate(new_ports: Fresh) {
         .create(family(&ports, &ana, 100), [3u8; 32])
         .await
         .expect("create");
+    assert_eq!(
+        tokens
+            .rotate([3u8; 32], [4u8; 32], at(100))
+            .await
+            .expect("rotate"),
+        Rotation::Refused,
+        "an expired family"
+    );
     is(
-        tokens.rotate([3u8; 32], [4u8; 32], at(100)).await,
-        lease_lost,
-        "an expired family",
+        tokens.rotate([4u8; 32], [5u8; 32], at(10)).await,
+        not_found,
+        "a refused rotation stored no new token",
     );
 }
 
@@ -117,10 +127,13 @@ async fn revoking_by_token_ends_the_family(new_ports: Fresh) {
         tokens.family(family.id).await.expect("family").revoked,
         "revoke by token marks the family"
     );
-    is(
-        tokens.rotate([5u8; 32], [6u8; 32], at(1)).await,
-        lease_lost,
-        "a revoked family (logout)",
+    assert_eq!(
+        tokens
+            .rotate([5u8; 32], [6u8; 32], at(1))
+            .await
+            .expect("rotate"),
+        Rotation::Refused,
+        "a revoked family (logout)"
     );
 }
 
@@ -140,10 +153,13 @@ async fn revoking_a_family_by_id_ends_it(new_ports: Fresh) {
         .await
         .expect("revoke family");
     assert!(tokens.family(session.id).await.expect("family").revoked);
-    is(
-        tokens.rotate([10u8; 32], [11u8; 32], at(1)).await,
-        lease_lost,
-        "a family revoked by id",
+    assert_eq!(
+        tokens
+            .rotate([10u8; 32], [11u8; 32], at(1))
+            .await
+            .expect("rotate"),
+        Rotation::Refused,
+        "a family revoked by id"
     );
 }
 
@@ -171,6 +187,55 @@ async fn unknown_tokens_and_families_are_not_found(new_ports: Fresh) {
     );
 }
 
+/// Revoking a user's families ends every live one but the kept one, counts
+/// only those that were live, and leaves other users' alone.
+async fn revoking_a_users_families_keeps_the_named_one(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let bob = fixtures::user(&ports, "bob@example.com").await;
+    let tokens = ports.refresh_tokens.clone();
+    let (a1, a2, a3) = (
+        family(&ports, &ana, 1000),
+        family(&ports, &ana, 1000),
+        family(&ports, &ana, 1000),
+    );
+    let b1 = family(&ports, &bob, 1000);
+    for (f, hash) in [(&a1, 21u8), (&a2, 22), (&a3, 23), (&b1, 24)] {
+        tokens.create(f.clone(), [hash; 32]).await.expect("create");
+    }
+    tokens.revoke_family(a3.id).await.expect("revoke");
+    assert_eq!(
+        tokens
+            .revoke_user(ana.id(), Some(a1.id))
+            .await
+            .expect("revoke user"),
+        1,
+        "only a2 was live and not kept"
+    );
+    assert!(!tokens.family(a1.id).await.expect("family").revoked, "kept");
+    assert!(tokens.family(a2.id).await.expect("family").revoked);
+    assert!(
+        !tokens.family(b1.id).await.expect("family").revoked,
+        "bob's"
+    );
+    assert_eq!(
+        tokens
+            .revoke_user(ana.id(), None)
+            .await
+            .expect("revoke user"),
+        1,
+        "now the kept one too"
+    );
+    assert!(tokens.family(a1.id).await.expect("family").revoked);
+    assert_eq!(
+        tokens
+            .rotate([21u8; 32], [25u8; 32], at(1))
+            .await
+            .expect("rotate"),
+        Rotation::Refused
+    );
+}
+
 /// The checks of this module, in the order they are listed.
 pub(super) fn checks() -> Vec<Check> {
     checks!(Ports:
@@ -181,5 +246,6 @@ pub(super) fn checks() -> Vec<Check> {
         revoking_by_token_ends_the_family,
         revoking_a_family_by_id_ends_it,
         unknown_tokens_and_families_are_not_found,
+        revoking_a_users_families_keeps_the_named_one,
     )
 }

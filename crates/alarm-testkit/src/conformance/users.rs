@@ -131,10 +131,58 @@ async fn updating_a_missing_user_is_not_found(new_ports: Fresh) {
     );
 }
 
+/// A new password hash replaces the old one, with its audit record; for a
+/// missing user it is not found and nothing is stored.
+async fn setting_a_password_replaces_the_hash(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = ana(&ports).await;
+    let change = |user| ChangeSet {
+        op: UserOp::SetPassword {
+            user,
+            password_hash: SecretString::from("$argon2id$changed"),
+        },
+        audit: audit(
+            &ports,
+            Some(ana.id()),
+            "user.password_change",
+            ana.id().as_uuid(),
+        ),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    let before = audit_count(&ports).await;
+    let ghost = unstored("ghost@example.com", "G");
+    is(
+        ports.users.commit(change(ghost.id())).await,
+        not_found,
+        "a missing user's password",
+    );
+    assert_eq!(audit_count(&ports).await, before, "nothing stored");
+    ports
+        .users
+        .commit(change(ana.id()))
+        .await
+        .expect("set password");
+    let (user, hash) = ports
+        .users
+        .credentials(&lower())
+        .await
+        .expect("credentials")
+        .expect("registered");
+    assert_eq!(user, ana, "the profile is untouched");
+    assert_eq!(hash.expose_secret(), "$argon2id$changed");
+    assert_eq!(
+        audit_count(&ports).await,
+        before + 1,
+        "audited in the same commit"
+    );
+}
+
 /// The checks of this module, in the order they are listed.
 pub(super) fn checks() -> Vec<Check> {
     checks!(Ports:
         get_returns_what_was_registered,
+        setting_a_password_replaces_the_hash,
         email_lookup_ignores_case,
         credentials_keep_the_password_hash,
         taken_email_in_other_case_conflicts_and_stores_nothing,

@@ -9,6 +9,18 @@ use super::{InMemory, page};
 
 #[async_trait]
 impl AuditLog for InMemory {
+    async fn record(&self, record: AuditRecord) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.audit.contains_key(&record.id) {
+            return Err(StoreError::Conflict(format!(
+                "audit record {} exists",
+                record.id
+            )));
+        }
+        s.audit.insert(record.id, record);
+        Ok(())
+    }
+
     async fn list(
         &self,
         actor: Option<UserId>,

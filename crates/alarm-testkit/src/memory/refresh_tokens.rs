@@ -1,7 +1,8 @@
 //! [`RefreshTokenStore`] over the in-memory state: families, single-use token hashes and revocation on reuse.
 
+use alarm_domain::ids::UserId;
 use alarm_domain::jiff::Timestamp;
-use alarm_domain::ports::{RefreshFamily, RefreshTokenStore, StoreError};
+use alarm_domain::ports::{RefreshFamily, RefreshTokenStore, Rotation, StoreError};
 use async_trait::async_trait;
 
 use super::InMemory;
@@ -25,7 +26,7 @@ impl RefreshTokenStore for InMemory {
         old_hash: [u8; 32],
         new_hash: [u8; 32],
         now: Timestamp,
-    ) -> Result<RefreshFamily, StoreError> {
+    ) -> Result<Rotation, StoreError> {
         let mut s = self.lock();
         let (family_id, spent) = *s.tokens.get(&old_hash).ok_or(StoreError::NotFound)?;
         let family = s
@@ -38,17 +39,32 @@ impl RefreshTokenStore for InMemory {
             if let Some(f) = s.families.get_mut(&family_id) {
                 f.revoked = true;
             }
-            return Err(StoreError::LeaseLost);
+            return Ok(Rotation::Reused(RefreshFamily {
+                revoked: true,
+                ..family
+            }));
         }
         if family.revoked || now >= family.expires_at {
-            return Err(StoreError::LeaseLost);
+            return Ok(Rotation::Refused);
         }
         if s.tokens.contains_key(&new_hash) {
             return Err(StoreError::Conflict("refresh token exists".to_owned()));
         }
         s.tokens.insert(old_hash, (family_id, true));
         s.tokens.insert(new_hash, (family_id, false));
-        Ok(family)
+        Ok(Rotation::Rotated(family))
+    }
+
+    async fn revoke_user(&self, user: UserId, keep: Option<uuid::Uuid>) -> Result<u64, StoreError> {
+        let mut s = self.lock();
+        let mut ended = 0;
+        for f in s.families.values_mut() {
+            if f.user == user && Some(f.id) != keep && !f.revoked {
+                f.revoked = true;
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     async fn revoke(&self, token_hash: [u8; 32]) -> Result<(), StoreError> {

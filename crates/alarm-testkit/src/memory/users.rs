@@ -67,6 +67,11 @@ impl UserStore for InMemory {
                     return Err(StoreError::Conflict("email already registered".to_owned()));
                 }
             }
+            UserOp::SetPassword { user, .. } => {
+                if !s.users.contains_key(user) {
+                    return Err(StoreError::NotFound);
+                }
+            }
         }
         match change.op.clone() {
             UserOp::Register {
@@ -78,6 +83,14 @@ impl UserStore for InMemory {
             UserOp::Update(user) => {
                 if let Some(entry) = s.users.get_mut(&user.id()) {
                     entry.0 = user;
+                }
+            }
+            UserOp::SetPassword {
+                user,
+                password_hash,
+            } => {
+                if let Some(entry) = s.users.get_mut(&user) {
+                    entry.1 = password_hash;
                 }
             }
         }

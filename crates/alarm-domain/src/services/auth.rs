@@ -1,0 +1,320 @@
+//! Authentication use cases: login, refresh-token rotation with reuse detection, logout, logout everywhere and password change, each audited, with typed errors.
+//!
+//! What is HTTP (the throttle, the access-token format, the random refresh
+//! token itself) stays in the API; what is a rule about sessions lives here.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::SignedDuration;
+use secrecy::SecretString;
+
+use super::{Actor, Ports, ServiceError};
+use crate::ids::{AuditId, UserId};
+use crate::model::{AuditRecord, Email, User};
+use crate::ports::{ChangeSet, RefreshFamily, Rotation, StoreError, UserOp};
+
+/// Hashes and checks passwords (argon2id in the API, behind a semaphore:
+/// the work is deliberately expensive).
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// A PHC string for `password`.
+    ///
+    /// # Errors
+    /// The hasher failed (never the password's fault).
+    async fn hash(&self, password: SecretString) -> Result<SecretString, String>;
+    /// Whether `password` matches `hash`; an unknown account is checked
+    /// against a decoy (`hash` = `None`) with the same cost, so the answer
+    /// takes as long whether or not the account exists.
+    async fn verify(&self, password: SecretString, hash: Option<SecretString>) -> bool;
+}
+
+/// Why an authentication use case refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The e-mail or password is wrong (never says which).
+    #[error("the email or password is wrong")]
+    BadCredentials,
+    /// The refresh token is unknown, expired, or its session was revoked.
+    #[error("the session is unknown, expired or revoked")]
+    SessionInvalid,
+    /// A refresh token that was already spent came back: it leaked, and the
+    /// whole session was revoked.
+    #[error("a spent refresh token was presented again; the session is revoked")]
+    TokenReused,
+    /// The account no longer exists.
+    #[error("the account is gone")]
+    AccountGone,
+    /// Anything the other services report (store failures, invalid input).
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        AuthError::Service(e.into())
+    }
+}
+
+/// A session just opened or continued: the account and its refresh family.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The account.
+    pub user: User,
+    /// The refresh family (the session id is its id).
+    pub family: RefreshFamily,
+}
+
+/// Login, refresh, logout, logout everywhere, password change.
+#[derive(Clone)]
+pub struct AuthService {
+    ports: Ports,
+    hasher: Arc<dyn PasswordHasher>,
+    session_ttl: SignedDuration,
+}
+
+impl AuthService {
+    /// Sessions last `session_ttl` from login (the refresh-token lifetime).
+    pub fn new(ports: Ports, hasher: Arc<dyn PasswordHasher>, session_ttl: SignedDuration) -> Self {
+        Self {
+            ports,
+            hasher,
+            session_ttl,
+        }
+    }
+
+    /// A standalone audit record (no entity change goes with it).
+    async fn record(
+        &self,
+        actor: Option<UserId>,
+        action: &str,
+        entity: uuid::Uuid,
+        after: Option<String>,
+        correlation_id: &str,
+    ) -> Result<(), StoreError> {
+        self.ports
+            .audit
+            .record(AuditRecord {
+                id: self.ports.new_id(AuditId::from_uuid, AuditId::generate),
+                actor,
+                action: action.to_owned(),
+                entity_type: "session".to_owned(),
+                entity_id: entity,
+                before: None,
+                after,
+                at: self.ports.clock.now(),
+                correlation_id: correlation_id.to_owned(),
+            })
+            .await
+    }
+
+    /// Checks `email` and `password`, and opens a session whose first
+    /// refresh token hashes to `refresh_hash`. A failure is audited, naming
+    /// the account only when it exists (and never the password).
+    ///
+    /// # Errors
+    /// [`AuthError::BadCredentials`]; store failures.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: SecretString,
+        refresh_hash: [u8; 32],
+        correlation_id: &str,
+    ) -> Result<Session, AuthError> {
+        let found = match Email::parse(email) {
+            Ok(email) => self.ports.users.credentials(&email).await?,
+            Err(_) => None,
+        };
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), Some(hash)),
+            None => (None, None),
+        };
+        let matches = self.hasher.verify(password, hash).await;
+        let user = match user {
+            Some(user) if matches => user,
+            other => {
+                // Who failed, when the account exists; nothing that would let
+                // the audit log enumerate addresses otherwise.
+                let (actor, entity, after) = match &other {
+                    Some(u) => (
+                        Some(u.id()),
+                        u.id().as_uuid(),
+                        Some(format!("email={}", u.email().as_str())),
+                    ),
+                    None => (None, uuid::Uuid::nil(), None),
+                };
+                self.record(actor, "session.login_failed", entity, after, correlation_id)
+                    .await?;
+                return Err(AuthError::BadCredentials);
+            }
+        };
+        let family = RefreshFamily {
+            id: self.ports.ids.next_uuid(),
+            user: user.id(),
+            expires_at: self.ports.clock.now() + self.session_ttl,
+            revoked: false,
+        };
+        self.ports
+            .refresh_tokens
+            .create(family.clone(), refresh_hash)
+            .await?;
+        self.record(
+            Some(user.id()),
+            "session.login",
+            family.id,
+            None,
+            correlation_id,
+        )
+        .await?;
+        Ok(Session { user, family })
+    }
+
+    /// Spends the refresh token `old_hash` and makes `new_hash` current.
+    /// A spent token presented again revokes the session and is audited.
+    ///
+    /// # Errors
+    /// [`AuthError::SessionInvalid`], [`AuthError::TokenReused`],
+    /// [`AuthError::AccountGone`]; store failures.
+    pub async fn refresh(
+        &self,
+        old_hash: [u8; 32],
+        new_hash: [u8; 32],
+        correlation_id: &str,
+    ) -> Result<Session, AuthError> {
+        let now = self.ports.clock.now();
+        let family = match self
+            .ports
+            .refresh_tokens
+            .rotate(old_hash, new_hash, now)
+            .await
+        {
+            Ok(Rotation::Rotated(family)) => family,
+            Ok(Rotation::Reused(family)) => {
+                self.record(
+                    Some(family.user),
+                    "session.refresh_reused",
+                    family.id,
+                    None,
+                    correlation_id,
+                )
+                .await?;
+                return Err(AuthError::TokenReused);
+            }
+            Ok(Rotation::Refused) | Err(StoreError::NotFound) => {
+                return Err(AuthError::SessionInvalid);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let user = match self.ports.users.get(family.user).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound) => return Err(AuthError::AccountGone),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Session { user, family })
+    }
+
+    /// Ends the session `session` (idempotent).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn logout(&self, actor: &Actor, session: uuid::Uuid) -> Result<(), AuthError> {
+        match self.ports.refresh_tokens.revoke_family(session).await {
+            Ok(()) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.record(
+            Some(actor.user),
+            "session.logout",
+            session,
+            None,
+            &actor.correlation_id,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Ends every session of the actor, this one included.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn logout_everywhere(&self, actor: &Actor) -> Result<u64, AuthError> {
+        let ended = self
+            .ports
+            .refresh_tokens
+            .revoke_user(actor.user, None)
+            .await?;
+        self.record(
+            Some(actor.user),
+            "session.logout_everywhere",
+            actor.user.as_uuid(),
+            Some(format!("sessions={ended}")),
+            &actor.correlation_id,
+        )
+        .await?;
+        Ok(ended)
+    }
+
+    /// Replaces the actor's password after checking the current one, and
+    /// ends every other session (the one making the change stays).
+    ///
+    /// # Errors
+    /// [`AuthError::BadCredentials`] when `current` is wrong; store failures.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        session: uuid::Uuid,
+        current: SecretString,
+        new: SecretString,
+    ) -> Result<u64, AuthError> {
+        let user = match self.ports.users.get(actor.user).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound) => return Err(AuthError::AccountGone),
+            Err(e) => return Err(e.into()),
+        };
+        let hash = self
+            .ports
+            .users
+            .credentials(user.email())
+            .await?
+            .map(|(_, hash)| hash);
+        if !self.hasher.verify(current, hash).await {
+            self.record(
+                Some(actor.user),
+                "session.password_change_failed",
+                actor.user.as_uuid(),
+                None,
+                &actor.correlation_id,
+            )
+            .await?;
+            return Err(AuthError::BadCredentials);
+        }
+        let password_hash = self.hasher.hash(new).await.map_err(|e| {
+            AuthError::Service(ServiceError::Unexpected(StoreError::Unexpected(e.into())))
+        })?;
+        let now = self.ports.clock.now();
+        self.ports
+            .users
+            .commit(ChangeSet {
+                op: UserOp::SetPassword {
+                    user: actor.user,
+                    password_hash,
+                },
+                audit: self.ports.audit(
+                    actor,
+                    "user.password_change",
+                    actor.user.as_uuid(),
+                    None,
+                    None,
+                    now,
+                ),
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await?;
+        Ok(self
+            .ports
+            .refresh_tokens
+            .revoke_user(actor.user, Some(session))
+            .await?)
+    }
+}
