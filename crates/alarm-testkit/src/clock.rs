@@ -73,6 +73,22 @@ impl IdSource for SequentialIds {
         random[2..].copy_from_slice(&n.to_be_bytes());
         uuid::Builder::from_unix_timestamp_millis(1_700_000_000_000 + n, &random).into_uuid()
     }
+
+    /// Deterministic and distinct per call (never use these as real
+    /// secrets): each call takes the next counter value and spreads it with
+    /// splitmix64.
+    fn secret_bytes(&self, buf: &mut [u8]) -> Result<(), String> {
+        let mut state = self.next.fetch_add(1, Ordering::Relaxed);
+        for chunk in buf.chunks_mut(8) {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_be_bytes()[..chunk.len()]);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,14 @@ pub trait Clock: Send + Sync {
 pub trait IdSource: Send + Sync {
     /// A fresh UUID v7.
     fn next_uuid(&self) -> uuid::Uuid;
+    /// Fills `buf` with bytes for a secret (a webhook signing key): from
+    /// the operating system's random source in production; a test source
+    /// may make them deterministic.
+    ///
+    /// # Errors
+    /// The random source failed (there is no fallback: a guessable secret
+    /// is worse than none).
+    fn secret_bytes(&self, buf: &mut [u8]) -> Result<(), String>;
 }
 
 /// Told when a committed change created or moved a trigger, so an engine in
@@ -100,6 +108,10 @@ pub struct RandomIds;
 impl IdSource for RandomIds {
     fn next_uuid(&self) -> uuid::Uuid {
         uuid::Uuid::now_v7()
+    }
+
+    fn secret_bytes(&self, buf: &mut [u8]) -> Result<(), String> {
+        getrandom::fill(buf).map_err(|e| format!("random source: {e}"))
     }
 }
 
