@@ -14,7 +14,10 @@ Commands:
                           tests, cargo-deny and the architecture check, in order
   arch                    only the architecture check: alarm-domain must not pull in I/O crates
   codegen                 write the OpenAPI document to docs/openapi.json
-  bench <target> [args]   run a benchmark program; extra args go to the bench binary
+  bench <target> [--baseline <rev>] [-- args]
+                          run a benchmark program; extra args go to the bench binary; with
+                          --baseline, first build and run <rev> from a git worktree, then
+                          this tree, in one session
   help                    this text
 ";
 
@@ -316,7 +319,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         .map(|b| b.name)
         .collect::<Vec<_>>()
         .join(", ");
-    let Some((target, extra)) = args.split_first() else {
+    let Some((target, rest)) = args.split_first() else {
         return Err(format!("missing bench target; known targets: {known}"));
     };
     let Some(bench) = BENCHES.iter().find(|b| b.name == target) else {
@@ -324,11 +327,90 @@ fn bench(args: &[String]) -> Result<(), String> {
             "unknown bench target `{target}`; known targets: {known}"
         ));
     };
-    let mut command = cargo(["bench", "-p", bench.package, "--bench", bench.bench]);
-    if !extra.is_empty() {
-        command.arg("--").args(extra);
+    let (baseline, extra) = match rest {
+        [flag, rev, extra @ ..] if flag == "--baseline" => (Some(rev.as_str()), extra),
+        [flag] if flag == "--baseline" => {
+            return Err("--baseline takes a git revision, e.g. --baseline HEAD~3".to_owned());
+        }
+        extra => (None, extra),
+    };
+    let command = |root: &Path, target_dir: Option<&Path>| {
+        let mut c = cargo(["bench", "-p", bench.package, "--bench", bench.bench]);
+        c.current_dir(root);
+        if let Some(dir) = target_dir {
+            c.env("CARGO_TARGET_DIR", dir);
+        }
+        let extra: Vec<&String> = extra.iter().filter(|a| *a != "--").collect();
+        if !extra.is_empty() {
+            c.arg("--").args(extra);
+        }
+        c
+    };
+    let root = workspace_root();
+    let Some(rev) = baseline else {
+        return run(command(&root, None));
+    };
+    // The base revision is built in a worktree of its own with a target
+    // folder of its own (its crates share names and paths with ours), then
+    // both run one after the other in this session, so their figures are
+    // compared on the same machine state.
+    let resolved = git_output(&root, &["rev-parse", "--short", rev])?;
+    let base = root.join("target").join("baseline").join(&resolved);
+    let tree = base.join("tree");
+    if !tree.join("Cargo.toml").exists() {
+        let _ = std::fs::remove_dir_all(&tree);
+        std::fs::create_dir_all(&base)
+            .map_err(|e| format!("cannot create {}: {e}", base.display()))?;
+        run({
+            let mut c = Command::new("git");
+            c.current_dir(&root).args([
+                "worktree",
+                "add",
+                "--detach",
+                &tree.display().to_string(),
+                &resolved,
+            ]);
+            c
+        })?;
     }
-    run(command)
+    println!(
+        "==> bench {target}: baseline {resolved} (worktree {})",
+        tree.display()
+    );
+    run(command(&tree, Some(&base.join("target"))))?;
+    println!("==> bench {target}: this tree");
+    run(command(&root, None))?;
+    println!(
+        "==> bench {target}: compare the two reports above (baseline {resolved} first); remove the worktree with `git worktree remove {}`",
+        tree.display()
+    );
+    Ok(())
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// What a git command prints, trimmed.
+fn git_output(root: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .current_dir(root)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`git {}` exited with {}",
+            args.join(" "),
+            out.status
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// A cargo invocation rooted at the workspace, so that xtask behaves the same from any directory.
