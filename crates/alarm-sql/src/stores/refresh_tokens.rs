@@ -6,7 +6,22 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{SqlStores, id_of, v};
-use crate::db::{col, ts, us};
+use crate::db::{Tx, col, ts, us};
+
+/// A spent token came back: it leaked, so the whole family dies, and that
+/// is committed (the caller refuses the token but the revocation sticks).
+async fn reused(tx: Tx, family: RefreshFamily) -> Result<Rotation, StoreError> {
+    tx.exec(
+        "UPDATE refresh_families SET revoked = ? WHERE id = ?",
+        vec![v(true), v(family.id)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Rotation::Reused(RefreshFamily {
+        revoked: true,
+        ..family
+    }))
+}
 
 #[async_trait]
 impl RefreshTokenStore for SqlStores {
@@ -56,18 +71,7 @@ impl RefreshTokenStore for SqlStores {
             revoked: col(&row, "revoked")?,
         };
         if col::<bool>(&row, "spent")? {
-            // Reuse of a spent token means it leaked: the whole family dies,
-            // and that must stick even though the call fails.
-            tx.exec(
-                "UPDATE refresh_families SET revoked = ? WHERE id = ?",
-                vec![v(true), v(family.id)],
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(Rotation::Reused(RefreshFamily {
-                revoked: true,
-                ..family
-            }));
+            return reused(tx, family).await;
         }
         if family.revoked || now >= family.expires_at {
             return Ok(Rotation::Refused);
@@ -81,16 +85,7 @@ impl RefreshTokenStore for SqlStores {
             .await?;
         if n == 0 {
             // Spent by a concurrent rotation: that is reuse too.
-            tx.exec(
-                "UPDATE refresh_families SET revoked = ? WHERE id = ?",
-                vec![v(true), v(family.id)],
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(Rotation::Reused(RefreshFamily {
-                revoked: true,
-                ..family
-            }));
+            return reused(tx, family).await;
         }
         tx.exec(
             "INSERT INTO refresh_tokens (hash, family_id, spent) VALUES (?, ?, ?)",
