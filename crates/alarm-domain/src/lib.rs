@@ -91,12 +91,16 @@
 //!   routines, webhooks, alarm events, audit records.
 //! * [`schedule`]: schedules, the RRULE subset, and the occurrence engine.
 //! * [`trigger`]: the trigger model (fire, snooze, escalation), leases, ringing.
+//! * [`firing`]: the fire-time policy: what a due trigger leaves behind
+//!   (ring, missed, expired, skipped, the follow-up, the next fire) and the
+//!   delivery keys, as pure functions the trigger engine calls.
 //! * [`ports`]: the traits adapters implement and the change sets they commit
 //!   atomically (one call per unit of work; time is an argument).
 //! * [`services`]: the use cases, which check ownership, compute triggers and
 //!   submit one change set each.
 
 pub mod error;
+pub mod firing;
 pub mod ids;
 pub mod model;
 pub mod ports;

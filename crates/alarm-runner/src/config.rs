@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use alarm_domain::firing::FirePolicy;
+
 /// How the engine claims, leases and judges lateness.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerConfig {
@@ -14,10 +16,10 @@ pub struct RunnerConfig {
     /// this, and a crashed engine's claims are rescued after it.
     pub lease: Duration,
     /// An occurrence found later than this after its instant is recorded
-    /// `missed` and does not ring.
+    /// `missed` and does not ring ([`FirePolicy::grace`]).
     pub grace: Duration,
     /// How long an occurrence rings unanswered after its last escalation
-    /// before it is recorded `expired`.
+    /// before it is recorded `expired` ([`FirePolicy::expiry_window`]).
     pub expiry_window: Duration,
     /// The longest sleep between two looks at the queue when nothing wakes
     /// the engine.
@@ -28,14 +30,27 @@ pub struct RunnerConfig {
     pub shutdown_timeout: Duration,
 }
 
+impl RunnerConfig {
+    /// The windows the domain judges due triggers by.
+    #[must_use]
+    pub fn fire_policy(&self) -> FirePolicy {
+        FirePolicy {
+            grace: self.grace,
+            expiry_window: self.expiry_window,
+        }
+    }
+}
+
 impl Default for RunnerConfig {
     fn default() -> Self {
+        // The lateness windows are the domain's defaults, stated once there.
+        let policy = FirePolicy::default();
         Self {
             prefetch: Duration::from_secs(2),
             batch: 1000,
             lease: Duration::from_secs(30),
-            grace: Duration::from_secs(600),
-            expiry_window: Duration::from_secs(1800),
+            grace: policy.grace,
+            expiry_window: policy.expiry_window,
             idle_poll: Duration::from_secs(1),
             max_in_flight: 20_000,
             shutdown_timeout: Duration::from_secs(10),

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use alarm_domain::firing::{Verdict, judge, replan_after_edit};
 use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::Alarm;
 use alarm_domain::ports::{StoreError, TriggerWake};
 use alarm_domain::schedule::Calendar;
-use alarm_domain::services::{CalendarService, Ports, ServiceError, next_fire_plan};
+use alarm_domain::services::{CalendarService, Ports, ServiceError};
 use alarm_domain::trigger::{Claimed, LeaseToken, Ringing, TriggerKind};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -19,7 +20,6 @@ use uuid::Uuid;
 
 use crate::RunnerConfig;
 use crate::health::EngineHealth;
-use crate::outcome::{Judge, Verdict};
 
 fn signed(d: Duration) -> SignedDuration {
     SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
@@ -226,11 +226,7 @@ impl Engine {
             .into_iter()
             .collect();
         let calendars = self.calendars.calendars_for(owners).await?;
-        let judge = Judge {
-            config: &self.config,
-            now,
-            ids: self.ports.ids.as_ref(),
-        };
+        let policy = self.config.fire_policy();
         // Follow-ups need their occurrence's ringing record: one read per
         // owner in the batch, not one per trigger.
         let mut ringing_by_owner: HashMap<UserId, HashMap<(AlarmId, Timestamp), Ringing>> =
@@ -259,7 +255,15 @@ impl Engine {
                 .and_then(|m| m.get(&(t.alarm, t.occurrence.at)));
             let alarm = alarms.get(&t.alarm).filter(|a| a.owner() == t.owner);
             let calendar = alarm.and_then(|a| calendars.get(&a.owner()));
-            let (outcome, verdict) = judge.judge(t, alarm, calendar, ringing);
+            let (outcome, verdict) = judge(
+                t,
+                alarm,
+                calendar,
+                ringing,
+                &policy,
+                now,
+                self.ports.ids.as_ref(),
+            );
             match verdict {
                 Verdict::Rang => {
                     tracing::debug!(alarm = %t.alarm, kind = %t.kind.code(), lateness_ms = now.duration_since(t.due_at).as_millis(), "rang")
@@ -324,7 +328,9 @@ impl Engine {
     /// triggers was claimed: the edit could not replace the leased trigger,
     /// and the plan just committed was computed from the version loaded
     /// before the edit, so the store skipped it. Without this the alarm
-    /// would be left without a next fire.
+    /// would be left without a next fire. Which plan is needed is the
+    /// domain's [`replan_after_edit`]; this reads the alarms again and
+    /// applies its answers.
     async fn replan_edited(
         &self,
         claims: &[Claimed],
@@ -355,11 +361,8 @@ impl Engine {
             .filter_map(|c| {
                 let current = now.get(&c.trigger.alarm)?;
                 let before = loaded.get(&c.trigger.alarm)?;
-                if current.version() == before.version() {
-                    return None;
-                }
                 let calendar = calendars.get(&current.owner())?;
-                Some(next_fire_plan(current, calendar, c.trigger.occurrence.at))
+                replan_after_edit(&c.trigger, before, current, calendar)
             })
             .collect();
         if !plans.is_empty() {

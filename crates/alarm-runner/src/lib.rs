@@ -13,7 +13,9 @@
 //! instant on the monotonic clock and fires all that are due in one batch.
 //!
 //! # What a fire commits
-//! One transaction per batch ([`alarm_domain::ports::TriggerQueue::complete_many`]):
+//! What [`alarm_domain::firing::judge`] decided (the fire policy is the
+//! domain's; the engine loads, batches and applies), in one transaction
+//! per batch ([`alarm_domain::ports::TriggerQueue::complete_many`]):
 //! the `triggered` event, one delivery per channel (its id is
 //! [`delivery_key`], the same on every retry), the alarm's next occurrence,
 //! and only the next follow-up (the next escalation level, or the expiry
@@ -28,9 +30,10 @@
 mod config;
 mod engine;
 mod health;
-mod outcome;
 
 pub use config::RunnerConfig;
 pub use engine::{Engine, EngineWake, TickReport};
 pub use health::{EngineHealth, Lateness};
-pub use outcome::{Verdict, delivery_key};
+// The fire policy is the domain's; these names stay here for the callers
+// (apps, tests, benches) written against the runner.
+pub use alarm_domain::firing::{Verdict, delivery_key};

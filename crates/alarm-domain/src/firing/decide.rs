@@ -1,12 +1,11 @@
-//! The fire-time re-check: whether a due trigger rings, and the plan that keeps an alarm's next fire in place whatever was decided.
+//! The fire-time re-check: whether a due trigger rings, an alarm's next fire, and the plan that keeps it in place whatever was decided.
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::calendar::next_fire;
 use crate::model::Alarm;
 use crate::ports::TriggerPlan;
 use crate::schedule::{Calendar, OccurrenceQuery, SuppressionReason};
-use crate::trigger::{Trigger, TriggerKind};
+use crate::trigger::{OccurrenceRef, Trigger, TriggerKind};
 
 /// Why a due trigger does not ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +21,10 @@ pub enum SkipReason {
     OccurrenceMoved,
 }
 
-/// What the runner should do with a due trigger.
+/// Whether a due trigger rings, on the alarm and calendar alone; [`judge`]
+/// then weighs lateness and the occurrence's ringing record.
+///
+/// [`judge`]: super::judge
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FireDecision {
     /// Ring it.
@@ -42,13 +44,15 @@ pub enum FireDecision {
 /// unsuppressed. A follow-up (snooze, escalation) belongs to an occurrence
 /// that already rang, so it rings as long as the alarm exists and is
 /// enabled; an edit (a new name, a new sound) must not swallow a snoozed
-/// wake-up. When a follow-up is skipped the runner ends the occurrence's
+/// wake-up. When a follow-up is skipped, [`judge`] ends the occurrence's
 /// ringing record.
 ///
-/// Whatever the decision, for a `fire` trigger of a live alarm the runner
-/// commits [`next_fire_plan`] with the outcome, so the alarm always keeps
-/// its next fire. That is what makes changes that do not reschedule
+/// Whatever the decision, for a `fire` trigger of a live alarm [`judge`]
+/// puts [`next_fire_plan`] in the outcome, so the alarm always keeps its
+/// next fire. That is what makes changes that do not reschedule
 /// (holiday writes, tz-database updates) safe.
+///
+/// [`judge`]: super::judge
 pub fn decide_fire(trigger: &Trigger, alarm: Option<&Alarm>, calendar: &Calendar) -> FireDecision {
     let Some(alarm) = alarm.filter(|a| a.owner() == trigger.owner) else {
         return FireDecision::Skip(SkipReason::AlarmGone);
@@ -85,6 +89,35 @@ pub fn decide_fire(trigger: &Trigger, alarm: Option<&Alarm>, calendar: &Calendar
     }
 }
 
+/// The next `fire` trigger of `alarm` after `now` under `calendar`, or
+/// `None` when it is disabled or will not ring again.
+pub(crate) fn next_fire(alarm: &Alarm, calendar: &Calendar, now: Timestamp) -> Option<Trigger> {
+    if !alarm.enabled() {
+        return None;
+    }
+    let query = OccurrenceQuery {
+        after: now,
+        limit: 1,
+        include_suppressed: false,
+    };
+    let occ = alarm
+        .occurrences(calendar, &query)
+        .items
+        .into_iter()
+        .next()?;
+    Some(Trigger {
+        alarm: alarm.id(),
+        owner: alarm.owner(),
+        occurrence: OccurrenceRef {
+            at: occ.fire_at(),
+            local: occ.local(),
+        },
+        kind: TriggerKind::Fire,
+        due_at: occ.fire_at(),
+        alarm_version: alarm.version(),
+    })
+}
+
 /// The plan that gives `alarm` its next fire after `now` under `calendar`
 /// (none when disabled or ended), stamped with the alarm's version so it
 /// never overwrites a fresher plan.
@@ -94,4 +127,23 @@ pub fn next_fire_plan(alarm: &Alarm, calendar: &Calendar, now: Timestamp) -> Tri
         version: alarm.version(),
         next: next_fire(alarm, calendar, now),
     }
+}
+
+/// The plan a fired `trigger` still needs when its alarm was edited while
+/// the trigger was being fired: `judged` is the alarm the outcome was
+/// decided from, `current` the one stored after the commit.
+///
+/// The edit could not replace the leased trigger, and the plan committed
+/// with the outcome carries `judged`'s version, so the store skipped it;
+/// without this plan the alarm would be left with no next fire. Nothing is
+/// needed for follow-ups (they plan no fire) or when the version is the
+/// same (the committed plan stood).
+pub fn replan_after_edit(
+    trigger: &Trigger,
+    judged: &Alarm,
+    current: &Alarm,
+    calendar: &Calendar,
+) -> Option<TriggerPlan> {
+    (trigger.kind == TriggerKind::Fire && current.version() != judged.version())
+        .then(|| next_fire_plan(current, calendar, trigger.occurrence.at))
 }

@@ -1,16 +1,38 @@
-//! What a due trigger leaves behind, decided without I/O from the trigger, the alarm and calendar as stored now, and the occurrence's ringing record.
+//! What a due trigger leaves behind, decided from the trigger, the alarm and calendar as stored now, the occurrence's ringing record and the moment: ring, missed, expired or skipped, and everything each commits.
 
-use alarm_domain::ids::{AlarmId, EventId};
-use alarm_domain::jiff::{SignedDuration, Timestamp};
-use alarm_domain::model::{Alarm, AlarmEvent, AlarmEventKind};
-use alarm_domain::ports::{FireOutcome, IdSource};
-use alarm_domain::schedule::{Calendar, OccurrenceQuery};
-use alarm_domain::services::{FireDecision, decide_fire, next_fire_plan};
-use alarm_domain::trigger::{Delivery, Ringing, RingingChange, Trigger, TriggerKind};
-use sha2::{Digest, Sha256};
-use uuid::Uuid;
+use std::time::Duration;
 
-use crate::RunnerConfig;
+use jiff::{SignedDuration, Timestamp};
+
+use super::{FireDecision, SkipReason, decide_fire, delivery_key, next_fire_plan};
+use crate::ids::EventId;
+use crate::model::{Alarm, AlarmEvent, AlarmEventKind};
+use crate::ports::{FireOutcome, IdSource};
+use crate::schedule::{Calendar, OccurrenceQuery};
+use crate::trigger::{Delivery, OccurrenceRef, Ringing, RingingChange, Trigger, TriggerKind};
+
+/// The windows a due trigger is judged by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirePolicy {
+    /// A trigger (other than an expiry) found later than this after its
+    /// instant is recorded `missed` and does not ring; one found exactly
+    /// this late still rings.
+    pub grace: Duration,
+    /// How long an occurrence rings unanswered after its last escalation
+    /// before it is recorded `expired`.
+    pub expiry_window: Duration,
+}
+
+impl Default for FirePolicy {
+    /// Ten minutes of grace; thirty minutes to answer after the last
+    /// escalation.
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(600),
+            expiry_window: Duration::from_secs(1800),
+        }
+    }
+}
 
 /// What became of a due trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,40 +48,51 @@ pub enum Verdict {
     Skipped,
 }
 
-/// The idempotency key of a delivery: the same on every retry and after
-/// any rescue, because it is derived from what the delivery is about and
-/// not from who made it or when. A UUID (version 8) so receivers can store
-/// it in a UUID column; SHA-256 so keys of different inputs never collide
-/// in practice.
-pub fn delivery_key(
-    alarm: AlarmId,
-    occurrence: Timestamp,
-    kind: TriggerKind,
-    event: AlarmEventKind,
-    destination: &str,
-) -> Uuid {
-    let mut h = Sha256::new();
-    h.update(b"smart-alarm delivery v1\0");
-    h.update(alarm.as_uuid().as_bytes());
-    h.update(occurrence.as_microsecond().to_be_bytes());
-    for part in [kind.code().as_str(), event.as_str(), destination] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    let digest = h.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+/// Decides `trigger`'s outcome at `now` under `policy`. `alarm` and
+/// `calendar` are as stored now (`None`: deleted); `ringing` is the
+/// occurrence's ringing record (only follow-ups and expiries read it).
+/// Event ids come from `ids`.
+///
+/// * A `fire` that rings commits the `triggered` event (with
+///   `lateness_ms`), one delivery per channel ([`delivery_key`]), the
+///   ringing record, the alarm's next fire and the first follow-up. When
+///   later occurrences are already due (a backlog) only the newest rings
+///   and the older ones are one `missed` event.
+/// * A `fire` found past `grace` is `missed`: only the newest missed
+///   occurrence is reported (with the count), and the alarm resumes with its
+///   first occurrence inside the window or else its next.
+/// * A skipped or suppressed `fire` still commits the alarm's next fire.
+///   A stale one (the alarm was edited while it was claimed) is judged
+///   against the alarm as it is now.
+/// * A snooze's end or an escalation rings at the occurrence's level, or is
+///   `missed` past `grace`, or skipped (and the ringing ended) when the
+///   alarm no longer rings; an escalation that finds the occurrence snoozed
+///   lost the race and leaves it alone.
+/// * Every ring plans only the next follow-up: `Escalate(level + 1)` after
+///   the policy's first or repeat delay, or after the last level `Expire`
+///   after `expiry_window`. An expiry ends an unanswered ringing as
+///   `expired`, however late it is found.
+#[must_use]
+pub fn judge(
+    trigger: &Trigger,
+    alarm: Option<&Alarm>,
+    calendar: Option<&Calendar>,
+    ringing: Option<&Ringing>,
+    policy: &FirePolicy,
+    now: Timestamp,
+    ids: &dyn IdSource,
+) -> (FireOutcome, Verdict) {
+    Judge { policy, now, ids }.judge(trigger, alarm, calendar, ringing)
 }
 
-/// The moment and the settings a batch is judged by.
-pub(crate) struct Judge<'a> {
-    pub(crate) config: &'a RunnerConfig,
-    pub(crate) now: Timestamp,
-    pub(crate) ids: &'a dyn IdSource,
+/// The moment and the windows a trigger is judged by.
+struct Judge<'a> {
+    policy: &'a FirePolicy,
+    now: Timestamp,
+    ids: &'a dyn IdSource,
 }
 
-fn signed(d: std::time::Duration) -> SignedDuration {
+fn signed(d: Duration) -> SignedDuration {
     SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
 }
 
@@ -87,12 +120,10 @@ impl Judge<'_> {
     }
 
     fn too_late(&self, trigger: &Trigger) -> bool {
-        trigger.kind != TriggerKind::Expire && self.lateness(trigger) > signed(self.config.grace)
+        trigger.kind != TriggerKind::Expire && self.lateness(trigger) > signed(self.policy.grace)
     }
 
-    /// Decides `trigger`'s outcome. `alarm` and `calendar` are as stored
-    /// now (`None`: deleted); `ringing` is the occurrence's ringing record.
-    pub(crate) fn judge(
+    fn judge(
         &self,
         trigger: &Trigger,
         alarm: Option<&Alarm>,
@@ -111,7 +142,7 @@ impl Judge<'_> {
             return (out, Verdict::Skipped);
         };
         let mut decision = decide_fire(trigger, Some(alarm), calendar);
-        if decision == FireDecision::Skip(alarm_domain::services::SkipReason::AlarmChanged) {
+        if decision == FireDecision::Skip(SkipReason::AlarmChanged) {
             // A stale fire trigger survives an edit only when it was
             // claimed during it (the store leaves leased triggers alone), so
             // the edit's own plan could not replace it. Judge it against the
@@ -206,7 +237,7 @@ impl Judge<'_> {
                 // the engine was away: no storm of stale alarms. The alarm
                 // resumes with its first occurrence still inside the grace
                 // window (it rings at once) or else its next one.
-                let cutoff = self.now - signed(self.config.grace);
+                let cutoff = self.now - signed(self.policy.grace);
                 // An occurrence exactly at the cutoff is exactly `grace` late,
                 // and a trigger found exactly that late rings: it is neither
                 // counted missed nor passed over by the next plan.
@@ -332,7 +363,7 @@ impl Judge<'_> {
         } else {
             Trigger {
                 kind: TriggerKind::Expire,
-                due_at: self.now + signed(self.config.expiry_window),
+                due_at: self.now + signed(self.policy.expiry_window),
                 ..trigger.clone()
             }
         });
@@ -354,7 +385,7 @@ fn occurrences_until(
     calendar: &Calendar,
     after: Timestamp,
     until: Timestamp,
-) -> Vec<alarm_domain::trigger::OccurrenceRef> {
+) -> Vec<OccurrenceRef> {
     const CAP: usize = 10_000;
     let mut out = Vec::new();
     let mut query = OccurrenceQuery {
@@ -369,7 +400,7 @@ fn occurrences_until(
             if o.fire_at() > until || out.len() >= CAP {
                 return out;
             }
-            out.push(alarm_domain::trigger::OccurrenceRef {
+            out.push(OccurrenceRef {
                 at: o.fire_at(),
                 local: o.local(),
             });
@@ -388,7 +419,7 @@ fn due_after(
     calendar: &Calendar,
     trigger: &Trigger,
     now: Timestamp,
-) -> Vec<alarm_domain::trigger::OccurrenceRef> {
+) -> Vec<OccurrenceRef> {
     occurrences_until(alarm, calendar, trigger.occurrence.at, now)
 }
 
@@ -407,6 +438,3 @@ fn missed_since(
         later.last().map_or(trigger.occurrence.at, |o| o.at),
     )
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,21 +1,89 @@
 //! The judge's decisions, table by table: the grace window, backlogs, escalation levels, expiry, snoozes, and alarms deleted, disabled or edited while their trigger was claimed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use alarm_domain::ids::{AlarmId, ExceptionPeriodId, UserId};
-use alarm_domain::jiff::civil::date;
-use alarm_domain::jiff::{SignedDuration, Timestamp};
-use alarm_domain::model::{
+use jiff::civil::date;
+use jiff::{SignedDuration, Timestamp};
+
+use super::{FirePolicy, Verdict, delivery_key, replan_after_edit};
+use crate::ids::{AlarmId, ExceptionPeriodId, UserId};
+use crate::model::{
     Alarm, AlarmDraft, AlarmEventKind, AlarmName, AlarmVersion, Channel, ChannelSet,
     EscalationPolicy, ExceptionKind, ExceptionPeriod, Schedules,
 };
-use alarm_domain::ports::{FireOutcome, TriggerPlan};
-use alarm_domain::schedule::{Calendar, RecurrenceRule, Schedule, WallTime};
-use alarm_domain::trigger::{Ringing, RingingChange, Trigger, TriggerKind};
-use alarm_testkit::{SequentialIds, fixtures};
+use crate::ports::{FireOutcome, IdSource, TriggerPlan};
+use crate::schedule::{Calendar, RecurrenceRule, Schedule, WallTime};
+use crate::trigger::{Ringing, RingingChange, Trigger, TriggerKind};
 
-use super::{Judge, Verdict, delivery_key};
-use crate::RunnerConfig;
+/// The testkit's fixtures, rebuilt from domain constructors: the testkit
+/// depends on this crate, so using it here would compile the domain twice
+/// and its types would not match (deny.toml refuses that edge).
+mod fixtures {
+    use jiff::Timestamp;
+
+    use crate::model::{
+        Alarm, AlarmDraft, AlarmName, ChannelSet, Description, EscalationPolicy, Schedules,
+        SnoozePolicy,
+    };
+    use crate::schedule::{Schedule, WallTime};
+    use crate::trigger::{OccurrenceRef, Trigger, TriggerKind};
+    use crate::tz::TimeZoneName;
+
+    /// 2026-01-05T06:00:00Z, a Monday.
+    pub(super) fn t0() -> Timestamp {
+        Timestamp::from_second(1_767_592_800).expect("t0")
+    }
+
+    /// An enabled daily 07:00 UTC alarm, in-app only, default policies.
+    pub(super) fn draft(name: &str) -> AlarmDraft {
+        AlarmDraft {
+            name: AlarmName::parse(name).expect("name"),
+            description: Description::default(),
+            enabled: true,
+            time_zone: TimeZoneName::utc(),
+            schedules: Schedules::new(vec![Schedule::Daily {
+                time: WallTime::parse("07:00").expect("time"),
+            }])
+            .expect("one schedule"),
+            snooze: SnoozePolicy::default(),
+            escalation: EscalationPolicy::default(),
+            channels: ChannelSet::default(),
+            sound: None,
+        }
+    }
+
+    /// A `kind` trigger of `alarm` for the occurrence at `occurrence`, due then.
+    pub(super) fn trigger(alarm: &Alarm, occurrence: Timestamp, kind: TriggerKind) -> Trigger {
+        Trigger {
+            alarm: alarm.id(),
+            owner: alarm.owner(),
+            occurrence: OccurrenceRef {
+                at: occurrence,
+                local: occurrence.to_zoned(jiff::tz::TimeZone::UTC).datetime(),
+            },
+            kind,
+            due_at: occurrence,
+            alarm_version: alarm.version(),
+        }
+    }
+}
+
+/// Distinct, increasing v7 ids, so event ids never depend on the machine.
+struct SequentialIds(AtomicU64);
+
+impl IdSource for SequentialIds {
+    fn next_uuid(&self) -> uuid::Uuid {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        let mut random = [0u8; 10];
+        random[2..].copy_from_slice(&n.to_be_bytes());
+        uuid::Builder::from_unix_timestamp_millis(1_700_000_000_000 + n, &random).into_uuid()
+    }
+
+    fn secret_bytes(&self, _buf: &mut [u8]) -> Result<(), String> {
+        Err("the judge makes no secrets".to_owned())
+    }
+}
 
 // ------------------------------------------------------------------ values
 
@@ -29,10 +97,10 @@ fn mins(n: i64) -> SignedDuration {
 }
 
 fn grace() -> SignedDuration {
-    SignedDuration::try_from(RunnerConfig::default().grace).expect("grace fits")
+    SignedDuration::try_from(FirePolicy::default().grace).expect("grace fits")
 }
 
-/// A daily 07:00 UTC alarm (the testkit's draft) after `edit`.
+/// A daily 07:00 UTC alarm (the fixture draft) after `edit`.
 fn alarm_with(edit: impl FnOnce(&mut AlarmDraft)) -> Alarm {
     let mut draft = fixtures::draft("Wake up");
     edit(&mut draft);
@@ -109,21 +177,24 @@ fn empty() -> FireOutcome {
 // ----------------------------------------------------------------- judging
 
 fn judge_with(
-    config: &RunnerConfig,
+    policy: &FirePolicy,
     now: Timestamp,
     trigger: &Trigger,
     alarm: Option<&Alarm>,
     calendar: &Calendar,
     ringing: Option<&Ringing>,
 ) -> (FireOutcome, Verdict) {
-    let ids = SequentialIds::new();
-    let judge = Judge {
-        config,
-        now,
-        ids: &ids,
-    };
+    let ids = SequentialIds(AtomicU64::new(1));
     // As the engine does: no calendar is loaded for an alarm that is gone.
-    judge.judge(trigger, alarm, alarm.and(Some(calendar)), ringing)
+    super::judge(
+        trigger,
+        alarm,
+        alarm.and(Some(calendar)),
+        ringing,
+        policy,
+        now,
+        &ids,
+    )
 }
 
 fn judge(
@@ -133,7 +204,7 @@ fn judge(
     ringing: Option<&Ringing>,
 ) -> (FireOutcome, Verdict) {
     judge_with(
-        &RunnerConfig::default(),
+        &FirePolicy::default(),
         now,
         trigger,
         alarm,
@@ -225,11 +296,11 @@ fn in_app(alarm: &Alarm, at: Timestamp, kind: TriggerKind, event: AlarmEventKind
 
 #[test]
 fn the_grace_window_is_inclusive() {
-    let short = RunnerConfig {
+    let short = FirePolicy {
         grace: Duration::from_secs(120),
-        ..RunnerConfig::default()
+        ..FirePolicy::default()
     };
-    let default = RunnerConfig::default();
+    let default = FirePolicy::default();
     let nano = SignedDuration::from_nanos(1);
     // (settings, lateness, verdict)
     let table = [
@@ -249,11 +320,11 @@ fn the_grace_window_is_inclusive() {
     ];
     let alarm = daily();
     let fire = fixtures::trigger(&alarm, seven(0), TriggerKind::Fire);
-    for (config, lateness, want) in table {
+    for (policy, lateness, want) in table {
         let now = seven(0) + lateness;
         let (out, verdict) =
-            judge_with(config, now, &fire, Some(&alarm), &Calendar::default(), None);
-        let case = format!("{lateness:?} late, grace {:?}", config.grace);
+            judge_with(policy, now, &fire, Some(&alarm), &Calendar::default(), None);
+        let case = format!("{lateness:?} late, grace {:?}", policy.grace);
         assert_eq!(verdict, want, "{case}");
         let ms = lateness.as_millis();
         assert_eq!(
@@ -462,9 +533,9 @@ fn a_backlog_rings_only_the_newest_due_occurrence() {
 
 #[test]
 fn escalation_climbs_level_by_level_then_expires() {
-    let config = RunnerConfig {
+    let policy = FirePolicy {
         expiry_window: Duration::from_secs(45 * 60),
-        ..RunnerConfig::default()
+        ..FirePolicy::default()
     };
     // ((max level, first delay, repeat delay), what is due, the level stored, the follow-up and its delay)
     let table = [
@@ -520,7 +591,7 @@ fn escalation_climbs_level_by_level_then_expires() {
         let trigger = follow(&alarm, kind, now);
         let stored = ringing(&trigger, seven(0), 0, stored_level, false);
         let (out, verdict) = judge_with(
-            &config,
+            &policy,
             now,
             &trigger,
             Some(&alarm),
@@ -632,8 +703,8 @@ fn expiry_ends_only_an_unanswered_ringing() {
 
 #[test]
 fn a_snooze_rings_again_at_its_escalation_level() {
-    let config = RunnerConfig::default();
-    let expiry = SignedDuration::try_from(config.expiry_window).expect("fits");
+    let policy = FirePolicy::default();
+    let expiry = SignedDuration::try_from(policy.expiry_window).expect("fits");
     // (n, snoozes stored, level stored, snoozes after, the follow-up and its delay)
     let table = [
         (1, 1, 0, 1, TriggerKind::Escalate(1), mins(5)),
@@ -909,7 +980,7 @@ fn disabled_and_suppressed_fires_are_skipped_and_keep_the_next_fire() {
     let calendar = Calendar::new([&vacation], []);
     let fire = fixtures::trigger(&alarm, seven(0), TriggerKind::Fire);
     let (out, verdict) = judge_with(
-        &RunnerConfig::default(),
+        &FirePolicy::default(),
         seven(0),
         &fire,
         Some(&alarm),
@@ -1008,4 +1079,86 @@ fn delivery_keys_are_stable_and_distinct() {
     for (i, o) in others.iter().enumerate() {
         assert_ne!(a, *o, "input {i} must give another key");
     }
+}
+
+#[test]
+fn a_fire_judged_before_an_edit_is_replanned_from_the_alarm_as_it_is_now() {
+    let alarm = daily();
+    let renamed = revised(&alarm, |d| {
+        d.name = AlarmName::parse("Renamed").expect("name")
+    });
+    let moved = revised(&alarm, |d| {
+        d.schedules = Schedules::new(vec![Schedule::Daily {
+            time: WallTime::parse("07:30").expect("time"),
+        }])
+        .expect("schedules");
+    });
+    let off = revised(&alarm, |d| d.enabled = false);
+    let calendar = Calendar::default();
+    let fire = fixtures::trigger(&alarm, seven(0), TriggerKind::Fire);
+    let summary = |p: Option<TriggerPlan>| {
+        p.map(|p| match p {
+            TriggerPlan::Reschedule { version, next, .. } => {
+                (version, next.map(|t| t.occurrence.at))
+            }
+            other => panic!("an edit never cancels everything here: {other:?}"),
+        })
+    };
+    // (judged from, stored now, the plan still needed)
+    let table = [
+        // Not edited: the plan committed with the outcome stood.
+        (&alarm, &alarm, None),
+        (&renamed, &renamed, None),
+        // Edited meanwhile: from the fired occurrence, at the new version.
+        (&alarm, &renamed, Some((renamed.version(), Some(seven(1))))),
+        (
+            &alarm,
+            &moved,
+            Some((moved.version(), Some(seven(0) + mins(30)))),
+        ),
+        (&alarm, &off, Some((off.version(), None))),
+    ];
+    for (judged, current, want) in table {
+        let case = format!(
+            "judged at version {}, stored {}",
+            judged.version().get(),
+            current.version().get()
+        );
+        let got = summary(replan_after_edit(&fire, judged, current, &calendar));
+        assert_eq!(got, want, "{case}");
+    }
+    // Follow-ups plan no fire, edited or not.
+    for kind in [
+        TriggerKind::Snooze(1),
+        TriggerKind::Escalate(1),
+        TriggerKind::Expire,
+    ] {
+        let trigger = follow(&alarm, kind, seven(0) + mins(5));
+        assert_eq!(
+            replan_after_edit(&trigger, &alarm, &renamed, &calendar),
+            None,
+            "{}",
+            kind.code()
+        );
+    }
+}
+
+#[test]
+fn delivery_keys_do_not_change_between_releases() {
+    // Receivers deduplicate on the key, and a delivery made before an
+    // upgrade may be retried after it: the derivation is frozen. The value
+    // was also computed outside Rust from the documented inputs.
+    let alarm = AlarmId::from_uuid(
+        uuid::Uuid::parse_str("01900000-0000-7000-8000-000000000001").expect("uuid"),
+    )
+    .expect("v7");
+    let at: Timestamp = "2027-01-01T07:00:00Z".parse().expect("ts");
+    let key = delivery_key(
+        alarm,
+        at,
+        TriggerKind::Escalate(2),
+        AlarmEventKind::Escalated,
+        "webhook",
+    );
+    assert_eq!(key.to_string(), "53f72474-af38-8bce-a6d9-38b5202032fc");
 }

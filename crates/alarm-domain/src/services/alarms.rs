@@ -2,8 +2,8 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::calendar::next_fire;
 use super::{Actor, CalendarService, Ports, ServiceError};
+use crate::firing::next_fire;
 use crate::ids::AlarmId;
 use crate::model::{Alarm, AlarmDraft, AlarmEventKind, AlarmVersion};
 use crate::ports::{AlarmOp, ChangeSet, Page, PageRequest, RingingOp, TriggerPlan};

@@ -4,50 +4,20 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use super::{Actor, Ports, ServiceError};
+use crate::firing::next_fire;
 use crate::ids::{AlarmId, ExceptionPeriodId, HolidayId, UserId};
 use crate::model::{
-    Alarm, Country, ExceptionKind, ExceptionPeriod, Holiday, HolidayDate, HolidayName, Role,
-    StateCode,
+    Country, ExceptionKind, ExceptionPeriod, Holiday, HolidayDate, HolidayName, Role, StateCode,
 };
 use crate::ports::{
     ChangeSet, ExceptionOp, HolidayOp, HolidayPreferences, PageRequest, PreferenceOp, TriggerPlan,
 };
-use crate::schedule::{Calendar, OccurrenceQuery};
-use crate::trigger::{OccurrenceRef, Trigger, TriggerKind};
+use crate::schedule::Calendar;
 
 /// Exception periods, holidays and preferences.
 #[derive(Clone)]
 pub struct CalendarService {
     ports: Ports,
-}
-
-/// The next `fire` trigger of `alarm` after `now` under `calendar`, or
-/// `None` when it is disabled or will not ring again.
-pub(crate) fn next_fire(alarm: &Alarm, calendar: &Calendar, now: Timestamp) -> Option<Trigger> {
-    if !alarm.enabled() {
-        return None;
-    }
-    let query = OccurrenceQuery {
-        after: now,
-        limit: 1,
-        include_suppressed: false,
-    };
-    let occ = alarm
-        .occurrences(calendar, &query)
-        .items
-        .into_iter()
-        .next()?;
-    Some(Trigger {
-        alarm: alarm.id(),
-        owner: alarm.owner(),
-        occurrence: OccurrenceRef {
-            at: occ.fire_at(),
-            local: occ.local(),
-        },
-        kind: TriggerKind::Fire,
-        due_at: occ.fire_at(),
-        alarm_version: alarm.version(),
-    })
 }
 
 fn summary(p: &ExceptionPeriod) -> String {

@@ -3,7 +3,6 @@
 mod alarms;
 mod auth;
 mod calendar;
-mod firing;
 mod routines;
 mod users;
 mod webhooks;
@@ -15,7 +14,9 @@ use jiff::Timestamp;
 pub use alarms::AlarmService;
 pub use auth::{AuthError, AuthService, PasswordHasher, Session};
 pub use calendar::CalendarService;
-pub use firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
+// The fire-time re-check lives with the rest of the fire policy in
+// `crate::firing`; this path is kept for callers written against it.
+pub use crate::firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
 pub use routines::RoutineService;
 pub use users::{NewUser, UserService};
 pub use webhooks::{MAX_WEBHOOKS_PER_USER, NewWebhook, WebhookService};
