@@ -137,44 +137,14 @@ impl alarm_api::HealthCheck for Hangs {
     }
 }
 
-struct Fails;
-#[async_trait::async_trait]
-impl alarm_api::HealthCheck for Fails {
-    fn name(&self) -> &'static str {
-        "storage"
-    }
-    async fn check(&self) -> Result<(), String> {
-        Err("bucket missing".to_owned())
-    }
-}
-
 /// A hanging dependency turns into a `timeout` check and a 503 naming it,
 /// instead of a request that never ends; liveness is unaffected.
 async fn health_answers_when_a_dependency_hangs() {
     use std::sync::Arc;
-    let memory = alarm_testkit::InMemory::default();
-    let ports = memory.ports(
-        Arc::new(alarm_domain::ports::SystemClock),
-        Arc::new(alarm_domain::ports::RandomIds),
-    );
-    let config = alarm_api::ApiConfig {
-        tokens: crate::support::token_config(crate::support::SECRET, crate::support::AUDIENCE),
-        cors_origins: Vec::new(),
-        admin_emails: Vec::new(),
-        base_url: None,
-        tzdb_version: "test".to_owned(),
-        idempotency_ttl: jiff::SignedDuration::from_hours(24),
-        health_timeout: jiff::SignedDuration::from_millis(200),
-    };
-    let checks: Vec<Arc<dyn alarm_api::HealthCheck>> = vec![Arc::new(Hangs), Arc::new(Fails)];
-    let state =
-        alarm_api::AppState::new(ports, jiff::tz::TimeZoneDatabase::bundled(), config, checks)
-            .await
-            .expect("state");
-    let server = alarm_api::serve(state, "127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    crate::support::install_tls_provider();
+    let checks: Vec<Arc<dyn alarm_api::HealthCheck>> =
+        vec![Arc::new(Hangs), Arc::new(crate::support::Fails)];
+    let server =
+        crate::support::serve_in_memory(checks, jiff::SignedDuration::from_millis(200)).await;
     let http = reqwest::Client::new();
     for path in ["/health/ready", "/health"] {
         let r = http

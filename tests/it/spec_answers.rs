@@ -1209,46 +1209,11 @@ async fn every_answer_matches_the_served_spec(h: &Harness) {
 
 /// A failing dependency: `/health/ready` and `/health` answer 503, with the
 /// body their spec declares for it.
-struct Broken;
-
-#[async_trait::async_trait]
-impl alarm_api::HealthCheck for Broken {
-    fn name(&self) -> &'static str {
-        "bucket"
-    }
-    async fn check(&self) -> Result<(), String> {
-        Err("bucket missing".to_owned())
-    }
-}
-
 async fn unavailable_answers_match_the_served_spec() {
-    let memory = alarm_testkit::InMemory::default();
-    let ports = memory.ports(
-        Arc::new(alarm_domain::ports::SystemClock),
-        Arc::new(alarm_domain::ports::RandomIds),
-    );
-    let config = alarm_api::ApiConfig {
-        tokens: crate::support::token_config(crate::support::SECRET, crate::support::AUDIENCE),
-        cors_origins: Vec::new(),
-        admin_emails: Vec::new(),
-        base_url: None,
-        tzdb_version: "test".to_owned(),
-        idempotency_ttl: alarm_domain::jiff::SignedDuration::from_hours(24),
-        health_timeout: alarm_domain::jiff::SignedDuration::from_secs(1),
-    };
-    let checks: Vec<Arc<dyn alarm_api::HealthCheck>> = vec![Arc::new(Broken)];
-    let state = alarm_api::AppState::new(
-        ports,
-        alarm_domain::jiff::tz::TimeZoneDatabase::bundled(),
-        config,
-        checks,
-    )
-    .await
-    .expect("state");
-    let server = alarm_api::serve(state, "127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    crate::support::install_tls_provider();
+    let checks: Vec<Arc<dyn alarm_api::HealthCheck>> = vec![Arc::new(crate::support::Fails)];
+    let server =
+        crate::support::serve_in_memory(checks, alarm_domain::jiff::SignedDuration::from_secs(1))
+            .await;
     let http = reqwest::Client::new();
     let base = server.base_url();
     let mut s = Spec::fetch(&base, &http).await;

@@ -291,3 +291,42 @@ impl Resp {
         self.body["errors"][0]["field"].as_str().unwrap_or("")
     }
 }
+
+/// A health check that always fails with "bucket missing".
+pub(crate) struct Fails;
+
+#[async_trait::async_trait]
+impl HealthCheck for Fails {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+    async fn check(&self) -> Result<(), String> {
+        Err("bucket missing".to_owned())
+    }
+}
+
+/// The API over the in-memory fakes with `checks` as its health checks,
+/// for the health answers no database can be made to give on cue.
+pub(crate) async fn serve_in_memory(
+    checks: Vec<Arc<dyn HealthCheck>>,
+    health_timeout: SignedDuration,
+) -> Running {
+    let ports =
+        alarm_testkit::InMemory::default().ports(Arc::new(SystemClock), Arc::new(RandomIds));
+    let config = ApiConfig {
+        tokens: token_config(SECRET, AUDIENCE),
+        cors_origins: Vec::new(),
+        admin_emails: Vec::new(),
+        base_url: None,
+        tzdb_version: "test".to_owned(),
+        idempotency_ttl: SignedDuration::from_hours(24),
+        health_timeout,
+    };
+    let state = AppState::new(ports, TimeZoneDatabase::bundled(), config, checks)
+        .await
+        .expect("state");
+    install_tls_provider();
+    alarm_api::serve(state, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind")
+}
