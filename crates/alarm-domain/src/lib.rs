@@ -105,6 +105,7 @@ pub mod ids;
 pub mod model;
 pub mod ports;
 pub mod schedule;
+pub mod sending;
 pub mod services;
 pub mod trigger;
 pub mod tz;

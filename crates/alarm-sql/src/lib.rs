@@ -12,6 +12,7 @@ mod idempotency;
 mod migration;
 mod outbox;
 mod queue;
+mod row;
 mod stores;
 #[cfg(feature = "testing")]
 pub mod testing;

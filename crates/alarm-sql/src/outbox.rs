@@ -1,6 +1,6 @@
-//! The outbox on SQL: fan-out inside the fire's transaction, `SKIP LOCKED` lease claims, fenced finishes with failure counting and the email fallback.
+//! The outbox on SQL: `SKIP LOCKED` lease claims, fenced finishes, and the rows and changes [`alarm_domain::sending`] decides, loaded under lock and written in bulk.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use alarm_domain::ids::{AlarmId, UserId, WebhookId};
 use alarm_domain::jiff::Timestamp;
@@ -8,73 +8,57 @@ use alarm_domain::model::{Channel, WebhookRegistration};
 use alarm_domain::ports::{
     ClaimedSend, FinishReport, Outbox, OutboxItem, SendResult, SendStatus, SendTopic, StoreError,
 };
+use alarm_domain::sending::{self, Health, RingKey, Subscriber, Tally};
 use alarm_domain::trigger::{Delivery, LeaseToken, OccurrenceRef};
 use async_trait::async_trait;
 use sea_orm::{DbBackend, QueryResult, Value};
 use uuid::Uuid;
 
+use crate::codec::events_from_bits;
 use crate::codec::{local_from_text, local_to_text};
 use crate::db::{Tx, col, corrupt, narrow, num, ts, us};
-use crate::stores::{SqlStores, webhook_from};
+use crate::row::Row;
+use crate::stores::{SqlStores, id_of, webhook_from};
 
 fn v<T: Into<Value>>(x: T) -> Value {
     x.into()
 }
 
-const COLUMNS: &str = "message_id, target_id, channel, owner_id, alarm_id, occurrence_us, occurrence_local, topic, fallback, status, attempts, due_us, created_us, updated_us";
+/// Keeps the stored row of a (message, target) that exists already.
+const KEEP: &str = "ON CONFLICT (message_id, target_id) DO NOTHING";
 
 /// Writes the outbox rows of freshly inserted deliveries, in the caller's
-/// transaction: a webhook delivery goes to every active registration of its
-/// owner subscribed to its event (read in the same transaction, so a
-/// registration disabled before the fire gets nothing), an email delivery
-/// to its owner. In-app rows need no sending; push has no sender yet.
+/// transaction: the owners' registrations are read in that transaction
+/// (so a registration disabled before the fire gets nothing), and
+/// [`sending::fan_out`] decides the rows, written in multi-row inserts.
 pub(crate) async fn fan_out(tx: &Tx, deliveries: &[&Delivery]) -> Result<(), StoreError> {
-    let mut by_event: BTreeMap<&'static str, (i32, Vec<Uuid>)> = BTreeMap::new();
-    for d in deliveries {
-        if matches!(d.channel, Channel::Webhook | Channel::Email) {
-            let event = SendTopic::of_kind(d.kind);
-            by_event
-                .entry(event.as_str())
-                .or_insert((1 << event as u16, Vec::new()))
-                .1
-                .push(d.id);
+    let owners: Vec<Uuid> = sending::subscribers_needed(deliveries)
+        .iter()
+        .map(UserId::as_uuid)
+        .collect();
+    let mut subscribers = Vec::new();
+    for chunk in owners.chunks(400) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let rows = tx
+            .query_all(
+                &format!(
+                    "SELECT id, owner_id, events, active FROM webhooks WHERE owner_id IN ({marks})"
+                ),
+                chunk.iter().map(|id| v(*id)).collect(),
+            )
+            .await?;
+        for row in &rows {
+            subscribers.push(Subscriber {
+                id: id_of(row, "id", WebhookId::from_uuid)?,
+                owner: id_of(row, "owner_id", UserId::from_uuid)?,
+                events: events_from_bits(col(row, "events")?)?,
+                active: col(row, "active")?,
+            });
         }
     }
-    for (topic, (bit, ids)) in by_event {
-        for chunk in ids.chunks(400) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let common = format!(
-                "d.owner_id, d.alarm_id, d.occurrence_us, d.occurrence_local, '{topic}', false, 'pending', 0, d.created_us, d.created_us, d.created_us"
-            );
-            let sql = format!(
-                "INSERT INTO outbox ({COLUMNS}) \
-                 SELECT d.id, w.id, 'webhook', {common} FROM deliveries d JOIN webhooks w ON w.owner_id = d.owner_id \
-                 WHERE d.channel = 'webhook' AND w.active AND (w.events & {bit}) <> 0 AND d.id IN ({marks}) \
-                 UNION ALL \
-                 SELECT d.id, d.owner_id, 'email', {common} FROM deliveries d \
-                 WHERE d.channel = 'email' AND d.id IN ({marks}) \
-                 ON CONFLICT (message_id, target_id) DO NOTHING"
-            );
-            let values: Vec<Value> = chunk.iter().chain(chunk).map(|id| v(*id)).collect();
-            tx.exec(&sql, values).await?;
-            // Every registration subscribed to the event is disabled (they
-            // failed): the webhook channel has already failed, so the ring
-            // falls back to e-mail at once, unless it e-mails anyway.
-            let fallback = format!(
-                "INSERT INTO outbox ({COLUMNS}) \
-                 SELECT d.id, d.owner_id, 'email', d.owner_id, d.alarm_id, d.occurrence_us, d.occurrence_local, \
-                 '{topic}', true, 'pending', 0, d.created_us, d.created_us, d.created_us FROM deliveries d \
-                 WHERE d.channel = 'webhook' AND d.id IN ({marks}) \
-                 AND EXISTS (SELECT 1 FROM webhooks w WHERE w.owner_id = d.owner_id AND NOT w.active AND (w.events & {bit}) <> 0) \
-                 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.owner_id = d.owner_id AND w.active AND (w.events & {bit}) <> 0) \
-                 AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.owner_id = d.owner_id AND e.created_us = d.created_us \
-                   AND e.alarm_id = d.alarm_id AND e.occurrence_us = d.occurrence_us AND e.channel = 'email') \
-                 ON CONFLICT (message_id, target_id) DO NOTHING"
-            );
-            tx.exec(&fallback, chunk.iter().map(|id| v(*id)).collect())
-                .await?;
-        }
-    }
+    let rows = sending::fan_out(deliveries, &subscribers);
+    tx.insert("outbox", rows.iter().map(item_row).collect(), KEEP)
+        .await?;
     Ok(())
 }
 
@@ -117,156 +101,99 @@ fn item_from(row: &QueryResult) -> Result<OutboxItem, StoreError> {
     })
 }
 
-fn item_values(i: &OutboxItem) -> Vec<Value> {
-    vec![
-        v(i.message),
-        v(i.target),
-        v(i.channel.as_str()),
-        v(i.owner.as_uuid()),
-        v(i.alarm.map(|(a, _)| a.as_uuid())),
-        v(i.alarm.map(|(_, o)| us(o.at))),
-        v(i.alarm.map(|(_, o)| local_to_text(o.local))),
-        v(i.topic.as_str()),
-        v(i.fallback),
-        v(i.status.as_str()),
-        v(i64::from(i.attempts)),
-        v(us(i.due)),
-        v(us(i.created_at)),
-        v(us(i.updated_at)),
-    ]
+/// A new row, as inserted.
+fn item_row(i: &OutboxItem) -> Row {
+    Row::new()
+        .set("message_id", i.message)
+        .set("target_id", i.target)
+        .set("channel", i.channel.as_str())
+        .set("owner_id", i.owner.as_uuid())
+        .set("alarm_id", i.alarm.map(|(a, _)| a.as_uuid()))
+        .set("occurrence_us", i.alarm.map(|(_, o)| us(o.at)))
+        .set(
+            "occurrence_local",
+            i.alarm.map(|(_, o)| local_to_text(o.local)),
+        )
+        .set("topic", i.topic.as_str())
+        .set("fallback", i.fallback)
+        .set("status", i.status.as_str())
+        .set("attempts", i64::from(i.attempts))
+        .set("due_us", us(i.due))
+        .set("created_us", us(i.created_at))
+        .set("updated_us", us(i.updated_at))
+}
+
+/// `row` followed by what an attempt or a redelivery changes on a row:
+/// everything but its identity and lease.
+fn progress(row: Row, i: &OutboxItem) -> Row {
+    row.set("status", i.status.as_str())
+        .set("attempts", i64::from(i.attempts))
+        .set("due_us", us(i.due))
+        .set("last_code", i.last_code.map(i32::from))
+        .set("last_error", i.last_error.clone())
+        .set(
+            "latency_ms",
+            i.latency_ms.map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
+        )
+        .set("updated_us", us(i.updated_at))
 }
 
 /// Inserts a row unless (message, target) exists; whether it did.
 async fn insert_item(tx: &Tx, item: &OutboxItem) -> Result<bool, StoreError> {
-    let marks = vec!["?"; 14].join(", ");
-    let n = tx.exec(
-        &format!(
-            "INSERT INTO outbox ({COLUMNS}) VALUES ({marks}) ON CONFLICT (message_id, target_id) DO NOTHING"
-        ),
-        item_values(item),
-    )
-    .await?;
-    Ok(n > 0)
+    Ok(tx.insert("outbox", vec![item_row(item)], KEEP).await? > 0)
 }
 
-fn small(n: Option<u64>) -> Option<i64> {
-    n.map(|x| i64::try_from(x).unwrap_or(i64::MAX))
-}
-
-/// Serialises the fallback decision of one occurrence's event across
-/// concurrent senders (PostgreSQL): without it two senders finishing the
-/// last two external rows at once would each still see the other pending
-/// and neither would queue the fallback.
-async fn lock_occurrence(tx: &Tx, alarm: AlarmId, at: Timestamp) -> Result<(), StoreError> {
+/// Serialises the fallback decision of one ring across concurrent senders
+/// (PostgreSQL): without it two senders finishing the last two external
+/// rows at once would each still see the other pending and neither would
+/// queue the fallback.
+async fn lock_ring(tx: &Tx, ring: RingKey) -> Result<(), StoreError> {
     if tx.backend != DbBackend::Postgres {
         return Ok(());
     }
-    let bytes = alarm.as_uuid().as_u64_pair();
-    let key = (bytes.0 ^ bytes.1 ^ us(at).cast_unsigned()).cast_signed();
+    let bytes = ring.alarm.as_uuid().as_u64_pair();
+    let key = (bytes.0 ^ bytes.1 ^ us(ring.occurrence).cast_unsigned()).cast_signed();
     tx.query_all("SELECT pg_advisory_xact_lock(?)", vec![v(key)])
         .await?;
     Ok(())
 }
 
-impl SqlStores {
-    /// Counts a dead alarm delivery against its registration; disables it
-    /// and queues the owner's notice on reaching `disable_after`.
-    async fn count_failure(
-        &self,
-        tx: &Tx,
-        id: Uuid,
-        by: u32,
-        now: Timestamp,
-        disable_after: u32,
-    ) -> Result<Option<WebhookId>, StoreError> {
-        let Some(row) = tx
-            .query_one(
-                "UPDATE webhooks SET failure_count = failure_count + ? WHERE id = ? \
-                 RETURNING owner_id, failure_count, active",
-                vec![v(i64::from(by)), v(id)],
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        let failures = num::<i32, u32>(&row, "failure_count")?;
-        if !col::<bool>(&row, "active")? || failures < disable_after {
-            return Ok(None);
-        }
-        tx.exec(
-            "UPDATE webhooks SET active = false WHERE id = ?",
-            vec![v(id)],
-        )
-        .await?;
-        let owner =
-            UserId::from_uuid(col(&row, "owner_id")?).map_err(|e| corrupt("owner id", e))?;
-        insert_item(
-            tx,
-            &OutboxItem::pending(
-                Uuid::now_v7(),
-                id,
-                Channel::Email,
-                owner,
-                None,
-                SendTopic::WebhookDisabled,
-                now,
-            ),
-        )
-        .await?;
-        Ok(WebhookId::from_uuid(id).ok())
-    }
-
-    /// Queues the fallback email when `dead` was the last live external row
-    /// of its ring and the ring has no email row. A ring's rows are the ones
-    /// its fire committed together: same alarm, occurrence and creation
-    /// instant (the first ring, each snooze and each escalation are rings
-    /// of their own, so an earlier ring's success does not hide this one's
-    /// failure).
-    async fn fall_back(
-        &self,
-        tx: &Tx,
-        dead: &OutboxItem,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let Some((alarm, occurrence)) = dead.alarm else {
-            return Ok(false);
-        };
-        if dead.channel == Channel::Email {
-            return Ok(false);
-        }
-        lock_occurrence(tx, alarm, occurrence.at).await?;
-        let row = tx
-            .query_one(
-                "SELECT count(*) AS n FROM outbox WHERE alarm_id = ? AND occurrence_us = ? AND created_us = ? \
-                 AND (channel = 'email' OR status <> 'dead')",
-                vec![
-                    v(alarm.as_uuid()),
-                    v(us(occurrence.at)),
-                    v(us(dead.created_at)),
-                ],
+/// The registrations' stored failure state, by id; locked until commit on
+/// PostgreSQL, in id order (so two senders finishing overlapping batches
+/// cannot deadlock).
+async fn health_of(
+    tx: &Tx,
+    ids: &[WebhookId],
+    lock: bool,
+) -> Result<Vec<(WebhookId, UserId, Health)>, StoreError> {
+    let lock = if lock && tx.backend == DbBackend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(400) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let rows = tx
+            .query_all(
+                &format!(
+                    "SELECT id, owner_id, failure_count, active FROM webhooks WHERE id IN ({marks}) ORDER BY id{lock}"
+                ),
+                chunk.iter().map(|id| v(id.as_uuid())).collect(),
             )
             .await?;
-        if row.map(|r| col::<i64>(&r, "n")).transpose()?.unwrap_or(0) > 0 {
-            return Ok(false);
+        for row in &rows {
+            out.push((
+                id_of(row, "id", WebhookId::from_uuid)?,
+                id_of(row, "owner_id", UserId::from_uuid)?,
+                Health {
+                    failures: num::<i32, u32>(row, "failure_count")?,
+                    active: col(row, "active")?,
+                },
+            ));
         }
-        // A redelivered row that dies again finds its fallback made already.
-        insert_item(
-            tx,
-            &OutboxItem {
-                fallback: true,
-                ..OutboxItem::pending(
-                    dead.message,
-                    dead.owner.as_uuid(),
-                    Channel::Email,
-                    dead.owner,
-                    dead.alarm,
-                    dead.topic,
-                    now,
-                )
-            },
-        )
-        .await
     }
+    Ok(out)
 }
 
 #[async_trait]
@@ -379,188 +306,100 @@ impl Outbox for SqlStores {
     ) -> Result<FinishReport, StoreError> {
         let tx = self.db.begin().await?;
         let mut report = FinishReport::default();
-        let mut succeeded = Vec::new();
-        let mut dead = Vec::new();
-        // Deliveries, the common case, are recorded in bulk (one statement
-        // per 400 rows instead of one per row); what is retried or dead
-        // needs its row back for the failure policy and goes one by one.
-        let (delivered, rest): (Vec<_>, Vec<_>) = results
-            .into_iter()
-            .partition(|(_, r)| matches!(r, SendResult::Delivered { .. }));
-        for chunk in delivered.chunks(400) {
-            let tokens: Vec<Uuid> = chunk.iter().map(|(t, _)| t.as_uuid()).collect();
-            let marks = vec!["?"; tokens.len()].join(", ");
-            let rows = tx
+        // The rows still held by these tokens (a token whose lease was
+        // rescued matches nothing: the finish is fenced), each recorded by
+        // the domain and written back in one statement per chunk.
+        let tokens: Vec<Uuid> = results.iter().map(|(t, _)| t.as_uuid()).collect();
+        let mut held = HashMap::with_capacity(tokens.len());
+        for chunk in tokens.chunks(400) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            for row in tx
                 .query_all(
-                    &format!(
-                        "SELECT lease_token, target_id, channel, topic FROM outbox WHERE lease_token IN ({marks})"
-                    ),
-                    tokens.iter().map(|t| v(*t)).collect(),
+                    &format!("SELECT * FROM outbox WHERE lease_token IN ({marks})"),
+                    chunk.iter().map(|t| v(*t)).collect(),
                 )
-                .await?;
-            let mut held = std::collections::HashSet::with_capacity(rows.len());
-            for row in &rows {
-                held.insert(col::<Uuid>(row, "lease_token")?);
-                let topic = col::<String>(row, "topic")?;
-                if col::<String>(row, "channel")? == Channel::Webhook.as_str()
-                    && topic.starts_with("alarm.")
-                {
-                    succeeded.push(col::<Uuid>(row, "target_id")?);
-                }
+                .await?
+            {
+                held.insert(col::<Uuid>(&row, "lease_token")?, item_from(&row)?);
             }
-            let mut values = Vec::with_capacity(chunk.len() * 3 + 1);
-            let mut tuples = Vec::with_capacity(chunk.len());
-            for (token, result) in chunk {
-                if !held.contains(&token.as_uuid()) {
-                    report.lost.push(*token);
-                    continue;
-                }
-                if let SendResult::Delivered { code, latency_ms } = result {
-                    tuples.push("(?, ?, ?)");
-                    values.extend([
-                        v(token.as_uuid()),
-                        v(code.map(i32::from)),
-                        v(small(Some(*latency_ms))),
-                    ]);
-                }
-            }
-            if tuples.is_empty() {
-                continue;
-            }
-            values.push(v(us(now)));
-            // Correlated subqueries rather than UPDATE … FROM: the same
-            // statement runs on PostgreSQL and SQLite.
-            tx.exec(
-                &format!(
-                    "WITH done (token, code, latency) AS (VALUES {}) \
-                     UPDATE outbox SET status = 'delivered', attempts = attempts + 1, \
-                     last_code = (SELECT code FROM done WHERE done.token = outbox.lease_token), \
-                     latency_ms = (SELECT latency FROM done WHERE done.token = outbox.lease_token), \
-                     last_error = NULL, lease_token = NULL, lease_until_us = NULL, updated_us = ? \
-                     WHERE lease_token IN (SELECT token FROM done)",
-                    tuples.join(", ")
-                ),
-                values,
-            )
-            .await?;
         }
-        for (token, result) in rest {
-            let (status, bump, due, code, error, latency) = match result {
-                SendResult::Delivered { code, latency_ms } => {
-                    (SendStatus::Delivered, 1, None, code, None, latency_ms)
-                }
-                SendResult::Retry {
-                    due,
-                    counted,
-                    code,
-                    error,
-                    latency_ms,
-                } => (
-                    SendStatus::Pending,
-                    i64::from(counted),
-                    Some(due),
-                    code,
-                    Some(error),
-                    latency_ms,
-                ),
-                SendResult::Dead {
-                    code,
-                    error,
-                    latency_ms,
-                } => (SendStatus::Dead, 1, None, code, Some(error), latency_ms),
-            };
-            let row = tx
-                .query_one(
-                    "UPDATE outbox SET status = ?, attempts = attempts + ?, due_us = COALESCE(?, due_us), \
-                     last_code = ?, last_error = ?, latency_ms = ?, lease_token = NULL, lease_until_us = NULL, \
-                     updated_us = ? WHERE lease_token = ? RETURNING *",
-                    vec![
-                        v(status.as_str()),
-                        v(bump),
-                        v(due.map(us)),
-                        v(code.map(i32::from)),
-                        v(error),
-                        v(small(Some(latency))),
-                        v(us(now)),
-                        v(token.as_uuid()),
-                    ],
-                )
-                .await?;
-            let Some(row) = row else {
+        let mut done = Vec::with_capacity(held.len());
+        let mut writes = Vec::with_capacity(held.len());
+        for (token, result) in results {
+            let Some(mut item) = held.remove(&token.as_uuid()) else {
                 report.lost.push(token);
                 continue;
             };
-            let item = item_from(&row)?;
-            if item.status == SendStatus::Dead {
-                dead.push(item);
-            }
+            sending::record(&mut item, result, now);
+            writes.push(progress(
+                Row::new().set("lease_token", token.as_uuid()),
+                &item,
+            ));
+            done.push(item);
         }
-        // The failure policy, on rows locked in one global order (webhook
-        // ids ascending, then occurrences ascending) so that two
-        // dispatchers finishing overlapping batches cannot deadlock. A
-        // registration that succeeded in this batch is not failing "in a
-        // row": its dead rows here do not count.
-        succeeded.sort_unstable();
-        succeeded.dedup();
-        let mut failures: BTreeMap<Uuid, u32> = BTreeMap::new();
-        for item in &dead {
-            if matches!(item.topic, SendTopic::Alarm(_))
-                && item.channel == Channel::Webhook
-                && succeeded.binary_search(&item.target).is_err()
-            {
-                *failures.entry(item.target).or_default() += 1;
-            }
-        }
-        let mut touched: Vec<Uuid> = succeeded.iter().chain(failures.keys()).copied().collect();
-        touched.sort_unstable();
-        touched.dedup();
-        if tx.backend == DbBackend::Postgres {
-            // Lock, in id order, only the rows that will change (healthy
-            // registrations with nothing to reset take no lock at all).
-            for chunk in touched.chunks(400) {
-                let failing: Vec<Uuid> = chunk
-                    .iter()
-                    .filter(|id| failures.contains_key(id))
-                    .copied()
-                    .collect();
-                let marks = vec!["?"; chunk.len()].join(", ");
-                let either = if failing.is_empty() {
-                    String::new()
-                } else {
-                    format!(" OR id IN ({})", vec!["?"; failing.len()].join(", "))
-                };
-                tx.query_all(
-                    &format!(
-                        "SELECT id FROM webhooks WHERE id IN ({marks}) AND (failure_count <> 0{either}) ORDER BY id FOR UPDATE"
-                    ),
-                    chunk.iter().chain(&failing).map(|id| v(*id)).collect(),
-                )
-                .await?;
-            }
-        }
-        for chunk in succeeded.chunks(400) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            tx.exec(
-                &format!("UPDATE webhooks SET failure_count = 0 WHERE failure_count <> 0 AND id IN ({marks})"),
-                chunk.iter().map(|id| v(*id)).collect(),
+        tx.update_each(
+            "outbox",
+            writes,
+            "lease_token = NULL, lease_until_us = NULL",
+        )
+        .await?;
+        // The registrations' health: read unlocked first, so that a batch
+        // of healthy registrations (the common case) takes no row lock;
+        // the few that change are read again under lock and judged on
+        // what is stored then.
+        let tally = Tally::of(&done);
+        let judge =
+            |id, owner, health| tally.judge(id, owner, health, disable_after, Uuid::now_v7(), now);
+        let changing: Vec<WebhookId> = health_of(&tx, &tally.touched(), false)
+            .await?
+            .into_iter()
+            .filter(|(id, owner, health)| judge(*id, *owner, *health).is_some())
+            .map(|(id, _, _)| id)
+            .collect();
+        for (id, owner, health) in health_of(&tx, &changing, true).await? {
+            let Some(change) = judge(id, owner, health) else {
+                continue;
+            };
+            tx.update(
+                "webhooks",
+                Row::new()
+                    .set("failure_count", i64::from(change.health.failures))
+                    .set("active", change.health.active),
+                "id = ?",
+                vec![v(id.as_uuid())],
             )
             .await?;
-        }
-        for (id, n) in &failures {
-            if let Some(disabled) = self.count_failure(&tx, *id, *n, now, disable_after).await? {
-                report.disabled.push(disabled);
+            if let Some(notice) = change.notice {
+                insert_item(&tx, &notice).await?;
+                report.disabled.push(id);
             }
         }
-        dead.sort_by_key(|i| {
-            (
-                i.alarm.map(|(a, o)| (a, o.at)),
-                i.created_at,
-                i.message,
-                i.target,
-            )
-        });
-        for item in &dead {
-            if self.fall_back(&tx, item, now).await? {
+        // The fallbacks, ring by ring in one global order (rings locked on
+        // PostgreSQL in that order, for the same reason).
+        let mut dead: Vec<(RingKey, &OutboxItem)> = done
+            .iter()
+            .filter(|i| i.status == SendStatus::Dead)
+            .filter_map(|i| RingKey::of(i).map(|k| (k, i)))
+            .collect();
+        dead.sort_by_key(|(k, i)| (*k, i.message, i.target));
+        for (key, item) in dead {
+            lock_ring(&tx, key).await?;
+            let ring = tx
+                .query_all(
+                    "SELECT * FROM outbox WHERE alarm_id = ? AND occurrence_us = ? AND created_us = ?",
+                    vec![
+                        v(key.alarm.as_uuid()),
+                        v(us(key.occurrence)),
+                        v(us(key.created_at)),
+                    ],
+                )
+                .await?
+                .iter()
+                .map(item_from)
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(mail) = sending::fallback(item, &ring, now)
+                && insert_item(&tx, &mail).await?
+            {
                 report.fallbacks += 1;
             }
         }
@@ -607,37 +446,38 @@ impl Outbox for SqlStores {
         now: Timestamp,
     ) -> Result<OutboxItem, StoreError> {
         let tx = self.db.begin().await?;
-        let key = vec![
-            v(message),
-            v(target),
-            v(owner.as_uuid()),
-            v(channel.as_str()),
-        ];
+        let lock = if tx.backend == DbBackend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let key = "message_id = ? AND target_id = ? AND owner_id = ? AND channel = ?";
+        let key_values = || {
+            vec![
+                v(message),
+                v(target),
+                v(owner.as_uuid()),
+                v(channel.as_str()),
+            ]
+        };
         let row = tx
             .query_one(
-                "SELECT status FROM outbox WHERE message_id = ? AND target_id = ? AND owner_id = ? AND channel = ?",
-                key.clone(),
+                &format!("SELECT * FROM outbox WHERE {key}{lock}"),
+                key_values(),
             )
             .await?
             .ok_or(StoreError::NotFound)?;
-        if col::<String>(&row, "status")? == SendStatus::Pending.as_str() {
-            return Err(StoreError::Conflict(
-                "the delivery is still pending".to_owned(),
-            ));
-        }
-        let mut values = vec![v(us(now)), v(us(now))];
-        values.extend(key);
-        let row = tx
-            .query_one(
-                "UPDATE outbox SET status = 'pending', attempts = 0, due_us = ?, updated_us = ?, \
-                 lease_token = NULL, lease_until_us = NULL \
-                 WHERE message_id = ? AND target_id = ? AND owner_id = ? AND channel = ? \
-                 AND status <> 'pending' RETURNING *",
-                values,
-            )
-            .await?
-            .ok_or_else(|| StoreError::Conflict("the delivery is still pending".to_owned()))?;
-        let item = item_from(&row)?;
+        let mut item = item_from(&row)?;
+        sending::redeliver(&mut item, now)?;
+        tx.update(
+            "outbox",
+            progress(Row::new(), &item)
+                .set("lease_token", None::<Uuid>)
+                .set("lease_until_us", None::<i64>),
+            key,
+            key_values(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(item)
     }

@@ -234,7 +234,7 @@ fn finish_page<T, C: Copy>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> C) 
     Page { items, next }
 }
 
-fn id_of<T>(
+pub(crate) fn id_of<T>(
     row: &QueryResult,
     name: &str,
     make: fn(Uuid) -> Result<T, alarm_domain::ValidationError>,

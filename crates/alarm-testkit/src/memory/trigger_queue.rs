@@ -2,7 +2,7 @@
 
 use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
-use alarm_domain::model::{AlarmEvent, Channel};
+use alarm_domain::model::AlarmEvent;
 use alarm_domain::ports::{
     ChangeSet, FireOutcome, RingingOp, StoreError, TriggerPlan, TriggerQueue,
 };
@@ -17,13 +17,7 @@ impl State {
     /// Writes a fired trigger's outcome; call only after its checks passed.
     fn apply_outcome(&mut self, outcome: FireOutcome) {
         self.append_events(outcome.events);
-        let emails = outcome
-            .deliveries
-            .iter()
-            .any(|d| d.channel == Channel::Email);
-        for d in &outcome.deliveries {
-            self.fan_out(d, emails);
-        }
+        self.fan_out(&outcome.deliveries.iter().collect::<Vec<_>>());
         self.deliveries.extend(outcome.deliveries);
         if let Some(follow_up) = outcome.follow_up {
             self.upsert_trigger(follow_up);
