@@ -2,16 +2,14 @@
 
 use std::sync::Arc;
 
-use alarm_domain::ids::{AlarmId, UserId};
+use alarm_domain::ids::AlarmId;
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::{Alarm, AlarmEventKind, Channel, EscalationPolicy, SnoozePolicy};
-use alarm_domain::ports::{
-    ChangeSet, FireOutcome, PageRequest, RingingOp, StoreError, TriggerPlan, TriggerQueue,
-};
-use alarm_domain::services::{Actor, AlarmService, Ports, ServiceError};
-use alarm_domain::trigger::{Claimed, Delivery, LeaseToken, Ringing, Trigger, TriggerKind};
-use alarm_runner::{Engine, RunnerConfig, TickReport, delivery_key};
+use alarm_domain::ports::{FireOutcome, PageRequest, StoreError, TriggerClaims, TriggerPlan};
+use alarm_domain::services::{Actor, AlarmService, CalendarService, Ports, ServiceError};
+use alarm_domain::trigger::{Claimed, LeaseToken, Trigger, TriggerKind};
+use alarm_runner::{Engine, EnginePorts, RunnerConfig, TickReport, delivery_key};
 use alarm_sql::Sql;
 use alarm_sql::testing::{PgTestDb, postgres_available, sqlite_config};
 use alarm_testkit::{ManualClock, SequentialIds, fixtures};
@@ -457,13 +455,13 @@ async fn edits_and_deletions_win_over_claims(w: &World) {
 /// what happens when a user edits an alarm after the engine loaded it and
 /// before it committed the fire.
 struct EditBeforeCommit {
-    inner: Arc<dyn TriggerQueue>,
+    inner: Arc<dyn TriggerClaims>,
     edit:
         tokio::sync::Mutex<Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>,
 }
 
 #[async_trait::async_trait]
-impl TriggerQueue for EditBeforeCommit {
+impl TriggerClaims for EditBeforeCommit {
     async fn claim(
         &self,
         now: Timestamp,
@@ -496,17 +494,8 @@ impl TriggerQueue for EditBeforeCommit {
     async fn pending(&self, alarm: AlarmId) -> Result<Vec<Trigger>, StoreError> {
         self.inner.pending(alarm).await
     }
-    async fn ringing(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Ringing>, StoreError> {
-        self.inner.ringing(owner, alarm).await
-    }
-    async fn commit_ringing(&self, change: ChangeSet<RingingOp>) -> Result<(), StoreError> {
-        self.inner.commit_ringing(change).await
-    }
     async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError> {
         self.inner.reschedule(plans).await
-    }
-    async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError> {
-        self.inner.ringing_of(owner).await
     }
     async fn renew(
         &self,
@@ -514,23 +503,6 @@ impl TriggerQueue for EditBeforeCommit {
         until: Timestamp,
     ) -> Result<Vec<LeaseToken>, StoreError> {
         self.inner.renew(tokens, until).await
-    }
-    async fn store_time(&self) -> Result<Timestamp, StoreError> {
-        self.inner.store_time().await
-    }
-    async fn engine_lease(
-        &self,
-        holder: uuid::Uuid,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.inner.engine_lease(holder, now, until).await
-    }
-    async fn engine_unlease(&self, holder: uuid::Uuid) -> Result<(), StoreError> {
-        self.inner.engine_unlease(holder).await
-    }
-    async fn deliveries(&self, owner: UserId) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.deliveries(owner).await
     }
 }
 
@@ -559,11 +531,15 @@ async fn an_edit_between_load_and_commit_keeps_the_next_fire(w: &World) {
         inner: w.ports.queue.clone(),
         edit: tokio::sync::Mutex::new(Some(Box::pin(edit))),
     });
-    let ports = Ports {
-        queue,
-        ..w.ports.clone()
+    let ports = EnginePorts {
+        claims: queue,
+        ..EnginePorts::from(w.ports.clone())
     };
-    let engine = Engine::new(ports, RunnerConfig::default());
+    let engine = Engine::from_parts(
+        ports,
+        CalendarService::new(w.ports.clone()),
+        RunnerConfig::default(),
+    );
     let r = engine.tick(seven(0)).await.expect("tick");
     assert_eq!(r.rang, 1, "07:00 rings");
     let fires: Vec<Timestamp> = w

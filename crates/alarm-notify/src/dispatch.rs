@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use alarm_domain::ids::{AlarmId, UserId, WebhookId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::{Alarm, Channel, User, WebhookRegistration};
-use alarm_domain::ports::{ClaimedSend, OutboxItem, SendResult, SendTopic, StoreError};
+use alarm_domain::ports::{
+    AlarmStore, ClaimedSend, Clock, Outbox, OutboxItem, SendResult, SendTopic, StoreError,
+    UserStore,
+};
 use alarm_domain::services::Ports;
 use alarm_domain::trigger::LeaseToken;
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -84,9 +87,33 @@ pub struct DispatchStats {
     pub store_errors: AtomicU64,
 }
 
+/// The ports the delivery worker takes, picked out of the apps' [`Ports`].
+#[derive(Clone)]
+pub struct DispatchPorts {
+    /// The rows to send and where their results go.
+    pub outbox: Arc<dyn Outbox>,
+    /// The alarms the rows are about (names in payloads).
+    pub alarms: Arc<dyn AlarmStore>,
+    /// The owners (e-mail addresses).
+    pub users: Arc<dyn UserStore>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl From<Ports> for DispatchPorts {
+    fn from(ports: Ports) -> Self {
+        Self {
+            outbox: ports.outbox,
+            alarms: ports.alarms,
+            users: ports.users,
+            clock: ports.clock,
+        }
+    }
+}
+
 /// The delivery worker.
 pub struct Dispatcher {
-    ports: Ports,
+    ports: DispatchPorts,
     config: DispatchConfig,
     webhooks: WebhookSender,
     mailer: Option<Mailer>,
@@ -110,7 +137,7 @@ impl Dispatcher {
         mailer: Option<Mailer>,
     ) -> Self {
         Self {
-            ports,
+            ports: ports.into(),
             config,
             webhooks,
             mailer,

@@ -10,7 +10,9 @@ use alarm_domain::firing::{Verdict, judge, replan_after_edit};
 use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::Alarm;
-use alarm_domain::ports::{StoreError, TriggerWake};
+use alarm_domain::ports::{
+    AlarmStore, EngineRight, IdSource, RingingStore, StoreError, TriggerClaims, TriggerWake,
+};
 use alarm_domain::schedule::Calendar;
 use alarm_domain::services::{CalendarService, Ports, ServiceError};
 use alarm_domain::trigger::{Claimed, LeaseToken, Ringing, TriggerKind};
@@ -95,9 +97,36 @@ impl DbClock {
     }
 }
 
+/// The ports the trigger engine takes, picked out of the apps' [`Ports`].
+#[derive(Clone)]
+pub struct EnginePorts {
+    /// Claims, completion, rescue and re-planning of triggers.
+    pub claims: Arc<dyn TriggerClaims>,
+    /// Ringing occurrences (the judge reads an occurrence's record).
+    pub ringing: Arc<dyn RingingStore>,
+    /// The one-engine right and the database's clock.
+    pub right: Arc<dyn EngineRight>,
+    /// The alarms of a batch, as stored now.
+    pub alarms: Arc<dyn AlarmStore>,
+    /// Ids of the events and deliveries a fire makes.
+    pub ids: Arc<dyn IdSource>,
+}
+
+impl From<Ports> for EnginePorts {
+    fn from(ports: Ports) -> Self {
+        Self {
+            claims: ports.queue.clone(),
+            ringing: ports.queue.clone(),
+            right: ports.queue,
+            alarms: ports.alarms,
+            ids: ports.ids,
+        }
+    }
+}
+
 /// The trigger engine over a set of ports.
 pub struct Engine {
-    ports: Ports,
+    ports: EnginePorts,
     calendars: CalendarService,
     config: RunnerConfig,
     wake: Arc<EngineWake>,
@@ -135,8 +164,18 @@ impl Engine {
     /// An engine over `ports` (their clock is not used by [`Engine::run`],
     /// which goes by the database's clock).
     pub fn new(ports: Ports, config: RunnerConfig) -> Self {
+        Self::from_parts(ports.clone().into(), CalendarService::new(ports), config)
+    }
+
+    /// An engine over its own ports and the calendar service it judges
+    /// batches by (a test may wrap one port and keep the others).
+    pub fn from_parts(
+        ports: EnginePorts,
+        calendars: CalendarService,
+        config: RunnerConfig,
+    ) -> Self {
         Self {
-            calendars: CalendarService::new(ports.clone()),
+            calendars,
             ports,
             config,
             wake: Arc::default(),
@@ -176,12 +215,12 @@ impl Engine {
     /// # Errors
     /// Store failures.
     pub async fn tick(&self, now: Timestamp) -> Result<TickReport, ServiceError> {
-        self.ports.queue.rescue(now).await?;
+        self.ports.claims.rescue(now).await?;
         let mut report = TickReport::default();
         loop {
             let claimed = self
                 .ports
-                .queue
+                .claims
                 .claim(now, self.config.batch, signed(self.config.lease))
                 .await?;
             if claimed.is_empty() {
@@ -237,7 +276,7 @@ impl Engine {
         {
             let owner = claim.trigger.owner;
             if let std::collections::hash_map::Entry::Vacant(slot) = ringing_by_owner.entry(owner) {
-                let records = self.ports.queue.ringing_of(owner).await?;
+                let records = self.ports.ringing.ringing_of(owner).await?;
                 slot.insert(
                     records
                         .into_iter()
@@ -370,7 +409,7 @@ impl Engine {
                 alarms = plans.len(),
                 "re-planned alarms edited while their trigger was being fired"
             );
-            self.ports.queue.reschedule(plans).await?;
+            self.ports.claims.reschedule(plans).await?;
         }
         Ok(())
     }
@@ -395,7 +434,7 @@ impl Engine {
     ) -> Result<Vec<LeaseToken>, ServiceError> {
         const AT_ONCE: usize = 2;
         if items.len() <= COMMIT_CHUNK {
-            return Ok(self.ports.queue.complete_many(items).await?);
+            return Ok(self.ports.claims.complete_many(items).await?);
         }
         let mut chunks = Vec::new();
         let mut rest = items;
@@ -410,7 +449,7 @@ impl Engine {
         loop {
             while set.len() < AT_ONCE {
                 let Some(chunk) = pending.next() else { break };
-                let queue = self.ports.queue.clone();
+                let queue = self.ports.claims.clone();
                 set.spawn(async move { queue.complete_many(chunk).await });
             }
             let Some(done) = set.join_next().await else {
@@ -640,9 +679,9 @@ impl Engine {
         next_rescue: &mut Instant,
     ) -> Result<Instant, StoreError> {
         let cfg = &self.config;
-        let queue = &self.ports.queue;
+        let ports = &self.ports;
         let sent = Instant::now();
-        let at_db = queue.store_time().await?;
+        let at_db = ports.right.store_time().await?;
         let c = DbClock {
             at_db,
             at: sent + sent.elapsed() / 2,
@@ -650,7 +689,8 @@ impl Engine {
         *clock = Some(c);
         let now = c.now();
         if Instant::now() >= *next_right || !self.health.holds_right() {
-            let held = queue
+            let held = ports
+                .right
                 .engine_lease(self.holder, now, now + signed(cfg.lease))
                 .await?;
             if held != self.health.holds_right() {
@@ -670,7 +710,7 @@ impl Engine {
             }
         }
         if Instant::now() >= *next_rescue {
-            let n = queue.rescue(now).await?;
+            let n = ports.claims.rescue(now).await?;
             if n > 0 {
                 tracing::warn!(
                     rescued = n,
@@ -683,7 +723,8 @@ impl Engine {
         if inflight.len() >= cfg.max_in_flight {
             return Ok(Instant::now() + Duration::from_millis(50));
         }
-        let claimed = queue
+        let claimed = ports
+            .claims
             .claim(now + signed(cfg.prefetch), cfg.batch, signed(cfg.lease))
             .await?;
         let full = claimed.len() as u64 >= u64::from(cfg.batch);
@@ -704,7 +745,7 @@ impl Engine {
             } else {
                 Duration::ZERO
             };
-        Ok(match queue.next_due().await? {
+        Ok(match ports.claims.next_due().await? {
             Some(due) => c
                 .instant_of(due - signed(cfg.prefetch))
                 .max(soonest)
@@ -718,7 +759,7 @@ impl Engine {
         let tokens: Vec<LeaseToken> = inflight.values().map(|c| c.token).collect();
         match self
             .ports
-            .queue
+            .claims
             .renew(tokens, c.now() + signed(self.config.lease))
             .await
         {
@@ -742,14 +783,14 @@ impl Engine {
         let release = async {
             // The right first, so that a slow release cannot keep a SQLite
             // standby waiting for a whole lease.
-            let _ = self.ports.queue.engine_unlease(self.holder).await;
+            let _ = self.ports.right.engine_unlease(self.holder).await;
             // Ending the leases now (one statement per 400 claims) makes
             // them claimable at any engine's next rescue, within a second;
             // releasing them one by one would take a transaction each.
             let tokens: Vec<LeaseToken> = inflight.into_values().map(|c| c.token).collect();
             let _ = self
                 .ports
-                .queue
+                .claims
                 .renew(tokens, now - SignedDuration::from_secs(1))
                 .await;
         };

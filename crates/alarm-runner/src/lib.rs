@@ -15,7 +15,7 @@
 //! # What a fire commits
 //! What [`alarm_domain::firing::judge`] decided (the fire policy is the
 //! domain's; the engine loads, batches and applies), in one transaction
-//! per batch ([`alarm_domain::ports::TriggerQueue::complete_many`]):
+//! per batch ([`alarm_domain::ports::TriggerClaims::complete_many`]):
 //! the `triggered` event, one delivery per channel (its id is
 //! [`delivery_key`], the same on every retry), the alarm's next occurrence,
 //! and only the next follow-up (the next escalation level, or the expiry
@@ -32,7 +32,7 @@ mod engine;
 mod health;
 
 pub use config::RunnerConfig;
-pub use engine::{Engine, EngineWake, TickReport};
+pub use engine::{Engine, EnginePorts, EngineWake, TickReport};
 pub use health::{EngineHealth, Lateness};
 // The fire policy is the domain's; these names stay here for the callers
 // (apps, tests, benches) written against the runner.

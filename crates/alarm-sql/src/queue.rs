@@ -4,7 +4,8 @@ use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::{AlarmVersion, Channel};
 use alarm_domain::ports::{
-    ChangeSet, FireOutcome, RingingOp, StoreError, TriggerPlan, TriggerQueue,
+    ChangeSet, EngineRight, FireOutcome, RingingOp, RingingStore, StoreError, TriggerClaims,
+    TriggerPlan,
 };
 use alarm_domain::trigger::{
     Claimed, Delivery, LeaseToken, OccurrenceRef, Ringing, RingingChange, Trigger,
@@ -280,7 +281,7 @@ async fn upsert_ringing(tx: &Tx, r: &Ringing) -> Result<(), StoreError> {
 }
 
 #[async_trait]
-impl TriggerQueue for SqlStores {
+impl TriggerClaims for SqlStores {
     async fn claim(
         &self,
         now: Timestamp,
@@ -469,6 +470,45 @@ impl TriggerQueue for SqlStores {
         Ok(list)
     }
 
+    async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError> {
+        let tx = self.db.begin().await?;
+        for plan in &plans {
+            apply_plan(&tx, plan).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn renew(
+        &self,
+        tokens: Vec<LeaseToken>,
+        until: Timestamp,
+    ) -> Result<Vec<LeaseToken>, StoreError> {
+        let tx = self.db.begin().await?;
+        let mut current = std::collections::HashSet::new();
+        for chunk in tokens.chunks(400) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut values = vec![v(us(until))];
+            values.extend(chunk.iter().map(|t| v(t.as_uuid())));
+            let rows = tx
+                .query_all(
+                    &format!("UPDATE triggers SET lease_until_us = ? WHERE lease_token IN ({marks}) RETURNING lease_token"),
+                    values,
+                )
+                .await?;
+            for row in &rows {
+                current.insert(col::<Uuid>(row, "lease_token")?);
+            }
+        }
+        tx.commit().await?;
+        Ok(tokens
+            .into_iter()
+            .filter(|t| !current.contains(&t.as_uuid()))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl RingingStore for SqlStores {
     async fn ringing(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Ringing>, StoreError> {
         let rows = self
             .db
@@ -529,14 +569,6 @@ impl TriggerQueue for SqlStores {
         tx.commit().await
     }
 
-    async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        for plan in &plans {
-            apply_plan(&tx, plan).await?;
-        }
-        tx.commit().await
-    }
-
     async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError> {
         let rows = self
             .db
@@ -548,34 +580,37 @@ impl TriggerQueue for SqlStores {
         rows.iter().map(ringing_from).collect()
     }
 
-    async fn renew(
-        &self,
-        tokens: Vec<LeaseToken>,
-        until: Timestamp,
-    ) -> Result<Vec<LeaseToken>, StoreError> {
-        let tx = self.db.begin().await?;
-        let mut current = std::collections::HashSet::new();
-        for chunk in tokens.chunks(400) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let mut values = vec![v(us(until))];
-            values.extend(chunk.iter().map(|t| v(t.as_uuid())));
-            let rows = tx
-                .query_all(
-                    &format!("UPDATE triggers SET lease_until_us = ? WHERE lease_token IN ({marks}) RETURNING lease_token"),
-                    values,
-                )
-                .await?;
-            for row in &rows {
-                current.insert(col::<Uuid>(row, "lease_token")?);
-            }
-        }
-        tx.commit().await?;
-        Ok(tokens
-            .into_iter()
-            .filter(|t| !current.contains(&t.as_uuid()))
-            .collect())
+    async fn deliveries(&self, owner: UserId) -> Result<Vec<Delivery>, StoreError> {
+        let rows = self
+            .db
+            .query_all(
+                "SELECT * FROM deliveries WHERE owner_id = ? ORDER BY created_us, id",
+                vec![v(owner.as_uuid())],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Delivery {
+                    id: col(r, "id")?,
+                    owner: UserId::from_uuid(col(r, "owner_id")?)
+                        .map_err(|e| corrupt("owner id", e))?,
+                    alarm: AlarmId::from_uuid(col(r, "alarm_id")?)
+                        .map_err(|e| corrupt("alarm id", e))?,
+                    occurrence: OccurrenceRef {
+                        at: ts(col(r, "occurrence_us")?)?,
+                        local: local_from_text(&col::<String>(r, "occurrence_local")?)?,
+                    },
+                    kind: kind_from_text(&col::<String>(r, "trigger_kind")?)?,
+                    channel: channel_from(&col::<String>(r, "channel")?)?,
+                    created_at: ts(col(r, "created_us")?)?,
+                })
+            })
+            .collect()
     }
+}
 
+#[async_trait]
+impl EngineRight for SqlStores {
     async fn store_time(&self) -> Result<Timestamp, StoreError> {
         let sql = match self.db.backend {
             DbBackend::Postgres => {
@@ -623,33 +658,5 @@ impl TriggerQueue for SqlStores {
         )
         .await?;
         tx.commit().await
-    }
-
-    async fn deliveries(&self, owner: UserId) -> Result<Vec<Delivery>, StoreError> {
-        let rows = self
-            .db
-            .query_all(
-                "SELECT * FROM deliveries WHERE owner_id = ? ORDER BY created_us, id",
-                vec![v(owner.as_uuid())],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Delivery {
-                    id: col(r, "id")?,
-                    owner: UserId::from_uuid(col(r, "owner_id")?)
-                        .map_err(|e| corrupt("owner id", e))?,
-                    alarm: AlarmId::from_uuid(col(r, "alarm_id")?)
-                        .map_err(|e| corrupt("alarm id", e))?,
-                    occurrence: OccurrenceRef {
-                        at: ts(col(r, "occurrence_us")?)?,
-                        local: local_from_text(&col::<String>(r, "occurrence_local")?)?,
-                    },
-                    kind: kind_from_text(&col::<String>(r, "trigger_kind")?)?,
-                    channel: channel_from(&col::<String>(r, "channel")?)?,
-                    created_at: ts(col(r, "created_us")?)?,
-                })
-            })
-            .collect()
     }
 }

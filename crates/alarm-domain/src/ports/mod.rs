@@ -24,7 +24,9 @@ pub use outbox::{
     AnyTarget, ClaimedSend, FinishReport, Outbox, OutboxItem, SendResult, SendStatus, SendTopic,
     TargetGuard,
 };
-pub use queue::{FireOutcome, RingingOp, TriggerQueue, check_snooze};
+pub use queue::{
+    EngineRight, FireOutcome, RingingOp, RingingStore, TriggerClaims, TriggerQueue, check_snooze,
+};
 pub use services::{
     BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SecretError, SecretProvider,
 };
@@ -39,7 +41,7 @@ pub use idempotency::MockIdempotencyStore;
 #[cfg(feature = "mocks")]
 pub use outbox::MockOutbox;
 #[cfg(feature = "mocks")]
-pub use queue::MockTriggerQueue;
+pub use queue::{MockEngineRight, MockRingingStore, MockTriggerClaims};
 #[cfg(feature = "mocks")]
 pub use services::{MockBlobStore, MockNotifier, MockSecretProvider};
 #[cfg(feature = "mocks")]

@@ -1,7 +1,7 @@
 //! The outbox port: one row per notification to send (a webhook registration or an owner's inbox), claimed under a lease, finished with fencing.
 //!
 //! Rows are written in the same transaction as the fire that caused them
-//! (the engine's [`super::TriggerQueue::complete_many`] fans each webhook
+//! (the engine's [`super::TriggerClaims::complete_many`] fans each webhook
 //! delivery out to the owner's active registrations subscribed to its event,
 //! and each email delivery to the owner), so a crash between the fire and
 //! the send loses nothing: a killed sender's lease runs out and another

@@ -1,4 +1,4 @@
-//! The trigger queue port: claim due triggers under a lease, complete with fencing, rescue expired leases.
+//! The trigger queue, as three ports: claims and completion (the engine's), ringing occurrences (the alarm service's), and the engine right with the store's clock.
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
@@ -50,7 +50,7 @@ pub enum RingingOp {
 
 /// The checks every adapter applies to a snooze against the stored ringing
 /// record, inside its transaction: the contract of
-/// [`TriggerQueue::commit_ringing`] written once.
+/// [`RingingStore::commit_ringing`] written once.
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when the count is not the stored count + 1, the
@@ -78,10 +78,11 @@ pub fn check_snooze(
     }
 }
 
-/// Triggers, leases and ringing occurrences.
+/// Claims of due triggers under a lease, their fenced completion, and the
+/// triggers' own bookkeeping: the trigger engine's port.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
-pub trait TriggerQueue: Send + Sync {
+pub trait TriggerClaims: Send + Sync {
     /// Claims up to `limit` unleased triggers due at or before `now`, earliest
     /// first, leasing each until `now + lease`. Concurrent claimers never
     /// receive the same trigger.
@@ -131,53 +132,6 @@ pub trait TriggerQueue: Send + Sync {
     /// Only infrastructure failures.
     async fn rescue(&self, now: Timestamp) -> Result<u64, StoreError>;
 
-    /// When the earliest unleased trigger is due, if any (for precise sleeping).
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
-
-    /// The alarm's pending triggers (leased or not), by due time.
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn pending(&self, alarm: AlarmId) -> Result<Vec<Trigger>, StoreError>;
-
-    /// The owner's ringing occurrences of `alarm`, oldest first.
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn ringing(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Ringing>, StoreError>;
-
-    /// Commits a snooze or dismissal with its audit record and events.
-    ///
-    /// # Errors
-    /// MUST return [`StoreError::NotFound`] when nothing of the alarm is
-    /// ringing (or it belongs to another owner), and [`StoreError::Conflict`]
-    /// when a snooze's count is not the stored count + 1, the stored record is
-    /// already snoozed (a concurrent snooze won), or the snooze trigger does
-    /// not belong to the ringing occurrence (other alarm, owner or
-    /// occurrence, or a kind other than `Snooze(snoozes)`). Nothing is
-    /// stored on error.
-    async fn commit_ringing(&self, change: ChangeSet<RingingOp>) -> Result<(), StoreError>;
-
-    /// Applies trigger plans on their own, with the usual version rule (a
-    /// plan whose version is not the stored alarm's is skipped). The engine
-    /// uses it to re-plan an alarm edited while one of its triggers was
-    /// claimed: the edit's own plan could not replace the leased trigger,
-    /// and the completion's plan was computed from the older version.
-    ///
-    /// # Errors
-    /// Only infrastructure failures; nothing is stored on error.
-    async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError>;
-
-    /// Every ringing occurrence of `owner` (snoozed ones included), oldest
-    /// first, for the ringing list.
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError>;
-
     /// Extends the leases of the claims whose tokens are still current to
     /// `until` (the heartbeat) and returns the tokens that are not current
     /// any more (rescued, released, completed or cancelled): their holder
@@ -191,6 +145,71 @@ pub trait TriggerQueue: Send + Sync {
         until: Timestamp,
     ) -> Result<Vec<LeaseToken>, StoreError>;
 
+    /// When the earliest unleased trigger is due, if any (for precise sleeping).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// The alarm's pending triggers (leased or not), by due time.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn pending(&self, alarm: AlarmId) -> Result<Vec<Trigger>, StoreError>;
+
+    /// Applies trigger plans on their own, with the usual version rule (a
+    /// plan whose version is not the stored alarm's is skipped). The engine
+    /// uses it to re-plan an alarm edited while one of its triggers was
+    /// claimed: the edit's own plan could not replace the leased trigger,
+    /// and the completion's plan was computed from the older version.
+    ///
+    /// # Errors
+    /// Only infrastructure failures; nothing is stored on error.
+    async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError>;
+}
+
+/// Ringing occurrences and what users do to them, and the deliveries
+/// rings made: the alarm service's port.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait RingingStore: Send + Sync {
+    /// The owner's ringing occurrences of `alarm`, oldest first.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn ringing(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Ringing>, StoreError>;
+
+    /// Every ringing occurrence of `owner` (snoozed ones included), oldest
+    /// first, for the ringing list.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError>;
+
+    /// Commits a snooze or dismissal with its audit record and events.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when nothing of the alarm is
+    /// ringing (or it belongs to another owner), and [`StoreError::Conflict`]
+    /// when a snooze's count is not the stored count + 1, the stored record is
+    /// already snoozed (a concurrent snooze won), or the snooze trigger does
+    /// not belong to the ringing occurrence (other alarm, owner or
+    /// occurrence, or a kind other than `Snooze(snoozes)`). Nothing is
+    /// stored on error.
+    async fn commit_ringing(&self, change: ChangeSet<RingingOp>) -> Result<(), StoreError>;
+
+    /// Deliveries committed for `owner` (newest last), for the in-app channel and tests.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn deliveries(&self, owner: UserId) -> Result<Vec<Delivery>, StoreError>;
+}
+
+/// The one-engine right of stores that allow one engine, and the store's
+/// own clock that engines on several machines agree on.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait EngineRight: Send + Sync {
     /// The store's own clock. The one exception to "time is an argument":
     /// engines on several machines agree on `now` by asking the database,
     /// so skew between their clocks cannot fire a trigger early or twice.
@@ -219,10 +238,11 @@ pub trait TriggerQueue: Send + Sync {
     /// # Errors
     /// Only infrastructure failures.
     async fn engine_unlease(&self, holder: uuid::Uuid) -> Result<(), StoreError>;
-
-    /// Deliveries committed for `owner` (newest last), for the in-app channel and tests.
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn deliveries(&self, owner: UserId) -> Result<Vec<Delivery>, StoreError>;
 }
+
+/// All three queue ports of one store, as adapters hand them out: a store
+/// implements the three traits and is a `TriggerQueue` by that alone; each
+/// user takes the narrow one it needs (`Arc<dyn TriggerQueue>` upcasts).
+pub trait TriggerQueue: TriggerClaims + RingingStore + EngineRight {}
+
+impl<T: TriggerClaims + RingingStore + EngineRight + ?Sized> TriggerQueue for T {}

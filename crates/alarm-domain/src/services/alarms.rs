@@ -2,7 +2,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::{Actor, CalendarService, Ports, ServiceError};
+use super::{Actor, Basics, CalendarService, Ports, ServiceError};
 use crate::firing::next_fire;
 use crate::ids::AlarmId;
 use crate::model::{Alarm, AlarmDraft, AlarmEventKind, AlarmVersion};
@@ -10,10 +10,28 @@ use crate::ports::{AlarmOp, ChangeSet, Page, PageRequest, RingingOp, TriggerPlan
 use crate::schedule::{OccurrenceQuery, Preview};
 use crate::trigger::{Ringing, Trigger, TriggerKind};
 
+super::service_ports! {
+    /// The ports [`AlarmService`] takes.
+    AlarmPorts {
+        /// Alarms and their trigger plans.
+        alarms: dyn AlarmStore = alarms,
+        /// Ringing occurrences, snoozes and dismissals.
+        ringing: dyn RingingStore = queue,
+        /// The clock.
+        clock: dyn Clock = clock,
+        /// Ids and webhook secrets.
+        ids: dyn IdSource = ids,
+        /// Told about new triggers.
+        wake: dyn TriggerWake = wake,
+    }
+}
+
+use crate::ports::{AlarmStore, Clock, IdSource, RingingStore, TriggerWake};
+
 /// Alarm use cases.
 #[derive(Clone)]
 pub struct AlarmService {
-    ports: Ports,
+    ports: AlarmPorts,
     calendar: CalendarService,
 }
 
@@ -33,7 +51,7 @@ impl AlarmService {
     pub fn new(ports: Ports) -> Self {
         Self {
             calendar: CalendarService::new(ports.clone()),
-            ports,
+            ports: ports.into(),
         }
     }
 
@@ -125,7 +143,7 @@ impl AlarmService {
         };
         let plans = change.triggers.clone();
         self.ports.alarms.commit(change).await?;
-        self.ports.woke(&plans);
+        super::woke(self.ports.wake.as_ref(), &plans);
         Ok(alarm)
     }
 
@@ -230,7 +248,7 @@ impl AlarmService {
         };
         let plans = change.triggers.clone();
         self.ports.alarms.commit(change).await?;
-        self.ports.woke(&plans);
+        super::woke(self.ports.wake.as_ref(), &plans);
         Ok(alarm)
     }
 
@@ -321,7 +339,7 @@ impl AlarmService {
     ) -> Result<(Ringing, Timestamp), ServiceError> {
         let now = self.ports.clock.now();
         let alarm = self.ports.alarms.get(actor.user, id).await?;
-        let ringing = self.ports.queue.ringing(actor.user, id).await?;
+        let ringing = self.ports.ringing.ringing(actor.user, id).await?;
         let Some(current) = ringing
             .into_iter()
             .filter(|r| !r.snoozed)
@@ -377,7 +395,7 @@ impl AlarmService {
         // The record can vanish between the read and the commit (a
         // dismissal, an expiry): that is "not ringing", as for dismiss.
         self.ports
-            .queue
+            .ringing
             .commit_ringing(change)
             .await
             .map_err(|e| match ServiceError::from(e) {
@@ -396,7 +414,7 @@ impl AlarmService {
     pub async fn dismiss(&self, actor: &Actor, id: AlarmId) -> Result<(), ServiceError> {
         let now = self.ports.clock.now();
         self.ports.alarms.get(actor.user, id).await?;
-        let ringing = self.ports.queue.ringing(actor.user, id).await?;
+        let ringing = self.ports.ringing.ringing(actor.user, id).await?;
         if ringing.is_empty() {
             return Err(ServiceError::NotRinging);
         }
@@ -430,7 +448,7 @@ impl AlarmService {
             },
         };
         self.ports
-            .queue
+            .ringing
             .commit_ringing(change)
             .await
             .map_err(|e| match ServiceError::from(e) {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use jiff::SignedDuration;
 use secrecy::SecretString;
 
-use super::{Actor, Ports, ServiceError};
+use super::{Actor, Basics, Ports, ServiceError};
 use crate::ids::{AuditId, UserId};
 use crate::model::{AuditRecord, Email, User};
 use crate::ports::{ChangeSet, RefreshFamily, Rotation, StoreError, UserOp};
@@ -65,10 +65,28 @@ pub struct Session {
     pub family: RefreshFamily,
 }
 
+super::service_ports! {
+    /// The ports [`AuthService`] takes.
+    AuthPorts {
+        /// Accounts and their password hashes.
+        users: dyn UserStore = users,
+        /// Refresh-token families.
+        refresh_tokens: dyn RefreshTokenStore = refresh_tokens,
+        /// Where session events are recorded.
+        audit_log: dyn AuditLog = audit,
+        /// The clock.
+        clock: dyn Clock = clock,
+        /// Ids and session secrets.
+        ids: dyn IdSource = ids,
+    }
+}
+
+use crate::ports::{AuditLog, Clock, IdSource, RefreshTokenStore, UserStore};
+
 /// Login, refresh, logout, logout everywhere, password change.
 #[derive(Clone)]
 pub struct AuthService {
-    ports: Ports,
+    ports: AuthPorts,
     hasher: Arc<dyn PasswordHasher>,
     session_ttl: SignedDuration,
 }
@@ -77,7 +95,7 @@ impl AuthService {
     /// Sessions last `session_ttl` from login (the refresh-token lifetime).
     pub fn new(ports: Ports, hasher: Arc<dyn PasswordHasher>, session_ttl: SignedDuration) -> Self {
         Self {
-            ports,
+            ports: ports.into(),
             hasher,
             session_ttl,
         }
@@ -93,7 +111,7 @@ impl AuthService {
         correlation_id: &str,
     ) -> Result<(), StoreError> {
         self.ports
-            .audit
+            .audit_log
             .record(AuditRecord {
                 id: self.ports.new_id(AuditId::from_uuid, AuditId::generate),
                 actor,

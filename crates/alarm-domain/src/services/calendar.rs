@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use jiff::civil::Date;
 
-use super::{Actor, Ports, ServiceError};
+use super::{Actor, Basics, Ports, ServiceError};
 use crate::firing::next_fire;
 use crate::ids::{AlarmId, ExceptionPeriodId, HolidayId, UserId};
 use crate::model::{
@@ -14,10 +14,34 @@ use crate::ports::{
 };
 use crate::schedule::Calendar;
 
+super::service_ports! {
+    /// The ports [`CalendarService`] takes.
+    CalendarPorts {
+        /// Owners' country and state (their holidays).
+        users: dyn UserStore = users,
+        /// The owners' alarms, re-planned when their calendar changes.
+        alarms: dyn AlarmStore = alarms,
+        /// Exception periods.
+        exceptions: dyn ExceptionPeriodStore = exceptions,
+        /// Holidays and preferences.
+        holidays: dyn HolidayStore = holidays,
+        /// The clock.
+        clock: dyn Clock = clock,
+        /// Ids.
+        ids: dyn IdSource = ids,
+        /// Told about new triggers.
+        wake: dyn TriggerWake = wake,
+    }
+}
+
+use crate::ports::{
+    AlarmStore, Clock, ExceptionPeriodStore, HolidayStore, IdSource, TriggerWake, UserStore,
+};
+
 /// Exception periods, holidays and preferences.
 #[derive(Clone)]
 pub struct CalendarService {
-    ports: Ports,
+    ports: CalendarPorts,
 }
 
 fn summary(p: &ExceptionPeriod) -> String {
@@ -33,7 +57,9 @@ fn summary(p: &ExceptionPeriod) -> String {
 impl CalendarService {
     /// A service over `ports`.
     pub fn new(ports: Ports) -> Self {
-        Self { ports }
+        Self {
+            ports: ports.into(),
+        }
     }
 
     /// The calendar the engine judges `owner`'s alarms by: their exception
@@ -223,7 +249,7 @@ impl CalendarService {
                 triggers: triggers.clone(),
             })
             .await?;
-        self.ports.woke(&triggers);
+        super::woke(self.ports.wake.as_ref(), &triggers);
         Ok(period)
     }
 
@@ -272,7 +298,7 @@ impl CalendarService {
                 triggers: triggers.clone(),
             })
             .await?;
-        self.ports.woke(&triggers);
+        super::woke(self.ports.wake.as_ref(), &triggers);
         Ok(period)
     }
 
@@ -310,7 +336,7 @@ impl CalendarService {
                 triggers: triggers.clone(),
             })
             .await?;
-        self.ports.woke(&triggers);
+        super::woke(self.ports.wake.as_ref(), &triggers);
         Ok(())
     }
 
@@ -452,7 +478,7 @@ impl CalendarService {
                 triggers: triggers.clone(),
             })
             .await?;
-        self.ports.woke(&triggers);
+        super::woke(self.ports.wake.as_ref(), &triggers);
         Ok(())
     }
 }

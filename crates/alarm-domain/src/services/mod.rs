@@ -11,15 +11,15 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-pub use alarms::AlarmService;
-pub use auth::{AuthError, AuthService, PasswordHasher, Session};
-pub use calendar::CalendarService;
+pub use alarms::{AlarmPorts, AlarmService};
+pub use auth::{AuthError, AuthPorts, AuthService, PasswordHasher, Session};
+pub use calendar::{CalendarPorts, CalendarService};
 // The fire-time re-check lives with the rest of the fire policy in
 // `crate::firing`; this path is kept for callers written against it.
 pub use crate::firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
-pub use routines::RoutineService;
-pub use users::{NewUser, UserService};
-pub use webhooks::{MAX_WEBHOOKS_PER_USER, NewWebhook, WebhookService};
+pub use routines::{RoutinePorts, RoutineService};
+pub use users::{NewUser, UserPorts, UserService};
+pub use webhooks::{MAX_WEBHOOKS_PER_USER, NewWebhook, WebhookPorts, WebhookService};
 
 use crate::error::ValidationError;
 use crate::ids::{AuditId, EventId, UserId};
@@ -152,21 +152,29 @@ impl Ports {
         self.targets = targets;
         self
     }
+}
 
-    pub(crate) fn woke(&self, plans: &[TriggerPlan]) {
-        for plan in plans {
-            if let TriggerPlan::Reschedule {
-                next: Some(next), ..
-            } = plan
-            {
-                self.wake.due(next.due_at);
-            }
+/// Tells the in-process engine about the triggers `plans` committed.
+pub(crate) fn woke(wake: &dyn TriggerWake, plans: &[TriggerPlan]) {
+    for plan in plans {
+        if let TriggerPlan::Reschedule {
+            next: Some(next), ..
+        } = plan
+        {
+            wake.due(next.due_at);
         }
     }
+}
+
+/// What every service makes from its id source: ids, audit records and
+/// alarm events.
+pub(crate) trait Basics {
+    /// The id source.
+    fn id_source(&self) -> &dyn IdSource;
 
     /// An audit record for `actor` at `now`; the entity type is the
     /// action's prefix (`alarm.update` → `alarm`).
-    pub(crate) fn audit(
+    fn audit(
         &self,
         actor: &Actor,
         action: &str,
@@ -189,7 +197,7 @@ impl Ports {
     }
 
     /// An alarm event at `now`.
-    pub(crate) fn event(
+    fn event(
         &self,
         alarm: crate::ids::AlarmId,
         owner: UserId,
@@ -211,11 +219,37 @@ impl Ports {
 
     /// A typed id from the id source (which must produce v7 UUIDs; a
     /// misbehaving source falls back to a generated one rather than fail).
-    pub(crate) fn new_id<T>(
+    fn new_id<T>(
         &self,
         from: fn(uuid::Uuid) -> Result<T, ValidationError>,
         fallback: fn() -> T,
     ) -> T {
-        from(self.ids.next_uuid()).unwrap_or_else(|_| fallback())
+        from(self.id_source().next_uuid()).unwrap_or_else(|_| fallback())
     }
 }
+
+/// Declares the ports one service takes, picked out of the [`Ports`] the
+/// apps compose (`field: Port = field of Ports`): a service holds these
+/// and nothing else, so what it may touch is written in its type.
+macro_rules! service_ports {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident: $port:ty = $from:ident),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            $($(#[$fdoc])* pub $field: std::sync::Arc<$port>,)*
+        }
+
+        impl From<$crate::services::Ports> for $name {
+            fn from(ports: $crate::services::Ports) -> Self {
+                Self { $($field: ports.$from,)* }
+            }
+        }
+
+        impl $crate::services::Basics for $name {
+            fn id_source(&self) -> &dyn $crate::ports::IdSource {
+                self.ids.as_ref()
+            }
+        }
+    };
+}
+pub(crate) use service_ports;

@@ -1,14 +1,28 @@
 //! Routine use cases: get, list, create, update and delete; every write is one change set with its audit record.
 
-use super::{Actor, Ports, ServiceError};
+use super::{Actor, Basics, Ports, ServiceError};
 use crate::ids::RoutineId;
 use crate::model::{Routine, RoutineAction, RoutineName};
 use crate::ports::{ChangeSet, Page, PageRequest, RoutineOp};
 
+super::service_ports! {
+    /// The ports [`RoutineService`] takes.
+    RoutinePorts {
+        /// Routines.
+        routines: dyn RoutineStore = routines,
+        /// The clock.
+        clock: dyn Clock = clock,
+        /// Ids.
+        ids: dyn IdSource = ids,
+    }
+}
+
+use crate::ports::{Clock, IdSource, RoutineStore};
+
 /// Routine use cases.
 #[derive(Clone)]
 pub struct RoutineService {
-    ports: Ports,
+    ports: RoutinePorts,
 }
 
 fn routine_summary(r: &Routine) -> String {
@@ -23,7 +37,9 @@ fn routine_summary(r: &Routine) -> String {
 impl RoutineService {
     /// A service over `ports`.
     pub fn new(ports: Ports) -> Self {
-        Self { ports }
+        Self {
+            ports: ports.into(),
+        }
     }
 
     /// # Errors

@@ -2,7 +2,7 @@
 
 use secrecy::SecretString;
 
-use super::{Actor, Ports, ServiceError};
+use super::{Actor, Basics, Ports, ServiceError};
 use crate::ids::UserId;
 use crate::model::{DisplayName, Email, Locale, Role, User};
 use crate::ports::{ChangeSet, UserOp};
@@ -24,10 +24,24 @@ pub struct NewUser {
     pub locale: Option<Locale>,
 }
 
+super::service_ports! {
+    /// The ports [`UserService`] takes.
+    UserPorts {
+        /// Accounts.
+        users: dyn UserStore = users,
+        /// The clock.
+        clock: dyn Clock = clock,
+        /// Ids.
+        ids: dyn IdSource = ids,
+    }
+}
+
+use crate::ports::{Clock, IdSource, UserStore};
+
 /// Account use cases.
 #[derive(Clone)]
 pub struct UserService {
-    ports: Ports,
+    ports: UserPorts,
     admin_emails: Vec<Email>,
 }
 
@@ -36,7 +50,7 @@ impl UserService {
     /// administrators (how the first admin comes to exist).
     pub fn new(ports: Ports, admin_emails: Vec<Email>) -> Self {
         Self {
-            ports,
+            ports: ports.into(),
             admin_emails,
         }
     }

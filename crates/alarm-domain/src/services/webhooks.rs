@@ -2,7 +2,7 @@
 
 use secrecy::SecretString;
 
-use super::{Actor, Ports, ServiceError};
+use super::{Actor, Basics, Ports, ServiceError};
 use crate::error::{ValidationError, codes};
 use crate::ids::WebhookId;
 use crate::model::Channel;
@@ -18,10 +18,28 @@ pub struct NewWebhook {
     pub secret: SecretString,
 }
 
+super::service_ports! {
+    /// The ports [`WebhookService`] takes.
+    WebhookPorts {
+        /// Registrations.
+        webhooks: dyn WebhookStore = webhooks,
+        /// Test pings and delivery logs.
+        outbox: dyn Outbox = outbox,
+        /// Which targets may be registered.
+        targets: dyn TargetGuard = targets,
+        /// The clock.
+        clock: dyn Clock = clock,
+        /// Ids and signing secrets.
+        ids: dyn IdSource = ids,
+    }
+}
+
+use crate::ports::{Clock, IdSource, Outbox, TargetGuard, WebhookStore};
+
 /// Webhook-registration use cases.
 #[derive(Clone)]
 pub struct WebhookService {
-    ports: Ports,
+    ports: WebhookPorts,
 }
 
 /// A fresh signing secret: `whsec_` and 32 bytes from the id source's
@@ -52,7 +70,9 @@ pub const MAX_WEBHOOKS_PER_USER: usize = 20;
 impl WebhookService {
     /// A service over `ports`.
     pub fn new(ports: Ports) -> Self {
-        Self { ports }
+        Self {
+            ports: ports.into(),
+        }
     }
 
     /// # Errors

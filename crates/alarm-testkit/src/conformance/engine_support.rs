@@ -1,4 +1,4 @@
-//! Conformance checks of [`alarm_domain::ports::TriggerQueue`].
+//! Conformance checks of what the engine relies on besides claims: batch loads, renewals, the ringing list, expiry triggers and [`alarm_domain::ports::EngineRight`].
 //!
 //! What the trigger engine needs beyond claim and complete: batch loads,
 //! lease renewal (heartbeat), the store's clock, the engine right, the

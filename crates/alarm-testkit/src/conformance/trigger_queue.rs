@@ -1,4 +1,4 @@
-//! Conformance checks of [`alarm_domain::ports::TriggerQueue`].
+//! Conformance checks of [`alarm_domain::ports::TriggerClaims`] and [`alarm_domain::ports::RingingStore`].
 
 use super::*;
 

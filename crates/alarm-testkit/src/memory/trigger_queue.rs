@@ -1,10 +1,11 @@
-//! [`TriggerQueue`] over the in-memory state: claims and leases, fire outcomes, ringing occurrences and the engine right.
+//! The three queue ports over the in-memory state: claims and leases with fire outcomes ([`TriggerClaims`]), ringing occurrences ([`RingingStore`]) and the engine right ([`EngineRight`]).
 
 use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::AlarmEvent;
 use alarm_domain::ports::{
-    ChangeSet, FireOutcome, RingingOp, StoreError, TriggerPlan, TriggerQueue,
+    ChangeSet, EngineRight, FireOutcome, RingingOp, RingingStore, StoreError, TriggerClaims,
+    TriggerPlan,
 };
 use alarm_domain::trigger::{
     Claimed, Delivery, LeaseToken, Ringing, RingingChange, Trigger, TriggerKind,
@@ -45,7 +46,7 @@ impl State {
 }
 
 #[async_trait]
-impl TriggerQueue for InMemory {
+impl TriggerClaims for InMemory {
     async fn claim(
         &self,
         now: Timestamp,
@@ -155,6 +156,37 @@ impl TriggerQueue for InMemory {
         Ok(list)
     }
 
+    async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        for plan in plans {
+            s.apply_plan(plan);
+        }
+        Ok(())
+    }
+
+    async fn renew(
+        &self,
+        tokens: Vec<LeaseToken>,
+        until: Timestamp,
+    ) -> Result<Vec<LeaseToken>, StoreError> {
+        let mut s = self.lock();
+        let mut lost = Vec::new();
+        for token in tokens {
+            match s.find_lease(token) {
+                Some(key) => {
+                    if let Some(t) = s.triggers.get_mut(&key) {
+                        t.lease = Some((token, until));
+                    }
+                }
+                None => lost.push(token),
+            }
+        }
+        Ok(lost)
+    }
+}
+
+#[async_trait]
+impl RingingStore for InMemory {
     async fn ringing(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Ringing>, StoreError> {
         let s = self.lock();
         Ok(s.ringing
@@ -207,14 +239,6 @@ impl TriggerQueue for InMemory {
         Ok(())
     }
 
-    async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        for plan in plans {
-            s.apply_plan(plan);
-        }
-        Ok(())
-    }
-
     async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError> {
         let s = self.lock();
         let mut list: Vec<Ringing> = s
@@ -227,26 +251,19 @@ impl TriggerQueue for InMemory {
         Ok(list)
     }
 
-    async fn renew(
-        &self,
-        tokens: Vec<LeaseToken>,
-        until: Timestamp,
-    ) -> Result<Vec<LeaseToken>, StoreError> {
-        let mut s = self.lock();
-        let mut lost = Vec::new();
-        for token in tokens {
-            match s.find_lease(token) {
-                Some(key) => {
-                    if let Some(t) = s.triggers.get_mut(&key) {
-                        t.lease = Some((token, until));
-                    }
-                }
-                None => lost.push(token),
-            }
-        }
-        Ok(lost)
+    async fn deliveries(&self, owner: UserId) -> Result<Vec<Delivery>, StoreError> {
+        Ok(self
+            .lock()
+            .deliveries
+            .iter()
+            .filter(|d| d.owner == owner)
+            .cloned()
+            .collect())
     }
+}
 
+#[async_trait]
+impl EngineRight for InMemory {
     async fn store_time(&self) -> Result<Timestamp, StoreError> {
         // The fake lives in one process: its clock is the machine's.
         Ok(Timestamp::now())
@@ -274,15 +291,5 @@ impl TriggerQueue for InMemory {
             s.engine_lease = None;
         }
         Ok(())
-    }
-
-    async fn deliveries(&self, owner: UserId) -> Result<Vec<Delivery>, StoreError> {
-        Ok(self
-            .lock()
-            .deliveries
-            .iter()
-            .filter(|d| d.owner == owner)
-            .cloned()
-            .collect())
     }
 }
