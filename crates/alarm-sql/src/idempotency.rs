@@ -10,6 +10,7 @@ use sea_orm::{DbBackend, Value};
 
 use crate::SqlStores;
 use crate::db::{col, corrupt, us};
+use crate::row::Row;
 
 fn key_values(k: &IdempotencyKey) -> Vec<Value> {
     vec![
@@ -32,17 +33,20 @@ impl IdempotencyStore for SqlStores {
         ttl: SignedDuration,
     ) -> Result<Reservation, StoreError> {
         let tx = self.db.begin().await?;
-        let mut values = key_values(key);
-        values.push(fingerprint.to_vec().into());
-        values.push(us(now).into());
-        values.push(holder.into());
+        let row = Row::new()
+            .set("owner_id", key.owner.as_uuid())
+            .set("scope", key.scope.clone())
+            .set("idem_key", key.key.clone())
+            .set("fingerprint", fingerprint.to_vec())
+            .set("created_us", us(now))
+            .set("holder", holder);
         // The insert either wins the key or finds it taken; a concurrent
         // inserter on PostgreSQL waits on the key's index entry, then sees it.
         let inserted = tx
-            .exec(
-                "INSERT INTO idempotency_keys (owner_id, scope, idem_key, fingerprint, created_us, holder) \
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, scope, idem_key) DO NOTHING",
-                values,
+            .insert(
+                "idempotency_keys",
+                vec![row],
+                "ON CONFLICT (owner_id, scope, idem_key) DO NOTHING",
             )
             .await?;
         if inserted == 1 {

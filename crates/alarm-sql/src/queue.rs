@@ -16,9 +16,8 @@ use uuid::Uuid;
 
 use crate::codec::{kind_from_text, kind_to_text, local_from_text, local_to_text};
 use crate::db::{Tx, col, corrupt, num, ts, us};
-use crate::stores::{
-    SqlStores, apply_common, apply_plan, insert_events, insert_rows_then, upsert_trigger,
-};
+use crate::row::Row;
+use crate::stores::{SqlStores, apply_common, apply_plan, insert_events, upsert_trigger};
 
 fn v<T: Into<Value>>(x: T) -> Value {
     x.into()
@@ -64,19 +63,17 @@ fn channel_from(text: &str) -> Result<Channel, StoreError> {
 /// the one already there, and must not stop the rest of the batch.
 const DELIVERY_ONCE: &str = "ON CONFLICT (id) DO NOTHING";
 
-const DELIVERY_COLUMNS: &str = "deliveries (id, owner_id, alarm_id, occurrence_us, occurrence_local, trigger_kind, channel, created_us)";
-
-fn delivery_values(d: &Delivery) -> Vec<Value> {
-    vec![
-        v(d.id),
-        v(d.owner.as_uuid()),
-        v(d.alarm.as_uuid()),
-        v(us(d.occurrence.at)),
-        v(local_to_text(d.occurrence.local)),
-        v(kind_to_text(d.kind)),
-        v(d.channel.as_str()),
-        v(us(d.created_at)),
-    ]
+/// A delivery as stored.
+fn delivery_row(d: &Delivery) -> Row {
+    Row::new()
+        .set("id", d.id)
+        .set("owner_id", d.owner.as_uuid())
+        .set("alarm_id", d.alarm.as_uuid())
+        .set("occurrence_us", us(d.occurrence.at))
+        .set("occurrence_local", local_to_text(d.occurrence.local))
+        .set("trigger_kind", kind_to_text(d.kind))
+        .set("channel", d.channel.as_str())
+        .set("created_us", us(d.created_at))
 }
 
 /// Locks (PostgreSQL) the alarms whose triggers these tokens lease, in id
@@ -105,10 +102,9 @@ async fn lock_alarms_of(tx: &Tx, tokens: &[LeaseToken]) -> Result<(), StoreError
 /// Writes a fired trigger's outcome inside the caller's transaction.
 async fn apply_outcome(tx: &Tx, outcome: &FireOutcome) -> Result<(), StoreError> {
     insert_events(tx, &outcome.events).await?;
-    insert_rows_then(
-        tx,
-        DELIVERY_COLUMNS,
-        outcome.deliveries.iter().map(delivery_values).collect(),
+    tx.insert(
+        "deliveries",
+        outcome.deliveries.iter().map(delivery_row).collect(),
         DELIVERY_ONCE,
     )
     .await?;
@@ -216,27 +212,22 @@ async fn apply_in_bulk(tx: &Tx, kept: &[&FireOutcome]) -> Result<(), StoreError>
         )
         .await?;
     }
-    let upserts: Vec<Vec<Value>> = kept
+    let upserts: Vec<Row> = kept
         .iter()
         .filter_map(|o| o.follow_up.as_ref())
         .chain(current.iter().filter_map(|(_, _, next)| *next))
-        .map(crate::stores::trigger_values)
+        .map(crate::stores::trigger_row)
         .collect();
-    insert_rows_then(
-        tx,
-        crate::stores::TRIGGER_COLUMNS,
-        upserts,
-        crate::stores::TRIGGER_UPSERT,
-    )
-    .await?;
-    let ringing: Vec<Vec<Value>> = kept
+    tx.insert("triggers", upserts, crate::stores::TRIGGER_UPSERT)
+        .await?;
+    let ringing: Vec<Row> = kept
         .iter()
         .filter_map(|o| match &o.ringing {
-            RingingChange::Upsert(r) => Some(ringing_values(r)),
+            RingingChange::Upsert(r) => Some(ringing_row(r)),
             _ => None,
         })
         .collect();
-    insert_rows_then(tx, RINGING_COLUMNS, ringing, RINGING_UPSERT).await?;
+    tx.insert("ringing", ringing, RINGING_UPSERT).await?;
     let ends: Vec<(AlarmId, Timestamp)> = kept
         .iter()
         .filter_map(|o| match &o.ringing {
@@ -258,26 +249,26 @@ async fn apply_in_bulk(tx: &Tx, kept: &[&FireOutcome]) -> Result<(), StoreError>
     Ok(())
 }
 
-const RINGING_COLUMNS: &str = "ringing (alarm_id, occurrence_us, owner_id, occurrence_local, since_us, snoozes, level, snoozed)";
-
 const RINGING_UPSERT: &str = "ON CONFLICT (alarm_id, occurrence_us) DO UPDATE SET owner_id = excluded.owner_id, occurrence_local = excluded.occurrence_local, \
      since_us = excluded.since_us, snoozes = excluded.snoozes, level = excluded.level, snoozed = excluded.snoozed";
 
-fn ringing_values(r: &Ringing) -> Vec<Value> {
-    vec![
-        v(r.alarm.as_uuid()),
-        v(us(r.occurrence.at)),
-        v(r.owner.as_uuid()),
-        v(local_to_text(r.occurrence.local)),
-        v(us(r.since)),
-        v(i16::from(r.snoozes)),
-        v(i16::from(r.level)),
-        v(r.snoozed),
-    ]
+/// A ringing record as stored.
+fn ringing_row(r: &Ringing) -> Row {
+    Row::new()
+        .set("alarm_id", r.alarm.as_uuid())
+        .set("occurrence_us", us(r.occurrence.at))
+        .set("owner_id", r.owner.as_uuid())
+        .set("occurrence_local", local_to_text(r.occurrence.local))
+        .set("since_us", us(r.since))
+        .set("snoozes", i16::from(r.snoozes))
+        .set("level", i16::from(r.level))
+        .set("snoozed", r.snoozed)
 }
 
 async fn upsert_ringing(tx: &Tx, r: &Ringing) -> Result<(), StoreError> {
-    insert_rows_then(tx, RINGING_COLUMNS, vec![ringing_values(r)], RINGING_UPSERT).await
+    tx.insert("ringing", vec![ringing_row(r)], RINGING_UPSERT)
+        .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -385,11 +376,10 @@ impl TriggerClaims for SqlStores {
         }
         let events: Vec<_> = kept.iter().flat_map(|o| o.events.iter().cloned()).collect();
         insert_events(&tx, &events).await?;
-        insert_rows_then(
-            &tx,
-            DELIVERY_COLUMNS,
+        tx.insert(
+            "deliveries",
             kept.iter()
-                .flat_map(|o| o.deliveries.iter().map(delivery_values))
+                .flat_map(|o| o.deliveries.iter().map(delivery_row))
                 .collect(),
             DELIVERY_ONCE,
         )

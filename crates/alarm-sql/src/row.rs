@@ -30,6 +30,14 @@ impl Row {
         self
     }
 
+    /// This row followed by `more`'s columns.
+    #[must_use]
+    pub(crate) fn extend(mut self, more: Row) -> Self {
+        self.columns.extend(more.columns);
+        self.values.extend(more.values);
+        self
+    }
+
     /// `a = ?, b = ?` for an `UPDATE … SET`.
     pub(crate) fn assignments(&self) -> String {
         self.columns

@@ -96,6 +96,36 @@ pub enum AlarmOp {
     },
 }
 
+impl AlarmOp {
+    /// The optimistic-version rule, written once for every adapter: an
+    /// update or a deletion applies only to the version it was computed
+    /// from (`stored`, read under the adapter's lock), and an update must
+    /// carry the next version. A creation has nothing to check here.
+    ///
+    /// # Errors
+    /// [`StoreError::StaleVersion`] when `stored` is not the expected
+    /// version; [`StoreError::Conflict`] when an update does not carry
+    /// `expected + 1`.
+    pub fn check_version(&self, stored: AlarmVersion) -> Result<(), StoreError> {
+        let expected = match self {
+            AlarmOp::Create(_) => return Ok(()),
+            AlarmOp::Update { expected, .. } | AlarmOp::Delete { expected, .. } => *expected,
+        };
+        if stored != expected {
+            return Err(StoreError::StaleVersion {
+                expected: expected.get(),
+                actual: stored.get(),
+            });
+        }
+        match self {
+            AlarmOp::Update { alarm, expected } if alarm.version() != expected.next() => Err(
+                StoreError::Conflict("an update must carry version expected + 1".to_owned()),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Alarms, scoped to their owner.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]

@@ -7,37 +7,42 @@ use alarm_domain::model::{
 };
 use alarm_domain::ports::{AlarmOp, AlarmStore, ChangeSet, Page, PageRequest, StoreError};
 use async_trait::async_trait;
-use sea_orm::{QueryResult, Value};
+use sea_orm::QueryResult;
 use uuid::Uuid;
 
 use super::{SqlStores, apply_common, finish_page, id_of, page_sql, v};
 use crate::codec::{channels_from_bits, channels_to_bits, schedules_from_json, schedules_to_json};
 use crate::db::{Tx, col, corrupt, narrow, num, ts, us};
+use crate::row::Row;
 
 const ALARM_COLUMNS: &str = "id, owner_id, name, description, enabled, time_zone, schedules, snooze_minutes, max_snoozes, \
      escalation_max_level, escalation_first_delay_min, escalation_repeat_delay_min, channels, sound_id, version, created_us, updated_us";
 
-fn alarm_values(a: &Alarm) -> Vec<Value> {
+/// Everything of an alarm but its identity (id, owner): what an update sets.
+fn alarm_fields(a: &Alarm) -> Row {
     let d = a.draft();
-    vec![
-        v(a.id().as_uuid()),
-        v(a.owner().as_uuid()),
-        v(d.name.as_str()),
-        v(d.description.as_str()),
-        v(d.enabled),
-        v(d.time_zone.as_str()),
-        v(schedules_to_json(d.schedules.as_slice())),
-        v(i16::from(d.snooze.minutes())),
-        v(i16::from(d.snooze.max_snoozes())),
-        v(i16::from(d.escalation.max_level())),
-        v(d.escalation.first_delay_minutes() as i16),
-        v(d.escalation.repeat_delay_minutes() as i16),
-        v(channels_to_bits(d.channels)),
-        v(d.sound.map(|b| b.as_uuid())),
-        v(a.version().get() as i64),
-        v(us(a.created_at())),
-        v(us(a.updated_at())),
-    ]
+    Row::new()
+        .set("name", d.name.as_str())
+        .set("description", d.description.as_str())
+        .set("enabled", d.enabled)
+        .set("time_zone", d.time_zone.as_str())
+        .set("schedules", schedules_to_json(d.schedules.as_slice()))
+        .set("snooze_minutes", i16::from(d.snooze.minutes()))
+        .set("max_snoozes", i16::from(d.snooze.max_snoozes()))
+        .set("escalation_max_level", i16::from(d.escalation.max_level()))
+        .set(
+            "escalation_first_delay_min",
+            d.escalation.first_delay_minutes() as i16,
+        )
+        .set(
+            "escalation_repeat_delay_min",
+            d.escalation.repeat_delay_minutes() as i16,
+        )
+        .set("channels", channels_to_bits(d.channels))
+        .set("sound_id", d.sound.map(|b| b.as_uuid()))
+        .set("version", a.version().get() as i64)
+        .set("created_us", us(a.created_at()))
+        .set("updated_us", us(a.updated_at()))
 }
 
 impl SqlStores {
@@ -156,33 +161,26 @@ impl AlarmStore for SqlStores {
         let tx = self.db.begin().await?;
         match &change.op {
             AlarmOp::Create(alarm) => {
-                tx.exec(&format!("INSERT INTO alarms ({ALARM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), alarm_values(alarm)).await?;
+                let row = Row::new()
+                    .set("id", alarm.id().as_uuid())
+                    .set("owner_id", alarm.owner().as_uuid())
+                    .extend(alarm_fields(alarm));
+                tx.insert("alarms", vec![row], "").await?;
             }
             AlarmOp::Update { alarm, expected } => {
-                let actual = stored_version(&tx, alarm.owner(), alarm.id()).await?;
-                if actual != *expected {
-                    return Err(StoreError::StaleVersion {
-                        expected: expected.get(),
-                        actual: actual.get(),
-                    });
-                }
-                if alarm.version() != expected.next() {
-                    return Err(StoreError::Conflict(
-                        "an update must carry version expected + 1".to_owned(),
-                    ));
-                }
-                let mut values = alarm_values(alarm);
-                let id = values.remove(0);
-                let owner = values.remove(0);
-                values.push(id);
-                values.push(owner);
-                values.push(v(expected.get() as i64));
+                change
+                    .op
+                    .check_version(stored_version(&tx, alarm.owner(), alarm.id()).await?)?;
                 let n = tx
-                    .exec(
-                        "UPDATE alarms SET name = ?, description = ?, enabled = ?, time_zone = ?, schedules = ?, snooze_minutes = ?, max_snoozes = ?, \
-                         escalation_max_level = ?, escalation_first_delay_min = ?, escalation_repeat_delay_min = ?, channels = ?, sound_id = ?, version = ?, \
-                         created_us = ?, updated_us = ? WHERE id = ? AND owner_id = ? AND version = ?",
-                        values,
+                    .update(
+                        "alarms",
+                        alarm_fields(alarm),
+                        "id = ? AND owner_id = ? AND version = ?",
+                        vec![
+                            v(alarm.id().as_uuid()),
+                            v(alarm.owner().as_uuid()),
+                            v(expected.get() as i64),
+                        ],
                     )
                     .await?;
                 if n == 0 {
@@ -198,13 +196,9 @@ impl AlarmStore for SqlStores {
                 id,
                 expected,
             } => {
-                let actual = stored_version(&tx, *owner, *id).await?;
-                if actual != *expected {
-                    return Err(StoreError::StaleVersion {
-                        expected: expected.get(),
-                        actual: actual.get(),
-                    });
-                }
+                change
+                    .op
+                    .check_version(stored_version(&tx, *owner, *id).await?)?;
                 tx.exec(
                     "DELETE FROM alarms WHERE id = ? AND owner_id = ? AND version = ?",
                     vec![

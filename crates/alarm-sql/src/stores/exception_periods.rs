@@ -6,9 +6,10 @@ use alarm_domain::ports::{ChangeSet, ExceptionOp, ExceptionPeriodStore, StoreErr
 use async_trait::async_trait;
 use sea_orm::QueryResult;
 
-use super::{SqlStores, commit_one, id_of, v};
+use super::{Owned, SqlStores, commit_one, id_of, v};
 use crate::codec::date_from_text;
 use crate::db::{col, corrupt};
+use crate::row::Row;
 
 fn exception_from(row: &QueryResult) -> Result<ExceptionPeriod, StoreError> {
     ExceptionPeriod::new(
@@ -64,30 +65,29 @@ impl ExceptionPeriodStore for SqlStores {
     }
 
     async fn commit(&self, change: ChangeSet<ExceptionOp>) -> Result<(), StoreError> {
-        let values = |p: &ExceptionPeriod| {
-            vec![
-                v(p.name()),
-                v(p.kind().as_str()),
-                v(p.start().to_string()),
-                v(p.end().to_string()),
-                v(p.id().as_uuid()),
-                v(p.owner().as_uuid()),
-            ]
+        let fields = |p: &ExceptionPeriod| {
+            Row::new()
+                .set("name", p.name())
+                .set("kind", p.kind().as_str())
+                .set("start_date", p.start().to_string())
+                .set("end_date", p.end().to_string())
         };
-        let statement = match &change.op {
-            ExceptionOp::Create(p) => (
-                "INSERT INTO exception_periods (name, kind, start_date, end_date, id, owner_id) VALUES (?, ?, ?, ?, ?, ?)",
-                values(p),
-            ),
-            ExceptionOp::Update(p) => (
-                "UPDATE exception_periods SET name = ?, kind = ?, start_date = ?, end_date = ? WHERE id = ? AND owner_id = ?",
-                values(p),
-            ),
-            ExceptionOp::Delete { owner, id } => (
-                "DELETE FROM exception_periods WHERE id = ? AND owner_id = ?",
-                vec![v(id.as_uuid()), v(owner.as_uuid())],
-            ),
+        let write = match &change.op {
+            ExceptionOp::Create(p) => Owned::Create {
+                id: p.id().as_uuid(),
+                owner: p.owner().as_uuid(),
+                fields: fields(p),
+            },
+            ExceptionOp::Update(p) => Owned::Update {
+                id: p.id().as_uuid(),
+                owner: p.owner().as_uuid(),
+                fields: fields(p),
+            },
+            ExceptionOp::Delete { owner, id } => Owned::Delete {
+                id: id.as_uuid(),
+                owner: owner.as_uuid(),
+            },
         };
-        commit_one(&self.db, &change, statement).await
+        commit_one(&self.db, &change, "exception_periods", write).await
     }
 }

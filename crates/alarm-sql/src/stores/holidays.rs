@@ -11,6 +11,7 @@ use sea_orm::QueryResult;
 use super::{SqlStores, apply_common, id_of, v};
 use crate::codec::{date_from_text, preference_from_columns, preference_to_columns};
 use crate::db::{col, corrupt, narrow};
+use crate::row::Row;
 
 fn holiday_from(row: &QueryResult) -> Result<Holiday, StoreError> {
     let date = match col::<Option<String>>(row, "fixed_date")? {
@@ -86,21 +87,17 @@ impl HolidayStore for SqlStores {
                         (None, Some(i16::from(month)), Some(i16::from(day)))
                     }
                 };
-                tx.exec(
-                    "INSERT INTO holidays (id, name, fixed_date, month, day, country, state, optional, natural_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    vec![
-                        v(h.id().as_uuid()),
-                        v(h.name()),
-                        v(fixed),
-                        v(month),
-                        v(day),
-                        v(h.country().as_str()),
-                        v(h.state().map(|s| s.as_str().to_owned())),
-                        v(h.is_optional()),
-                        v(natural_key(h)),
-                    ],
-                )
-                .await?;
+                let row = Row::new()
+                    .set("id", h.id().as_uuid())
+                    .set("name", h.name())
+                    .set("fixed_date", fixed)
+                    .set("month", month)
+                    .set("day", day)
+                    .set("country", h.country().as_str())
+                    .set("state", h.state().map(|s| s.as_str().to_owned()))
+                    .set("optional", h.is_optional())
+                    .set("natural_key", natural_key(h));
+                tx.insert("holidays", vec![row], "").await?;
             }
             HolidayOp::Delete(id) => {
                 // Overrides go with it (ON DELETE CASCADE).
@@ -191,10 +188,14 @@ impl HolidayStore for SqlStores {
         let (kind, delay) = preference_to_columns(preferences.default);
         // The upsert comes first: it locks the owner's row, so two saves for
         // one owner run one after the other instead of colliding on keys.
-        tx.exec(
-            "INSERT INTO holiday_preferences (owner_id, default_kind, default_delay_min) VALUES (?, ?, ?) \
-             ON CONFLICT (owner_id) DO UPDATE SET default_kind = excluded.default_kind, default_delay_min = excluded.default_delay_min",
-            vec![v(owner.as_uuid()), v(kind), v(delay)],
+        let row = Row::new()
+            .set("owner_id", owner.as_uuid())
+            .set("default_kind", kind)
+            .set("default_delay_min", delay);
+        tx.insert(
+            "holiday_preferences",
+            vec![row],
+            "ON CONFLICT (owner_id) DO UPDATE SET default_kind = excluded.default_kind, default_delay_min = excluded.default_delay_min",
         )
         .await?;
         tx.exec(
@@ -214,11 +215,13 @@ impl HolidayStore for SqlStores {
                 return Err(StoreError::NotFound);
             }
             let (kind, delay) = preference_to_columns(*pref);
-            tx.exec(
-                "INSERT INTO holiday_preference_overrides (owner_id, holiday_id, kind, delay_min) VALUES (?, ?, ?, ?)",
-                vec![v(owner.as_uuid()), v(holiday.as_uuid()), v(kind), v(delay)],
-            )
-            .await?;
+            let row = Row::new()
+                .set("owner_id", owner.as_uuid())
+                .set("holiday_id", holiday.as_uuid())
+                .set("kind", kind)
+                .set("delay_min", delay);
+            tx.insert("holiday_preference_overrides", vec![row], "")
+                .await?;
         }
         apply_common(&tx, &change).await?;
         tx.commit().await

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::codec::{kind_to_text, local_to_text};
 use crate::db::{Db, Tx, col, corrupt, us};
+use crate::row::Row;
 
 /// Every store port (and, in `queue.rs`, the trigger queue) over one database.
 #[derive(Clone)]
@@ -47,54 +48,17 @@ impl SqlStores {
 // ---- the parts every change set shares -------------------------------------
 
 pub(crate) async fn insert_audit(tx: &Tx, a: &AuditRecord) -> Result<(), StoreError> {
-    tx.exec(
-        "INSERT INTO audit_log (id, actor_id, action, entity_type, entity_id, before_summary, after_summary, at_us, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        vec![
-            v(a.id.as_uuid()),
-            v(a.actor.map(|u| u.as_uuid())),
-            v(a.action.clone()),
-            v(a.entity_type.clone()),
-            v(a.entity_id),
-            v(a.before.clone()),
-            v(a.after.clone()),
-            v(us(a.at)),
-            v(a.correlation_id.clone()),
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Multi-row `INSERT INTO table (columns) VALUES (…), (…)`, in chunks that
-/// stay far below both engines' limits on bound parameters.
-pub(crate) async fn insert_rows(
-    tx: &Tx,
-    table_and_columns: &str,
-    rows: Vec<Vec<Value>>,
-) -> Result<(), StoreError> {
-    insert_rows_then(tx, table_and_columns, rows, "").await
-}
-
-/// Multi-row inserts followed by `suffix` (an `ON CONFLICT` clause).
-pub(crate) async fn insert_rows_then(
-    tx: &Tx,
-    table_and_columns: &str,
-    rows: Vec<Vec<Value>>,
-    suffix: &str,
-) -> Result<(), StoreError> {
-    const MAX_PARAMS: usize = 8000;
-    let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(());
-    };
-    let row_marks = format!("({})", vec!["?"; width].join(", "));
-    for chunk in rows.chunks((MAX_PARAMS / width).max(1)) {
-        let marks = vec![row_marks.as_str(); chunk.len()].join(", ");
-        tx.exec(
-            &format!("INSERT INTO {table_and_columns} VALUES {marks} {suffix}"),
-            chunk.iter().flatten().cloned().collect(),
-        )
-        .await?;
-    }
+    let row = Row::new()
+        .set("id", a.id.as_uuid())
+        .set("actor_id", a.actor.map(|u| u.as_uuid()))
+        .set("action", a.action.clone())
+        .set("entity_type", a.entity_type.clone())
+        .set("entity_id", a.entity_id)
+        .set("before_summary", a.before.clone())
+        .set("after_summary", a.after.clone())
+        .set("at_us", us(a.at))
+        .set("correlation_id", a.correlation_id.clone());
+    tx.insert("audit_log", vec![row], "").await?;
     Ok(())
 }
 
@@ -103,49 +67,42 @@ pub(crate) async fn insert_events(tx: &Tx, events: &[AlarmEvent]) -> Result<(), 
     let rows = events
         .iter()
         .map(|e| {
-            vec![
-                v(e.id.as_uuid()),
-                v(e.alarm.as_uuid()),
-                v(e.owner.as_uuid()),
-                v(e.kind.as_str()),
-                v(us(e.at)),
-                v(e.occurrence.map(us)),
-                v(e.detail.clone()),
-            ]
+            Row::new()
+                .set("id", e.id.as_uuid())
+                .set("alarm_id", e.alarm.as_uuid())
+                .set("owner_id", e.owner.as_uuid())
+                .set("kind", e.kind.as_str())
+                .set("at_us", us(e.at))
+                .set("occurrence_us", e.occurrence.map(us))
+                .set("detail", e.detail.clone())
         })
         .collect();
-    insert_rows(
-        tx,
-        "alarm_events (id, alarm_id, owner_id, kind, at_us, occurrence_us, detail)",
-        rows,
-    )
-    .await
+    tx.insert("alarm_events", rows, "").await?;
+    Ok(())
 }
 
 /// Inserts or replaces a trigger by key, unless that key is leased (it is
 /// being fired; replacing it would double-fire).
-pub(crate) const TRIGGER_COLUMNS: &str =
-    "triggers (alarm_id, occurrence_us, kind, owner_id, occurrence_local, due_us, alarm_version)";
-
-/// A leased trigger is being fired: an upsert leaves it alone.
 pub(crate) const TRIGGER_UPSERT: &str = "ON CONFLICT (alarm_id, occurrence_us, kind) DO UPDATE SET \
      owner_id = excluded.owner_id, occurrence_local = excluded.occurrence_local, due_us = excluded.due_us, alarm_version = excluded.alarm_version \
      WHERE triggers.lease_token IS NULL";
 
-pub(crate) fn trigger_values(t: &Trigger) -> Vec<Value> {
-    vec![
-        v(t.alarm.as_uuid()),
-        v(us(t.occurrence.at)),
-        v(kind_to_text(t.kind)),
-        v(t.owner.as_uuid()),
-        v(local_to_text(t.occurrence.local)),
-        v(us(t.due_at)),
-        v(t.alarm_version.get() as i64),
-    ]
+/// A trigger as stored.
+pub(crate) fn trigger_row(t: &Trigger) -> Row {
+    Row::new()
+        .set("alarm_id", t.alarm.as_uuid())
+        .set("occurrence_us", us(t.occurrence.at))
+        .set("kind", kind_to_text(t.kind))
+        .set("owner_id", t.owner.as_uuid())
+        .set("occurrence_local", local_to_text(t.occurrence.local))
+        .set("due_us", us(t.due_at))
+        .set("alarm_version", t.alarm_version.get() as i64)
 }
 
 pub(crate) async fn upsert_trigger(tx: &Tx, t: &Trigger) -> Result<(), StoreError> {
-    insert_rows_then(tx, TRIGGER_COLUMNS, vec![trigger_values(t)], TRIGGER_UPSERT).await
+    tx.insert("triggers", vec![trigger_row(t)], TRIGGER_UPSERT)
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn apply_plan(tx: &Tx, plan: &TriggerPlan) -> Result<(), StoreError> {
@@ -197,16 +154,67 @@ pub(crate) async fn apply_common<Op>(tx: &Tx, change: &ChangeSet<Op>) -> Result<
     Ok(())
 }
 
-/// Commits a change set whose entity change is one statement that must
-/// touch a row (an owner-scoped update or delete of a missing or foreign row
-/// touches none: `NotFound`), with the shared parts, in one transaction.
+/// One owner-scoped write of an entity row (ids as stored).
+pub(crate) enum Owned {
+    /// A new row: its id, its owner and the rest.
+    Create {
+        /// The row's id.
+        id: Uuid,
+        /// Its owner.
+        owner: Uuid,
+        /// Every other column.
+        fields: Row,
+    },
+    /// New values for the owner's row `id`.
+    Update {
+        /// The row's id.
+        id: Uuid,
+        /// Its owner.
+        owner: Uuid,
+        /// The columns to set.
+        fields: Row,
+    },
+    /// Removal of the owner's row `id`.
+    Delete {
+        /// The row's id.
+        id: Uuid,
+        /// Its owner.
+        owner: Uuid,
+    },
+}
+
+/// Commits a change set whose entity write is `write` to `table`, which
+/// must touch a row (an owner-scoped update or delete of a missing or
+/// foreign row touches none: `NotFound`), with the shared parts, in one
+/// transaction.
 async fn commit_one<Op>(
     db: &Db,
     change: &ChangeSet<Op>,
-    (sql, values): (&str, Vec<Value>),
+    table: &str,
+    write: Owned,
 ) -> Result<(), StoreError> {
     let tx = db.begin().await?;
-    if tx.exec(sql, values).await? == 0 {
+    let key = "id = ? AND owner_id = ?";
+    let touched = match write {
+        Owned::Create { id, owner, fields } => {
+            let row = Row::new()
+                .set("id", id)
+                .set("owner_id", owner)
+                .extend(fields);
+            tx.insert(table, vec![row], "").await?
+        }
+        Owned::Update { id, owner, fields } => {
+            tx.update(table, fields, key, vec![v(id), v(owner)]).await?
+        }
+        Owned::Delete { id, owner } => {
+            tx.exec(
+                &format!("DELETE FROM {table} WHERE {key}"),
+                vec![v(id), v(owner)],
+            )
+            .await?
+        }
+    };
+    if touched == 0 {
         return Err(StoreError::NotFound);
     }
     apply_common(&tx, change).await?;

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{SqlStores, id_of, v};
 use crate::db::{Tx, col, ts, us};
+use crate::row::Row;
 
 /// A spent token came back: it leaked, so the whole family dies, and that
 /// is committed (the caller refuses the token but the revocation sticks).
@@ -23,23 +24,28 @@ async fn reused(tx: Tx, family: RefreshFamily) -> Result<Rotation, StoreError> {
     }))
 }
 
+/// An unspent token of `family`, by its hash.
+fn fresh_token(hash: [u8; 32], family: Uuid) -> Row {
+    Row::new()
+        .set("hash", hash.to_vec())
+        .set("family_id", family)
+        .set("spent", false)
+}
+
 #[async_trait]
 impl RefreshTokenStore for SqlStores {
     async fn create(&self, family: RefreshFamily, token_hash: [u8; 32]) -> Result<(), StoreError> {
         let tx = self.db.begin().await?;
-        tx.exec(
-            "INSERT INTO refresh_families (id, user_id, expires_us, revoked) VALUES (?, ?, ?, ?)",
-            vec![
-                v(family.id),
-                v(family.user.as_uuid()),
-                v(us(family.expires_at)),
-                v(family.revoked),
-            ],
-        )
-        .await?;
-        tx.exec(
-            "INSERT INTO refresh_tokens (hash, family_id, spent) VALUES (?, ?, ?)",
-            vec![v(token_hash.to_vec()), v(family.id), v(false)],
+        let row = Row::new()
+            .set("id", family.id)
+            .set("user_id", family.user.as_uuid())
+            .set("expires_us", us(family.expires_at))
+            .set("revoked", family.revoked);
+        tx.insert("refresh_families", vec![row], "").await?;
+        tx.insert(
+            "refresh_tokens",
+            vec![fresh_token(token_hash, family.id)],
+            "",
         )
         .await?;
         tx.commit().await
@@ -87,11 +93,8 @@ impl RefreshTokenStore for SqlStores {
             // Spent by a concurrent rotation: that is reuse too.
             return reused(tx, family).await;
         }
-        tx.exec(
-            "INSERT INTO refresh_tokens (hash, family_id, spent) VALUES (?, ?, ?)",
-            vec![v(new_hash.to_vec()), v(family.id), v(false)],
-        )
-        .await?;
+        tx.insert("refresh_tokens", vec![fresh_token(new_hash, family.id)], "")
+            .await?;
         tx.commit().await?;
         Ok(Rotation::Rotated(family))
     }

@@ -6,8 +6,9 @@ use alarm_domain::ports::{ChangeSet, Page, PageRequest, RoutineOp, RoutineStore,
 use async_trait::async_trait;
 use sea_orm::QueryResult;
 
-use super::{SqlStores, commit_one, finish_page, id_of, page_sql, v};
+use super::{Owned, SqlStores, commit_one, finish_page, id_of, page_sql, v};
 use crate::db::{col, corrupt};
+use crate::row::Row;
 
 fn routine_from(row: &QueryResult) -> Result<Routine, StoreError> {
     let actions: Vec<String> =
@@ -63,30 +64,29 @@ impl RoutineStore for SqlStores {
     }
 
     async fn commit(&self, change: ChangeSet<RoutineOp>) -> Result<(), StoreError> {
-        let values = |r: &Routine| {
+        let fields = |r: &Routine| {
             let actions: Vec<&str> = r.actions().iter().map(RoutineAction::as_str).collect();
-            vec![
-                v(r.name().as_str()),
-                v(serde_json::Value::from(actions).to_string()),
-                v(r.active()),
-                v(r.id().as_uuid()),
-                v(r.owner().as_uuid()),
-            ]
+            Row::new()
+                .set("name", r.name().as_str())
+                .set("actions", serde_json::Value::from(actions).to_string())
+                .set("active", r.active())
         };
-        let statement = match &change.op {
-            RoutineOp::Create(r) => (
-                "INSERT INTO routines (name, actions, active, id, owner_id) VALUES (?, ?, ?, ?, ?)",
-                values(r),
-            ),
-            RoutineOp::Update(r) => (
-                "UPDATE routines SET name = ?, actions = ?, active = ? WHERE id = ? AND owner_id = ?",
-                values(r),
-            ),
-            RoutineOp::Delete { owner, id } => (
-                "DELETE FROM routines WHERE id = ? AND owner_id = ?",
-                vec![v(id.as_uuid()), v(owner.as_uuid())],
-            ),
+        let write = match &change.op {
+            RoutineOp::Create(r) => Owned::Create {
+                id: r.id().as_uuid(),
+                owner: r.owner().as_uuid(),
+                fields: fields(r),
+            },
+            RoutineOp::Update(r) => Owned::Update {
+                id: r.id().as_uuid(),
+                owner: r.owner().as_uuid(),
+                fields: fields(r),
+            },
+            RoutineOp::Delete { owner, id } => Owned::Delete {
+                id: id.as_uuid(),
+                owner: owner.as_uuid(),
+            },
         };
-        commit_one(&self.db, &change, statement).await
+        commit_one(&self.db, &change, "routines", write).await
     }
 }

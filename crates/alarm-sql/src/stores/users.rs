@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{SqlStores, apply_common, id_of, v};
 use crate::db::{col, corrupt, us};
+use crate::row::Row;
 
 const USER_COLUMNS: &str =
     "id, email, display_name, role, time_zone, country, state, password_hash";
@@ -41,6 +42,25 @@ impl SqlStores {
             SecretString::from(col::<String>(row, "password_hash")?),
         ))
     }
+}
+
+/// What a user may change of their account (all but the id, the password
+/// and the creation instant).
+fn profile(user: &User) -> Row {
+    let locale = user.locale();
+    Row::new()
+        .set("email", user.email().as_str())
+        .set("email_key", user.email().key())
+        .set("display_name", user.display_name().as_str())
+        .set("role", user.role().as_str())
+        .set("time_zone", user.time_zone().as_str())
+        .set("country", locale.map(|l| l.country().as_str().to_owned()))
+        .set(
+            "state",
+            locale
+                .and_then(|l| l.state())
+                .map(|s| s.as_str().to_owned()),
+        )
 }
 
 #[async_trait]
@@ -89,39 +109,20 @@ impl UserStore for SqlStores {
                 user,
                 password_hash,
             } => {
-                let locale = user.locale();
-                tx.exec(
-                    "INSERT INTO users (id, email, email_key, display_name, role, time_zone, country, state, password_hash, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    vec![
-                        v(user.id().as_uuid()),
-                        v(user.email().as_str()),
-                        v(user.email().key()),
-                        v(user.display_name().as_str()),
-                        v(user.role().as_str()),
-                        v(user.time_zone().as_str()),
-                        v(locale.map(|l| l.country().as_str().to_owned())),
-                        v(locale.and_then(|l| l.state()).map(|s| s.as_str().to_owned())),
-                        v(password_hash.expose_secret()),
-                        v(us(change.audit.at)),
-                    ],
-                )
-                .await?;
+                let row = Row::new()
+                    .set("id", user.id().as_uuid())
+                    .extend(profile(user))
+                    .set("password_hash", password_hash.expose_secret())
+                    .set("created_us", us(change.audit.at));
+                tx.insert("users", vec![row], "").await?;
             }
             UserOp::Update(user) => {
-                let locale = user.locale();
                 let n = tx
-                    .exec(
-                        "UPDATE users SET email = ?, email_key = ?, display_name = ?, role = ?, time_zone = ?, country = ?, state = ? WHERE id = ?",
-                        vec![
-                            v(user.email().as_str()),
-                            v(user.email().key()),
-                            v(user.display_name().as_str()),
-                            v(user.role().as_str()),
-                            v(user.time_zone().as_str()),
-                            v(locale.map(|l| l.country().as_str().to_owned())),
-                            v(locale.and_then(|l| l.state()).map(|s| s.as_str().to_owned())),
-                            v(user.id().as_uuid()),
-                        ],
+                    .update(
+                        "users",
+                        profile(user),
+                        "id = ?",
+                        vec![v(user.id().as_uuid())],
                     )
                     .await?;
                 if n == 0 {

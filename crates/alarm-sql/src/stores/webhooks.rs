@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use sea_orm::QueryResult;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{SqlStores, commit_one, id_of, v};
+use super::{Owned, SqlStores, commit_one, id_of, v};
 use crate::codec::{events_from_bits, events_to_bits};
 use crate::db::{col, corrupt, num};
+use crate::row::Row;
 
 pub(crate) fn webhook_from(row: &QueryResult) -> Result<WebhookRegistration, StoreError> {
     Ok(WebhookRegistration::new(
@@ -48,31 +49,33 @@ impl WebhookStore for SqlStores {
     }
 
     async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError> {
-        let values = |w: &WebhookRegistration| {
-            vec![
-                v(w.url().as_str()),
-                v(events_to_bits(w.events())),
-                v(w.secret().expose_secret()),
-                v(w.active()),
-                v(i32::try_from(w.failure_count()).unwrap_or(i32::MAX)),
-                v(w.id().as_uuid()),
-                v(w.owner().as_uuid()),
-            ]
+        let fields = |w: &WebhookRegistration| {
+            Row::new()
+                .set("url", w.url().as_str())
+                .set("events", events_to_bits(w.events()))
+                .set("secret", w.secret().expose_secret())
+                .set("active", w.active())
+                .set(
+                    "failure_count",
+                    i32::try_from(w.failure_count()).unwrap_or(i32::MAX),
+                )
         };
-        let statement = match &change.op {
-            WebhookOp::Create(w) => (
-                "INSERT INTO webhooks (url, events, secret, active, failure_count, id, owner_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                values(w),
-            ),
-            WebhookOp::Update(w) => (
-                "UPDATE webhooks SET url = ?, events = ?, secret = ?, active = ?, failure_count = ? WHERE id = ? AND owner_id = ?",
-                values(w),
-            ),
-            WebhookOp::Delete { owner, id } => (
-                "DELETE FROM webhooks WHERE id = ? AND owner_id = ?",
-                vec![v(id.as_uuid()), v(owner.as_uuid())],
-            ),
+        let write = match &change.op {
+            WebhookOp::Create(w) => Owned::Create {
+                id: w.id().as_uuid(),
+                owner: w.owner().as_uuid(),
+                fields: fields(w),
+            },
+            WebhookOp::Update(w) => Owned::Update {
+                id: w.id().as_uuid(),
+                owner: w.owner().as_uuid(),
+                fields: fields(w),
+            },
+            WebhookOp::Delete { owner, id } => Owned::Delete {
+                id: id.as_uuid(),
+                owner: owner.as_uuid(),
+            },
         };
-        commit_one(&self.db, &change, statement).await
+        commit_one(&self.db, &change, "webhooks", write).await
     }
 }

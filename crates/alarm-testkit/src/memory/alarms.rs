@@ -65,32 +65,13 @@ impl AlarmStore for InMemory {
                     return Err(StoreError::Conflict(format!("alarm {} exists", alarm.id())));
                 }
             }
-            AlarmOp::Update { alarm, expected } => {
-                let actual = stored_version(&s, alarm.owner(), alarm.id())?;
-                if actual != *expected {
-                    return Err(StoreError::StaleVersion {
-                        expected: expected.get(),
-                        actual: actual.get(),
-                    });
-                }
-                if alarm.version() != expected.next() {
-                    return Err(StoreError::Conflict(
-                        "an update must carry version expected + 1".to_owned(),
-                    ));
-                }
+            AlarmOp::Update { alarm, .. } => {
+                change
+                    .op
+                    .check_version(stored_version(&s, alarm.owner(), alarm.id())?)?;
             }
-            AlarmOp::Delete {
-                owner,
-                id,
-                expected,
-            } => {
-                let actual = stored_version(&s, *owner, *id)?;
-                if actual != *expected {
-                    return Err(StoreError::StaleVersion {
-                        expected: expected.get(),
-                        actual: actual.get(),
-                    });
-                }
+            AlarmOp::Delete { owner, id, .. } => {
+                change.op.check_version(stored_version(&s, *owner, *id)?)?;
             }
         }
         match change.op.clone() {
