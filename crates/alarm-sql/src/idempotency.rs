@@ -2,14 +2,13 @@
 
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::ports::{
-    IDEMPOTENCY_IN_FLIGHT_TIMEOUT, IdempotencyKey, IdempotencyStore, Reservation, StoreError,
-    StoredResponse,
+    IdempotencyKey, IdempotencyStore, Reservation, StoreError, StoredResponse,
 };
 use async_trait::async_trait;
 use sea_orm::{DbBackend, Value};
 
 use crate::SqlStores;
-use crate::db::{col, corrupt, us};
+use crate::db::{col, corrupt, ts, us};
 use crate::row::Row;
 
 fn key_values(k: &IdempotencyKey) -> Vec<Value> {
@@ -68,39 +67,34 @@ impl IdempotencyStore for SqlStores {
             .await?
             .ok_or_else(|| StoreError::Retryable("idempotency record vanished".into()))?;
         let stored: Vec<u8> = col(&row, "fingerprint")?;
-        let created: i64 = col(&row, "created_us")?;
-        let status: Option<i32> = col(&row, "status")?;
-        let age_us = us(now).saturating_sub(created);
-        let expired = age_us >= ttl.as_micros() as i64
-            || (status.is_none() && age_us >= IDEMPOTENCY_IN_FLIGHT_TIMEOUT.as_micros() as i64);
-        if expired {
-            let mut values = vec![fingerprint.to_vec().into(), us(now).into(), holder.into()];
-            values.extend(key_values(key));
-            tx.exec(
-                &format!(
-                    "UPDATE idempotency_keys SET fingerprint = ?, created_us = ?, holder = ?, status = NULL, headers = NULL, body = NULL WHERE {WHERE_KEY}"
-                ),
-                values,
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(Reservation::Fresh);
-        }
-        tx.commit().await?;
-        if stored.as_slice() != fingerprint.as_slice() {
-            return Ok(Reservation::Mismatch);
-        }
-        let Some(status) = status else {
-            return Ok(Reservation::InFlight);
+        let created = ts(col(&row, "created_us")?)?;
+        let answer = match col::<Option<i32>>(&row, "status")? {
+            None => None,
+            Some(status) => Some(StoredResponse {
+                status: u16::try_from(status).map_err(|e| corrupt("idempotency status", e))?,
+                headers: serde_json::from_str(&col::<String>(&row, "headers")?)
+                    .map_err(|e| corrupt("idempotency headers", e))?,
+                body: col(&row, "body")?,
+            }),
         };
-        let headers: String = col(&row, "headers")?;
-        let headers: Vec<(String, String)> =
-            serde_json::from_str(&headers).map_err(|e| corrupt("idempotency headers", e))?;
-        Ok(Reservation::Replay(StoredResponse {
-            status: u16::try_from(status).map_err(|e| corrupt("idempotency status", e))?,
-            headers,
-            body: col(&row, "body")?,
-        }))
+        if let Some(found) =
+            Reservation::of_stored(&stored, created, answer, &fingerprint, now, ttl)
+        {
+            tx.commit().await?;
+            return Ok(found);
+        }
+        // The record no longer holds the key: this request takes it.
+        let mut values = vec![fingerprint.to_vec().into(), us(now).into(), holder.into()];
+        values.extend(key_values(key));
+        tx.exec(
+            &format!(
+                "UPDATE idempotency_keys SET fingerprint = ?, created_us = ?, holder = ?, status = NULL, headers = NULL, body = NULL WHERE {WHERE_KEY}"
+            ),
+            values,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Reservation::Fresh)
     }
 
     async fn finish(

@@ -47,6 +47,36 @@ pub enum Reservation {
     Mismatch,
 }
 
+impl Reservation {
+    /// What a stored record of one key means for a new request, written
+    /// once for every adapter: `None` when the record no longer holds the
+    /// key (older than `ttl`, or a reservation left unanswered for
+    /// [`IDEMPOTENCY_IN_FLIGHT_TIMEOUT`]) and the request may take it;
+    /// otherwise a replay of the same request's answer, "in flight" while
+    /// it has none, or a mismatch when the body differs.
+    pub fn of_stored(
+        stored_fingerprint: &[u8],
+        created: Timestamp,
+        answer: Option<StoredResponse>,
+        fingerprint: &[u8; 32],
+        now: Timestamp,
+        ttl: SignedDuration,
+    ) -> Option<Self> {
+        let age = now.duration_since(created);
+        let expired = age >= ttl || (answer.is_none() && age >= IDEMPOTENCY_IN_FLIGHT_TIMEOUT);
+        if expired {
+            return None;
+        }
+        Some(if stored_fingerprint != fingerprint.as_slice() {
+            Reservation::Mismatch
+        } else if let Some(answer) = answer {
+            Reservation::Replay(answer)
+        } else {
+            Reservation::InFlight
+        })
+    }
+}
+
 /// Idempotency records, one per (owner, scope, key).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]

@@ -225,6 +225,27 @@ pub enum TriggerPlan {
     },
 }
 
+impl TriggerPlan {
+    /// Whether the plan still applies, given the alarm's version as stored
+    /// now (`None`: the alarm is gone), read under the adapter's lock: a
+    /// reschedule computed from an alarm that changed (or went) since is
+    /// dropped, because the newer commit's own plan stands. A cancellation
+    /// always applies.
+    pub fn still_current(&self, stored: Option<u64>) -> bool {
+        match self {
+            TriggerPlan::Reschedule { version, .. } => stored == Some(version.get()),
+            TriggerPlan::CancelAll { .. } => true,
+        }
+    }
+
+    /// The alarm the plan is about.
+    pub fn alarm(&self) -> AlarmId {
+        match self {
+            TriggerPlan::Reschedule { alarm, .. } | TriggerPlan::CancelAll { alarm } => *alarm,
+        }
+    }
+}
+
 /// One unit of work for a store: the entity operation plus everything it
 /// implies, committed atomically or not at all.
 #[derive(Debug, Clone)]

@@ -107,17 +107,11 @@ pub(crate) async fn upsert_trigger(tx: &Tx, t: &Trigger) -> Result<(), StoreErro
 
 pub(crate) async fn apply_plan(tx: &Tx, plan: &TriggerPlan) -> Result<(), StoreError> {
     match plan {
-        TriggerPlan::Reschedule {
-            alarm,
-            version,
-            next,
-        } => {
+        TriggerPlan::Reschedule { alarm, next, .. } => {
             // Locked: a concurrent edit either committed before (and its
             // version is what we read) or waits for this transaction.
             let stored = tx.lock_alarm(alarm.as_uuid()).await?;
-            if stored != Some(version.get() as i64) {
-                // Computed from an alarm that changed (or went) since: the
-                // newer commit's own plan stands.
+            if !plan.still_current(stored.and_then(|v| u64::try_from(v).ok())) {
                 return Ok(());
             }
             tx.exec(

@@ -3,8 +3,7 @@
 use alarm_domain::ids::UserId;
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::ports::{
-    IDEMPOTENCY_IN_FLIGHT_TIMEOUT, IdempotencyKey, IdempotencyStore, Reservation, StoreError,
-    StoredResponse,
+    IdempotencyKey, IdempotencyStore, Reservation, StoreError, StoredResponse,
 };
 use async_trait::async_trait;
 
@@ -26,18 +25,11 @@ impl IdempotencyStore for InMemory {
     ) -> Result<Reservation, StoreError> {
         let mut s = self.lock();
         let k = idem_key(key);
-        if let Some((stored, created, answer, _)) = s.idempotency.get(&k) {
-            let expired = *created + ttl <= now
-                || (answer.is_none() && *created + IDEMPOTENCY_IN_FLIGHT_TIMEOUT <= now);
-            if !expired {
-                return Ok(if *stored != fingerprint {
-                    Reservation::Mismatch
-                } else if let Some(answer) = answer {
-                    Reservation::Replay(answer.clone())
-                } else {
-                    Reservation::InFlight
-                });
-            }
+        if let Some((stored, created, answer, _)) = s.idempotency.get(&k)
+            && let Some(found) =
+                Reservation::of_stored(stored, *created, answer.clone(), &fingerprint, now, ttl)
+        {
+            return Ok(found);
         }
         s.idempotency.insert(k, (fingerprint, now, None, holder));
         Ok(Reservation::Fresh)

@@ -157,17 +157,11 @@ impl State {
     }
 
     fn apply_plan(&mut self, plan: TriggerPlan) {
+        if !plan.still_current(self.alarms.get(&plan.alarm()).map(|a| a.version().get())) {
+            return;
+        }
         match plan {
-            TriggerPlan::Reschedule {
-                alarm,
-                version,
-                next,
-            } => {
-                if self.alarms.get(&alarm).map(Alarm::version) != Some(version) {
-                    // Computed from an alarm that changed (or went) since:
-                    // the newer commit's own plan stands.
-                    return;
-                }
+            TriggerPlan::Reschedule { alarm, next, .. } => {
                 self.triggers.retain(|(a, _, kind), t| {
                     !(*a == alarm && *kind == TriggerKind::Fire && t.lease.is_none())
                 });
