@@ -334,12 +334,12 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
         extra => (None, extra),
     };
-    let command = |root: &Path, target_dir: Option<&Path>| {
+    let command = |root: &Path| {
         let mut c = cargo(["bench", "-p", bench.package, "--bench", bench.bench]);
         c.current_dir(root);
-        if let Some(dir) = target_dir {
-            c.env("CARGO_TARGET_DIR", dir);
-        }
+        // Each tree builds into its own `target` folder (the benches find
+        // the apps they start there), whatever the caller's environment says.
+        c.env_remove("CARGO_TARGET_DIR");
         let extra: Vec<&String> = extra.iter().filter(|a| *a != "--").collect();
         if !extra.is_empty() {
             c.arg("--").args(extra);
@@ -348,10 +348,10 @@ fn bench(args: &[String]) -> Result<(), String> {
     };
     let root = workspace_root();
     let Some(rev) = baseline else {
-        return run(command(&root, None));
+        return run(command(&root));
     };
-    // The base revision is built in a worktree of its own with a target
-    // folder of its own (its crates share names and paths with ours), then
+    // The base revision is built in a worktree of its own, into that
+    // worktree's own target folder (its crates share names with ours), then
     // both run one after the other in this session, so their figures are
     // compared on the same machine state.
     let resolved = git_output(&root, &["rev-parse", "--short", rev])?;
@@ -377,9 +377,9 @@ fn bench(args: &[String]) -> Result<(), String> {
         "==> bench {target}: baseline {resolved} (worktree {})",
         tree.display()
     );
-    run(command(&tree, Some(&base.join("target"))))?;
+    run(command(&tree))?;
     println!("==> bench {target}: this tree");
-    run(command(&root, None))?;
+    run(command(&root))?;
     println!(
         "==> bench {target}: compare the two reports above (baseline {resolved} first); remove the worktree with `git worktree remove {}`",
         tree.display()
