@@ -8,6 +8,7 @@
 
 mod support;
 
+mod calendar;
 mod delivery;
 mod engine;
 mod flow;
@@ -131,6 +132,7 @@ fn main() {
     }
     support::install_tls_provider();
     let trials: Vec<Trial> = [
+        calendar::trials(),
         delivery::trials(),
         engine::trials(),
         flow::trials(),

@@ -1135,6 +1135,47 @@ async fn every_answer_matches_the_served_spec(h: &Harness) {
     guarded(&mut s, h, delete, &b).await;
     s.expect(h, delete().bearer(&a), 204).await;
 
+    // Exception periods.
+    let periods = || call("POST", "/api/v1/exception-periods");
+    let period =
+        json!({"name": "Lisbon", "type": "vacation", "start": "2026-07-01", "end": "2026-07-14"});
+    let created = s
+        .expect(h, periods().bearer(&a).json(period.clone()), 201)
+        .await;
+    let period_id = created.str("id");
+    assert_eq!(created.body["type"], json!("vacation"));
+    s.expect(
+        h,
+        periods().bearer(&a).json(
+            json!({"name": "x", "type": "sabbatical", "start": "2026-07-01", "end": "2026-07-02"}),
+        ),
+        422,
+    )
+    .await;
+    s.expect(h, periods().json(period.clone()), 401).await;
+    let list = || call("GET", "/api/v1/exception-periods");
+    let listed = s.expect(h, list().bearer(&a), 200).await;
+    assert_eq!(listed.body["items"][0]["id"], json!(period_id));
+    s.expect(h, list(), 401).await;
+    let get_period = || call("GET", "/api/v1/exception-periods/{id}").id(&period_id);
+    s.expect(h, get_period().bearer(&a), 200).await;
+    guarded(&mut s, h, get_period, &b).await;
+    let put_period = || call("PUT", "/api/v1/exception-periods/{id}").id(&period_id);
+    s.expect(h, put_period().bearer(&a).json(period.clone()), 200)
+        .await;
+    s.expect(
+        h,
+        put_period()
+            .bearer(&a)
+            .json(json!({"name": "Lisbon", "type": "vacation", "start": "2026-07-14", "end": "2026-07-01"})),
+        422,
+    )
+    .await;
+    guarded(&mut s, h, || put_period().json(period.clone()), &b).await;
+    let delete_period = || call("DELETE", "/api/v1/exception-periods/{id}").id(&period_id);
+    guarded(&mut s, h, delete_period, &b).await;
+    s.expect(h, delete_period().bearer(&a), 204).await;
+
     // Password guessing ends in 429 with `Retry-After`.
     for _ in 0..alarm_api::throttle::MAX_FAILURES_PER_EMAIL_AND_ADDRESS {
         s.expect(h, login("bob@example.com", "a wrong password"), 401)

@@ -38,6 +38,7 @@ type Apis = (
     api::alarms::AlarmsApi,
     api::ringing::RingingApi,
     api::webhooks::WebhooksApi,
+    api::calendar::ExceptionPeriodsApi,
     api::health::HealthApi,
 );
 
@@ -48,6 +49,7 @@ fn service(server: Option<&str>) -> OpenApiService<Apis, ()> {
             api::alarms::AlarmsApi,
             api::ringing::RingingApi,
             api::webhooks::WebhooksApi,
+            api::calendar::ExceptionPeriodsApi,
             api::health::HealthApi,
         ),
         "Smart Alarm API",

@@ -6,7 +6,9 @@ use crate::auth::{Argon2Hasher, TokenConfig, Tokens};
 use alarm_domain::jiff::SignedDuration;
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::model::Email;
-use alarm_domain::services::{AlarmService, AuthService, Ports, UserService, WebhookService};
+use alarm_domain::services::{
+    AlarmService, AuthService, CalendarService, Ports, UserService, WebhookService,
+};
 use async_trait::async_trait;
 
 /// A readiness check (the database, later the queue and the blob store).
@@ -45,6 +47,7 @@ pub struct AppState {
     pub(crate) users: UserService,
     pub(crate) auth: AuthService,
     pub(crate) webhooks: WebhookService,
+    pub(crate) calendar: CalendarService,
     pub(crate) tokens: Tokens,
     pub(crate) tzdb: TimeZoneDatabase,
     pub(crate) throttle: crate::throttle::LoginThrottle,
@@ -73,6 +76,7 @@ impl AppState {
                 config.tokens.refresh_ttl,
             ),
             webhooks: WebhookService::new(ports.clone()),
+            calendar: CalendarService::new(ports.clone()),
             throttle: crate::throttle::LoginThrottle::default(),
             ports,
             tokens,
@@ -80,6 +84,18 @@ impl AppState {
             config,
             checks,
         }))
+    }
+
+    /// The absolute address of `path` below `/api/v1/` (for `Location`),
+    /// relative when no public base URL is configured.
+    pub(crate) fn location(&self, path: &str) -> String {
+        let base = self
+            .config
+            .base_url
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches('/');
+        format!("{base}/api/v1/{path}")
     }
 
     /// The ports (for the embedding app's housekeeping).

@@ -352,7 +352,7 @@ async fn exception_periods_move_the_next_fire_in_the_same_commit() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, ServiceError::Invalid(e) if e.field() == "end_date"));
+    assert!(matches!(err, ServiceError::Invalid(e) if e.field() == "end"));
 }
 
 #[tokio::test]

@@ -175,13 +175,7 @@ impl AlarmsApi {
     }
 
     fn location(state: &AppState, id: AlarmId) -> String {
-        let base = state
-            .config
-            .base_url
-            .as_deref()
-            .unwrap_or("")
-            .trim_end_matches('/');
-        format!("{base}/api/v1/alarms/{id}")
+        state.location(&format!("alarms/{id}"))
     }
 }
 

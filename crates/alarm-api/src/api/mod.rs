@@ -2,6 +2,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod alarms;
+pub(crate) mod calendar;
 pub(crate) mod health;
 pub(crate) mod ringing;
 pub(crate) mod webhooks;
@@ -17,6 +18,8 @@ pub(crate) enum ApiTags {
     Alarms,
     /// The in-app channel: what is ringing now, snooze and dismiss.
     Ringing,
+    /// Exception periods, holidays and holiday preferences: the days alarms stay silent or move.
+    Calendar,
     /// Webhook endpoints: signed deliveries of alarm events, their secrets and delivery history.
     Webhooks,
     /// Liveness, readiness and dependency health for operators.

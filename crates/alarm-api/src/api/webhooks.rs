@@ -122,13 +122,7 @@ impl WebhooksApi {
     }
 
     fn location(state: &AppState, id: WebhookId) -> String {
-        let base = state
-            .config
-            .base_url
-            .as_deref()
-            .unwrap_or("")
-            .trim_end_matches('/');
-        format!("{base}/api/v1/webhooks/{id}")
+        state.location(&format!("webhooks/{id}"))
     }
 }
 

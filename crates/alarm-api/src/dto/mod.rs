@@ -9,6 +9,7 @@
 
 mod accounts;
 mod alarms;
+mod calendar;
 mod deliveries;
 mod events;
 mod occurrences;
@@ -22,6 +23,8 @@ pub use accounts::{
 pub use alarms::{
     AlarmInput, AlarmPage, AlarmView, EscalationDto, EscalationView, SnoozeDto, SnoozeView,
 };
+pub(crate) use calendar::date;
+pub use calendar::{ExceptionPeriodInput, ExceptionPeriodList, ExceptionPeriodView};
 pub use deliveries::{DeliveryPage, DeliveryView};
 pub use events::{EventPage, EventView};
 pub use occurrences::{AdjustmentView, OccurrenceList, OccurrenceView};

@@ -94,7 +94,7 @@ impl ExceptionPeriod {
         let name = check_text("name", name, 1, 100)?;
         if end < start {
             return Err(ValidationError::new(
-                "end_date",
+                "end",
                 codes::INVERTED_RANGE,
                 "must be on or after start_date",
             ));
@@ -102,7 +102,7 @@ impl ExceptionPeriod {
         let days = crate::schedule::civil::day_of(end) - crate::schedule::civil::day_of(start) + 1;
         if days > MAX_EXCEPTION_DAYS {
             return Err(ValidationError::new(
-                "end_date",
+                "end",
                 codes::OUT_OF_RANGE,
                 format!("the period spans {days} days; at most {MAX_EXCEPTION_DAYS} are allowed"),
             ));
@@ -181,7 +181,7 @@ mod tests {
             date(2024, 1, 2),
             date(2024, 1, 1),
         );
-        assert_eq!(inverted.unwrap_err().field(), "end_date");
+        assert_eq!(inverted.unwrap_err().field(), "end");
         let one = ExceptionPeriod::new(
             id,
             owner,

@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use super::{Actor, Basics, Ports, ServiceError};
+use crate::error::{ValidationError, codes};
 use crate::firing::next_fire;
 use crate::ids::{AlarmId, ExceptionPeriodId, HolidayId, UserId};
 use crate::model::{
@@ -37,6 +38,9 @@ super::service_ports! {
 use crate::ports::{
     AlarmStore, Clock, ExceptionPeriodStore, HolidayStore, IdSource, TriggerWake, UserStore,
 };
+
+/// The most exception periods one user may keep.
+pub const MAX_EXCEPTION_PERIODS_PER_USER: usize = 100;
 
 /// Exception periods, holidays and preferences.
 #[derive(Clone)]
@@ -211,10 +215,30 @@ impl CalendarService {
         Ok(self.ports.exceptions.list(actor.user).await?)
     }
 
+    /// One of the actor's exception periods.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] for a missing or another owner's period.
+    pub async fn get_exception(
+        &self,
+        actor: &Actor,
+        id: ExceptionPeriodId,
+    ) -> Result<ExceptionPeriod, ServiceError> {
+        self.ports
+            .exceptions
+            .list(actor.user)
+            .await?
+            .into_iter()
+            .find(|p| p.id() == id)
+            .ok_or(ServiceError::NotFound)
+    }
+
     /// Creates an exception period and reschedules the actor's alarms.
     ///
     /// # Errors
-    /// [`ServiceError::Invalid`] for a bad name or range.
+    /// [`ServiceError::Invalid`] for a bad name or range, and
+    /// (`exception_periods` / `bad-count`) past
+    /// [`MAX_EXCEPTION_PERIODS_PER_USER`] periods.
     pub async fn create_exception(
         &self,
         actor: &Actor,
@@ -224,6 +248,15 @@ impl CalendarService {
         end: Date,
     ) -> Result<ExceptionPeriod, ServiceError> {
         let now = self.ports.clock.now();
+        // Bounded: every fire of every alarm of the owner checks the list.
+        if self.ports.exceptions.list(actor.user).await?.len() >= MAX_EXCEPTION_PERIODS_PER_USER {
+            return Err(ValidationError::new(
+                "exception_periods",
+                codes::BAD_COUNT,
+                format!("at most {MAX_EXCEPTION_PERIODS_PER_USER} exception periods per user"),
+            )
+            .into());
+        }
         let id = self
             .ports
             .new_id(ExceptionPeriodId::from_uuid, ExceptionPeriodId::generate);

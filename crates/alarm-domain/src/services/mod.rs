@@ -13,7 +13,7 @@ use jiff::Timestamp;
 
 pub use alarms::{AlarmPorts, AlarmService};
 pub use auth::{AuthError, AuthPorts, AuthService, PasswordHasher, Session};
-pub use calendar::{CalendarPorts, CalendarService};
+pub use calendar::{CalendarPorts, CalendarService, MAX_EXCEPTION_PERIODS_PER_USER};
 // The fire-time re-check lives with the rest of the fire policy in
 // `crate::firing`; this path is kept for callers written against it.
 pub use crate::firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
