@@ -1,4 +1,4 @@
-//! Exception periods over HTTP on both databases: owned (another user's id is 404), filtered by day and kind, refused with the field named, and moving the next fire and the preview at once.
+//! The calendar over HTTP on both databases: exception periods (owned, filtered, refused with the field named, moving the next fire and the preview at once), holiday preferences and profile changes.
 
 use alarm_domain::jiff::ToSpan;
 use alarm_domain::jiff::civil::Date;
@@ -210,6 +210,470 @@ async fn exception_periods_are_owned_filtered_and_move_the_next_fire(h: &Harness
         .problem(404, "not-found");
 }
 
+/// Registers `email` living in `country`/`state` (holidays come from there).
+async fn resident(h: &Harness, email: &str, country: &str, state: Option<&str>) -> String {
+    let mut body = json!({"email": email, "password": "correct horse battery staple", "display_name": "R", "country": country});
+    if let Some(s) = state {
+        body["state"] = json!(s);
+    }
+    let r = h
+        .req("POST", "/api/v1/auth/register")
+        .json(body)
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    h.login(email, "correct horse battery staple").await.access
+}
+
+async fn holiday_preferences_replace_validate_and_reset(h: &Harness) {
+    let ana = h.account("ana@example.com").await;
+    let prefs = || h.req("GET", "/api/v1/holiday-preferences");
+    let fresh = prefs().bearer(&ana.access).send().await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(
+        fresh.body,
+        json!({"default": {"action": "fire"}, "overrides": []}),
+        "every holiday rings until told otherwise"
+    );
+    let put = |body: serde_json::Value| {
+        h.req("PUT", "/api/v1/holiday-preferences")
+            .bearer(&ana.access)
+            .json(body)
+    };
+    let set = put(json!({"default": {"action": "delay", "minutes": 90}}))
+        .send()
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(
+        set.body["default"],
+        json!({"action": "delay", "minutes": 90})
+    );
+    assert_eq!(prefs().bearer(&ana.access).send().await.body, set.body);
+
+    for (body, field) in [
+        (json!({"default": {"action": "delay"}}), "default.minutes"),
+        (
+            json!({"default": {"action": "delay", "minutes": 1441}}),
+            "default.minutes",
+        ),
+        (
+            json!({"default": {"action": "skip", "minutes": 5}}),
+            "default.minutes",
+        ),
+        (json!({"default": {"action": "ring"}}), "default.action"),
+        (
+            json!({"default": {"action": "fire"}, "overrides": [{"holiday_id": "nope", "action": "skip"}]}),
+            "overrides[0].holiday_id",
+        ),
+        (
+            json!({"default": {"action": "fire"}, "overrides": [{"holiday_id": "0190d0e0-0000-7000-8000-000000000000", "action": "skip"}]}),
+            "overrides[0].holiday_id",
+        ),
+    ] {
+        let r = put(body.clone()).send().await;
+        assert_eq!(r.problem(422, "validation").field(), field, "{body}");
+    }
+    let too_many: Vec<serde_json::Value> = (0..101)
+        .map(|_| json!({"holiday_id": "0190d0e0-0000-7000-8000-000000000000", "action": "skip"}))
+        .collect();
+    let r = put(json!({"default": {"action": "fire"}, "overrides": too_many}))
+        .send()
+        .await;
+    assert_eq!(r.problem(422, "validation").field(), "overrides");
+    assert_eq!(
+        prefs().bearer(&ana.access).send().await.body,
+        set.body,
+        "a refused change stores nothing"
+    );
+    let reset = h
+        .req("DELETE", "/api/v1/holiday-preferences")
+        .bearer(&ana.access)
+        .send()
+        .await;
+    assert_eq!(reset.status, 204);
+    assert_eq!(prefs().bearer(&ana.access).send().await.body, fresh.body);
+}
+
+async fn the_profile_changes_what_is_sent_and_keeps_the_rest(h: &Harness) {
+    let ana = resident(h, "ana@example.com", "BR", Some("SP")).await;
+    let me = || h.req("GET", "/api/v1/auth/me").bearer(&ana);
+    let patch = |body: serde_json::Value| h.req("PATCH", "/api/v1/auth/me").bearer(&ana).json(body);
+
+    let r = patch(json!({"display_name": "Ana Lima", "time_zone": "America/Sao_Paulo"}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (
+            &r.body["display_name"],
+            &r.body["time_zone"],
+            &r.body["country"],
+            &r.body["state"]
+        ),
+        (
+            &json!("Ana Lima"),
+            &json!("America/Sao_Paulo"),
+            &json!("BR"),
+            &json!("SP")
+        ),
+        "what was left out stays"
+    );
+    assert_eq!(me().send().await.body, r.body);
+    let r = patch(json!({"state": "RJ"})).send().await;
+    assert_eq!(
+        (&r.body["country"], &r.body["state"]),
+        (&json!("BR"), &json!("RJ"))
+    );
+    let r = patch(json!({"country": null})).send().await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.get("country").is_none() && r.body.get("state").is_none(),
+        "{}",
+        r.body
+    );
+
+    for (body, field) in [
+        (json!({"time_zone": "Mars/Olympus"}), "time_zone"),
+        (json!({"display_name": ""}), "display_name"),
+        (json!({"display_name": null}), "display_name"),
+        (json!({"state": "SP"}), "state"),
+        (json!({"country": "Brazil"}), "country"),
+    ] {
+        let r = patch(body.clone()).send().await;
+        assert_eq!(r.problem(422, "validation").field(), field, "{body}");
+    }
+    let r = patch(json!({"email": "x@example.com"})).send().await;
+    assert!(
+        r.status == 400 || r.status == 422,
+        "unknown members are refused: {}",
+        r.status
+    );
+    assert!(
+        me().send().await.body.get("country").is_none(),
+        "refusals store nothing"
+    );
+    h.req("PATCH", "/api/v1/auth/me")
+        .json(json!({"display_name": "x"}))
+        .send()
+        .await
+        .problem(401, "unauthorized");
+}
+
+/// Easter Sunday by Oudin's algorithm (as Tøndering gives it), written
+/// here independently of the domain's Meeus/Jones/Butcher computation.
+fn oudin_easter(y: i32) -> Date {
+    let g = y % 19;
+    let c = y / 100;
+    let h = (c - c / 4 - (8 * c + 13) / 25 + 19 * g + 15) % 30;
+    let i = h - (h / 28) * (1 - (29 / (h + 1)) * ((21 - g) / 11));
+    let j = (y + y / 4 + i + 2 - c + c / 4) % 7;
+    let l = i - j;
+    let month = 3 + (l + 40) / 44;
+    let day = l + 28 - 31 * (month / 4);
+    Date::new(y as i16, month as i8, day as i8).expect("easter")
+}
+
+async fn holidays(h: &Harness, token: &str, query: &str) -> serde_json::Value {
+    let r = h
+        .req("GET", &format!("/api/v1/holidays{query}"))
+        .bearer(token)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{query}: {}", r.body);
+    r.body
+}
+
+fn day<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|d| d["name"] == json!(name))
+        .unwrap_or_else(|| panic!("{name} missing from {list}"))
+}
+
+async fn the_brazilian_calendar_is_built_in_and_applied(h: &Harness) {
+    let ana = resident(h, "ana@example.com", "BR", Some("SP")).await;
+    // The caller's country and state are the defaults.
+    let sp = holidays(h, &ana, "?year=2026").await;
+    assert_eq!((&sp["country"], &sp["state"]), (&json!("BR"), &json!("SP")));
+    let carnival = day(&sp, "Carnaval (terça-feira)");
+    assert_eq!(
+        (&carnival["date"], &carnival["status"], &carnival["source"]),
+        (&json!("2026-02-17"), &json!("optional"), &json!("builtin"))
+    );
+    assert_eq!(day(&sp, "Sexta-feira Santa")["status"], json!("national"));
+    assert_eq!(day(&sp, "Corpus Christi")["date"], json!("2026-06-04"));
+    let revolution = day(&sp, "Revolução Constitucionalista de 1932");
+    assert_eq!(
+        (
+            &revolution["date"],
+            &revolution["status"],
+            &revolution["state"]
+        ),
+        (&json!("2026-07-09"), &json!("state"), &json!("SP"))
+    );
+    let rj = holidays(h, &ana, "?year=2026&country=BR&state=RJ").await;
+    assert_eq!(day(&rj, "Dia de São Jorge")["date"], json!("2026-04-23"));
+    assert!(
+        !rj.to_string().contains("Revolução Constitucionalista"),
+        "SP's holiday is SP's only"
+    );
+    let mg = holidays(h, &ana, "?year=2026&country=BR&state=MG").await;
+    assert_eq!(
+        day(&mg, "Data Magna de Minas Gerais")["status"],
+        json!("state")
+    );
+    let dates: Vec<&str> = sp["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|d| d["date"].as_str().expect("date"))
+        .collect();
+    let mut sorted = dates.clone();
+    sorted.sort_unstable();
+    assert_eq!(dates, sorted, "by date");
+
+    // Easter-based days for a range of years, against Oudin's algorithm.
+    for year in (1950..=2150).step_by(7) {
+        let list = holidays(h, &ana, &format!("?year={year}&country=BR")).await;
+        let easter = oudin_easter(year);
+        for (name, offset) in [
+            ("Carnaval (segunda-feira)", -48),
+            ("Carnaval (terça-feira)", -47),
+            ("Sexta-feira Santa", -2),
+            ("Corpus Christi", 60),
+        ] {
+            let expected = easter.checked_add(offset.days()).expect("date");
+            assert_eq!(
+                day(&list, name)["date"],
+                json!(expected.to_string()),
+                "{name} {year}"
+            );
+        }
+    }
+    for (query, field) in [
+        ("?year=1800", "year"),
+        ("?year=soon", "year"),
+        ("?country=Brasil", "country"),
+        ("?state=SAO-PAULO", "state"),
+    ] {
+        let r = h
+            .req("GET", &format!("/api/v1/holidays{query}"))
+            .bearer(&ana)
+            .send()
+            .await;
+        assert_eq!(r.problem(400, "validation").field(), field, "{query}");
+    }
+    let nowhere = h.account("bob@example.com").await;
+    let r = h
+        .req("GET", "/api/v1/holidays")
+        .bearer(&nowhere.access)
+        .send()
+        .await;
+    assert_eq!(r.problem(400, "validation").field(), "country");
+
+    // Skipping holidays silences the built-in ones: Carnival 2027 is 8 and 9 February.
+    let put = h
+        .req("PUT", "/api/v1/holiday-preferences")
+        .bearer(&ana)
+        .json(json!({"default": {"action": "skip"}}))
+        .send()
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let alarm = h
+        .req("POST", "/api/v1/alarms")
+        .bearer(&ana)
+        .json(json!({"name": "Wake", "time_zone": "America/Sao_Paulo", "schedules": [{"kind": "daily", "time": "07:00"}]}))
+        .send()
+        .await;
+    assert_eq!(alarm.status, 201, "{}", alarm.body);
+    let id = alarm.body["id"].as_str().expect("id");
+    let preview = h
+        .req(
+            "GET",
+            &format!("/api/v1/alarms/{id}/occurrences?from=2027-02-07T12:00:00Z&limit=3&include_suppressed=true"),
+        )
+        .bearer(&ana)
+        .send()
+        .await;
+    let items = preview.body["items"].as_array().expect("items");
+    let seen: Vec<(&str, bool, Option<&str>)> = items
+        .iter()
+        .map(|o| {
+            (
+                o["local_date"].as_str().expect("date"),
+                o["suppressed"].as_bool().expect("flag"),
+                o["reason_detail"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("2027-02-08", true, Some("Carnaval (segunda-feira)")),
+            ("2027-02-09", true, Some("Carnaval (terça-feira)")),
+            ("2027-02-10", false, None),
+        ]
+    );
+}
+
+async fn custom_holidays_are_for_administrators_and_move_the_next_fire(h: &Harness) {
+    let admin = h.account(crate::support::ADMIN).await.access;
+    let ana = resident(h, "ana@example.com", "BR", Some("SP")).await;
+    let holiday =
+        json!({"name": "Feriado municipal", "date": "2031-03-19", "country": "BR", "state": "RJ"});
+    let r = h
+        .req("POST", "/api/v1/holidays")
+        .bearer(&ana)
+        .json(holiday.clone())
+        .send()
+        .await;
+    r.problem(403, "forbidden");
+    let created = h
+        .req("POST", "/api/v1/holidays")
+        .bearer(&admin)
+        .json(holiday.clone())
+        .send()
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    for (body, field) in [
+        (json!({"name": "x", "country": "BR"}), "date"),
+        (
+            json!({"name": "x", "date": "2031-03-19", "month": 3, "day": 19, "country": "BR"}),
+            "date",
+        ),
+        (
+            json!({"name": "x", "month": 2, "day": 30, "country": "BR"}),
+            "date",
+        ),
+        (
+            json!({"name": "", "date": "2031-03-19", "country": "BR"}),
+            "name",
+        ),
+        (
+            json!({"name": "x", "date": "2031-03-19", "country": "Brasil"}),
+            "country",
+        ),
+    ] {
+        let r = h
+            .req("POST", "/api/v1/holidays")
+            .bearer(&admin)
+            .json(body.clone())
+            .send()
+            .await;
+        assert_eq!(r.problem(422, "validation").field(), field, "{body}");
+    }
+    let rj = holidays(h, &ana, "?year=2031&state=RJ").await;
+    let custom = day(&rj, "Feriado municipal");
+    assert_eq!(
+        (&custom["source"], &custom["id"]),
+        (&json!("custom"), &json!(id))
+    );
+    assert!(
+        !holidays(h, &ana, "?year=2031")
+            .await
+            .to_string()
+            .contains("Feriado municipal")
+    );
+
+    let path = format!("/api/v1/holidays/{id}");
+    let yearly =
+        json!({"name": "Feriado municipal", "month": 3, "day": 19, "country": "BR", "state": "RJ"});
+    h.req("PUT", &path)
+        .bearer(&ana)
+        .json(yearly.clone())
+        .send()
+        .await
+        .problem(403, "forbidden");
+    let replaced = h.req("PUT", &path).bearer(&admin).json(yearly).send().await;
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    assert_eq!(
+        (&replaced.body["month"], &replaced.body["day"]),
+        (&json!(3), &json!(19))
+    );
+    assert_eq!(
+        day(
+            &holidays(h, &ana, "?year=2032&state=RJ").await,
+            "Feriado municipal"
+        )["date"],
+        json!("2032-03-19")
+    );
+
+    // A holiday of RJ on the alarm's next day, skipped by ana: moving to RJ
+    // moves the next fire at once. The alarm rings hours from now, so the
+    // test never straddles its instant.
+    h.req("PUT", "/api/v1/holiday-preferences")
+        .bearer(&ana)
+        .json(json!({"default": {"action": "skip"}}))
+        .send()
+        .await;
+    let hour = (alarm_domain::jiff::Timestamp::now()
+        .to_zoned(alarm_domain::jiff::tz::TimeZone::UTC)
+        .hour()
+        + 6)
+        % 24;
+    let alarm = h
+        .req("POST", "/api/v1/alarms")
+        .bearer(&ana)
+        .json(json!({"name": "Wake", "time_zone": "UTC", "schedules": [{"kind": "daily", "time": format!("{hour:02}:00")}]}))
+        .send()
+        .await;
+    assert_eq!(alarm.status, 201, "{}", alarm.body);
+    let alarm_id = alarm.body["id"].as_str().expect("id").to_owned();
+    let before = next_fire(h, &alarm_id, &ana).await;
+    let local = h
+        .req("POST", "/api/v1/holidays")
+        .bearer(&admin)
+        .json(json!({"name": "Feriado do Rio", "date": before.to_string(), "country": "BR", "state": "RJ"}))
+        .send()
+        .await;
+    assert_eq!(local.status, 201, "{}", local.body);
+    assert_eq!(
+        next_fire(h, &alarm_id, &ana).await,
+        before,
+        "not ana's state yet"
+    );
+    let moved = h
+        .req("PATCH", "/api/v1/auth/me")
+        .bearer(&ana)
+        .json(json!({"state": "RJ"}))
+        .send()
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(
+        next_fire(h, &alarm_id, &ana).await,
+        before.checked_add(1.day()).expect("day after"),
+        "RJ's holiday is skipped from the moment ana lives there"
+    );
+
+    h.req("DELETE", &path)
+        .bearer(&ana)
+        .send()
+        .await
+        .problem(403, "forbidden");
+    let deleted = h.req("DELETE", &path).bearer(&admin).send().await;
+    assert_eq!(deleted.status, 204);
+    h.req("DELETE", &path)
+        .bearer(&admin)
+        .send()
+        .await
+        .problem(404, "not-found");
+    h.req("PUT", "/api/v1/holidays/not-an-id")
+        .bearer(&admin)
+        .json(holiday)
+        .send()
+        .await
+        .problem(404, "not-found");
+}
+
 crate::trials! {
-    api: [exception_periods_are_owned_filtered_and_move_the_next_fire],
+    api: [
+        exception_periods_are_owned_filtered_and_move_the_next_fire,
+        holiday_preferences_replace_validate_and_reset,
+        the_profile_changes_what_is_sent_and_keeps_the_rest,
+        the_brazilian_calendar_is_built_in_and_applied,
+        custom_holidays_are_for_administrators_and_move_the_next_fire,
+    ],
 }

@@ -1176,6 +1176,112 @@ async fn every_answer_matches_the_served_spec(h: &Harness) {
     guarded(&mut s, h, delete_period, &b).await;
     s.expect(h, delete_period().bearer(&a), 204).await;
 
+    // Holidays: the list for everyone, writes for administrators.
+    let root = h.account(crate::support::ADMIN).await.access;
+    let list_days = || call("GET", "/api/v1/holidays");
+    s.expect(h, list_days(), 401).await;
+    let days = s
+        .expect(
+            h,
+            list_days()
+                .bearer(&a)
+                .query("year=2026&country=BR&state=SP"),
+            200,
+        )
+        .await;
+    assert!(days.body["items"].as_array().is_some_and(|d| d.len() > 10));
+    s.expect(h, list_days().bearer(&a).query("year=1066&country=BR"), 400)
+        .await;
+    let add = || call("POST", "/api/v1/holidays");
+    let custom = json!({"name": "Festa", "month": 6, "day": 24, "country": "BR", "state": "SP", "optional": true});
+    let added = s
+        .expect(h, add().bearer(&root).json(custom.clone()), 201)
+        .await;
+    let holiday = added.str("id");
+    s.expect(h, add().bearer(&a).json(custom.clone()), 403)
+        .await;
+    s.expect(
+        h,
+        add()
+            .bearer(&root)
+            .json(json!({"name": "Festa", "country": "BR"})),
+        422,
+    )
+    .await;
+    s.expect(h, add().json(custom.clone()), 401).await;
+    let put_day = || call("PUT", "/api/v1/holidays/{id}").id(&holiday);
+    s.expect(h, put_day().bearer(&root).json(custom.clone()), 200)
+        .await;
+    s.expect(
+        h,
+        put_day()
+            .bearer(&root)
+            .json(json!({"name": "", "month": 6, "day": 24, "country": "BR"})),
+        422,
+    )
+    .await;
+    s.expect(
+        h,
+        call("PUT", "/api/v1/holidays/{id}")
+            .id("0190d0e0-0000-7000-8000-000000000000")
+            .bearer(&root)
+            .json(custom.clone()),
+        404,
+    )
+    .await;
+    s.expect(h, put_day().json(custom.clone()), 401).await;
+    let delete_day = || call("DELETE", "/api/v1/holidays/{id}").id(&holiday);
+    s.expect(h, delete_day().bearer(&a), 403).await;
+    s.expect(h, delete_day().bearer(&root), 204).await;
+    s.expect(h, delete_day().bearer(&root), 404).await;
+    s.expect(h, delete_day(), 401).await;
+
+    // Holiday preferences.
+    let prefs = || call("GET", "/api/v1/holiday-preferences");
+    s.expect(h, prefs().bearer(&a), 200).await;
+    s.expect(h, prefs(), 401).await;
+    let put_prefs = || call("PUT", "/api/v1/holiday-preferences");
+    let delay = json!({"default": {"action": "delay", "minutes": 30}});
+    let set = s
+        .expect(h, put_prefs().bearer(&a).json(delay.clone()), 200)
+        .await;
+    assert_eq!(set.body["default"]["minutes"], json!(30));
+    s.expect(
+        h,
+        put_prefs()
+            .bearer(&a)
+            .json(json!({"default": {"action": "nap"}})),
+        422,
+    )
+    .await;
+    s.expect(h, put_prefs().json(delay), 401).await;
+    let reset = || call("DELETE", "/api/v1/holiday-preferences");
+    s.expect(h, reset().bearer(&a), 204).await;
+    s.expect(h, reset(), 401).await;
+
+    // The caller's profile.
+    let patch_me = || call("PATCH", "/api/v1/auth/me");
+    let renamed = s
+        .expect(
+            h,
+            patch_me()
+                .bearer(&a)
+                .json(json!({"display_name": "Ana L."})),
+            200,
+        )
+        .await;
+    assert_eq!(renamed.body["display_name"], json!("Ana L."));
+    s.expect(
+        h,
+        patch_me()
+            .bearer(&a)
+            .json(json!({"time_zone": "Mars/Olympus"})),
+        422,
+    )
+    .await;
+    s.expect(h, patch_me().json(json!({"display_name": "x"})), 401)
+        .await;
+
     // Password guessing ends in 429 with `Retry-After`.
     for _ in 0..alarm_api::throttle::MAX_FAILURES_PER_EMAIL_AND_ADDRESS {
         s.expect(h, login("bob@example.com", "a wrong password"), 401)

@@ -39,6 +39,8 @@ type Apis = (
     api::ringing::RingingApi,
     api::webhooks::WebhooksApi,
     api::calendar::ExceptionPeriodsApi,
+    api::calendar::HolidayPreferencesApi,
+    api::calendar::HolidaysApi,
     api::health::HealthApi,
 );
 
@@ -50,6 +52,8 @@ fn service(server: Option<&str>) -> OpenApiService<Apis, ()> {
             api::ringing::RingingApi,
             api::webhooks::WebhooksApi,
             api::calendar::ExceptionPeriodsApi,
+            api::calendar::HolidayPreferencesApi,
+            api::calendar::HolidaysApi,
             api::health::HealthApi,
         ),
         "Smart Alarm API",

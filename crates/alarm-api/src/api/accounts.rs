@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use alarm_domain::model::{Country, DisplayName, Email, Locale, StateCode};
-use alarm_domain::services::{AuthError, NewUser};
+use alarm_domain::services::{AuthError, NewUser, ProfileChange};
 use alarm_domain::tz::TimeZoneName;
 use poem::web::Data;
 use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, OpenApi};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -14,7 +15,7 @@ use super::ApiTags;
 use crate::auth::{self, BearerAuth};
 use crate::body::JsonBody;
 use crate::dto::{
-    LoginInput, PasswordChangeInput, RefreshInput, RegisterInput, TokenView, UserView,
+    LoginInput, PasswordChangeInput, ProfileInput, RefreshInput, RegisterInput, TokenView, UserView,
 };
 use crate::problem::{ApiError, Problem, ProblemType};
 use crate::state::AppState;
@@ -280,6 +281,68 @@ impl AccountsApi {
     #[oai(path = "/me", method = "get")]
     async fn me(&self, auth: BearerAuth, state: Data<&Arc<AppState>>) -> Result<Me, ApiError> {
         let user = state.users.me(&auth.0.actor()).await?;
+        Ok(Me::Ok(Json(UserView::new(&user))))
+    }
+
+    /// Change the caller's display name, default time zone, country or state.
+    ///
+    /// Members left out stay as they are. A new country or state brings
+    /// other holidays: the caller's alarms are re-planned at once.
+    #[oai(path = "/me", method = "patch")]
+    async fn update_me(
+        &self,
+        auth: BearerAuth,
+        state: Data<&Arc<AppState>>,
+        body: JsonBody<ProfileInput>,
+    ) -> Result<Me, ApiError> {
+        let input = body.into_inner()?;
+        let actor = auth.0.actor();
+        let required = |field: &str, value: &MaybeUndefined<String>| {
+            if value.is_null() {
+                Err(ApiError::from(Problem::invalid(field, "may not be null")))
+            } else {
+                Ok(value.value().cloned())
+            }
+        };
+        let display_name = required("display_name", &input.display_name)?
+            .map(|n| DisplayName::parse(&n))
+            .transpose()?;
+        let time_zone = required("time_zone", &input.time_zone)?
+            .map(|z| TimeZoneName::resolve(&z, &state.tzdb))
+            .transpose()?;
+        let locale = match (&input.country, &input.state) {
+            (MaybeUndefined::Undefined, MaybeUndefined::Undefined) => None,
+            (MaybeUndefined::Null, MaybeUndefined::Value(_)) => {
+                return Err(Problem::invalid("state", "a state needs a country").into());
+            }
+            (MaybeUndefined::Null, _) => Some(None),
+            (MaybeUndefined::Value(c), s) => Some(Some(Locale::new(
+                Country::parse(c)?,
+                s.value().map(|s| StateCode::parse(s)).transpose()?,
+            ))),
+            // Only the state changes: it is a state of the current country.
+            (MaybeUndefined::Undefined, s) => {
+                let current = state.users.me(&actor).await?;
+                let Some(country) = current.locale().map(Locale::country) else {
+                    return Err(Problem::invalid("state", "a state needs a country").into());
+                };
+                Some(Some(Locale::new(
+                    country,
+                    s.value().map(|s| StateCode::parse(s)).transpose()?,
+                )))
+            }
+        };
+        let user = state
+            .users
+            .update_profile(
+                &actor,
+                ProfileChange {
+                    display_name,
+                    time_zone,
+                    locale,
+                },
+            )
+            .await?;
         Ok(Me::Ok(Json(UserView::new(&user))))
     }
 }

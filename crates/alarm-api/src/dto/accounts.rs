@@ -2,6 +2,7 @@
 
 use alarm_domain::model::User;
 use poem_openapi::Object;
+use poem_openapi::types::MaybeUndefined;
 use serde::Deserialize;
 
 /// Registration.
@@ -23,6 +24,24 @@ pub struct RegisterInput {
     /// State or province code (needs `country`).
     #[serde(default)]
     pub state: Option<String>,
+}
+
+/// Changes to the caller's profile: a member left out stays as it is.
+#[derive(Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileInput {
+    /// 1..=100 characters.
+    #[serde(default)]
+    pub display_name: MaybeUndefined<String>,
+    /// IANA zone for the caller's new alarms (existing alarms keep theirs).
+    #[serde(default)]
+    pub time_zone: MaybeUndefined<String>,
+    /// ISO 3166-1 alpha-2 country, for holidays; `null` for none (and no state).
+    #[serde(default)]
+    pub country: MaybeUndefined<String>,
+    /// State or province code within the country; `null` for none.
+    #[serde(default)]
+    pub state: MaybeUndefined<String>,
 }
 
 /// Login.

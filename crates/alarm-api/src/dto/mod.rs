@@ -18,13 +18,16 @@ mod schedules;
 mod webhooks;
 
 pub use accounts::{
-    LoginInput, PasswordChangeInput, RefreshInput, RegisterInput, TokenView, UserView,
+    LoginInput, PasswordChangeInput, ProfileInput, RefreshInput, RegisterInput, TokenView, UserView,
 };
 pub use alarms::{
     AlarmInput, AlarmPage, AlarmView, EscalationDto, EscalationView, SnoozeDto, SnoozeView,
 };
 pub(crate) use calendar::date;
-pub use calendar::{ExceptionPeriodInput, ExceptionPeriodList, ExceptionPeriodView};
+pub use calendar::{
+    ExceptionPeriodInput, ExceptionPeriodList, ExceptionPeriodView, HolidayInput, HolidayList,
+    HolidayPreferencesDto, HolidayView, PreferenceDto, PreferenceOverrideDto, StoredHolidayView,
+};
 pub use deliveries::{DeliveryPage, DeliveryView};
 pub use events::{EventPage, EventView};
 pub use occurrences::{AdjustmentView, OccurrenceList, OccurrenceView};

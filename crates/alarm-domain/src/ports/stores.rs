@@ -228,6 +228,8 @@ pub trait ExceptionPeriodStore: Send + Sync {
 pub enum HolidayOp {
     /// A new holiday.
     Create(Holiday),
+    /// New values for a stored holiday (same id).
+    Update(Holiday),
     /// Remove a holiday.
     Delete(HolidayId),
 }

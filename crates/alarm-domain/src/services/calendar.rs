@@ -7,11 +7,14 @@ use super::{Actor, Basics, Ports, ServiceError};
 use crate::error::{ValidationError, codes};
 use crate::firing::next_fire;
 use crate::ids::{AlarmId, ExceptionPeriodId, HolidayId, UserId};
+use crate::model::brazil;
 use crate::model::{
-    Country, ExceptionKind, ExceptionPeriod, Holiday, HolidayDate, HolidayName, Role, StateCode,
+    Country, ExceptionKind, ExceptionPeriod, Holiday, HolidayDate, HolidayName, Locale, Role,
+    StateCode, User,
 };
 use crate::ports::{
-    ChangeSet, ExceptionOp, HolidayOp, HolidayPreferences, PageRequest, PreferenceOp, TriggerPlan,
+    ChangeSet, ExceptionOp, HolidayOp, HolidayPreferences, PageRequest, PreferenceOp, StoreError,
+    TriggerPlan,
 };
 use crate::schedule::Calendar;
 
@@ -38,6 +41,44 @@ super::service_ports! {
 use crate::ports::{
     AlarmStore, Clock, ExceptionPeriodStore, HolidayStore, IdSource, TriggerWake, UserStore,
 };
+
+/// One day of a holiday list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedHoliday {
+    /// The holiday's id (built-in ones have the same id every year).
+    pub id: HolidayId,
+    /// Its name.
+    pub name: String,
+    /// Its date in the year asked for.
+    pub date: Date,
+    /// National holiday, optional point or state holiday.
+    pub observance: brazil::Observance,
+    /// The state of a state holiday.
+    pub state: Option<String>,
+    /// Part of the built-in calendar (not stored, not editable).
+    pub builtin: bool,
+}
+
+/// How many years after the current one the built-in calendar is applied
+/// (previews and next fires further out than that see no built-in holiday).
+pub const BUILTIN_YEARS_AHEAD: i32 = 5;
+
+/// The built-in holidays that apply to someone living in `locale`, dated
+/// for last year to [`BUILTIN_YEARS_AHEAD`] years after `now`'s (the
+/// built-in calendar is Brazil's; other countries have none).
+fn builtin_holidays(locale: &Locale, now: Timestamp) -> Vec<Holiday> {
+    if locale.country() != brazil::brazil() {
+        return Vec::new();
+    }
+    let year = i32::from(now.to_zoned(jiff::tz::TimeZone::UTC).year());
+    (year - 1..=year + BUILTIN_YEARS_AHEAD)
+        .flat_map(|y| brazil::holidays(y, locale.state().map(StateCode::as_str)))
+        .map(|h| h.to_holiday())
+        .collect()
+}
+
+/// The most per-holiday preferences one user may keep.
+pub const MAX_HOLIDAY_OVERRIDES: usize = 100;
 
 /// The most exception periods one user may keep.
 pub const MAX_EXCEPTION_PERIODS_PER_USER: usize = 100;
@@ -87,6 +128,7 @@ impl CalendarService {
         owners: Vec<UserId>,
     ) -> Result<std::collections::HashMap<UserId, Calendar>, ServiceError> {
         use std::collections::HashMap;
+        let now = self.ports.clock.now();
         let users = self.ports.users.get_many(owners.clone()).await?;
         let mut exceptions: HashMap<UserId, Vec<ExceptionPeriod>> = HashMap::new();
         for p in self.ports.exceptions.list_many(owners.clone()).await? {
@@ -114,9 +156,11 @@ impl CalendarService {
             }
             let default = HolidayPreferences::default();
             let pref = prefs.get(&user.id()).unwrap_or(&default);
+            let builtin = builtin_holidays(locale, now);
             let holidays = by_country[&locale.country()]
                 .iter()
-                .filter(|h| h.applies_to(locale.country(), locale.state()));
+                .filter(|h| h.applies_to(locale.country(), locale.state()))
+                .chain(&builtin);
             out.insert(
                 user.id(),
                 Calendar::new(&periods, holidays.map(|h| (h, pref.for_holiday(h.id())))),
@@ -135,6 +179,18 @@ impl CalendarService {
         prefs: Option<&HolidayPreferences>,
     ) -> Result<Calendar, ServiceError> {
         let user = self.ports.users.get(owner).await?;
+        self.calendar_of(&user, edit, prefs).await
+    }
+
+    /// [`Self::calendar_with`] for `user` as given (a profile change not
+    /// committed yet).
+    async fn calendar_of(
+        &self,
+        user: &User,
+        edit: impl FnOnce(&mut Vec<ExceptionPeriod>),
+        prefs: Option<&HolidayPreferences>,
+    ) -> Result<Calendar, ServiceError> {
+        let owner = user.id();
         let mut exceptions = self.ports.exceptions.list(owner).await?;
         edit(&mut exceptions);
         let Some(locale) = user.locale() else {
@@ -147,6 +203,7 @@ impl CalendarService {
             .await?
             .into_iter()
             .filter(|h| h.applies_to(locale.country(), locale.state()))
+            .chain(builtin_holidays(locale, self.ports.clock.now()))
             .collect();
         let stored;
         let prefs = match prefs {
@@ -189,6 +246,17 @@ impl CalendarService {
                 None => return Ok(plans),
             }
         }
+    }
+
+    /// Trigger plans for every alarm of `user` as the user will be once a
+    /// pending profile change (a new country or state) commits.
+    pub(crate) async fn plans_for_user(
+        &self,
+        user: &User,
+        now: Timestamp,
+    ) -> Result<Vec<TriggerPlan>, ServiceError> {
+        let calendar = self.calendar_of(user, |_| {}, None).await?;
+        self.plans_for_owner(user.id(), &calendar, now).await
     }
 
     /// Recomputes the owner's triggers as they will be once a change to the
@@ -462,6 +530,128 @@ impl CalendarService {
         Ok(())
     }
 
+    /// Replaces a holiday (administrators only); its id stays, so users'
+    /// preferences for it stay. Affected users' triggers are not recomputed
+    /// in this commit; the fire-time re-check honours the change.
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] for non-admins; [`ServiceError::NotFound`]
+    /// for a missing (or built-in) holiday; [`ServiceError::Conflict`] when
+    /// it would duplicate another.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_holiday(
+        &self,
+        actor: &Actor,
+        id: HolidayId,
+        name: &str,
+        date: HolidayDate,
+        country: Country,
+        state: Option<StateCode>,
+        optional: bool,
+    ) -> Result<Holiday, ServiceError> {
+        if actor.role != Role::Admin {
+            return Err(ServiceError::Forbidden);
+        }
+        let now = self.ports.clock.now();
+        let before = self.ports.holidays.get(id).await?;
+        let holiday = Holiday::new(
+            id,
+            HolidayName::parse(name)?,
+            date,
+            country,
+            state,
+            optional,
+        );
+        let audit = self.ports.audit(
+            actor,
+            "holiday.update",
+            id.as_uuid(),
+            Some(format!(
+                "name={:?} country={}",
+                before.name(),
+                before.country()
+            )),
+            Some(format!("name={:?} country={}", holiday.name(), country)),
+            now,
+        );
+        self.ports
+            .holidays
+            .commit(ChangeSet {
+                op: HolidayOp::Update(holiday.clone()),
+                audit,
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await?;
+        Ok(holiday)
+    }
+
+    /// The holidays of `year` for someone in `country` and `state`: the
+    /// built-in calendar's (Brazil's national holidays, optional points
+    /// and the state's holidays) and the stored custom ones that fall in
+    /// that year, by date.
+    ///
+    /// # Errors
+    /// `year` with `out-of-range` outside 1900..=2200; store failures.
+    pub async fn holidays_of_year(
+        &self,
+        year: i32,
+        country: Country,
+        state: Option<&StateCode>,
+    ) -> Result<Vec<ListedHoliday>, ServiceError> {
+        if !(1900..=2200).contains(&year) {
+            return Err(ValidationError::new(
+                "year",
+                codes::OUT_OF_RANGE,
+                format!("must be 1900..=2200, got {year}"),
+            )
+            .into());
+        }
+        let mut out: Vec<ListedHoliday> = Vec::new();
+        if country == brazil::brazil() {
+            out.extend(
+                brazil::holidays(year, state.map(StateCode::as_str))
+                    .iter()
+                    .map(|h| ListedHoliday {
+                        id: h.id(),
+                        name: h.name.to_owned(),
+                        date: h.date,
+                        observance: h.observance(),
+                        state: h.state.map(str::to_owned),
+                        builtin: true,
+                    }),
+            );
+        }
+        for h in self.ports.holidays.list(country).await? {
+            if !h.applies_to(country, state) {
+                continue;
+            }
+            let date = match h.date() {
+                HolidayDate::Fixed(d) if i32::from(d.year()) == year => Some(d),
+                HolidayDate::Fixed(_) => None,
+                // 29 February falls only in leap years.
+                HolidayDate::Recurring { month, day } => i16::try_from(year)
+                    .ok()
+                    .and_then(|y| Date::new(y, month as i8, day as i8).ok()),
+            };
+            let Some(date) = date else { continue };
+            out.push(ListedHoliday {
+                id: h.id(),
+                name: h.name().to_owned(),
+                date,
+                observance: match (h.state(), h.is_optional()) {
+                    (Some(_), _) => brazil::Observance::State,
+                    (None, true) => brazil::Observance::Optional,
+                    (None, false) => brazil::Observance::National,
+                },
+                state: h.state().map(|s| s.as_str().to_owned()),
+                builtin: false,
+            });
+        }
+        out.sort_by(|a, b| (a.date, !a.builtin, &a.name).cmp(&(b.date, !b.builtin, &b.name)));
+        Ok(out)
+    }
+
     /// The actor's holiday preferences.
     ///
     /// # Errors
@@ -480,8 +670,32 @@ impl CalendarService {
         preferences: HolidayPreferences,
     ) -> Result<(), ServiceError> {
         let now = self.ports.clock.now();
-        for (id, _) in &preferences.overrides {
-            self.ports.holidays.get(*id).await?;
+        if preferences.overrides.len() > MAX_HOLIDAY_OVERRIDES {
+            return Err(ValidationError::new(
+                "overrides",
+                codes::BAD_COUNT,
+                format!("at most {MAX_HOLIDAY_OVERRIDES} overrides"),
+            )
+            .into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, (id, _)) in preferences.overrides.iter().enumerate() {
+            let field = format!("overrides[{i}].holiday_id");
+            if !seen.insert(*id) {
+                return Err(ValidationError::new(field, codes::DUPLICATE, "listed twice").into());
+            }
+            match self.ports.holidays.get(*id).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound) => {
+                    return Err(ValidationError::new(
+                        field,
+                        codes::UNKNOWN_VALUE,
+                        "no holiday has this id",
+                    )
+                    .into());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let triggers = self
             .plans_after(actor.user, now, |_| {}, Some(&preferences))

@@ -13,12 +13,15 @@ use jiff::Timestamp;
 
 pub use alarms::{AlarmPorts, AlarmService};
 pub use auth::{AuthError, AuthPorts, AuthService, PasswordHasher, Session};
-pub use calendar::{CalendarPorts, CalendarService, MAX_EXCEPTION_PERIODS_PER_USER};
+pub use calendar::{
+    BUILTIN_YEARS_AHEAD, CalendarPorts, CalendarService, ListedHoliday,
+    MAX_EXCEPTION_PERIODS_PER_USER, MAX_HOLIDAY_OVERRIDES,
+};
 // The fire-time re-check lives with the rest of the fire policy in
 // `crate::firing`; this path is kept for callers written against it.
 pub use crate::firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
 pub use routines::{RoutinePorts, RoutineService};
-pub use users::{NewUser, UserPorts, UserService};
+pub use users::{NewUser, ProfileChange, UserPorts, UserService};
 pub use webhooks::{MAX_WEBHOOKS_PER_USER, NewWebhook, WebhookPorts, WebhookService};
 
 use crate::error::ValidationError;

@@ -56,6 +56,25 @@ fn natural_key(h: &Holiday) -> String {
     )
 }
 
+/// Everything of a holiday but its id.
+fn holiday_fields(h: &Holiday) -> Row {
+    let (fixed, month, day) = match h.date() {
+        HolidayDate::Fixed(d) => (Some(d.to_string()), None, None),
+        HolidayDate::Recurring { month, day } => {
+            (None, Some(i16::from(month)), Some(i16::from(day)))
+        }
+    };
+    Row::new()
+        .set("name", h.name())
+        .set("fixed_date", fixed)
+        .set("month", month)
+        .set("day", day)
+        .set("country", h.country().as_str())
+        .set("state", h.state().map(|s| s.as_str().to_owned()))
+        .set("optional", h.is_optional())
+        .set("natural_key", natural_key(h))
+}
+
 #[async_trait]
 impl HolidayStore for SqlStores {
     async fn get(&self, id: HolidayId) -> Result<Holiday, StoreError> {
@@ -81,23 +100,23 @@ impl HolidayStore for SqlStores {
         let tx = self.db.begin().await?;
         match &change.op {
             HolidayOp::Create(h) => {
-                let (fixed, month, day) = match h.date() {
-                    HolidayDate::Fixed(d) => (Some(d.to_string()), None, None),
-                    HolidayDate::Recurring { month, day } => {
-                        (None, Some(i16::from(month)), Some(i16::from(day)))
-                    }
-                };
                 let row = Row::new()
                     .set("id", h.id().as_uuid())
-                    .set("name", h.name())
-                    .set("fixed_date", fixed)
-                    .set("month", month)
-                    .set("day", day)
-                    .set("country", h.country().as_str())
-                    .set("state", h.state().map(|s| s.as_str().to_owned()))
-                    .set("optional", h.is_optional())
-                    .set("natural_key", natural_key(h));
+                    .extend(holiday_fields(h));
                 tx.insert("holidays", vec![row], "").await?;
+            }
+            HolidayOp::Update(h) => {
+                let n = tx
+                    .update(
+                        "holidays",
+                        holiday_fields(h),
+                        "id = ?",
+                        vec![v(h.id().as_uuid())],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
             }
             HolidayOp::Delete(id) => {
                 // Overrides go with it (ON DELETE CASCADE).

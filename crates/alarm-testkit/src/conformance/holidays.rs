@@ -99,6 +99,57 @@ async fn created_holiday_is_read_back_and_listed_by_country(new_ports: Fresh) {
     );
 }
 
+/// An update replaces the stored holiday under its id; a missing id is
+/// not found, and an update that would make a twin of another conflicts.
+async fn update_replaces_a_holiday_by_id(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (admin, xmas) = admin_with_xmas(&ports).await;
+    let update = |h: &Holiday| ChangeSet {
+        op: HolidayOp::Update(h.clone()),
+        audit: audit(&ports, Some(admin.id()), "holiday.update", h.id().as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    };
+    let eve = Holiday::new(
+        xmas.id(),
+        HolidayName::parse("Véspera de Natal").expect("name"),
+        HolidayDate::recurring(12, 24).expect("date"),
+        br(),
+        Some(alarm_domain::model::StateCode::parse("SP").expect("state")),
+        true,
+    );
+    ports.holidays.commit(update(&eve)).await.expect("update");
+    assert_eq!(ports.holidays.get(xmas.id()).await.expect("get"), eve);
+    assert_eq!(ports.holidays.list(br()).await.expect("list").len(), 1);
+    let stranger = natal();
+    is(
+        ports.holidays.commit(update(&stranger)).await,
+        not_found,
+        "an id that was never stored",
+    );
+    assert_eq!(ports.holidays.get(stranger.id()).await.ok(), None);
+    let other = natal();
+    ports
+        .holidays
+        .commit(create(&ports, &admin, &other))
+        .await
+        .expect("create");
+    let twin = Holiday::new(
+        other.id(),
+        HolidayName::parse("Véspera de Natal").expect("name"),
+        HolidayDate::recurring(12, 24).expect("date"),
+        br(),
+        Some(alarm_domain::model::StateCode::parse("SP").expect("state")),
+        true,
+    );
+    is(
+        ports.holidays.commit(update(&twin)).await,
+        conflict,
+        "a twin of another holiday",
+    );
+    assert_eq!(ports.holidays.get(other.id()).await.expect("get"), other);
+}
+
 /// The same holiday under another id, or an existing id, conflicts.
 async fn the_same_holiday_or_id_twice_conflicts(new_ports: Fresh) {
     let ports = new_ports().await;
@@ -214,6 +265,7 @@ pub(super) fn checks() -> Vec<Check> {
     checks!(Ports:
         created_holiday_is_read_back_and_listed_by_country,
         the_same_holiday_or_id_twice_conflicts,
+        update_replaces_a_holiday_by_id,
         preferences_never_set_are_the_default,
         preferences_set_are_read_back,
         preferences_many_defaults_whoever_never_set_any,

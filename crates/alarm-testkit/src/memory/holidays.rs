@@ -33,12 +33,18 @@ impl HolidayStore for InMemory {
         let mut s = self.lock();
         s.check_common(&change)?;
         match &change.op {
-            HolidayOp::Create(h) => {
-                if s.holidays.contains_key(&h.id()) {
-                    return Err(StoreError::Conflict(format!("holiday {} exists", h.id())));
+            HolidayOp::Create(h) | HolidayOp::Update(h) => {
+                let creating = matches!(change.op, HolidayOp::Create(_));
+                if creating == s.holidays.contains_key(&h.id()) {
+                    return Err(if creating {
+                        StoreError::Conflict(format!("holiday {} exists", h.id()))
+                    } else {
+                        StoreError::NotFound
+                    });
                 }
                 let same = |o: &Holiday| {
-                    o.name() == h.name()
+                    o.id() != h.id()
+                        && o.name() == h.name()
                         && o.date() == h.date()
                         && o.country() == h.country()
                         && o.state() == h.state()
@@ -53,7 +59,7 @@ impl HolidayStore for InMemory {
             HolidayOp::Delete(_) => {}
         }
         match change.op.clone() {
-            HolidayOp::Create(h) => {
+            HolidayOp::Create(h) | HolidayOp::Update(h) => {
                 s.holidays.insert(h.id(), h);
             }
             HolidayOp::Delete(id) => {
