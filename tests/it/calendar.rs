@@ -319,6 +319,28 @@ async fn the_profile_changes_what_is_sent_and_keeps_the_rest(h: &Harness) {
         "what was left out stays"
     );
     assert_eq!(me().send().await.body, r.body);
+    // The default zone is the zone of new alarms that name none; a
+    // replacement that names none keeps the alarm's own.
+    let daily = json!({"name": "Wake", "schedules": [{"kind": "daily", "time": "07:00"}]});
+    let alarm = h
+        .req("POST", "/api/v1/alarms")
+        .bearer(&ana)
+        .json(daily.clone())
+        .send()
+        .await;
+    assert_eq!(alarm.status, 201, "{}", alarm.body);
+    assert_eq!(alarm.body["time_zone"], json!("America/Sao_Paulo"));
+    patch(json!({"time_zone": "Europe/Lisbon"})).send().await;
+    let id = alarm.body["id"].as_str().expect("id");
+    let replaced = h
+        .req("PUT", &format!("/api/v1/alarms/{id}"))
+        .bearer(&ana)
+        .header("If-Match", "*")
+        .json(daily)
+        .send()
+        .await;
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    assert_eq!(replaced.body["time_zone"], json!("America/Sao_Paulo"));
     let r = patch(json!({"state": "RJ"})).send().await;
     assert_eq!(
         (&r.body["country"], &r.body["state"]),

@@ -7,6 +7,7 @@ use alarm_domain::jiff::Timestamp;
 use alarm_domain::model::{Alarm, AlarmVersion};
 use alarm_domain::ports::{PageRequest, StoredResponse};
 use alarm_domain::schedule::{MAX_PREVIEW_LIMIT, OccurrenceQuery};
+use alarm_domain::tz::TimeZoneName;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
@@ -200,7 +201,12 @@ impl AlarmsApi {
         let actor = auth.0.actor();
         let fingerprint = body.fingerprint();
         let input = body.into_inner()?;
-        let draft = input.to_draft(&state.tzdb)?;
+        // The caller's default zone is read only when the body names none.
+        let default_zone = match input.time_zone {
+            Some(_) => TimeZoneName::utc(),
+            None => state.users.me(&actor).await?.time_zone().clone(),
+        };
+        let draft = input.to_draft(&state.tzdb, &default_zone)?;
         let claim = match idem::begin(
             &state,
             actor.user,
@@ -311,7 +317,9 @@ impl AlarmsApi {
         // for `*` the one just read (a concurrent edit then answers 412
         // rather than being overwritten unseen).
         let expected = check_if_match(if_match.0.as_deref(), current.version())?;
-        let draft = body.into_inner()?.to_draft(&state.tzdb)?;
+        let draft = body
+            .into_inner()?
+            .to_draft(&state.tzdb, current.time_zone())?;
         let alarm = state
             .alarms
             .update(

@@ -74,8 +74,10 @@ pub struct AlarmInput {
     /// Default `true`.
     #[serde(default)]
     pub enabled: Option<bool>,
-    /// IANA zone name, e.g. `America/Sao_Paulo`.
-    pub time_zone: String,
+    /// IANA zone name, e.g. `America/Sao_Paulo`. Left out: on create, the
+    /// caller's default zone (`PATCH /auth/me`); on replace, the alarm's own.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// 1..=16 schedules.
     pub schedules: Vec<ScheduleDto>,
     /// Default 5 minutes, 3 snoozes.
@@ -90,8 +92,13 @@ pub struct AlarmInput {
 }
 
 impl AlarmInput {
-    /// The domain draft; every error names its field path.
-    pub(crate) fn to_draft(&self, tzdb: &TimeZoneDatabase) -> Result<AlarmDraft, ValidationError> {
+    /// The domain draft, in `default_zone` when the body names none; every
+    /// error names its field path.
+    pub(crate) fn to_draft(
+        &self,
+        tzdb: &TimeZoneDatabase,
+        default_zone: &TimeZoneName,
+    ) -> Result<AlarmDraft, ValidationError> {
         let schedules = self
             .schedules
             .iter()
@@ -134,7 +141,10 @@ impl AlarmInput {
             name: AlarmName::parse(&self.name)?,
             description: Description::parse(self.description.as_deref().unwrap_or(""))?,
             enabled: self.enabled.unwrap_or(true),
-            time_zone: TimeZoneName::resolve(&self.time_zone, tzdb)?,
+            time_zone: match &self.time_zone {
+                Some(zone) => TimeZoneName::resolve(zone, tzdb)?,
+                None => default_zone.clone(),
+            },
             schedules: Schedules::new(schedules)?,
             snooze,
             escalation,
