@@ -538,6 +538,42 @@ async fn the_brazilian_calendar_is_built_in_and_applied(h: &Harness) {
             ("2027-02-10", false, None),
         ]
     );
+
+    // A per-holiday override names a built-in holiday by its id (the same
+    // every year): Carnival Tuesday rings after all.
+    let tuesday = day(
+        &holidays(h, &ana, "?year=2027").await,
+        "Carnaval (terça-feira)",
+    )["id"]
+        .clone();
+    assert_eq!(
+        tuesday,
+        day(&sp, "Carnaval (terça-feira)")["id"],
+        "one id every year"
+    );
+    let put = h
+        .req("PUT", "/api/v1/holiday-preferences")
+        .bearer(&ana)
+        .json(json!({"default": {"action": "skip"}, "overrides": [{"holiday_id": tuesday, "action": "fire"}]}))
+        .send()
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(put.body["overrides"][0]["holiday_id"], tuesday);
+    let preview = h
+        .req(
+            "GET",
+            &format!("/api/v1/alarms/{id}/occurrences?from=2027-02-07T12:00:00Z&limit=2&include_suppressed=true"),
+        )
+        .bearer(&ana)
+        .send()
+        .await;
+    let flags: Vec<bool> = preview.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|o| o["suppressed"].as_bool().expect("flag"))
+        .collect();
+    assert_eq!(flags, [true, false], "Monday skipped, Tuesday rings");
 }
 
 async fn custom_holidays_are_for_administrators_and_move_the_next_fire(h: &Harness) {

@@ -233,8 +233,8 @@ impl HolidayPreferencesDto {
 /// One day of the holiday list.
 #[derive(Clone, Object)]
 pub struct HolidayView {
-    /// Id; a built-in holiday has the same id every year (use it in
-    /// `holiday-preferences` overrides of custom holidays).
+    /// Id, for `holiday-preferences` overrides; a built-in holiday has the
+    /// same id every year.
     pub id: String,
     /// Its name (the official Portuguese one for built-in holidays).
     pub name: String,

@@ -145,6 +145,26 @@ pub fn state_holidays(year: i32, state: &str) -> Vec<BrazilHoliday> {
         .collect()
 }
 
+/// Whether `id` is a built-in holiday's (of any year, national or of a
+/// state): such an id has no stored row, yet names a holiday.
+pub fn is_builtin(id: HolidayId) -> bool {
+    static IDS: std::sync::LazyLock<std::collections::HashSet<HolidayId>> =
+        std::sync::LazyLock::new(|| {
+            // These years hold every key: each national holiday (2030) and
+            // each state holiday (RJ's Consciência Negra only until 2023).
+            national_holidays(2030)
+                .into_iter()
+                .chain(STATES.iter().flat_map(|s| {
+                    state_holidays(2010, s)
+                        .into_iter()
+                        .chain(state_holidays(2030, s))
+                }))
+                .map(|h| h.id())
+                .collect()
+        });
+    IDS.contains(&id)
+}
+
 /// The built-in holidays of `year` for someone in `state` (or in no
 /// particular state): the national ones and optional points, then that
 /// state's, sorted by date.
@@ -338,6 +358,16 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), national_holidays(2026).len() + 3, "distinct ids");
+        assert!(ids.iter().all(|id| is_builtin(*id)));
+        let rj_2020 = state_holidays(2020, "RJ");
+        assert!(
+            rj_2020.iter().all(|h| is_builtin(h.id())),
+            "a past year's keys too"
+        );
+        assert!(
+            !is_builtin(HolidayId::generate()),
+            "a stored holiday's id is not"
+        );
         for s in STATES {
             for h in holidays(2026, Some(s)) {
                 assert_eq!(

@@ -684,6 +684,9 @@ impl CalendarService {
             if !seen.insert(*id) {
                 return Err(ValidationError::new(field, codes::DUPLICATE, "listed twice").into());
             }
+            if brazil::is_builtin(*id) {
+                continue;
+            }
             match self.ports.holidays.get(*id).await {
                 Ok(_) => {}
                 Err(StoreError::NotFound) => {

@@ -4,6 +4,7 @@ mod m0001_initial;
 mod m0002_idempotency;
 pub(crate) mod m0003_engine;
 mod m0004_outbox;
+mod m0005_builtin_overrides;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_idempotency::Migration),
             Box::new(m0003_engine::Migration),
             Box::new(m0004_outbox::Migration),
+            Box::new(m0005_builtin_overrides::Migration),
         ]
     }
 }

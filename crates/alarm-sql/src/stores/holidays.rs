@@ -1,7 +1,7 @@
 //! The holiday store on SQL: holidays, their natural key, and each owner's holiday preferences.
 
 use alarm_domain::ids::{HolidayId, UserId};
-use alarm_domain::model::{Country, Holiday, HolidayDate, HolidayName, StateCode};
+use alarm_domain::model::{Country, Holiday, HolidayDate, HolidayName, StateCode, brazil};
 use alarm_domain::ports::{
     ChangeSet, HolidayOp, HolidayPreferences, HolidayStore, PreferenceOp, StoreError,
 };
@@ -119,7 +119,13 @@ impl HolidayStore for SqlStores {
                 }
             }
             HolidayOp::Delete(id) => {
-                // Overrides go with it (ON DELETE CASCADE).
+                // Overrides go with it (no foreign key since m0005: an
+                // override may name a built-in holiday, which has no row).
+                tx.exec(
+                    "DELETE FROM holiday_preference_overrides WHERE holiday_id = ?",
+                    vec![v(id.as_uuid())],
+                )
+                .await?;
                 if tx
                     .exec("DELETE FROM holidays WHERE id = ?", vec![v(id.as_uuid())])
                     .await?
@@ -223,13 +229,14 @@ impl HolidayStore for SqlStores {
         )
         .await?;
         for (holiday, pref) in &preferences.overrides {
-            if tx
-                .query_one(
-                    "SELECT id FROM holidays WHERE id = ?",
-                    vec![v(holiday.as_uuid())],
-                )
-                .await?
-                .is_none()
+            if !brazil::is_builtin(*holiday)
+                && tx
+                    .query_one(
+                        "SELECT id FROM holidays WHERE id = ?",
+                        vec![v(holiday.as_uuid())],
+                    )
+                    .await?
+                    .is_none()
             {
                 return Err(StoreError::NotFound);
             }

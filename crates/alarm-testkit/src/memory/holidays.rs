@@ -1,7 +1,7 @@
 //! [`HolidayStore`] over the in-memory state: holidays per country and each owner's preferences.
 
 use alarm_domain::ids::{HolidayId, UserId};
-use alarm_domain::model::{Country, Holiday};
+use alarm_domain::model::{Country, Holiday, brazil};
 use alarm_domain::ports::{
     ChangeSet, HolidayOp, HolidayPreferences, HolidayStore, PreferenceOp, StoreError,
 };
@@ -101,7 +101,7 @@ impl HolidayStore for InMemory {
         if preferences
             .overrides
             .iter()
-            .any(|(id, _)| !s.holidays.contains_key(id))
+            .any(|(id, _)| !s.holidays.contains_key(id) && !brazil::is_builtin(*id))
         {
             return Err(StoreError::NotFound);
         }
