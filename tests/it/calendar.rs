@@ -495,7 +495,21 @@ async fn the_brazilian_calendar_is_built_in_and_applied(h: &Harness) {
         .await;
     assert_eq!(r.problem(400, "validation").field(), "country");
 
-    // Skipping holidays silences the built-in ones: Carnival 2027 is 8 and 9 February.
+    // Skipping holidays silences the built-in ones: next year's Carnival
+    // (inside the years the built-in calendar is applied to).
+    let next_year = alarm_domain::jiff::Timestamp::now()
+        .to_zoned(alarm_domain::jiff::tz::TimeZone::UTC)
+        .year()
+        + 1;
+    let next = holidays(h, &ana, &format!("?year={next_year}")).await;
+    let monday: Date = day(&next, "Carnaval (segunda-feira)")["date"]
+        .as_str()
+        .expect("date")
+        .parse()
+        .expect("date");
+    let tuesday_date = monday.checked_add(1.day()).expect("tuesday");
+    let wednesday = monday.checked_add(2.days()).expect("wednesday");
+    let from = format!("{}T12:00:00Z", monday.checked_sub(1.day()).expect("sunday"));
     let put = h
         .req("PUT", "/api/v1/holiday-preferences")
         .bearer(&ana)
@@ -514,17 +528,17 @@ async fn the_brazilian_calendar_is_built_in_and_applied(h: &Harness) {
     let preview = h
         .req(
             "GET",
-            &format!("/api/v1/alarms/{id}/occurrences?from=2027-02-07T12:00:00Z&limit=3&include_suppressed=true"),
+            &format!("/api/v1/alarms/{id}/occurrences?from={from}&limit=3&include_suppressed=true"),
         )
         .bearer(&ana)
         .send()
         .await;
     let items = preview.body["items"].as_array().expect("items");
-    let seen: Vec<(&str, bool, Option<&str>)> = items
+    let seen: Vec<(String, bool, Option<&str>)> = items
         .iter()
         .map(|o| {
             (
-                o["local_date"].as_str().expect("date"),
+                o["local_date"].as_str().expect("date").to_owned(),
                 o["suppressed"].as_bool().expect("flag"),
                 o["reason_detail"].as_str(),
             )
@@ -533,19 +547,19 @@ async fn the_brazilian_calendar_is_built_in_and_applied(h: &Harness) {
     assert_eq!(
         seen,
         [
-            ("2027-02-08", true, Some("Carnaval (segunda-feira)")),
-            ("2027-02-09", true, Some("Carnaval (terça-feira)")),
-            ("2027-02-10", false, None),
+            (monday.to_string(), true, Some("Carnaval (segunda-feira)")),
+            (
+                tuesday_date.to_string(),
+                true,
+                Some("Carnaval (terça-feira)")
+            ),
+            (wednesday.to_string(), false, None),
         ]
     );
 
     // A per-holiday override names a built-in holiday by its id (the same
     // every year): Carnival Tuesday rings after all.
-    let tuesday = day(
-        &holidays(h, &ana, "?year=2027").await,
-        "Carnaval (terça-feira)",
-    )["id"]
-        .clone();
+    let tuesday = day(&next, "Carnaval (terça-feira)")["id"].clone();
     assert_eq!(
         tuesday,
         day(&sp, "Carnaval (terça-feira)")["id"],
@@ -562,7 +576,7 @@ async fn the_brazilian_calendar_is_built_in_and_applied(h: &Harness) {
     let preview = h
         .req(
             "GET",
-            &format!("/api/v1/alarms/{id}/occurrences?from=2027-02-07T12:00:00Z&limit=2&include_suppressed=true"),
+            &format!("/api/v1/alarms/{id}/occurrences?from={from}&limit=2&include_suppressed=true"),
         )
         .bearer(&ana)
         .send()
@@ -659,14 +673,10 @@ async fn custom_holidays_are_for_administrators_and_move_the_next_fire(h: &Harne
         json!("2032-03-19")
     );
 
-    // A holiday of RJ on the alarm's next day, skipped by ana: moving to RJ
-    // moves the next fire at once. The alarm rings hours from now, so the
-    // test never straddles its instant.
-    h.req("PUT", "/api/v1/holiday-preferences")
-        .bearer(&ana)
-        .json(json!({"default": {"action": "skip"}}))
-        .send()
-        .await;
+    // A holiday of RJ on the alarm's next day, which ana skips (and only
+    // that one: every other day rings): moving to RJ moves the next fire
+    // at once. The alarm rings hours from now, so the test never straddles
+    // its instant.
     let hour = (alarm_domain::jiff::Timestamp::now()
         .to_zoned(alarm_domain::jiff::tz::TimeZone::UTC)
         .hour()
@@ -688,6 +698,13 @@ async fn custom_holidays_are_for_administrators_and_move_the_next_fire(h: &Harne
         .send()
         .await;
     assert_eq!(local.status, 201, "{}", local.body);
+    let skip = h
+        .req("PUT", "/api/v1/holiday-preferences")
+        .bearer(&ana)
+        .json(json!({"default": {"action": "fire"}, "overrides": [{"holiday_id": local.body["id"], "action": "skip"}]}))
+        .send()
+        .await;
+    assert_eq!(skip.status, 200, "{}", skip.body);
     assert_eq!(
         next_fire(h, &alarm_id, &ana).await,
         before,

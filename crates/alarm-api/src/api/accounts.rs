@@ -286,8 +286,9 @@ impl AccountsApi {
 
     /// Change the caller's display name, default time zone, country or state.
     ///
-    /// Members left out stay as they are. A new country or state brings
-    /// other holidays: the caller's alarms are re-planned at once.
+    /// Members left out stay as they are, except that a new `country`
+    /// without a `state` drops the old country's state. A new country or
+    /// state brings other holidays: the caller's alarms are re-planned at once.
     #[oai(path = "/me", method = "patch")]
     async fn update_me(
         &self,
@@ -316,10 +317,23 @@ impl AccountsApi {
                 return Err(Problem::invalid("state", "a state needs a country").into());
             }
             (MaybeUndefined::Null, _) => Some(None),
-            (MaybeUndefined::Value(c), s) => Some(Some(Locale::new(
-                Country::parse(c)?,
-                s.value().map(|s| StateCode::parse(s)).transpose()?,
-            ))),
+            (MaybeUndefined::Value(c), s) => {
+                let country = Country::parse(c)?;
+                let region = match s {
+                    MaybeUndefined::Value(s) => Some(StateCode::parse(s)?),
+                    MaybeUndefined::Null => None,
+                    // Left out: kept when the country stays, dropped when
+                    // it changes (a state belongs to its country).
+                    MaybeUndefined::Undefined => {
+                        let current = state.users.me(&actor).await?;
+                        current
+                            .locale()
+                            .filter(|l| l.country() == country)
+                            .and_then(|l| l.state().cloned())
+                    }
+                };
+                Some(Some(Locale::new(country, region)))
+            }
             // Only the state changes: it is a state of the current country.
             (MaybeUndefined::Undefined, s) => {
                 let current = state.users.me(&actor).await?;

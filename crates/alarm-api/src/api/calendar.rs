@@ -401,6 +401,8 @@ impl HolidaysApi {
         let actor = auth.0.actor();
         admin_only(&actor)?;
         let id = holiday_id(&id.0)?;
+        // 404 before the body, as everywhere.
+        state.calendar.get_holiday(id).await?;
         let input = body.into_inner()?;
         let (date, country, region) = input.to_domain()?;
         let holiday = state

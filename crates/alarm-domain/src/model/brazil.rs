@@ -198,9 +198,11 @@ pub fn easter(year: i32) -> Option<Date> {
 }
 
 /// Brazil's national holidays and optional observances of `year`, sorted by
-/// date. Holidays created by law after 1889 are listed from the year the law
-/// took effect: Nossa Senhora Aparecida from 1980, Consciência Negra from 2024.
-/// Years outside 1890..=9999 give an empty list.
+/// date: today's calendar, projected back. Holidays created after 1889 are
+/// listed from the year they took effect (Dia do Trabalho from 1925, Nossa
+/// Senhora Aparecida from 1980, Consciência Negra from 2024); holidays
+/// abolished since (such as those of the First Republic, ended in 1930) are
+/// not listed. Years outside 1890..=9999 give an empty list.
 pub fn national_holidays(year: i32) -> Vec<BrazilHoliday> {
     if !(1890..=9999).contains(&year) {
         return Vec::new();
@@ -237,7 +239,6 @@ pub fn national_holidays(year: i32) -> Vec<BrazilHoliday> {
             "sexta-feira-santa",
         ),
         (fixed(4, 21), "Tiradentes", false, "tiradentes"),
-        (fixed(5, 1), "Dia do Trabalho", false, "trabalho"),
         (relative(60), "Corpus Christi", true, "corpus-christi"),
         (
             fixed(9, 7),
@@ -254,6 +255,9 @@ pub fn national_holidays(year: i32) -> Vec<BrazilHoliday> {
         ),
         (fixed(12, 25), "Natal", false, "natal"),
     ];
+    if year >= 1925 {
+        list.push((fixed(5, 1), "Dia do Trabalho", false, "trabalho"));
+    }
     if year >= 1980 {
         list.push((fixed(10, 12), "Nossa Senhora Aparecida", false, "aparecida"));
     }
@@ -368,6 +372,22 @@ mod tests {
             !is_builtin(HolidayId::generate()),
             "a stored holiday's id is not"
         );
+        // Each law's first year, and the year before it.
+        let has = |year: i32, state: Option<&str>, key: &str| {
+            holidays(year, state).iter().any(|h| h.key == key)
+        };
+        for (key, state, first) in [
+            ("trabalho", None, 1925),
+            ("aparecida", None, 1980),
+            ("consciencia-negra", None, 2024),
+            ("sp-revolucao-constitucionalista", Some("SP"), 1997),
+            ("rj-sao-jorge", Some("RJ"), 2008),
+            ("rj-consciencia-negra", Some("RJ"), 2002),
+            ("mg-data-magna", Some("MG"), 1989),
+        ] {
+            assert!(has(first, state, key), "{key} in {first}");
+            assert!(!has(first - 1, state, key), "{key} before {first}");
+        }
         for s in STATES {
             for h in holidays(2026, Some(s)) {
                 assert_eq!(

@@ -82,7 +82,7 @@ impl ExceptionPeriod {
     /// at most 366 days including both ends).
     ///
     /// # Errors
-    /// `name`, or `end_date` with `inverted-range` / `out-of-range`.
+    /// `name`, or `end` with `inverted-range` / `out-of-range`.
     pub fn new(
         id: ExceptionPeriodId,
         owner: UserId,
@@ -96,7 +96,7 @@ impl ExceptionPeriod {
             return Err(ValidationError::new(
                 "end",
                 codes::INVERTED_RANGE,
-                "must be on or after start_date",
+                "must be on or after start",
             ));
         }
         let days = crate::schedule::civil::day_of(end) - crate::schedule::civil::day_of(start) + 1;

@@ -77,6 +77,10 @@ fn builtin_holidays(locale: &Locale, now: Timestamp) -> Vec<Holiday> {
         .collect()
 }
 
+/// The most custom holidays one country may have (each calendar of the
+/// country loads them all).
+pub const MAX_CUSTOM_HOLIDAYS_PER_COUNTRY: usize = 500;
+
 /// The most per-holiday preferences one user may keep.
 pub const MAX_HOLIDAY_OVERRIDES: usize = 100;
 
@@ -471,6 +475,15 @@ impl CalendarService {
             return Err(ServiceError::Forbidden);
         }
         let now = self.ports.clock.now();
+        // Bounded: every calendar of the country loads them all.
+        if self.ports.holidays.list(country).await?.len() >= MAX_CUSTOM_HOLIDAYS_PER_COUNTRY {
+            return Err(ValidationError::new(
+                "holidays",
+                codes::BAD_COUNT,
+                format!("at most {MAX_CUSTOM_HOLIDAYS_PER_COUNTRY} custom holidays per country"),
+            )
+            .into());
+        }
         let id = self.ports.new_id(HolidayId::from_uuid, HolidayId::generate);
         let holiday = Holiday::new(
             id,
@@ -528,6 +541,14 @@ impl CalendarService {
             })
             .await?;
         Ok(())
+    }
+
+    /// A stored custom holiday (built-in ones have no row).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`].
+    pub async fn get_holiday(&self, id: HolidayId) -> Result<Holiday, ServiceError> {
+        Ok(self.ports.holidays.get(id).await?)
     }
 
     /// Replaces a holiday (administrators only); its id stays, so users'

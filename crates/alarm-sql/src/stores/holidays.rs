@@ -228,13 +228,18 @@ impl HolidayStore for SqlStores {
             vec![v(owner.as_uuid())],
         )
         .await?;
+        // No foreign key holds a custom holiday in place (m0005): on
+        // PostgreSQL the row is share-locked, so a concurrent delete waits
+        // and then removes these overrides with it.
+        let exists = if tx.backend == sea_orm::DbBackend::Postgres {
+            "SELECT id FROM holidays WHERE id = ? FOR KEY SHARE"
+        } else {
+            "SELECT id FROM holidays WHERE id = ?"
+        };
         for (holiday, pref) in &preferences.overrides {
             if !brazil::is_builtin(*holiday)
                 && tx
-                    .query_one(
-                        "SELECT id FROM holidays WHERE id = ?",
-                        vec![v(holiday.as_uuid())],
-                    )
+                    .query_one(exists, vec![v(holiday.as_uuid())])
                     .await?
                     .is_none()
             {

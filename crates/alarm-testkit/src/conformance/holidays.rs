@@ -150,6 +150,60 @@ async fn update_replaces_a_holiday_by_id(new_ports: Fresh) {
     assert_eq!(ports.holidays.get(other.id()).await.expect("get"), other);
 }
 
+/// An override may name a built-in holiday (it has no row); deleting a
+/// custom holiday removes every user's override of it.
+async fn overrides_name_builtin_holidays_and_go_with_a_deleted_one(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (admin, xmas) = admin_with_xmas(&ports).await;
+    let carnival = alarm_domain::model::brazil::national_holidays(2030)
+        .into_iter()
+        .find(|h| h.key == "carnaval-terca")
+        .expect("carnival")
+        .id();
+    let prefs = HolidayPreferences {
+        default: HolidayPreference::Skip,
+        overrides: vec![
+            (carnival, HolidayPreference::Fire),
+            (xmas.id(), HolidayPreference::Fire),
+        ],
+    };
+    ports
+        .holidays
+        .commit_preferences(set(&ports, &admin, prefs.clone()))
+        .await
+        .expect("a built-in holiday's override is kept");
+    let mut stored = ports.holidays.preferences(admin.id()).await.expect("prefs");
+    stored.overrides.sort_by_key(|(id, _)| *id);
+    let mut want = prefs.clone();
+    want.overrides.sort_by_key(|(id, _)| *id);
+    assert_eq!(stored, want);
+    ports
+        .holidays
+        .commit(ChangeSet {
+            op: HolidayOp::Delete(xmas.id()),
+            audit: audit(
+                &ports,
+                Some(admin.id()),
+                "holiday.delete",
+                xmas.id().as_uuid(),
+            ),
+            events: Vec::new(),
+            triggers: Vec::new(),
+        })
+        .await
+        .expect("delete");
+    assert_eq!(
+        ports
+            .holidays
+            .preferences(admin.id())
+            .await
+            .expect("prefs")
+            .overrides,
+        vec![(carnival, HolidayPreference::Fire)],
+        "the deleted holiday's override went with it"
+    );
+}
+
 /// The same holiday under another id, or an existing id, conflicts.
 async fn the_same_holiday_or_id_twice_conflicts(new_ports: Fresh) {
     let ports = new_ports().await;
@@ -266,6 +320,7 @@ pub(super) fn checks() -> Vec<Check> {
         created_holiday_is_read_back_and_listed_by_country,
         the_same_holiday_or_id_twice_conflicts,
         update_replaces_a_holiday_by_id,
+        overrides_name_builtin_holidays_and_go_with_a_deleted_one,
         preferences_never_set_are_the_default,
         preferences_set_are_read_back,
         preferences_many_defaults_whoever_never_set_any,
