@@ -42,6 +42,11 @@ use crate::ports::{
     AlarmStore, Clock, ExceptionPeriodStore, HolidayStore, IdSource, TriggerWake, UserStore,
 };
 
+/// What the audit log keeps of a holiday.
+fn holiday_summary(h: &Holiday) -> String {
+    format!("name={:?} country={}", h.name(), h.country())
+}
+
 /// One day of a holiday list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedHoliday {
@@ -474,7 +479,6 @@ impl CalendarService {
         if actor.role != Role::Admin {
             return Err(ServiceError::Forbidden);
         }
-        let now = self.ports.clock.now();
         // Bounded: every calendar of the country loads them all.
         if self.ports.holidays.list(country).await?.len() >= MAX_CUSTOM_HOLIDAYS_PER_COUNTRY {
             return Err(ValidationError::new(
@@ -493,23 +497,13 @@ impl CalendarService {
             state,
             optional,
         );
-        let audit = self.ports.audit(
+        self.write_holiday(
             actor,
-            "holiday.create",
-            id.as_uuid(),
+            HolidayOp::Create(holiday.clone()),
             None,
-            Some(format!("name={:?} country={}", holiday.name(), country)),
-            now,
-        );
-        self.ports
-            .holidays
-            .commit(ChangeSet {
-                op: HolidayOp::Create(holiday.clone()),
-                audit,
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
-            .await?;
+            Some(holiday_summary(&holiday)),
+        )
+        .await?;
         Ok(holiday)
     }
 
@@ -521,25 +515,14 @@ impl CalendarService {
         if actor.role != Role::Admin {
             return Err(ServiceError::Forbidden);
         }
-        let now = self.ports.clock.now();
         let before = self.ports.holidays.get(id).await?;
-        let audit = self.ports.audit(
+        self.write_holiday(
             actor,
-            "holiday.delete",
-            id.as_uuid(),
-            Some(format!("name={:?}", before.name())),
+            HolidayOp::Delete(id),
+            Some(holiday_summary(&before)),
             None,
-            now,
-        );
-        self.ports
-            .holidays
-            .commit(ChangeSet {
-                op: HolidayOp::Delete(id),
-                audit,
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
-            .await?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -573,7 +556,6 @@ impl CalendarService {
         if actor.role != Role::Admin {
             return Err(ServiceError::Forbidden);
         }
-        let now = self.ports.clock.now();
         let before = self.ports.holidays.get(id).await?;
         let holiday = Holiday::new(
             id,
@@ -583,27 +565,13 @@ impl CalendarService {
             state,
             optional,
         );
-        let audit = self.ports.audit(
+        self.write_holiday(
             actor,
-            "holiday.update",
-            id.as_uuid(),
-            Some(format!(
-                "name={:?} country={}",
-                before.name(),
-                before.country()
-            )),
-            Some(format!("name={:?} country={}", holiday.name(), country)),
-            now,
-        );
-        self.ports
-            .holidays
-            .commit(ChangeSet {
-                op: HolidayOp::Update(holiday.clone()),
-                audit,
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
-            .await?;
+            HolidayOp::Update(holiday.clone()),
+            Some(holiday_summary(&before)),
+            Some(holiday_summary(&holiday)),
+        )
+        .await?;
         Ok(holiday)
     }
 
@@ -671,6 +639,37 @@ impl CalendarService {
         }
         out.sort_by(|a, b| (a.date, !a.builtin, &a.name).cmp(&(b.date, !b.builtin, &b.name)));
         Ok(out)
+    }
+
+    /// Commits an administrator's holiday write with its audit record
+    /// (`holiday.create|update|delete`). No trigger changes here: see
+    /// [`Self::create_holiday`].
+    async fn write_holiday(
+        &self,
+        actor: &Actor,
+        op: HolidayOp,
+        before: Option<String>,
+        after: Option<String>,
+    ) -> Result<(), ServiceError> {
+        let (action, id) = match &op {
+            HolidayOp::Create(h) => ("holiday.create", h.id()),
+            HolidayOp::Update(h) => ("holiday.update", h.id()),
+            HolidayOp::Delete(id) => ("holiday.delete", *id),
+        };
+        let now = self.ports.clock.now();
+        let audit = self
+            .ports
+            .audit(actor, action, id.as_uuid(), before, after, now);
+        self.ports
+            .holidays
+            .commit(ChangeSet {
+                op,
+                audit,
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await?;
+        Ok(())
     }
 
     /// The actor's holiday preferences.
