@@ -259,3 +259,16 @@ pub struct ChangeSet<Op> {
     /// Trigger changes for every affected alarm.
     pub triggers: Vec<TriggerPlan>,
 }
+
+impl<Op> ChangeSet<Op> {
+    /// A change that implies no alarm event and no trigger change: the
+    /// entity operation and its audit record alone.
+    pub fn audited(op: Op, audit: AuditRecord) -> Self {
+        Self {
+            op,
+            audit,
+            events: Vec::new(),
+            triggers: Vec::new(),
+        }
+    }
+}

@@ -662,12 +662,7 @@ impl CalendarService {
             .audit(actor, action, id.as_uuid(), before, after, now);
         self.ports
             .holidays
-            .commit(ChangeSet {
-                op,
-                audit,
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
+            .commit(ChangeSet::audited(op, audit))
             .await?;
         Ok(())
     }

@@ -80,12 +80,10 @@ impl RoutineService {
         );
         self.ports
             .routines
-            .commit(ChangeSet {
-                op: RoutineOp::Create(routine.clone()),
+            .commit(ChangeSet::audited(
+                RoutineOp::Create(routine.clone()),
                 audit,
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
+            ))
             .await?;
         Ok(routine)
     }
@@ -113,12 +111,10 @@ impl RoutineService {
         );
         self.ports
             .routines
-            .commit(ChangeSet {
-                op: RoutineOp::Update(routine.clone()),
+            .commit(ChangeSet::audited(
+                RoutineOp::Update(routine.clone()),
                 audit,
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
+            ))
             .await?;
         Ok(routine)
     }
@@ -138,15 +134,13 @@ impl RoutineService {
         );
         self.ports
             .routines
-            .commit(ChangeSet {
-                op: RoutineOp::Delete {
+            .commit(ChangeSet::audited(
+                RoutineOp::Delete {
                     owner: actor.user,
                     id,
                 },
                 audit,
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
+            ))
             .await?;
         Ok(())
     }

@@ -114,12 +114,7 @@ impl UserService {
         };
         self.ports
             .users
-            .commit(ChangeSet {
-                op,
-                audit,
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
+            .commit(ChangeSet::audited(op, audit))
             .await?;
         Ok(user)
     }

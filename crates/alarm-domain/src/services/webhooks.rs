@@ -127,12 +127,10 @@ impl WebhookService {
         );
         self.ports
             .webhooks
-            .commit(ChangeSet {
-                op: WebhookOp::Create(registration.clone()),
+            .commit(ChangeSet::audited(
+                WebhookOp::Create(registration.clone()),
                 audit,
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
+            ))
             .await?;
         Ok(NewWebhook {
             registration,
@@ -182,12 +180,10 @@ impl WebhookService {
         );
         self.ports
             .webhooks
-            .commit(ChangeSet {
-                op: WebhookOp::Update(registration.clone()),
+            .commit(ChangeSet::audited(
+                WebhookOp::Update(registration.clone()),
                 audit,
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
+            ))
             .await?;
         Ok(registration)
     }
@@ -232,12 +228,10 @@ impl WebhookService {
         );
         self.ports
             .webhooks
-            .commit(ChangeSet {
-                op: WebhookOp::Update(registration.clone()),
+            .commit(ChangeSet::audited(
+                WebhookOp::Update(registration.clone()),
                 audit,
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
+            ))
             .await?;
         Ok(NewWebhook {
             registration,
@@ -319,15 +313,13 @@ impl WebhookService {
         );
         self.ports
             .webhooks
-            .commit(ChangeSet {
-                op: WebhookOp::Delete {
+            .commit(ChangeSet::audited(
+                WebhookOp::Delete {
                     owner: actor.user,
                     id,
                 },
                 audit,
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
+            ))
             .await?;
         Ok(())
     }
