@@ -151,6 +151,7 @@ impl CalendarService {
             .into_iter()
             .collect();
         let mut by_country: HashMap<Country, Vec<Holiday>> = HashMap::new();
+        let mut builtin_by_locale: HashMap<Locale, Vec<Holiday>> = HashMap::new();
         let mut out = HashMap::with_capacity(users.len());
         for user in users {
             let periods = exceptions.remove(&user.id()).unwrap_or_default();
@@ -165,11 +166,14 @@ impl CalendarService {
             }
             let default = HolidayPreferences::default();
             let pref = prefs.get(&user.id()).unwrap_or(&default);
-            let builtin = builtin_holidays(locale, now);
+            // Computed once per locale of the batch, not once per user.
+            let builtin = builtin_by_locale
+                .entry(locale.clone())
+                .or_insert_with(|| builtin_holidays(locale, now));
             let holidays = by_country[&locale.country()]
                 .iter()
                 .filter(|h| h.applies_to(locale.country(), locale.state()))
-                .chain(&builtin);
+                .chain(builtin.iter());
             out.insert(
                 user.id(),
                 Calendar::new(&periods, holidays.map(|h| (h, pref.for_holiday(h.id())))),
