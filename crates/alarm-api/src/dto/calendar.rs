@@ -3,6 +3,8 @@
 use alarm_domain::error::{ValidationError, codes};
 use alarm_domain::ids::HolidayId;
 use alarm_domain::jiff::civil::Date;
+
+use super::date;
 use alarm_domain::model::{
     Country, DelayMinutes, ExceptionKind, ExceptionPeriod, Holiday, HolidayDate, HolidayPreference,
     StateCode,
@@ -11,25 +13,6 @@ use alarm_domain::ports::HolidayPreferences;
 use alarm_domain::services::ListedHoliday;
 use poem_openapi::Object;
 use serde::Deserialize;
-
-/// A calendar date of a body, named `field` in errors.
-pub(crate) fn date(field: &str, text: &str) -> Result<Date, ValidationError> {
-    // Bounded before parsing: a date is ten characters.
-    if text.len() != 10 {
-        return Err(ValidationError::new(
-            field.to_owned(),
-            codes::INVALID_FORMAT,
-            "must be a date written YYYY-MM-DD",
-        ));
-    }
-    text.parse::<Date>().map_err(|_| {
-        ValidationError::new(
-            field.to_owned(),
-            codes::INVALID_FORMAT,
-            format!("`{text}` is not a date written YYYY-MM-DD"),
-        )
-    })
-}
 
 /// A stretch of days on which the caller's alarms stay silent.
 #[derive(Clone, Object, Deserialize)]

@@ -7,6 +7,9 @@
 //! other way, but on a `$ref` member it sits beside an `allOf`, where tools
 //! disagree on what it means.
 
+use alarm_domain::error::{ValidationError, codes};
+use alarm_domain::jiff::civil::Date;
+
 mod accounts;
 mod alarms;
 mod calendar;
@@ -23,7 +26,6 @@ pub use accounts::{
 pub use alarms::{
     AlarmInput, AlarmPage, AlarmView, EscalationDto, EscalationView, SnoozeDto, SnoozeView,
 };
-pub(crate) use calendar::date;
 pub use calendar::{
     ExceptionPeriodInput, ExceptionPeriodList, ExceptionPeriodView, HolidayInput, HolidayList,
     HolidayPreferencesDto, HolidayView, PreferenceDto, PreferenceOverrideDto, StoredHolidayView,
@@ -34,3 +36,22 @@ pub use occurrences::{AdjustmentView, OccurrenceList, OccurrenceView};
 pub use ringing::{RingingList, RingingView};
 pub use schedules::{DailySchedule, OnceSchedule, RuleSchedule, ScheduleDto, WeeklySchedule};
 pub use webhooks::{WebhookInput, WebhookList, WebhookSecretView, WebhookUpdate, WebhookView};
+
+/// A calendar date of a body, named `field` in errors.
+pub(crate) fn date(field: &str, text: &str) -> Result<Date, ValidationError> {
+    // Bounded before parsing: a date is ten characters.
+    if text.len() != 10 {
+        return Err(ValidationError::new(
+            field.to_owned(),
+            codes::INVALID_FORMAT,
+            "must be a date written YYYY-MM-DD",
+        ));
+    }
+    text.parse::<Date>().map_err(|_| {
+        ValidationError::new(
+            field.to_owned(),
+            codes::INVALID_FORMAT,
+            format!("`{text}` is not a date written YYYY-MM-DD"),
+        )
+    })
+}

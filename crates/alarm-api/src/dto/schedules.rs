@@ -1,7 +1,7 @@
 //! Schedule shapes (once, daily, weekly, rule) and the wall-time formats they share with the other DTOs.
 
 use alarm_domain::error::ValidationError;
-use alarm_domain::jiff::civil::{Date, DateTime, Time};
+use alarm_domain::jiff::civil::{DateTime, Time};
 use alarm_domain::schedule::{RecurrenceRule, Schedule, WallTime, WeekdaySet};
 use poem_openapi::{Object, Union};
 use serde::Deserialize;
@@ -85,13 +85,7 @@ impl ScheduleDto {
     pub(super) fn to_domain(&self) -> Result<Schedule, ValidationError> {
         Ok(match self {
             ScheduleDto::Once(s) => Schedule::Once {
-                date: s.date.trim().parse::<Date>().map_err(|_| {
-                    ValidationError::new(
-                        "date",
-                        alarm_domain::error::codes::INVALID_FORMAT,
-                        format!("`{}` is not a date YYYY-MM-DD", s.date),
-                    )
-                })?,
+                date: super::date("date", s.date.trim())?,
                 time: WallTime::parse(&s.time)?,
             },
             ScheduleDto::Daily(s) => Schedule::Daily {
