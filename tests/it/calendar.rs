@@ -743,8 +743,94 @@ async fn custom_holidays_are_for_administrators_and_move_the_next_fire(h: &Harne
         .problem(404, "not-found");
 }
 
+/// The day of the alarm's stored `fire` trigger: what the engine will
+/// claim, as opposed to `next_fire_at`, which the API computes afresh.
+async fn stored_fire(h: &Harness, alarm: &str) -> Date {
+    let id: alarm_domain::ids::AlarmId = alarm.parse().expect("alarm id");
+    let pending = h.ports().queue.pending(id).await.expect("pending");
+    let fire = pending
+        .iter()
+        .find(|t| t.kind == alarm_domain::trigger::TriggerKind::Fire)
+        .expect("a stored fire trigger");
+    date_of(&fire.due_at.to_string())
+}
+
+/// Awaits the in-process engine's next finished holiday re-plan job
+/// (`seen` is the count before the write); a minute is far beyond the
+/// documented window.
+async fn replanned(replans: &mut tokio::sync::watch::Receiver<u64>, seen: u64) {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        replans.wait_for(|n| *n > seen),
+    )
+    .await
+    .expect("the re-plan job finished within a minute")
+    .expect("the engine runs");
+}
+
+async fn a_holiday_write_replans_its_country_in_the_background(h: &Harness) {
+    let admin = h.account(crate::support::ADMIN).await.access;
+    let ana = resident(h, "ana@example.com", "BR", Some("RJ")).await;
+    let skip = h
+        .req("PUT", "/api/v1/holiday-preferences")
+        .bearer(&ana)
+        .json(json!({"default": {"action": "skip"}, "overrides": []}))
+        .send()
+        .await;
+    assert_eq!(skip.status, 200, "{}", skip.body);
+    // Rings hours from now, so the test never straddles its instant.
+    let hour = (alarm_domain::jiff::Timestamp::now()
+        .to_zoned(alarm_domain::jiff::tz::TimeZone::UTC)
+        .hour()
+        + 6)
+        % 24;
+    let alarm = h
+        .req("POST", "/api/v1/alarms")
+        .bearer(&ana)
+        .json(json!({"name": "Wake", "time_zone": "UTC", "schedules": [{"kind": "daily", "time": format!("{hour:02}:00")}]}))
+        .send()
+        .await;
+    assert_eq!(alarm.status, 201, "{}", alarm.body);
+    let alarm_id = alarm.body["id"].as_str().expect("id").to_owned();
+    let before = next_fire(h, &alarm_id, &ana).await;
+    assert_eq!(stored_fire(h, &alarm_id).await, before);
+
+    let mut replans = h.replans();
+    let seen = *replans.borrow();
+    let created = h
+        .req("POST", "/api/v1/holidays")
+        .bearer(&admin)
+        .json(json!({"name": "Feriado do Rio", "date": before.to_string(), "country": "BR", "state": "RJ"}))
+        .send()
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    replanned(&mut replans, seen).await;
+    let moved = before.checked_add(1.day()).expect("day after");
+    assert_eq!(
+        stored_fire(h, &alarm_id).await,
+        moved,
+        "the country's re-plan job moved the stored trigger past the new holiday"
+    );
+    assert_eq!(next_fire(h, &alarm_id, &ana).await, moved);
+
+    let seen = *replans.borrow();
+    let path = format!(
+        "/api/v1/holidays/{}",
+        created.body["id"].as_str().expect("id")
+    );
+    let deleted = h.req("DELETE", &path).bearer(&admin).send().await;
+    assert_eq!(deleted.status, 204);
+    replanned(&mut replans, seen).await;
+    assert_eq!(
+        stored_fire(h, &alarm_id).await,
+        before,
+        "deleting the holiday re-planned the stored trigger back"
+    );
+}
+
 crate::trials! {
     api: [
+        a_holiday_write_replans_its_country_in_the_background,
         exception_periods_are_owned_filtered_and_move_the_next_fire,
         holiday_preferences_replace_validate_and_reset,
         the_profile_changes_what_is_sent_and_keeps_the_rest,

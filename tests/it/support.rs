@@ -63,6 +63,8 @@ pub(crate) struct Harness {
         tokio::sync::watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
     ),
+    /// How many holiday re-plan jobs the engine has finished.
+    replans: tokio::sync::watch::Receiver<u64>,
 }
 
 enum Cleanup {
@@ -101,6 +103,7 @@ impl Harness {
                 ..alarm_runner::RunnerConfig::default()
             },
         );
+        let replans = engine.health().replans_finished();
         let ports = ports.with_wake(engine.wake());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let engine = tokio::spawn(engine.run(async move {
@@ -133,6 +136,7 @@ impl Harness {
             sql,
             cleanup,
             engine: (stop, engine),
+            replans,
         })
     }
 
@@ -147,6 +151,15 @@ impl Harness {
             }
             Cleanup::Pg(db) => db.drop_db().await,
         }
+    }
+
+    /// Follows the count of holiday re-plan jobs the in-process engine has
+    /// finished: mark the current count, make a holiday write, then await
+    /// a higher one.
+    pub(crate) fn replans(&self) -> tokio::sync::watch::Receiver<u64> {
+        let mut r = self.replans.clone();
+        r.mark_unchanged();
+        r
     }
 
     /// The stores behind the server, for a test to set up what no endpoint

@@ -53,6 +53,10 @@ alarm_appkit::settings! {
         batch: u32 = "1000", "WORKER_BATCH", 1..=5000;
         /// Longest sleep between looks at the queue when nothing wakes the engine, in milliseconds (new and moved triggers wake it at once)
         idle_poll_ms: u64 = "1000", "WORKER_IDLE_POLL_MS", 10..=60_000;
+        /// Users whose alarms one batch of a holiday re-plan job re-plans (an administrator's holiday write re-plans its country's users a batch at a time)
+        replan_batch: usize = "200", "WORKER_REPLAN_BATCH", 1..=5000;
+        /// Longest sleep between looks for a pending holiday re-plan job, in milliseconds (a write in the same process starts it at once)
+        replan_poll_ms: u64 = "2000", "WORKER_REPLAN_POLL_MS", 10..=60_000;
     }
 }
 
@@ -190,6 +194,8 @@ impl EngineValues {
             expiry_window: Duration::from_secs(self.expiry_minutes * 60),
             shutdown_timeout: shutdown,
             idle_poll: Duration::from_millis(self.idle_poll_ms),
+            replan_batch: self.replan_batch,
+            replan_poll: Duration::from_millis(self.replan_poll_ms),
             ..RunnerConfig::default()
         }
     }

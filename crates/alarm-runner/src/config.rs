@@ -28,6 +28,11 @@ pub struct RunnerConfig {
     pub max_in_flight: usize,
     /// How long graceful shutdown may take to finish or release work.
     pub shutdown_timeout: Duration,
+    /// Users per batch of a holiday re-plan job.
+    pub replan_batch: usize,
+    /// The longest sleep between two looks for a pending re-plan job when
+    /// nothing wakes the engine.
+    pub replan_poll: Duration,
 }
 
 impl RunnerConfig {
@@ -54,6 +59,8 @@ impl Default for RunnerConfig {
             idle_poll: Duration::from_secs(1),
             max_in_flight: 20_000,
             shutdown_timeout: Duration::from_secs(10),
+            replan_batch: 200,
+            replan_poll: Duration::from_secs(2),
         }
     }
 }

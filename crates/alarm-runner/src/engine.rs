@@ -14,7 +14,7 @@ use alarm_domain::ports::{
     AlarmStore, EngineRight, IdSource, RingingStore, StoreError, TriggerClaims, TriggerWake,
 };
 use alarm_domain::schedule::Calendar;
-use alarm_domain::services::{CalendarService, Ports, ServiceError};
+use alarm_domain::services::{CalendarService, Ports, ReplanStep, ServiceError};
 use alarm_domain::trigger::{Claimed, LeaseToken, Ringing, TriggerKind};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -33,6 +33,8 @@ fn signed(d: Duration) -> SignedDuration {
 #[derive(Debug, Default)]
 pub struct EngineWake {
     notify: Notify,
+    /// A holiday write in this process left a re-plan job.
+    replan: Notify,
 }
 
 impl EngineWake {
@@ -47,6 +49,10 @@ impl EngineWake {
 impl TriggerWake for EngineWake {
     fn due(&self, _at: Timestamp) {
         self.poke();
+    }
+
+    fn replan(&self) {
+        self.replan.notify_one();
     }
 }
 
@@ -479,7 +485,67 @@ impl Engine {
     /// claims the next: the database commits one batch while it hands out
     /// the next.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        Arc::new(self).run_loop(shutdown).await;
+        let engine = Arc::new(self);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let replans = tokio::spawn(engine.clone().replan_loop(stopped));
+        engine.run_loop(shutdown).await;
+        let _ = stop.send(true);
+        if let Err(e) = replans.await {
+            tracing::error!(error = %e, "the holiday re-plan task failed");
+        }
+    }
+
+    /// Works the holiday re-plan jobs ([`CalendarService::replan_step`])
+    /// while this engine holds the engine right, one batch after another
+    /// until none is pending, then looks again after
+    /// [`RunnerConfig::replan_poll`] or when a holiday write in this
+    /// process wakes it. A batch that fails is retried from the same
+    /// cursor after a backoff.
+    async fn replan_loop(self: Arc<Self>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let mut backoff = Backoff::default();
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            let pause = if self.health.holds_right.load(Ordering::Relaxed) {
+                match self.calendars.replan_step(self.config.replan_batch).await {
+                    Ok(ReplanStep::Idle) => {
+                        backoff.reset();
+                        self.config.replan_poll
+                    }
+                    Ok(ReplanStep::Raced) => Duration::ZERO,
+                    Ok(ReplanStep::Worked {
+                        country,
+                        users,
+                        finished,
+                    }) => {
+                        backoff.reset();
+                        tracing::debug!(%country, users, finished, "re-planned a batch of a holiday change");
+                        if finished {
+                            tracing::info!(%country, "holiday change re-planned for every user of the country");
+                            self.health.replans_finished.send_modify(|n| *n += 1);
+                        }
+                        Duration::ZERO
+                    }
+                    Err(e) => {
+                        let pause = backoff.next();
+                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "holiday re-plan batch failed");
+                        pause
+                    }
+                }
+            } else {
+                self.config.replan_poll
+            };
+            if pause.is_zero() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.wake.replan.notified() => {}
+                _ = stopped.changed() => return,
+            }
+        }
     }
 
     async fn run_loop(self: Arc<Self>, shutdown: impl Future<Output = ()>) {

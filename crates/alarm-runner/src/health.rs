@@ -14,6 +14,8 @@ pub struct EngineHealth {
     pub(crate) holds_right: AtomicBool,
     pub(crate) rang: AtomicU64,
     pub(crate) missed: AtomicU64,
+    /// Holiday re-plan jobs this engine finished.
+    pub(crate) replans_finished: tokio::sync::watch::Sender<u64>,
     /// Lateness of rung triggers at commit, per millisecond up to 10 s
     /// (the last bucket holds everything later).
     lateness: std::sync::Mutex<Vec<u64>>,
@@ -53,6 +55,14 @@ impl EngineHealth {
         }
         Ok(())
     }
+
+    /// How many holiday re-plan jobs this engine has finished, as a
+    /// receiver that sees each new count (what a caller awaits to know a
+    /// holiday write has reached every user of its country).
+    pub fn replans_finished(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.replans_finished.subscribe()
+    }
+
     /// Whether this engine holds the engine right (always, on PostgreSQL).
     pub fn holds_right(&self) -> bool {
         self.holds_right.load(Ordering::Relaxed)

@@ -32,8 +32,8 @@ pub use services::{
 };
 pub use stores::{
     AlarmEventStore, AlarmOp, AlarmStore, AuditLog, ExceptionOp, ExceptionPeriodStore, HolidayOp,
-    HolidayPreferences, HolidayStore, PreferenceOp, RefreshFamily, RefreshTokenStore, Rotation,
-    RoutineOp, RoutineStore, UserOp, UserStore, WebhookOp, WebhookStore,
+    HolidayPreferences, HolidayStore, PreferenceOp, RefreshFamily, RefreshTokenStore, ReplanJob,
+    Rotation, RoutineOp, RoutineStore, UserOp, UserStore, WebhookOp, WebhookStore,
 };
 
 #[cfg(feature = "mocks")]
@@ -83,6 +83,10 @@ pub trait IdSource: Send + Sync {
 pub trait TriggerWake: Send + Sync {
     /// A trigger is now due at `at`.
     fn due(&self, at: jiff::Timestamp);
+
+    /// A holiday write left a re-plan job (an engine in this process starts
+    /// it now instead of at its next poll).
+    fn replan(&self) {}
 }
 
 /// Tells nobody (no engine in this process).

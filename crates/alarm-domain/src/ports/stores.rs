@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use secrecy::SecretString;
 
-use super::{ChangeSet, Page, PageRequest, StoreError};
+use super::{ChangeSet, Page, PageRequest, StoreError, TriggerPlan};
 use crate::ids::{
     AlarmId, AuditId, EventId, ExceptionPeriodId, HolidayId, RoutineId, UserId, WebhookId,
 };
@@ -234,6 +234,29 @@ pub enum HolidayOp {
     Delete(HolidayId),
 }
 
+/// A pending re-plan of every alarm of one country's users, left by an
+/// administrator's holiday write and worked through by the engine's
+/// process in bounded batches (`CalendarService::replan_step`).
+///
+/// One job per country: a new holiday write while one is pending starts
+/// it over (a new `generation`, no cursor), so the last write's holidays
+/// are what every user ends up planned by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplanJob {
+    /// The country whose users' alarms are re-planned.
+    pub country: Country,
+    /// Bumped by every write that (re)starts the job.
+    pub generation: i64,
+    /// Bumped by every batch: a batch commits only if the job is still at
+    /// the generation and step it was read at, so two engines never move
+    /// the cursor past each other's work.
+    pub step: i64,
+    /// The last user already re-planned (users are walked in id order).
+    pub after: Option<UserId>,
+    /// When the newest write asked for it.
+    pub requested_at: Timestamp,
+}
+
 /// A user's holiday preferences: a default and per-holiday overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HolidayPreferences {
@@ -279,14 +302,49 @@ pub trait HolidayStore: Send + Sync {
     /// Only infrastructure failures.
     async fn list(&self, country: Country) -> Result<Vec<Holiday>, StoreError>;
 
-    /// Commits a holiday change with its audit record and recomputed triggers.
+    /// Commits a holiday change with its audit record and recomputed
+    /// triggers, and (re)starts the [`ReplanJob`] of each country in
+    /// `replan` in the same transaction (a pending job of that country
+    /// gets a new generation and loses its cursor).
     ///
     /// # Errors
     /// MUST return [`StoreError::Conflict`] for an existing id, or for the
     /// same name on the same date in the same country and state;
     /// [`StoreError::NotFound`] when deleting a missing holiday. Deleting a
     /// holiday also removes every preference override that names it.
-    async fn commit(&self, change: ChangeSet<HolidayOp>) -> Result<(), StoreError>;
+    async fn commit(
+        &self,
+        change: ChangeSet<HolidayOp>,
+        replan: Vec<Country>,
+    ) -> Result<(), StoreError>;
+
+    /// The pending re-plan job requested first, if any.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn replan_job(&self) -> Result<Option<ReplanJob>, StoreError>;
+
+    /// Up to `limit` ids of the users living in `job`'s country after its
+    /// cursor, in id order.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn replan_users(&self, job: &ReplanJob, limit: usize) -> Result<Vec<UserId>, StoreError>;
+
+    /// If `job` is still stored at the generation and step it was read at:
+    /// applies `plans` and moves its cursor to `next` with the next step
+    /// (`None`: the job is finished and removed), in one transaction, and
+    /// answers `true`. Otherwise writes nothing and answers `false` (a new
+    /// holiday write restarted it, or another engine took this batch).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn replan_advance(
+        &self,
+        job: &ReplanJob,
+        next: Option<UserId>,
+        plans: Vec<TriggerPlan>,
+    ) -> Result<bool, StoreError>;
 
     /// The owner's preferences (the default `fire` with no overrides when
     /// never set).

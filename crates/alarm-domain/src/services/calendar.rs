@@ -82,6 +82,25 @@ fn builtin_holidays(locale: &Locale, now: Timestamp) -> Vec<Holiday> {
         .collect()
 }
 
+/// What one [`CalendarService::replan_step`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplanStep {
+    /// No job is pending.
+    Idle,
+    /// The job changed under this batch (restarted by a newer holiday
+    /// write, or advanced by another engine); nothing was written.
+    Raced,
+    /// A batch was re-planned.
+    Worked {
+        /// The job's country.
+        country: Country,
+        /// Users re-planned in this batch.
+        users: usize,
+        /// Whether that was the job's last batch.
+        finished: bool,
+    },
+}
+
 /// The most custom holidays one country may have (each calendar of the
 /// country loads them all).
 pub const MAX_CUSTOM_HOLIDAYS_PER_COUNTRY: usize = 500;
@@ -464,9 +483,10 @@ impl CalendarService {
 
     /// Creates a holiday (administrators only).
     ///
-    /// Triggers of affected users are not recomputed in this commit (there
-    /// is no port listing users by country yet); the runner re-checks
-    /// suppressions at fire time, so a new holiday is still honoured.
+    /// Triggers of affected users are re-planned afterwards by the
+    /// country's re-plan job ([`Self::replan_step`]); until a user's turn
+    /// comes, the engine re-checks suppressions at fire time, so a new
+    /// holiday is honoured from the moment it commits.
     ///
     /// # Errors
     /// [`ServiceError::Forbidden`] for non-admins; [`ServiceError::Conflict`]
@@ -501,13 +521,8 @@ impl CalendarService {
             state,
             optional,
         );
-        self.write_holiday(
-            actor,
-            HolidayOp::Create(holiday.clone()),
-            None,
-            Some(holiday_summary(&holiday)),
-        )
-        .await?;
+        self.write_holiday(actor, HolidayOp::Create(holiday.clone()), None)
+            .await?;
         Ok(holiday)
     }
 
@@ -520,13 +535,8 @@ impl CalendarService {
             return Err(ServiceError::Forbidden);
         }
         let before = self.ports.holidays.get(id).await?;
-        self.write_holiday(
-            actor,
-            HolidayOp::Delete(id),
-            Some(holiday_summary(&before)),
-            None,
-        )
-        .await?;
+        self.write_holiday(actor, HolidayOp::Delete(id), Some(&before))
+            .await?;
         Ok(())
     }
 
@@ -539,8 +549,9 @@ impl CalendarService {
     }
 
     /// Replaces a holiday (administrators only); its id stays, so users'
-    /// preferences for it stay. Affected users' triggers are not recomputed
-    /// in this commit; the fire-time re-check honours the change.
+    /// preferences for it stay. Affected users' triggers are re-planned
+    /// afterwards by the country's re-plan job; the fire-time re-check
+    /// honours the change in between.
     ///
     /// # Errors
     /// [`ServiceError::Forbidden`] for non-admins; [`ServiceError::NotFound`]
@@ -569,13 +580,8 @@ impl CalendarService {
             state,
             optional,
         );
-        self.write_holiday(
-            actor,
-            HolidayOp::Update(holiday.clone()),
-            Some(holiday_summary(&before)),
-            Some(holiday_summary(&holiday)),
-        )
-        .await?;
+        self.write_holiday(actor, HolidayOp::Update(holiday.clone()), Some(&before))
+            .await?;
         Ok(holiday)
     }
 
@@ -646,29 +652,88 @@ impl CalendarService {
     }
 
     /// Commits an administrator's holiday write with its audit record
-    /// (`holiday.create|update|delete`). No trigger changes here: see
-    /// [`Self::create_holiday`].
+    /// (`holiday.create|update|delete`) and the re-plan job of every
+    /// country whose calendar it changes (the old and the new one of a
+    /// moved holiday). The users' triggers are re-planned by
+    /// [`Self::replan_step`] afterwards, in bounded batches, not in this
+    /// commit: one write can touch every user of a country.
     async fn write_holiday(
         &self,
         actor: &Actor,
         op: HolidayOp,
-        before: Option<String>,
-        after: Option<String>,
+        before: Option<&Holiday>,
     ) -> Result<(), ServiceError> {
-        let (action, id) = match &op {
-            HolidayOp::Create(h) => ("holiday.create", h.id()),
-            HolidayOp::Update(h) => ("holiday.update", h.id()),
-            HolidayOp::Delete(id) => ("holiday.delete", *id),
+        let (action, id, after) = match &op {
+            HolidayOp::Create(h) => ("holiday.create", h.id(), Some(h)),
+            HolidayOp::Update(h) => ("holiday.update", h.id(), Some(h)),
+            HolidayOp::Delete(id) => ("holiday.delete", *id, None),
         };
+        let mut replan: Vec<Country> = before
+            .iter()
+            .chain(after.iter())
+            .map(|h| h.country())
+            .collect();
+        replan.dedup();
         let now = self.ports.clock.now();
-        let audit = self
-            .ports
-            .audit(actor, action, id.as_uuid(), before, after, now);
+        let audit = self.ports.audit(
+            actor,
+            action,
+            id.as_uuid(),
+            before.map(holiday_summary),
+            after.map(holiday_summary),
+            now,
+        );
         self.ports
             .holidays
-            .commit(ChangeSet::audited(op, audit))
+            .commit(ChangeSet::audited(op, audit), replan)
             .await?;
+        self.ports.wake.replan();
         Ok(())
+    }
+
+    /// Works one batch of the oldest pending re-plan job: the next `batch`
+    /// users of its country (id order) get every alarm re-planned under
+    /// the holidays as stored now, and the job's cursor moves past them in
+    /// the same commit (the job ends with its last, short batch). Costs
+    /// five calendar queries, one alarm page per 100 alarms of each user
+    /// and one commit.
+    ///
+    /// # Errors
+    /// Store failures (the batch is retried from the same cursor).
+    pub async fn replan_step(&self, batch: usize) -> Result<ReplanStep, ServiceError> {
+        let Some(job) = self.ports.holidays.replan_job().await? else {
+            return Ok(ReplanStep::Idle);
+        };
+        let batch = batch.max(1);
+        let users = self.ports.holidays.replan_users(&job, batch).await?;
+        let now = self.ports.clock.now();
+        let calendars = self.calendars_for(users.clone()).await?;
+        let mut plans = Vec::new();
+        for user in &users {
+            if let Some(calendar) = calendars.get(user) {
+                plans.extend(self.plans_for_owner(*user, calendar, now).await?);
+            }
+        }
+        let next = if users.len() < batch {
+            None
+        } else {
+            users.last().copied()
+        };
+        if !self
+            .ports
+            .holidays
+            .replan_advance(&job, next, plans.clone())
+            .await?
+        {
+            // Restarted by a newer write, or taken by another engine.
+            return Ok(ReplanStep::Raced);
+        }
+        super::woke(self.ports.wake.as_ref(), &plans);
+        Ok(ReplanStep::Worked {
+            country: job.country,
+            users: users.len(),
+            finished: next.is_none(),
+        })
     }
 
     /// The actor's holiday preferences.

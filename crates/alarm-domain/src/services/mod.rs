@@ -16,6 +16,7 @@ pub use auth::{AuthError, AuthPorts, AuthService, PasswordHasher, Session};
 pub use calendar::{
     BUILTIN_YEARS_AHEAD, CalendarPorts, CalendarService, ListedHoliday,
     MAX_CUSTOM_HOLIDAYS_PER_COUNTRY, MAX_EXCEPTION_PERIODS_PER_USER, MAX_HOLIDAY_OVERRIDES,
+    ReplanStep,
 };
 // The fire-time re-check lives with the rest of the fire policy in
 // `crate::firing`; this path is kept for callers written against it.

@@ -5,6 +5,7 @@ mod m0002_idempotency;
 pub(crate) mod m0003_engine;
 mod m0004_outbox;
 mod m0005_builtin_overrides;
+mod m0006_replans_and_routine_links;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_engine::Migration),
             Box::new(m0004_outbox::Migration),
             Box::new(m0005_builtin_overrides::Migration),
+            Box::new(m0006_replans_and_routine_links::Migration),
         ]
     }
 }

@@ -3,14 +3,15 @@
 use alarm_domain::ids::{HolidayId, UserId};
 use alarm_domain::model::{Country, Holiday, HolidayDate, HolidayName, StateCode, brazil};
 use alarm_domain::ports::{
-    ChangeSet, HolidayOp, HolidayPreferences, HolidayStore, PreferenceOp, StoreError,
+    ChangeSet, HolidayOp, HolidayPreferences, HolidayStore, PreferenceOp, ReplanJob, StoreError,
+    TriggerPlan,
 };
 use async_trait::async_trait;
 use sea_orm::QueryResult;
 
-use super::{SqlStores, apply_common, id_of, v};
+use super::{SqlStores, apply_common, apply_plan, id_of, v};
 use crate::codec::{date_from_text, preference_from_columns, preference_to_columns};
-use crate::db::{col, corrupt, narrow};
+use crate::db::{col, corrupt, narrow, ts, us};
 use crate::row::Row;
 
 fn holiday_from(row: &QueryResult) -> Result<Holiday, StoreError> {
@@ -96,7 +97,11 @@ impl HolidayStore for SqlStores {
         rows.iter().map(holiday_from).collect()
     }
 
-    async fn commit(&self, change: ChangeSet<HolidayOp>) -> Result<(), StoreError> {
+    async fn commit(
+        &self,
+        change: ChangeSet<HolidayOp>,
+        replan: Vec<Country>,
+    ) -> Result<(), StoreError> {
         let tx = self.db.begin().await?;
         match &change.op {
             HolidayOp::Create(h) => {
@@ -135,8 +140,111 @@ impl HolidayStore for SqlStores {
                 }
             }
         }
+        for country in replan {
+            let row = Row::new()
+                .set("country", country.as_str())
+                .set("generation", 1_i64)
+                .set("step", 0_i64)
+                .set("after_user", Option::<uuid::Uuid>::None)
+                .set("requested_us", us(change.audit.at));
+            tx.insert(
+                "replan_jobs",
+                vec![row],
+                "ON CONFLICT (country) DO UPDATE SET generation = replan_jobs.generation + 1, \
+                 step = 0, after_user = NULL, requested_us = excluded.requested_us",
+            )
+            .await?;
+        }
         apply_common(&tx, &change).await?;
         tx.commit().await
+    }
+
+    async fn replan_job(&self) -> Result<Option<ReplanJob>, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                "SELECT * FROM replan_jobs ORDER BY requested_us, country LIMIT 1",
+                vec![],
+            )
+            .await?;
+        row.map(|r| {
+            Ok(ReplanJob {
+                country: Country::parse(&col::<String>(&r, "country")?)
+                    .map_err(|e| corrupt("country", e))?,
+                generation: col(&r, "generation")?,
+                step: col(&r, "step")?,
+                after: col::<Option<uuid::Uuid>>(&r, "after_user")?
+                    .map(|u| UserId::from_uuid(u).map_err(|e| corrupt("after_user", e)))
+                    .transpose()?,
+                requested_at: ts(col(&r, "requested_us")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn replan_users(&self, job: &ReplanJob, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match job.after {
+            None => {
+                self.db
+                    .query_all(
+                        "SELECT id FROM users WHERE country = ? ORDER BY id LIMIT ?",
+                        vec![v(job.country.as_str()), v(limit)],
+                    )
+                    .await?
+            }
+            Some(after) => {
+                self.db
+                    .query_all(
+                        "SELECT id FROM users WHERE country = ? AND id > ? ORDER BY id LIMIT ?",
+                        vec![v(job.country.as_str()), v(after.as_uuid()), v(limit)],
+                    )
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| id_of(r, "id", UserId::from_uuid))
+            .collect()
+    }
+
+    async fn replan_advance(
+        &self,
+        job: &ReplanJob,
+        next: Option<UserId>,
+        plans: Vec<TriggerPlan>,
+    ) -> Result<bool, StoreError> {
+        let tx = self.db.begin().await?;
+        let key = vec![v(job.country.as_str()), v(job.generation), v(job.step)];
+        // The job row is written first: on PostgreSQL that locks it, so a
+        // second engine with the same batch waits here and then finds the
+        // step moved (and a holiday write restarting it waits likewise).
+        let moved = match next {
+            None => {
+                tx.exec(
+                    "DELETE FROM replan_jobs WHERE country = ? AND generation = ? AND step = ?",
+                    key,
+                )
+                .await?
+            }
+            Some(after) => {
+                let mut values = vec![v(after.as_uuid())];
+                values.extend(key);
+                tx.exec(
+                    "UPDATE replan_jobs SET after_user = ?, step = step + 1 \
+                     WHERE country = ? AND generation = ? AND step = ?",
+                    values,
+                )
+                .await?
+            }
+        };
+        if moved == 0 {
+            return Ok(false);
+        }
+        for plan in &plans {
+            apply_plan(&tx, plan).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn preferences(&self, owner: UserId) -> Result<HolidayPreferences, StoreError> {

@@ -33,7 +33,7 @@ async fn admin_with_xmas(ports: &Ports) -> (User, Holiday) {
     let xmas = natal();
     ports
         .holidays
-        .commit(create(ports, &admin, &xmas))
+        .commit(create(ports, &admin, &xmas), vec![])
         .await
         .expect("create");
     (admin, xmas)
@@ -118,12 +118,16 @@ async fn update_replaces_a_holiday_by_id(new_ports: Fresh) {
         Some(alarm_domain::model::StateCode::parse("SP").expect("state")),
         true,
     );
-    ports.holidays.commit(update(&eve)).await.expect("update");
+    ports
+        .holidays
+        .commit(update(&eve), vec![])
+        .await
+        .expect("update");
     assert_eq!(ports.holidays.get(xmas.id()).await.expect("get"), eve);
     assert_eq!(ports.holidays.list(br()).await.expect("list").len(), 1);
     let stranger = natal();
     is(
-        ports.holidays.commit(update(&stranger)).await,
+        ports.holidays.commit(update(&stranger), vec![]).await,
         not_found,
         "an id that was never stored",
     );
@@ -131,7 +135,7 @@ async fn update_replaces_a_holiday_by_id(new_ports: Fresh) {
     let other = natal();
     ports
         .holidays
-        .commit(create(&ports, &admin, &other))
+        .commit(create(&ports, &admin, &other), vec![])
         .await
         .expect("create");
     let twin = Holiday::new(
@@ -143,7 +147,7 @@ async fn update_replaces_a_holiday_by_id(new_ports: Fresh) {
         true,
     );
     is(
-        ports.holidays.commit(update(&twin)).await,
+        ports.holidays.commit(update(&twin), vec![]).await,
         conflict,
         "a twin of another holiday",
     );
@@ -179,17 +183,20 @@ async fn overrides_name_builtin_holidays_and_go_with_a_deleted_one(new_ports: Fr
     assert_eq!(stored, want);
     ports
         .holidays
-        .commit(ChangeSet {
-            op: HolidayOp::Delete(xmas.id()),
-            audit: audit(
-                &ports,
-                Some(admin.id()),
-                "holiday.delete",
-                xmas.id().as_uuid(),
-            ),
-            events: Vec::new(),
-            triggers: Vec::new(),
-        })
+        .commit(
+            ChangeSet {
+                op: HolidayOp::Delete(xmas.id()),
+                audit: audit(
+                    &ports,
+                    Some(admin.id()),
+                    "holiday.delete",
+                    xmas.id().as_uuid(),
+                ),
+                events: Vec::new(),
+                triggers: Vec::new(),
+            },
+            vec![],
+        )
         .await
         .expect("delete");
     assert_eq!(
@@ -210,12 +217,18 @@ async fn the_same_holiday_or_id_twice_conflicts(new_ports: Fresh) {
     let (admin, xmas) = admin_with_xmas(&ports).await;
     let twin = natal();
     is(
-        ports.holidays.commit(create(&ports, &admin, &twin)).await,
+        ports
+            .holidays
+            .commit(create(&ports, &admin, &twin), vec![])
+            .await,
         conflict,
         "the same holiday twice",
     );
     is(
-        ports.holidays.commit(create(&ports, &admin, &xmas)).await,
+        ports
+            .holidays
+            .commit(create(&ports, &admin, &xmas), vec![])
+            .await,
         conflict,
         "an existing holiday id",
     );
@@ -303,14 +316,176 @@ async fn delete_removes_the_holiday_once(new_ports: Fresh) {
     };
     ports
         .holidays
-        .commit(delete(xmas.id()))
+        .commit(delete(xmas.id()), vec![])
         .await
         .expect("delete");
     is(ports.holidays.get(xmas.id()).await, not_found, "deleted");
     is(
-        ports.holidays.commit(delete(xmas.id())).await,
+        ports.holidays.commit(delete(xmas.id()), vec![]).await,
         not_found,
         "deleting a missing holiday",
+    );
+}
+
+/// A holiday write (re)starts one re-plan job per country it names; the
+/// job walks that country's users in id order, advances only from the
+/// generation and step it was read at, applies its plans with the cursor,
+/// and is gone after its last batch.
+async fn holiday_writes_leave_replan_jobs_walked_in_batches(new_ports: Fresh) {
+    let ports = new_ports().await;
+    assert_eq!(ports.holidays.replan_job().await.expect("job"), None);
+    let admin = fixtures::user(&ports, "admin@example.com").await;
+    let mut br_users = vec![admin.id()];
+    for n in 0..3 {
+        br_users.push(
+            fixtures::user(&ports, &format!("br{n}@example.com"))
+                .await
+                .id(),
+        );
+    }
+    br_users.sort();
+    let pt = fixtures::user(&ports, "pt@example.com").await;
+    let moved = User::new(
+        pt.id(),
+        pt.email().clone(),
+        pt.display_name().clone(),
+        pt.role(),
+        pt.time_zone().clone(),
+        Some(alarm_domain::model::Locale::new(
+            Country::parse("PT").expect("PT"),
+            None,
+        )),
+    );
+    ports
+        .users
+        .commit(ChangeSet {
+            op: UserOp::Update(moved),
+            audit: audit(&ports, Some(pt.id()), "user.update", pt.id().as_uuid()),
+            events: Vec::new(),
+            triggers: Vec::new(),
+        })
+        .await
+        .expect("move to Portugal");
+    let xmas = natal();
+    ports
+        .holidays
+        .commit(create(&ports, &admin, &xmas), vec![br()])
+        .await
+        .expect("create");
+    let job = ports
+        .holidays
+        .replan_job()
+        .await
+        .expect("job")
+        .expect("a job for BR");
+    assert_eq!(
+        (job.country, job.step, job.after),
+        (br(), 0, None),
+        "a new job starts before the first user"
+    );
+    let first = ports.holidays.replan_users(&job, 2).await.expect("users");
+    assert_eq!(
+        first,
+        br_users[..2],
+        "BR's users in id order, PT's left out"
+    );
+    let alarm = fixtures::alarm(&ports, admin.id(), "Wake", None).await;
+    let plan = TriggerPlan::Reschedule {
+        alarm: alarm.id(),
+        version: alarm.version(),
+        next: Some(trigger(&alarm, at(500), TriggerKind::Fire)),
+    };
+    assert!(
+        ports
+            .holidays
+            .replan_advance(&job, Some(first[1]), vec![plan])
+            .await
+            .expect("advance"),
+        "the job as read advances"
+    );
+    assert_eq!(
+        ports
+            .queue
+            .pending(alarm.id())
+            .await
+            .expect("pending")
+            .len(),
+        1,
+        "the batch's plans are applied with the cursor"
+    );
+    assert!(
+        !ports
+            .holidays
+            .replan_advance(&job, Some(first[1]), vec![])
+            .await
+            .expect("advance"),
+        "a batch read at an old step writes nothing"
+    );
+    let job = ports
+        .holidays
+        .replan_job()
+        .await
+        .expect("job")
+        .expect("still pending");
+    assert_eq!((job.step, job.after), (1, Some(first[1])));
+    assert_eq!(
+        ports.holidays.replan_users(&job, 10).await.expect("users"),
+        br_users[2..],
+        "the rest, after the cursor"
+    );
+    ports
+        .holidays
+        .commit(
+            create(
+                &ports,
+                &admin,
+                &Holiday::new(
+                    HolidayId::generate(),
+                    HolidayName::parse("Ano Novo").expect("name"),
+                    HolidayDate::recurring(1, 1).expect("date"),
+                    br(),
+                    None,
+                    false,
+                ),
+            ),
+            vec![br()],
+        )
+        .await
+        .expect("a second write");
+    assert!(
+        !ports
+            .holidays
+            .replan_advance(&job, None, vec![])
+            .await
+            .expect("advance"),
+        "a newer write restarted the job"
+    );
+    let restarted = ports
+        .holidays
+        .replan_job()
+        .await
+        .expect("job")
+        .expect("pending");
+    assert_eq!(
+        (
+            restarted.generation > job.generation,
+            restarted.step,
+            restarted.after
+        ),
+        (true, 0, None),
+        "restarted from the first user"
+    );
+    assert!(
+        ports
+            .holidays
+            .replan_advance(&restarted, None, vec![])
+            .await
+            .expect("finish")
+    );
+    assert_eq!(
+        ports.holidays.replan_job().await.expect("job"),
+        None,
+        "a finished job is removed"
     );
 }
 
@@ -326,5 +501,6 @@ pub(super) fn checks() -> Vec<Check> {
         preferences_many_defaults_whoever_never_set_any,
         override_naming_a_missing_holiday_is_refused,
         delete_removes_the_holiday_once,
+        holiday_writes_leave_replan_jobs_walked_in_batches,
     )
 }

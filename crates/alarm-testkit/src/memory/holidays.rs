@@ -3,7 +3,8 @@
 use alarm_domain::ids::{HolidayId, UserId};
 use alarm_domain::model::{Country, Holiday, brazil};
 use alarm_domain::ports::{
-    ChangeSet, HolidayOp, HolidayPreferences, HolidayStore, PreferenceOp, StoreError,
+    ChangeSet, HolidayOp, HolidayPreferences, HolidayStore, PreferenceOp, ReplanJob, StoreError,
+    TriggerPlan,
 };
 use async_trait::async_trait;
 
@@ -29,7 +30,11 @@ impl HolidayStore for InMemory {
             .collect())
     }
 
-    async fn commit(&self, change: ChangeSet<HolidayOp>) -> Result<(), StoreError> {
+    async fn commit(
+        &self,
+        change: ChangeSet<HolidayOp>,
+        replan: Vec<Country>,
+    ) -> Result<(), StoreError> {
         let mut s = self.lock();
         s.check_common(&change)?;
         match &change.op {
@@ -70,8 +75,78 @@ impl HolidayStore for InMemory {
                 }
             }
         }
+        let requested_at = change.audit.at;
+        for country in replan {
+            let generation = s.replans.get(&country).map_or(1, |j| j.generation + 1);
+            s.replans.insert(
+                country,
+                ReplanJob {
+                    country,
+                    generation,
+                    step: 0,
+                    after: None,
+                    requested_at,
+                },
+            );
+        }
         s.apply_common(change);
         Ok(())
+    }
+
+    async fn replan_job(&self) -> Result<Option<ReplanJob>, StoreError> {
+        Ok(self
+            .lock()
+            .replans
+            .values()
+            .min_by_key(|j| (j.requested_at, j.country))
+            .cloned())
+    }
+
+    async fn replan_users(&self, job: &ReplanJob, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .values()
+            .filter(|(u, _)| u.locale().is_some_and(|l| l.country() == job.country))
+            .map(|(u, _)| u.id())
+            .filter(|id| job.after.is_none_or(|a| *id > a))
+            .take(limit)
+            .collect())
+    }
+
+    async fn replan_advance(
+        &self,
+        job: &ReplanJob,
+        next: Option<UserId>,
+        plans: Vec<TriggerPlan>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let current = s
+            .replans
+            .get(&job.country)
+            .is_some_and(|j| (j.generation, j.step) == (job.generation, job.step));
+        if !current {
+            return Ok(false);
+        }
+        match next {
+            None => {
+                s.replans.remove(&job.country);
+            }
+            Some(after) => {
+                s.replans.insert(
+                    job.country,
+                    ReplanJob {
+                        step: job.step + 1,
+                        after: Some(after),
+                        ..job.clone()
+                    },
+                );
+            }
+        }
+        for plan in plans {
+            s.apply_plan(plan);
+        }
+        Ok(true)
     }
 
     async fn preferences(&self, owner: UserId) -> Result<HolidayPreferences, StoreError> {

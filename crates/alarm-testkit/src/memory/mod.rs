@@ -71,6 +71,8 @@ struct State {
     tokens: HashMap<[u8; 32], (uuid::Uuid, bool)>,
     /// (owner, scope, key) → (fingerprint, created, answer).
     idempotency: HashMap<(UserId, String, String), IdemRecord>,
+    /// Pending holiday re-plans, one per country.
+    replans: HashMap<alarm_domain::model::Country, alarm_domain::ports::ReplanJob>,
     leases_issued: u64,
     /// The engine right: (holder, until).
     engine_lease: Option<(uuid::Uuid, Timestamp)>,
