@@ -16,6 +16,7 @@ mod inputs;
 mod operations;
 mod ownership;
 mod ringing;
+mod routines;
 mod sessions;
 mod spec_answers;
 mod tokens;
@@ -140,6 +141,7 @@ fn main() {
         operations::trials(),
         ownership::trials(),
         ringing::trials(),
+        routines::trials(),
         sessions::trials(),
         spec_answers::trials(),
         tokens::trials(),

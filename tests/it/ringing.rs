@@ -10,7 +10,7 @@ use crate::support::Harness;
 /// Polls the caller's ringing list until it holds something (the engine
 /// is another task; there is no push channel to await), failing at
 /// `deadline`.
-async fn wait_ringing(
+pub(crate) async fn wait_ringing(
     h: &Harness,
     token: &str,
     deadline: tokio::time::Instant,

@@ -735,6 +735,44 @@ async fn every_answer_matches_the_served_spec(h: &Harness) {
         .expect(h, call("GET", "/api/v1/ringing").bearer(&a), 200)
         .await;
     assert_eq!(empty.body["items"], json!([]));
+    // Routines: one attached to Tea before it rings, so its history holds
+    // a `routine_started` event for the spec to judge.
+    let routines = || call("POST", "/api/v1/routines");
+    let morning = json!({"name": "Morning", "actions": ["Lights on", "Coffee"]});
+    let routine = s
+        .expect(h, routines().bearer(&a).json(morning.clone()), 201)
+        .await;
+    let routine_id = routine.str("id");
+    assert_eq!(routine.body["active"], json!(true));
+    s.expect(
+        h,
+        routines()
+            .bearer(&a)
+            .json(json!({"name": "Twice", "actions": ["Coffee", "coffee"]})),
+        422,
+    )
+    .await;
+    s.expect(h, routines().json(morning.clone()), 401).await;
+    let attach = || call("PUT", "/api/v1/alarms/{id}/routines").id(&tea);
+    let attached = s
+        .expect(
+            h,
+            attach()
+                .bearer(&a)
+                .json(json!({"routine_ids": [routine_id.clone()]})),
+            200,
+        )
+        .await;
+    assert_eq!(attached.body["items"][0]["id"], json!(routine_id.as_str()));
+    s.expect(
+        h,
+        attach()
+            .bearer(&a)
+            .json(json!({"routine_ids": ["0190d0e0-0000-7000-8000-000000000000"]})),
+        422,
+    )
+    .await;
+    guarded(&mut s, h, || attach().json(json!({"routine_ids": []})), &b).await;
     alarm_runner::Engine::new(h.ports(), alarm_runner::RunnerConfig::default())
         .tick(due)
         .await
@@ -983,6 +1021,16 @@ async fn every_answer_matches_the_served_spec(h: &Harness) {
         )
         .await;
     assert!(rest.body.get("next_cursor").is_none(), "{}", rest.body);
+    let started = rest.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["kind"] == "routine_started")
+        .expect("the attached routine started when Tea rang");
+    assert_eq!(
+        started["routine"],
+        json!({"routine_id": routine_id.as_str(), "name": "Morning", "actions": ["Lights on", "Coffee"]})
+    );
     s.expect(h, events().bearer(&a).query("cursor=nope"), 400)
         .await;
     s.expect(h, events().bearer(&a).query("limit=0"), 400).await;
@@ -1258,6 +1306,39 @@ async fn every_answer_matches_the_served_spec(h: &Harness) {
     let reset = || call("DELETE", "/api/v1/holiday-preferences");
     s.expect(h, reset().bearer(&a), 204).await;
     s.expect(h, reset(), 401).await;
+
+    // Routines: the rest of their operations.
+    let list_routines = || call("GET", "/api/v1/routines");
+    let mine = s.expect(h, list_routines().bearer(&a), 200).await;
+    assert_eq!(mine.body["items"][0]["id"], json!(routine_id.as_str()));
+    s.expect(h, list_routines(), 401).await;
+    let get_routine = || call("GET", "/api/v1/routines/{id}").id(&routine_id);
+    s.expect(h, get_routine().bearer(&a), 200).await;
+    guarded(&mut s, h, get_routine, &b).await;
+    let put_routine = || call("PUT", "/api/v1/routines/{id}").id(&routine_id);
+    let paused = json!({"name": "Morning", "actions": ["Lights on"], "active": false});
+    let replaced = s
+        .expect(h, put_routine().bearer(&a).json(paused.clone()), 200)
+        .await;
+    assert_eq!(replaced.body["active"], json!(false));
+    s.expect(
+        h,
+        put_routine()
+            .bearer(&a)
+            .json(json!({"name": "Morning", "actions": []})),
+        422,
+    )
+    .await;
+    guarded(&mut s, h, || put_routine().json(paused.clone()), &b).await;
+    let of_tea = || call("GET", "/api/v1/alarms/{id}/routines").id(&tea);
+    let listed = s.expect(h, of_tea().bearer(&a), 200).await;
+    assert_eq!(listed.body["items"][0]["actions"], json!(["Lights on"]));
+    guarded(&mut s, h, of_tea, &b).await;
+    let delete_routine = || call("DELETE", "/api/v1/routines/{id}").id(&routine_id);
+    guarded(&mut s, h, delete_routine, &b).await;
+    s.expect(h, delete_routine().bearer(&a), 204).await;
+    let detached = s.expect(h, of_tea().bearer(&a), 200).await;
+    assert_eq!(detached.body["items"], json!([]), "deleting detaches");
 
     // The caller's profile.
     let patch_me = || call("PATCH", "/api/v1/auth/me");

@@ -41,6 +41,8 @@ type Apis = (
     api::calendar::ExceptionPeriodsApi,
     api::calendar::HolidayPreferencesApi,
     api::calendar::HolidaysApi,
+    api::routines::RoutinesApi,
+    api::routines::AlarmRoutinesApi,
     api::health::HealthApi,
 );
 
@@ -54,6 +56,8 @@ fn service(server: Option<&str>) -> OpenApiService<Apis, ()> {
             api::calendar::ExceptionPeriodsApi,
             api::calendar::HolidayPreferencesApi,
             api::calendar::HolidaysApi,
+            api::routines::RoutinesApi,
+            api::routines::AlarmRoutinesApi,
             api::health::HealthApi,
         ),
         "Smart Alarm API",

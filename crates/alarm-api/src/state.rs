@@ -7,7 +7,7 @@ use alarm_domain::jiff::SignedDuration;
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::model::Email;
 use alarm_domain::services::{
-    AlarmService, AuthService, CalendarService, Ports, UserService, WebhookService,
+    AlarmService, AuthService, CalendarService, Ports, RoutineService, UserService, WebhookService,
 };
 use async_trait::async_trait;
 
@@ -48,6 +48,7 @@ pub struct AppState {
     pub(crate) auth: AuthService,
     pub(crate) webhooks: WebhookService,
     pub(crate) calendar: CalendarService,
+    pub(crate) routines: RoutineService,
     pub(crate) tokens: Tokens,
     pub(crate) tzdb: TimeZoneDatabase,
     pub(crate) throttle: crate::throttle::LoginThrottle,
@@ -77,6 +78,7 @@ impl AppState {
             ),
             webhooks: WebhookService::new(ports.clone()),
             calendar: CalendarService::new(ports.clone()),
+            routines: RoutineService::new(ports.clone()),
             throttle: crate::throttle::LoginThrottle::default(),
             ports,
             tokens,

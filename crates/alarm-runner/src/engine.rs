@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use alarm_domain::firing::{Verdict, judge, replan_after_edit};
+use alarm_domain::firing::{Verdict, judge, replan_after_edit, start_routines, starts_routines};
 use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
-use alarm_domain::model::Alarm;
+use alarm_domain::model::{Alarm, Routine};
 use alarm_domain::ports::{
-    AlarmStore, EngineRight, IdSource, RingingStore, StoreError, TriggerClaims, TriggerWake,
+    AlarmStore, EngineRight, IdSource, RingingStore, RoutineStore, StoreError, TriggerClaims,
+    TriggerWake,
 };
 use alarm_domain::schedule::Calendar;
 use alarm_domain::services::{CalendarService, Ports, ReplanStep, ServiceError};
@@ -114,6 +115,8 @@ pub struct EnginePorts {
     pub right: Arc<dyn EngineRight>,
     /// The alarms of a batch, as stored now.
     pub alarms: Arc<dyn AlarmStore>,
+    /// The routines attached to the alarms that ring.
+    pub routines: Arc<dyn RoutineStore>,
     /// Ids of the events and deliveries a fire makes.
     pub ids: Arc<dyn IdSource>,
 }
@@ -125,6 +128,7 @@ impl From<Ports> for EnginePorts {
             ringing: ports.queue.clone(),
             right: ports.queue,
             alarms: ports.alarms,
+            routines: ports.routines,
             ids: ports.ids,
         }
     }
@@ -321,6 +325,7 @@ impl Engine {
             verdicts.insert(claim.token, verdict);
             items.push((claim.token, outcome));
         }
+        self.start_routines(now, &claims, &mut items).await?;
         let committing = Instant::now();
         let lost = self.commit(items).await?;
         let commit = signed(committing.elapsed());
@@ -367,6 +372,44 @@ impl Engine {
             .missed
             .fetch_add(report.missed, Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// Adds the `routine_started` events of every outcome that starts its
+    /// alarm's routines ([`starts_routines`]), reading the attached
+    /// routines of those alarms only, in one query per 400 alarms.
+    async fn start_routines(
+        &self,
+        now: Timestamp,
+        claims: &[Claimed],
+        items: &mut [(LeaseToken, alarm_domain::ports::FireOutcome)],
+    ) -> Result<(), ServiceError> {
+        let starting: Vec<AlarmId> = claims
+            .iter()
+            .zip(items.iter())
+            .filter(|(c, (_, o))| starts_routines(&c.trigger, o))
+            .map(|(c, _)| c.trigger.alarm)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if starting.is_empty() {
+            return Ok(());
+        }
+        let mut attached: HashMap<AlarmId, Vec<Routine>> = HashMap::new();
+        for (alarm, routine) in self.ports.routines.attached_many(starting).await? {
+            attached.entry(alarm).or_default().push(routine);
+        }
+        for (claim, (_, outcome)) in claims.iter().zip(items.iter_mut()) {
+            if let Some(routines) = attached.get(&claim.trigger.alarm) {
+                start_routines(
+                    &claim.trigger,
+                    outcome,
+                    routines,
+                    now,
+                    self.ports.ids.as_ref(),
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Re-plans the alarms that were edited while one of their `fire`

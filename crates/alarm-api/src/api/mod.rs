@@ -5,6 +5,7 @@ pub(crate) mod alarms;
 pub(crate) mod calendar;
 pub(crate) mod health;
 pub(crate) mod ringing;
+pub(crate) mod routines;
 pub(crate) mod webhooks;
 
 use poem_openapi::Tags;
@@ -20,6 +21,8 @@ pub(crate) enum ApiTags {
     Ringing,
     /// Exception periods, holidays and holiday preferences: the days alarms stay silent or move.
     Calendar,
+    /// Routines: named, ordered actions that start when an alarm they are attached to rings.
+    Routines,
     /// Webhook endpoints: signed deliveries of alarm events, their secrets and delivery history.
     Webhooks,
     /// Liveness, readiness and dependency health for operators.

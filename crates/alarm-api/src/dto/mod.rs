@@ -17,6 +17,7 @@ mod deliveries;
 mod events;
 mod occurrences;
 mod ringing;
+mod routines;
 mod schedules;
 mod webhooks;
 
@@ -34,6 +35,7 @@ pub use deliveries::{DeliveryPage, DeliveryView};
 pub use events::{EventPage, EventView};
 pub use occurrences::{AdjustmentView, OccurrenceList, OccurrenceView};
 pub use ringing::{RingingList, RingingView};
+pub use routines::{AlarmRoutinesInput, RoutineInput, RoutineList, RoutineView};
 pub use schedules::{DailySchedule, OnceSchedule, RuleSchedule, ScheduleDto, WeeklySchedule};
 pub use webhooks::{WebhookInput, WebhookList, WebhookSecretView, WebhookUpdate, WebhookView};
 

@@ -1162,3 +1162,81 @@ fn delivery_keys_do_not_change_between_releases() {
     );
     assert_eq!(key.to_string(), "53f72474-af38-8bce-a6d9-38b5202032fc");
 }
+
+// ----------------------------------------------------------------- routines
+
+#[test]
+fn only_a_fire_that_rings_starts_the_active_routines_in_order() {
+    use crate::ids::RoutineId;
+    use crate::model::{Routine, RoutineAction, RoutineName};
+
+    let alarm = daily();
+    let routine = |name: &str, actions: &[&str], active: bool| {
+        Routine::new(
+            RoutineId::generate(),
+            alarm.owner(),
+            RoutineName::parse(name).expect("name"),
+            actions
+                .iter()
+                .map(|a| RoutineAction::parse(a).expect("action"))
+                .collect(),
+            active,
+        )
+        .expect("routine")
+    };
+    let routines = [
+        routine("Coffee", &["Grind \"beans\"", "Brew"], true),
+        routine("Paused", &["Nothing"], false),
+        routine("Lights", &["Bedroom on"], true),
+    ];
+    let ids = SequentialIds(AtomicU64::new(100));
+    let fire = fixtures::trigger(&alarm, seven(0), TriggerKind::Fire);
+    let (mut out, verdict) = judge(seven(0), &fire, Some(&alarm), None);
+    assert_eq!(verdict, Verdict::Rang);
+    assert!(super::starts_routines(&fire, &out));
+    let before = out.events.len();
+    super::start_routines(&fire, &mut out, &routines, seven(0), &ids);
+    let started: Vec<(AlarmEventKind, Option<Timestamp>, serde_json::Value)> = out.events[before..]
+        .iter()
+        .map(|e| {
+            (
+                e.kind,
+                e.occurrence,
+                serde_json::from_str(e.detail.as_deref().expect("detail")).expect("JSON"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        started,
+        [
+            (
+                AlarmEventKind::RoutineStarted,
+                Some(seven(0)),
+                serde_json::json!({"routine_id": routines[0].id().to_string(), "name": "Coffee", "actions": ["Grind \"beans\"", "Brew"]}),
+            ),
+            (
+                AlarmEventKind::RoutineStarted,
+                Some(seven(0)),
+                serde_json::json!({"routine_id": routines[2].id().to_string(), "name": "Lights", "actions": ["Bedroom on"]}),
+            ),
+        ],
+        "active routines only, in their order, recording the routine as it was"
+    );
+
+    // An escalation re-rings an occurrence whose routines already started;
+    // a missed or suppressed fire starts nothing.
+    let escalation = follow(&alarm, TriggerKind::Escalate(1), seven(0) + mins(5));
+    let record = ringing(&escalation, seven(0), 0, 0, false);
+    let (out, verdict) = judge(seven(0) + mins(5), &escalation, Some(&alarm), Some(&record));
+    assert_eq!(verdict, Verdict::Rang);
+    assert!(!super::starts_routines(&escalation, &out));
+    let (out, verdict) = judge(seven(0) + grace() + mins(1), &fire, Some(&alarm), None);
+    assert_eq!(verdict, Verdict::Missed);
+    assert!(!super::starts_routines(&fire, &out));
+    let off = revised(&alarm, |d| d.enabled = false);
+    let (mut out, verdict) = judge(seven(0), &fire, Some(&off), None);
+    assert_eq!(verdict, Verdict::Skipped);
+    let before = out.events.len();
+    super::start_routines(&fire, &mut out, &routines, seven(0), &ids);
+    assert_eq!(out.events.len(), before, "nothing rang, nothing starts");
+}

@@ -31,9 +31,12 @@ pub enum AlarmEventKind {
     Expired,
     /// Deleted.
     Deleted,
+    /// A routine attached to the alarm started when an occurrence rang
+    /// (its detail: [`crate::firing::routine_detail`]).
+    RoutineStarted,
 }
 
-const EVENT_KINDS: [(AlarmEventKind, &str); 11] = [
+const EVENT_KINDS: [(AlarmEventKind, &str); 12] = [
     (AlarmEventKind::Created, "created"),
     (AlarmEventKind::Updated, "updated"),
     (AlarmEventKind::Enabled, "enabled"),
@@ -45,6 +48,7 @@ const EVENT_KINDS: [(AlarmEventKind, &str); 11] = [
     (AlarmEventKind::Missed, "missed"),
     (AlarmEventKind::Expired, "expired"),
     (AlarmEventKind::Deleted, "deleted"),
+    (AlarmEventKind::RoutineStarted, "routine_started"),
 ];
 
 impl AlarmEventKind {

@@ -377,7 +377,17 @@ pub enum RoutineOp {
     Create(Routine),
     /// Replace a routine (same id and owner).
     Update(Routine),
-    /// Remove a routine.
+    /// Replace the routines attached to one of the owner's alarms (in the
+    /// order they start); an empty list detaches them all.
+    Attach {
+        /// The owner of both the alarm and the routines.
+        owner: UserId,
+        /// The alarm.
+        alarm: AlarmId,
+        /// The routines, in order, no id twice.
+        routines: Vec<RoutineId>,
+    },
+    /// Remove a routine (it is detached from every alarm).
     Delete {
         /// The owner.
         owner: UserId,
@@ -406,8 +416,26 @@ pub trait RoutineStore: Send + Sync {
 
     /// # Errors
     /// MUST return [`StoreError::Conflict`] for an existing id on create and
-    /// [`StoreError::NotFound`] for a missing or another owner's routine.
+    /// [`StoreError::NotFound`] for a missing or another owner's routine,
+    /// or (for `Attach`) alarm; [`StoreError::Conflict`] when an `Attach`
+    /// names a routine that is not (or no longer) the owner's.
     async fn commit(&self, change: ChangeSet<RoutineOp>) -> Result<(), StoreError>;
+
+    /// The routines attached to the owner's `alarm`, in order.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for a missing or another owner's alarm.
+    async fn attached(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Routine>, StoreError>;
+
+    /// The routines attached to each of `alarms` (any owner: the trigger
+    /// engine's batch), as (alarm, routine) pairs in each alarm's order.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn attached_many(
+        &self,
+        alarms: Vec<AlarmId>,
+    ) -> Result<Vec<(AlarmId, Routine)>, StoreError>;
 }
 
 /// A webhook-registration operation.

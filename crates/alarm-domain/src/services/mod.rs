@@ -21,7 +21,7 @@ pub use calendar::{
 // The fire-time re-check lives with the rest of the fire policy in
 // `crate::firing`; this path is kept for callers written against it.
 pub use crate::firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
-pub use routines::{RoutinePorts, RoutineService};
+pub use routines::{MAX_ROUTINES_PER_ALARM, MAX_ROUTINES_PER_USER, RoutinePorts, RoutineService};
 pub use users::{NewUser, ProfileChange, UserPorts, UserService};
 pub use webhooks::{MAX_WEBHOOKS_PER_USER, NewWebhook, WebhookPorts, WebhookService};
 

@@ -58,6 +58,10 @@ struct State {
     holidays: BTreeMap<HolidayId, Holiday>,
     preferences: HashMap<UserId, HolidayPreferences>,
     routines: BTreeMap<RoutineId, Routine>,
+    /// Each alarm's attached routines, in order. A deleted alarm or
+    /// routine is skipped on read (ids are never reused), as the SQL
+    /// store's cascading foreign keys remove it.
+    routine_links: BTreeMap<AlarmId, Vec<RoutineId>>,
     webhooks: BTreeMap<WebhookId, WebhookRegistration>,
     events: BTreeMap<EventId, AlarmEvent>,
     audit: BTreeMap<AuditId, AuditRecord>,

@@ -1,12 +1,24 @@
-//! [`RoutineStore`] over the in-memory state.
+//! [`RoutineStore`] over the in-memory state: routines and the ones attached to each alarm.
 
-use alarm_domain::ids::{RoutineId, UserId};
+use alarm_domain::ids::{AlarmId, RoutineId, UserId};
 use alarm_domain::model::Routine;
 use alarm_domain::ports::{ChangeSet, Page, PageRequest, RoutineOp, RoutineStore, StoreError};
 use async_trait::async_trait;
 
 use super::owned::Owned;
-use super::{InMemory, page};
+use super::{InMemory, State, page};
+
+impl State {
+    /// The stored routines attached to `alarm`, in order.
+    fn attached_to(&self, alarm: AlarmId) -> Vec<Routine> {
+        self.routine_links
+            .get(&alarm)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.routines.get(id).cloned())
+            .collect()
+    }
+}
 
 #[async_trait]
 impl RoutineStore for InMemory {
@@ -39,7 +51,49 @@ impl RoutineStore for InMemory {
             RoutineOp::Create(x) => Owned::Create(x.clone()),
             RoutineOp::Update(x) => Owned::Update(x.clone()),
             RoutineOp::Delete { owner, id } => Owned::Delete(*owner, *id),
+            RoutineOp::Attach {
+                owner,
+                alarm,
+                routines,
+            } => {
+                let mut s = self.lock();
+                if s.alarms.get(alarm).is_none_or(|a| a.owner() != *owner) {
+                    return Err(StoreError::NotFound);
+                }
+                if let Some(id) = routines
+                    .iter()
+                    .find(|id| s.routines.get(id).is_none_or(|r| r.owner() != *owner))
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "routine {id} is not the owner's"
+                    )));
+                }
+                s.check_common(&change)?;
+                s.routine_links.insert(*alarm, routines.clone());
+                s.apply_common(change);
+                return Ok(());
+            }
         };
         self.lock().commit_owned(|s| &mut s.routines, op, change)
+    }
+
+    async fn attached(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Routine>, StoreError> {
+        let s = self.lock();
+        if s.alarms.get(&alarm).is_none_or(|a| a.owner() != owner) {
+            return Err(StoreError::NotFound);
+        }
+        Ok(s.attached_to(alarm))
+    }
+
+    async fn attached_many(
+        &self,
+        alarms: Vec<AlarmId>,
+    ) -> Result<Vec<(AlarmId, Routine)>, StoreError> {
+        let s = self.lock();
+        Ok(alarms
+            .into_iter()
+            .filter(|a| s.alarms.contains_key(a))
+            .flat_map(|a| s.attached_to(a).into_iter().map(move |r| (a, r)))
+            .collect())
     }
 }
