@@ -34,16 +34,18 @@ use crate::engine::World;
 
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
+    /// The request's path.
+    pub(crate) path: String,
     headers: HashMap<String, String>,
     body: Vec<u8>,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).map_or("", String::as_str)
     }
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
 }
@@ -58,14 +60,14 @@ struct ReceiverState {
 
 /// A real HTTP/1.1 server on a loopback port that records every request
 /// and answers from a script.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     state: Arc<Mutex<ReceiverState>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
@@ -92,7 +94,7 @@ impl Receiver {
         Self { addr, state, task }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
@@ -110,7 +112,7 @@ impl Receiver {
         self.lock().default = code;
     }
 
-    fn got(&self) -> Vec<Received> {
+    pub(crate) fn got(&self) -> Vec<Received> {
         self.lock().got.clone()
     }
 }
@@ -125,6 +127,7 @@ async fn answer(
     state: Arc<Mutex<ReceiverState>>,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
     let headers = req
         .headers()
         .iter()
@@ -138,7 +141,11 @@ async fn answer(
         .unwrap_or_default();
     let (code, retry_after) = {
         let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
-        s.got.push(Received { headers, body });
+        s.got.push(Received {
+            path,
+            headers,
+            body,
+        });
         let default = s.default;
         s.script.pop_front().unwrap_or((default, None))
     };
@@ -152,7 +159,7 @@ async fn answer(
 /// The Standard Webhooks check, written here from the spec rather than
 /// borrowed from the product: HMAC-SHA256 over `id.timestamp.body` with the
 /// base64 key after `whsec_`, sent as `v1,<base64>`.
-fn assert_signed(r: &Received, secret: &str) {
+pub(crate) fn assert_signed(r: &Received, secret: &str) {
     let key = STANDARD
         .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
         .expect("base64 key");
@@ -305,11 +312,11 @@ impl Drop for Smtp {
 
 // ------------------------------------------------------------------- world
 
-fn seven(day: i64) -> Timestamp {
+pub(crate) fn seven(day: i64) -> Timestamp {
     fixtures::t0() + SignedDuration::from_hours(1 + 24 * day)
 }
 
-fn quick() -> DispatchConfig {
+pub(crate) fn quick() -> DispatchConfig {
     DispatchConfig {
         batch: 50,
         concurrency: 8,
@@ -322,7 +329,7 @@ fn quick() -> DispatchConfig {
     }
 }
 
-fn open_sender() -> WebhookConfig {
+pub(crate) fn open_sender() -> WebhookConfig {
     WebhookConfig {
         timeout: Duration::from_secs(5),
         policy: AddressPolicy {
@@ -332,7 +339,7 @@ fn open_sender() -> WebhookConfig {
     }
 }
 
-fn dispatcher(
+pub(crate) fn dispatcher(
     w: &World,
     config: DispatchConfig,
     sender: WebhookConfig,
@@ -362,6 +369,7 @@ async fn register(w: &World, who: &Actor, url: &str) -> (WebhookId, String) {
             who,
             WebhookUrl::parse(url).expect("url"),
             WebhookEventSet::new(&[WebhookEvent::Triggered]).expect("events"),
+            Vec::new(),
         )
         .await
         .expect("register");
@@ -417,18 +425,23 @@ async fn a_ringing_alarm_posts_a_signed_webhook(w: &World) {
     assert_signed(r, &secret);
     let message = w
         .ports
-        .queue
-        .deliveries(ana.user)
+        .events
+        .list(
+            ana.user,
+            alarm.id(),
+            alarm_domain::ports::PageRequest::first(),
+        )
         .await
-        .expect("deliveries")
+        .expect("events")
+        .items
         .into_iter()
-        .find(|d| d.channel == Channel::Webhook)
-        .expect("webhook delivery")
+        .find(|e| e.kind == alarm_domain::model::AlarmEventKind::Triggered)
+        .expect("the triggered event")
         .id;
     assert_eq!(
         r.header("webhook-id"),
         message.to_string(),
-        "the delivery id is the idempotency key"
+        "the triggered event's id is the idempotency key"
     );
     assert_eq!(
         r.header("webhook-timestamp"),
@@ -687,7 +700,7 @@ async fn dead_letters_disable_the_registration_and_tell_the_owner(w: &World) {
     receiver.always(204);
     let url = stored.url().clone();
     WebhookService::new(w.ports.clone())
-        .update(&ana, hook, url, stored.events(), true)
+        .update(&ana, hook, url, stored.events(), true, Vec::new())
         .await
         .expect("enable");
     let again = WebhookService::new(w.ports.clone())
@@ -810,7 +823,12 @@ async fn ssrf_is_refused_at_registration_and_at_delivery(w: &World) {
         "http://inward.test/h".to_owned(),
     ] {
         match hooks
-            .create(&ana, WebhookUrl::parse(&refused).expect("url"), events)
+            .create(
+                &ana,
+                WebhookUrl::parse(&refused).expect("url"),
+                events,
+                Vec::new(),
+            )
             .await
         {
             Err(ServiceError::Invalid(e)) => {
@@ -831,6 +849,7 @@ async fn ssrf_is_refused_at_registration_and_at_delivery(w: &World) {
             &ana,
             WebhookUrl::parse(&format!("http://rebind.test:{port}/h")).expect("url"),
             events,
+            Vec::new(),
         )
         .await
         .expect("a public name is accepted");

@@ -11,6 +11,7 @@ mod support;
 mod calendar;
 mod delivery;
 mod engine;
+mod events;
 mod flow;
 mod inputs;
 mod operations;
@@ -136,6 +137,7 @@ fn main() {
         calendar::trials(),
         delivery::trials(),
         engine::trials(),
+        events::trials(),
         flow::trials(),
         inputs::trials(),
         operations::trials(),

@@ -60,25 +60,68 @@ async fn webhooks_crud(h: &Harness) {
         Some(format!("/api/v1/webhooks/{id}").as_str())
     );
     let first_secret = secret_of(&created);
-    // Events nothing emits yet are refused by name, on create and on
-    // replace, instead of being stored and never sent.
-    for events in [
-        json!(["alarm.triggered", "alarm.missed"]),
-        json!(["alarm.created"]),
+    // Every event type is emitted, so every one may be subscribed to; an
+    // `alarm_ids` filter names the caller's own alarms only.
+    let every = json!([
+        "alarm.created",
+        "alarm.updated",
+        "alarm.deleted",
+        "alarm.triggered",
+        "alarm.snoozed",
+        "alarm.dismissed",
+        "alarm.escalated",
+        "alarm.missed",
+        "alarm.expired",
+        "routine.started"
+    ]);
+    let all = create(h, t, hook(URL, every.clone())).await;
+    assert_eq!(all.status, 201, "{}", all.body);
+    assert_eq!(all.body["events"], every);
+    assert_eq!(all.body["alarm_ids"], json!([]));
+    let bob = h.account("bob@example.com").await;
+    let bobs = h
+        .req("POST", "/api/v1/alarms")
+        .bearer(&bob.access)
+        .json(json!({"name": "Bob's", "time_zone": "UTC", "schedules": [{"kind": "daily", "time": "07:00"}]}))
+        .send()
+        .await;
+    let bobs = bobs.body["id"].as_str().expect("id").to_owned();
+    let mine = h
+        .req("POST", "/api/v1/alarms")
+        .bearer(t)
+        .json(json!({"name": "Mine", "time_zone": "UTC", "schedules": [{"kind": "daily", "time": "07:00"}]}))
+        .send()
+        .await;
+    let mine = mine.body["id"].as_str().expect("id").to_owned();
+    for (ids, field) in [
+        (json!([bobs]), "alarm_ids[0]"),
+        (json!([mine, "nope"]), "alarm_ids[1]"),
+        (json!([mine, mine]), "alarm_ids[1]"),
+        (json!(vec![mine.clone(); 101]), "alarm_ids"),
     ] {
-        let r = create(h, t, hook(URL, events.clone())).await;
-        r.problem(422, "validation");
-        assert_eq!(r.field(), "events", "{events}: {}", r.body);
-        let reason = r.body["errors"][0]["reason"].as_str().unwrap_or("");
-        assert!(reason.contains("is not emitted yet"), "{events}: {reason}");
-        let r = h
-            .req("PUT", &format!("/api/v1/webhooks/{id}"))
+        let mut body = hook(URL, json!(["alarm.triggered"]));
+        body["alarm_ids"] = ids.clone();
+        let r = create(h, t, body).await;
+        assert_eq!(r.problem(422, "validation").field(), field, "{ids}");
+    }
+    let mut narrowed = hook(URL, json!(["alarm.triggered"]));
+    narrowed["alarm_ids"] = json!([mine]);
+    let r = create(h, t, narrowed).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["alarm_ids"], json!([mine]));
+    for extra in [&all, &r] {
+        let gone = h
+            .req(
+                "DELETE",
+                &format!(
+                    "/api/v1/webhooks/{}",
+                    extra.body["id"].as_str().expect("id")
+                ),
+            )
             .bearer(t)
-            .json(json!({"url": URL, "events": events, "active": true}))
             .send()
             .await;
-        r.problem(422, "validation");
-        assert_eq!(r.field(), "events", "{}", r.body);
+        assert_eq!(gone.status, 204);
     }
     assert_eq!(created.body["url"], URL);
     // Events come back in the fixed order, whatever order they were sent in.

@@ -74,6 +74,12 @@ fn change(
             at: made,
             occurrence: None,
             detail: None,
+            data: Some(alarm_domain::sending::event_data(
+                &alarm,
+                None,
+                None,
+                alarm_domain::sending::EventChange::Nothing,
+            )),
         }],
         triggers: vec![TriggerPlan::Reschedule {
             alarm: id,
@@ -332,6 +338,7 @@ async fn webhooks(ports: &Ports, owners: &[alarm_domain::model::User], url: &str
                     alarm_domain::model::WebhookEvent::Triggered,
                 ])
                 .expect("events"),
+                Vec::new(),
             )
             .await
             .expect("register");

@@ -604,6 +604,7 @@ async fn kill_9_of_the_delivery_worker_loses_no_webhook() {
                     alarm_domain::model::WebhookEvent::Triggered,
                 ])
                 .expect("events"),
+                Vec::new(),
             )
             .await
             .expect("register");
@@ -619,22 +620,13 @@ async fn kill_9_of_the_delivery_worker_loses_no_webhook() {
     }])
     .expect("schedule");
     let service = AlarmService::new(db.ports.clone());
-    let mut expected = std::collections::HashSet::new();
+    let mut made = Vec::with_capacity(N);
     for i in 0..N {
         let alarm = service
             .create(&owners[i % 2], draft.clone())
             .await
             .expect("create");
-        expected.insert(
-            delivery_key(
-                alarm.id(),
-                at,
-                TriggerKind::Fire,
-                AlarmEventKind::Triggered,
-                "webhook",
-            )
-            .to_string(),
-        );
+        made.push((owners[i % 2].user, alarm.id()));
     }
     // Small rounds and a short lease, so the survivor takes the killed
     // worker's claimed rows over within seconds.
@@ -667,9 +659,27 @@ async fn kill_9_of_the_delivery_worker_loses_no_webhook() {
         let got: std::collections::HashSet<String> =
             sink.got.lock().expect("got").iter().cloned().collect();
         if got.len() >= N {
+            // Each ring's webhook-id is its `triggered` event's id, stored
+            // with the fire: one per alarm, each received.
+            let mut expected = std::collections::HashSet::new();
+            for (owner, alarm) in &made {
+                let events = db
+                    .ports
+                    .events
+                    .list(*owner, *alarm, alarm_domain::ports::PageRequest::first())
+                    .await
+                    .expect("events");
+                expected.extend(
+                    events
+                        .items
+                        .iter()
+                        .filter(|e| e.kind == AlarmEventKind::Triggered)
+                        .map(|e| e.id.to_string()),
+                );
+            }
             assert_eq!(
                 got, expected,
-                "every delivery, under its derived webhook-id"
+                "every ring, under its triggered event's id as webhook-id"
             );
             break;
         }

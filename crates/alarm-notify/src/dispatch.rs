@@ -219,14 +219,49 @@ impl Dispatcher {
         }
         let full = claims.len() >= self.config.batch as usize;
         let context = self.context(&claims).await?;
+        // The events of one alarm reach one receiver in the order they
+        // were made: rows are taken oldest first (the claim's RETURNING has
+        // no order), those of one (registration, alarm) are sent one after
+        // the other, and different ones concurrently. A retried row still
+        // arrives after newer ones that succeeded.
+        let mut claims = claims;
+        claims.sort_by_key(|c| (c.item.due, c.item.message, c.item.target));
+        let mut lanes: Vec<Vec<&ClaimedSend>> = Vec::new();
+        let mut lane_of: HashMap<(uuid::Uuid, Option<String>), usize> = HashMap::new();
+        for c in &claims {
+            let key = (c.item.target, subject(&c.item));
+            let lane = *lane_of.entry(key).or_insert_with(|| {
+                lanes.push(Vec::new());
+                lanes.len() - 1
+            });
+            lanes[lane].push(c);
+        }
         // Made up front, not in a stream closure: a closure over borrowed
         // claims makes the round's future unprovably `Send` (rustc's
         // higher-ranked lifetime limitation), and the worker is spawned.
-        let attempts: Vec<_> = claims.iter().map(|c| self.attempt(c, &context)).collect();
-        let results: Vec<(LeaseToken, SendResult)> = futures_util::stream::iter(attempts)
+        let lanes: Vec<_> = lanes
+            .into_iter()
+            .map(|lane| {
+                let attempts: Vec<_> = lane
+                    .into_iter()
+                    .map(|c| self.attempt(c, &context))
+                    .collect();
+                async move {
+                    let mut out = Vec::with_capacity(attempts.len());
+                    for attempt in attempts {
+                        out.push(attempt.await);
+                    }
+                    out
+                }
+            })
+            .collect();
+        let results: Vec<(LeaseToken, SendResult)> = futures_util::stream::iter(lanes)
             .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
+            .collect::<Vec<Vec<_>>>()
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         let report = self
             .ports
             .outbox
@@ -480,11 +515,32 @@ impl Dispatcher {
     }
 }
 
+/// The alarm a row is about, if any: a ring's, or the one its event data
+/// names (rows of one alarm to one target are sent in order).
+fn subject(item: &OutboxItem) -> Option<String> {
+    if let Some((alarm, _)) = item.alarm {
+        return Some(alarm.to_string());
+    }
+    let data: serde_json::Value = serde_json::from_str(item.payload.as_deref()?).ok()?;
+    data["alarm_id"].as_str().map(str::to_owned)
+}
+
 /// The webhook body: `{type, timestamp, data}` as the Standard Webhooks
-/// spec suggests; `data.delivery_id` equals the `webhook-id` header.
+/// spec suggests; `data.delivery_id` equals the `webhook-id` header. An
+/// alarm event's data was fixed when the event was made (the row's
+/// payload); the rest is built now.
 fn payload(item: &OutboxItem, context: &Context, now: Timestamp) -> Vec<u8> {
-    let data = match item.alarm {
-        Some((alarm_id, occurrence)) => {
+    let fixed = item
+        .payload
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .filter(serde_json::Value::is_object);
+    let data = match (fixed, item.alarm) {
+        (Some(mut data), _) => {
+            data["delivery_id"] = item.message.to_string().into();
+            data
+        }
+        (None, Some((alarm_id, occurrence))) => {
             let alarm = context.alarms.get(&alarm_id);
             serde_json::json!({
                 "delivery_id": item.message.to_string(),
@@ -495,7 +551,7 @@ fn payload(item: &OutboxItem, context: &Context, now: Timestamp) -> Vec<u8> {
                 "local_time": occurrence.local.to_string(),
             })
         }
-        None => serde_json::json!({
+        (None, None) => serde_json::json!({
             "delivery_id": item.message.to_string(),
             "webhook_id": item.target.to_string(),
         }),

@@ -325,7 +325,8 @@ impl Engine {
             verdicts.insert(claim.token, verdict);
             items.push((claim.token, outcome));
         }
-        self.start_routines(now, &claims, &mut items).await?;
+        self.start_routines(now, &claims, &alarms, &mut items)
+            .await?;
         let committing = Instant::now();
         let lost = self.commit(items).await?;
         let commit = signed(committing.elapsed());
@@ -381,6 +382,7 @@ impl Engine {
         &self,
         now: Timestamp,
         claims: &[Claimed],
+        alarms: &HashMap<AlarmId, Alarm>,
         items: &mut [(LeaseToken, alarm_domain::ports::FireOutcome)],
     ) -> Result<(), ServiceError> {
         let starting: Vec<AlarmId> = claims
@@ -399,9 +401,13 @@ impl Engine {
             attached.entry(alarm).or_default().push(routine);
         }
         for (claim, (_, outcome)) in claims.iter().zip(items.iter_mut()) {
-            if let Some(routines) = attached.get(&claim.trigger.alarm) {
+            if let (Some(routines), Some(alarm)) = (
+                attached.get(&claim.trigger.alarm),
+                alarms.get(&claim.trigger.alarm),
+            ) {
                 start_routines(
                     &claim.trigger,
+                    alarm,
                     outcome,
                     routines,
                     now,
@@ -551,7 +557,13 @@ impl Engine {
                 return;
             }
             let pause = if self.health.holds_right.load(Ordering::Relaxed) {
-                match self.calendars.replan_step(self.config.replan_batch).await {
+                // A batch in progress is dropped at shutdown (its
+                // transaction rolls back; the job keeps its cursor).
+                let step = tokio::select! {
+                    step = self.calendars.replan_step(self.config.replan_batch) => step,
+                    _ = stopped.changed() => return,
+                };
+                match step {
                     Ok(ReplanStep::Idle) => {
                         backoff.reset();
                         self.config.replan_poll

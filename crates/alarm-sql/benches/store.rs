@@ -81,6 +81,12 @@ fn create_change(owner: UserId, n: u64) -> ChangeSet<AlarmOp> {
             at: fixtures::t0(),
             occurrence: None,
             detail: None,
+            data: Some(alarm_domain::sending::event_data(
+                &alarm,
+                None,
+                None,
+                alarm_domain::sending::EventChange::Nothing,
+            )),
         }],
         triggers: vec![TriggerPlan::Reschedule {
             alarm: id,
@@ -368,6 +374,14 @@ fn fire_outcome(c: &alarm_domain::trigger::Claimed) -> FireOutcome {
             at: fixtures::t0(),
             occurrence: Some(c.trigger.occurrence.at),
             detail: None,
+            // What the judge stores, at its size (about 250 bytes).
+            data: Some(format!(
+                "{{\"alarm_id\":\"{}\",\"alarm_name\":\"Bench\",\"user_id\":\"{}\",\"time_zone\":\"UTC\",\"enabled\":true,\"occurrence_at\":\"{}\",\"local_time\":\"{}\",\"detail\":\"fire lateness_ms=0\"}}",
+                c.trigger.alarm,
+                c.trigger.owner,
+                c.trigger.occurrence.at,
+                c.trigger.occurrence.local
+            )),
         }],
         deliveries: vec![alarm_domain::trigger::Delivery {
             id: uuid::Uuid::now_v7(),

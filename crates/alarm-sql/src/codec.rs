@@ -79,7 +79,7 @@ const ALL_CHANNELS: [Channel; 4] = [
     Channel::Push,
 ];
 
-const ALL_EVENTS: [WebhookEvent; 9] = [
+const ALL_EVENTS: [WebhookEvent; 10] = [
     WebhookEvent::Created,
     WebhookEvent::Updated,
     WebhookEvent::Deleted,
@@ -89,6 +89,7 @@ const ALL_EVENTS: [WebhookEvent; 9] = [
     WebhookEvent::Escalated,
     WebhookEvent::Missed,
     WebhookEvent::Expired,
+    WebhookEvent::RoutineStarted,
 ];
 
 /// The stored bits of the channels nothing delivers on and of the events

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use alarm_domain::ids::{AlarmId, UserId, WebhookId};
 use alarm_domain::jiff::Timestamp;
-use alarm_domain::model::{Channel, WebhookRegistration};
+use alarm_domain::model::{AlarmEvent, Channel, WebhookRegistration};
 use alarm_domain::ports::{
     ClaimedSend, FinishReport, Outbox, OutboxItem, SendResult, SendStatus, SendTopic, StoreError,
 };
@@ -24,15 +24,27 @@ fn v<T: Into<Value>>(x: T) -> Value {
     x.into()
 }
 
+/// Every column of an outbox row, named: `SELECT *` is avoided on tables
+/// that gained columns after creation, since a SQLite statement prepared
+/// with the older column count is reused by the driver.
+const COLUMNS: &str = "message_id, target_id, channel, owner_id, alarm_id, occurrence_us, \
+     occurrence_local, topic, fallback, payload, status, attempts, due_us, lease_token, \
+     lease_until_us, last_code, last_error, latency_ms, created_us, updated_us";
+
 /// Keeps the stored row of a (message, target) that exists already.
 const KEEP: &str = "ON CONFLICT (message_id, target_id) DO NOTHING";
 
-/// Writes the outbox rows of freshly inserted deliveries, in the caller's
-/// transaction: the owners' registrations are read in that transaction
-/// (so a registration disabled before the fire gets nothing), and
-/// [`sending::fan_out`] decides the rows, written in multi-row inserts.
-pub(crate) async fn fan_out(tx: &Tx, deliveries: &[&Delivery]) -> Result<(), StoreError> {
-    let owners: Vec<Uuid> = sending::subscribers_needed(deliveries)
+/// Writes the outbox rows of freshly inserted alarm events and deliveries,
+/// in the caller's transaction: the events' owners' registrations are read
+/// in that transaction (so a registration disabled, narrowed or created
+/// before the commit is judged as it is then), and [`sending::fan_out`]
+/// decides the rows, written in multi-row inserts.
+pub(crate) async fn fan_out(
+    tx: &Tx,
+    deliveries: &[&Delivery],
+    events: &[AlarmEvent],
+) -> Result<(), StoreError> {
+    let owners: Vec<Uuid> = sending::subscribers_needed(events)
         .iter()
         .map(UserId::as_uuid)
         .collect();
@@ -42,7 +54,7 @@ pub(crate) async fn fan_out(tx: &Tx, deliveries: &[&Delivery]) -> Result<(), Sto
         let rows = tx
             .query_all(
                 &format!(
-                    "SELECT id, owner_id, events, active FROM webhooks WHERE owner_id IN ({marks})"
+                    "SELECT id, owner_id, events, active, alarm_ids FROM webhooks WHERE owner_id IN ({marks})"
                 ),
                 chunk.iter().map(|id| v(*id)).collect(),
             )
@@ -53,10 +65,11 @@ pub(crate) async fn fan_out(tx: &Tx, deliveries: &[&Delivery]) -> Result<(), Sto
                 owner: id_of(row, "owner_id", UserId::from_uuid)?,
                 events: events_from_bits(col(row, "events")?)?,
                 active: col(row, "active")?,
+                alarms: crate::stores::alarm_ids_from(row)?,
             });
         }
     }
-    let rows = sending::fan_out(deliveries, &subscribers);
+    let rows = sending::fan_out(deliveries, events, &subscribers);
     tx.insert("outbox", rows.iter().map(item_row).collect(), KEEP)
         .await?;
     Ok(())
@@ -88,6 +101,7 @@ fn item_from(row: &QueryResult) -> Result<OutboxItem, StoreError> {
         alarm,
         topic: SendTopic::parse(&topic).ok_or_else(|| corrupt("topic", &topic))?,
         fallback: col(row, "fallback")?,
+        payload: col(row, "payload")?,
         status: SendStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         attempts: num::<i32, u32>(row, "attempts")?,
         due: ts(col(row, "due_us")?)?,
@@ -116,6 +130,7 @@ fn item_row(i: &OutboxItem) -> Row {
         )
         .set("topic", i.topic.as_str())
         .set("fallback", i.fallback)
+        .set("payload", i.payload.clone())
         .set("status", i.status.as_str())
         .set("attempts", i64::from(i.attempts))
         .set("due_us", us(i.due))
@@ -236,15 +251,16 @@ impl Outbox for SqlStores {
                    SELECT ctid FROM outbox WHERE status = 'pending' AND due_us <= ? \
                    AND (lease_until_us IS NULL OR lease_until_us <= ?) {after} \
                    ORDER BY due_us, message_id, target_id LIMIT ? FOR UPDATE SKIP LOCKED)) \
-                 RETURNING *"
+                 RETURNING {COLUMNS}"
             ),
-            _ => "UPDATE outbox SET lease_token = randomblob(16), lease_until_us = ? \
+            _ => format!(
+                "UPDATE outbox SET lease_token = randomblob(16), lease_until_us = ? \
                  WHERE (message_id, target_id) IN ( \
                    SELECT message_id, target_id FROM outbox WHERE status = 'pending' AND due_us <= ? \
                    AND (lease_until_us IS NULL OR lease_until_us <= ?) \
                    ORDER BY due_us LIMIT ?) \
-                 RETURNING *"
-                .to_owned(),
+                 RETURNING {COLUMNS}"
+            ),
         };
         let mut values = vec![v(us(until)), v(us(now)), v(us(now))];
         if let Some((due, message, target)) = cursor {
@@ -315,7 +331,7 @@ impl Outbox for SqlStores {
             let marks = vec!["?"; chunk.len()].join(", ");
             for row in tx
                 .query_all(
-                    &format!("SELECT * FROM outbox WHERE lease_token IN ({marks})"),
+                    &format!("SELECT {COLUMNS} FROM outbox WHERE lease_token IN ({marks})"),
                     chunk.iter().map(|t| v(*t)).collect(),
                 )
                 .await?
@@ -386,7 +402,7 @@ impl Outbox for SqlStores {
             lock_ring(&tx, key).await?;
             let ring = tx
                 .query_all(
-                    "SELECT * FROM outbox WHERE alarm_id = ? AND occurrence_us = ? AND created_us = ?",
+                    &format!("SELECT {COLUMNS} FROM outbox WHERE alarm_id = ? AND occurrence_us = ? AND created_us = ?"),
                     vec![
                         v(key.alarm.as_uuid()),
                         v(us(key.occurrence)),
@@ -426,7 +442,7 @@ impl Outbox for SqlStores {
         self.db
             .query_all(
                 &format!(
-                    "SELECT * FROM outbox WHERE owner_id = ? AND channel = ? AND target_id = ? {cursor} \
+                    "SELECT {COLUMNS} FROM outbox WHERE owner_id = ? AND channel = ? AND target_id = ? {cursor} \
                      ORDER BY created_us DESC, message_id DESC LIMIT ?"
                 ),
                 values,
@@ -462,7 +478,7 @@ impl Outbox for SqlStores {
         };
         let row = tx
             .query_one(
-                &format!("SELECT * FROM outbox WHERE {key}{lock}"),
+                &format!("SELECT {COLUMNS} FROM outbox WHERE {key}{lock}"),
                 key_values(),
             )
             .await?
@@ -491,7 +507,13 @@ impl Outbox for SqlStores {
     async fn webhooks(&self, ids: Vec<WebhookId>) -> Result<Vec<WebhookRegistration>, StoreError> {
         let ids: Vec<Uuid> = ids.iter().map(WebhookId::as_uuid).collect();
         self.db
-            .query_in("SELECT * FROM webhooks WHERE id IN ({ids})", &ids)
+            .query_in(
+                &format!(
+                    "SELECT {} FROM webhooks WHERE id IN ({{ids}})",
+                    crate::stores::WEBHOOK_COLUMNS
+                ),
+                &ids,
+            )
             .await?
             .iter()
             .map(webhook_from)

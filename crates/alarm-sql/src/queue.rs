@@ -108,7 +108,12 @@ async fn apply_outcome(tx: &Tx, outcome: &FireOutcome) -> Result<(), StoreError>
         DELIVERY_ONCE,
     )
     .await?;
-    crate::outbox::fan_out(tx, &outcome.deliveries.iter().collect::<Vec<_>>()).await?;
+    crate::outbox::fan_out(
+        tx,
+        &outcome.deliveries.iter().collect::<Vec<_>>(),
+        &outcome.events,
+    )
+    .await?;
     if let Some(follow_up) = &outcome.follow_up {
         upsert_trigger(tx, follow_up).await?;
     }
@@ -390,6 +395,7 @@ impl TriggerClaims for SqlStores {
                 .iter()
                 .flat_map(|o| o.deliveries.iter())
                 .collect::<Vec<_>>(),
+            &events,
         )
         .await?;
         if independent(&kept) {

@@ -61,6 +61,10 @@ pub fn event(ports: &Ports, alarm: AlarmId, owner: UserId, kind: AlarmEventKind)
         at: t0(),
         occurrence: None,
         detail: None,
+        data: Some(format!(
+            "{{\"alarm_id\":\"{alarm}\",\"kind\":\"{}\"}}",
+            kind.as_str()
+        )),
     }
 }
 

@@ -781,7 +781,10 @@ async fn routines_and_webhooks_are_scoped_and_secrets_generated() {
     let hooks = WebhookService::new(w.ports.clone());
     let url = WebhookUrl::parse("https://hooks.example.com/a").unwrap();
     let events = WebhookEventSet::new(&[WebhookEvent::Triggered]).unwrap();
-    let created = hooks.create(&ana, url.clone(), events).await.unwrap();
+    let created = hooks
+        .create(&ana, url.clone(), events, Vec::new())
+        .await
+        .unwrap();
     let secret = created.secret.expose_secret().to_owned();
     assert!(
         secret.starts_with("whsec_") && secret.len() == 50,
@@ -798,16 +801,22 @@ async fn routines_and_webhooks_are_scoped_and_secrets_generated() {
         hooks.get(&bob, created.registration.id()).await,
         Err(ServiceError::NotFound)
     ));
-    let other = hooks.create(&ana, url.clone(), events).await.unwrap();
+    let other = hooks
+        .create(&ana, url.clone(), events, Vec::new())
+        .await
+        .unwrap();
     assert_ne!(
         other.secret.expose_secret(),
         secret,
         "each registration gets its own secret"
     );
     for _ in 2..alarm_domain::services::MAX_WEBHOOKS_PER_USER {
-        hooks.create(&ana, url.clone(), events).await.unwrap();
+        hooks
+            .create(&ana, url.clone(), events, Vec::new())
+            .await
+            .unwrap();
     }
-    let over = hooks.create(&ana, url, events).await;
+    let over = hooks.create(&ana, url, events, Vec::new()).await;
     assert!(matches!(over, Err(ServiceError::Invalid(e)) if e.code() == "bad-count"));
 }
 

@@ -130,9 +130,16 @@ impl WebhooksApi {
 impl WebhooksApi {
     /// Register a webhook endpoint.
     ///
-    /// Alarm events named in `events` are `POST`ed to `url`, signed per
-    /// Standard Webhooks with the `secret` of the answer: store it now, it
-    /// is never shown again (rotate-secret makes a new one). URLs whose host
+    /// Every event named in `events` of every alarm of the caller (or only
+    /// of `alarm_ids`) is `POST`ed to `url`, whatever channels the alarm
+    /// lists, signed per Standard Webhooks with the `secret` of the answer:
+    /// store it now, it is never shown again (rotate-secret makes a new
+    /// one). Each event is written to the outbox in the transaction of the
+    /// change that caused it; its `webhook-id` (and `data.delivery_id`) is
+    /// the event's id, the same on every retry and redelivery. A
+    /// registration receives only events made after it exists. The body is
+    /// `{type, timestamp, data}`; `data` is described per type by the
+    /// `WebhookEventData` schema. URLs whose host
     /// the server refuses to call (loopback, private networks…) are 422
     /// `refused-target`. At most 20 registrations per user.
     #[oai(path = "/", method = "post")]
@@ -142,8 +149,13 @@ impl WebhooksApi {
         state: Data<&Arc<AppState>>,
         body: JsonBody<WebhookInput>,
     ) -> Result<Created, ApiError> {
-        let (url, events) = body.into_inner()?.to_domain()?;
-        let created = state.webhooks.create(&auth.0.actor(), url, events).await?;
+        let input = body.into_inner()?;
+        let (url, events) = input.to_domain()?;
+        let alarms = crate::dto::alarm_filter(input.alarm_ids.as_deref())?;
+        let created = state
+            .webhooks
+            .create(&auth.0.actor(), url, events, alarms)
+            .await?;
         let location = Self::location(&state, created.registration.id());
         Ok(Created::Created(
             Json(WebhookSecretView::new(&created)),
@@ -199,9 +211,17 @@ impl WebhooksApi {
         let current = Self::owned(&state, &auth.0, &id.0).await?;
         let input = body.into_inner()?;
         let (url, events) = input.to_domain()?;
+        let alarms = crate::dto::alarm_filter(input.alarm_ids.as_deref())?;
         let webhook = state
             .webhooks
-            .update(&auth.0.actor(), current.id(), url, events, input.active)
+            .update(
+                &auth.0.actor(),
+                current.id(),
+                url,
+                events,
+                input.active,
+                alarms,
+            )
             .await?;
         Ok(WebhookResponse::Ok(Json(WebhookView::new(&webhook))))
     }

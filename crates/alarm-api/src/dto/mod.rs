@@ -37,6 +37,7 @@ pub use occurrences::{AdjustmentView, OccurrenceList, OccurrenceView};
 pub use ringing::{RingingList, RingingView};
 pub use routines::{AlarmRoutinesInput, RoutineInput, RoutineList, RoutineView};
 pub use schedules::{DailySchedule, OnceSchedule, RuleSchedule, ScheduleDto, WeeklySchedule};
+pub(crate) use webhooks::alarm_filter;
 pub use webhooks::{WebhookInput, WebhookList, WebhookSecretView, WebhookUpdate, WebhookView};
 
 /// A calendar date of a body, named `field` in errors.

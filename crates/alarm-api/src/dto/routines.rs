@@ -97,8 +97,9 @@ pub struct AlarmRoutinesInput {
 
 impl AlarmRoutinesInput {
     /// The ids; a malformed one is `routine_ids[i]` / `unknown-value`, as
-    /// an id of nobody's routine is (the list's length is the service's
-    /// to judge, before it looks any id up; the body is at most 1 MiB).
+    /// an id of nobody's routine is. The list's length is the service's to
+    /// judge, after this parse (bounded by the 1 MiB body): a list that is
+    /// both too long and holds a malformed id is refused for the id.
     pub(crate) fn to_domain(&self) -> Result<Vec<RoutineId>, ValidationError> {
         self.routine_ids
             .iter()

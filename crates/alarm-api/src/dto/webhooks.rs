@@ -1,6 +1,7 @@
 //! Webhook shapes: registration input and replacement, the registration view, its one-time secret view and the list, none of which shows the secret or the URL's path in `Debug`.
 
-use alarm_domain::error::ValidationError;
+use alarm_domain::error::{ValidationError, codes};
+use alarm_domain::ids::AlarmId;
 use alarm_domain::model::{WebhookEvent, WebhookEventSet, WebhookRegistration, WebhookUrl};
 use alarm_domain::services::NewWebhook;
 use poem_openapi::Object;
@@ -16,6 +17,10 @@ pub struct WebhookInput {
     pub url: String,
     /// Events to send, e.g. `alarm.triggered`; at least one, none twice.
     pub events: Vec<String>,
+    /// Only the events of these alarms (at most 100 of the caller's own,
+    /// none twice); absent or `[]`: every alarm of the caller.
+    #[serde(default)]
+    pub alarm_ids: Option<Vec<String>>,
 }
 
 /// A webhook endpoint as replaced by the client (every member is required:
@@ -30,6 +35,28 @@ pub struct WebhookUpdate {
     pub events: Vec<String>,
     /// Whether deliveries are made; re-activating resets `consecutive_failures`.
     pub active: bool,
+    /// Only the events of these alarms (at most 100 of the caller's own,
+    /// none twice); absent or `[]`: every alarm of the caller.
+    #[serde(default)]
+    pub alarm_ids: Option<Vec<String>>,
+}
+
+/// The alarm ids of a webhook body's filter; a malformed one is
+/// `alarm_ids[i]` / `unknown-value`, as an id of nobody's alarm is.
+pub(crate) fn alarm_filter(ids: Option<&[String]>) -> Result<Vec<AlarmId>, ValidationError> {
+    ids.unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            raw.parse::<AlarmId>().map_err(|_| {
+                ValidationError::new(
+                    format!("alarm_ids[{i}]"),
+                    codes::UNKNOWN_VALUE,
+                    "not one of your alarms",
+                )
+            })
+        })
+        .collect()
 }
 
 /// The domain URL and event set of a webhook body; every error names its
@@ -79,6 +106,8 @@ pub struct WebhookView {
     pub active: bool,
     /// Deliveries given up on in a row since the last success.
     pub consecutive_failures: u32,
+    /// The alarms it is narrowed to; empty: every alarm of the owner.
+    pub alarm_ids: Vec<String>,
 }
 
 impl WebhookView {
@@ -89,6 +118,7 @@ impl WebhookView {
             events: w.events().iter().map(|e| e.as_str().to_owned()).collect(),
             active: w.active(),
             consecutive_failures: w.failure_count(),
+            alarm_ids: w.alarms().iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -193,6 +223,7 @@ mod tests {
             events: vec!["alarm.triggered".to_owned()],
             active: true,
             consecutive_failures: 0,
+            alarm_ids: Vec::new(),
         };
         let shown = format!(
             "{:?} {:?}",
@@ -204,6 +235,7 @@ mod tests {
                 url: view.url.clone(),
                 events: Vec::new(),
                 active: false,
+                alarm_ids: None,
             }
         );
         for hidden in ["whsec_", "XXXX", "token", "pw"] {

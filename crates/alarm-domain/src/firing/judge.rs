@@ -9,6 +9,7 @@ use crate::ids::EventId;
 use crate::model::{Alarm, AlarmEvent, AlarmEventKind};
 use crate::ports::{FireOutcome, IdSource};
 use crate::schedule::{Calendar, OccurrenceQuery};
+use crate::sending::{EventChange, event_data};
 use crate::trigger::{Delivery, OccurrenceRef, Ringing, RingingChange, Trigger, TriggerKind};
 
 /// The windows a due trigger is judged by.
@@ -100,10 +101,12 @@ impl Judge<'_> {
     fn event(
         &self,
         trigger: &Trigger,
+        alarm: &Alarm,
         kind: AlarmEventKind,
         occurrence: Timestamp,
         detail: String,
     ) -> AlarmEvent {
+        let data = event_data(alarm, Some(occurrence), Some(&detail), EventChange::Nothing);
         AlarmEvent {
             id: EventId::from_uuid(self.ids.next_uuid()).unwrap_or_else(|_| EventId::generate()),
             alarm: trigger.alarm,
@@ -112,6 +115,7 @@ impl Judge<'_> {
             at: self.now,
             occurrence: Some(occurrence),
             detail: Some(detail),
+            data: Some(data),
         }
     }
 
@@ -163,6 +167,7 @@ impl Judge<'_> {
                 }
                 out.events.push(self.event(
                     trigger,
+                    alarm,
                     AlarmEventKind::Expired,
                     trigger.occurrence.at,
                     "unanswered after the last escalation".to_owned(),
@@ -183,6 +188,7 @@ impl Judge<'_> {
                 if self.too_late(trigger) {
                     out.events.push(self.event(
                         trigger,
+                        alarm,
                         AlarmEventKind::Missed,
                         trigger.occurrence.at,
                         format!(
@@ -245,6 +251,7 @@ impl Judge<'_> {
                 let (count, newest) = missed_since(alarm, calendar, trigger, last_missed);
                 out.events.push(self.event(
                     trigger,
+                    alarm,
                     AlarmEventKind::Missed,
                     newest,
                     format!(
@@ -270,6 +277,7 @@ impl Judge<'_> {
                             .map_or(trigger.occurrence.at, |i| later[i].at);
                         out.events.push(self.event(
                             trigger,
+                            alarm,
                             AlarmEventKind::Missed,
                             skipped_newest,
                             format!(
@@ -326,6 +334,7 @@ impl Judge<'_> {
         let lateness = self.lateness(trigger).as_millis().max(0);
         out.events.push(self.event(
             trigger,
+            alarm,
             event,
             trigger.occurrence.at,
             format!("{} lateness_ms={lateness}", trigger.kind.code()),

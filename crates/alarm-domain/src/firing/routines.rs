@@ -3,8 +3,9 @@
 use jiff::Timestamp;
 
 use crate::ids::EventId;
-use crate::model::{AlarmEvent, AlarmEventKind, Routine, RoutineAction};
+use crate::model::{Alarm, AlarmEvent, AlarmEventKind, Routine, RoutineAction};
 use crate::ports::{FireOutcome, IdSource};
+use crate::sending::{EventChange, event_data};
 use crate::trigger::{RingingChange, Trigger, TriggerKind};
 
 /// Whether `outcome` (what [`super::judge`] answered for `trigger`) starts
@@ -24,6 +25,7 @@ pub fn starts_routines(trigger: &Trigger, outcome: &FireOutcome) -> bool {
 /// history.
 pub fn start_routines(
     trigger: &Trigger,
+    alarm: &Alarm,
     outcome: &mut FireOutcome,
     routines: &[Routine],
     now: Timestamp,
@@ -45,6 +47,12 @@ pub fn start_routines(
             at: now,
             occurrence: Some(occurrence),
             detail: Some(routine_detail(routine)),
+            data: Some(event_data(
+                alarm,
+                Some(occurrence),
+                None,
+                EventChange::Routine(routine),
+            )),
         });
     }
 }

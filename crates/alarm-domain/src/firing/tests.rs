@@ -1195,7 +1195,7 @@ fn only_a_fire_that_rings_starts_the_active_routines_in_order() {
     assert_eq!(verdict, Verdict::Rang);
     assert!(super::starts_routines(&fire, &out));
     let before = out.events.len();
-    super::start_routines(&fire, &mut out, &routines, seven(0), &ids);
+    super::start_routines(&fire, &alarm, &mut out, &routines, seven(0), &ids);
     let started: Vec<(AlarmEventKind, Option<Timestamp>, serde_json::Value)> = out.events[before..]
         .iter()
         .map(|e| {
@@ -1237,6 +1237,6 @@ fn only_a_fire_that_rings_starts_the_active_routines_in_order() {
     let (mut out, verdict) = judge(seven(0), &fire, Some(&off), None);
     assert_eq!(verdict, Verdict::Skipped);
     let before = out.events.len();
-    super::start_routines(&fire, &mut out, &routines, seven(0), &ids);
+    super::start_routines(&fire, &off, &mut out, &routines, seven(0), &ids);
     assert_eq!(out.events.len(), before, "nothing rang, nothing starts");
 }

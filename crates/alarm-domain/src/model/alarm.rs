@@ -386,6 +386,27 @@ pub struct AlarmDraft {
     pub sound: Option<BlobId>,
 }
 
+impl AlarmDraft {
+    /// The names (as in the API) of the fields that differ from `before`,
+    /// in a fixed order: what an `alarm.updated` webhook says changed.
+    pub fn changed_fields(&self, before: &AlarmDraft) -> Vec<&'static str> {
+        [
+            ("name", self.name != before.name),
+            ("description", self.description != before.description),
+            ("enabled", self.enabled != before.enabled),
+            ("time_zone", self.time_zone != before.time_zone),
+            ("schedules", self.schedules != before.schedules),
+            ("snooze", self.snooze != before.snooze),
+            ("escalation", self.escalation != before.escalation),
+            ("channels", self.channels != before.channels),
+            ("sound_id", self.sound != before.sound),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
+    }
+}
+
 /// An alarm owned by one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alarm {

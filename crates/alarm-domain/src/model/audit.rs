@@ -93,6 +93,9 @@ pub struct AlarmEvent {
     pub occurrence: Option<Timestamp>,
     /// A short human-readable detail (snooze count, escalation level…).
     pub detail: Option<String>,
+    /// What its webhooks carry as `data` (JSON text,
+    /// [`crate::sending::event_data`]), fixed when it is made.
+    pub data: Option<String>,
 }
 
 /// Who changed what, when, and under which request. Summaries are short

@@ -18,4 +18,6 @@ pub use exception::{ExceptionKind, ExceptionPeriod, MAX_EXCEPTION_DAYS};
 pub use holiday::{DelayMinutes, Holiday, HolidayDate, HolidayName, HolidayPreference};
 pub use routine::{MAX_ROUTINE_ACTIONS, Routine, RoutineAction, RoutineName};
 pub use user::{Country, DisplayName, Email, Locale, Role, StateCode, User};
-pub use webhook::{WebhookEvent, WebhookEventSet, WebhookRegistration, WebhookUrl};
+pub use webhook::{
+    MAX_WEBHOOK_ALARM_FILTER, WebhookEvent, WebhookEventSet, WebhookRegistration, WebhookUrl,
+};

@@ -5,7 +5,7 @@ use std::fmt;
 use secrecy::SecretString;
 
 use crate::error::{ValidationError, codes};
-use crate::ids::{UserId, WebhookId};
+use crate::ids::{AlarmId, UserId, WebhookId};
 
 /// An absolute `http` or `https` URL of at most 2048 characters, with a host
 /// and without embedded credentials.
@@ -97,9 +97,11 @@ pub enum WebhookEvent {
     Missed,
     /// `alarm.expired`
     Expired,
+    /// `routine.started`
+    RoutineStarted,
 }
 
-const WEBHOOK_EVENTS: [(WebhookEvent, &str); 9] = [
+const WEBHOOK_EVENTS: [(WebhookEvent, &str); 10] = [
     (WebhookEvent::Created, "alarm.created"),
     (WebhookEvent::Updated, "alarm.updated"),
     (WebhookEvent::Deleted, "alarm.deleted"),
@@ -109,6 +111,7 @@ const WEBHOOK_EVENTS: [(WebhookEvent, &str); 9] = [
     (WebhookEvent::Escalated, "alarm.escalated"),
     (WebhookEvent::Missed, "alarm.missed"),
     (WebhookEvent::Expired, "alarm.expired"),
+    (WebhookEvent::RoutineStarted, "routine.started"),
 ];
 
 impl WebhookEvent {
@@ -119,11 +122,12 @@ impl WebhookEvent {
             .find(|(e, _)| *e == self)
             .map_or("alarm.updated", |(_, n)| n)
     }
-    /// Whether anything emits this event today: only rings (`alarm.triggered`,
-    /// `alarm.escalated`) are produced so far. Subscriptions to the others
-    /// are refused; stored ones stay readable.
+    /// Whether anything emits this event: every one of them is produced
+    /// (through the outbox, in the transaction of the change that causes
+    /// it). Kept so that a future event type can be declared before its
+    /// producer exists and still be refused at subscription.
     pub fn is_emitted(self) -> bool {
-        matches!(self, Self::Triggered | Self::Escalated)
+        true
     }
     /// # Errors
     /// `events` with `unknown-value`.
@@ -221,6 +225,9 @@ impl fmt::Debug for WebhookEventSet {
     }
 }
 
+/// The most alarms one registration's `alarm_ids` filter may name.
+pub const MAX_WEBHOOK_ALARM_FILTER: usize = 100;
+
 /// A user's webhook endpoint. The signing secret is a [`SecretString`]: it
 /// never appears in `Debug` output or logs.
 #[derive(Debug, Clone)]
@@ -232,6 +239,7 @@ pub struct WebhookRegistration {
     secret: SecretString,
     active: bool,
     failure_count: u32,
+    alarms: Vec<AlarmId>,
 }
 
 impl WebhookRegistration {
@@ -253,7 +261,23 @@ impl WebhookRegistration {
             secret,
             active,
             failure_count,
+            alarms: Vec::new(),
         }
+    }
+    /// Narrows the registration to the events of `alarms` (empty: every
+    /// alarm of its owner). The caller bounds and checks the list.
+    #[must_use]
+    pub fn with_alarms(mut self, alarms: Vec<AlarmId>) -> Self {
+        self.alarms = alarms;
+        self
+    }
+    /// The alarms it is narrowed to (empty: every alarm of its owner).
+    pub fn alarms(&self) -> &[AlarmId] {
+        &self.alarms
+    }
+    /// Whether it receives the events of `alarm`.
+    pub fn covers(&self, alarm: AlarmId) -> bool {
+        self.alarms.is_empty() || self.alarms.contains(&alarm)
     }
     /// The id.
     pub fn id(&self) -> WebhookId {

@@ -47,7 +47,7 @@ impl SendStatus {
 /// What an outbox row is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SendTopic {
-    /// An alarm event (`alarm.triggered`, `alarm.escalated`).
+    /// An alarm event (`alarm.created` … `routine.started`).
     Alarm(WebhookEvent),
     /// A `webhook.test` ping asked for by the owner.
     Test,
@@ -101,6 +101,10 @@ pub struct OutboxItem {
     pub topic: SendTopic,
     /// An email made because every other external channel of the alarm failed.
     pub fallback: bool,
+    /// The webhook `data` fixed when the alarm event was made
+    /// ([`crate::sending::event_data`]); `None` for e-mail deliveries,
+    /// tests and notices, whose bodies are built when sent.
+    pub payload: Option<String>,
     /// Where it is.
     pub status: SendStatus,
     /// Attempts made so far (deferrals by an open circuit breaker do not count).
@@ -138,6 +142,7 @@ impl OutboxItem {
             alarm,
             topic,
             fallback: false,
+            payload: None,
             status: SendStatus::Pending,
             attempts: 0,
             due: at,

@@ -245,7 +245,9 @@ pub enum HolidayOp {
 pub struct ReplanJob {
     /// The country whose users' alarms are re-planned.
     pub country: Country,
-    /// Bumped by every write that (re)starts the job.
+    /// Bumped by every write that (re)starts the job; a finished job is
+    /// kept (step -1, never handed out), so a generation is never reused
+    /// and a batch read from an older job can never advance a newer one.
     pub generation: i64,
     /// Bumped by every batch: a batch commits only if the job is still at
     /// the generation and step it was read at, so two engines never move
@@ -333,7 +335,8 @@ pub trait HolidayStore: Send + Sync {
 
     /// If `job` is still stored at the generation and step it was read at:
     /// applies `plans` and moves its cursor to `next` with the next step
-    /// (`None`: the job is finished and removed), in one transaction, and
+    /// (`None`: the job is finished; it is no longer handed out, its
+    /// generation kept), in one transaction, and
     /// answers `true`. Otherwise writes nothing and answers `false` (a new
     /// holiday write restarted it, or another engine took this batch).
     ///

@@ -1,4 +1,4 @@
-//! Delivery policy in one place: the outbox rows a fire fans out to, what an attempt's result does to its row, when a failing registration is disabled, and when a ring falls back to e-mail.
+//! Delivery policy in one place: the outbox rows alarm events and a fire's deliveries fan out to, each event's webhook data, what an attempt's result does to its row, when a failing registration is disabled, and when a ring falls back to e-mail.
 //!
 //! Every function here is pure: it takes what an adapter loaded (under the
 //! adapter's own locks) and returns the rows or the changes to write. The
@@ -16,15 +16,18 @@ use jiff::Timestamp;
 use uuid::Uuid;
 
 use crate::ids::{AlarmId, UserId, WebhookId};
-use crate::model::{Channel, WebhookEventSet, WebhookRegistration};
+use crate::model::{
+    Alarm, AlarmEvent, AlarmEventKind, Channel, Routine, RoutineAction, WebhookEvent,
+    WebhookEventSet, WebhookRegistration,
+};
 use crate::ports::{OutboxItem, SendResult, SendStatus, SendTopic, StoreError};
-use crate::trigger::Delivery;
+use crate::trigger::{Delivery, OccurrenceRef};
 
 #[cfg(test)]
 mod tests;
 
 /// A webhook registration as the fan-out sees it (no URL, no secret).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscriber {
     /// The registration.
     pub id: WebhookId,
@@ -34,6 +37,17 @@ pub struct Subscriber {
     pub events: WebhookEventSet,
     /// Whether it still receives (false once disabled after failures).
     pub active: bool,
+    /// The alarms it is narrowed to (empty: all of its owner's).
+    pub alarms: Vec<AlarmId>,
+}
+
+impl Subscriber {
+    /// Whether it takes `event` of `alarm` (active or not).
+    fn wants(&self, owner: UserId, event: WebhookEvent, alarm: AlarmId) -> bool {
+        self.owner == owner
+            && self.events.contains(event)
+            && (self.alarms.is_empty() || self.alarms.contains(&alarm))
+    }
 }
 
 impl From<&WebhookRegistration> for Subscriber {
@@ -43,8 +57,89 @@ impl From<&WebhookRegistration> for Subscriber {
             owner: w.owner(),
             events: w.events(),
             active: w.active(),
+            alarms: w.alarms().to_vec(),
         }
     }
+}
+
+/// The webhook event type an alarm event is sent as. Enabling and
+/// disabling are `alarm.updated` (their data says `changes: ["enabled"]`).
+pub fn webhook_event_of(kind: AlarmEventKind) -> WebhookEvent {
+    match kind {
+        AlarmEventKind::Created => WebhookEvent::Created,
+        AlarmEventKind::Updated | AlarmEventKind::Enabled | AlarmEventKind::Disabled => {
+            WebhookEvent::Updated
+        }
+        AlarmEventKind::Deleted => WebhookEvent::Deleted,
+        AlarmEventKind::Triggered => WebhookEvent::Triggered,
+        AlarmEventKind::Snoozed => WebhookEvent::Snoozed,
+        AlarmEventKind::Dismissed => WebhookEvent::Dismissed,
+        AlarmEventKind::Escalated => WebhookEvent::Escalated,
+        AlarmEventKind::Missed => WebhookEvent::Missed,
+        AlarmEventKind::Expired => WebhookEvent::Expired,
+        AlarmEventKind::RoutineStarted => WebhookEvent::RoutineStarted,
+    }
+}
+
+/// Whether rows of `event` make up a ring (and may fall back to e-mail):
+/// the ringing itself, not what was said about it.
+fn rings(event: WebhookEvent) -> bool {
+    matches!(event, WebhookEvent::Triggered | WebhookEvent::Escalated)
+}
+
+/// What changed in an alarm event, for its webhook data.
+#[derive(Debug, Clone, Copy)]
+pub enum EventChange<'a> {
+    /// Nothing beyond the event itself.
+    Nothing,
+    /// The alarm's fields that changed (`alarm.updated`).
+    Fields(&'a [&'static str]),
+    /// The routine that started (`routine.started`).
+    Routine(&'a Routine),
+}
+
+/// The `data` of an alarm event's webhook, fixed when the event is made
+/// (so a delivery after the alarm's deletion, a retry or a redelivery
+/// sends the same thing): the alarm's id, name and zone, the owner, the
+/// occurrence in UTC and in the alarm's zone when there is one, the
+/// enabled flag, and what changed. Never a secret.
+#[must_use]
+pub fn event_data(
+    alarm: &Alarm,
+    occurrence: Option<Timestamp>,
+    detail: Option<&str>,
+    change: EventChange<'_>,
+) -> String {
+    let mut data = serde_json::json!({
+        "alarm_id": alarm.id().to_string(),
+        "alarm_name": alarm.name().as_str(),
+        "user_id": alarm.owner().to_string(),
+        "time_zone": alarm.time_zone().as_str(),
+        "enabled": alarm.enabled(),
+    });
+    if let Some(at) = occurrence {
+        data["occurrence_at"] = at.to_string().into();
+        data["local_time"] = at
+            .to_zoned(alarm.time_zone().zone().clone())
+            .datetime()
+            .to_string()
+            .into();
+    }
+    if let Some(detail) = detail {
+        data["detail"] = detail.into();
+    }
+    match change {
+        EventChange::Nothing => {}
+        EventChange::Fields(fields) => data["changes"] = fields.into(),
+        EventChange::Routine(r) => {
+            data["routine"] = serde_json::json!({
+                "routine_id": r.id().to_string(),
+                "name": r.name().as_str(),
+                "actions": r.actions().iter().map(RoutineAction::as_str).collect::<Vec<_>>(),
+            });
+        }
+    }
+    data.to_string()
 }
 
 /// Which ring a row belongs to: the alarm, the occurrence and the instant
@@ -78,74 +173,108 @@ impl RingKey {
     }
 }
 
-/// The owners whose registrations [`fan_out`] needs: those of the webhook
-/// deliveries, each once.
-pub fn subscribers_needed(deliveries: &[&Delivery]) -> Vec<UserId> {
-    let owners: BTreeSet<UserId> = deliveries
-        .iter()
-        .filter(|d| d.channel == Channel::Webhook)
-        .map(|d| d.owner)
-        .collect();
+/// The owners whose registrations [`fan_out`] needs: those of the
+/// events, each once.
+pub fn subscribers_needed(events: &[AlarmEvent]) -> Vec<UserId> {
+    let owners: BTreeSet<UserId> = events.iter().map(|e| e.owner).collect();
     owners.into_iter().collect()
 }
 
-/// The outbox rows a batch of freshly committed deliveries makes, given
-/// the registrations of their owners as stored in the same transaction (so
-/// a registration disabled before the fire gets nothing):
-/// * a webhook delivery: one row per active registration of its owner
-///   subscribed to its event; when every subscribed registration is
-///   disabled, the webhook channel has failed already and the ring falls
-///   back to e-mail at once, unless the ring e-mails anyway;
+/// The outbox rows a unit of work makes from the alarm events and the
+/// deliveries it commits, given the registrations of the events' owners
+/// as stored in the same transaction (so a registration disabled or
+/// created before the commit is judged as it is then):
+/// * each alarm event: one webhook row per active registration of its
+///   owner subscribed to its type ([`webhook_event_of`]) and covering its
+///   alarm, whatever channels the alarm lists; the event's id is the
+///   message id (`webhook-id`) and its data the payload. The rows of a
+///   ring (`alarm.triggered`, `alarm.escalated`) carry the ring's alarm
+///   and occurrence, so they can fall back to e-mail; when every
+///   registration subscribed to a ring's event is disabled, the ring is
+///   e-mailed at once, unless it e-mails anyway;
 /// * an e-mail delivery: one row to its owner;
-/// * in-app needs no sending, and push has no sender (refused at the API).
+/// * in-app needs no sending; a `webhook` delivery makes nothing (the
+///   channel is an alias: webhooks follow subscriptions); push has no
+///   sender (refused at the API).
 ///
 /// The rows are keyed by (message, target): writing one that exists
 /// already must leave the stored one as it is.
-pub fn fan_out(deliveries: &[&Delivery], subscribers: &[Subscriber]) -> Vec<OutboxItem> {
+pub fn fan_out(
+    deliveries: &[&Delivery],
+    events: &[AlarmEvent],
+    subscribers: &[Subscriber],
+) -> Vec<OutboxItem> {
     let emailed: BTreeSet<RingKey> = deliveries
         .iter()
         .filter(|d| d.channel == Channel::Email)
         .map(|d| RingKey::of_delivery(d))
         .collect();
     let mut rows = Vec::new();
-    for d in deliveries {
-        let topic = SendTopic::Alarm(SendTopic::of_kind(d.kind));
-        let row = |target: Uuid, channel: Channel| {
-            OutboxItem::pending(
-                d.id,
+    for e in events {
+        let event = webhook_event_of(e.kind);
+        let ring = rings(event).then_some(()).and(e.occurrence).map(|at| {
+            // The ring's nominal local time is the deliveries'; without a
+            // delivery (none listed) the instant itself stands in.
+            let occurrence = deliveries
+                .iter()
+                .find(|d| d.alarm == e.alarm && d.occurrence.at == at && d.created_at == e.at)
+                .map_or_else(
+                    || OccurrenceRef {
+                        at,
+                        local: at.to_zoned(jiff::tz::TimeZone::UTC).datetime(),
+                    },
+                    |d| d.occurrence,
+                );
+            (e.alarm, occurrence)
+        });
+        let row = |target: Uuid, channel: Channel| OutboxItem {
+            payload: e.data.clone(),
+            ..OutboxItem::pending(
+                e.id.as_uuid(),
                 target,
                 channel,
-                d.owner,
-                Some((d.alarm, d.occurrence)),
-                topic,
-                d.created_at,
+                e.owner,
+                ring,
+                SendTopic::Alarm(event),
+                e.at,
             )
         };
-        match d.channel {
-            Channel::Webhook => {
-                let event = SendTopic::of_kind(d.kind);
-                let subscribed = subscribers
-                    .iter()
-                    .filter(|s| s.owner == d.owner && s.events.contains(event));
-                let mut any = false;
-                let mut any_active = false;
-                for s in subscribed {
-                    any = true;
-                    if s.active {
-                        any_active = true;
-                        rows.push(row(s.id.as_uuid(), Channel::Webhook));
-                    }
-                }
-                if any && !any_active && !emailed.contains(&RingKey::of_delivery(d)) {
-                    rows.push(OutboxItem {
-                        fallback: true,
-                        ..row(d.owner.as_uuid(), Channel::Email)
-                    });
-                }
+        let mut any = false;
+        let mut any_active = false;
+        for s in subscribers
+            .iter()
+            .filter(|s| s.wants(e.owner, event, e.alarm))
+        {
+            any = true;
+            if s.active {
+                any_active = true;
+                rows.push(row(s.id.as_uuid(), Channel::Webhook));
             }
-            Channel::Email => rows.push(row(d.owner.as_uuid(), Channel::Email)),
-            Channel::InApp | Channel::Push => {}
         }
+        if let Some((alarm, occurrence)) = ring {
+            let key = RingKey {
+                alarm,
+                occurrence: occurrence.at,
+                created_at: e.at,
+            };
+            if any && !any_active && !emailed.contains(&key) {
+                rows.push(OutboxItem {
+                    fallback: true,
+                    ..row(e.owner.as_uuid(), Channel::Email)
+                });
+            }
+        }
+    }
+    for d in deliveries.iter().filter(|d| d.channel == Channel::Email) {
+        rows.push(OutboxItem::pending(
+            d.id,
+            d.owner.as_uuid(),
+            Channel::Email,
+            d.owner,
+            Some((d.alarm, d.occurrence)),
+            SendTopic::Alarm(SendTopic::of_kind(d.kind)),
+            d.created_at,
+        ));
     }
     rows
 }

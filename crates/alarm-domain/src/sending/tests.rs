@@ -5,8 +5,8 @@ use jiff::civil::date;
 use uuid::Uuid;
 
 use super::{Health, RingKey, Subscriber, Tally, fallback, fan_out, record, redeliver};
-use crate::ids::{AlarmId, UserId, WebhookId};
-use crate::model::{Channel, WebhookEvent, WebhookEventSet};
+use crate::ids::{AlarmId, EventId, UserId, WebhookId};
+use crate::model::{AlarmEvent, AlarmEventKind, Channel, WebhookEvent, WebhookEventSet};
 use crate::ports::{OutboxItem, SendResult, SendStatus, SendTopic, StoreError};
 use crate::trigger::{Delivery, OccurrenceRef, TriggerKind};
 
@@ -55,6 +55,24 @@ fn subscriber(n: u8, events: &[WebhookEvent], active: bool) -> Subscriber {
         owner: owner(),
         events: WebhookEventSet::new(events).expect("events"),
         active,
+        alarms: Vec::new(),
+    }
+}
+
+/// An event of the alarm, committed at `t(1)` with the fire's deliveries;
+/// ring events name the occurrence.
+fn event(kind: AlarmEventKind, n: u128) -> AlarmEvent {
+    let ring = matches!(kind, AlarmEventKind::Triggered | AlarmEventKind::Escalated);
+    AlarmEvent {
+        id: EventId::from_uuid(Uuid::from_u128(n | (7 << 76)))
+            .unwrap_or_else(|_| EventId::generate()),
+        alarm: alarm(),
+        owner: owner(),
+        kind,
+        at: t(1),
+        occurrence: ring.then(|| t(0)),
+        detail: None,
+        data: Some(format!("{{\"n\":{n}}}")),
     }
 }
 
@@ -80,8 +98,9 @@ fn targets(rows: &[OutboxItem]) -> Vec<(Uuid, Channel, bool)> {
 }
 
 #[test]
-fn a_webhook_delivery_goes_to_each_active_subscribed_registration_only() {
-    let d = delivery(Channel::Webhook, TriggerKind::Fire, 1);
+fn an_event_goes_to_each_active_registration_subscribed_to_its_type_and_alarm() {
+    let e = event(AlarmEventKind::Triggered, 1);
+    let other_alarm = AlarmId::from_parts(2, id(9));
     let subs = [
         subscriber(1, &[WebhookEvent::Triggered], true),
         subscriber(2, &[WebhookEvent::Escalated], true),
@@ -90,70 +109,120 @@ fn a_webhook_delivery_goes_to_each_active_subscribed_registration_only() {
             owner: UserId::from_parts(1, id(7)),
             ..subscriber(4, &[WebhookEvent::Triggered], true)
         },
+        Subscriber {
+            alarms: vec![other_alarm],
+            ..subscriber(5, &[WebhookEvent::Triggered], true)
+        },
+        Subscriber {
+            alarms: vec![other_alarm, alarm()],
+            ..subscriber(6, &[WebhookEvent::Triggered], true)
+        },
     ];
-    let rows = fan_out(&[&d], &subs);
+    // Whatever channels the alarm lists: the in-app delivery only lends
+    // the ring its nominal local time.
+    let d = delivery(Channel::InApp, TriggerKind::Fire, 50);
+    let rows = fan_out(&[&d], std::slice::from_ref(&e), &subs);
     assert_eq!(
         targets(&rows),
-        vec![(hook(1).as_uuid(), Channel::Webhook, false)],
-        "only the active registration of the owner subscribed to alarm.triggered"
+        vec![
+            (hook(1).as_uuid(), Channel::Webhook, false),
+            (hook(6).as_uuid(), Channel::Webhook, false)
+        ],
+        "the owner's active registrations subscribed to alarm.triggered that cover the alarm"
     );
-    assert_eq!(rows[0].message, d.id, "the delivery id is the message id");
+    assert_eq!(
+        rows[0].message,
+        e.id.as_uuid(),
+        "the event id is the message id"
+    );
+    assert_eq!(rows[0].payload, e.data, "the event's data is the payload");
     assert_eq!(rows[0].topic, SendTopic::Alarm(WebhookEvent::Triggered));
+    assert_eq!(
+        rows[0].alarm,
+        Some((alarm(), occurrence())),
+        "a ring's row names it"
+    );
     assert_eq!((rows[0].due, rows[0].status), (t(1), SendStatus::Pending));
 }
 
 #[test]
-fn an_escalation_is_announced_as_alarm_escalated() {
-    let d = delivery(Channel::Webhook, TriggerKind::Escalate(1), 1);
-    let subs = [
-        subscriber(1, &[WebhookEvent::Triggered], true),
-        subscriber(2, &[WebhookEvent::Escalated], true),
-    ];
-    let rows = fan_out(&[&d], &subs);
-    assert_eq!(
-        targets(&rows),
-        vec![(hook(2).as_uuid(), Channel::Webhook, false)]
-    );
+fn every_event_kind_has_its_type_and_only_rings_name_an_occurrence() {
+    for (kind, want) in [
+        (AlarmEventKind::Created, WebhookEvent::Created),
+        (AlarmEventKind::Updated, WebhookEvent::Updated),
+        (AlarmEventKind::Enabled, WebhookEvent::Updated),
+        (AlarmEventKind::Disabled, WebhookEvent::Updated),
+        (AlarmEventKind::Deleted, WebhookEvent::Deleted),
+        (AlarmEventKind::Triggered, WebhookEvent::Triggered),
+        (AlarmEventKind::Snoozed, WebhookEvent::Snoozed),
+        (AlarmEventKind::Dismissed, WebhookEvent::Dismissed),
+        (AlarmEventKind::Escalated, WebhookEvent::Escalated),
+        (AlarmEventKind::Missed, WebhookEvent::Missed),
+        (AlarmEventKind::Expired, WebhookEvent::Expired),
+        (AlarmEventKind::RoutineStarted, WebhookEvent::RoutineStarted),
+    ] {
+        let rows = fan_out(&[], &[event(kind, 1)], &[subscriber(1, &[want], true)]);
+        assert_eq!(rows.len(), 1, "{kind:?}");
+        assert_eq!(rows[0].topic, SendTopic::Alarm(want), "{kind:?}");
+        assert_eq!(
+            rows[0].alarm.is_some(),
+            matches!(want, WebhookEvent::Triggered | WebhookEvent::Escalated),
+            "{kind:?}"
+        );
+    }
 }
 
 #[test]
 fn every_subscribed_registration_disabled_falls_back_to_email_at_once() {
-    let d = delivery(Channel::Webhook, TriggerKind::Fire, 1);
+    let e = event(AlarmEventKind::Triggered, 1);
     let subs = [subscriber(1, &[WebhookEvent::Triggered], false)];
-    let rows = fan_out(&[&d], &subs);
+    let rows = fan_out(&[], std::slice::from_ref(&e), &subs);
     assert_eq!(
         targets(&rows),
         vec![(owner().as_uuid(), Channel::Email, true)]
     );
-    assert_eq!(rows[0].message, d.id);
+    assert_eq!(rows[0].message, e.id.as_uuid());
+    let created = event(AlarmEventKind::Created, 2);
+    assert!(
+        fan_out(
+            &[],
+            &[created],
+            &[subscriber(1, &[WebhookEvent::Created], false)]
+        )
+        .is_empty(),
+        "only rings fall back to e-mail"
+    );
 }
 
 #[test]
 fn no_immediate_fallback_when_the_ring_emails_anyway_or_nobody_subscribed() {
-    let web = delivery(Channel::Webhook, TriggerKind::Fire, 1);
+    let e = event(AlarmEventKind::Triggered, 1);
     let mail = delivery(Channel::Email, TriggerKind::Fire, 2);
     let disabled = [subscriber(1, &[WebhookEvent::Triggered], false)];
     assert_eq!(
-        targets(&fan_out(&[&web, &mail], &disabled)),
+        targets(&fan_out(&[&mail], std::slice::from_ref(&e), &disabled)),
         vec![(owner().as_uuid(), Channel::Email, false)],
         "the ring's own e-mail row, no fallback"
     );
     assert!(
-        fan_out(&[&web], &[]).is_empty(),
+        fan_out(&[], std::slice::from_ref(&e), &[]).is_empty(),
         "no registration: nothing failed, nothing to fall back from"
     );
 }
 
 #[test]
-fn in_app_and_push_make_no_rows() {
+fn in_app_push_and_webhook_deliveries_make_no_rows() {
     let a = delivery(Channel::InApp, TriggerKind::Fire, 1);
     let b = delivery(Channel::Push, TriggerKind::Fire, 2);
+    let c = delivery(Channel::Webhook, TriggerKind::Fire, 3);
     assert!(
         fan_out(
-            &[&a, &b],
+            &[&a, &b, &c],
+            &[],
             &[subscriber(1, &[WebhookEvent::Triggered], true)]
         )
-        .is_empty()
+        .is_empty(),
+        "webhooks follow events, not the alarm's channels"
     );
 }
 

@@ -8,6 +8,7 @@ use crate::ids::AlarmId;
 use crate::model::{Alarm, AlarmDraft, AlarmEventKind, AlarmVersion};
 use crate::ports::{AlarmOp, ChangeSet, Page, PageRequest, RingingOp, TriggerPlan};
 use crate::schedule::{OccurrenceQuery, Preview};
+use crate::sending::EventChange;
 use crate::trigger::{Ringing, Trigger, TriggerKind};
 
 super::service_ports! {
@@ -127,12 +128,12 @@ impl AlarmService {
                 now,
             ),
             events: vec![self.ports.event(
-                id,
-                actor.user,
+                &alarm,
                 AlarmEventKind::Created,
                 now,
                 None,
                 None,
+                EventChange::Nothing,
             )],
             triggers: vec![TriggerPlan::Reschedule {
                 alarm: id,
@@ -232,10 +233,14 @@ impl AlarmService {
                 Some(summary(&alarm)),
                 now,
             ),
-            events: vec![
-                self.ports
-                    .event(alarm.id(), actor.user, kind, now, None, None),
-            ],
+            events: vec![self.ports.event(
+                &alarm,
+                kind,
+                now,
+                None,
+                None,
+                EventChange::Fields(&alarm.draft().changed_fields(current.draft())),
+            )],
             triggers: vec![TriggerPlan::Reschedule {
                 alarm: alarm.id(),
                 version: alarm.version(),
@@ -283,12 +288,12 @@ impl AlarmService {
                 now,
             ),
             events: vec![self.ports.event(
-                id,
-                actor.user,
+                &current,
                 AlarmEventKind::Deleted,
                 now,
                 None,
                 None,
+                EventChange::Nothing,
             )],
             triggers: vec![TriggerPlan::CancelAll { alarm: id }],
             op: AlarmOp::Delete {
@@ -379,12 +384,12 @@ impl AlarmService {
                 now,
             ),
             events: vec![self.ports.event(
-                id,
-                actor.user,
+                &alarm,
                 AlarmEventKind::Snoozed,
                 now,
                 Some(updated.occurrence.at),
                 Some(detail),
+                EventChange::Nothing,
             )],
             triggers: Vec::new(),
             op: RingingOp::Snooze {
@@ -413,7 +418,7 @@ impl AlarmService {
     /// [`ServiceError::NotRinging`] when nothing rings; [`ServiceError::NotFound`].
     pub async fn dismiss(&self, actor: &Actor, id: AlarmId) -> Result<(), ServiceError> {
         let now = self.ports.clock.now();
-        self.ports.alarms.get(actor.user, id).await?;
+        let alarm = self.ports.alarms.get(actor.user, id).await?;
         let ringing = self.ports.ringing.ringing(actor.user, id).await?;
         if ringing.is_empty() {
             return Err(ServiceError::NotRinging);
@@ -422,12 +427,12 @@ impl AlarmService {
             .iter()
             .map(|r| {
                 self.ports.event(
-                    id,
-                    actor.user,
+                    &alarm,
                     AlarmEventKind::Dismissed,
                     now,
                     Some(r.occurrence.at),
                     None,
+                    EventChange::Nothing,
                 )
             })
             .collect();

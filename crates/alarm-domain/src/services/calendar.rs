@@ -673,6 +673,9 @@ impl CalendarService {
             .chain(after.iter())
             .map(|h| h.country())
             .collect();
+        // Sorted: two writes moving holidays between the same countries
+        // lock the job rows in one order.
+        replan.sort();
         replan.dedup();
         let now = self.ports.clock.now();
         let audit = self.ports.audit(
@@ -714,6 +717,9 @@ impl CalendarService {
                 plans.extend(self.plans_for_owner(*user, calendar, now).await?);
             }
         }
+        // In alarm order, the order the engine locks alarms in, so a batch
+        // and a fire never wait on each other in a cycle.
+        plans.sort_by_key(TriggerPlan::alarm);
         let next = if users.len() < batch {
             None
         } else {

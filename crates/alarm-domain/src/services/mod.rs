@@ -200,24 +200,27 @@ pub(crate) trait Basics {
         }
     }
 
-    /// An alarm event at `now`.
+    /// An event of `alarm` (as it is after the change) at `now`, with its
+    /// webhook data.
     fn event(
         &self,
-        alarm: crate::ids::AlarmId,
-        owner: UserId,
+        alarm: &crate::model::Alarm,
         kind: AlarmEventKind,
         now: Timestamp,
         occurrence: Option<Timestamp>,
         detail: Option<String>,
+        change: crate::sending::EventChange<'_>,
     ) -> AlarmEvent {
+        let data = crate::sending::event_data(alarm, occurrence, detail.as_deref(), change);
         AlarmEvent {
             id: self.new_id(EventId::from_uuid, EventId::generate),
-            alarm,
-            owner,
+            alarm: alarm.id(),
+            owner: alarm.owner(),
             kind,
             at: now,
             occurrence,
             detail,
+            data: Some(data),
         }
     }
 

@@ -4,9 +4,9 @@ use secrecy::SecretString;
 
 use super::{Actor, Basics, Ports, ServiceError};
 use crate::error::{ValidationError, codes};
-use crate::ids::WebhookId;
+use crate::ids::{AlarmId, WebhookId};
 use crate::model::Channel;
-use crate::model::{WebhookEventSet, WebhookRegistration, WebhookUrl};
+use crate::model::{MAX_WEBHOOK_ALARM_FILTER, WebhookEventSet, WebhookRegistration, WebhookUrl};
 use crate::ports::{ChangeSet, OutboxItem, SendTopic, WebhookOp};
 
 /// A new webhook registration and its secret, shown to the owner once.
@@ -23,6 +23,8 @@ super::service_ports! {
     WebhookPorts {
         /// Registrations.
         webhooks: dyn WebhookStore = webhooks,
+        /// The alarms a registration may be narrowed to (owner-checked).
+        alarms: dyn AlarmStore = alarms,
         /// Test pings and delivery logs.
         outbox: dyn Outbox = outbox,
         /// Which targets may be registered.
@@ -34,7 +36,7 @@ super::service_ports! {
     }
 }
 
-use crate::ports::{Clock, IdSource, Outbox, TargetGuard, WebhookStore};
+use crate::ports::{AlarmStore, Clock, IdSource, Outbox, TargetGuard, WebhookStore};
 
 /// Webhook-registration use cases.
 #[derive(Clone)]
@@ -101,9 +103,11 @@ impl WebhookService {
         actor: &Actor,
         url: WebhookUrl,
         events: WebhookEventSet,
+        alarms: Vec<AlarmId>,
     ) -> Result<NewWebhook, ServiceError> {
         events.require_emitted()?;
         let now = self.ports.clock.now();
+        self.check_alarms(actor, &alarms).await?;
         self.check_target(&url).await?;
         if self.ports.webhooks.list(actor.user).await?.len() >= MAX_WEBHOOKS_PER_USER {
             return Err(ValidationError::new(
@@ -116,7 +120,8 @@ impl WebhookService {
         let id = self.ports.new_id(WebhookId::from_uuid, WebhookId::generate);
         let secret = new_secret(self.ports.ids.as_ref())?;
         let registration =
-            WebhookRegistration::new(id, actor.user, url, events, secret.clone(), true, 0);
+            WebhookRegistration::new(id, actor.user, url, events, secret.clone(), true, 0)
+                .with_alarms(alarms);
         let audit = self.ports.audit(
             actor,
             "webhook.create",
@@ -149,10 +154,12 @@ impl WebhookService {
         url: WebhookUrl,
         events: WebhookEventSet,
         active: bool,
+        alarms: Vec<AlarmId>,
     ) -> Result<WebhookRegistration, ServiceError> {
         events.require_emitted()?;
         let now = self.ports.clock.now();
         let before = self.ports.webhooks.get(actor.user, id).await?;
+        self.check_alarms(actor, &alarms).await?;
         if url != *before.url() {
             self.check_target(&url).await?;
         }
@@ -169,7 +176,8 @@ impl WebhookService {
             before.secret().clone(),
             active,
             failures,
-        );
+        )
+        .with_alarms(alarms);
         let audit = self.ports.audit(
             actor,
             "webhook.update",
@@ -186,6 +194,41 @@ impl WebhookService {
             ))
             .await?;
         Ok(registration)
+    }
+
+    /// An `alarm_ids` filter names at most [`MAX_WEBHOOK_ALARM_FILTER`]
+    /// of the actor's own alarms, none twice (`alarm_ids`, `alarm_ids[i]`).
+    async fn check_alarms(&self, actor: &Actor, alarms: &[AlarmId]) -> Result<(), ServiceError> {
+        if alarms.len() > MAX_WEBHOOK_ALARM_FILTER {
+            return Err(ValidationError::new(
+                "alarm_ids",
+                codes::BAD_COUNT,
+                format!(
+                    "at most {MAX_WEBHOOK_ALARM_FILTER} alarms, got {}",
+                    alarms.len()
+                ),
+            )
+            .into());
+        }
+        for (i, alarm) in alarms.iter().enumerate() {
+            let field = format!("alarm_ids[{i}]");
+            if alarms[..i].contains(alarm) {
+                return Err(ValidationError::new(field, codes::DUPLICATE, "listed twice").into());
+            }
+            match self.ports.alarms.get(actor.user, *alarm).await {
+                Ok(_) => {}
+                Err(crate::ports::StoreError::NotFound) => {
+                    return Err(ValidationError::new(
+                        field,
+                        codes::UNKNOWN_VALUE,
+                        "not one of your alarms",
+                    )
+                    .into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     async fn check_target(&self, url: &WebhookUrl) -> Result<(), ServiceError> {
@@ -217,7 +260,8 @@ impl WebhookService {
             secret.clone(),
             before.active(),
             before.failure_count(),
-        );
+        )
+        .with_alarms(before.alarms().to_vec());
         let audit = self.ports.audit(
             actor,
             "webhook.rotate-secret",

@@ -6,6 +6,7 @@ pub(crate) mod m0003_engine;
 mod m0004_outbox;
 mod m0005_builtin_overrides;
 mod m0006_replans_and_routine_links;
+mod m0007_event_payloads;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_outbox::Migration),
             Box::new(m0005_builtin_overrides::Migration),
             Box::new(m0006_replans_and_routine_links::Migration),
+            Box::new(m0007_event_payloads::Migration),
         ]
     }
 }

@@ -21,6 +21,7 @@ fn event_from(row: &QueryResult) -> Result<AlarmEvent, StoreError> {
             .map(ts)
             .transpose()?,
         detail: col(row, "detail")?,
+        data: col(row, "data")?,
     })
 }
 
@@ -34,7 +35,7 @@ impl AlarmEventStore for SqlStores {
     ) -> Result<Page<AlarmEvent, EventId>, StoreError> {
         let mut values = vec![v(owner.as_uuid()), v(alarm.as_uuid())];
         let sql = page_sql(
-            "SELECT * FROM alarm_events WHERE owner_id = ? AND alarm_id = ?",
+            "SELECT id, alarm_id, owner_id, kind, at_us, occurrence_us, detail, data FROM alarm_events WHERE owner_id = ? AND alarm_id = ?",
             page.after().map(|e| e.as_uuid()),
             page.limit(),
             &mut values,

@@ -141,6 +141,9 @@ impl HolidayStore for SqlStores {
             }
         }
         for country in replan {
+            // A finished job keeps its row (step -1), so the generation
+            // keeps counting and a batch read from an older job can never
+            // match a newer one.
             let row = Row::new()
                 .set("country", country.as_str())
                 .set("generation", 1_i64)
@@ -163,7 +166,7 @@ impl HolidayStore for SqlStores {
         let row = self
             .db
             .query_one(
-                "SELECT * FROM replan_jobs ORDER BY requested_us, country LIMIT 1",
+                "SELECT * FROM replan_jobs WHERE step >= 0 ORDER BY requested_us, country LIMIT 1",
                 vec![],
             )
             .await?;
@@ -221,7 +224,8 @@ impl HolidayStore for SqlStores {
         let moved = match next {
             None => {
                 tx.exec(
-                    "DELETE FROM replan_jobs WHERE country = ? AND generation = ? AND step = ?",
+                    "UPDATE replan_jobs SET step = -1, after_user = NULL \
+                     WHERE country = ? AND generation = ? AND step = ?",
                     key,
                 )
                 .await?

@@ -10,7 +10,7 @@ mod routines;
 mod users;
 mod webhooks;
 
-pub(crate) use webhooks::webhook_from;
+pub(crate) use webhooks::{WEBHOOK_COLUMNS, alarm_ids_from, webhook_from};
 
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::model::{AlarmEvent, AuditRecord};
@@ -75,6 +75,7 @@ pub(crate) async fn insert_events(tx: &Tx, events: &[AlarmEvent]) -> Result<(), 
                 .set("at_us", us(e.at))
                 .set("occurrence_us", e.occurrence.map(us))
                 .set("detail", e.detail.clone())
+                .set("data", e.data.clone())
         })
         .collect();
     tx.insert("alarm_events", rows, "").await?;
@@ -142,6 +143,7 @@ pub(crate) async fn apply_plan(tx: &Tx, plan: &TriggerPlan) -> Result<(), StoreE
 pub(crate) async fn apply_common<Op>(tx: &Tx, change: &ChangeSet<Op>) -> Result<(), StoreError> {
     insert_audit(tx, &change.audit).await?;
     insert_events(tx, &change.events).await?;
+    crate::outbox::fan_out(tx, &[], &change.events).await?;
     for plan in &change.triggers {
         apply_plan(tx, plan).await?;
     }

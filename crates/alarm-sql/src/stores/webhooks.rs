@@ -1,6 +1,6 @@
 //! The webhook store on SQL: each owner's registrations, their events and signing secrets.
 
-use alarm_domain::ids::{UserId, WebhookId};
+use alarm_domain::ids::{AlarmId, UserId, WebhookId};
 use alarm_domain::model::{WebhookRegistration, WebhookUrl};
 use alarm_domain::ports::{ChangeSet, StoreError, WebhookOp, WebhookStore};
 use async_trait::async_trait;
@@ -12,6 +12,10 @@ use crate::codec::{events_from_bits, events_to_bits};
 use crate::db::{col, corrupt, num};
 use crate::row::Row;
 
+/// Every column of a registration, named (see the outbox's `COLUMNS`).
+pub(crate) const WEBHOOK_COLUMNS: &str =
+    "id, owner_id, url, events, secret, active, failure_count, alarm_ids";
+
 pub(crate) fn webhook_from(row: &QueryResult) -> Result<WebhookRegistration, StoreError> {
     Ok(WebhookRegistration::new(
         id_of(row, "id", WebhookId::from_uuid)?,
@@ -21,7 +25,26 @@ pub(crate) fn webhook_from(row: &QueryResult) -> Result<WebhookRegistration, Sto
         SecretString::from(col::<String>(row, "secret")?),
         col(row, "active")?,
         num::<i32, u32>(row, "failure_count")?,
-    ))
+    )
+    .with_alarms(alarm_ids_from(row)?))
+}
+
+/// The registration's alarm filter (NULL: every alarm).
+pub(crate) fn alarm_ids_from(row: &QueryResult) -> Result<Vec<AlarmId>, StoreError> {
+    let Some(text) = col::<Option<String>>(row, "alarm_ids")? else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<uuid::Uuid> = serde_json::from_str(&text).map_err(|e| corrupt("alarm_ids", e))?;
+    ids.into_iter()
+        .map(|u| AlarmId::from_uuid(u).map_err(|e| corrupt("alarm_ids", e)))
+        .collect()
+}
+
+fn alarm_ids_to(w: &WebhookRegistration) -> Option<String> {
+    (!w.alarms().is_empty()).then(|| {
+        serde_json::Value::from(w.alarms().iter().map(|a| a.to_string()).collect::<Vec<_>>())
+            .to_string()
+    })
 }
 
 #[async_trait]
@@ -30,7 +53,7 @@ impl WebhookStore for SqlStores {
         let row = self
             .db
             .query_one(
-                "SELECT * FROM webhooks WHERE id = ? AND owner_id = ?",
+                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND owner_id = ?"),
                 vec![v(id.as_uuid()), v(owner.as_uuid())],
             )
             .await?;
@@ -41,7 +64,7 @@ impl WebhookStore for SqlStores {
         let rows = self
             .db
             .query_all(
-                "SELECT * FROM webhooks WHERE owner_id = ? ORDER BY id",
+                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE owner_id = ? ORDER BY id"),
                 vec![v(owner.as_uuid())],
             )
             .await?;
@@ -55,6 +78,7 @@ impl WebhookStore for SqlStores {
                 .set("events", events_to_bits(w.events()))
                 .set("secret", w.secret().expose_secret())
                 .set("active", w.active())
+                .set("alarm_ids", alarm_ids_to(w))
                 .set(
                     "failure_count",
                     i32::try_from(w.failure_count()).unwrap_or(i32::MAX),

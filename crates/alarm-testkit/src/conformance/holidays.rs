@@ -487,6 +487,43 @@ async fn holiday_writes_leave_replan_jobs_walked_in_batches(new_ports: Fresh) {
         None,
         "a finished job is removed"
     );
+    ports
+        .holidays
+        .commit(
+            create(
+                &ports,
+                &admin,
+                &Holiday::new(
+                    HolidayId::generate(),
+                    HolidayName::parse("Tiradentes").expect("name"),
+                    HolidayDate::recurring(4, 21).expect("date"),
+                    br(),
+                    None,
+                    false,
+                ),
+            ),
+            vec![br()],
+        )
+        .await
+        .expect("a write after the job finished");
+    let fresh = ports
+        .holidays
+        .replan_job()
+        .await
+        .expect("job")
+        .expect("pending");
+    assert!(
+        fresh.generation > restarted.generation,
+        "a generation is never reused"
+    );
+    assert!(
+        !ports
+            .holidays
+            .replan_advance(&restarted, None, vec![])
+            .await
+            .expect("advance"),
+        "a batch of the finished job cannot advance the new one"
+    );
 }
 
 /// The checks of this module, in the order they are listed.

@@ -33,6 +33,30 @@ async fn hook(
     hook
 }
 
+/// The id of the `triggered` event numbered `n`: the message id of the
+/// rows its fire fans out to.
+fn message(n: u64) -> uuid::Uuid {
+    alarm_domain::ids::EventId::from_parts(n, [0; 10]).as_uuid()
+}
+
+/// The `triggered` event a fire of `trigger` makes at `now`, numbered `n`.
+fn triggered(
+    n: u64,
+    trigger: &alarm_domain::trigger::Trigger,
+    now: alarm_domain::jiff::Timestamp,
+) -> alarm_domain::model::AlarmEvent {
+    alarm_domain::model::AlarmEvent {
+        id: alarm_domain::ids::EventId::from_parts(n, [0; 10]),
+        alarm: trigger.alarm,
+        owner: trigger.owner,
+        kind: AlarmEventKind::Triggered,
+        at: now,
+        occurrence: Some(trigger.occurrence.at),
+        detail: None,
+        data: Some(format!("{{\"alarm_id\":\"{}\"}}", trigger.alarm)),
+    }
+}
+
 fn delivered(c: &ClaimedSend, code: Option<u16>) -> (LeaseToken, SendResult) {
     (
         c.token,
@@ -54,8 +78,8 @@ fn dead_500(c: &ClaimedSend) -> (LeaseToken, SendResult) {
     )
 }
 
-/// Ana's alarm "One" fired at `at(10)` with a webhook delivery (message 1)
-/// and an in-app one (message 2). Ana has an active registration for
+/// Ana's alarm "One" fired at `at(10)` with its `triggered` event (message
+/// [`message`]`(1)`), a webhook delivery and an in-app one. Ana has an active registration for
 /// `alarm.triggered` (`wanted`), one for `alarm.escalated` only and an
 /// inactive one for `alarm.triggered`; Bob has an active one for
 /// `alarm.triggered` (`bobs`).
@@ -93,7 +117,7 @@ async fn fired(ports: &Ports) -> Fired {
         created_at: at(10),
     };
     let outcome = FireOutcome {
-        events: Vec::new(),
+        events: vec![triggered(1, &t.trigger, at(10))],
         deliveries: vec![delivery(1, Channel::Webhook), delivery(2, Channel::InApp)],
         follow_up: None,
         next: None,
@@ -201,7 +225,7 @@ async fn redeliver(
     ports: &Ports,
     f: &Fired,
     owner: UserId,
-    n: u128,
+    n: u64,
 ) -> Result<OutboxItem, StoreError> {
     ports
         .outbox
@@ -209,7 +233,7 @@ async fn redeliver(
             owner,
             Channel::Webhook,
             f.wanted.id().as_uuid(),
-            uuid::Uuid::from_u128(n),
+            message(n),
             at(30),
         )
         .await
@@ -256,7 +280,7 @@ async fn a_fire_fans_out_to_subscribed_active_registrations(new_ports: Fresh) {
     assert_eq!(
         (row.message, row.target, row.channel, row.owner),
         (
-            uuid::Uuid::from_u128(1),
+            message(1),
             f.wanted.id().as_uuid(),
             Channel::Webhook,
             f.ana.id()
@@ -362,12 +386,7 @@ async fn a_dead_only_external_row_falls_back_to_email(new_ports: Fresh) {
     let mail = &fallback[0].item;
     assert_eq!(
         (mail.channel, mail.target, mail.message, mail.fallback),
-        (
-            Channel::Email,
-            f.ana.id().as_uuid(),
-            uuid::Uuid::from_u128(1),
-            true
-        )
+        (Channel::Email, f.ana.id().as_uuid(), message(1), true)
     );
     assert_eq!(mail.alarm, Some((f.one.id(), f.occurrence)));
 }
@@ -689,7 +708,7 @@ async fn with_every_registration_disabled_a_ring_falls_back_at_once(new_ports: F
         .complete_many(vec![(
             t3.token,
             FireOutcome {
-                events: Vec::new(),
+                events: vec![triggered(300, &t3.trigger, at(2000))],
                 deliveries: vec![Delivery {
                     id: uuid::Uuid::from_u128(300),
                     owner: f.ana.id(),
@@ -711,9 +730,9 @@ async fn with_every_registration_disabled_a_ring_falls_back_at_once(new_ports: F
         now_due
             .iter()
             .filter(|c| c.item.owner == f.ana.id())
-            .map(|c| (c.item.channel, c.item.message.as_u128(), c.item.fallback))
+            .map(|c| (c.item.channel, c.item.message, c.item.fallback))
             .collect::<Vec<_>>(),
-        [(Channel::Email, 300, true)],
+        [(Channel::Email, message(300), true)],
         "no webhook row (all disabled), an e-mail fallback instead"
     );
 }

@@ -77,6 +77,8 @@ impl HolidayStore for InMemory {
         }
         let requested_at = change.audit.at;
         for country in replan {
+            // A finished job stays (step -1), so the generation keeps
+            // counting.
             let generation = s.replans.get(&country).map_or(1, |j| j.generation + 1);
             s.replans.insert(
                 country,
@@ -98,6 +100,7 @@ impl HolidayStore for InMemory {
             .lock()
             .replans
             .values()
+            .filter(|j| j.step >= 0)
             .min_by_key(|j| (j.requested_at, j.country))
             .cloned())
     }
@@ -128,21 +131,18 @@ impl HolidayStore for InMemory {
         if !current {
             return Ok(false);
         }
-        match next {
-            None => {
-                s.replans.remove(&job.country);
-            }
-            Some(after) => {
-                s.replans.insert(
-                    job.country,
-                    ReplanJob {
-                        step: job.step + 1,
-                        after: Some(after),
-                        ..job.clone()
-                    },
-                );
-            }
-        }
+        let (step, after) = match next {
+            None => (-1, None),
+            Some(after) => (job.step + 1, Some(after)),
+        };
+        s.replans.insert(
+            job.country,
+            ReplanJob {
+                step,
+                after,
+                ..job.clone()
+            },
+        );
         for plan in plans {
             s.apply_plan(plan);
         }

@@ -134,6 +134,7 @@ impl State {
     /// Writes the shared parts; call only after every check passed.
     fn apply_common<Op>(&mut self, change: ChangeSet<Op>) {
         self.audit.insert(change.audit.id, change.audit);
+        self.fan_out(&[], &change.events);
         self.append_events(change.events);
         for plan in change.triggers {
             self.apply_plan(plan);

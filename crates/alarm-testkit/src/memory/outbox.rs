@@ -2,6 +2,7 @@
 
 use alarm_domain::ids::{UserId, WebhookId};
 use alarm_domain::jiff::Timestamp;
+use alarm_domain::model::AlarmEvent;
 use alarm_domain::model::{Channel, WebhookRegistration};
 use alarm_domain::ports::{
     ClaimedSend, FinishReport, Outbox, OutboxItem, SendResult, SendStatus, StoreError,
@@ -13,10 +14,10 @@ use async_trait::async_trait;
 use super::{InMemory, State};
 
 impl State {
-    /// Writes the outbox rows of committed deliveries.
-    pub(super) fn fan_out(&mut self, deliveries: &[&Delivery]) {
+    /// Writes the outbox rows of committed alarm events and deliveries.
+    pub(super) fn fan_out(&mut self, deliveries: &[&Delivery], events: &[AlarmEvent]) {
         let subscribers: Vec<Subscriber> = self.webhooks.values().map(Subscriber::from).collect();
-        for item in sending::fan_out(deliveries, &subscribers) {
+        for item in sending::fan_out(deliveries, events, &subscribers) {
             self.insert_row(item);
         }
     }

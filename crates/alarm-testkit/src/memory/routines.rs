@@ -60,9 +60,13 @@ impl RoutineStore for InMemory {
                 if s.alarms.get(alarm).is_none_or(|a| a.owner() != *owner) {
                     return Err(StoreError::NotFound);
                 }
+                let twice = routines
+                    .iter()
+                    .enumerate()
+                    .any(|(i, r)| routines[..i].contains(r));
                 if let Some(id) = routines
                     .iter()
-                    .find(|id| s.routines.get(id).is_none_or(|r| r.owner() != *owner))
+                    .find(|id| twice || s.routines.get(id).is_none_or(|r| r.owner() != *owner))
                 {
                     return Err(StoreError::Conflict(format!(
                         "routine {id} is not the owner's"

@@ -17,8 +17,11 @@ use super::{InMemory, State, TriggerKey};
 impl State {
     /// Writes a fired trigger's outcome; call only after its checks passed.
     fn apply_outcome(&mut self, outcome: FireOutcome) {
+        self.fan_out(
+            &outcome.deliveries.iter().collect::<Vec<_>>(),
+            &outcome.events,
+        );
         self.append_events(outcome.events);
-        self.fan_out(&outcome.deliveries.iter().collect::<Vec<_>>());
         self.deliveries.extend(outcome.deliveries);
         if let Some(follow_up) = outcome.follow_up {
             self.upsert_trigger(follow_up);
