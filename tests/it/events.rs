@@ -140,6 +140,8 @@ async fn every_event_type_arrives_once_signed_and_in_order(w: &World) {
     let all_got = at("/all");
     for r in &all_got {
         assert_signed(r, &secret);
+        // Each body is what the published schema says, member for member.
+        crate::spec_answers::conforms("WebhookEventBody", &r.json()).expect("the documented body");
     }
     let of_wake: Vec<(String, serde_json::Value)> = all_got
         .iter()

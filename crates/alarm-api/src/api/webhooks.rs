@@ -93,6 +93,14 @@ pub(crate) enum Queued {
     Accepted(Json<DeliveryView>),
 }
 
+/// The event catalogue.
+#[derive(ApiResponse)]
+pub(crate) enum EventTypes {
+    /// Every event type, in a fixed order.
+    #[oai(status = 200)]
+    Ok(Json<crate::dto::WebhookEventTypeList>),
+}
+
 pub(crate) struct WebhooksApi;
 
 /// A path id that is not a UUID v7 names nobody's registration: 404, like
@@ -162,6 +170,15 @@ impl WebhooksApi {
             location,
             NO_STORE.to_owned(),
         ))
+    }
+
+    /// The webhook event catalogue.
+    ///
+    /// Every event type a registration may subscribe to, when it is sent,
+    /// and an example of the body it is sent with (`WebhookEventBody`).
+    #[oai(path = "/event-types", method = "get")]
+    async fn event_types(&self, _auth: BearerAuth) -> Result<EventTypes, ApiError> {
+        Ok(EventTypes::Ok(Json(crate::dto::catalogue())))
     }
 
     /// List the caller's webhook endpoints.

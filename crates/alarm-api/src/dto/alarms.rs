@@ -87,6 +87,9 @@ pub struct AlarmInput {
     #[serde(default)]
     pub escalation: Option<EscalationDto>,
     /// `in-app`, `email`, `webhook`, `push` (default `["in-app"]`).
+    /// Webhooks follow the registrations' subscriptions, whatever the alarm
+    /// lists: `webhook` is a kept alias with no effect; `push` is refused
+    /// (not delivered yet).
     #[serde(default)]
     pub channels: Option<Vec<String>>,
 }

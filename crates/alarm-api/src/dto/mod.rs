@@ -14,6 +14,7 @@ mod accounts;
 mod alarms;
 mod calendar;
 mod deliveries;
+mod event_types;
 mod events;
 mod occurrences;
 mod ringing;
@@ -32,7 +33,10 @@ pub use calendar::{
     HolidayPreferencesDto, HolidayView, PreferenceDto, PreferenceOverrideDto, StoredHolidayView,
 };
 pub use deliveries::{DeliveryPage, DeliveryView};
-pub use events::{EventPage, EventView};
+pub use event_types::{
+    WebhookEventBody, WebhookEventData, WebhookEventTypeList, WebhookEventTypeView, catalogue,
+};
+pub use events::{EventPage, EventView, StartedRoutineView};
 pub use occurrences::{AdjustmentView, OccurrenceList, OccurrenceView};
 pub use ringing::{RingingList, RingingView};
 pub use routines::{AlarmRoutinesInput, RoutineInput, RoutineList, RoutineView};
