@@ -677,20 +677,7 @@ async fn custom_holidays_are_for_administrators_and_move_the_next_fire(h: &Harne
     // that one: every other day rings): moving to RJ moves the next fire
     // at once. The alarm rings hours from now, so the test never straddles
     // its instant.
-    let hour = (alarm_domain::jiff::Timestamp::now()
-        .to_zoned(alarm_domain::jiff::tz::TimeZone::UTC)
-        .hour()
-        + 6)
-        % 24;
-    let alarm = h
-        .req("POST", "/api/v1/alarms")
-        .bearer(&ana)
-        .json(json!({"name": "Wake", "time_zone": "UTC", "schedules": [{"kind": "daily", "time": format!("{hour:02}:00")}]}))
-        .send()
-        .await;
-    assert_eq!(alarm.status, 201, "{}", alarm.body);
-    let alarm_id = alarm.body["id"].as_str().expect("id").to_owned();
-    let before = next_fire(h, &alarm_id, &ana).await;
+    let (alarm_id, before) = daily_hours_ahead(h, &ana).await;
     let local = h
         .req("POST", "/api/v1/holidays")
         .bearer(&admin)
@@ -743,6 +730,26 @@ async fn custom_holidays_are_for_administrators_and_move_the_next_fire(h: &Harne
         .problem(404, "not-found");
 }
 
+/// A daily UTC alarm of `token`'s ringing six hours from now (so a test
+/// never straddles its instant), and the day it rings next.
+async fn daily_hours_ahead(h: &Harness, token: &str) -> (String, Date) {
+    let hour = (alarm_domain::jiff::Timestamp::now()
+        .to_zoned(alarm_domain::jiff::tz::TimeZone::UTC)
+        .hour()
+        + 6)
+        % 24;
+    let alarm = h
+        .req("POST", "/api/v1/alarms")
+        .bearer(token)
+        .json(json!({"name": "Wake", "time_zone": "UTC", "schedules": [{"kind": "daily", "time": format!("{hour:02}:00")}]}))
+        .send()
+        .await;
+    assert_eq!(alarm.status, 201, "{}", alarm.body);
+    let alarm_id = alarm.body["id"].as_str().expect("id").to_owned();
+    let before = next_fire(h, &alarm_id, token).await;
+    (alarm_id, before)
+}
+
 /// The day of the alarm's stored `fire` trigger: what the engine will
 /// claim, as opposed to `next_fire_at`, which the API computes afresh.
 async fn stored_fire(h: &Harness, alarm: &str) -> Date {
@@ -779,20 +786,7 @@ async fn a_holiday_write_replans_its_country_in_the_background(h: &Harness) {
         .await;
     assert_eq!(skip.status, 200, "{}", skip.body);
     // Rings hours from now, so the test never straddles its instant.
-    let hour = (alarm_domain::jiff::Timestamp::now()
-        .to_zoned(alarm_domain::jiff::tz::TimeZone::UTC)
-        .hour()
-        + 6)
-        % 24;
-    let alarm = h
-        .req("POST", "/api/v1/alarms")
-        .bearer(&ana)
-        .json(json!({"name": "Wake", "time_zone": "UTC", "schedules": [{"kind": "daily", "time": format!("{hour:02}:00")}]}))
-        .send()
-        .await;
-    assert_eq!(alarm.status, 201, "{}", alarm.body);
-    let alarm_id = alarm.body["id"].as_str().expect("id").to_owned();
-    let before = next_fire(h, &alarm_id, &ana).await;
+    let (alarm_id, before) = daily_hours_ahead(h, &ana).await;
     assert_eq!(stored_fire(h, &alarm_id).await, before);
 
     let mut replans = h.replans();

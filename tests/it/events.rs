@@ -13,19 +13,6 @@ use serde_json::json;
 use crate::delivery::{Receiver, assert_signed, dispatcher, open_sender, quick, seven};
 use crate::engine::World;
 
-const EVERY: [WebhookEvent; 10] = [
-    WebhookEvent::Created,
-    WebhookEvent::Updated,
-    WebhookEvent::Deleted,
-    WebhookEvent::Triggered,
-    WebhookEvent::Snoozed,
-    WebhookEvent::Dismissed,
-    WebhookEvent::Escalated,
-    WebhookEvent::Missed,
-    WebhookEvent::Expired,
-    WebhookEvent::RoutineStarted,
-];
-
 async fn every_event_type_arrives_once_signed_and_in_order(w: &World) {
     let receiver = Receiver::start().await;
     let ana = w.user("ana@example.com").await;
@@ -43,7 +30,7 @@ async fn every_event_type_arrives_once_signed_and_in_order(w: &World) {
                 .expect("register")
         }
     };
-    let all = subscribe(&EVERY, "/all", Vec::new()).await;
+    let all = subscribe(&WebhookEvent::all().collect::<Vec<_>>(), "/all", Vec::new()).await;
     let secret = all.secret.expose_secret().to_owned();
 
     // An alarm with the default channels (in-app only): webhooks follow
@@ -118,7 +105,12 @@ async fn every_event_type_arrives_once_signed_and_in_order(w: &World) {
 
     // Nothing has been sent yet: every row waits for the dispatcher, which
     // runs only now, after the alarm is gone.
-    let later = subscribe(&EVERY, "/later", Vec::new()).await;
+    let later = subscribe(
+        &WebhookEvent::all().collect::<Vec<_>>(),
+        "/later",
+        Vec::new(),
+    )
+    .await;
     let d = dispatcher(
         w,
         quick(),

@@ -79,19 +79,6 @@ const ALL_CHANNELS: [Channel; 4] = [
     Channel::Push,
 ];
 
-const ALL_EVENTS: [WebhookEvent; 10] = [
-    WebhookEvent::Created,
-    WebhookEvent::Updated,
-    WebhookEvent::Deleted,
-    WebhookEvent::Triggered,
-    WebhookEvent::Snoozed,
-    WebhookEvent::Dismissed,
-    WebhookEvent::Escalated,
-    WebhookEvent::Missed,
-    WebhookEvent::Expired,
-    WebhookEvent::RoutineStarted,
-];
-
 /// The stored bits of the channels nothing delivers on and of the events
 /// nothing emits, as the domain judges them.
 pub(crate) fn unsupported_masks() -> (i16, i32) {
@@ -99,8 +86,7 @@ pub(crate) fn unsupported_masks() -> (i16, i32) {
         .into_iter()
         .filter(|c| !c.is_delivered())
         .fold(0i16, |bits, c| bits | (1 << c as u8));
-    let events = ALL_EVENTS
-        .into_iter()
+    let events = WebhookEvent::all()
         .filter(|e| !e.is_emitted())
         .fold(0i32, |bits, e| bits | (1 << e as u16));
     (channels, events)
@@ -119,8 +105,7 @@ pub(crate) fn events_to_bits(set: WebhookEventSet) -> i32 {
 }
 
 pub(crate) fn events_from_bits(bits: i32) -> Result<WebhookEventSet, StoreError> {
-    let list: Vec<WebhookEvent> = ALL_EVENTS
-        .into_iter()
+    let list: Vec<WebhookEvent> = WebhookEvent::all()
         .filter(|e| bits & (1 << *e as u16) != 0)
         .collect();
     WebhookEventSet::new(&list).map_err(|e| corrupt("webhook events", e))

@@ -99,20 +99,7 @@ fn description(event: WebhookEvent) -> &'static str {
 
 /// The catalogue, each type with an example body.
 pub fn catalogue() -> WebhookEventTypeList {
-    const EVERY: [WebhookEvent; 10] = [
-        WebhookEvent::Created,
-        WebhookEvent::Updated,
-        WebhookEvent::Deleted,
-        WebhookEvent::Triggered,
-        WebhookEvent::Snoozed,
-        WebhookEvent::Dismissed,
-        WebhookEvent::Escalated,
-        WebhookEvent::Missed,
-        WebhookEvent::Expired,
-        WebhookEvent::RoutineStarted,
-    ];
-    let items = EVERY
-        .into_iter()
+    let items = WebhookEvent::all()
         .map(|event| {
             let rings = !matches!(
                 event,

@@ -115,6 +115,10 @@ const WEBHOOK_EVENTS: [(WebhookEvent, &str); 10] = [
 ];
 
 impl WebhookEvent {
+    /// Every event type, in the fixed order of the catalogue.
+    pub fn all() -> impl Iterator<Item = WebhookEvent> {
+        WEBHOOK_EVENTS.iter().map(|(e, _)| *e)
+    }
     /// The wire name, e.g. `alarm.triggered`.
     pub fn as_str(self) -> &'static str {
         WEBHOOK_EVENTS
