@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 
 use crate::ids::EventId;
-use crate::model::{Alarm, AlarmEvent, AlarmEventKind, Routine, RoutineAction};
+use crate::model::{Alarm, AlarmEvent, AlarmEventKind, Routine};
 use crate::ports::{FireOutcome, IdSource};
 use crate::sending::{EventChange, event_data};
 use crate::trigger::{RingingChange, Trigger, TriggerKind};
@@ -61,10 +61,5 @@ pub fn start_routines(
 /// routine's `routine_id`, `name` and ordered `actions`.
 #[must_use]
 pub fn routine_detail(routine: &Routine) -> String {
-    serde_json::json!({
-        "routine_id": routine.id().to_string(),
-        "name": routine.name().as_str(),
-        "actions": routine.actions().iter().map(RoutineAction::as_str).collect::<Vec<_>>(),
-    })
-    .to_string()
+    crate::sending::routine_json(routine).to_string()
 }

@@ -98,6 +98,17 @@ pub enum EventChange<'a> {
     Routine(&'a Routine),
 }
 
+/// A routine as events record it: its `routine_id`, `name` and ordered
+/// `actions` (the `routine_started` event's detail and the
+/// `routine.started` webhook's `routine`).
+pub(crate) fn routine_json(r: &Routine) -> serde_json::Value {
+    serde_json::json!({
+        "routine_id": r.id().to_string(),
+        "name": r.name().as_str(),
+        "actions": r.actions().iter().map(RoutineAction::as_str).collect::<Vec<_>>(),
+    })
+}
+
 /// The `data` of an alarm event's webhook, fixed when the event is made
 /// (so a delivery after the alarm's deletion, a retry or a redelivery
 /// sends the same thing): the alarm's id, name and zone, the owner, the
@@ -131,13 +142,7 @@ pub fn event_data(
     match change {
         EventChange::Nothing => {}
         EventChange::Fields(fields) => data["changes"] = fields.into(),
-        EventChange::Routine(r) => {
-            data["routine"] = serde_json::json!({
-                "routine_id": r.id().to_string(),
-                "name": r.name().as_str(),
-                "actions": r.actions().iter().map(RoutineAction::as_str).collect::<Vec<_>>(),
-            });
-        }
+        EventChange::Routine(r) => data["routine"] = routine_json(r),
     }
     data.to_string()
 }
