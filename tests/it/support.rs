@@ -67,6 +67,53 @@ pub(crate) struct Harness {
     replans: tokio::sync::watch::Receiver<u64>,
 }
 
+/// What a harness is started with beyond the database: the operator's
+/// limits. [`Limits::lenient`] for tests that are not about limits.
+pub(crate) struct Limits {
+    pub(crate) domain: alarm_domain::limits::Limits,
+    pub(crate) rates: alarm_api::limiter::RateLimits,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) counters: Option<Box<dyn alarm_api::limiter::CounterStore>>,
+}
+
+impl Limits {
+    /// The product's quotas and login limits, and request limits far above
+    /// what a test sends (every test of a binary comes from 127.0.0.1).
+    pub(crate) fn lenient() -> Self {
+        use alarm_api::limiter::{Rate, RateLimits};
+        let d = RateLimits::default();
+        let high = |r: Rate| Rate {
+            limit: 1_000_000,
+            ..r
+        };
+        Self {
+            domain: alarm_domain::limits::Limits::default(),
+            rates: RateLimits {
+                per_ip: high(d.per_ip),
+                alarms_per_user: high(d.alarms_per_user),
+                register_per_ip: high(d.register_per_ip),
+                // Failed logins keep the product's limits: the login tests
+                // and the spec's 429 answer rely on them.
+                login_per_pair: d.login_per_pair,
+                login_per_ip: d.login_per_ip,
+                login_alert_per_email: d.login_alert_per_email,
+                test_pings_per_user: high(d.test_pings_per_user),
+                max_keys: d.max_keys,
+            },
+            trusted_proxies: Vec::new(),
+            counters: None,
+        }
+    }
+
+    /// The product's defaults for every limit.
+    pub(crate) fn product() -> Self {
+        Self {
+            rates: alarm_api::limiter::RateLimits::default(),
+            ..Self::lenient()
+        }
+    }
+}
+
 enum Cleanup {
     Dir(std::path::PathBuf),
     Pg(PgTestDb),
@@ -76,6 +123,11 @@ impl Harness {
     /// `None` when PostgreSQL is wanted but unreachable outside CI (the
     /// skip is announced loudly; under `CI=true` it panics instead).
     pub(crate) async fn start(backend: Backend, suite: &str) -> Option<Self> {
+        Self::start_with(backend, suite, Limits::lenient()).await
+    }
+
+    /// [`Harness::start`] under `limits`.
+    pub(crate) async fn start_with(backend: Backend, suite: &str, limits: Limits) -> Option<Self> {
         let (config, cleanup) = match backend {
             Backend::Sqlite => {
                 let (config, dir) = sqlite_config(suite);
@@ -92,7 +144,9 @@ impl Harness {
         let sql = Sql::connect(&config).await.expect("connect");
         sql.migrate_up().await.expect("migrate");
         let tzdb = TimeZoneDatabase::bundled();
-        let ports = sql.ports(tzdb.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
+        let ports = sql
+            .ports(tzdb.clone(), Arc::new(SystemClock), Arc::new(RandomIds))
+            .with_limits(limits.domain);
         // The engine runs in-process, as in alarm-http's default.
         // Polling once a minute: what rings within a test was woken by the
         // API's commit (the in-process signal), not found by a poll.
@@ -118,9 +172,11 @@ impl Harness {
             tzdb_version: "test".to_owned(),
             idempotency_ttl: SignedDuration::from_hours(24),
             health_timeout: SignedDuration::from_secs(1),
+            rate_limits: limits.rates,
+            trusted_proxies: limits.trusted_proxies,
         };
         let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DbCheck(sql.clone()))];
-        let state = AppState::new(ports, tzdb, api, checks)
+        let state = AppState::with_counters(ports, tzdb, api, checks, limits.counters)
             .await
             .expect("state");
         let server = alarm_api::serve(state, "127.0.0.1:0".parse().expect("addr"))
@@ -334,6 +390,8 @@ pub(crate) async fn serve_in_memory(
         tzdb_version: "test".to_owned(),
         idempotency_ttl: SignedDuration::from_hours(24),
         health_timeout,
+        rate_limits: Limits::lenient().rates,
+        trusted_proxies: Vec::new(),
     };
     let state = AppState::new(ports, TimeZoneDatabase::bundled(), config, checks)
         .await

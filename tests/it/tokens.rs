@@ -135,7 +135,7 @@ async fn login_throttle(h: &Harness) {
         h.req("POST", "/api/v1/auth/login")
             .json(serde_json::json!({"email": email, "password": password}))
     };
-    for _ in 0..alarm_api::throttle::MAX_FAILURES_PER_EMAIL_AND_ADDRESS {
+    for _ in 0..alarm_api::limiter::RateLimits::default().login_per_pair.limit {
         login("ana@example.com", "wrong guess 123")
             .send()
             .await

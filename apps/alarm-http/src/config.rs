@@ -32,6 +32,8 @@ pub(crate) struct Args {
     #[command(flatten)]
     api: ApiArgs,
     #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
     server: ServerArgs,
 }
 
@@ -59,9 +61,113 @@ alarm_appkit::settings! {
     }
 }
 
+alarm_appkit::settings! {
+    /// Quotas per account and request limits (see ARCHITECTURE.md, "Abuse resistance").
+    pub(crate) struct LimitArgs => LimitValues {
+        /// Alarms one account may hold
+        quota_alarms_per_user: u32 = "200", "QUOTA_ALARMS_PER_USER", 1..=1_000_000;
+        /// Schedules one alarm may have
+        quota_schedules_per_alarm: u32 = "16", "QUOTA_SCHEDULES_PER_ALARM", 1..=16;
+        /// Wall times one alarm's schedules may yield on one local day, together (a rule yields BYHOUR x BYMINUTE a day)
+        max_fires_per_day: u32 = "96", "MAX_FIRES_PER_DAY", 1..=1440;
+        /// Webhook registrations one account may hold
+        quota_webhooks_per_user: u32 = "20", "QUOTA_WEBHOOKS_PER_USER", 1..=100;
+        /// Exception periods one account may hold
+        quota_exception_periods_per_user: u32 = "100", "QUOTA_EXCEPTION_PERIODS_PER_USER", 1..=1000;
+        /// Routines one account may hold
+        quota_routines_per_user: u32 = "100", "QUOTA_ROUTINES_PER_USER", 1..=100;
+        /// Requests per minute from one client address (IPv6 by /64), health checks aside
+        rate_limit_per_ip_per_minute: u32 = "1000", "RATE_LIMIT_PER_IP_PER_MINUTE", 1..=100_000_000;
+        /// Requests per minute to /api/v1/alarms... by one user
+        rate_limit_alarms_per_user_per_minute: u32 = "100", "RATE_LIMIT_ALARMS_PER_USER_PER_MINUTE", 1..=100_000_000;
+        /// Registrations per hour from one client address
+        rate_limit_registrations_per_ip_per_hour: u32 = "20", "RATE_LIMIT_REGISTRATIONS_PER_IP_PER_HOUR", 1..=100_000_000;
+        /// Webhook test pings per hour by one user
+        rate_limit_test_pings_per_hour: u32 = "10", "RATE_LIMIT_TEST_PINGS_PER_HOUR", 1..=100_000;
+        /// Failed logins for one e-mail from one client address per window
+        login_max_failures_per_email_and_ip: u32 = "10", "LOGIN_MAX_FAILURES_PER_EMAIL_AND_IP", 1..=100_000;
+        /// Failed logins from one client address per window, any e-mail
+        login_max_failures_per_ip: u32 = "50", "LOGIN_MAX_FAILURES_PER_IP", 1..=100_000;
+        /// Failed logins for one e-mail from anywhere per window before a warning is logged (refuses nothing)
+        login_alert_failures_per_email: u32 = "100", "LOGIN_ALERT_FAILURES_PER_EMAIL", 1..=1_000_000;
+        /// The failed-login window, in minutes
+        login_window_minutes: u32 = "15", "LOGIN_WINDOW_MINUTES", 1..=1440;
+        /// Rate-limit keys kept in this process; past it, new keys share one budget
+        rate_limit_max_keys: usize = "100000", "RATE_LIMIT_MAX_KEYS", 100..=10_000_000;
+        /// Comma-separated CIDRs of proxies whose Forwarded / X-Forwarded-For name the client, e.g. 10.0.0.0/8 [default: none: the socket peer is the client]
+        trusted_proxies: Vec<String>, "TRUSTED_PROXIES";
+    }
+}
+
+impl LimitValues {
+    /// The domain's quotas and bounds.
+    pub(crate) fn domain(&self) -> alarm_domain::limits::Limits {
+        alarm_domain::limits::Limits {
+            alarms_per_user: self.quota_alarms_per_user,
+            schedules_per_alarm: self.quota_schedules_per_alarm,
+            fires_per_day: self.max_fires_per_day,
+            webhooks_per_user: self.quota_webhooks_per_user,
+            exception_periods_per_user: self.quota_exception_periods_per_user,
+            routines_per_user: self.quota_routines_per_user,
+        }
+    }
+
+    /// The API's request limits.
+    pub(crate) fn rates(&self) -> alarm_api::limiter::RateLimits {
+        use alarm_api::limiter::{Rate, RateLimits};
+        let d = RateLimits::default();
+        let login = u64::from(self.login_window_minutes) * 60;
+        RateLimits {
+            per_ip: Rate { limit: self.rate_limit_per_ip_per_minute, ..d.per_ip },
+            alarms_per_user: Rate {
+                limit: self.rate_limit_alarms_per_user_per_minute,
+                ..d.alarms_per_user
+            },
+            register_per_ip: Rate {
+                limit: self.rate_limit_registrations_per_ip_per_hour,
+                ..d.register_per_ip
+            },
+            test_pings_per_user: Rate {
+                limit: self.rate_limit_test_pings_per_hour,
+                ..d.test_pings_per_user
+            },
+            login_per_pair: Rate {
+                limit: self.login_max_failures_per_email_and_ip,
+                period_secs: login,
+                ..d.login_per_pair
+            },
+            login_per_ip: Rate {
+                limit: self.login_max_failures_per_ip,
+                period_secs: login,
+                ..d.login_per_ip
+            },
+            login_alert_per_email: Rate {
+                limit: self.login_alert_failures_per_email,
+                period_secs: login,
+                ..d.login_alert_per_email
+            },
+            max_keys: self.rate_limit_max_keys,
+        }
+    }
+
+    /// `TRUSTED_PROXIES` parsed (a bare address is its own /32 or /128).
+    pub(crate) fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|s| {
+                let s = s.trim();
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| bad("TRUSTED_PROXIES", format!("`{s}` is not a CIDR like 10.0.0.0/8")))
+            })
+            .collect()
+    }
+}
+
 /// The effective configuration.
 pub(crate) struct Settings {
     pub(crate) api: ApiValues,
+    pub(crate) limits: LimitValues,
     pub(crate) server: Server,
     /// `None` only in the embedded default before the key file is read.
     pub(crate) jwt_secret: Option<SecretString>,
@@ -73,6 +179,8 @@ impl Settings {
         let mut file = ConfigFile::read(args.config.as_deref())?;
         let resolver = &AsWritten;
         let mut api = args.api.resolve(&mut file, resolver)?;
+        let limits = args.limits.resolve(&mut file, resolver)?;
+        limits.trusted_proxies()?;
         let server = args.server.load(&mut file, resolver)?;
         file.finish()?;
         let jwt_secret = secret_env("JWT_SECRET_KEY", "JWT_SECRET_KEY_FILE")?;
@@ -127,6 +235,7 @@ impl Settings {
         }
         Ok(Self {
             api,
+            limits,
             server,
             jwt_secret,
         })
@@ -148,6 +257,7 @@ impl Settings {
         };
         [
             self.api.describe(),
+            self.limits.describe(),
             vec![format!("jwt_secret_key = {key}")],
             self.server.describe(),
         ]

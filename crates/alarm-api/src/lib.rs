@@ -14,10 +14,11 @@ pub mod body;
 pub mod dto;
 pub mod lenient;
 pub mod problem;
+pub mod limiter;
 pub mod state;
-pub mod throttle;
 
 mod api;
+mod headers;
 mod idem;
 mod middleware;
 
@@ -86,6 +87,7 @@ pub fn openapi_json() -> String {
 /// and the docs UI at `/docs`.
 pub fn app(state: Arc<AppState>) -> BoxEndpoint<'static> {
     let service = service(state.config.base_url.as_deref());
+    let docs_policy: Arc<str> = headers::docs_csp(&service.swagger_ui_html()).into();
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
     let cors = (!state.config.cors_origins.is_empty()).then(|| {
@@ -97,6 +99,7 @@ pub fn app(state: Arc<AppState>) -> BoxEndpoint<'static> {
             .allow_credentials(false)
             .expose_headers(["etag", "location", "x-request-id"])
     });
+    let outer = state.clone();
     let route = Route::new()
         .nest("/", service)
         .nest("/docs", docs)
@@ -119,7 +122,9 @@ pub fn app(state: Arc<AppState>) -> BoxEndpoint<'static> {
                 .into_http()
             }),
         )
-        .around(middleware::around);
+        .around(move |next, req| {
+            middleware::around(next, req, outer.clone(), docs_policy.clone())
+        });
     route.boxed()
 }
 

@@ -1,5 +1,6 @@
 //! Cross-cutting request handling: the request id, the access log, and turning every error (parse failures, unknown routes, panics) into a problem.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::Instrument;
@@ -12,6 +13,7 @@ use poem_openapi::error::{
 };
 
 use crate::problem::{PROBLEM_JSON, Problem, ProblemType, REQUEST_ID};
+use crate::state::AppState;
 
 /// The header carrying the request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -23,6 +25,19 @@ fn accepted_id(req: &Request) -> Option<String> {
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     ok.then(|| v.to_owned())
+}
+
+/// The answer with the `RateLimit-*` headers of the tightest limit this
+/// request was counted against (and `Retry-After` if it was refused).
+fn with_rate_headers(mut resp: Response) -> Response {
+    let decision = crate::limiter::DECISION
+        .try_with(|slot| *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        .ok()
+        .flatten();
+    if let Some(d) = decision {
+        crate::limiter::set_headers(&mut resp, &d);
+    }
+    resp
 }
 
 /// Maps an error that escaped the operations to a problem.
@@ -78,16 +93,87 @@ fn problem_for(err: poem::Error) -> Response {
     problem.into_http()
 }
 
-/// Wraps every request: id, log line, problem mapping.
-pub(crate) async fn around<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+/// The client's address as the trusted-proxy rule found it (`None` for a
+/// peer without an IP, such as a Unix socket); handlers read it with
+/// `Data<&ClientAddress>`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddress(pub(crate) Option<std::net::IpAddr>);
+
+impl ClientAddress {
+    /// The address as a counter key (`local` without one).
+    pub(crate) fn key(&self) -> String {
+        self.0
+            .map_or_else(|| "local".to_owned(), crate::limiter::address_key)
+    }
+}
+
+/// The per-request limits that need no body: every request per client
+/// address (health checks aside, so a load balancer's probes never
+/// starve), and `/api/v1/alarms…` per user. A refusal is the answer.
+async fn guard(state: &AppState, req: &mut Request) -> Option<Response> {
+    let peer = req.remote_addr().as_socket_addr().map(std::net::SocketAddr::ip);
+    let client = ClientAddress(crate::limiter::client_ip(
+        peer,
+        req.headers(),
+        &state.config.trusted_proxies,
+    ));
+    req.extensions_mut().insert(client);
+    let path = req.uri().path();
+    if path.starts_with("/health") {
+        return None;
+    }
+    let limits = &state.config.rate_limits;
+    let d = state.limiter.hit(limits.per_ip, &client.key()).await;
+    if !d.allowed() {
+        return Some(refusal(&d, "too many requests from this address; wait and retry"));
+    }
+    crate::limiter::note(d);
+    if path == "/api/v1/alarms" || path.starts_with("/api/v1/alarms/") {
+        let user = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|token| state.tokens.verify(token.trim(), state.ports.clock.now()).ok())
+            .map(|claims| claims.sub);
+        // Without a valid token the request is answered 401 by the
+        // operation; the address limit above already counted it.
+        if let Some(user) = user {
+            let d = state.limiter.hit(limits.alarms_per_user, &user).await;
+            if !d.allowed() {
+                return Some(refusal(&d, "too many alarm requests for this account; wait and retry"));
+            }
+            crate::limiter::note(d);
+        }
+    }
+    None
+}
+
+fn refusal(d: &crate::limiter::Decision, detail: &str) -> Response {
+    crate::limiter::note(*d);
+    Problem::new(ProblemType::RateLimited, detail)
+        .with_quota(d.rate.name, u64::from(d.rate.limit))
+        .into_http()
+}
+
+/// Wraps every request: id, rate limits, log line, problem mapping.
+pub(crate) async fn around<E: Endpoint>(
+    next: E,
+    mut req: Request,
+    state: Arc<AppState>,
+    docs_policy: Arc<str>,
+) -> poem::Result<Response> {
     let id = accepted_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     let mut resp = REQUEST_ID
-        .scope(id.clone(), async {
-            match next.call(req).await {
+        .scope(id.clone(), crate::limiter::DECISION.scope(std::sync::Mutex::new(None), async {
+            if let Some(refused) = guard(&state, &mut req).await {
+                return with_rate_headers(refused);
+            }
+            let resp = match next.call(req).await {
                 Ok(r) => {
                     let mut r = r.into_response();
                     if r.status() == StatusCode::PAYLOAD_TOO_LARGE
@@ -99,10 +185,16 @@ pub(crate) async fn around<E: Endpoint>(next: E, req: Request) -> poem::Result<R
                     r
                 }
                 Err(e) => problem_for(e),
-            }
-        })
+            };
+            with_rate_headers(resp)
+        }))
         .instrument(span.clone())
         .await;
+    let docs_page = path.starts_with("/docs")
+        && resp
+            .content_type()
+            .is_some_and(|t| t.starts_with("text/html"));
+    crate::headers::secure(&mut resp, docs_page.then_some(&*docs_policy));
     if resp.status() == StatusCode::UNAUTHORIZED
         && !resp.headers().contains_key(header::WWW_AUTHENTICATE)
     {

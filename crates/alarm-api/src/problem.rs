@@ -49,6 +49,9 @@ pub enum ProblemType {
     Conflict,
     /// Too many requests.
     RateLimited,
+    /// The account holds as many as one of its quotas allows (`quota`
+    /// names it, `limit` gives its size).
+    QuotaExceeded,
     /// A dependency is temporarily unavailable; retry later.
     Unavailable,
     /// An unexpected failure (logged with the request id).
@@ -57,7 +60,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every type, for documentation and tests.
-    pub const ALL: [ProblemType; 14] = [
+    pub const ALL: [ProblemType; 15] = [
         ProblemType::MalformedJson,
         ProblemType::Validation,
         ProblemType::Unauthorized,
@@ -70,6 +73,7 @@ impl ProblemType {
         ProblemType::UnsupportedMediaType,
         ProblemType::Conflict,
         ProblemType::RateLimited,
+        ProblemType::QuotaExceeded,
         ProblemType::Unavailable,
         ProblemType::Internal,
     ];
@@ -89,6 +93,7 @@ impl ProblemType {
             ProblemType::UnsupportedMediaType => "unsupported-media-type",
             ProblemType::Conflict => "conflict",
             ProblemType::RateLimited => "rate-limited",
+            ProblemType::QuotaExceeded => "quota-exceeded",
             ProblemType::Unavailable => "unavailable",
             ProblemType::Internal => "internal",
         }
@@ -109,6 +114,7 @@ impl ProblemType {
             ProblemType::UnsupportedMediaType => 415,
             ProblemType::Conflict => 409,
             ProblemType::RateLimited => 429,
+            ProblemType::QuotaExceeded => 409,
             ProblemType::Unavailable => 503,
             ProblemType::Internal => 500,
         }
@@ -128,6 +134,7 @@ impl ProblemType {
             ProblemType::UnsupportedMediaType => "Unsupported media type",
             ProblemType::Conflict => "Conflict",
             ProblemType::RateLimited => "Too many requests",
+            ProblemType::QuotaExceeded => "Quota exceeded",
             ProblemType::Unavailable => "Temporarily unavailable",
             ProblemType::Internal => "Internal error",
         }
@@ -160,6 +167,13 @@ pub struct Problem {
     /// For validation problems: each invalid input.
     #[oai(skip_serializing_if_is_none)]
     pub errors: Option<Vec<FieldError>>,
+    /// For `quota-exceeded` and `rate-limited`: the quota or limit's name
+    /// (`alarms_per_user`, `requests_per_ip`).
+    #[oai(skip_serializing_if_is_none)]
+    pub quota: Option<String>,
+    /// For `quota-exceeded` and `rate-limited`: its size.
+    #[oai(skip_serializing_if_is_none)]
+    pub limit: Option<u64>,
 }
 
 impl Problem {
@@ -172,7 +186,16 @@ impl Problem {
             detail: detail.into(),
             request_id: request_id(),
             errors: None,
+            quota: None,
+            limit: None,
         }
+    }
+
+    /// The same problem naming the quota or limit it hit.
+    pub fn with_quota(mut self, name: &str, limit: u64) -> Self {
+        self.quota = Some(name.to_owned());
+        self.limit = Some(limit);
+        self
     }
 
     /// The same problem answered with another status.
@@ -205,15 +228,26 @@ impl Problem {
                 .collect::<Vec<_>>()),
         });
         let mut body = body;
-        if self.errors.is_none()
-            && let Some(map) = body.as_object_mut()
-        {
-            map.remove("errors");
+        if let Some(map) = body.as_object_mut() {
+            if self.errors.is_none() {
+                map.remove("errors");
+            }
+            if let (Some(quota), Some(limit)) = (&self.quota, self.limit) {
+                map.insert("quota".to_owned(), quota.as_str().into());
+                map.insert("limit".to_owned(), limit.into());
+            }
         }
         let mut resp = Response::builder()
             .status(status)
             .content_type(PROBLEM_JSON)
             .body(body.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is transient here (a dependency, a full queue).
+            resp.headers_mut().insert(
+                poem::http::header::RETRY_AFTER,
+                poem::http::HeaderValue::from_static("1"),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 poem::http::header::WWW_AUTHENTICATE,
@@ -270,9 +304,10 @@ pub enum ApiError {
     /// An unexpected failure.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
-    /// A dependency is unavailable; retry later.
+    /// A dependency is unavailable (or the server is saturated); retry
+    /// after `Retry-After` seconds.
     #[oai(status = 503, content_type = "application/problem+json")]
-    Unavailable(Json<Problem>),
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] Option<u64>),
 }
 
 impl From<Problem> for ApiError {
@@ -290,7 +325,7 @@ impl From<Problem> for ApiError {
             422 => ApiError::Unprocessable(j),
             428 => ApiError::PreconditionRequired(j),
             429 => ApiError::RateLimited(j, None),
-            503 => ApiError::Unavailable(j),
+            503 => ApiError::Unavailable(j, Some(1)),
             _ => ApiError::Internal(j),
         }
     }
@@ -312,7 +347,7 @@ impl ApiError {
             | ApiError::PreconditionRequired(j)
             | ApiError::RateLimited(j, _)
             | ApiError::Internal(j)
-            | ApiError::Unavailable(j) => &j.0,
+            | ApiError::Unavailable(j, _) => &j.0,
         }
     }
 
@@ -382,6 +417,12 @@ impl From<ServiceError> for ApiError {
                 ProblemType::Conflict,
                 format!("the occurrence was already snoozed {max} times"),
             ),
+            ServiceError::OverQuota { quota, limit } => Problem::new(
+                ProblemType::QuotaExceeded,
+                format!("the account already holds {limit}, the most `{quota}` allows"),
+            )
+            .with_quota(quota, u64::from(limit))
+            .into(),
             ServiceError::Unavailable(cause) => {
                 tracing::warn!(error = %error_chain(&cause), "store unavailable");
                 ApiError::of(

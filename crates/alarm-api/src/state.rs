@@ -38,6 +38,10 @@ pub struct ApiConfig {
     pub idempotency_ttl: SignedDuration,
     /// How long each health check may take.
     pub health_timeout: SignedDuration,
+    /// Request limits.
+    pub rate_limits: crate::limiter::RateLimits,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The shared state.
@@ -51,7 +55,7 @@ pub struct AppState {
     pub(crate) routines: RoutineService,
     pub(crate) tokens: Tokens,
     pub(crate) tzdb: TimeZoneDatabase,
-    pub(crate) throttle: crate::throttle::LoginThrottle,
+    pub(crate) limiter: crate::limiter::Limiter,
     pub(crate) config: ApiConfig,
     pub(crate) checks: Vec<Arc<dyn HealthCheck>>,
 }
@@ -67,6 +71,27 @@ impl AppState {
         config: ApiConfig,
         checks: Vec<Arc<dyn HealthCheck>>,
     ) -> Result<Arc<Self>, String> {
+        Self::with_counters(ports, tzdb, config, checks, None).await
+    }
+
+    /// [`AppState::new`] with the rate-limit counters in `counters` (a
+    /// store shared by every instance, such as Redis) instead of in this
+    /// process.
+    ///
+    /// # Errors
+    /// When the token settings are invalid (e.g. a short secret).
+    pub async fn with_counters(
+        ports: Ports,
+        tzdb: TimeZoneDatabase,
+        config: ApiConfig,
+        checks: Vec<Arc<dyn HealthCheck>>,
+        counters: Option<Box<dyn crate::limiter::CounterStore>>,
+    ) -> Result<Arc<Self>, String> {
+        let max_keys = config.rate_limits.max_keys;
+        let limiter = match counters {
+            Some(store) => crate::limiter::Limiter::new(store, max_keys),
+            None => crate::limiter::Limiter::local(max_keys),
+        };
         let tokens = Tokens::new(config.tokens.clone())?;
         Ok(Arc::new(Self {
             alarms: AlarmService::new(ports.clone()),
@@ -79,7 +104,7 @@ impl AppState {
             webhooks: WebhookService::new(ports.clone()),
             calendar: CalendarService::new(ports.clone()),
             routines: RoutineService::new(ports.clone()),
-            throttle: crate::throttle::LoginThrottle::default(),
+            limiter,
             ports,
             tokens,
             tzdb,

@@ -102,6 +102,8 @@ pub mod codes {
     /// A known value the product accepts in its vocabulary but cannot act on yet (the `push`
     /// channel, webhook events nothing emits): refused rather than stored and silently ignored.
     pub const NOT_SUPPORTED: &str = "not-supported";
+    /// Schedules that would ring more often than the operator's limit allows (`MAX_FIRES_PER_DAY`).
+    pub const TOO_FREQUENT: &str = "too-frequent";
 }
 
 /// Checks a trimmed string's length in characters; the shared rule behind
@@ -135,7 +137,38 @@ pub(crate) fn check_text(
             "must not contain control characters",
         ));
     }
-    Ok(trimmed.to_owned())
+    check_bidi(field, trimmed)?;
+    Ok(nfc(trimmed))
+}
+
+/// The Unicode bidirectional embedding, override and isolate controls
+/// (U+202A..U+202E, U+2066..U+2069): they make a name display differently
+/// from what it is ("Trojan Source"), so no stored text may carry them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Refuses text that carries a bidirectional control character.
+///
+/// # Errors
+/// `field` with `invalid-format`.
+pub(crate) fn check_bidi(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    if value.chars().any(is_bidi_control) {
+        return Err(ValidationError::new(
+            field,
+            codes::INVALID_FORMAT,
+            "must not contain bidirectional override or isolate characters (U+202A..U+202E, U+2066..U+2069)",
+        ));
+    }
+    Ok(())
+}
+
+/// The text in Unicode normalization form C, so that two spellings of one
+/// name (a precomposed é and e + combining acute) are stored, compared and
+/// shown as one.
+pub(crate) fn nfc(value: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    value.nfc().collect()
 }
 
 #[cfg(test)]

@@ -102,6 +102,7 @@
 pub mod error;
 pub mod firing;
 pub mod ids;
+pub mod limits;
 pub mod model;
 pub mod ports;
 pub mod schedule;

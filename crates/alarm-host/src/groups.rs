@@ -19,6 +19,8 @@ alarm_appkit::settings! {
         data_dir: PathBuf = "data", "DATA_DIR";
         /// Database pool size
         db_max_connections: u32 = "20", "DB_MAX_CONNECTIONS", 1..=1000;
+        /// How long a query waits for a pooled connection, in milliseconds; while the database is away requests fail (503, Retry-After) after this instead of piling up
+        db_acquire_timeout_ms: u64 = "1500", "DB_ACQUIRE_TIMEOUT_MS", 100..=600_000;
     }
 }
 
@@ -158,6 +160,9 @@ impl Database {
         };
         alarm_sql::DbConfig::from_url(&url)
             .and_then(|c| c.with_max_connections(self.values.db_max_connections))
+            .and_then(|c| {
+                c.with_acquire_timeout(Duration::from_millis(self.values.db_acquire_timeout_ms))
+            })
             .map_err(|e| {
                 bad(
                     "DATABASE_URL",

@@ -93,7 +93,7 @@ fn create_change(owner: UserId, n: u64) -> ChangeSet<AlarmOp> {
             version: alarm.version(),
             next: Some(next),
         }],
-        op: AlarmOp::Create(alarm),
+        op: AlarmOp::Create(alarm, alarm_domain::limits::Quota::unlimited("alarms")),
     }
 }
 
@@ -181,7 +181,7 @@ async fn captured_script(owner: UserId) -> Result<String, String> {
         Arc::new(SequentialIds::new()),
     );
     let change = create_change(owner, 7);
-    let (AlarmOp::Create(alarm), audit, event) = (&change.op, change.audit.id, change.events[0].id)
+    let (AlarmOp::Create(alarm, _), audit, event) = (&change.op, change.audit.id, change.events[0].id)
     else {
         return Err("unexpected change set".into());
     };

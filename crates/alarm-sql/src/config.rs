@@ -39,12 +39,17 @@ pub struct DbConfig {
     kind: DbKind,
     max_connections: u32,
     connect_timeout: Duration,
+    acquire_timeout: Duration,
 }
 
 /// The pool size of the seed's connection schema.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 20;
 /// The connect timeout of the seed's connection schema.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a query waits for a pooled connection before it fails as
+/// retryable (503 in the API): short, so that while the database is away
+/// requests fail fast instead of piling up every client's connection.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 const SSL_MODES: &[&str] = &[
     "disable",
@@ -100,6 +105,7 @@ impl DbConfig {
             kind,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
         })
     }
 
@@ -148,6 +154,27 @@ impl DbConfig {
         self.connect_timeout
     }
 
+    /// The same settings with queries waiting at most `timeout` for a
+    /// pooled connection (100 ms..=10 min).
+    ///
+    /// # Errors
+    /// Out of range.
+    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&timeout) {
+            return Err(ConfigError::Setting {
+                setting: "DB_ACQUIRE_TIMEOUT_MS",
+                reason: "must be between 100 ms and 10 minutes".to_owned(),
+            });
+        }
+        self.acquire_timeout = timeout;
+        Ok(self)
+    }
+
+    /// How long a query waits for a pooled connection.
+    pub fn acquire_timeout(&self) -> Duration {
+        self.acquire_timeout
+    }
+
     /// The URL, for the driver only.
     pub(crate) fn url(&self) -> &str {
         self.url.expose_secret()
@@ -177,6 +204,7 @@ impl fmt::Debug for DbConfig {
             .field("kind", &self.kind)
             .field("max_connections", &self.max_connections)
             .field("connect_timeout", &self.connect_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
             .finish()
     }
 }

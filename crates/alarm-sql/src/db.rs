@@ -305,9 +305,12 @@ impl Db {
                 .then_some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
+        // A pool timeout already waited its whole budget (the database is
+        // away or every connection is busy): retrying would only make the
+        // caller wait longer before its 503.
         let tx = (|| self.write.begin_with_options(options))
             .retry(backoff)
-            .when(crate::connect::is_transient)
+            .when(|e| crate::connect::is_transient(e) && !matches!(e, DbErr::ConnectionAcquire(_)))
             .await
             .map_err(store_err)?;
         Ok(Tx {
@@ -337,6 +340,37 @@ impl Tx {
         };
         let row = self.query_one(sql, vec![alarm.into()]).await?;
         row.map(|r| col::<i64>(&r, "version")).transpose()
+    }
+
+    /// Counts the owner's rows of `table` and asks `quota` whether one more
+    /// may be added. On PostgreSQL the owner's `users` row is locked first,
+    /// so two creations for one owner count one after the other; SQLite's
+    /// `BEGIN IMMEDIATE` already made this transaction the only writer.
+    /// An unlimited quota costs nothing.
+    pub(crate) async fn admit(
+        &self,
+        table: &str,
+        owner: uuid::Uuid,
+        quota: alarm_domain::limits::Quota,
+    ) -> Result<(), StoreError> {
+        if quota.limit == u32::MAX {
+            return Ok(());
+        }
+        if self.backend == DbBackend::Postgres {
+            self.query_one("SELECT id FROM users WHERE id = ? FOR UPDATE", vec![owner.into()])
+                .await?;
+        }
+        let row = self
+            .query_one(
+                &format!("SELECT COUNT(*) AS held FROM {table} WHERE owner_id = ?"),
+                vec![owner.into()],
+            )
+            .await?;
+        let held = match row {
+            Some(r) => col::<i64>(&r, "held")?,
+            None => 0,
+        };
+        quota.admit(u64::try_from(held).unwrap_or(0))
     }
 
     pub(crate) async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64, StoreError> {

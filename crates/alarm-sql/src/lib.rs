@@ -25,7 +25,10 @@ use alarm_domain::services::Ports;
 use sea_orm::{DatabaseConnection, DbBackend};
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
-pub use config::{ConfigError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DbConfig, DbKind};
+pub use config::{
+    ConfigError, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DbConfig,
+    DbKind,
+};
 pub use connect::ConnectError;
 pub use stores::SqlStores;
 
@@ -140,6 +143,7 @@ impl Sql {
             ids,
             wake: Arc::new(alarm_domain::ports::NoWake),
             targets: Arc::new(alarm_domain::ports::AnyTarget),
+            limits: alarm_domain::limits::Limits::default(),
         }
     }
 

@@ -828,7 +828,7 @@ async fn creating_an_alarm_is_one_commit_carrying_its_whole_change_set() {
     mock.expect_commit()
         .times(1)
         .withf(|c| {
-            matches!(c.op, AlarmOp::Create(_))
+            matches!(c.op, AlarmOp::Create(..))
                 && c.audit.action == "alarm.create"
                 && c.events.len() == 1
                 && c.events[0].kind == AlarmEventKind::Created

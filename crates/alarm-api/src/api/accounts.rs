@@ -17,6 +17,8 @@ use crate::body::JsonBody;
 use crate::dto::{
     LoginInput, PasswordChangeInput, ProfileInput, RefreshInput, RegisterInput, TokenView, UserView,
 };
+use crate::limiter;
+use crate::middleware::ClientAddress;
 use crate::problem::{ApiError, Problem, ProblemType};
 use crate::state::AppState;
 
@@ -99,8 +101,22 @@ impl AccountsApi {
     async fn register(
         &self,
         state: Data<&Arc<AppState>>,
+        client: Data<&ClientAddress>,
         body: JsonBody<RegisterInput>,
     ) -> Result<Registered, ApiError> {
+        // Every attempt counts, valid or not: the limit bounds what one
+        // address can make the server do.
+        let d = state
+            .limiter
+            .hit(state.config.rate_limits.register_per_ip, &client.key())
+            .await;
+        if !d.allowed() {
+            return Err(limiter::refused(
+                &d,
+                "too many registrations from this address; wait and retry",
+            ));
+        }
+        limiter::note(d);
         let input = body.into_inner()?;
         let email = Email::parse(&input.email)?;
         auth::check_password_policy("password", &input.password).map_err(ApiError::from)?;
@@ -119,6 +135,7 @@ impl AccountsApi {
                 s.as_deref().map(StateCode::parse).transpose()?,
             )),
         };
+        let _ticket = auth::hash_ticket()?;
         let password_hash = auth::hash_password(SecretString::from(input.password))
             .await
             .map_err(|e| ApiError::internal(&*Box::<dyn std::error::Error>::from(e)))?;
@@ -141,26 +158,42 @@ impl AccountsApi {
     /// Log in with email and password.
     ///
     /// An unknown email and a wrong password get the same answer in the same
-    /// time. After 10 failures for one email from one address (100 for one
-    /// email from anywhere, 50 from one address for any email) in 15
-    /// minutes, attempts are refused with 429 and `Retry-After` until the
-    /// window passes.
+    /// time. After 10 failures for one email from one address, or 50 from
+    /// one address for any email, in a 15-minute window (the operator's
+    /// `LOGIN_*` settings), attempts from that address are refused with 429
+    /// and `Retry-After` until the window ends. Failures elsewhere never
+    /// block a login from another address.
     #[oai(path = "/login", method = "post")]
     async fn login(
         &self,
         state: Data<&Arc<AppState>>,
-        remote: &poem::web::RemoteAddr,
+        client: Data<&ClientAddress>,
         body: JsonBody<LoginInput>,
     ) -> Result<Issued, ApiError> {
         let input = body.into_inner()?;
-        let address = crate::throttle::client_key(remote);
-        let now = state.ports.clock.now();
-        if let Some(wait) = state.throttle.blocked(&input.email, &address, now) {
-            return Err(ApiError::rate_limited(
-                wait,
+        // Bounded before it becomes a counter key or reaches argon2.
+        if input.email.len() > 4 * 254 || input.email.trim().chars().count() > 254 {
+            return Err(Problem::invalid("email", "must have at most 254 characters").into());
+        }
+        auth::check_password_size("password", &input.password)?;
+        let limits = &state.config.rate_limits;
+        let address = client.key();
+        let email = alarm_domain::model::login_key(&input.email);
+        let pair = format!("{email} {address}");
+        // Counted before the password is checked, in one step each, so
+        // concurrent guesses cannot all pass a check made before any count;
+        // a right password gives its counts back.
+        let by_ip = state.limiter.hit(limits.login_per_ip, &address).await;
+        let by_pair = state.limiter.hit(limits.login_per_pair, &pair).await;
+        let d = by_ip.tighter(by_pair);
+        if !d.allowed() {
+            return Err(limiter::refused(
+                &d,
                 "too many failed logins for this account or address; wait and retry",
             ));
         }
+        limiter::note(d);
+        let _ticket = auth::hash_ticket()?;
         let (refresh, hash) = auth::new_refresh_token()
             .map_err(|e| ApiError::internal(&*Box::<dyn std::error::Error>::from(e)))?;
         let session = match state
@@ -175,12 +208,23 @@ impl AccountsApi {
         {
             Ok(session) => session,
             Err(AuthError::BadCredentials) => {
-                state.throttle.failed(&input.email, &address, now);
+                let spread = state.limiter.hit(limits.login_alert_per_email, &email).await;
+                if spread.count == u64::from(spread.rate.limit) {
+                    // Guessing spread over many addresses: each address
+                    // is capped above, and the owner's own logins must keep
+                    // working, so this is an operator's alert, not a lock.
+                    tracing::warn!(
+                        failures = spread.count,
+                        window_secs = spread.rate.period_secs,
+                        "many failed logins for one account from many addresses"
+                    );
+                }
                 return Err(bad_credentials());
             }
             Err(e) => return Err(auth_error(e)),
         };
-        state.throttle.succeeded(&input.email, &address);
+        state.limiter.refund(limits.login_per_ip, &address).await;
+        state.limiter.refund(limits.login_per_pair, &pair).await;
         Ok(Issued::Ok(Json(token_view(
             &state,
             &session.user,
@@ -257,7 +301,9 @@ impl AccountsApi {
         body: JsonBody<PasswordChangeInput>,
     ) -> Result<LoggedOut, ApiError> {
         let input = body.into_inner()?;
+        auth::check_password_size("current_password", &input.current_password)?;
         auth::check_password_policy("new_password", &input.new_password).map_err(ApiError::from)?;
+        let _ticket = auth::hash_ticket()?;
         match state
             .auth
             .change_password(

@@ -206,7 +206,7 @@ impl AlarmsApi {
             Some(_) => TimeZoneName::utc(),
             None => state.users.me(&actor).await?.time_zone().clone(),
         };
-        let draft = input.to_draft(&state.tzdb, &default_zone)?;
+        let draft = input.to_draft(&state.tzdb, &default_zone, &state.ports.limits)?;
         let claim = match idem::begin(
             &state,
             actor.user,
@@ -319,7 +319,7 @@ impl AlarmsApi {
         let expected = check_if_match(if_match.0.as_deref(), current.version())?;
         let draft = body
             .into_inner()?
-            .to_draft(&state.tzdb, current.time_zone())?;
+            .to_draft(&state.tzdb, current.time_zone(), &state.ports.limits)?;
         let alarm = state
             .alarms
             .update(

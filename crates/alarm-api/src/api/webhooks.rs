@@ -358,6 +358,8 @@ impl WebhooksApi {
     ///
     /// Queues a signed `webhook.test` message to the endpoint, even an
     /// inactive one, so the receiver can be checked before it is enabled.
+    /// At most `RATE_LIMIT_TEST_PINGS_PER_HOUR` (default 10) per account
+    /// an hour; past it, 429 `rate-limited` naming `test_pings_per_user`.
     #[oai(path = "/:id/test", method = "post")]
     async fn test(
         &self,
@@ -367,6 +369,22 @@ impl WebhooksApi {
         id: Path<String>,
     ) -> Result<Queued, ApiError> {
         let id = webhook_id(&id.0)?;
+        // 404 before 429: only the caller's own registration is counted.
+        state.webhooks.get(&auth.0.actor(), id).await?;
+        let d = state
+            .limiter
+            .hit(
+                state.config.rate_limits.test_pings_per_user,
+                &auth.0.user.to_string(),
+            )
+            .await;
+        if !d.allowed() {
+            return Err(crate::limiter::refused(
+                &d,
+                "too many test pings for this account; wait and retry",
+            ));
+        }
+        crate::limiter::note(d);
         let item = state.webhooks.test(&auth.0.actor(), id).await?;
         Ok(Queued::Accepted(Json(DeliveryView::new(&item))))
     }

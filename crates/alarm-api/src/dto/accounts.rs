@@ -48,9 +48,9 @@ pub struct ProfileInput {
 #[derive(Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginInput {
-    /// Login email.
+    /// Login email (at most 254 characters).
     pub email: String,
-    /// Password.
+    /// Password (at most 1,024 bytes).
     pub password: String,
 }
 

@@ -3,6 +3,7 @@
 use alarm_domain::error::ValidationError;
 use alarm_domain::jiff::Timestamp;
 use alarm_domain::jiff::tz::TimeZoneDatabase;
+use alarm_domain::limits::Limits;
 use alarm_domain::model::{
     Alarm, AlarmDraft, AlarmName, Channel, ChannelSet, Description, EscalationPolicy, Schedules,
     SnoozePolicy,
@@ -68,7 +69,8 @@ fn default_repeat_delay() -> u32 {
 pub struct AlarmInput {
     /// 1..=100 characters.
     pub name: String,
-    /// Up to 1000 characters (default empty).
+    /// Up to 1000 characters (default empty); stored in Unicode NFC;
+    /// bidirectional override and isolate characters are refused.
     #[serde(default)]
     pub description: Option<String>,
     /// Default `true`.
@@ -78,7 +80,9 @@ pub struct AlarmInput {
     /// caller's default zone (`PATCH /auth/me`); on replace, the alarm's own.
     #[serde(default)]
     pub time_zone: Option<String>,
-    /// 1..=16 schedules.
+    /// 1..=16 schedules (the operator may allow fewer: `QUOTA_SCHEDULES_PER_ALARM`),
+    /// ringing at most `MAX_FIRES_PER_DAY` (default 96) wall times a day
+    /// together; a rule yields BYHOUR × BYMINUTE wall times a day.
     pub schedules: Vec<ScheduleDto>,
     /// Default 5 minutes, 3 snoozes.
     #[serde(default)]
@@ -101,7 +105,10 @@ impl AlarmInput {
         &self,
         tzdb: &TimeZoneDatabase,
         default_zone: &TimeZoneName,
+        limits: &Limits,
     ) -> Result<AlarmDraft, ValidationError> {
+        // Counted before any schedule is parsed: parsing a rule costs work.
+        limits.check_schedule_count(self.schedules.len())?;
         let schedules = self
             .schedules
             .iter()

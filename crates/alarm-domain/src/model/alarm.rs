@@ -25,7 +25,10 @@ impl AlarmName {
     }
 }
 
-/// An alarm's description: at most 500 characters (may be empty).
+/// The most characters an alarm's description may have.
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+/// An alarm's description: at most [`MAX_DESCRIPTION_CHARS`] characters (may be empty), stored in NFC.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Description(String);
 
@@ -36,11 +39,11 @@ impl Description {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
         let trimmed = value.trim();
         let len = trimmed.chars().count();
-        if len > 500 {
+        if len > MAX_DESCRIPTION_CHARS {
             return Err(ValidationError::new(
                 "description",
                 codes::TOO_LONG,
-                format!("must have at most 500 characters, got {len}"),
+                format!("must have at most {MAX_DESCRIPTION_CHARS} characters, got {len}"),
             ));
         }
         if trimmed
@@ -53,7 +56,8 @@ impl Description {
                 "must not contain control characters",
             ));
         }
-        Ok(Self(trimmed.to_owned()))
+        crate::error::check_bidi("description", trimmed)?;
+        Ok(Self(crate::error::nfc(trimmed)))
     }
     /// The trimmed text.
     pub fn as_str(&self) -> &str {

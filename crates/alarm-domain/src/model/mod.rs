@@ -11,13 +11,13 @@ mod webhook;
 
 pub use alarm::{
     Alarm, AlarmDraft, AlarmName, AlarmVersion, Channel, ChannelSet, Description, EscalationPolicy,
-    MAX_SCHEDULES, Schedules, SnoozePolicy,
+    MAX_DESCRIPTION_CHARS, MAX_SCHEDULES, Schedules, SnoozePolicy,
 };
 pub use audit::{AlarmEvent, AlarmEventKind, AuditRecord};
 pub use exception::{ExceptionKind, ExceptionPeriod, MAX_EXCEPTION_DAYS};
 pub use holiday::{DelayMinutes, Holiday, HolidayDate, HolidayName, HolidayPreference};
 pub use routine::{MAX_ROUTINE_ACTIONS, Routine, RoutineAction, RoutineName};
-pub use user::{Country, DisplayName, Email, Locale, Role, StateCode, User};
+pub use user::{Country, DisplayName, Email, Locale, Role, StateCode, User, login_key};
 pub use webhook::{
     MAX_WEBHOOK_ALARM_FILTER, WebhookEvent, WebhookEventSet, WebhookRegistration, WebhookUrl,
 };

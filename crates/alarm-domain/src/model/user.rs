@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::{ValidationError, check_text, codes};
+use crate::error::{ValidationError, check_bidi, check_text, codes, nfc};
 use crate::ids::UserId;
 use crate::tz::TimeZoneName;
 
@@ -23,6 +23,17 @@ impl Email {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
         const FIELD: &str = "email";
         let value = value.trim();
+        // Bounded before anything else looks at it (a login may send megabytes).
+        if value.len() > 4 * 254 {
+            return Err(ValidationError::new(
+                FIELD,
+                codes::TOO_LONG,
+                "must have at most 254 characters",
+            ));
+        }
+        check_bidi(FIELD, value)?;
+        let normalized = nfc(value);
+        let value = normalized.as_str();
         if value.is_empty() {
             return Err(ValidationError::new(
                 FIELD,
@@ -30,7 +41,7 @@ impl Email {
                 "must not be empty",
             ));
         }
-        if value.len() > 254 {
+        if value.chars().count() > 254 {
             return Err(ValidationError::new(
                 FIELD,
                 codes::TOO_LONG,
@@ -113,6 +124,13 @@ impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.original)
     }
+}
+
+/// The key a login attempt is counted under: the address as typed,
+/// trimmed, in NFC and lower case (what [`Email`] compares by), whether or
+/// not it is a valid address. The caller bounds its length first.
+pub fn login_key(value: &str) -> String {
+    nfc(value.trim()).to_lowercase()
 }
 
 /// A user's display name: 1..=100 characters after trimming.

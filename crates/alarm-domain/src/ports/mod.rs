@@ -139,6 +139,15 @@ pub enum StoreError {
         /// The version stored now.
         actual: u64,
     },
+    /// The owner already holds as many as a [`crate::limits::Quota`] allows;
+    /// nothing is stored.
+    #[error("over quota {quota} ({limit})")]
+    OverQuota {
+        /// The quota's name.
+        quota: &'static str,
+        /// Its limit.
+        limit: u32,
+    },
     /// The lease token is no longer current: the claim was rescued, released
     /// or completed already. The caller must not act on the trigger.
     #[error("lease lost")]

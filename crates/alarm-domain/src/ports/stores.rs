@@ -76,8 +76,8 @@ pub trait UserStore: Send + Sync {
 /// An alarm-store operation.
 #[derive(Debug, Clone)]
 pub enum AlarmOp {
-    /// A new alarm (version 1).
-    Create(Alarm),
+    /// A new alarm (version 1), if the owner's alarms are under the quota.
+    Create(Alarm, crate::limits::Quota),
     /// A new version of an existing alarm, based on `expected`.
     Update {
         /// The new state (its version is `expected + 1`).
@@ -108,7 +108,7 @@ impl AlarmOp {
     /// `expected + 1`.
     pub fn check_version(&self, stored: AlarmVersion) -> Result<(), StoreError> {
         let expected = match self {
-            AlarmOp::Create(_) => return Ok(()),
+            AlarmOp::Create(..) => return Ok(()),
             AlarmOp::Update { expected, .. } | AlarmOp::Delete { expected, .. } => *expected,
         };
         if stored != expected {
@@ -164,6 +164,9 @@ pub trait AlarmStore: Send + Sync {
     /// Commits an alarm change with its audit record, events and trigger plans.
     ///
     /// # Errors
+    /// MUST return [`StoreError::OverQuota`] (from [`crate::limits::Quota::admit`]
+    /// on the owner's count, taken under a lock on the owner so that
+    /// concurrent creations cannot pass it) when a create is over its quota.
     /// MUST return [`StoreError::Conflict`] when creating an existing id or
     /// when an update's new version is not `expected + 1`,
     /// [`StoreError::NotFound`] when updating or deleting a missing (or
@@ -175,8 +178,8 @@ pub trait AlarmStore: Send + Sync {
 /// An exception-period operation.
 #[derive(Debug, Clone)]
 pub enum ExceptionOp {
-    /// A new period.
-    Create(ExceptionPeriod),
+    /// A new period, if the owner's periods are under the quota.
+    Create(ExceptionPeriod, crate::limits::Quota),
     /// Replace a period (same id and owner).
     Update(ExceptionPeriod),
     /// Remove a period.
@@ -217,6 +220,8 @@ pub trait ExceptionPeriodStore: Send + Sync {
     /// of the owner's alarms.
     ///
     /// # Errors
+    /// MUST return [`StoreError::OverQuota`] (from [`crate::limits::Quota::admit`]
+    /// on the owner's count, under a lock on the owner) when a create is over its quota.
     /// MUST return [`StoreError::Conflict`] for an existing id on create and
     /// [`StoreError::NotFound`] for a missing or another owner's period on
     /// update or delete. Nothing is stored on error.
@@ -376,8 +381,8 @@ pub trait HolidayStore: Send + Sync {
 /// A routine operation.
 #[derive(Debug, Clone)]
 pub enum RoutineOp {
-    /// A new routine.
-    Create(Routine),
+    /// A new routine, if the owner's routines are under the quota.
+    Create(Routine, crate::limits::Quota),
     /// Replace a routine (same id and owner).
     Update(Routine),
     /// Replace the routines attached to one of the owner's alarms (in the
@@ -418,6 +423,8 @@ pub trait RoutineStore: Send + Sync {
     ) -> Result<Page<Routine, RoutineId>, StoreError>;
 
     /// # Errors
+    /// MUST return [`StoreError::OverQuota`] (from [`crate::limits::Quota::admit`]
+    /// on the owner's count, under a lock on the owner) when a create is over its quota.
     /// MUST return [`StoreError::Conflict`] for an existing id on create and
     /// [`StoreError::NotFound`] for a missing or another owner's routine,
     /// or (for `Attach`) alarm; [`StoreError::Conflict`] when an `Attach`
@@ -444,8 +451,8 @@ pub trait RoutineStore: Send + Sync {
 /// A webhook-registration operation.
 #[derive(Debug, Clone)]
 pub enum WebhookOp {
-    /// A new registration.
-    Create(WebhookRegistration),
+    /// A new registration, if the owner's registrations are under the quota.
+    Create(WebhookRegistration, crate::limits::Quota),
     /// Replace a registration (same id and owner).
     Update(WebhookRegistration),
     /// Remove a registration.
@@ -472,6 +479,8 @@ pub trait WebhookStore: Send + Sync {
     async fn list(&self, owner: UserId) -> Result<Vec<WebhookRegistration>, StoreError>;
 
     /// # Errors
+    /// MUST return [`StoreError::OverQuota`] (from [`crate::limits::Quota::admit`]
+    /// on the owner's count, under a lock on the owner) when a create is over its quota.
     /// MUST return [`StoreError::Conflict`] for an existing id on create and
     /// [`StoreError::NotFound`] for a missing or another owner's registration.
     async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError>;

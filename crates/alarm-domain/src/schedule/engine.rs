@@ -29,10 +29,11 @@ use crate::model::{ExceptionPeriod, Holiday, HolidayDate, HolidayPreference};
 pub const MAX_PREVIEW_LIMIT: usize = 500;
 
 /// How much walking one call may do: every day, week, month or year period
-/// examined and every wall time resolved costs one unit. When it runs out the
-/// preview stops early and says so (`Preview::complete == false`). It bounds
-/// the cost of heavily suppressed or very sparse schedules to tens of
-/// milliseconds.
+/// examined, every wall time a rule's period produces and every wall time
+/// resolved costs one unit. When it runs out the preview stops early and
+/// says so (`Preview::complete == false`). It bounds the cost of heavily
+/// suppressed or very sparse schedules; `Preview::spent` reports what a
+/// call used, so tests can pin the work of the worst accepted alarms.
 pub const SCAN_BUDGET: u64 = 2_000_000;
 
 /// How far before `after` (in civil time) the walk starts: a wall time can
@@ -330,6 +331,9 @@ pub struct Preview {
     /// occurrences may exist. `true` means the list is all there is up to
     /// `limit` (fewer items means the alarm ends).
     pub complete: bool,
+    /// The units of [`SCAN_BUDGET`] the call used: the work it did,
+    /// counted, not timed.
+    pub spent: u64,
 }
 
 /// A wall time resolved in a zone.
@@ -484,6 +488,7 @@ pub fn occurrences(
         return Preview {
             items: Vec::new(),
             complete: true,
+            spent: 0,
         };
     }
     let after = query.after.as_second();
@@ -537,6 +542,7 @@ pub fn occurrences(
                 return Preview {
                     items: judge.items,
                     complete: true,
+                    spent: SCAN_BUDGET - budget,
                 };
             }
         }
@@ -580,6 +586,7 @@ pub fn occurrences(
             return Preview {
                 items: judge.items,
                 complete: true,
+                spent: SCAN_BUDGET - budget,
             };
         }
     }
@@ -587,6 +594,7 @@ pub fn occurrences(
     Preview {
         items: judge.items,
         complete,
+        spent: SCAN_BUDGET - budget,
     }
 }
 

@@ -12,7 +12,7 @@ pub use engine::{
     Adjustment, Calendar, CalendarHoliday, HolidayDelay, MAX_PREVIEW_LIMIT, Occurrence,
     OccurrenceQuery, Preview, SCAN_BUDGET, ScheduleMask, SuppressionReason, occurrences,
 };
-pub use rrule::{Frequency, MAX_COUNT, MAX_INTERVAL, RecurrenceRule, Until};
+pub use rrule::{Frequency, MAX_COUNT, MAX_INTERVAL, PARSE_BUDGET, RecurrenceRule, Until};
 
 use crate::error::{ValidationError, codes};
 use civil::{SECS_PER_DAY, day_of, days_from_civil, time_seconds, weekday};
@@ -193,6 +193,15 @@ impl Schedule {
             Schedule::Daily { .. } => "daily",
             Schedule::Weekly { .. } => "weekly",
             Schedule::Rule(_) => "rule",
+        }
+    }
+
+    /// The most wall times the schedule yields on one local day (a once,
+    /// daily or weekly schedule: one).
+    pub fn wall_times_per_day(&self) -> u32 {
+        match self {
+            Schedule::Rule(rule) => rule.wall_times_per_day(),
+            _ => 1,
         }
     }
 

@@ -114,6 +114,13 @@ pub const MAX_INTERVAL: u32 = 1000;
 /// Largest accepted `COUNT`: a COUNT rule is always walked from DTSTART.
 pub const MAX_COUNT: u32 = 100_000;
 
+/// The most units (periods walked, wall times produced) the parse-time
+/// `rule-never-fires` check may spend. One 400-year cycle is at most
+/// 146,097 daily periods (fewer weeks, months or years, whatever the
+/// INTERVAL), and only the period of the first occurrence yields wall
+/// times (at most 366 × 24 × 60), so the check always finishes within it.
+pub const PARSE_BUDGET: u64 = 700_000;
+
 const WEEKDAYS: [&str; 7] = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
 
 fn rule_error(part: &str, why: impl fmt::Display) -> ValidationError {
@@ -567,6 +574,15 @@ impl RecurrenceRule {
         self.until
     }
 
+    /// The most wall times the rule yields on one day: its BYHOUR values
+    /// times its BYMINUTE values (DTSTART's hour and minute stand in for a
+    /// part left out). No sub-daily frequency and no BYSECOND is accepted,
+    /// so one rule never rings twice in the same minute.
+    pub fn wall_times_per_day(&self) -> u32 {
+        let n = |len: usize| u32::try_from(len.max(1)).unwrap_or(u32::MAX);
+        n(self.by_hour.len()).saturating_mul(n(self.by_minute.len()))
+    }
+
     /// Whether the rule produces at least one occurrence. Walks at most one
     /// full 400-year Gregorian cycle of periods, after which the calendar, and
     /// so the rule's pattern, repeats.
@@ -575,7 +591,7 @@ impl RecurrenceRule {
         // A UTC UNTIL is judged with two days of slack here (more than any
         // offset) because the zone is not known yet; the engine applies it
         // exactly, and `Alarm::create` re-checks in the alarm's zone.
-        let mut budget = u64::MAX;
+        let mut budget = PARSE_BUDGET;
         cursor.next_local(&mut budget, self.cycle_end()).is_some()
     }
 
@@ -688,7 +704,11 @@ impl<'r> RuleCursor<'r> {
                 .rule
                 .expand_period(self.period, &mut self.days, &mut self.buf)
             {
-                Some(period_start) if period_start < limit && period_start <= self.until_local => {}
+                Some(period_start) if period_start < limit && period_start <= self.until_local => {
+                    // Every wall time the period produced costs a unit too:
+                    // a period is a year of days times BYHOUR × BYMINUTE.
+                    *budget = budget.saturating_sub(self.buf.len() as u64);
+                }
                 _ => {
                     self.done = true;
                     return None;

@@ -34,6 +34,7 @@ use crate::ports::{AlarmStore, Clock, IdSource, RingingStore, TriggerWake};
 pub struct AlarmService {
     ports: AlarmPorts,
     calendar: CalendarService,
+    limits: crate::limits::Limits,
 }
 
 fn summary(a: &Alarm) -> String {
@@ -52,6 +53,7 @@ impl AlarmService {
     pub fn new(ports: Ports) -> Self {
         Self {
             calendar: CalendarService::new(ports.clone()),
+            limits: ports.limits,
             ports: ports.into(),
         }
     }
@@ -110,10 +112,13 @@ impl AlarmService {
     /// Creates an alarm for the actor and schedules its first fire.
     ///
     /// # Errors
-    /// [`ServiceError::Invalid`] for a `Once` in the past or a rule that
-    /// never fires in the alarm's zone.
+    /// [`ServiceError::Invalid`] for a `Once` in the past, a rule that
+    /// never fires in the alarm's zone, or schedules over the operator's
+    /// bounds; [`ServiceError::OverQuota`] (`alarms_per_user`), judged by
+    /// the store under the owner's lock.
     pub async fn create(&self, actor: &Actor, draft: AlarmDraft) -> Result<Alarm, ServiceError> {
         draft.channels.require_delivered()?;
+        self.limits.check_schedules(&draft.schedules)?;
         let now = self.ports.clock.now();
         let id = self.ports.new_id(AlarmId::from_uuid, AlarmId::generate);
         let alarm = Alarm::create(id, actor.user, draft, now)?;
@@ -140,7 +145,7 @@ impl AlarmService {
                 version: alarm.version(),
                 next: next_fire(&alarm, &calendar, now),
             }],
-            op: AlarmOp::Create(alarm.clone()),
+            op: AlarmOp::Create(alarm.clone(), self.limits.alarms()),
         };
         let plans = change.triggers.clone();
         self.ports.alarms.commit(change).await?;
@@ -161,6 +166,9 @@ impl AlarmService {
         expected: AlarmVersion,
     ) -> Result<Alarm, ServiceError> {
         draft.channels.require_delivered()?;
+        // A stored alarm over bounds set later keeps ringing as it is; a
+        // replacement must meet today's bounds.
+        self.limits.check_schedules(&draft.schedules)?;
         let current = self.ports.alarms.get(actor.user, id).await?;
         if current.version() != expected {
             return Err(ServiceError::StaleVersion {

@@ -108,13 +108,15 @@ pub const MAX_CUSTOM_HOLIDAYS_PER_COUNTRY: usize = 500;
 /// The most per-holiday preferences one user may keep.
 pub const MAX_HOLIDAY_OVERRIDES: usize = 100;
 
-/// The most exception periods one user may keep.
-pub const MAX_EXCEPTION_PERIODS_PER_USER: usize = 100;
+/// The most exception periods one user may keep whatever the operator
+/// sets: every fire of every alarm of the owner checks the list.
+pub const MAX_EXCEPTION_PERIODS_PER_USER: usize = 1000;
 
 /// Exception periods, holidays and preferences.
 #[derive(Clone)]
 pub struct CalendarService {
     ports: CalendarPorts,
+    quota: crate::limits::Quota,
 }
 
 fn summary(p: &ExceptionPeriod) -> String {
@@ -131,6 +133,7 @@ impl CalendarService {
     /// A service over `ports`.
     pub fn new(ports: Ports) -> Self {
         Self {
+            quota: ports.limits.exception_periods(),
             ports: ports.into(),
         }
     }
@@ -336,9 +339,9 @@ impl CalendarService {
     /// Creates an exception period and reschedules the actor's alarms.
     ///
     /// # Errors
-    /// [`ServiceError::Invalid`] for a bad name or range, and
-    /// (`exception_periods` / `bad-count`) past
-    /// [`MAX_EXCEPTION_PERIODS_PER_USER`] periods.
+    /// [`ServiceError::Invalid`] for a bad name or range;
+    /// [`ServiceError::OverQuota`] (`exception_periods_per_user`), judged by
+    /// the store under the owner's lock.
     pub async fn create_exception(
         &self,
         actor: &Actor,
@@ -348,15 +351,6 @@ impl CalendarService {
         end: Date,
     ) -> Result<ExceptionPeriod, ServiceError> {
         let now = self.ports.clock.now();
-        // Bounded: every fire of every alarm of the owner checks the list.
-        if self.ports.exceptions.list(actor.user).await?.len() >= MAX_EXCEPTION_PERIODS_PER_USER {
-            return Err(ValidationError::new(
-                "exception_periods",
-                codes::BAD_COUNT,
-                format!("at most {MAX_EXCEPTION_PERIODS_PER_USER} exception periods per user"),
-            )
-            .into());
-        }
         let id = self
             .ports
             .new_id(ExceptionPeriodId::from_uuid, ExceptionPeriodId::generate);
@@ -376,7 +370,7 @@ impl CalendarService {
         self.ports
             .exceptions
             .commit(ChangeSet {
-                op: ExceptionOp::Create(period.clone()),
+                op: ExceptionOp::Create(period.clone(), self.quota),
                 audit,
                 events: Vec::new(),
                 triggers: triggers.clone(),

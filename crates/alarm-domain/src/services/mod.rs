@@ -69,6 +69,8 @@ pub struct Ports {
     pub wake: Arc<dyn TriggerWake>,
     /// Notifications waiting to be sent (webhooks, email).
     pub outbox: Arc<dyn Outbox>,
+    /// The operator's quotas and bounds.
+    pub limits: crate::limits::Limits,
     /// Which webhook targets may be registered (the SSRF guard);
     /// [`crate::ports::AnyTarget`] unless an app installs a real guard with
     /// [`Ports::with_targets`].
@@ -109,6 +111,14 @@ pub enum ServiceError {
         /// The stored version.
         actual: u64,
     },
+    /// The account holds as many as the named quota allows.
+    #[error("over quota {quota} ({limit})")]
+    OverQuota {
+        /// The quota's name (`alarms_per_user`).
+        quota: &'static str,
+        /// Its limit.
+        limit: u32,
+    },
     /// Snooze or dismiss with nothing ringing.
     #[error("the alarm is not ringing")]
     NotRinging,
@@ -134,6 +144,7 @@ impl From<StoreError> for ServiceError {
             StoreError::StaleVersion { expected, actual } => {
                 ServiceError::StaleVersion { expected, actual }
             }
+            StoreError::OverQuota { quota, limit } => ServiceError::OverQuota { quota, limit },
             StoreError::LeaseLost => ServiceError::Conflict("a concurrent change won".to_owned()),
             e @ StoreError::Retryable(_) => ServiceError::Unavailable(e),
             e @ StoreError::Unexpected(_) => ServiceError::Unexpected(e),
@@ -150,6 +161,13 @@ impl Ports {
     }
 
     /// Tells the in-process engine about the triggers `plans` committed.
+    /// The same ports under the operator's `limits`.
+    #[must_use]
+    pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// The same ports with `targets` as the webhook target guard.
     #[must_use]
     pub fn with_targets(mut self, targets: Arc<dyn TargetGuard>) -> Self {

@@ -22,7 +22,8 @@ super::service_ports! {
 
 use crate::ports::{AlarmStore, Clock, IdSource, RoutineStore};
 
-/// The most routines one user may keep.
+/// The most routines one user may keep whatever the operator sets (the
+/// list is one page).
 pub const MAX_ROUTINES_PER_USER: usize = 100;
 
 /// The most routines attached to one alarm.
@@ -32,6 +33,7 @@ pub const MAX_ROUTINES_PER_ALARM: usize = 10;
 #[derive(Clone)]
 pub struct RoutineService {
     ports: RoutinePorts,
+    quota: crate::limits::Quota,
 }
 
 fn routine_summary(r: &Routine) -> String {
@@ -47,6 +49,7 @@ impl RoutineService {
     /// A service over `ports`.
     pub fn new(ports: Ports) -> Self {
         Self {
+            quota: ports.limits.routines(),
             ports: ports.into(),
         }
     }
@@ -90,10 +93,9 @@ impl RoutineService {
     }
 
     /// # Errors
-    /// [`ServiceError::Invalid`] for an empty or duplicated action list, or
-    /// (`routines` / `bad-count`) past [`MAX_ROUTINES_PER_USER`] routines
-    /// (counted before the insert, so two creations at once may pass it by
-    /// one).
+    /// [`ServiceError::Invalid`] for an empty or duplicated action list;
+    /// [`ServiceError::OverQuota`] (`routines_per_user`), judged by the
+    /// store under the owner's lock.
     pub async fn create(
         &self,
         actor: &Actor,
@@ -104,20 +106,6 @@ impl RoutineService {
         let now = self.ports.clock.now();
         let id = self.ports.new_id(RoutineId::from_uuid, RoutineId::generate);
         let routine = Routine::new(id, actor.user, name, actions, active)?;
-        let cap = u32::try_from(MAX_ROUTINES_PER_USER).unwrap_or(u32::MAX);
-        let held = self
-            .ports
-            .routines
-            .list(actor.user, PageRequest::new(None, cap)?)
-            .await?;
-        if held.items.len() >= MAX_ROUTINES_PER_USER {
-            return Err(ValidationError::new(
-                "routines",
-                codes::BAD_COUNT,
-                format!("at most {MAX_ROUTINES_PER_USER} routines per user"),
-            )
-            .into());
-        }
         let audit = self.ports.audit(
             actor,
             "routine.create",
@@ -129,7 +117,7 @@ impl RoutineService {
         self.ports
             .routines
             .commit(ChangeSet::audited(
-                RoutineOp::Create(routine.clone()),
+                RoutineOp::Create(routine.clone(), self.quota),
                 audit,
             ))
             .await?;

@@ -42,6 +42,7 @@ use crate::ports::{AlarmStore, Clock, IdSource, Outbox, TargetGuard, WebhookStor
 #[derive(Clone)]
 pub struct WebhookService {
     ports: WebhookPorts,
+    quota: crate::limits::Quota,
 }
 
 /// A fresh signing secret: `whsec_` and 32 bytes from the id source's
@@ -66,13 +67,15 @@ fn webhook_summary(w: &WebhookRegistration) -> String {
     )
 }
 
-/// The most registrations one user may have.
-pub const MAX_WEBHOOKS_PER_USER: usize = 20;
+/// The most registrations one user may have whatever the operator sets
+/// (the list has no pages, and every event fans out over them).
+pub const MAX_WEBHOOKS_PER_USER: usize = 100;
 
 impl WebhookService {
     /// A service over `ports`.
     pub fn new(ports: Ports) -> Self {
         Self {
+            quota: ports.limits.webhooks(),
             ports: ports.into(),
         }
     }
@@ -96,8 +99,9 @@ impl WebhookService {
     /// Registers an endpoint with a freshly generated secret.
     ///
     /// # Errors
-    /// [`ServiceError::Invalid`] (`webhooks` / `bad-count`) past
-    /// [`MAX_WEBHOOKS_PER_USER`] registrations.
+    /// [`ServiceError::OverQuota`] (`webhooks_per_user`) when the account
+    /// holds as many as the operator allows, judged by the store under the
+    /// owner's lock, so concurrent creations cannot pass it.
     pub async fn create(
         &self,
         actor: &Actor,
@@ -109,14 +113,6 @@ impl WebhookService {
         let now = self.ports.clock.now();
         self.check_alarms(actor, &alarms).await?;
         self.check_target(&url).await?;
-        if self.ports.webhooks.list(actor.user).await?.len() >= MAX_WEBHOOKS_PER_USER {
-            return Err(ValidationError::new(
-                "webhooks",
-                codes::BAD_COUNT,
-                format!("at most {MAX_WEBHOOKS_PER_USER} registrations per user"),
-            )
-            .into());
-        }
         let id = self.ports.new_id(WebhookId::from_uuid, WebhookId::generate);
         let secret = new_secret(self.ports.ids.as_ref())?;
         let registration =
@@ -133,7 +129,7 @@ impl WebhookService {
         self.ports
             .webhooks
             .commit(ChangeSet::audited(
-                WebhookOp::Create(registration.clone()),
+                WebhookOp::Create(registration.clone(), self.quota),
                 audit,
             ))
             .await?;

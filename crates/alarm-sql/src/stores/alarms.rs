@@ -160,7 +160,8 @@ impl AlarmStore for SqlStores {
     async fn commit(&self, change: ChangeSet<AlarmOp>) -> Result<(), StoreError> {
         let tx = self.db.begin().await?;
         match &change.op {
-            AlarmOp::Create(alarm) => {
+            AlarmOp::Create(alarm, quota) => {
+                tx.admit("alarms", alarm.owner().as_uuid(), *quota).await?;
                 let row = Row::new()
                     .set("id", alarm.id().as_uuid())
                     .set("owner_id", alarm.owner().as_uuid())

@@ -73,10 +73,11 @@ impl ExceptionPeriodStore for SqlStores {
                 .set("end_date", p.end().to_string())
         };
         let write = match &change.op {
-            ExceptionOp::Create(p) => Owned::Create {
+            ExceptionOp::Create(p, quota) => Owned::Create {
                 id: p.id().as_uuid(),
                 owner: p.owner().as_uuid(),
                 fields: fields(p),
+                quota: *quota,
             },
             ExceptionOp::Update(p) => Owned::Update {
                 id: p.id().as_uuid(),

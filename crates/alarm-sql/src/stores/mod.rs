@@ -160,6 +160,8 @@ pub(crate) enum Owned {
         owner: Uuid,
         /// Every other column.
         fields: Row,
+        /// How many rows of the table the owner may hold.
+        quota: alarm_domain::limits::Quota,
     },
     /// New values for the owner's row `id`.
     Update {
@@ -192,7 +194,13 @@ async fn commit_one<Op>(
     let tx = db.begin().await?;
     let key = "id = ? AND owner_id = ?";
     let touched = match write {
-        Owned::Create { id, owner, fields } => {
+        Owned::Create {
+            id,
+            owner,
+            fields,
+            quota,
+        } => {
+            tx.admit(table, owner, quota).await?;
             let row = Row::new()
                 .set("id", id)
                 .set("owner_id", owner)

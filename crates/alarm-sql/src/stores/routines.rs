@@ -72,10 +72,11 @@ impl RoutineStore for SqlStores {
                 .set("active", r.active())
         };
         let write = match &change.op {
-            RoutineOp::Create(r) => Owned::Create {
+            RoutineOp::Create(r, quota) => Owned::Create {
                 id: r.id().as_uuid(),
                 owner: r.owner().as_uuid(),
                 fields: fields(r),
+                quota: *quota,
             },
             RoutineOp::Update(r) => Owned::Update {
                 id: r.id().as_uuid(),

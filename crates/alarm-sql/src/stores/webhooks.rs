@@ -85,10 +85,11 @@ impl WebhookStore for SqlStores {
                 )
         };
         let write = match &change.op {
-            WebhookOp::Create(w) => Owned::Create {
+            WebhookOp::Create(w, quota) => Owned::Create {
                 id: w.id().as_uuid(),
                 owner: w.owner().as_uuid(),
                 fields: fields(w),
+                quota: *quota,
             },
             WebhookOp::Update(w) => Owned::Update {
                 id: w.id().as_uuid(),

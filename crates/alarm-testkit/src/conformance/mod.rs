@@ -36,6 +36,7 @@ mod exception_periods;
 mod holidays;
 mod idempotency;
 mod outbox;
+mod quotas;
 mod refresh_tokens;
 mod routines;
 mod secrets;
@@ -212,7 +213,7 @@ type Module = (&'static str, fn() -> Vec<Check>);
 
 /// Every module's checks, named `module::check`.
 fn all_checks() -> Vec<(&'static str, Check)> {
-    let modules: [Module; 14] = [
+    let modules: [Module; 15] = [
         ("users", users::checks),
         ("alarms", alarms::checks),
         ("exception_periods", exception_periods::checks),
@@ -227,6 +228,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         ("blobs", blobs::checks),
         ("secrets", secrets::checks),
         ("outbox", outbox::checks),
+        ("quotas", quotas::checks),
     ];
     modules
         .into_iter()

@@ -60,9 +60,14 @@ impl AlarmStore for InMemory {
                 .ok_or(StoreError::NotFound)
         };
         match &change.op {
-            AlarmOp::Create(alarm) => {
+            AlarmOp::Create(alarm, quota) => {
                 if s.alarms.contains_key(&alarm.id()) {
                     return Err(StoreError::Conflict(format!("alarm {} exists", alarm.id())));
+                }
+                if quota.limit != u32::MAX {
+                    let owner = alarm.owner();
+                    let held = s.alarms.values().filter(|a| a.owner() == owner).count();
+                    quota.admit(held as u64)?;
                 }
             }
             AlarmOp::Update { alarm, .. } => {
@@ -75,7 +80,7 @@ impl AlarmStore for InMemory {
             }
         }
         match change.op.clone() {
-            AlarmOp::Create(alarm) | AlarmOp::Update { alarm, .. } => {
+            AlarmOp::Create(alarm, _) | AlarmOp::Update { alarm, .. } => {
                 s.alarms.insert(alarm.id(), alarm);
             }
             AlarmOp::Delete { id, .. } => {

@@ -49,7 +49,7 @@ impl ExceptionPeriodStore for InMemory {
 
     async fn commit(&self, change: ChangeSet<ExceptionOp>) -> Result<(), StoreError> {
         let op = match &change.op {
-            ExceptionOp::Create(x) => Owned::Create(x.clone()),
+            ExceptionOp::Create(x, quota) => Owned::Create(x.clone(), *quota),
             ExceptionOp::Update(x) => Owned::Update(x.clone()),
             ExceptionOp::Delete { owner, id } => Owned::Delete(*owner, *id),
         };

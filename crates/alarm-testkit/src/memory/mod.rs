@@ -217,6 +217,7 @@ impl InMemory {
             ids,
             wake: Arc::new(alarm_domain::ports::NoWake),
             targets: Arc::new(AnyTarget),
+            limits: alarm_domain::limits::Limits::default(),
         }
     }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use alarm_domain::ids::{ExceptionPeriodId, RoutineId, UserId, WebhookId};
 use alarm_domain::model::{ExceptionPeriod, Routine, WebhookRegistration};
+use alarm_domain::limits::Quota;
 use alarm_domain::ports::{ChangeSet, StoreError};
 
 use super::State;
@@ -34,7 +35,7 @@ owned_entity!(WebhookRegistration, WebhookId);
 
 /// The three operations every owner-scoped store has.
 pub(super) enum Owned<T: OwnedEntity> {
-    Create(T),
+    Create(T, Quota),
     Update(T),
     Delete(UserId, T::Id),
 }
@@ -54,8 +55,13 @@ impl State {
             m.get(&id).is_some_and(|e| e.owned_by() == owner)
         };
         match &op {
-            Owned::Create(e) if entities.contains_key(&e.key()) => {
+            Owned::Create(e, _) if entities.contains_key(&e.key()) => {
                 return Err(StoreError::Conflict(format!("{} exists", e.key())));
+            }
+            Owned::Create(e, quota) if quota.limit != u32::MAX => {
+                let owner = e.owned_by();
+                let held = entities.values().filter(|x| x.owned_by() == owner).count();
+                quota.admit(held as u64)?;
             }
             Owned::Update(e) if !owned(entities, e.owned_by(), e.key()) => {
                 return Err(StoreError::NotFound);
@@ -66,7 +72,7 @@ impl State {
             _ => {}
         }
         match op {
-            Owned::Create(e) | Owned::Update(e) => {
+            Owned::Create(e, _) | Owned::Update(e) => {
                 entities.insert(e.key(), e);
             }
             Owned::Delete(_, id) => {

@@ -48,7 +48,7 @@ impl RoutineStore for InMemory {
 
     async fn commit(&self, change: ChangeSet<RoutineOp>) -> Result<(), StoreError> {
         let op = match &change.op {
-            RoutineOp::Create(x) => Owned::Create(x.clone()),
+            RoutineOp::Create(x, quota) => Owned::Create(x.clone(), *quota),
             RoutineOp::Update(x) => Owned::Update(x.clone()),
             RoutineOp::Delete { owner, id } => Owned::Delete(*owner, *id),
             RoutineOp::Attach {

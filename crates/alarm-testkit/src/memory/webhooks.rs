@@ -31,7 +31,7 @@ impl WebhookStore for InMemory {
 
     async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError> {
         let op = match &change.op {
-            WebhookOp::Create(x) => Owned::Create(x.clone()),
+            WebhookOp::Create(x, quota) => Owned::Create(x.clone(), *quota),
             WebhookOp::Update(x) => Owned::Update(x.clone()),
             WebhookOp::Delete { owner, id } => Owned::Delete(*owner, *id),
         };

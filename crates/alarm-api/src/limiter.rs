@@ -1,0 +1,471 @@
+//! Rate limits: fixed-window counters per key (client address, user, login pair), the limits the operator set, the client's address behind trusted proxies, and the `RateLimit-*` headers every limited answer carries.
+//!
+//! A window is aligned to the Unix epoch (`now / period`), so every
+//! instance that shares a store (Redis) agrees on where it starts and
+//! ends, and `RateLimit-Reset` is the same for all of them. A hit adds one
+//! and reads the new count in one step (`INCR` in Redis, one locked update
+//! in process), so N concurrent requests over a limit of L let exactly L
+//! through. The in-process store and the Redis store count the same way;
+//! governor's GCRA could not give both the same boundary, so the counter is
+//! ours.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+/// One limit: `limit` hits per `period_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// The limit's name, reported in a 429's `quota` member.
+    pub name: &'static str,
+    /// Hits allowed per window.
+    pub limit: u32,
+    /// The window, in seconds.
+    pub period_secs: u64,
+}
+
+impl Rate {
+    /// `limit` per `period_secs`.
+    pub const fn new(name: &'static str, limit: u32, period_secs: u64) -> Self {
+        Self {
+            name,
+            limit,
+            period_secs,
+        }
+    }
+}
+
+/// The operator's request limits (settings `RATE_LIMIT_*`, `LOGIN_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Every request to the API from one client address (IPv6 by /64).
+    pub per_ip: Rate,
+    /// Requests to `/api/v1/alarms…` by one user.
+    pub alarms_per_user: Rate,
+    /// Registrations from one client address.
+    pub register_per_ip: Rate,
+    /// Failed logins for one email from one client address.
+    pub login_per_pair: Rate,
+    /// Failed logins from one client address, any email.
+    pub login_per_ip: Rate,
+    /// Failed logins for one email from anywhere before a warning is
+    /// logged (it refuses nothing: see `ARCHITECTURE.md`).
+    pub login_alert_per_email: Rate,
+    /// `POST /webhooks/{id}/test` by one user.
+    pub test_pings_per_user: Rate,
+    /// Keys one in-process store tracks before new keys share one budget.
+    pub max_keys: usize,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_ip: Rate::new("requests_per_ip", 1000, 60),
+            alarms_per_user: Rate::new("alarm_requests_per_user", 100, 60),
+            register_per_ip: Rate::new("registrations_per_ip", 20, 3600),
+            login_per_pair: Rate::new("login_failures_per_email_and_ip", 10, 900),
+            login_per_ip: Rate::new("login_failures_per_ip", 50, 900),
+            login_alert_per_email: Rate::new("login_failures_per_email", 100, 900),
+            test_pings_per_user: Rate::new("test_pings_per_user", 10, 3600),
+            max_keys: 100_000,
+        }
+    }
+}
+
+/// The answer to one hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The limit it was judged against.
+    pub rate: Rate,
+    /// Hits in the window, this one included.
+    pub count: u64,
+    /// Seconds until the window ends.
+    pub reset_secs: u64,
+}
+
+impl Decision {
+    /// Whether this hit is within the limit.
+    pub fn allowed(&self) -> bool {
+        self.count <= u64::from(self.rate.limit)
+    }
+
+    /// Hits left in the window.
+    pub fn remaining(&self) -> u64 {
+        u64::from(self.rate.limit).saturating_sub(self.count)
+    }
+
+    /// The tighter of two decisions (the one a client hits first): a
+    /// refusal over an allowance, then the fewest hits left.
+    pub fn tighter(self, other: Decision) -> Decision {
+        match (self.allowed(), other.allowed()) {
+            (false, true) => self,
+            (true, false) => other,
+            _ if other.remaining() < self.remaining() => other,
+            _ => self,
+        }
+    }
+}
+
+/// Where counters live.
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Adds `delta` (1 for a hit, -1 to give one back) to `key`'s counter
+    /// of the window `window` (which ends `ttl_secs` from now) and returns
+    /// the new count.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    async fn add(&self, key: &str, window: u64, delta: i64, ttl_secs: u64) -> Result<u64, String>;
+}
+
+/// Counters in this process, bounded: at most `max_keys` keys are tracked;
+/// expired ones are swept when the map is full, and while it is still full
+/// every new key shares one overflow counter (so a spray of fresh keys
+/// neither grows memory nor escapes counting, and the keys already tracked
+/// keep their counts).
+pub struct LocalCounters {
+    max_keys: usize,
+    map: Mutex<HashMap<String, (u64, u64, u64)>>,
+}
+
+impl LocalCounters {
+    /// A store tracking at most `max_keys` keys.
+    pub fn new(max_keys: usize) -> Self {
+        Self {
+            max_keys: max_keys.max(1),
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Keys tracked now.
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The counter shared by keys that arrive while the store is full.
+const OVERFLOW_KEY: &str = "~overflow";
+
+#[async_trait]
+impl CounterStore for LocalCounters {
+    async fn add(&self, key: &str, window: u64, delta: i64, ttl_secs: u64) -> Result<u64, String> {
+        let now = now_secs();
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.max_keys && !map.contains_key(key) {
+            map.retain(|_, (_, _, expires)| *expires > now);
+        }
+        let key = if map.len() >= self.max_keys && !map.contains_key(key) {
+            tracing::warn!(keys = map.len(), "rate-limit store full; new keys share one budget");
+            OVERFLOW_KEY
+        } else {
+            key
+        };
+        let entry = map
+            .entry(key.to_owned())
+            .or_insert((window, 0, now + ttl_secs));
+        if entry.0 != window {
+            *entry = (window, 0, now + ttl_secs);
+        }
+        entry.1 = entry.1.saturating_add_signed(delta);
+        Ok(entry.1)
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Counts hits against [`Rate`]s in a [`CounterStore`].
+pub struct Limiter {
+    store: Box<dyn CounterStore>,
+    /// Used when the shared store fails: each instance then counts on its own.
+    fallback: LocalCounters,
+}
+
+impl Limiter {
+    /// A limiter over `store`, falling back to a local store of `max_keys`.
+    pub fn new(store: Box<dyn CounterStore>, max_keys: usize) -> Self {
+        Self {
+            store,
+            fallback: LocalCounters::new(max_keys),
+        }
+    }
+
+    /// A limiter counting in this process only.
+    pub fn local(max_keys: usize) -> Self {
+        Self::new(Box::new(LocalCounters::new(max_keys)), max_keys)
+    }
+
+    fn window(rate: Rate) -> (u64, u64) {
+        let period = rate.period_secs.max(1);
+        let now = now_secs();
+        let window = now / period;
+        (window, (window + 1) * period - now)
+    }
+
+    async fn add(&self, rate: Rate, key: &str, delta: i64) -> Decision {
+        let (window, reset_secs) = Self::window(rate);
+        let key = format!("{}:{key}", rate.name);
+        let count = match self.store.add(&key, window, delta, reset_secs).await {
+            Ok(count) => count,
+            Err(e) => {
+                // Fail over to this instance's own counters: the limit
+                // still holds per instance while the shared store is away.
+                tracing::warn!(error = %e, "shared rate-limit store failed; counting locally");
+                self.fallback
+                    .add(&key, window, delta, reset_secs)
+                    .await
+                    .unwrap_or(0)
+            }
+        };
+        Decision {
+            rate,
+            count,
+            reset_secs,
+        }
+    }
+
+    /// Counts one hit on `key` and says whether it is within `rate`.
+    pub async fn hit(&self, rate: Rate, key: &str) -> Decision {
+        self.add(rate, key, 1).await
+    }
+
+    /// Gives back a hit counted earlier in the same window (a login that
+    /// turned out right).
+    pub async fn refund(&self, rate: Rate, key: &str) {
+        let _ = self.add(rate, key, -1).await;
+    }
+}
+
+/// A client address as a counter key: the IP, an IPv4-mapped IPv6 address
+/// as its IPv4 form, any other IPv6 address by its /64 (one customer's
+/// allocation: a client can pick any address inside it).
+pub fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// The client's address: the socket peer, unless the peer is a trusted
+/// proxy; then the rightmost address in `Forwarded` (`for=`) or, without
+/// it, `X-Forwarded-For` that is not itself a trusted proxy (hops to the
+/// left of it were written by the client and prove nothing). If every hop
+/// is trusted, the leftmost one.
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    headers: &poem::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let hops: Vec<IpAddr> = {
+        let forwarded: Vec<IpAddr> = headers
+            .get_all("forwarded")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(forwarded_for)
+            .collect();
+        if forwarded.is_empty() {
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|hop| parse_hop(hop.trim()))
+                .collect()
+        } else {
+            forwarded
+        }
+    };
+    match hops.iter().rev().find(|ip| !is_trusted(ip)) {
+        Some(ip) => Some(*ip),
+        None => Some(hops.first().copied().unwrap_or(peer)),
+    }
+}
+
+/// The `for=` address of one `Forwarded` element (RFC 7239), if it is one.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    element.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("for")
+            .then(|| parse_hop(value.trim().trim_matches('"')))
+            .flatten()
+    })
+}
+
+/// An address as a proxy writes it: `1.2.3.4`, `1.2.3.4:5678`, `[::1]`,
+/// `[::1]:5678` or a bare IPv6 address.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
+}
+
+/// The `RateLimit-*` headers of `d` (draft-ietf-httpapi-ratelimit-headers,
+/// the separate-fields form) on `resp`, and `Retry-After` when refused.
+pub(crate) fn set_headers(resp: &mut poem::Response, d: &Decision) {
+    use poem::http::HeaderValue;
+    let headers = resp.headers_mut();
+    headers.insert("ratelimit-limit", HeaderValue::from(d.rate.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(d.remaining()));
+    headers.insert("ratelimit-reset", HeaderValue::from(d.reset_secs));
+    if !d.allowed() {
+        headers.insert(
+            poem::http::header::RETRY_AFTER,
+            HeaderValue::from(d.reset_secs.max(1)),
+        );
+    }
+}
+
+tokio::task_local! {
+    /// The tightest decision taken while answering this request (the
+    /// middleware's and the handler's), for the answer's headers.
+    pub(crate) static DECISION: Mutex<Option<Decision>>;
+}
+
+/// Records `d` for the current request's headers (outside a request: nothing).
+pub(crate) fn note(d: Decision) {
+    let _ = DECISION.try_with(|slot| {
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some(match *slot {
+            Some(old) => old.tighter(d),
+            None => d,
+        });
+    });
+}
+
+/// The 429 answer for a refused decision.
+pub(crate) fn refused(d: &Decision, detail: &str) -> crate::problem::ApiError {
+    note(*d);
+    crate::problem::ApiError::RateLimited(
+        poem_openapi::payload::Json(
+            crate::problem::Problem::new(crate::problem::ProblemType::RateLimited, detail)
+                .with_quota(d.rate.name, u64::from(d.rate.limit)),
+        ),
+        Some(d.reset_secs.max(1)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> ipnet::IpNet {
+        s.parse().expect("net")
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> poem::http::HeaderMap {
+        let mut h = poem::http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_untrusted_hop() {
+        let trusted = [net("10.0.0.0/8"), net("::1/128")];
+        let lb: IpAddr = "10.0.0.5".parse().expect("ip");
+        let xff = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.9")]);
+        assert_eq!(
+            client_ip(Some(lb), &xff, &trusted),
+            Some("203.0.113.7".parse().expect("ip")),
+            "the spoofed left hop is ignored"
+        );
+        let direct: IpAddr = "198.51.100.1".parse().expect("ip");
+        assert_eq!(
+            client_ip(Some(direct), &xff, &trusted),
+            Some(direct),
+            "an untrusted peer's headers are ignored"
+        );
+        let fwd = headers(&[(
+            "forwarded",
+            "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"",
+        )]);
+        assert_eq!(
+            client_ip(Some(lb), &fwd, &trusted),
+            Some("2001:db8::1".parse().expect("ip"))
+        );
+        let all_trusted = headers(&[("x-forwarded-for", "10.1.1.1, 10.2.2.2")]);
+        assert_eq!(
+            client_ip(Some(lb), &all_trusted, &trusted),
+            Some("10.1.1.1".parse().expect("ip"))
+        );
+        assert_eq!(
+            client_ip(Some(lb), &headers(&[]), &trusted),
+            Some(lb),
+            "no header: the proxy itself"
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        assert_eq!(
+            address_key("2001:db8:1:2:aaaa::1".parse().expect("ip")),
+            address_key("2001:db8:1:2:bbbb::9".parse().expect("ip"))
+        );
+        assert_eq!(
+            address_key("::ffff:192.0.2.1".parse().expect("ip")),
+            "192.0.2.1"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_store_shares_one_budget_for_new_keys() {
+        let store = LocalCounters::new(2);
+        assert_eq!(store.add("a", 1, 1, 60).await, Ok(1));
+        assert_eq!(store.add("b", 1, 1, 60).await, Ok(1));
+        assert_eq!(store.add("c", 1, 1, 60).await, Ok(1), "overflow");
+        assert_eq!(store.add("d", 1, 1, 60).await, Ok(2), "the same overflow");
+        assert_eq!(store.add("a", 1, 1, 60).await, Ok(2), "tracked keys count on");
+        assert!(store.len() <= 3);
+        assert_eq!(
+            store.add("a", 2, 1, 60).await,
+            Ok(1),
+            "a new window starts at one"
+        );
+    }
+
+    #[tokio::test]
+    async fn exactly_the_limit_passes_and_refunds_give_back() {
+        let limiter = Limiter::local(100);
+        let rate = Rate::new("t", 3, 3600);
+        let mut allowed = 0;
+        for _ in 0..5 {
+            if limiter.hit(rate, "k").await.allowed() {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 3);
+        let other = Rate::new("u", 2, 3600);
+        let d = limiter.hit(other, "k").await;
+        assert_eq!((d.count, d.remaining()), (1, 1));
+        limiter.refund(other, "k").await;
+        assert_eq!(limiter.hit(other, "k").await.count, 1);
+    }
+}
