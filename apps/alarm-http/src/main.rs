@@ -130,7 +130,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     let jwt_secret = match (&settings.jwt_secret, settings.server.database.embedded()) {
         (Some(s), _) => s.clone(),
         (None, true) => {
-            std::fs::create_dir_all(data_dir)
+            alarm_sql::private_dir(data_dir)
                 .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
             embedded_key(data_dir)?
         }

@@ -65,8 +65,12 @@ alarm_appkit::settings! {
 alarm_appkit::settings! {
     /// Webhooks, the delivery worker and SMTP.
     pub struct NotifyArgs => NotifyValues {
-        /// true = webhooks may reach loopback, private and link-local addresses (refused otherwise, at registration and on every delivery's resolved address)
+        /// true = webhooks may reach every loopback, private and link-local address (an alias of listing every private range in WEBHOOK_ALLOW_CIDRS); the cloud metadata service stays refused
         webhook_allow_private: bool = "false", "WEBHOOK_ALLOW_PRIVATE", switch;
+        /// Comma-separated non-public networks webhooks may reach, e.g. 10.20.0.0/16 (checked at registration and on every delivery's resolved address; 169.254.169.254 and fd00:ec2::254 are refused whatever it says) [default: none]
+        webhook_allow_cidrs: Vec<String>, "WEBHOOK_ALLOW_CIDRS";
+        /// Ports webhooks may reach: ports and ranges, comma-separated
+        webhook_allowed_ports: String = "80,443,1024-65535", "WEBHOOK_ALLOWED_PORTS";
         /// Webhook request timeout in seconds
         webhook_timeout_seconds: u64 = "10", "WEBHOOK_TIMEOUT_SECONDS", 1..=60;
         /// Attempts before a delivery is dead-lettered
@@ -239,6 +243,23 @@ impl Notify {
             timeout: Duration::from_secs(v.webhook_timeout_seconds),
             policy: AddressPolicy {
                 allow_private: v.webhook_allow_private,
+                allow: v
+                    .webhook_allow_cidrs
+                    .iter()
+                    .map(|s| {
+                        let s = s.trim();
+                        s.parse::<ipnet::IpNet>()
+                            .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .map_err(|_| {
+                                bad(
+                                    "WEBHOOK_ALLOW_CIDRS",
+                                    format!("`{s}` is not a CIDR like 10.20.0.0/16"),
+                                )
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+                ports: alarm_notify::ssrf::parse_ports(&v.webhook_allowed_ports)
+                    .map_err(|e| bad("WEBHOOK_ALLOWED_PORTS", e))?,
             },
             breaker: BreakerConfig {
                 window: v.webhook_breaker_window,

@@ -25,7 +25,7 @@ pub struct NotifySettings {
 impl NotifySettings {
     /// The registration-time SSRF guard for the API's ports.
     pub fn guard(&self, resolver: Arc<dyn Resolve>) -> SsrfGuard {
-        SsrfGuard::new(self.webhook.policy, resolver)
+        SsrfGuard::new(self.webhook.policy.clone(), resolver)
     }
 
     /// A dispatcher over `ports`, resolving with `resolver`
@@ -38,7 +38,7 @@ impl NotifySettings {
         ports: Ports,
         resolver: Arc<dyn Resolve>,
     ) -> Result<Arc<Dispatcher>, String> {
-        let sender = WebhookSender::new(self.webhook, resolver).map_err(|e| e.to_string())?;
+        let sender = WebhookSender::new(self.webhook.clone(), resolver).map_err(|e| e.to_string())?;
         let mailer = self
             .smtp
             .as_ref()

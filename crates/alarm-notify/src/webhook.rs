@@ -35,7 +35,7 @@ impl Default for BreakerConfig {
 }
 
 /// How the sender behaves.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebhookConfig {
     /// Per request, connect to last byte of the answer's head.
     pub timeout: Duration,
@@ -121,7 +121,7 @@ impl WebhookSender {
             .user_agent(concat!("SmartAlarm-Webhooks/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64)
             .dns_resolver(Arc::new(GuardedResolver {
-                policy: config.policy,
+                policy: config.policy.clone(),
                 inner: resolver,
             }))
             .build()

@@ -92,6 +92,37 @@ fn sqlite_path(url: &str) -> Option<&Path> {
     (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
 }
 
+/// Creates a missing SQLite file, and its missing folders, readable by this
+/// user only (0600 and 0700): the file holds password hashes, webhook
+/// secrets and every user's data. SQLite gives its `-wal` and `-shm` files
+/// the main file's mode. An existing file or folder keeps its mode.
+pub(crate) fn private_file(file: &Path) -> std::io::Result<()> {
+    if file.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        private_dir(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `dir` and its missing parents owner-only (0700).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Opens a pool for `config`.
 ///
 /// SQLite: the file (and its folder) is created on first use, in WAL mode
@@ -105,11 +136,10 @@ fn sqlite_path(url: &str) -> Option<&Path> {
 pub(crate) async fn connect(config: &DbConfig) -> Result<DatabaseConnection, ConnectError> {
     let url = config.url().to_owned();
     if config.kind() == DbKind::Sqlite
-        && let Some(parent) = sqlite_path(&url).and_then(Path::parent)
-        && !parent.as_os_str().is_empty()
+        && let Some(file) = sqlite_path(&url)
     {
-        std::fs::create_dir_all(parent).map_err(|e| ConnectError::Folder {
-            path: parent.display().to_string(),
+        private_file(file).map_err(|e| ConnectError::Folder {
+            path: file.display().to_string(),
             reason: e.to_string(),
         })?;
     }
@@ -169,6 +199,20 @@ fn redact_in(message: &str, url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn a_new_database_file_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("alarm-perm-{}", std::process::id()));
+        let file = root.join("inner").join("alarms.db");
+        private_file(&file).expect("create");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(&root.join("inner")), 0o700);
+        assert_eq!(mode(&root), 0o700);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn sqlite_paths() {
