@@ -334,6 +334,7 @@ pub(crate) fn open_sender() -> WebhookConfig {
         timeout: Duration::from_secs(5),
         policy: AddressPolicy {
             allow_private: true,
+            ..AddressPolicy::default()
         },
         breaker: BreakerConfig::default(),
     }
@@ -810,7 +811,7 @@ async fn ssrf_is_refused_at_registration_and_at_delivery(w: &World) {
     let guarded = w
         .ports
         .clone()
-        .with_targets(Arc::new(SsrfGuard::new(closed, Arc::new(dns.clone()))));
+        .with_targets(Arc::new(SsrfGuard::new(closed.clone(), Arc::new(dns.clone()))));
     let hooks = WebhookService::new(guarded);
     let ana = w.user("ana@example.com").await;
     daily(w, &ana, "Wake up", &[Channel::Webhook]).await;

@@ -14,6 +14,7 @@ mod engine;
 mod events;
 mod flow;
 mod inputs;
+mod limits;
 mod operations;
 mod ownership;
 mod ringing;
@@ -140,6 +141,7 @@ fn main() {
         events::trials(),
         flow::trials(),
         inputs::trials(),
+        limits::trials(),
         operations::trials(),
         ownership::trials(),
         ringing::trials(),

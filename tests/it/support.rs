@@ -104,14 +104,6 @@ impl Limits {
             counters: None,
         }
     }
-
-    /// The product's defaults for every limit.
-    pub(crate) fn product() -> Self {
-        Self {
-            rates: alarm_api::limiter::RateLimits::default(),
-            ..Self::lenient()
-        }
-    }
 }
 
 enum Cleanup {
