@@ -191,6 +191,12 @@ async fn run(settings: Settings) -> Result<(), String> {
     let state = AppState::new(api_ports, opened.tzdb.clone(), config, checks).await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "state built");
 
+    let report = tokio::spawn(alarm_host::compose::report_over_bounds(
+        opened.sql.clone(),
+        opened.tzdb.clone(),
+        settings.limits.domain(),
+    ));
+
     // Housekeeping: forget idempotency keys older than their 24 h window.
     let purge_ports = opened.ports.clone();
     let housekeeping = tokio::spawn(async move {
@@ -234,6 +240,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         let _ = task.await;
     }
     housekeeping.abort();
+    report.abort();
     opened.sql.close().await;
     tracing::info!("stopped");
     served.map_err(|e| format!("server: {e}"))

@@ -148,6 +148,16 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
+/// `value` without bidirectional controls: how a stored name from before
+/// they were refused is read back (shown plainly rather than not at all).
+pub fn without_bidi(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.chars().any(is_bidi_control) {
+        value.chars().filter(|c| !is_bidi_control(*c)).collect::<String>().into()
+    } else {
+        value.into()
+    }
+}
+
 /// Refuses text that carries a bidirectional control character.
 ///
 /// # Errors

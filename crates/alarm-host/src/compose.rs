@@ -81,6 +81,26 @@ async fn report_unsupported(sql: &Sql) {
     }
 }
 
+/// Reports, once at start, the stored alarms whose schedules break today's
+/// `limits` (lowered since they were stored). They keep ringing as stored;
+/// a replacement must meet the bounds. Reads every alarm once, so the app
+/// runs it in the background.
+pub async fn report_over_bounds(
+    sql: Sql,
+    tzdb: alarm_domain::jiff::tz::TimeZoneDatabase,
+    limits: alarm_domain::limits::Limits,
+) {
+    match sql.alarms_over_bounds(tzdb, &limits).await {
+        Ok((0, _)) => {}
+        Ok((over, first)) => tracing::warn!(
+            alarms = over,
+            first = ?first.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "stored alarms have more schedules or rings a day than QUOTA_SCHEDULES_PER_ALARM / MAX_FIRES_PER_DAY now allow; they keep ringing as stored, and an edit must meet the bounds"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot check stored alarms against the bounds"),
+    }
+}
+
 /// A process's background work: the delivery worker, the trigger engine
 /// that pokes it after each commit with deliveries, and on PostgreSQL the
 /// NOTIFY listener that wakes the engine when other processes move

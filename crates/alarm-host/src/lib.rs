@@ -4,7 +4,7 @@
 //! (`deny.toml`): it wires `alarm-sql`, `alarm-runner` and `alarm-notify`
 //! together so the apps' `main.rs` files stay short compositions of it.
 
-mod compose;
+pub mod compose;
 pub mod groups;
 
 pub use compose::{Background, Opened, open};

@@ -105,6 +105,23 @@ impl Sql {
         })
     }
 
+    /// The stores over this database, resolving zones with `tzdb`.
+    fn stores(&self, tzdb: TimeZoneDatabase) -> Arc<SqlStores> {
+        let backend = match self.kind {
+            DbKind::Postgres => DbBackend::Postgres,
+            DbKind::Sqlite => DbBackend::Sqlite,
+        };
+        Arc::new(SqlStores {
+            db: db::Db {
+                read: self.db.clone(),
+                write: self.writer.clone(),
+                backend,
+            },
+            tzdb,
+            outbox_cursor: Arc::default(),
+        })
+    }
+
     /// Every store port and the trigger queue over this database, with the
     /// time-zone database alarms are resolved against and the given clock and
     /// id source.
@@ -114,19 +131,7 @@ impl Sql {
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdSource>,
     ) -> Ports {
-        let backend = match self.kind {
-            DbKind::Postgres => DbBackend::Postgres,
-            DbKind::Sqlite => DbBackend::Sqlite,
-        };
-        let stores = Arc::new(SqlStores {
-            db: db::Db {
-                read: self.db.clone(),
-                write: self.writer.clone(),
-                backend,
-            },
-            tzdb,
-            outbox_cursor: Arc::default(),
-        });
+        let stores = self.stores(tzdb);
         Ports {
             users: stores.clone(),
             alarms: stores.clone(),
@@ -272,6 +277,40 @@ impl Sql {
             alarms: count("alarms")?,
             webhooks: count("webhooks")?,
         })
+    }
+
+    /// The stored alarms whose schedules break `limits` (set lower since
+    /// they were stored): how many, and the ids of the first ten. Reads
+    /// every alarm once, 500 at a time.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub async fn alarms_over_bounds(
+        &self,
+        tzdb: TimeZoneDatabase,
+        limits: &alarm_domain::limits::Limits,
+    ) -> Result<(u64, Vec<alarm_domain::ids::AlarmId>), String> {
+        let stores = self.stores(tzdb);
+        let (mut over, mut first) = (0u64, Vec::new());
+        let mut after = None;
+        loop {
+            let page = stores
+                .scan_alarms(after, 500)
+                .await
+                .map_err(|e| e.to_string())?;
+            for alarm in &page {
+                if limits.check_schedules(&alarm.draft().schedules).is_err() {
+                    over += 1;
+                    if first.len() < 10 {
+                        first.push(alarm.id());
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 500 => after = Some(last.id().as_uuid()),
+                _ => return Ok((over, first)),
+            }
+        }
     }
 
     /// Checks that the database answers (`SELECT 1` on the shared pool).

@@ -1,5 +1,6 @@
 //! The alarm store on SQL: alarms with their optimistic version, locked while a change checks it.
 
+use alarm_domain::error::without_bidi;
 use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::model::{
     Alarm, AlarmDraft, AlarmName, AlarmVersion, Description, EscalationPolicy, Schedules,
@@ -46,11 +47,30 @@ fn alarm_fields(a: &Alarm) -> Row {
 }
 
 impl SqlStores {
+    /// Every stored alarm of every owner after `after`, in id order, at
+    /// most `limit` (the start-up report of alarms over today's bounds).
+    pub(crate) async fn scan_alarms(
+        &self,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Alarm>, StoreError> {
+        let mut values = Vec::new();
+        let sql = super::page_sql(
+            &format!("SELECT {ALARM_COLUMNS} FROM alarms WHERE 1 = 1"),
+            after,
+            limit.saturating_sub(1),
+            &mut values,
+        );
+        let rows = self.db.query_all(&sql, values).await?;
+        rows.iter().map(|r| self.alarm_from(r)).collect()
+    }
+
     fn alarm_from(&self, row: &QueryResult) -> Result<Alarm, StoreError> {
         let small = |name: &str| -> Result<u32, StoreError> { num::<i16, u32>(row, name) };
         let draft = AlarmDraft {
-            name: AlarmName::parse(&col::<String>(row, "name")?).map_err(|e| corrupt("name", e))?,
-            description: Description::parse(&col::<String>(row, "description")?)
+            name: AlarmName::parse(&without_bidi(&col::<String>(row, "name")?))
+                .map_err(|e| corrupt("name", e))?,
+            description: Description::parse(&without_bidi(&col::<String>(row, "description")?))
                 .map_err(|e| corrupt("description", e))?,
             enabled: col(row, "enabled")?,
             time_zone: self.zone(&col::<String>(row, "time_zone")?)?,

@@ -31,7 +31,10 @@ impl SqlStores {
         let user = User::new(
             id_of(row, "id", UserId::from_uuid)?,
             Email::parse(&col::<String>(row, "email")?).map_err(|e| corrupt("email", e))?,
-            DisplayName::parse(&col::<String>(row, "display_name")?)
+            DisplayName::parse(&alarm_domain::error::without_bidi(&col::<String>(
+                row,
+                "display_name",
+            )?))
                 .map_err(|e| corrupt("display name", e))?,
             Role::parse(&col::<String>(row, "role")?).map_err(|e| corrupt("role", e))?,
             self.zone(&col::<String>(row, "time_zone")?)?,
