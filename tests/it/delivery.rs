@@ -876,7 +876,7 @@ async fn ssrf_is_refused_at_registration_and_at_delivery(w: &World) {
         row.last_error
             .as_deref()
             .unwrap_or("")
-            .contains("127.0.0.1 is loopback"),
+            .contains("the target address is loopback"),
         "{row:?}"
     );
 }

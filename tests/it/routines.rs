@@ -91,7 +91,8 @@ async fn routines_are_owned_validated_and_capped(h: &Harness) {
         .json(json!({"name": "One too many", "actions": ["x"]}))
         .send()
         .await;
-    assert_eq!(over.problem(422, "validation").field(), "routines");
+    over.problem(409, "quota-exceeded");
+    assert_eq!(over.body["quota"], "routines_per_user");
     let all = h.req("GET", "/api/v1/routines").bearer(&ana).send().await;
     assert_eq!(all.body["items"].as_array().map(Vec::len), Some(100));
 }

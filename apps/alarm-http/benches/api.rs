@@ -107,6 +107,11 @@ fn start_api(migrate: bool) -> (Child, Duration) {
         .env("LOG_LEVEL", "warn")
         .env("LOG_FORMAT", "json")
         .env("AUTO_MIGRATE", if migrate { "true" } else { "false" })
+        // A load test: one user, one address, thousands of alarms and
+        // requests a second. The operator's settings lift the limits.
+        .env("QUOTA_ALARMS_PER_USER", "1000000")
+        .env("RATE_LIMIT_PER_IP_PER_MINUTE", "100000000")
+        .env("RATE_LIMIT_ALARMS_PER_USER_PER_MINUTE", "100000000")
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn alarm-http");

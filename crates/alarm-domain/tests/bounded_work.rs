@@ -44,13 +44,17 @@ fn next_fire_cost(schedules: &[Schedule], after: &str) -> u64 {
 
 #[test]
 fn the_densest_accepted_yearly_rule_costs_at_most_two_periods() {
-    // 96 wall times a day, expanded a year at a time, asked on 31 December
-    // so the walk crosses into the next year's period.
-    let rule_text = format!("FREQ=YEARLY;BYHOUR={};BYMINUTE=0,15,30,45", hours());
+    // 96 wall times a day, expanded a year at a time, asked at 23:50 on
+    // 31 December in São Paulo (02:50 UTC), so the walk expands the whole
+    // of 2026 (its look-back starts there) and then the whole of 2027.
+    let rule_text = format!(
+        "FREQ=YEARLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYHOUR={};BYMINUTE=0,15,30,45",
+        hours()
+    );
     let dense = accepted(vec![rule(&rule_text, "2026-01-01T00:00")]);
-    let spent = next_fire_cost(&dense, "2026-12-31T23:50:00Z");
+    let spent = next_fire_cost(&dense, "2027-01-01T02:50:00Z");
     assert!(spent <= NEXT_FIRE_BOUND, "{spent} > {NEXT_FIRE_BOUND}");
-    assert!(spent > 366 * 96, "a whole year was expanded: {spent}");
+    assert!(spent > 2 * 365 * 96, "two whole years were expanded: {spent}");
 }
 
 #[test]
@@ -58,7 +62,10 @@ fn sixteen_schedules_share_the_daily_bound() {
     let schedules: Vec<Schedule> = (0..16)
         .map(|i| {
             rule(
-                &format!("FREQ=YEARLY;BYMONTH={};BYHOUR=0,4,8,12,16,20", i % 12 + 1),
+                &format!(
+                    "FREQ=YEARLY;BYMONTH={};BYDAY=MO,TU,WE,TH,FR,SA,SU;BYHOUR=0,4,8,12,16,20",
+                    i % 12 + 1
+                ),
                 "2026-01-01T00:00",
             )
         })

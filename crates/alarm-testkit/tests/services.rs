@@ -810,14 +810,20 @@ async fn routines_and_webhooks_are_scoped_and_secrets_generated() {
         secret,
         "each registration gets its own secret"
     );
-    for _ in 2..alarm_domain::services::MAX_WEBHOOKS_PER_USER {
+    for _ in 2..alarm_domain::limits::Limits::default().webhooks_per_user {
         hooks
             .create(&ana, url.clone(), events, Vec::new())
             .await
             .unwrap();
     }
     let over = hooks.create(&ana, url, events, Vec::new()).await;
-    assert!(matches!(over, Err(ServiceError::Invalid(e)) if e.code() == "bad-count"));
+    assert!(matches!(
+        over,
+        Err(ServiceError::OverQuota {
+            quota: "webhooks_per_user",
+            limit: 20
+        })
+    ));
 }
 
 #[tokio::test]
