@@ -364,6 +364,117 @@ async fn demotion_takes_effect_at_once(db: Db, label: String) {
     h.stop().await;
 }
 
+/// Where the tests find Redis (`ALARM_TEST_REDIS_URL`, default the local one).
+fn redis_url() -> String {
+    std::env::var("ALARM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
+
+/// Whether Redis answers; under `CI=true` it must.
+fn redis_available() -> bool {
+    let url = redis_url();
+    let addr = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1:6379")
+        .rsplit('@')
+        .next()
+        .unwrap_or("127.0.0.1:6379")
+        .to_owned();
+    let up = std::net::TcpStream::connect(&addr).is_ok();
+    if !up {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "Redis at {addr} does not answer and CI=true: .ci/run starts it"
+        );
+        eprintln!("SKIPPED: Redis at {addr} does not answer; the shared rate-limit trials are listed as ignored");
+    }
+    up
+}
+
+fn redis_counters(url: &str, prefix: &str) -> Box<dyn alarm_api::limiter::CounterStore> {
+    Box::new(
+        alarm_api::limiter::RedisCounters::new(
+            &secrecy::SecretString::from(url.to_owned()),
+            prefix,
+            std::time::Duration::from_millis(200),
+        )
+        .expect("redis url"),
+    )
+}
+
+/// Two instances over one Redis share one budget per client address.
+async fn two_instances_share_one_budget() {
+    let prefix = format!("alarm-test:{}:", uuid::Uuid::now_v7());
+    let start = |label: &'static str| {
+        let prefix = prefix.clone();
+        async move {
+            let mut limits = with_proxy(Limits::lenient());
+            limits.rates.per_ip = Rate::new("requests_per_ip", 4, LONG);
+            limits.counters = Some(redis_counters(&redis_url(), &prefix));
+            Harness::start_with(Db::Sqlite, label, limits).await.expect("sqlite")
+        }
+    };
+    let (a, b) = (start("redis-shared-a").await, start("redis-shared-b").await);
+    let me = "198.51.100.70";
+    for (h, left) in [(&a, "3"), (&b, "2"), (&a, "1"), (&b, "0")] {
+        let r = from(h, me, "GET", "/health/ready", None, None).await;
+        assert_eq!(r.status, 200, "health is not counted");
+        let r = from(h, me, "GET", "/api/v1/alarms", None, None).await;
+        assert_eq!((r.status, r.header("ratelimit-remaining")), (401, Some(left)));
+    }
+    limited(&from(&a, me, "GET", "/api/v1/alarms", None, None).await, "requests_per_ip");
+    limited(&from(&b, me, "GET", "/api/v1/alarms", None, None).await, "requests_per_ip");
+    let other = from(&b, "198.51.100.71", "GET", "/api/v1/alarms", None, None).await;
+    assert_eq!(other.status, 401, "another client has its own budget");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Redis going away mid-run: every limit keeps holding, counted in the
+/// instance's own process (the documented choice: neither open nor closed).
+async fn redis_going_away_falls_back_to_local_counts() {
+    // A forwarder to Redis that the test can cut, connections and all.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let target = redis_url()
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1:6379")
+        .to_owned();
+    let forwarder = tokio::spawn(async move {
+        let mut links = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            links.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let mut limits = with_proxy(Limits::lenient());
+    limits.rates.per_ip = Rate::new("requests_per_ip", 3, LONG);
+    let prefix = format!("alarm-test:{}:", uuid::Uuid::now_v7());
+    limits.counters = Some(redis_counters(&format!("redis://127.0.0.1:{port}/"), &prefix));
+    let h = Harness::start_with(Db::Sqlite, "redis-away", limits).await.expect("sqlite");
+    let me = "198.51.100.80";
+    for left in ["2", "1"] {
+        let r = from(&h, me, "GET", "/api/v1/alarms", None, None).await;
+        assert_eq!((r.status, r.header("ratelimit-remaining")), (401, Some(left)), "counted in Redis");
+    }
+    forwarder.abort();
+    let _ = forwarder.await;
+    // Redis is unreachable now: this process counts from zero on its own.
+    for left in ["2", "1", "0"] {
+        let r = from(&h, me, "GET", "/api/v1/alarms", None, None).await;
+        assert_eq!((r.status, r.header("ratelimit-remaining")), (401, Some(left)), "counted locally");
+    }
+    limited(&from(&h, me, "GET", "/api/v1/alarms", None, None).await, "requests_per_ip");
+    h.stop().await;
+}
+
 pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
     let module = "limits";
     let scenarios: [(&str, fn(Db, String)); 6] = [
@@ -382,6 +493,29 @@ pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
         .into_iter()
         .flat_map(|(name, run)| on_both(module, name, run))
         .chain([crate::plain(module, "product_defaults", product_defaults)])
+        .chain(redis_trials(module))
+        .collect()
+}
+
+fn redis_trials(module: &str) -> Vec<libtest_mimic::Trial> {
+    let skipped = !redis_available();
+    let trials: [(&str, fn()); 2] = [
+        ("two_instances_share_one_budget::redis", || {
+            block_on(two_instances_share_one_budget());
+        }),
+        ("redis_going_away_falls_back_to_local_counts::redis", || {
+            block_on(redis_going_away_falls_back_to_local_counts());
+        }),
+    ];
+    trials
+        .into_iter()
+        .map(|(name, run)| {
+            libtest_mimic::Trial::test(format!("{module}::{name}"), move || {
+                run();
+                Ok(())
+            })
+            .with_ignored_flag(skipped)
+        })
         .collect()
 }
 

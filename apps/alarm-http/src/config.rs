@@ -13,7 +13,12 @@ const JWT_HELP: &str = "\
   JWT_SECRET_KEY        HS256 signing key, at least 32 bytes; required with
                         DATABASE_URL. In the embedded default a key is
                         generated once into <DATA_DIR>/jwt-secret (mode 0600)
-  JWT_SECRET_KEY_FILE   a file holding JWT_SECRET_KEY";
+  JWT_SECRET_KEY_FILE   a file holding JWT_SECRET_KEY
+  RATE_LIMIT_REDIS_URL  redis://[:password@]host:port/db: every instance shares
+                        one rate-limit budget there; unset = each process counts
+                        on its own. If Redis stops answering, each process counts
+                        on its own until it answers again
+  RATE_LIMIT_REDIS_URL_FILE  a file holding RATE_LIMIT_REDIS_URL";
 
 /// Smart Alarm HTTP server: the API, its docs at /docs and health endpoints; unless
 /// --no-worker, the trigger engine and the delivery worker run in this process too.
@@ -94,6 +99,10 @@ alarm_appkit::settings! {
         login_window_minutes: u32 = "15", "LOGIN_WINDOW_MINUTES", 1..=1440;
         /// Rate-limit keys kept in this process; past it, new keys share one budget
         rate_limit_max_keys: usize = "100000", "RATE_LIMIT_MAX_KEYS", 100..=10_000_000;
+        /// How long a rate-limit call may wait for Redis, in milliseconds (then this process counts on its own for a second)
+        rate_limit_redis_timeout_ms: u64 = "100", "RATE_LIMIT_REDIS_TIMEOUT_MS", 10..=10_000;
+        /// Prefix of this deployment's rate-limit keys in Redis
+        rate_limit_redis_prefix: String = "smart-alarm:rl:", "RATE_LIMIT_REDIS_PREFIX";
         /// Comma-separated CIDRs of proxies whose Forwarded / X-Forwarded-For name the client, e.g. 10.0.0.0/8 [default: none: the socket peer is the client]
         trusted_proxies: Vec<String>, "TRUSTED_PROXIES";
     }
@@ -168,6 +177,8 @@ impl LimitValues {
 pub(crate) struct Settings {
     pub(crate) api: ApiValues,
     pub(crate) limits: LimitValues,
+    /// `RATE_LIMIT_REDIS_URL`: every instance shares one budget there.
+    pub(crate) redis: Option<SecretString>,
     pub(crate) server: Server,
     /// `None` only in the embedded default before the key file is read.
     pub(crate) jwt_secret: Option<SecretString>,
@@ -184,6 +195,7 @@ impl Settings {
         let server = args.server.load(&mut file, resolver)?;
         file.finish()?;
         let jwt_secret = secret_env("JWT_SECRET_KEY", "JWT_SECRET_KEY_FILE")?;
+        let redis = secret_env("RATE_LIMIT_REDIS_URL", "RATE_LIMIT_REDIS_URL_FILE")?;
         match &jwt_secret {
             Some(s) if s.expose_secret().len() < alarm_api::auth::MIN_SECRET_BYTES => {
                 return Err(bad(
@@ -236,6 +248,7 @@ impl Settings {
         Ok(Self {
             api,
             limits,
+            redis,
             server,
             jwt_secret,
         })
@@ -258,7 +271,13 @@ impl Settings {
         [
             self.api.describe(),
             self.limits.describe(),
-            vec![format!("jwt_secret_key = {key}")],
+            vec![
+                format!("jwt_secret_key = {key}"),
+                format!(
+                    "rate_limit_redis_url = {}",
+                    if self.redis.is_some() { "\"[redacted]\"" } else { "\"(none: counters in this process)\"" }
+                ),
+            ],
             self.server.describe(),
         ]
         .concat()

@@ -188,7 +188,16 @@ async fn run(settings: Settings) -> Result<(), String> {
         }
         None => guarded,
     };
-    let state = AppState::new(api_ports, opened.tzdb.clone(), config, checks).await?;
+    let counters = match &settings.redis {
+        Some(url) => Some(Box::new(alarm_api::limiter::RedisCounters::new(
+            url,
+            &settings.limits.rate_limit_redis_prefix,
+            Duration::from_millis(settings.limits.rate_limit_redis_timeout_ms),
+        )?) as Box<dyn alarm_api::limiter::CounterStore>),
+        None => None,
+    };
+    let state =
+        AppState::with_counters(api_ports, opened.tzdb.clone(), config, checks, counters).await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "state built");
 
     let report = tokio::spawn(alarm_host::compose::report_over_bounds(

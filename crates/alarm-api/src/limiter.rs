@@ -178,17 +178,89 @@ impl CounterStore for LocalCounters {
     }
 }
 
+/// Counters in Redis, shared by every instance that names the same server
+/// (`RATE_LIMIT_REDIS_URL`): `INCRBY` and `EXPIRE` (to the window's end) in
+/// one `MULTI`, so a hit is one atomic step across instances. Each call
+/// waits at most `timeout`; a failure or a timeout makes the [`Limiter`]
+/// count that hit in its own process instead (see its docs), and the
+/// connection reconnects in the background.
+pub struct RedisCounters {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    timeout: std::time::Duration,
+}
+
+impl RedisCounters {
+    /// A store at `url` whose keys start with `prefix` (several
+    /// deployments may share one server). Connects lazily: a server that
+    /// is down at start is the same as one that goes away later.
+    ///
+    /// # Errors
+    /// `url` is not a Redis URL.
+    pub fn new(
+        url: &secrecy::SecretString,
+        prefix: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Self, String> {
+        use secrecy::ExposeSecret;
+        // The URL may carry a password: the error never repeats it.
+        let client = redis::Client::open(url.expose_secret())
+            .map_err(|_| "RATE_LIMIT_REDIS_URL: not a redis:// or rediss:// URL".to_owned())?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| format!("RATE_LIMIT_REDIS_URL: {}", e.category()))?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            timeout,
+        })
+    }
+}
+
+#[async_trait]
+impl CounterStore for RedisCounters {
+    async fn add(&self, key: &str, window: u64, delta: i64, ttl_secs: u64) -> Result<u64, String> {
+        let key = format!("{}{key}:{window}", self.prefix);
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("INCRBY")
+            .arg(&key)
+            .arg(delta)
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(ttl_secs.max(1))
+            .ignore();
+        match tokio::time::timeout(self.timeout, pipe.query_async::<(i64,)>(&mut conn)).await {
+            Ok(Ok((count,))) => Ok(u64::try_from(count).unwrap_or(0)),
+            Ok(Err(e)) => Err(format!("redis: {}", e.category())),
+            Err(_) => Err("redis: no answer in time".to_owned()),
+        }
+    }
+}
+
 fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-/// Counts hits against [`Rate`]s in a [`CounterStore`].
+/// Counts hits against [`Rate`]s in a [`CounterStore`]. When the store
+/// fails (a shared Redis gone away), the hit is counted in this process
+/// instead: every limit still holds, per instance, rather than failing
+/// open (no limit at all) or closed (refusing every request while Redis
+/// is down).
 pub struct Limiter {
     store: Box<dyn CounterStore>,
     /// Used when the shared store fails: each instance then counts on its own.
     fallback: LocalCounters,
+    /// Until when (Unix seconds) the shared store is skipped after a
+    /// failure, so that a store that hangs costs one timeout a second, not
+    /// one per request.
+    down_until: std::sync::atomic::AtomicU64,
 }
 
 impl Limiter {
@@ -197,6 +269,7 @@ impl Limiter {
         Self {
             store,
             fallback: LocalCounters::new(max_keys),
+            down_until: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -215,17 +288,28 @@ impl Limiter {
     async fn add(&self, rate: Rate, key: &str, delta: i64) -> Decision {
         let (window, reset_secs) = Self::window(rate);
         let key = format!("{}:{key}", rate.name);
-        let count = match self.store.add(&key, window, delta, reset_secs).await {
-            Ok(count) => count,
-            Err(e) => {
-                // Fail over to this instance's own counters: the limit
-                // still holds per instance while the shared store is away.
-                tracing::warn!(error = %e, "shared rate-limit store failed; counting locally");
-                self.fallback
-                    .add(&key, window, delta, reset_secs)
-                    .await
-                    .unwrap_or(0)
+        use std::sync::atomic::Ordering;
+        let shared = if now_secs() >= self.down_until.load(Ordering::Relaxed) {
+            match self.store.add(&key, window, delta, reset_secs).await {
+                Ok(count) => Some(count),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared rate-limit store failed; counting in this process for a second");
+                    self.down_until.store(now_secs() + 1, Ordering::Relaxed);
+                    None
+                }
             }
+        } else {
+            None
+        };
+        // Without the shared store, this instance's own counters: the limit
+        // still holds per instance while the shared store is away.
+        let count = match shared {
+            Some(count) => count,
+            None => self
+                .fallback
+                .add(&key, window, delta, reset_secs)
+                .await
+                .unwrap_or(0),
         };
         Decision {
             rate,
