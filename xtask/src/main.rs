@@ -10,7 +10,7 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  ci                      start/install the test servers (PostgreSQL, aiosmtpd), then fmt, clippy,
+  ci                      start/install the test servers (PostgreSQL, Redis, aiosmtpd), then fmt, clippy,
                           tests, cargo-deny and the architecture check, in order
   arch                    only the architecture check: alarm-domain must not pull in I/O crates
   codegen                 write the OpenAPI document to docs/openapi.json
@@ -119,7 +119,8 @@ fn ci() -> Result<(), String> {
 }
 
 /// The tests talk to real servers: PostgreSQL on 127.0.0.1:5432 (started here when this
-/// machine's local cluster is stopped) and aiosmtpd, a real SMTP server that the e-mail tests
+/// machine's local cluster is stopped), Redis on 127.0.0.1:6379 (started here when it does
+/// not answer) and aiosmtpd, a real SMTP server that the e-mail tests
 /// start themselves (installed here with pip when missing). Tests never install anything.
 fn services() -> Result<(), String> {
     if succeeds(command(
@@ -159,6 +160,37 @@ fn services() -> Result<(), String> {
             "pg_isready",
             ["-h", "127.0.0.1", "-p", "5432", "-t", "30"],
         ))?;
+    }
+    if env::var("ALARM_TEST_REDIS_URL").is_ok() {
+        println!("    ALARM_TEST_REDIS_URL is set: its server is not started here");
+    } else if std::net::TcpStream::connect("127.0.0.1:6379").is_ok() {
+        println!("    Redis is accepting connections on 127.0.0.1:6379");
+    } else {
+        // The shared rate-limit tests need a real Redis; this machine kind
+        // has redis-server installed. It keeps nothing on disk.
+        println!("    starting a local Redis on 127.0.0.1:6379");
+        run(command(
+            "redis-server",
+            [
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "6379",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "yes",
+            ],
+        ))?;
+        let ready = (0..50).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::net::TcpStream::connect("127.0.0.1:6379").is_ok()
+        });
+        if !ready {
+            return Err("redis-server started but 127.0.0.1:6379 does not answer".to_owned());
+        }
     }
     if succeeds(command("python3", ["-c", "import aiosmtpd"])) {
         println!("    aiosmtpd is installed");
