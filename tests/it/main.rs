@@ -22,6 +22,7 @@ mod routines;
 mod sessions;
 mod spec_answers;
 mod tokens;
+mod transport;
 mod webhooks_api;
 
 use std::future::Future;
@@ -149,6 +150,7 @@ fn main() {
         sessions::trials(),
         spec_answers::trials(),
         tokens::trials(),
+        transport::trials(),
         webhooks_api::trials(),
     ]
     .into_iter()

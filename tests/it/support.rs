@@ -74,6 +74,8 @@ pub(crate) struct Limits {
     pub(crate) rates: alarm_api::limiter::RateLimits,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) counters: Option<Box<dyn alarm_api::limiter::CounterStore>>,
+    pub(crate) transport: alarm_api::transport::Transport,
+    pub(crate) body_timeout: std::time::Duration,
 }
 
 impl Limits {
@@ -102,6 +104,8 @@ impl Limits {
             },
             trusted_proxies: Vec::new(),
             counters: None,
+            transport: alarm_api::transport::Transport::default(),
+            body_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -166,6 +170,8 @@ impl Harness {
             health_timeout: SignedDuration::from_secs(1),
             rate_limits: limits.rates,
             trusted_proxies: limits.trusted_proxies,
+            transport: limits.transport,
+            body_timeout: limits.body_timeout,
         };
         let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DbCheck(sql.clone()))];
         let state = AppState::with_counters(ports, tzdb, api, checks, limits.counters)
@@ -384,6 +390,8 @@ pub(crate) async fn serve_in_memory(
         health_timeout,
         rate_limits: Limits::lenient().rates,
         trusted_proxies: Vec::new(),
+        transport: alarm_api::transport::Transport::default(),
+        body_timeout: std::time::Duration::from_secs(30),
     };
     let state = AppState::new(ports, TimeZoneDatabase::bundled(), config, checks)
         .await

@@ -61,6 +61,18 @@ alarm_appkit::settings! {
         api_base_url: Option<String>, "API_BASE_URL";
         /// Comma-separated e-mails whose accounts become administrators [default: none]
         admin_emails: Vec<String>, "ADMIN_EMAILS";
+        /// Seconds a client has to send a whole request head, from connecting (the TLS handshake included) or from its first byte after an answer; then the connection is closed
+        http_header_timeout_seconds: u64 = "10", "HTTP_HEADER_TIMEOUT_SECONDS", 1..=300;
+        /// Seconds a request body may take to arrive; then 408
+        http_body_timeout_seconds: u64 = "30", "HTTP_BODY_TIMEOUT_SECONDS", 1..=600;
+        /// Seconds a kept-alive connection may stay silent between requests
+        http_keep_alive_seconds: u64 = "60", "HTTP_KEEP_ALIVE_SECONDS", 1..=3600;
+        /// Connections open at once; further clients wait in the listen backlog
+        http_max_connections: usize = "4096", "HTTP_MAX_CONNECTIONS", 1..=1_000_000;
+        /// PEM certificate chain: serve HTTPS (TLS 1.2+) with TLS_KEY_FILE, and send HSTS [default: none: plain HTTP behind a terminating load balancer]
+        tls_cert_file: Option<PathBuf>, "TLS_CERT_FILE";
+        /// PEM private key of TLS_CERT_FILE [default: none]
+        tls_key_file: Option<PathBuf>, "TLS_KEY_FILE";
         /// Do not run the trigger engine and delivery worker in this process (run alarm-worker instead)
         no_worker: bool = "false", "NO_WORKER", switch;
     }
@@ -191,6 +203,12 @@ impl Settings {
         let resolver = &AsWritten;
         let mut api = args.api.resolve(&mut file, resolver)?;
         let limits = args.limits.resolve(&mut file, resolver)?;
+        if api.tls_cert_file.is_some() != api.tls_key_file.is_some() {
+            return Err(bad(
+                "TLS_CERT_FILE",
+                "TLS_CERT_FILE and TLS_KEY_FILE go together",
+            ));
+        }
         limits.trusted_proxies()?;
         let server = args.server.load(&mut file, resolver)?;
         file.finish()?;

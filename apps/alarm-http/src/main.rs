@@ -159,6 +159,18 @@ async fn run(settings: Settings) -> Result<(), String> {
         idempotency_ttl: SignedDuration::from_hours(24),
         health_timeout: SignedDuration::from_secs(1),
         rate_limits: settings.limits.rates(),
+        transport: alarm_api::transport::Transport {
+            header_timeout: Duration::from_secs(api.http_header_timeout_seconds),
+            keep_alive: Duration::from_secs(api.http_keep_alive_seconds),
+            max_connections: api.http_max_connections,
+            tls: match (&api.tls_cert_file, &api.tls_key_file) {
+                (Some(cert), Some(key)) => {
+                    Some(Arc::new(alarm_api::transport::tls_config(cert, key)?))
+                }
+                _ => None,
+            },
+        },
+        body_timeout: Duration::from_secs(api.http_body_timeout_seconds),
         trusted_proxies: settings.limits.trusted_proxies().map_err(|e| e.to_string())?,
     };
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(opened.sql.clone()))];
@@ -188,6 +200,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         }
         None => guarded,
     };
+    let transport = config.transport.clone();
     let counters = match &settings.redis {
         Some(url) => Some(Box::new(alarm_api::limiter::RedisCounters::new(
             url,
@@ -221,16 +234,20 @@ async fn run(settings: Settings) -> Result<(), String> {
         }
     });
 
-    let acceptor = TcpListener::bind(api.listen)
-        .into_acceptor()
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", api.listen))?;
+    let tls = transport.tls.is_some();
+    let acceptor = alarm_api::transport::GuardedAcceptor::new(
+        TcpListener::bind(api.listen)
+            .into_acceptor()
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", api.listen))?,
+        transport,
+    );
     let addr = acceptor
         .local_addr()
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .unwrap_or(api.listen);
-    let base = format!("http://{addr}");
+    let base = format!("{}://{addr}", if tls { "https" } else { "http" });
     tracing::info!(
         listen = %addr,
         database = %opened.config.redacted_url(),

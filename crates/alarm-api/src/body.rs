@@ -149,10 +149,21 @@ async fn read(request: &Request, body: &mut RequestBody) -> Result<Vec<u8>, Prob
         return Ok(Vec::new());
     };
     let mut bytes = Vec::with_capacity(declared.map_or(1024, |n| n as usize));
-    body.into_async_read()
-        .take(MAX_BODY_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
+    // A client that trickles its body holds a connection and a task: it
+    // gets the operator's body timeout, then 408.
+    let limit = request
+        .data::<std::sync::Arc<crate::state::AppState>>()
+        .map_or(std::time::Duration::from_secs(30), |s| s.config.body_timeout);
+    let mut stream = body.into_async_read().take(MAX_BODY_BYTES as u64 + 1);
+    let reading = stream.read_to_end(&mut bytes);
+    tokio::time::timeout(limit, reading)
         .await
+        .map_err(|_| {
+            Problem::new(
+                ProblemType::RequestTimeout,
+                format!("the body did not arrive within {} s", limit.as_secs()),
+            )
+        })?
         .map_err(|e| {
             Problem::new(
                 ProblemType::MalformedJson,

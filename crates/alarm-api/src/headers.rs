@@ -34,8 +34,15 @@ fn inline_scripts(html: &str) -> impl Iterator<Item = &str> {
 
 /// Adds the headers. `docs` is the docs page's policy when this answer is
 /// that page.
-pub(crate) fn secure(resp: &mut Response, docs: Option<&str>) {
+pub(crate) fn secure(resp: &mut Response, docs: Option<&str>, tls: bool) {
     let h = resp.headers_mut();
+    if tls {
+        // Served over TLS by this process: browsers keep to HTTPS for a year.
+        h.insert(
+            "strict-transport-security",
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));

@@ -16,6 +16,7 @@ pub mod lenient;
 pub mod problem;
 pub mod limiter;
 pub mod state;
+pub mod transport;
 
 mod api;
 mod headers;
@@ -161,13 +162,17 @@ impl Running {
     }
 }
 
-/// Binds `addr` and serves [`app`] in a background task.
+/// Binds `addr` and serves [`app`] in a background task, behind the
+/// connection cap, deadlines and TLS of `state`'s [`transport::Transport`].
 ///
 /// # Errors
 /// When the address cannot be bound.
 pub async fn serve(state: Arc<AppState>, addr: std::net::SocketAddr) -> std::io::Result<Running> {
     use poem::listener::{Acceptor, Listener, TcpListener};
-    let acceptor = TcpListener::bind(addr).into_acceptor().await?;
+    let acceptor = transport::GuardedAcceptor::new(
+        TcpListener::bind(addr).into_acceptor().await?,
+        state.config.transport.clone(),
+    );
     let addr = acceptor
         .local_addr()
         .first()

@@ -194,7 +194,11 @@ pub(crate) async fn around<E: Endpoint>(
         && resp
             .content_type()
             .is_some_and(|t| t.starts_with("text/html"));
-    crate::headers::secure(&mut resp, docs_page.then_some(&*docs_policy));
+    crate::headers::secure(
+        &mut resp,
+        docs_page.then_some(&*docs_policy),
+        state.config.transport.tls.is_some(),
+    );
     if resp.status() == StatusCode::UNAUTHORIZED
         && !resp.headers().contains_key(header::WWW_AUTHENTICATE)
     {

@@ -41,6 +41,8 @@ pub enum ProblemType {
     PreconditionRequired,
     /// `If-Match` names a version that is no longer current.
     PreconditionFailed,
+    /// The body did not arrive in time.
+    RequestTimeout,
     /// The body exceeds the limit.
     PayloadTooLarge,
     /// The body is not `application/json`.
@@ -60,7 +62,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every type, for documentation and tests.
-    pub const ALL: [ProblemType; 15] = [
+    pub const ALL: [ProblemType; 16] = [
         ProblemType::MalformedJson,
         ProblemType::Validation,
         ProblemType::Unauthorized,
@@ -69,6 +71,7 @@ impl ProblemType {
         ProblemType::MethodNotAllowed,
         ProblemType::PreconditionRequired,
         ProblemType::PreconditionFailed,
+        ProblemType::RequestTimeout,
         ProblemType::PayloadTooLarge,
         ProblemType::UnsupportedMediaType,
         ProblemType::Conflict,
@@ -89,6 +92,7 @@ impl ProblemType {
             ProblemType::MethodNotAllowed => "method-not-allowed",
             ProblemType::PreconditionRequired => "precondition-required",
             ProblemType::PreconditionFailed => "precondition-failed",
+            ProblemType::RequestTimeout => "request-timeout",
             ProblemType::PayloadTooLarge => "payload-too-large",
             ProblemType::UnsupportedMediaType => "unsupported-media-type",
             ProblemType::Conflict => "conflict",
@@ -110,6 +114,7 @@ impl ProblemType {
             ProblemType::MethodNotAllowed => 405,
             ProblemType::PreconditionRequired => 428,
             ProblemType::PreconditionFailed => 412,
+            ProblemType::RequestTimeout => 408,
             ProblemType::PayloadTooLarge => 413,
             ProblemType::UnsupportedMediaType => 415,
             ProblemType::Conflict => 409,
@@ -130,6 +135,7 @@ impl ProblemType {
             ProblemType::MethodNotAllowed => "Method not allowed",
             ProblemType::PreconditionRequired => "If-Match is required",
             ProblemType::PreconditionFailed => "The resource has changed",
+            ProblemType::RequestTimeout => "The request body did not arrive in time",
             ProblemType::PayloadTooLarge => "The request body is too large",
             ProblemType::UnsupportedMediaType => "Unsupported media type",
             ProblemType::Conflict => "Conflict",
@@ -286,6 +292,9 @@ pub enum ApiError {
     /// `If-Match` names a stale version.
     #[oai(status = 412, content_type = "application/problem+json")]
     PreconditionFailed(Json<Problem>),
+    /// The body did not arrive within the server's body timeout.
+    #[oai(status = 408, content_type = "application/problem+json")]
+    RequestTimeout(Json<Problem>),
     /// The body exceeds 1 MiB.
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
@@ -320,6 +329,7 @@ impl From<Problem> for ApiError {
             404 => ApiError::NotFound(j),
             409 => ApiError::Conflict(j),
             412 => ApiError::PreconditionFailed(j),
+            408 => ApiError::RequestTimeout(j),
             413 => ApiError::PayloadTooLarge(j),
             415 => ApiError::UnsupportedMediaType(j),
             422 => ApiError::Unprocessable(j),
@@ -341,6 +351,7 @@ impl ApiError {
             | ApiError::NotFound(j)
             | ApiError::Conflict(j)
             | ApiError::PreconditionFailed(j)
+            | ApiError::RequestTimeout(j)
             | ApiError::PayloadTooLarge(j)
             | ApiError::UnsupportedMediaType(j)
             | ApiError::Unprocessable(j)

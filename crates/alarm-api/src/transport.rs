@@ -1,0 +1,293 @@
+//! The listening side: a cap on open connections, a deadline for each request head (a client that sends half a request is dropped), a keep-alive limit between requests, and optional TLS 1.2+ on rustls with the workspace's ring provider.
+//!
+//! poem's server offers only an idle timeout, which a client trickling one
+//! byte at a time never trips. [`GuardedAcceptor`] hands poem connections
+//! wrapped in [`Guarded`], which watches the plaintext bytes: from accept
+//! (or from the first byte after a response) the client has
+//! `header_timeout` to finish a request head (`\r\n\r\n`), the TLS
+//! handshake included; between requests it may stay silent for
+//! `keep_alive`. Past either, the read fails and the connection closes.
+//! Slow bodies are bounded where they are read (`body.rs`).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use poem::http::uri::Scheme;
+use poem::listener::{Acceptor, TcpAcceptor};
+use poem::web::{LocalAddr, RemoteAddr};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+/// How connections are bounded.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    /// From accept, or from a keep-alive connection's first byte, to the
+    /// end of the request head.
+    pub header_timeout: Duration,
+    /// Silence allowed between requests on one connection.
+    pub keep_alive: Duration,
+    /// Connections open at once; the next waits in the listen backlog.
+    pub max_connections: usize,
+    /// TLS, when the app terminates it itself.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(60),
+            max_connections: 4096,
+            tls: None,
+        }
+    }
+}
+
+/// A rustls server configuration from PEM files: the certificate chain
+/// and its private key, TLS 1.2 and 1.3 only, on the ring provider, with
+/// HTTP/1.1 and HTTP/2 offered by ALPN.
+///
+/// # Errors
+/// A file that cannot be read or holds no certificate or key, or a key
+/// that does not match.
+pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| format!("TLS_CERT_FILE {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("TLS_CERT_FILE {}: no certificate", cert.display()));
+    }
+    // The key's bytes are never part of an error.
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|_| format!("TLS_KEY_FILE {}: no readable PEM private key", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("TLS_CERT_FILE / TLS_KEY_FILE: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Accepts TCP connections within the cap and wraps each in [`Guarded`].
+pub struct GuardedAcceptor {
+    inner: TcpAcceptor,
+    permits: Arc<Semaphore>,
+    transport: Arc<Transport>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl GuardedAcceptor {
+    /// Wraps `inner`.
+    pub fn new(inner: TcpAcceptor, transport: Transport) -> Self {
+        let tls = transport.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        Self {
+            inner,
+            permits: Arc::new(Semaphore::new(transport.max_connections.max(1))),
+            transport: Arc::new(transport),
+            tls,
+        }
+    }
+}
+
+impl Acceptor for GuardedAcceptor {
+    type Io = Guarded;
+
+    fn local_addr(&self) -> Vec<LocalAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn accept(&mut self) -> io::Result<(Guarded, LocalAddr, RemoteAddr, Scheme)> {
+        // Wait for a free place before taking the next connection: past
+        // the cap, clients wait in the kernel's backlog, not in memory.
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(io::Error::other)?;
+        let (tcp, local, remote, scheme) = self.inner.accept().await?;
+        let _ = tcp.set_nodelay(true);
+        let (stream, scheme) = match &self.tls {
+            // The handshake runs on the connection's own task, on its first
+            // read, under the head deadline: a slow handshake holds up no
+            // other accept.
+            Some(tls) => (Stream::Handshake(tls.accept(tcp)), Scheme::HTTPS),
+            None => (Stream::Plain(tcp), scheme),
+        };
+        let deadline = Instant::now() + self.transport.header_timeout;
+        Ok((
+            Guarded {
+                stream,
+                _permit: permit,
+                transport: self.transport.clone(),
+                phase: Phase::Head,
+                timer: Box::pin(tokio::time::sleep_until(deadline)),
+                matched: 0,
+            },
+            local,
+            remote,
+            scheme,
+        ))
+    }
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Handshake(tokio_rustls::Accept<TcpStream>),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the rest of a request head: the head deadline runs.
+    Head,
+    /// Between requests: the keep-alive deadline runs until a byte comes.
+    Idle,
+    /// A request is being read or answered: no transport deadline.
+    Open,
+}
+
+/// One accepted connection with its place under the cap and its deadlines.
+pub struct Guarded {
+    stream: Stream,
+    _permit: OwnedSemaphorePermit,
+    transport: Arc<Transport>,
+    phase: Phase,
+    timer: Pin<Box<Sleep>>,
+    /// How much of `\r\n\r\n` the last bytes matched.
+    matched: usize,
+}
+
+const HEAD_END: &[u8; 4] = b"\r\n\r\n";
+
+impl Guarded {
+    /// Drives the TLS handshake; `Ready(Ok)` once there is a stream to use.
+    fn ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Stream::Handshake(accept) = &mut self.stream {
+            match Pin::new(accept).poll(cx) {
+                Poll::Ready(Ok(tls)) => self.stream = Stream::Tls(Box::new(tls)),
+                Poll::Ready(Err(e)) => {
+                    self.stream = Stream::Closed;
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn watch(&mut self, new: &[u8]) {
+        if new.is_empty() {
+            return;
+        }
+        if self.phase == Phase::Idle {
+            self.phase = Phase::Head;
+            self.matched = 0;
+            let deadline = Instant::now() + self.transport.header_timeout;
+            self.timer.as_mut().reset(deadline);
+        }
+        if self.phase == Phase::Head {
+            for &b in new {
+                self.matched = if b == HEAD_END[self.matched] {
+                    self.matched + 1
+                } else if b == HEAD_END[0] {
+                    1
+                } else {
+                    0
+                };
+                if self.matched == HEAD_END.len() {
+                    self.phase = Phase::Open;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.phase != Phase::Open && this.timer.as_mut().poll(cx).is_ready() {
+            this.stream = Stream::Closed;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not send a request in time",
+            )));
+        }
+        match this.ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        let before = buf.filled().len();
+        let polled = match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Handshake(_) | Stream::Closed => Poll::Ready(Ok(())),
+        };
+        if let Poll::Ready(Ok(())) = polled {
+            this.watch(&buf.filled()[before..]);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match this.ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+        if this.phase == Phase::Open {
+            // An answer is going out: what the client sends next is a new
+            // request, which must come within the keep-alive window.
+            this.phase = Phase::Idle;
+            let deadline = Instant::now() + this.transport.keep_alive;
+            this.timer.as_mut().reset(deadline);
+        }
+        match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, data),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+            Stream::Handshake(_) | Stream::Closed => {
+                Poll::Ready(Err(io::ErrorKind::NotConnected.into()))
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Handshake(_) | Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().stream {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Handshake(_) | Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
