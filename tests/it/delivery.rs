@@ -808,10 +808,10 @@ async fn ssrf_is_refused_at_registration_and_at_delivery(w: &World) {
     dns.set("inward.test", vec!["10.1.2.3".parse().expect("ip")]);
     dns.set("rebind.test", vec!["203.0.114.9".parse().expect("ip")]);
     let closed = AddressPolicy::default();
-    let guarded = w
-        .ports
-        .clone()
-        .with_targets(Arc::new(SsrfGuard::new(closed.clone(), Arc::new(dns.clone()))));
+    let guarded = w.ports.clone().with_targets(Arc::new(SsrfGuard::new(
+        closed.clone(),
+        Arc::new(dns.clone()),
+    )));
     let hooks = WebhookService::new(guarded);
     let ana = w.user("ana@example.com").await;
     daily(w, &ana, "Wake up", &[Channel::Webhook]).await;

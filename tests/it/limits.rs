@@ -22,9 +22,7 @@ async fn from(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Resp {
-    let mut r = h
-        .req(method, path)
-        .header("x-forwarded-for", client);
+    let mut r = h.req(method, path).header("x-forwarded-for", client);
     if let Some(t) = token {
         r = r.bearer(t);
     }
@@ -101,20 +99,37 @@ async fn request_limits(db: Db, label: String) {
         let r = from(&h, me, "GET", "/api/v1/alarms", Some(&ana), None).await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.header("ratelimit-limit"), Some("3"), "the tighter limit");
-        assert_eq!(r.header("ratelimit-remaining"), Some(left.to_string().as_str()));
+        assert_eq!(
+            r.header("ratelimit-remaining"),
+            Some(left.to_string().as_str())
+        );
     }
     limited(
         &from(&h, me, "GET", "/api/v1/alarms", Some(&ana), None).await,
         "alarm_requests_per_user",
     );
     // Bob from another address is under both of his own limits.
-    let r = from(&h, "198.51.100.8", "GET", "/api/v1/alarms", Some(&bob), None).await;
+    let r = from(
+        &h,
+        "198.51.100.8",
+        "GET",
+        "/api/v1/alarms",
+        Some(&bob),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200);
     // Ana's address has spent 4 of 6; other routes count on it.
     let r = from(&h, me, "GET", "/api/v1/auth/me", Some(&ana), None).await;
-    assert_eq!((r.status, r.header("ratelimit-remaining")), (200, Some("1")));
+    assert_eq!(
+        (r.status, r.header("ratelimit-remaining")),
+        (200, Some("1"))
+    );
     let r = from(&h, me, "GET", "/api/v1/auth/me", Some(&ana), None).await;
-    assert_eq!((r.status, r.header("ratelimit-remaining")), (200, Some("0")));
+    assert_eq!(
+        (r.status, r.header("ratelimit-remaining")),
+        (200, Some("0"))
+    );
     limited(
         &from(&h, me, "GET", "/api/v1/auth/me", Some(&ana), None).await,
         "requests_per_ip",
@@ -147,13 +162,24 @@ async fn login_and_registration_limits(db: Db, label: String) {
     };
     // Registrations: two from one address, the third refused; another
     // address registers.
-    assert_eq!(register(&h, "203.0.113.1", "ana@example.com").await.status, 201);
-    assert_eq!(register(&h, "203.0.113.1", "bob@example.com").await.status, 201);
+    assert_eq!(
+        register(&h, "203.0.113.1", "ana@example.com").await.status,
+        201
+    );
+    assert_eq!(
+        register(&h, "203.0.113.1", "bob@example.com").await.status,
+        201
+    );
     limited(
         &register(&h, "203.0.113.1", "carol@example.com").await,
         "registrations_per_ip",
     );
-    assert_eq!(register(&h, "203.0.113.2", "carol@example.com").await.status, 201);
+    assert_eq!(
+        register(&h, "203.0.113.2", "carol@example.com")
+            .await
+            .status,
+        201
+    );
 
     // Three wrong guesses at Ana from A; the fourth attempt is refused even
     // with the right password; Ana from B logs in.
@@ -168,11 +194,20 @@ async fn login_and_registration_limits(db: Db, label: String) {
         "login_failures_per_email_and_ip",
     );
     let r = login(&h, "198.51.100.2", "ana@example.com", PASSWORD).await;
-    assert_eq!(r.status, 200, "the owner elsewhere is not locked out: {}", r.body);
+    assert_eq!(
+        r.status, 200,
+        "the owner elsewhere is not locked out: {}",
+        r.body
+    );
 
     // A right password gives its counts back: Bob logs in from C many times.
     for _ in 0..4 {
-        assert_eq!(login(&h, "198.51.100.3", "bob@example.com", PASSWORD).await.status, 200);
+        assert_eq!(
+            login(&h, "198.51.100.3", "bob@example.com", PASSWORD)
+                .await
+                .status,
+            200
+        );
     }
 
     // Twelve concurrent wrong guesses at Carol from D: exactly three are
@@ -211,30 +246,59 @@ async fn quotas(db: Db, label: String) {
     };
     let ana = h.account("ana@example.com").await.access;
     let bob = h.account("bob@example.com").await.access;
-    let alarm = |name: &str| {
-        json!({"name": name, "time_zone": "UTC", "schedules": [{"kind": "daily", "time": "07:00"}]})
-    };
+    let alarm = |name: &str| json!({"name": name, "time_zone": "UTC", "schedules": [{"kind": "daily", "time": "07:00"}]});
     for name in ["one", "two"] {
-        let r = h.req("POST", "/api/v1/alarms").bearer(&ana).json(alarm(name)).send().await;
+        let r = h
+            .req("POST", "/api/v1/alarms")
+            .bearer(&ana)
+            .json(alarm(name))
+            .send()
+            .await;
         assert_eq!(r.status, 201, "{}", r.body);
     }
-    let r = h.req("POST", "/api/v1/alarms").bearer(&ana).json(alarm("three")).send().await;
+    let r = h
+        .req("POST", "/api/v1/alarms")
+        .bearer(&ana)
+        .json(alarm("three"))
+        .send()
+        .await;
     r.problem(409, "quota-exceeded");
-    assert_eq!((r.body["quota"].as_str(), r.body["limit"].as_u64()), (Some("alarms_per_user"), Some(2)));
+    assert_eq!(
+        (r.body["quota"].as_str(), r.body["limit"].as_u64()),
+        (Some("alarms_per_user"), Some(2))
+    );
     let listed = h.req("GET", "/api/v1/alarms").bearer(&ana).send().await;
-    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(2), "nothing stored");
+    assert_eq!(
+        listed.body["items"].as_array().map(Vec::len),
+        Some(2),
+        "nothing stored"
+    );
 
     let hook = json!({"url": "https://hooks.example.com/q", "events": ["alarm.triggered"]});
-    let creations = (0..8).map(|_| h.req("POST", "/api/v1/webhooks").bearer(&bob).json(hook.clone()).send());
+    let creations = (0..8).map(|_| {
+        h.req("POST", "/api/v1/webhooks")
+            .bearer(&bob)
+            .json(hook.clone())
+            .send()
+    });
     let answers = futures_util::future::join_all(creations).await;
     let created: Vec<&Resp> = answers.iter().filter(|r| r.status == 201).collect();
-    assert_eq!(created.len(), 2, "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        created.len(),
+        2,
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     for r in answers.iter().filter(|r| r.status != 201) {
         r.problem(409, "quota-exceeded");
         assert_eq!(r.body["quota"], "webhooks_per_user");
     }
     let id = created[0].body["id"].as_str().expect("id").to_owned();
-    let ping = |token: &str| h.req("POST", &format!("/api/v1/webhooks/{id}/test")).bearer(token).send();
+    let ping = |token: &str| {
+        h.req("POST", &format!("/api/v1/webhooks/{id}/test"))
+            .bearer(token)
+            .send()
+    };
     ping(&ana).await.problem(404, "not-found");
     for _ in 0..2 {
         assert_eq!(ping(&bob).await.status, 202);
@@ -251,7 +315,12 @@ async fn bounded_inputs(db: Db, label: String) {
         return;
     };
     let ana = h.account("ana@example.com").await.access;
-    let post = |body: Value| h.req("POST", "/api/v1/alarms").bearer(&ana).json(body).send();
+    let post = |body: Value| {
+        h.req("POST", "/api/v1/alarms")
+            .bearer(&ana)
+            .json(body)
+            .send()
+    };
     let every = |n: u32| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
     let attack = format!(
         "FREQ=YEARLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYHOUR={};BYMINUTE={}",
@@ -263,7 +332,14 @@ async fn bounded_inputs(db: Db, label: String) {
     .await;
     r.problem(422, "validation");
     assert_eq!(r.field(), "schedules");
-    assert!(r.body["errors"][0]["reason"].as_str().unwrap_or("").contains("too-frequent"), "{}", r.body);
+    assert!(
+        r.body["errors"][0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("too-frequent"),
+        "{}",
+        r.body
+    );
     // 96 a day (every quarter hour) is the default limit: accepted.
     let quarter = format!("FREQ=DAILY;BYHOUR={};BYMINUTE=0,15,30,45", every(24));
     let r = post(json!({"name": "q", "time_zone": "UTC",
@@ -282,7 +358,8 @@ async fn bounded_inputs(db: Db, label: String) {
     let r = post(json!({"name": "d", "description": "é".repeat(1001), "time_zone": "UTC", "schedules": daily})).await;
     r.problem(422, "validation");
     assert_eq!(r.field(), "description");
-    let r = post(json!({"name": "evil\u{202e}gnp.exe", "time_zone": "UTC", "schedules": daily})).await;
+    let r =
+        post(json!({"name": "evil\u{202e}gnp.exe", "time_zone": "UTC", "schedules": daily})).await;
     r.problem(422, "validation");
     assert_eq!(r.field(), "name");
     let r = post(json!({"name": "Cafe\u{301}", "time_zone": "UTC", "schedules": daily})).await;
@@ -297,11 +374,19 @@ async fn bounded_inputs(db: Db, label: String) {
     assert_eq!(r.field(), "display_name");
     // A 1 MB body is refused whole (413); below it, the e-mail is bounded.
     let huge = format!("{}@example.com", "a".repeat(500_000));
-    let r = h.req("POST", "/api/v1/auth/login").json(json!({"email": huge, "password": PASSWORD})).send().await;
+    let r = h
+        .req("POST", "/api/v1/auth/login")
+        .json(json!({"email": huge, "password": PASSWORD}))
+        .send()
+        .await;
     r.problem(422, "validation");
     assert_eq!(r.field(), "email");
     let long = "x".repeat(1025);
-    let r = h.req("POST", "/api/v1/auth/login").json(json!({"email": "ana@example.com", "password": long})).send().await;
+    let r = h
+        .req("POST", "/api/v1/auth/login")
+        .json(json!({"email": "ana@example.com", "password": long}))
+        .send()
+        .await;
     r.problem(422, "validation");
     assert_eq!(r.field(), "password");
     h.stop().await;
@@ -315,7 +400,11 @@ async fn security_headers(db: Db, label: String) {
     };
     for path in ["/health/live", "/api/v1/alarms", "/openapi.json", "/nope"] {
         let r = h.req("GET", path).send().await;
-        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
         assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
         assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
         let csp = r.header("content-security-policy").unwrap_or("");
@@ -326,7 +415,10 @@ async fn security_headers(db: Db, label: String) {
     assert_eq!(docs.status, 200);
     let csp = docs.header("content-security-policy").unwrap_or("");
     assert_eq!(csp.matches("'sha256-").count(), 2, "{csp}");
-    assert!(!csp.contains("unsafe-eval") && !csp.contains("script-src 'unsafe-inline'"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-eval") && !csp.contains("script-src 'unsafe-inline'"),
+        "{csp}"
+    );
     h.stop().await;
 }
 
@@ -338,11 +430,21 @@ async fn demotion_takes_effect_at_once(db: Db, label: String) {
     };
     let root = h.account(ADMIN).await.access;
     let holiday = json!({"name": "Founders' Day", "date": "2027-03-01", "country": "BR"});
-    let r = h.req("POST", "/api/v1/holidays").bearer(&root).json(holiday.clone()).send().await;
+    let r = h
+        .req("POST", "/api/v1/holidays")
+        .bearer(&root)
+        .json(holiday.clone())
+        .send()
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let ports = h.ports();
     let email = alarm_domain::model::Email::parse(ADMIN).expect("email");
-    let user = ports.users.find_by_email(&email).await.expect("read").expect("user");
+    let user = ports
+        .users
+        .find_by_email(&email)
+        .await
+        .expect("read")
+        .expect("user");
     let demoted = alarm_domain::model::User::new(
         user.id(),
         user.email().clone(),
@@ -355,11 +457,21 @@ async fn demotion_takes_effect_at_once(db: Db, label: String) {
         .users
         .commit(alarm_domain::ports::ChangeSet::audited(
             alarm_domain::ports::UserOp::Update(demoted),
-            alarm_testkit::fixtures::audit(&ports, Some(user.id()), "user.demote", user.id().as_uuid()),
+            alarm_testkit::fixtures::audit(
+                &ports,
+                Some(user.id()),
+                "user.demote",
+                user.id().as_uuid(),
+            ),
         ))
         .await
         .expect("demote");
-    let r = h.req("POST", "/api/v1/holidays").bearer(&root).json(holiday).send().await;
+    let r = h
+        .req("POST", "/api/v1/holidays")
+        .bearer(&root)
+        .json(holiday)
+        .send()
+        .await;
     r.problem(403, "forbidden");
     h.stop().await;
 }
@@ -387,7 +499,9 @@ fn redis_available() -> bool {
             std::env::var("CI").as_deref() != Ok("true"),
             "Redis at {addr} does not answer and CI=true: .ci/run starts it"
         );
-        eprintln!("SKIPPED: Redis at {addr} does not answer; the shared rate-limit trials are listed as ignored");
+        eprintln!(
+            "SKIPPED: Redis at {addr} does not answer; the shared rate-limit trials are listed as ignored"
+        );
     }
     up
 }
@@ -412,7 +526,9 @@ async fn two_instances_share_one_budget() {
             let mut limits = with_proxy(Limits::lenient());
             limits.rates.per_ip = Rate::new("requests_per_ip", 4, LONG);
             limits.counters = Some(redis_counters(&redis_url(), &prefix));
-            Harness::start_with(Db::Sqlite, label, limits).await.expect("sqlite")
+            Harness::start_with(Db::Sqlite, label, limits)
+                .await
+                .expect("sqlite")
         }
     };
     let (a, b) = (start("redis-shared-a").await, start("redis-shared-b").await);
@@ -421,10 +537,19 @@ async fn two_instances_share_one_budget() {
         let r = from(h, me, "GET", "/health/ready", None, None).await;
         assert_eq!(r.status, 200, "health is not counted");
         let r = from(h, me, "GET", "/api/v1/alarms", None, None).await;
-        assert_eq!((r.status, r.header("ratelimit-remaining")), (401, Some(left)));
+        assert_eq!(
+            (r.status, r.header("ratelimit-remaining")),
+            (401, Some(left))
+        );
     }
-    limited(&from(&a, me, "GET", "/api/v1/alarms", None, None).await, "requests_per_ip");
-    limited(&from(&b, me, "GET", "/api/v1/alarms", None, None).await, "requests_per_ip");
+    limited(
+        &from(&a, me, "GET", "/api/v1/alarms", None, None).await,
+        "requests_per_ip",
+    );
+    limited(
+        &from(&b, me, "GET", "/api/v1/alarms", None, None).await,
+        "requests_per_ip",
+    );
     let other = from(&b, "198.51.100.71", "GET", "/api/v1/alarms", None, None).await;
     assert_eq!(other.status, 401, "another client has its own budget");
     a.stop().await;
@@ -435,7 +560,9 @@ async fn two_instances_share_one_budget() {
 /// instance's own process (the documented choice: neither open nor closed).
 async fn redis_going_away_falls_back_to_local_counts() {
     // A forwarder to Redis that the test can cut, connections and all.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let target = redis_url()
         .trim_start_matches("redis://")
@@ -457,34 +584,55 @@ async fn redis_going_away_falls_back_to_local_counts() {
     let mut limits = with_proxy(Limits::lenient());
     limits.rates.per_ip = Rate::new("requests_per_ip", 3, LONG);
     let prefix = format!("alarm-test:{}:", uuid::Uuid::now_v7());
-    limits.counters = Some(redis_counters(&format!("redis://127.0.0.1:{port}/"), &prefix));
-    let h = Harness::start_with(Db::Sqlite, "redis-away", limits).await.expect("sqlite");
+    limits.counters = Some(redis_counters(
+        &format!("redis://127.0.0.1:{port}/"),
+        &prefix,
+    ));
+    let h = Harness::start_with(Db::Sqlite, "redis-away", limits)
+        .await
+        .expect("sqlite");
     let me = "198.51.100.80";
     for left in ["2", "1"] {
         let r = from(&h, me, "GET", "/api/v1/alarms", None, None).await;
-        assert_eq!((r.status, r.header("ratelimit-remaining")), (401, Some(left)), "counted in Redis");
+        assert_eq!(
+            (r.status, r.header("ratelimit-remaining")),
+            (401, Some(left)),
+            "counted in Redis"
+        );
     }
     forwarder.abort();
     let _ = forwarder.await;
     // Redis is unreachable now: this process counts from zero on its own.
     for left in ["2", "1", "0"] {
         let r = from(&h, me, "GET", "/api/v1/alarms", None, None).await;
-        assert_eq!((r.status, r.header("ratelimit-remaining")), (401, Some(left)), "counted locally");
+        assert_eq!(
+            (r.status, r.header("ratelimit-remaining")),
+            (401, Some(left)),
+            "counted locally"
+        );
     }
-    limited(&from(&h, me, "GET", "/api/v1/alarms", None, None).await, "requests_per_ip");
+    limited(
+        &from(&h, me, "GET", "/api/v1/alarms", None, None).await,
+        "requests_per_ip",
+    );
     h.stop().await;
 }
 
+/// A scenario's name and how it runs on one database.
+type Scenario = (&'static str, fn(Db, String));
+
 pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
     let module = "limits";
-    let scenarios: [(&str, fn(Db, String)); 6] = [
+    let scenarios: [Scenario; 6] = [
         ("request_limits", |db, l| block_on(request_limits(db, l))),
         ("login_and_registration_limits", |db, l| {
             block_on(login_and_registration_limits(db, l));
         }),
         ("quotas", |db, l| block_on(quotas(db, l))),
         ("bounded_inputs", |db, l| block_on(bounded_inputs(db, l))),
-        ("security_headers", |db, l| block_on(security_headers(db, l))),
+        ("security_headers", |db, l| {
+            block_on(security_headers(db, l))
+        }),
         ("demotion_takes_effect_at_once", |db, l| {
             block_on(demotion_takes_effect_at_once(db, l));
         }),
@@ -523,9 +671,15 @@ fn redis_trials(module: &str) -> Vec<libtest_mimic::Trial> {
 fn product_defaults() {
     let d = RateLimits::default();
     assert_eq!((d.per_ip.limit, d.per_ip.period_secs), (1000, 60));
-    assert_eq!((d.alarms_per_user.limit, d.alarms_per_user.period_secs), (100, 60));
+    assert_eq!(
+        (d.alarms_per_user.limit, d.alarms_per_user.period_secs),
+        (100, 60)
+    );
     assert_eq!((d.login_per_pair.limit, d.login_per_ip.limit), (10, 50));
     assert_eq!(d.login_per_pair.period_secs, 900);
     let q = alarm_domain::limits::Limits::default();
-    assert_eq!((q.alarms_per_user, q.fires_per_day, q.webhooks_per_user), (200, 96, 20));
+    assert_eq!(
+        (q.alarms_per_user, q.fires_per_day, q.webhooks_per_user),
+        (200, 96, 20)
+    );
 }

@@ -1372,7 +1372,10 @@ async fn every_answer_matches_the_served_spec(h: &Harness) {
         .await;
 
     // Password guessing ends in 429 with `Retry-After`.
-    for _ in 0..alarm_api::limiter::RateLimits::default().login_per_pair.limit {
+    for _ in 0..alarm_api::limiter::RateLimits::default()
+        .login_per_pair
+        .limit
+    {
         s.expect(h, login("bob@example.com", "a wrong password"), 401)
             .await;
     }

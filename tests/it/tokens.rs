@@ -135,7 +135,10 @@ async fn login_throttle(h: &Harness) {
         h.req("POST", "/api/v1/auth/login")
             .json(serde_json::json!({"email": email, "password": password}))
     };
-    for _ in 0..alarm_api::limiter::RateLimits::default().login_per_pair.limit {
+    for _ in 0..alarm_api::limiter::RateLimits::default()
+        .login_per_pair
+        .limit
+    {
         login("ana@example.com", "wrong guess 123")
             .send()
             .await

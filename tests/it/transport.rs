@@ -115,7 +115,10 @@ async fn the_connection_cap_holds() {
         async move {
             for mut s in silent {
                 until_closed(&mut s).await;
-                order.lock().expect("order").push("a silent client was dropped");
+                order
+                    .lock()
+                    .expect("order")
+                    .push("a silent client was dropped");
             }
         }
     };
@@ -125,7 +128,10 @@ async fn the_connection_cap_holds() {
         async move {
             let r = h.req("GET", "/health/live").send().await;
             assert_eq!(r.status, 200);
-            order.lock().expect("order").push("the fourth client was answered");
+            order
+                .lock()
+                .expect("order")
+                .push("the fourth client was answered");
         }
     };
     tokio::join!(closes, request);
@@ -154,7 +160,10 @@ async fn tls_serves_https_with_hsts() {
             .chunks(64)
             .map(|c| std::str::from_utf8(c).expect("ascii"))
             .collect();
-        format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            lines.join("\n")
+        )
     };
     let dir = std::env::temp_dir().join(format!("alarm-tls-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -203,12 +212,18 @@ async fn tls_serves_https_with_hsts() {
 pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
     let module = "transport";
     let tests: [(&str, fn()); 4] = [
-        ("half_requests_are_dropped", || block_on(half_requests_are_dropped())),
+        ("half_requests_are_dropped", || {
+            block_on(half_requests_are_dropped())
+        }),
         ("slow_bodies_and_idle_connections", || {
             block_on(slow_bodies_and_idle_connections());
         }),
-        ("the_connection_cap_holds", || block_on(the_connection_cap_holds())),
-        ("tls_serves_https_with_hsts", || block_on(tls_serves_https_with_hsts())),
+        ("the_connection_cap_holds", || {
+            block_on(the_connection_cap_holds())
+        }),
+        ("tls_serves_https_with_hsts", || {
+            block_on(tls_serves_https_with_hsts())
+        }),
     ];
     tests
         .into_iter()

@@ -139,7 +139,10 @@ impl LimitValues {
         let d = RateLimits::default();
         let login = u64::from(self.login_window_minutes) * 60;
         RateLimits {
-            per_ip: Rate { limit: self.rate_limit_per_ip_per_minute, ..d.per_ip },
+            per_ip: Rate {
+                limit: self.rate_limit_per_ip_per_minute,
+                ..d.per_ip
+            },
             alarms_per_user: Rate {
                 limit: self.rate_limit_alarms_per_user_per_minute,
                 ..d.alarms_per_user
@@ -179,7 +182,12 @@ impl LimitValues {
                 let s = s.trim();
                 s.parse::<ipnet::IpNet>()
                     .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| bad("TRUSTED_PROXIES", format!("`{s}` is not a CIDR like 10.0.0.0/8")))
+                    .map_err(|_| {
+                        bad(
+                            "TRUSTED_PROXIES",
+                            format!("`{s}` is not a CIDR like 10.0.0.0/8"),
+                        )
+                    })
             })
             .collect()
     }
@@ -293,7 +301,11 @@ impl Settings {
                 format!("jwt_secret_key = {key}"),
                 format!(
                     "rate_limit_redis_url = {}",
-                    if self.redis.is_some() { "\"[redacted]\"" } else { "\"(none: counters in this process)\"" }
+                    if self.redis.is_some() {
+                        "\"[redacted]\""
+                    } else {
+                        "\"(none: counters in this process)\""
+                    }
                 ),
             ],
             self.server.describe(),

@@ -171,7 +171,10 @@ async fn run(settings: Settings) -> Result<(), String> {
             },
         },
         body_timeout: Duration::from_secs(api.http_body_timeout_seconds),
-        trusted_proxies: settings.limits.trusted_proxies().map_err(|e| e.to_string())?,
+        trusted_proxies: settings
+            .limits
+            .trusted_proxies()
+            .map_err(|e| e.to_string())?,
     };
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(opened.sql.clone()))];
     // The engine and the delivery worker run in this process unless
@@ -186,13 +189,17 @@ async fn run(settings: Settings) -> Result<(), String> {
     } else {
         None
     };
-    let guarded = opened.ports.clone().with_limits(settings.limits.domain()).with_targets(Arc::new(
-        settings
-            .server
-            .notify
-            .settings
-            .guard(alarm_notify::settings::system_resolver()),
-    ));
+    let guarded = opened
+        .ports
+        .clone()
+        .with_limits(settings.limits.domain())
+        .with_targets(Arc::new(
+            settings
+                .server
+                .notify
+                .settings
+                .guard(alarm_notify::settings::system_resolver()),
+        ));
     let api_ports = match &background {
         Some(b) => {
             checks.push(Arc::new(EngineCheck(b.health())));

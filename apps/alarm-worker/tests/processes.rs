@@ -129,19 +129,20 @@ async fn db(label: &str) -> Option<Db> {
     // thousands of alarms on a busy machine can overrun their instant
     // without the service refusing a one-off "in the past"; the workers
     // go by the database's clock as always.
-    let ports = sql.ports(
-        TimeZoneDatabase::bundled(),
-        Arc::new(ManualClock::new(
-            Timestamp::now() - SignedDuration::from_mins(1),
-        )),
-        Arc::new(RandomIds),
-    )
-    // Thousands of alarms for a few owners: the operator's setting
-    // (QUOTA_ALARMS_PER_USER) raised, as a load test would.
-    .with_limits(alarm_domain::limits::Limits {
-        alarms_per_user: 1_000_000,
-        ..alarm_domain::limits::Limits::default()
-    });
+    let ports = sql
+        .ports(
+            TimeZoneDatabase::bundled(),
+            Arc::new(ManualClock::new(
+                Timestamp::now() - SignedDuration::from_mins(1),
+            )),
+            Arc::new(RandomIds),
+        )
+        // Thousands of alarms for a few owners: the operator's setting
+        // (QUOTA_ALARMS_PER_USER) raised, as a load test would.
+        .with_limits(alarm_domain::limits::Limits {
+            alarms_per_user: 1_000_000,
+            ..alarm_domain::limits::Limits::default()
+        });
     Some(Db { pg, sql, ports })
 }
 

@@ -54,7 +54,9 @@ pub const HASH_QUEUE: usize = 32;
 
 fn hash_admission() -> &'static tokio::sync::Semaphore {
     static ADMITTED: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    ADMITTED.get_or_init(|| tokio::sync::Semaphore::new(hashing_permits().available_permits() + HASH_QUEUE))
+    ADMITTED.get_or_init(|| {
+        tokio::sync::Semaphore::new(hashing_permits().available_permits() + HASH_QUEUE)
+    })
 }
 
 /// A place among the password checks running or waiting, held for the
@@ -62,7 +64,8 @@ fn hash_admission() -> &'static tokio::sync::Semaphore {
 ///
 /// # Errors
 /// 503 `unavailable` with `Retry-After: 1` when every place is taken.
-pub(crate) fn hash_ticket() -> Result<tokio::sync::SemaphorePermit<'static>, crate::problem::ApiError> {
+pub(crate) fn hash_ticket()
+-> Result<tokio::sync::SemaphorePermit<'static>, crate::problem::ApiError> {
     hash_admission().try_acquire().map_err(|_| {
         tracing::warn!("password-check queue full; refusing");
         crate::problem::ApiError::Unavailable(
@@ -121,7 +124,10 @@ pub fn check_password_size(field: &str, password: &str) -> Result<(), Problem> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(Problem::invalid(
             field,
-            format!("must have at most {MAX_PASSWORD_BYTES} bytes (got {})", password.len()),
+            format!(
+                "must have at most {MAX_PASSWORD_BYTES} bytes (got {})",
+                password.len()
+            ),
         ));
     }
     Ok(())

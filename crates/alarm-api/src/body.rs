@@ -153,7 +153,9 @@ async fn read(request: &Request, body: &mut RequestBody) -> Result<Vec<u8>, Prob
     // gets the operator's body timeout, then 408.
     let limit = request
         .data::<std::sync::Arc<crate::state::AppState>>()
-        .map_or(std::time::Duration::from_secs(30), |s| s.config.body_timeout);
+        .map_or(std::time::Duration::from_secs(30), |s| {
+            s.config.body_timeout
+        });
     let mut stream = body.into_async_read().take(MAX_BODY_BYTES as u64 + 1);
     let reading = stream.read_to_end(&mut bytes);
     tokio::time::timeout(limit, reading)

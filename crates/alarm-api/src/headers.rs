@@ -7,7 +7,8 @@ use poem::http::HeaderValue;
 use sha2::{Digest, Sha256};
 
 /// The policy of every answer except the docs page: JSON needs nothing.
-const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+const API_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// The docs page's policy: its inline scripts by SHA-256 (the Swagger UI
 /// bundle and the start-up script that carries the spec, both fixed when
@@ -15,7 +16,12 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'non
 /// back to this origin ("Try it out").
 pub(crate) fn docs_csp(html: &str) -> String {
     let hashes: Vec<String> = inline_scripts(html)
-        .map(|script| format!("'sha256-{}'", STANDARD.encode(Sha256::digest(script.as_bytes()))))
+        .map(|script| {
+            format!(
+                "'sha256-{}'",
+                STANDARD.encode(Sha256::digest(script.as_bytes()))
+            )
+        })
         .collect();
     format!(
         "default-src 'none'; script-src {}; style-src 'unsafe-inline'; img-src 'self' data:; \
@@ -43,7 +49,10 @@ pub(crate) fn secure(resp: &mut Response, docs: Option<&str>, tls: bool) {
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert(

@@ -13,8 +13,8 @@ pub mod auth;
 pub mod body;
 pub mod dto;
 pub mod lenient;
-pub mod problem;
 pub mod limiter;
+pub mod problem;
 pub mod state;
 pub mod transport;
 
@@ -123,9 +123,7 @@ pub fn app(state: Arc<AppState>) -> BoxEndpoint<'static> {
                 .into_http()
             }),
         )
-        .around(move |next, req| {
-            middleware::around(next, req, outer.clone(), docs_policy.clone())
-        });
+        .around(move |next, req| middleware::around(next, req, outer.clone(), docs_policy.clone()));
     route.boxed()
 }
 

@@ -162,7 +162,10 @@ impl CounterStore for LocalCounters {
             map.retain(|_, (_, _, expires)| *expires > now);
         }
         let key = if map.len() >= self.max_keys && !map.contains_key(key) {
-            tracing::warn!(keys = map.len(), "rate-limit store full; new keys share one budget");
+            tracing::warn!(
+                keys = map.len(),
+                "rate-limit store full; new keys share one budget"
+            );
             OVERFLOW_KEY
         } else {
             key
@@ -526,7 +529,11 @@ mod tests {
         assert_eq!(store.add("b", 1, 1, 60).await, Ok(1));
         assert_eq!(store.add("c", 1, 1, 60).await, Ok(1), "overflow");
         assert_eq!(store.add("d", 1, 1, 60).await, Ok(2), "the same overflow");
-        assert_eq!(store.add("a", 1, 1, 60).await, Ok(2), "tracked keys count on");
+        assert_eq!(
+            store.add("a", 1, 1, 60).await,
+            Ok(2),
+            "tracked keys count on"
+        );
         assert!(store.len() <= 3);
         assert_eq!(
             store.add("a", 2, 1, 60).await,

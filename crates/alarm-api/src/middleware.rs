@@ -31,7 +31,11 @@ fn accepted_id(req: &Request) -> Option<String> {
 /// request was counted against (and `Retry-After` if it was refused).
 fn with_rate_headers(mut resp: Response) -> Response {
     let decision = crate::limiter::DECISION
-        .try_with(|slot| *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        .try_with(|slot| {
+            *slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
         .ok()
         .flatten();
     if let Some(d) = decision {
@@ -111,7 +115,10 @@ impl ClientAddress {
 /// address (health checks aside, so a load balancer's probes never
 /// starve), and `/api/v1/alarms…` per user. A refusal is the answer.
 async fn guard(state: &AppState, req: &mut Request) -> Option<Response> {
-    let peer = req.remote_addr().as_socket_addr().map(std::net::SocketAddr::ip);
+    let peer = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(std::net::SocketAddr::ip);
     let client = ClientAddress(crate::limiter::client_ip(
         peer,
         req.headers(),
@@ -125,7 +132,10 @@ async fn guard(state: &AppState, req: &mut Request) -> Option<Response> {
     let limits = &state.config.rate_limits;
     let d = state.limiter.hit(limits.per_ip, &client.key()).await;
     if !d.allowed() {
-        return Some(refusal(&d, "too many requests from this address; wait and retry"));
+        return Some(refusal(
+            &d,
+            "too many requests from this address; wait and retry",
+        ));
     }
     crate::limiter::note(d);
     if path == "/api/v1/alarms" || path.starts_with("/api/v1/alarms/") {
@@ -134,14 +144,22 @@ async fn guard(state: &AppState, req: &mut Request) -> Option<Response> {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|token| state.tokens.verify(token.trim(), state.ports.clock.now()).ok())
+            .and_then(|token| {
+                state
+                    .tokens
+                    .verify(token.trim(), state.ports.clock.now())
+                    .ok()
+            })
             .map(|claims| claims.sub);
         // Without a valid token the request is answered 401 by the
         // operation; the address limit above already counted it.
         if let Some(user) = user {
             let d = state.limiter.hit(limits.alarms_per_user, &user).await;
             if !d.allowed() {
-                return Some(refusal(&d, "too many alarm requests for this account; wait and retry"));
+                return Some(refusal(
+                    &d,
+                    "too many alarm requests for this account; wait and retry",
+                ));
             }
             crate::limiter::note(d);
         }
@@ -169,25 +187,28 @@ pub(crate) async fn around<E: Endpoint>(
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     let mut resp = REQUEST_ID
-        .scope(id.clone(), crate::limiter::DECISION.scope(std::sync::Mutex::new(None), async {
-            if let Some(refused) = guard(&state, &mut req).await {
-                return with_rate_headers(refused);
-            }
-            let resp = match next.call(req).await {
-                Ok(r) => {
-                    let mut r = r.into_response();
-                    if r.status() == StatusCode::PAYLOAD_TOO_LARGE
-                        && r.content_type() != Some(PROBLEM_JSON)
-                    {
-                        r = Problem::new(ProblemType::PayloadTooLarge, "the body is too large")
-                            .into_http();
-                    }
-                    r
+        .scope(
+            id.clone(),
+            crate::limiter::DECISION.scope(std::sync::Mutex::new(None), async {
+                if let Some(refused) = guard(&state, &mut req).await {
+                    return with_rate_headers(refused);
                 }
-                Err(e) => problem_for(e),
-            };
-            with_rate_headers(resp)
-        }))
+                let resp = match next.call(req).await {
+                    Ok(r) => {
+                        let mut r = r.into_response();
+                        if r.status() == StatusCode::PAYLOAD_TOO_LARGE
+                            && r.content_type() != Some(PROBLEM_JSON)
+                        {
+                            r = Problem::new(ProblemType::PayloadTooLarge, "the body is too large")
+                                .into_http();
+                        }
+                        r
+                    }
+                    Err(e) => problem_for(e),
+                };
+                with_rate_headers(resp)
+            }),
+        )
         .instrument(span.clone())
         .await;
     let docs_page = path.starts_with("/docs")

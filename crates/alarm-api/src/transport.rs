@@ -56,7 +56,10 @@ impl Default for Transport {
 /// # Errors
 /// A file that cannot be read or holds no certificate or key, or a key
 /// that does not match.
-pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig, String> {
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let chain = CertificateDer::pem_file_iter(cert)
@@ -66,8 +69,12 @@ pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustl
         return Err(format!("TLS_CERT_FILE {}: no certificate", cert.display()));
     }
     // The key's bytes are never part of an error.
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|_| format!("TLS_KEY_FILE {}: no readable PEM private key", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|_| {
+        format!(
+            "TLS_KEY_FILE {}: no readable PEM private key",
+            key.display()
+        )
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -122,7 +129,7 @@ impl Acceptor for GuardedAcceptor {
             // The handshake runs on the connection's own task, on its first
             // read, under the head deadline: a slow handshake holds up no
             // other accept.
-            Some(tls) => (Stream::Handshake(tls.accept(tcp)), Scheme::HTTPS),
+            Some(tls) => (Stream::Handshake(Box::new(tls.accept(tcp))), Scheme::HTTPS),
             None => (Stream::Plain(tcp), scheme),
         };
         let deadline = Instant::now() + self.transport.header_timeout;
@@ -144,7 +151,7 @@ impl Acceptor for GuardedAcceptor {
 
 enum Stream {
     Plain(TcpStream),
-    Handshake(tokio_rustls::Accept<TcpStream>),
+    Handshake(Box<tokio_rustls::Accept<TcpStream>>),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     Closed,
 }
@@ -176,7 +183,7 @@ impl Guarded {
     /// Drives the TLS handshake; `Ready(Ok)` once there is a stream to use.
     fn ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Stream::Handshake(accept) = &mut self.stream {
-            match Pin::new(accept).poll(cx) {
+            match Pin::new(accept.as_mut()).poll(cx) {
                 Poll::Ready(Ok(tls)) => self.stream = Stream::Tls(Box::new(tls)),
                 Poll::Ready(Err(e)) => {
                     self.stream = Stream::Closed;

@@ -152,7 +152,11 @@ fn is_bidi_control(c: char) -> bool {
 /// they were refused is read back (shown plainly rather than not at all).
 pub fn without_bidi(value: &str) -> std::borrow::Cow<'_, str> {
     if value.chars().any(is_bidi_control) {
-        value.chars().filter(|c| !is_bidi_control(*c)).collect::<String>().into()
+        value
+            .chars()
+            .filter(|c| !is_bidi_control(*c))
+            .collect::<String>()
+            .into()
     } else {
         value.into()
     }

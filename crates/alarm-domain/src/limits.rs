@@ -98,7 +98,10 @@ impl Limits {
 
     /// The exception-period quota.
     pub fn exception_periods(&self) -> Quota {
-        Quota::new("exception_periods_per_user", self.exception_periods_per_user)
+        Quota::new(
+            "exception_periods_per_user",
+            self.exception_periods_per_user,
+        )
     }
 
     /// The routine quota.
@@ -179,7 +182,9 @@ mod tests {
     #[test]
     fn rings_per_day_are_summed_over_schedules() {
         let limits = Limits::default();
-        let every_quarter_hour = rule("FREQ=DAILY;BYHOUR=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23;BYMINUTE=0,15,30,45");
+        let every_quarter_hour = rule(
+            "FREQ=DAILY;BYHOUR=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23;BYMINUTE=0,15,30,45",
+        );
         assert_eq!(every_quarter_hour.wall_times_per_day(), 96);
         let one = Schedules::new(vec![every_quarter_hour.clone()]).expect("schedules");
         assert!(limits.check_schedules(&one).is_ok(), "exactly the limit");
@@ -192,7 +197,9 @@ mod tests {
         .expect("schedules");
         let e = limits.check_schedules(&over).expect_err("97 a day");
         assert_eq!((e.field(), e.code()), ("schedules", codes::TOO_FREQUENT));
-        let every_minute = rule("FREQ=YEARLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYHOUR=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23;BYMINUTE=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59");
+        let every_minute = rule(
+            "FREQ=YEARLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYHOUR=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23;BYMINUTE=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59",
+        );
         assert_eq!(every_minute.wall_times_per_day(), 1440);
         assert!(
             limits

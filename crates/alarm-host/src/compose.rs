@@ -39,8 +39,7 @@ pub async fn open(db: &Database, schema: &SchemaValues) -> Result<Opened, String
     if db.embedded() {
         let dir = &db.values.data_dir;
         // Owner-only: the folder holds the database and the signing key.
-        alarm_sql::private_dir(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        alarm_sql::private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let sql = Sql::connect(&config).await.map_err(|e| e.to_string())?;
     if schema.auto_migrate(db) {

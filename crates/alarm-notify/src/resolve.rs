@@ -173,7 +173,10 @@ mod tests {
             why.contains("inward.test resolves to an address webhooks may not reach"),
             "{why}"
         );
-        assert!(!why.contains("10.1.2.3"), "the resolved address is not revealed: {why}");
+        assert!(
+            !why.contains("10.1.2.3"),
+            "the resolved address is not revealed: {why}"
+        );
         assert!(guard.check(&url("http://127.0.0.1:9/h")).await.is_err());
         assert!(guard.check(&url("http://[::1]/h")).await.is_err());
         assert!(guard.check(&url("http://localhost/h")).await.is_err());

@@ -38,7 +38,8 @@ impl NotifySettings {
         ports: Ports,
         resolver: Arc<dyn Resolve>,
     ) -> Result<Arc<Dispatcher>, String> {
-        let sender = WebhookSender::new(self.webhook.clone(), resolver).map_err(|e| e.to_string())?;
+        let sender =
+            WebhookSender::new(self.webhook.clone(), resolver).map_err(|e| e.to_string())?;
         let mailer = self
             .smtp
             .as_ref()

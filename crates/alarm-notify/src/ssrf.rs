@@ -6,7 +6,9 @@ use std::ops::RangeInclusive;
 /// Why a target is refused. Its text names the class of the address, never
 /// the address: a name's resolved address stays the operator's to know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the target address is {class}: webhooks may only reach public addresses and allowed ports")]
+#[error(
+    "the target address is {class}: webhooks may only reach public addresses and allowed ports"
+)]
 pub struct Refused {
     /// The address (for logs; not in the text).
     pub address: IpAddr,
@@ -310,17 +312,36 @@ mod tests {
     #[test]
     fn the_allow_list_opens_networks_but_never_the_metadata_service() {
         let policy = AddressPolicy {
-            allow: vec!["10.20.0.0/16".parse().expect("net"), "169.254.0.0/16".parse().expect("net")],
+            allow: vec![
+                "10.20.0.0/16".parse().expect("net"),
+                "169.254.0.0/16".parse().expect("net"),
+            ],
             ..AddressPolicy::default()
         };
         assert_eq!(policy.check("10.20.3.4".parse().expect("ip")), Ok(()));
         assert!(policy.check("10.21.3.4".parse().expect("ip")).is_err());
-        assert_eq!(policy.check("::ffff:10.20.3.4".parse().expect("ip")), Ok(()));
-        for metadata in ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe"] {
-            let r = policy.check(metadata.parse().expect("ip")).expect_err(metadata);
+        assert_eq!(
+            policy.check("::ffff:10.20.3.4".parse().expect("ip")),
+            Ok(())
+        );
+        for metadata in [
+            "169.254.169.254",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            let r = policy
+                .check(metadata.parse().expect("ip"))
+                .expect_err(metadata);
             assert_eq!(r.class, "the cloud metadata service", "{metadata}");
-            let everything = AddressPolicy { allow_private: true, ..AddressPolicy::default() };
-            assert!(everything.check(metadata.parse().expect("ip")).is_err(), "{metadata}");
+            let everything = AddressPolicy {
+                allow_private: true,
+                ..AddressPolicy::default()
+            };
+            assert!(
+                everything.check(metadata.parse().expect("ip")).is_err(),
+                "{metadata}"
+            );
         }
         assert_eq!(policy.check("169.254.10.1".parse().expect("ip")), Ok(()));
     }
@@ -328,10 +349,15 @@ mod tests {
     #[test]
     fn the_ipv4_translated_form_is_judged_by_its_ipv4() {
         let p = AddressPolicy::default();
-        let r = p.check("::ffff:0:7f00:1".parse().expect("ip")).expect_err("loopback");
+        let r = p
+            .check("::ffff:0:7f00:1".parse().expect("ip"))
+            .expect_err("loopback");
         assert_eq!(r.class, "loopback");
         assert!(p.check("::ffff:0:a00:1".parse().expect("ip")).is_err());
-        assert!(!r.to_string().contains("7f00"), "the text never names the address");
+        assert!(
+            !r.to_string().contains("7f00"),
+            "the text never names the address"
+        );
     }
 
     #[test]

@@ -181,7 +181,8 @@ async fn captured_script(owner: UserId) -> Result<String, String> {
         Arc::new(SequentialIds::new()),
     );
     let change = create_change(owner, 7);
-    let (AlarmOp::Create(alarm, _), audit, event) = (&change.op, change.audit.id, change.events[0].id)
+    let (AlarmOp::Create(alarm, _), audit, event) =
+        (&change.op, change.audit.id, change.events[0].id)
     else {
         return Err("unexpected change set".into());
     };

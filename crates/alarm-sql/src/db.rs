@@ -357,8 +357,11 @@ impl Tx {
             return Ok(());
         }
         if self.backend == DbBackend::Postgres {
-            self.query_one("SELECT id FROM users WHERE id = ? FOR UPDATE", vec![owner.into()])
-                .await?;
+            self.query_one(
+                "SELECT id FROM users WHERE id = ? FOR UPDATE",
+                vec![owner.into()],
+            )
+            .await?;
         }
         let row = self
             .query_one(

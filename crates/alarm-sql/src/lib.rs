@@ -25,12 +25,12 @@ use alarm_domain::services::Ports;
 use sea_orm::{DatabaseConnection, DbBackend};
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
-pub use connect::private_dir;
 pub use config::{
-    ConfigError, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DbConfig,
-    DbKind,
+    ConfigError, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DbConfig, DbKind,
 };
 pub use connect::ConnectError;
+pub use connect::private_dir;
 pub use stores::SqlStores;
 
 /// Why a migration command failed.

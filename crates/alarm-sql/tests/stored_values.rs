@@ -41,7 +41,10 @@ async fn store_unsupported(ports: &Ports) {
     ports
         .alarms
         .commit(ChangeSet {
-            op: AlarmOp::Create(alarm.clone(), alarm_domain::limits::Quota::unlimited("alarms")),
+            op: AlarmOp::Create(
+                alarm.clone(),
+                alarm_domain::limits::Quota::unlimited("alarms"),
+            ),
             audit: fixtures::audit(ports, Some(ana.id()), "alarm.create", id.as_uuid()),
             events: vec![fixtures::event(
                 ports,
@@ -77,7 +80,10 @@ async fn store_unsupported(ports: &Ports) {
         ports
             .webhooks
             .commit(ChangeSet {
-                op: WebhookOp::Create(hook.clone(), alarm_domain::limits::Quota::unlimited("webhooks")),
+                op: WebhookOp::Create(
+                    hook.clone(),
+                    alarm_domain::limits::Quota::unlimited("webhooks"),
+                ),
                 audit: fixtures::audit(
                     ports,
                     Some(ana.id()),

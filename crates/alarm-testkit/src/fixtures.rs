@@ -148,7 +148,10 @@ pub async fn alarm(ports: &Ports, owner: UserId, name: &str, fire_at: Option<Tim
     let alarm = Alarm::create(id, owner, draft(name), t0()).expect("valid fixture alarm");
     let next = fire_at.map(|t| trigger(&alarm, t, TriggerKind::Fire));
     let change = ChangeSet {
-        op: AlarmOp::Create(alarm.clone(), alarm_domain::limits::Quota::unlimited("alarms")),
+        op: AlarmOp::Create(
+            alarm.clone(),
+            alarm_domain::limits::Quota::unlimited("alarms"),
+        ),
         audit: audit(ports, Some(owner), "alarm.create", id.as_uuid()),
         events: vec![event(ports, id, owner, AlarmEventKind::Created)],
         triggers: vec![TriggerPlan::Reschedule {

@@ -208,7 +208,10 @@ impl AccountsApi {
         {
             Ok(session) => session,
             Err(AuthError::BadCredentials) => {
-                let spread = state.limiter.hit(limits.login_alert_per_email, &email).await;
+                let spread = state
+                    .limiter
+                    .hit(limits.login_alert_per_email, &email)
+                    .await;
                 if spread.count == u64::from(spread.rate.limit) {
                     // Guessing spread over many addresses: each address
                     // is capped above, and the owner's own logins must keep

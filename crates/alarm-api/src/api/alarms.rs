@@ -317,9 +317,9 @@ impl AlarmsApi {
         // for `*` the one just read (a concurrent edit then answers 412
         // rather than being overwritten unseen).
         let expected = check_if_match(if_match.0.as_deref(), current.version())?;
-        let draft = body
-            .into_inner()?
-            .to_draft(&state.tzdb, current.time_zone(), &state.ports.limits)?;
+        let draft =
+            body.into_inner()?
+                .to_draft(&state.tzdb, current.time_zone(), &state.ports.limits)?;
         let alarm = state
             .alarms
             .update(

@@ -226,7 +226,12 @@ async fn commit_one<Op>(
 }
 
 /// `WHERE` + cursor + order + limit for id-ordered pages.
-pub(crate) fn page_sql(base: &str, after: Option<Uuid>, limit: u32, values: &mut Vec<Value>) -> String {
+pub(crate) fn page_sql(
+    base: &str,
+    after: Option<Uuid>,
+    limit: u32,
+    values: &mut Vec<Value>,
+) -> String {
     let mut sql = base.to_owned();
     if let Some(after) = after {
         sql.push_str(" AND id > ?");

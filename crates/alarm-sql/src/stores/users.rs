@@ -35,7 +35,7 @@ impl SqlStores {
                 row,
                 "display_name",
             )?))
-                .map_err(|e| corrupt("display name", e))?,
+            .map_err(|e| corrupt("display name", e))?,
             Role::parse(&col::<String>(row, "role")?).map_err(|e| corrupt("role", e))?,
             self.zone(&col::<String>(row, "time_zone")?)?,
             locale,

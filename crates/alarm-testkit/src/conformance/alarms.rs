@@ -131,7 +131,10 @@ async fn creating_an_existing_alarm_id_conflicts(new_ports: Fresh) {
     let ports = new_ports().await;
     let Wake { ana, alarm, .. } = wake(&ports).await;
     let dup = ChangeSet {
-        op: AlarmOp::Create(alarm.clone(), alarm_domain::limits::Quota::unlimited("alarms")),
+        op: AlarmOp::Create(
+            alarm.clone(),
+            alarm_domain::limits::Quota::unlimited("alarms"),
+        ),
         audit: audit(&ports, Some(ana.id()), "alarm.create", alarm.id().as_uuid()),
         events: Vec::new(),
         triggers: Vec::new(),

@@ -55,7 +55,10 @@ async fn trips(ports: &Ports) -> Trips {
             ana.id(),
             "exception_period.create",
             p.id(),
-            ExceptionOp::Create(p.clone(), alarm_domain::limits::Quota::unlimited("exception_periods")),
+            ExceptionOp::Create(
+                p.clone(),
+                alarm_domain::limits::Quota::unlimited("exception_periods"),
+            ),
         );
         create.triggers = vec![TriggerPlan::Reschedule {
             alarm: alarm.id(),
@@ -95,7 +98,10 @@ async fn bobs_period(ports: &Ports, bob: &User) -> ExceptionPeriod {
             bob.id(),
             "exception_period.create",
             bobs.id(),
-            ExceptionOp::Create(bobs.clone(), alarm_domain::limits::Quota::unlimited("exception_periods")),
+            ExceptionOp::Create(
+                bobs.clone(),
+                alarm_domain::limits::Quota::unlimited("exception_periods"),
+            ),
         ))
         .await
         .expect("bob's period");
@@ -247,7 +253,10 @@ async fn creating_an_existing_period_id_conflicts(new_ports: Fresh) {
         ana.id(),
         "exception_period.create",
         later.id(),
-        ExceptionOp::Create(later.clone(), alarm_domain::limits::Quota::unlimited("exception_periods")),
+        ExceptionOp::Create(
+            later.clone(),
+            alarm_domain::limits::Quota::unlimited("exception_periods"),
+        ),
     );
     is(
         ports.exceptions.commit(dup).await,

@@ -24,7 +24,10 @@ async fn hook(
         0,
     );
     let change = ChangeSet {
-        op: WebhookOp::Create(hook.clone(), alarm_domain::limits::Quota::unlimited("webhooks")),
+        op: WebhookOp::Create(
+            hook.clone(),
+            alarm_domain::limits::Quota::unlimited("webhooks"),
+        ),
         audit: audit(ports, Some(owner), "webhook.create", hook.id().as_uuid()),
         events: Vec::new(),
         triggers: Vec::new(),

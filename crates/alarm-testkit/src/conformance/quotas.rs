@@ -57,7 +57,11 @@ async fn alarms_stop_at_the_quota(new_ports: Fresh) {
     );
     let events = ports
         .events
-        .list(ana.id(), third_id, PageRequest::new(None, 10).expect("page"))
+        .list(
+            ana.id(),
+            third_id,
+            PageRequest::new(None, 10).expect("page"),
+        )
         .await
         .expect("events");
     assert!(events.items.is_empty(), "nor its events");

@@ -15,7 +15,10 @@ fn routine(owner: UserId, id: RoutineId, name: &str) -> Routine {
 
 fn create(ports: &Ports, r: &Routine) -> ChangeSet<RoutineOp> {
     ChangeSet {
-        op: RoutineOp::Create(r.clone(), alarm_domain::limits::Quota::unlimited("routines")),
+        op: RoutineOp::Create(
+            r.clone(),
+            alarm_domain::limits::Quota::unlimited("routines"),
+        ),
         audit: audit(ports, Some(r.owner()), "routine.create", r.id().as_uuid()),
         events: Vec::new(),
         triggers: Vec::new(),

@@ -16,7 +16,10 @@ async fn ana_with_hook(ports: &Ports) -> (User, User, WebhookRegistration) {
         0,
     );
     let change = ChangeSet {
-        op: WebhookOp::Create(hook.clone(), alarm_domain::limits::Quota::unlimited("webhooks")),
+        op: WebhookOp::Create(
+            hook.clone(),
+            alarm_domain::limits::Quota::unlimited("webhooks"),
+        ),
         audit: audit(ports, Some(ana.id()), "webhook.create", hook.id().as_uuid()),
         events: Vec::new(),
         triggers: Vec::new(),

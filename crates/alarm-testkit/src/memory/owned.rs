@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use alarm_domain::ids::{ExceptionPeriodId, RoutineId, UserId, WebhookId};
-use alarm_domain::model::{ExceptionPeriod, Routine, WebhookRegistration};
 use alarm_domain::limits::Quota;
+use alarm_domain::model::{ExceptionPeriod, Routine, WebhookRegistration};
 use alarm_domain::ports::{ChangeSet, StoreError};
 
 use super::State;
