@@ -476,6 +476,178 @@ async fn demotion_takes_effect_at_once(db: Db, label: String) {
     h.stop().await;
 }
 
+/// API keys on the webhooks: within their scopes only, nowhere else;
+/// rotation keeps the old key working for its overlap; deletion ends it at
+/// once; every use is audited and `last_used_at` recorded; each key has its
+/// own hourly limit.
+async fn api_keys(db: Db, label: String) {
+    let mut limits = Limits::lenient();
+    limits.rates.webhooks_per_key = Rate::new("webhook_requests_per_api_key", 4, LONG);
+    let Some(h) = Harness::start_with(db, &label, limits).await else {
+        return;
+    };
+    let ana = h.account("ana@example.com").await.access;
+    let issue = |scopes: Value| {
+        h.req("POST", "/api/v1/api-keys")
+            .bearer(&ana)
+            .json(json!({"name": "deploy bot", "scopes": scopes}))
+            .send()
+    };
+    let writer = issue(json!(["webhooks:read", "webhooks:write"])).await;
+    assert_eq!(writer.status, 201, "{}", writer.body);
+    assert_eq!(writer.header("cache-control"), Some("no-store"));
+    let text = writer.body["api_key"].as_str().expect("text").to_owned();
+    let with_key =
+        |key: &str, method: &str, path: &str| h.req(method, path).header("x-api-key", key);
+    let hook = json!({"url": "https://hooks.example.com/k", "events": ["alarm.triggered"]});
+    let made = with_key(&text, "POST", "/api/v1/webhooks")
+        .json(hook.clone())
+        .send()
+        .await;
+    assert_eq!(
+        made.status, 201,
+        "a key with webhooks:write creates: {}",
+        made.body
+    );
+    let listed = h.req("GET", "/api/v1/webhooks").bearer(&ana).send().await;
+    assert_eq!(
+        listed.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "as its owner"
+    );
+    // Nowhere outside the webhooks: the alarms take bearer tokens only.
+    with_key(&text, "GET", "/api/v1/alarms")
+        .send()
+        .await
+        .problem(401, "unauthorized");
+    with_key(&text, "POST", "/api/v1/api-keys")
+        .json(json!({"name": "x", "scopes": ["webhooks:read"]}))
+        .send()
+        .await
+        .problem(401, "unauthorized");
+    // A read-only key reads but does not write.
+    let reader = issue(json!(["webhooks:read"])).await;
+    let reader_text = reader.body["api_key"].as_str().expect("text").to_owned();
+    assert_eq!(
+        with_key(&reader_text, "GET", "/api/v1/webhooks")
+            .send()
+            .await
+            .status,
+        200
+    );
+    let r = with_key(&reader_text, "POST", "/api/v1/webhooks")
+        .json(hook)
+        .send()
+        .await;
+    r.problem(403, "forbidden");
+    // A wrong key with a real prefix is refused.
+    let forged = format!(
+        "{}_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &text[..16]
+    );
+    with_key(&forged, "GET", "/api/v1/webhooks")
+        .send()
+        .await
+        .problem(401, "unauthorized");
+    // Used: recorded and audited.
+    let keys = h.req("GET", "/api/v1/api-keys").bearer(&ana).send().await;
+    let first = &keys.body["items"][0];
+    assert!(first["last_used_at"].is_string(), "{}", keys.body);
+    let ports = h.ports();
+    let owner = ports
+        .users
+        .find_by_email(&alarm_domain::model::Email::parse("ana@example.com").expect("email"))
+        .await
+        .expect("read")
+        .expect("user")
+        .id();
+    let audit = ports
+        .audit
+        .list(
+            Some(owner),
+            alarm_domain::ports::PageRequest::new(None, 100).expect("page"),
+        )
+        .await
+        .expect("audit");
+    let uses = audit
+        .items
+        .iter()
+        .filter(|r| r.action == "api_key.use")
+        .count();
+    assert!(uses >= 3, "every use is audited: {uses}");
+    // Rotation: both work during the overlap.
+    let id = writer.body["id"].as_str().expect("id");
+    let rotated = h
+        .req("POST", &format!("/api/v1/api-keys/{id}/rotate"))
+        .bearer(&ana)
+        .json(json!({"overlap_seconds": 3600}))
+        .send()
+        .await;
+    assert_eq!(rotated.status, 201, "{}", rotated.body);
+    let new_text = rotated.body["api_key"].as_str().expect("text").to_owned();
+    assert_eq!(
+        rotated.body["scopes"],
+        json!(["webhooks:read", "webhooks:write"])
+    );
+    assert_eq!(
+        with_key(&text, "GET", "/api/v1/webhooks")
+            .send()
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        with_key(&new_text, "GET", "/api/v1/webhooks")
+            .send()
+            .await
+            .status,
+        200
+    );
+    // The old key has made 2 requests on the webhooks; 4 an hour are
+    // allowed in this test, then it is refused while the new one is not.
+    for _ in 0..2 {
+        assert_eq!(
+            with_key(&text, "GET", "/api/v1/webhooks")
+                .send()
+                .await
+                .status,
+            200
+        );
+    }
+    limited(
+        &with_key(&text, "GET", "/api/v1/webhooks").send().await,
+        "webhook_requests_per_api_key",
+    );
+    assert_eq!(
+        with_key(&new_text, "GET", "/api/v1/webhooks")
+            .send()
+            .await
+            .status,
+        200
+    );
+    // Deletion ends a key at once.
+    let gone = h
+        .req("DELETE", &format!("/api/v1/api-keys/{id}"))
+        .bearer(&ana)
+        .send()
+        .await;
+    assert_eq!(gone.status, 204);
+    with_key(&text, "GET", "/api/v1/webhooks")
+        .send()
+        .await
+        .problem(401, "unauthorized");
+    // An expiry in the past is refused.
+    let r = h
+        .req("POST", "/api/v1/api-keys")
+        .bearer(&ana)
+        .json(json!({"name": "old", "scopes": ["webhooks:read"], "expires_at": "2020-01-01T00:00:00Z"}))
+        .send()
+        .await;
+    r.problem(422, "validation");
+    assert_eq!(r.field(), "expires_at");
+    h.stop().await;
+}
+
 /// Where the tests find Redis (`ALARM_TEST_REDIS_URL`, default the local one).
 fn redis_url() -> String {
     std::env::var("ALARM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
@@ -623,7 +795,8 @@ type Scenario = (&'static str, fn(Db, String));
 
 pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
     let module = "limits";
-    let scenarios: [Scenario; 6] = [
+    let scenarios: [Scenario; 7] = [
+        ("api_keys", |db, l| block_on(api_keys(db, l))),
         ("request_limits", |db, l| block_on(request_limits(db, l))),
         ("login_and_registration_limits", |db, l| {
             block_on(login_and_registration_limits(db, l));

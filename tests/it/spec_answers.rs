@@ -1348,6 +1348,74 @@ async fn every_answer_matches_the_served_spec(h: &Harness) {
     let detached = s.expect(h, of_tea().bearer(&a), 200).await;
     assert_eq!(detached.body["items"], json!([]), "deleting detaches");
 
+    // API keys: issued (shown once), used on the webhooks within their
+    // scope, listed, rotated, deleted.
+    let keys = || call("POST", "/api/v1/api-keys");
+    let reader = json!({"name": "CI", "scopes": ["webhooks:read"]});
+    let made = s
+        .expect(h, keys().bearer(&a).json(reader.clone()), 201)
+        .await;
+    let key_id = made.str("id");
+    let key_text = made.str("api_key");
+    assert!(key_text.starts_with(made.str("prefix").as_str()));
+    s.expect(
+        h,
+        keys()
+            .bearer(&a)
+            .json(json!({"name": "CI", "scopes": ["alarms:write"]})),
+        422,
+    )
+    .await;
+    s.expect(h, keys().json(reader), 401).await;
+    let by_key = s
+        .expect(
+            h,
+            call("GET", "/api/v1/webhooks").header("x-api-key", &key_text),
+            200,
+        )
+        .await;
+    assert!(by_key.body["items"].is_array(), "{}", by_key.body);
+    s.expect(
+        h,
+        call("POST", "/api/v1/webhooks")
+            .header("x-api-key", &key_text)
+            .json(hook_body.clone()),
+        403,
+    )
+    .await;
+    let list_keys = || call("GET", "/api/v1/api-keys");
+    let listed = s.expect(h, list_keys().bearer(&a), 200).await;
+    assert_eq!(listed.body["items"][0]["id"], json!(key_id.as_str()));
+    assert!(
+        listed.body["items"][0].get("api_key").is_none(),
+        "never shown again"
+    );
+    s.expect(h, list_keys(), 401).await;
+    let rotate = || call("POST", "/api/v1/api-keys/{id}/rotate").id(&key_id);
+    s.expect(
+        h,
+        rotate().bearer(&a).json(json!({"overlap_seconds": -1})),
+        422,
+    )
+    .await;
+    guarded(&mut s, h, || rotate().json(json!({})), &b).await;
+    let rotated = s
+        .expect(
+            h,
+            rotate().bearer(&a).json(json!({"overlap_seconds": 0})),
+            201,
+        )
+        .await;
+    s.expect(
+        h,
+        call("GET", "/api/v1/webhooks").header("x-api-key", &key_text),
+        401,
+    )
+    .await;
+    let delete_key = || call("DELETE", "/api/v1/api-keys/{id}").id(&rotated.str("id"));
+    guarded(&mut s, h, delete_key, &b).await;
+    s.expect(h, delete_key().bearer(&a), 204).await;
+
     // The caller's profile.
     let patch_me = || call("PATCH", "/api/v1/auth/me");
     let renamed = s

@@ -100,6 +100,7 @@ impl Limits {
                 login_per_ip: d.login_per_ip,
                 login_alert_per_email: d.login_alert_per_email,
                 test_pings_per_user: high(d.test_pings_per_user),
+                webhooks_per_key: high(d.webhooks_per_key),
                 max_keys: d.max_keys,
             },
             trusted_proxies: Vec::new(),

@@ -93,6 +93,10 @@ alarm_appkit::settings! {
         quota_exception_periods_per_user: u32 = "100", "QUOTA_EXCEPTION_PERIODS_PER_USER", 1..=1000;
         /// Routines one account may hold
         quota_routines_per_user: u32 = "100", "QUOTA_ROUTINES_PER_USER", 1..=100;
+        /// API keys one account may hold
+        quota_api_keys_per_user: u32 = "20", "QUOTA_API_KEYS_PER_USER", 1..=1000;
+        /// Requests per hour to /api/v1/webhooks... with one API key
+        rate_limit_webhooks_per_api_key_per_hour: u32 = "1000", "RATE_LIMIT_WEBHOOKS_PER_API_KEY_PER_HOUR", 1..=100_000_000;
         /// Requests per minute from one client address (IPv6 by /64), health checks aside
         rate_limit_per_ip_per_minute: u32 = "1000", "RATE_LIMIT_PER_IP_PER_MINUTE", 1..=100_000_000;
         /// Requests per minute to /api/v1/alarms... by one user
@@ -130,6 +134,7 @@ impl LimitValues {
             webhooks_per_user: self.quota_webhooks_per_user,
             exception_periods_per_user: self.quota_exception_periods_per_user,
             routines_per_user: self.quota_routines_per_user,
+            api_keys_per_user: self.quota_api_keys_per_user,
         }
     }
 
@@ -154,6 +159,10 @@ impl LimitValues {
             test_pings_per_user: Rate {
                 limit: self.rate_limit_test_pings_per_hour,
                 ..d.test_pings_per_user
+            },
+            webhooks_per_key: Rate {
+                limit: self.rate_limit_webhooks_per_api_key_per_hour,
+                ..d.webhooks_per_key
             },
             login_per_pair: Rate {
                 limit: self.login_max_failures_per_email_and_ip,

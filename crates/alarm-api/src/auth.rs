@@ -466,6 +466,103 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
     .await
 }
 
+/// An API key in `X-API-Key` (from `POST /api/v1/api-keys`): accepted on
+/// `/api/v1/webhooks…` only, within its scopes.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    key_name = "X-API-Key",
+    key_in = "header",
+    checker = "check_api_key"
+)]
+pub struct ApiKeyAuth(pub alarm_domain::model::ApiKey);
+
+async fn check_api_key(
+    req: &Request,
+    presented: poem_openapi::auth::ApiKey,
+) -> poem::Result<alarm_domain::model::ApiKey> {
+    let state = req
+        .data::<Arc<AppState>>()
+        .ok_or_else(|| unauthorized("the server is not configured"))?;
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let key = state
+        .api_keys
+        .authenticate(presented.key.trim(), &what, &crate::problem::request_id())
+        .await
+        .map_err(|e| match e {
+            alarm_domain::services::KeyRefused::Service(e) => {
+                tracing::warn!(error = %e, "api key check failed");
+                poem::Error::from_response(
+                    Problem::new(
+                        ProblemType::Unavailable,
+                        "the API key could not be checked; retry shortly",
+                    )
+                    .into_http(),
+                )
+            }
+            refused => {
+                tracing::debug!(reason = %refused, "api key refused");
+                unauthorized("the API key is unknown, deleted or expired")
+            }
+        })?;
+    let d = state
+        .limiter
+        .hit(
+            state.config.rate_limits.webhooks_per_key,
+            &key.id.to_string(),
+        )
+        .await;
+    crate::limiter::note(d);
+    if !d.allowed() {
+        return Err(poem::Error::from_response(
+            crate::limiter::refusal_response(
+                &d,
+                "too many requests with this API key; wait and retry",
+            ),
+        ));
+    }
+    Ok(key)
+}
+
+/// `/api/v1/webhooks…`: a bearer access token, or an API key with the
+/// operation's scope.
+#[derive(SecurityScheme)]
+pub enum WebhookAuth {
+    /// A logged-in user.
+    Bearer(BearerAuth),
+    /// An API key.
+    ApiKey(ApiKeyAuth),
+}
+
+impl WebhookAuth {
+    /// The caller, if it may act with `scope` (a bearer token may do
+    /// everything its user may); 403 for a key without the scope.
+    ///
+    /// # Errors
+    /// 403 `forbidden`.
+    pub(crate) fn caller(
+        &self,
+        scope: alarm_domain::model::ApiKeyScope,
+    ) -> Result<Caller, crate::problem::ApiError> {
+        match self {
+            WebhookAuth::Bearer(b) => Ok(b.0.clone()),
+            WebhookAuth::ApiKey(k) if !k.0.scopes.allows(scope) => {
+                Err(crate::problem::ApiError::of(
+                    ProblemType::Forbidden,
+                    format!("this API key lacks the `{}` scope", scope.as_str()),
+                ))
+            }
+            WebhookAuth::ApiKey(k) => Ok(Caller {
+                user: k.0.owner,
+                // A key never carries more than an ordinary user's rights.
+                role: Role::User,
+                session: k.0.id.as_uuid(),
+                expires_at: k.0.expires_at.unwrap_or(Timestamp::MAX),
+            }),
+        }
+    }
+}
+
 /// Checks a token and its session, and reads the caller's role as stored
 /// now: a demotion takes effect on the next request, not when the token
 /// expires.

@@ -55,6 +55,8 @@ pub struct RateLimits {
     pub login_alert_per_email: Rate,
     /// `POST /webhooks/{id}/test` by one user.
     pub test_pings_per_user: Rate,
+    /// Requests to `/api/v1/webhooks…` with one API key.
+    pub webhooks_per_key: Rate,
     /// Keys one in-process store tracks before new keys share one budget.
     pub max_keys: usize,
 }
@@ -69,6 +71,7 @@ impl Default for RateLimits {
             login_per_ip: Rate::new("login_failures_per_ip", 50, 900),
             login_alert_per_email: Rate::new("login_failures_per_email", 100, 900),
             test_pings_per_user: Rate::new("test_pings_per_user", 10, 3600),
+            webhooks_per_key: Rate::new("webhook_requests_per_api_key", 1000, 3600),
             max_keys: 100_000,
         }
     }
@@ -444,6 +447,17 @@ pub(crate) fn note(d: Decision) {
             None => d,
         });
     });
+}
+
+/// The 429 response (problem and headers) for a refused decision, for
+/// code outside an operation (a security scheme's checker).
+pub(crate) fn refusal_response(d: &Decision, detail: &str) -> poem::Response {
+    note(*d);
+    let mut resp = crate::problem::Problem::new(crate::problem::ProblemType::RateLimited, detail)
+        .with_quota(d.rate.name, u64::from(d.rate.limit))
+        .into_http();
+    set_headers(&mut resp, d);
+    resp
 }
 
 /// The 429 answer for a refused decision.

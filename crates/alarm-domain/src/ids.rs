@@ -111,6 +111,10 @@ define_id!(
     /// Identifies a stored blob (an alarm sound, an upload).
     BlobId, "blob_id"
 );
+define_id!(
+    /// Identifies an API key.
+    ApiKeyId, "api_key_id"
+);
 
 #[cfg(test)]
 mod tests {

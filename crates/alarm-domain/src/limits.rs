@@ -69,6 +69,8 @@ pub struct Limits {
     pub exception_periods_per_user: u32,
     /// Routines one account may hold.
     pub routines_per_user: u32,
+    /// API keys one account may hold.
+    pub api_keys_per_user: u32,
 }
 
 impl Default for Limits {
@@ -81,6 +83,7 @@ impl Default for Limits {
             webhooks_per_user: 20,
             exception_periods_per_user: 100,
             routines_per_user: 100,
+            api_keys_per_user: 20,
         }
     }
 }
@@ -107,6 +110,11 @@ impl Limits {
     /// The routine quota.
     pub fn routines(&self) -> Quota {
         Quota::new("routines_per_user", self.routines_per_user)
+    }
+
+    /// The API-key quota.
+    pub fn api_keys(&self) -> Quota {
+        Quota::new("api_keys_per_user", self.api_keys_per_user)
     }
 
     /// The schedule count, judged before any schedule is parsed.

@@ -139,6 +139,7 @@ impl Sql {
             holidays: stores.clone(),
             routines: stores.clone(),
             webhooks: stores.clone(),
+            api_keys: stores.clone(),
             events: stores.clone(),
             audit: stores.clone(),
             refresh_tokens: stores.clone(),

@@ -2,6 +2,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod alarms;
+pub(crate) mod api_keys;
 pub(crate) mod calendar;
 pub(crate) mod health;
 pub(crate) mod ringing;
@@ -25,6 +26,8 @@ pub(crate) enum ApiTags {
     Routines,
     /// Webhook endpoints: signed deliveries of alarm events, their secrets and delivery history.
     Webhooks,
+    /// API keys for the webhook endpoints: issue, list, delete, rotate.
+    ApiKeys,
     /// Liveness, readiness and dependency health for operators.
     Operations,
 }

@@ -15,7 +15,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
-use crate::auth::{BearerAuth, Caller};
+use crate::auth::{Caller, WebhookAuth};
 use crate::body::JsonBody;
 use crate::dto::{
     DeliveryPage, DeliveryView, WebhookInput, WebhookList, WebhookSecretView, WebhookUpdate,
@@ -24,6 +24,7 @@ use crate::dto::{
 use crate::lenient::{self, Lenient};
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
+use alarm_domain::model::ApiKeyScope;
 
 /// Answers that carry the signing secret must not be kept by a cache on
 /// the way.
@@ -153,16 +154,17 @@ impl WebhooksApi {
     #[oai(path = "/", method = "post")]
     async fn create(
         &self,
-        auth: BearerAuth,
+        auth: WebhookAuth,
         state: Data<&Arc<AppState>>,
         body: JsonBody<WebhookInput>,
     ) -> Result<Created, ApiError> {
+        let caller = auth.caller(ApiKeyScope::WebhooksWrite)?;
         let input = body.into_inner()?;
         let (url, events) = input.to_domain()?;
         let alarms = crate::dto::alarm_filter(input.alarm_ids.as_deref())?;
         let created = state
             .webhooks
-            .create(&auth.0.actor(), url, events, alarms)
+            .create(&caller.actor(), url, events, alarms)
             .await?;
         let location = Self::location(&state, created.registration.id());
         Ok(Created::Created(
@@ -177,7 +179,8 @@ impl WebhooksApi {
     /// Every event type a registration may subscribe to, when it is sent,
     /// and an example of the body it is sent with (`WebhookEventBody`).
     #[oai(path = "/event-types", method = "get")]
-    async fn event_types(&self, _auth: BearerAuth) -> Result<EventTypes, ApiError> {
+    async fn event_types(&self, auth: WebhookAuth) -> Result<EventTypes, ApiError> {
+        auth.caller(ApiKeyScope::WebhooksRead)?;
         Ok(EventTypes::Ok(Json(crate::dto::catalogue())))
     }
 
@@ -185,12 +188,13 @@ impl WebhooksApi {
     #[oai(path = "/", method = "get")]
     async fn list(
         &self,
-        auth: BearerAuth,
+        auth: WebhookAuth,
         state: Data<&Arc<AppState>>,
     ) -> Result<Listed, ApiError> {
+        let caller = auth.caller(ApiKeyScope::WebhooksRead)?;
         let items = state
             .webhooks
-            .list(&auth.0.actor())
+            .list(&caller.actor())
             .await?
             .iter()
             .map(WebhookView::new)
@@ -202,12 +206,13 @@ impl WebhooksApi {
     #[oai(path = "/:id", method = "get")]
     async fn get(
         &self,
-        auth: BearerAuth,
+        auth: WebhookAuth,
         state: Data<&Arc<AppState>>,
         /// Webhook id.
         id: Path<String>,
     ) -> Result<WebhookResponse, ApiError> {
-        let webhook = Self::owned(&state, &auth.0, &id.0).await?;
+        let caller = auth.caller(ApiKeyScope::WebhooksRead)?;
+        let webhook = Self::owned(&state, &caller, &id.0).await?;
         Ok(WebhookResponse::Ok(Json(WebhookView::new(&webhook))))
     }
 
@@ -218,21 +223,22 @@ impl WebhooksApi {
     #[oai(path = "/:id", method = "put")]
     async fn replace(
         &self,
-        auth: BearerAuth,
+        auth: WebhookAuth,
         state: Data<&Arc<AppState>>,
         /// Webhook id.
         id: Path<String>,
         body: JsonBody<WebhookUpdate>,
     ) -> Result<WebhookResponse, ApiError> {
+        let caller = auth.caller(ApiKeyScope::WebhooksWrite)?;
         // Ownership before the body: another user's id is 404 whatever it holds.
-        let current = Self::owned(&state, &auth.0, &id.0).await?;
+        let current = Self::owned(&state, &caller, &id.0).await?;
         let input = body.into_inner()?;
         let (url, events) = input.to_domain()?;
         let alarms = crate::dto::alarm_filter(input.alarm_ids.as_deref())?;
         let webhook = state
             .webhooks
             .update(
-                &auth.0.actor(),
+                &caller.actor(),
                 current.id(),
                 url,
                 events,
@@ -247,13 +253,14 @@ impl WebhooksApi {
     #[oai(path = "/:id", method = "delete")]
     async fn delete(
         &self,
-        auth: BearerAuth,
+        auth: WebhookAuth,
         state: Data<&Arc<AppState>>,
         /// Webhook id.
         id: Path<String>,
     ) -> Result<Deleted, ApiError> {
+        let caller = auth.caller(ApiKeyScope::WebhooksWrite)?;
         let id = webhook_id(&id.0)?;
-        state.webhooks.delete(&auth.0.actor(), id).await?;
+        state.webhooks.delete(&caller.actor(), id).await?;
         Ok(Deleted::Done)
     }
 
@@ -264,13 +271,14 @@ impl WebhooksApi {
     #[oai(path = "/:id/rotate-secret", method = "post")]
     async fn rotate_secret(
         &self,
-        auth: BearerAuth,
+        auth: WebhookAuth,
         state: Data<&Arc<AppState>>,
         /// Webhook id.
         id: Path<String>,
     ) -> Result<Rotated, ApiError> {
+        let caller = auth.caller(ApiKeyScope::WebhooksWrite)?;
         let id = webhook_id(&id.0)?;
-        let rotated = state.webhooks.rotate_secret(&auth.0.actor(), id).await?;
+        let rotated = state.webhooks.rotate_secret(&caller.actor(), id).await?;
         Ok(Rotated::Ok(
             Json(WebhookSecretView::new(&rotated)),
             NO_STORE.to_owned(),
@@ -284,7 +292,7 @@ impl WebhooksApi {
     #[oai(path = "/:id/deliveries", method = "get")]
     async fn deliveries(
         &self,
-        auth: BearerAuth,
+        auth: WebhookAuth,
         state: Data<&Arc<AppState>>,
         /// Webhook id.
         id: Path<String>,
@@ -293,9 +301,10 @@ impl WebhooksApi {
         /// `next_before` of the previous page.
         before: Query<Option<String>>,
     ) -> Result<Deliveries, ApiError> {
+        let caller = auth.caller(ApiKeyScope::WebhooksRead)?;
         // The parameters are judged only once the registration is known
         // to be the caller's (404 first, as for alarms).
-        let webhook = Self::owned(&state, &auth.0, &id.0).await?;
+        let webhook = Self::owned(&state, &caller, &id.0).await?;
         let limit = lenient::optional(limit.0, "limit")?.unwrap_or(DEFAULT_DELIVERIES);
         if !(1..=100).contains(&limit) {
             return Err(
@@ -318,7 +327,7 @@ impl WebhooksApi {
             .transpose()?;
         let items: Vec<DeliveryView> = state
             .webhooks
-            .deliveries(&auth.0.actor(), webhook.id(), before, limit)
+            .deliveries(&caller.actor(), webhook.id(), before, limit)
             .await?
             .iter()
             .map(DeliveryView::new)
@@ -338,18 +347,19 @@ impl WebhooksApi {
     #[oai(path = "/:id/deliveries/:delivery_id/retry", method = "post")]
     async fn retry(
         &self,
-        auth: BearerAuth,
+        auth: WebhookAuth,
         state: Data<&Arc<AppState>>,
         /// Webhook id.
         id: Path<String>,
         /// Delivery id.
         delivery_id: Path<String>,
     ) -> Result<Queued, ApiError> {
-        let webhook = Self::owned(&state, &auth.0, &id.0).await?;
+        let caller = auth.caller(ApiKeyScope::WebhooksWrite)?;
+        let webhook = Self::owned(&state, &caller, &id.0).await?;
         let message = self::delivery_id(&delivery_id.0)?;
         let item = state
             .webhooks
-            .retry(&auth.0.actor(), webhook.id(), message)
+            .retry(&caller.actor(), webhook.id(), message)
             .await?;
         Ok(Queued::Accepted(Json(DeliveryView::new(&item))))
     }
@@ -363,19 +373,20 @@ impl WebhooksApi {
     #[oai(path = "/:id/test", method = "post")]
     async fn test(
         &self,
-        auth: BearerAuth,
+        auth: WebhookAuth,
         state: Data<&Arc<AppState>>,
         /// Webhook id.
         id: Path<String>,
     ) -> Result<Queued, ApiError> {
+        let caller = auth.caller(ApiKeyScope::WebhooksWrite)?;
         let id = webhook_id(&id.0)?;
         // 404 before 429: only the caller's own registration is counted.
-        state.webhooks.get(&auth.0.actor(), id).await?;
+        state.webhooks.get(&caller.actor(), id).await?;
         let d = state
             .limiter
             .hit(
                 state.config.rate_limits.test_pings_per_user,
-                &auth.0.user.to_string(),
+                &caller.user.to_string(),
             )
             .await;
         if !d.allowed() {
@@ -385,7 +396,7 @@ impl WebhooksApi {
             ));
         }
         crate::limiter::note(d);
-        let item = state.webhooks.test(&auth.0.actor(), id).await?;
+        let item = state.webhooks.test(&caller.actor(), id).await?;
         Ok(Queued::Accepted(Json(DeliveryView::new(&item))))
     }
 }

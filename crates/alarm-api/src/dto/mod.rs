@@ -12,6 +12,7 @@ use alarm_domain::jiff::civil::Date;
 
 mod accounts;
 mod alarms;
+mod api_keys;
 mod calendar;
 mod deliveries;
 mod event_types;
@@ -28,6 +29,7 @@ pub use accounts::{
 pub use alarms::{
     AlarmInput, AlarmPage, AlarmView, EscalationDto, EscalationView, SnoozeDto, SnoozeView,
 };
+pub use api_keys::{ApiKeyInput, ApiKeyList, ApiKeyRotation, ApiKeyView, NewApiKeyView};
 pub use calendar::{
     ExceptionPeriodInput, ExceptionPeriodList, ExceptionPeriodView, HolidayInput, HolidayList,
     HolidayPreferencesDto, HolidayView, PreferenceDto, PreferenceOverrideDto, StoredHolidayView,

@@ -1,6 +1,7 @@
 //! Entities and value types: alarms, exception periods, holidays, routines, webhooks, events, audit.
 
 mod alarm;
+mod api_key;
 mod audit;
 pub mod brazil;
 mod exception;
@@ -13,6 +14,7 @@ pub use alarm::{
     Alarm, AlarmDraft, AlarmName, AlarmVersion, Channel, ChannelSet, Description, EscalationPolicy,
     MAX_DESCRIPTION_CHARS, MAX_SCHEDULES, Schedules, SnoozePolicy,
 };
+pub use api_key::{ApiKey, ApiKeyName, ApiKeyScope, ApiKeyScopes};
 pub use audit::{AlarmEvent, AlarmEventKind, AuditRecord};
 pub use exception::{ExceptionKind, ExceptionPeriod, MAX_EXCEPTION_DAYS};
 pub use holiday::{DelayMinutes, Holiday, HolidayDate, HolidayName, HolidayPreference};

@@ -31,9 +31,10 @@ pub use services::{
     BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SecretError, SecretProvider,
 };
 pub use stores::{
-    AlarmEventStore, AlarmOp, AlarmStore, AuditLog, ExceptionOp, ExceptionPeriodStore, HolidayOp,
-    HolidayPreferences, HolidayStore, PreferenceOp, RefreshFamily, RefreshTokenStore, ReplanJob,
-    Rotation, RoutineOp, RoutineStore, UserOp, UserStore, WebhookOp, WebhookStore,
+    AlarmEventStore, AlarmOp, AlarmStore, ApiKeyOp, ApiKeyStore, AuditLog, ExceptionOp,
+    ExceptionPeriodStore, HolidayOp, HolidayPreferences, HolidayStore, PreferenceOp, RefreshFamily,
+    RefreshTokenStore, ReplanJob, Rotation, RoutineOp, RoutineStore, UserOp, UserStore, WebhookOp,
+    WebhookStore,
 };
 
 #[cfg(feature = "mocks")]
@@ -46,8 +47,8 @@ pub use queue::{MockEngineRight, MockRingingStore, MockTriggerClaims};
 pub use services::{MockBlobStore, MockNotifier, MockSecretProvider};
 #[cfg(feature = "mocks")]
 pub use stores::{
-    MockAlarmEventStore, MockAlarmStore, MockAuditLog, MockExceptionPeriodStore, MockHolidayStore,
-    MockRefreshTokenStore, MockRoutineStore, MockUserStore, MockWebhookStore,
+    MockAlarmEventStore, MockAlarmStore, MockApiKeyStore, MockAuditLog, MockExceptionPeriodStore,
+    MockHolidayStore, MockRefreshTokenStore, MockRoutineStore, MockUserStore, MockWebhookStore,
 };
 
 use crate::error::{ValidationError, codes};

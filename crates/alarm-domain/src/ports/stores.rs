@@ -549,6 +549,88 @@ pub enum Rotation {
     Refused,
 }
 
+/// An API-key operation.
+#[derive(Debug, Clone)]
+pub enum ApiKeyOp {
+    /// A new key with the SHA-256 of its text, if the owner's keys are
+    /// under the quota.
+    Create {
+        /// The key.
+        key: crate::model::ApiKey,
+        /// The hash of the key's text.
+        hash: [u8; 32],
+        /// How many keys the owner may hold.
+        quota: crate::limits::Quota,
+    },
+    /// A new key replacing the owner's `old` one, which keeps working
+    /// until `old_expires_at` (or its own earlier expiry).
+    Rotate {
+        /// The key being replaced.
+        old: crate::ids::ApiKeyId,
+        /// When it stops working.
+        old_expires_at: jiff::Timestamp,
+        /// The new key (same owner).
+        key: crate::model::ApiKey,
+        /// The hash of the new key's text.
+        hash: [u8; 32],
+    },
+    /// Removal: the key stops working at once.
+    Delete {
+        /// The owner.
+        owner: UserId,
+        /// The key.
+        id: crate::ids::ApiKeyId,
+    },
+}
+
+/// API keys, stored as hashes only, scoped to their owner.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// # Errors
+    /// MUST return [`StoreError::NotFound`] when missing or another owner's.
+    async fn get(
+        &self,
+        owner: UserId,
+        id: crate::ids::ApiKeyId,
+    ) -> Result<crate::model::ApiKey, StoreError>;
+
+    /// The owner's keys in id order.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn list(&self, owner: UserId) -> Result<Vec<crate::model::ApiKey>, StoreError>;
+
+    /// The key with `prefix` (any owner: authentication) and its hash.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn find(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<(crate::model::ApiKey, [u8; 32])>, StoreError>;
+
+    /// # Errors
+    /// MUST return [`StoreError::OverQuota`] (from [`crate::limits::Quota::admit`],
+    /// under a lock on the owner) when a create is over its quota;
+    /// [`StoreError::Conflict`] for an existing id or prefix;
+    /// [`StoreError::NotFound`] when a rotated or deleted key is missing or
+    /// another owner's. Nothing is stored on error.
+    async fn commit(&self, change: ChangeSet<ApiKeyOp>) -> Result<(), StoreError>;
+
+    /// Records a use at `at` unless the last recorded one is at or after
+    /// `unless_since` (the service's once-a-minute rule).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn touch(
+        &self,
+        id: crate::ids::ApiKeyId,
+        at: jiff::Timestamp,
+        unless_since: jiff::Timestamp,
+    ) -> Result<(), StoreError>;
+}
+
 /// Refresh tokens, stored as hashes only.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]

@@ -1,6 +1,7 @@
 //! Use-case services: validate, check ownership, compute triggers, and submit one change set per use case.
 
 mod alarms;
+mod api_keys;
 mod auth;
 mod calendar;
 mod routines;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 pub use alarms::{AlarmPorts, AlarmService};
+pub use api_keys::{ApiKeyPorts, ApiKeyService, KeyRefused, MAX_ROTATION_OVERLAP, NewApiKey};
 pub use auth::{AuthError, AuthPorts, AuthService, PasswordHasher, Session};
 pub use calendar::{
     BUILTIN_YEARS_AHEAD, CalendarPorts, CalendarService, ListedHoliday,
@@ -51,6 +53,8 @@ pub struct Ports {
     pub routines: Arc<dyn RoutineStore>,
     /// Webhook registrations.
     pub webhooks: Arc<dyn WebhookStore>,
+    /// API keys.
+    pub api_keys: Arc<dyn crate::ports::ApiKeyStore>,
     /// Alarm history.
     pub events: Arc<dyn AlarmEventStore>,
     /// Audit log.

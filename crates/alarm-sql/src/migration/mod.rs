@@ -7,6 +7,7 @@ mod m0004_outbox;
 mod m0005_builtin_overrides;
 mod m0006_replans_and_routine_links;
 mod m0007_event_payloads;
+mod m0008_api_keys;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_builtin_overrides::Migration),
             Box::new(m0006_replans_and_routine_links::Migration),
             Box::new(m0007_event_payloads::Migration),
+            Box::new(m0008_api_keys::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! The store ports on SQL: `SqlStores` and the parts every store shares, so that each commit is one transaction carrying the entity change, its audit record, events and trigger plans.
 
 mod alarms;
+mod api_keys;
 mod audit;
 mod events;
 mod exception_periods;

@@ -29,6 +29,7 @@
 //! ```
 
 mod alarms;
+mod api_keys;
 mod blobs;
 mod engine_support;
 mod events_and_audit;
@@ -213,7 +214,7 @@ type Module = (&'static str, fn() -> Vec<Check>);
 
 /// Every module's checks, named `module::check`.
 fn all_checks() -> Vec<(&'static str, Check)> {
-    let modules: [Module; 15] = [
+    let modules: [Module; 16] = [
         ("users", users::checks),
         ("alarms", alarms::checks),
         ("exception_periods", exception_periods::checks),
@@ -229,6 +230,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         ("secrets", secrets::checks),
         ("outbox", outbox::checks),
         ("quotas", quotas::checks),
+        ("api_keys", api_keys::checks),
     ];
     modules
         .into_iter()

@@ -5,6 +5,7 @@
 //! each other's commits in a single order, as with a serializable database.
 
 mod alarms;
+mod api_keys;
 mod audit;
 mod events;
 mod exception_periods;
@@ -63,6 +64,8 @@ struct State {
     /// store's cascading foreign keys remove it.
     routine_links: BTreeMap<AlarmId, Vec<RoutineId>>,
     webhooks: BTreeMap<WebhookId, WebhookRegistration>,
+    /// API keys with the hash of their text.
+    api_keys: BTreeMap<alarm_domain::ids::ApiKeyId, (alarm_domain::model::ApiKey, [u8; 32])>,
     events: BTreeMap<EventId, AlarmEvent>,
     audit: BTreeMap<AuditId, AuditRecord>,
     triggers: HashMap<TriggerKey, StoredTrigger>,
@@ -207,6 +210,7 @@ impl InMemory {
             holidays: me.clone(),
             routines: me.clone(),
             webhooks: me.clone(),
+            api_keys: me.clone(),
             events: me.clone(),
             audit: me.clone(),
             refresh_tokens: me.clone(),
