@@ -648,6 +648,95 @@ async fn api_keys(db: Db, label: String) {
     h.stop().await;
 }
 
+/// PostgreSQL going away: requests fail fast with 503 `unavailable` and
+/// `Retry-After` instead of waiting for the pool's connect timeout, and
+/// service resumes by itself when the database is back.
+async fn the_database_going_away(db: Db, label: String) {
+    let forwarder = crate::support::Forwarder::to(crate::support::pg_authority()).await;
+    let mut limits = Limits::lenient();
+    limits.pg_via = Some(forwarder.addr.clone());
+    let Some(h) = Harness::start_with(db, &label, limits).await else {
+        return;
+    };
+    let ana = h.account("ana@example.com").await.access;
+    assert_eq!(
+        h.req("GET", "/api/v1/alarms")
+            .bearer(&ana)
+            .send()
+            .await
+            .status,
+        200
+    );
+    forwarder.cut();
+    let started = std::time::Instant::now();
+    let answers = futures_util::future::join_all(
+        (0..5).map(|_| h.req("GET", "/api/v1/alarms").bearer(&ana).send()),
+    )
+    .await;
+    for r in &answers {
+        r.problem(503, "unavailable");
+        assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+    }
+    eprintln!(
+        "five requests while PostgreSQL was unreachable: all 503 after {} ms",
+        started.elapsed().as_millis()
+    );
+    forwarder.restore();
+    // The pool replaces its broken connections as they fail: a few
+    // requests at most, no waiting.
+    let mut resumed = false;
+    for _ in 0..20 {
+        if h.req("GET", "/api/v1/alarms")
+            .bearer(&ana)
+            .send()
+            .await
+            .status
+            == 200
+        {
+            resumed = true;
+            break;
+        }
+    }
+    assert!(resumed, "service resumes when the database is back");
+    h.stop().await;
+}
+
+/// The password-check queue is bounded: a burst of logins beyond the
+/// running hashes and the 32 places behind them is answered 503 with
+/// `Retry-After` at once, and the rest are answered as usual.
+async fn a_login_burst_past_the_hash_queue_is_turned_away(db: Db, label: String) {
+    let mut limits = Limits::lenient();
+    let high = |r: Rate| Rate {
+        limit: 1_000_000,
+        ..r
+    };
+    limits.rates.login_per_ip = high(limits.rates.login_per_ip);
+    limits.rates.login_per_pair = high(limits.rates.login_per_pair);
+    let Some(h) = Harness::start_with(db, &label, limits).await else {
+        return;
+    };
+    h.account("ana@example.com").await;
+    let burst = (0..120).map(|_| {
+        h.req("POST", "/api/v1/auth/login")
+            .json(json!({"email": "ana@example.com", "password": PASSWORD}))
+            .send()
+    });
+    let answers = futures_util::future::join_all(burst).await;
+    let busy: Vec<&Resp> = answers.iter().filter(|r| r.status == 503).collect();
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    assert_eq!(ok + busy.len(), answers.len(), "only 200 or 503");
+    assert!(
+        !busy.is_empty(),
+        "120 logins at once overflow 32 waiting places"
+    );
+    assert!(ok >= 2, "the queue's places are served");
+    for r in busy {
+        r.problem(503, "unavailable");
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    h.stop().await;
+}
+
 /// Where the tests find Redis (`ALARM_TEST_REDIS_URL`, default the local one).
 fn redis_url() -> String {
     std::env::var("ALARM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
@@ -795,7 +884,13 @@ type Scenario = (&'static str, fn(Db, String));
 
 pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
     let module = "limits";
-    let scenarios: [Scenario; 7] = [
+    let scenarios: [Scenario; 8] = [
+        (
+            "a_login_burst_past_the_hash_queue_is_turned_away",
+            |db, l| {
+                block_on(a_login_burst_past_the_hash_queue_is_turned_away(db, l));
+            },
+        ),
         ("api_keys", |db, l| block_on(api_keys(db, l))),
         ("request_limits", |db, l| block_on(request_limits(db, l))),
         ("login_and_registration_limits", |db, l| {
@@ -815,6 +910,14 @@ pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
         .flat_map(|(name, run)| on_both(module, name, run))
         .chain([crate::plain(module, "product_defaults", product_defaults)])
         .chain(redis_trials(module))
+        // PostgreSQL only: an embedded SQLite file does not go away.
+        .chain(
+            on_both(module, "the_database_going_away", |db, l| {
+                block_on(the_database_going_away(db, l));
+            })
+            .into_iter()
+            .skip(1),
+        )
         .collect()
 }
 

@@ -76,6 +76,8 @@ pub(crate) struct Limits {
     pub(crate) counters: Option<Box<dyn alarm_api::limiter::CounterStore>>,
     pub(crate) transport: alarm_api::transport::Transport,
     pub(crate) body_timeout: std::time::Duration,
+    /// Reach PostgreSQL through this `host:port` (a forwarder the test can cut).
+    pub(crate) pg_via: Option<String>,
 }
 
 impl Limits {
@@ -107,7 +109,81 @@ impl Limits {
             counters: None,
             transport: alarm_api::transport::Transport::default(),
             body_timeout: std::time::Duration::from_secs(30),
+            pg_via: None,
         }
+    }
+}
+
+/// `host:port` of the PostgreSQL server the tests use.
+pub(crate) fn pg_authority() -> String {
+    let url = alarm_sql::testing::pg_admin_url();
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
+/// A TCP forwarder a test can cut and restore: while cut it closes every
+/// connection, established or new.
+pub(crate) struct Forwarder {
+    pub(crate) addr: String,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    pub(crate) async fn to(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let accept = {
+            let (up, links) = (up.clone(), links.clone());
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let target = target.clone();
+                    let link = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    links.lock().expect("links").push(link.abort_handle());
+                }
+            })
+        };
+        Self {
+            addr,
+            up,
+            links,
+            accept,
+        }
+    }
+
+    /// Every connection through it closes; new ones are closed at once.
+    pub(crate) fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().expect("links").drain(..) {
+            link.abort();
+        }
+    }
+
+    /// Forwards again.
+    pub(crate) fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
     }
 }
 
@@ -135,7 +211,17 @@ impl Harness {
                     return None;
                 }
                 let db = PgTestDb::new().await;
-                (db.config(), Cleanup::Pg(db))
+                let config = match &limits.pg_via {
+                    Some(via) => {
+                        let url = db.url.replacen(&pg_authority(), via, 1);
+                        alarm_sql::DbConfig::from_url(&url)
+                            .expect("url")
+                            .with_max_connections(4)
+                            .expect("pool")
+                    }
+                    None => db.config(),
+                };
+                (config, Cleanup::Pg(db))
             }
         };
         let sql = Sql::connect(&config).await.expect("connect");

@@ -109,38 +109,19 @@ async fn the_connection_cap_holds() {
     for _ in 0..3 {
         silent.push(TcpStream::connect(addr(&h)).await.expect("connect"));
     }
-    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let closes = {
-        let order = order.clone();
-        async move {
-            for mut s in silent {
-                until_closed(&mut s).await;
-                order
-                    .lock()
-                    .expect("order")
-                    .push("a silent client was dropped");
-            }
-        }
-    };
-    let request = {
-        let order = order.clone();
-        let h = &h;
-        async move {
-            let r = h.req("GET", "/health/live").send().await;
-            assert_eq!(r.status, 200);
-            order
-                .lock()
-                .expect("order")
-                .push("the fourth client was answered");
-        }
-    };
-    tokio::join!(closes, request);
-    let order = order.lock().expect("order").clone();
-    assert_eq!(
-        order.first().copied(),
-        Some("a silent client was dropped"),
-        "{order:?}"
-    );
+    // The fourth client is only accepted once the server has closed one
+    // of the silent connections (after their head deadline), so when its
+    // answer arrives, that close has already reached its client.
+    let r = h.req("GET", "/health/live").send().await;
+    assert_eq!(r.status, 200);
+    let closed = silent
+        .iter()
+        .filter(|s| {
+            let mut b = [0u8; 1];
+            matches!(s.try_read(&mut b), Ok(0))
+        })
+        .count();
+    assert!(closed >= 1, "answered while all three places were taken");
     h.stop().await;
 }
 

@@ -65,6 +65,11 @@ const BENCHES: &[Bench] = &[
         package: "alarm-worker",
         bench: "worker",
     },
+    Bench {
+        name: "abuse",
+        package: "alarm-http",
+        bench: "abuse",
+    },
 ];
 
 /// A CI step: its name for the banner and the summary, and the work itself.

@@ -51,7 +51,7 @@ impl Default for Transport {
 
 /// A rustls server configuration from PEM files: the certificate chain
 /// and its private key, TLS 1.2 and 1.3 only, on the ring provider, with
-/// HTTP/1.1 and HTTP/2 offered by ALPN.
+/// HTTP/1.1 offered by ALPN.
 ///
 /// # Errors
 /// A file that cannot be read or holds no certificate or key, or a key
@@ -82,7 +82,9 @@ pub fn tls_config(
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| format!("TLS_CERT_FILE / TLS_KEY_FILE: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only: the head deadline watches for the end of an HTTP/1
+    // head, which HTTP/2's binary frames never show.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
@@ -266,7 +268,7 @@ impl AsyncWrite for Guarded {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
         }
-        if this.phase == Phase::Open {
+        if this.phase != Phase::Idle {
             // An answer is going out: what the client sends next is a new
             // request, which must come within the keep-alive window.
             this.phase = Phase::Idle;
