@@ -742,18 +742,17 @@ fn redis_url() -> String {
     std::env::var("ALARM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
 }
 
+/// `host:port` of the tests' Redis.
+fn redis_authority() -> String {
+    let url = redis_url();
+    let rest = url.trim_start_matches("redis://");
+    let rest = rest.split('/').next().unwrap_or(rest);
+    rest.rsplit('@').next().unwrap_or(rest).to_owned()
+}
+
 /// Whether Redis answers; under `CI=true` it must.
 fn redis_available() -> bool {
-    let url = redis_url();
-    let addr = url
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap_or("127.0.0.1:6379")
-        .rsplit('@')
-        .next()
-        .unwrap_or("127.0.0.1:6379")
-        .to_owned();
+    let addr = redis_authority();
     let up = std::net::TcpStream::connect(&addr).is_ok();
     if !up {
         assert!(
@@ -821,32 +820,12 @@ async fn two_instances_share_one_budget() {
 /// instance's own process (the documented choice: neither open nor closed).
 async fn redis_going_away_falls_back_to_local_counts() {
     // A forwarder to Redis that the test can cut, connections and all.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let target = redis_url()
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap_or("127.0.0.1:6379")
-        .to_owned();
-    let forwarder = tokio::spawn(async move {
-        let mut links = tokio::task::JoinSet::new();
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let target = target.clone();
-            links.spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
+    let forwarder = crate::support::Forwarder::to(redis_authority()).await;
     let mut limits = with_proxy(Limits::lenient());
     limits.rates.per_ip = Rate::new("requests_per_ip", 3, LONG);
     let prefix = format!("alarm-test:{}:", uuid::Uuid::now_v7());
     limits.counters = Some(redis_counters(
-        &format!("redis://127.0.0.1:{port}/"),
+        &format!("redis://{}/", forwarder.addr),
         &prefix,
     ));
     let h = Harness::start_with(Db::Sqlite, "redis-away", limits)
@@ -861,8 +840,7 @@ async fn redis_going_away_falls_back_to_local_counts() {
             "counted in Redis"
         );
     }
-    forwarder.abort();
-    let _ = forwarder.await;
+    forwarder.cut();
     // Redis is unreachable now: this process counts from zero on its own.
     for left in ["2", "1", "0"] {
         let r = from(&h, me, "GET", "/api/v1/alarms", None, None).await;

@@ -257,6 +257,7 @@ impl Harness {
             health_timeout: SignedDuration::from_secs(1),
             rate_limits: limits.rates,
             trusted_proxies: limits.trusted_proxies,
+            proxy_header: alarm_api::limiter::ProxyHeader::XForwardedFor,
             transport: limits.transport,
             body_timeout: limits.body_timeout,
         };
@@ -477,6 +478,7 @@ pub(crate) async fn serve_in_memory(
         health_timeout,
         rate_limits: Limits::lenient().rates,
         trusted_proxies: Vec::new(),
+        proxy_header: alarm_api::limiter::ProxyHeader::XForwardedFor,
         transport: alarm_api::transport::Transport::default(),
         body_timeout: std::time::Duration::from_secs(30),
     };

@@ -65,6 +65,8 @@ alarm_appkit::settings! {
         http_header_timeout_seconds: u64 = "10", "HTTP_HEADER_TIMEOUT_SECONDS", 1..=300;
         /// Seconds a request body may take to arrive; then 408
         http_body_timeout_seconds: u64 = "30", "HTTP_BODY_TIMEOUT_SECONDS", 1..=600;
+        /// Seconds from the end of a request head to the start of its answer; then the connection is closed
+        http_answer_timeout_seconds: u64 = "60", "HTTP_ANSWER_TIMEOUT_SECONDS", 1..=3600;
         /// Seconds a kept-alive connection may stay silent between requests
         http_keep_alive_seconds: u64 = "60", "HTTP_KEEP_ALIVE_SECONDS", 1..=3600;
         /// Connections open at once; further clients wait in the listen backlog
@@ -119,8 +121,10 @@ alarm_appkit::settings! {
         rate_limit_redis_timeout_ms: u64 = "100", "RATE_LIMIT_REDIS_TIMEOUT_MS", 10..=10_000;
         /// Prefix of this deployment's rate-limit keys in Redis
         rate_limit_redis_prefix: String = "smart-alarm:rl:", "RATE_LIMIT_REDIS_PREFIX";
-        /// Comma-separated CIDRs of proxies whose Forwarded / X-Forwarded-For name the client, e.g. 10.0.0.0/8 [default: none: the socket peer is the client]
+        /// Comma-separated CIDRs of proxies whose TRUSTED_PROXY_HEADER names the client, e.g. 10.0.0.0/8 [default: none: the socket peer is the client]
         trusted_proxies: Vec<String>, "TRUSTED_PROXIES";
+        /// The header the trusted proxies write: x-forwarded-for or forwarded (only that one is read; a client can send the other)
+        trusted_proxy_header: String = "x-forwarded-for", "TRUSTED_PROXY_HEADER";
     }
 }
 
@@ -184,21 +188,25 @@ impl LimitValues {
     }
 
     /// `TRUSTED_PROXIES` parsed (a bare address is its own /32 or /128).
+    /// `TRUSTED_PROXY_HEADER`.
+    pub(crate) fn proxy_header(&self) -> Result<alarm_api::limiter::ProxyHeader, ConfigError> {
+        match self
+            .trusted_proxy_header
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "x-forwarded-for" => Ok(alarm_api::limiter::ProxyHeader::XForwardedFor),
+            "forwarded" => Ok(alarm_api::limiter::ProxyHeader::Forwarded),
+            other => Err(bad(
+                "TRUSTED_PROXY_HEADER",
+                format!("`{other}` is neither x-forwarded-for nor forwarded"),
+            )),
+        }
+    }
+
     pub(crate) fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
-        self.trusted_proxies
-            .iter()
-            .map(|s| {
-                let s = s.trim();
-                s.parse::<ipnet::IpNet>()
-                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        bad(
-                            "TRUSTED_PROXIES",
-                            format!("`{s}` is not a CIDR like 10.0.0.0/8"),
-                        )
-                    })
-            })
-            .collect()
+        alarm_appkit::cidrs("TRUSTED_PROXIES", &self.trusted_proxies)
     }
 }
 
@@ -227,6 +235,7 @@ impl Settings {
             ));
         }
         limits.trusted_proxies()?;
+        limits.proxy_header()?;
         let server = args.server.load(&mut file, resolver)?;
         file.finish()?;
         let jwt_secret = secret_env("JWT_SECRET_KEY", "JWT_SECRET_KEY_FILE")?;

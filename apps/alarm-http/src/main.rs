@@ -162,6 +162,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         transport: alarm_api::transport::Transport {
             header_timeout: Duration::from_secs(api.http_header_timeout_seconds),
             keep_alive: Duration::from_secs(api.http_keep_alive_seconds),
+            answer_timeout: Duration::from_secs(api.http_answer_timeout_seconds),
             max_connections: api.http_max_connections,
             tls: match (&api.tls_cert_file, &api.tls_key_file) {
                 (Some(cert), Some(key)) => {
@@ -175,6 +176,7 @@ async fn run(settings: Settings) -> Result<(), String> {
             .limits
             .trusted_proxies()
             .map_err(|e| e.to_string())?,
+        proxy_header: settings.limits.proxy_header().map_err(|e| e.to_string())?,
     };
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(opened.sql.clone()))];
     // The engine and the delivery worker run in this process unless

@@ -484,10 +484,9 @@ async fn check_api_key(
     let state = req
         .data::<Arc<AppState>>()
         .ok_or_else(|| unauthorized("the server is not configured"))?;
-    let what = format!("{} {}", req.method(), req.uri().path());
     let key = state
         .api_keys
-        .authenticate(presented.key.trim(), &what, &crate::problem::request_id())
+        .verify(presented.key.trim())
         .await
         .map_err(|e| match e {
             alarm_domain::services::KeyRefused::Service(e) => {
@@ -521,6 +520,23 @@ async fn check_api_key(
             ),
         ));
     }
+    // Recorded only once the key is within its limit: a refused request
+    // costs no write.
+    let what = format!("{} {}", req.method(), req.uri().path());
+    state
+        .api_keys
+        .record_use(&key, &what, &crate::problem::request_id())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "api key use could not be recorded");
+            poem::Error::from_response(
+                Problem::new(
+                    ProblemType::Unavailable,
+                    "the API key could not be checked; retry shortly",
+                )
+                .into_http(),
+            )
+        })?;
     Ok(key)
 }
 

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
@@ -86,6 +87,8 @@ pub struct Decision {
     pub count: u64,
     /// Seconds until the window ends.
     pub reset_secs: u64,
+    /// The window the hit was counted in (a refund goes back to it).
+    pub window: u64,
 }
 
 impl Decision {
@@ -131,6 +134,9 @@ pub trait CounterStore: Send + Sync {
 pub struct LocalCounters {
     max_keys: usize,
     map: Mutex<HashMap<String, (u64, u64, u64)>>,
+    /// When expired keys were last swept (Unix seconds): at most once a
+    /// second, so a full store does not scan itself on every hit.
+    swept: AtomicU64,
 }
 
 impl LocalCounters {
@@ -139,6 +145,7 @@ impl LocalCounters {
         Self {
             max_keys: max_keys.max(1),
             map: Mutex::new(HashMap::new()),
+            swept: AtomicU64::new(0),
         }
     }
 
@@ -153,23 +160,30 @@ impl LocalCounters {
     }
 }
 
-/// The counter shared by keys that arrive while the store is full.
-const OVERFLOW_KEY: &str = "~overflow";
+/// The counter shared by a limit's keys that arrive while the store is
+/// full (one per limit: `<limit>:~overflow`).
+const OVERFLOW: &str = "~overflow";
 
 #[async_trait]
 impl CounterStore for LocalCounters {
     async fn add(&self, key: &str, window: u64, delta: i64, ttl_secs: u64) -> Result<u64, String> {
         let now = now_secs();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= self.max_keys && !map.contains_key(key) {
+        if map.len() >= self.max_keys
+            && !map.contains_key(key)
+            && self.swept.swap(now, Ordering::Relaxed) != now
+        {
             map.retain(|_, (_, _, expires)| *expires > now);
         }
+        let overflow;
         let key = if map.len() >= self.max_keys && !map.contains_key(key) {
             tracing::warn!(
                 keys = map.len(),
-                "rate-limit store full; new keys share one budget"
+                "rate-limit store full; new keys share one budget per limit"
             );
-            OVERFLOW_KEY
+            let limit = key.split(':').next().unwrap_or(key);
+            overflow = format!("{limit}:{OVERFLOW}");
+            overflow.as_str()
         } else {
             key
         };
@@ -291,8 +305,9 @@ impl Limiter {
         (window, (window + 1) * period - now)
     }
 
-    async fn add(&self, rate: Rate, key: &str, delta: i64) -> Decision {
-        let (window, reset_secs) = Self::window(rate);
+    async fn add(&self, rate: Rate, key: &str, delta: i64, window: Option<u64>) -> Decision {
+        let (current, reset_secs) = Self::window(rate);
+        let window = window.unwrap_or(current);
         let key = format!("{}:{key}", rate.name);
         use std::sync::atomic::Ordering;
         let shared = if now_secs() >= self.down_until.load(Ordering::Relaxed) {
@@ -321,18 +336,19 @@ impl Limiter {
             rate,
             count,
             reset_secs,
+            window,
         }
     }
 
     /// Counts one hit on `key` and says whether it is within `rate`.
     pub async fn hit(&self, rate: Rate, key: &str) -> Decision {
-        self.add(rate, key, 1).await
+        self.add(rate, key, 1, None).await
     }
 
     /// Gives back a hit counted earlier in the same window (a login that
     /// turned out right).
-    pub async fn refund(&self, rate: Rate, key: &str) {
-        let _ = self.add(rate, key, -1).await;
+    pub async fn refund(&self, d: &Decision, key: &str) {
+        let _ = self.add(d.rate, key, -1, Some(d.window)).await;
     }
 }
 
@@ -352,45 +368,55 @@ pub fn address_key(ip: IpAddr) -> String {
     }
 }
 
+/// Which header the trusted proxies write (`TRUSTED_PROXY_HEADER`). Only
+/// that one is read: proxies pass the other through as the client sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (nginx, AWS and OCI load balancers).
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
 /// The client's address: the socket peer, unless the peer is a trusted
-/// proxy; then the rightmost address in `Forwarded` (`for=`) or, without
-/// it, `X-Forwarded-For` that is not itself a trusted proxy (hops to the
-/// left of it were written by the client and prove nothing). If every hop
-/// is trusted, the leftmost one.
+/// proxy; then, walking the proxies' header from the right, the first hop
+/// that is not itself a trusted proxy (hops further left were written by
+/// the client and prove nothing). A hop that does not parse (`unknown`,
+/// an obfuscated name) ends the walk at the last trusted hop before it;
+/// if every hop is trusted, the leftmost one.
 pub fn client_ip(
     peer: Option<IpAddr>,
     headers: &poem::http::HeaderMap,
     trusted: &[ipnet::IpNet],
+    header: ProxyHeader,
 ) -> Option<IpAddr> {
     let peer = peer?;
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    let hops: Vec<IpAddr> = {
-        let forwarded: Vec<IpAddr> = headers
-            .get_all("forwarded")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(forwarded_for)
-            .collect();
-        if forwarded.is_empty() {
-            headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|hop| parse_hop(hop.trim()))
-                .collect()
-        } else {
-            forwarded
-        }
+    let name = match header {
+        ProxyHeader::XForwardedFor => "x-forwarded-for",
+        ProxyHeader::Forwarded => "forwarded",
     };
-    match hops.iter().rev().find(|ip| !is_trusted(ip)) {
-        Some(ip) => Some(*ip),
-        None => Some(hops.first().copied().unwrap_or(peer)),
+    let hops: Vec<Option<IpAddr>> = headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(|hop| match header {
+            ProxyHeader::XForwardedFor => parse_hop(hop.trim()),
+            ProxyHeader::Forwarded => forwarded_for(hop),
+        })
+        .collect();
+    let mut last_trusted = peer;
+    for hop in hops.iter().rev() {
+        match hop {
+            Some(ip) if is_trusted(ip) => last_trusted = *ip,
+            Some(ip) => return Some(*ip),
+            None => return Some(last_trusted),
+        }
     }
+    Some(last_trusted)
 }
 
 /// The `for=` address of one `Forwarded` element (RFC 7239), if it is one.
@@ -491,36 +517,54 @@ mod tests {
     #[test]
     fn the_client_is_the_rightmost_untrusted_hop() {
         let trusted = [net("10.0.0.0/8"), net("::1/128")];
+        let xff = ProxyHeader::XForwardedFor;
         let lb: IpAddr = "10.0.0.5".parse().expect("ip");
-        let xff = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.9")]);
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.9")]);
         assert_eq!(
-            client_ip(Some(lb), &xff, &trusted),
-            Some("203.0.113.7".parse().expect("ip")),
+            client_ip(Some(lb), &h, &trusted, xff),
+            Some(ip("203.0.113.7")),
             "the spoofed left hop is ignored"
         );
-        let direct: IpAddr = "198.51.100.1".parse().expect("ip");
+        let direct = ip("198.51.100.1");
         assert_eq!(
-            client_ip(Some(direct), &xff, &trusted),
+            client_ip(Some(direct), &h, &trusted, xff),
             Some(direct),
             "an untrusted peer's headers are ignored"
+        );
+        // Only the configured header is read: a client's own `Forwarded`
+        // passes a proxy that writes X-Forwarded-For untouched.
+        let both = headers(&[
+            ("forwarded", "for=192.0.2.60"),
+            ("x-forwarded-for", "203.0.113.8"),
+        ]);
+        assert_eq!(
+            client_ip(Some(lb), &both, &trusted, xff),
+            Some(ip("203.0.113.8"))
         );
         let fwd = headers(&[(
             "forwarded",
             "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"",
         )]);
         assert_eq!(
-            client_ip(Some(lb), &fwd, &trusted),
-            Some("2001:db8::1".parse().expect("ip"))
+            client_ip(Some(lb), &fwd, &trusted, ProxyHeader::Forwarded),
+            Some(ip("2001:db8::1"))
         );
         let all_trusted = headers(&[("x-forwarded-for", "10.1.1.1, 10.2.2.2")]);
         assert_eq!(
-            client_ip(Some(lb), &all_trusted, &trusted),
-            Some("10.1.1.1".parse().expect("ip"))
+            client_ip(Some(lb), &all_trusted, &trusted, xff),
+            Some(ip("10.1.1.1"))
         );
         assert_eq!(
-            client_ip(Some(lb), &headers(&[]), &trusted),
+            client_ip(Some(lb), &headers(&[]), &trusted, xff),
             Some(lb),
             "no header: the proxy itself"
+        );
+        let garbled = headers(&[("x-forwarded-for", "203.0.113.9, unknown, 10.0.0.7")]);
+        assert_eq!(
+            client_ip(Some(lb), &garbled, &trusted, xff),
+            Some(ip("10.0.0.7")),
+            "a hop that does not parse ends the walk at the last trusted one"
         );
     }
 
@@ -541,14 +585,19 @@ mod tests {
         let store = LocalCounters::new(2);
         assert_eq!(store.add("a", 1, 1, 60).await, Ok(1));
         assert_eq!(store.add("b", 1, 1, 60).await, Ok(1));
-        assert_eq!(store.add("c", 1, 1, 60).await, Ok(1), "overflow");
-        assert_eq!(store.add("d", 1, 1, 60).await, Ok(2), "the same overflow");
+        assert_eq!(store.add("r:c", 1, 1, 60).await, Ok(1), "overflow");
+        assert_eq!(store.add("r:d", 1, 1, 60).await, Ok(2), "the same overflow");
+        assert_eq!(
+            store.add("q:e", 1, 1, 60).await,
+            Ok(1),
+            "another limit has its own overflow"
+        );
         assert_eq!(
             store.add("a", 1, 1, 60).await,
             Ok(2),
             "tracked keys count on"
         );
-        assert!(store.len() <= 3);
+        assert!(store.len() <= 4);
         assert_eq!(
             store.add("a", 2, 1, 60).await,
             Ok(1),
@@ -570,7 +619,7 @@ mod tests {
         let other = Rate::new("u", 2, 3600);
         let d = limiter.hit(other, "k").await;
         assert_eq!((d.count, d.remaining()), (1, 1));
-        limiter.refund(other, "k").await;
+        limiter.refund(&d, "k").await;
         assert_eq!(limiter.hit(other, "k").await.count, 1);
     }
 }

@@ -41,6 +41,12 @@ fn with_rate_headers(mut resp: Response) -> Response {
     if let Some(d) = decision {
         crate::limiter::set_headers(&mut resp, &d);
     }
+    if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+        // A limited client does not keep its connection (and its place
+        // under the connection cap) for the next try.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp
 }
 
@@ -123,6 +129,7 @@ async fn guard(state: &AppState, req: &mut Request) -> Option<Response> {
         peer,
         req.headers(),
         &state.config.trusted_proxies,
+        state.config.proxy_header,
     ));
     req.extensions_mut().insert(client);
     let path = req.uri().path();
@@ -143,7 +150,10 @@ async fn guard(state: &AppState, req: &mut Request) -> Option<Response> {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // The scheme is case-insensitive, as poem's own parsing.
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .and_then(|token| {
                 state
                     .tokens

@@ -42,6 +42,8 @@ pub struct ApiConfig {
     pub rate_limits: crate::limiter::RateLimits,
     /// Peers whose `Forwarded` / `X-Forwarded-For` name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header those proxies write.
+    pub proxy_header: crate::limiter::ProxyHeader,
     /// Connection cap, head and keep-alive deadlines, TLS ([`crate::serve`]).
     pub transport: crate::transport::Transport,
     /// How long a request body may take to arrive (then 408).

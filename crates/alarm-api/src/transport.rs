@@ -30,8 +30,12 @@ pub struct Transport {
     /// From accept, or from a keep-alive connection's first byte, to the
     /// end of the request head.
     pub header_timeout: Duration,
-    /// Silence allowed between requests on one connection.
+    /// Silence allowed between requests on one connection (counted from
+    /// the server's last write).
     pub keep_alive: Duration,
+    /// From the end of a request head to the first byte of its answer
+    /// (the body's own timeout, 408, comes first).
+    pub answer_timeout: Duration,
     /// Connections open at once; the next waits in the listen backlog.
     pub max_connections: usize,
     /// TLS, when the app terminates it itself.
@@ -43,6 +47,7 @@ impl Default for Transport {
         Self {
             header_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(60),
+            answer_timeout: Duration::from_secs(60),
             max_connections: 4096,
             tls: None,
         }
@@ -143,6 +148,8 @@ impl Acceptor for GuardedAcceptor {
                 phase: Phase::Head,
                 timer: Box::pin(tokio::time::sleep_until(deadline)),
                 matched: 0,
+                started: false,
+                refused: false,
             },
             local,
             remote,
@@ -164,7 +171,8 @@ enum Phase {
     Head,
     /// Between requests: the keep-alive deadline runs until a byte comes.
     Idle,
-    /// A request is being read or answered: no transport deadline.
+    /// A request head has arrived: the answer must start within the
+    /// answer timeout.
     Open,
 }
 
@@ -177,6 +185,11 @@ pub struct Guarded {
     timer: Pin<Box<Sleep>>,
     /// How much of `\r\n\r\n` the last bytes matched.
     matched: usize,
+    /// Whether the current head has begun (blank lines before a request
+    /// line are skipped by the parser, so they must not end a head here).
+    started: bool,
+    /// The client spoke HTTP/2, which this deadline cannot follow.
+    refused: bool,
 }
 
 const HEAD_END: &[u8; 4] = b"\r\n\r\n";
@@ -204,11 +217,24 @@ impl Guarded {
         if self.phase == Phase::Idle {
             self.phase = Phase::Head;
             self.matched = 0;
+            self.started = false;
             let deadline = Instant::now() + self.transport.header_timeout;
             self.timer.as_mut().reset(deadline);
         }
         if self.phase == Phase::Head {
             for &b in new {
+                if !self.started {
+                    if b == b'\r' || b == b'\n' {
+                        continue;
+                    }
+                    self.started = true;
+                    // The HTTP/2 preface ("PRI * HTTP/2.0"): refused, since
+                    // its frames never show an HTTP/1 head's end.
+                    if b == b'P' && new.starts_with(b"PRI ") {
+                        self.refused = true;
+                        return;
+                    }
+                }
                 self.matched = if b == HEAD_END[self.matched] {
                     self.matched + 1
                 } else if b == HEAD_END[0] {
@@ -218,6 +244,8 @@ impl Guarded {
                 };
                 if self.matched == HEAD_END.len() {
                     self.phase = Phase::Open;
+                    let deadline = Instant::now() + self.transport.answer_timeout;
+                    self.timer.as_mut().reset(deadline);
                     break;
                 }
             }
@@ -232,11 +260,11 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.phase != Phase::Open && this.timer.as_mut().poll(cx).is_ready() {
+        if this.refused || this.timer.as_mut().poll(cx).is_ready() {
             this.stream = Stream::Closed;
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "the client did not send a request in time",
+                "the request or its answer did not come in time",
             )));
         }
         match this.ready(cx) {
@@ -268,9 +296,13 @@ impl AsyncWrite for Guarded {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
         }
-        if this.phase != Phase::Idle {
+        // An interim answer (`100 Continue`) is not the answer: the body
+        // is still to come under the same request.
+        let interim = data.starts_with(b"HTTP/1.1 1") || data.starts_with(b"HTTP/1.0 1");
+        if !interim && !data.is_empty() {
             // An answer is going out: what the client sends next is a new
-            // request, which must come within the keep-alive window.
+            // request, which must begin within the keep-alive window after
+            // the server's last write.
             this.phase = Phase::Idle;
             let deadline = Instant::now() + this.transport.keep_alive;
             this.timer.as_mut().reset(deadline);

@@ -53,6 +53,23 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+/// A comma-separated list of networks (`10.0.0.0/8`; a bare address is its
+/// own /32 or /128), each one checked.
+///
+/// # Errors
+/// The first item that is not a network, naming `setting`.
+pub fn cidrs(setting: &'static str, items: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    items
+        .iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| bad(setting, format!("`{s}` is not a CIDR like 10.0.0.0/8")))
+        })
+        .collect()
+}
+
 /// A [`ConfigError`].
 pub fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError {

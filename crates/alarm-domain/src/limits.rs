@@ -34,6 +34,15 @@ impl Quota {
         }
     }
 
+    /// Whether a replacement may be added while the one it replaces is
+    /// still among the `held` (a rotated API key, until its overlap ends).
+    ///
+    /// # Errors
+    /// [`StoreError::OverQuota`] when the others already reach the limit.
+    pub fn admit_replacing(&self, held: u64) -> Result<(), StoreError> {
+        self.admit(held.saturating_sub(1))
+    }
+
     /// Whether one more may be added to the `held` the owner has now.
     ///
     /// # Errors

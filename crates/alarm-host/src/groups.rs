@@ -243,21 +243,7 @@ impl Notify {
             timeout: Duration::from_secs(v.webhook_timeout_seconds),
             policy: AddressPolicy {
                 allow_private: v.webhook_allow_private,
-                allow: v
-                    .webhook_allow_cidrs
-                    .iter()
-                    .map(|s| {
-                        let s = s.trim();
-                        s.parse::<ipnet::IpNet>()
-                            .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                            .map_err(|_| {
-                                bad(
-                                    "WEBHOOK_ALLOW_CIDRS",
-                                    format!("`{s}` is not a CIDR like 10.20.0.0/16"),
-                                )
-                            })
-                    })
-                    .collect::<Result<_, _>>()?,
+                allow: alarm_appkit::cidrs("WEBHOOK_ALLOW_CIDRS", &v.webhook_allow_cidrs)?,
                 ports: alarm_notify::ssrf::parse_ports(&v.webhook_allowed_ports)
                     .map_err(|e| bad("WEBHOOK_ALLOWED_PORTS", e))?,
             },

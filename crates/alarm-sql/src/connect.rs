@@ -148,7 +148,13 @@ pub(crate) async fn connect(config: &DbConfig) -> Result<DatabaseConnection, Con
         .max_connections(config.max_connections())
         .min_connections(0)
         .connect_timeout(config.connect_timeout())
-        .acquire_timeout(config.acquire_timeout())
+        // PostgreSQL can go away: fail fast then. An embedded SQLite file
+        // cannot, and its single writer queues bursts: they wait as long as
+        // a connect may take.
+        .acquire_timeout(match config.kind() {
+            DbKind::Postgres => config.acquire_timeout(),
+            DbKind::Sqlite => config.connect_timeout(),
+        })
         // sqlx pings every connection on every checkout by default: one
         // extra round trip per query. Only connections idle long enough to
         // have been dropped by the server or a firewall are pinged now; a

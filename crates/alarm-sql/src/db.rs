@@ -356,9 +356,27 @@ impl Tx {
         if quota.limit == u32::MAX {
             return Ok(());
         }
+        quota.admit(self.held(table, owner).await?)
+    }
+
+    /// [`Tx::admit`] for a replacement (a rotated key): the one replaced
+    /// does not count.
+    pub(crate) async fn admit_replacing(
+        &self,
+        table: &str,
+        owner: uuid::Uuid,
+        quota: alarm_domain::limits::Quota,
+    ) -> Result<(), StoreError> {
+        quota.admit_replacing(self.held(table, owner).await?)
+    }
+
+    /// The owner's rows of `table`, counted after locking the owner
+    /// (PostgreSQL; `FOR NO KEY UPDATE` serialises the counts without
+    /// blocking the foreign keys that point at the user).
+    async fn held(&self, table: &str, owner: uuid::Uuid) -> Result<u64, StoreError> {
         if self.backend == DbBackend::Postgres {
             self.query_one(
-                "SELECT id FROM users WHERE id = ? FOR UPDATE",
+                "SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE",
                 vec![owner.into()],
             )
             .await?;
@@ -373,7 +391,7 @@ impl Tx {
             Some(r) => col::<i64>(&r, "held")?,
             None => 0,
         };
-        quota.admit(u64::try_from(held).unwrap_or(0))
+        Ok(u64::try_from(held).unwrap_or(0))
     }
 
     pub(crate) async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64, StoreError> {

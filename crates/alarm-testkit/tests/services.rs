@@ -853,3 +853,46 @@ async fn creating_an_alarm_is_one_commit_carrying_its_whole_change_set() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_rotation_never_extends_the_old_keys_life() {
+    use alarm_domain::model::{ApiKeyName, ApiKeyScopes};
+    use alarm_domain::services::{ApiKeyService, KeyRefused};
+    use secrecy::ExposeSecret;
+    let w = world();
+    let ana = register(&w, "ana@example.com").await;
+    let keys = ApiKeyService::new(w.ports.clone());
+    let scopes = ApiKeyScopes::parse(&["webhooks:read"]).unwrap();
+    let name = || ApiKeyName::parse("ci").unwrap();
+    let soon = start() + SignedDuration::from_mins(10);
+    let short = keys.create(&ana, name(), scopes, Some(soon)).await.unwrap();
+    keys.rotate(&ana, short.key.id, SignedDuration::from_hours(1))
+        .await
+        .unwrap();
+    let kept = keys.get(&ana, short.key.id).await.unwrap();
+    assert_eq!(kept.ends_at(), Some(soon), "its own expiry is the earlier");
+    let forever = keys.create(&ana, name(), scopes, None).await.unwrap();
+    let new = keys
+        .rotate(&ana, forever.key.id, SignedDuration::from_mins(5))
+        .await
+        .unwrap();
+    let kept = keys.get(&ana, forever.key.id).await.unwrap();
+    assert_eq!(kept.ends_at(), Some(start() + SignedDuration::from_mins(5)));
+    assert_eq!(
+        new.key.expires_at, None,
+        "the new key keeps the old one's expiry"
+    );
+    let text = new.secret.expose_secret().to_owned();
+    assert_eq!(keys.verify(&text).await.unwrap().id, new.key.id);
+    w.clock.advance(SignedDuration::from_mins(6));
+    let old_text = forever.secret.expose_secret().to_owned();
+    assert!(matches!(
+        keys.verify(&old_text).await,
+        Err(KeyRefused::Expired)
+    ));
+    assert!(matches!(
+        keys.rotate(&ana, forever.key.id, SignedDuration::from_hours(24 * 8))
+            .await,
+        Err(ServiceError::Invalid(_))
+    ));
+}

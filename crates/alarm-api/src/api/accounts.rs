@@ -184,6 +184,14 @@ impl AccountsApi {
         // concurrent guesses cannot all pass a check made before any count;
         // a right password gives its counts back.
         let by_ip = state.limiter.hit(limits.login_per_ip, &address).await;
+        if !by_ip.allowed() {
+            // The pair is not counted: a refused address must not fill
+            // the counters with keys of its choosing.
+            return Err(limiter::refused(
+                &by_ip,
+                "too many failed logins from this address; wait and retry",
+            ));
+        }
         let by_pair = state.limiter.hit(limits.login_per_pair, &pair).await;
         let d = by_ip.tighter(by_pair);
         if !d.allowed() {
@@ -226,8 +234,8 @@ impl AccountsApi {
             }
             Err(e) => return Err(auth_error(e)),
         };
-        state.limiter.refund(limits.login_per_ip, &address).await;
-        state.limiter.refund(limits.login_per_pair, &pair).await;
+        state.limiter.refund(&by_ip, &address).await;
+        state.limiter.refund(&by_pair, &pair).await;
         Ok(Issued::Ok(Json(token_view(
             &state,
             &session.user,

@@ -83,9 +83,13 @@ pub struct ApiKeyView {
     pub scopes: Vec<String>,
     /// When it was made.
     pub created_at: String,
-    /// When it stops working (absent: never).
+    /// When it stops working as set at creation (absent: never).
     #[oai(skip_serializing_if_is_none)]
     pub expires_at: Option<String>,
+    /// When it stops working because a rotation replaced it (absent: not
+    /// replaced).
+    #[oai(skip_serializing_if_is_none)]
+    pub retires_at: Option<String>,
     /// When it last authenticated a request (recorded at most once a
     /// minute; absent: never).
     #[oai(skip_serializing_if_is_none)]
@@ -101,6 +105,7 @@ impl ApiKeyView {
             scopes: k.scopes.names().into_iter().map(str::to_owned).collect(),
             created_at: k.created_at.to_string(),
             expires_at: k.expires_at.map(|t| t.to_string()),
+            retires_at: k.retires_at.map(|t| t.to_string()),
             last_used_at: k.last_used_at.map(|t| t.to_string()),
         }
     }

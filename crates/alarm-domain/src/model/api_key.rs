@@ -149,8 +149,11 @@ pub struct ApiKey {
     pub scopes: ApiKeyScopes,
     /// When it was made.
     pub created_at: Timestamp,
-    /// When it stops working (`None`: never).
+    /// When it stops working as its owner set it (`None`: never).
     pub expires_at: Option<Timestamp>,
+    /// When it stops working because a rotation replaced it (`None`: not
+    /// replaced). Kept apart from `expires_at`, which the replacement copies.
+    pub retires_at: Option<Timestamp>,
     /// When it last authenticated a request (recorded at most once a minute).
     pub last_used_at: Option<Timestamp>,
 }
@@ -158,7 +161,16 @@ pub struct ApiKey {
 impl ApiKey {
     /// Whether the key works at `now`.
     pub fn active_at(&self, now: Timestamp) -> bool {
-        self.expires_at.is_none_or(|end| now < end)
+        self.ends_at().is_none_or(|end| now < end)
+    }
+
+    /// When it stops working, whichever comes first: its expiry or the end
+    /// of a rotation's overlap.
+    pub fn ends_at(&self) -> Option<Timestamp> {
+        match (self.expires_at, self.retires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 

@@ -562,17 +562,20 @@ pub enum ApiKeyOp {
         /// How many keys the owner may hold.
         quota: crate::limits::Quota,
     },
-    /// A new key replacing the owner's `old` one, which keeps working
-    /// until `old_expires_at` (or its own earlier expiry).
+    /// A new key replacing the owner's `old` one, which retires at
+    /// `old_retires_at`, if the owner's other keys are under the quota
+    /// ([`crate::limits::Quota::admit_replacing`]).
     Rotate {
         /// The key being replaced.
         old: crate::ids::ApiKeyId,
         /// When it stops working.
-        old_expires_at: jiff::Timestamp,
+        old_retires_at: jiff::Timestamp,
         /// The new key (same owner).
         key: crate::model::ApiKey,
         /// The hash of the new key's text.
         hash: [u8; 32],
+        /// How many keys the owner may hold.
+        quota: crate::limits::Quota,
     },
     /// Removal: the key stops working at once.
     Delete {

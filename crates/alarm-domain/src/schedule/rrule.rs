@@ -118,8 +118,9 @@ pub const MAX_COUNT: u32 = 100_000;
 /// `rule-never-fires` check may spend. One 400-year cycle is at most
 /// 146,097 daily periods (fewer weeks, months or years, whatever the
 /// INTERVAL), and only the period of the first occurrence yields wall
-/// times (at most 366 × 24 × 60), so the check always finishes within it.
-pub const PARSE_BUDGET: u64 = 700_000;
+/// times (at most two periods of 366 × 24 × 60), so the check always
+/// finishes within it, whatever `MAX_FIRES_PER_DAY` allows.
+pub const PARSE_BUDGET: u64 = 1_300_000;
 
 const WEEKDAYS: [&str; 7] = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
 

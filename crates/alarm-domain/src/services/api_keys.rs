@@ -148,6 +148,7 @@ impl ApiKeyService {
             scopes,
             created_at: now,
             expires_at,
+            retires_at: None,
             last_used_at: None,
         };
         let audit = self.ports.audit(
@@ -218,8 +219,9 @@ impl ApiKeyService {
 
     /// Replaces the actor's key with a new one of the same name, scopes and
     /// expiry; the old one keeps working for `overlap` (at most
-    /// [`MAX_ROTATION_OVERLAP`], never past its own expiry), so clients can
-    /// switch without an outage.
+    /// [`MAX_ROTATION_OVERLAP`], never past its own expiry or an earlier
+    /// rotation's end), so clients can switch without an outage. The new
+    /// key counts toward the quota as soon as it exists.
     ///
     /// # Errors
     /// [`ServiceError::NotFound`]; [`ServiceError::Invalid`]
@@ -249,10 +251,11 @@ impl ApiKeyService {
             scopes: old.scopes,
             created_at: now,
             expires_at: old.expires_at,
+            retires_at: None,
             last_used_at: None,
         };
         let end = now + overlap;
-        let old_expires_at = old.expires_at.map_or(end, |t| t.min(end));
+        let old_retires_at = old.ends_at().map_or(end, |t| t.min(end));
         let audit = self.ports.audit(
             actor,
             "api_key.rotate",
@@ -266,9 +269,10 @@ impl ApiKeyService {
             .commit(ChangeSet::audited(
                 ApiKeyOp::Rotate {
                     old: id,
-                    old_expires_at,
+                    old_retires_at,
                     key: key.clone(),
                     hash: hash(secret.expose_secret()),
+                    quota: self.quota,
                 },
                 audit,
             ))
@@ -277,18 +281,12 @@ impl ApiKeyService {
     }
 
     /// The key `presented` names, if it is one this service issued, it
-    /// matches, and it has not expired. Each use is audited (`api_key.use`,
-    /// `what` in the record) and recorded as `last_used_at` at most once a
-    /// minute.
+    /// matches, and it still works. Reads only: the caller checks its
+    /// request limits, then calls [`ApiKeyService::record_use`].
     ///
     /// # Errors
     /// [`KeyRefused`].
-    pub async fn authenticate(
-        &self,
-        presented: &str,
-        what: &str,
-        correlation_id: &str,
-    ) -> Result<ApiKey, KeyRefused> {
+    pub async fn verify(&self, presented: &str) -> Result<ApiKey, KeyRefused> {
         let now = self.ports.clock.now();
         let prefix_len = KEY_TAG.len() + 12;
         let prefix = presented
@@ -308,11 +306,26 @@ impl ApiKeyService {
         if !key.active_at(now) {
             return Err(KeyRefused::Expired);
         }
-        self.ports
-            .keys
-            .touch(key.id, now, now - TOUCH_EVERY)
-            .await
-            .map_err(ServiceError::from)?;
+        Ok(key)
+    }
+
+    /// Records an accepted use of `key`: an audit record (`api_key.use`,
+    /// `what` in it) every time, and `last_used_at` when the last recorded
+    /// use is older than a minute.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn record_use(
+        &self,
+        key: &ApiKey,
+        what: &str,
+        correlation_id: &str,
+    ) -> Result<(), ServiceError> {
+        let now = self.ports.clock.now();
+        let since = now - TOUCH_EVERY;
+        if key.last_used_at.is_none_or(|t| t < since) {
+            self.ports.keys.touch(key.id, now, since).await?;
+        }
         let actor = Actor {
             user: key.owner,
             role: crate::model::Role::User,
@@ -328,8 +341,7 @@ impl ApiKeyService {
                 Some(format!("prefix={} {what}", key.prefix)),
                 now,
             ))
-            .await
-            .map_err(ServiceError::from)?;
-        Ok(key)
+            .await?;
+        Ok(())
     }
 }

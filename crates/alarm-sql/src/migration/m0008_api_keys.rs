@@ -34,6 +34,7 @@ impl MigrationTrait for Migration {
                 scopes SMALLINT NOT NULL,
                 created_us BIGINT NOT NULL,
                 expires_us BIGINT NULL,
+                retires_us BIGINT NULL,
                 last_used_us BIGINT NULL
             )"
         ))

@@ -13,7 +13,7 @@ use crate::row::Row;
 
 /// Every column of a key, named (see the outbox's `COLUMNS`).
 const COLUMNS: &str =
-    "id, owner_id, name, prefix, hash, scopes, created_us, expires_us, last_used_us";
+    "id, owner_id, name, prefix, hash, scopes, created_us, expires_us, retires_us, last_used_us";
 
 fn key_from(row: &QueryResult) -> Result<(ApiKey, [u8; 32]), StoreError> {
     let hash: Vec<u8> = col(row, "hash")?;
@@ -34,6 +34,7 @@ fn key_from(row: &QueryResult) -> Result<(ApiKey, [u8; 32]), StoreError> {
                 .map_err(|e| corrupt("scopes", e))?,
             created_at: ts(col(row, "created_us")?)?,
             expires_at: at("expires_us")?,
+            retires_at: at("retires_us")?,
             last_used_at: at("last_used_us")?,
         },
         hash,
@@ -50,6 +51,7 @@ async fn insert(tx: &Tx, key: &ApiKey, hash: [u8; 32]) -> Result<(), StoreError>
         .set("scopes", i16::from(key.scopes.bits()))
         .set("created_us", us(key.created_at))
         .set("expires_us", key.expires_at.map(us))
+        .set("retires_us", key.retires_at.map(us))
         .set("last_used_us", key.last_used_at.map(us));
     tx.insert("api_keys", vec![row], "").await?;
     Ok(())
@@ -115,20 +117,17 @@ impl ApiKeyStore for SqlStores {
             }
             ApiKeyOp::Rotate {
                 old,
-                old_expires_at,
+                old_retires_at,
                 key,
                 hash,
+                quota,
             } => {
                 lock_owned(&tx, key.owner, *old).await?;
+                tx.admit_replacing("api_keys", key.owner.as_uuid(), *quota)
+                    .await?;
                 tx.exec(
-                    "UPDATE api_keys SET expires_us = CASE \
-                     WHEN expires_us IS NULL OR expires_us > ? THEN ? ELSE expires_us END \
-                     WHERE id = ?",
-                    vec![
-                        v(us(*old_expires_at)),
-                        v(us(*old_expires_at)),
-                        v(old.as_uuid()),
-                    ],
+                    "UPDATE api_keys SET retires_us = ? WHERE id = ?",
+                    vec![v(us(*old_retires_at)), v(old.as_uuid())],
                 )
                 .await?;
                 insert(&tx, key, *hash).await?;

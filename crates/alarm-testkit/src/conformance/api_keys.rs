@@ -15,6 +15,7 @@ fn key(ports: &Ports, owner: UserId, prefix: &str) -> ApiKey {
         scopes: ApiKeyScopes::parse(&["webhooks:read"]).expect("scopes"),
         created_at: t0(),
         expires_at: None,
+        retires_at: None,
         last_used_at: None,
     }
 }
@@ -108,8 +109,9 @@ async fn creating_past_the_quota_is_refused(new_ports: Fresh) {
     );
 }
 
-/// Rotation stores the new key and moves the old one's expiry earlier,
-/// never later; another owner's key cannot be rotated or deleted.
+/// Rotation stores the new key, sets when the old one retires and counts
+/// the new one toward the quota; another owner's key cannot be rotated or
+/// deleted.
 async fn rotation_and_deletion_act_on_the_owners_key_only(new_ports: Fresh) {
     let ports = new_ports().await;
     let ana = fixtures::user(&ports, "ana@example.com").await;
@@ -126,9 +128,10 @@ async fn rotation_and_deletion_act_on_the_owners_key_only(new_ports: Fresh) {
         ChangeSet::audited(
             ApiKeyOp::Rotate {
                 old: old.id,
-                old_expires_at: at(until),
+                old_retires_at: at(until),
                 key: new,
                 hash: [2; 32],
+                quota: Quota::new("api_keys_per_user", 3),
             },
             audit(&ports, Some(owner), "api_key.rotate", old.id.as_uuid()),
         )
@@ -146,14 +149,14 @@ async fn rotation_and_deletion_act_on_the_owners_key_only(new_ports: Fresh) {
     );
     ports
         .api_keys
-        .commit(rotate(ana.id(), 7200, "sak_000000000006"))
+        .commit(rotate(ana.id(), 1800, "sak_000000000006"))
         .await
         .expect("rotate");
     let kept = ports.api_keys.get(ana.id(), old.id).await.expect("old");
     assert_eq!(
-        kept.expires_at,
-        Some(at(3600)),
-        "never later than its own expiry"
+        (kept.expires_at, kept.retires_at),
+        (Some(at(3600)), Some(at(1800))),
+        "the owner's expiry stays; the rotation's end is apart"
     );
     ports
         .api_keys
@@ -161,7 +164,17 @@ async fn rotation_and_deletion_act_on_the_owners_key_only(new_ports: Fresh) {
         .await
         .expect("rotate again");
     let kept = ports.api_keys.get(ana.id(), old.id).await.expect("old");
-    assert_eq!(kept.expires_at, Some(at(60)));
+    assert_eq!(kept.retires_at, Some(at(60)));
+    assert!(
+        matches!(
+            ports
+                .api_keys
+                .commit(rotate(ana.id(), 30, "sak_00000000000a"))
+                .await,
+            Err(StoreError::OverQuota { .. })
+        ),
+        "a replacement counts toward the quota: three keys held"
+    );
     assert!(
         ports
             .api_keys

@@ -65,19 +65,23 @@ impl ApiKeyStore for InMemory {
             }
             ApiKeyOp::Rotate {
                 old,
-                old_expires_at,
+                old_retires_at,
                 key,
                 hash,
+                quota,
             } => {
                 if !owned(&s, key.owner, *old) {
                     return Err(StoreError::NotFound);
                 }
                 fresh(&s, key)?;
+                let held = s
+                    .api_keys
+                    .values()
+                    .filter(|(k, _)| k.owner == key.owner)
+                    .count();
+                quota.admit_replacing(held as u64)?;
                 if let Some((k, _)) = s.api_keys.get_mut(old) {
-                    k.expires_at = Some(
-                        k.expires_at
-                            .map_or(*old_expires_at, |t| t.min(*old_expires_at)),
-                    );
+                    k.retires_at = Some(*old_retires_at);
                 }
                 s.api_keys.insert(key.id, (key.clone(), *hash));
             }
