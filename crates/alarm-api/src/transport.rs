@@ -279,6 +279,15 @@ impl AsyncRead for Guarded {
         };
         if let Poll::Ready(Ok(())) = polled {
             this.watch(&buf.filled()[before..]);
+            if this.refused {
+                // Not handed on: the server must not answer in HTTP/2.
+                buf.set_filled(before);
+                this.stream = Stream::Closed;
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "HTTP/2 is not served here",
+                )));
+            }
         }
         polled
     }

@@ -183,8 +183,18 @@ async fn admin_exec(sql: &str) {
 /// A name per migration set, so a schema change gets a new template.
 fn template_name() -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for name in crate::migration_names() {
-        for b in name.bytes() {
+    let names = crate::migration_names();
+    assert_eq!(
+        names.len(),
+        crate::migration::SOURCES.len(),
+        "every migration's source is listed in migration::SOURCES"
+    );
+    for text in names
+        .iter()
+        .map(String::as_str)
+        .chain(crate::migration::SOURCES.iter().copied())
+    {
+        for b in text.bytes() {
             hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
     }

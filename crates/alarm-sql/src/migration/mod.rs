@@ -28,3 +28,18 @@ impl MigratorTrait for Migrator {
         ]
     }
 }
+
+/// Every migration's source text: the test template's name hashes it, so an
+/// edited migration (before it lands) never reuses a template built from
+/// the old text.
+#[cfg(feature = "testing")]
+pub(crate) const SOURCES: &[&str] = &[
+    include_str!("m0001_initial.rs"),
+    include_str!("m0002_idempotency.rs"),
+    include_str!("m0003_engine.rs"),
+    include_str!("m0004_outbox.rs"),
+    include_str!("m0005_builtin_overrides.rs"),
+    include_str!("m0006_replans_and_routine_links.rs"),
+    include_str!("m0007_event_payloads.rs"),
+    include_str!("m0008_api_keys.rs"),
+];

@@ -131,7 +131,7 @@ async fn rotation_and_deletion_act_on_the_owners_key_only(new_ports: Fresh) {
                 old_retires_at: at(until),
                 key: new,
                 hash: [2; 32],
-                quota: Quota::new("api_keys_per_user", 3),
+                quota: Quota::new("api_keys_per_user", 2),
             },
             audit(&ports, Some(owner), "api_key.rotate", old.id.as_uuid()),
         )
@@ -173,7 +173,7 @@ async fn rotation_and_deletion_act_on_the_owners_key_only(new_ports: Fresh) {
                 .await,
             Err(StoreError::OverQuota { .. })
         ),
-        "a replacement counts toward the quota: three keys held"
+        "a replacement counts toward the quota: two others held"
     );
     assert!(
         ports
