@@ -330,8 +330,6 @@ impl Engine {
         let committing = Instant::now();
         let lost = self.commit(items).await?;
         let commit = signed(committing.elapsed());
-        self.replan_edited(&claims, &lost, &alarms, &calendars)
-            .await?;
         tracing::debug!(
             claims = claims.len(),
             owners = calendars.len(),
@@ -372,6 +370,12 @@ impl Engine {
         self.health
             .missed
             .fetch_add(report.missed, Ordering::Relaxed);
+        // After the counts: the fires above are committed whatever happens
+        // to this follow-up (a failed read here is retried by the caller's
+        // next round, and must not make a committed ring go uncounted).
+        let lost: Vec<LeaseToken> = lost.into_iter().collect();
+        self.replan_edited(&claims, &lost, &alarms, &calendars)
+            .await?;
         Ok(report)
     }
 
