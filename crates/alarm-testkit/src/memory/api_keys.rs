@@ -52,15 +52,18 @@ impl ApiKeyStore for InMemory {
         let owned = |s: &super::State, owner: UserId, id: ApiKeyId| {
             s.api_keys.get(&id).is_some_and(|(k, _)| k.owner == owner)
         };
+        // The owner's keys, as the quota counts them.
+        let held = |s: &super::State, owner: UserId| {
+            s.api_keys
+                .values()
+                .filter(|(k, _)| k.owner == owner)
+                .count() as u64
+        };
         match &change.op {
             ApiKeyOp::Create { key, hash, quota } => {
                 fresh(&s, key)?;
-                let held = s
-                    .api_keys
-                    .values()
-                    .filter(|(k, _)| k.owner == key.owner)
-                    .count();
-                quota.admit(held as u64)?;
+                let held = held(&s, key.owner);
+                quota.admit(held)?;
                 s.api_keys.insert(key.id, (key.clone(), *hash));
             }
             ApiKeyOp::Rotate {
@@ -74,12 +77,8 @@ impl ApiKeyStore for InMemory {
                     return Err(StoreError::NotFound);
                 }
                 fresh(&s, key)?;
-                let held = s
-                    .api_keys
-                    .values()
-                    .filter(|(k, _)| k.owner == key.owner)
-                    .count();
-                quota.admit_replacing(held as u64)?;
+                let held = held(&s, key.owner);
+                quota.admit_replacing(held)?;
                 if let Some((k, _)) = s.api_keys.get_mut(old) {
                     k.retires_at = Some(*old_retires_at);
                 }
