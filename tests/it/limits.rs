@@ -372,11 +372,23 @@ async fn bounded_inputs(db: Db, label: String) {
         .await;
     r.problem(422, "validation");
     assert_eq!(r.field(), "display_name");
-    // A 1 MB body is refused whole (413); below it, the e-mail is bounded.
+    // An account operation's body over 16 KiB is refused from its length,
+    // unread (413); below it, the e-mail is bounded.
     let huge = format!("{}@example.com", "a".repeat(500_000));
     let r = h
         .req("POST", "/api/v1/auth/login")
         .json(json!({"email": huge, "password": PASSWORD}))
+        .send()
+        .await;
+    r.problem(413, "payload-too-large");
+    let detail = r.body["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("16384 bytes"), "{detail}");
+    let at_limit = format!("{}@example.com", "a".repeat(16 * 1024 - 60));
+    let body = json!({"email": at_limit, "password": PASSWORD}).to_string();
+    assert!(body.len() <= 16 * 1024, "{}", body.len());
+    let r = h
+        .req("POST", "/api/v1/auth/login")
+        .raw("application/json", body)
         .send()
         .await;
     r.problem(422, "validation");
@@ -857,12 +869,38 @@ async fn redis_going_away_falls_back_to_local_counts() {
     h.stop().await;
 }
 
+/// A refusal is held for the operator's delay before it is sent (the
+/// server sleeps at least that long, so the bound cannot flake), and still
+/// carries its headers and closes the connection.
+async fn refusals_are_held(db: Db, label: String) {
+    let delay = std::time::Duration::from_millis(300);
+    let mut limits = with_proxy(Limits::lenient());
+    limits.rates.per_ip = Rate::new("requests_per_ip", 1, LONG);
+    limits.rates.refusal_delay = delay;
+    let Some(h) = Harness::start_with(db, &label, limits).await else {
+        return;
+    };
+    let me = "198.51.100.9";
+    let r = from(&h, me, "GET", "/api/v1/auth/me", None, None).await;
+    assert_eq!(r.status, 401, "within the limit: {}", r.body);
+    let asked = std::time::Instant::now();
+    let r = from(&h, me, "GET", "/api/v1/auth/me", None, None).await;
+    let took = asked.elapsed();
+    limited(&r, "requests_per_ip");
+    assert!(took >= delay, "a refusal came after {took:?}");
+    assert_eq!(r.header("connection"), Some("close"));
+    h.stop().await;
+}
+
 /// A scenario's name and how it runs on one database.
 type Scenario = (&'static str, fn(Db, String));
 
 pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
     let module = "limits";
-    let scenarios: [Scenario; 8] = [
+    let scenarios: [Scenario; 9] = [
+        ("refusals_are_held", |db, l| {
+            block_on(refusals_are_held(db, l));
+        }),
         (
             "a_login_burst_past_the_hash_queue_is_turned_away",
             |db, l| {
@@ -929,6 +967,7 @@ fn product_defaults() {
         (d.alarms_per_user.limit, d.alarms_per_user.period_secs),
         (100, 60)
     );
+    assert_eq!(d.refusal_delay, std::time::Duration::from_millis(200));
     assert_eq!((d.login_per_pair.limit, d.login_per_ip.limit), (10, 50));
     assert_eq!(d.login_per_pair.period_secs, 900);
     let q = alarm_domain::limits::Limits::default();

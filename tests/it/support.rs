@@ -104,6 +104,9 @@ impl Limits {
                 test_pings_per_user: high(d.test_pings_per_user),
                 webhooks_per_key: high(d.webhooks_per_key),
                 max_keys: d.max_keys,
+                // Most tests count refusals; `limits::refusals_are_held`
+                // checks the product's delay.
+                refusal_delay: std::time::Duration::ZERO,
             },
             trusted_proxies: Vec::new(),
             counters: None,

@@ -65,6 +65,19 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The process's CPU time so far (user + system), in clock ticks of 10 ms.
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) start at `) `.
+            let rest = s.rsplit_once(") ")?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -163,6 +176,8 @@ fn lateness(client: &str, token: &str, alarms: &[(String, Timestamp)]) -> Vec<f6
 
 struct Phase {
     latencies_ms: Vec<f64>,
+    /// The server's CPU use over the phase, in percent of one core.
+    cpu_percent: f64,
     peak_rss_kib: u64,
     errors: u64,
 }
@@ -183,6 +198,7 @@ fn normal_load(users: &[(String, String, String)], pid: u32, length: Duration) -
     };
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(AtomicU64::new(0));
+    let (began, ticks) = (Instant::now(), cpu_ticks(pid));
     let ends = Instant::now() + length;
     let readers: Vec<_> = users
         .iter()
@@ -219,8 +235,10 @@ fn normal_load(users: &[(String, String, String)], pid: u32, length: Duration) -
     let _ = sampler.join();
     let mut latencies_ms = std::mem::take(&mut *latencies.lock().expect("lock"));
     latencies_ms.sort_by(f64::total_cmp);
+    let cpu_percent = (cpu_ticks(pid) - ticks) as f64 / began.elapsed().as_secs_f64();
     Phase {
         latencies_ms,
+        cpu_percent,
         peak_rss_kib: peak.load(Ordering::Relaxed),
         errors: errors.load(Ordering::Relaxed),
     }
@@ -446,6 +464,11 @@ fn main() {
         "alarms rung / expected",
         quiet_late.len() as f64 / rings.max(1) as f64,
         attack_late.len() as f64 / rings.max(1) as f64,
+    );
+    row(
+        "server CPU (% of its core)",
+        quiet.cpu_percent,
+        attacked.cpu_percent,
     );
     row(
         "peak RSS (MiB)",

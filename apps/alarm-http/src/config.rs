@@ -117,6 +117,8 @@ alarm_appkit::settings! {
         login_window_minutes: u32 = "15", "LOGIN_WINDOW_MINUTES", 1..=1440;
         /// Rate-limit keys kept in this process; past it, new keys share one budget
         rate_limit_max_keys: usize = "100000", "RATE_LIMIT_MAX_KEYS", 100..=10_000_000;
+        /// How long a refused request (429) is held before its answer, in milliseconds (0: sent at once); at most 512 are held at once
+        rate_limit_refusal_delay_ms: u64 = "200", "RATE_LIMIT_REFUSAL_DELAY_MS", 0..=10_000;
         /// How long a rate-limit call may wait for Redis, in milliseconds (then this process counts on its own for a second)
         rate_limit_redis_timeout_ms: u64 = "100", "RATE_LIMIT_REDIS_TIMEOUT_MS", 10..=10_000;
         /// Prefix of this deployment's rate-limit keys in Redis
@@ -184,6 +186,7 @@ impl LimitValues {
                 ..d.login_alert_per_email
             },
             max_keys: self.rate_limit_max_keys,
+            refusal_delay: std::time::Duration::from_millis(self.rate_limit_refusal_delay_ms),
         }
     }
 

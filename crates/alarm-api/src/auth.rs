@@ -6,9 +6,6 @@ use alarm_domain::ids::UserId;
 use alarm_domain::model::Role;
 use alarm_domain::ports::RefreshTokenStore;
 use alarm_domain::services::Actor;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::{SignedDuration, Timestamp};
@@ -22,29 +19,9 @@ use sha2::{Digest, Sha256};
 use crate::problem::{Problem, ProblemType};
 use crate::state::AppState;
 
-/// argon2id with OWASP's first recommended setting: 19 MiB of memory,
-/// 2 passes, 1 lane. About 15 ms per hash on one core of the development
-/// machine; parameters are stored in each PHC string, so raising them later
-/// only affects new hashes.
-pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
-/// argon2id passes.
-pub const ARGON2_ITERATIONS: u32 = 2;
-/// argon2id lanes.
-pub const ARGON2_LANES: u32 = 1;
+pub use crate::hashing::{ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB};
 /// Accepted password lengths, in characters.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 12..=256;
-
-/// Hashes and verifications running at once. Each holds 19 MiB and a core
-/// for ~15 ms; without a bound, a burst of logins or registrations would
-/// queue hundreds of them on the blocking pool and its memory. Waiting
-/// requests queue here; both login outcomes wait alike.
-fn hashing_permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        tokio::sync::Semaphore::new(cores.clamp(1, 8))
-    })
-}
 
 /// Password checks that may wait for a hashing permit, beyond those
 /// running: past it, login, registration and password changes answer 503
@@ -54,9 +31,8 @@ pub const HASH_QUEUE: usize = 32;
 
 fn hash_admission() -> &'static tokio::sync::Semaphore {
     static ADMITTED: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    ADMITTED.get_or_init(|| {
-        tokio::sync::Semaphore::new(hashing_permits().available_permits() + HASH_QUEUE)
-    })
+    ADMITTED
+        .get_or_init(|| tokio::sync::Semaphore::new(crate::hashing::running_at_most() + HASH_QUEUE))
 }
 
 /// A place among the password checks running or waiting, held for the
@@ -82,14 +58,6 @@ pub(crate) fn hash_ticket()
 /// account costs the same argon2 work (same parameters) as a wrong password.
 /// Its password was random and thrown away when it was made.
 pub(crate) const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Oau0uqtpiCib9k7c3FDZpA$p8NN7WnHByOzFQMAFv4iSPYpXgQr8jpmMVEpUktP6NE";
-
-fn argon2() -> Argon2<'static> {
-    // The constants are valid parameters; `Params::new` only fails outside
-    // argon2's documented bounds.
-    let params =
-        Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
 
 /// Checks a password's length; problems name `field`.
 ///
@@ -133,40 +101,19 @@ pub fn check_password_size(field: &str, password: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Hashes a password on the blocking pool (argon2 is deliberately slow).
+/// Hashes a password on a hashing thread (argon2 is deliberately slow).
 ///
 /// # Errors
-/// When hashing fails (it does not with valid parameters) or the pool is gone.
+/// When hashing fails (it does not with valid parameters) or no hashing
+/// thread runs.
 pub async fn hash_password(password: SecretString) -> Result<SecretString, String> {
-    let _permit = hashing_permits()
-        .acquire()
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || {
-        argon2()
-            .hash_password(password.expose_secret().as_bytes())
-            .map(|h| SecretString::from(h.to_string()))
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    crate::hashing::hash(password).await
 }
 
 /// Whether `password` matches `hash`. A hash that does not parse does not
-/// match. Runs on the blocking pool.
+/// match. Runs on a hashing thread.
 pub async fn verify_password(password: SecretString, hash: SecretString) -> bool {
-    let Ok(_permit) = hashing_permits().acquire().await else {
-        return false;
-    };
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(hash.expose_secret()).is_ok_and(|parsed| {
-            argon2()
-                .verify_password(password.expose_secret().as_bytes(), &parsed)
-                .is_ok()
-        })
-    })
-    .await
-    .unwrap_or(false)
+    crate::hashing::verify(password, hash).await
 }
 
 /// Token settings.
@@ -355,7 +302,7 @@ impl Tokens {
     }
 }
 
-/// The domain's password hasher: argon2id behind the hashing permits; an
+/// The domain's password hasher: argon2id on the hashing threads; an
 /// unknown account is checked against [`DECOY_HASH`] at the same cost.
 pub(crate) struct Argon2Hasher;
 
@@ -670,10 +617,20 @@ mod tests {
 
     #[test]
     fn the_decoy_costs_what_a_real_hash_costs() {
-        // Same algorithm and parameters as `argon2()`, so verifying against
+        use argon2::password_hash::PasswordHasher as _;
+        use argon2::password_hash::phc::PasswordHash;
+        use argon2::{Algorithm, Argon2, Version};
+
+        // Same algorithm and parameters as new hashes, so verifying against
         // it takes the time a wrong password takes.
         let parsed = PasswordHash::new(DECOY_HASH).expect("a PHC string");
-        let real = argon2().hash_password(b"a real password").expect("hash");
+        let real = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            crate::hashing::params(),
+        )
+        .hash_password(b"a real password")
+        .expect("hash");
         assert_eq!(parsed.algorithm, real.algorithm);
         let params = |h: &PasswordHash| {
             h.params

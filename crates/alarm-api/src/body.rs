@@ -1,4 +1,4 @@
-//! The JSON request body extractor: reads at most 1 MiB from the stream and parses with serde, holding any failure for the handler to report after the ownership and precondition checks.
+//! The JSON request body extractor: reads at most 1 MiB (16 KiB for credentials) from the stream and parses with serde, holding any failure for the handler to report after the ownership and precondition checks.
 
 use poem::{Request, RequestBody};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
@@ -13,6 +13,14 @@ use crate::problem::{ApiError, Problem, ProblemType};
 /// The largest accepted body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The largest accepted body of the account operations (register, login,
+/// refresh, password and profile changes): their fields are bounded far
+/// below it (an e-mail of 254 characters, a password of 1,024 bytes), so a
+/// bigger body is refused from its `Content-Length` before it is read.
+/// Anonymous callers can reach login and register, and each 1 MiB body
+/// read and parsed there was work anyone could demand.
+pub const CREDENTIALS_BODY_BYTES: usize = 16 * 1024;
+
 /// A JSON body parsed into `T`, or the problem that parsing found.
 ///
 /// poem-openapi's own `Json` fails the request before the handler runs, so
@@ -24,12 +32,12 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The size limit is applied to the stream rather than through poem's
 /// `SizeLimit`, which answers 411 to any request without `Content-Length`.
 #[derive(Debug)]
-pub struct JsonBody<T> {
+pub struct JsonBody<T, const MAX: usize = MAX_BODY_BYTES> {
     parsed: Result<T, Problem>,
     fingerprint: [u8; 32],
 }
 
-impl<T> JsonBody<T> {
+impl<T, const MAX: usize> JsonBody<T, MAX> {
     /// SHA-256 of the body's canonical JSON (object keys sorted, no
     /// insignificant whitespace), so a retried request matches its first
     /// try however the client formats it.
@@ -115,7 +123,7 @@ fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Probl
     Ok(parsed)
 }
 
-async fn read(request: &Request, body: &mut RequestBody) -> Result<Vec<u8>, Problem> {
+async fn read(request: &Request, body: &mut RequestBody, max: usize) -> Result<Vec<u8>, Problem> {
     match request.content_type() {
         Some(ct) if is_json(ct) => {}
         Some(ct) => {
@@ -134,7 +142,7 @@ async fn read(request: &Request, body: &mut RequestBody) -> Result<Vec<u8>, Prob
     let too_large = || {
         Problem::new(
             ProblemType::PayloadTooLarge,
-            format!("the body exceeds {MAX_BODY_BYTES} bytes"),
+            format!("the body exceeds {max} bytes"),
         )
     };
     let declared = request
@@ -142,7 +150,7 @@ async fn read(request: &Request, body: &mut RequestBody) -> Result<Vec<u8>, Prob
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
     let Ok(body) = body.take() else {
@@ -156,7 +164,7 @@ async fn read(request: &Request, body: &mut RequestBody) -> Result<Vec<u8>, Prob
         .map_or(std::time::Duration::from_secs(30), |s| {
             s.config.body_timeout
         });
-    let mut stream = body.into_async_read().take(MAX_BODY_BYTES as u64 + 1);
+    let mut stream = body.into_async_read().take(max as u64 + 1);
     let reading = stream.read_to_end(&mut bytes);
     tokio::time::timeout(limit, reading)
         .await
@@ -173,13 +181,13 @@ async fn read(request: &Request, body: &mut RequestBody) -> Result<Vec<u8>, Prob
             )
             .with_status(400)
         })?;
-    if bytes.len() > MAX_BODY_BYTES {
+    if bytes.len() > max {
         return Err(too_large());
     }
     Ok(bytes)
 }
 
-impl<'a, T> ApiExtractor<'a> for JsonBody<T>
+impl<'a, T, const MAX: usize> ApiExtractor<'a> for JsonBody<T, MAX>
 where
     T: Type + DeserializeOwned + Send,
 {
@@ -208,7 +216,7 @@ where
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let (parsed, fingerprint) = match read(request, body).await {
+        let (parsed, fingerprint) = match read(request, body, MAX).await {
             Ok(bytes) => parse_json(&bytes),
             Err(p) => (Err(p), [0; 32]),
         };

@@ -19,6 +19,7 @@ pub mod state;
 pub mod transport;
 
 mod api;
+mod hashing;
 mod headers;
 mod idem;
 mod middleware;

@@ -60,7 +60,16 @@ pub struct RateLimits {
     pub webhooks_per_key: Rate,
     /// Keys one in-process store tracks before new keys share one budget.
     pub max_keys: usize,
+    /// How long a refusal (429) is held before it is sent. A client that
+    /// retries the moment it is refused (most abusive scripts) then costs
+    /// a timer instead of a core; see [`HELD_REFUSALS`].
+    pub refusal_delay: std::time::Duration,
 }
+
+/// Refusals held back at once; past it a refusal is sent at once, so that
+/// a client with thousands of connections cannot make the server hold
+/// thousands of them (the connection cap bounds them too).
+pub const HELD_REFUSALS: usize = 512;
 
 impl Default for RateLimits {
     fn default() -> Self {
@@ -74,6 +83,7 @@ impl Default for RateLimits {
             test_pings_per_user: Rate::new("test_pings_per_user", 10, 3600),
             webhooks_per_key: Rate::new("webhook_requests_per_api_key", 1000, 3600),
             max_keys: 100_000,
+            refusal_delay: std::time::Duration::from_millis(200),
         }
     }
 }
@@ -281,6 +291,8 @@ pub struct Limiter {
     /// failure, so that a store that hangs costs one timeout a second, not
     /// one per request.
     down_until: std::sync::atomic::AtomicU64,
+    /// Places for refusals being held back ([`HELD_REFUSALS`]).
+    held: tokio::sync::Semaphore,
 }
 
 impl Limiter {
@@ -290,7 +302,22 @@ impl Limiter {
             store,
             fallback: LocalCounters::new(max_keys),
             down_until: std::sync::atomic::AtomicU64::new(0),
+            held: tokio::sync::Semaphore::new(HELD_REFUSALS),
         }
+    }
+
+    /// Waits `delay` before a refusal is sent, when one of the
+    /// [`HELD_REFUSALS`] places is free; otherwise returns at once. Whether
+    /// it waited.
+    pub(crate) async fn hold_refusal(&self, delay: std::time::Duration) -> bool {
+        if delay.is_zero() {
+            return false;
+        }
+        let Ok(_place) = self.held.try_acquire() else {
+            return false;
+        };
+        tokio::time::sleep(delay).await;
+        true
     }
 
     /// A limiter counting in this process only.
@@ -501,6 +528,26 @@ pub(crate) fn refused(d: &Decision, detail: &str) -> crate::problem::ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn refusals_are_held_only_while_a_place_is_free() {
+        let limiter = Limiter::local(100);
+        assert!(
+            limiter
+                .hold_refusal(std::time::Duration::from_millis(1))
+                .await
+        );
+        assert!(!limiter.hold_refusal(std::time::Duration::ZERO).await);
+        let all = u32::try_from(HELD_REFUSALS).expect("fits");
+        let _taken = limiter.held.try_acquire_many(all).expect("all places");
+        // With every place taken it returns at once: were it to wait, the
+        // test would hang for the hour instead of passing.
+        assert!(
+            !limiter
+                .hold_refusal(std::time::Duration::from_secs(3600))
+                .await
+        );
+    }
 
     fn net(s: &str) -> ipnet::IpNet {
         s.parse().expect("net")

@@ -221,6 +221,12 @@ pub(crate) async fn around<E: Endpoint>(
         )
         .instrument(span.clone())
         .await;
+    if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+        state
+            .limiter
+            .hold_refusal(state.config.rate_limits.refusal_delay)
+            .await;
+    }
     let docs_page = path.starts_with("/docs")
         && resp
             .content_type()

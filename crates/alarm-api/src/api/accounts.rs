@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::ApiTags;
 use crate::auth::{self, BearerAuth};
-use crate::body::JsonBody;
+use crate::body::{CREDENTIALS_BODY_BYTES, JsonBody};
 use crate::dto::{
     LoginInput, PasswordChangeInput, ProfileInput, RefreshInput, RegisterInput, TokenView, UserView,
 };
@@ -102,7 +102,7 @@ impl AccountsApi {
         &self,
         state: Data<&Arc<AppState>>,
         client: Data<&ClientAddress>,
-        body: JsonBody<RegisterInput>,
+        body: JsonBody<RegisterInput, CREDENTIALS_BODY_BYTES>,
     ) -> Result<Registered, ApiError> {
         // Every attempt counts, valid or not: the limit bounds what one
         // address can make the server do.
@@ -168,7 +168,7 @@ impl AccountsApi {
         &self,
         state: Data<&Arc<AppState>>,
         client: Data<&ClientAddress>,
-        body: JsonBody<LoginInput>,
+        body: JsonBody<LoginInput, CREDENTIALS_BODY_BYTES>,
     ) -> Result<Issued, ApiError> {
         let input = body.into_inner()?;
         // Bounded before it becomes a counter key or reaches argon2.
@@ -251,7 +251,7 @@ impl AccountsApi {
     async fn refresh(
         &self,
         state: Data<&Arc<AppState>>,
-        body: JsonBody<RefreshInput>,
+        body: JsonBody<RefreshInput, CREDENTIALS_BODY_BYTES>,
     ) -> Result<Issued, ApiError> {
         let input = body.into_inner()?;
         let old = auth::refresh_hash(&input.refresh_token);
@@ -309,7 +309,7 @@ impl AccountsApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
-        body: JsonBody<PasswordChangeInput>,
+        body: JsonBody<PasswordChangeInput, CREDENTIALS_BODY_BYTES>,
     ) -> Result<LoggedOut, ApiError> {
         let input = body.into_inner()?;
         auth::check_password_size("current_password", &input.current_password)?;
@@ -351,7 +351,7 @@ impl AccountsApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
-        body: JsonBody<ProfileInput>,
+        body: JsonBody<ProfileInput, CREDENTIALS_BODY_BYTES>,
     ) -> Result<Me, ApiError> {
         let input = body.into_inner()?;
         let actor = auth.0.actor();
