@@ -331,7 +331,7 @@ async fn bounded_inputs(db: Db, label: String) {
         "schedules": [{"kind": "rule", "rrule": attack, "dtstart": "2026-01-01T00:00"}]}))
     .await;
     r.problem(422, "validation");
-    assert_eq!(r.field(), "schedules");
+    assert_eq!(r.field(), "schedules[0].rrule");
     assert!(
         r.body["errors"][0]["reason"]
             .as_str()
@@ -383,7 +383,7 @@ async fn bounded_inputs(db: Db, label: String) {
     r.problem(413, "payload-too-large");
     let detail = r.body["detail"].as_str().unwrap_or("");
     assert!(detail.contains("16384 bytes"), "{detail}");
-    let at_limit = format!("{}@example.com", "a".repeat(16 * 1024 - 60));
+    let at_limit = format!("{}@example.com", "a".repeat(16 * 1024 - 100));
     let body = json!({"email": at_limit, "password": PASSWORD}).to_string();
     assert!(body.len() <= 16 * 1024, "{}", body.len());
     let r = h

@@ -2,10 +2,12 @@
 
 mod common;
 
+use alarm_domain::error::codes;
 use alarm_domain::limits::Limits;
 use alarm_domain::model::Schedules;
 use alarm_domain::schedule::{
-    Calendar, MAX_COUNT, OccurrenceQuery, PARSE_BUDGET, SCAN_BUDGET, Schedule, occurrences,
+    Calendar, MAX_COUNT, OccurrenceQuery, PARSE_BUDGET, RecurrenceRule, SCAN_BUDGET, Schedule,
+    occurrences,
 };
 use common::*;
 
@@ -94,12 +96,31 @@ fn a_count_rule_walks_from_its_start_within_twice_its_count() {
 }
 
 #[test]
-fn the_attackers_rule_is_refused_before_it_costs_anything() {
+fn the_attackers_rule_is_refused_before_it_is_expanded() {
     let every_minute = format!(
         "FREQ=YEARLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYHOUR={};BYMINUTE={}",
         hours(),
         (0..60).map(|m| m.to_string()).collect::<Vec<_>>().join(",")
     );
+    // The API parses with the limit: refused as too frequent before the
+    // `rule-never-fires` walk expands its first period. A dense rule that
+    // also never fires proves the order: it is refused as too frequent.
+    let limit = Limits::default().fires_per_day;
+    let refused = RecurrenceRule::parse_within(&every_minute, "2026-01-01T00:00", limit)
+        .expect_err("too frequent");
+    assert_eq!(
+        (refused.field(), refused.code()),
+        ("rrule", codes::TOO_FREQUENT)
+    );
+    let never = format!("{every_minute};BYMONTH=2;BYMONTHDAY=30");
+    let refused =
+        RecurrenceRule::parse_within(&never, "2026-01-01T00:00", limit).expect_err("too frequent");
+    assert_eq!(refused.code(), codes::TOO_FREQUENT);
+    let refused = RecurrenceRule::parse(&never, "2026-01-01T00:00").expect_err("never fires");
+    assert_eq!(refused.code(), codes::RULE_NEVER_FIRES);
+    // Read back from storage, a rule is not walked again.
+    assert!(RecurrenceRule::parse_stored(&never, "2026-01-01T00:00").is_ok());
+    // Without the API's check, the alarm-level sum refuses it too.
     let set = Schedules::new(vec![rule(&every_minute, "2026-01-01T00:00")]).expect("parsed");
     assert!(Limits::default().check_schedules(&set).is_err());
     // Had it been let through, one year period alone would cost 527,040

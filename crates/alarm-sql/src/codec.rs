@@ -59,7 +59,7 @@ pub(crate) fn schedules_from_json(text: &str) -> Result<Vec<Schedule>, StoreErro
                     }
                 }
                 "rule" => Schedule::Rule(Box::new(
-                    RecurrenceRule::parse(&s(v, "rrule")?, &s(v, "dtstart")?)
+                    RecurrenceRule::parse_stored(&s(v, "rrule")?, &s(v, "dtstart")?)
                         .map_err(|e| bad(&e))?,
                 )),
                 other => return Err(bad(&format!("unknown kind {other}"))),

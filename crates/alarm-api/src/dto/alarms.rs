@@ -114,7 +114,7 @@ impl AlarmInput {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                s.to_domain()
+                s.to_domain(limits.fires_per_day)
                     .map_err(|e| e.within(&format!("schedules[{i}]")))
             })
             .collect::<Result<Vec<_>, _>>()?;

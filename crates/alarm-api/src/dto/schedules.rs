@@ -82,7 +82,9 @@ pub enum ScheduleDto {
 }
 
 impl ScheduleDto {
-    pub(super) fn to_domain(&self) -> Result<Schedule, ValidationError> {
+    /// The domain schedule; a rule denser than `max_per_day` wall times a
+    /// day is refused before it is expanded.
+    pub(super) fn to_domain(&self, max_per_day: u32) -> Result<Schedule, ValidationError> {
         Ok(match self {
             ScheduleDto::Once(s) => Schedule::Once {
                 date: super::date("date", s.date.trim())?,
@@ -95,9 +97,11 @@ impl ScheduleDto {
                 days: WeekdaySet::parse(&s.days)?,
                 time: WallTime::parse(&s.time)?,
             },
-            ScheduleDto::Rule(s) => {
-                Schedule::Rule(Box::new(RecurrenceRule::parse(&s.rrule, &s.dtstart)?))
-            }
+            ScheduleDto::Rule(s) => Schedule::Rule(Box::new(RecurrenceRule::parse_within(
+                &s.rrule,
+                &s.dtstart,
+                max_per_day,
+            )?)),
         })
     }
 

@@ -236,6 +236,54 @@ impl RecurrenceRule {
     /// `invalid-format`; `rrule` with `rule-never-fires` when no occurrence
     /// exists within 400 × INTERVAL years of DTSTART (or before UNTIL/COUNT end it).
     pub fn parse(rrule: &str, dtstart: &str) -> Result<Self, ValidationError> {
+        Self::parse_within(rrule, dtstart, u32::MAX)
+    }
+
+    /// [`RecurrenceRule::parse`] for a rule that may ring at most
+    /// `max_per_day` wall times a day: a denser rule is refused before the
+    /// `rule-never-fires` walk, which expands the first period (a yearly
+    /// period of an every-minute rule is 527,040 wall times).
+    ///
+    /// # Errors
+    /// As [`RecurrenceRule::parse`], and `rrule` with `too-frequent`.
+    pub fn parse_within(
+        rrule: &str,
+        dtstart: &str,
+        max_per_day: u32,
+    ) -> Result<Self, ValidationError> {
+        let rule = Self::parse_syntax(rrule, dtstart)?;
+        let per_day = rule.wall_times_per_day();
+        if per_day > max_per_day {
+            return Err(ValidationError::new(
+                "rrule",
+                codes::TOO_FREQUENT,
+                format!(
+                    "the rule rings at {per_day} wall times a day (BYHOUR × BYMINUTE); \
+                     at most {max_per_day} are allowed"
+                ),
+            ));
+        }
+        if !rule.fires_at_all() {
+            return Err(ValidationError::new(
+                "rrule",
+                codes::RULE_NEVER_FIRES,
+                "the rule has no occurrence within 400 × INTERVAL years of DTSTART (or before its COUNT/UNTIL end)",
+            ));
+        }
+        Ok(rule)
+    }
+
+    /// A rule read back from storage: it passed [`RecurrenceRule::parse`]
+    /// when it was written, so the `rule-never-fires` walk (up to two
+    /// periods' wall times, on every read of every alarm) is not repeated.
+    ///
+    /// # Errors
+    /// As [`RecurrenceRule::parse`] for the syntax only.
+    pub fn parse_stored(rrule: &str, dtstart: &str) -> Result<Self, ValidationError> {
+        Self::parse_syntax(rrule, dtstart)
+    }
+
+    fn parse_syntax(rrule: &str, dtstart: &str) -> Result<Self, ValidationError> {
         let dtstart = parse_dtstart(dtstart)?;
         let text = rrule.trim();
         if text.len() > 1000 {
@@ -408,13 +456,6 @@ impl RecurrenceRule {
         rule.by_set_pos.sort_unstable();
         rule.by_set_pos.dedup();
         rule.text = rule.canonical_text();
-        if !rule.fires_at_all() {
-            return Err(ValidationError::new(
-                "rrule",
-                codes::RULE_NEVER_FIRES,
-                "the rule has no occurrence within 400 × INTERVAL years of DTSTART (or before its COUNT/UNTIL end)",
-            ));
-        }
         Ok(rule)
     }
 
