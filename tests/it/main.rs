@@ -11,6 +11,7 @@ mod support;
 mod calendar;
 mod delivery;
 mod engine;
+mod erasure;
 mod events;
 mod flow;
 mod inputs;
@@ -139,6 +140,7 @@ fn main() {
         calendar::trials(),
         delivery::trials(),
         engine::trials(),
+        erasure::trials(),
         events::trials(),
         flow::trials(),
         inputs::trials(),

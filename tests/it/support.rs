@@ -317,6 +317,15 @@ impl Harness {
         )
     }
 
+    /// Every `table.column` of the server's database still naming one of
+    /// `ids` or containing one of `texts` ([`Sql::columns_naming`]).
+    pub(crate) async fn columns_naming(&self, ids: &[uuid::Uuid], texts: &[&str]) -> Vec<String> {
+        self.sql
+            .columns_naming(ids, texts)
+            .await
+            .expect("the tables can be searched")
+    }
+
     /// A request; `body` is sent as JSON.
     pub(crate) fn req(&self, method: &str, path: &str) -> Req<'_> {
         Req {

@@ -9,6 +9,7 @@ mod config;
 mod connect;
 mod db;
 mod idempotency;
+mod leftovers;
 mod migration;
 mod outbox;
 mod queue;

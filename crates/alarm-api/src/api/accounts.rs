@@ -15,7 +15,8 @@ use super::ApiTags;
 use crate::auth::{self, BearerAuth};
 use crate::body::{CREDENTIALS_BODY_BYTES, JsonBody};
 use crate::dto::{
-    LoginInput, PasswordChangeInput, ProfileInput, RefreshInput, RegisterInput, TokenView, UserView,
+    AccountDeletionInput, LoginInput, PasswordChangeInput, ProfileInput, RefreshInput,
+    RegisterInput, TokenView, UserView,
 };
 use crate::limiter;
 use crate::middleware::ClientAddress;
@@ -42,6 +43,14 @@ pub(crate) enum Issued {
 #[derive(ApiResponse)]
 pub(crate) enum LoggedOut {
     /// The session and its tokens are revoked.
+    #[oai(status = 204)]
+    Done,
+}
+
+/// Erased.
+#[derive(ApiResponse)]
+pub(crate) enum Erased {
+    /// The account and everything it owned are gone.
     #[oai(status = 204)]
     Done,
 }
@@ -329,6 +338,38 @@ impl AccountsApi {
             Err(AuthError::BadCredentials) => Err(ApiError::of(
                 ProblemType::Forbidden,
                 "the current password is wrong",
+            )),
+            Err(e) => Err(auth_error(e)),
+        }
+    }
+
+    /// Deletes the caller's account and everything it owns: alarms and
+    /// their triggers, ringing occurrences and history, webhooks and their
+    /// pending and past deliveries, API keys, exception periods, holiday
+    /// preferences, routines, sessions and stored idempotent answers, in
+    /// one transaction. The audit log keeps its records under a random
+    /// pseudonym, without their summaries. Needs the password; a wrong one
+    /// is 403 and erases nothing. Every token of the account stops working
+    /// at once (the account is read on each request).
+    #[oai(path = "/me", method = "delete")]
+    async fn delete_me(
+        &self,
+        auth: BearerAuth,
+        state: Data<&Arc<AppState>>,
+        body: JsonBody<AccountDeletionInput, CREDENTIALS_BODY_BYTES>,
+    ) -> Result<Erased, ApiError> {
+        let input = body.into_inner()?;
+        auth::check_password_size("password", &input.password)?;
+        let _ticket = auth::hash_ticket()?;
+        match state
+            .auth
+            .delete_account(&auth.0.actor(), SecretString::from(input.password))
+            .await
+        {
+            Ok(()) => Ok(Erased::Done),
+            Err(AuthError::BadCredentials) => Err(ApiError::of(
+                ProblemType::Forbidden,
+                "the password is wrong",
             )),
             Err(e) => Err(auth_error(e)),
         }

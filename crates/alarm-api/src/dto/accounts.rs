@@ -65,6 +65,15 @@ pub struct PasswordChangeInput {
     pub new_password: String,
 }
 
+/// Account deletion: the account's password, so that a stolen access
+/// token alone cannot erase it.
+#[derive(Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountDeletionInput {
+    /// The password in use now.
+    pub password: String,
+}
+
 /// Refresh.
 #[derive(Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -24,7 +24,8 @@ mod schedules;
 mod webhooks;
 
 pub use accounts::{
-    LoginInput, PasswordChangeInput, ProfileInput, RefreshInput, RegisterInput, TokenView, UserView,
+    AccountDeletionInput, LoginInput, PasswordChangeInput, ProfileInput, RefreshInput,
+    RegisterInput, TokenView, UserView,
 };
 pub use alarms::{
     AlarmInput, AlarmPage, AlarmView, EscalationDto, EscalationView, SnoozeDto, SnoozeView,

@@ -4,6 +4,7 @@ mod alarm;
 mod api_key;
 mod audit;
 pub mod brazil;
+mod erasure;
 mod exception;
 mod holiday;
 mod routine;
@@ -16,6 +17,7 @@ pub use alarm::{
 };
 pub use api_key::{ApiKey, ApiKeyName, ApiKeyScope, ApiKeyScopes};
 pub use audit::{AlarmEvent, AlarmEventKind, AuditRecord};
+pub use erasure::{Owned, Treatment};
 pub use exception::{ExceptionKind, ExceptionPeriod, MAX_EXCEPTION_DAYS};
 pub use holiday::{DelayMinutes, Holiday, HolidayDate, HolidayName, HolidayPreference};
 pub use routine::{MAX_ROUTINE_ACTIONS, Routine, RoutineAction, RoutineName};

@@ -33,6 +33,17 @@ pub enum UserOp {
         /// The new hash.
         password_hash: SecretString,
     },
+    /// The account and everything it owns ([`crate::model::Owned::ALL`]),
+    /// in one transaction: owned rows are deleted, and the audit records
+    /// that name the account get `pseudonym` in its place, with their
+    /// summaries cleared.
+    Erase {
+        /// The account.
+        user: UserId,
+        /// What the audit trail calls the account from now on (random,
+        /// never derived from the id).
+        pseudonym: uuid::Uuid,
+    },
 }
 
 /// Accounts and their credentials.
@@ -64,12 +75,13 @@ pub trait UserStore: Send + Sync {
     /// Only infrastructure failures.
     async fn credentials(&self, email: &Email) -> Result<Option<(User, SecretString)>, StoreError>;
 
-    /// Commits a registration or profile change with its audit record.
+    /// Commits a registration, profile change, new password or erasure
+    /// with its audit record.
     ///
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when registering an id or an
     /// email (case-insensitively) that exists, and [`StoreError::NotFound`]
-    /// when updating a missing user; nothing is stored then.
+    /// when updating or erasing a missing user; nothing is stored then.
     async fn commit(&self, change: ChangeSet<UserOp>) -> Result<(), StoreError>;
 }
 

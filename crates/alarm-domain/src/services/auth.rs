@@ -335,4 +335,74 @@ impl AuthService {
             .revoke_user(actor.user, Some(session))
             .await?)
     }
+
+    /// Erases the actor's account and everything it owns
+    /// ([`crate::model::Owned::ALL`]) in one commit, after checking the
+    /// password. The audit trail keeps its records under a fresh random
+    /// pseudonym, which also acts in the erasure's own record. No event is
+    /// sent: the account's webhooks go in the same commit, and no one else
+    /// subscribes to its events.
+    ///
+    /// # Errors
+    /// [`AuthError::BadCredentials`] when `password` is wrong (audited,
+    /// nothing erased); [`AuthError::AccountGone`] when it is already gone;
+    /// store failures (nothing erased).
+    pub async fn delete_account(
+        &self,
+        actor: &Actor,
+        password: SecretString,
+    ) -> Result<(), AuthError> {
+        let user = match self.ports.users.get(actor.user).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound) => return Err(AuthError::AccountGone),
+            Err(e) => return Err(e.into()),
+        };
+        let hash = self
+            .ports
+            .users
+            .credentials(user.email())
+            .await?
+            .map(|(_, hash)| hash);
+        if !self.hasher.verify(password, hash).await {
+            self.record(
+                Some(actor.user),
+                "session.delete_account_failed",
+                actor.user.as_uuid(),
+                None,
+                &actor.correlation_id,
+            )
+            .await?;
+            return Err(AuthError::BadCredentials);
+        }
+        let pseudonym = self.ports.new_id(UserId::from_uuid, UserId::generate);
+        let as_pseudonym = Actor {
+            user: pseudonym,
+            role: actor.role,
+            correlation_id: actor.correlation_id.clone(),
+        };
+        let audit = self.ports.audit(
+            &as_pseudonym,
+            "user.erase",
+            pseudonym.as_uuid(),
+            None,
+            None,
+            self.ports.clock.now(),
+        );
+        match self
+            .ports
+            .users
+            .commit(ChangeSet::audited(
+                UserOp::Erase {
+                    user: actor.user,
+                    pseudonym: pseudonym.as_uuid(),
+                },
+                audit,
+            ))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) => Err(AuthError::AccountGone),
+            Err(e) => Err(e.into()),
+        }
+    }
 }

@@ -1,14 +1,14 @@
 //! The user store on SQL: accounts, the e-mail look-up and the password hash kept beside each user.
 
 use alarm_domain::ids::UserId;
-use alarm_domain::model::{Country, DisplayName, Email, Locale, Role, StateCode, User};
+use alarm_domain::model::{Country, DisplayName, Email, Locale, Owned, Role, StateCode, User};
 use alarm_domain::ports::{ChangeSet, StoreError, UserOp, UserStore};
 use async_trait::async_trait;
 use sea_orm::QueryResult;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{SqlStores, apply_common, id_of, v};
-use crate::db::{col, corrupt, us};
+use crate::db::{Tx, col, corrupt, us};
 use crate::row::Row;
 
 const USER_COLUMNS: &str =
@@ -146,8 +146,85 @@ impl UserStore for SqlStores {
                     return Err(StoreError::NotFound);
                 }
             }
+            UserOp::Erase { user, pseudonym } => {
+                erase_account(&tx, *user, *pseudonym).await?;
+            }
         }
         apply_common(&tx, &change).await?;
         tx.commit().await
+    }
+}
+
+/// Erases `user` and everything it owns inside `tx`. The account row is
+/// locked first and then its alarms, in id order: the engine locks alarms
+/// before their triggers, so taking them in the same order cannot deadlock
+/// with a worker judging one of them (which then finds its lease gone).
+async fn erase_account(tx: &Tx, user: UserId, pseudonym: uuid::Uuid) -> Result<(), StoreError> {
+    let pg = tx.backend == sea_orm::DbBackend::Postgres;
+    let lock = if pg { " FOR UPDATE" } else { "" };
+    tx.query_one(
+        &format!("SELECT id FROM users WHERE id = ?{lock}"),
+        vec![v(user.as_uuid())],
+    )
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    if pg {
+        tx.query_all(
+            "SELECT id FROM alarms WHERE owner_id = ? ORDER BY id FOR UPDATE",
+            vec![v(user.as_uuid())],
+        )
+        .await?;
+    }
+    for kind in Owned::ALL {
+        for sql in erasure_sql(kind) {
+            let values = if sql.starts_with("UPDATE audit_log") {
+                vec![v(pseudonym), v(user.as_uuid())]
+            } else {
+                vec![v(user.as_uuid())]
+            };
+            tx.exec(sql, values).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The statements that erase one kind of owned row: the SQL side of the
+/// registry in [`Owned`], matched without a catch-all. Each deletes by the
+/// owner column explicitly, whether or not a foreign key would cascade, so
+/// erasure does not depend on SQLite's `foreign_keys` pragma. The audit
+/// statements bind the pseudonym first, then the account.
+fn erasure_sql(kind: Owned) -> &'static [&'static str] {
+    match kind {
+        Owned::Sessions => &[
+            "DELETE FROM refresh_tokens WHERE family_id IN \
+             (SELECT id FROM refresh_families WHERE user_id = ?)",
+            "DELETE FROM refresh_families WHERE user_id = ?",
+        ],
+        Owned::Triggers => &["DELETE FROM triggers WHERE owner_id = ?"],
+        Owned::Ringing => &["DELETE FROM ringing WHERE owner_id = ?"],
+        Owned::Events => &["DELETE FROM alarm_events WHERE owner_id = ?"],
+        Owned::Deliveries => &["DELETE FROM deliveries WHERE owner_id = ?"],
+        Owned::Outbox => &["DELETE FROM outbox WHERE owner_id = ?"],
+        Owned::Alarms => &[
+            "DELETE FROM alarm_routines WHERE alarm_id IN \
+             (SELECT id FROM alarms WHERE owner_id = ?)",
+            "DELETE FROM alarms WHERE owner_id = ?",
+        ],
+        Owned::Webhooks => &["DELETE FROM webhooks WHERE owner_id = ?"],
+        Owned::ApiKeys => &["DELETE FROM api_keys WHERE owner_id = ?"],
+        Owned::ExceptionPeriods => &["DELETE FROM exception_periods WHERE owner_id = ?"],
+        Owned::HolidayPreferences => &[
+            "DELETE FROM holiday_preference_overrides WHERE owner_id = ?",
+            "DELETE FROM holiday_preferences WHERE owner_id = ?",
+        ],
+        Owned::Routines => &["DELETE FROM routines WHERE owner_id = ?"],
+        Owned::IdempotencyRecords => &["DELETE FROM idempotency_keys WHERE owner_id = ?"],
+        Owned::AuditTrail => &[
+            "UPDATE audit_log SET actor_id = ?, before_summary = NULL, after_summary = NULL \
+             WHERE actor_id = ?",
+            "UPDATE audit_log SET entity_id = ?, before_summary = NULL, after_summary = NULL \
+             WHERE entity_id = ?",
+        ],
+        Owned::Account => &["DELETE FROM users WHERE id = ?"],
     }
 }

@@ -178,6 +178,174 @@ async fn setting_a_password_replaces_the_hash(new_ports: Fresh) {
     );
 }
 
+/// Erasing an account removes it and what it owns (alarm, its trigger and
+/// events, a session) in one commit, renames it in the audit trail to the
+/// pseudonym with the summaries cleared, spares another account, and a
+/// second erasure is not found.
+async fn erasing_an_account_takes_what_it_owns_and_spares_others(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = ana(&ports).await;
+    let bob = fixtures::user(&ports, "bob@example.com").await;
+    let due = t0() + SignedDuration::from_hours(1);
+    let alarm = fixtures::alarm(&ports, ana.id(), "Tea", Some(due)).await;
+    let kept = fixtures::alarm(&ports, bob.id(), "Coffee", Some(due)).await;
+    let mut summarised = audit(
+        &ports,
+        Some(ana.id()),
+        "user.update_profile",
+        ana.id().as_uuid(),
+    );
+    summarised.after = Some("display_name=Ana".to_owned());
+    ports.audit.record(summarised).await.expect("audit");
+    let family = alarm_domain::ports::RefreshFamily {
+        id: ports.ids.next_uuid(),
+        user: ana.id(),
+        expires_at: t0() + SignedDuration::from_hours(24),
+        revoked: false,
+    };
+    ports
+        .refresh_tokens
+        .create(family.clone(), [7; 32])
+        .await
+        .expect("session");
+    let bobs_audit = ports
+        .audit
+        .list(Some(bob.id()), PageRequest::new(None, 100).expect("page"))
+        .await
+        .expect("audit")
+        .items;
+
+    let alias = UserId::from_uuid(ports.ids.next_uuid()).expect("id");
+    ports
+        .users
+        .commit(ChangeSet::audited(
+            UserOp::Erase {
+                user: ana.id(),
+                pseudonym: alias.as_uuid(),
+            },
+            audit(&ports, Some(alias), "user.erase", alias.as_uuid()),
+        ))
+        .await
+        .expect("erase");
+
+    is(
+        ports.users.get(ana.id()).await,
+        not_found,
+        "the erased account",
+    );
+    assert!(
+        ports
+            .users
+            .find_by_email(&lower())
+            .await
+            .expect("find")
+            .is_none()
+    );
+    is(
+        ports.alarms.get(ana.id(), alarm.id()).await,
+        not_found,
+        "its alarm",
+    );
+    assert!(
+        ports
+            .queue
+            .pending(alarm.id())
+            .await
+            .expect("pending")
+            .is_empty(),
+        "its trigger"
+    );
+    let events = ports
+        .events
+        .list(
+            ana.id(),
+            alarm.id(),
+            PageRequest::new(None, 100).expect("page"),
+        )
+        .await
+        .expect("events");
+    assert!(events.items.is_empty(), "its events");
+    is(
+        ports.refresh_tokens.family(family.id).await,
+        not_found,
+        "its session",
+    );
+    let page = || PageRequest::new(None, 100).expect("page");
+    let named = ports
+        .audit
+        .list(Some(ana.id()), page())
+        .await
+        .expect("audit");
+    assert!(named.items.is_empty(), "no record names the account");
+    let renamed = ports
+        .audit
+        .list(Some(alias), page())
+        .await
+        .expect("audit")
+        .items;
+    let actions: Vec<&str> = renamed.iter().map(|r| r.action.as_str()).collect();
+    for action in [
+        "user.register",
+        "alarm.create",
+        "user.update_profile",
+        "user.erase",
+    ] {
+        assert!(actions.contains(&action), "{action} is kept: {actions:?}");
+    }
+    assert!(
+        renamed
+            .iter()
+            .all(|r| r.before.is_none() && r.after.is_none()),
+        "summaries are cleared"
+    );
+    assert!(
+        renamed
+            .iter()
+            .filter(|r| r.action.starts_with("user."))
+            .all(|r| r.entity_id == alias.as_uuid()),
+        "records about the account name the pseudonym"
+    );
+
+    assert_eq!(ports.users.get(bob.id()).await.expect("bob"), bob);
+    assert_eq!(
+        ports
+            .alarms
+            .get(bob.id(), kept.id())
+            .await
+            .expect("kept")
+            .id(),
+        kept.id()
+    );
+    assert_eq!(
+        ports.queue.pending(kept.id()).await.expect("pending").len(),
+        1
+    );
+    assert_eq!(
+        ports
+            .audit
+            .list(Some(bob.id()), page())
+            .await
+            .expect("audit")
+            .items,
+        bobs_audit,
+        "another account's audit trail is untouched"
+    );
+    is(
+        ports
+            .users
+            .commit(ChangeSet::audited(
+                UserOp::Erase {
+                    user: ana.id(),
+                    pseudonym: alias.as_uuid(),
+                },
+                audit(&ports, Some(alias), "user.erase", alias.as_uuid()),
+            ))
+            .await,
+        not_found,
+        "erasing a missing account",
+    );
+}
+
 /// The checks of this module, in the order they are listed.
 pub(super) fn checks() -> Vec<Check> {
     checks!(Ports:
@@ -187,5 +355,6 @@ pub(super) fn checks() -> Vec<Check> {
         credentials_keep_the_password_hash,
         taken_email_in_other_case_conflicts_and_stores_nothing,
         updating_a_missing_user_is_not_found,
+        erasing_an_account_takes_what_it_owns_and_spares_others,
     )
 }

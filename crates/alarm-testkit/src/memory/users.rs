@@ -1,7 +1,7 @@
 //! [`UserStore`] over the in-memory state: accounts, their password hashes and the unique e-mail rule.
 
 use alarm_domain::ids::UserId;
-use alarm_domain::model::{Email, User};
+use alarm_domain::model::{Email, Owned, User};
 use alarm_domain::ports::{ChangeSet, StoreError, UserOp, UserStore};
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -67,7 +67,7 @@ impl UserStore for InMemory {
                     return Err(StoreError::Conflict("email already registered".to_owned()));
                 }
             }
-            UserOp::SetPassword { user, .. } => {
+            UserOp::SetPassword { user, .. } | UserOp::Erase { user, .. } => {
                 if !s.users.contains_key(user) {
                     return Err(StoreError::NotFound);
                 }
@@ -93,8 +93,77 @@ impl UserStore for InMemory {
                     entry.1 = password_hash;
                 }
             }
+            UserOp::Erase { user, pseudonym } => {
+                for kind in Owned::ALL {
+                    s.erase(kind, user, pseudonym);
+                }
+            }
         }
         s.apply_common(change);
         Ok(())
+    }
+}
+
+impl super::State {
+    /// Erases what `user` owns of `kind`: the fake's side of the one
+    /// registry, matched without a catch-all so a new kind must be handled
+    /// here before the crate compiles.
+    fn erase(&mut self, kind: Owned, user: UserId, pseudonym: uuid::Uuid) {
+        match kind {
+            Owned::Sessions => {
+                let families: Vec<uuid::Uuid> = self
+                    .families
+                    .values()
+                    .filter(|f| f.user == user)
+                    .map(|f| f.id)
+                    .collect();
+                self.families.retain(|_, f| f.user != user);
+                self.tokens
+                    .retain(|_, (family, _)| !families.contains(family));
+            }
+            Owned::Alarms => {
+                let gone: Vec<_> = self
+                    .alarms
+                    .values()
+                    .filter(|a| a.owner() == user)
+                    .map(|a| a.id())
+                    .collect();
+                self.alarms.retain(|_, a| a.owner() != user);
+                self.routine_links.retain(|alarm, _| !gone.contains(alarm));
+            }
+            Owned::Triggers => self.triggers.retain(|_, t| t.trigger.owner != user),
+            Owned::Ringing => self.ringing.retain(|_, r| r.owner != user),
+            Owned::Events => self.events.retain(|_, e| e.owner != user),
+            Owned::Deliveries => self.deliveries.retain(|d| d.owner != user),
+            Owned::Outbox => self.outbox.retain(|_, (item, _)| item.owner != user),
+            Owned::Webhooks => self.webhooks.retain(|_, w| w.owner() != user),
+            Owned::ApiKeys => self.api_keys.retain(|_, (k, _)| k.owner != user),
+            Owned::ExceptionPeriods => self.exceptions.retain(|_, e| e.owner() != user),
+            Owned::HolidayPreferences => {
+                self.preferences.remove(&user);
+            }
+            Owned::Routines => self.routines.retain(|_, r| r.owner() != user),
+            Owned::IdempotencyRecords => self.idempotency.retain(|(owner, _, _), _| *owner != user),
+            Owned::AuditTrail => {
+                let alias = UserId::from_uuid(pseudonym).ok();
+                for record in self.audit.values_mut() {
+                    let by = record.actor == Some(user);
+                    let about = record.entity_id == user.as_uuid();
+                    if by {
+                        record.actor = alias;
+                    }
+                    if about {
+                        record.entity_id = pseudonym;
+                    }
+                    if by || about {
+                        record.before = None;
+                        record.after = None;
+                    }
+                }
+            }
+            Owned::Account => {
+                self.users.remove(&user);
+            }
+        }
     }
 }
