@@ -1511,6 +1511,33 @@ async fn every_answer_matches_the_served_spec(h: &Harness) {
     s.expect(h, call("GET", "/api/v1/auth/me").bearer(&a), 401)
         .await;
 
+    // Account deletion: 401 without a token, 422 without the password,
+    // 403 for a wrong one, 204; the account is then gone.
+    let a = s
+        .expect(h, login("ana@example.com", PASSWORD), 200)
+        .await
+        .str("access_token");
+    let delete = || call("DELETE", "/api/v1/auth/me");
+    s.expect(h, delete().json(json!({"password": PASSWORD})), 401)
+        .await;
+    s.expect(h, delete().bearer(&a).json(json!({})), 422).await;
+    s.expect(
+        h,
+        delete()
+            .bearer(&a)
+            .json(json!({"password": "not the password at all"})),
+        403,
+    )
+    .await;
+    s.expect(
+        h,
+        delete().bearer(&a).json(json!({"password": PASSWORD})),
+        204,
+    )
+    .await;
+    s.expect(h, call("GET", "/api/v1/auth/me").bearer(&a), 401)
+        .await;
+
     s.assert_every_operation_exercised();
 }
 
