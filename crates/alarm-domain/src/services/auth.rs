@@ -272,6 +272,39 @@ impl AuthService {
         Ok(ended)
     }
 
+    /// Checks that `password` is the actor's; a wrong one is audited as
+    /// `failed` (a step-up check before a sensitive change).
+    async fn check_password(
+        &self,
+        actor: &Actor,
+        password: SecretString,
+        failed: &str,
+    ) -> Result<(), AuthError> {
+        let user = match self.ports.users.get(actor.user).await {
+            Ok(user) => user,
+            Err(StoreError::NotFound) => return Err(AuthError::AccountGone),
+            Err(e) => return Err(e.into()),
+        };
+        let hash = self
+            .ports
+            .users
+            .credentials(user.email())
+            .await?
+            .map(|(_, hash)| hash);
+        if !self.hasher.verify(password, hash).await {
+            self.record(
+                Some(actor.user),
+                failed,
+                actor.user.as_uuid(),
+                None,
+                &actor.correlation_id,
+            )
+            .await?;
+            return Err(AuthError::BadCredentials);
+        }
+        Ok(())
+    }
+
     /// Replaces the actor's password after checking the current one, and
     /// ends every other session (the one making the change stays).
     ///
@@ -284,28 +317,8 @@ impl AuthService {
         current: SecretString,
         new: SecretString,
     ) -> Result<u64, AuthError> {
-        let user = match self.ports.users.get(actor.user).await {
-            Ok(user) => user,
-            Err(StoreError::NotFound) => return Err(AuthError::AccountGone),
-            Err(e) => return Err(e.into()),
-        };
-        let hash = self
-            .ports
-            .users
-            .credentials(user.email())
-            .await?
-            .map(|(_, hash)| hash);
-        if !self.hasher.verify(current, hash).await {
-            self.record(
-                Some(actor.user),
-                "session.password_change_failed",
-                actor.user.as_uuid(),
-                None,
-                &actor.correlation_id,
-            )
+        self.check_password(actor, current, "session.password_change_failed")
             .await?;
-            return Err(AuthError::BadCredentials);
-        }
         let password_hash = self.hasher.hash(new).await.map_err(|e| {
             AuthError::Service(ServiceError::Unexpected(StoreError::Unexpected(e.into())))
         })?;
@@ -352,28 +365,8 @@ impl AuthService {
         actor: &Actor,
         password: SecretString,
     ) -> Result<(), AuthError> {
-        let user = match self.ports.users.get(actor.user).await {
-            Ok(user) => user,
-            Err(StoreError::NotFound) => return Err(AuthError::AccountGone),
-            Err(e) => return Err(e.into()),
-        };
-        let hash = self
-            .ports
-            .users
-            .credentials(user.email())
-            .await?
-            .map(|(_, hash)| hash);
-        if !self.hasher.verify(password, hash).await {
-            self.record(
-                Some(actor.user),
-                "session.delete_account_failed",
-                actor.user.as_uuid(),
-                None,
-                &actor.correlation_id,
-            )
+        self.check_password(actor, password, "session.delete_account_failed")
             .await?;
-            return Err(AuthError::BadCredentials);
-        }
         let pseudonym = self.ports.new_id(UserId::from_uuid, UserId::generate);
         let as_pseudonym = Actor {
             user: pseudonym,

@@ -216,17 +216,16 @@ async fn erasing_an_account_takes_what_it_owns_and_spares_others(new_ports: Fres
         .items;
 
     let alias = UserId::from_uuid(ports.ids.next_uuid()).expect("id");
-    ports
-        .users
-        .commit(ChangeSet::audited(
+    let erase = || {
+        ChangeSet::audited(
             UserOp::Erase {
                 user: ana.id(),
                 pseudonym: alias.as_uuid(),
             },
             audit(&ports, Some(alias), "user.erase", alias.as_uuid()),
-        ))
-        .await
-        .expect("erase");
+        )
+    };
+    ports.users.commit(erase()).await.expect("erase");
 
     is(
         ports.users.get(ana.id()).await,
@@ -331,16 +330,7 @@ async fn erasing_an_account_takes_what_it_owns_and_spares_others(new_ports: Fres
         "another account's audit trail is untouched"
     );
     is(
-        ports
-            .users
-            .commit(ChangeSet::audited(
-                UserOp::Erase {
-                    user: ana.id(),
-                    pseudonym: alias.as_uuid(),
-                },
-                audit(&ports, Some(alias), "user.erase", alias.as_uuid()),
-            ))
-            .await,
+        ports.users.commit(erase()).await,
         not_found,
         "erasing a missing account",
     );
