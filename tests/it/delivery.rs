@@ -185,7 +185,7 @@ pub(crate) fn assert_signed(r: &Received, secret: &str) {
 // -------------------------------------------------------------------- smtp
 
 /// A real SMTP server: aiosmtpd writing each message to a maildir.
-struct Smtp {
+pub(crate) struct Smtp {
     child: Child,
     port: u16,
     dir: PathBuf,
@@ -217,7 +217,7 @@ fn require_aiosmtpd() {
 }
 
 impl Smtp {
-    async fn start(label: &str) -> Self {
+    pub(crate) async fn start(label: &str) -> Self {
         require_aiosmtpd();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -269,7 +269,7 @@ impl Smtp {
         Self { child, port, dir }
     }
 
-    fn mailer(&self) -> Mailer {
+    pub(crate) fn mailer(&self) -> Mailer {
         Mailer::new(&SmtpConfig {
             host: "127.0.0.1".to_owned(),
             port: self.port,
@@ -284,7 +284,7 @@ impl Smtp {
 
     /// Every message received, as raw text with quoted-printable soft line
     /// breaks joined.
-    fn messages(&self) -> Vec<String> {
+    pub(crate) fn messages(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(self.dir.join("new")) else {
             return Vec::new();
         };

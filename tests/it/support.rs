@@ -78,6 +78,8 @@ pub(crate) struct Limits {
     pub(crate) body_timeout: std::time::Duration,
     /// Reach PostgreSQL through this `host:port` (a forwarder the test can cut).
     pub(crate) pg_via: Option<String>,
+    /// Where password-reset e-mails go (none: resets answer 503).
+    pub(crate) account_mail: Option<alarm_api::AccountMailer>,
 }
 
 impl Limits {
@@ -103,6 +105,9 @@ impl Limits {
                 login_alert_per_email: d.login_alert_per_email,
                 test_pings_per_user: high(d.test_pings_per_user),
                 webhooks_per_key: high(d.webhooks_per_key),
+                // The reset tests count against the product's limits.
+                resets_per_ip: d.resets_per_ip,
+                resets_per_email: d.resets_per_email,
                 max_keys: d.max_keys,
                 // Most tests count refusals; `limits::refusals_are_held`
                 // checks the product's delay.
@@ -113,6 +118,7 @@ impl Limits {
             transport: alarm_api::transport::Transport::default(),
             body_timeout: std::time::Duration::from_secs(30),
             pg_via: None,
+            account_mail: None,
         }
     }
 }
@@ -263,6 +269,7 @@ impl Harness {
             proxy_header: alarm_api::limiter::ProxyHeader::XForwardedFor,
             transport: limits.transport,
             body_timeout: limits.body_timeout,
+            account_mail: limits.account_mail,
         };
         let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DbCheck(sql.clone()))];
         let state = AppState::with_counters(ports, tzdb, api, checks, limits.counters)
@@ -493,6 +500,7 @@ pub(crate) async fn serve_in_memory(
         proxy_header: alarm_api::limiter::ProxyHeader::XForwardedFor,
         transport: alarm_api::transport::Transport::default(),
         body_timeout: std::time::Duration::from_secs(30),
+        account_mail: None,
     };
     let state = AppState::new(ports, TimeZoneDatabase::bundled(), config, checks)
         .await

@@ -59,6 +59,8 @@ alarm_appkit::settings! {
         cors_origins: Vec<String>, "CORS_ORIGINS";
         /// Public base URL, used in Location headers and the spec [default: none]
         api_base_url: Option<String>, "API_BASE_URL";
+        /// The page a password-reset e-mail links to, the token appended as `token=` [default: none: the e-mail gives the token and the API call]
+        password_reset_url: Option<String>, "PASSWORD_RESET_URL";
         /// Comma-separated e-mails whose accounts become administrators [default: none]
         admin_emails: Vec<String>, "ADMIN_EMAILS";
         /// Seconds a client has to send a whole request head, from connecting (the TLS handshake included) or from its first byte after an answer; then the connection is closed
@@ -105,6 +107,10 @@ alarm_appkit::settings! {
         rate_limit_alarms_per_user_per_minute: u32 = "100", "RATE_LIMIT_ALARMS_PER_USER_PER_MINUTE", 1..=100_000_000;
         /// Registrations per hour from one client address
         rate_limit_registrations_per_ip_per_hour: u32 = "20", "RATE_LIMIT_REGISTRATIONS_PER_IP_PER_HOUR", 1..=100_000_000;
+        /// Password-reset requests per hour from one client address
+        rate_limit_password_resets_per_ip_per_hour: u32 = "10", "RATE_LIMIT_PASSWORD_RESETS_PER_IP_PER_HOUR", 1..=100_000;
+        /// Password-reset requests per hour for one e-mail address, from anywhere
+        rate_limit_password_resets_per_email_per_hour: u32 = "3", "RATE_LIMIT_PASSWORD_RESETS_PER_EMAIL_PER_HOUR", 1..=1000;
         /// Webhook test pings per hour by one user
         rate_limit_test_pings_per_hour: u32 = "10", "RATE_LIMIT_TEST_PINGS_PER_HOUR", 1..=100_000;
         /// Failed logins for one e-mail from one client address per window
@@ -165,6 +171,14 @@ impl LimitValues {
             test_pings_per_user: Rate {
                 limit: self.rate_limit_test_pings_per_hour,
                 ..d.test_pings_per_user
+            },
+            resets_per_ip: Rate {
+                limit: self.rate_limit_password_resets_per_ip_per_hour,
+                ..d.resets_per_ip
+            },
+            resets_per_email: Rate {
+                limit: self.rate_limit_password_resets_per_email_per_hour,
+                ..d.resets_per_email
             },
             webhooks_per_key: Rate {
                 limit: self.rate_limit_webhooks_per_api_key_per_hour,
@@ -279,13 +293,15 @@ impl Settings {
                 ));
             }
         }
-        if let Some(u) = &api.api_base_url {
-            let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-            if !ok {
-                return Err(bad(
-                    "API_BASE_URL",
-                    format!("`{u}` is not an absolute http(s) URL"),
-                ));
+        for (name, value) in [
+            ("API_BASE_URL", &api.api_base_url),
+            ("PASSWORD_RESET_URL", &api.password_reset_url),
+        ] {
+            if let Some(u) = value {
+                let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+                if !ok {
+                    return Err(bad(name, format!("`{u}` is not an absolute http(s) URL")));
+                }
             }
         }
         for e in &api.admin_emails {

@@ -177,6 +177,17 @@ async fn run(settings: Settings) -> Result<(), String> {
             .trusted_proxies()
             .map_err(|e| e.to_string())?,
         proxy_header: settings.limits.proxy_header().map_err(|e| e.to_string())?,
+        // Reset e-mails go out from this process, not through the outbox:
+        // each carries a token that must not be stored.
+        account_mail: match &settings.server.notify.settings.smtp {
+            Some(smtp) => Some(alarm_api::AccountMailer(Arc::new(
+                alarm_notify::email::AccountMails::new(
+                    alarm_notify::email::Mailer::new(smtp).map_err(|e| e.to_string())?,
+                    api.password_reset_url.clone(),
+                ),
+            ))),
+            None => None,
+        },
     };
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(opened.sql.clone()))];
     // The engine and the delivery worker run in this process unless

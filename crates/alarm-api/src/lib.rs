@@ -34,7 +34,7 @@ use poem_openapi::OpenApiService;
 pub use auth::{TokenConfig, Tokens};
 pub use middleware::REQUEST_ID_HEADER;
 pub use problem::{ApiError, PROBLEM_JSON, Problem, ProblemType};
-pub use state::{ApiConfig, AppState, HealthCheck};
+pub use state::{AccountMailer, ApiConfig, AppState, HealthCheck};
 
 type Apis = (
     api::accounts::AccountsApi,

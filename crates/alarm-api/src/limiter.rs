@@ -58,6 +58,12 @@ pub struct RateLimits {
     pub test_pings_per_user: Rate,
     /// Requests to `/api/v1/webhooks…` with one API key.
     pub webhooks_per_key: Rate,
+    /// Password-reset requests from one client address (each may send an
+    /// e-mail, so this bounds the mail one address can cause).
+    pub resets_per_ip: Rate,
+    /// Password-reset requests for one e-mail address from anywhere (the
+    /// mail one mailbox can be sent).
+    pub resets_per_email: Rate,
     /// Keys one in-process store tracks before new keys share one budget.
     pub max_keys: usize,
     /// How long a refusal (429) is held before it is sent. A client that
@@ -81,6 +87,8 @@ impl Default for RateLimits {
             login_per_ip: Rate::new("login_failures_per_ip", 50, 900),
             login_alert_per_email: Rate::new("login_failures_per_email", 100, 900),
             test_pings_per_user: Rate::new("test_pings_per_user", 10, 3600),
+            resets_per_ip: Rate::new("password_resets_per_ip", 10, 3600),
+            resets_per_email: Rate::new("password_resets_per_email", 3, 3600),
             webhooks_per_key: Rate::new("webhook_requests_per_api_key", 1000, 3600),
             max_keys: 100_000,
             refusal_delay: std::time::Duration::from_millis(200),

@@ -48,6 +48,20 @@ pub struct ApiConfig {
     pub transport: crate::transport::Transport,
     /// How long a request body may take to arrive (then 408).
     pub body_timeout: std::time::Duration,
+    /// Where password-reset e-mails go out; `None` when the deployment has
+    /// no e-mail, and then a reset is refused (503) rather than accepted
+    /// and never sent.
+    pub account_mail: Option<AccountMailer>,
+}
+
+/// The account e-mail sender the API hands reset tokens to.
+#[derive(Clone)]
+pub struct AccountMailer(pub Arc<dyn alarm_domain::ports::AccountMail>);
+
+impl std::fmt::Debug for AccountMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccountMailer")
+    }
 }
 
 /// The shared state.

@@ -273,6 +273,78 @@ pub fn disabled_mail(url: &str, failures: u32) -> Mail {
     }
 }
 
+/// Password-reset e-mails through a [`Mailer`]: the domain's
+/// [`alarm_domain::ports::AccountMail`]. The token goes into the message
+/// and nowhere else (not the log, not an error).
+pub struct AccountMails {
+    mailer: Mailer,
+    /// Where the reset page lives; the token is appended as `token=`.
+    /// `None`: the message gives the token and the API call to make.
+    reset_url: Option<String>,
+}
+
+impl AccountMails {
+    /// Reset mails through `mailer`, linking to `reset_url` when given.
+    pub fn new(mailer: Mailer, reset_url: Option<String>) -> Self {
+        Self { mailer, reset_url }
+    }
+}
+
+#[async_trait::async_trait]
+impl alarm_domain::ports::AccountMail for AccountMails {
+    async fn password_reset(
+        &self,
+        to: &alarm_domain::model::User,
+        token: &secrecy::SecretString,
+        expires_at: jiff::Timestamp,
+    ) -> Result<(), String> {
+        let mail = reset_mail(self.reset_url.as_deref(), token, expires_at);
+        self.mailer
+            .send(to.email().as_str(), &mail)
+            .await
+            .map_err(|f| f.error)
+    }
+}
+
+/// The password-reset message: a link to `reset_url` with the token, or
+/// the token and the call to make when no page is configured.
+pub fn reset_mail(
+    reset_url: Option<&str>,
+    token: &secrecy::SecretString,
+    expires_at: jiff::Timestamp,
+) -> Mail {
+    use secrecy::ExposeSecret as _;
+    let token = token.expose_secret();
+    let until = expires_at.strftime("%Y-%m-%d %H:%M UTC");
+    let how = match reset_url {
+        Some(url) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}token={token}")
+        }
+        None => format!(
+            "POST /api/v1/auth/password-reset/confirm with {{\"token\": \"{token}\", \"new_password\": \"...\"}}"
+        ),
+    };
+    let plain = format!(
+        "Someone (we hope you) asked to reset the password of your Smart Alarm account.\n\n\
+         To choose a new one, use this within 30 minutes (until {until}); it works once:\n\n{how}\n\n\
+         Every session of the account ends when the password changes. If you did not ask, ignore \
+         this message: your password stays as it is.\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body><p>Someone (we hope you) asked to reset the password of your \
+         Smart Alarm account.</p><p>To choose a new one, use this within 30 minutes (until {until}); \
+         it works once:</p><p><code>{}</code></p><p>Every session of the account ends when the \
+         password changes. If you did not ask, ignore this message.</p></body></html>",
+        escape(&how)
+    );
+    Mail {
+        subject: "Smart Alarm: reset your password".to_owned(),
+        plain,
+        html,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

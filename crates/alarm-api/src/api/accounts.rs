@@ -16,7 +16,7 @@ use crate::auth::{self, BearerAuth};
 use crate::body::{CREDENTIALS_BODY_BYTES, JsonBody};
 use crate::dto::{
     AccountDeletionInput, LoginInput, PasswordChangeInput, ProfileInput, RefreshInput,
-    RegisterInput, TokenView, UserView,
+    RegisterInput, ResetConfirmInput, ResetRequestInput, TokenView, UserView,
 };
 use crate::limiter;
 use crate::middleware::ClientAddress;
@@ -47,6 +47,24 @@ pub(crate) enum LoggedOut {
     Done,
 }
 
+/// A reset asked for.
+#[derive(ApiResponse)]
+pub(crate) enum ResetAccepted {
+    /// Taken: if the address has an account, a reset link is on its way.
+    /// The same answer, after the same time, when it has none.
+    #[oai(status = 202)]
+    Accepted,
+}
+
+/// How long a reset request takes to answer, whatever it found: the work
+/// for a known address (a token written, a mail queued) fits well inside
+/// it, so the time does not tell whether the address has an account.
+const RESET_ANSWER_TIME: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The longest token text accepted (ours are 43 characters); longer input
+/// is refused before it is hashed.
+const MAX_RESET_TOKEN_CHARS: usize = 128;
+
 /// Erased.
 #[derive(ApiResponse)]
 pub(crate) enum Erased {
@@ -75,6 +93,11 @@ fn auth_error(e: AuthError) -> ApiError {
             "the refresh token is unknown, spent, expired or revoked; log in again",
         ),
         AuthError::AccountGone => ApiError::of(ProblemType::Unauthorized, "the account is gone"),
+        AuthError::ResetInvalid => Problem::invalid(
+            "token",
+            "is unknown, already used, replaced by a newer one or expired; ask for a new reset",
+        )
+        .into(),
         AuthError::Service(e) => e.into(),
     }
 }
@@ -341,6 +364,101 @@ impl AccountsApi {
             )),
             Err(e) => Err(auth_error(e)),
         }
+    }
+
+    /// Asks for a password reset: if the address has an account, a
+    /// single-use link valid for 30 minutes is e-mailed to it, and any
+    /// earlier link stops working. The answer is the same 202, after the
+    /// same time, whether or not the address has an account. Limited per
+    /// client address and per e-mail address; 503 when this deployment has
+    /// no e-mail configured.
+    #[oai(path = "/password-reset", method = "post")]
+    async fn request_reset(
+        &self,
+        state: Data<&Arc<AppState>>,
+        client: Data<&ClientAddress>,
+        body: JsonBody<ResetRequestInput, CREDENTIALS_BODY_BYTES>,
+    ) -> Result<ResetAccepted, ApiError> {
+        let started = tokio::time::Instant::now();
+        let limits = &state.config.rate_limits;
+        let d = state.limiter.hit(limits.resets_per_ip, &client.key()).await;
+        if !d.allowed() {
+            return Err(limiter::refused(
+                &d,
+                "too many password resets from this address; wait and retry",
+            ));
+        }
+        let input = body.into_inner()?;
+        let email = Email::parse(&input.email)?;
+        let Some(mail) = state.config.account_mail.clone() else {
+            return Err(ApiError::of(
+                ProblemType::Unavailable,
+                "password reset needs e-mail, which this deployment has not configured (SMTP_HOST)",
+            ));
+        };
+        let by_email = state
+            .limiter
+            .hit(limits.resets_per_email, &format!("reset:{}", email.key()))
+            .await;
+        if !by_email.allowed() {
+            return Err(limiter::refused(
+                &by_email,
+                "too many password resets for this address; wait and retry",
+            ));
+        }
+        limiter::note(d);
+        let correlation_id = crate::problem::request_id();
+        if let Some(reset) = state
+            .auth
+            .request_password_reset(&email, &correlation_id)
+            .await
+            .map_err(auth_error)?
+        {
+            // Sent after the answer: the mail server's speed must not show
+            // in the answer's time either.
+            tokio::spawn(async move {
+                if let Err(e) = mail
+                    .0
+                    .password_reset(&reset.user, &reset.token, reset.expires_at)
+                    .await
+                {
+                    tracing::warn!(error = %e, "the password-reset e-mail was not sent");
+                }
+            });
+        }
+        tokio::time::sleep_until(started + RESET_ANSWER_TIME).await;
+        Ok(ResetAccepted::Accepted)
+    }
+
+    /// Sets a new password with the token from a reset e-mail. The token is
+    /// spent, and every session of the account ends (log in again). An
+    /// unknown, used, replaced or expired token is 422 on `token`.
+    #[oai(path = "/password-reset/confirm", method = "post")]
+    async fn confirm_reset(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: JsonBody<ResetConfirmInput, CREDENTIALS_BODY_BYTES>,
+    ) -> Result<LoggedOut, ApiError> {
+        let input = body.into_inner()?;
+        if input.token.is_empty() || input.token.chars().count() > MAX_RESET_TOKEN_CHARS {
+            return Err(Problem::invalid(
+                "token",
+                format!("must be 1 to {MAX_RESET_TOKEN_CHARS} characters"),
+            )
+            .into());
+        }
+        auth::check_password_policy("new_password", &input.new_password).map_err(ApiError::from)?;
+        let _ticket = auth::hash_ticket()?;
+        state
+            .auth
+            .reset_password(
+                &SecretString::from(input.token),
+                SecretString::from(input.new_password),
+                &crate::problem::request_id(),
+            )
+            .await
+            .map_err(auth_error)?;
+        Ok(LoggedOut::Done)
     }
 
     /// Deletes the caller's account and everything it owns: alarms and

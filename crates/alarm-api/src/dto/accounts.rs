@@ -74,6 +74,25 @@ pub struct AccountDeletionInput {
     pub password: String,
 }
 
+/// A password-reset request: the account's e-mail address.
+#[derive(Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequestInput {
+    /// The address the account was registered with.
+    pub email: String,
+}
+
+/// A password reset: the token from the e-mail and the new password (12 to
+/// 256 characters, like at registration).
+#[derive(Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirmInput {
+    /// The token the e-mail carried.
+    pub token: String,
+    /// The new password.
+    pub new_password: String,
+}
+
 /// Refresh.
 #[derive(Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -25,7 +25,7 @@ mod webhooks;
 
 pub use accounts::{
     AccountDeletionInput, LoginInput, PasswordChangeInput, ProfileInput, RefreshInput,
-    RegisterInput, TokenView, UserView,
+    RegisterInput, ResetConfirmInput, ResetRequestInput, TokenView, UserView,
 };
 pub use alarms::{
     AlarmInput, AlarmPage, AlarmView, EscalationDto, EscalationView, SnoozeDto, SnoozeView,

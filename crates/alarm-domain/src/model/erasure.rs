@@ -36,6 +36,8 @@ pub enum Owned {
     Routines,
     /// Stored answers for `Idempotency-Key` replays.
     IdempotencyRecords,
+    /// A pending password-reset token (its hash).
+    PasswordResets,
     /// Audit records the account made or that name it: kept, because the
     /// operator must still be able to tell what happened, but with a
     /// pseudonym for the account and without their summaries (which can
@@ -58,7 +60,7 @@ pub enum Treatment {
 
 impl Owned {
     /// Every kind, in the order stores erase them (the account last).
-    pub const ALL: [Owned; 15] = [
+    pub const ALL: [Owned; 16] = [
         Owned::Sessions,
         Owned::Triggers,
         Owned::Ringing,
@@ -72,6 +74,7 @@ impl Owned {
         Owned::HolidayPreferences,
         Owned::Routines,
         Owned::IdempotencyRecords,
+        Owned::PasswordResets,
         Owned::AuditTrail,
         Owned::Account,
     ];
@@ -93,6 +96,7 @@ impl Owned {
             | Owned::HolidayPreferences
             | Owned::Routines
             | Owned::IdempotencyRecords
+            | Owned::PasswordResets
             | Owned::Account => Treatment::Delete,
         }
     }
@@ -114,6 +118,7 @@ impl Owned {
             Owned::HolidayPreferences => "holiday_preferences",
             Owned::Routines => "routines",
             Owned::IdempotencyRecords => "idempotency_records",
+            Owned::PasswordResets => "password_resets",
             Owned::AuditTrail => "audit_trail",
             Owned::Account => "account",
         }

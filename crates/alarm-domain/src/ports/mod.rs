@@ -28,7 +28,7 @@ pub use queue::{
     EngineRight, FireOutcome, RingingOp, RingingStore, TriggerClaims, TriggerQueue, check_snooze,
 };
 pub use services::{
-    BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SecretError, SecretProvider,
+    AccountMail, BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SecretError, SecretProvider,
 };
 pub use stores::{
     AlarmEventStore, AlarmOp, AlarmStore, ApiKeyOp, ApiKeyStore, AuditLog, ExceptionOp,

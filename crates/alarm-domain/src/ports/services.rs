@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use secrecy::SecretString;
 
 use crate::ids::{BlobId, UserId};
+use crate::model::User;
 use crate::trigger::Delivery;
 
 /// Why a blob operation failed.
@@ -112,4 +113,23 @@ pub trait Notifier: Send + Sync {
     /// # Errors
     /// [`NotifyError::Transient`] or [`NotifyError::Permanent`].
     async fn deliver(&self, delivery: &Delivery, now: Timestamp) -> Result<(), NotifyError>;
+}
+
+/// Sends the e-mails of an account's own life (a password reset), outside
+/// the outbox: each carries a one-time secret that is never stored, only
+/// its hash is.
+#[async_trait]
+pub trait AccountMail: Send + Sync {
+    /// E-mails `to` the password-reset `token`, which works until
+    /// `expires_at`.
+    ///
+    /// # Errors
+    /// Why the message could not be handed to the mail server (never the
+    /// token).
+    async fn password_reset(
+        &self,
+        to: &User,
+        token: &SecretString,
+        expires_at: Timestamp,
+    ) -> Result<(), String>;
 }

@@ -33,6 +33,30 @@ pub enum UserOp {
         /// The new hash.
         password_hash: SecretString,
     },
+    /// A password-reset token for the account, stored as `token_hash` (the
+    /// SHA-256 of the e-mailed text) until `expires_at`; it replaces the
+    /// account's earlier token, so only the newest link works.
+    IssueReset {
+        /// The account.
+        user: UserId,
+        /// SHA-256 of the token's text.
+        token_hash: [u8; 32],
+        /// When the token stops working.
+        expires_at: Timestamp,
+    },
+    /// Spends the account's reset token `token_hash` (it must be the
+    /// newest and not expired at `now`; it is deleted) and sets the new
+    /// password hash, in one transaction.
+    ResetPassword {
+        /// The account.
+        user: UserId,
+        /// SHA-256 of the presented token's text.
+        token_hash: [u8; 32],
+        /// The instant the token is judged at.
+        now: Timestamp,
+        /// The new hash.
+        password_hash: SecretString,
+    },
     /// The account and everything it owns ([`crate::model::Owned::ALL`]),
     /// in one transaction: owned rows are deleted, and the audit records
     /// that name the account get `pseudonym` in its place, with their
@@ -75,13 +99,22 @@ pub trait UserStore: Send + Sync {
     /// Only infrastructure failures.
     async fn credentials(&self, email: &Email) -> Result<Option<(User, SecretString)>, StoreError>;
 
-    /// Commits a registration, profile change, new password or erasure
-    /// with its audit record.
+    /// The account a reset token with this hash was issued to, if one is
+    /// stored (valid or not: [`UserOp::ResetPassword`] judges it).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn reset_owner(&self, token_hash: [u8; 32]) -> Result<Option<UserId>, StoreError>;
+
+    /// Commits a registration, profile change, new password, reset token,
+    /// reset or erasure with its audit record.
     ///
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when registering an id or an
     /// email (case-insensitively) that exists, and [`StoreError::NotFound`]
-    /// when updating or erasing a missing user; nothing is stored then.
+    /// when updating or erasing a missing user, or resetting with a token
+    /// that is not the account's newest or has expired; nothing is stored
+    /// then.
     async fn commit(&self, change: ChangeSet<UserOp>) -> Result<(), StoreError>;
 }
 

@@ -45,6 +45,10 @@ pub enum AuthError {
     /// The account no longer exists.
     #[error("the account is gone")]
     AccountGone,
+    /// A password-reset token that is unknown, spent, replaced by a newer
+    /// one or expired.
+    #[error("the reset token is unknown, used or expired")]
+    ResetInvalid,
     /// Anything the other services report (store failures, invalid input).
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -54,6 +58,27 @@ impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
         AuthError::Service(e.into())
     }
+}
+
+/// How long an e-mailed password-reset token works.
+pub const RESET_TOKEN_TTL: SignedDuration = SignedDuration::from_mins(30);
+
+/// A password reset just asked for: whom to e-mail what. The token is the
+/// only copy of its text; the store keeps its SHA-256.
+pub struct ResetRequest {
+    /// The account (its e-mail is where the token goes).
+    pub user: User,
+    /// The token's text (43 characters of URL-safe base64).
+    pub token: SecretString,
+    /// When it stops working.
+    pub expires_at: jiff::Timestamp,
+}
+
+/// The SHA-256 of a reset token's text, as stored.
+fn reset_hash(token: &SecretString) -> [u8; 32] {
+    use secrecy::ExposeSecret as _;
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.expose_secret().as_bytes()).into()
 }
 
 /// A session just opened or continued: the account and its refresh family.
@@ -347,6 +372,120 @@ impl AuthService {
             .refresh_tokens
             .revoke_user(actor.user, Some(session))
             .await?)
+    }
+
+    /// Starts a password reset for `email`: a fresh random token replaces
+    /// the account's earlier one and is returned for the caller to e-mail.
+    /// `None` when no account has the address, with no write and no audit
+    /// record (the caller answers the same either way).
+    ///
+    /// # Errors
+    /// Store failures; a failing random source.
+    pub async fn request_password_reset(
+        &self,
+        email: &Email,
+        correlation_id: &str,
+    ) -> Result<Option<ResetRequest>, AuthError> {
+        let Some(user) = self.ports.users.find_by_email(email).await? else {
+            return Ok(None);
+        };
+        let mut bytes = [0u8; 32];
+        self.ports.ids.secret_bytes(&mut bytes).map_err(|e| {
+            AuthError::Service(ServiceError::Unexpected(StoreError::Unexpected(e.into())))
+        })?;
+        let token = SecretString::from({
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        });
+        let now = self.ports.clock.now();
+        let expires_at = now + RESET_TOKEN_TTL;
+        let actor = Actor {
+            user: user.id(),
+            role: user.role(),
+            correlation_id: correlation_id.to_owned(),
+        };
+        self.ports
+            .users
+            .commit(ChangeSet::audited(
+                UserOp::IssueReset {
+                    user: user.id(),
+                    token_hash: reset_hash(&token),
+                    expires_at,
+                },
+                self.ports.audit(
+                    &actor,
+                    "user.password_reset_requested",
+                    user.id().as_uuid(),
+                    None,
+                    None,
+                    now,
+                ),
+            ))
+            .await?;
+        Ok(Some(ResetRequest {
+            user,
+            token,
+            expires_at,
+        }))
+    }
+
+    /// Sets a new password with an e-mailed reset token, which is spent,
+    /// and ends every session of the account. Returns how many ended.
+    ///
+    /// # Errors
+    /// [`AuthError::ResetInvalid`] for a token that is unknown, spent,
+    /// replaced or expired (nothing changes); store failures.
+    pub async fn reset_password(
+        &self,
+        token: &SecretString,
+        new: SecretString,
+        correlation_id: &str,
+    ) -> Result<u64, AuthError> {
+        let token_hash = reset_hash(token);
+        let Some(user) = self.ports.users.reset_owner(token_hash).await? else {
+            return Err(AuthError::ResetInvalid);
+        };
+        let role = match self.ports.users.get(user).await {
+            Ok(u) => u.role(),
+            Err(StoreError::NotFound) => return Err(AuthError::ResetInvalid),
+            Err(e) => return Err(e.into()),
+        };
+        let password_hash = self.hasher.hash(new).await.map_err(|e| {
+            AuthError::Service(ServiceError::Unexpected(StoreError::Unexpected(e.into())))
+        })?;
+        let now = self.ports.clock.now();
+        let actor = Actor {
+            user,
+            role,
+            correlation_id: correlation_id.to_owned(),
+        };
+        let audit = self.ports.audit(
+            &actor,
+            "user.password_reset",
+            user.as_uuid(),
+            None,
+            None,
+            now,
+        );
+        match self
+            .ports
+            .users
+            .commit(ChangeSet::audited(
+                UserOp::ResetPassword {
+                    user,
+                    token_hash,
+                    now,
+                    password_hash,
+                },
+                audit,
+            ))
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(AuthError::ResetInvalid),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(self.ports.refresh_tokens.revoke_user(user, None).await?)
     }
 
     /// Erases the actor's account and everything it owns

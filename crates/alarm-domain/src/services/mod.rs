@@ -14,7 +14,9 @@ use jiff::Timestamp;
 
 pub use alarms::{AlarmPorts, AlarmService};
 pub use api_keys::{ApiKeyPorts, ApiKeyService, KeyRefused, MAX_ROTATION_OVERLAP, NewApiKey};
-pub use auth::{AuthError, AuthPorts, AuthService, PasswordHasher, Session};
+pub use auth::{
+    AuthError, AuthPorts, AuthService, PasswordHasher, RESET_TOKEN_TTL, ResetRequest, Session,
+};
 pub use calendar::{
     BUILTIN_YEARS_AHEAD, CalendarPorts, CalendarService, ListedHoliday,
     MAX_CUSTOM_HOLIDAYS_PER_COUNTRY, MAX_EXCEPTION_PERIODS_PER_USER, MAX_HOLIDAY_OVERRIDES,

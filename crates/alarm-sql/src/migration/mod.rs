@@ -8,6 +8,7 @@ mod m0005_builtin_overrides;
 mod m0006_replans_and_routine_links;
 mod m0007_event_payloads;
 mod m0008_api_keys;
+mod m0009_password_resets;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_replans_and_routine_links::Migration),
             Box::new(m0007_event_payloads::Migration),
             Box::new(m0008_api_keys::Migration),
+            Box::new(m0009_password_resets::Migration),
         ]
     }
 }
@@ -42,4 +44,5 @@ pub(crate) const SOURCES: &[&str] = &[
     include_str!("m0006_replans_and_routine_links.rs"),
     include_str!("m0007_event_payloads.rs"),
     include_str!("m0008_api_keys.rs"),
+    include_str!("m0009_password_resets.rs"),
 ];

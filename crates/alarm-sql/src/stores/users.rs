@@ -105,6 +105,17 @@ impl UserStore for SqlStores {
         row.map(|r| self.user_from(&r)).transpose()
     }
 
+    async fn reset_owner(&self, token_hash: [u8; 32]) -> Result<Option<UserId>, StoreError> {
+        self.db
+            .query_one(
+                "SELECT user_id FROM password_resets WHERE hash = ?",
+                vec![v(token_hash.to_vec())],
+            )
+            .await?
+            .map(|row| id_of(&row, "user_id", UserId::from_uuid))
+            .transpose()
+    }
+
     async fn commit(&self, change: ChangeSet<UserOp>) -> Result<(), StoreError> {
         let tx = self.db.begin().await?;
         match &change.op {
@@ -148,6 +159,47 @@ impl UserStore for SqlStores {
             }
             UserOp::Erase { user, pseudonym } => {
                 erase_account(&tx, *user, *pseudonym).await?;
+            }
+            UserOp::IssueReset {
+                user,
+                token_hash,
+                expires_at,
+            } => {
+                // The account's earlier token goes: only the newest link works.
+                tx.exec(
+                    "DELETE FROM password_resets WHERE user_id = ?",
+                    vec![v(user.as_uuid())],
+                )
+                .await?;
+                let row = Row::new()
+                    .set("user_id", user.as_uuid())
+                    .set("hash", token_hash.to_vec())
+                    .set("expires_us", us(*expires_at))
+                    .set("created_us", us(change.audit.at));
+                tx.insert("password_resets", vec![row], "").await?;
+            }
+            UserOp::ResetPassword {
+                user,
+                token_hash,
+                now,
+                password_hash,
+            } => {
+                // Spent by deleting it: of two concurrent resets with the
+                // same token, one deletes the row and the other finds none.
+                let spent = tx
+                    .exec(
+                        "DELETE FROM password_resets WHERE user_id = ? AND hash = ? AND expires_us > ?",
+                        vec![v(user.as_uuid()), v(token_hash.to_vec()), v(us(*now))],
+                    )
+                    .await?;
+                if spent == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                tx.exec(
+                    "UPDATE users SET password_hash = ? WHERE id = ?",
+                    vec![v(password_hash.expose_secret()), v(user.as_uuid())],
+                )
+                .await?;
             }
         }
         apply_common(&tx, &change).await?;
@@ -219,6 +271,7 @@ fn erasure_sql(kind: Owned) -> &'static [&'static str] {
         ],
         Owned::Routines => &["DELETE FROM routines WHERE owner_id = ?"],
         Owned::IdempotencyRecords => &["DELETE FROM idempotency_keys WHERE owner_id = ?"],
+        Owned::PasswordResets => &["DELETE FROM password_resets WHERE user_id = ?"],
         Owned::AuditTrail => &[
             "UPDATE audit_log SET actor_id = ?, before_summary = NULL, after_summary = NULL \
              WHERE actor_id = ?",

@@ -78,6 +78,8 @@ struct State {
     tokens: HashMap<[u8; 32], (uuid::Uuid, bool)>,
     /// (owner, scope, key) → (fingerprint, created, answer).
     idempotency: HashMap<(UserId, String, String), IdemRecord>,
+    /// Each account's newest password-reset token: (SHA-256, expiry).
+    resets: HashMap<UserId, ([u8; 32], Timestamp)>,
     /// Pending holiday re-plans, one per country.
     replans: HashMap<alarm_domain::model::Country, alarm_domain::ports::ReplanJob>,
     leases_issued: u64,

@@ -44,6 +44,15 @@ impl UserStore for InMemory {
             .cloned())
     }
 
+    async fn reset_owner(&self, token_hash: [u8; 32]) -> Result<Option<UserId>, StoreError> {
+        Ok(self
+            .lock()
+            .resets
+            .iter()
+            .find(|(_, (hash, _))| *hash == token_hash)
+            .map(|(user, _)| *user))
+    }
+
     async fn commit(&self, change: ChangeSet<UserOp>) -> Result<(), StoreError> {
         let mut s = self.lock();
         s.check_common(&change)?;
@@ -67,8 +76,24 @@ impl UserStore for InMemory {
                     return Err(StoreError::Conflict("email already registered".to_owned()));
                 }
             }
-            UserOp::SetPassword { user, .. } | UserOp::Erase { user, .. } => {
+            UserOp::SetPassword { user, .. }
+            | UserOp::Erase { user, .. }
+            | UserOp::IssueReset { user, .. } => {
                 if !s.users.contains_key(user) {
+                    return Err(StoreError::NotFound);
+                }
+            }
+            UserOp::ResetPassword {
+                user,
+                token_hash,
+                now,
+                ..
+            } => {
+                let usable = s
+                    .resets
+                    .get(user)
+                    .is_some_and(|(hash, expires)| hash == token_hash && expires > now);
+                if !usable || !s.users.contains_key(user) {
                     return Err(StoreError::NotFound);
                 }
             }
@@ -96,6 +121,23 @@ impl UserStore for InMemory {
             UserOp::Erase { user, pseudonym } => {
                 for kind in Owned::ALL {
                     s.erase(kind, user, pseudonym);
+                }
+            }
+            UserOp::IssueReset {
+                user,
+                token_hash,
+                expires_at,
+            } => {
+                s.resets.insert(user, (token_hash, expires_at));
+            }
+            UserOp::ResetPassword {
+                user,
+                password_hash,
+                ..
+            } => {
+                s.resets.remove(&user);
+                if let Some(entry) = s.users.get_mut(&user) {
+                    entry.1 = password_hash;
                 }
             }
         }
@@ -144,6 +186,9 @@ impl super::State {
             }
             Owned::Routines => self.routines.retain(|_, r| r.owner() != user),
             Owned::IdempotencyRecords => self.idempotency.retain(|(owner, _, _), _| *owner != user),
+            Owned::PasswordResets => {
+                self.resets.remove(&user);
+            }
             Owned::AuditTrail => {
                 let alias = UserId::from_uuid(pseudonym).ok();
                 for record in self.audit.values_mut() {
