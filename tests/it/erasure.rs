@@ -125,6 +125,25 @@ async fn deleting_an_account_erases_what_it_owns(h: &Harness) {
         Duration::try_from(due.duration_since(db_now)).expect("ahead") + Duration::from_secs(15);
     wait_ringing(h, &ana.access, tokio::time::Instant::now() + wait).await;
 
+    // A pending password reset (no mail here: written as the service does).
+    let ana_user = UserId::from_uuid(ana_id).expect("id");
+    h.ports()
+        .users
+        .commit(alarm_domain::ports::ChangeSet::audited(
+            alarm_domain::ports::UserOp::IssueReset {
+                user: ana_user,
+                token_hash: [9; 32],
+                expires_at: db_now + SignedDuration::from_mins(30),
+            },
+            alarm_testkit::fixtures::audit(
+                &h.ports(),
+                Some(ana_user),
+                "user.password_reset_requested",
+                ana_id,
+            ),
+        ))
+        .await
+        .expect("a reset token");
     let ids: Vec<uuid::Uuid> = [&rings, &later, &routine, &webhook, &period, &key]
         .into_iter()
         .map(|s| uuid(s))
@@ -146,6 +165,7 @@ async fn deleting_an_account_erases_what_it_owns(h: &Harness) {
         "alarm_routines.alarm_id",
         "holiday_preferences.owner_id",
         "refresh_families.user_id",
+        "password_resets.user_id",
         "idempotency_keys.owner_id",
         "audit_log.actor_id",
     ] {

@@ -18,6 +18,7 @@ mod inputs;
 mod limits;
 mod operations;
 mod ownership;
+mod resets;
 mod ringing;
 mod routines;
 mod sessions;
@@ -147,10 +148,12 @@ fn main() {
         limits::trials(),
         operations::trials(),
         ownership::trials(),
+        resets::trials(),
         ringing::trials(),
         routines::trials(),
         sessions::trials(),
         spec_answers::trials(),
+        spec_answers::mail_trials().into(),
         tokens::trials(),
         transport::trials(),
         webhooks_api::trials(),

@@ -584,7 +584,7 @@ async fn guarded(s: &mut Spec, h: &Harness, make: impl Fn() -> Call, stranger: &
     s.expect(h, make().bearer(stranger), 404).await;
 }
 
-async fn every_answer_matches_the_served_spec(h: &Harness) {
+async fn every_answer_matches_the_served_spec(h: &Harness, smtp: &crate::delivery::Smtp) {
     let mut s = Spec::fetch(&h.base, &h.http).await;
 
     // Operations.
@@ -1538,6 +1538,31 @@ async fn every_answer_matches_the_served_spec(h: &Harness) {
     s.expect(h, call("GET", "/api/v1/auth/me").bearer(&a), 401)
         .await;
 
+    // Password reset: 422 for an address that is not one, 202 (a link is
+    // mailed to bob), 422 for a token that is not one, 204 with the link's.
+    let reset = || call("POST", "/api/v1/auth/password-reset");
+    s.expect(h, reset().json(json!({"email": "not an address"})), 422)
+        .await;
+    s.expect(h, reset().json(json!({"email": "bob@example.com"})), 202)
+        .await;
+    let token = crate::resets::wait_for(smtp, 1)
+        .await
+        .pop()
+        .expect("a reset link");
+    let confirm = || call("POST", "/api/v1/auth/password-reset/confirm");
+    s.expect(
+        h,
+        confirm().json(json!({"token": "not-a-token", "new_password": "a brand new passphrase"})),
+        422,
+    )
+    .await;
+    s.expect(
+        h,
+        confirm().json(json!({"token": token, "new_password": "a brand new passphrase"})),
+        204,
+    )
+    .await;
+
     s.assert_every_operation_exercised();
 }
 
@@ -1683,8 +1708,28 @@ pub(crate) mod machinery {
     }
 }
 
+/// The scenario with e-mail: a real SMTP server receives the reset link.
+pub(crate) fn mail_trials() -> [libtest_mimic::Trial; 2] {
+    crate::on_both(
+        "spec_answers",
+        "every_answer_matches_the_served_spec",
+        |db, label| {
+            crate::block_on(async move {
+                let smtp = crate::delivery::Smtp::start(&label).await;
+                let limits = crate::support::Limits {
+                    account_mail: Some(crate::resets::mailer(&smtp)),
+                    ..crate::support::Limits::lenient()
+                };
+                if let Some(h) = Harness::start_with(db, &label, limits).await {
+                    every_answer_matches_the_served_spec(&h, &smtp).await;
+                    h.stop().await;
+                }
+            });
+        },
+    )
+}
+
 crate::trials! {
-    api: [every_answer_matches_the_served_spec],
     tokio: [unavailable_answers_match_the_served_spec],
     sync: [machinery::undeclared_null_and_out_of_range_members_are_refused, machinery::a_union_variant_takes_its_kind_and_nothing_else, machinery::nullable_becomes_a_type_union, machinery::an_operation_left_out_fails_the_scenario],
 }

@@ -336,6 +336,120 @@ async fn erasing_an_account_takes_what_it_owns_and_spares_others(new_ports: Fres
     );
 }
 
+/// A reset token works once, only while it is the account's newest and
+/// before it expires; the password changes only with a usable one.
+async fn a_reset_token_works_once_while_newest_and_unexpired(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = ana(&ports).await;
+    let until = t0() + SignedDuration::from_mins(30);
+    let issue = |hash: [u8; 32], user: UserId| {
+        ChangeSet::audited(
+            UserOp::IssueReset {
+                user,
+                token_hash: hash,
+                expires_at: until,
+            },
+            audit(
+                &ports,
+                Some(user),
+                "user.password_reset_requested",
+                user.as_uuid(),
+            ),
+        )
+    };
+    let reset = |hash: [u8; 32], now, new: &str| {
+        ChangeSet::audited(
+            UserOp::ResetPassword {
+                user: ana.id(),
+                token_hash: hash,
+                now,
+                password_hash: SecretString::from(new.to_owned()),
+            },
+            audit(
+                &ports,
+                Some(ana.id()),
+                "user.password_reset",
+                ana.id().as_uuid(),
+            ),
+        )
+    };
+    let hash = || async {
+        let (_, h) = ports
+            .users
+            .credentials(&lower())
+            .await
+            .expect("credentials")
+            .expect("registered");
+        h.expose_secret().to_owned()
+    };
+    ports
+        .users
+        .commit(issue([1; 32], ana.id()))
+        .await
+        .expect("issue");
+    assert_eq!(
+        ports.users.reset_owner([1; 32]).await.expect("owner"),
+        Some(ana.id())
+    );
+    ports
+        .users
+        .commit(issue([2; 32], ana.id()))
+        .await
+        .expect("reissue");
+    assert_eq!(
+        ports.users.reset_owner([1; 32]).await.expect("owner"),
+        None,
+        "a newer token replaces the older"
+    );
+    is(
+        ports
+            .users
+            .commit(reset([1; 32], t0(), "$argon2id$old-link"))
+            .await,
+        not_found,
+        "a replaced token",
+    );
+    is(
+        ports
+            .users
+            .commit(reset([2; 32], until, "$argon2id$late"))
+            .await,
+        not_found,
+        "a token at its expiry",
+    );
+    assert_eq!(hash().await, "$argon2id$fixture", "nothing changed");
+    let before = audit_count(&ports).await;
+    ports
+        .users
+        .commit(reset(
+            [2; 32],
+            until - SignedDuration::from_secs(1),
+            "$argon2id$new",
+        ))
+        .await
+        .expect("reset");
+    assert_eq!(hash().await, "$argon2id$new");
+    assert_eq!(
+        audit_count(&ports).await,
+        before + 1,
+        "audited in the same commit"
+    );
+    is(
+        ports
+            .users
+            .commit(reset([2; 32], t0(), "$argon2id$again"))
+            .await,
+        not_found,
+        "a spent token",
+    );
+    assert_eq!(ports.users.reset_owner([2; 32]).await.expect("owner"), None);
+    is(
+        ports.users.commit(issue([3; 32], UserId::generate())).await,
+        not_found,
+        "a token for a missing account",
+    );
+}
+
 /// The checks of this module, in the order they are listed.
 pub(super) fn checks() -> Vec<Check> {
     checks!(Ports:
@@ -346,5 +460,6 @@ pub(super) fn checks() -> Vec<Check> {
         taken_email_in_other_case_conflicts_and_stores_nothing,
         updating_a_missing_user_is_not_found,
         erasing_an_account_takes_what_it_owns_and_spares_others,
+        a_reset_token_works_once_while_newest_and_unexpired,
     )
 }

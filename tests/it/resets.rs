@@ -1,0 +1,216 @@
+//! Password reset over HTTP on both databases with a real SMTP server (aiosmtpd): the link read from the received message, the same answer for unknown addresses, single use, newest only, sessions ended, the per-address limit, and no token text stored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alarm_domain::ports::PageRequest;
+use serde_json::json;
+
+use crate::delivery::Smtp;
+use crate::support::{Harness, Limits};
+
+const PASSWORD: &str = "correct horse battery staple";
+const NEW_PASSWORD: &str = "a brand new passphrase";
+const RESET_PAGE: &str = "https://app.example.com/reset";
+
+/// The tokens of every reset link received so far, oldest first (the
+/// messages are read in name order, which is arrival order for aiosmtpd's
+/// maildir only roughly: callers compare sets).
+fn tokens(smtp: &Smtp) -> Vec<String> {
+    let marker = format!("{RESET_PAGE}?token=");
+    smtp.messages()
+        .iter()
+        .filter_map(|m| {
+            let at = m.find(&marker)? + marker.len();
+            Some(
+                m[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Polls the maildir until `n` reset links arrived (the API sends after
+/// answering; there is nothing to await), failing after 20 s.
+pub(crate) async fn wait_for(smtp: &Smtp, n: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = tokens(smtp);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} reset e-mails did not arrive: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn a_password_is_reset_through_the_e_mailed_link(h: &Harness, smtp: &Smtp) {
+    let ana = h.account("ana@example.com").await;
+    let other_session = h.login("ana@example.com", PASSWORD).await;
+    let ask = |email: &str| {
+        h.req("POST", "/api/v1/auth/password-reset")
+            .json(json!({"email": email}))
+    };
+    let confirm = |token: &str, new: &str| {
+        h.req("POST", "/api/v1/auth/password-reset/confirm")
+            .json(json!({"token": token, "new_password": new}))
+    };
+
+    // An unknown address gets the very answer a known one gets.
+    let unknown = ask("nobody@example.com").send().await;
+    let known = ask("ANA@example.com").send().await;
+    assert_eq!(unknown.status, 202, "{}", unknown.body);
+    assert_eq!(known.status, 202, "{}", known.body);
+    assert_eq!(unknown.body, known.body);
+    let first = wait_for(smtp, 1).await;
+    assert_eq!(first.len(), 1, "only the account's address got mail");
+    let first = first[0].clone();
+    assert_eq!(
+        first.len(),
+        43,
+        "32 random bytes in URL-safe base64: {first}"
+    );
+    assert!(
+        smtp.messages()[0].contains("To: ana@example.com"),
+        "sent to the account's address"
+    );
+
+    // A second request replaces the first link.
+    assert_eq!(ask("ana@example.com").send().await.status, 202);
+    let both = wait_for(smtp, 2).await;
+    let second = both
+        .iter()
+        .find(|t| **t != first)
+        .expect("a new token")
+        .clone();
+    confirm(&first, NEW_PASSWORD)
+        .send()
+        .await
+        .problem(422, "validation");
+    let r = confirm(&second, "short").send().await;
+    r.problem(422, "validation");
+    assert_eq!(r.field(), "new_password");
+    // The token's text is stored nowhere; only its hash is.
+    assert_eq!(
+        h.columns_naming(&[], &[&second]).await,
+        Vec::<String>::new()
+    );
+
+    let r = confirm(&second, NEW_PASSWORD).send().await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    // Every session ended; the old password is gone, the new one works.
+    for token in [&ana.access, &other_session.access] {
+        h.req("GET", "/api/v1/auth/me")
+            .bearer(token)
+            .send()
+            .await
+            .problem(401, "unauthorized");
+    }
+    h.req("POST", "/api/v1/auth/refresh")
+        .json(json!({"refresh_token": ana.refresh}))
+        .send()
+        .await
+        .problem(401, "unauthorized");
+    h.req("POST", "/api/v1/auth/login")
+        .json(json!({"email": "ana@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .problem(401, "unauthorized");
+    let back = h.login("ana@example.com", NEW_PASSWORD).await;
+    // Spent: the link works once.
+    let r = confirm(&second, "yet another passphrase").send().await;
+    r.problem(422, "validation");
+    assert_eq!(r.field(), "token");
+
+    // Audited under the account.
+    let me = h
+        .req("GET", "/api/v1/auth/me")
+        .bearer(&back.access)
+        .send()
+        .await;
+    let id = alarm_domain::ids::UserId::from_uuid(
+        me.body["id"].as_str().expect("id").parse().expect("uuid"),
+    )
+    .expect("id");
+    let trail = h
+        .ports()
+        .audit
+        .list(Some(id), PageRequest::new(None, 100).expect("page"))
+        .await
+        .expect("audit");
+    let actions: Vec<&str> = trail.items.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "user.password_reset_requested")
+            .count(),
+        2,
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"user.password_reset"), "{actions:?}");
+
+    // Three requests an hour for one address, then 429 with Retry-After.
+    assert_eq!(ask("ana@example.com").send().await.status, 202);
+    let r = ask("ana@example.com").send().await;
+    r.problem(429, "rate-limited");
+    assert!(r.header("retry-after").is_some());
+}
+
+/// Without e-mail the product cannot send a link, so it refuses the
+/// request rather than accepting it and sending nothing.
+async fn without_e_mail_a_reset_is_refused(h: &Harness) {
+    h.account("ana@example.com").await;
+    let r = h
+        .req("POST", "/api/v1/auth/password-reset")
+        .json(json!({"email": "ana@example.com"}))
+        .send()
+        .await;
+    r.problem(503, "unavailable");
+}
+
+/// Reset mail through `smtp`, linking to [`RESET_PAGE`].
+pub(crate) fn mailer(smtp: &Smtp) -> alarm_api::AccountMailer {
+    alarm_api::AccountMailer(Arc::new(alarm_notify::email::AccountMails::new(
+        smtp.mailer(),
+        Some(RESET_PAGE.to_owned()),
+    )))
+}
+
+pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
+    let mut out: Vec<libtest_mimic::Trial> = crate::on_both(
+        "resets",
+        "a_password_is_reset_through_the_e_mailed_link",
+        |db, label| {
+            crate::block_on(async move {
+                let smtp = Smtp::start(&label).await;
+                let limits = Limits {
+                    account_mail: Some(mailer(&smtp)),
+                    ..Limits::lenient()
+                };
+                if let Some(h) = Harness::start_with(db, &label, limits).await {
+                    a_password_is_reset_through_the_e_mailed_link(&h, &smtp).await;
+                    h.stop().await;
+                }
+            });
+        },
+    )
+    .into();
+    out.extend(crate::on_both(
+        "resets",
+        "without_e_mail_a_reset_is_refused",
+        |db, label| {
+            crate::block_on(async move {
+                if let Some(h) = Harness::start(db, &label).await {
+                    without_e_mail_a_reset_is_refused(&h).await;
+                    h.stop().await;
+                }
+            });
+        },
+    ));
+    out
+}
