@@ -239,7 +239,8 @@ async fn run(settings: Settings) -> Result<(), String> {
         settings.limits.domain(),
     ));
 
-    // Housekeeping: forget idempotency keys older than their 24 h window.
+    // Housekeeping, hourly: forget idempotency keys older than their 24 h
+    // window and API keys that ended more than 30 days ago.
     let purge_ports = opened.ports.clone();
     let housekeeping = tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(3600));
@@ -250,6 +251,15 @@ async fn run(settings: Settings) -> Result<(), String> {
                 Ok(n) if n > 0 => tracing::info!(purged = n, "idempotency keys purged"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+            }
+            // API keys that stopped working are listed a while (their owner
+            // sees why a client fails), then go, so they stop counting
+            // against the owner's quota.
+            let ended = purge_ports.clock.now() - alarm_domain::model::DEAD_KEY_KEPT;
+            match purge_ports.api_keys.purge_ended(ended).await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "ended API keys purged"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "API key purge failed"),
             }
         }
     });

@@ -158,6 +158,10 @@ pub struct ApiKey {
     pub last_used_at: Option<Timestamp>,
 }
 
+/// How long a key that stopped working stays listed (so its owner sees
+/// why a client fails) before housekeeping deletes it.
+pub const DEAD_KEY_KEPT: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 30);
+
 impl ApiKey {
     /// Whether the key works at `now`.
     pub fn active_at(&self, now: Timestamp) -> bool {

@@ -15,7 +15,7 @@ pub use alarm::{
     Alarm, AlarmDraft, AlarmName, AlarmVersion, Channel, ChannelSet, Description, EscalationPolicy,
     MAX_DESCRIPTION_CHARS, MAX_SCHEDULES, Schedules, SnoozePolicy,
 };
-pub use api_key::{ApiKey, ApiKeyName, ApiKeyScope, ApiKeyScopes};
+pub use api_key::{ApiKey, ApiKeyName, ApiKeyScope, ApiKeyScopes, DEAD_KEY_KEPT};
 pub use audit::{AlarmEvent, AlarmEventKind, AuditRecord};
 pub use erasure::{Owned, Treatment};
 pub use exception::{ExceptionKind, ExceptionPeriod, MAX_EXCEPTION_DAYS};

@@ -677,6 +677,15 @@ pub trait ApiKeyStore: Send + Sync {
         at: jiff::Timestamp,
         unless_since: jiff::Timestamp,
     ) -> Result<(), StoreError>;
+
+    /// Deletes every key that stopped working before `before`
+    /// ([`crate::model::ApiKey::ends_at`]: its expiry or the end of a
+    /// rotation's overlap), whoever owns it; returns how many. Keys that
+    /// never end stay.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn purge_ended(&self, before: jiff::Timestamp) -> Result<u64, StoreError>;
 }
 
 /// Refresh tokens, stored as hashes only.

@@ -157,4 +157,18 @@ impl ApiKeyStore for SqlStores {
         .await?;
         tx.commit().await
     }
+
+    async fn purge_ended(&self, before: Timestamp) -> Result<u64, StoreError> {
+        // `ApiKey::ends_at` in SQL: the earlier of the two ends that are set.
+        let tx = self.db.begin().await?;
+        let n = tx
+            .exec(
+                "DELETE FROM api_keys WHERE \
+                 (expires_us IS NOT NULL AND expires_us < ?) OR (retires_us IS NOT NULL AND retires_us < ?)",
+                vec![v(us(before)), v(us(before))],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
 }

@@ -246,11 +246,76 @@ async fn uses_are_recorded_at_most_as_often_as_asked(new_ports: Fresh) {
     assert_eq!(used(&ports).await, Some(at(200)));
 }
 
+/// Housekeeping deletes the keys that stopped working before the cut (by
+/// expiry or by a rotation's end, whichever came first), every owner's,
+/// and keeps the rest.
+async fn purging_deletes_the_keys_that_ended_before_the_cut(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let bob = fixtures::user(&ports, "bob@example.com").await;
+    let forever = key(&ports, ana.id(), "sak_00000000000a");
+    let expiring = ApiKey {
+        expires_at: Some(at(100)),
+        ..key(&ports, ana.id(), "sak_00000000000b")
+    };
+    let retired = ApiKey {
+        expires_at: Some(at(500)),
+        retires_at: Some(at(50)),
+        ..key(&ports, ana.id(), "sak_00000000000c")
+    };
+    let bobs = ApiKey {
+        expires_at: Some(at(100)),
+        ..key(&ports, bob.id(), "sak_00000000000d")
+    };
+    for (i, k) in [&forever, &expiring, &retired, &bobs]
+        .into_iter()
+        .enumerate()
+    {
+        ports
+            .api_keys
+            .commit(create(
+                &ports,
+                k,
+                40 + i as u8,
+                Quota::unlimited("api_keys"),
+            ))
+            .await
+            .expect("create");
+    }
+    let purge = |cut| ports.api_keys.purge_ended(cut);
+    assert_eq!(
+        purge(at(50)).await.expect("purge"),
+        0,
+        "nothing ended before 50"
+    );
+    assert_eq!(
+        purge(at(100)).await.expect("purge"),
+        1,
+        "the rotated key ended at 50"
+    );
+    assert_eq!(
+        purge(at(101)).await.expect("purge"),
+        2,
+        "both expired at 100"
+    );
+    let left: Vec<_> = ports.api_keys.list(ana.id()).await.expect("list");
+    assert_eq!(left, vec![forever], "a key that never ends stays");
+    assert!(
+        ports
+            .api_keys
+            .list(bob.id())
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
 pub(super) fn checks() -> Vec<Check> {
     checks!(Ports:
         keys_are_found_by_prefix_and_scoped_to_their_owner,
         creating_past_the_quota_is_refused,
         rotation_and_deletion_act_on_the_owners_key_only,
         uses_are_recorded_at_most_as_often_as_asked,
+        purging_deletes_the_keys_that_ended_before_the_cut,
     )
 }

@@ -108,4 +108,12 @@ impl ApiKeyStore for InMemory {
         }
         Ok(())
     }
+
+    async fn purge_ended(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut s = self.lock();
+        let held = s.api_keys.len();
+        s.api_keys
+            .retain(|_, (k, _)| k.ends_at().is_none_or(|end| end >= before));
+        Ok((held - s.api_keys.len()) as u64)
+    }
 }
