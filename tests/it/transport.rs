@@ -16,6 +16,9 @@ fn transport(max_connections: usize) -> Limits {
         keep_alive: Duration::from_secs(2),
         answer_timeout: Duration::from_secs(5),
         max_connections,
+        // Every client of these tests is 127.0.0.1.
+        max_per_address: max_connections,
+        exempt: Vec::new(),
         tls: None,
     };
     limits.body_timeout = Duration::from_secs(1);
@@ -136,6 +139,88 @@ async fn the_connection_cap_holds() {
     h.stop().await;
 }
 
+/// A connection from 127.0.0.1 through a socket bound to `from`.
+async fn connect_from(h: &Harness, from: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{from}:0").parse().expect("local address"))
+        .expect("bind");
+    socket
+        .connect(addr(h).parse().expect("server address"))
+        .await
+        .expect("connect")
+}
+
+/// Sends a whole request on `s`; the status line of its answer.
+async fn status_line(s: &mut TcpStream) -> String {
+    s.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let answer = until_closed(s).await;
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// One address holding its share of silent connections gets its next one
+/// closed unanswered, while another address is served and a trusted proxy
+/// is not held to a share; a place comes back when a connection ends.
+async fn a_client_address_holds_at_most_its_share() {
+    let mut limits = transport(100);
+    limits.transport.header_timeout = Duration::from_secs(120);
+    limits.transport.max_per_address = 3;
+    limits.transport.exempt = vec!["127.0.0.3/32".parse().expect("cidr")];
+    let Some(h) = Harness::start_with(Db::Sqlite, "share", limits).await else {
+        return;
+    };
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(connect_from(&h, "127.0.0.2").await);
+    }
+    // Closed long before the 120 s head deadline could close it (the
+    // read's own safety net is 30 s).
+    let mut fourth = connect_from(&h, "127.0.0.2").await;
+    assert!(
+        until_closed(&mut fourth).await.is_empty(),
+        "closed unanswered"
+    );
+    let mut other = connect_from(&h, "127.0.0.4").await;
+    assert_eq!(
+        status_line(&mut other).await,
+        "HTTP/1.1 200 OK",
+        "another address is served"
+    );
+    let mut proxied = Vec::new();
+    for _ in 0..4 {
+        proxied.push(connect_from(&h, "127.0.0.3").await);
+    }
+    let mut through_proxy = connect_from(&h, "127.0.0.3").await;
+    assert_eq!(
+        status_line(&mut through_proxy).await,
+        "HTTP/1.1 200 OK",
+        "a trusted proxy has no share to exhaust"
+    );
+    // One silent connection ends: its place comes back once the server
+    // has seen the close (polled: there is no signal to await).
+    drop(silent.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut again = connect_from(&h, "127.0.0.2").await;
+        if status_line(&mut again).await == "HTTP/1.1 200 OK" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop((silent, proxied));
+    h.stop().await;
+}
+
 /// TLS: HTTPS with the configured certificate, HSTS on every answer, and a
 /// plain-HTTP request to the TLS port gets no answer.
 async fn tls_serves_https_with_hsts() {
@@ -203,7 +288,7 @@ async fn tls_serves_https_with_hsts() {
 
 pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
     let module = "transport";
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 5] = [
         ("half_requests_are_dropped", || {
             block_on(half_requests_are_dropped())
         }),
@@ -212,6 +297,9 @@ pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
         }),
         ("the_connection_cap_holds", || {
             block_on(the_connection_cap_holds())
+        }),
+        ("a_client_address_holds_at_most_its_share", || {
+            block_on(a_client_address_holds_at_most_its_share())
         }),
         ("tls_serves_https_with_hsts", || {
             block_on(tls_serves_https_with_hsts())

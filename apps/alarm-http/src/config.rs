@@ -73,6 +73,8 @@ alarm_appkit::settings! {
         http_keep_alive_seconds: u64 = "60", "HTTP_KEEP_ALIVE_SECONDS", 1..=3600;
         /// Connections open at once; further clients wait in the listen backlog
         http_max_connections: usize = "4096", "HTTP_MAX_CONNECTIONS", 1..=1_000_000;
+        /// Connections one client address (IPv6 by /64) may hold at once, trusted proxies aside; the next is closed at once
+        http_max_connections_per_address: usize = "256", "HTTP_MAX_CONNECTIONS_PER_ADDRESS", 1..=1_000_000;
         /// PEM certificate chain: serve HTTPS (TLS 1.2+) with TLS_KEY_FILE, and send HSTS [default: none: plain HTTP behind a terminating load balancer]
         tls_cert_file: Option<PathBuf>, "TLS_CERT_FILE";
         /// PEM private key of TLS_CERT_FILE [default: none]

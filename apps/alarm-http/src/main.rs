@@ -164,6 +164,12 @@ async fn run(settings: Settings) -> Result<(), String> {
             keep_alive: Duration::from_secs(api.http_keep_alive_seconds),
             answer_timeout: Duration::from_secs(api.http_answer_timeout_seconds),
             max_connections: api.http_max_connections,
+            max_per_address: api.http_max_connections_per_address,
+            // A trusted proxy carries many clients: its share is not capped.
+            exempt: settings
+                .limits
+                .trusted_proxies()
+                .map_err(|e| e.to_string())?,
             tls: match (&api.tls_cert_file, &api.tls_key_file) {
                 (Some(cert), Some(key)) => {
                     Some(Arc::new(alarm_api::transport::tls_config(cert, key)?))

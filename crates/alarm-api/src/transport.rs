@@ -1,4 +1,4 @@
-//! The listening side: a cap on open connections, a deadline for each request head (a client that sends half a request is dropped), a keep-alive limit between requests, and optional TLS 1.2+ on rustls with the workspace's ring provider.
+//! The listening side: a cap on open connections and on each client address's share of them, a deadline for each request head (a client that sends half a request is dropped), a keep-alive limit between requests, and optional TLS 1.2+ on rustls with the workspace's ring provider.
 //!
 //! poem's server offers only an idle timeout, which a client trickling one
 //! byte at a time never trips. [`GuardedAcceptor`] hands poem connections
@@ -38,6 +38,13 @@ pub struct Transport {
     pub answer_timeout: Duration,
     /// Connections open at once; the next waits in the listen backlog.
     pub max_connections: usize,
+    /// Connections one client address (IPv6 by its /64) may hold at once;
+    /// the next one from it is closed at once, so one client cannot take
+    /// every place under `max_connections`.
+    pub max_per_address: usize,
+    /// Peers not held to `max_per_address`: the trusted proxies, whose
+    /// connections carry many clients.
+    pub exempt: Vec<ipnet::IpNet>,
     /// TLS, when the app terminates it itself.
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -49,6 +56,8 @@ impl Default for Transport {
             keep_alive: Duration::from_secs(60),
             answer_timeout: Duration::from_secs(60),
             max_connections: 4096,
+            max_per_address: 256,
+            exempt: Vec::new(),
             tls: None,
         }
     }
@@ -93,10 +102,35 @@ pub fn tls_config(
     Ok(config)
 }
 
+/// Open connections per client address; an entry goes when its count
+/// reaches zero, so the map never outgrows the connection cap.
+type Shares = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// One connection's place in its address's share (none for an exempt
+/// peer); given back when the connection ends.
+struct Share {
+    key: Option<String>,
+    shares: Shares,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let Some(key) = &self.key else { return };
+        let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = shares.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                shares.remove(key);
+            }
+        }
+    }
+}
+
 /// Accepts TCP connections within the cap and wraps each in [`Guarded`].
 pub struct GuardedAcceptor {
     inner: TcpAcceptor,
     permits: Arc<Semaphore>,
+    shares: Shares,
     transport: Arc<Transport>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -108,9 +142,33 @@ impl GuardedAcceptor {
         Self {
             inner,
             permits: Arc::new(Semaphore::new(transport.max_connections.max(1))),
+            shares: Shares::default(),
             transport: Arc::new(transport),
             tls,
         }
+    }
+
+    /// A place in `peer`'s share, if it has one left.
+    fn share(&self, peer: Option<std::net::IpAddr>) -> Option<Share> {
+        let key = match peer {
+            Some(ip) if !self.transport.exempt.iter().any(|net| net.contains(&ip)) => {
+                Some(crate::limiter::address_key(ip))
+            }
+            // An exempt proxy, or a peer without an IP address.
+            _ => None,
+        };
+        if let Some(key) = &key {
+            let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+            let held = shares.entry(key.clone()).or_insert(0);
+            if *held >= self.transport.max_per_address.max(1) {
+                return None;
+            }
+            *held += 1;
+        }
+        Some(Share {
+            key,
+            shares: self.shares.clone(),
+        })
     }
 }
 
@@ -130,7 +188,19 @@ impl Acceptor for GuardedAcceptor {
             .acquire_owned()
             .await
             .map_err(io::Error::other)?;
-        let (tcp, local, remote, scheme) = self.inner.accept().await?;
+        // A connection past its address's share is closed unanswered and
+        // the place under the cap goes to the next one.
+        let (tcp, local, remote, scheme, share) = loop {
+            let (tcp, local, remote, scheme) = self.inner.accept().await?;
+            let peer = remote.as_socket_addr().map(std::net::SocketAddr::ip);
+            match self.share(peer) {
+                Some(share) => break (tcp, local, remote, scheme, share),
+                None => {
+                    tracing::debug!(peer = ?peer, "connection over its address's share closed");
+                    drop(tcp);
+                }
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let (stream, scheme) = match &self.tls {
             // The handshake runs on the connection's own task, on its first
@@ -144,6 +214,7 @@ impl Acceptor for GuardedAcceptor {
             Guarded {
                 stream,
                 _permit: permit,
+                _share: share,
                 transport: self.transport.clone(),
                 phase: Phase::Head,
                 timer: Box::pin(tokio::time::sleep_until(deadline)),
@@ -180,6 +251,7 @@ enum Phase {
 pub struct Guarded {
     stream: Stream,
     _permit: OwnedSemaphorePermit,
+    _share: Share,
     transport: Arc<Transport>,
     phase: Phase,
     timer: Pin<Box<Sleep>>,
