@@ -59,7 +59,7 @@ alarm_appkit::settings! {
         cors_origins: Vec<String>, "CORS_ORIGINS";
         /// Public base URL, used in Location headers and the spec [default: none]
         api_base_url: Option<String>, "API_BASE_URL";
-        /// The page a password-reset e-mail links to, the token appended as `token=` [default: none: the e-mail gives the token and the API call]
+        /// The page a password-reset e-mail links to, the token in its fragment as `#token=...` [default: none: the e-mail gives the token and the API call]
         password_reset_url: Option<String>, "PASSWORD_RESET_URL";
         /// Comma-separated e-mails whose accounts become administrators [default: none]
         admin_emails: Vec<String>, "ADMIN_EMAILS";

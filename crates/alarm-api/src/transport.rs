@@ -151,7 +151,15 @@ impl GuardedAcceptor {
     /// A place in `peer`'s share, if it has one left.
     fn share(&self, peer: Option<std::net::IpAddr>) -> Option<Share> {
         let key = match peer {
-            Some(ip) if !self.transport.exempt.iter().any(|net| net.contains(&ip)) => {
+            // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`;
+            // the canonical form matches IPv4 CIDRs.
+            Some(ip)
+                if !self
+                    .transport
+                    .exempt
+                    .iter()
+                    .any(|net| net.contains(&ip.to_canonical())) =>
+            {
                 Some(crate::limiter::address_key(ip))
             }
             // An exempt proxy, or a peer without an IP address.

@@ -278,7 +278,8 @@ pub fn disabled_mail(url: &str, failures: u32) -> Mail {
 /// and nowhere else (not the log, not an error).
 pub struct AccountMails {
     mailer: Mailer,
-    /// Where the reset page lives; the token is appended as `token=`.
+    /// Where the reset page lives; the token is added as the fragment
+    /// `#token=…`, for the page's script to read.
     /// `None`: the message gives the token and the API call to make.
     reset_url: Option<String>,
 }
@@ -317,10 +318,9 @@ pub fn reset_mail(
     let token = token.expose_secret();
     let until = expires_at.strftime("%Y-%m-%d %H:%M UTC");
     let how = match reset_url {
-        Some(url) => {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{sep}token={token}")
-        }
+        // In the fragment, which browsers never send: the token stays out
+        // of the reset page's server logs and of `Referer` headers.
+        Some(url) => format!("{url}#token={token}"),
         None => format!(
             "POST /api/v1/auth/password-reset/confirm with {{\"token\": \"{token}\", \"new_password\": \"...\"}}"
         ),

@@ -28,8 +28,11 @@ impl Sql {
     ) -> Result<Vec<String>, String> {
         let backend = self.backend();
         let mut found = Vec::new();
-        for table in self.tables().await? {
-            for (column, probe) in self.columns(&table).await? {
+        for name in self.tables().await? {
+            // Catalogue names, quoted as identifiers (a `"` doubled).
+            let table = name.replace('"', "\"\"");
+            for (name, probe) in self.columns(&name).await? {
+                let column = name.replace('"', "\"\"");
                 let (sql, values): (String, Vec<Value>) = match probe {
                     Probe::Id if !ids.is_empty() => (
                         format!(

@@ -5,9 +5,10 @@
 ///
 /// This enum is the one registry of owned data. Every store matches on it
 /// exhaustively (no `_` arm), so a new variant does not compile until each
-/// store says how it erases that kind; and the SQL adapter's test lists
-/// every table of the schema and fails on a row that still names the
-/// erased account, so a new table cannot be forgotten either.
+/// store says how it erases that kind; and the end-to-end erasure test
+/// searches every table the database's catalogue lists for a row that still
+/// names the erased account, so a new table its scenario writes to cannot
+/// be forgotten either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Owned {
     /// Refresh-token families and their tokens (every session ends).

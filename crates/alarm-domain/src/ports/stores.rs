@@ -45,8 +45,9 @@ pub enum UserOp {
         expires_at: Timestamp,
     },
     /// Spends the account's reset token `token_hash` (it must be the
-    /// newest and not expired at `now`; it is deleted) and sets the new
-    /// password hash, in one transaction.
+    /// newest and not expired at `now`; it is deleted), sets the new
+    /// password hash and revokes every session of the account, in one
+    /// transaction.
     ResetPassword {
         /// The account.
         user: UserId,

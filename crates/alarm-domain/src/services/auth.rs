@@ -399,11 +399,21 @@ impl AuthService {
         });
         let now = self.ports.clock.now();
         let expires_at = now + RESET_TOKEN_TTL;
-        let actor = Actor {
-            user: user.id(),
-            role: user.role(),
-            correlation_id: correlation_id.to_owned(),
-        };
+        // Anyone may ask for an address's reset: the record names the
+        // account as its subject, not as the one who acted.
+        let mut audit = self.ports.audit(
+            &Actor {
+                user: user.id(),
+                role: user.role(),
+                correlation_id: correlation_id.to_owned(),
+            },
+            "user.password_reset_requested",
+            user.id().as_uuid(),
+            None,
+            None,
+            now,
+        );
+        audit.actor = None;
         self.ports
             .users
             .commit(ChangeSet::audited(
@@ -412,14 +422,7 @@ impl AuthService {
                     token_hash: reset_hash(&token),
                     expires_at,
                 },
-                self.ports.audit(
-                    &actor,
-                    "user.password_reset_requested",
-                    user.id().as_uuid(),
-                    None,
-                    None,
-                    now,
-                ),
+                audit,
             ))
             .await?;
         Ok(Some(ResetRequest {
@@ -430,7 +433,9 @@ impl AuthService {
     }
 
     /// Sets a new password with an e-mailed reset token, which is spent,
-    /// and ends every session of the account. Returns how many ended.
+    /// and ends every session of the account, in one commit. The account's
+    /// API keys stay: they are credentials its owner manages on their own
+    /// (listed and deleted at `/api-keys`).
     ///
     /// # Errors
     /// [`AuthError::ResetInvalid`] for a token that is unknown, spent,
@@ -440,7 +445,7 @@ impl AuthService {
         token: &SecretString,
         new: SecretString,
         correlation_id: &str,
-    ) -> Result<u64, AuthError> {
+    ) -> Result<(), AuthError> {
         let token_hash = reset_hash(token);
         let Some(user) = self.ports.users.reset_owner(token_hash).await? else {
             return Err(AuthError::ResetInvalid);
@@ -481,11 +486,10 @@ impl AuthService {
             ))
             .await
         {
-            Ok(()) => {}
-            Err(StoreError::NotFound) => return Err(AuthError::ResetInvalid),
-            Err(e) => return Err(e.into()),
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) => Err(AuthError::ResetInvalid),
+            Err(e) => Err(e.into()),
         }
-        Ok(self.ports.refresh_tokens.revoke_user(user, None).await?)
     }
 
     /// Erases the actor's account and everything it owns

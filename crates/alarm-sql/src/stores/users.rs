@@ -165,18 +165,21 @@ impl UserStore for SqlStores {
                 token_hash,
                 expires_at,
             } => {
-                // The account's earlier token goes: only the newest link works.
-                tx.exec(
-                    "DELETE FROM password_resets WHERE user_id = ?",
-                    vec![v(user.as_uuid())],
-                )
-                .await?;
+                // The account's earlier token is replaced in place (one
+                // statement, so two concurrent requests cannot collide on
+                // the key): only the newest link works.
                 let row = Row::new()
                     .set("user_id", user.as_uuid())
                     .set("hash", token_hash.to_vec())
                     .set("expires_us", us(*expires_at))
                     .set("created_us", us(change.audit.at));
-                tx.insert("password_resets", vec![row], "").await?;
+                tx.insert(
+                    "password_resets",
+                    vec![row],
+                    "ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash, \
+                     expires_us = excluded.expires_us, created_us = excluded.created_us",
+                )
+                .await?;
             }
             UserOp::ResetPassword {
                 user,
@@ -198,6 +201,13 @@ impl UserStore for SqlStores {
                 tx.exec(
                     "UPDATE users SET password_hash = ? WHERE id = ?",
                     vec![v(password_hash.expose_secret()), v(user.as_uuid())],
+                )
+                .await?;
+                // Every session ends in the same commit: a reset that
+                // landed cannot leave an intruder's session alive.
+                tx.exec(
+                    "UPDATE refresh_families SET revoked = ? WHERE user_id = ?",
+                    vec![v(true), v(user.as_uuid())],
                 )
                 .await?;
             }

@@ -418,6 +418,17 @@ async fn a_reset_token_works_once_while_newest_and_unexpired(new_ports: Fresh) {
         "a token at its expiry",
     );
     assert_eq!(hash().await, "$argon2id$fixture", "nothing changed");
+    let session = RefreshFamily {
+        id: ports.ids.next_uuid(),
+        user: ana.id(),
+        expires_at: until,
+        revoked: false,
+    };
+    ports
+        .refresh_tokens
+        .create(session.clone(), [8; 32])
+        .await
+        .expect("session");
     let before = audit_count(&ports).await;
     ports
         .users
@@ -429,6 +440,15 @@ async fn a_reset_token_works_once_while_newest_and_unexpired(new_ports: Fresh) {
         .await
         .expect("reset");
     assert_eq!(hash().await, "$argon2id$new");
+    assert!(
+        ports
+            .refresh_tokens
+            .family(session.id)
+            .await
+            .expect("family")
+            .revoked,
+        "the reset's commit ends every session"
+    );
     assert_eq!(
         audit_count(&ports).await,
         before + 1,

@@ -139,6 +139,9 @@ impl UserStore for InMemory {
                 if let Some(entry) = s.users.get_mut(&user) {
                     entry.1 = password_hash;
                 }
+                for family in s.families.values_mut().filter(|f| f.user == user) {
+                    family.revoked = true;
+                }
             }
         }
         s.apply_common(change);
