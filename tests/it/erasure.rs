@@ -292,6 +292,52 @@ async fn deleting_an_account_erases_what_it_owns(h: &Harness) {
     assert_eq!(r.body["items"], json!([]), "a new account starts empty");
 }
 
+/// A stolen access token is no faster a way to guess the password than the
+/// login form: the deletion's (and the password change's) wrong passwords
+/// count against the same per-account-and-address budget, 10 by default.
+async fn step_up_guesses_share_the_login_budget(h: &Harness) {
+    let ana = h.account("ana@example.com").await;
+    let wrong = |path: &'static str, body: Value| {
+        h.req(
+            if path.ends_with("/me") {
+                "DELETE"
+            } else {
+                "POST"
+            },
+            path,
+        )
+        .bearer(&ana.access)
+        .json(body)
+    };
+    for _ in 0..5 {
+        wrong(
+            "/api/v1/auth/me",
+            json!({"password": "not the password at all"}),
+        )
+        .send()
+        .await
+        .problem(403, "forbidden");
+        wrong(
+            "/api/v1/auth/password",
+            json!({"current_password": "not the password either", "new_password": "a brand new passphrase"}),
+        )
+        .send()
+        .await
+        .problem(403, "forbidden");
+    }
+    let r = wrong("/api/v1/auth/me", json!({"password": PASSWORD}))
+        .send()
+        .await;
+    r.problem(429, "rate-limited");
+    assert!(r.header("retry-after").is_some());
+    let me = h
+        .req("GET", "/api/v1/auth/me")
+        .bearer(&ana.access)
+        .send()
+        .await;
+    assert_eq!(me.status, 200, "nothing was erased: {}", me.body);
+}
+
 crate::trials! {
-    api: [deleting_an_account_erases_what_it_owns],
+    api: [deleting_an_account_erases_what_it_owns, step_up_guesses_share_the_login_budget],
 }

@@ -97,6 +97,74 @@ fn auth_error(e: AuthError) -> ApiError {
     }
 }
 
+/// One password guess for an account from a client address, counted
+/// before the password is checked. Logins and the step-up checks of a
+/// password change or an account deletion share these budgets, so a stolen
+/// access token is no faster a way to guess than the login form.
+struct Guess {
+    by_ip: limiter::Decision,
+    by_pair: limiter::Decision,
+    address: String,
+    pair: String,
+}
+
+impl Guess {
+    /// Counts a guess for `email` (its `login_key`) from `client`, in one
+    /// step each, so concurrent guesses cannot all pass a check made before
+    /// any count; refused past either limit.
+    async fn count(
+        state: &AppState,
+        client: &ClientAddress,
+        email: &str,
+    ) -> Result<Self, ApiError> {
+        let limits = &state.config.rate_limits;
+        let address = client.key();
+        let pair = format!("{email} {address}");
+        let by_ip = state.limiter.hit(limits.login_per_ip, &address).await;
+        if !by_ip.allowed() {
+            // The pair is not counted: a refused address must not fill
+            // the counters with keys of its choosing.
+            return Err(limiter::refused(
+                &by_ip,
+                "too many failed logins from this address; wait and retry",
+            ));
+        }
+        let by_pair = state.limiter.hit(limits.login_per_pair, &pair).await;
+        let d = by_ip.tighter(by_pair);
+        if !d.allowed() {
+            return Err(limiter::refused(
+                &d,
+                "too many failed logins for this account or address; wait and retry",
+            ));
+        }
+        limiter::note(d);
+        Ok(Self {
+            by_ip,
+            by_pair,
+            address,
+            pair,
+        })
+    }
+
+    /// The password was right: the guess is given back.
+    async fn refund(self, state: &AppState) {
+        state.limiter.refund(&self.by_ip, &self.address).await;
+        state.limiter.refund(&self.by_pair, &self.pair).await;
+    }
+}
+
+/// A step-up password check by the caller, counted as a guess for the
+/// caller's own address (the account is read for its e-mail).
+async fn step_up_guess(
+    state: &AppState,
+    client: &ClientAddress,
+    auth: &BearerAuth,
+) -> Result<Guess, ApiError> {
+    let user = state.users.me(&auth.0.actor()).await?;
+    let email = alarm_domain::model::login_key(user.email().as_str());
+    Guess::count(state, client, &email).await
+}
+
 fn bad_credentials() -> ApiError {
     ApiError::of(ProblemType::Unauthorized, "the email or password is wrong")
 }
@@ -204,30 +272,8 @@ impl AccountsApi {
         }
         auth::check_password_size("password", &input.password)?;
         let limits = &state.config.rate_limits;
-        let address = client.key();
         let email = alarm_domain::model::login_key(&input.email);
-        let pair = format!("{email} {address}");
-        // Counted before the password is checked, in one step each, so
-        // concurrent guesses cannot all pass a check made before any count;
-        // a right password gives its counts back.
-        let by_ip = state.limiter.hit(limits.login_per_ip, &address).await;
-        if !by_ip.allowed() {
-            // The pair is not counted: a refused address must not fill
-            // the counters with keys of its choosing.
-            return Err(limiter::refused(
-                &by_ip,
-                "too many failed logins from this address; wait and retry",
-            ));
-        }
-        let by_pair = state.limiter.hit(limits.login_per_pair, &pair).await;
-        let d = by_ip.tighter(by_pair);
-        if !d.allowed() {
-            return Err(limiter::refused(
-                &d,
-                "too many failed logins for this account or address; wait and retry",
-            ));
-        }
-        limiter::note(d);
+        let guess = Guess::count(&state, &client, &email).await?;
         let _ticket = auth::hash_ticket()?;
         let (refresh, hash) = auth::new_refresh_token()
             .map_err(|e| ApiError::internal(&*Box::<dyn std::error::Error>::from(e)))?;
@@ -261,8 +307,7 @@ impl AccountsApi {
             }
             Err(e) => return Err(auth_error(e)),
         };
-        state.limiter.refund(&by_ip, &address).await;
-        state.limiter.refund(&by_pair, &pair).await;
+        guess.refund(&state).await;
         Ok(Issued::Ok(Json(token_view(
             &state,
             &session.user,
@@ -336,13 +381,15 @@ impl AccountsApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
+        client: Data<&ClientAddress>,
         body: JsonBody<PasswordChangeInput, CREDENTIALS_BODY_BYTES>,
     ) -> Result<LoggedOut, ApiError> {
         let input = body.into_inner()?;
         auth::check_password_size("current_password", &input.current_password)?;
         auth::check_password_policy("new_password", &input.new_password).map_err(ApiError::from)?;
+        let guess = step_up_guess(&state, &client, &auth).await?;
         let _ticket = auth::hash_ticket()?;
-        match state
+        let result = state
             .auth
             .change_password(
                 &auth.0.actor(),
@@ -350,9 +397,12 @@ impl AccountsApi {
                 SecretString::from(input.current_password),
                 SecretString::from(input.new_password),
             )
-            .await
-        {
-            Ok(_) => Ok(LoggedOut::Done),
+            .await;
+        match result {
+            Ok(_) => {
+                guess.refund(&state).await;
+                Ok(LoggedOut::Done)
+            }
             Err(AuthError::BadCredentials) => Err(ApiError::of(
                 ProblemType::Forbidden,
                 "the current password is wrong",
@@ -469,17 +519,22 @@ impl AccountsApi {
         &self,
         auth: BearerAuth,
         state: Data<&Arc<AppState>>,
+        client: Data<&ClientAddress>,
         body: JsonBody<AccountDeletionInput, CREDENTIALS_BODY_BYTES>,
     ) -> Result<Erased, ApiError> {
         let input = body.into_inner()?;
         auth::check_password_size("password", &input.password)?;
+        let guess = step_up_guess(&state, &client, &auth).await?;
         let _ticket = auth::hash_ticket()?;
-        match state
+        let result = state
             .auth
             .delete_account(&auth.0.actor(), SecretString::from(input.password))
-            .await
-        {
-            Ok(()) => Ok(Erased::Done),
+            .await;
+        match result {
+            Ok(()) => {
+                guess.refund(&state).await;
+                Ok(Erased::Done)
+            }
             Err(AuthError::BadCredentials) => Err(ApiError::of(
                 ProblemType::Forbidden,
                 "the password is wrong",
