@@ -215,21 +215,8 @@ async fn deleting_an_account_erases_what_it_owns(h: &Harness) {
     );
 
     // Its tokens and credentials are dead at once; the address is free.
-    h.req("GET", "/api/v1/auth/me")
-        .bearer(&ana.access)
-        .send()
-        .await
-        .problem(401, "unauthorized");
-    h.req("POST", "/api/v1/auth/refresh")
-        .json(json!({"refresh_token": ana.refresh}))
-        .send()
-        .await
-        .problem(401, "unauthorized");
-    h.req("POST", "/api/v1/auth/login")
-        .json(json!({"email": "ana.erased@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .problem(401, "unauthorized");
+    h.assert_shut_out(&ana, "ana.erased@example.com", PASSWORD)
+        .await;
 
     // The audit trail keeps what happened under a pseudonym.
     let audit = h

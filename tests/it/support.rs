@@ -333,6 +333,26 @@ impl Harness {
             .expect("the tables can be searched")
     }
 
+    /// Asserts that `session`'s access and refresh tokens and the login
+    /// `email` / `password` are all refused (401).
+    pub(crate) async fn assert_shut_out(&self, session: &Session, email: &str, password: &str) {
+        self.req("GET", "/api/v1/auth/me")
+            .bearer(&session.access)
+            .send()
+            .await
+            .problem(401, "unauthorized");
+        self.req("POST", "/api/v1/auth/refresh")
+            .json(serde_json::json!({"refresh_token": session.refresh}))
+            .send()
+            .await
+            .problem(401, "unauthorized");
+        self.req("POST", "/api/v1/auth/login")
+            .json(serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .problem(401, "unauthorized");
+    }
+
     /// A request; `body` is sent as JSON.
     pub(crate) fn req(&self, method: &str, path: &str) -> Req<'_> {
         Req {
