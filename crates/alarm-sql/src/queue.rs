@@ -466,7 +466,11 @@ impl TriggerClaims for SqlStores {
         Ok(list)
     }
 
-    async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError> {
+    async fn reschedule(&self, mut plans: Vec<TriggerPlan>) -> Result<(), StoreError> {
+        // Alarms are locked in id order, as `complete` and an account's
+        // erasure lock them, so no two of these transactions wait on each
+        // other in a cycle.
+        plans.sort_by_key(TriggerPlan::alarm);
         let tx = self.db.begin().await?;
         for plan in &plans {
             apply_plan(&tx, plan).await?;
