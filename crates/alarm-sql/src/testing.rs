@@ -314,12 +314,18 @@ impl PgTestDb {
         Self { name, url }
     }
 
-    /// A small pool (the tests run in parallel on two cores).
+    /// A small pool (the tests run in parallel on two cores) that waits up
+    /// to 10 s for a connection: here a slow acquire is two cores shared
+    /// by PostgreSQL and every test, not an outage, and the product's
+    /// fail-fast 1.5 s is tested on its own (`limits::the_database_going_away`
+    /// builds its pool from the URL).
     pub fn config(&self) -> DbConfig {
         DbConfig::from_url(&self.url)
             .expect("url")
             .with_max_connections(4)
             .expect("pool")
+            .with_acquire_timeout(std::time::Duration::from_secs(10))
+            .expect("acquire timeout")
     }
 
     pub async fn drop_db(self) {
