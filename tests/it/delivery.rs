@@ -607,6 +607,40 @@ async fn an_email_alarm_sends_mail(w: &World) {
     );
 }
 
+/// An address nobody proved is never mailed: the alarm rings in the app,
+/// and its e-mail row is dead-lettered with the reason, no message sent.
+async fn an_unverified_address_gets_no_alarm_mail(w: &World) {
+    let smtp = Smtp::start("unverified").await;
+    let ana = w.unverified_user("ana@example.com").await;
+    daily(w, &ana, "Pills", &[Channel::InApp, Channel::Email]).await;
+    let d = dispatcher(
+        w,
+        quick(),
+        open_sender(),
+        Arc::new(StaticResolver::new()),
+        Some(smtp.mailer()),
+    );
+    let t = seven(0);
+    fire(w, t).await;
+    round(w, &d, t).await;
+    assert_eq!(smtp.messages(), Vec::<String>::new(), "nothing was mailed");
+    let rows = w
+        .ports
+        .outbox
+        .list(ana.user, Channel::Email, ana.user.as_uuid(), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.status, r.last_error.as_deref()))
+            .collect::<Vec<_>>(),
+        [(
+            SendStatus::Dead,
+            Some("the recipient's address is not verified")
+        )]
+    );
+}
+
 async fn dead_letters_disable_the_registration_and_tell_the_owner(w: &World) {
     let smtp = Smtp::start("disable").await;
     let receiver = Receiver::start().await;
@@ -882,5 +916,5 @@ async fn ssrf_is_refused_at_registration_and_at_delivery(w: &World) {
 }
 
 crate::trials! {
-    world: [a_ringing_alarm_posts_a_signed_webhook, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, ssrf_is_refused_at_registration_and_at_delivery],
+    world: [a_ringing_alarm_posts_a_signed_webhook, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, ssrf_is_refused_at_registration_and_at_delivery],
 }

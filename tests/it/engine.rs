@@ -64,6 +64,30 @@ impl World {
         }
     }
 
+    /// An account registered as the API registers one: its address not
+    /// verified yet.
+    pub(crate) async fn unverified_user(&self, email: &str) -> Actor {
+        let user = alarm_domain::services::UserService::new(self.ports.clone(), Vec::new())
+            .register(
+                alarm_domain::services::NewUser {
+                    email: alarm_domain::model::Email::parse(email).expect("email"),
+                    display_name: alarm_domain::model::DisplayName::parse("Unverified")
+                        .expect("name"),
+                    password_hash: "$argon2id$fixture".into(),
+                    time_zone: fixtures::zone("UTC"),
+                    locale: None,
+                },
+                "engine-test",
+            )
+            .await
+            .expect("register");
+        Actor {
+            user: user.id(),
+            role: user.role(),
+            correlation_id: "engine-test".to_owned(),
+        }
+    }
+
     pub(crate) async fn user(&self, email: &str) -> Actor {
         let user = fixtures::user(&self.ports, email).await;
         Actor {

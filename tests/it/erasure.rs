@@ -130,8 +130,9 @@ async fn deleting_an_account_erases_what_it_owns(h: &Harness) {
     h.ports()
         .users
         .commit(alarm_domain::ports::ChangeSet::audited(
-            alarm_domain::ports::UserOp::IssueReset {
+            alarm_domain::ports::UserOp::IssueToken {
                 user: ana_user,
+                purpose: alarm_domain::ports::TokenPurpose::PasswordReset,
                 token_hash: [9; 32],
                 expires_at: db_now + SignedDuration::from_mins(30),
             },
@@ -165,7 +166,7 @@ async fn deleting_an_account_erases_what_it_owns(h: &Harness) {
         "alarm_routines.alarm_id",
         "holiday_preferences.owner_id",
         "refresh_families.user_id",
-        "password_resets.user_id",
+        "account_tokens.user_id",
         "idempotency_keys.owner_id",
         "audit_log.actor_id",
     ] {
@@ -184,14 +185,17 @@ async fn deleting_an_account_erases_what_it_owns(h: &Harness) {
         .await;
     r.problem(403, "forbidden");
     assert_eq!(h.columns_naming(&ids, &texts).await, before);
-    // No password is a validation error naming the field.
+    // Without the password, a session that logged in 10 minutes ago is
+    // refused (only a login in the last 5 minutes stands in for it).
+    let stale = stale_session(h, ana_user, db_now).await;
     let r = h
         .req("DELETE", "/api/v1/auth/me")
-        .bearer(&ana.access)
+        .bearer(&stale)
         .json(json!({}))
         .send()
         .await;
-    r.problem(422, "validation");
+    r.problem(403, "forbidden");
+    assert_eq!(h.columns_naming(&ids, &texts).await, before);
 
     let r = h
         .req("DELETE", "/api/v1/auth/me")
@@ -279,6 +283,48 @@ async fn deleting_an_account_erases_what_it_owns(h: &Harness) {
     assert_eq!(r.body["items"], json!([]), "a new account starts empty");
 }
 
+/// An access token of a new session of `user` whose password login was 10
+/// minutes before `now` (written as the login would have, then signed with
+/// the server's key).
+async fn stale_session(h: &Harness, user: UserId, now: Timestamp) -> String {
+    let family = alarm_domain::ports::RefreshFamily {
+        id: uuid::Uuid::now_v7(),
+        user,
+        expires_at: now + SignedDuration::from_hours(24),
+        logged_in_at: now - SignedDuration::from_mins(10),
+        revoked: false,
+    };
+    h.ports()
+        .refresh_tokens
+        .create(family.clone(), [11; 32])
+        .await
+        .expect("a session");
+    crate::support::tokens(crate::support::SECRET, crate::support::AUDIENCE)
+        .issue(user, alarm_domain::model::Role::User, family.id, now)
+        .expect("sign")
+}
+
+/// Within 5 minutes of logging in, the session itself stands in for the
+/// password (`{}`): the account goes, and a wrong password still is 403.
+async fn a_recent_login_stands_in_for_the_password(h: &Harness) {
+    let ana = h.account("ana@example.com").await;
+    let r = h
+        .req("DELETE", "/api/v1/auth/me")
+        .bearer(&ana.access)
+        .json(json!({"password": "not the password at all"}))
+        .send()
+        .await;
+    r.problem(403, "forbidden");
+    let r = h
+        .req("DELETE", "/api/v1/auth/me")
+        .bearer(&ana.access)
+        .json(json!({}))
+        .send()
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    h.assert_shut_out(&ana, "ana@example.com", PASSWORD).await;
+}
+
 /// A stolen access token is no faster a way to guess the password than the
 /// login form: the deletion's (and the password change's) wrong passwords
 /// count against the same per-account-and-address budget, 10 by default.
@@ -326,5 +372,9 @@ async fn step_up_guesses_share_the_login_budget(h: &Harness) {
 }
 
 crate::trials! {
-    api: [deleting_an_account_erases_what_it_owns, step_up_guesses_share_the_login_budget],
+    api: [
+        deleting_an_account_erases_what_it_owns,
+        a_recent_login_stands_in_for_the_password,
+        step_up_guesses_share_the_login_budget,
+    ],
 }

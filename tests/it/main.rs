@@ -25,6 +25,7 @@ mod sessions;
 mod spec_answers;
 mod tokens;
 mod transport;
+mod verification;
 mod webhooks_api;
 
 use std::future::Future;
@@ -149,6 +150,7 @@ fn main() {
         operations::trials(),
         ownership::trials(),
         resets::trials(),
+        verification::trials(),
         ringing::trials(),
         routines::trials(),
         sessions::trials(),

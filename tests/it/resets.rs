@@ -13,11 +13,11 @@ const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a brand new passphrase";
 const RESET_PAGE: &str = "https://app.example.com/reset";
 
-/// The tokens of every reset link received so far, oldest first (the
+/// The tokens of every link to `page` received so far, oldest first (the
 /// messages are read in name order, which is arrival order for aiosmtpd's
 /// maildir only roughly: callers compare sets).
-fn tokens(smtp: &Smtp) -> Vec<String> {
-    let marker = format!("{RESET_PAGE}#token=");
+fn tokens(smtp: &Smtp, page: &str) -> Vec<String> {
+    let marker = format!("{page}#token=");
     smtp.messages()
         .iter()
         .filter_map(|m| {
@@ -35,15 +35,20 @@ fn tokens(smtp: &Smtp) -> Vec<String> {
 /// Polls the maildir until `n` reset links arrived (the API sends after
 /// answering; there is nothing to await), failing after 20 s.
 pub(crate) async fn wait_for(smtp: &Smtp, n: usize) -> Vec<String> {
+    wait_for_links(smtp, RESET_PAGE, n).await
+}
+
+/// Polls the maildir until `n` links to `page` arrived, failing after 20 s.
+pub(crate) async fn wait_for_links(smtp: &Smtp, page: &str, n: usize) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let got = tokens(smtp);
+        let got = tokens(smtp, page);
         if got.len() >= n {
             return got;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{n} reset e-mails did not arrive: {got:?}"
+            "{n} e-mails linking {page} did not arrive: {got:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -164,11 +169,15 @@ async fn without_e_mail_a_reset_is_refused(h: &Harness) {
     r.problem(503, "unavailable");
 }
 
-/// Reset mail through `smtp`, linking to [`RESET_PAGE`].
+/// Account mail through `smtp`, linking to [`RESET_PAGE`] and
+/// [`crate::verification::VERIFY_PAGE`].
 pub(crate) fn mailer(smtp: &Smtp) -> alarm_api::AccountMailer {
     alarm_api::AccountMailer(Arc::new(alarm_notify::email::AccountMails::new(
         smtp.mailer(),
-        Some(RESET_PAGE.to_owned()),
+        alarm_notify::email::AccountLinks {
+            reset: Some(RESET_PAGE.to_owned()),
+            verify: Some(crate::verification::VERIFY_PAGE.to_owned()),
+        },
     )))
 }
 

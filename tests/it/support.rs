@@ -108,6 +108,7 @@ impl Limits {
                 // The reset tests count against the product's limits.
                 resets_per_ip: d.resets_per_ip,
                 resets_per_email: d.resets_per_email,
+                verifications_per_user: d.verifications_per_user,
                 max_keys: d.max_keys,
                 // Most tests count refusals; `limits::refusals_are_held`
                 // checks the product's delay.
@@ -364,7 +365,8 @@ impl Harness {
         }
     }
 
-    /// Registers and logs in; returns the tokens.
+    /// Registers and logs in; returns the tokens. [`ADMIN`]'s address is
+    /// verified first, so it logs in as administrator.
     pub(crate) async fn account(&self, email: &str) -> Session {
         let r = self
             .req("POST", "/api/v1/auth/register")
@@ -377,6 +379,17 @@ impl Harness {
             .send()
             .await;
         assert_eq!(r.status, 201, "register: {}", r.body);
+        if email == ADMIN {
+            // The bootstrap address is admin only once verified: done as the
+            // operator's `alarm-admin verify` does it (no mail here).
+            alarm_domain::services::UserService::new(
+                self.ports(),
+                vec![Email::parse(ADMIN).expect("email")],
+            )
+            .verify_by_operator(&Email::parse(ADMIN).expect("email"), "test")
+            .await
+            .expect("verify the admin");
+        }
         self.login(email, "correct horse battery staple").await
     }
 

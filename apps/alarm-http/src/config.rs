@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use alarm_appkit::settings::{AsWritten, ConfigFile};
 use alarm_appkit::{ConfigError, bad, secret_env};
-use alarm_host::groups::{SECRETS_HELP, Server, ServerArgs};
+use alarm_host::groups::{AccountArgs, AccountValues, SECRETS_HELP, Server, ServerArgs};
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -39,6 +39,8 @@ pub(crate) struct Args {
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
+    accounts: AccountArgs,
+    #[command(flatten)]
     server: ServerArgs,
 }
 
@@ -61,8 +63,8 @@ alarm_appkit::settings! {
         api_base_url: Option<String>, "API_BASE_URL";
         /// The page a password-reset e-mail links to, the token in its fragment as `#token=...` [default: none: the e-mail gives the token and the API call]
         password_reset_url: Option<String>, "PASSWORD_RESET_URL";
-        /// Comma-separated e-mails whose accounts become administrators [default: none]
-        admin_emails: Vec<String>, "ADMIN_EMAILS";
+        /// The page an address-verification e-mail links to, the token in its fragment as `#token=...` [default: none: the e-mail gives the token and the API call]
+        email_verification_url: Option<String>, "EMAIL_VERIFICATION_URL";
         /// Seconds a client has to send a whole request head, from connecting (the TLS handshake included) or from its first byte after an answer; then the connection is closed
         http_header_timeout_seconds: u64 = "10", "HTTP_HEADER_TIMEOUT_SECONDS", 1..=300;
         /// Seconds a request body may take to arrive; then 408
@@ -113,6 +115,8 @@ alarm_appkit::settings! {
         rate_limit_password_resets_per_ip_per_hour: u32 = "10", "RATE_LIMIT_PASSWORD_RESETS_PER_IP_PER_HOUR", 1..=100_000;
         /// Password-reset requests per hour for one e-mail address, from anywhere
         rate_limit_password_resets_per_email_per_hour: u32 = "3", "RATE_LIMIT_PASSWORD_RESETS_PER_EMAIL_PER_HOUR", 1..=1000;
+        /// Verification links one account may ask to be re-sent per hour
+        rate_limit_verification_resends_per_hour: u32 = "3", "RATE_LIMIT_VERIFICATION_RESENDS_PER_HOUR", 1..=1000;
         /// Webhook test pings per hour by one user
         rate_limit_test_pings_per_hour: u32 = "10", "RATE_LIMIT_TEST_PINGS_PER_HOUR", 1..=100_000;
         /// Failed logins for one e-mail from one client address per window
@@ -182,6 +186,10 @@ impl LimitValues {
                 limit: self.rate_limit_password_resets_per_email_per_hour,
                 ..d.resets_per_email
             },
+            verifications_per_user: Rate {
+                limit: self.rate_limit_verification_resends_per_hour,
+                ..d.verifications_per_user
+            },
             webhooks_per_key: Rate {
                 limit: self.rate_limit_webhooks_per_api_key_per_hour,
                 ..d.webhooks_per_key
@@ -232,6 +240,9 @@ impl LimitValues {
 /// The effective configuration.
 pub(crate) struct Settings {
     pub(crate) api: ApiValues,
+    /// `ADMIN_EMAILS`, checked.
+    pub(crate) admin_emails: Vec<alarm_domain::model::Email>,
+    accounts: AccountValues,
     pub(crate) limits: LimitValues,
     /// `RATE_LIMIT_REDIS_URL`: every instance shares one budget there.
     pub(crate) redis: Option<SecretString>,
@@ -247,6 +258,8 @@ impl Settings {
         let resolver = &AsWritten;
         let mut api = args.api.resolve(&mut file, resolver)?;
         let limits = args.limits.resolve(&mut file, resolver)?;
+        let accounts = args.accounts.resolve(&mut file, resolver)?;
+        let admin_emails = accounts.admin_emails()?;
         if api.tls_cert_file.is_some() != api.tls_key_file.is_some() {
             return Err(bad(
                 "TLS_CERT_FILE",
@@ -298,6 +311,7 @@ impl Settings {
         for (name, value) in [
             ("API_BASE_URL", &api.api_base_url),
             ("PASSWORD_RESET_URL", &api.password_reset_url),
+            ("EMAIL_VERIFICATION_URL", &api.email_verification_url),
         ] {
             if let Some(u) = value {
                 let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
@@ -306,12 +320,10 @@ impl Settings {
                 }
             }
         }
-        for e in &api.admin_emails {
-            alarm_domain::model::Email::parse(e)
-                .map_err(|err| bad("ADMIN_EMAILS", format!("`{e}`: {}", err.message())))?;
-        }
         Ok(Self {
             api,
+            admin_emails,
+            accounts,
             limits,
             redis,
             server,
@@ -335,6 +347,7 @@ impl Settings {
         };
         [
             self.api.describe(),
+            self.accounts.describe(),
             self.limits.describe(),
             vec![
                 format!("jwt_secret_key = {key}"),

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use alarm_api::{ApiConfig, AppState, HealthCheck, TokenConfig};
 use alarm_domain::jiff::SignedDuration;
-use alarm_domain::model::Email;
 use alarm_host::Background;
 use alarm_runner::EngineHealth;
 use clap::Parser;
@@ -139,11 +138,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     let opened = alarm_host::open(&settings.server.database, &settings.server.schema).await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "database open");
     let api = &settings.api;
-    let admin_emails = api
-        .admin_emails
-        .iter()
-        .map(|e| Email::parse(e).map_err(|err| format!("ADMIN_EMAILS: {}", err.message())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let admin_emails = settings.admin_emails.clone();
     let config = ApiConfig {
         tokens: TokenConfig {
             secret: jwt_secret,
@@ -183,13 +178,16 @@ async fn run(settings: Settings) -> Result<(), String> {
             .trusted_proxies()
             .map_err(|e| e.to_string())?,
         proxy_header: settings.limits.proxy_header().map_err(|e| e.to_string())?,
-        // Reset e-mails go out from this process, not through the outbox:
-        // each carries a token that must not be stored.
+        // Reset and verification e-mails go out from this process, not
+        // through the outbox: each carries a token that must not be stored.
         account_mail: match &settings.server.notify.settings.smtp {
             Some(smtp) => Some(alarm_api::AccountMailer(Arc::new(
                 alarm_notify::email::AccountMails::new(
                     alarm_notify::email::Mailer::new(smtp).map_err(|e| e.to_string())?,
-                    api.password_reset_url.clone(),
+                    alarm_notify::email::AccountLinks {
+                        reset: api.password_reset_url.clone(),
+                        verify: api.email_verification_url.clone(),
+                    },
                 ),
             ))),
             None => None,

@@ -64,6 +64,9 @@ pub struct RateLimits {
     /// Password-reset requests for one e-mail address from anywhere (the
     /// mail one mailbox can be sent).
     pub resets_per_email: Rate,
+    /// Verification links one account may ask to be re-sent (the mail one
+    /// account can cause to its own address).
+    pub verifications_per_user: Rate,
     /// Keys one in-process store tracks before new keys share one budget.
     pub max_keys: usize,
     /// How long a refusal (429) is held before it is sent. A client that
@@ -90,6 +93,7 @@ impl Default for RateLimits {
             resets_per_ip: Rate::new("password_resets_per_ip", 10, 3600),
             resets_per_email: Rate::new("password_resets_per_email", 3, 3600),
             webhooks_per_key: Rate::new("webhook_requests_per_api_key", 1000, 3600),
+            verifications_per_user: Rate::new("verification_resends_per_user", 3, 3600),
             max_keys: 100_000,
             refusal_delay: std::time::Duration::from_millis(200),
         }

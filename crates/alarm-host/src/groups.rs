@@ -41,6 +41,30 @@ impl SchemaValues {
 }
 
 alarm_appkit::settings! {
+    /// Who administers the accounts (alarm-http and alarm-admin read it alike).
+    pub struct AccountArgs => AccountValues {
+        /// Comma-separated e-mails whose accounts become administrators once their address is verified [default: none]
+        admin_emails: Vec<String>, "ADMIN_EMAILS";
+    }
+}
+
+impl AccountValues {
+    /// The `ADMIN_EMAILS` addresses, each checked.
+    ///
+    /// # Errors
+    /// `ADMIN_EMAILS` naming the address that is not one.
+    pub fn admin_emails(&self) -> Result<Vec<alarm_domain::model::Email>, ConfigError> {
+        self.admin_emails
+            .iter()
+            .map(|e| {
+                alarm_domain::model::Email::parse(e)
+                    .map_err(|err| bad("ADMIN_EMAILS", format!("`{e}`: {}", err.message())))
+            })
+            .collect()
+    }
+}
+
+alarm_appkit::settings! {
     /// The trigger engine.
     pub struct EngineArgs => EngineValues {
         /// An occurrence found later than this many seconds is recorded `missed` instead of ringing

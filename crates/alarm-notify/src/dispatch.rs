@@ -461,6 +461,12 @@ impl Dispatcher {
                 error: "the recipient no longer exists".to_owned(),
             };
         };
+        if !user.receives_email() {
+            return Attempt::Permanent {
+                code: None,
+                error: "the recipient's address is not verified".to_owned(),
+            };
+        }
         let mail = match (item.topic, item.alarm) {
             (SendTopic::Alarm(event), Some((alarm, occurrence))) => {
                 let alarm = context.alarms.get(&alarm);

@@ -273,33 +273,46 @@ pub fn disabled_mail(url: &str, failures: u32) -> Mail {
     }
 }
 
-/// Password-reset e-mails through a [`Mailer`]: the domain's
-/// [`alarm_domain::ports::AccountMail`]. The token goes into the message
-/// and nowhere else (not the log, not an error).
+/// Where the pages that take an e-mailed token live; the token is added as
+/// the fragment `#token=…`, for the page's script to read. `None`: the
+/// message gives the token and the API call to make.
+#[derive(Debug, Clone, Default)]
+pub struct AccountLinks {
+    /// The password-reset page (`PASSWORD_RESET_URL`).
+    pub reset: Option<String>,
+    /// The address-verification page (`EMAIL_VERIFICATION_URL`).
+    pub verify: Option<String>,
+}
+
+/// Account e-mails (password reset, address verification) through a
+/// [`Mailer`]: the domain's [`alarm_domain::ports::AccountMail`]. The token
+/// goes into the message and nowhere else (not the log, not an error).
 pub struct AccountMails {
     mailer: Mailer,
-    /// Where the reset page lives; the token is added as the fragment
-    /// `#token=…`, for the page's script to read.
-    /// `None`: the message gives the token and the API call to make.
-    reset_url: Option<String>,
+    links: AccountLinks,
 }
 
 impl AccountMails {
-    /// Reset mails through `mailer`, linking to `reset_url` when given.
-    pub fn new(mailer: Mailer, reset_url: Option<String>) -> Self {
-        Self { mailer, reset_url }
+    /// Account mails through `mailer`, linking to `links`' pages.
+    pub fn new(mailer: Mailer, links: AccountLinks) -> Self {
+        Self { mailer, links }
     }
 }
 
 #[async_trait::async_trait]
 impl alarm_domain::ports::AccountMail for AccountMails {
-    async fn password_reset(
+    async fn send_token(
         &self,
         to: &alarm_domain::model::User,
+        purpose: alarm_domain::ports::TokenPurpose,
         token: &secrecy::SecretString,
         expires_at: jiff::Timestamp,
     ) -> Result<(), String> {
-        let mail = reset_mail(self.reset_url.as_deref(), token, expires_at);
+        let page = match purpose {
+            alarm_domain::ports::TokenPurpose::PasswordReset => self.links.reset.as_deref(),
+            alarm_domain::ports::TokenPurpose::EmailVerification => self.links.verify.as_deref(),
+        };
+        let mail = token_mail(purpose, page, token, expires_at);
         self.mailer
             .send(to.email().as_str(), &mail)
             .await
@@ -307,39 +320,53 @@ impl alarm_domain::ports::AccountMail for AccountMails {
     }
 }
 
-/// The password-reset message: a link to `reset_url` with the token, or
-/// the token and the call to make when no page is configured.
-pub fn reset_mail(
-    reset_url: Option<&str>,
+/// The message carrying a `purpose` token: a link to `page` with the token,
+/// or the token and the call to make when no page is configured.
+pub fn token_mail(
+    purpose: alarm_domain::ports::TokenPurpose,
+    page: Option<&str>,
     token: &secrecy::SecretString,
     expires_at: jiff::Timestamp,
 ) -> Mail {
     use secrecy::ExposeSecret as _;
     let token = token.expose_secret();
     let until = expires_at.strftime("%Y-%m-%d %H:%M UTC");
-    let how = match reset_url {
-        // In the fragment, which browsers never send: the token stays out
-        // of the reset page's server logs and of `Referer` headers.
-        Some(url) => format!("{url}#token={token}"),
-        None => format!(
-            "POST /api/v1/auth/password-reset/confirm with {{\"token\": \"{token}\", \"new_password\": \"...\"}}"
+    // (subject, why, what the link does and for how long, the API call, the closing line)
+    let (subject, why, what, call, after) = match purpose {
+        alarm_domain::ports::TokenPurpose::PasswordReset => (
+            "Smart Alarm: reset your password",
+            "Someone (we hope you) asked to reset the password of your Smart Alarm account.",
+            "To choose a new one, use this within 30 minutes",
+            r#"POST /api/v1/auth/password-reset/confirm with {"token": "TOKEN", "new_password": "..."}"#,
+            "Every session of the account ends when the password changes. If you did not ask, \
+             ignore this message: your password stays as it is.",
+        ),
+        alarm_domain::ports::TokenPurpose::EmailVerification => (
+            "Smart Alarm: confirm your e-mail address",
+            "This address was given for a Smart Alarm account.",
+            "To confirm that it is yours, use this within 24 hours",
+            r#"POST /api/v1/auth/verify with {"token": "TOKEN"}"#,
+            "Until the address is confirmed, no alarm e-mail is sent to it. If you did not sign \
+             up, ignore this message.",
         ),
     };
-    let plain = format!(
-        "Someone (we hope you) asked to reset the password of your Smart Alarm account.\n\n\
-         To choose a new one, use this within 30 minutes (until {until}); it works once:\n\n{how}\n\n\
-         Every session of the account ends when the password changes. If you did not ask, ignore \
-         this message: your password stays as it is.\n"
-    );
+    let how = match page {
+        // In the fragment, which browsers never send: the token stays out
+        // of the page's server logs and of `Referer` headers.
+        Some(url) => format!("{url}#token={token}"),
+        None => call.replace("TOKEN", token),
+    };
+    let plain = format!("{why}\n\n{what} (until {until}); it works once:\n\n{how}\n\n{after}\n");
     let html = format!(
-        "<!doctype html><html><body><p>Someone (we hope you) asked to reset the password of your \
-         Smart Alarm account.</p><p>To choose a new one, use this within 30 minutes (until {until}); \
-         it works once:</p><p><code>{}</code></p><p>Every session of the account ends when the \
-         password changes. If you did not ask, ignore this message.</p></body></html>",
-        escape(&how)
+        "<!doctype html><html><body><p>{}</p><p>{} (until {until}); it works once:</p>\
+         <p><code>{}</code></p><p>{}</p></body></html>",
+        escape(why),
+        escape(what),
+        escape(&how),
+        escape(after)
     );
     Mail {
-        subject: "Smart Alarm: reset your password".to_owned(),
+        subject: subject.to_owned(),
         plain,
         html,
     }
@@ -348,6 +375,44 @@ pub fn reset_mail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_mails_link_the_purposes_page_with_the_token_in_the_fragment() {
+        use alarm_domain::ports::TokenPurpose;
+        let token = secrecy::SecretString::from("tok_EN-1".to_owned());
+        let until: jiff::Timestamp = "2026-12-03T06:30:00Z".parse().unwrap();
+        let verify = token_mail(
+            TokenPurpose::EmailVerification,
+            Some("https://app.example.com/verify"),
+            &token,
+            until,
+        );
+        assert_eq!(verify.subject, "Smart Alarm: confirm your e-mail address");
+        assert!(
+            verify
+                .plain
+                .contains("https://app.example.com/verify#token=tok_EN-1"),
+            "{}",
+            verify.plain
+        );
+        assert!(verify.plain.contains("until 2026-12-03 06:30 UTC"));
+        let reset = token_mail(TokenPurpose::PasswordReset, None, &token, until);
+        assert_eq!(reset.subject, "Smart Alarm: reset your password");
+        assert!(
+            reset
+                .plain
+                .contains(r#"POST /api/v1/auth/password-reset/confirm with {"token": "tok_EN-1""#),
+            "{}",
+            reset.plain
+        );
+        assert!(
+            reset
+                .html
+                .contains("{&quot;token&quot;: &quot;tok_EN-1&quot;"),
+            "{}",
+            reset.html
+        );
+    }
 
     #[test]
     fn alarm_mail_names_the_alarm_and_its_local_time_and_escapes_html() {

@@ -68,7 +68,8 @@ pub fn event(ports: &Ports, alarm: AlarmId, owner: UserId, kind: AlarmEventKind)
     }
 }
 
-/// Registers a user with `email` (in Brazil, São Paulo state) straight through the store.
+/// Registers a user with `email` (in Brazil, São Paulo state, its address
+/// verified at [`t0`]) straight through the store.
 ///
 /// # Panics
 /// When the store refuses: a fixture that cannot be set up is a broken test.
@@ -85,7 +86,8 @@ pub async fn user(ports: &Ports, email: &str) -> User {
         Role::User,
         zone("America/Sao_Paulo"),
         Some(locale),
-    );
+    )
+    .with_verified(Some(t0()));
     let change = ChangeSet {
         op: UserOp::Register {
             user: user.clone(),

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use alarm_domain::model::{Country, DisplayName, Email, Locale, StateCode};
-use alarm_domain::services::{AuthError, NewUser, ProfileChange};
+use alarm_domain::ports::TokenPurpose;
+use alarm_domain::services::{AuthError, MailedToken, NewUser, ProfileChange};
 use alarm_domain::tz::TimeZoneName;
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -16,12 +17,12 @@ use crate::auth::{self, BearerAuth};
 use crate::body::{CREDENTIALS_BODY_BYTES, JsonBody};
 use crate::dto::{
     AccountDeletionInput, LoginInput, PasswordChangeInput, ProfileInput, RefreshInput,
-    RegisterInput, ResetConfirmInput, ResetRequestInput, TokenView, UserView,
+    RegisterInput, ResetConfirmInput, ResetRequestInput, TokenView, UserView, VerifyInput,
 };
 use crate::limiter;
 use crate::middleware::ClientAddress;
 use crate::problem::{ApiError, Problem, ProblemType};
-use crate::state::AppState;
+use crate::state::{AccountMailer, AppState};
 
 /// Registered.
 #[derive(ApiResponse)]
@@ -56,9 +57,45 @@ pub(crate) enum ResetAccepted {
     Accepted,
 }
 
+/// A verification link asked for again.
+#[derive(ApiResponse)]
+pub(crate) enum VerificationSent {
+    /// A new link is on its way; the earlier one stopped working.
+    #[oai(status = 202)]
+    Accepted,
+}
+
 /// The longest token text accepted (ours are 43 characters); longer input
 /// is refused before it is hashed.
-const MAX_RESET_TOKEN_CHARS: usize = 128;
+const MAX_TOKEN_CHARS: usize = 128;
+
+/// Refuses an e-mailed token's text that cannot be one of ours, before it
+/// is hashed.
+fn check_token_text(token: &str) -> Result<(), ApiError> {
+    if token.is_empty() || token.chars().count() > MAX_TOKEN_CHARS {
+        return Err(Problem::invalid(
+            "token",
+            format!("must be 1 to {MAX_TOKEN_CHARS} characters"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// E-mails `mailed` in a task of its own, after the answer: the mail
+/// server's time and failures never show in it (they are logged, without
+/// the token).
+fn send_later(mail: AccountMailer, purpose: TokenPurpose, mailed: MailedToken) {
+    tokio::spawn(async move {
+        if let Err(e) = mail
+            .0
+            .send_token(&mailed.user, purpose, &mailed.token, mailed.expires_at)
+            .await
+        {
+            tracing::warn!(error = %e, purpose = purpose.as_str(), "an account e-mail was not sent");
+        }
+    });
+}
 
 /// Erased.
 #[derive(ApiResponse)]
@@ -88,6 +125,10 @@ fn auth_error(e: AuthError) -> ApiError {
             "the refresh token is unknown, spent, expired or revoked; log in again",
         ),
         AuthError::AccountGone => ApiError::of(ProblemType::Unauthorized, "the account is gone"),
+        AuthError::LoginNotRecent => ApiError::of(
+            ProblemType::Forbidden,
+            "send the password: without it, this needs a session that logged in within the last 5 minutes",
+        ),
         AuthError::ResetInvalid => Problem::invalid(
             "token",
             "is unknown, already used, replaced by a newer one or expired; ask for a new reset",
@@ -191,7 +232,10 @@ fn token_view(
 impl AccountsApi {
     /// Register an account.
     ///
-    /// Accounts whose email is in the operator's `ADMIN_EMAILS` become administrators.
+    /// When this deployment sends e-mail, a link to verify the address
+    /// (valid 24 hours) goes to it; until the address is verified, no
+    /// alarm e-mail is sent to it. An address in the operator's
+    /// `ADMIN_EMAILS` becomes administrator only once verified.
     #[oai(path = "/register", method = "post")]
     async fn register(
         &self,
@@ -247,6 +291,21 @@ impl AccountsApi {
                 &crate::problem::request_id(),
             )
             .await?;
+        if let Some(mail) = state.config.account_mail.clone() {
+            let actor = alarm_domain::services::Actor {
+                user: user.id(),
+                role: user.role(),
+                correlation_id: crate::problem::request_id(),
+            };
+            // The account exists either way; a link that failed to be
+            // issued can be asked for again (`/auth/verify/resend`).
+            match state.users.request_verification(&actor).await {
+                Ok(mailed) => send_later(mail, TokenPurpose::EmailVerification, mailed),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no verification link was issued at registration")
+                }
+            }
+        }
         Ok(Registered::Created(Json(UserView::new(&user))))
     }
 
@@ -459,15 +518,7 @@ impl AccountsApi {
         let correlation_id = crate::problem::request_id();
         tokio::spawn(async move {
             match auth.request_password_reset(&email, &correlation_id).await {
-                Ok(Some(reset)) => {
-                    if let Err(e) = mail
-                        .0
-                        .password_reset(&reset.user, &reset.token, reset.expires_at)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "the password-reset e-mail was not sent");
-                    }
-                }
+                Ok(Some(reset)) => send_later(mail, TokenPurpose::PasswordReset, reset),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "a password reset could not be started"),
             }
@@ -485,13 +536,7 @@ impl AccountsApi {
         body: JsonBody<ResetConfirmInput, CREDENTIALS_BODY_BYTES>,
     ) -> Result<LoggedOut, ApiError> {
         let input = body.into_inner()?;
-        if input.token.is_empty() || input.token.chars().count() > MAX_RESET_TOKEN_CHARS {
-            return Err(Problem::invalid(
-                "token",
-                format!("must be 1 to {MAX_RESET_TOKEN_CHARS} characters"),
-            )
-            .into());
-        }
+        check_token_text(&input.token)?;
         auth::check_password_policy("new_password", &input.new_password).map_err(ApiError::from)?;
         let _ticket = auth::hash_ticket()?;
         state
@@ -511,9 +556,10 @@ impl AccountsApi {
     /// pending and past deliveries, API keys, exception periods, holiday
     /// preferences, routines, sessions and stored idempotent answers, in
     /// one transaction. The audit log keeps its records under a random
-    /// pseudonym, without their summaries. Needs the password; a wrong one
-    /// is 403 and erases nothing. Every token of the account stops working
-    /// at once (the account is read on each request).
+    /// pseudonym, without their summaries. Needs the password (a wrong one
+    /// is 403 and erases nothing), or, with `{}`, a session whose password
+    /// login was in the last 5 minutes (else 403). Every token of the
+    /// account stops working at once (the account is read on each request).
     #[oai(path = "/me", method = "delete")]
     async fn delete_me(
         &self,
@@ -523,12 +569,23 @@ impl AccountsApi {
         body: JsonBody<AccountDeletionInput, CREDENTIALS_BODY_BYTES>,
     ) -> Result<Erased, ApiError> {
         let input = body.into_inner()?;
-        auth::check_password_size("password", &input.password)?;
+        let actor = auth.0.actor();
+        let Some(password) = input.password else {
+            // No password, so nothing to guess: the session's login stands
+            // in for it, or the answer is 403.
+            state
+                .auth
+                .delete_account(&actor, auth.0.session, None)
+                .await
+                .map_err(auth_error)?;
+            return Ok(Erased::Done);
+        };
+        auth::check_password_size("password", &password)?;
         let guess = step_up_guess(&state, &client, &auth).await?;
         let _ticket = auth::hash_ticket()?;
         let result = state
             .auth
-            .delete_account(&auth.0.actor(), SecretString::from(input.password))
+            .delete_account(&actor, auth.0.session, Some(SecretString::from(password)))
             .await;
         match result {
             Ok(()) => {
@@ -541,6 +598,72 @@ impl AccountsApi {
             )),
             Err(e) => Err(auth_error(e)),
         }
+    }
+
+    /// Verifies an address with the token from the e-mailed link (no
+    /// login needed: the token proves the mailbox). The token is spent; an
+    /// unknown, used, replaced or expired token is 422 on `token`. An
+    /// address in the operator's `ADMIN_EMAILS` becomes administrator now
+    /// (new access tokens carry the role).
+    #[oai(path = "/verify", method = "post")]
+    async fn verify(
+        &self,
+        state: Data<&Arc<AppState>>,
+        body: JsonBody<VerifyInput, CREDENTIALS_BODY_BYTES>,
+    ) -> Result<LoggedOut, ApiError> {
+        let input = body.into_inner()?;
+        check_token_text(&input.token)?;
+        state
+            .users
+            .verify_email(
+                &SecretString::from(input.token),
+                &crate::problem::request_id(),
+            )
+            .await?;
+        Ok(LoggedOut::Done)
+    }
+
+    /// Sends the caller a new verification link (valid 24 hours); the
+    /// earlier one stops working. 409 when the address is verified already,
+    /// 429 past 3 an hour (`RATE_LIMIT_VERIFICATION_RESENDS_PER_HOUR`),
+    /// 503 when this deployment has no e-mail configured.
+    #[oai(path = "/verify/resend", method = "post")]
+    async fn resend_verification(
+        &self,
+        auth: BearerAuth,
+        state: Data<&Arc<AppState>>,
+    ) -> Result<VerificationSent, ApiError> {
+        let Some(mail) = state.config.account_mail.clone() else {
+            return Err(ApiError::of(
+                ProblemType::Unavailable,
+                "verification needs e-mail, which this deployment has not configured (SMTP_HOST); an operator can verify an address with `alarm-admin verify`",
+            ));
+        };
+        let actor = auth.0.actor();
+        let me = state.users.me(&actor).await?;
+        if me.verified_at().is_some() {
+            return Err(ApiError::of(
+                ProblemType::Conflict,
+                "the address is verified already",
+            ));
+        }
+        let d = state
+            .limiter
+            .hit(
+                state.config.rate_limits.verifications_per_user,
+                &format!("verify:{}", actor.user),
+            )
+            .await;
+        if !d.allowed() {
+            return Err(limiter::refused(
+                &d,
+                "too many verification links asked for; wait and retry",
+            ));
+        }
+        limiter::note(d);
+        let mailed = state.users.request_verification(&actor).await?;
+        send_later(mail, TokenPurpose::EmailVerification, mailed);
+        Ok(VerificationSent::Accepted)
     }
 
     /// The caller's account.

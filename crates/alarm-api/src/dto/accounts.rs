@@ -66,12 +66,22 @@ pub struct PasswordChangeInput {
 }
 
 /// Account deletion: the account's password, so that a stolen access
-/// token alone cannot erase it.
+/// token alone cannot erase it; `{}` (no password) only from a session
+/// whose password login was in the last 5 minutes.
 #[derive(Clone, Object, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountDeletionInput {
-    /// The password in use now.
-    pub password: String,
+    /// The password in use now; may be left out within 5 minutes of the
+    /// session's login.
+    pub password: Option<String>,
+}
+
+/// An address verification: the token from the e-mailed link.
+#[derive(Clone, Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyInput {
+    /// The token the e-mail carried.
+    pub token: String,
 }
 
 /// A password-reset request: the account's e-mail address.
@@ -132,6 +142,9 @@ pub struct UserView {
     pub country: Option<String>,
     /// State, if set.
     pub state: Option<String>,
+    /// Whether the address is verified (only a verified address receives
+    /// alarm e-mail, and an `ADMIN_EMAILS` address is admin only then).
+    pub email_verified: bool,
 }
 
 impl UserView {
@@ -146,6 +159,7 @@ impl UserView {
             state: u
                 .locale()
                 .and_then(|l| l.state().map(|s| s.as_str().to_owned())),
+            email_verified: u.verified_at().is_some(),
         }
     }
 }

@@ -25,7 +25,7 @@ mod webhooks;
 
 pub use accounts::{
     AccountDeletionInput, LoginInput, PasswordChangeInput, ProfileInput, RefreshInput,
-    RegisterInput, ResetConfirmInput, ResetRequestInput, TokenView, UserView,
+    RegisterInput, ResetConfirmInput, ResetRequestInput, TokenView, UserView, VerifyInput,
 };
 pub use alarms::{
     AlarmInput, AlarmPage, AlarmView, EscalationDto, EscalationView, SnoozeDto, SnoozeView,

@@ -37,8 +37,9 @@ pub enum Owned {
     Routines,
     /// Stored answers for `Idempotency-Key` replays.
     IdempotencyRecords,
-    /// A pending password-reset token (its hash).
-    PasswordResets,
+    /// Pending e-mailed tokens (password reset, address verification;
+    /// their hashes).
+    AccountTokens,
     /// Audit records the account made or that name it: kept, because the
     /// operator must still be able to tell what happened, but with a
     /// pseudonym for the account and without their summaries (which can
@@ -75,7 +76,7 @@ impl Owned {
         Owned::HolidayPreferences,
         Owned::Routines,
         Owned::IdempotencyRecords,
-        Owned::PasswordResets,
+        Owned::AccountTokens,
         Owned::AuditTrail,
         Owned::Account,
     ];
@@ -97,7 +98,7 @@ impl Owned {
             | Owned::HolidayPreferences
             | Owned::Routines
             | Owned::IdempotencyRecords
-            | Owned::PasswordResets
+            | Owned::AccountTokens
             | Owned::Account => Treatment::Delete,
         }
     }
@@ -119,7 +120,7 @@ impl Owned {
             Owned::HolidayPreferences => "holiday_preferences",
             Owned::Routines => "routines",
             Owned::IdempotencyRecords => "idempotency_records",
-            Owned::PasswordResets => "password_resets",
+            Owned::AccountTokens => "account_tokens",
             Owned::AuditTrail => "audit_trail",
             Owned::Account => "account",
         }

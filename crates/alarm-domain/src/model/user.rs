@@ -296,10 +296,12 @@ pub struct User {
     role: Role,
     time_zone: TimeZoneName,
     locale: Option<Locale>,
+    verified_at: Option<jiff::Timestamp>,
 }
 
 impl User {
-    /// Assembles a user from validated parts.
+    /// Assembles a user from validated parts, with an address not yet
+    /// verified ([`User::with_verified`] sets it).
     pub fn new(
         id: UserId,
         email: Email,
@@ -315,7 +317,23 @@ impl User {
             role,
             time_zone,
             locale,
+            verified_at: None,
         }
+    }
+
+    /// The same account with `role`.
+    #[must_use]
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// The same account with its address verified at `at` (`None`: not
+    /// verified).
+    #[must_use]
+    pub fn with_verified(mut self, at: Option<jiff::Timestamp>) -> Self {
+        self.verified_at = at;
+        self
     }
 
     /// The account id.
@@ -341,6 +359,16 @@ impl User {
     /// Country and state, for holidays.
     pub fn locale(&self) -> Option<&Locale> {
         self.locale.as_ref()
+    }
+    /// When the account proved it receives mail at its address (the
+    /// e-mailed link, or an operator); `None` until then.
+    pub fn verified_at(&self) -> Option<jiff::Timestamp> {
+        self.verified_at
+    }
+    /// Whether alarm e-mail may go to the address: only a verified one
+    /// receives it, so an account cannot make the service mail a stranger.
+    pub fn receives_email(&self) -> bool {
+        self.verified_at.is_some()
     }
 }
 

@@ -33,8 +33,8 @@ pub use services::{
 pub use stores::{
     AlarmEventStore, AlarmOp, AlarmStore, ApiKeyOp, ApiKeyStore, AuditLog, ExceptionOp,
     ExceptionPeriodStore, HolidayOp, HolidayPreferences, HolidayStore, PreferenceOp, RefreshFamily,
-    RefreshTokenStore, ReplanJob, Rotation, RoutineOp, RoutineStore, UserOp, UserStore, WebhookOp,
-    WebhookStore,
+    RefreshTokenStore, ReplanJob, Rotation, RoutineOp, RoutineStore, TokenPurpose, UserOp,
+    UserStore, WebhookOp, WebhookStore,
 };
 
 #[cfg(feature = "mocks")]

@@ -115,20 +115,20 @@ pub trait Notifier: Send + Sync {
     async fn deliver(&self, delivery: &Delivery, now: Timestamp) -> Result<(), NotifyError>;
 }
 
-/// Sends the e-mails of an account's own life (a password reset), outside
-/// the outbox: each carries a one-time secret that is never stored, only
-/// its hash is.
+/// Sends the e-mails of an account's own life (a password reset, an
+/// address verification), outside the outbox: each carries a one-time
+/// secret that is never stored, only its hash is.
 #[async_trait]
 pub trait AccountMail: Send + Sync {
-    /// E-mails `to` the password-reset `token`, which works until
-    /// `expires_at`.
+    /// E-mails `to` the `purpose` token, which works until `expires_at`.
     ///
     /// # Errors
     /// Why the message could not be handed to the mail server (never the
     /// token).
-    async fn password_reset(
+    async fn send_token(
         &self,
         to: &User,
+        purpose: super::TokenPurpose,
         token: &SecretString,
         expires_at: Timestamp,
     ) -> Result<(), String>;

@@ -13,6 +13,33 @@ use crate::model::{
     HolidayPreference, Routine, User, WebhookRegistration,
 };
 
+/// What an e-mailed account token is for; an account holds at most one
+/// of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TokenPurpose {
+    /// Choosing a new password (`/auth/password-reset`).
+    PasswordReset,
+    /// Proving the account receives mail at its address (`/auth/verify`).
+    EmailVerification,
+}
+
+impl TokenPurpose {
+    /// The stable name stores keep.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::PasswordReset => "password_reset",
+            TokenPurpose::EmailVerification => "email_verification",
+        }
+    }
+
+    /// The purpose named `name` by [`TokenPurpose::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        [TokenPurpose::PasswordReset, TokenPurpose::EmailVerification]
+            .into_iter()
+            .find(|p| p.as_str() == name)
+    }
+}
+
 /// A user-store operation.
 #[derive(Debug, Clone)]
 pub enum UserOp {
@@ -33,18 +60,21 @@ pub enum UserOp {
         /// The new hash.
         password_hash: SecretString,
     },
-    /// A password-reset token for the account, stored as `token_hash` (the
+    /// An e-mailed token for the account, stored as `token_hash` (the
     /// SHA-256 of the e-mailed text) until `expires_at`; it replaces the
-    /// account's earlier token, so only the newest link works.
-    IssueReset {
+    /// account's earlier token of the same purpose, so only the newest link
+    /// works.
+    IssueToken {
         /// The account.
         user: UserId,
+        /// What the token is for.
+        purpose: TokenPurpose,
         /// SHA-256 of the token's text.
         token_hash: [u8; 32],
         /// When the token stops working.
         expires_at: Timestamp,
     },
-    /// Spends the account's reset token `token_hash` (it must be the
+    /// Spends the account's password-reset token `token_hash` (it must be the
     /// newest and not expired at `now`; it is deleted), sets the new
     /// password hash and revokes every session of the account, in one
     /// transaction.
@@ -57,6 +87,21 @@ pub enum UserOp {
         now: Timestamp,
         /// The new hash.
         password_hash: SecretString,
+    },
+    /// Marks the account's address verified (kept if it already was) and
+    /// gives it `role`. With `token_hash`, the account's verification token
+    /// is spent in the same transaction (it must be the newest and not
+    /// expired at `now`); without (an operator's verification), any pending
+    /// one is dropped.
+    Verify {
+        /// The account.
+        user: UserId,
+        /// SHA-256 of the presented token's text; `None` for an operator.
+        token_hash: Option<[u8; 32]>,
+        /// The instant of the verification.
+        now: Timestamp,
+        /// The account's role from now on.
+        role: crate::model::Role,
     },
     /// The account and everything it owns ([`crate::model::Owned::ALL`]),
     /// in one transaction: owned rows are deleted, and the audit records
@@ -100,22 +145,26 @@ pub trait UserStore: Send + Sync {
     /// Only infrastructure failures.
     async fn credentials(&self, email: &Email) -> Result<Option<(User, SecretString)>, StoreError>;
 
-    /// The account a reset token with this hash was issued to, if one is
-    /// stored (valid or not: [`UserOp::ResetPassword`] judges it).
+    /// The account a `purpose` token with this hash was issued to, if one
+    /// is stored (valid or not: the op that spends it judges it).
     ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn reset_owner(&self, token_hash: [u8; 32]) -> Result<Option<UserId>, StoreError>;
+    async fn token_owner(
+        &self,
+        purpose: TokenPurpose,
+        token_hash: [u8; 32],
+    ) -> Result<Option<UserId>, StoreError>;
 
-    /// Commits a registration, profile change, new password, reset token,
-    /// reset or erasure with its audit record.
+    /// Commits a registration, profile change, new password, e-mailed
+    /// token, reset, verification or erasure with its audit record.
     ///
     /// # Errors
     /// MUST return [`StoreError::Conflict`] when registering an id or an
     /// email (case-insensitively) that exists, and [`StoreError::NotFound`]
-    /// when updating or erasing a missing user, or resetting with a token
-    /// that is not the account's newest or has expired; nothing is stored
-    /// then.
+    /// when updating, verifying or erasing a missing user, or resetting or
+    /// verifying with a token that is not the account's newest of its
+    /// purpose or has expired; nothing is stored then.
     async fn commit(&self, change: ChangeSet<UserOp>) -> Result<(), StoreError>;
 }
 
@@ -580,6 +629,9 @@ pub struct RefreshFamily {
     pub user: UserId,
     /// When the family stops being usable.
     pub expires_at: Timestamp,
+    /// The password login that opened the session (kept across refreshes;
+    /// the Unix epoch for sessions opened before it was recorded).
+    pub logged_in_at: Timestamp,
     /// Whether it was revoked (logout or reuse).
     pub revoked: bool,
 }

@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use jiff::SignedDuration;
 use secrecy::SecretString;
 
-use super::{Actor, Basics, Ports, ServiceError};
+use super::{Actor, Basics, MailedToken, Ports, ServiceError};
 use crate::ids::{AuditId, UserId};
 use crate::model::{AuditRecord, Email, User};
-use crate::ports::{ChangeSet, RefreshFamily, Rotation, StoreError, UserOp};
+use crate::ports::{ChangeSet, RefreshFamily, Rotation, StoreError, TokenPurpose, UserOp};
 
 /// Hashes and checks passwords (argon2id in the API, behind a semaphore:
 /// the work is deliberately expensive).
@@ -45,6 +45,10 @@ pub enum AuthError {
     /// The account no longer exists.
     #[error("the account is gone")]
     AccountGone,
+    /// A step-up without the password, from a session whose login is not
+    /// recent (older than [`RECENT_LOGIN`]).
+    #[error("the password is needed: the session's login is not recent")]
+    LoginNotRecent,
     /// A password-reset token that is unknown, spent, replaced by a newer
     /// one or expired.
     #[error("the reset token is unknown, used or expired")]
@@ -60,26 +64,12 @@ impl From<StoreError> for AuthError {
     }
 }
 
+/// How recent a session's password login must be to stand in for the
+/// password in a step-up check (an account's deletion).
+pub const RECENT_LOGIN: SignedDuration = SignedDuration::from_mins(5);
+
 /// How long an e-mailed password-reset token works.
 pub const RESET_TOKEN_TTL: SignedDuration = SignedDuration::from_mins(30);
-
-/// A password reset just asked for: whom to e-mail what. The token is the
-/// only copy of its text; the store keeps its SHA-256.
-pub struct ResetRequest {
-    /// The account (its e-mail is where the token goes).
-    pub user: User,
-    /// The token's text (43 characters of URL-safe base64).
-    pub token: SecretString,
-    /// When it stops working.
-    pub expires_at: jiff::Timestamp,
-}
-
-/// The SHA-256 of a reset token's text, as stored.
-fn reset_hash(token: &SecretString) -> [u8; 32] {
-    use secrecy::ExposeSecret as _;
-    use sha2::{Digest, Sha256};
-    Sha256::digest(token.expose_secret().as_bytes()).into()
-}
 
 /// A session just opened or continued: the account and its refresh family.
 #[derive(Debug, Clone)]
@@ -191,10 +181,12 @@ impl AuthService {
                 return Err(AuthError::BadCredentials);
             }
         };
+        let now = self.ports.clock.now();
         let family = RefreshFamily {
             id: self.ports.ids.next_uuid(),
             user: user.id(),
-            expires_at: self.ports.clock.now() + self.session_ttl,
+            expires_at: now + self.session_ttl,
+            logged_in_at: now,
             revoked: false,
         };
         self.ports
@@ -385,20 +377,13 @@ impl AuthService {
         &self,
         email: &Email,
         correlation_id: &str,
-    ) -> Result<Option<ResetRequest>, AuthError> {
+    ) -> Result<Option<MailedToken>, AuthError> {
         let Some(user) = self.ports.users.find_by_email(email).await? else {
             return Ok(None);
         };
-        let mut bytes = [0u8; 32];
-        self.ports.ids.secret_bytes(&mut bytes).map_err(|e| {
-            AuthError::Service(ServiceError::Unexpected(StoreError::Unexpected(e.into())))
-        })?;
-        let token = SecretString::from({
-            use base64::Engine as _;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-        });
         let now = self.ports.clock.now();
-        let expires_at = now + RESET_TOKEN_TTL;
+        let (mailed, token_hash) = self.ports.mint_token(user, RESET_TOKEN_TTL, now)?;
+        let user = &mailed.user;
         // Anyone may ask for an address's reset: the record names the
         // account as its subject, not as the one who acted.
         let mut audit = self.ports.audit(
@@ -417,19 +402,16 @@ impl AuthService {
         self.ports
             .users
             .commit(ChangeSet::audited(
-                UserOp::IssueReset {
+                UserOp::IssueToken {
                     user: user.id(),
-                    token_hash: reset_hash(&token),
-                    expires_at,
+                    purpose: TokenPurpose::PasswordReset,
+                    token_hash,
+                    expires_at: mailed.expires_at,
                 },
                 audit,
             ))
             .await?;
-        Ok(Some(ResetRequest {
-            user,
-            token,
-            expires_at,
-        }))
+        Ok(Some(mailed))
     }
 
     /// Sets a new password with an e-mailed reset token, which is spent,
@@ -446,8 +428,13 @@ impl AuthService {
         new: SecretString,
         correlation_id: &str,
     ) -> Result<(), AuthError> {
-        let token_hash = reset_hash(token);
-        let Some(user) = self.ports.users.reset_owner(token_hash).await? else {
+        let token_hash = super::token_hash(token);
+        let Some(user) = self
+            .ports
+            .users
+            .token_owner(TokenPurpose::PasswordReset, token_hash)
+            .await?
+        else {
             return Err(AuthError::ResetInvalid);
         };
         let role = match self.ports.users.get(user).await {
@@ -494,22 +481,45 @@ impl AuthService {
 
     /// Erases the actor's account and everything it owns
     /// ([`crate::model::Owned::ALL`]) in one commit, after checking the
-    /// password. The audit trail keeps its records under a fresh random
+    /// password, or without it when `session` logged in within
+    /// [`RECENT_LOGIN`]. The audit trail keeps its records under a fresh random
     /// pseudonym, which also acts in the erasure's own record. No event is
     /// sent: the account's webhooks go in the same commit, and no one else
     /// subscribes to its events.
     ///
     /// # Errors
     /// [`AuthError::BadCredentials`] when `password` is wrong (audited,
-    /// nothing erased); [`AuthError::AccountGone`] when it is already gone;
+    /// nothing erased); [`AuthError::LoginNotRecent`] without a password
+    /// when `session`'s login is older than [`RECENT_LOGIN`];
+    /// [`AuthError::AccountGone`] when it is already gone;
     /// store failures (nothing erased).
     pub async fn delete_account(
         &self,
         actor: &Actor,
-        password: SecretString,
+        session: uuid::Uuid,
+        password: Option<SecretString>,
     ) -> Result<(), AuthError> {
-        self.check_password(actor, password, "session.delete_account_failed")
-            .await?;
+        match password {
+            Some(password) => {
+                self.check_password(actor, password, "session.delete_account_failed")
+                    .await?;
+            }
+            None => {
+                // A credential without a session of the account's own (an
+                // API key) has no login to stand in for the password.
+                let recent = match self.ports.refresh_tokens.family(session).await {
+                    Ok(family) => {
+                        family.user == actor.user
+                            && login_is_recent(family.logged_in_at, self.ports.clock.now())
+                    }
+                    Err(StoreError::NotFound) => false,
+                    Err(e) => return Err(e.into()),
+                };
+                if !recent {
+                    return Err(AuthError::LoginNotRecent);
+                }
+            }
+        }
         let pseudonym = self.ports.new_id(UserId::from_uuid, UserId::generate);
         let as_pseudonym = Actor {
             user: pseudonym,
@@ -541,4 +551,11 @@ impl AuthService {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Whether a login at `at` is recent enough at `now` to stand in for the
+/// password ([`RECENT_LOGIN`]); a login stamped in the future (a clock
+/// step) is not.
+pub fn login_is_recent(at: jiff::Timestamp, now: jiff::Timestamp) -> bool {
+    at <= now && now.duration_since(at) <= RECENT_LOGIN
 }

@@ -15,7 +15,8 @@ use jiff::Timestamp;
 pub use alarms::{AlarmPorts, AlarmService};
 pub use api_keys::{ApiKeyPorts, ApiKeyService, KeyRefused, MAX_ROTATION_OVERLAP, NewApiKey};
 pub use auth::{
-    AuthError, AuthPorts, AuthService, PasswordHasher, RESET_TOKEN_TTL, ResetRequest, Session,
+    AuthError, AuthPorts, AuthService, PasswordHasher, RECENT_LOGIN, RESET_TOKEN_TTL, Session,
+    login_is_recent,
 };
 pub use calendar::{
     BUILTIN_YEARS_AHEAD, CalendarPorts, CalendarService, ListedHoliday,
@@ -26,7 +27,7 @@ pub use calendar::{
 // `crate::firing`; this path is kept for callers written against it.
 pub use crate::firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
 pub use routines::{MAX_ROUTINES_PER_ALARM, MAX_ROUTINES_PER_USER, RoutinePorts, RoutineService};
-pub use users::{NewUser, ProfileChange, UserPorts, UserService};
+pub use users::{NewUser, ProfileChange, UserPorts, UserService, VERIFY_TOKEN_TTL};
 pub use webhooks::{MAX_WEBHOOKS_PER_USER, NewWebhook, WebhookPorts, WebhookService};
 
 use crate::error::ValidationError;
@@ -183,6 +184,24 @@ impl Ports {
 }
 
 /// Tells the in-process engine about the triggers `plans` committed.
+/// A one-time token just issued for an account: whom to e-mail what. The
+/// token is the only copy of its text; the store keeps its SHA-256.
+pub struct MailedToken {
+    /// The account (its e-mail is where the token goes).
+    pub user: crate::model::User,
+    /// The token's text (43 characters of URL-safe base64).
+    pub token: secrecy::SecretString,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// The SHA-256 of an e-mailed token's text, as stored.
+pub(crate) fn token_hash(token: &secrecy::SecretString) -> [u8; 32] {
+    use secrecy::ExposeSecret as _;
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.expose_secret().as_bytes()).into()
+}
+
 pub(crate) fn woke(wake: &dyn TriggerWake, plans: &[TriggerPlan]) {
     for plan in plans {
         if let TriggerPlan::Reschedule {
@@ -250,6 +269,34 @@ pub(crate) trait Basics {
 
     /// A typed id from the id source (which must produce v7 UUIDs; a
     /// misbehaving source falls back to a generated one rather than fail).
+    /// A fresh e-mailed token for `user`'s `purpose`, working for `ttl`
+    /// from `now`: 32 random bytes as URL-safe base64 (43 characters),
+    /// with the SHA-256 the store keeps instead of the text.
+    fn mint_token(
+        &self,
+        user: crate::model::User,
+        ttl: jiff::SignedDuration,
+        now: Timestamp,
+    ) -> Result<(MailedToken, [u8; 32]), ServiceError> {
+        let mut bytes = [0u8; 32];
+        self.id_source()
+            .secret_bytes(&mut bytes)
+            .map_err(|e| ServiceError::Unexpected(StoreError::Unexpected(e.into())))?;
+        let token = secrecy::SecretString::from({
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        });
+        let hash = token_hash(&token);
+        Ok((
+            MailedToken {
+                user,
+                token,
+                expires_at: now + ttl,
+            },
+            hash,
+        ))
+    }
+
     fn new_id<T>(
         &self,
         from: fn(uuid::Uuid) -> Result<T, ValidationError>,

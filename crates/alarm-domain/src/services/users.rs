@@ -1,11 +1,15 @@
-//! Account use cases: registration (with the admin bootstrap list), profile changes (re-planning the user's alarms when their holidays change) and look-ups.
+//! Account use cases: registration, address verification (which grants the admin bootstrap list its role), the operator's verification and role changes, profile changes (re-planning the user's alarms when their holidays change) and look-ups.
 
 use secrecy::SecretString;
 
-use super::{Actor, Basics, CalendarService, Ports, ServiceError};
+use super::{Actor, Basics, CalendarService, MailedToken, Ports, ServiceError};
+use crate::error::{ValidationError, codes};
 use crate::ids::UserId;
 use crate::model::{Country, DisplayName, Email, Locale, Role, User};
-use crate::ports::{ChangeSet, UserOp};
+use crate::ports::{ChangeSet, StoreError, TokenPurpose, UserOp};
+
+/// How long an e-mailed verification link works.
+pub const VERIFY_TOKEN_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 use crate::tz::TimeZoneName;
 
 /// A registration request; the password is already hashed by the caller
@@ -60,8 +64,8 @@ pub struct UserService {
 }
 
 impl UserService {
-    /// A service; accounts registered with one of `admin_emails` become
-    /// administrators (how the first admin comes to exist).
+    /// A service; accounts with one of `admin_emails` become administrators
+    /// once their address is verified (how the first admin comes to exist).
     pub fn new(ports: Ports, admin_emails: Vec<Email>) -> Self {
         Self {
             calendar: CalendarService::new(ports.clone()),
@@ -82,11 +86,10 @@ impl UserService {
             ));
         }
         let id = self.ports.new_id(UserId::from_uuid, UserId::generate);
-        let role = if self.admin_emails.contains(&new.email) {
-            Role::Admin
-        } else {
-            Role::User
-        };
+        // Even an `ADMIN_EMAILS` address starts as a user: whoever registers
+        // it first must still prove they receive its mail
+        // ([`UserService::verify_email`]).
+        let role = Role::User;
         let user = User::new(
             id,
             new.email,
@@ -147,7 +150,8 @@ impl UserService {
                 .time_zone
                 .unwrap_or_else(|| current.time_zone().clone()),
             locale,
-        );
+        )
+        .with_verified(current.verified_at());
         let triggers = if user.locale() == current.locale() {
             Vec::new()
         } else {
@@ -172,6 +176,163 @@ impl UserService {
             .await?;
         super::woke(self.ports.wake.as_ref(), &triggers);
         Ok(user)
+    }
+
+    /// Issues a verification link for the acting account's address (at
+    /// registration and when the user asks again); it replaces the earlier
+    /// link. Returned for the caller to e-mail.
+    ///
+    /// # Errors
+    /// [`ServiceError::Conflict`] when the address is verified already;
+    /// [`ServiceError::NotFound`] for a deleted account.
+    pub async fn request_verification(&self, actor: &Actor) -> Result<MailedToken, ServiceError> {
+        let user = self.ports.users.get(actor.user).await?;
+        if user.verified_at().is_some() {
+            return Err(ServiceError::Conflict(
+                "the address is verified already".to_owned(),
+            ));
+        }
+        let now = self.ports.clock.now();
+        let (mailed, token_hash) = self.ports.mint_token(user, VERIFY_TOKEN_TTL, now)?;
+        let audit = self.ports.audit(
+            actor,
+            "user.verification_requested",
+            actor.user.as_uuid(),
+            None,
+            None,
+            now,
+        );
+        self.ports
+            .users
+            .commit(ChangeSet::audited(
+                UserOp::IssueToken {
+                    user: actor.user,
+                    purpose: TokenPurpose::EmailVerification,
+                    token_hash,
+                    expires_at: mailed.expires_at,
+                },
+                audit,
+            ))
+            .await?;
+        Ok(mailed)
+    }
+
+    /// Verifies an address with the token from its e-mailed link, which is
+    /// spent. An address on the `ADMIN_EMAILS` list gets its role now.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] on `token` for a token that is unknown,
+    /// spent, replaced or expired (nothing changes).
+    pub async fn verify_email(
+        &self,
+        token: &SecretString,
+        correlation_id: &str,
+    ) -> Result<User, ServiceError> {
+        let hash = super::token_hash(token);
+        let owner = self
+            .ports
+            .users
+            .token_owner(TokenPurpose::EmailVerification, hash)
+            .await?;
+        let user = match owner {
+            Some(id) => match self.ports.users.get(id).await {
+                Ok(user) => user,
+                Err(StoreError::NotFound) => return Err(bad_token()),
+                Err(e) => return Err(e.into()),
+            },
+            None => return Err(bad_token()),
+        };
+        let actor = Some(user.id());
+        match self.verify(user, Some(hash), actor, correlation_id).await {
+            Err(ServiceError::NotFound) => Err(bad_token()),
+            other => other,
+        }
+    }
+
+    /// The operator's verification of `email`'s address, without a link
+    /// (`alarm-admin verify`): for a deployment without e-mail, or a user
+    /// who cannot receive it. Audited with no actor.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when no account has the address.
+    pub async fn verify_by_operator(
+        &self,
+        email: &Email,
+        correlation_id: &str,
+    ) -> Result<User, ServiceError> {
+        let user = self.find_by_email(email).await?;
+        self.verify(user, None, None, correlation_id).await
+    }
+
+    /// The operator gives `email`'s account `role` (`alarm-admin grant` /
+    /// `revoke`), whether or not the address is on `ADMIN_EMAILS`. Audited
+    /// with no actor.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when no account has the address.
+    pub async fn set_role_by_operator(
+        &self,
+        email: &Email,
+        role: Role,
+        correlation_id: &str,
+    ) -> Result<User, ServiceError> {
+        let current = self.find_by_email(email).await?;
+        let now = self.ports.clock.now();
+        let user = current.clone().with_role(role);
+        let mut audit = self.ports.audit(
+            &operator(&current, correlation_id),
+            "user.set_role",
+            user.id().as_uuid(),
+            Some(format!("role={}", current.role().as_str())),
+            Some(format!("role={}", role.as_str())),
+            now,
+        );
+        audit.actor = None;
+        self.ports
+            .users
+            .commit(ChangeSet::audited(UserOp::Update(user.clone()), audit))
+            .await?;
+        Ok(user)
+    }
+
+    /// Commits `user`'s verification (spending `token_hash` when given),
+    /// with the role the bootstrap list gives, audited as `actor`.
+    async fn verify(
+        &self,
+        user: User,
+        token_hash: Option<[u8; 32]>,
+        actor: Option<UserId>,
+        correlation_id: &str,
+    ) -> Result<User, ServiceError> {
+        let now = self.ports.clock.now();
+        let role = if self.admin_emails.contains(user.email()) {
+            Role::Admin
+        } else {
+            user.role()
+        };
+        let mut audit = self.ports.audit(
+            &operator(&user, correlation_id),
+            "user.verify_email",
+            user.id().as_uuid(),
+            Some(format!("role={}", user.role().as_str())),
+            Some(format!("role={}", role.as_str())),
+            now,
+        );
+        audit.actor = actor;
+        self.ports
+            .users
+            .commit(ChangeSet::audited(
+                UserOp::Verify {
+                    user: user.id(),
+                    token_hash,
+                    now,
+                    role,
+                },
+                audit,
+            ))
+            .await?;
+        let at = user.verified_at().unwrap_or(now);
+        Ok(user.with_role(role).with_verified(Some(at)))
     }
 
     /// The acting user's account.
@@ -207,4 +368,23 @@ fn profile_summary(u: &User) -> String {
             .and_then(Locale::state)
             .map_or("-", |s| s.as_str()),
     )
+}
+
+/// The actor an account-level record is built with; the caller sets the
+/// record's actor itself (`None` for the operator or an anonymous caller).
+fn operator(user: &User, correlation_id: &str) -> Actor {
+    Actor {
+        user: user.id(),
+        role: user.role(),
+        correlation_id: correlation_id.to_owned(),
+    }
+}
+
+/// The refusal of a verification token that does not work.
+fn bad_token() -> ServiceError {
+    ServiceError::Invalid(ValidationError::new(
+        "token",
+        codes::UNKNOWN_VALUE,
+        "is unknown, already used, replaced by a newer link or expired; ask for a new link",
+    ))
 }

@@ -9,6 +9,7 @@ mod m0006_replans_and_routine_links;
 mod m0007_event_payloads;
 mod m0008_api_keys;
 mod m0009_password_resets;
+mod m0010_account_tokens;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_event_payloads::Migration),
             Box::new(m0008_api_keys::Migration),
             Box::new(m0009_password_resets::Migration),
+            Box::new(m0010_account_tokens::Migration),
         ]
     }
 }
@@ -45,4 +47,5 @@ pub(crate) const SOURCES: &[&str] = &[
     include_str!("m0007_event_payloads.rs"),
     include_str!("m0008_api_keys.rs"),
     include_str!("m0009_password_resets.rs"),
+    include_str!("m0010_account_tokens.rs"),
 ];

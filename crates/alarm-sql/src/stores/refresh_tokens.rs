@@ -24,6 +24,17 @@ async fn reused(tx: Tx, family: RefreshFamily) -> Result<Rotation, StoreError> {
     }))
 }
 
+/// A family from a row of `refresh_families`' columns.
+fn family_from(row: &sea_orm::QueryResult) -> Result<RefreshFamily, StoreError> {
+    Ok(RefreshFamily {
+        id: col(row, "id")?,
+        user: id_of(row, "user_id", UserId::from_uuid)?,
+        expires_at: ts(col(row, "expires_us")?)?,
+        logged_in_at: ts(col(row, "logged_in_us")?)?,
+        revoked: col(row, "revoked")?,
+    })
+}
+
 /// An unspent token of `family`, by its hash.
 fn fresh_token(hash: [u8; 32], family: Uuid) -> Row {
     Row::new()
@@ -40,6 +51,7 @@ impl RefreshTokenStore for SqlStores {
             .set("id", family.id)
             .set("user_id", family.user.as_uuid())
             .set("expires_us", us(family.expires_at))
+            .set("logged_in_us", us(family.logged_in_at))
             .set("revoked", family.revoked);
         tx.insert("refresh_families", vec![row], "").await?;
         tx.insert(
@@ -61,7 +73,7 @@ impl RefreshTokenStore for SqlStores {
         let row = tx
             .query_one(
                 &format!(
-                    "SELECT t.spent, f.id, f.user_id, f.expires_us, f.revoked FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?{}",
+                    "SELECT t.spent, f.id, f.user_id, f.expires_us, f.logged_in_us, f.revoked FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.hash = ?{}",
                     // Lock the token and its family: a concurrent rotation
                     // or logout waits, then sees this one's result.
                     if tx.backend == sea_orm::DbBackend::Postgres { " FOR UPDATE" } else { "" }
@@ -70,12 +82,7 @@ impl RefreshTokenStore for SqlStores {
             )
             .await?
             .ok_or(StoreError::NotFound)?;
-        let family = RefreshFamily {
-            id: col(&row, "id")?,
-            user: id_of(&row, "user_id", UserId::from_uuid)?,
-            expires_at: ts(col(&row, "expires_us")?)?,
-            revoked: col(&row, "revoked")?,
-        };
+        let family = family_from(&row)?;
         if col::<bool>(&row, "spent")? {
             return reused(tx, family).await;
         }
@@ -140,17 +147,12 @@ impl RefreshTokenStore for SqlStores {
         let row = self
             .db
             .query_one(
-                "SELECT id, user_id, expires_us, revoked FROM refresh_families WHERE id = ?",
+                "SELECT id, user_id, expires_us, logged_in_us, revoked FROM refresh_families WHERE id = ?",
                 vec![v(id)],
             )
             .await?
             .ok_or(StoreError::NotFound)?;
-        Ok(RefreshFamily {
-            id: col(&row, "id")?,
-            user: id_of(&row, "user_id", UserId::from_uuid)?,
-            expires_at: ts(col(&row, "expires_us")?)?,
-            revoked: col(&row, "revoked")?,
-        })
+        family_from(&row)
     }
 
     async fn revoke_family(&self, id: Uuid) -> Result<(), StoreError> {

@@ -2,17 +2,17 @@
 
 use alarm_domain::ids::UserId;
 use alarm_domain::model::{Country, DisplayName, Email, Locale, Owned, Role, StateCode, User};
-use alarm_domain::ports::{ChangeSet, StoreError, UserOp, UserStore};
+use alarm_domain::ports::{ChangeSet, StoreError, TokenPurpose, UserOp, UserStore};
 use async_trait::async_trait;
 use sea_orm::QueryResult;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{SqlStores, apply_common, id_of, v};
-use crate::db::{Tx, col, corrupt, us};
+use crate::db::{Tx, col, corrupt, ts, us};
 use crate::row::Row;
 
 const USER_COLUMNS: &str =
-    "id, email, display_name, role, time_zone, country, state, password_hash";
+    "id, email, display_name, role, time_zone, country, state, password_hash, verified_us";
 
 impl SqlStores {
     fn user_from(&self, row: &QueryResult) -> Result<(User, SecretString), StoreError> {
@@ -39,6 +39,11 @@ impl SqlStores {
             Role::parse(&col::<String>(row, "role")?).map_err(|e| corrupt("role", e))?,
             self.zone(&col::<String>(row, "time_zone")?)?,
             locale,
+        )
+        .with_verified(
+            col::<Option<i64>>(row, "verified_us")?
+                .map(ts)
+                .transpose()?,
         );
         Ok((
             user,
@@ -105,11 +110,15 @@ impl UserStore for SqlStores {
         row.map(|r| self.user_from(&r)).transpose()
     }
 
-    async fn reset_owner(&self, token_hash: [u8; 32]) -> Result<Option<UserId>, StoreError> {
+    async fn token_owner(
+        &self,
+        purpose: TokenPurpose,
+        token_hash: [u8; 32],
+    ) -> Result<Option<UserId>, StoreError> {
         self.db
             .query_one(
-                "SELECT user_id FROM password_resets WHERE hash = ?",
-                vec![v(token_hash.to_vec())],
+                "SELECT user_id FROM account_tokens WHERE hash = ? AND purpose = ?",
+                vec![v(token_hash.to_vec()), v(purpose.as_str())],
             )
             .await?
             .map(|row| id_of(&row, "user_id", UserId::from_uuid))
@@ -127,6 +136,7 @@ impl UserStore for SqlStores {
                     .set("id", user.id().as_uuid())
                     .extend(profile(user))
                     .set("password_hash", password_hash.expose_secret())
+                    .set("verified_us", user.verified_at().map(us))
                     .set("created_us", us(change.audit.at));
                 tx.insert("users", vec![row], "").await?;
             }
@@ -160,26 +170,56 @@ impl UserStore for SqlStores {
             UserOp::Erase { user, pseudonym } => {
                 erase_account(&tx, *user, *pseudonym).await?;
             }
-            UserOp::IssueReset {
+            UserOp::IssueToken {
                 user,
+                purpose,
                 token_hash,
                 expires_at,
             } => {
-                // The account's earlier token is replaced in place (one
-                // statement, so two concurrent requests cannot collide on
-                // the key): only the newest link works.
+                // The account's earlier token of the purpose is replaced in
+                // place (one statement, so two concurrent requests cannot
+                // collide on the key): only the newest link works.
                 let row = Row::new()
                     .set("user_id", user.as_uuid())
+                    .set("purpose", purpose.as_str())
                     .set("hash", token_hash.to_vec())
                     .set("expires_us", us(*expires_at))
                     .set("created_us", us(change.audit.at));
                 tx.insert(
-                    "password_resets",
+                    "account_tokens",
                     vec![row],
-                    "ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash, \
+                    "ON CONFLICT (user_id, purpose) DO UPDATE SET hash = excluded.hash, \
                      expires_us = excluded.expires_us, created_us = excluded.created_us",
                 )
                 .await?;
+            }
+            UserOp::Verify {
+                user,
+                token_hash,
+                now,
+                role,
+            } => {
+                let purpose = TokenPurpose::EmailVerification;
+                match token_hash {
+                    Some(hash) => spend_token(&tx, *user, purpose, hash, *now).await?,
+                    None => {
+                        tx.exec(
+                            "DELETE FROM account_tokens WHERE user_id = ? AND purpose = ?",
+                            vec![v(user.as_uuid()), v(purpose.as_str())],
+                        )
+                        .await?;
+                    }
+                }
+                let n = tx
+                    .exec(
+                        "UPDATE users SET verified_us = COALESCE(verified_us, ?), role = ? \
+                         WHERE id = ?",
+                        vec![v(us(*now)), v(role.as_str()), v(user.as_uuid())],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
             }
             UserOp::ResetPassword {
                 user,
@@ -187,17 +227,7 @@ impl UserStore for SqlStores {
                 now,
                 password_hash,
             } => {
-                // Spent by deleting it: of two concurrent resets with the
-                // same token, one deletes the row and the other finds none.
-                let spent = tx
-                    .exec(
-                        "DELETE FROM password_resets WHERE user_id = ? AND hash = ? AND expires_us > ?",
-                        vec![v(user.as_uuid()), v(token_hash.to_vec()), v(us(*now))],
-                    )
-                    .await?;
-                if spent == 0 {
-                    return Err(StoreError::NotFound);
-                }
+                spend_token(&tx, *user, TokenPurpose::PasswordReset, token_hash, *now).await?;
                 tx.exec(
                     "UPDATE users SET password_hash = ? WHERE id = ?",
                     vec![v(password_hash.expose_secret()), v(user.as_uuid())],
@@ -215,6 +245,35 @@ impl UserStore for SqlStores {
         apply_common(&tx, &change).await?;
         tx.commit().await
     }
+}
+
+/// Spends `user`'s `purpose` token `token_hash` inside `tx`, by deleting
+/// it: of two concurrent uses of one token, one deletes the row and the
+/// other finds none. [`StoreError::NotFound`] when it is not the account's
+/// newest of its purpose or has expired at `now`.
+async fn spend_token(
+    tx: &Tx,
+    user: UserId,
+    purpose: TokenPurpose,
+    token_hash: &[u8; 32],
+    now: alarm_domain::jiff::Timestamp,
+) -> Result<(), StoreError> {
+    let spent = tx
+        .exec(
+            "DELETE FROM account_tokens \
+             WHERE user_id = ? AND purpose = ? AND hash = ? AND expires_us > ?",
+            vec![
+                v(user.as_uuid()),
+                v(purpose.as_str()),
+                v(token_hash.to_vec()),
+                v(us(now)),
+            ],
+        )
+        .await?;
+    if spent == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 /// Erases `user` and everything it owns inside `tx`. The account row is
@@ -281,7 +340,7 @@ fn erasure_sql(kind: Owned) -> &'static [&'static str] {
         ],
         Owned::Routines => &["DELETE FROM routines WHERE owner_id = ?"],
         Owned::IdempotencyRecords => &["DELETE FROM idempotency_keys WHERE owner_id = ?"],
-        Owned::PasswordResets => &["DELETE FROM password_resets WHERE user_id = ?"],
+        Owned::AccountTokens => &["DELETE FROM account_tokens WHERE user_id = ?"],
         Owned::AuditTrail => &[
             "UPDATE audit_log SET actor_id = ?, before_summary = NULL, after_summary = NULL \
              WHERE actor_id = ?",

@@ -60,8 +60,8 @@ use alarm_domain::model::{
 };
 use alarm_domain::ports::{
     AlarmOp, ChangeSet, ExceptionOp, FireOutcome, HolidayOp, HolidayPreferences, PageRequest,
-    PreferenceOp, RefreshFamily, RingingOp, Rotation, RoutineOp, StoreError, TriggerPlan, UserOp,
-    WebhookOp,
+    PreferenceOp, RefreshFamily, RingingOp, Rotation, RoutineOp, StoreError, TokenPurpose,
+    TriggerPlan, UserOp, WebhookOp,
 };
 use alarm_domain::services::Ports;
 use alarm_domain::trigger::{Delivery, Ringing, RingingChange, TriggerKind};

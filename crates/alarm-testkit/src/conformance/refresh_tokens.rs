@@ -8,6 +8,7 @@ fn family(ports: &Ports, user: &User, expires: i64) -> RefreshFamily {
         id: ports.ids.next_uuid(),
         user: user.id(),
         expires_at: at(expires),
+        logged_in_at: at(0),
         revoked: false,
     }
 }

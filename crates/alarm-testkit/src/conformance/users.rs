@@ -201,6 +201,7 @@ async fn erasing_an_account_takes_what_it_owns_and_spares_others(new_ports: Fres
         id: ports.ids.next_uuid(),
         user: ana.id(),
         expires_at: t0() + SignedDuration::from_hours(24),
+        logged_in_at: t0(),
         revoked: false,
     };
     ports
@@ -344,8 +345,9 @@ async fn a_reset_token_works_once_while_newest_and_unexpired(new_ports: Fresh) {
     let until = t0() + SignedDuration::from_mins(30);
     let issue = |hash: [u8; 32], user: UserId| {
         ChangeSet::audited(
-            UserOp::IssueReset {
+            UserOp::IssueToken {
                 user,
+                purpose: TokenPurpose::PasswordReset,
                 token_hash: hash,
                 expires_at: until,
             },
@@ -388,7 +390,11 @@ async fn a_reset_token_works_once_while_newest_and_unexpired(new_ports: Fresh) {
         .await
         .expect("issue");
     assert_eq!(
-        ports.users.reset_owner([1; 32]).await.expect("owner"),
+        ports
+            .users
+            .token_owner(TokenPurpose::PasswordReset, [1; 32])
+            .await
+            .expect("owner"),
         Some(ana.id())
     );
     ports
@@ -397,7 +403,11 @@ async fn a_reset_token_works_once_while_newest_and_unexpired(new_ports: Fresh) {
         .await
         .expect("reissue");
     assert_eq!(
-        ports.users.reset_owner([1; 32]).await.expect("owner"),
+        ports
+            .users
+            .token_owner(TokenPurpose::PasswordReset, [1; 32])
+            .await
+            .expect("owner"),
         None,
         "a newer token replaces the older"
     );
@@ -422,6 +432,7 @@ async fn a_reset_token_works_once_while_newest_and_unexpired(new_ports: Fresh) {
         id: ports.ids.next_uuid(),
         user: ana.id(),
         expires_at: until,
+        logged_in_at: t0(),
         revoked: false,
     };
     ports
@@ -462,11 +473,200 @@ async fn a_reset_token_works_once_while_newest_and_unexpired(new_ports: Fresh) {
         not_found,
         "a spent token",
     );
-    assert_eq!(ports.users.reset_owner([2; 32]).await.expect("owner"), None);
+    assert_eq!(
+        ports
+            .users
+            .token_owner(TokenPurpose::PasswordReset, [2; 32])
+            .await
+            .expect("owner"),
+        None
+    );
     is(
         ports.users.commit(issue([3; 32], UserId::generate())).await,
         not_found,
         "a token for a missing account",
+    );
+}
+
+/// A verification token works once, only while it is the account's newest
+/// and before it expires, and only for its purpose; verifying sets the
+/// instant and the role, which later profile updates and look-ups keep. An
+/// operator's verification needs no token and drops a pending one.
+async fn a_verification_token_verifies_once_and_sets_the_role(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = unstored("ana@example.com", "Ana");
+    ports
+        .users
+        .commit(ChangeSet::audited(
+            UserOp::Register {
+                user: ana.clone(),
+                password_hash: SecretString::from("$argon2id$x".to_owned()),
+            },
+            audit(&ports, Some(ana.id()), "user.register", ana.id().as_uuid()),
+        ))
+        .await
+        .expect("register");
+    let stored = || async { ports.users.get(ana.id()).await.expect("get") };
+    assert_eq!(stored().await.verified_at(), None, "registered unverified");
+    let until = t0() + SignedDuration::from_hours(24);
+    let issue = |purpose, hash: [u8; 32]| {
+        ChangeSet::audited(
+            UserOp::IssueToken {
+                user: ana.id(),
+                purpose,
+                token_hash: hash,
+                expires_at: until,
+            },
+            audit(
+                &ports,
+                Some(ana.id()),
+                "user.verification_requested",
+                ana.id().as_uuid(),
+            ),
+        )
+    };
+    let verify = |hash: Option<[u8; 32]>, now, role| {
+        ChangeSet::audited(
+            UserOp::Verify {
+                user: ana.id(),
+                token_hash: hash,
+                now,
+                role,
+            },
+            audit(
+                &ports,
+                Some(ana.id()),
+                "user.verify_email",
+                ana.id().as_uuid(),
+            ),
+        )
+    };
+    for (purpose, hash) in [
+        (TokenPurpose::EmailVerification, [1; 32]),
+        (TokenPurpose::PasswordReset, [2; 32]),
+        (TokenPurpose::EmailVerification, [3; 32]),
+    ] {
+        ports
+            .users
+            .commit(issue(purpose, hash))
+            .await
+            .expect("issue");
+    }
+    let users = &ports.users;
+    let owner =
+        |purpose, hash| async move { users.token_owner(purpose, hash).await.expect("owner") };
+    assert_eq!(
+        owner(TokenPurpose::EmailVerification, [1; 32]).await,
+        None,
+        "replaced"
+    );
+    assert_eq!(
+        owner(TokenPurpose::PasswordReset, [2; 32]).await,
+        Some(ana.id()),
+        "a token of another purpose is kept beside it"
+    );
+    assert_eq!(
+        owner(TokenPurpose::EmailVerification, [2; 32]).await,
+        None,
+        "a reset token is no verification token"
+    );
+    for (hash, now, what) in [
+        ([1; 32], t0(), "a replaced token"),
+        ([2; 32], t0(), "a token of another purpose"),
+        ([3; 32], until, "a token at its expiry"),
+    ] {
+        is(
+            ports
+                .users
+                .commit(verify(Some(hash), now, Role::Admin))
+                .await,
+            not_found,
+            what,
+        );
+    }
+    assert_eq!(stored().await.verified_at(), None, "nothing changed");
+    assert_eq!(stored().await.role(), Role::User);
+    let at = t0() + SignedDuration::from_secs(5);
+    ports
+        .users
+        .commit(verify(Some([3; 32]), at, Role::Admin))
+        .await
+        .expect("verify");
+    let user = stored().await;
+    assert_eq!(user.verified_at(), Some(at));
+    assert_eq!(user.role(), Role::Admin);
+    is(
+        ports
+            .users
+            .commit(verify(Some([3; 32]), at, Role::Admin))
+            .await,
+        not_found,
+        "a spent token",
+    );
+    assert_eq!(
+        owner(TokenPurpose::PasswordReset, [2; 32]).await,
+        Some(ana.id()),
+        "spending one purpose leaves the other"
+    );
+    // A profile update does not touch the verification; every read path
+    // carries it.
+    let renamed = User::new(
+        ana.id(),
+        ana.email().clone(),
+        DisplayName::parse("Ana Maria").expect("name"),
+        Role::Admin,
+        ana.time_zone().clone(),
+        None,
+    );
+    ports
+        .users
+        .commit(ChangeSet::audited(
+            UserOp::Update(renamed),
+            audit(
+                &ports,
+                Some(ana.id()),
+                "user.update_profile",
+                ana.id().as_uuid(),
+            ),
+        ))
+        .await
+        .expect("update");
+    assert_eq!(stored().await.verified_at(), Some(at));
+    let many = ports.users.get_many(vec![ana.id()]).await.expect("many");
+    assert_eq!(many[0].verified_at(), Some(at));
+    let found = ports.users.find_by_email(&lower()).await.expect("find");
+    assert_eq!(found.and_then(|u| u.verified_at()), Some(at));
+    // The operator's verification: no token, keeps the first instant,
+    // drops a pending link.
+    ports
+        .users
+        .commit(issue(TokenPurpose::EmailVerification, [4; 32]))
+        .await
+        .expect("issue");
+    ports
+        .users
+        .commit(verify(None, until, Role::User))
+        .await
+        .expect("operator");
+    let user = stored().await;
+    assert_eq!(user.verified_at(), Some(at), "the first verification stays");
+    assert_eq!(user.role(), Role::User);
+    assert_eq!(owner(TokenPurpose::EmailVerification, [4; 32]).await, None);
+    is(
+        ports
+            .users
+            .commit(ChangeSet::audited(
+                UserOp::Verify {
+                    user: UserId::generate(),
+                    token_hash: None,
+                    now: at,
+                    role: Role::User,
+                },
+                audit(&ports, None, "user.verify_email", uuid::Uuid::nil()),
+            ))
+            .await,
+        not_found,
+        "verifying a missing account",
     );
 }
 
@@ -481,5 +681,6 @@ pub(super) fn checks() -> Vec<Check> {
         updating_a_missing_user_is_not_found,
         erasing_an_account_takes_what_it_owns_and_spares_others,
         a_reset_token_works_once_while_newest_and_unexpired,
+        a_verification_token_verifies_once_and_sets_the_role,
     )
 }

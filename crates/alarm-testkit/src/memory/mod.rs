@@ -78,8 +78,9 @@ struct State {
     tokens: HashMap<[u8; 32], (uuid::Uuid, bool)>,
     /// (owner, scope, key) → (fingerprint, created, answer).
     idempotency: HashMap<(UserId, String, String), IdemRecord>,
-    /// Each account's newest password-reset token: (SHA-256, expiry).
-    resets: HashMap<UserId, ([u8; 32], Timestamp)>,
+    /// Each account's newest e-mailed token of each purpose: (SHA-256,
+    /// expiry).
+    account_tokens: HashMap<(UserId, alarm_domain::ports::TokenPurpose), ([u8; 32], Timestamp)>,
     /// Pending holiday re-plans, one per country.
     replans: HashMap<alarm_domain::model::Country, alarm_domain::ports::ReplanJob>,
     leases_issued: u64,

@@ -2,7 +2,7 @@
 
 use alarm_domain::ids::UserId;
 use alarm_domain::model::{Email, Owned, User};
-use alarm_domain::ports::{ChangeSet, StoreError, UserOp, UserStore};
+use alarm_domain::ports::{ChangeSet, StoreError, TokenPurpose, UserOp, UserStore};
 use async_trait::async_trait;
 use secrecy::SecretString;
 
@@ -44,13 +44,17 @@ impl UserStore for InMemory {
             .cloned())
     }
 
-    async fn reset_owner(&self, token_hash: [u8; 32]) -> Result<Option<UserId>, StoreError> {
+    async fn token_owner(
+        &self,
+        purpose: TokenPurpose,
+        token_hash: [u8; 32],
+    ) -> Result<Option<UserId>, StoreError> {
         Ok(self
             .lock()
-            .resets
+            .account_tokens
             .iter()
-            .find(|(_, (hash, _))| *hash == token_hash)
-            .map(|(user, _)| *user))
+            .find(|((_, p), (hash, _))| *p == purpose && *hash == token_hash)
+            .map(|((user, _), _)| *user))
     }
 
     async fn commit(&self, change: ChangeSet<UserOp>) -> Result<(), StoreError> {
@@ -78,7 +82,12 @@ impl UserStore for InMemory {
             }
             UserOp::SetPassword { user, .. }
             | UserOp::Erase { user, .. }
-            | UserOp::IssueReset { user, .. } => {
+            | UserOp::IssueToken { user, .. }
+            | UserOp::Verify {
+                user,
+                token_hash: None,
+                ..
+            } => {
                 if !s.users.contains_key(user) {
                     return Err(StoreError::NotFound);
                 }
@@ -88,15 +97,13 @@ impl UserStore for InMemory {
                 token_hash,
                 now,
                 ..
-            } => {
-                let usable = s
-                    .resets
-                    .get(user)
-                    .is_some_and(|(hash, expires)| hash == token_hash && expires > now);
-                if !usable || !s.users.contains_key(user) {
-                    return Err(StoreError::NotFound);
-                }
-            }
+            } => s.check_token(*user, TokenPurpose::PasswordReset, token_hash, *now)?,
+            UserOp::Verify {
+                user,
+                token_hash: Some(token_hash),
+                now,
+                ..
+            } => s.check_token(*user, TokenPurpose::EmailVerification, token_hash, *now)?,
         }
         match change.op.clone() {
             UserOp::Register {
@@ -107,7 +114,9 @@ impl UserStore for InMemory {
             }
             UserOp::Update(user) => {
                 if let Some(entry) = s.users.get_mut(&user.id()) {
-                    entry.0 = user;
+                    // The verification is not a profile field: it stays.
+                    let verified = entry.0.verified_at();
+                    entry.0 = user.with_verified(verified);
                 }
             }
             UserOp::SetPassword {
@@ -123,19 +132,32 @@ impl UserStore for InMemory {
                     s.erase(kind, user, pseudonym);
                 }
             }
-            UserOp::IssueReset {
+            UserOp::IssueToken {
                 user,
+                purpose,
                 token_hash,
                 expires_at,
             } => {
-                s.resets.insert(user, (token_hash, expires_at));
+                s.account_tokens
+                    .insert((user, purpose), (token_hash, expires_at));
+            }
+            UserOp::Verify {
+                user, now, role, ..
+            } => {
+                s.account_tokens
+                    .remove(&(user, TokenPurpose::EmailVerification));
+                if let Some(entry) = s.users.get_mut(&user) {
+                    let at = entry.0.verified_at().unwrap_or(now);
+                    entry.0 = entry.0.clone().with_role(role).with_verified(Some(at));
+                }
             }
             UserOp::ResetPassword {
                 user,
                 password_hash,
                 ..
             } => {
-                s.resets.remove(&user);
+                s.account_tokens
+                    .remove(&(user, TokenPurpose::PasswordReset));
                 if let Some(entry) = s.users.get_mut(&user) {
                     entry.1 = password_hash;
                 }
@@ -150,6 +172,26 @@ impl UserStore for InMemory {
 }
 
 impl super::State {
+    /// Whether `token_hash` is `user`'s newest `purpose` token and works at
+    /// `now` (and the account exists): [`StoreError::NotFound`] if not.
+    fn check_token(
+        &self,
+        user: UserId,
+        purpose: TokenPurpose,
+        token_hash: &[u8; 32],
+        now: alarm_domain::jiff::Timestamp,
+    ) -> Result<(), StoreError> {
+        let usable = self
+            .account_tokens
+            .get(&(user, purpose))
+            .is_some_and(|(hash, expires)| hash == token_hash && *expires > now);
+        if usable && self.users.contains_key(&user) {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
     /// Erases what `user` owns of `kind`: the fake's side of the one
     /// registry, matched without a catch-all so a new kind must be handled
     /// here before the crate compiles.
@@ -189,9 +231,7 @@ impl super::State {
             }
             Owned::Routines => self.routines.retain(|_, r| r.owner() != user),
             Owned::IdempotencyRecords => self.idempotency.retain(|(owner, _, _), _| *owner != user),
-            Owned::PasswordResets => {
-                self.resets.remove(&user);
-            }
+            Owned::AccountTokens => self.account_tokens.retain(|(owner, _), _| *owner != user),
             Owned::AuditTrail => {
                 let alias = UserId::from_uuid(pseudonym).ok();
                 for record in self.audit.values_mut() {
