@@ -13,22 +13,25 @@ const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a brand new passphrase";
 const RESET_PAGE: &str = "https://app.example.com/reset";
 
+/// The token of the link to `page` in `message`, if it has one.
+pub(crate) fn link_token(message: &str, page: &str) -> Option<String> {
+    let marker = format!("{page}#token=");
+    let at = message.find(&marker)? + marker.len();
+    Some(
+        message[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect(),
+    )
+}
+
 /// The tokens of every link to `page` received so far, oldest first (the
 /// messages are read in name order, which is arrival order for aiosmtpd's
 /// maildir only roughly: callers compare sets).
 fn tokens(smtp: &Smtp, page: &str) -> Vec<String> {
-    let marker = format!("{page}#token=");
     smtp.messages()
         .iter()
-        .filter_map(|m| {
-            let at = m.find(&marker)? + marker.len();
-            Some(
-                m[at..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-                    .collect(),
-            )
-        })
+        .filter_map(|m| link_token(m, page))
         .collect()
 }
 

@@ -1511,8 +1511,9 @@ async fn every_answer_matches_the_served_spec(h: &Harness, smtp: &crate::deliver
     s.expect(h, call("GET", "/api/v1/auth/me").bearer(&a), 401)
         .await;
 
-    // Account deletion: 401 without a token, 422 without the password,
-    // 403 for a wrong one, 204; the account is then gone.
+    // Account deletion: 401 without a token, 422 for a member it does not
+    // take, 403 for a wrong password, 204 without one (the session logged
+    // in just now); the account is then gone.
     let a = s
         .expect(h, login("ana@example.com", PASSWORD), 200)
         .await
@@ -1520,7 +1521,12 @@ async fn every_answer_matches_the_served_spec(h: &Harness, smtp: &crate::deliver
     let delete = || call("DELETE", "/api/v1/auth/me");
     s.expect(h, delete().json(json!({"password": PASSWORD})), 401)
         .await;
-    s.expect(h, delete().bearer(&a).json(json!({})), 422).await;
+    s.expect(
+        h,
+        delete().bearer(&a).json(json!({"passwd": PASSWORD})),
+        422,
+    )
+    .await;
     s.expect(
         h,
         delete()
@@ -1529,12 +1535,7 @@ async fn every_answer_matches_the_served_spec(h: &Harness, smtp: &crate::deliver
         403,
     )
     .await;
-    s.expect(
-        h,
-        delete().bearer(&a).json(json!({"password": PASSWORD})),
-        204,
-    )
-    .await;
+    s.expect(h, delete().bearer(&a).json(json!({})), 204).await;
     s.expect(h, call("GET", "/api/v1/auth/me").bearer(&a), 401)
         .await;
 
@@ -1562,6 +1563,39 @@ async fn every_answer_matches_the_served_spec(h: &Harness, smtp: &crate::deliver
         204,
     )
     .await;
+
+    // Address verification: 422 for a token that is not one, 204 with the
+    // link mailed at bob's registration; a new link on request (401
+    // without a token, 202), and 409 once the address is verified.
+    let verify = || call("POST", "/api/v1/auth/verify");
+    s.expect(h, verify().json(json!({"token": "not-a-token"})), 422)
+        .await;
+    let link = crate::verification::link_for(smtp, "bob@example.com").await;
+    s.expect(h, verify().json(json!({"token": link})), 204)
+        .await;
+    s.expect(
+        h,
+        register(
+            json!({"email": "carol@example.com", "password": PASSWORD, "display_name": "Carol"}),
+        ),
+        201,
+    )
+    .await;
+    let carol = s
+        .expect(h, login("carol@example.com", PASSWORD), 200)
+        .await
+        .str("access_token");
+    let resend = || call("POST", "/api/v1/auth/verify/resend");
+    s.expect(h, resend(), 401).await;
+    s.expect(h, resend().bearer(&carol), 202).await;
+    alarm_domain::services::UserService::new(h.ports(), Vec::new())
+        .verify_by_operator(
+            &alarm_domain::model::Email::parse("carol@example.com").expect("email"),
+            "test",
+        )
+        .await
+        .expect("verify");
+    s.expect(h, resend().bearer(&carol), 409).await;
 
     s.assert_every_operation_exercised();
 }

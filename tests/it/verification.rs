@@ -6,12 +6,36 @@ use serde_json::json;
 use sha2::Digest as _;
 
 use crate::delivery::Smtp;
-use crate::resets::{mailer, wait_for_links};
+use crate::resets::{link_token, mailer, wait_for_links};
 use crate::support::{ADMIN, Harness, Limits};
 
 /// The page verification e-mails link to in these tests.
 pub(crate) const VERIFY_PAGE: &str = "https://app.example.com/verify";
 const PASSWORD: &str = "correct horse battery staple";
+
+/// The token of the one verification link mailed to `email`, waiting up to
+/// 20 s for it (the API sends after answering).
+pub(crate) async fn link_for(smtp: &Smtp, email: &str) -> String {
+    let to = format!("To: {email}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let links: Vec<String> = smtp
+            .messages()
+            .iter()
+            .filter(|m| m.contains(&to))
+            .filter_map(|m| link_token(m, VERIFY_PAGE))
+            .collect();
+        match links.as_slice() {
+            [one] => return one.clone(),
+            [] => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no verification link reached {email}"
+            ),
+            more => panic!("{} verification links reached {email}", more.len()),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
 
 async fn register(h: &Harness, email: &str) -> serde_json::Value {
     let r = h
@@ -141,13 +165,7 @@ async fn an_address_is_verified_through_the_e_mailed_link(h: &Harness, smtp: &Sm
         .send()
         .await
         .problem(403, "forbidden");
-    let links = wait_for_links(smtp, VERIFY_PAGE, 7).await;
-    let root_link = smtp
-        .messages()
-        .iter()
-        .find(|m| m.contains(&format!("To: {ADMIN}")))
-        .and_then(|m| links.iter().find(|t| m.contains(t.as_str())).cloned())
-        .expect("the admin's link");
+    let root_link = link_for(smtp, ADMIN).await;
     let r = verify(&root_link).send().await;
     assert_eq!(r.status, 204, "{}", r.body);
     let root = h.login(ADMIN, PASSWORD).await;

@@ -121,8 +121,119 @@ async fn postgres_tls_settings_are_honoured() {
     db.drop_db().await;
 }
 
+/// `m0010` on a database that already has accounts: a reset link e-mailed
+/// before it still works after it (and after a rollback), and every
+/// account and session it finds is taken as verified and as an old login.
+async fn account_tokens_migrate_both_ways(sql: &Sql) {
+    use alarm_domain::jiff::{SignedDuration, tz::TimeZoneDatabase};
+    use alarm_domain::ports::{ChangeSet, TokenPurpose, UserOp};
+    use alarm_testkit::{ManualClock, SequentialIds, fixtures};
+    use std::sync::Arc;
+
+    sql.migrate_up().await.expect("up");
+    let ports = sql.ports(
+        TimeZoneDatabase::bundled(),
+        Arc::new(ManualClock::new(fixtures::t0())),
+        Arc::new(SequentialIds::new()),
+    );
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    // Registered as the API registers: not verified.
+    let bob = alarm_domain::model::User::new(
+        alarm_domain::ids::UserId::generate(),
+        alarm_domain::model::Email::parse("bob@example.com").expect("email"),
+        ana.display_name().clone(),
+        alarm_domain::model::Role::User,
+        ana.time_zone().clone(),
+        None,
+    );
+    let audit = || fixtures::audit(&ports, None, "test", uuid::Uuid::nil());
+    ports
+        .users
+        .commit(ChangeSet::audited(
+            UserOp::Register {
+                user: bob.clone(),
+                password_hash: "$argon2id$x".into(),
+            },
+            audit(),
+        ))
+        .await
+        .expect("register");
+    let until = fixtures::t0() + SignedDuration::from_mins(30);
+    for purpose in [TokenPurpose::PasswordReset, TokenPurpose::EmailVerification] {
+        ports
+            .users
+            .commit(ChangeSet::audited(
+                UserOp::IssueToken {
+                    user: bob.id(),
+                    purpose,
+                    token_hash: [purpose as u8 + 1; 32],
+                    expires_at: until,
+                },
+                audit(),
+            ))
+            .await
+            .expect("a link");
+    }
+    assert_eq!(
+        ports.users.get(bob.id()).await.expect("bob").verified_at(),
+        None
+    );
+
+    sql.migrate_down(1).await.expect("down to m0009");
+    sql.migrate_up().await.expect("up again");
+    let bob_now = ports.users.get(bob.id()).await.expect("bob");
+    assert_eq!(
+        bob_now.verified_at(),
+        Some(fixtures::t0()),
+        "an account from before counts as verified since it registered"
+    );
+    assert_eq!(
+        ports
+            .users
+            .token_owner(TokenPurpose::PasswordReset, [1; 32])
+            .await
+            .expect("owner"),
+        Some(bob.id()),
+        "the e-mailed reset link survives both ways"
+    );
+    assert_eq!(
+        ports
+            .users
+            .token_owner(TokenPurpose::EmailVerification, [2; 32])
+            .await
+            .expect("owner"),
+        None,
+        "a verification link has no table before m0010"
+    );
+}
+
+async fn sqlite_account_tokens_migrate_both_ways() {
+    let (config, dir) = common::sqlite_config("m0010");
+    let sql = Sql::connect(&config).await.expect("connect");
+    account_tokens_migrate_both_ways(&sql).await;
+    sql.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn postgres_account_tokens_migrate_both_ways() {
+    if !common::postgres_available("m0010").await {
+        return;
+    }
+    let db = common::PgTestDb::new().await;
+    let sql = Sql::connect(&db.config()).await.expect("connect");
+    account_tokens_migrate_both_ways(&sql).await;
+    sql.close().await;
+    db.drop_db().await;
+}
+
 fn main() {
     run_tests(vec![
+        Test::local("sqlite_account_tokens_migrate_both_ways", || {
+            Box::pin(sqlite_account_tokens_migrate_both_ways())
+        }),
+        Test::postgres("postgres_account_tokens_migrate_both_ways", || {
+            Box::pin(postgres_account_tokens_migrate_both_ways())
+        }),
         Test::local("sqlite_file_is_created_on_first_use_and_migrates", || {
             Box::pin(sqlite_file_is_created_on_first_use_and_migrates())
         }),

@@ -559,3 +559,25 @@ impl AuthService {
 pub fn login_is_recent(at: jiff::Timestamp, now: jiff::Timestamp) -> bool {
     at <= now && now.duration_since(at) <= RECENT_LOGIN
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_is_recent_for_five_minutes_and_never_from_the_future() {
+        let now: jiff::Timestamp = "2026-12-04T10:00:00Z".parse().unwrap();
+        let ago = |secs: i64| now - SignedDuration::from_secs(secs);
+        assert!(login_is_recent(now, now));
+        assert!(login_is_recent(ago(300), now), "exactly 5 minutes");
+        assert!(!login_is_recent(ago(301), now));
+        assert!(
+            !login_is_recent(now + SignedDuration::from_secs(1), now),
+            "a login stamped ahead of the clock"
+        );
+        assert!(
+            !login_is_recent(jiff::Timestamp::UNIX_EPOCH, now),
+            "sessions from before the login instant was kept"
+        );
+    }
+}
