@@ -449,33 +449,13 @@ async fn demotion_takes_effect_at_once(db: Db, label: String) {
         .send()
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let ports = h.ports();
-    let email = alarm_domain::model::Email::parse(ADMIN).expect("email");
-    let user = ports
-        .users
-        .find_by_email(&email)
-        .await
-        .expect("read")
-        .expect("user");
-    let demoted = alarm_domain::model::User::new(
-        user.id(),
-        user.email().clone(),
-        user.display_name().clone(),
-        alarm_domain::model::Role::User,
-        user.time_zone().clone(),
-        user.locale().cloned(),
-    );
-    ports
-        .users
-        .commit(alarm_domain::ports::ChangeSet::audited(
-            alarm_domain::ports::UserOp::Update(demoted),
-            alarm_testkit::fixtures::audit(
-                &ports,
-                Some(user.id()),
-                "user.demote",
-                user.id().as_uuid(),
-            ),
-        ))
+    // Demoted as the operator's `alarm-admin revoke` does it.
+    alarm_domain::services::UserService::new(h.ports(), Vec::new())
+        .set_role_by_operator(
+            &alarm_domain::model::Email::parse(ADMIN).expect("email"),
+            alarm_domain::model::Role::User,
+            "test",
+        )
         .await
         .expect("demote");
     let r = h

@@ -41,17 +41,27 @@ pub(crate) async fn wait_for(smtp: &Smtp, n: usize) -> Vec<String> {
     wait_for_links(smtp, RESET_PAGE, n).await
 }
 
-/// Polls the maildir until `n` links to `page` arrived, failing after 20 s.
+/// Polls the maildir until `n` links to `page` arrived.
 pub(crate) async fn wait_for_links(smtp: &Smtp, page: &str, n: usize) -> Vec<String> {
+    mail_arrives(&format!("{n} e-mails linking {page}"), || {
+        let got = tokens(smtp, page);
+        (got.len() >= n).then_some(got)
+    })
+    .await
+}
+
+/// Polls the maildir with `found` until it finds what it looks for (mail
+/// is sent after the API answers: there is nothing to await), failing
+/// after 20 s with `what` did not arrive.
+pub(crate) async fn mail_arrives<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let got = tokens(smtp, page);
-        if got.len() >= n {
-            return got;
+        if let Some(it) = found() {
+            return it;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{n} e-mails linking {page} did not arrive: {got:?}"
+            "{what} did not arrive"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

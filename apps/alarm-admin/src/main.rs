@@ -46,7 +46,8 @@ enum Command {
         /// The account's e-mail address.
         email: String,
     },
-    /// Make EMAIL's account an ordinary user again.
+    /// Make EMAIL's account an ordinary user again (it lasts: ADMIN_EMAILS acts only at an
+    /// address's first verification).
     Revoke {
         /// The account's e-mail address.
         email: String,

@@ -178,6 +178,18 @@ async fn account_tokens_migrate_both_ways(sql: &Sql) {
         ports.users.get(bob.id()).await.expect("bob").verified_at(),
         None
     );
+    let session = alarm_domain::ports::RefreshFamily {
+        id: uuid::Uuid::now_v7(),
+        user: bob.id(),
+        expires_at: until,
+        logged_in_at: fixtures::t0(),
+        revoked: false,
+    };
+    ports
+        .refresh_tokens
+        .create(session.clone(), [7; 32])
+        .await
+        .expect("a session");
 
     sql.migrate_down(1).await.expect("down to m0009");
     sql.migrate_up().await.expect("up again");
@@ -204,6 +216,16 @@ async fn account_tokens_migrate_both_ways(sql: &Sql) {
             .expect("owner"),
         None,
         "a verification link has no table before m0010"
+    );
+    assert_eq!(
+        ports
+            .refresh_tokens
+            .family(session.id)
+            .await
+            .expect("session")
+            .logged_in_at,
+        alarm_domain::jiff::Timestamp::UNIX_EPOCH,
+        "a session from before counts as an old login"
     );
 }
 

@@ -75,6 +75,15 @@ async fn register(w: &World, email: &str) -> Actor {
     }
 }
 
+/// Verifies `who`'s address with the link the service issues, as the
+/// e-mailed link would; answers the account as it acts afterwards.
+async fn verified(w: &World, who: &Actor) -> Actor {
+    let mailed = w.users.request_verification(who).await.unwrap();
+    let user = w.users.verify_email(&mailed.token, "req").await.unwrap();
+    assert!(user.verified_at().is_some());
+    Actor::for_user(&user, &who.correlation_id)
+}
+
 /// Daily 07:00 in São Paulo (10:00 UTC).
 fn daily_seven() -> AlarmDraft {
     AlarmDraft {
@@ -359,11 +368,19 @@ async fn exception_periods_move_the_next_fire_in_the_same_commit() {
 async fn holidays_are_admin_only_and_preferences_reschedule() {
     let w = world();
     let root = register(&w, "ROOT@example.com").await;
+    assert_eq!(root.role, Role::User, "not an admin before verifying");
+    let link = w.users.request_verification(&root).await.unwrap();
+    let user = w.users.verify_email(&link.token, "req").await.unwrap();
     assert_eq!(
-        root.role,
+        user.role(),
         Role::Admin,
-        "ADMIN_EMAILS bootstrap, case-insensitive"
+        "ADMIN_EMAILS bootstrap on verification, case-insensitive"
     );
+    let spent = w.users.verify_email(&link.token, "req").await.unwrap_err();
+    assert!(matches!(spent, ServiceError::Invalid(e) if e.field() == "token"));
+    let again = w.users.request_verification(&root).await.unwrap_err();
+    assert!(matches!(again, ServiceError::Conflict(_)), "{again:?}");
+    let root = Actor::for_user(&user, "req");
     let ana = register(&w, "ana@example.com").await;
     let br = Country::parse("BR").unwrap();
     let denied = w
@@ -642,7 +659,7 @@ async fn the_fire_time_recheck_skips_stale_moved_and_suppressed_triggers() {
     };
 
     // Holiday writes do not reschedule: the check at fire time honours them.
-    let root = register(&w, "root@example.com").await;
+    let root = verified(&w, &register(&w, "root@example.com").await).await;
     let holiday = w
         .calendar
         .create_holiday(

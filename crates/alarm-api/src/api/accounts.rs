@@ -82,19 +82,22 @@ fn check_token_text(token: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// E-mails `mailed`; a failure is logged (without the token), and the
+/// user asks again.
+async fn send_now(mail: &AccountMailer, purpose: TokenPurpose, mailed: MailedToken) {
+    if let Err(e) = mail
+        .0
+        .send_token(&mailed.user, purpose, &mailed.token, mailed.expires_at)
+        .await
+    {
+        tracing::warn!(error = %e, purpose = purpose.as_str(), "an account e-mail was not sent");
+    }
+}
+
 /// E-mails `mailed` in a task of its own, after the answer: the mail
-/// server's time and failures never show in it (they are logged, without
-/// the token).
+/// server's time and failures never show in it.
 fn send_later(mail: AccountMailer, purpose: TokenPurpose, mailed: MailedToken) {
-    tokio::spawn(async move {
-        if let Err(e) = mail
-            .0
-            .send_token(&mailed.user, purpose, &mailed.token, mailed.expires_at)
-            .await
-        {
-            tracing::warn!(error = %e, purpose = purpose.as_str(), "an account e-mail was not sent");
-        }
-    });
+    tokio::spawn(async move { send_now(&mail, purpose, mailed).await });
 }
 
 /// Erased.
@@ -292,11 +295,8 @@ impl AccountsApi {
             )
             .await?;
         if let Some(mail) = state.config.account_mail.clone() {
-            let actor = alarm_domain::services::Actor {
-                user: user.id(),
-                role: user.role(),
-                correlation_id: crate::problem::request_id(),
-            };
+            let actor =
+                alarm_domain::services::Actor::for_user(&user, &crate::problem::request_id());
             // The account exists either way; a link that failed to be
             // issued can be asked for again (`/auth/verify/resend`).
             match state.users.request_verification(&actor).await {
@@ -518,7 +518,7 @@ impl AccountsApi {
         let correlation_id = crate::problem::request_id();
         tokio::spawn(async move {
             match auth.request_password_reset(&email, &correlation_id).await {
-                Ok(Some(reset)) => send_later(mail, TokenPurpose::PasswordReset, reset),
+                Ok(Some(reset)) => send_now(&mail, TokenPurpose::PasswordReset, reset).await,
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "a password reset could not be started"),
             }
@@ -603,8 +603,9 @@ impl AccountsApi {
     /// Verifies an address with the token from the e-mailed link (no
     /// login needed: the token proves the mailbox). The token is spent; an
     /// unknown, used, replaced or expired token is 422 on `token`. An
-    /// address in the operator's `ADMIN_EMAILS` becomes administrator now
-    /// (new access tokens carry the role).
+    /// address in the operator's `ADMIN_EMAILS` becomes administrator now,
+    /// on its first verification (every request reads the role, so tokens
+    /// already issued carry it at once).
     #[oai(path = "/verify", method = "post")]
     async fn verify(
         &self,
@@ -640,13 +641,6 @@ impl AccountsApi {
             ));
         };
         let actor = auth.0.actor();
-        let me = state.users.me(&actor).await?;
-        if me.verified_at().is_some() {
-            return Err(ApiError::of(
-                ProblemType::Conflict,
-                "the address is verified already",
-            ));
-        }
         let d = state
             .limiter
             .hit(

@@ -31,13 +31,6 @@ impl TokenPurpose {
             TokenPurpose::EmailVerification => "email_verification",
         }
     }
-
-    /// The purpose named `name` by [`TokenPurpose::as_str`].
-    pub fn parse(name: &str) -> Option<Self> {
-        [TokenPurpose::PasswordReset, TokenPurpose::EmailVerification]
-            .into_iter()
-            .find(|p| p.as_str() == name)
-    }
 }
 
 /// A user-store operation.
@@ -51,8 +44,17 @@ pub enum UserOp {
         /// The password hash.
         password_hash: SecretString,
     },
-    /// Profile fields changed (display name, zone, locale, role).
+    /// Profile fields changed (display name, zone, locale). The role and
+    /// the verification are not profile fields: the store keeps its own.
     Update(User),
+    /// The account's role, set alone (an operator's grant or revoke), so
+    /// that no concurrent profile change can write an older role back.
+    SetRole {
+        /// The account.
+        user: UserId,
+        /// The role from now on.
+        role: crate::model::Role,
+    },
     /// A new password hash for the account.
     SetPassword {
         /// The account.
@@ -88,11 +90,14 @@ pub enum UserOp {
         /// The new hash.
         password_hash: SecretString,
     },
-    /// Marks the account's address verified (kept if it already was) and
-    /// gives it `role`. With `token_hash`, the account's verification token
-    /// is spent in the same transaction (it must be the newest and not
-    /// expired at `now`); without (an operator's verification), any pending
-    /// one is dropped.
+    /// Marks the account's address verified at `now`, unless it already
+    /// was (the first instant stays). With `grant_admin`, the account
+    /// becomes an administrator, but only if this commit is the one that
+    /// verifies it: a second verification never undoes an operator's
+    /// revoke. With `token_hash`, the account's verification token is spent
+    /// in the same transaction (it must be the newest and not expired at
+    /// `now`); without (an operator's verification), any pending one is
+    /// dropped.
     Verify {
         /// The account.
         user: UserId,
@@ -100,8 +105,9 @@ pub enum UserOp {
         token_hash: Option<[u8; 32]>,
         /// The instant of the verification.
         now: Timestamp,
-        /// The account's role from now on.
-        role: crate::model::Role,
+        /// Whether a first verification makes the account an administrator
+        /// (its address is on the bootstrap list).
+        grant_admin: bool,
     },
     /// The account and everything it owns ([`crate::model::Owned::ALL`]),
     /// in one transaction: owned rows are deleted, and the audit records

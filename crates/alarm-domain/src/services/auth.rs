@@ -387,11 +387,7 @@ impl AuthService {
         // Anyone may ask for an address's reset: the record names the
         // account as its subject, not as the one who acted.
         let mut audit = self.ports.audit(
-            &Actor {
-                user: user.id(),
-                role: user.role(),
-                correlation_id: correlation_id.to_owned(),
-            },
+            &Actor::for_user(user, correlation_id),
             "user.password_reset_requested",
             user.id().as_uuid(),
             None,

@@ -95,6 +95,17 @@ pub struct Actor {
     pub correlation_id: String,
 }
 
+impl Actor {
+    /// `user` acting under `correlation_id`.
+    pub fn for_user(user: &crate::model::User, correlation_id: &str) -> Self {
+        Self {
+            user: user.id(),
+            role: user.role(),
+            correlation_id: correlation_id.to_owned(),
+        }
+    }
+}
+
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -183,9 +194,10 @@ impl Ports {
     }
 }
 
-/// Tells the in-process engine about the triggers `plans` committed.
 /// A one-time token just issued for an account: whom to e-mail what. The
 /// token is the only copy of its text; the store keeps its SHA-256.
+/// (`Debug` shows the token redacted.)
+#[derive(Debug)]
 pub struct MailedToken {
     /// The account (its e-mail is where the token goes).
     pub user: crate::model::User,
@@ -202,6 +214,7 @@ pub(crate) fn token_hash(token: &secrecy::SecretString) -> [u8; 32] {
     Sha256::digest(token.expose_secret().as_bytes()).into()
 }
 
+/// Tells the in-process engine about the triggers `plans` committed.
 pub(crate) fn woke(wake: &dyn TriggerWake, plans: &[TriggerPlan]) {
     for plan in plans {
         if let TriggerPlan::Reschedule {
@@ -267,11 +280,9 @@ pub(crate) trait Basics {
         }
     }
 
-    /// A typed id from the id source (which must produce v7 UUIDs; a
-    /// misbehaving source falls back to a generated one rather than fail).
-    /// A fresh e-mailed token for `user`'s `purpose`, working for `ttl`
-    /// from `now`: 32 random bytes as URL-safe base64 (43 characters),
-    /// with the SHA-256 the store keeps instead of the text.
+    /// A fresh e-mailed token for `user`, working for `ttl` from `now`: 32
+    /// random bytes as URL-safe base64 (43 characters), with the SHA-256
+    /// the store keeps instead of the text.
     fn mint_token(
         &self,
         user: crate::model::User,
@@ -297,6 +308,8 @@ pub(crate) trait Basics {
         ))
     }
 
+    /// A typed id from the id source (which must produce v7 UUIDs; a
+    /// misbehaving source falls back to a generated one rather than fail).
     fn new_id<T>(
         &self,
         from: fn(uuid::Uuid) -> Result<T, ValidationError>,

@@ -7,9 +7,6 @@ use crate::error::{ValidationError, codes};
 use crate::ids::UserId;
 use crate::model::{Country, DisplayName, Email, Locale, Role, User};
 use crate::ports::{ChangeSet, StoreError, TokenPurpose, UserOp};
-
-/// How long an e-mailed verification link works.
-pub const VERIFY_TOKEN_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 use crate::tz::TimeZoneName;
 
 /// A registration request; the password is already hashed by the caller
@@ -43,6 +40,9 @@ super::service_ports! {
 }
 
 use crate::ports::{Clock, IdSource, TriggerWake, UserStore};
+
+/// How long an e-mailed verification link works.
+pub const VERIFY_TOKEN_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
 /// What a user changes of their profile; `None` leaves a part as it is.
 #[derive(Debug, Clone, Default)]
@@ -265,8 +265,9 @@ impl UserService {
     }
 
     /// The operator gives `email`'s account `role` (`alarm-admin grant` /
-    /// `revoke`), whether or not the address is on `ADMIN_EMAILS`. Audited
-    /// with no actor.
+    /// `revoke`), whether or not the address is on `ADMIN_EMAILS` (the list
+    /// acts only at an address's first verification, so a revoke lasts).
+    /// Audited with no actor.
     ///
     /// # Errors
     /// [`ServiceError::NotFound`] when no account has the address.
@@ -277,26 +278,32 @@ impl UserService {
         correlation_id: &str,
     ) -> Result<User, ServiceError> {
         let current = self.find_by_email(email).await?;
-        let now = self.ports.clock.now();
-        let user = current.clone().with_role(role);
         let mut audit = self.ports.audit(
-            &operator(&current, correlation_id),
+            &Actor::for_user(&current, correlation_id),
             "user.set_role",
-            user.id().as_uuid(),
+            current.id().as_uuid(),
             Some(format!("role={}", current.role().as_str())),
             Some(format!("role={}", role.as_str())),
-            now,
+            self.ports.clock.now(),
         );
         audit.actor = None;
         self.ports
             .users
-            .commit(ChangeSet::audited(UserOp::Update(user.clone()), audit))
+            .commit(ChangeSet::audited(
+                UserOp::SetRole {
+                    user: current.id(),
+                    role,
+                },
+                audit,
+            ))
             .await?;
-        Ok(user)
+        Ok(self.ports.users.get(current.id()).await?)
     }
 
     /// Commits `user`'s verification (spending `token_hash` when given),
-    /// with the role the bootstrap list gives, audited as `actor`.
+    /// audited as `actor`; the store grants the bootstrap role if the
+    /// address is on the list and this is the first verification. Answers
+    /// the account as stored afterwards.
     async fn verify(
         &self,
         user: User,
@@ -305,17 +312,13 @@ impl UserService {
         correlation_id: &str,
     ) -> Result<User, ServiceError> {
         let now = self.ports.clock.now();
-        let role = if self.admin_emails.contains(user.email()) {
-            Role::Admin
-        } else {
-            user.role()
-        };
+        let grant_admin = self.admin_emails.contains(user.email());
         let mut audit = self.ports.audit(
-            &operator(&user, correlation_id),
+            &Actor::for_user(&user, correlation_id),
             "user.verify_email",
             user.id().as_uuid(),
-            Some(format!("role={}", user.role().as_str())),
-            Some(format!("role={}", role.as_str())),
+            None,
+            Some(format!("admin_list={grant_admin}")),
             now,
         );
         audit.actor = actor;
@@ -326,13 +329,12 @@ impl UserService {
                     user: user.id(),
                     token_hash,
                     now,
-                    role,
+                    grant_admin,
                 },
                 audit,
             ))
             .await?;
-        let at = user.verified_at().unwrap_or(now);
-        Ok(user.with_role(role).with_verified(Some(at)))
+        Ok(self.ports.users.get(user.id()).await?)
     }
 
     /// The acting user's account.
@@ -368,16 +370,6 @@ fn profile_summary(u: &User) -> String {
             .and_then(Locale::state)
             .map_or("-", |s| s.as_str()),
     )
-}
-
-/// The actor an account-level record is built with; the caller sets the
-/// record's actor itself (`None` for the operator or an anonymous caller).
-fn operator(user: &User, correlation_id: &str) -> Actor {
-    Actor {
-        user: user.id(),
-        role: user.role(),
-        correlation_id: correlation_id.to_owned(),
-    }
 }
 
 /// The refusal of a verification token that does not work.

@@ -1,4 +1,4 @@
-//! E-mailed account tokens of every purpose in one table (password resets move in), the verification instant of each address (existing accounts count as verified), and the login instant of each session.
+//! E-mailed account tokens of every purpose in one table (pending password resets are copied in; `password_resets` stays, unread, until a later release drops it), the verification instant of each address (existing accounts count as verified), and the login instant of each session.
 
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::{DbErr, MigrationName, MigrationTrait, SchemaManager};
@@ -37,13 +37,15 @@ impl MigrationTrait for Migration {
             )"
         ))
         .await?;
-        // Links already e-mailed keep working.
+        // Links already e-mailed keep working. The old table is not dropped
+        // here (expand/contract): processes of the previous release still
+        // write and erase there while a deploy rolls; a later release drops
+        // it once none runs.
         db.execute_unprepared(
             "INSERT INTO account_tokens (user_id, purpose, hash, expires_us, created_us)
              SELECT user_id, 'password_reset', hash, expires_us, created_us FROM password_resets",
         )
         .await?;
-        db.execute_unprepared("DROP TABLE password_resets").await?;
         // Accounts made before verification existed count as verified
         // (since they registered): they were already receiving alarm mail.
         db.execute_unprepared("ALTER TABLE users ADD COLUMN verified_us BIGINT")
@@ -51,7 +53,8 @@ impl MigrationTrait for Migration {
         db.execute_unprepared("UPDATE users SET verified_us = created_us")
             .await?;
         // When the password login that opened a session happened; older
-        // sessions get the epoch, so none of them counts as a recent login.
+        // sessions get the epoch, so none of them counts as a recent login
+        // (a default, so the previous release's inserts still work).
         db.execute_unprepared(
             "ALTER TABLE refresh_families ADD COLUMN logged_in_us BIGINT NOT NULL DEFAULT 0",
         )
@@ -60,24 +63,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let (uuid, bytes) = match manager.get_database_backend() {
-            DbBackend::Postgres => ("UUID", "BYTEA"),
-            _ => ("BLOB", "BLOB"),
-        };
         let db = manager.get_connection();
         db.execute_unprepared("ALTER TABLE refresh_families DROP COLUMN logged_in_us")
             .await?;
         db.execute_unprepared("ALTER TABLE users DROP COLUMN verified_us")
             .await?;
-        db.execute_unprepared(&format!(
-            "CREATE TABLE password_resets (
-                user_id {uuid} PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
-                hash {bytes} NOT NULL UNIQUE,
-                expires_us BIGINT NOT NULL,
-                created_us BIGINT NOT NULL
-            )"
-        ))
-        .await?;
+        // The reset links as they stand now go back to the table the
+        // previous release reads.
+        db.execute_unprepared("DELETE FROM password_resets").await?;
         db.execute_unprepared(
             "INSERT INTO password_resets (user_id, hash, expires_us, created_us)
              SELECT user_id, hash, expires_us, created_us FROM account_tokens

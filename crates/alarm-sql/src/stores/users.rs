@@ -52,15 +52,14 @@ impl SqlStores {
     }
 }
 
-/// What a user may change of their account (all but the id, the password
-/// and the creation instant).
+/// What a user may change of their account (all but the id, the role, the
+/// password, the verification and the creation instant).
 fn profile(user: &User) -> Row {
     let locale = user.locale();
     Row::new()
         .set("email", user.email().as_str())
         .set("email_key", user.email().key())
         .set("display_name", user.display_name().as_str())
-        .set("role", user.role().as_str())
         .set("time_zone", user.time_zone().as_str())
         .set("country", locale.map(|l| l.country().as_str().to_owned()))
         .set(
@@ -135,6 +134,7 @@ impl UserStore for SqlStores {
                 let row = Row::new()
                     .set("id", user.id().as_uuid())
                     .extend(profile(user))
+                    .set("role", user.role().as_str())
                     .set("password_hash", password_hash.expose_secret())
                     .set("verified_us", user.verified_at().map(us))
                     .set("created_us", us(change.audit.at));
@@ -147,6 +147,17 @@ impl UserStore for SqlStores {
                         profile(user),
                         "id = ?",
                         vec![v(user.id().as_uuid())],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+            }
+            UserOp::SetRole { user, role } => {
+                let n = tx
+                    .exec(
+                        "UPDATE users SET role = ? WHERE id = ?",
+                        vec![v(role.as_str()), v(user.as_uuid())],
                     )
                     .await?;
                 if n == 0 {
@@ -197,8 +208,9 @@ impl UserStore for SqlStores {
                 user,
                 token_hash,
                 now,
-                role,
+                grant_admin,
             } => {
+                lock_account(&tx, *user).await?;
                 let purpose = TokenPurpose::EmailVerification;
                 match token_hash {
                     Some(hash) => spend_token(&tx, *user, purpose, hash, *now).await?,
@@ -210,16 +222,20 @@ impl UserStore for SqlStores {
                         .await?;
                     }
                 }
-                let n = tx
-                    .exec(
-                        "UPDATE users SET verified_us = COALESCE(verified_us, ?), role = ? \
-                         WHERE id = ?",
-                        vec![v(us(*now)), v(role.as_str()), v(user.as_uuid())],
-                    )
-                    .await?;
-                if n == 0 {
-                    return Err(StoreError::NotFound);
-                }
+                // Only the first verification sets the instant and grants
+                // the bootstrap role: a later one changes nothing.
+                let grant = if *grant_admin {
+                    format!(", role = '{}'", Role::Admin.as_str())
+                } else {
+                    String::new()
+                };
+                tx.exec(
+                    &format!(
+                        "UPDATE users SET verified_us = ?{grant} WHERE id = ? AND verified_us IS NULL"
+                    ),
+                    vec![v(us(*now)), v(user.as_uuid())],
+                )
+                .await?;
             }
             UserOp::ResetPassword {
                 user,
@@ -227,6 +243,7 @@ impl UserStore for SqlStores {
                 now,
                 password_hash,
             } => {
+                lock_account(&tx, *user).await?;
                 spend_token(&tx, *user, TokenPurpose::PasswordReset, token_hash, *now).await?;
                 tx.exec(
                     "UPDATE users SET password_hash = ? WHERE id = ?",
@@ -245,6 +262,25 @@ impl UserStore for SqlStores {
         apply_common(&tx, &change).await?;
         tx.commit().await
     }
+}
+
+/// Locks `user`'s row inside `tx` (PostgreSQL; SQLite holds one write lock
+/// anyway), or [`StoreError::NotFound`]. A change that touches the account
+/// and its other rows takes it first, as an erasure does, so the two wait
+/// for each other instead of deadlocking.
+async fn lock_account(tx: &Tx, user: UserId) -> Result<(), StoreError> {
+    let lock = if tx.backend == sea_orm::DbBackend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    tx.query_one(
+        &format!("SELECT id FROM users WHERE id = ?{lock}"),
+        vec![v(user.as_uuid())],
+    )
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    Ok(())
 }
 
 /// Spends `user`'s `purpose` token `token_hash` inside `tx`, by deleting
@@ -281,15 +317,8 @@ async fn spend_token(
 /// before their triggers, so taking them in the same order cannot deadlock
 /// with a worker judging one of them (which then finds its lease gone).
 async fn erase_account(tx: &Tx, user: UserId, pseudonym: uuid::Uuid) -> Result<(), StoreError> {
-    let pg = tx.backend == sea_orm::DbBackend::Postgres;
-    let lock = if pg { " FOR UPDATE" } else { "" };
-    tx.query_one(
-        &format!("SELECT id FROM users WHERE id = ?{lock}"),
-        vec![v(user.as_uuid())],
-    )
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    if pg {
+    lock_account(tx, user).await?;
+    if tx.backend == sea_orm::DbBackend::Postgres {
         tx.query_all(
             "SELECT id FROM alarms WHERE owner_id = ? ORDER BY id FOR UPDATE",
             vec![v(user.as_uuid())],
@@ -340,7 +369,12 @@ fn erasure_sql(kind: Owned) -> &'static [&'static str] {
         ],
         Owned::Routines => &["DELETE FROM routines WHERE owner_id = ?"],
         Owned::IdempotencyRecords => &["DELETE FROM idempotency_keys WHERE owner_id = ?"],
-        Owned::AccountTokens => &["DELETE FROM account_tokens WHERE user_id = ?"],
+        Owned::AccountTokens => &[
+            "DELETE FROM account_tokens WHERE user_id = ?",
+            // Retired by m0010 and kept for the previous release during a
+            // deploy; a link it holds names the account too.
+            "DELETE FROM password_resets WHERE user_id = ?",
+        ],
         Owned::AuditTrail => &[
             "UPDATE audit_log SET actor_id = ?, before_summary = NULL, after_summary = NULL \
              WHERE actor_id = ?",

@@ -489,8 +489,9 @@ async fn a_reset_token_works_once_while_newest_and_unexpired(new_ports: Fresh) {
 }
 
 /// A verification token works once, only while it is the account's newest
-/// and before it expires, and only for its purpose; verifying sets the
-/// instant and the role, which later profile updates and look-ups keep. An
+/// and before it expires, and only for its purpose; the first verification
+/// sets the instant and grants the bootstrap role, which later profile
+/// updates and look-ups keep, and a later one changes neither. An
 /// operator's verification needs no token and drops a pending one.
 async fn a_verification_token_verifies_once_and_sets_the_role(new_ports: Fresh) {
     let ports = new_ports().await;
@@ -525,13 +526,13 @@ async fn a_verification_token_verifies_once_and_sets_the_role(new_ports: Fresh) 
             ),
         )
     };
-    let verify = |hash: Option<[u8; 32]>, now, role| {
+    let verify = |hash: Option<[u8; 32]>, now, grant_admin| {
         ChangeSet::audited(
             UserOp::Verify {
                 user: ana.id(),
                 token_hash: hash,
                 now,
-                role,
+                grant_admin,
             },
             audit(
                 &ports,
@@ -576,10 +577,7 @@ async fn a_verification_token_verifies_once_and_sets_the_role(new_ports: Fresh) 
         ([3; 32], until, "a token at its expiry"),
     ] {
         is(
-            ports
-                .users
-                .commit(verify(Some(hash), now, Role::Admin))
-                .await,
+            ports.users.commit(verify(Some(hash), now, true)).await,
             not_found,
             what,
         );
@@ -589,17 +587,14 @@ async fn a_verification_token_verifies_once_and_sets_the_role(new_ports: Fresh) 
     let at = t0() + SignedDuration::from_secs(5);
     ports
         .users
-        .commit(verify(Some([3; 32]), at, Role::Admin))
+        .commit(verify(Some([3; 32]), at, true))
         .await
         .expect("verify");
     let user = stored().await;
     assert_eq!(user.verified_at(), Some(at));
     assert_eq!(user.role(), Role::Admin);
     is(
-        ports
-            .users
-            .commit(verify(Some([3; 32]), at, Role::Admin))
-            .await,
+        ports.users.commit(verify(Some([3; 32]), at, true)).await,
         not_found,
         "a spent token",
     );
@@ -608,13 +603,13 @@ async fn a_verification_token_verifies_once_and_sets_the_role(new_ports: Fresh) 
         Some(ana.id()),
         "spending one purpose leaves the other"
     );
-    // A profile update does not touch the verification; every read path
-    // carries it.
+    // A profile update touches neither the verification nor the role (it
+    // carries a stale one here); every read path carries both.
     let renamed = User::new(
         ana.id(),
         ana.email().clone(),
         DisplayName::parse("Ana Maria").expect("name"),
-        Role::Admin,
+        Role::User,
         ana.time_zone().clone(),
         None,
     );
@@ -632,12 +627,32 @@ async fn a_verification_token_verifies_once_and_sets_the_role(new_ports: Fresh) 
         .await
         .expect("update");
     assert_eq!(stored().await.verified_at(), Some(at));
+    assert_eq!(
+        stored().await.role(),
+        Role::Admin,
+        "the role is not a profile field"
+    );
+    assert_eq!(stored().await.display_name().as_str(), "Ana Maria");
     let many = ports.users.get_many(vec![ana.id()]).await.expect("many");
     assert_eq!(many[0].verified_at(), Some(at));
     let found = ports.users.find_by_email(&lower()).await.expect("find");
     assert_eq!(found.and_then(|u| u.verified_at()), Some(at));
-    // The operator's verification: no token, keeps the first instant,
+    // The role is set alone; a later verification (here the operator's:
+    // no token) neither moves the instant nor grants the role again, and
     // drops a pending link.
+    ports
+        .users
+        .commit(ChangeSet::audited(
+            UserOp::SetRole {
+                user: ana.id(),
+                role: Role::User,
+            },
+            audit(&ports, None, "user.set_role", ana.id().as_uuid()),
+        ))
+        .await
+        .expect("revoke");
+    assert_eq!(stored().await.role(), Role::User);
+    assert_eq!(stored().await.display_name().as_str(), "Ana Maria");
     ports
         .users
         .commit(issue(TokenPurpose::EmailVerification, [4; 32]))
@@ -645,12 +660,16 @@ async fn a_verification_token_verifies_once_and_sets_the_role(new_ports: Fresh) 
         .expect("issue");
     ports
         .users
-        .commit(verify(None, until, Role::User))
+        .commit(verify(None, until, true))
         .await
         .expect("operator");
     let user = stored().await;
     assert_eq!(user.verified_at(), Some(at), "the first verification stays");
-    assert_eq!(user.role(), Role::User);
+    assert_eq!(
+        user.role(),
+        Role::User,
+        "a revoke outlasts a later verification"
+    );
     assert_eq!(owner(TokenPurpose::EmailVerification, [4; 32]).await, None);
     is(
         ports
@@ -660,7 +679,7 @@ async fn a_verification_token_verifies_once_and_sets_the_role(new_ports: Fresh) 
                     user: UserId::generate(),
                     token_hash: None,
                     now: at,
-                    role: Role::User,
+                    grant_admin: false,
                 },
                 audit(&ports, None, "user.verify_email", uuid::Uuid::nil()),
             ))
@@ -668,6 +687,65 @@ async fn a_verification_token_verifies_once_and_sets_the_role(new_ports: Fresh) 
         not_found,
         "verifying a missing account",
     );
+}
+
+/// Concurrent spends of one e-mailed token (two clicks on one link, two
+/// tabs confirming one reset): exactly one commits.
+async fn a_token_spent_concurrently_has_one_winner(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = ana(&ports).await;
+    let until = t0() + SignedDuration::from_hours(1);
+    for purpose in [TokenPurpose::PasswordReset, TokenPurpose::EmailVerification] {
+        ports
+            .users
+            .commit(ChangeSet::audited(
+                UserOp::IssueToken {
+                    user: ana.id(),
+                    purpose,
+                    token_hash: [9; 32],
+                    expires_at: until,
+                },
+                audit(&ports, Some(ana.id()), "user.token", ana.id().as_uuid()),
+            ))
+            .await
+            .expect("issue");
+        let tries: Vec<_> = (0..6)
+            .map(|n| {
+                let users = ports.users.clone();
+                let op = match purpose {
+                    TokenPurpose::PasswordReset => UserOp::ResetPassword {
+                        user: ana.id(),
+                        token_hash: [9; 32],
+                        now: t0(),
+                        password_hash: SecretString::from(format!("$argon2id${n}")),
+                    },
+                    TokenPurpose::EmailVerification => UserOp::Verify {
+                        user: ana.id(),
+                        token_hash: Some([9; 32]),
+                        now: t0(),
+                        grant_admin: false,
+                    },
+                };
+                let change = ChangeSet::audited(
+                    op,
+                    audit(&ports, Some(ana.id()), "user.spend", ana.id().as_uuid()),
+                );
+                tokio::spawn(async move { users.commit(change).await })
+            })
+            .collect();
+        let mut won = 0;
+        for t in tries {
+            match t.await.expect("join") {
+                Ok(()) => won += 1,
+                Err(StoreError::NotFound | StoreError::Retryable(_)) => {}
+                other => panic!("concurrent spend: {other:?}"),
+            }
+        }
+        assert_eq!(
+            won, 1,
+            "{purpose:?}: exactly one spend of one token commits"
+        );
+    }
 }
 
 /// The checks of this module, in the order they are listed.
@@ -682,5 +760,6 @@ pub(super) fn checks() -> Vec<Check> {
         erasing_an_account_takes_what_it_owns_and_spares_others,
         a_reset_token_works_once_while_newest_and_unexpired,
         a_verification_token_verifies_once_and_sets_the_role,
+        a_token_spent_concurrently_has_one_winner,
     )
 }

@@ -81,6 +81,7 @@ impl UserStore for InMemory {
                 }
             }
             UserOp::SetPassword { user, .. }
+            | UserOp::SetRole { user, .. }
             | UserOp::Erase { user, .. }
             | UserOp::IssueToken { user, .. }
             | UserOp::Verify {
@@ -114,9 +115,15 @@ impl UserStore for InMemory {
             }
             UserOp::Update(user) => {
                 if let Some(entry) = s.users.get_mut(&user.id()) {
-                    // The verification is not a profile field: it stays.
-                    let verified = entry.0.verified_at();
-                    entry.0 = user.with_verified(verified);
+                    // The role and the verification are not profile
+                    // fields: the stored ones stay.
+                    let (role, verified) = (entry.0.role(), entry.0.verified_at());
+                    entry.0 = user.with_role(role).with_verified(verified);
+                }
+            }
+            UserOp::SetRole { user, role } => {
+                if let Some(entry) = s.users.get_mut(&user) {
+                    entry.0 = entry.0.clone().with_role(role);
                 }
             }
             UserOp::SetPassword {
@@ -142,13 +149,21 @@ impl UserStore for InMemory {
                     .insert((user, purpose), (token_hash, expires_at));
             }
             UserOp::Verify {
-                user, now, role, ..
+                user,
+                now,
+                grant_admin,
+                ..
             } => {
                 s.account_tokens
                     .remove(&(user, TokenPurpose::EmailVerification));
-                if let Some(entry) = s.users.get_mut(&user) {
-                    let at = entry.0.verified_at().unwrap_or(now);
-                    entry.0 = entry.0.clone().with_role(role).with_verified(Some(at));
+                if let Some(entry) = s.users.get_mut(&user)
+                    && entry.0.verified_at().is_none()
+                {
+                    let mut verified = entry.0.clone().with_verified(Some(now));
+                    if grant_admin {
+                        verified = verified.with_role(alarm_domain::model::Role::Admin);
+                    }
+                    entry.0 = verified;
                 }
             }
             UserOp::ResetPassword {
