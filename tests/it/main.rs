@@ -93,7 +93,7 @@ pub(crate) fn plain(module: &str, name: &str, run: fn()) -> Trial {
 /// async on a runtime of their own, `sync` ones as they are.
 #[macro_export]
 macro_rules! trials {
-    ($(api: [$($api:ident),* $(,)?],)? $(world: [$($world:ident),* $(,)?],)? $(tokio: [$($tok:path),* $(,)?],)? $(sync: [$($sync:path),* $(,)?],)?) => {
+    ($(api: [$($api:ident),* $(,)?],)? $(mail: [$($mail:ident),* $(,)?],)? $(world: [$($world:ident),* $(,)?],)? $(tokio: [$($tok:path),* $(,)?],)? $(sync: [$($sync:path),* $(,)?],)?) => {
         pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
             let module = module_path!().rsplit("::").next().unwrap_or_default();
             let mut out: Vec<libtest_mimic::Trial> = Vec::new();
@@ -102,6 +102,24 @@ macro_rules! trials {
                     $crate::block_on(async move {
                         if let Some(h) = $crate::support::Harness::start(db, &label).await {
                             $api(&h).await;
+                            h.stop().await;
+                        }
+                    })
+                }));
+            )*)?
+            $($(
+                // With account e-mail through a real SMTP server (aiosmtpd).
+                out.extend($crate::on_both(module, stringify!($mail), |db, label| {
+                    $crate::block_on(async move {
+                        let smtp = $crate::delivery::Smtp::start(&label).await;
+                        let limits = $crate::support::Limits {
+                            account_mail: Some($crate::resets::mailer(&smtp)),
+                            ..$crate::support::Limits::lenient()
+                        };
+                        if let Some(h) =
+                            $crate::support::Harness::start_with(db, &label, limits).await
+                        {
+                            $mail(&h, &smtp).await;
                             h.stop().await;
                         }
                     })
@@ -155,7 +173,6 @@ fn main() {
         routines::trials(),
         sessions::trials(),
         spec_answers::trials(),
-        spec_answers::mail_trials().into(),
         tokens::trials(),
         transport::trials(),
         webhooks_api::trials(),

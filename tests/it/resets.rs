@@ -7,7 +7,7 @@ use alarm_domain::ports::PageRequest;
 use serde_json::json;
 
 use crate::delivery::Smtp;
-use crate::support::{Harness, Limits};
+use crate::support::Harness;
 
 const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a brand new passphrase";
@@ -194,36 +194,7 @@ pub(crate) fn mailer(smtp: &Smtp) -> alarm_api::AccountMailer {
     )))
 }
 
-pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
-    let mut out: Vec<libtest_mimic::Trial> = crate::on_both(
-        "resets",
-        "a_password_is_reset_through_the_e_mailed_link",
-        |db, label| {
-            crate::block_on(async move {
-                let smtp = Smtp::start(&label).await;
-                let limits = Limits {
-                    account_mail: Some(mailer(&smtp)),
-                    ..Limits::lenient()
-                };
-                if let Some(h) = Harness::start_with(db, &label, limits).await {
-                    a_password_is_reset_through_the_e_mailed_link(&h, &smtp).await;
-                    h.stop().await;
-                }
-            });
-        },
-    )
-    .into();
-    out.extend(crate::on_both(
-        "resets",
-        "without_e_mail_a_reset_is_refused",
-        |db, label| {
-            crate::block_on(async move {
-                if let Some(h) = Harness::start(db, &label).await {
-                    without_e_mail_a_reset_is_refused(&h).await;
-                    h.stop().await;
-                }
-            });
-        },
-    ));
-    out
+crate::trials! {
+    api: [without_e_mail_a_reset_is_refused],
+    mail: [a_password_is_reset_through_the_e_mailed_link],
 }

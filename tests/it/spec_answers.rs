@@ -1742,28 +1742,8 @@ pub(crate) mod machinery {
     }
 }
 
-/// The scenario with e-mail: a real SMTP server receives the reset link.
-pub(crate) fn mail_trials() -> [libtest_mimic::Trial; 2] {
-    crate::on_both(
-        "spec_answers",
-        "every_answer_matches_the_served_spec",
-        |db, label| {
-            crate::block_on(async move {
-                let smtp = crate::delivery::Smtp::start(&label).await;
-                let limits = crate::support::Limits {
-                    account_mail: Some(crate::resets::mailer(&smtp)),
-                    ..crate::support::Limits::lenient()
-                };
-                if let Some(h) = Harness::start_with(db, &label, limits).await {
-                    every_answer_matches_the_served_spec(&h, &smtp).await;
-                    h.stop().await;
-                }
-            });
-        },
-    )
-}
-
 crate::trials! {
+    mail: [every_answer_matches_the_served_spec],
     tokio: [unavailable_answers_match_the_served_spec],
     sync: [machinery::undeclared_null_and_out_of_range_members_are_refused, machinery::a_union_variant_takes_its_kind_and_nothing_else, machinery::nullable_becomes_a_type_union, machinery::an_operation_left_out_fails_the_scenario],
 }

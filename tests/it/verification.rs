@@ -6,8 +6,8 @@ use serde_json::json;
 use sha2::Digest as _;
 
 use crate::delivery::Smtp;
-use crate::resets::{link_token, mail_arrives, mailer, wait_for_links};
-use crate::support::{ADMIN, Harness, Limits};
+use crate::resets::{link_token, mail_arrives, wait_for_links};
+use crate::support::{ADMIN, Harness};
 
 /// The page verification e-mails link to in these tests.
 pub(crate) const VERIFY_PAGE: &str = "https://app.example.com/verify";
@@ -228,36 +228,7 @@ async fn without_e_mail_a_link_cannot_be_asked_for(h: &Harness) {
         .problem(503, "unavailable");
 }
 
-pub(crate) fn trials() -> Vec<libtest_mimic::Trial> {
-    let mut out: Vec<libtest_mimic::Trial> = crate::on_both(
-        "verification",
-        "an_address_is_verified_through_the_e_mailed_link",
-        |db, label| {
-            crate::block_on(async move {
-                let smtp = Smtp::start(&label).await;
-                let limits = Limits {
-                    account_mail: Some(mailer(&smtp)),
-                    ..Limits::lenient()
-                };
-                if let Some(h) = Harness::start_with(db, &label, limits).await {
-                    an_address_is_verified_through_the_e_mailed_link(&h, &smtp).await;
-                    h.stop().await;
-                }
-            });
-        },
-    )
-    .into();
-    out.extend(crate::on_both(
-        "verification",
-        "without_e_mail_a_link_cannot_be_asked_for",
-        |db, label| {
-            crate::block_on(async move {
-                if let Some(h) = Harness::start(db, &label).await {
-                    without_e_mail_a_link_cannot_be_asked_for(&h).await;
-                    h.stop().await;
-                }
-            });
-        },
-    ));
-    out
+crate::trials! {
+    api: [without_e_mail_a_link_cannot_be_asked_for],
+    mail: [an_address_is_verified_through_the_e_mailed_link],
 }

@@ -913,3 +913,81 @@ async fn a_rotation_never_extends_the_old_keys_life() {
         Err(ServiceError::Invalid(_))
     ));
 }
+
+/// A hasher that accepts any password and, while "checking" it, lets a
+/// password change commit: the race between a slow login and a reset.
+struct ResetWhileChecking {
+    ports: Ports,
+    victim: std::sync::Mutex<Option<alarm_domain::ids::UserId>>,
+}
+
+#[async_trait::async_trait]
+impl alarm_domain::services::PasswordHasher for ResetWhileChecking {
+    async fn hash(&self, password: secrecy::SecretString) -> Result<secrecy::SecretString, String> {
+        Ok(password)
+    }
+
+    async fn verify(&self, _: secrecy::SecretString, _: Option<secrecy::SecretString>) -> bool {
+        let victim = self.victim.lock().unwrap().take();
+        if let Some(user) = victim {
+            let audit = alarm_testkit::fixtures::audit(
+                &self.ports,
+                None,
+                "user.password_reset",
+                user.as_uuid(),
+            );
+            self.ports
+                .users
+                .commit(alarm_domain::ports::ChangeSet::audited(
+                    alarm_domain::ports::UserOp::SetPassword {
+                        user,
+                        password_hash: "$argon2id$after-the-reset".into(),
+                    },
+                    audit,
+                ))
+                .await
+                .unwrap();
+        }
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_login_that_checked_a_password_replaced_meanwhile_opens_no_session() {
+    let w = world();
+    let ana = register(&w, "ana@example.com").await;
+    let hasher = Arc::new(ResetWhileChecking {
+        ports: w.ports.clone(),
+        victim: std::sync::Mutex::new(Some(ana.user)),
+    });
+    let auth = alarm_domain::services::AuthService::new(
+        w.ports.clone(),
+        hasher,
+        SignedDuration::from_hours(24),
+    );
+    let err = auth
+        .login("ana@example.com", "old password".into(), [1; 32], "req")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, alarm_domain::services::AuthError::BadCredentials),
+        "{err:?}"
+    );
+    let refreshed = w
+        .ports
+        .refresh_tokens
+        .rotate([1; 32], [2; 32], start())
+        .await
+        .unwrap();
+    assert_eq!(
+        refreshed,
+        alarm_domain::ports::Rotation::Refused,
+        "the session it opened is revoked"
+    );
+    // With the password unchanged meanwhile, the same login works.
+    let session = auth
+        .login("ana@example.com", "new password".into(), [3; 32], "req")
+        .await
+        .unwrap();
+    assert!(!session.family.revoked);
+}

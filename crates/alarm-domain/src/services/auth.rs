@@ -162,6 +162,7 @@ impl AuthService {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
+        let checked = hash.clone();
         let matches = self.hasher.verify(password, hash).await;
         let user = match user {
             Some(user) if matches => user,
@@ -193,6 +194,23 @@ impl AuthService {
             .refresh_tokens
             .create(family.clone(), refresh_hash)
             .await?;
+        // A reset, password change or erasure that committed while the
+        // password was being checked (argon2 takes a while) revoked every
+        // session that existed then, but not this one, made after: read the
+        // hash again now that the session exists, and end it if the
+        // password it was opened with is no longer the account's.
+        let current = self.ports.users.credentials(user.email()).await?;
+        let still = match (&current, &checked) {
+            (Some((now_user, now_hash)), Some(hash)) => {
+                use secrecy::ExposeSecret as _;
+                now_user.id() == user.id() && now_hash.expose_secret() == hash.expose_secret()
+            }
+            _ => false,
+        };
+        if !still {
+            self.ports.refresh_tokens.revoke_family(family.id).await?;
+            return Err(AuthError::BadCredentials);
+        }
         self.record(
             Some(user.id()),
             "session.login",
@@ -386,15 +404,15 @@ impl AuthService {
         let user = &mailed.user;
         // Anyone may ask for an address's reset: the record names the
         // account as its subject, not as the one who acted.
-        let mut audit = self.ports.audit(
-            &Actor::for_user(user, correlation_id),
+        let audit = self.ports.account_audit(
+            user,
+            None,
             "user.password_reset_requested",
-            user.id().as_uuid(),
             None,
             None,
             now,
+            correlation_id,
         );
-        audit.actor = None;
         self.ports
             .users
             .commit(ChangeSet::audited(

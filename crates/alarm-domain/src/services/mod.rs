@@ -232,6 +232,32 @@ pub(crate) trait Basics {
     /// The id source.
     fn id_source(&self) -> &dyn IdSource;
 
+    /// An audit record about `user`'s account, made by `by`: the account
+    /// itself, or `None` for the operator or an anonymous caller (anyone
+    /// may ask for an address's reset link).
+    #[allow(clippy::too_many_arguments)]
+    fn account_audit(
+        &self,
+        user: &crate::model::User,
+        by: Option<UserId>,
+        action: &str,
+        before: Option<String>,
+        after: Option<String>,
+        now: Timestamp,
+        correlation_id: &str,
+    ) -> AuditRecord {
+        let mut record = self.audit(
+            &Actor::for_user(user, correlation_id),
+            action,
+            user.id().as_uuid(),
+            before,
+            after,
+            now,
+        );
+        record.actor = by;
+        record
+    }
+
     /// An audit record for `actor` at `now`; the entity type is the
     /// action's prefix (`alarm.update` → `alarm`).
     fn audit(

@@ -278,15 +278,15 @@ impl UserService {
         correlation_id: &str,
     ) -> Result<User, ServiceError> {
         let current = self.find_by_email(email).await?;
-        let mut audit = self.ports.audit(
-            &Actor::for_user(&current, correlation_id),
+        let audit = self.ports.account_audit(
+            &current,
+            None,
             "user.set_role",
-            current.id().as_uuid(),
             Some(format!("role={}", current.role().as_str())),
             Some(format!("role={}", role.as_str())),
             self.ports.clock.now(),
+            correlation_id,
         );
-        audit.actor = None;
         self.ports
             .users
             .commit(ChangeSet::audited(
@@ -313,15 +313,15 @@ impl UserService {
     ) -> Result<User, ServiceError> {
         let now = self.ports.clock.now();
         let grant_admin = self.admin_emails.contains(user.email());
-        let mut audit = self.ports.audit(
-            &Actor::for_user(&user, correlation_id),
+        let audit = self.ports.account_audit(
+            &user,
+            actor,
             "user.verify_email",
-            user.id().as_uuid(),
             None,
             Some(format!("admin_list={grant_admin}")),
             now,
+            correlation_id,
         );
-        audit.actor = actor;
         self.ports
             .users
             .commit(ChangeSet::audited(
