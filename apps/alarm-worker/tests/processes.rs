@@ -331,6 +331,20 @@ async fn a_separate_worker_rings_on_time() {
     let (status, body) = worker.ready().await;
     assert_eq!(status, 200);
     assert_eq!(body["rang"], 1);
+    // The ops port's Prometheus metrics moved by exactly what happened.
+    let (status, text) = reqwest_get(&format!("{}/metrics", worker.ops)).await;
+    assert_eq!(status, 200, "{text}");
+    for line in [
+        "alarms_triggered_total{kind=\"fire\"} 1",
+        "alarm_fire_lateness_seconds_count{kind=\"fire\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+    assert!(
+        !text.contains("alarms_missed_total"),
+        "nothing missed:\n{text}"
+    );
+    assert!(text.contains("build_info{app=\"alarm-worker\""), "{text}");
     let exit = worker.terminate();
     assert!(exit.success(), "SIGTERM stops the worker cleanly: {exit:?}");
     db.close().await;

@@ -23,6 +23,7 @@ mod hashing;
 mod headers;
 mod idem;
 mod middleware;
+mod routes;
 
 use std::sync::Arc;
 
@@ -92,6 +93,7 @@ pub fn openapi_json() -> String {
 pub fn app(state: Arc<AppState>) -> BoxEndpoint<'static> {
     let service = service(state.config.base_url.as_deref());
     let docs_policy: Arc<str> = headers::docs_csp(&service.swagger_ui_html()).into();
+    let templates = Arc::new(routes::RouteTemplates::from_spec(&service.spec()));
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
     let cors = (!state.config.cors_origins.is_empty()).then(|| {
@@ -126,7 +128,15 @@ pub fn app(state: Arc<AppState>) -> BoxEndpoint<'static> {
                 .into_http()
             }),
         )
-        .around(move |next, req| middleware::around(next, req, outer.clone(), docs_policy.clone()));
+        .around(move |next, req| {
+            middleware::around(
+                next,
+                req,
+                outer.clone(),
+                docs_policy.clone(),
+                templates.clone(),
+            )
+        });
     route.boxed()
 }
 

@@ -528,6 +528,7 @@ pub(crate) fn refusal_response(d: &Decision, detail: &str) -> poem::Response {
 /// The 429 answer for a refused decision.
 pub(crate) fn refused(d: &Decision, detail: &str) -> crate::problem::ApiError {
     note(*d);
+    counted(d);
     crate::problem::ApiError::RateLimited(
         poem_openapi::payload::Json(
             crate::problem::Problem::new(crate::problem::ProblemType::RateLimited, detail)
@@ -535,6 +536,12 @@ pub(crate) fn refused(d: &Decision, detail: &str) -> crate::problem::ApiError {
         ),
         Some(d.reset_secs.max(1)),
     )
+}
+
+/// Counts a refusal in `rate_limit_rejections_total`, labelled with the
+/// limit's name (a fixed set).
+pub(crate) fn counted(d: &Decision) {
+    metrics::counter!("rate_limit_rejections_total", "limit" => d.rate.name).increment(1);
 }
 
 #[cfg(test)]

@@ -179,18 +179,24 @@ async fn guard(state: &AppState, req: &mut Request) -> Option<Response> {
 
 fn refusal(d: &crate::limiter::Decision, detail: &str) -> Response {
     crate::limiter::note(*d);
+    crate::limiter::counted(d);
     Problem::new(ProblemType::RateLimited, detail)
         .with_quota(d.rate.name, u64::from(d.rate.limit))
         .into_http()
 }
 
-/// Wraps every request: id, rate limits, log line, problem mapping.
+/// Wraps every request: id, rate limits, log line, problem mapping, and
+/// the request metrics (`api_requests_in_flight`,
+/// `api_response_duration_seconds` by route template and status class).
 pub(crate) async fn around<E: Endpoint>(
     next: E,
     mut req: Request,
     state: Arc<AppState>,
     docs_policy: Arc<str>,
+    templates: Arc<crate::routes::RouteTemplates>,
 ) -> poem::Result<Response> {
+    let in_flight = metrics::gauge!("api_requests_in_flight");
+    in_flight.increment(1.0);
     let id = accepted_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -246,7 +252,15 @@ pub(crate) async fn around<E: Endpoint>(
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     let status = resp.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed_ms = elapsed * 1000.0;
+    in_flight.decrement(1.0);
+    metrics::histogram!(
+        "api_response_duration_seconds",
+        "route" => templates.label(&path).to_owned(),
+        "status_class" => crate::routes::status_class(status),
+    )
+    .record(elapsed);
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, elapsed_ms, "request failed");

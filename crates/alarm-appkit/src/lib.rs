@@ -3,6 +3,7 @@
 //! Business logic never lives here (the apps have none either); this crate
 //! knows no port, adapter or domain type.
 
+pub mod metrics;
 pub mod settings;
 
 use std::io::IsTerminal;

@@ -339,6 +339,7 @@ impl Dispatcher {
         };
         let latency_ms = millis_since(started);
         let result = self.judge(item, attempt, latency_ms);
+        record_metrics(item.channel, &result, started.elapsed());
         match &result {
             SendResult::Delivered { .. } => {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
@@ -518,6 +519,31 @@ impl Dispatcher {
                 error: f.error,
             },
         }
+    }
+}
+
+/// `webhook_deliveries_total` / `email_deliveries_total` by outcome
+/// (`delivered`, `retry`, `deferred` by an open breaker, `dead`) and the
+/// attempt's `*_delivery_duration_seconds`; breaker deferrals made no
+/// attempt, so they add no duration.
+fn record_metrics(channel: Channel, result: &SendResult, took: Duration) {
+    let (total, duration) = match channel {
+        Channel::Webhook => (
+            "webhook_deliveries_total",
+            "webhook_delivery_duration_seconds",
+        ),
+        Channel::Email => ("email_deliveries_total", "email_delivery_duration_seconds"),
+        _ => return,
+    };
+    let outcome = match result {
+        SendResult::Delivered { .. } => "delivered",
+        SendResult::Retry { counted: false, .. } => "deferred",
+        SendResult::Retry { .. } => "retry",
+        SendResult::Dead { .. } => "dead",
+    };
+    metrics::counter!(total, "outcome" => outcome).increment(1);
+    if outcome != "deferred" {
+        metrics::histogram!(duration).record(took.as_secs_f64());
     }
 }
 

@@ -341,8 +341,10 @@ impl Engine {
             ..TickReport::default()
         };
         let lost: HashSet<LeaseToken> = lost.into_iter().collect();
-        let due: HashMap<LeaseToken, Timestamp> =
-            claims.iter().map(|c| (c.token, c.trigger.due_at)).collect();
+        let due: HashMap<LeaseToken, (Timestamp, &'static str)> = claims
+            .iter()
+            .map(|c| (c.token, (c.trigger.due_at, kind_label(&c.trigger.kind))))
+            .collect();
         let mut samples = Vec::new();
         for (token, verdict) in verdicts {
             if lost.contains(&token) {
@@ -351,10 +353,19 @@ impl Engine {
             match verdict {
                 Verdict::Rang => {
                     report.rang += 1;
-                    let late = (now + commit).duration_since(due[&token]);
+                    let (at, kind) = due[&token];
+                    let late = (now + commit).duration_since(at);
                     samples.push(u64::try_from(late.as_millis()).unwrap_or(0));
+                    metrics::counter!("alarms_triggered_total", "kind" => kind).increment(1);
+                    // From the instant to the ring's commit (its outcome is
+                    // visible from then on).
+                    metrics::histogram!("alarm_fire_lateness_seconds", "kind" => kind)
+                        .record(late.as_secs_f64().max(0.0));
                 }
-                Verdict::Missed => report.missed += 1,
+                Verdict::Missed => {
+                    report.missed += 1;
+                    metrics::counter!("alarms_missed_total").increment(1);
+                }
                 Verdict::Expired => report.expired += 1,
                 Verdict::Skipped => report.skipped += 1,
             }
@@ -960,5 +971,16 @@ impl Backoff {
     /// Whether the last attempt failed.
     fn failing(&self) -> bool {
         self.0.is_some()
+    }
+}
+
+/// The `kind` label of a trigger: `fire`, `snooze`, `escalate` or
+/// `expire` (never the snooze count or level: the label set stays fixed).
+fn kind_label(kind: &TriggerKind) -> &'static str {
+    match kind {
+        TriggerKind::Fire => "fire",
+        TriggerKind::Snooze(_) => "snooze",
+        TriggerKind::Escalate(_) => "escalate",
+        TriggerKind::Expire => "expire",
     }
 }

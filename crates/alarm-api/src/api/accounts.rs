@@ -348,6 +348,7 @@ impl AccountsApi {
         {
             Ok(session) => session,
             Err(AuthError::BadCredentials) => {
+                metrics::counter!("login_failures_total").increment(1);
                 let spread = state
                     .limiter
                     .hit(limits.login_alert_per_email, &email)

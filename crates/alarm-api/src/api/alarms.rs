@@ -221,6 +221,8 @@ impl AlarmsApi {
         };
         let result = async {
             let alarm = state.alarms.create(&actor, draft).await?;
+            // Counted once per alarm made: a replayed answer is no new alarm.
+            metrics::counter!("alarms_created_total").increment(1);
             Ok::<_, ApiError>((Self::view(&state, &alarm).await?, alarm))
         }
         .await;

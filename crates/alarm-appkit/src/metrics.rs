@@ -1,0 +1,127 @@
+//! The apps' Prometheus metrics: one global recorder per process (the `metrics` facade that the libraries record into), its text exposition for `/metrics` on the ops listener, and the build and process gauges refreshed at each scrape.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Bucket bounds, in seconds, of every `*_seconds` histogram: from a
+/// millisecond (an API answer) to a minute (a late ring).
+const SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The `Content-Type` of [`Metrics::render`]'s text (Prometheus text
+/// exposition 0.0.4).
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The process's recorder, rendered on each scrape.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// Installs the process-wide recorder for `app` and sets `build_info`
+    /// (the version, the git commit given as `ALARM_GIT_SHA` when the
+    /// binary was built, and the time-zone database's release).
+    ///
+    /// # Errors
+    /// A recorder is installed already (once per process).
+    pub fn install(app: &'static str, tzdb: &str) -> Result<Self, String> {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS)
+            .map_err(|e| e.to_string())?
+            .build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder)
+            .map_err(|_| "a metrics recorder is installed already".to_owned())?;
+        metrics::gauge!(
+            "build_info",
+            "app" => app,
+            "version" => env!("CARGO_PKG_VERSION"),
+            "git_sha" => option_env!("ALARM_GIT_SHA").unwrap_or("unknown"),
+            "tzdb" => tzdb.to_owned(),
+        )
+        .set(1.0);
+        Ok(Self { handle })
+    }
+
+    /// The Prometheus text exposition of everything recorded, with the
+    /// process gauges read now.
+    pub fn render(&self) -> String {
+        process_gauges();
+        self.handle.render()
+    }
+}
+
+/// `process_resident_memory_bytes`, `process_cpu_seconds_total` and
+/// `process_open_fds`, read from `/proc` (Linux; elsewhere they are left
+/// out).
+fn process_gauges() {
+    if let Some(kib) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+    {
+        metrics::gauge!("process_resident_memory_bytes").set(kib * 1024.0);
+    }
+    // Fields 14 and 15 of /proc/self/stat, after the parenthesised name:
+    // user and system time of every thread, in USER_HZ ticks (100 a second
+    // on every Linux architecture's user ABI).
+    if let Some(ticks) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split(' ').collect();
+            let user: u64 = fields.get(11)?.parse().ok()?;
+            let system: u64 = fields.get(12)?.parse().ok()?;
+            Some(user + system)
+        })
+    {
+        metrics::counter!("process_cpu_seconds_total").absolute(ticks / 100);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        metrics::gauge!("process_open_fds").set(fds.count() as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_carries_build_process_and_recorded_metrics() {
+        let m = Metrics::install("alarm-test", "2026a").expect("install");
+        metrics::counter!("alarms_created_total").increment(2);
+        metrics::histogram!("api_response_duration_seconds", "route" => "/x", "status_class" => "2xx")
+            .record(0.003);
+        let text = m.render();
+        for line in [
+            "alarms_created_total 2",
+            "api_response_duration_seconds_bucket{route=\"/x\",status_class=\"2xx\",le=\"0.005\"} 1",
+            "api_response_duration_seconds_count{route=\"/x\",status_class=\"2xx\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        assert!(text.contains("build_info{app=\"alarm-test\""), "{text}");
+        assert!(text.contains("tzdb=\"2026a\""), "{text}");
+        for name in [
+            "process_resident_memory_bytes",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+        ] {
+            assert!(text.contains(name), "{name} in:\n{text}");
+        }
+        assert!(
+            Metrics::install("again", "x").is_err(),
+            "one recorder per process"
+        );
+    }
+}
