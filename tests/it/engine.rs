@@ -515,6 +515,9 @@ impl TriggerClaims for EditBeforeCommit {
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.inner.next_due().await
     }
+    async fn due_count(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.inner.due_count(now).await
+    }
     async fn pending(&self, alarm: AlarmId) -> Result<Vec<Trigger>, StoreError> {
         self.inner.pending(alarm).await
     }

@@ -345,6 +345,13 @@ async fn a_separate_worker_rings_on_time() {
         "nothing missed:\n{text}"
     );
     assert!(text.contains("build_info{app=\"alarm-worker\""), "{text}");
+    // Counted from the database by the engine-right holder (0 elsewhere).
+    for gauge in ["triggers_due ", "outbox_pending ", "outbox_dead "] {
+        assert!(
+            text.lines().any(|l| l.starts_with(gauge)),
+            "{gauge}in:\n{text}"
+        );
+    }
     let exit = worker.terminate();
     assert!(exit.success(), "SIGTERM stops the worker cleanly: {exit:?}");
     db.close().await;

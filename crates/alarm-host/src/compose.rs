@@ -109,6 +109,46 @@ pub struct Background {
     dispatcher: Arc<Dispatcher>,
     listener: Option<tokio::task::JoinHandle<()>>,
     shutdown: Duration,
+    ports: Ports,
+}
+
+/// How often the engine-right holder counts the backlog gauges.
+pub const BACKLOG_EVERY: Duration = Duration::from_secs(15);
+
+/// Sets `triggers_due`, `outbox_pending` and `outbox_dead` every
+/// [`BACKLOG_EVERY`] until `stop`: counted from the database by the process
+/// that holds the engine right, 0 in every other, so a sum over instances
+/// is the backlog and no scrape costs a query.
+async fn backlog_gauges(ports: Ports, health: Arc<EngineHealth>, stop: Stop) {
+    let mut every = tokio::time::interval(BACKLOG_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopped = stop.wait();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = &mut stopped => return,
+        }
+        let counted = if health.holds_right() {
+            async {
+                let now = ports.queue.store_time().await?;
+                let due = ports.queue.due_count(now).await?;
+                let outbox = ports.outbox.counts().await?;
+                Ok::<_, alarm_domain::ports::StoreError>((due, outbox.pending, outbox.dead))
+            }
+            .await
+        } else {
+            Ok((0, 0, 0))
+        };
+        match counted {
+            Ok((due, pending, dead)) => {
+                metrics::gauge!("triggers_due").set(due as f64);
+                metrics::gauge!("outbox_pending").set(pending as f64);
+                metrics::gauge!("outbox_dead").set(dead as f64);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot count the backlog for the metrics"),
+        }
+    }
 }
 
 impl Background {
@@ -136,6 +176,7 @@ impl Background {
             dispatcher,
             listener,
             shutdown,
+            ports: opened.ports.clone(),
         })
     }
 
@@ -159,7 +200,13 @@ impl Background {
     /// timeout (rows it has not recorded go out again after their lease).
     pub async fn run(self, stop: Stop) {
         let delivery = tokio::spawn(self.dispatcher.clone().run(stop.clone().wait()));
+        let gauges = tokio::spawn(backlog_gauges(
+            self.ports.clone(),
+            self.engine.health(),
+            stop.clone(),
+        ));
         self.engine.run(stop.wait()).await;
+        gauges.abort();
         let _ = tokio::time::timeout(self.shutdown, delivery).await;
         if let Some(listener) = self.listener {
             listener.abort();

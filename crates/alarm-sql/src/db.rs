@@ -285,6 +285,16 @@ impl Db {
             .map_err(store_err)
     }
 
+    /// The `n` column of `sql`'s one row (a `COUNT(*) AS n`), 0 without
+    /// one.
+    pub(crate) async fn count(&self, sql: &str, values: Vec<Value>) -> Result<u64, StoreError> {
+        let n = match self.query_one(sql, values).await? {
+            Some(row) => col::<i64>(&row, "n")?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Starts a write transaction. A transient failure to get a connection
     /// (the server restarting, a dropped socket) is retried with backoff and
     /// jitter: nothing was written yet, so retrying is always safe here.

@@ -6,7 +6,8 @@ use alarm_domain::ids::{AlarmId, UserId, WebhookId};
 use alarm_domain::jiff::Timestamp;
 use alarm_domain::model::{AlarmEvent, Channel, WebhookRegistration};
 use alarm_domain::ports::{
-    ClaimedSend, FinishReport, Outbox, OutboxItem, SendResult, SendStatus, SendTopic, StoreError,
+    ClaimedSend, FinishReport, Outbox, OutboxCounts, OutboxItem, SendResult, SendStatus, SendTopic,
+    StoreError,
 };
 use alarm_domain::sending::{self, Health, RingKey, Subscriber, Tally};
 use alarm_domain::trigger::{Delivery, LeaseToken, OccurrenceRef};
@@ -502,6 +503,19 @@ impl Outbox for SqlStores {
         let tx = self.db.begin().await?;
         insert_item(&tx, &item).await?;
         tx.commit().await
+    }
+
+    async fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        let of = |status: SendStatus| {
+            self.db.count(
+                "SELECT COUNT(*) AS n FROM outbox WHERE status = ?",
+                vec![v(status.as_str())],
+            )
+        };
+        Ok(OutboxCounts {
+            pending: of(SendStatus::Pending).await?,
+            dead: of(SendStatus::Dead).await?,
+        })
     }
 
     async fn webhooks(&self, ids: Vec<WebhookId>) -> Result<Vec<WebhookRegistration>, StoreError> {

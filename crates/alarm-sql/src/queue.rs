@@ -450,6 +450,15 @@ impl TriggerClaims for SqlStores {
             .transpose()
     }
 
+    async fn due_count(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.db
+            .count(
+                "SELECT COUNT(*) AS n FROM triggers WHERE lease_token IS NULL AND due_us <= ?",
+                vec![v(us(now))],
+            )
+            .await
+    }
+
     async fn pending(&self, alarm: AlarmId) -> Result<Vec<Trigger>, StoreError> {
         let rows = self
             .db

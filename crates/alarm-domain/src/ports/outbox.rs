@@ -220,6 +220,16 @@ pub struct FinishReport {
     pub fallbacks: usize,
 }
 
+/// How many outbox rows wait and how many were given up on, over every
+/// owner (the operator's gauges).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Pending rows, leased or not.
+    pub pending: u64,
+    /// Dead letters.
+    pub dead: u64,
+}
+
 /// The outbox.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
@@ -288,6 +298,12 @@ pub trait Outbox: Send + Sync {
     /// # Errors
     /// Only infrastructure failures.
     async fn enqueue(&self, item: OutboxItem) -> Result<(), StoreError>;
+
+    /// How many rows are pending and dead, over every owner.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn counts(&self) -> Result<OutboxCounts, StoreError>;
 
     /// Registrations by id, whatever their owner (for the sender; missing ones are left out).
     ///

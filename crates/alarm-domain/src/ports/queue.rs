@@ -151,6 +151,13 @@ pub trait TriggerClaims: Send + Sync {
     /// Only infrastructure failures.
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
 
+    /// How many unleased triggers are due at `now`: the claimable
+    /// backlog (the operator's `triggers_due` gauge).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn due_count(&self, now: Timestamp) -> Result<u64, StoreError>;
+
     /// The alarm's pending triggers (leased or not), by due time.
     ///
     /// # Errors

@@ -4,7 +4,7 @@ use super::*;
 
 use alarm_domain::model::{Alarm, Channel};
 use alarm_domain::ports::{
-    ClaimedSend, FinishReport, OutboxItem, SendResult, SendStatus, SendTopic,
+    ClaimedSend, FinishReport, OutboxCounts, OutboxItem, SendResult, SendStatus, SendTopic,
 };
 use alarm_domain::trigger::{LeaseToken, OccurrenceRef};
 
@@ -394,6 +394,44 @@ async fn a_dead_only_external_row_falls_back_to_email(new_ports: Fresh) {
     assert_eq!(mail.alarm, Some((f.one.id(), f.occurrence)));
 }
 
+/// `counts` tells the pending rows (leased ones too) from the dead
+/// letters, over every owner; delivered rows are neither.
+async fn counts_tell_pending_rows_from_dead_letters(new_ports: Fresh) {
+    let ports = new_ports().await;
+    assert_eq!(
+        ports.outbox.counts().await.expect("counts"),
+        OutboxCounts::default()
+    );
+    let (_, dead) = dead_lettered(&ports).await;
+    // One dead webhook row, and its fallback e-mail pending.
+    assert_eq!(dead.fallbacks, 1);
+    assert_eq!(
+        ports.outbox.counts().await.expect("counts"),
+        OutboxCounts {
+            pending: 1,
+            dead: 1
+        }
+    );
+    let claimed = ports.outbox.claim(at(28), at(60), 10).await.expect("claim");
+    assert_eq!(
+        ports.outbox.counts().await.expect("counts").pending,
+        1,
+        "a leased row still waits"
+    );
+    ports
+        .outbox
+        .finish(at(29), vec![delivered(&claimed[0], Some(250))], 3)
+        .await
+        .expect("finish");
+    assert_eq!(
+        ports.outbox.counts().await.expect("counts"),
+        OutboxCounts {
+            pending: 0,
+            dead: 1
+        }
+    );
+}
+
 /// Redelivery of a dead-lettered row is scoped to its owner: it resets the
 /// row to pending, and a pending row cannot be redelivered.
 async fn redelivery_resets_only_the_owners_dead_row(new_ports: Fresh) {
@@ -770,6 +808,7 @@ pub(super) fn checks() -> Vec<Check> {
         a_late_finish_after_a_take_over_is_fenced,
         a_dead_only_external_row_falls_back_to_email,
         redelivery_resets_only_the_owners_dead_row,
+        counts_tell_pending_rows_from_dead_letters,
         dead_row_disables_registration_after_threshold,
         disabling_emails_the_owner_a_notice,
         listing_is_newest_first_with_a_cursor_per_owner,

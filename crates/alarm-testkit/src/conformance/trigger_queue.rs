@@ -55,6 +55,22 @@ async fn next_due_is_the_earliest_and_nothing_is_due_early(new_ports: Fresh) {
     );
 }
 
+/// `due_count` counts the unleased triggers due by an instant: none
+/// early, each as its time comes, and a claimed one no longer.
+async fn due_count_is_the_claimable_backlog(new_ports: Fresh) {
+    let ports = new_ports().await;
+    three_alarms(&ports).await;
+    let count = |t| {
+        let queue = ports.queue.clone();
+        async move { queue.due_count(at(t)).await.expect("due_count") }
+    };
+    assert_eq!(count(9).await, 0);
+    assert_eq!(count(10).await, 1, "due at its instant");
+    assert_eq!(count(500).await, 2);
+    ports.queue.claim(at(10), 1, lease()).await.expect("claim");
+    assert_eq!(count(500).await, 1, "a leased trigger is not claimable");
+}
+
 /// A claim hands out at most its limit, earliest first, leased for the lease given.
 async fn claim_respects_the_limit_earliest_first(new_ports: Fresh) {
     let ports = new_ports().await;
@@ -854,6 +870,7 @@ async fn concurrent_claimers_get_every_trigger_once(new_ports: Fresh) {
 pub(super) fn checks() -> Vec<Check> {
     checks!(Ports:
         next_due_is_the_earliest_and_nothing_is_due_early,
+        due_count_is_the_claimable_backlog,
         claim_respects_the_limit_earliest_first,
         a_claimed_trigger_is_neither_next_nor_claimed_again,
         complete_commits_the_whole_outcome,

@@ -5,7 +5,7 @@ use alarm_domain::jiff::Timestamp;
 use alarm_domain::model::AlarmEvent;
 use alarm_domain::model::{Channel, WebhookRegistration};
 use alarm_domain::ports::{
-    ClaimedSend, FinishReport, Outbox, OutboxItem, SendResult, SendStatus, StoreError,
+    ClaimedSend, FinishReport, Outbox, OutboxCounts, OutboxItem, SendResult, SendStatus, StoreError,
 };
 use alarm_domain::sending::{self, Health, RingKey, Subscriber, Tally};
 use alarm_domain::trigger::{Delivery, LeaseToken};
@@ -203,6 +203,20 @@ impl Outbox for InMemory {
     async fn enqueue(&self, item: OutboxItem) -> Result<(), StoreError> {
         self.lock().insert_row(item);
         Ok(())
+    }
+
+    async fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        let s = self.lock();
+        let of = |status| {
+            s.outbox
+                .values()
+                .filter(|(item, _)| item.status == status)
+                .count() as u64
+        };
+        Ok(OutboxCounts {
+            pending: of(SendStatus::Pending),
+            dead: of(SendStatus::Dead),
+        })
     }
 
     async fn webhooks(&self, ids: Vec<WebhookId>) -> Result<Vec<WebhookRegistration>, StoreError> {

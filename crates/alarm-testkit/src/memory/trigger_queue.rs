@@ -147,6 +147,15 @@ impl TriggerClaims for InMemory {
             .min())
     }
 
+    async fn due_count(&self, now: Timestamp) -> Result<u64, StoreError> {
+        Ok(self
+            .lock()
+            .triggers
+            .values()
+            .filter(|t| t.lease.is_none() && t.trigger.due_at <= now)
+            .count() as u64)
+    }
+
     async fn pending(&self, alarm: AlarmId) -> Result<Vec<Trigger>, StoreError> {
         let s = self.lock();
         let mut list: Vec<Trigger> = s
