@@ -253,6 +253,14 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
     };
     let state =
         AppState::with_counters(api_ports, opened.tzdb.clone(), config, checks, counters).await?;
+    metrics.on_scrape({
+        let state = state.clone();
+        move || state.scrape_gauges()
+    });
+    metrics.on_scrape({
+        let sql = opened.sql.clone();
+        move || sql.pool_gauges()
+    });
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "state built");
 
     let report = tokio::spawn(alarm_host::compose::report_over_bounds(

@@ -399,6 +399,29 @@ fn metrics_count_what_the_api_did() {
     }
     assert!(text.contains("build_info{app=\"alarm-http\""), "{text}");
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    assert!(text.lines().any(|l| l == "active_users 1"), "{text}");
+    assert!(
+        text.lines().any(|l| l == "http_connections_open 0"),
+        "every request's connection closed: {text}"
+    );
+    // A connection held open on the public port counts once the server
+    // has accepted it (which the client cannot observe: poll the gauge).
+    let held = TcpStream::connect(&addr).expect("connect");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = get(&ops, "/metrics").1;
+        if text.lines().any(|l| l == "http_connections_open 1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(held);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("db_pool_connections{state=\"idle\"}")),
+        "{text}"
+    );
     assert!(sigterm(&mut child).success());
     let _ = std::fs::remove_dir_all(dir);
 }

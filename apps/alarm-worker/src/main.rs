@@ -92,6 +92,10 @@ fn ready(health: Data<&Arc<EngineHealth>>, dispatcher: Data<&Arc<Dispatcher>>) -
 
 async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Result<(), String> {
     let opened = alarm_host::open(&settings.server.database, &settings.server.schema).await?;
+    metrics.on_scrape({
+        let sql = opened.sql.clone();
+        move || sql.pool_gauges()
+    });
     let runner = settings.server.runner();
     let background = Background::new(&opened, runner.clone(), &settings.server.notify.settings)?;
     let ops_listen = settings.worker.ops_listen;

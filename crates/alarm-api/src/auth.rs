@@ -403,14 +403,18 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
     let state = req
         .data::<Arc<AppState>>()
         .ok_or_else(|| unauthorized("the server is not configured"))?;
-    authenticate(
+    let caller = authenticate(
         &state.tokens,
         state.ports.refresh_tokens.as_ref(),
         state.ports.users.as_ref(),
         &bearer.token,
         state.ports.clock.now(),
     )
-    .await
+    .await?;
+    state
+        .active_users
+        .seen(caller.user, std::time::Instant::now());
+    Ok(caller)
 }
 
 /// An API key in `X-API-Key` (from `POST /api/v1/api-keys`): accepted on

@@ -18,6 +18,7 @@ pub mod problem;
 pub mod state;
 pub mod transport;
 
+mod active;
 mod api;
 mod hashing;
 mod headers;

@@ -79,9 +79,15 @@ pub struct AppState {
     pub(crate) limiter: crate::limiter::Limiter,
     pub(crate) config: ApiConfig,
     pub(crate) checks: Vec<Arc<dyn HealthCheck>>,
+    pub(crate) active_users: crate::active::ActiveUsers,
 }
 
 impl AppState {
+    /// Sets the gauges this state keeps (`active_users`), for a scrape.
+    pub fn scrape_gauges(&self) {
+        self.active_users.sweep(std::time::Instant::now());
+    }
+
     /// Builds the state.
     ///
     /// # Errors
@@ -132,6 +138,7 @@ impl AppState {
             tzdb,
             config,
             checks,
+            active_users: crate::active::ActiveUsers::default(),
         }))
     }
 

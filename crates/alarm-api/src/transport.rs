@@ -115,6 +115,7 @@ struct Share {
 
 impl Drop for Share {
     fn drop(&mut self) {
+        metrics::gauge!("http_connections_open").decrement(1.0);
         let Some(key) = &self.key else { return };
         let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = shares.get_mut(key) {
@@ -169,10 +170,14 @@ impl GuardedAcceptor {
             let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
             let held = shares.entry(key.clone()).or_insert(0);
             if *held >= self.transport.max_per_address.max(1) {
+                metrics::counter!("http_connections_refused_total", "reason" => "address_share")
+                    .increment(1);
                 return None;
             }
             *held += 1;
         }
+        // Every accepted connection holds one `Share` until it closes.
+        metrics::gauge!("http_connections_open").increment(1.0);
         Some(Share {
             key,
             shares: self.shares.clone(),

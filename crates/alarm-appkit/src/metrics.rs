@@ -12,10 +12,15 @@ const SECONDS: &[f64] = &[
 /// exposition 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Something that sets gauges from state it reads when scraped (a pool's
+/// connections, a sweep of recent users).
+type Probe = Box<dyn Fn() + Send + Sync>;
+
 /// The process's recorder, rendered on each scrape.
 #[derive(Clone)]
 pub struct Metrics {
     handle: PrometheusHandle,
+    probes: std::sync::Arc<std::sync::Mutex<Vec<Probe>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -47,13 +52,27 @@ impl Metrics {
             "tzdb" => tzdb.to_owned(),
         )
         .set(1.0);
-        Ok(Self { handle })
+        Ok(Self {
+            handle,
+            probes: std::sync::Arc::default(),
+        })
+    }
+
+    /// Runs `probe` before each rendering, to set the gauges it reads.
+    pub fn on_scrape(&self, probe: impl Fn() + Send + Sync + 'static) {
+        self.probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(probe));
     }
 
     /// The Prometheus text exposition of everything recorded, with the
     /// process gauges read now.
     pub fn render(&self) -> String {
         process_gauges();
+        for probe in self.probes.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            probe();
+        }
         self.handle.render()
     }
 }
@@ -111,6 +130,11 @@ mod tests {
             assert!(text.contains(line), "{line} in:\n{text}");
         }
         assert!(text.contains("build_info{app=\"alarm-test\""), "{text}");
+        m.on_scrape(|| metrics::gauge!("probed").set(7.0));
+        assert!(
+            m.render().lines().any(|l| l == "probed 7"),
+            "a probe runs at each scrape"
+        );
         assert!(text.contains("tzdb=\"2026a\""), "{text}");
         for name in [
             "process_resident_memory_bytes",

@@ -78,6 +78,25 @@ pub struct Sql {
 }
 
 impl Sql {
+    /// Sets `db_pool_connections{state="in_use"|"idle"}` from the read
+    /// pool (on PostgreSQL every query's; SQLite's writes have their own
+    /// one-connection pool, not counted), for a scrape.
+    pub fn pool_gauges(&self) {
+        let (size, idle) = match self.kind {
+            DbKind::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DbKind::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
+        metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size - idle));
+    }
+
     /// Opens the pool: SQLite files are created on first use (WAL, foreign
     /// keys, busy timeout); transient failures are retried with backoff and
     /// jitter.
