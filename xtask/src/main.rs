@@ -11,7 +11,8 @@ Usage: cargo xtask <command>
 
 Commands:
   ci                      start/install the test servers (PostgreSQL, Redis, aiosmtpd), then fmt, clippy,
-                          tests, cargo-deny and the architecture check, in order
+                          tests, cargo-deny, the architecture check and the alert rules
+                          (promtool, installed from Debian's `prometheus` package when missing), in order
   arch                    only the architecture check: alarm-domain must not pull in I/O crates
   codegen                 write the OpenAPI document to docs/openapi.json
   bench <target> [--baseline <rev>] [-- args]
@@ -83,6 +84,7 @@ const CI_STEPS: &[Step] = &[
     ("test", test),
     ("deny", deny),
     ("arch", arch),
+    ("alerts", alerts),
 ];
 
 fn main() -> ExitCode {
@@ -253,6 +255,32 @@ fn test() -> Result<(), String> {
             "--tests",
         ]))
     }
+}
+
+/// The shipped Prometheus rules: `promtool check rules` (syntax, PromQL) and `promtool test
+/// rules` (each alert fires from synthetic series, the SLO recordings give known ratios).
+fn alerts() -> Result<(), String> {
+    if !succeeds(command("promtool", ["--version"])) {
+        println!("    promtool not found, installing Debian's prometheus package");
+        run(command(
+            "apt-get",
+            [
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "-o",
+                "Dpkg::Use-Pty=0",
+                "prometheus",
+            ],
+        ))?;
+    }
+    let dir = workspace_root().join("deploy/observability");
+    let mut check = command("promtool", ["check", "rules", "alerts.rules.yml"]);
+    check.current_dir(&dir);
+    run(check)?;
+    let mut test = command("promtool", ["test", "rules", "alerts.test.yml"]);
+    test.current_dir(&dir);
+    run(test)
 }
 
 fn deny() -> Result<(), String> {

@@ -115,7 +115,8 @@ pub struct Background {
 /// How often the engine-right holder counts the backlog gauges.
 pub const BACKLOG_EVERY: Duration = Duration::from_secs(15);
 
-/// Sets `triggers_due`, `outbox_pending` and `outbox_dead` every
+/// Sets `engine_right_held` (1 in the process that holds the engine right),
+/// `triggers_due`, `outbox_pending` and `outbox_dead` every
 /// [`BACKLOG_EVERY`] until `stop`: counted from the database by the process
 /// that holds the engine right, 0 in every other, so a sum over instances
 /// is the backlog and no scrape costs a query.
@@ -129,7 +130,10 @@ async fn backlog_gauges(ports: Ports, health: Arc<EngineHealth>, stop: Stop) {
             _ = every.tick() => {}
             () = &mut stopped => return,
         }
-        let counted = if health.holds_right() {
+        let holds = health.holds_right();
+        // Summed over instances, 0 means no engine fires anything.
+        metrics::gauge!("engine_right_held").set(if holds { 1.0 } else { 0.0 });
+        let counted = if holds {
             async {
                 let now = ports.queue.store_time().await?;
                 let due = ports.queue.due_count(now).await?;
