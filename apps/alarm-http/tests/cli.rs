@@ -269,6 +269,95 @@ fn a_bad_value_in_each_group_is_named() {
     }
 }
 
+/// A webhook receiver on 127.0.0.1 answering 200 to every request: its
+/// address and the count of requests it took.
+fn receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            // The head, then as much body as it announces.
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut length = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (addr, count)
+}
+
+/// The metric names a PromQL expression reads: identifiers that are not
+/// functions (followed by `(`), aggregations, keywords, label names inside
+/// `{…}` or the labels of a `by (…)`; histogram series are named by their
+/// family.
+fn metric_names(expr: &str) -> Vec<String> {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut names = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '{' || c == '"' || c == '[' {
+            // Skip a label matcher list, a string or a range.
+            let close = match c {
+                '{' => '}',
+                '[' => ']',
+                _ => '"',
+            };
+            i += 1;
+            while i < chars.len() && chars[i] != close {
+                i += 1;
+            }
+            i += 1;
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let next = chars[i..].iter().find(|c| !c.is_whitespace());
+            if matches!(word.as_str(), "by" | "without") {
+                // Skip the grouping labels.
+                while i < chars.len() && chars[i] != ')' {
+                    i += 1;
+                }
+            } else if next != Some(&'(')
+                && !matches!(
+                    word.as_str(),
+                    "and" | "or" | "unless" | "on" | "ignoring"
+                        // Aggregations may put `by (…)` before their `(`.
+                        | "sum" | "avg" | "min" | "max" | "count" | "group" | "stddev" | "stdvar"
+                        | "topk" | "bottomk" | "quantile" | "count_values"
+                )
+            {
+                let family = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| word.strip_suffix(s).filter(|f| f.ends_with("_seconds")))
+                    .unwrap_or(&word)
+                    .to_owned();
+                names.push(family);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
 /// `method path` with a JSON `body` (and a bearer `token`) over a plain
 /// socket; returns the status and body.
 fn send(addr: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
@@ -303,7 +392,13 @@ fn start(dir: &PathBuf) -> (std::process::Child, String) {
 /// Starts the embedded default in `dir`; returns the child, its address
 /// and its ops address.
 fn start_with_ops(dir: &PathBuf) -> (std::process::Child, String, String) {
+    start_with_env(dir, &[])
+}
+
+/// [`start_with_ops`] with extra environment variables.
+fn start_with_env(dir: &PathBuf, env: &[(&str, &str)]) -> (std::process::Child, String, String) {
     let mut child = bin()
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env("LISTEN_ADDR", "127.0.0.1:0")
         .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
@@ -347,7 +442,10 @@ fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
 #[test]
 fn metrics_count_what_the_api_did() {
     let dir = temp_dir("metrics");
-    let (mut child, addr, ops) = start_with_ops(&dir);
+    // A webhook receiver on loopback, which the product reaches only when
+    // told to.
+    let (hooks, received) = receiver();
+    let (mut child, addr, ops) = start_with_env(&dir, &[("WEBHOOK_ALLOW_PRIVATE", "true")]);
     let (status, body) = send(
         &addr,
         "POST",
@@ -370,9 +468,23 @@ fn metrics_count_what_the_api_did() {
         .and_then(|r| r.split('"').next())
         .expect("token")
         .to_owned();
-    let alarm =
+    let hook = format!(r#"{{"url":"http://{hooks}/hook","events":["alarm.triggered"]}}"#);
+    let (status, body) = send(&addr, "POST", "/api/v1/webhooks", &hook, Some(&token));
+    assert_eq!(status, 201, "{body}");
+    // One alarm for tomorrow morning, one that rings in 3 s by app and
+    // e-mail (which an unverified address never gets: a dead letter).
+    let daily =
         r#"{"name":"wake","time_zone":"UTC","schedules":[{"kind":"daily","time":"07:00"}]}"#;
-    for _ in 0..2 {
+    let soon = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(3))
+        .expect("time")
+        .to_zoned(jiff::tz::TimeZone::UTC);
+    let once = format!(
+        r#"{{"name":"soon","time_zone":"UTC","channels":["in-app","email"],"schedules":[{{"kind":"once","date":"{}","time":"{}"}}]}}"#,
+        soon.date(),
+        soon.time().strftime("%H:%M:%S")
+    );
+    for alarm in [daily, once.as_str()] {
         let (status, body) = send(&addr, "POST", "/api/v1/alarms", alarm, Some(&token));
         assert_eq!(status, 201, "{body}");
     }
@@ -385,8 +497,54 @@ fn metrics_count_what_the_api_did() {
     );
     assert_eq!(get(&addr, "/metrics").0, 404, "never on the public port");
 
-    let (status, text) = get(&ops, "/metrics");
-    assert_eq!(status, 200, "{text}");
+    // The ring and its deliveries happen in the background: poll the
+    // scrape until they are counted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let (status, text) = get(&ops, "/metrics");
+        assert_eq!(status, 200, "{text}");
+        let has = |prefix: &str| text.lines().any(|l| l.starts_with(prefix));
+        if has("alarms_triggered_total{kind=\"fire\"} 1")
+            && has("webhook_deliveries_total{outcome=\"delivered\"}")
+            && has("email_deliveries_total{outcome=\"dead\"} 1")
+        {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ring counted:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        received.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the receiver got the webhook"
+    );
+    // Every metric a dashboard panel queries is one the app exports.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../deploy/observability/dashboard.json"),
+        )
+        .expect("the dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 10, "the guide's panels");
+    for panel in panels {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let names = metric_names(expr);
+            assert!(!names.is_empty(), "{expr}");
+            for name in names {
+                assert!(
+                    text.contains(&format!("# TYPE {name} ")),
+                    "panel {:?} queries {name}, which is not exported:\n{text}",
+                    panel["title"]
+                );
+            }
+        }
+    }
     for line in [
         "alarms_created_total 2",
         "login_failures_total 1",

@@ -80,6 +80,25 @@ pub struct RateLimits {
 /// thousands of them (the connection cap bounds them too).
 pub const HELD_REFUSALS: usize = 512;
 
+impl RateLimits {
+    /// Every limit that answers 429 when passed (the per-e-mail alert
+    /// count refuses nothing), for the metrics' label set.
+    pub fn refusing(&self) -> [Rate; 10] {
+        [
+            self.per_ip,
+            self.alarms_per_user,
+            self.register_per_ip,
+            self.login_per_pair,
+            self.login_per_ip,
+            self.test_pings_per_user,
+            self.webhooks_per_key,
+            self.resets_per_ip,
+            self.resets_per_email,
+            self.verifications_per_user,
+        ]
+    }
+}
+
 impl Default for RateLimits {
     fn default() -> Self {
         Self {

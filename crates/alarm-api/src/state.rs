@@ -120,6 +120,13 @@ impl AppState {
             None => crate::limiter::Limiter::local(max_keys),
         };
         let tokens = Tokens::new(config.tokens.clone())?;
+        // The event counters exist from the start (at 0), so `increase()`
+        // and the dashboard see the first event too.
+        metrics::counter!("alarms_created_total").increment(0);
+        metrics::counter!("login_failures_total").increment(0);
+        for rate in config.rate_limits.refusing() {
+            metrics::counter!("rate_limit_rejections_total", "limit" => rate.name).increment(0);
+        }
         Ok(Arc::new(Self {
             alarms: AlarmService::new(ports.clone()),
             users: UserService::new(ports.clone(), config.admin_emails.clone()),

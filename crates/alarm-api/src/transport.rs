@@ -140,6 +140,9 @@ impl GuardedAcceptor {
     /// Wraps `inner`.
     pub fn new(inner: TcpAcceptor, transport: Transport) -> Self {
         let tls = transport.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        metrics::counter!("http_connections_refused_total", "reason" => "address_share")
+            .increment(0);
+        metrics::gauge!("http_connections_open").increment(0.0);
         Self {
             inner,
             permits: Arc::new(Semaphore::new(transport.max_connections.max(1))),

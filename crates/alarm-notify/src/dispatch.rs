@@ -136,6 +136,13 @@ impl Dispatcher {
         webhooks: WebhookSender,
         mailer: Option<Mailer>,
     ) -> Self {
+        // Every outcome's series exists from the start, so `increase()`
+        // sees the first dead letter too.
+        for total in ["webhook_deliveries_total", "email_deliveries_total"] {
+            for outcome in OUTCOMES {
+                metrics::counter!(total, "outcome" => outcome).increment(0);
+            }
+        }
         Self {
             ports: ports.into(),
             config,
@@ -522,6 +529,9 @@ impl Dispatcher {
     }
 }
 
+/// The `outcome` label values of the delivery counters.
+const OUTCOMES: [&str; 4] = ["delivered", "retry", "deferred", "dead"];
+
 /// `webhook_deliveries_total` / `email_deliveries_total` by outcome
 /// (`delivered`, `retry`, `deferred` by an open breaker, `dead`) and the
 /// attempt's `*_delivery_duration_seconds`; breaker deferrals made no
@@ -536,13 +546,13 @@ fn record_metrics(channel: Channel, result: &SendResult, took: Duration) {
         _ => return,
     };
     let outcome = match result {
-        SendResult::Delivered { .. } => "delivered",
-        SendResult::Retry { counted: false, .. } => "deferred",
-        SendResult::Retry { .. } => "retry",
-        SendResult::Dead { .. } => "dead",
+        SendResult::Delivered { .. } => OUTCOMES[0],
+        SendResult::Retry { counted: false, .. } => OUTCOMES[2],
+        SendResult::Retry { .. } => OUTCOMES[1],
+        SendResult::Dead { .. } => OUTCOMES[3],
     };
     metrics::counter!(total, "outcome" => outcome).increment(1);
-    if outcome != "deferred" {
+    if outcome != OUTCOMES[2] {
         metrics::histogram!(duration).record(took.as_secs_f64());
     }
 }

@@ -184,6 +184,17 @@ impl Engine {
         calendars: CalendarService,
         config: RunnerConfig,
     ) -> Self {
+        // The series exist from the start, so `increase()` sees the first
+        // ring and the first miss too.
+        metrics::counter!("alarms_missed_total").increment(0);
+        for kind in [
+            TriggerKind::Fire,
+            TriggerKind::Snooze(1),
+            TriggerKind::Escalate(1),
+            TriggerKind::Expire,
+        ] {
+            metrics::counter!("alarms_triggered_total", "kind" => kind_label(&kind)).increment(0);
+        }
         Self {
             calendars,
             ports,
