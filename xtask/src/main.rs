@@ -11,9 +11,11 @@ Usage: cargo xtask <command>
 
 Commands:
   ci                      start/install the test servers (PostgreSQL, Redis, aiosmtpd), then fmt, clippy,
-                          tests, cargo-deny, the architecture check and the alert rules
-                          (promtool, installed from Debian's `prometheus` package when missing), in order
+                          tests, cargo-deny, the architecture check and the alert rules and
+                          routes (promtool and amtool, installed from Debian's `prometheus` and
+                          `prometheus-alertmanager` packages when missing), in order
   arch                    only the architecture check: alarm-domain must not pull in I/O crates
+  alerts                  only the Prometheus rules' and Alertmanager routes' checks and tests
   codegen                 write the OpenAPI document to docs/openapi.json
   bench <target> [--baseline <rev>] [-- args]
                           run a benchmark program; extra args go to the bench binary; with
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         }
         Some("ci") => ci(),
         Some("arch") => arch(),
+        Some("alerts") => alerts(),
         Some("codegen") => codegen(),
         Some("bench") => bench(&args[1..]),
         Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
@@ -257,30 +260,58 @@ fn test() -> Result<(), String> {
     }
 }
 
-/// The shipped Prometheus rules: `promtool check rules` (syntax, PromQL) and `promtool test
-/// rules` (each alert fires from synthetic series, the SLO recordings give known ratios).
+/// The shipped Prometheus and Alertmanager files: `promtool check rules` (syntax, PromQL),
+/// `promtool test rules` (each alert fires from synthetic series, the SLO recordings give known
+/// ratios), `amtool check-config` and the routes critical and other alerts take.
 fn alerts() -> Result<(), String> {
-    if !succeeds(command("promtool", ["--version"])) {
-        println!("    promtool not found, installing Debian's prometheus package");
-        run(command(
-            "apt-get",
-            [
-                "install",
-                "-y",
-                "--no-install-recommends",
-                "-o",
-                "Dpkg::Use-Pty=0",
-                "prometheus",
-            ],
-        ))?;
+    for (tool, package) in [
+        ("promtool", "prometheus"),
+        ("amtool", "prometheus-alertmanager"),
+    ] {
+        if !succeeds(command(tool, ["--version"])) {
+            println!("    {tool} not found, installing Debian's {package} package");
+            run(command(
+                "apt-get",
+                [
+                    "install",
+                    "-y",
+                    "--no-install-recommends",
+                    "-o",
+                    "Dpkg::Use-Pty=0",
+                    package,
+                ],
+            ))?;
+        }
     }
     let dir = workspace_root().join("deploy/observability");
-    let mut check = command("promtool", ["check", "rules", "alerts.rules.yml"]);
-    check.current_dir(&dir);
-    run(check)?;
-    let mut test = command("promtool", ["test", "rules", "alerts.test.yml"]);
-    test.current_dir(&dir);
-    run(test)
+    let route = |receivers: &str, labels: &[&str]| {
+        let mut args = vec![
+            "config".to_owned(),
+            "routes".to_owned(),
+            "test".to_owned(),
+            "--config.file=alertmanager.yml".to_owned(),
+            format!("--verify.receivers={receivers}"),
+        ];
+        args.extend(labels.iter().map(|l| (*l).to_owned()));
+        command("amtool", args)
+    };
+    for mut step in [
+        command("promtool", ["check", "rules", "alerts.rules.yml"]),
+        command("promtool", ["test", "rules", "alerts.test.yml"]),
+        command("amtool", ["check-config", "alertmanager.yml"]),
+        route(
+            "operators-page,operators-email",
+            &["severity=critical", "alertname=EngineDown"],
+        ),
+        route(
+            "operators-email",
+            &["severity=warning", "alertname=MemoryHigh"],
+        ),
+    ] {
+        step.current_dir(&dir);
+        run(step)?;
+    }
+    Ok(())
 }
 
 fn deny() -> Result<(), String> {
