@@ -270,17 +270,29 @@ fn alerts() -> Result<(), String> {
     ] {
         if !succeeds(command(tool, ["--version"])) {
             println!("    {tool} not found, installing Debian's {package} package");
-            run(command(
-                "apt-get",
-                [
-                    "install",
-                    "-y",
-                    "--no-install-recommends",
-                    "-o",
-                    "Dpkg::Use-Pty=0",
-                    package,
-                ],
-            ))?;
+            let install = || {
+                let mut apt = command(
+                    "apt-get",
+                    [
+                        "install",
+                        "-y",
+                        "--no-install-recommends",
+                        "-o",
+                        "Dpkg::Use-Pty=0",
+                        package,
+                    ],
+                );
+                apt.env("DEBIAN_FRONTEND", "noninteractive");
+                apt
+            };
+            // Stale package lists make the first try fail: refresh them once.
+            if run(install()).is_err() {
+                run(command("apt-get", ["update", "-qq"]))?;
+                run(install())?;
+            }
+            // Only the tool is wanted: a server the package may have started
+            // (on a host with systemd) would hold ports the apps use.
+            let _ = succeeds(command("systemctl", ["disable", "--now", package]));
         }
     }
     let dir = workspace_root().join("deploy/observability");

@@ -95,6 +95,7 @@ fn start(data: &std::path::Path) -> Child {
         .env_clear()
         .env("DATA_DIR", data)
         .env("LISTEN_ADDR", API)
+        .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
         .env("LOG_LEVEL", "error")
         .env("TRUSTED_PROXIES", "127.0.0.1/32")
         .stdout(Stdio::null())

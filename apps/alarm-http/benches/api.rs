@@ -104,6 +104,7 @@ fn start_api(migrate: bool) -> (Child, Duration) {
         .env("DATABASE_URL", db_url())
         .env("JWT_SECRET_KEY", SECRET)
         .env("LISTEN_ADDR", API)
+        .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
         .env("LOG_LEVEL", "warn")
         .env("LOG_FORMAT", "json")
         .env("AUTO_MIGRATE", if migrate { "true" } else { "false" })

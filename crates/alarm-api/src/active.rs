@@ -20,9 +20,13 @@ pub(crate) struct ActiveUsers {
 }
 
 impl ActiveUsers {
-    /// `user` made an authenticated request at `now`.
+    /// `user` made an authenticated request at `now`. When the map is full
+    /// it is swept first, so it stays bounded even if nothing scrapes.
     pub(crate) fn seen(&self, user: UserId, now: Instant) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= MAX_TRACKED && !seen.contains_key(&user) {
+            seen.retain(|_, at| now.saturating_duration_since(*at) < WINDOW);
+        }
         if seen.len() < MAX_TRACKED || seen.contains_key(&user) {
             seen.insert(user, now);
         }

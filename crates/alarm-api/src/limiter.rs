@@ -537,6 +537,7 @@ pub(crate) fn note(d: Decision) {
 /// code outside an operation (a security scheme's checker).
 pub(crate) fn refusal_response(d: &Decision, detail: &str) -> poem::Response {
     note(*d);
+    counted(d);
     let mut resp = crate::problem::Problem::new(crate::problem::ProblemType::RateLimited, detail)
         .with_quota(d.rate.name, u64::from(d.rate.limit))
         .into_http();

@@ -185,6 +185,23 @@ fn refusal(d: &crate::limiter::Decision, detail: &str) -> Response {
         .into_http()
 }
 
+/// One request in `api_requests_in_flight`, until dropped (also when the
+/// client goes away and the request's future is dropped mid-way).
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        metrics::gauge!("api_requests_in_flight").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("api_requests_in_flight").decrement(1.0);
+    }
+}
+
 /// Wraps every request: id, rate limits, log line, problem mapping, and
 /// the request metrics (`api_requests_in_flight`,
 /// `api_response_duration_seconds` by route template and status class).
@@ -195,8 +212,7 @@ pub(crate) async fn around<E: Endpoint>(
     docs_policy: Arc<str>,
     templates: Arc<crate::routes::RouteTemplates>,
 ) -> poem::Result<Response> {
-    let in_flight = metrics::gauge!("api_requests_in_flight");
-    in_flight.increment(1.0);
+    let _in_flight = InFlight::enter();
     let id = accepted_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -227,6 +243,15 @@ pub(crate) async fn around<E: Endpoint>(
         )
         .instrument(span.clone())
         .await;
+    // Measured before a refusal is held: the hold is the server's choice,
+    // not its latency.
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::histogram!(
+        "api_response_duration_seconds",
+        "route" => templates.label(&path).to_owned(),
+        "status_class" => crate::routes::status_class(resp.status().as_u16()),
+    )
+    .record(elapsed);
     if resp.status() == StatusCode::TOO_MANY_REQUESTS {
         state
             .limiter
@@ -252,15 +277,7 @@ pub(crate) async fn around<E: Endpoint>(
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     let status = resp.status().as_u16();
-    let elapsed = started.elapsed().as_secs_f64();
-    let elapsed_ms = elapsed * 1000.0;
-    in_flight.decrement(1.0);
-    metrics::histogram!(
-        "api_response_duration_seconds",
-        "route" => templates.label(&path).to_owned(),
-        "status_class" => crate::routes::status_class(status),
-    )
-    .record(elapsed);
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, elapsed_ms, "request failed");

@@ -130,7 +130,9 @@ async fn backlog_gauges(ports: Ports, health: Arc<EngineHealth>, stop: Stop) {
             _ = every.tick() => {}
             () = &mut stopped => return,
         }
-        let holds = health.holds_right();
+        // A holder that has not reached the database lately rings nothing
+        // either (its lease is about to lapse): it counts as not holding.
+        let holds = health.holds_right() && health.check(BACKLOG_EVERY * 2).is_ok();
         // Summed over instances, 0 means no engine fires anything.
         metrics::gauge!("engine_right_held").set(if holds { 1.0 } else { 0.0 });
         let counted = if holds {
@@ -150,7 +152,14 @@ async fn backlog_gauges(ports: Ports, health: Arc<EngineHealth>, stop: Stop) {
                 metrics::gauge!("outbox_pending").set(pending as f64);
                 metrics::gauge!("outbox_dead").set(dead as f64);
             }
-            Err(e) => tracing::warn!(error = %e, "cannot count the backlog for the metrics"),
+            Err(e) => {
+                // Unknown, not the last count: an old value would keep an
+                // alert quiet (or firing) while the database is away.
+                for gauge in ["triggers_due", "outbox_pending", "outbox_dead"] {
+                    metrics::gauge!(gauge).set(f64::NAN);
+                }
+                tracing::warn!(error = %e, "cannot count the backlog for the metrics");
+            }
         }
     }
 }

@@ -262,18 +262,32 @@ impl Dispatcher {
                 }
             })
             .collect();
-        let results: Vec<(LeaseToken, SendResult)> = futures_util::stream::iter(lanes)
+        let attempted: Vec<(LeaseToken, SendResult, Duration)> = futures_util::stream::iter(lanes)
             .buffer_unordered(self.config.concurrency.max(1))
             .collect::<Vec<Vec<_>>>()
             .await
             .into_iter()
             .flatten()
             .collect();
+        let channel_of: HashMap<LeaseToken, Channel> =
+            claims.iter().map(|c| (c.token, c.item.channel)).collect();
+        let measured: Vec<(LeaseToken, Channel, &'static str, Duration)> = attempted
+            .iter()
+            .map(|(token, result, took)| (*token, channel_of[token], outcome(result), *took))
+            .collect();
+        let results = attempted.into_iter().map(|(t, r, _)| (t, r)).collect();
         let report = self
             .ports
             .outbox
             .finish(self.ports.clock.now(), results, self.config.disable_after)
             .await?;
+        // Counted once recorded, and only where this worker's lease held:
+        // a row another worker took over is counted by that worker.
+        for (token, channel, outcome, took) in measured {
+            if !report.lost.contains(&token) {
+                record_metrics(channel, outcome, took);
+            }
+        }
         if !report.lost.is_empty() {
             tracing::warn!(
                 lost = report.lost.len(),
@@ -333,7 +347,11 @@ impl Dispatcher {
         })
     }
 
-    async fn attempt(&self, claim: &ClaimedSend, context: &Context) -> (LeaseToken, SendResult) {
+    async fn attempt(
+        &self,
+        claim: &ClaimedSend,
+        context: &Context,
+    ) -> (LeaseToken, SendResult, Duration) {
         let started = Instant::now();
         let item = &claim.item;
         let attempt = match item.channel {
@@ -346,7 +364,7 @@ impl Dispatcher {
         };
         let latency_ms = millis_since(started);
         let result = self.judge(item, attempt, latency_ms);
-        record_metrics(item.channel, &result, started.elapsed());
+        let took = started.elapsed();
         match &result {
             SendResult::Delivered { .. } => {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
@@ -356,7 +374,7 @@ impl Dispatcher {
                 // Breaker deferrals come by the thousand while a host is down.
                 if !counted {
                     tracing::debug!(message = %item.message, target = %item.target, error, "delivery deferred");
-                    return (claim.token, result);
+                    return (claim.token, result, took);
                 }
                 tracing::info!(message = %item.message, target = %item.target, channel = item.channel.as_str(), attempts = item.attempts + 1, error, "delivery will be retried");
             }
@@ -365,7 +383,7 @@ impl Dispatcher {
                 tracing::warn!(message = %item.message, target = %item.target, channel = item.channel.as_str(), attempts = item.attempts + 1, error, "delivery dead-lettered");
             }
         }
-        (claim.token, result)
+        (claim.token, result, took)
     }
 
     /// The delay before retry number `attempt` (1-based): exponential from
@@ -529,6 +547,16 @@ impl Dispatcher {
     }
 }
 
+/// The `outcome` label of an attempt's result.
+fn outcome(result: &SendResult) -> &'static str {
+    match result {
+        SendResult::Delivered { .. } => OUTCOMES[0],
+        SendResult::Retry { counted: false, .. } => OUTCOMES[2],
+        SendResult::Retry { .. } => OUTCOMES[1],
+        SendResult::Dead { .. } => OUTCOMES[3],
+    }
+}
+
 /// The `outcome` label values of the delivery counters.
 const OUTCOMES: [&str; 4] = ["delivered", "retry", "deferred", "dead"];
 
@@ -536,7 +564,7 @@ const OUTCOMES: [&str; 4] = ["delivered", "retry", "deferred", "dead"];
 /// (`delivered`, `retry`, `deferred` by an open breaker, `dead`) and the
 /// attempt's `*_delivery_duration_seconds`; breaker deferrals made no
 /// attempt, so they add no duration.
-fn record_metrics(channel: Channel, result: &SendResult, took: Duration) {
+fn record_metrics(channel: Channel, outcome: &'static str, took: Duration) {
     let (total, duration) = match channel {
         Channel::Webhook => (
             "webhook_deliveries_total",
@@ -544,12 +572,6 @@ fn record_metrics(channel: Channel, result: &SendResult, took: Duration) {
         ),
         Channel::Email => ("email_deliveries_total", "email_delivery_duration_seconds"),
         _ => return,
-    };
-    let outcome = match result {
-        SendResult::Delivered { .. } => OUTCOMES[0],
-        SendResult::Retry { counted: false, .. } => OUTCOMES[2],
-        SendResult::Retry { .. } => OUTCOMES[1],
-        SendResult::Dead { .. } => OUTCOMES[3],
     };
     metrics::counter!(total, "outcome" => outcome).increment(1);
     if outcome != OUTCOMES[2] {

@@ -78,20 +78,30 @@ pub struct Sql {
 }
 
 impl Sql {
-    /// Sets `db_pool_connections{state="in_use"|"idle"}` from the read
+    /// Sets `db_pool_connections{state="in_use"|"idle"}` and
+    /// `db_pool_connections_max` (the pool's bound) from the read
     /// pool (on PostgreSQL every query's; SQLite's writes have their own
     /// one-connection pool, not counted), for a scrape.
     pub fn pool_gauges(&self) {
-        let (size, idle) = match self.kind {
+        let (size, idle, max) = match self.kind {
             DbKind::Postgres => {
                 let pool = self.db.get_postgres_connection_pool();
-                (pool.size(), pool.num_idle())
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
             }
             DbKind::Sqlite => {
                 let pool = self.db.get_sqlite_connection_pool();
-                (pool.size(), pool.num_idle())
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
             }
         };
+        metrics::gauge!("db_pool_connections_max").set(f64::from(max));
         let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
         metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
         metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size - idle));
