@@ -64,7 +64,6 @@ fn live() -> Json<serde_json::Value> {
 #[handler]
 fn ready(health: Data<&Arc<EngineHealth>>, dispatcher: Data<&Arc<Dispatcher>>) -> poem::Response {
     let body = |status: &str, reason: Option<String>| {
-        let late = health.lateness();
         let sent = dispatcher.stats();
         let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         serde_json::json!({
@@ -79,7 +78,6 @@ fn ready(health: Data<&Arc<EngineHealth>>, dispatcher: Data<&Arc<Dispatcher>>) -
             "holds_engine_right": health.holds_right(),
             "rang": health.rang(),
             "missed": health.missed(),
-            "lateness_ms": {"count": late.count, "p50": late.p50_ms, "p99": late.p99_ms, "max": late.max_ms},
         })
     };
     match health.check(Duration::from_secs(10)) {

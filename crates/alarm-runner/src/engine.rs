@@ -358,7 +358,6 @@ impl Engine {
             .iter()
             .map(|c| (c.token, (c.trigger.due_at, kind_label(&c.trigger.kind))))
             .collect();
-        let mut samples = Vec::new();
         for (token, verdict) in verdicts {
             if lost.contains(&token) {
                 continue;
@@ -368,7 +367,6 @@ impl Engine {
                     report.rang += 1;
                     let (at, kind) = due[&token];
                     let late = (now + signed(begun.elapsed())).duration_since(at);
-                    samples.push(u64::try_from(late.as_millis()).unwrap_or(0));
                     metrics::counter!("alarms_triggered_total", "kind" => kind).increment(1);
                     // From the instant to the ring's commit (its outcome is
                     // visible from then on).
@@ -389,7 +387,6 @@ impl Engine {
                 "claims were rescued by another engine before completion; not rung here"
             );
         }
-        self.health.record_lateness(&samples);
         self.health.rang.fetch_add(report.rang, Ordering::Relaxed);
         self.health
             .missed

@@ -33,7 +33,7 @@ mod health;
 
 pub use config::RunnerConfig;
 pub use engine::{Engine, EnginePorts, EngineWake, TickReport};
-pub use health::{EngineHealth, Lateness};
+pub use health::EngineHealth;
 // The fire policy is the domain's; these names stay here for the callers
 // (apps, tests, benches) written against the runner.
 pub use alarm_domain::firing::{Verdict, delivery_key};
