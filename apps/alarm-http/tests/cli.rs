@@ -584,6 +584,19 @@ fn metrics_count_what_the_api_did() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// With `METRICS=false` nothing is recorded and the ops port says so.
+#[test]
+fn metrics_can_be_turned_off() {
+    let dir = temp_dir("metrics-off");
+    let (mut child, addr, ops) = start_with_env(&dir, &[("METRICS", "false")]);
+    assert_eq!(get(&addr, "/health/ready").0, 200);
+    let (status, body) = get(&ops, "/metrics");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("METRICS=false"), "{body}");
+    assert!(sigterm(&mut child).success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn embedded_default_starts_serves_and_stops_on_sigterm() {
     let dir = temp_dir("embedded");

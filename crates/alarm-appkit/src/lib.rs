@@ -113,6 +113,8 @@ settings! {
         log_level: String = "info", "LOG_LEVEL";
         /// Seconds given to finish or release in-flight work after SIGTERM/SIGINT
         shutdown_timeout_seconds: u64 = "10", "SHUTDOWN_TIMEOUT_SECONDS", 1..=300;
+        /// Record Prometheus metrics and serve them at /metrics on the ops listener (false: nothing is recorded, /metrics answers 404)
+        metrics: bool = "true", "METRICS";
     }
 }
 

@@ -21,7 +21,8 @@ type Probe = Box<dyn Fn() + Send + Sync>;
 /// The process's recorder, rendered on each scrape.
 #[derive(Clone)]
 pub struct Metrics {
-    handle: PrometheusHandle,
+    /// `None` when metrics are off (`METRICS=false`): nothing is recorded.
+    handle: Option<PrometheusHandle>,
     probes: std::sync::Arc<std::sync::Mutex<Vec<Probe>>>,
 }
 
@@ -39,6 +40,22 @@ impl Metrics {
     /// # Errors
     /// A recorder is installed already (once per process).
     pub fn install(app: &'static str, tzdb: &str) -> Result<Self, String> {
+        Self::new(app, tzdb, true)
+    }
+
+    /// [`Metrics::install`] when `enabled`; otherwise no recorder is
+    /// installed, so every `metrics` macro in the process is a no-op (what
+    /// the benchmarks compare against).
+    ///
+    /// # Errors
+    /// A recorder is installed already (once per process).
+    pub fn new(app: &'static str, tzdb: &str, enabled: bool) -> Result<Self, String> {
+        if !enabled {
+            return Ok(Self {
+                handle: None,
+                probes: std::sync::Arc::default(),
+            });
+        }
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS)
             .map_err(|e| e.to_string())?
@@ -55,7 +72,7 @@ impl Metrics {
         )
         .set(1.0);
         Ok(Self {
-            handle,
+            handle: Some(handle),
             probes: std::sync::Arc::default(),
         })
     }
@@ -69,13 +86,14 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of everything recorded, with the
-    /// process gauges read now.
-    pub fn render(&self) -> String {
+    /// process gauges read now; `None` when metrics are off.
+    pub fn render(&self) -> Option<String> {
+        let handle = self.handle.as_ref()?;
         process_gauges();
         for probe in self.probes.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             probe();
         }
-        self.handle.render()
+        Some(handle.render())
     }
 }
 
@@ -125,7 +143,7 @@ mod tests {
         metrics::counter!("alarms_created_total").increment(2);
         metrics::histogram!("api_response_duration_seconds", "route" => "/x", "status_class" => "2xx")
             .record(0.003);
-        let text = m.render();
+        let text = m.render().expect("on");
         for line in [
             "alarms_created_total 2",
             "api_response_duration_seconds_bucket{route=\"/x\",status_class=\"2xx\",le=\"0.005\"} 1",
@@ -136,7 +154,7 @@ mod tests {
         assert!(text.contains("build_info{app=\"alarm-test\""), "{text}");
         m.on_scrape(|| metrics::gauge!("probed").set(7.0));
         assert!(
-            m.render().lines().any(|l| l == "probed 7"),
+            m.render().expect("on").lines().any(|l| l == "probed 7"),
             "a probe runs at each scrape"
         );
         assert!(text.contains("tzdb=\"2026a\""), "{text}");
@@ -151,5 +169,7 @@ mod tests {
             Metrics::install("again", "x").is_err(),
             "one recorder per process"
         );
+        let off = Metrics::new("off", "x", false).expect("off");
+        assert_eq!(off.render(), None, "off: nothing to serve");
     }
 }
