@@ -566,10 +566,10 @@ async fn a_4xx_is_final_and_falls_back_to_email(w: &World) {
     assert!(m.contains("multipart/alternative"), "{m}");
 }
 
-async fn an_email_alarm_sends_mail(w: &World) {
-    let smtp = Smtp::start("email").await;
-    let ana = w.user("ana@example.com").await;
-    daily(w, &ana, "Pills <8am>", &[Channel::InApp, Channel::Email]).await;
+/// `who`'s daily in-app and e-mail alarm `name` rings once and one
+/// delivery round runs through `smtp`; answers `who`'s e-mail rows.
+async fn ring_by_mail(w: &World, who: &Actor, name: &str, smtp: &Smtp) -> Vec<OutboxItem> {
+    daily(w, who, name, &[Channel::InApp, Channel::Email]).await;
     let d = dispatcher(
         w,
         quick(),
@@ -580,6 +580,17 @@ async fn an_email_alarm_sends_mail(w: &World) {
     let t = seven(0);
     fire(w, t).await;
     round(w, &d, t).await;
+    w.ports
+        .outbox
+        .list(who.user, Channel::Email, who.user.as_uuid(), None, 10)
+        .await
+        .expect("list")
+}
+
+async fn an_email_alarm_sends_mail(w: &World) {
+    let smtp = Smtp::start("email").await;
+    let ana = w.user("ana@example.com").await;
+    let rows = ring_by_mail(w, &ana, "Pills <8am>", &smtp).await;
     let mail = smtp.messages();
     assert_eq!(mail.len(), 1, "{mail:?}");
     let m = &mail[0];
@@ -593,12 +604,6 @@ async fn an_email_alarm_sends_mail(w: &World) {
         "HTML-escaped: {m}"
     );
     assert!(!m.contains("every other channel"), "not a fallback: {m}");
-    let rows = w
-        .ports
-        .outbox
-        .list(ana.user, Channel::Email, ana.user.as_uuid(), None, 10)
-        .await
-        .expect("list");
     assert_eq!(
         rows.iter()
             .map(|r| (r.channel, r.status))
@@ -612,24 +617,8 @@ async fn an_email_alarm_sends_mail(w: &World) {
 async fn an_unverified_address_gets_no_alarm_mail(w: &World) {
     let smtp = Smtp::start("unverified").await;
     let ana = w.unverified_user("ana@example.com").await;
-    daily(w, &ana, "Pills", &[Channel::InApp, Channel::Email]).await;
-    let d = dispatcher(
-        w,
-        quick(),
-        open_sender(),
-        Arc::new(StaticResolver::new()),
-        Some(smtp.mailer()),
-    );
-    let t = seven(0);
-    fire(w, t).await;
-    round(w, &d, t).await;
+    let rows = ring_by_mail(w, &ana, "Pills", &smtp).await;
     assert_eq!(smtp.messages(), Vec::<String>::new(), "nothing was mailed");
-    let rows = w
-        .ports
-        .outbox
-        .list(ana.user, Channel::Email, ana.user.as_uuid(), None, 10)
-        .await
-        .expect("list");
     assert_eq!(
         rows.iter()
             .map(|r| (r.status, r.last_error.as_deref()))

@@ -325,6 +325,22 @@ impl Harness {
         )
     }
 
+    /// The whole audit trail, newest first (asserted to fit one page of 100:
+    /// the scenarios write far fewer records).
+    pub(crate) async fn audit_trail(&self) -> Vec<alarm_domain::model::AuditRecord> {
+        let page = self
+            .ports()
+            .audit
+            .list(
+                None,
+                alarm_domain::ports::PageRequest::new(None, 100).expect("page"),
+            )
+            .await
+            .expect("audit");
+        assert!(page.next.is_none(), "one page holds the whole trail");
+        page.items
+    }
+
     /// Every `table.column` of the server's database still naming one of
     /// `ids` or containing one of `texts` ([`Sql::columns_naming`]).
     pub(crate) async fn columns_naming(&self, ids: &[uuid::Uuid], texts: &[&str]) -> Vec<String> {
