@@ -295,6 +295,35 @@ impl Db {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Runs `work` in one write transaction and ends it by its outcome:
+    /// `Ok` commits, `Err` rolls back before the error is returned.
+    ///
+    /// Every write goes through here rather than a bare [`Db::begin`]
+    /// because dropping a transaction only *queues* its ROLLBACK: sqlx
+    /// sends it once the pool takes the connection back, on a task of its
+    /// own. Until then the row locks of a refused change (a retry judged
+    /// too early, a quota, a lost race) outlived the refusal, and a claim
+    /// made right after it skipped the still-locked row (seen once in CI);
+    /// on SQLite the write lock lingered the same way.
+    pub(crate) async fn write<T>(
+        &self,
+        work: impl AsyncFnOnce(&Tx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.begin().await?;
+        match work(&tx).await {
+            Ok(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                // A failed ROLLBACK means a broken connection, which the
+                // pool discards: the server ends that transaction itself.
+                let _ = tx.tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
     /// Starts a write transaction. A transient failure to get a connection
     /// (the server restarting, a dropped socket) is retried with backoff and
     /// jitter: nothing was written yet, so retrying is always safe here.
@@ -303,7 +332,7 @@ impl Db {
     /// read-then-write transaction never fails half-way with
     /// SQLITE_BUSY_SNAPSHOT when another process (the worker, the migrator)
     /// writes the same file; the busy timeout applies instead.
-    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+    async fn begin(&self) -> Result<Tx, StoreError> {
         use backon::{ExponentialBuilder, Retryable};
         let backoff = ExponentialBuilder::default()
             .with_min_delay(std::time::Duration::from_millis(50))
@@ -330,7 +359,7 @@ impl Db {
     }
 }
 
-/// A write transaction; dropped without `commit`, it rolls back.
+/// A write transaction, lent to the work of [`Db::write`], which ends it.
 pub(crate) struct Tx {
     tx: DatabaseTransaction,
     pub(crate) backend: DbBackend,
@@ -437,7 +466,7 @@ impl Tx {
     /// Commits. A connection lost *during* COMMIT leaves the outcome
     /// unknown (the server may have committed), so it is not reported as
     /// retryable: a blind retry could apply the unit of work twice.
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+    async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(|e| match store_err(e) {
             StoreError::Retryable(source) => {
                 StoreError::Unexpected(format!("commit outcome unknown: {source}").into())

@@ -31,7 +31,7 @@ impl IdempotencyStore for SqlStores {
         now: Timestamp,
         ttl: SignedDuration,
     ) -> Result<Reservation, StoreError> {
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         let row = Row::new()
             .set("owner_id", key.owner.as_uuid())
             .set("scope", key.scope.clone())
@@ -49,7 +49,6 @@ impl IdempotencyStore for SqlStores {
             )
             .await?;
         if inserted == 1 {
-            tx.commit().await?;
             return Ok(Reservation::Fresh);
         }
         let lock = if tx.backend == DbBackend::Postgres {
@@ -80,7 +79,6 @@ impl IdempotencyStore for SqlStores {
         if let Some(found) =
             Reservation::of_stored(&stored, created, answer, &fingerprint, now, ttl)
         {
-            tx.commit().await?;
             return Ok(found);
         }
         // The record no longer holds the key: this request takes it.
@@ -93,8 +91,8 @@ impl IdempotencyStore for SqlStores {
             values,
         )
         .await?;
-        tx.commit().await?;
         Ok(Reservation::Fresh)
+        }).await
     }
 
     async fn finish(
@@ -112,7 +110,7 @@ impl IdempotencyStore for SqlStores {
         ];
         values.extend(key_values(key));
         values.push(holder.into());
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         let n = tx
             .exec(
                 &format!(
@@ -124,30 +122,36 @@ impl IdempotencyStore for SqlStores {
         if n == 0 {
             return Err(StoreError::NotFound);
         }
-        tx.commit().await
+        Ok(())
+        }).await
     }
 
     async fn abandon(&self, key: &IdempotencyKey, holder: uuid::Uuid) -> Result<(), StoreError> {
         let mut values = key_values(key);
         values.push(holder.into());
-        let tx = self.db.begin().await?;
-        tx.exec(
-            &format!("DELETE FROM idempotency_keys WHERE {WHERE_KEY} AND holder = ?"),
-            values,
-        )
-        .await?;
-        tx.commit().await
+        self.db
+            .write(async |tx| {
+                tx.exec(
+                    &format!("DELETE FROM idempotency_keys WHERE {WHERE_KEY} AND holder = ?"),
+                    values,
+                )
+                .await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let tx = self.db.begin().await?;
-        let n = tx
-            .exec(
-                "DELETE FROM idempotency_keys WHERE created_us < ?",
-                vec![us(before).into()],
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(n)
+        self.db
+            .write(async |tx| {
+                let n = tx
+                    .exec(
+                        "DELETE FROM idempotency_keys WHERE created_us < ?",
+                        vec![us(before).into()],
+                    )
+                    .await?;
+                Ok(n)
+            })
+            .await
     }
 }

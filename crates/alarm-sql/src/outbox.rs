@@ -268,18 +268,22 @@ impl Outbox for SqlStores {
             values.extend([v(due), v(message), v(target)]);
         }
         values.push(v(i64::from(limit)));
-        let tx = self.db.begin().await?;
-        if self.db.backend == DbBackend::Postgres {
-            // The outbox fills in bursts (a fire of 100k rows in seconds)
-            // between two autovacuum analyses; on such stale statistics the
-            // planner chose a bitmap scan of every pending row plus a sort
-            // for each claim (41 ms at 68k pending, measured), where the
-            // due-ordered partial index stops after `limit` rows (9 ms).
-            tx.exec("SET LOCAL enable_bitmapscan = off", Vec::new())
-                .await?;
-        }
-        let rows = tx.query_all(&sql, values).await?;
-        tx.commit().await?;
+        let rows = self
+            .db
+            .write(async |tx| {
+                if self.db.backend == DbBackend::Postgres {
+                    // The outbox fills in bursts (a fire of 100k rows in seconds)
+                    // between two autovacuum analyses; on such stale statistics the
+                    // planner chose a bitmap scan of every pending row plus a sort
+                    // for each claim (41 ms at 68k pending, measured), where the
+                    // due-ordered partial index stops after `limit` rows (9 ms).
+                    tx.exec("SET LOCAL enable_bitmapscan = off", Vec::new())
+                        .await?;
+                }
+                tx.query_all(&sql, values).await
+            })
+            .await?;
+        // The cursor moves only once the leases are committed.
         if self.db.backend == DbBackend::Postgres {
             let last = rows
                 .iter()
@@ -321,7 +325,7 @@ impl Outbox for SqlStores {
         results: Vec<(LeaseToken, SendResult)>,
         disable_after: u32,
     ) -> Result<FinishReport, StoreError> {
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         let mut report = FinishReport::default();
         // The rows still held by these tokens (a token whose lease was
         // rescued matches nothing: the finish is fenced), each recorded by
@@ -367,13 +371,13 @@ impl Outbox for SqlStores {
         let tally = Tally::of(&done);
         let judge =
             |id, owner, health| tally.judge(id, owner, health, disable_after, Uuid::now_v7(), now);
-        let changing: Vec<WebhookId> = health_of(&tx, &tally.touched(), false)
+        let changing: Vec<WebhookId> = health_of(tx, &tally.touched(), false)
             .await?
             .into_iter()
             .filter(|(id, owner, health)| judge(*id, *owner, *health).is_some())
             .map(|(id, _, _)| id)
             .collect();
-        for (id, owner, health) in health_of(&tx, &changing, true).await? {
+        for (id, owner, health) in health_of(tx, &changing, true).await? {
             let Some(change) = judge(id, owner, health) else {
                 continue;
             };
@@ -387,7 +391,7 @@ impl Outbox for SqlStores {
             )
             .await?;
             if let Some(notice) = change.notice {
-                insert_item(&tx, &notice).await?;
+                insert_item(tx, &notice).await?;
                 report.disabled.push(id);
             }
         }
@@ -400,7 +404,7 @@ impl Outbox for SqlStores {
             .collect();
         dead.sort_by_key(|(k, i)| (*k, i.message, i.target));
         for (key, item) in dead {
-            lock_ring(&tx, key).await?;
+            lock_ring(tx, key).await?;
             let ring = tx
                 .query_all(
                     &format!("SELECT {COLUMNS} FROM outbox WHERE alarm_id = ? AND occurrence_us = ? AND created_us = ?"),
@@ -415,13 +419,13 @@ impl Outbox for SqlStores {
                 .map(item_from)
                 .collect::<Result<Vec<_>, _>>()?;
             if let Some(mail) = sending::fallback(item, &ring, now)
-                && insert_item(&tx, &mail).await?
+                && insert_item(tx, &mail).await?
             {
                 report.fallbacks += 1;
             }
         }
-        tx.commit().await?;
         Ok(report)
+        }).await
     }
 
     async fn list(
@@ -462,47 +466,52 @@ impl Outbox for SqlStores {
         message: Uuid,
         now: Timestamp,
     ) -> Result<OutboxItem, StoreError> {
-        let tx = self.db.begin().await?;
-        let lock = if tx.backend == DbBackend::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
-        let key = "message_id = ? AND target_id = ? AND owner_id = ? AND channel = ?";
-        let key_values = || {
-            vec![
-                v(message),
-                v(target),
-                v(owner.as_uuid()),
-                v(channel.as_str()),
-            ]
-        };
-        let row = tx
-            .query_one(
-                &format!("SELECT {COLUMNS} FROM outbox WHERE {key}{lock}"),
-                key_values(),
-            )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let mut item = item_from(&row)?;
-        sending::redeliver(&mut item, now)?;
-        tx.update(
-            "outbox",
-            progress(Row::new(), &item)
-                .set("lease_token", None::<Uuid>)
-                .set("lease_until_us", None::<i64>),
-            key,
-            key_values(),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(item)
+        self.db
+            .write(async |tx| {
+                let lock = if tx.backend == DbBackend::Postgres {
+                    " FOR UPDATE"
+                } else {
+                    ""
+                };
+                let key = "message_id = ? AND target_id = ? AND owner_id = ? AND channel = ?";
+                let key_values = || {
+                    vec![
+                        v(message),
+                        v(target),
+                        v(owner.as_uuid()),
+                        v(channel.as_str()),
+                    ]
+                };
+                let row = tx
+                    .query_one(
+                        &format!("SELECT {COLUMNS} FROM outbox WHERE {key}{lock}"),
+                        key_values(),
+                    )
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                let mut item = item_from(&row)?;
+                sending::redeliver(&mut item, now)?;
+                tx.update(
+                    "outbox",
+                    progress(Row::new(), &item)
+                        .set("lease_token", None::<Uuid>)
+                        .set("lease_until_us", None::<i64>),
+                    key,
+                    key_values(),
+                )
+                .await?;
+                Ok(item)
+            })
+            .await
     }
 
     async fn enqueue(&self, item: OutboxItem) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        insert_item(&tx, &item).await?;
-        tx.commit().await
+        self.db
+            .write(async |tx| {
+                insert_item(tx, &item).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {

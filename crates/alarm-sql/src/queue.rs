@@ -309,40 +309,45 @@ impl TriggerClaims for SqlStores {
                  RETURNING *"
             }
         };
-        let tx = self.db.begin().await?;
-        let rows = tx
-            .query_all(sql, vec![v(us(until)), v(us(now)), v(i64::from(limit))])
-            .await?;
-        tx.commit().await?;
-        let mut claimed = rows
-            .iter()
-            .map(|r| {
-                Ok(Claimed {
-                    trigger: trigger_from(r)?,
-                    token: LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),
-                    lease_until: until,
-                })
+        self.db
+            .write(async |tx| {
+                let rows = tx
+                    .query_all(sql, vec![v(us(until)), v(us(now)), v(i64::from(limit))])
+                    .await?;
+                let mut claimed = rows
+                    .iter()
+                    .map(|r| {
+                        Ok(Claimed {
+                            trigger: trigger_from(r)?,
+                            token: LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),
+                            lease_until: until,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                claimed.sort_by_key(|c| (c.trigger.due_at, c.trigger.key()));
+                Ok(claimed)
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        claimed.sort_by_key(|c| (c.trigger.due_at, c.trigger.key()));
-        Ok(claimed)
+            .await
     }
 
     async fn complete(&self, token: LeaseToken, outcome: FireOutcome) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        lock_alarms_of(&tx, &[token]).await?;
-        if tx
-            .exec(
-                "DELETE FROM triggers WHERE lease_token = ?",
-                vec![v(token.as_uuid())],
-            )
-            .await?
-            == 0
-        {
-            return Err(StoreError::LeaseLost);
-        }
-        apply_outcome(&tx, &outcome).await?;
-        tx.commit().await
+        self.db
+            .write(async |tx| {
+                lock_alarms_of(tx, &[token]).await?;
+                if tx
+                    .exec(
+                        "DELETE FROM triggers WHERE lease_token = ?",
+                        vec![v(token.as_uuid())],
+                    )
+                    .await?
+                    == 0
+                {
+                    return Err(StoreError::LeaseLost);
+                }
+                apply_outcome(tx, &outcome).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn complete_many(
@@ -352,13 +357,14 @@ impl TriggerClaims for SqlStores {
         // One transaction (one commit, one fsync) for the whole batch; the
         // fencing deletes go in chunks of a few hundred tokens per statement.
         const CHUNK: usize = 400;
-        let tx = self.db.begin().await?;
-        let tokens: Vec<LeaseToken> = items.iter().map(|(t, _)| *t).collect();
-        lock_alarms_of(&tx, &tokens).await?;
-        let mut current = std::collections::HashSet::new();
-        for chunk in items.chunks(CHUNK) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let rows = tx
+        self.db
+            .write(async |tx| {
+                let tokens: Vec<LeaseToken> = items.iter().map(|(t, _)| *t).collect();
+                lock_alarms_of(tx, &tokens).await?;
+                let mut current = std::collections::HashSet::new();
+                for chunk in items.chunks(CHUNK) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let rows = tx
                 .query_all(
                     &format!(
                         "DELETE FROM triggers WHERE lease_token IN ({marks}) RETURNING lease_token"
@@ -366,73 +372,75 @@ impl TriggerClaims for SqlStores {
                     chunk.iter().map(|(t, _)| v(t.as_uuid())).collect(),
                 )
                 .await?;
-            for row in &rows {
-                current.insert(col::<Uuid>(row, "lease_token")?);
-            }
-        }
-        let mut lost = Vec::new();
-        let mut kept = Vec::with_capacity(items.len());
-        for (token, outcome) in &items {
-            if current.remove(&token.as_uuid()) {
-                kept.push(outcome);
-            } else {
-                lost.push(*token);
-            }
-        }
-        let events: Vec<_> = kept.iter().flat_map(|o| o.events.iter().cloned()).collect();
-        insert_events(&tx, &events).await?;
-        tx.insert(
-            "deliveries",
-            kept.iter()
-                .flat_map(|o| o.deliveries.iter().map(delivery_row))
-                .collect(),
-            DELIVERY_ONCE,
-        )
-        .await?;
-        crate::outbox::fan_out(
-            &tx,
-            &kept
-                .iter()
-                .flat_map(|o| o.deliveries.iter())
-                .collect::<Vec<_>>(),
-            &events,
-        )
-        .await?;
-        if independent(&kept) {
-            apply_in_bulk(&tx, &kept).await?;
-        } else {
-            // Two outcomes touch the same row (an escalation and the expiry
-            // of one occurrence, found together after downtime): apply them
-            // one by one, in order.
-            for outcome in &kept {
-                let rest = FireOutcome {
-                    events: Vec::new(),
-                    deliveries: Vec::new(),
-                    ..(*outcome).clone()
-                };
-                apply_outcome(&tx, &rest).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(lost)
+                    for row in &rows {
+                        current.insert(col::<Uuid>(row, "lease_token")?);
+                    }
+                }
+                let mut lost = Vec::new();
+                let mut kept = Vec::with_capacity(items.len());
+                for (token, outcome) in &items {
+                    if current.remove(&token.as_uuid()) {
+                        kept.push(outcome);
+                    } else {
+                        lost.push(*token);
+                    }
+                }
+                let events: Vec<_> = kept.iter().flat_map(|o| o.events.iter().cloned()).collect();
+                insert_events(tx, &events).await?;
+                tx.insert(
+                    "deliveries",
+                    kept.iter()
+                        .flat_map(|o| o.deliveries.iter().map(delivery_row))
+                        .collect(),
+                    DELIVERY_ONCE,
+                )
+                .await?;
+                crate::outbox::fan_out(
+                    tx,
+                    &kept
+                        .iter()
+                        .flat_map(|o| o.deliveries.iter())
+                        .collect::<Vec<_>>(),
+                    &events,
+                )
+                .await?;
+                if independent(&kept) {
+                    apply_in_bulk(tx, &kept).await?;
+                } else {
+                    // Two outcomes touch the same row (an escalation and the expiry
+                    // of one occurrence, found together after downtime): apply them
+                    // one by one, in order.
+                    for outcome in &kept {
+                        let rest = FireOutcome {
+                            events: Vec::new(),
+                            deliveries: Vec::new(),
+                            ..(*outcome).clone()
+                        };
+                        apply_outcome(tx, &rest).await?;
+                    }
+                }
+                Ok(lost)
+            })
+            .await
     }
 
     async fn release(&self, token: LeaseToken) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         let n = tx.exec("UPDATE triggers SET lease_token = NULL, lease_until_us = NULL WHERE lease_token = ?", vec![v(token.as_uuid())]).await?;
         if n == 0 {
             return Err(StoreError::LeaseLost);
         }
-        tx.commit().await
+        Ok(())
+        }).await
     }
 
     async fn rescue(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         let n = tx
             .exec("UPDATE triggers SET lease_token = NULL, lease_until_us = NULL WHERE lease_token IS NOT NULL AND lease_until_us <= ?", vec![v(us(now))])
             .await?;
-        tx.commit().await?;
         Ok(n)
+        }).await
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
@@ -480,11 +488,14 @@ impl TriggerClaims for SqlStores {
         // erasure lock them, so no two of these transactions wait on each
         // other in a cycle.
         plans.sort_by_key(TriggerPlan::alarm);
-        let tx = self.db.begin().await?;
-        for plan in &plans {
-            apply_plan(&tx, plan).await?;
-        }
-        tx.commit().await
+        self.db
+            .write(async |tx| {
+                for plan in &plans {
+                    apply_plan(tx, plan).await?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn renew(
@@ -492,7 +503,7 @@ impl TriggerClaims for SqlStores {
         tokens: Vec<LeaseToken>,
         until: Timestamp,
     ) -> Result<Vec<LeaseToken>, StoreError> {
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         let mut current = std::collections::HashSet::new();
         for chunk in tokens.chunks(400) {
             let marks = vec!["?"; chunk.len()].join(", ");
@@ -508,11 +519,11 @@ impl TriggerClaims for SqlStores {
                 current.insert(col::<Uuid>(row, "lease_token")?);
             }
         }
-        tx.commit().await?;
         Ok(tokens
             .into_iter()
             .filter(|t| !current.contains(&t.as_uuid()))
             .collect())
+        }).await
     }
 }
 
@@ -530,7 +541,7 @@ impl RingingStore for SqlStores {
     }
 
     async fn commit_ringing(&self, change: ChangeSet<RingingOp>) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         // The alarm's lock serialises this with concurrent snoozes,
         // dismissals and the runner's completions for the same alarm.
         let alarm = match &change.op {
@@ -554,8 +565,8 @@ impl RingingStore for SqlStores {
                     vec![v(ringing.alarm.as_uuid()), v(us(ringing.occurrence.at))],
                 )
                 .await?;
-                upsert_trigger(&tx, trigger).await?;
-                upsert_ringing(&tx, ringing).await?;
+                upsert_trigger(tx, trigger).await?;
+                upsert_ringing(tx, ringing).await?;
             }
             RingingOp::Dismiss { owner, alarm } => {
                 // Exactly the records deleted get their follow-ups deleted.
@@ -574,8 +585,9 @@ impl RingingStore for SqlStores {
                 }
             }
         }
-        apply_common(&tx, &change).await?;
-        tx.commit().await
+        apply_common(tx, &change).await?;
+        Ok(())
+        }).await
     }
 
     async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError> {
@@ -646,7 +658,7 @@ impl EngineRight for SqlStores {
         if self.db.backend == DbBackend::Postgres {
             return Ok(true);
         }
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         let n = tx
             .exec(
                 "INSERT INTO engine_locks (name, holder, until_us) VALUES ('engine', ?, ?) \
@@ -655,17 +667,20 @@ impl EngineRight for SqlStores {
                 vec![v(holder), v(us(until)), v(us(now))],
             )
             .await?;
-        tx.commit().await?;
         Ok(n == 1)
+        }).await
     }
 
     async fn engine_unlease(&self, holder: Uuid) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        tx.exec(
-            "DELETE FROM engine_locks WHERE name = 'engine' AND holder = ?",
-            vec![v(holder)],
-        )
-        .await?;
-        tx.commit().await
+        self.db
+            .write(async |tx| {
+                tx.exec(
+                    "DELETE FROM engine_locks WHERE name = 'engine' AND holder = ?",
+                    vec![v(holder)],
+                )
+                .await?;
+                Ok(())
+            })
+            .await
     }
 }

@@ -178,60 +178,63 @@ impl AlarmStore for SqlStores {
     }
 
     async fn commit(&self, change: ChangeSet<AlarmOp>) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        match &change.op {
-            AlarmOp::Create(alarm, quota) => {
-                tx.admit("alarms", alarm.owner().as_uuid(), *quota).await?;
-                let row = Row::new()
-                    .set("id", alarm.id().as_uuid())
-                    .set("owner_id", alarm.owner().as_uuid())
-                    .extend(alarm_fields(alarm));
-                tx.insert("alarms", vec![row], "").await?;
-            }
-            AlarmOp::Update { alarm, expected } => {
-                change
-                    .op
-                    .check_version(stored_version(&tx, alarm.owner(), alarm.id()).await?)?;
-                let n = tx
-                    .update(
-                        "alarms",
-                        alarm_fields(alarm),
-                        "id = ? AND owner_id = ? AND version = ?",
-                        vec![
-                            v(alarm.id().as_uuid()),
-                            v(alarm.owner().as_uuid()),
-                            v(expected.get() as i64),
-                        ],
-                    )
-                    .await?;
-                if n == 0 {
-                    // The version moved between the check and the write.
-                    return Err(StoreError::StaleVersion {
-                        expected: expected.get(),
-                        actual: expected.get() + 1,
-                    });
+        self.db
+            .write(async |tx| {
+                match &change.op {
+                    AlarmOp::Create(alarm, quota) => {
+                        tx.admit("alarms", alarm.owner().as_uuid(), *quota).await?;
+                        let row = Row::new()
+                            .set("id", alarm.id().as_uuid())
+                            .set("owner_id", alarm.owner().as_uuid())
+                            .extend(alarm_fields(alarm));
+                        tx.insert("alarms", vec![row], "").await?;
+                    }
+                    AlarmOp::Update { alarm, expected } => {
+                        change
+                            .op
+                            .check_version(stored_version(tx, alarm.owner(), alarm.id()).await?)?;
+                        let n = tx
+                            .update(
+                                "alarms",
+                                alarm_fields(alarm),
+                                "id = ? AND owner_id = ? AND version = ?",
+                                vec![
+                                    v(alarm.id().as_uuid()),
+                                    v(alarm.owner().as_uuid()),
+                                    v(expected.get() as i64),
+                                ],
+                            )
+                            .await?;
+                        if n == 0 {
+                            // The version moved between the check and the write.
+                            return Err(StoreError::StaleVersion {
+                                expected: expected.get(),
+                                actual: expected.get() + 1,
+                            });
+                        }
+                    }
+                    AlarmOp::Delete {
+                        owner,
+                        id,
+                        expected,
+                    } => {
+                        change
+                            .op
+                            .check_version(stored_version(tx, *owner, *id).await?)?;
+                        tx.exec(
+                            "DELETE FROM alarms WHERE id = ? AND owner_id = ? AND version = ?",
+                            vec![
+                                v(id.as_uuid()),
+                                v(owner.as_uuid()),
+                                v(expected.get() as i64),
+                            ],
+                        )
+                        .await?;
+                    }
                 }
-            }
-            AlarmOp::Delete {
-                owner,
-                id,
-                expected,
-            } => {
-                change
-                    .op
-                    .check_version(stored_version(&tx, *owner, *id).await?)?;
-                tx.exec(
-                    "DELETE FROM alarms WHERE id = ? AND owner_id = ? AND version = ?",
-                    vec![
-                        v(id.as_uuid()),
-                        v(owner.as_uuid()),
-                        v(expected.get() as i64),
-                    ],
-                )
-                .await?;
-            }
-        }
-        apply_common(&tx, &change).await?;
-        tx.commit().await
+                apply_common(tx, &change).await?;
+                Ok(())
+            })
+            .await
     }
 }

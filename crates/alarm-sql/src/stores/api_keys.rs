@@ -109,37 +109,40 @@ impl ApiKeyStore for SqlStores {
     }
 
     async fn commit(&self, change: ChangeSet<ApiKeyOp>) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        match &change.op {
-            ApiKeyOp::Create { key, hash, quota } => {
-                tx.admit("api_keys", key.owner.as_uuid(), *quota).await?;
-                insert(&tx, key, *hash).await?;
-            }
-            ApiKeyOp::Rotate {
-                old,
-                old_retires_at,
-                key,
-                hash,
-                quota,
-            } => {
-                lock_owned(&tx, key.owner, *old).await?;
-                tx.admit_replacing("api_keys", key.owner.as_uuid(), *quota)
-                    .await?;
-                tx.exec(
-                    "UPDATE api_keys SET retires_us = ? WHERE id = ?",
-                    vec![v(us(*old_retires_at)), v(old.as_uuid())],
-                )
-                .await?;
-                insert(&tx, key, *hash).await?;
-            }
-            ApiKeyOp::Delete { owner, id } => {
-                lock_owned(&tx, *owner, *id).await?;
-                tx.exec("DELETE FROM api_keys WHERE id = ?", vec![v(id.as_uuid())])
-                    .await?;
-            }
-        }
-        apply_common(&tx, &change).await?;
-        tx.commit().await
+        self.db
+            .write(async |tx| {
+                match &change.op {
+                    ApiKeyOp::Create { key, hash, quota } => {
+                        tx.admit("api_keys", key.owner.as_uuid(), *quota).await?;
+                        insert(tx, key, *hash).await?;
+                    }
+                    ApiKeyOp::Rotate {
+                        old,
+                        old_retires_at,
+                        key,
+                        hash,
+                        quota,
+                    } => {
+                        lock_owned(tx, key.owner, *old).await?;
+                        tx.admit_replacing("api_keys", key.owner.as_uuid(), *quota)
+                            .await?;
+                        tx.exec(
+                            "UPDATE api_keys SET retires_us = ? WHERE id = ?",
+                            vec![v(us(*old_retires_at)), v(old.as_uuid())],
+                        )
+                        .await?;
+                        insert(tx, key, *hash).await?;
+                    }
+                    ApiKeyOp::Delete { owner, id } => {
+                        lock_owned(tx, *owner, *id).await?;
+                        tx.exec("DELETE FROM api_keys WHERE id = ?", vec![v(id.as_uuid())])
+                            .await?;
+                    }
+                }
+                apply_common(tx, &change).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn touch(
@@ -148,19 +151,22 @@ impl ApiKeyStore for SqlStores {
         at: Timestamp,
         unless_since: Timestamp,
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        tx.exec(
-            "UPDATE api_keys SET last_used_us = ? \
+        self.db
+            .write(async |tx| {
+                tx.exec(
+                    "UPDATE api_keys SET last_used_us = ? \
              WHERE id = ? AND (last_used_us IS NULL OR last_used_us < ?)",
-            vec![v(us(at)), v(id.as_uuid()), v(us(unless_since))],
-        )
-        .await?;
-        tx.commit().await
+                    vec![v(us(at)), v(id.as_uuid()), v(us(unless_since))],
+                )
+                .await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn purge_ended(&self, before: Timestamp) -> Result<u64, StoreError> {
         // `ApiKey::ends_at` in SQL: the earlier of the two ends that are set.
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         let n = tx
             .exec(
                 "DELETE FROM api_keys WHERE \
@@ -168,7 +174,7 @@ impl ApiKeyStore for SqlStores {
                 vec![v(us(before)), v(us(before))],
             )
             .await?;
-        tx.commit().await?;
         Ok(n)
+        }).await
     }
 }

@@ -30,9 +30,12 @@ fn audit_from(row: &QueryResult) -> Result<AuditRecord, StoreError> {
 #[async_trait]
 impl AuditLog for SqlStores {
     async fn record(&self, record: AuditRecord) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        insert_audit(&tx, &record).await?;
-        tx.commit().await
+        self.db
+            .write(async |tx| {
+                insert_audit(tx, &record).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn list(

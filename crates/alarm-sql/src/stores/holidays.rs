@@ -102,64 +102,67 @@ impl HolidayStore for SqlStores {
         change: ChangeSet<HolidayOp>,
         replan: Vec<Country>,
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        match &change.op {
-            HolidayOp::Create(h) => {
-                let row = Row::new()
-                    .set("id", h.id().as_uuid())
-                    .extend(holiday_fields(h));
-                tx.insert("holidays", vec![row], "").await?;
-            }
-            HolidayOp::Update(h) => {
-                let n = tx
-                    .update(
-                        "holidays",
-                        holiday_fields(h),
-                        "id = ?",
-                        vec![v(h.id().as_uuid())],
-                    )
-                    .await?;
-                if n == 0 {
-                    return Err(StoreError::NotFound);
+        self.db
+            .write(async |tx| {
+                match &change.op {
+                    HolidayOp::Create(h) => {
+                        let row = Row::new()
+                            .set("id", h.id().as_uuid())
+                            .extend(holiday_fields(h));
+                        tx.insert("holidays", vec![row], "").await?;
+                    }
+                    HolidayOp::Update(h) => {
+                        let n = tx
+                            .update(
+                                "holidays",
+                                holiday_fields(h),
+                                "id = ?",
+                                vec![v(h.id().as_uuid())],
+                            )
+                            .await?;
+                        if n == 0 {
+                            return Err(StoreError::NotFound);
+                        }
+                    }
+                    HolidayOp::Delete(id) => {
+                        // Overrides go with it (no foreign key since m0005: an
+                        // override may name a built-in holiday, which has no row).
+                        tx.exec(
+                            "DELETE FROM holiday_preference_overrides WHERE holiday_id = ?",
+                            vec![v(id.as_uuid())],
+                        )
+                        .await?;
+                        if tx
+                            .exec("DELETE FROM holidays WHERE id = ?", vec![v(id.as_uuid())])
+                            .await?
+                            == 0
+                        {
+                            return Err(StoreError::NotFound);
+                        }
+                    }
                 }
-            }
-            HolidayOp::Delete(id) => {
-                // Overrides go with it (no foreign key since m0005: an
-                // override may name a built-in holiday, which has no row).
-                tx.exec(
-                    "DELETE FROM holiday_preference_overrides WHERE holiday_id = ?",
-                    vec![v(id.as_uuid())],
-                )
-                .await?;
-                if tx
-                    .exec("DELETE FROM holidays WHERE id = ?", vec![v(id.as_uuid())])
-                    .await?
-                    == 0
-                {
-                    return Err(StoreError::NotFound);
-                }
-            }
-        }
-        for country in replan {
-            // A finished job keeps its row (step -1), so the generation
-            // keeps counting and a batch read from an older job can never
-            // match a newer one.
-            let row = Row::new()
-                .set("country", country.as_str())
-                .set("generation", 1_i64)
-                .set("step", 0_i64)
-                .set("after_user", Option::<uuid::Uuid>::None)
-                .set("requested_us", us(change.audit.at));
-            tx.insert(
+                for country in replan {
+                    // A finished job keeps its row (step -1), so the generation
+                    // keeps counting and a batch read from an older job can never
+                    // match a newer one.
+                    let row = Row::new()
+                        .set("country", country.as_str())
+                        .set("generation", 1_i64)
+                        .set("step", 0_i64)
+                        .set("after_user", Option::<uuid::Uuid>::None)
+                        .set("requested_us", us(change.audit.at));
+                    tx.insert(
                 "replan_jobs",
                 vec![row],
                 "ON CONFLICT (country) DO UPDATE SET generation = replan_jobs.generation + 1, \
                  step = 0, after_user = NULL, requested_us = excluded.requested_us",
             )
             .await?;
-        }
-        apply_common(&tx, &change).await?;
-        tx.commit().await
+                }
+                apply_common(tx, &change).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn replan_job(&self) -> Result<Option<ReplanJob>, StoreError> {
@@ -216,39 +219,41 @@ impl HolidayStore for SqlStores {
         next: Option<UserId>,
         plans: Vec<TriggerPlan>,
     ) -> Result<bool, StoreError> {
-        let tx = self.db.begin().await?;
-        let key = vec![v(job.country.as_str()), v(job.generation), v(job.step)];
-        // The job row is written first: on PostgreSQL that locks it, so a
-        // second engine with the same batch waits here and then finds the
-        // step moved (and a holiday write restarting it waits likewise).
-        let moved = match next {
-            None => {
-                tx.exec(
-                    "UPDATE replan_jobs SET step = -1, after_user = NULL \
+        self.db
+            .write(async |tx| {
+                let key = vec![v(job.country.as_str()), v(job.generation), v(job.step)];
+                // The job row is written first: on PostgreSQL that locks it, so a
+                // second engine with the same batch waits here and then finds the
+                // step moved (and a holiday write restarting it waits likewise).
+                let moved = match next {
+                    None => {
+                        tx.exec(
+                            "UPDATE replan_jobs SET step = -1, after_user = NULL \
                      WHERE country = ? AND generation = ? AND step = ?",
-                    key,
-                )
-                .await?
-            }
-            Some(after) => {
-                let mut values = vec![v(after.as_uuid())];
-                values.extend(key);
-                tx.exec(
-                    "UPDATE replan_jobs SET after_user = ?, step = step + 1 \
+                            key,
+                        )
+                        .await?
+                    }
+                    Some(after) => {
+                        let mut values = vec![v(after.as_uuid())];
+                        values.extend(key);
+                        tx.exec(
+                            "UPDATE replan_jobs SET after_user = ?, step = step + 1 \
                      WHERE country = ? AND generation = ? AND step = ?",
-                    values,
-                )
-                .await?
-            }
-        };
-        if moved == 0 {
-            return Ok(false);
-        }
-        for plan in &plans {
-            apply_plan(&tx, plan).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+                            values,
+                        )
+                        .await?
+                    }
+                };
+                if moved == 0 {
+                    return Ok(false);
+                }
+                for plan in &plans {
+                    apply_plan(tx, plan).await?;
+                }
+                Ok(true)
+            })
+            .await
     }
 
     async fn preferences(&self, owner: UserId) -> Result<HolidayPreferences, StoreError> {
@@ -320,7 +325,7 @@ impl HolidayStore for SqlStores {
     }
 
     async fn commit_preferences(&self, change: ChangeSet<PreferenceOp>) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         let PreferenceOp::Set { owner, preferences } = &change.op;
         let (kind, delay) = preference_to_columns(preferences.default);
         // The upsert comes first: it locks the owner's row, so two saves for
@@ -366,7 +371,8 @@ impl HolidayStore for SqlStores {
             tx.insert("holiday_preference_overrides", vec![row], "")
                 .await?;
         }
-        apply_common(&tx, &change).await?;
-        tx.commit().await
+        apply_common(tx, &change).await?;
+        Ok(())
+        }).await
     }
 }

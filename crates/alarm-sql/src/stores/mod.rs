@@ -192,38 +192,40 @@ async fn commit_one<Op>(
     table: &str,
     write: Owned,
 ) -> Result<(), StoreError> {
-    let tx = db.begin().await?;
-    let key = "id = ? AND owner_id = ?";
-    let touched = match write {
-        Owned::Create {
-            id,
-            owner,
-            fields,
-            quota,
-        } => {
-            tx.admit(table, owner, quota).await?;
-            let row = Row::new()
-                .set("id", id)
-                .set("owner_id", owner)
-                .extend(fields);
-            tx.insert(table, vec![row], "").await?
+    db.write(async |tx| {
+        let key = "id = ? AND owner_id = ?";
+        let touched = match write {
+            Owned::Create {
+                id,
+                owner,
+                fields,
+                quota,
+            } => {
+                tx.admit(table, owner, quota).await?;
+                let row = Row::new()
+                    .set("id", id)
+                    .set("owner_id", owner)
+                    .extend(fields);
+                tx.insert(table, vec![row], "").await?
+            }
+            Owned::Update { id, owner, fields } => {
+                tx.update(table, fields, key, vec![v(id), v(owner)]).await?
+            }
+            Owned::Delete { id, owner } => {
+                tx.exec(
+                    &format!("DELETE FROM {table} WHERE {key}"),
+                    vec![v(id), v(owner)],
+                )
+                .await?
+            }
+        };
+        if touched == 0 {
+            return Err(StoreError::NotFound);
         }
-        Owned::Update { id, owner, fields } => {
-            tx.update(table, fields, key, vec![v(id), v(owner)]).await?
-        }
-        Owned::Delete { id, owner } => {
-            tx.exec(
-                &format!("DELETE FROM {table} WHERE {key}"),
-                vec![v(id), v(owner)],
-            )
-            .await?
-        }
-    };
-    if touched == 0 {
-        return Err(StoreError::NotFound);
-    }
-    apply_common(&tx, change).await?;
-    tx.commit().await
+        apply_common(tx, change).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// `WHERE` + cursor + order + limit for id-ordered pages.

@@ -11,13 +11,12 @@ use crate::row::Row;
 
 /// A spent token came back: it leaked, so the whole family dies, and that
 /// is committed (the caller refuses the token but the revocation sticks).
-async fn reused(tx: Tx, family: RefreshFamily) -> Result<Rotation, StoreError> {
+async fn reused(tx: &Tx, family: RefreshFamily) -> Result<Rotation, StoreError> {
     tx.exec(
         "UPDATE refresh_families SET revoked = ? WHERE id = ?",
         vec![v(true), v(family.id)],
     )
     .await?;
-    tx.commit().await?;
     Ok(Rotation::Reused(RefreshFamily {
         revoked: true,
         ..family
@@ -46,21 +45,24 @@ fn fresh_token(hash: [u8; 32], family: Uuid) -> Row {
 #[async_trait]
 impl RefreshTokenStore for SqlStores {
     async fn create(&self, family: RefreshFamily, token_hash: [u8; 32]) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        let row = Row::new()
-            .set("id", family.id)
-            .set("user_id", family.user.as_uuid())
-            .set("expires_us", us(family.expires_at))
-            .set("logged_in_us", us(family.logged_in_at))
-            .set("revoked", family.revoked);
-        tx.insert("refresh_families", vec![row], "").await?;
-        tx.insert(
-            "refresh_tokens",
-            vec![fresh_token(token_hash, family.id)],
-            "",
-        )
-        .await?;
-        tx.commit().await
+        self.db
+            .write(async |tx| {
+                let row = Row::new()
+                    .set("id", family.id)
+                    .set("user_id", family.user.as_uuid())
+                    .set("expires_us", us(family.expires_at))
+                    .set("logged_in_us", us(family.logged_in_at))
+                    .set("revoked", family.revoked);
+                tx.insert("refresh_families", vec![row], "").await?;
+                tx.insert(
+                    "refresh_tokens",
+                    vec![fresh_token(token_hash, family.id)],
+                    "",
+                )
+                .await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn rotate(
@@ -69,7 +71,7 @@ impl RefreshTokenStore for SqlStores {
         new_hash: [u8; 32],
         now: alarm_domain::jiff::Timestamp,
     ) -> Result<Rotation, StoreError> {
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         let row = tx
             .query_one(
                 &format!(
@@ -102,12 +104,12 @@ impl RefreshTokenStore for SqlStores {
         }
         tx.insert("refresh_tokens", vec![fresh_token(new_hash, family.id)], "")
             .await?;
-        tx.commit().await?;
         Ok(Rotation::Rotated(family))
+        }).await
     }
 
     async fn revoke_user(&self, user: UserId, keep: Option<Uuid>) -> Result<u64, StoreError> {
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         // The nil UUID is never a family id (families get v7 ids), so it
         // stands for "keep none" in one statement.
         let n = tx
@@ -121,26 +123,29 @@ impl RefreshTokenStore for SqlStores {
                 ],
             )
             .await?;
-        tx.commit().await?;
         Ok(n)
+        }).await
     }
 
     async fn revoke(&self, token_hash: [u8; 32]) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        let row = tx
-            .query_one(
-                "SELECT family_id FROM refresh_tokens WHERE hash = ?",
-                vec![v(token_hash.to_vec())],
-            )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let family: Uuid = col(&row, "family_id")?;
-        tx.exec(
-            "UPDATE refresh_families SET revoked = ? WHERE id = ?",
-            vec![v(true), v(family)],
-        )
-        .await?;
-        tx.commit().await
+        self.db
+            .write(async |tx| {
+                let row = tx
+                    .query_one(
+                        "SELECT family_id FROM refresh_tokens WHERE hash = ?",
+                        vec![v(token_hash.to_vec())],
+                    )
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                let family: Uuid = col(&row, "family_id")?;
+                tx.exec(
+                    "UPDATE refresh_families SET revoked = ? WHERE id = ?",
+                    vec![v(true), v(family)],
+                )
+                .await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn family(&self, id: Uuid) -> Result<RefreshFamily, StoreError> {
@@ -156,16 +161,19 @@ impl RefreshTokenStore for SqlStores {
     }
 
     async fn revoke_family(&self, id: Uuid) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        let n = tx
-            .exec(
-                "UPDATE refresh_families SET revoked = ? WHERE id = ?",
-                vec![v(true), v(id)],
-            )
-            .await?;
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        tx.commit().await
+        self.db
+            .write(async |tx| {
+                let n = tx
+                    .exec(
+                        "UPDATE refresh_families SET revoked = ? WHERE id = ?",
+                        vec![v(true), v(id)],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
     }
 }

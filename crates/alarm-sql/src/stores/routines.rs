@@ -150,25 +150,26 @@ impl SqlStores {
         alarm: AlarmId,
         routines: &[RoutineId],
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
-        let postgres = tx.backend == sea_orm::DbBackend::Postgres;
-        // The alarm's row is locked so two replacements apply one after
-        // the other; the routines are share-locked so a concurrent delete
-        // waits (and then detaches them) instead of racing the insert.
-        let alarm_sql = if postgres {
-            "SELECT id FROM alarms WHERE id = ? AND owner_id = ? FOR UPDATE"
-        } else {
-            "SELECT id FROM alarms WHERE id = ? AND owner_id = ?"
-        };
-        tx.query_one(alarm_sql, vec![v(alarm.as_uuid()), v(owner.as_uuid())])
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if !routines.is_empty() {
-            let marks = vec!["?"; routines.len()].join(", ");
-            let lock = if postgres { " FOR KEY SHARE" } else { "" };
-            let mut values = vec![v(owner.as_uuid())];
-            values.extend(routines.iter().map(|r| v(r.as_uuid())));
-            let found = tx
+        self.db
+            .write(async |tx| {
+                let postgres = tx.backend == sea_orm::DbBackend::Postgres;
+                // The alarm's row is locked so two replacements apply one after
+                // the other; the routines are share-locked so a concurrent delete
+                // waits (and then detaches them) instead of racing the insert.
+                let alarm_sql = if postgres {
+                    "SELECT id FROM alarms WHERE id = ? AND owner_id = ? FOR UPDATE"
+                } else {
+                    "SELECT id FROM alarms WHERE id = ? AND owner_id = ?"
+                };
+                tx.query_one(alarm_sql, vec![v(alarm.as_uuid()), v(owner.as_uuid())])
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                if !routines.is_empty() {
+                    let marks = vec!["?"; routines.len()].join(", ");
+                    let lock = if postgres { " FOR KEY SHARE" } else { "" };
+                    let mut values = vec![v(owner.as_uuid())];
+                    values.extend(routines.iter().map(|r| v(r.as_uuid())));
+                    let found = tx
                 .query_all(
                     &format!(
                         "SELECT id FROM routines WHERE owner_id = ? AND id IN ({marks}){lock}"
@@ -176,32 +177,34 @@ impl SqlStores {
                     values,
                 )
                 .await?;
-            if found.len() != routines.len() {
-                return Err(StoreError::Conflict(
-                    "a routine is not (or no longer) the owner's".to_owned(),
-                ));
-            }
-        }
-        tx.exec(
-            "DELETE FROM alarm_routines WHERE alarm_id = ?",
-            vec![v(alarm.as_uuid())],
-        )
-        .await?;
-        if !routines.is_empty() {
-            let rows = routines
-                .iter()
-                .zip(0_i16..)
-                .map(|(r, position)| {
-                    Row::new()
-                        .set("alarm_id", alarm.as_uuid())
-                        .set("routine_id", r.as_uuid())
-                        .set("owner_id", owner.as_uuid())
-                        .set("position", position)
-                })
-                .collect();
-            tx.insert("alarm_routines", rows, "").await?;
-        }
-        apply_common(&tx, change).await?;
-        tx.commit().await
+                    if found.len() != routines.len() {
+                        return Err(StoreError::Conflict(
+                            "a routine is not (or no longer) the owner's".to_owned(),
+                        ));
+                    }
+                }
+                tx.exec(
+                    "DELETE FROM alarm_routines WHERE alarm_id = ?",
+                    vec![v(alarm.as_uuid())],
+                )
+                .await?;
+                if !routines.is_empty() {
+                    let rows = routines
+                        .iter()
+                        .zip(0_i16..)
+                        .map(|(r, position)| {
+                            Row::new()
+                                .set("alarm_id", alarm.as_uuid())
+                                .set("routine_id", r.as_uuid())
+                                .set("owner_id", owner.as_uuid())
+                                .set("position", position)
+                        })
+                        .collect();
+                    tx.insert("alarm_routines", rows, "").await?;
+                }
+                apply_common(tx, change).await?;
+                Ok(())
+            })
+            .await
     }
 }

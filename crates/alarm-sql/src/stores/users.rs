@@ -125,7 +125,7 @@ impl UserStore for SqlStores {
     }
 
     async fn commit(&self, change: ChangeSet<UserOp>) -> Result<(), StoreError> {
-        let tx = self.db.begin().await?;
+        self.db.write(async |tx| {
         match &change.op {
             UserOp::Register {
                 user,
@@ -179,7 +179,7 @@ impl UserStore for SqlStores {
                 }
             }
             UserOp::Erase { user, pseudonym } => {
-                erase_account(&tx, *user, *pseudonym).await?;
+                erase_account(tx, *user, *pseudonym).await?;
             }
             UserOp::IssueToken {
                 user,
@@ -210,10 +210,10 @@ impl UserStore for SqlStores {
                 now,
                 grant_admin,
             } => {
-                lock_account(&tx, *user).await?;
+                lock_account(tx, *user).await?;
                 let purpose = TokenPurpose::EmailVerification;
                 match token_hash {
-                    Some(hash) => spend_token(&tx, *user, purpose, hash, *now).await?,
+                    Some(hash) => spend_token(tx, *user, purpose, hash, *now).await?,
                     None => {
                         tx.exec(
                             "DELETE FROM account_tokens WHERE user_id = ? AND purpose = ?",
@@ -243,8 +243,8 @@ impl UserStore for SqlStores {
                 now,
                 password_hash,
             } => {
-                lock_account(&tx, *user).await?;
-                spend_token(&tx, *user, TokenPurpose::PasswordReset, token_hash, *now).await?;
+                lock_account(tx, *user).await?;
+                spend_token(tx, *user, TokenPurpose::PasswordReset, token_hash, *now).await?;
                 tx.exec(
                     "UPDATE users SET password_hash = ? WHERE id = ?",
                     vec![v(password_hash.expose_secret()), v(user.as_uuid())],
@@ -259,8 +259,9 @@ impl UserStore for SqlStores {
                 .await?;
             }
         }
-        apply_common(&tx, &change).await?;
-        tx.commit().await
+        apply_common(tx, &change).await?;
+        Ok(())
+        }).await
     }
 }
 

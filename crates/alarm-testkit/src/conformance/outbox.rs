@@ -433,7 +433,8 @@ async fn counts_tell_pending_rows_from_dead_letters(new_ports: Fresh) {
 }
 
 /// Redelivery of a dead-lettered row is scoped to its owner: it resets the
-/// row to pending, and a pending row cannot be redelivered.
+/// row to pending, and a pending row cannot be redelivered (a refusal that
+/// leaves the row free for the next claim).
 async fn redelivery_resets_only_the_owners_dead_row(new_ports: Fresh) {
     let ports = new_ports().await;
     let f = mailed(&ports).await;
@@ -458,6 +459,19 @@ async fn redelivery_resets_only_the_owners_dead_row(new_ports: Fresh) {
         redeliver(&ports, &f, f.ana.id(), 1).await,
         conflict,
         "a pending delivery",
+    );
+    // The refusal holds nothing: its row is claimable at once (a store
+    // that left the refused transaction's row lock to a deferred rollback
+    // made a claimer skip the row).
+    let claimed = ports
+        .outbox
+        .claim(at(30), at(60), 10)
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed.iter().map(|c| c.item.message).collect::<Vec<_>>(),
+        vec![again.message],
+        "the refused row is claimed right after the refusal"
     );
 }
 
