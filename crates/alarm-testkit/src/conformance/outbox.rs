@@ -463,11 +463,7 @@ async fn redelivery_resets_only_the_owners_dead_row(new_ports: Fresh) {
     // The refusal holds nothing: its row is claimable at once (a store
     // that left the refused transaction's row lock to a deferred rollback
     // made a claimer skip the row).
-    let claimed = ports
-        .outbox
-        .claim(at(30), at(60), 10)
-        .await
-        .expect("claim");
+    let claimed = ports.outbox.claim(at(30), at(60), 10).await.expect("claim");
     assert_eq!(
         claimed.iter().map(|c| c.item.message).collect::<Vec<_>>(),
         vec![again.message],
