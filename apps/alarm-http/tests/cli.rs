@@ -255,34 +255,44 @@ fn a_bad_value_in_each_group_is_named() {
     }
 }
 
-/// A webhook receiver on 127.0.0.1 answering 200 to every request: its
-/// address and the count of requests it took.
-fn receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+/// What a loopback server took: each request's head (lower-cased) and body.
+type Taken = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A server on 127.0.0.1 answering every request with `answer`: its
+/// address and the requests it took.
+fn server(answer: &'static [u8]) -> (String, Taken) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = count.clone();
+    let taken = Taken::default();
+    let took = taken.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             // The head, then as much body as it announces.
             let mut reader = BufReader::new(stream.try_clone().expect("clone"));
             let mut length = 0usize;
+            let mut head = String::new();
             let mut line = String::new();
             while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
                     length = v.trim().parse().unwrap_or(0);
                 }
+                head.push_str(&lower);
                 line.clear();
             }
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            took.lock().expect("taken").push((head, body));
+            let _ = stream.write_all(answer);
         }
     });
-    (addr, count)
+    (addr, taken)
+}
+
+/// A webhook receiver on 127.0.0.1 answering 200 to every request.
+fn receiver() -> (String, Taken) {
+    server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 }
 
 /// The metric names a PromQL expression reads: identifiers that are not
@@ -347,11 +357,23 @@ fn metric_names(expr: &str) -> Vec<String> {
 /// `method path` with a JSON `body` (and a bearer `token`) over a plain
 /// socket; returns the status and body.
 fn send(addr: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
+    send_with(addr, method, path, body, token, "")
+}
+
+/// [`send`] with `extra` header lines (each ending in CRLF).
+fn send_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+    extra: &str,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}{extra}\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
@@ -423,6 +445,151 @@ fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
     child.wait().expect("wait")
 }
 
+/// Registers ana@example.com and logs her in: her access token.
+fn sign_up(addr: &str) -> String {
+    let (status, body) = send(
+        addr,
+        "POST",
+        "/api/v1/auth/register",
+        r#"{"email":"ana@example.com","password":"a long passphrase","display_name":"Ana"}"#,
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = send(
+        addr,
+        "POST",
+        "/api/v1/auth/login",
+        r#"{"email":"ana@example.com","password":"a long passphrase"}"#,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    body.split("\"access_token\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("token")
+        .to_owned()
+}
+
+/// The spans an OTLP/HTTP collector took: (name, trace id, span id,
+/// parent span id), ids in hex.
+fn spans(taken: &Taken) -> Vec<(String, String, String, String)> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut out = Vec::new();
+    for (head, body) in taken.lock().expect("taken").iter() {
+        assert!(head.starts_with("post /v1/traces "), "{head}");
+        assert!(
+            head.contains("content-type: application/x-protobuf"),
+            "{head}"
+        );
+        let request = ExportTraceServiceRequest::decode(body.as_slice()).expect("protobuf");
+        for resource in request.resource_spans {
+            for scope in resource.scope_spans {
+                for span in scope.spans {
+                    out.push((
+                        span.name,
+                        hex(&span.trace_id),
+                        hex(&span.span_id),
+                        hex(&span.parent_span_id),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, a client's trace runs through
+/// the request into the webhook delivery it queued (through the outbox
+/// row) and on to the receiver, and the spans reach the collector.
+#[test]
+fn traces_follow_a_request_to_the_webhook_it_caused() {
+    let dir = temp_dir("traces");
+    let (collector, exported) = server(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let (hooks, received) = receiver();
+    let endpoint = format!("http://{collector}");
+    let (mut child, addr, _) = start_with_env(
+        &dir,
+        &[
+            ("WEBHOOK_ALLOW_PRIVATE", "true"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let token = sign_up(&addr);
+    let hook = format!(r#"{{"url":"http://{hooks}/hook","events":["alarm.triggered"]}}"#);
+    let (status, body) = send(&addr, "POST", "/api/v1/webhooks", &hook, Some(&token));
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let client_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let (status, body) = send_with(
+        &addr,
+        "POST",
+        &format!("/api/v1/webhooks/{id}/test"),
+        "",
+        Some(&token),
+        &format!("traceparent: 00-{client_trace}-{client_span}-01\r\n"),
+    );
+    assert_eq!(status, 202, "{body}");
+    // The ping goes out in the background: poll the receiver.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let ping = loop {
+        if let Some((head, _)) = received.lock().expect("taken").first() {
+            break head.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no ping arrived");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let sent = ping
+        .lines()
+        .find_map(|l| l.strip_prefix("traceparent: "))
+        .unwrap_or_else(|| panic!("no traceparent in {ping}"))
+        .trim()
+        .to_owned();
+    assert!(
+        sent.starts_with(&format!("00-{client_trace}-")) && sent.ends_with("-01"),
+        "the receiver joins the client's trace: {sent}"
+    );
+    // SIGTERM flushes the spans still queued.
+    assert!(sigterm(&mut child).success());
+    let spans = spans(&exported);
+    let in_trace: Vec<_> = spans.iter().filter(|s| s.1 == client_trace).collect();
+    let request = in_trace
+        .iter()
+        .find(|s| s.0 == "POST /api/v1/webhooks/{id}/test")
+        .unwrap_or_else(|| panic!("the request's span, named by its route: {spans:?}"));
+    assert_eq!(request.3, client_span, "a child of the client's span");
+    let delivery = in_trace
+        .iter()
+        .find(|s| s.0 == "delivery")
+        .unwrap_or_else(|| panic!("the delivery's span in the client's trace: {spans:?}"));
+    assert!(
+        sent.contains(&delivery.2),
+        "the receiver's parent is the delivery attempt"
+    );
+    // The delivery descends from the request through the stored row.
+    let parent_of = |span: &str| in_trace.iter().find(|s| s.2 == span).map(|s| s.3.clone());
+    let mut at = delivery.3.clone();
+    let mut hops = 0;
+    while at != request.2 {
+        at = parent_of(&at).unwrap_or_else(|| panic!("{at} is not in the trace: {spans:?}"));
+        hops += 1;
+        assert!(hops < 10, "{spans:?}");
+    }
+    assert!(
+        in_trace.iter().any(|s| s.0 == "db.transaction"),
+        "the store calls are spans too: {spans:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The ops listener's `/metrics` counts what the public port served, by
 /// route template; the public port has no `/metrics`.
 #[test]
@@ -432,28 +599,7 @@ fn metrics_count_what_the_api_did() {
     // told to.
     let (hooks, received) = receiver();
     let (mut child, addr, ops) = start_with_env(&dir, &[("WEBHOOK_ALLOW_PRIVATE", "true")]);
-    let (status, body) = send(
-        &addr,
-        "POST",
-        "/api/v1/auth/register",
-        r#"{"email":"ana@example.com","password":"a long passphrase","display_name":"Ana"}"#,
-        None,
-    );
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = send(
-        &addr,
-        "POST",
-        "/api/v1/auth/login",
-        r#"{"email":"ana@example.com","password":"a long passphrase"}"#,
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    let token = body
-        .split("\"access_token\":\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("token")
-        .to_owned();
+    let token = sign_up(&addr);
     let hook = format!(r#"{{"url":"http://{hooks}/hook","events":["alarm.triggered"]}}"#);
     let (status, body) = send(&addr, "POST", "/api/v1/webhooks", &hook, Some(&token));
     assert_eq!(status, 201, "{body}");
@@ -503,7 +649,7 @@ fn metrics_count_what_the_api_did() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     assert!(
-        received.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        !received.lock().expect("taken").is_empty(),
         "the receiver got the webhook"
     );
     // Every metric a dashboard panel queries is one the app exports.

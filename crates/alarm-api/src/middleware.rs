@@ -217,7 +217,23 @@ pub(crate) async fn around<E: Endpoint>(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let route = templates.label(&path).to_owned();
+    // The span a client's `traceparent` continues; its OpenTelemetry name
+    // is the route template (bounded), never the raw path.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        %method,
+        %path,
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    alarm_telemetry::accept(&span, req.headers());
     let mut resp = REQUEST_ID
         .scope(
             id.clone(),
@@ -246,10 +262,15 @@ pub(crate) async fn around<E: Endpoint>(
     // Measured before a refusal is held: the hold is the server's choice,
     // not its latency.
     let elapsed = started.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
     metrics::histogram!(
         "api_response_duration_seconds",
-        "route" => templates.label(&path).to_owned(),
-        "status_class" => crate::routes::status_class(resp.status().as_u16()),
+        "route" => route,
+        "status_class" => crate::routes::status_class(status),
     )
     .record(elapsed);
     if resp.status() == StatusCode::TOO_MANY_REQUESTS {

@@ -151,8 +151,44 @@ pub fn check_log_level(level: &str) -> Result<(), ConfigError> {
         .map_err(|e| bad("LOG_LEVEL", e.to_string()))
 }
 
-/// Installs the tracing subscriber on stderr.
-pub fn init_logging(level: &str, format: LogFormat) {
+/// Logging and tracing of one process; [`Logging::shutdown`] exports the
+/// spans still queued.
+#[derive(Debug)]
+pub struct Logging {
+    tracing: Option<alarm_telemetry::Tracing>,
+}
+
+impl Logging {
+    /// Whether spans are exported (the `OTEL_*` variables asked for it).
+    pub fn traces(&self) -> bool {
+        self.tracing.is_some()
+    }
+
+    /// Exports the spans still queued; call once the work is done.
+    pub fn shutdown(self) {
+        if let Some(t) = self.tracing {
+            t.shutdown();
+        }
+    }
+}
+
+/// Installs the tracing subscriber: log lines on stderr filtered by
+/// `level`, and, when the `OTEL_*` variables ask for it, the OTLP span
+/// pipeline (which sees every span at INFO and above, whatever `level`
+/// says: a quiet log does not thin out the traces).
+///
+/// # Errors
+/// The span pipeline cannot be built; the message names the setting.
+pub fn init_logging(
+    level: &str,
+    format: LogFormat,
+    service: &'static str,
+) -> Result<Logging, String> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = match format {
@@ -160,18 +196,28 @@ pub fn init_logging(level: &str, format: LogFormat) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines: Boxed = if json {
+        lines
             .json()
             .with_current_span(true)
             .flatten_event(true)
-            .init();
+            .with_filter(filter)
+            .boxed()
     } else {
-        builder.init();
+        lines.with_filter(filter).boxed()
+    };
+    let tracing = alarm_telemetry::Tracing::from_env(service, env!("CARGO_PKG_VERSION"))?;
+    let mut layers = vec![lines];
+    if let Some(t) = &tracing {
+        layers.push(
+            t.layer()
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+                .boxed(),
+        );
     }
+    tracing_subscriber::registry().with(layers).init();
+    Ok(Logging { tracing })
 }
 
 /// Runs `work` on a multi-threaded runtime; an error is logged and printed

@@ -17,6 +17,7 @@ use alarm_domain::trigger::LeaseToken;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::email::{AlarmMail, Mailer, alarm_mail, disabled_mail};
 use crate::webhook::{Attempt, WebhookSender, millis_since};
@@ -347,7 +348,40 @@ impl Dispatcher {
         })
     }
 
+    /// One delivery attempt in a span of its own, a child of the span that
+    /// queued the row (its stored trace context), so a webhook caused by a
+    /// request or a fire is part of that trace; the receiver gets the
+    /// attempt's `traceparent`.
     async fn attempt(
+        &self,
+        claim: &ClaimedSend,
+        context: &Context,
+    ) -> (LeaseToken, SendResult, Duration) {
+        let item = &claim.item;
+        let span = tracing::info_span!(
+            "delivery",
+            otel.kind = "producer",
+            channel = item.channel.as_str(),
+            topic = item.topic.as_str(),
+            message = %item.message,
+            attempt = item.attempts + 1,
+            outcome = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        );
+        match &claim.trace {
+            Some(parent) => alarm_telemetry::continue_trace(&span, parent),
+            None => alarm_telemetry::stamp(&span),
+        }
+        let done = self
+            .attempt_in_span(claim, context)
+            .instrument(span.clone())
+            .await;
+        span.record("outcome", outcome(&done.1));
+        done
+    }
+
+    async fn attempt_in_span(
         &self,
         claim: &ClaimedSend,
         context: &Context,

@@ -172,14 +172,19 @@ impl WebhookSender {
             url.host_str().unwrap_or(""),
             url.port_or_known_default().unwrap_or(0)
         );
-        let request = self
+        let mut request = self
             .client
             .post(url.clone())
             .header("content-type", "application/json")
             .header("webhook-id", id)
             .header("webhook-timestamp", stamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body);
+            .header("webhook-signature", signature);
+        // The attempt's span (the dispatcher's): the receiver can join the
+        // trace that caused the event.
+        if let Some(parent) = alarm_telemetry::current_traceparent() {
+            request = request.header("traceparent", parent);
+        }
+        let request = request.body(body);
         let breaker = self.breaker(&host);
         if !breaker.permit(now) {
             return Attempt::Rejected {

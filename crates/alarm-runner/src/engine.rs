@@ -19,6 +19,7 @@ use alarm_domain::services::{CalendarService, Ports, ReplanStep, ServiceError};
 use alarm_domain::trigger::{Claimed, LeaseToken, Ringing, TriggerKind};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::RunnerConfig;
@@ -265,6 +266,23 @@ impl Engine {
         now: Timestamp,
         claims: Vec<Claimed>,
     ) -> Result<TickReport, ServiceError> {
+        // One span per batch: the outbox rows its fires queue carry its
+        // trace context, so their deliveries are part of this trace.
+        let span = tracing::info_span!(
+            "engine.batch",
+            claims = claims.len(),
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        );
+        alarm_telemetry::stamp(&span);
+        self.fire_batch(now, claims).instrument(span).await
+    }
+
+    async fn fire_batch(
+        &self,
+        now: Timestamp,
+        claims: Vec<Claimed>,
+    ) -> Result<TickReport, ServiceError> {
         // Lateness runs to the commit, through the loads and routines too.
         let begun = Instant::now();
         let ids: Vec<AlarmId> = claims
@@ -317,6 +335,13 @@ impl Engine {
                 .and_then(|m| m.get(&(t.alarm, t.occurrence.at)));
             let alarm = alarms.get(&t.alarm).filter(|a| a.owner() == t.owner);
             let calendar = alarm.and_then(|a| calendars.get(&a.owner()));
+            let _fire = tracing::info_span!(
+                "fire",
+                alarm = %t.alarm,
+                kind = %t.kind.code(),
+                verdict = tracing::field::Empty,
+            )
+            .entered();
             let (outcome, verdict) = judge(
                 t,
                 alarm,
@@ -335,6 +360,7 @@ impl Engine {
                 }
                 _ => {}
             }
+            _fire.record("verdict", tracing::field::debug(&verdict));
             verdicts.insert(claim.token, verdict);
             items.push((claim.token, outcome));
         }
@@ -530,7 +556,8 @@ impl Engine {
             while set.len() < AT_ONCE {
                 let Some(chunk) = pending.next() else { break };
                 let queue = self.ports.claims.clone();
-                set.spawn(async move { queue.complete_many(chunk).await });
+                // In the batch's span: the rows it queues carry its trace.
+                set.spawn(async move { queue.complete_many(chunk).await }.in_current_span());
             }
             let Some(done) = set.join_next().await else {
                 break;

@@ -1,11 +1,14 @@
 //! Statement helpers shared by the stores: one SQL text for both engines, error translation, and time/ID codecs.
 
+use std::future::Future;
+
 use alarm_domain::jiff::Timestamp;
 use alarm_domain::ports::StoreError;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, QueryResult,
     RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
+use tracing::Instrument;
 
 /// SQL is written once with `?` placeholders (SQLite's); PostgreSQL gets
 /// `$1…`. Only a `?` that is a token of its own is a placeholder: the text is
@@ -241,13 +244,38 @@ pub(crate) struct Db {
 }
 
 impl Db {
+    /// The OpenTelemetry `db.system` name.
+    fn system(&self) -> &'static str {
+        match self.backend {
+            DbBackend::Postgres => "postgresql",
+            _ => "sqlite",
+        }
+    }
+
+    /// Runs a read in a `db.query` span and records its duration
+    /// (`db_query_duration_seconds{kind="read"}`, connection wait
+    /// included: reads take their connection inside the driver).
+    async fn timed_read<T>(&self, sql: &str, query: impl Future<Output = T>) -> T {
+        let span = tracing::info_span!(
+            "db.query",
+            otel.kind = "client",
+            db.system = self.system(),
+            db.operation = sql.split_whitespace().next().unwrap_or(""),
+        );
+        let started = std::time::Instant::now();
+        let out = query.instrument(span).await;
+        metrics::histogram!("db_query_duration_seconds", "kind" => "read")
+            .record(started.elapsed().as_secs_f64());
+        out
+    }
+
     pub(crate) async fn query_all(
         &self,
         sql: &str,
         values: Vec<Value>,
     ) -> Result<Vec<QueryResult>, StoreError> {
-        self.read
-            .query_all_raw(stmt(self.backend, sql, values)?)
+        let statement = stmt(self.backend, sql, values)?;
+        self.timed_read(sql, self.read.query_all_raw(statement))
             .await
             .map_err(store_err)
     }
@@ -279,8 +307,8 @@ impl Db {
         sql: &str,
         values: Vec<Value>,
     ) -> Result<Option<QueryResult>, StoreError> {
-        self.read
-            .query_one_raw(stmt(self.backend, sql, values)?)
+        let statement = stmt(self.backend, sql, values)?;
+        self.timed_read(sql, self.read.query_one_raw(statement))
             .await
             .map_err(store_err)
     }
@@ -309,19 +337,43 @@ impl Db {
         &self,
         work: impl AsyncFnOnce(&Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let tx = self.begin().await?;
-        match work(&tx).await {
-            Ok(value) => {
-                tx.commit().await?;
-                Ok(value)
-            }
-            Err(e) => {
-                // A failed ROLLBACK means a broken connection, which the
-                // pool discards: the server ends that transaction itself.
-                let _ = tx.tx.rollback().await;
-                Err(e)
-            }
+        let span = tracing::info_span!(
+            "db.transaction",
+            otel.kind = "client",
+            db.system = self.system(),
+            outcome = tracing::field::Empty,
+        );
+        async {
+            // The wait for a pooled connection plus BEGIN's round trip:
+            // sqlx exposes no count of waiters, so the time is the signal.
+            let started = std::time::Instant::now();
+            let tx = self.begin().await?;
+            metrics::histogram!("db_acquire_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            let outcome = match work(&tx).await {
+                Ok(value) => tx.commit().await.map(|()| value),
+                Err(e) => {
+                    // A failed ROLLBACK means a broken connection, which
+                    // the pool discards: the server ends that transaction
+                    // itself.
+                    let _ = tx.tx.rollback().await;
+                    Err(e)
+                }
+            };
+            metrics::histogram!("db_query_duration_seconds", "kind" => "transaction")
+                .record(started.elapsed().as_secs_f64());
+            tracing::Span::current().record(
+                "outcome",
+                if outcome.is_ok() {
+                    "commit"
+                } else {
+                    "rollback"
+                },
+            );
+            outcome
         }
+        .instrument(span)
+        .await
     }
 
     /// Starts a write transaction. A transient failure to get a connection

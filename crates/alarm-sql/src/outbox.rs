@@ -137,6 +137,9 @@ fn item_row(i: &OutboxItem) -> Row {
         .set("due_us", us(i.due))
         .set("created_us", us(i.created_at))
         .set("updated_us", us(i.updated_at))
+        // The span queuing the row (the request, the engine batch): its
+        // delivery is then part of the same trace.
+        .set("trace_parent", alarm_telemetry::current_traceparent())
 }
 
 /// `row` followed by what an attempt or a redelivery changes on a row:
@@ -252,7 +255,7 @@ impl Outbox for SqlStores {
                    SELECT ctid FROM outbox WHERE status = 'pending' AND due_us <= ? \
                    AND (lease_until_us IS NULL OR lease_until_us <= ?) {after} \
                    ORDER BY due_us, message_id, target_id LIMIT ? FOR UPDATE SKIP LOCKED)) \
-                 RETURNING {COLUMNS}"
+                 RETURNING {COLUMNS}, trace_parent"
             ),
             _ => format!(
                 "UPDATE outbox SET lease_token = randomblob(16), lease_until_us = ? \
@@ -260,7 +263,7 @@ impl Outbox for SqlStores {
                    SELECT message_id, target_id FROM outbox WHERE status = 'pending' AND due_us <= ? \
                    AND (lease_until_us IS NULL OR lease_until_us <= ?) \
                    ORDER BY due_us LIMIT ?) \
-                 RETURNING {COLUMNS}"
+                 RETURNING {COLUMNS}, trace_parent"
             ),
         };
         let mut values = vec![v(us(until)), v(us(now)), v(us(now))];
@@ -312,6 +315,8 @@ impl Outbox for SqlStores {
                     item: item_from(r)?,
                     token: LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),
                     lease_until: until,
+                    trace: col::<Option<String>>(r, "trace_parent")?
+                        .filter(|t| t.len() <= alarm_telemetry::TRACEPARENT_LEN),
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

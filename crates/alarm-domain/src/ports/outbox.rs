@@ -173,6 +173,10 @@ pub struct ClaimedSend {
     pub token: LeaseToken,
     /// When another sender may take it over.
     pub lease_until: Timestamp,
+    /// The W3C `traceparent` of the span that queued the row (an API
+    /// request, an engine batch), stored by adapters that trace; its
+    /// delivery continues that trace. `None` without tracing.
+    pub trace: Option<String>,
 }
 
 /// How one attempt ended.

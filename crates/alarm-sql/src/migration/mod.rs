@@ -10,6 +10,7 @@ mod m0007_event_payloads;
 mod m0008_api_keys;
 mod m0009_password_resets;
 mod m0010_account_tokens;
+mod m0011_outbox_trace;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_api_keys::Migration),
             Box::new(m0009_password_resets::Migration),
             Box::new(m0010_account_tokens::Migration),
+            Box::new(m0011_outbox_trace::Migration),
         ]
     }
 }
@@ -48,4 +50,5 @@ pub(crate) const SOURCES: &[&str] = &[
     include_str!("m0008_api_keys.rs"),
     include_str!("m0009_password_resets.rs"),
     include_str!("m0010_account_tokens.rs"),
+    include_str!("m0011_outbox_trace.rs"),
 ];

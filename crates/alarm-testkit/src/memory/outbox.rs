@@ -83,6 +83,9 @@ impl Outbox for InMemory {
                     item: item.clone(),
                     token,
                     lease_until: until,
+                    // The fake keeps no trace context: it has no spans to
+                    // continue.
+                    trace: None,
                 });
             }
         }
