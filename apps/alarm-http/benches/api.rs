@@ -96,11 +96,30 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn start_api(migrate: bool, metrics: bool) -> (Child, Duration) {
+/// What a run of the API records and exports.
+#[derive(Clone, Copy, PartialEq)]
+enum Telemetry {
+    /// Neither metrics nor traces.
+    Off,
+    /// Metrics only (the default).
+    Metrics,
+    /// Metrics, and every trace exported to a local OTLP sink.
+    Traced,
+}
+
+fn start_api(migrate: bool, telemetry: Telemetry) -> (Child, Duration) {
+    start_api_with(migrate, telemetry, "")
+}
+
+/// [`start_api`] whose traces (if any) go to the OTLP sink at `sink`.
+fn start_api_with(migrate: bool, telemetry: Telemetry, sink: &str) -> (Child, Duration) {
     let bin = root().join("target/release/alarm-http");
     let started = Instant::now();
-    let child = Command::new(bin)
-        .env_clear()
+    let mut command = Command::new(bin);
+    if telemetry == Telemetry::Traced {
+        command.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{sink}"));
+    }
+    let child = command
         .env("DATABASE_URL", db_url())
         .env("JWT_SECRET_KEY", SECRET)
         .env("LISTEN_ADDR", API)
@@ -108,7 +127,14 @@ fn start_api(migrate: bool, metrics: bool) -> (Child, Duration) {
         .env("LOG_LEVEL", "warn")
         .env("LOG_FORMAT", "json")
         .env("AUTO_MIGRATE", if migrate { "true" } else { "false" })
-        .env("METRICS", if metrics { "true" } else { "false" })
+        .env(
+            "METRICS",
+            if telemetry == Telemetry::Off {
+                "false"
+            } else {
+                "true"
+            },
+        )
         // A load test: one user, one address, thousands of alarms and
         // requests a second. The operator's settings lift the limits.
         .env("QUOTA_ALARMS_PER_USER", "1000000")
@@ -125,6 +151,50 @@ fn start_api(migrate: bool, metrics: bool) -> (Child, Duration) {
         std::thread::sleep(Duration::from_millis(1));
     }
     (child, started.elapsed())
+}
+
+/// An OTLP/HTTP sink on loopback that takes every export and answers 200:
+/// its address and the count of body bytes it took.
+fn otlp_sink() -> (String, Arc<AtomicU64>) {
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the sink");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let bytes = Arc::new(AtomicU64::new(0));
+    let took = bytes.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+            // Requests on one connection, until the client closes it.
+            loop {
+                let mut length = 0usize;
+                let mut line = String::new();
+                let mut any = false;
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    any = true;
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                if !any {
+                    break;
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    break;
+                }
+                took.fetch_add(length as u64, Ordering::Relaxed);
+                if stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n")
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    });
+    (addr, bytes)
 }
 
 fn stop(mut child: Child) {
@@ -235,16 +305,16 @@ fn main() {
     psql(&format!("CREATE DATABASE {DB}"));
 
     // First start migrates; the measured cold starts find the schema current.
-    let (child, _) = start_api(true, true);
+    let (child, _) = start_api(true, Telemetry::Metrics);
     stop(child);
     let mut starts = Vec::new();
     for _ in 0..5 {
-        let (child, t) = start_api(false, true);
+        let (child, t) = start_api(false, Telemetry::Metrics);
         starts.push(t);
         stop(child);
     }
     starts.sort();
-    let (api, _) = start_api(false, true);
+    let (api, _) = start_api(false, Telemetry::Metrics);
     let pid = api.id();
     std::thread::sleep(Duration::from_secs(1));
     let idle_rss = rss_kib(pid);
@@ -326,24 +396,28 @@ fn main() {
     );
     stop(api);
 
-    // The cost of the metrics: the same GET load with them on and off,
-    // alternated twice so that drift on this shared machine hits both.
-    let (mut metrics_on, mut metrics_off) = (Vec::new(), Vec::new());
+    // The cost of metrics and traces: the same GET load with neither,
+    // with metrics, and with metrics and every trace exported (the
+    // default sampler, parentbased_always_on, samples every request that
+    // brings no parent), alternated twice so that drift on this shared
+    // machine hits each alike.
+    let (sink, exports) = otlp_sink();
+    let mut rps = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..2 {
-        for enabled in [true, false] {
-            let (api, _) = start_api(false, enabled);
+        for (i, mode) in [Telemetry::Off, Telemetry::Metrics, Telemetry::Traced]
+            .into_iter()
+            .enumerate()
+        {
+            let (api, _) = start_api_with(false, mode, &sink);
             settle();
             let load = closed(&get_url, &[]);
             stop(api);
-            if enabled {
-                metrics_on.push(load.rps);
-            } else {
-                metrics_off.push(load.rps);
-            }
+            rps[i].push(load.rps);
         }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (metrics_on, metrics_off) = (mean(&metrics_on), mean(&metrics_off));
+    let (metrics_off, metrics_on, traced) = (mean(&rps[0]), mean(&rps[1]), mean(&rps[2]));
+    let exported_bytes = exports.load(Ordering::Relaxed);
 
     let mut hello = Command::new(root().join("target/release/examples/hello"))
         .env("LISTEN_ADDR", HELLO)
@@ -426,5 +500,10 @@ fn main() {
     println!(
         "metrics on vs off (GET /alarms/{{id}}, closed loop, 2 alternating runs each): {metrics_on:.0} vs {metrics_off:.0} req/s, cost {:.1}%   goal <= 5%",
         (1.0 - metrics_on / metrics_off) * 100.0
+    );
+    println!(
+        "metrics and traces (100% sampled, OTLP/HTTP to a local sink: {} KiB received) vs off: {traced:.0} vs {metrics_off:.0} req/s, cost {:.1}%   goal <= 5%",
+        exported_bytes / 1024,
+        (1.0 - traced / metrics_off) * 100.0
     );
 }

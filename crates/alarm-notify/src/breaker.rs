@@ -59,10 +59,44 @@ impl Window {
     }
 }
 
+impl State {
+    /// The `state` label of `webhook_breakers`.
+    fn label(&self) -> &'static str {
+        match self {
+            State::Closed(_) => "closed",
+            State::Open(_) => "open",
+            State::HalfOpen(_) => "half_open",
+        }
+    }
+}
+
+/// Moves one host from `from` to `to` in `webhook_breakers` (hosts per
+/// state in this process: a bounded label set, where a host label would
+/// grow with every registration's URL).
+fn moved(from: Option<&'static str>, to: &'static str) {
+    if from == Some(to) {
+        return;
+    }
+    if let Some(from) = from {
+        metrics::gauge!("webhook_breakers", "state" => from).decrement(1.0);
+    }
+    metrics::gauge!("webhook_breakers", "state" => to).increment(1.0);
+}
+
+/// Registers every state of `webhook_breakers` at 0, so a dashboard finds
+/// the series before the first host is called.
+pub(crate) fn register_gauges() {
+    for state in ["closed", "open", "half_open"] {
+        metrics::gauge!("webhook_breakers", "state" => state).increment(0.0);
+    }
+}
+
 impl Breaker {
     pub(crate) fn new(config: BreakerConfig) -> Self {
+        let state = State::Closed(Window::new(config.window));
+        moved(None, state.label());
         Self {
-            state: Mutex::new(State::Closed(Window::new(config.window))),
+            state: Mutex::new(state),
             config,
         }
     }
@@ -81,6 +115,7 @@ impl Breaker {
             SignedDuration::try_from(self.config.open_for).unwrap_or(SignedDuration::MAX);
         let over = now.duration_since(since).abs() >= open_for;
         if over {
+            moved(Some("open"), "half_open");
             *state = State::HalfOpen(Window::new(self.trials()));
         }
         over
@@ -105,6 +140,7 @@ impl Breaker {
             State::Open(_) => None,
         };
         if let Some(next) = next {
+            moved(Some(state.label()), next.label());
             *state = next;
         }
     }
@@ -173,6 +209,94 @@ mod tests {
             let b = breaker(4);
             assert_eq!(feed(&b, t(0), results), want, "{results:?}");
         }
+    }
+
+    /// Gauges by their label values, for [`metrics::with_local_recorder`].
+    #[derive(Default)]
+    struct Gauges(
+        Mutex<std::collections::HashMap<String, std::sync::Arc<std::sync::atomic::AtomicU64>>>,
+    );
+
+    impl Gauges {
+        fn get(&self, state: &str) -> f64 {
+            self.0.lock().expect("gauges").get(state).map_or(0.0, |g| {
+                f64::from_bits(g.load(std::sync::atomic::Ordering::SeqCst))
+            })
+        }
+    }
+
+    impl metrics::Recorder for Gauges {
+        fn describe_counter(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_gauge(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_histogram(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn register_counter(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            metrics::Counter::noop()
+        }
+        fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            assert_eq!(key.name(), "webhook_breakers");
+            let state = key
+                .labels()
+                .map(|l| l.value().to_owned())
+                .collect::<String>();
+            metrics::Gauge::from_arc(
+                self.0
+                    .lock()
+                    .expect("gauges")
+                    .entry(state)
+                    .or_default()
+                    .clone(),
+            )
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn each_host_is_counted_in_the_state_its_breaker_is_in() {
+        let gauges = Gauges::default();
+        metrics::with_local_recorder(&gauges, || {
+            register_gauges();
+            let counts = || ["closed", "open", "half_open"].map(|s| gauges.get(s));
+            let (a, b) = (breaker(2), breaker(2));
+            assert_eq!(counts(), [2.0, 0.0, 0.0], "two hosts, closed");
+            feed(&a, t(0), &[true, true]);
+            assert_eq!(counts(), [1.0, 1.0, 0.0], "one opened");
+            assert!(a.permit(t(30)));
+            assert_eq!(counts(), [1.0, 0.0, 1.0], "its trial period");
+            feed(&a, t(30), &[false, false]);
+            assert_eq!(counts(), [2.0, 0.0, 0.0], "closed again");
+            feed(&b, t(31), &[true, true]);
+            assert!(b.permit(t(61)));
+            feed(&b, t(61), &[true, true]);
+            assert_eq!(counts(), [1.0, 1.0, 0.0], "the trials failed: open again");
+        });
     }
 
     #[test]

@@ -144,6 +144,7 @@ impl Dispatcher {
                 metrics::counter!(total, "outcome" => outcome).increment(0);
             }
         }
+        crate::breaker::register_gauges();
         Self {
             ports: ports.into(),
             config,
