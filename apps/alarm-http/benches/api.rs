@@ -111,13 +111,13 @@ fn start_api(migrate: bool, telemetry: Telemetry) -> (Child, Duration) {
     start_api_with(migrate, telemetry, "")
 }
 
-/// [`start_api`] whose traces (if any) go to the OTLP sink at `sink`.
+/// [`start_api`] whose traces (if any) go to the OTLP endpoint `sink`.
 fn start_api_with(migrate: bool, telemetry: Telemetry, sink: &str) -> (Child, Duration) {
     let bin = root().join("target/release/alarm-http");
     let started = Instant::now();
     let mut command = Command::new(bin);
     if telemetry == Telemetry::Traced {
-        command.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{sink}"));
+        command.env("OTEL_EXPORTER_OTLP_ENDPOINT", sink);
     }
     let child = command
         .env("DATABASE_URL", db_url())
@@ -151,50 +151,6 @@ fn start_api_with(migrate: bool, telemetry: Telemetry, sink: &str) -> (Child, Du
         std::thread::sleep(Duration::from_millis(1));
     }
     (child, started.elapsed())
-}
-
-/// An OTLP/HTTP sink on loopback that takes every export and answers 200:
-/// its address and the count of body bytes it took.
-fn otlp_sink() -> (String, Arc<AtomicU64>) {
-    use std::io::BufRead;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the sink");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let bytes = Arc::new(AtomicU64::new(0));
-    let took = bytes.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
-            // Requests on one connection, until the client closes it.
-            loop {
-                let mut length = 0usize;
-                let mut line = String::new();
-                let mut any = false;
-                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                    any = true;
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    line.clear();
-                }
-                if !any {
-                    break;
-                }
-                let mut body = vec![0; length];
-                if reader.read_exact(&mut body).is_err() {
-                    break;
-                }
-                took.fetch_add(length as u64, Ordering::Relaxed);
-                if stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n")
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        }
-    });
-    (addr, bytes)
 }
 
 fn stop(mut child: Child) {
@@ -401,14 +357,14 @@ fn main() {
     // default sampler, parentbased_always_on, samples every request that
     // brings no parent), alternated twice so that drift on this shared
     // machine hits each alike.
-    let (sink, exports) = otlp_sink();
+    let sink = alarm_telemetry::testing::OtlpSink::start();
     let mut rps = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..2 {
         for (i, mode) in [Telemetry::Off, Telemetry::Metrics, Telemetry::Traced]
             .into_iter()
             .enumerate()
         {
-            let (api, _) = start_api_with(false, mode, &sink);
+            let (api, _) = start_api_with(false, mode, &sink.endpoint());
             settle();
             let load = closed(&get_url, &[]);
             stop(api);
@@ -417,7 +373,7 @@ fn main() {
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (metrics_off, metrics_on, traced) = (mean(&rps[0]), mean(&rps[1]), mean(&rps[2]));
-    let exported_bytes = exports.load(Ordering::Relaxed);
+    let exported_bytes = sink.bytes();
 
     let mut hello = Command::new(root().join("target/release/examples/hello"))
         .env("LISTEN_ADDR", HELLO)

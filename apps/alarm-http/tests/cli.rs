@@ -472,7 +472,7 @@ fn sign_up(addr: &str) -> String {
 
 /// The spans an OTLP/HTTP collector took: (name, trace id, span id,
 /// parent span id), ids in hex.
-fn spans(taken: &Taken) -> Vec<(String, String, String, String)> {
+fn spans(taken: &alarm_telemetry::testing::Taken) -> Vec<(String, String, String, String)> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use prost::Message;
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
@@ -506,11 +506,9 @@ fn spans(taken: &Taken) -> Vec<(String, String, String, String)> {
 #[test]
 fn traces_follow_a_request_to_the_webhook_it_caused() {
     let dir = temp_dir("traces");
-    let (collector, exported) = server(
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    );
+    let collector = alarm_telemetry::testing::OtlpSink::start();
     let (hooks, received) = receiver();
-    let endpoint = format!("http://{collector}");
+    let endpoint = collector.endpoint();
     let (mut child, addr, _) = start_with_env(
         &dir,
         &[
@@ -559,7 +557,7 @@ fn traces_follow_a_request_to_the_webhook_it_caused() {
     );
     // SIGTERM flushes the spans still queued.
     assert!(sigterm(&mut child).success());
-    let spans = spans(&exported);
+    let spans = spans(&collector.taken);
     let in_trace: Vec<_> = spans.iter().filter(|s| s.1 == client_trace).collect();
     let request = in_trace
         .iter()

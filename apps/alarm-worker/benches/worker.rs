@@ -488,8 +488,66 @@ async fn in_app(
     worker.stop();
 }
 
+/// (d) The cost of metrics and traces: the same burst of `n` in-app
+/// alarms with neither, with metrics (the default), and with metrics and
+/// every trace exported to a local OTLP sink, alternated twice so drift on
+/// this shared machine hits each alike.
+async fn telemetry_cost(ports: &Ports, owners: &[alarm_domain::model::User], url: &str, n: usize) {
+    let sink = alarm_telemetry::testing::OtlpSink::start();
+    let endpoint = sink.endpoint();
+    let modes: [(&str, Vec<(&str, &str)>); 3] = [
+        ("off", vec![("METRICS", "false")]),
+        ("metrics", vec![("METRICS", "true")]),
+        (
+            "metrics+traces",
+            vec![
+                ("METRICS", "true"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ],
+        ),
+    ];
+    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
+    // Each run's alarms are due at an instant after the last run's, so the
+    // audit of one run never counts another's.
+    let mut at = Timestamp::MIN;
+    for _ in 0..2 {
+        for (i, (_, env)) in modes.iter().enumerate() {
+            at = Timestamp::now()
+                .round(Unit::Second)
+                .expect("round")
+                .max(at + SignedDuration::from_secs(1));
+            seed(ports, owners, &[at], n, Channel::InApp).await;
+            settle(url);
+            let started = Timestamp::now();
+            let worker = Worker::start_with(url, env);
+            worker.wait_done(n as u64, Duration::from_secs(600));
+            let (_, distinct, last) = audit(ports, owners, at).await;
+            assert_eq!(distinct, n, "every alarm rang once");
+            rates[i].push(n as f64 / last.duration_since(started).as_secs_f64());
+            worker.stop();
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let off = mean(&rates[0]);
+    println!(
+        "(d) telemetry: a burst of {n} in-app alarms, 2 alternating runs each (fires/s from the worker's start):"
+    );
+    for (i, (name, _)) in modes.iter().enumerate() {
+        let rate = mean(&rates[i]);
+        println!(
+            "    {name:<15} {rate:>7.0} fires/s, cost vs off {:>5.1}%   goal <= 5%",
+            (1.0 - rate / off) * 100.0
+        );
+    }
+    println!(
+        "    traces: every span sampled, {} KiB of OTLP received",
+        sink.bytes() / 1024
+    );
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let telemetry_only = std::env::args().any(|a| a == "--telemetry");
     let webhooks_only = std::env::args().any(|a| a == "--webhooks");
     let (burst_n, steady_rate, steady_secs) = if quick {
         (10_000usize, 2000usize, 10usize)
@@ -518,10 +576,15 @@ fn main() {
         }
         println!("worker bench: 1 alarm-worker (release), PostgreSQL on loopback, {OWNERS} owners, in-app channel, batch 1000, prefetch 2 s");
 
-        if !webhooks_only {
-            in_app(&ports, &owners, &url, burst_n, steady_rate, steady_secs).await;
+        if telemetry_only {
+            telemetry_cost(&ports, &owners, &url, burst_n / 5).await;
+        } else {
+            if !webhooks_only {
+                in_app(&ports, &owners, &url, burst_n, steady_rate, steady_secs).await;
+            }
+            webhooks(&ports, &owners, &url, burst_n).await;
+            telemetry_cost(&ports, &owners, &url, burst_n / 5).await;
         }
-        webhooks(&ports, &owners, &url, burst_n).await;
         sql.close().await;
         pg.drop_db().await;
     });

@@ -21,6 +21,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 #[cfg(feature = "export")]
 mod export;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "export")]
 pub use export::Tracing;
 
