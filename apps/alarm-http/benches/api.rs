@@ -116,6 +116,8 @@ fn start_api_with(migrate: bool, telemetry: Telemetry, sink: &str) -> (Child, Du
     let bin = root().join("target/release/alarm-http");
     let started = Instant::now();
     let mut command = Command::new(bin);
+    // Only what is set here: no OTEL_* or other setting of the caller's.
+    command.env_clear();
     if telemetry == Telemetry::Traced {
         command.env("OTEL_EXPORTER_OTLP_ENDPOINT", sink);
     }

@@ -583,7 +583,9 @@ fn main() {
                 in_app(&ports, &owners, &url, burst_n, steady_rate, steady_secs).await;
             }
             webhooks(&ports, &owners, &url, burst_n).await;
-            telemetry_cost(&ports, &owners, &url, burst_n / 5).await;
+            if !webhooks_only {
+                telemetry_cost(&ports, &owners, &url, burst_n / 5).await;
+            }
         }
         sql.close().await;
         pg.drop_db().await;

@@ -233,6 +233,14 @@ pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unexpected(format!("stored {what} is invalid: {e}").into())
 }
 
+/// Whether the caller runs inside a span (a request, an engine batch, a
+/// delivery). Store calls outside one (the idle polls of the engine and
+/// the dispatcher, every 200 ms) get no span: as roots of traces of their
+/// own they would flood a trace backend with one-span traces.
+fn within_a_span() -> bool {
+    !tracing::Span::current().is_none()
+}
+
 /// Reads run on the shared pool; writes on the writer (one connection on
 /// SQLite, so read-then-write transactions never meet "database is
 /// locked"; the same pool on PostgreSQL).
@@ -256,12 +264,16 @@ impl Db {
     /// (`db_query_duration_seconds{kind="read"}`, connection wait
     /// included: reads take their connection inside the driver).
     async fn timed_read<T>(&self, sql: &str, query: impl Future<Output = T>) -> T {
-        let span = tracing::info_span!(
-            "db.query",
-            otel.kind = "client",
-            db.system = self.system(),
-            db.operation = sql.split_whitespace().next().unwrap_or(""),
-        );
+        let span = if within_a_span() {
+            tracing::info_span!(
+                "db.query",
+                otel.kind = "client",
+                db.system = self.system(),
+                db.operation = sql.split_whitespace().next().unwrap_or(""),
+            )
+        } else {
+            tracing::Span::none()
+        };
         let started = std::time::Instant::now();
         let out = query.instrument(span).await;
         metrics::histogram!("db_query_duration_seconds", "kind" => "read")
@@ -332,24 +344,40 @@ impl Db {
     /// own. Until then the row locks of a refused change (a retry judged
     /// too early, a quota, a lost race) outlived the refusal, and a claim
     /// made right after it skipped the still-locked row (seen once in CI);
-    /// on SQLite the write lock lingered the same way.
+    /// on SQLite the write lock lingered the same way. A `write` whose
+    /// future is dropped mid-way (a client gone, a cancelled request) still
+    /// falls back to that deferred rollback: no code runs at a drop.
     pub(crate) async fn write<T>(
         &self,
         work: impl AsyncFnOnce(&Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let span = tracing::info_span!(
-            "db.transaction",
-            otel.kind = "client",
-            db.system = self.system(),
-            outcome = tracing::field::Empty,
-        );
+        let span = if within_a_span() {
+            tracing::info_span!(
+                "db.transaction",
+                otel.kind = "client",
+                db.system = self.system(),
+                outcome = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
         async {
-            // The wait for a pooled connection plus BEGIN's round trip:
-            // sqlx exposes no count of waiters, so the time is the signal.
+            // The wait for a pooled connection plus BEGIN's round trip
+            // (and its retries after a transient failure): sqlx exposes no
+            // count of waiters, so the time is the signal. A wait that
+            // ended in a pool timeout is recorded too: it is the sign of a
+            // saturated pool.
             let started = std::time::Instant::now();
-            let tx = self.begin().await?;
+            let begun = self.begin().await;
             metrics::histogram!("db_acquire_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
+            let tx = match begun {
+                Ok(tx) => tx,
+                Err(e) => {
+                    tracing::Span::current().record("outcome", "no connection");
+                    return Err(e);
+                }
+            };
             let outcome = match work(&tx).await {
                 Ok(value) => tx.commit().await.map(|()| value),
                 Err(e) => {

@@ -20,8 +20,9 @@ impl MigrationTrait for Migration {
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // Nullable, no default: rows queued without tracing (and every
-        // row of the previous release) have none. A `traceparent` is 55
-        // characters; the store refuses anything longer before writing.
+        // row of the previous release) have none. The store writes only
+        // the 55-character `traceparent` it formats itself, and a claim
+        // ignores a longer value.
         manager
             .get_connection()
             .execute_unprepared("ALTER TABLE outbox ADD COLUMN trace_parent TEXT")
