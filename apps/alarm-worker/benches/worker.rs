@@ -490,23 +490,31 @@ async fn in_app(
 
 /// (d) The cost of metrics and traces: the same burst of `n` in-app
 /// alarms with neither, with metrics (the default), and with metrics and
-/// every trace exported to a local OTLP sink, alternated twice so drift on
-/// this shared machine hits each alike.
+/// traces exported to a local OTLP sink at the default sampler and at
+/// 100 %, alternated twice so drift on this shared machine hits each alike.
 async fn telemetry_cost(ports: &Ports, owners: &[alarm_domain::model::User], url: &str, n: usize) {
     let sink = alarm_telemetry::testing::OtlpSink::start();
     let endpoint = sink.endpoint();
-    let modes: [(&str, Vec<(&str, &str)>); 3] = [
+    let modes: [(&str, Vec<(&str, &str)>); 4] = [
         ("off", vec![("METRICS", "false")]),
         ("metrics", vec![("METRICS", "true")]),
         (
-            "metrics+traces",
+            "traces (default)",
             vec![
                 ("METRICS", "true"),
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
             ],
         ),
+        (
+            "traces 100%",
+            vec![
+                ("METRICS", "true"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+                ("OTEL_TRACES_SAMPLER", "always_on"),
+            ],
+        ),
     ];
-    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
+    let mut rates = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     // Each run's alarms are due at an instant after the last run's, so the
     // audit of one run never counts another's.
     let mut at = Timestamp::MIN;
@@ -540,7 +548,7 @@ async fn telemetry_cost(ports: &Ports, owners: &[alarm_domain::model::User], url
         );
     }
     println!(
-        "    traces: every span sampled, {} KiB of OTLP received",
+        "    traces: the default keeps one root in ten (parentbased_traceidratio 0.1); {} KiB of OTLP received in all",
         sink.bytes() / 1024
     );
 }

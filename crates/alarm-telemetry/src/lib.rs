@@ -4,7 +4,8 @@
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (and neither
 //! `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none` says otherwise).
 //! Everything else is the OpenTelemetry SDK's own reading of the standard
-//! variables: `OTEL_TRACES_SAMPLER`/`_ARG` (default `parentbased_always_on`),
+//! variables: `OTEL_TRACES_SAMPLER`/`_ARG` (unset: `parentbased_traceidratio` 0.1,
+//! not the SDK's `parentbased_always_on`, which cost a fire burst 8.9 %),
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
 //! `OTEL_EXPORTER_OTLP_HEADERS`/`_TIMEOUT`/`_COMPRESSION`, `OTEL_BSP_*`.
 //! The protocol is HTTP/protobuf (`/v1/traces`); gRPC is not built in.
