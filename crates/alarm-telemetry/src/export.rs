@@ -4,7 +4,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
 /// The share of root traces kept when `OTEL_TRACES_SAMPLER` is unset.
-pub const DEFAULT_RATIO: f64 = 0.1;
+const DEFAULT_RATIO: f64 = 0.1;
 
 /// The span pipeline of one process; [`Tracing::shutdown`] exports what is
 /// still queued.
