@@ -103,8 +103,11 @@ enum Telemetry {
     Off,
     /// Metrics only (the default).
     Metrics,
-    /// Metrics, and every trace exported to a local OTLP sink.
+    /// Metrics, and traces at the default sampler (one root in ten)
+    /// exported to a local OTLP sink.
     Traced,
+    /// Metrics, and every trace exported (`OTEL_TRACES_SAMPLER=always_on`).
+    TracedAll,
 }
 
 fn start_api(migrate: bool, telemetry: Telemetry) -> (Child, Duration) {
@@ -118,8 +121,11 @@ fn start_api_with(migrate: bool, telemetry: Telemetry, sink: &str) -> (Child, Du
     let mut command = Command::new(bin);
     // Only what is set here: no OTEL_* or other setting of the caller's.
     command.env_clear();
-    if telemetry == Telemetry::Traced {
+    if matches!(telemetry, Telemetry::Traced | Telemetry::TracedAll) {
         command.env("OTEL_EXPORTER_OTLP_ENDPOINT", sink);
+    }
+    if telemetry == Telemetry::TracedAll {
+        command.env("OTEL_TRACES_SAMPLER", "always_on");
     }
     let child = command
         .env("DATABASE_URL", db_url())
@@ -355,16 +361,20 @@ fn main() {
     stop(api);
 
     // The cost of metrics and traces: the same GET load with neither,
-    // with metrics, and with metrics and traces exported at the default
-    // sampler (one request in ten that brings no parent), alternated twice
-    // so that drift on this shared machine hits each alike.
-    let sink = alarm_telemetry::testing::OtlpSink::start();
-    let mut rps = [Vec::new(), Vec::new(), Vec::new()];
+    // with metrics, with metrics and traces exported at the default sampler
+    // (one request in ten that brings no parent) and at 100 %, alternated
+    // twice so that drift on this shared machine hits each alike.
+    let sinks = [(); 2].map(|()| alarm_telemetry::testing::Sink::otlp());
+    let mut rps = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let modes = [
+        Telemetry::Off,
+        Telemetry::Metrics,
+        Telemetry::Traced,
+        Telemetry::TracedAll,
+    ];
     for _ in 0..2 {
-        for (i, mode) in [Telemetry::Off, Telemetry::Metrics, Telemetry::Traced]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, mode) in modes.into_iter().enumerate() {
+            let sink = &sinks[usize::from(mode == Telemetry::TracedAll)];
             let (api, _) = start_api_with(false, mode, &sink.endpoint());
             settle();
             let load = closed(&get_url, &[]);
@@ -373,8 +383,7 @@ fn main() {
         }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (metrics_off, metrics_on, traced) = (mean(&rps[0]), mean(&rps[1]), mean(&rps[2]));
-    let exported_bytes = sink.bytes();
+    let [metrics_off, metrics_on, traced, traced_all] = rps.map(|v| mean(&v));
 
     let mut hello = Command::new(root().join("target/release/examples/hello"))
         .env("LISTEN_ADDR", HELLO)
@@ -460,7 +469,12 @@ fn main() {
     );
     println!(
         "metrics and traces (default sampler: one root in ten; OTLP/HTTP to a local sink: {} KiB received) vs off: {traced:.0} vs {metrics_off:.0} req/s, cost {:.1}%   goal <= 5%",
-        exported_bytes / 1024,
+        sinks[0].bytes() / 1024,
         (1.0 - traced / metrics_off) * 100.0
+    );
+    println!(
+        "metrics and traces, 100% sampled ({} KiB received) vs off: {traced_all:.0} vs {metrics_off:.0} req/s, cost {:.1}%",
+        sinks[1].bytes() / 1024,
+        (1.0 - traced_all / metrics_off) * 100.0
     );
 }

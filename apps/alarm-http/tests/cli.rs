@@ -5,6 +5,8 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use alarm_telemetry::testing::Taken;
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_alarm-http"));
     // Only what each test sets: the developer's own DATABASE_URL or key must not leak in.
@@ -255,44 +257,12 @@ fn a_bad_value_in_each_group_is_named() {
     }
 }
 
-/// What a loopback server took: each request's head (lower-cased) and body.
-type Taken = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
-
-/// A server on 127.0.0.1 answering every request with `answer`: its
+/// A webhook receiver on 127.0.0.1 answering 200 to every request: its
 /// address and the requests it took.
-fn server(answer: &'static [u8]) -> (String, Taken) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let taken = Taken::default();
-    let took = taken.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            // The head, then as much body as it announces.
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut length = 0usize;
-            let mut head = String::new();
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                head.push_str(&lower);
-                line.clear();
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            took.lock().expect("taken").push((head, body));
-            let _ = stream.write_all(answer);
-        }
-    });
-    (addr, taken)
-}
-
-/// A webhook receiver on 127.0.0.1 answering 200 to every request.
 fn receiver() -> (String, Taken) {
-    server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    let sink =
+        alarm_telemetry::testing::Sink::answering(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    (sink.addr, sink.taken)
 }
 
 /// The metric names a PromQL expression reads: identifiers that are not
@@ -412,7 +382,8 @@ fn start_with_env(dir: &PathBuf, env: &[(&str, &str)]) -> (std::process::Child, 
         .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // The log lines, for the tests that read them.
+        .stderr(std::fs::File::create(dir.join("stderr.log")).expect("log file"))
         .spawn()
         .expect("spawn");
     let mut line = String::new();
@@ -472,7 +443,7 @@ fn sign_up(addr: &str) -> String {
 
 /// The spans an OTLP/HTTP collector took: (name, trace id, span id,
 /// parent span id), ids in hex.
-fn spans(taken: &alarm_telemetry::testing::Taken) -> Vec<(String, String, String, String)> {
+fn spans(taken: &Taken) -> Vec<(String, String, String, String)> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use prost::Message;
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
@@ -506,7 +477,7 @@ fn spans(taken: &alarm_telemetry::testing::Taken) -> Vec<(String, String, String
 #[test]
 fn traces_follow_a_request_to_the_webhook_it_caused() {
     let dir = temp_dir("traces");
-    let collector = alarm_telemetry::testing::OtlpSink::start();
+    let collector = alarm_telemetry::testing::Sink::otlp();
     let (hooks, received) = receiver();
     let endpoint = collector.endpoint();
     let (mut child, addr, _) = start_with_env(
@@ -536,24 +507,50 @@ fn traces_follow_a_request_to_the_webhook_it_caused() {
         &format!("traceparent: 00-{client_trace}-{client_span}-01\r\n"),
     );
     assert_eq!(status, 202, "{body}");
-    // The ping goes out in the background: poll the receiver.
+    // A client whose trace is not recorded (flags 00): the decision is
+    // followed, so nothing of that trace is exported, yet the context still
+    // travels to the receiver.
+    let unrecorded = "0af7651916cd43dd8448eb211c80319c";
+    let (status, body) = send_with(
+        &addr,
+        "POST",
+        &format!("/api/v1/webhooks/{id}/test"),
+        "",
+        Some(&token),
+        &format!("traceparent: 00-{unrecorded}-b7ad6b7169203331-00\r\n"),
+    );
+    assert_eq!(status, 202, "{body}");
+    // The pings go out in the background: poll the receiver.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let ping = loop {
-        if let Some((head, _)) = received.lock().expect("taken").first() {
-            break head.clone();
+    let pings: Vec<String> = loop {
+        let taken = received.lock().expect("taken");
+        if taken.len() >= 2 {
+            break taken.iter().map(|(head, _)| head.clone()).collect();
         }
-        assert!(std::time::Instant::now() < deadline, "no ping arrived");
+        drop(taken);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pings did not arrive"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    let sent = ping
-        .lines()
-        .find_map(|l| l.strip_prefix("traceparent: "))
-        .unwrap_or_else(|| panic!("no traceparent in {ping}"))
-        .trim()
-        .to_owned();
+    let parent_sent = |trace: &str| {
+        pings
+            .iter()
+            .flat_map(|p| p.lines())
+            .filter_map(|l| l.strip_prefix("traceparent: "))
+            .map(|v| v.trim().to_owned())
+            .find(|v| v.starts_with(&format!("00-{trace}-")))
+            .unwrap_or_else(|| panic!("no traceparent of {trace} in {pings:?}"))
+    };
+    let sent = parent_sent(client_trace);
     assert!(
-        sent.starts_with(&format!("00-{client_trace}-")) && sent.ends_with("-01"),
-        "the receiver joins the client's trace: {sent}"
+        sent.ends_with("-01"),
+        "the receiver joins the client's recorded trace: {sent}"
+    );
+    assert!(
+        parent_sent(unrecorded).ends_with("-00"),
+        "an unrecorded trace stays unrecorded downstream"
     );
     // SIGTERM flushes the spans still queued.
     assert!(sigterm(&mut child).success());
@@ -585,6 +582,18 @@ fn traces_follow_a_request_to_the_webhook_it_caused() {
         in_trace.iter().any(|s| s.0 == "db.transaction"),
         "the store calls are spans too: {spans:?}"
     );
+    assert!(
+        spans.iter().all(|s| s.1 != unrecorded),
+        "nothing of an unrecorded trace is exported: {spans:?}"
+    );
+    // The request's JSON log line names its trace and span.
+    let log = std::fs::read_to_string(dir.join("stderr.log")).expect("log");
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "request" && l["span"]["trace_id"] == client_trace)
+        .unwrap_or_else(|| panic!("no request line in the client's trace: {log}"));
+    assert_eq!(line["span"]["span_id"], request.2.as_str(), "{line}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -596,11 +605,21 @@ fn metrics_count_what_the_api_did() {
     // A webhook receiver on loopback, which the product reaches only when
     // told to.
     let (hooks, received) = receiver();
-    let (mut child, addr, ops) = start_with_env(&dir, &[("WEBHOOK_ALLOW_PRIVATE", "true")]);
+    // And one that fails: its delivery is retried, not before 10 minutes.
+    let failing = alarm_telemetry::testing::Sink::answering(
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+    );
+    let env = [
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("WEBHOOK_RETRY_MIN_MS", "600000"),
+    ];
+    let (mut child, addr, ops) = start_with_env(&dir, &env);
     let token = sign_up(&addr);
-    let hook = format!(r#"{{"url":"http://{hooks}/hook","events":["alarm.triggered"]}}"#);
-    let (status, body) = send(&addr, "POST", "/api/v1/webhooks", &hook, Some(&token));
-    assert_eq!(status, 201, "{body}");
+    for at in [&hooks, &failing.addr] {
+        let hook = format!(r#"{{"url":"http://{at}/hook","events":["alarm.triggered"]}}"#);
+        let (status, body) = send(&addr, "POST", "/api/v1/webhooks", &hook, Some(&token));
+        assert_eq!(status, 201, "{body}");
+    }
     // One alarm for tomorrow morning, one that rings in 3 s by app and
     // e-mail (which an unverified address never gets: a dead letter).
     let daily =
@@ -635,7 +654,8 @@ fn metrics_count_what_the_api_did() {
         assert_eq!(status, 200, "{text}");
         let has = |prefix: &str| text.lines().any(|l| l.starts_with(prefix));
         if has("alarms_triggered_total{kind=\"fire\"} 1")
-            && has("webhook_deliveries_total{outcome=\"delivered\"}")
+            && has("webhook_deliveries_total{outcome=\"delivered\"} 1")
+            && has("webhook_deliveries_total{outcome=\"retry\"} 1")
             && has("email_deliveries_total{outcome=\"dead\"} 1")
         {
             break text;
@@ -682,6 +702,8 @@ fn metrics_count_what_the_api_did() {
         "api_response_duration_seconds_count{route=\"/api/v1/alarms\",status_class=\"4xx\"} 1",
         "api_response_duration_seconds_count{route=\"/api/v1/auth/register\",status_class=\"2xx\"} 1",
         "api_response_duration_seconds_count{route=\"other\",status_class=\"4xx\"} 1",
+        "webhook_deliveries_total{outcome=\"dead\"} 0",
+        "webhook_delivery_duration_seconds_count 2",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
     }
@@ -710,6 +732,33 @@ fn metrics_count_what_the_api_did() {
             .any(|l| l.starts_with("db_pool_connections{state=\"idle\"}")),
         "{text}"
     );
+    assert!(sigterm(&mut child).success());
+    // Restarted, the engine-right holder counts the backlog from the
+    // database as soon as it holds the right: the failing delivery waits
+    // for its retry, the unverified address's alarm e-mail is dead, and no
+    // trigger is due.
+    let (mut child, _, ops) = start_with_env(&dir, &env);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = get(&ops, "/metrics").1;
+        let counted = [
+            "engine_right_held 1",
+            "outbox_pending 1",
+            "outbox_dead 1",
+            "triggers_due 0",
+        ]
+        .iter()
+        .all(|line| text.lines().any(|l| l == *line));
+        if counted {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no backlog counted:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(failing.taken.lock().expect("taken").len(), 1, "one attempt");
     assert!(sigterm(&mut child).success());
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -493,7 +493,7 @@ async fn in_app(
 /// traces exported to a local OTLP sink at the default sampler and at
 /// 100 %, alternated twice so drift on this shared machine hits each alike.
 async fn telemetry_cost(ports: &Ports, owners: &[alarm_domain::model::User], url: &str, n: usize) {
-    let sink = alarm_telemetry::testing::OtlpSink::start();
+    let sink = alarm_telemetry::testing::Sink::otlp();
     let endpoint = sink.endpoint();
     let modes: [(&str, Vec<(&str, &str)>); 4] = [
         ("off", vec![("METRICS", "false")]),

@@ -115,16 +115,24 @@ pub struct Background {
 /// How often the engine-right holder counts the backlog gauges.
 pub const BACKLOG_EVERY: Duration = Duration::from_secs(15);
 
-/// Sets `engine_right_held` (1 in the process that holds the engine right),
-/// `triggers_due`, `outbox_pending` and `outbox_dead` every
-/// [`BACKLOG_EVERY`] until `stop`: counted from the database by the process
-/// that holds the engine right, 0 in every other, so a sum over instances
-/// is the backlog and no scrape costs a query.
+/// How often a process looks whether it holds the engine right (no
+/// database work): a new holder counts the backlog within this of taking
+/// the right, not up to [`BACKLOG_EVERY`] later.
+const RIGHT_LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// Sets `engine_right_held` (1 in the process that holds the engine right)
+/// every [`RIGHT_LOOK_EVERY`], and `triggers_due`, `outbox_pending` and
+/// `outbox_dead`, until `stop`: counted from the database by the process
+/// that holds the engine right, as soon as it holds it and then every
+/// [`BACKLOG_EVERY`]; 0 in every other, so a sum over instances is the
+/// backlog and no scrape costs a query.
 async fn backlog_gauges(ports: Ports, health: Arc<EngineHealth>, stop: Stop) {
-    let mut every = tokio::time::interval(BACKLOG_EVERY);
+    let mut every = tokio::time::interval(RIGHT_LOOK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopped = stop.wait();
     tokio::pin!(stopped);
+    // When this process last counted, while it held the right throughout.
+    let mut counted_at: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = every.tick() => {}
@@ -135,7 +143,11 @@ async fn backlog_gauges(ports: Ports, health: Arc<EngineHealth>, stop: Stop) {
         let holds = health.holds_right() && health.check(BACKLOG_EVERY * 2).is_ok();
         // Summed over instances, 0 means no engine fires anything.
         metrics::gauge!("engine_right_held").set(if holds { 1.0 } else { 0.0 });
+        if holds && counted_at.is_some_and(|at| at.elapsed() < BACKLOG_EVERY) {
+            continue;
+        }
         let counted = if holds {
+            counted_at = Some(std::time::Instant::now());
             async {
                 let now = ports.queue.store_time().await?;
                 let due = ports.queue.due_count(now).await?;
@@ -144,6 +156,7 @@ async fn backlog_gauges(ports: Ports, health: Arc<EngineHealth>, stop: Stop) {
             }
             .await
         } else {
+            counted_at = None;
             Ok((0, 0, 0))
         };
         match counted {

@@ -328,6 +328,10 @@ impl Engine {
         }
         let mut items = Vec::with_capacity(claims.len());
         let mut verdicts = HashMap::with_capacity(claims.len());
+        // A span per fire only when the batch's trace is recorded: in one
+        // that is not, the spans would never be exported yet cost most of
+        // the tracing overhead of a burst.
+        let traced = alarm_telemetry::in_sampled_trace();
         for claim in &claims {
             let t = &claim.trigger;
             let ringing: Option<&Ringing> = ringing_by_owner
@@ -335,12 +339,16 @@ impl Engine {
                 .and_then(|m| m.get(&(t.alarm, t.occurrence.at)));
             let alarm = alarms.get(&t.alarm).filter(|a| a.owner() == t.owner);
             let calendar = alarm.and_then(|a| calendars.get(&a.owner()));
-            let _fire = tracing::info_span!(
-                "fire",
-                alarm = %t.alarm,
-                kind = %t.kind.code(),
-                verdict = tracing::field::Empty,
-            )
+            let _fire = if traced {
+                tracing::info_span!(
+                    "fire",
+                    alarm = %t.alarm,
+                    kind = %t.kind.code(),
+                    verdict = tracing::field::Empty,
+                )
+            } else {
+                tracing::Span::none()
+            }
             .entered();
             let (outcome, verdict) = judge(
                 t,

@@ -233,12 +233,14 @@ pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unexpected(format!("stored {what} is invalid: {e}").into())
 }
 
-/// Whether the caller runs inside a span (a request, an engine batch, a
-/// delivery). Store calls outside one (the idle polls of the engine and
-/// the dispatcher, every 200 ms) get no span: as roots of traces of their
-/// own they would flood a trace backend with one-span traces.
-fn within_a_span() -> bool {
-    !tracing::Span::current().is_none()
+/// Whether a store call gets a span of its own: only inside a recorded
+/// (sampled) trace. Store calls outside any span (the idle polls of the
+/// engine and the dispatcher, every 200 ms) would be roots of one-span
+/// traces flooding a trace backend; those inside an unrecorded trace would
+/// never be exported, yet each span costs its builder and a sampling
+/// decision on the hot path.
+fn traced() -> bool {
+    alarm_telemetry::in_sampled_trace()
 }
 
 /// Reads run on the shared pool; writes on the writer (one connection on
@@ -264,7 +266,7 @@ impl Db {
     /// (`db_query_duration_seconds{kind="read"}`, connection wait
     /// included: reads take their connection inside the driver).
     async fn timed_read<T>(&self, sql: &str, query: impl Future<Output = T>) -> T {
-        let span = if within_a_span() {
+        let span = if traced() {
             tracing::info_span!(
                 "db.query",
                 otel.kind = "client",
@@ -351,7 +353,7 @@ impl Db {
         &self,
         work: impl AsyncFnOnce(&Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let span = if within_a_span() {
+        let span = if traced() {
             tracing::info_span!(
                 "db.transaction",
                 otel.kind = "client",

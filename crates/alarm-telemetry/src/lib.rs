@@ -51,6 +51,21 @@ pub fn current_traceparent() -> Option<String> {
     traceparent(&Span::current())
 }
 
+/// Whether `span` belongs to a trace that is recorded: the pipeline is on
+/// and the sampler kept the trace. Spans made below an unrecorded one are
+/// never exported (the samplers follow the parent), so hot paths ask this
+/// before they make one: a span costs its builder, its attributes and a
+/// sampling decision whether or not it is kept.
+pub fn sampled(span: &Span) -> bool {
+    span.context().span().span_context().is_sampled()
+}
+
+/// Whether the span the caller is in belongs to a recorded trace (see
+/// [`sampled`]).
+pub fn in_sampled_trace() -> bool {
+    sampled(&Span::current())
+}
+
 /// Makes `span` (not yet entered) a child of the stored `traceparent`; an
 /// unparsable value leaves it a root. Then [`stamp`]s it.
 pub fn continue_trace(span: &Span, traceparent: &str) {
@@ -157,5 +172,7 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         );
         assert_eq!(traceparent(&span), None);
+        assert!(!sampled(&span));
+        assert!(!span.in_scope(in_sampled_trace));
     }
 }

@@ -1,4 +1,4 @@
-//! A loopback OTLP/HTTP sink for tests and benchmarks (feature `testing`): it takes every export, answers 200, and keeps what it took.
+//! A loopback HTTP sink for tests and benchmarks (feature `testing`): an OTLP/HTTP collector, or any receiver answering one fixed response, that keeps every request it took.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
@@ -8,20 +8,33 @@ pub type Taken = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
 /// A sink listening on 127.0.0.1 until the process ends.
 #[derive(Debug, Clone)]
-pub struct OtlpSink {
+pub struct Sink {
     /// `host:port`.
     pub addr: String,
     /// Every request taken, in order.
     pub taken: Taken,
 }
 
-impl OtlpSink {
-    /// Starts the sink on a free port, serving each connection (keep-alive
-    /// included) on its own thread.
+/// What an OTLP/HTTP collector answers an export it accepted in full.
+const OTLP_ACCEPTED: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
+
+impl Sink {
+    /// An OTLP/HTTP collector: every export is accepted.
     ///
     /// # Panics
     /// No loopback port can be bound.
-    pub fn start() -> Self {
+    pub fn otlp() -> Self {
+        Self::answering(OTLP_ACCEPTED)
+    }
+
+    /// Starts a sink on a free port that answers every request with
+    /// `answer` (a whole HTTP/1.1 response), serving each connection
+    /// (keep-alive included) on its own thread.
+    ///
+    /// # Panics
+    /// No loopback port can be bound.
+    pub fn answering(answer: &'static [u8]) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the OTLP sink");
         let addr = listener.local_addr().expect("addr").to_string();
         let taken = Taken::default();
@@ -30,7 +43,7 @@ impl OtlpSink {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let took = took.clone();
-                std::thread::spawn(move || serve(stream, &took));
+                std::thread::spawn(move || serve(stream, &took, answer));
             }
         });
         Self { addr, taken }
@@ -53,7 +66,7 @@ impl OtlpSink {
 }
 
 /// Requests on one connection until the client closes it.
-fn serve(mut stream: std::net::TcpStream, took: &Taken) {
+fn serve(mut stream: std::net::TcpStream, took: &Taken, answer: &[u8]) {
     let Ok(clone) = stream.try_clone() else {
         return;
     };
@@ -80,8 +93,6 @@ fn serve(mut stream: std::net::TcpStream, took: &Taken) {
         took.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((head, body));
-        let answer =
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
         if stream.write_all(answer).is_err() {
             return;
         }
