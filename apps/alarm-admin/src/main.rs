@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alarm_appkit::ConfigError;
-use alarm_appkit::settings::{AsWritten, ConfigFile};
+use alarm_appkit::settings::ConfigFile;
 use alarm_domain::model::{Email, Role};
 use alarm_domain::services::{ServiceError, UserService};
 use alarm_host::groups::{
     AccountArgs, Database, DatabaseArgs, SECRETS_HELP, SchemaArgs, SchemaValues,
 };
+use alarm_host::secrets::{SecretRefs, SecretsArgs};
 use clap::{Parser, Subcommand};
 
 /// Account commands for Smart Alarm's operator, on the database in DATABASE_URL (postgres://… or
@@ -27,6 +28,8 @@ struct Args {
     schema: SchemaArgs,
     #[command(flatten)]
     accounts: AccountArgs,
+    #[command(flatten)]
+    secrets: SecretsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,12 +66,10 @@ struct Settings {
 
 fn settings(args: &Args) -> Result<Settings, ConfigError> {
     let mut file = ConfigFile::read(args.config.as_deref())?;
-    let database = Database::new(args.database.resolve(&mut file, &AsWritten)?)?;
-    let schema = args.schema.resolve(&mut file, &AsWritten)?;
-    let admin_emails = args
-        .accounts
-        .resolve(&mut file, &AsWritten)?
-        .admin_emails()?;
+    let (refs, _) = SecretRefs::load(&args.secrets, &mut file)?;
+    let database = Database::new(args.database.resolve(&mut file, &refs)?, &refs)?;
+    let schema = args.schema.resolve(&mut file, &refs)?;
+    let admin_emails = args.accounts.resolve(&mut file, &refs)?.admin_emails()?;
     file.finish()?;
     Ok(Settings {
         database,

@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use alarm_appkit::settings::{AsWritten, ConfigFile};
+use alarm_appkit::settings::ConfigFile;
 use alarm_appkit::{ConfigError, bad, secret_env};
 use alarm_host::groups::{AccountArgs, AccountValues, SECRETS_HELP, Server, ServerArgs};
+use alarm_host::secrets::{SecretRefs, SecretsArgs, SecretsValues};
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -42,6 +43,8 @@ pub(crate) struct Args {
     accounts: AccountArgs,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    secrets: SecretsArgs,
 }
 
 alarm_appkit::settings! {
@@ -251,13 +254,15 @@ pub(crate) struct Settings {
     pub(crate) server: Server,
     /// `None` only in the embedded default before the key file is read.
     pub(crate) jwt_secret: Option<SecretString>,
+    secrets: SecretsValues,
 }
 
 impl Settings {
     /// Merges the sources and validates every value.
     pub(crate) fn load(args: &Args) -> Result<Self, ConfigError> {
         let mut file = ConfigFile::read(args.config.as_deref())?;
-        let resolver = &AsWritten;
+        let (refs, secrets) = SecretRefs::load(&args.secrets, &mut file)?;
+        let resolver = &refs;
         let mut api = args.api.resolve(&mut file, resolver)?;
         let limits = args.limits.resolve(&mut file, resolver)?;
         let accounts = args.accounts.resolve(&mut file, resolver)?;
@@ -272,8 +277,12 @@ impl Settings {
         limits.proxy_header()?;
         let server = args.server.load(&mut file, resolver)?;
         file.finish()?;
-        let jwt_secret = secret_env("JWT_SECRET_KEY", "JWT_SECRET_KEY_FILE")?;
-        let redis = secret_env("RATE_LIMIT_REDIS_URL", "RATE_LIMIT_REDIS_URL_FILE")?;
+        let jwt_secret = secret_env("JWT_SECRET_KEY", "JWT_SECRET_KEY_FILE", resolver)?;
+        let redis = secret_env(
+            "RATE_LIMIT_REDIS_URL",
+            "RATE_LIMIT_REDIS_URL_FILE",
+            resolver,
+        )?;
         match &jwt_secret {
             Some(s) if s.expose_secret().len() < alarm_api::auth::MIN_SECRET_BYTES => {
                 return Err(bad(
@@ -330,6 +339,7 @@ impl Settings {
             redis,
             server,
             jwt_secret,
+            secrets,
         })
     }
 
@@ -363,6 +373,7 @@ impl Settings {
                 ),
             ],
             self.server.describe(),
+            self.secrets.describe(),
         ]
         .concat()
         .join("\n")

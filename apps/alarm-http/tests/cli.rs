@@ -597,6 +597,98 @@ fn traces_follow_a_request_to_the_webhook_it_caused() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `{vault:…}` references in settings and secrets are resolved at start
+/// from the configured providers; one that cannot be resolved stops the
+/// start naming the setting and the reference, never a value.
+#[test]
+fn settings_take_secrets_by_reference() {
+    let dir = temp_dir("secret-refs");
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).expect("dir");
+    let key = "file-provided-signing-key-0123456789abcdef";
+    std::fs::write(secrets.join("jwt-key"), format!("{key}\n")).expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        secrets.join("jwt-key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    let secrets_dir = secrets.display().to_string();
+    let providers = [
+        ("SECRETS_PROVIDERS", "env,file"),
+        ("SECRETS_DIR", secrets_dir.as_str()),
+        ("SECRETS_ENV_PREFIX", "ALARM_SECRET_"),
+    ];
+    // A plain setting and a secret, each by reference.
+    let out = bin()
+        .arg("--print-config")
+        .envs(providers)
+        .env("ALARM_SECRET_CORS", "https://app.example.com")
+        .env("CORS_ORIGINS", "${vault:env:cors}")
+        .env("JWT_SECRET_KEY", "{vault:jwt-key}")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("\"https://app.example.com\""), "{text}");
+    assert!(!text.contains(key), "{text}");
+    assert!(text.contains("secrets_providers = \"env,file\""), "{text}");
+    // Unresolvable: missing, bound to a provider that lacks it, a provider
+    // not built yet.
+    for (var, value, expected) in [
+        (
+            "JWT_SECRET_KEY",
+            "{vault:nope}",
+            "`{vault:nope}` was not found (providers asked: env, file)",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://app:{vault:env:jwt-key}@db/alarms",
+            "`{vault:env:jwt-key}` was not found (providers asked: env)",
+        ),
+        ("SECRETS_PROVIDERS", "vault", "not built yet"),
+    ] {
+        let out = bin()
+            .arg("--print-config")
+            .envs(providers)
+            .env(var, value)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}: {err}");
+        assert!(err.contains(var) && err.contains(expected), "{var}: {err}");
+        assert!(!err.contains(key) && !err.contains("app:"), "{var}: {err}");
+    }
+    // The server signs with the file's key: a token it issued verifies
+    // under that key given literally, and not under another.
+    let (mut child, addr, _) = start_with_env(
+        &dir,
+        &[
+            providers[0],
+            providers[1],
+            ("JWT_SECRET_KEY", "{vault:file:jwt-key}"),
+        ],
+    );
+    let token = sign_up(&addr);
+    assert!(sigterm(&mut child).success());
+    for (literal, status) in [
+        (key, 200),
+        ("another-signing-key-0123456789abcdef-xyz", 401),
+    ] {
+        let (mut child, addr, _) = start_with_env(&dir, &[("JWT_SECRET_KEY", literal)]);
+        assert_eq!(
+            send(&addr, "GET", "/api/v1/auth/me", "", Some(&token)).0,
+            status
+        );
+        assert!(sigterm(&mut child).success());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The ops listener's `/metrics` counts what the public port served, by
 /// route template; the public port has no `/metrics`.
 #[test]

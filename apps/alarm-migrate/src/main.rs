@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alarm_appkit::ConfigError;
-use alarm_appkit::settings::{AsWritten, ConfigFile};
+use alarm_appkit::settings::ConfigFile;
 use alarm_host::groups::{Database, DatabaseArgs, SECRETS_HELP};
+use alarm_host::secrets::{SecretRefs, SecretsArgs};
 use alarm_sql::Sql;
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,8 @@ struct Args {
     print_config: bool,
     #[command(flatten)]
     database: DatabaseArgs,
+    #[command(flatten)]
+    secrets: SecretsArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -46,7 +49,8 @@ enum Command {
 
 fn settings(args: &Args) -> Result<Database, ConfigError> {
     let mut file = ConfigFile::read(args.config.as_deref())?;
-    let database = Database::new(args.database.resolve(&mut file, &AsWritten)?)?;
+    let (refs, _) = SecretRefs::load(&args.secrets, &mut file)?;
+    let database = Database::new(args.database.resolve(&mut file, &refs)?, &refs)?;
     file.finish()?;
     Ok(database)
 }

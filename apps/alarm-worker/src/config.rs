@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use alarm_appkit::ConfigError;
-use alarm_appkit::settings::{AsWritten, ConfigFile};
+use alarm_appkit::settings::ConfigFile;
 use alarm_host::groups::{SECRETS_HELP, Server, ServerArgs};
+use alarm_host::secrets::{SecretRefs, SecretsArgs, SecretsValues};
 use clap::Parser;
 
 /// Smart Alarm worker: rings due alarms and sends their notifications; /health/live and
@@ -25,6 +26,8 @@ pub(crate) struct Args {
     worker: WorkerArgs,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    secrets: SecretsArgs,
 }
 
 alarm_appkit::settings! {
@@ -39,15 +42,18 @@ alarm_appkit::settings! {
 pub(crate) struct Settings {
     pub(crate) worker: WorkerValues,
     pub(crate) server: Server,
+    secrets: SecretsValues,
 }
 
 impl Settings {
     /// Merges the sources and validates every value.
     pub(crate) fn load(args: &Args) -> Result<Self, ConfigError> {
         let mut file = ConfigFile::read(args.config.as_deref())?;
+        let (refs, secrets) = SecretRefs::load(&args.secrets, &mut file)?;
         let settings = Self {
-            worker: args.worker.resolve(&mut file, &AsWritten)?,
-            server: args.server.load(&mut file, &AsWritten)?,
+            worker: args.worker.resolve(&mut file, &refs)?,
+            server: args.server.load(&mut file, &refs)?,
+            secrets,
         };
         file.finish()?;
         Ok(settings)
@@ -55,8 +61,12 @@ impl Settings {
 
     /// The effective configuration, secrets redacted.
     pub(crate) fn describe(&self) -> String {
-        [self.worker.describe(), self.server.describe()]
-            .concat()
-            .join("\n")
+        [
+            self.worker.describe(),
+            self.server.describe(),
+            self.secrets.describe(),
+        ]
+        .concat()
+        .join("\n")
     }
 }

@@ -81,27 +81,28 @@ pub fn bad(setting: &'static str, reason: impl Into<String>) -> ConfigError {
 
 /// A secret from the environment variable `name`, or from the file named
 /// by `file_var` (one trailing newline dropped), straight into a
-/// [`SecretString`]; `None` when neither is set.
+/// [`SecretString`], its `{vault:…}` references replaced by `resolver`;
+/// `None` when neither is set.
 ///
 /// # Errors
-/// The file cannot be read (named by `file_var`; the secret never appears).
+/// The file cannot be read (named by `file_var`), or a reference cannot
+/// be resolved (named by `name`); the secret never appears.
 pub fn secret_env(
     name: &'static str,
     file_var: &'static str,
+    resolver: &dyn settings::Resolve,
 ) -> Result<Option<SecretString>, ConfigError> {
-    if let Ok(v) = std::env::var(name) {
-        return Ok(Some(SecretString::from(v)));
-    }
-    match std::env::var(file_var) {
-        Ok(path) => std::fs::read_to_string(&path)
-            .map(|s| {
-                Some(SecretString::from(
-                    s.trim_end_matches(['\n', '\r']).to_owned(),
-                ))
-            })
-            .map_err(|e| bad(file_var, format!("cannot read `{path}`: {e}"))),
-        Err(_) => Ok(None),
-    }
+    let raw = if let Ok(v) = std::env::var(name) {
+        SecretString::from(v)
+    } else {
+        match std::env::var(file_var) {
+            Ok(path) => std::fs::read_to_string(&path)
+                .map(|s| SecretString::from(s.trim_end_matches(['\n', '\r']).to_owned()))
+                .map_err(|e| bad(file_var, format!("cannot read `{path}`: {e}")))?,
+            Err(_) => return Ok(None),
+        }
+    };
+    resolver.resolve_secret(name, raw).map(Some)
 }
 
 settings! {

@@ -11,15 +11,28 @@ use std::path::{Path, PathBuf};
 
 use crate::{ConfigError, LogFormat, bad};
 
-/// The step every raw value passes before it is parsed: today it returns
-/// the value as written; a vault provider can expand references such as
-/// `{vault:name}` here without touching any setting.
+/// The step every raw value passes before it is parsed: the apps'
+/// alarm-host's `SecretRefs` replaces `{vault:name}` references here,
+/// without touching any setting.
 pub trait Resolve {
     /// The value to parse for `setting`, given what the operator wrote.
     ///
     /// # Errors
     /// A reference that cannot be resolved, named by `setting`.
     fn resolve(&self, setting: &'static str, raw: String) -> Result<String, ConfigError>;
+
+    /// [`Resolve::resolve`] for a secret setting (`DATABASE_URL`,
+    /// `SMTP_PASSWORD`, …): the value stays a [`secrecy::SecretString`].
+    ///
+    /// # Errors
+    /// A reference that cannot be resolved, named by `setting`.
+    fn resolve_secret(
+        &self,
+        _setting: &'static str,
+        raw: secrecy::SecretString,
+    ) -> Result<secrecy::SecretString, ConfigError> {
+        Ok(raw)
+    }
 }
 
 /// Values are used as written.

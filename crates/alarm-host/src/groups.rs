@@ -142,6 +142,13 @@ Secrets (environment only, never on the command line or in the --config file):
   SMTP_PASSWORD         with SMTP_USERNAME
   SMTP_PASSWORD_FILE    a file holding SMTP_PASSWORD
 
+References: any setting or secret may hold {vault:NAME} or ${vault:NAME}
+(the first of SECRETS_PROVIDERS that has NAME), or {vault:env:NAME} /
+{vault:file:NAME} (that provider only), alone or inside a longer value, e.g.
+  DATABASE_URL=postgres://app:{vault:db-password}@db/alarms
+They are resolved once at start; one that cannot be resolved stops the
+start, naming the setting and the reference.
+
 Precedence: command line, environment, --config file, defaults. The --config
 TOML file takes the long option names with underscores as keys, e.g.
   grace_seconds = 300
@@ -162,8 +169,11 @@ impl Database {
     ///
     /// # Errors
     /// An unreadable file or a URL that is not a database URL.
-    pub fn new(values: DatabaseValues) -> Result<Self, ConfigError> {
-        let url = secret_env("DATABASE_URL", "DATABASE_URL_FILE")?;
+    pub fn new(
+        values: DatabaseValues,
+        resolver: &dyn alarm_appkit::settings::Resolve,
+    ) -> Result<Self, ConfigError> {
+        let url = secret_env("DATABASE_URL", "DATABASE_URL_FILE", resolver)?;
         let this = Self { url, values };
         this.config()?;
         Ok(this)
@@ -250,8 +260,11 @@ impl Notify {
     ///
     /// # Errors
     /// The first bad setting, named.
-    pub fn new(values: NotifyValues) -> Result<Self, ConfigError> {
-        let password = secret_env("SMTP_PASSWORD", "SMTP_PASSWORD_FILE")?;
+    pub fn new(
+        values: NotifyValues,
+        resolver: &dyn alarm_appkit::settings::Resolve,
+    ) -> Result<Self, ConfigError> {
+        let password = secret_env("SMTP_PASSWORD", "SMTP_PASSWORD_FILE", resolver)?;
         let v = &values;
         let dispatch = DispatchConfig {
             batch: v.delivery_batch,
@@ -406,10 +419,10 @@ impl ServerArgs {
     ) -> Result<Server, ConfigError> {
         Ok(Server {
             process: self.process.load(file, resolver)?,
-            database: Database::new(self.database.resolve(file, resolver)?)?,
+            database: Database::new(self.database.resolve(file, resolver)?, resolver)?,
             schema: self.schema.resolve(file, resolver)?,
             engine: self.engine.resolve(file, resolver)?,
-            notify: Notify::new(self.notify.resolve(file, resolver)?)?,
+            notify: Notify::new(self.notify.resolve(file, resolver)?, resolver)?,
         })
     }
 }
@@ -450,7 +463,7 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("test").chain(args.iter().copied()))
             .expect("arguments");
         let values = cli.notify.resolve(&mut ConfigFile::default(), &AsWritten)?;
-        Notify::new(values)
+        Notify::new(values, &AsWritten)
     }
 
     fn refused(args: &[&str]) -> &'static str {

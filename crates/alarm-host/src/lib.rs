@@ -6,5 +6,6 @@
 
 pub mod compose;
 pub mod groups;
+pub mod secrets;
 
 pub use compose::{Background, Opened, open};

@@ -289,14 +289,24 @@ pub fn trials(subject: &Subject) -> Vec<libtest_mimic::Trial> {
 /// The whole test program of an adapter's conformance target: parses the
 /// test runner's arguments, runs [`trials`] and exits with the outcome.
 pub fn run(subject: Subject) -> ! {
+    run_all(vec![subject])
+}
+
+/// [`run`] for several adapters of one crate (e.g. each secret provider),
+/// their trials told apart by kind.
+pub fn run_all(subjects: Vec<Subject>) -> ! {
     let args = libtest_mimic::Arguments::from_args();
-    if let Some(why) = &subject.skipped {
-        eprintln!(
-            "\n********** SKIPPED every {} conformance check: {why} **********\n",
-            subject.name
-        );
+    let mut all = Vec::new();
+    for subject in &subjects {
+        if let Some(why) = &subject.skipped {
+            eprintln!(
+                "\n********** SKIPPED every {} conformance check: {why} **********\n",
+                subject.name
+            );
+        }
+        all.extend(trials(subject));
     }
-    libtest_mimic::run(&args, trials(&subject)).exit()
+    libtest_mimic::run(&args, all).exit()
 }
 
 /// Each check on a runtime of its own with real parallelism: the

@@ -1,0 +1,211 @@
+//! Secret providers behind the domain's [`SecretProvider`] port, and the `{vault:name}` references any setting may hold.
+//!
+//! Built here: [`EnvSecrets`] (the process environment), [`FileSecrets`]
+//! (a directory with one secret per file, as Docker and Kubernetes mount
+//! them) and [`Chain`] (providers tried in a configured order). The
+//! HashiCorp Vault and OCI Vault providers are not built yet: a
+//! configuration naming them is refused at start ([`ProviderKind::parse`]).
+//!
+//! Values are [`SecretString`]s from the moment they are read; no error,
+//! `Debug` or log line of this crate carries a value.
+
+use std::sync::Arc;
+
+use alarm_domain::ports::{SecretError, SecretProvider};
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+mod env;
+mod file;
+mod reference;
+
+pub use env::EnvSecrets;
+pub use file::FileSecrets;
+pub use reference::{ReferenceError, expand, references};
+
+/// The longest secret name accepted (a name is part of a file path or an
+/// environment variable's name).
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Whether `name` can name a secret: 1 to [`MAX_NAME_LEN`] ASCII letters,
+/// digits, `_`, `-` or `.`, not starting with `.` (no hidden file, no
+/// path: `/` and `..` cannot occur).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// The providers that can be configured (`SECRETS_PROVIDERS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// The process environment.
+    Env,
+    /// A directory of secret files.
+    File,
+}
+
+impl ProviderKind {
+    /// Reads one name of a `SECRETS_PROVIDERS` list.
+    ///
+    /// # Errors
+    /// An unknown name, or one of a provider not built yet (`vault`, `oci`).
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name.trim() {
+            "env" => Ok(Self::Env),
+            "file" => Ok(Self::File),
+            p @ ("vault" | "oci") => Err(format!(
+                "the `{p}` secret provider is not built yet; use env and file"
+            )),
+            other => Err(format!(
+                "unknown secret provider `{other}` (known: env, file)"
+            )),
+        }
+    }
+
+    /// The name written in settings and references.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Env => "env",
+            Self::File => "file",
+        }
+    }
+}
+
+/// A provider that failed (not a missing secret): which one, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("secret provider `{provider}` failed: {source}")]
+pub struct ProviderFailed {
+    /// The provider's name.
+    pub provider: &'static str,
+    /// The cause (never a value).
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Providers tried in order: the first that has the secret answers; one
+/// that fails (rather than lacking it) stops the search, so a provider
+/// that is down never lets a later one answer with a different value.
+#[derive(Clone)]
+pub struct Chain {
+    providers: Vec<(&'static str, Arc<dyn SecretProvider>)>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.providers.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+impl Chain {
+    /// The providers, in the order they are asked, each with its name.
+    pub fn new(providers: Vec<(&'static str, Arc<dyn SecretProvider>)>) -> Self {
+        Self { providers }
+    }
+
+    /// The chain a `SECRETS_PROVIDERS` list names (e.g. `env,file`), the
+    /// file provider over `dir`, the env provider's variables under
+    /// `env_prefix`.
+    ///
+    /// # Errors
+    /// An unknown provider, one not built yet, or one listed twice.
+    pub fn configured(list: &str, dir: &std::path::Path, env_prefix: &str) -> Result<Self, String> {
+        let mut providers: Vec<(&'static str, Arc<dyn SecretProvider>)> = Vec::new();
+        for name in list.split(',').filter(|n| !n.trim().is_empty()) {
+            let kind = ProviderKind::parse(name)?;
+            if providers.iter().any(|(n, _)| *n == kind.name()) {
+                return Err(format!("`{}` is listed twice", kind.name()));
+            }
+            let provider: Arc<dyn SecretProvider> = match kind {
+                ProviderKind::Env => Arc::new(EnvSecrets::from_process(env_prefix)),
+                ProviderKind::File => Arc::new(FileSecrets::new(dir)),
+            };
+            providers.push((kind.name(), provider));
+        }
+        Ok(Self::new(providers))
+    }
+
+    /// The names of the providers, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.providers.iter().map(|(name, _)| *name).collect()
+    }
+
+    /// The secret from the provider called `provider` only.
+    ///
+    /// # Errors
+    /// [`SecretError::NotFound`] when that provider is not in the chain or
+    /// lacks the secret; [`SecretError::Unexpected`] naming the provider.
+    pub async fn get_from(&self, provider: &str, name: &str) -> Result<SecretString, SecretError> {
+        let Some((label, p)) = self.providers.iter().find(|(n, _)| *n == provider) else {
+            return Err(SecretError::NotFound(name.to_owned()));
+        };
+        p.get(name).await.map_err(|e| named(label, e))
+    }
+}
+
+/// Names the provider in a failure; a missing secret stays missing.
+fn named(provider: &'static str, e: SecretError) -> SecretError {
+    match e {
+        SecretError::NotFound(n) => SecretError::NotFound(n),
+        SecretError::Unexpected(source) => {
+            SecretError::Unexpected(Box::new(ProviderFailed { provider, source }))
+        }
+    }
+}
+
+#[async_trait]
+impl SecretProvider for Chain {
+    async fn get(&self, name: &str) -> Result<SecretString, SecretError> {
+        for (label, provider) in &self.providers {
+            match provider.get(name).await {
+                Err(SecretError::NotFound(_)) => {}
+                other => return other.map_err(|e| named(label, e)),
+            }
+        }
+        Err(SecretError::NotFound(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_be_paths() {
+        for good in ["db-password", "JWT_SECRET_KEY", "smtp.password", "a"] {
+            assert!(valid_name(good), "{good}");
+        }
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../etc/passwd",
+            "a/b",
+            ".hidden",
+            "a b",
+            "é",
+            &long,
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn providers_not_built_are_refused_by_name() {
+        assert_eq!(ProviderKind::parse(" env"), Ok(ProviderKind::Env));
+        assert_eq!(ProviderKind::parse("file"), Ok(ProviderKind::File));
+        assert!(
+            ProviderKind::parse("vault")
+                .unwrap_err()
+                .contains("not built")
+        );
+        assert!(ProviderKind::parse("oci").unwrap_err().contains("`oci`"));
+        assert!(ProviderKind::parse("aws").unwrap_err().contains("unknown"));
+    }
+}
