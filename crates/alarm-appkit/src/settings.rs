@@ -35,6 +35,32 @@ pub trait Resolve {
     }
 }
 
+/// The settings whose value came from a secret reference: `--print-config`
+/// and parse errors do not show those values (the reference may have named
+/// a secret for a setting that is not one).
+static FROM_REFERENCE: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Records that `setting`'s value came from a secret reference (called by
+/// the resolver that expanded it).
+pub fn mark_from_reference(setting: &'static str) {
+    FROM_REFERENCE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(setting);
+}
+
+/// Whether `setting`'s value came from a secret reference.
+pub fn from_reference(setting: &'static str) -> bool {
+    FROM_REFERENCE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(setting)
+}
+
+/// What `--print-config` shows for a value that came from a reference.
+pub const FROM_REFERENCE_SHOWN: &str = "\"[from a secret reference]\"";
+
 /// Values are used as written.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsWritten;
@@ -233,7 +259,16 @@ pub fn value<T: Setting>(
         None => default.map(str::to_owned),
     };
     match text {
-        Some(text) => T::parse(&text).map_err(|reason| bad(setting, reason)),
+        Some(text) => T::parse(&text).map_err(|reason| {
+            if from_reference(setting) {
+                bad(
+                    setting,
+                    "the value its secret reference gave is not valid here (not shown)",
+                )
+            } else {
+                bad(setting, reason)
+            }
+        }),
         None => T::absent().ok_or_else(|| bad(setting, "is required")),
     }
 }
@@ -394,7 +429,11 @@ macro_rules! settings {
                     format!(
                         "{} = {}",
                         stringify!($name),
-                        $crate::settings::Setting::show(&self.$name)
+                        if $crate::settings::from_reference($env) {
+                            $crate::settings::FROM_REFERENCE_SHOWN.to_owned()
+                        } else {
+                            $crate::settings::Setting::show(&self.$name)
+                        }
                     ),
                 )*]
             }

@@ -19,8 +19,8 @@ alarm_appkit::settings! {
         secrets_providers: String = "env,file", "SECRETS_PROVIDERS";
         /// The file provider's directory: one secret per file, named as the reference names it (a missing directory holds none)
         secrets_dir: PathBuf = "/run/secrets", "SECRETS_DIR";
-        /// The env provider's prefix: `{vault:db-password}` is the variable PREFIX + DB_PASSWORD
-        secrets_env_prefix: Option<String>, "SECRETS_ENV_PREFIX";
+        /// The env provider's prefix: `{vault:db-password}` is the variable PREFIX + DB_PASSWORD (not empty: a reference would find its own variable)
+        secrets_env_prefix: String = "SECRET_", "SECRETS_ENV_PREFIX";
     }
 }
 
@@ -47,7 +47,7 @@ impl SecretRefs {
         let chain = Chain::configured(
             &values.secrets_providers,
             &values.secrets_dir,
-            values.secrets_env_prefix.as_deref().unwrap_or(""),
+            &values.secrets_env_prefix,
         )
         .map_err(|e| bad("SECRETS_PROVIDERS", e))?;
         Ok((Self { chain }, values))
@@ -70,7 +70,10 @@ impl SecretRefs {
 impl Resolve for SecretRefs {
     fn resolve(&self, setting: &'static str, raw: String) -> Result<String, ConfigError> {
         Ok(match self.expand(setting, &raw)? {
-            Some(v) => v.expose_secret().to_owned(),
+            Some(v) => {
+                alarm_appkit::settings::mark_from_reference(setting);
+                v.expose_secret().to_owned()
+            }
             None => raw,
         })
     }

@@ -1,7 +1,7 @@
 //! The file provider: a directory with one secret per file, as Docker secrets and Kubernetes secret volumes mount them.
 
 use std::collections::HashSet;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -109,7 +109,16 @@ impl SecretProvider for FileSecrets {
         if mode & 0o077 != 0 {
             self.warn_once(name, mode);
         }
-        let bytes = std::fs::read(&path).map_err(io)?;
+        // Bounded again while reading: the file may have grown since.
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(SecretError::Unexpected(Box::new(Unreadable::TooLarge(
+                shown,
+            ))));
+        }
         let text = String::from_utf8(bytes)
             .map_err(|_| SecretError::Unexpected(Box::new(Unreadable::NotText(shown.clone()))))?;
         Ok(SecretString::from(

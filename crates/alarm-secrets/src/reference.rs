@@ -45,6 +45,26 @@ pub enum ReferenceError {
         /// The providers asked, in order.
         providers: String,
     },
+    /// Bound to a provider the chain does not hold.
+    #[error(
+        "secret reference `{reference}` names the `{provider}` provider, which SECRETS_PROVIDERS does not list"
+    )]
+    NotConfigured {
+        /// As written.
+        reference: String,
+        /// The provider named.
+        provider: &'static str,
+    },
+    /// The secret is itself a reference: references are not followed
+    /// (seen when the env provider, without a prefix, finds the very
+    /// variable that holds the reference).
+    #[error(
+        "secret reference `{reference}` gave another reference; references are not followed (is SECRETS_ENV_PREFIX empty?)"
+    )]
+    Nested {
+        /// As written.
+        reference: String,
+    },
     /// A provider failed.
     #[error("secret reference `{reference}` could not be read: {source}")]
     Failed {
@@ -79,7 +99,14 @@ pub fn references(value: &str) -> Result<Vec<Reference>, ReferenceError> {
         let body = &value[body_start..close];
         let (provider, name) = match body.split_once(':') {
             Some((p, n)) => (
-                Some(ProviderKind::parse(p).map_err(ReferenceError::Malformed)?),
+                // Not repeated in the message: the text may be part of a
+                // secret.
+                Some(ProviderKind::parse(p).map_err(|_| {
+                    ReferenceError::Malformed(
+                        "`{vault:PROVIDER:NAME}` names no provider this build has (env, file)"
+                            .into(),
+                    )
+                })?),
                 n,
             ),
             None => (None, body),
@@ -116,6 +143,14 @@ pub async fn expand(value: &str, chain: &Chain) -> Result<Option<SecretString>, 
     let mut out = String::with_capacity(value.len());
     let mut at = 0;
     for r in refs {
+        if let Some(p) = r.provider
+            && !chain.names().contains(&p.name())
+        {
+            return Err(ReferenceError::NotConfigured {
+                reference: r.written,
+                provider: p.name(),
+            });
+        }
         let got = match r.provider {
             Some(p) => chain.get_from(p.name(), &r.name).await,
             None => chain.get(&r.name).await,
@@ -133,6 +168,11 @@ pub async fn expand(value: &str, chain: &Chain) -> Result<Option<SecretString>, 
                 source,
             },
         })?;
+        if secret.expose_secret().contains(OPEN) {
+            return Err(ReferenceError::Nested {
+                reference: r.written,
+            });
+        }
         out.push_str(&value[at..r.start]);
         out.push_str(secret.expose_secret());
         at = r.end;
@@ -154,6 +194,7 @@ mod tests {
             [
                 ("DB_PASSWORD".into(), "from-env".into()),
                 ("JWT".into(), "k".into()),
+                ("LOOP".into(), "{vault:loop}".into()),
             ],
         );
         Chain::new(vec![
@@ -190,9 +231,10 @@ mod tests {
             "{vault:}",
             "{vault:a/b}",
             "{vault:vault:x}",
-            "{vault:s3:x}",
+            "{vault:s3cr3t:x}",
         ] {
-            assert!(references(bad).is_err(), "{bad}");
+            let err = references(bad).unwrap_err().to_string();
+            assert!(!err.contains("s3cr3t"), "the text is not repeated: {err}");
         }
     }
 
@@ -214,6 +256,23 @@ mod tests {
         assert!(
             !text.contains("p4ss"),
             "the rest of the value is not shown: {text}"
+        );
+        let looped = expand("{vault:loop}", &chain).await.unwrap_err();
+        assert!(matches!(looped, ReferenceError::Nested { .. }), "{looped}");
+        let only_env = Chain::new(vec![(
+            "env",
+            Arc::new(EnvSecrets::from_vars("", [])) as Arc<dyn SecretProvider>,
+        )]);
+        let unlisted = expand("{vault:file:x}", &only_env).await.unwrap_err();
+        assert!(
+            matches!(
+                unlisted,
+                ReferenceError::NotConfigured {
+                    provider: "file",
+                    ..
+                }
+            ),
+            "{unlisted}"
         );
         let bound = expand("{vault:file:db-password}", &chain)
             .await

@@ -363,6 +363,9 @@ impl Db {
         } else {
             tracing::Span::none()
         };
+        // Recorded on this span only: with none made (an unrecorded
+        // trace), the caller's span must not take an `outcome` of ours.
+        let own = span.clone();
         async {
             // The wait for a pooled connection plus BEGIN's round trip
             // (and its retries after a transient failure): sqlx exposes no
@@ -376,7 +379,7 @@ impl Db {
             let tx = match begun {
                 Ok(tx) => tx,
                 Err(e) => {
-                    tracing::Span::current().record("outcome", "no connection");
+                    own.record("outcome", "no connection");
                     return Err(e);
                 }
             };
@@ -392,7 +395,7 @@ impl Db {
             };
             metrics::histogram!("db_query_duration_seconds", "kind" => "transaction")
                 .record(started.elapsed().as_secs_f64());
-            tracing::Span::current().record(
+            own.record(
                 "outcome",
                 if outcome.is_ok() {
                     "commit"
