@@ -592,6 +592,12 @@ async fn every_answer_matches_the_served_spec(h: &Harness, smtp: &crate::deliver
     s.expect(h, call("GET", "/health/ready"), 200).await;
     let health = s.expect(h, call("GET", "/health"), 200).await;
     assert_eq!(health.body["checks"][0]["name"], "database");
+    // The harness signs HS256: the key set is empty (HS256 keys are
+    // secret), and its cache header is declared.
+    let jwks = s
+        .expect(h, call("GET", "/.well-known/jwks.json"), 200)
+        .await;
+    assert_eq!(jwks.body["keys"], json!([]));
 
     // Accounts: one with a locale and one without, so both shapes of
     // `UserView` are judged.

@@ -29,6 +29,8 @@ pub(crate) fn install_tls_provider() {
 pub(crate) fn token_config(secret: &str, audience: &str) -> TokenConfig {
     TokenConfig {
         secret: SecretString::from(secret.to_owned()),
+        previous_secrets: Vec::new(),
+        rsa_keys: Vec::new(),
         issuer: ISSUER.to_owned(),
         audience: audience.to_owned(),
         access_ttl: SignedDuration::from_mins(15),

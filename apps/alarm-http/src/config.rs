@@ -15,6 +15,11 @@ const JWT_HELP: &str = "\
                         DATABASE_URL. In the embedded default a key is
                         generated once into <DATA_DIR>/jwt-secret (mode 0600)
   JWT_SECRET_KEY_FILE   a file holding JWT_SECRET_KEY
+  JWT_PREVIOUS_SECRET_KEYS  earlier HS256 keys, one per line, that still verify
+                        (a rotation's overlap window); none signs
+  JWT_RSA_KEYS          PEM PKCS#8 RSA private keys: the first signs RS256 tokens,
+                        all verify and are published at /.well-known/jwks.json
+  JWT_PREVIOUS_SECRET_KEYS_FILE, JWT_RSA_KEYS_FILE  files holding them
   RATE_LIMIT_REDIS_URL  redis://[:password@]host:port/db: every instance shares
                         one rate-limit budget there; unset = each process counts
                         on its own. If Redis stops answering, each process counts
@@ -242,6 +247,55 @@ impl LimitValues {
     }
 }
 
+/// `JWT_PREVIOUS_SECRET_KEYS`: one key per line (blank lines skipped),
+/// each at least as long as a signing key must be.
+fn previous_keys(keys: &SecretString) -> Result<Vec<SecretString>, ConfigError> {
+    let keys: Vec<SecretString> = keys
+        .expose_secret()
+        .lines()
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| SecretString::from(k.to_owned()))
+        .collect();
+    if keys
+        .iter()
+        .any(|k| k.expose_secret().len() < alarm_api::auth::MIN_SECRET_BYTES)
+    {
+        return Err(bad(
+            "JWT_PREVIOUS_SECRET_KEYS",
+            format!(
+                "each key (one per line) must be at least {} bytes",
+                alarm_api::auth::MIN_SECRET_BYTES
+            ),
+        ));
+    }
+    Ok(keys)
+}
+
+/// `JWT_RSA_KEYS`: PEM `PRIVATE KEY` (PKCS#8) blocks, each kept whole; the
+/// keys themselves are checked when the token service is built.
+fn rsa_keys(pem: &SecretString) -> Result<Vec<SecretString>, ConfigError> {
+    const END: &str = "-----END PRIVATE KEY-----";
+    let text = pem.expose_secret();
+    let mut keys = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(END) {
+        let block = rest[..at + END.len()].trim();
+        keys.push(SecretString::from(format!("{block}\n")));
+        rest = &rest[at + END.len()..];
+    }
+    if keys.is_empty() || !rest.trim().is_empty() {
+        return Err(bad(
+            "JWT_RSA_KEYS",
+            "must hold PEM PKCS#8 private keys (-----BEGIN PRIVATE KEY-----), the signing key first",
+        ));
+    }
+    if keys.len() > 8 {
+        return Err(bad("JWT_RSA_KEYS", "at most 8 keys"));
+    }
+    Ok(keys)
+}
+
 /// The effective configuration.
 pub(crate) struct Settings {
     pub(crate) api: ApiValues,
@@ -254,6 +308,10 @@ pub(crate) struct Settings {
     pub(crate) server: Server,
     /// `None` only in the embedded default before the key file is read.
     pub(crate) jwt_secret: Option<SecretString>,
+    /// `JWT_PREVIOUS_SECRET_KEYS`: earlier HS256 keys that still verify.
+    pub(crate) jwt_previous: Vec<SecretString>,
+    /// `JWT_RSA_KEYS`: PEM RSA keys, the first signs RS256.
+    pub(crate) jwt_rsa: Vec<SecretString>,
     secrets: SecretsValues,
 }
 
@@ -283,6 +341,24 @@ impl Settings {
             "RATE_LIMIT_REDIS_URL_FILE",
             resolver,
         )?;
+        let jwt_previous = secret_env(
+            "JWT_PREVIOUS_SECRET_KEYS",
+            "JWT_PREVIOUS_SECRET_KEYS_FILE",
+            resolver,
+        )?
+        .map(|keys| previous_keys(&keys))
+        .transpose()?
+        .unwrap_or_default();
+        let jwt_rsa = secret_env("JWT_RSA_KEYS", "JWT_RSA_KEYS_FILE", resolver)?
+            .map(|pem| rsa_keys(&pem))
+            .transpose()?
+            .unwrap_or_default();
+        if !jwt_rsa.is_empty() && jwt_secret.is_none() && !server.database.embedded() {
+            return Err(bad(
+                "JWT_SECRET_KEY",
+                "is required with JWT_RSA_KEYS too (HS256 tokens issued before still verify with it)",
+            ));
+        }
         match &jwt_secret {
             Some(s) if s.expose_secret().len() < alarm_api::auth::MIN_SECRET_BYTES => {
                 return Err(bad(
@@ -339,6 +415,8 @@ impl Settings {
             redis,
             server,
             jwt_secret,
+            jwt_previous,
+            jwt_rsa,
             secrets,
         })
     }
@@ -363,6 +441,11 @@ impl Settings {
             self.limits.describe(),
             vec![
                 format!("jwt_secret_key = {key}"),
+                format!(
+                    "jwt_previous_secret_keys = \"[{} redacted]\"",
+                    self.jwt_previous.len()
+                ),
+                format!("jwt_rsa_keys = \"[{} redacted]\"", self.jwt_rsa.len()),
                 format!(
                     "rate_limit_redis_url = {}",
                     if self.redis.is_some() {

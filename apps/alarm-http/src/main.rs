@@ -175,6 +175,8 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
     let config = ApiConfig {
         tokens: TokenConfig {
             secret: jwt_secret,
+            previous_secrets: settings.jwt_previous.clone(),
+            rsa_keys: settings.jwt_rsa.clone(),
             issuer: api.jwt_issuer.clone(),
             audience: api.jwt_audience.clone(),
             access_ttl: SignedDuration::from_mins(i64::from(api.jwt_access_minutes)),

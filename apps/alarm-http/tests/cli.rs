@@ -694,6 +694,67 @@ fn settings_take_secrets_by_reference() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// With `JWT_RSA_KEYS`, tokens are RS256 and `/.well-known/jwks.json`
+/// publishes the key that verifies them (and nothing of the HS256 key).
+#[test]
+fn rs256_tokens_are_verifiable_from_the_published_keys() {
+    let dir = temp_dir("jwks");
+    let (mut child, addr, _) = start_with_env(
+        &dir,
+        &[(
+            "JWT_RSA_KEYS",
+            concat!(
+                include_str!("../../../crates/alarm-api/testdata/jwt-test-rsa-1.pem"),
+                include_str!("../../../crates/alarm-api/testdata/jwt-test-rsa-2.pem"),
+            ),
+        )],
+    );
+    let token = sign_up(&addr);
+    let header: serde_json::Value =
+        serde_json::from_slice(&base64_url(token.split('.').next().expect("header")))
+            .expect("json");
+    assert_eq!(header["alg"], "RS256", "{header}");
+    let (status, body) = get(&addr, "/.well-known/jwks.json");
+    assert_eq!(status, 200, "{body}");
+    let jwks: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let keys = jwks["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 2, "{body}");
+    assert_eq!(keys[0]["kid"], header["kid"], "the signer first: {body}");
+    assert!(
+        keys.iter()
+            .all(|k| k["kty"] == "RSA" && k["use"] == "sig" && k.get("d").is_none()),
+        "{body}"
+    );
+    assert_eq!(
+        send(&addr, "GET", "/api/v1/auth/me", "", Some(&token)).0,
+        200
+    );
+    assert!(sigterm(&mut child).success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Base64url without padding, decoded (a test has no base64 crate).
+fn base64_url(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'-' => 62,
+        _ => 63,
+    };
+    let bits: Vec<u8> = text.bytes().map(value).collect();
+    let mut out = Vec::new();
+    for chunk in bits.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, v)| acc | (u32::from(*v) << (18 - 6 * i)));
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
 /// The ops listener's `/metrics` counts what the public port served, by
 /// route template; the public port has no `/metrics`.
 #[test]

@@ -119,8 +119,17 @@ pub async fn verify_password(password: SecretString, hash: SecretString) -> bool
 /// Token settings.
 #[derive(Clone)]
 pub struct TokenConfig {
-    /// HS256 key (at least 32 bytes).
+    /// HS256 key (at least 32 bytes). It signs unless `rsa_keys` holds a
+    /// key, and it always verifies.
     pub secret: SecretString,
+    /// Earlier HS256 keys (each at least 32 bytes) that still verify, for
+    /// a rotation's overlap window: tokens they signed stay valid until
+    /// they expire. None of them signs.
+    pub previous_secrets: Vec<SecretString>,
+    /// RSA private keys, PEM (PKCS#8), 2048 to 8192 bits: the first signs
+    /// RS256 tokens; every one verifies and is published at
+    /// `/.well-known/jwks.json`, so an edge gateway can check tokens.
+    pub rsa_keys: Vec<SecretString>,
     /// `iss`, set and checked.
     pub issuer: String,
     /// `aud`, set and checked.
@@ -135,6 +144,8 @@ impl std::fmt::Debug for TokenConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenConfig")
             .field("secret", &"[redacted]")
+            .field("previous_secrets", &self.previous_secrets.len())
+            .field("rsa_keys", &self.rsa_keys.len())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
@@ -167,25 +178,153 @@ pub struct Claims {
     pub role: String,
 }
 
-/// Signs and checks access tokens: HS256 JWTs (RFC 7519) written here on
-/// `hmac`/`sha2`, which the tree already has, instead of jsonwebtoken: its
-/// two crypto backends are aws-lc-rs (banned: ring is the workspace's one
-/// provider) and RustCrypto, which brings RSA, P-256/P-384, Ed25519 and
-/// their random-number stack for algorithms this API refuses anyway. The
-/// MAC is checked against RFC 7515's own example (appendix A.1) in the
-/// tests below.
+/// Signs and checks access tokens: JWTs (RFC 7519) signed HS256 (on
+/// `hmac`/`sha2`) or RS256 (on `ring`, the workspace's crypto provider),
+/// written here instead of jsonwebtoken: its two crypto backends are
+/// aws-lc-rs (banned: ring is the workspace's one provider) and RustCrypto,
+/// which brings a second RSA and its random-number stack. The HS256 MAC is
+/// checked against RFC 7515's own example (appendix A.1) in the tests below.
 ///
-/// Verification accepts exactly `{"alg":"HS256"}` headers (so `none` and
-/// algorithm swaps fail), compares the MAC in constant time, and requires
-/// `iss`, `aud`, `sub`, `exp`, `nbf` with 5 s of leeway for clock skew.
+/// Every key has a `kid`: an HS256 key's is derived from a hash of the key,
+/// an RSA key's is its RFC 7638 thumbprint. Tokens carry the signer's
+/// `kid`; verification picks the key by `kid` and requires the header's
+/// `alg` to be that key's (so `none` and algorithm swaps fail). A token
+/// without `kid` (issued before keys had one) is checked against the HS256
+/// keys. The MAC is compared in constant time; `iss`, `aud`, `sub`, `exp`,
+/// `nbf` are required, with 5 s of leeway for clock skew.
 pub struct Tokens {
     config: TokenConfig,
+    keys: Vec<Key>,
+    /// Index in `keys` of the key that signs.
+    signer: usize,
+}
+
+/// One key that verifies (and, for the signer, signs).
+enum Key {
+    Hs256 {
+        kid: String,
+        secret: SecretString,
+    },
+    Rs256 {
+        kid: String,
+        // Boxed: a key pair is large, and keys sit side by side in a Vec.
+        pair: Box<ring::rsa::KeyPair>,
+        public: ring::rsa::PublicKeyComponents<Vec<u8>>,
+    },
+}
+
+impl Key {
+    fn kid(&self) -> &str {
+        match self {
+            Self::Hs256 { kid, .. } | Self::Rs256 { kid, .. } => kid,
+        }
+    }
+
+    fn alg(&self) -> &'static str {
+        match self {
+            Self::Hs256 { .. } => "HS256",
+            Self::Rs256 { .. } => "RS256",
+        }
+    }
+
+    fn hs256(secret: &SecretString) -> Result<Self, String> {
+        if secret.expose_secret().len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "a JWT signing secret must be at least {MIN_SECRET_BYTES} bytes"
+            ));
+        }
+        // A hash of the key, not the key: the kid is public.
+        let digest = Sha256::new()
+            .chain_update(b"smart-alarm jwt kid\0")
+            .chain_update(secret.expose_secret().as_bytes())
+            .finalize();
+        Ok(Self::Hs256 {
+            kid: format!("hs-{}", URL_SAFE_NO_PAD.encode(&digest[..12])),
+            secret: secret.clone(),
+        })
+    }
+
+    fn rs256(pem: &SecretString) -> Result<Self, String> {
+        use rustls::pki_types::PrivatePkcs8KeyDer;
+        use rustls::pki_types::pem::PemObject;
+        let der = PrivatePkcs8KeyDer::from_pem_slice(pem.expose_secret().as_bytes())
+            .map_err(|_| "an RSA key is not a PEM PKCS#8 private key".to_owned())?;
+        let pair = ring::rsa::KeyPair::from_pkcs8(der.secret_pkcs8_der())
+            .map_err(|e| format!("an RSA key is refused: {e}"))?;
+        let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
+        // RFC 7638: SHA-256 of the required members in lexicographic order.
+        let thumbprint = Sha256::digest(format!(
+            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+            URL_SAFE_NO_PAD.encode(&public.e),
+            URL_SAFE_NO_PAD.encode(&public.n)
+        ));
+        Ok(Self::Rs256 {
+            kid: URL_SAFE_NO_PAD.encode(thumbprint),
+            pair: Box::new(pair),
+            public,
+        })
+    }
+
+    /// The JWS signature of `signing_input`, base64url without padding.
+    fn sign(&self, signing_input: &[u8]) -> Result<String, String> {
+        match self {
+            Self::Hs256 { secret, .. } => {
+                Ok(hs256(secret.expose_secret().as_bytes(), signing_input))
+            }
+            Self::Rs256 { pair, .. } => {
+                let mut signature = vec![0; pair.public().modulus_len()];
+                pair.sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    &ring::rand::SystemRandom::new(),
+                    signing_input,
+                    &mut signature,
+                )
+                .map_err(|_| "RSA signing failed".to_owned())?;
+                Ok(URL_SAFE_NO_PAD.encode(signature))
+            }
+        }
+    }
+
+    fn verify(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Self::Hs256 { secret, .. } => {
+                hs256_verify(secret.expose_secret().as_bytes(), signing_input, signature)
+            }
+            Self::Rs256 { public, .. } => public
+                .verify(
+                    &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                    signing_input,
+                    signature,
+                )
+                .is_ok(),
+        }
+    }
+}
+
+/// A public key as JWKS publishes it (RFC 7517).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Jwk {
+    /// Always `RSA`.
+    pub kty: &'static str,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    /// Always `RS256`.
+    pub alg: &'static str,
+    /// The key id tokens carry.
+    pub kid: String,
+    /// The modulus, base64url.
+    pub n: String,
+    /// The public exponent, base64url.
+    pub e: String,
 }
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokens")
             .field("config", &self.config)
+            .field("kids", &self.keys.iter().map(Key::kid).collect::<Vec<_>>())
+            .field("signer", &self.keys[self.signer].kid())
             .finish()
     }
 }
@@ -201,20 +340,40 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 #[derive(Deserialize)]
 struct JoseHeader {
     alg: String,
+    #[serde(default)]
+    kid: Option<String>,
 }
 
 impl Tokens {
     /// Keys from `config`.
     ///
     /// # Errors
-    /// When the secret is shorter than [`MIN_SECRET_BYTES`].
+    /// A secret shorter than [`MIN_SECRET_BYTES`], an RSA key that is not
+    /// PEM PKCS#8 or that ring refuses, or two keys with one `kid`.
     pub fn new(config: TokenConfig) -> Result<Self, String> {
-        if config.secret.expose_secret().len() < MIN_SECRET_BYTES {
-            return Err(format!(
-                "the JWT signing secret must be at least {MIN_SECRET_BYTES} bytes"
-            ));
+        let mut keys = vec![Key::hs256(&config.secret)?];
+        for secret in &config.previous_secrets {
+            keys.push(Key::hs256(secret)?);
         }
-        Ok(Self { config })
+        // The first RSA key signs when there is one.
+        let signer = if config.rsa_keys.is_empty() {
+            0
+        } else {
+            keys.len()
+        };
+        for pem in &config.rsa_keys {
+            keys.push(Key::rs256(pem)?);
+        }
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|k| k.kid() == key.kid()) {
+                return Err(format!("the JWT key `{}` is configured twice", key.kid()));
+            }
+        }
+        Ok(Self {
+            config,
+            keys,
+            signer,
+        })
     }
 
     /// The settings.
@@ -222,8 +381,36 @@ impl Tokens {
         &self.config
     }
 
-    fn key(&self) -> &[u8] {
-        self.config.secret.expose_secret().as_bytes()
+    /// The `kid` new tokens carry.
+    pub fn signing_kid(&self) -> &str {
+        self.keys[self.signer].kid()
+    }
+
+    /// The public keys for `/.well-known/jwks.json`: every RSA key, the
+    /// signer first. HS256 keys are secret and never published.
+    pub fn jwks(&self) -> Vec<Jwk> {
+        let mut order: Vec<&Key> = vec![&self.keys[self.signer]];
+        order.extend(
+            self.keys
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != self.signer)
+                .map(|(_, k)| k),
+        );
+        order
+            .into_iter()
+            .filter_map(|k| match k {
+                Key::Rs256 { kid, public, .. } => Some(Jwk {
+                    kty: "RSA",
+                    use_: "sig",
+                    alg: "RS256",
+                    kid: kid.clone(),
+                    n: URL_SAFE_NO_PAD.encode(&public.n),
+                    e: URL_SAFE_NO_PAD.encode(&public.e),
+                }),
+                Key::Hs256 { .. } => None,
+            })
+            .collect()
     }
 
     /// A signed access token for `user` in session `sid`, valid from `now`.
@@ -248,11 +435,19 @@ impl Tokens {
             sid: sid.to_string(),
             role: role.as_str().to_owned(),
         };
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let key = &self.keys[self.signer];
+        let header = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&serde_json::json!({
+                "alg": key.alg(),
+                "typ": "JWT",
+                "kid": key.kid(),
+            }))
+            .map_err(|e| e.to_string())?,
+        );
         let payload =
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(|e| e.to_string())?);
         let signing_input = format!("{header}.{payload}");
-        let signature = hs256(self.key(), signing_input.as_bytes());
+        let signature = key.sign(signing_input.as_bytes())?;
         Ok(format!("{signing_input}.{signature}"))
     }
 
@@ -275,12 +470,29 @@ impl Tokens {
         };
         let jose: JoseHeader = serde_json::from_slice(&decode(header, "header")?)
             .map_err(|e| format!("header: {e}"))?;
-        if jose.alg != "HS256" {
+        // The candidates: the key the token names, or without a name (a
+        // token from before keys had ids) the HS256 keys; each only for
+        // its own algorithm.
+        let candidates: Vec<&Key> = match &jose.kid {
+            Some(kid) => self.keys.iter().filter(|k| k.kid() == kid).collect(),
+            None => self
+                .keys
+                .iter()
+                .filter(|k| matches!(k, Key::Hs256 { .. }))
+                .collect(),
+        };
+        if candidates.is_empty() {
+            return Err("unknown key id".to_owned());
+        }
+        if candidates.iter().all(|k| k.alg() != jose.alg) {
             return Err(format!("algorithm `{}` is not accepted", jose.alg));
         }
         let signature = decode(signature, "signature")?;
         let signing_input = &token[..header.len() + 1 + payload.len()];
-        if !hs256_verify(self.key(), signing_input.as_bytes(), &signature) {
+        if !candidates
+            .iter()
+            .any(|k| k.alg() == jose.alg && k.verify(signing_input.as_bytes(), &signature))
+        {
             return Err("bad signature".to_owned());
         }
         let claims: Claims = serde_json::from_slice(&decode(payload, "payload")?)
@@ -669,20 +881,177 @@ mod tests {
     }
 
     fn tokens() -> Tokens {
-        Tokens::new(TokenConfig {
-            secret: SecretString::from("k".repeat(32)),
+        Tokens::new(config("k")).expect("tokens")
+    }
+
+    /// HS256 with the key `key` repeated to 32 bytes, nothing else.
+    fn config(key: &str) -> TokenConfig {
+        TokenConfig {
+            secret: SecretString::from(key.repeat(32)),
+            previous_secrets: Vec::new(),
+            rsa_keys: Vec::new(),
             issuer: "iss".to_owned(),
             audience: "aud".to_owned(),
             access_ttl: SignedDuration::from_mins(15),
             refresh_ttl: SignedDuration::from_hours(1),
+        }
+    }
+
+    /// Test-only RSA keys (generated for these tests, never used elsewhere).
+    fn rsa(n: usize) -> SecretString {
+        SecretString::from(
+            [
+                include_str!("../testdata/jwt-test-rsa-1.pem"),
+                include_str!("../testdata/jwt-test-rsa-2.pem"),
+            ][n]
+                .to_owned(),
+        )
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).expect("ts")
+    }
+
+    fn header(token: &str) -> serde_json::Value {
+        let part = token.split('.').next().expect("header");
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("b64")).expect("json")
+    }
+
+    /// `token` with its header replaced by `header` (signature kept).
+    fn reheaded(token: &str, header: &serde_json::Value) -> String {
+        let rest = token.split_once('.').expect("parts").1;
+        format!(
+            "{}.{rest}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).expect("json"))
+        )
+    }
+
+    #[test]
+    fn a_rotation_keeps_earlier_tokens_valid_until_they_expire() {
+        let old = Tokens::new(config("a")).expect("old");
+        let user = UserId::generate();
+        let issued = old
+            .issue(user, Role::User, uuid::Uuid::now_v7(), now())
+            .expect("sign");
+        assert_eq!(header(&issued)["kid"], old.signing_kid());
+        assert!(
+            !old.signing_kid()
+                .contains('a'.to_string().repeat(8).as_str()),
+            "the kid is no part of the key"
+        );
+        let rotated = Tokens::new(TokenConfig {
+            previous_secrets: vec![SecretString::from("a".repeat(32))],
+            ..config("b")
         })
-        .expect("tokens")
+        .expect("rotated");
+        assert_ne!(rotated.signing_kid(), old.signing_kid());
+        assert!(
+            rotated.verify(&issued, now()).is_ok(),
+            "the previous key verifies"
+        );
+        let new = rotated
+            .issue(user, Role::User, uuid::Uuid::now_v7(), now())
+            .expect("sign");
+        assert_eq!(header(&new)["kid"], rotated.signing_kid());
+        assert_eq!(old.verify(&new, now()).unwrap_err(), "unknown key id");
+        // The overlap ends when the previous key is dropped.
+        let after = Tokens::new(config("b")).expect("after");
+        assert!(after.verify(&issued, now()).is_err());
+        assert!(after.verify(&new, now()).is_ok());
+        // A token from before keys had ids verifies against the HS256 keys.
+        let mut legacy = header(&issued);
+        legacy.as_object_mut().expect("object").remove("kid");
+        let body = issued.split('.').nth(1).expect("payload");
+        let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&legacy).expect("json"));
+        let input = format!("{h}.{body}");
+        let legacy = format!(
+            "{input}.{}",
+            hs256("a".repeat(32).as_bytes(), input.as_bytes())
+        );
+        assert!(rotated.verify(&legacy, now()).is_ok());
+        assert!(after.verify(&legacy, now()).is_err());
+        // One key twice is refused.
+        assert!(
+            Tokens::new(TokenConfig {
+                previous_secrets: vec![SecretString::from("b".repeat(32))],
+                ..config("b")
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn rs256_tokens_verify_with_the_published_key_only() {
+        let t = Tokens::new(TokenConfig {
+            rsa_keys: vec![rsa(0), rsa(1)],
+            ..config("k")
+        })
+        .expect("rsa");
+        let token = t
+            .issue(UserId::generate(), Role::Admin, uuid::Uuid::now_v7(), now())
+            .expect("sign");
+        assert_eq!(header(&token)["alg"], "RS256");
+        assert_eq!(header(&token)["kid"], t.signing_kid());
+        assert_eq!(t.verify(&token, now()).expect("valid").role, "admin");
+        // The JWKS: both RSA keys, the signer first, nothing of the HS256 key.
+        let jwks = t.jwks();
+        assert_eq!(jwks.len(), 2);
+        assert_eq!(jwks[0].kid, t.signing_kid());
+        assert!(
+            jwks.iter()
+                .all(|k| k.kty == "RSA" && k.alg == "RS256" && k.e == "AQAB")
+        );
+        // An outsider checks the token with the published modulus and exponent.
+        let (input, sig) = token.rsplit_once('.').expect("parts");
+        let published = ring::rsa::PublicKeyComponents {
+            n: URL_SAFE_NO_PAD.decode(&jwks[0].n).expect("n"),
+            e: URL_SAFE_NO_PAD.decode(&jwks[0].e).expect("e"),
+        };
+        published
+            .verify(
+                &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                input.as_bytes(),
+                &URL_SAFE_NO_PAD.decode(sig).expect("sig"),
+            )
+            .expect("the published key verifies the token");
+        // The second key, once it signs, is the first's successor: tokens
+        // of each verify while both are configured.
+        let next = Tokens::new(TokenConfig {
+            rsa_keys: vec![rsa(1), rsa(0)],
+            ..config("k")
+        })
+        .expect("rsa");
+        assert_eq!(next.signing_kid(), jwks[1].kid);
+        assert!(next.verify(&token, now()).is_ok());
+        // Algorithm swaps fail: the RSA kid with HS256 (the classic attack
+        // signs with the public key as an HMAC secret), or `none`.
+        for alg in ["HS256", "none"] {
+            let mut h = header(&token);
+            h["alg"] = serde_json::Value::from(alg);
+            let swapped = reheaded(&token, &h);
+            let input = swapped.rsplit_once('.').expect("parts").0;
+            let forged = format!("{input}.{}", hs256(jwks[0].n.as_bytes(), input.as_bytes()));
+            assert!(t.verify(&forged, now()).is_err(), "{alg}");
+        }
+        // An RSA-signed token claiming the HS256 key's id is refused too.
+        let mut h = header(&token);
+        h["kid"] = serde_json::Value::from(Tokens::new(config("k")).expect("hs").signing_kid());
+        assert!(t.verify(&reheaded(&token, &h), now()).is_err());
+        // Not a PEM PKCS#8 key: refused, without echoing it.
+        let err = Tokens::new(TokenConfig {
+            rsa_keys: vec![SecretString::from(
+                "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n".to_owned(),
+            )],
+            ..config("k")
+        })
+        .unwrap_err();
+        assert!(!err.contains("c2VjcmV0"), "{err}");
     }
 
     #[test]
     fn tokens_round_trip_and_refuse_tampering() {
         let t = tokens();
-        let now = Timestamp::from_second(1_800_000_000).expect("ts");
+        let now = now();
         let user = UserId::generate();
         let token = t
             .issue(user, Role::User, uuid::Uuid::now_v7(), now)

@@ -50,6 +50,7 @@ type Apis = (
     api::routines::RoutinesApi,
     api::routines::AlarmRoutinesApi,
     api::health::HealthApi,
+    api::keys::KeysApi,
 );
 
 fn service(server: Option<&str>) -> OpenApiService<Apis, ()> {
@@ -66,6 +67,7 @@ fn service(server: Option<&str>) -> OpenApiService<Apis, ()> {
             api::routines::RoutinesApi,
             api::routines::AlarmRoutinesApi,
             api::health::HealthApi,
+            api::keys::KeysApi,
         ),
         "Smart Alarm API",
         env!("CARGO_PKG_VERSION"),

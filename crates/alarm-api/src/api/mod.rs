@@ -5,6 +5,7 @@ pub(crate) mod alarms;
 pub(crate) mod api_keys;
 pub(crate) mod calendar;
 pub(crate) mod health;
+pub(crate) mod keys;
 pub(crate) mod ringing;
 pub(crate) mod routines;
 pub(crate) mod webhooks;
