@@ -231,8 +231,30 @@ fn peak_rss_during<T>(pid: u32, f: impl FnOnce() -> T) -> (T, u64) {
     (out, peak.load(Ordering::Relaxed))
 }
 
+/// The process's CPU time so far (user + system), in clock ticks of 10 ms.
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) start at `) `.
+            let rest = s.rsplit_once(") ")?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// The median (one run disturbed by the shared machine moves it least).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // Only the cost of metrics and traces, with more rounds.
+    let telemetry_only = std::env::args().any(|a| a == "--telemetry");
     let secs = if quick { "3s" } else { "10s" };
     if Command::new("oha")
         .arg("--version")
@@ -343,47 +365,93 @@ fn main() {
     // create load grows the table and sets autovacuum going; a pause lets
     // the previous run's connections and WAL settle.
     let settle = || std::thread::sleep(Duration::from_secs(2));
-    let ((get_max, get_half, list_max, list_half), loaded_rss) = peak_rss_during(pid, || {
-        let g = closed(&get_url, &[]);
+    let loads = (!telemetry_only).then(|| {
+        let ((get_max, get_half, list_max, list_half), loaded_rss) = peak_rss_during(pid, || {
+            let g = closed(&get_url, &[]);
+            settle();
+            let gh = open(&get_url, g.rps / 2.0);
+            settle();
+            let l = closed(&list_url, &[]);
+            settle();
+            let lh = open(&list_url, l.rps / 2.0);
+            (g, gh, l, lh)
+        });
         settle();
-        let gh = open(&get_url, g.rps / 2.0);
-        settle();
-        let l = closed(&list_url, &[]);
-        settle();
-        let lh = open(&list_url, l.rps / 2.0);
-        (g, gh, l, lh)
+        let create_max = closed(
+            &create_url,
+            &["-m", "POST", "-T", "application/json", "-d", body.as_str()],
+        );
+        (
+            get_max, get_half, list_max, list_half, loaded_rss, create_max,
+        )
     });
-    settle();
-    let create_max = closed(
-        &create_url,
-        &["-m", "POST", "-T", "application/json", "-d", body.as_str()],
-    );
     stop(api);
 
     // The cost of metrics and traces: the same GET load with neither,
     // with metrics, with metrics and traces exported at the default sampler
     // (one request in ten that brings no parent) and at 100 %, alternated
-    // twice so that drift on this shared machine hits each alike.
+    // so that drift on this shared machine hits each alike; medians.
+    let rounds = if telemetry_only { 5 } else { 2 };
     let sinks = [(); 2].map(|()| alarm_telemetry::testing::Sink::otlp());
     let mut rps = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    // The server's CPU per 1,000 answered requests: steadier than a rate
+    // on two cores shared with PostgreSQL and the load generator.
+    let mut cpu = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     let modes = [
         Telemetry::Off,
         Telemetry::Metrics,
         Telemetry::Traced,
         Telemetry::TracedAll,
     ];
-    for _ in 0..2 {
+    for _ in 0..rounds {
         for (i, mode) in modes.into_iter().enumerate() {
             let sink = &sinks[usize::from(mode == Telemetry::TracedAll)];
             let (api, _) = start_api_with(false, mode, &sink.endpoint());
             settle();
+            let before = cpu_ticks(api.id());
             let load = closed(&get_url, &[]);
+            let used = cpu_ticks(api.id()) - before;
             stop(api);
             rps[i].push(load.rps);
+            cpu[i].push(used as f64 * 10.0 * 1000.0 / load.ok.max(1) as f64);
         }
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let [metrics_off, metrics_on, traced, traced_all] = rps.map(|v| mean(&v));
+    let [metrics_off, metrics_on, traced, traced_all] = rps.map(|v| median(&v));
+    let [cpu_off, cpu_metrics, cpu_traced, cpu_traced_all] = cpu.map(|v| median(&v));
+    let cost = |name: &str, rate: f64, ms: f64, bytes: Option<usize>, goal: &str| {
+        println!(
+            "{name:<34} {rate:>6.0} req/s (cost vs off {:>5.1}%); server CPU {ms:>5.1} ms per 1,000 requests (cost vs off {:>5.1}%){}{goal}",
+            (1.0 - rate / metrics_off) * 100.0,
+            (ms / cpu_off - 1.0) * 100.0,
+            bytes.map_or(String::new(), |b| format!("; {} KiB of OTLP", b / 1024)),
+        );
+    };
+    let print_costs = || {
+        println!(
+            "\nthe cost of telemetry: GET /alarms/{{id}}, closed loop, {rounds} alternating runs each, medians"
+        );
+        cost("off", metrics_off, cpu_off, None, "");
+        cost("metrics", metrics_on, cpu_metrics, None, "   goal <= 5%");
+        cost(
+            "metrics, traces (default: 1 in 10)",
+            traced,
+            cpu_traced,
+            Some(sinks[0].bytes()),
+            "   goal <= 5%",
+        );
+        cost(
+            "metrics, traces (100%)",
+            traced_all,
+            cpu_traced_all,
+            Some(sinks[1].bytes()),
+            "",
+        );
+    };
+    let Some((get_max, get_half, list_max, list_half, loaded_rss, create_max)) = loads else {
+        print_costs();
+        psql(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"));
+        return;
+    };
 
     let mut hello = Command::new(root().join("target/release/examples/hello"))
         .env("LISTEN_ADDR", HELLO)
@@ -463,18 +531,5 @@ fn main() {
         "goal: GET alarm p99 <= 5 ms at 50% load: measured {:.2} ms",
         get_half.p99_ms
     );
-    println!(
-        "metrics on vs off (GET /alarms/{{id}}, closed loop, 2 alternating runs each): {metrics_on:.0} vs {metrics_off:.0} req/s, cost {:.1}%   goal <= 5%",
-        (1.0 - metrics_on / metrics_off) * 100.0
-    );
-    println!(
-        "metrics and traces (default sampler: one root in ten; OTLP/HTTP to a local sink: {} KiB received) vs off: {traced:.0} vs {metrics_off:.0} req/s, cost {:.1}%   goal <= 5%",
-        sinks[0].bytes() / 1024,
-        (1.0 - traced / metrics_off) * 100.0
-    );
-    println!(
-        "metrics and traces, 100% sampled ({} KiB received) vs off: {traced_all:.0} vs {metrics_off:.0} req/s, cost {:.1}%",
-        sinks[1].bytes() / 1024,
-        (1.0 - traced_all / metrics_off) * 100.0
-    );
+    print_costs();
 }

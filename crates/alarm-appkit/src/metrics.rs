@@ -2,6 +2,10 @@
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+/// How often the recorded histogram samples are folded into their
+/// buckets (the exporter's own default period).
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Bucket bounds, in seconds, of every `*_seconds` histogram: from a
 /// millisecond (an API answer) to a minute (a late ring), with edges at the
 /// alerts' thresholds (0.2 s and 2 s for the API, 1 s and 5 s for rings).
@@ -63,6 +67,20 @@ impl Metrics {
         let handle = recorder.handle();
         metrics::set_global_recorder(recorder)
             .map_err(|_| "a metrics recorder is installed already".to_owned())?;
+        // Histograms keep each raw sample until upkeep folds it into the
+        // buckets: without it they grow without bound between scrapes, and
+        // for ever when nobody scrapes. Rendering folds them too; this
+        // thread bounds the growth to UPKEEP_EVERY's worth.
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            })
+            .map_err(|e| format!("cannot start the metrics upkeep thread: {e}"))?;
         metrics::gauge!(
             "build_info",
             "app" => app,
