@@ -233,15 +233,7 @@ fn peak_rss_during<T>(pid: u32, f: impl FnOnce() -> T) -> (T, u64) {
 
 /// The process's CPU time so far (user + system), in clock ticks of 10 ms.
 fn cpu_ticks(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name (which may hold spaces) start at `) `.
-            let rest = s.rsplit_once(") ")?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
+    alarm_appkit::metrics::cpu_ticks(Some(pid)).unwrap_or(0)
 }
 
 /// The median (one run disturbed by the shared machine moves it least).

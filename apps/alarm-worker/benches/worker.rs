@@ -189,15 +189,7 @@ impl Worker {
 
     /// The worker's CPU time so far (user + system), in clock ticks of 10 ms.
     fn cpu_ticks(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                // Fields after the command name (which may hold spaces) start at `) `.
-                let rest = s.rsplit_once(") ")?.1;
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-            })
-            .unwrap_or(0)
+        alarm_appkit::metrics::cpu_ticks(Some(self.child.id())).unwrap_or(0)
     }
 
     fn stop(mut self) {

@@ -115,6 +115,25 @@ impl Metrics {
     }
 }
 
+/// The CPU time of a process (this one with `None`) so far: user plus
+/// system time of every thread, in USER_HZ ticks (10 ms on the Linux
+/// architectures this ships for); `None` off Linux or for a process gone.
+/// The benchmarks measure the servers they start with it.
+pub fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_owned(),
+        |p| format!("/proc/{p}/stat"),
+    );
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields 14 and 15, counted after the parenthesised name (which may
+    // hold spaces and parentheses of its own).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
+}
+
 /// `process_resident_memory_bytes`, `process_cpu_seconds_total` and
 /// `process_open_fds`, read from `/proc` (Linux; elsewhere they are left
 /// out).
@@ -134,16 +153,7 @@ fn process_gauges() {
     // on x86_64 and aarch64, the architectures this ships for). Set as a
     // gauge of seconds with the ticks' precision (a `metrics` counter holds
     // whole numbers only); `rate()` reads it as the counter it is.
-    if let Some(ticks) = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 2..];
-            let fields: Vec<&str> = rest.split(' ').collect();
-            let user: u64 = fields.get(11)?.parse().ok()?;
-            let system: u64 = fields.get(12)?.parse().ok()?;
-            Some(user + system)
-        })
-    {
+    if let Some(ticks) = cpu_ticks(None) {
         metrics::gauge!("process_cpu_seconds_total").set(ticks as f64 / 100.0);
     }
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
