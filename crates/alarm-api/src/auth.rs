@@ -389,16 +389,10 @@ impl Tokens {
     /// The public keys for `/.well-known/jwks.json`: every RSA key, the
     /// signer first. HS256 keys are secret and never published.
     pub fn jwks(&self) -> Vec<Jwk> {
-        let mut order: Vec<&Key> = vec![&self.keys[self.signer]];
-        order.extend(
-            self.keys
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != self.signer)
-                .map(|(_, k)| k),
-        );
-        order
-            .into_iter()
+        // The RSA keys sit in `keys` in configured order, the signer
+        // (the first of them) first.
+        self.keys
+            .iter()
             .filter_map(|k| match k {
                 Key::Rs256 { kid, public, .. } => Some(Jwk {
                     kty: "RSA",

@@ -100,16 +100,11 @@ impl SecretProvider for FileSecrets {
             }
             Err(e) => return Err(io(e)),
         };
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(SecretError::Unexpected(Box::new(Unreadable::TooLarge(
-                shown,
-            ))));
-        }
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             self.warn_once(name, mode);
         }
-        // Bounded again while reading: the file may have grown since.
+        // Bounded while reading (a size read first could be outgrown).
         let mut bytes = Vec::new();
         std::fs::File::open(&path)
             .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
