@@ -383,6 +383,11 @@ async fn bounded_inputs(db: Db, label: String) {
     r.problem(413, "payload-too-large");
     let detail = r.body["detail"].as_str().unwrap_or("");
     assert!(detail.contains("16384 bytes"), "{detail}");
+    // The unread body ends the connection, and the answer says so.
+    assert_eq!(
+        r.headers.get("connection").and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
     let at_limit = format!("{}@example.com", "a".repeat(16 * 1024 - 100));
     let body = json!({"email": at_limit, "password": PASSWORD}).to_string();
     assert!(body.len() <= 16 * 1024, "{}", body.len());

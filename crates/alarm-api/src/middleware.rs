@@ -28,7 +28,8 @@ fn accepted_id(req: &Request) -> Option<String> {
 }
 
 /// The answer with the `RateLimit-*` headers of the tightest limit this
-/// request was counted against (and `Retry-After` if it was refused).
+/// request was counted against (and `Retry-After` if it was refused), and
+/// `Connection: close` on the answers after which the connection ends.
 fn with_rate_headers(mut resp: Response) -> Response {
     let decision = crate::limiter::DECISION
         .try_with(|slot| {
@@ -41,9 +42,15 @@ fn with_rate_headers(mut resp: Response) -> Response {
     if let Some(d) = decision {
         crate::limiter::set_headers(&mut resp, &d);
     }
-    if resp.status() == StatusCode::TOO_MANY_REQUESTS {
-        // A limited client does not keep its connection (and its place
-        // under the connection cap) for the next try.
+    // A limited client does not keep its connection (and its place under
+    // the connection cap) for the next try. A body refused from its length
+    // (413) is left unread on the connection, which the server then drops:
+    // saying so keeps a client from sending its next request down it (seen
+    // as a reset on the request after a 413 in CI).
+    if matches!(
+        resp.status(),
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::PAYLOAD_TOO_LARGE
+    ) {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
