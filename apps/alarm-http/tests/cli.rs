@@ -590,6 +590,15 @@ fn traces_follow_a_request_to_the_webhook_it_caused() {
         .find(|l| l["message"] == "request" && l["span"]["trace_id"] == client_trace)
         .unwrap_or_else(|| panic!("no request line in the client's trace: {log}"));
     assert_eq!(line["span"]["span_id"], request.2.as_str(), "{line}");
+    // An unrecorded trace's lines name it too (and a span id of this
+    // process, not the client's).
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "request" && l["span"]["trace_id"] == unrecorded)
+        .unwrap_or_else(|| panic!("no request line in the unrecorded trace: {log}"));
+    let own = line["span"]["span_id"].as_str().unwrap_or_default();
+    assert!(own.len() == 16 && own != "b7ad6b7169203331", "{line}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

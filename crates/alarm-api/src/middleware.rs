@@ -227,7 +227,9 @@ pub(crate) async fn around<E: Endpoint>(
     let route = templates.label(&path).to_owned();
     // The span a client's `traceparent` continues; its OpenTelemetry name
     // is the route template (bounded), never the raw path.
-    let span = tracing::info_span!(
+    let trace = alarm_telemetry::decide_for(req.headers());
+    let span = alarm_telemetry::span!(
+        trace,
         "request",
         request_id = %id,
         %method,
@@ -240,8 +242,7 @@ pub(crate) async fn around<E: Endpoint>(
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
     );
-    alarm_telemetry::accept(&span, req.headers());
-    let mut resp = REQUEST_ID
+    let resp = REQUEST_ID
         .scope(
             id.clone(),
             crate::limiter::DECISION.scope(std::sync::Mutex::new(None), async {
@@ -264,8 +265,8 @@ pub(crate) async fn around<E: Endpoint>(
                 with_rate_headers(resp)
             }),
         )
-        .instrument(span.clone())
-        .await;
+        .instrument(span.clone());
+    let mut resp = trace.scope(resp).await;
     // Measured before a refusal is held: the hold is the server's choice,
     // not its latency.
     let elapsed = started.elapsed().as_secs_f64();

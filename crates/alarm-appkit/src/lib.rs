@@ -211,11 +211,7 @@ pub fn init_logging(
     let tracing = alarm_telemetry::Tracing::from_env(service, env!("CARGO_PKG_VERSION"))?;
     let mut layers = vec![lines];
     if let Some(t) = &tracing {
-        layers.push(
-            t.layer()
-                .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
-                .boxed(),
-        );
+        layers.push(t.layer().boxed());
     }
     tracing_subscriber::registry().with(layers).init();
     Ok(Logging { tracing })

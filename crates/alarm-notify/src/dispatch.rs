@@ -359,7 +359,9 @@ impl Dispatcher {
         context: &Context,
     ) -> (LeaseToken, SendResult, Duration) {
         let item = &claim.item;
-        let span = tracing::info_span!(
+        let trace = alarm_telemetry::decide(claim.trace.as_deref());
+        let span = alarm_telemetry::span!(
+            trace,
             "delivery",
             otel.kind = "producer",
             channel = item.channel.as_str(),
@@ -370,13 +372,11 @@ impl Dispatcher {
             trace_id = tracing::field::Empty,
             span_id = tracing::field::Empty,
         );
-        match &claim.trace {
-            Some(parent) => alarm_telemetry::continue_trace(&span, parent),
-            None => alarm_telemetry::stamp(&span),
-        }
-        let done = self
-            .attempt_in_span(claim, context)
-            .instrument(span.clone())
+        let done = trace
+            .scope(
+                self.attempt_in_span(claim, context)
+                    .instrument(span.clone()),
+            )
             .await;
         span.record("outcome", outcome(&done.1));
         done

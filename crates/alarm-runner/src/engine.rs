@@ -268,14 +268,17 @@ impl Engine {
     ) -> Result<TickReport, ServiceError> {
         // One span per batch: the outbox rows its fires queue carry its
         // trace context, so their deliveries are part of this trace.
-        let span = tracing::info_span!(
+        let trace = alarm_telemetry::decide(None);
+        let span = alarm_telemetry::span!(
+            trace,
             "engine.batch",
             claims = claims.len(),
             trace_id = tracing::field::Empty,
             span_id = tracing::field::Empty,
         );
-        alarm_telemetry::stamp(&span);
-        self.fire_batch(now, claims).instrument(span).await
+        trace
+            .scope(self.fire_batch(now, claims).instrument(span))
+            .await
     }
 
     async fn fire_batch(

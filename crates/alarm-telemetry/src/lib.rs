@@ -3,19 +3,26 @@
 //! The pipeline is off unless `OTEL_EXPORTER_OTLP_ENDPOINT` or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (and neither
 //! `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none` says otherwise).
-//! Everything else is the OpenTelemetry SDK's own reading of the standard
-//! variables: `OTEL_TRACES_SAMPLER`/`_ARG` (unset: `parentbased_traceidratio` 0.1,
-//! not the SDK's `parentbased_always_on`: sampling every fire burst cost the
-//! worker 35 % more CPU),
-//! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
-//! `OTEL_EXPORTER_OTLP_HEADERS`/`_TIMEOUT`/`_COMPRESSION`, `OTEL_BSP_*`.
-//! The protocol is HTTP/protobuf (`/v1/traces`); gRPC is not built in.
+//! `OTEL_TRACES_SAMPLER`/`_ARG` name the sampler as the specification
+//! does (unset: `parentbased_traceidratio` 0.1, not the specification's
+//! `parentbased_always_on`: recording every fire burst cost the worker a
+//! third more CPU; an unknown sampler or a bad ratio stops the start). The
+//! rest is the OpenTelemetry SDK's own reading of `OTEL_SERVICE_NAME`,
+//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_HEADERS`/`_TIMEOUT`/
+//! `_COMPRESSION` and `OTEL_BSP_*`. The protocol is HTTP/protobuf
+//! (`/v1/traces`); gRPC is not built in.
 //!
-//! Propagation works on `tracing` spans: [`accept`] continues a client's
-//! trace from its request headers, [`traceparent`] names a span for a
-//! stored row or an outgoing request, and [`continue_trace`] resumes a
-//! stored one. Without the pipeline no span has a trace, so nothing is
-//! stored or sent.
+//! Which traces are recorded is decided once, at a trace's entry into the
+//! process (a request, a stored row, an engine batch), before its first span
+//! is made ([`decide`], [`span!`]): an unrecorded trace's spans are then
+//! invisible to the OpenTelemetry layer and cost what a disabled span costs,
+//! while its context (trace id, flags `00`) still travels through stored
+//! rows and outgoing requests. Measured with `cargo xtask bench api --
+//! --telemetry`: a span the layer sees costs each poll of its future, whether
+//! or not its trace is exported.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing::Span;
@@ -23,6 +30,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 #[cfg(feature = "export")]
 mod export;
+mod sampling;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "export")]
@@ -32,8 +40,145 @@ pub use export::Tracing;
 /// this is not one.
 pub const TRACEPARENT_LEN: usize = 55;
 
+/// The sampler of the running pipeline; unset, no trace is made.
+static SAMPLING: OnceLock<sampling::Sampling> = OnceLock::new();
+
+thread_local! {
+    /// The trace id drawn for a recorded root while its OpenTelemetry span
+    /// starts: the pipeline's id generator takes it, so the exported trace
+    /// has the id its sampling decision was made on.
+    static DRAWN_TRACE: Cell<Option<TraceId>> = const { Cell::new(None) };
+}
+
+tokio::task_local! {
+    /// The context of the unrecorded trace a task works in (see
+    /// [`Decision::scope`]).
+    static UNRECORDED: Option<(TraceId, SpanId)>;
+}
+
+/// Whether and how a trace is recorded, decided at its entry into the
+/// process. Make the entry span with [`span!`] and run its work in
+/// [`Decision::scope`].
+#[derive(Clone, Debug)]
+pub struct Decision(Kind);
+
+#[derive(Clone, Debug)]
+enum Kind {
+    /// No pipeline: no span has a trace, nothing is stored or sent.
+    Off,
+    /// Exported: the entry span continues `parent`, or is a root of `trace`.
+    Recorded {
+        parent: Option<SpanContext>,
+        trace: TraceId,
+    },
+    /// Not exported, yet its context travels on (flags `00`).
+    Unrecorded { trace: TraceId, span: SpanId },
+}
+
+/// Decides the trace that continues `traceparent` (a client's header, a
+/// stored row), or a new root trace when it is `None` or not a valid one.
+pub fn decide(traceparent: Option<&str>) -> Decision {
+    let Some(sampling) = SAMPLING.get() else {
+        return Decision(Kind::Off);
+    };
+    let parent = traceparent.and_then(parse);
+    let trace = parent
+        .as_ref()
+        .map_or_else(|| TraceId::from(random_nonzero()), SpanContext::trace_id);
+    Decision(if sampling.keeps(parent.as_ref(), trace) {
+        Kind::Recorded { parent, trace }
+    } else {
+        Kind::Unrecorded {
+            trace,
+            span: SpanId::from(random_nonzero() as u64 | 1),
+        }
+    })
+}
+
+/// [`decide`] on a request's `traceparent` header (`tracestate` is not
+/// carried on).
+pub fn decide_for(headers: &http::HeaderMap) -> Decision {
+    decide(headers.get("traceparent").and_then(|v| v.to_str().ok()))
+}
+
+/// A random non-zero id (trace ids need no secrecy, only spread).
+fn random_nonzero() -> u128 {
+    fastrand::u128(1..)
+}
+
+impl Decision {
+    /// Whether the trace is exported.
+    pub fn recorded(&self) -> bool {
+        matches!(self.0, Kind::Recorded { .. })
+    }
+
+    /// Sets up the entry span [`span!`] made: a recorded one continues the
+    /// parent and starts; either kind records its trace and span ids in the
+    /// span's `trace_id` and `span_id` fields (when it declares them), so
+    /// JSON log lines written inside it carry them.
+    #[doc(hidden)]
+    pub fn apply(&self, span: &Span) {
+        match &self.0 {
+            Kind::Off => {}
+            Kind::Recorded { parent, trace } => {
+                if let Some(parent) = parent {
+                    // Fails only when the span is disabled: it then has no
+                    // trace at all.
+                    let _ = span.set_parent(
+                        opentelemetry::Context::new().with_remote_span_context(parent.clone()),
+                    );
+                }
+                DRAWN_TRACE.set(parent.is_none().then_some(*trace));
+                stamp(span);
+                DRAWN_TRACE.set(None);
+            }
+            Kind::Unrecorded { trace, span: id } => {
+                span.record("trace_id", tracing::field::display(trace));
+                span.record("span_id", tracing::field::display(id));
+            }
+        }
+    }
+
+    /// Runs `work` in this trace: in an unrecorded one, the
+    /// [`current_traceparent`] of its code is the decision's context.
+    pub fn scope<F: std::future::Future>(
+        &self,
+        work: F,
+    ) -> impl std::future::Future<Output = F::Output> {
+        let unrecorded = match self.0 {
+            Kind::Unrecorded { trace, span } => Some((trace, span)),
+            _ => None,
+        };
+        UNRECORDED.scope(unrecorded, work)
+    }
+}
+
+/// Makes the entry span of a trace [`decide`]d on: the `tracing` span
+/// `info_span!(name, fields…)`, seen by the OpenTelemetry layer only when
+/// the trace is recorded (an unrecorded one has the target
+/// `<module>::untraced`, which the layer ignores), set up by
+/// [`Decision::apply`].
+///
+/// Every root span of the apps is made this way: the pipeline's sampler
+/// records every root it sees, taking them as decided. Spans below it are
+/// made only when [`in_sampled_trace`] says so.
+#[macro_export]
+macro_rules! span {
+    ($decision:expr, $name:expr $(, $($fields:tt)*)?) => {{
+        let decision: &$crate::Decision = &$decision;
+        let span = if decision.recorded() {
+            ::tracing::info_span!($name $(, $($fields)*)?)
+        } else {
+            ::tracing::info_span!(target: concat!(module_path!(), "::untraced"), $name $(, $($fields)*)?)
+        };
+        decision.apply(&span);
+        span
+    }};
+}
+
 /// The W3C `traceparent` of `span` (`00-<trace>-<span>-<flags>`), `None`
-/// when it belongs to no trace (no pipeline, or the span is disabled).
+/// when it belongs to no recorded trace (no pipeline, the span is disabled
+/// or its trace unrecorded).
 pub fn traceparent(span: &Span) -> Option<String> {
     let cx = span.context();
     let context = cx.span().span_context().clone();
@@ -47,16 +192,22 @@ pub fn traceparent(span: &Span) -> Option<String> {
     })
 }
 
-/// The `traceparent` of the span the caller is in.
+/// The `traceparent` of the trace the caller works in: its span's in a
+/// recorded trace, the decision's context (flags `00`) in an unrecorded
+/// one, `None` outside any trace.
 pub fn current_traceparent() -> Option<String> {
-    traceparent(&Span::current())
+    traceparent(&Span::current()).or_else(|| {
+        UNRECORDED
+            .try_with(|c| c.map(|(trace, span)| format!("00-{trace}-{span}-00")))
+            .ok()
+            .flatten()
+    })
 }
 
 /// Whether `span` belongs to a trace that is recorded: the pipeline is on
 /// and the sampler kept the trace. Spans made below an unrecorded one are
-/// never exported (the samplers follow the parent), so hot paths ask this
-/// before they make one: a span costs its builder, its attributes and a
-/// sampling decision whether or not it is kept.
+/// never exported, so hot paths ask this before they make one: a span
+/// costs its builder, its attributes and each poll of its future.
 pub fn sampled(span: &Span) -> bool {
     span.context().span().span_context().is_sampled()
 }
@@ -65,32 +216,6 @@ pub fn sampled(span: &Span) -> bool {
 /// [`sampled`]).
 pub fn in_sampled_trace() -> bool {
     sampled(&Span::current())
-}
-
-/// Makes `span` (not yet entered) a child of the stored `traceparent`; an
-/// unparsable value leaves it a root. Then [`stamp`]s it.
-pub fn continue_trace(span: &Span, traceparent: &str) {
-    adopt(span, parse(traceparent));
-}
-
-/// Makes `span` (not yet entered) a child of the trace a client's
-/// `traceparent` header carries, when it carries a valid one (`tracestate`
-/// is not carried on). Then [`stamp`]s it.
-pub fn accept(span: &Span, headers: &http::HeaderMap) {
-    let parent = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse);
-    adopt(span, parent);
-}
-
-fn adopt(span: &Span, parent: Option<SpanContext>) {
-    if let Some(parent) = parent {
-        // Fails only when the span is disabled or already started: it then
-        // keeps the parent it has.
-        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
-    }
-    stamp(span);
 }
 
 /// A W3C `traceparent` (version 00, or a later version read as 00 as the
@@ -121,9 +246,8 @@ pub fn parse(traceparent: &str) -> Option<SpanContext> {
 }
 
 /// Records the span's trace and span ids in its `trace_id` and `span_id`
-/// fields (when it declares them), so JSON log lines written inside it
-/// carry them.
-pub fn stamp(span: &Span) {
+/// fields (when it declares them); starts its OpenTelemetry span.
+fn stamp(span: &Span) {
     let cx = span.context();
     let context = cx.span().span_context().clone();
     if context.is_valid() {
@@ -167,12 +291,13 @@ mod tests {
 
     #[test]
     fn without_a_pipeline_no_span_has_a_trace() {
-        let span = tracing::info_span!("outside");
-        continue_trace(
-            &span,
+        let decision = decide(Some(
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        );
+        ));
+        assert!(!decision.recorded());
+        let span = crate::span!(decision, "outside");
         assert_eq!(traceparent(&span), None);
+        assert_eq!(span.in_scope(current_traceparent), None);
         assert!(!sampled(&span));
         assert!(!span.in_scope(in_sampled_trace));
     }
