@@ -1,4 +1,4 @@
-//! `cargo xtask bench api`: alarm-http (release) on the local PostgreSQL — cold start, idle and loaded RSS, closed-loop maximum rate and open-loop latency at half of it, beside a poem hello-world as the framework's ceiling. Prints figures; asserts nothing about time.
+//! `cargo xtask bench api`: alarm-http (release) on the local PostgreSQL — cold start, idle and loaded RSS, closed-loop maximum rate and open-loop latency at half of it, beside a poem hello-world as the framework's ceiling, and the cost of metrics and traces (CPU, rate, and instructions under callgrind when valgrind is installed). Prints figures; asserts nothing about time.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -116,9 +116,27 @@ fn start_api(migrate: bool, telemetry: Telemetry) -> (Child, Duration) {
 
 /// [`start_api`] whose traces (if any) go to the OTLP endpoint `sink`.
 fn start_api_with(migrate: bool, telemetry: Telemetry, sink: &str) -> (Child, Duration) {
+    start_api_under(&[], migrate, telemetry, sink)
+}
+
+/// [`start_api_with`] run by `wrapper` (a program and its arguments, e.g.
+/// valgrind), when not empty.
+fn start_api_under(
+    wrapper: &[&str],
+    migrate: bool,
+    telemetry: Telemetry,
+    sink: &str,
+) -> (Child, Duration) {
     let bin = root().join("target/release/alarm-http");
     let started = Instant::now();
-    let mut command = Command::new(bin);
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     // Only what is set here: no OTEL_* or other setting of the caller's.
     command.env_clear();
     if matches!(telemetry, Telemetry::Traced | Telemetry::TracedAll) {
@@ -126,6 +144,9 @@ fn start_api_with(migrate: bool, telemetry: Telemetry, sink: &str) -> (Child, Du
     }
     if telemetry == Telemetry::TracedAll {
         command.env("OTEL_TRACES_SAMPLER", "always_on");
+    }
+    if let Some(path) = std::env::var_os("PATH").filter(|_| !wrapper.is_empty()) {
+        command.env("PATH", path);
     }
     let child = command
         .env("DATABASE_URL", db_url())
@@ -151,9 +172,11 @@ fn start_api_with(migrate: bool, telemetry: Telemetry, sink: &str) -> (Child, Du
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn alarm-http");
+    // Under valgrind a start takes some seconds.
+    let patience = Duration::from_secs(if wrapper.is_empty() { 30 } else { 300 });
     while !ready(API, "/health/ready") {
         assert!(
-            started.elapsed() < Duration::from_secs(30),
+            started.elapsed() < patience,
             "alarm-http did not become ready"
         );
         std::thread::sleep(Duration::from_millis(1));
@@ -442,8 +465,95 @@ fn main() {
             "",
         );
     };
+    // The same cost in instructions, which the shared machine does not
+    // blur: each mode's server under callgrind, counted over a fixed
+    // number of requests after a warm-up.
+    let instructions = |url: &str| -> Option<[f64; 4]> {
+        let found = Command::new("valgrind")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            println!("valgrind not found: the instruction counts are skipped");
+            return None;
+        }
+        const COUNTED: u64 = 1000;
+        let dir = std::env::temp_dir().join(format!("bench-api-callgrind-{}", std::process::id()));
+        let mut per_request = [0.0; 4];
+        for (i, mode) in modes.iter().enumerate() {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("callgrind dir");
+            let out = format!("--callgrind-out-file={}/cg.%p", dir.display());
+            let sink = &sinks[usize::from(*mode == Telemetry::TracedAll)];
+            let (api, _) = start_api_under(
+                &["valgrind", "--tool=callgrind", "--quiet", &out],
+                false,
+                *mode,
+                &sink.endpoint(),
+            );
+            let pid = api.id().to_string();
+            let load = |n: u64| oha(&["-n", &n.to_string(), "-c", "8", "-H", auth.as_str()], url);
+            load(200);
+            must(
+                Command::new("callgrind_control")
+                    .args(["-z", &pid])
+                    .stdout(Stdio::null()),
+                "callgrind_control -z",
+            );
+            let counted = load(COUNTED);
+            assert_eq!(counted.ok, COUNTED, "every counted request answered");
+            must(
+                Command::new("callgrind_control")
+                    .args(["-d", &pid])
+                    .stdout(Stdio::null()),
+                "callgrind_control -d",
+            );
+            stop(api);
+            // The dump taken after the zeroing holds only the counted
+            // requests (and what the process did meanwhile, export included).
+            let total = std::fs::read_dir(&dir)
+                .expect("callgrind dir")
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".1"))
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .find_map(|text| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("summary: ").or(l.strip_prefix("totals: ")))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                })
+                .expect("a callgrind dump with totals");
+            per_request[i] = total as f64 / COUNTED as f64;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Some(per_request)
+    };
+    let print_instructions = |per_request: Option<[f64; 4]>| {
+        let Some(counts) = per_request else { return };
+        println!(
+            "\nthe cost of telemetry in instructions (callgrind): GET /alarms/{{id}}, 1,000 requests after 200, 8 connections"
+        );
+        for (name, count, goal) in [
+            ("off", counts[0], ""),
+            ("metrics", counts[1], "   goal <= 5%"),
+            (
+                "metrics, traces (default: 1 in 10)",
+                counts[2],
+                "   goal <= 5%",
+            ),
+            ("metrics, traces (100%)", counts[3], ""),
+        ] {
+            println!(
+                "{name:<34} {:>7.0} thousand instructions per request (cost vs off {:>5.1}%){goal}",
+                count / 1000.0,
+                (count / counts[0] - 1.0) * 100.0
+            );
+        }
+    };
+    let counts = instructions(&get_url);
     let Some((get_max, get_half, list_max, list_half, loaded_rss, create_max)) = loads else {
         print_costs();
+        print_instructions(counts);
         psql(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"));
         return;
     };
@@ -527,4 +637,5 @@ fn main() {
         get_half.p99_ms
     );
     print_costs();
+    print_instructions(counts);
 }
