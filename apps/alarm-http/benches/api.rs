@@ -129,6 +129,7 @@ fn start_api_with(migrate: bool, telemetry: Telemetry, sink: &str) -> (Child, Du
     }
     let child = command
         .env("DATABASE_URL", db_url())
+        .env("DATA_ENCRYPTION_KEYS", "YmVuY2ggYXBpIGRhdGEga2V5LCAzMiBieXRlcyBvayE=")
         .env("JWT_SECRET_KEY", SECRET)
         .env("LISTEN_ADDR", API)
         .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
