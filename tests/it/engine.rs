@@ -35,7 +35,10 @@ impl World {
             let (config, dir) = sqlite_config(label);
             (config, None, Some(dir))
         };
-        let sql = Sql::connect(&config).await.expect("connect");
+        let sql = Sql::connect(&config)
+            .await
+            .expect("connect")
+            .with_sealer(crate::support::sealer());
         sql.migrate_up().await.expect("migrate");
         let clock = Arc::new(ManualClock::new(fixtures::t0()));
         let ports = sql.ports(

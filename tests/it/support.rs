@@ -236,7 +236,10 @@ impl Harness {
                 (config, Cleanup::Pg(db))
             }
         };
-        let sql = Sql::connect(&config).await.expect("connect");
+        let sql = Sql::connect(&config)
+            .await
+            .expect("connect")
+            .with_sealer(crate::support::sealer());
         sql.migrate_up().await.expect("migrate");
         let tzdb = TimeZoneDatabase::bundled();
         let ports = sql
@@ -560,4 +563,14 @@ pub(crate) async fn serve_in_memory(
     alarm_api::serve(state, "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("bind")
+}
+
+/// The data keys' sealer the apps use, with a fixed test key.
+pub(crate) fn sealer() -> Arc<dyn alarm_domain::ports::SecretSealer> {
+    Arc::new(
+        alarm_secrets::AeadSealer::from_text(&secrecy::SecretString::from(
+            "dGVzdCBkYXRhIGtleSwgMzIgYnl0ZXMgbG9uZyEhISE=".to_owned(),
+        ))
+        .expect("the test key"),
+    )
 }

@@ -161,6 +161,15 @@ async fn webhooks_crud(h: &Harness) {
     assert_ne!(first_secret, second_secret);
     assert_eq!(rotated.body["id"], id.as_str());
     assert_eq!(rotated.body["url"], URL);
+    // Sealed at rest: no text column of any table holds either secret, or
+    // the key material after its `whsec_` prefix (a dump alone reveals
+    // none).
+    let material = |s: &str| s.trim_start_matches("whsec_").to_owned();
+    let (first_key, second_key) = (material(&first_secret), material(&second_secret));
+    assert_eq!(
+        h.columns_naming(&[], &[&first_key, &second_key]).await,
+        Vec::<String>::new()
+    );
     let got = h
         .req("GET", &format!("/api/v1/webhooks/{id}"))
         .bearer(t)

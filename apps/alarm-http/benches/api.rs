@@ -150,6 +150,10 @@ fn start_api_under(
     }
     let child = command
         .env("DATABASE_URL", db_url())
+        .env(
+            "DATA_ENCRYPTION_KEYS",
+            "YmVuY2ggYXBpIGRhdGEga2V5LCAzMiBieXRlcyBvayE=",
+        )
         .env("JWT_SECRET_KEY", SECRET)
         .env("LISTEN_ADDR", API)
         .env("OPS_LISTEN_ADDR", "127.0.0.1:0")

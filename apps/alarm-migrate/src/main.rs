@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use alarm_appkit::ConfigError;
 use alarm_appkit::settings::ConfigFile;
+use std::sync::Arc;
+
 use alarm_host::groups::{Database, DatabaseArgs, SECRETS_HELP};
 use alarm_host::secrets::{SecretRefs, SecretsArgs};
 use alarm_sql::Sql;
@@ -45,6 +47,10 @@ enum Command {
     Status,
     /// Drop every table and apply all migrations again (destroys data).
     Fresh,
+    /// Seal the stored webhook secrets that are plain or under an older
+    /// data key with the current DATA_ENCRYPTION_KEYS key (online; `up`
+    /// does it too when it has the keys).
+    Reseal,
 }
 
 fn settings(args: &Args) -> Result<Database, ConfigError> {
@@ -68,6 +74,19 @@ async fn run(database: Database, command: Command) -> Result<(), String> {
         Command::Up => {
             sql.migrate_up().await.map_err(|e| e.to_string())?;
             println!("all migrations applied to {target}");
+            // Without the keys on PostgreSQL the schema still goes up (a
+            // deploy's first step); the servers refuse to start until the
+            // keys are set, and `reseal` then seals what is plain.
+            match database.sealer() {
+                Ok(sealer) => resealed(&sql.clone().with_sealer(Arc::new(sealer))).await?,
+                Err(e) => eprintln!(
+                    "alarm-migrate: the stored webhook secrets were not sealed: {e}; run `alarm-migrate reseal` with the keys"
+                ),
+            }
+        }
+        Command::Reseal => {
+            let sealer = database.sealer()?;
+            resealed(&sql.clone().with_sealer(Arc::new(sealer))).await?;
         }
         Command::Down { steps } => {
             sql.migrate_down(steps).await.map_err(|e| e.to_string())?;
@@ -91,6 +110,16 @@ async fn run(database: Database, command: Command) -> Result<(), String> {
         }
     }
     sql.close().await;
+    Ok(())
+}
+
+/// Seals what is not sealed with the current key and says how many.
+async fn resealed(sql: &Sql) -> Result<(), String> {
+    let done = alarm_host::reseal(sql).await?;
+    println!(
+        "webhook secrets: {} sealed, {} moved to the current key, {} already current",
+        done.sealed, done.rekeyed, done.current
+    );
     Ok(())
 }
 

@@ -24,6 +24,9 @@ use alarm_testkit::{ManualClock, fixtures};
 
 const OWNERS: usize = 100;
 
+/// The data key the workers and the bench share (32 bytes, base64).
+const DATA_KEY: &str = "YmVuY2ggd29ya2VyIGRhdGEga2V5LCAzMiBieXRlcyE=";
+
 fn change(
     owner: &alarm_domain::model::User,
     at: Timestamp,
@@ -139,6 +142,7 @@ impl Worker {
             .env_clear()
             .envs(extra.iter().copied())
             .env("DATABASE_URL", url)
+            .env("DATA_ENCRYPTION_KEYS", DATA_KEY)
             .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
             .env(
@@ -597,9 +601,14 @@ fn main() {
     rt.block_on(async move {
         let pg = PgTestDb::new().await;
         let url = format!("{}?sslmode=disable", pg.url);
+        let sealer = alarm_secrets::AeadSealer::from_text(&secrecy::SecretString::from(
+            DATA_KEY.to_owned(),
+        ))
+        .expect("key");
         let sql = Sql::connect(&pg.config().with_max_connections(16).expect("pool"))
             .await
-            .expect("connect");
+            .expect("connect")
+            .with_sealer(Arc::new(sealer));
         let now = Timestamp::now();
         let ports = sql.ports(
             TimeZoneDatabase::bundled(),

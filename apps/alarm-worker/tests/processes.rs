@@ -41,6 +41,7 @@ impl Worker {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_alarm-worker"));
         cmd.env_clear()
             .env("DATABASE_URL", url)
+            .env("DATA_ENCRYPTION_KEYS", DATA_KEY)
             .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
             .env("LOG_LEVEL", "info")
@@ -117,14 +118,22 @@ struct Db {
     ports: Ports,
 }
 
+/// The data key the workers and the test share (32 bytes, base64).
+const DATA_KEY: &str = "d29ya2VyIHByb2Nlc3NlcyB0ZXN0IGRhdGEga2V5ISE=";
+
 async fn db(label: &str) -> Option<Db> {
     if !postgres_available(label).await {
         return None;
     }
     let pg = PgTestDb::new().await;
+    // The workers' data key: the webhooks the test writes, they open.
+    let sealer =
+        alarm_secrets::AeadSealer::from_text(&secrecy::SecretString::from(DATA_KEY.to_owned()))
+            .expect("key");
     let sql = Sql::connect(&pg.config().with_max_connections(8).expect("pool"))
         .await
-        .expect("connect");
+        .expect("connect")
+        .with_sealer(Arc::new(sealer));
     // The test's own writes go by a clock a minute behind, so that making
     // thousands of alarms on a busy machine can overrun their instant
     // without the service refusing a one-off "in the past"; the workers

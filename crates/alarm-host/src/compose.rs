@@ -41,9 +41,14 @@ pub async fn open(db: &Database, schema: &SchemaValues) -> Result<Opened, String
         // Owner-only: the folder holds the database and the signing key.
         alarm_sql::private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let sql = Sql::connect(&config).await.map_err(|e| e.to_string())?;
+    let sealer = db.sealer()?;
+    let sql = Sql::connect(&config)
+        .await
+        .map_err(|e| e.to_string())?
+        .with_sealer(Arc::new(sealer));
     if schema.auto_migrate(db) {
         sql.migrate_up().await.map_err(|e| e.to_string())?;
+        reseal(&sql).await?;
     } else {
         let pending = sql.pending_migrations().await.map_err(|e| e.to_string())?;
         if !pending.is_empty() {
@@ -63,6 +68,26 @@ pub async fn open(db: &Database, schema: &SchemaValues) -> Result<Opened, String
         config,
         tzdb,
     })
+}
+
+/// Seals the stored webhook secrets that are plain (stored before
+/// sealing) or under an older data key with the current one, and says
+/// what changed.
+///
+/// # Errors
+/// A secret that does not open with the configured keys, or a store
+/// failure.
+pub async fn reseal(sql: &Sql) -> Result<alarm_sql::Resealed, String> {
+    let done = sql.reseal_secrets().await?;
+    if done.sealed + done.rekeyed > 0 {
+        tracing::info!(
+            sealed = done.sealed,
+            rekeyed = done.rekeyed,
+            current = done.current,
+            "webhook secrets sealed with the current data key"
+        );
+    }
+    Ok(done)
 }
 
 /// Reports, once at start, stored values accepted before the API refused

@@ -139,6 +139,10 @@ Secrets (environment only, never on the command line or in the --config file):
   DATABASE_URL          postgres://… or sqlite://path; unset = the embedded
                         default, SQLite at <DATA_DIR>/alarms.db
   DATABASE_URL_FILE     a file holding DATABASE_URL
+  DATA_ENCRYPTION_KEYS  keys sealing the stored webhook secrets: one base64
+                        32-byte key per line, the first sealing; required
+                        with PostgreSQL, else <DATA_DIR>/data-key is made
+  DATA_ENCRYPTION_KEYS_FILE  a file holding DATA_ENCRYPTION_KEYS
   SMTP_PASSWORD         with SMTP_USERNAME
   SMTP_PASSWORD_FILE    a file holding SMTP_PASSWORD
 
@@ -160,9 +164,16 @@ TOML file takes the long option names with underscores as keys, e.g.
 pub struct Database {
     /// `None`: the embedded default, SQLite under `data_dir`.
     pub url: Option<SecretString>,
+    /// `DATA_ENCRYPTION_KEYS`: the data keys sealing the secrets the
+    /// database holds (checked when read); `None`: see [`Database::sealer`].
+    pub data_keys: Option<SecretString>,
     /// The declared settings.
     pub values: DatabaseValues,
 }
+
+/// The file under `DATA_DIR` holding the data key a SQLite installation
+/// generated for itself when `DATA_ENCRYPTION_KEYS` is unset.
+pub const DATA_KEY_FILE: &str = "data-key";
 
 impl Database {
     /// Reads `DATABASE_URL` (or `DATABASE_URL_FILE`) and checks it.
@@ -174,9 +185,50 @@ impl Database {
         resolver: &dyn alarm_appkit::settings::Resolve,
     ) -> Result<Self, ConfigError> {
         let url = secret_env("DATABASE_URL", "DATABASE_URL_FILE", resolver)?;
-        let this = Self { url, values };
+        let data_keys = secret_env(
+            "DATA_ENCRYPTION_KEYS",
+            "DATA_ENCRYPTION_KEYS_FILE",
+            resolver,
+        )?;
+        if let Some(keys) = &data_keys {
+            alarm_secrets::AeadSealer::from_text(keys)
+                .map_err(|e| bad("DATA_ENCRYPTION_KEYS", e.to_string()))?;
+        }
+        let this = Self {
+            url,
+            data_keys,
+            values,
+        };
         this.config()?;
         Ok(this)
+    }
+
+    /// The sealer of the secrets the database holds: the
+    /// `DATA_ENCRYPTION_KEYS`, else, on SQLite (one host), the key in
+    /// `DATA_DIR/data-key`, generated owner-only on first use. PostgreSQL
+    /// needs the setting: processes on several hosts must share the keys.
+    ///
+    /// # Errors
+    /// PostgreSQL without the setting, or the key file cannot be made or
+    /// read (the message names the setting or the file, never a key).
+    pub fn sealer(&self) -> Result<alarm_secrets::AeadSealer, String> {
+        let bad_keys = |e: alarm_secrets::DataKeyError| format!("DATA_ENCRYPTION_KEYS: {e}");
+        if let Some(keys) = &self.data_keys {
+            return alarm_secrets::AeadSealer::from_text(keys).map_err(bad_keys);
+        }
+        let config = self.config().map_err(|e| e.to_string())?;
+        if config.kind() != alarm_sql::DbKind::Sqlite {
+            return Err("DATA_ENCRYPTION_KEYS is required with a PostgreSQL DATABASE_URL: every process must seal and open the stored webhook secrets with the same keys (make one with `openssl rand -base64 32`)".to_owned());
+        }
+        let dir = &self.values.data_dir;
+        alarm_sql::private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join(DATA_KEY_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => SecretString::from(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => generate_key_file(&path)?,
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        alarm_secrets::AeadSealer::from_text(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// The embedded default: no `DATABASE_URL`.
@@ -217,9 +269,20 @@ impl Database {
             Ok(c) => c.redacted_url(),
             Err(e) => e.to_string(),
         };
+        let keys = match &self.data_keys {
+            Some(keys) => match alarm_secrets::AeadSealer::from_text(keys) {
+                Ok(sealer) => format!("[set: current key id {}]", sealer.current_key_id()),
+                Err(e) => e.to_string(),
+            },
+            None => format!(
+                "[unset: {}/{DATA_KEY_FILE} on SQLite]",
+                self.values.data_dir.display()
+            ),
+        };
         let mut lines = vec![
             format!("database_url = {url:?}"),
             format!("embedded = {}", self.embedded()),
+            format!("data_encryption_keys = {keys:?}"),
         ];
         lines.extend(self.values.describe());
         lines
@@ -446,6 +509,36 @@ impl Server {
     }
 }
 
+/// Writes a new data key to `path` (owner-only); when another process
+/// made it first, reads theirs.
+fn generate_key_file(path: &std::path::Path) -> Result<SecretString, String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let key = alarm_secrets::AeadSealer::generate_key()?;
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return std::fs::read_to_string(path)
+                .map(SecretString::from)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()));
+        }
+        Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
+    };
+    file.write_all(key.expose_secret().as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated a data key sealing the stored webhook secrets; keep it with the database's backups but apart from them, and set DATA_ENCRYPTION_KEYS in production"
+    );
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use alarm_appkit::settings::{AsWritten, ConfigFile};
@@ -526,3 +619,4 @@ mod tests {
         assert_eq!(n.settings.smtp.expect("smtp").port, 465);
     }
 }
+

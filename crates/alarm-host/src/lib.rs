@@ -8,4 +8,4 @@ pub mod compose;
 pub mod groups;
 pub mod secrets;
 
-pub use compose::{Background, Opened, open};
+pub use compose::{Background, Opened, open, reseal};

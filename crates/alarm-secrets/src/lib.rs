@@ -18,10 +18,12 @@ use secrecy::SecretString;
 mod env;
 mod file;
 mod reference;
+mod seal;
 
 pub use env::EnvSecrets;
 pub use file::FileSecrets;
 pub use reference::{ReferenceError, expand, references};
+pub use seal::{AeadSealer, DataKeyError, MAX_DATA_KEYS};
 
 /// The longest secret name accepted (a name is part of a file path or an
 /// environment variable's name).

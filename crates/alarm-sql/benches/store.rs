@@ -43,7 +43,13 @@ async fn fresh(pool: u32) -> (Sql, Ports) {
         .expect("url")
         .with_max_connections(pool)
         .expect("pool");
-    let sql = Sql::connect(&config).await.expect("connect");
+    let sql = Sql::connect(&config)
+        .await
+        .expect("connect")
+        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
+            "k1",
+            &[],
+        )));
     sql.migrate_up().await.expect("migrate");
     let ports = sql.ports(
         TimeZoneDatabase::bundled(),
@@ -174,7 +180,13 @@ async fn captured_script(owner: UserId) -> Result<String, String> {
         .expect("url")
         .with_max_connections(1)
         .expect("pool");
-    let sql = Sql::connect(&config).await.expect("connect");
+    let sql = Sql::connect(&config)
+        .await
+        .expect("connect")
+        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
+            "k1",
+            &[],
+        )));
     let ports = sql.ports(
         TimeZoneDatabase::bundled(),
         Arc::new(ManualClock::new(fixtures::t0())),

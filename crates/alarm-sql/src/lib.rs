@@ -13,6 +13,7 @@ mod leftovers;
 mod migration;
 mod outbox;
 mod queue;
+mod reseal;
 mod row;
 mod stores;
 #[cfg(feature = "testing")]
@@ -32,6 +33,7 @@ pub use config::{
 };
 pub use connect::ConnectError;
 pub use connect::private_dir;
+pub use reseal::Resealed;
 pub use stores::SqlStores;
 
 /// Why a migration command failed.
@@ -75,6 +77,9 @@ pub struct Sql {
     /// is locked"; on PostgreSQL the same pool as reads.
     writer: DatabaseConnection,
     kind: DbKind,
+    /// Seals the webhook secrets at rest; without one, reading or writing
+    /// a webhook fails (a composition error, never a silent plain write).
+    sealer: Option<Arc<dyn alarm_domain::ports::SecretSealer>>,
 }
 
 impl Sql {
@@ -132,24 +137,39 @@ impl Sql {
             db,
             writer,
             kind: config.kind(),
+            sealer: None,
         })
+    }
+
+    /// These stores seal the webhook secrets with `sealer` (the data keys'
+    /// AEAD of `alarm-secrets` in the apps, a fake in tests).
+    #[must_use]
+    pub fn with_sealer(mut self, sealer: Arc<dyn alarm_domain::ports::SecretSealer>) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     /// The stores over this database, resolving zones with `tzdb`.
     fn stores(&self, tzdb: TimeZoneDatabase) -> Arc<SqlStores> {
+        Arc::new(SqlStores {
+            db: self.handle(),
+            tzdb,
+            outbox_cursor: Arc::default(),
+            sealer: self.sealer.clone(),
+        })
+    }
+
+    /// The query handle over both pools.
+    fn handle(&self) -> db::Db {
         let backend = match self.kind {
             DbKind::Postgres => DbBackend::Postgres,
             DbKind::Sqlite => DbBackend::Sqlite,
         };
-        Arc::new(SqlStores {
-            db: db::Db {
-                read: self.db.clone(),
-                write: self.writer.clone(),
-                backend,
-            },
-            tzdb,
-            outbox_cursor: Arc::default(),
-        })
+        db::Db {
+            read: self.db.clone(),
+            write: self.writer.clone(),
+            backend,
+        }
     }
 
     /// Every store port and the trigger queue over this database, with the

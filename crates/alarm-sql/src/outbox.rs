@@ -19,7 +19,7 @@ use crate::codec::events_from_bits;
 use crate::codec::{local_from_text, local_to_text};
 use crate::db::{Tx, col, corrupt, narrow, num, ts, us};
 use crate::row::Row;
-use crate::stores::{SqlStores, id_of, webhook_from};
+use crate::stores::{SqlStores, id_of};
 
 fn v<T: Into<Value>>(x: T) -> Value {
     x.into()
@@ -551,7 +551,7 @@ impl Outbox for SqlStores {
             )
             .await?
             .iter()
-            .map(webhook_from)
+            .map(|r| self.webhook_from(r))
             .collect()
     }
 }

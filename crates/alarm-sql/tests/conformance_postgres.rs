@@ -24,7 +24,13 @@ impl Backend for Postgres {
     fn ports(&self) -> LocalFuture<'_, Ports> {
         Box::pin(async move {
             let db = common::PgTestDb::new().await;
-            let sql = Sql::connect(&db.config()).await.expect("connect");
+            let sql = Sql::connect(&db.config())
+                .await
+                .expect("connect")
+                .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
+                    "k1",
+                    &[],
+                )));
             self.made.lock().expect("registry").push(db);
             sql.ports(
                 TimeZoneDatabase::bundled(),

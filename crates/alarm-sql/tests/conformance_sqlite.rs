@@ -12,7 +12,13 @@ use alarm_testkit::{ManualClock, SequentialIds, fixtures};
 fn main() {
     conformance::run(Subject::new("sqlite").ports(|| async {
         let (config, _dir) = common::sqlite_config("conformance");
-        let sql = Sql::connect(&config).await.expect("connect");
+        let sql = Sql::connect(&config)
+            .await
+            .expect("connect")
+            .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
+                "k1",
+                &[],
+            )));
         sql.migrate_up().await.expect("migrate");
         sql.ports(
             TimeZoneDatabase::bundled(),

@@ -20,7 +20,13 @@ use secrecy::SecretString;
 
 async fn sqlite() -> (Sql, Ports, String) {
     let (config, dir) = common::sqlite_config("stored-values");
-    let sql = Sql::connect(&config).await.expect("connect");
+    let sql = Sql::connect(&config)
+        .await
+        .expect("connect")
+        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
+            "k1",
+            &[],
+        )));
     sql.migrate_up().await.expect("migrate");
     let ports = sql.ports(
         TimeZoneDatabase::bundled(),
@@ -143,7 +149,13 @@ async fn postgres_counts_unsupported_values_and_refuses_out_of_range_integers() 
         return;
     }
     let db = common::PgTestDb::new().await;
-    let sql = Sql::connect(&db.config()).await.expect("connect");
+    let sql = Sql::connect(&db.config())
+        .await
+        .expect("connect")
+        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
+            "k1",
+            &[],
+        )));
     let ports = sql.ports(
         TimeZoneDatabase::bundled(),
         Arc::new(ManualClock::new(fixtures::t0())),
@@ -154,8 +166,151 @@ async fn postgres_counts_unsupported_values_and_refuses_out_of_range_integers() 
     db.drop_db().await;
 }
 
+/// Webhook secrets are stored sealed; re-sealing seals the plain ones
+/// (stored before sealing) and moves an older key's to the current one,
+/// resumably, and refuses a value no configured key opens, naming the row.
+async fn resealing(url: &str) {
+    let connect = async |sealer: alarm_testkit::FakeSealer| {
+        let sql = Sql::connect(&alarm_sql::DbConfig::from_url(url).expect("url"))
+            .await
+            .expect("connect")
+            .with_sealer(Arc::new(sealer));
+        let ports = sql.ports(
+            TimeZoneDatabase::bundled(),
+            Arc::new(ManualClock::new(fixtures::t0())),
+            Arc::new(SequentialIds::new()),
+        );
+        (sql, ports)
+    };
+    let (old, ports) = connect(alarm_testkit::FakeSealer::new("k1", &[])).await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let mut hooks = Vec::new();
+    for i in 0..3 {
+        let hook = WebhookRegistration::new(
+            WebhookId::generate(),
+            ana.id(),
+            WebhookUrl::parse(&format!("https://hooks.example.com/{i}")).expect("url"),
+            WebhookEventSet::new(&[WebhookEvent::Triggered]).expect("events"),
+            SecretString::from(format!("whsec_secret{i}")),
+            true,
+            0,
+        );
+        ports
+            .webhooks
+            .commit(ChangeSet {
+                op: WebhookOp::Create(
+                    hook.clone(),
+                    alarm_domain::limits::Quota::unlimited("webhooks"),
+                ),
+                audit: fixtures::audit(
+                    &ports,
+                    Some(ana.id()),
+                    "webhook.create",
+                    hook.id().as_uuid(),
+                ),
+                events: Vec::new(),
+                triggers: Vec::new(),
+            })
+            .await
+            .expect("store the registration");
+        hooks.push(hook.id());
+    }
+    let raw = Database::connect(url).await.expect("raw connection");
+    let stored = async || -> Vec<String> {
+        raw.query_all_raw(sea_orm::Statement::from_string(
+            raw.get_database_backend(),
+            "SELECT secret FROM webhooks ORDER BY id",
+        ))
+        .await
+        .expect("read")
+        .iter()
+        .map(|r| r.try_get::<String>("", "secret").expect("secret"))
+        .collect()
+    };
+    assert!(
+        stored()
+            .await
+            .iter()
+            .all(|s| s.starts_with("fake-sealed:k1:") && !s.contains("whsec")),
+        "sealed as written: {:?}",
+        stored().await
+    );
+    // One stored before sealing existed.
+    raw.execute_unprepared(
+        "UPDATE webhooks SET secret = 'whsec_secret0' WHERE url = 'https://hooks.example.com/0'",
+    )
+    .await
+    .expect("a plain secret");
+    old.close().await;
+    // A rotation: k2 seals, k1 still opens.
+    let (sql, ports) = connect(alarm_testkit::FakeSealer::new("k2", &["k1"])).await;
+    let secret_of = async |i: usize| {
+        use secrecy::ExposeSecret;
+        ports
+            .webhooks
+            .get(ana.id(), hooks[i])
+            .await
+            .expect("readable")
+            .secret()
+            .expose_secret()
+            .to_owned()
+    };
+    for i in 0..3 {
+        assert_eq!(secret_of(i).await, format!("whsec_secret{i}"), "before");
+    }
+    let done = sql.reseal_secrets().await.expect("reseal");
+    assert_eq!((done.sealed, done.rekeyed, done.current), (1, 2, 0));
+    let again = sql.reseal_secrets().await.expect("reseal again");
+    assert_eq!((again.sealed, again.rekeyed, again.current), (0, 0, 3));
+    assert!(
+        stored()
+            .await
+            .iter()
+            .all(|s| s.starts_with("fake-sealed:k2:")),
+        "{:?}",
+        stored().await
+    );
+    for i in 0..3 {
+        assert_eq!(secret_of(i).await, format!("whsec_secret{i}"), "after");
+    }
+    // A key dropped from the configuration too early.
+    raw.execute_unprepared(
+        "UPDATE webhooks SET secret = 'fake-sealed:k0:00:00' WHERE url = 'https://hooks.example.com/1'",
+    )
+    .await
+    .expect("an unknown key's value");
+    let e = sql.reseal_secrets().await.expect_err("refused");
+    assert!(e.contains(&hooks[1].to_string()) && e.contains("k0"), "{e}");
+    assert!(matches!(
+        ports.webhooks.get(ana.id(), hooks[1]).await,
+        Err(StoreError::Unexpected(_))
+    ));
+    sql.close().await;
+}
+
+async fn sqlite_reseals_webhook_secrets() {
+    let (sql, _, url) = sqlite().await;
+    sql.close().await;
+    resealing(&url).await;
+}
+
+async fn postgres_reseals_webhook_secrets() {
+    if !common::postgres_available("stored values").await {
+        return;
+    }
+    let db = common::PgTestDb::new().await;
+    resealing(&db.url).await;
+    db.drop_db().await;
+}
+
 fn main() {
     run_tests(vec![
+        Test::local("sqlite_reseals_webhook_secrets", || {
+            Box::pin(sqlite_reseals_webhook_secrets())
+        }),
+        Test::postgres("postgres_reseals_webhook_secrets", || {
+            Box::pin(postgres_reseals_webhook_secrets())
+        }),
         Test::local(
             "sqlite_counts_unsupported_values_and_refuses_out_of_range_integers",
             || Box::pin(sqlite_counts_unsupported_values_and_refuses_out_of_range_integers()),

@@ -82,4 +82,4 @@ mod outside;
 
 pub use clock::{ManualClock, SequentialIds};
 pub use memory::InMemory;
-pub use outside::{InMemoryBlobs, RecordingNotifier, Scripted, StaticSecrets};
+pub use outside::{FakeSealer, InMemoryBlobs, RecordingNotifier, Scripted, StaticSecrets};

@@ -6,11 +6,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use alarm_domain::ids::{BlobId, UserId};
 use alarm_domain::jiff::Timestamp;
 use alarm_domain::ports::{
-    BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SecretError, SecretProvider,
+    BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SealError, SecretError, SecretProvider,
+    SecretSealer,
 };
 use alarm_domain::trigger::Delivery;
 use async_trait::async_trait;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -92,6 +93,74 @@ impl SecretProvider for StaticSecrets {
             .get(name)
             .cloned()
             .ok_or_else(|| SecretError::NotFound(name.to_owned()))
+    }
+}
+
+/// A stand-in for the data keys' sealer (`alarm-secrets`' AEAD) where no
+/// key material is wanted: it hides the text (hex) and keeps the sealer's
+/// contract (a key id inside, bound to its context, older keys still open,
+/// a plain value is not sealed), but it is not encryption.
+#[derive(Debug, Clone)]
+pub struct FakeSealer {
+    current: String,
+    older: Vec<String>,
+}
+
+impl FakeSealer {
+    /// Seals with key `current`; opens that key's values and `older` ones'.
+    pub fn new(current: &str, older: &[&str]) -> Self {
+        Self {
+            current: current.to_owned(),
+            older: older.iter().map(|k| (*k).to_owned()).collect(),
+        }
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn parts(stored: &str) -> Option<(&str, &str, &str)> {
+        let rest = stored.strip_prefix("fake-sealed:")?;
+        let (key, rest) = rest.split_once(':')?;
+        let (context, text) = rest.split_once(':')?;
+        Some((key, context, text))
+    }
+}
+
+impl SecretSealer for FakeSealer {
+    fn seal(&self, secret: &SecretString, context: &[u8]) -> Result<String, SealError> {
+        Ok(format!(
+            "fake-sealed:{}:{}:{}",
+            self.current,
+            Self::hex(context),
+            Self::hex(secret.expose_secret().as_bytes())
+        ))
+    }
+
+    fn open(&self, sealed: &str, context: &[u8]) -> Result<SecretString, SealError> {
+        let (key, bound, text) = Self::parts(sealed).ok_or(SealError::Broken)?;
+        if key != self.current && !self.older.iter().any(|k| k == key) {
+            return Err(SealError::UnknownKey(key.to_owned()));
+        }
+        if bound != Self::hex(context) || text.len() % 2 == 1 {
+            return Err(SealError::Broken);
+        }
+        let bytes = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|_| SealError::Broken)?;
+        String::from_utf8(bytes)
+            .map(SecretString::from)
+            .map_err(|_| SealError::Broken)
+    }
+
+    fn is_current(&self, stored: &str) -> bool {
+        Self::parts(stored).is_some_and(|(key, _, _)| key == self.current)
+    }
+
+    fn is_sealed(&self, stored: &str) -> bool {
+        Self::parts(stored).is_some()
     }
 }
 

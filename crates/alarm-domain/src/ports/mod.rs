@@ -28,7 +28,8 @@ pub use queue::{
     EngineRight, FireOutcome, RingingOp, RingingStore, TriggerClaims, TriggerQueue, check_snooze,
 };
 pub use services::{
-    AccountMail, BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SecretError, SecretProvider,
+    AccountMail, BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SealError, SecretError,
+    SecretProvider, SecretSealer,
 };
 pub use stores::{
     AlarmEventStore, AlarmOp, AlarmStore, ApiKeyOp, ApiKeyStore, AuditLog, ExceptionOp,

@@ -87,6 +87,50 @@ pub trait SecretProvider: Send + Sync {
     async fn get(&self, name: &str) -> Result<SecretString, SecretError>;
 }
 
+/// Why a stored secret could not be sealed or opened. Never carries the
+/// secret or the sealed text.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// Sealed with a key this process does not hold (a key dropped from
+    /// the configuration before every row was re-sealed).
+    #[error("sealed with key `{0}`, which is not configured")]
+    UnknownKey(String),
+    /// Not a sealed value, or altered, or sealed for another row.
+    #[error("the sealed value does not open")]
+    Broken,
+    /// The cipher failed.
+    #[error("sealing failed")]
+    Failed,
+}
+
+/// Encrypts the recoverable secrets the database holds (webhook signing
+/// secrets) with the data keys from the secret provider, so a dump of the
+/// database alone reveals none. Implemented in `alarm-secrets` (AEAD) and
+/// given to the SQL stores by the composition root.
+pub trait SecretSealer: Send + Sync {
+    /// The sealed text of `secret` (ASCII, the key's id inside), bound to
+    /// `context` (the row's identity), so it opens only for that row.
+    ///
+    /// # Errors
+    /// [`SealError::Failed`].
+    fn seal(&self, secret: &SecretString, context: &[u8]) -> Result<String, SealError>;
+
+    /// The secret `sealed` holds, with `context` as it was sealed.
+    ///
+    /// # Errors
+    /// [`SealError::UnknownKey`] or [`SealError::Broken`].
+    fn open(&self, sealed: &str, context: &[u8]) -> Result<SecretString, SealError>;
+
+    /// Whether `stored` is sealed with the current key; `false` for a value
+    /// stored before sealing existed (plain text) and for an older key's,
+    /// which re-sealing replaces.
+    fn is_current(&self, stored: &str) -> bool;
+
+    /// Whether `stored` is sealed at all (by any key), as opposed to a plain
+    /// value from before sealing existed.
+    fn is_sealed(&self, stored: &str) -> bool;
+}
+
 /// Why a notification was not delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {

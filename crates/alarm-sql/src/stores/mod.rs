@@ -11,7 +11,7 @@ mod routines;
 mod users;
 mod webhooks;
 
-pub(crate) use webhooks::{WEBHOOK_COLUMNS, alarm_ids_from, webhook_from};
+pub(crate) use webhooks::{WEBHOOK_COLUMNS, alarm_ids_from, open_secret, seal_secret};
 
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::model::{AlarmEvent, AuditRecord};
@@ -34,6 +34,8 @@ pub struct SqlStores {
     /// claim starts there (see `outbox.rs`).
     pub(crate) outbox_cursor:
         std::sync::Arc<std::sync::Mutex<Option<(i64, uuid::Uuid, uuid::Uuid)>>>,
+    /// Seals the webhook secrets at rest (see [`crate::Sql::with_sealer`]).
+    pub(crate) sealer: Option<std::sync::Arc<dyn alarm_domain::ports::SecretSealer>>,
 }
 
 fn v<T: Into<Value>>(x: T) -> Value {

@@ -2,10 +2,10 @@
 
 use alarm_domain::ids::{AlarmId, UserId, WebhookId};
 use alarm_domain::model::{WebhookRegistration, WebhookUrl};
-use alarm_domain::ports::{ChangeSet, StoreError, WebhookOp, WebhookStore};
+use alarm_domain::ports::{ChangeSet, SecretSealer, StoreError, WebhookOp, WebhookStore};
 use async_trait::async_trait;
 use sea_orm::QueryResult;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::{Owned, SqlStores, commit_one, id_of, v};
 use crate::codec::{events_from_bits, events_to_bits};
@@ -16,17 +16,67 @@ use crate::row::Row;
 pub(crate) const WEBHOOK_COLUMNS: &str =
     "id, owner_id, url, events, secret, active, failure_count, alarm_ids";
 
-pub(crate) fn webhook_from(row: &QueryResult) -> Result<WebhookRegistration, StoreError> {
-    Ok(WebhookRegistration::new(
-        id_of(row, "id", WebhookId::from_uuid)?,
-        id_of(row, "owner_id", UserId::from_uuid)?,
-        WebhookUrl::parse(&col::<String>(row, "url")?).map_err(|e| corrupt("url", e))?,
-        events_from_bits(col(row, "events")?)?,
-        SecretString::from(col::<String>(row, "secret")?),
-        col(row, "active")?,
-        num::<i32, u32>(row, "failure_count")?,
-    )
-    .with_alarms(alarm_ids_from(row)?))
+/// What a webhook's sealed secret is bound to: its table, column and id,
+/// so a sealed value copied to another row does not open there.
+fn seal_context(id: uuid::Uuid) -> Vec<u8> {
+    format!("webhooks.secret:{id}").into_bytes()
+}
+
+fn no_sealer() -> StoreError {
+    StoreError::Unexpected("no secret sealer was given to the SQL stores (Sql::with_sealer)".into())
+}
+
+/// The secret as stored: sealed, or plain when stored before sealing (re-sealing
+/// replaces those, see [`crate::Sql::reseal_secrets`]).
+pub(crate) fn open_secret(
+    sealer: Option<&dyn SecretSealer>,
+    stored: String,
+    id: uuid::Uuid,
+) -> Result<SecretString, StoreError> {
+    let Some(sealer) = sealer else {
+        return Err(no_sealer());
+    };
+    if !sealer.is_sealed(&stored) {
+        return Ok(SecretString::from(stored));
+    }
+    sealer
+        .open(&stored, &seal_context(id))
+        .map_err(|e| corrupt("webhooks.secret", e))
+}
+
+/// The sealed text of a webhook's secret.
+pub(crate) fn seal_secret(
+    sealer: Option<&dyn SecretSealer>,
+    secret: &SecretString,
+    id: uuid::Uuid,
+) -> Result<String, StoreError> {
+    sealer
+        .ok_or_else(no_sealer)?
+        .seal(secret, &seal_context(id))
+        .map_err(|e| StoreError::Unexpected(Box::new(e)))
+}
+
+impl SqlStores {
+    pub(crate) fn webhook_from(
+        &self,
+        row: &QueryResult,
+    ) -> Result<WebhookRegistration, StoreError> {
+        let id = id_of(row, "id", WebhookId::from_uuid)?;
+        Ok(WebhookRegistration::new(
+            id,
+            id_of(row, "owner_id", UserId::from_uuid)?,
+            WebhookUrl::parse(&col::<String>(row, "url")?).map_err(|e| corrupt("url", e))?,
+            events_from_bits(col(row, "events")?)?,
+            open_secret(
+                self.sealer.as_deref(),
+                col::<String>(row, "secret")?,
+                id.as_uuid(),
+            )?,
+            col(row, "active")?,
+            num::<i32, u32>(row, "failure_count")?,
+        )
+        .with_alarms(alarm_ids_from(row)?))
+    }
 }
 
 /// The registration's alarm filter (NULL: every alarm).
@@ -57,7 +107,7 @@ impl WebhookStore for SqlStores {
                 vec![v(id.as_uuid()), v(owner.as_uuid())],
             )
             .await?;
-        webhook_from(&row.ok_or(StoreError::NotFound)?)
+        self.webhook_from(&row.ok_or(StoreError::NotFound)?)
     }
 
     async fn list(&self, owner: UserId) -> Result<Vec<WebhookRegistration>, StoreError> {
@@ -68,33 +118,34 @@ impl WebhookStore for SqlStores {
                 vec![v(owner.as_uuid())],
             )
             .await?;
-        rows.iter().map(webhook_from).collect()
+        rows.iter().map(|r| self.webhook_from(r)).collect()
     }
 
     async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError> {
-        let fields = |w: &WebhookRegistration| {
-            Row::new()
+        let sealer = self.sealer.as_deref();
+        let fields = |w: &WebhookRegistration| -> Result<Row, StoreError> {
+            Ok(Row::new()
                 .set("url", w.url().as_str())
                 .set("events", events_to_bits(w.events()))
-                .set("secret", w.secret().expose_secret())
+                .set("secret", seal_secret(sealer, w.secret(), w.id().as_uuid())?)
                 .set("active", w.active())
                 .set("alarm_ids", alarm_ids_to(w))
                 .set(
                     "failure_count",
                     i32::try_from(w.failure_count()).unwrap_or(i32::MAX),
-                )
+                ))
         };
         let write = match &change.op {
             WebhookOp::Create(w, quota) => Owned::Create {
                 id: w.id().as_uuid(),
                 owner: w.owner().as_uuid(),
-                fields: fields(w),
+                fields: fields(w)?,
                 quota: *quota,
             },
             WebhookOp::Update(w) => Owned::Update {
                 id: w.id().as_uuid(),
                 owner: w.owner().as_uuid(),
-                fields: fields(w),
+                fields: fields(w)?,
             },
             WebhookOp::Delete { owner, id } => Owned::Delete {
                 id: id.as_uuid(),
