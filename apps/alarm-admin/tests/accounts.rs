@@ -17,6 +17,11 @@ fn admin(url: &str, admins: &str, args: &[&str]) -> (Option<i32>, String, String
     let out = Command::new(env!("CARGO_BIN_EXE_alarm-admin"))
         .env_clear()
         .env("DATABASE_URL", url)
+        // PostgreSQL needs the data keys (SQLite would make its own file).
+        .env(
+            "DATA_ENCRYPTION_KEYS",
+            "YWRtaW4gdGVzdHMnIGRhdGEga2V5LCAzMiBieXRlcyE=",
+        )
         .env("ADMIN_EMAILS", admins)
         .args(args)
         .output()

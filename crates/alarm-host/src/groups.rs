@@ -619,4 +619,3 @@ mod tests {
         assert_eq!(n.settings.smtp.expect("smtp").port, 465);
     }
 }
-

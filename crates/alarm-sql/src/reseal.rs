@@ -77,8 +77,10 @@ impl Sql {
                     continue;
                 }
                 let plain = !sealer.is_sealed(&stored);
-                let secret = open_secret(Some(sealer.as_ref()), stored.clone(), id)
-                    .map_err(|e| format!("webhook {id}: its secret does not open: {e}"))?;
+                let secret =
+                    open_secret(Some(sealer.as_ref()), stored.clone(), id).map_err(|e| {
+                        format!("webhook {id}: its secret does not open: {}", chain(&e))
+                    })?;
                 let sealed = seal_secret(Some(sealer.as_ref()), &secret, id)
                     .map_err(|e| format!("webhook {id}: {e}"))?;
                 changes.push((id, stored, sealed, plain));
@@ -121,4 +123,17 @@ impl Sql {
 
 fn id_in(row: &sea_orm::QueryResult) -> Result<uuid::Uuid, String> {
     col::<uuid::Uuid>(row, "id").map_err(|e| corrupt("webhooks.id", e).to_string())
+}
+
+/// An error and its causes, `: `-joined (a store error's own text is
+/// generic; the cause says which key is missing).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
