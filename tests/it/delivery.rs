@@ -160,23 +160,9 @@ async fn answer(
 /// borrowed from the product: HMAC-SHA256 over `id.timestamp.body` with the
 /// base64 key after `whsec_`, sent as `v1,<base64>`.
 pub(crate) fn assert_signed(r: &Received, secret: &str) {
-    let key = STANDARD
-        .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
-        .expect("base64 key");
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("key");
-    mac.update(
-        format!(
-            "{}.{}.",
-            r.header("webhook-id"),
-            r.header("webhook-timestamp")
-        )
-        .as_bytes(),
-    );
-    mac.update(&r.body);
-    let want = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
     assert_eq!(
         r.header("webhook-signature"),
-        want,
+        signature_with(r, secret),
         "signature of {:?}",
         r.header("webhook-id")
     );
@@ -904,6 +890,83 @@ async fn ssrf_is_refused_at_registration_and_at_delivery(w: &World) {
     );
 }
 
+/// The `v1,<base64>` signature of `r` with `secret`.
+fn signature_with(r: &Received, secret: &str) -> String {
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
+        .expect("base64 key");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("key");
+    mac.update(
+        format!(
+            "{}.{}.",
+            r.header("webhook-id"),
+            r.header("webhook-timestamp")
+        )
+        .as_bytes(),
+    );
+    mac.update(&r.body);
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// After a rotation the old secret signs beside the new one (two
+/// signatures in one header, the new one first) until the overlap ends,
+/// then only the new one does; reads show when the overlap ends.
+async fn a_rotated_secret_signs_until_the_overlap_ends(w: &World) {
+    let receiver = Receiver::start().await;
+    let ana = w.user("ana@example.com").await;
+    daily(w, &ana, "Wake up", &[Channel::InApp, Channel::Webhook]).await;
+    let (hook, old) = register(w, &ana, &receiver.url("/hooks/alarm")).await;
+    let d = dispatcher(
+        w,
+        quick(),
+        open_sender(),
+        Arc::new(StaticResolver::new()),
+        None,
+    );
+    let rotated_at = seven(0) - SignedDuration::from_hours(1);
+    w.clock.set(rotated_at);
+    let hooks = WebhookService::new(w.ports.clone());
+    let rotated = hooks.rotate_secret(&ana, hook).await.expect("rotate");
+    let new = rotated.secret.expose_secret().to_owned();
+    assert_ne!(new, old);
+    let until = rotated
+        .registration
+        .previous()
+        .expect("the old secret overlaps")
+        .until;
+    assert_eq!(
+        until,
+        rotated_at + SignedDuration::from_hours(24),
+        "a day by default"
+    );
+    // Stored and read back (both sealed).
+    let read = hooks.get(&ana, hook).await.expect("read");
+    assert_eq!(read.previous().map(|p| p.until), Some(until));
+
+    let fired_at = seven(0) + SignedDuration::from_millis(20);
+    fire(w, fired_at).await;
+    round(w, &d, fired_at).await;
+    let got = receiver.got();
+    assert_eq!(got.len(), 1, "one POST");
+    assert_eq!(
+        got[0].header("webhook-signature"),
+        format!(
+            "{} {}",
+            signature_with(&got[0], &new),
+            signature_with(&got[0], &old)
+        ),
+        "both secrets sign inside the overlap"
+    );
+
+    // The next day's ring comes after the overlap.
+    let fired_at = seven(1) + SignedDuration::from_millis(20);
+    fire(w, fired_at).await;
+    round(w, &d, fired_at).await;
+    let got = receiver.got();
+    assert_eq!(got.len(), 2, "the second day's POST");
+    assert_signed(&got[1], &new);
+}
+
 crate::trials! {
-    world: [a_ringing_alarm_posts_a_signed_webhook, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, ssrf_is_refused_at_registration_and_at_delivery],
+    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, ssrf_is_refused_at_registration_and_at_delivery],
 }

@@ -113,6 +113,8 @@ alarm_appkit::settings! {
         quota_routines_per_user: u32 = "100", "QUOTA_ROUTINES_PER_USER", 1..=100;
         /// API keys one account may hold
         quota_api_keys_per_user: u32 = "20", "QUOTA_API_KEYS_PER_USER", 1..=1000;
+        /// Seconds a webhook's old signing secret keeps signing beside the new one after a rotation (0: it stops at once)
+        webhook_secret_overlap_seconds: u32 = "86400", "WEBHOOK_SECRET_OVERLAP_SECONDS", 0..=604_800;
         /// Requests per hour to /api/v1/webhooks... with one API key
         rate_limit_webhooks_per_api_key_per_hour: u32 = "1000", "RATE_LIMIT_WEBHOOKS_PER_API_KEY_PER_HOUR", 1..=100_000_000;
         /// Requests per minute from one client address (IPv6 by /64), health checks aside
@@ -163,6 +165,7 @@ impl LimitValues {
             exception_periods_per_user: self.quota_exception_periods_per_user,
             routines_per_user: self.quota_routines_per_user,
             api_keys_per_user: self.quota_api_keys_per_user,
+            webhook_secret_overlap_seconds: self.webhook_secret_overlap_seconds,
         }
     }
 

@@ -950,3 +950,150 @@ fn embedded_default_starts_serves_and_stops_on_sigterm() {
     assert!(sigterm(&mut child).success());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Canary secrets never leak: the operator's secrets (one by file
+/// reference, one by value, the data key) and a user's password go through
+/// a full scenario (start, register with a verification e-mail, a wrong
+/// login, an alarm, a webhook and its delivery, a password-reset e-mail
+/// whose SMTP server is down, a failing secret lookup) and appear in no
+/// log line (at `debug`), answer body, `--print-config` output or error
+/// message. Not covered: a panic in a handler (no request can make one).
+#[test]
+fn canary_secrets_never_leak() {
+    let dir = temp_dir("canary");
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).expect("dir");
+    let jwt = "canary-jwt-3f9a7c1e5b2d4f6a8c0e2b4d6f8a0c2e";
+    std::fs::write(secrets.join("jwt-key"), jwt).expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        secrets.join("jwt-key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    let smtp = "canary-smtp-9d8c7b6a5f4e3d2c1b0a";
+    let data_key = "Y2FuYXJ5IGRhdGEga2V5IDAxMjM0NTY3ODlhYmNkZWY=";
+    let password = "canary-user-password-5e6f7a8b";
+    // An SMTP port nobody listens on: every e-mail fails, and its error is
+    // logged.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+        .to_string();
+    let secrets_dir = secrets.display().to_string();
+    let env = [
+        ("SECRETS_PROVIDERS", "env,file"),
+        ("SECRETS_DIR", secrets_dir.as_str()),
+        ("JWT_SECRET_KEY", "{vault:file:jwt-key}"),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PORT", closed.as_str()),
+        ("SMTP_TLS", "none"),
+        ("SMTP_FROM", "alarms@example.com"),
+        ("SMTP_USERNAME", "alarms"),
+        ("SMTP_PASSWORD", smtp),
+        ("SMTP_TIMEOUT_SECONDS", "2"),
+        ("DATA_ENCRYPTION_KEYS", data_key),
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("LOG_LEVEL", "debug"),
+    ];
+    let mut seen = Vec::new();
+    let printed = bin().arg("--print-config").envs(env).output().expect("run");
+    assert!(printed.status.success());
+    seen.push(String::from_utf8_lossy(&printed.stdout).into_owned());
+    seen.push(String::from_utf8_lossy(&printed.stderr).into_owned());
+
+    let (mut child, addr, _) = start_with_env(&dir, &env);
+    let token = sign_up(&addr);
+    let (status, body) = send(
+        &addr,
+        "POST",
+        "/api/v1/auth/login",
+        &format!(r#"{{"email":"ana@example.com","password":"{password}"}}"#),
+        None,
+    );
+    assert_eq!(status, 401, "{body}");
+    seen.push(body);
+    let (status, body) = send(
+        &addr,
+        "POST",
+        "/api/v1/alarms",
+        r#"{"name":"Canary","time_zone":"UTC","schedules":[{"kind":"daily","time":"07:00"}]}"#,
+        Some(&token),
+    );
+    assert_eq!(status, 201, "{body}");
+    seen.push(body);
+    let (hooks, received) = receiver();
+    let (status, body) = send(
+        &addr,
+        "POST",
+        "/api/v1/webhooks",
+        &format!(r#"{{"url":"http://{hooks}/hook","events":["alarm.triggered"]}}"#),
+        Some(&token),
+    );
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let webhook_secret = created["secret"].as_str().expect("secret").to_owned();
+    let id = created["id"].as_str().expect("id").to_owned();
+    let (status, body) = send(
+        &addr,
+        "POST",
+        &format!("/api/v1/webhooks/{id}/test"),
+        "",
+        Some(&token),
+    );
+    assert_eq!(status, 202, "{body}");
+    seen.push(body);
+    let (status, body) = send(
+        &addr,
+        "POST",
+        "/api/v1/auth/password-reset",
+        r#"{"email":"ana@example.com"}"#,
+        None,
+    );
+    assert_eq!(status, 202, "{body}");
+    seen.push(body);
+    // The ping is delivered, and the reset e-mail has failed, before the
+    // process stops.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let pinged = !received.lock().expect("taken").is_empty();
+        let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+        if pinged && log.contains("an account e-mail was not sent") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ping or no failed e-mail: {log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(sigterm(&mut child).success());
+    let log = std::fs::read_to_string(dir.join("stderr.log")).expect("log");
+    assert!(log.lines().count() > 20, "a debug log: {log}");
+    seen.push(log);
+
+    // A secret that cannot be found stops the start, naming it, and the
+    // other secrets (given by value) stay unsaid.
+    let failed = bin()
+        .envs(env)
+        .env("JWT_SECRET_KEY", jwt)
+        .env("SMTP_PASSWORD", "{vault:env:absent}")
+        .current_dir(&dir)
+        .output()
+        .expect("run");
+    assert_eq!(failed.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&failed.stderr).into_owned();
+    assert!(said.contains("{vault:env:absent}"), "{said}");
+    seen.push(said);
+    seen.push(String::from_utf8_lossy(&failed.stdout).into_owned());
+
+    let key_material = webhook_secret.trim_start_matches("whsec_");
+    for text in &seen {
+        for canary in [jwt, smtp, data_key, password, key_material] {
+            assert!(!text.contains(canary), "{canary} leaked in: {text}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -48,8 +48,9 @@ enum Command {
     /// Drop every table and apply all migrations again (destroys data).
     Fresh,
     /// Seal the stored webhook secrets that are plain or under an older
-    /// data key with the current DATA_ENCRYPTION_KEYS key (online; `up`
-    /// does it too when it has the keys).
+    /// data key with the current DATA_ENCRYPTION_KEYS key (online,
+    /// resumable). Run it once every process runs this release: older ones
+    /// cannot open a sealed secret.
     Reseal,
 }
 
@@ -68,25 +69,21 @@ async fn run(database: Database, command: Command) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    // The keys before the connection: a missing or bad key is said at once.
+    let sealer = matches!(command, Command::Reseal)
+        .then(|| database.sealer())
+        .transpose()?;
     let sql = Sql::connect(&config).await.map_err(|e| e.to_string())?;
     let target = config.redacted_url();
     match command {
         Command::Up => {
             sql.migrate_up().await.map_err(|e| e.to_string())?;
             println!("all migrations applied to {target}");
-            // Without the keys on PostgreSQL the schema still goes up (a
-            // deploy's first step); the servers refuse to start until the
-            // keys are set, and `reseal` then seals what is plain.
-            match database.sealer() {
-                Ok(sealer) => resealed(&sql.clone().with_sealer(Arc::new(sealer))).await?,
-                Err(e) => eprintln!(
-                    "alarm-migrate: the stored webhook secrets were not sealed: {e}; run `alarm-migrate reseal` with the keys"
-                ),
-            }
         }
         Command::Reseal => {
-            let sealer = database.sealer()?;
-            resealed(&sql.clone().with_sealer(Arc::new(sealer))).await?;
+            if let Some(sealer) = sealer {
+                resealed(&sql.clone().with_sealer(Arc::new(sealer))).await?;
+            }
         }
         Command::Down { steps } => {
             sql.migrate_down(steps).await.map_err(|e| e.to_string())?;

@@ -35,6 +35,8 @@ fn help_lists_the_commands_and_every_setting() {
         "down",
         "status",
         "fresh",
+        "reseal",
+        "DATA_ENCRYPTION_KEYS",
         "--config",
         "--print-config",
         "DATA_DIR",
@@ -105,5 +107,46 @@ fn up_status_down_on_the_embedded_default() {
     assert!(text.contains("rolled back 1"), "{text}");
     let (_, text, _) = status(&data);
     assert!(text.contains(", 1 pending"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `reseal` on the embedded default makes its owner-only data key on first
+/// use and reports what it sealed; a malformed key is refused by name,
+/// and PostgreSQL without keys is refused saying why.
+#[test]
+fn reseal_seals_with_the_data_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("reseal");
+    let data = dir.join("data");
+    let (code, _, err) = run(bin().arg("up").env("DATA_DIR", &data));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, text, err) = run(bin().arg("reseal").env("DATA_DIR", &data));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(text.contains("webhook secrets: 0 sealed"), "{text}");
+    let key = data.join("data-key");
+    let mode = std::fs::metadata(&key)
+        .expect("the data key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let first = std::fs::read_to_string(&key).expect("key");
+    let (code, _, err) = run(bin().arg("reseal").env("DATA_DIR", &data));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&key).expect("key"),
+        first,
+        "made once"
+    );
+    let (code, _, err) = run(bin()
+        .arg("reseal")
+        .env("DATA_DIR", &data)
+        .env("DATA_ENCRYPTION_KEYS", "not a key"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("DATA_ENCRYPTION_KEYS"), "{err}");
+    let (code, _, err) = run(bin()
+        .arg("reseal")
+        .env("DATABASE_URL", "postgres://alarm@127.0.0.1:1/alarms"));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("DATA_ENCRYPTION_KEYS is required"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }

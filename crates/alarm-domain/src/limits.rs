@@ -80,6 +80,9 @@ pub struct Limits {
     pub routines_per_user: u32,
     /// API keys one account may hold.
     pub api_keys_per_user: u32,
+    /// Seconds a webhook's rotated-out secret keeps signing beside the new
+    /// one (0: it stops at once).
+    pub webhook_secret_overlap_seconds: u32,
 }
 
 impl Default for Limits {
@@ -93,6 +96,8 @@ impl Default for Limits {
             exception_periods_per_user: 100,
             routines_per_user: 100,
             api_keys_per_user: 20,
+            // A day: receivers deploy the new secret within it.
+            webhook_secret_overlap_seconds: 86_400,
         }
     }
 }

@@ -59,6 +59,25 @@ pub fn sign(
     Ok(format!("v1,{}", STANDARD.encode(tag)))
 }
 
+/// The `webhook-signature` header value signed with each of `secrets`, in
+/// order, space-separated (`v1,<a> v1,<b>`: a receiver accepts the request
+/// when any one verifies with its secret).
+///
+/// # Errors
+/// [`SignatureError::BadSecret`] for any of them.
+pub fn sign_all(
+    secrets: &[&SecretString],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, SignatureError> {
+    let signatures = secrets
+        .iter()
+        .map(|s| sign(s, id, timestamp, body))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(signatures.join(" "))
+}
+
 /// Checks a received `webhook-signature` header (space-separated
 /// signatures, any of which may match; compared in constant time) and the
 /// timestamp's distance from `now` (both Unix seconds).
@@ -121,6 +140,25 @@ mod tests {
             ),
             Ok(()),
             "any of the listed signatures may match"
+        );
+    }
+
+    /// During a rotation's overlap each secret's receiver verifies the
+    /// same header.
+    #[test]
+    fn one_header_carries_a_signature_per_secret() {
+        let new = secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let old = secret("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        let header = sign_all(&[&new, &old], "msg_1", 1000, b"{}").expect("sign");
+        assert_eq!(header.split(' ').count(), 2, "{header}");
+        assert!(header.starts_with(&sign(&new, "msg_1", 1000, b"{}").expect("sign")));
+        for s in [&new, &old] {
+            assert_eq!(verify(s, "msg_1", 1000, b"{}", &header, 1000, 300), Ok(()));
+        }
+        let third = secret("whsec_ERERERERERERERERERERERERERERERERERERERERERE=");
+        assert_eq!(
+            verify(&third, "msg_1", 1000, b"{}", &header, 1000, 300),
+            Err(SignatureError::Mismatch)
         );
     }
 

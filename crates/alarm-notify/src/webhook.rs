@@ -158,7 +158,9 @@ impl WebhookSender {
             };
         }
         let stamp = now.as_second();
-        let signature = match signature::sign(registration.secret(), id, stamp, &body) {
+        // The previous secret signs too while a rotation's overlap lasts.
+        let secrets = registration.signing_secrets(now);
+        let signature = match signature::sign_all(&secrets, id, stamp, &body) {
             Ok(s) => s,
             Err(e) => {
                 return Attempt::Permanent {

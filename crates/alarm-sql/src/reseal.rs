@@ -10,7 +10,8 @@ use crate::stores::{open_secret, seal_secret};
 /// transaction, so the API and the engine keep running meanwhile.
 const BATCH: u64 = 200;
 
-/// What [`Sql::reseal_secrets`] did.
+/// What [`Sql::reseal_secrets`] did, in stored values (a registration in
+/// a rotation's overlap holds two).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Resealed {
     /// Plain secrets (stored before sealing) now sealed.
@@ -36,19 +37,27 @@ impl Sql {
     /// with a key no longer configured, or altered): the message names
     /// the row's id, never a value.
     pub async fn reseal_secrets(&self) -> Result<Resealed, String> {
+        let mut done = Resealed::default();
+        // The current secret, then a rotation's previous one.
+        for column in ["secret", "previous_secret"] {
+            self.reseal_column(column, &mut done).await?;
+        }
+        Ok(done)
+    }
+
+    async fn reseal_column(&self, column: &'static str, done: &mut Resealed) -> Result<(), String> {
         let db = self.handle();
         let sealer = self
             .sealer
             .clone()
             .ok_or("no secret sealer was given to the SQL stores")?;
-        let mut done = Resealed::default();
         let mut after: Option<uuid::Uuid> = None;
         loop {
             let rows = match after {
                 Some(id) => {
                     db.query_all(
                         &format!(
-                            "SELECT id, secret FROM webhooks WHERE id > ? ORDER BY id LIMIT {BATCH}"
+                            "SELECT id, {column} AS stored FROM webhooks WHERE {column} IS NOT NULL AND id > ? ORDER BY id LIMIT {BATCH}"
                         ),
                         vec![Value::from(id)],
                     )
@@ -56,7 +65,9 @@ impl Sql {
                 }
                 None => {
                     db.query_all(
-                        &format!("SELECT id, secret FROM webhooks ORDER BY id LIMIT {BATCH}"),
+                        &format!(
+                            "SELECT id, {column} AS stored FROM webhooks WHERE {column} IS NOT NULL ORDER BY id LIMIT {BATCH}"
+                        ),
                         Vec::new(),
                     )
                     .await
@@ -64,24 +75,24 @@ impl Sql {
             }
             .map_err(|e| format!("cannot read the webhook secrets: {e}"))?;
             let Some(last) = rows.last() else {
-                return Ok(done);
+                return Ok(());
             };
             after = Some(id_in(last)?);
             let mut changes: Vec<(uuid::Uuid, String, String, bool)> = Vec::new();
             for row in &rows {
                 let id = id_in(row)?;
                 let stored: String =
-                    col(row, "secret").map_err(|e| format!("webhook {id}: {e}"))?;
+                    col(row, "stored").map_err(|e| format!("webhook {id}: {e}"))?;
                 if sealer.is_current(&stored) {
                     done.current += 1;
                     continue;
                 }
                 let plain = !sealer.is_sealed(&stored);
-                let secret =
-                    open_secret(Some(sealer.as_ref()), stored.clone(), id).map_err(|e| {
-                        format!("webhook {id}: its secret does not open: {}", chain(&e))
+                let secret = open_secret(Some(sealer.as_ref()), stored.clone(), column, id)
+                    .map_err(|e| {
+                        format!("webhook {id}: its {column} does not open: {}", chain(&e))
                     })?;
-                let sealed = seal_secret(Some(sealer.as_ref()), &secret, id)
+                let sealed = seal_secret(Some(sealer.as_ref()), &secret, column, id)
                     .map_err(|e| format!("webhook {id}: {e}"))?;
                 changes.push((id, stored, sealed, plain));
             }
@@ -94,7 +105,9 @@ impl Sql {
                     for (id, stored, sealed, plain) in &changes {
                         let n = tx
                             .exec(
-                                "UPDATE webhooks SET secret = ? WHERE id = ? AND secret = ?",
+                                &format!(
+                                    "UPDATE webhooks SET {column} = ? WHERE id = ? AND {column} = ?"
+                                ),
                                 vec![
                                     Value::from(sealed.clone()),
                                     Value::from(*id),

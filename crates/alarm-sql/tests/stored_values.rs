@@ -194,7 +194,12 @@ async fn resealing(url: &str) {
             SecretString::from(format!("whsec_secret{i}")),
             true,
             0,
-        );
+        )
+        // The last one is in a rotation's overlap: two sealed values.
+        .with_previous((i == 2).then(|| alarm_domain::model::PreviousSecret {
+            secret: SecretString::from("whsec_previous"),
+            until: fixtures::t0() + alarm_domain::jiff::SignedDuration::from_hours(24),
+        }));
         ports
             .webhooks
             .commit(ChangeSet {
@@ -219,7 +224,7 @@ async fn resealing(url: &str) {
     let stored = async || -> Vec<String> {
         raw.query_all_raw(sea_orm::Statement::from_string(
             raw.get_database_backend(),
-            "SELECT secret FROM webhooks ORDER BY id",
+            "SELECT secret FROM webhooks UNION ALL SELECT previous_secret AS secret FROM webhooks WHERE previous_secret IS NOT NULL",
         ))
         .await
         .expect("read")
@@ -259,9 +264,9 @@ async fn resealing(url: &str) {
         assert_eq!(secret_of(i).await, format!("whsec_secret{i}"), "before");
     }
     let done = sql.reseal_secrets().await.expect("reseal");
-    assert_eq!((done.sealed, done.rekeyed, done.current), (1, 2, 0));
+    assert_eq!((done.sealed, done.rekeyed, done.current), (1, 3, 0));
     let again = sql.reseal_secrets().await.expect("reseal again");
-    assert_eq!((again.sealed, again.rekeyed, again.current), (0, 0, 3));
+    assert_eq!((again.sealed, again.rekeyed, again.current), (0, 0, 4));
     assert!(
         stored()
             .await
@@ -272,6 +277,20 @@ async fn resealing(url: &str) {
     );
     for i in 0..3 {
         assert_eq!(secret_of(i).await, format!("whsec_secret{i}"), "after");
+    }
+    {
+        use secrecy::ExposeSecret;
+        let read = ports
+            .webhooks
+            .get(ana.id(), hooks[2])
+            .await
+            .expect("readable");
+        let previous = read.previous().expect("the overlap");
+        assert_eq!(previous.secret.expose_secret(), "whsec_previous");
+        assert_eq!(
+            previous.until,
+            fixtures::t0() + alarm_domain::jiff::SignedDuration::from_hours(24)
+        );
     }
     // A key dropped from the configuration too early.
     raw.execute_unprepared(

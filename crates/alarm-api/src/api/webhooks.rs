@@ -46,7 +46,8 @@ pub(crate) enum Created {
 /// A registration with a new secret.
 #[derive(ApiResponse)]
 pub(crate) enum Rotated {
-    /// The registration and its new signing secret; the old one no longer signs.
+    /// The registration and its new signing secret; the old one keeps
+    /// signing beside it until `previous_secret_until`.
     #[oai(status = 200)]
     Ok(
         Json<WebhookSecretView>,
@@ -266,8 +267,10 @@ impl WebhooksApi {
 
     /// Replace a webhook endpoint's signing secret.
     ///
-    /// The new secret is in the answer and nowhere else; the old one stops
-    /// signing at once, so update the receiver right after.
+    /// The new secret is in the answer and nowhere else. Deliveries carry a
+    /// signature with each secret until `previous_secret_until` (the
+    /// operator's overlap, a day by default), so update the receiver within
+    /// it; a second rotation inside the overlap retires the oldest secret.
     #[oai(path = "/:id/rotate-secret", method = "post")]
     async fn rotate_secret(
         &self,

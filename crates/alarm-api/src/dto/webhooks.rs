@@ -108,6 +108,11 @@ pub struct WebhookView {
     pub consecutive_failures: u32,
     /// The alarms it is narrowed to; empty: every alarm of the owner.
     pub alarm_ids: Vec<String>,
+    /// After a rotation: until when (RFC 3339) the previous secret also
+    /// signs, one more signature in `webhook-signature` (absent when the
+    /// secret was never rotated with an overlap).
+    #[oai(skip_serializing_if_is_none)]
+    pub previous_secret_until: Option<String>,
 }
 
 impl WebhookView {
@@ -119,6 +124,7 @@ impl WebhookView {
             active: w.active(),
             consecutive_failures: w.failure_count(),
             alarm_ids: w.alarms().iter().map(ToString::to_string).collect(),
+            previous_secret_until: w.previous().map(|p| p.until.to_string()),
         }
     }
 }
@@ -224,6 +230,7 @@ mod tests {
             active: true,
             consecutive_failures: 0,
             alarm_ids: Vec::new(),
+            previous_secret_until: None,
         };
         let shown = format!(
             "{:?} {:?}",

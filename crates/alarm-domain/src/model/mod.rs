@@ -23,5 +23,6 @@ pub use holiday::{DelayMinutes, Holiday, HolidayDate, HolidayName, HolidayPrefer
 pub use routine::{MAX_ROUTINE_ACTIONS, Routine, RoutineAction, RoutineName};
 pub use user::{Country, DisplayName, Email, Locale, Role, StateCode, User, login_key};
 pub use webhook::{
-    MAX_WEBHOOK_ALARM_FILTER, WebhookEvent, WebhookEventSet, WebhookRegistration, WebhookUrl,
+    MAX_WEBHOOK_ALARM_FILTER, PreviousSecret, WebhookEvent, WebhookEventSet, WebhookRegistration,
+    WebhookUrl,
 };

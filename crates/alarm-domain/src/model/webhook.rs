@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use jiff::Timestamp;
 use secrecy::SecretString;
 
 use crate::error::{ValidationError, codes};
@@ -232,6 +233,17 @@ impl fmt::Debug for WebhookEventSet {
 /// The most alarms one registration's `alarm_ids` filter may name.
 pub const MAX_WEBHOOK_ALARM_FILTER: usize = 100;
 
+/// The signing secret a rotation replaced, which still signs until
+/// `until` (the rotation's overlap), so a receiver can switch to the new
+/// one without rejecting deliveries meanwhile.
+#[derive(Debug, Clone)]
+pub struct PreviousSecret {
+    /// The secret before the rotation.
+    pub secret: SecretString,
+    /// When it stops signing.
+    pub until: Timestamp,
+}
+
 /// A user's webhook endpoint. The signing secret is a [`SecretString`]: it
 /// never appears in `Debug` output or logs.
 #[derive(Debug, Clone)]
@@ -241,6 +253,7 @@ pub struct WebhookRegistration {
     url: WebhookUrl,
     events: WebhookEventSet,
     secret: SecretString,
+    previous: Option<PreviousSecret>,
     active: bool,
     failure_count: u32,
     alarms: Vec<AlarmId>,
@@ -263,10 +276,32 @@ impl WebhookRegistration {
             url,
             events,
             secret,
+            previous: None,
             active,
             failure_count,
             alarms: Vec::new(),
         }
+    }
+    /// Keeps `previous` signing beside the secret until its instant.
+    #[must_use]
+    pub fn with_previous(mut self, previous: Option<PreviousSecret>) -> Self {
+        self.previous = previous;
+        self
+    }
+    /// The secret the last rotation replaced, if it had an overlap (it may
+    /// have ended: see [`WebhookRegistration::signing_secrets`]).
+    pub fn previous(&self) -> Option<&PreviousSecret> {
+        self.previous.as_ref()
+    }
+    /// The secrets a delivery at `now` is signed with: the current one,
+    /// then the previous one while its overlap lasts (Standard Webhooks
+    /// sends one signature per secret in the same header).
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<&SecretString> {
+        let mut secrets = vec![&self.secret];
+        if let Some(previous) = self.previous.as_ref().filter(|p| now < p.until) {
+            secrets.push(&previous.secret);
+        }
+        secrets
     }
     /// Narrows the registration to the events of `alarms` (empty: every
     /// alarm of its owner). The caller bounds and checks the list.
@@ -316,6 +351,35 @@ impl WebhookRegistration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotated_out_secret_signs_until_its_overlap_ends() {
+        use secrecy::ExposeSecret;
+        let at = |s: i64| Timestamp::from_second(s).expect("instant");
+        let reg = WebhookRegistration::new(
+            WebhookId::generate(),
+            UserId::generate(),
+            WebhookUrl::parse("https://hooks.example.com/a").expect("url"),
+            WebhookEventSet::new(&[WebhookEvent::Triggered]).expect("events"),
+            SecretString::from("whsec_new"),
+            true,
+            0,
+        );
+        let texts = |r: &WebhookRegistration, now| {
+            r.signing_secrets(now)
+                .iter()
+                .map(|s| s.expose_secret().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(texts(&reg, at(100)), ["whsec_new"]);
+        let reg = reg.with_previous(Some(PreviousSecret {
+            secret: SecretString::from("whsec_old"),
+            until: at(200),
+        }));
+        assert_eq!(texts(&reg, at(199)), ["whsec_new", "whsec_old"]);
+        assert_eq!(texts(&reg, at(200)), ["whsec_new"]);
+        assert!(!format!("{reg:?}").contains("whsec_old"));
+    }
 
     #[test]
     fn urls_are_absolute_http_without_credentials() {

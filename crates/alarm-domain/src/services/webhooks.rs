@@ -43,6 +43,7 @@ use crate::ports::{AlarmStore, Clock, IdSource, Outbox, TargetGuard, WebhookStor
 pub struct WebhookService {
     ports: WebhookPorts,
     quota: crate::limits::Quota,
+    overlap: jiff::SignedDuration,
 }
 
 /// A fresh signing secret: `whsec_` and 32 bytes from the id source's
@@ -76,6 +77,9 @@ impl WebhookService {
     pub fn new(ports: Ports) -> Self {
         Self {
             quota: ports.limits.webhooks(),
+            overlap: jiff::SignedDuration::from_secs(i64::from(
+                ports.limits.webhook_secret_overlap_seconds,
+            )),
             ports: ports.into(),
         }
     }
@@ -173,6 +177,7 @@ impl WebhookService {
             active,
             failures,
         )
+        .with_previous(before.previous().cloned())
         .with_alarms(alarms);
         let audit = self.ports.audit(
             actor,
@@ -235,8 +240,10 @@ impl WebhookService {
             .map_err(|why| ValidationError::new("url", codes::REFUSED_TARGET, why).into())
     }
 
-    /// Replaces the signing secret; the new one is shown once, the old one
-    /// stops signing at once.
+    /// Replaces the signing secret; the new one is shown once. The old one
+    /// keeps signing beside it for the operator's overlap
+    /// (`webhook_secret_overlap_seconds`); a second rotation within it
+    /// retires the first old secret at once (one previous secret is kept).
     ///
     /// # Errors
     /// [`ServiceError::NotFound`].
@@ -256,6 +263,12 @@ impl WebhookService {
             secret.clone(),
             before.active(),
             before.failure_count(),
+        )
+        .with_previous(
+            (!self.overlap.is_zero()).then(|| crate::model::PreviousSecret {
+                secret: before.secret().clone(),
+                until: now.saturating_add(self.overlap).unwrap_or(now),
+            }),
         )
         .with_alarms(before.alarms().to_vec());
         let audit = self.ports.audit(

@@ -11,6 +11,7 @@ mod m0008_api_keys;
 mod m0009_password_resets;
 mod m0010_account_tokens;
 mod m0011_outbox_trace;
+mod m0012_webhook_previous_secret;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_password_resets::Migration),
             Box::new(m0010_account_tokens::Migration),
             Box::new(m0011_outbox_trace::Migration),
+            Box::new(m0012_webhook_previous_secret::Migration),
         ]
     }
 }
@@ -51,4 +53,5 @@ pub(crate) const SOURCES: &[&str] = &[
     include_str!("m0009_password_resets.rs"),
     include_str!("m0010_account_tokens.rs"),
     include_str!("m0011_outbox_trace.rs"),
+    include_str!("m0012_webhook_previous_secret.rs"),
 ];

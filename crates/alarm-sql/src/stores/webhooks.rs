@@ -1,7 +1,7 @@
 //! The webhook store on SQL: each owner's registrations, their events and signing secrets.
 
 use alarm_domain::ids::{AlarmId, UserId, WebhookId};
-use alarm_domain::model::{WebhookRegistration, WebhookUrl};
+use alarm_domain::model::{PreviousSecret, WebhookRegistration, WebhookUrl};
 use alarm_domain::ports::{ChangeSet, SecretSealer, StoreError, WebhookOp, WebhookStore};
 use async_trait::async_trait;
 use sea_orm::QueryResult;
@@ -13,13 +13,12 @@ use crate::db::{col, corrupt, num};
 use crate::row::Row;
 
 /// Every column of a registration, named (see the outbox's `COLUMNS`).
-pub(crate) const WEBHOOK_COLUMNS: &str =
-    "id, owner_id, url, events, secret, active, failure_count, alarm_ids";
+pub(crate) const WEBHOOK_COLUMNS: &str = "id, owner_id, url, events, secret, previous_secret, previous_until_us, active, failure_count, alarm_ids";
 
 /// What a webhook's sealed secret is bound to: its table, column and id,
-/// so a sealed value copied to another row does not open there.
-fn seal_context(id: uuid::Uuid) -> Vec<u8> {
-    format!("webhooks.secret:{id}").into_bytes()
+/// so a sealed value copied to another row or column does not open there.
+fn seal_context(column: &str, id: uuid::Uuid) -> Vec<u8> {
+    format!("webhooks.{column}:{id}").into_bytes()
 }
 
 fn no_sealer() -> StoreError {
@@ -31,6 +30,7 @@ fn no_sealer() -> StoreError {
 pub(crate) fn open_secret(
     sealer: Option<&dyn SecretSealer>,
     stored: String,
+    column: &str,
     id: uuid::Uuid,
 ) -> Result<SecretString, StoreError> {
     let Some(sealer) = sealer else {
@@ -40,19 +40,20 @@ pub(crate) fn open_secret(
         return Ok(SecretString::from(stored));
     }
     sealer
-        .open(&stored, &seal_context(id))
-        .map_err(|e| corrupt("webhooks.secret", e))
+        .open(&stored, &seal_context(column, id))
+        .map_err(|e| corrupt(&format!("webhooks.{column}"), e))
 }
 
 /// The sealed text of a webhook's secret.
 pub(crate) fn seal_secret(
     sealer: Option<&dyn SecretSealer>,
     secret: &SecretString,
+    column: &str,
     id: uuid::Uuid,
 ) -> Result<String, StoreError> {
     sealer
         .ok_or_else(no_sealer)?
-        .seal(secret, &seal_context(id))
+        .seal(secret, &seal_context(column, id))
         .map_err(|e| StoreError::Unexpected(Box::new(e)))
 }
 
@@ -70,12 +71,31 @@ impl SqlStores {
             open_secret(
                 self.sealer.as_deref(),
                 col::<String>(row, "secret")?,
+                "secret",
                 id.as_uuid(),
             )?,
             col(row, "active")?,
             num::<i32, u32>(row, "failure_count")?,
         )
+        .with_previous(self.previous_from(row, id.as_uuid())?)
         .with_alarms(alarm_ids_from(row)?))
+    }
+
+    /// The rotated-out secret and its end, when the row has both.
+    fn previous_from(
+        &self,
+        row: &QueryResult,
+        id: uuid::Uuid,
+    ) -> Result<Option<PreviousSecret>, StoreError> {
+        let secret = col::<Option<String>>(row, "previous_secret")?;
+        let until = col::<Option<i64>>(row, "previous_until_us")?;
+        let (Some(secret), Some(until)) = (secret, until) else {
+            return Ok(None);
+        };
+        Ok(Some(PreviousSecret {
+            secret: open_secret(self.sealer.as_deref(), secret, "previous_secret", id)?,
+            until: crate::db::ts(until)?,
+        }))
     }
 }
 
@@ -127,7 +147,22 @@ impl WebhookStore for SqlStores {
             Ok(Row::new()
                 .set("url", w.url().as_str())
                 .set("events", events_to_bits(w.events()))
-                .set("secret", seal_secret(sealer, w.secret(), w.id().as_uuid())?)
+                .set(
+                    "secret",
+                    seal_secret(sealer, w.secret(), "secret", w.id().as_uuid())?,
+                )
+                .set(
+                    "previous_secret",
+                    w.previous()
+                        .map(|p| {
+                            seal_secret(sealer, &p.secret, "previous_secret", w.id().as_uuid())
+                        })
+                        .transpose()?,
+                )
+                .set(
+                    "previous_until_us",
+                    w.previous().map(|p| crate::db::us(p.until)),
+                )
                 .set("active", w.active())
                 .set("alarm_ids", alarm_ids_to(w))
                 .set(

@@ -44,7 +44,9 @@ impl State {
                 w.secret().clone(),
                 health.active,
                 health.failures,
-            ),
+            )
+            .with_previous(w.previous().cloned())
+            .with_alarms(w.alarms().to_vec()),
         );
     }
 }
