@@ -19,6 +19,18 @@ use sea_orm::{ConnectionTrait, Database};
 const ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const DB: &str = "alarm_bench";
 
+/// Connects with the testkit's fake sealer: the bench measures the store,
+/// not the AEAD.
+async fn connect(config: &alarm_sql::DbConfig) -> Sql {
+    Sql::connect(config)
+        .await
+        .expect("connect")
+        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
+            "k1",
+            &[],
+        )))
+}
+
 fn base() -> String {
     let admin = std::env::var("ALARM_TEST_PG_URL").unwrap_or_else(|_| ADMIN.to_owned());
     admin
@@ -43,13 +55,7 @@ async fn fresh(pool: u32) -> (Sql, Ports) {
         .expect("url")
         .with_max_connections(pool)
         .expect("pool");
-    let sql = Sql::connect(&config)
-        .await
-        .expect("connect")
-        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
-            "k1",
-            &[],
-        )));
+    let sql = connect(&config).await;
     sql.migrate_up().await.expect("migrate");
     let ports = sql.ports(
         TimeZoneDatabase::bundled(),
@@ -180,13 +186,7 @@ async fn captured_script(owner: UserId) -> Result<String, String> {
         .expect("url")
         .with_max_connections(1)
         .expect("pool");
-    let sql = Sql::connect(&config)
-        .await
-        .expect("connect")
-        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
-            "k1",
-            &[],
-        )));
+    let sql = connect(&config).await;
     let ports = sql.ports(
         TimeZoneDatabase::bundled(),
         Arc::new(ManualClock::new(fixtures::t0())),

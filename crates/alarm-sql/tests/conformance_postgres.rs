@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::services::Ports;
-use alarm_sql::Sql;
 use alarm_testkit::conformance::{self, Backend, LocalFuture, Subject};
 use alarm_testkit::{ManualClock, SequentialIds, fixtures};
 
@@ -24,13 +23,7 @@ impl Backend for Postgres {
     fn ports(&self) -> LocalFuture<'_, Ports> {
         Box::pin(async move {
             let db = common::PgTestDb::new().await;
-            let sql = Sql::connect(&db.config())
-                .await
-                .expect("connect")
-                .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
-                    "k1",
-                    &[],
-                )));
+            let sql = common::connect(&db.config()).await;
             self.made.lock().expect("registry").push(db);
             sql.ports(
                 TimeZoneDatabase::bundled(),

@@ -5,20 +5,13 @@ mod common;
 use std::sync::Arc;
 
 use alarm_domain::jiff::tz::TimeZoneDatabase;
-use alarm_sql::Sql;
 use alarm_testkit::conformance::{self, Subject};
 use alarm_testkit::{ManualClock, SequentialIds, fixtures};
 
 fn main() {
     conformance::run(Subject::new("sqlite").ports(|| async {
         let (config, _dir) = common::sqlite_config("conformance");
-        let sql = Sql::connect(&config)
-            .await
-            .expect("connect")
-            .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
-                "k1",
-                &[],
-            )));
+        let sql = common::connect(&config).await;
         sql.migrate_up().await.expect("migrate");
         sql.ports(
             TimeZoneDatabase::bundled(),

@@ -6,18 +6,11 @@ use std::sync::Arc;
 
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::services::Ports;
-use alarm_sql::Sql;
 use alarm_testkit::{ManualClock, SequentialIds, fixtures};
 
 async fn sqlite_ports() -> Ports {
     let (config, _dir) = common::sqlite_config("conformance");
-    let sql = Sql::connect(&config)
-        .await
-        .expect("connect")
-        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
-            "k1",
-            &[],
-        )));
+    let sql = common::connect(&config).await;
     sql.migrate_up().await.expect("migrate");
     sql.ports(
         TimeZoneDatabase::bundled(),

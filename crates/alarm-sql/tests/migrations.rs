@@ -54,13 +54,7 @@ async fn postgres_empty_database_migrates() {
     }
     // An empty database (not the template), as an operator's would be.
     let db = common::PgTestDb::new().await;
-    let sql = Sql::connect(&db.config())
-        .await
-        .expect("connect")
-        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
-            "k1",
-            &[],
-        )));
+    let sql = common::connect(&db.config()).await;
     sql.migrate_fresh().await.expect("fresh");
     let all = u32::try_from(alarm_sql::migration_names().len()).expect("few");
     sql.migrate_down(all).await.expect("down to empty");
@@ -244,13 +238,7 @@ async fn account_tokens_migrate_both_ways(sql: &Sql) {
 
 async fn sqlite_account_tokens_migrate_both_ways() {
     let (config, dir) = common::sqlite_config("m0010");
-    let sql = Sql::connect(&config)
-        .await
-        .expect("connect")
-        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
-            "k1",
-            &[],
-        )));
+    let sql = common::connect(&config).await;
     account_tokens_migrate_both_ways(&sql).await;
     sql.close().await;
     let _ = std::fs::remove_dir_all(dir);
@@ -261,13 +249,7 @@ async fn postgres_account_tokens_migrate_both_ways() {
         return;
     }
     let db = common::PgTestDb::new().await;
-    let sql = Sql::connect(&db.config())
-        .await
-        .expect("connect")
-        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
-            "k1",
-            &[],
-        )));
+    let sql = common::connect(&db.config()).await;
     account_tokens_migrate_both_ways(&sql).await;
     sql.close().await;
     db.drop_db().await;

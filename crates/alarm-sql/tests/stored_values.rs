@@ -20,13 +20,7 @@ use secrecy::SecretString;
 
 async fn sqlite() -> (Sql, Ports, String) {
     let (config, dir) = common::sqlite_config("stored-values");
-    let sql = Sql::connect(&config)
-        .await
-        .expect("connect")
-        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
-            "k1",
-            &[],
-        )));
+    let sql = common::connect(&config).await;
     sql.migrate_up().await.expect("migrate");
     let ports = sql.ports(
         TimeZoneDatabase::bundled(),
@@ -74,34 +68,44 @@ async fn store_unsupported(ports: &Ports) {
     .into_iter()
     .enumerate()
     {
-        let hook = WebhookRegistration::new(
-            WebhookId::generate(),
-            ana.id(),
-            WebhookUrl::parse(&format!("https://hooks.example.com/{i}")).expect("url"),
-            WebhookEventSet::new(&events).expect("events"),
-            SecretString::from("whsec_test"),
-            true,
-            0,
-        );
-        ports
-            .webhooks
-            .commit(ChangeSet {
-                op: WebhookOp::Create(
-                    hook.clone(),
-                    alarm_domain::limits::Quota::unlimited("webhooks"),
-                ),
-                audit: fixtures::audit(
-                    ports,
-                    Some(ana.id()),
-                    "webhook.create",
-                    hook.id().as_uuid(),
-                ),
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
-            .await
-            .expect("store the registration");
+        store_hook(ports, ana.id(), i, &events, "whsec_test", None).await;
     }
+}
+
+/// Stores `owner`'s registration number `i` for `events`, signed with
+/// `secret` (and a rotation's `previous`).
+async fn store_hook(
+    ports: &Ports,
+    owner: alarm_domain::ids::UserId,
+    i: usize,
+    events: &[WebhookEvent],
+    secret: &str,
+    previous: Option<alarm_domain::model::PreviousSecret>,
+) -> WebhookId {
+    let hook = WebhookRegistration::new(
+        WebhookId::generate(),
+        owner,
+        WebhookUrl::parse(&format!("https://hooks.example.com/{i}")).expect("url"),
+        WebhookEventSet::new(events).expect("events"),
+        SecretString::from(secret.to_owned()),
+        true,
+        0,
+    )
+    .with_previous(previous);
+    ports
+        .webhooks
+        .commit(ChangeSet {
+            op: WebhookOp::Create(
+                hook.clone(),
+                alarm_domain::limits::Quota::unlimited("webhooks"),
+            ),
+            audit: fixtures::audit(ports, Some(owner), "webhook.create", hook.id().as_uuid()),
+            events: Vec::new(),
+            triggers: Vec::new(),
+        })
+        .await
+        .expect("store the registration");
+    hook.id()
 }
 
 async fn counts_and_corruption(sql: &Sql, ports: &Ports, url: &str) {
@@ -149,13 +153,7 @@ async fn postgres_counts_unsupported_values_and_refuses_out_of_range_integers() 
         return;
     }
     let db = common::PgTestDb::new().await;
-    let sql = Sql::connect(&db.config())
-        .await
-        .expect("connect")
-        .with_sealer(std::sync::Arc::new(alarm_testkit::FakeSealer::new(
-            "k1",
-            &[],
-        )));
+    let sql = common::connect(&db.config()).await;
     let ports = sql.ports(
         TimeZoneDatabase::bundled(),
         Arc::new(ManualClock::new(fixtures::t0())),
@@ -186,39 +184,23 @@ async fn resealing(url: &str) {
     let ana = fixtures::user(&ports, "ana@example.com").await;
     let mut hooks = Vec::new();
     for i in 0..3 {
-        let hook = WebhookRegistration::new(
-            WebhookId::generate(),
-            ana.id(),
-            WebhookUrl::parse(&format!("https://hooks.example.com/{i}")).expect("url"),
-            WebhookEventSet::new(&[WebhookEvent::Triggered]).expect("events"),
-            SecretString::from(format!("whsec_secret{i}")),
-            true,
-            0,
-        )
         // The last one is in a rotation's overlap: two sealed values.
-        .with_previous((i == 2).then(|| alarm_domain::model::PreviousSecret {
+        let previous = (i == 2).then(|| alarm_domain::model::PreviousSecret {
             secret: SecretString::from("whsec_previous"),
             until: fixtures::t0() + alarm_domain::jiff::SignedDuration::from_hours(24),
-        }));
-        ports
-            .webhooks
-            .commit(ChangeSet {
-                op: WebhookOp::Create(
-                    hook.clone(),
-                    alarm_domain::limits::Quota::unlimited("webhooks"),
-                ),
-                audit: fixtures::audit(
-                    &ports,
-                    Some(ana.id()),
-                    "webhook.create",
-                    hook.id().as_uuid(),
-                ),
-                events: Vec::new(),
-                triggers: Vec::new(),
-            })
-            .await
-            .expect("store the registration");
-        hooks.push(hook.id());
+        });
+        let secret = format!("whsec_secret{i}");
+        hooks.push(
+            store_hook(
+                &ports,
+                ana.id(),
+                i,
+                &[WebhookEvent::Triggered],
+                &secret,
+                previous,
+            )
+            .await,
+        );
     }
     let raw = Database::connect(url).await.expect("raw connection");
     let stored = async || -> Vec<String> {
