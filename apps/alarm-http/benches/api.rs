@@ -502,7 +502,8 @@ fn main() {
             must(
                 Command::new("callgrind_control")
                     .args(["-z", &pid])
-                    .stdout(Stdio::null()),
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
                 "callgrind_control -z",
             );
             let counted = load(COUNTED);
@@ -510,7 +511,8 @@ fn main() {
             must(
                 Command::new("callgrind_control")
                     .args(["-d", &pid])
-                    .stdout(Stdio::null()),
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
                 "callgrind_control -d",
             );
             stop(api);
