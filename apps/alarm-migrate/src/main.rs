@@ -81,6 +81,14 @@ async fn run(database: Database, command: Command) -> Result<(), String> {
             println!("all migrations applied to {target}");
         }
         Command::Reseal => {
+            // Every column it seals must exist.
+            let pending = sql.pending_migrations().await.map_err(|e| e.to_string())?;
+            if !pending.is_empty() {
+                return Err(format!(
+                    "the schema is behind ({} pending); run `alarm-migrate up` first",
+                    pending.len()
+                ));
+            }
             if let Some(sealer) = sealer {
                 resealed(&sql.clone().with_sealer(Arc::new(sealer))).await?;
             }

@@ -141,7 +141,8 @@ Secrets (environment only, never on the command line or in the --config file):
   DATABASE_URL_FILE     a file holding DATABASE_URL
   DATA_ENCRYPTION_KEYS  keys sealing the stored webhook secrets: one base64
                         32-byte key per line, the first sealing; required
-                        with PostgreSQL, else <DATA_DIR>/data-key is made
+                        with PostgreSQL, else data-key is made beside
+                        the SQLite file
   DATA_ENCRYPTION_KEYS_FILE  a file holding DATA_ENCRYPTION_KEYS
   SMTP_PASSWORD         with SMTP_USERNAME
   SMTP_PASSWORD_FILE    a file holding SMTP_PASSWORD
@@ -171,8 +172,8 @@ pub struct Database {
     pub values: DatabaseValues,
 }
 
-/// The file under `DATA_DIR` holding the data key a SQLite installation
-/// generated for itself when `DATA_ENCRYPTION_KEYS` is unset.
+/// The file beside the SQLite database holding the data key an
+/// installation generated for itself when `DATA_ENCRYPTION_KEYS` is unset.
 pub const DATA_KEY_FILE: &str = "data-key";
 
 impl Database {
@@ -205,7 +206,8 @@ impl Database {
 
     /// The sealer of the secrets the database holds: the
     /// `DATA_ENCRYPTION_KEYS`, else, on SQLite (one host), the key in
-    /// `DATA_DIR/data-key`, generated owner-only on first use. PostgreSQL
+    /// `data-key` beside the database file, generated owner-only on first
+    /// use. PostgreSQL
     /// needs the setting: processes on several hosts must share the keys.
     ///
     /// # Errors
@@ -217,11 +219,17 @@ impl Database {
             return alarm_secrets::AeadSealer::from_text(keys).map_err(bad_keys);
         }
         let config = self.config().map_err(|e| e.to_string())?;
-        if config.kind() != alarm_sql::DbKind::Sqlite {
+        let Some(file) = config.sqlite_file() else {
             return Err("DATA_ENCRYPTION_KEYS is required with a PostgreSQL DATABASE_URL: every process must seal and open the stored webhook secrets with the same keys (make one with `openssl rand -base64 32`)".to_owned());
-        }
-        let dir = &self.values.data_dir;
-        alarm_sql::private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        };
+        // Beside the database file, so every process and tool opening that
+        // file finds the same key whatever its DATA_DIR or working folder.
+        let dir = match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        alarm_sql::private_dir(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let path = dir.join(DATA_KEY_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => SecretString::from(text),
@@ -274,10 +282,7 @@ impl Database {
                 Ok(sealer) => format!("[set: current key id {}]", sealer.current_key_id()),
                 Err(e) => e.to_string(),
             },
-            None => format!(
-                "[unset: {}/{DATA_KEY_FILE} on SQLite]",
-                self.values.data_dir.display()
-            ),
+            None => format!("[unset: {DATA_KEY_FILE} beside a SQLite database]"),
         };
         let mut lines = vec![
             format!("database_url = {url:?}"),
@@ -509,34 +514,40 @@ impl Server {
     }
 }
 
-/// Writes a new data key to `path` (owner-only); when another process
-/// made it first, reads theirs.
+/// Writes a new data key to `path` (owner-only) all at once: it is
+/// written and synced under a name of its own, then linked into place, so
+/// no process ever reads a half-written key; when another process linked
+/// first, theirs is read.
 fn generate_key_file(path: &std::path::Path) -> Result<SecretString, String> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let key = alarm_secrets::AeadSealer::generate_key()?;
-    let mut file = match std::fs::OpenOptions::new()
+    let draft = path.with_extension(format!("new-{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return std::fs::read_to_string(path)
-                .map(SecretString::from)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()));
+        .open(&draft)
+        .and_then(|mut f| {
+            f.write_all(key.expose_secret().as_bytes())?;
+            f.sync_all()
+        });
+    let linked = written.and_then(|()| std::fs::hard_link(&draft, path));
+    let _ = std::fs::remove_file(&draft);
+    match linked {
+        Ok(()) => {
+            tracing::warn!(
+                path = %path.display(),
+                "generated a data key sealing the stored webhook secrets; keep it with the database's backups but apart from them, and set DATA_ENCRYPTION_KEYS in production"
+            );
+            Ok(key)
         }
-        Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
-    };
-    file.write_all(key.expose_secret().as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    tracing::warn!(
-        path = %path.display(),
-        "generated a data key sealing the stored webhook secrets; keep it with the database's backups but apart from them, and set DATA_ENCRYPTION_KEYS in production"
-    );
-    Ok(key)
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(path)
+            .map(SecretString::from)
+            .map_err(|e| format!("cannot read {}: {e}", path.display())),
+        Err(e) => Err(format!("cannot write {}: {e}", path.display())),
+    }
 }
 
 #[cfg(test)]

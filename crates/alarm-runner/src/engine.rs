@@ -567,8 +567,10 @@ impl Engine {
             while set.len() < AT_ONCE {
                 let Some(chunk) = pending.next() else { break };
                 let queue = self.ports.claims.clone();
-                // In the batch's span: the rows it queues carry its trace.
-                set.spawn(async move { queue.complete_many(chunk).await }.in_current_span());
+                // In the batch's trace: the rows it queues carry it.
+                set.spawn(alarm_telemetry::in_current_trace(async move {
+                    queue.complete_many(chunk).await
+                }));
             }
             let Some(done) = set.join_next().await else {
                 break;

@@ -139,7 +139,13 @@ impl DbConfig {
         Ok(self)
     }
 
-    /// The kind of database.
+    /// The SQLite database file, when the URL names one.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        use secrecy::ExposeSecret as _;
+        crate::connect::sqlite_path(self.url.expose_secret()).map(std::path::Path::to_path_buf)
+    }
+
+    /// The database kind.
     pub fn kind(&self) -> DbKind {
         self.kind
     }

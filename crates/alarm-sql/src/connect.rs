@@ -84,7 +84,7 @@ pub(crate) fn is_transient(err: &DbErr) -> bool {
 }
 
 /// The SQLite file path of a `sqlite:` URL, when it names a file.
-fn sqlite_path(url: &str) -> Option<&Path> {
+pub(crate) fn sqlite_path(url: &str) -> Option<&Path> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

@@ -29,8 +29,8 @@ impl Sql {
     /// each row is replaced only if it still holds what was read (a
     /// secret rotated meanwhile keeps its new value), so it can run while
     /// the apps serve, be stopped at any point and run again: it resumes
-    /// by skipping what is current. `alarm-migrate up` and `AUTO_MIGRATE`
-    /// run it after the schema migrations.
+    /// by skipping what is current. `alarm-migrate reseal` runs it, and the
+    /// embedded default at start.
     ///
     /// # Errors
     /// No sealer, a store failure, or a secret that does not open (sealed

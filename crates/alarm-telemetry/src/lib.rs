@@ -153,6 +153,17 @@ impl Decision {
     }
 }
 
+/// `work` in the caller's trace, for a task spawned from it: the current
+/// span (a recorded trace's) and the unrecorded trace's context, which a
+/// task-local would not carry into a new task.
+pub fn in_current_trace<F: std::future::Future>(
+    work: F,
+) -> impl std::future::Future<Output = F::Output> {
+    use tracing::Instrument as _;
+    let unrecorded = UNRECORDED.try_with(|c| *c).ok().flatten();
+    UNRECORDED.scope(unrecorded, work.in_current_span())
+}
+
 /// Makes the entry span of a trace [`decide`]d on: the `tracing` span
 /// `info_span!(name, fields…)`, seen by the OpenTelemetry layer only when
 /// the trace is recorded (an unrecorded one has the target

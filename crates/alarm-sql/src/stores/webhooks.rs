@@ -37,7 +37,16 @@ pub(crate) fn open_secret(
         return Err(no_sealer());
     };
     if !sealer.is_sealed(&stored) {
-        return Ok(SecretString::from(stored));
+        // Plain text only in the one form secrets had before sealing: any
+        // other unsealed value is damage, never a key.
+        return if stored.starts_with("whsec_") {
+            Ok(SecretString::from(stored))
+        } else {
+            Err(corrupt(
+                &format!("webhooks.{column}"),
+                "neither sealed nor a plain whsec_ secret",
+            ))
+        };
     }
     sealer
         .open(&stored, &seal_context(column, id))
