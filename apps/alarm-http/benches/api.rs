@@ -498,23 +498,21 @@ fn main() {
             );
             let pid = api.id().to_string();
             let load = |n: u64| oha(&["-n", &n.to_string(), "-c", "8", "-H", auth.as_str()], url);
+            // -z zeroes the counts, -d dumps them.
+            let control = |flag: &str| {
+                must(
+                    Command::new("callgrind_control")
+                        .args([flag, &pid])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                    &format!("callgrind_control {flag}"),
+                );
+            };
             load(200);
-            must(
-                Command::new("callgrind_control")
-                    .args(["-z", &pid])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null()),
-                "callgrind_control -z",
-            );
+            control("-z");
             let counted = load(COUNTED);
             assert_eq!(counted.ok, COUNTED, "every counted request answered");
-            must(
-                Command::new("callgrind_control")
-                    .args(["-d", &pid])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null()),
-                "callgrind_control -d",
-            );
+            control("-d");
             stop(api);
             // The dump taken after the zeroing holds only the counted
             // requests (and what the process did meanwhile, export included).

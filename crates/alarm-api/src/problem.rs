@@ -392,14 +392,7 @@ impl ApiError {
 
 /// `e: cause: cause…` for logs.
 pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    s
+    alarm_domain::error::chain(e)
 }
 
 impl From<ValidationError> for ApiError {

@@ -148,6 +148,19 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
+/// An error and its causes, `: `-joined, for logs and operator messages
+/// (a wrapper's own text is often generic; its cause says what failed).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
 /// `value` without bidirectional controls: how a stored name from before
 /// they were refused is read back (shown plainly rather than not at all).
 pub fn without_bidi(value: &str) -> std::borrow::Cow<'_, str> {

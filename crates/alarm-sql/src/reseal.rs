@@ -90,7 +90,10 @@ impl Sql {
                 let plain = !sealer.is_sealed(&stored);
                 let secret = open_secret(Some(sealer.as_ref()), stored.clone(), column, id)
                     .map_err(|e| {
-                        format!("webhook {id}: its {column} does not open: {}", chain(&e))
+                        format!(
+                            "webhook {id}: its {column} does not open: {}",
+                            alarm_domain::error::chain(&e)
+                        )
                     })?;
                 let sealed = seal_secret(Some(sealer.as_ref()), &secret, column, id)
                     .map_err(|e| format!("webhook {id}: {e}"))?;
@@ -136,17 +139,4 @@ impl Sql {
 
 fn id_in(row: &sea_orm::QueryResult) -> Result<uuid::Uuid, String> {
     col::<uuid::Uuid>(row, "id").map_err(|e| corrupt("webhooks.id", e).to_string())
-}
-
-/// An error and its causes, `: `-joined (a store error's own text is
-/// generic; the cause says which key is missing).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
