@@ -77,8 +77,6 @@ fn metrics_text(metrics: poem::web::Data<&alarm_appkit::metrics::Metrics>) -> po
 
 /// The embedded default's signing key: generated once, kept with mode 0600.
 fn embedded_key(data_dir: &Path) -> Result<SecretString, String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::fs::PermissionsExt;
     let path = key_path(data_dir);
     match std::fs::read_to_string(&path) {
@@ -107,29 +105,14 @@ fn embedded_key(data_dir: &Path) -> Result<SecretString, String> {
     let mut raw = [0u8; 48];
     getrandom::fill(&mut raw).map_err(|e| format!("random generator: {e}"))?;
     let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let mut file = match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-    {
-        Ok(f) => f,
-        // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return std::fs::read_to_string(&path)
-                .map(|k| SecretString::from(k.trim().to_owned()))
-                .map_err(|e| format!("cannot read {}: {e}", path.display()));
-        }
-        Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
-    };
-    file.write_all(key.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    tracing::warn!(
-        path = %path.display(),
-        "generated a JWT signing key for the embedded default; production must set JWT_SECRET_KEY"
-    );
-    Ok(SecretString::from(key))
+    let (key, ours) = alarm_host::groups::write_key_once(&path, SecretString::from(key))?;
+    if ours {
+        tracing::warn!(
+            path = %path.display(),
+            "generated a JWT signing key for the embedded default; production must set JWT_SECRET_KEY"
+        );
+    }
+    Ok(key)
 }
 
 struct EngineCheck(Arc<EngineHealth>);

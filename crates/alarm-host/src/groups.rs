@@ -514,14 +514,32 @@ impl Server {
     }
 }
 
-/// Writes a new data key to `path` (owner-only) all at once: it is
-/// written and synced under a name of its own, then linked into place, so
-/// no process ever reads a half-written key; when another process linked
-/// first, theirs is read.
+/// Writes a new data key to `path` (see [`write_key_once`]).
 fn generate_key_file(path: &std::path::Path) -> Result<SecretString, String> {
+    let key = alarm_secrets::AeadSealer::generate_key()?;
+    let (key, ours) = write_key_once(path, key)?;
+    if ours {
+        tracing::warn!(
+            path = %path.display(),
+            "generated a data key sealing the stored webhook secrets; keep it with the database's backups but apart from them, and set DATA_ENCRYPTION_KEYS in production"
+        );
+    }
+    Ok(key)
+}
+
+/// Stores a generated `key` at `path` (owner-only) all at once: written
+/// and synced under a name of its own, then linked into place, so no
+/// process ever reads a half-written key. When another process linked
+/// first, theirs is returned; the flag says whether `key` is the one kept.
+///
+/// # Errors
+/// The file cannot be written or read; the message names it.
+pub fn write_key_once(
+    path: &std::path::Path,
+    key: SecretString,
+) -> Result<(SecretString, bool), String> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let key = alarm_secrets::AeadSealer::generate_key()?;
     let draft = path.with_extension(format!("new-{}", std::process::id()));
     let written = std::fs::OpenOptions::new()
         .write(true)
@@ -536,15 +554,9 @@ fn generate_key_file(path: &std::path::Path) -> Result<SecretString, String> {
     let linked = written.and_then(|()| std::fs::hard_link(&draft, path));
     let _ = std::fs::remove_file(&draft);
     match linked {
-        Ok(()) => {
-            tracing::warn!(
-                path = %path.display(),
-                "generated a data key sealing the stored webhook secrets; keep it with the database's backups but apart from them, and set DATA_ENCRYPTION_KEYS in production"
-            );
-            Ok(key)
-        }
+        Ok(()) => Ok((key, true)),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(path)
-            .map(SecretString::from)
+            .map(|k| (SecretString::from(k.trim().to_owned()), false))
             .map_err(|e| format!("cannot read {}: {e}", path.display())),
         Err(e) => Err(format!("cannot write {}: {e}", path.display())),
     }
