@@ -131,7 +131,8 @@ fn ci() -> Result<(), String> {
 /// The tests talk to real servers: PostgreSQL on 127.0.0.1:5432 (started here when this
 /// machine's local cluster is stopped), Redis on 127.0.0.1:6379 (started here when it does
 /// not answer) and aiosmtpd, a real SMTP server that the e-mail tests
-/// start themselves (installed here with pip when missing). Tests never install anything.
+/// start themselves, and Oracle's Python SDK `oci` (the OCI signer's reference), both installed here
+/// with pip when missing. Tests never install anything.
 fn services() -> Result<(), String> {
     if succeeds(command(
         "pg_isready",
@@ -202,14 +203,23 @@ fn services() -> Result<(), String> {
             return Err("redis-server started but 127.0.0.1:6379 does not answer".to_owned());
         }
     }
-    if succeeds(command("python3", ["-c", "import aiosmtpd"])) {
-        println!("    aiosmtpd is installed");
-    } else {
-        println!("    installing aiosmtpd (the e-mail tests' SMTP server)");
-        run(command(
-            "python3",
-            ["-m", "pip", "install", "--quiet", "aiosmtpd"],
-        ))?;
+    for (module, package, why) in [
+        ("aiosmtpd", "aiosmtpd", "the e-mail tests' SMTP server"),
+        (
+            "oci",
+            "oci",
+            "Oracle's Python SDK: alarm-secrets compares its request signer with the SDK's",
+        ),
+    ] {
+        if succeeds(command("python3", ["-c", &format!("import {module}")])) {
+            println!("    {package} is installed");
+        } else {
+            println!("    installing {package} ({why})");
+            run(command(
+                "python3",
+                ["-m", "pip", "install", "--quiet", package],
+            ))?;
+        }
     }
     Ok(())
 }

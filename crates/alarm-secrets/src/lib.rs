@@ -2,9 +2,10 @@
 //!
 //! Built here: [`EnvSecrets`] (the process environment), [`FileSecrets`]
 //! (a directory with one secret per file, as Docker and Kubernetes mount
-//! them) and [`Chain`] (providers tried in a configured order). The
-//! HashiCorp Vault and OCI Vault providers are not built yet: a
-//! configuration naming them is refused at start ([`ProviderKind::parse`]).
+//! them), [`VaultSecrets`] (HashiCorp Vault KV v2), [`OciSecrets`] (OCI
+//! Vault secret bundles) and [`Chain`] (providers tried in a configured
+//! order). The networked providers do their I/O on one thread of their own
+//! (`runtime`), so a setting can be resolved before an app's runtime runs.
 //!
 //! Values are [`SecretString`]s from the moment they are read; no error,
 //! `Debug` or log line of this crate carries a value.
@@ -17,13 +18,24 @@ use secrecy::SecretString;
 
 mod env;
 mod file;
+pub mod oci;
 mod reference;
+mod runtime;
 mod seal;
+mod vault;
 
 pub use env::EnvSecrets;
 pub use file::FileSecrets;
+pub use oci::{OciAuth, OciConfig, OciSecrets};
 pub use reference::{ReferenceError, expand, references};
 pub use seal::{AeadSealer, DataKeyError, MAX_DATA_KEYS};
+pub use vault::{VaultAuth, VaultConfig, VaultError, VaultSecrets};
+
+/// Installs the process's rustls provider (`ring`, the workspace's one);
+/// a second call, or an app that installed one first, is fine.
+pub(crate) fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// The longest secret name accepted (a name is part of a file path or an
 /// environment variable's name).
@@ -48,24 +60,33 @@ pub enum ProviderKind {
     Env,
     /// A directory of secret files.
     File,
+    /// HashiCorp Vault's KV v2 engine.
+    Vault,
+    /// OCI Vault's secret bundles.
+    Oci,
 }
 
 impl ProviderKind {
     /// Reads one name of a `SECRETS_PROVIDERS` list.
     ///
     /// # Errors
-    /// An unknown name, or one of a provider not built yet (`vault`, `oci`).
+    /// An unknown name.
     pub fn parse(name: &str) -> Result<Self, String> {
         match name.trim() {
             "env" => Ok(Self::Env),
             "file" => Ok(Self::File),
-            p @ ("vault" | "oci") => Err(format!(
-                "the `{p}` secret provider is not built yet; use env and file"
-            )),
+            "vault" => Ok(Self::Vault),
+            "oci" => Ok(Self::Oci),
             other => Err(format!(
-                "unknown secret provider `{other}` (known: env, file)"
+                "unknown secret provider `{other}` (known: env, file, vault, oci)"
             )),
         }
+    }
+
+    /// Whether a name read by this provider may carry a version
+    /// (`name@3`).
+    pub fn versioned(self) -> bool {
+        matches!(self, Self::Vault | Self::Oci)
     }
 
     /// The name written in settings and references.
@@ -73,8 +94,23 @@ impl ProviderKind {
         match self {
             Self::Env => "env",
             Self::File => "file",
+            Self::Vault => "vault",
+            Self::Oci => "oci",
         }
     }
+}
+
+/// What the configured providers are made from.
+#[derive(Debug, Default)]
+pub struct ProviderSettings {
+    /// The file provider's directory.
+    pub dir: std::path::PathBuf,
+    /// The env provider's prefix.
+    pub env_prefix: String,
+    /// The Vault provider's settings, if any are given.
+    pub vault: Option<VaultConfig>,
+    /// The OCI Vault provider's settings, if any are given.
+    pub oci: Option<OciConfig>,
 }
 
 /// A provider that failed (not a missing secret): which one, and why.
@@ -110,13 +146,20 @@ impl Chain {
         Self { providers }
     }
 
-    /// The chain a `SECRETS_PROVIDERS` list names (e.g. `env,file`), the
-    /// file provider over `dir`, the env provider's variables under
-    /// `env_prefix`.
+    /// The chain a `SECRETS_PROVIDERS` list names (e.g. `env,file`), each
+    /// provider made from `settings`; the networked ones connect (and log
+    /// in) here, so one that is down fails the start, named.
     ///
     /// # Errors
-    /// An unknown provider, one not built yet, or one listed twice.
-    pub fn configured(list: &str, dir: &std::path::Path, env_prefix: &str) -> Result<Self, String> {
+    /// An unknown provider, one listed twice, one whose settings are
+    /// missing, or one that cannot connect.
+    pub async fn configured(list: &str, settings: ProviderSettings) -> Result<Self, String> {
+        let ProviderSettings {
+            dir,
+            env_prefix,
+            mut vault,
+            mut oci,
+        } = settings;
         let mut providers: Vec<(&'static str, Arc<dyn SecretProvider>)> = Vec::new();
         for name in list.split(',').filter(|n| !n.trim().is_empty()) {
             let kind = ProviderKind::parse(name)?;
@@ -124,8 +167,28 @@ impl Chain {
                 return Err(format!("`{}` is listed twice", kind.name()));
             }
             let provider: Arc<dyn SecretProvider> = match kind {
-                ProviderKind::Env => Arc::new(EnvSecrets::from_process(env_prefix)),
-                ProviderKind::File => Arc::new(FileSecrets::new(dir)),
+                ProviderKind::Env => Arc::new(EnvSecrets::from_process(&env_prefix)),
+                ProviderKind::File => Arc::new(FileSecrets::new(&dir)),
+                ProviderKind::Vault => {
+                    let config = vault.take().ok_or(
+                        "the `vault` provider needs VAULT_ADDR and VAULT_TOKEN or VAULT_ROLE_ID + VAULT_SECRET_ID",
+                    )?;
+                    Arc::new(
+                        VaultSecrets::connect(config)
+                            .await
+                            .map_err(|e| format!("secret provider `vault` cannot start: {e}"))?,
+                    )
+                }
+                ProviderKind::Oci => {
+                    let config = oci.take().ok_or(
+                        "the `oci` provider needs OCI_VAULT_REGION and its auth settings (OCI_AUTH)",
+                    )?;
+                    Arc::new(
+                        OciSecrets::connect(config)
+                            .await
+                            .map_err(|e| format!("secret provider `oci` cannot start: {e}"))?,
+                    )
+                }
             };
             providers.push((kind.name(), provider));
         }
@@ -199,15 +262,21 @@ mod tests {
     }
 
     #[test]
-    fn providers_not_built_are_refused_by_name() {
+    fn providers_are_known_by_name() {
         assert_eq!(ProviderKind::parse(" env"), Ok(ProviderKind::Env));
         assert_eq!(ProviderKind::parse("file"), Ok(ProviderKind::File));
-        assert!(
-            ProviderKind::parse("vault")
-                .unwrap_err()
-                .contains("not built")
-        );
-        assert!(ProviderKind::parse("oci").unwrap_err().contains("`oci`"));
+        assert_eq!(ProviderKind::parse("vault"), Ok(ProviderKind::Vault));
+        assert_eq!(ProviderKind::parse("oci"), Ok(ProviderKind::Oci));
         assert!(ProviderKind::parse("aws").unwrap_err().contains("unknown"));
+    }
+
+    #[tokio::test]
+    async fn a_networked_provider_without_settings_is_named() {
+        for (list, named) in [("env,vault", "VAULT_ADDR"), ("oci", "OCI_VAULT_REGION")] {
+            let err = Chain::configured(list, ProviderSettings::default())
+                .await
+                .unwrap_err();
+            assert!(err.contains(named), "{err}");
+        }
     }
 }

@@ -2,7 +2,10 @@
 //!
 //! Forms (each also with a leading `$`, as in `${vault:name}`):
 //! - `{vault:NAME}`: the first provider of the chain that has `NAME`;
-//! - `{vault:PROVIDER:NAME}`: that provider only (`env` or `file`).
+//! - `{vault:PROVIDER:NAME}`: that provider only (`env`, `file`, `vault`
+//!   or `oci`);
+//! - `{vault:vault:NAME@3}`, `{vault:oci:NAME@3}`: version 3 of the secret
+//!   (only a provider that keeps versions reads one).
 //!
 //! A reference may stand alone (`JWT_SECRET_KEY={vault:jwt-key}`) or inside
 //! a longer value (`postgres://app:{vault:db-password}@db/alarms`).
@@ -103,7 +106,7 @@ pub fn references(value: &str) -> Result<Vec<Reference>, ReferenceError> {
                 // secret.
                 Some(ProviderKind::parse(p).map_err(|_| {
                     ReferenceError::Malformed(
-                        "`{vault:PROVIDER:NAME}` names no provider this build has (env, file)"
+                        "`{vault:PROVIDER:NAME}` names no provider this build has (env, file, vault, oci)"
                             .into(),
                     )
                 })?),
@@ -111,7 +114,23 @@ pub fn references(value: &str) -> Result<Vec<Reference>, ReferenceError> {
             ),
             None => (None, body),
         };
-        if !valid_name(name) {
+        let base = match (provider, name.split_once('@')) {
+            (_, None) => name,
+            (Some(p), Some((base, version)))
+                if p.versioned()
+                    && !version.is_empty()
+                    && version.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                base
+            }
+            _ => {
+                return Err(ReferenceError::Malformed(
+                    "a version (`NAME@3`) is read only through `{vault:vault:…}` or `{vault:oci:…}`"
+                        .into(),
+                ));
+            }
+        };
+        if !valid_name(base) {
             return Err(ReferenceError::Malformed(format!(
                 "a secret name is 1 to {} letters, digits, `_`, `-` or `.`, not starting with `.`",
                 crate::MAX_NAME_LEN
@@ -208,7 +227,8 @@ mod tests {
 
     #[test]
     fn references_are_found_in_every_form() {
-        let refs = references("a{vault:x}b${vault:env:y-1}c{vault:file:z.z}").expect("refs");
+        let refs = references("a{vault:x}b${vault:env:y-1}c{vault:file:z.z}{vault:vault:k@12}")
+            .expect("refs");
         let read: Vec<_> = refs
             .iter()
             .map(|r| (r.written.as_str(), r.provider, r.name.as_str()))
@@ -219,6 +239,7 @@ mod tests {
                 ("{vault:x}", None, "x"),
                 ("${vault:env:y-1}", Some(ProviderKind::Env), "y-1"),
                 ("{vault:file:z.z}", Some(ProviderKind::File), "z.z"),
+                ("{vault:vault:k@12}", Some(ProviderKind::Vault), "k@12"),
             ]
         );
         assert!(
@@ -230,8 +251,11 @@ mod tests {
             "{vault:x",
             "{vault:}",
             "{vault:a/b}",
-            "{vault:vault:x}",
             "{vault:s3cr3t:x}",
+            "{vault:x@1}",
+            "{vault:file:x@1}",
+            "{vault:vault:x@}",
+            "{vault:oci:x@v1}",
         ] {
             let err = references(bad).unwrap_err().to_string();
             assert!(!err.contains("s3cr3t"), "the text is not repeated: {err}");
