@@ -252,7 +252,7 @@ impl LimitValues {
 
 /// `JWT_PREVIOUS_SECRET_KEYS`: one key per line (blank lines skipped),
 /// each at least as long as a signing key must be.
-fn previous_keys(keys: &SecretString) -> Result<Vec<SecretString>, ConfigError> {
+pub(crate) fn previous_keys(keys: &SecretString) -> Result<Vec<SecretString>, ConfigError> {
     let keys: Vec<SecretString> = keys
         .expose_secret()
         .lines()
@@ -277,7 +277,7 @@ fn previous_keys(keys: &SecretString) -> Result<Vec<SecretString>, ConfigError> 
 
 /// `JWT_RSA_KEYS`: PEM `PRIVATE KEY` (PKCS#8) blocks, each kept whole; the
 /// keys themselves are checked when the token service is built.
-fn rsa_keys(pem: &SecretString) -> Result<Vec<SecretString>, ConfigError> {
+pub(crate) fn rsa_keys(pem: &SecretString) -> Result<Vec<SecretString>, ConfigError> {
     const END: &str = "-----END PRIVATE KEY-----";
     let text = pem.expose_secret();
     let mut keys = Vec::new();
@@ -316,6 +316,8 @@ pub(crate) struct Settings {
     /// `JWT_RSA_KEYS`: PEM RSA keys, the first signs RS256.
     pub(crate) jwt_rsa: Vec<SecretString>,
     secrets: SecretsValues,
+    /// The secret providers, for values that change after the start.
+    pub(crate) refs: SecretRefs,
 }
 
 impl Settings {
@@ -421,6 +423,7 @@ impl Settings {
             jwt_previous,
             jwt_rsa,
             secrets,
+            refs,
         })
     }
 

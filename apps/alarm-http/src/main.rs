@@ -14,7 +14,7 @@ use alarm_runner::EngineHealth;
 use clap::Parser;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{EndpointExt as _, Server};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use config::{Args, Settings, key_path};
 
@@ -127,6 +127,87 @@ impl HealthCheck for EngineCheck {
     }
 }
 
+/// Secret settings whose refresh fails: the last value stays in use, so
+/// the API still serves; `/health` says which and since when.
+struct SecretsCheck(Arc<alarm_secrets::Refresher>);
+
+#[async_trait::async_trait]
+impl HealthCheck for SecretsCheck {
+    fn name(&self) -> &'static str {
+        "secrets"
+    }
+    fn critical(&self) -> bool {
+        false
+    }
+    async fn check(&self) -> Result<(), String> {
+        let stale = self.0.stale();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        Err(stale
+            .iter()
+            .map(|s| format!("{} not refreshed since {}: {}", s.setting, s.since, s.error))
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+}
+
+/// Rotated JWT keys (`JWT_SECRET_KEY`, `JWT_PREVIOUS_SECRET_KEYS`,
+/// `JWT_RSA_KEYS`, when written as references) re-key the API: new tokens
+/// are signed with the new key at once, and the replaced keys keep
+/// verifying until the tokens they signed expire.
+fn follow_jwt_keys(refs: &alarm_host::secrets::SecretRefs, state: &Arc<AppState>) {
+    type Apply = fn(&mut TokenConfig, &SecretString) -> Result<(), String>;
+    let settings: [(&str, Apply); 3] = [
+        ("JWT_SECRET_KEY", |c, v| {
+            if v.expose_secret().len() < alarm_api::auth::MIN_SECRET_BYTES {
+                return Err(format!(
+                    "must be at least {} bytes",
+                    alarm_api::auth::MIN_SECRET_BYTES
+                ));
+            }
+            c.secret = v.clone();
+            Ok(())
+        }),
+        ("JWT_PREVIOUS_SECRET_KEYS", |c, v| {
+            c.previous_secrets = config::previous_keys(v).map_err(|e| e.to_string())?;
+            Ok(())
+        }),
+        ("JWT_RSA_KEYS", |c, v| {
+            c.rsa_keys = config::rsa_keys(v).map_err(|e| e.to_string())?;
+            Ok(())
+        }),
+    ];
+    for (setting, apply) in settings {
+        let Some(mut changes) = refs.watch(setting) else {
+            continue;
+        };
+        let state = Arc::downgrade(state);
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let Some(state) = state.upgrade() else {
+                    return;
+                };
+                let value = changes.borrow_and_update().clone();
+                let mut refused = None;
+                let outcome = state.rekey(|c| {
+                    if let Err(e) = apply(c, &value) {
+                        refused = Some(e);
+                    }
+                });
+                match (refused, outcome) {
+                    (Some(e), _) | (None, Err(e)) => {
+                        tracing::warn!(setting, error = %e, "a rotated JWT key was refused; the keys in force stay");
+                    }
+                    (None, Ok(kid)) => {
+                        tracing::info!(setting, kid = %kid, "JWT keys rotated: new tokens use the new keys, the replaced ones verify until their tokens expire");
+                    }
+                }
+            }
+        });
+    }
+}
+
 struct DatabaseCheck(alarm_sql::Sql);
 
 #[async_trait::async_trait]
@@ -155,6 +236,17 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "database open");
     let api = &settings.api;
     let admin_emails = settings.admin_emails.clone();
+    // Reset and verification e-mails go out from this process, not
+    // through the outbox: each carries a token that must not be stored.
+    let account_mailer = settings
+        .server
+        .notify
+        .settings
+        .smtp
+        .as_ref()
+        .map(alarm_notify::email::Mailer::new)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let config = ApiConfig {
         tokens: TokenConfig {
             secret: jwt_secret,
@@ -196,22 +288,20 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
             .trusted_proxies()
             .map_err(|e| e.to_string())?,
         proxy_header: settings.limits.proxy_header().map_err(|e| e.to_string())?,
-        // Reset and verification e-mails go out from this process, not
-        // through the outbox: each carries a token that must not be stored.
-        account_mail: match &settings.server.notify.settings.smtp {
-            Some(smtp) => Some(alarm_api::AccountMailer(Arc::new(
-                alarm_notify::email::AccountMails::new(
-                    alarm_notify::email::Mailer::new(smtp).map_err(|e| e.to_string())?,
-                    alarm_notify::email::AccountLinks {
-                        reset: api.password_reset_url.clone(),
-                        verify: api.email_verification_url.clone(),
-                    },
-                ),
-            ))),
-            None => None,
-        },
+        account_mail: account_mailer.clone().map(|mailer| {
+            alarm_api::AccountMailer(Arc::new(alarm_notify::email::AccountMails::new(
+                mailer,
+                alarm_notify::email::AccountLinks {
+                    reset: api.password_reset_url.clone(),
+                    verify: api.email_verification_url.clone(),
+                },
+            )))
+        }),
     };
-    let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(opened.sql.clone()))];
+    let mut checks: Vec<Arc<dyn HealthCheck>> = vec![
+        Arc::new(DatabaseCheck(opened.sql.clone())),
+        Arc::new(SecretsCheck(settings.refs.refresher().clone())),
+    ];
     // The engine and the delivery worker run in this process unless
     // `--no-worker`: the API's commits wake the engine directly, and on
     // PostgreSQL so do other processes'.
@@ -257,6 +347,15 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
         let state = state.clone();
         move || state.scrape_gauges()
     });
+    // Secrets rotated in their provider reach these without a restart.
+    let mut mailers: Vec<&alarm_notify::email::Mailer> = account_mailer.iter().collect();
+    let dispatcher = background.as_ref().map(Background::dispatcher);
+    if let Some(m) = dispatcher.as_deref().and_then(|d| d.mailer()) {
+        mailers.push(m);
+    }
+    settings.refs.follow(&opened.sql, &mailers);
+    follow_jwt_keys(&settings.refs, &state);
+    settings.refs.start_refresh();
     metrics.on_scrape({
         let sql = opened.sql.clone();
         move || sql.pool_gauges()

@@ -648,7 +648,7 @@ fn settings_take_secrets_by_reference() {
     assert!(!text.contains("app.example.com"), "{text}");
     assert!(text.contains("secrets_providers = \"env,file\""), "{text}");
     // Unresolvable: missing, bound to a provider that lacks it, a provider
-    // not built yet.
+    // without its settings.
     for (var, value, expected) in [
         (
             "JWT_SECRET_KEY",
@@ -660,7 +660,7 @@ fn settings_take_secrets_by_reference() {
             "postgres://app:{vault:env:jwt-key}@db/alarms",
             "`{vault:env:jwt-key}` was not found (providers asked: env)",
         ),
-        ("SECRETS_PROVIDERS", "vault", "not built yet"),
+        ("SECRETS_PROVIDERS", "vault", "needs VAULT_ADDR"),
     ] {
         let out = bin()
             .arg("--print-config")
@@ -673,6 +673,20 @@ fn settings_take_secrets_by_reference() {
         assert!(err.contains(var) && err.contains(expected), "{var}: {err}");
         assert!(!err.contains(key) && !err.contains("app:"), "{var}: {err}");
     }
+    // A provider that is down at start stops it, named, its token unshown.
+    let out = bin()
+        .arg("--print-config")
+        .env("SECRETS_PROVIDERS", "env,vault")
+        .env("VAULT_ADDR", "http://127.0.0.1:9")
+        .env("VAULT_TOKEN", "hvs.canary-token")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("secret provider `vault` cannot start") && !err.contains("canary"),
+        "{err}"
+    );
     // The server signs with the file's key: a token it issued verifies
     // under that key given literally, and not under another.
     let (mut child, addr, _) = start_with_env(
@@ -1095,5 +1109,151 @@ fn canary_secrets_never_leak() {
             assert!(!text.contains(canary), "{canary} leaked in: {text}");
         }
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Starts the embedded default in `dir` with `env`, its log lines sent to
+/// the returned channel as they are written (so a test awaits a line
+/// instead of sleeping).
+fn start_with_log(
+    dir: &PathBuf,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut child = bin()
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the banner");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (child, addr, rx)
+}
+
+/// Awaits the first log line holding `needle` (at most a minute).
+fn await_log(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no log line with {needle:?}: {e}"),
+        }
+    }
+}
+
+/// The `kid` of a JWT.
+fn kid(token: &str) -> String {
+    use base64::Engine as _;
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').next().expect("header"))
+            .expect("base64url"),
+    )
+    .expect("json");
+    header["kid"].as_str().expect("kid").to_owned()
+}
+
+/// A JWT key written as a reference is re-read every
+/// `SECRETS_REFRESH_SECONDS`: a rotated key signs new tokens without a
+/// restart while tokens of the old one keep working; a provider that
+/// fails keeps the last key, and `/health` says so (degraded, still 200).
+#[test]
+fn a_rotated_jwt_key_is_taken_without_a_restart() {
+    let dir = temp_dir("rotation");
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).expect("dir");
+    let key_file = secrets.join("jwt-key");
+    std::fs::write(&key_file, "first-signing-key-0123456789abcdefghij\n").expect("write");
+    let secrets_dir = secrets.display().to_string();
+    let (mut child, addr, logs) = start_with_log(
+        &dir,
+        &[
+            ("SECRETS_PROVIDERS", "file"),
+            ("SECRETS_DIR", secrets_dir.as_str()),
+            ("SECRETS_REFRESH_SECONDS", "1"),
+            ("JWT_SECRET_KEY", "{vault:jwt-key}"),
+        ],
+    );
+    let first = sign_up(&addr);
+    std::fs::write(&key_file, "second-signing-key-0123456789abcdefghij\n").expect("rotate");
+    await_log(&logs, "JWT keys rotated");
+    let (status, body) = send(
+        &addr,
+        "POST",
+        "/api/v1/auth/login",
+        r#"{"email":"ana@example.com","password":"a long passphrase"}"#,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let second = body
+        .split("\"access_token\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("token")
+        .to_owned();
+    assert_ne!(kid(&first), kid(&second), "the new key signs");
+    for token in [&first, &second] {
+        assert_eq!(
+            send(&addr, "GET", "/api/v1/auth/me", "", Some(token)).0,
+            200,
+            "tokens of the old key verify until they expire, the new key's too"
+        );
+    }
+    let (status, body) = get(&addr, "/health");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""status":"ok""#), "{body}");
+
+    // The provider loses the secret: the last key stays in use.
+    std::fs::remove_file(&key_file).expect("remove");
+    let line = await_log(&logs, "could not be refreshed");
+    assert!(
+        line.contains("JWT_SECRET_KEY") && !line.contains("second-signing"),
+        "{line}"
+    );
+    let (status, body) = get(&addr, "/health");
+    assert_eq!(status, 200, "degraded still serves: {body}");
+    assert!(
+        body.contains(r#""status":"degraded""#)
+            && body.contains("JWT_SECRET_KEY not refreshed since"),
+        "{body}"
+    );
+    assert_eq!(get(&addr, "/health/ready").0, 200);
+    assert_eq!(
+        send(&addr, "GET", "/api/v1/auth/me", "", Some(&second)).0,
+        200
+    );
+    std::fs::write(&key_file, "second-signing-key-0123456789abcdefghij\n").expect("restore");
+    await_log(&logs, "secret refresh works again");
+    let (status, body) = get(&addr, "/health");
+    assert!(status == 200 && body.contains(r#""status":"ok""#), "{body}");
+    assert!(sigterm(&mut child).success());
     let _ = std::fs::remove_dir_all(dir);
 }

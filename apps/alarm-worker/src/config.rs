@@ -43,6 +43,8 @@ pub(crate) struct Settings {
     pub(crate) worker: WorkerValues,
     pub(crate) server: Server,
     secrets: SecretsValues,
+    /// The secret providers, for values that change after the start.
+    pub(crate) refs: SecretRefs,
 }
 
 impl Settings {
@@ -54,6 +56,7 @@ impl Settings {
             worker: args.worker.resolve(&mut file, &refs)?,
             server: args.server.load(&mut file, &refs)?,
             secrets,
+            refs,
         };
         file.finish()?;
         Ok(settings)

@@ -75,9 +75,20 @@ fn live() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the engine reached the database recently.
+/// Readiness: the engine reached the database recently. Secret settings
+/// whose refresh fails are listed under `stale_secrets` (the last value
+/// stays in use: the worker stays ready).
 #[handler]
-fn ready(health: Data<&Arc<EngineHealth>>, dispatcher: Data<&Arc<Dispatcher>>) -> poem::Response {
+fn ready(
+    health: Data<&Arc<EngineHealth>>,
+    dispatcher: Data<&Arc<Dispatcher>>,
+    secrets: Data<&Arc<alarm_secrets::Refresher>>,
+) -> poem::Response {
+    let stale: Vec<serde_json::Value> = secrets
+        .stale()
+        .into_iter()
+        .map(|s| serde_json::json!({"setting": s.setting, "since": s.since.to_string(), "error": s.error}))
+        .collect();
     let body = |status: &str, reason: Option<String>| {
         let sent = dispatcher.stats();
         let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
@@ -90,6 +101,7 @@ fn ready(health: Data<&Arc<EngineHealth>>, dispatcher: Data<&Arc<Dispatcher>>) -
             },
             "status": status,
             "reason": reason,
+            "stale_secrets": stale,
             "holds_engine_right": health.holds_right(),
             "rang": health.rang(),
             "missed": health.missed(),
@@ -111,6 +123,13 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
     });
     let runner = settings.server.runner();
     let background = Background::new(&opened, runner.clone(), &settings.server.notify.settings)?;
+    // Secrets rotated in their provider reach these without a restart.
+    let dispatcher = background.dispatcher();
+    settings.refs.follow(
+        &opened.sql,
+        &dispatcher.mailer().into_iter().collect::<Vec<_>>(),
+    );
+    settings.refs.start_refresh();
     let ops_listen = settings.worker.ops_listen;
     let acceptor = TcpListener::bind(ops_listen)
         .into_acceptor()
@@ -128,7 +147,8 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
         .at("/metrics", get(metrics_text))
         .data(metrics)
         .data(background.health())
-        .data(background.dispatcher());
+        .data(background.dispatcher())
+        .data(settings.refs.refresher().clone());
     let ops_server = tokio::spawn(
         Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
             ops,

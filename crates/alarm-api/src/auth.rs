@@ -194,9 +194,13 @@ pub struct Claims {
 /// `nbf` are required, with 5 s of leeway for clock skew.
 pub struct Tokens {
     config: TokenConfig,
-    keys: Vec<Key>,
+    keys: Vec<Arc<Key>>,
     /// Index in `keys` of the key that signs.
     signer: usize,
+    /// Keys a re-key replaced, each verifying (and, for RSA, published)
+    /// until the unix second beside it: the tokens they signed live that
+    /// long at most.
+    retired: Vec<(Arc<Key>, i64)>,
 }
 
 /// One key that verifies (and, for the signer, signs).
@@ -323,7 +327,11 @@ impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokens")
             .field("config", &self.config)
-            .field("kids", &self.keys.iter().map(Key::kid).collect::<Vec<_>>())
+            .field(
+                "kids",
+                &self.keys.iter().map(|k| k.kid()).collect::<Vec<_>>(),
+            )
+            .field("retired", &self.retired.len())
             .field("signer", &self.keys[self.signer].kid())
             .finish()
     }
@@ -351,9 +359,9 @@ impl Tokens {
     /// A secret shorter than [`MIN_SECRET_BYTES`], an RSA key that is not
     /// PEM PKCS#8 or that ring refuses, or two keys with one `kid`.
     pub fn new(config: TokenConfig) -> Result<Self, String> {
-        let mut keys = vec![Key::hs256(&config.secret)?];
+        let mut keys = vec![Arc::new(Key::hs256(&config.secret)?)];
         for secret in &config.previous_secrets {
-            keys.push(Key::hs256(secret)?);
+            keys.push(Arc::new(Key::hs256(secret)?));
         }
         // The first RSA key signs when there is one.
         let signer = if config.rsa_keys.is_empty() {
@@ -362,7 +370,7 @@ impl Tokens {
             keys.len()
         };
         for pem in &config.rsa_keys {
-            keys.push(Key::rs256(pem)?);
+            keys.push(Arc::new(Key::rs256(pem)?));
         }
         for (i, key) in keys.iter().enumerate() {
             if keys[..i].iter().any(|k| k.kid() == key.kid()) {
@@ -373,7 +381,47 @@ impl Tokens {
             config,
             keys,
             signer,
+            retired: Vec::new(),
         })
+    }
+
+    /// The keys `config` gives, taking over at `now` (a secret rotated in
+    /// its provider): each key of these tokens that the new set lacks
+    /// keeps verifying until every token it signed has expired (the
+    /// access lifetime and the clock leeway from `now`), so nobody is
+    /// logged out by a rotation. A rotation because a key leaked wants
+    /// those tokens dead at once: restart instead.
+    ///
+    /// # Errors
+    /// As [`Tokens::new`].
+    pub fn rekeyed(&self, config: TokenConfig, now: Timestamp) -> Result<Self, String> {
+        let mut next = Self::new(config)?;
+        let until = now.as_second() + next.config.access_ttl.as_secs() + LEEWAY_SECS;
+        let kept = |k: &Arc<Key>| !next.keys.iter().any(|n| n.kid() == k.kid());
+        let mut retired: Vec<(Arc<Key>, i64)> = self
+            .retired
+            .iter()
+            .filter(|(k, u)| *u > now.as_second() && kept(k))
+            .cloned()
+            .collect();
+        for key in &self.keys {
+            if kept(key) && !retired.iter().any(|(r, _)| r.kid() == key.kid()) {
+                retired.push((key.clone(), until));
+            }
+        }
+        next.retired = retired;
+        Ok(next)
+    }
+
+    /// The keys that verify at `now`: the configured ones, then the
+    /// retired ones still within their time.
+    fn verifying(&self, now: i64) -> impl Iterator<Item = &Key> {
+        self.keys.iter().map(|k| &**k).chain(
+            self.retired
+                .iter()
+                .filter(move |(_, until)| *until > now)
+                .map(|(k, _)| &**k),
+        )
     }
 
     /// The settings.
@@ -386,13 +434,13 @@ impl Tokens {
         self.keys[self.signer].kid()
     }
 
-    /// The public keys for `/.well-known/jwks.json`: every RSA key, the
-    /// signer first. HS256 keys are secret and never published.
-    pub fn jwks(&self) -> Vec<Jwk> {
+    /// The public keys for `/.well-known/jwks.json` at `now`: every RSA
+    /// key, the signer first, then retired ones still verifying. HS256
+    /// keys are secret and never published.
+    pub fn jwks(&self, now: Timestamp) -> Vec<Jwk> {
         // The RSA keys sit in `keys` in configured order, the signer
         // (the first of them) first.
-        self.keys
-            .iter()
+        self.verifying(now.as_second())
             .filter_map(|k| match k {
                 Key::Rs256 { kid, public, .. } => Some(Jwk {
                     kty: "RSA",
@@ -468,10 +516,12 @@ impl Tokens {
         // token from before keys had ids) the HS256 keys; each only for
         // its own algorithm.
         let candidates: Vec<&Key> = match &jose.kid {
-            Some(kid) => self.keys.iter().filter(|k| k.kid() == kid).collect(),
+            Some(kid) => self
+                .verifying(now.as_second())
+                .filter(|k| k.kid() == kid)
+                .collect(),
             None => self
-                .keys
-                .iter()
+                .verifying(now.as_second())
                 .filter(|k| matches!(k, Key::Hs256 { .. }))
                 .collect(),
         };
@@ -610,7 +660,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
         .data::<Arc<AppState>>()
         .ok_or_else(|| unauthorized("the server is not configured"))?;
     let caller = authenticate(
-        &state.tokens,
+        &state.tokens(),
         state.ports.refresh_tokens.as_ref(),
         state.ports.users.as_ref(),
         &bearer.token,
@@ -975,6 +1025,58 @@ mod tests {
     }
 
     #[test]
+    fn a_rekey_keeps_replaced_keys_verifying_until_their_tokens_expire() {
+        let old = Tokens::new(TokenConfig {
+            rsa_keys: vec![rsa(0)],
+            ..config("old-key")
+        })
+        .expect("old");
+        let by_old = old
+            .issue(UserId::generate(), Role::User, uuid::Uuid::now_v7(), now())
+            .expect("sign");
+        let hs_old = Tokens::new(config("old-key")).expect("hs");
+        let hs_by_old = hs_old
+            .issue(UserId::generate(), Role::User, uuid::Uuid::now_v7(), now())
+            .expect("sign");
+        // The HS256 key and the RSA key both change.
+        let new = old
+            .rekeyed(
+                TokenConfig {
+                    rsa_keys: vec![rsa(1)],
+                    ..config("new-key")
+                },
+                now(),
+            )
+            .expect("rekeyed");
+        assert_ne!(new.signing_kid(), old.signing_kid());
+        let by_new = new
+            .issue(UserId::generate(), Role::User, uuid::Uuid::now_v7(), now())
+            .expect("sign");
+        assert_eq!(header(&by_new)["kid"], new.signing_kid());
+        // Within the access lifetime both old tokens verify, and the old
+        // RSA key is still published (after the new signer).
+        let later = now() + SignedDuration::from_mins(14);
+        assert!(new.verify(&by_old, later).is_ok());
+        assert!(new.verify(&hs_by_old, later).is_ok());
+        let kids: Vec<String> = new.jwks(later).into_iter().map(|k| k.kid).collect();
+        assert_eq!(
+            kids,
+            [new.signing_kid().to_owned(), old.signing_kid().to_owned()]
+        );
+        // Past the lifetime and the leeway, the old keys are gone.
+        let gone = now() + SignedDuration::from_mins(15) + SignedDuration::from_secs(LEEWAY_SECS);
+        assert_eq!(new.verify(&by_old, gone).unwrap_err(), "unknown key id");
+        assert!(new.verify(&hs_by_old, gone).is_err());
+        assert_eq!(new.jwks(gone).len(), 1);
+        // A second rekey keeps the first one's retired keys to their end,
+        // and retires the second set's.
+        let third = new.rekeyed(config("third-key"), later).expect("third");
+        assert!(third.verify(&by_old, later).is_ok());
+        assert!(third.verify(&by_new, later).is_ok());
+        assert!(third.verify(&by_old, gone).is_err());
+    }
+
+    #[test]
     fn rs256_tokens_verify_with_the_published_key_only() {
         let t = Tokens::new(TokenConfig {
             rsa_keys: vec![rsa(0), rsa(1)],
@@ -988,7 +1090,7 @@ mod tests {
         assert_eq!(header(&token)["kid"], t.signing_kid());
         assert_eq!(t.verify(&token, now()).expect("valid").role, "admin");
         // The JWKS: both RSA keys, the signer first, nothing of the HS256 key.
-        let jwks = t.jwks();
+        let jwks = t.jwks(now());
         assert_eq!(jwks.len(), 2);
         assert_eq!(jwks[0].kid, t.signing_kid());
         assert!(

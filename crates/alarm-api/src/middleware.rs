@@ -163,7 +163,7 @@ async fn guard(state: &AppState, req: &mut Request) -> Option<Response> {
             .map(|(_, token)| token)
             .and_then(|token| {
                 state
-                    .tokens
+                    .tokens()
                     .verify(token.trim(), state.ports.clock.now())
                     .ok()
             })

@@ -19,6 +19,12 @@ pub trait HealthCheck: Send + Sync {
     /// `Ok` when the dependency works; the reason otherwise. The caller
     /// bounds the time it may take.
     async fn check(&self) -> Result<(), String>;
+    /// Whether a failure makes the process unready (503). A check that is
+    /// not critical reports `degraded`: the process still serves (e.g. a
+    /// secret whose refresh fails keeps its last value).
+    fn critical(&self) -> bool {
+        true
+    }
 }
 
 /// The API's settings.
@@ -74,7 +80,8 @@ pub struct AppState {
     pub(crate) calendar: CalendarService,
     pub(crate) routines: RoutineService,
     pub(crate) api_keys: alarm_domain::services::ApiKeyService,
-    pub(crate) tokens: Tokens,
+    /// Swapped whole when a rotated key arrives ([`AppState::rekey`]).
+    tokens: std::sync::RwLock<Arc<Tokens>>,
     pub(crate) tzdb: TimeZoneDatabase,
     pub(crate) limiter: crate::limiter::Limiter,
     pub(crate) config: ApiConfig,
@@ -141,7 +148,7 @@ impl AppState {
             api_keys: alarm_domain::services::ApiKeyService::new(ports.clone()),
             limiter,
             ports,
-            tokens,
+            tokens: std::sync::RwLock::new(Arc::new(tokens)),
             tzdb,
             config,
             checks,
@@ -159,6 +166,34 @@ impl AppState {
             .unwrap_or("")
             .trim_end_matches('/');
         format!("{base}/api/v1/{path}")
+    }
+
+    /// The token keys in force.
+    pub(crate) fn tokens(&self) -> Arc<Tokens> {
+        self.tokens
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Changes the token keys (a key rotated in the secret provider):
+    /// `change` edits a copy of the settings in force, and the keys it
+    /// drops keep verifying until the tokens they signed have expired
+    /// ([`Tokens::rekeyed`]). Gives the `kid` new tokens carry.
+    ///
+    /// # Errors
+    /// The new settings are refused (the keys in force stay).
+    pub fn rekey(&self, change: impl FnOnce(&mut TokenConfig)) -> Result<String, String> {
+        let mut slot = self
+            .tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut config = slot.config().clone();
+        change(&mut config);
+        let next = slot.rekeyed(config, alarm_domain::jiff::Timestamp::now())?;
+        let kid = next.signing_kid().to_owned();
+        *slot = Arc::new(next);
+        Ok(kid)
     }
 
     /// The ports (for the embedding app's housekeeping).

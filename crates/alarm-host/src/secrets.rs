@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake};
 
-use alarm_secrets::{Chain, OciAuth, OciConfig, ProviderSettings, VaultAuth, VaultConfig};
+use alarm_secrets::{
+    Chain, OciAuth, OciConfig, ProviderSettings, Refresher, VaultAuth, VaultConfig,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use alarm_appkit::settings::{AsWritten, ConfigFile, Resolve};
@@ -21,6 +23,8 @@ alarm_appkit::settings! {
         secrets_dir: PathBuf = "/run/secrets", "SECRETS_DIR";
         /// The env provider's prefix: `{vault:db-password}` is the variable PREFIX + DB_PASSWORD (not empty: a reference would find its own variable)
         secrets_env_prefix: String = "SECRET_", "SECRETS_ENV_PREFIX";
+        /// Seconds between re-reads of the secret settings written as references (0: read once at start); a changed value reaches the consumers that take one without a restart, a failed read keeps the last value
+        secrets_refresh_seconds: u64 = "300", "SECRETS_REFRESH_SECONDS", 0..=86_400;
         /// Each request of the vault and oci providers is given up after this many seconds
         secrets_timeout_seconds: u64 = "10", "SECRETS_TIMEOUT_SECONDS", 1..=120;
         /// HashiCorp Vault's address (the vault provider), e.g. https://vault.internal:8200
@@ -167,6 +171,8 @@ fn oci_config(v: &SecretsValues) -> Result<Option<OciConfig>, ConfigError> {
 #[derive(Debug)]
 pub struct SecretRefs {
     chain: Chain,
+    refresher: Arc<Refresher>,
+    refresh_every: Option<std::time::Duration>,
 }
 
 impl SecretRefs {
@@ -198,7 +204,55 @@ impl SecretRefs {
         // this thread only waits.
         let chain = block_on(Chain::configured(&values.secrets_providers, settings))
             .map_err(|e| bad("SECRETS_PROVIDERS", e))?;
-        Ok((Self { chain }, values))
+        let refresher = Refresher::new(chain.clone());
+        let refresh_every = (values.secrets_refresh_seconds > 0)
+            .then(|| std::time::Duration::from_secs(values.secrets_refresh_seconds));
+        Ok((
+            Self {
+                chain,
+                refresher,
+                refresh_every,
+            },
+            values,
+        ))
+    }
+
+    /// The current value of a secret setting written as a reference, and
+    /// each later one the refreshes read; `None` for a setting given as
+    /// a value (it cannot change without a restart).
+    pub fn watch(&self, setting: &str) -> Option<tokio::sync::watch::Receiver<SecretString>> {
+        self.refresher.watch(setting)
+    }
+
+    /// The refresher, for health and tests.
+    pub fn refresher(&self) -> &Arc<Refresher> {
+        &self.refresher
+    }
+
+    /// Hands each rotated value to the consumers that take one without a
+    /// restart: `DATABASE_URL`'s password to new PostgreSQL connections,
+    /// `SMTP_PASSWORD` to the e-mail channel's mailer and to `mailers`
+    /// (e.g. the API's account e-mails). Call inside the runtime, then
+    /// [`SecretRefs::start_refresh`].
+    pub fn follow(&self, sql: &alarm_sql::Sql, mailers: &[&alarm_notify::email::Mailer]) {
+        if let Some(url) = self.watch("DATABASE_URL") {
+            sql.follow_url(url);
+        }
+        if let Some(password) = self.watch("SMTP_PASSWORD") {
+            for mailer in mailers {
+                mailer.follow(password.clone());
+            }
+        }
+    }
+
+    /// Starts the refreshes (`SECRETS_REFRESH_SECONDS`), when any secret
+    /// setting was written as a reference and the interval is not 0.
+    pub fn start_refresh(&self) {
+        if let Some(every) = self.refresh_every
+            && self.refresher.tracked() > 0
+        {
+            self.refresher.start(every);
+        }
     }
 
     /// The providers, for the secrets the apps read later.
@@ -231,7 +285,14 @@ impl Resolve for SecretRefs {
         setting: &'static str,
         raw: SecretString,
     ) -> Result<SecretString, ConfigError> {
-        Ok(self.expand(setting, raw.expose_secret())?.unwrap_or(raw))
+        Ok(match self.expand(setting, raw.expose_secret())? {
+            Some(value) => {
+                // Written as a reference: the refreshes read it again.
+                self.refresher.track(setting, raw, value.clone());
+                value
+            }
+            None => raw,
+        })
     }
 }
 

@@ -130,6 +130,12 @@ struct Context {
 }
 
 impl Dispatcher {
+    /// The e-mail channel's mailer, when SMTP is configured (to follow a
+    /// rotated password).
+    pub fn mailer(&self) -> Option<&Mailer> {
+        self.mailer.as_ref()
+    }
+
     /// A worker over `ports` (its outbox, alarms and users).
     pub fn new(
         ports: Ports,

@@ -1,5 +1,6 @@
 //! E-mail over SMTP with lettre (rustls; STARTTLS, implicit TLS, or plain for a local relay): the alarm message in plain text and HTML, and the webhook-disabled notice.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use alarm_domain::jiff::Timestamp;
@@ -83,11 +84,50 @@ pub struct Mail {
     pub html: String,
 }
 
-/// Sends mail.
+/// Sends mail. Clones share one connection pool and one password.
+#[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    inner: Arc<MailerInner>,
+}
+
+struct MailerInner {
+    /// Replaced whole when the password changes ([`Mailer::set_password`]);
+    /// messages under way finish on the transport they started with.
+    transport: std::sync::RwLock<AsyncSmtpTransport<Tokio1Executor>>,
+    config: SmtpConfig,
     from: Mailbox,
     deadline: Duration,
+}
+
+/// The SMTP transport for `config`, logging in with `password` when the
+/// server wants a login.
+fn transport(
+    config: &SmtpConfig,
+    password: Option<&SecretString>,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailConfigError> {
+    let tls = match config.tls {
+        SmtpTls::None => Tls::None,
+        SmtpTls::StartTls | SmtpTls::Implicit => {
+            let parameters = TlsParameters::new(config.host.clone())
+                .map_err(|e| MailConfigError::Tls(e.to_string()))?;
+            if config.tls == SmtpTls::StartTls {
+                Tls::Required(parameters)
+            } else {
+                Tls::Wrapper(parameters)
+            }
+        }
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+        .port(config.port)
+        .tls(tls)
+        .timeout(Some(config.timeout));
+    if let (Some(user), Some(password)) = (&config.username, password) {
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            password.expose_secret().to_owned(),
+        ));
+    }
+    Ok(builder.build())
 }
 
 /// Checks a sender mailbox (`Name <addr>` or `addr`) without building a
@@ -113,38 +153,57 @@ impl Mailer {
             .from
             .parse()
             .map_err(|e: lettre::address::AddressError| MailConfigError::From(e.to_string()))?;
-        let tls = match config.tls {
-            SmtpTls::None => Tls::None,
-            SmtpTls::StartTls | SmtpTls::Implicit => {
-                let parameters = TlsParameters::new(config.host.clone())
-                    .map_err(|e| MailConfigError::Tls(e.to_string()))?;
-                if config.tls == SmtpTls::StartTls {
-                    Tls::Required(parameters)
-                } else {
-                    Tls::Wrapper(parameters)
+        Ok(Self {
+            inner: Arc::new(MailerInner {
+                transport: std::sync::RwLock::new(transport(config, config.password.as_ref())?),
+                config: config.clone(),
+                from,
+                deadline: config.timeout,
+            }),
+        })
+    }
+
+    /// Logs in with `password` from now on (a password rotated in the
+    /// secret provider): a new connection pool replaces the old one, so
+    /// no connection logged in with the old password is reused.
+    ///
+    /// # Errors
+    /// [`MailConfigError`] (the transport in use stays).
+    pub fn set_password(&self, password: &SecretString) -> Result<(), MailConfigError> {
+        let next = transport(&self.inner.config, Some(password))?;
+        *self
+            .inner
+            .transport
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        Ok(())
+    }
+
+    /// Takes each password `changes` gives, until this mailer (and every
+    /// clone) is dropped. Call inside the runtime.
+    pub fn follow(&self, mut changes: tokio::sync::watch::Receiver<SecretString>) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                let password = changes.borrow_and_update().clone();
+                match (Mailer { inner }).set_password(&password) {
+                    Ok(()) => {
+                        tracing::info!("SMTP_PASSWORD changed: new SMTP connections log in with it")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SMTP_PASSWORD changed but the transport could not be rebuilt; the old one stays")
+                    }
                 }
             }
-        };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
-            .port(config.port)
-            .tls(tls)
-            .timeout(Some(config.timeout));
-        if let (Some(user), Some(password)) = (&config.username, &config.password) {
-            builder = builder.credentials(Credentials::new(
-                user.clone(),
-                password.expose_secret().to_owned(),
-            ));
-        }
-        Ok(Self {
-            transport: builder.build(),
-            from,
-            deadline: config.timeout,
-        })
+        });
     }
 
     /// The most one message may take, whole conversation included.
     pub fn deadline(&self) -> Duration {
-        self.deadline
+        self.inner.deadline
     }
 
     /// Sends `mail` to `to`.
@@ -161,7 +220,7 @@ impl Mailer {
             .parse()
             .map_err(|e: lettre::address::AddressError| permanent(format!("bad recipient: {e}")))?;
         let message = Message::builder()
-            .from(self.from.clone())
+            .from(self.inner.from.clone())
             .to(to)
             .subject(mail.subject.clone())
             .multipart(MultiPart::alternative_plain_html(
@@ -169,7 +228,13 @@ impl Mailer {
                 mail.html.clone(),
             ))
             .map_err(|e| permanent(format!("could not build the message: {e}")))?;
-        self.transport
+        let transport = self
+            .inner
+            .transport
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        transport
             .send(message)
             .await
             .map(|_| ())

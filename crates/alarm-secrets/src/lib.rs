@@ -20,6 +20,7 @@ mod env;
 mod file;
 pub mod oci;
 mod reference;
+mod refresh;
 mod runtime;
 mod seal;
 mod vault;
@@ -28,6 +29,7 @@ pub use env::EnvSecrets;
 pub use file::FileSecrets;
 pub use oci::{OciAuth, OciConfig, OciSecrets};
 pub use reference::{ReferenceError, expand, references};
+pub use refresh::{Refresher, Round, Stale};
 pub use seal::{AeadSealer, DataKeyError, MAX_DATA_KEYS};
 pub use vault::{VaultAuth, VaultConfig, VaultError, VaultSecrets};
 
@@ -127,9 +129,15 @@ pub struct ProviderFailed {
 /// Providers tried in order: the first that has the secret answers; one
 /// that fails (rather than lacking it) stops the search, so a provider
 /// that is down never lets a later one answer with a different value.
+///
+/// Values read are kept (`provider:name` or `name` → value) until
+/// [`Chain::forget`], so a secret several settings name is fetched once;
+/// the [`Refresher`] empties the cache before each round, which makes its
+/// interval the values' time to live.
 #[derive(Clone)]
 pub struct Chain {
     providers: Vec<(&'static str, Arc<dyn SecretProvider>)>,
+    cache: Arc<std::sync::Mutex<std::collections::HashMap<String, SecretString>>>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -143,7 +151,33 @@ impl std::fmt::Debug for Chain {
 impl Chain {
     /// The providers, in the order they are asked, each with its name.
     pub fn new(providers: Vec<(&'static str, Arc<dyn SecretProvider>)>) -> Self {
-        Self { providers }
+        Self {
+            providers,
+            cache: Arc::default(),
+        }
+    }
+
+    /// Drops every remembered value: the next reads ask the providers.
+    pub fn forget(&self) {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    fn cached(&self, key: &str) -> Option<SecretString> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    fn remember(&self, key: String, value: &SecretString) {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, value.clone());
     }
 
     /// The chain a `SECRETS_PROVIDERS` list names (e.g. `env,file`), each
@@ -209,7 +243,13 @@ impl Chain {
         let Some((label, p)) = self.providers.iter().find(|(n, _)| *n == provider) else {
             return Err(SecretError::NotFound(name.to_owned()));
         };
-        p.get(name).await.map_err(|e| named(label, e))
+        let key = format!("{label}:{name}");
+        if let Some(v) = self.cached(&key) {
+            return Ok(v);
+        }
+        let value = p.get(name).await.map_err(|e| named(label, e))?;
+        self.remember(key, &value);
+        Ok(value)
     }
 }
 
@@ -226,10 +266,17 @@ fn named(provider: &'static str, e: SecretError) -> SecretError {
 #[async_trait]
 impl SecretProvider for Chain {
     async fn get(&self, name: &str) -> Result<SecretString, SecretError> {
+        if let Some(v) = self.cached(name) {
+            return Ok(v);
+        }
         for (label, provider) in &self.providers {
             match provider.get(name).await {
                 Err(SecretError::NotFound(_)) => {}
-                other => return other.map_err(|e| named(label, e)),
+                Ok(value) => {
+                    self.remember(name.to_owned(), &value);
+                    return Ok(value);
+                }
+                Err(e) => return Err(named(label, e)),
             }
         }
         Err(SecretError::NotFound(name.to_owned()))

@@ -26,6 +26,7 @@ use alarm_domain::ports::{Clock, IdSource};
 use alarm_domain::services::Ports;
 use sea_orm::{DatabaseConnection, DbBackend};
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
+use secrecy::{ExposeSecret, SecretString};
 
 pub use config::{
     ConfigError, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
@@ -139,6 +140,61 @@ impl Sql {
             kind: config.kind(),
             sealer: None,
         })
+    }
+
+    /// New PostgreSQL connections log in with the password of `url` from
+    /// now on (the database password rotated in the secret provider);
+    /// open connections stay as they are, and the pool replaces them as
+    /// they age out. Only the password is taken: a URL naming another
+    /// host, port, user or database is refused (that needs a restart).
+    /// SQLite has no password: a SQLite pool refuses.
+    ///
+    /// # Errors
+    /// Why the URL was not taken (never the URL itself).
+    pub fn set_password_from(&self, url: &SecretString) -> Result<(), String> {
+        let DbKind::Postgres = self.kind else {
+            return Err("a SQLite database has no password".to_owned());
+        };
+        let next = url::Url::parse(url.expose_secret())
+            .map_err(|_| "DATABASE_URL is not a URL".to_owned())?;
+        let pool = self.db.get_postgres_connection_pool();
+        let current = pool.connect_options();
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| "the DATABASE_URL password is not UTF-8".to_owned())
+        };
+        let same_place = next.host_str() == Some(current.get_host())
+            && next.port().unwrap_or(5432) == current.get_port()
+            && decode(next.username())? == current.get_username()
+            && next.path().trim_start_matches('/') == current.get_database().unwrap_or_default();
+        if !same_place {
+            return Err(
+                "the new DATABASE_URL names another host, port, user or database: only a new password is taken without a restart"
+                    .to_owned(),
+            );
+        }
+        let password = decode(next.password().unwrap_or_default())?;
+        pool.set_connect_options((*current).clone().password(&password));
+        Ok(())
+    }
+
+    /// Takes each `DATABASE_URL` `changes` gives ([`Sql::set_password_from`]),
+    /// for as long as the pool lives. Call inside the runtime.
+    pub fn follow_url(&self, mut changes: tokio::sync::watch::Receiver<SecretString>) {
+        let sql = self.clone();
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let url = changes.borrow_and_update().clone();
+                match sql.set_password_from(&url) {
+                    Ok(()) => tracing::info!(
+                        "DATABASE_URL changed: new connections log in with its password"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "DATABASE_URL changed but was not taken"),
+                }
+            }
+        });
     }
 
     /// These stores seal the webhook secrets with `sealer` (the data keys'

@@ -220,13 +220,13 @@ fn token_view(
     refresh: SecretString,
 ) -> Result<TokenView, ApiError> {
     let access = state
-        .tokens
+        .tokens()
         .issue(user.id(), user.role(), session, state.ports.clock.now())
         .map_err(|e| ApiError::internal(&*Box::<dyn std::error::Error>::from(e)))?;
     Ok(TokenView {
         access_token: access,
         token_type: "Bearer".to_owned(),
-        expires_in: state.tokens.config().access_ttl.as_secs(),
+        expires_in: state.tokens().config().access_ttl.as_secs(),
         refresh_token: refresh.expose_secret().to_owned(),
     })
 }

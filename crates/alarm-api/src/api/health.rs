@@ -15,7 +15,9 @@ use crate::state::AppState;
 pub(crate) struct CheckView {
     /// The check (`database`, …).
     pub name: String,
-    /// `ok`, `failed` or `timeout`.
+    /// `ok`, `failed`, `timeout`, or `degraded` (a failure that does not
+    /// stop the service, e.g. a secret whose refresh fails and whose last
+    /// value stays in use).
     pub status: String,
     /// Milliseconds the check took.
     pub duration_ms: u64,
@@ -27,7 +29,8 @@ pub(crate) struct CheckView {
 /// The service's health.
 #[derive(Debug, Clone, Object)]
 pub(crate) struct HealthView {
-    /// `ok` when every check passed, else `unavailable`.
+    /// `ok` when every check passed; `degraded` (still 200) when only
+    /// checks that do not stop the service failed; else `unavailable` (503).
     pub status: String,
     /// The time-zone database release the schedule engine uses.
     pub tzdb_version: String,
@@ -72,6 +75,7 @@ async fn run_checks(state: &AppState) -> Vec<CheckView> {
             let duration_ms = started.elapsed().as_millis() as u64;
             let (status, error) = match outcome {
                 Ok(Ok(())) => ("ok", None),
+                Ok(Err(e)) if !check.critical() => ("degraded", Some(e)),
                 Ok(Err(e)) => ("failed", Some(e)),
                 Err(_) => (
                     "timeout",
@@ -107,7 +111,7 @@ async fn run_checks(state: &AppState) -> Vec<CheckView> {
 }
 
 fn answer(v: HealthView) -> Ready {
-    if v.status == "ok" {
+    if v.status != "unavailable" {
         Ready::Ok(Json(v))
     } else {
         Ready::Unavailable(Json(v))
@@ -115,9 +119,18 @@ fn answer(v: HealthView) -> Ready {
 }
 
 fn view(state: &AppState, checks: Vec<CheckView>) -> HealthView {
-    let ok = checks.iter().all(|c| c.status == "ok");
+    let status = if checks
+        .iter()
+        .any(|c| c.status != "ok" && c.status != "degraded")
+    {
+        "unavailable"
+    } else if checks.iter().any(|c| c.status == "degraded") {
+        "degraded"
+    } else {
+        "ok"
+    };
     HealthView {
-        status: if ok { "ok" } else { "unavailable" }.to_owned(),
+        status: status.to_owned(),
         tzdb_version: state.config.tzdb_version.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         checks,

@@ -52,8 +52,8 @@ impl KeysApi {
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
     async fn jwks(&self, state: Data<&Arc<AppState>>) -> Jwks {
         let keys = state
-            .tokens
-            .jwks()
+            .tokens()
+            .jwks(alarm_domain::jiff::Timestamp::now())
             .into_iter()
             .map(|k| JwkView {
                 kty: k.kty.to_owned(),
