@@ -170,7 +170,8 @@ pub fn run_tests(tests: Vec<Test>) -> ! {
 static TEMPLATE: OnceCell<String> = OnceCell::const_new();
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-async fn admin_exec(sql: &str) {
+/// Runs `sql` on the maintenance database (test set-up).
+pub async fn admin_exec(sql: &str) {
     let db = Database::connect(pg_admin_url())
         .await
         .expect("admin connection");
