@@ -4,6 +4,7 @@
 //! knows no port, adapter or domain type.
 
 pub mod metrics;
+pub mod redact;
 pub mod settings;
 
 use std::io::IsTerminal;
@@ -102,7 +103,9 @@ pub fn secret_env(
             Err(_) => return Ok(None),
         }
     };
-    resolver.resolve_secret(name, raw).map(Some)
+    let value = resolver.resolve_secret(name, raw)?;
+    redact::register(&value);
+    Ok(Some(value))
 }
 
 settings! {
@@ -197,7 +200,8 @@ pub fn init_logging(
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Every line passes the scrubber: no registered secret is written.
+    let lines = tracing_subscriber::fmt::layer().with_writer(redact::ScrubbedStderr);
     let lines: Boxed = if json {
         lines
             .json()
@@ -214,6 +218,7 @@ pub fn init_logging(
         layers.push(t.layer().boxed());
     }
     tracing_subscriber::registry().with(layers).init();
+    redact::install_panic_hook();
     Ok(Logging { tracing })
 }
 

@@ -204,7 +204,7 @@ impl SecretRefs {
         // this thread only waits.
         let chain = block_on(Chain::configured(&values.secrets_providers, settings))
             .map_err(|e| bad("SECRETS_PROVIDERS", e))?;
-        let refresher = Refresher::new(chain.clone());
+        let refresher = Refresher::observed(chain.clone(), alarm_appkit::redact::register);
         let refresh_every = (values.secrets_refresh_seconds > 0)
             .then(|| std::time::Duration::from_secs(values.secrets_refresh_seconds));
         Ok((
@@ -265,7 +265,17 @@ impl SecretRefs {
         setting: &'static str,
         raw: &str,
     ) -> Result<Option<SecretString>, ConfigError> {
-        block_on(alarm_secrets::expand(raw, &self.chain)).map_err(|e| bad(setting, e.to_string()))
+        let value = block_on(alarm_secrets::expand(raw, &self.chain))
+            .map_err(|e| bad(setting, e.to_string()))?;
+        if let Some(v) = &value {
+            // The secrets themselves and the value they make: no log line
+            // shows either.
+            alarm_appkit::redact::register(v);
+            for secret in self.chain.values() {
+                alarm_appkit::redact::register(&secret);
+            }
+        }
+        Ok(value)
     }
 }
 

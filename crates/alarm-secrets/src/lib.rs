@@ -157,6 +157,16 @@ impl Chain {
         }
     }
 
+    /// The values read and remembered (for a log scrubber to know them).
+    pub fn values(&self) -> Vec<SecretString> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// Drops every remembered value: the next reads ask the providers.
     pub fn forget(&self) {
         self.cache

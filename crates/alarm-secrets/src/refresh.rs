@@ -42,6 +42,8 @@ struct Entry {
 pub struct Refresher {
     chain: Chain,
     entries: Mutex<Vec<Entry>>,
+    /// Told every secret a round reads (a log scrubber learns them).
+    observer: fn(&SecretString),
 }
 
 impl std::fmt::Debug for Refresher {
@@ -57,9 +59,15 @@ impl std::fmt::Debug for Refresher {
 impl Refresher {
     /// A refresher reading through `chain`.
     pub fn new(chain: Chain) -> Arc<Self> {
+        Self::observed(chain, |_| {})
+    }
+
+    /// A refresher that tells `observer` every secret its rounds read.
+    pub fn observed(chain: Chain, observer: fn(&SecretString)) -> Arc<Self> {
         Arc::new(Self {
             chain,
             entries: Mutex::new(Vec::new()),
+            observer,
         })
     }
 
@@ -167,6 +175,9 @@ impl Refresher {
                     metrics::counter!("secret_refreshes_total", "outcome" => "failed").increment(1);
                 }
             }
+        }
+        for value in self.chain.values() {
+            (self.observer)(&value);
         }
         metrics::gauge!("secret_settings_stale").set(self.stale().len() as f64);
         round
