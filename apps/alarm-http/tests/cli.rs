@@ -375,6 +375,18 @@ fn start_with_ops(dir: &PathBuf) -> (std::process::Child, String, String) {
 
 /// [`start_with_ops`] with extra environment variables.
 fn start_with_env(dir: &PathBuf, env: &[(&str, &str)]) -> (std::process::Child, String, String) {
+    // The log lines, for the tests that read them.
+    let log = std::fs::File::create(dir.join("stderr.log")).expect("log file");
+    spawn_server(dir, env, log.into())
+}
+
+/// The embedded default in `dir` with `env`, its log lines to `stderr`:
+/// the child, its address and its ops address (read from its banner).
+fn spawn_server(
+    dir: &PathBuf,
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> (std::process::Child, String, String) {
     let mut child = bin()
         .envs(env.iter().copied())
         .current_dir(dir)
@@ -382,8 +394,7 @@ fn start_with_env(dir: &PathBuf, env: &[(&str, &str)]) -> (std::process::Child, 
         .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
         .stdout(Stdio::piped())
-        // The log lines, for the tests that read them.
-        .stderr(std::fs::File::create(dir.join("stderr.log")).expect("log file"))
+        .stderr(stderr)
         .spawn()
         .expect("spawn");
     let mut line = String::new();
@@ -1123,16 +1134,7 @@ fn start_with_log(
     String,
     std::sync::mpsc::Receiver<String>,
 ) {
-    let mut child = bin()
-        .envs(env.iter().copied())
-        .current_dir(dir)
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let (mut child, addr, _) = spawn_server(dir, env, Stdio::piped());
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().expect("stderr");
     std::thread::spawn(move || {
@@ -1143,16 +1145,6 @@ fn start_with_log(
             }
         }
     });
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the banner");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
     (child, addr, rx)
 }
 

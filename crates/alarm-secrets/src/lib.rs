@@ -157,37 +157,29 @@ impl Chain {
         }
     }
 
-    /// The values read and remembered (for a log scrubber to know them).
-    pub fn values(&self) -> Vec<SecretString> {
+    /// The cache (a panic elsewhere leaves whole entries behind).
+    fn cache(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, SecretString>> {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect()
+    }
+
+    /// The values read and remembered (for a log scrubber to know them).
+    pub fn values(&self) -> Vec<SecretString> {
+        self.cache().values().cloned().collect()
     }
 
     /// Drops every remembered value: the next reads ask the providers.
     pub fn forget(&self) {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        self.cache().clear();
     }
 
     fn cached(&self, key: &str) -> Option<SecretString> {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(key)
-            .cloned()
+        self.cache().get(key).cloned()
     }
 
     fn remember(&self, key: String, value: &SecretString) {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, value.clone());
+        self.cache().insert(key, value.clone());
     }
 
     /// The chain a `SECRETS_PROVIDERS` list names (e.g. `env,file`), each

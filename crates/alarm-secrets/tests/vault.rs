@@ -158,6 +158,19 @@ fn approle() -> VaultAuth {
     }
 }
 
+/// Awaits the fake's reports (logins, renewals) until `done` holds.
+async fn until(fake: &FakeVault, done: impl Fn(&State) -> bool) {
+    loop {
+        // Registered before the check, so a report between the two is
+        // not missed.
+        let changed = fake.changed.notified();
+        if done(&fake.state.lock().expect("state")) {
+            return;
+        }
+        changed.await;
+    }
+}
+
 #[tokio::test]
 async fn approle_logs_in_and_the_token_is_renewed_before_it_expires() {
     let fake = FakeVault::start(State {
@@ -180,22 +193,10 @@ async fn approle_logs_in_and_the_token_is_renewed_before_it_expires() {
         "second"
     );
     // Two renewals, each awaited as the fake reports it.
-    while fake.state.lock().expect("state").renewals < 2 {
-        let changed = fake.changed.notified();
-        if fake.state.lock().expect("state").renewals >= 2 {
-            break;
-        }
-        changed.await;
-    }
+    until(&fake, |st| st.renewals >= 2).await;
     // A refused renewal makes AppRole log in again.
     fake.state.lock().expect("state").refuse_renewal = true;
-    while fake.state.lock().expect("state").logins < 2 {
-        let changed = fake.changed.notified();
-        if fake.state.lock().expect("state").logins >= 2 {
-            break;
-        }
-        changed.await;
-    }
+    until(&fake, |st| st.logins >= 2).await;
     assert_eq!(
         vault
             .get("db-password@1")
