@@ -217,7 +217,7 @@ impl Chain {
                 }
                 ProviderKind::Oci => {
                     let config = oci.take().ok_or(
-                        "the `oci` provider needs OCI_VAULT_REGION and its auth settings (OCI_AUTH)",
+                        "the `oci` provider needs OCI_REGION (or OCI_SECRETS_ENDPOINT) and its auth settings (OCI_AUTH)",
                     )?;
                     Arc::new(
                         OciSecrets::connect(config)
@@ -321,7 +321,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_networked_provider_without_settings_is_named() {
-        for (list, named) in [("env,vault", "VAULT_ADDR"), ("oci", "OCI_VAULT_REGION")] {
+        for (list, named) in [("env,vault", "VAULT_ADDR"), ("oci", "OCI_REGION")] {
             let err = Chain::configured(list, ProviderSettings::default())
                 .await
                 .unwrap_err();
