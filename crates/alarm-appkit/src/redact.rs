@@ -10,6 +10,8 @@
 //! `stderr` print).
 
 use std::borrow::Cow;
+
+use aho_corasick::{AhoCorasick, MatchKind};
 use std::io::Write;
 use std::sync::RwLock;
 
@@ -22,7 +24,18 @@ pub const MIN_LEN: usize = 8;
 /// The most values kept: rotations add values, and the oldest go first.
 const MAX_VALUES: usize = 256;
 
-static KNOWN: RwLock<Vec<SecretString>> = RwLock::new(Vec::new());
+/// The registered values and one automaton over them all, so a line is
+/// scanned once whatever their number (the automaton is rebuilt on
+/// registration, which happens at start and at a rotation).
+struct Known {
+    values: Vec<SecretString>,
+    matcher: Option<AhoCorasick>,
+}
+
+static KNOWN: RwLock<Known> = RwLock::new(Known {
+    values: Vec::new(),
+    matcher: None,
+});
 
 /// Remembers `secret` (and each of its lines, for multi-line values such
 /// as PEM keys or key lists) so no log line shows it.
@@ -31,17 +44,24 @@ pub fn register(secret: &SecretString) {
     let mut known = KNOWN
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let before = known.values.len();
     let parts = std::iter::once(text).chain(text.lines().map(str::trim));
     for part in parts {
-        if part.len() >= MIN_LEN && !known.iter().any(|k| k.expose_secret() == part) {
-            if known.len() == MAX_VALUES {
-                known.remove(0);
+        if part.len() >= MIN_LEN && !known.values.iter().any(|k| k.expose_secret() == part) {
+            if known.values.len() == MAX_VALUES {
+                known.values.remove(0);
             }
-            known.push(SecretString::from(part.to_owned()));
+            known.values.push(SecretString::from(part.to_owned()));
         }
     }
-    // Longest first: a value that contains another is replaced whole.
-    known.sort_by_key(|k| std::cmp::Reverse(k.expose_secret().len()));
+    if known.values.len() == before && known.matcher.is_some() {
+        return;
+    }
+    // Leftmost-longest: a value that contains another is replaced whole.
+    known.matcher = AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(known.values.iter().map(|v| v.expose_secret().as_bytes()))
+        .ok();
 }
 
 /// `text` with every registered value replaced by `[redacted]`.
@@ -49,14 +69,17 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     let known = KNOWN
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut out = Cow::Borrowed(text);
-    for k in known.iter() {
-        let k = k.expose_secret();
-        if out.contains(k) {
-            out = Cow::Owned(out.replace(k, "[redacted]"));
+    match &known.matcher {
+        Some(m) if m.is_match(text) => {
+            let mut out = String::with_capacity(text.len());
+            m.replace_all_with(text, &mut out, |_, _, dst| {
+                dst.push_str("[redacted]");
+                true
+            });
+            Cow::Owned(out)
         }
+        _ => Cow::Borrowed(text),
     }
-    out
 }
 
 /// A log writer that scrubs what it is given. The log layer writes each
