@@ -9,11 +9,12 @@
 //! lookup-self and renew-self, and AppRole login endpoints as Vault's API
 //! documentation describes them, with the real `vaultrs` client: the token
 //! header and the namespace header checked, versioned reads, 403, 404, 503
-//! and sealed answers, renewal, and an AppRole login again when a renewal
-//! is refused. No test ran against a real Vault server (none can be
-//! installed on the machines this was built on): TLS with a custom CA,
-//! Vault Enterprise namespaces beyond the header, and response wrapping
-//! are untested.
+//! and sealed answers, renewal, an AppRole login again when a renewal is
+//! refused, and TLS with a self-signed CA (refused without `VAULT_CACERT`,
+//! trusted with it). No test ran against a real Vault server (none can be
+//! installed on the machines this was built on): Vault Enterprise
+//! namespaces beyond the header, real policies and response wrapping are
+//! untested.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};

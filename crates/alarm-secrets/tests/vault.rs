@@ -220,3 +220,31 @@ async fn wrong_approle_credentials_fail_the_start_without_showing_them() {
         .to_string();
     assert!(err.contains("400") && !err.contains("secret-1"), "{err}");
 }
+
+#[tokio::test]
+async fn tls_is_checked_against_the_configured_ca() {
+    let (fake, ca) = FakeVault::start_tls(state()).await;
+    let ca_file = std::env::temp_dir().join(format!("vault-ca-{}.pem", fake.addr.port()));
+    std::fs::write(&ca_file, ca).expect("ca file");
+    // Without the CA the server's certificate is not trusted.
+    let err = VaultSecrets::connect(config(&fake, token("hvs.good")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("could not be reached"), "{err}");
+    let vault = VaultSecrets::connect(VaultConfig {
+        ca_cert: Some(ca_file.clone()),
+        ..config(&fake, token("hvs.good"))
+    })
+    .await
+    .expect("trusted through VAULT_CACERT");
+    assert_eq!(
+        vault
+            .get("db-password")
+            .await
+            .expect("read")
+            .expose_secret(),
+        "second"
+    );
+    let _ = std::fs::remove_file(ca_file);
+}

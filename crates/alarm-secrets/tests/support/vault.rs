@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::{Answer, Request, serve};
+use super::{Answer, Request, serve_with};
 
 /// What the fake holds and counts.
 #[derive(Default)]
@@ -39,6 +39,7 @@ pub struct FakeVault {
     pub state: Arc<Mutex<State>>,
     /// Notified after each login and renewal.
     pub changed: Arc<Notify>,
+    https: bool,
 }
 
 fn envelope(data: Value, auth: Value) -> Value {
@@ -76,20 +77,37 @@ fn auth_info(token: &str, ttl: u64) -> Value {
 impl FakeVault {
     /// Starts the fake on the calling runtime.
     pub async fn start(state: State) -> Self {
+        Self::start_with(state, None).await
+    }
+
+    /// Starts the fake over TLS with its own self-signed certificate for
+    /// `localhost`; gives the certificate, PEM, as a client's CA.
+    pub async fn start_tls(state: State) -> (Self, String) {
+        let (acceptor, ca) = super::self_signed();
+        (Self::start_with(state, Some(acceptor)).await, ca)
+    }
+
+    async fn start_with(state: State, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let state = Arc::new(Mutex::new(state));
         let changed = Arc::new(Notify::new());
         let (s, c) = (state.clone(), changed.clone());
-        let addr = serve(Arc::new(move |req| handle(&s, &c, &req))).await;
+        let https = tls.is_some();
+        let addr = serve_with(Arc::new(move |req| handle(&s, &c, &req)), tls).await;
         Self {
             addr,
             state,
             changed,
+            https,
         }
     }
 
     /// The address as `VAULT_ADDR`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.https {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
     }
 }
 
