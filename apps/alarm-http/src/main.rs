@@ -178,34 +178,64 @@ fn follow_jwt_keys(refs: &alarm_host::secrets::SecretRefs, state: &Arc<AppState>
             Ok(())
         }),
     ];
-    for (setting, apply) in settings {
-        let Some(mut changes) = refs.watch(setting) else {
-            continue;
-        };
-        let state = Arc::downgrade(state);
+    let watched: Vec<(
+        &'static str,
+        Apply,
+        tokio::sync::watch::Receiver<SecretString>,
+    )> = settings
+        .into_iter()
+        .filter_map(|(setting, apply)| refs.watch(setting).map(|rx| (setting, apply, rx)))
+        .collect();
+    if watched.is_empty() {
+        return;
+    }
+    // One applier: a rotation usually changes two settings at once (the
+    // new key, and the old one among the previous keys), so each change
+    // applies the latest value of every watched setting together; an
+    // in-between state that is refused is followed by the complete one.
+    let (wake, mut woken) = tokio::sync::mpsc::channel::<()>(1);
+    for (_, _, rx) in &watched {
+        let mut rx = rx.clone();
+        let wake = wake.clone();
         tokio::spawn(async move {
-            while changes.changed().await.is_ok() {
-                let Some(state) = state.upgrade() else {
-                    return;
-                };
-                let value = changes.borrow_and_update().clone();
-                let mut refused = None;
-                let outcome = state.rekey(|c| {
-                    if let Err(e) = apply(c, &value) {
-                        refused = Some(e);
-                    }
-                });
-                match (refused, outcome) {
-                    (Some(e), _) | (None, Err(e)) => {
-                        tracing::warn!(setting, error = %e, "a rotated JWT key was refused; the keys in force stay");
-                    }
-                    (None, Ok(kid)) => {
-                        tracing::info!(setting, kid = %kid, "JWT keys rotated: new tokens use the new keys, the replaced ones verify until their tokens expire");
-                    }
-                }
+            while rx.changed().await.is_ok() {
+                // Full means a wake-up is already pending: nothing lost.
+                let _ = wake.try_send(());
             }
         });
     }
+    drop(wake);
+    let state = Arc::downgrade(state);
+    tokio::spawn(async move {
+        while woken.recv().await.is_some() {
+            let Some(state) = state.upgrade() else {
+                return;
+            };
+            let outcome = state.rekey(|c| {
+                let refused: Vec<String> = watched
+                    .iter()
+                    .filter_map(|(setting, apply, rx)| {
+                        apply(c, &rx.borrow())
+                            .err()
+                            .map(|e| format!("{setting}: {e}"))
+                    })
+                    .collect();
+                if refused.is_empty() {
+                    Ok(())
+                } else {
+                    Err(refused.join("; "))
+                }
+            });
+            match outcome {
+                Err(e) => {
+                    tracing::warn!(error = %e, "the rotated JWT keys were refused; the keys in force stay")
+                }
+                Ok(kid) => {
+                    tracing::info!(kid = %kid, "JWT keys rotated: new tokens use the new keys, the replaced ones verify until their tokens expire")
+                }
+            }
+        }
+    });
 }
 
 struct DatabaseCheck(alarm_sql::Sql);

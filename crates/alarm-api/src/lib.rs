@@ -116,14 +116,11 @@ pub fn app(state: Arc<AppState>) -> BoxEndpoint<'static> {
         .data(state)
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .with(
-            CatchPanic::new().with_handler(|payload: Box<dyn std::any::Any + Send>| {
-                let cause = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a non-string panic payload".to_owned());
-                // Inside the request's span, so the log line carries its id.
-                tracing::error!(panic = %cause, "a request handler panicked");
+            CatchPanic::new().with_handler(|_payload: Box<dyn std::any::Any + Send>| {
+                // The apps' panic hook has logged the message (scrubbed of
+                // secrets) and its place; this line, inside the request's
+                // span, ties it to the request id.
+                tracing::error!("a request handler panicked");
                 Problem::new(
                     ProblemType::Internal,
                     "an unexpected error occurred; quote the request id when reporting it",

@@ -182,14 +182,18 @@ impl AppState {
     /// ([`Tokens::rekeyed`]). Gives the `kid` new tokens carry.
     ///
     /// # Errors
-    /// The new settings are refused (the keys in force stay).
-    pub fn rekey(&self, change: impl FnOnce(&mut TokenConfig)) -> Result<String, String> {
+    /// `change` refused a value, or the new settings are refused; either
+    /// way the keys in force stay.
+    pub fn rekey(
+        &self,
+        change: impl FnOnce(&mut TokenConfig) -> Result<(), String>,
+    ) -> Result<String, String> {
         let mut slot = self
             .tokens
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut config = slot.config().clone();
-        change(&mut config);
+        change(&mut config)?;
         let next = slot.rekeyed(config, alarm_domain::jiff::Timestamp::now())?;
         let kid = next.signing_kid().to_owned();
         *slot = Arc::new(next);

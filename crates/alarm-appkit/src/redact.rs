@@ -21,8 +21,11 @@ use secrecy::{ExposeSecret, SecretString};
 /// numbers, and a secret that short protects nothing anyway.
 pub const MIN_LEN: usize = 8;
 
-/// The most values kept: rotations add values, and the oldest go first.
-const MAX_VALUES: usize = 256;
+/// The most values kept: rotations add values, and past this many the
+/// oldest go first. Start-up registers at most a few hundred (a PEM key is
+/// one value a line, each in up to three spellings), so only a process
+/// rotating thousands of times ever drops one.
+const MAX_VALUES: usize = 8192;
 
 /// The registered values and one automaton over them all, so a line is
 /// scanned once whatever their number (the automaton is rebuilt on
@@ -46,12 +49,16 @@ pub fn register(secret: &SecretString) {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let before = known.values.len();
     let parts = std::iter::once(text).chain(text.lines().map(str::trim));
-    for part in parts {
-        if part.len() >= MIN_LEN && !known.values.iter().any(|k| k.expose_secret() == part) {
-            if known.values.len() == MAX_VALUES {
-                known.values.remove(0);
+    for part in parts.filter(|p| p.len() >= MIN_LEN) {
+        // As written, and as a JSON log line or a `?` field escapes it
+        // (`"` and `\` become `\"` and `\\`, control characters `\n`…).
+        for form in [part.to_owned(), json_escaped(part), debug_escaped(part)] {
+            if !known.values.iter().any(|k| k.expose_secret() == form) {
+                if known.values.len() == MAX_VALUES {
+                    known.values.remove(0);
+                }
+                known.values.push(SecretString::from(form));
             }
-            known.values.push(SecretString::from(part.to_owned()));
         }
     }
     if known.values.len() == before && known.matcher.is_some() {
@@ -62,6 +69,31 @@ pub fn register(secret: &SecretString) {
         .match_kind(MatchKind::LeftmostLongest)
         .build(known.values.iter().map(|v| v.expose_secret().as_bytes()))
         .ok();
+}
+
+/// `text` as a JSON string's content.
+fn json_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` as `{:?}` writes it, without the quotes.
+fn debug_escaped(text: &str) -> String {
+    let quoted = format!("{text:?}");
+    quoted[1..quoted.len() - 1].to_owned()
 }
 
 /// `text` with every registered value replaced by `[redacted]`.
@@ -127,10 +159,13 @@ pub fn install_panic_hook() {
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
+        // Scrubbed here too, not only by the log writer: the event also
+        // goes to the span exporter when traces are on.
+        let message = scrub(&message);
         if tracing::dispatcher::has_been_set() {
             tracing::error!(panic = %message, at = %place, "panicked");
         } else {
-            eprintln!("panicked at {place}: {}", scrub(&message));
+            eprintln!("panicked at {place}: {message}");
         }
     }));
 }
@@ -146,11 +181,17 @@ mod tests {
             "canary-value-one\n-----BEGIN-----\nline-two-of-a-key\n",
         ));
         register(&SecretString::from("canary-value-one-and-more"));
+        register(&SecretString::from("quote\"back\\slash\tvalue"));
         assert_eq!(scrub("nothing here"), "nothing here");
         assert!(matches!(scrub("nothing here"), Cow::Borrowed(_)));
         assert_eq!(
             scrub("a=canary-value-one-and-more b=canary-value-one c=line-two-of-a-key d=short"),
             "a=[redacted] b=[redacted] c=[redacted] d=short"
+        );
+        // As the JSON formatter and `?` fields write it.
+        assert_eq!(
+            scrub(r#"{"a":"quote\"back\\slash\tvalue"}"#),
+            r#"{"a":"[redacted]"}"#
         );
         let mut out = Vec::new();
         Scrubbing(&mut out)

@@ -179,7 +179,9 @@ impl SecretRefs {
     /// The providers `args` (and the file's keys) configure.
     ///
     /// # Errors
-    /// An unknown provider, or one not built yet, named `SECRETS_PROVIDERS`.
+    /// An unknown provider, one listed twice, or one whose settings are
+    /// missing or that cannot connect, named `SECRETS_PROVIDERS`; a bad
+    /// Vault or OCI setting, named.
     pub fn load(
         args: &SecretsArgs,
         file: &mut ConfigFile,

@@ -108,15 +108,14 @@ fn mail() -> Mail {
 #[tokio::test]
 async fn a_rotated_password_is_used_for_the_next_login() {
     let server = start("first-password");
-    let running = mailer(server.port, "first-password");
-    running
+    let first = mailer(server.port, "first-password");
+    first
         .send("ana@example.com", &mail())
         .await
         .expect("sent with the first password");
 
-    // The server's password changes: a mailer holding the old one cannot
-    // log in any more (checked on a fresh mailer, whose pool has no
-    // connection already logged in).
+    // The server's password changes. A fresh mailer holding the old one is
+    // refused (its pool has no connection already logged in).
     std::fs::write(&server.password_file, "second-password").expect("rotate");
     let stale = mailer(server.port, "first-password");
     let refused = stale.send("ana@example.com", &mail()).await.unwrap_err();
@@ -125,13 +124,12 @@ async fn a_rotated_password_is_used_for_the_next_login() {
         "{}",
         refused.error
     );
-
-    // The running mailer is given the new password: its next message goes
-    // through a new pool that logs in with it.
-    running
+    // That same mailer, given the new password, logs in with it: without
+    // the new password it would be refused again.
+    stale
         .set_password(&SecretString::from("second-password"))
         .expect("rebuilt");
-    running
+    stale
         .send("ana@example.com", &mail())
         .await
         .expect("sent with the rotated password");

@@ -204,11 +204,11 @@ fn pem_der(pem: &str) -> Result<(String, Vec<u8>), OciError> {
     let rest = &pem[begin + "-----BEGIN ".len()..];
     let label_end = rest.find("-----").ok_or_else(bad)?;
     let label = rest[..label_end].to_owned();
-    let body_start = label_end + 5;
-    let end = rest
+    let after = &rest[label_end + 5..];
+    let end = after
         .find(&format!("-----END {label}-----"))
         .ok_or_else(bad)?;
-    let body = &rest[body_start..end];
+    let body = &after[..end];
     if body.contains("Proc-Type:") || label.contains("ENCRYPTED") {
         return Err(OciError::Config(
             "the private key is encrypted; give it unencrypted (as a secret: a _FILE or a reference)".into(),
@@ -496,37 +496,35 @@ impl Inner {
         if body.is_some() {
             request = request.body(Vec::new());
         }
-        let answer = request
-            .send()
-            .await
-            .map_err(|e| OciError::Transport(alarm_domain::error::chain(&e.without_url())))?;
+        let transport =
+            |e: reqwest::Error| OciError::Transport(alarm_domain::error::chain(&e.without_url()));
+        let mut answer = request.send().await.map_err(transport)?;
         let status = answer.status().as_u16();
-        if answer
-            .content_length()
-            .is_some_and(|n| n > MAX_ANSWER as u64)
-        {
-            return Err(OciError::Bundle("answer is larger than any secret bundle"));
+        // Read in chunks and stopped at the bound: a chunked answer has no
+        // length to check first.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = answer.chunk().await.map_err(transport)? {
+            if bytes.len() + chunk.len() > MAX_ANSWER {
+                return Err(OciError::Bundle("answer is larger than any secret bundle"));
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        let bytes = answer
-            .bytes()
-            .await
-            .map_err(|e| OciError::Transport(alarm_domain::error::chain(&e.without_url())))?;
-        if bytes.len() > MAX_ANSWER {
-            return Err(OciError::Bundle("answer is larger than any secret bundle"));
-        }
-        let json: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|_| OciError::Bundle("answer is not JSON"))?;
+        let json = serde_json::from_slice::<serde_json::Value>(&bytes);
         if status != 200 {
+            // The status first: a proxy's HTML error page has no JSON.
             return Err(OciError::Status {
                 code: status,
                 what: status_meaning(status),
                 code_text: json
-                    .get("code")
+                    .ok()
+                    .as_ref()
+                    .and_then(|j| j.get("code"))
                     .and_then(|c| c.as_str())
                     .filter(|c| c.len() <= 64)
                     .map(str::to_owned),
             });
         }
+        let json = json.map_err(|_| OciError::Bundle("answer is not JSON"))?;
         let content = json
             .get("secretBundleContent")
             .ok_or(OciError::Bundle("has no content"))?;

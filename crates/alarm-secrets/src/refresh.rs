@@ -156,7 +156,7 @@ impl Refresher {
                     if changed {
                         tracing::info!(
                             setting,
-                            "a secret setting changed; its consumers take the new value"
+                            "a secret setting changed in its provider (the settings that follow a rotation take it; the others at the next restart)"
                         );
                         round.changed.push(setting);
                     }

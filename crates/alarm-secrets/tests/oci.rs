@@ -389,6 +389,7 @@ async fn a_resource_principal_signs_with_its_session_token_and_rereads_it() {
 async fn bad_keys_fail_at_start() {
     for (pem, says) in [
         ("not a key", "PEM"),
+        ("-----BEGIN -----END -----", "PEM"),
         (
             "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
             "encrypted",

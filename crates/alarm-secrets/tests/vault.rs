@@ -158,17 +158,23 @@ fn approle() -> VaultAuth {
     }
 }
 
-/// Awaits the fake's reports (logins, renewals) until `done` holds.
+/// Awaits the fake's reports (logins, renewals) until `done` holds; a
+/// minute without it fails the test rather than hanging it.
 async fn until(fake: &FakeVault, done: impl Fn(&State) -> bool) {
-    loop {
-        // Registered before the check, so a report between the two is
-        // not missed.
-        let changed = fake.changed.notified();
-        if done(&fake.state.lock().expect("state")) {
-            return;
+    let wait = async {
+        loop {
+            // Registered before the check, so a report between the two
+            // is not missed.
+            let changed = fake.changed.notified();
+            if done(&fake.state.lock().expect("state")) {
+                return;
+            }
+            changed.await;
         }
-        changed.await;
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .expect("the fake reported it within a minute");
 }
 
 #[tokio::test]

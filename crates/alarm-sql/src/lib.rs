@@ -180,6 +180,18 @@ impl Sql {
         Ok(())
     }
 
+    /// The options new PostgreSQL connections are opened with, as sqlx's
+    /// `Debug` writes them (password included: tests only).
+    #[cfg(feature = "testing")]
+    pub fn pg_connect_options_text(&self) -> Option<String> {
+        matches!(self.kind, DbKind::Postgres).then(|| {
+            format!(
+                "{:?}",
+                self.db.get_postgres_connection_pool().connect_options()
+            )
+        })
+    }
+
     /// Takes each `DATABASE_URL` `changes` gives ([`Sql::set_password_from`]),
     /// for as long as the pool lives. Call inside the runtime.
     pub fn follow_url(&self, mut changes: tokio::sync::watch::Receiver<SecretString>) {

@@ -21,10 +21,17 @@ async fn a_new_password_is_taken_for_new_connections_only_from_the_same_place() 
     let sql = common::connect(&db.config()).await;
     sql.ping().await.expect("ping");
     let url = with_password(&db.url, "n3w-p4ss%2Fword");
+    let options = || sql.pg_connect_options_text().expect("postgres");
+    assert!(!options().contains("n3w-p4ss"), "not yet");
     sql.set_password_from(&SecretString::from(url.clone()))
         .expect("the same place with a new password");
+    assert!(
+        options().contains(r#"password: Some("n3w-p4ss/word")"#),
+        "new connections log in with the decoded new password"
+    );
     for (other, why) in [
         (url.replace("127.0.0.1", "localhost"), "another host"),
+        (url.replace(":5432", ":5433"), "another port"),
         (url.replace("//postgres:", "//someone:"), "another user"),
         (format!("{url}_other"), "another database"),
         ("not a url".to_owned(), "not a URL"),
@@ -34,9 +41,12 @@ async fn a_new_password_is_taken_for_new_connections_only_from_the_same_place() 
             .unwrap_err();
         assert!(!err.contains("n3w-p4ss"), "{why}: {err}");
     }
+    // A refused URL changes nothing.
+    assert!(options().contains(r#"password: Some("n3w-p4ss/word")"#));
     // Every connection of the pool ends: the next query opens a new one
     // with the new options. (This machine's PostgreSQL trusts local
-    // connections, so the password itself is not checked here.)
+    // connections, so the server does not check the password itself: the
+    // options above show which one a new connection sends.)
     common::admin_exec(&format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
         db.name

@@ -75,7 +75,6 @@ async fn run_checks(state: &AppState) -> Vec<CheckView> {
             let duration_ms = started.elapsed().as_millis() as u64;
             let (status, error) = match outcome {
                 Ok(Ok(())) => ("ok", None),
-                Ok(Err(e)) if !check.critical() => ("degraded", Some(e)),
                 Ok(Err(e)) => ("failed", Some(e)),
                 Err(_) => (
                     "timeout",
@@ -95,17 +94,23 @@ async fn run_checks(state: &AppState) -> Vec<CheckView> {
     let handles: Vec<_> = state
         .checks
         .iter()
-        .map(|c| c.name())
+        .map(|c| (c.name(), c.critical()))
         .zip(runs.map(tokio::spawn))
         .collect();
     let mut out = Vec::with_capacity(handles.len());
-    for (name, handle) in handles {
-        out.push(handle.await.unwrap_or_else(|e| CheckView {
+    for ((name, critical), handle) in handles {
+        let mut view = handle.await.unwrap_or_else(|e| CheckView {
             name: name.to_owned(),
             status: "failed".to_owned(),
             duration_ms: 0,
             error: Some(format!("the check crashed: {e}")),
-        }));
+        });
+        // Whatever went wrong (a failure, a timeout, a crash), a check
+        // that is not critical only degrades the service.
+        if !critical && view.status != "ok" {
+            view.status = "degraded".to_owned();
+        }
+        out.push(view);
     }
     out
 }
