@@ -132,7 +132,8 @@ fn ci() -> Result<(), String> {
 /// machine's local cluster is stopped), Redis on 127.0.0.1:6379 (started here when it does
 /// not answer) and aiosmtpd, a real SMTP server that the e-mail tests
 /// start themselves, and Oracle's Python SDK `oci` (the OCI signer's reference), both installed here
-/// with pip when missing. Tests never install anything.
+/// with pip when missing, and s3s-fs (a real S3 server) installed with cargo when missing.
+/// Tests never install anything.
 fn services() -> Result<(), String> {
     if succeeds(command(
         "pg_isready",
@@ -221,7 +222,34 @@ fn services() -> Result<(), String> {
             ))?;
         }
     }
-    Ok(())
+    s3_server()
+}
+
+/// The S3-compatible server the storage tests start themselves (`alarm_storage::testing`):
+/// s3s-fs at the pinned release, the newest that builds with the workspace's toolchain
+/// (0.15 and later want Rust 1.96), installed when missing or another release.
+fn s3_server() -> Result<(), String> {
+    const VERSION: &str = "0.14.1";
+    let installed = Command::new("s3s-fs")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    if installed.as_deref() == Some(&format!("s3s-fs {VERSION}")) {
+        println!("    s3s-fs {VERSION} is installed");
+        return Ok(());
+    }
+    println!("    installing s3s-fs {VERSION} (the storage tests' S3 server)");
+    run(cargo([
+        "install",
+        "s3s-fs",
+        "--version",
+        VERSION,
+        "--features",
+        "binary",
+        "--locked",
+    ]))
 }
 
 /// Any program, with arguments.

@@ -113,6 +113,9 @@ pub mod tz;
 
 pub use error::ValidationError;
 
+/// Re-exported so adapters and fakes build blob bodies ([`ports::ByteStream`])
+/// from the same `Bytes` type the port uses.
+pub use bytes;
 /// The date-time library the domain speaks, re-exported so adapters use the
 /// same version.
 pub use jiff;

@@ -1,13 +1,15 @@
 //! Fakes of the ports to outside services: blob storage, secrets, and a notifier that records what it was asked to send.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use alarm_domain::bytes::Bytes;
 use alarm_domain::ids::{BlobId, UserId};
 use alarm_domain::jiff::Timestamp;
 use alarm_domain::ports::{
-    BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SealError, SecretError, SecretProvider,
-    SecretSealer,
+    BlobError, BlobMeta, BlobStore, ByteStream, Notifier, NotifyError, SealError, SecretError,
+    SecretProvider, SecretSealer, clamp_range,
 };
 use alarm_domain::trigger::Delivery;
 use async_trait::async_trait;
@@ -21,7 +23,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct InMemoryBlobs {
     limit: u64,
-    blobs: Mutex<HashMap<BlobId, (BlobMeta, Vec<u8>)>>,
+    blobs: Mutex<HashMap<BlobId, (BlobMeta, Bytes)>>,
 }
 
 impl InMemoryBlobs {
@@ -36,26 +38,39 @@ impl InMemoryBlobs {
 
 #[async_trait]
 impl BlobStore for InMemoryBlobs {
-    async fn put(&self, mut meta: BlobMeta, bytes: Vec<u8>) -> Result<(), BlobError> {
-        let size = bytes.len() as u64;
-        if size > self.limit {
+    async fn put(&self, mut meta: BlobMeta, body: ByteStream) -> Result<BlobMeta, BlobError> {
+        if meta.size > self.limit {
             return Err(BlobError::TooLarge {
-                size,
+                size: meta.size,
                 limit: self.limit,
             });
         }
+        let bytes = body.collect(self.limit).await?;
         // The stored size is the real one, whatever the caller claimed.
-        meta.size = size;
-        lock(&self.blobs).insert(meta.id, (meta, bytes));
-        Ok(())
+        meta.size = bytes.len() as u64;
+        lock(&self.blobs).insert(meta.id, (meta.clone(), Bytes::from(bytes)));
+        Ok(meta)
     }
 
-    async fn get(&self, owner: UserId, id: BlobId) -> Result<(BlobMeta, Vec<u8>), BlobError> {
-        lock(&self.blobs)
-            .get(&id)
-            .filter(|(m, _)| m.owner == owner)
-            .cloned()
-            .ok_or(BlobError::NotFound)
+    async fn head(&self, owner: UserId, id: BlobId) -> Result<BlobMeta, BlobError> {
+        self.owned(owner, id).map(|(meta, _)| meta)
+    }
+
+    async fn get(
+        &self,
+        owner: UserId,
+        id: BlobId,
+        range: Option<Range<u64>>,
+    ) -> Result<(BlobMeta, ByteStream), BlobError> {
+        let (meta, bytes) = self.owned(owner, id)?;
+        let part = match range {
+            None => bytes,
+            Some(range) => {
+                let range = clamp_range(range, meta.size)?;
+                bytes.slice(usize_of(range.start)..usize_of(range.end))
+            }
+        };
+        Ok((meta, ByteStream::from_bytes(part)))
     }
 
     async fn delete(&self, owner: UserId, id: BlobId) -> Result<(), BlobError> {
@@ -66,6 +81,21 @@ impl BlobStore for InMemoryBlobs {
         blobs.remove(&id);
         Ok(())
     }
+}
+
+impl InMemoryBlobs {
+    fn owned(&self, owner: UserId, id: BlobId) -> Result<(BlobMeta, Bytes), BlobError> {
+        lock(&self.blobs)
+            .get(&id)
+            .filter(|(m, _)| m.owner == owner)
+            .cloned()
+            .ok_or(BlobError::NotFound)
+    }
+}
+
+/// A stored blob's offset as an index (it is in memory, so it fits).
+fn usize_of(offset: u64) -> usize {
+    usize::try_from(offset).unwrap_or(usize::MAX)
 }
 
 /// Secrets from a fixed table.

@@ -11,12 +11,14 @@
 //! Every store is scoped: a method that takes an owner treats another
 //! owner's id exactly like a missing one ([`StoreError::NotFound`]).
 
+mod blobs;
 mod idempotency;
 mod outbox;
 mod queue;
 mod services;
 mod stores;
 
+pub use blobs::{BlobError, BlobMeta, BlobStore, ByteStream, Chunk, clamp_range};
 pub use idempotency::{
     IDEMPOTENCY_IN_FLIGHT_TIMEOUT, IdempotencyKey, IdempotencyStore, Reservation, StoredResponse,
 };
@@ -28,8 +30,7 @@ pub use queue::{
     EngineRight, FireOutcome, RingingOp, RingingStore, TriggerClaims, TriggerQueue, check_snooze,
 };
 pub use services::{
-    AccountMail, BlobError, BlobMeta, BlobStore, Notifier, NotifyError, SealError, SecretError,
-    SecretProvider, SecretSealer,
+    AccountMail, Notifier, NotifyError, SealError, SecretError, SecretProvider, SecretSealer,
 };
 pub use stores::{
     AlarmEventStore, AlarmOp, AlarmStore, ApiKeyOp, ApiKeyStore, AuditLog, ExceptionOp,
@@ -39,13 +40,15 @@ pub use stores::{
 };
 
 #[cfg(feature = "mocks")]
+pub use blobs::MockBlobStore;
+#[cfg(feature = "mocks")]
 pub use idempotency::MockIdempotencyStore;
 #[cfg(feature = "mocks")]
 pub use outbox::MockOutbox;
 #[cfg(feature = "mocks")]
 pub use queue::{MockEngineRight, MockRingingStore, MockTriggerClaims};
 #[cfg(feature = "mocks")]
-pub use services::{MockBlobStore, MockNotifier, MockSecretProvider};
+pub use services::{MockNotifier, MockSecretProvider};
 #[cfg(feature = "mocks")]
 pub use stores::{
     MockAlarmEventStore, MockAlarmStore, MockApiKeyStore, MockAuditLog, MockExceptionPeriodStore,

@@ -1,69 +1,11 @@
-//! Ports to outside services: blob storage, secrets and notification channels (implemented in later issues).
+//! Ports to outside services: secrets, sealing and notification channels.
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 use secrecy::SecretString;
 
-use crate::ids::{BlobId, UserId};
 use crate::model::User;
 use crate::trigger::Delivery;
-
-/// Why a blob operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BlobError {
-    /// No such blob (or another owner's).
-    #[error("blob not found")]
-    NotFound,
-    /// The blob is larger than the store accepts.
-    #[error("blob too large: {size} bytes, limit {limit}")]
-    TooLarge {
-        /// The size offered.
-        size: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// Anything else.
-    #[error("unexpected blob store failure")]
-    Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// What is known about a stored blob.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlobMeta {
-    /// The id.
-    pub id: BlobId,
-    /// The owner.
-    pub owner: UserId,
-    /// The media type, e.g. `audio/mpeg`.
-    pub content_type: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// When it was stored.
-    pub created_at: Timestamp,
-}
-
-/// Object storage for alarm sounds and uploads.
-#[cfg_attr(feature = "mocks", mockall::automock)]
-#[async_trait]
-pub trait BlobStore: Send + Sync {
-    /// Stores `bytes` under `meta.id`.
-    ///
-    /// # Errors
-    /// MUST return [`BlobError::TooLarge`] over the store's limit.
-    async fn put(&self, meta: BlobMeta, bytes: Vec<u8>) -> Result<(), BlobError>;
-
-    /// The owner's blob.
-    ///
-    /// # Errors
-    /// MUST return [`BlobError::NotFound`] when missing or another owner's.
-    async fn get(&self, owner: UserId, id: BlobId) -> Result<(BlobMeta, Vec<u8>), BlobError>;
-
-    /// Removes the owner's blob.
-    ///
-    /// # Errors
-    /// MUST return [`BlobError::NotFound`] when missing or another owner's.
-    async fn delete(&self, owner: UserId, id: BlobId) -> Result<(), BlobError>;
-}
 
 /// Why a secret could not be read. Never carries the secret.
 #[derive(Debug, thiserror::Error)]

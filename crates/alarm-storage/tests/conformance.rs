@@ -1,0 +1,86 @@
+//! The object store adapter passes the blob port's conformance checks on every backend that runs here: memory, the local file system, and S3 against a real `s3s-fs` server.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use alarm_domain::ids::{BlobId, UserId};
+use alarm_domain::ports::{BlobError, BlobMeta, BlobStore, ByteStream};
+use alarm_storage::testing::{S3Server, s3_unavailable};
+use alarm_storage::{Backend, ObjectBlobs};
+use alarm_testkit::conformance::{self, Subject};
+use async_trait::async_trait;
+
+/// Blobs holding what they live on (a server, a directory) until the
+/// check drops them.
+struct Holding<T> {
+    blobs: ObjectBlobs,
+    _guard: T,
+}
+
+/// A directory removed on drop.
+struct Dir(std::path::PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[async_trait]
+impl<T: Send + Sync> BlobStore for Holding<T> {
+    async fn put(&self, meta: BlobMeta, body: ByteStream) -> Result<BlobMeta, BlobError> {
+        self.blobs.put(meta, body).await
+    }
+
+    async fn head(&self, owner: UserId, id: BlobId) -> Result<BlobMeta, BlobError> {
+        self.blobs.head(owner, id).await
+    }
+
+    async fn get(
+        &self,
+        owner: UserId,
+        id: BlobId,
+        range: Option<Range<u64>>,
+    ) -> Result<(BlobMeta, ByteStream), BlobError> {
+        self.blobs.get(owner, id, range).await
+    }
+
+    async fn delete(&self, owner: UserId, id: BlobId) -> Result<(), BlobError> {
+        self.blobs.delete(owner, id).await
+    }
+}
+
+fn main() {
+    let memory = Subject::new("memory").blobs(|limit| async move {
+        let store = Backend::Memory.open().expect("open");
+        Arc::new(ObjectBlobs::new(store, limit)) as Arc<dyn BlobStore>
+    });
+    let local = Subject::new("local").blobs(|limit| async move {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "alarm-storage-local-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Backend::Local { dir: dir.clone() }.open().expect("open");
+        Arc::new(Holding {
+            blobs: ObjectBlobs::new(store, limit),
+            _guard: Dir(dir),
+        }) as Arc<dyn BlobStore>
+    });
+    let s3 = Subject::new("s3").blobs(|limit| async move {
+        let server = S3Server::start();
+        let store = Backend::S3(server.settings()).open().expect("open");
+        Arc::new(Holding {
+            blobs: ObjectBlobs::new(store, limit),
+            _guard: server,
+        }) as Arc<dyn BlobStore>
+    });
+    let s3 = match s3_unavailable() {
+        Some(why) => s3.skipped(why),
+        None => s3,
+    };
+    conformance::run_all(vec![memory, local, s3]);
+}
