@@ -115,6 +115,10 @@ define_id!(
     /// Identifies an API key.
     ApiKeyId, "api_key_id"
 );
+define_id!(
+    /// Identifies a resumable upload (the blob it becomes has the same UUID).
+    UploadId, "upload_id"
+);
 
 #[cfg(test)]
 mod tests {

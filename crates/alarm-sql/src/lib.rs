@@ -262,6 +262,7 @@ impl Sql {
             audit: stores.clone(),
             refresh_tokens: stores.clone(),
             idempotency: stores.clone(),
+            uploads: stores.clone(),
             outbox: stores.clone(),
             queue: stores,
             clock,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::multipart::MultipartStore;
 use object_store::{ClientOptions, ObjectStore, RetryConfig};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -136,8 +137,18 @@ impl Backend {
     /// # Errors
     /// An unusable setting, named; a directory that cannot be made.
     pub fn open(&self) -> Result<Arc<dyn ObjectStore>, BackendError> {
+        self.open_with_multipart().map(|(store, _)| store)
+    }
+
+    /// [`Backend::open`], and the same client as a store of durable
+    /// multipart uploads when the backend has them (memory, S3, OCI; the
+    /// local file system has none).
+    ///
+    /// # Errors
+    /// As [`Backend::open`].
+    pub fn open_with_multipart(&self) -> Result<Opened, BackendError> {
         match self {
-            Self::Memory => Ok(Arc::new(InMemory::new())),
+            Self::Memory => Ok(both(Arc::new(InMemory::new()))),
             Self::Local { dir } => {
                 let open = |source: Box<dyn std::error::Error + Send + Sync>| BackendError::Open {
                     backend: "local",
@@ -147,7 +158,7 @@ impl Backend {
                 let store = LocalFileSystem::new_with_prefix(dir)
                     .map_err(|e| open(e.into()))?
                     .with_automatic_cleanup(true);
-                Ok(Arc::new(store))
+                Ok((Arc::new(store), None))
             }
             Self::S3(s3) => {
                 check_name("S3_BUCKET", &s3.bucket)?;
@@ -195,13 +206,22 @@ impl Backend {
     }
 }
 
+/// A client as both trait objects.
+fn both<T: ObjectStore + MultipartStore>(store: Arc<T>) -> Opened {
+    (store.clone(), Some(store))
+}
+
+/// An opened backend: the object store, and the same client as a
+/// multipart store when it is one.
+pub type Opened = (Arc<dyn ObjectStore>, Option<Arc<dyn MultipartStore>>);
+
 fn s3_client(
     builder: AmazonS3Builder,
     backend: &'static str,
     allow_http: bool,
     access_key_id: &str,
     secret: &SecretString,
-) -> Result<Arc<dyn ObjectStore>, BackendError> {
+) -> Result<Opened, BackendError> {
     // reqwest is built without a default crypto provider: the workspace's
     // one (ring) is installed here, as the other HTTP clients do.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -218,7 +238,7 @@ fn s3_client(
             backend,
             source: e.into(),
         })?;
-    Ok(Arc::new(store))
+    Ok(both(Arc::new(store)))
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@
 //! endpoint; no test reaches Oracle.
 
 mod backend;
+mod parts;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -41,8 +42,9 @@ use jiff::Timestamp;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
-pub use backend::{Backend, BackendError, OciSettings, S3Settings};
+pub use backend::{Backend, BackendError, OciSettings, Opened, S3Settings};
 pub use object_store;
+pub use parts::ObjectParts;
 
 /// The size of a multipart upload's parts (S3's smallest but the last).
 pub const PART_SIZE: usize = 5 * 1024 * 1024;
@@ -68,12 +70,26 @@ impl ObjectBlobs {
         &self.store
     }
 
-    fn content(owner: UserId, id: BlobId) -> Path {
+    pub(crate) fn content(owner: UserId, id: BlobId) -> Path {
         Path::from(format!("blobs/{owner}/{id}"))
     }
 
     fn record(owner: UserId, id: BlobId) -> Path {
         Path::from(format!("blobs/{owner}/{id}.json"))
+    }
+
+    /// Writes the record of the blob whose bytes are in place: from then on
+    /// it exists for readers. Without its record the bytes are removed.
+    pub(crate) async fn publish(&self, meta: &BlobMeta) -> Result<(), BlobError> {
+        if let Err(e) = self
+            .store
+            .put(&Self::record(meta.owner, meta.id), record_json(meta))
+            .await
+        {
+            let _ = self.store.delete(&Self::content(meta.owner, meta.id)).await;
+            return Err(unexpected(e));
+        }
+        Ok(())
     }
 
     /// Streams `body` into the object at `to`, counting it against the
@@ -139,13 +155,13 @@ impl ObjectBlobs {
     }
 }
 
-fn unexpected(error: object_store::Error) -> BlobError {
+pub(crate) fn unexpected(error: object_store::Error) -> BlobError {
     BlobError::Unexpected(Box::new(error))
 }
 
 /// A store's answer as the port's error: a missing object is
 /// [`BlobError::NotFound`].
-fn from_store(error: object_store::Error) -> BlobError {
+pub(crate) fn from_store(error: object_store::Error) -> BlobError {
     match error {
         object_store::Error::NotFound { .. } => BlobError::NotFound,
         other => unexpected(other),
@@ -192,15 +208,7 @@ impl BlobStore for ObjectBlobs {
         }
         let content = Self::content(meta.owner, meta.id);
         meta.size = self.write(&content, body).await?;
-        if let Err(e) = self
-            .store
-            .put(&Self::record(meta.owner, meta.id), record_json(&meta))
-            .await
-        {
-            // Without its record the blob does not exist: remove its bytes.
-            let _ = self.store.delete(&content).await;
-            return Err(unexpected(e));
-        }
+        self.publish(&meta).await?;
         Ok(meta)
     }
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use alarm_domain::ids::{BlobId, UserId};
-use alarm_domain::ports::{BlobError, BlobMeta, BlobStore, ByteStream};
+use alarm_domain::ports::{BlobError, BlobMeta, BlobStore, ByteStream, PartStore};
 use alarm_storage::testing::{S3Server, s3_unavailable};
-use alarm_storage::{Backend, ObjectBlobs};
+use alarm_storage::{Backend, ObjectBlobs, ObjectParts};
 use alarm_testkit::conformance::{self, Subject};
 use async_trait::async_trait;
 
@@ -51,33 +51,73 @@ impl<T: Send + Sync> BlobStore for Holding<T> {
     }
 }
 
+/// Part stores over `backend`, whose completed blobs are read through the
+/// same store; `guard` lives as long as both.
+fn parts<T: Send + Sync + 'static>(
+    backend: &Backend,
+    guard: T,
+) -> (Arc<dyn PartStore>, Arc<dyn BlobStore>) {
+    let parts = ObjectParts::new(backend.open_with_multipart().expect("open"), u64::MAX);
+    let blobs = Arc::new(Holding {
+        blobs: ObjectBlobs::new(backend_store(&parts), u64::MAX),
+        _guard: guard,
+    });
+    (
+        Arc::new(parts) as Arc<dyn PartStore>,
+        blobs as Arc<dyn BlobStore>,
+    )
+}
+
+fn backend_store(parts: &ObjectParts) -> Arc<dyn alarm_storage::object_store::ObjectStore> {
+    parts.store().clone()
+}
+
+/// A fresh directory of its own (and its guard).
+fn fresh_dir() -> (std::path::PathBuf, Dir) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "alarm-storage-local-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    (dir.clone(), Dir(dir))
+}
+
 fn main() {
-    let memory = Subject::new("memory").blobs(|limit| async move {
-        let store = Backend::Memory.open().expect("open");
-        Arc::new(ObjectBlobs::new(store, limit)) as Arc<dyn BlobStore>
-    });
-    let local = Subject::new("local").blobs(|limit| async move {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "alarm-storage-local-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Backend::Local { dir: dir.clone() }.open().expect("open");
-        Arc::new(Holding {
-            blobs: ObjectBlobs::new(store, limit),
-            _guard: Dir(dir),
-        }) as Arc<dyn BlobStore>
-    });
-    let s3 = Subject::new("s3").blobs(|limit| async move {
-        let server = S3Server::start();
-        let store = Backend::S3(server.settings()).open().expect("open");
-        Arc::new(Holding {
-            blobs: ObjectBlobs::new(store, limit),
-            _guard: server,
-        }) as Arc<dyn BlobStore>
-    });
+    let memory = Subject::new("memory")
+        .blobs(|limit| async move {
+            let store = Backend::Memory.open().expect("open");
+            Arc::new(ObjectBlobs::new(store, limit)) as Arc<dyn BlobStore>
+        })
+        .parts(|| async { parts(&Backend::Memory, ()) });
+    let local = Subject::new("local")
+        .blobs(|limit| async move {
+            let (dir, guard) = fresh_dir();
+            let store = Backend::Local { dir }.open().expect("open");
+            Arc::new(Holding {
+                blobs: ObjectBlobs::new(store, limit),
+                _guard: guard,
+            }) as Arc<dyn BlobStore>
+        })
+        .parts(|| async {
+            let (dir, guard) = fresh_dir();
+            parts(&Backend::Local { dir }, guard)
+        });
+    let s3 = Subject::new("s3")
+        .blobs(|limit| async move {
+            let server = S3Server::start();
+            let store = Backend::S3(server.settings()).open().expect("open");
+            Arc::new(Holding {
+                blobs: ObjectBlobs::new(store, limit),
+                _guard: server,
+            }) as Arc<dyn BlobStore>
+        })
+        .parts(|| async {
+            let server = S3Server::start();
+            let backend = Backend::S3(server.settings());
+            parts(&backend, server)
+        });
     let s3 = match s3_unavailable() {
         Some(why) => s3.skipped(why),
         None => s3,

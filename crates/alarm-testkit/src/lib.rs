@@ -3,7 +3,7 @@
 //! * [`InMemory`]: every store port and the trigger queue over one shared
 //!   state, safe to use from many tasks at once. Change sets are applied
 //!   all-or-nothing under one lock.
-//! * [`InMemoryBlobs`], [`StaticSecrets`], [`RecordingNotifier`]: the ports
+//! * [`InMemoryBlobs`], [`InMemoryParts`], [`StaticSecrets`], [`RecordingNotifier`]: the ports
 //!   to outside services (the notifier records deliveries and fails on cue).
 //! * [`ManualClock`] and [`SequentialIds`]: time and ids that only change
 //!   when the test says so.
@@ -82,4 +82,6 @@ mod outside;
 
 pub use clock::{ManualClock, SequentialIds};
 pub use memory::InMemory;
-pub use outside::{FakeSealer, InMemoryBlobs, RecordingNotifier, Scripted, StaticSecrets};
+pub use outside::{
+    FakeSealer, InMemoryBlobs, InMemoryParts, RecordingNotifier, Scripted, StaticSecrets,
+};

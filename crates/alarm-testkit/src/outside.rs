@@ -1,15 +1,17 @@
 //! Fakes of the ports to outside services: blob storage, secrets, and a notifier that records what it was asked to send.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use alarm_domain::bytes::Bytes;
-use alarm_domain::ids::{BlobId, UserId};
+use alarm_domain::ids::{BlobId, UploadId, UserId};
 use alarm_domain::jiff::Timestamp;
+use alarm_domain::model::Upload;
 use alarm_domain::ports::{
-    BlobError, BlobMeta, BlobStore, ByteStream, Notifier, NotifyError, SealError, SecretError,
-    SecretProvider, SecretSealer, clamp_range,
+    BlobError, BlobMeta, BlobStore, ByteStream, Notifier, NotifyError, PartStore, SealError,
+    SecretError, SecretProvider, SecretSealer, clamp_range,
 };
 use alarm_domain::trigger::Delivery;
 use async_trait::async_trait;
@@ -96,6 +98,108 @@ impl InMemoryBlobs {
 /// A stored blob's offset as an index (it is in memory, so it fits).
 fn usize_of(offset: u64) -> usize {
     usize::try_from(offset).unwrap_or(usize::MAX)
+}
+
+/// An upload's bytes waiting in [`InMemoryParts`].
+#[derive(Debug, Default)]
+struct Waiting {
+    multipart: Option<String>,
+    parts: BTreeMap<u32, (String, Bytes)>,
+    tail: Bytes,
+}
+
+/// Upload parts in memory, completed into an [`InMemoryBlobs`].
+#[derive(Debug)]
+pub struct InMemoryParts {
+    blobs: Arc<InMemoryBlobs>,
+    waiting: Mutex<HashMap<UploadId, Waiting>>,
+    tags: AtomicU64,
+}
+
+impl InMemoryParts {
+    /// Parts whose completed uploads become blobs of `blobs`.
+    pub fn new(blobs: Arc<InMemoryBlobs>) -> Self {
+        Self {
+            blobs,
+            waiting: Mutex::new(HashMap::new()),
+            tags: AtomicU64::new(0),
+        }
+    }
+
+    /// How many uploads have parts or a tail waiting; for assertions.
+    pub fn waiting(&self) -> usize {
+        lock(&self.waiting).len()
+    }
+}
+
+#[async_trait]
+impl PartStore for InMemoryParts {
+    async fn begin(&self, upload: &Upload) -> Result<String, BlobError> {
+        let id = format!("mp-{}", self.tags.fetch_add(1, Ordering::Relaxed));
+        lock(&self.waiting).entry(upload.id).or_default().multipart = Some(id.clone());
+        Ok(id)
+    }
+
+    async fn put_part(
+        &self,
+        upload: &Upload,
+        multipart: &str,
+        number: u32,
+        bytes: Bytes,
+    ) -> Result<String, BlobError> {
+        let tag = format!("etag-{}", self.tags.fetch_add(1, Ordering::Relaxed));
+        let mut waiting = lock(&self.waiting);
+        let entry = waiting
+            .get_mut(&upload.id)
+            .filter(|w| w.multipart.as_deref() == Some(multipart))
+            .ok_or_else(|| BlobError::Unexpected("no such multipart upload".into()))?;
+        entry.parts.insert(number, (tag.clone(), bytes));
+        Ok(tag)
+    }
+
+    async fn put_tail(&self, upload: &Upload, bytes: Bytes) -> Result<(), BlobError> {
+        lock(&self.waiting).entry(upload.id).or_default().tail = bytes;
+        Ok(())
+    }
+
+    async fn tail(&self, upload: &Upload) -> Result<Bytes, BlobError> {
+        Ok(lock(&self.waiting)
+            .get(&upload.id)
+            .map(|w| w.tail.clone())
+            .unwrap_or_default())
+    }
+
+    async fn complete(&self, upload: &Upload, meta: BlobMeta) -> Result<BlobMeta, BlobError> {
+        let chunks = {
+            let waiting = lock(&self.waiting);
+            let empty = Waiting::default();
+            let entry = waiting.get(&upload.id).unwrap_or(&empty);
+            upload
+                .parts
+                .iter()
+                .map(|part| match entry.parts.get(&part.number) {
+                    Some((tag, bytes)) if *tag == part.tag => Ok(bytes.clone()),
+                    _ => Err(BlobError::Unexpected(
+                        format!("part {} is missing or replaced", part.number).into(),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let stored = self
+            .blobs
+            .put(
+                meta,
+                ByteStream::from_chunks(chunks.into_iter().map(Ok).collect()),
+            )
+            .await?;
+        lock(&self.waiting).remove(&upload.id);
+        Ok(stored)
+    }
+
+    async fn abort(&self, upload: &Upload) -> Result<(), BlobError> {
+        lock(&self.waiting).remove(&upload.id);
+        Ok(())
+    }
 }
 
 /// Secrets from a fixed table.

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
-use alarm_domain::ports::{BlobStore, SecretProvider};
+use alarm_domain::ports::{BlobStore, PartStore, SecretProvider};
 use alarm_testkit::conformance::{self, Subject};
-use alarm_testkit::{InMemory, InMemoryBlobs, ManualClock, SequentialIds, StaticSecrets, fixtures};
+use alarm_testkit::{
+    InMemory, InMemoryBlobs, InMemoryParts, ManualClock, SequentialIds, StaticSecrets, fixtures,
+};
 
 fn main() {
     conformance::run(
@@ -16,6 +18,11 @@ fn main() {
                 )
             })
             .blobs(|limit| async move { Arc::new(InMemoryBlobs::new(limit)) as Arc<dyn BlobStore> })
+            .parts(|| async {
+                let blobs = Arc::new(InMemoryBlobs::new(u64::MAX));
+                let parts = Arc::new(InMemoryParts::new(blobs.clone()));
+                (parts as Arc<dyn PartStore>, blobs as Arc<dyn BlobStore>)
+            })
             .secrets(|secrets| async move {
                 let pairs: Vec<(&str, &str)> = secrets
                     .iter()

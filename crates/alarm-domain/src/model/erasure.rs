@@ -29,6 +29,9 @@ pub enum Owned {
     Webhooks,
     /// API keys.
     ApiKeys,
+    /// Resumable uploads' state (their parts left in the object store are
+    /// expired by the bucket's lifecycle rules, not by the erasure).
+    Uploads,
     /// Exception periods.
     ExceptionPeriods,
     /// Holiday preferences and per-holiday overrides.
@@ -62,7 +65,7 @@ pub enum Treatment {
 
 impl Owned {
     /// Every kind, in the order stores erase them (the account last).
-    pub const ALL: [Owned; 16] = [
+    pub const ALL: [Owned; 17] = [
         Owned::Sessions,
         Owned::Triggers,
         Owned::Ringing,
@@ -72,6 +75,7 @@ impl Owned {
         Owned::Alarms,
         Owned::Webhooks,
         Owned::ApiKeys,
+        Owned::Uploads,
         Owned::ExceptionPeriods,
         Owned::HolidayPreferences,
         Owned::Routines,
@@ -94,6 +98,7 @@ impl Owned {
             | Owned::Outbox
             | Owned::Webhooks
             | Owned::ApiKeys
+            | Owned::Uploads
             | Owned::ExceptionPeriods
             | Owned::HolidayPreferences
             | Owned::Routines
@@ -116,6 +121,7 @@ impl Owned {
             Owned::Outbox => "outbox",
             Owned::Webhooks => "webhooks",
             Owned::ApiKeys => "api_keys",
+            Owned::Uploads => "uploads",
             Owned::ExceptionPeriods => "exception_periods",
             Owned::HolidayPreferences => "holiday_preferences",
             Owned::Routines => "routines",

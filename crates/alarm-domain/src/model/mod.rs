@@ -8,6 +8,7 @@ mod erasure;
 mod exception;
 mod holiday;
 mod routine;
+mod upload;
 mod user;
 mod webhook;
 
@@ -21,6 +22,10 @@ pub use erasure::{Owned, Treatment};
 pub use exception::{ExceptionKind, ExceptionPeriod, MAX_EXCEPTION_DAYS};
 pub use holiday::{DelayMinutes, Holiday, HolidayDate, HolidayName, HolidayPreference};
 pub use routine::{MAX_ROUTINE_ACTIONS, Routine, RoutineAction, RoutineName};
+pub use upload::{
+    MAX_FILENAME_CHARS, MAX_MEDIA_TYPE_CHARS, MAX_UPLOAD_BYTES, MAX_UPLOAD_PARTS,
+    UPLOAD_PART_BYTES, Upload, UploadFile, UploadPart, UploadProgress, UploadRefused,
+};
 pub use user::{Country, DisplayName, Email, Locale, Role, StateCode, User, login_key};
 pub use webhook::{
     MAX_WEBHOOK_ALARM_FILTER, PreviousSecret, WebhookEvent, WebhookEventSet, WebhookRegistration,

@@ -17,6 +17,7 @@ mod outbox;
 mod queue;
 mod services;
 mod stores;
+mod uploads;
 
 pub use blobs::{BlobError, BlobMeta, BlobStore, ByteStream, Chunk, clamp_range};
 pub use idempotency::{
@@ -38,6 +39,7 @@ pub use stores::{
     RefreshTokenStore, ReplanJob, Rotation, RoutineOp, RoutineStore, TokenPurpose, UserOp,
     UserStore, WebhookOp, WebhookStore,
 };
+pub use uploads::{PartStore, UploadStore, upload_refusal};
 
 #[cfg(feature = "mocks")]
 pub use blobs::MockBlobStore;
@@ -54,6 +56,8 @@ pub use stores::{
     MockAlarmEventStore, MockAlarmStore, MockApiKeyStore, MockAuditLog, MockExceptionPeriodStore,
     MockHolidayStore, MockRefreshTokenStore, MockRoutineStore, MockUserStore, MockWebhookStore,
 };
+#[cfg(feature = "mocks")]
+pub use uploads::{MockPartStore, MockUploadStore};
 
 use crate::error::{ValidationError, codes};
 use crate::ids::AlarmId;

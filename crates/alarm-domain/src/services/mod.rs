@@ -68,6 +68,8 @@ pub struct Ports {
     pub refresh_tokens: Arc<dyn RefreshTokenStore>,
     /// Idempotency records (used by the API for `Idempotency-Key`).
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Resumable uploads' state.
+    pub uploads: Arc<dyn crate::ports::UploadStore>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The id source.

@@ -12,6 +12,7 @@ mod m0009_password_resets;
 mod m0010_account_tokens;
 mod m0011_outbox_trace;
 mod m0012_webhook_previous_secret;
+mod m0013_uploads;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_account_tokens::Migration),
             Box::new(m0011_outbox_trace::Migration),
             Box::new(m0012_webhook_previous_secret::Migration),
+            Box::new(m0013_uploads::Migration),
         ]
     }
 }
@@ -54,4 +56,5 @@ pub(crate) const SOURCES: &[&str] = &[
     include_str!("m0010_account_tokens.rs"),
     include_str!("m0011_outbox_trace.rs"),
     include_str!("m0012_webhook_previous_secret.rs"),
+    include_str!("m0013_uploads.rs"),
 ];

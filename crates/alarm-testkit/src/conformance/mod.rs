@@ -37,11 +37,13 @@ mod exception_periods;
 mod holidays;
 mod idempotency;
 mod outbox;
+mod parts;
 mod quotas;
 mod refresh_tokens;
 mod routines;
 mod secrets;
 mod trigger_queue;
+mod uploads;
 mod users;
 mod webhooks;
 
@@ -68,7 +70,7 @@ use alarm_domain::trigger::{Delivery, Ringing, RingingChange, TriggerKind};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::fixtures::{self, at, audit, event, t0, trigger};
-use alarm_domain::ports::{BlobStore, SecretProvider};
+use alarm_domain::ports::{BlobStore, PartStore, SecretProvider};
 
 /// A future the checks await on the trial's own runtime (it need not be `Send`).
 pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -77,6 +79,10 @@ pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 type Fresh = Arc<dyn Fn() -> LocalFuture<'static, Ports> + Send + Sync>;
 /// A fresh, empty blob store refusing blobs over the given size.
 type FreshBlobs = Arc<dyn Fn(u64) -> LocalFuture<'static, Arc<dyn BlobStore>> + Send + Sync>;
+/// A fresh, empty part store and the blob store its completed uploads
+/// become blobs of.
+type FreshParts =
+    Arc<dyn Fn() -> LocalFuture<'static, (Arc<dyn PartStore>, Arc<dyn BlobStore>)> + Send + Sync>;
 /// A fresh secret provider that knows exactly the given (name, value) pairs.
 type FreshSecrets = Arc<
     dyn Fn(Vec<(String, String)>) -> LocalFuture<'static, Arc<dyn SecretProvider>> + Send + Sync,
@@ -116,6 +122,7 @@ pub struct Subject {
     name: String,
     ports: Option<NewBackend>,
     blobs: Option<FreshBlobs>,
+    parts: Option<FreshParts>,
     secrets: Option<FreshSecrets>,
     skipped: Option<String>,
 }
@@ -127,6 +134,7 @@ impl Subject {
             name: name.into(),
             ports: None,
             blobs: None,
+            parts: None,
             secrets: None,
             skipped: None,
         }
@@ -163,6 +171,18 @@ impl Subject {
         self
     }
 
+    /// The [`PartStore`] port: `fresh()` makes an empty part store and the
+    /// blob store its completed uploads become blobs of.
+    #[must_use]
+    pub fn parts<F, Fut>(mut self, fresh: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = (Arc<dyn PartStore>, Arc<dyn BlobStore>)> + 'static,
+    {
+        self.parts = Some(Arc::new(move || Box::pin(fresh())));
+        self
+    }
+
     /// The [`SecretProvider`] port: `fresh(secrets)` makes a provider that
     /// knows exactly `secrets` (name, value).
     #[must_use]
@@ -189,6 +209,7 @@ impl Subject {
 enum Needs {
     Ports(fn(Fresh) -> LocalFuture<'static, ()>),
     Blobs(fn(FreshBlobs) -> LocalFuture<'static, ()>),
+    Parts(fn(FreshParts) -> LocalFuture<'static, ()>),
     Secrets(fn(FreshSecrets) -> LocalFuture<'static, ()>),
 }
 
@@ -214,7 +235,7 @@ type Module = (&'static str, fn() -> Vec<Check>);
 
 /// Every module's checks, named `module::check`.
 fn all_checks() -> Vec<(&'static str, Check)> {
-    let modules: [Module; 16] = [
+    let modules: [Module; 18] = [
         ("users", users::checks),
         ("alarms", alarms::checks),
         ("exception_periods", exception_periods::checks),
@@ -231,6 +252,8 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         ("outbox", outbox::checks),
         ("quotas", quotas::checks),
         ("api_keys", api_keys::checks),
+        ("uploads", uploads::checks),
+        ("parts", parts::checks),
     ];
     modules
         .into_iter()
@@ -264,6 +287,12 @@ pub fn trials(subject: &Subject) -> Vec<libtest_mimic::Trial> {
             }
             Needs::Blobs(check) => {
                 let Some(fresh) = subject.blobs.clone() else {
+                    continue;
+                };
+                Box::new(move || block_on(check(fresh)))
+            }
+            Needs::Parts(check) => {
+                let Some(fresh) = subject.parts.clone() else {
                     continue;
                 };
                 Box::new(move || block_on(check(fresh)))

@@ -16,6 +16,7 @@ mod owned;
 mod refresh_tokens;
 mod routines;
 mod trigger_queue;
+mod uploads;
 mod users;
 mod webhooks;
 
@@ -66,6 +67,7 @@ struct State {
     webhooks: BTreeMap<WebhookId, WebhookRegistration>,
     /// API keys with the hash of their text.
     api_keys: BTreeMap<alarm_domain::ids::ApiKeyId, (alarm_domain::model::ApiKey, [u8; 32])>,
+    uploads: BTreeMap<alarm_domain::ids::UploadId, alarm_domain::model::Upload>,
     events: BTreeMap<EventId, AlarmEvent>,
     audit: BTreeMap<AuditId, AuditRecord>,
     triggers: HashMap<TriggerKey, StoredTrigger>,
@@ -218,6 +220,7 @@ impl InMemory {
             audit: me.clone(),
             refresh_tokens: me.clone(),
             idempotency: me.clone(),
+            uploads: me.clone(),
             outbox: me.clone(),
             queue: me,
             clock,

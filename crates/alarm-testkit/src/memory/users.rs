@@ -240,6 +240,7 @@ impl super::State {
             Owned::Outbox => self.outbox.retain(|_, (item, _)| item.owner != user),
             Owned::Webhooks => self.webhooks.retain(|_, w| w.owner() != user),
             Owned::ApiKeys => self.api_keys.retain(|_, (k, _)| k.owner != user),
+            Owned::Uploads => self.uploads.retain(|_, u| u.owner != user),
             Owned::ExceptionPeriods => self.exceptions.retain(|_, e| e.owner() != user),
             Owned::HolidayPreferences => {
                 self.preferences.remove(&user);

@@ -1,0 +1,122 @@
+//! Ports of resumable uploads: the durable state of each upload (a database) and the parts and tail its bytes are kept in (the object store).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use jiff::Timestamp;
+
+use super::{BlobError, BlobMeta, StoreError};
+use crate::ids::{UploadId, UserId};
+use crate::limits::Quota;
+use crate::model::{Upload, UploadProgress};
+
+/// A refused [`Upload::advance`] as a store's error: a PATCH that lost the
+/// race (or started from a stale offset) is a conflict, progress breaking
+/// the part rule an adapter's bug.
+pub fn upload_refusal(refused: crate::model::UploadRefused) -> StoreError {
+    use crate::model::UploadRefused;
+    match refused {
+        UploadRefused::OffsetMismatch { .. } => StoreError::Conflict(refused.to_string()),
+        other => StoreError::Unexpected(Box::new(other)),
+    }
+}
+
+/// The uploads' state: what a `HEAD` reports after a disconnect or a
+/// restart comes from here. Scoped: another owner's upload is
+/// [`StoreError::NotFound`].
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait UploadStore: Send + Sync {
+    /// Keeps a new upload.
+    ///
+    /// # Errors
+    /// MUST return [`StoreError::OverQuota`] when the owner already holds
+    /// `quota.limit` uploads (counted atomically with the insert).
+    async fn create(&self, upload: &Upload, quota: Quota) -> Result<(), StoreError>;
+
+    /// The owner's upload.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when missing or another owner's.
+    async fn get(&self, owner: UserId, id: UploadId) -> Result<Upload, StoreError>;
+
+    /// Applies a PATCH's progress by [`Upload::advance`], atomically: of
+    /// two PATCHes from the same offset, one wins.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; [`StoreError::Conflict`] when the upload is
+    /// no longer at `progress.from_offset`; [`StoreError::Unexpected`] for
+    /// progress that breaks the part rule.
+    async fn advance(
+        &self,
+        owner: UserId,
+        id: UploadId,
+        progress: &UploadProgress,
+    ) -> Result<Upload, StoreError>;
+
+    /// Forgets the owner's upload and returns it (its parts are the
+    /// caller's to abort).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when missing or another owner's.
+    async fn delete(&self, owner: UserId, id: UploadId) -> Result<Upload, StoreError>;
+
+    /// Uploads of any owner expired at `now`, soonest expired first, at
+    /// most `limit`: the sweeper's work.
+    ///
+    /// # Errors
+    /// Store failures.
+    async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Upload>, StoreError>;
+}
+
+/// Where an upload's bytes wait: numbered parts of
+/// [`crate::model::UPLOAD_PART_BYTES`] (an object store's multipart upload,
+/// or objects of their own), and a tail of fewer bytes after them.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait PartStore: Send + Sync {
+    /// Begins the upload's multipart upload; its id goes in the state.
+    ///
+    /// # Errors
+    /// [`BlobError::Unexpected`] when the store fails.
+    async fn begin(&self, upload: &Upload) -> Result<String, BlobError>;
+
+    /// Stores part `number` and returns the tag completion needs. A part
+    /// stored again under the same number replaces the earlier one.
+    ///
+    /// # Errors
+    /// [`BlobError::Unexpected`] when the store fails.
+    async fn put_part(
+        &self,
+        upload: &Upload,
+        multipart: &str,
+        number: u32,
+        bytes: Bytes,
+    ) -> Result<String, BlobError>;
+
+    /// Keeps `bytes` as the upload's tail, replacing any earlier one.
+    ///
+    /// # Errors
+    /// [`BlobError::Unexpected`] when the store fails.
+    async fn put_tail(&self, upload: &Upload, bytes: Bytes) -> Result<(), BlobError>;
+
+    /// The upload's tail (empty when none was kept).
+    ///
+    /// # Errors
+    /// [`BlobError::Unexpected`] when the store fails.
+    async fn tail(&self, upload: &Upload) -> Result<Bytes, BlobError>;
+
+    /// Assembles the upload's parts (`upload.parts`, complete) into the
+    /// blob `meta` describes (its id is the upload's UUID), readable from
+    /// then on through the blob port, and drops the parts and tail.
+    ///
+    /// # Errors
+    /// [`BlobError::Unexpected`] when the store fails or a part is missing.
+    async fn complete(&self, upload: &Upload, meta: BlobMeta) -> Result<BlobMeta, BlobError>;
+
+    /// Drops whatever the upload left: its multipart upload, parts and
+    /// tail. Doing it twice is no error.
+    ///
+    /// # Errors
+    /// [`BlobError::Unexpected`] when the store fails.
+    async fn abort(&self, upload: &Upload) -> Result<(), BlobError>;
+}

@@ -1,0 +1,252 @@
+//! The domain's `PartStore` over an object store: durable multipart uploads where the store has them (S3, OCI, memory), parts as objects of their own on the local file system, assembled on completion.
+//!
+//! # Layout
+//! * Multipart stores: the upload's multipart upload targets the blob's
+//!   own key (`blobs/<owner>/<id>`), part `n` is the store's part `n`, and
+//!   its ETag is the tag. Completion is the store's, then the blob's
+//!   record is written.
+//! * The local file system keeps no multipart state that survives a
+//!   restart (`LocalFileSystem` does not implement `MultipartStore`), so
+//!   part `n` is the object `uploads/<owner>/<id>/part-<n>` and its tag the
+//!   ETag the store gave it. Completion streams the parts, each read only
+//!   if its ETag still matches (a part replaced after it was recorded
+//!   fails the completion), into the blob through the ordinary `put`.
+//! * Either way the tail is `uploads/<owner>/<id>/tail`, and completion
+//!   and abort remove everything under `uploads/<owner>/<id>/`.
+
+use std::sync::Arc;
+
+use alarm_domain::bytes::Bytes;
+use alarm_domain::ids::BlobId;
+use alarm_domain::model::Upload;
+use alarm_domain::ports::{BlobError, BlobMeta, BlobStore, ByteStream, PartStore};
+use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path;
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::{ObjectBlobs, Opened, from_store, unexpected};
+
+/// The multipart id of uploads whose parts are objects of their own.
+const OWN_OBJECTS: &str = "parts-as-objects";
+
+/// Upload parts in an object store, completed into [`ObjectBlobs`].
+#[derive(Clone)]
+pub struct ObjectParts {
+    store: Arc<dyn ObjectStore>,
+    multipart: Option<Arc<dyn MultipartStore>>,
+    blobs: ObjectBlobs,
+}
+
+impl std::fmt::Debug for ObjectParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectParts")
+            .field("store", &self.store)
+            .field("multipart", &self.multipart.is_some())
+            .finish()
+    }
+}
+
+impl ObjectParts {
+    /// Parts in the opened backend, completed into blobs refused over
+    /// `limit` bytes.
+    pub fn new((store, multipart): Opened, limit: u64) -> Self {
+        let blobs = ObjectBlobs::new(store.clone(), limit);
+        Self {
+            store,
+            multipart,
+            blobs,
+        }
+    }
+
+    /// The object store underneath.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The blobs completed uploads become, as the domain's port.
+    pub fn blob_store(&self) -> Arc<dyn BlobStore> {
+        Arc::new(self.blobs.clone())
+    }
+
+    fn folder(upload: &Upload) -> Path {
+        Path::from(format!("uploads/{}/{}", upload.owner, upload.id))
+    }
+
+    fn part(upload: &Upload, number: u32) -> Path {
+        Path::from(format!(
+            "uploads/{}/{}/part-{number}",
+            upload.owner, upload.id
+        ))
+    }
+
+    fn tail_path(upload: &Upload) -> Path {
+        Path::from(format!("uploads/{}/{}/tail", upload.owner, upload.id))
+    }
+
+    fn blob_id(upload: &Upload) -> Result<BlobId, BlobError> {
+        BlobId::from_uuid(upload.id.as_uuid()).map_err(|e| BlobError::Unexpected(Box::new(e)))
+    }
+
+    /// Removes everything under the upload's folder (parts, tail).
+    async fn clear(&self, upload: &Upload) -> Result<(), BlobError> {
+        let folder = Self::folder(upload);
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&folder))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(unexpected)?;
+        for location in listed {
+            match self.store.delete(&location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(unexpected(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The parts as objects of their own, streamed in order into the blob.
+    async fn assemble(&self, upload: &Upload, meta: BlobMeta) -> Result<BlobMeta, BlobError> {
+        let store = self.store.clone();
+        let reads: Vec<(Path, String)> = upload
+            .parts
+            .iter()
+            .map(|p| (Self::part(upload, p.number), p.tag.clone()))
+            .collect();
+        let body = futures_util::stream::iter(reads)
+            .then(move |(path, tag)| {
+                let store = store.clone();
+                async move {
+                    let options = GetOptions {
+                        if_match: Some(tag),
+                        ..GetOptions::default()
+                    };
+                    store
+                        .get_opts(&path, options)
+                        .await
+                        .map(|got| got.into_stream())
+                }
+            })
+            .try_flatten()
+            .map_err(unexpected);
+        self.blobs.put(meta, ByteStream::new(body)).await
+    }
+}
+
+#[async_trait]
+impl PartStore for ObjectParts {
+    async fn begin(&self, upload: &Upload) -> Result<String, BlobError> {
+        match &self.multipart {
+            Some(multipart) => multipart
+                .create_multipart(&ObjectBlobs::content(upload.owner, Self::blob_id(upload)?))
+                .await
+                .map_err(unexpected),
+            None => Ok(OWN_OBJECTS.to_owned()),
+        }
+    }
+
+    async fn put_part(
+        &self,
+        upload: &Upload,
+        multipart: &str,
+        number: u32,
+        bytes: Bytes,
+    ) -> Result<String, BlobError> {
+        let index = usize::try_from(number.saturating_sub(1)).unwrap_or(usize::MAX);
+        match &self.multipart {
+            Some(store) => {
+                let target = ObjectBlobs::content(upload.owner, Self::blob_id(upload)?);
+                let part = store
+                    .put_part(
+                        &target,
+                        &multipart.to_owned(),
+                        index,
+                        PutPayload::from(bytes),
+                    )
+                    .await
+                    .map_err(unexpected)?;
+                Ok(part.content_id)
+            }
+            None => {
+                let put = self
+                    .store
+                    .put(&Self::part(upload, number), PutPayload::from(bytes))
+                    .await
+                    .map_err(unexpected)?;
+                put.e_tag
+                    .ok_or_else(|| BlobError::Unexpected("the store gave the part no ETag".into()))
+            }
+        }
+    }
+
+    async fn put_tail(&self, upload: &Upload, bytes: Bytes) -> Result<(), BlobError> {
+        self.store
+            .put(&Self::tail_path(upload), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(unexpected)
+    }
+
+    async fn tail(&self, upload: &Upload) -> Result<Bytes, BlobError> {
+        match self.store.get(&Self::tail_path(upload)).await {
+            Ok(got) => got.bytes().await.map_err(from_store),
+            Err(object_store::Error::NotFound { .. }) => Ok(Bytes::new()),
+            Err(e) => Err(unexpected(e)),
+        }
+    }
+
+    async fn complete(&self, upload: &Upload, meta: BlobMeta) -> Result<BlobMeta, BlobError> {
+        let stored = match (&self.multipart, &upload.multipart) {
+            (Some(store), Some(id)) if !upload.parts.is_empty() => {
+                let target = ObjectBlobs::content(meta.owner, meta.id);
+                let parts = upload
+                    .parts
+                    .iter()
+                    .map(|p| PartId {
+                        content_id: p.tag.clone(),
+                    })
+                    .collect();
+                store
+                    .complete_multipart(&target, id, parts)
+                    .await
+                    .map_err(unexpected)?;
+                let meta = BlobMeta {
+                    size: upload.stored(),
+                    ..meta
+                };
+                self.blobs.publish(&meta).await?;
+                meta
+            }
+            _ => self.assemble(upload, meta).await?,
+        };
+        if let (Some(store), Some(id)) = (&self.multipart, &upload.multipart)
+            && upload.parts.is_empty()
+        {
+            // An empty upload that began a multipart upload: drop it.
+            let target = ObjectBlobs::content(upload.owner, Self::blob_id(upload)?);
+            if let Err(e) = store.abort_multipart(&target, id).await {
+                tracing::warn!(error = %e, "aborting an empty upload's multipart upload failed");
+            }
+        }
+        self.clear(upload).await?;
+        Ok(stored)
+    }
+
+    async fn abort(&self, upload: &Upload) -> Result<(), BlobError> {
+        if let (Some(store), Some(id)) = (&self.multipart, &upload.multipart) {
+            let target = ObjectBlobs::content(upload.owner, Self::blob_id(upload)?);
+            // Stores answer an unknown or already aborted upload id
+            // differently (S3 404, s3s-fs 403, memory a generic error), so
+            // no answer can tell "already gone" from a failure: a failure is
+            // logged, and the bucket's lifecycle rule for incomplete
+            // multipart uploads removes what stays.
+            if let Err(e) = store.abort_multipart(&target, id).await {
+                tracing::warn!(error = %e, "aborting a multipart upload failed (or it was gone)");
+            }
+        }
+        self.clear(upload).await
+    }
+}
