@@ -116,6 +116,9 @@ pub use error::ValidationError;
 /// Re-exported so adapters and fakes build blob bodies ([`ports::ByteStream`])
 /// from the same `Bytes` type the port uses.
 pub use bytes;
+/// Re-exported so a fake or an adapter can wrap its own stream in a
+/// [`ports::ByteStream`].
+pub use futures_core;
 /// The date-time library the domain speaks, re-exported so adapters use the
 /// same version.
 pub use jiff;

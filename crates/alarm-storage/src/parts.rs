@@ -11,8 +11,9 @@
 //!   ETag the store gave it. Completion streams the parts, each read only
 //!   if its ETag still matches (a part replaced after it was recorded
 //!   fails the completion), into the blob through the ordinary `put`.
-//! * Either way the tail is `uploads/<owner>/<id>/tail`, and completion
-//!   and abort remove everything under `uploads/<owner>/<id>/`.
+//! * Either way a tail is `uploads/<owner>/<id>/tail-<start>-<length>`
+//!   (the state names the one that counts), and completion and abort
+//!   remove everything under `uploads/<owner>/<id>/`.
 
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
 
-use crate::{ObjectBlobs, Opened, from_store, unexpected};
+use crate::{ObjectBlobs, Opened, unexpected};
 
 /// The multipart id of uploads whose parts are objects of their own.
 const OWN_OBJECTS: &str = "parts-as-objects";
@@ -81,8 +82,11 @@ impl ObjectParts {
         ))
     }
 
-    fn tail_path(upload: &Upload) -> Path {
-        Path::from(format!("uploads/{}/{}/tail", upload.owner, upload.id))
+    fn tail_path(upload: &Upload, start: u64, length: u64) -> Path {
+        Path::from(format!(
+            "uploads/{}/{}/tail-{start}-{length}",
+            upload.owner, upload.id
+        ))
     }
 
     fn blob_id(upload: &Upload) -> Result<BlobId, BlobError> {
@@ -182,20 +186,22 @@ impl PartStore for ObjectParts {
         }
     }
 
-    async fn put_tail(&self, upload: &Upload, bytes: Bytes) -> Result<(), BlobError> {
+    async fn put_tail(&self, upload: &Upload, start: u64, bytes: Bytes) -> Result<(), BlobError> {
+        let path = Self::tail_path(upload, start, bytes.len() as u64);
         self.store
-            .put(&Self::tail_path(upload), PutPayload::from(bytes))
+            .put(&path, PutPayload::from(bytes))
             .await
             .map(|_| ())
             .map_err(unexpected)
     }
 
     async fn tail(&self, upload: &Upload) -> Result<Bytes, BlobError> {
-        match self.store.get(&Self::tail_path(upload)).await {
-            Ok(got) => got.bytes().await.map_err(from_store),
-            Err(object_store::Error::NotFound { .. }) => Ok(Bytes::new()),
-            Err(e) => Err(unexpected(e)),
+        if upload.tail == 0 {
+            return Ok(Bytes::new());
         }
+        let path = Self::tail_path(upload, upload.stored(), upload.tail);
+        let got = self.store.get(&path).await.map_err(unexpected)?;
+        got.bytes().await.map_err(unexpected)
     }
 
     async fn complete(&self, upload: &Upload, meta: BlobMeta) -> Result<BlobMeta, BlobError> {

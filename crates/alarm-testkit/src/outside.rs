@@ -105,7 +105,8 @@ fn usize_of(offset: u64) -> usize {
 struct Waiting {
     multipart: Option<String>,
     parts: BTreeMap<u32, (String, Bytes)>,
-    tail: Bytes,
+    /// (start, length) → bytes.
+    tails: BTreeMap<(u64, u64), Bytes>,
 }
 
 /// Upload parts in memory, completed into an [`InMemoryBlobs`].
@@ -157,16 +158,23 @@ impl PartStore for InMemoryParts {
         Ok(tag)
     }
 
-    async fn put_tail(&self, upload: &Upload, bytes: Bytes) -> Result<(), BlobError> {
-        lock(&self.waiting).entry(upload.id).or_default().tail = bytes;
+    async fn put_tail(&self, upload: &Upload, start: u64, bytes: Bytes) -> Result<(), BlobError> {
+        lock(&self.waiting)
+            .entry(upload.id)
+            .or_default()
+            .tails
+            .insert((start, bytes.len() as u64), bytes);
         Ok(())
     }
 
     async fn tail(&self, upload: &Upload) -> Result<Bytes, BlobError> {
-        Ok(lock(&self.waiting)
+        if upload.tail == 0 {
+            return Ok(Bytes::new());
+        }
+        lock(&self.waiting)
             .get(&upload.id)
-            .map(|w| w.tail.clone())
-            .unwrap_or_default())
+            .and_then(|w| w.tails.get(&(upload.stored(), upload.tail)).cloned())
+            .ok_or_else(|| BlobError::Unexpected("the upload's tail is gone".into()))
     }
 
     async fn complete(&self, upload: &Upload, meta: BlobMeta) -> Result<BlobMeta, BlobError> {

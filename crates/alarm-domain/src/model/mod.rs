@@ -23,8 +23,8 @@ pub use exception::{ExceptionKind, ExceptionPeriod, MAX_EXCEPTION_DAYS};
 pub use holiday::{DelayMinutes, Holiday, HolidayDate, HolidayName, HolidayPreference};
 pub use routine::{MAX_ROUTINE_ACTIONS, Routine, RoutineAction, RoutineName};
 pub use upload::{
-    MAX_FILENAME_CHARS, MAX_MEDIA_TYPE_CHARS, MAX_UPLOAD_BYTES, MAX_UPLOAD_PARTS,
-    UPLOAD_PART_BYTES, Upload, UploadFile, UploadPart, UploadProgress, UploadRefused,
+    MAX_FILENAME_CHARS, MAX_MEDIA_TYPE_CHARS, MAX_UPLOAD_BYTES, MAX_UPLOAD_PARTS, SNIFF_BYTES,
+    UPLOAD_PART_BYTES, Upload, UploadFile, UploadPart, UploadProgress, UploadRefused, audio_type,
 };
 pub use user::{Country, DisplayName, Email, Locale, Role, StateCode, User, login_key};
 pub use webhook::{

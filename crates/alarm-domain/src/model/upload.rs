@@ -323,6 +323,41 @@ impl Upload {
     }
 }
 
+/// How many leading bytes [`audio_type`] needs.
+pub const SNIFF_BYTES: u64 = 12;
+
+/// The audio format a file's first bytes show (never its name or its
+/// declared type): MP3 (ID3 tag or an MPEG audio frame), Ogg, WAV, AAC
+/// (ADTS), M4A (an MP4 file of an audio brand) and FLAC; `None` for
+/// anything else.
+pub fn audio_type(head: &[u8]) -> Option<&'static str> {
+    let at = |from: usize, sig: &[u8]| head.get(from..from + sig.len()) == Some(sig);
+    if at(0, b"fLaC") {
+        return Some("audio/flac");
+    }
+    if at(0, b"OggS") {
+        return Some("audio/ogg");
+    }
+    if at(0, b"RIFF") && at(8, b"WAVE") {
+        return Some("audio/wav");
+    }
+    if at(0, b"ID3") {
+        return Some("audio/mpeg");
+    }
+    if at(4, b"ftyp") && [&b"M4A "[..], b"M4B ", b"M4P "].iter().any(|b| at(8, b)) {
+        return Some("audio/mp4");
+    }
+    match head {
+        // A frame sync of 12 bits with layer bits 00: AAC in ADTS.
+        [0xFF, b, ..] if b & 0xF6 == 0xF0 => Some("audio/aac"),
+        // 11 sync bits, a version, and a layer that is not "reserved".
+        [0xFF, b, ..] if b & 0xE0 == 0xE0 && b & 0x06 != 0 && b & 0x18 != 0x08 => {
+            Some("audio/mpeg")
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +391,27 @@ mod tests {
             parts,
             tail,
             expires_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn audio_is_told_by_its_bytes() {
+        for (head, kind) in [
+            (&b"fLaC\0\0\0\x22"[..], Some("audio/flac")),
+            (b"OggS\0\x02", Some("audio/ogg")),
+            (b"RIFF\x24\x08\0\0WAVEfmt ", Some("audio/wav")),
+            (b"ID3\x04\0\0", Some("audio/mpeg")),
+            (&[0xFF, 0xFB, 0x90, 0x64], Some("audio/mpeg")),
+            (&[0xFF, 0xF1, 0x50, 0x80], Some("audio/aac")),
+            (b"\0\0\0\x20ftypM4A \0\0", Some("audio/mp4")),
+            (b"\0\0\0\x20ftypisom\0\0", None),
+            (b"RIFF\x24\x08\0\0AVI LIST", None),
+            (b"\x89PNG\r\n\x1a\n", None),
+            (b"<html>", None),
+            (&[0xFF, 0xE0], None),
+            (b"", None),
+        ] {
+            assert_eq!(audio_type(head), kind, "{head:?}");
         }
     }
 

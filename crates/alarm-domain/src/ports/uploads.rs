@@ -93,16 +93,20 @@ pub trait PartStore: Send + Sync {
         bytes: Bytes,
     ) -> Result<String, BlobError>;
 
-    /// Keeps `bytes` as the upload's tail, replacing any earlier one.
+    /// Keeps `bytes` as a tail starting at byte `start` (the upload's
+    /// stored bytes once the PATCH's parts are recorded). Each (start,
+    /// length) is kept apart, so a tail written by a PATCH that then failed
+    /// to commit never replaces the one the state names.
     ///
     /// # Errors
     /// [`BlobError::Unexpected`] when the store fails.
-    async fn put_tail(&self, upload: &Upload, bytes: Bytes) -> Result<(), BlobError>;
+    async fn put_tail(&self, upload: &Upload, start: u64, bytes: Bytes) -> Result<(), BlobError>;
 
-    /// The upload's tail (empty when none was kept).
+    /// The tail the upload's state names (`upload.tail` bytes from
+    /// `upload.stored()`); empty when it has none.
     ///
     /// # Errors
-    /// [`BlobError::Unexpected`] when the store fails.
+    /// [`BlobError::Unexpected`] when the store fails or that tail is gone.
     async fn tail(&self, upload: &Upload) -> Result<Bytes, BlobError>;
 
     /// Assembles the upload's parts (`upload.parts`, complete) into the

@@ -5,6 +5,7 @@ mod api_keys;
 mod auth;
 mod calendar;
 mod routines;
+mod uploads;
 mod users;
 mod webhooks;
 
@@ -27,6 +28,7 @@ pub use calendar::{
 // `crate::firing`; this path is kept for callers written against it.
 pub use crate::firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
 pub use routines::{MAX_ROUTINES_PER_ALARM, MAX_ROUTINES_PER_USER, RoutinePorts, RoutineService};
+pub use uploads::{Patch, Patched, UPLOAD_TTL, UploadError, UploadPorts, UploadService};
 pub use users::{NewUser, ProfileChange, UserPorts, UserService, VERIFY_TOKEN_TTL};
 pub use webhooks::{MAX_WEBHOOKS_PER_USER, NewWebhook, WebhookPorts, WebhookService};
 

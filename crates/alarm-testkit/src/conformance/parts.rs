@@ -121,21 +121,32 @@ async fn an_empty_upload_completes(fresh: FreshParts) {
     assert!(read(&*blobs, &u).await.is_empty());
 }
 
-/// The tail is kept, replaced, and empty when none was kept.
-async fn the_tail_is_kept_and_replaced(fresh: FreshParts) {
+/// The tail the state names is read back; one written by a PATCH that
+/// did not commit replaces nothing; no tail reads as empty.
+async fn the_tail_the_state_names_is_read(fresh: FreshParts) {
     let (parts, _blobs) = fresh().await;
     let u = upload(100);
     assert!(parts.tail(&u).await.expect("none yet").is_empty());
     parts
-        .put_tail(&u, Bytes::from_static(b"abc"))
+        .put_tail(&u, 0, Bytes::from_static(b"abc"))
         .await
         .expect("tail");
-    assert_eq!(parts.tail(&u).await.expect("tail"), &b"abc"[..]);
+    let three = Upload {
+        tail: 3,
+        ..u.clone()
+    };
+    assert_eq!(parts.tail(&three).await.expect("tail"), &b"abc"[..]);
     parts
-        .put_tail(&u, Bytes::from_static(b"abcdef"))
+        .put_tail(&u, 0, Bytes::from_static(b"abcdef"))
         .await
-        .expect("longer");
-    assert_eq!(parts.tail(&u).await.expect("tail"), &b"abcdef"[..]);
+        .expect("a longer one, not committed");
+    assert_eq!(
+        parts.tail(&three).await.expect("tail"),
+        &b"abc"[..],
+        "the named tail is untouched"
+    );
+    let six = Upload { tail: 6, ..u };
+    assert_eq!(parts.tail(&six).await.expect("tail"), &b"abcdef"[..]);
 }
 
 /// An aborted upload leaves no tail and cannot complete; aborting twice
@@ -145,12 +156,15 @@ async fn abort_drops_parts_and_tail(fresh: FreshParts) {
     let mut u = upload(UPLOAD_PART_BYTES + 5);
     store_parts(&*parts, &mut u, &[UPLOAD_PART_BYTES]).await;
     parts
-        .put_tail(&u, Bytes::from_static(b"tail!"))
+        .put_tail(&u, UPLOAD_PART_BYTES, Bytes::from_static(b"tail!"))
         .await
         .expect("tail");
+    u.tail = 5;
+    parts.tail(&u).await.expect("the tail is kept");
     parts.abort(&u).await.expect("abort");
     parts.abort(&u).await.expect("again");
-    assert!(parts.tail(&u).await.expect("tail").is_empty());
+    assert!(parts.tail(&u).await.is_err(), "the tail is gone");
+    u.tail = 0;
     u.parts.push(UploadPart {
         number: 2,
         size: 5,
@@ -165,17 +179,19 @@ async fn abort_drops_parts_and_tail(fresh: FreshParts) {
     ));
 }
 
-/// Completion drops the tail and the parts: a second completion fails.
+/// Completion drops the parts and every tail.
 async fn completion_drops_what_waited(fresh: FreshParts) {
     let (parts, _blobs) = fresh().await;
     let mut u = upload(4);
-    store_parts(&*parts, &mut u, &[4]).await;
+    let early = u.clone();
     parts
-        .put_tail(&u, Bytes::from_static(b"old"))
+        .put_tail(&early, 0, Bytes::from_static(b"ab"))
         .await
-        .expect("tail");
+        .expect("a tail of an earlier PATCH");
+    store_parts(&*parts, &mut u, &[4]).await;
     parts.complete(&u, meta(&u)).await.expect("complete");
-    assert!(parts.tail(&u).await.expect("tail").is_empty());
+    let named = Upload { tail: 2, ..early };
+    assert!(parts.tail(&named).await.is_err(), "no tail is left");
 }
 
 /// The checks of this module, in the order they are listed.
@@ -184,7 +200,7 @@ pub(super) fn checks() -> Vec<Check> {
         parts_complete_into_a_blob,
         a_resent_part_replaces_the_earlier_one,
         an_empty_upload_completes,
-        the_tail_is_kept_and_replaced,
+        the_tail_the_state_names_is_read,
         abort_drops_parts_and_tail,
         completion_drops_what_waited,
     )

@@ -1,0 +1,425 @@
+//! Resumable-upload use cases (tus 1.0): create, read the offset, append a PATCH body as whole parts and a durable tail, complete into an audio blob, delete, and sweep abandoned uploads.
+//!
+//! A PATCH is stored before it is committed: its whole parts go to the
+//! part store under the numbers its offset gives them, what is left is
+//! written as a new tail object, and only then does one
+//! [`UploadStore::advance`] publish it. A failure or a crash before the
+//! commit leaves the state where it was (the stray parts and tail are
+//! overwritten or ignored, and removed with the upload); a body the client
+//! cut off is committed as far as it arrived, unless a checksum was sent,
+//! which nothing partial can match.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::{Bytes, BytesMut};
+use jiff::SignedDuration;
+use sha2::{Digest, Sha256};
+
+use crate::error::ValidationError;
+use crate::ids::{BlobId, UploadId, UserId};
+use crate::limits::Quota;
+use crate::model::{
+    SNIFF_BYTES, UPLOAD_PART_BYTES, Upload, UploadFile, UploadProgress, UploadRefused, audio_type,
+};
+use crate::ports::{
+    BlobError, BlobMeta, BlobStore, ByteStream, Clock, IdSource, PartStore, StoreError, UploadStore,
+};
+
+/// How long an upload waits for its next PATCH before it is abandoned.
+pub const UPLOAD_TTL: SignedDuration = SignedDuration::from_hours(24);
+
+/// The ports [`UploadService`] takes.
+#[derive(Clone)]
+pub struct UploadPorts {
+    /// The uploads' state.
+    pub uploads: Arc<dyn UploadStore>,
+    /// Where their bytes wait.
+    pub parts: Arc<dyn PartStore>,
+    /// The blobs completed uploads become.
+    pub blobs: Arc<dyn BlobStore>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Ids.
+    pub ids: Arc<dyn IdSource>,
+}
+
+/// Why an upload use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// Bad input (length, file name, media type).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// No such upload, or another owner's.
+    #[error("upload not found")]
+    NotFound,
+    /// The PATCH does not fit the upload (offset, length, expiry).
+    #[error(transparent)]
+    Refused(#[from] UploadRefused),
+    /// The body's SHA-256 is not the `Upload-Checksum` sent; nothing was
+    /// kept.
+    #[error("the body does not match its checksum")]
+    ChecksumMismatch,
+    /// Another PATCH of this upload is being stored (tus: 423).
+    #[error("another request is writing this upload")]
+    Busy,
+    /// The owner holds the most open uploads allowed.
+    #[error("quota `{quota}` reached ({limit})")]
+    OverQuota {
+        /// The quota's name.
+        quota: &'static str,
+        /// Its limit.
+        limit: u32,
+    },
+    /// The body was cut off; what arrived was kept up to `offset` (or
+    /// nothing, with a checksum).
+    #[error("the body was interrupted at offset {offset}")]
+    Interrupted {
+        /// Where the upload now is.
+        offset: u64,
+    },
+    /// The completed file is not audio the product plays; it was deleted.
+    #[error("the file is not MP3, Ogg, WAV, AAC, M4A or FLAC audio")]
+    NotAudio,
+    /// The database failed.
+    #[error("upload store failure")]
+    Store(#[source] StoreError),
+    /// The object store failed.
+    #[error("object store failure")]
+    Blob(#[source] BlobError),
+}
+
+impl From<StoreError> for UploadError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::OverQuota { quota, limit } => Self::OverQuota { quota, limit },
+            StoreError::Conflict(_) => Self::Busy,
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl From<BlobError> for UploadError {
+    fn from(e: BlobError) -> Self {
+        Self::Blob(e)
+    }
+}
+
+/// What a PATCH asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patch {
+    /// `Upload-Offset`.
+    pub offset: u64,
+    /// `Content-Length`, when sent.
+    pub length: Option<u64>,
+    /// `Upload-Checksum: sha256 …`, when sent.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// What a PATCH achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Patched {
+    /// Stored; more bytes are expected.
+    Partial(Upload),
+    /// Every byte arrived: the upload is now this audio blob (its state is
+    /// kept until the caller has registered it, then
+    /// [`UploadService::forget`] removes it).
+    Complete(Upload, BlobMeta),
+}
+
+/// The upload use cases.
+pub struct UploadService {
+    ports: UploadPorts,
+    quota: Quota,
+    /// Uploads a PATCH of this process is writing: a second concurrent
+    /// PATCH would write the same part numbers.
+    busy: Mutex<HashSet<UploadId>>,
+}
+
+/// Releases an upload's busy mark when the PATCH ends, however it ends.
+struct Writing<'a> {
+    busy: &'a Mutex<HashSet<UploadId>>,
+    id: UploadId,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+impl UploadService {
+    /// The use cases over `ports`, each owner holding at most `quota` open
+    /// uploads.
+    pub fn new(ports: UploadPorts, quota: Quota) -> Self {
+        Self {
+            ports,
+            quota,
+            busy: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// A new, empty upload of `length` bytes.
+    ///
+    /// # Errors
+    /// [`UploadError::Invalid`], [`UploadError::OverQuota`], store failures.
+    pub async fn create(
+        &self,
+        owner: UserId,
+        length: u64,
+        file: UploadFile,
+    ) -> Result<Upload, UploadError> {
+        let id = UploadId::from_uuid(self.ports.ids.next_uuid())?;
+        let upload = Upload::new(id, owner, length, file, self.ports.clock.now(), UPLOAD_TTL)?;
+        self.ports.uploads.create(&upload, self.quota).await?;
+        Ok(upload)
+    }
+
+    /// The owner's upload (its offset is what a `HEAD` reports).
+    ///
+    /// # Errors
+    /// [`UploadError::NotFound`], store failures.
+    pub async fn get(&self, owner: UserId, id: UploadId) -> Result<Upload, UploadError> {
+        Ok(self.ports.uploads.get(owner, id).await?)
+    }
+
+    fn claim(&self, id: UploadId) -> Result<Writing<'_>, UploadError> {
+        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        if !busy.insert(id) {
+            return Err(UploadError::Busy);
+        }
+        Ok(Writing {
+            busy: &self.busy,
+            id,
+        })
+    }
+
+    /// Appends `body` at `patch.offset`; on the last byte, completes the
+    /// upload into an audio blob.
+    ///
+    /// # Errors
+    /// [`UploadError::Refused`] (offset 409, past the length 413, expired
+    /// 410), [`UploadError::ChecksumMismatch`] (460, nothing kept),
+    /// [`UploadError::Busy`] (423), [`UploadError::Interrupted`],
+    /// [`UploadError::NotAudio`] (415, the upload is deleted), failures.
+    pub async fn patch(
+        &self,
+        owner: UserId,
+        id: UploadId,
+        patch: Patch,
+        mut body: ByteStream,
+    ) -> Result<Patched, UploadError> {
+        let _writing = self.claim(id)?;
+        let upload = self.ports.uploads.get(owner, id).await?;
+        let now = self.ports.clock.now();
+        upload.check_patch(patch.offset, patch.length, now)?;
+        let room = upload.length - upload.offset();
+        let part = usize::try_from(UPLOAD_PART_BYTES).unwrap_or(usize::MAX);
+        // The bytes after the last stored part: the tail, then the body.
+        let mut pending = BytesMut::from(self.ports.parts.tail(&upload).await?);
+        let mut multipart = upload.multipart.clone();
+        let mut begun = None;
+        let mut parts = Vec::new();
+        let mut number = upload.next_part();
+        let mut received = 0u64;
+        let mut hasher = patch.sha256.map(|_| Sha256::new());
+        let mut cut_off = false;
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else {
+                cut_off = true;
+                break;
+            };
+            received += chunk.len() as u64;
+            if received > room {
+                return Err(UploadRefused::PastLength {
+                    length: upload.length,
+                    end: upload.offset() + received,
+                }
+                .into());
+            }
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
+            pending.extend_from_slice(&chunk);
+            while pending.len() >= part {
+                let whole = pending.split_to(part).freeze();
+                let mp = self
+                    .multipart_of(&upload, &mut multipart, &mut begun)
+                    .await?;
+                parts.push(self.put(&upload, &mp, number, whole).await?);
+                number += 1;
+            }
+        }
+        if let (Some(expected), Some(h)) = (patch.sha256, hasher) {
+            if cut_off {
+                return Err(UploadError::Interrupted {
+                    offset: upload.offset(),
+                });
+            }
+            if h.finalize().as_slice() != expected {
+                return Err(UploadError::ChecksumMismatch);
+            }
+        }
+        let stored = upload.stored() + parts.iter().map(|p| p.size).sum::<u64>();
+        let end = upload.offset() + received;
+        if end == upload.length && !pending.is_empty() {
+            let last = pending.split().freeze();
+            let mp = self
+                .multipart_of(&upload, &mut multipart, &mut begun)
+                .await?;
+            parts.push(self.put(&upload, &mp, number, last).await?);
+        }
+        let tail = pending.split().freeze();
+        if received > 0 && !tail.is_empty() {
+            self.ports
+                .parts
+                .put_tail(&upload, stored, tail.clone())
+                .await?;
+        }
+        let progress = UploadProgress {
+            from_offset: upload.offset(),
+            multipart: begun,
+            parts,
+            tail: if received > 0 {
+                tail.len() as u64
+            } else {
+                upload.tail
+            },
+            expires_at: now.saturating_add(UPLOAD_TTL).unwrap_or(now),
+        };
+        let next = self.ports.uploads.advance(owner, id, &progress).await?;
+        if cut_off {
+            return Err(UploadError::Interrupted {
+                offset: next.offset(),
+            });
+        }
+        if next.is_complete() {
+            let blob = self.complete(&next).await?;
+            return Ok(Patched::Complete(next, blob));
+        }
+        Ok(Patched::Partial(next))
+    }
+
+    /// The upload's multipart id, begun on first use.
+    async fn multipart_of(
+        &self,
+        upload: &Upload,
+        multipart: &mut Option<String>,
+        begun: &mut Option<String>,
+    ) -> Result<String, UploadError> {
+        if let Some(id) = multipart {
+            return Ok(id.clone());
+        }
+        let id = self.ports.parts.begin(upload).await?;
+        *multipart = Some(id.clone());
+        *begun = Some(id.clone());
+        Ok(id)
+    }
+
+    async fn put(
+        &self,
+        upload: &Upload,
+        multipart: &str,
+        number: u32,
+        bytes: Bytes,
+    ) -> Result<crate::model::UploadPart, UploadError> {
+        let size = bytes.len() as u64;
+        let tag = self
+            .ports
+            .parts
+            .put_part(upload, multipart, number, bytes)
+            .await?;
+        Ok(crate::model::UploadPart { number, size, tag })
+    }
+
+    /// Assembles a complete upload into its blob (again, harmlessly, if a
+    /// crash came between the last PATCH's commit and here) and checks the
+    /// blob is audio by its first bytes.
+    ///
+    /// # Errors
+    /// [`UploadError::NotAudio`] (the blob and the upload are deleted),
+    /// failures.
+    pub async fn complete(&self, upload: &Upload) -> Result<BlobMeta, UploadError> {
+        let blob_id = BlobId::from_uuid(upload.id.as_uuid())?;
+        let meta = match self.ports.blobs.head(upload.owner, blob_id).await {
+            Ok(meta) => meta,
+            Err(BlobError::NotFound) => {
+                let meta = BlobMeta {
+                    id: blob_id,
+                    owner: upload.owner,
+                    content_type: upload.file.content_type().to_owned(),
+                    size: upload.length,
+                    created_at: self.ports.clock.now(),
+                };
+                self.ports.parts.complete(upload, meta).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let head = if meta.size == 0 {
+            Vec::new()
+        } else {
+            let (_, body) = self
+                .ports
+                .blobs
+                .get(upload.owner, blob_id, Some(0..SNIFF_BYTES))
+                .await?;
+            body.collect(SNIFF_BYTES).await?
+        };
+        match audio_type(&head) {
+            Some(kind) => Ok(BlobMeta {
+                content_type: kind.to_owned(),
+                ..meta
+            }),
+            None => {
+                self.ports.blobs.delete(upload.owner, blob_id).await?;
+                self.forget(upload.owner, upload.id).await?;
+                Err(UploadError::NotAudio)
+            }
+        }
+    }
+
+    /// Removes a completed upload's state once its blob is registered.
+    ///
+    /// # Errors
+    /// [`UploadError::NotFound`], store failures.
+    pub async fn forget(&self, owner: UserId, id: UploadId) -> Result<(), UploadError> {
+        let upload = self.ports.uploads.delete(owner, id).await?;
+        self.ports.parts.abort(&upload).await?;
+        Ok(())
+    }
+
+    /// Cancels the owner's upload: its parts and state are removed.
+    ///
+    /// # Errors
+    /// [`UploadError::NotFound`], [`UploadError::Busy`], failures.
+    pub async fn delete(&self, owner: UserId, id: UploadId) -> Result<(), UploadError> {
+        let _writing = self.claim(id)?;
+        self.forget(owner, id).await
+    }
+
+    /// Aborts up to `limit` expired uploads of any owner; returns how many.
+    /// The blob of a complete one is left alone: it may already be a
+    /// registered sound whose upload was not yet forgotten.
+    ///
+    /// # Errors
+    /// Failures (what was swept before stays swept).
+    pub async fn sweep(&self, limit: u32) -> Result<u32, UploadError> {
+        let now = self.ports.clock.now();
+        let mut swept = 0;
+        for upload in self.ports.uploads.expired(now, limit).await? {
+            let Ok(_writing) = self.claim(upload.id) else {
+                continue;
+            };
+            self.ports.parts.abort(&upload).await?;
+            match self.ports.uploads.delete(upload.owner, upload.id).await {
+                Ok(_) | Err(StoreError::NotFound) => swept += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(swept)
+    }
+}
