@@ -25,6 +25,7 @@ mod sessions;
 mod spec_answers;
 mod tokens;
 mod transport;
+mod uploads;
 mod verification;
 mod webhooks_api;
 
@@ -175,6 +176,7 @@ fn main() {
         spec_answers::trials(),
         tokens::trials(),
         transport::trials(),
+        uploads::trials(),
         webhooks_api::trials(),
     ]
     .into_iter()

@@ -1,0 +1,230 @@
+//! Resumable uploads on real components: the state in SQLite or PostgreSQL, the bytes in a real S3 server (s3s-fs); an upload resumes after its client is cut off and after the service restarts, and a PATCH that meets a stopped S3 server loses nothing.
+
+use std::sync::Arc;
+
+use alarm_domain::bytes::Bytes;
+use alarm_domain::ids::BlobId;
+use alarm_domain::limits::Quota;
+use alarm_domain::model::{Upload, UploadFile};
+use alarm_domain::ports::{BlobError, BlobStore, ByteStream};
+use alarm_domain::services::{Patch, Patched, UploadError, UploadPorts, UploadService};
+use alarm_storage::testing::{S3Server, s3_unavailable};
+use alarm_storage::{Backend, ObjectParts};
+use libtest_mimic::Trial;
+use sha2::{Digest, Sha256};
+
+use crate::engine::World;
+
+/// A service over the world's database and a fresh client of `server`:
+/// what a restarted process builds.
+fn service(w: &World, server: &S3Server) -> (UploadService, Arc<dyn BlobStore>) {
+    let opened = Backend::S3(server.settings())
+        .open_with_multipart()
+        .expect("open");
+    let parts = ObjectParts::new(opened, u64::MAX);
+    let blobs = parts.blob_store();
+    let service = UploadService::new(
+        UploadPorts {
+            uploads: w.ports.uploads.clone(),
+            parts: Arc::new(parts),
+            blobs: blobs.clone(),
+            clock: w.clock.clone(),
+            ids: w.ports.ids.clone(),
+        },
+        Quota::new("uploads_per_user", 5),
+    );
+    (service, blobs)
+}
+
+/// A WAV file of `n` bytes: its header, then a pattern.
+fn wav(n: usize) -> Vec<u8> {
+    let mut bytes: Vec<u8> = (0..n).map(|i| (i * 31 % 253) as u8).collect();
+    bytes[..12].copy_from_slice(b"RIFF\x24\x08\0\0WAVE");
+    bytes
+}
+
+fn body(bytes: &[u8]) -> ByteStream {
+    ByteStream::from_chunks(
+        bytes
+            .chunks(256 * 1024)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect(),
+    )
+}
+
+fn at(offset: u64) -> Patch {
+    Patch {
+        offset,
+        length: None,
+        sha256: None,
+    }
+}
+
+async fn sha_of(blobs: &dyn BlobStore, upload: &Upload) -> [u8; 32] {
+    let id = BlobId::from_uuid(upload.id.as_uuid()).expect("v7");
+    let (_, body) = blobs.get(upload.owner, id, None).await.expect("blob");
+    Sha256::digest(body.collect(u64::MAX).await.expect("read")).into()
+}
+
+/// Files left under the server's `uploads/` folder.
+fn leftovers(server: &S3Server) -> usize {
+    fn count(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() { count(&path) } else { 1 }
+                })
+                .sum()
+        })
+    }
+    count(
+        &server
+            .root()
+            .join(alarm_storage::testing::BUCKET)
+            .join("uploads"),
+    )
+}
+
+/// 12 MiB: the client is cut off after 7 MiB, the service restarts (a
+/// new S3 client, the same database), `HEAD` says 7 MiB, the rest is sent
+/// and the sound is byte-identical.
+async fn an_upload_resumes_after_a_cut_off_and_a_restart(w: &World) {
+    let server = S3Server::start();
+    let ana = w.user("ana@example.com").await;
+    let data = wav(12 * 1024 * 1024 + 99);
+    let file = UploadFile::new("alarm.wav", "audio/wav").expect("file");
+    let upload = {
+        let (first, _) = service(w, &server);
+        let upload = first
+            .create(ana.user, data.len() as u64, file)
+            .await
+            .expect("create");
+        let arrived = 7 * 1024 * 1024;
+        let cut = ByteStream::from_chunks(vec![
+            Ok(Bytes::copy_from_slice(&data[..arrived])),
+            Err(BlobError::Interrupted("the client went away".into())),
+        ]);
+        let got = first.patch(ana.user, upload.id, at(0), cut).await;
+        assert!(
+            matches!(got, Err(UploadError::Interrupted { offset }) if offset == arrived as u64),
+            "{got:?}"
+        );
+        upload
+    };
+    let (second, blobs) = service(w, &server);
+    let head = second.get(ana.user, upload.id).await.expect("head");
+    assert_eq!(
+        head.offset(),
+        7 * 1024 * 1024,
+        "the restart kept the offset"
+    );
+    let done = second
+        .patch(
+            ana.user,
+            upload.id,
+            at(head.offset()),
+            body(&data[7 * 1024 * 1024..]),
+        )
+        .await
+        .expect("the rest");
+    let Patched::Complete(_, blob) = done else {
+        panic!("complete: {done:?}");
+    };
+    assert_eq!(blob.content_type, "audio/wav");
+    assert_eq!(
+        sha_of(&*blobs, &upload).await,
+        <[u8; 32]>::from(Sha256::digest(&data)),
+        "byte-identical"
+    );
+    second.forget(ana.user, upload.id).await.expect("forget");
+    assert_eq!(leftovers(&server), 0, "no part or tail is left");
+}
+
+/// The S3 server stops between two PATCHes: the second fails and changes
+/// nothing; once the server is back it is sent again and the upload
+/// completes byte-identical.
+async fn a_stopped_s3_server_fails_a_patch_and_loses_nothing(w: &World) {
+    let mut server = S3Server::start();
+    let ana = w.user("ana@example.com").await;
+    let data = wav(11 * 1024 * 1024);
+    let (uploads, blobs) = service(w, &server);
+    let upload = uploads
+        .create(
+            ana.user,
+            data.len() as u64,
+            UploadFile::new("alarm.wav", "audio/wav").expect("file"),
+        )
+        .await
+        .expect("create");
+    let half = 6 * 1024 * 1024;
+    uploads
+        .patch(ana.user, upload.id, at(0), body(&data[..half]))
+        .await
+        .expect("first half");
+    server.stop();
+    let down = uploads
+        .patch(ana.user, upload.id, at(half as u64), body(&data[half..]))
+        .await;
+    assert!(matches!(down, Err(UploadError::Blob(_))), "{down:?}");
+    assert_eq!(
+        uploads
+            .get(ana.user, upload.id)
+            .await
+            .expect("head")
+            .offset(),
+        half as u64,
+        "nothing was committed"
+    );
+    server.restart();
+    uploads
+        .patch(ana.user, upload.id, at(half as u64), body(&data[half..]))
+        .await
+        .expect("again, with the server back");
+    assert_eq!(
+        sha_of(&*blobs, &upload).await,
+        <[u8; 32]>::from(Sha256::digest(&data))
+    );
+}
+
+type Scenario = fn(&World) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>;
+
+/// Each scenario on both databases; ignored (counted as skipped) where no
+/// S3 server or no PostgreSQL can run.
+pub(crate) fn trials() -> Vec<Trial> {
+    let scenarios: [(&str, Scenario); 2] = [
+        ("an_upload_resumes_after_a_cut_off_and_a_restart", |w| {
+            Box::pin(an_upload_resumes_after_a_cut_off_and_a_restart(w))
+        }),
+        ("a_stopped_s3_server_fails_a_patch_and_loses_nothing", |w| {
+            Box::pin(a_stopped_s3_server_fails_a_patch_and_loses_nothing(w))
+        }),
+    ];
+    let no_s3 = s3_unavailable();
+    if let Some(why) = &no_s3 {
+        eprintln!("uploads scenarios skipped: {why}");
+    }
+    let mut trials = Vec::new();
+    for (name, scenario) in scenarios {
+        for postgres in [false, true] {
+            let db = if postgres { "postgres" } else { "sqlite" };
+            let label = format!("{name}-{db}");
+            let skipped = no_s3.is_some()
+                || (postgres && crate::POSTGRES_SKIPPED.get().is_some_and(Option::is_some));
+            trials.push(
+                Trial::test(format!("uploads::{name}::{db}"), move || {
+                    crate::block_on(async move {
+                        if let Some(w) = World::new(postgres, &label).await {
+                            scenario(&w).await;
+                            w.close().await;
+                        }
+                    });
+                    Ok(())
+                })
+                .with_ignored_flag(skipped),
+            );
+        }
+    }
+    trials
+}
