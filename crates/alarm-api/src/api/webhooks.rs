@@ -271,6 +271,9 @@ impl WebhooksApi {
     /// signature with each secret until `previous_secret_until` (the
     /// operator's overlap, a day by default), so update the receiver within
     /// it; a second rotation inside the overlap retires the oldest secret.
+    /// Of two rotations racing, the later is answered 409 `conflict` and its
+    /// secret is never stored; an update racing a rotation keeps the
+    /// rotated secret.
     #[oai(path = "/:id/rotate-secret", method = "post")]
     async fn rotate_secret(
         &self,

@@ -288,6 +288,23 @@ impl WebhookRegistration {
         self.previous = previous;
         self
     }
+
+    /// These settings with `stored`'s signing secrets: what an update
+    /// commits, since only a rotation changes secrets (an update that read
+    /// the registration before a rotation must not write the old secret
+    /// back).
+    pub fn with_secrets_of(mut self, stored: &WebhookRegistration) -> Self {
+        self.secret = stored.secret.clone();
+        self.previous = stored.previous.clone();
+        self
+    }
+
+    /// The stored registration with a rotation's secrets.
+    pub fn rotated(mut self, secret: SecretString, previous: Option<PreviousSecret>) -> Self {
+        self.secret = secret;
+        self.previous = previous;
+        self
+    }
     /// The secret the last rotation replaced, if it had an overlap (it may
     /// have ended: see [`WebhookRegistration::signing_secrets`]).
     pub fn previous(&self) -> Option<&PreviousSecret> {

@@ -554,8 +554,26 @@ pub trait RoutineStore: Send + Sync {
 pub enum WebhookOp {
     /// A new registration, if the owner's registrations are under the quota.
     Create(WebhookRegistration, crate::limits::Quota),
-    /// Replace a registration (same id and owner).
+    /// Replace a registration's settings (same id and owner). Its signing
+    /// secrets stay as stored: only [`WebhookOp::RotateSecret`] changes
+    /// them.
     Update(WebhookRegistration),
+    /// Replace the signing secret, if it is still `expected` (the one the
+    /// rotation read): of two racing rotations one is a
+    /// [`StoreError::Conflict`], so no client is shown a secret that was
+    /// never stored.
+    RotateSecret {
+        /// The owner.
+        owner: UserId,
+        /// The registration.
+        id: WebhookId,
+        /// The secret the rotation replaces.
+        expected: SecretString,
+        /// The new secret.
+        secret: SecretString,
+        /// The replaced secret's overlap, if any.
+        previous: Option<crate::model::PreviousSecret>,
+    },
     /// Remove a registration.
     Delete {
         /// The owner.
@@ -583,7 +601,9 @@ pub trait WebhookStore: Send + Sync {
     /// MUST return [`StoreError::OverQuota`] (from [`crate::limits::Quota::admit`]
     /// on the owner's count, under a lock on the owner) when a create is over its quota.
     /// MUST return [`StoreError::Conflict`] for an existing id on create and
+    /// for a rotation whose `expected` secret is no longer stored, and
     /// [`StoreError::NotFound`] for a missing or another owner's registration.
+    /// An update MUST keep the stored secrets.
     async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError>;
 }
 

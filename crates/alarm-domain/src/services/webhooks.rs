@@ -255,22 +255,11 @@ impl WebhookService {
         let now = self.ports.clock.now();
         let before = self.ports.webhooks.get(actor.user, id).await?;
         let secret = new_secret(self.ports.ids.as_ref())?;
-        let registration = WebhookRegistration::new(
-            id,
-            actor.user,
-            before.url().clone(),
-            before.events(),
-            secret.clone(),
-            before.active(),
-            before.failure_count(),
-        )
-        .with_previous(
-            (!self.overlap.is_zero()).then(|| crate::model::PreviousSecret {
-                secret: before.secret().clone(),
-                until: now.saturating_add(self.overlap).unwrap_or(now),
-            }),
-        )
-        .with_alarms(before.alarms().to_vec());
+        let previous = (!self.overlap.is_zero()).then(|| crate::model::PreviousSecret {
+            secret: before.secret().clone(),
+            until: now.saturating_add(self.overlap).unwrap_or(now),
+        });
+        let registration = before.clone().rotated(secret.clone(), previous.clone());
         let audit = self.ports.audit(
             actor,
             "webhook.rotate-secret",
@@ -282,7 +271,13 @@ impl WebhookService {
         self.ports
             .webhooks
             .commit(ChangeSet::audited(
-                WebhookOp::Update(registration.clone()),
+                WebhookOp::RotateSecret {
+                    owner: actor.user,
+                    id,
+                    expected: before.secret().clone(),
+                    secret: secret.clone(),
+                    previous,
+                },
                 audit,
             ))
             .await?;

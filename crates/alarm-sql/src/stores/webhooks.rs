@@ -5,7 +5,7 @@ use alarm_domain::model::{PreviousSecret, WebhookRegistration, WebhookUrl};
 use alarm_domain::ports::{ChangeSet, SecretSealer, StoreError, WebhookOp, WebhookStore};
 use async_trait::async_trait;
 use sea_orm::QueryResult;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{Owned, SqlStores, commit_one, id_of, v};
 use crate::codec::{events_from_bits, events_to_bits};
@@ -152,49 +152,99 @@ impl WebhookStore for SqlStores {
 
     async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError> {
         let sealer = self.sealer.as_deref();
-        let fields = |w: &WebhookRegistration| -> Result<Row, StoreError> {
-            Ok(Row::new()
+        // Every column but the signing secrets: an update writes only
+        // these, so it cannot put back a secret a rotation replaced.
+        let settings = |w: &WebhookRegistration| -> Row {
+            Row::new()
                 .set("url", w.url().as_str())
                 .set("events", events_to_bits(w.events()))
-                .set(
-                    "secret",
-                    seal_secret(sealer, w.secret(), "secret", w.id().as_uuid())?,
-                )
-                .set(
-                    "previous_secret",
-                    w.previous()
-                        .map(|p| {
-                            seal_secret(sealer, &p.secret, "previous_secret", w.id().as_uuid())
-                        })
-                        .transpose()?,
-                )
-                .set(
-                    "previous_until_us",
-                    w.previous().map(|p| crate::db::us(p.until)),
-                )
                 .set("active", w.active())
                 .set("alarm_ids", alarm_ids_to(w))
                 .set(
                     "failure_count",
                     i32::try_from(w.failure_count()).unwrap_or(i32::MAX),
+                )
+        };
+        let secrets = |id: uuid::Uuid,
+                       secret: &SecretString,
+                       previous: Option<&PreviousSecret>|
+         -> Result<Row, StoreError> {
+            Ok(Row::new()
+                .set("secret", seal_secret(sealer, secret, "secret", id)?)
+                .set(
+                    "previous_secret",
+                    previous
+                        .map(|p| seal_secret(sealer, &p.secret, "previous_secret", id))
+                        .transpose()?,
+                )
+                .set(
+                    "previous_until_us",
+                    previous.map(|p| crate::db::us(p.until)),
                 ))
         };
         let write = match &change.op {
             WebhookOp::Create(w, quota) => Owned::Create {
                 id: w.id().as_uuid(),
                 owner: w.owner().as_uuid(),
-                fields: fields(w)?,
+                fields: settings(w).extend(secrets(w.id().as_uuid(), w.secret(), w.previous())?),
                 quota: *quota,
             },
             WebhookOp::Update(w) => Owned::Update {
                 id: w.id().as_uuid(),
                 owner: w.owner().as_uuid(),
-                fields: fields(w)?,
+                fields: settings(w),
             },
             WebhookOp::Delete { owner, id } => Owned::Delete {
                 id: id.as_uuid(),
                 owner: owner.as_uuid(),
             },
+            WebhookOp::RotateSecret {
+                owner,
+                id,
+                expected,
+                secret,
+                previous,
+            } => {
+                let fields = secrets(id.as_uuid(), secret, previous.as_ref())?;
+                return self
+                    .db
+                    .write(async |tx| {
+                        let lock = if tx.backend == sea_orm::DbBackend::Postgres {
+                            " FOR UPDATE"
+                        } else {
+                            ""
+                        };
+                        let row = tx
+                            .query_one(
+                                &format!(
+                                    "SELECT secret FROM webhooks WHERE id = ? AND owner_id = ?{lock}"
+                                ),
+                                vec![v(id.as_uuid()), v(owner.as_uuid())],
+                            )
+                            .await?
+                            .ok_or(StoreError::NotFound)?;
+                        let stored = open_secret(
+                            sealer,
+                            col(&row, "secret")?,
+                            "secret",
+                            id.as_uuid(),
+                        )?;
+                        if stored.expose_secret() != expected.expose_secret() {
+                            return Err(StoreError::Conflict(
+                                "the secret was rotated meanwhile".into(),
+                            ));
+                        }
+                        tx.update(
+                            "webhooks",
+                            fields,
+                            "id = ?",
+                            vec![v(id.as_uuid())],
+                        )
+                        .await?;
+                        super::apply_common(tx, &change).await
+                    })
+                    .await;
+            }
         };
         commit_one(&self.db, &change, "webhooks", write).await
     }

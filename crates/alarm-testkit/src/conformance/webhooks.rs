@@ -154,6 +154,119 @@ async fn delete_removes_the_registration(new_ports: Fresh) {
     );
 }
 
+fn rotate(
+    ports: &Ports,
+    owner: UserId,
+    id: WebhookId,
+    expected: &str,
+    secret: &str,
+) -> ChangeSet<WebhookOp> {
+    ChangeSet {
+        op: WebhookOp::RotateSecret {
+            owner,
+            id,
+            expected: SecretString::from(expected.to_owned()),
+            secret: SecretString::from(secret.to_owned()),
+            previous: Some(alarm_domain::model::PreviousSecret {
+                secret: SecretString::from(expected.to_owned()),
+                until: at(3600),
+            }),
+        },
+        audit: audit(ports, Some(owner), "webhook.rotate-secret", id.as_uuid()),
+        events: Vec::new(),
+        triggers: Vec::new(),
+    }
+}
+
+/// An update committed after a rotation, from a registration read before
+/// it, changes the settings and keeps the rotated secrets.
+async fn an_update_keeps_the_stored_secrets(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (ana, _, hook) = ana_with_hook(&ports).await;
+    ports
+        .webhooks
+        .commit(rotate(
+            &ports,
+            ana.id(),
+            hook.id(),
+            "whsec_conformance",
+            "whsec_new",
+        ))
+        .await
+        .expect("rotate");
+    let moved = WebhookRegistration::new(
+        hook.id(),
+        ana.id(),
+        WebhookUrl::parse("https://hooks.example.com/moved").expect("url"),
+        hook.events(),
+        hook.secret().clone(),
+        true,
+        0,
+    );
+    ports
+        .webhooks
+        .commit(update(&ports, ana.id(), moved))
+        .await
+        .expect("update");
+    let stored = ports.webhooks.get(ana.id(), hook.id()).await.expect("get");
+    assert_eq!(stored.url().as_str(), "https://hooks.example.com/moved");
+    assert_eq!(
+        stored.secret().expose_secret(),
+        "whsec_new",
+        "not written back"
+    );
+    assert_eq!(
+        stored
+            .previous()
+            .map(|p| (p.secret.expose_secret().to_owned(), p.until)),
+        Some(("whsec_conformance".to_owned(), at(3600)))
+    );
+}
+
+/// A rotation from a secret that is no longer stored is a conflict and
+/// changes nothing; another owner's rotation finds nothing.
+async fn a_rotation_from_a_stale_secret_conflicts(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (ana, bob, hook) = ana_with_hook(&ports).await;
+    ports
+        .webhooks
+        .commit(rotate(
+            &ports,
+            ana.id(),
+            hook.id(),
+            "whsec_conformance",
+            "whsec_first",
+        ))
+        .await
+        .expect("the first rotation");
+    let late = ports
+        .webhooks
+        .commit(rotate(
+            &ports,
+            ana.id(),
+            hook.id(),
+            "whsec_conformance",
+            "whsec_second",
+        ))
+        .await;
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+    assert!(matches!(
+        ports
+            .webhooks
+            .commit(rotate(
+                &ports,
+                bob.id(),
+                hook.id(),
+                "whsec_first",
+                "whsec_bob"
+            ))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let stored = ports.webhooks.get(ana.id(), hook.id()).await.expect("get");
+    assert_eq!(stored.secret().expose_secret(), "whsec_first");
+}
+
 /// The checks of this module, in the order they are listed.
 pub(super) fn checks() -> Vec<Check> {
     checks!(Ports:
@@ -162,5 +275,7 @@ pub(super) fn checks() -> Vec<Check> {
         update_stores_active_and_failure_count,
         another_owner_can_neither_delete_nor_update,
         delete_removes_the_registration,
+        an_update_keeps_the_stored_secrets,
+        a_rotation_from_a_stale_secret_conflicts,
     )
 }

@@ -4,6 +4,7 @@ use alarm_domain::ids::{UserId, WebhookId};
 use alarm_domain::model::WebhookRegistration;
 use alarm_domain::ports::{ChangeSet, StoreError, WebhookOp, WebhookStore};
 use async_trait::async_trait;
+use secrecy::ExposeSecret;
 
 use super::InMemory;
 use super::owned::Owned;
@@ -30,11 +31,38 @@ impl WebhookStore for InMemory {
     }
 
     async fn commit(&self, change: ChangeSet<WebhookOp>) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let stored = |id: WebhookId, owner: UserId| {
+            state
+                .webhooks
+                .get(&id)
+                .filter(|w| w.owner() == owner)
+                .cloned()
+                .ok_or(StoreError::NotFound)
+        };
         let op = match &change.op {
             WebhookOp::Create(x, quota) => Owned::Create(x.clone(), *quota),
-            WebhookOp::Update(x) => Owned::Update(x.clone()),
+            WebhookOp::Update(x) => match stored(x.id(), x.owner()) {
+                Ok(before) => Owned::Update(x.clone().with_secrets_of(&before)),
+                Err(_) => Owned::Update(x.clone()),
+            },
+            WebhookOp::RotateSecret {
+                owner,
+                id,
+                expected,
+                secret,
+                previous,
+            } => {
+                let before = stored(*id, *owner)?;
+                if before.secret().expose_secret() != expected.expose_secret() {
+                    return Err(StoreError::Conflict(
+                        "the secret was rotated meanwhile".into(),
+                    ));
+                }
+                Owned::Update(before.rotated(secret.clone(), previous.clone()))
+            }
             WebhookOp::Delete { owner, id } => Owned::Delete(*owner, *id),
         };
-        self.lock().commit_owned(|s| &mut s.webhooks, op, change)
+        state.commit_owned(|s| &mut s.webhooks, op, change)
     }
 }
