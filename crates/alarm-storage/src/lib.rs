@@ -200,12 +200,7 @@ fn parse_record(owner: UserId, id: BlobId, bytes: &[u8]) -> Result<BlobMeta, Blo
 #[async_trait]
 impl BlobStore for ObjectBlobs {
     async fn put(&self, mut meta: BlobMeta, body: ByteStream) -> Result<BlobMeta, BlobError> {
-        if meta.size > self.limit {
-            return Err(BlobError::TooLarge {
-                size: meta.size,
-                limit: self.limit,
-            });
-        }
+        meta.admit(self.limit)?;
         let content = Self::content(meta.owner, meta.id);
         meta.size = self.write(&content, body).await?;
         self.publish(&meta).await?;

@@ -41,12 +41,7 @@ impl InMemoryBlobs {
 #[async_trait]
 impl BlobStore for InMemoryBlobs {
     async fn put(&self, mut meta: BlobMeta, body: ByteStream) -> Result<BlobMeta, BlobError> {
-        if meta.size > self.limit {
-            return Err(BlobError::TooLarge {
-                size: meta.size,
-                limit: self.limit,
-            });
-        }
+        meta.admit(self.limit)?;
         let bytes = body.collect(self.limit).await?;
         // The stored size is the real one, whatever the caller claimed.
         meta.size = bytes.len() as u64;

@@ -135,6 +135,23 @@ pub struct BlobMeta {
     pub created_at: Timestamp,
 }
 
+impl BlobMeta {
+    /// Whether the declared size is within a store's `limit`: every store
+    /// refuses a body over it before reading a byte.
+    ///
+    /// # Errors
+    /// [`BlobError::TooLarge`] with the declared size.
+    pub fn admit(&self, limit: u64) -> Result<(), BlobError> {
+        if self.size > limit {
+            return Err(BlobError::TooLarge {
+                size: self.size,
+                limit,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The part of a blob of `size` bytes that `range` asks for, clamped to
 /// its end: every store answers ranges by this one rule.
 ///

@@ -37,7 +37,7 @@ pub use stores::{
     AlarmEventStore, AlarmOp, AlarmStore, ApiKeyOp, ApiKeyStore, AuditLog, ExceptionOp,
     ExceptionPeriodStore, HolidayOp, HolidayPreferences, HolidayStore, PreferenceOp, RefreshFamily,
     RefreshTokenStore, ReplanJob, Rotation, RoutineOp, RoutineStore, TokenPurpose, UserOp,
-    UserStore, WebhookOp, WebhookStore,
+    UserStore, WebhookOp, WebhookStore, rotation_applies,
 };
 pub use uploads::{PartStore, UploadStore, upload_refusal};
 

@@ -583,6 +583,21 @@ pub enum WebhookOp {
     },
 }
 
+/// Whether a rotation that read `expected` may replace the `stored`
+/// secret: the one rule of [`WebhookOp::RotateSecret`] every store applies.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when another rotation replaced it meanwhile.
+pub fn rotation_applies(stored: &SecretString, expected: &SecretString) -> Result<(), StoreError> {
+    use secrecy::ExposeSecret;
+    if stored.expose_secret() != expected.expose_secret() {
+        return Err(StoreError::Conflict(
+            "the secret was rotated meanwhile".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Webhook registrations, scoped to their owner.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]

@@ -2,10 +2,12 @@
 
 use alarm_domain::ids::{AlarmId, UserId, WebhookId};
 use alarm_domain::model::{PreviousSecret, WebhookRegistration, WebhookUrl};
-use alarm_domain::ports::{ChangeSet, SecretSealer, StoreError, WebhookOp, WebhookStore};
+use alarm_domain::ports::{
+    ChangeSet, SecretSealer, StoreError, WebhookOp, WebhookStore, rotation_applies,
+};
 use async_trait::async_trait;
 use sea_orm::QueryResult;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::{Owned, SqlStores, commit_one, id_of, v};
 use crate::codec::{events_from_bits, events_to_bits};
@@ -229,11 +231,7 @@ impl WebhookStore for SqlStores {
                             "secret",
                             id.as_uuid(),
                         )?;
-                        if stored.expose_secret() != expected.expose_secret() {
-                            return Err(StoreError::Conflict(
-                                "the secret was rotated meanwhile".into(),
-                            ));
-                        }
+                        rotation_applies(&stored, expected)?;
                         tx.update(
                             "webhooks",
                             fields,

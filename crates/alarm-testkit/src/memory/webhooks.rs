@@ -2,9 +2,8 @@
 
 use alarm_domain::ids::{UserId, WebhookId};
 use alarm_domain::model::WebhookRegistration;
-use alarm_domain::ports::{ChangeSet, StoreError, WebhookOp, WebhookStore};
+use alarm_domain::ports::{ChangeSet, StoreError, WebhookOp, WebhookStore, rotation_applies};
 use async_trait::async_trait;
-use secrecy::ExposeSecret;
 
 use super::InMemory;
 use super::owned::Owned;
@@ -54,11 +53,7 @@ impl WebhookStore for InMemory {
                 previous,
             } => {
                 let before = stored(*id, *owner)?;
-                if before.secret().expose_secret() != expected.expose_secret() {
-                    return Err(StoreError::Conflict(
-                        "the secret was rotated meanwhile".into(),
-                    ));
-                }
+                rotation_applies(before.secret(), expected)?;
                 Owned::Update(before.rotated(secret.clone(), previous.clone()))
             }
             WebhookOp::Delete { owner, id } => Owned::Delete(*owner, *id),
