@@ -73,6 +73,11 @@ const BENCHES: &[Bench] = &[
         package: "alarm-http",
         bench: "abuse",
     },
+    Bench {
+        name: "storage",
+        package: "alarm-storage",
+        bench: "storage",
+    },
 ];
 
 /// A CI step: its name for the banner and the summary, and the work itself.
