@@ -155,9 +155,12 @@ impl Backend {
                     source,
                 };
                 std::fs::create_dir_all(dir).map_err(|e| open(e.into()))?;
+                // fsync: the database may name a part or tail the moment
+                // its write returns, so the write must survive a power loss.
                 let store = LocalFileSystem::new_with_prefix(dir)
                     .map_err(|e| open(e.into()))?
-                    .with_automatic_cleanup(true);
+                    .with_automatic_cleanup(true)
+                    .with_fsync(true);
                 Ok((Arc::new(store), None))
             }
             Self::S3(s3) => {

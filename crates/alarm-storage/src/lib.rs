@@ -79,17 +79,15 @@ impl ObjectBlobs {
     }
 
     /// Writes the record of the blob whose bytes are in place: from then on
-    /// it exists for readers. Without its record the bytes are removed.
+    /// it exists for readers. A failure leaves the bytes (invisible without
+    /// a record), so a completed multipart upload, whose bytes exist nowhere
+    /// else, can be published again.
     pub(crate) async fn publish(&self, meta: &BlobMeta) -> Result<(), BlobError> {
-        if let Err(e) = self
-            .store
+        self.store
             .put(&Self::record(meta.owner, meta.id), record_json(meta))
             .await
-        {
-            let _ = self.store.delete(&Self::content(meta.owner, meta.id)).await;
-            return Err(unexpected(e));
-        }
-        Ok(())
+            .map(|_| ())
+            .map_err(unexpected)
     }
 
     /// Streams `body` into the object at `to`, counting it against the
@@ -203,7 +201,12 @@ impl BlobStore for ObjectBlobs {
         meta.admit(self.limit)?;
         let content = Self::content(meta.owner, meta.id);
         meta.size = self.write(&content, body).await?;
-        self.publish(&meta).await?;
+        if let Err(e) = self.publish(&meta).await {
+            // The caller still has the body's source; unpublished bytes
+            // would only take room.
+            let _ = self.store.delete(&content).await;
+            return Err(e);
+        }
         Ok(meta)
     }
 
@@ -242,13 +245,16 @@ impl BlobStore for ObjectBlobs {
 
     async fn delete(&self, owner: UserId, id: BlobId) -> Result<(), BlobError> {
         self.head(owner, id).await?;
+        // The bytes first: if the record's removal then fails, a retry
+        // still finds the record and finishes; the other way round a
+        // failure would leave bytes nothing names.
+        match self.store.delete(&Self::content(owner, id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(unexpected(e)),
+        }
         self.store
             .delete(&Self::record(owner, id))
             .await
-            .map_err(from_store)?;
-        match self.store.delete(&Self::content(owner, id)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(unexpected(e)),
-        }
+            .map_err(from_store)
     }
 }

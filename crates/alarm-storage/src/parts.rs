@@ -215,10 +215,16 @@ impl PartStore for ObjectParts {
                         content_id: p.tag.clone(),
                     })
                     .collect();
-                store
-                    .complete_multipart(&target, id, parts)
-                    .await
-                    .map_err(unexpected)?;
+                if let Err(e) = store.complete_multipart(&target, id, parts).await {
+                    // A completion that succeeded but whose answer was lost
+                    // (or a crash before the record) cannot be completed
+                    // again: the multipart id is used up. Its object is
+                    // there, whole, and only needs its record.
+                    let done = self.store.head(&target).await;
+                    if !done.is_ok_and(|o| o.size == upload.stored()) {
+                        return Err(unexpected(e));
+                    }
+                }
                 let meta = BlobMeta {
                     size: upload.stored(),
                     ..meta

@@ -150,24 +150,34 @@ fn spawn(root: &Path, port: u16) -> (Child, u16) {
         .spawn()
         .expect("s3s-fs starts");
     let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let marker = "server is running at http://";
-    let listening = lines.by_ref().map_while(Result::ok).find_map(|line| {
-        let at = line.find(marker)? + marker.len();
-        line[at..]
-            .split(|c: char| c.is_whitespace())
-            .next()?
-            .rsplit(':')
-            .next()?
-            .parse::<u16>()
-            .ok()
+    let (found, listening) = std::sync::mpsc::channel();
+    // The log is read on a thread of its own: it reports the port, then
+    // keeps draining so a full pipe never blocks the server.
+    std::thread::spawn(move || {
+        let marker = "server is running at http://";
+        let mut found = Some(found);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let port = line.find(marker).and_then(|at| {
+                line[at + marker.len()..]
+                    .split(|c: char| c.is_whitespace())
+                    .next()?
+                    .rsplit(':')
+                    .next()?
+                    .parse::<u16>()
+                    .ok()
+            });
+            if let (Some(port), Some(tell)) = (port, found.as_ref()) {
+                let _ = tell.send(port);
+                found = None;
+            }
+        }
     });
-    let Some(port) = listening else {
-        let _ = child.kill();
-        let status = child.wait();
-        panic!("s3s-fs ended before listening: {status:?}");
-    };
-    // Keep draining its log so a full pipe never blocks the server.
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    (child, port)
+    match listening.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(port) => (child, port),
+        Err(why) => {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("s3s-fs did not say where it listens ({why}): {status:?}");
+        }
+    }
 }

@@ -116,6 +116,12 @@ async fn patches_of_any_size_complete_into_the_same_bytes() {
         "whole parts but the last"
     );
     assert!(read_blob(&w, ana, &u).await == data, "byte-identical");
+    let id = BlobId::from_uuid(u.id.as_uuid()).expect("v7");
+    assert_eq!(
+        w.blobs.head(ana, id).await.expect("head").content_type,
+        "application/octet-stream",
+        "the declared type is never stored: only the sniffed one is returned"
+    );
     w.service.forget(ana, u.id).await.expect("forget");
     assert_eq!(w.parts.waiting(), 0, "nothing waits after completion");
 }
@@ -347,4 +353,54 @@ async fn a_second_concurrent_patch_is_refused_while_the_first_writes() {
     drop(feed);
     let done = first.await.expect("joined").expect("the first PATCH");
     assert!(matches!(done, Patched::Partial(ref u) if u.offset() == 8));
+}
+
+#[tokio::test]
+async fn a_connection_lost_after_the_last_byte_still_completes() {
+    let w = world();
+    let ana = UserId::generate();
+    let data = ogg(3000);
+    let u = w.service.create(ana, 3000, file()).await.expect("create");
+    let done = w.service.patch(ana, u.id, at(0), cut_off(&data)).await;
+    assert!(
+        matches!(done, Ok(Patched::Complete(..))),
+        "all bytes arrived: {done:?}"
+    );
+    assert_eq!(
+        w.service.finish(ana, u.id).await.expect("finish").map(|b| b.content_type),
+        Some("audio/ogg".to_owned()),
+        "finishing again is harmless"
+    );
+}
+
+#[tokio::test]
+async fn a_multipart_upload_is_recorded_before_its_parts() {
+    let w = world();
+    let ana = UserId::generate();
+    let data = ogg(6 * 1024 * 1024);
+    let u = w
+        .service
+        .create(ana, data.len() as u64, file())
+        .await
+        .expect("create");
+    let wrong = Patch {
+        sha256: Some([1; 32]),
+        ..at(0)
+    };
+    assert!(matches!(
+        w.service.patch(ana, u.id, wrong, body(&data, 1 << 20)).await,
+        Err(UploadError::ChecksumMismatch)
+    ));
+    let kept = w.service.get(ana, u.id).await.expect("head");
+    assert_eq!(kept.offset(), 0, "nothing committed");
+    assert!(
+        kept.multipart.is_some(),
+        "the multipart upload it began is named, so it can be aborted"
+    );
+    assert!(
+        matches!(w.service.finish(ana, u.id).await, Ok(None)),
+        "nothing to finish while bytes are missing"
+    );
+    w.service.delete(ana, u.id).await.expect("delete");
+    assert_eq!(w.parts.waiting(), 0, "the delete aborted it");
 }

@@ -63,6 +63,9 @@ pub enum UploadError {
     /// Another PATCH of this upload is being stored (tus: 423).
     #[error("another request is writing this upload")]
     Busy,
+    /// Another process's PATCH moved the upload first (409).
+    #[error("the upload moved while this request was stored")]
+    Moved,
     /// The owner holds the most open uploads allowed.
     #[error("quota `{quota}` reached ({limit})")]
     OverQuota {
@@ -94,7 +97,7 @@ impl From<StoreError> for UploadError {
         match e {
             StoreError::NotFound => Self::NotFound,
             StoreError::OverQuota { quota, limit } => Self::OverQuota { quota, limit },
-            StoreError::Conflict(_) => Self::Busy,
+            StoreError::Conflict(_) => Self::Moved,
             other => Self::Store(other),
         }
     }
@@ -222,7 +225,6 @@ impl UploadService {
         // The bytes after the last stored part: the tail, then the body.
         let mut pending = BytesMut::from(self.ports.parts.tail(&upload).await?);
         let mut multipart = upload.multipart.clone();
-        let mut begun = None;
         let mut parts = Vec::new();
         let mut number = upload.next_part();
         let mut received = 0u64;
@@ -247,9 +249,7 @@ impl UploadService {
             pending.extend_from_slice(&chunk);
             while pending.len() >= part {
                 let whole = pending.split_to(part).freeze();
-                let mp = self
-                    .multipart_of(&upload, &mut multipart, &mut begun)
-                    .await?;
+                let mp = self.multipart_of(&upload, &mut multipart).await?;
                 parts.push(self.put(&upload, &mp, number, whole).await?);
                 number += 1;
             }
@@ -268,9 +268,7 @@ impl UploadService {
         let end = upload.offset() + received;
         if end == upload.length && !pending.is_empty() {
             let last = pending.split().freeze();
-            let mp = self
-                .multipart_of(&upload, &mut multipart, &mut begun)
-                .await?;
+            let mp = self.multipart_of(&upload, &mut multipart).await?;
             parts.push(self.put(&upload, &mp, number, last).await?);
         }
         let tail = pending.split().freeze();
@@ -282,7 +280,8 @@ impl UploadService {
         }
         let progress = UploadProgress {
             from_offset: upload.offset(),
-            multipart: begun,
+            // Recorded when it began (see `multipart_of`).
+            multipart: None,
             parts,
             tail: if received > 0 {
                 tail.len() as u64
@@ -292,31 +291,48 @@ impl UploadService {
             expires_at: now.saturating_add(UPLOAD_TTL).unwrap_or(now),
         };
         let next = self.ports.uploads.advance(owner, id, &progress).await?;
+        // Every byte arrived (even if the connection broke after the last):
+        // complete now; a client that then sees offset == length never
+        // sends the PATCH that would.
+        if next.is_complete() {
+            let blob = self.complete(&next).await?;
+            return Ok(Patched::Complete(next, blob));
+        }
         if cut_off {
             return Err(UploadError::Interrupted {
                 offset: next.offset(),
             });
         }
-        if next.is_complete() {
-            let blob = self.complete(&next).await?;
-            return Ok(Patched::Complete(next, blob));
-        }
         Ok(Patched::Partial(next))
     }
 
-    /// The upload's multipart id, begun on first use.
+    /// The upload's multipart id, begun on first use and recorded at once,
+    /// before any part is put: a PATCH that then fails leaves no multipart
+    /// upload that nothing names (the sweep or a delete aborts it). Only if
+    /// this record itself fails (the database down, or another process's
+    /// PATCH first) is the new multipart upload left to the bucket's
+    /// lifecycle rule for incomplete uploads.
     async fn multipart_of(
         &self,
         upload: &Upload,
         multipart: &mut Option<String>,
-        begun: &mut Option<String>,
     ) -> Result<String, UploadError> {
         if let Some(id) = multipart {
             return Ok(id.clone());
         }
         let id = self.ports.parts.begin(upload).await?;
+        let record = UploadProgress {
+            from_offset: upload.offset(),
+            multipart: Some(id.clone()),
+            parts: Vec::new(),
+            tail: upload.tail,
+            expires_at: upload.expires_at,
+        };
+        self.ports
+            .uploads
+            .advance(upload.owner, upload.id, &record)
+            .await?;
         *multipart = Some(id.clone());
-        *begun = Some(id.clone());
         Ok(id)
     }
 
@@ -348,10 +364,13 @@ impl UploadService {
         let meta = match self.ports.blobs.head(upload.owner, blob_id).await {
             Ok(meta) => meta,
             Err(BlobError::NotFound) => {
+                // The client's declared type is not trusted: the record
+                // says only "bytes"; the type read from them is returned
+                // (what a sound is registered and served with).
                 let meta = BlobMeta {
                     id: blob_id,
                     owner: upload.owner,
-                    content_type: upload.file.content_type().to_owned(),
+                    content_type: "application/octet-stream".to_owned(),
                     size: upload.length,
                     created_at: self.ports.clock.now(),
                 };
@@ -382,13 +401,34 @@ impl UploadService {
         }
     }
 
-    /// Removes a completed upload's state once its blob is registered.
+    /// Completes an upload whose bytes all arrived but whose completion
+    /// did not finish (a crash, the store down at that moment): what a
+    /// `HEAD` of such an upload must do, since its client sends no more
+    /// PATCHes. `None` while bytes are missing.
+    ///
+    /// # Errors
+    /// As [`UploadService::complete`]; [`UploadError::NotFound`].
+    pub async fn finish(
+        &self,
+        owner: UserId,
+        id: UploadId,
+    ) -> Result<Option<BlobMeta>, UploadError> {
+        let upload = self.ports.uploads.get(owner, id).await?;
+        if !upload.is_complete() {
+            return Ok(None);
+        }
+        self.complete(&upload).await.map(Some)
+    }
+
+    /// Removes an upload's parts, then its state (in that order: a failure
+    /// between leaves the state, and so the sweep, to finish).
     ///
     /// # Errors
     /// [`UploadError::NotFound`], store failures.
     pub async fn forget(&self, owner: UserId, id: UploadId) -> Result<(), UploadError> {
-        let upload = self.ports.uploads.delete(owner, id).await?;
+        let upload = self.ports.uploads.get(owner, id).await?;
         self.ports.parts.abort(&upload).await?;
+        self.ports.uploads.delete(owner, id).await?;
         Ok(())
     }
 
@@ -402,6 +442,8 @@ impl UploadService {
     }
 
     /// Aborts up to `limit` expired uploads of any owner; returns how many.
+    /// Uploads the store cannot abort are skipped, kept for the next sweep,
+    /// and reported as an error after the others are done.
     /// The blob of a complete one is left alone: it may already be a
     /// registered sound whose upload was not yet forgotten.
     ///
@@ -409,16 +451,27 @@ impl UploadService {
     /// Failures (what was swept before stays swept).
     pub async fn sweep(&self, limit: u32) -> Result<u32, UploadError> {
         let now = self.ports.clock.now();
-        let mut swept = 0;
+        let (mut swept, mut failed) = (0, 0u32);
         for upload in self.ports.uploads.expired(now, limit).await? {
             let Ok(_writing) = self.claim(upload.id) else {
                 continue;
             };
-            self.ports.parts.abort(&upload).await?;
+            // One upload the store cannot abort must not stop the others:
+            // listed soonest-expired first, it would come first every time.
+            if self.ports.parts.abort(&upload).await.is_err() {
+                failed += 1;
+                continue;
+            }
             match self.ports.uploads.delete(upload.owner, upload.id).await {
                 Ok(_) | Err(StoreError::NotFound) => swept += 1,
                 Err(e) => return Err(e.into()),
             }
+        }
+        if failed > 0 {
+            return Err(UploadError::Blob(BlobError::Unexpected(
+                format!("{failed} expired uploads could not be aborted (retried next sweep)")
+                    .into(),
+            )));
         }
         Ok(swept)
     }
