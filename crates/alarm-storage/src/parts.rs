@@ -7,10 +7,10 @@
 //!   record is written.
 //! * The local file system keeps no multipart state that survives a
 //!   restart (`LocalFileSystem` does not implement `MultipartStore`), so
-//!   part `n` is the object `uploads/<owner>/<id>/part-<n>` and its tag the
-//!   ETag the store gave it. Completion streams the parts, each read only
-//!   if its ETag still matches (a part replaced after it was recorded
-//!   fails the completion), into the blob through the ordinary `put`.
+//!   part `n` is the object `uploads/<owner>/<id>/part-<n>-<tag>`, the tag
+//!   a random name of its own for each put: a PATCH that loses a race
+//!   writes beside the committed part, never over it. Completion streams
+//!   the parts the state names into the blob through the ordinary `put`.
 //! * Either way a tail is `uploads/<owner>/<id>/tail-<start>-<length>`
 //!   (the state names the one that counts), and completion and abort
 //!   remove everything under `uploads/<owner>/<id>/`.
@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::{ObjectBlobs, Opened, unexpected};
 
@@ -75,9 +75,12 @@ impl ObjectParts {
         Path::from(format!("uploads/{}/{}", upload.owner, upload.id))
     }
 
-    fn part(upload: &Upload, number: u32) -> Path {
+    /// Part `number` as written once under `tag`: every put is an object
+    /// of its own, so a PATCH that loses the race (another process's
+    /// committed first) never overwrites a part the state names.
+    fn part(upload: &Upload, number: u32, tag: &str) -> Path {
         Path::from(format!(
-            "uploads/{}/{}/part-{number}",
+            "uploads/{}/{}/part-{number}-{tag}",
             upload.owner, upload.id
         ))
     }
@@ -115,24 +118,15 @@ impl ObjectParts {
     /// The parts as objects of their own, streamed in order into the blob.
     async fn assemble(&self, upload: &Upload, meta: BlobMeta) -> Result<BlobMeta, BlobError> {
         let store = self.store.clone();
-        let reads: Vec<(Path, String)> = upload
+        let reads: Vec<Path> = upload
             .parts
             .iter()
-            .map(|p| (Self::part(upload, p.number), p.tag.clone()))
+            .map(|p| Self::part(upload, p.number, &p.tag))
             .collect();
         let body = futures_util::stream::iter(reads)
-            .then(move |(path, tag)| {
+            .then(move |path| {
                 let store = store.clone();
-                async move {
-                    let options = GetOptions {
-                        if_match: Some(tag),
-                        ..GetOptions::default()
-                    };
-                    store
-                        .get_opts(&path, options)
-                        .await
-                        .map(|got| got.into_stream())
-                }
+                async move { store.get(&path).await.map(|got| got.into_stream()) }
             })
             .try_flatten()
             .map_err(unexpected);
@@ -175,13 +169,12 @@ impl PartStore for ObjectParts {
                 Ok(part.content_id)
             }
             None => {
-                let put = self
-                    .store
-                    .put(&Self::part(upload, number), PutPayload::from(bytes))
+                let tag = uuid::Uuid::now_v7().simple().to_string();
+                self.store
+                    .put(&Self::part(upload, number, &tag), PutPayload::from(bytes))
                     .await
                     .map_err(unexpected)?;
-                put.e_tag
-                    .ok_or_else(|| BlobError::Unexpected("the store gave the part no ETag".into()))
+                Ok(tag)
             }
         }
     }

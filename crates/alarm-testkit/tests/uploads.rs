@@ -367,7 +367,11 @@ async fn a_connection_lost_after_the_last_byte_still_completes() {
         "all bytes arrived: {done:?}"
     );
     assert_eq!(
-        w.service.finish(ana, u.id).await.expect("finish").map(|b| b.content_type),
+        w.service
+            .finish(ana, u.id)
+            .await
+            .expect("finish")
+            .map(|b| b.content_type),
         Some("audio/ogg".to_owned()),
         "finishing again is harmless"
     );
@@ -388,7 +392,9 @@ async fn a_multipart_upload_is_recorded_before_its_parts() {
         ..at(0)
     };
     assert!(matches!(
-        w.service.patch(ana, u.id, wrong, body(&data, 1 << 20)).await,
+        w.service
+            .patch(ana, u.id, wrong, body(&data, 1 << 20))
+            .await,
         Err(UploadError::ChecksumMismatch)
     ));
     let kept = w.service.get(ana, u.id).await.expect("head");

@@ -81,7 +81,10 @@ pub trait PartStore: Send + Sync {
     async fn begin(&self, upload: &Upload) -> Result<String, BlobError>;
 
     /// Stores part `number` and returns the tag completion needs. A part
-    /// stored again under the same number replaces the earlier one.
+    /// stored again under the same number wins for completion when its tag
+    /// is the one given; an earlier tag of that number may stop completing
+    /// (S3 keeps one part per number) or keep its own bytes (parts as
+    /// objects of their own).
     ///
     /// # Errors
     /// [`BlobError::Unexpected`] when the store fails.
