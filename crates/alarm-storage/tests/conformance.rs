@@ -59,17 +59,13 @@ fn parts<T: Send + Sync + 'static>(
 ) -> (Arc<dyn PartStore>, Arc<dyn BlobStore>) {
     let parts = ObjectParts::new(backend.open_with_multipart().expect("open"), u64::MAX);
     let blobs = Arc::new(Holding {
-        blobs: ObjectBlobs::new(backend_store(&parts), u64::MAX),
+        blobs: ObjectBlobs::new(parts.store().clone(), u64::MAX),
         _guard: guard,
     });
     (
         Arc::new(parts) as Arc<dyn PartStore>,
         blobs as Arc<dyn BlobStore>,
     )
-}
-
-fn backend_store(parts: &ObjectParts) -> Arc<dyn alarm_storage::object_store::ObjectStore> {
-    parts.store().clone()
 }
 
 /// A fresh directory of its own (and its guard).

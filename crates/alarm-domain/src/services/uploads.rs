@@ -283,11 +283,8 @@ impl UploadService {
             // Recorded when it began (see `multipart_of`).
             multipart: None,
             parts,
-            tail: if received > 0 {
-                tail.len() as u64
-            } else {
-                upload.tail
-            },
+            // With no byte received, `tail` is the state's own tail.
+            tail: tail.len() as u64,
             expires_at: now.saturating_add(UPLOAD_TTL).unwrap_or(now),
         };
         let next = self.ports.uploads.advance(owner, id, &progress).await?;
