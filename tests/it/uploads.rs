@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use alarm_domain::bytes::Bytes;
 use alarm_domain::ids::BlobId;
-use alarm_domain::limits::Quota;
 use alarm_domain::model::{Upload, UploadFile};
 use alarm_domain::ports::{BlobError, BlobStore, ByteStream};
-use alarm_domain::services::{Patch, Patched, UploadError, UploadPorts, UploadService};
+use alarm_domain::services::{Patch, Patched, UploadError, UploadService};
 use alarm_storage::testing::{S3Server, s3_unavailable};
 use alarm_storage::{Backend, ObjectParts};
 use libtest_mimic::Trial;
@@ -23,16 +22,7 @@ fn service(w: &World, server: &S3Server) -> (UploadService, Arc<dyn BlobStore>) 
         .expect("open");
     let parts = ObjectParts::new(opened, u64::MAX);
     let blobs = parts.blob_store();
-    let service = UploadService::new(
-        UploadPorts {
-            uploads: w.ports.uploads.clone(),
-            parts: Arc::new(parts),
-            blobs: blobs.clone(),
-            clock: w.clock.clone(),
-            ids: w.ports.ids.clone(),
-        },
-        Quota::new("uploads_per_user", 5),
-    );
+    let service = UploadService::new(w.ports.clone().with_storage(blobs.clone(), Arc::new(parts)));
     (service, blobs)
 }
 
@@ -129,16 +119,15 @@ async fn an_upload_resumes_after_a_cut_off_and_a_restart(w: &World) {
         )
         .await
         .expect("the rest");
-    let Patched::Complete(_, blob) = done else {
+    let Patched::Complete(sound) = done else {
         panic!("complete: {done:?}");
     };
-    assert_eq!(blob.content_type, "audio/wav");
+    assert_eq!(sound.content_type, "audio/wav");
     assert_eq!(
         sha_of(&*blobs, &upload).await,
         <[u8; 32]>::from(Sha256::digest(&data)),
         "byte-identical"
     );
-    second.forget(ana.user, upload.id).await.expect("forget");
     assert_eq!(leftovers(&server), 0, "no part or tail is left");
 }
 

@@ -113,6 +113,12 @@ alarm_appkit::settings! {
         quota_routines_per_user: u32 = "100", "QUOTA_ROUTINES_PER_USER", 1..=100;
         /// API keys one account may hold
         quota_api_keys_per_user: u32 = "20", "QUOTA_API_KEYS_PER_USER", 1..=1000;
+        /// Resumable uploads one account may have open at once
+        quota_uploads_per_user: u32 = "5", "QUOTA_UPLOADS_PER_USER", 1..=1000;
+        /// Sounds one account may keep
+        quota_sounds_per_user: u32 = "50", "QUOTA_SOUNDS_PER_USER", 1..=100_000;
+        /// Mebibytes of sounds one account may keep, all together
+        quota_sound_megabytes_per_user: u32 = "500", "QUOTA_SOUND_MEGABYTES_PER_USER", 1..=1_000_000;
         /// Seconds a webhook's old signing secret keeps signing beside the new one after a rotation (0: it stops at once)
         webhook_secret_overlap_seconds: u32 = "86400", "WEBHOOK_SECRET_OVERLAP_SECONDS", 0..=604_800;
         /// Requests per hour to /api/v1/webhooks... with one API key
@@ -165,6 +171,9 @@ impl LimitValues {
             exception_periods_per_user: self.quota_exception_periods_per_user,
             routines_per_user: self.quota_routines_per_user,
             api_keys_per_user: self.quota_api_keys_per_user,
+            uploads_per_user: self.quota_uploads_per_user,
+            sounds_per_user: self.quota_sounds_per_user,
+            sound_megabytes_per_user: self.quota_sound_megabytes_per_user,
             webhook_secret_overlap_seconds: self.webhook_secret_overlap_seconds,
         }
     }

@@ -80,6 +80,12 @@ pub struct Limits {
     pub routines_per_user: u32,
     /// API keys one account may hold.
     pub api_keys_per_user: u32,
+    /// Resumable uploads one account may have open at once.
+    pub uploads_per_user: u32,
+    /// Sounds one account may keep.
+    pub sounds_per_user: u32,
+    /// Mebibytes of sounds one account may keep, all together.
+    pub sound_megabytes_per_user: u32,
     /// Seconds a webhook's rotated-out secret keeps signing beside the new
     /// one (0: it stops at once).
     pub webhook_secret_overlap_seconds: u32,
@@ -96,6 +102,10 @@ impl Default for Limits {
             exception_periods_per_user: 100,
             routines_per_user: 100,
             api_keys_per_user: 20,
+            uploads_per_user: 5,
+            sounds_per_user: 50,
+            // Five files at the 100 MB upload limit.
+            sound_megabytes_per_user: 500,
             // A day: receivers deploy the new secret within it.
             webhook_secret_overlap_seconds: 86_400,
         }
@@ -129,6 +139,19 @@ impl Limits {
     /// The API-key quota.
     pub fn api_keys(&self) -> Quota {
         Quota::new("api_keys_per_user", self.api_keys_per_user)
+    }
+
+    /// The open-upload quota.
+    pub fn uploads(&self) -> Quota {
+        Quota::new("uploads_per_user", self.uploads_per_user)
+    }
+
+    /// The sound quotas.
+    pub fn sounds(&self) -> crate::model::SoundQuota {
+        crate::model::SoundQuota {
+            count: self.sounds_per_user,
+            megabytes: self.sound_megabytes_per_user,
+        }
     }
 
     /// The schedule count, judged before any schedule is parsed.

@@ -263,6 +263,10 @@ impl Sql {
             refresh_tokens: stores.clone(),
             idempotency: stores.clone(),
             uploads: stores.clone(),
+            sounds: stores.clone(),
+            // The apps install their object store (`Ports::with_storage`).
+            blobs: Arc::new(alarm_domain::ports::NoStorage),
+            parts: Arc::new(alarm_domain::ports::NoStorage),
             outbox: stores.clone(),
             queue: stores,
             clock,

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use alarm_domain::bytes::Bytes;
 use alarm_domain::ids::{BlobId, UserId};
 use alarm_domain::jiff::Timestamp;
-use alarm_domain::limits::Quota;
 use alarm_domain::model::UploadFile;
 use alarm_domain::ports::{BlobMeta, BlobStore, ByteStream};
-use alarm_domain::services::{Patch, Patched, UploadPorts, UploadService};
+use alarm_domain::services::{Patch, Patched, UploadService};
 use alarm_storage::testing::S3Server;
 use alarm_storage::{Backend, ObjectBlobs, ObjectParts};
 use alarm_testkit::{InMemory, ManualClock, SequentialIds};
@@ -68,14 +67,14 @@ fn service(server: &S3Server) -> UploadService {
         u64::MAX,
     );
     UploadService::new(
-        UploadPorts {
-            uploads: state.uploads.clone(),
-            blobs: parts.blob_store(),
-            parts: Arc::new(parts),
-            clock,
-            ids,
-        },
-        Quota::new("uploads_per_user", 1000),
+        state
+            .with_storage(parts.blob_store(), Arc::new(parts))
+            .with_limits(alarm_domain::limits::Limits {
+                uploads_per_user: 1000,
+                sounds_per_user: u32::MAX,
+                sound_megabytes_per_user: u32::MAX,
+                ..alarm_domain::limits::Limits::default()
+            }),
     )
 }
 
@@ -130,7 +129,6 @@ async fn through_service(service: &UploadService, data: &Bytes, patches: usize) 
     let elapsed = started.elapsed();
     let (peak, _) = memory();
     assert!(matches!(last, Some(Patched::Complete(..))), "completed");
-    service.forget(owner, upload.id).await.expect("forget");
     (elapsed, peak.saturating_sub(before))
 }
 

@@ -7,10 +7,12 @@ use std::task::{Context, Poll};
 use alarm_domain::bytes::Bytes;
 use alarm_domain::ids::{BlobId, UserId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
-use alarm_domain::limits::Quota;
-use alarm_domain::model::{UPLOAD_PART_BYTES, Upload, UploadFile, UploadRefused};
+use alarm_domain::limits::Limits;
+use alarm_domain::model::{Upload, UploadFile, UploadRefused};
 use alarm_domain::ports::{BlobError, BlobStore, ByteStream, Chunk};
-use alarm_domain::services::{Patch, Patched, UPLOAD_TTL, UploadError, UploadPorts, UploadService};
+use alarm_domain::services::{
+    Patch, Patched, UPLOAD_TTL, UploadError, UploadService, UploadStatus,
+};
 use alarm_testkit::{InMemory, InMemoryBlobs, InMemoryParts, ManualClock, SequentialIds};
 use sha2::{Digest, Sha256};
 
@@ -26,19 +28,16 @@ fn world() -> World {
         "2026-12-04T12:00:00Z".parse::<Timestamp>().expect("t"),
     ));
     let ids = Arc::new(SequentialIds::new());
-    let ports = InMemory::new().ports(clock.clone(), ids.clone());
     let blobs = Arc::new(InMemoryBlobs::new(u64::MAX));
     let parts = Arc::new(InMemoryParts::new(blobs.clone()));
-    let service = Arc::new(UploadService::new(
-        UploadPorts {
-            uploads: ports.uploads.clone(),
-            parts: parts.clone(),
-            blobs: blobs.clone(),
-            clock: clock.clone(),
-            ids,
-        },
-        Quota::new("uploads_per_user", 3),
-    ));
+    let ports = InMemory::new()
+        .ports(clock.clone(), ids)
+        .with_storage(blobs.clone(), parts.clone())
+        .with_limits(Limits {
+            uploads_per_user: 3,
+            ..Limits::default()
+        });
+    let service = Arc::new(UploadService::new(ports));
     World {
         clock,
         parts,
@@ -104,26 +103,31 @@ async fn patches_of_any_size_complete_into_the_same_bytes() {
         from = to;
         last = Some(patched);
     }
-    let Some(Patched::Complete(done, blob)) = last else {
+    let Some(Patched::Complete(sound)) = last else {
         panic!("the last PATCH completes: {last:?}");
     };
     assert_eq!(
-        (blob.content_type.as_str(), blob.size, done.parts.len()),
-        ("audio/ogg", data.len() as u64, 3)
-    );
-    assert!(
-        done.parts[..2].iter().all(|p| p.size == UPLOAD_PART_BYTES),
-        "whole parts but the last"
+        (
+            sound.content_type.as_str(),
+            sound.size,
+            sound.name.as_str(),
+            sound.id.as_uuid()
+        ),
+        ("audio/ogg", data.len() as u64, "dawn.ogg", u.id.as_uuid())
     );
     assert!(read_blob(&w, ana, &u).await == data, "byte-identical");
     let id = BlobId::from_uuid(u.id.as_uuid()).expect("v7");
     assert_eq!(
         w.blobs.head(ana, id).await.expect("head").content_type,
         "application/octet-stream",
-        "the declared type is never stored: only the sniffed one is returned"
+        "the blob's record never carries a declared type: the sound has the sniffed one"
     );
-    w.service.forget(ana, u.id).await.expect("forget");
     assert_eq!(w.parts.waiting(), 0, "nothing waits after completion");
+    assert_eq!(
+        w.service.status(ana, u.id).await.expect("status"),
+        UploadStatus::Done(sound),
+        "the upload answers as the sound it became"
+    );
 }
 
 #[tokio::test]
@@ -366,14 +370,12 @@ async fn a_connection_lost_after_the_last_byte_still_completes() {
         matches!(done, Ok(Patched::Complete(..))),
         "all bytes arrived: {done:?}"
     );
-    assert_eq!(
-        w.service
-            .finish(ana, u.id)
-            .await
-            .expect("finish")
-            .map(|b| b.content_type),
-        Some("audio/ogg".to_owned()),
-        "finishing again is harmless"
+    assert!(
+        matches!(
+            w.service.status(ana, u.id).await.expect("status"),
+            UploadStatus::Done(ref s) if s.content_type == "audio/ogg"
+        ),
+        "asking again is harmless"
     );
 }
 
@@ -404,7 +406,7 @@ async fn a_multipart_upload_is_recorded_before_its_parts() {
         "the multipart upload it began is named, so it can be aborted"
     );
     assert!(
-        matches!(w.service.finish(ana, u.id).await, Ok(None)),
+        matches!(w.service.status(ana, u.id).await, Ok(UploadStatus::Open(_))),
         "nothing to finish while bytes are missing"
     );
     w.service.delete(ana, u.id).await.expect("delete");

@@ -32,6 +32,9 @@ pub enum Owned {
     /// Resumable uploads' state (their parts left in the object store are
     /// expired by the bucket's lifecycle rules, not by the erasure).
     Uploads,
+    /// Sounds (their bytes are deleted from the object store before the
+    /// rows go).
+    Sounds,
     /// Exception periods.
     ExceptionPeriods,
     /// Holiday preferences and per-holiday overrides.
@@ -65,7 +68,7 @@ pub enum Treatment {
 
 impl Owned {
     /// Every kind, in the order stores erase them (the account last).
-    pub const ALL: [Owned; 17] = [
+    pub const ALL: [Owned; 18] = [
         Owned::Sessions,
         Owned::Triggers,
         Owned::Ringing,
@@ -76,6 +79,7 @@ impl Owned {
         Owned::Webhooks,
         Owned::ApiKeys,
         Owned::Uploads,
+        Owned::Sounds,
         Owned::ExceptionPeriods,
         Owned::HolidayPreferences,
         Owned::Routines,
@@ -99,6 +103,7 @@ impl Owned {
             | Owned::Webhooks
             | Owned::ApiKeys
             | Owned::Uploads
+            | Owned::Sounds
             | Owned::ExceptionPeriods
             | Owned::HolidayPreferences
             | Owned::Routines
@@ -122,6 +127,7 @@ impl Owned {
             Owned::Webhooks => "webhooks",
             Owned::ApiKeys => "api_keys",
             Owned::Uploads => "uploads",
+            Owned::Sounds => "sounds",
             Owned::ExceptionPeriods => "exception_periods",
             Owned::HolidayPreferences => "holiday_preferences",
             Owned::Routines => "routines",

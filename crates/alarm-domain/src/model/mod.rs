@@ -8,6 +8,7 @@ mod erasure;
 mod exception;
 mod holiday;
 mod routine;
+mod sound;
 mod upload;
 mod user;
 mod webhook;
@@ -22,6 +23,7 @@ pub use erasure::{Owned, Treatment};
 pub use exception::{ExceptionKind, ExceptionPeriod, MAX_EXCEPTION_DAYS};
 pub use holiday::{DelayMinutes, Holiday, HolidayDate, HolidayName, HolidayPreference};
 pub use routine::{MAX_ROUTINE_ACTIONS, Routine, RoutineAction, RoutineName};
+pub use sound::{Sound, SoundQuota, SoundUsage, sound_deletable, sound_present};
 pub use upload::{
     MAX_FILENAME_CHARS, MAX_MEDIA_TYPE_CHARS, MAX_UPLOAD_BYTES, MAX_UPLOAD_PARTS, SNIFF_BYTES,
     UPLOAD_PART_BYTES, Upload, UploadFile, UploadPart, UploadProgress, UploadRefused, audio_type,

@@ -16,6 +16,7 @@ mod idempotency;
 mod outbox;
 mod queue;
 mod services;
+mod sounds;
 mod stores;
 mod uploads;
 
@@ -33,13 +34,14 @@ pub use queue::{
 pub use services::{
     AccountMail, Notifier, NotifyError, SealError, SecretError, SecretProvider, SecretSealer,
 };
+pub use sounds::SoundStore;
 pub use stores::{
     AlarmEventStore, AlarmOp, AlarmStore, ApiKeyOp, ApiKeyStore, AuditLog, ExceptionOp,
     ExceptionPeriodStore, HolidayOp, HolidayPreferences, HolidayStore, PreferenceOp, RefreshFamily,
     RefreshTokenStore, ReplanJob, Rotation, RoutineOp, RoutineStore, TokenPurpose, UserOp,
     UserStore, WebhookOp, WebhookStore, rotation_applies,
 };
-pub use uploads::{PartStore, UploadStore, upload_refusal};
+pub use uploads::{NoStorage, PartStore, UploadStore, upload_refusal};
 
 #[cfg(feature = "mocks")]
 pub use blobs::MockBlobStore;
@@ -51,6 +53,8 @@ pub use outbox::MockOutbox;
 pub use queue::{MockEngineRight, MockRingingStore, MockTriggerClaims};
 #[cfg(feature = "mocks")]
 pub use services::{MockNotifier, MockSecretProvider};
+#[cfg(feature = "mocks")]
+pub use sounds::MockSoundStore;
 #[cfg(feature = "mocks")]
 pub use stores::{
     MockAlarmEventStore, MockAlarmStore, MockApiKeyStore, MockAuditLog, MockExceptionPeriodStore,

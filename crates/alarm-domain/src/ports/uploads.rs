@@ -127,3 +127,58 @@ pub trait PartStore: Send + Sync {
     /// [`BlobError::Unexpected`] when the store fails.
     async fn abort(&self, upload: &Upload) -> Result<(), BlobError>;
 }
+
+/// The blob and part store of ports built without object storage (a
+/// database adapter's own [`crate::services::Ports`]): every call fails,
+/// naming why, until an app installs a real store with
+/// [`crate::services::Ports::with_storage`]. A failure, never an empty
+/// store: nothing can be written to it and later found missing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoStorage;
+
+fn no_storage() -> BlobError {
+    BlobError::Unexpected("no object storage is configured for these ports".into())
+}
+
+#[async_trait]
+impl super::BlobStore for NoStorage {
+    async fn put(&self, _: BlobMeta, _: super::ByteStream) -> Result<BlobMeta, BlobError> {
+        Err(no_storage())
+    }
+    async fn head(&self, _: UserId, _: crate::ids::BlobId) -> Result<BlobMeta, BlobError> {
+        Err(no_storage())
+    }
+    async fn get(
+        &self,
+        _: UserId,
+        _: crate::ids::BlobId,
+        _: Option<std::ops::Range<u64>>,
+    ) -> Result<(BlobMeta, super::ByteStream), BlobError> {
+        Err(no_storage())
+    }
+    async fn delete(&self, _: UserId, _: crate::ids::BlobId) -> Result<(), BlobError> {
+        Err(no_storage())
+    }
+}
+
+#[async_trait]
+impl PartStore for NoStorage {
+    async fn begin(&self, _: &Upload) -> Result<String, BlobError> {
+        Err(no_storage())
+    }
+    async fn put_part(&self, _: &Upload, _: &str, _: u32, _: Bytes) -> Result<String, BlobError> {
+        Err(no_storage())
+    }
+    async fn put_tail(&self, _: &Upload, _: u64, _: Bytes) -> Result<(), BlobError> {
+        Err(no_storage())
+    }
+    async fn tail(&self, _: &Upload) -> Result<Bytes, BlobError> {
+        Err(no_storage())
+    }
+    async fn complete(&self, _: &Upload, _: BlobMeta) -> Result<BlobMeta, BlobError> {
+        Err(no_storage())
+    }
+    async fn abort(&self, _: &Upload) -> Result<(), BlobError> {
+        Err(no_storage())
+    }
+}

@@ -18,6 +18,8 @@ super::service_ports! {
         alarms: dyn AlarmStore = alarms,
         /// Ringing occurrences, snoozes and dismissals.
         ringing: dyn RingingStore = queue,
+        /// Sounds an alarm may name.
+        sounds: dyn SoundStore = sounds,
         /// The clock.
         clock: dyn Clock = clock,
         /// Ids and webhook secrets.
@@ -27,7 +29,7 @@ super::service_ports! {
     }
 }
 
-use crate::ports::{AlarmStore, Clock, IdSource, RingingStore, TriggerWake};
+use crate::ports::{AlarmStore, Clock, IdSource, RingingStore, SoundStore, TriggerWake};
 
 /// Alarm use cases.
 #[derive(Clone)]
@@ -55,6 +57,24 @@ impl AlarmService {
             calendar: CalendarService::new(ports.clone()),
             limits: ports.limits,
             ports: ports.into(),
+        }
+    }
+
+    /// The draft's sound is one of the actor's (the store checks again in
+    /// the save's transaction, against a delete racing this one).
+    async fn check_sound(&self, actor: &Actor, draft: &AlarmDraft) -> Result<(), ServiceError> {
+        let Some(sound) = draft.sound else {
+            return Ok(());
+        };
+        match self.ports.sounds.get(actor.user, sound).await {
+            Ok(_) => Ok(()),
+            Err(crate::ports::StoreError::NotFound) => Err(crate::error::ValidationError::new(
+                "sound_id",
+                crate::error::codes::UNKNOWN_VALUE,
+                "no sound of yours has this id (upload one at /api/v1/uploads)",
+            )
+            .into()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -119,6 +139,7 @@ impl AlarmService {
     pub async fn create(&self, actor: &Actor, draft: AlarmDraft) -> Result<Alarm, ServiceError> {
         draft.channels.require_delivered()?;
         self.limits.check_schedules(&draft.schedules)?;
+        self.check_sound(actor, &draft).await?;
         let now = self.ports.clock.now();
         let id = self.ports.new_id(AlarmId::from_uuid, AlarmId::generate);
         let alarm = Alarm::create(id, actor.user, draft, now)?;
@@ -175,6 +196,9 @@ impl AlarmService {
                 expected: expected.get(),
                 actual: current.version().get(),
             });
+        }
+        if draft.sound != current.draft().sound {
+            self.check_sound(actor, &draft).await?;
         }
         self.revise(
             actor,

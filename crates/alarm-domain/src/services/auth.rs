@@ -89,6 +89,10 @@ super::service_ports! {
         refresh_tokens: dyn RefreshTokenStore = refresh_tokens,
         /// Where session events are recorded.
         audit_log: dyn AuditLog = audit,
+        /// Sounds (an erasure deletes their bytes).
+        sounds: dyn SoundStore = sounds,
+        /// Their bytes.
+        blobs: dyn BlobStore = blobs,
         /// The clock.
         clock: dyn Clock = clock,
         /// Ids and session secrets.
@@ -96,7 +100,9 @@ super::service_ports! {
     }
 }
 
-use crate::ports::{AuditLog, Clock, IdSource, RefreshTokenStore, UserStore};
+use crate::ports::{
+    AuditLog, BlobStore, Clock, IdSource, RefreshTokenStore, SoundStore, UserStore,
+};
 
 /// Login, refresh, logout, logout everywhere, password change.
 #[derive(Clone)]
@@ -534,6 +540,7 @@ impl AuthService {
                 }
             }
         }
+        self.erase_sound_bytes(actor.user).await?;
         let pseudonym = self.ports.new_id(UserId::from_uuid, UserId::generate);
         let as_pseudonym = Actor {
             user: pseudonym,
@@ -564,6 +571,25 @@ impl AuthService {
             Err(StoreError::NotFound) => Err(AuthError::AccountGone),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl AuthService {
+    /// Deletes the bytes of every sound of `user`, before the commit that
+    /// erases their rows: a failure here erases nothing and the erasure can
+    /// be retried, while bytes whose row was gone could no longer be found.
+    async fn erase_sound_bytes(&self, user: UserId) -> Result<(), AuthError> {
+        for sound in self.ports.sounds.list(user, u32::MAX).await? {
+            match self.ports.blobs.delete(user, sound.id).await {
+                Ok(()) | Err(crate::ports::BlobError::NotFound) => {}
+                Err(e) => {
+                    return Err(
+                        ServiceError::Unavailable(StoreError::Retryable(Box::new(e))).into(),
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 

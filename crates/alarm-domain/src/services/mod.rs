@@ -5,6 +5,7 @@ mod api_keys;
 mod auth;
 mod calendar;
 mod routines;
+mod sounds;
 mod uploads;
 mod users;
 mod webhooks;
@@ -28,7 +29,10 @@ pub use calendar::{
 // `crate::firing`; this path is kept for callers written against it.
 pub use crate::firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
 pub use routines::{MAX_ROUTINES_PER_ALARM, MAX_ROUTINES_PER_USER, RoutinePorts, RoutineService};
-pub use uploads::{Patch, Patched, UPLOAD_TTL, UploadError, UploadPorts, UploadService};
+pub use sounds::{SoundError, SoundPorts, SoundService};
+pub use uploads::{
+    Patch, Patched, UPLOAD_TTL, UploadError, UploadPorts, UploadService, UploadStatus,
+};
 pub use users::{NewUser, ProfileChange, UserPorts, UserService, VERIFY_TOKEN_TTL};
 pub use webhooks::{MAX_WEBHOOKS_PER_USER, NewWebhook, WebhookPorts, WebhookService};
 
@@ -72,6 +76,14 @@ pub struct Ports {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Resumable uploads' state.
     pub uploads: Arc<dyn crate::ports::UploadStore>,
+    /// Sounds (the rows; their bytes are in `blobs`).
+    pub sounds: Arc<dyn crate::ports::SoundStore>,
+    /// Object storage: completed uploads, sounds. A database adapter's
+    /// ports carry [`crate::ports::NoStorage`] until an app installs one
+    /// with [`Ports::with_storage`].
+    pub blobs: Arc<dyn crate::ports::BlobStore>,
+    /// Where uploads' parts wait (the same object storage).
+    pub parts: Arc<dyn crate::ports::PartStore>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The id source.
@@ -187,6 +199,18 @@ impl Ports {
     #[must_use]
     pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The same ports over the object storage `blobs` and `parts`.
+    #[must_use]
+    pub fn with_storage(
+        mut self,
+        blobs: Arc<dyn crate::ports::BlobStore>,
+        parts: Arc<dyn crate::ports::PartStore>,
+    ) -> Self {
+        self.blobs = blobs;
+        self.parts = parts;
         self
     }
 

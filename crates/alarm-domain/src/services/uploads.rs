@@ -10,7 +10,7 @@
 //! which nothing partial can match.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
 use jiff::SignedDuration;
@@ -18,30 +18,35 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ValidationError;
 use crate::ids::{BlobId, UploadId, UserId};
-use crate::limits::Quota;
+use crate::limits::Limits;
+use crate::model::Sound;
 use crate::model::{
     SNIFF_BYTES, UPLOAD_PART_BYTES, Upload, UploadFile, UploadProgress, UploadRefused, audio_type,
 };
 use crate::ports::{
-    BlobError, BlobMeta, BlobStore, ByteStream, Clock, IdSource, PartStore, StoreError, UploadStore,
+    BlobError, BlobMeta, BlobStore, ByteStream, Clock, IdSource, PartStore, SoundStore, StoreError,
+    UploadStore,
 };
 
 /// How long an upload waits for its next PATCH before it is abandoned.
 pub const UPLOAD_TTL: SignedDuration = SignedDuration::from_hours(24);
 
-/// The ports [`UploadService`] takes.
-#[derive(Clone)]
-pub struct UploadPorts {
-    /// The uploads' state.
-    pub uploads: Arc<dyn UploadStore>,
-    /// Where their bytes wait.
-    pub parts: Arc<dyn PartStore>,
-    /// The blobs completed uploads become.
-    pub blobs: Arc<dyn BlobStore>,
-    /// The clock.
-    pub clock: Arc<dyn Clock>,
-    /// Ids.
-    pub ids: Arc<dyn IdSource>,
+super::service_ports! {
+    /// The ports [`UploadService`] takes.
+    UploadPorts {
+        /// The uploads' state.
+        uploads: dyn UploadStore = uploads,
+        /// Where their bytes wait.
+        parts: dyn PartStore = parts,
+        /// The blobs completed uploads become.
+        blobs: dyn BlobStore = blobs,
+        /// The sounds they are registered as.
+        sounds: dyn SoundStore = sounds,
+        /// The clock.
+        clock: dyn Clock = clock,
+        /// Ids.
+        ids: dyn IdSource = ids,
+    }
 }
 
 /// Why an upload use case failed.
@@ -66,7 +71,8 @@ pub enum UploadError {
     /// Another process's PATCH moved the upload first (409).
     #[error("the upload moved while this request was stored")]
     Moved,
-    /// The owner holds the most open uploads allowed.
+    /// The owner holds the most open uploads allowed, or the file would
+    /// take their sounds past a sound quota.
     #[error("quota `{quota}` reached ({limit})")]
     OverQuota {
         /// The quota's name.
@@ -125,16 +131,24 @@ pub struct Patch {
 pub enum Patched {
     /// Stored; more bytes are expected.
     Partial(Upload),
-    /// Every byte arrived: the upload is now this audio blob (its state is
-    /// kept until the caller has registered it, then
-    /// [`UploadService::forget`] removes it).
-    Complete(Upload, BlobMeta),
+    /// Every byte arrived: the upload is now this sound (its state is
+    /// gone; [`UploadService::status`] still answers for it).
+    Complete(Sound),
+}
+
+/// Where an upload stands, for a `HEAD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadStatus {
+    /// Still receiving bytes.
+    Open(Upload),
+    /// Complete: it became this sound (same id).
+    Done(Sound),
 }
 
 /// The upload use cases.
 pub struct UploadService {
     ports: UploadPorts,
-    quota: Quota,
+    limits: Limits,
     /// Uploads a PATCH of this process is writing: a second concurrent
     /// PATCH would write the same part numbers.
     busy: Mutex<HashSet<UploadId>>,
@@ -156,20 +170,25 @@ impl Drop for Writing<'_> {
 }
 
 impl UploadService {
-    /// The use cases over `ports`, each owner holding at most `quota` open
-    /// uploads.
-    pub fn new(ports: UploadPorts, quota: Quota) -> Self {
+    /// The use cases over `ports`, under its limits (open uploads and
+    /// sounds per owner).
+    pub fn new(ports: super::Ports) -> Self {
         Self {
-            ports,
-            quota,
+            limits: ports.limits,
+            ports: ports.into(),
             busy: Mutex::new(HashSet::new()),
         }
     }
 
-    /// A new, empty upload of `length` bytes.
+    /// A new, empty upload of `length` bytes. The sound quotas are judged
+    /// now, against the sounds the owner keeps (and again when it
+    /// completes), so a file that cannot be kept is refused before a byte
+    /// of it is sent.
     ///
     /// # Errors
-    /// [`UploadError::Invalid`], [`UploadError::OverQuota`], store failures.
+    /// [`UploadError::Invalid`], [`UploadError::OverQuota`]
+    /// (`uploads_per_user`, `sounds_per_user`, `sound_megabytes_per_user`),
+    /// store failures.
     pub async fn create(
         &self,
         owner: UserId,
@@ -178,16 +197,47 @@ impl UploadService {
     ) -> Result<Upload, UploadError> {
         let id = UploadId::from_uuid(self.ports.ids.next_uuid())?;
         let upload = Upload::new(id, owner, length, file, self.ports.clock.now(), UPLOAD_TTL)?;
-        self.ports.uploads.create(&upload, self.quota).await?;
+        let usage = self.ports.sounds.usage(owner).await?;
+        self.limits.sounds().admit(usage, length)?;
+        self.ports
+            .uploads
+            .create(&upload, self.limits.uploads())
+            .await?;
         Ok(upload)
     }
 
-    /// The owner's upload (its offset is what a `HEAD` reports).
+    /// The owner's open upload.
     ///
     /// # Errors
     /// [`UploadError::NotFound`], store failures.
     pub async fn get(&self, owner: UserId, id: UploadId) -> Result<Upload, UploadError> {
         Ok(self.ports.uploads.get(owner, id).await?)
+    }
+
+    /// Where the owner's upload stands: open (its offset is what a `HEAD`
+    /// reports), or done, as the sound it became. An upload whose bytes all
+    /// arrived but whose completion did not finish (a crash, the store
+    /// down at that moment) is completed now: its client sends no more
+    /// PATCHes.
+    ///
+    /// # Errors
+    /// [`UploadError::NotFound`]; as [`UploadService::complete`].
+    pub async fn status(&self, owner: UserId, id: UploadId) -> Result<UploadStatus, UploadError> {
+        match self.ports.uploads.get(owner, id).await {
+            Ok(upload) if upload.is_complete() => {
+                Ok(UploadStatus::Done(self.complete(&upload).await?))
+            }
+            Ok(upload) => Ok(UploadStatus::Open(upload)),
+            Err(StoreError::NotFound) => {
+                let sound = BlobId::from_uuid(id.as_uuid())?;
+                match self.ports.sounds.get(owner, sound).await {
+                    Ok(sound) => Ok(UploadStatus::Done(sound)),
+                    Err(StoreError::NotFound) => Err(UploadError::NotFound),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn claim(&self, id: UploadId) -> Result<Writing<'_>, UploadError> {
@@ -292,8 +342,7 @@ impl UploadService {
         // complete now; a client that then sees offset == length never
         // sends the PATCH that would.
         if next.is_complete() {
-            let blob = self.complete(&next).await?;
-            return Ok(Patched::Complete(next, blob));
+            return Ok(Patched::Complete(self.complete(&next).await?));
         }
         if cut_off {
             return Err(UploadError::Interrupted {
@@ -350,20 +399,22 @@ impl UploadService {
     }
 
     /// Assembles a complete upload into its blob (again, harmlessly, if a
-    /// crash came between the last PATCH's commit and here) and checks the
-    /// blob is audio by its first bytes.
+    /// crash came between the last PATCH's commit and here), checks the
+    /// blob is audio by its first bytes, registers it as the owner's sound
+    /// and forgets the upload. Each step is idempotent, so a completion
+    /// cut short is finished by the next call.
     ///
     /// # Errors
-    /// [`UploadError::NotAudio`] (the blob and the upload are deleted),
-    /// failures.
-    pub async fn complete(&self, upload: &Upload) -> Result<BlobMeta, UploadError> {
+    /// [`UploadError::NotAudio`] and [`UploadError::OverQuota`] (the blob
+    /// and the upload are deleted), failures.
+    pub async fn complete(&self, upload: &Upload) -> Result<Sound, UploadError> {
         let blob_id = BlobId::from_uuid(upload.id.as_uuid())?;
         let meta = match self.ports.blobs.head(upload.owner, blob_id).await {
             Ok(meta) => meta,
             Err(BlobError::NotFound) => {
                 // The client's declared type is not trusted: the record
-                // says only "bytes"; the type read from them is returned
-                // (what a sound is registered and served with).
+                // says only "bytes"; the sound carries the type read from
+                // them.
                 let meta = BlobMeta {
                     id: blob_id,
                     owner: upload.owner,
@@ -385,36 +436,45 @@ impl UploadService {
                 .await?;
             body.collect(SNIFF_BYTES).await?
         };
-        match audio_type(&head) {
-            Some(kind) => Ok(BlobMeta {
-                content_type: kind.to_owned(),
-                ..meta
-            }),
-            None => {
-                self.ports.blobs.delete(upload.owner, blob_id).await?;
-                self.forget(upload.owner, upload.id).await?;
-                Err(UploadError::NotAudio)
+        let Some(kind) = audio_type(&head) else {
+            self.discard(upload, blob_id).await?;
+            return Err(UploadError::NotAudio);
+        };
+        let sound = Sound {
+            id: blob_id,
+            owner: upload.owner,
+            name: upload.file.filename().to_owned(),
+            content_type: kind.to_owned(),
+            size: meta.size,
+            created_at: meta.created_at,
+        };
+        let sound = match self
+            .ports
+            .sounds
+            .register(&sound, self.limits.sounds())
+            .await
+        {
+            Ok(sound) => sound,
+            Err(e @ StoreError::OverQuota { .. }) => {
+                self.discard(upload, blob_id).await?;
+                return Err(e.into());
             }
+            Err(e) => return Err(e.into()),
+        };
+        match self.forget(upload.owner, upload.id).await {
+            Ok(()) | Err(UploadError::NotFound) => Ok(sound),
+            Err(e) => Err(e),
         }
     }
 
-    /// Completes an upload whose bytes all arrived but whose completion
-    /// did not finish (a crash, the store down at that moment): what a
-    /// `HEAD` of such an upload must do, since its client sends no more
-    /// PATCHes. `None` while bytes are missing.
-    ///
-    /// # Errors
-    /// As [`UploadService::complete`]; [`UploadError::NotFound`].
-    pub async fn finish(
-        &self,
-        owner: UserId,
-        id: UploadId,
-    ) -> Result<Option<BlobMeta>, UploadError> {
-        let upload = self.ports.uploads.get(owner, id).await?;
-        if !upload.is_complete() {
-            return Ok(None);
+    /// Deletes a completed upload that cannot become a sound: its blob,
+    /// then its state.
+    async fn discard(&self, upload: &Upload, blob: BlobId) -> Result<(), UploadError> {
+        match self.ports.blobs.delete(upload.owner, blob).await {
+            Ok(()) | Err(BlobError::NotFound) => {}
+            Err(e) => return Err(e.into()),
         }
-        self.complete(&upload).await.map(Some)
+        self.forget(upload.owner, upload.id).await
     }
 
     /// Removes an upload's parts, then its state (in that order: a failure

@@ -13,6 +13,7 @@ mod m0010_account_tokens;
 mod m0011_outbox_trace;
 mod m0012_webhook_previous_secret;
 mod m0013_uploads;
+mod m0014_sounds;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_outbox_trace::Migration),
             Box::new(m0012_webhook_previous_secret::Migration),
             Box::new(m0013_uploads::Migration),
+            Box::new(m0014_sounds::Migration),
         ]
     }
 }
@@ -57,4 +59,5 @@ pub(crate) const SOURCES: &[&str] = &[
     include_str!("m0011_outbox_trace.rs"),
     include_str!("m0012_webhook_previous_secret.rs"),
     include_str!("m0013_uploads.rs"),
+    include_str!("m0014_sounds.rs"),
 ];

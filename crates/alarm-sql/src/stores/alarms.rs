@@ -180,6 +180,17 @@ impl AlarmStore for SqlStores {
     async fn commit(&self, change: ChangeSet<AlarmOp>) -> Result<(), StoreError> {
         self.db
             .write(async |tx| {
+                if let AlarmOp::Create(alarm, _) | AlarmOp::Update { alarm, .. } = &change.op
+                    && let Some(sound) = alarm.draft().sound
+                {
+                    // A share lock: a delete of the sound waits for this
+                    // commit (and then counts this alarm), or wins first
+                    // and this save finds it gone.
+                    let found = super::sounds::sound_in(tx, alarm.owner(), sound, " FOR SHARE")
+                        .await?
+                        .is_some();
+                    alarm_domain::model::sound_present(found)?;
+                }
                 match &change.op {
                     AlarmOp::Create(alarm, quota) => {
                         tx.admit("alarms", alarm.owner().as_uuid(), *quota).await?;

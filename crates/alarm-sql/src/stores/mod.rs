@@ -8,6 +8,7 @@ mod exception_periods;
 mod holidays;
 mod refresh_tokens;
 mod routines;
+mod sounds;
 mod uploads;
 mod users;
 mod webhooks;

@@ -364,6 +364,7 @@ fn erasure_sql(kind: Owned) -> &'static [&'static str] {
         Owned::Webhooks => &["DELETE FROM webhooks WHERE owner_id = ?"],
         Owned::ApiKeys => &["DELETE FROM api_keys WHERE owner_id = ?"],
         Owned::Uploads => &["DELETE FROM uploads WHERE owner_id = ?"],
+        Owned::Sounds => &["DELETE FROM sounds WHERE owner_id = ?"],
         Owned::ExceptionPeriods => &["DELETE FROM exception_periods WHERE owner_id = ?"],
         Owned::HolidayPreferences => &[
             "DELETE FROM holiday_preference_overrides WHERE owner_id = ?",

@@ -42,6 +42,7 @@ mod quotas;
 mod refresh_tokens;
 mod routines;
 mod secrets;
+mod sounds;
 mod trigger_queue;
 mod uploads;
 mod users;
@@ -235,7 +236,7 @@ type Module = (&'static str, fn() -> Vec<Check>);
 
 /// Every module's checks, named `module::check`.
 fn all_checks() -> Vec<(&'static str, Check)> {
-    let modules: [Module; 18] = [
+    let modules: [Module; 19] = [
         ("users", users::checks),
         ("alarms", alarms::checks),
         ("exception_periods", exception_periods::checks),
@@ -254,6 +255,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         ("api_keys", api_keys::checks),
         ("uploads", uploads::checks),
         ("parts", parts::checks),
+        ("sounds", sounds::checks),
     ];
     modules
         .into_iter()

@@ -59,6 +59,15 @@ impl AlarmStore for InMemory {
                 .map(Alarm::version)
                 .ok_or(StoreError::NotFound)
         };
+        if let AlarmOp::Create(alarm, _) | AlarmOp::Update { alarm, .. } = &change.op
+            && let Some(sound) = alarm.draft().sound
+        {
+            let found = s
+                .sounds
+                .get(&sound)
+                .is_some_and(|x| x.owner == alarm.owner());
+            alarm_domain::model::sound_present(found)?;
+        }
         match &change.op {
             AlarmOp::Create(alarm, quota) => {
                 if s.alarms.contains_key(&alarm.id()) {

@@ -15,6 +15,7 @@ mod outbox;
 mod owned;
 mod refresh_tokens;
 mod routines;
+mod sounds;
 mod trigger_queue;
 mod uploads;
 mod users;
@@ -68,6 +69,8 @@ struct State {
     /// API keys with the hash of their text.
     api_keys: BTreeMap<alarm_domain::ids::ApiKeyId, (alarm_domain::model::ApiKey, [u8; 32])>,
     uploads: BTreeMap<alarm_domain::ids::UploadId, alarm_domain::model::Upload>,
+    /// Sounds, in id (creation) order.
+    sounds: BTreeMap<alarm_domain::ids::BlobId, alarm_domain::model::Sound>,
     events: BTreeMap<EventId, AlarmEvent>,
     audit: BTreeMap<AuditId, AuditRecord>,
     triggers: HashMap<TriggerKey, StoredTrigger>,
@@ -205,9 +208,14 @@ impl InMemory {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Every port of this backend, with the given clock and id source.
+    /// Every port of this backend, with the given clock and id source;
+    /// its object storage is a fresh [`crate::InMemoryBlobs`] (with its
+    /// [`crate::InMemoryParts`]), replaced by `Ports::with_storage`.
     pub fn ports(&self, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>) -> Ports {
         let me = Arc::new(self.clone());
+        let blobs = Arc::new(crate::InMemoryBlobs::new(
+            alarm_domain::model::MAX_UPLOAD_BYTES,
+        ));
         Ports {
             users: me.clone(),
             alarms: me.clone(),
@@ -221,6 +229,9 @@ impl InMemory {
             refresh_tokens: me.clone(),
             idempotency: me.clone(),
             uploads: me.clone(),
+            sounds: me.clone(),
+            parts: Arc::new(crate::InMemoryParts::new(blobs.clone())),
+            blobs,
             outbox: me.clone(),
             queue: me,
             clock,
