@@ -22,6 +22,7 @@ mod resets;
 mod ringing;
 mod routines;
 mod sessions;
+mod sounds;
 mod spec_answers;
 mod tokens;
 mod transport;
@@ -173,6 +174,8 @@ fn main() {
         ringing::trials(),
         routines::trials(),
         sessions::trials(),
+        sounds::trials(),
+        sounds::more_trials(),
         spec_answers::trials(),
         tokens::trials(),
         transport::trials(),

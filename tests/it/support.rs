@@ -61,6 +61,8 @@ pub(crate) struct Harness {
     server: Running,
     sql: Sql,
     cleanup: Cleanup,
+    /// The local object storage's folder, when the harness made one.
+    objects: Option<std::path::PathBuf>,
     engine: (
         tokio::sync::watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
@@ -82,6 +84,12 @@ pub(crate) struct Limits {
     pub(crate) pg_via: Option<String>,
     /// Where password-reset e-mails go (none: resets answer 503).
     pub(crate) account_mail: Option<alarm_api::AccountMailer>,
+    /// Object storage (none: the local backend in a folder of the
+    /// harness's own, removed when it stops).
+    pub(crate) storage: Option<alarm_storage::Backend>,
+    /// `UPLOAD_MEMORY_MEGABYTES`, `UPLOAD_PATCHES_PER_USER`.
+    pub(crate) upload_memory_megabytes: u32,
+    pub(crate) upload_patches_per_user: u32,
 }
 
 impl Limits {
@@ -122,6 +130,9 @@ impl Limits {
             body_timeout: std::time::Duration::from_secs(30),
             pg_via: None,
             account_mail: None,
+            storage: None,
+            upload_memory_megabytes: 96,
+            upload_patches_per_user: 2,
         }
     }
 }
@@ -242,8 +253,24 @@ impl Harness {
             .with_sealer(crate::support::sealer());
         sql.migrate_up().await.expect("migrate");
         let tzdb = TimeZoneDatabase::bundled();
+        let (storage, objects) = match limits.storage {
+            Some(backend) => (backend, None),
+            None => {
+                let dir =
+                    std::env::temp_dir().join(format!("alarm-it-objects-{}", uuid::Uuid::now_v7()));
+                (
+                    alarm_storage::Backend::Local { dir: dir.clone() },
+                    Some(dir),
+                )
+            }
+        };
+        let parts = alarm_storage::ObjectParts::new(
+            storage.open_with_multipart().expect("object storage"),
+            alarm_domain::model::MAX_UPLOAD_BYTES,
+        );
         let ports = sql
             .ports(tzdb.clone(), Arc::new(SystemClock), Arc::new(RandomIds))
+            .with_storage(parts.blob_store(), Arc::new(parts))
             .with_limits(limits.domain);
         // The engine runs in-process, as in alarm-http's default.
         // Polling once a minute: what rings within a test was woken by the
@@ -276,6 +303,8 @@ impl Harness {
             transport: limits.transport,
             body_timeout: limits.body_timeout,
             account_mail: limits.account_mail,
+            upload_memory_megabytes: limits.upload_memory_megabytes,
+            upload_patches_per_user: limits.upload_patches_per_user,
         };
         let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DbCheck(sql.clone()))];
         let state = AppState::with_counters(ports, tzdb, api, checks, limits.counters)
@@ -293,6 +322,7 @@ impl Harness {
             server,
             sql,
             cleanup,
+            objects,
             engine: (stop, engine),
             replans,
         })
@@ -303,6 +333,9 @@ impl Harness {
         let _ = self.engine.0.send(true);
         self.engine.1.await.expect("the engine stops cleanly");
         self.sql.close().await;
+        if let Some(dir) = self.objects {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         match self.cleanup {
             Cleanup::Dir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
@@ -555,6 +588,8 @@ pub(crate) async fn serve_in_memory(
         transport: alarm_api::transport::Transport::default(),
         body_timeout: std::time::Duration::from_secs(30),
         account_mail: None,
+        upload_memory_megabytes: 96,
+        upload_patches_per_user: 2,
     };
     let state = AppState::new(ports, TimeZoneDatabase::bundled(), config, checks)
         .await

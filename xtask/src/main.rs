@@ -136,7 +136,8 @@ fn ci() -> Result<(), String> {
 /// The tests talk to real servers: PostgreSQL on 127.0.0.1:5432 (started here when this
 /// machine's local cluster is stopped), Redis on 127.0.0.1:6379 (started here when it does
 /// not answer) and aiosmtpd, a real SMTP server that the e-mail tests
-/// start themselves, and Oracle's Python SDK `oci` (the OCI signer's reference), both installed here
+/// start themselves, Oracle's Python SDK `oci` (the OCI signer's reference) and tuspy (a real
+/// tus client for the upload tests), installed here
 /// with pip when missing, and s3s-fs (a real S3 server) installed with cargo when missing.
 /// Tests never install anything.
 fn services() -> Result<(), String> {
@@ -211,6 +212,11 @@ fn services() -> Result<(), String> {
     }
     for (module, package, why) in [
         ("aiosmtpd", "aiosmtpd", "the e-mail tests' SMTP server"),
+        (
+            "tusclient",
+            "tuspy==1.1.0",
+            "a real tus client: the upload tests drive the API with it",
+        ),
         (
             "oci",
             "oci",

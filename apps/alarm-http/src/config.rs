@@ -29,7 +29,7 @@ const JWT_HELP: &str = "\
 /// Smart Alarm HTTP server: the API, its docs at /docs and health endpoints; unless
 /// --no-worker, the trigger engine and the delivery worker run in this process too.
 #[derive(Debug, Parser)]
-#[command(name = "alarm-http", version, after_help = format!("{SECRETS_HELP}\n\n{JWT_HELP}"))]
+#[command(name = "alarm-http", version, after_help = format!("{SECRETS_HELP}\n\n{JWT_HELP}\n{}", alarm_host::storage::STORAGE_SECRET_HELP))]
 pub(crate) struct Args {
     /// TOML file with settings: the long option names with underscores as keys.
     #[arg(long, env = "ALARM_CONFIG")]
@@ -48,6 +48,8 @@ pub(crate) struct Args {
     accounts: AccountArgs,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    storage: alarm_host::storage::StorageArgs,
     #[command(flatten)]
     secrets: SecretsArgs,
 }
@@ -79,7 +81,7 @@ alarm_appkit::settings! {
         http_header_timeout_seconds: u64 = "10", "HTTP_HEADER_TIMEOUT_SECONDS", 1..=300;
         /// Seconds a request body may take to arrive; then 408
         http_body_timeout_seconds: u64 = "30", "HTTP_BODY_TIMEOUT_SECONDS", 1..=600;
-        /// Seconds from the end of a request head to the start of its answer; then the connection is closed
+        /// Seconds from the end of a request (its head, or its body's last byte) to the start of its answer; then the connection is closed
         http_answer_timeout_seconds: u64 = "60", "HTTP_ANSWER_TIMEOUT_SECONDS", 1..=3600;
         /// Seconds a kept-alive connection may stay silent between requests
         http_keep_alive_seconds: u64 = "60", "HTTP_KEEP_ALIVE_SECONDS", 1..=3600;
@@ -318,6 +320,8 @@ pub(crate) struct Settings {
     /// `RATE_LIMIT_REDIS_URL`: every instance shares one budget there.
     pub(crate) redis: Option<SecretString>,
     pub(crate) server: Server,
+    /// Object storage: sounds and uploads.
+    pub(crate) storage: alarm_host::storage::Storage,
     /// `None` only in the embedded default before the key file is read.
     pub(crate) jwt_secret: Option<SecretString>,
     /// `JWT_PREVIOUS_SECRET_KEYS`: earlier HS256 keys that still verify.
@@ -348,6 +352,9 @@ impl Settings {
         limits.trusted_proxies()?;
         limits.proxy_header()?;
         let server = args.server.load(&mut file, resolver)?;
+        let storage = args
+            .storage
+            .load(&mut file, resolver, &server.database.values.data_dir)?;
         file.finish()?;
         let jwt_secret = secret_env("JWT_SECRET_KEY", "JWT_SECRET_KEY_FILE", resolver)?;
         let redis = secret_env(
@@ -428,6 +435,7 @@ impl Settings {
             limits,
             redis,
             server,
+            storage,
             jwt_secret,
             jwt_previous,
             jwt_rsa,
@@ -471,6 +479,7 @@ impl Settings {
                 ),
             ],
             self.server.describe(),
+            self.storage.describe(),
             self.secrets.describe(),
         ]
         .concat()

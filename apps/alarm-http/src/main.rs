@@ -238,6 +238,35 @@ fn follow_jwt_keys(refs: &alarm_host::secrets::SecretRefs, state: &Arc<AppState>
     });
 }
 
+/// The object store answers (a missing object is an answer). Not
+/// critical: alarms keep ringing and being served while it is down; only
+/// uploads and sounds wait.
+struct StorageCheck(Arc<dyn alarm_domain::ports::BlobStore>);
+
+#[async_trait::async_trait]
+impl HealthCheck for StorageCheck {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+    fn critical(&self) -> bool {
+        false
+    }
+    async fn check(&self) -> Result<(), String> {
+        use alarm_domain::ports::BlobError;
+        // A fresh id under a fresh owner: never an object, always a
+        // round trip.
+        let probe = alarm_domain::ids::BlobId::generate();
+        match self
+            .0
+            .head(alarm_domain::ids::UserId::generate(), probe)
+            .await
+        {
+            Ok(_) | Err(BlobError::NotFound) => Ok(()),
+            Err(e) => Err(alarm_domain::error::chain(&e)),
+        }
+    }
+}
+
 struct DatabaseCheck(alarm_sql::Sql);
 
 #[async_trait::async_trait]
@@ -327,9 +356,13 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
                 },
             )))
         }),
+        upload_memory_megabytes: settings.storage.values.upload_memory_megabytes,
+        upload_patches_per_user: settings.storage.values.upload_patches_per_user,
     };
+    let stores = settings.storage.open()?;
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(DatabaseCheck(opened.sql.clone())),
+        Arc::new(StorageCheck(stores.blobs.clone())),
         Arc::new(SecretsCheck(settings.refs.refresher().clone())),
     ];
     // The engine and the delivery worker run in this process unless
@@ -347,6 +380,7 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
     let guarded = opened
         .ports
         .clone()
+        .with_storage(stores.blobs.clone(), stores.parts.clone())
         .with_limits(settings.limits.domain())
         .with_targets(Arc::new(
             settings
@@ -399,12 +433,23 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
     ));
 
     // Housekeeping, hourly: forget idempotency keys older than their 24 h
-    // window and API keys that ended more than 30 days ago.
+    // window and API keys that ended more than 30 days ago; abort uploads
+    // abandoned for 24 h.
     let purge_ports = opened.ports.clone();
+    let sweeper = Arc::downgrade(&state);
     let housekeeping = tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(3600));
         loop {
             every.tick().await;
+            if let Some(state) = sweeper.upgrade() {
+                match state.sweep_uploads(1000).await {
+                    Ok(n) if n > 0 => tracing::info!(aborted = n, "abandoned uploads aborted"),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %alarm_domain::error::chain(&e), "abandoned-upload sweep failed")
+                    }
+                }
+            }
             let cut = purge_ports.clock.now() - SignedDuration::from_hours(25);
             match purge_ports.idempotency.purge(cut).await {
                 Ok(n) if n > 0 => tracing::info!(purged = n, "idempotency keys purged"),

@@ -49,6 +49,8 @@ type Apis = (
     api::calendar::HolidaysApi,
     api::routines::RoutinesApi,
     api::routines::AlarmRoutinesApi,
+    api::uploads::UploadsApi,
+    api::sounds::SoundsApi,
     api::health::HealthApi,
     api::keys::KeysApi,
 );
@@ -66,6 +68,8 @@ fn service(server: Option<&str>) -> OpenApiService<Apis, ()> {
             api::calendar::HolidaysApi,
             api::routines::RoutinesApi,
             api::routines::AlarmRoutinesApi,
+            api::uploads::UploadsApi,
+            api::sounds::SoundsApi,
             api::health::HealthApi,
             api::keys::KeysApi,
         ),
@@ -76,8 +80,9 @@ fn service(server: Option<&str>) -> OpenApiService<Apis, ()> {
         "Alarms that ring at the right wall time in any IANA time zone.\n\n\
          Errors are RFC 7807 `application/problem+json` documents whose `type` is one of: \
          malformed-json, validation, unauthorized, forbidden, not-found, method-not-allowed, \
-         precondition-required, precondition-failed, payload-too-large, unsupported-media-type, \
-         conflict, rate-limited, unavailable, internal. Every response carries `X-Request-Id`.",
+         precondition-required, precondition-failed, request-timeout, payload-too-large, \
+         unsupported-media-type, conflict, gone, range-not-satisfiable, locked, checksum-mismatch, \
+         rate-limited, quota-exceeded, unavailable, internal. Every response carries `X-Request-Id`.",
     );
     match server {
         Some(url) => service.server(url.to_owned()),
@@ -106,7 +111,22 @@ pub fn app(state: Arc<AppState>) -> BoxEndpoint<'static> {
             .iter()
             .fold(Cors::new(), |c, o| c.allow_origin(o.as_str()))
             .allow_credentials(false)
-            .expose_headers(["etag", "location", "x-request-id"])
+            .expose_headers([
+                "etag",
+                "location",
+                "x-request-id",
+                "content-range",
+                "accept-ranges",
+                "retry-after",
+                "tus-resumable",
+                "tus-version",
+                "tus-extension",
+                "tus-max-size",
+                "tus-checksum-algorithm",
+                "upload-offset",
+                "upload-length",
+                "upload-expires",
+            ])
     });
     let outer = state.clone();
     let route = Route::new()

@@ -305,6 +305,15 @@ pub(crate) async fn around<E: Endpoint>(
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
+    if path == "/api/v1/uploads" || path.starts_with("/api/v1/uploads/") {
+        // tus: every answer says the version; a refused version lists the
+        // ones served.
+        let tus = HeaderValue::from_static(crate::api::uploads::TUS_VERSION);
+        resp.headers_mut().insert("tus-resumable", tus.clone());
+        if resp.status() == StatusCode::PRECONDITION_FAILED {
+            resp.headers_mut().insert("tus-version", tus);
+        }
+    }
     let status = resp.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {

@@ -49,6 +49,14 @@ pub enum ProblemType {
     UnsupportedMediaType,
     /// The request conflicts with the current state.
     Conflict,
+    /// The resource existed and is gone for good (an abandoned upload).
+    Gone,
+    /// The range asked does not overlap the content.
+    RangeNotSatisfiable,
+    /// Another request is changing the resource; retry after it.
+    Locked,
+    /// The body does not match the checksum sent with it (tus 460).
+    ChecksumMismatch,
     /// Too many requests.
     RateLimited,
     /// The account holds as many as one of its quotas allows (`quota`
@@ -62,7 +70,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every type, for documentation and tests.
-    pub const ALL: [ProblemType; 16] = [
+    pub const ALL: [ProblemType; 20] = [
         ProblemType::MalformedJson,
         ProblemType::Validation,
         ProblemType::Unauthorized,
@@ -75,6 +83,10 @@ impl ProblemType {
         ProblemType::PayloadTooLarge,
         ProblemType::UnsupportedMediaType,
         ProblemType::Conflict,
+        ProblemType::Gone,
+        ProblemType::RangeNotSatisfiable,
+        ProblemType::Locked,
+        ProblemType::ChecksumMismatch,
         ProblemType::RateLimited,
         ProblemType::QuotaExceeded,
         ProblemType::Unavailable,
@@ -96,6 +108,10 @@ impl ProblemType {
             ProblemType::PayloadTooLarge => "payload-too-large",
             ProblemType::UnsupportedMediaType => "unsupported-media-type",
             ProblemType::Conflict => "conflict",
+            ProblemType::Gone => "gone",
+            ProblemType::RangeNotSatisfiable => "range-not-satisfiable",
+            ProblemType::Locked => "locked",
+            ProblemType::ChecksumMismatch => "checksum-mismatch",
             ProblemType::RateLimited => "rate-limited",
             ProblemType::QuotaExceeded => "quota-exceeded",
             ProblemType::Unavailable => "unavailable",
@@ -118,6 +134,10 @@ impl ProblemType {
             ProblemType::PayloadTooLarge => 413,
             ProblemType::UnsupportedMediaType => 415,
             ProblemType::Conflict => 409,
+            ProblemType::Gone => 410,
+            ProblemType::RangeNotSatisfiable => 416,
+            ProblemType::Locked => 423,
+            ProblemType::ChecksumMismatch => 460,
             ProblemType::RateLimited => 429,
             ProblemType::QuotaExceeded => 409,
             ProblemType::Unavailable => 503,
@@ -139,6 +159,10 @@ impl ProblemType {
             ProblemType::PayloadTooLarge => "The request body is too large",
             ProblemType::UnsupportedMediaType => "Unsupported media type",
             ProblemType::Conflict => "Conflict",
+            ProblemType::Gone => "Gone",
+            ProblemType::RangeNotSatisfiable => "Range not satisfiable",
+            ProblemType::Locked => "Locked",
+            ProblemType::ChecksumMismatch => "Checksum mismatch",
             ProblemType::RateLimited => "Too many requests",
             ProblemType::QuotaExceeded => "Quota exceeded",
             ProblemType::Unavailable => "Temporarily unavailable",
@@ -292,6 +316,21 @@ pub enum ApiError {
     /// `If-Match` names a stale version.
     #[oai(status = 412, content_type = "application/problem+json")]
     PreconditionFailed(Json<Problem>),
+    /// 410.
+    #[oai(status = 410, content_type = "application/problem+json")]
+    Gone(Json<Problem>),
+    /// 416, with `Content-Range: bytes */size`.
+    #[oai(status = 416, content_type = "application/problem+json")]
+    RangeNotSatisfiable(
+        Json<Problem>,
+        #[oai(header = "Content-Range")] Option<String>,
+    ),
+    /// 423.
+    #[oai(status = 423, content_type = "application/problem+json")]
+    Locked(Json<Problem>),
+    /// 460 (tus: checksum mismatch).
+    #[oai(status = 460, content_type = "application/problem+json")]
+    ChecksumMismatch(Json<Problem>),
     /// The body did not arrive within the server's body timeout.
     #[oai(status = 408, content_type = "application/problem+json")]
     RequestTimeout(Json<Problem>),
@@ -329,6 +368,10 @@ impl From<Problem> for ApiError {
             404 => ApiError::NotFound(j),
             409 => ApiError::Conflict(j),
             412 => ApiError::PreconditionFailed(j),
+            410 => ApiError::Gone(j),
+            416 => ApiError::RangeNotSatisfiable(j, None),
+            423 => ApiError::Locked(j),
+            460 => ApiError::ChecksumMismatch(j),
             408 => ApiError::RequestTimeout(j),
             413 => ApiError::PayloadTooLarge(j),
             415 => ApiError::UnsupportedMediaType(j),
@@ -351,6 +394,10 @@ impl ApiError {
             | ApiError::NotFound(j)
             | ApiError::Conflict(j)
             | ApiError::PreconditionFailed(j)
+            | ApiError::Gone(j)
+            | ApiError::RangeNotSatisfiable(j, _)
+            | ApiError::Locked(j)
+            | ApiError::ChecksumMismatch(j)
             | ApiError::RequestTimeout(j)
             | ApiError::PayloadTooLarge(j)
             | ApiError::UnsupportedMediaType(j)

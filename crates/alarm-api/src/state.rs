@@ -58,6 +58,10 @@ pub struct ApiConfig {
     /// no e-mail, and then a reset is refused (503) rather than accepted
     /// and never sent.
     pub account_mail: Option<AccountMailer>,
+    /// Mebibytes all upload PATCHes in progress may buffer together.
+    pub upload_memory_megabytes: u32,
+    /// Upload PATCHes one account may have in progress at once.
+    pub upload_patches_per_user: u32,
 }
 
 /// The account e-mail sender the API hands reset tokens to.
@@ -80,6 +84,9 @@ pub struct AppState {
     pub(crate) calendar: CalendarService,
     pub(crate) routines: RoutineService,
     pub(crate) api_keys: alarm_domain::services::ApiKeyService,
+    pub(crate) uploads: alarm_domain::services::UploadService,
+    pub(crate) sounds: alarm_domain::services::SoundService,
+    pub(crate) upload_gate: crate::api::uploads::UploadGate,
     /// Swapped whole when a rotated key arrives ([`AppState::rekey`]).
     tokens: std::sync::RwLock<Arc<Tokens>>,
     pub(crate) tzdb: TimeZoneDatabase,
@@ -146,6 +153,12 @@ impl AppState {
             calendar: CalendarService::new(ports.clone()),
             routines: RoutineService::new(ports.clone()),
             api_keys: alarm_domain::services::ApiKeyService::new(ports.clone()),
+            uploads: alarm_domain::services::UploadService::new(ports.clone()),
+            sounds: alarm_domain::services::SoundService::new(ports.clone()),
+            upload_gate: crate::api::uploads::UploadGate::new(
+                config.upload_memory_megabytes,
+                config.upload_patches_per_user,
+            ),
             limiter,
             ports,
             tokens: std::sync::RwLock::new(Arc::new(tokens)),
@@ -198,6 +211,17 @@ impl AppState {
         let kid = next.signing_kid().to_owned();
         *slot = Arc::new(next);
         Ok(kid)
+    }
+
+    /// Aborts up to `limit` abandoned uploads (the hourly housekeeping).
+    ///
+    /// # Errors
+    /// The first failure (what was swept stays swept).
+    pub async fn sweep_uploads(
+        &self,
+        limit: u32,
+    ) -> Result<u32, alarm_domain::services::UploadError> {
+        self.uploads.sweep(limit).await
     }
 
     /// The ports (for the embedding app's housekeeping).

@@ -33,8 +33,9 @@ pub struct Transport {
     /// Silence allowed between requests on one connection (counted from
     /// the server's last write).
     pub keep_alive: Duration,
-    /// From the end of a request head to the first byte of its answer
-    /// (the body's own timeout, 408, comes first).
+    /// From the end of a request head, or from the request body's last
+    /// byte if it came later, to the first byte of its answer (the body's
+    /// own timeout, 408, comes first).
     pub answer_timeout: Duration,
     /// Connections open at once; the next waits in the listen backlog.
     pub max_connections: usize,
@@ -300,6 +301,14 @@ impl Guarded {
 
     fn watch(&mut self, new: &[u8]) {
         if new.is_empty() {
+            return;
+        }
+        if self.phase == Phase::Open {
+            // Body bytes: the answer's clock runs from the last one, so a
+            // large upload may arrive for longer than the answer may take
+            // (a silent body is cut by the body's own timeout first).
+            let deadline = Instant::now() + self.transport.answer_timeout;
+            self.timer.as_mut().reset(deadline);
             return;
         }
         if self.phase == Phase::Idle {

@@ -8,6 +8,8 @@ pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod ringing;
 pub(crate) mod routines;
+pub(crate) mod sounds;
+pub(crate) mod uploads;
 pub(crate) mod webhooks;
 
 use poem_openapi::Tags;
@@ -29,6 +31,10 @@ pub(crate) enum ApiTags {
     Webhooks,
     /// API keys for the webhook endpoints: issue, list, delete, rotate.
     ApiKeys,
+    /// Resumable uploads (tus 1.0) of alarm sounds, up to 100 MB.
+    Uploads,
+    /// Sounds: the audio files uploads became, for alarms to ring with.
+    Sounds,
     /// Liveness, readiness and dependency health for operators.
     Operations,
 }

@@ -96,6 +96,11 @@ pub struct AlarmInput {
     /// (not delivered yet).
     #[serde(default)]
     pub channels: Option<Vec<String>>,
+    /// The id of one of your sounds (`/api/v1/sounds`) to ring with; left
+    /// out: none (the client's own tone). Another user's sound is unknown
+    /// (422). A sound an alarm names cannot be deleted.
+    #[serde(default)]
+    pub sound_id: Option<String>,
 }
 
 impl AlarmInput {
@@ -159,7 +164,16 @@ impl AlarmInput {
             snooze,
             escalation,
             channels,
-            sound: None,
+            sound: match &self.sound_id {
+                None => None,
+                Some(id) => Some(id.parse().map_err(|_| {
+                    ValidationError::new(
+                        "sound_id",
+                        alarm_domain::error::codes::INVALID_FORMAT,
+                        "a sound id is a UUID",
+                    )
+                })?),
+            },
         })
     }
 }
@@ -206,6 +220,8 @@ pub struct AlarmView {
     pub escalation: EscalationView,
     /// Channels.
     pub channels: Vec<String>,
+    /// The sound it rings with; absent: none.
+    pub sound_id: Option<String>,
     /// Version (also the ETag).
     pub version: u64,
     /// Creation instant (UTC).
@@ -236,6 +252,7 @@ impl AlarmView {
                 repeat_delay_minutes: u32::from(d.escalation.repeat_delay_minutes()),
             },
             channels: d.channels.iter().map(|c| c.as_str().to_owned()).collect(),
+            sound_id: d.sound.map(|s| s.to_string()),
             version: a.version().get(),
             created_at: a.created_at().to_string(),
             updated_at: a.updated_at().to_string(),

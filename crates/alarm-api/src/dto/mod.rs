@@ -21,6 +21,7 @@ mod occurrences;
 mod ringing;
 mod routines;
 mod schedules;
+mod sounds;
 mod webhooks;
 
 pub use accounts::{
@@ -44,6 +45,7 @@ pub use occurrences::{AdjustmentView, OccurrenceList, OccurrenceView};
 pub use ringing::{RingingList, RingingView};
 pub use routines::{AlarmRoutinesInput, RoutineInput, RoutineList, RoutineView};
 pub use schedules::{DailySchedule, OnceSchedule, RuleSchedule, ScheduleDto, WeeklySchedule};
+pub use sounds::{SoundList, SoundView};
 pub(crate) use webhooks::alarm_filter;
 pub use webhooks::{WebhookInput, WebhookList, WebhookSecretView, WebhookUpdate, WebhookView};
 

@@ -221,9 +221,22 @@ impl UploadService {
     /// PATCHes.
     ///
     /// # Errors
-    /// [`UploadError::NotFound`]; as [`UploadService::complete`].
+    /// [`UploadError::NotFound`]; [`UploadError::Busy`] while a PATCH of
+    /// this process is writing it (its offset is about to move: a client
+    /// resuming after a cut-off PATCH asks again); as
+    /// [`UploadService::complete`].
     pub async fn status(&self, owner: UserId, id: UploadId) -> Result<UploadStatus, UploadError> {
-        match self.ports.uploads.get(owner, id).await {
+        let upload = self.ports.uploads.get(owner, id).await;
+        if upload.is_ok()
+            && self
+                .busy
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&id)
+        {
+            return Err(UploadError::Busy);
+        }
+        match upload {
             Ok(upload) if upload.is_complete() => {
                 Ok(UploadStatus::Done(self.complete(&upload).await?))
             }
