@@ -78,6 +78,11 @@ const BENCHES: &[Bench] = &[
         package: "alarm-storage",
         bench: "storage",
     },
+    Bench {
+        name: "upload",
+        package: "alarm-http",
+        bench: "upload",
+    },
 ];
 
 /// A CI step: its name for the banner and the summary, and the work itself.
