@@ -128,13 +128,24 @@ impl ApiResponse for Content {
             deprecated: false,
             schema: MetaSchemaRef::Inline(Box::new(MetaSchema::new("string"))),
         };
+        // The types the sniffer gives (`model::audio_type`).
         let audio = || {
-            vec![MetaMediaType {
-                content_type: "audio/*",
+            [
+                "audio/mpeg",
+                "audio/ogg",
+                "audio/wav",
+                "audio/aac",
+                "audio/mp4",
+                "audio/flac",
+            ]
+            .into_iter()
+            .map(|content_type| MetaMediaType {
+                content_type,
                 schema: MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format(
                     "string", "binary",
                 ))),
-            }]
+            })
+            .collect()
         };
         MetaResponses {
             responses: vec![

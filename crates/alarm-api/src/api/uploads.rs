@@ -418,13 +418,13 @@ impl UploadsApi {
     ///
     /// No credentials needed: tus clients ask before they upload.
     #[oai(path = "/", method = "options")]
-    async fn options(&self) -> Capabilities {
-        Capabilities::Ok(
+    async fn options(&self) -> Result<Capabilities, ApiError> {
+        Ok(Capabilities::Ok(
             TUS_VERSION.to_owned(),
             TUS_EXTENSIONS.to_owned(),
             MAX_UPLOAD_BYTES,
             "sha256".to_owned(),
-        )
+        ))
     }
 
     /// Begin an upload (tus creation).
