@@ -444,6 +444,68 @@ async fn sound_quotas_refuse_an_upload_before_its_bytes(h: &Harness) {
     assert_eq!(r.body["quota"], "sounds_per_user");
 }
 
+/// With a CDN configured, a sound carries a signed link that reads its
+/// bytes without credentials, cacheable by the CDN; a link altered in any
+/// part is 403.
+async fn a_cdn_link_reads_a_sound_without_credentials(h: &Harness) {
+    let ana = h.account("ana@example.com").await.access;
+    let data = ogg(5000);
+    let path = create(h, &ana, data.len(), "bell.ogg").await;
+    assert_eq!(patch(h, &ana, &path, 0, &data).await.status, 204);
+    let id = path.rsplit('/').next().expect("id");
+    let sound = h
+        .req("GET", &format!("/api/v1/sounds/{id}"))
+        .bearer(&ana)
+        .send()
+        .await;
+    let link = sound.body["link"].as_str().expect("a link").to_owned();
+    assert!(sound.body["link_expires_at"].is_string());
+    // The CDN forwards the path and query to this API, its origin.
+    let origin = link
+        .strip_prefix("https://cdn.test")
+        .expect("under the CDN's base");
+    let r = h
+        .http
+        .get(format!("{}{origin}", h.base))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 200);
+    let cache = r.headers()["cache-control"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(cache.starts_with("public, max-age="), "{cache}");
+    assert_eq!(sha(&r.bytes().await.expect("body")), sha(&data));
+    let r = h
+        .http
+        .get(format!("{}{origin}", h.base))
+        .header("range", "bytes=0-3")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        (r.status().as_u16(), &r.bytes().await.expect("body")[..]),
+        (206, &b"OggS"[..])
+    );
+    let (expires, signature) = origin
+        .split_once("?expires=")
+        .and_then(|(_, q)| q.split_once("&signature="))
+        .expect("query");
+    let later: i64 = expires.parse::<i64>().expect("expires") + 600;
+    let tampered = [
+        origin.replace(&format!("expires={expires}"), &format!("expires={later}")),
+        origin.replace(signature, &signature.chars().rev().collect::<String>()),
+        origin.replace(id, &uuid::Uuid::now_v7().to_string()),
+    ];
+    for altered in tampered {
+        h.req("GET", &altered)
+            .send()
+            .await
+            .problem(403, "forbidden");
+    }
+}
+
 /// tuspy, a real tus client, uploads a file in 1 MiB chunks through the
 /// API; the sound it becomes is byte-identical.
 async fn a_real_tus_client_uploads_through_the_api(h: &Harness) {
@@ -483,6 +545,7 @@ async fn a_real_tus_client_uploads_through_the_api(h: &Harness) {
 }
 
 crate::trials!(api: [
+    a_cdn_link_reads_a_sound_without_credentials,
     a_tus_upload_becomes_a_sound_streamed_back_with_ranges,
     a_cut_off_patch_keeps_what_arrived_and_resumes,
     alarms_name_sounds_which_stay_while_named,

@@ -1571,6 +1571,30 @@ async fn every_answer_matches_the_served_spec(h: &Harness, smtp: &crate::deliver
         .await;
     s.expect(h, bytes().bearer(&a).header("If-None-Match", &tag), 304)
         .await;
+    // The signed link a CDN fetches: no credentials.
+    let link = sounds.body["items"][0]["link"]
+        .as_str()
+        .expect("link")
+        .to_owned();
+    let (link_path, link_query) = link
+        .strip_prefix(crate::support::CDN)
+        .and_then(|l| l.split_once('?'))
+        .expect("a link under the CDN");
+    let owner = link_path.split('/').nth(4).expect("owner").to_owned();
+    let by_link = |owner: &str| {
+        call("GET", "/api/v1/sound-links/{owner}/{id}")
+            .param("owner", owner)
+            .id(&upload)
+            .query(link_query)
+    };
+    s.expect(h, by_link(&owner), 200).await;
+    s.expect(h, by_link("someone"), 404).await;
+    s.expect(
+        h,
+        by_link(&owner).query(&link_query.replace("signature=", "signature=x")),
+        403,
+    )
+    .await;
     let drop_sound = || call("DELETE", "/api/v1/sounds/{id}").id(&upload);
     guarded(&mut s, h, drop_sound, &b).await;
     s.expect(h, drop_sound().bearer(&a), 204).await;

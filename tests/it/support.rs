@@ -90,6 +90,8 @@ pub(crate) struct Limits {
     /// `UPLOAD_MEMORY_MEGABYTES`, `UPLOAD_PATCHES_PER_USER`.
     pub(crate) upload_memory_megabytes: u32,
     pub(crate) upload_patches_per_user: u32,
+    /// Signed sound links (`CDN_BASE_URL`).
+    pub(crate) sound_links: Option<alarm_api::links::SoundLinks>,
 }
 
 impl Limits {
@@ -133,9 +135,18 @@ impl Limits {
             storage: None,
             upload_memory_megabytes: 96,
             upload_patches_per_user: 2,
+            sound_links: Some(alarm_api::links::SoundLinks::new(
+                CDN,
+                SignedDuration::from_hours(1),
+                secrecy::SecretString::from("the sound links' key of the tests".to_owned()),
+            )),
         }
     }
 }
+
+/// The CDN base URL of the harness's signed sound links (the tests send
+/// the path and query to the harness, as the CDN would).
+pub(crate) const CDN: &str = "https://cdn.test";
 
 /// `host:port` of the PostgreSQL server the tests use.
 pub(crate) fn pg_authority() -> String {
@@ -305,6 +316,7 @@ impl Harness {
             account_mail: limits.account_mail,
             upload_memory_megabytes: limits.upload_memory_megabytes,
             upload_patches_per_user: limits.upload_patches_per_user,
+            sound_links: limits.sound_links,
         };
         let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DbCheck(sql.clone()))];
         let state = AppState::with_counters(ports, tzdb, api, checks, limits.counters)
@@ -590,6 +602,7 @@ pub(crate) async fn serve_in_memory(
         account_mail: None,
         upload_memory_megabytes: 96,
         upload_patches_per_user: 2,
+        sound_links: None,
     };
     let state = AppState::new(ports, TimeZoneDatabase::bundled(), config, checks)
         .await

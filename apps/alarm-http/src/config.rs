@@ -93,6 +93,10 @@ alarm_appkit::settings! {
         tls_cert_file: Option<PathBuf>, "TLS_CERT_FILE";
         /// PEM private key of TLS_CERT_FILE [default: none]
         tls_key_file: Option<PathBuf>, "TLS_KEY_FILE";
+        /// Base URL of a CDN whose origin is this API, e.g. https://cdn.example.com: each sound then carries a signed link under it that needs no credentials until it expires [default: none: sounds are read with credentials only]
+        cdn_base_url: Option<String>, "CDN_BASE_URL";
+        /// Seconds a signed sound link works, at least (expiries are rounded up to 10 minutes so a CDN caches one URL)
+        sound_link_ttl_seconds: u32 = "3600", "SOUND_LINK_TTL_SECONDS", 60..=604_800;
         /// Do not run the trigger engine and delivery worker in this process (run alarm-worker instead)
         no_worker: bool = "false", "NO_WORKER", switch;
     }
@@ -420,6 +424,7 @@ impl Settings {
             ("API_BASE_URL", &api.api_base_url),
             ("PASSWORD_RESET_URL", &api.password_reset_url),
             ("EMAIL_VERIFICATION_URL", &api.email_verification_url),
+            ("CDN_BASE_URL", &api.cdn_base_url),
         ] {
             if let Some(u) = value {
                 let ok = url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));

@@ -308,7 +308,7 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
         .map_err(|e| e.to_string())?;
     let config = ApiConfig {
         tokens: TokenConfig {
-            secret: jwt_secret,
+            secret: jwt_secret.clone(),
             previous_secrets: settings.jwt_previous.clone(),
             rsa_keys: settings.jwt_rsa.clone(),
             issuer: api.jwt_issuer.clone(),
@@ -358,6 +358,13 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
         }),
         upload_memory_megabytes: settings.storage.values.upload_memory_megabytes,
         upload_patches_per_user: settings.storage.values.upload_patches_per_user,
+        sound_links: api.cdn_base_url.as_deref().map(|base| {
+            alarm_api::links::SoundLinks::derived(
+                base,
+                SignedDuration::from_secs(i64::from(api.sound_link_ttl_seconds)),
+                &jwt_secret,
+            )
+        }),
     };
     let stores = settings.storage.open()?;
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![

@@ -588,7 +588,7 @@ fn mac_for(key: &[u8]) -> HmacSha256 {
 
 /// The HS256 signature (RFC 7515 §3.1) of a JWS signing input, base64url
 /// without padding.
-fn hs256(key: &[u8], signing_input: &[u8]) -> String {
+pub(crate) fn hs256(key: &[u8], signing_input: &[u8]) -> String {
     use hmac::Mac;
     let mut mac = mac_for(key);
     mac.update(signing_input);
@@ -597,7 +597,7 @@ fn hs256(key: &[u8], signing_input: &[u8]) -> String {
 
 /// Whether `signature` is the HS256 MAC of `signing_input`, compared in
 /// constant time.
-fn hs256_verify(key: &[u8], signing_input: &[u8], signature: &[u8]) -> bool {
+pub(crate) fn hs256_verify(key: &[u8], signing_input: &[u8], signature: &[u8]) -> bool {
     use hmac::Mac;
     let mut mac = mac_for(key);
     mac.update(signing_input);

@@ -14,6 +14,7 @@ pub mod body;
 pub mod dto;
 pub mod lenient;
 pub mod limiter;
+pub mod links;
 pub mod problem;
 pub mod state;
 pub mod transport;
@@ -51,6 +52,7 @@ type Apis = (
     api::routines::AlarmRoutinesApi,
     api::uploads::UploadsApi,
     api::sounds::SoundsApi,
+    api::sounds::SoundLinksApi,
     api::health::HealthApi,
     api::keys::KeysApi,
 );
@@ -70,6 +72,7 @@ fn service(server: Option<&str>) -> OpenApiService<Apis, ()> {
             api::routines::AlarmRoutinesApi,
             api::uploads::UploadsApi,
             api::sounds::SoundsApi,
+            api::sounds::SoundLinksApi,
             api::health::HealthApi,
             api::keys::KeysApi,
         ),

@@ -10,7 +10,7 @@ use futures_util::TryStreamExt as _;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::Data;
 use poem::{IntoResponse, Response};
-use poem_openapi::param::{Header, Path};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::registry::{
     MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
@@ -47,8 +47,14 @@ pub(crate) enum Deleted {
     Done,
 }
 
-/// A sound's bytes: whole, a range of them, or "not modified".
-pub(crate) enum Content {
+/// A sound's bytes: whole, a range of them, or "not modified"; with the
+/// `Cache-Control` its route gives.
+pub(crate) struct Content {
+    answer: Answer,
+    cache: String,
+}
+
+enum Answer {
     Bytes {
         sound: Sound,
         served: Range<u64>,
@@ -71,14 +77,14 @@ fn set(resp: &mut Response, name: header::HeaderName, value: &str) {
 
 impl IntoResponse for Content {
     fn into_response(self) -> Response {
-        let (mut resp, sound) = match self {
-            Content::NotModified(sound) => (
+        let (mut resp, sound) = match self.answer {
+            Answer::NotModified(sound) => (
                 Response::builder()
                     .status(StatusCode::NOT_MODIFIED)
                     .finish(),
                 sound,
             ),
-            Content::Bytes {
+            Answer::Bytes {
                 sound,
                 served,
                 partial,
@@ -109,12 +115,7 @@ impl IntoResponse for Content {
         };
         set(&mut resp, header::ETAG, &etag(&sound));
         set(&mut resp, header::ACCEPT_RANGES, "bytes");
-        // Only its owner may read it; it never changes under its id.
-        set(
-            &mut resp,
-            header::CACHE_CONTROL,
-            "private, max-age=86400, immutable",
-        );
+        set(&mut resp, header::CACHE_CONTROL, &self.cache);
         resp
     }
 }
@@ -303,34 +304,20 @@ impl SoundsApi {
         #[oai(name = "If-Range")]
         if_range: Header<Option<String>>,
     ) -> Result<Content, ApiError> {
-        let owner = auth.0.actor().user;
-        let id = sound_id(&id.0)?;
-        let sound = state.sounds.get(owner, id).await.map_err(refusal)?;
-        let tag = etag(&sound);
-        if if_none_match.0.as_deref().is_some_and(|v| {
-            v.split(',').any(|t| {
-                matches!(t.trim().trim_start_matches("W/"), "*")
-                    || t.trim().trim_start_matches("W/") == tag
-            })
-        }) {
-            return Ok(Content::NotModified(sound));
-        }
-        let ranged = if if_range.0.as_deref().is_none_or(|v| v.trim() == tag) {
-            range(range_header.0.as_deref(), sound.size)?
-        } else {
-            None
+        let conditions = Conditions {
+            range: range_header.0,
+            if_none_match: if_none_match.0,
+            if_range: if_range.0,
         };
-        let (sound, served, stream) = state
-            .sounds
-            .content(owner, id, ranged.clone())
-            .await
-            .map_err(refusal)?;
-        Ok(Content::Bytes {
-            sound,
-            served,
-            partial: ranged.is_some(),
-            body: poem::Body::from_bytes_stream(stream.map_err(std::io::Error::other)),
-        })
+        // Only its owner may read it; it never changes under its id.
+        serve(
+            &state,
+            auth.0.actor().user,
+            sound_id(&id.0)?,
+            conditions,
+            "private, max-age=86400, immutable".to_owned(),
+        )
+        .await
     }
 
     /// Delete a sound (409 while an alarm names it).
@@ -352,10 +339,133 @@ impl SoundsApi {
 }
 
 fn view(state: &AppState, sound: &Sound) -> SoundView {
+    let link = state
+        .config
+        .sound_links
+        .as_ref()
+        .map(|links| links.sign(sound.owner, sound.id, state.ports.clock.now()));
     SoundView::new(
         sound,
         state.location(&format!("sounds/{}/content", sound.id)),
+        link,
     )
+}
+
+/// The conditional and range headers of a read.
+struct Conditions {
+    range: Option<String>,
+    if_none_match: Option<String>,
+    if_range: Option<String>,
+}
+
+/// The owner's sound's bytes as `conditions` ask, with `cache` as its
+/// `Cache-Control`.
+async fn serve(
+    state: &AppState,
+    owner: alarm_domain::ids::UserId,
+    id: BlobId,
+    conditions: Conditions,
+    cache: String,
+) -> Result<Content, ApiError> {
+    let sound = state.sounds.get(owner, id).await.map_err(refusal)?;
+    let tag = etag(&sound);
+    let same = |t: &str| {
+        let t = t.trim().trim_start_matches("W/");
+        t == "*" || t == tag
+    };
+    if conditions
+        .if_none_match
+        .as_deref()
+        .is_some_and(|v| v.split(',').any(same))
+    {
+        return Ok(Content {
+            answer: Answer::NotModified(sound),
+            cache,
+        });
+    }
+    let ranged = if conditions
+        .if_range
+        .as_deref()
+        .is_none_or(|v| v.trim() == tag)
+    {
+        range(conditions.range.as_deref(), sound.size)?
+    } else {
+        None
+    };
+    let (sound, served, stream) = state
+        .sounds
+        .content(owner, id, ranged.clone())
+        .await
+        .map_err(refusal)?;
+    Ok(Content {
+        answer: Answer::Bytes {
+            sound,
+            served,
+            partial: ranged.is_some(),
+            body: poem::Body::from_bytes_stream(stream.map_err(std::io::Error::other)),
+        },
+        cache,
+    })
+}
+
+pub(crate) struct SoundLinksApi;
+
+#[OpenApi(prefix_path = "/api/v1/sound-links", tag = "ApiTags::Sounds")]
+impl SoundLinksApi {
+    /// A sound's bytes by a signed link.
+    ///
+    /// With `CDN_BASE_URL` set, each sound carries a `link` under that base
+    /// that works without credentials until `link_expires_at` (at least
+    /// `SOUND_LINK_TTL_SECONDS`), for a CDN to fetch from this API and
+    /// cache (`Cache-Control: public` until the expiry). A link altered or
+    /// expired is 403. `Range`, `If-None-Match` and `If-Range` as on
+    /// `/api/v1/sounds/{id}/content`. Without `CDN_BASE_URL`, 404.
+    #[oai(path = "/:owner/:id", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn content(
+        &self,
+        state: Data<&Arc<AppState>>,
+        /// The sound's owner.
+        owner: Path<String>,
+        /// Sound id.
+        id: Path<String>,
+        /// Unix seconds after which the link stops working.
+        expires: Query<i64>,
+        /// The link's signature.
+        signature: Query<String>,
+        /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix`.
+        #[oai(name = "Range")]
+        range_header: Header<Option<String>>,
+        /// The `ETag` a cached copy has.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+        /// Serve the range only if the sound is still this `ETag`.
+        #[oai(name = "If-Range")]
+        if_range: Header<Option<String>>,
+    ) -> Result<Content, ApiError> {
+        let Some(links) = state.config.sound_links.as_ref() else {
+            return Err(ApiError::not_found());
+        };
+        let owner = owner
+            .0
+            .parse::<alarm_domain::ids::UserId>()
+            .map_err(|_| ApiError::not_found())?;
+        let id = sound_id(&id.0)?;
+        let now = state.ports.clock.now();
+        let Some(left) = links.check(owner, id, expires.0, &signature.0, now) else {
+            return Err(ApiError::of(
+                ProblemType::Forbidden,
+                "the link is altered or expired; ask the API for a new one",
+            ));
+        };
+        let conditions = Conditions {
+            range: range_header.0,
+            if_none_match: if_none_match.0,
+            if_range: if_range.0,
+        };
+        let cache = format!("public, max-age={}", left.min(86_400));
+        serve(&state, owner, id, conditions, cache).await
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use poem_openapi::Object;
 
 /// A sound: an audio file the caller uploaded.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SoundView {
     /// Id (the upload's id; UUID v7).
     pub id: String,
@@ -19,10 +20,15 @@ pub struct SoundView {
     pub created_at: String,
     /// Its bytes (`GET`, with `Range` and `ETag`; the same credentials).
     pub content_url: String,
+    /// With a CDN configured: a signed link to its bytes that needs no
+    /// credentials, until `link_expires_at`.
+    pub link: Option<String>,
+    /// When `link` stops working (UTC).
+    pub link_expires_at: Option<String>,
 }
 
 impl SoundView {
-    pub(crate) fn new(s: &Sound, content_url: String) -> Self {
+    pub(crate) fn new(s: &Sound, content_url: String, link: Option<crate::links::Link>) -> Self {
         Self {
             id: s.id.to_string(),
             name: s.name.clone(),
@@ -30,6 +36,8 @@ impl SoundView {
             size_bytes: s.size,
             created_at: s.created_at.to_string(),
             content_url,
+            link_expires_at: link.as_ref().map(|l| l.expires_at.to_string()),
+            link: link.map(|l| l.url),
         }
     }
 }
