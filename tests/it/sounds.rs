@@ -506,18 +506,18 @@ async fn a_cdn_link_reads_a_sound_without_credentials(h: &Harness) {
     }
 }
 
-/// tuspy, a real tus client, uploads a file in 1 MiB chunks through the
-/// API; the sound it becomes is byte-identical.
+/// tuspy, a real tus client, uploads 20 MiB in 5 MiB PATCHes through the
+/// API into s3s-fs; the sound it becomes is byte-identical.
 async fn a_real_tus_client_uploads_through_the_api(h: &Harness) {
     let ana = h.account("ana@example.com").await.access;
-    let data = ogg(3 * MIB + 12_345);
+    let data = ogg(20 * MIB + 12_345);
     let dir = std::env::temp_dir().join(format!("alarm-it-tuspy-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("morning.ogg");
     std::fs::write(&file, &data).expect("file");
     let script = "import sys\nfrom tusclient import client\n\
          c = client.TusClient(sys.argv[1], headers={'Authorization': 'Bearer ' + sys.argv[2]})\n\
-         u = c.uploader(sys.argv[3], chunk_size=1024*1024, metadata={'filename': 'morning.ogg', 'filetype': 'audio/ogg'})\n\
+         u = c.uploader(sys.argv[3], chunk_size=5*1024*1024, metadata={'filename': 'morning.ogg', 'filetype': 'audio/ogg'})\n\
          u.upload()\nprint(u.url)\n"
         .to_owned();
     let args = [
@@ -564,11 +564,14 @@ fn tuspy_missing() -> bool {
 /// missing (then listed as ignored outside CI, never passed).
 pub(crate) fn more_trials() -> Vec<libtest_mimic::Trial> {
     let mut out = Vec::new();
-    let skip = tuspy_missing() && std::env::var_os("CI").is_none();
-    if skip {
-        eprintln!(
-            "tuspy is not installed (pip install tuspy==1.1.0): sounds::a_real_tus_client_uploads_through_the_api is skipped"
-        );
+    let missing = if tuspy_missing() {
+        Some("tuspy is not installed (pip install tuspy==1.1.0)".to_owned())
+    } else {
+        alarm_storage::testing::s3_unavailable()
+    };
+    let skip = missing.is_some() && std::env::var_os("CI").is_none();
+    if let Some(why) = missing.filter(|_| skip) {
+        eprintln!("{why}: sounds::a_real_tus_client_uploads_through_the_api is skipped");
     }
     out.extend(
         crate::on_both(
@@ -576,7 +579,13 @@ pub(crate) fn more_trials() -> Vec<libtest_mimic::Trial> {
             "a_real_tus_client_uploads_through_the_api",
             |db, label| {
                 crate::block_on(async move {
-                    if let Some(h) = Harness::start(db, &label).await {
+                    // Into a real S3 server: the multipart path end to end.
+                    let server = alarm_storage::testing::S3Server::start();
+                    let limits = Limits {
+                        storage: Some(alarm_storage::Backend::S3(server.settings())),
+                        ..Limits::lenient()
+                    };
+                    if let Some(h) = Harness::start_with(db, &label, limits).await {
                         a_real_tus_client_uploads_through_the_api(&h).await;
                         h.stop().await;
                     }
