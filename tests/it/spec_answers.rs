@@ -285,14 +285,15 @@ impl Spec {
             .clone();
         if content[&media]["schema"]["format"] == "binary" {
             // Bytes (a sound): the media type was matched; the length is
-            // the one declared in Content-Length.
-            if let Some(length) = headers.get("content-length") {
-                assert_eq!(
-                    length.to_str().ok().and_then(|l| l.parse::<usize>().ok()),
-                    Some(len),
-                    "{what}: Content-Length"
-                );
-            }
+            // the one declared in Content-Length, which must be there.
+            let length = headers
+                .get("content-length")
+                .unwrap_or_else(|| panic!("{what}: no Content-Length"));
+            assert_eq!(
+                length.to_str().ok().and_then(|l| l.parse::<usize>().ok()),
+                Some(len),
+                "{what}: Content-Length"
+            );
             return Answer {
                 body: Value::Null,
                 headers,

@@ -316,6 +316,7 @@ impl Harness {
             account_mail: limits.account_mail,
             upload_memory_megabytes: limits.upload_memory_megabytes,
             upload_patches_per_user: limits.upload_patches_per_user,
+            upload_patch_longest: std::time::Duration::from_secs(600),
             sound_links: limits.sound_links,
         };
         let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DbCheck(sql.clone()))];
@@ -602,6 +603,7 @@ pub(crate) async fn serve_in_memory(
         account_mail: None,
         upload_memory_megabytes: 96,
         upload_patches_per_user: 2,
+        upload_patch_longest: std::time::Duration::from_secs(600),
         sound_links: None,
     };
     let state = AppState::new(ports, TimeZoneDatabase::bundled(), config, checks)

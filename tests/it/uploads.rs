@@ -46,7 +46,7 @@ fn at(offset: u64) -> Patch {
     Patch {
         offset,
         length: None,
-        sha256: None,
+        checksum: None,
     }
 }
 

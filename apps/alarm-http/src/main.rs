@@ -358,11 +358,13 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
         }),
         upload_memory_megabytes: settings.storage.values.upload_memory_megabytes,
         upload_patches_per_user: settings.storage.values.upload_patches_per_user,
+        upload_patch_longest: Duration::from_secs(settings.storage.values.upload_patch_max_seconds),
         sound_links: api.cdn_base_url.as_deref().map(|base| {
             alarm_api::links::SoundLinks::derived(
                 base,
                 SignedDuration::from_secs(i64::from(api.sound_link_ttl_seconds)),
                 &jwt_secret,
+                &settings.jwt_previous,
             )
         }),
     };

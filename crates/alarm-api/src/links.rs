@@ -17,8 +17,9 @@ pub struct SoundLinks {
     base: String,
     /// How long a link works, at least.
     ttl: SignedDuration,
-    /// The signing key.
-    key: SecretString,
+    /// The signing key, then keys whose links still verify (an earlier
+    /// JWT secret's, while instances started before a rotation run).
+    keys: Vec<SecretString>,
 }
 
 impl std::fmt::Debug for SoundLinks {
@@ -48,19 +49,35 @@ impl SoundLinks {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             ttl,
-            key,
+            keys: vec![key],
         }
     }
 
     /// Links whose key is derived from `secret` (the JWT signing secret in
-    /// force at start), so no other secret is needed; links made before a
-    /// restart with another secret stop working.
-    pub fn derived(base: &str, ttl: SignedDuration, secret: &SecretString) -> Self {
-        let key = crate::auth::hs256(
-            secret.expose_secret().as_bytes(),
-            b"smart-alarm sound links v1",
-        );
-        Self::new(base, ttl, SecretString::from(key))
+    /// force at start), so no other secret is needed; links signed with a
+    /// key derived from one of `previous` (`JWT_PREVIOUS_SECRET_KEYS`) still
+    /// verify, so instances started on both sides of a rotation accept each
+    /// other's links.
+    pub fn derived(
+        base: &str,
+        ttl: SignedDuration,
+        secret: &SecretString,
+        previous: &[SecretString],
+    ) -> Self {
+        let derive = |s: &SecretString| {
+            SecretString::from(crate::auth::hs256(
+                s.expose_secret().as_bytes(),
+                b"smart-alarm sound links v1",
+            ))
+        };
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            ttl,
+            keys: std::iter::once(secret)
+                .chain(previous)
+                .map(derive)
+                .collect(),
+        }
     }
 
     fn signing_input(owner: UserId, id: BlobId, expires: i64) -> String {
@@ -72,7 +89,7 @@ impl SoundLinks {
         let at_least = now.as_second().saturating_add(self.ttl.as_secs());
         let expires = at_least.div_euclid(ROUND_SECONDS).saturating_add(1) * ROUND_SECONDS;
         let signature = crate::auth::hs256(
-            self.key.expose_secret().as_bytes(),
+            self.keys[0].expose_secret().as_bytes(),
             Self::signing_input(owner, id, expires).as_bytes(),
         );
         Link {
@@ -97,12 +114,13 @@ impl SoundLinks {
     ) -> Option<i64> {
         let left = expires.checked_sub(now.as_second()).filter(|s| *s > 0)?;
         let raw = URL_SAFE_NO_PAD.decode(signature).ok()?;
-        crate::auth::hs256_verify(
-            self.key.expose_secret().as_bytes(),
-            Self::signing_input(owner, id, expires).as_bytes(),
-            &raw,
-        )
-        .then_some(left)
+        let input = Self::signing_input(owner, id, expires);
+        self.keys
+            .iter()
+            .any(|k| {
+                crate::auth::hs256_verify(k.expose_secret().as_bytes(), input.as_bytes(), &raw)
+            })
+            .then_some(left)
     }
 }
 
@@ -165,5 +183,33 @@ mod tests {
             SecretString::from("another key, also long enough!".to_owned()),
         );
         assert_eq!(other.check(owner, id, expires, &signature, now), None);
+        // Across a rotation: the old secret among the previous ones.
+        let (old, new) = (
+            SecretString::from("the secret before the rotation!!".to_owned()),
+            SecretString::from("the secret after the rotation!!!".to_owned()),
+        );
+        let before = SoundLinks::derived(
+            "https://cdn.example.com",
+            SignedDuration::from_hours(1),
+            &old,
+            &[],
+        );
+        let after = SoundLinks::derived(
+            "https://cdn.example.com",
+            SignedDuration::from_hours(1),
+            &new,
+            std::slice::from_ref(&old),
+        );
+        let link = before.sign(owner, id, now);
+        let signature = link.url.rsplit("signature=").next().expect("signature");
+        let expires = link.expires_at.as_second();
+        assert!(after.check(owner, id, expires, signature, now).is_some());
+        assert!(before.check(owner, id, expires, signature, now).is_some());
+        let newer = after.sign(owner, id, now);
+        let signature = newer.url.rsplit("signature=").next().expect("signature");
+        assert!(
+            before.check(owner, id, expires, signature, now).is_none(),
+            "an old instance cannot know the new key"
+        );
     }
 }

@@ -62,6 +62,9 @@ pub struct ApiConfig {
     pub upload_memory_megabytes: u32,
     /// Upload PATCHes one account may have in progress at once.
     pub upload_patches_per_user: u32,
+    /// How long one upload PATCH may last (then it ends as cut off; the
+    /// client resumes).
+    pub upload_patch_longest: std::time::Duration,
     /// Signed sound links under a CDN (`CDN_BASE_URL`); `None`: sounds
     /// are read with credentials only.
     pub sound_links: Option<crate::links::SoundLinks>,

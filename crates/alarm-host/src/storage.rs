@@ -32,6 +32,8 @@ alarm_appkit::settings! {
         upload_memory_megabytes: u32 = "96", "UPLOAD_MEMORY_MEGABYTES", 6..=4096;
         /// PATCHes one account may have in progress at once (so one account cannot take the whole upload memory)
         upload_patches_per_user: u32 = "2", "UPLOAD_PATCHES_PER_USER", 1..=64;
+        /// Seconds one PATCH may last; then it ends as cut off, what arrived is kept and the client resumes (so a trickling client cannot hold its share of the upload memory)
+        upload_patch_max_seconds: u64 = "600", "UPLOAD_PATCH_MAX_SECONDS", 10..=86_400;
     }
 }
 

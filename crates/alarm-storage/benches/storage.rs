@@ -117,7 +117,7 @@ async fn through_service(service: &UploadService, data: &Bytes, patches: usize) 
         let patch = Patch {
             offset: from as u64,
             length: Some((to - from) as u64),
-            sha256: None,
+            checksum: None,
         };
         last = Some(
             service

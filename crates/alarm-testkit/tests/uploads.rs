@@ -11,12 +11,13 @@ use alarm_domain::limits::Limits;
 use alarm_domain::model::{Upload, UploadFile, UploadRefused};
 use alarm_domain::ports::{BlobError, BlobStore, ByteStream, Chunk};
 use alarm_domain::services::{
-    Patch, Patched, UPLOAD_TTL, UploadError, UploadService, UploadStatus,
+    Checksum, Patch, Patched, UPLOAD_TTL, UploadError, UploadService, UploadStatus,
 };
 use alarm_testkit::{InMemory, InMemoryBlobs, InMemoryParts, ManualClock, SequentialIds};
 use sha2::{Digest, Sha256};
 
 struct World {
+    ports: alarm_domain::services::Ports,
     clock: Arc<ManualClock>,
     parts: Arc<InMemoryParts>,
     blobs: Arc<InMemoryBlobs>,
@@ -37,8 +38,9 @@ fn world() -> World {
             uploads_per_user: 3,
             ..Limits::default()
         });
-    let service = Arc::new(UploadService::new(ports));
+    let service = Arc::new(UploadService::new(ports.clone()));
     World {
+        ports,
         clock,
         parts,
         blobs,
@@ -70,7 +72,7 @@ fn at(offset: u64) -> Patch {
     Patch {
         offset,
         length: None,
-        sha256: None,
+        checksum: None,
     }
 }
 
@@ -222,7 +224,7 @@ async fn checksums_are_checked_and_a_mismatch_keeps_nothing() {
     let u = w.service.create(ana, 1000, file()).await.expect("create");
     let good: [u8; 32] = Sha256::digest(&data[..600]).into();
     let bad = Patch {
-        sha256: Some([0; 32]),
+        checksum: Some(Checksum::Sha256([0; 32])),
         ..at(0)
     };
     assert!(matches!(
@@ -233,7 +235,7 @@ async fn checksums_are_checked_and_a_mismatch_keeps_nothing() {
     ));
     assert_eq!(w.service.get(ana, u.id).await.expect("head").offset(), 0);
     let checked = Patch {
-        sha256: Some(good),
+        checksum: Some(Checksum::Sha256(good)),
         ..at(0)
     };
     assert!(
@@ -319,6 +321,101 @@ async fn abandoned_uploads_are_swept() {
     assert_eq!(w.parts.waiting(), 0, "the old upload's parts are gone");
 }
 
+#[tokio::test]
+async fn sha1_checksums_are_checked_as_tus_requires() {
+    let w = world();
+    let ana = UserId::generate();
+    let u = w.service.create(ana, 100, file()).await.expect("create");
+    // FIPS 180-1's first test vector: SHA-1("abc").
+    let abc: [u8; 20] = [
+        0xa9, 0x99, 0x3e, 0x36, 0x47, 0x06, 0x81, 0x6a, 0xba, 0x3e, 0x25, 0x71, 0x78, 0x50, 0xc2,
+        0x6c, 0x9c, 0xd0, 0xd8, 0x9d,
+    ];
+    let with = |sum: [u8; 20]| Patch {
+        checksum: Some(Checksum::Sha1(sum)),
+        ..at(0)
+    };
+    assert!(matches!(
+        w.service
+            .patch(ana, u.id, with([0; 20]), body(b"abc", 1))
+            .await,
+        Err(UploadError::ChecksumMismatch)
+    ));
+    let kept = w
+        .service
+        .patch(ana, u.id, with(abc), body(b"abc", 1))
+        .await
+        .expect("the right digest");
+    assert!(matches!(kept, Patched::Partial(ref u) if u.offset() == 3));
+}
+
+#[tokio::test]
+async fn an_upload_whose_completion_was_cut_short_is_completed_by_the_sweep() {
+    use alarm_domain::model::{UploadPart, UploadProgress};
+    use alarm_domain::ports::PartStore as _;
+    let w = world();
+    let ana = UserId::generate();
+    let data = ogg(3000);
+    let u = w.service.create(ana, 3000, file()).await.expect("create");
+    // The last PATCH committed, then the process died before completing:
+    // the state says every byte arrived, no blob and no sound exist, and
+    // no HEAD ever comes.
+    let mp = w.parts.begin(&u).await.expect("begin");
+    let record = UploadProgress {
+        from_offset: 0,
+        multipart: Some(mp.clone()),
+        parts: Vec::new(),
+        tail: 0,
+        expires_at: u.expires_at,
+    };
+    let u = w
+        .ports
+        .uploads
+        .advance(ana, u.id, &record)
+        .await
+        .expect("multipart recorded");
+    let tag = w
+        .parts
+        .put_part(&u, &mp, 1, Bytes::from(data.clone()))
+        .await
+        .expect("part");
+    let last = UploadProgress {
+        from_offset: 0,
+        multipart: None,
+        parts: vec![UploadPart {
+            number: 1,
+            size: 3000,
+            tag,
+        }],
+        tail: 0,
+        expires_at: u.expires_at,
+    };
+    let u = w
+        .ports
+        .uploads
+        .advance(ana, u.id, &last)
+        .await
+        .expect("committed");
+    assert!(u.is_complete());
+    w.clock.advance(UPLOAD_TTL + SignedDuration::from_hours(1));
+    assert_eq!(w.service.sweep(10).await.expect("sweep"), 1);
+    let sound = w
+        .ports
+        .sounds
+        .get(ana, BlobId::from_uuid(u.id.as_uuid()).expect("v7"))
+        .await
+        .expect("the sweep registered its sound, so no blob is left unnamed");
+    assert_eq!(
+        (sound.content_type.as_str(), sound.size),
+        ("audio/ogg", 3000)
+    );
+    assert!(read_blob(&w, ana, &u).await == data);
+    assert!(matches!(
+        w.service.get(ana, u.id).await,
+        Err(UploadError::NotFound)
+    ));
+}
+
 /// A body whose chunks arrive when the test sends them.
 struct Fed(tokio::sync::mpsc::Receiver<Chunk>);
 
@@ -390,7 +487,7 @@ async fn a_multipart_upload_is_recorded_before_its_parts() {
         .await
         .expect("create");
     let wrong = Patch {
-        sha256: Some([1; 32]),
+        checksum: Some(Checksum::Sha256([1; 32])),
         ..at(0)
     };
     assert!(matches!(

@@ -7,7 +7,7 @@ use alarm_domain::ids::{UploadId, UserId};
 use alarm_domain::jiff::Timestamp;
 use alarm_domain::model::{MAX_UPLOAD_BYTES, UploadFile, UploadRefused};
 use alarm_domain::ports::{BlobError, ByteStream, StoreError};
-use alarm_domain::services::{Patch, Patched, UploadError, UploadStatus};
+use alarm_domain::services::{Checksum, Patch, Patched, UploadError, UploadStatus};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::StreamExt as _;
@@ -155,26 +155,37 @@ impl<'a> ApiExtractor<'a> for UploadBody {
 }
 
 impl UploadBody {
-    /// The body as chunks; a chunk that does not come within `idle` ends
-    /// it as cut off (what arrived before is kept).
-    fn stream(self, idle: std::time::Duration) -> ByteStream {
+    /// The body as chunks; a chunk that does not come within `idle`, or
+    /// any after `longest` from now, ends it as cut off (what arrived
+    /// before is kept, and the client resumes): a trickling client cannot
+    /// hold its place under the upload memory for longer.
+    fn stream(self, idle: std::time::Duration, longest: std::time::Duration) -> ByteStream {
         let Some(body) = self.body else {
             return ByteStream::from_chunks(Vec::new());
         };
-        let chunks = body.into_bytes_stream();
+        let end = tokio::time::Instant::now() + longest;
+        type Chunks = std::pin::Pin<
+            Box<
+                dyn futures_util::Stream<Item = std::io::Result<alarm_domain::bytes::Bytes>> + Send,
+            >,
+        >;
+        let chunks: Chunks = Box::pin(body.into_bytes_stream());
+        // The state is `None` once the body ended or failed: nothing after.
         ByteStream::new(futures_util::stream::unfold(
-            Box::pin(chunks),
-            move |mut chunks| async move {
-                match tokio::time::timeout(idle, chunks.next()).await {
-                    Ok(Some(Ok(bytes))) => Some((Ok(bytes), chunks)),
-                    Ok(Some(Err(e))) => Some((Err(BlobError::Interrupted(Box::new(e))), chunks)),
+            Some(chunks),
+            move |state: Option<Chunks>| async move {
+                let mut chunks = state?;
+                let wait = idle.min(end.saturating_duration_since(tokio::time::Instant::now()));
+                let cut = |why: String| Some((Err(BlobError::Interrupted(why.into())), None));
+                match tokio::time::timeout(wait, chunks.next()).await {
+                    Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(chunks))),
+                    Ok(Some(Err(e))) => Some((Err(BlobError::Interrupted(Box::new(e))), None)),
                     Ok(None) => None,
-                    Err(_) => Some((
-                        Err(BlobError::Interrupted(
-                            format!("no byte arrived for {} s", idle.as_secs()).into(),
-                        )),
-                        chunks,
+                    Err(_) if tokio::time::Instant::now() >= end => cut(format!(
+                        "the PATCH passed its {} s; resume from the offset",
+                        longest.as_secs()
                     )),
+                    Err(_) => cut(format!("no byte arrived for {} s", idle.as_secs())),
                 }
             },
         ))
@@ -328,8 +339,8 @@ fn metadata(raw: Option<&str>) -> Result<UploadFile, ApiError> {
     Ok(UploadFile::new(&name, &kind)?)
 }
 
-/// `Upload-Checksum: sha256 <base64>`.
-fn checksum(raw: Option<&str>) -> Result<Option<[u8; 32]>, ApiError> {
+/// `Upload-Checksum: sha1 <base64>` or `sha256 <base64>`.
+fn checksum(raw: Option<&str>) -> Result<Option<Checksum>, ApiError> {
     let Some(raw) = raw else {
         return Ok(None);
     };
@@ -342,15 +353,20 @@ fn checksum(raw: Option<&str>) -> Result<Option<[u8; 32]>, ApiError> {
         .trim()
         .split_once(' ')
         .ok_or_else(|| bad("`sha256 <base64 digest>`"))?;
-    if !algorithm.eq_ignore_ascii_case("sha256") {
-        return Err(bad("the only algorithm served is sha256"));
-    }
     let digest = STANDARD
         .decode(digest.trim())
         .map_err(|_| bad("the digest is not base64"))?;
-    <[u8; 32]>::try_from(digest.as_slice())
-        .map(Some)
-        .map_err(|_| bad("a sha256 digest is 32 bytes"))
+    if algorithm.eq_ignore_ascii_case("sha1") {
+        return <[u8; 20]>::try_from(digest.as_slice())
+            .map(|d| Some(Checksum::Sha1(d)))
+            .map_err(|_| bad("a sha1 digest is 20 bytes"));
+    }
+    if algorithm.eq_ignore_ascii_case("sha256") {
+        return <[u8; 32]>::try_from(digest.as_slice())
+            .map(|d| Some(Checksum::Sha256(d)))
+            .map_err(|_| bad("a sha256 digest is 32 bytes"));
+    }
+    Err(bad("the algorithms served are sha1 and sha256"))
 }
 
 /// An upload failure as the answer tus clients expect.
@@ -388,9 +404,11 @@ fn refusal(e: UploadError) -> ApiError {
             )
             .with_quota(quota, u64::from(limit)),
         ),
+        // A client that went away sees no answer; one that fell silent
+        // (or passed the PATCH's time limit) sees this.
         UploadError::Interrupted { offset } => problem(
-            ProblemType::Validation,
-            format!("the body was cut off; the upload is at offset {offset}"),
+            ProblemType::RequestTimeout,
+            format!("the body stopped arriving; the upload is at offset {offset}: resume there"),
         ),
         UploadError::NotAudio => problem(
             ProblemType::UnsupportedMediaType,
@@ -423,7 +441,7 @@ impl UploadsApi {
             TUS_VERSION.to_owned(),
             TUS_EXTENSIONS.to_owned(),
             MAX_UPLOAD_BYTES,
-            "sha256".to_owned(),
+            "sha1,sha256".to_owned(),
         ))
     }
 
@@ -525,7 +543,9 @@ impl UploadsApi {
     /// the same upload; 503 with `Retry-After` while the server receives
     /// as many uploads as its memory allows (`UPLOAD_MEMORY_MEGABYTES`),
     /// 429 past `UPLOAD_PATCHES_PER_USER` PATCHes of one account at once.
-    /// A chunk must arrive within `HTTP_BODY_TIMEOUT_SECONDS` of the last.
+    /// A chunk must arrive within `HTTP_BODY_TIMEOUT_SECONDS` of the last,
+    /// and a PATCH may last `UPLOAD_PATCH_MAX_SECONDS`: then it ends as cut
+    /// off (408), what arrived is kept, and the client resumes.
     #[oai(path = "/:id", method = "patch")]
     #[allow(clippy::too_many_arguments)]
     async fn patch(
@@ -572,10 +592,10 @@ impl UploadsApi {
         let patch = Patch {
             offset,
             length: length.0,
-            sha256: checksum(sum.0.as_deref())?,
+            checksum: checksum(sum.0.as_deref())?,
         };
         let _pass = state.upload_gate.enter(owner)?;
-        let body = body.stream(state.config.body_timeout);
+        let body = body.stream(state.config.body_timeout, state.config.upload_patch_longest);
         match state.uploads.patch(owner, id, patch, body).await {
             Ok(Patched::Partial(u)) => Ok(Appended::Ok(u.offset(), Some(http_date(u.expires_at)))),
             Ok(Patched::Complete(sound)) => {
@@ -638,7 +658,11 @@ mod tests {
         let digest = [7u8; 32];
         assert_eq!(
             checksum(Some(&format!("sha256 {}", STANDARD.encode(digest)))).expect("sum"),
-            Some(digest)
+            Some(Checksum::Sha256(digest))
+        );
+        assert_eq!(
+            checksum(Some(&format!("sha1 {}", STANDARD.encode([3u8; 20])))).expect("sum"),
+            Some(Checksum::Sha1([3u8; 20]))
         );
         assert!(checksum(Some("md5 AAAA")).is_err());
         assert!(checksum(Some("sha256 AAAA")).is_err());

@@ -31,7 +31,7 @@ pub use crate::firing::{FireDecision, SkipReason, decide_fire, next_fire_plan};
 pub use routines::{MAX_ROUTINES_PER_ALARM, MAX_ROUTINES_PER_USER, RoutinePorts, RoutineService};
 pub use sounds::{SoundError, SoundPorts, SoundService};
 pub use uploads::{
-    Patch, Patched, UPLOAD_TTL, UploadError, UploadPorts, UploadService, UploadStatus,
+    Checksum, Patch, Patched, UPLOAD_TTL, UploadError, UploadPorts, UploadService, UploadStatus,
 };
 pub use users::{NewUser, ProfileChange, UserPorts, UserService, VERIFY_TOKEN_TTL};
 pub use webhooks::{MAX_WEBHOOKS_PER_USER, NewWebhook, WebhookPorts, WebhookService};

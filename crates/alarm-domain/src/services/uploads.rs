@@ -122,8 +122,47 @@ pub struct Patch {
     pub offset: u64,
     /// `Content-Length`, when sent.
     pub length: Option<u64>,
-    /// `Upload-Checksum: sha256 …`, when sent.
-    pub sha256: Option<[u8; 32]>,
+    /// `Upload-Checksum`, when sent.
+    pub checksum: Option<Checksum>,
+}
+
+/// A PATCH body's digest, as tus's `Upload-Checksum` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// `sha1 <base64>` (every tus server must take it).
+    Sha1([u8; 20]),
+    /// `sha256 <base64>`.
+    Sha256([u8; 32]),
+}
+
+/// A running digest of the algorithm a [`Checksum`] names.
+enum Hasher {
+    Sha1(sha1::Sha1),
+    Sha256(Sha256),
+}
+
+impl Hasher {
+    fn of(sum: Checksum) -> Self {
+        match sum {
+            Checksum::Sha1(_) => Self::Sha1(sha1::Sha1::new()),
+            Checksum::Sha256(_) => Self::Sha256(Sha256::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Sha1(h) => h.update(bytes),
+            Self::Sha256(h) => h.update(bytes),
+        }
+    }
+
+    fn matches(self, sum: Checksum) -> bool {
+        match (self, sum) {
+            (Self::Sha1(h), Checksum::Sha1(want)) => h.finalize().as_slice() == want,
+            (Self::Sha256(h), Checksum::Sha256(want)) => h.finalize().as_slice() == want,
+            _ => false,
+        }
+    }
 }
 
 /// What a PATCH achieved.
@@ -291,7 +330,7 @@ impl UploadService {
         let mut parts = Vec::new();
         let mut number = upload.next_part();
         let mut received = 0u64;
-        let mut hasher = patch.sha256.map(|_| Sha256::new());
+        let mut hasher = patch.checksum.map(Hasher::of);
         let mut cut_off = false;
         while let Some(chunk) = body.next().await {
             let Ok(chunk) = chunk else {
@@ -317,13 +356,13 @@ impl UploadService {
                 number += 1;
             }
         }
-        if let (Some(expected), Some(h)) = (patch.sha256, hasher) {
+        if let (Some(expected), Some(h)) = (patch.checksum, hasher) {
             if cut_off {
                 return Err(UploadError::Interrupted {
                     offset: upload.offset(),
                 });
             }
-            if h.finalize().as_slice() != expected {
+            if !h.matches(expected) {
                 return Err(UploadError::ChecksumMismatch);
             }
         }
@@ -514,8 +553,9 @@ impl UploadService {
     /// Aborts up to `limit` expired uploads of any owner; returns how many.
     /// Uploads the store cannot abort are skipped, kept for the next sweep,
     /// and reported as an error after the others are done.
-    /// The blob of a complete one is left alone: it may already be a
-    /// registered sound whose upload was not yet forgotten.
+    /// A complete one (every byte arrived, its completion cut short, no
+    /// HEAD since) is completed instead: its sound registered, or its blob
+    /// deleted when it cannot be one.
     ///
     /// # Errors
     /// Failures (what was swept before stays swept).
@@ -526,6 +566,19 @@ impl UploadService {
             let Ok(_writing) = self.claim(upload.id) else {
                 continue;
             };
+            if upload.is_complete() {
+                // Its bytes all arrived but its completion never finished
+                // and no HEAD came: completing now registers the sound (or
+                // deletes the blob if it cannot be one), so no blob is left
+                // that no sound names.
+                match self.complete(&upload).await {
+                    Ok(_) | Err(UploadError::NotAudio | UploadError::OverQuota { .. }) => {
+                        swept += 1;
+                    }
+                    Err(_) => failed += 1,
+                }
+                continue;
+            }
             // One upload the store cannot abort must not stop the others:
             // listed soonest-expired first, it would come first every time.
             if self.ports.parts.abort(&upload).await.is_err() {
@@ -539,7 +592,9 @@ impl UploadService {
         }
         if failed > 0 {
             return Err(UploadError::Blob(BlobError::Unexpected(
-                format!("{failed} expired uploads could not be aborted (retried next sweep)")
+                format!(
+                    "{failed} expired uploads could not be aborted or completed (retried next sweep)"
+                )
                     .into(),
             )));
         }

@@ -88,6 +88,17 @@ async fn sounds_are_kept_and_scoped_to_their_owner(new_ports: Fresh) {
         ports.sounds.delete(bob.id(), first.id).await,
         Err(StoreError::NotFound)
     ));
+    let taken = Sound {
+        owner: bob.id(),
+        ..first.clone()
+    };
+    assert!(
+        matches!(
+            ports.sounds.register(&taken, SoundQuota::UNLIMITED).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "an id another owner holds"
+    );
     assert!(
         ports
             .sounds
