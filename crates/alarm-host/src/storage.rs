@@ -38,8 +38,8 @@ alarm_appkit::settings! {
 }
 
 /// The help text of the storage secret.
-pub const STORAGE_SECRET_HELP: &str = "\
-  STORAGE_SECRET_ACCESS_KEY       the secret of STORAGE_ACCESS_KEY_ID (s3, oci)
+pub const STORAGE_SECRET_HELP: &str =
+    "  STORAGE_SECRET_ACCESS_KEY       the secret of STORAGE_ACCESS_KEY_ID (s3, oci)
   STORAGE_SECRET_ACCESS_KEY_FILE  a file holding it";
 
 /// The resolved storage settings.
@@ -173,7 +173,11 @@ impl Storage {
     /// The lines of `--print-config` (the secret never shown).
     pub fn describe(&self) -> Vec<String> {
         let mut lines = self.values.describe();
-        lines.push(format!("storage = {}", self.backend.name()));
+        let secret = match self.backend {
+            Backend::S3(_) | Backend::Oci(_) => "[redacted]",
+            Backend::Memory | Backend::Local { .. } => "(none)",
+        };
+        lines.push(format!("storage_secret_access_key = \"{secret}\""));
         lines
     }
 }
