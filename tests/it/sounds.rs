@@ -415,18 +415,28 @@ async fn anything_but_audio_is_refused_and_deleted(h: &Harness) {
 
 async fn sound_quotas_refuse_an_upload_before_its_bytes(h: &Harness) {
     let ana = h.account("ana@example.com").await.access;
+    // The harness allows one sound and 2 MiB per account.
+    let refused = |length: usize| {
+        h.req("POST", "/api/v1/uploads")
+            .bearer(&ana)
+            .header("Tus-Resumable", TUS)
+            .header("Upload-Length", &length.to_string())
+            .header("Upload-Metadata", &meta("two.ogg", "audio/ogg"))
+            .send()
+    };
+    let r = refused(2 * MIB + 1).await;
+    r.problem(409, "quota-exceeded");
+    assert_eq!(r.body["quota"], "sound_megabytes_per_user");
     let data = ogg(MIB + 1);
     let path = create(h, &ana, data.len(), "one.ogg").await;
+    let r = refused(100).await;
+    r.problem(409, "quota-exceeded");
+    assert_eq!(
+        r.body["quota"], "sounds_per_user",
+        "the open upload counts: it will be a sound"
+    );
     assert_eq!(patch(h, &ana, &path, 0, &data).await.status, 204);
-    // The harness allows one sound and 2 MiB per account.
-    let r = h
-        .req("POST", "/api/v1/uploads")
-        .bearer(&ana)
-        .header("Tus-Resumable", TUS)
-        .header("Upload-Length", "100")
-        .header("Upload-Metadata", &meta("two.ogg", "audio/ogg"))
-        .send()
-        .await;
+    let r = refused(100).await;
     r.problem(409, "quota-exceeded");
     assert_eq!(r.body["quota"], "sounds_per_user");
 }

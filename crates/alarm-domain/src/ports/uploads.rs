@@ -60,6 +60,13 @@ pub trait UploadStore: Send + Sync {
     /// [`StoreError::NotFound`] when missing or another owner's.
     async fn delete(&self, owner: UserId, id: UploadId) -> Result<Upload, StoreError>;
 
+    /// What the owner's open uploads will add to their sounds once
+    /// complete: how many, and their declared lengths together.
+    ///
+    /// # Errors
+    /// Store failures.
+    async fn pending(&self, owner: UserId) -> Result<crate::model::SoundUsage, StoreError>;
+
     /// Uploads of any owner expired at `now`, soonest expired first, at
     /// most `limit`: the sweeper's work.
     ///

@@ -220,9 +220,10 @@ impl UploadService {
     }
 
     /// A new, empty upload of `length` bytes. The sound quotas are judged
-    /// now, against the sounds the owner keeps (and again when it
-    /// completes), so a file that cannot be kept is refused before a byte
-    /// of it is sent.
+    /// now, against the sounds the owner keeps and the uploads they have
+    /// open (and again when it completes), so a file that cannot be kept is
+    /// refused before a byte of it is sent (two creations racing may both
+    /// pass; the registration then refuses the later to complete).
     ///
     /// # Errors
     /// [`UploadError::Invalid`], [`UploadError::OverQuota`]
@@ -236,7 +237,14 @@ impl UploadService {
     ) -> Result<Upload, UploadError> {
         let id = UploadId::from_uuid(self.ports.ids.next_uuid())?;
         let upload = Upload::new(id, owner, length, file, self.ports.clock.now(), UPLOAD_TTL)?;
-        let usage = self.ports.sounds.usage(owner).await?;
+        // The sounds kept and the uploads still open, each of which will
+        // be one: a file is refused now rather than after its bytes.
+        let kept = self.ports.sounds.usage(owner).await?;
+        let open = self.ports.uploads.pending(owner).await?;
+        let usage = crate::model::SoundUsage {
+            count: kept.count + open.count,
+            bytes: kept.bytes + open.bytes,
+        };
         self.limits.sounds().admit(usage, length)?;
         self.ports
             .uploads

@@ -168,6 +168,24 @@ impl UploadStore for SqlStores {
             .await
     }
 
+    async fn pending(&self, owner: UserId) -> Result<alarm_domain::model::SoundUsage, StoreError> {
+        let row = self
+            .db
+            .query_one(
+                "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(length), 0) AS BIGINT) AS bytes \
+                 FROM uploads WHERE owner_id = ?",
+                vec![v(owner.as_uuid())],
+            )
+            .await?;
+        Ok(match row {
+            Some(r) => alarm_domain::model::SoundUsage {
+                count: num::<i64, u64>(&r, "n")?,
+                bytes: num::<i64, u64>(&r, "bytes")?,
+            },
+            None => alarm_domain::model::SoundUsage::default(),
+        })
+    }
+
     async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Upload>, StoreError> {
         let rows = self
             .db

@@ -153,6 +153,17 @@ async fn the_quota_counts_each_owners_uploads(new_ports: Fresh) {
     let quota = Quota::new("uploads_per_user", 1);
     let first = upload(&ports, ana.id(), 10, 24);
     ports.uploads.create(&first, quota).await.expect("first");
+    assert_eq!(
+        ports.uploads.pending(ana.id()).await.expect("pending"),
+        alarm_domain::model::SoundUsage {
+            count: 1,
+            bytes: 10
+        }
+    );
+    assert_eq!(
+        ports.uploads.pending(bob.id()).await.expect("pending"),
+        alarm_domain::model::SoundUsage::default()
+    );
     let refused = ports
         .uploads
         .create(&upload(&ports, ana.id(), 10, 24), quota)

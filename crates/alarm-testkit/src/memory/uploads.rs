@@ -63,6 +63,20 @@ impl UploadStore for InMemory {
         s.uploads.remove(&id).ok_or(StoreError::NotFound)
     }
 
+    async fn pending(&self, owner: UserId) -> Result<alarm_domain::model::SoundUsage, StoreError> {
+        Ok(self
+            .lock()
+            .uploads
+            .values()
+            .filter(|u| u.owner == owner)
+            .fold(alarm_domain::model::SoundUsage::default(), |p, u| {
+                alarm_domain::model::SoundUsage {
+                    count: p.count + 1,
+                    bytes: p.bytes + u.length,
+                }
+            }))
+    }
+
     async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Upload>, StoreError> {
         let mut due: Vec<Upload> = self
             .lock()
