@@ -458,6 +458,13 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
                         tracing::warn!(error = %alarm_domain::error::chain(&e), "abandoned-upload sweep failed")
                     }
                 }
+                match state.sweep_sounds(1000).await {
+                    Ok(n) if n > 0 => tracing::info!(deleted = n, "deleted sounds' bytes removed"),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %alarm_domain::error::chain(&e), "deleted-sound sweep failed")
+                    }
+                }
             }
             let cut = purge_ports.clock.now() - SignedDuration::from_hours(25);
             match purge_ports.idempotency.purge(cut).await {

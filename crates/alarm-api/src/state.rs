@@ -230,6 +230,18 @@ impl AppState {
         self.uploads.sweep(limit).await
     }
 
+    /// Deletes the bytes of up to `limit` deleted sounds whose delete did
+    /// not finish (the hourly housekeeping).
+    ///
+    /// # Errors
+    /// The first failure (what was done stays done).
+    pub async fn sweep_sounds(
+        &self,
+        limit: u32,
+    ) -> Result<u32, alarm_domain::services::SoundError> {
+        self.sounds.sweep(limit).await
+    }
+
     /// The ports (for the embedding app's housekeeping).
     pub fn ports(&self) -> &Ports {
         &self.ports

@@ -37,12 +37,30 @@ pub trait SoundStore: Send + Sync {
     /// Store failures.
     async fn usage(&self, owner: UserId) -> Result<SoundUsage, StoreError>;
 
-    /// Forgets the owner's sound and returns it (its blob is the caller's
-    /// to delete).
+    /// Deletes the owner's sound for its readers and returns it: from now
+    /// on it is not found, listed, counted nor nameable by an alarm, but a
+    /// tombstone stays until [`SoundStore::purge`], so bytes whose delete
+    /// fails are retried ([`SoundStore::tombstones`]) rather than lost track
+    /// of.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`]; MUST return [`StoreError::Conflict`] by
-    /// [`crate::model::sound_deletable`] while an alarm of the owner names
-    /// it (counted in the delete's transaction).
+    /// [`StoreError::NotFound`] (also for a tombstone); MUST return
+    /// [`StoreError::Conflict`] by [`crate::model::sound_deletable`] while an
+    /// alarm of the owner names it (counted in the delete's transaction).
     async fn delete(&self, owner: UserId, id: BlobId) -> Result<Sound, StoreError>;
+
+    /// Removes the tombstone of a deleted sound whose bytes are gone.
+    /// Doing it twice, or for a live sound, changes nothing.
+    ///
+    /// # Errors
+    /// Store failures.
+    async fn purge(&self, owner: UserId, id: BlobId) -> Result<(), StoreError>;
+
+    /// Deleted sounds whose bytes may remain, of `owner` or of anyone,
+    /// oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// Store failures.
+    async fn tombstones(&self, owner: Option<UserId>, limit: u32)
+    -> Result<Vec<Sound>, StoreError>;
 }

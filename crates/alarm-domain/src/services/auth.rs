@@ -579,7 +579,9 @@ impl AuthService {
     /// erases their rows: a failure here erases nothing and the erasure can
     /// be retried, while bytes whose row was gone could no longer be found.
     async fn erase_sound_bytes(&self, user: UserId) -> Result<(), AuthError> {
-        for sound in self.ports.sounds.list(user, u32::MAX).await? {
+        let live = self.ports.sounds.list(user, u32::MAX).await?;
+        let deleted = self.ports.sounds.tombstones(Some(user), u32::MAX).await?;
+        for sound in live.into_iter().chain(deleted) {
             match self.ports.blobs.delete(user, sound.id).await {
                 Ok(()) | Err(crate::ports::BlobError::NotFound) => {}
                 Err(e) => {

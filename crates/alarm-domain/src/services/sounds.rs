@@ -118,18 +118,37 @@ impl SoundService {
         Ok((sound, served, body))
     }
 
-    /// Deletes the owner's sound: its row (refused while an alarm names
-    /// it), then its bytes.
+    /// Deletes the owner's sound: for its readers at once (refused while
+    /// an alarm names it), then its bytes, then its tombstone.
     ///
     /// # Errors
     /// [`SoundError::NotFound`], [`SoundError::InUse`], failures (a failure
-    /// to delete the bytes after the row is gone leaves them in the bucket,
-    /// under the owner's prefix, and is reported).
+    /// to delete the bytes leaves the tombstone, and [`SoundService::sweep`]
+    /// deletes them later).
     pub async fn delete(&self, owner: UserId, id: BlobId) -> Result<(), SoundError> {
         self.ports.sounds.delete(owner, id).await?;
+        self.drop_bytes(owner, id).await
+    }
+
+    async fn drop_bytes(&self, owner: UserId, id: BlobId) -> Result<(), SoundError> {
         match self.ports.blobs.delete(owner, id).await {
-            Ok(()) | Err(BlobError::NotFound) => Ok(()),
-            Err(e) => Err(e.into()),
+            Ok(()) | Err(BlobError::NotFound) => {}
+            Err(e) => return Err(e.into()),
         }
+        Ok(self.ports.sounds.purge(owner, id).await?)
+    }
+
+    /// Deletes the bytes of up to `limit` deleted sounds whose delete did
+    /// not finish (the object store failed then); returns how many.
+    ///
+    /// # Errors
+    /// The first failure (what was done stays done).
+    pub async fn sweep(&self, limit: u32) -> Result<u32, SoundError> {
+        let mut done = 0;
+        for sound in self.ports.sounds.tombstones(None, limit).await? {
+            self.drop_bytes(sound.owner, sound.id).await?;
+            done += 1;
+        }
+        Ok(done)
     }
 }

@@ -1,4 +1,4 @@
-//! Sounds: one row per sound an owner uploaded (its bytes are the object store's blob of the same id), and an index for the alarms that name one.
+//! Sounds: one row per sound an owner uploaded (its bytes are the object store's blob of the same id; a deleted one stays as a tombstone, `deleted_us`, until its bytes are gone), and an index for the alarms that name one.
 
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::{DbErr, MigrationName, MigrationTrait, SchemaManager};
@@ -31,7 +31,8 @@ impl MigrationTrait for Migration {
                 name TEXT NOT NULL,
                 content_type TEXT NOT NULL,
                 size_bytes BIGINT NOT NULL,
-                created_us BIGINT NOT NULL
+                created_us BIGINT NOT NULL,
+                deleted_us BIGINT NULL
             )"
         ))
         .await?;

@@ -186,9 +186,10 @@ impl AlarmStore for SqlStores {
                     // A share lock: a delete of the sound waits for this
                     // commit (and then counts this alarm), or wins first
                     // and this save finds it gone.
-                    let found = super::sounds::sound_in(tx, alarm.owner(), sound, " FOR SHARE")
-                        .await?
-                        .is_some();
+                    let found =
+                        super::sounds::sound_in(tx, alarm.owner(), sound, " FOR SHARE", false)
+                            .await?
+                            .is_some();
                     alarm_domain::model::sound_present(found)?;
                 }
                 match &change.op {

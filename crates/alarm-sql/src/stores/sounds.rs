@@ -1,6 +1,7 @@
 //! The sound store on SQL: one row per sound, registered under the sound quotas counted in the insert's transaction, deleted only while no alarm of its owner names it.
 
 use alarm_domain::ids::{BlobId, UserId};
+use alarm_domain::jiff::Timestamp;
 use alarm_domain::model::{Sound, SoundQuota, SoundUsage, sound_deletable};
 use alarm_domain::ports::{SoundStore, StoreError};
 use async_trait::async_trait;
@@ -24,21 +25,28 @@ fn sound_from(row: &QueryResult) -> Result<Sound, StoreError> {
     })
 }
 
-/// The owner's sound in `tx`; `lock` names the row lock PostgreSQL takes
-/// (SQLite's write transaction already excludes other writers).
+/// The owner's live sound in `tx` (with `tombstones`, a deleted one too);
+/// `lock` names the row lock PostgreSQL takes (SQLite's write transaction
+/// already excludes other writers).
 pub(crate) async fn sound_in(
     tx: &Tx,
     owner: UserId,
     id: BlobId,
     lock: &str,
+    tombstones: bool,
 ) -> Result<Option<Sound>, StoreError> {
     let lock = if tx.backend == DbBackend::Postgres {
         lock
     } else {
         ""
     };
+    let live = if tombstones {
+        ""
+    } else {
+        " AND deleted_us IS NULL"
+    };
     tx.query_one(
-        &format!("SELECT {COLUMNS} FROM sounds WHERE id = ? AND owner_id = ?{lock}"),
+        &format!("SELECT {COLUMNS} FROM sounds WHERE id = ? AND owner_id = ?{live}{lock}"),
         vec![v(id.as_uuid()), v(owner.as_uuid())],
     )
     .await?
@@ -49,7 +57,7 @@ pub(crate) async fn sound_in(
 
 /// What an owner's sounds take up (one parameter: the owner).
 const USAGE: &str = "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) AS bytes \
-                     FROM sounds WHERE owner_id = ?";
+                     FROM sounds WHERE owner_id = ? AND deleted_us IS NULL";
 
 fn usage_from(row: Option<QueryResult>) -> Result<SoundUsage, StoreError> {
     Ok(match row {
@@ -75,7 +83,7 @@ impl SoundStore for SqlStores {
                     )
                     .await?;
                 }
-                if let Some(kept) = sound_in(tx, sound.owner, sound.id, "").await? {
+                if let Some(kept) = sound_in(tx, sound.owner, sound.id, "", true).await? {
                     return Ok(kept);
                 }
                 let usage = usage_from(tx.query_one(USAGE, vec![v(sound.owner.as_uuid())]).await?)?;
@@ -97,7 +105,10 @@ impl SoundStore for SqlStores {
         let row = self
             .db
             .query_one(
-                &format!("SELECT {COLUMNS} FROM sounds WHERE id = ? AND owner_id = ?"),
+                &format!(
+                    "SELECT {COLUMNS} FROM sounds WHERE id = ? AND owner_id = ? \
+                     AND deleted_us IS NULL"
+                ),
                 vec![v(id.as_uuid()), v(owner.as_uuid())],
             )
             .await?;
@@ -108,7 +119,10 @@ impl SoundStore for SqlStores {
         let rows = self
             .db
             .query_all(
-                &format!("SELECT {COLUMNS} FROM sounds WHERE owner_id = ? ORDER BY id LIMIT ?"),
+                &format!(
+                    "SELECT {COLUMNS} FROM sounds WHERE owner_id = ? AND deleted_us IS NULL \
+                     ORDER BY id LIMIT ?"
+                ),
                 vec![v(owner.as_uuid()), v(i64::from(limit))],
             )
             .await?;
@@ -125,7 +139,7 @@ impl SoundStore for SqlStores {
                 // Locked before the alarms are counted: an alarm save
                 // naming it takes a share lock on the row, so one of the
                 // two waits for the other.
-                let sound = sound_in(tx, owner, id, " FOR UPDATE")
+                let sound = sound_in(tx, owner, id, " FOR UPDATE", false)
                     .await?
                     .ok_or(StoreError::NotFound)?;
                 let row = tx
@@ -139,10 +153,49 @@ impl SoundStore for SqlStores {
                     None => 0,
                 };
                 sound_deletable(naming)?;
-                tx.exec("DELETE FROM sounds WHERE id = ?", vec![v(id.as_uuid())])
-                    .await?;
+                tx.exec(
+                    "UPDATE sounds SET deleted_us = ? WHERE id = ?",
+                    vec![v(us(Timestamp::now())), v(id.as_uuid())],
+                )
+                .await?;
                 Ok(sound)
             })
             .await
+    }
+
+    async fn purge(&self, owner: UserId, id: BlobId) -> Result<(), StoreError> {
+        self.db
+            .write(async |tx| {
+                tx.exec(
+                    "DELETE FROM sounds WHERE id = ? AND owner_id = ? AND deleted_us IS NOT NULL",
+                    vec![v(id.as_uuid()), v(owner.as_uuid())],
+                )
+                .await?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn tombstones(
+        &self,
+        owner: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<Sound>, StoreError> {
+        let (filter, mut values) = match owner {
+            Some(o) => (" AND owner_id = ?", vec![v(o.as_uuid())]),
+            None => ("", Vec::new()),
+        };
+        values.push(v(i64::from(limit)));
+        let rows = self
+            .db
+            .query_all(
+                &format!(
+                    "SELECT {COLUMNS} FROM sounds WHERE deleted_us IS NOT NULL{filter} \
+                     ORDER BY deleted_us, id LIMIT ?"
+                ),
+                values,
+            )
+            .await?;
+        rows.iter().map(sound_from).collect()
     }
 }

@@ -123,6 +123,69 @@ async fn sounds_are_kept_and_scoped_to_their_owner(new_ports: Fresh) {
         ports.sounds.get(ana.id(), first.id).await,
         Err(StoreError::NotFound)
     ));
+    assert!(matches!(
+        ports.sounds.delete(ana.id(), first.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        ports.sounds.list(ana.id(), 10).await.expect("list"),
+        vec![second.clone()]
+    );
+    assert_eq!(
+        ports.sounds.usage(ana.id()).await.expect("usage"),
+        SoundUsage {
+            count: 1,
+            bytes: 1000
+        },
+        "a deleted sound counts no more"
+    );
+    // Its tombstone stays until its bytes are known to be gone.
+    assert_eq!(
+        ports
+            .sounds
+            .tombstones(Some(ana.id()), 10)
+            .await
+            .expect("tombstones"),
+        vec![first.clone()]
+    );
+    assert_eq!(
+        ports.sounds.tombstones(None, 10).await.expect("tombstones"),
+        vec![first.clone()]
+    );
+    assert!(
+        ports
+            .sounds
+            .tombstones(Some(bob.id()), 10)
+            .await
+            .expect("tombstones")
+            .is_empty()
+    );
+    ports
+        .sounds
+        .purge(bob.id(), first.id)
+        .await
+        .expect("not bob's");
+    ports
+        .sounds
+        .purge(ana.id(), second.id)
+        .await
+        .expect("a live one");
+    assert_eq!(
+        ports.sounds.list(ana.id(), 10).await.expect("list"),
+        vec![second.clone()],
+        "purge leaves a live sound alone"
+    );
+    assert_eq!(ports.sounds.tombstones(None, 10).await.expect("t").len(), 1);
+    ports.sounds.purge(ana.id(), first.id).await.expect("purge");
+    ports.sounds.purge(ana.id(), first.id).await.expect("twice");
+    assert!(
+        ports
+            .sounds
+            .tombstones(None, 10)
+            .await
+            .expect("tombstones")
+            .is_empty()
+    );
 }
 
 /// Registration past either sound quota is refused and stores nothing.
@@ -222,6 +285,16 @@ async fn a_named_sound_stays_and_alarms_name_only_existing_sounds(new_ports: Fre
         .delete(ana.id(), s.id)
         .await
         .expect("no alarm names it now");
+    assert!(
+        matches!(
+            ports
+                .alarms
+                .commit(with_sound(&ports, ana.id(), s.id))
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a deleted sound cannot be named, tombstone or not"
+    );
 }
 
 pub(super) fn checks() -> Vec<Check> {

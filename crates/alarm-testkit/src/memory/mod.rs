@@ -71,6 +71,8 @@ struct State {
     uploads: BTreeMap<alarm_domain::ids::UploadId, alarm_domain::model::Upload>,
     /// Sounds, in id (creation) order.
     sounds: BTreeMap<alarm_domain::ids::BlobId, alarm_domain::model::Sound>,
+    /// Deleted sounds whose bytes may remain (their tombstones).
+    deleted_sounds: BTreeMap<alarm_domain::ids::BlobId, alarm_domain::model::Sound>,
     events: BTreeMap<EventId, AlarmEvent>,
     audit: BTreeMap<AuditId, AuditRecord>,
     triggers: HashMap<TriggerKey, StoredTrigger>,

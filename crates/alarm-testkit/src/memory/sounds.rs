@@ -21,10 +21,11 @@ fn usage(s: &State, owner: UserId) -> SoundUsage {
 impl SoundStore for InMemory {
     async fn register(&self, sound: &Sound, quota: SoundQuota) -> Result<Sound, StoreError> {
         let mut s = self.lock();
-        if let Some(kept) = s.sounds.get(&sound.id).filter(|x| x.owner == sound.owner) {
+        let held = s.sounds.get(&sound.id).or(s.deleted_sounds.get(&sound.id));
+        if let Some(kept) = held.filter(|x| x.owner == sound.owner) {
             return Ok(kept.clone());
         }
-        if s.sounds.contains_key(&sound.id) {
+        if held.is_some() {
             return Err(StoreError::Conflict(format!("sound {} exists", sound.id)));
         }
         quota.admit(usage(&s, sound.owner), sound.size)?;
@@ -67,6 +68,31 @@ impl SoundStore for InMemory {
             .filter(|a| a.owner() == owner && a.draft().sound == Some(id))
             .count();
         sound_deletable(naming as u64)?;
-        s.sounds.remove(&id).ok_or(StoreError::NotFound)
+        let sound = s.sounds.remove(&id).ok_or(StoreError::NotFound)?;
+        s.deleted_sounds.insert(id, sound.clone());
+        Ok(sound)
+    }
+
+    async fn purge(&self, owner: UserId, id: BlobId) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.deleted_sounds.get(&id).is_some_and(|x| x.owner == owner) {
+            s.deleted_sounds.remove(&id);
+        }
+        Ok(())
+    }
+
+    async fn tombstones(
+        &self,
+        owner: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<Sound>, StoreError> {
+        Ok(self
+            .lock()
+            .deleted_sounds
+            .values()
+            .filter(|x| owner.is_none_or(|o| x.owner == o))
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 }

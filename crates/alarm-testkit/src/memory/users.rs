@@ -241,7 +241,10 @@ impl super::State {
             Owned::Webhooks => self.webhooks.retain(|_, w| w.owner() != user),
             Owned::ApiKeys => self.api_keys.retain(|_, (k, _)| k.owner != user),
             Owned::Uploads => self.uploads.retain(|_, u| u.owner != user),
-            Owned::Sounds => self.sounds.retain(|_, x| x.owner != user),
+            Owned::Sounds => {
+                self.sounds.retain(|_, x| x.owner != user);
+                self.deleted_sounds.retain(|_, x| x.owner != user);
+            }
             Owned::ExceptionPeriods => self.exceptions.retain(|_, e| e.owner() != user),
             Owned::HolidayPreferences => {
                 self.preferences.remove(&user);
