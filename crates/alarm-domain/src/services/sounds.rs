@@ -141,14 +141,23 @@ impl SoundService {
     /// Deletes the bytes of up to `limit` deleted sounds whose delete did
     /// not finish (the object store failed then); returns how many.
     ///
+    /// One whose bytes cannot be deleted is skipped and kept for the next
+    /// sweep (listed oldest first, it would otherwise stop every sweep),
+    /// and reported after the others.
+    ///
     /// # Errors
-    /// The first failure (what was done stays done).
+    /// Store failures, and the skipped ones (what was done stays done).
     pub async fn sweep(&self, limit: u32) -> Result<u32, SoundError> {
-        let mut done = 0;
+        let (mut done, mut failed) = (0, None);
         for sound in self.ports.sounds.tombstones(None, limit).await? {
-            self.drop_bytes(sound.owner, sound.id).await?;
-            done += 1;
+            match self.drop_bytes(sound.owner, sound.id).await {
+                Ok(()) => done += 1,
+                Err(e) => failed = Some(e),
+            }
         }
-        Ok(done)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
     }
 }
