@@ -1,4 +1,4 @@
-//! Resumable uploads on real components: the state in SQLite or PostgreSQL, the bytes in a real S3 server (s3s-fs); an upload resumes after its client is cut off and after the service restarts, and a PATCH that meets a stopped S3 server loses nothing.
+//! Resumable uploads on real components: the state in SQLite or PostgreSQL, the bytes in a real S3 server (s3s-fs); an upload resumes after its client is cut off and after the service restarts, a PATCH that meets a stopped S3 server loses nothing, and with a spool in front the upload moves there and is pushed once the server is back.
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use alarm_domain::model::{Upload, UploadFile};
 use alarm_domain::ports::{BlobError, BlobStore, ByteStream};
 use alarm_domain::services::{Patch, Patched, UploadError, UploadService};
 use alarm_storage::testing::{S3Server, s3_unavailable};
-use alarm_storage::{Backend, ObjectParts};
+use alarm_storage::{Backend, ObjectParts, Spool};
 use libtest_mimic::Trial;
 use sha2::{Digest, Sha256};
 
@@ -177,18 +177,129 @@ async fn a_stopped_s3_server_fails_a_patch_and_loses_nothing(w: &World) {
     );
 }
 
+/// A service whose part and blob store is a spool (in `dir`) in front of
+/// `server`: what alarm-http builds for an S3 backend.
+fn spooled(w: &World, server: &S3Server, dir: &std::path::Path) -> (UploadService, Arc<Spool>) {
+    let opened = Backend::S3(server.settings())
+        .open_with_multipart()
+        .expect("open");
+    let spool =
+        Arc::new(Spool::new(ObjectParts::new(opened, u64::MAX), dir, u64::MAX).expect("spool"));
+    let service = UploadService::new(w.ports.clone().with_storage(spool.clone(), spool.clone()));
+    (service, spool)
+}
+
+/// The S3 server stops mid-way through an 11 MiB upload: the PATCH that
+/// meets it moves the upload to the spool (503-worthy `Restarted`, `HEAD`
+/// then says 0) and the resent bytes complete it there; an upload begun
+/// while the server is down goes to the spool without an error. Both
+/// sounds are readable from the spool, survive a restart of the process
+/// (a new spool over the same folder), and once the server is back the
+/// pusher moves them into it byte-identical, leaving nothing behind.
+async fn a_stopped_s3_server_sends_uploads_to_the_spool_until_it_is_back(w: &World) {
+    let mut server = S3Server::start();
+    let dir = std::env::temp_dir().join(format!("alarm-it-spool-{}", uuid::Uuid::now_v7()));
+    let ana = w.user("ana@example.com").await;
+    let data = wav(11 * 1024 * 1024);
+    let file = || UploadFile::new("alarm.wav", "audio/wav").expect("file");
+    let half = 6 * 1024 * 1024;
+    let (moved, small) = {
+        let (uploads, spool) = spooled(w, &server, &dir);
+        let moved = uploads
+            .create(ana.user, data.len() as u64, file())
+            .await
+            .expect("create");
+        uploads
+            .patch(ana.user, moved.id, at(0), body(&data[..half]))
+            .await
+            .expect("first half, into S3");
+        server.stop();
+        let down = uploads
+            .patch(ana.user, moved.id, at(half as u64), body(&data[half..]))
+            .await;
+        assert!(matches!(down, Err(UploadError::Restarted)), "{down:?}");
+        let state = uploads.get(ana.user, moved.id).await.expect("head");
+        assert_eq!(state.offset(), 0, "the client resends from 0");
+        assert!(
+            state
+                .multipart
+                .as_deref()
+                .is_some_and(|m| m.starts_with("spool:")),
+            "{state:?}"
+        );
+        uploads
+            .patch(ana.user, moved.id, at(0), body(&data[..half]))
+            .await
+            .expect("resent first half, into the spool");
+        let done = uploads
+            .patch(ana.user, moved.id, at(half as u64), body(&data[half..]))
+            .await
+            .expect("the rest");
+        assert!(matches!(done, Patched::Complete(_)), "{done:?}");
+
+        // Begun while the server is down: nothing to lose, no error.
+        let small_data = wav(3 * 1024 * 1024 + 5);
+        let small = uploads
+            .create(ana.user, small_data.len() as u64, file())
+            .await
+            .expect("create while down");
+        let done = uploads
+            .patch(ana.user, small.id, at(0), body(&small_data))
+            .await
+            .expect("one PATCH, straight into the spool");
+        assert!(matches!(done, Patched::Complete(_)), "{done:?}");
+
+        assert_eq!(spool.pending().await.expect("pending"), 2);
+        assert_eq!(
+            sha_of(&*spool, &moved).await,
+            <[u8; 32]>::from(Sha256::digest(&data)),
+            "served from the spool while S3 is down"
+        );
+        assert!(spool.push().await.is_err(), "nothing can be pushed yet");
+        (moved, (small, small_data))
+    };
+    // A restart in between: a new process finds the same spool.
+    let (_, spool) = spooled(w, &server, &dir);
+    assert_eq!(spool.pending().await.expect("pending"), 2, "nothing lost");
+    server.restart();
+    let pushed = spool.push().await.expect("pushed");
+    assert_eq!((pushed.pushed, pushed.pending), (2, 0));
+    assert_eq!(spool.pending().await.expect("pending"), 0);
+    let opened = Backend::S3(server.settings()).open().expect("open");
+    let remote = alarm_storage::ObjectBlobs::new(opened, u64::MAX);
+    assert_eq!(
+        sha_of(&remote, &moved).await,
+        <[u8; 32]>::from(Sha256::digest(&data)),
+        "byte-identical in S3"
+    );
+    assert_eq!(
+        sha_of(&remote, &small.0).await,
+        <[u8; 32]>::from(Sha256::digest(&small.1))
+    );
+    assert_eq!(
+        leftovers(&server),
+        0,
+        "the moved upload's part and tail in S3 were removed"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 type Scenario = fn(&World) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>;
 
 /// Each scenario on both databases; ignored (counted as skipped) where no
 /// S3 server or no PostgreSQL can run.
 pub(crate) fn trials() -> Vec<Trial> {
-    let scenarios: [(&str, Scenario); 2] = [
+    let scenarios: [(&str, Scenario); 3] = [
         ("an_upload_resumes_after_a_cut_off_and_a_restart", |w| {
             Box::pin(an_upload_resumes_after_a_cut_off_and_a_restart(w))
         }),
         ("a_stopped_s3_server_fails_a_patch_and_loses_nothing", |w| {
             Box::pin(a_stopped_s3_server_fails_a_patch_and_loses_nothing(w))
         }),
+        (
+            "a_stopped_s3_server_sends_uploads_to_the_spool_until_it_is_back",
+            |w| Box::pin(a_stopped_s3_server_sends_uploads_to_the_spool_until_it_is_back(w)),
+        ),
     ];
     let no_s3 = s3_unavailable();
     if let Some(why) = &no_s3 {

@@ -241,7 +241,12 @@ fn follow_jwt_keys(refs: &alarm_host::secrets::SecretRefs, state: &Arc<AppState>
 /// The object store answers (a missing object is an answer). Not
 /// critical: alarms keep ringing and being served while it is down; only
 /// uploads and sounds wait.
-struct StorageCheck(Arc<dyn alarm_domain::ports::BlobStore>);
+/// With a spool in front of a remote store, it also reports how many
+/// sounds wait there to be pushed.
+struct StorageCheck(
+    Arc<dyn alarm_domain::ports::BlobStore>,
+    Option<Arc<alarm_host::storage::Spool>>,
+);
 
 #[async_trait::async_trait]
 impl HealthCheck for StorageCheck {
@@ -250,6 +255,16 @@ impl HealthCheck for StorageCheck {
     }
     fn critical(&self) -> bool {
         false
+    }
+    async fn pending(&self) -> Option<u64> {
+        let spool = self.1.as_ref()?;
+        match spool.pending().await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!(error = %alarm_domain::error::chain(&e), "the storage spool cannot be read");
+                None
+            }
+        }
     }
     async fn check(&self) -> Result<(), String> {
         use alarm_domain::ports::BlobError;
@@ -371,7 +386,7 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
     let stores = settings.storage.open()?;
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(DatabaseCheck(opened.sql.clone())),
-        Arc::new(StorageCheck(stores.blobs.clone())),
+        Arc::new(StorageCheck(stores.blobs.clone(), stores.spool.clone())),
         Arc::new(SecretsCheck(settings.refs.refresher().clone())),
     ];
     // The engine and the delivery worker run in this process unless
@@ -433,6 +448,9 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
         let sql = opened.sql.clone();
         move || sql.pool_gauges()
     });
+    if let Some(spool) = stores.spool.clone() {
+        metrics.on_scrape(move || alarm_host::storage::spool_gauge(&spool));
+    }
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "state built");
 
     let report = tokio::spawn(alarm_host::compose::report_over_bounds(
@@ -440,6 +458,10 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
         opened.tzdb.clone(),
         settings.limits.domain(),
     ));
+
+    // The spool's pusher: what was kept locally while the object store was
+    // down goes to it once it answers again.
+    let pusher = stores.spool.clone().map(|s| tokio::spawn(s.run()));
 
     // Housekeeping, hourly: forget idempotency keys older than their 24 h
     // window and API keys that ended more than 30 days ago; abort uploads
@@ -536,6 +558,10 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
     }
     let _ = ops_server.await;
     housekeeping.abort();
+    if let Some(pusher) = pusher {
+        // A push cut short is repeated whole at the next start.
+        pusher.abort();
+    }
     report.abort();
     opened.sql.close().await;
     tracing::info!("stopped");

@@ -25,6 +25,12 @@ pub trait HealthCheck: Send + Sync {
     fn critical(&self) -> bool {
         true
     }
+    /// Work waiting on the dependency, reported beside the check (e.g.
+    /// sounds in the storage spool not yet pushed); `None` when the check
+    /// has no such backlog.
+    async fn pending(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The API's settings.

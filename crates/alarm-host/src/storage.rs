@@ -6,6 +6,7 @@ use std::sync::Arc;
 use alarm_appkit::{ConfigError, bad, secret_env};
 use alarm_domain::model::MAX_UPLOAD_BYTES;
 use alarm_domain::ports::{BlobStore, PartStore};
+pub use alarm_storage::Spool;
 use alarm_storage::{Backend, ObjectParts, OciSettings, S3Settings};
 use secrecy::SecretString;
 
@@ -28,6 +29,10 @@ alarm_appkit::settings! {
         storage_namespace: Option<String>, "STORAGE_NAMESPACE";
         /// s3, oci: the access key id (an OCI Customer Secret Key's access key), with STORAGE_SECRET_ACCESS_KEY [default: none]
         storage_access_key_id: Option<String>, "STORAGE_ACCESS_KEY_ID";
+        /// s3, oci: the local folder that keeps uploads and sounds while the object store is down, until they are pushed to it [default: <DATA_DIR>/spool]
+        storage_spool_dir: Option<PathBuf>, "STORAGE_SPOOL_DIR";
+        /// s3, oci: no spool (e.g. on a disk that does not outlive the process): a PATCH that meets the store down is answered 503 and the client resumes later
+        storage_no_spool: bool = "false", "STORAGE_NO_SPOOL", switch;
         /// Mebibytes all uploads in progress may buffer together; a PATCH that would pass it is answered 503 with Retry-After (each PATCH reserves 6 MiB: a 5 MiB part and the chunk arriving)
         upload_memory_megabytes: u32 = "96", "UPLOAD_MEMORY_MEGABYTES", 6..=4096;
         /// PATCHes one account may have in progress at once (so one account cannot take the whole upload memory)
@@ -47,6 +52,9 @@ pub const STORAGE_SECRET_HELP: &str =
 pub struct Storage {
     /// Where the objects live.
     pub backend: Backend,
+    /// The spool in front of a remote backend (`None`: local backends,
+    /// or `STORAGE_NO_SPOOL`).
+    pub spool_dir: Option<PathBuf>,
     /// The declared settings.
     pub values: StorageValues,
 }
@@ -70,7 +78,18 @@ impl StorageArgs {
             resolver,
         )?;
         let backend = backend(&values, secret, data_dir)?;
-        Ok(Storage { backend, values })
+        let remote = matches!(backend, Backend::S3(_) | Backend::Oci(_));
+        let spool_dir = (remote && !values.storage_no_spool).then(|| {
+            values
+                .storage_spool_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("spool"))
+        });
+        Ok(Storage {
+            backend,
+            spool_dir,
+            values,
+        })
     }
 }
 
@@ -150,6 +169,9 @@ pub struct Stores {
     pub blobs: Arc<dyn BlobStore>,
     /// Uploads' parts.
     pub parts: Arc<dyn PartStore>,
+    /// The spool in front of a remote store, whose pusher the app runs
+    /// ([`Spool::run`]) and whose backlog `/health` reports.
+    pub spool: Option<Arc<Spool>>,
 }
 
 impl Storage {
@@ -164,9 +186,24 @@ impl Storage {
             .open_with_multipart()
             .map_err(|e| format!("object storage ({}): {e}", self.backend.name()))?;
         let parts = ObjectParts::new(opened, MAX_UPLOAD_BYTES);
+        let Some(dir) = &self.spool_dir else {
+            return Ok(Stores {
+                blobs: parts.blob_store(),
+                parts: Arc::new(parts),
+                spool: None,
+            });
+        };
+        let spool = Arc::new(Spool::new(parts, dir, MAX_UPLOAD_BYTES).map_err(|e| {
+            format!(
+                "STORAGE_SPOOL_DIR {}: {}",
+                dir.display(),
+                alarm_domain::error::chain(&e)
+            )
+        })?);
         Ok(Stores {
-            blobs: parts.blob_store(),
-            parts: Arc::new(parts),
+            blobs: spool.clone(),
+            parts: spool.clone(),
+            spool: Some(spool),
         })
     }
 
@@ -180,4 +217,10 @@ impl Storage {
         lines.push(format!("storage_secret_access_key = \"{secret}\""));
         lines
     }
+}
+
+/// Sets the `storage_spool_pending` gauge from the spool's last count (a
+/// metrics scrape cannot wait for a listing of the folder).
+pub fn spool_gauge(spool: &Spool) {
+    metrics::gauge!("storage_spool_pending").set(spool.last_pending() as f64);
 }

@@ -28,6 +28,7 @@
 
 mod backend;
 mod parts;
+mod spool;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -45,6 +46,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload
 pub use backend::{Backend, BackendError, OciSettings, Opened, S3Settings};
 pub use object_store;
 pub use parts::ObjectParts;
+pub use spool::{Pushed, Spool};
 
 /// The size of a multipart upload's parts (S3's smallest but the last).
 pub const PART_SIZE: usize = 5 * 1024 * 1024;

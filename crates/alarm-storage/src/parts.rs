@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use alarm_domain::bytes::Bytes;
-use alarm_domain::ids::BlobId;
+use alarm_domain::ids::{BlobId, UserId};
 use alarm_domain::model::Upload;
 use alarm_domain::ports::{BlobError, BlobMeta, BlobStore, ByteStream, PartStore};
 use async_trait::async_trait;
@@ -72,7 +72,18 @@ impl ObjectParts {
     }
 
     fn folder(upload: &Upload) -> Path {
-        Path::from(format!("uploads/{}/{}", upload.owner, upload.id))
+        Self::folder_of(upload.owner, upload.id.as_uuid())
+    }
+
+    /// The folder of the owner's upload whose UUID is `id` (the blob it
+    /// becomes has the same one).
+    pub(crate) fn folder_of(owner: UserId, id: uuid::Uuid) -> Path {
+        Path::from(format!("uploads/{owner}/{id}"))
+    }
+
+    /// The blobs completed uploads become.
+    pub(crate) fn blobs(&self) -> &ObjectBlobs {
+        &self.blobs
     }
 
     /// Part `number` as written once under `tag`: every put is an object
@@ -98,7 +109,12 @@ impl ObjectParts {
 
     /// Removes everything under the upload's folder (parts, tail).
     async fn clear(&self, upload: &Upload) -> Result<(), BlobError> {
-        let folder = Self::folder(upload);
+        self.clear_folder(&Self::folder(upload)).await
+    }
+
+    /// Removes every object under `folder`.
+    pub(crate) async fn clear_folder(&self, folder: &Path) -> Result<(), BlobError> {
+        let folder = folder.clone();
         let listed: Vec<_> = self
             .store
             .list(Some(&folder))

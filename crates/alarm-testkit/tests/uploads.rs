@@ -364,6 +364,7 @@ async fn an_upload_whose_completion_was_cut_short_is_completed_by_the_sweep() {
     let record = UploadProgress {
         from_offset: 0,
         multipart: Some(mp.clone()),
+        restart: false,
         parts: Vec::new(),
         tail: 0,
         expires_at: u.expires_at,
@@ -382,6 +383,7 @@ async fn an_upload_whose_completion_was_cut_short_is_completed_by_the_sweep() {
     let last = UploadProgress {
         from_offset: 0,
         multipart: None,
+        restart: false,
         parts: vec![UploadPart {
             number: 1,
             size: 3000,

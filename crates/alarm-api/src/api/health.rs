@@ -24,6 +24,11 @@ pub(crate) struct CheckView {
     /// Why it failed.
     #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,
+    /// Work waiting on this dependency, for checks that have a backlog:
+    /// `storage` counts the sounds kept in the local spool while the
+    /// object store was down and not yet pushed to it.
+    #[oai(skip_serializing_if_is_none)]
+    pub pending: Option<u64>,
 }
 
 /// The service's health.
@@ -71,14 +76,19 @@ async fn run_checks(state: &AppState) -> Vec<CheckView> {
         let check = check.clone();
         async move {
             let started = Instant::now();
-            let outcome = tokio::time::timeout(timeout, check.check()).await;
+            let outcome = tokio::time::timeout(timeout, async {
+                let (checked, pending) = tokio::join!(check.check(), check.pending());
+                (checked, pending)
+            })
+            .await;
             let duration_ms = started.elapsed().as_millis() as u64;
-            let (status, error) = match outcome {
-                Ok(Ok(())) => ("ok", None),
-                Ok(Err(e)) => ("failed", Some(e)),
+            let (status, error, pending) = match outcome {
+                Ok((Ok(()), pending)) => ("ok", None, pending),
+                Ok((Err(e), pending)) => ("failed", Some(e), pending),
                 Err(_) => (
                     "timeout",
                     Some(format!("no answer within {} ms", timeout.as_millis())),
+                    None,
                 ),
             };
             CheckView {
@@ -86,6 +96,7 @@ async fn run_checks(state: &AppState) -> Vec<CheckView> {
                 status: status.to_owned(),
                 duration_ms,
                 error,
+                pending,
             }
         }
     });
@@ -104,6 +115,7 @@ async fn run_checks(state: &AppState) -> Vec<CheckView> {
             status: "failed".to_owned(),
             duration_ms: 0,
             error: Some(format!("the check crashed: {e}")),
+            pending: None,
         });
         // Whatever went wrong (a failure, a timeout, a crash), a check
         // that is not critical only degrades the service.

@@ -397,6 +397,12 @@ fn refusal(e: UploadError) -> ApiError {
             ProblemType::Conflict,
             "the upload moved while this request was stored; HEAD it and resume".to_owned(),
         ),
+        UploadError::Restarted => problem(
+            ProblemType::Unavailable,
+            "the object store failed; the upload moved to this server's spool and starts again \
+             at offset 0: HEAD it and resend from there"
+                .to_owned(),
+        ),
         UploadError::OverQuota { quota, limit } => ApiError::from(
             Problem::new(
                 ProblemType::QuotaExceeded,

@@ -149,8 +149,14 @@ pub struct Upload {
 pub struct UploadProgress {
     /// The offset the PATCH started from (tus `Upload-Offset`).
     pub from_offset: u64,
-    /// The multipart upload, when this PATCH began it.
+    /// The multipart upload, when this PATCH began it (or moved the
+    /// upload to it, with `restart`).
     pub multipart: Option<String>,
+    /// The upload starts again from byte 0 under `multipart`: the store
+    /// its bytes were in failed under it and they were given up (see
+    /// [`crate::ports::PartStore::relocate`]). Its parts and tail are
+    /// dropped before `parts` and `tail` apply.
+    pub restart: bool,
     /// Parts this PATCH stored, continuing the numbering.
     pub parts: Vec<UploadPart>,
     /// The tail it left (replacing the previous one).
@@ -287,6 +293,16 @@ impl Upload {
             });
         }
         let mut next = self.clone();
+        if progress.restart {
+            if progress.multipart.is_none() {
+                return Err(UploadRefused::Malformed(
+                    "a restart without a multipart upload",
+                ));
+            }
+            next.multipart = None;
+            next.parts.clear();
+            next.tail = 0;
+        }
         if let Some(id) = &progress.multipart {
             if next.multipart.as_ref().is_some_and(|m| m != id) {
                 return Err(UploadRefused::Malformed("a second multipart upload"));
@@ -388,6 +404,7 @@ mod tests {
         UploadProgress {
             from_offset: from,
             multipart: Some("mp-1".into()),
+            restart: false,
             parts,
             tail,
             expires_at: Timestamp::UNIX_EPOCH,
@@ -512,5 +529,38 @@ mod tests {
         ] {
             assert_eq!(u.advance(&bad), Err(UploadRefused::Malformed(why)));
         }
+    }
+
+    #[test]
+    fn a_restart_drops_the_bytes_so_far_and_takes_the_new_multipart_upload() {
+        let u = upload(2 * P + 10)
+            .advance(&progress(0, vec![part(1, P)], 7))
+            .expect("first");
+        let moved = UploadProgress {
+            multipart: Some("spool:1".into()),
+            restart: true,
+            ..progress(P + 7, vec![], 0)
+        };
+        let r = u.advance(&moved).expect("restart");
+        assert_eq!((r.offset(), r.next_part()), (0, 1));
+        assert_eq!(r.multipart.as_deref(), Some("spool:1"));
+        let stale = UploadProgress {
+            from_offset: 0,
+            ..moved.clone()
+        };
+        assert!(
+            matches!(u.advance(&stale), Err(UploadRefused::OffsetMismatch { .. })),
+            "a restart judged on a stale offset loses like any PATCH"
+        );
+        let nowhere = UploadProgress {
+            multipart: None,
+            ..moved
+        };
+        assert_eq!(
+            u.advance(&nowhere),
+            Err(UploadRefused::Malformed(
+                "a restart without a multipart upload"
+            ))
+        );
     }
 }

@@ -133,6 +133,20 @@ pub trait PartStore: Send + Sync {
     /// # Errors
     /// [`BlobError::Unexpected`] when the store fails.
     async fn abort(&self, upload: &Upload) -> Result<(), BlobError>;
+
+    /// The store holding the upload's bytes failed under it: begins the
+    /// upload again where its bytes can be kept now (a local spool in
+    /// front of a remote object store) and returns that multipart id, for
+    /// a restart from byte 0 (see [`crate::model::UploadProgress::restart`]).
+    /// `None` when there is nowhere else: the default, and an upload
+    /// already moved.
+    ///
+    /// # Errors
+    /// [`BlobError::Unexpected`] when the other place fails too.
+    async fn relocate(&self, upload: &Upload) -> Result<Option<String>, BlobError> {
+        let _ = upload;
+        Ok(None)
+    }
 }
 
 /// The blob and part store of ports built without object storage (a

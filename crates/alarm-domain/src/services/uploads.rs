@@ -8,6 +8,12 @@
 //! overwritten or ignored, and removed with the upload); a body the client
 //! cut off is committed as far as it arrived, unless a checksum was sent,
 //! which nothing partial can match.
+//!
+//! When the part store fails under an upload and can take it elsewhere (a
+//! local spool in front of a remote object store, see
+//! [`PartStore::relocate`]), the upload moves there and restarts at byte 0:
+//! at once when nothing was kept yet, otherwise by answering
+//! [`UploadError::Restarted`] so the client resends from the new offset.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
@@ -87,6 +93,11 @@ pub enum UploadError {
         /// Where the upload now is.
         offset: u64,
     },
+    /// The object store failed under the upload and it was moved to a
+    /// store that works (a local spool): it starts again at offset 0 and
+    /// the client resends from there (tus clients HEAD and resume).
+    #[error("the object store failed; the upload starts again at offset 0 in the spool")]
+    Restarted,
     /// The completed file is not audio the product plays; it was deleted.
     #[error("the file is not MP3, Ogg, WAV, AAC, M4A or FLAC audio")]
     NotAudio,
@@ -318,7 +329,9 @@ impl UploadService {
     /// [`UploadError::Refused`] (offset 409, past the length 413, expired
     /// 410), [`UploadError::ChecksumMismatch`] (460, nothing kept),
     /// [`UploadError::Busy`] (423), [`UploadError::Interrupted`],
-    /// [`UploadError::NotAudio`] (415, the upload is deleted), failures.
+    /// [`UploadError::NotAudio`] (415, the upload is deleted),
+    /// [`UploadError::Restarted`] (the store failed under bytes already
+    /// kept: the upload moved and starts again at 0), failures.
     pub async fn patch(
         &self,
         owner: UserId,
@@ -327,13 +340,22 @@ impl UploadService {
         mut body: ByteStream,
     ) -> Result<Patched, UploadError> {
         let _writing = self.claim(id)?;
-        let upload = self.ports.uploads.get(owner, id).await?;
+        let mut upload = self.ports.uploads.get(owner, id).await?;
         let now = self.ports.clock.now();
         upload.check_patch(patch.offset, patch.length, now)?;
         let room = upload.length - upload.offset();
         let part = usize::try_from(UPLOAD_PART_BYTES).unwrap_or(usize::MAX);
         // The bytes after the last stored part: the tail, then the body.
-        let mut pending = BytesMut::from(self.ports.parts.tail(&upload).await?);
+        let tail = match self.ports.parts.tail(&upload).await {
+            Ok(tail) => tail,
+            Err(e) => {
+                // The tail is gone with its store: the upload restarts
+                // elsewhere, if it can, and the client resends it all.
+                self.relocate(&upload, e, false).await?;
+                return Err(UploadError::Restarted);
+            }
+        };
+        let mut pending = BytesMut::from(tail);
         let mut multipart = upload.multipart.clone();
         let mut parts = Vec::new();
         let mut number = upload.next_part();
@@ -359,8 +381,11 @@ impl UploadService {
             pending.extend_from_slice(&chunk);
             while pending.len() >= part {
                 let whole = pending.split_to(part).freeze();
-                let mp = self.multipart_of(&upload, &mut multipart).await?;
-                parts.push(self.put(&upload, &mp, number, whole).await?);
+                let lossless = parts.is_empty();
+                parts.push(
+                    self.store_part(&mut upload, &mut multipart, lossless, number, whole)
+                        .await?,
+                );
                 number += 1;
             }
         }
@@ -374,15 +399,26 @@ impl UploadService {
                 return Err(UploadError::ChecksumMismatch);
             }
         }
-        let stored = upload.stored() + parts.iter().map(|p| p.size).sum::<u64>();
         let end = upload.offset() + received;
         if end == upload.length && !pending.is_empty() {
             let last = pending.split().freeze();
-            let mp = self.multipart_of(&upload, &mut multipart).await?;
-            parts.push(self.put(&upload, &mp, number, last).await?);
+            let lossless = parts.is_empty();
+            parts.push(
+                self.store_part(&mut upload, &mut multipart, lossless, number, last)
+                    .await?,
+            );
         }
+        let stored = upload.stored() + parts.iter().map(|p| p.size).sum::<u64>();
         let tail = pending.split().freeze();
-        if received > 0 && !tail.is_empty() {
+        if received > 0
+            && !tail.is_empty()
+            && let Err(e) = self
+                .ports
+                .parts
+                .put_tail(&upload, stored, tail.clone())
+                .await
+        {
+            upload = self.relocate(&upload, e, parts.is_empty()).await?;
             self.ports
                 .parts
                 .put_tail(&upload, stored, tail.clone())
@@ -392,6 +428,7 @@ impl UploadService {
             from_offset: upload.offset(),
             // Recorded when it began (see `multipart_of`).
             multipart: None,
+            restart: false,
             parts,
             // With no byte received, `tail` is the state's own tail.
             tail: tail.len() as u64,
@@ -430,6 +467,7 @@ impl UploadService {
         let record = UploadProgress {
             from_offset: upload.offset(),
             multipart: Some(id.clone()),
+            restart: false,
             parts: Vec::new(),
             tail: upload.tail,
             expires_at: upload.expires_at,
@@ -440,6 +478,72 @@ impl UploadService {
             .await?;
         *multipart = Some(id.clone());
         Ok(id)
+    }
+
+    /// Stores a whole part (beginning the multipart upload if need be).
+    /// When the store fails under it, the upload is moved (see
+    /// [`UploadService::relocate`]) and, if nothing was lost by that, the
+    /// part goes to the new place.
+    async fn store_part(
+        &self,
+        upload: &mut Upload,
+        multipart: &mut Option<String>,
+        lossless: bool,
+        number: u32,
+        bytes: Bytes,
+    ) -> Result<crate::model::UploadPart, UploadError> {
+        let first = async {
+            let mp = self.multipart_of(upload, multipart).await?;
+            self.put(upload, &mp, number, bytes.clone()).await
+        };
+        match first.await {
+            Err(UploadError::Blob(e)) => {
+                *upload = self.relocate(upload, e, lossless).await?;
+                *multipart = upload.multipart.clone();
+                let mp = self.multipart_of(upload, multipart).await?;
+                self.put(upload, &mp, number, bytes).await
+            }
+            other => other,
+        }
+    }
+
+    /// The part store failed with `error` under `upload`: if it can take
+    /// the upload elsewhere ([`PartStore::relocate`]), the upload restarts
+    /// there from byte 0 (committed like any progress, so a PATCH that
+    /// moved it first wins). Returns the restarted upload when `lossless`
+    /// (no byte was stored before: the PATCH goes on in the new place);
+    /// otherwise [`UploadError::Restarted`], and the client resends from
+    /// offset 0. Without anywhere else, the store's own error.
+    async fn relocate(
+        &self,
+        upload: &Upload,
+        error: BlobError,
+        lossless: bool,
+    ) -> Result<Upload, UploadError> {
+        if !matches!(error, BlobError::Unexpected(_)) {
+            return Err(error.into());
+        }
+        let Ok(Some(multipart)) = self.ports.parts.relocate(upload).await else {
+            return Err(error.into());
+        };
+        let restart = UploadProgress {
+            from_offset: upload.offset(),
+            multipart: Some(multipart),
+            restart: true,
+            parts: Vec::new(),
+            tail: 0,
+            expires_at: upload.expires_at,
+        };
+        let moved = self
+            .ports
+            .uploads
+            .advance(upload.owner, upload.id, &restart)
+            .await?;
+        if lossless && upload.offset() == 0 {
+            Ok(moved)
+        } else {
+            Err(UploadError::Restarted)
+        }
     }
 
     async fn put(
@@ -471,7 +575,10 @@ impl UploadService {
         let blob_id = BlobId::from_uuid(upload.id.as_uuid())?;
         let meta = match self.ports.blobs.head(upload.owner, blob_id).await {
             Ok(meta) => meta,
-            Err(BlobError::NotFound) => {
+            // Unreadable is not "assembled": the part store decides (an
+            // upload moved to a spool completes there while the remote
+            // store, asked here too, is down; a remote one fails again).
+            Err(BlobError::NotFound | BlobError::Unexpected(_)) => {
                 // The client's declared type is not trusted: the record
                 // says only "bytes"; the sound carries the type read from
                 // them.

@@ -24,6 +24,7 @@ fn progress(from: u64, first_part: u32, parts: &[u64], tail: u64) -> UploadProgr
     UploadProgress {
         from_offset: from,
         multipart: Some("multipart-1".into()),
+        restart: false,
         parts: parts
             .iter()
             .zip(first_part..)
@@ -108,6 +109,63 @@ async fn progress_is_applied_once_per_offset(new_ports: Fresh) {
         .expect("last");
     assert!(done.is_complete());
     assert_eq!(ports.uploads.get(ana.id(), u.id).await.expect("get"), done);
+}
+
+/// A restart (the upload moved to another store) drops its parts and
+/// tail and records the new multipart upload, once, from the offset it
+/// was judged on; the upload then grows again from byte 0.
+async fn a_restart_starts_the_upload_again_elsewhere(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let u = upload(&ports, ana.id(), 2 * P + 3, 24);
+    ports.uploads.create(&u, any()).await.expect("create");
+    let first = ports
+        .uploads
+        .advance(ana.id(), u.id, &progress(0, 1, &[P], 7))
+        .await
+        .expect("first");
+    let restart = UploadProgress {
+        multipart: Some("spool:elsewhere".into()),
+        restart: true,
+        ..progress(first.offset(), 1, &[], 0)
+    };
+    let moved = ports
+        .uploads
+        .advance(ana.id(), u.id, &restart)
+        .await
+        .expect("restart");
+    assert_eq!(
+        (
+            moved.offset(),
+            moved.multipart.as_deref(),
+            moved.parts.len()
+        ),
+        (0, Some("spool:elsewhere"), 0)
+    );
+    assert_eq!(ports.uploads.get(ana.id(), u.id).await.expect("get"), moved);
+    assert!(
+        matches!(
+            ports.uploads.advance(ana.id(), u.id, &restart).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "the same restart again is judged on a stale offset"
+    );
+    let regrown = ports
+        .uploads
+        .advance(
+            ana.id(),
+            u.id,
+            &UploadProgress {
+                multipart: None,
+                ..progress(0, 1, &[P], 1)
+            },
+        )
+        .await
+        .expect("parts again from 1");
+    assert_eq!(
+        (regrown.offset(), regrown.multipart.as_deref()),
+        (P + 1, Some("spool:elsewhere"))
+    );
 }
 
 /// Of two PATCHes racing from the same offset, exactly one is applied.
@@ -235,6 +293,7 @@ pub(super) fn checks() -> Vec<Check> {
     checks!(Ports:
         an_upload_is_kept_and_scoped_to_its_owner,
         progress_is_applied_once_per_offset,
+        a_restart_starts_the_upload_again_elsewhere,
         racing_progress_has_one_winner,
         malformed_progress_is_refused,
         the_quota_counts_each_owners_uploads,
