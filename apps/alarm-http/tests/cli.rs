@@ -339,26 +339,74 @@ fn send_with(
     token: Option<&str>,
     extra: &str,
 ) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let extra = format!("{auth}{extra}Content-Type: application/json\r\n");
+    let (status, _, body) = exchange(addr, method, path, &extra, body.as_bytes());
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One request over a fresh connection: `method path` with the header
+/// lines `extra` (each ending in CRLF) and a `body` of any bytes; returns
+/// the status, the headers (names lower-cased) and the body, de-chunked.
+fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    extra: &str,
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect");
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}{extra}\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\
+         Content-Length: {}\r\n\r\n",
         body.len()
     )
     .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    let status = out
-        .split(' ')
-        .nth(1)
+    s.write_all(body).expect("write the body");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(out.len());
+    let head = String::from_utf8_lossy(&out[..end]).into_owned();
+    let mut rest = out.get(end + 4..).unwrap_or_default().to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    (
-        status,
-        out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
-    )
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    if headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
+    {
+        rest = dechunk(&rest);
+    }
+    (status, headers, rest)
+}
+
+/// The bytes of a chunked HTTP/1.1 body.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&raw[..eol])
+            .ok()
+            .and_then(|l| usize::from_str_radix(l.split(';').next()?.trim(), 16).ok())
+            .expect("a chunk size");
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&raw[start..start + size]);
+        raw = &raw[start + size + 2..];
+    }
+    out
 }
 
 /// Starts the embedded default in `dir`; returns the child and its address.
@@ -1246,6 +1294,159 @@ fn a_rotated_jwt_key_is_taken_without_a_restart() {
     await_log(&logs, "secret refresh works again");
     let (status, body) = get(&addr, "/health");
     assert!(status == 200 && body.contains(r#""status":"ok""#), "{body}");
+    assert!(sigterm(&mut child).success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The S3 object store stops mid-way through an upload to the running
+/// server: the PATCH that meets it is answered 503 and the upload moves to
+/// the local spool (`HEAD` then says 0); resent, it completes there and is
+/// served from the spool, `/health` counting it pending; the server
+/// restarts in between and loses nothing; once S3 is back, the pusher
+/// moves the sound into it byte-identical and `/health` counts 0.
+#[test]
+fn a_stopped_object_store_spools_uploads_until_it_is_back() {
+    use secrecy::ExposeSecret as _;
+    if let Some(why) = alarm_storage::testing::s3_unavailable() {
+        panic!("{why} (cargo xtask ci installs it)");
+    }
+    let mut s3 = alarm_storage::testing::S3Server::start();
+    let settings = s3.settings();
+    let endpoint = settings.endpoint.clone().expect("endpoint");
+    let secret = settings.secret_access_key.expose_secret().to_owned();
+    let env = [
+        ("STORAGE_BACKEND", "s3"),
+        ("STORAGE_ENDPOINT", endpoint.as_str()),
+        ("STORAGE_BUCKET", settings.bucket.as_str()),
+        ("STORAGE_PATH_STYLE", "true"),
+        ("STORAGE_ACCESS_KEY_ID", settings.access_key_id.as_str()),
+        ("STORAGE_SECRET_ACCESS_KEY", secret.as_str()),
+    ];
+    let dir = temp_dir("spool");
+    let (mut child, addr, _) = start_with_env(&dir, &env);
+    let token = sign_up(&addr);
+    let data: Vec<u8> = {
+        let mut d: Vec<u8> = (0..11 * 1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+        d[..12].copy_from_slice(b"RIFF\x24\x08\0\0WAVE");
+        d
+    };
+    let tus = format!("Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n");
+    let patch = |addr: &str, path: &str, from: usize, bytes: &[u8]| {
+        let extra = format!(
+            "{tus}Upload-Offset: {from}\r\nContent-Type: application/offset+octet-stream\r\n"
+        );
+        let (status, _, body) = exchange(addr, "PATCH", path, &extra, bytes);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let header = |headers: &[(String, String)], name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let (status, headers, _) = exchange(
+        &addr,
+        "POST",
+        "/api/v1/uploads",
+        &format!(
+            "{tus}Upload-Length: {}\r\nUpload-Metadata: filename YWxhcm0ud2F2\r\n",
+            data.len()
+        ),
+        b"",
+    );
+    assert_eq!(status, 201);
+    let path = header(&headers, "location").expect("location");
+    // One whole part into S3; the next PATCH (less than a part) meets the
+    // stopped store only after its whole body was read, at its tail.
+    let part = 5 * 1024 * 1024;
+    assert_eq!(patch(&addr, &path, 0, &data[..part]).0, 204);
+
+    s3.stop();
+    let (status, body) = patch(&addr, &path, part, &data[part..part + 3 * 1024 * 1024]);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("spool"), "{body}");
+    let (status, headers, _) = exchange(&addr, "HEAD", &path, &tus, b"");
+    assert_eq!(
+        (status, header(&headers, "upload-offset").as_deref()),
+        (200, Some("0")),
+        "the client resends from 0"
+    );
+    assert_eq!(
+        patch(&addr, &path, 0, &data).0,
+        204,
+        "complete, in the spool"
+    );
+    let id = path.rsplit('/').next().expect("id").to_owned();
+    let content = |addr: &str| {
+        let auth = format!("Authorization: Bearer {token}\r\n");
+        exchange(
+            addr,
+            "GET",
+            &format!("/api/v1/sounds/{id}/content"),
+            &auth,
+            b"",
+        )
+    };
+    let pending = |addr: &str| {
+        let (_, body) = get(addr, "/health");
+        let health: serde_json::Value = serde_json::from_str(&body).expect("health JSON");
+        let storage = health["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == "storage"))
+            .cloned()
+            .expect("a storage check");
+        (
+            storage["status"].as_str().map(str::to_owned),
+            storage["pending"].as_u64(),
+        )
+    };
+    let (status, _, bytes) = content(&addr);
+    assert!(
+        status == 200 && bytes == data,
+        "served from the spool ({status})"
+    );
+    assert_eq!(pending(&addr), (Some("degraded".to_owned()), Some(1)));
+
+    // A restart in between loses nothing.
+    assert!(sigterm(&mut child).success());
+    let (mut child, addr, _) = start_with_env(&dir, &env);
+    assert_eq!(pending(&addr).1, Some(1));
+    let (status, _, bytes) = content(&addr);
+    assert!(status == 200 && bytes == data, "still served ({status})");
+
+    s3.restart();
+    // The pusher retries with backoff (about 1, 2, 4, … s plus jitter
+    // while S3 was down): awaited by watching /health, within a minute.
+    let started = std::time::Instant::now();
+    while pending(&addr) != (Some("ok".to_owned()), Some(0)) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "not pushed: {:?}",
+            pending(&addr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let owner_dirs = s3.root().join(alarm_storage::testing::BUCKET).join("blobs");
+    let in_s3 = std::fs::read_dir(&owner_dirs)
+        .expect("blobs in S3")
+        .filter_map(Result::ok)
+        .map(|owner| owner.path().join(&id))
+        .find(|p| p.exists())
+        .expect("the sound's bytes in S3");
+    assert!(
+        std::fs::read(in_s3).expect("read") == data,
+        "byte-identical in S3"
+    );
+    assert!(
+        std::fs::read_dir(dir.join("data/spool/blobs")).map_or(0, |d| d
+            .filter_map(Result::ok)
+            .flat_map(|o| std::fs::read_dir(o.path()).into_iter().flatten())
+            .count())
+            == 0,
+        "the spool is empty"
+    );
+    let (status, _, bytes) = content(&addr);
+    assert!(status == 200 && bytes == data, "served from S3 ({status})");
     assert!(sigterm(&mut child).success());
     let _ = std::fs::remove_dir_all(dir);
 }
