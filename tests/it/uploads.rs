@@ -192,7 +192,8 @@ fn spooled(w: &World, server: &S3Server, dir: &std::path::Path) -> (UploadServic
 /// The S3 server stops mid-way through an 11 MiB upload: the PATCH that
 /// meets it moves the upload to the spool (503-worthy `Restarted`, `HEAD`
 /// then says 0) and the resent bytes complete it there; an upload begun
-/// while the server is down goes to the spool without an error. Both
+/// while the server is down goes to the spool without an error, and one
+/// spooled here but resumed through another instance moves again. Both
 /// sounds are readable from the spool, survive a restart of the process
 /// (a new spool over the same folder), and once the server is back the
 /// pusher moves them into it byte-identical, leaving nothing behind.
@@ -248,6 +249,39 @@ async fn a_stopped_s3_server_sends_uploads_to_the_spool_until_it_is_back(w: &Wor
             .await
             .expect("one PATCH, straight into the spool");
         assert!(matches!(done, Patched::Complete(_)), "{done:?}");
+
+        // Spooled on this instance, resumed on another: it moves again,
+        // into the other's spool, and starts over there.
+        let third = uploads
+            .create(ana.user, small_data.len() as u64, file())
+            .await
+            .expect("create while down");
+        uploads
+            .patch(ana.user, third.id, at(0), body(&small_data[..1024 * 1024]))
+            .await
+            .expect("a tail, in this spool");
+        let other_dir = dir.with_extension("other");
+        let (other, other_spool) = spooled(w, &server, &other_dir);
+        let there = other
+            .patch(
+                ana.user,
+                third.id,
+                at(1024 * 1024),
+                body(&small_data[1024 * 1024..]),
+            )
+            .await;
+        assert!(matches!(there, Err(UploadError::Restarted)), "{there:?}");
+        let state = other.get(ana.user, third.id).await.expect("head");
+        assert_eq!(state.offset(), 0);
+        assert!(
+            state
+                .multipart
+                .as_deref()
+                .is_some_and(|m| m.starts_with(&format!("spool:{}:", other_spool.instance()))),
+            "{state:?}"
+        );
+        other.delete(ana.user, third.id).await.expect("cancelled");
+        let _ = std::fs::remove_dir_all(&other_dir);
 
         assert_eq!(spool.pending().await.expect("pending"), 2);
         assert_eq!(

@@ -46,7 +46,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload
 pub use backend::{Backend, BackendError, OciSettings, Opened, S3Settings};
 pub use object_store;
 pub use parts::ObjectParts;
-pub use spool::{Pushed, Spool};
+pub use spool::{Pushed, STALE_UPLOAD, Spool};
 
 /// The size of a multipart upload's parts (S3's smallest but the last).
 pub const PART_SIZE: usize = 5 * 1024 * 1024;

@@ -257,17 +257,36 @@ impl PartStore for ObjectParts {
     }
 
     async fn abort(&self, upload: &Upload) -> Result<(), BlobError> {
-        if let (Some(store), Some(id)) = (&self.multipart, &upload.multipart) {
-            let target = ObjectBlobs::content(upload.owner, Self::blob_id(upload)?);
+        self.abort_by(
+            upload.owner,
+            upload.id.as_uuid(),
+            upload.multipart.as_deref(),
+        )
+        .await
+    }
+}
+
+impl ObjectParts {
+    /// [`PartStore::abort`] by the upload's owner, UUID and multipart id
+    /// (what the spool keeps of an upload that moved away).
+    pub(crate) async fn abort_by(
+        &self,
+        owner: UserId,
+        id: uuid::Uuid,
+        multipart: Option<&str>,
+    ) -> Result<(), BlobError> {
+        if let (Some(store), Some(multipart)) = (&self.multipart, multipart) {
+            let blob = BlobId::from_uuid(id).map_err(|e| BlobError::Unexpected(Box::new(e)))?;
+            let target = ObjectBlobs::content(owner, blob);
             // Stores answer an unknown or already aborted upload id
             // differently (S3 404, s3s-fs 403, memory a generic error), so
             // no answer can tell "already gone" from a failure: a failure is
             // logged, and the bucket's lifecycle rule for incomplete
             // multipart uploads removes what stays.
-            if let Err(e) = store.abort_multipart(&target, id).await {
+            if let Err(e) = store.abort_multipart(&target, &multipart.to_owned()).await {
                 tracing::warn!(error = %e, "aborting a multipart upload failed (or it was gone)");
             }
         }
-        self.clear(upload).await
+        self.clear_folder(&Self::folder_of(owner, id)).await
     }
 }

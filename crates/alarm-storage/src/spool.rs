@@ -2,26 +2,36 @@
 //!
 //! # What goes where
 //! * An upload lives in the remote store until the store fails under it.
-//!   Then [`PartStore::relocate`] begins it again in the spool (its
-//!   multipart id becomes `spool:<id>`, which routes every later call
-//!   there) and the domain restarts it from byte 0: the remote store's
-//!   parts cannot be read back, so the client resends them (tus clients
-//!   do, after a `HEAD`). What the remote store kept of it is removed when
-//!   its blob is pushed; a multipart upload begun there is left to the
-//!   bucket's lifecycle rule for incomplete multipart uploads.
+//!   Then [`PartStore::relocate`] begins it again in the spool: its
+//!   multipart id becomes `spool:<instance>:<id>`, which routes every
+//!   later call to this instance's folder, and the domain restarts it from
+//!   byte 0 (the remote store's parts cannot be read back, so the client
+//!   resends them; tus clients do, after a `HEAD`). A marker
+//!   (`moved/<owner>/<id>`, holding the remote multipart id) makes the
+//!   pusher remove what the remote store kept of it, once it answers.
+//! * The instance is a UUID kept in the folder (`instance-id`), so it
+//!   survives restarts. An upload spooled on another instance fails here
+//!   as "unexpected", so the domain moves it again, into this instance's
+//!   spool (the client resends from 0). A folder left by an upload that
+//!   moved away or was abandoned is removed when it has been untouched
+//!   for [`STALE_UPLOAD`].
 //! * A spooled upload completes into a blob in the spool, laid out as the
 //!   remote store's blobs are (`blobs/<owner>/<id>` and its record
 //!   `<id>.json`, written last). That record **is** the durable sync
 //!   record: a blob in the spool is a blob not yet pushed, so a restart
 //!   finds the same work and nothing needs a second bookkeeping.
 //! * Reads look in the spool first, then in the remote store, so a sound
-//!   plays while it waits to be pushed. A delete removes both copies.
-//! * [`Spool::run`] pushes each spooled blob (streamed, never whole in
-//!   memory), removes the remote leftovers of its upload, then the spooled
-//!   copy. It wakes when an upload completes into the spool, at start, and
-//!   every minute; after a failure it waits an exponential backoff with
-//!   jitter (1 s doubling to 5 min), so instances coming back together do
-//!   not all push at the same instant.
+//!   plays while it waits to be pushed. A delete removes the remote copy
+//!   first, then the spooled one (so a failure leaves the spooled copy for
+//!   the retry, never a sound whose bytes are half gone).
+//! * [`Spool::run`] removes moved uploads' remote leftovers, then pushes
+//!   each spooled blob (streamed, never whole in memory) and removes the
+//!   spooled copy. It wakes when an upload completes into the spool, at
+//!   start, and every minute; after a failure of the remote store it waits
+//!   an exponential backoff with jitter (1 s doubling to 150 s, plus up to
+//!   as much again), so instances coming back together do not all push at
+//!   the same instant. A spooled blob that cannot be read locally is
+//!   logged and skipped, never blocking the others.
 //!
 //! # Limits, said plainly
 //! The spool is one process's folder: a sound in it is readable through
@@ -42,9 +52,9 @@ use alarm_domain::ports::{BlobError, BlobMeta, BlobStore, ByteStream, PartStore}
 use async_trait::async_trait;
 use backon::BackoffBuilder;
 use futures_util::TryStreamExt;
-use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::{ObjectParts, unexpected};
 
@@ -54,6 +64,11 @@ const SPOOLED: &str = "spool:";
 /// How often the spool is looked at when nothing wakes the pusher.
 const IDLE: Duration = Duration::from_secs(60);
 
+/// How long a spooled upload's folder stays untouched before it is
+/// removed: uploads expire after 24 h without a PATCH, so by then its
+/// state is gone (or it moved to another instance).
+pub const STALE_UPLOAD: Duration = Duration::from_secs(48 * 3600);
+
 /// The first and the longest wait after a failed push.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -62,6 +77,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 pub struct Spool {
     remote: ObjectParts,
     local: ObjectParts,
+    /// This instance's id, kept in the folder.
+    instance: String,
     /// Held while one blob is pushed and while a blob is deleted, so a
     /// push never puts back in the remote store what a delete removed.
     pushing: tokio::sync::Mutex<()>,
@@ -76,8 +93,17 @@ impl std::fmt::Debug for Spool {
         f.debug_struct("Spool")
             .field("remote", &self.remote)
             .field("local", &self.local)
+            .field("instance", &self.instance)
             .finish_non_exhaustive()
     }
+}
+
+/// Why one blob was not pushed.
+enum Failed {
+    /// The spool could not read or remove it: skipped, the others go on.
+    Local(BlobError),
+    /// The remote store failed: the pass stops.
+    Remote(BlobError),
 }
 
 /// What one pass of the pusher did.
@@ -89,13 +115,19 @@ pub struct Pushed {
     pub pending: u64,
 }
 
-/// The upload as the spool's own part store knows it (its multipart id
-/// without the prefix), if it is spooled.
-fn spooled(upload: &Upload) -> Option<Upload> {
-    let id = upload.multipart.as_deref()?.strip_prefix(SPOOLED)?;
-    let mut local = upload.clone();
-    local.multipart = Some(id.to_owned());
-    Some(local)
+/// Where an upload's bytes are.
+enum Route {
+    /// The remote store.
+    Remote,
+    /// This instance's spool: the upload as its local part store knows it
+    /// (the multipart id without the prefix).
+    Here(Upload),
+    /// Another instance's spool.
+    Elsewhere,
+}
+
+fn elsewhere() -> BlobError {
+    BlobError::Unexpected("the upload is spooled on another instance".into())
 }
 
 /// The owner and id of a blob whose record is at `location`
@@ -117,16 +149,66 @@ impl Spool {
     /// # Errors
     /// The folder cannot be made or used.
     pub fn new(remote: ObjectParts, dir: &std::path::Path, limit: u64) -> Result<Self, BlobError> {
-        std::fs::create_dir_all(dir).map_err(|e| BlobError::Unexpected(Box::new(e)))?;
+        let io = |e: std::io::Error| BlobError::Unexpected(Box::new(e));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let id_file = dir.join("instance-id");
+        let instance = match std::fs::read_to_string(&id_file) {
+            Ok(id) if uuid::Uuid::parse_str(id.trim()).is_ok() => id.trim().to_owned(),
+            _ => {
+                let id = uuid::Uuid::now_v7().simple().to_string();
+                std::fs::write(&id_file, &id).map_err(io)?;
+                id
+            }
+        };
+        // The backlog as the folder holds it now, for `/health` before the
+        // pusher's first pass.
+        let waiting = std::fs::read_dir(dir.join("blobs"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .flat_map(|owner| std::fs::read_dir(owner.path()).into_iter().flatten())
+            .filter_map(Result::ok)
+            .filter(|f| f.file_name().to_string_lossy().ends_with(".json"))
+            .count() as u64;
         let local = LocalFileSystem::new_with_prefix(dir).map_err(unexpected)?;
         let local: Arc<dyn ObjectStore> = Arc::new(local);
         Ok(Self {
             remote,
             local: ObjectParts::new((local, None), limit),
+            instance,
             pushing: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
-            counted: AtomicU64::new(0),
+            counted: AtomicU64::new(waiting),
         })
+    }
+
+    /// Where `upload`'s bytes are.
+    fn route(&self, upload: &Upload) -> Route {
+        let Some(spooled) = upload
+            .multipart
+            .as_deref()
+            .and_then(|m| m.strip_prefix(SPOOLED))
+        else {
+            return Route::Remote;
+        };
+        match spooled.split_once(':') {
+            Some((instance, id)) if instance == self.instance => {
+                let mut local = upload.clone();
+                local.multipart = Some(id.to_owned());
+                Route::Here(local)
+            }
+            _ => Route::Elsewhere,
+        }
+    }
+
+    /// This instance's id (in the multipart ids of the uploads it spools).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The marker of a moved upload's remote leftovers.
+    fn marker(owner: UserId, id: uuid::Uuid) -> Path {
+        Path::from(format!("moved/{owner}/{id}"))
     }
 
     /// The spooled blobs, as (owner, id).
@@ -158,12 +240,17 @@ impl Spool {
         self.counted.load(Ordering::Relaxed)
     }
 
-    /// Pushes every spooled blob to the remote store, stopping at the
-    /// first failure (the store is still down: the rest would fail too).
+    /// Removes moved uploads' remote leftovers, then pushes every spooled
+    /// blob to the remote store, stopping at the first failure of the
+    /// remote store (still down: the rest would fail too). A blob that
+    /// cannot be read locally is logged and skipped. Also removes local
+    /// upload folders untouched for [`STALE_UPLOAD`].
     ///
     /// # Errors
-    /// The first push that failed; what was pushed before stays pushed.
+    /// The remote store's failure; what was done before stays done.
     pub async fn push(&self) -> Result<Pushed, BlobError> {
+        self.forget_stale().await?;
+        self.clear_leftovers().await?;
         let waiting = self.spooled_blobs().await?;
         let mut done = Pushed {
             pushed: 0,
@@ -171,33 +258,122 @@ impl Spool {
         };
         self.counted.store(done.pending, Ordering::Relaxed);
         for (owner, id) in waiting {
-            self.push_one(owner, id).await?;
-            done.pushed += 1;
-            done.pending -= 1;
-            self.counted.store(done.pending, Ordering::Relaxed);
+            match self.push_one(owner, id).await {
+                Ok(()) => {
+                    done.pushed += 1;
+                    done.pending -= 1;
+                    self.counted.store(done.pending, Ordering::Relaxed);
+                }
+                Err(Failed::Local(e)) => {
+                    tracing::warn!(error = %alarm_domain::error::chain(&e), blob = %id, "a spooled blob cannot be read; it stays in the spool and the others go on");
+                }
+                Err(Failed::Remote(e)) => return Err(e),
+            }
         }
         Ok(done)
     }
 
+    /// What the remote store kept of uploads that moved into the spool:
+    /// their multipart upload, parts and tail, removed once it answers.
+    async fn clear_leftovers(&self) -> Result<(), BlobError> {
+        let markers: Vec<Path> = self
+            .local
+            .store()
+            .list(Some(&Path::from("moved")))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(unexpected)?;
+        for marker in markers {
+            let mut parts = marker.parts().skip(1);
+            let (Some(owner), Some(id)) = (
+                parts.next().and_then(|p| p.as_ref().parse::<UserId>().ok()),
+                parts
+                    .next()
+                    .and_then(|p| p.as_ref().parse::<uuid::Uuid>().ok()),
+            ) else {
+                continue;
+            };
+            let multipart = match self.local.store().get(&marker).await {
+                Ok(got) => got.bytes().await.map_err(unexpected)?,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(unexpected(e)),
+            };
+            let multipart = std::str::from_utf8(&multipart).unwrap_or_default().trim();
+            self.remote
+                .abort_by(owner, id, (!multipart.is_empty()).then_some(multipart))
+                .await?;
+            match self.local.store().delete(&marker).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(unexpected(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes local upload folders untouched for [`STALE_UPLOAD`].
+    async fn forget_stale(&self) -> Result<(), BlobError> {
+        let listed: Vec<object_store::ObjectMeta> = self
+            .local
+            .store()
+            .list(Some(&Path::from("uploads")))
+            .try_collect()
+            .await
+            .map_err(unexpected)?;
+        let mut newest: std::collections::HashMap<(String, String), jiff::Timestamp> =
+            std::collections::HashMap::new();
+        for meta in listed {
+            let mut parts = meta.location.parts().skip(1);
+            let (Some(owner), Some(id)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let at = jiff::Timestamp::from_second(meta.last_modified.timestamp())
+                .unwrap_or(jiff::Timestamp::MAX);
+            let entry = newest
+                .entry((owner.as_ref().to_owned(), id.as_ref().to_owned()))
+                .or_insert(at);
+            *entry = (*entry).max(at);
+        }
+        let stale = jiff::Timestamp::now()
+            - jiff::SignedDuration::try_from(STALE_UPLOAD).unwrap_or(jiff::SignedDuration::MAX);
+        for ((owner, id), at) in newest {
+            if at < stale {
+                tracing::info!(upload = %id, "removing a spooled upload's folder untouched for 48 h");
+                self.local
+                    .clear_folder(&Path::from(format!("uploads/{owner}/{id}")))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Copies one blob to the remote store (the copy is visible there only
-    /// once whole), removes its upload's leftovers there, then the spooled
-    /// copy. A crash between repeats the copy, harmlessly.
-    async fn push_one(&self, owner: UserId, id: BlobId) -> Result<(), BlobError> {
+    /// once whole), then removes the spooled copy. A crash between repeats
+    /// the copy, harmlessly.
+    async fn push_one(&self, owner: UserId, id: BlobId) -> Result<(), Failed> {
         let _held = self.pushing.lock().await;
         let (meta, body) = match self.local.blobs().get(owner, id, None).await {
             Ok(got) => got,
-            // Deleted since it was listed.
-            Err(BlobError::NotFound) => return Ok(()),
-            Err(e) => return Err(e),
+            // Deleted since it was listed, or a record whose bytes are
+            // gone (a delete cut short): nothing to push, and the record
+            // must not count as waiting.
+            Err(BlobError::NotFound) => {
+                return match self.local.blobs().delete(owner, id).await {
+                    Ok(()) | Err(BlobError::NotFound) => Ok(()),
+                    Err(e) => Err(Failed::Local(e)),
+                };
+            }
+            Err(e) => return Err(Failed::Local(e)),
         };
-        let pushed = self.remote.blobs().put(meta, body).await?;
-        let leftovers = ObjectParts::folder_of(owner, id.as_uuid());
-        if let Err(e) = self.remote.clear_folder(&leftovers).await {
-            tracing::warn!(error = %alarm_domain::error::chain(&e), blob = %id, "removing a pushed upload's leftovers failed; they stay in the bucket");
-        }
+        let pushed = self
+            .remote
+            .blobs()
+            .put(meta, body)
+            .await
+            .map_err(Failed::Remote)?;
         match self.local.blobs().delete(owner, id).await {
             Ok(()) | Err(BlobError::NotFound) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(Failed::Local(e)),
         }
         tracing::info!(blob = %id, bytes = pushed.size, "a spooled blob was pushed to the object store");
         Ok(())
@@ -262,63 +438,79 @@ impl PartStore for Spool {
         number: u32,
         bytes: Bytes,
     ) -> Result<String, BlobError> {
-        match multipart.strip_prefix(SPOOLED) {
-            Some(local) => self.local.put_part(upload, local, number, bytes).await,
-            None => self.remote.put_part(upload, multipart, number, bytes).await,
+        match self.route(upload) {
+            Route::Here(local) => {
+                let id = local.multipart.clone().unwrap_or_default();
+                self.local.put_part(&local, &id, number, bytes).await
+            }
+            Route::Elsewhere => Err(elsewhere()),
+            Route::Remote => self.remote.put_part(upload, multipart, number, bytes).await,
         }
     }
 
     async fn put_tail(&self, upload: &Upload, start: u64, bytes: Bytes) -> Result<(), BlobError> {
-        match spooled(upload) {
-            Some(local) => self.local.put_tail(&local, start, bytes).await,
-            None => self.remote.put_tail(upload, start, bytes).await,
+        match self.route(upload) {
+            Route::Here(local) => self.local.put_tail(&local, start, bytes).await,
+            Route::Elsewhere => Err(elsewhere()),
+            Route::Remote => self.remote.put_tail(upload, start, bytes).await,
         }
     }
 
     async fn tail(&self, upload: &Upload) -> Result<Bytes, BlobError> {
-        match spooled(upload) {
-            Some(local) => self.local.tail(&local).await,
-            None => self.remote.tail(upload).await,
+        match self.route(upload) {
+            Route::Here(local) => self.local.tail(&local).await,
+            Route::Elsewhere => Err(elsewhere()),
+            Route::Remote => self.remote.tail(upload).await,
         }
     }
 
     async fn complete(&self, upload: &Upload, meta: BlobMeta) -> Result<BlobMeta, BlobError> {
-        match spooled(upload) {
-            Some(local) => {
+        match self.route(upload) {
+            Route::Here(local) => {
                 let done = self.local.complete(&local, meta).await?;
+                // Counted at once for `/health`; the pusher's pass, woken
+                // now, counts again from the folder.
                 self.counted.fetch_add(1, Ordering::Relaxed);
                 self.wake.notify_one();
                 Ok(done)
             }
-            None => self.remote.complete(upload, meta).await,
+            Route::Elsewhere => Err(elsewhere()),
+            Route::Remote => self.remote.complete(upload, meta).await,
         }
     }
 
     async fn abort(&self, upload: &Upload) -> Result<(), BlobError> {
-        let Some(local) = spooled(upload) else {
-            return self.remote.abort(upload).await;
-        };
-        self.local.abort(&local).await?;
-        // What the remote store kept before the move: removed if it
-        // answers now, else left to the bucket's lifecycle rules (a
-        // completed upload's leftovers are also removed by its push).
-        let remote = self.remote.clone();
-        let leftovers = ObjectParts::folder_of(upload.owner, upload.id.as_uuid());
-        tokio::spawn(async move {
-            if let Err(e) = remote.clear_folder(&leftovers).await {
-                tracing::debug!(error = %alarm_domain::error::chain(&e), "a moved upload's remote leftovers stay for now");
-            }
-        });
-        Ok(())
+        match self.route(upload) {
+            Route::Here(local) => self.local.abort(&local).await,
+            // Its folder there is removed once stale (see `forget_stale`).
+            Route::Elsewhere => Ok(()),
+            Route::Remote => self.remote.abort(upload).await,
+        }
     }
 
     async fn relocate(&self, upload: &Upload) -> Result<Option<String>, BlobError> {
-        if spooled(upload).is_some() {
-            return Ok(None);
-        }
+        let remote_multipart = match self.route(upload) {
+            Route::Here(_) => return Ok(None),
+            Route::Elsewhere => None,
+            Route::Remote => upload.multipart.clone(),
+        };
+        // A fresh start here: whatever an earlier stay in this spool left.
+        self.local.abort(upload).await?;
+        // The marker first: the remote leftovers are removed even if the
+        // move is not committed (the PATCH lost a race: the upload then
+        // starts again from its committed state, whose remote parts are
+        // gone, and is moved again by the next PATCH that fails).
+        self.local
+            .store()
+            .put(
+                &Self::marker(upload.owner, upload.id.as_uuid()),
+                remote_multipart.unwrap_or_default().into(),
+            )
+            .await
+            .map_err(unexpected)?;
         let id = self.local.begin(upload).await?;
         tracing::warn!(upload = %upload.id, "the object store failed under an upload: it moves to the local spool and restarts at offset 0");
-        Ok(Some(format!("{SPOOLED}{id}")))
+        Ok(Some(format!("{SPOOLED}{}:{id}", self.instance)))
     }
 }
 
@@ -349,16 +541,25 @@ impl BlobStore for Spool {
     }
 
     async fn delete(&self, owner: UserId, id: BlobId) -> Result<(), BlobError> {
-        let _held = self.pushing.lock().await;
-        let local = self.local.blobs().delete(owner, id).await;
+        // Only a spooled blob can be in a push: the lock keeps the push
+        // from putting back what this removes.
+        let spooled = self.local.blobs().head(owner, id).await.is_ok();
+        let _held = if spooled {
+            Some(self.pushing.lock().await)
+        } else {
+            None
+        };
+        // The remote copy first: if it fails the spooled copy stays, and
+        // a retry (the sweep of deleted sounds) finds both again.
         let remote = self.remote.blobs().delete(owner, id).await;
-        match (local, remote) {
-            // A pushed copy may exist even when the spool had one (a push
-            // whose last step failed): the remote answer decides.
-            (_, Err(e @ BlobError::Unexpected(_))) => Err(e),
+        if let Err(e @ BlobError::Unexpected(_)) = remote {
+            return Err(e);
+        }
+        let local = self.local.blobs().delete(owner, id).await;
+        match (remote, local) {
             (Ok(()), _) | (_, Ok(())) => Ok(()),
-            (Err(BlobError::NotFound), Err(e)) => Err(e),
-            (Err(e), _) => Err(e),
+            (_, Err(BlobError::NotFound)) => Err(BlobError::NotFound),
+            (_, Err(e)) => Err(e),
         }
     }
 }

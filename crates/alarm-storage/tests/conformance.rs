@@ -92,14 +92,27 @@ fn spool(limit: u64) -> (Arc<Spool>, Dir) {
     )
 }
 
-/// The spool as a part store whose every upload has moved to it
-/// (`begin` is `relocate`): the checks run on the spooled path.
+/// The spool as a part store whose every upload is recorded as moved to
+/// it (the multipart id a move gives): the checks run on the spooled path.
 struct Moved(Arc<Spool>);
+
+impl Moved {
+    /// The upload as recorded once moved to this instance's spool.
+    fn moved(&self, upload: &Upload) -> Upload {
+        let mut u = upload.clone();
+        u.multipart = Some(self.id());
+        u
+    }
+
+    fn id(&self) -> String {
+        format!("spool:{}:parts-as-objects", self.0.instance())
+    }
+}
 
 #[async_trait]
 impl PartStore for Moved {
-    async fn begin(&self, upload: &Upload) -> Result<String, BlobError> {
-        Ok(self.0.relocate(upload).await?.expect("the spool takes it"))
+    async fn begin(&self, _: &Upload) -> Result<String, BlobError> {
+        Ok(self.id())
     }
     async fn put_part(
         &self,
@@ -108,35 +121,22 @@ impl PartStore for Moved {
         number: u32,
         bytes: Bytes,
     ) -> Result<String, BlobError> {
-        self.0.put_part(upload, multipart, number, bytes).await
+        self.0
+            .put_part(&self.moved(upload), multipart, number, bytes)
+            .await
     }
     async fn put_tail(&self, upload: &Upload, start: u64, bytes: Bytes) -> Result<(), BlobError> {
-        // The store's own tail routing reads the recorded multipart id;
-        // the checks put tails before they record one, so name it here.
-        self.0.put_tail(&moved(upload), start, bytes).await
+        self.0.put_tail(&self.moved(upload), start, bytes).await
     }
     async fn tail(&self, upload: &Upload) -> Result<Bytes, BlobError> {
-        self.0.tail(&moved(upload)).await
+        self.0.tail(&self.moved(upload)).await
     }
     async fn complete(&self, upload: &Upload, meta: BlobMeta) -> Result<BlobMeta, BlobError> {
-        self.0.complete(&moved(upload), meta).await
+        self.0.complete(&self.moved(upload), meta).await
     }
     async fn abort(&self, upload: &Upload) -> Result<(), BlobError> {
-        self.0.abort(&moved(upload)).await
+        self.0.abort(&self.moved(upload)).await
     }
-}
-
-/// The upload as recorded once moved to the spool.
-fn moved(upload: &Upload) -> Upload {
-    let mut u = upload.clone();
-    if !u
-        .multipart
-        .as_deref()
-        .is_some_and(|m| m.starts_with("spool:"))
-    {
-        u.multipart = Some("spool:parts-as-objects".to_owned());
-    }
-    u
 }
 
 fn main() {

@@ -184,6 +184,13 @@ pub enum UploadRefused {
         /// Where the bytes would end.
         end: u64,
     },
+    /// The PATCH stored its parts under a multipart upload the state no
+    /// longer names: another process moved the upload meanwhile (409).
+    #[error("the upload moved to another store while this request was stored")]
+    MultipartChanged {
+        /// The multipart upload the state names.
+        current: String,
+    },
     /// The upload expired (tus: 410).
     #[error("the upload expired")]
     Expired,
@@ -304,8 +311,13 @@ impl Upload {
             next.tail = 0;
         }
         if let Some(id) = &progress.multipart {
-            if next.multipart.as_ref().is_some_and(|m| m != id) {
-                return Err(UploadRefused::Malformed("a second multipart upload"));
+            // Parts stored under another multipart upload than the one
+            // the state names (a process that moved the upload first):
+            // the PATCH lost, like one from a stale offset.
+            if let Some(current) = next.multipart.as_ref().filter(|m| *m != id) {
+                return Err(UploadRefused::MultipartChanged {
+                    current: current.clone(),
+                });
             }
             next.multipart = Some(id.clone());
         }
@@ -544,6 +556,13 @@ mod tests {
         let r = u.advance(&moved).expect("restart");
         assert_eq!((r.offset(), r.next_part()), (0, 1));
         assert_eq!(r.multipart.as_deref(), Some("spool:1"));
+        assert_eq!(
+            r.advance(&progress(0, vec![part(1, P)], 0)),
+            Err(UploadRefused::MultipartChanged {
+                current: "spool:1".into()
+            }),
+            "parts stored under the multipart upload it had before lose"
+        );
         let stale = UploadProgress {
             from_offset: 0,
             ..moved.clone()

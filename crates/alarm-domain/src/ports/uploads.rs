@@ -15,7 +15,9 @@ use crate::model::{Upload, UploadProgress};
 pub fn upload_refusal(refused: crate::model::UploadRefused) -> StoreError {
     use crate::model::UploadRefused;
     match refused {
-        UploadRefused::OffsetMismatch { .. } => StoreError::Conflict(refused.to_string()),
+        UploadRefused::OffsetMismatch { .. } | UploadRefused::MultipartChanged { .. } => {
+            StoreError::Conflict(refused.to_string())
+        }
         other => StoreError::Unexpected(Box::new(other)),
     }
 }

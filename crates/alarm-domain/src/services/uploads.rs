@@ -426,8 +426,10 @@ impl UploadService {
         }
         let progress = UploadProgress {
             from_offset: upload.offset(),
-            // Recorded when it began (see `multipart_of`).
-            multipart: None,
+            // Recorded when it began (see `multipart_of`); named again so
+            // parts stored under a multipart upload the state no longer
+            // names (the upload moved meanwhile) are refused.
+            multipart: multipart.clone(),
             restart: false,
             parts,
             // With no byte received, `tail` is the state's own tail.
