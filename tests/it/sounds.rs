@@ -503,6 +503,97 @@ async fn a_cdn_link_reads_a_sound_without_credentials(h: &Harness) {
     }
 }
 
+/// A PATCH held open by its client after its first bytes: the stream, and
+/// the body still to send.
+struct Held(tokio::net::TcpStream);
+
+impl Held {
+    /// Sends the head and the first `first` bytes of `data` as a PATCH
+    /// from offset 0, then waits until the server says the upload is being
+    /// written (HEAD 423), so its memory is reserved.
+    async fn open(h: &Harness, token: &str, path: &str, data: &[u8], first: usize) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let authority = h.base.trim_start_matches("http://").to_owned();
+        let mut s = tokio::net::TcpStream::connect(&authority)
+            .await
+            .expect("connect");
+        let head = format!(
+            "PATCH {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\n\
+             Tus-Resumable: {TUS}\r\nUpload-Offset: 0\r\nConnection: close\r\n\
+             Content-Type: application/offset+octet-stream\r\nContent-Length: {}\r\n\r\n",
+            data.len()
+        );
+        s.write_all(head.as_bytes()).await.expect("head");
+        s.write_all(&data[..first]).await.expect("first bytes");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while offset(h, token, path).await.0 != 423 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the PATCH never began"
+            );
+            tokio::task::yield_now().await;
+        }
+        Self(s)
+    }
+
+    /// Sends the rest and reads the answer's status line.
+    async fn finish(mut self, rest: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.0.write_all(rest).await.expect("the rest");
+        let mut out = Vec::new();
+        let _ = self.0.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// The upload memory gate over HTTP: with one PATCH per account and
+/// room for two PATCHes in all, an account's second concurrent PATCH is
+/// 429, a third account's PATCH while two are held is 503 with
+/// `Retry-After`, and each goes through once the held ones end. Nothing
+/// refused is kept.
+async fn the_upload_gate_holds_each_account_and_the_whole_budget(h: &Harness) {
+    let ana = h.account("ana@example.com").await.access;
+    let bob = h.account("bob@example.com").await.access;
+    let carol = h.account("carol@example.com").await.access;
+    let data = ogg(1000);
+    let ana_first = create(h, &ana, data.len(), "a1.ogg").await;
+    let ana_second = create(h, &ana, data.len(), "a2.ogg").await;
+    let bobs = create(h, &bob, data.len(), "b.ogg").await;
+    let carols = create(h, &carol, data.len(), "c.ogg").await;
+
+    let held_ana = Held::open(h, &ana, &ana_first, &data, 10).await;
+    let r = patch(h, &ana, &ana_second, 0, &data).await;
+    r.problem(429, "rate-limited");
+    let held_bob = Held::open(h, &bob, &bobs, &data, 10).await;
+    let r = patch(h, &carol, &carols, 0, &data).await;
+    r.problem(503, "unavailable");
+    assert_eq!(r.header("retry-after"), Some("5"), "{:?}", r.body);
+    for (token, path) in [(&ana, &ana_second), (&carol, &carols)] {
+        assert_eq!(offset(h, token, path).await, (200, Some(0)), "nothing kept");
+    }
+
+    assert!(
+        held_ana
+            .finish(&data[10..])
+            .await
+            .starts_with("HTTP/1.1 204")
+    );
+    assert!(
+        held_bob
+            .finish(&data[10..])
+            .await
+            .starts_with("HTTP/1.1 204")
+    );
+    for (token, path) in [(&ana, &ana_second), (&carol, &carols)] {
+        let r = patch(h, token, path, 0, &data).await;
+        assert_eq!(r.status, 204, "{}", r.body);
+    }
+}
+
 /// tuspy, a real tus client, uploads 20 MiB in 5 MiB PATCHes through the
 /// API into s3s-fs; the sound it becomes is byte-identical.
 async fn a_real_tus_client_uploads_through_the_api(h: &Harness) {
@@ -591,6 +682,23 @@ pub(crate) fn more_trials() -> Vec<libtest_mimic::Trial> {
         )
         .map(|t| if skip { t.with_ignored_flag(true) } else { t }),
     );
+    out.extend(crate::on_both(
+        "sounds",
+        "the_upload_gate_holds_each_account_and_the_whole_budget",
+        |db, label| {
+            crate::block_on(async move {
+                let limits = Limits {
+                    upload_memory_megabytes: 12,
+                    upload_patches_per_user: 1,
+                    ..Limits::lenient()
+                };
+                if let Some(h) = Harness::start_with(db, &label, limits).await {
+                    the_upload_gate_holds_each_account_and_the_whole_budget(&h).await;
+                    h.stop().await;
+                }
+            })
+        },
+    ));
     out.extend(crate::on_both(
         "sounds",
         "sound_quotas_refuse_an_upload_before_its_bytes",
