@@ -8,6 +8,7 @@
 
 mod support;
 
+mod backups;
 mod calendar;
 mod delivery;
 mod engine;
@@ -159,6 +160,7 @@ fn main() {
     }
     support::install_tls_provider();
     let trials: Vec<Trial> = [
+        backups::trials(),
         calendar::trials(),
         delivery::trials(),
         engine::trials(),

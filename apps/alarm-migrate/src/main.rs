@@ -1,4 +1,4 @@
-//! `alarm-migrate`: applies, rolls back, lists or rebuilds the schema of the database in `DATABASE_URL` (or the embedded default's SQLite file), with the same settings declarations as the servers.
+//! `alarm-migrate`: applies, rolls back, lists or rebuilds the schema of the database in `DATABASE_URL` (or the embedded default's SQLite file), and backs it up or restores it, with the same settings declarations as the servers.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +33,7 @@ struct Args {
 }
 
 /// What to do with the schema.
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 enum Command {
     /// Apply every pending migration (the default; idempotent).
     Up,
@@ -52,6 +52,28 @@ enum Command {
     /// resumable). Run it once every process runs this release: older ones
     /// cannot open a sealed secret.
     Reseal,
+    /// Write a consistent copy of the whole database into DIR while the apps
+    /// run (SQLite: VACUUM INTO; PostgreSQL: pg_dump custom format on one
+    /// snapshot), with a manifest of every table's rows and checksum and a
+    /// `sha256sum -c` file, then remove backups older than KEEP_DAYS (the
+    /// newest is always kept).
+    Backup {
+        /// The folder for backups (created owner-only when missing).
+        #[arg(long, env = "BACKUP_DIR")]
+        dir: PathBuf,
+        /// Days a backup is kept.
+        #[arg(long, env = "BACKUP_KEEP_DAYS", default_value_t = 30,
+              value_parser = clap::value_parser!(u32).range(1..=3650))]
+        keep_days: u32,
+    },
+    /// Replace the database by a backup after checking it against its
+    /// manifest; every table's rows and checksum are compared. Stop
+    /// alarm-http and alarm-worker first (a SQLite file in use is refused),
+    /// and run `up` afterwards if the backup predates this release.
+    Restore {
+        /// The backup file (its `.json` manifest must be beside it).
+        file: PathBuf,
+    },
 }
 
 fn settings(args: &Args) -> Result<Database, ConfigError> {
@@ -68,6 +90,11 @@ async fn run(database: Database, command: Command) -> Result<(), String> {
         let dir = &database.values.data_dir;
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    if let Command::Restore { file } = &command {
+        // Before any connection: a SQLite file must not be held open by
+        // this process while it is replaced.
+        return restored(&config, file).await;
     }
     // The keys before the connection: a missing or bad key is said at once.
     let sealer = matches!(command, Command::Reseal)
@@ -101,6 +128,10 @@ async fn run(database: Database, command: Command) -> Result<(), String> {
             sql.migrate_fresh().await.map_err(|e| e.to_string())?;
             println!("dropped every table and applied all migrations on {target}");
         }
+        Command::Backup { dir, keep_days } => {
+            backed_up(&sql, &config, &dir, keep_days).await?;
+        }
+        Command::Restore { .. } => unreachable!("handled before connecting"),
         Command::Status => {
             let list = sql.migration_status().await.map_err(|e| e.to_string())?;
             for m in &list {
@@ -115,6 +146,63 @@ async fn run(database: Database, command: Command) -> Result<(), String> {
         }
     }
     sql.close().await;
+    Ok(())
+}
+
+/// Takes a backup, says what it holds, then applies the retention.
+async fn backed_up(
+    sql: &Sql,
+    config: &alarm_sql::DbConfig,
+    dir: &std::path::Path,
+    keep_days: u32,
+) -> Result<(), String> {
+    let now = jiff::Timestamp::now();
+    let manifest = sql
+        .backup(config, dir, now)
+        .await
+        .map_err(|e| format!("backup failed: {e}"))?;
+    let rows: u64 = manifest.tables.values().map(|t| t.rows).sum();
+    println!(
+        "backup {} written: {} bytes, sha256 {}, {} tables, {rows} rows, schema at {}",
+        dir.join(&manifest.file).display(),
+        manifest.bytes,
+        manifest.sha256,
+        manifest.tables.len(),
+        manifest.migration.as_deref().unwrap_or("(no migration)")
+    );
+    let keep = jiff::SignedDuration::from_hours(24 * i64::from(keep_days));
+    let pruned = alarm_sql::backup::prune(dir, keep, now)
+        .map_err(|e| format!("the backup is written, but retention failed: {e}"))?;
+    for file in &pruned.removed {
+        println!("removed {} (older than {keep_days} days)", file.display());
+    }
+    println!("{} backup(s) kept in {}", pruned.kept, dir.display());
+    Ok(())
+}
+
+/// Restores a backup and says what came back and what the schema needs.
+async fn restored(config: &alarm_sql::DbConfig, file: &std::path::Path) -> Result<(), String> {
+    let done = alarm_sql::backup::restore(config, file, jiff::Timestamp::now())
+        .await
+        .map_err(|e| format!("restore failed, the database is unchanged: {e}"))?;
+    let rows: u64 = done.manifest.tables.values().map(|t| t.rows).sum();
+    println!(
+        "restored {} into {}: {} tables, {rows} rows, every checksum equal; taken at {}",
+        file.display(),
+        config.redacted_url(),
+        done.manifest.tables.len(),
+        done.manifest.taken_at
+    );
+    if let Some(kept) = done.kept.filter(|k| k.exists()) {
+        println!("the replaced database file is kept as {}", kept.display());
+    }
+    let sql = Sql::connect(config).await.map_err(|e| e.to_string())?;
+    let pending = sql.pending_migrations().await.map_err(|e| e.to_string());
+    sql.close().await;
+    match pending?.len() {
+        0 => println!("the schema is current"),
+        n => println!("{n} migration(s) pending: run `alarm-migrate up` before the apps start"),
+    }
     Ok(())
 }
 
@@ -151,7 +239,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(database, args.command.unwrap_or(Command::Up))) {
+    match runtime.block_on(run(database, args.command.clone().unwrap_or(Command::Up))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("alarm-migrate: {e}");

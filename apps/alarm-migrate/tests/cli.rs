@@ -150,3 +150,176 @@ fn reseal_seals_with_the_data_keys() {
     assert!(err.contains("DATA_ENCRYPTION_KEYS is required"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A fake backup set from long ago, the files retention must remove.
+fn old_set(dir: &std::path::Path, stamp: &str) -> Vec<PathBuf> {
+    let names = [
+        format!("alarm-{stamp}.sqlite3"),
+        format!("alarm-{stamp}.sqlite3.json"),
+        format!("alarm-{stamp}.sqlite3.sha256"),
+    ];
+    names
+        .iter()
+        .map(|n| {
+            let path = dir.join(n);
+            std::fs::write(&path, "old").expect("write");
+            path
+        })
+        .collect()
+}
+
+/// `backup` on the embedded default: an owner-only copy with its manifest
+/// and a `sha256sum -c` file, retention by the stamp in the names (other
+/// files untouched); `restore` brings the schema back after a `down`,
+/// keeps the replaced file, and refuses a damaged copy.
+#[test]
+fn backup_retention_and_restore_on_the_embedded_default() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("backup");
+    let data = dir.join("data");
+    let backups = dir.join("backups");
+    std::fs::create_dir_all(&backups).expect("mkdir");
+    let old = old_set(&backups, "20250101T000000Z");
+    let partial = backups.join("alarm-20250101T000000Z.sqlite3.partial");
+    std::fs::write(&partial, "unfinished").expect("write");
+    let other = backups.join("notes.txt");
+    std::fs::write(&other, "not a backup").expect("write");
+    let (code, _, err) = run(bin().arg("up").env("DATA_DIR", &data));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, text, err) = run(bin()
+        .args(["backup", "--keep-days", "30"])
+        .env("DATA_DIR", &data)
+        .env("BACKUP_DIR", &backups));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        text.contains("written") && text.contains("1 backup(s) kept"),
+        "{text}"
+    );
+    for gone in old.iter().chain([&partial]) {
+        assert!(
+            !gone.exists(),
+            "{} outlived retention: {text}",
+            gone.display()
+        );
+        assert!(text.contains(&gone.display().to_string()), "{text}");
+    }
+    assert!(other.exists(), "only the tool's own files are touched");
+    let file = std::fs::read_dir(&backups)
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "sqlite3"))
+        .expect("the backup");
+    let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "a backup holds every user's data");
+    let check = Command::new("sha256sum")
+        .arg("-c")
+        .arg(format!(
+            "{}.sha256",
+            file.file_name().expect("name").to_string_lossy()
+        ))
+        .current_dir(&backups)
+        .output()
+        .expect("sha256sum");
+    assert!(check.status.success(), "{check:?}");
+
+    // Roll the schema back, then restore: the backup's schema returns.
+    let (code, _, err) = run(bin().args(["down", "2"]).env("DATA_DIR", &data));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, text, err) = run(bin().arg("restore").arg(&file).env("DATA_DIR", &data));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        text.contains("every checksum equal") && text.contains("the schema is current"),
+        "{text}"
+    );
+    assert!(text.contains("kept as"), "{text}");
+    let (_, text, _) = run(bin().arg("status").env("DATA_DIR", &data));
+    assert!(text.contains(", 0 pending"), "{text}");
+
+    // One flipped byte: refused, and the database is as it was.
+    let mut bytes = std::fs::read(&file).expect("read");
+    let last = bytes.len() - 100;
+    bytes[last] ^= 0x55;
+    let damaged = dir.join(file.file_name().expect("name"));
+    std::fs::write(&damaged, bytes).expect("write");
+    std::fs::copy(
+        format!("{}.json", file.display()),
+        format!("{}.json", damaged.display()),
+    )
+    .expect("copy");
+    let (code, _, err) = run(bin().arg("restore").arg(&damaged).env("DATA_DIR", &data));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("damaged") && err.contains("unchanged"),
+        "{err}"
+    );
+    // Without its manifest a file is refused too.
+    std::fs::remove_file(format!("{}.json", damaged.display())).expect("rm");
+    let (code, _, err) = run(bin().arg("restore").arg(&damaged).env("DATA_DIR", &data));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("manifest"), "{err}");
+    let (code, _, err) = run(bin()
+        .args(["backup", "--keep-days", "0"])
+        .env("BACKUP_DIR", &backups));
+    assert_eq!(code, Some(2), "at least a day: {err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `backup` and `restore` on PostgreSQL through pg_dump, pg_restore and
+/// psql, with the password kept off their command lines; a SQLite backup
+/// is refused there.
+#[test]
+fn backup_and_restore_on_postgresql() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if !runtime.block_on(alarm_sql::testing::postgres_available(
+        "alarm-migrate backup",
+    )) {
+        return;
+    }
+    let db = runtime.block_on(alarm_sql::testing::PgTestDb::new());
+    let dir = temp_dir("pg-backup");
+    let (code, text, err) = run(bin()
+        .arg("backup")
+        .env("DATABASE_URL", &db.url)
+        .env("BACKUP_DIR", &dir));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(text.contains(".pgdump written"), "{text}");
+    let file = std::fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "pgdump"))
+        .expect("the dump");
+    let (code, _, err) = run(bin().args(["down", "1"]).env("DATABASE_URL", &db.url));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, text, err) = run(bin().arg("restore").arg(&file).env("DATABASE_URL", &db.url));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        text.contains("every checksum equal") && text.contains("the schema is current"),
+        "{text}"
+    );
+    // The embedded default's backup does not go into PostgreSQL.
+    let data = dir.join("data");
+    let sqlite = dir.join("sqlite");
+    let (code, _, err) = run(bin().arg("up").env("DATA_DIR", &data));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(bin()
+        .arg("backup")
+        .env("DATA_DIR", &data)
+        .env("BACKUP_DIR", &sqlite));
+    assert_eq!(code, Some(0), "{err}");
+    let lite = std::fs::read_dir(&sqlite)
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "sqlite3"))
+        .expect("the copy");
+    let (code, _, err) = run(bin().arg("restore").arg(&lite).env("DATABASE_URL", &db.url));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot be restored into postgres"), "{err}");
+    runtime.block_on(db.drop_db());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -4,6 +4,7 @@
 //! commit is one transaction. sea-orm types never leave this crate:
 //! callers hold a [`Sql`] handle and the domain's ports.
 
+pub mod backup;
 mod codec;
 mod config;
 mod connect;

@@ -62,6 +62,15 @@ impl SequentialIds {
             next: AtomicU64::new(1),
         }
     }
+
+    /// A source whose first id has counter value `first`: a second source
+    /// over the same store (a restarted process, a restored backup) that
+    /// must never hand out an id the first one did.
+    pub fn starting_at(first: u64) -> Self {
+        Self {
+            next: AtomicU64::new(first),
+        }
+    }
 }
 
 impl IdSource for SequentialIds {

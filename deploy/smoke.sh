@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Smoke test of a running Smart Alarm deployment, as a user meets it: health, register, log in,
+# an alarm due in 10 s rings, delete it, erase the account. Exits non-zero at the first failure.
+#
+#   deploy/smoke.sh https://alarm.example.com      # or http://127.0.0.1:8080
+#
+# Needs bash, curl and jq. SMOKE_RING_TIMEOUT (default 40 s) bounds the wait for the ring;
+# the account is erased even when a later step fails, so a failed run leaves nothing behind.
+set -euo pipefail
+
+base=${1:?usage: smoke.sh BASE_URL}
+base=${base%/}
+ring_timeout=${SMOKE_RING_TIMEOUT:-40}
+email="smoke-$(date -u +%Y%m%d%H%M%S)-${RANDOM}${RANDOM}@example.com"
+password="smoke test passphrase ${RANDOM}${RANDOM}${RANDOM}"
+token=""
+erased=false
+
+say() { printf 'smoke: %s\n' "$*" >&2; }
+fail() { say "FAILED: $*"; exit 1; }
+
+# One request: prints the body, fails unless the status is the expected one.
+call() {
+    local expect=$1 method=$2 path=$3 body=${4:-}
+    local args=(-sS -o /tmp/smoke.$$ -w '%{http_code}' -X "$method" --max-time 15
+        -H 'accept: application/json')
+    [[ -n $token ]] && args+=(-H "authorization: Bearer ${token}")
+    [[ -n $body ]] && args+=(-H 'content-type: application/json' --data "$body")
+    local code
+    code=$(curl "${args[@]}" "${base}${path}") || fail "$method $path: no answer"
+    if [[ $code != "$expect" ]]; then
+        fail "$method $path answered $code, expected $expect: $(head -c 500 /tmp/smoke.$$)"
+    fi
+    cat /tmp/smoke.$$
+}
+
+erase() {
+    if [[ -n $token && $erased == false ]]; then
+        erased=true
+        call 204 DELETE /api/v1/auth/me "$(jq -nc --arg p "$password" '{password: $p}')" >/dev/null \
+            && say "account erased"
+    fi
+    rm -f /tmp/smoke.$$
+}
+trap erase EXIT
+
+say "health"
+health=$(call 200 GET /health/ready)
+[[ $(jq -r .status <<<"$health") != down ]] || fail "ready but down: $health"
+
+say "register ${email}"
+call 201 POST /api/v1/auth/register "$(jq -nc --arg e "$email" --arg p "$password" \
+    '{email: $e, password: $p, display_name: "Smoke test", time_zone: "UTC"}')" >/dev/null
+login=$(call 200 POST /api/v1/auth/login "$(jq -nc --arg e "$email" --arg p "$password" \
+    '{email: $e, password: $p}')")
+token=$(jq -r .access_token <<<"$login")
+[[ -n $token && $token != null ]] || fail "no access token: $login"
+
+# Due 10 s from now, in UTC to the second.
+due=$(date -u -d '+10 seconds' +%s)
+alarm=$(call 201 POST /api/v1/alarms "$(jq -nc --arg d "$(date -u -d "@$due" +%F)" \
+    --arg t "$(date -u -d "@$due" +%T)" \
+    '{name: "Smoke test", time_zone: "UTC", schedules: [{kind: "once", date: $d, time: $t}]}')")
+id=$(jq -r .id <<<"$alarm")
+say "alarm ${id} due at $(date -u -d "@$due" +%T) UTC"
+
+deadline=$((due + ring_timeout))
+while :; do
+    ringing=$(call 200 GET /api/v1/ringing)
+    if jq -e --arg id "$id" '[.items[]? // .[]? | select(.alarm_id == $id)] | length > 0' \
+        <<<"$ringing" >/dev/null; then
+        say "rang $(($(date -u +%s) - due)) s after it was due"
+        break
+    fi
+    (($(date -u +%s) < deadline)) || fail "the alarm did not ring within ${ring_timeout} s of its time"
+    sleep 1
+done
+
+call 204 DELETE "/api/v1/alarms/${id}" >/dev/null
+call 404 GET "/api/v1/alarms/${id}" >/dev/null
+say "alarm deleted"
+erase
+call 401 GET /api/v1/alarms >/dev/null
+say "passed"
