@@ -19,12 +19,14 @@ erased=false
 say() { printf 'smoke: %s\n' "$*" >&2; }
 fail() { say "FAILED: $*"; exit 1; }
 
-# One request: prints the body, fails unless the status is the expected one.
+# One request: prints the body, fails unless the status is the expected one. A fifth argument
+# is sent as If-Match (changes to an alarm name the version they change).
 call() {
-    local expect=$1 method=$2 path=$3 body=${4:-}
+    local expect=$1 method=$2 path=$3 body=${4:-} if_match=${5:-}
     local args=(-sS -o /tmp/smoke.$$ -w '%{http_code}' -X "$method" --max-time 15
         -H 'accept: application/json')
     [[ -n $token ]] && args+=(-H "authorization: Bearer ${token}")
+    [[ -n $if_match ]] && args+=(-H "if-match: \"${if_match}\"")
     [[ -n $body ]] && args+=(-H 'content-type: application/json' --data "$body")
     local code
     code=$(curl "${args[@]}" "${base}${path}") || fail "$method $path: no answer"
@@ -67,7 +69,7 @@ say "alarm ${id} due at $(date -u -d "@$due" +%T) UTC"
 deadline=$((due + ring_timeout))
 while :; do
     ringing=$(call 200 GET /api/v1/ringing)
-    if jq -e --arg id "$id" '[.items[]? // .[]? | select(.alarm_id == $id)] | length > 0' \
+    if jq -e --arg id "$id" '[.items[] | select(.alarm_id == $id)] | length > 0' \
         <<<"$ringing" >/dev/null; then
         say "rang $(($(date -u +%s) - due)) s after it was due"
         break
@@ -76,7 +78,9 @@ while :; do
     sleep 1
 done
 
-call 204 DELETE "/api/v1/alarms/${id}" >/dev/null
+# The ring may have changed the alarm (a one-off disables itself): delete the current version.
+version=$(call 200 GET "/api/v1/alarms/${id}" | jq -r .version)
+call 204 DELETE "/api/v1/alarms/${id}" "" "$version" >/dev/null
 call 404 GET "/api/v1/alarms/${id}" >/dev/null
 say "alarm deleted"
 erase

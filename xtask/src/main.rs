@@ -1,10 +1,12 @@
-//! Project automation behind `cargo xtask`: the CI gate, the architecture check and benchmarks.
+//! Project automation behind `cargo xtask`: the CI gate, the architecture check, container images and benchmarks.
 
 use std::env;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
+
+mod image;
 
 const USAGE: &str = "\
 Usage: cargo xtask <command>
@@ -13,7 +15,9 @@ Commands:
   ci                      start/install the test servers (PostgreSQL, Redis, aiosmtpd), then fmt, clippy,
                           tests, cargo-deny, the architecture check and the alert rules and
                           routes (promtool and amtool, installed from Debian's `prometheus` and
-                          `prometheus-alertmanager` packages when missing), in order
+                          `prometheus-alertmanager` packages when missing), and last the
+                          container images under the smoke test (`image --profile dev
+                          --check`), in order
   arch                    only the architecture check: alarm-domain must not pull in I/O crates
   alerts                  only the Prometheus rules' and Alertmanager routes' checks and tests
   codegen                 write the OpenAPI document to docs/openapi.json
@@ -21,6 +25,13 @@ Commands:
                           run a benchmark program; extra args go to the bench binary; with
                           --baseline, first build and run <rev> from a git worktree, then
                           this tree, in one session
+  image [--profile release|dev] [--check]
+                          build the images of deploy/images/Containerfile with buildah from
+                          binaries built here (no registry needed: local bases from the host's
+                          libraries), print their compressed sizes, write CycloneDX SBOMs to
+                          target/images/; --check also runs hadolint and the alarm-http image
+                          read-only on SQLite and on PostgreSQL under deploy/smoke.sh, then
+                          stops it with SIGTERM (exit 0 expected)
   help                    this text
 ";
 
@@ -97,7 +108,19 @@ const CI_STEPS: &[Step] = &[
     ("deny", deny),
     ("arch", arch),
     ("alerts", alerts),
+    ("image", image_check),
 ];
+
+/// The images built from the tests' own (dev) binaries and run under the smoke test: the
+/// Containerfile, the local bases and the image's read-only, non-root run are what it checks;
+/// sizes are `cargo xtask image`'s (release) to report.
+fn image_check() -> Result<(), String> {
+    image::image(&[
+        "--profile".to_owned(),
+        "dev".to_owned(),
+        "--check".to_owned(),
+    ])
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -107,6 +130,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some("ci") => ci(),
+        Some("image") => image::image(&args[1..]),
         Some("arch") => arch(),
         Some("alerts") => alerts(),
         Some("codegen") => codegen(),
@@ -324,26 +348,7 @@ fn alerts() -> Result<(), String> {
     ] {
         if !succeeds(command(tool, ["--version"])) {
             println!("    {tool} not found, installing Debian's {package} package");
-            let install = || {
-                let mut apt = command(
-                    "apt-get",
-                    [
-                        "install",
-                        "-y",
-                        "--no-install-recommends",
-                        "-o",
-                        "Dpkg::Use-Pty=0",
-                        package,
-                    ],
-                );
-                apt.env("DEBIAN_FRONTEND", "noninteractive");
-                apt
-            };
-            // Stale package lists make the first try fail: refresh them once.
-            if run(install()).is_err() {
-                run(command("apt-get", ["update", "-qq"]))?;
-                run(install())?;
-            }
+            apt_install(package)?;
             // Only the tool is wanted: a server the package may have started
             // (on a host with systemd) would hold ports the apps use.
             let _ = succeeds(command("systemctl", ["disable", "--now", package]));
@@ -600,6 +605,30 @@ fn run(mut command: Command) -> Result<(), String> {
     } else {
         Err(format!("`{}` exited with {status}", describe(&command)))
     }
+}
+
+/// Installs a Debian package, refreshing stale package lists once if the first try fails.
+fn apt_install(package: &str) -> Result<(), String> {
+    let install = || {
+        let mut apt = command(
+            "apt-get",
+            [
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "-o",
+                "Dpkg::Use-Pty=0",
+                package,
+            ],
+        );
+        apt.env("DEBIAN_FRONTEND", "noninteractive");
+        apt
+    };
+    if run(install()).is_err() {
+        run(command("apt-get", ["update", "-qq"]))?;
+        run(install())?;
+    }
+    Ok(())
 }
 
 /// Probes whether a tool works without letting its output clutter the log.

@@ -52,6 +52,23 @@ pub(crate) struct Args {
     storage: alarm_host::storage::StorageArgs,
     #[command(flatten)]
     secrets: SecretsArgs,
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+/// What else the binary does besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub(crate) enum Command {
+    /// GET URL over plain HTTP and exit 0 on a 2xx answer, 1 otherwise: the
+    /// container's health check (no shell or curl in the image), e.g.
+    /// `alarm-http probe http://127.0.0.1:8080/health/ready`.
+    Probe {
+        /// An http:// URL.
+        url: String,
+        /// Seconds to wait for the connection and for the answer.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+        timeout: u64,
+    },
 }
 
 alarm_appkit::settings! {

@@ -1,6 +1,7 @@
 //! `alarm-http`: reads the configuration, opens the database, mounts the API and serves it until SIGTERM/SIGINT.
 
 mod config;
+mod probe;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -20,6 +21,20 @@ use config::{Args, Settings, key_path};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(config::Command::Probe { url, timeout }) = &args.command {
+        // Before the settings: a probe needs none of them.
+        return match probe::probe(url, Duration::from_secs(*timeout)) {
+            Ok(code) if (200..300).contains(&code) => ExitCode::SUCCESS,
+            Ok(code) => {
+                eprintln!("alarm-http probe: {url} answered {code}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("alarm-http probe: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.openapi {
         println!("{}", alarm_api::openapi_json());
         return ExitCode::SUCCESS;
