@@ -116,6 +116,12 @@ alarm_appkit::settings! {
         sound_link_ttl_seconds: u32 = "3600", "SOUND_LINK_TTL_SECONDS", 60..=604_800;
         /// Do not run the trigger engine and delivery worker in this process (run alarm-worker instead)
         no_worker: bool = "false", "NO_WORKER", switch;
+        /// Run as an OCI Function: serve Fn's http-stream contract on this unix socket (unix:/path, set by the Functions service) instead of LISTEN_ADDR, with no worker, ops listener or upload spool; needs DATABASE_URL and STORAGE_BACKEND s3 or oci (a function's disk does not last) [default: none]
+        fn_listener: Option<String>, "FN_LISTENER";
+        /// With FN_LISTENER: the name of the line that starts each call's log (set by OCI Functions) [default: none]
+        fn_logframe_name: Option<String>, "FN_LOGFRAME_NAME";
+        /// With FN_LISTENER: the request header whose value that line carries (set by OCI Functions) [default: none]
+        fn_logframe_hdr: Option<String>, "FN_LOGFRAME_HDR";
     }
 }
 
@@ -373,9 +379,28 @@ impl Settings {
         limits.trusted_proxies()?;
         limits.proxy_header()?;
         let server = args.server.load(&mut file, resolver)?;
-        let storage = args
-            .storage
-            .load(&mut file, resolver, &server.database.values.data_dir)?;
+        let mut storage =
+            args.storage
+                .load(&mut file, resolver, &server.database.values.data_dir)?;
+        if let Some(listener) = &api.fn_listener {
+            alarm_api::fnproject::listener_path(listener).map_err(|e| bad("FN_LISTENER", e))?;
+            // A function's disk lasts until the service recycles its container: nothing that
+            // must outlive a call may be written there.
+            if server.database.embedded() {
+                return Err(bad(
+                    "FN_LISTENER",
+                    "a function needs DATABASE_URL: the embedded database would live on its ephemeral disk",
+                ));
+            }
+            if !storage.remote() {
+                return Err(bad(
+                    "FN_LISTENER",
+                    "a function needs STORAGE_BACKEND s3 or oci: local sounds would live on its ephemeral disk",
+                ));
+            }
+            storage.spool_dir = None;
+            api.no_worker = true;
+        }
         file.finish()?;
         let jwt_secret = secret_env("JWT_SECRET_KEY", "JWT_SECRET_KEY_FILE", resolver)?;
         let redis = secret_env(

@@ -77,6 +77,45 @@ fn main() -> ExitCode {
     code
 }
 
+/// The API as an OCI Function: Fn's http-stream contract on the agent's unix socket, until
+/// SIGTERM; the socket and its link are removed on the way out.
+async fn serve_function(
+    listener: &str,
+    api: &config::ApiValues,
+    state: Arc<AppState>,
+    settings: &Settings,
+    started: std::time::Instant,
+) -> Result<(), String> {
+    use alarm_api::fnproject::{self, FnHttpStream, LogFrame};
+    let path = fnproject::listener_path(listener)?;
+    let frame = match (&api.fn_logframe_name, &api.fn_logframe_hdr) {
+        (Some(name), Some(header)) => Some(LogFrame {
+            name: name.clone(),
+            header: poem::http::HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes())
+                .map_err(|e| format!("FN_LOGFRAME_HDR: {e}"))?,
+        }),
+        _ => None,
+    };
+    let socket = fnproject::listen(&path)?;
+    let acceptor = poem::listener::UnixAcceptor::from_std(socket)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    tracing::info!(
+        socket = %path.display(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "Smart Alarm API serving as a function"
+    );
+    let stop = alarm_appkit::Stop::on_signals();
+    let served = Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(
+            FnHttpStream::new(alarm_api::app(state), frame),
+            stop.wait(),
+            Some(settings.server.process.shutdown_timeout()),
+        )
+        .await;
+    fnproject::unlisten(&path);
+    served.map_err(|e| format!("server: {e}"))
+}
+
 /// Prometheus metrics of this process, on the ops listener only.
 #[poem::handler]
 fn metrics_text(metrics: poem::web::Data<&alarm_appkit::metrics::Metrics>) -> poem::Response {
@@ -516,6 +555,17 @@ async fn run(settings: Settings, metrics: alarm_appkit::metrics::Metrics) -> Res
         }
     });
 
+    if let Some(listener) = &api.fn_listener {
+        let served = serve_function(listener, api, state, &settings, started).await;
+        housekeeping.abort();
+        if let Some(pusher) = pusher {
+            pusher.abort();
+        }
+        report.abort();
+        opened.sql.close().await;
+        tracing::info!("stopped");
+        return served;
+    }
     let tls = transport.tls.is_some();
     let acceptor = alarm_api::transport::GuardedAcceptor::new(
         TcpListener::bind(api.listen)

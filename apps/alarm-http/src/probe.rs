@@ -39,11 +39,13 @@ pub(crate) fn probe(url: &str, timeout: Duration) -> Result<u16, String> {
     } else {
         path.to_owned()
     };
-    write!(
-        stream,
+    // One write: `write!` on a bare socket sends each formatted piece as its own segment.
+    let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: alarm-http-probe\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("{address}: {e}"))?;
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("{address}: {e}"))?;
     // The status line is all that is read: a short, bounded read.
     let mut head = [0_u8; 64];
     let mut got = 0;
@@ -94,9 +96,14 @@ mod tests {
         let server = std::thread::spawn(move || {
             for status in ["204 No Content", "503 Service Unavailable"] {
                 let (mut s, _) = listener.accept().expect("accept");
+                // The whole head, however the segments fall.
+                let mut request = String::new();
                 let mut buf = [0_u8; 1024];
-                let n = s.read(&mut buf).expect("read");
-                let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                while !request.contains("\r\n\r\n") {
+                    let n = s.read(&mut buf).expect("read");
+                    assert!(n > 0, "the probe closed before its head ended: {request}");
+                    request.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
                 write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").expect("write");
                 assert!(
                     request.starts_with("GET /health/ready?x=1 HTTP/1.1\r\n"),

@@ -1450,3 +1450,341 @@ fn a_stopped_object_store_spools_uploads_until_it_is_back() {
     assert!(sigterm(&mut child).success());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// One call as Fn's agent makes it over the function's socket: `POST /call` carrying the
+/// client's request in `Fn-Http-*` headers. `client` are the client's headers; `agent` extra
+/// agent headers (the intent, the deadline, the log-frame header) and replace the defaults.
+/// Returns the agent-facing status, headers (lower-case) and body.
+fn fn_call(
+    socket: &std::path::Path,
+    method: &str,
+    url: &str,
+    client: &[(&str, &str)],
+    agent: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use std::os::unix::net::UnixStream;
+    let deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
+    let mut head = format!(
+        "POST /call HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nFn-Call-Id: 01CALL\r\n\
+         Content-Length: {}\r\n",
+        body.len()
+    );
+    let mut defaults = vec![
+        ("Fn-Intent".to_owned(), "httprequest".to_owned()),
+        ("Fn-Deadline".to_owned(), deadline.to_string()),
+        ("Fn-Http-Method".to_owned(), method.to_owned()),
+        ("Fn-Http-Request-Url".to_owned(), url.to_owned()),
+    ];
+    for (name, value) in agent {
+        defaults.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        if !value.is_empty() {
+            defaults.push(((*name).to_owned(), (*value).to_owned()));
+        }
+    }
+    for (name, value) in &defaults {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    for (name, value) in client {
+        head.push_str(&format!("Fn-Http-H-{name}: {value}\r\n"));
+        if name.eq_ignore_ascii_case("content-type") {
+            head.push_str(&format!("Content-Type: {value}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    let mut s = UnixStream::connect(socket).expect("the agent connects");
+    s.write_all(head.as_bytes()).expect("write");
+    s.write_all(body).expect("write the body");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let text = String::from_utf8_lossy(&out[..end]).into_owned();
+    let mut lines = text.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("a status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut rest = out[end + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
+    {
+        rest = dechunk(&rest);
+    }
+    (status, headers, rest)
+}
+
+fn header_of<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The API as an OCI Function, driven the way Fn's agent drives it: the socket appears only
+/// once it listens (a 0666 socket behind a relative symlink), the client's method, URL and
+/// headers arrive wrapped and the answer goes back wrapped, errors as problem+json with their
+/// Content-Type unprefixed; a call the function cannot serve is the agent's 502, one past its
+/// deadline the agent's 504; each call's log starts with OCI's frame line; SIGTERM ends it
+/// with exit 0 and the socket removed. Without a network database or object store it refuses
+/// to start. Prints the cold start (spawn to first answer).
+#[test]
+fn serves_as_an_oci_function_over_the_agents_socket() {
+    use secrecy::ExposeSecret as _;
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if !runtime.block_on(alarm_sql::testing::postgres_available(
+        "alarm-http function",
+    )) {
+        return;
+    }
+    if let Some(why) = alarm_storage::testing::s3_unavailable() {
+        panic!("{why} (cargo xtask ci installs it)");
+    }
+    let dir = temp_dir("fn");
+    let iofs = dir.join("iofs");
+    std::fs::create_dir_all(&iofs).expect("iofs");
+    let socket = iofs.join("lsnr.sock");
+    let listener = format!("unix:{}", socket.display());
+
+    // A function's disk does not last: the embedded defaults are refused.
+    let out = bin()
+        .env("FN_LISTENER", &listener)
+        .env("DATA_DIR", dir.join("data"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("FN_LISTENER") && err.contains("DATABASE_URL"),
+        "{err}"
+    );
+    let db = runtime.block_on(alarm_sql::testing::PgTestDb::new());
+    let keys = [
+        ("DATABASE_URL", db.url.clone()),
+        (
+            "JWT_SECRET_KEY",
+            "function-test-signing-key-of-at-least-32-bytes".to_owned(),
+        ),
+        (
+            "DATA_ENCRYPTION_KEYS",
+            "ZnVuY3Rpb24gdGVzdCBkYXRhIGtleSwgMzIgYnl0ZSE=".to_owned(),
+        ),
+    ];
+    let out = bin()
+        .env("FN_LISTENER", &listener)
+        .envs(keys.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("STORAGE_BACKEND"), "{err}");
+
+    let s3 = alarm_storage::testing::S3Server::start();
+    let settings = s3.settings();
+    let endpoint = settings.endpoint.clone().expect("endpoint");
+    let secret = settings.secret_access_key.expose_secret().to_owned();
+    let started = std::time::Instant::now();
+    let mut child = bin()
+        .envs(keys.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("STORAGE_BACKEND", "s3")
+        .env("STORAGE_ENDPOINT", &endpoint)
+        .env("STORAGE_BUCKET", &settings.bucket)
+        .env("STORAGE_PATH_STYLE", "true")
+        .env("STORAGE_ACCESS_KEY_ID", &settings.access_key_id)
+        .env("STORAGE_SECRET_ACCESS_KEY", &secret)
+        .env("FN_LISTENER", &listener)
+        .env("FN_FORMAT", "http-stream")
+        .env("FN_LOGFRAME_NAME", "01FRAME")
+        .env("FN_LOGFRAME_HDR", "Opc-Request-Id")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Both streams drained on their own threads (a full pipe would stall the function); the
+    // log line that says it serves is the signal the socket is there.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    let log = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("serving as a function") {
+                let _ = ready_tx.send(line.clone());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let stdout = child.stdout.take().expect("stdout");
+    let printed = std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = BufReader::new(stdout).read_to_string(&mut all);
+        all
+    });
+    let ready = ready_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the function says it serves");
+    let listening = started.elapsed();
+    let link = std::fs::symlink_metadata(&socket).expect("the agent's name");
+    assert!(link.file_type().is_symlink());
+    let target = std::fs::read_link(&socket).expect("link");
+    assert_eq!(
+        target,
+        PathBuf::from("phonylsnr.sock"),
+        "relative, in the same folder"
+    );
+    let real = std::fs::metadata(&socket).expect("the socket");
+    assert!(real.file_type().is_socket());
+    assert_eq!(real.permissions().mode() & 0o777, 0o666);
+
+    let (status, headers, body) = fn_call(
+        &socket,
+        "GET",
+        "/health/ready",
+        &[],
+        &[("Opc-Request-Id", "req-1")],
+        b"",
+    );
+    let cold = started.elapsed();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(header_of(&headers, "fn-http-status"), Some("200"));
+    let startup_ms = serde_json::from_str::<serde_json::Value>(&ready)
+        .ok()
+        .and_then(|line| {
+            line.get("startup_ms")
+                .or_else(|| line.pointer("/fields/startup_ms"))
+                .and_then(serde_json::Value::as_u64)
+        });
+    eprintln!(
+        "cold start to the first answer through the function socket: {} ms (goal 500 ms); \
+         listening after {} ms (the app's own count from main: {startup_ms:?} ms)",
+        cold.as_millis(),
+        listening.as_millis()
+    );
+    assert!(
+        startup_ms.is_some(),
+        "the serving line counts its start: {ready}"
+    );
+
+    let json = [("Content-Type", "application/json")];
+    let (status, headers, _) = fn_call(
+        &socket,
+        "POST",
+        "/api/v1/auth/register",
+        &json,
+        &[],
+        br#"{"email":"fn@example.com","password":"a long passphrase","display_name":"Fn"}"#,
+    );
+    assert_eq!(
+        (status, header_of(&headers, "fn-http-status")),
+        (200, Some("201"))
+    );
+    let (_, headers, body) = fn_call(
+        &socket,
+        "POST",
+        "/api/v1/auth/login",
+        &json,
+        &[],
+        br#"{"email":"fn@example.com","password":"a long passphrase"}"#,
+    );
+    assert_eq!(header_of(&headers, "fn-http-status"), Some("200"));
+    let login: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let bearer = format!("Bearer {}", login["access_token"].as_str().expect("token"));
+    let (_, headers, body) = fn_call(
+        &socket,
+        "POST",
+        "/api/v1/alarms",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &bearer),
+        ],
+        &[],
+        br#"{"name":"wake","time_zone":"UTC","schedules":[{"kind":"daily","time":"07:00"}]}"#,
+    );
+    assert_eq!(
+        header_of(&headers, "fn-http-status"),
+        Some("201"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let alarm: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let id = alarm["id"].as_str().expect("id");
+    assert!(
+        header_of(&headers, "fn-http-h-location").is_some_and(|l| l.ends_with(id)),
+        "{headers:?}"
+    );
+    assert_eq!(header_of(&headers, "fn-http-h-etag"), Some("\"1\""));
+    assert!(header_of(&headers, "content-type").is_some_and(|c| c.starts_with("application/json")));
+    assert_eq!(header_of(&headers, "fn-http-h-content-type"), None);
+    // The query string arrives with the URL; a wrong id is the API's own 404 problem.
+    let (_, headers, body) = fn_call(
+        &socket,
+        "GET",
+        "/api/v1/alarms/01a244f7-7bac-774d-b2bb-ed48ff2fc059?x=1",
+        &[("Authorization", &bearer)],
+        &[],
+        b"",
+    );
+    assert_eq!(header_of(&headers, "fn-http-status"), Some("404"));
+    assert_eq!(
+        header_of(&headers, "content-type"),
+        Some("application/problem+json")
+    );
+    assert!(String::from_utf8_lossy(&body).contains("not-found"));
+    let (_, headers, _) = fn_call(&socket, "GET", "/api/v1/alarms?limit=1", &[], &[], b"");
+    assert_eq!(header_of(&headers, "fn-http-status"), Some("401"));
+
+    // Not a gateway request: the function failed this call, the container lives on.
+    let (status, _, body) = fn_call(
+        &socket,
+        "GET",
+        "/health/live",
+        &[],
+        &[("Fn-Intent", "")],
+        b"",
+    );
+    assert_eq!(status, 502);
+    assert!(String::from_utf8_lossy(&body).contains("httprequest"));
+    // Past its deadline: the agent's timeout.
+    let (status, _, _) = fn_call(
+        &socket,
+        "GET",
+        "/health/live",
+        &[],
+        &[("Fn-Deadline", "2020-12-10T01:36:13Z")],
+        b"",
+    );
+    assert_eq!(status, 504);
+    let (status, headers, _) = fn_call(&socket, "GET", "/health/live", &[], &[], b"");
+    assert_eq!(
+        (status, header_of(&headers, "fn-http-status")),
+        (200, Some("200"))
+    );
+
+    assert!(sigterm(&mut child).success());
+    assert!(
+        !socket.exists() && std::fs::symlink_metadata(&socket).is_err(),
+        "the link is removed"
+    );
+    assert!(!iofs.join("phonylsnr.sock").exists());
+    let printed = printed.join().expect("stdout");
+    let log = log.join().expect("stderr");
+    assert!(printed.contains("\n01FRAME=req-1\n"), "{printed}");
+    assert!(log.contains("\n01FRAME=req-1\n"), "{log}");
+    drop(s3);
+    runtime.block_on(db.drop_db());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod body;
 pub mod dto;
+pub mod fnproject;
 pub mod lenient;
 pub mod limiter;
 pub mod links;

@@ -59,6 +59,20 @@ pub struct Storage {
     pub values: StorageValues,
 }
 
+/// Whether the objects live off this machine (a store whose bytes survive
+/// the machine: what a spool fronts and what a function needs).
+fn remote(backend: &Backend) -> bool {
+    matches!(backend, Backend::S3(_) | Backend::Oci(_))
+}
+
+impl Storage {
+    /// Whether the objects live off this machine (`s3` or `oci`).
+    #[must_use]
+    pub fn remote(&self) -> bool {
+        remote(&self.backend)
+    }
+}
+
 impl StorageArgs {
     /// Resolves the group and builds the backend; `data_dir` is where the
     /// local backend goes by default.
@@ -78,8 +92,7 @@ impl StorageArgs {
             resolver,
         )?;
         let backend = backend(&values, secret, data_dir)?;
-        let remote = matches!(backend, Backend::S3(_) | Backend::Oci(_));
-        let spool_dir = (remote && !values.storage_no_spool).then(|| {
+        let spool_dir = (remote(&backend) && !values.storage_no_spool).then(|| {
             values
                 .storage_spool_dir
                 .clone()
