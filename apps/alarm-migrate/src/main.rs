@@ -44,7 +44,13 @@ enum Command {
         steps: u32,
     },
     /// List every migration and whether it is applied.
-    Status,
+    Status {
+        /// Exit 1 when any migration is pending: the blue-green switch waits
+        /// for `up` (a database migrated past this release is an error
+        /// either way).
+        #[arg(long)]
+        check: bool,
+    },
     /// Drop every table and apply all migrations again (destroys data).
     Fresh,
     /// Seal the stored webhook secrets that are plain or under an older
@@ -132,7 +138,7 @@ async fn run(database: Database, command: Command) -> Result<(), String> {
             backed_up(&sql, &config, &dir, keep_days).await?;
         }
         Command::Restore { .. } => unreachable!("handled before connecting"),
-        Command::Status => {
+        Command::Status { check } => {
             let list = sql.migration_status().await.map_err(|e| e.to_string())?;
             for m in &list {
                 println!(
@@ -143,6 +149,12 @@ async fn run(database: Database, command: Command) -> Result<(), String> {
             }
             let pending = list.iter().filter(|m| !m.applied).count();
             println!("{} migration(s), {pending} pending", list.len());
+            if check && pending > 0 {
+                sql.close().await;
+                return Err(format!(
+                    "{pending} migration(s) pending on {target}: run `alarm-migrate up` first"
+                ));
+            }
         }
     }
     sql.close().await;

@@ -102,11 +102,24 @@ fn up_status_down_on_the_embedded_default() {
     assert!(data.join("alarms.db").exists());
     let (_, text, _) = status(&data);
     assert!(text.contains(", 0 pending"), "{text}");
+    let check = |dir: &PathBuf| run(bin().args(["status", "--check"]).env("DATA_DIR", dir));
+    let (code, _, err) = check(&data);
+    assert_eq!(
+        code,
+        Some(0),
+        "nothing pending: the switch may go on: {err}"
+    );
     let (code, text, err) = run(bin().args(["down", "1"]).env("DATA_DIR", &data));
     assert_eq!(code, Some(0), "{err}");
     assert!(text.contains("rolled back 1"), "{text}");
     let (_, text, _) = status(&data);
     assert!(text.contains(", 1 pending"), "{text}");
+    let (code, _, err) = check(&data);
+    assert_eq!(code, Some(1), "one pending: the switch waits");
+    assert!(
+        err.contains("1 migration(s) pending") && err.contains("alarm-migrate up"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
