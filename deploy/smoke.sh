@@ -6,6 +6,9 @@
 #
 # Needs bash, curl and jq. SMOKE_RING_TIMEOUT (default 40 s) bounds the wait for the ring;
 # the account is erased even when a later step fails, so a failed run leaves nothing behind.
+# SMOKE_COLOR=blue|green sends every request with `X-Deploy-Color`, which the OCI gateway and
+# load balancer of deploy/terraform route to that color: the idle color of a blue-green release
+# is checked through the public endpoint before the switch.
 set -euo pipefail
 
 base=${1:?usage: smoke.sh BASE_URL}
@@ -15,6 +18,12 @@ email="smoke-$(date -u +%Y%m%d%H%M%S)-${RANDOM}${RANDOM}@example.com"
 password="smoke test passphrase ${RANDOM}${RANDOM}${RANDOM}"
 token=""
 erased=false
+color_header=()
+case ${SMOKE_COLOR:-} in
+    "") ;;
+    blue | green) color_header=(-H "x-deploy-color: ${SMOKE_COLOR}") ;;
+    *) printf 'smoke: SMOKE_COLOR must be blue or green, not %s\n' "$SMOKE_COLOR" >&2; exit 2 ;;
+esac
 
 say() { printf 'smoke: %s\n' "$*" >&2; }
 fail() { say "FAILED: $*"; exit 1; }
@@ -24,7 +33,7 @@ fail() { say "FAILED: $*"; exit 1; }
 call() {
     local expect=$1 method=$2 path=$3 body=${4:-} if_match=${5:-}
     local args=(-sS -o /tmp/smoke.$$ -w '%{http_code}' -X "$method" --max-time 15
-        -H 'accept: application/json')
+        -H 'accept: application/json' "${color_header[@]}")
     [[ -n $token ]] && args+=(-H "authorization: Bearer ${token}")
     [[ -n $if_match ]] && args+=(-H "if-match: \"${if_match}\"")
     [[ -n $body ]] && args+=(-H 'content-type: application/json' --data "$body")

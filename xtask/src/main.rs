@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod deploy;
 mod image;
 
 const USAGE: &str = "\
@@ -32,6 +33,10 @@ Commands:
                           target/images/; --check also runs hadolint and the alarm-http image
                           read-only on SQLite and on PostgreSQL under deploy/smoke.sh, then
                           stops it with SIGTERM (exit 0 expected)
+  deploy-check            the deployment files without a cloud: shellcheck (scripts and the
+                          workflow's run blocks), deploy/release.test.sh, actionlint on
+                          .github/workflows, deploy/terraform/check.sh (fmt, provider schema,
+                          checkov, the seed's promises)
   help                    this text
 ";
 
@@ -108,6 +113,7 @@ const CI_STEPS: &[Step] = &[
     ("deny", deny),
     ("arch", arch),
     ("alerts", alerts),
+    ("deploy", deploy::deploy_check),
     ("image", image_check),
 ];
 
@@ -131,6 +137,7 @@ fn main() -> ExitCode {
         }
         Some("ci") => ci(),
         Some("image") => image::image(&args[1..]),
+        Some("deploy-check") => deploy::deploy_check(),
         Some("arch") => arch(),
         Some("alerts") => alerts(),
         Some("codegen") => codegen(),
