@@ -9,11 +9,15 @@
 #   release.sh switched STATE TAG        STATE with the colors swapped and the worker and tools
 #                                        images on TAG (the worker follows the switch)
 #   release.sh plan STATE PLANFILE       terraform plan that makes the deployment match STATE
+#   release.sh changes PLANFILE          what that plan changes (address and actions), then
+#                                        its digest on the last line: the approved plan and
+#                                        the applied one must have the same
 #   release.sh apply PLANFILE            terraform apply of that saved plan
 #   release.sh migrate IMAGE             alarm-migrate up, then status --check (exit 1 while a
 #                                        migration is pending), through an OCI Bastion session
-#   release.sh smoke [COLOR]             deploy/smoke.sh against $API_BASE_URL, the idle color
-#                                        when COLOR is given (X-Deploy-Color)
+#   release.sh smoke [COLOR]             deploy/smoke.sh against $API_BASE_URL; with COLOR, that
+#                                        color through X-Deploy-Color and the preview token
+#                                        (SMOKE_PREVIEW_TOKEN, else TF_VAR_preview_token)
 #
 # Environment: REGISTRY (e.g. gru.ocir.io/<namespace>/smart-alarm), API_BASE_URL
 # (https://<api_hostname>), TF_VAR_FILE (a .tfvars with the non-secret inputs; the secret ones
@@ -59,7 +63,7 @@ switched() {
          images: (.images | with_entries(
             # The targets this repository builds move with the release; others stay (alarm-migrate
             # is not deployed: `migrate` runs its image from the pipeline).
-            ({alarm_worker: "alarm-worker", alarm_migrate: "alarm-migrate", tools: "tools"}[.key]) as $target
+            ({alarm_worker: "alarm-worker", tools: "tools"}[.key]) as $target
             | if $target then .value = "\($repo)/\($target):\($tag)" else . end))}' "$file"
 }
 
@@ -68,10 +72,24 @@ plan() {
     vars=$(mktemp --suffix=.tfvars.json)
     # Only the release's variables; everything else comes from TF_VAR_FILE and TF_VAR_*.
     jq '{live_color: .live, http_images: .http_images, images: .images}' "$file" >"$vars"
-    local args=(plan -input=false -out="$out" -var-file="$vars")
-    [[ -n ${TF_VAR_FILE:-} ]] && args+=(-var-file="$TF_VAR_FILE")
+    local args=(plan -input=false -out="$out")
+    # The release's file last: of two -var-file giving one variable, the last wins, and these
+    # three variables are the release's to set.
+    if [[ -n ${TF_VAR_FILE:-} ]]; then args+=(-var-file="$TF_VAR_FILE"); fi
+    args+=(-var-file="$vars")
     tf "${args[@]}"
     rm -f "$vars"
+}
+
+# The plan's changes, one per line, and their digest last. Only addresses and actions are
+# read: `show -json` carries the values, sensitive ones included, and none is printed.
+changes() {
+    local list
+    list=$(tf show -json "$1" | jq -c '[.resource_changes[]?
+        | select(.change.actions != ["no-op"])
+        | {address, actions: .change.actions}] | sort_by(.address)')
+    jq -r '.[] | "\(.actions | join("+")) \(.address)"' <<<"$list"
+    printf 'changes-digest %s\n' "$(printf '%s' "$list" | sha256sum | cut -d' ' -f1)"
 }
 
 apply() { tf apply -input=false "$1"; }
@@ -88,9 +106,12 @@ migrate() {
     tunnel=""
     # shellcheck disable=SC2329 # invoked by the trap
     cleanup() {
-        [[ -n $tunnel ]] && kill "$tunnel" 2>/dev/null
-        [[ -n $session ]] && oci bastion session delete --session-id "$session" --force >/dev/null 2>&1
-        rm -rf "$dir"
+        # Every step runs whatever the one before did: a dead tunnel must not keep the session.
+        if [[ -n $tunnel ]]; then kill "$tunnel" 2>/dev/null || true; fi
+        if [[ -n $session ]]; then
+            oci bastion session delete --session-id "$session" --force >/dev/null 2>&1 || true
+        fi
+        rm -rf "$dir" || true
     }
     trap cleanup EXIT
     ssh-keygen -q -t ed25519 -N '' -f "$dir/key"
@@ -113,8 +134,14 @@ migrate() {
     # environment, never on a command line, and CI masks it.
     DATABASE_URL=$(oci secrets secret-bundle get --secret-id "$secret_id" \
         --query 'data."secret-bundle-content".content' --raw-output | base64 -d)
-    [[ -n ${GITHUB_ACTIONS:-} ]] && echo "::add-mask::$DATABASE_URL"
+    local credentials=${DATABASE_URL#*://}
+    credentials=${credentials%%@*}
     DATABASE_URL=${DATABASE_URL/@$db_ip:5432/@127.0.0.1:$port}
+    if [[ -n ${GITHUB_ACTIONS:-} ]]; then
+        # Each form the password could be printed in: alone, and inside either URL.
+        echo "::add-mask::${credentials#*:}"
+        echo "::add-mask::$DATABASE_URL"
+    fi
     export DATABASE_URL
     say "alarm-migrate up ($image)"
     "$runtime" run --rm --network=host -e DATABASE_URL "$image" up
@@ -125,7 +152,8 @@ migrate() {
 smoke() {
     local base=${API_BASE_URL:?API_BASE_URL is the public base URL, e.g. https://api.example.com.br}
     if [[ -n ${1:-} ]]; then
-        SMOKE_COLOR=$1 "$here/smoke.sh" "$base"
+        SMOKE_COLOR=$1 SMOKE_PREVIEW_TOKEN=${SMOKE_PREVIEW_TOKEN:-${TF_VAR_preview_token:-}} \
+            "$here/smoke.sh" "$base"
     else
         "$here/smoke.sh" "$base"
     fi
@@ -138,8 +166,9 @@ case $command in
     candidate) candidate "${1:?STATE}" "${2:?TAG}" ;;
     switched) switched "${1:?STATE}" "${2:?TAG}" ;;
     plan) plan "${1:?STATE}" "${2:?PLANFILE}" ;;
+    changes) changes "${1:?PLANFILE}" ;;
     apply) apply "${1:?PLANFILE}" ;;
     migrate) migrate "${1:?IMAGE}" ;;
     smoke) smoke "${1:-}" ;;
-    *) die "usage: release.sh state|candidate|switched|plan|apply|migrate|smoke (see the head of this file)" ;;
+    *) die "usage: release.sh state|candidate|switched|plan|changes|apply|migrate|smoke (see the head of this file)" ;;
 esac

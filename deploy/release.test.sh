@@ -39,6 +39,13 @@ case "\$1" in
             esac
         done
         printf '%s\n' "\$*" >"$work/plan-args" ;;
+    show)
+        # A plan as \`show -json\` gives it: a no-op, two changes out of order, and a
+        # sensitive value that must never be printed.
+        printf '%s' '{"resource_changes":[
+          {"address":"module.worker.oci_container_instances_container_instance.worker[0]","change":{"actions":["delete","create"],"after":{"x":"SECRET-VALUE"}}},
+          {"address":"module.vault.oci_vault_secret.this[\"jwt\"]","change":{"actions":["no-op"]}},
+          {"address":"module.api_gateway[0].oci_apigateway_deployment.api","change":{"actions":["update"]}}]}' ;;
     *) exit 1 ;;
 esac
 EOF
@@ -81,6 +88,23 @@ if [[ $args == *"-out=$work/switch.plan"* && $args == *"-var-file=/secure/prod.t
 else
     bad "plan arguments: $args"
 fi
+# The last -var-file wins in Terraform: the release's own file must come after the operator's.
+if [[ $args =~ -var-file=/secure/prod.tfvars.*-var-file=[^\ ]*\.tfvars\.json ]]; then
+    ok "the release's variables come last, so an operator's tfvars cannot override them"
+else
+    bad "var-file order: $args"
+fi
+
+changes=$("$release" changes "$work/switch.plan")
+check "changes lists what changes, sorted, without no-ops" \
+    "update module.api_gateway[0].oci_apigateway_deployment.api
+delete+create module.worker.oci_container_instances_container_instance.worker[0]" \
+    "$(grep -v '^changes-digest ' <<<"$changes")"
+if [[ $changes == *SECRET-VALUE* ]]; then bad "changes printed a value"; else ok "changes prints no value"; fi
+digest=$(sed -n 's/^changes-digest //p' <<<"$changes")
+check "the same plan has the same digest" "$digest" \
+    "$("$release" changes "$work/switch.plan" | sed -n 's/^changes-digest //p')"
+if [[ $digest =~ ^[0-9a-f]{64}$ ]]; then ok "the digest is a sha256"; else bad "digest: $digest"; fi
 
 "$release" plan "$work/before.json" "$work/rollback.plan"
 check "a rollback plans the state from before" "blue $repo/alarm-worker:v1" \
@@ -93,10 +117,38 @@ for tag in latest "" "v2;rm" "../v2"; do
         ok "the tag [$tag] is refused"
     fi
 done
-if SMOKE_COLOR=red "$here/smoke.sh" http://127.0.0.1:9 >/dev/null 2>&1; then
-    bad "smoke.sh refuses a color that is not blue or green"
+token=abcdefghijklmnopqrstuvwxyz0123456789
+for case in "red $token" "green short" "green "; do
+    read -r color preview <<<"$case"
+    if SMOKE_COLOR=$color SMOKE_PREVIEW_TOKEN=${preview:-} "$here/smoke.sh" http://127.0.0.1:9 \
+        >/dev/null 2>&1; then
+        bad "smoke.sh refuses color [$color] with token [${preview:-}]"
+    else
+        ok "smoke.sh refuses color [$color] with token [${preview:-}]"
+    fi
+done
+
+# The CI credentials step: owner-only files, and a tfvars that sets what the release owns refused.
+mkdir -p "$work/home" "$work/tf"
+creds() {
+    HOME=$work/home TF_DIR=$work/tf TF_VAR_FILE=$work/prod.tfvars OCI_USER_OCID=ocid1.user.x \
+        OCI_TENANCY_OCID=ocid1.tenancy.x OCI_FINGERPRINT=aa:bb OCI_PRIVATE_KEY=PEM-KEY \
+        TF_BACKEND_HCL='bucket = "state"' TF_VARS=$1 "$here/ci-credentials.sh" >/dev/null 2>&1
+}
+if creds 'api_hostname = "api.example.com.br"'; then
+    check "the deployer's key is written owner-only" "600 PEM-KEY" \
+        "$(stat -c %a "$work/home/.oci/deployer.pem") $(cat "$work/home/.oci/deployer.pem")"
+    check "the OCI config names it" "key_file=$work/home/.oci/deployer.pem" \
+        "$(grep key_file "$work/home/.oci/config")"
+    check "the backend and the tfvars are written" 'bucket = "state" api_hostname = "api.example.com.br"' \
+        "$(cat "$work/tf/backend.hcl") $(cat "$work/prod.tfvars")"
 else
-    ok "smoke.sh refuses a color that is not blue or green"
+    bad "ci-credentials.sh writes the credentials"
+fi
+if creds 'live_color = "green"'; then
+    bad "a tfvars that sets live_color is refused"
+else
+    ok "a tfvars that sets live_color is refused"
 fi
 
 if ((failures > 0)); then

@@ -6,9 +6,12 @@
 #
 # Needs bash, curl and jq. SMOKE_RING_TIMEOUT (default 40 s) bounds the wait for the ring;
 # the account is erased even when a later step fails, so a failed run leaves nothing behind.
-# SMOKE_COLOR=blue|green sends every request with `X-Deploy-Color`, which the OCI gateway and
-# load balancer of deploy/terraform route to that color: the idle color of a blue-green release
-# is checked through the public endpoint before the switch.
+# SMOKE_COLOR=blue|green with SMOKE_PREVIEW_TOKEN sends every request with
+# `X-Deploy-Color: <color>:<token>`, which the OCI gateway and load balancer of
+# deploy/terraform route to that color: the idle color of a blue-green release is checked
+# through the public endpoint before the switch. Headers and bodies go to curl through private
+# files, never on its command line (the token, the password and the access token would show in
+# the process list).
 set -euo pipefail
 
 base=${1:?usage: smoke.sh BASE_URL}
@@ -18,11 +21,22 @@ email="smoke-$(date -u +%Y%m%d%H%M%S)-${RANDOM}${RANDOM}@example.com"
 password="smoke test passphrase ${RANDOM}${RANDOM}${RANDOM}"
 token=""
 erased=false
-color_header=()
+work=$(mktemp -d)
+chmod 700 "$work"
+: >"$work/headers"
 case ${SMOKE_COLOR:-} in
     "") ;;
-    blue | green) color_header=(-H "x-deploy-color: ${SMOKE_COLOR}") ;;
-    *) printf 'smoke: SMOKE_COLOR must be blue or green, not %s\n' "$SMOKE_COLOR" >&2; exit 2 ;;
+    blue | green)
+        [[ ${SMOKE_PREVIEW_TOKEN:-} =~ ^[A-Za-z0-9_-]{32,128}$ ]] || {
+            printf 'smoke: SMOKE_COLOR needs SMOKE_PREVIEW_TOKEN (32 to 128 of A-Z a-z 0-9 _ -)\n' >&2
+            exit 2
+        }
+        printf 'x-deploy-color: %s:%s\n' "$SMOKE_COLOR" "$SMOKE_PREVIEW_TOKEN" >>"$work/headers"
+        ;;
+    *)
+        printf 'smoke: SMOKE_COLOR must be blue or green, not %s\n' "$SMOKE_COLOR" >&2
+        exit 2
+        ;;
 esac
 
 say() { printf 'smoke: %s\n' "$*" >&2; }
@@ -32,17 +46,25 @@ fail() { say "FAILED: $*"; exit 1; }
 # is sent as If-Match (changes to an alarm name the version they change).
 call() {
     local expect=$1 method=$2 path=$3 body=${4:-} if_match=${5:-}
-    local args=(-sS -o /tmp/smoke.$$ -w '%{http_code}' -X "$method" --max-time 15
-        -H 'accept: application/json' "${color_header[@]}")
-    [[ -n $token ]] && args+=(-H "authorization: Bearer ${token}")
-    [[ -n $if_match ]] && args+=(-H "if-match: \"${if_match}\"")
-    [[ -n $body ]] && args+=(-H 'content-type: application/json' --data "$body")
+    {
+        cat "$work/headers"
+        echo 'accept: application/json'
+        if [[ -n $token ]]; then echo "authorization: Bearer ${token}"; fi
+        if [[ -n $if_match ]]; then echo "if-match: \"${if_match}\""; fi
+        if [[ -n $body ]]; then echo 'content-type: application/json'; fi
+    } >"$work/request-headers"
+    local args=(-sS -o "$work/answer" -w '%{http_code}' -X "$method" --max-time 15
+        -H "@$work/request-headers")
+    if [[ -n $body ]]; then
+        printf '%s' "$body" >"$work/body"
+        args+=(--data-binary "@$work/body")
+    fi
     local code
     code=$(curl "${args[@]}" "${base}${path}") || fail "$method $path: no answer"
     if [[ $code != "$expect" ]]; then
-        fail "$method $path answered $code, expected $expect: $(head -c 500 /tmp/smoke.$$)"
+        fail "$method $path answered $code, expected $expect: $(head -c 500 "$work/answer")"
     fi
-    cat /tmp/smoke.$$
+    cat "$work/answer"
 }
 
 erase() {
@@ -51,9 +73,8 @@ erase() {
         call 204 DELETE /api/v1/auth/me "$(jq -nc --arg p "$password" '{password: $p}')" >/dev/null \
             && say "account erased"
     fi
-    rm -f /tmp/smoke.$$
 }
-trap erase EXIT
+trap 'erase; rm -rf "$work"' EXIT
 
 say "health"
 health=$(call 200 GET /health/ready)

@@ -19,7 +19,8 @@
 # Both colors always run (functions alarm-http-blue/-green, or two sets of container instances
 # behind the backend sets http-blue/-green); the idle color holds the candidate before the
 # switch, or the previous release for rollback. A request with the header
-# `X-Deploy-Color: blue|green` reaches that color; every other request reaches live_color.
+# `X-Deploy-Color: <color>:<preview_token>` (e.g. `green:<token>`) reaches that color; every
+# other request (no header, a bare color, a wrong token) reaches live_color.
 # A release, in Terraform terms (say blue is live; deploy/release.sh runs these steps):
 #   1. migrations: `alarm-migrate up`, then `alarm-migrate status --check` (exits 1 while any
 #      migration is pending: the release waits) through a port-forwarding session of the
@@ -27,15 +28,18 @@
 #      the release still live on blue keeps working
 #   2. http_images.green = <candidate tag>           -> terraform apply (green runs it; no
 #      public traffic reaches it yet)
-#   3. smoke test the candidate: SMOKE_COLOR=green deploy/smoke.sh https://<api_hostname>
-#      (sends X-Deploy-Color: green through the real public endpoint, gateway or LB)
+#   3. smoke test the candidate: SMOKE_COLOR=green SMOKE_PREVIEW_TOKEN=<preview_token>
+#      deploy/smoke.sh https://<api_hostname> (sends X-Deploy-Color: green:<token> through the
+#      real public endpoint, gateway or LB)
 #   4. live_color = "green", the worker on the new tag -> terraform apply (the route's
 #      default / the listener's default backend set changes; the worker is replaced)
 # Rollback: live_color = "blue" -> terraform apply (blue still runs the previous release).
-# The idle color is reachable by anyone who sends the header: it is the same app with the
-# same configuration, the same authentication (gateway JWT policy and rate limit, the app's own
-# checks) and the same database, so nothing is exposed that the live color does not expose
-# (only another version of the same API).
+# The idle color is NOT open to anyone: after a release it runs the PREVIOUS version, which may
+# carry a security bug the release fixed. It is reachable only with the preview token
+# (var.preview_token, sensitive), which the release pipeline holds (TF_VAR_preview_token).
+# Who else can learn it: anyone with read access to the gateway deployment or the load
+# balancer's routing policy (the token is in their routing rules), and anyone who can read the
+# Terraform state. Rotate it by setting a new TF_VAR_preview_token and applying.
 
 data "oci_identity_availability_domains" "ads" {
   compartment_id = var.tenancy_ocid
@@ -57,7 +61,9 @@ locals {
   # The secrets the apps read by reference ({vault:oci:<secret OCID>}).
   secret_names = concat(
     ["database-url", "jwt-secret-key", "jwt-rsa-keys", "data-encryption-keys", "storage-secret-access-key"],
-    var.smtp_password == "" ? [] : ["smtp-password"],
+    # nonsensitive(): for_each refuses keys derived from a sensitive value; this reveals only
+    # whether SMTP is configured, never the password.
+    nonsensitive(var.smtp_password != "") ? ["smtp-password"] : [],
   )
 
   # Settings shared by alarm-http (function or container) and alarm-worker. Secrets are vault
@@ -79,7 +85,8 @@ locals {
       JWT_ISSUER                = var.jwt_issuer
       JWT_AUDIENCE              = var.jwt_audience
     },
-    var.smtp_password == "" ? {} : { SMTP_PASSWORD = module.vault.references["smtp-password"] },
+    # nonsensitive(): reveals only whether SMTP is configured (keeps the map's keys plain).
+    nonsensitive(var.smtp_password != "") ? { SMTP_PASSWORD = module.vault.references["smtp-password"] } : {},
     var.app_settings,
   )
 
@@ -113,13 +120,17 @@ module "vault" {
   db_admin_password = var.db_admin_password
   secret_values = merge(
     {
+      # sslmode=require encrypts the connection but does NOT verify the server's certificate
+      # (an attacker on the path could impersonate the database); verify-full needs OCI's CA
+      # bundle for the PostgreSQL service in the images, which is not done yet.
       "database-url"              = "postgresql://${var.db.app_username}:${urlencode(var.db_app_password)}@${module.database.endpoint_ip}:5432/${var.db.database_name}?sslmode=require"
       "jwt-secret-key"            = var.jwt_secret_key
       "jwt-rsa-keys"              = var.jwt_rsa_keys
       "data-encryption-keys"      = var.data_encryption_keys
       "storage-secret-access-key" = module.storage.secret_access_key
     },
-    var.smtp_password == "" ? {} : { "smtp-password" = var.smtp_password },
+    # nonsensitive() on the condition only (whether SMTP is configured); the value stays sensitive.
+    nonsensitive(var.smtp_password != "") ? { "smtp-password" = var.smtp_password } : {},
   )
 }
 
@@ -225,6 +236,7 @@ module "api_gateway" {
   certificate_id                 = var.certificate_ocid
   function_ids                   = module.functions[0].function_ids
   live_color                     = var.live_color
+  preview_token                  = var.preview_token
   api_hostname                   = var.api_hostname
   jwt_issuer                     = var.jwt_issuer
   jwt_audience                   = var.jwt_audience
@@ -249,6 +261,7 @@ module "load_balancer" {
   shape            = var.container_shape
   images           = var.http_images
   live_color       = var.live_color
+  preview_token    = var.preview_token
   # Behind the LB the client's address is the LB's X-Forwarded-For hop: trust the LB's subnet.
   environment = merge(local.http_env, {
     LISTEN_ADDR      = "0.0.0.0:8080"
@@ -265,6 +278,7 @@ module "load_balancer" {
 module "worker" {
   source = "./modules/worker"
 
+  tenancy_id           = var.tenancy_ocid
   compartment_id       = var.compartment_ocid
   name_prefix          = var.name_prefix
   subnet_id            = module.network.app_subnet_id

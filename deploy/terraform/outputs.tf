@@ -21,7 +21,7 @@ output "bastion_id" {
 }
 
 output "live_color" {
-  description = "The alarm-http color that takes the public traffic; the other answers only X-Deploy-Color: <color>."
+  description = "The alarm-http color that takes the public traffic; the other answers only X-Deploy-Color: <color>:<preview_token>."
   value       = var.live_color
 }
 

@@ -87,18 +87,30 @@ variable "images" {
 # ---------------------------------------------------------------------------------------------
 # Blue-green releases of alarm-http (GUD-002). Both colors always run; live_color takes the
 # traffic, the other one (the idle color) holds the candidate before the switch or the previous
-# release for rollback, and answers only requests with the header X-Deploy-Color: <color>.
-# Release: candidate into http_images[idle] -> apply -> smoke with X-Deploy-Color: <idle> ->
-# live_color = <idle> -> apply. Rollback: live_color back -> apply.
+# release for rollback, and answers only requests with the header
+# X-Deploy-Color: <color>:<preview_token>.
+# Release: candidate into http_images[idle] -> apply -> smoke with X-Deploy-Color:
+# <idle>:<preview_token> -> live_color = <idle> -> apply. Rollback: live_color back -> apply.
 # ---------------------------------------------------------------------------------------------
 variable "live_color" {
-  description = "The alarm-http color that takes the public traffic (blue or green). The other color answers only requests carrying X-Deploy-Color: <color>."
+  description = "The alarm-http color that takes the public traffic (blue or green). The other color answers only requests carrying X-Deploy-Color: <color>:<preview_token>."
   type        = string
   default     = "blue"
 
   validation {
     condition     = contains(["blue", "green"], var.live_color)
     error_message = "live_color must be blue or green."
+  }
+}
+
+variable "preview_token" {
+  description = "The secret that opens preview access to a color: X-Deploy-Color: <color>:<preview_token> reaches that color (the idle one: the candidate, or after a release the PREVIOUS version); anything else reaches live_color. Held by the release pipeline (TF_VAR_preview_token, SMOKE_PREVIEW_TOKEN of deploy/smoke.sh); readable by anyone with read on the gateway deployment or the LB routing policy, and in the Terraform state. 32 to 128 of A-Z a-z 0-9 _ - (e.g. openssl rand -hex 32)."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{32,128}$", var.preview_token))
+    error_message = "preview_token must be 32 to 128 characters of A-Z, a-z, 0-9, _ and -."
   }
 }
 

@@ -15,6 +15,7 @@ const SCRIPTS: &[&str] = &[
     "deploy/smoke.sh",
     "deploy/release.sh",
     "deploy/release.test.sh",
+    "deploy/ci-credentials.sh",
     "deploy/terraform/check.sh",
 ];
 

@@ -113,6 +113,9 @@ def eval_condition(condition: str, var_name: str, value) -> bool:
     m = re.fullmatch(re.escape(ref) + r"\s*>=\s*(\d+)\s*&&\s*" + re.escape(ref) + r"\s*<=\s*(\d+)", c)
     if m:
         return int(m.group(1)) <= value <= int(m.group(2))
+    m = re.fullmatch(r'can\(regex\("([^"]+)",\s*' + re.escape(ref) + r"\)\)", c)
+    if m:  # Terraform's regex() is RE2; the patterns used here mean the same in Python
+        return isinstance(value, str) and re.search(m.group(1), value) is not None
     m = re.fullmatch(r"length\(" + re.escape(ref) + r"\)\s*>=\s*(\d+)", c)
     if m:
         return len(value) >= int(m.group(1))
@@ -506,6 +509,9 @@ def test_both_colors_are_defined():
     assert expr(module_call("load_balancer")["instance_count"]) == "var.http_instance_count"
 
 
+PREVIEW_TOKEN = "${var.preview_token}"
+
+
 def _gateway_route_backend() -> dict:
     dep = resources("modules/api_gateway/main.tf", "oci_apigateway_deployment")["api"]
     (route,) = blocks(blocks(dep, "specification")[0], "routes")
@@ -537,16 +543,92 @@ def test_preview_header_is_x_deploy_color():
             continue
         assert unq(key["type"]) == "ANY_OF"
         keyed[unq(key["name"])] = ([unq(v) for v in key["values"]], expr(blocks(rb, "backend")[0]["function_id"]))
-    assert keyed == {c: ([c], f'var.function_ids["{c}"]') for c in COLORS}, keyed
+    # The value is <color>:<preview_token>: a bare color (or a wrong token) reaches live_color.
+    assert keyed == {c: ([f"{c}:{PREVIEW_TOKEN}"], f'var.function_ids["{c}"]') for c in COLORS}, keyed
     policy = resources("modules/load_balancer/main.tf", "oci_load_balancer_load_balancer_routing_policy")["deploy_color"]
     rules = {}
     for rule in blocks(policy, "rules"):
-        m = re.fullmatch(r"all\(http\.request\.headers\[\(i 'X-Deploy-Color'\)\] eq \(i '(\w+)'\)\)", unq(rule["condition"]))
+        m = re.fullmatch(r"all\(http\.request\.headers\[\(i 'X-Deploy-Color'\)\] eq '(\w+):"
+                         + re.escape(PREVIEW_TOKEN) + r"'\)", unq(rule["condition"]))
         assert m, rule["condition"]
+        assert unq(rule["name"]) == f"preview_{m.group(1)}", "rule names carry the color only"
         (action,) = blocks(rule, "actions")
         assert unq(action["name"]) == "FORWARD_TO_BACKENDSET"
         rules[m.group(1)] = expr(action["backend_set_name"])
     assert rules == {c: f'oci_load_balancer_backend_set.http["{c}"].name' for c in COLORS}, rules
+
+
+def test_preview_token_is_sensitive_without_default_and_validated():
+    for rel in ("variables.tf", "modules/api_gateway/variables.tf", "modules/load_balancer/variables.tf"):
+        var = variable(rel, "preview_token")
+        assert var.get("sensitive") is True and "default" not in var, rel
+        assert validations(rel, "preview_token"), rel
+        for good in ("a" * 32, "A1_-" * 8, "Z9" * 64):
+            assert accepted(rel, "preview_token", good), (rel, good)
+        for bad in ("", "green", "a" * 31, "a" * 129, "a" * 31 + "'", "a" * 31 + " ", "a" * 31 + ":", "a" * 31 + ")"):
+            assert not accepted(rel, "preview_token", bad), (rel, bad)
+    for call in ("api_gateway", "load_balancer"):
+        assert expr(module_call(call)["preview_token"]) == "var.preview_token", call
+    # Nothing iterates over keys built from the token: routing keys and rules are per color.
+    for rel in ("modules/api_gateway/main.tf", "modules/load_balancer/main.tf"):
+        for line in (ROOT / rel).read_text().splitlines():
+            if "preview_token" in line and not line.lstrip().startswith("#"):
+                assert not re.match(r"\s*(for_each|count|name)\s*=", line), f"{rel}: {line.strip()}"
+
+
+def test_smtp_condition_is_nonsensitive_boolean():
+    text = (ROOT / "main.tf").read_text()
+    uses = [line.strip() for line in text.splitlines() if "var.smtp_password" in line and not line.strip().startswith("#")]
+    assert len(uses) == 3, uses
+    for line in uses:
+        assert line.startswith('nonsensitive(var.smtp_password != "") ?'), line
+
+
+# ---------------------------------------------------------------------------------------------
+# SEC-005: the backups bucket (full database dumps) is the backup job's alone
+# ---------------------------------------------------------------------------------------------
+def test_apps_dynamic_group_policy_does_not_mention_backups_bucket():
+    apps = resources("modules/iam/main.tf", "oci_identity_policy")["apps"]
+    for statement in apps["statements"]:
+        assert "backups" not in statement, statement
+    groups = resources("modules/iam/main.tf", "oci_identity_dynamic_group")
+    assert "compartment.id" in groups["containers"]["matching_rule"]
+
+
+def test_backup_job_has_its_own_write_only_principal():
+    worker = "modules/worker/main.tf"
+    dg = resources(worker, "oci_identity_dynamic_group")["backup"]
+    assert expr(dg["compartment_id"]) == "var.tenancy_id"
+    assert unq(dg["matching_rule"]) == (
+        "ALL {resource.type = 'computecontainerinstance', "
+        "resource.id = '${oci_container_instances_container_instance.backup.id}'}")
+    (statement,) = resources(worker, "oci_identity_policy")["backup"]["statements"]
+    statement = unq(statement)
+    assert statement.startswith("Allow dynamic-group ${oci_identity_dynamic_group.backup.name} to manage objects ")
+    assert "target.bucket.name = '${var.backups_bucket}'" in statement
+    assert set(re.findall(r"request\.permission = '(\w+)'", statement)) == {"OBJECT_CREATE", "OBJECT_INSPECT"}
+    assert expr(module_call("worker")["tenancy_id"]) == "var.tenancy_ocid"
+    # The schedule may start/stop (use), not create or delete (manage) container instances.
+    (sched,) = resources(worker, "oci_identity_policy")["scheduler"]["statements"]
+    sched = unq(sched)
+    assert "to use compute-container-instances " in sched and "manage" not in sched
+    assert "request.principal.id = '${oci_resource_scheduler_schedule.backup.id}'" in sched
+    assert "COMPUTE_CONTAINER_INSTANCE_START" in sched and "DELETE" not in sched and "CREATE" not in sched
+
+
+def test_backup_uploader_uploads_the_data_file_and_its_sidecars_by_name():
+    (loc,) = [entry for entry in doc("modules/worker/main.tf")["locals"] if "upload_script" in entry]
+    script = loc["upload_script"]
+    assert "/backups/*.pgdump.sha256" in script and "stem=$${sum%.sha256}" in script
+    assert '[ -f "$stem" ]' in script, "waits for the data file (renamed last)"
+    assert 'for f in "$stem" "$stem.json" "$stem.sha256"; do' in script
+    assert '"$stem".*' not in script and ".partial" not in script
+    assert "--no-overwrite" in script and "720" in script
+    backup = resources("modules/worker/main.tf", "oci_container_instances_container_instance")["backup"]
+    upload = [c for c in blocks(backup, "containers") if unq(c["display_name"]) == "upload"][0]
+    assert unq(upload["environment_variables"]["HOME"]) == "/tmp"
+    mounts = {unq(m["mount_path"]): m for m in blocks(upload, "volume_mounts")}
+    assert mounts["/backups"]["is_read_only"] is True and "/tmp" in mounts
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,14 +32,17 @@
 # same reason: the gateway authenticates, the app authorizes.
 #
 # Blue-green (GUD-002): the one route has a DYNAMIC_ROUTING_BACKEND. Its selector is the request
-# header X-Deploy-Color: "blue" goes to alarm-http-blue, "green" to alarm-http-green, and every
-# other request (no header, or any other value) to the default key, the live color's function
-# (var.live_color). A release: candidate image into the idle color's slot -> apply -> smoke
-# test https://<api_hostname> with X-Deploy-Color: <idle> -> flip live_color -> apply; rollback:
-# flip live_color back -> apply (only this deployment changes; both functions keep running).
-# The idle color is reachable by anyone who sends the header: same app, same configuration,
-# same JWT policy and rate limit (they apply to the deployment, before the backend is chosen),
-# same database, so nothing is exposed that the live color does not expose.
+# header X-Deploy-Color: "blue:<preview_token>" goes to alarm-http-blue, "green:<preview_token>"
+# to alarm-http-green, and every other request (no header, a bare color, a wrong token) to the
+# default key, the live color's function (var.live_color). A release: candidate image into the
+# idle color's slot -> apply -> smoke test https://<api_hostname> with X-Deploy-Color:
+# <idle>:<preview_token> -> flip live_color -> apply; rollback: flip live_color back -> apply
+# (only this deployment changes; both functions keep running).
+# The idle color is reachable only with the preview token: after a release it runs the previous
+# version, which may carry a security bug the release fixed. The release pipeline holds the
+# token (TF_VAR_preview_token); it is also readable by anyone with read access to this
+# deployment (its routing keys) and in the Terraform state. The JWT policy and rate limit apply
+# to every request either way (they run before the backend is chosen).
 
 locals {
   jwks_uri = "https://${var.api_hostname}/.well-known/jwks.json"
@@ -100,8 +103,8 @@ resource "oci_apigateway_deployment" "api" {
       }
     }
 
-    # One route: every path and method goes to one function (chosen by X-Deploy-Color, else
-    # the live color's), which routes itself.
+    # One route: every path and method goes to one function (chosen by X-Deploy-Color:
+    # <color>:<preview_token>, else the live color's), which routes itself.
     routes {
       path    = "/{path*}"
       methods = ["ANY"]
@@ -114,12 +117,13 @@ resource "oci_apigateway_deployment" "api" {
           selector = "request.headers[X-Deploy-Color]"
         }
 
-        # Preview keys: X-Deploy-Color: blue / green reaches that color, live or idle.
+        # Preview keys: X-Deploy-Color: blue:<preview_token> / green:<preview_token> reaches
+        # that color, live or idle. The key names are the colors only; the token is in values.
         routing_backends {
           key {
             type   = "ANY_OF"
             name   = "blue"
-            values = ["blue"]
+            values = ["blue:${var.preview_token}"]
           }
 
           backend {
@@ -134,7 +138,7 @@ resource "oci_apigateway_deployment" "api" {
           key {
             type   = "ANY_OF"
             name   = "green"
-            values = ["green"]
+            values = ["green:${var.preview_token}"]
           }
 
           backend {
@@ -145,7 +149,7 @@ resource "oci_apigateway_deployment" "api" {
           }
         }
 
-        # Everything else (no header, or another value): the live color. Assumption: a default
+        # Everything else (no header, a bare color, a wrong token): the live color. Assumption: a default
         # key needs no values (the service matches it when no other key does).
         routing_backends {
           key {

@@ -34,12 +34,23 @@ variable "function_ids" {
 }
 
 variable "live_color" {
-  description = "The color whose function takes every request without X-Deploy-Color (blue or green)."
+  description = "The color whose function takes every request without a valid X-Deploy-Color: <color>:<preview_token> (blue or green)."
   type        = string
 
   validation {
     condition     = contains(["blue", "green"], var.live_color)
     error_message = "live_color must be blue or green."
+  }
+}
+
+variable "preview_token" {
+  description = "X-Deploy-Color: <color>:<preview_token> reaches that color; anything else the live color."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{32,128}$", var.preview_token))
+    error_message = "preview_token must be 32 to 128 characters of A-Z, a-z, 0-9, _ and -."
   }
 }
 

@@ -1,5 +1,5 @@
-# OCI Bastion to PostgreSQL: how schema migrations and restores reach the private database
-# (it replaces the one-shot `alarm-migrate up` container instance of earlier versions).
+# OCI Bastion to PostgreSQL: how the release pipeline's schema migrations and the operators'
+# restores (and psql sessions) reach the private database, which has no public endpoint.
 #
 #   - a STANDARD bastion whose private endpoint sits in the db subnet (target_subnet_id);
 #     sessions may be opened only from client_cidrs (root variable bastion_client_cidrs: the

@@ -3,6 +3,9 @@
 #   - the container instances of this compartment (dynamic group, resource principal)
 #   - the storage user, whose Customer Secret Key the apps use for the S3-compatible API
 # and the services that need the vault key (Object Storage, for bucket encryption).
+# A fourth principal, the backup job's (a dynamic group of the one backup container instance,
+# the only one that may write into the backups bucket), is in module worker: it needs the
+# instance's OCID, which exists only after this module.
 # Every statement is limited to this compartment and, where OCI allows, to the one vault,
 # secret set, bucket or repository it is for. Nothing grants manage on anything but objects.
 
@@ -17,7 +20,7 @@ resource "oci_identity_dynamic_group" "functions" {
 resource "oci_identity_dynamic_group" "containers" {
   compartment_id = var.tenancy_id
   name           = "${var.name_prefix}-containers"
-  description    = "Smart Alarm container instances (alarm-worker, alarm-http, backup job)"
+  description    = "Smart Alarm container instances (alarm-worker, alarm-http, backup job): secrets, images; no backups bucket"
   matching_rule  = "ALL {resource.type = 'computecontainerinstance', resource.compartment.id = '${var.compartment_id}'}"
   freeform_tags  = var.freeform_tags
 }
@@ -73,10 +76,9 @@ resource "oci_identity_policy" "apps" {
     "Allow ${local.storage} to read buckets ${local.in_compartment} where target.bucket.name = '${var.sounds_bucket}'",
     "Allow ${local.storage} to manage objects ${local.in_compartment} where target.bucket.name = '${var.sounds_bucket}'",
 
-    # Backups: the backup job writes into the backups bucket (no delete: expiry is the
-    # lifecycle rule's, so a compromised job cannot erase older backups).
-    "Allow ${local.ci} to read buckets ${local.in_compartment} where target.bucket.name = '${var.backups_bucket}'",
-    "Allow ${local.ci} to manage objects ${local.in_compartment} where all {target.bucket.name = '${var.backups_bucket}', any {request.permission = 'OBJECT_CREATE', request.permission = 'OBJECT_INSPECT', request.permission = 'OBJECT_READ'}}",
+    # Backups: nothing here. The backups bucket holds full database dumps; only the backup
+    # job's own dynamic group (module worker) may write into it, never alarm-http or
+    # alarm-worker (members of the containers group above).
 
     # Images: container instances pull from OCIR in this compartment.
     "Allow ${local.ci} to read repos ${local.in_compartment}",

@@ -13,13 +13,15 @@
 # Blue-green (GUD-002): two sets of alarm-http instances, blue and green (instance_count each,
 # each color with its image from var.images), and two backend sets, http-blue and http-green.
 # The HTTPS listener's default backend set is the live color's (var.live_color); its routing
-# policy sends a request whose X-Deploy-Color header is "blue" or "green" to that color's
-# backend set, so the release pipeline can smoke-test the idle color through the real public
-# endpoint. A release: candidate image into the idle color's slot -> apply -> smoke test with
-# X-Deploy-Color: <idle> -> flip live_color -> apply (only the listener's default changes);
-# rollback: flip live_color back -> apply. The idle color is reachable by anyone who sends the
-# header: same app, same configuration, same auth and database, so nothing is exposed that the
-# live color does not expose.
+# policy sends a request whose X-Deploy-Color header is "blue:<preview_token>" or
+# "green:<preview_token>" to that color's backend set, so the release pipeline can smoke-test
+# the idle color through the real public endpoint. A release: candidate image into the idle
+# color's slot -> apply -> smoke test with X-Deploy-Color: <idle>:<preview_token> -> flip
+# live_color -> apply (only the listener's default changes); rollback: flip live_color back ->
+# apply. The idle color is reachable only with the preview token: after a release it runs the
+# previous version, which may carry a security bug the release fixed. The release pipeline holds
+# the token (TF_VAR_preview_token); it is also readable by anyone with read access to this load
+# balancer's routing policy (its rule conditions) and in the Terraform state.
 
 resource "oci_load_balancer_load_balancer" "this" {
   compartment_id             = var.compartment_id
@@ -65,12 +67,14 @@ resource "oci_load_balancer_backend_set" "http" {
   }
 }
 
-# Preview: X-Deploy-Color: blue / green reaches that color's backend set; a request without the
-# header (or with another value) matches no rule and goes to the listener's default backend set,
-# the live color's. Rules are evaluated in order, the first match wins.
+# Preview: X-Deploy-Color: blue:<preview_token> / green:<preview_token> reaches that color's
+# backend set; a request without the header, with a bare color or with a wrong token matches no
+# rule and goes to the listener's default backend set, the live color's. Rules are evaluated in
+# order, the first match wins. The rule names are the colors only; the token is in the
+# conditions (validated to [A-Za-z0-9_-], so it cannot break out of the quoted string).
 # Assumption (OCI routing policy language V1, not checkable offline): headers are addressed as
 # http.request.headers[(i '<name>')] (case-insensitive name) and compared with eq against a
-# case-insensitive string (i '<value>').
+# plain, case-sensitive string literal '<value>' (the token is compared exactly).
 resource "oci_load_balancer_load_balancer_routing_policy" "deploy_color" {
   load_balancer_id           = oci_load_balancer_load_balancer.this.id
   name                       = "deploy_color"
@@ -78,7 +82,7 @@ resource "oci_load_balancer_load_balancer_routing_policy" "deploy_color" {
 
   rules {
     name      = "preview_blue"
-    condition = "all(http.request.headers[(i 'X-Deploy-Color')] eq (i 'blue'))"
+    condition = "all(http.request.headers[(i 'X-Deploy-Color')] eq 'blue:${var.preview_token}')"
 
     actions {
       name             = "FORWARD_TO_BACKENDSET"
@@ -88,7 +92,7 @@ resource "oci_load_balancer_load_balancer_routing_policy" "deploy_color" {
 
   rules {
     name      = "preview_green"
-    condition = "all(http.request.headers[(i 'X-Deploy-Color')] eq (i 'green'))"
+    condition = "all(http.request.headers[(i 'X-Deploy-Color')] eq 'green:${var.preview_token}')"
 
     actions {
       name             = "FORWARD_TO_BACKENDSET"

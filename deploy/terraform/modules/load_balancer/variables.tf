@@ -82,6 +82,17 @@ variable "live_color" {
   }
 }
 
+variable "preview_token" {
+  description = "X-Deploy-Color: <color>:<preview_token> reaches that color's backend set; anything else the live color's."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{32,128}$", var.preview_token))
+    error_message = "preview_token must be 32 to 128 characters of A-Z, a-z, 0-9, _ and -."
+  }
+}
+
 variable "environment" {
   description = "Settings and vault references (never secret values)."
   type        = map(string)

@@ -15,8 +15,9 @@
 # Identity: container instances have resource principals (the platform sets
 # OCI_RESOURCE_PRINCIPAL_VERSION and the token files; is_resource_principal_disabled=false),
 # which the apps use with OCI_AUTH=resource_principal to read the vault secrets. The
-# containers dynamic group (module iam) may read this vault's secret bundles, pull images,
-# and write (not delete) objects of the backups bucket.
+# containers dynamic group (module iam) may read this vault's secret bundles and pull images;
+# it has NO access to the backups bucket (full database dumps). Only the backup job's own
+# dynamic group (below, matching that one container instance) may write into it.
 #
 # Images run as 65532 with a read-only root; VOLUME /data (and /backups for tools) get an
 # ephemeral EMPTYDIR volume.
@@ -96,13 +97,26 @@ resource "oci_container_instances_container_instance" "worker" {
 }
 
 # The backup job (the seed's AC-007, GUD-003): two containers sharing /backups.
-#   tools:    alarm-migrate backup --dir /backups --keep-days N (pg_dump beside it)
-#   uploader: waits for the backup's .sha256 file, then copies the three files into the
-#             backups bucket with the resource principal (no overwrite; the bucket's lifecycle
-#             rule deletes objects after backup_keep_days, GUD-003, and the job's principal
-#             may not delete).
+#   tools:    alarm-migrate backup --dir /backups --keep-days N (pg_dump beside it), which
+#             writes alarm-<stamp>.pgdump and its sidecars .pgdump.json and .pgdump.sha256
+#   uploader: waits for the backup's data file (local.upload_script), then copies the three
+#             files into the backups bucket with the backup job's own resource principal
+#             (dynamic group "backup" below; no overwrite; the bucket's lifecycle rule deletes
+#             objects after backup_keep_days, GUD-003, and the job's principal may not delete).
 # restart NEVER: each start runs one backup, then the instance stops. OCI Resource Scheduler
 # starts it on backup_schedule_cron (UTC).
+#
+# Unverified assumptions (not checkable offline):
+#   - the EMPTYDIR volumes are writable by uid/gid 65532: oci_container_instances_container_instance
+#     takes no mode or owner for an EMPTYDIR volume (volumes {} has only name, volume_type,
+#     backing_store, configs), so this relies on the service creating them writable for the
+#     container's user (alarm-migrate then makes /backups owner-only itself);
+#   - the EMPTYDIR volumes are empty at every start (ephemeral storage), so the newest backup
+#     in /backups is this run's (an older one would fail the upload: --no-overwrite);
+#   - the uploader image's OCI CLI needs a writable HOME (~/.oci, its config and caches) and a
+#     writable temp dir while the root file system is read-only: HOME and TMPDIR point to /tmp,
+#     an EMPTYDIR of the uploader's own (not /backups, which the uploader mounts read-only so
+#     that it cannot alter a backup).
 resource "oci_container_instances_container_instance" "backup" {
   compartment_id           = var.compartment_id
   display_name             = "${var.name_prefix}-backup"
@@ -155,6 +169,9 @@ resource "oci_container_instances_container_instance" "backup" {
       BUCKET       = var.backups_bucket
       NAMESPACE    = var.namespace
       REGION       = var.region
+      # The OCI CLI writes under $HOME (~/.oci) and needs a temp dir; the root is read-only.
+      HOME   = "/tmp"
+      TMPDIR = "/tmp"
     }
 
     security_context {
@@ -170,6 +187,12 @@ resource "oci_container_instances_container_instance" "backup" {
       volume_name  = "backups"
       is_read_only = true
     }
+
+    # The uploader's writable HOME and TMPDIR (see above).
+    volume_mounts {
+      mount_path  = "/tmp"
+      volume_name = "upload-tmp"
+    }
   }
 
   volumes {
@@ -177,28 +200,50 @@ resource "oci_container_instances_container_instance" "backup" {
     volume_type   = "EMPTYDIR"
     backing_store = "EPHEMERAL_STORAGE"
   }
+
+  volumes {
+    name          = "upload-tmp"
+    volume_type   = "EMPTYDIR"
+    backing_store = "EPHEMERAL_STORAGE"
+  }
 }
 
 locals {
-  # Waits (at most 2 h) for the backup's checksum file, the last of its three files, then
-  # uploads every file of that backup. A missing upload fails the container (exit 1), which
-  # the container instance's state and logs show.
+  # `alarm-migrate backup` writes alarm-<stamp>.pgdump.partial, then the sidecars
+  # alarm-<stamp>.pgdump.json and alarm-<stamp>.pgdump.sha256, and renames the data file to
+  # alarm-<stamp>.pgdump LAST. The script takes the newest *.pgdump.sha256, its stem (the path
+  # without .sha256) names the data file; it waits until that data file exists (the rename is
+  # done), then uploads exactly three files by name: the data file, then its .json, then its
+  # .sha256 (last, so a checksum in the bucket means its data file is there). Nothing named
+  # .partial is ever uploaded. The whole wait (for the sidecar, then for the data file) is
+  # bounded by 720 x 10 s = 2 h; a backup that is not finished by then, or a failed upload,
+  # fails the container (exit 1), which the container instance's state and logs show.
   upload_script = <<-EOT
     set -eu
-    for i in $(seq 1 720); do
-      sum=$(ls -t /backups/*.sha256 2>/dev/null | head -n 1 || true)
-      if [ -n "$sum" ]; then
-        sleep 5
-        stem=$${sum%.sha256}
-        for f in "$stem".*; do
+    stem=""
+    i=0
+    while [ "$i" -lt 720 ]; do
+      if [ -z "$stem" ]; then
+        sum=$(ls -t /backups/*.pgdump.sha256 2>/dev/null | head -n 1 || true)
+        if [ -n "$sum" ]; then
+          stem=$${sum%.sha256}
+        fi
+      fi
+      if [ -n "$stem" ] && [ -f "$stem" ]; then
+        for f in "$stem" "$stem.json" "$stem.sha256"; do
           oci os object put --region "$REGION" --namespace "$NAMESPACE" --bucket-name "$BUCKET" \
             --file "$f" --name "$(basename "$f")" --no-overwrite
         done
         exit 0
       fi
+      i=$((i + 1))
       sleep 10
     done
-    echo "no backup appeared in /backups" >&2
+    if [ -n "$stem" ]; then
+      echo "backup $stem not finished within 2 h (its data file never appeared)" >&2
+    else
+      echo "no backup appeared in /backups within 2 h" >&2
+    fi
     exit 1
   EOT
 }
@@ -217,8 +262,13 @@ resource "oci_resource_scheduler_schedule" "backup" {
   }
 }
 
-# The schedule acts with its own principal: it may start and stop container instances of this
-# compartment, nothing else (SEC-005).
+# The schedule acts with its own principal (request.principal.id pins the statement to this
+# one schedule, whose only resource is the backup instance). Verb `use` (not manage: no create,
+# delete or move) and only the permissions a START_RESOURCE schedule needs: start and stop,
+# and read (the schedule may read the instance's state around the action: unverified).
+# It cannot be narrowed to the one instance: Container Instances policies support only the
+# general variables (no target.resource.id or target.containerinstance.id), so the statement
+# covers the container instances of this compartment, for this schedule's principal only.
 resource "oci_identity_policy" "scheduler" {
   compartment_id = var.compartment_id
   name           = "${var.name_prefix}-backup-scheduler"
@@ -226,6 +276,39 @@ resource "oci_identity_policy" "scheduler" {
   freeform_tags  = var.freeform_tags
 
   statements = [
-    "Allow any-user to manage compute-container-instances in compartment id ${var.compartment_id} where all {request.principal.type = 'resourceschedule', request.principal.id = '${oci_resource_scheduler_schedule.backup.id}'}",
+    "Allow any-user to use compute-container-instances in compartment id ${var.compartment_id} where all {request.principal.type = 'resourceschedule', request.principal.id = '${oci_resource_scheduler_schedule.backup.id}', any {request.permission = 'COMPUTE_CONTAINER_INSTANCE_START', request.permission = 'COMPUTE_CONTAINER_INSTANCE_STOP', request.permission = 'COMPUTE_CONTAINER_INSTANCE_READ'}}",
+  ]
+}
+
+# The backup job's own principal: a dynamic group matching exactly the backup container
+# instance (created after it, hence here and not in module iam: the instance's OCID would make
+# a cycle iam -> worker -> iam). Dynamic groups live in the tenancy. Only this group may write
+# into the backups bucket (full database dumps): the shared containers group (alarm-worker,
+# alarm-http) has no access to it. The backup instance stays a member of the containers group
+# too, for what every container needs (the vault's secret bundles: DATABASE_URL; image pulls).
+# Note: the instance runs a first backup as soon as it is created, possibly before this group
+# and policy exist or have propagated; that first upload may then fail (exit 1), and the
+# scheduled runs succeed.
+resource "oci_identity_dynamic_group" "backup" {
+  compartment_id = var.tenancy_id
+  name           = "${var.name_prefix}-backup"
+  description    = "Smart Alarm backup job (the one backup container instance)"
+  matching_rule  = "ALL {resource.type = 'computecontainerinstance', resource.id = '${oci_container_instances_container_instance.backup.id}'}"
+  freeform_tags  = var.freeform_tags
+}
+
+# Write-only into the backups bucket: create objects (PutObject, multipart upload parts and
+# commit) and inspect them (HeadObject/ListObjects, which --no-overwrite and the CLI's upload
+# may use); no read, no delete, no overwrite (the lifecycle rule expires old backups, so a
+# compromised job cannot erase older ones). Assumption: `oci os object put` needs nothing on
+# the bucket itself (no GetBucket).
+resource "oci_identity_policy" "backup" {
+  compartment_id = var.compartment_id
+  name           = "${var.name_prefix}-backup"
+  description    = "Smart Alarm: the backup job writes into the backups bucket"
+  freeform_tags  = var.freeform_tags
+
+  statements = [
+    "Allow dynamic-group ${oci_identity_dynamic_group.backup.name} to manage objects in compartment id ${var.compartment_id} where all {target.bucket.name = '${var.backups_bucket}', any {request.permission = 'OBJECT_CREATE', request.permission = 'OBJECT_INSPECT'}}",
   ]
 }

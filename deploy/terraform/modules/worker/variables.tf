@@ -1,5 +1,10 @@
 # The inputs of the worker module.
 
+variable "tenancy_id" {
+  description = "The tenancy's OCID: the backup job's dynamic group lives in the tenancy."
+  type        = string
+}
+
 variable "compartment_id" {
   type = string
 }
