@@ -398,6 +398,14 @@ impl Settings {
                     "a function needs STORAGE_BACKEND s3 or oci: local sounds would live on its ephemeral disk",
                 ));
             }
+            // The function serves as the client's address the hop the gateway appended; a
+            // proxy list would make it read a hop the client wrote.
+            if !limits.trusted_proxies.is_empty() {
+                return Err(bad(
+                    "TRUSTED_PROXIES",
+                    "a function takes the client's address from the gateway's X-Forwarded-For hop: leave TRUSTED_PROXIES empty with FN_LISTENER",
+                ));
+            }
             storage.spool_dir = None;
             api.no_worker = true;
         }

@@ -1595,6 +1595,24 @@ fn serves_as_an_oci_function_over_the_agents_socket() {
     let settings = s3.settings();
     let endpoint = settings.endpoint.clone().expect("endpoint");
     let secret = settings.secret_access_key.expose_secret().to_owned();
+    // The client's address is the gateway's hop: a proxy list would trust one the client wrote.
+    let out = bin()
+        .envs(keys.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("STORAGE_BACKEND", "s3")
+        .env("STORAGE_ENDPOINT", &endpoint)
+        .env("STORAGE_BUCKET", &settings.bucket)
+        .env("STORAGE_ACCESS_KEY_ID", &settings.access_key_id)
+        .env("STORAGE_SECRET_ACCESS_KEY", &secret)
+        .env("FN_LISTENER", &listener)
+        .env("TRUSTED_PROXIES", "10.0.0.0/8")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TRUSTED_PROXIES") && err.contains("FN_LISTENER"),
+        "{err}"
+    );
     let started = std::time::Instant::now();
     let mut child = bin()
         .envs(keys.iter().map(|(k, v)| (*k, v.as_str())))

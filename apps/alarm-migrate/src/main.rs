@@ -196,7 +196,13 @@ async fn backed_up(
 async fn restored(config: &alarm_sql::DbConfig, file: &std::path::Path) -> Result<(), String> {
     let done = alarm_sql::backup::restore(config, file, jiff::Timestamp::now())
         .await
-        .map_err(|e| format!("restore failed, the database is unchanged: {e}"))?;
+        .map_err(|e| {
+            if e.left_unchanged() {
+                format!("restore failed, the database is unchanged: {e}")
+            } else {
+                format!("restore committed, then its check failed: {e}")
+            }
+        })?;
     let rows: u64 = done.manifest.tables.values().map(|t| t.rows).sum();
     println!(
         "restored {} into {}: {} tables, {rows} rows, every checksum equal; taken at {}",

@@ -314,6 +314,22 @@ fn backup_and_restore_on_postgresql() {
         text.contains("every checksum equal") && text.contains("the schema is current"),
         "{text}"
     );
+    // Row checksums are compared after the commit: a manifest whose checksum of one table
+    // differs (the file and the row counts still match) is reported as a committed restore
+    // whose check failed, never as "unchanged".
+    let manifest = format!("{}.json", file.display());
+    let mut edited: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).expect("read")).expect("json");
+    edited["tables"]["seaql_migrations"]["sha256"] = serde_json::json!("0".repeat(64));
+    std::fs::write(&manifest, edited.to_string()).expect("write");
+    let (code, _, err) = run(bin().arg("restore").arg(&file).env("DATABASE_URL", &db.url));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("restore committed, then its check failed")
+            && err.contains("seaql_migrations")
+            && !err.contains("unchanged"),
+        "{err}"
+    );
     // The embedded default's backup does not go into PostgreSQL.
     let data = dir.join("data");
     let sqlite = dir.join("sqlite");

@@ -45,6 +45,25 @@ pub enum BackupError {
         /// Why.
         reason: String,
     },
+    /// PostgreSQL only: the restore committed (the file's checksum and every
+    /// table's row count matched inside its transaction), but the row
+    /// checksums read after the commit differ from the manifest. The
+    /// database now holds the backup's data as loaded; the old data is gone.
+    #[error("{file}: restored, but the check after the commit found differences: {reason}")]
+    RestoredWithDifferences {
+        /// The backup file.
+        file: String,
+        /// Which tables differ.
+        reason: String,
+    },
+}
+
+impl BackupError {
+    /// Whether the database is as it was before the failed call.
+    #[must_use]
+    pub fn left_unchanged(&self) -> bool {
+        !matches!(self, Self::RestoredWithDifferences { .. })
+    }
 }
 
 fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
@@ -659,16 +678,19 @@ pub struct Restored {
 /// checking the file against its manifest.
 ///
 /// SQLite: the copy is checked (`integrity_check`, every table's rows and
-/// checksum) before it replaces the database; the replaced file is kept
-/// beside it as `<db>.before-restore-<stamp>`. The apps must be stopped:
+/// checksum) before it replaces the database in one rename; the replaced
+/// file is kept beside it as `<db>.before-restore-<stamp>`, and any failure
+/// leaves the database in place. The apps must be stopped:
 /// a database another connection is writing is refused.
 ///
 /// PostgreSQL: `pg_restore` renders the dump and `psql` runs it in one
 /// transaction that first drops every object of the `public` schema and
 /// last compares every table's row count with the manifest, so a failure
-/// anywhere changes nothing; the row checksums are compared after it
-/// commits. Stop the worker first so that it does not act on the old data
-/// while the restore waits for its locks.
+/// up to the commit changes nothing; the row checksums are compared after
+/// it commits, and a difference there is
+/// [`BackupError::RestoredWithDifferences`] (the only error after which
+/// the database is not as it was). Stop the worker first so that it does
+/// not act on the old data while the restore waits for its locks.
 ///
 /// # Errors
 /// [`BackupError`].
@@ -800,7 +822,12 @@ async fn restore_sqlite(
                     .to_owned(),
             });
         }
-        std::fs::rename(&target, &kept).map_err(file_error(&kept))?;
+        // The old database keeps its name until the copy replaces it in one rename: a
+        // failure anywhere before that leaves it in place. A second name (a hard link, or a
+        // copy where the file system has none) is what is kept.
+        std::fs::hard_link(&target, &kept)
+            .or_else(|_| std::fs::copy(&target, &kept).map(|_| ()))
+            .map_err(file_error(&kept))?;
     }
     for ext in ["wal", "shm"] {
         let side = PathBuf::from(format!("{}-{ext}", target.display()));
@@ -940,7 +967,12 @@ async fn restore_postgres(
     }
     .await;
     sql.close().await;
-    compare(file, &manifest.tables, &found?.0)
+    compare(file, &manifest.tables, &found?.0).map_err(|e| match e {
+        BackupError::Refused { file, reason } => {
+            BackupError::RestoredWithDifferences { file, reason }
+        }
+        other => other,
+    })
 }
 
 /// What a prune removed and kept.
