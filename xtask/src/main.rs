@@ -99,6 +99,11 @@ const BENCHES: &[Bench] = &[
         package: "alarm-http",
         bench: "upload",
     },
+    Bench {
+        name: "function",
+        package: "alarm-http",
+        bench: "function",
+    },
 ];
 
 /// A CI step: its name for the banner and the summary, and the work itself.
