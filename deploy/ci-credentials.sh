@@ -28,4 +28,6 @@ if grep -Eq '^[[:space:]]*(live_color|http_images|images)[[:space:]]*=' "$TF_VAR
     echo "TF_VARS sets live_color, http_images or images: the release owns them, remove them" >&2
     exit 1
 fi
+# umask covers new files only: a file an earlier run left keeps its mode otherwise.
+chmod 600 "$HOME/.oci/deployer.pem" "$HOME/.oci/config" "$tf_dir/backend.hcl" "$TF_VAR_FILE"
 echo "credentials and inputs written (owner-only)"

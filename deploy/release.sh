@@ -81,15 +81,17 @@ plan() {
     rm -f "$vars"
 }
 
-# The plan's changes, one per line, and their digest last. Only addresses and actions are
-# read: `show -json` carries the values, sensitive ones included, and none is printed.
+# The plan's changes, one per line (address and actions), and their digest last. The digest
+# covers the values too (before, after, unknown), so a plan that changes the same resources in
+# another way has another digest; `show -json` carries sensitive values, and none is printed.
 changes() {
-    local list
-    list=$(tf show -json "$1" | jq -c '[.resource_changes[]?
+    local plan
+    plan=$(tf show -json "$1" | jq -cS '[.resource_changes[]?
         | select(.change.actions != ["no-op"])
-        | {address, actions: .change.actions}] | sort_by(.address)')
-    jq -r '.[] | "\(.actions | join("+")) \(.address)"' <<<"$list"
-    printf 'changes-digest %s\n' "$(printf '%s' "$list" | sha256sum | cut -d' ' -f1)"
+        | {address, actions: .change.actions, before: .change.before, after: .change.after,
+           after_unknown: .change.after_unknown}] | sort_by(.address)')
+    jq -r '.[] | "\(.actions | join("+")) \(.address)"' <<<"$plan"
+    printf 'changes-digest %s\n' "$(printf '%s' "$plan" | sha256sum | cut -d' ' -f1)"
 }
 
 apply() { tf apply -input=false "$1"; }

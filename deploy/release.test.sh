@@ -105,6 +105,14 @@ digest=$(sed -n 's/^changes-digest //p' <<<"$changes")
 check "the same plan has the same digest" "$digest" \
     "$("$release" changes "$work/switch.plan" | sed -n 's/^changes-digest //p')"
 if [[ $digest =~ ^[0-9a-f]{64}$ ]]; then ok "the digest is a sha256"; else bad "digest: $digest"; fi
+# The same resources changed another way (another value): another digest.
+sed -i 's/SECRET-VALUE/OTHER-VALUE/' "$work/bin/terraform"
+other=$("$release" changes "$work/switch.plan" | sed -n 's/^changes-digest //p')
+if [[ $other != "$digest" ]]; then
+    ok "a change of value changes the digest"
+else
+    bad "a change of value kept the digest"
+fi
 
 "$release" plan "$work/before.json" "$work/rollback.plan"
 check "a rollback plans the state from before" "blue $repo/alarm-worker:v1" \

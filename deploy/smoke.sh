@@ -74,7 +74,9 @@ erase() {
             && say "account erased"
     fi
 }
-trap 'erase; rm -rf "$work"' EXIT
+# erase runs in a subshell: its own failure must not skip removing the folder, which holds the
+# password and the tokens.
+trap '(erase); rm -rf "$work"' EXIT
 
 say "health"
 health=$(call 200 GET /health/ready)

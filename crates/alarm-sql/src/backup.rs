@@ -56,13 +56,26 @@ pub enum BackupError {
         /// Which tables differ.
         reason: String,
     },
+    /// PostgreSQL only: the restore committed, then the check after it
+    /// could not run (the database could not be reached or read). The
+    /// database holds the backup's data as loaded.
+    #[error("{file}: restored, but the check after the commit could not run: {reason}")]
+    RestoredUnchecked {
+        /// The backup file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl BackupError {
     /// Whether the database is as it was before the failed call.
     #[must_use]
     pub fn left_unchanged(&self) -> bool {
-        !matches!(self, Self::RestoredWithDifferences { .. })
+        !matches!(
+            self,
+            Self::RestoredWithDifferences { .. } | Self::RestoredUnchecked { .. }
+        )
     }
 }
 
@@ -688,8 +701,9 @@ pub struct Restored {
 /// last compares every table's row count with the manifest, so a failure
 /// up to the commit changes nothing; the row checksums are compared after
 /// it commits, and a difference there is
-/// [`BackupError::RestoredWithDifferences`] (the only error after which
-/// the database is not as it was). Stop the worker first so that it does
+/// [`BackupError::RestoredWithDifferences`], a check that cannot run then
+/// [`BackupError::RestoredUnchecked`] (the two errors after which the
+/// database is not as it was). Stop the worker first so that it does
 /// not act on the old data while the restore waits for its locks.
 ///
 /// # Errors
@@ -779,6 +793,16 @@ async fn restore_sqlite(
         crate::connect::private_dir(parent).map_err(file_error(parent))?;
     }
     let incoming = sidecar(&target, "restoring");
+    // A journal left by an earlier restore that stopped half-way would be replayed into this
+    // copy the moment it is opened.
+    for ext in ["wal", "shm"] {
+        let side = PathBuf::from(format!("{}-{ext}", incoming.display()));
+        match std::fs::remove_file(&side) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(file_error(&side)(e)),
+        }
+    }
     std::fs::copy(file, &incoming).map_err(file_error(&incoming))?;
     private(&incoming)?;
     let checked = async {
@@ -825,9 +849,7 @@ async fn restore_sqlite(
         // The old database keeps its name until the copy replaces it in one rename: a
         // failure anywhere before that leaves it in place. A second name (a hard link, or a
         // copy where the file system has none) is what is kept.
-        std::fs::hard_link(&target, &kept)
-            .or_else(|_| std::fs::copy(&target, &kept).map(|_| ()))
-            .map_err(file_error(&kept))?;
+        keep_as(&target, &kept)?;
     }
     for ext in ["wal", "shm"] {
         let side = PathBuf::from(format!("{}-{ext}", target.display()));
@@ -839,6 +861,36 @@ async fn restore_sqlite(
     }
     std::fs::rename(&incoming, &target).map_err(file_error(&target))?;
     Ok(kept)
+}
+
+/// Gives `target` the second name `kept`: a hard link, or where the file system has none a
+/// copy into a new file. Never over an existing file: with the same stamp it could be a link
+/// to `target` itself, which a copy would empty.
+fn keep_as(target: &Path, kept: &Path) -> Result<(), BackupError> {
+    match std::fs::hard_link(target, kept) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(BackupError::Refused {
+            file: kept.display().to_string(),
+            reason: "exists already (a restore in the same second): move it away and restore again"
+                .to_owned(),
+        }),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied
+            ) || e.raw_os_error() == Some(95) =>
+        {
+            let mut from = std::fs::File::open(target).map_err(file_error(target))?;
+            let mut to = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(kept)
+                .map_err(file_error(kept))?;
+            std::io::copy(&mut from, &mut to).map_err(file_error(kept))?;
+            to.sync_all().map_err(file_error(kept))
+        }
+        Err(e) => Err(file_error(kept)(e)),
+    }
 }
 
 /// Drops every object of the `public` schema (what a backup holds) except
@@ -959,7 +1011,15 @@ async fn restore_postgres(
     .await;
     let _ = std::fs::remove_dir_all(&folder);
     result?;
-    let sql = Sql::connect(config).await.map_err(db_error)?;
+    // Committed: from here on no error may say the database is as it was.
+    let unchecked = |e: BackupError| BackupError::RestoredUnchecked {
+        file: file.display().to_string(),
+        reason: e.to_string(),
+    };
+    let sql = Sql::connect(config)
+        .await
+        .map_err(db_error)
+        .map_err(unchecked)?;
     let found = async {
         let pool = sql.db.get_postgres_connection_pool();
         let mut conn = pool.acquire().await.map_err(db_error)?;
@@ -967,11 +1027,12 @@ async fn restore_postgres(
     }
     .await;
     sql.close().await;
-    compare(file, &manifest.tables, &found?.0).map_err(|e| match e {
+    let found = found.map_err(unchecked)?;
+    compare(file, &manifest.tables, &found.0).map_err(|e| match e {
         BackupError::Refused { file, reason } => {
             BackupError::RestoredWithDifferences { file, reason }
         }
-        other => other,
+        other => unchecked(other),
     })
 }
 
