@@ -795,14 +795,7 @@ async fn restore_sqlite(
     let incoming = sidecar(&target, "restoring");
     // A journal left by an earlier restore that stopped half-way would be replayed into this
     // copy the moment it is opened.
-    for ext in ["wal", "shm"] {
-        let side = PathBuf::from(format!("{}-{ext}", incoming.display()));
-        match std::fs::remove_file(&side) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(file_error(&side)(e)),
-        }
-    }
+    drop_journal(&incoming)?;
     std::fs::copy(file, &incoming).map_err(file_error(&incoming))?;
     private(&incoming)?;
     let checked = async {
@@ -851,16 +844,23 @@ async fn restore_sqlite(
         // copy where the file system has none) is what is kept.
         keep_as(&target, &kept)?;
     }
+    drop_journal(&target)?;
+    std::fs::rename(&incoming, &target).map_err(file_error(&target))?;
+    Ok(kept)
+}
+
+/// Removes a SQLite file's `-wal` and `-shm` (only when nothing has it open: SQLite replays a
+/// journal into whatever file bears the name next).
+fn drop_journal(db: &Path) -> Result<(), BackupError> {
     for ext in ["wal", "shm"] {
-        let side = PathBuf::from(format!("{}-{ext}", target.display()));
+        let side = PathBuf::from(format!("{}-{ext}", db.display()));
         match std::fs::remove_file(&side) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(file_error(&side)(e)),
         }
     }
-    std::fs::rename(&incoming, &target).map_err(file_error(&target))?;
-    Ok(kept)
+    Ok(())
 }
 
 /// Gives `target` the second name `kept`: a hard link, or where the file system has none a
