@@ -741,13 +741,14 @@ async fn every_answer_matches_the_served_spec(h: &Harness, smtp: &crate::deliver
         .await;
     let hook_id = hook.str("id");
 
-    // Ringing: an alarm due in an hour, rung now by an engine told that the
-    // hour has passed (the harness's own engine goes by the real clock and
-    // leaves it alone).
+    // Ringing: an alarm due in a few seconds, rung by the harness's own
+    // engine. (An engine told that an hour has passed would prepare the
+    // ring for an instant the database's clock has not reached, and every
+    // reader would rightly hide it.)
     let due = Timestamp::now()
         .round(Unit::Second)
         .expect("round")
-        .checked_add(1.hour())
+        .checked_add(5.seconds())
         .expect("due");
     let local = due.to_zoned(alarm_domain::jiff::tz::TimeZone::UTC);
     let tea = s
@@ -813,10 +814,12 @@ async fn every_answer_matches_the_served_spec(h: &Harness, smtp: &crate::deliver
     )
     .await;
     guarded(&mut s, h, || attach().json(json!({"routine_ids": []})), &b).await;
-    alarm_runner::Engine::new(h.ports(), alarm_runner::RunnerConfig::default())
-        .tick(due)
-        .await
-        .expect("the engine fires");
+    crate::ringing::wait_ringing(
+        h,
+        &a,
+        tokio::time::Instant::now() + std::time::Duration::from_secs(30),
+    )
+    .await;
     let ringing = s
         .expect(h, call("GET", "/api/v1/ringing").bearer(&a), 200)
         .await;
@@ -1152,8 +1155,9 @@ async fn every_answer_matches_the_served_spec(h: &Harness, smtp: &crate::deliver
         .iter()
         .map(|d| d["event"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(events, ["alarm.triggered", "webhook.test"], "{}", all.body);
-    assert_eq!(all.body["items"][0]["alarm_id"], json!(tea));
+    // Newest first: the ring came before the ping.
+    assert_eq!(events, ["webhook.test", "alarm.triggered"], "{}", all.body);
+    assert_eq!(all.body["items"][1]["alarm_id"], json!(tea));
     let page = s
         .expect(h, deliveries().bearer(&a).query("limit=1"), 200)
         .await;

@@ -107,7 +107,7 @@ fn invalid_configuration_fails_naming_the_setting() {
         ("WORKER_GRACE_SECONDS", "0"),
         ("WORKER_LEASE_SECONDS", "2"),
         ("WORKER_EXPIRY_MINUTES", "1441"),
-        ("WORKER_PREFETCH_MS", "10001"),
+        ("WORKER_PREFETCH_MS", "120001"),
         ("WORKER_BATCH", "0"),
         ("DB_MAX_CONNECTIONS", "0"),
         ("SHUTDOWN_TIMEOUT_SECONDS", "0"),

@@ -187,7 +187,7 @@ impl Dispatcher {
                 }
                 Ok(false) => {
                     failing = None;
-                    (false, self.config.idle_poll)
+                    (false, self.idle_pause().await)
                 }
                 Err(e) => {
                     self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -211,6 +211,18 @@ impl Dispatcher {
                 () = self.poke.notified(), if !busy => {}
                 () = tokio::time::sleep(pause) => {}
             }
+        }
+    }
+
+    /// How long an idle sender sleeps: until the earliest row not due yet
+    /// (a ring prepared ahead of its instant, a retry) by the store's
+    /// clock, at most the idle poll. A failed look falls back to the poll:
+    /// the next round reports the store's failure.
+    async fn idle_pause(&self) -> Duration {
+        let poll = self.config.idle_poll;
+        match self.ports.outbox.next_due_in().await {
+            Ok(Some(wait)) => Duration::try_from(wait).unwrap_or(Duration::ZERO).min(poll),
+            Ok(None) | Err(_) => poll,
         }
     }
 

@@ -7,8 +7,11 @@ use alarm_domain::firing::FirePolicy;
 /// How the engine claims, leases and judges lateness.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerConfig {
-    /// How far ahead of their instant triggers are claimed, so the claim's
-    /// round trip is paid before the instant, not after it.
+    /// How far ahead of their instant triggers are claimed. A `fire`
+    /// claimed ahead is judged at its instant and committed at once
+    /// (prepared; readers see it from the instant on), so its whole
+    /// commit is paid before the instant, not after it; follow-ups are held
+    /// until theirs.
     pub prefetch: Duration,
     /// Most triggers claimed, and completed, per database round trip.
     pub batch: u32,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use alarm_domain::firing::{Verdict, judge, replan_after_edit, start_routines, starts_routines};
+use alarm_domain::firing::{
+    Verdict, effective_at, judge, replan_after_edit, start_routines, starts_routines,
+};
 use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::{Alarm, Routine};
@@ -353,21 +355,24 @@ impl Engine {
                 tracing::Span::none()
             }
             .entered();
+            // A trigger claimed ahead of its instant is judged at it, and its
+            // outcome takes effect then (prepared); a due one at once.
+            let at = effective_at(t.due_at, now);
             let (outcome, verdict) = judge(
                 t,
                 alarm,
                 calendar,
                 ringing,
                 &policy,
-                now,
+                at,
                 self.ports.ids.as_ref(),
             );
             match verdict {
                 Verdict::Rang => {
-                    tracing::debug!(alarm = %t.alarm, kind = %t.kind.code(), lateness_ms = now.duration_since(t.due_at).as_millis(), "rang")
+                    tracing::debug!(alarm = %t.alarm, kind = %t.kind.code(), lateness_ms = at.duration_since(t.due_at).as_millis(), "rang")
                 }
                 Verdict::Missed => {
-                    tracing::info!(alarm = %t.alarm, kind = %t.kind.code(), lateness_ms = now.duration_since(t.due_at).as_millis(), "missed: found past the grace window")
+                    tracing::info!(alarm = %t.alarm, kind = %t.kind.code(), lateness_ms = at.duration_since(t.due_at).as_millis(), "missed: found past the grace window")
                 }
                 _ => {}
             }
@@ -406,7 +411,8 @@ impl Engine {
                     let late = (now + signed(begun.elapsed())).duration_since(at);
                     metrics::counter!("alarms_triggered_total", "kind" => kind).increment(1);
                     // From the instant to the ring's commit (its outcome is
-                    // visible from then on).
+                    // visible from then on); a ring prepared ahead of its
+                    // instant is committed before it, so 0.
                     metrics::histogram!("alarm_fire_lateness_seconds", "kind" => kind)
                         .record(late.as_secs_f64().max(0.0));
                 }
@@ -432,8 +438,14 @@ impl Engine {
         // to this follow-up (a failed read here is retried by the caller's
         // next round, and must not make a committed ring go uncounted).
         let lost: Vec<LeaseToken> = lost.into_iter().collect();
-        self.replan_edited(&claims, &lost, &alarms, &calendars)
-            .await?;
+        self.replan_edited(
+            &claims,
+            &lost,
+            &alarms,
+            &calendars,
+            now + signed(begun.elapsed()),
+        )
+        .await?;
         Ok(report)
     }
 
@@ -472,7 +484,7 @@ impl Engine {
                     alarm,
                     outcome,
                     routines,
-                    now,
+                    effective_at(claim.trigger.due_at, now),
                     self.ports.ids.as_ref(),
                 );
             }
@@ -493,6 +505,7 @@ impl Engine {
         lost: &[LeaseToken],
         loaded: &HashMap<AlarmId, Alarm>,
         calendars: &HashMap<UserId, Calendar>,
+        clock_now: Timestamp,
     ) -> Result<(), ServiceError> {
         let lost: HashSet<&LeaseToken> = lost.iter().collect();
         let fired: Vec<&Claimed> = claims
@@ -518,7 +531,7 @@ impl Engine {
                 let current = now.get(&c.trigger.alarm)?;
                 let before = loaded.get(&c.trigger.alarm)?;
                 let calendar = calendars.get(&current.owner())?;
-                replan_after_edit(&c.trigger, before, current, calendar)
+                replan_after_edit(&c.trigger, before, current, calendar, clock_now)
             })
             .collect();
         if !plans.is_empty() {
@@ -917,7 +930,17 @@ impl Engine {
         let none = claimed.is_empty();
         for claim in claimed {
             *seq += 1;
-            inflight.insert((claim.trigger.due_at, *seq), claim);
+            // A `fire` is prepared as soon as it is claimed (judged at its
+            // instant, committed ahead of it: nothing is written when the
+            // instant comes). Follow-ups wait for theirs: what they do
+            // depends on the ringing state at that moment (a snooze or a
+            // dismissal in between).
+            let when = if claim.trigger.kind == TriggerKind::Fire {
+                claim.trigger.due_at.min(now)
+            } else {
+                claim.trigger.due_at
+            };
+            inflight.insert((when, *seq), claim);
         }
         if full {
             return Ok(Instant::now());

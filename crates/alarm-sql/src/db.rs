@@ -251,9 +251,40 @@ pub(crate) struct Db {
     pub(crate) read: DatabaseConnection,
     pub(crate) write: DatabaseConnection,
     pub(crate) backend: DbBackend,
+    /// Tests only ([`crate::Sql::with_store_clock`]): the instant that
+    /// stands in for the database's clock in [`Db::now_sql`].
+    pub(crate) pin: Option<std::sync::Arc<dyn alarm_domain::ports::Clock>>,
+}
+
+/// The database's clock, in microseconds since the epoch, as an SQL
+/// expression (or the pinned instant as a literal, in tests). Prepared
+/// outcomes are visible once their instant is at or before it: the
+/// instant every reader compares with comes from the one database, never
+/// from the clock of the host that asks.
+///
+/// PostgreSQL: `statement_timestamp()` (one value for a whole statement).
+/// SQLite: `julianday('now')`, which SQLite also holds for one statement.
+pub(crate) fn now_sql(
+    backend: DbBackend,
+    pin: Option<&std::sync::Arc<dyn alarm_domain::ports::Clock>>,
+) -> String {
+    if let Some(clock) = pin {
+        return us(clock.now()).to_string();
+    }
+    match backend {
+        DbBackend::Postgres => {
+            "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000 AS BIGINT)".to_owned()
+        }
+        _ => "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)".to_owned(),
+    }
 }
 
 impl Db {
+    /// The database's clock as an SQL expression ([`now_sql`]).
+    pub(crate) fn now_sql(&self) -> String {
+        now_sql(self.backend, self.pin.as_ref())
+    }
+
     /// The OpenTelemetry `db.system` name.
     fn system(&self) -> &'static str {
         match self.backend {
@@ -440,6 +471,7 @@ impl Db {
         Ok(Tx {
             tx,
             backend: self.backend,
+            pin: self.pin.clone(),
         })
     }
 }
@@ -448,9 +480,15 @@ impl Db {
 pub(crate) struct Tx {
     tx: DatabaseTransaction,
     pub(crate) backend: DbBackend,
+    pin: Option<std::sync::Arc<dyn alarm_domain::ports::Clock>>,
 }
 
 impl Tx {
+    /// The database's clock as an SQL expression ([`now_sql`]).
+    pub(crate) fn now_sql(&self) -> String {
+        now_sql(self.backend, self.pin.as_ref())
+    }
+
     /// Locks the alarm's row until commit (PostgreSQL; SQLite's single
     /// writer already serialises every write). Every transaction that
     /// writes an alarm's triggers or ringing records takes this lock first,

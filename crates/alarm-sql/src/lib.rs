@@ -82,6 +82,8 @@ pub struct Sql {
     /// Seals the webhook secrets at rest; without one, reading or writing
     /// a webhook fails (a composition error, never a silent plain write).
     sealer: Option<Arc<dyn alarm_domain::ports::SecretSealer>>,
+    /// Tests only: stands in for the database's clock ([`Sql::with_store_clock`]).
+    store_clock: Option<Arc<dyn Clock>>,
 }
 
 impl Sql {
@@ -140,6 +142,7 @@ impl Sql {
             writer,
             kind: config.kind(),
             sealer: None,
+            store_clock: None,
         })
     }
 
@@ -218,6 +221,18 @@ impl Sql {
         self
     }
 
+    /// For tests on a manual clock: `clock` stands in for the database's
+    /// own in every visibility predicate (a prepared outcome is visible
+    /// once its instant is at or before the database's clock) and in
+    /// `store_time`, so a test can look 1 ms before and at an instant.
+    /// Apps never call this: in production the instant is always the
+    /// database's (`statement_timestamp()` on PostgreSQL).
+    #[must_use]
+    pub fn with_store_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.store_clock = Some(clock);
+        self
+    }
+
     /// The stores over this database, resolving zones with `tzdb`.
     fn stores(&self, tzdb: TimeZoneDatabase) -> Arc<SqlStores> {
         Arc::new(SqlStores {
@@ -238,6 +253,7 @@ impl Sql {
             read: self.db.clone(),
             write: self.writer.clone(),
             backend,
+            pin: self.store_clock.clone(),
         }
     }
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use alarm_domain::ids::{AlarmId, UserId, WebhookId};
-use alarm_domain::jiff::Timestamp;
+use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::{AlarmEvent, Channel, WebhookRegistration};
 use alarm_domain::ports::{
     ClaimedSend, FinishReport, Outbox, OutboxCounts, OutboxItem, SendResult, SendStatus, SendTopic,
@@ -74,6 +74,20 @@ pub(crate) async fn fan_out(
     tx.insert("outbox", rows.iter().map(item_row).collect(), KEEP)
         .await?;
     Ok(())
+}
+
+/// The outbox's visibility predicate: a ring's rows (the only ones with
+/// an alarm) exist from the ring's instant (`created_us`, which the engine
+/// sets to it when it prepares the ring ahead) by the database's clock;
+/// tests and notices from their commit.
+fn visible_sql(now: &str) -> String {
+    format!("(alarm_id IS NULL OR created_us <= {now})")
+}
+
+impl SqlStores {
+    fn visible_sql(&self) -> String {
+        visible_sql(&self.db.now_sql())
+    }
 }
 
 fn item_from(row: &QueryResult) -> Result<OutboxItem, StoreError> {
@@ -248,11 +262,12 @@ impl Outbox for SqlStores {
         } else {
             ""
         };
+        let visible = self.visible_sql();
         let sql = match self.db.backend {
             DbBackend::Postgres => format!(
                 "UPDATE outbox SET lease_token = gen_random_uuid(), lease_until_us = ? \
                  WHERE ctid = ANY(ARRAY( \
-                   SELECT ctid FROM outbox WHERE status = 'pending' AND due_us <= ? \
+                   SELECT ctid FROM outbox WHERE status = 'pending' AND due_us <= ? AND {visible} \
                    AND (lease_until_us IS NULL OR lease_until_us <= ?) {after} \
                    ORDER BY due_us, message_id, target_id LIMIT ? FOR UPDATE SKIP LOCKED)) \
                  RETURNING {COLUMNS}, trace_parent"
@@ -260,7 +275,7 @@ impl Outbox for SqlStores {
             _ => format!(
                 "UPDATE outbox SET lease_token = randomblob(16), lease_until_us = ? \
                  WHERE (message_id, target_id) IN ( \
-                   SELECT message_id, target_id FROM outbox WHERE status = 'pending' AND due_us <= ? \
+                   SELECT message_id, target_id FROM outbox WHERE status = 'pending' AND due_us <= ? AND {visible} \
                    AND (lease_until_us IS NULL OR lease_until_us <= ?) \
                    ORDER BY due_us LIMIT ?) \
                  RETURNING {COLUMNS}, trace_parent"
@@ -452,8 +467,9 @@ impl Outbox for SqlStores {
         self.db
             .query_all(
                 &format!(
-                    "SELECT {COLUMNS} FROM outbox WHERE owner_id = ? AND channel = ? AND target_id = ? {cursor} \
-                     ORDER BY created_us DESC, message_id DESC LIMIT ?"
+                    "SELECT {COLUMNS} FROM outbox WHERE owner_id = ? AND channel = ? AND target_id = ? AND {} {cursor} \
+                     ORDER BY created_us DESC, message_id DESC LIMIT ?",
+                    self.visible_sql()
                 ),
                 values,
             )
@@ -479,6 +495,7 @@ impl Outbox for SqlStores {
                     ""
                 };
                 let key = "message_id = ? AND target_id = ? AND owner_id = ? AND channel = ?";
+                let visible = visible_sql(&tx.now_sql());
                 let key_values = || {
                     vec![
                         v(message),
@@ -489,7 +506,7 @@ impl Outbox for SqlStores {
                 };
                 let row = tx
                     .query_one(
-                        &format!("SELECT {COLUMNS} FROM outbox WHERE {key}{lock}"),
+                        &format!("SELECT {COLUMNS} FROM outbox WHERE {key} AND {visible}{lock}"),
                         key_values(),
                     )
                     .await?
@@ -519,13 +536,35 @@ impl Outbox for SqlStores {
             .await
     }
 
+    async fn next_due_in(&self) -> Result<Option<SignedDuration>, StoreError> {
+        // One statement, so both readings of the clock are the same instant.
+        let now = self.db.now_sql();
+        let row = self
+            .db
+            .query_one(
+                &format!(
+                    "SELECT MIN(due_us) - {now} AS wait_us FROM outbox WHERE status = 'pending' AND due_us > {now}"
+                ),
+                Vec::new(),
+            )
+            .await?;
+        Ok(row
+            .map(|r| col::<Option<i64>>(&r, "wait_us"))
+            .transpose()?
+            .flatten()
+            .map(SignedDuration::from_micros))
+    }
+
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
         // The statuses are written into the SQL, not bound: a planner
         // can then use the partial index on pending rows.
         let pending = self
             .db
             .count(
-                "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending'",
+                &format!(
+                    "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending' AND {}",
+                    self.visible_sql()
+                ),
                 Vec::new(),
             )
             .await?;

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::codec::{kind_from_text, kind_to_text, local_from_text, local_to_text};
 use crate::db::{Tx, col, corrupt, num, ts, us};
 use crate::row::Row;
-use crate::stores::{SqlStores, apply_common, apply_plan, insert_events, upsert_trigger};
+use crate::stores::{SqlStores, Written, apply_common, apply_plan, insert_events, upsert_trigger};
 
 fn v<T: Into<Value>>(x: T) -> Value {
     x.into()
@@ -101,7 +101,7 @@ async fn lock_alarms_of(tx: &Tx, tokens: &[LeaseToken]) -> Result<(), StoreError
 
 /// Writes a fired trigger's outcome inside the caller's transaction.
 async fn apply_outcome(tx: &Tx, outcome: &FireOutcome) -> Result<(), StoreError> {
-    insert_events(tx, &outcome.events).await?;
+    insert_events(tx, &outcome.events, Written::ByEngine).await?;
     tx.insert(
         "deliveries",
         outcome.deliveries.iter().map(delivery_row).collect(),
@@ -386,7 +386,7 @@ impl TriggerClaims for SqlStores {
                     }
                 }
                 let events: Vec<_> = kept.iter().flat_map(|o| o.events.iter().cloned()).collect();
-                insert_events(tx, &events).await?;
+                insert_events(tx, &events, Written::ByEngine).await?;
                 tx.insert(
                     "deliveries",
                     kept.iter()
@@ -491,7 +491,7 @@ impl TriggerClaims for SqlStores {
         self.db
             .write(async |tx| {
                 for plan in &plans {
-                    apply_plan(tx, plan).await?;
+                    crate::stores::replan(tx, plan).await?;
                 }
                 Ok(())
             })
@@ -533,7 +533,10 @@ impl RingingStore for SqlStores {
         let rows = self
             .db
             .query_all(
-                "SELECT * FROM ringing WHERE alarm_id = ? AND owner_id = ? ORDER BY occurrence_us",
+                &format!(
+                    "SELECT * FROM ringing WHERE alarm_id = ? AND owner_id = ? AND since_us <= {} ORDER BY occurrence_us",
+                    self.db.now_sql()
+                ),
                 vec![v(alarm.as_uuid()), v(owner.as_uuid())],
             )
             .await?;
@@ -553,7 +556,7 @@ impl RingingStore for SqlStores {
             RingingOp::Snooze { ringing, trigger } => {
                 let row = tx
                     .query_one(
-                        "SELECT * FROM ringing WHERE alarm_id = ? AND occurrence_us = ? AND owner_id = ?",
+                        &format!("SELECT * FROM ringing WHERE alarm_id = ? AND occurrence_us = ? AND owner_id = ? AND since_us <= {}", tx.now_sql()),
                         vec![v(ringing.alarm.as_uuid()), v(us(ringing.occurrence.at)), v(ringing.owner.as_uuid())],
                     )
                     .await?
@@ -569,10 +572,12 @@ impl RingingStore for SqlStores {
                 upsert_ringing(tx, ringing).await?;
             }
             RingingOp::Dismiss { owner, alarm } => {
-                // Exactly the records deleted get their follow-ups deleted.
+                // Exactly the records deleted get their follow-ups deleted;
+                // an occurrence prepared to ring later is not ringing yet,
+                // so a dismissal leaves it (and its follow-ups) alone.
                 let rows = tx
                     .query_all(
-                        "DELETE FROM ringing WHERE alarm_id = ? AND owner_id = ? RETURNING occurrence_us",
+                        &format!("DELETE FROM ringing WHERE alarm_id = ? AND owner_id = ? AND since_us <= {} RETURNING occurrence_us", tx.now_sql()),
                         vec![v(alarm.as_uuid()), v(owner.as_uuid())],
                     )
                     .await?;
@@ -594,7 +599,10 @@ impl RingingStore for SqlStores {
         let rows = self
             .db
             .query_all(
-                "SELECT * FROM ringing WHERE owner_id = ? ORDER BY occurrence_us, alarm_id",
+                &format!(
+                    "SELECT * FROM ringing WHERE owner_id = ? AND since_us <= {} ORDER BY occurrence_us, alarm_id",
+                    self.db.now_sql()
+                ),
                 vec![v(owner.as_uuid())],
             )
             .await?;
@@ -605,7 +613,10 @@ impl RingingStore for SqlStores {
         let rows = self
             .db
             .query_all(
-                "SELECT * FROM deliveries WHERE owner_id = ? ORDER BY created_us, id",
+                &format!(
+                    "SELECT * FROM deliveries WHERE owner_id = ? AND created_us <= {} ORDER BY created_us, id",
+                    self.db.now_sql()
+                ),
                 vec![v(owner.as_uuid())],
             )
             .await?;
@@ -633,17 +644,13 @@ impl RingingStore for SqlStores {
 #[async_trait]
 impl EngineRight for SqlStores {
     async fn store_time(&self) -> Result<Timestamp, StoreError> {
-        let sql = match self.db.backend {
-            DbBackend::Postgres => {
-                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS now_us"
-            }
-            // SQLite has no clock of its own beyond the host's; Julian days
-            // work on every SQLite version (`unixepoch('subsec')` needs 3.42).
-            _ => "SELECT CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER) AS now_us",
-        };
+        // The same clock the visibility predicates read. SQLite has no
+        // clock of its own beyond the host's; Julian days work on every
+        // SQLite version (`unixepoch('subsec')` needs 3.42).
+        let sql = format!("SELECT {} AS now_us", self.db.now_sql());
         let row = self
             .db
-            .query_one(sql, Vec::new())
+            .query_one(&sql, Vec::new())
             .await?
             .ok_or_else(|| corrupt("clock", "no row"))?;
         ts(col::<i64>(&row, "now_us")?)

@@ -8,6 +8,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use alarm_domain::jiff::tz::TimeZoneDatabase;
+use alarm_domain::ports::Clock;
 use alarm_domain::services::Ports;
 use alarm_testkit::conformance::{self, Backend, LocalFuture, Subject};
 use alarm_testkit::{ManualClock, SequentialIds, fixtures};
@@ -20,10 +21,13 @@ struct Postgres {
 }
 
 impl Backend for Postgres {
-    fn ports(&self) -> LocalFuture<'_, Ports> {
+    fn ports(&self, store_clock: Option<Arc<dyn Clock>>) -> LocalFuture<'_, Ports> {
         Box::pin(async move {
             let db = common::PgTestDb::new().await;
-            let sql = common::connect(&db.config()).await;
+            let mut sql = common::connect(&db.config()).await;
+            if let Some(clock) = store_clock {
+                sql = sql.with_store_clock(clock);
+            }
             self.made.lock().expect("registry").push(db);
             sql.ports(
                 TimeZoneDatabase::bundled(),

@@ -9,10 +9,13 @@ use alarm_testkit::conformance::{self, Subject};
 use alarm_testkit::{ManualClock, SequentialIds, fixtures};
 
 fn main() {
-    conformance::run(Subject::new("sqlite").ports(|| async {
+    conformance::run(Subject::new("sqlite").ports(|store_clock| async move {
         let (config, _dir) = common::sqlite_config("conformance");
-        let sql = common::connect(&config).await;
+        let mut sql = common::connect(&config).await;
         sql.migrate_up().await.expect("migrate");
+        if let Some(clock) = store_clock {
+            sql = sql.with_store_clock(clock);
+        }
         sql.ports(
             TimeZoneDatabase::bundled(),
             Arc::new(ManualClock::new(fixtures::t0())),

@@ -11,8 +11,12 @@ use alarm_testkit::{
 fn main() {
     conformance::run(
         Subject::new("in-memory")
-            .ports(|| async {
-                InMemory::new().ports(
+            .ports(|store_clock| async move {
+                let memory = match store_clock {
+                    Some(clock) => InMemory::new().with_store_clock(clock),
+                    None => InMemory::new(),
+                };
+                memory.ports(
                     Arc::new(ManualClock::new(fixtures::t0())),
                     Arc::new(SequentialIds::new()),
                 )

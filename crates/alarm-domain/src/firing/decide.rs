@@ -138,12 +138,19 @@ pub fn next_fire_plan(alarm: &Alarm, calendar: &Calendar, now: Timestamp) -> Tri
 /// without this plan the alarm would be left with no next fire. Nothing is
 /// needed for follow-ups (they plan no fire) or when the version is the
 /// same (the committed plan stood).
+///
+/// A trigger prepared ahead of its instant (`now` before it) had its
+/// outcome withdrawn by the store when this plan is applied (it was judged
+/// against the older alarm), so the plan starts from `now` and brings the
+/// occurrence back if the current alarm still rings then; a trigger fired
+/// at or after its instant rang, and the plan starts after it.
 pub fn replan_after_edit(
     trigger: &Trigger,
     judged: &Alarm,
     current: &Alarm,
     calendar: &Calendar,
+    now: Timestamp,
 ) -> Option<TriggerPlan> {
     (trigger.kind == TriggerKind::Fire && current.version() != judged.version())
-        .then(|| next_fire_plan(current, calendar, trigger.occurrence.at))
+        .then(|| next_fire_plan(current, calendar, trigger.occurrence.at.min(now)))
 }

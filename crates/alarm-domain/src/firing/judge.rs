@@ -5,7 +5,6 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::{FireDecision, SkipReason, decide_fire, delivery_key, next_fire_plan};
-use crate::ids::EventId;
 use crate::model::{Alarm, AlarmEvent, AlarmEventKind};
 use crate::ports::{FireOutcome, IdSource};
 use crate::schedule::{Calendar, OccurrenceQuery};
@@ -108,7 +107,8 @@ impl Judge<'_> {
     ) -> AlarmEvent {
         let data = event_data(alarm, Some(occurrence), Some(&detail), EventChange::Nothing);
         AlarmEvent {
-            id: EventId::from_uuid(self.ids.next_uuid()).unwrap_or_else(|_| EventId::generate()),
+            id: crate::ids::EventId::from_uuid(self.ids.next_uuid())
+                .unwrap_or_else(|_| crate::ids::EventId::generate()),
             alarm: trigger.alarm,
             owner: trigger.owner,
             kind,

@@ -9,12 +9,14 @@
 mod decide;
 mod delivery;
 mod judge;
+mod prepared;
 mod routines;
 
 pub(crate) use decide::next_fire;
 pub use decide::{FireDecision, SkipReason, decide_fire, next_fire_plan, replan_after_edit};
 pub use delivery::delivery_key;
 pub use judge::{FirePolicy, Verdict, judge};
+pub use prepared::{effective_at, visible};
 pub use routines::{routine_detail, start_routines, starts_routines};
 
 #[cfg(test)]

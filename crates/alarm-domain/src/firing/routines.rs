@@ -2,7 +2,6 @@
 
 use jiff::Timestamp;
 
-use crate::ids::EventId;
 use crate::model::{Alarm, AlarmEvent, AlarmEventKind, Routine};
 use crate::ports::{FireOutcome, IdSource};
 use crate::sending::{EventChange, event_data};
@@ -40,7 +39,8 @@ pub fn start_routines(
     let occurrence = rang.occurrence.at;
     for routine in routines.iter().filter(|r| r.active()) {
         outcome.events.push(AlarmEvent {
-            id: EventId::from_uuid(ids.next_uuid()).unwrap_or_else(|_| EventId::generate()),
+            id: crate::ids::EventId::from_uuid(ids.next_uuid())
+                .unwrap_or_else(|_| crate::ids::EventId::generate()),
             alarm: trigger.alarm,
             owner: trigger.owner,
             kind: AlarmEventKind::RoutineStarted,

@@ -1124,9 +1124,20 @@ fn a_fire_judged_before_an_edit_is_replanned_from_the_alarm_as_it_is_now() {
             judged.version().get(),
             current.version().get()
         );
-        let got = summary(replan_after_edit(&fire, judged, current, &calendar));
+        let after_it = fire.occurrence.at + SignedDuration::from_secs(1);
+        let got = summary(replan_after_edit(
+            &fire, judged, current, &calendar, after_it,
+        ));
         assert_eq!(got, want, "{case}");
     }
+    // Prepared ahead of its instant: the store withdraws the outcome judged
+    // against the older alarm, and the plan brings the occurrence back.
+    let ahead = fire.occurrence.at - SignedDuration::from_secs(20);
+    assert_eq!(
+        summary(replan_after_edit(&fire, &alarm, &renamed, &calendar, ahead)),
+        Some((renamed.version(), Some(fire.occurrence.at))),
+        "a prepared fire edited meanwhile is planned again at its own instant"
+    );
     // Follow-ups plan no fire, edited or not.
     for kind in [
         TriggerKind::Snooze(1),
@@ -1135,7 +1146,7 @@ fn a_fire_judged_before_an_edit_is_replanned_from_the_alarm_as_it_is_now() {
     ] {
         let trigger = follow(&alarm, kind, seven(0) + mins(5));
         assert_eq!(
-            replan_after_edit(&trigger, &alarm, &renamed, &calendar),
+            replan_after_edit(&trigger, &alarm, &renamed, &calendar, seven(0)),
             None,
             "{}",
             kind.code()

@@ -8,7 +8,7 @@
 //! sender claims the row again.
 
 use async_trait::async_trait;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -124,6 +124,15 @@ pub struct OutboxItem {
 }
 
 impl OutboxItem {
+    /// Whether the row exists for readers and senders at `now` (the
+    /// store's clock): a ring's rows (the only ones with an alarm) from the
+    /// ring's instant, which the engine sets as their creation when it
+    /// prepares the ring ahead; tests and notices from their commit.
+    #[must_use]
+    pub fn visible_at(&self, now: Timestamp) -> bool {
+        self.alarm.is_none() || crate::firing::visible(self.created_at, now)
+    }
+
     /// A new row, due at `at`, with no attempt made.
     pub fn pending(
         message: Uuid,
@@ -302,6 +311,16 @@ pub trait Outbox: Send + Sync {
     /// # Errors
     /// Only infrastructure failures.
     async fn enqueue(&self, item: OutboxItem) -> Result<(), StoreError>;
+
+    /// How long, by the store's clock, until the earliest pending row not
+    /// due yet becomes due (a retry, or a ring prepared ahead of its
+    /// instant); `None` when there is none. The sender sleeps until then
+    /// instead of its idle poll, so a prepared ring's rows go out at the
+    /// instant.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn next_due_in(&self) -> Result<Option<SignedDuration>, StoreError>;
 
     /// How many rows are pending and dead, over every owner.
     ///

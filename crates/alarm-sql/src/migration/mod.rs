@@ -14,6 +14,7 @@ mod m0011_outbox_trace;
 mod m0012_webhook_previous_secret;
 mod m0013_uploads;
 mod m0014_sounds;
+mod m0015_prepared_events;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_webhook_previous_secret::Migration),
             Box::new(m0013_uploads::Migration),
             Box::new(m0014_sounds::Migration),
+            Box::new(m0015_prepared_events::Migration),
         ]
     }
 }
@@ -60,4 +62,5 @@ pub(crate) const SOURCES: &[&str] = &[
     include_str!("m0012_webhook_previous_secret.rs"),
     include_str!("m0013_uploads.rs"),
     include_str!("m0014_sounds.rs"),
+    include_str!("m0015_prepared_events.rs"),
 ];

@@ -34,8 +34,14 @@ impl AlarmEventStore for SqlStores {
         page: PageRequest<EventId>,
     ) -> Result<Page<AlarmEvent, EventId>, StoreError> {
         let mut values = vec![v(owner.as_uuid()), v(alarm.as_uuid())];
+        // An event the engine prepared ahead of its ring is listed from
+        // its instant on, by the database's clock.
         let sql = page_sql(
-            "SELECT id, alarm_id, owner_id, kind, at_us, occurrence_us, detail, data FROM alarm_events WHERE owner_id = ? AND alarm_id = ?",
+            &format!(
+                "SELECT id, alarm_id, owner_id, kind, at_us, occurrence_us, detail, data FROM alarm_events \
+                 WHERE owner_id = ? AND alarm_id = ? AND (effective_us IS NULL OR effective_us <= {})",
+                self.db.now_sql()
+            ),
             page.after().map(|e| e.as_uuid()),
             page.limit(),
             &mut values,

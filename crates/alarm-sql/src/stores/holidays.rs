@@ -9,7 +9,7 @@ use alarm_domain::ports::{
 use async_trait::async_trait;
 use sea_orm::QueryResult;
 
-use super::{SqlStores, apply_common, apply_plan, id_of, v};
+use super::{SqlStores, apply_common, id_of, replan, v};
 use crate::codec::{date_from_text, preference_from_columns, preference_to_columns};
 use crate::db::{col, corrupt, narrow, ts, us};
 use crate::row::Row;
@@ -249,7 +249,7 @@ impl HolidayStore for SqlStores {
                     return Ok(false);
                 }
                 for plan in &plans {
-                    apply_plan(tx, plan).await?;
+                    replan(tx, plan).await?;
                 }
                 Ok(true)
             })

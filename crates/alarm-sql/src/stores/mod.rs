@@ -15,6 +15,7 @@ mod webhooks;
 
 pub(crate) use webhooks::{WEBHOOK_COLUMNS, alarm_ids_from, open_secret, seal_secret};
 
+use alarm_domain::ids::AlarmId;
 use alarm_domain::jiff::tz::TimeZoneDatabase;
 use alarm_domain::model::{AlarmEvent, AuditRecord};
 use alarm_domain::ports::{ChangeSet, Page, StoreError, TriggerPlan};
@@ -67,8 +68,25 @@ pub(crate) async fn insert_audit(tx: &Tx, a: &AuditRecord) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Appends events in multi-row inserts.
-pub(crate) async fn insert_events(tx: &Tx, events: &[AlarmEvent]) -> Result<(), StoreError> {
+/// Who writes a row: the engine's outcomes may be prepared ahead of
+/// their instant, a service's change is in effect at its commit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// A use case's change set.
+    ByService,
+    /// A fired trigger's outcome.
+    ByEngine,
+}
+
+/// Appends events in multi-row inserts. `Written::ByEngine` marks the
+/// engine's outcome events, which are visible only from their own instant
+/// (`effective_us`, see [`crate::db::now_sql`]); a service's events are
+/// visible from their commit.
+pub(crate) async fn insert_events(
+    tx: &Tx,
+    events: &[AlarmEvent],
+    by: Written,
+) -> Result<(), StoreError> {
     let rows = events
         .iter()
         .map(|e| {
@@ -81,6 +99,10 @@ pub(crate) async fn insert_events(tx: &Tx, events: &[AlarmEvent]) -> Result<(), 
                 .set("occurrence_us", e.occurrence.map(us))
                 .set("detail", e.detail.clone())
                 .set("data", e.data.clone())
+                .set(
+                    "effective_us",
+                    (by == Written::ByEngine).then_some(us(e.at)),
+                )
         })
         .collect();
     tx.insert("alarm_events", rows, "").await?;
@@ -147,11 +169,67 @@ pub(crate) async fn apply_plan(tx: &Tx, plan: &TriggerPlan) -> Result<(), StoreE
 
 pub(crate) async fn apply_common<Op>(tx: &Tx, change: &ChangeSet<Op>) -> Result<(), StoreError> {
     insert_audit(tx, &change.audit).await?;
-    insert_events(tx, &change.events).await?;
+    insert_events(tx, &change.events, Written::ByService).await?;
     crate::outbox::fan_out(tx, &[], &change.events).await?;
     for plan in &change.triggers {
-        apply_plan(tx, plan).await?;
+        replan(tx, plan).await?;
     }
+    Ok(())
+}
+
+/// Applies a plan made by a change to the alarm or its owner's calendar
+/// (not by the engine's own outcome): what the engine prepared for the
+/// alarm and has not taken effect yet was judged before the change, so it
+/// is withdrawn first, and the plan (computed from now, before those
+/// instants) puts its occurrence back if it still rings.
+pub(crate) async fn replan(tx: &Tx, plan: &TriggerPlan) -> Result<(), StoreError> {
+    cancel_prepared(tx, plan.alarm()).await?;
+    apply_plan(tx, plan).await
+}
+
+/// Withdraws the alarm's prepared outcomes whose instant is still ahead
+/// by the database's clock: their ringing records and those occurrences'
+/// follow-ups, events, deliveries and outbox rows. What already took
+/// effect stays as history. Decided inside the caller's transaction, on
+/// the database's clock, so an outcome is either withdrawn or visible,
+/// never both.
+pub(crate) async fn cancel_prepared(tx: &Tx, alarm: AlarmId) -> Result<(), StoreError> {
+    let now = tx.now_sql();
+    let id = alarm.as_uuid();
+    let prepared = tx
+        .query_all(
+            &format!(
+                "DELETE FROM ringing WHERE alarm_id = ? AND since_us > {now} RETURNING owner_id, occurrence_us"
+            ),
+            vec![v(id)],
+        )
+        .await?;
+    for row in &prepared {
+        let owner: Uuid = col(row, "owner_id")?;
+        let at: i64 = col(row, "occurrence_us")?;
+        tx.exec(
+            "DELETE FROM triggers WHERE alarm_id = ? AND occurrence_us = ? AND kind <> 'fire'",
+            vec![v(id), v(at)],
+        )
+        .await?;
+        tx.exec(
+            &format!(
+                "DELETE FROM deliveries WHERE owner_id = ? AND created_us > {now} AND alarm_id = ? AND occurrence_us = ?"
+            ),
+            vec![v(owner), v(id), v(at)],
+        )
+        .await?;
+    }
+    tx.exec(
+        &format!("DELETE FROM outbox WHERE alarm_id = ? AND created_us > {now}"),
+        vec![v(id)],
+    )
+    .await?;
+    tx.exec(
+        &format!("DELETE FROM alarm_events WHERE alarm_id = ? AND effective_us > {now}"),
+        vec![v(id)],
+    )
+    .await?;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ async fn wake(ports: &Ports) -> Wake {
 }
 
 /// An update of `alarm` (as of `expected`) to `next`, rescheduling its fire to `fire`.
-fn update(
+pub(super) fn update(
     ports: &Ports,
     alarm: &Alarm,
     expected: AlarmVersion,

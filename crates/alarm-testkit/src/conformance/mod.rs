@@ -22,8 +22,12 @@
 //!
 //! // tests/conformance.rs of an adapter, with `harness = false` in Cargo.toml:
 //! fn main() {
-//!     conformance::run(conformance::Subject::new("in-memory").ports(|| async {
-//!         InMemory::new().ports(Arc::new(ManualClock::new(fixtures::t0())), Arc::new(SequentialIds::new()))
+//!     conformance::run(conformance::Subject::new("in-memory").ports(|store_clock| async move {
+//!         let memory = match store_clock {
+//!             Some(clock) => InMemory::new().with_store_clock(clock),
+//!             None => InMemory::new(),
+//!         };
+//!         memory.ports(Arc::new(ManualClock::new(fixtures::t0())), Arc::new(SequentialIds::new()))
 //!     }));
 //! }
 //! ```
@@ -38,6 +42,7 @@ mod holidays;
 mod idempotency;
 mod outbox;
 mod parts;
+mod prepared;
 mod quotas;
 mod refresh_tokens;
 mod routines;
@@ -71,13 +76,16 @@ use alarm_domain::trigger::{Delivery, Ringing, RingingChange, TriggerKind};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::fixtures::{self, at, audit, event, t0, trigger};
-use alarm_domain::ports::{BlobStore, PartStore, SecretProvider};
+use alarm_domain::ports::{BlobStore, Clock, PartStore, SecretProvider};
 
 /// A future the checks await on the trial's own runtime (it need not be `Send`).
 pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// Fresh ports over an empty, isolated backend, on every call.
 type Fresh = Arc<dyn Fn() -> LocalFuture<'static, Ports> + Send + Sync>;
+/// Fresh ports whose store reads the given clock where it would read the
+/// database's own (the visibility of prepared outcomes, `store_time`).
+type FreshAt = Arc<dyn Fn(Arc<dyn Clock>) -> LocalFuture<'static, Ports> + Send + Sync>;
 /// A fresh, empty blob store refusing blobs over the given size.
 type FreshBlobs = Arc<dyn Fn(u64) -> LocalFuture<'static, Arc<dyn BlobStore>> + Send + Sync>;
 /// A fresh, empty part store and the blob store its completed uploads
@@ -94,8 +102,10 @@ type FreshSecrets = Arc<
 /// databases for inspection; the adapter's own sweep removes them later).
 pub trait Backend: Send + Sync + 'static {
     /// Ports over an empty backend of their own; every port of one call
-    /// shares it.
-    fn ports(&self) -> LocalFuture<'_, Ports>;
+    /// shares it. With `store_clock`, the store reads that clock wherever
+    /// it would read the database's own (`with_store_clock` on the SQL
+    /// adapter and the fake), so a check can stand 1 ms before an instant.
+    fn ports(&self, store_clock: Option<Arc<dyn Clock>>) -> LocalFuture<'_, Ports>;
     /// Releases what this check's calls to [`Backend::ports`] created.
     fn finish(&self) -> LocalFuture<'_, ()> {
         Box::pin(async {})
@@ -107,11 +117,11 @@ struct FnBackend<F>(F);
 
 impl<F, Fut> Backend for FnBackend<F>
 where
-    F: Fn() -> Fut + Send + Sync + 'static,
+    F: Fn(Option<Arc<dyn Clock>>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Ports> + 'static,
 {
-    fn ports(&self) -> LocalFuture<'_, Ports> {
-        Box::pin((self.0)())
+    fn ports(&self, store_clock: Option<Arc<dyn Clock>>) -> LocalFuture<'_, Ports> {
+        Box::pin((self.0)(store_clock))
     }
 }
 
@@ -142,11 +152,12 @@ impl Subject {
     }
 
     /// The store ports and the trigger queue ([`Ports`]), from a closure
-    /// that makes fresh ones over an empty backend on every call.
+    /// that makes fresh ones over an empty backend on every call (with
+    /// `Some(clock)`, a store that reads it as the database's clock).
     #[must_use]
     pub fn ports<F, Fut>(self, fresh: F) -> Self
     where
-        F: Fn() -> Fut + Clone + Send + Sync + 'static,
+        F: Fn(Option<Arc<dyn Clock>>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Ports> + 'static,
     {
         self.backend(move || FnBackend(fresh.clone()))
@@ -209,6 +220,7 @@ impl Subject {
 /// What a check needs from the subject.
 enum Needs {
     Ports(fn(Fresh) -> LocalFuture<'static, ()>),
+    PortsAt(fn(FreshAt) -> LocalFuture<'static, ()>),
     Blobs(fn(FreshBlobs) -> LocalFuture<'static, ()>),
     Parts(fn(FreshParts) -> LocalFuture<'static, ()>),
     Secrets(fn(FreshSecrets) -> LocalFuture<'static, ()>),
@@ -236,7 +248,7 @@ type Module = (&'static str, fn() -> Vec<Check>);
 
 /// Every module's checks, named `module::check`.
 fn all_checks() -> Vec<(&'static str, Check)> {
-    let modules: [Module; 19] = [
+    let modules: [Module; 20] = [
         ("users", users::checks),
         ("alarms", alarms::checks),
         ("exception_periods", exception_periods::checks),
@@ -256,6 +268,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         ("uploads", uploads::checks),
         ("parts", parts::checks),
         ("sounds", sounds::checks),
+        ("prepared", prepared::checks),
     ];
     modules
         .into_iter()
@@ -280,7 +293,24 @@ pub fn trials(subject: &Subject) -> Vec<libtest_mimic::Trial> {
                         let shared = backend.clone();
                         let fresh: Fresh = Arc::new(move || {
                             let backend = shared.clone();
-                            Box::pin(async move { backend.ports().await })
+                            Box::pin(async move { backend.ports(None).await })
+                        });
+                        check(fresh).await;
+                        backend.finish().await;
+                    });
+                })
+            }
+            Needs::PortsAt(check) => {
+                let Some(new) = subject.ports.clone() else {
+                    continue;
+                };
+                Box::new(move || {
+                    block_on(async move {
+                        let backend = new();
+                        let shared = backend.clone();
+                        let fresh: FreshAt = Arc::new(move |clock| {
+                            let backend = shared.clone();
+                            Box::pin(async move { backend.ports(Some(clock)).await })
                         });
                         check(fresh).await;
                         backend.finish().await;

@@ -8,7 +8,7 @@ use alarm_domain::ports::{
 };
 use alarm_domain::trigger::{LeaseToken, OccurrenceRef};
 
-async fn hook(
+pub(super) async fn hook(
     ports: &Ports,
     owner: UserId,
     events: &[WebhookEvent],
@@ -43,7 +43,7 @@ fn message(n: u64) -> uuid::Uuid {
 }
 
 /// The `triggered` event a fire of `trigger` makes at `now`, numbered `n`.
-fn triggered(
+pub(super) fn triggered(
     n: u64,
     trigger: &alarm_domain::trigger::Trigger,
     now: alarm_domain::jiff::Timestamp,

@@ -20,6 +20,7 @@ impl AlarmEventStore for InMemory {
             s.events
                 .iter()
                 .filter(|(_, e)| e.owner == owner && e.alarm == alarm)
+                .filter(|(k, _)| s.event_visible(**k))
                 .map(|(k, e)| (*k, e.clone())),
             request,
         ))

@@ -144,7 +144,7 @@ impl HolidayStore for InMemory {
             },
         );
         for plan in plans {
-            s.apply_plan(plan);
+            s.replan(plan);
         }
         Ok(true)
     }

@@ -24,6 +24,7 @@ mod webhooks;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use alarm_domain::firing::visible;
 use alarm_domain::ids::{
     AlarmId, AuditId, EventId, ExceptionPeriodId, HolidayId, RoutineId, UserId, WebhookId,
 };
@@ -93,6 +94,12 @@ struct State {
     leases_issued: u64,
     /// The engine right: (holder, until).
     engine_lease: Option<(uuid::Uuid, Timestamp)>,
+    /// The instants from which the engine's events are visible (the SQL
+    /// adapter's `effective_us`); a service's events are not in it.
+    effective: HashMap<EventId, Timestamp>,
+    /// Stands in for a database's clock ([`InMemory::with_store_clock`]);
+    /// the machine's clock without one.
+    store_clock: Option<Arc<dyn Clock>>,
 }
 
 /// The in-memory backend. Cheap to clone (clones share the state); hand
@@ -124,6 +131,60 @@ fn page<K: Ord + Copy, T: Clone>(
 }
 
 impl State {
+    /// The backend's clock: what [`visible`] compares a prepared
+    /// outcome's instant with.
+    fn store_now(&self) -> Timestamp {
+        self.store_clock
+            .as_ref()
+            .map_or_else(Timestamp::now, |c| c.now())
+    }
+
+    /// Whether the event exists for readers now.
+    fn event_visible(&self, id: EventId) -> bool {
+        self.effective
+            .get(&id)
+            .is_none_or(|at| visible(*at, self.store_now()))
+    }
+
+    /// Withdraws the alarm's prepared outcomes still ahead of the store's
+    /// clock (the SQL adapter's `cancel_prepared`).
+    fn cancel_prepared(&mut self, alarm: AlarmId) {
+        let now = self.store_now();
+        let ahead: Vec<Timestamp> = self
+            .ringing
+            .values()
+            .filter(|r| r.alarm == alarm && !visible(r.since, now))
+            .map(|r| r.occurrence.at)
+            .collect();
+        for at in &ahead {
+            self.ringing.remove(&(alarm, *at));
+        }
+        self.triggers.retain(|(a, at, kind), _| {
+            !(*a == alarm && ahead.contains(at) && *kind != TriggerKind::Fire)
+        });
+        self.deliveries.retain(|d| {
+            !(d.alarm == alarm && ahead.contains(&d.occurrence.at) && !visible(d.created_at, now))
+        });
+        self.outbox.retain(|_, (item, _)| {
+            item.alarm.is_none_or(|(a, _)| a != alarm) || visible(item.created_at, now)
+        });
+        let withdrawn: Vec<EventId> = self
+            .events
+            .values()
+            .filter(|e| e.alarm == alarm)
+            .filter(|e| {
+                self.effective
+                    .get(&e.id)
+                    .is_some_and(|at| !visible(*at, now))
+            })
+            .map(|e| e.id)
+            .collect();
+        for id in withdrawn {
+            self.events.remove(&id);
+            self.effective.remove(&id);
+        }
+    }
+
     /// Checks the parts every change set shares; nothing is written.
     fn check_common<Op>(&self, change: &ChangeSet<Op>) -> Result<(), StoreError> {
         if self.audit.contains_key(&change.audit.id) {
@@ -150,8 +211,15 @@ impl State {
         self.fan_out(&[], &change.events);
         self.append_events(change.events);
         for plan in change.triggers {
-            self.apply_plan(plan);
+            self.replan(plan);
         }
+    }
+
+    /// A plan made by a change to the alarm or its owner's calendar: what
+    /// was prepared before it and is still ahead is withdrawn first.
+    fn replan(&mut self, plan: TriggerPlan) {
+        self.cancel_prepared(plan.alarm());
+        self.apply_plan(plan);
     }
 
     fn append_events(&mut self, events: Vec<AlarmEvent>) {
@@ -201,6 +269,15 @@ impl InMemory {
     /// An empty backend.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// This backend with `clock` read wherever a database would read its
+    /// own clock: the visibility of prepared outcomes and `store_time`, as
+    /// the SQL adapter's `with_store_clock`.
+    #[must_use]
+    pub fn with_store_clock(self, clock: Arc<dyn Clock>) -> Self {
+        self.lock().store_clock = Some(clock);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -1,7 +1,7 @@
 //! [`Outbox`] over the in-memory state: finds and stores rows; what a fire fans out to, what a result changes and when to fall back are [`alarm_domain::sending`]'s.
 
 use alarm_domain::ids::{UserId, WebhookId};
-use alarm_domain::jiff::Timestamp;
+use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::AlarmEvent;
 use alarm_domain::model::{Channel, WebhookRegistration};
 use alarm_domain::ports::{
@@ -60,12 +60,14 @@ impl Outbox for InMemory {
         limit: u32,
     ) -> Result<Vec<ClaimedSend>, StoreError> {
         let mut s = self.lock();
+        let store_now = s.store_now();
         let mut due: Vec<(Timestamp, (uuid::Uuid, uuid::Uuid))> = s
             .outbox
             .iter()
             .filter(|(_, (i, lease))| {
                 i.status == SendStatus::Pending
                     && i.due <= now
+                    && i.visible_at(store_now)
                     && lease.is_none_or(|(_, u)| u <= now)
             })
             .map(|(k, (i, _))| (i.due, *k))
@@ -163,11 +165,13 @@ impl Outbox for InMemory {
         limit: u32,
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let s = self.lock();
+        let now = s.store_now();
         let mut rows: Vec<&OutboxItem> = s
             .outbox
             .values()
             .map(|(i, _)| i)
             .filter(|i| i.owner == owner && i.channel == channel && i.target == target)
+            .filter(|i| i.visible_at(now))
             .collect();
         rows.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.message)));
         let cursor = match before {
@@ -195,10 +199,11 @@ impl Outbox for InMemory {
         now: Timestamp,
     ) -> Result<OutboxItem, StoreError> {
         let mut s = self.lock();
+        let store_now = s.store_now();
         let (item, lease) = s
             .outbox
             .get_mut(&(message, target))
-            .filter(|(i, _)| i.owner == owner && i.channel == channel)
+            .filter(|(i, _)| i.owner == owner && i.channel == channel && i.visible_at(store_now))
             .ok_or(StoreError::NotFound)?;
         sending::redeliver(item, now)?;
         *lease = None;
@@ -210,12 +215,24 @@ impl Outbox for InMemory {
         Ok(())
     }
 
+    async fn next_due_in(&self) -> Result<Option<SignedDuration>, StoreError> {
+        let s = self.lock();
+        let now = s.store_now();
+        Ok(s.outbox
+            .values()
+            .filter(|(i, _)| i.status == SendStatus::Pending && i.due > now)
+            .map(|(i, _)| i.due)
+            .min()
+            .map(|due| due.duration_since(now)))
+    }
+
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
         let s = self.lock();
+        let now = s.store_now();
         let of = |status| {
             s.outbox
                 .values()
-                .filter(|(item, _)| item.status == status)
+                .filter(|(item, _)| item.status == status && item.visible_at(now))
                 .count() as u64
         };
         Ok(OutboxCounts {

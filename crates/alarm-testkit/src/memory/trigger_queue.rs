@@ -13,6 +13,7 @@ use alarm_domain::trigger::{
 use async_trait::async_trait;
 
 use super::{InMemory, State, TriggerKey};
+use alarm_domain::firing::visible;
 
 impl State {
     /// Writes a fired trigger's outcome; call only after its checks passed.
@@ -21,6 +22,9 @@ impl State {
             &outcome.deliveries.iter().collect::<Vec<_>>(),
             &outcome.events,
         );
+        for e in &outcome.events {
+            self.effective.insert(e.id, e.at);
+        }
         self.append_events(outcome.events);
         self.deliveries.extend(outcome.deliveries);
         if let Some(follow_up) = outcome.follow_up {
@@ -171,7 +175,7 @@ impl TriggerClaims for InMemory {
     async fn reschedule(&self, plans: Vec<TriggerPlan>) -> Result<(), StoreError> {
         let mut s = self.lock();
         for plan in plans {
-            s.apply_plan(plan);
+            s.replan(plan);
         }
         Ok(())
     }
@@ -201,10 +205,11 @@ impl TriggerClaims for InMemory {
 impl RingingStore for InMemory {
     async fn ringing(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Ringing>, StoreError> {
         let s = self.lock();
+        let now = s.store_now();
         Ok(s.ringing
             .range((alarm, Timestamp::MIN)..=(alarm, Timestamp::MAX))
             .map(|(_, r)| r.clone())
-            .filter(|r| r.owner == owner)
+            .filter(|r| r.owner == owner && visible(r.since, now))
             .collect())
     }
 
@@ -214,10 +219,11 @@ impl RingingStore for InMemory {
         match change.op.clone() {
             RingingOp::Snooze { ringing, trigger } => {
                 let key = (ringing.alarm, ringing.occurrence.at);
+                let now = s.store_now();
                 let stored = s
                     .ringing
                     .get(&key)
-                    .filter(|r| r.owner == ringing.owner)
+                    .filter(|r| r.owner == ringing.owner && visible(r.since, now))
                     .ok_or(StoreError::NotFound)?;
                 alarm_domain::ports::check_snooze(stored, &ringing, &trigger)?;
                 let occurrence = ringing.occurrence.at;
@@ -232,16 +238,19 @@ impl RingingStore for InMemory {
                 s.ringing.insert(key, ringing);
             }
             RingingOp::Dismiss { owner, alarm } => {
+                // An occurrence prepared to ring later is not ringing yet.
+                let now = s.store_now();
                 let occurrences: Vec<Timestamp> = s
                     .ringing
                     .values()
-                    .filter(|r| r.alarm == alarm && r.owner == owner)
+                    .filter(|r| r.alarm == alarm && r.owner == owner && visible(r.since, now))
                     .map(|r| r.occurrence.at)
                     .collect();
                 if occurrences.is_empty() {
                     return Err(StoreError::NotFound);
                 }
-                s.ringing.retain(|(a, _), _| *a != alarm);
+                s.ringing
+                    .retain(|(a, at), _| !(*a == alarm && occurrences.contains(at)));
                 s.triggers.retain(|(a, at, kind), _| {
                     !(*a == alarm && occurrences.contains(at) && *kind != TriggerKind::Fire)
                 });
@@ -253,10 +262,11 @@ impl RingingStore for InMemory {
 
     async fn ringing_of(&self, owner: UserId) -> Result<Vec<Ringing>, StoreError> {
         let s = self.lock();
+        let now = s.store_now();
         let mut list: Vec<Ringing> = s
             .ringing
             .values()
-            .filter(|r| r.owner == owner)
+            .filter(|r| r.owner == owner && visible(r.since, now))
             .cloned()
             .collect();
         list.sort_by_key(|r| (r.occurrence.at, r.alarm));
@@ -264,11 +274,11 @@ impl RingingStore for InMemory {
     }
 
     async fn deliveries(&self, owner: UserId) -> Result<Vec<Delivery>, StoreError> {
-        Ok(self
-            .lock()
-            .deliveries
+        let s = self.lock();
+        let now = s.store_now();
+        Ok(s.deliveries
             .iter()
-            .filter(|d| d.owner == owner)
+            .filter(|d| d.owner == owner && visible(d.created_at, now))
             .cloned()
             .collect())
     }
@@ -277,8 +287,9 @@ impl RingingStore for InMemory {
 #[async_trait]
 impl EngineRight for InMemory {
     async fn store_time(&self) -> Result<Timestamp, StoreError> {
-        // The fake lives in one process: its clock is the machine's.
-        Ok(Timestamp::now())
+        // The fake lives in one process: its clock is the machine's (or
+        // the one a test pinned).
+        Ok(self.lock().store_now())
     }
 
     async fn engine_lease(

@@ -1,0 +1,368 @@
+//! Conformance checks of prepared fires: every read path hides an outcome committed ahead of its instant until the store's clock reaches it, and an edit withdraws what is still ahead.
+//!
+//! Each check pins the store's clock (the database's clock on SQL) to a
+//! [`crate::ManualClock`], commits a ring of Ana's alarm "One" prepared
+//! 10 s before its instant `at(10)`, and looks through every port a reader
+//! has: the alarm's events, the ringing list and one alarm's ringing
+//! records, the deliveries, the webhook's deliveries and their retry, the
+//! outbox's claim and counts, and the snooze and dismiss conflict checks.
+
+use super::*;
+
+use alarm_domain::model::{Alarm, Channel};
+use alarm_domain::ports::{Clock, SendResult};
+use alarm_domain::trigger::OccurrenceRef;
+
+use crate::ManualClock;
+
+/// The instant the prepared ring takes effect.
+fn instant() -> alarm_domain::jiff::Timestamp {
+    at(10)
+}
+
+struct Prepared {
+    ports: Ports,
+    clock: Arc<ManualClock>,
+    ana: User,
+    one: Alarm,
+    hook: WebhookRegistration,
+    occurrence: OccurrenceRef,
+}
+
+/// Ana, her alarm "One" due at `at(10)` and a webhook for its rings; the
+/// ring committed at `at(0)` as the engine prepares it: events, deliveries
+/// and ringing record at the instant, the first escalation after it.
+async fn prepared(fresh: FreshAt) -> Prepared {
+    let clock = Arc::new(ManualClock::new(at(0)));
+    let ports = fresh(clock.clone() as Arc<dyn Clock>).await;
+    let ana = fixtures::user(&ports, "ana@example.com").await;
+    let one = fixtures::alarm(&ports, ana.id(), "One", Some(instant())).await;
+    let hook = super::outbox::hook(&ports, ana.id(), &[WebhookEvent::Triggered], true).await;
+    // Claimed ahead of its instant, as within the engine's prefetch window.
+    let claimed = ports
+        .queue
+        .claim(instant(), 10, SignedDuration::from_secs(30))
+        .await
+        .expect("claim ahead");
+    assert_eq!(claimed.len(), 1, "the fire is claimable within the window");
+    let t = &claimed[0];
+    let delivery = |n: u128, channel| Delivery {
+        id: uuid::Uuid::from_u128(n),
+        owner: ana.id(),
+        alarm: one.id(),
+        occurrence: t.trigger.occurrence,
+        kind: TriggerKind::Fire,
+        channel,
+        created_at: instant(),
+    };
+    let outcome = FireOutcome {
+        events: vec![super::outbox::triggered(1, &t.trigger, instant())],
+        deliveries: vec![delivery(1, Channel::Webhook), delivery(2, Channel::InApp)],
+        follow_up: Some(fixtures::trigger(
+            &one,
+            t.trigger.occurrence.at,
+            TriggerKind::Escalate(1),
+        )),
+        next: None,
+        ringing: RingingChange::Upsert(Ringing {
+            alarm: one.id(),
+            owner: ana.id(),
+            occurrence: t.trigger.occurrence,
+            since: instant(),
+            snoozes: 0,
+            level: 0,
+            snoozed: false,
+        }),
+    };
+    let lost = ports
+        .queue
+        .complete_many(vec![(t.token, outcome)])
+        .await
+        .expect("commit the prepared ring");
+    assert!(lost.is_empty(), "the prepared ring commits");
+    Prepared {
+        occurrence: t.trigger.occurrence,
+        ports,
+        clock,
+        ana,
+        one,
+        hook,
+    }
+}
+
+/// What each read path shows of the prepared ring, by name.
+async fn seen(p: &Prepared) -> Vec<(&'static str, bool)> {
+    let ports = &p.ports;
+    let events = ports
+        .events
+        .list(
+            p.ana.id(),
+            p.one.id(),
+            PageRequest::new(None, 50).expect("limit"),
+        )
+        .await
+        .expect("events");
+    let triggered = events
+        .items
+        .iter()
+        .any(|e| e.kind == AlarmEventKind::Triggered);
+    let ringing = !ports
+        .queue
+        .ringing(p.ana.id(), p.one.id())
+        .await
+        .expect("ringing")
+        .is_empty();
+    let ringing_of = !ports
+        .queue
+        .ringing_of(p.ana.id())
+        .await
+        .expect("ringing_of")
+        .is_empty();
+    let deliveries = !ports
+        .queue
+        .deliveries(p.ana.id())
+        .await
+        .expect("deliveries")
+        .is_empty();
+    let listed = ports
+        .outbox
+        .list(
+            p.ana.id(),
+            Channel::Webhook,
+            p.hook.id().as_uuid(),
+            None,
+            10,
+        )
+        .await
+        .expect("webhook deliveries");
+    // The retry of a pending row is a conflict; of a row not there yet,
+    // not found (as another owner's).
+    let retry = match ports
+        .outbox
+        .redeliver(
+            p.ana.id(),
+            Channel::Webhook,
+            p.hook.id().as_uuid(),
+            super::outbox::triggered(
+                1,
+                &fixtures::trigger(&p.one, p.occurrence.at, TriggerKind::Fire),
+                instant(),
+            )
+            .id
+            .as_uuid(),
+            at(60),
+        )
+        .await
+    {
+        Err(StoreError::Conflict(_)) => true,
+        Err(StoreError::NotFound) => false,
+        other => panic!("retry of the prepared row: {other:?}"),
+    };
+    let counted = ports.outbox.counts().await.expect("counts").pending > 0;
+    // A sender whose host clock is past the instant still waits for the
+    // store's: `now` far ahead, nothing claimed before the instant.
+    let claimed = ports
+        .outbox
+        .claim(at(3600), at(3630), 10)
+        .await
+        .expect("outbox claim");
+    for c in &claimed {
+        ports
+            .outbox
+            .finish(
+                at(3600),
+                vec![(
+                    c.token,
+                    SendResult::Retry {
+                        due: instant(),
+                        counted: false,
+                        code: None,
+                        error: "put back".to_owned(),
+                        latency_ms: 0,
+                    },
+                )],
+                3,
+            )
+            .await
+            .expect("put the claimed row back");
+    }
+    vec![
+        ("events", triggered),
+        ("ringing", ringing),
+        ("ringing_of", ringing_of),
+        ("deliveries", deliveries),
+        ("webhook deliveries", !listed.is_empty()),
+        ("webhook delivery retry", retry),
+        ("outbox counts", counted),
+        ("outbox claim", !claimed.is_empty()),
+    ]
+}
+
+async fn dismiss(p: &Prepared) -> Result<(), StoreError> {
+    p.ports
+        .queue
+        .commit_ringing(ChangeSet {
+            op: RingingOp::Dismiss {
+                owner: p.ana.id(),
+                alarm: p.one.id(),
+            },
+            audit: audit(
+                &p.ports,
+                Some(p.ana.id()),
+                "alarm.dismiss",
+                p.one.id().as_uuid(),
+            ),
+            events: Vec::new(),
+            triggers: Vec::new(),
+        })
+        .await
+}
+
+async fn snooze(p: &Prepared) -> Result<(), StoreError> {
+    let ringing = Ringing {
+        alarm: p.one.id(),
+        owner: p.ana.id(),
+        occurrence: p.occurrence,
+        since: instant(),
+        snoozes: 1,
+        level: 0,
+        snoozed: true,
+    };
+    p.ports
+        .queue
+        .commit_ringing(ChangeSet {
+            op: RingingOp::Snooze {
+                ringing,
+                trigger: fixtures::trigger(&p.one, p.occurrence.at, TriggerKind::Snooze(1)),
+            },
+            audit: audit(
+                &p.ports,
+                Some(p.ana.id()),
+                "alarm.snooze",
+                p.one.id().as_uuid(),
+            ),
+            events: Vec::new(),
+            triggers: Vec::new(),
+        })
+        .await
+}
+
+/// 1 ms before its instant no read path shows the prepared ring, and the
+/// snooze and dismiss checks find nothing ringing; at the instant every
+/// one shows it, with no write in between.
+async fn every_read_path_shows_a_prepared_ring_from_its_instant(fresh: FreshAt) {
+    let p = prepared(fresh).await;
+    p.clock.set(instant() - SignedDuration::from_millis(1));
+    for (path, shown) in seen(&p).await {
+        assert!(!shown, "{path} shows a ring 1 ms before its instant");
+    }
+    is(
+        snooze(&p).await,
+        not_found,
+        "snoozing a ring 1 ms before its instant",
+    );
+    is(
+        dismiss(&p).await,
+        not_found,
+        "dismissing a ring 1 ms before its instant",
+    );
+    p.clock.set(instant());
+    for (path, shown) in seen(&p).await {
+        assert!(shown, "{path} hides a ring at its instant");
+    }
+    dismiss(&p)
+        .await
+        .expect("dismissing the ring at its instant");
+    assert!(
+        p.ports
+            .queue
+            .ringing_of(p.ana.id())
+            .await
+            .expect("ringing_of")
+            .is_empty(),
+        "dismissed"
+    );
+}
+
+/// An edit of the alarm before the instant withdraws the prepared ring
+/// (events, ringing, deliveries, outbox rows, the escalation) and its plan
+/// stands; what had taken effect before stays.
+async fn an_edit_before_the_instant_withdraws_the_prepared_ring(fresh: FreshAt) {
+    let p = prepared(fresh).await;
+    p.clock.set(at(5));
+    let mut draft = p.one.draft().clone();
+    draft.name = alarm_domain::model::AlarmName::parse("Edited").expect("name");
+    let v2 = p.one.revise(draft, at(5)).expect("revise");
+    p.ports
+        .alarms
+        .commit(super::alarms::update(
+            &p.ports,
+            &p.one,
+            p.one.version(),
+            &v2,
+            instant(),
+        ))
+        .await
+        .expect("edit before the instant");
+    p.clock.set(at(20));
+    for (path, shown) in seen(&p).await {
+        assert!(!shown, "{path} shows a ring withdrawn by an edit");
+    }
+    let pending = p.ports.queue.pending(p.one.id()).await.expect("pending");
+    let kinds: Vec<_> = pending.iter().map(|t| (t.kind, t.occurrence.at)).collect();
+    assert_eq!(
+        kinds,
+        vec![(TriggerKind::Fire, instant())],
+        "the edit's plan fires the occurrence again and its escalation is gone"
+    );
+}
+
+/// An edit after the instant leaves the ring that took effect as history.
+async fn an_edit_after_the_instant_keeps_the_ring(fresh: FreshAt) {
+    let p = prepared(fresh).await;
+    p.clock.set(instant());
+    let mut draft = p.one.draft().clone();
+    draft.name = alarm_domain::model::AlarmName::parse("Edited").expect("name");
+    let v2 = p.one.revise(draft, instant()).expect("revise");
+    p.ports
+        .alarms
+        .commit(super::alarms::update(
+            &p.ports,
+            &p.one,
+            p.one.version(),
+            &v2,
+            at(7200),
+        ))
+        .await
+        .expect("edit at the instant");
+    for (path, shown) in seen(&p).await {
+        assert!(shown, "{path} lost a ring that had taken effect");
+    }
+}
+
+/// The outbox tells a sender how long until the prepared ring's rows are
+/// due, by the store's clock, and nothing once they are.
+async fn the_outbox_says_when_a_prepared_ring_is_due(fresh: FreshAt) {
+    let p = prepared(fresh).await;
+    p.clock.set(at(4));
+    assert_eq!(
+        p.ports.outbox.next_due_in().await.expect("next due"),
+        Some(SignedDuration::from_secs(6)),
+        "6 s before the instant"
+    );
+    p.clock.set(instant());
+    assert_eq!(
+        p.ports.outbox.next_due_in().await.expect("next due"),
+        None,
+        "due now: nothing is ahead"
+    );
+}
+
+pub(super) fn checks() -> Vec<Check> {
+    checks!(PortsAt:
+        the_outbox_says_when_a_prepared_ring_is_due,
+        every_read_path_shows_a_prepared_ring_from_its_instant,
+        an_edit_before_the_instant_withdraws_the_prepared_ring,
+        an_edit_after_the_instant_keeps_the_ring,
+    )
+}
