@@ -619,7 +619,7 @@ fn main() {
         for i in 0..OWNERS {
             owners.push(fixtures::user(&ports, &format!("bench{i}@example.com")).await);
         }
-        println!("worker bench: 1 alarm-worker (release), PostgreSQL on loopback, {OWNERS} owners, in-app channel, batch 1000, prefetch 2 s (fires prepared ahead of their instant)");
+        println!("worker bench: 1 alarm-worker (release), PostgreSQL on loopback, {OWNERS} owners, in-app channel, batch 1000, prefetch 30 s (fires prepared ahead of their instant)");
 
         if telemetry_only {
             telemetry_cost(&ports, &owners, &url, burst_n / 5).await;

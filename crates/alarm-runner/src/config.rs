@@ -54,7 +54,7 @@ impl Default for RunnerConfig {
         // The lateness windows are the domain's defaults, stated once there.
         let policy = FirePolicy::default();
         Self {
-            prefetch: Duration::from_secs(2),
+            prefetch: Duration::from_secs(30),
             batch: 1000,
             lease: Duration::from_secs(30),
             grace: policy.grace,

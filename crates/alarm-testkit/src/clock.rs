@@ -83,6 +83,12 @@ impl IdSource for SequentialIds {
         uuid::Builder::from_unix_timestamp_millis(1_700_000_000_000 + n, &random).into_uuid()
     }
 
+    /// The next id of the counter: its ids carry the counter, not the time,
+    /// and sort in the order they were made, which tests compare.
+    fn uuid_at(&self, _at: alarm_domain::jiff::Timestamp) -> uuid::Uuid {
+        self.next_uuid()
+    }
+
     /// Deterministic and distinct per call (never use these as real
     /// secrets): each call takes the next counter value and spreads it with
     /// splitmix64.

@@ -107,7 +107,7 @@ impl Judge<'_> {
     ) -> AlarmEvent {
         let data = event_data(alarm, Some(occurrence), Some(&detail), EventChange::Nothing);
         AlarmEvent {
-            id: crate::ids::EventId::from_uuid(self.ids.next_uuid())
+            id: crate::ids::EventId::from_uuid(self.ids.uuid_at(self.now))
                 .unwrap_or_else(|_| crate::ids::EventId::generate()),
             alarm: trigger.alarm,
             owner: trigger.owner,

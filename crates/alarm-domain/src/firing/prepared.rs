@@ -40,4 +40,25 @@ mod tests {
         assert!(!visible(due, before));
         assert!(visible(due, due));
     }
+
+    #[test]
+    fn an_id_at_an_instant_carries_it_and_sorts_by_it() {
+        let ids = crate::ports::RandomIds;
+        let at = Timestamp::from_millisecond(1_800_000_000_123).expect("instant");
+        let id = crate::ports::IdSource::uuid_at(&ids, at);
+        let (secs, nanos) = id.get_timestamp().expect("v7").to_unix();
+        assert_eq!(
+            secs * 1000 + u64::from(nanos) / 1_000_000,
+            1_800_000_000_123
+        );
+        assert_eq!(id.get_version_num(), 7);
+        let later =
+            crate::ports::IdSource::uuid_at(&ids, at + jiff::SignedDuration::from_millis(1));
+        assert!(later > id, "ids sort by their instant");
+        assert_ne!(
+            crate::ports::IdSource::uuid_at(&ids, at),
+            id,
+            "and stay unique"
+        );
+    }
 }

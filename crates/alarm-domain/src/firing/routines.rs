@@ -39,7 +39,7 @@ pub fn start_routines(
     let occurrence = rang.occurrence.at;
     for routine in routines.iter().filter(|r| r.active()) {
         outcome.events.push(AlarmEvent {
-            id: crate::ids::EventId::from_uuid(ids.next_uuid())
+            id: crate::ids::EventId::from_uuid(ids.uuid_at(now))
                 .unwrap_or_else(|_| crate::ids::EventId::generate()),
             alarm: trigger.alarm,
             owner: trigger.owner,

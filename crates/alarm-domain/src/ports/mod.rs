@@ -79,6 +79,18 @@ pub trait Clock: Send + Sync {
 pub trait IdSource: Send + Sync {
     /// A fresh UUID v7.
     fn next_uuid(&self) -> uuid::Uuid;
+    /// A fresh UUID v7 that sorts at `at` rather than now: an event the
+    /// engine prepares ahead of its instant takes its place among the
+    /// others by that instant, so a client paging "after" the newest id it
+    /// saw never skips it. By default [`IdSource::next_uuid`] with its time
+    /// field set to `at` (its random bits keep it unique); a source whose
+    /// ids do not carry the time (a test's counter) keeps its own order.
+    fn uuid_at(&self, at: jiff::Timestamp) -> uuid::Uuid {
+        let mut bytes = *self.next_uuid().as_bytes();
+        let ms = u64::try_from(at.as_millisecond()).unwrap_or(0);
+        bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        uuid::Uuid::from_bytes(bytes)
+    }
     /// Fills `buf` with bytes for a secret (a webhook signing key): from
     /// the operating system's random source in production; a test source
     /// may make them deterministic.

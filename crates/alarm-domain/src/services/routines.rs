@@ -17,10 +17,12 @@ super::service_ports! {
         clock: dyn Clock = clock,
         /// Ids.
         ids: dyn IdSource = ids,
+        /// Told when the owner's prepared rings are put back.
+        wake: dyn TriggerWake = wake,
     }
 }
 
-use crate::ports::{AlarmStore, Clock, IdSource, RoutineStore};
+use crate::ports::{AlarmStore, Clock, IdSource, RoutineStore, TriggerWake};
 
 /// The most routines one user may keep whatever the operator sets (the
 /// list is one page).
@@ -152,6 +154,9 @@ impl RoutineService {
                 audit,
             ))
             .await?;
+        // Prepared rings of the owner's were put back to be prepared
+        // again with this change: an engine in this process does it now.
+        self.ports.wake.due(now);
         Ok(routine)
     }
 
@@ -178,6 +183,9 @@ impl RoutineService {
                 audit,
             ))
             .await?;
+        // Prepared rings of the owner's were put back to be prepared
+        // again with this change: an engine in this process does it now.
+        self.ports.wake.due(now);
         Ok(())
     }
 
@@ -267,6 +275,9 @@ impl RoutineService {
                 audit,
             ))
             .await?;
+        // Prepared rings of the owner's were put back to be prepared
+        // again with this change: an engine in this process does it now.
+        self.ports.wake.due(now);
         Ok(routines)
     }
 }

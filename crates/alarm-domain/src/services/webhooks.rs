@@ -33,10 +33,12 @@ super::service_ports! {
         clock: dyn Clock = clock,
         /// Ids and signing secrets.
         ids: dyn IdSource = ids,
+        /// Told when the owner's prepared rings are put back.
+        wake: dyn TriggerWake = wake,
     }
 }
 
-use crate::ports::{AlarmStore, Clock, IdSource, Outbox, TargetGuard, WebhookStore};
+use crate::ports::{AlarmStore, Clock, IdSource, Outbox, TargetGuard, TriggerWake, WebhookStore};
 
 /// Webhook-registration use cases.
 #[derive(Clone)]
@@ -137,6 +139,9 @@ impl WebhookService {
                 audit,
             ))
             .await?;
+        // Prepared rings of the owner's were put back to be prepared
+        // again with this change: an engine in this process does it now.
+        self.ports.wake.due(now);
         Ok(NewWebhook {
             registration,
             secret,
@@ -194,6 +199,9 @@ impl WebhookService {
                 audit,
             ))
             .await?;
+        // Prepared rings of the owner's were put back to be prepared
+        // again with this change: an engine in this process does it now.
+        self.ports.wake.due(now);
         Ok(registration)
     }
 
@@ -369,6 +377,9 @@ impl WebhookService {
                 audit,
             ))
             .await?;
+        // Prepared rings of the owner's were put back to be prepared
+        // again with this change: an engine in this process does it now.
+        self.ports.wake.due(now);
         Ok(())
     }
 }

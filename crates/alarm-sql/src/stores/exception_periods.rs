@@ -6,7 +6,7 @@ use alarm_domain::ports::{ChangeSet, ExceptionOp, ExceptionPeriodStore, StoreErr
 use async_trait::async_trait;
 use sea_orm::QueryResult;
 
-use super::{Owned, SqlStores, commit_one, id_of, v};
+use super::{Owned, Prepared, SqlStores, commit_one, id_of, v};
 use crate::codec::date_from_text;
 use crate::db::{col, corrupt};
 use crate::row::Row;
@@ -89,6 +89,13 @@ impl ExceptionPeriodStore for SqlStores {
                 owner: owner.as_uuid(),
             },
         };
-        commit_one(&self.db, &change, "exception_periods", write).await
+        commit_one(
+            &self.db,
+            &change,
+            "exception_periods",
+            write,
+            Prepared::Unchanged,
+        )
+        .await
     }
 }

@@ -196,30 +196,18 @@ pub(crate) async fn replan(tx: &Tx, plan: &TriggerPlan) -> Result<(), StoreError
 pub(crate) async fn cancel_prepared(tx: &Tx, alarm: AlarmId) -> Result<(), StoreError> {
     let now = tx.now_sql();
     let id = alarm.as_uuid();
-    let prepared = tx
+    let rings = tx
         .query_all(
             &format!(
-                "DELETE FROM ringing WHERE alarm_id = ? AND since_us > {now} RETURNING owner_id, occurrence_us"
+                "DELETE FROM ringing WHERE alarm_id = ? AND since_us > {now} \
+                 RETURNING alarm_id, owner_id, occurrence_us, occurrence_local, since_us"
             ),
             vec![v(id)],
         )
         .await?;
-    for row in &prepared {
-        let owner: Uuid = col(row, "owner_id")?;
-        let at: i64 = col(row, "occurrence_us")?;
-        tx.exec(
-            "DELETE FROM triggers WHERE alarm_id = ? AND occurrence_us = ? AND kind <> 'fire'",
-            vec![v(id), v(at)],
-        )
-        .await?;
-        tx.exec(
-            &format!(
-                "DELETE FROM deliveries WHERE owner_id = ? AND created_us > {now} AND alarm_id = ? AND occurrence_us = ?"
-            ),
-            vec![v(owner), v(id), v(at)],
-        )
-        .await?;
-    }
+    withdraw_rings(tx, &rings).await?;
+    // Outcomes that did not ring (suppressed, skipped) have no ringing
+    // record: their rows go by the alarm alone.
     tx.exec(
         &format!("DELETE FROM outbox WHERE alarm_id = ? AND created_us > {now}"),
         vec![v(id)],
@@ -230,6 +218,87 @@ pub(crate) async fn cancel_prepared(tx: &Tx, alarm: AlarmId) -> Result<(), Store
         vec![v(id)],
     )
     .await?;
+    Ok(())
+}
+
+/// After a change to what a prepared ring carries but not to when it
+/// rings (the owner's routines, which it starts; the owner's webhooks,
+/// which get its rows): the owner's prepared rings still ahead are
+/// withdrawn and their `fire` triggers put back, so the engine prepares
+/// them again with the change (at once: they are inside its window).
+pub(crate) async fn reprepare_owner(tx: &Tx, owner: Uuid) -> Result<(), StoreError> {
+    let now = tx.now_sql();
+    let rings = tx
+        .query_all(
+            &format!(
+                "DELETE FROM ringing WHERE owner_id = ? AND since_us > {now} \
+                 RETURNING alarm_id, owner_id, occurrence_us, occurrence_local, since_us"
+            ),
+            vec![v(owner)],
+        )
+        .await?;
+    withdraw_rings(tx, &rings).await?;
+    let mut triggers = Vec::with_capacity(rings.len());
+    for ring in &rings {
+        let alarm: Uuid = col(ring, "alarm_id")?;
+        let Some(version) = tx.lock_alarm(alarm).await? else {
+            continue;
+        };
+        triggers.push(
+            Row::new()
+                .set("alarm_id", alarm)
+                .set("occurrence_us", col::<i64>(ring, "occurrence_us")?)
+                .set(
+                    "kind",
+                    kind_to_text(alarm_domain::trigger::TriggerKind::Fire),
+                )
+                .set("owner_id", owner)
+                .set("occurrence_local", col::<String>(ring, "occurrence_local")?)
+                // A prepared ring's record starts at its trigger's instant.
+                .set("due_us", col::<i64>(ring, "since_us")?)
+                .set("alarm_version", version),
+        );
+    }
+    tx.insert("triggers", triggers, TRIGGER_UPSERT).await?;
+    Ok(())
+}
+
+/// Removes what prepared rings left besides their ringing records (the
+/// rows `RETURNING` gave): the occurrences' follow-ups, events, deliveries
+/// and outbox rows that have not taken effect.
+async fn withdraw_rings(tx: &Tx, rings: &[QueryResult]) -> Result<(), StoreError> {
+    let now = tx.now_sql();
+    for ring in rings {
+        let alarm: Uuid = col(ring, "alarm_id")?;
+        let owner: Uuid = col(ring, "owner_id")?;
+        let at: i64 = col(ring, "occurrence_us")?;
+        tx.exec(
+            "DELETE FROM triggers WHERE alarm_id = ? AND occurrence_us = ? AND kind <> 'fire'",
+            vec![v(alarm), v(at)],
+        )
+        .await?;
+        tx.exec(
+            &format!(
+                "DELETE FROM deliveries WHERE owner_id = ? AND created_us > {now} AND alarm_id = ? AND occurrence_us = ?"
+            ),
+            vec![v(owner), v(alarm), v(at)],
+        )
+        .await?;
+        tx.exec(
+            &format!(
+                "DELETE FROM outbox WHERE alarm_id = ? AND occurrence_us = ? AND created_us > {now}"
+            ),
+            vec![v(alarm), v(at)],
+        )
+        .await?;
+        tx.exec(
+            &format!(
+                "DELETE FROM alarm_events WHERE alarm_id = ? AND occurrence_us = ? AND effective_us > {now}"
+            ),
+            vec![v(alarm), v(at)],
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -273,8 +342,14 @@ async fn commit_one<Op>(
     change: &ChangeSet<Op>,
     table: &str,
     write: Owned,
+    prepared: Prepared,
 ) -> Result<(), StoreError> {
     db.write(async |tx| {
+        let owner = match &write {
+            Owned::Create { owner, .. }
+            | Owned::Update { owner, .. }
+            | Owned::Delete { owner, .. } => *owner,
+        };
         let key = "id = ? AND owner_id = ?";
         let touched = match write {
             Owned::Create {
@@ -305,9 +380,21 @@ async fn commit_one<Op>(
             return Err(StoreError::NotFound);
         }
         apply_common(tx, change).await?;
+        if prepared == Prepared::Reprepare {
+            reprepare_owner(tx, owner).await?;
+        }
         Ok(())
     })
     .await
+}
+
+/// Whether a write changes what the owner's prepared rings carry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prepared {
+    /// It does not (or its plans already re-plan them).
+    Unchanged,
+    /// It does: they are prepared again ([`reprepare_owner`]).
+    Reprepare,
 }
 
 /// `WHERE` + cursor + order + limit for id-ordered pages.

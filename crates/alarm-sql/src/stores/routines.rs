@@ -6,7 +6,9 @@ use alarm_domain::ports::{ChangeSet, Page, PageRequest, RoutineOp, RoutineStore,
 use async_trait::async_trait;
 use sea_orm::QueryResult;
 
-use super::{Owned, SqlStores, apply_common, commit_one, finish_page, id_of, page_sql, v};
+use super::{
+    Owned, Prepared, SqlStores, apply_common, commit_one, finish_page, id_of, page_sql, v,
+};
 use crate::db::{col, corrupt};
 use crate::row::Row;
 
@@ -93,7 +95,13 @@ impl RoutineStore for SqlStores {
                 routines,
             } => return self.attach(&change, *owner, *alarm, routines).await,
         };
-        commit_one(&self.db, &change, "routines", write).await
+        // A new routine is attached to nothing yet.
+        let prepared = if matches!(change.op, RoutineOp::Create(..)) {
+            Prepared::Unchanged
+        } else {
+            Prepared::Reprepare
+        };
+        commit_one(&self.db, &change, "routines", write, prepared).await
     }
 
     async fn attached(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Routine>, StoreError> {
@@ -203,6 +211,7 @@ impl SqlStores {
                     tx.insert("alarm_routines", rows, "").await?;
                 }
                 apply_common(tx, change).await?;
+                super::reprepare_owner(tx, owner.as_uuid()).await?;
                 Ok(())
             })
             .await

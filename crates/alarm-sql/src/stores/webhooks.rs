@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sea_orm::QueryResult;
 use secrecy::SecretString;
 
-use super::{Owned, SqlStores, commit_one, id_of, v};
+use super::{Owned, Prepared, SqlStores, commit_one, id_of, v};
 use crate::codec::{events_from_bits, events_to_bits};
 use crate::db::{col, corrupt, num};
 use crate::row::Row;
@@ -244,6 +244,6 @@ impl WebhookStore for SqlStores {
                     .await;
             }
         };
-        commit_one(&self.db, &change, "webhooks", write).await
+        commit_one(&self.db, &change, "webhooks", write, Prepared::Reprepare).await
     }
 }

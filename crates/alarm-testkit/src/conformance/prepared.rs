@@ -358,8 +358,80 @@ async fn the_outbox_says_when_a_prepared_ring_is_due(fresh: FreshAt) {
     );
 }
 
+/// After a change to what the prepared ring carries: nothing of it shows
+/// at its instant, and its `fire` trigger is back at that instant (so an
+/// engine prepares it again) with its escalation gone.
+async fn assert_reprepared(p: &Prepared, what: &str) {
+    p.clock.set(instant());
+    for (path, shown) in seen(p).await {
+        assert!(!shown, "{path} shows a ring prepared before {what}");
+    }
+    let pending = p.ports.queue.pending(p.one.id()).await.expect("pending");
+    let kinds: Vec<_> = pending
+        .iter()
+        .map(|t| (t.kind, t.occurrence.at, t.due_at))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![(TriggerKind::Fire, instant(), instant())],
+        "after {what}, the occurrence's fire is back to be prepared again"
+    );
+}
+
+/// Attaching a routine to the alarm inside the window prepares its ring
+/// again (the ring starts the routines attached when it is prepared).
+async fn a_routine_attached_inside_the_window_prepares_the_ring_again(fresh: FreshAt) {
+    let p = prepared(fresh).await;
+    p.clock.set(at(5));
+    let r = super::routines::routine(p.ana.id(), RoutineId::generate(), "Coffee");
+    p.ports
+        .routines
+        .commit(super::routines::create(&p.ports, &r))
+        .await
+        .expect("create routine");
+    p.ports
+        .routines
+        .commit(ChangeSet {
+            op: RoutineOp::Attach {
+                owner: p.ana.id(),
+                alarm: p.one.id(),
+                routines: vec![r.id()],
+            },
+            audit: audit(
+                &p.ports,
+                Some(p.ana.id()),
+                "alarm.attach_routines",
+                p.one.id().as_uuid(),
+            ),
+            events: Vec::new(),
+            triggers: Vec::new(),
+        })
+        .await
+        .expect("attach");
+    assert_reprepared(&p, "a routine was attached").await;
+}
+
+/// A webhook registered inside the window prepares the owner's rings
+/// again (a prepared ring's rows go to the registrations it was prepared
+/// with); one registered after the instant leaves the ring as it was.
+async fn a_webhook_registered_inside_the_window_prepares_the_ring_again(fresh: FreshAt) {
+    let p = prepared(fresh.clone()).await;
+    p.clock.set(at(5));
+    super::outbox::hook(&p.ports, p.ana.id(), &[WebhookEvent::Triggered], true).await;
+    assert_reprepared(&p, "a webhook was registered").await;
+
+    let q = prepared(fresh).await;
+    q.clock.set(at(20));
+    super::outbox::hook(&q.ports, q.ana.id(), &[WebhookEvent::Triggered], true).await;
+    for (path, shown) in seen(&q).await {
+        assert!(shown, "{path} lost a ring that had taken effect");
+    }
+}
+
 pub(super) fn checks() -> Vec<Check> {
     checks!(PortsAt:
+        a_routine_attached_inside_the_window_prepares_the_ring_again,
+        a_webhook_registered_inside_the_window_prepares_the_ring_again,
         the_outbox_says_when_a_prepared_ring_is_due,
         every_read_path_shows_a_prepared_ring_from_its_instant,
         an_edit_before_the_instant_withdraws_the_prepared_ring,

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn routine(owner: UserId, id: RoutineId, name: &str) -> Routine {
+pub(super) fn routine(owner: UserId, id: RoutineId, name: &str) -> Routine {
     Routine::new(
         id,
         owner,
@@ -13,7 +13,7 @@ fn routine(owner: UserId, id: RoutineId, name: &str) -> Routine {
     .expect("routine")
 }
 
-fn create(ports: &Ports, r: &Routine) -> ChangeSet<RoutineOp> {
+pub(super) fn create(ports: &Ports, r: &Routine) -> ChangeSet<RoutineOp> {
     ChangeSet {
         op: RoutineOp::Create(
             r.clone(),

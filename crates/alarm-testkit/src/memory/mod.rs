@@ -150,28 +150,69 @@ impl State {
     /// clock (the SQL adapter's `cancel_prepared`).
     fn cancel_prepared(&mut self, alarm: AlarmId) {
         let now = self.store_now();
-        let ahead: Vec<Timestamp> = self
-            .ringing
-            .values()
-            .filter(|r| r.alarm == alarm && !visible(r.since, now))
-            .map(|r| r.occurrence.at)
-            .collect();
-        for at in &ahead {
-            self.ringing.remove(&(alarm, *at));
-        }
-        self.triggers.retain(|(a, at, kind), _| {
-            !(*a == alarm && ahead.contains(at) && *kind != TriggerKind::Fire)
-        });
-        self.deliveries.retain(|d| {
-            !(d.alarm == alarm && ahead.contains(&d.occurrence.at) && !visible(d.created_at, now))
-        });
+        self.withdraw_rings(|r| r.alarm == alarm && !visible(r.since, now));
+        // Outcomes that did not ring have no ringing record.
         self.outbox.retain(|_, (item, _)| {
             item.alarm.is_none_or(|(a, _)| a != alarm) || visible(item.created_at, now)
         });
+        self.withdraw_events(|e| e.alarm == alarm);
+    }
+
+    /// The owner's prepared rings still ahead are withdrawn and their
+    /// `fire` triggers put back (the SQL adapter's `reprepare_owner`),
+    /// after a change to what they carry (routines, webhooks).
+    pub(super) fn reprepare_owner(&mut self, owner: UserId) {
+        let now = self.store_now();
+        let rings = self.withdraw_rings(|r| r.owner == owner && !visible(r.since, now));
+        for r in rings {
+            let Some(version) = self.alarms.get(&r.alarm).map(Alarm::version) else {
+                continue;
+            };
+            self.upsert_trigger(Trigger {
+                alarm: r.alarm,
+                owner: r.owner,
+                occurrence: r.occurrence,
+                kind: TriggerKind::Fire,
+                due_at: r.since,
+                alarm_version: version,
+            });
+        }
+    }
+
+    /// Removes the ringing records `which` picks, with their occurrences'
+    /// follow-ups and not yet effective deliveries, outbox rows and events.
+    fn withdraw_rings(&mut self, which: impl Fn(&Ringing) -> bool) -> Vec<Ringing> {
+        let now = self.store_now();
+        let rings: Vec<Ringing> = self
+            .ringing
+            .values()
+            .filter(|r| which(r))
+            .cloned()
+            .collect();
+        for r in &rings {
+            let (alarm, at) = (r.alarm, r.occurrence.at);
+            self.ringing.remove(&(alarm, at));
+            self.triggers
+                .retain(|(a, o, kind), _| !(*a == alarm && *o == at && *kind != TriggerKind::Fire));
+            self.deliveries.retain(|d| {
+                !(d.alarm == alarm && d.occurrence.at == at && !visible(d.created_at, now))
+            });
+            self.outbox.retain(|_, (item, _)| {
+                item.alarm.is_none_or(|(a, o)| a != alarm || o.at != at)
+                    || visible(item.created_at, now)
+            });
+            self.withdraw_events(|e| e.alarm == alarm && e.occurrence == Some(at));
+        }
+        rings
+    }
+
+    /// Removes the events `which` picks that have not taken effect.
+    fn withdraw_events(&mut self, which: impl Fn(&AlarmEvent) -> bool) {
+        let now = self.store_now();
         let withdrawn: Vec<EventId> = self
             .events
             .values()
-            .filter(|e| e.alarm == alarm)
+            .filter(|e| which(e))
             .filter(|e| {
                 self.effective
                     .get(&e.id)

@@ -43,6 +43,24 @@ pub(super) enum Owned<T: OwnedEntity> {
 impl State {
     /// Create/update/delete of an owner-scoped entity with the change set's
     /// shared parts: every check first, then every write.
+    /// [`State::commit_owned`], then the owner's prepared rings are
+    /// prepared again: the entity is one they carry (a routine they
+    /// start, a webhook that gets their rows).
+    pub(super) fn commit_owned_reprepare<T: OwnedEntity, Op>(
+        &mut self,
+        map: fn(&mut State) -> &mut BTreeMap<T::Id, T>,
+        op: Owned<T>,
+        change: ChangeSet<Op>,
+    ) -> Result<(), StoreError> {
+        let owner = match &op {
+            Owned::Create(e, _) | Owned::Update(e) => e.owned_by(),
+            Owned::Delete(owner, _) => *owner,
+        };
+        self.commit_owned(map, op, change)?;
+        self.reprepare_owner(owner);
+        Ok(())
+    }
+
     pub(super) fn commit_owned<T: OwnedEntity, Op>(
         &mut self,
         map: fn(&mut State) -> &mut BTreeMap<T::Id, T>,

@@ -74,11 +74,19 @@ impl RoutineStore for InMemory {
                 }
                 s.check_common(&change)?;
                 s.routine_links.insert(*alarm, routines.clone());
+                let owner = *owner;
                 s.apply_common(change);
+                s.reprepare_owner(owner);
                 return Ok(());
             }
         };
-        self.lock().commit_owned(|s| &mut s.routines, op, change)
+        // A new routine is attached to nothing yet.
+        if matches!(change.op, RoutineOp::Create(..)) {
+            self.lock().commit_owned(|s| &mut s.routines, op, change)
+        } else {
+            self.lock()
+                .commit_owned_reprepare(|s| &mut s.routines, op, change)
+        }
     }
 
     async fn attached(&self, owner: UserId, alarm: AlarmId) -> Result<Vec<Routine>, StoreError> {

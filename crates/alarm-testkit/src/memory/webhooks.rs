@@ -58,6 +58,12 @@ impl WebhookStore for InMemory {
             }
             WebhookOp::Delete { owner, id } => Owned::Delete(*owner, *id),
         };
-        state.commit_owned(|s| &mut s.webhooks, op, change)
+        // A rotation changes only how rows are signed, which is done when
+        // they are sent.
+        if matches!(change.op, WebhookOp::RotateSecret { .. }) {
+            state.commit_owned(|s| &mut s.webhooks, op, change)
+        } else {
+            state.commit_owned_reprepare(|s| &mut s.webhooks, op, change)
+        }
     }
 }
