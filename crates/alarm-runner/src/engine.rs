@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use alarm_domain::firing::{
-    Verdict, effective_at, judge, replan_after_edit, start_routines, starts_routines,
+    Verdict, effective_at, judge_claim, replan_after_edit, start_routines, starts_routines,
 };
 use alarm_domain::ids::{AlarmId, UserId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
@@ -357,14 +357,13 @@ impl Engine {
             .entered();
             // A trigger claimed ahead of its instant is judged at it, and its
             // outcome takes effect then (prepared); a due one at once.
-            let at = effective_at(t.due_at, now);
-            let (outcome, verdict) = judge(
+            let (outcome, verdict, at) = judge_claim(
                 t,
                 alarm,
                 calendar,
                 ringing,
                 &policy,
-                at,
+                now,
                 self.ports.ids.as_ref(),
             );
             match verdict {
@@ -427,8 +426,11 @@ impl Engine {
         if report.lost > 0 {
             tracing::warn!(
                 lost = report.lost,
-                "claims were rescued by another engine before completion; not rung here"
+                "claims were rescued by another engine, or their alarm was edited while they were prepared; not rung here"
             );
+            // A preparation the store declined put its trigger back: claim
+            // it again now, not at the next poll.
+            self.wake.poke();
         }
         self.health.rang.fetch_add(report.rang, Ordering::Relaxed);
         self.health

@@ -17,6 +17,8 @@ use uuid::Uuid;
 use crate::codec::{kind_from_text, kind_to_text, local_from_text, local_to_text};
 use crate::db::{Tx, col, corrupt, num, ts, us};
 use crate::row::Row;
+use alarm_domain::firing::stale_preparation;
+
 use crate::stores::{SqlStores, Written, apply_common, apply_plan, insert_events, upsert_trigger};
 
 fn v<T: Into<Value>>(x: T) -> Value {
@@ -80,6 +82,55 @@ fn delivery_row(d: &Delivery) -> Row {
 /// order so two batches cannot deadlock on each other, before the fencing
 /// delete: the runner's completion then serialises with edits, snoozes and
 /// dismissals of the same alarm.
+/// The claims whose outcome was prepared ahead of its instant from an
+/// alarm version that is no longer stored ([`stale_preparation`]), put
+/// back unleased (their alarms are locked on PostgreSQL; SQLite has one
+/// writer), so that nothing judged from the older alarm is committed.
+async fn stale_preparations(
+    tx: &Tx,
+    items: &[(LeaseToken, FireOutcome)],
+) -> Result<std::collections::HashSet<Uuid>, StoreError> {
+    let judged: Vec<&(LeaseToken, FireOutcome)> = items
+        .iter()
+        .filter(|(_, o)| matches!(o.next, Some(TriggerPlan::Reschedule { .. })))
+        .collect();
+    let now = tx.now_sql();
+    let mut stale = std::collections::HashSet::new();
+    for chunk in judged.chunks(400) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let rows = tx
+            .query_all(
+                &format!(
+                    "SELECT t.lease_token, (t.due_us > {now}) AS ahead, a.version FROM triggers t \
+                     LEFT JOIN alarms a ON a.id = t.alarm_id WHERE t.lease_token IN ({marks})"
+                ),
+                chunk.iter().map(|(t, _)| v(t.as_uuid())).collect(),
+            )
+            .await?;
+        let outcomes: std::collections::HashMap<Uuid, &FireOutcome> =
+            chunk.iter().map(|(t, o)| (t.as_uuid(), o)).collect();
+        for row in &rows {
+            let token: Uuid = col(row, "lease_token")?;
+            let stored = col::<Option<i64>>(row, "version")?.and_then(|v| u64::try_from(v).ok());
+            if let Some(outcome) = outcomes.get(&token)
+                && stale_preparation(outcome, stored, col(row, "ahead")?)
+            {
+                stale.insert(token);
+            }
+        }
+    }
+    let tokens: Vec<Uuid> = stale.iter().copied().collect();
+    for chunk in tokens.chunks(400) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        tx.exec(
+            &format!("UPDATE triggers SET lease_token = NULL, lease_until_us = NULL WHERE lease_token IN ({marks})"),
+            chunk.iter().map(|t| v(*t)).collect(),
+        )
+        .await?;
+    }
+    Ok(stale)
+}
+
 async fn lock_alarms_of(tx: &Tx, tokens: &[LeaseToken]) -> Result<(), StoreError> {
     if tx.backend != DbBackend::Postgres || tokens.is_empty() {
         return Ok(());
@@ -334,6 +385,12 @@ impl TriggerClaims for SqlStores {
         self.db
             .write(async |tx| {
                 lock_alarms_of(tx, &[token]).await?;
+                if !stale_preparations(tx, &[(token, outcome.clone())])
+                    .await?
+                    .is_empty()
+                {
+                    return Err(StoreError::LeaseLost);
+                }
                 if tx
                     .exec(
                         "DELETE FROM triggers WHERE lease_token = ?",
@@ -361,8 +418,15 @@ impl TriggerClaims for SqlStores {
             .write(async |tx| {
                 let tokens: Vec<LeaseToken> = items.iter().map(|(t, _)| *t).collect();
                 lock_alarms_of(tx, &tokens).await?;
+                // Preparations from an alarm version an edit replaced meanwhile
+                // go back to be judged again; they come back as lost.
+                let stale = stale_preparations(tx, &items).await?;
+                let live: Vec<&(LeaseToken, FireOutcome)> = items
+                    .iter()
+                    .filter(|(t, _)| !stale.contains(&t.as_uuid()))
+                    .collect();
                 let mut current = std::collections::HashSet::new();
-                for chunk in items.chunks(CHUNK) {
+                for chunk in live.chunks(CHUNK) {
                     let marks = vec!["?"; chunk.len()].join(", ");
                     let rows = tx
                 .query_all(

@@ -315,7 +315,14 @@ impl Judge<'_> {
             FireDecision::Skip(_) | FireDecision::Suppressed(_) => {
                 // Whatever happened, the alarm keeps its next fire (the plan
                 // is version-stamped, so it never overwrites a fresher one).
-                out.next = Some(next_fire_plan(alarm, calendar, trigger.occurrence.at));
+                // Judged before the occurrence (a stale claim ahead, see
+                // `judge_claim`), the plan starts from now: an occurrence an
+                // edit moved before this one is still to come.
+                out.next = Some(next_fire_plan(
+                    alarm,
+                    calendar,
+                    trigger.occurrence.at.min(self.now),
+                ));
                 (out, Verdict::Skipped)
             }
         }

@@ -16,7 +16,7 @@ pub(crate) use decide::next_fire;
 pub use decide::{FireDecision, SkipReason, decide_fire, next_fire_plan, replan_after_edit};
 pub use delivery::delivery_key;
 pub use judge::{FirePolicy, Verdict, judge};
-pub use prepared::{effective_at, visible};
+pub use prepared::{effective_at, judge_claim, stale_preparation, visible};
 pub use routines::{routine_detail, start_routines, starts_routines};
 
 #[cfg(test)]

@@ -9,6 +9,12 @@
 
 use jiff::Timestamp;
 
+use super::{FireDecision, FirePolicy, SkipReason, Verdict, decide_fire, judge};
+use crate::model::Alarm;
+use crate::ports::{FireOutcome, IdSource, TriggerPlan};
+use crate::schedule::Calendar;
+use crate::trigger::{Ringing, Trigger, TriggerKind};
+
 /// The instant a claimed trigger is judged at, which is also when its
 /// outcome takes effect: its own instant when it was claimed ahead of it
 /// (prepared), else `now` (it is due or late, and takes effect at once).
@@ -23,6 +29,55 @@ pub fn effective_at(due: Timestamp, now: Timestamp) -> Timestamp {
 #[must_use]
 pub fn visible(effective: Timestamp, now: Timestamp) -> bool {
     effective <= now
+}
+
+/// Judges a claimed trigger as of `now` (the store's clock) and returns
+/// the instant it was judged at: its own instant when that is ahead
+/// (prepared), else `now`. A `fire` whose alarm changed after it was
+/// planned, or whose occurrence moved, does not ring, and is judged at
+/// `now` whatever its instant, so the alarm's next fire is planned from
+/// now: an occurrence the change moved earlier than this one is not passed
+/// over.
+#[must_use]
+pub fn judge_claim(
+    trigger: &Trigger,
+    alarm: Option<&Alarm>,
+    calendar: Option<&Calendar>,
+    ringing: Option<&Ringing>,
+    policy: &FirePolicy,
+    now: Timestamp,
+    ids: &dyn IdSource,
+) -> (FireOutcome, Verdict, Timestamp) {
+    let mut at = effective_at(trigger.due_at, now);
+    if at > now
+        && trigger.kind == TriggerKind::Fire
+        && let Some(calendar) = calendar
+        && matches!(
+            decide_fire(trigger, alarm, calendar),
+            FireDecision::Skip(SkipReason::AlarmChanged | SkipReason::OccurrenceMoved)
+        )
+    {
+        at = now;
+    }
+    let (outcome, verdict) = judge(trigger, alarm, calendar, ringing, policy, at, ids);
+    (outcome, verdict, at)
+}
+
+/// Whether a claimed trigger's outcome must not be committed but the
+/// trigger put back (unleased) to be judged again: it was prepared ahead
+/// of its instant (`ahead`, by the store's clock at the commit) from an
+/// alarm version that is no longer the stored one (`stored`; `None`: the
+/// alarm is gone). An edit that lands between the engine's load and its
+/// commit could not withdraw an outcome that was not committed yet, so
+/// the commit itself declines it; a trigger due already rang as judged,
+/// and the engine's re-plan after the edit follows it.
+#[must_use]
+pub fn stale_preparation(outcome: &FireOutcome, stored: Option<u64>, ahead: bool) -> bool {
+    let judged = match &outcome.next {
+        Some(TriggerPlan::Reschedule { version, .. }) => version.get(),
+        _ => return false,
+    };
+    ahead && stored != Some(judged)
 }
 
 #[cfg(test)]
@@ -59,6 +114,45 @@ mod tests {
             crate::ports::IdSource::uuid_at(&ids, at),
             id,
             "and stay unique"
+        );
+    }
+
+    #[test]
+    fn only_a_preparation_from_an_older_version_is_declined() {
+        let outcome = |next| FireOutcome {
+            events: Vec::new(),
+            deliveries: Vec::new(),
+            follow_up: None,
+            next,
+            ringing: crate::trigger::RingingChange::None,
+        };
+        let at = |v| {
+            Some(TriggerPlan::Reschedule {
+                alarm: crate::ids::AlarmId::generate(),
+                version: crate::model::AlarmVersion::new(v).expect("version"),
+                next: None,
+            })
+        };
+        let judged_at_1 = outcome(at(1));
+        assert!(
+            !stale_preparation(&judged_at_1, Some(1), true),
+            "same version"
+        );
+        assert!(
+            stale_preparation(&judged_at_1, Some(2), true),
+            "edited meanwhile"
+        );
+        assert!(
+            stale_preparation(&judged_at_1, None, true),
+            "deleted meanwhile"
+        );
+        assert!(
+            !stale_preparation(&judged_at_1, Some(2), false),
+            "due already: it rang"
+        );
+        assert!(
+            !stale_preparation(&outcome(None), Some(2), true),
+            "a follow-up plans nothing"
         );
     }
 }

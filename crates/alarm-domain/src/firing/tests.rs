@@ -1251,3 +1251,51 @@ fn only_a_fire_that_rings_starts_the_active_routines_in_order() {
     super::start_routines(&fire, &off, &mut out, &routines, seven(0), &ids);
     assert_eq!(out.events.len(), before, "nothing rang, nothing starts");
 }
+
+#[test]
+fn a_claim_ahead_is_judged_at_its_instant_unless_an_edit_left_it_behind() {
+    let ids = SequentialIds(AtomicU64::new(1));
+    let policy = FirePolicy::default();
+    let calendar = Calendar::default();
+    let alarm = daily();
+    let fire = fixtures::trigger(&alarm, seven(1), TriggerKind::Fire);
+    let ahead = seven(1) - SignedDuration::from_secs(20);
+    // Prepared: judged at its instant, rung with no lateness, next planned
+    // from the instant.
+    let (out, verdict, at) = super::judge_claim(
+        &fire,
+        Some(&alarm),
+        Some(&calendar),
+        None,
+        &policy,
+        ahead,
+        &ids,
+    );
+    assert_eq!((verdict, at), (Verdict::Rang, seven(1)));
+    assert_eq!(next(&out), Some((alarm.version(), Some(seven(2)))));
+    // The alarm moved to 06:30 after the trigger was planned: 06:30 of the
+    // same day is still ahead, so the plan starts from now, not from the
+    // trigger's 07:00, which would pass it over.
+    let moved = revised(&alarm, |d| {
+        d.schedules = Schedules::new(vec![Schedule::Daily {
+            time: WallTime::parse("06:30").expect("time"),
+        }])
+        .expect("schedules");
+    });
+    let early = seven(1) - mins(40);
+    let (out, verdict, at) = super::judge_claim(
+        &fire,
+        Some(&moved),
+        Some(&calendar),
+        None,
+        &policy,
+        early,
+        &ids,
+    );
+    assert_eq!((verdict, at), (Verdict::Skipped, early));
+    assert_eq!(
+        next(&out),
+        Some((moved.version(), Some(seven(1) - mins(30)))),
+        "the moved occurrence is planned"
+    );
+}

@@ -101,14 +101,18 @@ pub trait TriggerClaims: Send + Sync {
     /// # Errors
     /// MUST return [`StoreError::LeaseLost`] when `token` is not the trigger's
     /// current lease (rescued, released or completed already); nothing is
-    /// stored then.
+    /// stored then. Likewise when the outcome was prepared ahead of the
+    /// trigger's instant from an alarm version an edit has replaced
+    /// ([`crate::firing::stale_preparation`]): the trigger is then put back
+    /// unleased, to be judged again.
     async fn complete(&self, token: LeaseToken, outcome: FireOutcome) -> Result<(), StoreError>;
 
     /// Completes many claimed triggers in one transaction, as a worker does
     /// with a batch: every item whose token is current is removed and its
     /// outcome committed; items whose token is not current are skipped
-    /// (nothing of their outcome is stored) and their tokens returned. A
-    /// store failure commits none of them.
+    /// (nothing of their outcome is stored) and their tokens returned, as
+    /// are those of stale preparations (put back unleased, as in
+    /// `complete`). A store failure commits none of them.
     ///
     /// # Errors
     /// Infrastructure failures, and [`StoreError::Conflict`] when an item's

@@ -33,60 +33,82 @@ struct Prepared {
 /// ring committed at `at(0)` as the engine prepares it: events, deliveries
 /// and ringing record at the instant, the first escalation after it.
 async fn prepared(fresh: FreshAt) -> Prepared {
+    let (p, claim) = claimed_ahead(fresh).await;
+    let lost = p
+        .ports
+        .queue
+        .complete_many(vec![(claim.token, ring_outcome(&p, &claim, &p.one))])
+        .await
+        .expect("commit the prepared ring");
+    assert!(lost.is_empty(), "the prepared ring commits");
+    p
+}
+
+/// The setting of [`prepared`], with the fire claimed at `at(0)` (within
+/// the engine's window) but nothing committed yet.
+async fn claimed_ahead(fresh: FreshAt) -> (Prepared, alarm_domain::trigger::Claimed) {
     let clock = Arc::new(ManualClock::new(at(0)));
     let ports = fresh(clock.clone() as Arc<dyn Clock>).await;
     let ana = fixtures::user(&ports, "ana@example.com").await;
     let one = fixtures::alarm(&ports, ana.id(), "One", Some(instant())).await;
     let hook = super::outbox::hook(&ports, ana.id(), &[WebhookEvent::Triggered], true).await;
-    // Claimed ahead of its instant, as within the engine's prefetch window.
-    let claimed = ports
+    let mut claimed = ports
         .queue
         .claim(instant(), 10, SignedDuration::from_secs(30))
         .await
         .expect("claim ahead");
     assert_eq!(claimed.len(), 1, "the fire is claimable within the window");
-    let t = &claimed[0];
-    let delivery = |n: u128, channel| Delivery {
-        id: uuid::Uuid::from_u128(n),
-        owner: ana.id(),
-        alarm: one.id(),
-        occurrence: t.trigger.occurrence,
-        kind: TriggerKind::Fire,
-        channel,
-        created_at: instant(),
-    };
-    let outcome = FireOutcome {
-        events: vec![super::outbox::triggered(1, &t.trigger, instant())],
-        deliveries: vec![delivery(1, Channel::Webhook), delivery(2, Channel::InApp)],
-        follow_up: Some(fixtures::trigger(
-            &one,
-            t.trigger.occurrence.at,
-            TriggerKind::Escalate(1),
-        )),
-        next: None,
-        ringing: RingingChange::Upsert(Ringing {
-            alarm: one.id(),
-            owner: ana.id(),
-            occurrence: t.trigger.occurrence,
-            since: instant(),
-            snoozes: 0,
-            level: 0,
-            snoozed: false,
-        }),
-    };
-    let lost = ports
-        .queue
-        .complete_many(vec![(t.token, outcome)])
-        .await
-        .expect("commit the prepared ring");
-    assert!(lost.is_empty(), "the prepared ring commits");
-    Prepared {
-        occurrence: t.trigger.occurrence,
+    let claim = claimed.remove(0);
+    let p = Prepared {
+        occurrence: claim.trigger.occurrence,
         ports,
         clock,
         ana,
         one,
         hook,
+    };
+    (p, claim)
+}
+
+/// The ring of `claim` as judged from `judged` (the alarm as loaded).
+fn ring_outcome(
+    p: &Prepared,
+    claim: &alarm_domain::trigger::Claimed,
+    judged: &Alarm,
+) -> FireOutcome {
+    let t = &claim.trigger;
+    let delivery = |n: u128, channel| Delivery {
+        id: uuid::Uuid::from_u128(n),
+        owner: p.ana.id(),
+        alarm: p.one.id(),
+        occurrence: t.occurrence,
+        kind: TriggerKind::Fire,
+        channel,
+        created_at: instant(),
+    };
+    FireOutcome {
+        events: vec![super::outbox::triggered(1, t, instant())],
+        deliveries: vec![delivery(1, Channel::Webhook), delivery(2, Channel::InApp)],
+        follow_up: Some(fixtures::trigger(
+            &p.one,
+            t.occurrence.at,
+            TriggerKind::Escalate(1),
+        )),
+        // A once alarm: nothing after this occurrence.
+        next: Some(TriggerPlan::Reschedule {
+            alarm: judged.id(),
+            version: judged.version(),
+            next: None,
+        }),
+        ringing: RingingChange::Upsert(Ringing {
+            alarm: p.one.id(),
+            owner: p.ana.id(),
+            occurrence: t.occurrence,
+            since: instant(),
+            snoozes: 0,
+            level: 0,
+            snoozed: false,
+        }),
     }
 }
 
@@ -428,8 +450,82 @@ async fn a_webhook_registered_inside_the_window_prepares_the_ring_again(fresh: F
     }
 }
 
+/// An edit that lands while the fire is claimed ahead, before its
+/// preparation commits: the store declines the preparation judged from the
+/// older alarm and puts the trigger back, to be judged again; a trigger
+/// already due commits as judged (it rang; the engine re-plans after it).
+async fn a_preparation_from_an_edited_alarm_is_put_back(fresh: FreshAt) {
+    let (p, claim) = claimed_ahead(fresh.clone()).await;
+    p.clock.set(at(5));
+    let mut draft = p.one.draft().clone();
+    draft.name = alarm_domain::model::AlarmName::parse("Edited").expect("name");
+    let v2 = p.one.revise(draft, at(5)).expect("revise");
+    p.ports
+        .alarms
+        .commit(super::alarms::update(
+            &p.ports,
+            &p.one,
+            p.one.version(),
+            &v2,
+            instant(),
+        ))
+        .await
+        .expect("edit while claimed");
+    let lost = p
+        .ports
+        .queue
+        .complete_many(vec![(claim.token, ring_outcome(&p, &claim, &p.one))])
+        .await
+        .expect("complete");
+    assert_eq!(lost, vec![claim.token], "the stale preparation is declined");
+    p.clock.set(instant());
+    for (path, shown) in seen(&p).await {
+        assert!(!shown, "{path} shows a ring judged from the older alarm");
+    }
+    let again = p
+        .ports
+        .queue
+        .claim(instant(), 10, SignedDuration::from_secs(30))
+        .await
+        .expect("claim again");
+    assert_eq!(
+        again
+            .iter()
+            .map(|c| (c.trigger.kind, c.trigger.occurrence.at))
+            .collect::<Vec<_>>(),
+        vec![(TriggerKind::Fire, instant())],
+        "the trigger is back, claimable"
+    );
+
+    // Found late (its instant passed): it rang as judged.
+    let (q, claim) = claimed_ahead(fresh).await;
+    let mut draft = q.one.draft().clone();
+    draft.name = alarm_domain::model::AlarmName::parse("Edited").expect("name");
+    let v2 = q.one.revise(draft, at(5)).expect("revise");
+    q.ports
+        .alarms
+        .commit(super::alarms::update(
+            &q.ports,
+            &q.one,
+            q.one.version(),
+            &v2,
+            instant(),
+        ))
+        .await
+        .expect("edit while claimed");
+    q.clock.set(at(11));
+    let lost = q
+        .ports
+        .queue
+        .complete_many(vec![(claim.token, ring_outcome(&q, &claim, &q.one))])
+        .await
+        .expect("complete");
+    assert!(lost.is_empty(), "a due trigger commits as judged");
+}
+
 pub(super) fn checks() -> Vec<Check> {
     checks!(PortsAt:
+        a_preparation_from_an_edited_alarm_is_put_back,
         a_routine_attached_inside_the_window_prepares_the_ring_again,
         a_webhook_registered_inside_the_window_prepares_the_ring_again,
         the_outbox_says_when_a_prepared_ring_is_due,

@@ -13,7 +13,7 @@ use alarm_domain::trigger::{
 use async_trait::async_trait;
 
 use super::{InMemory, State, TriggerKey};
-use alarm_domain::firing::visible;
+use alarm_domain::firing::{stale_preparation, visible};
 
 impl State {
     /// Writes a fired trigger's outcome; call only after its checks passed.
@@ -42,6 +42,21 @@ impl State {
                 self.ringing.remove(&(alarm, occurrence));
             }
         }
+    }
+
+    /// Puts the trigger back unleased when its outcome is a stale
+    /// preparation ([`stale_preparation`]); says whether it did.
+    fn put_back_if_stale(&mut self, key: TriggerKey, outcome: &FireOutcome) -> bool {
+        let now = self.store_now();
+        let stored = self.alarms.get(&key.0).map(|a| a.version().get());
+        let Some(t) = self.triggers.get_mut(&key) else {
+            return false;
+        };
+        if !stale_preparation(outcome, stored, t.trigger.due_at > now) {
+            return false;
+        }
+        t.lease = None;
+        true
     }
 
     fn find_lease(&self, token: LeaseToken) -> Option<TriggerKey> {
@@ -92,6 +107,9 @@ impl TriggerClaims for InMemory {
     async fn complete(&self, token: LeaseToken, outcome: FireOutcome) -> Result<(), StoreError> {
         let mut s = self.lock();
         let key = s.find_lease(token).ok_or(StoreError::LeaseLost)?;
+        if s.put_back_if_stale(key, &outcome) {
+            return Err(StoreError::LeaseLost);
+        }
         s.check_events(&outcome.events)?;
         s.triggers.remove(&key);
         s.apply_outcome(outcome);
@@ -107,6 +125,7 @@ impl TriggerClaims for InMemory {
         let mut keep = Vec::new();
         for (token, outcome) in items {
             match s.find_lease(token) {
+                Some(key) if s.put_back_if_stale(key, &outcome) => lost.push(token),
                 Some(key) if !keep.iter().any(|(k, _)| *k == key) => keep.push((key, outcome)),
                 _ => lost.push(token),
             }
