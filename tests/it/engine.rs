@@ -397,6 +397,48 @@ async fn downtime_past_the_grace_window(w: &World) {
     assert_eq!(events[2].2, "fire lateness_ms=300000");
 }
 
+/// The bound on a crash between a claim and its preparation: an engine
+/// claims the 07:00 fire 30 s ahead (its window) and dies before it
+/// commits anything. The claim stays leased until the claim's horizon plus
+/// the lease (07:00 + 30 s): before that no engine may take it, nothing
+/// rings; then the next engine rescues and fires it, 30 s late. With the
+/// defaults a ring is never later than window + lease + the rescue period
+/// (1 s) + one commit after such a crash; a crash after the preparation
+/// commits changes nothing.
+async fn a_crash_between_claim_and_preparation_is_bounded_by_the_lease(w: &World) {
+    let ana = w.user("ana@example.com").await;
+    let alarm = w
+        .alarm(&ana, SnoozePolicy::default(), EscalationPolicy::default())
+        .await;
+    let config = RunnerConfig::default();
+    let window = SignedDuration::try_from(config.prefetch).expect("window");
+    let lease = SignedDuration::try_from(config.lease).expect("lease");
+    // The crashed engine's claim, as `Engine::run` makes it at 06:59:30.
+    w.clock.set(seven(0) - window);
+    let claimed = w
+        .ports
+        .queue
+        .claim(seven(0), 100, lease)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1, "the 07:00 fire is inside the window");
+    // Until the lease ends, another engine finds nothing to do.
+    let r = w.at(seven(0) + lease - SignedDuration::from_secs(1)).await;
+    assert_eq!(r.rang, 0, "the crashed engine's claim is still leased");
+    assert!(w.events(&ana, &alarm).await.is_empty());
+    // At its end the claim is rescued and fired, as late as the lease.
+    let r = w.at(seven(0) + lease).await;
+    assert_eq!(r.rang, 1);
+    let events = w.events(&ana, &alarm).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, AlarmEventKind::Triggered);
+    assert_eq!(
+        events[0].2,
+        format!("fire lateness_ms={}", lease.as_millis()),
+        "late by the lease past the claim's horizon"
+    );
+}
+
 async fn edits_and_deletions_win_over_claims(w: &World) {
     let ana = w.user("ana@example.com").await;
     let service = AlarmService::new(w.ports.clone());
@@ -632,5 +674,5 @@ async fn a_backlog_rings_only_the_newest_due_occurrence(w: &World) {
 }
 
 crate::trials! {
-    world: [rings_escalates_and_expires, snooze_limits_and_dismissal, downtime_past_the_grace_window, edits_and_deletions_win_over_claims, an_edit_between_load_and_commit_keeps_the_next_fire, a_backlog_rings_only_the_newest_due_occurrence],
+    world: [rings_escalates_and_expires, snooze_limits_and_dismissal, downtime_past_the_grace_window, a_crash_between_claim_and_preparation_is_bounded_by_the_lease, edits_and_deletions_win_over_claims, an_edit_between_load_and_commit_keeps_the_next_fire, a_backlog_rings_only_the_newest_due_occurrence],
 }

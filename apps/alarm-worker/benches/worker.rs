@@ -1,4 +1,4 @@
-//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant, (b) 2k fires/s for 60 s, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (c).
+//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (c), `-- --in-app` only (a), (a') and (b).
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -101,7 +101,25 @@ async fn seed(
     per_instant: usize,
     channel: Channel,
 ) -> f64 {
+    seed_sampled(ports, owners, instants, per_instant, channel, 0)
+        .await
+        .0
+}
+
+/// One alarm a poller watches: its owner, itself and its instant.
+type Sample = (alarm_domain::ids::UserId, AlarmId, Timestamp);
+
+/// [`seed`], also returning `sampled` alarms of each instant to watch.
+async fn seed_sampled(
+    ports: &Ports,
+    owners: &[alarm_domain::model::User],
+    instants: &[Timestamp],
+    per_instant: usize,
+    channel: Channel,
+    sampled: usize,
+) -> (f64, Vec<Sample>) {
     let started = Instant::now();
+    let samples: Arc<std::sync::Mutex<Vec<Sample>>> = Arc::default();
     let jobs: Vec<(usize, Timestamp)> = instants
         .iter()
         .flat_map(|at| (0..per_instant).map(move |i| (i, *at)))
@@ -109,22 +127,113 @@ async fn seed(
     let jobs = Arc::new(std::sync::Mutex::new(jobs));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..16 {
-        let (ports, owners, jobs) = (ports.clone(), owners.to_vec(), jobs.clone());
+        let (ports, owners, jobs, samples) = (
+            ports.clone(),
+            owners.to_vec(),
+            jobs.clone(),
+            samples.clone(),
+        );
         set.spawn(async move {
             loop {
                 let Some((i, at)) = jobs.lock().expect("jobs").pop() else {
                     return;
                 };
-                ports
-                    .alarms
-                    .commit(change(&owners[i % owners.len()], at, channel))
-                    .await
-                    .expect("seed");
+                let owner = &owners[i % owners.len()];
+                let change = change(owner, at, channel);
+                let alarm = change.triggers[0].alarm();
+                ports.alarms.commit(change).await.expect("seed");
+                if i < sampled {
+                    samples
+                        .lock()
+                        .expect("samples")
+                        .push((owner.id(), alarm, at));
+                }
             }
         });
     }
     while set.join_next().await.is_some() {}
-    started.elapsed().as_secs_f64()
+    let mut samples = std::mem::take(&mut *samples.lock().expect("samples"));
+    samples.sort_by_key(|(_, _, at)| *at);
+    (started.elapsed().as_secs_f64(), samples)
+}
+
+/// What a sampled poller saw: each sampled ring's first sighting minus its
+/// instant (ms), and how many were seen before their instant.
+struct Sighted {
+    after_ms: Vec<i64>,
+    early: usize,
+    unseen: usize,
+}
+
+/// Watches `samples` as users would: each one's ringing list (through
+/// the store, so with the database's visibility rule) every 5 ms from
+/// 20 ms before its instant until it shows, at most 5 s.
+async fn poll_samples(ports: Ports, samples: Vec<Sample>) -> Sighted {
+    let mut set = tokio::task::JoinSet::new();
+    for (owner, alarm, at) in samples {
+        let ports = ports.clone();
+        set.spawn(async move {
+            let start = at - SignedDuration::from_millis(20);
+            let wait = start.duration_since(Timestamp::now());
+            if wait.is_positive() {
+                tokio::time::sleep(Duration::try_from(wait).unwrap_or_default()).await;
+            }
+            let give_up = at + SignedDuration::from_secs(5);
+            loop {
+                let asked = Timestamp::now();
+                let shown = !ports
+                    .queue
+                    .ringing(owner, alarm)
+                    .await
+                    .expect("ringing")
+                    .is_empty();
+                if shown {
+                    return Some(asked.duration_since(at).as_millis() as i64);
+                }
+                if asked > give_up {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+    }
+    let mut out = Sighted {
+        after_ms: Vec::new(),
+        early: 0,
+        unseen: 0,
+    };
+    while let Some(seen) = set.join_next().await {
+        match seen.expect("poller") {
+            Some(ms) if ms < 0 => out.early += 1,
+            Some(ms) => out.after_ms.push(ms),
+            None => out.unseen += 1,
+        }
+    }
+    out.after_ms.sort_unstable();
+    out
+}
+
+fn print_sighted(seen: &Sighted) {
+    println!(
+        "    sampled poller ({} rings, 5 ms polls from 20 ms before): seen early {}, unseen after 5 s {}; first seen after the instant p50 {} ms, p99 {} ms, max {} ms",
+        seen.after_ms.len() + seen.early + seen.unseen,
+        seen.early,
+        seen.unseen,
+        percentile(&seen.after_ms, 0.50),
+        percentile(&seen.after_ms, 0.99),
+        seen.after_ms.last().copied().unwrap_or(0)
+    );
+}
+
+/// The worker's commit counts: prepared ahead of their instant, and at or
+/// after it.
+fn print_commits(r: &serde_json::Value, cpu: f64, secs: f64) {
+    println!(
+        "    rings committed ahead of their instant {}, at or after it {}; worker CPU {:.0} % of one core over {secs:.1} s",
+        r["prepared"],
+        r["committed_late"],
+        100.0 * cpu / secs
+    );
 }
 
 struct Worker {
@@ -179,7 +288,7 @@ impl Worker {
     }
 
     /// Polls the worker's counters until `n` occurrences are done.
-    fn wait_done(&self, n: u64, limit: Duration) -> serde_json::Value {
+    async fn wait_done(&self, n: u64, limit: Duration) -> serde_json::Value {
         let deadline = Instant::now() + limit;
         loop {
             let r = self.ready();
@@ -187,7 +296,8 @@ impl Worker {
             if done >= n || Instant::now() > deadline {
                 return r;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            // Not a thread sleep: the bench's pollers share the runtime.
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -441,7 +551,9 @@ async fn in_app(
     let started = Timestamp::now();
     let clock = Instant::now();
     let worker = Worker::start(url);
-    let r = worker.wait_done(burst_n as u64, Duration::from_secs(600));
+    let r = worker
+        .wait_done(burst_n as u64, Duration::from_secs(600))
+        .await;
     let took = clock.elapsed().as_secs_f64();
     let (rows, distinct, last) = audit(ports, owners, at).await;
     let span = last.duration_since(started).as_secs_f64();
@@ -450,6 +562,45 @@ async fn in_app(
         r["rang"],
         burst_n as f64 / span
     );
+    println!(
+        "    deliveries {rows}, distinct occurrences {distinct}: duplicates {}, losses {}, missed {}",
+        rows - distinct,
+        burst_n - distinct,
+        r["missed"]
+    );
+    worker.stop();
+
+    // (a') The same burst created ahead of its instant with the worker
+    // running: every ring is prepared (committed before the instant) and
+    // visible from it.
+    let worker = Worker::start(url);
+    let cpu_before = worker.cpu_ticks();
+    let clock = Instant::now();
+    let lead = seeded * 1.5 + 30.0;
+    let at = (Timestamp::now() + SignedDuration::from_secs_f64(lead))
+        .round(Unit::Second)
+        .expect("round");
+    let (seeded_ahead, samples) =
+        seed_sampled(ports, owners, &[at], burst_n, Channel::InApp, 200).await;
+    settle(url);
+    let slack = at.duration_since(Timestamp::now()).as_secs_f64();
+    println!(
+        "(a') prepared burst: {burst_n} alarms due at one instant, seeded in {seeded_ahead:.1} s with the worker running, {slack:.1} s to spare; 200 sampled"
+    );
+    let poller = tokio::spawn(poll_samples(ports.clone(), samples));
+    let r = worker
+        .wait_done(burst_n as u64, Duration::from_secs(600))
+        .await;
+    let counted = Timestamp::now().duration_since(at).as_secs_f64();
+    let cpu = (worker.cpu_ticks() - cpu_before) as f64 / 100.0;
+    let seen = poller.await.expect("poller");
+    print_commits(&r, cpu, clock.elapsed().as_secs_f64());
+    println!(
+        "    the worker counted all {} rung {counted:.2} s after the instant",
+        r["rang"]
+    );
+    print_sighted(&seen);
+    let (rows, distinct, _) = audit(ports, owners, at).await;
     println!(
         "    deliveries {rows}, distinct occurrences {distinct}: duplicates {}, losses {}, missed {}",
         rows - distinct,
@@ -470,24 +621,27 @@ async fn in_app(
         .map(|s| first + SignedDuration::from_secs(s))
         .collect();
     let worker = Worker::start(url);
-    let seeded = seed(ports, owners, &instants, per_second, Channel::InApp).await;
+    let cpu_before = worker.cpu_ticks();
+    let clock = Instant::now();
+    let (seeded, samples) =
+        seed_sampled(ports, owners, &instants, per_second, Channel::InApp, 50).await;
     settle(url);
     let slack = first.duration_since(Timestamp::now()).as_secs_f64();
     println!(
-        "(b) steady: seeded {total} alarms ({per_second} at each of {steady_secs} whole seconds) in {seeded:.1} s; {slack:.1} s to spare before the first"
+        "(b) steady: seeded {total} alarms ({per_second} at each of {steady_secs} whole seconds) in {seeded:.1} s; {slack:.1} s to spare before the first; 50 per second sampled"
     );
-    let r = worker.wait_done(
-        total as u64,
-        Duration::from_secs(steady_secs as u64 + lead as u64 + 120),
-    );
+    let poller = tokio::spawn(poll_samples(ports.clone(), samples));
+    let r = worker
+        .wait_done(
+            total as u64,
+            Duration::from_secs(steady_secs as u64 + lead as u64 + 120),
+        )
+        .await;
+    let cpu = (worker.cpu_ticks() - cpu_before) as f64 / 100.0;
+    let seen = poller.await.expect("poller");
     let (rows, distinct, _) = audit(ports, owners, first).await;
-    println!(
-        "    lateness at commit over {} rings: p50 {} ms, p99 {} ms, max {} ms",
-        r["lateness_ms"]["count"],
-        r["lateness_ms"]["p50"],
-        r["lateness_ms"]["p99"],
-        r["lateness_ms"]["max"]
-    );
+    print_commits(&r, cpu, clock.elapsed().as_secs_f64());
+    print_sighted(&seen);
     println!(
         "    deliveries {rows}, distinct occurrences {distinct}: duplicates {}, losses {}, missed {}",
         rows - distinct,
@@ -547,7 +701,7 @@ async fn telemetry_cost(ports: &Ports, owners: &[alarm_domain::model::User], url
             settle(url);
             let started = Timestamp::now();
             let worker = Worker::start_with(url, env);
-            worker.wait_done(n as u64, Duration::from_secs(600));
+            worker.wait_done(n as u64, Duration::from_secs(600)).await;
             let (_, distinct, last) = audit(ports, owners, at).await;
             assert_eq!(distinct, n, "every alarm rang once");
             // From the later of the start and the instant: a worker that
@@ -589,6 +743,7 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let telemetry_only = std::env::args().any(|a| a == "--telemetry");
     let webhooks_only = std::env::args().any(|a| a == "--webhooks");
+    let in_app_only = std::env::args().any(|a| a == "--in-app");
     let (burst_n, steady_rate, steady_secs) = if quick {
         (10_000usize, 2000usize, 10usize)
     } else {
@@ -627,8 +782,10 @@ fn main() {
             if !webhooks_only {
                 in_app(&ports, &owners, &url, burst_n, steady_rate, steady_secs).await;
             }
-            webhooks(&ports, &owners, &url, burst_n).await;
-            if !webhooks_only {
+            if !in_app_only {
+                webhooks(&ports, &owners, &url, burst_n).await;
+            }
+            if !webhooks_only && !in_app_only {
                 telemetry_cost(&ports, &owners, &url, burst_n / 5).await;
             }
         }

@@ -104,6 +104,8 @@ fn ready(
             "stale_secrets": stale,
             "holds_engine_right": health.holds_right(),
             "rang": health.rang(),
+            "prepared": health.prepared(),
+            "committed_late": health.committed_late(),
             "missed": health.missed(),
         })
     };

@@ -399,6 +399,11 @@ impl Engine {
             .iter()
             .map(|c| (c.token, (c.trigger.due_at, kind_label(&c.trigger.kind))))
             .collect();
+        let committed = now + signed(begun.elapsed());
+        // Rings committed ahead of their instant are counted at it: the
+        // counters say what has rung, not what is prepared to.
+        let mut ahead: BTreeMap<(Timestamp, &'static str), u64> = BTreeMap::new();
+        let mut rang_now = 0;
         for (token, verdict) in verdicts {
             if lost.contains(&token) {
                 continue;
@@ -407,13 +412,19 @@ impl Engine {
                 Verdict::Rang => {
                     report.rang += 1;
                     let (at, kind) = due[&token];
-                    let late = (now + signed(begun.elapsed())).duration_since(at);
+                    let late = committed.duration_since(at);
+                    if late.is_negative() {
+                        self.health.prepared.fetch_add(1, Ordering::Relaxed);
+                        *ahead.entry((at, kind)).or_default() += 1;
+                        continue;
+                    }
+                    self.health.committed_late.fetch_add(1, Ordering::Relaxed);
+                    rang_now += 1;
                     metrics::counter!("alarms_triggered_total", "kind" => kind).increment(1);
                     // From the instant to the ring's commit (its outcome is
-                    // visible from then on); a ring prepared ahead of its
-                    // instant is committed before it, so 0.
+                    // visible from then on).
                     metrics::histogram!("alarm_fire_lateness_seconds", "kind" => kind)
-                        .record(late.as_secs_f64().max(0.0));
+                        .record(late.as_secs_f64());
                 }
                 Verdict::Missed => {
                     report.missed += 1;
@@ -432,10 +443,31 @@ impl Engine {
             // it again now, not at the next poll.
             self.wake.poke();
         }
-        self.health.rang.fetch_add(report.rang, Ordering::Relaxed);
+        self.health.rang.fetch_add(rang_now, Ordering::Relaxed);
         self.health
             .missed
             .fetch_add(report.missed, Ordering::Relaxed);
+        if !ahead.is_empty() {
+            let health = self.health.clone();
+            let started = Instant::now();
+            // Not tied to this process's shutdown: a prepared ring still
+            // rings (its outcome is committed) whether or not the process
+            // is there to count it.
+            tokio::spawn(async move {
+                for ((at, kind), n) in ahead {
+                    let wait = at.duration_since(committed);
+                    let due = started + Duration::try_from(wait).unwrap_or(Duration::ZERO);
+                    tokio::time::sleep_until(due).await;
+                    metrics::counter!("alarms_triggered_total", "kind" => kind).increment(n);
+                    let lateness =
+                        metrics::histogram!("alarm_fire_lateness_seconds", "kind" => kind);
+                    for _ in 0..n {
+                        lateness.record(0.0);
+                    }
+                    health.rang.fetch_add(n, Ordering::Relaxed);
+                }
+            });
+        }
         // After the counts: the fires above are committed whatever happens
         // to this follow-up (a failed read here is retried by the caller's
         // next round, and must not make a committed ring go uncounted).

@@ -14,6 +14,10 @@ pub struct EngineHealth {
     pub(crate) holds_right: AtomicBool,
     pub(crate) rang: AtomicU64,
     pub(crate) missed: AtomicU64,
+    /// Rings committed ahead of their instant (prepared).
+    pub(crate) prepared: AtomicU64,
+    /// Rings committed at or after their instant (found due or late).
+    pub(crate) committed_late: AtomicU64,
     /// Holiday re-plan jobs this engine finished.
     pub(crate) replans_finished: tokio::sync::watch::Sender<u64>,
 }
@@ -49,7 +53,18 @@ impl EngineHealth {
     pub fn holds_right(&self) -> bool {
         self.holds_right.load(Ordering::Relaxed)
     }
-    /// Occurrences rung since start.
+    /// Rings this engine committed ahead of their instant since start.
+    pub fn prepared(&self) -> u64 {
+        self.prepared.load(Ordering::Relaxed)
+    }
+    /// Rings this engine committed at or after their instant since start
+    /// (found due: after an outage, created inside the commit's time, or a
+    /// window too short for the load).
+    pub fn committed_late(&self) -> u64 {
+        self.committed_late.load(Ordering::Relaxed)
+    }
+    /// Occurrences rung since start (a prepared ring once its instant has
+    /// passed).
     pub fn rang(&self) -> u64 {
         self.rang.load(Ordering::Relaxed)
     }
