@@ -244,7 +244,11 @@ impl AlarmStore for SqlStores {
                         .await?;
                     }
                 }
-                apply_common(tx, &change).await?;
+                if matches!(change.op, AlarmOp::Create(..)) {
+                    super::apply_common_new(tx, &change).await?;
+                } else {
+                    apply_common(tx, &change).await?;
+                }
                 Ok(())
             })
             .await

@@ -168,11 +168,33 @@ pub(crate) async fn apply_plan(tx: &Tx, plan: &TriggerPlan) -> Result<(), StoreE
 }
 
 pub(crate) async fn apply_common<Op>(tx: &Tx, change: &ChangeSet<Op>) -> Result<(), StoreError> {
+    apply_common_with(tx, change, Prepared::Reprepare).await
+}
+
+/// [`apply_common`] for a change whose alarms are new: nothing can be
+/// prepared for them yet, so their plans withdraw nothing (three deletes
+/// per alarm saved on the busiest write path, creation).
+pub(crate) async fn apply_common_new<Op>(
+    tx: &Tx,
+    change: &ChangeSet<Op>,
+) -> Result<(), StoreError> {
+    apply_common_with(tx, change, Prepared::Unchanged).await
+}
+
+async fn apply_common_with<Op>(
+    tx: &Tx,
+    change: &ChangeSet<Op>,
+    prepared: Prepared,
+) -> Result<(), StoreError> {
     insert_audit(tx, &change.audit).await?;
     insert_events(tx, &change.events, Written::ByService).await?;
     crate::outbox::fan_out(tx, &[], &change.events).await?;
     for plan in &change.triggers {
-        replan(tx, plan).await?;
+        if prepared == Prepared::Reprepare {
+            replan(tx, plan).await?;
+        } else {
+            apply_plan(tx, plan).await?;
+        }
     }
     Ok(())
 }
@@ -388,12 +410,14 @@ async fn commit_one<Op>(
     .await
 }
 
-/// Whether a write changes what the owner's prepared rings carry.
+/// Whether a write changes what is prepared: for an entity write, what
+/// the owner's prepared rings carry ([`reprepare_owner`]); for a change
+/// set's plans, whether they withdraw what was prepared ([`replan`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Prepared {
     /// It does not (or its plans already re-plan them).
     Unchanged,
-    /// It does: they are prepared again ([`reprepare_owner`]).
+    /// It does.
     Reprepare,
 }
 
