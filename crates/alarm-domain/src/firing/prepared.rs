@@ -110,10 +110,17 @@ mod tests {
         let later =
             crate::ports::IdSource::uuid_at(&ids, at + jiff::SignedDuration::from_millis(1));
         assert!(later > id, "ids sort by their instant");
-        assert_ne!(
-            crate::ports::IdSource::uuid_at(&ids, at),
-            id,
-            "and stay unique"
+        let made: Vec<uuid::Uuid> = (0..100)
+            .map(|_| crate::ports::IdSource::uuid_at(&ids, at))
+            .collect();
+        assert!(
+            made.windows(2).all(|w| w[0] < w[1]),
+            "ids for one instant sort in the order they were made"
+        );
+        assert!(
+            made.iter()
+                .all(|u| u.get_version_num() == 7 && u.get_variant() == uuid::Variant::RFC4122),
+            "still v7 ids"
         );
     }
 

@@ -85,10 +85,23 @@ pub trait IdSource: Send + Sync {
     /// saw never skips it. By default [`IdSource::next_uuid`] with its time
     /// field set to `at` (its random bits keep it unique); a source whose
     /// ids do not carry the time (a test's counter) keeps its own order.
+    ///
+    /// Ids made for one instant keep the order they were made in within a
+    /// process (a 32-bit sequence follows the time field; the 42 bits after
+    /// it stay random): the events of one ring list in the order judged.
     fn uuid_at(&self, at: jiff::Timestamp) -> uuid::Uuid {
+        static SEQUENCE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut bytes = *self.next_uuid().as_bytes();
         let ms = u64::try_from(at.as_millisecond()).unwrap_or(0);
         bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        // Version 7 in the high nibble, then the sequence's top 4 bits.
+        bytes[6] = 0x70 | ((seq >> 28) & 0x0f) as u8;
+        bytes[7] = (seq >> 20) as u8;
+        // The RFC 9562 variant (0b10), then 6 more bits of the sequence.
+        bytes[8] = 0x80 | ((seq >> 14) & 0x3f) as u8;
+        bytes[9] = (seq >> 6) as u8;
+        bytes[10] = (((seq & 0x3f) as u8) << 2) | (bytes[10] & 0x03);
         uuid::Uuid::from_bytes(bytes)
     }
     /// Fills `buf` with bytes for a secret (a webhook signing key): from
