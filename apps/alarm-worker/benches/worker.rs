@@ -616,7 +616,8 @@ async fn in_app(
     // `steady_secs` seconds, the worker idle and waiting when they come due.
     let per_second = steady_rate;
     let total = per_second * steady_secs;
-    let lead = (total as f64 / (burst_n as f64 / seeded)) * 1.5 + 5.0;
+    // Seeded at the rate of (a'), with a worker running as here.
+    let lead = (total as f64 / (burst_n as f64 / seeded_ahead)) * 1.5 + 5.0;
     let first = (Timestamp::now() + SignedDuration::from_secs_f64(lead))
         .round(Unit::Second)
         .expect("round");

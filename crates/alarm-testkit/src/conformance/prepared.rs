@@ -9,6 +9,7 @@
 
 use super::*;
 
+use alarm_domain::jiff::Timestamp;
 use alarm_domain::model::{Alarm, Channel};
 use alarm_domain::ports::{Clock, SendResult};
 use alarm_domain::trigger::OccurrenceRef;
@@ -16,7 +17,7 @@ use alarm_domain::trigger::OccurrenceRef;
 use crate::ManualClock;
 
 /// The instant the prepared ring takes effect.
-fn instant() -> alarm_domain::jiff::Timestamp {
+fn instant() -> Timestamp {
     at(10)
 }
 
@@ -110,6 +111,25 @@ fn ring_outcome(
             snoozed: false,
         }),
     }
+}
+
+/// Renames Ana's alarm "One" at `when` (version 2), its plan firing at
+/// `fire`, as the alarm service commits an edit.
+async fn rename(p: &Prepared, when: Timestamp, fire: Timestamp, what: &str) {
+    let mut draft = p.one.draft().clone();
+    draft.name = alarm_domain::model::AlarmName::parse("Edited").expect("name");
+    let v2 = p.one.revise(draft, when).expect("revise");
+    p.ports
+        .alarms
+        .commit(super::alarms::update(
+            &p.ports,
+            &p.one,
+            p.one.version(),
+            &v2,
+            fire,
+        ))
+        .await
+        .expect(what);
 }
 
 /// What each read path shows of the prepared ring, by name.
@@ -312,20 +332,7 @@ async fn every_read_path_shows_a_prepared_ring_from_its_instant(fresh: FreshAt) 
 async fn an_edit_before_the_instant_withdraws_the_prepared_ring(fresh: FreshAt) {
     let p = prepared(fresh).await;
     p.clock.set(at(5));
-    let mut draft = p.one.draft().clone();
-    draft.name = alarm_domain::model::AlarmName::parse("Edited").expect("name");
-    let v2 = p.one.revise(draft, at(5)).expect("revise");
-    p.ports
-        .alarms
-        .commit(super::alarms::update(
-            &p.ports,
-            &p.one,
-            p.one.version(),
-            &v2,
-            instant(),
-        ))
-        .await
-        .expect("edit before the instant");
+    rename(&p, at(5), instant(), "edit before the instant").await;
     p.clock.set(at(20));
     for (path, shown) in seen(&p).await {
         assert!(!shown, "{path} shows a ring withdrawn by an edit");
@@ -343,20 +350,7 @@ async fn an_edit_before_the_instant_withdraws_the_prepared_ring(fresh: FreshAt) 
 async fn an_edit_after_the_instant_keeps_the_ring(fresh: FreshAt) {
     let p = prepared(fresh).await;
     p.clock.set(instant());
-    let mut draft = p.one.draft().clone();
-    draft.name = alarm_domain::model::AlarmName::parse("Edited").expect("name");
-    let v2 = p.one.revise(draft, instant()).expect("revise");
-    p.ports
-        .alarms
-        .commit(super::alarms::update(
-            &p.ports,
-            &p.one,
-            p.one.version(),
-            &v2,
-            at(7200),
-        ))
-        .await
-        .expect("edit at the instant");
+    rename(&p, instant(), at(7200), "edit at the instant").await;
     for (path, shown) in seen(&p).await {
         assert!(shown, "{path} lost a ring that had taken effect");
     }
@@ -457,20 +451,7 @@ async fn a_webhook_registered_inside_the_window_prepares_the_ring_again(fresh: F
 async fn a_preparation_from_an_edited_alarm_is_put_back(fresh: FreshAt) {
     let (p, claim) = claimed_ahead(fresh.clone()).await;
     p.clock.set(at(5));
-    let mut draft = p.one.draft().clone();
-    draft.name = alarm_domain::model::AlarmName::parse("Edited").expect("name");
-    let v2 = p.one.revise(draft, at(5)).expect("revise");
-    p.ports
-        .alarms
-        .commit(super::alarms::update(
-            &p.ports,
-            &p.one,
-            p.one.version(),
-            &v2,
-            instant(),
-        ))
-        .await
-        .expect("edit while claimed");
+    rename(&p, at(5), instant(), "edit while claimed").await;
     let lost = p
         .ports
         .queue
@@ -499,20 +480,7 @@ async fn a_preparation_from_an_edited_alarm_is_put_back(fresh: FreshAt) {
 
     // Found late (its instant passed): it rang as judged.
     let (q, claim) = claimed_ahead(fresh).await;
-    let mut draft = q.one.draft().clone();
-    draft.name = alarm_domain::model::AlarmName::parse("Edited").expect("name");
-    let v2 = q.one.revise(draft, at(5)).expect("revise");
-    q.ports
-        .alarms
-        .commit(super::alarms::update(
-            &q.ports,
-            &q.one,
-            q.one.version(),
-            &v2,
-            instant(),
-        ))
-        .await
-        .expect("edit while claimed");
+    rename(&q, at(5), instant(), "edit while claimed").await;
     q.clock.set(at(11));
     let lost = q
         .ports
