@@ -19,7 +19,7 @@ use crate::codec::events_from_bits;
 use crate::codec::{local_from_text, local_to_text};
 use crate::db::{Tx, col, corrupt, narrow, num, ts, us};
 use crate::row::Row;
-use crate::stores::{SqlStores, id_of};
+use crate::stores::{SqlStores, Written, id_of};
 
 fn v<T: Into<Value>>(x: T) -> Value {
     x.into()
@@ -44,6 +44,7 @@ pub(crate) async fn fan_out(
     tx: &Tx,
     deliveries: &[&Delivery],
     events: &[AlarmEvent],
+    by: Written,
 ) -> Result<(), StoreError> {
     let owners: Vec<Uuid> = sending::subscribers_needed(events)
         .iter()
@@ -71,17 +72,29 @@ pub(crate) async fn fan_out(
         }
     }
     let rows = sending::fan_out(deliveries, events, &subscribers);
-    tx.insert("outbox", rows.iter().map(item_row).collect(), KEEP)
-        .await?;
+    // The engine's rows exist from the ring's instant, their creation.
+    tx.insert(
+        "outbox",
+        rows.iter()
+            .map(|i| {
+                item_row(i).set(
+                    "effective_us",
+                    (by == Written::ByEngine).then_some(us(i.created_at)),
+                )
+            })
+            .collect(),
+        KEEP,
+    )
+    .await?;
     Ok(())
 }
 
-/// The outbox's visibility predicate: a ring's rows (the only ones with
-/// an alarm) exist from the ring's instant (`created_us`, which the engine
-/// sets to it when it prepares the ring ahead) by the database's clock;
-/// tests and notices from their commit.
+/// The outbox's visibility predicate: the rows of an engine's outcome
+/// (its ring, its routines' start, its e-mail) exist from the outcome's
+/// instant (`effective_us`) by the database's clock; a service's rows
+/// (tests, notices, edits) from their commit.
 fn visible_sql(now: &str) -> String {
-    format!("(alarm_id IS NULL OR created_us <= {now})")
+    format!("(effective_us IS NULL OR effective_us <= {now})")
 }
 
 impl SqlStores {

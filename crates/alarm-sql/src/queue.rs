@@ -163,6 +163,7 @@ async fn apply_outcome(tx: &Tx, outcome: &FireOutcome) -> Result<(), StoreError>
         tx,
         &outcome.deliveries.iter().collect::<Vec<_>>(),
         &outcome.events,
+        Written::ByEngine,
     )
     .await?;
     if let Some(follow_up) = &outcome.follow_up {
@@ -466,6 +467,7 @@ impl TriggerClaims for SqlStores {
                         .flat_map(|o| o.deliveries.iter())
                         .collect::<Vec<_>>(),
                     &events,
+                    Written::ByEngine,
                 )
                 .await?;
                 if independent(&kept) {

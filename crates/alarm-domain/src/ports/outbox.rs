@@ -124,15 +124,6 @@ pub struct OutboxItem {
 }
 
 impl OutboxItem {
-    /// Whether the row exists for readers and senders at `now` (the
-    /// store's clock): a ring's rows (the only ones with an alarm) from the
-    /// ring's instant, which the engine sets as their creation when it
-    /// prepares the ring ahead; tests and notices from their commit.
-    #[must_use]
-    pub fn visible_at(&self, now: Timestamp) -> bool {
-        self.alarm.is_none() || crate::firing::visible(self.created_at, now)
-    }
-
     /// A new row, due at `at`, with no attempt made.
     pub fn pending(
         message: Uuid,

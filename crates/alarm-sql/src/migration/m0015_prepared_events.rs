@@ -1,4 +1,4 @@
-//! The instant from which an event the engine prepared ahead of its ring is visible (`alarm_events.effective_us`; NULL: from its commit).
+//! The instant from which an event, or an outbox row, the engine prepared ahead of its ring is visible (`effective_us`; NULL: from its commit).
 
 use sea_orm_migration::sea_orm::ConnectionTrait;
 use sea_orm_migration::{DbErr, MigrationName, MigrationTrait, SchemaManager};
@@ -25,6 +25,8 @@ impl MigrationTrait for Migration {
         let db = manager.get_connection();
         db.execute_unprepared("ALTER TABLE alarm_events ADD COLUMN effective_us BIGINT")
             .await?;
+        db.execute_unprepared("ALTER TABLE outbox ADD COLUMN effective_us BIGINT")
+            .await?;
         // An edit withdraws its alarm's prepared events that have not taken
         // effect yet; this finds them without the owner.
         db.execute_unprepared(
@@ -40,6 +42,8 @@ impl MigrationTrait for Migration {
         db.execute_unprepared("DROP INDEX alarm_events_prepared")
             .await?;
         db.execute_unprepared("ALTER TABLE alarm_events DROP COLUMN effective_us")
+            .await?;
+        db.execute_unprepared("ALTER TABLE outbox DROP COLUMN effective_us")
             .await?;
         Ok(())
     }

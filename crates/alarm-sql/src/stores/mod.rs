@@ -188,7 +188,7 @@ async fn apply_common_with<Op>(
 ) -> Result<(), StoreError> {
     insert_audit(tx, &change.audit).await?;
     insert_events(tx, &change.events, Written::ByService).await?;
-    crate::outbox::fan_out(tx, &[], &change.events).await?;
+    crate::outbox::fan_out(tx, &[], &change.events, Written::ByService).await?;
     for plan in &change.triggers {
         if prepared == Prepared::Reprepare {
             replan(tx, plan).await?;
@@ -205,42 +205,50 @@ async fn apply_common_with<Op>(
 /// is withdrawn first, and the plan (computed from now, before those
 /// instants) puts its occurrence back if it still rings.
 pub(crate) async fn replan(tx: &Tx, plan: &TriggerPlan) -> Result<(), StoreError> {
+    // The alarm's lock first, as every transaction writing its triggers or
+    // ringing records takes it: the engine's commit of a preparation is
+    // then wholly before this (and withdrawn) or after it (and declined as
+    // judged from an older version).
+    tx.lock_alarm(plan.alarm().as_uuid()).await?;
     cancel_prepared(tx, plan.alarm()).await?;
     apply_plan(tx, plan).await
+}
+
+/// The database's clock, read once: every decision of one withdrawal is
+/// taken at the same instant, so an outcome is withdrawn whole or not at
+/// all.
+async fn db_now(tx: &Tx) -> Result<i64, StoreError> {
+    let row = tx
+        .query_one(&format!("SELECT {} AS now_us", tx.now_sql()), Vec::new())
+        .await?
+        .ok_or_else(|| corrupt("clock", "no row"))?;
+    col::<i64>(&row, "now_us")
 }
 
 /// Withdraws the alarm's prepared outcomes whose instant is still ahead
 /// by the database's clock: their ringing records and those occurrences'
 /// follow-ups, events, deliveries and outbox rows. What already took
-/// effect stays as history. Decided inside the caller's transaction, on
-/// the database's clock, so an outcome is either withdrawn or visible,
-/// never both.
+/// effect stays as history. Decided inside the caller's transaction, under
+/// the alarm's lock, at one reading of the database's clock.
 pub(crate) async fn cancel_prepared(tx: &Tx, alarm: AlarmId) -> Result<(), StoreError> {
-    let now = tx.now_sql();
+    let now = db_now(tx).await?;
     let id = alarm.as_uuid();
     let rings = tx
         .query_all(
-            &format!(
-                "DELETE FROM ringing WHERE alarm_id = ? AND since_us > {now} \
-                 RETURNING alarm_id, owner_id, occurrence_us, occurrence_local, since_us"
-            ),
-            vec![v(id)],
+            "DELETE FROM ringing WHERE alarm_id = ? AND since_us > ? \
+             RETURNING alarm_id, owner_id, occurrence_us, occurrence_local, since_us",
+            vec![v(id), v(now)],
         )
         .await?;
-    withdraw_rings(tx, &rings).await?;
+    withdraw_rings(tx, &rings, now).await?;
     // Outcomes that did not ring (suppressed, skipped) have no ringing
     // record: their rows go by the alarm alone.
     tx.exec(
-        &format!("DELETE FROM outbox WHERE alarm_id = ? AND created_us > {now}"),
-        vec![v(id)],
+        "DELETE FROM outbox WHERE alarm_id = ? AND effective_us > ?",
+        vec![v(id), v(now)],
     )
     .await?;
-    tx.exec(
-        &format!("DELETE FROM alarm_events WHERE alarm_id = ? AND effective_us > {now}"),
-        vec![v(id)],
-    )
-    .await?;
-    Ok(())
+    withdraw_events(tx, id, None, now).await
 }
 
 /// After a change to what a prepared ring carries but not to when it
@@ -249,17 +257,24 @@ pub(crate) async fn cancel_prepared(tx: &Tx, alarm: AlarmId) -> Result<(), Store
 /// withdrawn and their `fire` triggers put back, so the engine prepares
 /// them again with the change (at once: they are inside its window).
 pub(crate) async fn reprepare_owner(tx: &Tx, owner: Uuid) -> Result<(), StoreError> {
-    let now = tx.now_sql();
-    let rings = tx
-        .query_all(
-            &format!(
-                "DELETE FROM ringing WHERE owner_id = ? AND since_us > {now} \
-                 RETURNING alarm_id, owner_id, occurrence_us, occurrence_local, since_us"
-            ),
+    if tx.backend == sea_orm::DbBackend::Postgres {
+        // Every alarm of the owner's, in id order as completions lock
+        // them, before anything is read (see `replan`).
+        tx.query_all(
+            "SELECT id FROM alarms WHERE owner_id = ? ORDER BY id FOR UPDATE",
             vec![v(owner)],
         )
         .await?;
-    withdraw_rings(tx, &rings).await?;
+    }
+    let now = db_now(tx).await?;
+    let rings = tx
+        .query_all(
+            "DELETE FROM ringing WHERE owner_id = ? AND since_us > ? \
+             RETURNING alarm_id, owner_id, occurrence_us, occurrence_local, since_us",
+            vec![v(owner), v(now)],
+        )
+        .await?;
+    withdraw_rings(tx, &rings, now).await?;
     let mut triggers = Vec::with_capacity(rings.len());
     for ring in &rings {
         let alarm: Uuid = col(ring, "alarm_id")?;
@@ -286,10 +301,9 @@ pub(crate) async fn reprepare_owner(tx: &Tx, owner: Uuid) -> Result<(), StoreErr
 }
 
 /// Removes what prepared rings left besides their ringing records (the
-/// rows `RETURNING` gave): the occurrences' follow-ups, events, deliveries
-/// and outbox rows that have not taken effect.
-async fn withdraw_rings(tx: &Tx, rings: &[QueryResult]) -> Result<(), StoreError> {
-    let now = tx.now_sql();
+/// rows `RETURNING` gave): the occurrences' follow-ups, and their
+/// deliveries, outbox rows and events not in effect at `now`.
+async fn withdraw_rings(tx: &Tx, rings: &[QueryResult], now: i64) -> Result<(), StoreError> {
     for ring in rings {
         let alarm: Uuid = col(ring, "alarm_id")?;
         let owner: Uuid = col(ring, "owner_id")?;
@@ -300,24 +314,52 @@ async fn withdraw_rings(tx: &Tx, rings: &[QueryResult]) -> Result<(), StoreError
         )
         .await?;
         tx.exec(
-            &format!(
-                "DELETE FROM deliveries WHERE owner_id = ? AND created_us > {now} AND alarm_id = ? AND occurrence_us = ?"
-            ),
-            vec![v(owner), v(alarm), v(at)],
+            "DELETE FROM deliveries WHERE owner_id = ? AND created_us > ? AND alarm_id = ? AND occurrence_us = ?",
+            vec![v(owner), v(now), v(alarm), v(at)],
         )
         .await?;
         tx.exec(
-            &format!(
-                "DELETE FROM outbox WHERE alarm_id = ? AND occurrence_us = ? AND created_us > {now}"
-            ),
-            vec![v(alarm), v(at)],
+            "DELETE FROM outbox WHERE alarm_id = ? AND occurrence_us = ? AND effective_us > ?",
+            vec![v(alarm), v(at), v(now)],
         )
         .await?;
+        withdraw_events(tx, alarm, Some(at), now).await?;
+    }
+    Ok(())
+}
+
+/// Removes the alarm's events (of one occurrence, or all) not in effect at
+/// `now`, with the outbox rows made of them (a routine's start has no
+/// alarm on its rows, so they go by their message, the event's id).
+async fn withdraw_events(
+    tx: &Tx,
+    alarm: Uuid,
+    occurrence: Option<i64>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let (sql, values) = match occurrence {
+        Some(at) => (
+            "DELETE FROM alarm_events WHERE alarm_id = ? AND occurrence_us = ? AND effective_us > ? RETURNING id",
+            vec![v(alarm), v(at), v(now)],
+        ),
+        None => (
+            "DELETE FROM alarm_events WHERE alarm_id = ? AND effective_us > ? RETURNING id",
+            vec![v(alarm), v(now)],
+        ),
+    };
+    let ids = tx
+        .query_all(sql, values)
+        .await?
+        .iter()
+        .map(|r| col::<Uuid>(r, "id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    for chunk in ids.chunks(400) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut values: Vec<Value> = chunk.iter().map(|id| v(*id)).collect();
+        values.push(v(now));
         tx.exec(
-            &format!(
-                "DELETE FROM alarm_events WHERE alarm_id = ? AND occurrence_us = ? AND effective_us > {now}"
-            ),
-            vec![v(alarm), v(at)],
+            &format!("DELETE FROM outbox WHERE message_id IN ({marks}) AND effective_us > ?"),
+            values,
         )
         .await?;
     }

@@ -52,7 +52,13 @@ async fn claimed_ahead(fresh: FreshAt) -> (Prepared, alarm_domain::trigger::Clai
     let ports = fresh(clock.clone() as Arc<dyn Clock>).await;
     let ana = fixtures::user(&ports, "ana@example.com").await;
     let one = fixtures::alarm(&ports, ana.id(), "One", Some(instant())).await;
-    let hook = super::outbox::hook(&ports, ana.id(), &[WebhookEvent::Triggered], true).await;
+    let hook = super::outbox::hook(
+        &ports,
+        ana.id(),
+        &[WebhookEvent::Triggered, WebhookEvent::RoutineStarted],
+        true,
+    )
+    .await;
     let mut claimed = ports
         .queue
         .claim(instant(), 10, SignedDuration::from_secs(30))
@@ -87,8 +93,14 @@ fn ring_outcome(
         channel,
         created_at: instant(),
     };
+    // A routine's start: its outbox row carries no alarm, and must still
+    // wait for the instant and go with the ring.
+    let started = alarm_domain::model::AlarmEvent {
+        kind: AlarmEventKind::RoutineStarted,
+        ..super::outbox::triggered(2, t, instant())
+    };
     FireOutcome {
-        events: vec![super::outbox::triggered(1, t, instant())],
+        events: vec![super::outbox::triggered(1, t, instant()), started],
         deliveries: vec![delivery(1, Channel::Webhook), delivery(2, Channel::InApp)],
         follow_up: Some(fixtures::trigger(
             &p.one,
@@ -177,6 +189,11 @@ async fn seen(p: &Prepared) -> Vec<(&'static str, bool)> {
         )
         .await
         .expect("webhook deliveries");
+    // Both rows or neither: the ring's and its routine's start.
+    assert!(
+        listed.is_empty() || listed.len() == 2,
+        "the ring's rows show together: {listed:?}"
+    );
     // The retry of a pending row is a conflict; of a row not there yet,
     // not found (as another owner's).
     let retry = match ports

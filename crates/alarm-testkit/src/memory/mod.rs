@@ -97,6 +97,8 @@ struct State {
     /// The instants from which the engine's events are visible (the SQL
     /// adapter's `effective_us`); a service's events are not in it.
     effective: HashMap<EventId, Timestamp>,
+    /// The same for the engine's outbox rows, by (message, target).
+    effective_rows: HashMap<(uuid::Uuid, uuid::Uuid), Timestamp>,
     /// Stands in for a database's clock ([`InMemory::with_store_clock`]);
     /// the machine's clock without one.
     store_clock: Option<Arc<dyn Clock>>,
@@ -152,9 +154,7 @@ impl State {
         let now = self.store_now();
         self.withdraw_rings(|r| r.alarm == alarm && !visible(r.since, now));
         // Outcomes that did not ring have no ringing record.
-        self.outbox.retain(|_, (item, _)| {
-            item.alarm.is_none_or(|(a, _)| a != alarm) || visible(item.created_at, now)
-        });
+        self.withdraw_rows(|item| item.alarm.is_some_and(|(a, _)| a == alarm));
         self.withdraw_events(|e| e.alarm == alarm);
     }
 
@@ -197,10 +197,7 @@ impl State {
             self.deliveries.retain(|d| {
                 !(d.alarm == alarm && d.occurrence.at == at && !visible(d.created_at, now))
             });
-            self.outbox.retain(|_, (item, _)| {
-                item.alarm.is_none_or(|(a, o)| a != alarm || o.at != at)
-                    || visible(item.created_at, now)
-            });
+            self.withdraw_rows(|item| item.alarm.is_some_and(|(a, o)| a == alarm && o.at == at));
             self.withdraw_events(|e| e.alarm == alarm && e.occurrence == Some(at));
         }
         rings
@@ -223,6 +220,24 @@ impl State {
         for id in withdrawn {
             self.events.remove(&id);
             self.effective.remove(&id);
+            // The rows made of the event (a routine's start has no alarm).
+            let message = id.as_uuid();
+            self.withdraw_rows(|item| item.message == message);
+        }
+    }
+
+    /// Removes the outbox rows `which` picks that have not taken effect.
+    fn withdraw_rows(&mut self, which: impl Fn(&OutboxItem) -> bool) {
+        let now = self.store_now();
+        let ahead: Vec<(uuid::Uuid, uuid::Uuid)> = self
+            .outbox
+            .iter()
+            .filter(|(k, (item, _))| which(item) && !self.row_visible(**k, now))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in ahead {
+            self.outbox.remove(&key);
+            self.effective_rows.remove(&key);
         }
     }
 
@@ -249,7 +264,7 @@ impl State {
     /// Writes the shared parts; call only after every check passed.
     fn apply_common<Op>(&mut self, change: ChangeSet<Op>) {
         self.audit.insert(change.audit.id, change.audit);
-        self.fan_out(&[], &change.events);
+        self.fan_out(&[], &change.events, false);
         self.append_events(change.events);
         for plan in change.triggers {
             self.replan(plan);

@@ -14,12 +14,29 @@ use async_trait::async_trait;
 use super::{InMemory, State};
 
 impl State {
-    /// Writes the outbox rows of committed alarm events and deliveries.
-    pub(super) fn fan_out(&mut self, deliveries: &[&Delivery], events: &[AlarmEvent]) {
+    /// Writes the outbox rows of committed alarm events and deliveries;
+    /// the engine's (`prepared`) exist from their creation, the outcome's
+    /// instant (the SQL adapter's `effective_us`).
+    pub(super) fn fan_out(
+        &mut self,
+        deliveries: &[&Delivery],
+        events: &[AlarmEvent],
+        prepared: bool,
+    ) {
         let subscribers: Vec<Subscriber> = self.webhooks.values().map(Subscriber::from).collect();
         for item in sending::fan_out(deliveries, events, &subscribers) {
-            self.insert_row(item);
+            let (key, at) = ((item.message, item.target), item.created_at);
+            if self.insert_row(item) && prepared {
+                self.effective_rows.insert(key, at);
+            }
         }
+    }
+
+    /// Whether the outbox row exists for readers and senders now.
+    pub(super) fn row_visible(&self, key: (uuid::Uuid, uuid::Uuid), now: Timestamp) -> bool {
+        self.effective_rows
+            .get(&key)
+            .is_none_or(|at| alarm_domain::firing::visible(*at, now))
     }
 
     /// Inserts a row unless (message, target) exists; whether it did.
@@ -64,10 +81,10 @@ impl Outbox for InMemory {
         let mut due: Vec<(Timestamp, (uuid::Uuid, uuid::Uuid))> = s
             .outbox
             .iter()
-            .filter(|(_, (i, lease))| {
+            .filter(|(k, (i, lease))| {
                 i.status == SendStatus::Pending
                     && i.due <= now
-                    && i.visible_at(store_now)
+                    && s.row_visible(**k, store_now)
                     && lease.is_none_or(|(_, u)| u <= now)
             })
             .map(|(k, (i, _))| (i.due, *k))
@@ -171,7 +188,7 @@ impl Outbox for InMemory {
             .values()
             .map(|(i, _)| i)
             .filter(|i| i.owner == owner && i.channel == channel && i.target == target)
-            .filter(|i| i.visible_at(now))
+            .filter(|i| s.row_visible((i.message, i.target), now))
             .collect();
         rows.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.message)));
         let cursor = match before {
@@ -200,10 +217,11 @@ impl Outbox for InMemory {
     ) -> Result<OutboxItem, StoreError> {
         let mut s = self.lock();
         let store_now = s.store_now();
+        let shown = s.row_visible((message, target), store_now);
         let (item, lease) = s
             .outbox
             .get_mut(&(message, target))
-            .filter(|(i, _)| i.owner == owner && i.channel == channel && i.visible_at(store_now))
+            .filter(|(i, _)| shown && i.owner == owner && i.channel == channel)
             .ok_or(StoreError::NotFound)?;
         sending::redeliver(item, now)?;
         *lease = None;
@@ -231,8 +249,8 @@ impl Outbox for InMemory {
         let now = s.store_now();
         let of = |status| {
             s.outbox
-                .values()
-                .filter(|(item, _)| item.status == status && item.visible_at(now))
+                .iter()
+                .filter(|(k, (item, _))| item.status == status && s.row_visible(**k, now))
                 .count() as u64
         };
         Ok(OutboxCounts {

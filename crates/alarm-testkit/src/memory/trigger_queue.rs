@@ -21,6 +21,7 @@ impl State {
         self.fan_out(
             &outcome.deliveries.iter().collect::<Vec<_>>(),
             &outcome.events,
+            true,
         );
         for e in &outcome.events {
             self.effective.insert(e.id, e.at);
