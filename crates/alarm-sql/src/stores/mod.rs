@@ -233,14 +233,7 @@ async fn db_now(tx: &Tx) -> Result<i64, StoreError> {
 pub(crate) async fn cancel_prepared(tx: &Tx, alarm: AlarmId) -> Result<(), StoreError> {
     let now = db_now(tx).await?;
     let id = alarm.as_uuid();
-    let rings = tx
-        .query_all(
-            "DELETE FROM ringing WHERE alarm_id = ? AND since_us > ? \
-             RETURNING alarm_id, owner_id, occurrence_us, occurrence_local, since_us",
-            vec![v(id), v(now)],
-        )
-        .await?;
-    withdraw_rings(tx, &rings, now).await?;
+    withdraw_rings(tx, Ringed::Alarm(id), now).await?;
     // Outcomes that did not ring (suppressed, skipped) have no ringing
     // record: their rows go by the alarm alone.
     tx.exec(
@@ -267,14 +260,7 @@ pub(crate) async fn reprepare_owner(tx: &Tx, owner: Uuid) -> Result<(), StoreErr
         .await?;
     }
     let now = db_now(tx).await?;
-    let rings = tx
-        .query_all(
-            "DELETE FROM ringing WHERE owner_id = ? AND since_us > ? \
-             RETURNING alarm_id, owner_id, occurrence_us, occurrence_local, since_us",
-            vec![v(owner), v(now)],
-        )
-        .await?;
-    withdraw_rings(tx, &rings, now).await?;
+    let rings = withdraw_rings(tx, Ringed::Owner(owner), now).await?;
     let mut triggers = Vec::with_capacity(rings.len());
     for ring in &rings {
         let alarm: Uuid = col(ring, "alarm_id")?;
@@ -300,11 +286,32 @@ pub(crate) async fn reprepare_owner(tx: &Tx, owner: Uuid) -> Result<(), StoreErr
     Ok(())
 }
 
-/// Removes what prepared rings left besides their ringing records (the
-/// rows `RETURNING` gave): the occurrences' follow-ups, and their
-/// deliveries, outbox rows and events not in effect at `now`.
-async fn withdraw_rings(tx: &Tx, rings: &[QueryResult], now: i64) -> Result<(), StoreError> {
-    for ring in rings {
+/// Whose prepared rings are withdrawn.
+enum Ringed {
+    /// One alarm's.
+    Alarm(Uuid),
+    /// Every alarm's of one owner.
+    Owner(Uuid),
+}
+
+/// Removes the prepared ringing records (not in effect at `now`) of an
+/// alarm or an owner, with their occurrences' follow-ups, deliveries,
+/// outbox rows and events; returns the records removed.
+async fn withdraw_rings(tx: &Tx, whose: Ringed, now: i64) -> Result<Vec<QueryResult>, StoreError> {
+    let (column, key) = match whose {
+        Ringed::Alarm(id) => ("alarm_id", id),
+        Ringed::Owner(id) => ("owner_id", id),
+    };
+    let rings = tx
+        .query_all(
+            &format!(
+                "DELETE FROM ringing WHERE {column} = ? AND since_us > ? \
+                 RETURNING alarm_id, owner_id, occurrence_us, occurrence_local, since_us"
+            ),
+            vec![v(key), v(now)],
+        )
+        .await?;
+    for ring in &rings {
         let alarm: Uuid = col(ring, "alarm_id")?;
         let owner: Uuid = col(ring, "owner_id")?;
         let at: i64 = col(ring, "occurrence_us")?;
@@ -325,7 +332,7 @@ async fn withdraw_rings(tx: &Tx, rings: &[QueryResult], now: i64) -> Result<(), 
         .await?;
         withdraw_events(tx, alarm, Some(at), now).await?;
     }
-    Ok(())
+    Ok(rings)
 }
 
 /// Removes the alarm's events (of one occurrence, or all) not in effect at
