@@ -56,6 +56,11 @@ struct ReceiverState {
     /// Replies to give, in order; then `default`.
     script: VecDeque<(u16, Option<String>)>,
     default: u16,
+    /// When set, each answer waits for a permit of it (a slow host).
+    hold: Option<Arc<tokio::sync::Semaphore>>,
+    /// Requests being answered now, and the most there were at once.
+    open: usize,
+    most_open: usize,
 }
 
 /// A real HTTP/1.1 server on a loopback port that records every request
@@ -63,6 +68,8 @@ struct ReceiverState {
 pub(crate) struct Receiver {
     addr: SocketAddr,
     state: Arc<Mutex<ReceiverState>>,
+    /// How many requests have arrived (awaitable).
+    arrived: tokio::sync::watch::Receiver<usize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -77,21 +84,53 @@ impl Receiver {
             ..ReceiverState::default()
         }));
         let shared = state.clone();
+        let (count, arrived) = tokio::sync::watch::channel(0usize);
+        let count = Arc::new(count);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let state = shared.clone();
+                let count = count.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| answer(state.clone(), req));
+                    let service = hyper::service::service_fn(move |req| {
+                        answer(state.clone(), count.clone(), req)
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        Self { addr, state, task }
+        Self {
+            addr,
+            state,
+            arrived,
+            task,
+        }
+    }
+
+    /// Holds every answer until [`Receiver::release`] (a receiver that is
+    /// slow to answer).
+    fn hold(&self) -> Arc<tokio::sync::Semaphore> {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        self.lock().hold = Some(gate.clone());
+        gate
+    }
+
+    /// Waits until `n` requests have arrived (answered or not).
+    async fn arrived(&self, n: usize) {
+        let mut arrived = self.arrived.clone();
+        tokio::time::timeout(Duration::from_secs(60), arrived.wait_for(|c| *c >= n))
+            .await
+            .unwrap_or_else(|_| panic!("{n} requests did not arrive within a minute"))
+            .expect("receiver running");
+    }
+
+    /// The most requests it was answering at once.
+    fn most_open(&self) -> usize {
+        self.lock().most_open
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -125,6 +164,7 @@ impl Drop for Receiver {
 
 async fn answer(
     state: Arc<Mutex<ReceiverState>>,
+    count: Arc<tokio::sync::watch::Sender<usize>>,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
@@ -139,16 +179,24 @@ async fn answer(
         .await
         .map(|b| b.to_bytes().to_vec())
         .unwrap_or_default();
-    let (code, retry_after) = {
+    let (code, retry_after, hold) = {
         let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
         s.got.push(Received {
             path,
             headers,
             body,
         });
+        s.open += 1;
+        s.most_open = s.most_open.max(s.open);
         let default = s.default;
-        s.script.pop_front().unwrap_or((default, None))
+        let (code, retry_after) = s.script.pop_front().unwrap_or((default, None));
+        (code, retry_after, s.hold.clone())
     };
+    count.send_modify(|c| *c += 1);
+    if let Some(gate) = hold {
+        gate.acquire().await.expect("gate open").forget();
+    }
+    state.lock().unwrap_or_else(PoisonError::into_inner).open -= 1;
     let mut reply = hyper::Response::builder().status(code);
     if let Some(r) = retry_after {
         reply = reply.header("retry-after", r);
@@ -306,6 +354,7 @@ pub(crate) fn quick() -> DispatchConfig {
     DispatchConfig {
         batch: 50,
         concurrency: 8,
+        host_concurrency: 8,
         lease: Duration::from_secs(60),
         idle_poll: Duration::from_millis(50),
         max_attempts: 4,
@@ -967,6 +1016,84 @@ async fn a_rotated_secret_signs_until_the_overlap_ends(w: &World) {
     assert_signed(&got[1], &new);
 }
 
+/// A receiver that holds its answers takes only its own share of the
+/// sender: at most `host_concurrency` of its requests are open at once, the
+/// other host's rows all arrive meanwhile, and so does a row queued after
+/// the slow ones were claimed (rounds would wait for the slowest send).
+/// Released, every held row is delivered once.
+async fn a_slow_host_holds_only_its_own_share(w: &World) {
+    let slow = Receiver::start().await;
+    let gate = slow.hold();
+    let fast = Receiver::start().await;
+    let ana = w.user("ana@example.com").await;
+    for n in 0..10 {
+        daily(w, &ana, &format!("Alarm {n}"), &[Channel::Webhook]).await;
+    }
+    let (slow_hook, _) = register(w, &ana, &slow.url("/slow")).await;
+    let (fast_hook, _) = register(w, &ana, &fast.url("/fast")).await;
+    let fired_at = seven(0) + SignedDuration::from_millis(20);
+    fire(w, fired_at).await;
+    let config = DispatchConfig {
+        concurrency: 6,
+        host_concurrency: 2,
+        ..quick()
+    };
+    let d = Arc::new(dispatcher(
+        w,
+        config,
+        open_sender(),
+        Arc::new(StaticResolver::new()),
+        None,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(d.clone().run(async {
+        let _ = stopped.await;
+    }));
+
+    fast.arrived(10).await;
+    slow.arrived(2).await;
+    WebhookService::new(w.ports.clone())
+        .test(&ana, fast_hook)
+        .await
+        .expect("test ping");
+    d.poke();
+    fast.arrived(11).await;
+    assert_eq!(
+        slow.most_open(),
+        2,
+        "the held host never has more than its share open"
+    );
+    assert_eq!(slow.got().len(), 2, "the rest of its rows wait their turn");
+
+    gate.add_permits(1000);
+    slow.arrived(10).await;
+    // A stopping dispatcher finishes and records what is in flight.
+    stop.send(()).expect("running");
+    running.await.expect("the dispatcher stops");
+    let slow_rows = rows(w, &ana, slow_hook).await;
+    assert_eq!(slow_rows.len(), 10);
+    assert!(
+        slow_rows
+            .iter()
+            .all(|r| (r.status, r.attempts) == (SendStatus::Delivered, 1)),
+        "{slow_rows:?}"
+    );
+    let mut ids: Vec<String> = slow
+        .got()
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10, "each held row was sent once");
+    assert_eq!(fast.got().len(), 11, "and each fast one once");
+    let fast_rows = rows(w, &ana, fast_hook).await;
+    assert!(
+        fast_rows.iter().all(|r| r.status == SendStatus::Delivered),
+        "{fast_rows:?}"
+    );
+}
+
 crate::trials! {
-    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, ssrf_is_refused_at_registration_and_at_delivery],
+    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, ssrf_is_refused_at_registration_and_at_delivery],
 }

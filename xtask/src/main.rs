@@ -59,6 +59,8 @@ struct Bench {
     name: &'static str,
     package: &'static str,
     bench: &'static str,
+    /// Arguments the program always gets (a mode of a shared program).
+    args: &'static [&'static str],
 }
 
 /// Benchmarks print figures instead of asserting on timings, so each one is a separate program;
@@ -68,41 +70,55 @@ const BENCHES: &[Bench] = &[
         name: "schedule",
         package: "alarm-domain",
         bench: "schedule",
+        args: &[],
     },
     Bench {
         name: "store",
         package: "alarm-sql",
         bench: "store",
+        args: &[],
     },
     Bench {
         name: "api",
         package: "alarm-http",
         bench: "api",
+        args: &[],
     },
     Bench {
         name: "worker",
         package: "alarm-worker",
         bench: "worker",
+        args: &[],
+    },
+    Bench {
+        name: "peer",
+        package: "alarm-worker",
+        bench: "worker",
+        args: &["--peer"],
     },
     Bench {
         name: "abuse",
         package: "alarm-http",
         bench: "abuse",
+        args: &[],
     },
     Bench {
         name: "storage",
         package: "alarm-storage",
         bench: "storage",
+        args: &[],
     },
     Bench {
         name: "upload",
         package: "alarm-http",
         bench: "upload",
+        args: &[],
     },
     Bench {
         name: "function",
         package: "alarm-http",
         bench: "function",
+        args: &[],
     },
 ];
 
@@ -516,7 +532,12 @@ fn bench(args: &[String]) -> Result<(), String> {
         // Each tree builds into its own `target` folder (the benches find
         // the apps they start there), whatever the caller's environment says.
         c.env_remove("CARGO_TARGET_DIR");
-        let extra: Vec<&String> = extra.iter().filter(|a| *a != "--").collect();
+        let extra: Vec<&str> = bench
+            .args
+            .iter()
+            .copied()
+            .chain(extra.iter().map(String::as_str).filter(|a| *a != "--"))
+            .collect();
         if !extra.is_empty() {
             c.arg("--").args(extra);
         }

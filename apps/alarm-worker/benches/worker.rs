@@ -1,4 +1,4 @@
-//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (c), `-- --in-app` only (a), (a') and (b).
+//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature, (c') the same beside a slow host, and the bare-client ceiling — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (c), `-- --in-app` only (a), (a') and (b), `-- --peer` (or `cargo xtask bench peer`) graphile-worker beside (a).
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -433,8 +433,18 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// What one burst of phase (c) measured at the fast sink.
+struct Burst {
+    rate: f64,
+    p99_ms: i64,
+}
+
 /// Phase (c): `n` alarms due at one future instant, each delivered as a
-/// signed webhook (one registration per owner) to a sink in this process.
+/// signed webhook (one registration per owner) to a sink in this process;
+/// then the same with one owner's alarms also going to a slow host (5 s
+/// answers); then the ceiling: a bare keep-alive client sending the same
+/// kind of signed bodies to the same sink at the worker's per-host
+/// concurrency.
 async fn webhooks(ports: &Ports, owners: &[alarm_domain::model::User], url: &str, n: usize) {
     use poem::EndpointExt;
     use poem::listener::{Acceptor, Listener};
@@ -444,27 +454,33 @@ async fn webhooks(ports: &Ports, owners: &[alarm_domain::model::User], url: &str
         .expect("bind sink");
     let addr = *acceptor.local_addr()[0].as_socket_addr().expect("address");
     let hooks = alarm_domain::services::WebhookService::new(ports.clone());
+    let actor = |owner: &alarm_domain::model::User| alarm_domain::services::Actor {
+        user: owner.id(),
+        role: owner.role(),
+        correlation_id: "bench".to_owned(),
+    };
+    let register = |owner: &alarm_domain::model::User, url: String| {
+        let hooks = hooks.clone();
+        let actor = actor(owner);
+        async move {
+            hooks
+                .create(
+                    &actor,
+                    alarm_domain::model::WebhookUrl::parse(&url).expect("url"),
+                    alarm_domain::model::WebhookEventSet::new(&[
+                        alarm_domain::model::WebhookEvent::Triggered,
+                    ])
+                    .expect("events"),
+                    Vec::new(),
+                )
+                .await
+                .expect("register")
+                .secret
+        }
+    };
     let mut secrets = Vec::new();
     for (i, owner) in owners.iter().enumerate() {
-        let actor = alarm_domain::services::Actor {
-            user: owner.id(),
-            role: owner.role(),
-            correlation_id: "bench".to_owned(),
-        };
-        let made = hooks
-            .create(
-                &actor,
-                alarm_domain::model::WebhookUrl::parse(&format!("http://{addr}/hook/{i}"))
-                    .expect("url"),
-                alarm_domain::model::WebhookEventSet::new(&[
-                    alarm_domain::model::WebhookEvent::Triggered,
-                ])
-                .expect("events"),
-                Vec::new(),
-            )
-            .await
-            .expect("register");
-        secrets.push(made.secret);
+        secrets.push(register(owner, format!("http://{addr}/hook/{i}")).await);
     }
     let sink = Sink {
         log: Arc::default(),
@@ -475,6 +491,73 @@ async fn webhooks(ports: &Ports, owners: &[alarm_domain::model::User], url: &str
         .data(sink.clone());
     let server = tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
 
+    let host_concurrency = 16;
+    let alone = burst(ports, owners, url, n, &sink, None).await;
+
+    // A slow receiver: one owner's alarms also go to it (n / OWNERS rows).
+    let slow_answers = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = slow_answers.clone();
+    let slow_app = poem::Route::new().at(
+        "/slow",
+        poem::post(poem::endpoint::make(move |_req: poem::Request| {
+            let counted = counted.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                poem::http::StatusCode::NO_CONTENT
+            }
+        })),
+    );
+    let (slow_addr, slow_server) = serve(slow_app).await;
+    register(&owners[0], format!("http://{slow_addr}/slow")).await;
+    let beside = burst(ports, owners, url, n, &sink, Some(&slow_answers)).await;
+    slow_server.abort();
+
+    let ceiling = bare_client(&sink, addr, n, host_concurrency).await;
+    server.abort();
+    println!(
+        "(c) summary: worker {:.0}/s, bare client {:.0}/s at {host_concurrency} in flight: ratio {:.2} (goal ≥ 0.5); p99 {} ms against 1.2 × N ÷ ceiling = {:.0} ms; with a slow host beside it the fast sink's p99 moved {:+.1} % ({} → {} ms; goal ≤ 10 %)",
+        alone.rate,
+        ceiling,
+        alone.rate / ceiling,
+        alone.p99_ms,
+        1.2 * n as f64 / ceiling * 1000.0,
+        100.0 * (beside.p99_ms as f64 / alone.p99_ms.max(1) as f64 - 1.0),
+        alone.p99_ms,
+        beside.p99_ms,
+    );
+}
+
+/// Serves `app` on a fresh loopback port.
+async fn serve(
+    app: impl poem::Endpoint + 'static,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    use poem::listener::{Acceptor, Listener};
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .expect("bind sink");
+    let addr = *acceptor.local_addr()[0].as_socket_addr().expect("address");
+    (
+        addr,
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app)),
+    )
+}
+
+/// One burst of phase (c) with a fresh worker: `n` alarms to the sink
+/// (and, with `slow`, one owner's also to the slow host).
+async fn burst(
+    ports: &Ports,
+    owners: &[alarm_domain::model::User],
+    url: &str,
+    n: usize,
+    sink: &Sink,
+    slow: Option<&std::sync::atomic::AtomicU64>,
+) -> Burst {
+    *sink.log.lock().expect("log") = SinkLog::default();
     // Seeding speed decides how far ahead the instant must lie.
     let probe = (n / 20).max(100);
     let probe_at = (Timestamp::now() + SignedDuration::from_hours(24))
@@ -489,8 +572,17 @@ async fn webhooks(ports: &Ports, owners: &[alarm_domain::model::User], url: &str
     let seeded = seed(ports, owners, &[at], n, Channel::Webhook).await;
     settle(url);
     let slack = at.duration_since(Timestamp::now()).as_secs_f64();
+    let cpu_before = worker.cpu_ticks();
+    let label = if slow.is_some() {
+        format!(
+            "(c') the same beside a slow host (5 s answers) that one owner's {} alarms also go to",
+            n / OWNERS
+        )
+    } else {
+        "(c) webhooks".to_owned()
+    };
     println!(
-        "(c) webhooks: {n} alarms with the webhook channel due at one instant, {} registrations (one per owner) to a local sink verifying every signature; seeded in {seeded:.1} s, {slack:.1} s to spare; worker defaults (batch 256, 64 in flight)",
+        "{label}: {n} alarms with the webhook channel due at one instant, {} registrations (one per owner) to a local sink verifying every signature; seeded in {seeded:.1} s, {slack:.1} s to spare; worker defaults (budget 256 claimed, 128 in flight, 16 per host)",
         owners.len()
     );
     let deadline = Instant::now() + Duration::from_secs(900);
@@ -501,12 +593,13 @@ async fn webhooks(ports: &Ports, owners: &[alarm_domain::model::User], url: &str
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let slow_by_then = slow.map(|s| s.load(std::sync::atomic::Ordering::Relaxed));
     // Late duplicates (a retry racing a slow answer) would arrive after the
     // last first-time delivery: give them a moment before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let ready = worker.ready();
+    let cpu = (worker.cpu_ticks() - cpu_before) as f64 / 100.0;
     worker.stop();
-    server.abort();
     let mut log = sink.log.lock().expect("log");
     let distinct = log.ids.len();
     let total: u64 = log.ids.values().map(|c| u64::from(*c)).sum();
@@ -514,16 +607,23 @@ async fn webhooks(ports: &Ports, owners: &[alarm_domain::model::User], url: &str
         .last
         .map_or(f64::NAN, |l| l.duration_since(at).as_secs_f64());
     log.lateness_ms.sort_unstable();
+    let rate = distinct as f64 / span;
+    let p99_ms = percentile(&log.lateness_ms, 0.99);
     println!(
-        "    {distinct} delivered {span:.2} s after the instant: {:.0} deliveries/s end to end (fire + send)",
-        distinct as f64 / span
+        "    {distinct} delivered {span:.2} s after the instant: {rate:.0} deliveries/s end to end (fire + send); worker CPU {:.0} % of one core over the burst and 2 s after",
+        100.0 * cpu / (span + 2.0)
     );
     println!(
-        "    lateness from the nominal instant to receipt: p50 {} ms, p99 {} ms, max {} ms",
+        "    lateness from the nominal instant to receipt: p50 {} ms, p99 {p99_ms} ms, max {} ms",
         percentile(&log.lateness_ms, 0.50),
-        percentile(&log.lateness_ms, 0.99),
         log.lateness_ms.last().copied().unwrap_or(0)
     );
+    if let Some(answered) = slow_by_then {
+        println!(
+            "    the slow host had answered {answered} of its {} when the fast sink had all of its own",
+            n / OWNERS
+        );
+    }
     println!(
         "    requests {total}, distinct webhook-ids {distinct}: duplicates {}, losses {}, bad signatures {}; worker counters {}",
         total - distinct as u64,
@@ -531,6 +631,150 @@ async fn webhooks(ports: &Ports, owners: &[alarm_domain::model::User], url: &str
         log.bad_signatures,
         ready["deliveries"]
     );
+    Burst { rate, p99_ms }
+}
+
+/// The ceiling of (c): `n` signed bodies like the worker's, POSTed by a
+/// bare keep-alive client with `concurrency` in flight to the same sink,
+/// which verifies and counts them the same way. Returns requests/s.
+async fn bare_client(sink: &Sink, addr: std::net::SocketAddr, n: usize, concurrency: usize) -> f64 {
+    use futures_util::StreamExt;
+    *sink.log.lock().expect("log") = SinkLog::default();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    let at = Timestamp::now();
+    let failed = futures_util::stream::iter(0..n)
+        .map(|k| {
+            let client = client.clone();
+            let i = k % sink.secrets.len();
+            let id = alarm_domain::ids::EventId::generate().to_string();
+            let body = serde_json::to_vec(&serde_json::json!({
+                "type": "alarm.triggered",
+                "timestamp": at.to_string(),
+                "data": {
+                    "delivery_id": id,
+                    "alarm_id": AlarmId::generate().to_string(),
+                    "alarm_name": "bench",
+                    "time_zone": "UTC",
+                    "occurrence_at": at.to_string(),
+                    "local_time": "2026-01-01T07:00:00",
+                },
+            }))
+            .expect("body");
+            let stamp = Timestamp::now().as_second();
+            let signature =
+                alarm_notify::signature::sign(&sink.secrets[i], &id, stamp, &body).expect("sign");
+            async move {
+                client
+                    .post(format!("http://{addr}/hook/{i}"))
+                    .header("content-type", "application/json")
+                    .header("webhook-id", id)
+                    .header("webhook-timestamp", stamp.to_string())
+                    .header("webhook-signature", signature)
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .filter(|ok| std::future::ready(!ok))
+        .count()
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    let distinct = sink.log.lock().expect("log").ids.len();
+    let rate = distinct as f64 / secs;
+    println!(
+        "(c) ceiling: a bare keep-alive client, {concurrency} in flight, sent {n} signed bodies to the same sink in {secs:.2} s: {rate:.0} requests/s ({distinct} verified, {failed} failed)"
+    );
+    rate
+}
+
+/// Phase (a): `n` alarms all due at one instant, already due when the
+/// worker starts (as after an outage, or created inside the prefetch
+/// window); measured from the worker's start. Returns the seeding time and
+/// the fires per second.
+async fn found_due(
+    ports: &Ports,
+    owners: &[alarm_domain::model::User],
+    url: &str,
+    n: usize,
+) -> (f64, f64) {
+    let at = Timestamp::now().round(Unit::Second).expect("round");
+    let seeded = seed(ports, owners, &[at], n, Channel::InApp).await;
+    let seeding_ended = Instant::now();
+    println!(
+        "(a) burst: seeded {n} alarms in {seeded:.1} s ({:.0}/s through the adapter)",
+        n as f64 / seeded
+    );
+    settle(url);
+    quiet_stats(seeding_ended).await;
+    let written_before = rows_written(url);
+    let started = Timestamp::now();
+    let clock = Instant::now();
+    let worker = Worker::start(url);
+    let cpu_before = worker.cpu_ticks();
+    let r = worker.wait_done(n as u64, Duration::from_secs(600)).await;
+    let took = clock.elapsed().as_secs_f64();
+    let cpu = (worker.cpu_ticks() - cpu_before) as f64 / 100.0;
+    worker.stop();
+    let written = rows_written(url) - written_before;
+    let (rows, distinct, last) = audit(ports, owners, at).await;
+    let span = last.duration_since(started).as_secs_f64();
+    let rate = n as f64 / span;
+    println!(
+        "    all {} rung {span:.2} s after the worker started (observed {took:.2} s): {rate:.0} fires/s; {written} rows written ({:.0} rows/s, {:.1} per fire); worker CPU {:.0} % of one core",
+        r["rang"],
+        written as f64 / span,
+        written as f64 / n as f64,
+        100.0 * cpu / took
+    );
+    println!(
+        "    deliveries {rows}, distinct occurrences {distinct}: duplicates {}, losses {}, missed {}",
+        rows - distinct,
+        n - distinct,
+        r["missed"]
+    );
+    (seeded, rate)
+}
+
+/// Rows inserted, updated and deleted in the bench's database so far, as
+/// PostgreSQL counts them (`pg_stat_database`): the same measure the peer
+/// bench prints for graphile-worker. A backend reports its counts when it
+/// ends or within 10 s of going idle, so readings are taken with the
+/// writers stopped (see [`quiet_stats`]).
+fn rows_written(url: &str) -> i64 {
+    let plain = url.split('?').next().unwrap_or(url);
+    let out = Command::new("psql")
+        .args([
+            "-Atq",
+            "-X",
+            plain,
+            "-c",
+            "SELECT pg_stat_clear_snapshot(); SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()",
+        ])
+        .output()
+        .expect("psql");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse::<i64>().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// Waits until the bench's own idle connections have reported their
+/// counts (PostgreSQL flushes an idle backend's after 10 s), so that what
+/// seeding wrote is not counted as the worker's.
+async fn quiet_stats(since: Instant) {
+    let quiet = Duration::from_secs(11);
+    let waited = since.elapsed();
+    if waited < quiet {
+        tokio::time::sleep(quiet - waited).await;
+    }
 }
 
 /// Phases (a) and (b): the in-app channel only.
@@ -542,36 +786,7 @@ async fn in_app(
     steady_rate: usize,
     steady_secs: usize,
 ) {
-    // (a) Burst: every alarm due at one instant, already due when the
-    // worker starts; measured from the worker's start.
-    let at = Timestamp::now().round(Unit::Second).expect("round");
-    let seeded = seed(ports, owners, &[at], burst_n, Channel::InApp).await;
-    println!(
-        "(a) burst: seeded {burst_n} alarms in {seeded:.1} s ({:.0}/s through the adapter)",
-        burst_n as f64 / seeded
-    );
-    settle(url);
-    let started = Timestamp::now();
-    let clock = Instant::now();
-    let worker = Worker::start(url);
-    let r = worker
-        .wait_done(burst_n as u64, Duration::from_secs(600))
-        .await;
-    let took = clock.elapsed().as_secs_f64();
-    let (rows, distinct, last) = audit(ports, owners, at).await;
-    let span = last.duration_since(started).as_secs_f64();
-    println!(
-        "    all {} rung {span:.2} s after the worker started (observed {took:.2} s): {:.0} fires/s",
-        r["rang"],
-        burst_n as f64 / span
-    );
-    println!(
-        "    deliveries {rows}, distinct occurrences {distinct}: duplicates {}, losses {}, missed {}",
-        rows - distinct,
-        burst_n - distinct,
-        r["missed"]
-    );
-    worker.stop();
+    let (seeded, _) = found_due(ports, owners, url, burst_n).await;
 
     // (a') The same burst created ahead of its instant with the worker
     // running: every ring is prepared (committed before the instant) and
@@ -743,11 +958,91 @@ async fn telemetry_cost(ports: &Ports, owners: &[alarm_domain::model::User], url
     );
 }
 
+/// `cargo xtask bench peer`: graphile-worker (pinned in `benches/peer`,
+/// installed with `npm ci` under `target/peer`) runs `n` no-op jobs on this
+/// PostgreSQL, unbatched (its defaults) and batched (local queue and
+/// batched completions), then phase (a) runs the same count of fires, each
+/// committing its whole outcome; prints fires/s ÷ jobs/s for both and the
+/// rows each side wrote per second.
+async fn peer(ports: &Ports, owners: &[alarm_domain::model::User], url: &str, n: usize) {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peer");
+    std::fs::create_dir_all(&dir).expect("target/peer");
+    for file in ["package.json", "package-lock.json", "run.mjs"] {
+        std::fs::copy(source.join(file), dir.join(file)).expect("copy the peer's files");
+    }
+    let installed = std::fs::read_to_string(dir.join("node_modules/graphile-worker/package.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["version"].as_str().map(str::to_owned));
+    if installed.as_deref() != Some(PEER_VERSION) {
+        println!(
+            "installing graphile-worker {PEER_VERSION} (npm ci in {})",
+            dir.display()
+        );
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "npm ci failed: the peer bench needs Node.js and npm with registry access"
+        );
+    }
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    println!(
+        "peer: graphile-worker {PEER_VERSION} on Node.js {node}, {n} no-op jobs, concurrency {PEER_CONCURRENCY}, on the same PostgreSQL as the alarm worker"
+    );
+    let mut peers = Vec::new();
+    for mode in ["unbatched", "batched"] {
+        let out = Command::new("node")
+            .arg("run.mjs")
+            .args([url, mode, &n.to_string(), &PEER_CONCURRENCY.to_string()])
+            .current_dir(&dir)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run node");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let figures: serde_json::Value = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .next_back()
+            .unwrap_or_else(|| panic!("the peer printed no figures:\n{text}"));
+        println!(
+            "    graphile-worker {mode}: {:.0} jobs/s ({:.2} s), {:.0} rows written/s ({:.1} per job), Node CPU {:.0} % of one core",
+            figures["jobs_per_s"].as_f64().unwrap_or(f64::NAN),
+            figures["secs"].as_f64().unwrap_or(f64::NAN),
+            figures["rows_per_s"].as_f64().unwrap_or(f64::NAN),
+            figures["rows_written"].as_f64().unwrap_or(f64::NAN) / n as f64,
+            figures["node_cpu_pct"].as_f64().unwrap_or(f64::NAN),
+        );
+        peers.push((mode, figures["jobs_per_s"].as_f64().unwrap_or(f64::NAN)));
+    }
+    let (_, fires) = found_due(ports, owners, url, n).await;
+    for (mode, jobs) in peers {
+        println!(
+            "peer: fires/s ÷ graphile-worker {mode} jobs/s = {:.2} (goal ≥ 1.0 against batched)",
+            fires / jobs
+        );
+    }
+}
+
+/// The peer's version, as `benches/peer/package.json` pins it.
+const PEER_VERSION: &str = "0.17.3";
+/// graphile-worker's concurrency in the peer runs.
+const PEER_CONCURRENCY: usize = 16;
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let telemetry_only = std::env::args().any(|a| a == "--telemetry");
     let webhooks_only = std::env::args().any(|a| a == "--webhooks");
     let in_app_only = std::env::args().any(|a| a == "--in-app");
+    let peer_only = std::env::args().any(|a| a == "--peer");
     let (burst_n, steady_rate, steady_secs) = if quick {
         (10_000usize, 2000usize, 10usize)
     } else {
@@ -780,7 +1075,9 @@ fn main() {
         }
         println!("worker bench: 1 alarm-worker (release), PostgreSQL on loopback, {OWNERS} owners, in-app channel, batch 1000, prefetch 30 s (fires prepared ahead of their instant)");
 
-        if telemetry_only {
+        if peer_only {
+            peer(&ports, &owners, &url, burst_n).await;
+        } else if telemetry_only {
             telemetry_cost(&ports, &owners, &url, burst_n / 5).await;
         } else {
             if !webhooks_only {

@@ -112,7 +112,9 @@ alarm_appkit::settings! {
         /// Outbox rows claimed per round
         delivery_batch: u32 = "256", "DELIVERY_BATCH", 1..=2000;
         /// Sends in flight
-        delivery_concurrency: usize = "64", "DELIVERY_CONCURRENCY", 1..=512;
+        delivery_concurrency: usize = "128", "DELIVERY_CONCURRENCY", 1..=1024;
+        /// Webhook sends in flight to one host (host:port); a slow receiver holds no more
+        webhook_host_concurrency: usize = "16", "WEBHOOK_HOST_CONCURRENCY", 1..=1024;
         /// Claim lease in seconds; a killed worker's rows go out again after it
         delivery_lease_seconds: u64 = "120", "DELIVERY_LEASE_SECONDS", 10..=3600;
         /// Idle look at the outbox, in milliseconds
@@ -337,6 +339,7 @@ impl Notify {
         let dispatch = DispatchConfig {
             batch: v.delivery_batch,
             concurrency: v.delivery_concurrency,
+            host_concurrency: v.webhook_host_concurrency,
             lease: Duration::from_secs(v.delivery_lease_seconds),
             idle_poll: Duration::from_millis(v.delivery_idle_poll_ms),
             max_attempts: v.webhook_max_attempts,

@@ -1,8 +1,8 @@
 //! The delivery worker: claims due outbox rows under a lease, sends them concurrently (webhook or e-mail), and records each result with retries, dead letters and the failure policy.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use alarm_domain::ids::{AlarmId, UserId, WebhookId};
@@ -15,8 +15,8 @@ use alarm_domain::ports::{
 use alarm_domain::services::Ports;
 use alarm_domain::trigger::LeaseToken;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_util::StreamExt;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::email::{AlarmMail, Mailer, alarm_mail, disabled_mail};
@@ -25,6 +25,9 @@ use crate::webhook::{Attempt, WebhookSender, millis_since};
 /// The first pause after a failed round, and the longest.
 const STORE_RETRY_MIN: Duration = Duration::from_millis(400);
 const STORE_RETRY_MAX: Duration = Duration::from_millis(6400);
+/// Destination hosts remembered (their permits and pace) before idle ones
+/// are forgotten.
+const HOSTS_REMEMBERED: usize = 4096;
 
 /// How the worker behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +36,9 @@ pub struct DispatchConfig {
     pub batch: u32,
     /// Sends in flight at once.
     pub concurrency: usize,
+    /// Webhook sends in flight at once to one destination host (`host:port`):
+    /// a slow receiver holds at most this many of `concurrency`.
+    pub host_concurrency: usize,
     /// How long a claim is held; a killed worker's rows are sent again after it.
     pub lease: Duration,
     /// How often an idle worker looks for due rows (a poke wakes it sooner).
@@ -51,7 +57,8 @@ impl Default for DispatchConfig {
     fn default() -> Self {
         Self {
             batch: 256,
-            concurrency: 64,
+            concurrency: 128,
+            host_concurrency: 16,
             lease: Duration::from_secs(120),
             idle_poll: Duration::from_millis(200),
             max_attempts: 8,
@@ -120,13 +127,121 @@ pub struct Dispatcher {
     mailer: Option<Mailer>,
     poke: Notify,
     stats: DispatchStats,
+    /// The sends in flight, all hosts together (`concurrency`).
+    permits: Semaphore,
+    /// Each destination host's own permits and what it has queued.
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    /// One lock per (target, subject) being sent: a row claimed while an
+    /// older one of its lane is still in flight waits behind it.
+    lanes: Mutex<HashMap<LaneKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// The start of the hosts' monotonic clock.
+    epoch: Instant,
 }
+
+/// The rows of one (target, subject), sent one after the other.
+type LaneKey = (uuid::Uuid, Option<String>);
 
 /// What one round needs besides the rows: loaded once per round.
 struct Context {
     hooks: HashMap<WebhookId, WebhookRegistration>,
     alarms: HashMap<AlarmId, Alarm>,
     users: HashMap<UserId, User>,
+}
+
+/// One attempt's result, ready for `finish`, with its channel and duration
+/// for the metrics.
+type Done = (LeaseToken, SendResult, Channel, Duration);
+
+/// One destination host's share of the sender.
+struct Host {
+    permits: Semaphore,
+    /// Rows admitted for it and not yet sent.
+    queued: AtomicUsize,
+    /// Moving average of its answers' latency in ms (0 before the first).
+    latency_ms: AtomicU64,
+    /// When it last answered, or last became busy (ms on the dispatcher's
+    /// monotonic epoch): a host that stopped answering is slow before any
+    /// answer says so.
+    progress_ms: AtomicU64,
+}
+
+impl Host {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            permits: Semaphore::new(concurrency.max(1)),
+            queued: AtomicUsize::new(0),
+            latency_ms: AtomicU64::new(0),
+            progress_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// One send to it ended after `took` (an attempt that reached it).
+    fn answered(&self, took: Duration, at_ms: u64) {
+        let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX).max(1);
+        // An update lost to a concurrent one only skips a sample.
+        let old = self.latency_ms.load(Ordering::Relaxed);
+        let new = if old == 0 { ms } else { (old * 7 + ms) / 8 };
+        self.latency_ms.store(new, Ordering::Relaxed);
+        self.progress_ms.store(at_ms, Ordering::Relaxed);
+    }
+
+    /// Its pace per wave of sends: the measured latency, or how long it
+    /// has been busy without an answer if that is longer.
+    fn pace_ms(&self, queued: usize, at_ms: u64) -> u64 {
+        let latency = self.latency_ms.load(Ordering::Relaxed);
+        if queued == 0 {
+            return latency;
+        }
+        latency.max(at_ms.saturating_sub(self.progress_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// Whether `more` rows for a host join its queue, or how long to defer them:
+/// always while one of its permits is free; otherwise only if, at its pace
+/// (ms per wave of `concurrency` sends), the last would start within
+/// [`HOST_WAIT_MAX`]. A deferral lasts about until the queue has drained.
+fn host_admits(
+    queued: usize,
+    more: usize,
+    concurrency: usize,
+    pace_ms: u64,
+) -> Result<(), Duration> {
+    let concurrency = concurrency.max(1);
+    if queued < concurrency {
+        return Ok(());
+    }
+    let waves = u64::try_from((queued + more).div_ceil(concurrency)).unwrap_or(u64::MAX);
+    let wait = Duration::from_millis(pace_ms.saturating_mul(waves));
+    if wait > HOST_WAIT_MAX {
+        return Err(wait.clamp(HOST_DEFER_MIN, HOST_DEFER_MAX));
+    }
+    Ok(())
+}
+
+/// The longest a claimed row waits for its host's permits before it is
+/// deferred instead (its lease keeps running while it waits, and the
+/// claim budget is shared with every other host).
+const HOST_WAIT_MAX: Duration = Duration::from_secs(2);
+/// The bounds of a busy host's deferral: about when its queue has drained.
+const HOST_DEFER_MIN: Duration = Duration::from_secs(1);
+const HOST_DEFER_MAX: Duration = Duration::from_secs(120);
+
+/// A claimed batch, admitted: the lanes to send and the rows deferred
+/// because their host is busy (already judged).
+struct Claimed {
+    count: usize,
+    context: Arc<Context>,
+    lanes: Vec<Lane>,
+    deferred: Vec<Done>,
+}
+
+/// Rows of one (target, subject) and the host they go to, if capped.
+struct Lane {
+    key: LaneKey,
+    host: Option<Arc<Host>>,
+    rows: Vec<ClaimedSend>,
+    /// When the claim's lease ends (the dispatcher's clock).
+    until: Timestamp,
 }
 
 impl Dispatcher {
@@ -158,6 +273,10 @@ impl Dispatcher {
             mailer,
             poke: Notify::new(),
             stats: DispatchStats::default(),
+            permits: Semaphore::new(config.concurrency.max(1)),
+            hosts: Mutex::new(HashMap::new()),
+            lanes: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
         }
     }
 
@@ -171,45 +290,99 @@ impl Dispatcher {
         &self.stats
     }
 
-    /// Runs rounds until `stop` resolves; a round in progress is finished
-    /// first (cut short, its rows would only be sent again after their lease).
+    /// Sends until `stop` resolves, as a pipeline rather than in rounds:
+    /// rows are claimed whenever a share of the claim budget
+    /// (`DELIVERY_BATCH` rows claimed and not yet recorded) is free, each
+    /// lane is sent on its own task, and results are recorded in batches as
+    /// they come. A slow receiver therefore holds its own rows only, never a
+    /// round of everyone's. On `stop` no more is claimed, and what is in
+    /// flight is finished and recorded (cut short, those rows would only be
+    /// sent again after their lease).
     pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
-        // While the store fails, rounds are retried after growing, jittered
+        let budget = (self.config.batch as usize).max(1);
+        // Small claims cost a query each; wait for an eighth of the budget.
+        let least = budget.div_ceil(8);
+        let mut sending: JoinSet<Vec<Done>> = JoinSet::new();
+        let mut done: Vec<Done> = Vec::new();
+        let mut outstanding = 0usize;
+        let mut next_claim = tokio::time::Instant::now();
+        let mut stopping = false;
+        // While the store fails, claims are retried after growing, jittered
         // pauses (so many workers do not hammer a recovering database in
         // step); the first success starts the sequence over.
         let mut failing: Option<backon::ExponentialBackoff> = None;
+        let pause_after_failure = |failing: &mut Option<backon::ExponentialBackoff>| {
+            failing
+                .get_or_insert_with(|| {
+                    ExponentialBuilder::default()
+                        .with_min_delay(STORE_RETRY_MIN)
+                        .with_max_delay(STORE_RETRY_MAX)
+                        .with_jitter()
+                        .without_max_times()
+                        .build()
+                })
+                .next()
+                .unwrap_or(STORE_RETRY_MAX)
+        };
         loop {
-            let (busy, pause) = match self.round().await {
-                Ok(true) => {
-                    failing = None;
-                    (true, Duration::ZERO)
+            while let Some(joined) = sending.try_join_next() {
+                done.extend(joined.unwrap_or_default());
+            }
+            if !done.is_empty() {
+                let recorded = std::mem::take(&mut done);
+                outstanding = outstanding.saturating_sub(recorded.len());
+                match self.record(recorded).await {
+                    Ok(true) => next_claim = tokio::time::Instant::now(),
+                    Ok(false) => {}
+                    // The rows go out again after their lease.
+                    Err(e) => {
+                        self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "recording delivery results failed; those rows are sent again after their lease");
+                    }
                 }
-                Ok(false) => {
-                    failing = None;
-                    (false, self.idle_pause().await)
+            }
+            if stopping && sending.is_empty() {
+                return;
+            }
+            let room = budget.saturating_sub(outstanding);
+            let may_claim = !stopping && (room >= least || outstanding == 0);
+            if may_claim && tokio::time::Instant::now() >= next_claim {
+                match self.claim(room).await {
+                    Ok(None) => {
+                        failing = None;
+                        next_claim = tokio::time::Instant::now() + self.idle_pause().await;
+                    }
+                    Ok(Some(claimed)) => {
+                        failing = None;
+                        outstanding += claimed.count;
+                        next_claim = tokio::time::Instant::now();
+                        if claimed.count < room {
+                            next_claim += self.idle_pause().await;
+                        }
+                        done.extend(claimed.deferred);
+                        for lane in claimed.lanes {
+                            let me = self.clone();
+                            let context = claimed.context.clone();
+                            sending.spawn(async move { me.send_lane(lane, &context).await });
+                        }
+                    }
+                    Err(e) => {
+                        self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                        let pause = pause_after_failure(&mut failing);
+                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "outbox claim failed");
+                        next_claim = tokio::time::Instant::now() + pause;
+                    }
                 }
-                Err(e) => {
-                    self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                    let pause = failing
-                        .get_or_insert_with(|| {
-                            ExponentialBuilder::default()
-                                .with_min_delay(STORE_RETRY_MIN)
-                                .with_max_delay(STORE_RETRY_MAX)
-                                .with_jitter()
-                                .without_max_times()
-                                .build()
-                        })
-                        .next()
-                        .unwrap_or(STORE_RETRY_MAX);
-                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "outbox round failed");
-                    (false, pause)
-                }
-            };
+                continue;
+            }
             tokio::select! {
-                () = &mut stop => return,
-                () = self.poke.notified(), if !busy => {}
-                () = tokio::time::sleep(pause) => {}
+                () = &mut stop, if !stopping => stopping = true,
+                Some(joined) = sending.join_next() => done.extend(joined.unwrap_or_default()),
+                () = self.poke.notified(), if failing.is_none() => {
+                    next_claim = tokio::time::Instant::now();
+                }
+                () = tokio::time::sleep_until(next_claim), if may_claim => {}
             }
         }
     }
@@ -217,7 +390,7 @@ impl Dispatcher {
     /// How long an idle sender sleeps: until the earliest row not due yet
     /// (a ring prepared ahead of its instant, a retry) by the store's
     /// clock, at most the idle poll. A failed look falls back to the poll:
-    /// the next round reports the store's failure.
+    /// the next claim reports the store's failure.
     async fn idle_pause(&self) -> Duration {
         let poll = self.config.idle_poll;
         match self.ports.outbox.next_due_in().await {
@@ -226,76 +399,240 @@ impl Dispatcher {
         }
     }
 
-    /// One round: claim, send, record. Returns whether there may be more due
-    /// right away (a full batch, or rows this round queued).
+    /// One round, for tests and tools that drive the worker step by step:
+    /// claim a batch, send all of it, record. Returns whether there may be
+    /// more due right away (a full batch, or rows this round queued).
     ///
     /// # Errors
     /// Store failures (claimed rows are sent again after their lease).
     pub async fn round(&self) -> Result<bool, StoreError> {
+        let Some(claimed) = self.claim(self.config.batch as usize).await? else {
+            return Ok(false);
+        };
+        let full = claimed.count >= self.config.batch as usize;
+        let context = claimed.context;
+        let mut done = claimed.deferred;
+        let sent = futures_util::future::join_all(
+            claimed
+                .lanes
+                .into_iter()
+                .map(|lane| self.send_lane(lane, &context)),
+        )
+        .await;
+        done.extend(sent.into_iter().flatten());
+        Ok(self.record(done).await? || full)
+    }
+
+    /// Claims up to `limit` due rows, loads what sending them needs, and
+    /// splits them into lanes, deferring those whose host is busy.
+    async fn claim(&self, limit: usize) -> Result<Option<Claimed>, StoreError> {
         let now = self.ports.clock.now();
         let until = now
             .checked_add(SignedDuration::try_from(self.config.lease).unwrap_or(SignedDuration::MAX))
             .unwrap_or(Timestamp::MAX);
-        let claims = self
-            .ports
-            .outbox
-            .claim(now, until, self.config.batch)
-            .await?;
+        let limit = u32::try_from(limit.max(1)).unwrap_or(u32::MAX);
+        let mut claims = self.ports.outbox.claim(now, until, limit).await?;
         if claims.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
-        let full = claims.len() >= self.config.batch as usize;
-        let context = self.context(&claims).await?;
+        let count = claims.len();
+        let context = Arc::new(self.context(&claims).await?);
         // The events of one alarm reach one receiver in the order they
         // were made: rows are taken oldest first (the claim's RETURNING has
         // no order), those of one (registration, alarm) are sent one after
         // the other, and different ones concurrently. A retried row still
         // arrives after newer ones that succeeded.
-        let mut claims = claims;
         claims.sort_by_key(|c| (c.item.due, c.item.message, c.item.target));
-        let mut lanes: Vec<Vec<&ClaimedSend>> = Vec::new();
-        let mut lane_of: HashMap<(uuid::Uuid, Option<String>), usize> = HashMap::new();
-        for c in &claims {
+        let mut lanes: Vec<Lane> = Vec::new();
+        let mut lane_of: HashMap<LaneKey, usize> = HashMap::new();
+        for c in claims {
             let key = (c.item.target, subject(&c.item));
-            let lane = *lane_of.entry(key).or_insert_with(|| {
-                lanes.push(Vec::new());
+            let lane = *lane_of.entry(key.clone()).or_insert_with(|| {
+                lanes.push(Lane {
+                    host: self.host_of(&c.item, &context),
+                    key,
+                    rows: Vec::new(),
+                    until,
+                });
                 lanes.len() - 1
             });
-            lanes[lane].push(c);
+            lanes[lane].rows.push(c);
         }
-        // Made up front, not in a stream closure: a closure over borrowed
-        // claims makes the round's future unprovably `Send` (rustc's
-        // higher-ranked lifetime limitation), and the worker is spawned.
-        let lanes: Vec<_> = lanes
-            .into_iter()
-            .map(|lane| {
-                let attempts: Vec<_> = lane
-                    .into_iter()
-                    .map(|c| self.attempt(c, &context))
-                    .collect();
-                async move {
-                    let mut out = Vec::with_capacity(attempts.len());
-                    for attempt in attempts {
-                        out.push(attempt.await);
+        let (lanes, deferred) = self.admit(lanes, now);
+        Ok(Some(Claimed {
+            count,
+            context,
+            lanes,
+            deferred,
+        }))
+    }
+
+    /// The capped host a row goes to: a webhook's `host:port` (e-mail goes
+    /// through the one SMTP relay, bounded by the shared permits only).
+    fn host_of(&self, item: &OutboxItem, context: &Context) -> Option<Arc<Host>> {
+        let hook = context.hooks.get(&item.webhook()?)?;
+        let key = crate::webhook::host_key(hook.url().as_url());
+        let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        // Idle hosts are forgotten once many were seen, so the map stays
+        // bounded by the hosts with rows in flight.
+        if hosts.len() >= HOSTS_REMEMBERED && !hosts.contains_key(&key) {
+            hosts.retain(|_, h| h.queued.load(Ordering::Relaxed) > 0 || Arc::strong_count(h) > 1);
+        }
+        Some(
+            hosts
+                .entry(key)
+                .or_insert_with(|| Arc::new(Host::new(self.config.host_concurrency)))
+                .clone(),
+        )
+    }
+
+    /// Queues each lane on its host, or defers the whole lane (so its rows
+    /// keep their order) when the host is busy: not sent, no attempt
+    /// counted, due again about when the host's queue has drained.
+    fn admit(&self, lanes: Vec<Lane>, now: Timestamp) -> (Vec<Lane>, Vec<Done>) {
+        let at_ms = self.epoch_ms();
+        let mut admitted = Vec::with_capacity(lanes.len());
+        let mut deferred = Vec::new();
+        for lane in lanes {
+            let Some(host) = &lane.host else {
+                admitted.push(lane);
+                continue;
+            };
+            let queued = host.queued.load(Ordering::Relaxed);
+            match host_admits(
+                queued,
+                lane.rows.len(),
+                self.config.host_concurrency,
+                host.pace_ms(queued, at_ms),
+            ) {
+                Ok(()) => {
+                    if host.queued.fetch_add(lane.rows.len(), Ordering::Relaxed) == 0 {
+                        host.progress_ms.store(at_ms, Ordering::Relaxed);
                     }
-                    out
+                    admitted.push(lane);
                 }
-            })
-            .collect();
-        let attempted: Vec<(LeaseToken, SendResult, Duration)> = futures_util::stream::iter(lanes)
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect::<Vec<Vec<_>>>()
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
-        let channel_of: HashMap<LeaseToken, Channel> =
-            claims.iter().map(|c| (c.token, c.item.channel)).collect();
-        let measured: Vec<(LeaseToken, Channel, &'static str, Duration)> = attempted
+                Err(wait) => {
+                    let due = now
+                        .checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
+                        .unwrap_or(Timestamp::MAX);
+                    for c in lane.rows {
+                        self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(message = %c.item.message, target = %c.item.target, queued, "delivery deferred: its host is busy");
+                        deferred.push((
+                            c.token,
+                            SendResult::Retry {
+                                due,
+                                counted: false,
+                                code: None,
+                                error: format!(
+                                    "host busy ({queued} deliveries to it in flight or waiting); not sent"
+                                ),
+                                latency_ms: 0,
+                            },
+                            c.item.channel,
+                            Duration::ZERO,
+                        ));
+                    }
+                }
+            }
+        }
+        (admitted, deferred)
+    }
+
+    /// Sends one lane's rows in order, each under its host's permit and a
+    /// shared one, after any older rows of the same lane still in flight.
+    async fn send_lane(&self, lane: Lane, context: &Context) -> Vec<Done> {
+        let order = self
+            .lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(lane.key.clone())
+            .or_default()
+            .clone();
+        let mut out = Vec::with_capacity(lane.rows.len());
+        {
+            let _in_order = order.lock().await;
+            for c in &lane.rows {
+                let _host = match &lane.host {
+                    Some(host) => host.permits.acquire().await.ok(),
+                    None => None,
+                };
+                let _shared = self.permits.acquire().await.ok();
+                let (token, result, took) = if self.lease_runs_out(lane.until) {
+                    self.put_back(c)
+                } else {
+                    self.attempt(c, context).await
+                };
+                if let Some(host) = &lane.host {
+                    host.queued.fetch_sub(1, Ordering::Relaxed);
+                    // A breaker's refusal or a put-back never reached it.
+                    if !matches!(result, SendResult::Retry { counted: false, .. }) {
+                        host.answered(took, self.epoch_ms());
+                    }
+                }
+                out.push((token, result, c.item.channel, took));
+            }
+        }
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only the map and this task hold it: no newer row waits behind.
+        if Arc::strong_count(&order) == 2 {
+            lanes.remove(&lane.key);
+        }
+        out
+    }
+
+    /// Whether a send started now could outlast the claim's lease (a row
+    /// that waited long for its host or its lane): then another worker
+    /// may take it over while it is in flight.
+    fn lease_runs_out(&self, until: Timestamp) -> bool {
+        let worst = self.webhooks.timeout().max(
+            self.mailer
+                .as_ref()
+                .map_or(Duration::ZERO, Mailer::deadline),
+        ) + Duration::from_secs(1);
+        let end = self
+            .ports
+            .clock
+            .now()
+            .checked_add(SignedDuration::try_from(worst).unwrap_or(SignedDuration::MAX))
+            .unwrap_or(Timestamp::MAX);
+        end >= until
+    }
+
+    /// A row not sent because its lease would run out: due again now, no
+    /// attempt counted (if the lease already ran out, `finish` ignores it).
+    fn put_back(&self, claim: &ClaimedSend) -> (LeaseToken, SendResult, Duration) {
+        self.stats.retried.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(message = %claim.item.message, target = %claim.item.target, "delivery put back: its claim's lease would run out before an answer");
+        (
+            claim.token,
+            SendResult::Retry {
+                due: self.ports.clock.now(),
+                counted: false,
+                code: None,
+                error: "waited too long in this worker; put back unsent".to_owned(),
+                latency_ms: 0,
+            },
+            Duration::ZERO,
+        )
+    }
+
+    /// Milliseconds since this dispatcher was made (its hosts' pace).
+    fn epoch_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Records results (one `finish`) and counts them. Returns whether rows
+    /// were queued by it (fallbacks, a disabled registration's e-mail).
+    async fn record(&self, done: Vec<Done>) -> Result<bool, StoreError> {
+        if done.is_empty() {
+            return Ok(false);
+        }
+        let measured: Vec<(LeaseToken, Channel, &'static str, Duration)> = done
             .iter()
-            .map(|(token, result, took)| (*token, channel_of[token], outcome(result), *took))
+            .map(|(token, result, channel, took)| (*token, *channel, outcome(result), *took))
             .collect();
-        let results = attempted.into_iter().map(|(t, r, _)| (t, r)).collect();
+        let results = done.into_iter().map(|(t, r, _, _)| (t, r)).collect();
         let report = self
             .ports
             .outbox
@@ -317,7 +654,7 @@ impl Dispatcher {
         for id in &report.disabled {
             tracing::warn!(webhook = %id, "webhook disabled after consecutive failed deliveries; owner notified by e-mail");
         }
-        Ok(full || report.fallbacks > 0 || !report.disabled.is_empty())
+        Ok(report.fallbacks > 0 || !report.disabled.is_empty())
     }
 
     async fn context(&self, claims: &[ClaimedSend]) -> Result<Context, StoreError> {
@@ -679,4 +1016,50 @@ fn payload(item: &OutboxItem, context: &Context, now: Timestamp) -> Vec<u8> {
         "data": data,
     }))
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_with_a_free_permit_takes_any_lane() {
+        assert_eq!(host_admits(0, 500, 16, 60_000), Ok(()));
+        assert_eq!(host_admits(15, 1, 16, 60_000), Ok(()));
+    }
+
+    #[test]
+    fn a_busy_host_queues_only_what_its_pace_sends_soon() {
+        // 10 ms a wave: 160 queued is 11 waves, 110 ms.
+        assert_eq!(host_admits(160, 1, 16, 10), Ok(()));
+        // Unknown pace (no answer yet, just busy): queued.
+        assert_eq!(host_admits(16, 100, 16, 0), Ok(()));
+        // 5 s a wave: the next wave already waits past the bound; deferred
+        // until about when the queue has drained.
+        assert_eq!(host_admits(16, 1, 16, 5_000), Err(Duration::from_secs(10)));
+        assert_eq!(host_admits(32, 1, 16, 1_000), Err(Duration::from_secs(3)));
+        // Bounded both ways.
+        assert_eq!(
+            host_admits(16, 1, 16, 1_100),
+            Err(Duration::from_millis(2_200))
+        );
+        assert_eq!(host_admits(1_600, 1, 16, 5_000), Err(HOST_DEFER_MAX));
+        assert_eq!(host_admits(20, 1, 16, 600), Ok(()));
+    }
+
+    #[test]
+    fn a_host_that_stopped_answering_is_slow_before_any_answer() {
+        let host = Host::new(4);
+        assert_eq!(host.pace_ms(0, 10_000), 0, "idle: no pace");
+        host.progress_ms.store(1_000, Ordering::Relaxed);
+        assert_eq!(host.pace_ms(4, 4_000), 3_000, "busy 3 s without an answer");
+        host.answered(Duration::from_millis(80), 4_000);
+        assert_eq!(host.pace_ms(4, 4_010), 80, "answering again");
+        host.answered(Duration::from_millis(160), 4_100);
+        assert_eq!(
+            host.latency_ms.load(Ordering::Relaxed),
+            90,
+            "a moving average"
+        );
+    }
 }

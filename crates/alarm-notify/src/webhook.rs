@@ -133,6 +133,11 @@ impl WebhookSender {
         })
     }
 
+    /// The longest one send may take.
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
     fn breaker(&self, host: &str) -> Arc<Breaker> {
         let mut map = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
         map.entry(host.to_owned())
@@ -169,11 +174,7 @@ impl WebhookSender {
                 };
             }
         };
-        let host = format!(
-            "{}:{}",
-            url.host_str().unwrap_or(""),
-            url.port_or_known_default().unwrap_or(0)
-        );
+        let host = host_key(url);
         let mut request = self
             .client
             .post(url.clone())
@@ -229,6 +230,16 @@ impl WebhookSender {
         breaker.record(matches!(attempt, Attempt::Transient { .. }), now);
         attempt
     }
+}
+
+/// The destination a URL's requests share (its breaker, its permits):
+/// `host:port`.
+pub(crate) fn host_key(url: &url::Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
 }
 
 /// Classifies an answer.
