@@ -640,6 +640,7 @@ async fn burst(
 async fn bare_client(sink: &Sink, addr: std::net::SocketAddr, n: usize, concurrency: usize) -> f64 {
     use futures_util::StreamExt;
     *sink.log.lock().expect("log") = SinkLog::default();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()

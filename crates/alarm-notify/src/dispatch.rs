@@ -15,7 +15,7 @@ use alarm_domain::ports::{
 use alarm_domain::services::Ports;
 use alarm_domain::trigger::LeaseToken;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -131,9 +131,13 @@ pub struct Dispatcher {
     permits: Semaphore,
     /// Each destination host's own permits and what it has queued.
     hosts: Mutex<HashMap<String, Arc<Host>>>,
-    /// One lock per (target, subject) being sent: a row claimed while an
-    /// older one of its lane is still in flight waits behind it.
-    lanes: Mutex<HashMap<LaneKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per (target, subject) being sent, the last lane admitted: its number
+    /// and the signal that it has ended. A lane claimed while an older one
+    /// of its key is still in flight waits for it, in the order of
+    /// admission (which is the claim order).
+    lanes: Mutex<HashMap<LaneKey, (u64, oneshot::Receiver<()>)>>,
+    /// Numbers the admitted lanes.
+    admitted: AtomicU64,
     /// The start of the hosts' monotonic clock.
     epoch: Instant,
 }
@@ -242,6 +246,16 @@ struct Lane {
     rows: Vec<ClaimedSend>,
     /// When the claim's lease ends (the dispatcher's clock).
     until: Timestamp,
+    /// Its place among the lanes of its key: its number, the end of the
+    /// lane before it (if one was still in flight) and its own end.
+    turn: Option<Turn>,
+}
+
+/// A lane's place in the order of its key.
+struct Turn {
+    number: u64,
+    after: Option<oneshot::Receiver<()>>,
+    ended: oneshot::Sender<()>,
 }
 
 impl Dispatcher {
@@ -276,6 +290,7 @@ impl Dispatcher {
             permits: Semaphore::new(config.concurrency.max(1)),
             hosts: Mutex::new(HashMap::new()),
             lanes: Mutex::new(HashMap::new()),
+            admitted: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -453,6 +468,7 @@ impl Dispatcher {
                     key,
                     rows: Vec::new(),
                     until,
+                    turn: None,
                 });
                 lanes.len() - 1
             });
@@ -495,7 +511,7 @@ impl Dispatcher {
         let mut deferred = Vec::new();
         for lane in lanes {
             let Some(host) = &lane.host else {
-                admitted.push(lane);
+                admitted.push(self.take_turn(lane));
                 continue;
             };
             let queued = host.queued.load(Ordering::Relaxed);
@@ -509,7 +525,7 @@ impl Dispatcher {
                     if host.queued.fetch_add(lane.rows.len(), Ordering::Relaxed) == 0 {
                         host.progress_ms.store(at_ms, Ordering::Relaxed);
                     }
-                    admitted.push(lane);
+                    admitted.push(self.take_turn(lane));
                 }
                 Err(wait) => {
                     let due = now
@@ -541,17 +557,15 @@ impl Dispatcher {
 
     /// Sends one lane's rows in order, each under its host's permit and a
     /// shared one, after any older rows of the same lane still in flight.
-    async fn send_lane(&self, lane: Lane, context: &Context) -> Vec<Done> {
-        let order = self
-            .lanes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(lane.key.clone())
-            .or_default()
-            .clone();
+    async fn send_lane(&self, mut lane: Lane, context: &Context) -> Vec<Done> {
+        let mut turn = lane.turn.take();
+        if let Some(after) = turn.as_mut().and_then(|t| t.after.take()) {
+            // Ended, or dropped by a lane that did not finish: either way
+            // the lane before is no longer sending.
+            let _ = after.await;
+        }
         let mut out = Vec::with_capacity(lane.rows.len());
         {
-            let _in_order = order.lock().await;
             for c in &lane.rows {
                 let _host = match &lane.host {
                     Some(host) => host.permits.acquire().await.ok(),
@@ -573,12 +587,34 @@ impl Dispatcher {
                 out.push((token, result, c.item.channel, took));
             }
         }
-        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        // Only the map and this task hold it: no newer row waits behind.
-        if Arc::strong_count(&order) == 2 {
-            lanes.remove(&lane.key);
+        if let Some(turn) = turn {
+            let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+            // No newer lane of the key was admitted: forget the key.
+            if lanes.get(&lane.key).is_some_and(|(n, _)| *n == turn.number) {
+                lanes.remove(&lane.key);
+            }
+            let _ = turn.ended.send(());
         }
         out
+    }
+
+    /// Gives an admitted lane its place after the last lane of its key
+    /// still in flight (admission runs in claim order, on one task).
+    fn take_turn(&self, mut lane: Lane) -> Lane {
+        let number = self.admitted.fetch_add(1, Ordering::Relaxed);
+        let (ended, end) = oneshot::channel();
+        let after = self
+            .lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(lane.key.clone(), (number, end))
+            .map(|(_, end)| end);
+        lane.turn = Some(Turn {
+            number,
+            after,
+            ended,
+        });
+        lane
     }
 
     /// Whether a send started now could outlast the claim's lease (a row
