@@ -15,8 +15,8 @@ use alarm_domain::ports::{
 use alarm_domain::services::Ports;
 use alarm_domain::trigger::LeaseToken;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tokio::sync::{Notify, Semaphore, oneshot};
-use tokio::task::JoinSet;
+use futures_util::FutureExt;
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::email::{AlarmMail, Mailer, alarm_mail, disabled_mail};
@@ -308,60 +308,40 @@ impl Dispatcher {
     /// Sends until `stop` resolves, as a pipeline rather than in rounds:
     /// rows are claimed whenever a share of the claim budget
     /// (`DELIVERY_BATCH` rows claimed and not yet recorded) is free, each
-    /// lane is sent on its own task, and results are recorded in batches as
-    /// they come. A slow receiver therefore holds its own rows only, never a
-    /// round of everyone's. On `stop` no more is claimed, and what is in
-    /// flight is finished and recorded (cut short, those rows would only be
-    /// sent again after their lease).
+    /// lane is sent on its own task, and a recorder task writes results in
+    /// batches as they come, while the next claim is already being made.
+    /// A slow receiver therefore holds its own rows only, never a round of
+    /// everyone's. On `stop` no more is claimed, and what is in flight is
+    /// finished and recorded (cut short, those rows would only be sent again
+    /// after their lease).
     pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let budget = (self.config.batch as usize).max(1);
         // Small claims cost a query each; wait for an eighth of the budget.
         let least = budget.div_ceil(8);
-        let mut sending: JoinSet<Vec<Done>> = JoinSet::new();
-        let mut done: Vec<Done> = Vec::new();
-        let mut outstanding = 0usize;
+        // Rows claimed and not yet recorded, and a signal at each record.
+        let outstanding = Arc::new(AtomicUsize::new(0));
+        let recorded = Arc::new(Notify::new());
+        let (results, inbox) = mpsc::unbounded_channel::<Vec<Done>>();
+        let recorder = tokio::spawn(self.clone().record_all(
+            inbox,
+            budget,
+            outstanding.clone(),
+            recorded.clone(),
+        ));
         let mut next_claim = tokio::time::Instant::now();
         let mut stopping = false;
         // While the store fails, claims are retried after growing, jittered
         // pauses (so many workers do not hammer a recovering database in
         // step); the first success starts the sequence over.
         let mut failing: Option<backon::ExponentialBackoff> = None;
-        let pause_after_failure = |failing: &mut Option<backon::ExponentialBackoff>| {
-            failing
-                .get_or_insert_with(|| {
-                    ExponentialBuilder::default()
-                        .with_min_delay(STORE_RETRY_MIN)
-                        .with_max_delay(STORE_RETRY_MAX)
-                        .with_jitter()
-                        .without_max_times()
-                        .build()
-                })
-                .next()
-                .unwrap_or(STORE_RETRY_MAX)
-        };
         loop {
-            while let Some(joined) = sending.try_join_next() {
-                done.extend(joined.unwrap_or_default());
+            let held = outstanding.load(Ordering::Acquire);
+            if stopping && held == 0 {
+                break;
             }
-            if !done.is_empty() {
-                let recorded = std::mem::take(&mut done);
-                outstanding = outstanding.saturating_sub(recorded.len());
-                match self.record(recorded).await {
-                    Ok(true) => next_claim = tokio::time::Instant::now(),
-                    Ok(false) => {}
-                    // The rows go out again after their lease.
-                    Err(e) => {
-                        self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "recording delivery results failed; those rows are sent again after their lease");
-                    }
-                }
-            }
-            if stopping && sending.is_empty() {
-                return;
-            }
-            let room = budget.saturating_sub(outstanding);
-            let may_claim = !stopping && (room >= least || outstanding == 0);
+            let room = budget.saturating_sub(held);
+            let may_claim = !stopping && (room >= least || held == 0);
             if may_claim && tokio::time::Instant::now() >= next_claim {
                 match self.claim(room).await {
                     Ok(None) => {
@@ -370,21 +350,64 @@ impl Dispatcher {
                     }
                     Ok(Some(claimed)) => {
                         failing = None;
-                        outstanding += claimed.count;
+                        outstanding.fetch_add(claimed.count, Ordering::AcqRel);
                         next_claim = tokio::time::Instant::now();
                         if claimed.count < room {
                             next_claim += self.idle_pause().await;
                         }
-                        done.extend(claimed.deferred);
+                        if !claimed.deferred.is_empty() {
+                            let _ = results.send(claimed.deferred);
+                        }
                         for lane in claimed.lanes {
                             let me = self.clone();
                             let context = claimed.context.clone();
-                            sending.spawn(async move { me.send_lane(lane, &context).await });
+                            let results = results.clone();
+                            // A lane that panicked puts its rows back, so
+                            // that they are counted as recorded (and `stop`
+                            // still ends) and go out again at once.
+                            let rows: Vec<(LeaseToken, Channel)> = lane
+                                .rows
+                                .iter()
+                                .map(|c| (c.token, c.item.channel))
+                                .collect();
+                            tokio::spawn(async move {
+                                let sent =
+                                    std::panic::AssertUnwindSafe(me.send_lane(lane, &context))
+                                        .catch_unwind()
+                                        .await;
+                                let done = sent.unwrap_or_else(|_| {
+                                    tracing::error!(
+                                        rows = rows.len(),
+                                        "a delivery lane panicked; its rows are put back"
+                                    );
+                                    rows.into_iter()
+                                        .map(|(token, channel)| {
+                                            (
+                                                token,
+                                                me.unsent("put back after a panic"),
+                                                channel,
+                                                Duration::ZERO,
+                                            )
+                                        })
+                                        .collect()
+                                });
+                                let _ = results.send(done);
+                            });
                         }
                     }
                     Err(e) => {
                         self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                        let pause = pause_after_failure(&mut failing);
+                        let pause = failing
+                            .get_or_insert_with(|| {
+                                ExponentialBuilder::default()
+                                    .with_min_delay(STORE_RETRY_MIN)
+                                    .with_max_delay(STORE_RETRY_MAX)
+                                    .with_jitter()
+                                    .without_max_times()
+                                    .build()
+                            })
+                            .next()
+                            .unwrap_or(STORE_RETRY_MAX);
                         tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "outbox claim failed");
                         next_claim = tokio::time::Instant::now() + pause;
                     }
@@ -393,12 +416,46 @@ impl Dispatcher {
             }
             tokio::select! {
                 () = &mut stop, if !stopping => stopping = true,
-                Some(joined) = sending.join_next() => done.extend(joined.unwrap_or_default()),
+                // Notify keeps one wake-up for a waiter that comes later:
+                // a record made between the check above and here is seen.
+                () = recorded.notified() => {}
                 () = self.poke.notified(), if failing.is_none() => {
                     next_claim = tokio::time::Instant::now();
                 }
                 () = tokio::time::sleep_until(next_claim), if may_claim => {}
             }
+        }
+        drop(results);
+        let _ = recorder.await;
+    }
+
+    /// The recorder: writes results with one `finish` for whatever has come
+    /// in since the last (at most `budget` rows), until every sender of
+    /// results is gone.
+    async fn record_all(
+        self: Arc<Self>,
+        mut inbox: mpsc::UnboundedReceiver<Vec<Done>>,
+        budget: usize,
+        outstanding: Arc<AtomicUsize>,
+        recorded: Arc<Notify>,
+    ) {
+        while let Some(mut batch) = inbox.recv().await {
+            while batch.len() < budget {
+                let Ok(more) = inbox.try_recv() else { break };
+                batch.extend(more);
+            }
+            let count = batch.len();
+            match self.record(batch).await {
+                // Rows it queued (fallbacks, a disabled registration's mail).
+                Ok(true) => self.poke(),
+                Ok(false) => {}
+                Err(e) => {
+                    self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "recording delivery results failed; those rows are sent again after their lease");
+                }
+            }
+            outstanding.fetch_sub(count, Ordering::AcqRel);
+            recorded.notify_one();
         }
     }
 
@@ -642,15 +699,20 @@ impl Dispatcher {
         tracing::debug!(message = %claim.item.message, target = %claim.item.target, "delivery put back: its claim's lease would run out before an answer");
         (
             claim.token,
-            SendResult::Retry {
-                due: self.ports.clock.now(),
-                counted: false,
-                code: None,
-                error: "waited too long in this worker; put back unsent".to_owned(),
-                latency_ms: 0,
-            },
+            self.unsent("waited too long in this worker; put back unsent"),
             Duration::ZERO,
         )
+    }
+
+    /// A row given back unsent: due again now, no attempt counted.
+    fn unsent(&self, why: &str) -> SendResult {
+        SendResult::Retry {
+            due: self.ports.clock.now(),
+            counted: false,
+            code: None,
+            error: why.to_owned(),
+            latency_ms: 0,
+        }
     }
 
     /// Milliseconds since this dispatcher was made (its hosts' pace).
@@ -708,7 +770,13 @@ impl Dispatcher {
                     }
                 }
             }
-            if let Some((alarm, _)) = item.alarm {
+            // A webhook whose data was fixed when its event was made names
+            // the alarm already; e-mail and older rows load it.
+            let fixed = item.channel == Channel::Webhook
+                && item.payload.as_deref().is_some_and(|p| p.starts_with('{'));
+            if let Some((alarm, _)) = item.alarm
+                && !fixed
+            {
                 alarm_ids.push(alarm);
             }
         }
