@@ -233,6 +233,7 @@ async fn db_now(tx: &Tx) -> Result<i64, StoreError> {
 pub(crate) async fn cancel_prepared(tx: &Tx, alarm: AlarmId) -> Result<(), StoreError> {
     let now = db_now(tx).await?;
     let id = alarm.as_uuid();
+    revoke_claims(tx, &Ringed::Alarm(id), now).await?;
     withdraw_rings(tx, Ringed::Alarm(id), now).await?;
     // Outcomes that did not ring (suppressed, skipped) have no ringing
     // record: their rows go by the alarm alone.
@@ -260,6 +261,7 @@ pub(crate) async fn reprepare_owner(tx: &Tx, owner: Uuid) -> Result<(), StoreErr
         .await?;
     }
     let now = db_now(tx).await?;
+    revoke_claims(tx, &Ringed::Owner(owner), now).await?;
     let rings = withdraw_rings(tx, Ringed::Owner(owner), now).await?;
     let mut triggers = Vec::with_capacity(rings.len());
     for ring in &rings {
@@ -292,6 +294,27 @@ enum Ringed {
     Alarm(Uuid),
     /// Every alarm's of one owner.
     Owner(Uuid),
+}
+
+/// Revokes the leases of `fire` claims still ahead at `now` (an engine is
+/// preparing them, judged from what this change replaces): their commit
+/// then finds its token gone and is declined as lost, and the trigger,
+/// unleased (or re-planned by the caller), is claimed and judged again. A
+/// claim already due keeps its lease: it rings as judged.
+async fn revoke_claims(tx: &Tx, whose: &Ringed, now: i64) -> Result<(), StoreError> {
+    let (column, key) = match whose {
+        Ringed::Alarm(id) => ("alarm_id", *id),
+        Ringed::Owner(id) => ("owner_id", *id),
+    };
+    tx.exec(
+        &format!(
+            "UPDATE triggers SET lease_token = NULL, lease_until_us = NULL \
+             WHERE {column} = ? AND kind = 'fire' AND lease_token IS NOT NULL AND due_us > ?"
+        ),
+        vec![v(key), v(now)],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Removes the prepared ringing records (not in effect at `now`) of an

@@ -15,7 +15,7 @@ struct Trips {
     sooner: ExceptionPeriod,
 }
 
-fn period(owner: UserId, start: Date, end: Date) -> ExceptionPeriod {
+pub(super) fn period(owner: UserId, start: Date, end: Date) -> ExceptionPeriod {
     ExceptionPeriod::new(
         ExceptionPeriodId::generate(),
         owner,
@@ -28,7 +28,7 @@ fn period(owner: UserId, start: Date, end: Date) -> ExceptionPeriod {
 }
 
 /// A change set of `op` by `actor` on period `id`, with no events and no trigger plan.
-fn change(
+pub(super) fn change(
     ports: &Ports,
     actor: UserId,
     action: &str,

@@ -416,6 +416,13 @@ async fn assert_reprepared(p: &Prepared, what: &str) {
 async fn a_routine_attached_inside_the_window_prepares_the_ring_again(fresh: FreshAt) {
     let p = prepared(fresh).await;
     p.clock.set(at(5));
+    attach_routine(&p).await;
+    assert_reprepared(&p, "a routine was attached").await;
+}
+
+/// Creates a routine of Ana's and attaches it to "One", as the routine
+/// service commits them.
+async fn attach_routine(p: &Prepared) {
     let r = super::routines::routine(p.ana.id(), RoutineId::generate(), "Coffee");
     p.ports
         .routines
@@ -441,7 +448,83 @@ async fn a_routine_attached_inside_the_window_prepares_the_ring_again(fresh: Fre
         })
         .await
         .expect("attach");
-    assert_reprepared(&p, "a routine was attached").await;
+}
+
+/// Ana's exception period, committed with the plan of "One" it makes (as
+/// the calendar service commits a period, a holiday preference or a zone).
+async fn add_period(p: &Prepared) {
+    use alarm_domain::ports::ExceptionOp;
+    let period = super::exception_periods::period(
+        p.ana.id(),
+        alarm_domain::jiff::civil::date(2026, 3, 1),
+        alarm_domain::jiff::civil::date(2026, 3, 5),
+    );
+    let mut create = super::exception_periods::change(
+        &p.ports,
+        p.ana.id(),
+        "exception_period.create",
+        period.id(),
+        ExceptionOp::Create(
+            period.clone(),
+            alarm_domain::limits::Quota::unlimited("exception_periods"),
+        ),
+    );
+    create.triggers = vec![TriggerPlan::Reschedule {
+        alarm: p.one.id(),
+        version: p.one.version(),
+        next: Some(fixtures::trigger(&p.one, instant(), TriggerKind::Fire)),
+    }];
+    p.ports
+        .exceptions
+        .commit(create)
+        .await
+        .expect("create period");
+}
+
+/// A change to the owner's routines or calendar that lands while the fire
+/// is claimed ahead, before its preparation commits (the alarm itself
+/// unchanged): the claim's lease is revoked, so the preparation judged
+/// before the change is declined, nothing of it shows, and the fire is
+/// claimable again, to be judged with the change.
+async fn a_preparation_judged_before_an_owner_change_is_declined(fresh: FreshAt) {
+    for change in ["a routine attached", "an exception period added"] {
+        let (p, claim) = claimed_ahead(fresh.clone()).await;
+        p.clock.set(at(5));
+        if change == "a routine attached" {
+            attach_routine(&p).await;
+        } else {
+            add_period(&p).await;
+        }
+        let lost = p
+            .ports
+            .queue
+            .complete_many(vec![(claim.token, ring_outcome(&p, &claim, &p.one))])
+            .await
+            .expect("complete");
+        assert_eq!(
+            lost,
+            vec![claim.token],
+            "a preparation judged before {change} is declined"
+        );
+        p.clock.set(instant());
+        for (path, shown) in seen(&p).await {
+            assert!(!shown, "{path} shows a ring judged before {change}");
+        }
+        let again = p
+            .ports
+            .queue
+            .claim(instant(), 10, SignedDuration::from_secs(30))
+            .await
+            .expect("claim again");
+        assert_eq!(
+            again
+                .iter()
+                .map(|c| (c.trigger.kind, c.trigger.occurrence.at))
+                .collect::<Vec<_>>(),
+            vec![(TriggerKind::Fire, instant())],
+            "after {change}, the fire is claimable again"
+        );
+    }
 }
 
 /// A webhook registered inside the window prepares the owner's rings
@@ -463,8 +546,9 @@ async fn a_webhook_registered_inside_the_window_prepares_the_ring_again(fresh: F
 
 /// An edit that lands while the fire is claimed ahead, before its
 /// preparation commits: the store declines the preparation judged from the
-/// older alarm and puts the trigger back, to be judged again; a trigger
-/// already due commits as judged (it rang; the engine re-plans after it).
+/// older alarm and puts the trigger back, to be judged again; one that
+/// lands after the instant, the claim still in flight, leaves it to commit
+/// as judged (it rang; the engine re-plans after it).
 async fn a_preparation_from_an_edited_alarm_is_put_back(fresh: FreshAt) {
     let (p, claim) = claimed_ahead(fresh.clone()).await;
     p.clock.set(at(5));
@@ -495,10 +579,11 @@ async fn a_preparation_from_an_edited_alarm_is_put_back(fresh: FreshAt) {
         "the trigger is back, claimable"
     );
 
-    // Found late (its instant passed): it rang as judged.
+    // An edit after the instant, the claim still in flight (found late):
+    // it rang as judged.
     let (q, claim) = claimed_ahead(fresh).await;
-    rename(&q, at(5), instant(), "edit while claimed").await;
     q.clock.set(at(11));
+    rename(&q, at(11), instant(), "edit while claimed").await;
     let lost = q
         .ports
         .queue
@@ -511,6 +596,7 @@ async fn a_preparation_from_an_edited_alarm_is_put_back(fresh: FreshAt) {
 pub(super) fn checks() -> Vec<Check> {
     checks!(PortsAt:
         a_preparation_from_an_edited_alarm_is_put_back,
+        a_preparation_judged_before_an_owner_change_is_declined,
         a_routine_attached_inside_the_window_prepares_the_ring_again,
         a_webhook_registered_inside_the_window_prepares_the_ring_again,
         the_outbox_says_when_a_prepared_ring_is_due,
