@@ -495,36 +495,39 @@ async fn a_preparation_judged_before_an_owner_change_is_declined(fresh: FreshAt)
         } else {
             add_period(&p).await;
         }
-        let lost = p
-            .ports
-            .queue
-            .complete_many(vec![(claim.token, ring_outcome(&p, &claim, &p.one))])
-            .await
-            .expect("complete");
-        assert_eq!(
-            lost,
-            vec![claim.token],
-            "a preparation judged before {change} is declined"
-        );
-        p.clock.set(instant());
-        for (path, shown) in seen(&p).await {
-            assert!(!shown, "{path} shows a ring judged before {change}");
-        }
-        let again = p
-            .ports
-            .queue
-            .claim(instant(), 10, SignedDuration::from_secs(30))
-            .await
-            .expect("claim again");
-        assert_eq!(
-            again
-                .iter()
-                .map(|c| (c.trigger.kind, c.trigger.occurrence.at))
-                .collect::<Vec<_>>(),
-            vec![(TriggerKind::Fire, instant())],
-            "after {change}, the fire is claimable again"
-        );
+        assert_declined(&p, &claim, &format!("judged before {change}")).await;
     }
+}
+
+/// The preparation of `claim` (judged from "One" as first stored) is
+/// declined at its commit: nothing of it shows at the instant, and the
+/// fire is claimable again, to be judged anew.
+async fn assert_declined(p: &Prepared, claim: &alarm_domain::trigger::Claimed, what: &str) {
+    let lost = p
+        .ports
+        .queue
+        .complete_many(vec![(claim.token, ring_outcome(p, claim, &p.one))])
+        .await
+        .expect("complete");
+    assert_eq!(lost, vec![claim.token], "a preparation {what} is declined");
+    p.clock.set(instant());
+    for (path, shown) in seen(p).await {
+        assert!(!shown, "{path} shows a ring {what}");
+    }
+    let again = p
+        .ports
+        .queue
+        .claim(instant(), 10, SignedDuration::from_secs(30))
+        .await
+        .expect("claim again");
+    assert_eq!(
+        again
+            .iter()
+            .map(|c| (c.trigger.kind, c.trigger.occurrence.at))
+            .collect::<Vec<_>>(),
+        vec![(TriggerKind::Fire, instant())],
+        "after a preparation {what}, the fire is claimable again"
+    );
 }
 
 /// A webhook registered inside the window prepares the owner's rings
@@ -553,31 +556,7 @@ async fn a_preparation_from_an_edited_alarm_is_put_back(fresh: FreshAt) {
     let (p, claim) = claimed_ahead(fresh.clone()).await;
     p.clock.set(at(5));
     rename(&p, at(5), instant(), "edit while claimed").await;
-    let lost = p
-        .ports
-        .queue
-        .complete_many(vec![(claim.token, ring_outcome(&p, &claim, &p.one))])
-        .await
-        .expect("complete");
-    assert_eq!(lost, vec![claim.token], "the stale preparation is declined");
-    p.clock.set(instant());
-    for (path, shown) in seen(&p).await {
-        assert!(!shown, "{path} shows a ring judged from the older alarm");
-    }
-    let again = p
-        .ports
-        .queue
-        .claim(instant(), 10, SignedDuration::from_secs(30))
-        .await
-        .expect("claim again");
-    assert_eq!(
-        again
-            .iter()
-            .map(|c| (c.trigger.kind, c.trigger.occurrence.at))
-            .collect::<Vec<_>>(),
-        vec![(TriggerKind::Fire, instant())],
-        "the trigger is back, claimable"
-    );
+    assert_declined(&p, &claim, "judged from the older alarm").await;
 
     // An edit after the instant, the claim still in flight (found late):
     // it rang as judged.
