@@ -1020,7 +1020,8 @@ async fn a_rotated_secret_signs_until_the_overlap_ends(w: &World) {
 /// sender: at most `host_concurrency` of its requests are open at once, the
 /// other host's rows all arrive meanwhile, and so does a row queued after
 /// the slow ones were claimed (rounds would wait for the slowest send).
-/// Released, every held row is delivered once.
+/// Released, every held row is delivered once (those given back while they
+/// waited count no attempt).
 async fn a_slow_host_holds_only_its_own_share(w: &World) {
     let slow = Receiver::start().await;
     let gate = slow.hold();
@@ -1033,9 +1034,12 @@ async fn a_slow_host_holds_only_its_own_share(w: &World) {
     let (fast_hook, _) = register(w, &ana, &fast.url("/fast")).await;
     let fired_at = seven(0) + SignedDuration::from_millis(20);
     fire(w, fired_at).await;
+    // A long lease: the clock is moved past any give-back below, and the
+    // claims must still hold then.
     let config = DispatchConfig {
         concurrency: 6,
         host_concurrency: 2,
+        lease: Duration::from_secs(600),
         ..quick()
     };
     let d = Arc::new(dispatcher(
@@ -1066,6 +1070,10 @@ async fn a_slow_host_holds_only_its_own_share(w: &World) {
     assert_eq!(slow.got().len(), 2, "the rest of its rows wait their turn");
 
     gate.add_permits(1000);
+    // Rows that waited on the held host for longer than the dispatcher
+    // lets them (real time) were given back, due within two minutes.
+    w.clock.set(fired_at + SignedDuration::from_mins(3));
+    d.poke();
     slow.arrived(10).await;
     // A stopping dispatcher finishes and records what is in flight.
     stop.send(()).expect("running");

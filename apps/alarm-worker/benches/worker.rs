@@ -1,4 +1,4 @@
-//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature, (c') the same beside a slow host, and the bare-client ceiling — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (c), `-- --in-app` only (a), (a') and (b), `-- --peer` (or `cargo xtask bench peer`) graphile-worker beside (a).
+//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (b') 2k webhooks due each second for 60 s, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature, (c') the same beside a slow host, and the bare-client ceiling — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (b'), (c), (c') and the ceiling, `-- --in-app` only (a), (a') and (b), `-- --peer` (or `cargo xtask bench peer`) graphile-worker beside (a).
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -445,7 +445,13 @@ struct Burst {
 /// answers); then the ceiling: a bare keep-alive client sending the same
 /// kind of signed bodies to the same sink at the worker's per-host
 /// concurrency.
-async fn webhooks(ports: &Ports, owners: &[alarm_domain::model::User], url: &str, n: usize) {
+async fn webhooks(
+    ports: &Ports,
+    owners: &[alarm_domain::model::User],
+    url: &str,
+    n: usize,
+    (rate, secs): (usize, usize),
+) {
     use poem::EndpointExt;
     use poem::listener::{Acceptor, Listener};
     let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
@@ -492,6 +498,7 @@ async fn webhooks(ports: &Ports, owners: &[alarm_domain::model::User], url: &str
     let server = tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
 
     let host_concurrency = 16;
+    steady_webhooks(ports, owners, url, &sink, rate, secs).await;
     let alone = burst(ports, owners, url, n, &sink, None).await;
 
     // A slow receiver: one owner's alarms also go to it (n / OWNERS rows).
@@ -545,6 +552,73 @@ async fn serve(
         addr,
         tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app)),
     )
+}
+
+/// Phase (b'): `rate` alarms with the webhook channel due at each whole
+/// second for `secs` seconds, created ahead with the worker running (so
+/// every ring and its outbox row are prepared): lateness from each nominal
+/// instant to receipt at the verifying sink.
+async fn steady_webhooks(
+    ports: &Ports,
+    owners: &[alarm_domain::model::User],
+    url: &str,
+    sink: &Sink,
+    rate: usize,
+    secs: usize,
+) {
+    *sink.log.lock().expect("log") = SinkLog::default();
+    let n = rate * secs;
+    let probe = (n / 20).max(100);
+    let probe_at = (Timestamp::now() + SignedDuration::from_hours(24))
+        .round(Unit::Second)
+        .expect("round");
+    let probe_secs = seed(ports, owners, &[probe_at], probe, Channel::InApp).await;
+    let lead = (n as f64 * probe_secs / probe as f64) * 1.5 + 10.0;
+    let first = (Timestamp::now() + SignedDuration::from_secs_f64(lead))
+        .round(Unit::Second)
+        .expect("round");
+    let instants: Vec<Timestamp> = (0..secs)
+        .map(|k| first + SignedDuration::from_secs(k as i64))
+        .collect();
+    let worker = Worker::start_with(url, &[("WEBHOOK_ALLOW_PRIVATE", "true")]);
+    let seeded = seed(ports, owners, &instants, rate, Channel::Webhook).await;
+    settle(url);
+    let slack = first.duration_since(Timestamp::now()).as_secs_f64();
+    println!(
+        "(b') steady webhooks: {rate} alarms with the webhook channel due at each whole second for {secs} s ({n}), created ahead with the worker running; seeded in {seeded:.1} s, {slack:.1} s to spare"
+    );
+    let cpu_before = worker.cpu_ticks();
+    let clock = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(secs as u64 + 900);
+    loop {
+        let distinct = sink.log.lock().expect("log").ids.len();
+        if distinct >= n || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu = (worker.cpu_ticks() - cpu_before) as f64 / 100.0;
+    let ready = worker.ready();
+    worker.stop();
+    let mut log = sink.log.lock().expect("log");
+    let distinct = log.ids.len();
+    let total: u64 = log.ids.values().map(|c| u64::from(*c)).sum();
+    log.lateness_ms.sort_unstable();
+    println!(
+        "    lateness from the nominal instant to receipt: p50 {} ms, p99 {} ms, max {} ms (goal p99 ≤ 100 ms); worker CPU {:.0} % of one core",
+        percentile(&log.lateness_ms, 0.50),
+        percentile(&log.lateness_ms, 0.99),
+        log.lateness_ms.last().copied().unwrap_or(0),
+        100.0 * cpu / clock.elapsed().as_secs_f64()
+    );
+    println!(
+        "    requests {total}, distinct webhook-ids {distinct}: duplicates {}, losses {}, bad signatures {}; worker counters {}",
+        total - distinct as u64,
+        n - distinct,
+        log.bad_signatures,
+        ready["deliveries"]
+    );
 }
 
 /// One burst of phase (c) with a fresh worker: `n` alarms to the sink
@@ -1085,7 +1159,7 @@ fn main() {
                 in_app(&ports, &owners, &url, burst_n, steady_rate, steady_secs).await;
             }
             if !in_app_only {
-                webhooks(&ports, &owners, &url, burst_n).await;
+                webhooks(&ports, &owners, &url, burst_n, (steady_rate, steady_secs)).await;
             }
             if !webhooks_only && !in_app_only {
                 telemetry_cost(&ports, &owners, &url, burst_n / 5).await;

@@ -32,7 +32,8 @@ const HOSTS_REMEMBERED: usize = 4096;
 /// How the worker behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchConfig {
-    /// Rows claimed per round.
+    /// The claim budget: rows claimed and not yet recorded (and the most one
+    /// claim or one `round` takes).
     pub batch: u32,
     /// Sends in flight at once.
     pub concurrency: usize,
@@ -87,7 +88,8 @@ impl DispatchConfig {
 pub struct DispatchStats {
     /// Rows delivered.
     pub delivered: AtomicU64,
-    /// Attempts that will be retried (breaker deferrals included).
+    /// Attempts that will be retried, and rows given back unsent (an open
+    /// breaker, a busy host, a lease running out, a stop).
     pub retried: AtomicU64,
     /// Rows dead-lettered.
     pub dead: AtomicU64,
@@ -135,17 +137,23 @@ pub struct Dispatcher {
     /// and the signal that it has ended. A lane claimed while an older one
     /// of its key is still in flight waits for it, in the order of
     /// admission (which is the claim order).
-    lanes: Mutex<HashMap<LaneKey, (u64, oneshot::Receiver<()>)>>,
+    lanes: Mutex<HashMap<LaneKey, (u64, LaneEnd)>>,
     /// Numbers the admitted lanes.
     admitted: AtomicU64,
     /// The start of the hosts' monotonic clock.
     epoch: Instant,
+    /// Set when `run`'s stop comes: rows not yet started are given back.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// The rows of one (target, subject), sent one after the other.
 type LaneKey = (uuid::Uuid, Option<String>);
 
-/// What one round needs besides the rows: loaded once per round.
+/// The end of a lane: when the rows it gave back are due again, if it gave
+/// any back.
+type LaneEnd = oneshot::Receiver<Option<Timestamp>>;
+
+/// What sending a claim's rows needs besides the rows: loaded once per claim.
 struct Context {
     hooks: HashMap<WebhookId, WebhookRegistration>,
     alarms: HashMap<AlarmId, Alarm>,
@@ -200,18 +208,29 @@ impl Host {
     }
 }
 
+/// A row in its host's queue; leaving it (sent, given back, or unwound by a
+/// panic) takes it out of the count.
+struct Queued<'a>(&'a Host);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Whether `more` rows for a host join its queue, or how long to defer them:
-/// always while one of its permits is free; otherwise only if, at its pace
+/// always while one of its permits is `free`; otherwise only if, at its pace
 /// (ms per wave of `concurrency` sends), the last would start within
 /// [`HOST_WAIT_MAX`]. A deferral lasts about until the queue has drained.
 fn host_admits(
+    free: bool,
     queued: usize,
     more: usize,
     concurrency: usize,
     pace_ms: u64,
 ) -> Result<(), Duration> {
     let concurrency = concurrency.max(1);
-    if queued < concurrency {
+    if free {
         return Ok(());
     }
     let waves = u64::try_from((queued + more).div_ceil(concurrency)).unwrap_or(u64::MAX);
@@ -254,8 +273,9 @@ struct Lane {
 /// A lane's place in the order of its key.
 struct Turn {
     number: u64,
-    after: Option<oneshot::Receiver<()>>,
-    ended: oneshot::Sender<()>,
+    /// Ends with when the lane before gave rows back, if it did.
+    after: Option<LaneEnd>,
+    ended: oneshot::Sender<Option<Timestamp>>,
 }
 
 impl Dispatcher {
@@ -292,6 +312,7 @@ impl Dispatcher {
             lanes: Mutex::new(HashMap::new()),
             admitted: AtomicU64::new(0),
             epoch: Instant::now(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -323,7 +344,7 @@ impl Dispatcher {
         let outstanding = Arc::new(AtomicUsize::new(0));
         let recorded = Arc::new(Notify::new());
         let (results, inbox) = mpsc::unbounded_channel::<Vec<Done>>();
-        let recorder = tokio::spawn(self.clone().record_all(
+        let mut recorder = tokio::spawn(self.clone().record_all(
             inbox,
             budget,
             outstanding.clone(),
@@ -351,10 +372,6 @@ impl Dispatcher {
                     Ok(Some(claimed)) => {
                         failing = None;
                         outstanding.fetch_add(claimed.count, Ordering::AcqRel);
-                        next_claim = tokio::time::Instant::now();
-                        if claimed.count < room {
-                            next_claim += self.idle_pause().await;
-                        }
                         if !claimed.deferred.is_empty() {
                             let _ = results.send(claimed.deferred);
                         }
@@ -362,9 +379,10 @@ impl Dispatcher {
                             let me = self.clone();
                             let context = claimed.context.clone();
                             let results = results.clone();
-                            // A lane that panicked puts its rows back, so
-                            // that they are counted as recorded (and `stop`
-                            // still ends) and go out again at once.
+                            // Each row's attempt catches its own panic; if
+                            // the rest of a lane panicked, its rows are
+                            // given back (counted as recorded, so that
+                            // `stop` still ends).
                             let rows: Vec<(LeaseToken, Channel)> = lane
                                 .rows
                                 .iter()
@@ -378,21 +396,30 @@ impl Dispatcher {
                                 let done = sent.unwrap_or_else(|_| {
                                     tracing::error!(
                                         rows = rows.len(),
-                                        "a delivery lane panicked; its rows are put back"
+                                        "a delivery lane panicked; its rows are given back"
                                     );
+                                    let now = me.ports.clock.now();
                                     rows.into_iter()
                                         .map(|(token, channel)| {
-                                            (
-                                                token,
-                                                me.unsent("put back after a panic"),
-                                                channel,
-                                                Duration::ZERO,
-                                            )
+                                            let back = SendResult::Retry {
+                                                due: now,
+                                                counted: false,
+                                                code: None,
+                                                error: "its lane failed; not sent".to_owned(),
+                                                latency_ms: 0,
+                                            };
+                                            (token, back, channel, Duration::ZERO)
                                         })
                                         .collect()
                                 });
                                 let _ = results.send(done);
                             });
+                        }
+                        // After the lanes are on their way: a short claim
+                        // asks the store when the next row is due.
+                        next_claim = tokio::time::Instant::now();
+                        if claimed.count < room {
+                            next_claim += self.idle_pause().await;
                         }
                     }
                     Err(e) => {
@@ -415,7 +442,16 @@ impl Dispatcher {
                 continue;
             }
             tokio::select! {
-                () = &mut stop, if !stopping => stopping = true,
+                () = &mut stop, if !stopping => {
+                    stopping = true;
+                    self.stopping.store(true, Ordering::Relaxed);
+                }
+                // Only a panic ends the recorder while results can come:
+                // nothing would be recorded any more.
+                _ = &mut recorder => {
+                    tracing::error!("the delivery recorder stopped; the dispatcher stops (claimed rows go out again after their lease)");
+                    return;
+                }
                 // Notify keeps one wake-up for a waiter that comes later:
                 // a record made between the check above and here is seen.
                 () = recorded.notified() => {}
@@ -573,6 +609,7 @@ impl Dispatcher {
             };
             let queued = host.queued.load(Ordering::Relaxed);
             match host_admits(
+                host.permits.available_permits() > 0,
                 queued,
                 lane.rows.len(),
                 self.config.host_concurrency,
@@ -588,24 +625,8 @@ impl Dispatcher {
                     let due = now
                         .checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
                         .unwrap_or(Timestamp::MAX);
-                    for c in lane.rows {
-                        self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(message = %c.item.message, target = %c.item.target, queued, "delivery deferred: its host is busy");
-                        deferred.push((
-                            c.token,
-                            SendResult::Retry {
-                                due,
-                                counted: false,
-                                code: None,
-                                error: format!(
-                                    "host busy ({queued} deliveries to it in flight or waiting); not sent"
-                                ),
-                                latency_ms: 0,
-                            },
-                            c.item.channel,
-                            Duration::ZERO,
-                        ));
-                    }
+                    let why = format!("its host is busy ({queued} deliveries to it queued)");
+                    deferred.extend(lane.rows.iter().map(|c| self.give_back(c, due, &why)));
                 }
             }
         }
@@ -614,35 +635,22 @@ impl Dispatcher {
 
     /// Sends one lane's rows in order, each under its host's permit and a
     /// shared one, after any older rows of the same lane still in flight.
+    /// Once a row is given back unsent (its host kept it waiting, its lease
+    /// is running out, the worker is stopping, or an older lane of the key
+    /// gave rows back), the rest of the lane goes back with it, due at the
+    /// same instant, and so do the lanes of the key waiting behind it: the
+    /// key's rows keep their order when claimed again.
     async fn send_lane(&self, mut lane: Lane, context: &Context) -> Vec<Done> {
         let mut turn = lane.turn.take();
+        let mut back: Option<Timestamp> = None;
         if let Some(after) = turn.as_mut().and_then(|t| t.after.take()) {
-            // Ended, or dropped by a lane that did not finish: either way
-            // the lane before is no longer sending.
-            let _ = after.await;
+            // Ended (saying whether it gave rows back), or dropped by a lane
+            // that did not finish: either way it is no longer sending.
+            back = after.await.ok().flatten();
         }
         let mut out = Vec::with_capacity(lane.rows.len());
-        {
-            for c in &lane.rows {
-                let _host = match &lane.host {
-                    Some(host) => host.permits.acquire().await.ok(),
-                    None => None,
-                };
-                let _shared = self.permits.acquire().await.ok();
-                let (token, result, took) = if self.lease_runs_out(lane.until) {
-                    self.put_back(c)
-                } else {
-                    self.attempt(c, context).await
-                };
-                if let Some(host) = &lane.host {
-                    host.queued.fetch_sub(1, Ordering::Relaxed);
-                    // A breaker's refusal or a put-back never reached it.
-                    if !matches!(result, SendResult::Retry { counted: false, .. }) {
-                        host.answered(took, self.epoch_ms());
-                    }
-                }
-                out.push((token, result, c.item.channel, took));
-            }
+        for c in &lane.rows {
+            out.push(self.send_row(c, &lane, context, &mut back).await);
         }
         if let Some(turn) = turn {
             let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -650,9 +658,111 @@ impl Dispatcher {
             if lanes.get(&lane.key).is_some_and(|(n, _)| *n == turn.number) {
                 lanes.remove(&lane.key);
             }
-            let _ = turn.ended.send(());
+            let _ = turn.ended.send(back);
         }
         out
+    }
+
+    /// One row of a lane: given back (see [`Dispatcher::send_lane`]) or
+    /// attempted. `back` is when the lane's given-back rows are due again.
+    async fn send_row(
+        &self,
+        c: &ClaimedSend,
+        lane: &Lane,
+        context: &Context,
+        back: &mut Option<Timestamp>,
+    ) -> Done {
+        // The row leaves its host's queue however this ends.
+        let _queued = lane.host.as_deref().map(Queued);
+        if let Some(due) = *back {
+            return self.give_back(c, due, "an older row of its lane was given back");
+        }
+        if self.stopping.load(Ordering::Relaxed) {
+            let now = self.ports.clock.now();
+            *back = Some(now);
+            return self.give_back(c, now, "the worker is stopping");
+        }
+        let _host = match &lane.host {
+            Some(host) => {
+                match tokio::time::timeout(HOST_WAIT_MAX, host.permits.acquire()).await {
+                    Ok(permit) => permit.ok(),
+                    // Its host kept it waiting, while the claim budget it
+                    // holds is everyone's: back to about when the host's
+                    // queue has drained.
+                    Err(_) => {
+                        let queued = host.queued.load(Ordering::Relaxed);
+                        let wait = host_admits(
+                            false,
+                            queued,
+                            0,
+                            self.config.host_concurrency,
+                            host.pace_ms(queued, self.epoch_ms()),
+                        )
+                        .err()
+                        .unwrap_or(HOST_DEFER_MIN);
+                        let due = self.later(wait);
+                        *back = Some(due);
+                        return self.give_back(c, due, "its host is busy");
+                    }
+                }
+            }
+            None => None,
+        };
+        let _shared = self.permits.acquire().await.ok();
+        if self.lease_runs_out(lane.until) {
+            let now = self.ports.clock.now();
+            *back = Some(now);
+            return self.give_back(c, now, "waited too long in this worker for its lease");
+        }
+        let attempted = std::panic::AssertUnwindSafe(self.attempt(c, context))
+            .catch_unwind()
+            .await;
+        // A panic is a bug of the sender: counted as a failed attempt, so a
+        // row that always makes it panic ends dead, not sent forever.
+        let (token, result, took) = attempted.unwrap_or_else(|_| {
+            tracing::error!(message = %c.item.message, target = %c.item.target, "the delivery attempt panicked");
+            let failed = Attempt::Transient {
+                code: None,
+                retry_after: None,
+                error: "the sender failed unexpectedly".to_owned(),
+            };
+            (c.token, self.judge(&c.item, failed, 0), Duration::ZERO)
+        });
+        if let Some(host) = &lane.host {
+            // A breaker's refusal never reached it.
+            if !matches!(result, SendResult::Retry { counted: false, .. }) {
+                host.answered(took, self.epoch_ms());
+            }
+        }
+        (token, result, c.item.channel, took)
+    }
+
+    /// A row given back unsent, due again at `due`, no attempt counted
+    /// (if its lease already ran out, `finish` ignores it).
+    fn give_back(&self, c: &ClaimedSend, due: Timestamp, why: &str) -> Done {
+        self.stats.retried.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(message = %c.item.message, target = %c.item.target, why, "delivery given back unsent");
+        (
+            c.token,
+            SendResult::Retry {
+                due,
+                counted: false,
+                code: None,
+                error: format!("{why}; not sent"),
+                latency_ms: 0,
+            },
+            c.item.channel,
+            Duration::ZERO,
+        )
+    }
+
+    /// The dispatcher's clock `wait` from now.
+    fn later(&self, wait: Duration) -> Timestamp {
+        self.ports
+            .clock
+            .now()
+            .checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
+            .unwrap_or(Timestamp::MAX)
     }
 
     /// Gives an admitted lane its place after the last lane of its key
@@ -674,15 +784,18 @@ impl Dispatcher {
         lane
     }
 
-    /// Whether a send started now could outlast the claim's lease (a row
-    /// that waited long for its host or its lane): then another worker
-    /// may take it over while it is in flight.
+    /// Whether a send started now, and its recording, could outlast the
+    /// claim's lease (a row that waited long for its lane or the shared
+    /// permits): then a claim, this worker's too, could take it over.
     fn lease_runs_out(&self, until: Timestamp) -> bool {
+        // One send at worst, then a quarter of the lease for its result to
+        // be recorded: a row this process still holds is never claimed by
+        // it again.
         let worst = self.webhooks.timeout().max(
             self.mailer
                 .as_ref()
                 .map_or(Duration::ZERO, Mailer::deadline),
-        ) + Duration::from_secs(1);
+        ) + self.config.lease / 4;
         let end = self
             .ports
             .clock
@@ -690,29 +803,6 @@ impl Dispatcher {
             .checked_add(SignedDuration::try_from(worst).unwrap_or(SignedDuration::MAX))
             .unwrap_or(Timestamp::MAX);
         end >= until
-    }
-
-    /// A row not sent because its lease would run out: due again now, no
-    /// attempt counted (if the lease already ran out, `finish` ignores it).
-    fn put_back(&self, claim: &ClaimedSend) -> (LeaseToken, SendResult, Duration) {
-        self.stats.retried.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(message = %claim.item.message, target = %claim.item.target, "delivery put back: its claim's lease would run out before an answer");
-        (
-            claim.token,
-            self.unsent("waited too long in this worker; put back unsent"),
-            Duration::ZERO,
-        )
-    }
-
-    /// A row given back unsent: due again now, no attempt counted.
-    fn unsent(&self, why: &str) -> SendResult {
-        SendResult::Retry {
-            due: self.ports.clock.now(),
-            counted: false,
-            code: None,
-            error: why.to_owned(),
-            latency_ms: 0,
-        }
     }
 
     /// Milliseconds since this dispatcher was made (its hosts' pace).
@@ -1016,7 +1106,7 @@ impl Dispatcher {
             }
         };
         // lettre's timeout is per socket operation; this bounds the whole
-        // conversation, so a batch always ends inside its lease.
+        // conversation, so a send started inside its lease ends inside it.
         let sent =
             tokio::time::timeout(mailer.deadline(), mailer.send(user.email().as_str(), &mail))
                 .await
@@ -1055,9 +1145,10 @@ fn outcome(result: &SendResult) -> &'static str {
 const OUTCOMES: [&str; 4] = ["delivered", "retry", "deferred", "dead"];
 
 /// `webhook_deliveries_total` / `email_deliveries_total` by outcome
-/// (`delivered`, `retry`, `deferred` by an open breaker, `dead`) and the
-/// attempt's `*_delivery_duration_seconds`; breaker deferrals made no
-/// attempt, so they add no duration.
+/// (`delivered`, `retry`, `deferred`: given back unsent by an open breaker,
+/// a busy host, a running-out lease or a stop, `dead`) and the attempt's
+/// `*_delivery_duration_seconds`; a deferral made no attempt, so it adds no
+/// duration.
 fn record_metrics(channel: Channel, outcome: &'static str, took: Duration) {
     let (total, duration) = match channel {
         Channel::Webhook => (
@@ -1128,27 +1219,33 @@ mod tests {
 
     #[test]
     fn a_host_with_a_free_permit_takes_any_lane() {
-        assert_eq!(host_admits(0, 500, 16, 60_000), Ok(()));
-        assert_eq!(host_admits(15, 1, 16, 60_000), Ok(()));
+        assert_eq!(host_admits(true, 0, 500, 16, 60_000), Ok(()));
+        assert_eq!(host_admits(true, 40, 1, 16, 60_000), Ok(()));
     }
 
     #[test]
     fn a_busy_host_queues_only_what_its_pace_sends_soon() {
         // 10 ms a wave: 160 queued is 11 waves, 110 ms.
-        assert_eq!(host_admits(160, 1, 16, 10), Ok(()));
+        assert_eq!(host_admits(false, 160, 1, 16, 10), Ok(()));
         // Unknown pace (no answer yet, just busy): queued.
-        assert_eq!(host_admits(16, 100, 16, 0), Ok(()));
+        assert_eq!(host_admits(false, 16, 100, 16, 0), Ok(()));
         // 5 s a wave: the next wave already waits past the bound; deferred
         // until about when the queue has drained.
-        assert_eq!(host_admits(16, 1, 16, 5_000), Err(Duration::from_secs(10)));
-        assert_eq!(host_admits(32, 1, 16, 1_000), Err(Duration::from_secs(3)));
+        assert_eq!(
+            host_admits(false, 16, 1, 16, 5_000),
+            Err(Duration::from_secs(10))
+        );
+        assert_eq!(
+            host_admits(false, 32, 1, 16, 1_000),
+            Err(Duration::from_secs(3))
+        );
         // Bounded both ways.
         assert_eq!(
-            host_admits(16, 1, 16, 1_100),
+            host_admits(false, 16, 1, 16, 1_100),
             Err(Duration::from_millis(2_200))
         );
-        assert_eq!(host_admits(1_600, 1, 16, 5_000), Err(HOST_DEFER_MAX));
-        assert_eq!(host_admits(20, 1, 16, 600), Ok(()));
+        assert_eq!(host_admits(false, 1_600, 1, 16, 5_000), Err(HOST_DEFER_MAX));
+        assert_eq!(host_admits(false, 20, 1, 16, 600), Ok(()));
     }
 
     #[test]

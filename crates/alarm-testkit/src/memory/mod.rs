@@ -152,7 +152,7 @@ impl State {
     /// clock (the SQL adapter's `cancel_prepared`).
     fn cancel_prepared(&mut self, alarm: AlarmId) {
         let now = self.store_now();
-        self.revoke_claims(|t| t.alarm == alarm);
+        self.revoke_claims(now, |t| t.alarm == alarm);
         self.withdraw_rings(|r| r.alarm == alarm && !visible(r.since, now));
         // Outcomes that did not ring have no ringing record.
         self.withdraw_rows(|item| item.alarm.is_some_and(|(a, _)| a == alarm));
@@ -164,7 +164,7 @@ impl State {
     /// after a change to what they carry (routines, webhooks).
     pub(super) fn reprepare_owner(&mut self, owner: UserId) {
         let now = self.store_now();
-        self.revoke_claims(|t| t.owner == owner);
+        self.revoke_claims(now, |t| t.owner == owner);
         let rings = self.withdraw_rings(|r| r.owner == owner && !visible(r.since, now));
         for r in rings {
             let Some(version) = self.alarms.get(&r.alarm).map(Alarm::version) else {
@@ -185,8 +185,7 @@ impl State {
     /// ahead (the SQL adapter's `revoke_claims`): a preparation judged
     /// before the change is declined at its commit, and the trigger judged
     /// again.
-    fn revoke_claims(&mut self, which: impl Fn(&Trigger) -> bool) {
-        let now = self.store_now();
+    fn revoke_claims(&mut self, now: Timestamp, which: impl Fn(&Trigger) -> bool) {
         for t in self.triggers.values_mut() {
             if t.lease.is_some()
                 && t.trigger.kind == TriggerKind::Fire
