@@ -219,7 +219,8 @@ impl Drop for Queued<'_> {
 }
 
 /// Whether `more` rows for a host join its queue, or how long to defer them:
-/// always while one of its permits is `free`; otherwise only if, at its pace
+/// always while it has a `free` place (fewer rows queued than permits);
+/// otherwise only if, at its pace
 /// (ms per wave of `concurrency` sends), the last would start within
 /// [`HOST_WAIT_MAX`]. A deferral lasts about until the queue has drained.
 fn host_admits(
@@ -609,7 +610,9 @@ impl Dispatcher {
             };
             let queued = host.queued.load(Ordering::Relaxed);
             match host_admits(
-                host.permits.available_permits() > 0,
+                // Rows admitted by this claim have not taken their permits
+                // yet: count the queue, not the permits.
+                queued < self.config.host_concurrency.max(1),
                 queued,
                 lane.rows.len(),
                 self.config.host_concurrency,
