@@ -554,6 +554,35 @@ async fn serve(
     )
 }
 
+/// The sink's counts after a webhook phase: requests, distinct ids,
+/// duplicates, losses and bad signatures, beside the worker's counters.
+fn print_receipts(log: &SinkLog, n: usize, ready: &serde_json::Value) {
+    let distinct = log.ids.len();
+    let total: u64 = log.ids.values().map(|c| u64::from(*c)).sum();
+    println!(
+        "    requests {total}, distinct webhook-ids {distinct}: duplicates {}, losses {}, bad signatures {}; worker counters {}",
+        total - distinct as u64,
+        n - distinct,
+        log.bad_signatures,
+        ready["deliveries"]
+    );
+}
+
+/// The first whole second far enough ahead to seed `n` alarms before it
+/// (seeding speed measured on a probe of a twentieth, then half again and
+/// 10 s to spare).
+async fn first_instant(ports: &Ports, owners: &[alarm_domain::model::User], n: usize) -> Timestamp {
+    let probe = (n / 20).max(100);
+    let probe_at = (Timestamp::now() + SignedDuration::from_hours(24))
+        .round(Unit::Second)
+        .expect("round");
+    let probe_secs = seed(ports, owners, &[probe_at], probe, Channel::InApp).await;
+    let lead = (n as f64 * probe_secs / probe as f64) * 1.5 + 10.0;
+    (Timestamp::now() + SignedDuration::from_secs_f64(lead))
+        .round(Unit::Second)
+        .expect("round")
+}
+
 /// Phase (b'): `rate` alarms with the webhook channel due at each whole
 /// second for `secs` seconds, created ahead with the worker running (so
 /// every ring and its outbox row are prepared): lateness from each nominal
@@ -568,15 +597,7 @@ async fn steady_webhooks(
 ) {
     *sink.log.lock().expect("log") = SinkLog::default();
     let n = rate * secs;
-    let probe = (n / 20).max(100);
-    let probe_at = (Timestamp::now() + SignedDuration::from_hours(24))
-        .round(Unit::Second)
-        .expect("round");
-    let probe_secs = seed(ports, owners, &[probe_at], probe, Channel::InApp).await;
-    let lead = (n as f64 * probe_secs / probe as f64) * 1.5 + 10.0;
-    let first = (Timestamp::now() + SignedDuration::from_secs_f64(lead))
-        .round(Unit::Second)
-        .expect("round");
+    let first = first_instant(ports, owners, n).await;
     let instants: Vec<Timestamp> = (0..secs)
         .map(|k| first + SignedDuration::from_secs(k as i64))
         .collect();
@@ -602,8 +623,6 @@ async fn steady_webhooks(
     let ready = worker.ready();
     worker.stop();
     let mut log = sink.log.lock().expect("log");
-    let distinct = log.ids.len();
-    let total: u64 = log.ids.values().map(|c| u64::from(*c)).sum();
     log.lateness_ms.sort_unstable();
     println!(
         "    lateness from the nominal instant to receipt: p50 {} ms, p99 {} ms, max {} ms (goal p99 ≤ 100 ms); worker CPU {:.0} % of one core",
@@ -612,13 +631,7 @@ async fn steady_webhooks(
         log.lateness_ms.last().copied().unwrap_or(0),
         100.0 * cpu / clock.elapsed().as_secs_f64()
     );
-    println!(
-        "    requests {total}, distinct webhook-ids {distinct}: duplicates {}, losses {}, bad signatures {}; worker counters {}",
-        total - distinct as u64,
-        n - distinct,
-        log.bad_signatures,
-        ready["deliveries"]
-    );
+    print_receipts(&log, n, &ready);
 }
 
 /// One burst of phase (c) with a fresh worker: `n` alarms to the sink
@@ -632,16 +645,7 @@ async fn burst(
     slow: Option<&std::sync::atomic::AtomicU64>,
 ) -> Burst {
     *sink.log.lock().expect("log") = SinkLog::default();
-    // Seeding speed decides how far ahead the instant must lie.
-    let probe = (n / 20).max(100);
-    let probe_at = (Timestamp::now() + SignedDuration::from_hours(24))
-        .round(Unit::Second)
-        .expect("round");
-    let probe_secs = seed(ports, owners, &[probe_at], probe, Channel::InApp).await;
-    let lead = (n as f64 * probe_secs / probe as f64) * 1.5 + 10.0;
-    let at = (Timestamp::now() + SignedDuration::from_secs_f64(lead))
-        .round(Unit::Second)
-        .expect("round");
+    let at = first_instant(ports, owners, n).await;
     let worker = Worker::start_with(url, &[("WEBHOOK_ALLOW_PRIVATE", "true")]);
     let seeded = seed(ports, owners, &[at], n, Channel::Webhook).await;
     settle(url);
@@ -676,7 +680,6 @@ async fn burst(
     worker.stop();
     let mut log = sink.log.lock().expect("log");
     let distinct = log.ids.len();
-    let total: u64 = log.ids.values().map(|c| u64::from(*c)).sum();
     let span = log
         .last
         .map_or(f64::NAN, |l| l.duration_since(at).as_secs_f64());
@@ -698,13 +701,7 @@ async fn burst(
             n / OWNERS
         );
     }
-    println!(
-        "    requests {total}, distinct webhook-ids {distinct}: duplicates {}, losses {}, bad signatures {}; worker counters {}",
-        total - distinct as u64,
-        n - distinct,
-        log.bad_signatures,
-        ready["deliveries"]
-    );
+    print_receipts(&log, n, &ready);
     Burst { rate, p99_ms }
 }
 
