@@ -219,27 +219,48 @@ impl Drop for Queued<'_> {
 }
 
 /// Whether `more` rows for a host join its queue, or how long to defer them:
-/// always while it has a `free` place (fewer rows queued than permits);
-/// otherwise only if, at its pace
-/// (ms per wave of `concurrency` sends), the last would start within
-/// [`HOST_WAIT_MAX`]. A deferral lasts about until the queue has drained.
+/// always while it has fewer rows queued than permits (rows admitted by a
+/// claim take their permits only later, so the queue is what counts);
+/// otherwise only if, at its pace (ms per wave of `concurrency` sends), the
+/// last would start within [`HOST_WAIT_MAX`]. A deferral lasts about until
+/// the queue has drained.
 fn host_admits(
-    free: bool,
     queued: usize,
     more: usize,
     concurrency: usize,
     pace_ms: u64,
 ) -> Result<(), Duration> {
-    let concurrency = concurrency.max(1);
-    if free {
+    if queued < concurrency.max(1) {
         return Ok(());
     }
-    let waves = u64::try_from((queued + more).div_ceil(concurrency)).unwrap_or(u64::MAX);
-    let wait = Duration::from_millis(pace_ms.saturating_mul(waves));
+    let wait = drain_wait(queued + more, concurrency, pace_ms);
     if wait > HOST_WAIT_MAX {
-        return Err(wait.clamp(HOST_DEFER_MIN, HOST_DEFER_MAX));
+        return Err(deferral(wait));
     }
     Ok(())
+}
+
+/// How long a busy host's rows are deferred, given the wait ahead of them:
+/// about until its queue has drained, the least when that is short.
+fn deferral(wait: Duration) -> Duration {
+    if wait > HOST_WAIT_MAX {
+        wait.clamp(HOST_DEFER_MIN, HOST_DEFER_MAX)
+    } else {
+        HOST_DEFER_MIN
+    }
+}
+
+/// How long `queued` rows take to leave a host at its pace (ms per wave of
+/// `concurrency` sends).
+fn drain_wait(queued: usize, concurrency: usize, pace_ms: u64) -> Duration {
+    let waves = u64::try_from(queued.div_ceil(concurrency.max(1))).unwrap_or(u64::MAX);
+    Duration::from_millis(pace_ms.saturating_mul(waves))
+}
+
+/// `at` plus `wait`, saturating.
+fn after(at: Timestamp, wait: Duration) -> Timestamp {
+    at.checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX)
 }
 
 /// The longest a claimed row waits for its host's permits before it is
@@ -536,9 +557,7 @@ impl Dispatcher {
     /// splits them into lanes, deferring those whose host is busy.
     async fn claim(&self, limit: usize) -> Result<Option<Claimed>, StoreError> {
         let now = self.ports.clock.now();
-        let until = now
-            .checked_add(SignedDuration::try_from(self.config.lease).unwrap_or(SignedDuration::MAX))
-            .unwrap_or(Timestamp::MAX);
+        let until = after(now, self.config.lease);
         let limit = u32::try_from(limit.max(1)).unwrap_or(u32::MAX);
         let mut claims = self.ports.outbox.claim(now, until, limit).await?;
         if claims.is_empty() {
@@ -610,9 +629,6 @@ impl Dispatcher {
             };
             let queued = host.queued.load(Ordering::Relaxed);
             match host_admits(
-                // Rows admitted by this claim have not taken their permits
-                // yet: count the queue, not the permits.
-                queued < self.config.host_concurrency.max(1),
                 queued,
                 lane.rows.len(),
                 self.config.host_concurrency,
@@ -625,9 +641,7 @@ impl Dispatcher {
                     admitted.push(self.take_turn(lane));
                 }
                 Err(wait) => {
-                    let due = now
-                        .checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
-                        .unwrap_or(Timestamp::MAX);
+                    let due = after(now, wait);
                     let why = format!("its host is busy ({queued} deliveries to it queued)");
                     deferred.extend(lane.rows.iter().map(|c| self.give_back(c, due, &why)));
                 }
@@ -694,16 +708,12 @@ impl Dispatcher {
                     // queue has drained.
                     Err(_) => {
                         let queued = host.queued.load(Ordering::Relaxed);
-                        let wait = host_admits(
-                            false,
+                        let wait = deferral(drain_wait(
                             queued,
-                            0,
                             self.config.host_concurrency,
                             host.pace_ms(queued, self.epoch_ms()),
-                        )
-                        .err()
-                        .unwrap_or(HOST_DEFER_MIN);
-                        let due = self.later(wait);
+                        ));
+                        let due = after(self.ports.clock.now(), wait);
                         *back = Some(due);
                         return self.give_back(c, due, "its host is busy");
                     }
@@ -759,15 +769,6 @@ impl Dispatcher {
         )
     }
 
-    /// The dispatcher's clock `wait` from now.
-    fn later(&self, wait: Duration) -> Timestamp {
-        self.ports
-            .clock
-            .now()
-            .checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
-            .unwrap_or(Timestamp::MAX)
-    }
-
     /// Gives an admitted lane its place after the last lane of its key
     /// still in flight (admission runs in claim order, on one task).
     fn take_turn(&self, mut lane: Lane) -> Lane {
@@ -799,13 +800,7 @@ impl Dispatcher {
                 .as_ref()
                 .map_or(Duration::ZERO, Mailer::deadline),
         ) + self.config.lease / 4;
-        let end = self
-            .ports
-            .clock
-            .now()
-            .checked_add(SignedDuration::try_from(worst).unwrap_or(SignedDuration::MAX))
-            .unwrap_or(Timestamp::MAX);
-        end >= until
+        after(self.ports.clock.now(), worst) >= until
     }
 
     /// Milliseconds since this dispatcher was made (its hosts' pace).
@@ -992,10 +987,7 @@ impl Dispatcher {
 
     fn judge(&self, item: &OutboxItem, attempt: Attempt, latency_ms: u64) -> SendResult {
         let now = self.ports.clock.now();
-        let later = |d: Duration| {
-            now.checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
-                .unwrap_or(Timestamp::MAX)
-        };
+        let later = |d: Duration| after(now, d);
         match attempt {
             Attempt::Delivered { code } => SendResult::Delivered {
                 code: Some(code),
@@ -1222,33 +1214,27 @@ mod tests {
 
     #[test]
     fn a_host_with_a_free_permit_takes_any_lane() {
-        assert_eq!(host_admits(true, 0, 500, 16, 60_000), Ok(()));
-        assert_eq!(host_admits(true, 40, 1, 16, 60_000), Ok(()));
+        assert_eq!(host_admits(0, 500, 16, 60_000), Ok(()));
+        assert_eq!(host_admits(15, 1, 16, 60_000), Ok(()));
     }
 
     #[test]
     fn a_busy_host_queues_only_what_its_pace_sends_soon() {
         // 10 ms a wave: 160 queued is 11 waves, 110 ms.
-        assert_eq!(host_admits(false, 160, 1, 16, 10), Ok(()));
+        assert_eq!(host_admits(160, 1, 16, 10), Ok(()));
         // Unknown pace (no answer yet, just busy): queued.
-        assert_eq!(host_admits(false, 16, 100, 16, 0), Ok(()));
+        assert_eq!(host_admits(16, 100, 16, 0), Ok(()));
         // 5 s a wave: the next wave already waits past the bound; deferred
         // until about when the queue has drained.
-        assert_eq!(
-            host_admits(false, 16, 1, 16, 5_000),
-            Err(Duration::from_secs(10))
-        );
-        assert_eq!(
-            host_admits(false, 32, 1, 16, 1_000),
-            Err(Duration::from_secs(3))
-        );
+        assert_eq!(host_admits(16, 1, 16, 5_000), Err(Duration::from_secs(10)));
+        assert_eq!(host_admits(32, 1, 16, 1_000), Err(Duration::from_secs(3)));
         // Bounded both ways.
         assert_eq!(
-            host_admits(false, 16, 1, 16, 1_100),
+            host_admits(16, 1, 16, 1_100),
             Err(Duration::from_millis(2_200))
         );
-        assert_eq!(host_admits(false, 1_600, 1, 16, 5_000), Err(HOST_DEFER_MAX));
-        assert_eq!(host_admits(false, 20, 1, 16, 600), Ok(()));
+        assert_eq!(host_admits(1_600, 1, 16, 5_000), Err(HOST_DEFER_MAX));
+        assert_eq!(host_admits(20, 1, 16, 600), Ok(()));
     }
 
     #[test]
