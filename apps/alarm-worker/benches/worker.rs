@@ -1,4 +1,4 @@
-//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (b') 2k webhooks due each second for 60 s, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature, (c') the same beside a slow host, and the bare-client ceiling — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (b'), (c), (c') and the ceiling, `-- --in-app` only (a), (a') and (b), `-- --peer` (or `cargo xtask bench peer`) graphile-worker beside (a).
+//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (b') 2k webhooks due each second for 60 s, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature, (c') the same beside a slow host, and the bare-client ceiling — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (b'), (c), (c') and the ceiling, `-- --in-app` only (a), (a') and (b), `-- --peer` (or `cargo xtask bench peer`) graphile-worker beside (a), `-- --ceiling` only (a) and its pgbench replay ceiling.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,6 +21,9 @@ use alarm_domain::trigger::{OccurrenceRef, Trigger, TriggerKind};
 use alarm_sql::Sql;
 use alarm_sql::testing::PgTestDb;
 use alarm_testkit::{ManualClock, fixtures};
+
+#[path = "worker/replay.rs"]
+mod replay;
 
 const OWNERS: usize = 100;
 
@@ -814,6 +817,22 @@ async fn found_due(
     (seeded, rate)
 }
 
+/// (a)'s ceiling in the same run, and the durable rate against it.
+async fn print_ceiling(
+    ports: &Ports,
+    owners: &[alarm_domain::model::User],
+    url: &str,
+    n: usize,
+    fires: f64,
+) {
+    if let Some(ceiling) = replay::ceiling(ports, owners, url, n).await {
+        println!(
+            "    (a) fires/s ÷ pgbench ceiling = {fires:.0} ÷ {ceiling:.0} = {:.2} (goal ≥ 0.7)",
+            fires / ceiling
+        );
+    }
+}
+
 /// Rows inserted, updated and deleted in the bench's database so far, as
 /// PostgreSQL counts them (`pg_stat_database`): the same measure the peer
 /// bench prints for graphile-worker. A backend reports its counts when it
@@ -858,7 +877,8 @@ async fn in_app(
     steady_rate: usize,
     steady_secs: usize,
 ) {
-    let (seeded, _) = found_due(ports, owners, url, burst_n).await;
+    let (seeded, fires) = found_due(ports, owners, url, burst_n).await;
+    print_ceiling(ports, owners, url, burst_n, fires).await;
 
     // (a') The same burst created ahead of its instant with the worker
     // running: every ring is prepared (committed before the instant) and
@@ -1096,6 +1116,7 @@ async fn peer(ports: &Ports, owners: &[alarm_domain::model::User], url: &str, n:
         peers.push((mode, figures["jobs_per_s"].as_f64().unwrap_or(f64::NAN)));
     }
     let (_, fires) = found_due(ports, owners, url, n).await;
+    print_ceiling(ports, owners, url, n, fires).await;
     for (mode, jobs) in peers {
         println!(
             "peer: fires/s ÷ graphile-worker {mode} jobs/s = {:.2} (goal ≥ 1.0 against batched)",
@@ -1115,6 +1136,7 @@ fn main() {
     let webhooks_only = std::env::args().any(|a| a == "--webhooks");
     let in_app_only = std::env::args().any(|a| a == "--in-app");
     let peer_only = std::env::args().any(|a| a == "--peer");
+    let ceiling_only = std::env::args().any(|a| a == "--ceiling");
     let (burst_n, steady_rate, steady_secs) = if quick {
         (10_000usize, 2000usize, 10usize)
     } else {
@@ -1149,6 +1171,9 @@ fn main() {
 
         if peer_only {
             peer(&ports, &owners, &url, burst_n).await;
+        } else if ceiling_only {
+            let (_, fires) = found_due(&ports, &owners, &url, burst_n).await;
+            print_ceiling(&ports, &owners, &url, burst_n, fires).await;
         } else if telemetry_only {
             telemetry_cost(&ports, &owners, &url, burst_n / 5).await;
         } else {

@@ -123,65 +123,11 @@ INSERT INTO triggers (alarm_id, occurrence_us, kind, owner_id, occurrence_local,
 COMMIT;
 "#;
 
-/// The server log to read captured statements from.
-fn server_log() -> Option<std::path::PathBuf> {
-    if let Ok(path) = std::env::var("ALARM_BENCH_PG_LOG") {
-        return Some(path.into());
-    }
-    let mut logs: Vec<_> = std::fs::read_dir("/var/log/postgresql")
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    logs.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    logs.pop()
-}
-
-/// Parses `$1 = 'a', $2 = NULL, …` (values quoted with '' escapes).
-fn parse_parameters(detail: &str) -> Vec<String> {
-    let mut values = Vec::new();
-    let mut rest = detail;
-    while let Some(eq) = rest.find(" = ") {
-        rest = &rest[eq + 3..];
-        if let Some(after) = rest.strip_prefix("NULL") {
-            values.push("NULL".to_owned());
-            rest = after;
-        } else if let Some(body) = rest.strip_prefix('\'') {
-            let mut value = String::from("'");
-            let mut chars = body.char_indices().peekable();
-            let mut end = body.len();
-            while let Some((i, c)) = chars.next() {
-                if c == '\'' {
-                    if chars.peek().is_some_and(|(_, n)| *n == '\'') {
-                        value.push_str("''");
-                        chars.next();
-                        continue;
-                    }
-                    end = i + 1;
-                    break;
-                }
-                value.push(c);
-            }
-            value.push('\'');
-            values.push(value);
-            rest = &body[end..];
-        } else {
-            break;
-        }
-    }
-    values
-}
-
 /// Runs one alarm creation through the adapter with statement logging on,
 /// and turns the transaction the server logged into a pgbench script: the
 /// exact statements, with the per-alarm ids made pgbench variables.
 async fn captured_script(owner: UserId) -> Result<String, String> {
-    let log = server_log().ok_or("no PostgreSQL server log found (set ALARM_BENCH_PG_LOG)")?;
-    let start = std::fs::metadata(&log)
-        .map_err(|e| format!("{}: {e}", log.display()))?
-        .len();
-    admin(&format!("ALTER DATABASE {DB} SET log_statement = 'all'")).await;
+    let log = alarm_sql::testing::StatementLog::start(DB).await?;
     let config = DbConfig::from_url(&format!("{}/{DB}", base()))
         .expect("url")
         .with_max_connections(1)
@@ -209,64 +155,16 @@ async fn captured_script(owner: UserId) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?;
     sql.close().await;
-    admin(&format!("ALTER DATABASE {DB} RESET log_statement")).await;
-    // The log is written asynchronously by the server; give it its flush.
-    let mut text = String::new();
-    for _ in 0..50 {
-        let bytes = std::fs::read(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        text =
-            String::from_utf8_lossy(&bytes[usize::try_from(start).unwrap_or(0).min(bytes.len())..])
-                .into_owned();
-        if text.contains("statement: COMMIT") {
-            break;
+    let found = log.finish(|t| !t.is_empty()).await?;
+    let mut script = vec!["SELECT gen_random_uuid() AS id, gen_random_uuid() AS audit, gen_random_uuid() AS event \\gset".to_owned(), "BEGIN;".to_owned()];
+    for stmt in &found[0].statements {
+        let mut sql = stmt.inlined();
+        for (uuid, var) in ids {
+            sql = sql.replace(&format!("'{uuid}'"), var);
         }
-        tokio::task::yield_now().await;
-        std::thread::sleep(Duration::from_millis(20));
+        script.push(format!("{sql};"));
     }
-    let mut script = vec!["SELECT gen_random_uuid() AS id, gen_random_uuid() AS audit, gen_random_uuid() AS event \\gset".to_owned()];
-    let mut pending: Option<String> = None;
-    let mut inside = false;
-    for line in text.lines().filter(|l| l.contains(&format!("@{DB} "))) {
-        if let Some(stmt) = line.split("LOG:  statement: ").nth(1) {
-            if stmt == "BEGIN" || stmt.starts_with("BEGIN") {
-                inside = true;
-            }
-            if inside {
-                script.push(format!("{stmt};"));
-            }
-            if stmt == "COMMIT" && inside {
-                break;
-            }
-        } else if let Some(exec) = line.split("LOG:  execute ").nth(1) {
-            pending = exec.split_once(": ").map(|(_, sql)| sql.to_owned());
-            if let Some(sql) = pending.as_ref().filter(|s| inside && !s.contains('$')) {
-                script.push(format!("{sql};"));
-                pending = None;
-            }
-        } else if let (Some(detail), Some(sql)) =
-            (line.split("DETAIL:  parameters: ").nth(1), pending.take())
-        {
-            if !inside {
-                continue;
-            }
-            let values = parse_parameters(detail);
-            let mut sql = sql;
-            // Highest first, so `$1` does not eat the start of `$10`.
-            for (n, value) in values.iter().enumerate().rev() {
-                sql = sql.replace(&format!("${}", n + 1), value);
-            }
-            for (uuid, var) in ids {
-                sql = sql.replace(&format!("'{uuid}'"), var);
-            }
-            script.push(format!("{sql};"));
-        }
-    }
-    if script.last().is_none_or(|l| l != "COMMIT;") {
-        return Err(format!(
-            "the transaction was not found in {}",
-            log.display()
-        ));
-    }
+    script.push("COMMIT;".to_owned());
     Ok(script.join("\n") + "\n")
 }
 

@@ -7,6 +7,9 @@ use crate::{DbConfig, Sql};
 use sea_orm::{ConnectionTrait, Database};
 use tokio::sync::OnceCell;
 
+mod statement_log;
+pub use statement_log::{Logged, StatementLog, Transaction};
+
 /// The maintenance database URL (trust auth on this machine kind); override
 /// with `ALARM_TEST_PG_URL`.
 pub fn pg_admin_url() -> String {
