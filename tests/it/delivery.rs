@@ -355,6 +355,7 @@ pub(crate) fn quick() -> DispatchConfig {
         batch: 50,
         concurrency: 8,
         host_concurrency: 8,
+        account_concurrency: 8,
         lease: Duration::from_secs(60),
         idle_poll: Duration::from_millis(50),
         max_attempts: 4,
@@ -1102,6 +1103,87 @@ async fn a_slow_host_holds_only_its_own_share(w: &World) {
     );
 }
 
+/// An account whose receivers all hang holds only its own share of the
+/// sender (`account_concurrency`), however many hosts it points at: the
+/// hosts' caps alone (2 each, 6 for three hosts) would let it take every
+/// shared permit (4) and starve another account until its sends time out.
+/// Released, every held row is delivered once.
+async fn one_account_holds_only_its_own_share(w: &World) {
+    let held = [
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    ];
+    let gates: Vec<_> = held.iter().map(Receiver::hold).collect();
+    let fast = Receiver::start().await;
+    let ana = w.user("ana@example.com").await;
+    let bob = w.user("bob@example.com").await;
+    for n in 0..4 {
+        daily(w, &ana, &format!("Ana {n}"), &[Channel::Webhook]).await;
+    }
+    for n in 0..6 {
+        daily(w, &bob, &format!("Bob {n}"), &[Channel::Webhook]).await;
+    }
+    let mut ana_hooks = Vec::new();
+    for (i, r) in held.iter().enumerate() {
+        ana_hooks.push(register(w, &ana, &r.url(&format!("/ana{i}"))).await.0);
+    }
+    let (bob_hook, _) = register(w, &bob, &fast.url("/bob")).await;
+    let fired_at = seven(0) + SignedDuration::from_millis(20);
+    fire(w, fired_at).await;
+    let config = DispatchConfig {
+        concurrency: 4,
+        host_concurrency: 2,
+        account_concurrency: 2,
+        lease: Duration::from_secs(600),
+        ..quick()
+    };
+    let d = Arc::new(dispatcher(
+        w,
+        config,
+        open_sender(),
+        Arc::new(StaticResolver::new()),
+        None,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(d.clone().run(async {
+        let _ = stopped.await;
+    }));
+
+    fast.arrived(6).await;
+    let open: usize = held.iter().map(|r| r.got().len()).sum();
+    assert_eq!(
+        open, 2,
+        "the hanging account never has more than its share open"
+    );
+
+    for gate in &gates {
+        gate.add_permits(1000);
+    }
+    // Rows that waited on their account for longer than the dispatcher
+    // lets them (real time) were given back, due within two minutes.
+    w.clock.set(fired_at + SignedDuration::from_mins(3));
+    d.poke();
+    for r in &held {
+        r.arrived(4).await;
+    }
+    stop.send(()).expect("running");
+    running.await.expect("the dispatcher stops");
+    for hook in ana_hooks.into_iter().chain([bob_hook]) {
+        let owner = if hook == bob_hook { &bob } else { &ana };
+        let delivered = rows(w, owner, hook).await;
+        assert!(
+            delivered
+                .iter()
+                .all(|r| (r.status, r.attempts) == (SendStatus::Delivered, 1)),
+            "{delivered:?}"
+        );
+    }
+    for r in &held {
+        assert_eq!(r.got().len(), 4, "each held row was sent once");
+    }
+}
+
 crate::trials! {
-    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, ssrf_is_refused_at_registration_and_at_delivery],
+    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, one_account_holds_only_its_own_share, ssrf_is_refused_at_registration_and_at_delivery],
 }

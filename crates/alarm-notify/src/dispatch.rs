@@ -25,9 +25,9 @@ use crate::webhook::{Attempt, WebhookSender, millis_since};
 /// The first pause after a failed round, and the longest.
 const STORE_RETRY_MIN: Duration = Duration::from_millis(400);
 const STORE_RETRY_MAX: Duration = Duration::from_millis(6400);
-/// Destination hosts remembered (their permits and pace) before idle ones
-/// are forgotten.
-const HOSTS_REMEMBERED: usize = 4096;
+/// Destination hosts, and accounts, remembered (their permits and pace)
+/// before idle ones are forgotten.
+const SHARES_REMEMBERED: usize = 4096;
 
 /// How the worker behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,10 @@ pub struct DispatchConfig {
     /// Webhook sends in flight at once to one destination host (`host:port`):
     /// a slow receiver holds at most this many of `concurrency`.
     pub host_concurrency: usize,
+    /// Sends in flight at once for one account, all its registrations and
+    /// e-mail together: however many slow receivers one account points
+    /// at, it holds at most this many of `concurrency`.
+    pub account_concurrency: usize,
     /// How long a claim is held; a killed worker's rows are sent again after it.
     pub lease: Duration,
     /// How often an idle worker looks for due rows (a poke wakes it sooner).
@@ -60,6 +64,7 @@ impl Default for DispatchConfig {
             batch: 256,
             concurrency: 128,
             host_concurrency: 16,
+            account_concurrency: 32,
             lease: Duration::from_secs(120),
             idle_poll: Duration::from_millis(200),
             max_attempts: 8,
@@ -132,7 +137,9 @@ pub struct Dispatcher {
     /// The sends in flight, all hosts together (`concurrency`).
     permits: Semaphore,
     /// Each destination host's own permits and what it has queued.
-    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    hosts: Mutex<HashMap<String, Arc<Share>>>,
+    /// Each account's own permits and what it has queued.
+    accounts: Mutex<HashMap<UserId, Arc<Share>>>,
     /// Per (target, subject) being sent, the last lane admitted: its number
     /// and the signal that it has ended. A lane claimed while an older one
     /// of its key is still in flight waits for it, in the order of
@@ -164,8 +171,8 @@ struct Context {
 /// for the metrics.
 type Done = (LeaseToken, SendResult, Channel, Duration);
 
-/// One destination host's share of the sender.
-struct Host {
+/// One destination host's, or one account's, share of the sender.
+struct Share {
     permits: Semaphore,
     /// Rows admitted for it and not yet sent.
     queued: AtomicUsize,
@@ -177,7 +184,7 @@ struct Host {
     progress_ms: AtomicU64,
 }
 
-impl Host {
+impl Share {
     fn new(concurrency: usize) -> Self {
         Self {
             permits: Semaphore::new(concurrency.max(1)),
@@ -208,9 +215,9 @@ impl Host {
     }
 }
 
-/// A row in its host's queue; leaving it (sent, given back, or unwound by a
-/// panic) takes it out of the count.
-struct Queued<'a>(&'a Host);
+/// A row in its host's or account's queue; leaving it (sent, given back, or
+/// unwound by a panic) takes it out of the count.
+struct Queued<'a>(&'a Share);
 
 impl Drop for Queued<'_> {
     fn drop(&mut self) {
@@ -218,13 +225,14 @@ impl Drop for Queued<'_> {
     }
 }
 
-/// Whether `more` rows for a host join its queue, or how long to defer them:
+/// Whether `more` rows for a host (or an account) join its queue, or how
+/// long to defer them:
 /// always while it has fewer rows queued than permits (rows admitted by a
 /// claim take their permits only later, so the queue is what counts);
 /// otherwise only if, at its pace (ms per wave of `concurrency` sends), the
 /// last would start within [`HOST_WAIT_MAX`]. A deferral lasts about until
 /// the queue has drained.
-fn host_admits(
+fn share_admits(
     queued: usize,
     more: usize,
     concurrency: usize,
@@ -257,6 +265,23 @@ fn drain_wait(queued: usize, concurrency: usize, pace_ms: u64) -> Duration {
     Duration::from_millis(pace_ms.saturating_mul(waves))
 }
 
+/// The share kept under `key` in `map`, made with `concurrency` permits if
+/// new. Idle shares are forgotten once many were seen, so the map stays
+/// bounded by the hosts and accounts with rows in flight.
+fn share_of<K: std::hash::Hash + Eq>(
+    map: &Mutex<HashMap<K, Arc<Share>>>,
+    key: K,
+    concurrency: usize,
+) -> Arc<Share> {
+    let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+    if map.len() >= SHARES_REMEMBERED && !map.contains_key(&key) {
+        map.retain(|_, s| s.queued.load(Ordering::Relaxed) > 0 || Arc::strong_count(s) > 1);
+    }
+    map.entry(key)
+        .or_insert_with(|| Arc::new(Share::new(concurrency)))
+        .clone()
+}
+
 /// `at` plus `wait`, saturating.
 fn after(at: Timestamp, wait: Duration) -> Timestamp {
     at.checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
@@ -280,10 +305,12 @@ struct Claimed {
     deferred: Vec<Done>,
 }
 
-/// Rows of one (target, subject) and the host they go to, if capped.
+/// Rows of one (target, subject), the host they go to, if capped, and
+/// their account.
 struct Lane {
     key: LaneKey,
-    host: Option<Arc<Host>>,
+    host: Option<Arc<Share>>,
+    account: Arc<Share>,
     rows: Vec<ClaimedSend>,
     /// When the claim's lease ends (the dispatcher's clock).
     until: Timestamp,
@@ -331,6 +358,7 @@ impl Dispatcher {
             stats: DispatchStats::default(),
             permits: Semaphore::new(config.concurrency.max(1)),
             hosts: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
             lanes: Mutex::new(HashMap::new()),
             admitted: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -578,6 +606,11 @@ impl Dispatcher {
             let lane = *lane_of.entry(key.clone()).or_insert_with(|| {
                 lanes.push(Lane {
                     host: self.host_of(&c.item, &context),
+                    account: share_of(
+                        &self.accounts,
+                        c.item.owner,
+                        self.config.account_concurrency,
+                    ),
                     key,
                     rows: Vec::new(),
                     until,
@@ -598,56 +631,75 @@ impl Dispatcher {
 
     /// The capped host a row goes to: a webhook's `host:port` (e-mail goes
     /// through the one SMTP relay, bounded by the shared permits only).
-    fn host_of(&self, item: &OutboxItem, context: &Context) -> Option<Arc<Host>> {
+    fn host_of(&self, item: &OutboxItem, context: &Context) -> Option<Arc<Share>> {
         let hook = context.hooks.get(&item.webhook()?)?;
         let key = crate::webhook::host_key(hook.url().as_url());
-        let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
-        // Idle hosts are forgotten once many were seen, so the map stays
-        // bounded by the hosts with rows in flight.
-        if hosts.len() >= HOSTS_REMEMBERED && !hosts.contains_key(&key) {
-            hosts.retain(|_, h| h.queued.load(Ordering::Relaxed) > 0 || Arc::strong_count(h) > 1);
-        }
-        Some(
-            hosts
-                .entry(key)
-                .or_insert_with(|| Arc::new(Host::new(self.config.host_concurrency)))
-                .clone(),
-        )
+        Some(share_of(&self.hosts, key, self.config.host_concurrency))
     }
 
-    /// Queues each lane on its host, or defers the whole lane (so its rows
-    /// keep their order) when the host is busy: not sent, no attempt
-    /// counted, due again about when the host's queue has drained.
+    /// The lane's host (if capped) and its account, each with its cap.
+    fn shares<'a>(&self, lane: &'a Lane) -> impl Iterator<Item = (&'a Share, usize, &'static str)> {
+        lane.host
+            .as_deref()
+            .map(|h| (h, self.config.host_concurrency, "host"))
+            .into_iter()
+            .chain([(&*lane.account, self.config.account_concurrency, "account")])
+    }
+
+    /// Queues each lane on its host and its account, or defers the whole
+    /// lane (so its rows keep their order) when either is busy: not sent,
+    /// no attempt counted, due again about when the busier queue has
+    /// drained.
     fn admit(&self, lanes: Vec<Lane>, now: Timestamp) -> (Vec<Lane>, Vec<Done>) {
         let at_ms = self.epoch_ms();
         let mut admitted = Vec::with_capacity(lanes.len());
         let mut deferred = Vec::new();
         for lane in lanes {
-            let Some(host) = &lane.host else {
-                admitted.push(self.take_turn(lane));
+            let busy = self
+                .shares(&lane)
+                .filter_map(|(share, cap, what)| {
+                    let queued = share.queued.load(Ordering::Relaxed);
+                    share_admits(queued, lane.rows.len(), cap, share.pace_ms(queued, at_ms))
+                        .err()
+                        .map(|wait| (wait, what, queued))
+                })
+                .max_by_key(|(wait, _, _)| *wait);
+            if let Some((wait, what, queued)) = busy {
+                let due = after(now, wait);
+                let why = format!("its {what} is busy ({queued} deliveries queued)");
+                deferred.extend(lane.rows.iter().map(|c| self.give_back(c, due, &why)));
                 continue;
-            };
-            let queued = host.queued.load(Ordering::Relaxed);
-            match host_admits(
-                queued,
-                lane.rows.len(),
-                self.config.host_concurrency,
-                host.pace_ms(queued, at_ms),
-            ) {
-                Ok(()) => {
-                    if host.queued.fetch_add(lane.rows.len(), Ordering::Relaxed) == 0 {
-                        host.progress_ms.store(at_ms, Ordering::Relaxed);
-                    }
-                    admitted.push(self.take_turn(lane));
-                }
-                Err(wait) => {
-                    let due = after(now, wait);
-                    let why = format!("its host is busy ({queued} deliveries to it queued)");
-                    deferred.extend(lane.rows.iter().map(|c| self.give_back(c, due, &why)));
+            }
+            for (share, _, _) in self.shares(&lane) {
+                if share.queued.fetch_add(lane.rows.len(), Ordering::Relaxed) == 0 {
+                    share.progress_ms.store(at_ms, Ordering::Relaxed);
                 }
             }
+            admitted.push(self.take_turn(lane));
         }
         (admitted, deferred)
+    }
+
+    /// One permit of `share`, or, when it kept the row waiting longer than
+    /// [`HOST_WAIT_MAX`] (its lease runs meanwhile, and the claim budget it
+    /// holds is everyone's), about when its queue will have drained.
+    async fn permit_of<'a>(
+        &self,
+        share: &'a Share,
+        cap: usize,
+    ) -> Result<Option<tokio::sync::SemaphorePermit<'a>>, Timestamp> {
+        match tokio::time::timeout(HOST_WAIT_MAX, share.permits.acquire()).await {
+            Ok(permit) => Ok(permit.ok()),
+            Err(_) => {
+                let queued = share.queued.load(Ordering::Relaxed);
+                let wait = deferral(drain_wait(
+                    queued,
+                    cap,
+                    share.pace_ms(queued, self.epoch_ms()),
+                ));
+                Err(after(self.ports.clock.now(), wait))
+            }
+        }
     }
 
     /// Sends one lane's rows in order, each under its host's permit and a
@@ -689,8 +741,9 @@ impl Dispatcher {
         context: &Context,
         back: &mut Option<Timestamp>,
     ) -> Done {
-        // The row leaves its host's queue however this ends.
-        let _queued = lane.host.as_deref().map(Queued);
+        // The row leaves its host's and its account's queues however this
+        // ends.
+        let _queued: Vec<Queued<'_>> = self.shares(lane).map(|(s, _, _)| Queued(s)).collect();
         if let Some(due) = *back {
             return self.give_back(c, due, "an older row of its lane was given back");
         }
@@ -699,28 +752,22 @@ impl Dispatcher {
             *back = Some(now);
             return self.give_back(c, now, "the worker is stopping");
         }
-        let _host = match &lane.host {
-            Some(host) => {
-                match tokio::time::timeout(HOST_WAIT_MAX, host.permits.acquire()).await {
-                    Ok(permit) => permit.ok(),
-                    // Its host kept it waiting, while the claim budget it
-                    // holds is everyone's: back to about when the host's
-                    // queue has drained.
-                    Err(_) => {
-                        let queued = host.queued.load(Ordering::Relaxed);
-                        let wait = deferral(drain_wait(
-                            queued,
-                            self.config.host_concurrency,
-                            host.pace_ms(queued, self.epoch_ms()),
-                        ));
-                        let due = after(self.ports.clock.now(), wait);
-                        *back = Some(due);
-                        return self.give_back(c, due, "its host is busy");
-                    }
+        // The host's permit first, then the account's, then a shared one:
+        // every row takes them in one order, so none waits in a cycle. A
+        // row waiting on its slow host holds nothing, so one slow receiver
+        // cannot take its account's permits from the account's other
+        // receivers. A row holding its host's permit while its account is
+        // at its cap holds it for HOST_WAIT_MAX at most, then goes back.
+        let mut held = Vec::with_capacity(2);
+        for (share, cap, what) in self.shares(lane) {
+            match self.permit_of(share, cap).await {
+                Ok(permit) => held.push(permit),
+                Err(due) => {
+                    *back = Some(due);
+                    return self.give_back(c, due, &format!("its {what} is busy"));
                 }
             }
-            None => None,
-        };
+        }
         let _shared = self.permits.acquire().await.ok();
         if self.lease_runs_out(lane.until) {
             let now = self.ports.clock.now();
@@ -741,10 +788,10 @@ impl Dispatcher {
             };
             (c.token, self.judge(&c.item, failed, 0), Duration::ZERO)
         });
-        if let Some(host) = &lane.host {
-            // A breaker's refusal never reached it.
-            if !matches!(result, SendResult::Retry { counted: false, .. }) {
-                host.answered(took, self.epoch_ms());
+        // A breaker's refusal never reached its host.
+        if !matches!(result, SendResult::Retry { counted: false, .. }) {
+            for (share, _, _) in self.shares(lane) {
+                share.answered(took, self.epoch_ms());
             }
         }
         (token, result, c.item.channel, took)
@@ -1214,32 +1261,32 @@ mod tests {
 
     #[test]
     fn a_host_with_a_free_permit_takes_any_lane() {
-        assert_eq!(host_admits(0, 500, 16, 60_000), Ok(()));
-        assert_eq!(host_admits(15, 1, 16, 60_000), Ok(()));
+        assert_eq!(share_admits(0, 500, 16, 60_000), Ok(()));
+        assert_eq!(share_admits(15, 1, 16, 60_000), Ok(()));
     }
 
     #[test]
     fn a_busy_host_queues_only_what_its_pace_sends_soon() {
         // 10 ms a wave: 160 queued is 11 waves, 110 ms.
-        assert_eq!(host_admits(160, 1, 16, 10), Ok(()));
+        assert_eq!(share_admits(160, 1, 16, 10), Ok(()));
         // Unknown pace (no answer yet, just busy): queued.
-        assert_eq!(host_admits(16, 100, 16, 0), Ok(()));
+        assert_eq!(share_admits(16, 100, 16, 0), Ok(()));
         // 5 s a wave: the next wave already waits past the bound; deferred
         // until about when the queue has drained.
-        assert_eq!(host_admits(16, 1, 16, 5_000), Err(Duration::from_secs(10)));
-        assert_eq!(host_admits(32, 1, 16, 1_000), Err(Duration::from_secs(3)));
+        assert_eq!(share_admits(16, 1, 16, 5_000), Err(Duration::from_secs(10)));
+        assert_eq!(share_admits(32, 1, 16, 1_000), Err(Duration::from_secs(3)));
         // Bounded both ways.
         assert_eq!(
-            host_admits(16, 1, 16, 1_100),
+            share_admits(16, 1, 16, 1_100),
             Err(Duration::from_millis(2_200))
         );
-        assert_eq!(host_admits(1_600, 1, 16, 5_000), Err(HOST_DEFER_MAX));
-        assert_eq!(host_admits(20, 1, 16, 600), Ok(()));
+        assert_eq!(share_admits(1_600, 1, 16, 5_000), Err(HOST_DEFER_MAX));
+        assert_eq!(share_admits(20, 1, 16, 600), Ok(()));
     }
 
     #[test]
     fn a_host_that_stopped_answering_is_slow_before_any_answer() {
-        let host = Host::new(4);
+        let host = Share::new(4);
         assert_eq!(host.pace_ms(0, 10_000), 0, "idle: no pace");
         host.progress_ms.store(1_000, Ordering::Relaxed);
         assert_eq!(host.pace_ms(4, 4_000), 3_000, "busy 3 s without an answer");
