@@ -791,22 +791,25 @@ async fn found_due(
     let written_before = rows_written(url);
     let started = Timestamp::now();
     let clock = Instant::now();
+    let pg_before = pg_cpu_ticks();
     let worker = Worker::start(url);
     let cpu_before = worker.cpu_ticks();
     let r = worker.wait_done(n as u64, Duration::from_secs(600)).await;
     let took = clock.elapsed().as_secs_f64();
     let cpu = (worker.cpu_ticks() - cpu_before) as f64 / 100.0;
+    let pg_cpu = (pg_cpu_ticks() - pg_before) as f64 / 100.0;
     worker.stop();
     let written = rows_written(url) - written_before;
     let (rows, distinct, last) = audit(ports, owners, at).await;
     let span = last.duration_since(started).as_secs_f64();
     let rate = n as f64 / span;
     println!(
-        "    all {} rung {span:.2} s after the worker started (observed {took:.2} s): {rate:.0} fires/s; {written} rows written ({:.0} rows/s, {:.1} per fire); worker CPU {:.0} % of one core",
+        "    all {} rung {span:.2} s after the worker started (observed {took:.2} s): {rate:.0} fires/s; {written} rows written ({:.0} rows/s, {:.1} per fire); worker CPU {:.0} %, PostgreSQL CPU {:.0} % of one core",
         r["rang"],
         written as f64 / span,
         written as f64 / n as f64,
-        100.0 * cpu / took
+        100.0 * cpu / took,
+        100.0 * pg_cpu / took
     );
     println!(
         "    deliveries {rows}, distinct occurrences {distinct}: duplicates {}, losses {}, missed {}",
@@ -815,6 +818,55 @@ async fn found_due(
         r["missed"]
     );
     (seeded, rate)
+}
+
+/// CPU ticks (10 ms) PostgreSQL has used so far: every live `postgres`
+/// process's own, plus what its postmaster has collected from the backends
+/// that ended (so a pgbench or worker connection that closed is counted).
+fn pg_cpu_ticks() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut procs = Vec::new();
+    for entry in dir.filter_map(Result::ok) {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; the name may hold spaces.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let pid: u32 = stat[..open].trim().parse().unwrap_or(0);
+        let comm = stat[open + 1..close].to_owned();
+        let fields: Vec<u64> = stat[close + 2..]
+            .split(' ')
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        if fields.len() > 14 {
+            procs.push((pid, comm, fields[0], fields[10..14].to_vec()));
+        }
+    }
+    let postgres: HashSet<u32> = procs
+        .iter()
+        .filter(|(_, comm, _, _)| comm == "postgres")
+        .map(|(pid, _, _, _)| *pid)
+        .collect();
+    procs
+        .iter()
+        .filter(|(pid, _, _, _)| postgres.contains(pid))
+        .map(|(_, _, ppid, t)| {
+            let own = t[0] + t[1];
+            // The postmaster (its parent is not PostgreSQL) has waited for
+            // the backends that ended: their time is in its children's.
+            let ppid = u32::try_from(*ppid).unwrap_or(0);
+            if postgres.contains(&ppid) {
+                own
+            } else {
+                own + t[2] + t[3]
+            }
+        })
+        .sum()
 }
 
 /// (a)'s ceiling in the same run, and the durable rate against it.

@@ -115,8 +115,8 @@ alarm_appkit::settings! {
         delivery_concurrency: usize = "128", "DELIVERY_CONCURRENCY", 1..=1024;
         /// Webhook sends in flight to one host (host:port); a slow receiver holds no more
         webhook_host_concurrency: usize = "16", "WEBHOOK_HOST_CONCURRENCY", 1..=1024;
-        /// Sends in flight for one account (all its webhooks and e-mail); one account pointing at many slow receivers holds no more
-        delivery_account_concurrency: usize = "32", "DELIVERY_ACCOUNT_CONCURRENCY", 1..=1024;
+        /// Webhook sends in flight for one account (all its registrations); one account pointing at many slow receivers holds no more
+        webhook_account_concurrency: usize = "32", "WEBHOOK_ACCOUNT_CONCURRENCY", 1..=1024;
         /// Claim lease in seconds; a killed worker's rows go out again after it
         delivery_lease_seconds: u64 = "120", "DELIVERY_LEASE_SECONDS", 10..=3600;
         /// Idle look at the outbox, in milliseconds
@@ -342,7 +342,7 @@ impl Notify {
             batch: v.delivery_batch,
             concurrency: v.delivery_concurrency,
             host_concurrency: v.webhook_host_concurrency,
-            account_concurrency: v.delivery_account_concurrency,
+            account_concurrency: v.webhook_account_concurrency,
             lease: Duration::from_secs(v.delivery_lease_seconds),
             idle_poll: Duration::from_millis(v.delivery_idle_poll_ms),
             max_attempts: v.webhook_max_attempts,

@@ -40,9 +40,10 @@ pub struct DispatchConfig {
     /// Webhook sends in flight at once to one destination host (`host:port`):
     /// a slow receiver holds at most this many of `concurrency`.
     pub host_concurrency: usize,
-    /// Sends in flight at once for one account, all its registrations and
-    /// e-mail together: however many slow receivers one account points
-    /// at, it holds at most this many of `concurrency`.
+    /// Webhook sends in flight at once for one account, all its
+    /// registrations together: however many slow receivers one account
+    /// points at, it holds at most this many of `concurrency`. (E-mail goes
+    /// through the operator's one relay: bounded by `concurrency` only.)
     pub account_concurrency: usize,
     /// How long a claim is held; a killed worker's rows are sent again after it.
     pub lease: Duration,
@@ -94,7 +95,7 @@ pub struct DispatchStats {
     /// Rows delivered.
     pub delivered: AtomicU64,
     /// Attempts that will be retried, and rows given back unsent (an open
-    /// breaker, a busy host, a lease running out, a stop).
+    /// breaker, a busy host or account, a lease running out, a stop).
     pub retried: AtomicU64,
     /// Rows dead-lettered.
     pub dead: AtomicU64,
@@ -138,7 +139,7 @@ pub struct Dispatcher {
     permits: Semaphore,
     /// Each destination host's own permits and what it has queued.
     hosts: Mutex<HashMap<String, Arc<Share>>>,
-    /// Each account's own permits and what it has queued.
+    /// Each account's own webhook permits and what it has queued.
     accounts: Mutex<HashMap<UserId, Arc<Share>>>,
     /// Per (target, subject) being sent, the last lane admitted: its number
     /// and the signal that it has ended. A lane claimed while an older one
@@ -147,7 +148,7 @@ pub struct Dispatcher {
     lanes: Mutex<HashMap<LaneKey, (u64, LaneEnd)>>,
     /// Numbers the admitted lanes.
     admitted: AtomicU64,
-    /// The start of the hosts' monotonic clock.
+    /// The start of the hosts' and accounts' monotonic clock.
     epoch: Instant,
     /// Set when `run`'s stop comes: rows not yet started are given back.
     stopping: std::sync::atomic::AtomicBool,
@@ -215,13 +216,58 @@ impl Share {
     }
 }
 
-/// A row in its host's or account's queue; leaving it (sent, given back, or
-/// unwound by a panic) takes it out of the count.
-struct Queued<'a>(&'a Share);
+/// An admitted lane's rows in its host's and account's queues. Each row
+/// leaves them when it is done (sent or given back); whatever has not left
+/// when the lane is dropped (a panic unwinding it, a stop) leaves then, so
+/// the counts never leak.
+struct InQueue {
+    shares: Vec<Arc<Share>>,
+    left: AtomicUsize,
+}
 
-impl Drop for Queued<'_> {
+impl InQueue {
+    /// Counts `rows` into every one of `shares`.
+    fn enter(shares: Vec<Arc<Share>>, rows: usize, at_ms: u64) -> Self {
+        for share in &shares {
+            if share.queued.fetch_add(rows, Ordering::Relaxed) == 0 {
+                share.progress_ms.store(at_ms, Ordering::Relaxed);
+            }
+        }
+        Self {
+            shares,
+            left: AtomicUsize::new(rows),
+        }
+    }
+
+    /// One row is done.
+    fn leave_one(&self) {
+        if self
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            for share in &self.shares {
+                share.queued.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for InQueue {
     fn drop(&mut self) {
-        self.0.queued.fetch_sub(1, Ordering::Relaxed);
+        let left = *self.left.get_mut();
+        for share in &self.shares {
+            share.queued.fetch_sub(left, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A row being sent: it leaves its lane's queues however this ends.
+struct Leaving<'a>(&'a InQueue);
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        self.0.leave_one();
     }
 }
 
@@ -288,16 +334,17 @@ fn after(at: Timestamp, wait: Duration) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
-/// The longest a claimed row waits for its host's permits before it is
-/// deferred instead (its lease keeps running while it waits, and the
-/// claim budget is shared with every other host).
+/// The longest a claimed row waits for its host's and account's permits
+/// before it is deferred instead (its lease keeps running while it waits,
+/// and the claim budget is shared with every other host and account).
 const HOST_WAIT_MAX: Duration = Duration::from_secs(2);
-/// The bounds of a busy host's deferral: about when its queue has drained.
+/// The bounds of a busy host's (or account's) deferral: about when its
+/// queue has drained.
 const HOST_DEFER_MIN: Duration = Duration::from_secs(1);
 const HOST_DEFER_MAX: Duration = Duration::from_secs(120);
 
 /// A claimed batch, admitted: the lanes to send and the rows deferred
-/// because their host is busy (already judged).
+/// because their host or account is busy (already judged).
 struct Claimed {
     count: usize,
     context: Arc<Context>,
@@ -305,12 +352,14 @@ struct Claimed {
     deferred: Vec<Done>,
 }
 
-/// Rows of one (target, subject), the host they go to, if capped, and
-/// their account.
+/// Rows of one (target, subject), and for a webhook the host they go to
+/// and their account, each capped.
 struct Lane {
     key: LaneKey,
     host: Option<Arc<Share>>,
-    account: Arc<Share>,
+    account: Option<Arc<Share>>,
+    /// Set when admitted: the rows counted in those shares' queues.
+    queue: Option<InQueue>,
     rows: Vec<ClaimedSend>,
     /// When the claim's lease ends (the dispatcher's clock).
     until: Timestamp,
@@ -582,7 +631,8 @@ impl Dispatcher {
     }
 
     /// Claims up to `limit` due rows, loads what sending them needs, and
-    /// splits them into lanes, deferring those whose host is busy.
+    /// splits them into lanes, deferring those whose host or account is
+    /// busy.
     async fn claim(&self, limit: usize) -> Result<Option<Claimed>, StoreError> {
         let now = self.ports.clock.now();
         let until = after(now, self.config.lease);
@@ -604,13 +654,17 @@ impl Dispatcher {
         for c in claims {
             let key = (c.item.target, subject(&c.item));
             let lane = *lane_of.entry(key.clone()).or_insert_with(|| {
+                let host = self.host_of(&c.item, &context);
                 lanes.push(Lane {
-                    host: self.host_of(&c.item, &context),
-                    account: share_of(
-                        &self.accounts,
-                        c.item.owner,
-                        self.config.account_concurrency,
-                    ),
+                    account: host.as_ref().map(|_| {
+                        share_of(
+                            &self.accounts,
+                            c.item.owner,
+                            self.config.account_concurrency,
+                        )
+                    }),
+                    host,
+                    queue: None,
                     key,
                     rows: Vec::new(),
                     until,
@@ -643,7 +697,11 @@ impl Dispatcher {
             .as_deref()
             .map(|h| (h, self.config.host_concurrency, "host"))
             .into_iter()
-            .chain([(&*lane.account, self.config.account_concurrency, "account")])
+            .chain(
+                lane.account
+                    .as_deref()
+                    .map(|a| (a, self.config.account_concurrency, "account")),
+            )
     }
 
     /// Queues each lane on its host and its account, or defers the whole
@@ -670,41 +728,70 @@ impl Dispatcher {
                 deferred.extend(lane.rows.iter().map(|c| self.give_back(c, due, &why)));
                 continue;
             }
-            for (share, _, _) in self.shares(&lane) {
-                if share.queued.fetch_add(lane.rows.len(), Ordering::Relaxed) == 0 {
-                    share.progress_ms.store(at_ms, Ordering::Relaxed);
-                }
-            }
+            let shares = lane.host.iter().chain(&lane.account).cloned().collect();
+            let mut lane = lane;
+            lane.queue = Some(InQueue::enter(shares, lane.rows.len(), at_ms));
             admitted.push(self.take_turn(lane));
         }
         (admitted, deferred)
     }
 
-    /// One permit of `share`, or, when it kept the row waiting longer than
-    /// [`HOST_WAIT_MAX`] (its lease runs meanwhile, and the claim budget it
-    /// holds is everyone's), about when its queue will have drained.
-    async fn permit_of<'a>(
+    /// A permit of each of the lane's shares (its host's, its account's),
+    /// or, when they kept the row waiting longer than [`HOST_WAIT_MAX`]
+    /// (its lease runs meanwhile, and the claim budget it holds is
+    /// everyone's), about when the busy one's queue will have drained.
+    ///
+    /// It waits on one share at a time holding nothing, and takes the
+    /// others only if they are free at once (else it lets go and waits on
+    /// the busy one): a row never holds a busy host's permit from other
+    /// accounts while its own account is at its cap, nor its account's
+    /// permit from the account's other receivers while its host is slow.
+    async fn permits_of<'a>(
         &self,
-        share: &'a Share,
-        cap: usize,
-    ) -> Result<Option<tokio::sync::SemaphorePermit<'a>>, Timestamp> {
-        match tokio::time::timeout(HOST_WAIT_MAX, share.permits.acquire()).await {
-            Ok(permit) => Ok(permit.ok()),
-            Err(_) => {
+        lane: &'a Lane,
+    ) -> Result<Vec<tokio::sync::SemaphorePermit<'a>>, (Timestamp, &'static str)> {
+        let shares: Vec<(&'a Share, usize, &'static str)> = self.shares(lane).collect();
+        let deadline = tokio::time::Instant::now() + HOST_WAIT_MAX;
+        let mut wait_on = 0;
+        loop {
+            let Some(&(share, cap, what)) = shares.get(wait_on) else {
+                return Ok(Vec::new());
+            };
+            let Ok(first) = tokio::time::timeout_at(deadline, share.permits.acquire()).await else {
                 let queued = share.queued.load(Ordering::Relaxed);
                 let wait = deferral(drain_wait(
                     queued,
                     cap,
                     share.pace_ms(queued, self.epoch_ms()),
                 ));
-                Err(after(self.ports.clock.now(), wait))
+                return Err((after(self.ports.clock.now(), wait), what));
+            };
+            let mut held: Vec<_> = first.into_iter().collect();
+            let mut busy = None;
+            for (i, (other, _, _)) in shares.iter().enumerate() {
+                if i == wait_on {
+                    continue;
+                }
+                match other.permits.try_acquire() {
+                    Ok(permit) => held.push(permit),
+                    Err(tokio::sync::TryAcquireError::Closed) => {}
+                    Err(tokio::sync::TryAcquireError::NoPermits) => {
+                        busy = Some(i);
+                        break;
+                    }
+                }
+            }
+            match busy {
+                None => return Ok(held),
+                Some(i) => wait_on = i,
             }
         }
     }
 
-    /// Sends one lane's rows in order, each under its host's permit and a
-    /// shared one, after any older rows of the same lane still in flight.
-    /// Once a row is given back unsent (its host kept it waiting, its lease
+    /// Sends one lane's rows in order, each under its host's and account's
+    /// permits (webhooks) and a shared one, after any older rows of the
+    /// same lane still in flight. Once a row is given back unsent (its host
+    /// or account kept it waiting, its lease
     /// is running out, the worker is stopping, or an older lane of the key
     /// gave rows back), the rest of the lane goes back with it, due at the
     /// same instant, and so do the lanes of the key waiting behind it: the
@@ -741,9 +828,7 @@ impl Dispatcher {
         context: &Context,
         back: &mut Option<Timestamp>,
     ) -> Done {
-        // The row leaves its host's and its account's queues however this
-        // ends.
-        let _queued: Vec<Queued<'_>> = self.shares(lane).map(|(s, _, _)| Queued(s)).collect();
+        let _leaving = lane.queue.as_ref().map(Leaving);
         if let Some(due) = *back {
             return self.give_back(c, due, "an older row of its lane was given back");
         }
@@ -752,22 +837,15 @@ impl Dispatcher {
             *back = Some(now);
             return self.give_back(c, now, "the worker is stopping");
         }
-        // The host's permit first, then the account's, then a shared one:
-        // every row takes them in one order, so none waits in a cycle. A
-        // row waiting on its slow host holds nothing, so one slow receiver
-        // cannot take its account's permits from the account's other
-        // receivers. A row holding its host's permit while its account is
-        // at its cap holds it for HOST_WAIT_MAX at most, then goes back.
-        let mut held = Vec::with_capacity(2);
-        for (share, cap, what) in self.shares(lane) {
-            match self.permit_of(share, cap).await {
-                Ok(permit) => held.push(permit),
-                Err(due) => {
-                    *back = Some(due);
-                    return self.give_back(c, due, &format!("its {what} is busy"));
-                }
+        // Its host's and account's permits, then a shared one (held while
+        // waiting for it: the shared permits are everyone's, in turn).
+        let _held = match self.permits_of(lane).await {
+            Ok(held) => held,
+            Err((due, what)) => {
+                *back = Some(due);
+                return self.give_back(c, due, &format!("its {what} is busy"));
             }
-        }
+        };
         let _shared = self.permits.acquire().await.ok();
         if self.lease_runs_out(lane.until) {
             let now = self.ports.clock.now();
@@ -1258,6 +1336,20 @@ fn payload(item: &OutboxItem, context: &Context, now: Timestamp) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lane_leaves_its_queues_whatever_becomes_of_its_rows() {
+        let (host, account) = (Arc::new(Share::new(2)), Arc::new(Share::new(2)));
+        let queue = InQueue::enter(vec![host.clone(), account.clone()], 3, 0);
+        assert_eq!(host.queued.load(Ordering::Relaxed), 3);
+        // One row sent...
+        drop(Leaving(&queue));
+        assert_eq!(account.queued.load(Ordering::Relaxed), 2);
+        // ...and the lane dropped with two rows never reached (a panic).
+        drop(queue);
+        assert_eq!(host.queued.load(Ordering::Relaxed), 0);
+        assert_eq!(account.queued.load(Ordering::Relaxed), 0);
+    }
 
     #[test]
     fn a_host_with_a_free_permit_takes_any_lane() {

@@ -22,7 +22,7 @@ use alarm_domain::model::{Channel, User};
 use alarm_domain::services::Ports;
 use alarm_sql::testing::{Logged, StatementLog, Transaction};
 
-use crate::{Worker, quiet_stats, rows_written, seed, settle};
+use crate::{Worker, pg_cpu_ticks, quiet_stats, rows_written, seed, settle};
 
 /// The worker's claim batch (its default), and so the replay's.
 const BATCH: usize = 1000;
@@ -70,6 +70,23 @@ fn is_uuid(literal: &str) -> bool {
 /// place instead of moving the rest of a long statement each time).
 fn mapped(batch: &str, x: &str) -> String {
     format!("(lpad(to_hex({batch}), 8, '0') || substr(({x})::text, 9))::uuid")
+}
+
+/// CPU ticks of this process's children that ended and were waited for
+/// (the pgbench just run).
+fn children_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return 0;
+    };
+    stat[close + 2..]
+        .split(' ')
+        .skip(13)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum()
 }
 
 fn psql(url: &str, sql: &str) -> String {
@@ -294,14 +311,21 @@ pub(crate) async fn ceiling(
         settle(url);
         quiet_stats(quiet).await;
         let before = rows_written(url);
+        let (pg_before, own_before) = (pg_cpu_ticks(), children_ticks());
+        let clock = std::time::Instant::now();
         let tps = pgbench(url, &script, clients, run);
+        let took = clock.elapsed().as_secs_f64();
+        let pg_cpu = (pg_cpu_ticks() - pg_before) as f64 / 100.0;
+        let client_cpu = (children_ticks() - own_before) as f64 / 100.0;
         let written = rows_written(url) - before;
         let rate = tps * replay.pairs.len() as f64;
         done += run;
         println!(
-            "    pgbench, {clients} connections, {run} batches: {rate:.0} fires/s ({:.1} rows per fire, {:.0} rows written/s)",
+            "    pgbench, {clients} connections, {run} batches: {rate:.0} fires/s ({:.1} rows per fire, {:.0} rows written/s); PostgreSQL CPU {:.0} %, pgbench {:.0} % of one core",
             written as f64 / (run * replay.pairs.len()) as f64,
             written as f64 / (run * replay.pairs.len()) as f64 * rate,
+            100.0 * pg_cpu / took,
+            100.0 * client_cpu / took,
         );
         best = best.max(rate);
     }
