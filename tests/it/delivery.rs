@@ -1017,6 +1017,30 @@ async fn a_rotated_secret_signs_until_the_overlap_ends(w: &World) {
     assert_signed(&got[1], &new);
 }
 
+/// A dispatcher running in the background with `config` and an open
+/// sender, with what stops it and its task.
+fn running_dispatcher(
+    w: &World,
+    config: DispatchConfig,
+) -> (
+    Arc<Dispatcher>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let d = Arc::new(dispatcher(
+        w,
+        config,
+        open_sender(),
+        Arc::new(StaticResolver::new()),
+        None,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(d.clone().run(async {
+        let _ = stopped.await;
+    }));
+    (d, stop, running)
+}
+
 /// A receiver that holds its answers takes only its own share of the
 /// sender: at most `host_concurrency` of its requests are open at once, the
 /// other host's rows all arrive meanwhile, and so does a row queued after
@@ -1043,17 +1067,7 @@ async fn a_slow_host_holds_only_its_own_share(w: &World) {
         lease: Duration::from_secs(600),
         ..quick()
     };
-    let d = Arc::new(dispatcher(
-        w,
-        config,
-        open_sender(),
-        Arc::new(StaticResolver::new()),
-        None,
-    ));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(d.clone().run(async {
-        let _ = stopped.await;
-    }));
+    let (d, stop, running) = running_dispatcher(w, config);
 
     fast.arrived(10).await;
     slow.arrived(2).await;
@@ -1138,17 +1152,7 @@ async fn one_account_holds_only_its_own_share(w: &World) {
         lease: Duration::from_secs(600),
         ..quick()
     };
-    let d = Arc::new(dispatcher(
-        w,
-        config,
-        open_sender(),
-        Arc::new(StaticResolver::new()),
-        None,
-    ));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(d.clone().run(async {
-        let _ = stopped.await;
-    }));
+    let (d, stop, running) = running_dispatcher(w, config);
 
     fast.arrived(6).await;
     let open: usize = held.iter().map(|r| r.got().len()).sum();

@@ -233,19 +233,7 @@ async fn creations(seconds: u64) -> (f64, f64) {
         ])
         .output()
         .expect("run pgbench (Debian package postgresql-contrib / postgresql client)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let tps = text
-        .lines()
-        .find(|l| l.starts_with("tps = "))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|n| n.parse::<f64>().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "pgbench printed no tps:\n{text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    (ours, tps)
+    (ours, alarm_sql::testing::pgbench_tps(&out))
 }
 
 async fn load_million(sql_admin: &sea_orm::DatabaseConnection, owner: UserId, due_now: u64) {

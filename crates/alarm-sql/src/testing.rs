@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, Database};
 use tokio::sync::OnceCell;
 
 mod statement_log;
-pub use statement_log::{Logged, StatementLog, Transaction};
+pub use statement_log::{Logged, StatementLog, Transaction, pgbench_tps};
 
 /// The maintenance database URL (trust auth on this machine kind); override
 /// with `ALARM_TEST_PG_URL`.

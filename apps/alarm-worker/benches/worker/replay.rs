@@ -191,17 +191,7 @@ fn pgbench(url: &str, script: &std::path::Path, clients: usize, batches: usize) 
         .arg(plain)
         .output()
         .expect("run pgbench (Debian package postgresql-client)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find(|l| l.starts_with("tps = "))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|n| n.parse::<f64>().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "pgbench printed no tps:\n{text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
+    alarm_sql::testing::pgbench_tps(&out)
 }
 
 /// Captures a batch of fires as the worker commits it, replays it with

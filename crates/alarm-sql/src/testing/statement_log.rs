@@ -210,6 +210,24 @@ impl StatementLog {
     }
 }
 
+/// The transactions per second a finished pgbench run printed.
+///
+/// # Panics
+/// When it printed none (its output is shown).
+pub fn pgbench_tps(out: &std::process::Output) -> f64 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "pgbench printed no tps:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
