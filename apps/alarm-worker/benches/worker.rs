@@ -663,7 +663,7 @@ async fn burst(
         "(c) webhooks".to_owned()
     };
     println!(
-        "{label}: {n} alarms with the webhook channel due at one instant, {} registrations (one per owner) to a local sink verifying every signature; seeded in {seeded:.1} s, {slack:.1} s to spare; worker defaults (budget 256 claimed, 128 in flight, 16 per host)",
+        "{label}: {n} alarms with the webhook channel due at one instant, {} registrations (one per owner) to a local sink verifying every signature; seeded in {seeded:.1} s, {slack:.1} s to spare; worker defaults (budget 512 claimed, 128 in flight, 16 per host)",
         owners.len()
     );
     let deadline = Instant::now() + Duration::from_secs(900);

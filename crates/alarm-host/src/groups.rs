@@ -110,7 +110,7 @@ alarm_appkit::settings! {
         /// How long an open breaker holds deliveries back, in milliseconds
         webhook_breaker_open_ms: u64 = "30000", "WEBHOOK_BREAKER_OPEN_MS", 100..=3_600_000;
         /// Outbox rows claimed per round
-        delivery_batch: u32 = "256", "DELIVERY_BATCH", 1..=2000;
+        delivery_batch: u32 = "512", "DELIVERY_BATCH", 1..=2000;
         /// Sends in flight
         delivery_concurrency: usize = "128", "DELIVERY_CONCURRENCY", 1..=1024;
         /// Webhook sends in flight to one host (host:port); a slow receiver holds no more

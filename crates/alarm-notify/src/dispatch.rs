@@ -62,7 +62,7 @@ pub struct DispatchConfig {
 impl Default for DispatchConfig {
     fn default() -> Self {
         Self {
-            batch: 256,
+            batch: 512,
             concurrency: 128,
             host_concurrency: 16,
             account_concurrency: 32,
