@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -16,8 +17,8 @@ use alarm_domain::ports::{OutboxItem, SendStatus};
 use alarm_domain::services::{Actor, AlarmService, ServiceError, WebhookService};
 use alarm_notify::email::{Mailer, SmtpConfig, SmtpTls};
 use alarm_notify::{
-    AddressPolicy, BreakerConfig, DispatchConfig, Dispatcher, Resolve, SsrfGuard, StaticResolver,
-    WebhookConfig, WebhookSender,
+    AddressPolicy, BreakerConfig, DispatchConfig, DispatchStats, Dispatcher, Resolve, SsrfGuard,
+    StaticResolver, WebhookConfig, WebhookSender,
 };
 use alarm_testkit::fixtures;
 use base64::Engine as _;
@@ -357,6 +358,7 @@ pub(crate) fn quick() -> DispatchConfig {
         host_concurrency: 8,
         account_concurrency: 8,
         lease: Duration::from_secs(60),
+        ahead: Duration::from_secs(1),
         idle_poll: Duration::from_millis(50),
         max_attempts: 4,
         retry_min: Duration::from_secs(1),
@@ -1188,6 +1190,72 @@ async fn one_account_holds_only_its_own_share(w: &World) {
     }
 }
 
+/// A running sender claims the webhook rows of rings prepared ahead (the
+/// store's clock pinned to the test's) before their instant, holds them,
+/// and sends them only once the store confirms them at the instant; a ring
+/// withdrawn by an edit while held is never sent.
+async fn a_prepared_ring_is_held_ahead_and_sent_at_its_instant(base: &World) {
+    let w = World::with_store_clock(base.postgres(), "held-ahead")
+        .await
+        .expect("a second world on the same database server");
+    let receiver = Receiver::start().await;
+    let ana = w.user("ana@example.com").await;
+    daily(&w, &ana, "One", &[Channel::Webhook]).await;
+    let two = daily(&w, &ana, "Two", &[Channel::Webhook]).await;
+    let (_, secret) = register(&w, &ana, &receiver.url("/hook")).await;
+    let instant = seven(0);
+    // The engine prepares both rings 5 s ahead (claims up to the instant
+    // as its prefetch does): committed, not visible.
+    w.clock.set(instant - SignedDuration::from_secs(5));
+    w.engine.tick(instant).await.expect("prepare");
+    let config = DispatchConfig {
+        ahead: Duration::from_secs(2),
+        ..quick()
+    };
+    let (d, stop, running) = running_dispatcher(&w, config);
+    w.clock.set(instant - SignedDuration::from_secs(1));
+    d.poke();
+    let counted = |what: fn(&DispatchStats) -> &AtomicU64, n: u64| {
+        let d = d.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(60), async {
+                while what(d.stats()).load(Ordering::Relaxed) < n {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("the sender never counted {n}"));
+        }
+    };
+    counted(|s| &s.held_ahead, 2).await;
+    // "Two" is disabled while its row is held: the edit withdraws it.
+    AlarmService::new(w.ports.clone())
+        .set_enabled(&ana, two.id(), false, None)
+        .await
+        .expect("disable Two");
+    w.clock.set(instant - SignedDuration::from_millis(1));
+    assert!(
+        receiver.got().is_empty(),
+        "nothing is sent before the instant"
+    );
+    w.clock.set(instant);
+    receiver.arrived(1).await;
+    counted(|s| &s.withdrawn, 1).await;
+    stop.send(()).expect("running");
+    running.await.expect("the dispatcher stops");
+    let got = receiver.got();
+    assert_eq!(got.len(), 1, "only One's ring is sent: {got:?}");
+    assert_signed(&got[0], &secret);
+    assert_eq!(
+        got[0].json()["data"]["alarm_name"],
+        "One",
+        "{}",
+        got[0].json()
+    );
+    assert_eq!(d.stats().delivered.load(Ordering::Relaxed), 1);
+    w.close().await;
+}
+
 crate::trials! {
-    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, one_account_holds_only_its_own_share, ssrf_is_refused_at_registration_and_at_delivery],
+    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, one_account_holds_only_its_own_share, a_prepared_ring_is_held_ahead_and_sent_at_its_instant, ssrf_is_refused_at_registration_and_at_delivery],
 }

@@ -25,6 +25,22 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) async fn new(postgres: bool, label: &str) -> Option<Self> {
+        Self::made(postgres, label, false).await
+    }
+
+    /// A world whose database clock is the manual clock too (as the
+    /// conformance suites pin it), for what is decided on the store's
+    /// clock: rings prepared ahead become visible when the test says.
+    pub(crate) async fn with_store_clock(postgres: bool, label: &str) -> Option<Self> {
+        Self::made(postgres, label, true).await
+    }
+
+    /// Whether it runs on PostgreSQL.
+    pub(crate) fn postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    async fn made(postgres: bool, label: &str, pinned: bool) -> Option<Self> {
         let (config, pg, dir) = if postgres {
             if !postgres_available(label).await {
                 return None;
@@ -41,6 +57,11 @@ impl World {
             .with_sealer(crate::support::sealer());
         sql.migrate_up().await.expect("migrate");
         let clock = Arc::new(ManualClock::new(fixtures::t0()));
+        let sql = if pinned {
+            sql.with_store_clock(clock.clone())
+        } else {
+            sql
+        };
         let ports = sql.ports(
             TimeZoneDatabase::bundled(),
             clock.clone(),

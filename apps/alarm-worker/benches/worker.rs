@@ -611,7 +611,7 @@ async fn steady_webhooks(
     println!(
         "(b') steady webhooks: {rate} alarms with the webhook channel due at each whole second for {secs} s ({n}), created ahead with the worker running; seeded in {seeded:.1} s, {slack:.1} s to spare"
     );
-    let cpu_before = worker.cpu_ticks();
+    let (cpu_before, pg_before) = (worker.cpu_ticks(), pg_cpu_ticks());
     let clock = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(secs as u64 + 900);
     loop {
@@ -623,16 +623,19 @@ async fn steady_webhooks(
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cpu = (worker.cpu_ticks() - cpu_before) as f64 / 100.0;
+    let pg_cpu = (pg_cpu_ticks() - pg_before) as f64 / 100.0;
+    let took = clock.elapsed().as_secs_f64();
     let ready = worker.ready();
     worker.stop();
     let mut log = sink.log.lock().expect("log");
     log.lateness_ms.sort_unstable();
     println!(
-        "    lateness from the nominal instant to receipt: p50 {} ms, p99 {} ms, max {} ms (goal p99 ≤ 100 ms); worker CPU {:.0} % of one core",
+        "    lateness from the nominal instant to receipt: p50 {} ms, p99 {} ms, max {} ms (goal p99 ≤ 100 ms); worker CPU {:.0} %, PostgreSQL CPU {:.0} % of one core",
         percentile(&log.lateness_ms, 0.50),
         percentile(&log.lateness_ms, 0.99),
         log.lateness_ms.last().copied().unwrap_or(0),
-        100.0 * cpu / clock.elapsed().as_secs_f64()
+        100.0 * cpu / took,
+        100.0 * pg_cpu / took
     );
     print_receipts(&log, n, &ready);
 }
@@ -653,7 +656,7 @@ async fn burst(
     let seeded = seed(ports, owners, &[at], n, Channel::Webhook).await;
     settle(url);
     let slack = at.duration_since(Timestamp::now()).as_secs_f64();
-    let cpu_before = worker.cpu_ticks();
+    let (cpu_before, pg_before) = (worker.cpu_ticks(), pg_cpu_ticks());
     let label = if slow.is_some() {
         format!(
             "(c') the same beside a slow host (5 s answers) that one owner's {} alarms also go to",
@@ -680,6 +683,7 @@ async fn burst(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let ready = worker.ready();
     let cpu = (worker.cpu_ticks() - cpu_before) as f64 / 100.0;
+    let pg_cpu = (pg_cpu_ticks() - pg_before) as f64 / 100.0;
     worker.stop();
     let mut log = sink.log.lock().expect("log");
     let distinct = log.ids.len();
@@ -690,8 +694,9 @@ async fn burst(
     let rate = distinct as f64 / span;
     let p99_ms = percentile(&log.lateness_ms, 0.99);
     println!(
-        "    {distinct} delivered {span:.2} s after the instant: {rate:.0} deliveries/s end to end (fire + send); worker CPU {:.0} % of one core over the burst and 2 s after",
-        100.0 * cpu / (span + 2.0)
+        "    {distinct} delivered {span:.2} s after the instant: {rate:.0} deliveries/s end to end (fire + send); worker CPU {:.0} %, PostgreSQL CPU {:.0} % of one core from the instant to 2 s after the last",
+        100.0 * cpu / (span + 2.0),
+        100.0 * pg_cpu / (span + 2.0)
     );
     println!(
         "    lateness from the nominal instant to receipt: p50 {} ms, p99 {p99_ms} ms, max {} ms",

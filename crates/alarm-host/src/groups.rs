@@ -119,6 +119,8 @@ alarm_appkit::settings! {
         webhook_account_concurrency: usize = "32", "WEBHOOK_ACCOUNT_CONCURRENCY", 1..=1024;
         /// Claim lease in seconds; a killed worker's rows go out again after it
         delivery_lease_seconds: u64 = "120", "DELIVERY_LEASE_SECONDS", 10..=3600;
+        /// How long before their instant prepared deliveries are claimed and held ready, in milliseconds (0: claimed when due)
+        delivery_ahead_ms: u64 = "1000", "DELIVERY_AHEAD_MS", 0..=10_000;
         /// Idle look at the outbox, in milliseconds
         delivery_idle_poll_ms: u64 = "200", "DELIVERY_IDLE_POLL_MS", 10..=60_000;
         /// SMTP server; unset = no e-mail (e-mail deliveries are dead-lettered)
@@ -344,6 +346,7 @@ impl Notify {
             host_concurrency: v.webhook_host_concurrency,
             account_concurrency: v.webhook_account_concurrency,
             lease: Duration::from_secs(v.delivery_lease_seconds),
+            ahead: Duration::from_millis(v.delivery_ahead_ms),
             idle_poll: Duration::from_millis(v.delivery_idle_poll_ms),
             max_attempts: v.webhook_max_attempts,
             retry_min: Duration::from_millis(v.webhook_retry_min_ms),

@@ -29,6 +29,14 @@ const STORE_RETRY_MAX: Duration = Duration::from_millis(6400);
 /// before idle ones are forgotten.
 const SHARES_REMEMBERED: usize = 4096;
 
+/// How many claim budgets of rows a sender holds ahead of their instant.
+/// A second's rings are released together at their instant: held ahead,
+/// they leave the store in one claim and, at the instant, need only one
+/// confirming read before their sends start, where claimed when due they
+/// would leave a budget at a time, each claim after the last one's results
+/// were recorded.
+pub const AHEAD_BUDGETS: usize = 4;
+
 /// How the worker behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchConfig {
@@ -47,6 +55,11 @@ pub struct DispatchConfig {
     pub account_concurrency: usize,
     /// How long a claim is held; a killed worker's rows are sent again after it.
     pub lease: Duration,
+    /// How far ahead of their instant the rows of prepared rings are
+    /// claimed and held ready, to be sent at the instant once the store
+    /// confirms them (zero: claimed when due). At most
+    /// [`AHEAD_BUDGETS`] claim budgets are held so.
+    pub ahead: Duration,
     /// How often an idle worker looks for due rows (a poke wakes it sooner).
     pub idle_poll: Duration,
     /// Attempts before a row is dead-lettered.
@@ -67,6 +80,7 @@ impl Default for DispatchConfig {
             host_concurrency: 16,
             account_concurrency: 32,
             lease: Duration::from_secs(120),
+            ahead: Duration::from_secs(1),
             idle_poll: Duration::from_millis(200),
             max_attempts: 8,
             retry_min: Duration::from_secs(5),
@@ -101,6 +115,11 @@ pub struct DispatchStats {
     pub dead: AtomicU64,
     /// Rounds that failed on the store.
     pub store_errors: AtomicU64,
+    /// Rows claimed ahead of their instant.
+    pub held_ahead: AtomicU64,
+    /// Rows claimed ahead and withdrawn before their instant (an edit, a
+    /// deletion): never sent.
+    pub withdrawn: AtomicU64,
 }
 
 /// The ports the delivery worker takes, picked out of the apps' [`Ports`].
@@ -343,6 +362,51 @@ const HOST_WAIT_MAX: Duration = Duration::from_secs(2);
 const HOST_DEFER_MIN: Duration = Duration::from_secs(1);
 const HOST_DEFER_MAX: Duration = Duration::from_secs(120);
 
+/// What the sending tasks share with `run`: the rows claimed and not yet
+/// recorded, the rows held ahead of their instant, the signal at each
+/// change, and where results go.
+#[derive(Clone)]
+struct Pipe {
+    outstanding: Arc<AtomicUsize>,
+    ahead: Arc<AtomicUsize>,
+    recorded: Arc<Notify>,
+    results: mpsc::UnboundedSender<Vec<Done>>,
+}
+
+/// The rows one task holds ahead of their instant, counted in the
+/// pipeline's `ahead` until handed over to sending (then counted as
+/// outstanding until recorded) or forgotten (withdrawn); however the task
+/// ends, a panic included, what it still counts leaves with it, so a stop
+/// is never kept waiting.
+struct Held<'a> {
+    left: usize,
+    pipe: &'a Pipe,
+}
+
+impl Held<'_> {
+    /// `n` rows go to sending: outstanding first, so that `run` never sees
+    /// both counts empty while they move.
+    fn hand_over(&mut self, n: usize) {
+        self.pipe.outstanding.fetch_add(n, Ordering::AcqRel);
+        self.forget(n);
+    }
+
+    /// `n` rows are done with unsent and unrecorded.
+    fn forget(&mut self, n: usize) {
+        self.left -= n;
+        self.pipe.ahead.fetch_sub(n, Ordering::AcqRel);
+        self.pipe.recorded.notify_one();
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if self.left > 0 {
+            self.forget(self.left);
+        }
+    }
+}
+
 /// A claimed batch, admitted: the lanes to send and the rows deferred
 /// because their host or account is busy (already judged).
 struct Claimed {
@@ -449,6 +513,12 @@ impl Dispatcher {
             outstanding.clone(),
             recorded.clone(),
         ));
+        let pipe = Pipe {
+            outstanding: outstanding.clone(),
+            ahead: Arc::new(AtomicUsize::new(0)),
+            recorded: recorded.clone(),
+            results: results.clone(),
+        };
         let mut next_claim = tokio::time::Instant::now();
         let mut stopping = false;
         // While the store fails, claims are retried after growing, jittered
@@ -457,7 +527,7 @@ impl Dispatcher {
         let mut failing: Option<backon::ExponentialBackoff> = None;
         loop {
             let held = outstanding.load(Ordering::Acquire);
-            if stopping && held == 0 {
+            if stopping && held == 0 && pipe.ahead.load(Ordering::Acquire) == 0 {
                 break;
             }
             let room = budget.saturating_sub(held);
@@ -466,58 +536,20 @@ impl Dispatcher {
                 match self.claim(room).await {
                     Ok(None) => {
                         failing = None;
+                        self.hold_ahead(&pipe).await;
                         next_claim = tokio::time::Instant::now() + self.idle_pause().await;
                     }
                     Ok(Some(claimed)) => {
                         failing = None;
                         outstanding.fetch_add(claimed.count, Ordering::AcqRel);
-                        if !claimed.deferred.is_empty() {
-                            let _ = results.send(claimed.deferred);
-                        }
-                        for lane in claimed.lanes {
-                            let me = self.clone();
-                            let context = claimed.context.clone();
-                            let results = results.clone();
-                            // Each row's attempt catches its own panic; if
-                            // the rest of a lane panicked, its rows are
-                            // given back (counted as recorded, so that
-                            // `stop` still ends).
-                            let rows: Vec<(LeaseToken, Channel)> = lane
-                                .rows
-                                .iter()
-                                .map(|c| (c.token, c.item.channel))
-                                .collect();
-                            tokio::spawn(async move {
-                                let sent =
-                                    std::panic::AssertUnwindSafe(me.send_lane(lane, &context))
-                                        .catch_unwind()
-                                        .await;
-                                let done = sent.unwrap_or_else(|_| {
-                                    tracing::error!(
-                                        rows = rows.len(),
-                                        "a delivery lane panicked; its rows are given back"
-                                    );
-                                    let now = me.ports.clock.now();
-                                    rows.into_iter()
-                                        .map(|(token, channel)| {
-                                            let back = SendResult::Retry {
-                                                due: now,
-                                                counted: false,
-                                                code: None,
-                                                error: "its lane failed; not sent".to_owned(),
-                                                latency_ms: 0,
-                                            };
-                                            (token, back, channel, Duration::ZERO)
-                                        })
-                                        .collect()
-                                });
-                                let _ = results.send(done);
-                            });
-                        }
+                        let short = claimed.count < room;
+                        self.launch(claimed, &results);
                         // After the lanes are on their way: a short claim
+                        // takes what is prepared for the next instants and
                         // asks the store when the next row is due.
                         next_claim = tokio::time::Instant::now();
-                        if claimed.count < room {
+                        if short {
+                            self.hold_ahead(&pipe).await;
                             next_claim += self.idle_pause().await;
                         }
                     }
@@ -560,8 +592,230 @@ impl Dispatcher {
                 () = tokio::time::sleep_until(next_claim), if may_claim => {}
             }
         }
-        drop(results);
+        drop((results, pipe));
         let _ = recorder.await;
+    }
+
+    /// Sends a claimed batch: its deferred rows to the recorder, each lane
+    /// on a task of its own.
+    fn launch(self: &Arc<Self>, claimed: Claimed, results: &mpsc::UnboundedSender<Vec<Done>>) {
+        if !claimed.deferred.is_empty() {
+            let _ = results.send(claimed.deferred);
+        }
+        for lane in claimed.lanes {
+            let me = Arc::clone(self);
+            let context = claimed.context.clone();
+            let results = results.clone();
+            // Each row's attempt catches its own panic; if
+            // the rest of a lane panicked, its rows are
+            // given back (counted as recorded, so that
+            // `stop` still ends).
+            let rows: Vec<(LeaseToken, Channel)> = lane
+                .rows
+                .iter()
+                .map(|c| (c.token, c.item.channel))
+                .collect();
+            tokio::spawn(async move {
+                let sent = std::panic::AssertUnwindSafe(me.send_lane(lane, &context))
+                    .catch_unwind()
+                    .await;
+                let done = sent.unwrap_or_else(|_| {
+                    tracing::error!(
+                        rows = rows.len(),
+                        "a delivery lane panicked; its rows are given back"
+                    );
+                    let now = me.ports.clock.now();
+                    rows.into_iter()
+                        .map(|(token, channel)| {
+                            let back = SendResult::Retry {
+                                due: now,
+                                counted: false,
+                                code: None,
+                                error: "its lane failed; not sent".to_owned(),
+                                latency_ms: 0,
+                            };
+                            (token, back, channel, Duration::ZERO)
+                        })
+                        .collect()
+                });
+                let _ = results.send(done);
+            });
+        }
+    }
+
+    /// Claims what is prepared to take effect within `ahead` (while fewer
+    /// than [`AHEAD_BUDGETS`] claim budgets are held so) and holds it on a
+    /// task of its own until its instant.
+    async fn hold_ahead(self: &Arc<Self>, pipe: &Pipe) {
+        if self.config.ahead.is_zero() || self.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        let most = (self.config.batch as usize).max(1) * AHEAD_BUDGETS;
+        let room = most.saturating_sub(pipe.ahead.load(Ordering::Acquire));
+        if room == 0 {
+            return;
+        }
+        let ahead = SignedDuration::try_from(self.config.ahead).unwrap_or(SignedDuration::ZERO);
+        // The lease covers the wait for the instant besides the send.
+        let until = after(
+            self.ports.clock.now(),
+            self.config.ahead + self.config.lease,
+        );
+        let limit = u32::try_from(room).unwrap_or(u32::MAX);
+        match self.ports.outbox.claim_ahead(ahead, until, limit).await {
+            Ok(rows) if rows.is_empty() => {}
+            Ok(rows) => {
+                pipe.ahead.fetch_add(rows.len(), Ordering::AcqRel);
+                self.stats
+                    .held_ahead
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                tokio::spawn(Arc::clone(self).hold(rows, until, pipe.clone()));
+            }
+            Err(e) => {
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "claiming prepared deliveries ahead of their instant failed; they are claimed when due");
+            }
+        }
+    }
+
+    /// Holds rows claimed ahead until their instant by this dispatcher's
+    /// clock, then releases those due (see [`Dispatcher::release`]); on a
+    /// stop, gives back what is still held, due at its instant.
+    async fn hold(self: Arc<Self>, mut rows: Vec<ClaimedSend>, until: Timestamp, pipe: Pipe) {
+        let mut held = Held {
+            left: rows.len(),
+            pipe: &pipe,
+        };
+        rows.sort_by_key(|c| (c.item.due, c.item.message, c.item.target));
+        while let Some(first) = rows.first() {
+            if !self.wait_until(first.item.due).await {
+                self.give_all_back(rows, &mut held);
+                return;
+            }
+            let now = self.ports.clock.now();
+            let later = rows.split_off(rows.partition_point(|c| c.item.due <= now));
+            let due = std::mem::replace(&mut rows, later);
+            self.release(due, until, &mut held).await;
+        }
+    }
+
+    /// Sleeps until `due` by this dispatcher's clock, in steps of at most
+    /// the idle poll (so a stop is seen, and a test's clock moved by hand).
+    /// False when the worker is stopping.
+    async fn wait_until(&self, due: Timestamp) -> bool {
+        loop {
+            if self.stopping.load(Ordering::Relaxed) {
+                return false;
+            }
+            let left = due.duration_since(self.ports.clock.now());
+            if !left.is_positive() {
+                return true;
+            }
+            let step = Duration::try_from(left).unwrap_or(Duration::ZERO);
+            tokio::time::sleep(step.min(self.config.idle_poll)).await;
+        }
+    }
+
+    /// Sends rows held ahead whose instant has come, once the store
+    /// confirms each is still held and visible by its clock: a row
+    /// withdrawn meanwhile (an edit, a deletion) is dropped unsent, and
+    /// one not visible yet (this host's clock ahead of the store's) waits
+    /// as long as the store says. The registrations are loaded now, not
+    /// at the claim, so a secret rotated meanwhile signs.
+    async fn release(
+        self: &Arc<Self>,
+        mut waiting: Vec<ClaimedSend>,
+        until: Timestamp,
+        held: &mut Held<'_>,
+    ) {
+        while !waiting.is_empty() {
+            if self.stopping.load(Ordering::Relaxed) {
+                self.give_all_back(waiting, held);
+                return;
+            }
+            let tokens = waiting.iter().map(|c| c.token).collect();
+            let confirmed: HashMap<LeaseToken, SignedDuration> = match self
+                .ports
+                .outbox
+                .confirm(tokens)
+                .await
+            {
+                Ok(confirmed) => confirmed.into_iter().collect(),
+                Err(e) => {
+                    self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "confirming prepared deliveries failed; they are given back");
+                    self.give_all_back(waiting, held);
+                    return;
+                }
+            };
+            let (mut ready, mut early, mut gone) = (Vec::new(), Vec::new(), 0);
+            let mut longest = SignedDuration::ZERO;
+            for c in waiting {
+                match confirmed.get(&c.token) {
+                    None => gone += 1,
+                    Some(wait) if wait.is_positive() => {
+                        longest = longest.max(*wait);
+                        early.push(c);
+                    }
+                    Some(_) => ready.push(c),
+                }
+            }
+            if gone > 0 {
+                self.stats
+                    .withdrawn
+                    .fetch_add(gone as u64, Ordering::Relaxed);
+                tracing::debug!(
+                    rows = gone,
+                    "prepared deliveries withdrawn before their instant; not sent"
+                );
+                held.forget(gone);
+            }
+            if !ready.is_empty() {
+                let rows: Vec<(LeaseToken, Channel)> =
+                    ready.iter().map(|c| (c.token, c.item.channel)).collect();
+                held.hand_over(rows.len());
+                match self.prepare(ready, self.ports.clock.now(), until).await {
+                    Ok(claimed) => self.launch(claimed, &held.pipe.results),
+                    Err(e) => {
+                        self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "loading what prepared deliveries need failed; they are given back");
+                        let now = self.ports.clock.now();
+                        let back = rows
+                            .into_iter()
+                            .map(|(token, channel)| {
+                                let back = SendResult::Retry {
+                                    due: now,
+                                    counted: false,
+                                    code: None,
+                                    error: "not sent: the store failed".to_owned(),
+                                    latency_ms: 0,
+                                };
+                                (token, back, channel, Duration::ZERO)
+                            })
+                            .collect();
+                        let _ = held.pipe.results.send(back);
+                    }
+                }
+            }
+            waiting = early;
+            if !waiting.is_empty() {
+                let step = Duration::try_from(longest).unwrap_or(Duration::ZERO);
+                tokio::time::sleep(step.min(self.config.idle_poll)).await;
+            }
+        }
+    }
+
+    /// Gives back rows held ahead, unsent, due at their instant.
+    fn give_all_back(&self, rows: Vec<ClaimedSend>, held: &mut Held<'_>) {
+        if rows.is_empty() {
+            return;
+        }
+        held.hand_over(rows.len());
+        let back = rows
+            .iter()
+            .map(|c| self.give_back(c, c.item.due, "the worker is stopping"))
+            .collect();
+        let _ = held.pipe.results.send(back);
     }
 
     /// The recorder: writes results with one `finish` for whatever has come
@@ -637,10 +891,21 @@ impl Dispatcher {
         let now = self.ports.clock.now();
         let until = after(now, self.config.lease);
         let limit = u32::try_from(limit.max(1)).unwrap_or(u32::MAX);
-        let mut claims = self.ports.outbox.claim(now, until, limit).await?;
+        let claims = self.ports.outbox.claim(now, until, limit).await?;
         if claims.is_empty() {
             return Ok(None);
         }
+        self.prepare(claims, now, until).await.map(Some)
+    }
+
+    /// Loads what sending `claims` needs and splits them into lanes,
+    /// deferring those whose host or account is busy.
+    async fn prepare(
+        &self,
+        mut claims: Vec<ClaimedSend>,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Claimed, StoreError> {
         let count = claims.len();
         let context = Arc::new(self.context(&claims).await?);
         // The events of one alarm reach one receiver in the order they
@@ -675,12 +940,12 @@ impl Dispatcher {
             lanes[lane].rows.push(c);
         }
         let (lanes, deferred) = self.admit(lanes, now);
-        Ok(Some(Claimed {
+        Ok(Claimed {
             count,
             context,
             lanes,
             deferred,
-        }))
+        })
     }
 
     /// The capped host a row goes to: a webhook's `host:port` (e-mail goes

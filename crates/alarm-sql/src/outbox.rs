@@ -103,6 +103,25 @@ impl SqlStores {
     }
 }
 
+/// Claimed rows as a sender takes them, oldest due first (`RETURNING`
+/// has no order).
+fn claimed_from(rows: &[QueryResult], until: Timestamp) -> Result<Vec<ClaimedSend>, StoreError> {
+    let mut claimed = rows
+        .iter()
+        .map(|r| {
+            Ok(ClaimedSend {
+                item: item_from(r)?,
+                token: LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),
+                lease_until: until,
+                trace: col::<Option<String>>(r, "trace_parent")?
+                    .filter(|t| t.len() <= alarm_telemetry::TRACEPARENT_LEN),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    claimed.sort_by_key(|c| (c.item.due, c.item.message, c.item.target));
+    Ok(claimed)
+}
+
 fn item_from(row: &QueryResult) -> Result<OutboxItem, StoreError> {
     let channel = col::<String>(row, "channel")?;
     let topic = col::<String>(row, "topic")?;
@@ -336,20 +355,73 @@ impl Outbox for SqlStores {
                 last
             };
         }
-        let mut claimed = rows
+        claimed_from(&rows, until)
+    }
+
+    async fn claim_ahead(
+        &self,
+        ahead: SignedDuration,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedSend>, StoreError> {
+        // Only rows of prepared outcomes, not visible yet and visible
+        // within `ahead`, all by the store's clock. Such a row is due at
+        // its instant, so the range on `due_us` starts the pending index's
+        // scan after every row already due (a burst being sent) instead of
+        // walking them.
+        let now = self.db.now_sql();
+        let window = "due_us > {now} AND due_us <= {now} + ? \
+             AND effective_us > {now} AND effective_us <= {now} + ? \
+             AND (lease_until_us IS NULL OR lease_until_us <= {now})"
+            .replace("{now}", &now);
+        let sql = match self.db.backend {
+            DbBackend::Postgres => format!(
+                "UPDATE outbox SET lease_token = gen_random_uuid(), lease_until_us = ? \
+                 WHERE ctid = ANY(ARRAY( \
+                   SELECT ctid FROM outbox WHERE status = 'pending' AND {window} \
+                   ORDER BY due_us, message_id, target_id LIMIT ? FOR UPDATE SKIP LOCKED)) \
+                 RETURNING {COLUMNS}, trace_parent"
+            ),
+            _ => format!(
+                "UPDATE outbox SET lease_token = randomblob(16), lease_until_us = ? \
+                 WHERE (message_id, target_id) IN ( \
+                   SELECT message_id, target_id FROM outbox WHERE status = 'pending' AND {window} \
+                   ORDER BY due_us LIMIT ?) \
+                 RETURNING {COLUMNS}, trace_parent"
+            ),
+        };
+        let ahead_us = ahead.as_micros().clamp(0, i128::from(i64::MAX)) as i64;
+        let values = vec![v(us(until)), v(ahead_us), v(ahead_us), v(i64::from(limit))];
+        let rows = self
+            .db
+            .write(async |tx| tx.query_all(&sql, values).await)
+            .await?;
+        claimed_from(&rows, until)
+    }
+
+    async fn confirm(
+        &self,
+        tokens: Vec<LeaseToken>,
+    ) -> Result<Vec<(LeaseToken, SignedDuration)>, StoreError> {
+        let now = self.db.now_sql();
+        let ids: Vec<Uuid> = tokens.iter().map(LeaseToken::as_uuid).collect();
+        self.db
+            .query_in(
+                &format!(
+                    "SELECT lease_token, COALESCE(effective_us, {now}) - {now} AS wait_us \
+                     FROM outbox WHERE status = 'pending' AND lease_token IN ({{ids}})"
+                ),
+                &ids,
+            )
+            .await?
             .iter()
             .map(|r| {
-                Ok(ClaimedSend {
-                    item: item_from(r)?,
-                    token: LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),
-                    lease_until: until,
-                    trace: col::<Option<String>>(r, "trace_parent")?
-                        .filter(|t| t.len() <= alarm_telemetry::TRACEPARENT_LEN),
-                })
+                Ok((
+                    LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),
+                    SignedDuration::from_micros(col::<i64>(r, "wait_us")?),
+                ))
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        claimed.sort_by_key(|c| (c.item.due, c.item.message, c.item.target));
-        Ok(claimed)
+            .collect()
     }
 
     async fn finish(

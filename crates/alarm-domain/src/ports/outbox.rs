@@ -251,6 +251,36 @@ pub trait Outbox: Send + Sync {
         limit: u32,
     ) -> Result<Vec<ClaimedSend>, StoreError>;
 
+    /// Leases, until `until`, up to `limit` pending rows of outcomes
+    /// prepared ahead of their instant that take effect within `ahead` by
+    /// the store's clock (none of them visible yet; earliest first), so
+    /// that a sender can have them ready at the instant. Nothing else is
+    /// taken: rows already due, retries and service rows are
+    /// [`Outbox::claim`]'s. A row claimed ahead MUST NOT be sent before
+    /// [`Outbox::confirm`] finds it visible: a cancellation in between
+    /// withdraws it.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn claim_ahead(
+        &self,
+        ahead: SignedDuration,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedSend>, StoreError>;
+
+    /// Of rows claimed ahead, those still pending under these tokens (a
+    /// row withdrawn by a cancellation, or taken over after its lease, is
+    /// left out), each with how long until it is visible by the store's
+    /// clock: zero or less, it may be sent now.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn confirm(
+        &self,
+        tokens: Vec<LeaseToken>,
+    ) -> Result<Vec<(LeaseToken, SignedDuration)>, StoreError>;
+
     /// Records attempts, fenced by their lease tokens, in one transaction:
     /// a delivered webhook resets its registration's consecutive-failure
     /// count; a dead one increments it and, on reaching `disable_after`,

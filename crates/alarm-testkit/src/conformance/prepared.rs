@@ -6,6 +6,8 @@
 //! has: the alarm's events, the ringing list and one alarm's ringing
 //! records, the deliveries, the webhook's deliveries and their retry, the
 //! outbox's claim and counts, and the snooze and dismiss conflict checks.
+//! A sender may claim the ring's rows ahead and hold them: the store
+//! confirms them only from the instant, and an edit withdraws them.
 
 use super::*;
 
@@ -572,6 +574,131 @@ async fn a_preparation_from_an_edited_alarm_is_put_back(fresh: FreshAt) {
     assert!(lost.is_empty(), "a due trigger commits as judged");
 }
 
+/// A sender may claim a prepared ring's rows ahead of its instant (within
+/// the window it asks for, never twice) and hold them; the store confirms
+/// them, by its clock, only from the instant: 1 ms before, each is 1 ms
+/// away. Retries due later are not claimed ahead.
+async fn a_ring_claimed_ahead_is_confirmed_from_its_instant(fresh: FreshAt) {
+    let p = prepared(fresh).await;
+    let outbox = &p.ports.outbox;
+    let ahead = SignedDuration::from_secs(2);
+    p.clock.set(at(7));
+    assert!(
+        outbox
+            .claim_ahead(ahead, at(100), 10)
+            .await
+            .expect("claim ahead")
+            .is_empty(),
+        "3 s before its instant the ring is beyond 2 s ahead"
+    );
+    p.clock.set(at(9));
+    let held = outbox
+        .claim_ahead(ahead, at(100), 10)
+        .await
+        .expect("claim ahead");
+    assert_eq!(
+        held.len(),
+        2,
+        "the ring's row and its routine's start, 1 s ahead"
+    );
+    assert!(held.iter().all(|c| c.item.due == instant()), "{held:?}");
+    assert!(
+        outbox
+            .claim_ahead(ahead, at(100), 10)
+            .await
+            .expect("claim ahead")
+            .is_empty(),
+        "held rows are not claimed ahead twice"
+    );
+    let tokens: Vec<_> = held.iter().map(|c| c.token).collect();
+    let waits = |tokens: Vec<_>| async move {
+        let mut waits: Vec<SignedDuration> = outbox
+            .confirm(tokens)
+            .await
+            .expect("confirm")
+            .into_iter()
+            .map(|(_, wait)| wait)
+            .collect();
+        waits.sort();
+        waits
+    };
+    p.clock.set(instant() - SignedDuration::from_millis(1));
+    assert_eq!(
+        waits(tokens.clone()).await,
+        vec![SignedDuration::from_millis(1); 2],
+        "1 ms before its instant each held row is 1 ms from visible"
+    );
+    p.clock.set(instant());
+    assert_eq!(
+        waits(tokens.clone()).await,
+        vec![SignedDuration::ZERO; 2],
+        "at its instant each may be sent"
+    );
+    let retried = outbox
+        .finish(
+            instant(),
+            tokens
+                .iter()
+                .map(|t| {
+                    let retry = SendResult::Retry {
+                        due: at(12),
+                        counted: true,
+                        code: Some(503),
+                        error: "busy".to_owned(),
+                        latency_ms: 1,
+                    };
+                    (*t, retry)
+                })
+                .collect(),
+            3,
+        )
+        .await
+        .expect("finish");
+    assert!(
+        retried.lost.is_empty(),
+        "the held leases record: {retried:?}"
+    );
+    p.clock.set(at(11));
+    assert!(
+        outbox
+            .claim_ahead(ahead, at(100), 10)
+            .await
+            .expect("claim ahead")
+            .is_empty(),
+        "a retry due in 1 s is claimed when due, not ahead"
+    );
+    assert!(
+        waits(tokens).await.is_empty(),
+        "recorded, the rows are no longer held by those tokens"
+    );
+}
+
+/// An edit of the alarm while its ring's rows are held ahead withdraws
+/// them: the store confirms none of them, at the instant or after.
+async fn an_edit_withdraws_a_ring_claimed_ahead(fresh: FreshAt) {
+    let p = prepared(fresh).await;
+    p.clock.set(at(9));
+    let held = p
+        .ports
+        .outbox
+        .claim_ahead(SignedDuration::from_secs(2), at(100), 10)
+        .await
+        .expect("claim ahead");
+    assert_eq!(held.len(), 2, "held ahead");
+    rename(&p, at(9), instant(), "edit while held ahead").await;
+    p.clock.set(instant());
+    let confirmed = p
+        .ports
+        .outbox
+        .confirm(held.iter().map(|c| c.token).collect())
+        .await
+        .expect("confirm");
+    assert!(
+        confirmed.is_empty(),
+        "withdrawn rows are confirmed: {confirmed:?}"
+    );
+}
+
 pub(super) fn checks() -> Vec<Check> {
     checks!(PortsAt:
         a_preparation_from_an_edited_alarm_is_put_back,
@@ -582,5 +709,7 @@ pub(super) fn checks() -> Vec<Check> {
         every_read_path_shows_a_prepared_ring_from_its_instant,
         an_edit_before_the_instant_withdraws_the_prepared_ring,
         an_edit_after_the_instant_keeps_the_ring,
+        a_ring_claimed_ahead_is_confirmed_from_its_instant,
+        an_edit_withdraws_a_ring_claimed_ahead,
     )
 }

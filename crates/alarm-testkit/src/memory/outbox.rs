@@ -91,26 +91,51 @@ impl Outbox for InMemory {
             .collect();
         due.sort();
         due.truncate(limit as usize);
-        let mut out = Vec::with_capacity(due.len());
-        for (_, key) in due {
-            s.leases_issued += 1;
-            let token = LeaseToken::from_uuid(uuid::Uuid::from_u64_pair(
-                0x5e4d_0000_0000_0000,
-                s.leases_issued,
-            ));
-            if let Some((item, lease)) = s.outbox.get_mut(&key) {
-                *lease = Some((token, until));
-                out.push(ClaimedSend {
-                    item: item.clone(),
-                    token,
-                    lease_until: until,
-                    // The fake keeps no trace context: it has no spans to
-                    // continue.
-                    trace: None,
-                });
-            }
-        }
-        Ok(out)
+        Ok(s.lease(due, until))
+    }
+
+    async fn claim_ahead(
+        &self,
+        ahead: SignedDuration,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedSend>, StoreError> {
+        let mut s = self.lock();
+        let now = s.store_now();
+        let mut soon: Vec<(Timestamp, (uuid::Uuid, uuid::Uuid))> = s
+            .outbox
+            .iter()
+            .filter(|(k, (i, lease))| {
+                i.status == SendStatus::Pending
+                    && s.effective_rows.get(*k).is_some_and(|at| {
+                        !alarm_domain::firing::visible(*at, now) && *at <= now + ahead
+                    })
+                    && lease.is_none_or(|(_, u)| u <= now)
+            })
+            .map(|(k, (i, _))| (i.due, *k))
+            .collect();
+        soon.sort();
+        soon.truncate(limit as usize);
+        Ok(s.lease(soon, until))
+    }
+
+    async fn confirm(
+        &self,
+        tokens: Vec<LeaseToken>,
+    ) -> Result<Vec<(LeaseToken, SignedDuration)>, StoreError> {
+        let s = self.lock();
+        let now = s.store_now();
+        Ok(s.outbox
+            .iter()
+            .filter(|(_, (i, _))| i.status == SendStatus::Pending)
+            .filter_map(|(k, (_, lease))| {
+                let (token, _) = (*lease)?;
+                tokens.contains(&token).then(|| {
+                    let at = s.effective_rows.get(k).copied().unwrap_or(now);
+                    (token, at.duration_since(now))
+                })
+            })
+            .collect())
     }
 
     async fn finish(
@@ -119,58 +144,7 @@ impl Outbox for InMemory {
         results: Vec<(LeaseToken, SendResult)>,
         disable_after: u32,
     ) -> Result<FinishReport, StoreError> {
-        let mut s = self.lock();
-        let mut report = FinishReport::default();
-        let mut done = Vec::new();
-        for (token, result) in results {
-            let held = s
-                .outbox
-                .values_mut()
-                .find(|(_, l)| l.is_some_and(|(t, _)| t == token));
-            let Some((item, lease)) = held else {
-                report.lost.push(token);
-                continue;
-            };
-            *lease = None;
-            sending::record(item, result, now);
-            done.push(item.clone());
-        }
-        let tally = Tally::of(&done);
-        for id in tally.touched() {
-            let Some(w) = s.webhooks.get(&id).cloned() else {
-                continue;
-            };
-            let health = Health {
-                failures: w.failure_count(),
-                active: w.active(),
-            };
-            let notice = uuid::Uuid::now_v7();
-            if let Some(change) = tally.judge(id, w.owner(), health, disable_after, notice, now) {
-                s.set_health(&w, change.health);
-                if let Some(notice) = change.notice {
-                    s.insert_row(notice);
-                    report.disabled.push(id);
-                }
-            }
-        }
-        for dead in done.iter().filter(|i| i.status == SendStatus::Dead) {
-            let Some(key) = RingKey::of(dead) else {
-                continue;
-            };
-            let ring: Vec<OutboxItem> = s
-                .outbox
-                .values()
-                .map(|(i, _)| i)
-                .filter(|i| RingKey::of(i) == Some(key))
-                .cloned()
-                .collect();
-            if let Some(mail) = sending::fallback(dead, &ring, now)
-                && s.insert_row(mail)
-            {
-                report.fallbacks += 1;
-            }
-        }
-        Ok(report)
+        self.finish_rows(now, results, disable_after)
     }
 
     async fn list(
@@ -265,5 +239,99 @@ impl Outbox for InMemory {
             .iter()
             .filter_map(|id| s.webhooks.get(id).cloned())
             .collect())
+    }
+}
+
+impl State {
+    /// Leases the rows at `keys` until `until`.
+    fn lease(
+        &mut self,
+        keys: Vec<(Timestamp, (uuid::Uuid, uuid::Uuid))>,
+        until: Timestamp,
+    ) -> Vec<ClaimedSend> {
+        let mut out = Vec::with_capacity(keys.len());
+        for (_, key) in keys {
+            self.leases_issued += 1;
+            let token = LeaseToken::from_uuid(uuid::Uuid::from_u64_pair(
+                0x5e4d_0000_0000_0000,
+                self.leases_issued,
+            ));
+            if let Some((item, lease)) = self.outbox.get_mut(&key) {
+                *lease = Some((token, until));
+                out.push(ClaimedSend {
+                    item: item.clone(),
+                    token,
+                    lease_until: until,
+                    // The fake keeps no trace context: it has no spans to
+                    // continue.
+                    trace: None,
+                });
+            }
+        }
+        out
+    }
+}
+
+impl InMemory {
+    /// [`Outbox::finish`].
+    fn finish_rows(
+        &self,
+        now: Timestamp,
+        results: Vec<(LeaseToken, SendResult)>,
+        disable_after: u32,
+    ) -> Result<FinishReport, StoreError> {
+        let mut s = self.lock();
+
+        let mut report = FinishReport::default();
+        let mut done = Vec::new();
+        for (token, result) in results {
+            let held = s
+                .outbox
+                .values_mut()
+                .find(|(_, l)| l.is_some_and(|(t, _)| t == token));
+            let Some((item, lease)) = held else {
+                report.lost.push(token);
+                continue;
+            };
+            *lease = None;
+            sending::record(item, result, now);
+            done.push(item.clone());
+        }
+        let tally = Tally::of(&done);
+        for id in tally.touched() {
+            let Some(w) = s.webhooks.get(&id).cloned() else {
+                continue;
+            };
+            let health = Health {
+                failures: w.failure_count(),
+                active: w.active(),
+            };
+            let notice = uuid::Uuid::now_v7();
+            if let Some(change) = tally.judge(id, w.owner(), health, disable_after, notice, now) {
+                s.set_health(&w, change.health);
+                if let Some(notice) = change.notice {
+                    s.insert_row(notice);
+                    report.disabled.push(id);
+                }
+            }
+        }
+        for dead in done.iter().filter(|i| i.status == SendStatus::Dead) {
+            let Some(key) = RingKey::of(dead) else {
+                continue;
+            };
+            let ring: Vec<OutboxItem> = s
+                .outbox
+                .values()
+                .map(|(i, _)| i)
+                .filter(|i| RingKey::of(i) == Some(key))
+                .cloned()
+                .collect();
+            if let Some(mail) = sending::fallback(dead, &ring, now)
+                && s.insert_row(mail)
+            {
+                report.fallbacks += 1;
+            }
+        }
+        Ok(report)
     }
 }
