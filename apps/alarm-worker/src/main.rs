@@ -98,6 +98,8 @@ fn ready(
                 "retried": count(&sent.retried),
                 "dead": count(&sent.dead),
                 "store_errors": count(&sent.store_errors),
+                "held_ahead": count(&sent.held_ahead),
+                "withdrawn": count(&sent.withdrawn),
             },
             "status": status,
             "reason": reason,

@@ -37,6 +37,9 @@ const SHARES_REMEMBERED: usize = 4096;
 /// were recorded.
 pub const AHEAD_BUDGETS: usize = 4;
 
+/// Rows held ahead that are confirmed and sent together at their instant.
+const RELEASE_PIECE: usize = 256;
+
 /// How the worker behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchConfig {
@@ -695,7 +698,13 @@ impl Dispatcher {
             let now = self.ports.clock.now();
             let later = rows.split_off(rows.partition_point(|c| c.item.due <= now));
             let due = std::mem::replace(&mut rows, later);
-            self.release(due, until, &mut held).await;
+            // In pieces: the first piece's sends start while the next is
+            // confirmed, instead of after every row of the instant was.
+            let mut due = due.into_iter().peekable();
+            while due.peek().is_some() {
+                let piece = due.by_ref().take(RELEASE_PIECE).collect();
+                self.release(piece, until, &mut held).await;
+            }
         }
     }
 
