@@ -1256,6 +1256,57 @@ async fn a_prepared_ring_is_held_ahead_and_sent_at_its_instant(base: &World) {
     w.close().await;
 }
 
+/// A sender stopped while it holds rows ahead of their instant gives them
+/// back unsent, due at their instant with no attempt counted, and stops;
+/// a sender started after sends them at the instant.
+async fn a_stop_gives_back_what_is_held_ahead(base: &World) {
+    let w = World::with_store_clock(base.postgres(), "stop-held")
+        .await
+        .expect("a second world on the same database server");
+    let receiver = Receiver::start().await;
+    let ana = w.user("ana@example.com").await;
+    daily(&w, &ana, "One", &[Channel::Webhook]).await;
+    let (hook, secret) = register(&w, &ana, &receiver.url("/hook")).await;
+    let instant = seven(0);
+    w.clock.set(instant - SignedDuration::from_secs(5));
+    w.engine.tick(instant).await.expect("prepare");
+    let config = DispatchConfig {
+        ahead: Duration::from_secs(2),
+        ..quick()
+    };
+    let (d, stop, running) = running_dispatcher(&w, config);
+    w.clock.set(instant - SignedDuration::from_secs(1));
+    d.poke();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while d.stats().held_ahead.load(Ordering::Relaxed) < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("held ahead within a minute");
+    stop.send(()).expect("running");
+    tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the dispatcher stops while it holds rows")
+        .expect("the dispatcher's task");
+    assert!(receiver.got().is_empty(), "nothing was sent");
+    assert_eq!(d.stats().retried.load(Ordering::Relaxed), 1, "given back");
+    w.clock.set(instant);
+    let held = rows(&w, &ana, hook).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(
+        (held[0].status, held[0].attempts, held[0].due),
+        (SendStatus::Pending, 0, instant),
+        "given back due at its instant, no attempt counted"
+    );
+    let (_, stop, running) = running_dispatcher(&w, quick());
+    receiver.arrived(1).await;
+    stop.send(()).expect("running");
+    running.await.expect("the dispatcher stops");
+    assert_signed(&receiver.got()[0], &secret);
+    w.close().await;
+}
+
 crate::trials! {
-    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, one_account_holds_only_its_own_share, a_prepared_ring_is_held_ahead_and_sent_at_its_instant, ssrf_is_refused_at_registration_and_at_delivery],
+    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, one_account_holds_only_its_own_share, a_prepared_ring_is_held_ahead_and_sent_at_its_instant, a_stop_gives_back_what_is_held_ahead, ssrf_is_refused_at_registration_and_at_delivery],
 }

@@ -411,10 +411,8 @@ impl Notify {
             return Err(bad(
                 "DELIVERY_LEASE_SECONDS",
                 format!(
-                    "{} s is too short for DELIVERY_BATCH {} at DELIVERY_CONCURRENCY {} with a {} s send timeout (WEBHOOK_TIMEOUT_SECONDS, SMTP_TIMEOUT_SECONDS): a slow batch would be sent twice",
+                    "{} s is too short for a {} s send timeout (WEBHOOK_TIMEOUT_SECONDS, SMTP_TIMEOUT_SECONDS): a send starts only while one timeout and a quarter of the lease are left, after up to 2 s waiting for its host and account, so every row would be given back unsent",
                     dispatch.lease.as_secs(),
-                    dispatch.batch,
-                    dispatch.concurrency,
                     send_timeout.as_secs()
                 ),
             ));

@@ -94,14 +94,18 @@ impl Default for DispatchConfig {
 }
 
 impl DispatchConfig {
-    /// Whether a whole batch surely ends inside its lease: at worst every
-    /// round of `concurrency` sends takes the full `timeout`.
+    /// Whether a claimed row can be sent and recorded inside its lease:
+    /// a send starts only while one send `timeout` and a quarter of the
+    /// lease are left (`lease_runs_out`; later, the row is given back
+    /// unsent), and a row may first wait up to [`HOST_WAIT_MAX`] for its
+    /// shares, plus a margin for its claim. The batch's size does not
+    /// enter: rows that would wait past their lease are given back, never
+    /// sent twice.
     pub fn fits_lease(&self, timeout: Duration) -> bool {
-        let rounds = u32::try_from((self.batch as usize).div_ceil(self.concurrency.max(1)))
-            .unwrap_or(u32::MAX);
         timeout
-            .saturating_mul(rounds)
-            .saturating_add(Duration::from_secs(5))
+            .saturating_add(self.lease / 4)
+            .saturating_add(HOST_WAIT_MAX)
+            .saturating_add(Duration::from_secs(3))
             < self.lease
     }
 }
@@ -782,12 +786,18 @@ impl Dispatcher {
             if !ready.is_empty() {
                 let rows: Vec<(LeaseToken, Channel)> =
                     ready.iter().map(|c| (c.token, c.item.channel)).collect();
-                held.hand_over(rows.len());
+                // Handed over only once prepared: the rows then owe the
+                // recorder a result each, which `launch` sees to (a panic
+                // before leaves them counted here, and `Held` lets go).
                 match self.prepare(ready, self.ports.clock.now(), until).await {
-                    Ok(claimed) => self.launch(claimed, &held.pipe.results),
+                    Ok(claimed) => {
+                        held.hand_over(rows.len());
+                        self.launch(claimed, &held.pipe.results);
+                    }
                     Err(e) => {
                         self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(error = %e, "loading what prepared deliveries need failed; they are given back");
+                        held.hand_over(rows.len());
                         let now = self.ports.clock.now();
                         let back = rows
                             .into_iter()
@@ -1169,7 +1179,11 @@ impl Dispatcher {
     }
 
     /// Gives an admitted lane its place after the last lane of its key
-    /// still in flight (admission runs in claim order, on one task).
+    /// still in flight. `run` admits its claims in claim order, on one
+    /// task; rows held ahead are admitted by their holder at their
+    /// instant, so a held ring goes before an older row of its key that a
+    /// claim takes only after that instant (a row due just before, claimed
+    /// late).
     fn take_turn(&self, mut lane: Lane) -> Lane {
         let number = self.admitted.fetch_add(1, Ordering::Relaxed);
         let (ended, end) = oneshot::channel();
@@ -1610,6 +1624,32 @@ fn payload(item: &OutboxItem, context: &Context, now: Timestamp) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_fits_one_send_whatever_the_batch() {
+        let config = DispatchConfig::default();
+        let smtp = Duration::from_secs(20);
+        assert!(config.fits_lease(smtp), "the defaults with e-mail");
+        let huge = DispatchConfig {
+            batch: 2000,
+            concurrency: 1,
+            ..config
+        };
+        assert!(huge.fits_lease(smtp), "rows past the lease are given back");
+        let short = DispatchConfig {
+            lease: Duration::from_secs(30),
+            ..config
+        };
+        assert!(
+            !short.fits_lease(smtp),
+            "20 s + 7.5 s + 2 s waiting + 3 s is more than 30 s"
+        );
+        let enough = DispatchConfig {
+            lease: Duration::from_secs(40),
+            ..config
+        };
+        assert!(enough.fits_lease(smtp));
+    }
 
     #[test]
     fn a_lane_leaves_its_queues_whatever_becomes_of_its_rows() {

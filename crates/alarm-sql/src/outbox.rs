@@ -394,7 +394,15 @@ impl Outbox for SqlStores {
         let values = vec![v(us(until)), v(ahead_us), v(ahead_us), v(i64::from(limit))];
         let rows = self
             .db
-            .write(async |tx| tx.query_all(&sql, values).await)
+            .write(async |tx| {
+                if self.db.backend == DbBackend::Postgres {
+                    // As for `claim`: on stale statistics after a burst the
+                    // planner chose a bitmap scan of every pending row.
+                    tx.exec("SET LOCAL enable_bitmapscan = off", Vec::new())
+                        .await?;
+                }
+                tx.query_all(&sql, values).await
+            })
             .await?;
         claimed_from(&rows, until)
     }
@@ -403,18 +411,39 @@ impl Outbox for SqlStores {
         &self,
         tokens: Vec<LeaseToken>,
     ) -> Result<Vec<(LeaseToken, SignedDuration)>, StoreError> {
+        // Read under a lock that a cancelling transaction's delete holds
+        // until it commits. PostgreSQL: `FOR SHARE` waits for it, then
+        // finds the row gone. SQLite: the write transaction runs wholly
+        // before or after the cancellation's. A plain read would still see
+        // a row that an uncommitted cancellation has deleted, and send it.
         let now = self.db.now_sql();
+        let lock = if self.db.backend == DbBackend::Postgres {
+            " FOR SHARE"
+        } else {
+            ""
+        };
         let ids: Vec<Uuid> = tokens.iter().map(LeaseToken::as_uuid).collect();
-        self.db
-            .query_in(
-                &format!(
-                    "SELECT lease_token, COALESCE(effective_us, {now}) - {now} AS wait_us \
-                     FROM outbox WHERE status = 'pending' AND lease_token IN ({{ids}})"
-                ),
-                &ids,
-            )
-            .await?
-            .iter()
+        let rows = self
+            .db
+            .write(async |tx| {
+                let mut rows = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(400) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    rows.extend(
+                        tx.query_all(
+                            &format!(
+                                "SELECT lease_token, COALESCE(effective_us, {now}) - {now} AS wait_us \
+                                 FROM outbox WHERE status = 'pending' AND lease_token IN ({marks}){lock}"
+                            ),
+                            chunk.iter().map(|id| v(*id)).collect(),
+                        )
+                        .await?,
+                    );
+                }
+                Ok(rows)
+            })
+            .await?;
+        rows.iter()
             .map(|r| {
                 Ok((
                     LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),

@@ -634,6 +634,14 @@ async fn a_ring_claimed_ahead_is_confirmed_from_its_instant(fresh: FreshAt) {
         vec![SignedDuration::ZERO; 2],
         "at its instant each may be sent"
     );
+    assert!(
+        outbox
+            .claim(instant(), at(40), 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "rows held ahead are not claimed again when due"
+    );
     let retried = outbox
         .finish(
             instant(),
