@@ -1190,22 +1190,37 @@ async fn one_account_holds_only_its_own_share(w: &World) {
     }
 }
 
-/// A running sender claims the webhook rows of rings prepared ahead (the
-/// store's clock pinned to the test's) before their instant, holds them,
-/// and sends them only once the store confirms them at the instant; a ring
-/// withdrawn by an edit while held is never sent.
-async fn a_prepared_ring_is_held_ahead_and_sent_at_its_instant(base: &World) {
-    let w = World::with_store_clock(base.postgres(), "held-ahead")
+/// A world whose database clock is the test's, Ana's daily webhook alarms
+/// `names` registered to a fresh receiver and prepared by the engine 5 s
+/// before their instant, and a running dispatcher (2 s ahead) that holds
+/// all their rows, the clock 1 s before the instant.
+struct Holding {
+    w: World,
+    receiver: Receiver,
+    ana: Actor,
+    alarms: Vec<Alarm>,
+    hook: WebhookId,
+    secret: String,
+    instant: Timestamp,
+    d: Arc<Dispatcher>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<()>,
+}
+
+async fn holding(base: &World, label: &str, names: &[&str]) -> Holding {
+    let w = World::with_store_clock(base.postgres(), label)
         .await
         .expect("a second world on the same database server");
     let receiver = Receiver::start().await;
     let ana = w.user("ana@example.com").await;
-    daily(&w, &ana, "One", &[Channel::Webhook]).await;
-    let two = daily(&w, &ana, "Two", &[Channel::Webhook]).await;
-    let (_, secret) = register(&w, &ana, &receiver.url("/hook")).await;
+    let mut alarms = Vec::new();
+    for name in names {
+        alarms.push(daily(&w, &ana, name, &[Channel::Webhook]).await);
+    }
+    let (hook, secret) = register(&w, &ana, &receiver.url("/hook")).await;
     let instant = seven(0);
-    // The engine prepares both rings 5 s ahead (claims up to the instant
-    // as its prefetch does): committed, not visible.
+    // The engine claims up to the instant, as its prefetch does: the rings
+    // are committed, not visible.
     w.clock.set(instant - SignedDuration::from_secs(5));
     w.engine.tick(instant).await.expect("prepare");
     let config = DispatchConfig {
@@ -1215,96 +1230,92 @@ async fn a_prepared_ring_is_held_ahead_and_sent_at_its_instant(base: &World) {
     let (d, stop, running) = running_dispatcher(&w, config);
     w.clock.set(instant - SignedDuration::from_secs(1));
     d.poke();
-    let counted = |what: fn(&DispatchStats) -> &AtomicU64, n: u64| {
-        let d = d.clone();
-        async move {
-            tokio::time::timeout(Duration::from_secs(60), async {
-                while what(d.stats()).load(Ordering::Relaxed) < n {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-            .await
-            .unwrap_or_else(|_| panic!("the sender never counted {n}"));
+    counted(&d, |s| &s.held_ahead, names.len() as u64).await;
+    Holding {
+        w,
+        receiver,
+        ana,
+        alarms,
+        hook,
+        secret,
+        instant,
+        d,
+        stop,
+        running,
+    }
+}
+
+/// Waits until the dispatcher's counter `what` reaches `n`.
+async fn counted(d: &Dispatcher, what: fn(&DispatchStats) -> &AtomicU64, n: u64) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while what(d.stats()).load(Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    };
-    counted(|s| &s.held_ahead, 2).await;
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the sender never counted {n}"));
+}
+
+/// A running sender claims the webhook rows of rings prepared ahead
+/// before their instant, holds them, and sends them only once the store
+/// confirms them at the instant; a ring withdrawn by an edit while held is
+/// never sent.
+async fn a_prepared_ring_is_held_ahead_and_sent_at_its_instant(base: &World) {
+    let h = holding(base, "held-ahead", &["One", "Two"]).await;
     // "Two" is disabled while its row is held: the edit withdraws it.
-    AlarmService::new(w.ports.clone())
-        .set_enabled(&ana, two.id(), false, None)
+    AlarmService::new(h.w.ports.clone())
+        .set_enabled(&h.ana, h.alarms[1].id(), false, None)
         .await
         .expect("disable Two");
-    w.clock.set(instant - SignedDuration::from_millis(1));
+    h.w.clock.set(h.instant - SignedDuration::from_millis(1));
     assert!(
-        receiver.got().is_empty(),
+        h.receiver.got().is_empty(),
         "nothing is sent before the instant"
     );
-    w.clock.set(instant);
-    receiver.arrived(1).await;
-    counted(|s| &s.withdrawn, 1).await;
-    stop.send(()).expect("running");
-    running.await.expect("the dispatcher stops");
-    let got = receiver.got();
+    h.w.clock.set(h.instant);
+    h.receiver.arrived(1).await;
+    counted(&h.d, |s| &s.withdrawn, 1).await;
+    h.stop.send(()).expect("running");
+    h.running.await.expect("the dispatcher stops");
+    let got = h.receiver.got();
     assert_eq!(got.len(), 1, "only One's ring is sent: {got:?}");
-    assert_signed(&got[0], &secret);
+    assert_signed(&got[0], &h.secret);
     assert_eq!(
         got[0].json()["data"]["alarm_name"],
         "One",
         "{}",
         got[0].json()
     );
-    assert_eq!(d.stats().delivered.load(Ordering::Relaxed), 1);
-    w.close().await;
+    assert_eq!(h.d.stats().delivered.load(Ordering::Relaxed), 1);
+    h.w.close().await;
 }
 
 /// A sender stopped while it holds rows ahead of their instant gives them
 /// back unsent, due at their instant with no attempt counted, and stops;
 /// a sender started after sends them at the instant.
 async fn a_stop_gives_back_what_is_held_ahead(base: &World) {
-    let w = World::with_store_clock(base.postgres(), "stop-held")
-        .await
-        .expect("a second world on the same database server");
-    let receiver = Receiver::start().await;
-    let ana = w.user("ana@example.com").await;
-    daily(&w, &ana, "One", &[Channel::Webhook]).await;
-    let (hook, secret) = register(&w, &ana, &receiver.url("/hook")).await;
-    let instant = seven(0);
-    w.clock.set(instant - SignedDuration::from_secs(5));
-    w.engine.tick(instant).await.expect("prepare");
-    let config = DispatchConfig {
-        ahead: Duration::from_secs(2),
-        ..quick()
-    };
-    let (d, stop, running) = running_dispatcher(&w, config);
-    w.clock.set(instant - SignedDuration::from_secs(1));
-    d.poke();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while d.stats().held_ahead.load(Ordering::Relaxed) < 1 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("held ahead within a minute");
-    stop.send(()).expect("running");
-    tokio::time::timeout(Duration::from_secs(60), running)
+    let h = holding(base, "stop-held", &["One"]).await;
+    h.stop.send(()).expect("running");
+    tokio::time::timeout(Duration::from_secs(60), h.running)
         .await
         .expect("the dispatcher stops while it holds rows")
         .expect("the dispatcher's task");
-    assert!(receiver.got().is_empty(), "nothing was sent");
-    assert_eq!(d.stats().retried.load(Ordering::Relaxed), 1, "given back");
-    w.clock.set(instant);
-    let held = rows(&w, &ana, hook).await;
+    assert!(h.receiver.got().is_empty(), "nothing was sent");
+    assert_eq!(h.d.stats().retried.load(Ordering::Relaxed), 1, "given back");
+    h.w.clock.set(h.instant);
+    let held = rows(&h.w, &h.ana, h.hook).await;
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(
         (held[0].status, held[0].attempts, held[0].due),
-        (SendStatus::Pending, 0, instant),
+        (SendStatus::Pending, 0, h.instant),
         "given back due at its instant, no attempt counted"
     );
-    let (_, stop, running) = running_dispatcher(&w, quick());
-    receiver.arrived(1).await;
+    let (_, stop, running) = running_dispatcher(&h.w, quick());
+    h.receiver.arrived(1).await;
     stop.send(()).expect("running");
     running.await.expect("the dispatcher stops");
-    assert_signed(&receiver.got()[0], &secret);
-    w.close().await;
+    assert_signed(&h.receiver.got()[0], &h.secret);
+    h.w.close().await;
 }
 
 crate::trials! {

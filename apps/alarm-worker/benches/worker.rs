@@ -657,7 +657,6 @@ async fn burst(
     let seeded = seed(ports, owners, &[at], n, Channel::Webhook).await;
     settle(url);
     let slack = at.duration_since(Timestamp::now()).as_secs_f64();
-    let (cpu_before, pg_before) = (worker.cpu_ticks(), pg_cpu_ticks());
     let label = if slow.is_some() {
         format!(
             "(c') the same beside a slow host (5 s answers) that one owner's {} alarms also go to",
@@ -675,6 +674,12 @@ async fn burst(
             "    the seeding overran the instant: the alarms were not all prepared ahead, so this burst's figures are not comparable"
         );
     }
+    // CPU from the instant on, not over the wait for it (the engine
+    // prepares the rings meanwhile).
+    if let Ok(wait) = Duration::try_from(at.duration_since(Timestamp::now())) {
+        tokio::time::sleep(wait).await;
+    }
+    let (cpu_before, pg_before) = (worker.cpu_ticks(), pg_cpu_ticks());
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         let distinct = sink.log.lock().expect("log").ids.len();

@@ -101,6 +101,28 @@ impl SqlStores {
     fn visible_sql(&self) -> String {
         visible_sql(&self.db.now_sql())
     }
+
+    /// Runs a claim's `UPDATE … RETURNING` in a transaction of its own.
+    async fn lease_rows(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        self.db
+            .write(async |tx| {
+                if self.db.backend == DbBackend::Postgres {
+                    // The outbox fills in bursts (a fire of 100k rows in seconds)
+                    // between two autovacuum analyses; on such stale statistics the
+                    // planner chose a bitmap scan of every pending row plus a sort
+                    // for each claim (41 ms at 68k pending, measured), where the
+                    // due-ordered partial index stops after `limit` rows (9 ms).
+                    tx.exec("SET LOCAL enable_bitmapscan = off", Vec::new())
+                        .await?;
+                }
+                tx.query_all(sql, values).await
+            })
+            .await
+    }
 }
 
 /// Claimed rows as a sender takes them, oldest due first (`RETURNING`
@@ -318,21 +340,7 @@ impl Outbox for SqlStores {
             values.extend([v(due), v(message), v(target)]);
         }
         values.push(v(i64::from(limit)));
-        let rows = self
-            .db
-            .write(async |tx| {
-                if self.db.backend == DbBackend::Postgres {
-                    // The outbox fills in bursts (a fire of 100k rows in seconds)
-                    // between two autovacuum analyses; on such stale statistics the
-                    // planner chose a bitmap scan of every pending row plus a sort
-                    // for each claim (41 ms at 68k pending, measured), where the
-                    // due-ordered partial index stops after `limit` rows (9 ms).
-                    tx.exec("SET LOCAL enable_bitmapscan = off", Vec::new())
-                        .await?;
-                }
-                tx.query_all(&sql, values).await
-            })
-            .await?;
+        let rows = self.lease_rows(&sql, values).await?;
         // The cursor moves only once the leases are committed.
         if self.db.backend == DbBackend::Postgres {
             let last = rows
@@ -392,18 +400,7 @@ impl Outbox for SqlStores {
         };
         let ahead_us = ahead.as_micros().clamp(0, i128::from(i64::MAX)) as i64;
         let values = vec![v(us(until)), v(ahead_us), v(ahead_us), v(i64::from(limit))];
-        let rows = self
-            .db
-            .write(async |tx| {
-                if self.db.backend == DbBackend::Postgres {
-                    // As for `claim`: on stale statistics after a burst the
-                    // planner chose a bitmap scan of every pending row.
-                    tx.exec("SET LOCAL enable_bitmapscan = off", Vec::new())
-                        .await?;
-                }
-                tx.query_all(&sql, values).await
-            })
-            .await?;
+        let rows = self.lease_rows(&sql, values).await?;
         claimed_from(&rows, until)
     }
 
@@ -411,21 +408,28 @@ impl Outbox for SqlStores {
         &self,
         tokens: Vec<LeaseToken>,
     ) -> Result<Vec<(LeaseToken, SignedDuration)>, StoreError> {
-        // Read under a lock that a cancelling transaction's delete holds
-        // until it commits. PostgreSQL: `FOR SHARE` waits for it, then
-        // finds the row gone. SQLite: the write transaction runs wholly
-        // before or after the cancellation's. A plain read would still see
-        // a row that an uncommitted cancellation has deleted, and send it.
+        // Read after every withdrawal that read the database's clock
+        // before now has committed. PostgreSQL: each holds the withdrawal
+        // lock shared until its commit, and this transaction takes it whole
+        // first (a plain read would still see a row that an uncommitted
+        // withdrawal has deleted, and send it; and a withdrawal that reads
+        // the clock after this cannot take back what it confirms). SQLite:
+        // the write transaction runs wholly before or after a withdrawal.
         let now = self.db.now_sql();
-        let lock = if self.db.backend == DbBackend::Postgres {
-            " FOR SHARE"
-        } else {
-            ""
-        };
         let ids: Vec<Uuid> = tokens.iter().map(LeaseToken::as_uuid).collect();
         let rows = self
             .db
             .write(async |tx| {
+                if tx.backend == DbBackend::Postgres {
+                    tx.query_all(
+                        &format!(
+                            "SELECT pg_advisory_xact_lock({})",
+                            crate::stores::WITHDRAWAL_LOCK
+                        ),
+                        Vec::new(),
+                    )
+                    .await?;
+                }
                 let mut rows = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(400) {
                     let marks = vec!["?"; chunk.len()].join(", ");
@@ -433,7 +437,7 @@ impl Outbox for SqlStores {
                         tx.query_all(
                             &format!(
                                 "SELECT lease_token, COALESCE(effective_us, {now}) - {now} AS wait_us \
-                                 FROM outbox WHERE status = 'pending' AND lease_token IN ({marks}){lock}"
+                                 FROM outbox WHERE status = 'pending' AND lease_token IN ({marks})"
                             ),
                             chunk.iter().map(|id| v(*id)).collect(),
                         )

@@ -218,12 +218,30 @@ pub(crate) async fn replan(tx: &Tx, plan: &TriggerPlan) -> Result<(), StoreError
 /// taken at the same instant, so an outcome is withdrawn whole or not at
 /// all.
 async fn db_now(tx: &Tx) -> Result<i64, StoreError> {
+    // PostgreSQL: every withdrawal holds the withdrawal lock, shared, from
+    // before its reading of the clock to its commit, so a sender that
+    // confirms rows held ahead (`Outbox::confirm`, which takes the lock
+    // whole) waits for each withdrawal that read the clock before it, and
+    // one that reads it after cannot withdraw what was confirmed by then.
+    // (SQLite runs one writer at a time.)
+    if tx.backend == sea_orm::DbBackend::Postgres {
+        tx.query_all(
+            &format!("SELECT pg_advisory_xact_lock_shared({WITHDRAWAL_LOCK})"),
+            Vec::new(),
+        )
+        .await?;
+    }
     let row = tx
         .query_one(&format!("SELECT {} AS now_us", tx.now_sql()), Vec::new())
         .await?
         .ok_or_else(|| corrupt("clock", "no row"))?;
     col::<i64>(&row, "now_us")
 }
+
+/// The advisory lock (the two-key form, apart from the one-key ring
+/// locks) that withdrawals of prepared outcomes hold shared and a sender's
+/// confirmation of rows held ahead takes whole.
+pub(crate) const WITHDRAWAL_LOCK: &str = "7270, 2";
 
 /// Withdraws the alarm's prepared outcomes whose instant is still ahead
 /// by the database's clock: their ringing records and those occurrences'

@@ -574,6 +574,16 @@ async fn a_preparation_from_an_edited_alarm_is_put_back(fresh: FreshAt) {
     assert!(lost.is_empty(), "a due trigger commits as judged");
 }
 
+/// What a sender claims 2 s ahead of the store's clock, leased until
+/// `at(100)`.
+async fn claim_ahead(p: &Prepared) -> Vec<alarm_domain::ports::ClaimedSend> {
+    p.ports
+        .outbox
+        .claim_ahead(SignedDuration::from_secs(2), at(100), 10)
+        .await
+        .expect("claim ahead")
+}
+
 /// A sender may claim a prepared ring's rows ahead of its instant (within
 /// the window it asks for, never twice) and hold them; the store confirms
 /// them, by its clock, only from the instant: 1 ms before, each is 1 ms
@@ -581,21 +591,13 @@ async fn a_preparation_from_an_edited_alarm_is_put_back(fresh: FreshAt) {
 async fn a_ring_claimed_ahead_is_confirmed_from_its_instant(fresh: FreshAt) {
     let p = prepared(fresh).await;
     let outbox = &p.ports.outbox;
-    let ahead = SignedDuration::from_secs(2);
     p.clock.set(at(7));
     assert!(
-        outbox
-            .claim_ahead(ahead, at(100), 10)
-            .await
-            .expect("claim ahead")
-            .is_empty(),
+        claim_ahead(&p).await.is_empty(),
         "3 s before its instant the ring is beyond 2 s ahead"
     );
     p.clock.set(at(9));
-    let held = outbox
-        .claim_ahead(ahead, at(100), 10)
-        .await
-        .expect("claim ahead");
+    let held = claim_ahead(&p).await;
     assert_eq!(
         held.len(),
         2,
@@ -603,11 +605,7 @@ async fn a_ring_claimed_ahead_is_confirmed_from_its_instant(fresh: FreshAt) {
     );
     assert!(held.iter().all(|c| c.item.due == instant()), "{held:?}");
     assert!(
-        outbox
-            .claim_ahead(ahead, at(100), 10)
-            .await
-            .expect("claim ahead")
-            .is_empty(),
+        claim_ahead(&p).await.is_empty(),
         "held rows are not claimed ahead twice"
     );
     let tokens: Vec<_> = held.iter().map(|c| c.token).collect();
@@ -668,11 +666,7 @@ async fn a_ring_claimed_ahead_is_confirmed_from_its_instant(fresh: FreshAt) {
     );
     p.clock.set(at(11));
     assert!(
-        outbox
-            .claim_ahead(ahead, at(100), 10)
-            .await
-            .expect("claim ahead")
-            .is_empty(),
+        claim_ahead(&p).await.is_empty(),
         "a retry due in 1 s is claimed when due, not ahead"
     );
     assert!(
@@ -686,12 +680,7 @@ async fn a_ring_claimed_ahead_is_confirmed_from_its_instant(fresh: FreshAt) {
 async fn an_edit_withdraws_a_ring_claimed_ahead(fresh: FreshAt) {
     let p = prepared(fresh).await;
     p.clock.set(at(9));
-    let held = p
-        .ports
-        .outbox
-        .claim_ahead(SignedDuration::from_secs(2), at(100), 10)
-        .await
-        .expect("claim ahead");
+    let held = claim_ahead(&p).await;
     assert_eq!(held.len(), 2, "held ahead");
     rename(&p, at(9), instant(), "edit while held ahead").await;
     p.clock.set(instant());
