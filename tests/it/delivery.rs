@@ -1318,6 +1318,60 @@ async fn a_stop_gives_back_what_is_held_ahead(base: &World) {
     h.w.close().await;
 }
 
+/// A sender whose clock runs ahead of the database's holds a row past its
+/// own idea of the instant: the store says it is not visible yet, and it
+/// goes out only once the database's clock reaches the instant.
+async fn a_held_row_waits_for_the_stores_clock(base: &World) {
+    let w = World::with_store_clock(base.postgres(), "held-early")
+        .await
+        .expect("a second world on the same database server");
+    let receiver = Receiver::start().await;
+    let ana = w.user("ana@example.com").await;
+    daily(&w, &ana, "One", &[Channel::Webhook]).await;
+    let (_, secret) = register(&w, &ana, &receiver.url("/hook")).await;
+    let instant = seven(0);
+    w.clock.set(instant - SignedDuration::from_secs(5));
+    w.engine.tick(instant).await.expect("prepare");
+    // The sender's own clock, apart from the database's (`w.clock`).
+    let own = Arc::new(alarm_testkit::ManualClock::new(
+        instant - SignedDuration::from_secs(1),
+    ));
+    let mut ports = w.ports.clone();
+    ports.clock = own.clone();
+    let d = Arc::new(Dispatcher::new(
+        ports,
+        DispatchConfig {
+            ahead: Duration::from_secs(2),
+            ..quick()
+        },
+        WebhookSender::new(open_sender(), Arc::new(StaticResolver::new())).expect("sender"),
+        None,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(d.clone().run(async {
+        let _ = stopped.await;
+    }));
+    w.clock.set(instant - SignedDuration::from_secs(1));
+    d.poke();
+    counted(&d, |s| &s.held_ahead, 1).await;
+    // The sender's clock says the instant has come; the database's is 1 ms
+    // short of it.
+    w.clock.set(instant - SignedDuration::from_millis(1));
+    own.set(instant);
+    counted(&d, |s| &s.early, 1).await;
+    assert!(
+        receiver.got().is_empty(),
+        "nothing is sent before the database's clock reaches the instant"
+    );
+    w.clock.set(instant);
+    receiver.arrived(1).await;
+    stop.send(()).expect("running");
+    running.await.expect("the dispatcher stops");
+    assert_eq!(receiver.got().len(), 1);
+    assert_signed(&receiver.got()[0], &secret);
+    w.close().await;
+}
+
 crate::trials! {
-    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, one_account_holds_only_its_own_share, a_prepared_ring_is_held_ahead_and_sent_at_its_instant, a_stop_gives_back_what_is_held_ahead, ssrf_is_refused_at_registration_and_at_delivery],
+    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, one_account_holds_only_its_own_share, a_prepared_ring_is_held_ahead_and_sent_at_its_instant, a_stop_gives_back_what_is_held_ahead, a_held_row_waits_for_the_stores_clock, ssrf_is_refused_at_registration_and_at_delivery],
 }

@@ -100,6 +100,7 @@ fn ready(
                 "store_errors": count(&sent.store_errors),
                 "held_ahead": count(&sent.held_ahead),
                 "withdrawn": count(&sent.withdrawn),
+                "early": count(&sent.early),
             },
             "status": status,
             "reason": reason,

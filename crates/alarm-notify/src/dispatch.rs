@@ -127,6 +127,10 @@ pub struct DispatchStats {
     /// Rows claimed ahead and withdrawn before their instant (an edit, a
     /// deletion): never sent.
     pub withdrawn: AtomicU64,
+    /// Held rows found not visible yet when this host's clock said their
+    /// instant had come (its clock ahead of the database's): each waited
+    /// as long as the store said.
+    pub early: AtomicU64,
 }
 
 /// The ports the delivery worker takes, picked out of the apps' [`Ports`].
@@ -772,6 +776,11 @@ impl Dispatcher {
                     }
                     Some(_) => ready.push(c),
                 }
+            }
+            if !early.is_empty() {
+                self.stats
+                    .early
+                    .fetch_add(early.len() as u64, Ordering::Relaxed);
             }
             if gone > 0 {
                 self.stats
