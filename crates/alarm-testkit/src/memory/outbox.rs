@@ -106,10 +106,14 @@ impl Outbox for InMemory {
             .outbox
             .iter()
             .filter(|(k, (i, lease))| {
+                // As the SQL adapter: both the row's instant and its due
+                // time within the window (a row given back due later than
+                // its instant waits for its due time).
+                let within =
+                    |at: Timestamp| !alarm_domain::firing::visible(at, now) && at <= now + ahead;
                 i.status == SendStatus::Pending
-                    && s.effective_rows.get(*k).is_some_and(|at| {
-                        !alarm_domain::firing::visible(*at, now) && *at <= now + ahead
-                    })
+                    && within(i.due)
+                    && s.effective_rows.get(*k).is_some_and(|at| within(*at))
                     && lease.is_none_or(|(_, u)| u <= now)
             })
             .map(|(k, (i, _))| (i.due, *k))
