@@ -637,16 +637,7 @@ impl Dispatcher {
                     );
                     let now = me.ports.clock.now();
                     rows.into_iter()
-                        .map(|(token, channel)| {
-                            let back = SendResult::Retry {
-                                due: now,
-                                counted: false,
-                                code: None,
-                                error: "its lane failed; not sent".to_owned(),
-                                latency_ms: 0,
-                            };
-                            (token, back, channel, Duration::ZERO)
-                        })
+                        .map(|(token, channel)| unsent(token, channel, now, "its lane failed"))
                         .collect()
                 });
                 let _ = results.send(done);
@@ -810,16 +801,7 @@ impl Dispatcher {
                         let now = self.ports.clock.now();
                         let back = rows
                             .into_iter()
-                            .map(|(token, channel)| {
-                                let back = SendResult::Retry {
-                                    due: now,
-                                    counted: false,
-                                    code: None,
-                                    error: "not sent: the store failed".to_owned(),
-                                    latency_ms: 0,
-                                };
-                                (token, back, channel, Duration::ZERO)
-                            })
+                            .map(|(token, channel)| unsent(token, channel, now, "the store failed"))
                             .collect();
                         let _ = held.pipe.results.send(back);
                     }
@@ -1173,18 +1155,7 @@ impl Dispatcher {
     fn give_back(&self, c: &ClaimedSend, due: Timestamp, why: &str) -> Done {
         self.stats.retried.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(message = %c.item.message, target = %c.item.target, why, "delivery given back unsent");
-        (
-            c.token,
-            SendResult::Retry {
-                due,
-                counted: false,
-                code: None,
-                error: format!("{why}; not sent"),
-                latency_ms: 0,
-            },
-            c.item.channel,
-            Duration::ZERO,
-        )
+        unsent(c.token, c.item.channel, due, why)
     }
 
     /// Gives an admitted lane its place after the last lane of its key
@@ -1546,6 +1517,19 @@ impl Dispatcher {
             },
         }
     }
+}
+
+/// A row's result when it was not sent: due again at `due`, no attempt
+/// counted, `why` recorded.
+fn unsent(token: LeaseToken, channel: Channel, due: Timestamp, why: &str) -> Done {
+    let back = SendResult::Retry {
+        due,
+        counted: false,
+        code: None,
+        error: format!("{why}; not sent"),
+        latency_ms: 0,
+    };
+    (token, back, channel, Duration::ZERO)
 }
 
 /// The `outcome` label of an attempt's result.
