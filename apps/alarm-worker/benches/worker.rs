@@ -1,4 +1,4 @@
-//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (b') 2k webhooks due each second for 60 s, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature, (c') the same beside a slow host, and the bare-client ceiling — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (b'), (c), (c') and the ceiling, `-- --in-app` only (a), (a') and (b), `-- --peer` (or `cargo xtask bench peer`) graphile-worker beside (a), `-- --ceiling` only (a) and its pgbench replay ceiling.
+//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (b') 2k webhooks due each second for 60 s, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature, (c') the same beside a slow host, and the bare-client ceiling — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (b'), (c), (c') and the ceiling, `-- --steady` only (b'), `-- --in-app` only (a), (a') and (b), `-- --peer` (or `cargo xtask bench peer`) graphile-worker beside (a), `-- --ceiling` only (a) and its pgbench replay ceiling.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -366,6 +366,8 @@ struct SinkLog {
     ids: std::collections::HashMap<String, u32>,
     /// Receipt minus the occurrence's nominal instant, per request, in ms.
     lateness_ms: Vec<i64>,
+    /// Per nominal instant (Unix seconds), the worst lateness to receipt.
+    worst_ms: std::collections::BTreeMap<i64, i64>,
     bad_signatures: u64,
     last: Option<Timestamp>,
 }
@@ -421,8 +423,10 @@ async fn sink_hook(
     }
     *log.ids.entry(id).or_default() += 1;
     if let Some(at) = nominal {
-        log.lateness_ms
-            .push(received.duration_since(at).as_millis() as i64);
+        let late = received.duration_since(at).as_millis() as i64;
+        log.lateness_ms.push(late);
+        let worst = log.worst_ms.entry(at.as_second()).or_insert(late);
+        *worst = (*worst).max(late);
     }
     log.last = Some(log.last.map_or(received, |l| l.max(received)));
     poem::http::StatusCode::NO_CONTENT
@@ -454,6 +458,7 @@ async fn webhooks(
     url: &str,
     n: usize,
     (rate, secs): (usize, usize),
+    steady_only: bool,
 ) {
     use poem::EndpointExt;
     use poem::listener::{Acceptor, Listener};
@@ -502,6 +507,10 @@ async fn webhooks(
 
     let host_concurrency = 16;
     steady_webhooks(ports, owners, url, &sink, rate, secs).await;
+    if steady_only {
+        server.abort();
+        return;
+    }
     let alone = burst(ports, owners, url, n, &sink, None).await;
 
     // A slow receiver: one owner's alarms also go to it (n / OWNERS rows).
@@ -639,6 +648,17 @@ async fn steady_webhooks(
         100.0 * pg_cpu / took
     );
     print_receipts(&log, n, &ready);
+    // When in the minute the late receipts fell says more than a
+    // percentile: all at the start, spread evenly, or in bursts.
+    let worst: Vec<String> = log
+        .worst_ms
+        .iter()
+        .map(|(at, late)| format!("{}:{late}", at - first.as_second()))
+        .collect();
+    println!(
+        "    worst lateness per instant (seconds after the first: ms): {}",
+        worst.join(" ")
+    );
 }
 
 /// One burst of phase (c) with a fresh worker: `n` alarms to the sink
@@ -1205,6 +1225,7 @@ fn main() {
     let in_app_only = std::env::args().any(|a| a == "--in-app");
     let peer_only = std::env::args().any(|a| a == "--peer");
     let ceiling_only = std::env::args().any(|a| a == "--ceiling");
+    let steady_only = std::env::args().any(|a| a == "--steady");
     let (burst_n, steady_rate, steady_secs) = if quick {
         (10_000usize, 2000usize, 10usize)
     } else {
@@ -1245,13 +1266,13 @@ fn main() {
         } else if telemetry_only {
             telemetry_cost(&ports, &owners, &url, burst_n / 5).await;
         } else {
-            if !webhooks_only {
+            if !webhooks_only && !steady_only {
                 in_app(&ports, &owners, &url, burst_n, steady_rate, steady_secs).await;
             }
             if !in_app_only {
-                webhooks(&ports, &owners, &url, burst_n, (steady_rate, steady_secs)).await;
+                webhooks(&ports, &owners, &url, burst_n, (steady_rate, steady_secs), steady_only).await;
             }
-            if !webhooks_only && !in_app_only {
+            if !webhooks_only && !in_app_only && !steady_only {
                 telemetry_cost(&ports, &owners, &url, burst_n / 5).await;
             }
         }
