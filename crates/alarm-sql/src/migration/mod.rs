@@ -15,6 +15,7 @@ mod m0012_webhook_previous_secret;
 mod m0013_uploads;
 mod m0014_sounds;
 mod m0015_prepared_events;
+mod m0016_trigger_rescue_index;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_uploads::Migration),
             Box::new(m0014_sounds::Migration),
             Box::new(m0015_prepared_events::Migration),
+            Box::new(m0016_trigger_rescue_index::Migration),
         ]
     }
 }
@@ -63,4 +65,5 @@ pub(crate) const SOURCES: &[&str] = &[
     include_str!("m0013_uploads.rs"),
     include_str!("m0014_sounds.rs"),
     include_str!("m0015_prepared_events.rs"),
+    include_str!("m0016_trigger_rescue_index.rs"),
 ];
