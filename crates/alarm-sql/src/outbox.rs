@@ -97,6 +97,9 @@ fn visible_sql(now: &str) -> String {
     format!("(effective_us IS NULL OR effective_us <= {now})")
 }
 
+/// Tokens per statement of [`Outbox::confirm`].
+const CONFIRM_CHUNK: usize = 400;
+
 impl SqlStores {
     fn visible_sql(&self) -> String {
         visible_sql(&self.db.now_sql())
@@ -424,7 +427,16 @@ impl Outbox for SqlStores {
                     .await?;
                 }
                 let mut rows = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(400) {
+                for chunk in ids.chunks(CONFIRM_CHUNK) {
+                    // Every chunk as long as a full one, the last token
+                    // repeated (harmless in an `IN` list): one statement
+                    // text, prepared once per connection, instead of one
+                    // per length, each a parse and a plan of its own and a
+                    // place in the connection's statement cache.
+                    let mut chunk = chunk.to_vec();
+                    if let Some(&last) = chunk.last() {
+                        chunk.resize(CONFIRM_CHUNK, last);
+                    }
                     let marks = vec!["?"; chunk.len()].join(", ");
                     rows.extend(
                         tx.query_all(
