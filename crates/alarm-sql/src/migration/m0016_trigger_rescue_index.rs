@@ -27,8 +27,12 @@ impl MigrationTrait for Migration {
         // the unique token index once per token. Keyed on the lease's end,
         // which the rescue compares (and so implies not null), the index
         // serves the rescue alone. A claim and a release set or clear both
-        // columns together, so it holds the same rows. Only an index
-        // changes: a running older release reads the same tables.
+        // columns together (a CHECK holds them so), so it holds the same
+        // rows. Only an index changes: a running older release reads the
+        // same tables. Built inside the migration's transaction, not
+        // CONCURRENTLY: on PostgreSQL, writes to `triggers` (an older
+        // release's engine too) wait while it reads the leased rows, which
+        // are few (the claims in flight) but found by reading the table.
         let db = manager.get_connection();
         db.execute_unprepared("DROP INDEX triggers_leased").await?;
         db.execute_unprepared(
