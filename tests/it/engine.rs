@@ -419,7 +419,7 @@ async fn downtime_past_the_grace_window(w: &World) {
 }
 
 /// The bound on a crash between a claim and its preparation: an engine
-/// claims the 07:00 fire 30 s ahead (its window) and dies before it
+/// claims the 07:00 fire 30.5 s ahead (its window) and dies before it
 /// commits anything. The claim stays leased until the claim's horizon plus
 /// the lease (07:00 + 30 s): before that no engine may take it, nothing
 /// rings; then the next engine rescues and fires it, 30 s late. With the
@@ -434,7 +434,7 @@ async fn a_crash_between_claim_and_preparation_is_bounded_by_the_lease(w: &World
     let config = RunnerConfig::default();
     let window = SignedDuration::try_from(config.prefetch).expect("window");
     let lease = SignedDuration::try_from(config.lease).expect("lease");
-    // The crashed engine's claim, as `Engine::run` makes it at 06:59:30.
+    // The crashed engine's claim, as `Engine::run` makes it at 06:59:29.5.
     w.clock.set(seven(0) - window);
     let claimed = w
         .ports

@@ -1,4 +1,4 @@
-//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (b') 2k webhooks due each second for 60 s, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature, (c') the same beside a slow host, and the bare-client ceiling — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (b'), (c), (c') and the ceiling, `-- --steady` only (b'), `-- --in-app` only (a), (a') and (b), `-- --peer` (or `cargo xtask bench peer`) graphile-worker beside (a), `-- --ceiling` only (a) and its pgbench replay ceiling.
+//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (b') 2k webhooks due each second for 60 s, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature, (c') the same beside a slow host, and the bare-client ceiling — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (b'), (c), (c') and the ceiling, `-- --steady` only (b'), `-- --bursts` only (c), (c') and the ceiling, `-- --in-app` only (a), (a') and (b), `-- --peer` (or `cargo xtask bench peer`) graphile-worker beside (a), `-- --ceiling` only (a) and its pgbench replay ceiling.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -256,6 +256,7 @@ impl Worker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_alarm-worker"))
             .env_clear()
             .envs(extra.iter().copied())
+            .envs(worker_settings())
             .env("DATABASE_URL", url)
             .env("DATA_ENCRYPTION_KEYS", DATA_KEY)
             .env("OPS_LISTEN_ADDR", "127.0.0.1:0")
@@ -280,6 +281,7 @@ impl Worker {
         Self { child, ops }
     }
 
+    /// The worker's health document.
     fn ready(&self) -> serde_json::Value {
         let mut s = TcpStream::connect(&self.ops).expect("connect");
         write!(
@@ -312,12 +314,72 @@ impl Worker {
         alarm_appkit::metrics::cpu_ticks(Some(self.child.id())).unwrap_or(0)
     }
 
+    /// The sum and count of a histogram in the worker's `/metrics`.
+    fn histogram(&self, name: &str) -> (f64, f64) {
+        let mut s = TcpStream::connect(&self.ops).expect("connect");
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.ops
+        )
+        .expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        let read = |suffix: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}_{suffix} ")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        (read("sum"), read("count"))
+    }
+
     fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// With `BENCH_PG_STATEMENTS` set to the URL of a database where the
+/// `pg_stat_statements` extension exists: resets its counts (`None`), or
+/// prints the statements that took PostgreSQL the most time since
+/// (`Some(phase)`). For finding where a phase's database time goes; the
+/// extension must be preloaded by the server, which the bench never sets.
+fn pg_statements(phase: Option<&str>) {
+    let Ok(url) = std::env::var("BENCH_PG_STATEMENTS") else {
+        return;
+    };
+    let sql = match phase {
+        None => "SELECT pg_stat_statements_reset()".to_owned(),
+        // Statements of one kind differ only in their lists' lengths:
+        // summed by their first 60 characters.
+        Some(_) => "SELECT sum(calls) AS calls, round(sum(total_exec_time)) AS total_ms, \
+             round((1000 * sum(total_exec_time) / greatest(sum(rows), 1))::numeric, 1) AS us_per_row, \
+             sum(rows) AS rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 60) AS statement \
+             FROM pg_stat_statements GROUP BY 5 ORDER BY 2 DESC LIMIT 12"
+            .to_owned(),
+    };
+    let out = Command::new("psql")
+        .args(["-X", "-q", &url, "-c", &sql])
+        .output();
+    if let (Some(phase), Ok(out)) = (phase, out) {
+        println!("    PostgreSQL's top statements in {phase}:");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+/// Worker settings for every worker the bench starts, from
+/// `BENCH_WORKER_ENV` (`NAME=value` pairs, comma-separated): the bench
+/// otherwise starts workers with a cleared environment and their defaults.
+fn worker_settings() -> Vec<(String, String)> {
+    std::env::var("BENCH_WORKER_ENV")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
 }
 
 /// After a bulk load, what a running database would have done long ago:
@@ -366,6 +428,10 @@ struct SinkLog {
     ids: std::collections::HashMap<String, u32>,
     /// Receipt minus the occurrence's nominal instant, per request, in ms.
     lateness_ms: Vec<i64>,
+    /// The same, for registration 0 only (the owner whose alarms also go
+    /// to the slow host in (c')): its account's cap is shared with the slow
+    /// host, so its lateness is told apart from everyone else's.
+    first_owner_ms: Vec<i64>,
     /// Per nominal instant (Unix seconds), the worst lateness to receipt.
     worst_ms: std::collections::BTreeMap<i64, i64>,
     bad_signatures: u64,
@@ -425,6 +491,9 @@ async fn sink_hook(
     if let Some(at) = nominal {
         let late = received.duration_since(at).as_millis() as i64;
         log.lateness_ms.push(late);
+        if i == 0 {
+            log.first_owner_ms.push(late);
+        }
         let worst = log.worst_ms.entry(at.as_second()).or_insert(late);
         *worst = (*worst).max(late);
     }
@@ -438,6 +507,14 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     }
     let rank = ((sorted.len() as f64) * p).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Which part of the webhook phases runs alone: (b') (`--steady`), or
+/// (c), (c') and the ceiling (`--bursts`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Only {
+    Steady,
+    Bursts,
 }
 
 /// What one burst of phase (c) measured at the fast sink.
@@ -458,7 +535,7 @@ async fn webhooks(
     url: &str,
     n: usize,
     (rate, secs): (usize, usize),
-    steady_only: bool,
+    only: Option<Only>,
 ) {
     use poem::EndpointExt;
     use poem::listener::{Acceptor, Listener};
@@ -505,9 +582,16 @@ async fn webhooks(
         .data(sink.clone());
     let server = tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
 
-    let host_concurrency = 16;
-    steady_webhooks(ports, owners, url, &sink, rate, secs).await;
-    if steady_only {
+    // The bare client sends at the worker's per-host cap.
+    let host_concurrency = worker_settings()
+        .iter()
+        .find(|(k, _)| k == "WEBHOOK_HOST_CONCURRENCY")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(16);
+    if only != Some(Only::Bursts) {
+        steady_webhooks(ports, owners, url, &sink, rate, secs).await;
+    }
+    if only == Some(Only::Steady) {
         server.abort();
         return;
     }
@@ -622,6 +706,8 @@ async fn steady_webhooks(
         "(b') steady webhooks: {rate} alarms with the webhook channel due at each whole second for {secs} s ({n}), created ahead with the worker running; seeded in {seeded:.1} s, {slack:.1} s to spare"
     );
     let (cpu_before, pg_before) = (worker.cpu_ticks(), pg_cpu_ticks());
+    pg_statements(None);
+    let sends_before = worker.histogram("webhook_delivery_duration_seconds");
     let clock = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(secs as u64 + 900);
     loop {
@@ -635,6 +721,8 @@ async fn steady_webhooks(
     let cpu = (worker.cpu_ticks() - cpu_before) as f64 / 100.0;
     let pg_cpu = (pg_cpu_ticks() - pg_before) as f64 / 100.0;
     let took = clock.elapsed().as_secs_f64();
+    let sends = worker.histogram("webhook_delivery_duration_seconds");
+    pg_statements(Some("(b')"));
     let ready = worker.ready();
     worker.stop();
     let mut log = sink.log.lock().expect("log");
@@ -648,6 +736,10 @@ async fn steady_webhooks(
         100.0 * pg_cpu / took
     );
     print_receipts(&log, n, &ready);
+    println!(
+        "    the worker's sends: mean {:.2} ms each",
+        1000.0 * (sends.0 - sends_before.0) / (sends.1 - sends_before.1).max(1.0)
+    );
     // When in the minute the late receipts fell says more than a
     // percentile: all at the start, spread evenly, or in bursts.
     let worst: Vec<String> = log
@@ -686,8 +778,9 @@ async fn burst(
         "(c) webhooks".to_owned()
     };
     println!(
-        "{label}: {n} alarms with the webhook channel due at one instant, {} registrations (one per owner) to a local sink verifying every signature; seeded in {seeded:.1} s, {slack:.1} s to spare; worker defaults (budget 512 claimed, 128 in flight, 16 per host)",
-        owners.len()
+        "{label}: {n} alarms with the webhook channel due at one instant, {} registrations (one per owner) to a local sink verifying every signature; seeded in {seeded:.1} s, {slack:.1} s to spare; worker defaults (budget 512 claimed, 128 in flight, 16 per host) but for BENCH_WORKER_ENV {:?}",
+        owners.len(),
+        worker_settings()
     );
     if slack < 0.0 {
         println!(
@@ -700,6 +793,9 @@ async fn burst(
         tokio::time::sleep(wait).await;
     }
     let (cpu_before, pg_before) = (worker.cpu_ticks(), pg_cpu_ticks());
+    let own_before = alarm_appkit::metrics::cpu_ticks(None).unwrap_or(0);
+    pg_statements(None);
+    let sends_before = worker.histogram("webhook_delivery_duration_seconds");
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         let distinct = sink.log.lock().expect("log").ids.len();
@@ -715,6 +811,9 @@ async fn burst(
     let ready = worker.ready();
     let cpu = (worker.cpu_ticks() - cpu_before) as f64 / 100.0;
     let pg_cpu = (pg_cpu_ticks() - pg_before) as f64 / 100.0;
+    let own_cpu = (alarm_appkit::metrics::cpu_ticks(None).unwrap_or(0) - own_before) as f64 / 100.0;
+    let sends = worker.histogram("webhook_delivery_duration_seconds");
+    pg_statements(Some(if slow.is_some() { "(c')" } else { "(c)" }));
     worker.stop();
     let mut log = sink.log.lock().expect("log");
     let distinct = log.ids.len();
@@ -733,6 +832,35 @@ async fn burst(
         "    lateness from the nominal instant to receipt: p50 {} ms, p99 {p99_ms} ms, max {} ms",
         percentile(&log.lateness_ms, 0.50),
         log.lateness_ms.last().copied().unwrap_or(0)
+    );
+    // The worker's own send times say whether its per-host cap bounds the
+    // rate (sends in flight on average near the cap) or something before
+    // the sends does; the bench's CPU is the sink's (and the slow host's).
+    let (took, count) = (sends.0 - sends_before.0, sends.1 - sends_before.1);
+    println!(
+        "    the worker's sends: {count:.0} recorded, mean {:.2} ms each, so {:.1} in flight on average over the burst; bench process (the sinks) CPU {:.0} % of one core",
+        1000.0 * took / count.max(1.0),
+        took / span,
+        100.0 * own_cpu / (span + 2.0)
+    );
+    // Registration 0's owner shares its account's cap with the slow host
+    // in (c'): whether the move is that owner's or everyone's.
+    log.first_owner_ms.sort_unstable();
+    let others: Vec<i64> = {
+        let mut all = log.lateness_ms.clone();
+        for late in &log.first_owner_ms {
+            if let Ok(at) = all.binary_search(late) {
+                all.remove(at);
+            }
+        }
+        all
+    };
+    println!(
+        "    owner 0 (its account also has the slow host in (c')): {} rows, p99 {} ms, max {} ms; everyone else: p99 {} ms",
+        log.first_owner_ms.len(),
+        percentile(&log.first_owner_ms, 0.99),
+        log.first_owner_ms.last().copied().unwrap_or(0),
+        percentile(&others, 0.99)
     );
     if let Some(answered) = slow_by_then {
         println!(
@@ -1226,6 +1354,7 @@ fn main() {
     let peer_only = std::env::args().any(|a| a == "--peer");
     let ceiling_only = std::env::args().any(|a| a == "--ceiling");
     let steady_only = std::env::args().any(|a| a == "--steady");
+    let bursts_only = std::env::args().any(|a| a == "--bursts");
     let (burst_n, steady_rate, steady_secs) = if quick {
         (10_000usize, 2000usize, 10usize)
     } else {
@@ -1256,7 +1385,7 @@ fn main() {
         for i in 0..OWNERS {
             owners.push(fixtures::user(&ports, &format!("bench{i}@example.com")).await);
         }
-        println!("worker bench: 1 alarm-worker (release), PostgreSQL on loopback, {OWNERS} owners, in-app channel, batch 1000, prefetch 30 s (fires prepared ahead of their instant)");
+        println!("worker bench: 1 alarm-worker (release), PostgreSQL on loopback, {OWNERS} owners, in-app channel, batch 1000, prefetch 30.5 s (fires prepared ahead of their instant)");
 
         if peer_only {
             peer(&ports, &owners, &url, burst_n).await;
@@ -1266,13 +1395,20 @@ fn main() {
         } else if telemetry_only {
             telemetry_cost(&ports, &owners, &url, burst_n / 5).await;
         } else {
-            if !webhooks_only && !steady_only {
+            if !webhooks_only && !steady_only && !bursts_only {
                 in_app(&ports, &owners, &url, burst_n, steady_rate, steady_secs).await;
             }
             if !in_app_only {
-                webhooks(&ports, &owners, &url, burst_n, (steady_rate, steady_secs), steady_only).await;
+                let only = if steady_only {
+                    Some(Only::Steady)
+                } else if bursts_only {
+                    Some(Only::Bursts)
+                } else {
+                    None
+                };
+                webhooks(&ports, &owners, &url, burst_n, (steady_rate, steady_secs), only).await;
             }
-            if !webhooks_only && !in_app_only && !steady_only {
+            if !webhooks_only && !in_app_only && !steady_only && !bursts_only {
                 telemetry_cost(&ports, &owners, &url, burst_n / 5).await;
             }
         }

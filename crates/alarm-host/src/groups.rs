@@ -73,8 +73,8 @@ alarm_appkit::settings! {
         lease_seconds: u64 = "30", "WORKER_LEASE_SECONDS", 3..=600;
         /// Minutes an unanswered occurrence rings after its last escalation before it is recorded `expired`
         expiry_minutes: u64 = "30", "WORKER_EXPIRY_MINUTES", 1..=1440;
-        /// How far ahead triggers are claimed, in milliseconds: a fire claimed ahead is judged and committed before its instant and visible from it (prepared)
-        prefetch_ms: u64 = "30000", "WORKER_PREFETCH_MS", 0..=120_000;
+        /// How far ahead triggers are claimed, in milliseconds: a fire claimed ahead is judged and committed before its instant and visible from it (prepared); keep the half second, so whole-second rings are prepared between the sends of other whole seconds
+        prefetch_ms: u64 = "30500", "WORKER_PREFETCH_MS", 0..=120_000;
         /// Triggers claimed and completed per round trip
         batch: u32 = "1000", "WORKER_BATCH", 1..=5000;
         /// Longest sleep between looks at the queue when nothing wakes the engine, in milliseconds (new and moved triggers wake it at once)

@@ -438,11 +438,17 @@ impl Outbox for SqlStores {
                         chunk.resize(CONFIRM_CHUNK, last);
                     }
                     let marks = vec!["?"; chunk.len()].join(", ");
+                    // The status is judged here, not in the filter: a
+                    // filter on `status = 'pending'` lets PostgreSQL read
+                    // the pending index instead of probing the token
+                    // index, and on statistics taken while nothing was
+                    // pending it did, every piece walking the whole
+                    // pending index (46 ms a piece of 256, measured).
                     rows.extend(
                         tx.query_all(
                             &format!(
-                                "SELECT lease_token, COALESCE(effective_us, {now}) - {now} AS wait_us \
-                                 FROM outbox WHERE status = 'pending' AND lease_token IN ({marks})"
+                                "SELECT lease_token, status, COALESCE(effective_us, {now}) - {now} AS wait_us \
+                                 FROM outbox WHERE lease_token IN ({marks})"
                             ),
                             chunk.iter().map(|id| v(*id)).collect(),
                         )
@@ -452,14 +458,16 @@ impl Outbox for SqlStores {
                 Ok(rows)
             })
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
+        let mut confirmed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if col::<String>(r, "status")? == SendStatus::Pending.as_str() {
+                confirmed.push((
                     LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),
                     SignedDuration::from_micros(col::<i64>(r, "wait_us")?),
-                ))
-            })
-            .collect()
+                ));
+            }
+        }
+        Ok(confirmed)
     }
 
     async fn finish(
