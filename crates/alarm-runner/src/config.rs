@@ -61,7 +61,7 @@ impl Default for RunnerConfig {
             // sends were released, and the two competed for the same cores:
             // 2,000 webhooks a second reached a sink p99 238 ms after their
             // instant; at 30.5 s, preparation falls between the releases:
-            // p99 121 ms (`cargo xtask bench worker -- --steady`).
+            // p99 121, 139 and 137 ms (`cargo xtask bench worker -- --steady`).
             prefetch: Duration::from_millis(30_500),
             batch: 1000,
             lease: Duration::from_secs(30),
