@@ -281,18 +281,25 @@ impl Worker {
         Self { child, ops }
     }
 
-    /// The worker's health document.
-    fn ready(&self) -> serde_json::Value {
+    /// The body of `GET path` on the worker's ops port.
+    fn get(&self, path: &str) -> String {
         let mut s = TcpStream::connect(&self.ops).expect("connect");
         write!(
             s,
-            "GET /health/ready HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
             self.ops
         )
         .expect("write");
         let mut out = String::new();
         s.read_to_string(&mut out).expect("read");
-        serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap_or("")).unwrap_or_default()
+        out.split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The worker's health document.
+    fn ready(&self) -> serde_json::Value {
+        serde_json::from_str(&self.get("/health/ready")).unwrap_or_default()
     }
 
     /// Polls the worker's counters until `n` occurrences are done.
@@ -316,15 +323,7 @@ impl Worker {
 
     /// The sum and count of a histogram in the worker's `/metrics`.
     fn histogram(&self, name: &str) -> (f64, f64) {
-        let mut s = TcpStream::connect(&self.ops).expect("connect");
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.ops
-        )
-        .expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read");
+        let out = self.get("/metrics");
         let read = |suffix: &str| {
             out.lines()
                 .find_map(|l| l.strip_prefix(&format!("{name}_{suffix} ")))
