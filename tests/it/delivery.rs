@@ -129,6 +129,25 @@ impl Receiver {
             .expect("receiver running");
     }
 
+    /// Waits until `n` requests have arrived at `receivers` together.
+    async fn arrived_together(receivers: &[Receiver], n: usize) {
+        let mut watches: Vec<_> = receivers.iter().map(|r| r.arrived.clone()).collect();
+        let all = async {
+            loop {
+                if watches.iter().map(|w| *w.borrow()).sum::<usize>() >= n {
+                    return;
+                }
+                futures_util::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())))
+                    .await
+                    .0
+                    .expect("receivers running");
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), all)
+            .await
+            .unwrap_or_else(|_| panic!("{n} requests did not arrive within a minute"));
+    }
+
     /// The most requests it was answering at once.
     fn most_open(&self) -> usize {
         self.lock().most_open
@@ -1156,7 +1175,11 @@ async fn one_account_holds_only_its_own_share(w: &World) {
     };
     let (d, stop, running) = running_dispatcher(w, config);
 
+    // Both of the account's permits are taken by hanging sends, and Bob's
+    // rows still all go out; only then is the count read (read as soon as
+    // Bob's had arrived, a second hanging send could still be on its way).
     fast.arrived(6).await;
+    Receiver::arrived_together(&held, 2).await;
     let open: usize = held.iter().map(|r| r.got().len()).sum();
     assert_eq!(
         open, 2,
