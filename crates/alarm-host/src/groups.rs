@@ -593,6 +593,25 @@ mod tests {
         notify(args).expect_err("refused").setting
     }
 
+    #[derive(Parser)]
+    struct EngineCli {
+        #[command(flatten)]
+        engine: EngineArgs,
+    }
+
+    /// The engine's settings state their defaults as text and the runner
+    /// as values: both are the same (the window's half second included).
+    #[test]
+    fn the_engine_settings_default_to_the_runners_defaults() {
+        let values = EngineCli::try_parse_from(["test"])
+            .expect("no arguments")
+            .engine
+            .resolve(&mut ConfigFile::default(), &AsWritten)
+            .expect("defaults");
+        let runner = RunnerConfig::default();
+        assert_eq!(values.runner(runner.shutdown_timeout), runner);
+    }
+
     #[test]
     fn defaults_and_named_errors() {
         let n = notify(&[]).expect("defaults");
