@@ -925,6 +925,17 @@ fn metrics_count_what_the_api_did() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
     }
+    // The two deliveries were claimed and recorded: each step against the
+    // store is timed (how many claims and records depends on timing).
+    for stage in ["claim", "record"] {
+        let series = format!("delivery_stage_duration_seconds_count{{stage=\"{stage}\"}} ");
+        let count: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series}in:\n{text}"));
+        assert!(count >= 1, "{series}{count}");
+    }
     assert!(text.contains("build_info{app=\"alarm-http\""), "{text}");
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
     assert!(text.lines().any(|l| l == "active_users 1"), "{text}");

@@ -323,14 +323,23 @@ impl Worker {
 
     /// The sum and count of a histogram in the worker's `/metrics`.
     fn histogram(&self, name: &str) -> (f64, f64) {
+        histogram_in(&self.get("/metrics"), name, "")
+    }
+
+    /// The sum and count of each `stage` of the sender's store work
+    /// (`delivery_stage_duration_seconds`), in `alarm_notify::STAGES` order.
+    fn stages(&self) -> Vec<(f64, f64)> {
         let out = self.get("/metrics");
-        let read = |suffix: &str| {
-            out.lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}_{suffix} ")))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0.0)
-        };
-        (read("sum"), read("count"))
+        alarm_notify::STAGES
+            .iter()
+            .map(|stage| {
+                histogram_in(
+                    &out,
+                    "delivery_stage_duration_seconds",
+                    &format!("{{stage=\"{stage}\"}}"),
+                )
+            })
+            .collect()
     }
 
     fn stop(mut self) {
@@ -339,6 +348,43 @@ impl Worker {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// The sum and count of the histogram series `name` with `labels`
+/// (`{stage="record"}`, or empty) in a Prometheus text exposition.
+fn histogram_in(out: &str, name: &str, labels: &str) -> (f64, f64) {
+    let read = |suffix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}_{suffix}{labels} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    (read("sum"), read("count"))
+}
+
+/// How busy each step of the sender's store work was over `span` seconds,
+/// from two readings of [`Worker::stages`]: the claim loop and the
+/// recorder run one step at a time, so a share near 100 % is the step that
+/// bounds the deliveries per second (confirmations of held rows can
+/// overlap, so theirs can pass 100 %).
+fn print_stages(before: &[(f64, f64)], after: &[(f64, f64)], span: f64) {
+    let parts: Vec<String> = alarm_notify::STAGES
+        .iter()
+        .zip(before.iter().zip(after))
+        .filter(|(_, (b, a))| a.1 > b.1)
+        .map(|(stage, (b, a))| {
+            let (took, count) = (a.0 - b.0, a.1 - b.1);
+            format!(
+                "{stage} {:.0} % ({count:.0} × {:.1} ms)",
+                100.0 * took / span,
+                1000.0 * took / count
+            )
+        })
+        .collect();
+    println!(
+        "    the sender's store work, busy share of the {span:.1} s: {}",
+        parts.join(", ")
+    );
 }
 
 /// With `BENCH_PG_STATEMENTS` set to the URL of a database where the
@@ -720,6 +766,7 @@ async fn steady_webhooks(
     let (cpu_before, pg_before) = (worker.cpu_ticks(), pg_cpu_ticks());
     pg_statements(None);
     let sends_before = worker.histogram("webhook_delivery_duration_seconds");
+    let stages_before = worker.stages();
     let clock = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(secs as u64 + 900);
     loop {
@@ -734,6 +781,7 @@ async fn steady_webhooks(
     let pg_cpu = (pg_cpu_ticks() - pg_before) as f64 / 100.0;
     let took = clock.elapsed().as_secs_f64();
     let sends = worker.histogram("webhook_delivery_duration_seconds");
+    let stages = worker.stages();
     pg_statements(Some("(b')"));
     let ready = worker.ready();
     worker.stop();
@@ -752,6 +800,7 @@ async fn steady_webhooks(
         "    the worker's sends: mean {:.2} ms each",
         1000.0 * (sends.0 - sends_before.0) / (sends.1 - sends_before.1).max(1.0)
     );
+    print_stages(&stages_before, &stages, took);
     // When in the minute the late receipts fell says more than a
     // percentile: all at the start, spread evenly, or in bursts.
     let worst: Vec<String> = log
@@ -809,6 +858,7 @@ async fn burst(
     }
     pg_statements(None);
     let sends_before = worker.histogram("webhook_delivery_duration_seconds");
+    let stages_before = worker.stages();
     if let Ok(wait) = until(at) {
         tokio::time::sleep(wait).await;
     }
@@ -831,6 +881,7 @@ async fn burst(
     let pg_cpu = (pg_cpu_ticks() - pg_before) as f64 / 100.0;
     let own_cpu = (alarm_appkit::metrics::cpu_ticks(None).unwrap_or(0) - own_before) as f64 / 100.0;
     let sends = worker.histogram("webhook_delivery_duration_seconds");
+    let stages = worker.stages();
     // The slow host's answers are in the same histogram, 5 s each.
     let slow_sent = slow.map_or(0, |s| s.load(std::sync::atomic::Ordering::Relaxed)) as f64;
     pg_statements(Some(if slow.is_some() { "(c')" } else { "(c)" }));
@@ -866,6 +917,8 @@ async fn burst(
         took / span,
         100.0 * own_cpu / (span + 2.0)
     );
+    // Read a second before the instant and two after the last receipt.
+    print_stages(&stages_before, &stages, span + 3.0);
     // Registration 0's owner shares its account's cap with the slow host
     // in (c'): whether the move is that owner's or everyone's.
     log.first_owner_ms.sort_unstable();

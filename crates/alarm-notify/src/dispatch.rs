@@ -544,7 +544,10 @@ impl Dispatcher {
             let room = budget.saturating_sub(held);
             let may_claim = !stopping && (room >= least || held == 0);
             if may_claim && tokio::time::Instant::now() >= next_claim {
-                match self.claim(room).await {
+                let started = Instant::now();
+                let claimed = self.claim(room).await;
+                stage_took("claim", started);
+                match claimed {
                     Ok(None) => {
                         failing = None;
                         self.hold_ahead(&pipe).await;
@@ -664,7 +667,10 @@ impl Dispatcher {
             self.config.ahead + self.config.lease,
         );
         let limit = u32::try_from(room).unwrap_or(u32::MAX);
-        match self.ports.outbox.claim_ahead(ahead, until, limit).await {
+        let started = Instant::now();
+        let claimed = self.ports.outbox.claim_ahead(ahead, until, limit).await;
+        stage_took("claim_ahead", started);
+        match claimed {
             Ok(rows) if rows.is_empty() => {}
             Ok(rows) => {
                 pipe.ahead.fetch_add(rows.len(), Ordering::AcqRel);
@@ -742,12 +748,10 @@ impl Dispatcher {
                 return;
             }
             let tokens = waiting.iter().map(|c| c.token).collect();
-            let confirmed: HashMap<LeaseToken, SignedDuration> = match self
-                .ports
-                .outbox
-                .confirm(tokens)
-                .await
-            {
+            let started = Instant::now();
+            let confirmed = self.ports.outbox.confirm(tokens).await;
+            stage_took("confirm", started);
+            let confirmed: HashMap<LeaseToken, SignedDuration> = match confirmed {
                 Ok(confirmed) => confirmed.into_iter().collect(),
                 Err(e) => {
                     self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -844,7 +848,10 @@ impl Dispatcher {
                 batch.extend(more);
             }
             let count = batch.len();
-            match self.record(batch).await {
+            let started = Instant::now();
+            let recorded_now = self.record(batch).await;
+            stage_took("record", started);
+            match recorded_now {
                 // Rows it queued (fallbacks, a disabled registration's mail).
                 Ok(true) => self.poke(),
                 Ok(false) => {}
@@ -1563,6 +1570,21 @@ fn record_metrics(channel: Channel, outcome: &'static str, took: Duration) {
     if outcome != OUTCOMES[2] {
         metrics::histogram!(duration).record(took.as_secs_f64());
     }
+}
+
+/// The `stage` label values of `delivery_stage_duration_seconds`.
+pub const STAGES: [&str; 4] = ["claim", "claim_ahead", "confirm", "record"];
+
+/// How long one of the sender's steps against the store took, from
+/// `started`: a claim (with the loading of what its rows need), a claim
+/// ahead, a confirmation of held rows, or the recording of a batch of
+/// results. Claims and records each run one at a time per worker, so the
+/// rate of their `_sum` is the share of the time that step was busy: near
+/// 1, it is what bounds the worker's deliveries per second.
+fn stage_took(stage: &'static str, started: Instant) {
+    debug_assert!(STAGES.contains(&stage));
+    metrics::histogram!("delivery_stage_duration_seconds", "stage" => stage)
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// The alarm a row is about, if any: a ring's, or the one its event data

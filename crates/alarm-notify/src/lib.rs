@@ -15,7 +15,7 @@ pub mod signature;
 pub mod ssrf;
 pub mod webhook;
 
-pub use dispatch::{DispatchConfig, DispatchPorts, DispatchStats, Dispatcher};
+pub use dispatch::{DispatchConfig, DispatchPorts, DispatchStats, Dispatcher, STAGES};
 pub use email::{Mailer, SmtpConfig, SmtpTls};
 pub use resolve::{Resolve, SsrfGuard, StaticResolver, SystemResolver};
 pub use settings::NotifySettings;
