@@ -321,25 +321,23 @@ impl Worker {
         alarm_appkit::metrics::cpu_ticks(Some(self.child.id())).unwrap_or(0)
     }
 
-    /// The sum and count of a histogram in the worker's `/metrics`.
-    fn histogram(&self, name: &str) -> (f64, f64) {
-        histogram_in(&self.get("/metrics"), name, "")
-    }
-
-    /// The sum and count of each `stage` of the sender's store work
-    /// (`delivery_stage_duration_seconds`), in `alarm_notify::STAGES` order.
-    fn stages(&self) -> Vec<(f64, f64)> {
+    /// The send times and each stage of the sender's store work, from one
+    /// scrape of the worker's `/metrics`.
+    fn readings(&self) -> Readings {
         let out = self.get("/metrics");
-        alarm_notify::STAGES
-            .iter()
-            .map(|stage| {
-                histogram_in(
-                    &out,
-                    "delivery_stage_duration_seconds",
-                    &format!("{{stage=\"{stage}\"}}"),
-                )
-            })
-            .collect()
+        Readings {
+            sends: histogram_in(&out, "webhook_delivery_duration_seconds", ""),
+            stages: alarm_notify::STAGES
+                .iter()
+                .map(|stage| {
+                    histogram_in(
+                        &out,
+                        "delivery_stage_duration_seconds",
+                        &format!("{{stage=\"{stage}\"}}"),
+                    )
+                })
+                .collect(),
+        }
     }
 
     fn stop(mut self) {
@@ -348,6 +346,14 @@ impl Worker {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// Sums and counts read from the worker's `/metrics`: its webhook send
+/// times, and each stage of its store work (`delivery_stage_duration_seconds`)
+/// in `alarm_notify::STAGES` order.
+struct Readings {
+    sends: (f64, f64),
+    stages: Vec<(f64, f64)>,
 }
 
 /// The sum and count of the histogram series `name` with `labels`
@@ -363,7 +369,7 @@ fn histogram_in(out: &str, name: &str, labels: &str) -> (f64, f64) {
 }
 
 /// How busy each step of the sender's store work was over `span` seconds,
-/// from two readings of [`Worker::stages`]: the claim loop and the
+/// from two [`Readings`]: the claim loop and the
 /// recorder run one step at a time, so a share near 100 % is the step that
 /// bounds the deliveries per second (confirmations of held rows can
 /// overlap, so theirs can pass 100 %).
@@ -765,8 +771,7 @@ async fn steady_webhooks(
     );
     let (cpu_before, pg_before) = (worker.cpu_ticks(), pg_cpu_ticks());
     pg_statements(None);
-    let sends_before = worker.histogram("webhook_delivery_duration_seconds");
-    let stages_before = worker.stages();
+    let before = worker.readings();
     let clock = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(secs as u64 + 900);
     loop {
@@ -780,8 +785,7 @@ async fn steady_webhooks(
     let cpu = (worker.cpu_ticks() - cpu_before) as f64 / 100.0;
     let pg_cpu = (pg_cpu_ticks() - pg_before) as f64 / 100.0;
     let took = clock.elapsed().as_secs_f64();
-    let sends = worker.histogram("webhook_delivery_duration_seconds");
-    let stages = worker.stages();
+    let after = worker.readings();
     pg_statements(Some("(b')"));
     let ready = worker.ready();
     worker.stop();
@@ -798,9 +802,9 @@ async fn steady_webhooks(
     print_receipts(&log, n, &ready);
     println!(
         "    the worker's sends: mean {:.2} ms each",
-        1000.0 * (sends.0 - sends_before.0) / (sends.1 - sends_before.1).max(1.0)
+        1000.0 * (after.sends.0 - before.sends.0) / (after.sends.1 - before.sends.1).max(1.0)
     );
-    print_stages(&stages_before, &stages, took);
+    print_stages(&before.stages, &after.stages, took);
     // When in the minute the late receipts fell says more than a
     // percentile: all at the start, spread evenly, or in bursts.
     let worst: Vec<String> = log
@@ -857,8 +861,7 @@ async fn burst(
         tokio::time::sleep(wait).await;
     }
     pg_statements(None);
-    let sends_before = worker.histogram("webhook_delivery_duration_seconds");
-    let stages_before = worker.stages();
+    let before = worker.readings();
     if let Ok(wait) = until(at) {
         tokio::time::sleep(wait).await;
     }
@@ -880,8 +883,7 @@ async fn burst(
     let cpu = (worker.cpu_ticks() - cpu_before) as f64 / 100.0;
     let pg_cpu = (pg_cpu_ticks() - pg_before) as f64 / 100.0;
     let own_cpu = (alarm_appkit::metrics::cpu_ticks(None).unwrap_or(0) - own_before) as f64 / 100.0;
-    let sends = worker.histogram("webhook_delivery_duration_seconds");
-    let stages = worker.stages();
+    let after = worker.readings();
     // The slow host's answers are in the same histogram, 5 s each.
     let slow_sent = slow.map_or(0, |s| s.load(std::sync::atomic::Ordering::Relaxed)) as f64;
     pg_statements(Some(if slow.is_some() { "(c')" } else { "(c)" }));
@@ -908,8 +910,8 @@ async fn burst(
     // rate (sends in flight on average near the cap) or something before
     // the sends does; the bench's CPU is the sink's (and the slow host's).
     let (took, count) = (
-        sends.0 - sends_before.0 - 5.0 * slow_sent,
-        sends.1 - sends_before.1 - slow_sent,
+        after.sends.0 - before.sends.0 - 5.0 * slow_sent,
+        after.sends.1 - before.sends.1 - slow_sent,
     );
     println!(
         "    the worker's sends to the fast sink: {count:.0} recorded, mean {:.2} ms each, so {:.1} in flight on average over the burst; bench process (the sinks) CPU {:.0} % of one core",
@@ -919,7 +921,7 @@ async fn burst(
     );
     // Read a second before the instant and two after the last receipt,
     // but the work falls inside the burst: shares of the burst's span.
-    print_stages(&stages_before, &stages, span);
+    print_stages(&before.stages, &after.stages, span);
     // Registration 0's owner shares its account's cap with the slow host
     // in (c'): whether the move is that owner's or everyone's.
     log.first_owner_ms.sort_unstable();
