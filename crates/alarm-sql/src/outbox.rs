@@ -246,9 +246,8 @@ async fn lock_ring(tx: &Tx, ring: RingKey) -> Result<(), StoreError> {
 async fn health_of(
     tx: &Tx,
     ids: &[WebhookId],
-    lock: bool,
 ) -> Result<Vec<(WebhookId, UserId, Health)>, StoreError> {
-    let lock = if lock && tx.backend == DbBackend::Postgres {
+    let lock = if tx.backend == DbBackend::Postgres {
         " FOR UPDATE"
     } else {
         ""
@@ -277,6 +276,59 @@ async fn health_of(
     }
     Ok(out)
 }
+
+/// The rows that `tokens` still hold, each joined to its registration's
+/// stored health when it is a webhook row (`hook_owner`, `hook_failures`,
+/// `hook_active`; `NULL` otherwise). PostgreSQL: the tokens travel as one
+/// array, so the statement's text is the same for every batch size and
+/// is parsed and planned once per connection; SQLite: `IN` lists.
+async fn held_rows(tx: &Tx, tokens: &[Uuid]) -> Result<Vec<QueryResult>, StoreError> {
+    let columns = COLUMNS
+        .split(',')
+        .map(|c| format!("o.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let head = format!(
+        "SELECT {columns}, w.owner_id AS hook_owner, w.failure_count AS hook_failures, \
+         w.active AS hook_active FROM outbox o LEFT JOIN webhooks w \
+         ON o.channel = '{}' AND w.id = o.target_id WHERE o.lease_token",
+        Channel::Webhook.as_str()
+    );
+    let mut rows = Vec::with_capacity(tokens.len());
+    if tx.backend == DbBackend::Postgres {
+        for chunk in tokens.chunks(TOKEN_ARRAY) {
+            // A UUID's text is hex digits and dashes: nothing to escape.
+            let list = chunk
+                .iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            rows.extend(
+                tx.query_all(
+                    &format!("{head} = ANY(CAST(? AS uuid[]))"),
+                    vec![v(format!("{{{list}}}"))],
+                )
+                .await?,
+            );
+        }
+    } else {
+        for chunk in tokens.chunks(400) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            rows.extend(
+                tx.query_all(
+                    &format!("{head} IN ({marks})"),
+                    chunk.iter().map(|t| v(*t)).collect(),
+                )
+                .await?,
+            );
+        }
+    }
+    Ok(rows)
+}
+
+/// Tokens per array of [`held_rows`] on PostgreSQL: a bound on one
+/// parameter's size (a sender's batches are a few hundred rows).
+const TOKEN_ARRAY: usize = 5000;
 
 #[async_trait]
 impl Outbox for SqlStores {
@@ -484,17 +536,21 @@ impl Outbox for SqlStores {
         // the domain and written back in one statement per chunk.
         let tokens: Vec<Uuid> = results.iter().map(|(t, _)| t.as_uuid()).collect();
         let mut held = HashMap::with_capacity(tokens.len());
-        for chunk in tokens.chunks(400) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            for row in tx
-                .query_all(
-                    &format!("SELECT {COLUMNS} FROM outbox WHERE lease_token IN ({marks})"),
-                    chunk.iter().map(|t| v(*t)).collect(),
-                )
-                .await?
-            {
-                held.insert(col::<Uuid>(&row, "lease_token")?, item_from(&row)?);
+        let mut stored_health = HashMap::new();
+        for row in held_rows(tx, &tokens).await? {
+            if let Some(owner) = col::<Option<Uuid>>(&row, "hook_owner")? {
+                stored_health.insert(
+                    col::<Uuid>(&row, "target_id")?,
+                    (
+                        UserId::from_uuid(owner).map_err(|e| corrupt("owner id", e))?,
+                        Health {
+                            failures: num::<i32, u32>(&row, "hook_failures")?,
+                            active: col(&row, "hook_active")?,
+                        },
+                    ),
+                );
             }
+            held.insert(col::<Uuid>(&row, "lease_token")?, item_from(&row)?);
         }
         let mut done = Vec::with_capacity(held.len());
         let mut writes = Vec::with_capacity(held.len());
@@ -516,20 +572,24 @@ impl Outbox for SqlStores {
             "lease_token = NULL, lease_until_us = NULL",
         )
         .await?;
-        // The registrations' health: read unlocked first, so that a batch
-        // of healthy registrations (the common case) takes no row lock;
-        // the few that change are read again under lock and judged on
-        // what is stored then.
+        // The registrations' health: read unlocked with the held rows
+        // first, so that a batch of healthy registrations (the common
+        // case) takes no row lock and no round trip of its own; the few
+        // that change are read again under lock and judged on what is
+        // stored then.
         let tally = Tally::of(&done);
         let judge =
             |id, owner, health| tally.judge(id, owner, health, disable_after, Uuid::now_v7(), now);
-        let changing: Vec<WebhookId> = health_of(tx, &tally.touched(), false)
-            .await?
+        let changing: Vec<WebhookId> = tally
+            .touched()
             .into_iter()
-            .filter(|(id, owner, health)| judge(*id, *owner, *health).is_some())
-            .map(|(id, _, _)| id)
+            .filter(|id| {
+                stored_health
+                    .get(&id.as_uuid())
+                    .is_some_and(|(owner, health)| judge(*id, *owner, *health).is_some())
+            })
             .collect();
-        for (id, owner, health) in health_of(tx, &changing, true).await? {
+        for (id, owner, health) in health_of(tx, &changing).await? {
             let Some(change) = judge(id, owner, health) else {
                 continue;
             };
