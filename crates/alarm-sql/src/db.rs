@@ -24,6 +24,53 @@ use tracing::Instrument;
 /// unterminated literal or comment, a `$n` or `?n` of its own, a
 /// placeholder count that differs from the number of values): a
 /// programming error, never something a caller can fix.
+/// The statements that look `ids` up through `sql`'s `IN ({ids})`, with
+/// their values.
+///
+/// PostgreSQL: `= ANY(…)` over one array parameter per [`ARRAY_IDS`] ids,
+/// so the text is the same whatever the count and is parsed and planned
+/// once per connection. An `IN` list has one text per length: batches of
+/// varying size made nearly every lookup a new text, each a parse, a
+/// plan, a round trip to describe it and a place in the connection's
+/// statement cache (pushing out statements that are used again). A
+/// UUID's text is hex digits and dashes, so the array's literal needs no
+/// escaping. SQLite prepares locally: `IN` lists of at most 400 ids (a
+/// statement's parameters are bounded).
+pub(crate) fn in_ids(
+    backend: DbBackend,
+    sql: &str,
+    ids: &[uuid::Uuid],
+) -> Vec<(String, Vec<Value>)> {
+    const IN: &str = "IN ({ids})";
+    debug_assert!(sql.contains(IN), "{sql} has no {IN}");
+    if backend == DbBackend::Postgres {
+        let sql = sql.replace(IN, "= ANY(CAST(? AS uuid[]))");
+        return ids
+            .chunks(ARRAY_IDS)
+            .map(|chunk| {
+                let list: Vec<String> = chunk.iter().map(uuid::Uuid::to_string).collect();
+                (
+                    sql.clone(),
+                    vec![Value::from(format!("{{{}}}", list.join(",")))],
+                )
+            })
+            .collect();
+    }
+    ids.chunks(400)
+        .map(|chunk| {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            (
+                sql.replace("{ids}", &marks),
+                chunk.iter().map(|id| Value::from(*id)).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Ids per array of [`in_ids`] on PostgreSQL: a bound on one parameter's
+/// size (callers look up a batch: a few hundred ids).
+const ARRAY_IDS: usize = 5000;
+
 pub(crate) fn stmt(
     backend: DbBackend,
     sql: &str,
@@ -325,24 +372,16 @@ impl Db {
             .map_err(store_err)
     }
 
-    /// Runs `sql`, whose `IN` list is written `IN ({ids})`, once per 400
-    /// ids (a prepared statement's parameters are bounded), and returns
-    /// every row.
+    /// Runs `sql`, whose `IN` list is written `IN ({ids})`, over `ids`
+    /// ([`in_ids`]) and returns every row.
     pub(crate) async fn query_in(
         &self,
         sql: &str,
         ids: &[uuid::Uuid],
     ) -> Result<Vec<QueryResult>, StoreError> {
         let mut rows = Vec::new();
-        for chunk in ids.chunks(400) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            rows.extend(
-                self.query_all(
-                    &sql.replace("{ids}", &marks),
-                    chunk.iter().map(|id| Value::from(*id)).collect(),
-                )
-                .await?,
-            );
+        for (sql, values) in in_ids(self.backend, sql, ids) {
+            rows.extend(self.query_all(&sql, values).await?);
         }
         Ok(rows)
     }
@@ -584,6 +623,19 @@ impl Tx {
             .await
             .map(|r| r.rows_affected())
             .map_err(store_err)
+    }
+
+    /// [`Db::query_in`] inside this transaction.
+    pub(crate) async fn query_in(
+        &self,
+        sql: &str,
+        ids: &[uuid::Uuid],
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        let mut rows = Vec::new();
+        for (sql, values) in in_ids(self.backend, sql, ids) {
+            rows.extend(self.query_all(&sql, values).await?);
+        }
+        Ok(rows)
     }
 
     pub(crate) async fn query_all(

@@ -51,25 +51,20 @@ pub(crate) async fn fan_out(
         .map(UserId::as_uuid)
         .collect();
     let mut subscribers = Vec::new();
-    for chunk in owners.chunks(400) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let rows = tx
-            .query_all(
-                &format!(
-                    "SELECT id, owner_id, events, active, alarm_ids FROM webhooks WHERE owner_id IN ({marks})"
-                ),
-                chunk.iter().map(|id| v(*id)).collect(),
-            )
-            .await?;
-        for row in &rows {
-            subscribers.push(Subscriber {
-                id: id_of(row, "id", WebhookId::from_uuid)?,
-                owner: id_of(row, "owner_id", UserId::from_uuid)?,
-                events: events_from_bits(col(row, "events")?)?,
-                active: col(row, "active")?,
-                alarms: crate::stores::alarm_ids_from(row)?,
-            });
-        }
+    let rows = tx
+        .query_in(
+            "SELECT id, owner_id, events, active, alarm_ids FROM webhooks WHERE owner_id IN ({ids})",
+            &owners,
+        )
+        .await?;
+    for row in &rows {
+        subscribers.push(Subscriber {
+            id: id_of(row, "id", WebhookId::from_uuid)?,
+            owner: id_of(row, "owner_id", UserId::from_uuid)?,
+            events: events_from_bits(col(row, "events")?)?,
+            active: col(row, "active")?,
+            alarms: crate::stores::alarm_ids_from(row)?,
+        });
     }
     let rows = sending::fan_out(deliveries, events, &subscribers);
     // The engine's rows exist from the ring's instant, their creation.
@@ -252,83 +247,46 @@ async fn health_of(
     } else {
         ""
     };
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(400) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let rows = tx
-            .query_all(
-                &format!(
-                    "SELECT id, owner_id, failure_count, active FROM webhooks WHERE id IN ({marks}) ORDER BY id{lock}"
-                ),
-                chunk.iter().map(|id| v(id.as_uuid())).collect(),
-            )
-            .await?;
-        for row in &rows {
-            out.push((
-                id_of(row, "id", WebhookId::from_uuid)?,
-                id_of(row, "owner_id", UserId::from_uuid)?,
-                Health {
-                    failures: num::<i32, u32>(row, "failure_count")?,
-                    active: col(row, "active")?,
-                },
-            ));
-        }
+    let ids: Vec<Uuid> = ids.iter().map(WebhookId::as_uuid).collect();
+    let rows = tx
+        .query_in(
+            &format!(
+                "SELECT id, owner_id, failure_count, active FROM webhooks WHERE id IN ({{ids}}) ORDER BY id{lock}"
+            ),
+            &ids,
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        out.push((
+            id_of(row, "id", WebhookId::from_uuid)?,
+            id_of(row, "owner_id", UserId::from_uuid)?,
+            Health {
+                failures: num::<i32, u32>(row, "failure_count")?,
+                active: col(row, "active")?,
+            },
+        ));
     }
     Ok(out)
 }
 
 /// The rows that `tokens` still hold, each joined to its registration's
 /// stored health when it is a webhook row (`hook_owner`, `hook_failures`,
-/// `hook_active`; `NULL` otherwise). PostgreSQL: the tokens travel as one
-/// array, so the statement's text is the same for every batch size and
-/// is parsed and planned once per connection; SQLite: `IN` lists.
+/// `hook_active`; `NULL` otherwise).
 async fn held_rows(tx: &Tx, tokens: &[Uuid]) -> Result<Vec<QueryResult>, StoreError> {
     let columns = COLUMNS
         .split(',')
         .map(|c| format!("o.{}", c.trim()))
         .collect::<Vec<_>>()
         .join(", ");
-    let head = format!(
+    let sql = format!(
         "SELECT {columns}, w.owner_id AS hook_owner, w.failure_count AS hook_failures, \
          w.active AS hook_active FROM outbox o LEFT JOIN webhooks w \
-         ON o.channel = '{}' AND w.id = o.target_id WHERE o.lease_token",
+         ON o.channel = '{}' AND w.id = o.target_id WHERE o.lease_token IN ({{ids}})",
         Channel::Webhook.as_str()
     );
-    let mut rows = Vec::with_capacity(tokens.len());
-    if tx.backend == DbBackend::Postgres {
-        for chunk in tokens.chunks(TOKEN_ARRAY) {
-            // A UUID's text is hex digits and dashes: nothing to escape.
-            let list = chunk
-                .iter()
-                .map(Uuid::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            rows.extend(
-                tx.query_all(
-                    &format!("{head} = ANY(CAST(? AS uuid[]))"),
-                    vec![v(format!("{{{list}}}"))],
-                )
-                .await?,
-            );
-        }
-    } else {
-        for chunk in tokens.chunks(400) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            rows.extend(
-                tx.query_all(
-                    &format!("{head} IN ({marks})"),
-                    chunk.iter().map(|t| v(*t)).collect(),
-                )
-                .await?,
-            );
-        }
-    }
-    Ok(rows)
+    tx.query_in(&sql, tokens).await
 }
-
-/// Tokens per array of [`held_rows`] on PostgreSQL: a bound on one
-/// parameter's size (a sender's batches are a few hundred rows).
-const TOKEN_ARRAY: usize = 5000;
 
 #[async_trait]
 impl Outbox for SqlStores {
