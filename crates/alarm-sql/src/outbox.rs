@@ -108,7 +108,7 @@ impl SqlStores {
     ) -> Result<Vec<QueryResult>, StoreError> {
         self.db
             .write(async |tx| {
-                tx.plan_by_index().await?;
+                tx.outbox_settings().await?;
                 tx.query_all(sql, values).await
             })
             .await
@@ -425,7 +425,7 @@ impl Outbox for SqlStores {
         let rows = self
             .db
             .write(async |tx| {
-                tx.plan_by_index().await?;
+                tx.outbox_settings().await?;
                 if tx.backend == DbBackend::Postgres {
                     tx.query_all(
                         &format!(
@@ -487,7 +487,7 @@ impl Outbox for SqlStores {
         disable_after: u32,
     ) -> Result<FinishReport, StoreError> {
         self.db.write(async |tx| {
-        tx.plan_by_index().await?;
+        tx.outbox_settings().await?;
         let mut report = FinishReport::default();
         // The rows still held by these tokens (a token whose lease was
         // rescued matches nothing: the finish is fenced), each recorded by
@@ -697,13 +697,13 @@ impl Outbox for SqlStores {
         // statistics PostgreSQL aggregated all 58k pending rows for a MIN
         // (9 ms a call, measured). PostgreSQL: in a transaction of its own,
         // planned by that index whatever the statistics say (see
-        // `Tx::plan_by_index`);
+        // `Tx::outbox_settings`);
         // SQLite plans by its indexes anyway, and its write transaction
         // would take the write lock for a read.
         let row = if self.db.backend == DbBackend::Postgres {
             self.db
                 .write(async |tx| {
-                    tx.plan_by_index().await?;
+                    tx.outbox_settings().await?;
                     tx.query_one(&sql, Vec::new()).await
                 })
                 .await?
