@@ -16,6 +16,7 @@ mod m0013_uploads;
 mod m0014_sounds;
 mod m0015_prepared_events;
 mod m0016_trigger_rescue_index;
+mod m0017_outbox_lease_partial;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0014_sounds::Migration),
             Box::new(m0015_prepared_events::Migration),
             Box::new(m0016_trigger_rescue_index::Migration),
+            Box::new(m0017_outbox_lease_partial::Migration),
         ]
     }
 }
@@ -66,4 +68,5 @@ pub(crate) const SOURCES: &[&str] = &[
     include_str!("m0014_sounds.rs"),
     include_str!("m0015_prepared_events.rs"),
     include_str!("m0016_trigger_rescue_index.rs"),
+    include_str!("m0017_outbox_lease_partial.rs"),
 ];
