@@ -547,6 +547,20 @@ impl Outbox for SqlStores {
                     .is_some_and(|(owner, health)| judge(*id, *owner, *health).is_some())
             })
             .collect();
+        // The fallbacks' candidates: dead rows of rings.
+        let mut dead: Vec<(RingKey, &OutboxItem)> = done
+            .iter()
+            .filter(|i| i.status == SendStatus::Dead)
+            .filter_map(|i| RingKey::of(i).map(|k| (k, i)))
+            .collect();
+        // A batch that may disable a registration, queue its notice or
+        // queue a fallback commits durably: another sender can e-mail a
+        // notice as soon as it is committed, and a crash must not then
+        // take back the disabling it announced. Records alone (the common
+        // case) need not wait for the flush (see `Tx::outbox_settings`).
+        if !changing.is_empty() || !dead.is_empty() {
+            tx.durable_commit().await?;
+        }
         for (id, owner, health) in health_of(tx, &changing).await? {
             let Some(change) = judge(id, owner, health) else {
                 continue;
@@ -567,11 +581,6 @@ impl Outbox for SqlStores {
         }
         // The fallbacks, ring by ring in one global order (rings locked on
         // PostgreSQL in that order, for the same reason).
-        let mut dead: Vec<(RingKey, &OutboxItem)> = done
-            .iter()
-            .filter(|i| i.status == SendStatus::Dead)
-            .filter_map(|i| RingKey::of(i).map(|k| (k, i)))
-            .collect();
         dead.sort_by_key(|(k, i)| (*k, i.message, i.target));
         for (key, item) in dead {
             lock_ring(tx, key).await?;

@@ -26,8 +26,11 @@ impl MigrationTrait for Migration {
         // index). Lookups by token (`confirm`, `finish`) compare the token,
         // which implies it is not null, so they can use this index; the
         // uniqueness that fences two leases is the same. Built inside the
-        // migration's transaction, not CONCURRENTLY: writes to `outbox`
-        // wait while the table is read once (only leased rows go in).
+        // migration's transaction, not CONCURRENTLY: on PostgreSQL the
+        // `DROP INDEX` locks `outbox` whole until the migration commits, so
+        // every read and write of it (claims, listings) waits while the
+        // table is read once to build the new index (only leased rows go
+        // in).
         let db = manager.get_connection();
         db.execute_unprepared("DROP INDEX outbox_lease").await?;
         db.execute_unprepared(
