@@ -235,6 +235,15 @@ async fn lock_ring(tx: &Tx, ring: RingKey) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A registration's stored failure state, from a row holding its
+/// `failure_count` and `active`.
+fn health_from(row: &QueryResult) -> Result<Health, StoreError> {
+    Ok(Health {
+        failures: num::<i32, u32>(row, "failure_count")?,
+        active: col(row, "active")?,
+    })
+}
+
 /// The registrations' stored failure state, by id; locked until commit on
 /// PostgreSQL, in id order (so two senders finishing overlapping batches
 /// cannot deadlock).
@@ -261,18 +270,16 @@ async fn health_of(
         out.push((
             id_of(row, "id", WebhookId::from_uuid)?,
             id_of(row, "owner_id", UserId::from_uuid)?,
-            Health {
-                failures: num::<i32, u32>(row, "failure_count")?,
-                active: col(row, "active")?,
-            },
+            health_from(row)?,
         ));
     }
     Ok(out)
 }
 
 /// The rows that `tokens` still hold, each joined to its registration's
-/// stored health when it is a webhook row (`hook_owner`, `hook_failures`,
-/// `hook_active`; `NULL` otherwise).
+/// stored health when it is a webhook row (`hook_owner`, `failure_count`,
+/// `active`, as [`health_from`] reads them; `NULL` otherwise: the outbox
+/// has no columns of those names).
 async fn held_rows(tx: &Tx, tokens: &[Uuid]) -> Result<Vec<QueryResult>, StoreError> {
     let columns = COLUMNS
         .split(',')
@@ -280,8 +287,7 @@ async fn held_rows(tx: &Tx, tokens: &[Uuid]) -> Result<Vec<QueryResult>, StoreEr
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "SELECT {columns}, w.owner_id AS hook_owner, w.failure_count AS hook_failures, \
-         w.active AS hook_active FROM outbox o LEFT JOIN webhooks w \
+        "SELECT {columns}, w.owner_id AS hook_owner, w.failure_count, w.active FROM outbox o LEFT JOIN webhooks w \
          ON o.channel = '{}' AND w.id = o.target_id WHERE o.lease_token IN ({{ids}})",
         Channel::Webhook.as_str()
     );
@@ -501,10 +507,7 @@ impl Outbox for SqlStores {
                     col::<Uuid>(&row, "target_id")?,
                     (
                         UserId::from_uuid(owner).map_err(|e| corrupt("owner id", e))?,
-                        Health {
-                            failures: num::<i32, u32>(&row, "hook_failures")?,
-                            active: col(&row, "hook_active")?,
-                        },
+                        health_from(&row)?,
                     ),
                 );
             }
