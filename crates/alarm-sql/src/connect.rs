@@ -143,9 +143,61 @@ pub(crate) async fn connect(config: &DbConfig) -> Result<DatabaseConnection, Con
             reason: e.to_string(),
         })?;
     }
-    let mut options = ConnectOptions::new(url.clone());
+    let options = options(config, config.max_connections());
+    open(options, &url).await
+}
+
+/// The settings of every connection of the sender's pool
+/// ([`connect_sender`]), set for the session once it is opened.
+///
+/// Set with `SET` after connecting rather than as startup parameters: a
+/// startup parameter would become the session's `reset_val`, which
+/// `Tx::durable_commit` reads as the server's own commit setting.
+pub(crate) const SENDER_SESSION: &str = "SET enable_seqscan = off; SET enable_bitmapscan = off; \
+     SET synchronous_commit = off";
+
+/// The most connections the sender's pool opens. A sender runs at once at
+/// most a claim (or its wait for the next due row), a record, an ahead
+/// claim and a confirmation for each of its four budgets held ahead:
+/// seven.
+const SENDER_CONNECTIONS: u32 = 8;
+
+/// PostgreSQL: a pool of its own for the webhook and e-mail sender's
+/// statements on the outbox (`claim`, `claim_ahead`, `confirm`, `finish`,
+/// `next_due_in`), whose connections carry [`SENDER_SESSION`] from the
+/// moment they open, so those statements need no transaction or round
+/// trip to set it. At most [`SENDER_CONNECTIONS`] (or the configured
+/// bound, if lower), opened on first use: a process that sends nothing
+/// (the API) opens none.
+pub(crate) async fn connect_sender(config: &DbConfig) -> Result<DatabaseConnection, ConnectError> {
+    let url = config.url().to_owned();
+    let mut options = options(config, config.max_connections().min(SENDER_CONNECTIONS));
     options
-        .max_connections(config.max_connections())
+        .connect_lazy(true)
+        .map_sqlx_postgres_pool_opts(|pool| {
+            pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sea_orm::sqlx::Executor::execute(conn, SENDER_SESSION)
+                        .await
+                        .map(|_| ())
+                })
+            })
+        });
+    // A lazy pool opens nothing here: only a URL it cannot parse fails.
+    Database::connect(options)
+        .await
+        .map_err(|e| ConnectError::Refused {
+            url: redact(&url),
+            reason: redact_in(&e.to_string(), &url),
+        })
+}
+
+/// The pool options every pool shares, with at most `max` connections.
+fn options(config: &DbConfig, max: u32) -> ConnectOptions {
+    let url = config.url().to_owned();
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(max)
         .min_connections(0)
         .connect_timeout(config.connect_timeout())
         // PostgreSQL can go away: fail fast then. An embedded SQLite file
@@ -170,6 +222,11 @@ pub(crate) async fn connect(config: &DbConfig) -> Result<DatabaseConnection, Con
                 .busy_timeout(Duration::from_secs(5))
         });
     }
+    options
+}
+
+/// Opens the pool of `options`, retrying transient failures.
+async fn open(options: ConnectOptions, url: &str) -> Result<DatabaseConnection, ConnectError> {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
         .with_max_delay(Duration::from_secs(5))
@@ -181,16 +238,16 @@ pub(crate) async fn connect(config: &DbConfig) -> Result<DatabaseConnection, Con
         .when(is_transient)
         .await
         .map_err(|e| {
-            let reason = redact_in(&e.to_string(), &url);
+            let reason = redact_in(&e.to_string(), url);
             if is_transient(&e) {
                 ConnectError::Unreachable {
-                    url: redact(&url),
+                    url: redact(url),
                     attempts: ATTEMPTS,
                     reason,
                 }
             } else {
                 ConnectError::Refused {
-                    url: redact(&url),
+                    url: redact(url),
                     reason,
                 }
             }

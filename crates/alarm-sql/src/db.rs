@@ -298,6 +298,8 @@ fn traced() -> bool {
 pub(crate) struct Db {
     pub(crate) read: DatabaseConnection,
     pub(crate) write: DatabaseConnection,
+    /// The sender's pool ([`Db::send_write`], [`Db::send_statement`]).
+    pub(crate) sender: DatabaseConnection,
     pub(crate) backend: DbBackend,
     /// Tests only ([`crate::Sql::with_store_clock`]): the instant that
     /// stands in for the database's clock in [`Db::now_sql`].
@@ -424,6 +426,83 @@ impl Db {
         &self,
         work: impl AsyncFnOnce(&Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.write_on(&self.write, work).await
+    }
+
+    /// [`Db::write`] for the sender's transactions on the outbox, on its
+    /// own pool ([`crate::connect::connect_sender`]): on PostgreSQL every
+    /// statement plans by index only and the commit does not wait for the
+    /// WAL flush, set once per connection.
+    ///
+    /// * Planned by index only: the outbox is a queue table whose
+    ///   statistics are wrong by nature. It fills from empty in seconds,
+    ///   while autovacuum analyses it at most once a minute; a plan made
+    ///   while it was empty (a cached generic plan, kept until the next
+    ///   analysis) scanned all 120k rows for every claim, 70 ms to 150 ms
+    ///   each (measured in the worker bench's steady phase), where the
+    ///   partial indexes stop after the rows taken. A bitmap scan of every
+    ///   pending row plus a sort is the same trap on stale statistics
+    ///   (41 ms against 9 ms at 68k pending, measured).
+    /// * The commit does not wait for its WAL to reach the disk
+    ///   (`synchronous_commit = off`): a database crash can lose the last
+    ///   moments of leases and records (at most three `wal_writer_delay`s,
+    ///   600 ms by default), and their rows are then sent again with the
+    ///   same `webhook-id`, as after a worker's crash (delivery is at least
+    ///   once either way). What this saves is the sender's wait for a disk
+    ///   flush twice a batch (about 2,000 transactions in a 100k burst; a
+    ///   flush costs at least 0.16 ms here). The rows themselves, fires and
+    ///   every API write commit durably, and so does a `finish` that
+    ///   disables a registration or queues an e-mail ([`Tx::durable_commit`]);
+    ///   WAL order means a durable commit also makes every earlier one
+    ///   durable. It also does not wait for a synchronous standby: after a
+    ///   failover to one, more can be sent again.
+    ///
+    /// Set on the connection rather than in each transaction: a statement
+    /// setting them cost a round trip of its own, one of the five of a
+    /// `finish` and of the four of a claim.
+    pub(crate) async fn send_write<T>(
+        &self,
+        work: impl AsyncFnOnce(&Tx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.write_on(&self.sender, work).await
+    }
+
+    /// One statement of the sender's on the outbox, a transaction by
+    /// itself: on PostgreSQL run on the sender's pool without BEGIN and
+    /// COMMIT (one round trip instead of three); on SQLite in a
+    /// [`Db::write`] (`BEGIN IMMEDIATE`: the write lock up front).
+    pub(crate) async fn send_statement(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        if self.backend != DbBackend::Postgres {
+            return self.write(async |tx| tx.query_all(sql, values).await).await;
+        }
+        let statement = stmt(self.backend, sql, values)?;
+        let span = if traced() {
+            tracing::info_span!(
+                "db.transaction",
+                otel.kind = "client",
+                db.system = self.system(),
+                db.operation = sql.split_whitespace().next().unwrap_or(""),
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let started = std::time::Instant::now();
+        let out = self.sender.query_all_raw(statement).instrument(span).await;
+        metrics::histogram!("db_query_duration_seconds", "kind" => "transaction")
+            .record(started.elapsed().as_secs_f64());
+        out.map_err(store_err)
+    }
+
+    /// [`Db::write`] on `pool`.
+    async fn write_on<T>(
+        &self,
+        pool: &DatabaseConnection,
+        work: impl AsyncFnOnce(&Tx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let span = if traced() {
             tracing::info_span!(
                 "db.transaction",
@@ -444,7 +523,7 @@ impl Db {
             // ended in a pool timeout is recorded too: it is the sign of a
             // saturated pool.
             let started = std::time::Instant::now();
-            let begun = self.begin().await;
+            let begun = self.begin(pool).await;
             metrics::histogram!("db_acquire_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
             let tx = match begun {
@@ -488,7 +567,7 @@ impl Db {
     /// read-then-write transaction never fails half-way with
     /// SQLITE_BUSY_SNAPSHOT when another process (the worker, the migrator)
     /// writes the same file; the busy timeout applies instead.
-    async fn begin(&self) -> Result<Tx, StoreError> {
+    async fn begin(&self, pool: &DatabaseConnection) -> Result<Tx, StoreError> {
         use backon::{ExponentialBuilder, Retryable};
         let backoff = ExponentialBuilder::default()
             .with_min_delay(std::time::Duration::from_millis(50))
@@ -503,7 +582,7 @@ impl Db {
         // A pool timeout already waited its whole budget (the database is
         // away or every connection is busy): retrying would only make the
         // caller wait longer before its 503.
-        let tx = (|| self.write.begin_with_options(options))
+        let tx = (|| pool.begin_with_options(options))
             .retry(backoff)
             .when(|e| crate::connect::is_transient(e) && !matches!(e, DbErr::ConnectionAcquire(_)))
             .await
@@ -529,50 +608,12 @@ impl Tx {
         now_sql(self.backend, self.pin.as_ref())
     }
 
-    /// PostgreSQL: the settings of the sender's transactions on the
-    /// outbox (claims, confirmations, records), set for the rest of the
-    /// transaction only (`set_config(…, true)`), in one round trip.
-    ///
-    /// * Planned by index only: the outbox is a queue table whose
-    ///   statistics are wrong by nature. It fills from empty in seconds,
-    ///   while autovacuum analyses it at most once a minute; a plan made
-    ///   while it was empty (a cached generic plan, kept until the next
-    ///   analysis) scanned all 120k rows for every claim, 70 ms to 150 ms
-    ///   each (measured in the worker bench's steady phase), where the
-    ///   partial indexes stop after the rows taken. A bitmap scan of every
-    ///   pending row plus a sort is the same trap on stale statistics
-    ///   (41 ms against 9 ms at 68k pending, measured).
-    /// * The commit does not wait for its WAL to reach the disk
-    ///   (`synchronous_commit = off`): a database crash can lose the last
-    ///   moments of leases and records (at most three `wal_writer_delay`s,
-    ///   600 ms by default), and their rows are then sent again with the
-    ///   same `webhook-id`, as after a worker's crash (delivery is at least
-    ///   once either way). What this saves is the sender's wait for a disk
-    ///   flush twice a batch (about 2,000 transactions in a 100k burst; a
-    ///   flush costs at least 0.16 ms here). The rows themselves, fires and
-    ///   every API write commit durably, and so does a `finish` that
-    ///   disables a registration or queues an e-mail ([`Tx::durable_commit`]);
-    ///   WAL order means a durable commit also makes every earlier one
-    ///   durable. It also does not wait for a synchronous standby: after a
-    ///   failover to one, more can be sent again.
-    pub(crate) async fn outbox_settings(&self) -> Result<(), StoreError> {
-        if self.backend == DbBackend::Postgres {
-            self.query_all(
-                "SELECT set_config('enable_seqscan', 'off', true), \
-                 set_config('enable_bitmapscan', 'off', true), \
-                 set_config('synchronous_commit', 'off', true)",
-                Vec::new(),
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
     /// PostgreSQL: this transaction commits as the server is configured to
     /// after all (the setting's `reset_val`: `on`, or a standby level the
-    /// operator chose), undoing [`Tx::outbox_settings`]' setting for a
-    /// transaction whose writes must not be lost once others may act on
-    /// them.
+    /// operator chose), undoing the sender's session setting
+    /// ([`Db::send_write`]) for a transaction whose writes must not be lost
+    /// once others may act on them. (The session's setting is made with
+    /// `SET` after connecting, so `reset_val` is still the server's.)
     pub(crate) async fn durable_commit(&self) -> Result<(), StoreError> {
         if self.backend == DbBackend::Postgres {
             self.query_all(

@@ -78,6 +78,10 @@ pub struct Sql {
     /// goes through, so read-then-write transactions never meet "database
     /// is locked"; on PostgreSQL the same pool as reads.
     writer: DatabaseConnection,
+    /// The sender's statements on the outbox: on PostgreSQL a pool of its
+    /// own whose sessions plan by index and commit without waiting for the
+    /// WAL flush (`connect::connect_sender`); on SQLite the writer.
+    sender: DatabaseConnection,
     kind: DbKind,
     /// Seals the webhook secrets at rest; without one, reading or writing
     /// a webhook fails (a composition error, never a silent plain write).
@@ -137,9 +141,14 @@ impl Sql {
                 }
                 DbKind::Postgres => db.clone(),
             };
+        let sender = match config.kind() {
+            DbKind::Sqlite => writer.clone(),
+            DbKind::Postgres => connect::connect_sender(config).await?,
+        };
         Ok(Self {
             db,
             writer,
+            sender,
             kind: config.kind(),
             sealer: None,
             store_clock: None,
@@ -181,19 +190,58 @@ impl Sql {
         }
         let password = decode(next.password().unwrap_or_default())?;
         pool.set_connect_options((*current).clone().password(&password));
+        let sender = self.sender.get_postgres_connection_pool();
+        sender.set_connect_options((*sender.connect_options()).clone().password(&password));
         Ok(())
     }
 
     /// The options new PostgreSQL connections are opened with, as sqlx's
-    /// `Debug` writes them (password included: tests only).
+    /// `Debug` writes them (password included: tests only): the shared
+    /// pool's, then the sender's.
     #[cfg(feature = "testing")]
-    pub fn pg_connect_options_text(&self) -> Option<String> {
+    pub fn pg_connect_options_text(&self) -> Option<[String; 2]> {
         matches!(self.kind, DbKind::Postgres).then(|| {
-            format!(
-                "{:?}",
-                self.db.get_postgres_connection_pool().connect_options()
-            )
+            [&self.db, &self.sender].map(|pool| {
+                format!(
+                    "{:?}",
+                    pool.get_postgres_connection_pool().connect_options()
+                )
+            })
         })
+    }
+
+    /// PostgreSQL, tests only: the settings a transaction of the sender's
+    /// pool runs with (`enable_seqscan`, `enable_bitmapscan`,
+    /// `synchronous_commit`), then `synchronous_commit` once it asked to
+    /// commit durably, then the three on the shared pool.
+    ///
+    /// # Errors
+    /// The store's error.
+    #[cfg(feature = "testing")]
+    pub async fn sender_settings(
+        &self,
+    ) -> Result<[[String; 3]; 3], alarm_domain::ports::StoreError> {
+        const READ: &str = "SELECT current_setting('enable_seqscan') AS a, \
+             current_setting('enable_bitmapscan') AS b, current_setting('synchronous_commit') AS c";
+        let three = |row: Option<sea_orm::QueryResult>| -> Result<[String; 3], alarm_domain::ports::StoreError> {
+            let row = row.ok_or_else(|| alarm_domain::ports::StoreError::Unexpected("no row".into()))?;
+            Ok([
+                db::col::<String>(&row, "a")?,
+                db::col::<String>(&row, "b")?,
+                db::col::<String>(&row, "c")?,
+            ])
+        };
+        let db = self.handle();
+        let (sender, durable) = db
+            .send_write(async |tx| {
+                let sender = three(tx.query_one(READ, Vec::new()).await?)?;
+                tx.durable_commit().await?;
+                let durable = three(tx.query_one(READ, Vec::new()).await?)?;
+                Ok((sender, durable))
+            })
+            .await?;
+        let shared = three(db.query_one(READ, Vec::new()).await?)?;
+        Ok([sender, durable, shared])
     }
 
     /// Takes each `DATABASE_URL` `changes` gives ([`Sql::set_password_from`]),
@@ -252,6 +300,7 @@ impl Sql {
         db::Db {
             read: self.db.clone(),
             write: self.writer.clone(),
+            sender: self.sender.clone(),
             backend,
             pin: self.store_clock.clone(),
         }

@@ -100,18 +100,13 @@ impl SqlStores {
         visible_sql(&self.db.now_sql())
     }
 
-    /// Runs a claim's `UPDATE … RETURNING` in a transaction of its own.
+    /// Runs a claim's `UPDATE … RETURNING`, a transaction by itself.
     async fn lease_rows(
         &self,
         sql: &str,
         values: Vec<Value>,
     ) -> Result<Vec<QueryResult>, StoreError> {
-        self.db
-            .write(async |tx| {
-                tx.outbox_settings().await?;
-                tx.query_all(sql, values).await
-            })
-            .await
+        self.db.send_statement(sql, values).await
     }
 }
 
@@ -430,8 +425,7 @@ impl Outbox for SqlStores {
         let ids: Vec<Uuid> = tokens.iter().map(LeaseToken::as_uuid).collect();
         let rows = self
             .db
-            .write(async |tx| {
-                tx.outbox_settings().await?;
+            .send_write(async |tx| {
                 if tx.backend == DbBackend::Postgres {
                     tx.query_all(
                         &format!(
@@ -492,8 +486,7 @@ impl Outbox for SqlStores {
         results: Vec<(LeaseToken, SendResult)>,
         disable_after: u32,
     ) -> Result<FinishReport, StoreError> {
-        self.db.write(async |tx| {
-        tx.outbox_settings().await?;
+        self.db.send_write(async |tx| {
         let mut report = FinishReport::default();
         // The rows still held by these tokens (a token whose lease was
         // rescued matches nothing: the finish is fenced), each recorded by
@@ -560,7 +553,7 @@ impl Outbox for SqlStores {
         // queue a fallback commits durably: another sender can e-mail a
         // notice as soon as it is committed, and a crash must not then
         // take back the disabling it announced. Records alone (the common
-        // case) need not wait for the flush (see `Tx::outbox_settings`).
+        // case) need not wait for the flush (see `Db::send_write`).
         if !changing.is_empty() || !dead.is_empty() {
             tx.durable_commit().await?;
         }
@@ -707,18 +700,16 @@ impl Outbox for SqlStores {
         );
         // The first row in the pending index's order, not MIN(): on stale
         // statistics PostgreSQL aggregated all 58k pending rows for a MIN
-        // (9 ms a call, measured). PostgreSQL: in a transaction of its own,
+        // (9 ms a call, measured). PostgreSQL: on the sender's pool,
         // planned by that index whatever the statistics say (see
-        // `Tx::outbox_settings`);
-        // SQLite plans by its indexes anyway, and its write transaction
-        // would take the write lock for a read.
+        // `Db::send_write`); SQLite plans by its indexes anyway, and its
+        // write transaction would take the write lock for a read.
         let row = if self.db.backend == DbBackend::Postgres {
             self.db
-                .write(async |tx| {
-                    tx.outbox_settings().await?;
-                    tx.query_one(&sql, Vec::new()).await
-                })
+                .send_statement(&sql, Vec::new())
                 .await?
+                .into_iter()
+                .next()
         } else {
             self.db.query_one(&sql, Vec::new()).await?
         };
