@@ -551,8 +551,9 @@ impl Sql {
             .collect())
     }
 
-    /// Closes the pool, waiting for connections to be returned.
+    /// Closes the pools, waiting for connections to be returned.
     pub async fn close(self) {
+        let _ = self.sender.close().await;
         let _ = self.writer.close().await;
         let _ = self.db.close().await;
     }
