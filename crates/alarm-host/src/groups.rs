@@ -17,7 +17,7 @@ alarm_appkit::settings! {
     pub struct DatabaseArgs => DatabaseValues {
         /// Folder of the embedded SQLite database (and alarm-http's generated key)
         data_dir: PathBuf = "data", "DATA_DIR";
-        /// Database pool size (on PostgreSQL a worker that sends webhooks and e-mail opens up to 8 more, its sender's own)
+        /// Database pool size (on PostgreSQL, a process that sends webhooks and e-mail has a second pool of this size for its sender, opened as it needs connections)
         db_max_connections: u32 = "20", "DB_MAX_CONNECTIONS", 1..=1000;
         /// How long a query waits for a pooled connection, in milliseconds; while the database is away requests fail (503, Retry-After) after this instead of piling up
         db_acquire_timeout_ms: u64 = "1500", "DB_ACQUIRE_TIMEOUT_MS", 100..=600_000;

@@ -156,22 +156,20 @@ pub(crate) async fn connect(config: &DbConfig) -> Result<DatabaseConnection, Con
 pub(crate) const SENDER_SESSION: &str = "SET enable_seqscan = off; SET enable_bitmapscan = off; \
      SET synchronous_commit = off";
 
-/// The most connections the sender's pool opens. A sender runs at once at
-/// most a claim (or its wait for the next due row), a record, an ahead
-/// claim and a confirmation for each of its four budgets held ahead:
-/// seven.
-const SENDER_CONNECTIONS: u32 = 8;
-
 /// PostgreSQL: a pool of its own for the webhook and e-mail sender's
 /// statements on the outbox (`claim`, `claim_ahead`, `confirm`, `finish`,
 /// `next_due_in`), whose connections carry [`SENDER_SESSION`] from the
 /// moment they open, so those statements need no transaction or round
-/// trip to set it. At most [`SENDER_CONNECTIONS`] (or the configured
-/// bound, if lower), opened on first use: a process that sends nothing
-/// (the API) opens none.
+/// trip to set it. Bounded like the shared pool (`DB_MAX_CONNECTIONS`):
+/// the sender's confirmations of rows held ahead all run at their instant
+/// and each waits for the withdrawal lock, so a smaller pool could make a
+/// claim or a record wait behind them (they shared the whole pool before).
+/// Opened on first use and as needed: a process that sends nothing (the
+/// API without its worker) opens none, and a sender opens about as many
+/// as it runs statements at once.
 pub(crate) async fn connect_sender(config: &DbConfig) -> Result<DatabaseConnection, ConnectError> {
     let url = config.url().to_owned();
-    let mut options = options(config, config.max_connections().min(SENDER_CONNECTIONS));
+    let mut options = options(config, config.max_connections());
     options
         .connect_lazy(true)
         .map_sqlx_postgres_pool_opts(|pool| {

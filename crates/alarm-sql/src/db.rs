@@ -4,6 +4,7 @@ use std::future::Future;
 
 use alarm_domain::jiff::Timestamp;
 use alarm_domain::ports::StoreError;
+use backon::Retryable;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, QueryResult,
     RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
@@ -293,12 +294,15 @@ fn traced() -> bool {
 
 /// Reads run on the shared pool; writes on the writer (one connection on
 /// SQLite, so read-then-write transactions never meet "database is
-/// locked"; the same pool on PostgreSQL).
+/// locked"; the same pool on PostgreSQL); the sender's statements on the
+/// outbox on the sender's pool (its own on PostgreSQL, the writer on
+/// SQLite).
 #[derive(Clone)]
 pub(crate) struct Db {
     pub(crate) read: DatabaseConnection,
     pub(crate) write: DatabaseConnection,
-    /// The sender's pool ([`Db::send_write`], [`Db::send_statement`]).
+    /// The sender's pool ([`Db::send_write`], [`Db::send_statement`]): on
+    /// PostgreSQL a third pool, on SQLite the writer.
     pub(crate) sender: DatabaseConnection,
     pub(crate) backend: DbBackend,
     /// Tests only ([`crate::Sql::with_store_clock`]): the instant that
@@ -327,6 +331,16 @@ pub(crate) fn now_sql(
         }
         _ => "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)".to_owned(),
     }
+}
+
+/// The retries of a step that is safe to repeat after a transient failure
+/// (a BEGIN, a claim): up to four, from 50 ms to 2 s, with jitter.
+fn transient_backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(50))
+        .with_max_delay(std::time::Duration::from_secs(2))
+        .with_max_times(4)
+        .with_jitter()
 }
 
 impl Db {
@@ -469,8 +483,16 @@ impl Db {
 
     /// One statement of the sender's on the outbox, a transaction by
     /// itself: on PostgreSQL run on the sender's pool without BEGIN and
-    /// COMMIT (one round trip instead of three); on SQLite in a
-    /// [`Db::write`] (`BEGIN IMMEDIATE`: the write lock up front).
+    /// COMMIT (one round trip instead of four with the settings'); on
+    /// SQLite in a [`Db::write`] (`BEGIN IMMEDIATE`: the write lock up
+    /// front).
+    ///
+    /// Only for statements that may run twice: a claim (an answer lost
+    /// after its commit leaves rows leased by nobody until their lease
+    /// ends, when they are claimed again) and reads. A transient failure
+    /// (a dropped connection, the server restarting) is therefore retried
+    /// as [`Db::write`] retries its BEGIN; a pool timeout is not (it
+    /// already waited its whole budget).
     pub(crate) async fn send_statement(
         &self,
         sql: &str,
@@ -491,7 +513,11 @@ impl Db {
             tracing::Span::none()
         };
         let started = std::time::Instant::now();
-        let out = self.sender.query_all_raw(statement).instrument(span).await;
+        let out = (|| self.sender.query_all_raw(statement.clone()))
+            .retry(transient_backoff())
+            .when(|e| crate::connect::is_transient(e) && !matches!(e, DbErr::ConnectionAcquire(_)))
+            .instrument(span)
+            .await;
         metrics::histogram!("db_query_duration_seconds", "kind" => "transaction")
             .record(started.elapsed().as_secs_f64());
         out.map_err(store_err)
@@ -568,12 +594,6 @@ impl Db {
     /// SQLITE_BUSY_SNAPSHOT when another process (the worker, the migrator)
     /// writes the same file; the busy timeout applies instead.
     async fn begin(&self, pool: &DatabaseConnection) -> Result<Tx, StoreError> {
-        use backon::{ExponentialBuilder, Retryable};
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(std::time::Duration::from_millis(50))
-            .with_max_delay(std::time::Duration::from_secs(2))
-            .with_max_times(4)
-            .with_jitter();
         let options = TransactionOptions {
             sqlite_transaction_mode: (self.backend == DbBackend::Sqlite)
                 .then_some(SqliteTransactionMode::Immediate),
@@ -583,7 +603,7 @@ impl Db {
         // away or every connection is busy): retrying would only make the
         // caller wait longer before its 503.
         let tx = (|| pool.begin_with_options(options))
-            .retry(backoff)
+            .retry(transient_backoff())
             .when(|e| crate::connect::is_transient(e) && !matches!(e, DbErr::ConnectionAcquire(_)))
             .await
             .map_err(store_err)?;

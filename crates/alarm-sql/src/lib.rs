@@ -93,8 +93,9 @@ pub struct Sql {
 impl Sql {
     /// Sets `db_pool_connections{state="in_use"|"idle"}` and
     /// `db_pool_connections_max` (the pool's bound) from the read
-    /// pool (on PostgreSQL every query's; SQLite's writes have their own
-    /// one-connection pool, not counted), for a scrape.
+    /// pool (on PostgreSQL every query's but the sender's statements on
+    /// the outbox, which have a pool of their own; SQLite's writes have
+    /// their own one-connection pool; neither is counted), for a scrape.
     pub fn pool_gauges(&self) {
         let (size, idle, max) = match self.kind {
             DbKind::Postgres => {
@@ -291,7 +292,7 @@ impl Sql {
         })
     }
 
-    /// The query handle over both pools.
+    /// The query handle over the pools (shared, writer, sender).
     fn handle(&self) -> db::Db {
         let backend = match self.kind {
             DbKind::Postgres => DbBackend::Postgres,
