@@ -361,19 +361,34 @@ impl Db {
     /// (`db_query_duration_seconds{kind="read"}`, connection wait
     /// included: reads take their connection inside the driver).
     async fn timed_read<T>(&self, sql: &str, query: impl Future<Output = T>) -> T {
-        let span = if traced() {
-            tracing::info_span!(
+        self.timed(false, sql, query).await
+    }
+
+    /// Runs `query`, one statement, in a span of its own (`db.query` for
+    /// a read, `db.transaction` for a statement that is a transaction by
+    /// itself) and records its duration under the same kind (`read`,
+    /// `transaction`).
+    async fn timed<T>(&self, alone: bool, sql: &str, query: impl Future<Output = T>) -> T {
+        let operation = sql.split_whitespace().next().unwrap_or("");
+        let span = match (traced(), alone) {
+            (false, _) => tracing::Span::none(),
+            (true, false) => tracing::info_span!(
                 "db.query",
                 otel.kind = "client",
                 db.system = self.system(),
-                db.operation = sql.split_whitespace().next().unwrap_or(""),
-            )
-        } else {
-            tracing::Span::none()
+                db.operation = operation,
+            ),
+            (true, true) => tracing::info_span!(
+                "db.transaction",
+                otel.kind = "client",
+                db.system = self.system(),
+                db.operation = operation,
+            ),
         };
+        let kind = if alone { "transaction" } else { "read" };
         let started = std::time::Instant::now();
         let out = query.instrument(span).await;
-        metrics::histogram!("db_query_duration_seconds", "kind" => "read")
+        metrics::histogram!("db_query_duration_seconds", "kind" => kind)
             .record(started.elapsed().as_secs_f64());
         out
     }
@@ -502,25 +517,10 @@ impl Db {
             return self.write(async |tx| tx.query_all(sql, values).await).await;
         }
         let statement = stmt(self.backend, sql, values)?;
-        let span = if traced() {
-            tracing::info_span!(
-                "db.transaction",
-                otel.kind = "client",
-                db.system = self.system(),
-                db.operation = sql.split_whitespace().next().unwrap_or(""),
-            )
-        } else {
-            tracing::Span::none()
-        };
-        let started = std::time::Instant::now();
-        let out = (|| self.sender.query_all_raw(statement.clone()))
+        let run = (|| self.sender.query_all_raw(statement.clone()))
             .retry(transient_backoff())
-            .when(|e| crate::connect::is_transient(e) && !matches!(e, DbErr::ConnectionAcquire(_)))
-            .instrument(span)
-            .await;
-        metrics::histogram!("db_query_duration_seconds", "kind" => "transaction")
-            .record(started.elapsed().as_secs_f64());
-        out.map_err(store_err)
+            .when(|e| crate::connect::is_transient(e) && !matches!(e, DbErr::ConnectionAcquire(_)));
+        self.timed(true, sql, run).await.map_err(store_err)
     }
 
     /// [`Db::write`] on `pool`.
