@@ -343,6 +343,15 @@ fn transient_backoff() -> backon::ExponentialBuilder {
         .with_jitter()
 }
 
+/// Whether a failure of a step that is safe to repeat is worth
+/// [`transient_backoff`]'s retries: a transient one, but not a pool
+/// timeout, which already waited its whole budget (the database is away or
+/// every connection is busy): retrying would only make the caller wait
+/// longer before its 503.
+fn worth_retrying(e: &DbErr) -> bool {
+    crate::connect::is_transient(e) && !matches!(e, DbErr::ConnectionAcquire(_))
+}
+
 impl Db {
     /// The database's clock as an SQL expression ([`now_sql`]).
     pub(crate) fn now_sql(&self) -> String {
@@ -506,8 +515,7 @@ impl Db {
     /// after its commit leaves rows leased by nobody until their lease
     /// ends, when they are claimed again) and reads. A transient failure
     /// (a dropped connection, the server restarting) is therefore retried
-    /// as [`Db::write`] retries its BEGIN; a pool timeout is not (it
-    /// already waited its whole budget).
+    /// as [`Db::write`] retries its BEGIN ([`worth_retrying`]).
     pub(crate) async fn send_statement(
         &self,
         sql: &str,
@@ -519,7 +527,7 @@ impl Db {
         let statement = stmt(self.backend, sql, values)?;
         let run = (|| self.sender.query_all_raw(statement.clone()))
             .retry(transient_backoff())
-            .when(|e| crate::connect::is_transient(e) && !matches!(e, DbErr::ConnectionAcquire(_)));
+            .when(worth_retrying);
         self.timed(true, sql, run).await.map_err(store_err)
     }
 
@@ -599,12 +607,9 @@ impl Db {
                 .then_some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        // A pool timeout already waited its whole budget (the database is
-        // away or every connection is busy): retrying would only make the
-        // caller wait longer before its 503.
         let tx = (|| pool.begin_with_options(options))
             .retry(transient_backoff())
-            .when(|e| crate::connect::is_transient(e) && !matches!(e, DbErr::ConnectionAcquire(_)))
+            .when(worth_retrying)
             .await
             .map_err(store_err)?;
         Ok(Tx {
