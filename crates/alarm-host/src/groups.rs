@@ -119,8 +119,8 @@ alarm_appkit::settings! {
         webhook_account_concurrency: usize = "32", "WEBHOOK_ACCOUNT_CONCURRENCY", 1..=1024;
         /// Claim lease in seconds; a killed worker's rows go out again after it
         delivery_lease_seconds: u64 = "120", "DELIVERY_LEASE_SECONDS", 10..=3600;
-        /// How long before their instant prepared deliveries are claimed and held ready, in milliseconds (0: claimed when due)
-        delivery_ahead_ms: u64 = "1000", "DELIVERY_AHEAD_MS", 0..=10_000;
+        /// How long before their instant prepared deliveries are claimed and held ready, in milliseconds (0: claimed when due); keep the half second, so a whole second's rows are claimed between the sends of other whole seconds
+        delivery_ahead_ms: u64 = "1500", "DELIVERY_AHEAD_MS", 0..=10_000;
         /// Idle look at the outbox, in milliseconds
         delivery_idle_poll_ms: u64 = "200", "DELIVERY_IDLE_POLL_MS", 10..=60_000;
         /// SMTP server; unset = no e-mail (e-mail deliveries are dead-lettered)

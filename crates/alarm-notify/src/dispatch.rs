@@ -9,11 +9,10 @@ use alarm_domain::ids::{AlarmId, UserId, WebhookId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::{Alarm, Channel, User, WebhookRegistration};
 use alarm_domain::ports::{
-    AlarmStore, ClaimedSend, Clock, Outbox, OutboxItem, SendResult, SendTopic, StoreError,
-    UserStore,
+    AlarmStore, ClaimedSend, Clock, Outbox, OutboxItem, SendLease, SendResult, SendTopic,
+    StoreError, UserStore,
 };
 use alarm_domain::services::Ports;
-use alarm_domain::trigger::LeaseToken;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::FutureExt;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
@@ -34,8 +33,12 @@ const SHARES_REMEMBERED: usize = 4096;
 /// they leave the store in one claim and, at the instant, need only one
 /// confirming read before their sends start, where claimed when due they
 /// would leave a budget at a time, each claim after the last one's results
-/// were recorded.
-pub const AHEAD_BUDGETS: usize = 4;
+/// were recorded. Eight, so that with the half second of
+/// `DELIVERY_AHEAD_MS` a sender can hold the next second's rows (claimed
+/// half a second before the one being held is released) besides the rows
+/// of that second: both fit up to about 2,000 rows a second at the default
+/// budget.
+pub const AHEAD_BUDGETS: usize = 8;
 
 /// Rows held ahead that are confirmed and sent together at their instant.
 const RELEASE_PIECE: usize = 256;
@@ -83,7 +86,7 @@ impl Default for DispatchConfig {
             host_concurrency: 16,
             account_concurrency: 32,
             lease: Duration::from_secs(120),
-            ahead: Duration::from_secs(1),
+            ahead: Duration::from_millis(1500),
             idle_poll: Duration::from_millis(200),
             max_attempts: 8,
             retry_min: Duration::from_secs(5),
@@ -200,7 +203,7 @@ struct Context {
 
 /// One attempt's result, ready for `finish`, with its channel and duration
 /// for the metrics.
-type Done = (LeaseToken, SendResult, Channel, Duration);
+type Done = (SendLease, SendResult, Channel, Duration);
 
 /// One destination host's, or one account's, share of the sender.
 struct Share {
@@ -624,7 +627,7 @@ impl Dispatcher {
             // the rest of a lane panicked, its rows are
             // given back (counted as recorded, so that
             // `stop` still ends).
-            let rows: Vec<(LeaseToken, Channel)> = lane
+            let rows: Vec<(SendLease, Channel)> = lane
                 .rows
                 .iter()
                 .map(|c| (c.token, c.item.channel))
@@ -751,7 +754,7 @@ impl Dispatcher {
             let started = Instant::now();
             let confirmed = self.ports.outbox.confirm(tokens).await;
             stage_took("confirm", started);
-            let confirmed: HashMap<LeaseToken, SignedDuration> = match confirmed {
+            let confirmed: HashMap<SendLease, SignedDuration> = match confirmed {
                 Ok(confirmed) => confirmed.into_iter().collect(),
                 Err(e) => {
                     self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -788,7 +791,7 @@ impl Dispatcher {
                 held.forget(gone);
             }
             if !ready.is_empty() {
-                let rows: Vec<(LeaseToken, Channel)> =
+                let rows: Vec<(SendLease, Channel)> =
                     ready.iter().map(|c| (c.token, c.item.channel)).collect();
                 // Handed over only once prepared: the rows then owe the
                 // recorder a result each, which `launch` sees to (a panic
@@ -1214,7 +1217,7 @@ impl Dispatcher {
         if done.is_empty() {
             return Ok(false);
         }
-        let measured: Vec<(LeaseToken, Channel, &'static str, Duration)> = done
+        let measured: Vec<(SendLease, Channel, &'static str, Duration)> = done
             .iter()
             .map(|(token, result, channel, took)| (*token, *channel, outcome(result), *took))
             .collect();
@@ -1304,7 +1307,7 @@ impl Dispatcher {
         &self,
         claim: &ClaimedSend,
         context: &Context,
-    ) -> (LeaseToken, SendResult, Duration) {
+    ) -> (SendLease, SendResult, Duration) {
         let item = &claim.item;
         let trace = alarm_telemetry::decide(claim.trace.as_deref());
         let span = alarm_telemetry::span!(
@@ -1333,7 +1336,7 @@ impl Dispatcher {
         &self,
         claim: &ClaimedSend,
         context: &Context,
-    ) -> (LeaseToken, SendResult, Duration) {
+    ) -> (SendLease, SendResult, Duration) {
         let started = Instant::now();
         let item = &claim.item;
         let attempt = match item.channel {
@@ -1528,7 +1531,7 @@ impl Dispatcher {
 
 /// A row's result when it was not sent: due again at `due`, no attempt
 /// counted, `why` recorded.
-fn unsent(token: LeaseToken, channel: Channel, due: Timestamp, why: &str) -> Done {
+fn unsent(token: SendLease, channel: Channel, due: Timestamp, why: &str) -> Done {
     let back = SendResult::Retry {
         due,
         counted: false,

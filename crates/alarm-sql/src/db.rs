@@ -59,6 +59,55 @@ pub(crate) fn in_ids(
 /// size (callers look up a batch: a few hundred ids).
 const ARRAY_IDS: usize = 5000;
 
+/// The statements that join `sql`'s `{keys}` (written where a table goes)
+/// to `keys` as the relation `k (message_id, target_id, lease_token)`,
+/// with their values: outbox rows found by their primary key and fenced
+/// by their lease token, so the outbox needs no index on the token.
+///
+/// PostgreSQL: `unnest` of three typed `uuid[]` parameters per
+/// [`ARRAY_IDS`] keys (one text whatever the count, as [`in_ids`]).
+/// SQLite: a `VALUES` list of at most 300 keys (900 parameters).
+pub(crate) fn with_keys(
+    backend: DbBackend,
+    sql: &str,
+    keys: &[(uuid::Uuid, uuid::Uuid, uuid::Uuid)],
+) -> Vec<(String, Vec<Value>)> {
+    const KEYS: &str = "{keys}";
+    assert!(sql.contains(KEYS), "{sql} must hold `{{keys}}`");
+    const NAMES: &str = "k (message_id, target_id, lease_token)";
+    if backend == DbBackend::Postgres {
+        let sql = sql.replace(KEYS, &format!("unnest(?, ?, ?) AS {NAMES}"));
+        return keys
+            .chunks(ARRAY_IDS)
+            .map(|chunk| {
+                let column = |pick: fn(&(uuid::Uuid, uuid::Uuid, uuid::Uuid)) -> uuid::Uuid| {
+                    Value::from(chunk.iter().map(pick).collect::<Vec<_>>())
+                };
+                (
+                    sql.clone(),
+                    vec![column(|k| k.0), column(|k| k.1), column(|k| k.2)],
+                )
+            })
+            .collect();
+    }
+    keys.chunks(300)
+        .map(|chunk| {
+            let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+            let relation = format!(
+                "(SELECT column1 AS message_id, column2 AS target_id, column3 AS lease_token \
+                 FROM (VALUES {rows})) AS k"
+            );
+            (
+                sql.replace(KEYS, &relation),
+                chunk
+                    .iter()
+                    .flat_map(|(m, t, l)| [Value::from(*m), Value::from(*t), Value::from(*l)])
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 /// SQL is written once with `?` placeholders (SQLite's); PostgreSQL gets
 /// `$1…`. Only a `?` that is a token of its own is a placeholder: the text is
 /// scanned the way PostgreSQL's lexer reads it, so a `?` inside a string
@@ -732,8 +781,26 @@ impl Tx {
         sql: &str,
         ids: &[uuid::Uuid],
     ) -> Result<Vec<QueryResult>, StoreError> {
+        self.query_each(in_ids(self.backend, sql, ids)).await
+    }
+
+    /// Runs `sql`, joined to `keys` through `{keys}` ([`with_keys`]),
+    /// inside this transaction and returns every row.
+    pub(crate) async fn query_keys(
+        &self,
+        sql: &str,
+        keys: &[(uuid::Uuid, uuid::Uuid, uuid::Uuid)],
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        self.query_each(with_keys(self.backend, sql, keys)).await
+    }
+
+    /// Every row of each statement, in order.
+    async fn query_each(
+        &self,
+        statements: Vec<(String, Vec<Value>)>,
+    ) -> Result<Vec<QueryResult>, StoreError> {
         let mut rows = Vec::new();
-        for (sql, values) in in_ids(self.backend, sql, ids) {
+        for (sql, values) in statements {
             rows.extend(self.query_all(&sql, values).await?);
         }
         Ok(rows)

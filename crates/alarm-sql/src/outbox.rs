@@ -6,8 +6,8 @@ use alarm_domain::ids::{AlarmId, UserId, WebhookId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::{AlarmEvent, Channel, WebhookRegistration};
 use alarm_domain::ports::{
-    ClaimedSend, FinishReport, Outbox, OutboxCounts, OutboxItem, SendResult, SendStatus, SendTopic,
-    StoreError,
+    ClaimedSend, FinishReport, Outbox, OutboxCounts, OutboxItem, SendLease, SendResult, SendStatus,
+    SendTopic, StoreError,
 };
 use alarm_domain::sending::{self, Health, RingKey, Subscriber, Tally};
 use alarm_domain::trigger::{Delivery, LeaseToken, OccurrenceRef};
@@ -92,9 +92,6 @@ fn visible_sql(now: &str) -> String {
     format!("(effective_us IS NULL OR effective_us <= {now})")
 }
 
-/// Tokens per statement of [`Outbox::confirm`].
-const CONFIRM_CHUNK: usize = 400;
-
 impl SqlStores {
     fn visible_sql(&self) -> String {
         visible_sql(&self.db.now_sql())
@@ -116,9 +113,14 @@ fn claimed_from(rows: &[QueryResult], until: Timestamp) -> Result<Vec<ClaimedSen
     let mut claimed = rows
         .iter()
         .map(|r| {
+            let item = item_from(r)?;
             Ok(ClaimedSend {
-                item: item_from(r)?,
-                token: LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),
+                token: SendLease {
+                    token: LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),
+                    message: item.message,
+                    target: item.target,
+                },
+                item,
                 lease_until: until,
                 trace: col::<Option<String>>(r, "trace_parent")?
                     .filter(|t| t.len() <= alarm_telemetry::TRACEPARENT_LEN),
@@ -271,22 +273,35 @@ async fn health_of(
     Ok(out)
 }
 
-/// The rows that `tokens` still hold, each joined to its registration's
+/// Each lease as the key and token [`crate::db::with_keys`] joins.
+fn lease_keys(leases: impl Iterator<Item = SendLease>) -> Vec<(Uuid, Uuid, Uuid)> {
+    leases
+        .map(|l| (l.message, l.target, l.token.as_uuid()))
+        .collect()
+}
+
+/// How rows are found by their leases (`k`, [`crate::db::with_keys`]): by
+/// primary key, then the token compared, so that no index on the token is
+/// needed and a claim stays a HOT update on PostgreSQL (see `m0018`).
+const HELD: &str = "JOIN {keys} ON o.message_id = k.message_id AND o.target_id = k.target_id \
+     AND o.lease_token = k.lease_token";
+
+/// The rows that `leases` still hold, each joined to its registration's
 /// stored health when it is a webhook row (`hook_owner`, `failure_count`,
 /// `active`, as [`health_from`] reads them; `NULL` otherwise: the outbox
 /// has no columns of those names).
-async fn held_rows(tx: &Tx, tokens: &[Uuid]) -> Result<Vec<QueryResult>, StoreError> {
+async fn held_rows(tx: &Tx, leases: &[(Uuid, Uuid, Uuid)]) -> Result<Vec<QueryResult>, StoreError> {
     let columns = COLUMNS
         .split(',')
         .map(|c| format!("o.{}", c.trim()))
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "SELECT {columns}, w.owner_id AS hook_owner, w.failure_count, w.active FROM outbox o LEFT JOIN webhooks w \
-         ON o.channel = '{}' AND w.id = o.target_id WHERE o.lease_token IN ({{ids}})",
+        "SELECT {columns}, w.owner_id AS hook_owner, w.failure_count, w.active FROM outbox o {HELD} \
+         LEFT JOIN webhooks w ON o.channel = '{}' AND w.id = o.target_id",
         Channel::Webhook.as_str()
     );
-    tx.query_in(&sql, tokens).await
+    tx.query_keys(&sql, leases).await
 }
 
 #[async_trait]
@@ -412,8 +427,8 @@ impl Outbox for SqlStores {
 
     async fn confirm(
         &self,
-        tokens: Vec<LeaseToken>,
-    ) -> Result<Vec<(LeaseToken, SignedDuration)>, StoreError> {
+        leases: Vec<SendLease>,
+    ) -> Result<Vec<(SendLease, SignedDuration)>, StoreError> {
         // Read after every withdrawal that read the database's clock
         // before now has committed. PostgreSQL: each holds the withdrawal
         // lock shared until its commit, and this transaction takes it whole
@@ -422,7 +437,7 @@ impl Outbox for SqlStores {
         // the clock after this cannot take back what it confirms). SQLite:
         // the write transaction runs wholly before or after a withdrawal.
         let now = self.db.now_sql();
-        let ids: Vec<Uuid> = tokens.iter().map(LeaseToken::as_uuid).collect();
+        let keys = lease_keys(leases.iter().copied());
         let rows = self
             .db
             .send_write(async |tx| {
@@ -436,43 +451,33 @@ impl Outbox for SqlStores {
                     )
                     .await?;
                 }
-                let mut rows = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(CONFIRM_CHUNK) {
-                    // Every chunk as long as a full one, the last token
-                    // repeated (harmless in an `IN` list): one statement
-                    // text, prepared once per connection, instead of one
-                    // per length, each a parse and a plan of its own and a
-                    // place in the connection's statement cache.
-                    let mut chunk = chunk.to_vec();
-                    if let Some(&last) = chunk.last() {
-                        chunk.resize(CONFIRM_CHUNK, last);
-                    }
-                    let marks = vec!["?"; chunk.len()].join(", ");
-                    // The status is judged here, not in the filter: a
-                    // filter on `status = 'pending'` lets PostgreSQL read
-                    // the pending index instead of probing the token
-                    // index, and on statistics taken while nothing was
-                    // pending it did, every piece walking the whole
-                    // pending index (46 ms a piece of 256, measured).
-                    rows.extend(
-                        tx.query_all(
-                            &format!(
-                                "SELECT lease_token, status, COALESCE(effective_us, {now}) - {now} AS wait_us \
-                                 FROM outbox WHERE lease_token IN ({marks})"
-                            ),
-                            chunk.iter().map(|id| v(*id)).collect(),
-                        )
-                        .await?,
-                    );
-                }
-                Ok(rows)
+                // Each row by its key, the token compared (`HELD`); the
+                // status is judged here, not in the filter: a filter on
+                // `status = 'pending'` could let PostgreSQL read the
+                // pending index instead of probing the key (on statistics
+                // taken while nothing was pending it did, when rows were
+                // found by token: 46 ms a piece of 256, every piece walking
+                // the whole pending index).
+                tx.query_keys(
+                    &format!(
+                        "SELECT o.lease_token, o.status, COALESCE(o.effective_us, {now}) - {now} AS wait_us \
+                         FROM outbox o {HELD}"
+                    ),
+                    &keys,
+                )
+                .await
             })
             .await?;
+        let by_token: HashMap<Uuid, SendLease> =
+            leases.into_iter().map(|l| (l.token.as_uuid(), l)).collect();
         let mut confirmed = Vec::with_capacity(rows.len());
         for r in &rows {
-            if col::<String>(r, "status")? == SendStatus::Pending.as_str() {
+            if col::<String>(r, "status")? != SendStatus::Pending.as_str() {
+                continue;
+            }
+            if let Some(lease) = by_token.get(&col::<Uuid>(r, "lease_token")?) {
                 confirmed.push((
-                    LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),
+                    *lease,
                     SignedDuration::from_micros(col::<i64>(r, "wait_us")?),
                 ));
             }
@@ -483,18 +488,18 @@ impl Outbox for SqlStores {
     async fn finish(
         &self,
         now: Timestamp,
-        results: Vec<(LeaseToken, SendResult)>,
+        results: Vec<(SendLease, SendResult)>,
         disable_after: u32,
     ) -> Result<FinishReport, StoreError> {
         self.db.send_write(async |tx| {
         let mut report = FinishReport::default();
-        // The rows still held by these tokens (a token whose lease was
-        // rescued matches nothing: the finish is fenced), each recorded by
-        // the domain and written back in one statement per chunk.
-        let tokens: Vec<Uuid> = results.iter().map(|(t, _)| t.as_uuid()).collect();
-        let mut held = HashMap::with_capacity(tokens.len());
+        // The rows still held by these leases (a lease that was rescued
+        // matches nothing: the finish is fenced), each recorded by the
+        // domain and written back in one statement per chunk.
+        let keys = lease_keys(results.iter().map(|(l, _)| *l));
+        let mut held = HashMap::with_capacity(keys.len());
         let mut stored_health = HashMap::new();
-        for row in held_rows(tx, &tokens).await? {
+        for row in held_rows(tx, &keys).await? {
             if let Some(owner) = col::<Option<Uuid>>(&row, "hook_owner")? {
                 stored_health.insert(
                     col::<Uuid>(&row, "target_id")?,
@@ -508,14 +513,19 @@ impl Outbox for SqlStores {
         }
         let mut done = Vec::with_capacity(held.len());
         let mut writes = Vec::with_capacity(held.len());
-        for (token, result) in results {
-            let Some(mut item) = held.remove(&token.as_uuid()) else {
-                report.lost.push(token);
+        for (lease, result) in results {
+            let Some(mut item) = held.remove(&lease.token.as_uuid()) else {
+                report.lost.push(lease);
                 continue;
             };
             sending::record(&mut item, result, now);
+            // Found by key and fenced by the token again: the rows were
+            // read without a lock.
             writes.push(progress(
-                Row::new().set("lease_token", token.as_uuid()),
+                Row::new()
+                    .set("message_id", lease.message)
+                    .set("target_id", lease.target)
+                    .set("lease_token", lease.token.as_uuid()),
                 &item,
             ));
             done.push(item);
@@ -523,6 +533,7 @@ impl Outbox for SqlStores {
         tx.update_each(
             "outbox",
             writes,
+            3,
             "lease_token = NULL, lease_until_us = NULL",
         )
         .await?;

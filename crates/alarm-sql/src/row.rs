@@ -115,9 +115,9 @@ impl Tx {
         self.exec(&sql, values).await
     }
 
-    /// Updates many rows: each row names the key column `key` first and
-    /// then the columns to set, and every row of `table` whose `key`
-    /// matches takes that row's values; `also` is appended to the
+    /// Updates many rows: each row names its `keys` key columns first and
+    /// then the columns to set, and every row of `table` whose key columns
+    /// all match takes that row's values; `also` is appended to the
     /// assignments (`lease_token = NULL`).
     ///
     /// PostgreSQL: the rows travel as one JSON parameter unpacked by
@@ -131,14 +131,21 @@ impl Tx {
         &self,
         table: &str,
         rows: Vec<Row>,
+        keys: usize,
         also: &str,
     ) -> Result<u64, StoreError> {
         let Some(columns) = shape(&rows)? else {
             return Ok(0);
         };
-        let Some((key, set)) = columns.split_first() else {
+        if columns.len() <= keys {
             return Ok(0);
-        };
+        }
+        let (key, set) = columns.split_at(keys);
+        let matches = key
+            .iter()
+            .map(|k| format!("{table}.{k} = v.{k}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
         let mut assignments: Vec<String> = set.iter().map(|c| format!("{c} = v.{c}")).collect();
         if !also.is_empty() {
             assignments.push(also.to_owned());
@@ -160,7 +167,7 @@ impl Tx {
             let sql = format!(
                 "UPDATE {table} SET {assignments} \
                  FROM json_to_recordset(CAST(? AS json)) AS v ({record}) \
-                 WHERE {table}.{key} = v.{key}"
+                 WHERE {matches}"
             );
             for chunk in rows.chunks(JSON_ROWS) {
                 let json = chunk
@@ -173,8 +180,7 @@ impl Tx {
             return Ok(written);
         }
         let head = format!("WITH v ({}) AS (VALUES", columns.join(", "));
-        let tail =
-            format!(") UPDATE {table} SET {assignments} FROM v WHERE {table}.{key} = v.{key}");
+        let tail = format!(") UPDATE {table} SET {assignments} FROM v WHERE {matches}");
         let one = format!("({})", vec!["?"; columns.len()].join(", "));
         for chunk in rows.chunks((MAX_PARAMS / columns.len()).max(1)) {
             let marks = vec![one.as_str(); chunk.len()].join(", ");

@@ -25,8 +25,8 @@ pub use idempotency::{
     IDEMPOTENCY_IN_FLIGHT_TIMEOUT, IdempotencyKey, IdempotencyStore, Reservation, StoredResponse,
 };
 pub use outbox::{
-    AnyTarget, ClaimedSend, FinishReport, Outbox, OutboxCounts, OutboxItem, SendResult, SendStatus,
-    SendTopic, TargetGuard,
+    AnyTarget, ClaimedSend, FinishReport, Outbox, OutboxCounts, OutboxItem, SendLease, SendResult,
+    SendStatus, SendTopic, TargetGuard,
 };
 pub use queue::{
     EngineRight, FireOutcome, RingingOp, RingingStore, TriggerClaims, TriggerQueue, check_snooze,

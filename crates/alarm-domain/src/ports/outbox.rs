@@ -164,13 +164,30 @@ impl OutboxItem {
     }
 }
 
+/// One claim's hold on one outbox row: the token that fences it, and the
+/// row's key (`message`, `target`), by which a store finds the row again.
+/// Found by its key, a row needs no index on its token: on PostgreSQL a
+/// claim then changes no indexed column and rewrites the row in place
+/// (a HOT update) instead of adding an entry to each of its indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SendLease {
+    /// Fences [`Outbox::confirm`] and [`Outbox::finish`]: a row claimed
+    /// again since holds another token.
+    pub token: LeaseToken,
+    /// The row's message id.
+    pub message: Uuid,
+    /// The row's target id.
+    pub target: Uuid,
+}
+
 /// A row handed to one sender until `lease_until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedSend {
     /// The row as claimed.
     pub item: OutboxItem,
-    /// Fences [`Outbox::finish`].
-    pub token: LeaseToken,
+    /// The claim's lease on it: fences [`Outbox::confirm`] and
+    /// [`Outbox::finish`].
+    pub token: SendLease,
     /// When another sender may take it over.
     pub lease_until: Timestamp,
     /// The W3C `traceparent` of the span that queued the row (an API
@@ -216,8 +233,8 @@ pub enum SendResult {
 /// What [`Outbox::finish`] did besides recording the results.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FinishReport {
-    /// Tokens whose lease had been lost (another sender owns the row now).
-    pub lost: Vec<LeaseToken>,
+    /// Leases that had been lost (another sender owns the row now).
+    pub lost: Vec<SendLease>,
     /// Registrations disabled by this call (their owners' notice emails are queued).
     pub disabled: Vec<WebhookId>,
     /// Fallback emails queued by this call.
@@ -269,7 +286,7 @@ pub trait Outbox: Send + Sync {
         limit: u32,
     ) -> Result<Vec<ClaimedSend>, StoreError>;
 
-    /// Of rows claimed ahead, those still pending under these tokens (a
+    /// Of rows claimed ahead, those still pending under these leases (a
     /// row withdrawn by a cancellation, or taken over after its lease, is
     /// left out), each with how long until it is visible by the store's
     /// clock: zero or less, it may be sent now.
@@ -278,10 +295,10 @@ pub trait Outbox: Send + Sync {
     /// Only infrastructure failures.
     async fn confirm(
         &self,
-        tokens: Vec<LeaseToken>,
-    ) -> Result<Vec<(LeaseToken, SignedDuration)>, StoreError>;
+        leases: Vec<SendLease>,
+    ) -> Result<Vec<(SendLease, SignedDuration)>, StoreError>;
 
-    /// Records attempts, fenced by their lease tokens, in one transaction:
+    /// Records attempts, fenced by their leases, in one transaction:
     /// a delivered webhook resets its registration's consecutive-failure
     /// count; a dead one increments it and, on reaching `disable_after`,
     /// deactivates the registration and queues a `webhook.disabled` email to
@@ -294,7 +311,7 @@ pub trait Outbox: Send + Sync {
     async fn finish(
         &self,
         now: Timestamp,
-        results: Vec<(LeaseToken, SendResult)>,
+        results: Vec<(SendLease, SendResult)>,
         disable_after: u32,
     ) -> Result<FinishReport, StoreError>;
 

@@ -17,6 +17,7 @@ mod m0014_sounds;
 mod m0015_prepared_events;
 mod m0016_trigger_rescue_index;
 mod m0017_outbox_lease_partial;
+mod m0018_outbox_hot_claims;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0015_prepared_events::Migration),
             Box::new(m0016_trigger_rescue_index::Migration),
             Box::new(m0017_outbox_lease_partial::Migration),
+            Box::new(m0018_outbox_hot_claims::Migration),
         ]
     }
 }
@@ -69,4 +71,5 @@ pub(crate) const SOURCES: &[&str] = &[
     include_str!("m0015_prepared_events.rs"),
     include_str!("m0016_trigger_rescue_index.rs"),
     include_str!("m0017_outbox_lease_partial.rs"),
+    include_str!("m0018_outbox_hot_claims.rs"),
 ];

@@ -4,9 +4,10 @@ use super::*;
 
 use alarm_domain::model::{Alarm, Channel};
 use alarm_domain::ports::{
-    ClaimedSend, FinishReport, OutboxCounts, OutboxItem, SendResult, SendStatus, SendTopic,
+    ClaimedSend, FinishReport, OutboxCounts, OutboxItem, SendLease, SendResult, SendStatus,
+    SendTopic,
 };
-use alarm_domain::trigger::{LeaseToken, OccurrenceRef};
+use alarm_domain::trigger::OccurrenceRef;
 
 pub(super) async fn hook(
     ports: &Ports,
@@ -60,7 +61,7 @@ pub(super) fn triggered(
     }
 }
 
-fn delivered(c: &ClaimedSend, code: Option<u16>) -> (LeaseToken, SendResult) {
+fn delivered(c: &ClaimedSend, code: Option<u16>) -> (SendLease, SendResult) {
     (
         c.token,
         SendResult::Delivered {
@@ -70,7 +71,7 @@ fn delivered(c: &ClaimedSend, code: Option<u16>) -> (LeaseToken, SendResult) {
     )
 }
 
-fn dead_500(c: &ClaimedSend) -> (LeaseToken, SendResult) {
+fn dead_500(c: &ClaimedSend) -> (SendLease, SendResult) {
     (
         c.token,
         SendResult::Dead {

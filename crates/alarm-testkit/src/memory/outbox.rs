@@ -5,7 +5,8 @@ use alarm_domain::jiff::{SignedDuration, Timestamp};
 use alarm_domain::model::AlarmEvent;
 use alarm_domain::model::{Channel, WebhookRegistration};
 use alarm_domain::ports::{
-    ClaimedSend, FinishReport, Outbox, OutboxCounts, OutboxItem, SendResult, SendStatus, StoreError,
+    ClaimedSend, FinishReport, Outbox, OutboxCounts, OutboxItem, SendLease, SendResult, SendStatus,
+    StoreError,
 };
 use alarm_domain::sending::{self, Health, RingKey, Subscriber, Tally};
 use alarm_domain::trigger::{Delivery, LeaseToken};
@@ -125,19 +126,21 @@ impl Outbox for InMemory {
 
     async fn confirm(
         &self,
-        tokens: Vec<LeaseToken>,
-    ) -> Result<Vec<(LeaseToken, SignedDuration)>, StoreError> {
+        leases: Vec<SendLease>,
+    ) -> Result<Vec<(SendLease, SignedDuration)>, StoreError> {
         let s = self.lock();
         let now = s.store_now();
-        Ok(s.outbox
-            .iter()
-            .filter(|(_, (i, _))| i.status == SendStatus::Pending)
-            .filter_map(|(k, (_, lease))| {
-                let (token, _) = (*lease)?;
-                tokens.contains(&token).then(|| {
-                    let at = s.effective_rows.get(k).copied().unwrap_or(now);
-                    (token, at.duration_since(now))
-                })
+        // As the SQL adapter: each row found by its key, fenced by the token.
+        Ok(leases
+            .into_iter()
+            .filter_map(|lease| {
+                let key = (lease.message, lease.target);
+                let (item, held) = s.outbox.get(&key)?;
+                (item.status == SendStatus::Pending && held.is_some_and(|(t, _)| t == lease.token))
+                    .then(|| {
+                        let at = s.effective_rows.get(&key).copied().unwrap_or(now);
+                        (lease, at.duration_since(now))
+                    })
             })
             .collect())
     }
@@ -145,7 +148,7 @@ impl Outbox for InMemory {
     async fn finish(
         &self,
         now: Timestamp,
-        results: Vec<(LeaseToken, SendResult)>,
+        results: Vec<(SendLease, SendResult)>,
         disable_after: u32,
     ) -> Result<FinishReport, StoreError> {
         self.finish_rows(now, results, disable_after)
@@ -264,7 +267,11 @@ impl State {
                 *lease = Some((token, until));
                 out.push(ClaimedSend {
                     item: item.clone(),
-                    token,
+                    token: SendLease {
+                        token,
+                        message: key.0,
+                        target: key.1,
+                    },
                     lease_until: until,
                     // The fake keeps no trace context: it has no spans to
                     // continue.
@@ -281,7 +288,7 @@ impl InMemory {
     fn finish_rows(
         &self,
         now: Timestamp,
-        results: Vec<(LeaseToken, SendResult)>,
+        results: Vec<(SendLease, SendResult)>,
         disable_after: u32,
     ) -> Result<FinishReport, StoreError> {
         let mut s = self.lock();
@@ -291,8 +298,8 @@ impl InMemory {
         for (token, result) in results {
             let held = s
                 .outbox
-                .values_mut()
-                .find(|(_, l)| l.is_some_and(|(t, _)| t == token));
+                .get_mut(&(token.message, token.target))
+                .filter(|(_, l)| l.is_some_and(|(t, _)| t == token.token));
             let Some((item, lease)) = held else {
                 report.lost.push(token);
                 continue;
