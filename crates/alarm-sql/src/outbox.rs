@@ -460,22 +460,26 @@ impl Outbox for SqlStores {
                 // the whole pending index).
                 tx.query_keys(
                     &format!(
-                        "SELECT o.lease_token, o.status, COALESCE(o.effective_us, {now}) - {now} AS wait_us \
-                         FROM outbox o {HELD}"
+                        "SELECT o.message_id, o.target_id, o.lease_token, o.status, \
+                         COALESCE(o.effective_us, {now}) - {now} AS wait_us FROM outbox o {HELD}"
                     ),
                     &keys,
                 )
                 .await
             })
             .await?;
-        let by_token: HashMap<Uuid, SendLease> =
-            leases.into_iter().map(|l| (l.token.as_uuid(), l)).collect();
+        let by_key: HashMap<(Uuid, Uuid, Uuid), SendLease> = keys.into_iter().zip(leases).collect();
         let mut confirmed = Vec::with_capacity(rows.len());
         for r in &rows {
             if col::<String>(r, "status")? != SendStatus::Pending.as_str() {
                 continue;
             }
-            if let Some(lease) = by_token.get(&col::<Uuid>(r, "lease_token")?) {
+            let key = (
+                col::<Uuid>(r, "message_id")?,
+                col::<Uuid>(r, "target_id")?,
+                col::<Uuid>(r, "lease_token")?,
+            );
+            if let Some(lease) = by_key.get(&key) {
                 confirmed.push((
                     *lease,
                     SignedDuration::from_micros(col::<i64>(r, "wait_us")?),
@@ -509,18 +513,28 @@ impl Outbox for SqlStores {
                     ),
                 );
             }
-            held.insert(col::<Uuid>(&row, "lease_token")?, item_from(&row)?);
+            // Keyed by the whole lease: nothing but chance keeps two
+            // rows from drawing the same token (there is no index on it).
+            let item = item_from(&row)?;
+            held.insert(
+                (item.message, item.target, col::<Uuid>(&row, "lease_token")?),
+                item,
+            );
         }
         let mut done = Vec::with_capacity(held.len());
         let mut writes = Vec::with_capacity(held.len());
         for (lease, result) in results {
-            let Some(mut item) = held.remove(&lease.token.as_uuid()) else {
+            let Some(mut item) = held.remove(&(lease.message, lease.target, lease.token.as_uuid()))
+            else {
                 report.lost.push(lease);
                 continue;
             };
             sending::record(&mut item, result, now);
             // Found by key and fenced by the token again: the rows were
-            // read without a lock.
+            // read without a lock. (A row taken over in between is then
+            // left alone, though its result still counts in the tally
+            // below; that needs a lease to run out inside this
+            // transaction.)
             writes.push(progress(
                 Row::new()
                     .set("message_id", lease.message)

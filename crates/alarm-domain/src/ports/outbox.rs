@@ -167,8 +167,9 @@ impl OutboxItem {
 /// One claim's hold on one outbox row: the token that fences it, and the
 /// row's key (`message`, `target`), by which a store finds the row again.
 /// Found by its key, a row needs no index on its token: on PostgreSQL a
-/// claim then changes no indexed column and rewrites the row in place
-/// (a HOT update) instead of adding an entry to each of its indexes.
+/// claim then changes no indexed column and, when the row's page has
+/// room, rewrites the row in place (a HOT update) instead of adding an
+/// entry to each of its indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SendLease {
     /// Fences [`Outbox::confirm`] and [`Outbox::finish`]: a row claimed

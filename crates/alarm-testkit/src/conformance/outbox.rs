@@ -369,6 +369,51 @@ async fn a_late_finish_after_a_take_over_is_fenced(new_ports: Fresh) {
     );
 }
 
+/// A lease is its row's key and its token together: the current token
+/// with another key, or the key with a stale token, confirms nothing and
+/// records nothing, and the row's holder still records it.
+async fn a_lease_needs_its_key_and_its_token(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (_, slow, taken) = reclaimed(&ports).await;
+    let elsewhere = SendLease {
+        target: uuid::Uuid::from_u128(0xdead),
+        ..taken.token
+    };
+    let stale = SendLease {
+        token: slow.token.token,
+        ..taken.token
+    };
+    let confirmed = ports
+        .outbox
+        .confirm(vec![elsewhere, stale, taken.token])
+        .await
+        .expect("confirm");
+    assert_eq!(
+        confirmed.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        vec![taken.token],
+        "only the lease that holds the row is confirmed"
+    );
+    let forged = ports
+        .outbox
+        .finish(
+            at(26),
+            vec![
+                (elsewhere, delivered(&taken, Some(200)).1),
+                (stale, delivered(&taken, Some(200)).1),
+            ],
+            3,
+        )
+        .await
+        .expect("forged finish");
+    assert_eq!(forged.lost, vec![elsewhere, stale]);
+    let held = ports
+        .outbox
+        .finish(at(27), vec![delivered(&taken, Some(200))], 3)
+        .await
+        .expect("finish");
+    assert!(held.lost.is_empty(), "the holder still records its row");
+}
+
 /// A dead row that was the alarm's only external row queues a fallback
 /// email; one failure of three counts but does not disable.
 async fn a_dead_only_external_row_falls_back_to_email(new_ports: Fresh) {
@@ -817,6 +862,7 @@ pub(super) fn checks() -> Vec<Check> {
         nothing_is_due_early_and_a_leased_row_is_not_claimed_twice,
         a_counted_retry_is_recorded_and_due_again_at_its_time,
         a_late_finish_after_a_take_over_is_fenced,
+        a_lease_needs_its_key_and_its_token,
         a_dead_only_external_row_falls_back_to_email,
         redelivery_resets_only_the_owners_dead_row,
         counts_tell_pending_rows_from_dead_letters,
