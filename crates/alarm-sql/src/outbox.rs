@@ -113,14 +113,9 @@ fn claimed_from(rows: &[QueryResult], until: Timestamp) -> Result<Vec<ClaimedSen
     let mut claimed = rows
         .iter()
         .map(|r| {
-            let item = item_from(r)?;
             Ok(ClaimedSend {
-                token: SendLease {
-                    token: LeaseToken::from_uuid(col::<Uuid>(r, "lease_token")?),
-                    message: item.message,
-                    target: item.target,
-                },
-                item,
+                item: item_from(r)?,
+                token: lease_from(r)?,
                 lease_until: until,
                 trace: col::<Option<String>>(r, "trace_parent")?
                     .filter(|t| t.len() <= alarm_telemetry::TRACEPARENT_LEN),
@@ -271,6 +266,16 @@ async fn health_of(
         ));
     }
     Ok(out)
+}
+
+/// The lease a row is held under, from its `message_id`, `target_id`
+/// and `lease_token`.
+fn lease_from(row: &QueryResult) -> Result<SendLease, StoreError> {
+    Ok(SendLease {
+        token: LeaseToken::from_uuid(col::<Uuid>(row, "lease_token")?),
+        message: col(row, "message_id")?,
+        target: col(row, "target_id")?,
+    })
 }
 
 /// Each lease as the key and token [`crate::db::with_keys`] joins.
@@ -468,20 +473,12 @@ impl Outbox for SqlStores {
                 .await
             })
             .await?;
-        let by_key: HashMap<(Uuid, Uuid, Uuid), SendLease> = keys.into_iter().zip(leases).collect();
+        // The join matched key and token: each row is one of `leases`.
         let mut confirmed = Vec::with_capacity(rows.len());
         for r in &rows {
-            if col::<String>(r, "status")? != SendStatus::Pending.as_str() {
-                continue;
-            }
-            let key = (
-                col::<Uuid>(r, "message_id")?,
-                col::<Uuid>(r, "target_id")?,
-                col::<Uuid>(r, "lease_token")?,
-            );
-            if let Some(lease) = by_key.get(&key) {
+            if col::<String>(r, "status")? == SendStatus::Pending.as_str() {
                 confirmed.push((
-                    *lease,
+                    lease_from(r)?,
                     SignedDuration::from_micros(col::<i64>(r, "wait_us")?),
                 ));
             }
@@ -515,17 +512,12 @@ impl Outbox for SqlStores {
             }
             // Keyed by the whole lease: nothing but chance keeps two
             // rows from drawing the same token (there is no index on it).
-            let item = item_from(&row)?;
-            held.insert(
-                (item.message, item.target, col::<Uuid>(&row, "lease_token")?),
-                item,
-            );
+            held.insert(lease_from(&row)?, item_from(&row)?);
         }
         let mut done = Vec::with_capacity(held.len());
         let mut writes = Vec::with_capacity(held.len());
         for (lease, result) in results {
-            let Some(mut item) = held.remove(&(lease.message, lease.target, lease.token.as_uuid()))
-            else {
+            let Some(mut item) = held.remove(&lease) else {
                 report.lost.push(lease);
                 continue;
             };
