@@ -1210,7 +1210,7 @@ async fn every_answer_matches_the_served_spec(h: &Harness, smtp: &crate::deliver
         .iter()
         .map(|c| {
             (
-                c.token,
+                c.clone(),
                 SendResult::Dead {
                     code: Some(500),
                     error: "HTTP 500".to_owned(),

@@ -541,7 +541,7 @@ async fn webhooks_deliveries(h: &Harness) {
     };
     ports
         .outbox
-        .finish(now, vec![(claimed[0].token, dead)], 5)
+        .finish(now, vec![(claimed[0].clone(), dead)], 5)
         .await
         .expect("finish");
     let listed = h.req("GET", &deliveries).bearer(t).send().await;

@@ -201,9 +201,12 @@ struct Context {
     users: HashMap<UserId, User>,
 }
 
-/// One attempt's result, ready for `finish`, with its channel and duration
-/// for the metrics.
-type Done = (SendLease, SendResult, Channel, Duration);
+/// One attempt's result with its row as claimed, ready for `finish`, and
+/// its duration for the metrics.
+type Done = (ClaimedSend, SendResult, Duration);
+
+/// One attempt's result and duration, before it is joined to its row.
+type Outcome = (SendResult, Duration);
 
 /// One destination host's, or one account's, share of the sender.
 struct Share {
@@ -626,27 +629,25 @@ impl Dispatcher {
             // Each row's attempt catches its own panic; if
             // the rest of a lane panicked, its rows are
             // given back (counted as recorded, so that
-            // `stop` still ends).
-            let rows: Vec<(SendLease, Channel)> = lane
-                .rows
-                .iter()
-                .map(|c| (c.token, c.item.channel))
-                .collect();
+            // `stop` still ends). The task owns the lane's
+            // rows throughout, so they are at hand either way.
+            let mut lane = lane;
             tokio::spawn(async move {
-                let sent = std::panic::AssertUnwindSafe(me.send_lane(lane, &context))
+                let sent = std::panic::AssertUnwindSafe(me.send_lane(&mut lane, &context))
                     .catch_unwind()
                     .await;
-                let done = sent.unwrap_or_else(|_| {
+                let outcomes = sent.unwrap_or_else(|_| {
                     tracing::error!(
-                        rows = rows.len(),
+                        rows = lane.rows.len(),
                         "a delivery lane panicked; its rows are given back"
                     );
                     let now = me.ports.clock.now();
-                    rows.into_iter()
-                        .map(|(token, channel)| unsent(token, channel, now, "its lane failed"))
+                    lane.rows
+                        .iter()
+                        .map(|_| unsent(now, "its lane failed"))
                         .collect()
                 });
-                let _ = results.send(done);
+                let _ = results.send(joined(lane.rows, outcomes));
             });
         }
     }
@@ -791,26 +792,25 @@ impl Dispatcher {
                 held.forget(gone);
             }
             if !ready.is_empty() {
-                let rows: Vec<(SendLease, Channel)> =
-                    ready.iter().map(|c| (c.token, c.item.channel)).collect();
+                let count = ready.len();
                 // Handed over only once prepared: the rows then owe the
                 // recorder a result each, which `launch` sees to (a panic
                 // before leaves them counted here, and `Held` lets go).
                 match self.prepare(ready, self.ports.clock.now(), until).await {
                     Ok(claimed) => {
-                        held.hand_over(rows.len());
+                        held.hand_over(count);
                         self.launch(claimed, &held.pipe.results);
                     }
-                    Err(e) => {
+                    Err((e, rows)) => {
                         self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(error = %e, "loading what prepared deliveries need failed; they are given back");
-                        held.hand_over(rows.len());
+                        held.hand_over(count);
                         let now = self.ports.clock.now();
                         let back = rows
-                            .into_iter()
-                            .map(|(token, channel)| unsent(token, channel, now, "the store failed"))
+                            .iter()
+                            .map(|_| unsent(now, "the store failed"))
                             .collect();
-                        let _ = held.pipe.results.send(back);
+                        let _ = held.pipe.results.send(joined(rows, back));
                     }
                 }
             }
@@ -832,7 +832,7 @@ impl Dispatcher {
             .iter()
             .map(|c| self.give_back(c, c.item.due, "the worker is stopping"))
             .collect();
-        let _ = held.pipe.results.send(back);
+        let _ = held.pipe.results.send(joined(rows, back));
     }
 
     /// The recorder: writes results with one `finish` for whatever has come
@@ -891,15 +891,14 @@ impl Dispatcher {
             return Ok(false);
         };
         let full = claimed.count >= self.config.batch as usize;
-        let context = claimed.context;
+        let context = &claimed.context;
         let mut done = claimed.deferred;
-        let sent = futures_util::future::join_all(
-            claimed
-                .lanes
-                .into_iter()
-                .map(|lane| self.send_lane(lane, &context)),
-        )
-        .await;
+        let sent =
+            futures_util::future::join_all(claimed.lanes.into_iter().map(|mut lane| async move {
+                let outcomes = self.send_lane(&mut lane, context).await;
+                joined(lane.rows, outcomes)
+            }))
+            .await;
         done.extend(sent.into_iter().flatten());
         Ok(self.record(done).await? || full)
     }
@@ -915,19 +914,28 @@ impl Dispatcher {
         if claims.is_empty() {
             return Ok(None);
         }
-        self.prepare(claims, now, until).await.map(Some)
+        // Rows whose context failed to load stay leased until their
+        // lease ends, then are claimed again.
+        self.prepare(claims, now, until)
+            .await
+            .map(Some)
+            .map_err(|(e, _)| e)
     }
 
     /// Loads what sending `claims` needs and splits them into lanes,
-    /// deferring those whose host or account is busy.
+    /// deferring those whose host or account is busy; on a failure to load,
+    /// the claims come back with the error.
     async fn prepare(
         &self,
         mut claims: Vec<ClaimedSend>,
         now: Timestamp,
         until: Timestamp,
-    ) -> Result<Claimed, StoreError> {
+    ) -> Result<Claimed, (StoreError, Vec<ClaimedSend>)> {
         let count = claims.len();
-        let context = Arc::new(self.context(&claims).await?);
+        let context = match self.context(&claims).await {
+            Ok(context) => Arc::new(context),
+            Err(e) => return Err((e, claims)),
+        };
         // The events of one alarm reach one receiver in the order they
         // were made: rows are taken oldest first (the claim's RETURNING has
         // no order), those of one (registration, alarm) are sent one after
@@ -1010,7 +1018,12 @@ impl Dispatcher {
             if let Some((wait, what, queued)) = busy {
                 let due = after(now, wait);
                 let why = format!("its {what} is busy ({queued} deliveries queued)");
-                deferred.extend(lane.rows.iter().map(|c| self.give_back(c, due, &why)));
+                let back = lane
+                    .rows
+                    .iter()
+                    .map(|c| self.give_back(c, due, &why))
+                    .collect();
+                deferred.extend(joined(lane.rows, back));
                 continue;
             }
             let shares = lane.host.iter().chain(&lane.account).cloned().collect();
@@ -1081,7 +1094,7 @@ impl Dispatcher {
     /// gave rows back), the rest of the lane goes back with it, due at the
     /// same instant, and so do the lanes of the key waiting behind it: the
     /// key's rows keep their order when claimed again.
-    async fn send_lane(&self, mut lane: Lane, context: &Context) -> Vec<Done> {
+    async fn send_lane(&self, lane: &mut Lane, context: &Context) -> Vec<Outcome> {
         let mut turn = lane.turn.take();
         let mut back: Option<Timestamp> = None;
         if let Some(after) = turn.as_mut().and_then(|t| t.after.take()) {
@@ -1091,7 +1104,7 @@ impl Dispatcher {
         }
         let mut out = Vec::with_capacity(lane.rows.len());
         for c in &lane.rows {
-            out.push(self.send_row(c, &lane, context, &mut back).await);
+            out.push(self.send_row(c, lane, context, &mut back).await);
         }
         if let Some(turn) = turn {
             let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -1112,7 +1125,7 @@ impl Dispatcher {
         lane: &Lane,
         context: &Context,
         back: &mut Option<Timestamp>,
-    ) -> Done {
+    ) -> Outcome {
         let _leaving = lane.queue.as_ref().map(Leaving);
         if let Some(due) = *back {
             return self.give_back(c, due, "an older row of its lane was given back");
@@ -1142,14 +1155,14 @@ impl Dispatcher {
             .await;
         // A panic is a bug of the sender: counted as a failed attempt, so a
         // row that always makes it panic ends dead, not sent forever.
-        let (token, result, took) = attempted.unwrap_or_else(|_| {
+        let (result, took) = attempted.unwrap_or_else(|_| {
             tracing::error!(message = %c.item.message, target = %c.item.target, "the delivery attempt panicked");
             let failed = Attempt::Transient {
                 code: None,
                 retry_after: None,
                 error: "the sender failed unexpectedly".to_owned(),
             };
-            (c.token, self.judge(&c.item, failed, 0), Duration::ZERO)
+            (self.judge(&c.item, failed, 0), Duration::ZERO)
         });
         // A breaker's refusal never reached its host.
         if !matches!(result, SendResult::Retry { counted: false, .. }) {
@@ -1157,15 +1170,15 @@ impl Dispatcher {
                 share.answered(took, self.epoch_ms());
             }
         }
-        (token, result, c.item.channel, took)
+        (result, took)
     }
 
     /// A row given back unsent, due again at `due`, no attempt counted
     /// (if its lease already ran out, `finish` ignores it).
-    fn give_back(&self, c: &ClaimedSend, due: Timestamp, why: &str) -> Done {
+    fn give_back(&self, c: &ClaimedSend, due: Timestamp, why: &str) -> Outcome {
         self.stats.retried.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(message = %c.item.message, target = %c.item.target, why, "delivery given back unsent");
-        unsent(c.token, c.item.channel, due, why)
+        unsent(due, why)
     }
 
     /// Gives an admitted lane its place after the last lane of its key
@@ -1219,9 +1232,9 @@ impl Dispatcher {
         }
         let measured: Vec<(SendLease, Channel, &'static str, Duration)> = done
             .iter()
-            .map(|(token, result, channel, took)| (*token, *channel, outcome(result), *took))
+            .map(|(c, result, took)| (c.token, c.item.channel, outcome(result), *took))
             .collect();
-        let results = done.into_iter().map(|(t, r, _, _)| (t, r)).collect();
+        let results = done.into_iter().map(|(c, r, _)| (c, r)).collect();
         let report = self
             .ports
             .outbox
@@ -1303,11 +1316,7 @@ impl Dispatcher {
     /// queued the row (its stored trace context), so a webhook caused by a
     /// request or a fire is part of that trace; the receiver gets the
     /// attempt's `traceparent`.
-    async fn attempt(
-        &self,
-        claim: &ClaimedSend,
-        context: &Context,
-    ) -> (SendLease, SendResult, Duration) {
+    async fn attempt(&self, claim: &ClaimedSend, context: &Context) -> Outcome {
         let item = &claim.item;
         let trace = alarm_telemetry::decide(claim.trace.as_deref());
         let span = alarm_telemetry::span!(
@@ -1328,15 +1337,11 @@ impl Dispatcher {
                     .instrument(span.clone()),
             )
             .await;
-        span.record("outcome", outcome(&done.1));
+        span.record("outcome", outcome(&done.0));
         done
     }
 
-    async fn attempt_in_span(
-        &self,
-        claim: &ClaimedSend,
-        context: &Context,
-    ) -> (SendLease, SendResult, Duration) {
+    async fn attempt_in_span(&self, claim: &ClaimedSend, context: &Context) -> Outcome {
         let started = Instant::now();
         let item = &claim.item;
         let attempt = match item.channel {
@@ -1359,7 +1364,7 @@ impl Dispatcher {
                 // Breaker deferrals come by the thousand while a host is down.
                 if !counted {
                     tracing::debug!(message = %item.message, target = %item.target, error, "delivery deferred");
-                    return (claim.token, result, took);
+                    return (result, took);
                 }
                 tracing::info!(message = %item.message, target = %item.target, channel = item.channel.as_str(), attempts = item.attempts + 1, error, "delivery will be retried");
             }
@@ -1368,7 +1373,7 @@ impl Dispatcher {
                 tracing::warn!(message = %item.message, target = %item.target, channel = item.channel.as_str(), attempts = item.attempts + 1, error, "delivery dead-lettered");
             }
         }
-        (claim.token, result, took)
+        (result, took)
     }
 
     /// The delay before retry number `attempt` (1-based): exponential from
@@ -1531,7 +1536,7 @@ impl Dispatcher {
 
 /// A row's result when it was not sent: due again at `due`, no attempt
 /// counted, `why` recorded.
-fn unsent(token: SendLease, channel: Channel, due: Timestamp, why: &str) -> Done {
+fn unsent(due: Timestamp, why: &str) -> Outcome {
     let back = SendResult::Retry {
         due,
         counted: false,
@@ -1539,7 +1544,16 @@ fn unsent(token: SendLease, channel: Channel, due: Timestamp, why: &str) -> Done
         error: format!("{why}; not sent"),
         latency_ms: 0,
     };
-    (token, back, channel, Duration::ZERO)
+    (back, Duration::ZERO)
+}
+
+/// Each row with its outcome, in order (one outcome per row).
+fn joined(rows: Vec<ClaimedSend>, outcomes: Vec<Outcome>) -> Vec<Done> {
+    debug_assert_eq!(rows.len(), outcomes.len());
+    rows.into_iter()
+        .zip(outcomes)
+        .map(|(c, (result, took))| (c, result, took))
+        .collect()
 }
 
 /// The `outcome` label of an attempt's result.

@@ -1,6 +1,6 @@
 //! The outbox on SQL: `SKIP LOCKED` lease claims, fenced finishes, and the rows and changes [`alarm_domain::sending`] decides, loaded under lock and written in bulk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use alarm_domain::ids::{AlarmId, UserId, WebhookId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
@@ -291,22 +291,56 @@ fn lease_keys(leases: impl Iterator<Item = SendLease>) -> Vec<(Uuid, Uuid, Uuid)
 const HELD: &str = "JOIN {keys} ON o.message_id = k.message_id AND o.target_id = k.target_id \
      AND o.lease_token = k.lease_token";
 
-/// The rows that `leases` still hold, each joined to its registration's
-/// stored health when it is a webhook row (`hook_owner`, `failure_count`,
-/// `active`, as [`health_from`] reads them; `NULL` otherwise: the outbox
-/// has no columns of those names).
-async fn held_rows(tx: &Tx, leases: &[(Uuid, Uuid, Uuid)]) -> Result<Vec<QueryResult>, StoreError> {
-    let columns = COLUMNS
-        .split(',')
-        .map(|c| format!("o.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "SELECT {columns}, w.owner_id AS hook_owner, w.failure_count, w.active FROM outbox o {HELD} \
-         LEFT JOIN webhooks w ON o.channel = '{}' AND w.id = o.target_id",
-        Channel::Webhook.as_str()
-    );
-    tx.query_keys(&sql, leases).await
+/// Writes each recorded row (`progress`, keyed by its lease) whose lease
+/// still holds, and answers for each such row its lease (`message_id`,
+/// `target_id`, `lease_token`) and its registration's owner and stored
+/// health when the target is one (`hook_owner`, `failure_count`,
+/// `active`, as [`health_from`] reads them; `NULL` otherwise). A lease
+/// that was taken over or rescued matches nothing, its row left alone (the
+/// finish is fenced).
+///
+/// PostgreSQL: one `UPDATE … FROM … RETURNING` per chunk, joined to the
+/// registrations: the write itself finds which leases held, with the rows
+/// locked, in one round trip. SQLite (whose `RETURNING` cannot name a
+/// joined table): the held leases read first, then written; its write
+/// transaction already excludes every other writer.
+async fn written_held(
+    tx: &Tx,
+    keys: &[(Uuid, Uuid, Uuid)],
+    writes: Vec<Row>,
+) -> Result<Vec<QueryResult>, StoreError> {
+    let hooks = "LEFT JOIN webhooks w ON w.id = v.target_id";
+    if tx.backend == DbBackend::Postgres {
+        return tx
+            .update_each_returning(
+                "outbox",
+                writes,
+                3,
+                "lease_token = NULL, lease_until_us = NULL",
+                hooks,
+                "v.message_id, v.target_id, v.lease_token, w.owner_id AS hook_owner, \
+                 w.failure_count, w.active",
+            )
+            .await;
+    }
+    let held = tx
+        .query_keys(
+            &format!(
+                "SELECT o.message_id, o.target_id, o.lease_token, w.owner_id AS hook_owner, \
+                 w.failure_count, w.active FROM outbox o {HELD} {}",
+                hooks.replace("v.", "o.")
+            ),
+            keys,
+        )
+        .await?;
+    tx.update_each(
+        "outbox",
+        writes,
+        3,
+        "lease_token = NULL, lease_until_us = NULL",
+    )
+    .await?;
+    Ok(held)
 }
 
 #[async_trait]
@@ -489,44 +523,26 @@ impl Outbox for SqlStores {
     async fn finish(
         &self,
         now: Timestamp,
-        results: Vec<(SendLease, SendResult)>,
+        results: Vec<(ClaimedSend, SendResult)>,
         disable_after: u32,
     ) -> Result<FinishReport, StoreError> {
-        self.db.send_write(async |tx| {
-        let mut report = FinishReport::default();
-        // The rows still held by these leases (a lease that was rescued
-        // matches nothing: the finish is fenced), each recorded by the
-        // domain and written back in one statement per chunk.
-        let keys = lease_keys(results.iter().map(|(l, _)| *l));
-        let mut held = HashMap::with_capacity(keys.len());
-        let mut stored_health = HashMap::new();
-        for row in held_rows(tx, &keys).await? {
-            if let Some(owner) = col::<Option<Uuid>>(&row, "hook_owner")? {
-                stored_health.insert(
-                    col::<Uuid>(&row, "target_id")?,
-                    (
-                        UserId::from_uuid(owner).map_err(|e| corrupt("owner id", e))?,
-                        health_from(&row)?,
-                    ),
-                );
-            }
-            // Keyed by the whole lease: nothing but chance keeps two
-            // rows from drawing the same token (there is no index on it).
-            held.insert(lease_from(&row)?, item_from(&row)?);
-        }
-        let mut done = Vec::with_capacity(held.len());
-        let mut writes = Vec::with_capacity(held.len());
-        for (lease, result) in results {
-            let Some(mut item) = held.remove(&lease) else {
-                report.lost.push(lease);
+        // Each result recorded by the domain on its row as claimed (the
+        // stored row while the lease holds: see the port), before the
+        // transaction; the write is fenced by the lease.
+        let mut recorded = Vec::with_capacity(results.len());
+        let mut writes = Vec::with_capacity(results.len());
+        // A lease given twice is written once, with its first result (a
+        // join with two matches would write either): the other is lost.
+        let mut seen = HashSet::with_capacity(results.len());
+        let mut again = Vec::new();
+        for (claimed, result) in results {
+            let lease = claimed.token;
+            if !seen.insert(lease) {
+                again.push(lease);
                 continue;
-            };
+            }
+            let mut item = claimed.item;
             sending::record(&mut item, result, now);
-            // Found by key and fenced by the token again: the rows were
-            // read without a lock. (A row taken over in between is then
-            // left alone, though its result still counts in the tally
-            // below; that needs a lease to run out inside this
-            // transaction.)
             writes.push(progress(
                 Row::new()
                     .set("message_id", lease.message)
@@ -534,20 +550,41 @@ impl Outbox for SqlStores {
                     .set("lease_token", lease.token.as_uuid()),
                 &item,
             ));
+            recorded.push((lease, item));
+        }
+        let keys = lease_keys(recorded.iter().map(|(l, _)| *l));
+        self.db.send_write(async |tx| {
+        let mut report = FinishReport::default();
+        let mut held = HashMap::with_capacity(recorded.len());
+        for row in written_held(tx, &keys, writes).await? {
+            let health = match col::<Option<Uuid>>(&row, "hook_owner")? {
+                None => None,
+                Some(owner) => Some((
+                    UserId::from_uuid(owner).map_err(|e| corrupt("owner id", e))?,
+                    health_from(&row)?,
+                )),
+            };
+            held.insert(lease_from(&row)?, health);
+        }
+        let mut done = Vec::with_capacity(held.len());
+        let mut stored_health = HashMap::new();
+        for (lease, item) in recorded {
+            let Some(health) = held.remove(&lease) else {
+                report.lost.push(lease);
+                continue;
+            };
+            if item.channel == Channel::Webhook
+                && let Some(health) = health
+            {
+                stored_health.insert(item.target, health);
+            }
             done.push(item);
         }
-        tx.update_each(
-            "outbox",
-            writes,
-            3,
-            "lease_token = NULL, lease_until_us = NULL",
-        )
-        .await?;
-        // The registrations' health: read unlocked with the held rows
-        // first, so that a batch of healthy registrations (the common
-        // case) takes no row lock and no round trip of its own; the few
-        // that change are read again under lock and judged on what is
-        // stored then.
+        report.lost.extend(again);
+        // The registrations' health: read unlocked with the write, so
+        // that a batch of healthy registrations (the common case) takes
+        // no row lock and no round trip of its own; the few that change
+        // are read again under lock and judged on what is stored then.
         let tally = Tally::of(&done);
         let judge =
             |id, owner, health| tally.judge(id, owner, health, disable_after, Uuid::now_v7(), now);

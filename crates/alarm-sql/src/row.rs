@@ -1,7 +1,7 @@
 //! Rows to write, each column named next to its value, and the inserts and updates built from them (so no column list is ever matched to a list of values by hand).
 
 use alarm_domain::ports::StoreError;
-use sea_orm::{DbBackend, Value};
+use sea_orm::{DbBackend, QueryResult, Value};
 
 use crate::db::Tx;
 
@@ -121,12 +121,13 @@ impl Tx {
     /// assignments (`lease_token = NULL`).
     ///
     /// PostgreSQL: the rows travel as one JSON parameter unpacked by
-    /// `json_to_recordset`, so the statement's text is the same whatever
-    /// the number of rows and is parsed and planned once per connection.
-    /// A `VALUES` list has one text per row count: with batches of 140 to
-    /// 175 rows nearly every finish was a new text, each a parse, a plan
-    /// and an extra round trip to describe it. SQLite prepares locally, so
-    /// it keeps the `VALUES` list (`WITH v (…) AS (VALUES …) UPDATE …`).
+    /// `json_to_recordset` ([`Tx::update_each_returning`]), so the
+    /// statement's text is the same whatever the number of rows and is
+    /// parsed and planned once per connection. A `VALUES` list has one text
+    /// per row count: with batches of 140 to 175 rows nearly every finish
+    /// was a new text, each a parse, a plan and an extra round trip to
+    /// describe it. SQLite prepares locally, so it keeps the `VALUES` list
+    /// (`WITH v (…) AS (VALUES …) UPDATE …`).
     pub(crate) async fn update_each(
         &self,
         table: &str,
@@ -134,54 +135,24 @@ impl Tx {
         keys: usize,
         also: &str,
     ) -> Result<u64, StoreError> {
-        let Some(columns) = shape(&rows)? else {
+        if self.backend == DbBackend::Postgres {
+            let written = self
+                .update_each_returning(table, rows, keys, also, "", "1 AS written")
+                .await?;
+            return Ok(written.len() as u64);
+        }
+        let Some(EachParts {
+            columns,
+            matches,
+            assignments,
+        }) = each_parts(table, &rows, keys, also)?
+        else {
             return Ok(0);
         };
-        if columns.len() <= keys {
-            return Ok(0);
-        }
-        let (key, set) = columns.split_at(keys);
-        let matches = key
-            .iter()
-            .map(|k| format!("{table}.{k} = v.{k}"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let mut assignments: Vec<String> = set.iter().map(|c| format!("{c} = v.{c}")).collect();
-        if !also.is_empty() {
-            assignments.push(also.to_owned());
-        }
-        let assignments = assignments.join(", ");
-        let mut written = 0;
-        if self.backend == DbBackend::Postgres {
-            let types = columns
-                .iter()
-                .zip(&rows[0].values)
-                .map(|(c, v)| sql_type(c, v))
-                .collect::<Result<Vec<_>, _>>()?;
-            let record = columns
-                .iter()
-                .zip(types)
-                .map(|(c, t)| format!("{c} {t}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "UPDATE {table} SET {assignments} \
-                 FROM json_to_recordset(CAST(? AS json)) AS v ({record}) \
-                 WHERE {matches}"
-            );
-            for chunk in rows.chunks(JSON_ROWS) {
-                let json = chunk
-                    .iter()
-                    .map(|r| json_object(columns, &r.values))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let text = serde_json::Value::Array(json).to_string();
-                written += self.exec(&sql, vec![Value::from(text)]).await?;
-            }
-            return Ok(written);
-        }
         let head = format!("WITH v ({}) AS (VALUES", columns.join(", "));
         let tail = format!(") UPDATE {table} SET {assignments} FROM v WHERE {matches}");
         let one = format!("({})", vec!["?"; columns.len()].join(", "));
+        let mut written = 0;
         for chunk in rows.chunks((MAX_PARAMS / columns.len()).max(1)) {
             let marks = vec![one.as_str(); chunk.len()].join(", ");
             let values = chunk
@@ -192,6 +163,102 @@ impl Tx {
         }
         Ok(written)
     }
+
+    /// [`Tx::update_each`] on PostgreSQL, returning `returning` for each
+    /// row written: the written row's columns, the incoming row's (`v.…`)
+    /// and those of `join` (`LEFT JOIN webhooks w ON w.id = v.target_id`),
+    /// which joins the incoming rows to another table. One statement per
+    /// [`JSON_ROWS`] rows, written and answered in one round trip.
+    pub(crate) async fn update_each_returning(
+        &self,
+        table: &str,
+        rows: Vec<Row>,
+        keys: usize,
+        also: &str,
+        join: &str,
+        returning: &str,
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        if self.backend != DbBackend::Postgres {
+            return Err(StoreError::Unexpected(
+                "UPDATE … FROM … RETURNING of joined columns is PostgreSQL's only".into(),
+            ));
+        }
+        let Some(EachParts {
+            columns,
+            matches,
+            assignments,
+        }) = each_parts(table, &rows, keys, also)?
+        else {
+            return Ok(Vec::new());
+        };
+        let types = columns
+            .iter()
+            .zip(&rows[0].values)
+            .map(|(c, v)| sql_type(c, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let record = columns
+            .iter()
+            .zip(types)
+            .map(|(c, t)| format!("{c} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE {table} SET {assignments} \
+             FROM json_to_recordset(CAST(? AS json)) AS v ({record}) {join} \
+             WHERE {matches} RETURNING {returning}"
+        );
+        let mut written = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(JSON_ROWS) {
+            let json = chunk
+                .iter()
+                .map(|r| json_object(columns, &r.values))
+                .collect::<Result<Vec<_>, _>>()?;
+            let text = serde_json::Value::Array(json).to_string();
+            written.extend(self.query_all(&sql, vec![Value::from(text)]).await?);
+        }
+        Ok(written)
+    }
+}
+
+/// What both forms of [`Tx::update_each`] are built from.
+struct EachParts<'r> {
+    /// The rows' columns.
+    columns: &'r [&'static str],
+    /// `table.k = v.k AND …` over the key columns.
+    matches: String,
+    /// The assignments of the other columns, then `also`.
+    assignments: String,
+}
+
+/// [`EachParts`] of `rows` whose first `keys` columns are the key; `None`
+/// when there is nothing to write.
+fn each_parts<'r>(
+    table: &str,
+    rows: &'r [Row],
+    keys: usize,
+    also: &str,
+) -> Result<Option<EachParts<'r>>, StoreError> {
+    let Some(columns) = shape(rows)? else {
+        return Ok(None);
+    };
+    if columns.len() <= keys {
+        return Ok(None);
+    }
+    let (key, set) = columns.split_at(keys);
+    let matches = key
+        .iter()
+        .map(|k| format!("{table}.{k} = v.{k}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let mut assignments: Vec<String> = set.iter().map(|c| format!("{c} = v.{c}")).collect();
+    if !also.is_empty() {
+        assignments.push(also.to_owned());
+    }
+    Ok(Some(EachParts {
+        columns,
+        matches,
+        assignments: assignments.join(", "),
+    }))
 }
 
 /// Rows per statement of [`Tx::update_each`] on PostgreSQL: a bound on

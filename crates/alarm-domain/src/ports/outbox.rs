@@ -299,8 +299,16 @@ pub trait Outbox: Send + Sync {
         leases: Vec<SendLease>,
     ) -> Result<Vec<(SendLease, SignedDuration)>, StoreError>;
 
-    /// Records attempts, fenced by their leases, in one transaction:
-    /// a delivered webhook resets its registration's consecutive-failure
+    /// Records attempts, fenced by their leases, in one transaction. Each
+    /// attempt comes with its row as [`Outbox::claim`] or
+    /// [`Outbox::claim_ahead`] returned it, and is recorded on that row
+    /// without reading it again: while a lease holds, nothing else changes
+    /// its row (a claim replaces the token, a finish or a redelivery clears
+    /// it, a withdrawal deletes the row), so the claimed row is the stored
+    /// one. A lease that no longer holds is reported `lost`, its row left
+    /// alone.
+    ///
+    /// A delivered webhook resets its registration's consecutive-failure
     /// count; a dead one increments it and, on reaching `disable_after`,
     /// deactivates the registration and queues a `webhook.disabled` email to
     /// its owner. When a dead row was the last live external (non-email)
@@ -312,7 +320,7 @@ pub trait Outbox: Send + Sync {
     async fn finish(
         &self,
         now: Timestamp,
-        results: Vec<(SendLease, SendResult)>,
+        results: Vec<(ClaimedSend, SendResult)>,
         disable_after: u32,
     ) -> Result<FinishReport, StoreError>;
 

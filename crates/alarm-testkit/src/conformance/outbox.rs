@@ -61,9 +61,9 @@ pub(super) fn triggered(
     }
 }
 
-fn delivered(c: &ClaimedSend, code: Option<u16>) -> (SendLease, SendResult) {
+fn delivered(c: &ClaimedSend, code: Option<u16>) -> (ClaimedSend, SendResult) {
     (
-        c.token,
+        c.clone(),
         SendResult::Delivered {
             code,
             latency_ms: 1,
@@ -71,9 +71,9 @@ fn delivered(c: &ClaimedSend, code: Option<u16>) -> (SendLease, SendResult) {
     )
 }
 
-fn dead_500(c: &ClaimedSend) -> (SendLease, SendResult) {
+fn dead_500(c: &ClaimedSend) -> (ClaimedSend, SendResult) {
     (
-        c.token,
+        c.clone(),
         SendResult::Dead {
             code: Some(500),
             error: "HTTP 500".to_owned(),
@@ -152,7 +152,7 @@ async fn retried(ports: &Ports) -> (Fired, FinishReport) {
         .finish(
             at(11),
             vec![(
-                first[0].token,
+                first[0].clone(),
                 SendResult::Retry {
                     due: at(20),
                     counted: true,
@@ -197,7 +197,7 @@ async fn dead_lettered(ports: &Ports) -> (Fired, FinishReport) {
         .finish(
             at(27),
             vec![(
-                taken.token,
+                taken.clone(),
                 SendResult::Dead {
                     code: Some(410),
                     error: "HTTP 410".to_owned(),
@@ -256,7 +256,7 @@ async fn disabled(ports: &Ports) -> (Fired, FinishReport) {
         .finish(
             at(31),
             vec![(
-                retried[0].token,
+                retried[0].clone(),
                 SendResult::Dead {
                     code: None,
                     error: "timed out".to_owned(),
@@ -369,6 +369,40 @@ async fn a_late_finish_after_a_take_over_is_fenced(new_ports: Fresh) {
     );
 }
 
+/// One lease given twice in one finish records its row once: the second
+/// is reported lost, and the row counts one attempt.
+async fn a_lease_given_twice_is_recorded_once(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let f = fired(&ports).await;
+    let out = &ports.outbox;
+    let claimed = out.claim(at(10), at(40), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let report = out
+        .finish(
+            at(11),
+            vec![dead_500(&claimed[0]), delivered(&claimed[0], Some(200))],
+            3,
+        )
+        .await
+        .expect("finish");
+    assert_eq!(report.lost, vec![claimed[0].token], "the second is lost");
+    let listed = out
+        .list(
+            f.ana.id(),
+            Channel::Webhook,
+            f.wanted.id().as_uuid(),
+            None,
+            10,
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        (listed[0].status, listed[0].attempts, listed[0].last_code),
+        (SendStatus::Dead, 1, Some(500)),
+        "the first result is the one recorded"
+    );
+}
+
 /// A lease is its row's key and its token together: the current token
 /// with another key, or the key with a stale token, confirms nothing and
 /// records nothing, and the row's holder still records it.
@@ -398,8 +432,20 @@ async fn a_lease_needs_its_key_and_its_token(new_ports: Fresh) {
         .finish(
             at(26),
             vec![
-                (elsewhere, delivered(&taken, Some(200)).1),
-                (stale, delivered(&taken, Some(200)).1),
+                (
+                    ClaimedSend {
+                        token: elsewhere,
+                        ..taken.clone()
+                    },
+                    delivered(&taken, Some(200)).1,
+                ),
+                (
+                    ClaimedSend {
+                        token: stale,
+                        ..taken.clone()
+                    },
+                    delivered(&taken, Some(200)).1,
+                ),
             ],
             3,
         )
@@ -863,6 +909,7 @@ pub(super) fn checks() -> Vec<Check> {
         a_counted_retry_is_recorded_and_due_again_at_its_time,
         a_late_finish_after_a_take_over_is_fenced,
         a_lease_needs_its_key_and_its_token,
+        a_lease_given_twice_is_recorded_once,
         a_dead_only_external_row_falls_back_to_email,
         redelivery_resets_only_the_owners_dead_row,
         counts_tell_pending_rows_from_dead_letters,

@@ -233,7 +233,7 @@ async fn seen(p: &Prepared) -> Vec<(&'static str, bool)> {
             .finish(
                 at(3600),
                 vec![(
-                    c.token,
+                    c.clone(),
                     SendResult::Retry {
                         due: instant(),
                         counted: false,
@@ -643,9 +643,8 @@ async fn a_ring_claimed_ahead_is_confirmed_from_its_instant(fresh: FreshAt) {
     let retried = outbox
         .finish(
             instant(),
-            tokens
-                .iter()
-                .map(|t| {
+            held.iter()
+                .map(|c| {
                     let retry = SendResult::Retry {
                         due: at(12),
                         counted: true,
@@ -653,7 +652,7 @@ async fn a_ring_claimed_ahead_is_confirmed_from_its_instant(fresh: FreshAt) {
                         error: "busy".to_owned(),
                         latency_ms: 1,
                     };
-                    (*t, retry)
+                    (c.clone(), retry)
                 })
                 .collect(),
             3,

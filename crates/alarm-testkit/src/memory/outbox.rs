@@ -148,7 +148,7 @@ impl Outbox for InMemory {
     async fn finish(
         &self,
         now: Timestamp,
-        results: Vec<(SendLease, SendResult)>,
+        results: Vec<(ClaimedSend, SendResult)>,
         disable_after: u32,
     ) -> Result<FinishReport, StoreError> {
         self.finish_rows(now, results, disable_after)
@@ -288,14 +288,15 @@ impl InMemory {
     fn finish_rows(
         &self,
         now: Timestamp,
-        results: Vec<(SendLease, SendResult)>,
+        results: Vec<(ClaimedSend, SendResult)>,
         disable_after: u32,
     ) -> Result<FinishReport, StoreError> {
         let mut s = self.lock();
 
         let mut report = FinishReport::default();
         let mut done = Vec::new();
-        for (token, result) in results {
+        for (claimed, result) in results {
+            let token = claimed.token;
             let held = s
                 .outbox
                 .get_mut(&(token.message, token.target))
@@ -304,7 +305,10 @@ impl InMemory {
                 report.lost.push(token);
                 continue;
             };
+            // Recorded on the row as claimed, as the SQL stores do: while
+            // the lease holds it is the stored row.
             *lease = None;
+            *item = claimed.item;
             sending::record(item, result, now);
             done.push(item.clone());
         }
