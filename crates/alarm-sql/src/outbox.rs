@@ -309,7 +309,6 @@ async fn written_held(
     keys: &[(Uuid, Uuid, Uuid)],
     writes: Vec<Row>,
 ) -> Result<Vec<QueryResult>, StoreError> {
-    let hooks = "LEFT JOIN webhooks w ON w.id = v.target_id";
     if tx.backend == DbBackend::Postgres {
         return tx
             .update_each_returning(
@@ -317,7 +316,7 @@ async fn written_held(
                 writes,
                 3,
                 "lease_token = NULL, lease_until_us = NULL",
-                hooks,
+                "LEFT JOIN webhooks w ON w.id = v.target_id",
                 "v.message_id, v.target_id, v.lease_token, w.owner_id AS hook_owner, \
                  w.failure_count, w.active",
             )
@@ -327,8 +326,8 @@ async fn written_held(
         .query_keys(
             &format!(
                 "SELECT o.message_id, o.target_id, o.lease_token, w.owner_id AS hook_owner, \
-                 w.failure_count, w.active FROM outbox o {HELD} {}",
-                hooks.replace("v.", "o.")
+                 w.failure_count, w.active FROM outbox o {HELD} \
+                 LEFT JOIN webhooks w ON w.id = o.target_id"
             ),
             keys,
         )
@@ -528,17 +527,17 @@ impl Outbox for SqlStores {
     ) -> Result<FinishReport, StoreError> {
         // Each result recorded by the domain on its row as claimed (the
         // stored row while the lease holds: see the port), before the
-        // transaction; the write is fenced by the lease.
+        // transaction; the write is fenced by the lease. A lease given
+        // again, or with another row than its own, is refused (`None`):
+        // written once with its first result (a join with two matches
+        // would write either), the others reported lost.
         let mut recorded = Vec::with_capacity(results.len());
         let mut writes = Vec::with_capacity(results.len());
-        // A lease given twice is written once, with its first result (a
-        // join with two matches would write either): the other is lost.
         let mut seen = HashSet::with_capacity(results.len());
-        let mut again = Vec::new();
         for (claimed, result) in results {
             let lease = claimed.token;
-            if !seen.insert(lease) {
-                again.push(lease);
+            if !claimed.is_whole() || !seen.insert(lease) {
+                recorded.push((lease, None));
                 continue;
             }
             let mut item = claimed.item;
@@ -550,9 +549,14 @@ impl Outbox for SqlStores {
                     .set("lease_token", lease.token.as_uuid()),
                 &item,
             ));
-            recorded.push((lease, item));
+            recorded.push((lease, Some(item)));
         }
-        let keys = lease_keys(recorded.iter().map(|(l, _)| *l));
+        let keys = lease_keys(
+            recorded
+                .iter()
+                .filter(|(_, i)| i.is_some())
+                .map(|(l, _)| *l),
+        );
         self.db.send_write(async |tx| {
         let mut report = FinishReport::default();
         let mut held = HashMap::with_capacity(recorded.len());
@@ -569,7 +573,7 @@ impl Outbox for SqlStores {
         let mut done = Vec::with_capacity(held.len());
         let mut stored_health = HashMap::new();
         for (lease, item) in recorded {
-            let Some(health) = held.remove(&lease) else {
+            let (Some(item), Some(health)) = (item, held.remove(&lease)) else {
                 report.lost.push(lease);
                 continue;
             };
@@ -580,7 +584,6 @@ impl Outbox for SqlStores {
             }
             done.push(item);
         }
-        report.lost.extend(again);
         // The registrations' health: read unlocked with the write, so
         // that a batch of healthy registrations (the common case) takes
         // no row lock and no round trip of its own; the few that change

@@ -197,6 +197,16 @@ pub struct ClaimedSend {
     pub trace: Option<String>,
 }
 
+impl ClaimedSend {
+    /// Whether its row is the one its lease names: a result comes to
+    /// [`Outbox::finish`] with both, and one whose row is another's is
+    /// refused (reported lost).
+    #[must_use]
+    pub fn is_whole(&self) -> bool {
+        self.item.message == self.token.message && self.item.target == self.token.target
+    }
+}
+
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendResult {
@@ -234,7 +244,10 @@ pub enum SendResult {
 /// What [`Outbox::finish`] did besides recording the results.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FinishReport {
-    /// Leases that had been lost (another sender owns the row now).
+    /// Leases that did not hold, in the order given: another sender owns
+    /// the row now (or nobody does), the claim's row is not the lease's
+    /// ([`ClaimedSend::is_whole`]), or the same lease came again in one
+    /// finish (only its first result is recorded).
     pub lost: Vec<SendLease>,
     /// Registrations disabled by this call (their owners' notice emails are queued).
     pub disabled: Vec<WebhookId>,
@@ -306,7 +319,7 @@ pub trait Outbox: Send + Sync {
     /// its row (a claim replaces the token, a finish or a redelivery clears
     /// it, a withdrawal deletes the row), so the claimed row is the stored
     /// one. A lease that no longer holds is reported `lost`, its row left
-    /// alone.
+    /// alone (see [`FinishReport::lost`]).
     ///
     /// A delivered webhook resets its registration's consecutive-failure
     /// count; a dead one increments it and, on reaching `disable_after`,

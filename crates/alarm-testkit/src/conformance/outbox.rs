@@ -405,7 +405,8 @@ async fn a_lease_given_twice_is_recorded_once(new_ports: Fresh) {
 
 /// A lease is its row's key and its token together: the current token
 /// with another key, or the key with a stale token, confirms nothing and
-/// records nothing, and the row's holder still records it.
+/// records nothing; nor does the current lease given with another row
+/// than its own; and the row's holder still records it.
 async fn a_lease_needs_its_key_and_its_token(new_ports: Fresh) {
     let ports = new_ports().await;
     let (_, slow, taken) = reclaimed(&ports).await;
@@ -446,12 +447,23 @@ async fn a_lease_needs_its_key_and_its_token(new_ports: Fresh) {
                     },
                     delivered(&taken, Some(200)).1,
                 ),
+                // The holder's lease with another row than its own.
+                (
+                    ClaimedSend {
+                        item: OutboxItem {
+                            target: uuid::Uuid::from_u128(0xbeef),
+                            ..taken.item.clone()
+                        },
+                        ..taken.clone()
+                    },
+                    delivered(&taken, Some(200)).1,
+                ),
             ],
             3,
         )
         .await
         .expect("forged finish");
-    assert_eq!(forged.lost, vec![elsewhere, stale]);
+    assert_eq!(forged.lost, vec![elsewhere, stale, taken.token]);
     let held = ports
         .outbox
         .finish(at(27), vec![delivered(&taken, Some(200))], 3)

@@ -300,15 +300,18 @@ impl InMemory {
             let held = s
                 .outbox
                 .get_mut(&(token.message, token.target))
-                .filter(|(_, l)| l.is_some_and(|(t, _)| t == token.token));
+                .filter(|(_, l)| l.is_some_and(|(t, _)| t == token.token))
+                .filter(|_| claimed.is_whole());
             let Some((item, lease)) = held else {
                 report.lost.push(token);
                 continue;
             };
-            // Recorded on the row as claimed, as the SQL stores do: while
-            // the lease holds it is the stored row.
+            // The SQL stores record on the row as claimed without reading
+            // it: this fake checks that it is the stored row, so that a
+            // write that changed a leased row would fail the conformance
+            // checks here.
+            debug_assert_eq!(*item, claimed.item, "a leased row changed under its lease");
             *lease = None;
-            *item = claimed.item;
             sending::record(item, result, now);
             done.push(item.clone());
         }
