@@ -19,6 +19,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use config::{Args, Settings, key_path};
 
+/// The allocator of `alarm-worker` (see there): this process runs the same
+/// engine and delivery worker unless `--no-worker`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(config::Command::Probe { url, timeout }) = &args.command {
