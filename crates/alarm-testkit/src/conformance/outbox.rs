@@ -142,6 +142,21 @@ async fn fired(ports: &Ports) -> Fired {
     }
 }
 
+/// Ana's rows to her wanted registration, newest first (at most 10).
+async fn wanted_rows(ports: &Ports, f: &Fired) -> Vec<OutboxItem> {
+    ports
+        .outbox
+        .list(
+            f.ana.id(),
+            Channel::Webhook,
+            f.wanted.id().as_uuid(),
+            None,
+            10,
+        )
+        .await
+        .expect("list")
+}
+
 /// The fired webhook row claimed at `at(10)` and retried (counted, HTTP 503), due again at `at(20)`.
 async fn retried(ports: &Ports) -> (Fired, FinishReport) {
     let f = fired(ports).await;
@@ -323,16 +338,7 @@ async fn a_counted_retry_is_recorded_and_due_again_at_its_time(new_ports: Fresh)
     let (f, report) = retried(&ports).await;
     let out = &ports.outbox;
     assert!(report.lost.is_empty() && report.disabled.is_empty() && report.fallbacks == 0);
-    let listed = out
-        .list(
-            f.ana.id(),
-            Channel::Webhook,
-            f.wanted.id().as_uuid(),
-            None,
-            10,
-        )
-        .await
-        .expect("list");
+    let listed = wanted_rows(&ports, &f).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(
         (
@@ -386,16 +392,7 @@ async fn a_lease_given_twice_is_recorded_once(new_ports: Fresh) {
         .await
         .expect("finish");
     assert_eq!(report.lost, vec![claimed[0].token], "the second is lost");
-    let listed = out
-        .list(
-            f.ana.id(),
-            Channel::Webhook,
-            f.wanted.id().as_uuid(),
-            None,
-            10,
-        )
-        .await
-        .expect("list");
+    let listed = wanted_rows(&ports, &f).await;
     assert_eq!(
         (listed[0].status, listed[0].attempts, listed[0].last_code),
         (SendStatus::Dead, 1, Some(500)),
