@@ -836,6 +836,63 @@ async fn a_success_in_the_same_batch_keeps_the_registration_enabled(new_ports: F
     assert_eq!((hook_now.active(), hook_now.failure_count()), (true, 0));
 }
 
+/// A batch of successes alone resets a failing registration's count,
+/// and leaves a healthy one as it is; either way its rows are recorded.
+async fn a_batch_of_successes_resets_a_failing_count(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let (rings, _) = escalation_died(&ports).await;
+    let out = &ports.outbox;
+    let count = async || {
+        let stored = ports
+            .webhooks
+            .get(rings.bob.id(), rings.bobs.id())
+            .await
+            .expect("hook");
+        (stored.active(), stored.failure_count())
+    };
+    assert_eq!(count().await, (true, 1), "the escalation's death counted");
+    let mail = out.claim(at(801), at(900), 10).await.expect("claim");
+    out.finish(
+        at(802),
+        mail.iter().map(|m| delivered(m, None)).collect(),
+        5,
+    )
+    .await
+    .expect("mail sent");
+    for (n, created) in [(202, 900), (203, 950)] {
+        out.enqueue(rings.ring(n, created, WebhookEvent::Triggered))
+            .await
+            .expect("enqueue ring");
+        let ring = out
+            .claim(at(created), at(created + 100), 10)
+            .await
+            .expect("claim");
+        assert_eq!(ring.len(), 1);
+        let report = out
+            .finish(at(created + 1), vec![delivered(&ring[0], Some(200))], 5)
+            .await
+            .expect("finish");
+        assert_eq!(report, FinishReport::default(), "recorded, nothing else");
+        assert_eq!(count().await, (true, 0), "reset by a success, then left");
+    }
+    let listed = out
+        .list(
+            rings.bob.id(),
+            Channel::Webhook,
+            rings.bobs.id().as_uuid(),
+            None,
+            10,
+        )
+        .await
+        .expect("list");
+    let delivered_rings: Vec<u128> = listed
+        .iter()
+        .filter(|i| i.status == SendStatus::Delivered)
+        .map(|i| i.message.as_u128())
+        .collect();
+    assert_eq!(delivered_rings, [203, 202, 200], "newest first");
+}
+
 /// Once the owner's only registration for `alarm.triggered` is disabled,
 /// their next webhook ring falls back to e-mail at once.
 async fn with_every_registration_disabled_a_ring_falls_back_at_once(new_ports: Fresh) {
@@ -928,6 +985,7 @@ pub(super) fn checks() -> Vec<Check> {
         failed_test_pings_neither_count_nor_fall_back,
         each_ring_is_judged_on_its_own_for_the_fallback,
         a_success_in_the_same_batch_keeps_the_registration_enabled,
+        a_batch_of_successes_resets_a_failing_count,
         with_every_registration_disabled_a_ring_falls_back_at_once,
         webhooks_loads_any_owners_registrations,
     )
