@@ -580,29 +580,6 @@ impl Db {
         self.timed(true, sql, run).await.map_err(store_err)
     }
 
-    /// One statement of the sender's on the outbox that must not run
-    /// twice (a `finish`'s write: run again after its commit, it would
-    /// find its leases gone and report them lost), a transaction by
-    /// itself on the sender's pool, without BEGIN and COMMIT: one round
-    /// trip instead of three. Not retried: a failure is the caller's, as
-    /// a failed transaction's is. PostgreSQL only (SQLite's statements are
-    /// local calls: its transactions cost no round trips).
-    pub(crate) async fn send_statement_once(
-        &self,
-        sql: &str,
-        values: Vec<Value>,
-    ) -> Result<Vec<QueryResult>, StoreError> {
-        if self.backend != DbBackend::Postgres {
-            return Err(StoreError::Unexpected(
-                "a statement outside a transaction is PostgreSQL's only".into(),
-            ));
-        }
-        let statement = stmt(self.backend, sql, values)?;
-        self.timed(true, sql, self.sender.query_all_raw(statement))
-            .await
-            .map_err(store_err)
-    }
-
     /// [`Db::write`] on `pool`.
     async fn write_on<T>(
         &self,

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::codec::events_from_bits;
 use crate::codec::{local_from_text, local_to_text};
-use crate::db::{Db, Tx, col, corrupt, narrow, num, ts, us};
-use crate::row::{Row, each_returning};
+use crate::db::{Tx, col, corrupt, narrow, num, ts, us};
+use crate::row::Row;
 use crate::stores::{SqlStores, Written, id_of};
 
 fn v<T: Into<Value>>(x: T) -> Value {
@@ -315,7 +315,7 @@ async fn written_held(
                 "outbox",
                 writes,
                 3,
-                UNLEASED,
+                "lease_token = NULL, lease_until_us = NULL",
                 "LEFT JOIN webhooks w ON w.id = v.target_id",
                 "v.message_id, v.target_id, v.lease_token, w.owner_id AS hook_owner, \
                  w.failure_count, w.active",
@@ -332,80 +332,14 @@ async fn written_held(
             keys,
         )
         .await?;
-    tx.update_each("outbox", writes, 3, UNLEASED).await?;
-    Ok(held)
-}
-
-/// What a recorded row's lease becomes: none.
-const UNLEASED: &str = "lease_token = NULL, lease_until_us = NULL";
-
-/// The guard of [`finish_in_one`]: the incoming rows join one row that
-/// is true while every registration named in the second parameter (`id`,
-/// `failures`) still has that failure count, and no row otherwise.
-const QUIET: &str = "JOIN (SELECT NOT EXISTS (SELECT 1 FROM webhooks w \
-     JOIN json_to_recordset(CAST(? AS json)) AS q (id uuid, failures bigint) ON w.id = q.id \
-     WHERE w.failure_count <> q.failures) AS quiet) g ON g.quiet";
-
-/// PostgreSQL's `finish` in one round trip, for the common batch: records
-/// and nothing else. With no dead row there is no fallback to look for and
-/// no failure to count, and the domain names the stored failure count at
-/// which each registration the batch touches stays as it is
-/// ([`Tally::unchanged_at`]). One statement, a transaction by itself,
-/// then writes the rows whose leases hold, provided every such
-/// registration has that count when it runs (read as the full path reads
-/// health: with the write, unlocked), and answers the leases written.
-/// `None` when it does not apply or wrote nothing (a count differs, or no
-/// lease held): the full path then decides on the same rows, with the
-/// registrations read, judged and written in one transaction.
-async fn finish_in_one(
-    db: &Db,
-    recorded: &[(SendLease, Option<OutboxItem>)],
-    writes: &[Row],
-) -> Result<Option<HashSet<SendLease>>, StoreError> {
-    let items = || recorded.iter().filter_map(|(_, i)| i.as_ref());
-    if items().any(|i| i.status == SendStatus::Dead) {
-        return Ok(None);
-    }
-    let Some(quiet) = Tally::of(items()).unchanged_at() else {
-        return Ok(None);
-    };
-    let Some(each) = each_returning(
+    tx.update_each(
         "outbox",
         writes,
         3,
-        UNLEASED,
-        QUIET,
-        "v.message_id, v.target_id, v.lease_token",
-    )?
-    else {
-        return Ok(None);
-    };
-    // More rows than one statement takes would be more than one
-    // transaction: the full path's.
-    let mut chunks = each.chunks;
-    let (Some(rows), true) = (chunks.pop(), chunks.is_empty()) else {
-        return Ok(None);
-    };
-    let guard = serde_json::Value::Array(
-        quiet
-            .iter()
-            .map(|(id, failures)| {
-                serde_json::json!({ "id": id.as_uuid().to_string(), "failures": failures })
-            })
-            .collect(),
+        "lease_token = NULL, lease_until_us = NULL",
     )
-    .to_string();
-    let written = db
-        .send_statement_once(&each.sql, vec![v(rows), v(guard)])
-        .await?;
-    if written.is_empty() {
-        return Ok(None);
-    }
-    written
-        .iter()
-        .map(lease_from)
-        .collect::<Result<_, _>>()
-        .map(Some)
+    .await?;
+    Ok(held)
 }
 
 #[async_trait]
@@ -617,19 +551,6 @@ impl Outbox for SqlStores {
             ));
             recorded.push((lease, Some(item)));
         }
-        if self.db.backend == DbBackend::Postgres
-            && let Some(held) = finish_in_one(&self.db, &recorded, &writes).await?
-        {
-            let lost = recorded
-                .into_iter()
-                .filter(|(lease, item)| item.is_none() || !held.contains(lease))
-                .map(|(lease, _)| lease)
-                .collect();
-            return Ok(FinishReport {
-                lost,
-                ..FinishReport::default()
-            });
-        }
         let keys = lease_keys(
             recorded
                 .iter()
@@ -652,7 +573,13 @@ impl Outbox for SqlStores {
         let mut done = Vec::with_capacity(held.len());
         let mut stored_health = HashMap::new();
         for (lease, item) in recorded {
-            let (Some(item), Some(health)) = (item, held.remove(&lease)) else {
+            // A refused result (no item) leaves its lease's held row to
+            // the whole result given with it, if any.
+            let Some(item) = item else {
+                report.lost.push(lease);
+                continue;
+            };
+            let Some(health) = held.remove(&lease) else {
                 report.lost.push(lease);
                 continue;
             };

@@ -183,65 +183,41 @@ impl Tx {
                 "UPDATE … FROM … RETURNING of joined columns is PostgreSQL's only".into(),
             ));
         }
-        let Some(each) = each_returning(table, &rows, keys, also, join, returning)? else {
+        let Some(EachParts {
+            columns,
+            matches,
+            assignments,
+        }) = each_parts(table, &rows, keys, also)?
+        else {
             return Ok(Vec::new());
         };
+        let types = columns
+            .iter()
+            .zip(&rows[0].values)
+            .map(|(c, v)| sql_type(c, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let record = columns
+            .iter()
+            .zip(types)
+            .map(|(c, t)| format!("{c} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE {table} SET {assignments} \
+             FROM json_to_recordset(CAST(? AS json)) AS v ({record}) {join} \
+             WHERE {matches} RETURNING {returning}"
+        );
         let mut written = Vec::with_capacity(rows.len());
-        for chunk in each.chunks {
-            written.extend(self.query_all(&each.sql, vec![Value::from(chunk)]).await?);
-        }
-        Ok(written)
-    }
-}
-
-/// The PostgreSQL statement of [`Tx::update_each_returning`]: its text
-/// (the rows' JSON is its first `?`; a `join` may add more) and the JSON
-/// of each chunk of [`JSON_ROWS`] rows.
-pub(crate) struct EachReturning {
-    pub(crate) sql: String,
-    pub(crate) chunks: Vec<String>,
-}
-
-/// [`EachReturning`] for `rows` (the arguments of
-/// [`Tx::update_each_returning`]); `None` when there is nothing to write.
-pub(crate) fn each_returning(
-    table: &str,
-    rows: &[Row],
-    keys: usize,
-    also: &str,
-    join: &str,
-    returning: &str,
-) -> Result<Option<EachReturning>, StoreError> {
-    let Some(EachParts {
-        columns,
-        matches,
-        assignments,
-    }) = each_parts(table, rows, keys, also)?
-    else {
-        return Ok(None);
-    };
-    let record = columns
-        .iter()
-        .zip(&rows[0].values)
-        .map(|(c, v)| sql_type(c, v).map(|t| format!("{c} {t}")))
-        .collect::<Result<Vec<_>, _>>()?
-        .join(", ");
-    let sql = format!(
-        "UPDATE {table} SET {assignments} \
-         FROM json_to_recordset(CAST(? AS json)) AS v ({record}) {join} \
-         WHERE {matches} RETURNING {returning}"
-    );
-    let chunks = rows
-        .chunks(JSON_ROWS)
-        .map(|chunk| {
+        for chunk in rows.chunks(JSON_ROWS) {
             let json = chunk
                 .iter()
                 .map(|r| json_object(columns, &r.values))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(serde_json::Value::Array(json).to_string())
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Some(EachReturning { sql, chunks }))
+            let text = serde_json::Value::Array(json).to_string();
+            written.extend(self.query_all(&sql, vec![Value::from(text)]).await?);
+        }
+        Ok(written)
+    }
 }
 
 /// What both forms of [`Tx::update_each`] are built from.

@@ -338,40 +338,25 @@ pub struct Tally {
 
 impl Tally {
     /// Counts a batch of rows just recorded by [`record`].
-    pub fn of<'a>(finished: impl IntoIterator<Item = &'a OutboxItem>) -> Self {
+    pub fn of(finished: &[OutboxItem]) -> Self {
         let counts = |i: &&OutboxItem| matches!(i.topic, SendTopic::Alarm(_));
-        let mut succeeded = BTreeSet::new();
-        let mut dead = Vec::new();
-        for item in finished.into_iter().filter(counts) {
-            let Some(id) = item.webhook() else { continue };
-            match item.status {
-                SendStatus::Delivered => {
-                    succeeded.insert(id);
-                }
-                SendStatus::Dead => dead.push(id),
-                SendStatus::Pending => {}
-            }
-        }
+        let succeeded: BTreeSet<WebhookId> = finished
+            .iter()
+            .filter(counts)
+            .filter(|i| i.status == SendStatus::Delivered)
+            .filter_map(OutboxItem::webhook)
+            .collect();
         let mut failed = BTreeMap::new();
-        for id in dead.into_iter().filter(|id| !succeeded.contains(id)) {
+        for id in finished
+            .iter()
+            .filter(counts)
+            .filter(|i| i.status == SendStatus::Dead)
+            .filter_map(OutboxItem::webhook)
+            .filter(|id| !succeeded.contains(id))
+        {
             *failed.entry(id).or_insert(0u32) += 1;
         }
         Self { succeeded, failed }
-    }
-
-    /// The stored failure count at which each registration this batch
-    /// touches is left as it is ([`Tally::judge`] answers `None`, active
-    /// or not), or `None` when the batch changes some registration
-    /// whatever is stored (a counted failure). An adapter may write a
-    /// batch of records guarded on those counts alone, in one statement,
-    /// and take its full path (registrations read, judged, written) only
-    /// when the guard does not hold.
-    pub fn unchanged_at(&self) -> Option<Vec<(WebhookId, u32)>> {
-        if !self.failed.is_empty() {
-            return None;
-        }
-        // A success resets the count: only a count already at zero stays.
-        Some(self.succeeded.iter().map(|id| (*id, 0)).collect())
     }
 
     /// Every registration whose health this batch may change, in id order

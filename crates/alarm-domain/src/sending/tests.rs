@@ -395,51 +395,6 @@ fn a_success_resets_only_a_nonzero_count() {
 }
 
 #[test]
-fn a_batch_leaves_its_registrations_as_they_are_only_at_the_counts_it_names() {
-    let successes = Tally::of(&[
-        webhook_row(1, SendStatus::Delivered),
-        webhook_row(2, SendStatus::Delivered),
-        webhook_row(2, SendStatus::Pending),
-    ]);
-    let quiet = successes.unchanged_at().expect("successes alone");
-    assert_eq!(quiet, vec![(hook(1), 0), (hook(2), 0)]);
-    for (id, failures) in quiet {
-        for active in [true, false] {
-            let at = Health { failures, active };
-            assert_eq!(
-                successes.judge(id, owner(), at, 5, Uuid::nil(), t(9)),
-                None,
-                "left as it is at the count named"
-            );
-            let other = Health {
-                failures: failures + 1,
-                active,
-            };
-            assert!(
-                successes
-                    .judge(id, owner(), other, 5, Uuid::nil(), t(9))
-                    .is_some(),
-                "changed at any other count"
-            );
-        }
-    }
-    let failing = Tally::of(&[
-        webhook_row(1, SendStatus::Delivered),
-        webhook_row(3, SendStatus::Dead),
-    ]);
-    assert_eq!(
-        failing.unchanged_at(),
-        None,
-        "a counted failure always changes"
-    );
-    let outweighed = Tally::of(&[
-        webhook_row(1, SendStatus::Delivered),
-        webhook_row(1, SendStatus::Dead),
-    ]);
-    assert_eq!(outweighed.unchanged_at(), Some(vec![(hook(1), 0)]));
-}
-
-#[test]
 fn the_last_dead_external_row_of_a_ring_falls_back_to_email() {
     let dead1 = webhook_row(1, SendStatus::Dead);
     let dead2 = webhook_row(2, SendStatus::Dead);

@@ -403,10 +403,11 @@ async fn a_lease_given_twice_is_recorded_once(new_ports: Fresh) {
 /// A lease is its row's key and its token together: the current token
 /// with another key, or the key with a stale token, confirms nothing and
 /// records nothing; nor does the current lease given with another row
-/// than its own; and the row's holder still records it.
+/// than its own, and the row's holder still records it, in the same
+/// finish as the refused result or later.
 async fn a_lease_needs_its_key_and_its_token(new_ports: Fresh) {
     let ports = new_ports().await;
-    let (_, slow, taken) = reclaimed(&ports).await;
+    let (f, slow, taken) = reclaimed(&ports).await;
     let elsewhere = SendLease {
         target: uuid::Uuid::from_u128(0xdead),
         ..taken.token
@@ -444,7 +445,21 @@ async fn a_lease_needs_its_key_and_its_token(new_ports: Fresh) {
                     },
                     delivered(&taken, Some(200)).1,
                 ),
-                // The holder's lease with another row than its own.
+            ],
+            3,
+        )
+        .await
+        .expect("forged finish");
+    assert_eq!(forged.lost, vec![elsewhere, stale]);
+    let pending = wanted_rows(&ports, &f).await;
+    assert_eq!(pending[0].status, SendStatus::Pending, "nothing recorded");
+    let held = ports
+        .outbox
+        .finish(
+            at(27),
+            vec![
+                // The holder's lease with another row than its own, then
+                // with its own.
                 (
                     ClaimedSend {
                         item: OutboxItem {
@@ -453,20 +468,21 @@ async fn a_lease_needs_its_key_and_its_token(new_ports: Fresh) {
                         },
                         ..taken.clone()
                     },
-                    delivered(&taken, Some(200)).1,
+                    dead_500(&taken).1,
                 ),
+                delivered(&taken, Some(200)),
             ],
             3,
         )
         .await
-        .expect("forged finish");
-    assert_eq!(forged.lost, vec![elsewhere, stale, taken.token]);
-    let held = ports
-        .outbox
-        .finish(at(27), vec![delivered(&taken, Some(200))], 3)
-        .await
         .expect("finish");
-    assert!(held.lost.is_empty(), "the holder still records its row");
+    assert_eq!(held.lost, vec![taken.token], "the refused result only");
+    let recorded = wanted_rows(&ports, &f).await;
+    assert_eq!(
+        (recorded[0].status, recorded[0].last_code),
+        (SendStatus::Delivered, Some(200)),
+        "the holder's own row, with its own result"
+    );
 }
 
 /// A dead row that was the alarm's only external row queues a fallback
@@ -735,10 +751,8 @@ impl BobRings {
     }
 }
 
-/// Bob's occurrence whose first ring (message 200) was delivered at
-/// `at(501)`, and whose escalation (message 201) died at `at(801)`,
-/// threshold 5.
-async fn escalation_died(ports: &Ports) -> (BobRings, FinishReport) {
+/// Bob, his registration and his alarm "Two" (occurrence at `at(500)`).
+async fn bob_rings(ports: &Ports) -> BobRings {
     let (_, bob, bobs) = bob_with_hook(ports).await;
     let two = fixtures::alarm(ports, bob.id(), "Two", None).await;
     let occurrence = OccurrenceRef {
@@ -747,12 +761,19 @@ async fn escalation_died(ports: &Ports) -> (BobRings, FinishReport) {
             .to_zoned(alarm_domain::jiff::tz::TimeZone::UTC)
             .datetime(),
     };
-    let rings = BobRings {
+    BobRings {
         bob,
         bobs,
         two,
         occurrence,
-    };
+    }
+}
+
+/// Bob's occurrence whose first ring (message 200) was delivered at
+/// `at(501)`, and whose escalation (message 201) died at `at(801)`,
+/// threshold 5.
+async fn escalation_died(ports: &Ports) -> (BobRings, FinishReport) {
+    let rings = bob_rings(ports).await;
     let out = &ports.outbox;
     out.enqueue(rings.ring(200, 500, WebhookEvent::Triggered))
         .await
@@ -893,6 +914,69 @@ async fn a_batch_of_successes_resets_a_failing_count(new_ports: Fresh) {
     assert_eq!(delivered_rings, [203, 202, 200], "newest first");
 }
 
+/// In a batch of successes, a lease taken over meanwhile is reported
+/// lost and its row left to its new holder; the others are recorded.
+async fn a_batch_of_successes_reports_only_its_lost_leases(new_ports: Fresh) {
+    let ports = new_ports().await;
+    let rings = bob_rings(&ports).await;
+    let out = &ports.outbox;
+    for n in [210, 211] {
+        out.enqueue(rings.ring(n, 900, WebhookEvent::Triggered))
+            .await
+            .expect("enqueue ring");
+    }
+    let first = out.claim(at(900), at(905), 10).await.expect("claim");
+    assert_eq!(first.len(), 2);
+    let taken = out.claim(at(906), at(960), 1).await.expect("take over");
+    assert_eq!(taken.len(), 1, "a lease that ran out is claimable again");
+    let report = out
+        .finish(
+            at(907),
+            first.iter().map(|c| delivered(c, Some(200))).collect(),
+            5,
+        )
+        .await
+        .expect("finish");
+    let (lost, kept): (Vec<&ClaimedSend>, Vec<&ClaimedSend>) = first
+        .iter()
+        .partition(|c| c.item.message == taken[0].item.message);
+    assert_eq!(
+        report,
+        FinishReport {
+            lost: lost.iter().map(|c| c.token).collect(),
+            ..FinishReport::default()
+        },
+        "only the lease taken over is lost"
+    );
+    let listed = out
+        .list(
+            rings.bob.id(),
+            Channel::Webhook,
+            rings.bobs.id().as_uuid(),
+            None,
+            10,
+        )
+        .await
+        .expect("list");
+    let status = |c: &ClaimedSend| {
+        listed
+            .iter()
+            .find(|i| i.message == c.item.message)
+            .map(|i| i.status)
+    };
+    assert_eq!(status(kept[0]), Some(SendStatus::Delivered));
+    assert_eq!(
+        status(lost[0]),
+        Some(SendStatus::Pending),
+        "left to its new holder"
+    );
+    let theirs = out
+        .finish(at(908), vec![delivered(&taken[0], Some(200))], 5)
+        .await
+        .expect("the new holder's finish");
+    assert_eq!(theirs, FinishReport::default(), "the new holder records it");
+}
+
 /// Once the owner's only registration for `alarm.triggered` is disabled,
 /// their next webhook ring falls back to e-mail at once.
 async fn with_every_registration_disabled_a_ring_falls_back_at_once(new_ports: Fresh) {
@@ -986,6 +1070,7 @@ pub(super) fn checks() -> Vec<Check> {
         each_ring_is_judged_on_its_own_for_the_fallback,
         a_success_in_the_same_batch_keeps_the_registration_enabled,
         a_batch_of_successes_resets_a_failing_count,
+        a_batch_of_successes_reports_only_its_lost_leases,
         with_every_registration_disabled_a_ring_falls_back_at_once,
         webhooks_loads_any_owners_registrations,
     )
