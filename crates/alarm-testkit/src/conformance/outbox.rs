@@ -737,6 +737,21 @@ struct BobRings {
 }
 
 impl BobRings {
+    /// Bob's rows to his registration, newest first (at most 10).
+    async fn rows(&self, ports: &Ports) -> Vec<OutboxItem> {
+        ports
+            .outbox
+            .list(
+                self.bob.id(),
+                Channel::Webhook,
+                self.bobs.id().as_uuid(),
+                None,
+                10,
+            )
+            .await
+            .expect("list")
+    }
+
     /// Webhook message `n` of the occurrence, created (and due) at `at(created)`.
     fn ring(&self, n: u128, created: i64, event: WebhookEvent) -> OutboxItem {
         OutboxItem::pending(
@@ -896,16 +911,7 @@ async fn a_batch_of_successes_resets_a_failing_count(new_ports: Fresh) {
         assert_eq!(report, FinishReport::default(), "recorded, nothing else");
         assert_eq!(count().await, (true, 0), "reset by a success, then left");
     }
-    let listed = out
-        .list(
-            rings.bob.id(),
-            Channel::Webhook,
-            rings.bobs.id().as_uuid(),
-            None,
-            10,
-        )
-        .await
-        .expect("list");
+    let listed = rings.rows(&ports).await;
     let delivered_rings: Vec<u128> = listed
         .iter()
         .filter(|i| i.status == SendStatus::Delivered)
@@ -948,16 +954,7 @@ async fn a_batch_of_successes_reports_only_its_lost_leases(new_ports: Fresh) {
         },
         "only the lease taken over is lost"
     );
-    let listed = out
-        .list(
-            rings.bob.id(),
-            Channel::Webhook,
-            rings.bobs.id().as_uuid(),
-            None,
-            10,
-        )
-        .await
-        .expect("list");
+    let listed = rings.rows(&ports).await;
     let status = |c: &ClaimedSend| {
         listed
             .iter()
