@@ -142,14 +142,15 @@ async fn fired(ports: &Ports) -> Fired {
     }
 }
 
-/// Ana's rows to her wanted registration, newest first (at most 10).
-async fn wanted_rows(ports: &Ports, f: &Fired) -> Vec<OutboxItem> {
+/// The rows to registration `hook`, as its owner lists them, newest first
+/// (at most 10).
+async fn rows_to(ports: &Ports, hook: &WebhookRegistration) -> Vec<OutboxItem> {
     ports
         .outbox
         .list(
-            f.ana.id(),
+            hook.owner(),
             Channel::Webhook,
-            f.wanted.id().as_uuid(),
+            hook.id().as_uuid(),
             None,
             10,
         )
@@ -338,7 +339,7 @@ async fn a_counted_retry_is_recorded_and_due_again_at_its_time(new_ports: Fresh)
     let (f, report) = retried(&ports).await;
     let out = &ports.outbox;
     assert!(report.lost.is_empty() && report.disabled.is_empty() && report.fallbacks == 0);
-    let listed = wanted_rows(&ports, &f).await;
+    let listed = rows_to(&ports, &f.wanted).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(
         (
@@ -392,7 +393,7 @@ async fn a_lease_given_twice_is_recorded_once(new_ports: Fresh) {
         .await
         .expect("finish");
     assert_eq!(report.lost, vec![claimed[0].token], "the second is lost");
-    let listed = wanted_rows(&ports, &f).await;
+    let listed = rows_to(&ports, &f.wanted).await;
     assert_eq!(
         (listed[0].status, listed[0].attempts, listed[0].last_code),
         (SendStatus::Dead, 1, Some(500)),
@@ -451,7 +452,7 @@ async fn a_lease_needs_its_key_and_its_token(new_ports: Fresh) {
         .await
         .expect("forged finish");
     assert_eq!(forged.lost, vec![elsewhere, stale]);
-    let pending = wanted_rows(&ports, &f).await;
+    let pending = rows_to(&ports, &f.wanted).await;
     assert_eq!(pending[0].status, SendStatus::Pending, "nothing recorded");
     let held = ports
         .outbox
@@ -477,7 +478,7 @@ async fn a_lease_needs_its_key_and_its_token(new_ports: Fresh) {
         .await
         .expect("finish");
     assert_eq!(held.lost, vec![taken.token], "the refused result only");
-    let recorded = wanted_rows(&ports, &f).await;
+    let recorded = rows_to(&ports, &f.wanted).await;
     assert_eq!(
         (recorded[0].status, recorded[0].last_code),
         (SendStatus::Delivered, Some(200)),
@@ -737,21 +738,6 @@ struct BobRings {
 }
 
 impl BobRings {
-    /// Bob's rows to his registration, newest first (at most 10).
-    async fn rows(&self, ports: &Ports) -> Vec<OutboxItem> {
-        ports
-            .outbox
-            .list(
-                self.bob.id(),
-                Channel::Webhook,
-                self.bobs.id().as_uuid(),
-                None,
-                10,
-            )
-            .await
-            .expect("list")
-    }
-
     /// Webhook message `n` of the occurrence, created (and due) at `at(created)`.
     fn ring(&self, n: u128, created: i64, event: WebhookEvent) -> OutboxItem {
         OutboxItem::pending(
@@ -911,7 +897,7 @@ async fn a_batch_of_successes_resets_a_failing_count(new_ports: Fresh) {
         assert_eq!(report, FinishReport::default(), "recorded, nothing else");
         assert_eq!(count().await, (true, 0), "reset by a success, then left");
     }
-    let listed = rings.rows(&ports).await;
+    let listed = rows_to(&ports, &rings.bobs).await;
     let delivered_rings: Vec<u128> = listed
         .iter()
         .filter(|i| i.status == SendStatus::Delivered)
@@ -954,7 +940,7 @@ async fn a_batch_of_successes_reports_only_its_lost_leases(new_ports: Fresh) {
         },
         "only the lease taken over is lost"
     );
-    let listed = rings.rows(&ports).await;
+    let listed = rows_to(&ports, &rings.bobs).await;
     let status = |c: &ClaimedSend| {
         listed
             .iter()
