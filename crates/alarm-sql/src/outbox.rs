@@ -68,8 +68,8 @@ pub(crate) async fn fan_out(
     }
     let rows = sending::fan_out(deliveries, events, &subscribers);
     // The engine's rows exist from the ring's instant, their creation.
-    tx.insert(
-        "outbox",
+    insert_rows(
+        tx,
         rows.iter()
             .map(|i| {
                 item_row(i).set(
@@ -78,9 +78,72 @@ pub(crate) async fn fan_out(
                 )
             })
             .collect(),
-        KEEP,
     )
     .await?;
+    Ok(())
+}
+
+/// Inserts outbox rows, each unless its (message, target) exists already
+/// (`KEEP`), and lists those of them that are pending in
+/// `outbox_pending` (`m0019`), which carries the due index the claims
+/// read; returns how many were inserted. A row that existed is left as it
+/// is stored, pending entry and all: only what this insert wrote is
+/// listed, so an existing row already recorded is never listed again.
+async fn insert_rows(tx: &Tx, rows: Vec<Row>) -> Result<usize, StoreError> {
+    let inserted = tx
+        .insert_returning(
+            "outbox",
+            rows,
+            KEEP,
+            "message_id, target_id, status, due_us",
+        )
+        .await?;
+    let mut pending = Vec::with_capacity(inserted.len());
+    for row in &inserted {
+        if col::<String>(row, "status")? == SendStatus::Pending.as_str() {
+            pending.push(
+                Row::new()
+                    .set("message_id", col::<Uuid>(row, "message_id")?)
+                    .set("target_id", col::<Uuid>(row, "target_id")?)
+                    .set("due_us", col::<i64>(row, "due_us")?),
+            );
+        }
+    }
+    tx.insert("outbox_pending", pending, "").await?;
+    Ok(inserted.len())
+}
+
+/// Brings `outbox_pending` in line with rows just recorded (each given by
+/// its lease and its row as written): a row that is no longer pending
+/// leaves it, one that waits for a retry is listed at its new due
+/// instant. The outbox rows themselves are then updated in place (no
+/// index of theirs names a column a record changes: HOT on PostgreSQL).
+async fn settle_pending(tx: &Tx, recorded: &[(SendLease, &OutboxItem)]) -> Result<(), StoreError> {
+    let gone = lease_keys(
+        recorded
+            .iter()
+            .filter(|(_, i)| i.status != SendStatus::Pending)
+            .map(|(l, _)| *l),
+    );
+    if !gone.is_empty() {
+        tx.query_keys(
+            "DELETE FROM outbox_pending WHERE (message_id, target_id) IN \
+             (SELECT k.message_id, k.target_id FROM {keys})",
+            &gone,
+        )
+        .await?;
+    }
+    let moved: Vec<Row> = recorded
+        .iter()
+        .filter(|(_, i)| i.status == SendStatus::Pending)
+        .map(|(l, i)| {
+            Row::new()
+                .set("message_id", l.message)
+                .set("target_id", l.target)
+                .set("due_us", us(i.due))
+        })
+        .collect();
+    tx.update_each("outbox_pending", moved, 2, "").await?;
     Ok(())
 }
 
@@ -209,7 +272,7 @@ fn progress(row: Row, i: &OutboxItem) -> Row {
 
 /// Inserts a row unless (message, target) exists; whether it did.
 async fn insert_item(tx: &Tx, item: &OutboxItem) -> Result<bool, StoreError> {
-    Ok(tx.insert("outbox", vec![item_row(item)], KEEP).await? > 0)
+    Ok(insert_rows(tx, vec![item_row(item)]).await? > 0)
 }
 
 /// Serialises the fallback decision of one ring across concurrent senders
@@ -277,6 +340,12 @@ fn lease_from(row: &QueryResult) -> Result<SendLease, StoreError> {
         target: col(row, "target_id")?,
     })
 }
+
+/// Pending rows as claims read them: in `outbox_pending`'s due order
+/// (`p`, `m0019`), each joined to its outbox row (`o`), whose own status
+/// is judged again.
+const PENDING: &str = "outbox_pending p JOIN outbox o ON o.message_id = p.message_id \
+     AND o.target_id = p.target_id AND o.status = 'pending'";
 
 /// Each lease as the key and token [`crate::db::with_keys`] joins.
 fn lease_keys(leases: impl Iterator<Item = SendLease>) -> Vec<(Uuid, Uuid, Uuid)> {
@@ -371,7 +440,7 @@ impl Outbox for SqlStores {
             None
         };
         let after = if cursor.is_some() {
-            "AND (due_us, message_id, target_id) > (?, ?, ?)"
+            "AND (p.due_us, p.message_id, p.target_id) > (?, ?, ?)"
         } else {
             ""
         };
@@ -380,17 +449,17 @@ impl Outbox for SqlStores {
             DbBackend::Postgres => format!(
                 "UPDATE outbox SET lease_token = gen_random_uuid(), lease_until_us = ? \
                  WHERE ctid = ANY(ARRAY( \
-                   SELECT ctid FROM outbox WHERE status = 'pending' AND due_us <= ? AND {visible} \
-                   AND (lease_until_us IS NULL OR lease_until_us <= ?) {after} \
-                   ORDER BY due_us, message_id, target_id LIMIT ? FOR UPDATE SKIP LOCKED)) \
+                   SELECT o.ctid FROM {PENDING} WHERE p.due_us <= ? AND {visible} \
+                   AND (o.lease_until_us IS NULL OR o.lease_until_us <= ?) {after} \
+                   ORDER BY p.due_us, p.message_id, p.target_id LIMIT ? FOR UPDATE OF o SKIP LOCKED)) \
                  RETURNING {COLUMNS}, trace_parent"
             ),
             _ => format!(
                 "UPDATE outbox SET lease_token = randomblob(16), lease_until_us = ? \
                  WHERE (message_id, target_id) IN ( \
-                   SELECT message_id, target_id FROM outbox WHERE status = 'pending' AND due_us <= ? AND {visible} \
-                   AND (lease_until_us IS NULL OR lease_until_us <= ?) \
-                   ORDER BY due_us LIMIT ?) \
+                   SELECT o.message_id, o.target_id FROM {PENDING} WHERE p.due_us <= ? AND {visible} \
+                   AND (o.lease_until_us IS NULL OR o.lease_until_us <= ?) \
+                   ORDER BY p.due_us LIMIT ?) \
                  RETURNING {COLUMNS}, trace_parent"
             ),
         };
@@ -437,23 +506,23 @@ impl Outbox for SqlStores {
         // scan after every row already due (a burst being sent) instead of
         // walking them.
         let now = self.db.now_sql();
-        let window = "due_us > {now} AND due_us <= {now} + ? \
-             AND effective_us > {now} AND effective_us <= {now} + ? \
-             AND (lease_until_us IS NULL OR lease_until_us <= {now})"
+        let window = "p.due_us > {now} AND p.due_us <= {now} + ? \
+             AND o.effective_us > {now} AND o.effective_us <= {now} + ? \
+             AND (o.lease_until_us IS NULL OR o.lease_until_us <= {now})"
             .replace("{now}", &now);
         let sql = match self.db.backend {
             DbBackend::Postgres => format!(
                 "UPDATE outbox SET lease_token = gen_random_uuid(), lease_until_us = ? \
                  WHERE ctid = ANY(ARRAY( \
-                   SELECT ctid FROM outbox WHERE status = 'pending' AND {window} \
-                   ORDER BY due_us, message_id, target_id LIMIT ? FOR UPDATE SKIP LOCKED)) \
+                   SELECT o.ctid FROM {PENDING} WHERE {window} \
+                   ORDER BY p.due_us, p.message_id, p.target_id LIMIT ? FOR UPDATE OF o SKIP LOCKED)) \
                  RETURNING {COLUMNS}, trace_parent"
             ),
             _ => format!(
                 "UPDATE outbox SET lease_token = randomblob(16), lease_until_us = ? \
                  WHERE (message_id, target_id) IN ( \
-                   SELECT message_id, target_id FROM outbox WHERE status = 'pending' AND {window} \
-                   ORDER BY due_us LIMIT ?) \
+                   SELECT o.message_id, o.target_id FROM {PENDING} WHERE {window} \
+                   ORDER BY p.due_us LIMIT ?) \
                  RETURNING {COLUMNS}, trace_parent"
             ),
         };
@@ -571,6 +640,7 @@ impl Outbox for SqlStores {
             held.insert(lease_from(&row)?, health);
         }
         let mut done = Vec::with_capacity(held.len());
+        let mut done_leases = Vec::with_capacity(held.len());
         let mut stored_health = HashMap::new();
         for (lease, item) in recorded {
             // A refused result (no item) leaves its lease's held row to
@@ -589,7 +659,11 @@ impl Outbox for SqlStores {
                 stored_health.insert(item.target, health);
             }
             done.push(item);
+            done_leases.push(lease);
         }
+        let settled: Vec<(SendLease, &OutboxItem)> =
+            done_leases.iter().copied().zip(&done).collect();
+        settle_pending(tx, &settled).await?;
         // The registrations' health: read unlocked with the write, so
         // that a batch of healthy registrations (the common case) takes
         // no row lock and no round trip of its own; the few that change
@@ -740,6 +814,16 @@ impl Outbox for SqlStores {
                     key_values(),
                 )
                 .await?;
+                // Pending again, due now: listed for the claims (or moved,
+                // if it was waiting for a retry).
+                if item.status == SendStatus::Pending {
+                    tx.exec(
+                        "INSERT INTO outbox_pending (message_id, target_id, due_us) VALUES (?, ?, ?) \
+                         ON CONFLICT (message_id, target_id) DO UPDATE SET due_us = excluded.due_us",
+                        vec![v(message), v(target), v(us(item.due))],
+                    )
+                    .await?;
+                }
                 Ok(item)
             })
             .await
@@ -758,7 +842,7 @@ impl Outbox for SqlStores {
         // One statement, so both readings of the clock are the same instant.
         let now = self.db.now_sql();
         let sql = format!(
-            "SELECT due_us - {now} AS wait_us FROM outbox WHERE status = 'pending' AND due_us > {now} \
+            "SELECT due_us - {now} AS wait_us FROM outbox_pending WHERE due_us > {now} \
              ORDER BY due_us LIMIT 1"
         );
         // The first row in the pending index's order, not MIN(): on stale
@@ -784,13 +868,11 @@ impl Outbox for SqlStores {
     }
 
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
-        // The statuses are written into the SQL, not bound: a planner
-        // can then use the partial index on pending rows.
         let pending = self
             .db
             .count(
                 &format!(
-                    "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending' AND {}",
+                    "SELECT COUNT(*) AS n FROM {PENDING} WHERE {}",
                     self.visible_sql()
                 ),
                 Vec::new(),
