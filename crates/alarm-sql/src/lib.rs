@@ -249,7 +249,7 @@ impl Sql {
     }
 
     /// Tests only: how many outbox rows and `outbox_pending` entries
-    /// disagree: a pending row not listed at its due instant, or an entry
+    /// disagree: a pending row not listed at its due and visible instants, or an entry
     /// whose row is gone or no longer pending. Every change the store makes
     /// keeps it at zero (`m0019`); the conformance suites check it after
     /// every check on both engines.
@@ -262,7 +262,9 @@ impl Sql {
             .count(
                 "SELECT (SELECT COUNT(*) FROM outbox o WHERE o.status = 'pending' AND NOT EXISTS \
                    (SELECT 1 FROM outbox_pending p WHERE p.message_id = o.message_id \
-                    AND p.target_id = o.target_id AND p.due_us = o.due_us)) \
+                    AND p.target_id = o.target_id AND p.due_us = o.due_us \
+                    AND (p.effective_us = o.effective_us \
+                         OR (p.effective_us IS NULL AND o.effective_us IS NULL)))) \
                  + (SELECT COUNT(*) FROM outbox_pending p WHERE NOT EXISTS \
                    (SELECT 1 FROM outbox o WHERE o.message_id = p.message_id \
                     AND o.target_id = p.target_id AND o.status = 'pending')) AS n",

@@ -95,7 +95,7 @@ async fn insert_rows(tx: &Tx, rows: Vec<Row>) -> Result<usize, StoreError> {
             "outbox",
             rows,
             KEEP,
-            "message_id, target_id, status, due_us",
+            "message_id, target_id, status, due_us, effective_us",
         )
         .await?;
     let mut pending = Vec::with_capacity(inserted.len());
@@ -105,7 +105,8 @@ async fn insert_rows(tx: &Tx, rows: Vec<Row>) -> Result<usize, StoreError> {
                 Row::new()
                     .set("message_id", col::<Uuid>(row, "message_id")?)
                     .set("target_id", col::<Uuid>(row, "target_id")?)
-                    .set("due_us", col::<i64>(row, "due_us")?),
+                    .set("due_us", col::<i64>(row, "due_us")?)
+                    .set("effective_us", col::<Option<i64>>(row, "effective_us")?),
             );
         }
     }
@@ -151,13 +152,16 @@ async fn settle_pending(tx: &Tx, recorded: &[(SendLease, &OutboxItem)]) -> Resul
 /// (its ring, its routines' start, its e-mail) exist from the outcome's
 /// instant (`effective_us`) by the database's clock; a service's rows
 /// (tests, notices, edits) from their commit.
-fn visible_sql(now: &str) -> String {
-    format!("(effective_us IS NULL OR effective_us <= {now})")
+/// `of` is the table's alias and a dot (`p.`), or empty; `outbox_pending`
+/// carries each pending row's `effective_us` too, so that counting and
+/// claiming what is visible needs no join to decide it.
+fn visible_sql(of: &str, now: &str) -> String {
+    format!("({of}effective_us IS NULL OR {of}effective_us <= {now})")
 }
 
 impl SqlStores {
-    fn visible_sql(&self) -> String {
-        visible_sql(&self.db.now_sql())
+    fn visible_sql(&self, of: &str) -> String {
+        visible_sql(of, &self.db.now_sql())
     }
 
     /// Runs a claim's `UPDATE … RETURNING`, a transaction by itself.
@@ -444,7 +448,7 @@ impl Outbox for SqlStores {
         } else {
             ""
         };
-        let visible = self.visible_sql();
+        let visible = self.visible_sql("p.");
         let sql = match self.db.backend {
             DbBackend::Postgres => format!(
                 "UPDATE outbox SET lease_token = gen_random_uuid(), lease_until_us = ? \
@@ -507,7 +511,7 @@ impl Outbox for SqlStores {
         // walking them.
         let now = self.db.now_sql();
         let window = "p.due_us > {now} AND p.due_us <= {now} + ? \
-             AND o.effective_us > {now} AND o.effective_us <= {now} + ? \
+             AND p.effective_us > {now} AND p.effective_us <= {now} + ? \
              AND (o.lease_until_us IS NULL OR o.lease_until_us <= {now})"
             .replace("{now}", &now);
         let sql = match self.db.backend {
@@ -761,7 +765,7 @@ impl Outbox for SqlStores {
                 &format!(
                     "SELECT {COLUMNS} FROM outbox WHERE owner_id = ? AND channel = ? AND target_id = ? AND {} {cursor} \
                      ORDER BY created_us DESC, message_id DESC LIMIT ?",
-                    self.visible_sql()
+                    self.visible_sql("")
                 ),
                 values,
             )
@@ -787,7 +791,7 @@ impl Outbox for SqlStores {
                     ""
                 };
                 let key = "message_id = ? AND target_id = ? AND owner_id = ? AND channel = ?";
-                let visible = visible_sql(&tx.now_sql());
+                let visible = visible_sql("", &tx.now_sql());
                 let key_values = || {
                     vec![
                         v(message),
@@ -818,9 +822,11 @@ impl Outbox for SqlStores {
                 // if it was waiting for a retry).
                 if item.status == SendStatus::Pending {
                     tx.exec(
-                        "INSERT INTO outbox_pending (message_id, target_id, due_us) VALUES (?, ?, ?) \
+                        "INSERT INTO outbox_pending (message_id, target_id, due_us, effective_us) \
+                         SELECT message_id, target_id, due_us, effective_us FROM outbox \
+                         WHERE message_id = ? AND target_id = ? \
                          ON CONFLICT (message_id, target_id) DO UPDATE SET due_us = excluded.due_us",
-                        vec![v(message), v(target), v(us(item.due))],
+                        vec![v(message), v(target)],
                     )
                     .await?;
                 }
@@ -872,8 +878,8 @@ impl Outbox for SqlStores {
             .db
             .count(
                 &format!(
-                    "SELECT COUNT(*) AS n FROM {PENDING} WHERE {}",
-                    self.visible_sql()
+                    "SELECT COUNT(*) AS n FROM outbox_pending WHERE {}",
+                    self.visible_sql("")
                 ),
                 Vec::new(),
             )

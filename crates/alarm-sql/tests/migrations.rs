@@ -255,8 +255,124 @@ async fn postgres_account_tokens_migrate_both_ways() {
     db.drop_db().await;
 }
 
+/// Rows pending when `m0019` is applied are listed for the claims, a row
+/// already delivered is not, and the migration rolls back and applies
+/// again with the same outcome.
+async fn pending_rows_are_listed_by_m0019(sql: &Sql) {
+    use alarm_domain::jiff::{SignedDuration, tz::TimeZoneDatabase};
+    use alarm_domain::model::Channel;
+    use alarm_domain::ports::{OutboxItem, SendResult, SendStatus, SendTopic};
+    use alarm_testkit::{ManualClock, SequentialIds, fixtures};
+    use std::sync::Arc;
+
+    sql.migrate_up().await.expect("up");
+    let ports = sql.ports(
+        TimeZoneDatabase::bundled(),
+        Arc::new(ManualClock::new(fixtures::t0())),
+        Arc::new(SequentialIds::new()),
+    );
+    let owner = alarm_domain::ids::UserId::generate();
+    let t0 = fixtures::t0();
+    for n in 1..=3 {
+        ports
+            .outbox
+            .enqueue(OutboxItem {
+                message: uuid::Uuid::from_u128(n),
+                target: owner.as_uuid(),
+                channel: Channel::Email,
+                owner,
+                alarm: None,
+                topic: SendTopic::Test,
+                fallback: false,
+                payload: None,
+                status: SendStatus::Pending,
+                attempts: 0,
+                due: t0,
+                last_code: None,
+                last_error: None,
+                latency_ms: None,
+                created_at: t0,
+                updated_at: t0,
+            })
+            .await
+            .expect("enqueue");
+    }
+    let until = t0 + SignedDuration::from_mins(1);
+    let first = ports.outbox.claim(t0, until, 1).await.expect("claim");
+    assert_eq!(first.len(), 1);
+    let report = ports
+        .outbox
+        .finish(
+            t0,
+            vec![(
+                first[0].clone(),
+                SendResult::Delivered {
+                    code: None,
+                    latency_ms: 1,
+                },
+            )],
+            5,
+        )
+        .await
+        .expect("finish");
+    assert!(report.lost.is_empty());
+
+    let names = alarm_sql::migration_names();
+    let m0019 = names
+        .iter()
+        .position(|n| n.starts_with("m0019"))
+        .expect("m0019 exists");
+    let steps = u32::try_from(names.len() - m0019).expect("few");
+    sql.migrate_down(steps).await.expect("down to m0018");
+    sql.migrate_up().await.expect("up again");
+    assert_eq!(sql.outbox_pending_drift().await.expect("drift"), 0);
+    let mut rest: Vec<uuid::Uuid> = ports
+        .outbox
+        .claim(t0, until, 10)
+        .await
+        .expect("claim")
+        .iter()
+        .map(|c| c.item.message)
+        .collect();
+    rest.sort();
+    let mut expected: Vec<uuid::Uuid> = (1..=3)
+        .map(uuid::Uuid::from_u128)
+        .filter(|m| *m != first[0].item.message)
+        .collect();
+    expected.sort();
+    assert_eq!(
+        rest, expected,
+        "the two rows still pending, not the one delivered"
+    );
+}
+
+async fn sqlite_pending_rows_are_listed_by_m0019() {
+    let (config, dir) = common::sqlite_config("m0019");
+    let sql = common::connect(&config).await;
+    pending_rows_are_listed_by_m0019(&sql).await;
+    sql.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn postgres_pending_rows_are_listed_by_m0019() {
+    if !common::postgres_available("m0019").await {
+        return;
+    }
+    let db = common::PgTestDb::new().await;
+    let sql = common::connect(&db.config()).await;
+    pending_rows_are_listed_by_m0019(&sql).await;
+    sql.close().await;
+    db.drop_db().await;
+}
+
 fn main() {
     run_tests(vec![
+        Test::local("sqlite_pending_rows_are_listed_by_m0019", || {
+            Box::pin(sqlite_pending_rows_are_listed_by_m0019())
+        }),
+        Test::postgres("postgres_pending_rows_are_listed_by_m0019", || {
+            Box::pin(postgres_pending_rows_are_listed_by_m0019())
+        }),
         Test::local("sqlite_account_tokens_migrate_both_ways", || {
             Box::pin(sqlite_account_tokens_migrate_both_ways())
         }),
