@@ -406,10 +406,13 @@ fn pg_statements(phase: Option<&str>) {
         None => "SELECT pg_stat_statements_reset()".to_owned(),
         // Statements of one kind differ only in their lists' lengths:
         // summed by their first 60 characters.
+        // Planning is counted apart (`plan_ms`), and only where the server
+        // sets `pg_stat_statements.track_planning`.
         Some(_) => "SELECT sum(calls) AS calls, round(sum(total_exec_time)) AS total_ms, \
              round((1000 * sum(total_exec_time) / greatest(sum(rows), 1))::numeric, 1) AS us_per_row, \
+             round(sum(total_plan_time)) AS plan_ms, \
              sum(rows) AS rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 60) AS statement \
-             FROM pg_stat_statements GROUP BY 5 ORDER BY 2 DESC LIMIT 12"
+             FROM pg_stat_statements GROUP BY 6 ORDER BY 2 DESC LIMIT 12"
             .to_owned(),
     };
     let out = Command::new("psql")
