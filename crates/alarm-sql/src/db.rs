@@ -529,13 +529,7 @@ impl Db {
     ///   each (measured in the worker bench's steady phase), where the
     ///   partial indexes stop after the rows taken. A bitmap scan of every
     ///   pending row plus a sort is the same trap on stale statistics
-    ///   (41 ms against 9 ms at 68k pending, measured). Sorts, hash joins
-    ///   and merge joins are off too: a claim joins `outbox_pending`'s due
-    ///   order to each row's key (`m0019`), and with both tables analysed
-    ///   while empty PostgreSQL otherwise read all 100k outbox rows by key,
-    ///   joined each to its pending entry and sorted them (399 ms for a
-    ///   claim of 150 on an idle copy, against 2.9 ms walking the due
-    ///   index and stopping after the rows taken).
+    ///   (41 ms against 9 ms at 68k pending, measured).
     /// * The commit does not wait for its WAL to reach the disk
     ///   (`synchronous_commit = off`): a database crash can lose the last
     ///   moments of leases and records (at most three `wal_writer_delay`s,

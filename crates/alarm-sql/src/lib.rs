@@ -212,10 +212,9 @@ impl Sql {
     }
 
     /// PostgreSQL, tests only: the settings a transaction of the sender's
-    /// pool runs with (`enable_seqscan`, `enable_bitmapscan`, then
-    /// `enable_sort`, `enable_hashjoin` and `enable_mergejoin` joined by
-    /// commas, then `synchronous_commit`), then the same once it asked to
-    /// commit durably, then the same on the shared pool.
+    /// pool runs with (`enable_seqscan`, `enable_bitmapscan`,
+    /// `synchronous_commit`), then `synchronous_commit` once it asked to
+    /// commit durably, then the three on the shared pool.
     ///
     /// # Errors
     /// The store's error.
@@ -224,9 +223,7 @@ impl Sql {
         &self,
     ) -> Result<[[String; 3]; 3], alarm_domain::ports::StoreError> {
         const READ: &str = "SELECT current_setting('enable_seqscan') AS a, \
-             current_setting('enable_bitmapscan') || ',' || current_setting('enable_sort') || ',' \
-             || current_setting('enable_hashjoin') || ',' || current_setting('enable_mergejoin') AS b, \
-             current_setting('synchronous_commit') AS c";
+             current_setting('enable_bitmapscan') AS b, current_setting('synchronous_commit') AS c";
         let three = |row: Option<sea_orm::QueryResult>| -> Result<[String; 3], alarm_domain::ports::StoreError> {
             let row = row.ok_or_else(|| alarm_domain::ports::StoreError::Unexpected("no row".into()))?;
             Ok([
@@ -246,31 +243,6 @@ impl Sql {
             .await?;
         let shared = three(db.query_one(READ, Vec::new()).await?)?;
         Ok([sender, durable, shared])
-    }
-
-    /// Tests only: how many outbox rows and `outbox_pending` entries
-    /// disagree: a pending row not listed at its due and visible instants, or an entry
-    /// whose row is gone or no longer pending. Every change the store makes
-    /// keeps it at zero (`m0019`); the conformance suites check it after
-    /// every check on both engines.
-    ///
-    /// # Errors
-    /// The store's error.
-    #[cfg(feature = "testing")]
-    pub async fn outbox_pending_drift(&self) -> Result<u64, alarm_domain::ports::StoreError> {
-        self.handle()
-            .count(
-                "SELECT (SELECT COUNT(*) FROM outbox o WHERE o.status = 'pending' AND NOT EXISTS \
-                   (SELECT 1 FROM outbox_pending p WHERE p.message_id = o.message_id \
-                    AND p.target_id = o.target_id AND p.due_us = o.due_us \
-                    AND (p.effective_us = o.effective_us \
-                         OR (p.effective_us IS NULL AND o.effective_us IS NULL)))) \
-                 + (SELECT COUNT(*) FROM outbox_pending p WHERE NOT EXISTS \
-                   (SELECT 1 FROM outbox o WHERE o.message_id = p.message_id \
-                    AND o.target_id = p.target_id AND o.status = 'pending')) AS n",
-                Vec::new(),
-            )
-            .await
     }
 
     /// Takes each `DATABASE_URL` `changes` gives ([`Sql::set_password_from`]),

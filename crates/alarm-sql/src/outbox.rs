@@ -68,8 +68,8 @@ pub(crate) async fn fan_out(
     }
     let rows = sending::fan_out(deliveries, events, &subscribers);
     // The engine's rows exist from the ring's instant, their creation.
-    insert_rows(
-        tx,
+    tx.insert(
+        "outbox",
         rows.iter()
             .map(|i| {
                 item_row(i).set(
@@ -78,73 +78,9 @@ pub(crate) async fn fan_out(
                 )
             })
             .collect(),
+        KEEP,
     )
     .await?;
-    Ok(())
-}
-
-/// Inserts outbox rows, each unless its (message, target) exists already
-/// (`KEEP`), and lists those of them that are pending in
-/// `outbox_pending` (`m0019`), which carries the due index the claims
-/// read; returns how many were inserted. A row that existed is left as it
-/// is stored, pending entry and all: only what this insert wrote is
-/// listed, so an existing row already recorded is never listed again.
-async fn insert_rows(tx: &Tx, rows: Vec<Row>) -> Result<usize, StoreError> {
-    let inserted = tx
-        .insert_returning(
-            "outbox",
-            rows,
-            KEEP,
-            "message_id, target_id, status, due_us, effective_us",
-        )
-        .await?;
-    let mut pending = Vec::with_capacity(inserted.len());
-    for row in &inserted {
-        if col::<String>(row, "status")? == SendStatus::Pending.as_str() {
-            pending.push(
-                Row::new()
-                    .set("message_id", col::<Uuid>(row, "message_id")?)
-                    .set("target_id", col::<Uuid>(row, "target_id")?)
-                    .set("due_us", col::<i64>(row, "due_us")?)
-                    .set("effective_us", col::<Option<i64>>(row, "effective_us")?),
-            );
-        }
-    }
-    tx.insert("outbox_pending", pending, "").await?;
-    Ok(inserted.len())
-}
-
-/// Brings `outbox_pending` in line with rows just recorded (each given by
-/// its lease and its row as written): a row that is no longer pending
-/// leaves it, one that waits for a retry is listed at its new due
-/// instant. The outbox rows themselves are then updated in place (no
-/// index of theirs names a column a record changes: HOT on PostgreSQL).
-async fn settle_pending(tx: &Tx, recorded: &[(SendLease, &OutboxItem)]) -> Result<(), StoreError> {
-    let gone = lease_keys(
-        recorded
-            .iter()
-            .filter(|(_, i)| i.status != SendStatus::Pending)
-            .map(|(l, _)| *l),
-    );
-    if !gone.is_empty() {
-        tx.query_keys(
-            "DELETE FROM outbox_pending WHERE (message_id, target_id) IN \
-             (SELECT k.message_id, k.target_id FROM {keys})",
-            &gone,
-        )
-        .await?;
-    }
-    let moved: Vec<Row> = recorded
-        .iter()
-        .filter(|(_, i)| i.status == SendStatus::Pending)
-        .map(|(l, i)| {
-            Row::new()
-                .set("message_id", l.message)
-                .set("target_id", l.target)
-                .set("due_us", us(i.due))
-        })
-        .collect();
-    tx.update_each("outbox_pending", moved, 2, "").await?;
     Ok(())
 }
 
@@ -152,16 +88,13 @@ async fn settle_pending(tx: &Tx, recorded: &[(SendLease, &OutboxItem)]) -> Resul
 /// (its ring, its routines' start, its e-mail) exist from the outcome's
 /// instant (`effective_us`) by the database's clock; a service's rows
 /// (tests, notices, edits) from their commit.
-/// `of` is the table's alias and a dot (`p.`), or empty; `outbox_pending`
-/// carries each pending row's `effective_us` too, so that counting and
-/// claiming what is visible needs no join to decide it.
-fn visible_sql(of: &str, now: &str) -> String {
-    format!("({of}effective_us IS NULL OR {of}effective_us <= {now})")
+fn visible_sql(now: &str) -> String {
+    format!("(effective_us IS NULL OR effective_us <= {now})")
 }
 
 impl SqlStores {
-    fn visible_sql(&self, of: &str) -> String {
-        visible_sql(of, &self.db.now_sql())
+    fn visible_sql(&self) -> String {
+        visible_sql(&self.db.now_sql())
     }
 
     /// Runs a claim's `UPDATE … RETURNING`, a transaction by itself.
@@ -276,7 +209,7 @@ fn progress(row: Row, i: &OutboxItem) -> Row {
 
 /// Inserts a row unless (message, target) exists; whether it did.
 async fn insert_item(tx: &Tx, item: &OutboxItem) -> Result<bool, StoreError> {
-    Ok(insert_rows(tx, vec![item_row(item)]).await? > 0)
+    Ok(tx.insert("outbox", vec![item_row(item)], KEEP).await? > 0)
 }
 
 /// Serialises the fallback decision of one ring across concurrent senders
@@ -344,12 +277,6 @@ fn lease_from(row: &QueryResult) -> Result<SendLease, StoreError> {
         target: col(row, "target_id")?,
     })
 }
-
-/// Pending rows as claims read them: in `outbox_pending`'s due order
-/// (`p`, `m0019`), each joined to its outbox row (`o`), whose own status
-/// is judged again.
-const PENDING: &str = "outbox_pending p JOIN outbox o ON o.message_id = p.message_id \
-     AND o.target_id = p.target_id AND o.status = 'pending'";
 
 /// Each lease as the key and token [`crate::db::with_keys`] joins.
 fn lease_keys(leases: impl Iterator<Item = SendLease>) -> Vec<(Uuid, Uuid, Uuid)> {
@@ -444,26 +371,26 @@ impl Outbox for SqlStores {
             None
         };
         let after = if cursor.is_some() {
-            "AND (p.due_us, p.message_id, p.target_id) > (?, ?, ?)"
+            "AND (due_us, message_id, target_id) > (?, ?, ?)"
         } else {
             ""
         };
-        let visible = self.visible_sql("p.");
+        let visible = self.visible_sql();
         let sql = match self.db.backend {
             DbBackend::Postgres => format!(
                 "UPDATE outbox SET lease_token = gen_random_uuid(), lease_until_us = ? \
                  WHERE ctid = ANY(ARRAY( \
-                   SELECT o.ctid FROM {PENDING} WHERE p.due_us <= ? AND {visible} \
-                   AND (o.lease_until_us IS NULL OR o.lease_until_us <= ?) {after} \
-                   ORDER BY p.due_us, p.message_id, p.target_id LIMIT ? FOR UPDATE OF o SKIP LOCKED)) \
+                   SELECT ctid FROM outbox WHERE status = 'pending' AND due_us <= ? AND {visible} \
+                   AND (lease_until_us IS NULL OR lease_until_us <= ?) {after} \
+                   ORDER BY due_us, message_id, target_id LIMIT ? FOR UPDATE SKIP LOCKED)) \
                  RETURNING {COLUMNS}, trace_parent"
             ),
             _ => format!(
                 "UPDATE outbox SET lease_token = randomblob(16), lease_until_us = ? \
                  WHERE (message_id, target_id) IN ( \
-                   SELECT o.message_id, o.target_id FROM {PENDING} WHERE p.due_us <= ? AND {visible} \
-                   AND (o.lease_until_us IS NULL OR o.lease_until_us <= ?) \
-                   ORDER BY p.due_us LIMIT ?) \
+                   SELECT message_id, target_id FROM outbox WHERE status = 'pending' AND due_us <= ? AND {visible} \
+                   AND (lease_until_us IS NULL OR lease_until_us <= ?) \
+                   ORDER BY due_us LIMIT ?) \
                  RETURNING {COLUMNS}, trace_parent"
             ),
         };
@@ -510,23 +437,23 @@ impl Outbox for SqlStores {
         // scan after every row already due (a burst being sent) instead of
         // walking them.
         let now = self.db.now_sql();
-        let window = "p.due_us > {now} AND p.due_us <= {now} + ? \
-             AND p.effective_us > {now} AND p.effective_us <= {now} + ? \
-             AND (o.lease_until_us IS NULL OR o.lease_until_us <= {now})"
+        let window = "due_us > {now} AND due_us <= {now} + ? \
+             AND effective_us > {now} AND effective_us <= {now} + ? \
+             AND (lease_until_us IS NULL OR lease_until_us <= {now})"
             .replace("{now}", &now);
         let sql = match self.db.backend {
             DbBackend::Postgres => format!(
                 "UPDATE outbox SET lease_token = gen_random_uuid(), lease_until_us = ? \
                  WHERE ctid = ANY(ARRAY( \
-                   SELECT o.ctid FROM {PENDING} WHERE {window} \
-                   ORDER BY p.due_us, p.message_id, p.target_id LIMIT ? FOR UPDATE OF o SKIP LOCKED)) \
+                   SELECT ctid FROM outbox WHERE status = 'pending' AND {window} \
+                   ORDER BY due_us, message_id, target_id LIMIT ? FOR UPDATE SKIP LOCKED)) \
                  RETURNING {COLUMNS}, trace_parent"
             ),
             _ => format!(
                 "UPDATE outbox SET lease_token = randomblob(16), lease_until_us = ? \
                  WHERE (message_id, target_id) IN ( \
-                   SELECT o.message_id, o.target_id FROM {PENDING} WHERE {window} \
-                   ORDER BY p.due_us LIMIT ?) \
+                   SELECT message_id, target_id FROM outbox WHERE status = 'pending' AND {window} \
+                   ORDER BY due_us LIMIT ?) \
                  RETURNING {COLUMNS}, trace_parent"
             ),
         };
@@ -644,7 +571,6 @@ impl Outbox for SqlStores {
             held.insert(lease_from(&row)?, health);
         }
         let mut done = Vec::with_capacity(held.len());
-        let mut done_leases = Vec::with_capacity(held.len());
         let mut stored_health = HashMap::new();
         for (lease, item) in recorded {
             // A refused result (no item) leaves its lease's held row to
@@ -663,11 +589,7 @@ impl Outbox for SqlStores {
                 stored_health.insert(item.target, health);
             }
             done.push(item);
-            done_leases.push(lease);
         }
-        let settled: Vec<(SendLease, &OutboxItem)> =
-            done_leases.iter().copied().zip(&done).collect();
-        settle_pending(tx, &settled).await?;
         // The registrations' health: read unlocked with the write, so
         // that a batch of healthy registrations (the common case) takes
         // no row lock and no round trip of its own; the few that change
@@ -765,7 +687,7 @@ impl Outbox for SqlStores {
                 &format!(
                     "SELECT {COLUMNS} FROM outbox WHERE owner_id = ? AND channel = ? AND target_id = ? AND {} {cursor} \
                      ORDER BY created_us DESC, message_id DESC LIMIT ?",
-                    self.visible_sql("")
+                    self.visible_sql()
                 ),
                 values,
             )
@@ -791,7 +713,7 @@ impl Outbox for SqlStores {
                     ""
                 };
                 let key = "message_id = ? AND target_id = ? AND owner_id = ? AND channel = ?";
-                let visible = visible_sql("", &tx.now_sql());
+                let visible = visible_sql(&tx.now_sql());
                 let key_values = || {
                     vec![
                         v(message),
@@ -818,18 +740,6 @@ impl Outbox for SqlStores {
                     key_values(),
                 )
                 .await?;
-                // Pending again, due now: listed for the claims (or moved,
-                // if it was waiting for a retry).
-                if item.status == SendStatus::Pending {
-                    tx.exec(
-                        "INSERT INTO outbox_pending (message_id, target_id, due_us, effective_us) \
-                         SELECT message_id, target_id, due_us, effective_us FROM outbox \
-                         WHERE message_id = ? AND target_id = ? \
-                         ON CONFLICT (message_id, target_id) DO UPDATE SET due_us = excluded.due_us",
-                        vec![v(message), v(target)],
-                    )
-                    .await?;
-                }
                 Ok(item)
             })
             .await
@@ -848,7 +758,7 @@ impl Outbox for SqlStores {
         // One statement, so both readings of the clock are the same instant.
         let now = self.db.now_sql();
         let sql = format!(
-            "SELECT due_us - {now} AS wait_us FROM outbox_pending WHERE due_us > {now} \
+            "SELECT due_us - {now} AS wait_us FROM outbox WHERE status = 'pending' AND due_us > {now} \
              ORDER BY due_us LIMIT 1"
         );
         // The first row in the pending index's order, not MIN(): on stale
@@ -874,12 +784,14 @@ impl Outbox for SqlStores {
     }
 
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        // The statuses are written into the SQL, not bound: a planner
+        // can then use the partial index on pending rows.
         let pending = self
             .db
             .count(
                 &format!(
-                    "SELECT COUNT(*) AS n FROM outbox_pending WHERE {}",
-                    self.visible_sql("")
+                    "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending' AND {}",
+                    self.visible_sql()
                 ),
                 Vec::new(),
             )

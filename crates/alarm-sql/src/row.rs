@@ -80,27 +80,22 @@ impl Tx {
         rows: Vec<Row>,
         suffix: &str,
     ) -> Result<u64, StoreError> {
+        let Some(columns) = shape(&rows)? else {
+            return Ok(0);
+        };
+        let width = columns.len();
+        let head = format!("INSERT INTO {table} ({})", columns.join(", "));
+        let one = format!("({})", vec!["?"; width].join(", "));
         let mut written = 0;
-        for (sql, values) in insert_statements(table, &rows, suffix)? {
-            written += self.exec(&sql, values).await?;
-        }
-        Ok(written)
-    }
-
-    /// [`Tx::insert`] answering `returning` (columns of the table) for each
-    /// row written: with `ON CONFLICT … DO NOTHING`, exactly the rows this
-    /// insert added.
-    pub(crate) async fn insert_returning(
-        &self,
-        table: &str,
-        rows: Vec<Row>,
-        suffix: &str,
-        returning: &str,
-    ) -> Result<Vec<QueryResult>, StoreError> {
-        let mut written = Vec::with_capacity(rows.len());
-        let suffix = format!("{suffix} RETURNING {returning}");
-        for (sql, values) in insert_statements(table, &rows, &suffix)? {
-            written.extend(self.query_all(&sql, values).await?);
+        for chunk in rows.chunks((MAX_PARAMS / width).max(1)) {
+            let marks = vec![one.as_str(); chunk.len()].join(", ");
+            let values = chunk
+                .iter()
+                .flat_map(|r| r.values.iter().cloned())
+                .collect();
+            written += self
+                .exec(&format!("{head} VALUES {marks} {suffix}"), values)
+                .await?;
         }
         Ok(written)
     }
@@ -233,32 +228,6 @@ struct EachParts<'r> {
     matches: String,
     /// The assignments of the other columns, then `also`.
     assignments: String,
-}
-
-/// The statements of an insert of `rows` ([`Tx::insert`]), each of as
-/// many rows as the parameter bound allows; none for no rows.
-fn insert_statements(
-    table: &str,
-    rows: &[Row],
-    suffix: &str,
-) -> Result<Vec<(String, Vec<Value>)>, StoreError> {
-    let Some(columns) = shape(rows)? else {
-        return Ok(Vec::new());
-    };
-    let width = columns.len();
-    let head = format!("INSERT INTO {table} ({})", columns.join(", "));
-    let one = format!("({})", vec!["?"; width].join(", "));
-    Ok(rows
-        .chunks((MAX_PARAMS / width).max(1))
-        .map(|chunk| {
-            let marks = vec![one.as_str(); chunk.len()].join(", ");
-            let values = chunk
-                .iter()
-                .flat_map(|r| r.values.iter().cloned())
-                .collect();
-            (format!("{head} VALUES {marks} {suffix}"), values)
-        })
-        .collect())
 }
 
 /// [`EachParts`] of `rows` whose first `keys` columns are the key; `None`

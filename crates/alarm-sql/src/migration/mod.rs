@@ -18,7 +18,6 @@ mod m0015_prepared_events;
 mod m0016_trigger_rescue_index;
 mod m0017_outbox_lease_partial;
 mod m0018_outbox_hot_claims;
-mod m0019_outbox_pending;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -46,7 +45,6 @@ impl MigratorTrait for Migrator {
             Box::new(m0016_trigger_rescue_index::Migration),
             Box::new(m0017_outbox_lease_partial::Migration),
             Box::new(m0018_outbox_hot_claims::Migration),
-            Box::new(m0019_outbox_pending::Migration),
         ]
     }
 }
@@ -74,5 +72,4 @@ pub(crate) const SOURCES: &[&str] = &[
     include_str!("m0016_trigger_rescue_index.rs"),
     include_str!("m0017_outbox_lease_partial.rs"),
     include_str!("m0018_outbox_hot_claims.rs"),
-    include_str!("m0019_outbox_pending.rs"),
 ];

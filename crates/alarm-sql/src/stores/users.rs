@@ -355,11 +355,7 @@ fn erasure_sql(kind: Owned) -> &'static [&'static str] {
         Owned::Ringing => &["DELETE FROM ringing WHERE owner_id = ?"],
         Owned::Events => &["DELETE FROM alarm_events WHERE owner_id = ?"],
         Owned::Deliveries => &["DELETE FROM deliveries WHERE owner_id = ?"],
-        Owned::Outbox => &[
-            "DELETE FROM outbox_pending WHERE (message_id, target_id) IN \
-             (SELECT message_id, target_id FROM outbox WHERE owner_id = ?)",
-            "DELETE FROM outbox WHERE owner_id = ?",
-        ],
+        Owned::Outbox => &["DELETE FROM outbox WHERE owner_id = ?"],
         Owned::Alarms => &[
             "DELETE FROM alarm_routines WHERE alarm_id IN \
              (SELECT id FROM alarms WHERE owner_id = ?)",
