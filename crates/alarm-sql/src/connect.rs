@@ -154,7 +154,7 @@ pub(crate) async fn connect(config: &DbConfig) -> Result<DatabaseConnection, Con
 /// startup parameter would become the session's `reset_val`, which
 /// `Tx::durable_commit` reads as the server's own commit setting.
 pub(crate) const SENDER_SESSION: &str = "SET enable_seqscan = off; SET enable_bitmapscan = off; \
-     SET synchronous_commit = off";
+     SET plan_cache_mode = force_custom_plan; SET synchronous_commit = off";
 
 /// PostgreSQL: a pool of its own for the webhook and e-mail sender's
 /// statements on the outbox (`claim`, `claim_ahead`, `confirm`, `finish`,

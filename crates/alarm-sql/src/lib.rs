@@ -212,9 +212,10 @@ impl Sql {
     }
 
     /// PostgreSQL, tests only: the settings a transaction of the sender's
-    /// pool runs with (`enable_seqscan`, `enable_bitmapscan`,
-    /// `synchronous_commit`), then `synchronous_commit` once it asked to
-    /// commit durably, then the three on the shared pool.
+    /// pool runs with (`enable_seqscan`, then `enable_bitmapscan` and
+    /// `plan_cache_mode` joined by a comma, then `synchronous_commit`),
+    /// then the same once it asked to commit durably, then the same on
+    /// the shared pool.
     ///
     /// # Errors
     /// The store's error.
@@ -223,7 +224,8 @@ impl Sql {
         &self,
     ) -> Result<[[String; 3]; 3], alarm_domain::ports::StoreError> {
         const READ: &str = "SELECT current_setting('enable_seqscan') AS a, \
-             current_setting('enable_bitmapscan') AS b, current_setting('synchronous_commit') AS c";
+             current_setting('enable_bitmapscan') || ',' || current_setting('plan_cache_mode') AS b, \
+             current_setting('synchronous_commit') AS c";
         let three = |row: Option<sea_orm::QueryResult>| -> Result<[String; 3], alarm_domain::ports::StoreError> {
             let row = row.ok_or_else(|| alarm_domain::ports::StoreError::Unexpected("no row".into()))?;
             Ok([

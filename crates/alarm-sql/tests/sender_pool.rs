@@ -10,7 +10,11 @@ async fn the_senders_sessions_carry_their_settings_and_the_shared_pool_does_not(
     let db = common::PgTestDb::new().await;
     let sql = common::connect(&db.config()).await;
     let [sender, durable, shared] = sql.sender_settings().await.expect("settings");
-    assert_eq!(sender, ["off", "off", "off"], "the sender's session");
+    assert_eq!(
+        sender,
+        ["off", "off,force_custom_plan", "off"],
+        "the sender's session"
+    );
     // The shared pool's sessions run as the server is configured. A
     // durable commit must come back to the server's commit setting, which
     // is seen only where the server commits durably (its default, `on`,
@@ -21,11 +25,15 @@ async fn the_senders_sessions_carry_their_settings_and_the_shared_pool_does_not(
     );
     assert_eq!(
         durable,
-        ["off".to_owned(), "off".to_owned(), shared[2].clone()],
+        [
+            "off".to_owned(),
+            "off,force_custom_plan".to_owned(),
+            shared[2].clone()
+        ],
         "a durable commit takes the server's commit setting back; the planner's stay"
     );
     assert!(
-        shared[..2] != ["off", "off"],
+        shared[0] != "off" && !shared[1].contains("off") && !shared[1].contains("force"),
         "the shared pool (API writes, fires) does not take the sender's planner settings: {shared:?}"
     );
     db.drop_db().await;
