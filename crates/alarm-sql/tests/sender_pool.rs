@@ -1,4 +1,4 @@
-//! The sender's PostgreSQL pool: its sessions plan by index and commit without waiting for the flush, a durable commit restores the server's own setting, and the shared pool keeps the server's settings.
+//! The sender's PostgreSQL pool: its sessions plan by index, for each execution's values, and commit without waiting for the flush, a durable commit restores the server's own setting, and the shared pool keeps the server's settings.
 
 mod common;
 
@@ -15,7 +15,8 @@ async fn the_senders_sessions_carry_their_settings_and_the_shared_pool_does_not(
         ["off", "off,force_custom_plan", "off"],
         "the sender's session"
     );
-    // The shared pool's sessions run as the server is configured. A
+    // The shared pool's sessions run as the server is configured (scans
+    // on, plans cached as the server decides: checked below). A
     // durable commit must come back to the server's commit setting, which
     // is seen only where the server commits durably (its default, `on`,
     // as on this project's machines and CI).
