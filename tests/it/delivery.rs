@@ -383,6 +383,7 @@ pub(crate) fn quick() -> DispatchConfig {
         retry_min: Duration::from_secs(1),
         retry_max: Duration::from_secs(3600),
         disable_after: 10,
+        record_hold: Duration::from_millis(250),
     }
 }
 
@@ -1231,6 +1232,16 @@ struct Holding {
 }
 
 async fn holding(base: &World, label: &str, names: &[&str]) -> Holding {
+    holding_with(base, label, names, quick()).await
+}
+
+/// [`holding`] with the sender's `config` (its `ahead` set here).
+async fn holding_with(
+    base: &World,
+    label: &str,
+    names: &[&str],
+    config: DispatchConfig,
+) -> Holding {
     let w = World::with_store_clock(base.postgres(), label)
         .await
         .expect("a second world on the same database server");
@@ -1248,7 +1259,7 @@ async fn holding(base: &World, label: &str, names: &[&str]) -> Holding {
     w.engine.tick(instant).await.expect("prepare");
     let config = DispatchConfig {
         ahead: Duration::from_secs(2),
-        ..quick()
+        ..config
     };
     let (d, stop, running) = running_dispatcher(&w, config);
     w.clock.set(instant - SignedDuration::from_secs(1));
@@ -1310,6 +1321,50 @@ async fn a_prepared_ring_is_held_ahead_and_sent_at_its_instant(base: &World) {
         got[0].json()
     );
     assert_eq!(h.d.stats().delivered.load(Ordering::Relaxed), 1);
+    h.w.close().await;
+}
+
+/// The rows released at an instant are all sent before any result of
+/// theirs is recorded: the recorder holds the first result back until the
+/// release's last send has ended (so the records' work does not compete
+/// with the instant's sends), then records them.
+async fn an_instants_results_wait_for_its_sends(base: &World) {
+    // A hold far longer than the test waits: only the release's end can
+    // let the recorder go on.
+    let config = DispatchConfig {
+        record_hold: Duration::from_secs(600),
+        ..quick()
+    };
+    let h = holding_with(base, "records-held", &["One", "Two"], config).await;
+    // One answer goes out at once; the other waits for the test.
+    let gate = h.receiver.hold();
+    gate.add_permits(1);
+    h.w.clock.set(h.instant);
+    h.receiver.arrived(2).await;
+    counted(&h.d, |s| &s.delivered, 1).await;
+    counted(&h.d, |s| &s.records_held, 1).await;
+    let now = rows(&h.w, &h.ana, h.hook).await;
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(
+        now.iter()
+            .all(|r| (r.status, r.attempts) == (SendStatus::Pending, 0)),
+        "nothing is recorded while a send of the instant is in flight: {now:?}"
+    );
+    gate.add_permits(1);
+    // A stop records what is in flight: it ends only once the recorder
+    // has gone on, long before its hold would run out.
+    h.stop.send(()).expect("running");
+    tokio::time::timeout(Duration::from_secs(60), h.running)
+        .await
+        .expect("the recorder goes on once the release's sends end")
+        .expect("the dispatcher's task");
+    let done = rows(&h.w, &h.ana, h.hook).await;
+    assert!(
+        done.iter()
+            .all(|r| (r.status, r.attempts) == (SendStatus::Delivered, 1)),
+        "both recorded: {done:?}"
+    );
+    assert_eq!(h.d.stats().records_held.load(Ordering::Relaxed), 1);
     h.w.close().await;
 }
 
@@ -1396,5 +1451,5 @@ async fn a_held_row_waits_for_the_stores_clock(base: &World) {
 }
 
 crate::trials! {
-    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, one_account_holds_only_its_own_share, a_prepared_ring_is_held_ahead_and_sent_at_its_instant, a_stop_gives_back_what_is_held_ahead, a_held_row_waits_for_the_stores_clock, ssrf_is_refused_at_registration_and_at_delivery],
+    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, one_account_holds_only_its_own_share, a_prepared_ring_is_held_ahead_and_sent_at_its_instant, an_instants_results_wait_for_its_sends, a_stop_gives_back_what_is_held_ahead, a_held_row_waits_for_the_stores_clock, ssrf_is_refused_at_registration_and_at_delivery],
 }

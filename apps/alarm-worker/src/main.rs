@@ -109,6 +109,7 @@ fn ready(
                 "held_ahead": count(&sent.held_ahead),
                 "withdrawn": count(&sent.withdrawn),
                 "early": count(&sent.early),
+                "records_held": count(&sent.records_held),
             },
             "status": status,
             "reason": reason,

@@ -352,6 +352,7 @@ impl Notify {
             retry_min: Duration::from_millis(v.webhook_retry_min_ms),
             retry_max: Duration::from_secs(v.webhook_retry_max_seconds),
             disable_after: v.webhook_disable_after,
+            ..DispatchConfig::default()
         };
         let webhook = WebhookConfig {
             timeout: Duration::from_secs(v.webhook_timeout_seconds),

@@ -76,6 +76,10 @@ pub struct DispatchConfig {
     pub retry_max: Duration,
     /// Consecutive dead deliveries that disable a registration.
     pub disable_after: u32,
+    /// The longest the recorder holds results back while the rows released
+    /// at an instant are being sent, once per release (see
+    /// [`Dispatcher::record_all`]).
+    pub record_hold: Duration,
 }
 
 impl Default for DispatchConfig {
@@ -92,6 +96,7 @@ impl Default for DispatchConfig {
             retry_min: Duration::from_secs(5),
             retry_max: Duration::from_secs(3600),
             disable_after: 10,
+            record_hold: Duration::from_millis(250),
         }
     }
 }
@@ -134,6 +139,9 @@ pub struct DispatchStats {
     /// instant had come (its clock ahead of the database's): each waited
     /// as long as the store said.
     pub early: AtomicU64,
+    /// Times the recorder held results back until the sends of rows
+    /// released at an instant had ended.
+    pub records_held: AtomicU64,
 }
 
 /// The ports the delivery worker takes, picked out of the apps' [`Ports`].
@@ -388,6 +396,43 @@ struct Pipe {
     ahead: Arc<AtomicUsize>,
     recorded: Arc<Notify>,
     results: mpsc::UnboundedSender<Vec<Done>>,
+    releasing: Arc<Releasing>,
+}
+
+/// Rows released from holding at their instant whose sends have not
+/// ended, and a signal when none are left: the recorder waits for it, so
+/// that an instant's sends do not share the cores with its records.
+#[derive(Default)]
+struct Releasing {
+    rows: AtomicUsize,
+    done: Notify,
+}
+
+/// One instant's release under way: counted as a row until it has
+/// confirmed and launched its last piece, so the count does not fall to
+/// nought between pieces.
+struct Release<'a>(&'a Releasing);
+
+impl<'a> Release<'a> {
+    fn begin(releasing: &'a Releasing) -> Self {
+        releasing.rows.fetch_add(1, Ordering::AcqRel);
+        Self(releasing)
+    }
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.ended(1);
+    }
+}
+
+impl Releasing {
+    /// `n` released rows' sends ended.
+    fn ended(&self, n: usize) {
+        if n > 0 && self.rows.fetch_sub(n, Ordering::AcqRel) == n {
+            self.done.notify_one();
+        }
+    }
 }
 
 /// The rows one task holds ahead of their instant, counted in the
@@ -524,17 +569,20 @@ impl Dispatcher {
         let outstanding = Arc::new(AtomicUsize::new(0));
         let recorded = Arc::new(Notify::new());
         let (results, inbox) = mpsc::unbounded_channel::<Vec<Done>>();
+        let releasing = Arc::new(Releasing::default());
         let mut recorder = tokio::spawn(self.clone().record_all(
             inbox,
             budget,
             outstanding.clone(),
             recorded.clone(),
+            releasing.clone(),
         ));
         let pipe = Pipe {
             outstanding: outstanding.clone(),
             ahead: Arc::new(AtomicUsize::new(0)),
             recorded: recorded.clone(),
             results: results.clone(),
+            releasing,
         };
         let mut next_claim = tokio::time::Instant::now();
         let mut stopping = false;
@@ -563,7 +611,7 @@ impl Dispatcher {
                         failing = None;
                         outstanding.fetch_add(claimed.count, Ordering::AcqRel);
                         let short = claimed.count < room;
-                        self.launch(claimed, &results);
+                        self.launch(claimed, &results, None);
                         // After the lanes are on their way: a short claim
                         // takes what is prepared for the next instants and
                         // asks the store when the next row is due.
@@ -618,14 +666,26 @@ impl Dispatcher {
 
     /// Sends a claimed batch: its deferred rows to the recorder, each lane
     /// on a task of its own.
-    fn launch(self: &Arc<Self>, claimed: Claimed, results: &mpsc::UnboundedSender<Vec<Done>>) {
+    /// Rows `released` from holding are counted there until their lane
+    /// ends.
+    fn launch(
+        self: &Arc<Self>,
+        claimed: Claimed,
+        results: &mpsc::UnboundedSender<Vec<Done>>,
+        released: Option<&Arc<Releasing>>,
+    ) {
         if !claimed.deferred.is_empty() {
             let _ = results.send(claimed.deferred);
+        }
+        if let Some(released) = released {
+            let rows = claimed.lanes.iter().map(|l| l.rows.len()).sum();
+            released.rows.fetch_add(rows, Ordering::AcqRel);
         }
         for lane in claimed.lanes {
             let me = Arc::clone(self);
             let context = claimed.context.clone();
             let results = results.clone();
+            let released = released.cloned();
             // Each row's attempt catches its own panic; if
             // the rest of a lane panicked, its rows are
             // given back (counted as recorded, so that
@@ -647,7 +707,11 @@ impl Dispatcher {
                         .map(|_| unsent(now, "its lane failed"))
                         .collect()
                 });
+                let rows = lane.rows.len();
                 let _ = results.send(joined(lane.rows, outcomes));
+                if let Some(released) = released {
+                    released.ended(rows);
+                }
             });
         }
     }
@@ -710,6 +774,7 @@ impl Dispatcher {
             // In pieces: the first piece's sends start while the next is
             // confirmed, instead of after every row of the instant was.
             let mut due = due.into_iter().peekable();
+            let _release = Release::begin(&pipe.releasing);
             while due.peek().is_some() {
                 let piece = due.by_ref().take(RELEASE_PIECE).collect();
                 self.release(piece, until, &mut held).await;
@@ -799,7 +864,7 @@ impl Dispatcher {
                 match self.prepare(ready, self.ports.clock.now(), until).await {
                     Ok(claimed) => {
                         held.hand_over(count);
-                        self.launch(claimed, &held.pipe.results);
+                        self.launch(claimed, &held.pipe.results, Some(&held.pipe.releasing));
                     }
                     Err((e, rows)) => {
                         self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -838,14 +903,41 @@ impl Dispatcher {
     /// The recorder: writes results with one `finish` for whatever has come
     /// in since the last (at most `budget` rows), until every sender of
     /// results is gone.
+    ///
+    /// While rows released at their instant are being sent, it first waits
+    /// for their sends to end, at most `record_hold` once per release
+    /// (until it finds none in flight again): a record's work in the store
+    /// and here would otherwise share the cores with the instant's sends,
+    /// whose lateness is what holding ahead is for (measured: see
+    /// docs/ARCHITECTURE.md, the dispatcher). The rows' leases last
+    /// minutes, so the wait risks no second send.
     async fn record_all(
         self: Arc<Self>,
         mut inbox: mpsc::UnboundedReceiver<Vec<Done>>,
         budget: usize,
         outstanding: Arc<AtomicUsize>,
         recorded: Arc<Notify>,
+        releasing: Arc<Releasing>,
     ) {
+        // The wait ran out while this release is still being sent.
+        let mut ran_out = false;
         while let Some(mut batch) = inbox.recv().await {
+            if releasing.rows.load(Ordering::Acquire) == 0 {
+                ran_out = false;
+            } else if !ran_out {
+                self.stats.records_held.fetch_add(1, Ordering::Relaxed);
+                let deadline = tokio::time::Instant::now() + self.config.record_hold;
+                while releasing.rows.load(Ordering::Acquire) > 0 {
+                    // A signal left from an earlier release only loops.
+                    if tokio::time::timeout_at(deadline, releasing.done.notified())
+                        .await
+                        .is_err()
+                    {
+                        ran_out = true;
+                        break;
+                    }
+                }
+            }
             while batch.len() < budget {
                 let Ok(more) = inbox.try_recv() else { break };
                 batch.extend(more);
