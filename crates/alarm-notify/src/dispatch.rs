@@ -1711,6 +1711,13 @@ fn subject(item: &OutboxItem) -> Option<String> {
 /// alarm event's data was fixed when the event was made (the row's
 /// payload); the rest is built now.
 fn payload(item: &OutboxItem, context: &Context, now: Timestamp) -> Vec<u8> {
+    if let Some(body) = item
+        .payload
+        .as_deref()
+        .and_then(|stored| around_stored(item, stored, now))
+    {
+        return body;
+    }
     let fixed = item
         .payload
         .as_deref()
@@ -1745,9 +1752,88 @@ fn payload(item: &OutboxItem, context: &Context, now: Timestamp) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// The body of a row whose data was fixed when its event was made,
+/// written around the stored text instead of parsed into a tree and
+/// serialised again (every send of a ring goes this way, and the tree's
+/// allocations showed in the worker's profile). `None`, for the general
+/// path, unless the stored text is one well-formed JSON object without a
+/// `delivery_id` of its own.
+fn around_stored(item: &OutboxItem, stored: &str, now: Timestamp) -> Option<Vec<u8>> {
+    use std::io::Write as _;
+    let inner = stored.trim_start().strip_prefix('{')?;
+    // Checked without building it: the text goes out as it is.
+    serde_json::from_str::<serde::de::IgnoredAny>(stored).ok()?;
+    if stored.contains("\"delivery_id\"") {
+        return None;
+    }
+    let mut body = Vec::with_capacity(stored.len() + 160);
+    body.extend_from_slice(b"{\"type\":");
+    serde_json::to_writer(&mut body, item.topic.as_str()).ok()?;
+    // An RFC 3339 instant and a UUID need no escaping.
+    write!(
+        body,
+        ",\"timestamp\":\"{now}\",\"data\":{{\"delivery_id\":\"{}\"",
+        item.message
+    )
+    .ok()?;
+    if !inner.trim_start().starts_with('}') {
+        body.push(b',');
+    }
+    body.extend_from_slice(inner.as_bytes());
+    body.push(b'}');
+    Some(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The body written around a stored object is the body the general
+    /// path builds: the same JSON, whatever the stored text holds.
+    #[test]
+    fn a_body_around_stored_data_is_the_built_one() {
+        let now: Timestamp = "2026-12-06T07:00:00.25Z".parse().expect("instant");
+        let context = Context {
+            hooks: HashMap::new(),
+            alarms: HashMap::new(),
+            users: HashMap::new(),
+        };
+        let mut item = OutboxItem::pending(
+            uuid::Uuid::from_u128(7),
+            uuid::Uuid::from_u128(9),
+            Channel::Webhook,
+            UserId::generate(),
+            None,
+            SendTopic::Alarm(alarm_domain::model::WebhookEvent::Triggered),
+            now,
+        );
+        let built = |item: &OutboxItem| -> serde_json::Value {
+            let mut data: serde_json::Value =
+                serde_json::from_str(item.payload.as_deref().expect("stored")).expect("stored");
+            data["delivery_id"] = item.message.to_string().into();
+            serde_json::json!({"type": item.topic.as_str(), "timestamp": now.to_string(), "data": data})
+        };
+        for stored in [
+            r#"{"alarm_id":"a","alarm_name":"Wake \"up\" ü","enabled":true,"n":[1,{"x":null}]}"#,
+            " { } ",
+            r#"{"alarm_name":"delivery_id"}"#,
+        ] {
+            item.payload = Some(stored.to_owned());
+            let body: serde_json::Value =
+                serde_json::from_slice(&payload(&item, &context, now)).expect("JSON");
+            assert_eq!(body, built(&item), "{stored}");
+        }
+        // Its own delivery_id, or text that is not one object: the general
+        // path (which replaces the id, or ignores what is not an object).
+        item.payload = Some(r#"{"delivery_id":"old","a":1}"#.to_owned());
+        assert!(around_stored(&item, item.payload.as_deref().expect("stored"), now).is_none());
+        let body: serde_json::Value =
+            serde_json::from_slice(&payload(&item, &context, now)).expect("JSON");
+        assert_eq!(body["data"]["delivery_id"], item.message.to_string());
+        for bad in [r#"{"a":1"#, r#"{"a":1} {"#, "[1]", "{\"a\":1}x"] {
+            assert!(around_stored(&item, bad, now).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_lease_fits_one_send_whatever_the_batch() {
