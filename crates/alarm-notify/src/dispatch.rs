@@ -139,8 +139,8 @@ pub struct DispatchStats {
     /// instant had come (its clock ahead of the database's): each waited
     /// as long as the store said.
     pub early: AtomicU64,
-    /// Times the recorder held results back until the sends of rows
-    /// released at an instant had ended.
+    /// Times the recorder held results back for releases of held rows
+    /// under way, until their sends ended or `record_hold` ran out.
     pub records_held: AtomicU64,
 }
 
@@ -396,42 +396,84 @@ struct Pipe {
     ahead: Arc<AtomicUsize>,
     recorded: Arc<Notify>,
     results: mpsc::UnboundedSender<Vec<Done>>,
-    releasing: Arc<Releasing>,
+    releases: Arc<Releases>,
 }
 
-/// Rows released from holding at their instant whose sends have not
-/// ended, and a signal when none are left: the recorder waits for it, so
-/// that an instant's sends do not share the cores with its records.
+/// The releases of held rows under way, numbered as they start: the
+/// recorder waits for those it has not waited for yet (see
+/// [`Dispatcher::record_all`]), so that an instant's sends do not share
+/// the cores with its records.
 #[derive(Default)]
-struct Releasing {
+struct Releases {
+    under_way: Mutex<Vec<Arc<Release>>>,
+    started: AtomicU64,
+}
+
+/// One release of held rows at their instant: what it still has in
+/// flight, and a signal when nothing is left.
+struct Release {
+    number: u64,
     rows: AtomicUsize,
     done: Notify,
 }
 
-/// One instant's release under way: counted as a row until it has
-/// confirmed and launched its last piece, so the count does not fall to
-/// nought between pieces.
-struct Release<'a>(&'a Releasing);
-
-impl<'a> Release<'a> {
-    fn begin(releasing: &'a Releasing) -> Self {
-        releasing.rows.fetch_add(1, Ordering::AcqRel);
-        Self(releasing)
-    }
+/// `n` rows counted in a release until this is dropped, however its
+/// holder ends (a panic included), so a count never outlives its rows.
+struct Counted {
+    release: Arc<Release>,
+    n: usize,
 }
 
-impl Drop for Release<'_> {
-    fn drop(&mut self) {
-        self.0.ended(1);
-    }
-}
-
-impl Releasing {
-    /// `n` released rows' sends ended.
-    fn ended(&self, n: usize) {
-        if n > 0 && self.rows.fetch_sub(n, Ordering::AcqRel) == n {
-            self.done.notify_one();
+impl Counted {
+    fn new(release: &Arc<Release>, n: usize) -> Self {
+        release.rows.fetch_add(n, Ordering::AcqRel);
+        Self {
+            release: release.clone(),
+            n,
         }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.n > 0 && self.release.rows.fetch_sub(self.n, Ordering::AcqRel) == self.n {
+            self.release.done.notify_one();
+        }
+    }
+}
+
+impl Releases {
+    /// Starts a release. The guard counts it as one row until it has
+    /// confirmed and launched its last piece, so its count does not fall
+    /// to nought between pieces.
+    fn begin(&self) -> Counted {
+        let release = Arc::new(Release {
+            number: self.started.fetch_add(1, Ordering::Relaxed) + 1,
+            rows: AtomicUsize::new(0),
+            done: Notify::new(),
+        });
+        let counted = Counted::new(&release, 1);
+        let mut under_way = self
+            .under_way
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        under_way.retain(|r| r.rows.load(Ordering::Acquire) > 0);
+        under_way.push(release);
+        counted
+    }
+
+    /// The releases still in flight numbered after `after`.
+    fn since(&self, after: u64) -> Vec<Arc<Release>> {
+        let mut under_way = self
+            .under_way
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        under_way.retain(|r| r.rows.load(Ordering::Acquire) > 0);
+        under_way
+            .iter()
+            .filter(|r| r.number > after)
+            .cloned()
+            .collect()
     }
 }
 
@@ -569,20 +611,20 @@ impl Dispatcher {
         let outstanding = Arc::new(AtomicUsize::new(0));
         let recorded = Arc::new(Notify::new());
         let (results, inbox) = mpsc::unbounded_channel::<Vec<Done>>();
-        let releasing = Arc::new(Releasing::default());
+        let releases = Arc::new(Releases::default());
         let mut recorder = tokio::spawn(self.clone().record_all(
             inbox,
             budget,
             outstanding.clone(),
             recorded.clone(),
-            releasing.clone(),
+            releases.clone(),
         ));
         let pipe = Pipe {
             outstanding: outstanding.clone(),
             ahead: Arc::new(AtomicUsize::new(0)),
             recorded: recorded.clone(),
             results: results.clone(),
-            releasing,
+            releases,
         };
         let mut next_claim = tokio::time::Instant::now();
         let mut stopping = false;
@@ -666,26 +708,21 @@ impl Dispatcher {
 
     /// Sends a claimed batch: its deferred rows to the recorder, each lane
     /// on a task of its own.
-    /// Rows `released` from holding are counted there until their lane
-    /// ends.
+    /// Rows of a `release` are counted in it until their lane ends.
     fn launch(
         self: &Arc<Self>,
         claimed: Claimed,
         results: &mpsc::UnboundedSender<Vec<Done>>,
-        released: Option<&Arc<Releasing>>,
+        release: Option<&Arc<Release>>,
     ) {
         if !claimed.deferred.is_empty() {
             let _ = results.send(claimed.deferred);
-        }
-        if let Some(released) = released {
-            let rows = claimed.lanes.iter().map(|l| l.rows.len()).sum();
-            released.rows.fetch_add(rows, Ordering::AcqRel);
         }
         for lane in claimed.lanes {
             let me = Arc::clone(self);
             let context = claimed.context.clone();
             let results = results.clone();
-            let released = released.cloned();
+            let counted = release.map(|r| Counted::new(r, lane.rows.len()));
             // Each row's attempt catches its own panic; if
             // the rest of a lane panicked, its rows are
             // given back (counted as recorded, so that
@@ -707,11 +744,11 @@ impl Dispatcher {
                         .map(|_| unsent(now, "its lane failed"))
                         .collect()
                 });
-                let rows = lane.rows.len();
                 let _ = results.send(joined(lane.rows, outcomes));
-                if let Some(released) = released {
-                    released.ended(rows);
-                }
+                // Only after the results are in the recorder's inbox: the
+                // recorder, woken by the count reaching nought, takes them
+                // with the rest.
+                drop(counted);
             });
         }
     }
@@ -774,10 +811,11 @@ impl Dispatcher {
             // In pieces: the first piece's sends start while the next is
             // confirmed, instead of after every row of the instant was.
             let mut due = due.into_iter().peekable();
-            let _release = Release::begin(&pipe.releasing);
+            let release = pipe.releases.begin();
             while due.peek().is_some() {
                 let piece = due.by_ref().take(RELEASE_PIECE).collect();
-                self.release(piece, until, &mut held).await;
+                self.release(piece, until, &mut held, &release.release)
+                    .await;
             }
         }
     }
@@ -810,6 +848,7 @@ impl Dispatcher {
         mut waiting: Vec<ClaimedSend>,
         until: Timestamp,
         held: &mut Held<'_>,
+        release: &Arc<Release>,
     ) {
         while !waiting.is_empty() {
             if self.stopping.load(Ordering::Relaxed) {
@@ -864,7 +903,7 @@ impl Dispatcher {
                 match self.prepare(ready, self.ports.clock.now(), until).await {
                     Ok(claimed) => {
                         held.hand_over(count);
-                        self.launch(claimed, &held.pipe.results, Some(&held.pipe.releasing));
+                        self.launch(claimed, &held.pipe.results, Some(release));
                     }
                     Err((e, rows)) => {
                         self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -904,39 +943,41 @@ impl Dispatcher {
     /// in since the last (at most `budget` rows), until every sender of
     /// results is gone.
     ///
-    /// While rows released at their instant are being sent, it first waits
-    /// for their sends to end, at most `record_hold` once per release
-    /// (until it finds none in flight again): a record's work in the store
-    /// and here would otherwise share the cores with the instant's sends,
-    /// whose lateness is what holding ahead is for (measured: see
-    /// docs/ARCHITECTURE.md, the dispatcher). The rows' leases last
-    /// minutes, so the wait risks no second send.
+    /// While releases of held rows are under way that it has not waited
+    /// for yet, it first waits for their sends to end, at most
+    /// `record_hold`, and then not again for those releases (one whose
+    /// receiver is slow delays records once, and never the wait for a
+    /// later instant's release): a record's work in the store and here
+    /// would otherwise share the cores with the instant's sends, whose
+    /// lateness is what holding ahead is for (measured: see
+    /// docs/ARCHITECTURE.md, the dispatcher). The wait costs no second
+    /// send: a send starts only while a quarter of its lease is left
+    /// beyond one send timeout (`lease_runs_out`), so at least that
+    /// quarter is left to record it when it ends.
     async fn record_all(
         self: Arc<Self>,
         mut inbox: mpsc::UnboundedReceiver<Vec<Done>>,
         budget: usize,
         outstanding: Arc<AtomicUsize>,
         recorded: Arc<Notify>,
-        releasing: Arc<Releasing>,
+        releases: Arc<Releases>,
     ) {
-        // The wait ran out while this release is still being sent.
-        let mut ran_out = false;
+        // The newest release waited for.
+        let mut waited_for = 0;
         while let Some(mut batch) = inbox.recv().await {
-            if releasing.rows.load(Ordering::Acquire) == 0 {
-                ran_out = false;
-            } else if !ran_out {
+            let pending = releases.since(waited_for);
+            if let Some(newest) = pending.iter().map(|r| r.number).max() {
+                waited_for = newest;
                 self.stats.records_held.fetch_add(1, Ordering::Relaxed);
-                let deadline = tokio::time::Instant::now() + self.config.record_hold;
-                while releasing.rows.load(Ordering::Acquire) > 0 {
-                    // A signal left from an earlier release only loops.
-                    if tokio::time::timeout_at(deadline, releasing.done.notified())
-                        .await
-                        .is_err()
-                    {
-                        ran_out = true;
-                        break;
+                let ended = async {
+                    for release in &pending {
+                        // A signal left from before only loops once more.
+                        while release.rows.load(Ordering::Acquire) > 0 {
+                            release.done.notified().await;
+                        }
                     }
-                }
+                };
+                let _ = tokio::time::timeout(self.config.record_hold, ended).await;
             }
             while batch.len() < budget {
                 let Ok(more) = inbox.try_recv() else { break };
@@ -1756,14 +1797,15 @@ fn payload(item: &OutboxItem, context: &Context, now: Timestamp) -> Vec<u8> {
 /// written around the stored text instead of parsed into a tree and
 /// serialised again (every send of a ring goes this way, and the tree's
 /// allocations showed in the worker's profile). `None`, for the general
-/// path, unless the stored text is one well-formed JSON object without a
-/// `delivery_id` of its own.
+/// path, unless the stored text is one well-formed JSON object whose
+/// members' names need no unescaping and none of which is `delivery_id`
+/// ([`an_object_without_id`]). The values go out as stored: serde_json
+/// wrote them (`sending::event_data`), so they are what it would write
+/// again.
 fn around_stored(item: &OutboxItem, stored: &str, now: Timestamp) -> Option<Vec<u8>> {
     use std::io::Write as _;
     let inner = stored.trim_start().strip_prefix('{')?;
-    // Checked without building it: the text goes out as it is.
-    serde_json::from_str::<serde::de::IgnoredAny>(stored).ok()?;
-    if stored.contains("\"delivery_id\"") {
+    if !an_object_without_id(stored) {
         return None;
     }
     let mut body = Vec::with_capacity(stored.len() + 160);
@@ -1784,12 +1826,80 @@ fn around_stored(item: &OutboxItem, stored: &str, now: Timestamp) -> Option<Vec<
     Some(body)
 }
 
+/// Whether `text` is one JSON object none of whose members is named
+/// `delivery_id`, read without building it: names are borrowed from the
+/// text (one with an escape is refused, so no spelling of the name slips
+/// by), values skipped.
+fn an_object_without_id(text: &str) -> bool {
+    struct Members;
+    impl<'de> serde::de::Visitor<'de> for Members {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object without a delivery_id")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(name) = map.next_key::<&'de str>()? {
+                if name == "delivery_id" {
+                    return Err(serde::de::Error::custom("it has a delivery_id"));
+                }
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+    let mut read = serde_json::Deserializer::from_str(text);
+    serde::Deserializer::deserialize_map(&mut read, Members).is_ok() && read.end().is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The recorder waits for each release once: a release still in flight
+    /// (a slow receiver) is not among those a later wait looks at, a later
+    /// release is, and a release's count reaches nought, with its signal,
+    /// only when its last counted rows and its own unit have ended.
+    #[tokio::test]
+    async fn each_release_is_waited_for_once() {
+        let releases = Releases::default();
+        let first = releases.begin();
+        let slow = Counted::new(&first.release, 2);
+        drop(first);
+        let seen = releases.since(0);
+        assert_eq!(seen.iter().map(|r| r.number).collect::<Vec<_>>(), [1]);
+        // The recorder has waited for release 1; its slow lane goes on.
+        let second = releases.begin();
+        let lane = Counted::new(&second.release, 3);
+        let release = second.release.clone();
+        assert_eq!(
+            releases
+                .since(1)
+                .iter()
+                .map(|r| r.number)
+                .collect::<Vec<_>>(),
+            [2]
+        );
+        drop(second);
+        assert_eq!(
+            release.rows.load(Ordering::Acquire),
+            3,
+            "its lane is in flight"
+        );
+        drop(lane);
+        assert_eq!(release.rows.load(Ordering::Acquire), 0);
+        // The signal is kept for a waiter that comes after.
+        tokio::time::timeout(Duration::from_secs(60), release.done.notified())
+            .await
+            .expect("signalled at nought");
+        assert!(releases.since(1).is_empty(), "ended releases are forgotten");
+        assert_eq!(releases.since(0).len(), 1, "release 1 is still in flight");
+        drop(slow);
+        assert!(releases.since(0).is_empty());
+    }
+
     /// The body written around a stored object is the body the general
-    /// path builds: the same JSON, whatever the stored text holds.
+    /// path builds: the same JSON, whatever the stored text holds; text
+    /// it cannot vouch for goes the general way.
     #[test]
     fn a_body_around_stored_data_is_the_built_one() {
         let now: Timestamp = "2026-12-06T07:00:00.25Z".parse().expect("instant");
@@ -1807,30 +1917,34 @@ mod tests {
             SendTopic::Alarm(alarm_domain::model::WebhookEvent::Triggered),
             now,
         );
-        let built = |item: &OutboxItem| -> serde_json::Value {
-            let mut data: serde_json::Value =
-                serde_json::from_str(item.payload.as_deref().expect("stored")).expect("stored");
-            data["delivery_id"] = item.message.to_string().into();
-            serde_json::json!({"type": item.topic.as_str(), "timestamp": now.to_string(), "data": data})
+        let (message, topic) = (item.message, item.topic);
+        let built = |stored: &str| -> serde_json::Value {
+            let mut data: serde_json::Value = serde_json::from_str(stored).expect("stored");
+            data["delivery_id"] = message.to_string().into();
+            serde_json::json!({"type": topic.as_str(), "timestamp": now.to_string(), "data": data})
         };
         for stored in [
-            r#"{"alarm_id":"a","alarm_name":"Wake \"up\" ü","enabled":true,"n":[1,{"x":null}]}"#,
+            r#"{"alarm_id":"a","alarm_name":"Wake \"up\" ü \u00e9","enabled":true,"n":[1,{"x":null}]}"#,
             " { } ",
-            r#"{"alarm_name":"delivery_id"}"#,
+            r#"{"alarm_name":"delivery_id","detail":"\"delivery_id\""}"#,
         ] {
+            let around = around_stored(&item, stored, now).expect("written around");
+            let body: serde_json::Value = serde_json::from_slice(&around).expect("JSON");
+            assert_eq!(body, built(stored), "{stored}");
+        }
+        // Its own delivery_id, however spelt: the general path, which
+        // replaces it.
+        for stored in [
+            r#"{"delivery_id":"old","a":1}"#,
+            r#"{"a":1,"delivery\u005fid":"old"}"#,
+        ] {
+            assert!(around_stored(&item, stored, now).is_none(), "{stored}");
             item.payload = Some(stored.to_owned());
             let body: serde_json::Value =
                 serde_json::from_slice(&payload(&item, &context, now)).expect("JSON");
-            assert_eq!(body, built(&item), "{stored}");
+            assert_eq!(body, built(stored), "{stored}");
         }
-        // Its own delivery_id, or text that is not one object: the general
-        // path (which replaces the id, or ignores what is not an object).
-        item.payload = Some(r#"{"delivery_id":"old","a":1}"#.to_owned());
-        assert!(around_stored(&item, item.payload.as_deref().expect("stored"), now).is_none());
-        let body: serde_json::Value =
-            serde_json::from_slice(&payload(&item, &context, now)).expect("JSON");
-        assert_eq!(body["data"]["delivery_id"], item.message.to_string());
-        for bad in [r#"{"a":1"#, r#"{"a":1} {"#, "[1]", "{\"a\":1}x"] {
+        for bad in [r#"{"a":1"#, r#"{"a":1} {"#, "[1]", "{\"a\":1}x", "{\"a\":}"] {
             assert!(around_stored(&item, bad, now).is_none(), "{bad}");
         }
     }
