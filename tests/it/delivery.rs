@@ -6,15 +6,20 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use alarm_domain::ids::WebhookId;
+use alarm_domain::ids::{UserId, WebhookId};
 use alarm_domain::jiff::{SignedDuration, Timestamp};
-use alarm_domain::model::{Alarm, Channel, ChannelSet, WebhookEvent, WebhookEventSet, WebhookUrl};
-use alarm_domain::ports::{OutboxItem, SendStatus};
-use alarm_domain::services::{Actor, AlarmService, ServiceError, WebhookService};
+use alarm_domain::model::{
+    Alarm, Channel, ChannelSet, WebhookEvent, WebhookEventSet, WebhookRegistration, WebhookUrl,
+};
+use alarm_domain::ports::{
+    ClaimedSend, FinishReport, Outbox, OutboxCounts, OutboxItem, SendLease, SendResult, SendStatus,
+    StoreError,
+};
+use alarm_domain::services::{Actor, AlarmService, Ports, ServiceError, WebhookService};
 use alarm_notify::email::{Mailer, SmtpConfig, SmtpTls};
 use alarm_notify::{
     AddressPolicy, BreakerConfig, DispatchConfig, DispatchStats, Dispatcher, Resolve, SsrfGuard,
@@ -28,6 +33,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
+use uuid::Uuid;
 
 use crate::engine::World;
 
@@ -1396,6 +1402,156 @@ async fn a_stop_gives_back_what_is_held_ahead(base: &World) {
     h.w.close().await;
 }
 
+/// The store, but its reads of registrations (what a claim's rows need to
+/// be sent) fail while `fails` is above nought, one failure a read.
+struct FailingLoads {
+    inner: Arc<dyn Outbox>,
+    fails: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Outbox for FailingLoads {
+    async fn claim(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedSend>, StoreError> {
+        self.inner.claim(now, until, limit).await
+    }
+    async fn claim_ahead(
+        &self,
+        ahead: SignedDuration,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedSend>, StoreError> {
+        self.inner.claim_ahead(ahead, until, limit).await
+    }
+    async fn confirm(
+        &self,
+        leases: Vec<SendLease>,
+    ) -> Result<Vec<(SendLease, SignedDuration)>, StoreError> {
+        self.inner.confirm(leases).await
+    }
+    async fn finish(
+        &self,
+        now: Timestamp,
+        results: Vec<(ClaimedSend, SendResult)>,
+        disable_after: u32,
+    ) -> Result<FinishReport, StoreError> {
+        self.inner.finish(now, results, disable_after).await
+    }
+    async fn list(
+        &self,
+        owner: UserId,
+        channel: Channel,
+        target: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        self.inner.list(owner, channel, target, before, limit).await
+    }
+    async fn redeliver(
+        &self,
+        owner: UserId,
+        channel: Channel,
+        target: Uuid,
+        message: Uuid,
+        now: Timestamp,
+    ) -> Result<OutboxItem, StoreError> {
+        self.inner
+            .redeliver(owner, channel, target, message, now)
+            .await
+    }
+    async fn enqueue(&self, item: OutboxItem) -> Result<(), StoreError> {
+        self.inner.enqueue(item).await
+    }
+    async fn next_due_in(&self) -> Result<Option<SignedDuration>, StoreError> {
+        self.inner.next_due_in().await
+    }
+    async fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        self.inner.counts().await
+    }
+    async fn webhooks(&self, ids: Vec<WebhookId>) -> Result<Vec<WebhookRegistration>, StoreError> {
+        let failing = self
+            .fails
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(StoreError::Retryable("the test's failure to load".into()));
+        }
+        self.inner.webhooks(ids).await
+    }
+}
+
+/// Rows claimed when what they need then fails to load are given back at
+/// once, unsent, due now and with no attempt counted, not left leased
+/// until their lease ends: by a round (the next round at the same instant
+/// sends the row) and by a running sender (whose lease of ten minutes the
+/// test never waits out).
+async fn a_failed_load_gives_the_claimed_rows_back(w: &World) {
+    let receiver = Receiver::start().await;
+    let ana = w.user("ana@example.com").await;
+    daily(w, &ana, "Wake up", &[Channel::Webhook]).await;
+    let (hook, secret) = register(w, &ana, &receiver.url("/hook")).await;
+    let outbox = Arc::new(FailingLoads {
+        inner: w.ports.outbox.clone(),
+        fails: AtomicU32::new(1),
+    });
+    let ports = Ports {
+        outbox: outbox.clone(),
+        ..w.ports.clone()
+    };
+    let config = DispatchConfig {
+        lease: Duration::from_secs(600),
+        ..quick()
+    };
+    let sender = || WebhookSender::new(open_sender(), Arc::new(StaticResolver::new()));
+    let d = Dispatcher::new(ports.clone(), config, sender().expect("sender"), None);
+
+    let first = seven(0);
+    fire(w, first).await;
+    assert!(d.round().await.is_err(), "the load fails");
+    let back = rows(w, &ana, hook).await;
+    assert_eq!(
+        back.iter()
+            .map(|r| (r.status, r.attempts, r.due))
+            .collect::<Vec<_>>(),
+        [(SendStatus::Pending, 0, first)],
+        "given back unsent, due now: {back:?}"
+    );
+    d.round().await.expect("round");
+    assert_eq!(receiver.got().len(), 1, "claimed again at the same instant");
+    assert_signed(&receiver.got()[0], &secret);
+
+    // The running sender: the next day's ring, the load failing once more.
+    let second = seven(1);
+    fire(w, second).await;
+    outbox.fails.store(1, Ordering::Release);
+    let d = Arc::new(Dispatcher::new(
+        ports,
+        config,
+        sender().expect("sender"),
+        None,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(d.clone().run(async {
+        let _ = stopped.await;
+    }));
+    // Within a minute (or it fails): long before the lease would end.
+    receiver.arrived(2).await;
+    stop.send(()).expect("running");
+    running.await.expect("the dispatcher stops");
+    assert_eq!(d.stats().store_errors.load(Ordering::Relaxed), 1);
+    assert_eq!(outbox.fails.load(Ordering::Acquire), 0, "the load failed");
+    let done = rows(w, &ana, hook).await;
+    assert!(
+        done.iter()
+            .all(|r| (r.status, r.attempts) == (SendStatus::Delivered, 1)),
+        "each delivered at its first attempt: {done:?}"
+    );
+}
+
 /// A sender whose clock runs ahead of the database's holds a row past its
 /// own idea of the instant: the store says it is not visible yet, and it
 /// goes out only once the database's clock reaches the instant.
@@ -1451,5 +1607,5 @@ async fn a_held_row_waits_for_the_stores_clock(base: &World) {
 }
 
 crate::trials! {
-    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, one_account_holds_only_its_own_share, a_prepared_ring_is_held_ahead_and_sent_at_its_instant, an_instants_results_wait_for_its_sends, a_stop_gives_back_what_is_held_ahead, a_held_row_waits_for_the_stores_clock, ssrf_is_refused_at_registration_and_at_delivery],
+    world: [a_ringing_alarm_posts_a_signed_webhook, a_rotated_secret_signs_until_the_overlap_ends, failures_are_retried_honouring_retry_after, a_4xx_is_final_and_falls_back_to_email, an_email_alarm_sends_mail, an_unverified_address_gets_no_alarm_mail, dead_letters_disable_the_registration_and_tell_the_owner, the_breaker_opens_and_recovers, a_slow_host_holds_only_its_own_share, one_account_holds_only_its_own_share, a_prepared_ring_is_held_ahead_and_sent_at_its_instant, an_instants_results_wait_for_its_sends, a_stop_gives_back_what_is_held_ahead, a_held_row_waits_for_the_stores_clock, a_failed_load_gives_the_claimed_rows_back, ssrf_is_refused_at_registration_and_at_delivery],
 }

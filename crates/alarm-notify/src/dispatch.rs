@@ -216,6 +216,9 @@ type Done = (ClaimedSend, SendResult, Duration);
 /// One attempt's result and duration, before it is joined to its row.
 type Outcome = (SendResult, Duration);
 
+/// A store failure, with the rows claimed before it that were not prepared.
+type Unprepared = (StoreError, Vec<ClaimedSend>);
+
 /// One destination host's, or one account's, share of the sender.
 struct Share {
     permits: Semaphore,
@@ -663,8 +666,15 @@ impl Dispatcher {
                             next_claim += self.idle_pause().await;
                         }
                     }
-                    Err(e) => {
+                    Err((e, rows)) => {
                         self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                        if !rows.is_empty() {
+                            // Claimed, then what they need failed to load:
+                            // given back now rather than left leased.
+                            tracing::warn!(error = %e, rows = rows.len(), "loading what claimed deliveries need failed; they are given back");
+                            outstanding.fetch_add(rows.len(), Ordering::AcqRel);
+                            let _ = results.send(self.unprepared(rows));
+                        }
                         let pause = failing
                             .get_or_insert_with(|| {
                                 ExponentialBuilder::default()
@@ -909,12 +919,7 @@ impl Dispatcher {
                         self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(error = %e, "loading what prepared deliveries need failed; they are given back");
                         held.hand_over(count);
-                        let now = self.ports.clock.now();
-                        let back = rows
-                            .iter()
-                            .map(|_| unsent(now, "the store failed"))
-                            .collect();
-                        let _ = held.pipe.results.send(joined(rows, back));
+                        let _ = held.pipe.results.send(self.unprepared(rows));
                     }
                 }
             }
@@ -1018,10 +1023,19 @@ impl Dispatcher {
     /// more due right away (a full batch, or rows this round queued).
     ///
     /// # Errors
-    /// Store failures (claimed rows are sent again after their lease).
+    /// Store failures (rows claimed before a failure to load what they need
+    /// are given back due now when the store takes the record, else sent
+    /// again after their lease).
     pub async fn round(&self) -> Result<bool, StoreError> {
-        let Some(claimed) = self.claim(self.config.batch as usize).await? else {
-            return Ok(false);
+        let claimed = match self.claim(self.config.batch as usize).await {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => return Ok(false),
+            Err((e, rows)) => {
+                // Given back if the store takes the record; the load's
+                // error is the one to report either way.
+                let _ = self.record(self.unprepared(rows)).await;
+                return Err(e);
+            }
         };
         let full = claimed.count >= self.config.batch as usize;
         let context = &claimed.context;
@@ -1039,20 +1053,36 @@ impl Dispatcher {
     /// Claims up to `limit` due rows, loads what sending them needs, and
     /// splits them into lanes, deferring those whose host or account is
     /// busy.
-    async fn claim(&self, limit: usize) -> Result<Option<Claimed>, StoreError> {
+    ///
+    /// # Errors
+    /// The store's error, with the rows claimed when what they need failed
+    /// to load (none when the claim itself failed): the caller gives them
+    /// back unsent, due now, so they do not wait out their lease.
+    async fn claim(&self, limit: usize) -> Result<Option<Claimed>, Unprepared> {
         let now = self.ports.clock.now();
         let until = after(now, self.config.lease);
         let limit = u32::try_from(limit.max(1)).unwrap_or(u32::MAX);
-        let claims = self.ports.outbox.claim(now, until, limit).await?;
+        let claims = self
+            .ports
+            .outbox
+            .claim(now, until, limit)
+            .await
+            .map_err(|e| (e, Vec::new()))?;
         if claims.is_empty() {
             return Ok(None);
         }
-        // Rows whose context failed to load stay leased until their
-        // lease ends, then are claimed again.
-        self.prepare(claims, now, until)
-            .await
-            .map(Some)
-            .map_err(|(e, _)| e)
+        self.prepare(claims, now, until).await.map(Some)
+    }
+
+    /// Rows claimed but not prepared, each with a result that gives it back
+    /// unsent and due now (no attempt counted).
+    fn unprepared(&self, rows: Vec<ClaimedSend>) -> Vec<Done> {
+        let now = self.ports.clock.now();
+        let back = rows
+            .iter()
+            .map(|_| unsent(now, "the store failed"))
+            .collect();
+        joined(rows, back)
     }
 
     /// Loads what sending `claims` needs and splits them into lanes,
@@ -1063,7 +1093,7 @@ impl Dispatcher {
         mut claims: Vec<ClaimedSend>,
         now: Timestamp,
         until: Timestamp,
-    ) -> Result<Claimed, (StoreError, Vec<ClaimedSend>)> {
+    ) -> Result<Claimed, Unprepared> {
         let count = claims.len();
         let context = match self.context(&claims).await {
             Ok(context) => Arc::new(context),
