@@ -1,4 +1,4 @@
-//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (b') 2k webhooks due each second for 60 s, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature, (c') the same beside a slow host, and the bare-client ceiling — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (b'), (c), (c') and the ceiling, `-- --steady` only (b'), `-- --bursts` only (c), (c') and the ceiling (add `--slow-first` to run (c') before (c)), `-- --in-app` only (a), (a') and (b), `-- --peer` (or `cargo xtask bench peer`) graphile-worker beside (a), `-- --ceiling` only (a) and its pgbench replay ceiling.
+//! `cargo xtask bench worker`: one alarm-worker (release) on the local PostgreSQL — (a) in-app burst of 100k alarms due at one instant when the worker starts, (a') the same burst created ahead with the worker running (prepared), (b) 2k fires/s for 60 s with a sampled poller, (b') 2k webhooks due each second for 60 s, (c) a 100k burst delivered as signed webhooks to a local sink that verifies every signature, (c') the same beside a slow host, and the bare-client ceiling — with duplicates and losses counted. Prints figures; asserts nothing about time. `-- --quick` runs 10k-sized phases; `-- --webhooks` runs only (b'), (c), (c') and the ceiling, `-- --steady` only (b'), `-- --bursts` only (c), (c') and the ceiling (three bursts, each on emptied tables: alone, beside the slow host, alone again, so a drift over the run cancels; `--slow-first` runs beside, alone, beside), `-- --in-app` only (a), (a') and (b), `-- --peer` (or `cargo xtask bench peer`) graphile-worker beside (a), `-- --ceiling` only (a) and its pgbench replay ceiling.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -463,6 +463,30 @@ fn settle(url: &str) {
     }
 }
 
+/// Empties the tables a burst fills (alarms and what they made, the
+/// outbox, the audit log), so that each burst of phase (c) starts on the
+/// same database: owners and registrations stay. Without it a later burst
+/// ran on the earlier ones' history (hundreds of thousands of rows in the
+/// outbox and beside it, more than `shared_buffers`), and its store work
+/// took about a third longer. Not analyzed after: `TRUNCATE` leaves the
+/// tables' size unknown to the planner, as on a new database, where an
+/// analyzed empty table would be planned as empty while the seeding fills
+/// it (with autovacuum off on this machine, it took twice as long).
+fn forget_history(url: &str) {
+    let plain = url.split('?').next().unwrap_or(url);
+    let ok = Command::new("psql")
+        .args([
+            "-q",
+            "-X",
+            plain,
+            "-c",
+            "TRUNCATE alarms, alarm_routines, triggers, ringing, alarm_events, deliveries, outbox, audit_log, replan_jobs",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "could not empty the burst's tables through psql");
+}
+
 /// Deliveries, distinct alarms and the worst commit time of the phase.
 async fn audit(
     ports: &Ports,
@@ -593,7 +617,8 @@ struct Burst {
 /// Phase (c): `n` alarms due at one future instant, each delivered as a
 /// signed webhook (one registration per owner) to a sink in this process;
 /// then the same with one owner's alarms also going to a slow host (5 s
-/// answers); then the ceiling: a bare keep-alive client sending the same
+/// answers), then alone again (or the reverse with `--slow-first`); then
+/// the ceiling: a bare keep-alive client sending the same
 /// kind of signed bodies to the same sink at the worker's per-host
 /// concurrency.
 async fn webhooks(
@@ -681,47 +706,80 @@ async fn webhooks(
     );
     let (slow_addr, slow_server) = serve(slow_app).await;
     let slow_url = format!("http://{slow_addr}/slow");
-    // The second burst runs on tables that hold the first's history: with
-    // `--slow-first` the burst beside the slow host goes first (its
-    // registration deleted before the other), so the order's share of the
-    // difference shows.
+    // Three bursts, the burst beside the slow host between two alone (or,
+    // with `--slow-first`, one alone between two beside it), each on
+    // emptied tables: later bursts ran slower in past runs whichever kind
+    // they were, and two bursts cannot tell a drift of the machine from
+    // the slow host's effect. The outer two average out a steady drift;
+    // each pair is printed too, so an uneven one shows.
     let slow_first = std::env::args().any(|a| a == "--slow-first");
-    let (alone, beside) = if slow_first {
-        let slow = register(&owners[0], slow_url).await;
-        let beside = burst(ports, owners, url, n, &sink, Some(&slow_answers)).await;
-        hooks
-            .delete(&actor(&owners[0]), slow.registration.id())
-            .await
-            .expect("delete the slow host's registration");
-        (burst(ports, owners, url, n, &sink, None).await, beside)
+    let order = if slow_first {
+        [true, false, true]
     } else {
-        let alone = burst(ports, owners, url, n, &sink, None).await;
-        register(&owners[0], slow_url).await;
-        (
-            alone,
-            burst(ports, owners, url, n, &sink, Some(&slow_answers)).await,
-        )
+        [false, true, false]
     };
+    let (mut alone, mut beside) = (Vec::new(), Vec::new());
+    for with_slow in order {
+        if with_slow {
+            slow_answers.store(0, std::sync::atomic::Ordering::Relaxed);
+            let slow = register(&owners[0], slow_url.clone()).await;
+            beside.push(burst(ports, owners, url, n, &sink, Some(&slow_answers)).await);
+            // Its rows left unsent go with the registration.
+            hooks
+                .delete(&actor(&owners[0]), slow.registration.id())
+                .await
+                .expect("delete the slow host's registration");
+        } else {
+            alone.push(burst(ports, owners, url, n, &sink, None).await);
+        }
+    }
     slow_server.abort();
 
     let ceiling = bare_client(&sink, addr, n, host_concurrency).await;
     server.abort();
+    for (k, alone) in alone.iter().enumerate() {
+        println!(
+            "(c) summary, burst alone {}: worker {:.0}/s, bare client {:.0}/s at {host_concurrency} in flight: ratio {:.2} (goal ≥ 0.5); p99 {} ms against 1.2 × N ÷ the worker's rate = {:.0} ms (the goal: no tail beyond a fifth past the last delivery's time at that rate) and 1.2 × N ÷ ceiling = {:.0} ms",
+            k + 1,
+            alone.rate,
+            ceiling,
+            alone.rate / ceiling,
+            alone.p99_ms,
+            1.2 * n as f64 / alone.rate * 1000.0,
+            1.2 * n as f64 / ceiling * 1000.0,
+        );
+    }
+    let p99s = |bursts: &[Burst]| {
+        bursts
+            .iter()
+            .map(|b| format!("{} ms", b.p99_ms))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mean = |bursts: &[Burst]| {
+        bursts.iter().map(|b| b.p99_ms as f64).sum::<f64>() / bursts.len().max(1) as f64
+    };
     println!(
-        "(c) summary: worker {:.0}/s, bare client {:.0}/s at {host_concurrency} in flight: ratio {:.2} (goal ≥ 0.5); p99 {} ms against 1.2 × N ÷ the worker's rate = {:.0} ms (the goal: no tail beyond a fifth past the last delivery's time at that rate) and 1.2 × N ÷ ceiling = {:.0} ms; with a slow host beside it the fast sink's p99 moved {:+.1} % ({} → {} ms; goal ≤ 10 %{})",
-        alone.rate,
-        ceiling,
-        alone.rate / ceiling,
-        alone.p99_ms,
-        1.2 * n as f64 / alone.rate * 1000.0,
-        1.2 * n as f64 / ceiling * 1000.0,
-        100.0 * (beside.p99_ms as f64 / alone.p99_ms.max(1) as f64 - 1.0),
-        alone.p99_ms,
-        beside.p99_ms,
+        "(c') summary: with a slow host beside it the fast sink's p99 moved {:+.1} % (mean of the bursts alone {:.0} ms: {}; beside the slow host {:.0} ms: {}; run {}; goal ≤ 10 %); against each neighbour alone: {}",
+        100.0 * (mean(&beside) / mean(&alone).max(1.0) - 1.0),
+        mean(&alone),
+        p99s(&alone),
+        mean(&beside),
+        p99s(&beside),
         if slow_first {
-            "; the burst beside the slow host ran first"
+            "beside, alone, beside"
         } else {
-            ""
+            "alone, beside, alone"
         },
+        alone
+            .iter()
+            .flat_map(|a| beside.iter().map(move |b| (a, b)))
+            .map(|(a, b)| format!(
+                "{:+.1} %",
+                100.0 * (b.p99_ms as f64 / a.p99_ms.max(1) as f64 - 1.0)
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
 }
 
@@ -859,6 +917,7 @@ async fn burst(
     slow: Option<&std::sync::atomic::AtomicU64>,
 ) -> Burst {
     *sink.log.lock().expect("log") = SinkLog::default();
+    forget_history(url);
     let at = first_instant(ports, owners, n).await;
     let worker = Worker::start_with(url, &[("WEBHOOK_ALLOW_PRIVATE", "true")]);
     let seeded = seed(ports, owners, &[at], n, Channel::Webhook).await;
