@@ -451,13 +451,8 @@ fn worker_settings() -> Vec<(String, String)> {
 /// measures the engine rather than autovacuum and a checkpoint catching up
 /// with the seeding.
 fn settle(url: &str) {
-    let plain = url.split('?').next().unwrap_or(url);
     for sql in ["VACUUM (ANALYZE)", "CHECKPOINT"] {
-        let ok = Command::new("psql")
-            .args(["-q", "-X", plain, "-c", sql])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
+        if !psql(url, sql) {
             println!("    (could not run {sql} through psql; figures include the catch-up)");
         }
     }
@@ -466,25 +461,32 @@ fn settle(url: &str) {
 /// Empties the tables a burst fills (alarms and what they made, the
 /// outbox, the audit log), so that each burst of phase (c) starts on the
 /// same database: owners and registrations stay. Without it a later burst
-/// ran on the earlier ones' history (hundreds of thousands of rows in the
-/// outbox and beside it, more than `shared_buffers`), and its store work
-/// took about a third longer. Not analyzed after: `TRUNCATE` leaves the
-/// tables' size unknown to the planner, as on a new database, where an
+/// ran on the earlier ones' history (100k more rows in the outbox and
+/// beside it each time), and its store work took longer (the recorder's
+/// `finish` 5.9 ms a call in the first burst, 8.1 in the third, one run).
+/// Not analyzed here (the seeding's `settle` does it): `TRUNCATE` leaves
+/// the tables' size unknown to the planner, as on a new database, where an
 /// analyzed empty table would be planned as empty while the seeding fills
-/// it (with autovacuum off on this machine, it took twice as long).
+/// it (with autovacuum off on this machine, the seeding took twice as
+/// long).
 fn forget_history(url: &str) {
+    assert!(
+        psql(
+            url,
+            "TRUNCATE alarms, alarm_routines, triggers, ringing, alarm_events, deliveries, outbox, audit_log, replan_jobs"
+        ),
+        "could not empty the burst's tables through psql"
+    );
+}
+
+/// Runs one statement on the bench's database through psql: whether it
+/// succeeded.
+fn psql(url: &str, sql: &str) -> bool {
     let plain = url.split('?').next().unwrap_or(url);
-    let ok = Command::new("psql")
-        .args([
-            "-q",
-            "-X",
-            plain,
-            "-c",
-            "TRUNCATE alarms, alarm_routines, triggers, ringing, alarm_events, deliveries, outbox, audit_log, replan_jobs",
-        ])
+    Command::new("psql")
+        .args(["-q", "-X", plain, "-c", sql])
         .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "could not empty the burst's tables through psql");
+        .is_ok_and(|s| s.success())
 }
 
 /// Deliveries, distinct alarms and the worst commit time of the phase.
@@ -724,7 +726,9 @@ async fn webhooks(
             slow_answers.store(0, std::sync::atomic::Ordering::Relaxed);
             let slow = register(&owners[0], slow_url.clone()).await;
             beside.push(burst(ports, owners, url, n, &sink, Some(&slow_answers)).await);
-            // Its rows left unsent go with the registration.
+            // Its rows left unsent stay in the outbox (deleting a
+            // registration does not withdraw rows already due) until the
+            // next burst empties it.
             hooks
                 .delete(&actor(&owners[0]), slow.registration.id())
                 .await

@@ -668,11 +668,11 @@ impl Dispatcher {
                     }
                     Err((e, rows)) => {
                         self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                        if !rows.is_empty() {
+                        let given_back = rows.len();
+                        if given_back > 0 {
                             // Claimed, then what they need failed to load:
                             // given back now rather than left leased.
-                            tracing::warn!(error = %e, rows = rows.len(), "loading what claimed deliveries need failed; they are given back");
-                            outstanding.fetch_add(rows.len(), Ordering::AcqRel);
+                            outstanding.fetch_add(given_back, Ordering::AcqRel);
                             let _ = results.send(self.unprepared(rows));
                         }
                         let pause = failing
@@ -686,7 +686,11 @@ impl Dispatcher {
                             })
                             .next()
                             .unwrap_or(STORE_RETRY_MAX);
-                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "outbox claim failed");
+                        if given_back > 0 {
+                            tracing::warn!(error = %e, rows = given_back, retry_in_ms = pause.as_millis(), "loading what claimed deliveries need failed; they are given back");
+                        } else {
+                            tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "outbox claim failed");
+                        }
                         next_claim = tokio::time::Instant::now() + pause;
                     }
                 }
@@ -1734,7 +1738,8 @@ const OUTCOMES: [&str; 4] = ["delivered", "retry", "deferred", "dead"];
 
 /// `webhook_deliveries_total` / `email_deliveries_total` by outcome
 /// (`delivered`, `retry`, `deferred`: given back unsent by an open breaker,
-/// a busy host, a running-out lease or a stop, `dead`) and the attempt's
+/// a busy host, a running-out lease, a stop or a failed load of what the
+/// rows need, `dead`) and the attempt's
 /// `*_delivery_duration_seconds`; a deferral made no attempt, so it adds no
 /// duration.
 fn record_metrics(channel: Channel, outcome: &'static str, took: Duration) {
